@@ -1,0 +1,69 @@
+// Model: a loaded transformer (configuration, weights and tokenizer). A model is named by a path:
+// a GGUF file, a llama2.c checkpoint, or a Hugging Face directory. Loading validates everything it
+// reads and throws IoError / FormatError / UnsupportedError naming the file and the problem.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reslens/config.h"
+#include "reslens/tokenizer.h"
+#include "reslens/weights.h"
+
+namespace reslens {
+
+struct LoadOptions {
+  /// A tokenizer file to use instead of the one found with the model (llama2.c `tokenizer.bin`).
+  std::filesystem::path tokenizer_path;
+};
+
+/// One tensor as it is stored in the model file (for `reslens inspect`).
+struct TensorInfo {
+  std::string name;            ///< The file's own name ("blk.0.attn_q.weight").
+  std::string dtype;           ///< "F32", "F16", "BF16", "Q8_0".
+  std::vector<int64_t> shape;  ///< Row-major, outermost first.
+};
+
+class ModelStorage;  // owns memory maps and dequantized buffers (private)
+
+class Model {
+ public:
+  /// Loads the model at `path`; the format is detected from the contents.
+  static std::shared_ptr<const Model> load(const std::filesystem::path& path,
+                                           const LoadOptions& options = {});
+
+  Model(ModelConfig config, ModelWeights weights, std::unique_ptr<Tokenizer> tokenizer,
+        std::shared_ptr<ModelStorage> storage, std::vector<TensorInfo> tensors, std::string format,
+        std::filesystem::path path);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  /// Tensors as stored in the file, in file order.
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  /// "GGUF v3", "llama2.c v0 (legacy)", "Hugging Face safetensors".
+  const std::string& format() const { return format_; }
+  const std::filesystem::path& path() const { return path_; }
+  /// Parameter count (each stored tensor once; a tied matrix counts once).
+  int64_t n_params() const;
+  /// Bytes of weight data mapped from the file (not copied) and bytes held in owned buffers.
+  int64_t mapped_bytes() const;
+  int64_t owned_bytes() const;
+
+ private:
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::shared_ptr<ModelStorage> storage_;
+  std::vector<TensorInfo> tensors_;
+  std::string format_;
+  std::filesystem::path path_;
+};
+
+}  // namespace reslens

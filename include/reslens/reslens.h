@@ -1,0 +1,12 @@
+// Umbrella header: the whole public C++ API of reslens.
+#pragma once
+
+#include "reslens/cache.h"
+#include "reslens/config.h"
+#include "reslens/error.h"
+#include "reslens/hooks.h"
+#include "reslens/model.h"
+#include "reslens/run.h"
+#include "reslens/tensor.h"
+#include "reslens/tokenizer.h"
+#include "reslens/weights.h"

@@ -1,0 +1,53 @@
+// Tensor: an owning, row-major float32 array with a shape (outermost dimension first, numpy order).
+// This is deliberately not a tensor library: no broadcasting, no autograd, 1 to 4 dimensions. It holds
+// captured activations and analysis results; weights are read through views (weights.h).
+//
+// Dimension names used in shape comments throughout reslens:
+//   pos (tokens), d_model, n_heads, n_kv_heads, d_head, d_mlp, d_vocab, n_layers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace reslens {
+
+class Tensor {
+ public:
+  Tensor() = default;
+  /// A zero-filled tensor of the given shape.
+  explicit Tensor(std::vector<int64_t> shape);
+  Tensor(std::initializer_list<int64_t> shape) : Tensor(std::vector<int64_t>(shape)) {}
+
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const { return shape_.at(static_cast<size_t>(i)); }
+  int64_t numel() const { return static_cast<int64_t>(data_.size()); }
+  bool empty() const { return data_.empty(); }
+
+  float* data() { return data_.data(); }
+  const float* data() const { return data_.data(); }
+  std::span<float> values() { return data_; }
+  std::span<const float> values() const { return data_; }
+
+  /// Row i of the tensor seen as [dim(0), numel/dim(0)].
+  float* row(int64_t i) { return data_.data() + i * row_size(); }
+  const float* row(int64_t i) const { return data_.data() + i * row_size(); }
+  int64_t row_size() const { return shape_.empty() || shape_[0] == 0 ? 0 : numel() / shape_[0]; }
+
+  /// Element access with bounds checks (for tests and small lookups, not hot loops).
+  float at(std::initializer_list<int64_t> index) const;
+
+  /// The shape as "[5, 64]".
+  std::string shape_string() const;
+
+ private:
+  std::vector<int64_t> shape_;
+  std::vector<float> data_;
+};
+
+}  // namespace reslens

@@ -1,0 +1,67 @@
+#include "core/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "reslens/error.h"
+
+namespace reslens {
+
+namespace {
+
+[[noreturn]] void throw_io(const std::filesystem::path& path, const std::string& what, int err) {
+  throw IoError(path.string() + ": " + what + (err ? std::string(": ") + std::strerror(err) : ""));
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_io(path, "cannot open", errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_io(path, "cannot stat", err);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw_io(path, "is a directory", 0);
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd);
+      throw_io(path, "cannot map", err);
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+std::string read_text_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw_io(path, "is a directory", 0);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_io(path, "cannot open", errno);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw_io(path, "cannot read", errno);
+  return ss.str();
+}
+
+}  // namespace reslens

@@ -1,0 +1,34 @@
+// MappedFile: a read-only memory map of a whole file. Model weights stored as float32 are used in
+// place from the map, so loading a model costs page faults, not copies.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+
+namespace reslens {
+
+class MappedFile {
+ public:
+  /// Maps `path`. Throws IoError (missing, a directory, unreadable) naming the path.
+  explicit MappedFile(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+/// Reads a whole (small) file into a string. Throws IoError naming the path.
+std::string read_text_file(const std::filesystem::path& path);
+
+}  // namespace reslens
