@@ -51,6 +51,9 @@ struct RunOptions {
   int n_threads = 0;
   /// Components to zero, or nullptr. Validated against the model (OutOfRange on bad indices).
   const Intervention* intervention = nullptr;
+  /// Emulate llama.cpp's GELU, which looks results up in an fp16 table (input and output rounded to
+  /// fp16). Only for reproducing llama.cpp's numbers on GPT-2 models; off by default.
+  bool ggml_gelu = false;
 };
 
 struct RunResult {
@@ -67,7 +70,7 @@ RunResult run(const Model& model, std::span<const int32_t> tokens, const RunOpti
 /// the logits of the last one. Gives the same logits as `run` over the whole sequence.
 class Session {
  public:
-  explicit Session(const Model& model, int n_threads = 0);
+  explicit Session(const Model& model, int n_threads = 0, bool ggml_gelu = false);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

@@ -1,1 +1,352 @@
-// placeholder: written in a later step
+// The forward pass. Reads top to bottom like the math (spec §1.2/§1.3):
+//   x = embed(tokens) (+ pos_embed)                     hook_embed, hook_pos_embed, resid_pre
+//   per layer: a = norm1(x); q,k,v = a W^T (+b); rope; pattern = softmax(q k^T / sqrt(d_head));
+//              z = pattern v; x += z W_O^T + b_O        attn_out, resid_mid
+//              b = norm2(x); m = act(b W_in^T + b_in) [* gate]; x += m W_out^T + b_out
+//   logits = norm_final(x) W_U^T
+// Every reduction has a fixed order and work is split over independent outputs only, so results are
+// bit-identical for any thread count, and a position's values never depend on later positions.
+#include "forward/forward.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/parallel.h"
+#include "ops/activation.h"
+#include "ops/gemm.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "ops/softmax.h"
+#include "reslens/error.h"
+
+namespace reslens {
+
+void validate_tokens(const Model& model, std::span<const int32_t> tokens, int64_t pos0) {
+  const ModelConfig& c = model.config();
+  if (tokens.empty()) throw InvalidArgument("the token sequence is empty (nothing to run)");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.d_vocab) {
+      throw OutOfRange("token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                       " is outside the vocabulary (0.." + std::to_string(c.d_vocab - 1) + ")");
+    }
+  }
+  if (pos0 + static_cast<int64_t>(tokens.size()) > c.n_ctx) {
+    throw InvalidArgument("the sequence has " + std::to_string(pos0 + static_cast<int64_t>(tokens.size())) +
+                          " tokens but the model's context window is " + std::to_string(c.n_ctx));
+  }
+}
+
+void validate_intervention(const Model& model, const Intervention& iv, int64_t n_positions) {
+  const ModelConfig& c = model.config();
+  auto check = [](int64_t v, int64_t n, const char* what) {
+    if (v < 0 || v >= n) {
+      throw OutOfRange(std::string(what) + " " + std::to_string(v) + " is out of range (0.." +
+                       std::to_string(n - 1) + ")");
+    }
+  };
+  for (const auto& f : iv.ffn_neurons) {
+    check(f.layer, c.n_layers, "layer");
+    check(f.neuron, c.d_mlp, "FFN neuron");
+  }
+  for (const auto& a : iv.attn_neurons) {
+    check(a.layer, c.n_layers, "layer");
+    check(a.head, c.n_heads, "head");
+    check(a.dim, c.d_head, "head dimension");
+    if (a.source_pos != -1) {
+      if (iv.position < 0) {
+        throw InvalidArgument("an attention neuron with a source position needs an activation-level "
+                              "intervention (a query position)");
+      }
+      check(a.source_pos, n_positions, "source position");
+    }
+  }
+  for (const auto& h : iv.heads) {
+    check(h.layer, c.n_layers, "layer");
+    check(h.head, c.n_heads, "head");
+  }
+  if (iv.position != -1) check(iv.position, n_positions, "intervention position");
+}
+
+namespace {
+
+// A float buffer of rows x cols; rows are positions unless stated.
+struct Buf {
+  std::vector<float> v;
+  int64_t cols = 0;
+  void resize(int64_t rows, int64_t c) {
+    cols = c;
+    v.assign(static_cast<size_t>(rows * c), 0.0f);
+  }
+  float* row(int64_t r) { return v.data() + r * cols; }
+  const float* row(int64_t r) const { return v.data() + r * cols; }
+  float* data() { return v.data(); }
+  const float* data() const { return v.data(); }
+};
+
+class Recorder {
+ public:
+  Recorder(const HookFilter* filter, ActivationCache* cache) : filter_(filter), cache_(cache) {}
+  bool wants(Hook h, int layer) const {
+    return filter_ != nullptr && cache_ != nullptr && filter_->wants(HookName{h, layer});
+  }
+  // Copies a contiguous block into a new cache tensor.
+  void put(Hook h, int layer, std::vector<int64_t> shape, const float* data) {
+    if (!wants(h, layer)) return;
+    Tensor t(std::move(shape));
+    std::memcpy(t.data(), data, static_cast<size_t>(t.numel()) * sizeof(float));
+    cache_->put({h, layer}, std::move(t));
+  }
+  Tensor* make(Hook h, int layer, std::vector<int64_t> shape) {
+    if (!wants(h, layer)) return nullptr;
+    return &cache_->put({h, layer}, Tensor(std::move(shape)));
+  }
+
+ private:
+  const HookFilter* filter_;
+  ActivationCache* cache_;
+};
+
+// y[t] = x[t] W^T (+ b): [T, out] from [T, in] with W [out, in].
+void linear(Buf& y, const Buf& x, int64_t T, const MatrixView& W, const VectorView& b, int threads) {
+  y.resize(T, W.rows);
+  ops::matmul_nt(T, W.rows, W.cols, x.data(), x.cols, W.data, W.ld, y.data(), y.cols, threads);
+  if (!b.empty()) {
+    for (int64_t t = 0; t < T; ++t) {
+      float* r = y.row(t);
+      for (int64_t i = 0; i < W.rows; ++i) r[i] += b[i];
+    }
+  }
+}
+
+// Normalises rows of x into y and returns each row's scale.
+std::vector<float> normalize(Buf& y, const Buf& x, int64_t T, const ModelConfig& c, const VectorView& w,
+                             const VectorView& b, int threads) {
+  y.resize(T, x.cols);
+  std::vector<float> scale(static_cast<size_t>(T));
+  parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      scale[static_cast<size_t>(t)] =
+          c.normalization_type == NormType::kLayerNorm
+              ? ops::layer_norm(y.row(t), x.row(t), w.data, b.data, x.cols, c.eps)
+              : ops::rms_norm(y.row(t), x.row(t), w.data, x.cols, c.eps);
+    }
+  });
+  return scale;
+}
+
+// Records q/k-style [T, heads, d_head] activations, in Hugging Face rotate_half order whatever the
+// file's layout, so hook_q/hook_k mean the same thing for every format (TransformerLens's layout).
+void record_heads(Recorder& rec, Hook h, int layer, const Buf& x, int64_t T, int64_t heads,
+                  const ModelConfig& c) {
+  Tensor* t = rec.make(h, layer, {T, heads, c.d_head});
+  if (t == nullptr) return;
+  const bool permute = c.positional_embedding_type == PositionalEmbedding::kRotary &&
+                       c.rope_layout == RopeLayout::kInterleaved &&
+                       (h == Hook::kQ || h == Hook::kK || h == Hook::kRotQ || h == Hook::kRotK);
+  for (int64_t p = 0; p < T; ++p) {
+    for (int64_t i = 0; i < heads; ++i) {
+      const float* src = x.row(p) + i * c.d_head;
+      float* dst = t->data() + (p * heads + i) * c.d_head;
+      if (permute) {
+        ops::interleaved_to_half(dst, src, c.d_head, c.rotary_dim);
+      } else {
+        std::memcpy(dst, src, static_cast<size_t>(c.d_head) * sizeof(float));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Tensor forward(const Model& model, const ForwardArgs& a) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& W = model.weights();
+  const int threads = a.n_threads > 0 ? a.n_threads : hardware_threads();
+  const int64_t T = static_cast<int64_t>(a.tokens.size());
+  const int64_t d = c.d_model, H = c.n_heads, Hkv = c.n_key_value_heads, dh = c.d_head;
+  const int64_t q_dim = H * dh, kv_dim = Hkv * dh;
+  const int64_t S = a.pos0 + T;  // keys visible to the last query
+  const int64_t group = H / Hkv;
+  const Intervention* iv = a.intervention != nullptr && !a.intervention->empty() ? a.intervention : nullptr;
+  Recorder rec(a.capture, a.cache);
+
+  // Residual stream x: [T, d_model].
+  Buf x;
+  x.resize(T, d);
+  for (int64_t t = 0; t < T; ++t) {
+    std::memcpy(x.row(t), W.W_E.row(a.tokens[static_cast<size_t>(t)]), static_cast<size_t>(d) * 4);
+  }
+  rec.put(Hook::kEmbed, -1, {T, d}, x.data());
+  if (c.positional_embedding_type == PositionalEmbedding::kStandard) {
+    if (rec.wants(Hook::kPosEmbed, -1)) {
+      rec.put(Hook::kPosEmbed, -1, {T, d}, W.W_pos.row(a.pos0));
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      float* r = x.row(t);
+      const float* p = W.W_pos.row(a.pos0 + t);
+      for (int64_t i = 0; i < d; ++i) r[i] += p[i];
+    }
+  }
+
+  ops::RopeTable rope;
+  if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
+    rope = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base);
+  }
+  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(dh));
+
+  Buf xn, q, k, v, z, attn_out, pre, up, post, mlp_out;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const int li = static_cast<int>(l);
+    const LayerWeights& L = W.layers[static_cast<size_t>(l)];
+    rec.put(Hook::kResidPre, li, {T, d}, x.data());
+
+    // ---- attention ----
+    auto scale1 = normalize(xn, x, T, c, L.ln1_w, L.ln1_b, threads);
+    rec.put(Hook::kLn1Scale, li, {T, 1}, scale1.data());
+    rec.put(Hook::kLn1Normalized, li, {T, d}, xn.data());
+    linear(q, xn, T, L.W_Q, L.b_Q, threads);  // [T, n_heads * d_head]
+    linear(k, xn, T, L.W_K, L.b_K, threads);  // [T, n_kv_heads * d_head]
+    linear(v, xn, T, L.W_V, L.b_V, threads);  // [T, n_kv_heads * d_head]
+    record_heads(rec, Hook::kQ, li, q, T, H, c);
+    record_heads(rec, Hook::kK, li, k, T, Hkv, c);
+    record_heads(rec, Hook::kV, li, v, T, Hkv, c);
+    if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
+      ops::apply_rope(q.data(), T, H, dh, q.cols, rope, c.rope_layout);
+      ops::apply_rope(k.data(), T, Hkv, dh, k.cols, rope, c.rope_layout);
+      record_heads(rec, Hook::kRotQ, li, q, T, H, c);
+      record_heads(rec, Hook::kRotK, li, k, T, Hkv, c);
+    }
+    // Keys/values of every visible position: [S, kv_dim].
+    const float* K_all = k.data();
+    const float* V_all = v.data();
+    if (a.kv != nullptr) {
+      auto& kc = a.kv->k[static_cast<size_t>(l)];
+      auto& vc = a.kv->v[static_cast<size_t>(l)];
+      std::memcpy(kc.data() + a.pos0 * kv_dim, k.data(), static_cast<size_t>(T * kv_dim) * 4);
+      std::memcpy(vc.data() + a.pos0 * kv_dim, v.data(), static_cast<size_t>(T * kv_dim) * 4);
+      K_all = kc.data();
+      V_all = vc.data();
+    }
+
+    Tensor* scores_rec = rec.make(Hook::kAttnScores, li, {H, T, S});
+    Tensor* pattern_rec = rec.make(Hook::kPattern, li, {H, T, S});
+    z.resize(T, q_dim);
+    parallel_for(threads, H, [&](int64_t h0, int64_t h1) {
+      std::vector<float> scores(static_cast<size_t>(T * S));  // [T, S] for one head
+      for (int64_t h = h0; h < h1; ++h) {
+        const int64_t kvh = h / group;
+        ops::matmul_nt(T, S, dh, q.data() + h * dh, q.cols, K_all + kvh * dh, kv_dim, scores.data(), S, 1);
+        for (int64_t t = 0; t < T; ++t) {
+          float* row = scores.data() + t * S;
+          const int64_t n_keys = a.pos0 + t + 1;  // causal: keys 0..pos0+t
+          for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
+          for (int64_t s = n_keys; s < S; ++s) row[s] = -std::numeric_limits<float>::infinity();
+          if (scores_rec != nullptr) {
+            std::memcpy(scores_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * 4);
+          }
+          ops::softmax(row, n_keys);
+          for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
+          if (pattern_rec != nullptr) {
+            std::memcpy(pattern_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * 4);
+          }
+          // z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s.
+          float* zr = z.row(t) + h * dh;
+          for (int64_t s = 0; s < n_keys; ++s) {
+            const float p = row[s];
+            const float* vr = V_all + s * kv_dim + kvh * dh;
+            for (int64_t i = 0; i < dh; ++i) zr[i] += p * vr[i];
+          }
+          // Activation-level removal of single source positions' shares (spec A7).
+          if (iv != nullptr && iv->position == a.pos0 + t) {
+            for (const auto& an : iv->attn_neurons) {
+              if (an.layer == li && an.head == h && an.source_pos >= 0) {
+                zr[an.dim] -= row[an.source_pos] * V_all[an.source_pos * kv_dim + kvh * dh + an.dim];
+              }
+            }
+          }
+        }
+      }
+    });
+    if (iv != nullptr) {
+      for (int64_t t = 0; t < T; ++t) {
+        if (iv->position >= 0 && iv->position != a.pos0 + t) continue;
+        float* zr = z.row(t);
+        for (const auto& hd : iv->heads) {
+          if (hd.layer == li) std::memset(zr + hd.head * dh, 0, static_cast<size_t>(dh) * 4);
+        }
+        for (const auto& an : iv->attn_neurons) {
+          if (an.layer == li && an.source_pos < 0) zr[an.head * dh + an.dim] = 0.0f;
+        }
+      }
+    }
+    rec.put(Hook::kZ, li, {T, H, dh}, z.data());
+    linear(attn_out, z, T, L.W_O, L.b_O, threads);  // [T, d_model]
+    rec.put(Hook::kAttnOut, li, {T, d}, attn_out.data());
+    for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += attn_out.v[static_cast<size_t>(i)];
+    rec.put(Hook::kResidMid, li, {T, d}, x.data());
+
+    // ---- MLP ----
+    auto scale2 = normalize(xn, x, T, c, L.ln2_w, L.ln2_b, threads);
+    rec.put(Hook::kLn2Scale, li, {T, 1}, scale2.data());
+    rec.put(Hook::kLn2Normalized, li, {T, d}, xn.data());
+    if (c.gated_mlp) {
+      linear(pre, xn, T, L.W_gate, {}, threads);  // [T, d_mlp] gate
+      linear(up, xn, T, L.W_in, L.b_in, threads);  // [T, d_mlp]
+      rec.put(Hook::kMlpPre, li, {T, c.d_mlp}, pre.data());
+      rec.put(Hook::kMlpPreLinear, li, {T, c.d_mlp}, up.data());
+      post.resize(T, c.d_mlp);
+      parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) ops::silu_mul(post.row(t), pre.row(t), up.row(t), c.d_mlp);
+      });
+    } else {
+      linear(pre, xn, T, L.W_in, L.b_in, threads);  // [T, d_mlp]
+      rec.put(Hook::kMlpPre, li, {T, c.d_mlp}, pre.data());
+      post = pre;
+      parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          if (a.ggml_gelu) {
+            ops::gelu_ggml_table(post.row(t), c.d_mlp);
+          } else {
+            ops::gelu_new(post.row(t), c.d_mlp);
+          }
+        }
+      });
+    }
+    if (iv != nullptr) {
+      for (int64_t t = 0; t < T; ++t) {
+        if (iv->position >= 0 && iv->position != a.pos0 + t) continue;
+        for (const auto& f : iv->ffn_neurons) {
+          if (f.layer == li) post.row(t)[f.neuron] = 0.0f;
+        }
+      }
+    }
+    rec.put(Hook::kMlpPost, li, {T, c.d_mlp}, post.data());
+    linear(mlp_out, post, T, L.W_out, L.b_out, threads);  // [T, d_model]
+    rec.put(Hook::kMlpOut, li, {T, d}, mlp_out.data());
+    for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += mlp_out.v[static_cast<size_t>(i)];
+    rec.put(Hook::kResidPost, li, {T, d}, x.data());
+  }
+
+  // ---- final norm and unembedding ----
+  const bool record_final = rec.wants(Hook::kLnFinalScale, -1) || rec.wants(Hook::kLnFinalNormalized, -1);
+  const int64_t first = (a.all_logits || record_final) ? 0 : T - 1;
+  Buf last;
+  last.resize(T - first, d);
+  std::memcpy(last.data(), x.row(first), static_cast<size_t>((T - first) * d) * 4);
+  auto scale_f = normalize(xn, last, T - first, c, W.ln_final_w, W.ln_final_b, threads);
+  rec.put(Hook::kLnFinalScale, -1, {T - first, 1}, scale_f.data());
+  rec.put(Hook::kLnFinalNormalized, -1, {T - first, d}, xn.data());
+  const int64_t n_out = a.all_logits ? T : 1;
+  const float* rows = xn.row((T - first) - n_out);
+  Tensor logits({n_out, c.d_vocab});
+  ops::matmul_nt(n_out, c.d_vocab, d, rows, d, W.W_U.data, W.W_U.ld, logits.data(), c.d_vocab, threads);
+  if (!W.b_U.empty()) {
+    for (int64_t t = 0; t < n_out; ++t) {
+      for (int64_t i = 0; i < c.d_vocab; ++i) logits.row(t)[i] += W.b_U[i];
+    }
+  }
+  return logits;
+}
+
+}  // namespace reslens

@@ -1,1 +1,37 @@
-// placeholder: written in a later step
+#include "model/dequantize.h"
+
+#include <cstring>
+
+#include "core/half.h"
+
+namespace reslens {
+
+void dequantize_f16(float* out, std::span<const uint8_t> in, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in.data() + 2 * i, 2);
+    out[i] = fp16_to_fp32(h);
+  }
+}
+
+void dequantize_bf16(float* out, std::span<const uint8_t> in, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in.data() + 2 * i, 2);
+    out[i] = bf16_to_fp32(h);
+  }
+}
+
+void dequantize_q8_0(float* out, std::span<const uint8_t> in, int64_t n) {
+  const int64_t blocks = n / kQ8_0Block;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = in.data() + b * kQ8_0BlockBytes;
+    uint16_t d16;
+    std::memcpy(&d16, block, 2);
+    const float d = fp16_to_fp32(d16);
+    const auto* q = reinterpret_cast<const int8_t*>(block + 2);
+    for (int64_t i = 0; i < kQ8_0Block; ++i) out[b * kQ8_0Block + i] = d * static_cast<float>(q[i]);
+  }
+}
+
+}  // namespace reslens

@@ -1,1 +1,188 @@
-// placeholder: written in a later step
+// GGUF models: architectures `llama` (and `qwen2`, a Llama with Q/K/V biases) and `gpt2`.
+// Float32 tensors are used in place from the memory map; F16, BF16 and Q8_0 are dequantized to
+// float32 once, at load. Q/K rows stay in llama.cpp's interleaved RoPE layout (RopeLayout::kInterleaved).
+#include <set>
+
+#include "io/gguf.h"
+#include "model/loader.h"
+#include "reslens/error.h"
+#include "tokenizer/factory.h"
+
+namespace reslens {
+
+namespace {
+
+StorageType storage_type(const gguf::TensorDesc& t, const std::string& source) {
+  switch (static_cast<gguf::TensorType>(t.type)) {
+    case gguf::TensorType::kF32: return StorageType::kF32;
+    case gguf::TensorType::kF16: return StorageType::kF16;
+    case gguf::TensorType::kBF16: return StorageType::kBF16;
+    case gguf::TensorType::kQ8_0: return StorageType::kQ8_0;
+    default:
+      throw UnsupportedError(source + ": tensor '" + t.name + "' has type " +
+                             gguf::tensor_type_name(t.type) +
+                             "; reslens loads F32, F16, BF16 and Q8_0 (requantize with llama-quantize)");
+  }
+}
+
+class GgufTensors {
+ public:
+  GgufTensors(const gguf::File& file, ModelStorage& storage) : file_(file), storage_(storage) {}
+
+  bool has(const std::string& name) const { return file_.find_tensor(name) != nullptr; }
+
+  StoredTensor get(const std::string& name) {
+    const gguf::TensorDesc* t = file_.find_tensor(name);
+    if (t == nullptr) throw FormatError(file_.source() + ": tensor '" + name + "' is missing");
+    used_.insert(name);
+    return {file_.tensor_bytes(*t), storage_type(*t, file_.source()), t->shape()};
+  }
+  MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
+    return matrix_view(storage_, get(name), name, rows, cols, file_.source());
+  }
+  VectorView vector(const std::string& name, int64_t size) {
+    return vector_view(storage_, get(name), name, size, file_.source());
+  }
+  VectorView vector_opt(const std::string& name, int64_t size) {
+    return has(name) ? vector(name, size) : VectorView{};
+  }
+  const std::set<std::string>& used() const { return used_; }
+
+ private:
+  const gguf::File& file_;
+  ModelStorage& storage_;
+  std::set<std::string> used_;
+};
+
+ModelConfig read_config(const gguf::File& f, const std::string& arch) {
+  ModelConfig c;
+  c.original_architecture = arch;
+  c.model_name = f.get_string_opt("general.name").value_or("");
+  const std::string p = arch + ".";
+  c.n_layers = f.get_int(p + "block_count");
+  c.d_model = f.get_int(p + "embedding_length");
+  c.d_mlp = f.get_int(p + "feed_forward_length");
+  c.n_heads = f.get_int(p + "attention.head_count");
+  c.n_key_value_heads = f.get_int_opt(p + "attention.head_count_kv").value_or(c.n_heads);
+  c.n_ctx = f.get_int(p + "context_length");
+  if (c.n_heads > 0) c.d_head = f.get_int_opt(p + "attention.key_length").value_or(c.d_model / c.n_heads);
+  const gguf::TensorDesc* embd = f.find_tensor("token_embd.weight");
+  if (embd == nullptr) throw FormatError(f.source() + ": tensor 'token_embd.weight' is missing");
+  c.d_vocab = embd->ne.size() == 2 ? embd->ne[1] : 0;
+  if (arch == "gpt2") {
+    c.architecture = Architecture::kGpt2;
+    c.normalization_type = NormType::kLayerNorm;
+    c.eps = static_cast<float>(f.get_float(p + "attention.layer_norm_epsilon"));
+    c.act_fn = ActFn::kGeluNew;
+    c.gated_mlp = false;
+    c.positional_embedding_type = PositionalEmbedding::kStandard;
+    c.rotary_dim = 0;
+  } else {
+    c.architecture = Architecture::kLlama;
+    c.normalization_type = NormType::kRmsNorm;
+    c.eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon"));
+    c.act_fn = ActFn::kSilu;
+    c.gated_mlp = true;
+    c.positional_embedding_type = PositionalEmbedding::kRotary;
+    c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
+    c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
+    c.rope_layout = RopeLayout::kInterleaved;
+    c.qkv_bias = arch == "qwen2";
+  }
+  return c;
+}
+
+std::string weights_dtype(const gguf::File& f) {
+  std::set<std::string> types;
+  for (const auto& t : f.tensors()) {
+    if (t.ne.size() >= 2) types.insert(gguf::tensor_type_name(t.type));
+  }
+  if (types.size() == 1) return *types.begin();
+  std::string s = "mixed (";
+  for (const auto& t : types) s += (s.back() == '(' ? "" : ", ") + t;
+  return s + ")";
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, const LoadOptions&) {
+  const gguf::File f(path);
+  const std::string src = f.source();
+  const std::string arch = f.get_string("general.architecture");
+  if (arch != "llama" && arch != "gpt2" && arch != "qwen2") {
+    throw UnsupportedError(src + ": architecture '" + arch +
+                           "' is not supported (supported: llama, qwen2, gpt2)");
+  }
+  ModelConfig c = read_config(f, arch);
+  c.dtype = weights_dtype(f);
+  validate_config(c, src);
+
+  auto storage = std::make_shared<ModelStorage>();
+  storage->keep(f.mapping());
+  GgufTensors t(f, *storage);
+  const int64_t d = c.d_model;
+  const int64_t q_dim = c.n_heads * c.d_head;
+  const int64_t kv_dim = c.n_key_value_heads * c.d_head;
+
+  ModelWeights w;
+  w.W_E = t.matrix("token_embd.weight", c.d_vocab, d);
+  if (c.architecture == Architecture::kGpt2) w.W_pos = t.matrix("position_embd.weight", c.n_ctx, d);
+  w.ln_final_w = t.vector("output_norm.weight", d);
+  w.ln_final_b = t.vector_opt("output_norm.bias", d);
+  c.tied_embeddings = !t.has("output.weight");
+  w.W_U = c.tied_embeddings ? w.W_E : t.matrix("output.weight", c.d_vocab, d);
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.ln1_w = t.vector(b + "attn_norm.weight", d);
+    L.ln1_b = t.vector_opt(b + "attn_norm.bias", d);
+    L.ln2_w = t.vector(b + "ffn_norm.weight", d);
+    L.ln2_b = t.vector_opt(b + "ffn_norm.bias", d);
+    if (c.architecture == Architecture::kGpt2) {
+      const MatrixView qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);
+      L.W_Q = qkv.rows_slice(0, d);
+      L.W_K = qkv.rows_slice(d, d);
+      L.W_V = qkv.rows_slice(2 * d, d);
+      const VectorView qkv_b = t.vector(b + "attn_qkv.bias", 3 * d);
+      L.b_Q = {qkv_b.data, d};
+      L.b_K = {qkv_b.data + d, d};
+      L.b_V = {qkv_b.data + 2 * d, d};
+      L.W_O = t.matrix(b + "attn_output.weight", d, q_dim);
+      L.b_O = t.vector(b + "attn_output.bias", d);
+      L.W_in = t.matrix(b + "ffn_up.weight", c.d_mlp, d);
+      L.b_in = t.vector(b + "ffn_up.bias", c.d_mlp);
+      L.W_out = t.matrix(b + "ffn_down.weight", d, c.d_mlp);
+      L.b_out = t.vector(b + "ffn_down.bias", d);
+    } else {
+      L.W_Q = t.matrix(b + "attn_q.weight", q_dim, d);
+      L.W_K = t.matrix(b + "attn_k.weight", kv_dim, d);
+      L.W_V = t.matrix(b + "attn_v.weight", kv_dim, d);
+      if (c.qkv_bias) {
+        L.b_Q = t.vector(b + "attn_q.bias", q_dim);
+        L.b_K = t.vector(b + "attn_k.bias", kv_dim);
+        L.b_V = t.vector(b + "attn_v.bias", kv_dim);
+      }
+      L.W_O = t.matrix(b + "attn_output.weight", d, q_dim);
+      L.W_gate = t.matrix(b + "ffn_gate.weight", c.d_mlp, d);
+      L.W_in = t.matrix(b + "ffn_up.weight", c.d_mlp, d);
+      L.W_out = t.matrix(b + "ffn_down.weight", d, c.d_mlp);
+    }
+    w.layers.push_back(L);
+  }
+
+  std::vector<TensorInfo> infos;
+  for (const auto& desc : f.tensors()) {
+    infos.push_back({desc.name, gguf::tensor_type_name(desc.type), desc.shape()});
+  }
+  auto tokenizer = tokenizer_from_gguf(f);
+  if (tokenizer->n_vocab() > c.d_vocab) {  // padded embeddings (more rows) are fine
+
+    throw FormatError(src + ": the tokenizer has " + std::to_string(tokenizer->n_vocab()) +
+                      " tokens but token_embd.weight has " + std::to_string(c.d_vocab) + " rows");
+  }
+  return std::make_shared<Model>(std::move(c), std::move(w), std::move(tokenizer), std::move(storage),
+                                 std::move(infos), "GGUF v" + std::to_string(f.version()), path);
+}
+
+}  // namespace reslens

@@ -1,1 +1,65 @@
-// placeholder: written in a later step
+// Model: construction, bookkeeping, and format detection for Model::load.
+#include "reslens/model.h"
+
+#include <array>
+#include <cstring>
+#include <fstream>
+
+#include "model/loader.h"
+#include "model/storage.h"
+#include "reslens/error.h"
+
+namespace reslens {
+
+Model::Model(ModelConfig config, ModelWeights weights, std::unique_ptr<Tokenizer> tokenizer,
+             std::shared_ptr<ModelStorage> storage, std::vector<TensorInfo> tensors, std::string format,
+             std::filesystem::path path)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      tokenizer_(std::move(tokenizer)),
+      storage_(std::move(storage)),
+      tensors_(std::move(tensors)),
+      format_(std::move(format)),
+      path_(std::move(path)) {}
+
+Model::~Model() = default;
+
+int64_t Model::n_params() const {
+  int64_t n = 0;
+  for (const TensorInfo& t : tensors_) {
+    int64_t e = 1;
+    for (int64_t d : t.shape) e *= d;
+    n += e;
+  }
+  return n;
+}
+
+int64_t Model::mapped_bytes() const { return storage_->mapped_bytes(); }
+int64_t Model::owned_bytes() const { return storage_->owned_bytes(); }
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& path, const LoadOptions& options) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) {
+    throw IoError(path.string() + ": no such file or directory");
+  }
+  if (std::filesystem::is_directory(status)) return load_hf_model(path, options);
+
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path.string() + ": cannot open");
+  std::array<char, 8> head{};
+  in.read(head.data(), head.size());
+  const auto got = in.gcount();
+  if (got >= 4 && std::memcmp(head.data(), "GGUF", 4) == 0) return load_gguf_model(path, options);
+  if (got == 0) throw FormatError(path.string() + ": the file is empty");
+  // llama2.c checkpoints have no magic in their legacy form; the loader checks the header against
+  // the file size, which rejects anything else.
+  if (path.extension() == ".safetensors") {
+    throw InvalidArgument(path.string() +
+                          ": pass the Hugging Face model directory (with config.json), not the "
+                          ".safetensors file");
+  }
+  return load_llama2c_model(path, options);
+}
+
+}  // namespace reslens

@@ -1,1 +1,47 @@
-// placeholder: written in a later step
+#include "model/storage.h"
+
+#include <cstring>
+
+#include "core/check.h"
+#include "model/dequantize.h"
+
+namespace reslens {
+
+const char* storage_type_name(StorageType t) {
+  switch (t) {
+    case StorageType::kF32: return "F32";
+    case StorageType::kF16: return "F16";
+    case StorageType::kBF16: return "BF16";
+    case StorageType::kQ8_0: return "Q8_0";
+  }
+  return "?";
+}
+
+const float* ModelStorage::own(std::vector<float> buffer) {
+  owned_bytes_ += static_cast<int64_t>(buffer.size() * sizeof(float));
+  owned_.push_back(std::move(buffer));
+  return owned_.back().data();
+}
+
+const float* ModelStorage::floats(std::span<const uint8_t> bytes, StorageType type, int64_t n) {
+  if (type == StorageType::kF32) {
+    RESLENS_CHECK(bytes.size() >= static_cast<size_t>(n) * 4, "tensor bytes");
+    if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
+      mapped_bytes_ += n * 4;
+      return reinterpret_cast<const float*>(bytes.data());
+    }
+    std::vector<float> copy(static_cast<size_t>(n));
+    std::memcpy(copy.data(), bytes.data(), static_cast<size_t>(n) * 4);
+    return own(std::move(copy));
+  }
+  std::vector<float> out(static_cast<size_t>(n));
+  switch (type) {
+    case StorageType::kF16: dequantize_f16(out.data(), bytes, n); break;
+    case StorageType::kBF16: dequantize_bf16(out.data(), bytes, n); break;
+    case StorageType::kQ8_0: dequantize_q8_0(out.data(), bytes, n); break;
+    case StorageType::kF32: break;
+  }
+  return own(std::move(out));
+}
+
+}  // namespace reslens

@@ -1,1 +1,48 @@
-int main() { return 0; }
+// reslens CLI entry point: registers the commands and turns the library's typed errors into one-line
+// messages and exit codes (0 ok, 2 usage or bad argument, 3 I/O or format, 4 unsupported,
+// 70 internal error).
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"reslens: explain a transformer's next-token prediction by taking its residual stream apart"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "reslens 0.1.0");
+  reslens::cli::register_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << " (run with --help for usage)\n";
+    return 2;
+  } catch (const reslens::InvalidArgument& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const reslens::OutOfRange& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const reslens::UnsupportedError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 4;
+  } catch (const reslens::Error& e) {  // IoError, FormatError
+    std::cerr << "error: " << e.what() << "\n";
+    return 3;
+  } catch (const reslens::InternalError& e) {
+    std::cerr << "internal error (please report): " << e.what() << "\n";
+    return 70;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

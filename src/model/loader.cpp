@@ -1,0 +1,67 @@
+// Shape-checked materialisation and configuration validation shared by every loader.
+#include "model/loader.h"
+
+#include "reslens/error.h"
+
+namespace reslens {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+const float* materialize(ModelStorage& storage, const StoredTensor& t, const std::string& name,
+                         const std::vector<int64_t>& expected, const std::string& source) {
+  if (t.shape != expected) {
+    throw FormatError(source + ": tensor '" + name + "' has shape " + shape_string(t.shape) +
+                      ", expected " + shape_string(expected));
+  }
+  int64_t n = 1;
+  for (int64_t d : expected) n *= d;
+  return storage.floats(t.bytes, t.type, n);
+}
+
+MatrixView matrix_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
+                       int64_t rows, int64_t cols, const std::string& source) {
+  return {materialize(storage, t, name, {rows, cols}, source), rows, cols, cols};
+}
+
+VectorView vector_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
+                       int64_t size, const std::string& source) {
+  return {materialize(storage, t, name, {size}, source), size};
+}
+
+void validate_config(const ModelConfig& c, const std::string& source) {
+  auto bad = [&](const std::string& what) {
+    throw FormatError(source + ": implausible hyperparameters: " + what);
+  };
+  auto in_range = [&](int64_t v, int64_t lo, int64_t hi, const char* name) {
+    if (v < lo || v > hi) {
+      bad(std::string(name) + " = " + std::to_string(v) + " (expected " + std::to_string(lo) + ".." +
+          std::to_string(hi) + ")");
+    }
+  };
+  in_range(c.n_layers, 1, 4096, "n_layers");
+  in_range(c.d_model, 1, int64_t{1} << 17, "d_model");
+  in_range(c.n_heads, 1, 4096, "n_heads");
+  in_range(c.n_key_value_heads, 1, c.n_heads, "n_key_value_heads");
+  in_range(c.d_head, 1, 4096, "d_head");
+  in_range(c.d_mlp, 1, int64_t{1} << 20, "d_mlp");
+  in_range(c.d_vocab, 1, int64_t{1} << 22, "d_vocab");
+  in_range(c.n_ctx, 1, int64_t{1} << 24, "n_ctx");
+  if (c.n_heads % c.n_key_value_heads != 0) {
+    bad("n_heads (" + std::to_string(c.n_heads) + ") is not a multiple of n_key_value_heads (" +
+        std::to_string(c.n_key_value_heads) + ")");
+  }
+  if (c.positional_embedding_type == PositionalEmbedding::kRotary &&
+      (c.rotary_dim < 2 || c.rotary_dim > c.d_head || c.rotary_dim % 2 != 0)) {
+    bad("rotary dimension " + std::to_string(c.rotary_dim) + " for d_head " + std::to_string(c.d_head));
+  }
+  if (!(c.eps > 0.0f) || !(c.eps < 1.0f)) bad("norm epsilon " + std::to_string(c.eps));
+  if (c.positional_embedding_type == PositionalEmbedding::kRotary && !(c.rotary_base > 1.0f)) {
+    bad("rope base " + std::to_string(c.rotary_base));
+  }
+}
+
+}  // namespace reslens

@@ -1,0 +1,42 @@
+// ModelStorage owns the memory behind a Model's weight views: file mappings (float32 weights are
+// used in place) and buffers for weights that had to be converted (F16/BF16/Q8_0 are dequantized to
+// float32 when the model loads; transposed layouts are copied once).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/mapped_file.h"
+
+namespace reslens {
+
+/// How a tensor's elements are stored in the file.
+enum class StorageType { kF32, kF16, kBF16, kQ8_0 };
+const char* storage_type_name(StorageType t);
+
+class ModelStorage {
+ public:
+  void keep(std::shared_ptr<const MappedFile> map) { maps_.push_back(std::move(map)); }
+
+  /// Takes ownership of a buffer and returns a pointer that stays valid for the storage's life.
+  const float* own(std::vector<float> buffer);
+
+  /// float32 values of `n` elements stored as `type` in `bytes`: a pointer into the mapping when the
+  /// data is float32 and 4-byte aligned, otherwise a converted, owned copy.
+  const float* floats(std::span<const uint8_t> bytes, StorageType type, int64_t n);
+
+  int64_t owned_bytes() const { return owned_bytes_; }
+  int64_t mapped_bytes() const { return mapped_bytes_; }
+
+ private:
+  std::vector<std::shared_ptr<const MappedFile>> maps_;
+  std::deque<std::vector<float>> owned_;
+  int64_t owned_bytes_ = 0;
+  int64_t mapped_bytes_ = 0;
+};
+
+}  // namespace reslens

@@ -1,0 +1,108 @@
+// reslens bench MODEL: prompt-processing speed in the manner of llama-bench (model load excluded,
+// median of several runs) with and without capturing every hook, next to the machine's own sgemm
+// throughput (OpenBLAS, measured in the same run) so the numbers can be read against the hardware.
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+
+#include "commands.h"
+#include "common.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace reslens::cli {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// GFLOP/s of OpenBLAS sgemm on square matrices (the best of a few runs after a warm-up).
+double measure_sgemm(int threads, int64_t n) {
+  openblas_set_num_threads(threads);
+  std::vector<float> a(static_cast<size_t>(n * n), 0.5f), b(a), c(a);
+  const auto N = static_cast<blasint>(n);
+  double best = 0;
+  for (int rep = 0; rep < 4; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1.0f, a.data(), N, b.data(), N, 0.0f,
+                c.data(), N);
+    const double s = seconds_since(t0);
+    if (rep > 0) best = std::max(best, 2.0 * static_cast<double>(n * n * n) / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure prompt-processing speed (tokens/s) with and without capture");
+  auto args = std::make_shared<ModelArgs>();
+  auto sizes = std::make_shared<std::string>("8,32,128");
+  auto reps = std::make_shared<int>(5);
+  auto json = std::make_shared<bool>(false);
+  args->add(*cmd);
+  cmd->add_option("-p,--tokens", *sizes, "Prompt lengths, comma-separated");
+  cmd->add_option("-r,--repetitions", *reps, "Runs per measurement (the median is reported)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([=] {
+    const auto model = args->load();
+    const ModelConfig& c = model->config();
+    const int threads = args->threads > 0 ? args->threads : default_threads();
+    const auto lengths = parse_int_list(*sizes, "prompt length");
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(c.d_vocab, 1 << 30) - 1));
+    nlohmann::json results = nlohmann::json::array();
+    if (!*json) {
+      std::printf("model: %s (%s, %lld params, %s)\nthreads: %d\n\n", model->path().string().c_str(),
+                  to_string(c.architecture), static_cast<long long>(model->n_params()), c.dtype.c_str(), threads);
+      std::printf("%8s %8s %12s %12s %10s\n", "tokens", "capture", "tokens/s", "ms/run", "GFLOP/s");
+    }
+    for (int64_t n : lengths) {
+      if (n <= 0 || n > c.n_ctx) {
+        throw InvalidArgument("prompt length " + std::to_string(n) + " is outside 1.." + std::to_string(c.n_ctx));
+      }
+      std::vector<int32_t> tokens(static_cast<size_t>(n));
+      for (auto& t : tokens) t = pick(rng);
+      for (const bool capture : {false, true}) {
+        RunOptions o;
+        o.n_threads = threads;
+        if (capture) o.capture = HookFilter::all();
+        run(*model, tokens, o);  // warm-up: page in the weights
+        std::vector<double> times;
+        for (int r = 0; r < *reps; ++r) {
+          const auto t0 = std::chrono::steady_clock::now();
+          const RunResult res = run(*model, tokens, o);
+          times.push_back(seconds_since(t0));
+        }
+        const double s = median(times);
+        const double tps = static_cast<double>(n) / s;
+        const double gflops = 2.0 * static_cast<double>(model->n_params()) * static_cast<double>(n) / s / 1e9;
+        results.push_back({{"tokens", n}, {"capture", capture}, {"tokens_per_s", tps}, {"ms_per_run", s * 1e3},
+                           {"gflops", gflops}});
+        if (!*json) std::printf("%8lld %8s %12.1f %12.2f %10.1f\n", static_cast<long long>(n), capture ? "all" : "none",
+                                tps, s * 1e3, gflops);
+      }
+    }
+    const double sgemm = measure_sgemm(threads, 1536);
+    if (*json) {
+      print_json({{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
+                  {"results", results}, {"sgemm_gflops", sgemm}});
+    } else {
+      std::printf("\nsgemm (OpenBLAS, 1536^3, %d threads): %.1f GFLOP/s\n", threads, sgemm);
+    }
+  });
+}
+
+}  // namespace reslens::cli

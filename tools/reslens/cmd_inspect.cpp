@@ -1,0 +1,99 @@
+// reslens inspect MODEL: architecture, dimensions, dtype, tokenizer and the tensor list.
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+
+namespace reslens::cli {
+
+namespace {
+
+nlohmann::json config_json(const Model& m) {
+  const ModelConfig& c = m.config();
+  const Tokenizer& t = m.tokenizer();
+  nlohmann::json j;
+  j["path"] = m.path().string();
+  j["format"] = m.format();
+  j["architecture"] = to_string(c.architecture);
+  j["original_architecture"] = c.original_architecture;
+  j["model_name"] = c.model_name;
+  j["dtype"] = c.dtype;
+  j["n_params"] = m.n_params();
+  j["n_layers"] = c.n_layers;
+  j["d_model"] = c.d_model;
+  j["n_heads"] = c.n_heads;
+  j["n_key_value_heads"] = c.n_key_value_heads;
+  j["d_head"] = c.d_head;
+  j["d_mlp"] = c.d_mlp;
+  j["d_vocab"] = c.d_vocab;
+  j["n_ctx"] = c.n_ctx;
+  j["normalization_type"] = to_string(c.normalization_type);
+  j["eps"] = c.eps;
+  j["act_fn"] = to_string(c.act_fn);
+  j["gated_mlp"] = c.gated_mlp;
+  j["positional_embedding_type"] = to_string(c.positional_embedding_type);
+  if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
+    j["rotary_base"] = c.rotary_base;
+    j["rotary_dim"] = c.rotary_dim;
+    j["rope_layout"] = to_string(c.rope_layout);
+  }
+  j["tied_embeddings"] = c.tied_embeddings;
+  j["tokenizer"] = {{"kind", t.kind()}, {"n_vocab", t.n_vocab()}, {"bos_id", t.bos_id()},
+                    {"eos_id", t.eos_id()}, {"add_bos", t.add_bos_default()}};
+  j["memory"] = {{"mapped_bytes", m.mapped_bytes()}, {"owned_bytes", m.owned_bytes()}};
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const TensorInfo& ti : m.tensors()) {
+    tensors.push_back({{"name", ti.name}, {"dtype", ti.dtype}, {"shape", ti.shape}});
+  }
+  j["tensors"] = tensors;
+  return j;
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app) {
+  auto* cmd = app.add_subcommand("inspect", "Show a model's architecture, dimensions, dtype, tokenizer and tensors");
+  auto args = std::make_shared<ModelArgs>();
+  auto json = std::make_shared<bool>(false);
+  args->add(*cmd);
+  cmd->add_flag("--json", *json, "Print JSON");
+  cmd->callback([args, json] {
+    const auto model = args->load();
+    const nlohmann::json j = config_json(*model);
+    if (*json) {
+      print_json(j);
+      return;
+    }
+    std::cout << "model         " << j["path"].get<std::string>() << " (" << j["format"].get<std::string>() << ")\n";
+    std::cout << "architecture  " << j["architecture"].get<std::string>() << " (file says "
+              << j["original_architecture"].get<std::string>() << ")\n";
+    std::cout << "parameters    " << j["n_params"].get<int64_t>() << " stored as " << j["dtype"].get<std::string>() << "\n";
+    for (const char* k : {"n_layers", "d_model", "n_heads", "n_key_value_heads", "d_head", "d_mlp", "d_vocab", "n_ctx"}) {
+      std::printf("%-14s%lld\n", k, static_cast<long long>(j[k].get<int64_t>()));
+    }
+    std::cout << "norm          " << j["normalization_type"].get<std::string>() << " eps " << j["eps"].get<double>() << "\n";
+    std::cout << "activation    " << j["act_fn"].get<std::string>() << (j["gated_mlp"].get<bool>() ? " (gated)" : "") << "\n";
+    std::cout << "positions     " << j["positional_embedding_type"].get<std::string>();
+    if (j.contains("rotary_base")) {
+      std::cout << " (base " << j["rotary_base"].get<double>() << ", " << j["rotary_dim"].get<int64_t>()
+                << " dims, " << j["rope_layout"].get<std::string>() << " pairs)";
+    }
+    std::cout << "\nunembedding   " << (j["tied_embeddings"].get<bool>() ? "tied to the embedding" : "separate") << "\n";
+    const auto& t = j["tokenizer"];
+    std::cout << "tokenizer     " << t["kind"].get<std::string>() << ", " << t["n_vocab"].get<int>() << " tokens, bos "
+              << t["bos_id"].get<int>() << ", eos " << t["eos_id"].get<int>() << ", adds bos: "
+              << (t["add_bos"].get<bool>() ? "yes" : "no") << "\n";
+    std::cout << "memory        " << j["memory"]["mapped_bytes"].get<int64_t>() << " bytes mapped, "
+              << j["memory"]["owned_bytes"].get<int64_t>() << " bytes converted\n";
+    std::cout << "tensors (" << j["tensors"].size() << "):\n";
+    for (const auto& ti : j["tensors"]) {
+      std::string shape;
+      for (const auto& d : ti["shape"]) shape += (shape.empty() ? "" : ", ") + std::to_string(d.get<int64_t>());
+      std::printf("  %-36s %-5s [%s]\n", ti["name"].get<std::string>().c_str(), ti["dtype"].get<std::string>().c_str(),
+                  shape.c_str());
+    }
+  });
+}
+
+}  // namespace reslens::cli

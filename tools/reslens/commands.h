@@ -1,0 +1,24 @@
+// Every CLI command registers itself here (one file per command).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace reslens::cli {
+
+void register_inspect(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_predict(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_trace(CLI::App& app);
+void register_bench(CLI::App& app);
+
+inline void register_commands(CLI::App& app) {
+  register_inspect(app);
+  register_tokenize(app);
+  register_predict(app);
+  register_generate(app);
+  register_trace(app);
+  register_bench(app);
+}
+
+}  // namespace reslens::cli

@@ -1,0 +1,147 @@
+#include "common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+
+#include "core/utf8.h"
+
+namespace reslens::cli {
+
+void ModelArgs::add(CLI::App& app, bool model_positional) {
+  if (model_positional) {
+    app.add_option("model", model, "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory")
+        ->required();
+  } else {
+    app.add_option("-m,--model", model, "Model path")->required();
+  }
+  app.add_option("--tokenizer", tokenizer, "Tokenizer file (llama2.c checkpoints)");
+  app.add_option("-t,--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+std::shared_ptr<const Model> ModelArgs::load() const {
+  LoadOptions o;
+  o.tokenizer_path = tokenizer;
+  return Model::load(model, o);
+}
+
+void PromptArgs::add(CLI::App& app, bool text_required) {
+  auto* t = app.add_option("text", text, "Prompt text");
+  if (text_required) {
+    t->required();
+  } else {
+    app.add_option("--ids", ids, "Token ids instead of text, comma-separated: 1,2,3")->excludes(t);
+  }
+  app.add_option("--bos", bos, "Prepend BOS: yes, no, or auto (the model's own setting)")
+      ->check(CLI::IsMember({"yes", "no", "auto"}));
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  for (int64_t v : parse_int_list(s, "token id")) {
+    if (v < INT32_MIN || v > INT32_MAX) throw OutOfRange("token id " + std::to_string(v) + " is out of range");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    const size_t comma = s.find(',', pos);
+    std::string tok = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    tok.erase(0, tok.find_first_not_of(" \t"));
+    tok.erase(tok.find_last_not_of(" \t") + 1);
+    if (tok.empty()) throw InvalidArgument(std::string("empty ") + what + " in '" + s + "'");
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size()) throw InvalidArgument(std::string("not a valid ") + what + ": '" + tok + "'");
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::vector<int32_t> PromptArgs::tokens(const Model& model) const {
+  if (!ids.empty()) return parse_ids(ids);
+  require_valid_utf8(text, "the prompt");
+  const Tokenizer& tok = model.tokenizer();
+  const bool add_bos = bos == "auto" ? tok.add_bos_default() : bos == "yes";
+  if (add_bos && tok.bos_id() < 0) throw InvalidArgument("--bos yes: this model's tokenizer has no BOS token");
+  std::vector<int32_t> out = tok.encode(text, add_bos);
+  if (out.empty()) {
+    throw InvalidArgument("the prompt is empty and no BOS token is added: nothing to run (pass text, or "
+                          "--bos yes)");
+  }
+  return out;
+}
+
+std::vector<double> softmax(const float* logits, int64_t n) {
+  double mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
+  std::vector<double> p(static_cast<size_t>(n));
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (p[static_cast<size_t>(i)] = std::exp(static_cast<double>(logits[i]) - mx));
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+std::vector<int32_t> top_k(const float* values, int64_t n, int64_t k) {
+  std::vector<int32_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  k = std::min(k, n);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return values[a] > values[b] || (values[a] == values[b] && a < b);
+  });
+  idx.resize(static_cast<size_t>(k));
+  return idx;
+}
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return json_safe(out);
+}
+
+std::string json_safe(const std::string& s) {
+  if (find_invalid_utf8(s) == std::string_view::npos) return s;
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t bad = find_invalid_utf8(std::string_view(s).substr(i));
+    if (bad == std::string_view::npos) {
+      out += s.substr(i);
+      break;
+    }
+    out += s.substr(i, bad);
+    out += "\xef\xbf\xbd";
+    i += bad + 1;
+  }
+  return out;
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+void require_valid_utf8_cli(const std::string& text) { require_valid_utf8(text, "the prompt"); }
+
+}  // namespace reslens::cli

@@ -1,0 +1,55 @@
+// Shared pieces of the reslens CLI: the options every model command takes, loading, turning a prompt
+// into token ids, and small output helpers. The CLI is thin: it parses flags, calls the library and
+// formats what comes back.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "reslens/reslens.h"
+
+namespace reslens::cli {
+
+/// Flags shared by every command that loads a model.
+struct ModelArgs {
+  std::string model;
+  std::string tokenizer;
+  int threads = 0;
+  void add(CLI::App& app, bool model_positional = true);
+  std::shared_ptr<const Model> load() const;
+};
+
+/// The prompt: TEXT, or --ids, with --bos yes|no|auto.
+struct PromptArgs {
+  std::string text;
+  std::string ids;
+  std::string bos = "auto";
+  bool have_text = false;
+  void add(CLI::App& app, bool text_required = false);
+  /// Token ids for the model (validated: non-empty, in range).
+  std::vector<int32_t> tokens(const Model& model) const;
+};
+
+std::vector<int32_t> parse_ids(const std::string& s);
+std::vector<int64_t> parse_int_list(const std::string& s, const char* what);
+
+/// softmax in double of a logit row.
+std::vector<double> softmax(const float* logits, int64_t n);
+/// The k largest entries (ties: lower index first).
+std::vector<int32_t> top_k(const float* values, int64_t n, int64_t k);
+
+/// A token's text for a terminal table: control characters escaped.
+std::string printable(const std::string& s);
+
+/// JSON string safe for any bytes (invalid UTF-8 replaced by U+FFFD).
+std::string json_safe(const std::string& s);
+
+void print_json(const nlohmann::json& j);
+
+/// InvalidArgument when a prompt is not valid UTF-8.
+void require_valid_utf8_cli(const std::string& text);
+
+}  // namespace reslens::cli
