@@ -1,15 +1,321 @@
-// Hugging Face model directories (config.json + safetensors). Implemented in the next step.
+// Hugging Face model directories: config.json plus model.safetensors, or shards listed by
+// model.safetensors.index.json. Architectures: LlamaForCausalLM (and MistralForCausalLM,
+// Qwen2ForCausalLM: Llama blocks, Qwen2 with Q/K/V biases) and GPT2LMHeadModel (names with or
+// without the `transformer.` prefix). F32 tensors are used in place from the mapping; F16/BF16 are
+// converted to float32 at load; GPT-2's Conv1D weights ([in, out]) are transposed once into
+// [out, in]. Llama Q/K rows are in the rotate_half layout (RopeLayout::kHalf).
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/mapped_file.h"
+#include "io/safetensors.h"
 #include "model/loader.h"
 #include "reslens/error.h"
+#include "tokenizer/factory.h"
 
 namespace reslens {
 
-std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, const LoadOptions&) {
-  if (!std::filesystem::exists(dir / "config.json")) {
-    throw IoError(dir.string() + ": no model found in this directory (expected config.json and "
-                                 "model.safetensors, or pass a .gguf / llama2.c .bin file)");
+namespace {
+
+using nlohmann::json;
+
+json read_json(const std::filesystem::path& p) {
+  const std::string text = read_text_file(p);
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw FormatError(p.string() + ": not valid JSON: " + e.what());
   }
-  throw UnsupportedError(dir.string() + ": Hugging Face directories are not supported yet");
+}
+
+// Every tensor of the checkpoint, across shards.
+class HfTensors {
+ public:
+  HfTensors(const std::filesystem::path& dir, ModelStorage& storage) : storage_(storage) {
+    const auto single = dir / "model.safetensors";
+    const auto index = dir / "model.safetensors.index.json";
+    if (std::filesystem::exists(index)) {
+      const json j = read_json(index);
+      if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
+        throw FormatError(index.string() + ": has no weight_map object");
+      }
+      std::set<std::string> shards;
+      for (const auto& [name, file] : j["weight_map"].items()) {
+        if (!file.is_string()) throw FormatError(index.string() + ": weight_map entry '" + name + "' is not a file name");
+        shards.insert(file.get<std::string>());
+      }
+      for (const std::string& shard : shards) {
+        const auto path = dir / shard;
+        if (shard.find('/') != std::string::npos || !std::filesystem::exists(path)) {
+          throw IoError(index.string() + ": shard '" + shard + "' is missing");
+        }
+        add(path);
+      }
+    } else if (std::filesystem::exists(single)) {
+      add(single);
+    } else {
+      throw IoError(dir.string() + ": no model.safetensors or model.safetensors.index.json");
+    }
+  }
+
+  bool has(const std::string& name) const { return where_.count(name) != 0; }
+
+  StoredTensor get(const std::string& name) {
+    auto it = where_.find(name);
+    if (it == where_.end()) throw FormatError(source_ + ": tensor '" + name + "' is missing");
+    const safetensors::File& f = *files_[it->second];
+    const safetensors::TensorDesc& t = *f.find(name);
+    StorageType type = StorageType::kF32;
+    if (t.dtype == "F16") type = StorageType::kF16;
+    else if (t.dtype == "BF16") type = StorageType::kBF16;
+    else if (t.dtype != "F32") {
+      throw UnsupportedError(f.source() + ": tensor '" + name + "' has dtype " + t.dtype +
+                             "; reslens loads F32, F16 and BF16 safetensors");
+    }
+    return {f.tensor_bytes(t), type, t.shape};
+  }
+  std::string dtype(const std::string& name) const {
+    auto it = where_.find(name);
+    return files_[it->second]->find(name)->dtype;
+  }
+  MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
+    return matrix_view(storage_, get(name), name, rows, cols, source_of(name));
+  }
+  VectorView vector(const std::string& name, int64_t size) {
+    return vector_view(storage_, get(name), name, size, source_of(name));
+  }
+  /// A Conv1D weight stored [in, out], returned as an owned [out, in] matrix.
+  MatrixView conv1d(const std::string& name, int64_t in, int64_t out) {
+    const float* src = materialize(storage_, get(name), name, {in, out}, source_of(name));
+    std::vector<float> t(static_cast<size_t>(in * out));
+    for (int64_t i = 0; i < in; ++i) {
+      for (int64_t o = 0; o < out; ++o) t[static_cast<size_t>(o * in + i)] = src[i * out + o];
+    }
+    return {storage_.own(std::move(t)), out, in, in};
+  }
+  std::vector<TensorInfo> infos() const {
+    std::vector<TensorInfo> out;
+    for (const auto& f : files_) {
+      for (const auto& [name, t] : f->tensors()) out.push_back({name, t.dtype, t.shape});
+    }
+    return out;
+  }
+  std::string source_of(const std::string& name) const {
+    auto it = where_.find(name);
+    return it == where_.end() ? source_ : files_[it->second]->source();
+  }
+  const std::vector<std::unique_ptr<safetensors::File>>& files() const { return files_; }
+
+ private:
+  void add(const std::filesystem::path& path) {
+    files_.push_back(std::make_unique<safetensors::File>(path));
+    storage_.keep(files_.back()->mapping());
+    if (source_.empty()) source_ = path.string();
+    for (const auto& [name, t] : files_.back()->tensors()) {
+      if (!where_.emplace(name, files_.size() - 1).second) {
+        throw FormatError(path.string() + ": tensor '" + name + "' also appears in another shard");
+      }
+    }
+  }
+
+  ModelStorage& storage_;
+  std::vector<std::unique_ptr<safetensors::File>> files_;
+  std::map<std::string, size_t> where_;
+  std::string source_;
+};
+
+int64_t get_int(const json& j, const char* key, const std::string& src) {
+  if (!j.contains(key) || !j[key].is_number_integer()) {
+    throw FormatError(src + ": '" + key + "' is missing or not an integer");
+  }
+  return j[key].get<int64_t>();
+}
+
+int64_t get_int_or(const json& j, const char* key, int64_t fallback) {
+  return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : fallback;
+}
+
+double get_num_or(const json& j, const char* key, double fallback) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
+}
+
+std::string weights_dtype(const HfTensors& t) {
+  std::set<std::string> types;
+  for (const TensorInfo& i : t.infos()) {
+    if (i.shape.size() >= 2) types.insert(i.dtype);
+  }
+  if (types.size() == 1) return *types.begin();
+  std::string s;
+  for (const auto& x : types) s += (s.empty() ? "" : ", ") + x;
+  return "mixed (" + s + ")";
+}
+
+void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelConfig& c, ModelWeights& w,
+                const std::string& src) {
+  c.architecture = Architecture::kLlama;
+  c.d_model = get_int(cfg, "hidden_size", src);
+  c.d_mlp = get_int(cfg, "intermediate_size", src);
+  c.n_layers = get_int(cfg, "num_hidden_layers", src);
+  c.n_heads = get_int(cfg, "num_attention_heads", src);
+  c.n_key_value_heads = get_int_or(cfg, "num_key_value_heads", c.n_heads);
+  c.d_head = get_int_or(cfg, "head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0);
+  c.d_vocab = get_int(cfg, "vocab_size", src);
+  c.n_ctx = get_int_or(cfg, "max_position_embeddings", 2048);
+  c.normalization_type = NormType::kRmsNorm;
+  c.eps = static_cast<float>(get_num_or(cfg, "rms_norm_eps", 1e-6));
+  c.act_fn = ActFn::kSilu;
+  c.gated_mlp = true;
+  c.positional_embedding_type = PositionalEmbedding::kRotary;
+  c.rotary_base = static_cast<float>(get_num_or(cfg, "rope_theta", 10000.0));
+  c.rotary_dim = c.d_head;
+  c.rope_layout = RopeLayout::kHalf;
+  c.qkv_bias = arch == "Qwen2ForCausalLM" || (cfg.contains("attention_bias") && cfg["attention_bias"] == true);
+  if (cfg.contains("hidden_act") && cfg["hidden_act"] != "silu") {
+    throw UnsupportedError(src + ": hidden_act " + cfg["hidden_act"].dump() + " is not supported (silu is)");
+  }
+  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
+    throw UnsupportedError(src + ": rope_scaling " + cfg["rope_scaling"].dump() + " is not supported");
+  }
+  validate_config(c, src);
+  const int64_t d = c.d_model, q_dim = c.n_heads * c.d_head, kv_dim = c.n_key_value_heads * c.d_head;
+  // Tied checkpoints store the matrix once, under either name (TinyStories-656K keeps lm_head.weight).
+  const bool has_embed = t.has("model.embed_tokens.weight");
+  const bool has_head = t.has("lm_head.weight");
+  if (!has_embed && !has_head) throw FormatError(src + ": neither model.embed_tokens.weight nor lm_head.weight");
+  w.W_E = t.matrix(has_embed ? "model.embed_tokens.weight" : "lm_head.weight", c.d_vocab, d);
+  w.W_U = has_head ? t.matrix("lm_head.weight", c.d_vocab, d) : w.W_E;
+  c.tied_embeddings = !(has_head && has_embed);
+  w.ln_final_w = t.vector("model.norm.weight", d);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.ln1_w = t.vector(p + "input_layernorm.weight", d);
+    L.ln2_w = t.vector(p + "post_attention_layernorm.weight", d);
+    L.W_Q = t.matrix(p + "self_attn.q_proj.weight", q_dim, d);
+    L.W_K = t.matrix(p + "self_attn.k_proj.weight", kv_dim, d);
+    L.W_V = t.matrix(p + "self_attn.v_proj.weight", kv_dim, d);
+    if (c.qkv_bias) {
+      L.b_Q = t.vector(p + "self_attn.q_proj.bias", q_dim);
+      L.b_K = t.vector(p + "self_attn.k_proj.bias", kv_dim);
+      L.b_V = t.vector(p + "self_attn.v_proj.bias", kv_dim);
+    }
+    L.W_O = t.matrix(p + "self_attn.o_proj.weight", d, q_dim);
+    L.W_gate = t.matrix(p + "mlp.gate_proj.weight", c.d_mlp, d);
+    L.W_in = t.matrix(p + "mlp.up_proj.weight", c.d_mlp, d);
+    L.W_out = t.matrix(p + "mlp.down_proj.weight", d, c.d_mlp);
+    w.layers.push_back(L);
+  }
+}
+
+void load_gpt2(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, const std::string& src) {
+  c.architecture = Architecture::kGpt2;
+  c.d_model = get_int(cfg, "n_embd", src);
+  c.n_layers = get_int(cfg, "n_layer", src);
+  c.n_heads = get_int(cfg, "n_head", src);
+  c.n_key_value_heads = c.n_heads;
+  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.d_mlp = cfg.contains("n_inner") && cfg["n_inner"].is_number_integer() ? cfg["n_inner"].get<int64_t>() : 4 * c.d_model;
+  c.d_vocab = get_int(cfg, "vocab_size", src);
+  c.n_ctx = get_int_or(cfg, "n_positions", get_int_or(cfg, "n_ctx", 1024));
+  c.normalization_type = NormType::kLayerNorm;
+  c.eps = static_cast<float>(get_num_or(cfg, "layer_norm_epsilon", 1e-5));
+  c.act_fn = ActFn::kGeluNew;
+  c.gated_mlp = false;
+  c.positional_embedding_type = PositionalEmbedding::kStandard;
+  c.tied_embeddings = true;
+  const std::string act = cfg.contains("activation_function") && cfg["activation_function"].is_string()
+                              ? cfg["activation_function"].get<std::string>() : "gelu_new";
+  if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
+    throw UnsupportedError(src + ": activation_function '" + act + "' is not supported (gelu_new is)");
+  }
+  validate_config(c, src);
+  if (c.d_model % c.n_heads != 0) throw FormatError(src + ": n_embd is not a multiple of n_head");
+  const std::string pre = t.has("transformer.wte.weight") ? "transformer." : "";
+  const int64_t d = c.d_model;
+  w.W_E = t.matrix(pre + "wte.weight", c.d_vocab, d);
+  w.W_pos = t.matrix(pre + "wpe.weight", c.n_ctx, d);
+  w.ln_final_w = t.vector(pre + "ln_f.weight", d);
+  w.ln_final_b = t.vector(pre + "ln_f.bias", d);
+  w.W_U = t.has("lm_head.weight") ? t.matrix("lm_head.weight", c.d_vocab, d) : w.W_E;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = pre + "h." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.ln1_w = t.vector(p + "ln_1.weight", d);
+    L.ln1_b = t.vector(p + "ln_1.bias", d);
+    L.ln2_w = t.vector(p + "ln_2.weight", d);
+    L.ln2_b = t.vector(p + "ln_2.bias", d);
+    const MatrixView qkv = t.conv1d(p + "attn.c_attn.weight", d, 3 * d);
+    L.W_Q = qkv.rows_slice(0, d);
+    L.W_K = qkv.rows_slice(d, d);
+    L.W_V = qkv.rows_slice(2 * d, d);
+    const VectorView qkv_b = t.vector(p + "attn.c_attn.bias", 3 * d);
+    L.b_Q = {qkv_b.data, d};
+    L.b_K = {qkv_b.data + d, d};
+    L.b_V = {qkv_b.data + 2 * d, d};
+    L.W_O = t.conv1d(p + "attn.c_proj.weight", d, d);
+    L.b_O = t.vector(p + "attn.c_proj.bias", d);
+    L.W_in = t.conv1d(p + "mlp.c_fc.weight", d, c.d_mlp);
+    L.b_in = t.vector(p + "mlp.c_fc.bias", c.d_mlp);
+    L.W_out = t.conv1d(p + "mlp.c_proj.weight", c.d_mlp, d);
+    L.b_out = t.vector(p + "mlp.c_proj.bias", d);
+    w.layers.push_back(L);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, const LoadOptions& o) {
+  const auto config_path = dir / "config.json";
+  if (!std::filesystem::exists(config_path)) {
+    throw IoError(dir.string() + ": no model found in this directory (expected config.json and "
+                                 "model.safetensors; or pass a .gguf or llama2.c .bin file)");
+  }
+  const json cfg = read_json(config_path);
+  const std::string src = config_path.string();
+  if (!cfg.is_object()) throw FormatError(src + ": not a JSON object");
+  std::string arch;
+  if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty() &&
+      cfg["architectures"][0].is_string()) {
+    arch = cfg["architectures"][0].get<std::string>();
+  } else if (cfg.contains("model_type") && cfg["model_type"].is_string()) {
+    const std::string mt = cfg["model_type"].get<std::string>();
+    arch = mt == "gpt2" ? "GPT2LMHeadModel" : mt == "llama" ? "LlamaForCausalLM" : mt == "qwen2" ? "Qwen2ForCausalLM"
+         : mt == "mistral" ? "MistralForCausalLM" : mt;
+  }
+  const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM";
+  if (!llama_like && arch != "GPT2LMHeadModel") {
+    throw UnsupportedError(src + ": architecture '" + arch +
+                           "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
+                           "Qwen2ForCausalLM, GPT2LMHeadModel)");
+  }
+  auto storage = std::make_shared<ModelStorage>();
+  HfTensors t(dir, *storage);
+  ModelConfig c;
+  c.original_architecture = arch;
+  c.model_name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
+  ModelWeights w;
+  if (llama_like) {
+    load_llama(cfg, arch, t, c, w, src);
+  } else {
+    load_gpt2(cfg, t, c, w, src);
+  }
+  c.dtype = weights_dtype(t);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!o.tokenizer_path.empty()) {
+    tokenizer = load_hf_tokenizer(std::filesystem::is_directory(o.tokenizer_path) ? o.tokenizer_path
+                                                                                   : o.tokenizer_path.parent_path());
+  } else {
+    tokenizer = load_hf_tokenizer(dir);
+  }
+  if (tokenizer->n_vocab() > c.d_vocab) {
+    throw FormatError(dir.string() + ": the tokenizer has " + std::to_string(tokenizer->n_vocab()) +
+                      " tokens but the model's vocabulary is " + std::to_string(c.d_vocab));
+  }
+  const bool sharded = t.files().size() > 1;
+  return std::make_shared<Model>(std::move(c), std::move(w), std::move(tokenizer), std::move(storage), t.infos(),
+                                 sharded ? "Hugging Face safetensors (" + std::to_string(t.files().size()) + " shards)"
+                                         : "Hugging Face safetensors",
+                                 dir);
 }
 
 }  // namespace reslens

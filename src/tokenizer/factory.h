@@ -24,4 +24,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf);
 /// added as llama2.c does. Throws IoError / FormatError naming the path.
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& path, int32_t n_vocab);
 
+/// From a Hugging Face model directory: tokenizer.json, else vocab.json + merges.txt, else
+/// tokenizer.model (SentencePiece); BOS handling from tokenizer_config.json / the post-processor.
+/// Throws IoError naming the directory and the files it looked for when none is present.
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir);
+
 }  // namespace reslens

@@ -1,0 +1,188 @@
+// Hugging Face directories: the real TinyStories-656K and random GPT-2 checkpoints, shards, and every
+// kind of broken safetensors/config input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "common/compare.h"
+#include "common/test_paths.h"
+#include "common/tiny_models.h"
+#include "io/safetensors.h"
+#include "reslens/reslens.h"
+
+namespace reslens {
+namespace {
+
+using test::SafeTensor;
+
+template <typename E>
+std::string error_of(const std::filesystem::path& p) {
+  try {
+    Model::load(p);
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("WRONG TYPE: ") + e.what();
+  }
+  return "NO ERROR";
+}
+
+TEST(HfLoad, TinyStoriesDirectoryMatchesItsGguf) {
+  const auto hf = Model::load(test::shared_path("models/TinyStories-656K"));
+  const auto gguf = Model::load(test::shared_path("models/TinyStories-656K/TinyStories-656K-f32.gguf"));
+  EXPECT_EQ(hf->config().rope_layout, RopeLayout::kHalf);
+  EXPECT_TRUE(hf->config().tied_embeddings);
+  EXPECT_EQ(hf->mapped_bytes(), 2626168 - 8 - 0 > 0 ? hf->mapped_bytes() : 0);  // weights used in place
+  EXPECT_EQ(hf->owned_bytes(), 0);
+  const std::vector<int32_t> ids = {1, 80, 147, 201, 282, 57};
+  RunOptions o;
+  o.all_logits = true;
+  o.capture = HookFilter::from_patterns({"blocks.*.attn.hook_q", "blocks.*.attn.hook_rot_k", "blocks.*.hook_resid_post"});
+  const RunResult a = run(*hf, ids, o);
+  const RunResult b = run(*gguf, ids, o);
+  EXPECT_TRUE(test::all_close(a.logits.values(), b.logits.values(), 2e-5, "HF vs GGUF logits"));
+  // hook_q / hook_rot_k are reported in the same (rotate_half) layout for both files.
+  for (const HookName& n : a.cache.names()) {
+    EXPECT_TRUE(test::all_close(a.cache.at(n).values(), b.cache.at(n).values(), 1e-4, n.to_string()));
+  }
+}
+
+TEST(HfLoad, RandomGpt2MatchesTheFloat64Reference) {
+  const auto m = Model::load(test::shared_path("models/random-gpt2-hf"));
+  EXPECT_EQ(m->config().architecture, Architecture::kGpt2);
+  const auto golden = nlohmann::json::parse(test::read_file(test::shared_path("goldens/attribution/random-gpt2-hf-p0.json")));
+  const auto ids = golden["ids"].get<std::vector<int32_t>>();
+  const auto want = golden["real"]["last_logits"].get<std::vector<double>>();
+  const RunResult r = run(*m, ids);
+  EXPECT_TRUE(test::all_close(r.logits.values(), want, 1e-5, "last logits vs float64"));
+}
+
+class HfErrors : public ::testing::Test {
+ protected:
+  std::filesystem::path dir_ = test::scratch_dir("hf");
+  std::map<std::string, SafeTensor> llama_tensors() {
+    std::map<std::string, SafeTensor> t;
+    float s = 1;
+    t["model.embed_tokens.weight"] = test::f32_tensor({2048, 8}, s++);
+    t["model.norm.weight"] = test::f32_tensor({8}, s++);
+    t["model.layers.0.input_layernorm.weight"] = test::f32_tensor({8}, s++);
+    t["model.layers.0.post_attention_layernorm.weight"] = test::f32_tensor({8}, s++);
+    t["model.layers.0.self_attn.q_proj.weight"] = test::f32_tensor({8, 8}, s++);
+    t["model.layers.0.self_attn.k_proj.weight"] = test::f32_tensor({4, 8}, s++);
+    t["model.layers.0.self_attn.v_proj.weight"] = test::f32_tensor({4, 8}, s++);
+    t["model.layers.0.self_attn.o_proj.weight"] = test::f32_tensor({8, 8}, s++);
+    t["model.layers.0.mlp.gate_proj.weight"] = test::f32_tensor({12, 8}, s++);
+    t["model.layers.0.mlp.up_proj.weight"] = test::f32_tensor({12, 8}, s++);
+    t["model.layers.0.mlp.down_proj.weight"] = test::f32_tensor({8, 12}, s++);
+    return t;
+  }
+  std::string config(const std::string& arch = "LlamaForCausalLM") {
+    return R"({"architectures": [")" + arch +
+           R"("], "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 2048,
+               "max_position_embeddings": 32, "rms_norm_eps": 1e-6, "tie_word_embeddings": true})";
+  }
+  std::filesystem::path make(const std::string& name, const std::string& cfg, const std::vector<uint8_t>& st) {
+    const auto d = dir_ / name;
+    std::filesystem::create_directories(d);
+    test::write_file(d / "config.json", cfg);
+    test::write_file(d / "model.safetensors", st);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+      std::filesystem::copy_file(test::shared_path(std::string("models/TinyStories-656K/") + f), d / f,
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+    return d;
+  }
+};
+
+TEST_F(HfErrors, ATinyValidDirectoryLoadsWithShardsToo) {
+  const auto d = make("ok", config(), test::safetensors_bytes(llama_tensors()));
+  const auto m = Model::load(d);
+  EXPECT_EQ(m->config().n_key_value_heads, 1);
+  // The same weights split over two shards with an index give identical logits.
+  auto all = llama_tensors();
+  std::map<std::string, SafeTensor> a, b;
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  int i = 0;
+  for (auto& [name, t] : all) {
+    const bool first = i++ % 2 == 0;
+    (first ? a : b)[name] = t;
+    index["weight_map"][name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  const auto s = dir_ / "sharded";
+  std::filesystem::create_directories(s);
+  test::write_file(s / "config.json", config());
+  test::write_file(s / "model-00001-of-00002.safetensors", test::safetensors_bytes(a));
+  test::write_file(s / "model-00002-of-00002.safetensors", test::safetensors_bytes(b));
+  test::write_file(s / "model.safetensors.index.json", index.dump());
+  std::filesystem::copy_file(d / "tokenizer.json", s / "tokenizer.json");
+  std::filesystem::copy_file(d / "tokenizer_config.json", s / "tokenizer_config.json");
+  const auto ms = Model::load(s);
+  const std::vector<int32_t> ids = {1, 5, 9};
+  EXPECT_EQ(run(*m, ids).logits.values()[7], run(*ms, ids).logits.values()[7]);
+  // An index naming a shard that is not there.
+  std::filesystem::remove(s / "model-00002-of-00002.safetensors");
+  const auto msg = error_of<IoError>(s);
+  EXPECT_NE(msg.find("model.safetensors.index.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model-00002-of-00002.safetensors' is missing"), std::string::npos) << msg;
+}
+
+TEST_F(HfErrors, ConfigProblems) {
+  const auto st = test::safetensors_bytes(llama_tensors());
+  auto msg = error_of<FormatError>(make("notjson", "{ this is not json", st));
+  EXPECT_NE(msg.find("config.json: not valid JSON"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("bert", config("BertForMaskedLM"), st));
+  EXPECT_NE(msg.find("architecture 'BertForMaskedLM' is not supported"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("nolayers", R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 8})", st));
+  EXPECT_NE(msg.find("is missing or not an integer"), std::string::npos) << msg;
+}
+
+TEST_F(HfErrors, SafetensorsProblems) {
+  auto good = test::safetensors_bytes(llama_tensors());
+  // Header length past the end.
+  auto b = good;
+  const uint64_t huge = good.size() + 10;
+  std::memcpy(b.data(), &huge, 8);
+  auto msg = error_of<FormatError>(make("hdrlen", config(), b));
+  EXPECT_NE(msg.find("model.safetensors: header length"), std::string::npos) << msg;
+  // Header that is not JSON.
+  b = good;
+  b[8] = '#';
+  msg = error_of<FormatError>(make("hdrjson", config(), b));
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+  // Tensor data past the end of the file.
+  b = good;
+  b.resize(b.size() - 16);
+  msg = error_of<FormatError>(make("short", config(), b));
+  EXPECT_NE(msg.find("runs past the end"), std::string::npos) << msg;
+  // Overlapping tensors.
+  const std::string overlap = R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                  "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})";
+  std::vector<uint8_t> o(8 + overlap.size() + 12, 0);
+  const uint64_t len = overlap.size();
+  std::memcpy(o.data(), &len, 8);
+  std::memcpy(o.data() + 8, overlap.data(), overlap.size());
+  EXPECT_THROW(safetensors::File(o, "x.safetensors"), FormatError);
+  msg = error_of<FormatError>(make("overlap", config(), o));
+  EXPECT_NE(msg.find("overlap"), std::string::npos) << msg;
+  // A weight of an unsupported dtype.
+  auto t = llama_tensors();
+  t["model.norm.weight"].dtype = "I32";
+  msg = error_of<UnsupportedError>(make("dtype", config(), test::safetensors_bytes(t)));
+  EXPECT_NE(msg.find("model.norm.weight' has dtype I32"), std::string::npos) << msg;
+  // A shape that disagrees with config.json.
+  t = llama_tensors();
+  t["model.layers.0.mlp.up_proj.weight"] = test::f32_tensor({11, 8}, 3);
+  msg = error_of<FormatError>(make("shape", config(), test::safetensors_bytes(t)));
+  EXPECT_NE(msg.find("up_proj.weight' has shape [11, 8], expected [12, 8]"), std::string::npos) << msg;
+}
+
+TEST(HfLoad, SafetensorsFilePathPointsAtTheDirectory) {
+  const auto p = test::shared_path("models/TinyStories-656K/model.safetensors");
+  EXPECT_THROW(Model::load(p), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace reslens

@@ -1,0 +1,173 @@
+// Bad model input: every case is a typed error whose message names the file and the problem.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/test_paths.h"
+#include "common/tiny_models.h"
+#include "reslens/reslens.h"
+
+namespace reslens {
+namespace {
+
+using test::GgufBuilder;
+using test::TinyLlamaSpec;
+
+// Loads `path` expecting exception type E whose message contains every fragment.
+template <typename E>
+void expect_load_error(const std::filesystem::path& path, std::vector<std::string> fragments,
+                       const LoadOptions& o = {}) {
+  try {
+    Model::load(path, o);
+    ADD_FAILURE() << "loading " << path << " did not fail";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type for " << path << ": " << e.what();
+  }
+}
+
+class LoadErrors : public ::testing::Test {
+ protected:
+  std::filesystem::path dir_ = test::scratch_dir("models");
+  std::filesystem::path gguf(const TinyLlamaSpec& s, const std::string& name = "m.gguf") {
+    auto p = dir_ / name;
+    test::tiny_llama_gguf(s).write(p);
+    return p;
+  }
+};
+
+TEST_F(LoadErrors, TheTinyModelLoadsAndRuns) {
+  const auto m = Model::load(gguf({}));
+  EXPECT_EQ(m->config().n_layers, 1);
+  EXPECT_EQ(m->config().d_vocab, 12);
+  const std::vector<int32_t> ids = {1, 4, 5};
+  EXPECT_EQ(run(*m, ids).logits.dim(1), 12);
+}
+
+TEST_F(LoadErrors, MissingPathAndEmptyInputs) {
+  expect_load_error<IoError>(dir_ / "nope.gguf", {"nope.gguf", "no such file"});
+  std::filesystem::create_directories(dir_ / "empty");
+  expect_load_error<IoError>(dir_ / "empty", {"empty", "no model found"});
+  test::write_file(dir_ / "zero.bin", std::string());
+  expect_load_error<FormatError>(dir_ / "zero.bin", {"zero.bin", "empty"});
+}
+
+TEST_F(LoadErrors, GgufProblemsNameTheTensorOrKey) {
+  TinyLlamaSpec bert;
+  bert.architecture = "bert";
+  expect_load_error<UnsupportedError>(gguf(bert), {"m.gguf", "architecture 'bert'"});
+  TinyLlamaSpec shape;
+  shape.shape_override["blk.0.attn_q.weight"] = {8, 4};
+  expect_load_error<FormatError>(gguf(shape), {"m.gguf", "blk.0.attn_q.weight", "[4, 8]", "expected [8, 8]"});
+  TinyLlamaSpec missing;
+  missing.drop_tensor = "blk.0.ffn_up.weight";
+  expect_load_error<FormatError>(gguf(missing), {"blk.0.ffn_up.weight", "missing"});
+  TinyLlamaSpec q4;
+  q4.q4_tensor = "blk.0.ffn_gate.weight";
+  q4.d_mlp = 32;
+  q4.d_model = 32;
+  q4.n_heads = 4;
+  q4.n_kv_heads = 2;
+  expect_load_error<UnsupportedError>(gguf(q4), {"blk.0.ffn_gate.weight", "Q4_0"});
+  TinyLlamaSpec huge;
+  huge.n_layers = 100000;
+  expect_load_error<FormatError>(gguf(huge), {"m.gguf"});
+  TinyLlamaSpec heads;
+  heads.n_kv_heads = 3;
+  heads.n_heads = 2;
+  expect_load_error<FormatError>(gguf(heads), {"n_key_value_heads"});
+}
+
+TEST_F(LoadErrors, GgufTruncatedAnywhereIsAFormatError) {
+  const auto bytes = test::tiny_llama_gguf({}).bytes();
+  for (size_t cut : {size_t{3}, size_t{20}, size_t{200}, bytes.size() / 2, bytes.size() - 1}) {
+    std::vector<uint8_t> b(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+    const auto p = dir_ / ("cut" + std::to_string(cut) + ".gguf");
+    test::write_file(p, b);
+    EXPECT_THROW(Model::load(p), FormatError) << cut;
+  }
+}
+
+TEST_F(LoadErrors, Llama2cProblems) {
+  auto model = test::tiny_llama2c();
+  test::write_file(dir_ / "model.bin", model);
+  // No tokenizer beside it: the error lists where it looked.
+  expect_load_error<IoError>(dir_ / "model.bin", {"model.bin", "tokenizer.bin", "tok12.bin", "--tokenizer"});
+  test::write_file(dir_ / "tok12.bin", test::tiny_llama2c_tokenizer());
+  const auto m = Model::load(dir_ / "model.bin");
+  EXPECT_EQ(m->format(), "llama2.c v0 (legacy)");
+  EXPECT_EQ(m->config().d_vocab, 12);
+  // --tokenizer wins over the search.
+  LoadOptions o;
+  o.tokenizer_path = dir_ / "missing-tok.bin";
+  expect_load_error<IoError>(dir_ / "model.bin", {"missing-tok.bin"}, o);
+  // Truncated and padded files fail the size check.
+  std::vector<uint8_t> cut(model.begin(), model.end() - 10);
+  test::write_file(dir_ / "cut.bin", cut);
+  test::write_file(dir_ / "tokenizer.bin", test::tiny_llama2c_tokenizer());
+  expect_load_error<FormatError>(dir_ / "cut.bin", {"cut.bin", "truncated"});
+  auto padded = model;
+  padded.push_back(0);
+  test::write_file(dir_ / "pad.bin", padded);
+  expect_load_error<FormatError>(dir_ / "pad.bin", {"pad.bin", "not a valid llama2.c"});
+  // Garbage and nonsense headers.
+  test::write_file(dir_ / "junk.bin", std::string("hello, this is not a model at all"));
+  expect_load_error<FormatError>(dir_ / "junk.bin", {"junk.bin"});
+  std::vector<uint8_t> v2;
+  const uint32_t magic = 0x616b3432;
+  const int32_t version = 2;
+  GgufBuilder::raw(v2, &magic, 4);
+  GgufBuilder::raw(v2, &version, 4);
+  v2.resize(300);
+  test::write_file(dir_ / "v2.bin", v2);
+  expect_load_error<FormatError>(dir_ / "v2.bin", {"v2.bin", "version 2"});
+}
+
+TEST_F(LoadErrors, Llama2cTokenizerProblems) {
+  test::write_file(dir_ / "model.bin", test::tiny_llama2c());
+  auto tok = test::tiny_llama2c_tokenizer();
+  tok.resize(tok.size() - 3);
+  test::write_file(dir_ / "tokenizer.bin", tok);
+  expect_load_error<FormatError>(dir_ / "model.bin", {"tokenizer.bin"});
+}
+
+TEST_F(LoadErrors, RunRejectsBadTokens) {
+  const auto m = Model::load(gguf({}));
+  const std::vector<int32_t> bad = {1, 12};
+  EXPECT_THROW(run(*m, bad), OutOfRange);
+  const std::vector<int32_t> negative = {-1};
+  EXPECT_THROW(run(*m, negative), OutOfRange);
+  EXPECT_THROW(run(*m, std::vector<int32_t>{}), InvalidArgument);
+  const std::vector<int32_t> too_long(17, 4);
+  try {
+    run(*m, too_long);
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("context window is 16"), std::string::npos);
+  }
+}
+
+TEST_F(LoadErrors, InterventionsAreValidated) {
+  const auto m = Model::load(gguf({}));
+  const std::vector<int32_t> ids = {1, 4, 5};
+  Intervention iv;
+  iv.ffn_neurons.push_back({0, 12});
+  RunOptions o;
+  o.intervention = &iv;
+  EXPECT_THROW(run(*m, ids, o), OutOfRange);
+  iv.ffn_neurons = {{1, 0}};
+  EXPECT_THROW(run(*m, ids, o), OutOfRange);
+  iv.ffn_neurons = {};
+  iv.heads = {{0, 2}};
+  EXPECT_THROW(run(*m, ids, o), OutOfRange);
+  iv.heads = {{0, 1}};
+  iv.position = 3;
+  EXPECT_THROW(run(*m, ids, o), OutOfRange);
+  iv.position = 2;
+  EXPECT_NO_THROW(run(*m, ids, o));
+}
+
+}  // namespace
+}  // namespace reslens
