@@ -167,16 +167,17 @@ def permute_gguf_to_hf(w, n_head):
 
 # -- loading -------------------------------------------------------------------------------------
 
-def load_model(path, **kwargs):
-    """Open a GGUF file, a llama2.c checkpoint or a Hugging Face directory."""
+def load_model(path, tokenizer=None):
+    """Open a GGUF file, a llama2.c checkpoint or a Hugging Face directory.
+    tokenizer: a llama2.c checkpoint's tokenizer file, if not beside it (recorded, not parsed)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         from . import hf
-        return hf.load(path, **kwargs)
+        return hf.load(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"GGUF":
         from . import gguf_model
-        return gguf_model.load(path, **kwargs)
+        return gguf_model.load(path)
     from . import llama2c
-    return llama2c.load(path, **kwargs)
+    return llama2c.load(path, tokenizer=tokenizer)
