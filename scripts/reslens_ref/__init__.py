@@ -8,5 +8,7 @@ Every loader returns a `Model` (see model.py): a config plus a lazy getter for c
 a single layout (PyTorch Linear [out, in] matrices, Q/K rows in Hugging Face rotate_half order).
 """
 
-from .model import Config, Model, load_model  # noqa: F401
-from .forward import forward  # noqa: F401
+from .forward import forward
+from .model import Config, Model, load_model
+
+__all__ = ["Config", "Model", "forward", "load_model"]

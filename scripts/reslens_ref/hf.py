@@ -133,7 +133,7 @@ def load(path):
                 _, layer, rest = canonical.split(".", 2)
                 block = f"{prefix}h.{layer}."
                 if rest.startswith(("attn.q.", "attn.k.", "attn.v.")):
-                    i, d = "qkv".index(rest[5]), cfg.d_model
+                    i, d = "qkv".index(rest.split(".")[1]), cfg.d_model
                     if rest.endswith(".w"):  # c_attn.weight is [d, 3d]: take columns, then transpose
                         loaders[canonical] = src(block + "attn.c_attn.weight",
                                                  lambda t, i=i, d=d: t[:, i * d:(i + 1) * d].T)
