@@ -19,6 +19,7 @@ import numpy as np
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, SCRIPTS)
 
+from harness import check, finish  # noqa: E402
 from reslens_ref import forward, load_model  # noqa: E402
 
 DEFAULT_SHARED = os.path.normpath(os.path.join(SCRIPTS, "..", "..", "shared"))
@@ -30,12 +31,6 @@ LOGIT_ATOL = {"stories260K": 2e-5, "TinyStories-656K": 2e-5, "random-gpt2": 2e-5
 DUMP_TOL = {"stories260K": (5e-6, 2e-6), "TinyStories-656K": (5e-6, 2e-6),
             "random-gpt2": (6e-5, 1e-5)}  # GPT-2: fp16 GELU table rounding boundaries
 
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append((name, bool(ok)))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f"  {detail}" if detail else ""))
 
 
 def to_gguf_order(x):
@@ -207,11 +202,7 @@ def main():
     check_attribution(shared)
     check_bin_equals_gguf(shared)
     check_cli(shared)
-    failed = [n for n, ok in results if not ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} checks passed in {time.time() - t0:.1f} s")
-    for n in failed:
-        print(f"  FAILED: {n}")
-    return 1 if failed else 0
+    return finish(t0)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, SCRIPTS)
 
 import make_random_models  # noqa: E402
+from harness import check, finish  # noqa: E402
 from reslens_ref import forward, ggml_types, load_model  # noqa: E402
 from reslens_ref.convert import convert  # noqa: E402
 from reslens_ref.gguf import GGUFFile  # noqa: E402
@@ -45,18 +46,11 @@ CONVERT_RTOL = {"f16": 2e-3, "bf16": 2e-2, "q8_0": 4e-2}
 # 9.99999975e-6), which moves logits by ~1e-10 relative to the float64 value used elsewhere.
 F32_RTOL = 1e-9
 
-results = []
-
 
 def same_config(a, b):
     """Configs equal up to the name and to eps rounded to float32 (GGUF stores it so)."""
     a = dataclasses.replace(a, name="", norm_eps=float(np.float32(a.norm_eps)))
     return a == dataclasses.replace(b, name="", norm_eps=float(np.float32(b.norm_eps)))
-
-
-def check(name, ok, detail=""):
-    results.append((name, bool(ok)))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f"  {detail}" if detail else ""), flush=True)
 
 
 def rounded(x, dtype):
@@ -285,11 +279,7 @@ def main():
         check_bad_inputs(out)
     if args.bench:
         check_bench(args.shared, args.bench)
-    failed = [n for n, ok in results if not ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} checks passed in {time.time() - t0:.1f} s")
-    for n in failed:
-        print(f"  FAILED: {n}")
-    return 1 if failed else 0
+    return finish(t0)
 
 
 if __name__ == "__main__":
