@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""Convert a model (GGUF, llama2.c .bin, Hugging Face directory) to a GGUF of one type.
+
+    /usr/bin/python3 scripts/convert_model.py SRC --type {f32,f16,bf16,q8_0} --out DST.gguf
+        [--tokenizer TOK.bin] [--tokenizer-from OTHER.gguf] [--name NAME]
+
+GGUF sources keep every metadata key (tokenizer arrays included), tensor names and order; only
+general.file_type and the tensor types change. llama2.c sources get llama.cpp's hyper-parameter
+keys and the tokenizer found beside the checkpoint (tok{vocab}.bin or tokenizer.bin) or given by
+--tokenizer. 1-D tensors and position embeddings stay F32; Q8_0 rows that are not a multiple of
+32 fall back to F16 (both as llama.cpp's converters do). Q8_0 follows ggml's reference
+quantizer: per 32 values d = max|x|/127 (stored fp16), q = round-half-away(x / d).
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from reslens_ref import ggml_types  # noqa: E402
+from reslens_ref.convert import convert  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", help="GGUF file, llama2.c checkpoint or Hugging Face directory")
+    ap.add_argument("--type", required=True, choices=sorted(ggml_types.NAME_TO_TYPE))
+    ap.add_argument("--out", required=True, help="output .gguf")
+    ap.add_argument("--tokenizer", help="llama2.c tokenizer file (default: found beside SRC)")
+    ap.add_argument("--tokenizer-from", help="copy the tokenizer.* keys of this GGUF")
+    ap.add_argument("--name", help="general.name for non-GGUF sources")
+    args = ap.parse_args(argv)
+    if os.path.abspath(args.src) == os.path.abspath(args.out):
+        ap.error("--out must differ from SRC")
+    convert(args.src, args.out, ggml_types.NAME_TO_TYPE[args.type], tokenizer=args.tokenizer,
+            tokenizer_from=args.tokenizer_from, name=args.name)
+    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes, {args.type})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Write seeded random-weight models for tests (tiny) and benchmarks (bench).
+
+    /usr/bin/python3 scripts/make_random_models.py --out DIR [--which tiny|bench] [--seed S]
+                                                   [--shared PATH] [--only NAME ...]
+
+Weights N(0, 0.02), norm weights 1 + N(0, 0.1), biases N(0, 0.02); every tensor is seeded from
+(S, its canonical name), so models of the same shapes share their weights across formats (e.g.
+tiny-llama.gguf, tiny-llama.bin and tiny-llama-v1.bin are one model). Writes DIR/manifest.json
+describing each model. Tokenizer data is read from the shared folder (../shared). Big tensors are
+generated and written one at a time. See scripts/README.md for the list of models.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from reslens_ref import ggml_types, gguf_model, hf, llama2c  # noqa: E402
+from reslens_ref.model import Config  # noqa: E402
+from reslens_ref.random_model import random_model  # noqa: E402
+
+DEFAULT_SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared"))
+
+TINY_LLAMA = Config(arch="llama", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_head=16,
+                    d_mlp=96, vocab=512, n_ctx=512, norm_eps=1e-5, rope_base=10000.0, tied=False,
+                    name="tiny-llama")
+TINY_GPT2 = Config(arch="gpt2", n_layers=2, d_model=64, n_heads=4, n_kv_heads=4, d_head=16,
+                   d_mlp=256, vocab=50257, n_ctx=128, norm_eps=1e-5, tied=True, qkv_bias=True,
+                   o_bias=True, name="tiny-gpt2")
+BENCH_GPT2 = Config(arch="gpt2", n_layers=12, d_model=768, n_heads=12, n_kv_heads=12, d_head=64,
+                    d_mlp=3072, vocab=50257, n_ctx=1024, norm_eps=1e-5, tied=True, qkv_bias=True,
+                    o_bias=True, name="bench-gpt2-124M")
+BENCH_LLAMA = Config(arch="llama", n_layers=22, d_model=2048, n_heads=32, n_kv_heads=4, d_head=64,
+                     d_mlp=5632, vocab=32000, n_ctx=2048, norm_eps=1e-5, rope_base=10000.0,
+                     tied=False, name="bench-tinyllama-1.1B")
+
+HF_LLAMA_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+HF_GPT2_TOKENIZER = ("vocab.json", "merges.txt")
+
+
+def copy_files(src_dir, names, dst_dir):
+    for n in names:
+        shutil.copyfile(os.path.join(src_dir, n), os.path.join(dst_dir, n))
+
+
+def plan(which, shared):
+    """[(name, kind, config, writer)]; writer(model, path) writes one model."""
+    stories = os.path.join(shared, "models", "stories260K")
+    tiny_hf_tok = os.path.join(shared, "models", "TinyStories-656K")
+    gpt2_hf_tok = os.path.join(shared, "models", "random-gpt2-hf")
+    gpt2_gguf = os.path.join(shared, "models", "random-gpt2", "random-gpt2-test.gguf")
+    llama_vocab = os.path.join(shared, "tokenizers", "ggml-vocab", "ggml-vocab-llama-spm.gguf")
+
+    def gguf(ftype=ggml_types.F32, tok=None):
+        def w(model, path):
+            fields = gguf_model.tokenizer_fields(tok) if tok else None
+            gguf_model.write(model, path, ftype, tokenizer=fields)
+        return w
+
+    def bin_(version):
+        def w(model, path):
+            llama2c.write(model, path, version)
+            # llama2.c (and reslens) look for tok{vocab}.bin beside the checkpoint.
+            tok = os.path.join(os.path.dirname(path), "tok512.bin")
+            if not os.path.exists(tok):
+                shutil.copyfile(os.path.join(stories, "tok512.bin"), tok)
+        return w
+
+    def hf_dir(dtype="F32", shards=1, tok_dir=None, tok_files=()):
+        def w(model, path):
+            hf.write(model, path, dtype=dtype, shards=shards)
+            if tok_dir:
+                copy_files(tok_dir, tok_files, path)
+        return w
+
+    if which == "tiny":
+        llama, hf_llama = TINY_LLAMA, dataclasses.replace(TINY_LLAMA, vocab=2048)
+        tied = dataclasses.replace(TINY_LLAMA, tied=True, name="tiny-llama-tied")
+        qwen2 = dataclasses.replace(hf_llama, arch="qwen2", qkv_bias=True, tied=True, name="tiny-qwen2")
+        stories_gguf = os.path.join(stories, "stories260K.gguf")
+        tok = (tiny_hf_tok, HF_LLAMA_TOKENIZER)
+        return [
+            ("tiny-llama.gguf", "gguf f32", llama, gguf(tok=stories_gguf)),
+            ("tiny-llama-tied.gguf", "gguf f32", tied, gguf(tok=stories_gguf)),
+            ("tiny-llama.bin", "llama2.c legacy", llama, bin_(0)),
+            ("tiny-llama-v1.bin", "llama2.c version 1", llama, bin_(1)),
+            ("tiny-llama-hf", "hf F32", hf_llama, hf_dir("F32", 1, *tok)),
+            ("tiny-llama-hf-sharded", "hf F32, 2 shards", hf_llama, hf_dir("F32", 2, *tok)),
+            ("tiny-llama-hf-f16", "hf F16", hf_llama, hf_dir("F16", 1, *tok)),
+            ("tiny-llama-hf-bf16", "hf BF16", hf_llama, hf_dir("BF16", 1, *tok)),
+            ("tiny-gpt2-hf", "hf F32", TINY_GPT2, hf_dir("F32", 1, gpt2_hf_tok, HF_GPT2_TOKENIZER)),
+            ("tiny-gpt2.gguf", "gguf f32", TINY_GPT2, gguf(tok=gpt2_gguf)),
+            ("tiny-qwen2-hf", "hf F32", qwen2, hf_dir("F32", 1, *tok)),
+        ]
+    if which == "bench":
+        return [
+            ("bench-gpt2-124M.gguf", "gguf f32", BENCH_GPT2, gguf(tok=gpt2_gguf)),
+            ("bench-gpt2-124M-hf", "hf F32", BENCH_GPT2,
+             hf_dir("F32", 1, gpt2_hf_tok, HF_GPT2_TOKENIZER)),
+            ("bench-tinyllama-1.1B-f32.gguf", "gguf f32", BENCH_LLAMA, gguf(tok=llama_vocab)),
+            ("bench-tinyllama-1.1B-f16.gguf", "gguf f16", BENCH_LLAMA,
+             gguf(ggml_types.F16, tok=llama_vocab)),
+            ("bench-tinyllama-1.1B-hf", "hf F32, 2 shards, no tokenizer files", BENCH_LLAMA,
+             hf_dir("F32", 2)),
+        ]
+    raise ValueError(f"unknown set {which!r}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument("--which", choices=("tiny", "bench"), default="tiny")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shared", default=DEFAULT_SHARED, help="the shared data folder")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="write only this model (repeatable)")
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+
+    manifest_path = os.path.join(args.out, "manifest.json")
+    manifest = {"which": args.which, "seed": args.seed, "models": {}}
+    if os.path.exists(manifest_path):  # keep entries of earlier --only runs
+        with open(manifest_path) as f:
+            old = json.load(f)
+        if old.get("seed") == args.seed and old.get("which") == args.which:
+            manifest = old
+    todo = plan(args.which, args.shared)
+    unknown = set(args.only) - {name for name, *_ in todo}
+    if unknown:
+        ap.error(f"unknown model(s) {sorted(unknown)}")
+    for name, kind, cfg, writer in todo:
+        if args.only and name not in args.only:
+            continue
+        path = os.path.join(args.out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        t0 = time.time()
+        writer(random_model(cfg, args.seed), path)
+        print(f"wrote {path} ({kind}) in {time.time() - t0:.1f} s", flush=True)
+        manifest["models"][name] = {"kind": kind, "config": dataclasses.asdict(cfg)}
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

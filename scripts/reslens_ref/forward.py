@@ -1,0 +1,170 @@
+"""Float64 forward pass with TransformerLens-named hooks, written from the math.
+
+GPT-2 (pre-LN):  x = W_te[t] + W_pe[p];  per layer
+    a = LN1(x);  q,k,v = a W^T + b;  A = softmax(q k^T / sqrt(d_head) + causal) v W_O^T + b_O
+    r = x + A;   m = gelu_new(LN2(r) W_fc^T + b_fc);  x = r + m W_proj^T + b_proj
+  logits = LN_f(x) W_te^T (or a separate head)
+Llama:  x = E[t];  per layer
+    a = RMS1(x);  q,k,v = a W^T (+ b for Qwen2);  RoPE(q), RoPE(k) with rotate_half pairs
+    (i, i + d_head/2) at angle pos * base^(-2i/d_head);  query head h reads KV head
+    h // (n_heads / n_kv_heads);  r = x + A;  m = silu(b W_gate^T) * (b W_up^T), b = RMS2(r)
+    x = r + m W_down^T
+  logits = RMS_f(x) W_head^T
+"""
+
+import collections
+
+import numpy as np
+
+GELU_C = np.sqrt(2.0 / np.pi)
+
+
+def gelu_new(x):
+    """Exact tanh-approximation GELU (Hugging Face `gelu_new`) in float64."""
+    return 0.5 * x * (1.0 + np.tanh(GELU_C * (x + 0.044715 * x ** 3)))
+
+
+def gelu_ggml(x):
+    """ggml-cpu's GELU: input rounded to fp16, tanh-GELU in float32 (what fills its 65536-entry
+    table), result rounded to fp16; inputs beyond +-10 bypass the table (0 below, x above)."""
+    x32 = np.asarray(x, dtype=np.float32)
+    h = x32.astype(np.float16).astype(np.float32)
+    c, a = np.float32(0.79788456080286535587989211986876), np.float32(0.044715)
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = np.float32(0.5) * h * (np.float32(1) + np.tanh(c * h * (np.float32(1) + a * h * h)))
+    y = g.astype(np.float16).astype(np.float64)
+    y = np.where(x32 <= -10, 0.0, y)
+    return np.where(x32 >= 10, x32.astype(np.float64), y)
+
+
+def silu(x):
+    # x * sigmoid(x), written with tanh so that large |x| neither overflows nor warns.
+    return 0.5 * x * (1.0 + np.tanh(0.5 * x))
+
+
+def layer_norm(x, w, b, eps):
+    """(scale [pos,1], normalized*w + b). scale = sqrt(biased variance + eps)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    scale = np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
+    return scale, xc / scale * w + b
+
+
+def rms_norm(x, w, eps):
+    """(scale [pos,1], x/scale*w). scale = sqrt(mean(x^2) + eps)."""
+    scale = np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    return scale, x / scale * w
+
+
+def rope_rotate_half(x, base):
+    """Rotary embedding of x [pos, heads, d_head] in rotate_half layout: feature i pairs with
+    i + d_head/2 and both turn by pos * base^(-2i/d_head)."""
+    n_pos, _, dh = x.shape
+    half = dh // 2
+    inv_freq = base ** (-np.arange(half, dtype=np.float64) * 2.0 / dh)
+    ang = np.arange(n_pos, dtype=np.float64)[:, None] * inv_freq[None, :]  # [pos, half]
+    cos = np.concatenate([np.cos(ang), np.cos(ang)], axis=-1)[:, None, :]
+    sin = np.concatenate([np.sin(ang), np.sin(ang)], axis=-1)[:, None, :]
+    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+def forward(model, ids, ggml_gelu=False):
+    """Run `ids` through `model`; returns an ordered {hook name: float64 array} (see README)."""
+    cfg = model.config
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(ids)
+    if n == 0:
+        raise ValueError("need at least one token")
+    if ids.min() < 0 or ids.max() >= cfg.vocab:
+        raise ValueError(f"token id out of range [0, {cfg.vocab})")
+    if cfg.is_gpt2 and n > cfg.n_ctx:
+        raise ValueError(f"{n} tokens exceed the {cfg.n_ctx} learned positions")
+
+    hooks = collections.OrderedDict()
+    f = model.f64
+    gpt2 = cfg.is_gpt2
+    eps = cfg.norm_eps
+
+    def norm(x, prefix):
+        w = f(prefix + ".w")
+        scale, out = layer_norm(x, w, f(prefix + ".b"), eps) if gpt2 else rms_norm(x, w, eps)
+        return scale, out
+
+    x = np.asarray(model.get("tok_embed")[ids], dtype=np.float64)
+    hooks["hook_embed"] = x
+    if gpt2:
+        pe = np.asarray(model.get("pos_embed")[:n], dtype=np.float64)
+        hooks["hook_pos_embed"] = pe
+        x = x + pe
+
+    H, Hkv, dh = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    group = H // Hkv
+    causal = np.triu(np.ones((n, n), dtype=bool), k=1)  # True where the key is in the future
+
+    for layer in range(cfg.n_layers):
+        p = f"blocks.{layer}"
+        hooks[f"{p}.hook_resid_pre"] = x
+
+        scale, a = norm(x, f"{p}.ln1")
+        hooks[f"{p}.ln1.hook_scale"] = scale
+        hooks[f"{p}.ln1.hook_normalized"] = a
+
+        qkv = {}
+        for part, heads in (("q", H), ("k", Hkv), ("v", Hkv)):
+            t = a @ f(f"{p}.attn.{part}.w").T
+            if cfg.qkv_bias:
+                t = t + f(f"{p}.attn.{part}.b")
+            qkv[part] = t.reshape(n, heads, dh)
+            hooks[f"{p}.attn.hook_{part}"] = qkv[part]
+        q, k, v = qkv["q"], qkv["k"], qkv["v"]
+        if not gpt2:
+            q = rope_rotate_half(q, cfg.rope_base)
+            k = rope_rotate_half(k, cfg.rope_base)
+            hooks[f"{p}.attn.hook_rot_q"] = q
+            hooks[f"{p}.attn.hook_rot_k"] = k
+
+        # Query head h reads KV head h // group.
+        k_full = np.repeat(k, group, axis=1)
+        v_full = np.repeat(v, group, axis=1)
+        scores = np.einsum("qhd,khd->hqk", q, k_full) / np.sqrt(dh)
+        scores = np.where(causal[None], -np.inf, scores)
+        hooks[f"{p}.attn.hook_attn_scores"] = scores
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        pattern = e / e.sum(axis=-1, keepdims=True)
+        hooks[f"{p}.attn.hook_pattern"] = pattern
+        z = np.einsum("hqk,khd->qhd", pattern, v_full)
+        hooks[f"{p}.attn.hook_z"] = z
+        attn_out = z.reshape(n, H * dh) @ f(f"{p}.attn.o.w").T
+        if cfg.o_bias:
+            attn_out = attn_out + f(f"{p}.attn.o.b")
+        hooks[f"{p}.hook_attn_out"] = attn_out
+        x = x + attn_out
+        hooks[f"{p}.hook_resid_mid"] = x
+
+        scale, b = norm(x, f"{p}.ln2")
+        hooks[f"{p}.ln2.hook_scale"] = scale
+        hooks[f"{p}.ln2.hook_normalized"] = b
+        if gpt2:
+            pre = b @ f(f"{p}.mlp.up.w").T + f(f"{p}.mlp.up.b")
+            hooks[f"{p}.mlp.hook_pre"] = pre
+            post = gelu_ggml(pre) if ggml_gelu else gelu_new(pre)
+        else:
+            pre = b @ f(f"{p}.mlp.gate.w").T
+            lin = b @ f(f"{p}.mlp.up.w").T
+            hooks[f"{p}.mlp.hook_pre"] = pre
+            hooks[f"{p}.mlp.hook_pre_linear"] = lin
+            post = silu(pre) * lin
+        hooks[f"{p}.mlp.hook_post"] = post
+        mlp_out = post @ f(f"{p}.mlp.down.w").T
+        if gpt2:
+            mlp_out = mlp_out + f(f"{p}.mlp.down.b")
+        hooks[f"{p}.hook_mlp_out"] = mlp_out
+        x = x + mlp_out
+        hooks[f"{p}.hook_resid_post"] = x
+
+    scale, xf = norm(x, "ln_final")
+    hooks["ln_final.hook_scale"] = scale
+    hooks["ln_final.hook_normalized"] = xf
+    hooks["logits"] = xf @ model.unembed().T
+    return hooks

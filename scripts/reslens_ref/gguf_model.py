@@ -1,0 +1,218 @@
+"""GGUF <-> canonical model: tensor names, Q/K row order, hyper-parameter keys.
+
+Llama GGUF files store Q/K rows in llama.cpp's interleaved-pair order (see model.py) and are
+brought back to rotate_half order here; Qwen2 GGUF files are not permuted (llama.cpp runs them
+with NeoX-style RoPE, i.e. rotate_half already). GPT-2 GGUF files fuse Q, K, V into attn_qkv,
+stored as [3*d, d] (the transpose of the Hugging Face Conv1D weight).
+"""
+
+import numpy as np
+
+from . import ggml_types
+from .gguf import FLOAT32, GGUFFile, STRING, UINT32
+from .gguf_writer import GGUFWriter
+from .model import Config, Model, permute_gguf_to_hf, permute_hf_to_gguf, tensor_shapes
+
+# canonical suffix (after "blocks.L.") -> GGUF suffix (after "blk.L."), for tensors that are
+# one-to-one in every architecture.
+_BLOCK_NAMES = {
+    "ln1.w": "attn_norm.weight", "ln1.b": "attn_norm.bias",
+    "attn.q.w": "attn_q.weight", "attn.q.b": "attn_q.bias",
+    "attn.k.w": "attn_k.weight", "attn.k.b": "attn_k.bias",
+    "attn.v.w": "attn_v.weight", "attn.v.b": "attn_v.bias",
+    "attn.o.w": "attn_output.weight", "attn.o.b": "attn_output.bias",
+    "ln2.w": "ffn_norm.weight", "ln2.b": "ffn_norm.bias",
+    "mlp.gate.w": "ffn_gate.weight",
+    "mlp.up.w": "ffn_up.weight", "mlp.up.b": "ffn_up.bias",
+    "mlp.down.w": "ffn_down.weight", "mlp.down.b": "ffn_down.bias",
+}
+_GLOBAL_NAMES = {
+    "tok_embed": "token_embd.weight", "pos_embed": "position_embd.weight",
+    "ln_final.w": "output_norm.weight", "ln_final.b": "output_norm.bias",
+    "unembed.w": "output.weight",
+}
+_QKV = ("q", "k", "v")
+
+
+def _gguf_name(canonical):
+    if canonical.startswith("blocks."):
+        _, layer, rest = canonical.split(".", 2)
+        return f"blk.{layer}.{_BLOCK_NAMES[rest]}"
+    return _GLOBAL_NAMES[canonical]
+
+
+def _needs_permute(cfg):
+    # Only the plain Llama arch is stored in llama.cpp's interleaved ("NORM") RoPE layout.
+    return cfg.arch == "llama"
+
+
+def _qk_heads(cfg, canonical):
+    """Number of heads whose rows are permuted, for a Q or K tensor (None for anything else)."""
+    if ".attn.q." in canonical:
+        return cfg.n_heads
+    if ".attn.k." in canonical:
+        return cfg.n_kv_heads
+    return None
+
+
+def config_from_gguf(gf):
+    arch = gf.get("general.architecture")
+    if arch not in ("llama", "qwen2", "gpt2"):
+        raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
+
+    def key(k, default=None):
+        v = gf.get(f"{arch}.{k}", default)
+        if v is None:
+            raise ValueError(f"{gf.path}: missing {arch}.{k}")
+        if hasattr(v, "__len__") and not isinstance(v, str):
+            raise ValueError(f"{gf.path}: per-layer {arch}.{k} not supported")
+        return v
+
+    d, n_heads = int(key("embedding_length")), int(key("attention.head_count"))
+    d_head = int(key("attention.key_length", d // n_heads))
+    if int(key("attention.value_length", d_head)) != d_head:
+        raise ValueError(f"{gf.path}: key and value head sizes differ")
+    scaling = gf.get(f"{arch}.rope.scaling.type", "none")
+    if scaling not in ("none", None):
+        raise ValueError(f"{gf.path}: RoPE scaling {scaling!r} not supported")
+    if arch != "gpt2" and int(key("rope.dimension_count", d_head)) != d_head:
+        raise ValueError(f"{gf.path}: partial RoPE not supported")
+    names = set(gf.tensors)
+    gpt2 = arch == "gpt2"
+    cfg = Config(
+        arch=arch,
+        n_layers=int(key("block_count")),
+        d_model=d,
+        n_heads=n_heads,
+        n_kv_heads=int(key("attention.head_count_kv", n_heads)),
+        d_head=d_head,
+        d_mlp=int(key("feed_forward_length")),
+        vocab=gf.tensors["token_embd.weight"].shape[0],
+        n_ctx=int(key("context_length")),
+        norm_eps=float(key("attention.layer_norm_epsilon" if gpt2 else
+                           "attention.layer_norm_rms_epsilon")),
+        rope_base=float(key("rope.freq_base", 10000.0)),
+        tied="output.weight" not in names,
+        qkv_bias=gpt2 or "blk.0.attn_q.bias" in names,
+        o_bias=gpt2 or "blk.0.attn_output.bias" in names,
+        name=gf.get("general.name", ""),
+    )
+    return cfg
+
+
+def load(path):
+    gf = GGUFFile(path)
+    cfg = config_from_gguf(gf)
+    loaders = {}
+    used = set()
+
+    def direct(gname, transform=None):
+        used.add(gname)
+        if transform is None:
+            return lambda: gf.tensor(gname)
+        return lambda: transform(gf.tensor(gname))
+
+    for canonical in tensor_shapes(cfg):
+        if cfg.is_gpt2 and any(f".attn.{p}." in canonical for p in _QKV):
+            # Slice Q, K or V out of the fused attn_qkv tensor.
+            layer, part, wb = canonical.split(".")[1], canonical.split(".")[3], canonical[-1]
+            gname = f"blk.{layer}.attn_qkv.{'weight' if wb == 'w' else 'bias'}"
+            i, d = _QKV.index(part), cfg.d_model
+            loaders[canonical] = direct(gname, lambda t, i=i, d=d: t[i * d:(i + 1) * d])
+            continue
+        gname = _gguf_name(canonical)
+        if gname not in gf.tensors:
+            raise ValueError(f"{path}: missing tensor {gname}")
+        heads = _qk_heads(cfg, canonical)
+        if heads and _needs_permute(cfg):
+            loaders[canonical] = direct(gname, lambda t, h=heads: permute_gguf_to_hf(t, h))
+        else:
+            loaders[canonical] = direct(gname)
+    unknown = sorted(set(gf.tensors) - used)
+    if unknown:
+        raise ValueError(f"{path}: tensors not understood: {unknown[:5]}")
+    return Model(cfg, loaders, path, "gguf", extra={"gguf": gf})
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+def tensor_type(gguf_name, shape, wanted):
+    """Storage type for one tensor when the file's type is `wanted`, following llama.cpp's
+    converters: 1-D tensors (norms, biases) and position embeddings stay F32, and Q8_0 falls
+    back to F16 for rows that do not fill whole 32-value blocks."""
+    if len(shape) < 2 or gguf_name == "position_embd.weight":
+        return ggml_types.F32
+    if not ggml_types.row_ok(wanted, shape[-1]):
+        return ggml_types.F16
+    return wanted
+
+
+def gguf_tensors(model):
+    """[(gguf name, shape, producer)] for a canonical model, in llama.cpp's usual order."""
+    cfg = model.config
+    out = []
+    shapes = model.shapes
+    permute = _needs_permute(cfg)
+    for canonical, shape in shapes.items():
+        if cfg.is_gpt2 and (".attn.k." in canonical or ".attn.v." in canonical):
+            continue  # written with Q as one fused tensor
+        if cfg.is_gpt2 and ".attn.q." in canonical:
+            layer, wb = canonical.split(".")[1], canonical[-1]
+            parts = [canonical.replace(".q.", f".{p}.") for p in _QKV]
+            gname = f"blk.{layer}.attn_qkv.{'weight' if wb == 'w' else 'bias'}"
+            fused = (3 * shape[0],) + shape[1:]
+            out.append((gname, fused, lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
+            continue
+        heads = _qk_heads(cfg, canonical)
+        if heads and permute:
+            out.append((_gguf_name(canonical), shape,
+                        lambda c=canonical, h=heads: permute_hf_to_gguf(model.get(c), h)))
+        else:
+            out.append((_gguf_name(canonical), shape, lambda c=canonical: model.get(c)))
+    return out
+
+
+def hparam_fields(cfg, file_type, name=None):
+    """The general.* and architecture keys llama.cpp needs for this config, in writing order."""
+    a = cfg.arch
+    f = [("general.architecture", STRING, a),
+         ("general.name", STRING, name if name is not None else (cfg.name or a)),
+         ("general.file_type", UINT32, ggml_types.FILE_TYPE[file_type]),
+         (f"{a}.context_length", UINT32, cfg.n_ctx),
+         (f"{a}.embedding_length", UINT32, cfg.d_model),
+         (f"{a}.block_count", UINT32, cfg.n_layers),
+         (f"{a}.feed_forward_length", UINT32, cfg.d_mlp),
+         (f"{a}.attention.head_count", UINT32, cfg.n_heads)]
+    if cfg.is_gpt2:
+        f.append((f"{a}.attention.layer_norm_epsilon", FLOAT32, cfg.norm_eps))
+    else:
+        f += [(f"{a}.attention.head_count_kv", UINT32, cfg.n_kv_heads),
+              (f"{a}.attention.layer_norm_rms_epsilon", FLOAT32, cfg.norm_eps),
+              (f"{a}.rope.freq_base", FLOAT32, cfg.rope_base),
+              (f"{a}.rope.dimension_count", UINT32, cfg.d_head)]
+    if cfg.d_head * cfg.n_heads != cfg.d_model:
+        f += [(f"{a}.attention.key_length", UINT32, cfg.d_head),
+              (f"{a}.attention.value_length", UINT32, cfg.d_head)]
+    f.append((f"{a}.vocab_size", UINT32, cfg.vocab))
+    return f
+
+
+def tokenizer_fields(src):
+    """All tokenizer.* metadata of a GGUF file (path or GGUFFile), as {key: Value}."""
+    gf = src if isinstance(src, GGUFFile) else GGUFFile(src)
+    return {k: v for k, v in gf.fields.items() if k.startswith("tokenizer.")}
+
+
+def write(model, path, ftype=ggml_types.F32, tokenizer=None, name=None):
+    """Write a canonical model as GGUF of file type `ftype` (a ggml type for the 2-D weights).
+
+    tokenizer: {key: Value} of tokenizer.* metadata to include (see tokenizer_fields)."""
+    cfg = model.config
+    w = GGUFWriter(path)
+    for key, t, v in hparam_fields(cfg, ftype, name):
+        w.add(key, t, v)
+    for key, v in (tokenizer or {}).items():
+        w.add_value(key, v)
+    for gname, shape, producer in gguf_tensors(model):
+        w.add_tensor(gname, shape, tensor_type(gname, shape, ftype), producer)
+    w.write()

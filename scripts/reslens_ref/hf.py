@@ -1,0 +1,268 @@
+"""Hugging Face model directories <-> canonical model.
+
+Supported: LlamaForCausalLM (also MistralForCausalLM without sliding windows), Qwen2ForCausalLM
+(Llama plus q/k/v biases) and GPT2LMHeadModel. Weights come from `model.safetensors` or from
+shards listed in `model.safetensors.index.json`, in F32, F16 or BF16.
+
+Llama-family checkpoints already use the rotate_half Q/K layout, so their matrices are used as
+stored. GPT-2 uses Conv1D modules whose weights are [in, out] (y = x W + b); they are transposed
+to the canonical [out, in], and the fused c_attn is split into Q, K and V.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from . import safetensors
+from .model import Config, Model, tensor_shapes
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+
+# Buffers some checkpoints carry that are not parameters (causal masks, RoPE frequencies).
+_IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")
+
+_LLAMA_BLOCK = {
+    "ln1.w": "input_layernorm.weight",
+    "attn.q.w": "self_attn.q_proj.weight", "attn.q.b": "self_attn.q_proj.bias",
+    "attn.k.w": "self_attn.k_proj.weight", "attn.k.b": "self_attn.k_proj.bias",
+    "attn.v.w": "self_attn.v_proj.weight", "attn.v.b": "self_attn.v_proj.bias",
+    "attn.o.w": "self_attn.o_proj.weight", "attn.o.b": "self_attn.o_proj.bias",
+    "ln2.w": "post_attention_layernorm.weight",
+    "mlp.gate.w": "mlp.gate_proj.weight", "mlp.up.w": "mlp.up_proj.weight",
+    "mlp.down.w": "mlp.down_proj.weight",
+}
+_LLAMA_GLOBAL = {"tok_embed": "model.embed_tokens.weight", "ln_final.w": "model.norm.weight",
+                 "unembed.w": "lm_head.weight"}
+# GPT-2: (HF suffix, transpose?) for the one-to-one tensors; c_attn is handled apart.
+_GPT2_BLOCK = {
+    "ln1.w": ("ln_1.weight", False), "ln1.b": ("ln_1.bias", False),
+    "attn.o.w": ("attn.c_proj.weight", True), "attn.o.b": ("attn.c_proj.bias", False),
+    "ln2.w": ("ln_2.weight", False), "ln2.b": ("ln_2.bias", False),
+    "mlp.up.w": ("mlp.c_fc.weight", True), "mlp.up.b": ("mlp.c_fc.bias", False),
+    "mlp.down.w": ("mlp.c_proj.weight", True), "mlp.down.b": ("mlp.c_proj.bias", False),
+}
+_GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
+                "ln_final.w": "ln_f.weight", "ln_final.b": "ln_f.bias"}
+
+ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
+         "Qwen2ForCausalLM": "qwen2", "GPT2LMHeadModel": "gpt2"}
+
+
+def config_from_hf(c):
+    archs = c.get("architectures") or []
+    if len(archs) != 1 or archs[0] not in ARCHS:
+        raise ValueError(f"unsupported architectures {archs}")
+    arch = ARCHS[archs[0]]
+    if arch == "gpt2":
+        if c.get("activation_function", "gelu_new") != "gelu_new":
+            raise ValueError(f"GPT-2 activation {c['activation_function']!r} not supported")
+        d = c["n_embd"]
+        return Config(arch="gpt2", n_layers=c["n_layer"], d_model=d, n_heads=c["n_head"],
+                      n_kv_heads=c["n_head"], d_head=d // c["n_head"],
+                      d_mlp=c.get("n_inner") or 4 * d, vocab=c["vocab_size"],
+                      n_ctx=c.get("n_positions", c.get("n_ctx", 1024)),
+                      norm_eps=float(c.get("layer_norm_epsilon", 1e-5)),
+                      tied=c.get("tie_word_embeddings", True), qkv_bias=True, o_bias=True,
+                      name=c.get("_name_or_path", ""))
+    if c.get("rope_scaling"):
+        raise ValueError(f"rope_scaling {c['rope_scaling']} not supported")
+    if c.get("use_sliding_window"):
+        raise ValueError("sliding-window attention not supported")
+    if c.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"activation {c['hidden_act']!r} not supported")
+    if c.get("mlp_bias"):
+        raise ValueError("MLP biases not supported")
+    d, h = c["hidden_size"], c["num_attention_heads"]
+    attn_bias = bool(c.get("attention_bias", False))
+    return Config(arch=arch, n_layers=c["num_hidden_layers"], d_model=d, n_heads=h,
+                  n_kv_heads=c.get("num_key_value_heads") or h,
+                  d_head=c.get("head_dim") or d // h, d_mlp=c["intermediate_size"],
+                  vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
+                  norm_eps=float(c.get("rms_norm_eps", 1e-6)),
+                  rope_base=float(c.get("rope_theta", 10000.0)),
+                  tied=bool(c.get("tie_word_embeddings", False)),
+                  qkv_bias=arch == "qwen2" or attn_bias, o_bias=attn_bias,
+                  name=c.get("_name_or_path", ""))
+
+
+def _open_weights(path):
+    """{tensor name: SafetensorsFile holding it}."""
+    index = os.path.join(path, INDEX_FILE)
+    files = {}
+    where = {}
+    if os.path.exists(index):
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+        for name, fname in weight_map.items():
+            if fname not in files:
+                files[fname] = safetensors.SafetensorsFile(os.path.join(path, fname))
+            if name not in files[fname].tensors:
+                raise ValueError(f"{path}: index puts {name} in {fname}, which lacks it")
+            where[name] = files[fname]
+    elif os.path.exists(os.path.join(path, SINGLE_FILE)):
+        st = safetensors.SafetensorsFile(os.path.join(path, SINGLE_FILE))
+        where = {name: st for name in st.tensors}
+    else:
+        raise ValueError(f"{path}: no {SINGLE_FILE} or {INDEX_FILE}")
+    return where
+
+
+def load(path):
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = config_from_hf(json.load(f))
+    where = _open_weights(path)
+    loaders, used = {}, set()
+
+    def src(name, transform=None):
+        if name not in where:
+            raise ValueError(f"{path}: missing tensor {name}")
+        used.add(name)
+        st = where[name]
+        return (lambda: st.tensor(name)) if transform is None else (lambda: transform(st.tensor(name)))
+
+    if cfg.is_gpt2:
+        prefix = "transformer." if "transformer.wte.weight" in where else ""
+        for canonical in tensor_shapes(cfg):
+            if canonical == "unembed.w":
+                loaders[canonical] = src("lm_head.weight")
+            elif canonical in _GPT2_GLOBAL:
+                loaders[canonical] = src(prefix + _GPT2_GLOBAL[canonical])
+            else:
+                _, layer, rest = canonical.split(".", 2)
+                block = f"{prefix}h.{layer}."
+                if rest.startswith(("attn.q.", "attn.k.", "attn.v.")):
+                    i, d = "qkv".index(rest.split(".")[1]), cfg.d_model
+                    if rest.endswith(".w"):  # c_attn.weight is [d, 3d]: take columns, then transpose
+                        loaders[canonical] = src(block + "attn.c_attn.weight",
+                                                 lambda t, i=i, d=d: t[:, i * d:(i + 1) * d].T)
+                    else:
+                        loaders[canonical] = src(block + "attn.c_attn.bias",
+                                                 lambda t, i=i, d=d: t[i * d:(i + 1) * d])
+                else:
+                    name, transpose = _GPT2_BLOCK[rest]
+                    loaders[canonical] = src(block + name, (lambda t: t.T) if transpose else None)
+        if cfg.tied and "lm_head.weight" in where:
+            used.add("lm_head.weight")  # a tied copy; HF ties it to wte when loading
+    else:
+        for canonical in tensor_shapes(cfg):
+            if canonical in _LLAMA_GLOBAL:
+                name = _LLAMA_GLOBAL[canonical]
+                # Tied checkpoints may keep the shared matrix under either name
+                # (TinyStories-656K stores only lm_head.weight).
+                if canonical == "tok_embed" and cfg.tied and name not in where:
+                    name = "lm_head.weight"
+                loaders[canonical] = src(name)
+            else:
+                _, layer, rest = canonical.split(".", 2)
+                loaders[canonical] = src(f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}")
+        if cfg.tied and "lm_head.weight" in where:
+            used.add("lm_head.weight")
+
+    unknown = sorted(n for n in set(where) - used if not n.endswith(_IGNORED_SUFFIXES))
+    if unknown:
+        raise ValueError(f"{path}: tensors not understood: {unknown[:5]}")
+    return Model(cfg, loaders, path, "hf")
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+def hf_config(cfg, dtype="F32", extra=None):
+    torch_dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
+    if cfg.is_gpt2:
+        c = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+             "activation_function": "gelu_new", "n_layer": cfg.n_layers, "n_head": cfg.n_heads,
+             "n_embd": cfg.d_model, "n_inner": cfg.d_mlp, "n_positions": cfg.n_ctx,
+             "n_ctx": cfg.n_ctx, "vocab_size": cfg.vocab, "layer_norm_epsilon": cfg.norm_eps,
+             "tie_word_embeddings": cfg.tied, "bos_token_id": 50256, "eos_token_id": 50256}
+    else:
+        if cfg.arch == "qwen2" and cfg.o_bias:
+            raise ValueError("Qwen2 has no o_proj bias")
+        arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[cfg.arch]
+        c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
+             "hidden_size": cfg.d_model, "intermediate_size": cfg.d_mlp,
+             "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads,
+             "num_key_value_heads": cfg.n_kv_heads, "head_dim": cfg.d_head,
+             "max_position_embeddings": cfg.n_ctx, "rms_norm_eps": cfg.norm_eps,
+             "rope_theta": cfg.rope_base, "rope_scaling": None,
+             "tie_word_embeddings": cfg.tied, "vocab_size": cfg.vocab,
+             "bos_token_id": 1, "eos_token_id": 2}
+        if cfg.arch == "llama":
+            c.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
+            if cfg.qkv_bias != cfg.o_bias:
+                raise ValueError("Llama's attention_bias covers q, k, v and o together")
+        else:
+            c.update(use_sliding_window=False)
+    c["torch_dtype"] = torch_dtype
+    c.update(extra or {})
+    return c
+
+
+def hf_tensors(model, gpt2_prefix="transformer."):
+    """[(HF name, shape, producer)] for a canonical model."""
+    cfg = model.config
+    out = []
+    for canonical, shape in model.shapes.items():
+        get = (lambda c=canonical: model.get(c))
+        if not cfg.is_gpt2:
+            if canonical in _LLAMA_GLOBAL:
+                out.append((_LLAMA_GLOBAL[canonical], shape, get))
+            else:
+                _, layer, rest = canonical.split(".", 2)
+                out.append((f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}", shape, get))
+            continue
+        if canonical == "unembed.w":
+            out.append(("lm_head.weight", shape, get))
+        elif canonical in _GPT2_GLOBAL:
+            out.append((gpt2_prefix + _GPT2_GLOBAL[canonical], shape, get))
+        else:
+            _, layer, rest = canonical.split(".", 2)
+            block = f"{gpt2_prefix}h.{layer}."
+            if rest in ("attn.q.w", "attn.q.b"):
+                parts = [canonical.replace(".q.", f".{p}.") for p in "qkv"]
+                if rest.endswith(".w"):
+                    out.append((block + "attn.c_attn.weight", (shape[1], 3 * shape[0]),
+                                lambda parts=parts: np.concatenate([model.get(p) for p in parts]).T))
+                else:
+                    out.append((block + "attn.c_attn.bias", (3 * shape[0],),
+                                lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
+            elif rest.startswith(("attn.k.", "attn.v.")):
+                continue  # part of c_attn
+            else:
+                name, transpose = _GPT2_BLOCK[rest]
+                if transpose:
+                    out.append((block + name, shape[::-1], lambda c=canonical: model.get(c).T))
+                else:
+                    out.append((block + name, shape, get))
+    return out
+
+
+def write(model, path, dtype="F32", shards=1, gpt2_prefix="transformer.", extra_config=None):
+    """Write a Hugging Face directory: config.json and one or `shards` safetensors files.
+    dtype is "F32", "F16" or "BF16" (all tensors, as `save_pretrained` does)."""
+    os.makedirs(path, exist_ok=True)
+    tensors = hf_tensors(model, gpt2_prefix)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(hf_config(model.config, dtype, extra_config), f, indent=2)
+        f.write("\n")
+    meta = {"format": "pt"}
+    if shards <= 1:
+        safetensors.write(os.path.join(path, SINGLE_FILE), tensors, dtype, meta)
+        return
+    # Split into contiguous groups of roughly equal size, as save_pretrained's max_shard_size does.
+    sizes = [int(np.prod(s, dtype=np.int64)) for _, s, _ in tensors]
+    total, groups, acc = sum(sizes), [[] for _ in range(shards)], 0
+    for t, n in zip(tensors, sizes):
+        groups[min(shards - 1, acc * shards // total)].append(t)
+        acc += n
+    groups = [g for g in groups if g]
+    weight_map = {}
+    for i, group in enumerate(groups):
+        fname = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
+        safetensors.write(os.path.join(path, fname), group, dtype, meta)
+        weight_map.update({name: fname for name, _, _ in group})
+    itemsize = 4 if dtype == "F32" else 2
+    with open(os.path.join(path, INDEX_FILE), "w") as f:
+        json.dump({"metadata": {"total_size": total * itemsize}, "weight_map": weight_map}, f, indent=2)
+        f.write("\n")

@@ -1,0 +1,183 @@
+"""The canonical model representation every reader produces and every writer consumes.
+
+Canonical tensor names and layouts (NumPy shapes; matrices are PyTorch Linear [out, in], y = x W^T):
+
+  tok_embed            [vocab, d_model]
+  pos_embed            [n_ctx, d_model]             GPT-2 only
+  blocks.L.ln1.w / .b  [d_model]                    .b: GPT-2 only
+  blocks.L.attn.q.w    [n_heads*d_head, d_model]    Q/K rows in Hugging Face rotate_half order
+  blocks.L.attn.k.w    [n_kv_heads*d_head, d_model]
+  blocks.L.attn.v.w    [n_kv_heads*d_head, d_model]
+  blocks.L.attn.{q,k,v}.b                           GPT-2, Qwen2 (and Llama with attention_bias)
+  blocks.L.attn.o.w    [d_model, n_heads*d_head]    .b: GPT-2 (and Llama with attention_bias)
+  blocks.L.ln2.w / .b  [d_model]
+  blocks.L.mlp.gate.w  [d_mlp, d_model]             Llama only
+  blocks.L.mlp.up.w    [d_mlp, d_model]             GPT-2: c_fc (with .b)
+  blocks.L.mlp.down.w  [d_model, d_mlp]             GPT-2: c_proj (with .b)
+  ln_final.w / .b      [d_model]
+  unembed.w            [vocab, d_model]             absent when the head is tied to tok_embed
+
+Tensors are produced lazily as float32 (which represents every supported storage type exactly),
+so a 1B-parameter model can be read, converted or run one tensor at a time.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+LLAMA_FAMILY = ("llama", "qwen2")
+
+
+@dataclasses.dataclass
+class Config:
+    arch: str  # "llama", "qwen2" (Llama graph with q/k/v biases) or "gpt2"
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_mlp: int
+    vocab: int
+    n_ctx: int
+    norm_eps: float
+    rope_base: float = 10000.0
+    tied: bool = False
+    qkv_bias: bool = False
+    o_bias: bool = False
+    name: str = ""
+
+    @property
+    def is_gpt2(self):
+        return self.arch == "gpt2"
+
+    def validate(self):
+        if self.arch not in LLAMA_FAMILY + ("gpt2",):
+            raise ValueError(f"unsupported architecture {self.arch!r}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+        if not self.is_gpt2 and self.d_head % 2:
+            raise ValueError(f"RoPE needs an even head size, got {self.d_head}")
+        if self.is_gpt2 and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
+            raise ValueError("GPT-2 has one KV head per head and all biases")
+        return self
+
+
+def tensor_shapes(cfg):
+    """Every canonical tensor of a model with this config, in a fixed order, with its shape."""
+    d, hd = cfg.d_model, cfg.d_head
+    q_out, kv_out = cfg.n_heads * hd, cfg.n_kv_heads * hd
+    gpt2 = cfg.is_gpt2
+    out = {"tok_embed": (cfg.vocab, d)}
+    if gpt2:
+        out["pos_embed"] = (cfg.n_ctx, d)
+    for layer in range(cfg.n_layers):
+        p = f"blocks.{layer}."
+        out[p + "ln1.w"] = (d,)
+        if gpt2:
+            out[p + "ln1.b"] = (d,)
+        for part, n_out in (("q", q_out), ("k", kv_out), ("v", kv_out)):
+            out[p + f"attn.{part}.w"] = (n_out, d)
+            if cfg.qkv_bias:
+                out[p + f"attn.{part}.b"] = (n_out,)
+        out[p + "attn.o.w"] = (d, q_out)
+        if cfg.o_bias:
+            out[p + "attn.o.b"] = (d,)
+        out[p + "ln2.w"] = (d,)
+        if gpt2:
+            out[p + "ln2.b"] = (d,)
+        else:
+            out[p + "mlp.gate.w"] = (cfg.d_mlp, d)
+        out[p + "mlp.up.w"] = (cfg.d_mlp, d)
+        if gpt2:
+            out[p + "mlp.up.b"] = (cfg.d_mlp,)
+        out[p + "mlp.down.w"] = (d, cfg.d_mlp)
+        if gpt2:
+            out[p + "mlp.down.b"] = (d,)
+    out["ln_final.w"] = (d,)
+    if gpt2:
+        out["ln_final.b"] = (d,)
+    if not cfg.tied:
+        out["unembed.w"] = (cfg.vocab, d)
+    return out
+
+
+def is_norm_weight(name):
+    return name.endswith((".ln1.w", ".ln2.w")) or name == "ln_final.w"
+
+
+class Model:
+    """A config plus lazy canonical tensors.
+
+    `loaders` maps canonical name -> zero-argument callable returning the tensor (float32 or an
+    exact float type). `extra` carries format-specific information a converter may want to keep
+    (e.g. the GGUF metadata or the llama2.c tokenizer path).
+    """
+
+    def __init__(self, config, loaders, path="", fmt="", extra=None):
+        self.config = config.validate()
+        self.path, self.format = str(path), fmt
+        self.extra = extra or {}
+        self._loaders = dict(loaders)
+        expected = tensor_shapes(config)
+        missing = [n for n in expected if n not in self._loaders]
+        unexpected = [n for n in self._loaders if n not in expected]
+        if missing or unexpected:
+            raise ValueError(f"{path}: tensors do not match the config: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        self.shapes = expected
+
+    def names(self):
+        return list(self.shapes)
+
+    def get(self, name):
+        """Tensor `name` in canonical layout and its stored precision (float32 or float16)."""
+        t = np.asarray(self._loaders[name]())
+        if t.shape != self.shapes[name]:
+            raise ValueError(f"{self.path}: {name} has shape {t.shape}, expected {self.shapes[name]}")
+        return t
+
+    def f64(self, name):
+        return self.get(name).astype(np.float64)
+
+    def unembed(self):
+        return self.f64("tok_embed" if self.config.tied else "unembed.w")
+
+
+# -- Q/K row order --------------------------------------------------------------------------------
+# Hugging Face checkpoints rotate (i, i + d_head/2) pairs ("rotate_half"); GGUF Llama files and
+# llama2.c checkpoints store each head's rows reordered so that llama.cpp can rotate adjacent pairs
+# (2i, 2i+1) instead. Both rotate the same features by the same angles; only the row order differs.
+
+def permute_hf_to_gguf(w, n_head):
+    """HF rotate_half row order -> GGUF interleaved order (convert_hf_to_gguf's permute)."""
+    w = np.asarray(w)
+    rows = w.shape[0]
+    tail = w.shape[1:]
+    return w.reshape(n_head, 2, rows // n_head // 2, *tail).swapaxes(1, 2).reshape(w.shape)
+
+
+def permute_gguf_to_hf(w, n_head):
+    """Inverse of permute_hf_to_gguf."""
+    w = np.asarray(w)
+    rows = w.shape[0]
+    tail = w.shape[1:]
+    return w.reshape(n_head, rows // n_head // 2, 2, *tail).swapaxes(1, 2).reshape(w.shape)
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def load_model(path, tokenizer=None):
+    """Open a GGUF file, a llama2.c checkpoint or a Hugging Face directory.
+    tokenizer: a llama2.c checkpoint's tokenizer file, if not beside it (recorded, not parsed)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        from . import hf
+        return hf.load(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"GGUF":
+        from . import gguf_model
+        return gguf_model.load(path)
+    from . import llama2c
+    return llama2c.load(path, tokenizer=tokenizer)
