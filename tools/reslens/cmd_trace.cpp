@@ -52,7 +52,8 @@ void register_trace(CLI::App& app) {
       index["hooks"].push_back({{"name", name.to_string()}, {"file", file}, {"shape", t.shape()}});
     }
     write_npy(dir / "logits.npy", r.logits.data(), r.logits.shape());
-    index["logits"] = {{"file", "logits.npy"}, {"shape", r.logits.shape()}};
+    // Logits last, listed like a hook so readers treat every array the same way.
+    index["hooks"].push_back({{"name", "logits"}, {"file", "logits.npy"}, {"shape", r.logits.shape()}});
     std::ofstream(dir / "index.json") << index.dump(2) << "\n";
     std::cerr << "wrote " << r.cache.size() << " hooks and logits for " << tokens.size() << " tokens to "
               << dir.string() << "\n";

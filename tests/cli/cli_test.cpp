@@ -1,0 +1,215 @@
+// The reslens command line, end to end: outputs agree with the library and the goldens, and every
+// kind of bad input gives one line on stderr naming the problem and the right exit code.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/compare.h"
+#include "common/gguf_builder.h"
+#include "common/test_paths.h"
+#include "common/tiny_models.h"
+#include "io/npy.h"
+#include "reslens/reslens.h"
+
+namespace reslens {
+namespace {
+
+struct CliResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CliResult cli(const std::vector<std::string>& args) {
+  static int counter = 0;
+  const auto dir = std::filesystem::temp_directory_path() / ("reslens-cli-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto out = dir / ("out" + std::to_string(counter));
+  const auto err = dir / ("err" + std::to_string(counter++));
+  std::string cmd = quote(RESLENS_CLI_PATH);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = test::read_file(out);
+  r.err = test::read_file(err);
+  return r;
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+std::string shared(const std::string& rel) { return test::shared_path(rel).string(); }
+
+TEST(Cli, UsageErrorsExitWithTwo) {
+  EXPECT_EQ(cli({}).code, 2);
+  const auto r = cli({"predict", shared("models/stories260K/stories260K.gguf"), "hi", "--no-such-flag"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("--no-such-flag"), std::string::npos) << r.err;
+  EXPECT_EQ(cli({"bogus-command"}).code, 2);
+  EXPECT_EQ(cli({"--help"}).code, 0);
+}
+
+TEST(Cli, InspectDescribesEveryFormat) {
+  for (const char* m : {"models/stories260K/stories260K.gguf", "models/stories260K/stories260K.bin",
+                        "models/TinyStories-656K/TinyStories-656K-f32.gguf", "models/TinyStories-656K",
+                        "models/random-gpt2/random-gpt2-test.gguf", "models/random-gpt2-hf"}) {
+    const auto r = cli({"inspect", shared(m), "--json"});
+    ASSERT_EQ(r.code, 0) << m << ": " << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["n_layers"].get<int>(), 0);
+    EXPECT_FALSE(j["tensors"].empty());
+    EXPECT_EQ(cli({"inspect", shared(m)}).code, 0);
+  }
+}
+
+TEST(Cli, TokenizeMatchesTheGoldens) {
+  const auto g = nlohmann::json::parse(test::read_file(test::shared_path("goldens/stories260K/goldens.json")));
+  for (const auto& p : g["prompts"]) {
+    const auto r = cli({"tokenize", shared("models/stories260K/stories260K.gguf"), p["text"].get<std::string>(), "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["ids"], p["token_ids"]);
+    EXPECT_EQ(j["pieces"], p["token_pieces"]);
+  }
+  const auto nobos = cli({"tokenize", shared("models/stories260K/stories260K.gguf"), "Once upon", "--bos", "no", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(nobos.out)["ids"][0], 403);
+}
+
+TEST(Cli, PredictGivesTheGoldenTopTokens) {
+  const auto g = nlohmann::json::parse(test::read_file(test::shared_path("goldens/TinyStories-656K/goldens.json")));
+  const auto& p = g["prompts"][0];
+  const auto r = cli({"predict", shared("models/TinyStories-656K/TinyStories-656K-f32.gguf"), p["text"].get<std::string>(),
+                      "--json", "--logits", "-k", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["top"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(j["top"][i]["id"], p["last_logits"]["top10"][i]["id"]);
+    EXPECT_NEAR(j["top"][i]["logit"].get<double>(), p["last_logits"]["top10"][i]["logit"].get<double>(), 3e-5);
+  }
+  EXPECT_EQ(j["logits"].size(), 2048u);
+  EXPECT_EQ(j["tokens"].size(), p["token_ids"].size());
+  // --ids gives the same answer as the text.
+  std::string ids;
+  for (const auto& id : p["token_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+  const auto r2 = cli({"predict", shared("models/TinyStories-656K/TinyStories-656K-f32.gguf"), "--ids", ids, "--json"});
+  EXPECT_EQ(nlohmann::json::parse(r2.out)["top"][0]["id"], j["top"][0]["id"]);
+}
+
+TEST(Cli, GenerateReproducesLlamaCppGreedyText) {
+  for (const char* m : {"stories260K", "TinyStories-656K"}) {
+    const auto g = nlohmann::json::parse(test::read_file(test::shared_path(std::string("goldens/") + m + "/goldens.json")));
+    const std::string model = shared(g["gguf"].get<std::string>());
+    for (const auto& p : g["prompts"]) {
+      const auto r = cli({"generate", model, p["text"].get<std::string>(), "-n", "32", "--json"});
+      ASSERT_EQ(r.code, 0) << r.err;
+      const auto j = nlohmann::json::parse(r.out);
+      EXPECT_EQ(j["ids"], p["greedy"]["token_ids"]) << m << " " << p["id"];
+      EXPECT_EQ(j["text"], p["greedy"]["text"]) << m << " " << p["id"];
+    }
+  }
+  const auto plain = cli({"generate", shared("models/stories260K/stories260K.gguf"), "Once upon a time", "-n", "8"});
+  EXPECT_EQ(plain.code, 0);
+  EXPECT_EQ(plain.out.rfind("Once upon a time, there was", 0), 0u) << plain.out;
+  const auto sampled = cli({"generate", shared("models/stories260K/stories260K.gguf"), "Once", "-n", "8", "--temp", "0.8",
+                            "--seed", "3"});
+  EXPECT_EQ(sampled.out, cli({"generate", shared("models/stories260K/stories260K.gguf"), "Once", "-n", "8", "--temp",
+                              "0.8", "--seed", "3"}).out);
+}
+
+TEST(Cli, TraceWritesEveryHookAsNpy) {
+  const auto dir = test::scratch_dir("trace");
+  const std::string model = shared("models/stories260K/stories260K.gguf");
+  const auto r = cli({"trace", model, "Once upon a time", "--out", dir.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto index = nlohmann::json::parse(test::read_file(dir / "index.json"));
+  EXPECT_EQ(index["tokens"], nlohmann::json({1, 403, 407, 261, 378}));
+  const auto m = Model::load(model);
+  RunOptions o;
+  o.capture = HookFilter::all();
+  o.all_logits = true;
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378};
+  const RunResult ref = run(*m, ids, o);
+  EXPECT_EQ(index["hooks"].size(), ref.cache.size());
+  for (const char* name : {"blocks.0.hook_resid_pre", "blocks.4.attn.hook_pattern", "blocks.2.mlp.hook_post",
+                           "ln_final.hook_scale", "blocks.1.attn.hook_z"}) {
+    const NpyArray a = read_npy(dir / (std::string(name) + ".npy"));
+    const Tensor& t = ref.cache.at(name);
+    EXPECT_EQ(a.shape, t.shape()) << name;
+    EXPECT_TRUE(test::all_close(t.values(), a.data, 0.0, name));
+  }
+  const NpyArray logits = read_npy(dir / "logits.npy");
+  EXPECT_EQ(logits.shape, (std::vector<int64_t>{5, 512}));
+  // A hook filter records only what it names.
+  const auto dir2 = test::scratch_dir("trace2");
+  ASSERT_EQ(cli({"trace", model, "Once", "--out", dir2.string(), "--hooks", "blocks.*.hook_resid_post"}).code, 0);
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir2 / "index.json"))["hooks"].size(), 5u);
+  const auto bad = cli({"trace", model, "Once", "--out", dir2.string(), "--hooks", "blocks.0.hook_resid_pree"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("did you mean 'blocks.0.hook_resid_pre'"), std::string::npos) << bad.err;
+}
+
+TEST(Cli, BenchReportsEveryLengthAndTheSgemmBaseline) {
+  const auto r = cli({"bench", shared("models/stories260K/stories260K.gguf"), "--tokens", "4,8", "-r", "1", "--json",
+                      "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["results"].size(), 4u);
+  EXPECT_GT(j["sgemm_gflops"].get<double>(), 0.0);
+  for (const auto& x : j["results"]) EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
+}
+
+// Bad input: (arguments, exit code, fragments the single stderr line must contain).
+struct BadCase {
+  std::vector<std::string> args;
+  int code;
+  std::vector<std::string> fragments;
+};
+
+TEST(Cli, BadInputGivesOneClearLine) {
+  const auto dir = test::scratch_dir("bad");
+  const std::string gguf = shared("models/stories260K/stories260K.gguf");
+  auto bytes = test::tiny_llama_gguf({}).bytes();
+  std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + 300);
+  test::write_file(dir / "cut.gguf", cut);
+  test::TinyLlamaSpec bert;
+  bert.architecture = "bert";
+  test::tiny_llama_gguf(bert).write(dir / "bert.gguf");
+  std::filesystem::copy_file(test::shared_path("models/stories260K/stories260K.bin"), dir / "lonely.bin");
+  std::filesystem::create_directories(dir / "empty");
+  const std::vector<BadCase> cases = {
+      {{"predict", (dir / "missing.gguf").string(), "x"}, 3, {"missing.gguf", "no such file"}},
+      {{"predict", (dir / "empty").string(), "x"}, 3, {"empty", "no model found"}},
+      {{"inspect", (dir / "cut.gguf").string()}, 3, {"cut.gguf", "truncated"}},
+      {{"inspect", (dir / "bert.gguf").string()}, 4, {"bert.gguf", "architecture 'bert'"}},
+      {{"predict", (dir / "lonely.bin").string(), "x"}, 3, {"lonely.bin", "tokenizer", "--tokenizer"}},
+      {{"predict", gguf, "--ids", "1,99999"}, 2, {"99999", "outside the vocabulary"}},
+      {{"predict", gguf, "--ids", "1,x"}, 2, {"not a valid token id"}},
+      {{"predict", gguf, "", "--bos", "no"}, 2, {"empty"}},
+      {{"predict", gguf, std::string("caf\xff")}, 2, {"not valid UTF-8"}},
+      {{"predict", shared("models/random-gpt2/random-gpt2-test.gguf"), std::string(600, 'a') + std::string(600, ' ') +
+                                                                            std::string(600, 'b')},
+       2, {"context window is 128"}},
+      {{"tokenize", gguf, "x", "--bos", "maybe"}, 2, {"--bos"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = cli(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args[0] << " " << c.args[1] << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    for (const auto& f : c.fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace reslens
