@@ -1,0 +1,150 @@
+// SentencePiece-style BPE by scores (GGUF `llama`, llama2.c): exact ids against llama.cpp's vocab
+// vectors and the goldens made with llama.cpp 80fb11ac, plus decode round trips and display text.
+#include <gtest/gtest.h>
+
+#include "common/test_paths.h"
+#include "io/gguf.h"
+#include "reslens/error.h"
+#include "tokenizer/factory.h"
+#include "unit/tokenizer/tokenizer_data.h"
+
+namespace reslens {
+namespace {
+
+using test::expect_ids;
+using test::shared_path;
+
+std::unique_ptr<Tokenizer> from_gguf(const std::string& relative) {
+  const gguf::File file(shared_path(relative));
+  return tokenizer_from_gguf(file);
+}
+
+// decode(encode(s)) == s for text the vocabulary can represent.
+void expect_round_trip(const Tokenizer& tok, const std::string& text) {
+  EXPECT_EQ(tok.decode(tok.encode(text, false)), text) << "text: \"" << test::printable(text) << "\"";
+  EXPECT_EQ(tok.decode(tok.encode(text, true)), text) << "with BOS, text: \"" << test::printable(text) << "\"";
+}
+
+TEST(LlamaSpm, MatchesLlamaCppVocabVectors) {
+  const auto tok = from_gguf("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf");
+  EXPECT_EQ(tok->kind(), "llama-spm");
+  EXPECT_EQ(tok->n_vocab(), 32000);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->unk_id(), 0);
+  EXPECT_TRUE(tok->add_bos_default());
+  const auto cases = test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf");
+  ASSERT_EQ(cases.size(), 46u);
+  int matched = 0;
+  for (const auto& c : cases) {
+    matched += expect_ids(*tok, c.text, c.ids, tok->encode(c.text, false));
+    expect_round_trip(*tok, c.text);
+  }
+  EXPECT_EQ(matched, 46);
+}
+
+TEST(Stories260K, GgufMatchesTokenizerTestsAndGoldens) {
+  const auto tok = from_gguf("models/stories260K/stories260K.gguf");
+  EXPECT_EQ(tok->n_vocab(), 512);
+  EXPECT_TRUE(tok->add_bos_default());
+  const auto cases = test::read_tokenizer_tests("stories260K");
+  ASSERT_EQ(cases.size(), 30u);
+  for (const auto& c : cases) {
+    ASSERT_TRUE(c.ids_default && c.ids_no_bos) << c.text;
+    expect_ids(*tok, c.text, *c.ids_default, tok->encode(c.text, tok->add_bos_default()));
+    expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
+    expect_round_trip(*tok, c.text);
+  }
+  for (const auto& p : test::read_golden_prompts("stories260K")) {
+    expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
+  }
+}
+
+TEST(Stories260K, Llama2cTokenizerEqualsGguf) {
+  const auto gguf_tok = from_gguf("models/stories260K/stories260K.gguf");
+  const auto tok = load_llama2c_tokenizer(shared_path("models/stories260K/tok512.bin"), 512);
+  EXPECT_EQ(tok->kind(), "llama2c-spm");
+  ASSERT_EQ(tok->n_vocab(), gguf_tok->n_vocab());
+  // Same vocabulary once the exporter's rewriting (' ' for '▁', "\n<s>\n") is undone.
+  for (int32_t id = 0; id < tok->n_vocab(); ++id) {
+    EXPECT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
+    EXPECT_EQ(tok->type(id), gguf_tok->type(id)) << "id " << id;
+  }
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_TRUE(tok->add_bos_default());
+  for (const auto& c : test::read_tokenizer_tests("stories260K")) {
+    expect_ids(*tok, c.text, *c.ids_default, tok->encode(c.text, true));
+    expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
+    EXPECT_EQ(tok->decode(tok->encode(c.text, true)), c.text);
+  }
+  for (const auto& p : test::read_golden_prompts("stories260K")) {
+    expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
+  }
+}
+
+TEST(TinyStories656K, GgufMatchesLlamaCppAndHfReference) {
+  const auto tok = from_gguf("models/TinyStories-656K/TinyStories-656K-f32.gguf");
+  EXPECT_EQ(tok->n_vocab(), 2048);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->piece(tok->bos_id()), "<|start_story|>");
+  int llama_cpp_cases = 0;
+  int hf_only_cases = 0;
+  for (const auto& c : test::read_tokenizer_tests("TinyStories-656K")) {
+    ASSERT_TRUE(c.hf_reference_ids_with_bos) << c.text;
+    const auto ids = tok->encode(c.text, true);
+    if (c.ids_default) {
+      // Where llama.cpp could tokenize, it agrees with the HF reference; we must match both.
+      expect_ids(*tok, c.text, *c.ids_default, ids);
+      expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
+      expect_round_trip(*tok, c.text);
+      ++llama_cpp_cases;
+    } else {
+      // llama.cpp throws on characters without byte tokens; we emit <unk> as HF does.
+      ++hf_only_cases;
+    }
+    expect_ids(*tok, c.text, *c.hf_reference_ids_with_bos, ids);
+  }
+  EXPECT_EQ(llama_cpp_cases, 17);
+  EXPECT_EQ(hf_only_cases, 13);
+  for (const auto& p : test::read_golden_prompts("TinyStories-656K")) {
+    expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
+  }
+}
+
+TEST(LlamaSpm, EmptyTextGivesNoTokensOrOnlyBos) {
+  const auto tok = from_gguf("models/stories260K/stories260K.gguf");
+  EXPECT_TRUE(tok->encode("", false).empty());
+  EXPECT_EQ(tok->encode("", true), std::vector<int32_t>{1});
+  EXPECT_EQ(tok->decode(std::vector<int32_t>{}), "");
+}
+
+TEST(LlamaSpm, TokenTextAndDecode) {
+  const auto tok = from_gguf("models/stories260K/stories260K.gguf");
+  const auto ids = tok->encode("Once upon a time\n", true);
+  ASSERT_GE(ids.size(), 3u);
+  EXPECT_EQ(tok->token_text(ids[0]), "<s>");  // control tokens show their piece
+  EXPECT_EQ(tok->piece(ids[1]), "\xE2\x96\x81Once");
+  EXPECT_EQ(tok->token_text(ids[1]), " Once");
+  EXPECT_EQ(tok->token_text(ids.back()), "<0x0A>");  // byte tokens show their piece
+  EXPECT_EQ(tok->type(ids.back()), TokenType::kByte);
+  // decode: BOS renders as nothing, the byte token as its byte, the prefix space is stripped.
+  EXPECT_EQ(tok->decode(ids), "Once upon a time\n");
+  // Only the one space the prefix added goes: a leading space of the text survives.
+  EXPECT_EQ(tok->decode(tok->encode("  two spaces", false)), "  two spaces");
+  EXPECT_THROW(tok->token_text(512), OutOfRange);
+  EXPECT_THROW(tok->decode(std::vector<int32_t>{-1}), OutOfRange);
+  EXPECT_EQ(tok->find_piece("\xE2\x96\x81Once"), ids[1]);
+  EXPECT_EQ(tok->find_piece("no such piece"), -1);
+}
+
+TEST(TinyStories656K, UnknownCharactersFuseIntoOneUnk) {
+  const auto tok = from_gguf("models/TinyStories-656K/TinyStories-656K-f32.gguf");
+  const auto ids = tok->encode("日本語", false);
+  EXPECT_EQ(ids, (std::vector<int32_t>{80, 0}));
+  EXPECT_EQ(tok->token_text(0), "<unk>");
+  EXPECT_EQ(tok->type(0), TokenType::kUnknown);
+}
+
+}  // namespace
+}  // namespace reslens
