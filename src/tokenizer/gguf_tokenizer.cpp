@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "reslens/error.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/factory.h"
 #include "tokenizer/spm.h"
 
@@ -11,12 +12,18 @@ namespace reslens {
 
 namespace {
 
+using tokenizer_detail::BpeTokenizer;
+using tokenizer_detail::BpeVocab;
+using tokenizer_detail::PreTokenizerKind;
+using tokenizer_detail::PreTokenizerStep;
+using tokenizer_detail::RegexSplitter;
 using tokenizer_detail::SpmTokenizer;
 using tokenizer_detail::SpmVocab;
 
 constexpr const char* kTokens = "tokenizer.ggml.tokens";
 constexpr const char* kScores = "tokenizer.ggml.scores";
 constexpr const char* kTypes = "tokenizer.ggml.token_type";
+constexpr const char* kMerges = "tokenizer.ggml.merges";
 
 [[noreturn]] void fail(const gguf::File& f, const std::string& message) {
   throw FormatError(f.source() + ": " + message);
@@ -121,14 +128,68 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const gguf::File& f) {
   return std::make_unique<SpmTokenizer>(std::move(vocab));
 }
 
+// `tokenizer.ggml.pre` -> the pre-tokenizer llama.cpp would pick.
+PreTokenizerKind pre_tokenizer_of(const gguf::File& f) {
+  const std::string pre = f.get_string_opt("tokenizer.ggml.pre").value_or("default");
+  if (pre == "default" || pre == "gpt-2" || pre == "gpt2" || pre == "mpt" || pre == "olmo" || pre == "jais") {
+    return PreTokenizerKind::kGpt2;
+  }
+  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "dbrx" || pre == "smaug-bpe") {
+    return PreTokenizerKind::kLlama3;
+  }
+  if (pre == "qwen2" || pre == "stablelm2") return PreTokenizerKind::kQwen2;
+  throw UnsupportedError(f.source() + ": BPE pre-tokenizer '" + pre +
+                         "' (tokenizer.ggml.pre) is not supported (supported: gpt-2, default, llama-bpe, llama3, "
+                         "qwen2 and their aliases)");
+}
+
+std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
+  const PreTokenizerKind pre = pre_tokenizer_of(f);
+  BpeVocab vocab;
+  vocab.pieces = read_tokens(f);
+  const size_t n = vocab.pieces.size();
+  vocab.types = read_types(f, n);
+  const gguf::Value* merges = find_array(f, kMerges, true);
+  if (merges == nullptr) fail(f, std::string("metadata key '") + kMerges + "' is missing (a gpt2 tokenizer needs it)");
+  vocab.merges.reserve(merges->strings.size());
+  for (size_t i = 0; i < merges->strings.size(); ++i) {
+    const std::string& m = merges->strings[i];
+    // "left right"; llama.cpp searches the separator from index 1 so a left part may start with ' '.
+    const size_t space = m.find(' ', 1);
+    if (space == std::string::npos || space + 1 >= m.size()) {
+      fail(f, std::string("'") + kMerges + "' entry " + std::to_string(i) + " is not of the form 'left right': '" + m +
+                  "'");
+    }
+    vocab.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
+  }
+  vocab.bos_id = read_token_id(f, "tokenizer.ggml.bos_token_id", n);
+  vocab.eos_id = read_token_id(f, "tokenizer.ggml.eos_token_id", n);
+  vocab.unk_id = read_token_id(f, "tokenizer.ggml.unknown_token_id", n);
+  // llama.cpp adds BOS by default only for the Llama 3 pre-tokenizer; the key overrides.
+  vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(pre == PreTokenizerKind::kLlama3);
+  if (vocab.add_bos && vocab.bos_id < 0) fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");
+  vocab.ignore_merges = pre == PreTokenizerKind::kLlama3;
+
+  PreTokenizerStep split;
+  split.kind = PreTokenizerStep::Kind::kSplit;
+  split.regex = std::make_shared<RegexSplitter>(tokenizer_detail::pretokenizer_pattern(pre), f.source());
+  PreTokenizerStep bytes;
+  bytes.kind = PreTokenizerStep::Kind::kByteLevel;
+  vocab.pre_tokenizer = {split, bytes};
+  vocab.decoding = tokenizer_detail::BpeDecoding::kByteLevel;
+  vocab.kind = pre == PreTokenizerKind::kGpt2 ? "gpt2-bpe" : pre == PreTokenizerKind::kLlama3 ? "llama3-bpe" : "qwen2-bpe";
+  return std::make_unique<BpeTokenizer>(std::move(vocab));
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf) {
   const auto model = gguf.get_string_opt("tokenizer.ggml.model");
   if (!model) fail(gguf, "no tokenizer: metadata key 'tokenizer.ggml.model' is missing");
   if (*model == "llama") return spm_from_gguf(gguf);
+  if (*model == "gpt2") return bpe_from_gguf(gguf);
   throw UnsupportedError(gguf.source() + ": tokenizer model '" + *model +
-                         "' (tokenizer.ggml.model) is not supported (supported: llama)");
+                         "' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)");
 }
 
 }  // namespace reslens
