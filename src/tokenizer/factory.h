@@ -25,9 +25,23 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf);
 /// n_vocab <= 0.
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& path, int32_t n_vocab);
 
+/// From a Hugging Face model directory, trying in order: `tokenizer.json` (+ `tokenizer_config.json`
+/// when present), `vocab.json` + `merges.txt` (GPT-2 byte-level BPE), `tokenizer.model`
+/// (SentencePiece, via libsentencepiece). Throws IoError when the directory or all of these are
+/// missing, FormatError / UnsupportedError naming the file that is malformed or unsupported.
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir);
+
+/// From a single tokenizer.json file (plus an optional tokenizer_config.json; empty path = none).
+std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& tokenizer_json,
+                                                  const std::filesystem::path& tokenizer_config = {});
+
 /// GPT-2 byte-level BPE from `vocab.json` + `merges.txt` (equivalently OpenAI's `encoder.json` +
 /// `vocab.bpe`). `<|endoftext|>` is BOS/EOS; no BOS is added by default.
 std::unique_ptr<Tokenizer> load_bpe_vocab_merges(const std::filesystem::path& vocab_json,
                                                  const std::filesystem::path& merges_txt);
+
+/// A SentencePiece `tokenizer.model`, encoded and decoded by libsentencepiece itself. BOS is added
+/// by default (as Llama's tokenizers do).
+std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::filesystem::path& model);
 
 }  // namespace reslens
