@@ -120,7 +120,13 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const gguf::File& f) {
   // llama.cpp's defaults for SPM vocabularies: BOS 1, EOS 2, UNK 0, add BOS, add a space prefix.
   if (!f.find("tokenizer.ggml.bos_token_id") && n > 1) vocab.bos_id = 1;
   if (!f.find("tokenizer.ggml.eos_token_id") && n > 2) vocab.eos_id = 2;
-  if (!f.find("tokenizer.ggml.unknown_token_id")) vocab.unk_id = 0;
+  if (!f.find("tokenizer.ggml.unknown_token_id")) {
+    // llama.cpp assumes 0; we only take a token that is marked unknown, so that <unk> fallback
+    // never emits an unrelated token.
+    for (size_t i = 0; i < n && vocab.unk_id < 0; ++i) {
+      if (vocab.types[i] == TokenType::kUnknown) vocab.unk_id = static_cast<int32_t>(i);
+    }
+  }
   vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(true);
   vocab.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
   if (vocab.add_bos && vocab.bos_id < 0) fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");

@@ -10,6 +10,7 @@
 
 #include "reslens/error.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/fuzz_entry.h"
 #include "tokenizer/pieces.h"
 
 namespace reslens::tokenizer_detail {
@@ -377,3 +378,14 @@ std::unique_ptr<Tokenizer> tokenizer_from_hf_json(std::string_view text, const s
 }
 
 }  // namespace reslens::tokenizer_detail
+
+namespace reslens {
+
+void fuzz_parse_tokenizer_json(std::string_view bytes) {
+  const auto tokenizer = tokenizer_detail::tokenizer_from_hf_json(bytes, "<fuzz input>");
+  const auto ids = tokenizer->encode("Hello world! 123 \xC3\xA9\n", false);
+  (void)tokenizer->decode(ids);
+  for (const int32_t id : ids) (void)tokenizer->token_text(id);
+}
+
+}  // namespace reslens
