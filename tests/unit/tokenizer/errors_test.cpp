@@ -63,9 +63,9 @@ TEST(TokenizerErrors, InvalidUtf8IsInvalidArgumentWithOffset) {
       {"caf\xC3\xA9 \x80", 6},         // stray continuation byte after valid text
   };
   for (const auto& tok : tokenizers) {
-    for (const auto& [text, offset] : bad) {
-      const std::string msg = error_of<InvalidArgument>([&] { tok->encode(text, true); });
-      EXPECT_NE(msg.find("byte offset " + std::to_string(offset)), std::string::npos) << tok->kind() << ": " << msg;
+    for (const auto& c : bad) {
+      const std::string msg = error_of<InvalidArgument>([&] { tok->encode(c.first, true); });
+      EXPECT_NE(msg.find("byte offset " + std::to_string(c.second)), std::string::npos) << tok->kind() << ": " << msg;
     }
   }
 }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <fstream>
 
 #include "common/test_paths.h"
@@ -66,6 +67,24 @@ TEST(HfTinyStories, DirectoryMatchesGoldensAndHfReference) {
     expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
   }
   EXPECT_EQ(tok->token_text(tok->find_piece("ce\xE2\x96\x81")), "ce ");
+}
+
+TEST(HfTinyStories, LargeTextQuicklyAndSameIdsAsGguf) {
+  // Without a pre-tokenizer the merges run over the whole text: 100 KB must stay fast, and the
+  // merge-rank and score-based algorithms must agree on it token for token.
+  const auto tok = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
+  const gguf::File gguf_file(shared_path("models/TinyStories-656K/TinyStories-656K-f32.gguf"));
+  const auto gguf_tok = tokenizer_from_gguf(gguf_file);
+  std::string text;
+  for (const auto& p : test::read_golden_prompts("TinyStories-656K")) text += p.text + "\n";
+  const std::string unit = text;
+  while (text.size() < 100 * 1024) text += unit;
+  const auto start = std::chrono::steady_clock::now();
+  const auto ids = tok->encode(text, true);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 1.0) << "encoding " << text.size() << " bytes took " << seconds << " s";
+  EXPECT_TRUE(ids == gguf_tok->encode(text, true));
+  EXPECT_EQ(tok->decode(ids), text);
 }
 
 TEST(HfTinyStories, MetaspacePreTokenizerFollowsHf) {

@@ -2,6 +2,8 @@
 // vectors and the goldens made with llama.cpp 80fb11ac, plus decode round trips and display text.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "common/test_paths.h"
 #include "io/gguf.h"
 #include "reslens/error.h"
@@ -144,6 +146,23 @@ TEST(TinyStories656K, UnknownCharactersFuseIntoOneUnk) {
   EXPECT_EQ(ids, (std::vector<int32_t>{80, 0}));
   EXPECT_EQ(tok->token_text(0), "<unk>");
   EXPECT_EQ(tok->type(0), TokenType::kUnknown);
+}
+
+TEST(LlamaSpm, EncodesLargeTextQuickly) {
+  // The SPM merge loop runs over the whole text at once (there is no pre-tokenizer), so this is
+  // the case where its priority queue matters.
+  const auto tok = from_gguf("models/TinyStories-656K/TinyStories-656K-f32.gguf");
+  std::string text;
+  for (const auto& p : test::read_golden_prompts("TinyStories-656K")) text += p.text + "\n";
+  const std::string unit = text;
+  while (text.size() < 100 * 1024) text += unit;
+  const auto start = std::chrono::steady_clock::now();
+  const auto ids = tok->encode(text, false);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 1.0) << "encoding " << text.size() << " bytes took " << seconds << " s";
+  EXPECT_EQ(tok->decode(ids), text);
+  std::cout << "encoded " << text.size() << " bytes into " << ids.size() << " tokens in " << seconds * 1e3
+            << " ms\n";
 }
 
 }  // namespace
