@@ -325,9 +325,9 @@ std::unique_ptr<Tokenizer> Parser::build(const json& root) {
   if (const json* unk = member(*model, "unk_token")) {
     if (!unk->is_string()) fail("'model.unk_token' should be a string");
     vocab_.unk_id = id_of(unk->get<std::string>());
-    if (vocab_.unk_id >= 0 && vocab_.types[static_cast<size_t>(vocab_.unk_id)] != TokenType::kControl) {
-      vocab_.types[static_cast<size_t>(vocab_.unk_id)] = TokenType::kUnknown;
-    }
+    // Typed unknown even when listed as a special added token: it stands for text, so decode
+    // shows it rather than dropping it as it drops BOS/EOS.
+    if (vocab_.unk_id >= 0) vocab_.types[static_cast<size_t>(vocab_.unk_id)] = TokenType::kUnknown;
   }
 
   // BOS: the template's special token; tokenizer_config.json's add_bos_token overrides whether it

@@ -21,7 +21,7 @@ TokenType Tokenizer::type(int32_t id) const {
 }
 
 int32_t Tokenizer::find_piece(std::string_view piece) const {
-  auto it = piece_index_.find(std::string(piece));
+  auto it = piece_index_.find(piece);
   return it == piece_index_.end() ? -1 : it->second;
 }
 

@@ -146,6 +146,7 @@ TEST(TinyStories656K, UnknownCharactersFuseIntoOneUnk) {
   EXPECT_EQ(ids, (std::vector<int32_t>{80, 0}));
   EXPECT_EQ(tok->token_text(0), "<unk>");
   EXPECT_EQ(tok->type(0), TokenType::kUnknown);
+  EXPECT_EQ(tok->decode(ids), "<unk>");  // unknown tokens decode as their piece, unlike control tokens
 }
 
 TEST(LlamaSpm, EncodesLargeTextQuickly) {
