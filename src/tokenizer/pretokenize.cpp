@@ -50,15 +50,6 @@ std::string pretokenizer_pattern(PreTokenizerKind kind) {
   return {};
 }
 
-const char* pretokenizer_name(PreTokenizerKind kind) {
-  switch (kind) {
-    case PreTokenizerKind::kGpt2: return "gpt-2";
-    case PreTokenizerKind::kLlama3: return "llama-bpe";
-    case PreTokenizerKind::kQwen2: return "qwen2";
-  }
-  return "?";
-}
-
 struct RegexSplitter::Compiled {
   pcre2_code* code = nullptr;
   bool jit = false;

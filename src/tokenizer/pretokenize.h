@@ -17,9 +17,6 @@ enum class PreTokenizerKind { kGpt2, kLlama3, kQwen2 };
 /// own `\s` leaves out U+0085.
 std::string pretokenizer_pattern(PreTokenizerKind kind);
 
-/// The name llama.cpp uses in `tokenizer.ggml.pre` for `kind` ("gpt-2", "llama-bpe", "qwen2").
-const char* pretokenizer_name(PreTokenizerKind kind);
-
 /// A compiled regular expression that splits text the way Hugging Face's `Split` pre-tokenizer with
 /// behaviour "Isolated" and llama.cpp's `unicode_regex_split` do: every match is a word, and so is
 /// every stretch of text between matches. Safe to share between threads.

@@ -165,6 +165,11 @@ bool SpmTokenizer::emit_unknown_symbol(std::string_view symbol, bool& previous_w
   return true;
 }
 
+float SpmTokenizer::score(int32_t id) const {
+  piece(id);  // range check
+  return scores_[static_cast<size_t>(id)];
+}
+
 std::string SpmTokenizer::decode(std::span<const int32_t> ids) const {
   return spm_decode(*this, ids, add_space_prefix_);
 }

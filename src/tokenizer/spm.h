@@ -42,7 +42,8 @@ class SpmTokenizer final : public Tokenizer {
   std::string decode(std::span<const int32_t> ids) const override;
   std::string token_text(int32_t id) const override;
 
-  float score(int32_t id) const { return scores_[static_cast<size_t>(id)]; }
+  /// The merge score of token `id` (OutOfRange outside the vocabulary).
+  float score(int32_t id) const;
   bool add_space_prefix() const { return add_space_prefix_; }
 
  private:

@@ -8,6 +8,7 @@
 #include "common/test_paths.h"
 #include "io/gguf.h"
 #include "reslens/error.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/factory.h"
 #include "unit/tokenizer/tokenizer_data.h"
 
@@ -69,6 +70,9 @@ TEST(Gpt2Bpe, OpenAiFilesMatchGgufAndPromptVectors) {
   EXPECT_EQ(tok->kind(), "gpt2-bpe");
   ASSERT_EQ(tok->n_vocab(), gguf_tok->n_vocab());
   for (int32_t id = 0; id < tok->n_vocab(); ++id) ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
+  // Every one of GPT-2's 50000 merges names tokens, from either source.
+  EXPECT_EQ(dynamic_cast<const tokenizer_detail::BpeTokenizer&>(*tok).n_merges(), 50000u);
+  EXPECT_EQ(dynamic_cast<const tokenizer_detail::BpeTokenizer&>(*gguf_tok).n_merges(), 50000u);
   EXPECT_EQ(tok->bos_id(), 50256);
   EXPECT_EQ(tok->eos_id(), 50256);
   EXPECT_EQ(tok->type(50256), TokenType::kControl);

@@ -8,6 +8,7 @@
 #include "io/gguf.h"
 #include "reslens/error.h"
 #include "tokenizer/factory.h"
+#include "tokenizer/spm.h"
 #include "unit/tokenizer/tokenizer_data.h"
 
 namespace reslens {
@@ -68,9 +69,13 @@ TEST(Stories260K, Llama2cTokenizerEqualsGguf) {
   EXPECT_EQ(tok->kind(), "llama2c-spm");
   ASSERT_EQ(tok->n_vocab(), gguf_tok->n_vocab());
   // Same vocabulary once the exporter's rewriting (' ' for '▁', "\n<s>\n") is undone.
+  const auto* spm = dynamic_cast<const tokenizer_detail::SpmTokenizer*>(tok.get());
+  const auto* gguf_spm = dynamic_cast<const tokenizer_detail::SpmTokenizer*>(gguf_tok.get());
+  ASSERT_TRUE(spm != nullptr && gguf_spm != nullptr);
   for (int32_t id = 0; id < tok->n_vocab(); ++id) {
     EXPECT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
     EXPECT_EQ(tok->type(id), gguf_tok->type(id)) << "id " << id;
+    EXPECT_EQ(spm->score(id), gguf_spm->score(id)) << "id " << id;
   }
   EXPECT_EQ(tok->bos_id(), 1);
   EXPECT_EQ(tok->eos_id(), 2);
