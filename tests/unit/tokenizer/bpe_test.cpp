@@ -3,10 +3,7 @@
 // the GGUF; decode is lossless; a 100 KB text encodes well under a second.
 #include <gtest/gtest.h>
 
-#include <chrono>
-
 #include "common/test_paths.h"
-#include "io/gguf.h"
 #include "reslens/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/factory.h"
@@ -17,11 +14,6 @@ namespace {
 
 using test::expect_ids;
 using test::shared_path;
-
-std::unique_ptr<Tokenizer> from_gguf(const std::string& relative) {
-  const gguf::File file(shared_path(relative));
-  return tokenizer_from_gguf(file);
-}
 
 // Every vector of `<vocab>.gguf.inp/.out`, and decode(encode(s)) == s (byte-level BPE is lossless).
 void check_vocab_vectors(const Tokenizer& tok, const std::string& relative, size_t n_cases) {
@@ -37,7 +29,7 @@ void check_vocab_vectors(const Tokenizer& tok, const std::string& relative, size
 }
 
 TEST(Gpt2Bpe, MatchesLlamaCppVocabVectors) {
-  const auto tok = from_gguf("tokenizers/ggml-vocab/ggml-vocab-gpt-2.gguf");
+  const auto tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-gpt-2.gguf");
   EXPECT_EQ(tok->kind(), "gpt2-bpe");
   EXPECT_EQ(tok->n_vocab(), 50257);
   EXPECT_EQ(tok->bos_id(), 50256);
@@ -46,7 +38,7 @@ TEST(Gpt2Bpe, MatchesLlamaCppVocabVectors) {
 }
 
 TEST(Llama3Bpe, MatchesLlamaCppVocabVectors) {
-  const auto tok = from_gguf("tokenizers/ggml-vocab/ggml-vocab-llama-bpe.gguf");
+  const auto tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-llama-bpe.gguf");
   EXPECT_EQ(tok->kind(), "llama3-bpe");
   EXPECT_EQ(tok->n_vocab(), 128256);
   EXPECT_EQ(tok->bos_id(), 128000);
@@ -56,7 +48,7 @@ TEST(Llama3Bpe, MatchesLlamaCppVocabVectors) {
 }
 
 TEST(Qwen2Bpe, MatchesLlamaCppVocabVectors) {
-  const auto tok = from_gguf("tokenizers/ggml-vocab/ggml-vocab-qwen2.gguf");
+  const auto tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-qwen2.gguf");
   EXPECT_EQ(tok->kind(), "qwen2-bpe");
   EXPECT_EQ(tok->n_vocab(), 151936);
   EXPECT_FALSE(tok->add_bos_default());
@@ -64,7 +56,7 @@ TEST(Qwen2Bpe, MatchesLlamaCppVocabVectors) {
 }
 
 TEST(Gpt2Bpe, OpenAiFilesMatchGgufAndPromptVectors) {
-  const auto gguf_tok = from_gguf("tokenizers/ggml-vocab/ggml-vocab-gpt-2.gguf");
+  const auto gguf_tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-gpt-2.gguf");
   const auto tok = load_bpe_vocab_merges(shared_path("tokenizers/gpt2/encoder.json"),
                                          shared_path("tokenizers/gpt2/vocab.bpe"));
   EXPECT_EQ(tok->kind(), "gpt2-bpe");
@@ -107,22 +99,13 @@ TEST(Gpt2Bpe, OpenAiFilesMatchGgufAndPromptVectors) {
 }
 
 TEST(RandomGpt2, GgufMatchesTokenizerTestsAndGoldens) {
-  const auto tok = from_gguf("models/random-gpt2/random-gpt2-test.gguf");
+  const auto tok = test::gguf_tokenizer("models/random-gpt2/random-gpt2-test.gguf");
   EXPECT_FALSE(tok->add_bos_default());
-  const auto cases = test::read_tokenizer_tests("random-gpt2");
-  ASSERT_EQ(cases.size(), 30u);
-  for (const auto& c : cases) {
-    expect_ids(*tok, c.text, *c.ids_default, tok->encode(c.text, tok->add_bos_default()));
-    expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
-    EXPECT_EQ(tok->decode(tok->encode(c.text, false)), c.text);
-  }
-  for (const auto& p : test::read_golden_prompts("random-gpt2")) {
-    expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
-  }
+  test::expect_golden_tokenization(*tok, "random-gpt2");
 }
 
 TEST(Gpt2Bpe, TokenTextAndDecode) {
-  const auto tok = from_gguf("models/random-gpt2/random-gpt2-test.gguf");
+  const auto tok = test::gguf_tokenizer("models/random-gpt2/random-gpt2-test.gguf");
   const auto hello = tok->encode(" Hello world", false);
   ASSERT_EQ(hello, (std::vector<int32_t>{18435, 995}));
   EXPECT_EQ(tok->piece(18435), "\xC4\xA0Hello");  // "ĠHello"
@@ -144,7 +127,7 @@ TEST(Gpt2Bpe, TokenTextAndDecode) {
 }
 
 TEST(Gpt2Bpe, EncodesLargeTextQuickly) {
-  const auto tok = from_gguf("models/random-gpt2/random-gpt2-test.gguf");
+  const auto tok = test::gguf_tokenizer("models/random-gpt2/random-gpt2-test.gguf");
   // ~100 KB of varied text: the prompt vectors, numbered so words keep changing.
   const auto prompts = test::read_prompt_vectors("tokenizers/testvectors/ggml-prompts-gpt-2.txt");
   std::string text;
@@ -152,9 +135,8 @@ TEST(Gpt2Bpe, EncodesLargeTextQuickly) {
     text += prompts[static_cast<size_t>(i) % prompts.size()].text;
     text += " (" + std::to_string(i * 7919) + ")\n";
   }
-  const auto start = std::chrono::steady_clock::now();
-  const auto ids = tok->encode(text, false);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::vector<int32_t> ids;
+  const double seconds = test::seconds_to_encode(*tok, text, ids);
   EXPECT_GT(ids.size(), 20000u);
   EXPECT_LT(seconds, 1.0) << "encoding " << text.size() << " bytes took " << seconds << " s";
   EXPECT_EQ(tok->decode(ids), text);

@@ -14,6 +14,7 @@
 #include "reslens/error.h"
 #include "tokenizer/factory.h"
 #include "tokenizer/fuzz_entry.h"
+#include "unit/tokenizer/tokenizer_data.h"
 
 namespace reslens {
 namespace {
@@ -28,20 +29,6 @@ std::unique_ptr<Tokenizer> from_builder(const GgufBuilder& b) {
   return tokenizer_from_gguf(file);
 }
 
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no exception";
-  return "";
-}
-
 void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
@@ -49,8 +36,8 @@ void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
 
 TEST(TokenizerErrors, InvalidUtf8IsInvalidArgumentWithOffset) {
   std::vector<std::unique_ptr<Tokenizer>> tokenizers;
-  tokenizers.push_back(tokenizer_from_gguf(gguf::File(shared_path("models/stories260K/stories260K.gguf"))));
-  tokenizers.push_back(tokenizer_from_gguf(gguf::File(shared_path("models/random-gpt2/random-gpt2-test.gguf"))));
+  tokenizers.push_back(test::gguf_tokenizer("models/stories260K/stories260K.gguf"));
+  tokenizers.push_back(test::gguf_tokenizer("models/random-gpt2/random-gpt2-test.gguf"));
   tokenizers.push_back(load_hf_tokenizer(shared_path("models/TinyStories-656K")));
   tokenizers.push_back(load_llama2c_tokenizer(shared_path("models/stories260K/tok512.bin"), 512));
   tokenizers.push_back(load_sentencepiece_model(shared_path("tokenizers/llama2/tokenizer.model")));
@@ -64,7 +51,7 @@ TEST(TokenizerErrors, InvalidUtf8IsInvalidArgumentWithOffset) {
   };
   for (const auto& tok : tokenizers) {
     for (const auto& c : bad) {
-      const std::string msg = error_of<InvalidArgument>([&] { tok->encode(c.first, true); });
+      const std::string msg = test::error_of<InvalidArgument>([&] { tok->encode(c.first, true); });
       EXPECT_NE(msg.find("byte offset " + std::to_string(c.second)), std::string::npos) << tok->kind() << ": " << msg;
     }
   }
@@ -76,13 +63,13 @@ TEST(TokenizerErrors, Llama2cFileProblemsNameThePath) {
   const auto path = dir / "tok.bin";
   const std::string name = path.string();
 
-  const std::string missing = error_of<IoError>([&] { load_llama2c_tokenizer(dir / "missing.bin", 512); });
+  const std::string missing = test::error_of<IoError>([&] { load_llama2c_tokenizer(dir / "missing.bin", 512); });
   EXPECT_NE(missing.find("missing.bin"), std::string::npos) << missing;
 
   // Every truncation is a FormatError naming the file, never a crash or a partial vocabulary.
   for (const size_t size : {size_t{0}, size_t{2}, size_t{4}, size_t{10}, size_t{1000}, good.size() / 2, good.size() - 1}) {
     write_bytes(path, good.substr(0, size));
-    const std::string msg = error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); });
+    const std::string msg = test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); });
     EXPECT_NE(msg.find(name), std::string::npos) << "size " << size << ": " << msg;
   }
   // A negative or oversized piece length, and an absurd max_token_length.
@@ -90,16 +77,16 @@ TEST(TokenizerErrors, Llama2cFileProblemsNameThePath) {
   const int32_t negative = -5;
   std::memcpy(corrupt.data() + 8, &negative, 4);  // length of token 0
   write_bytes(path, corrupt);
-  EXPECT_NE(error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find("length -5"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find("length -5"), std::string::npos);
   corrupt = good;
   const int32_t huge = 1 << 30;
   std::memcpy(corrupt.data(), &huge, 4);
   write_bytes(path, corrupt);
-  EXPECT_NE(error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find(name), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find(name), std::string::npos);
   // The wrong vocabulary size for the file, either way.
   write_bytes(path, good);
-  EXPECT_NE(error_of<FormatError>([&] { load_llama2c_tokenizer(path, 600); }).find(name), std::string::npos);
-  EXPECT_NE(error_of<FormatError>([&] { load_llama2c_tokenizer(path, 500); }).find("does not belong"),
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 600); }).find(name), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 500); }).find("does not belong"),
             std::string::npos);
   EXPECT_THROW(load_llama2c_tokenizer(path, 0), InvalidArgument);
   EXPECT_NO_THROW(load_llama2c_tokenizer(path, 512));
@@ -118,7 +105,7 @@ GgufBuilder spm_vocab(const std::vector<std::string>& tokens, const std::vector<
 TEST(TokenizerErrors, InconsistentGgufMetadataIsFormatError) {
   const std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", kSpace, "a"};
   auto expect_format_error = [](const GgufBuilder& b, const std::string& needle) {
-    const std::string msg = error_of<FormatError>([&] { from_builder(b); });
+    const std::string msg = test::error_of<FormatError>([&] { from_builder(b); });
     EXPECT_NE(msg.find("synthetic.gguf"), std::string::npos) << msg;
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
   };
@@ -162,7 +149,7 @@ TEST(TokenizerErrors, UnsupportedTokenizerModelsAreNamed) {
     GgufBuilder b;
     b.kv_string("tokenizer.ggml.model", model);
     b.kv_string_array("tokenizer.ggml.tokens", {"a", "b"});
-    const std::string msg = error_of<UnsupportedError>([&] { from_builder(b); });
+    const std::string msg = test::error_of<UnsupportedError>([&] { from_builder(b); });
     EXPECT_NE(msg.find("'" + model + "'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("synthetic.gguf"), std::string::npos) << msg;
   }
@@ -171,7 +158,7 @@ TEST(TokenizerErrors, UnsupportedTokenizerModelsAreNamed) {
   b.kv_string("tokenizer.ggml.pre", "some-new-model");
   b.kv_string_array("tokenizer.ggml.tokens", {"a", "b"});
   b.kv_string_array("tokenizer.ggml.merges", {"a b"});
-  EXPECT_NE(error_of<UnsupportedError>([&] { from_builder(b); }).find("'some-new-model'"), std::string::npos);
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { from_builder(b); }).find("'some-new-model'"), std::string::npos);
 }
 
 TEST(SpmSynthetic, MergesHighestScoreThenLeftmost) {
@@ -195,7 +182,7 @@ TEST(SpmSynthetic, UnknownCharactersWithoutByteTokens) {
   // Without an <unk> token (and no byte tokens) the text cannot be encoded: say where.
   auto no_unk = from_builder(spm_vocab(tokens, {0, 0, 0, -1, -2}, {1, 3, 3, 1, 1}));
   EXPECT_EQ(no_unk->unk_id(), -1);
-  const std::string msg = error_of<InvalidArgument>([&] { no_unk->encode("a a\xC3\xA9", false); });
+  const std::string msg = test::error_of<InvalidArgument>([&] { no_unk->encode("a a\xC3\xA9", false); });
   EXPECT_NE(msg.find("byte offset 3"), std::string::npos) << msg;
 }
 

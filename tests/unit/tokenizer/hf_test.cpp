@@ -5,7 +5,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <fstream>
 
 #include "common/test_paths.h"
@@ -26,21 +25,6 @@ void write_file(const std::filesystem::path& path, const std::string& content) {
   out << content;
 }
 
-// The error message `f` throws as `E`, or a failure.
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no exception";
-  return "";
-}
-
 TEST(HfTinyStories, DirectoryMatchesGoldensAndHfReference) {
   const auto tok = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
   EXPECT_EQ(tok->kind(), "hf-bpe-spm");
@@ -51,20 +35,11 @@ TEST(HfTinyStories, DirectoryMatchesGoldensAndHfReference) {
   EXPECT_TRUE(tok->add_bos_default());
   EXPECT_EQ(tok->type(1), TokenType::kControl);
   EXPECT_EQ(tok->type(0), TokenType::kUnknown);  // a special added token, but the model's unk_token
-  const gguf::File gguf_file(shared_path("models/TinyStories-656K/TinyStories-656K-f32.gguf"));
-  const auto gguf_tok = tokenizer_from_gguf(gguf_file);
+  test::expect_golden_tokenization(*tok, "TinyStories-656K");
+  // HF's merge ranks and the GGUF's scores give the same segmentation.
+  const auto gguf_tok = test::gguf_tokenizer("models/TinyStories-656K/TinyStories-656K-f32.gguf");
   for (const auto& c : test::read_tokenizer_tests("TinyStories-656K")) {
-    const auto ids = tok->encode(c.text, tok->add_bos_default());
-    expect_ids(*tok, c.text, *c.hf_reference_ids_with_bos, ids);
-    // HF's merge ranks and the GGUF's scores give the same segmentation.
-    expect_ids(*tok, c.text, gguf_tok->encode(c.text, true), ids);
-    if (c.ids_no_bos) {
-      expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
-      EXPECT_EQ(tok->decode(ids), c.text);
-    }
-  }
-  for (const auto& p : test::read_golden_prompts("TinyStories-656K")) {
-    expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
+    expect_ids(*tok, c.text, gguf_tok->encode(c.text, true), tok->encode(c.text, true));
   }
   EXPECT_EQ(tok->token_text(tok->find_piece("ce\xE2\x96\x81")), "ce ");
 }
@@ -73,17 +48,12 @@ TEST(HfTinyStories, LargeTextQuicklyAndSameIdsAsGguf) {
   // Without a pre-tokenizer the merges run over the whole text: 100 KB must stay fast, and the
   // merge-rank and score-based algorithms must agree on it token for token.
   const auto tok = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
-  const gguf::File gguf_file(shared_path("models/TinyStories-656K/TinyStories-656K-f32.gguf"));
-  const auto gguf_tok = tokenizer_from_gguf(gguf_file);
-  std::string text;
-  for (const auto& p : test::read_golden_prompts("TinyStories-656K")) text += p.text + "\n";
-  const std::string unit = text;
-  while (text.size() < 100 * 1024) text += unit;
-  const auto start = std::chrono::steady_clock::now();
-  const auto ids = tok->encode(text, true);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto gguf_tok = test::gguf_tokenizer("models/TinyStories-656K/TinyStories-656K-f32.gguf");
+  const std::string text = test::repeated_prompts("TinyStories-656K", 100 * 1024);
+  std::vector<int32_t> ids;
+  const double seconds = test::seconds_to_encode(*tok, text, ids);
   EXPECT_LT(seconds, 1.0) << "encoding " << text.size() << " bytes took " << seconds << " s";
-  EXPECT_TRUE(ids == gguf_tok->encode(text, true));
+  EXPECT_TRUE(ids == gguf_tok->encode(text, false));
   EXPECT_EQ(tok->decode(ids), text);
 }
 
@@ -113,13 +83,7 @@ TEST(HfRandomGpt2, VocabMergesDirectoryMatchesGoldens) {
   EXPECT_EQ(tok->kind(), "gpt2-bpe");
   EXPECT_EQ(tok->n_vocab(), 50257);
   EXPECT_FALSE(tok->add_bos_default());
-  for (const auto& c : test::read_tokenizer_tests("random-gpt2")) {
-    expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
-    EXPECT_EQ(tok->decode(tok->encode(c.text, false)), c.text);
-  }
-  for (const auto& p : test::read_golden_prompts("random-gpt2")) {
-    expect_ids(*tok, p.text, p.token_ids, tok->encode(p.text, p.add_bos));
-  }
+  test::expect_golden_tokenization(*tok, "random-gpt2");
 }
 
 // GPT-2's vocab.json + merges.txt written as a byte-level tokenizer.json, as `tokenizers` saves it.
@@ -222,8 +186,7 @@ TEST(HfSentencePiece, Llama2ModelMatchesLlamaSpmVectors) {
   EXPECT_EQ(tok->unk_id(), 0);
   EXPECT_TRUE(tok->add_bos_default());
   EXPECT_EQ(tok->type(13), TokenType::kByte);  // <0x0A>
-  const gguf::File file(shared_path("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf"));
-  const auto gguf_tok = tokenizer_from_gguf(file);
+  const auto gguf_tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf");
   for (int32_t id = 0; id < tok->n_vocab(); ++id) ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
   for (const auto& c : test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf")) {
     const auto ids = tok->encode(c.text, false);
@@ -239,7 +202,7 @@ TEST(HfTokenizerJson, UnsupportedModelTypesNameFileAndType) {
   for (const std::string type : {"WordPiece", "Unigram", "WordLevel"}) {
     const json j = {{"model", {{"type", type}, {"vocab", {{"a", 0}}}}}};
     write_file(dir / "tokenizer.json", j.dump());
-    const std::string msg = error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); });
+    const std::string msg = test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); });
     EXPECT_NE(msg.find((dir / "tokenizer.json").string()), std::string::npos) << msg;
     EXPECT_NE(msg.find(type), std::string::npos) << msg;
   }
@@ -247,11 +210,11 @@ TEST(HfTokenizerJson, UnsupportedModelTypesNameFileAndType) {
   auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
   j["normalizer"] = {{"type", "NFC"}};
   write_file(dir / "tokenizer.json", j.dump());
-  EXPECT_NE(error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'NFC'"), std::string::npos);
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'NFC'"), std::string::npos);
   j["normalizer"] = nullptr;
   j["post_processor"]["single"].push_back({{"SpecialToken", {{"id", "<|end_story|>"}, {"type_id", 0}}}});
   write_file(dir / "tokenizer.json", j.dump());
-  EXPECT_NE(error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("after the text"), std::string::npos);
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("after the text"), std::string::npos);
 }
 
 TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
@@ -269,12 +232,12 @@ TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
   };
   for (const auto& content : bad) {
     write_file(path, content);
-    const std::string msg = error_of<FormatError>([&] { load_hf_tokenizer(dir); });
+    const std::string msg = test::error_of<FormatError>([&] { load_hf_tokenizer(dir); });
     EXPECT_NE(msg.find(path), std::string::npos) << "content: " << content << "\nmessage: " << msg;
   }
   write_file(path, R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
   write_file(dir / "tokenizer_config.json", "{not json");
-  EXPECT_NE(error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"), std::string::npos);
 }
 
 TEST(HfDirectory, MissingFilesAreIoErrors) {
@@ -282,10 +245,10 @@ TEST(HfDirectory, MissingFilesAreIoErrors) {
   EXPECT_THROW(load_hf_tokenizer("/nonexistent/reslens/model"), IoError);
   const auto dir = test::scratch_dir("half");
   write_file(dir / "vocab.json", "{}");
-  EXPECT_NE(error_of<IoError>([&] { load_hf_tokenizer(dir); }).find("merges.txt"), std::string::npos);
+  EXPECT_NE(test::error_of<IoError>([&] { load_hf_tokenizer(dir); }).find("merges.txt"), std::string::npos);
   EXPECT_THROW(load_sentencepiece_model(dir / "tokenizer.model"), IoError);
   write_file(dir / "tokenizer.model", "not a protobuf");
-  EXPECT_NE(error_of<FormatError>([&] { load_sentencepiece_model(dir / "tokenizer.model"); }).find("tokenizer.model"),
+  EXPECT_NE(test::error_of<FormatError>([&] { load_sentencepiece_model(dir / "tokenizer.model"); }).find("tokenizer.model"),
             std::string::npos);
 }
 

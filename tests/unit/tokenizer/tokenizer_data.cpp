@@ -2,9 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <sstream>
 
 #include "common/test_paths.h"
+#include "io/gguf.h"
+#include "tokenizer/factory.h"
 
 namespace reslens::test {
 
@@ -129,6 +132,43 @@ bool expect_ids(const Tokenizer& tokenizer, const std::string& text, const std::
   EXPECT_EQ(actual, expected) << "text: \"" << printable(text) << "\"\n  expected: " << describe(tokenizer, expected)
                               << "\n  actual:   " << describe(tokenizer, actual);
   return actual == expected;
+}
+
+std::unique_ptr<Tokenizer> gguf_tokenizer(const std::string& relative) {
+  const gguf::File file(shared_path(relative));
+  return tokenizer_from_gguf(file);
+}
+
+void expect_golden_tokenization(const Tokenizer& tokenizer, const std::string& model) {
+  const auto cases = read_tokenizer_tests(model);
+  EXPECT_EQ(cases.size(), 30u) << model;
+  for (const auto& c : cases) {
+    const auto ids = tokenizer.encode(c.text, tokenizer.add_bos_default());
+    if (c.ids_default) expect_ids(tokenizer, c.text, *c.ids_default, ids);
+    if (c.hf_reference_ids_with_bos) expect_ids(tokenizer, c.text, *c.hf_reference_ids_with_bos, ids);
+    EXPECT_TRUE(c.ids_default || c.hf_reference_ids_with_bos) << "no reference ids for \"" << printable(c.text) << "\"";
+    if (c.ids_no_bos) {
+      expect_ids(tokenizer, c.text, *c.ids_no_bos, tokenizer.encode(c.text, false));
+      EXPECT_EQ(tokenizer.decode(ids), c.text) << "text: \"" << printable(c.text) << "\"";
+    }
+  }
+  for (const auto& p : read_golden_prompts(model)) {
+    expect_ids(tokenizer, p.text, p.token_ids, tokenizer.encode(p.text, p.add_bos));
+  }
+}
+
+std::string repeated_prompts(const std::string& model, size_t bytes) {
+  std::string unit;
+  for (const auto& p : read_golden_prompts(model)) unit += p.text + "\n";
+  std::string text;
+  while (text.size() < bytes && !unit.empty()) text += unit;
+  return text;
+}
+
+double seconds_to_encode(const Tokenizer& tokenizer, const std::string& text, std::vector<int32_t>& ids) {
+  const auto start = std::chrono::steady_clock::now();
+  ids = tokenizer.encode(text, false);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace reslens::test

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,5 +55,34 @@ std::string printable(const std::string& text);
 /// Returns whether they matched.
 bool expect_ids(const Tokenizer& tokenizer, const std::string& text, const std::vector<int32_t>& expected,
                 const std::vector<int32_t>& actual);
+
+/// The tokenizer of the GGUF file `relative` (under shared/).
+std::unique_ptr<Tokenizer> gguf_tokenizer(const std::string& relative);
+
+/// Checks every case of goldens/<model>/tokenizer_tests.json and every goldens.json prompt: ids
+/// with the model's default BOS setting (llama.cpp's, or the HF reference where llama.cpp failed),
+/// ids without BOS, and decode(encode(s)) == s wherever llama.cpp could tokenize s.
+void expect_golden_tokenization(const Tokenizer& tokenizer, const std::string& model);
+
+/// At least `bytes` of text: the model's golden prompts, one per line, repeated.
+std::string repeated_prompts(const std::string& model, size_t bytes);
+
+/// Encodes `text` into `ids` and returns the seconds it took.
+double seconds_to_encode(const Tokenizer& tokenizer, const std::string& text, std::vector<int32_t>& ids);
+
+/// The message of the `E` that `f()` throws; a test failure when it throws nothing or another type.
+template <typename E, typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "no exception";
+  return "";
+}
 
 }  // namespace reslens::test
