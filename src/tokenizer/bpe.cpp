@@ -114,8 +114,8 @@ std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text) const
         }
         case PreTokenizerStep::Kind::kMetaspace: {
           std::string replaced = replace_all(word, " ", step.replacement);
-          const bool prepend = step.prepend == PreTokenizerStep::Prepend::kAlways ||
-                               (step.prepend == PreTokenizerStep::Prepend::kFirst && w == 0);
+          const bool prepend = step.prepend == PreTokenizerStep::Prepend::kAlways
+                               || (step.prepend == PreTokenizerStep::Prepend::kFirst && w == 0);
           if (prepend && !starts_with(replaced, step.replacement)) replaced = step.replacement + replaced;
           if (step.split) {
             split_before(replaced, step.replacement, next);

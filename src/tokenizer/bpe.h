@@ -40,8 +40,8 @@ struct PreTokenizerStep {
   Kind kind = Kind::kSplit;
   /// kSplit: the pattern; kByteLevel: GPT-2's pattern when `use_regex`, else null.
   std::shared_ptr<const RegexSplitter> regex;
-  bool add_prefix_space = false;  ///< kByteLevel: prepend ' ' to a word not starting with one
-  std::string replacement;        ///< kMetaspace: the space marker ("▁")
+  bool add_prefix_space = false;       ///< kByteLevel: prepend ' ' to a word not starting with one
+  std::string replacement;             ///< kMetaspace: the space marker ("▁")
   Prepend prepend = Prepend::kAlways;  ///< kMetaspace
   bool split = true;                   ///< kMetaspace: split before each marker
 };
@@ -51,7 +51,7 @@ enum class BpeDecoding { kByteLevel, kSentencePiece };
 /// Everything a BpeTokenizer is built from.
 struct BpeVocab {
   std::vector<std::string> pieces;
-  std::vector<TokenType> types;  ///< same length as pieces
+  std::vector<TokenType> types;                             ///< same length as pieces
   std::vector<std::pair<std::string, std::string>> merges;  ///< in rank order (rank = index)
   std::vector<NormalizerStep> normalizer;
   std::vector<PreTokenizerStep> pre_tokenizer;

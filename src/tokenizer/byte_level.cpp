@@ -13,7 +13,7 @@ constexpr uint32_t kNoByte = 0xFFFFFFFF;
 constexpr size_t kAlphabetEnd = 0x144;  // code points used by the alphabet are all below this
 
 struct Alphabet {
-  std::array<std::string, 256> byte_to_utf8;       // byte -> its character, UTF-8 encoded
+  std::array<std::string, 256> byte_to_utf8;        // byte -> its character, UTF-8 encoded
   std::array<uint32_t, kAlphabetEnd> cp_to_byte{};  // code point -> byte, or kNoByte
 
   Alphabet() {
@@ -71,15 +71,10 @@ std::string byte_level_decode(const Tokenizer& tokenizer, std::span<const int32_
   for (const int32_t id : ids) {
     const std::string& piece = tokenizer.piece(id);
     switch (tokenizer.type(id)) {
-      case TokenType::kControl:
-        break;
+      case TokenType::kControl: break;
       case TokenType::kUserDefined:
-      case TokenType::kUnknown:
-        out += piece;
-        break;
-      default:
-        append_byte_level_decoded(out, piece);
-        break;
+      case TokenType::kUnknown: out += piece; break;
+      default: append_byte_level_decoded(out, piece); break;
     }
   }
   return out;
@@ -90,8 +85,7 @@ std::string byte_level_token_text(const Tokenizer& tokenizer, int32_t id) {
   switch (tokenizer.type(id)) {
     case TokenType::kControl:
     case TokenType::kUserDefined:
-    case TokenType::kUnknown:
-      return escape_invalid_utf8(piece);
+    case TokenType::kUnknown: return escape_invalid_utf8(piece);
     default: {
       std::string bytes;
       append_byte_level_decoded(bytes, piece);

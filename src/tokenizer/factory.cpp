@@ -21,9 +21,11 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& t
                                                   const std::filesystem::path& tokenizer_config) {
   tokenizer_detail::HfTokenizerConfig config;
   if (!tokenizer_config.empty()) {
-    config = tokenizer_detail::parse_hf_tokenizer_config(read_text_file(tokenizer_config), tokenizer_config.string());
+    config = tokenizer_detail::parse_hf_tokenizer_config(read_text_file(tokenizer_config),
+                                                         tokenizer_config.string());
   }
-  return tokenizer_detail::tokenizer_from_hf_json(read_text_file(tokenizer_json), tokenizer_json.string(), config);
+  return tokenizer_detail::tokenizer_from_hf_json(read_text_file(tokenizer_json), tokenizer_json.string(),
+                                                  config);
 }
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir) {
@@ -37,8 +39,8 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir) {
   const bool has_merges = is_file(dir / "merges.txt");
   if (has_vocab && has_merges) return load_bpe_vocab_merges(dir / "vocab.json", dir / "merges.txt");
   if (has_vocab != has_merges) {
-    throw IoError((dir / (has_vocab ? "merges.txt" : "vocab.json")).string() + ": missing (vocab.json and merges.txt "
-                  "come together)");
+    const auto missing = dir / (has_vocab ? "merges.txt" : "vocab.json");
+    throw IoError(missing.string() + ": missing (vocab.json and merges.txt come together)");
   }
   if (is_file(dir / "tokenizer.model")) return load_sentencepiece_model(dir / "tokenizer.model");
   throw IoError(dir.string() + ": no tokenizer found (looked for tokenizer.json, vocab.json + merges.txt, "

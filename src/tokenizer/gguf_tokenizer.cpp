@@ -36,7 +36,8 @@ const gguf::Value* find_array(const gguf::File& f, const char* key, bool of_stri
   const bool strings = v->type == gguf::ValueType::kArray && v->array_type == gguf::ValueType::kString;
   const bool numbers = v->type == gguf::ValueType::kArray && v->array_type != gguf::ValueType::kString;
   if (of_strings ? !strings : !numbers) {
-    fail(f, std::string("metadata key '") + key + "' should be an array of " + (of_strings ? "strings" : "numbers"));
+    fail(f, std::string("metadata key '") + key + "' should be an array of "
+                + (of_strings ? "strings" : "numbers"));
   }
   return v;
 }
@@ -54,8 +55,8 @@ std::vector<float> read_scores(const gguf::File& f, size_t n_tokens) {
   const gguf::Value* v = find_array(f, kScores, false);
   if (v == nullptr) return std::vector<float>(n_tokens, 0.0f);
   if (v->numbers.size() != n_tokens) {
-    fail(f, std::string("'") + kScores + "' has " + std::to_string(v->numbers.size()) + " entries but '" + kTokens +
-                "' has " + std::to_string(n_tokens));
+    fail(f, std::string("'") + kScores + "' has " + std::to_string(v->numbers.size()) + " entries but '"
+                + kTokens + "' has " + std::to_string(n_tokens));
   }
   std::vector<float> scores;
   scores.reserve(n_tokens);
@@ -69,8 +70,8 @@ std::vector<TokenType> read_types(const gguf::File& f, size_t n_tokens) {
   const gguf::Value* v = find_array(f, kTypes, false);
   if (v == nullptr) return std::vector<TokenType>(n_tokens, TokenType::kNormal);
   if (v->numbers.size() != n_tokens) {
-    fail(f, std::string("'") + kTypes + "' has " + std::to_string(v->numbers.size()) + " entries but '" + kTokens +
-                "' has " + std::to_string(n_tokens));
+    fail(f, std::string("'") + kTypes + "' has " + std::to_string(v->numbers.size()) + " entries but '"
+                + kTokens + "' has " + std::to_string(n_tokens));
   }
   std::vector<TokenType> types;
   types.reserve(n_tokens);
@@ -89,8 +90,8 @@ std::vector<TokenType> read_types(const gguf::File& f, size_t n_tokens) {
     } else if (t == 6) {
       types.push_back(TokenType::kByte);
     } else {
-      fail(f, std::string("'") + kTypes + "' entry " + std::to_string(i) + " is " + std::to_string(t) +
-                  ", not a token type (0..6)");
+      fail(f, std::string("'") + kTypes + "' entry " + std::to_string(i) + " is " + std::to_string(t)
+                  + ", not a token type (0..6)");
     }
   }
   return types;
@@ -102,8 +103,8 @@ int32_t read_token_id(const gguf::File& f, const std::string& key, size_t n_toke
   const auto v = f.get_int_opt(key);
   if (!v || *v == -1 || *v == int64_t{0xFFFFFFFF}) return -1;
   if (*v < 0 || static_cast<uint64_t>(*v) >= n_tokens) {
-    fail(f, "'" + key + "' is " + std::to_string(*v) + ", outside the vocabulary of " + std::to_string(n_tokens) +
-                " tokens");
+    fail(f, "'" + key + "' is " + std::to_string(*v) + ", outside the vocabulary of "
+                + std::to_string(n_tokens) + " tokens");
   }
   return static_cast<int32_t>(*v);
 }
@@ -129,7 +130,8 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const gguf::File& f) {
   }
   vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(true);
   vocab.add_space_prefix = f.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(true);
-  if (vocab.add_bos && vocab.bos_id < 0) fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");
+  if (vocab.add_bos && vocab.bos_id < 0)
+    fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");
   vocab.kind = "llama-spm";
   return std::make_unique<SpmTokenizer>(std::move(vocab));
 }
@@ -145,8 +147,8 @@ PreTokenizerKind pre_tokenizer_of(const gguf::File& f) {
   }
   if (pre == "qwen2" || pre == "stablelm2") return PreTokenizerKind::kQwen2;
   throw UnsupportedError(f.source() + ": BPE pre-tokenizer '" + pre +
-                         "' (tokenizer.ggml.pre) is not supported (supported: gpt-2, default, llama-bpe, llama3, "
-                         "qwen2 and their aliases)");
+                         "' (tokenizer.ggml.pre) is not supported (supported: gpt-2, default, llama-bpe, "
+                         "llama3, qwen2 and their aliases)");
 }
 
 std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
@@ -156,15 +158,16 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
   const size_t n = vocab.pieces.size();
   vocab.types = read_types(f, n);
   const gguf::Value* merges = find_array(f, kMerges, true);
-  if (merges == nullptr) fail(f, std::string("metadata key '") + kMerges + "' is missing (a gpt2 tokenizer needs it)");
+  if (merges == nullptr)
+    fail(f, std::string("metadata key '") + kMerges + "' is missing (a gpt2 tokenizer needs it)");
   vocab.merges.reserve(merges->strings.size());
   for (size_t i = 0; i < merges->strings.size(); ++i) {
     const std::string& m = merges->strings[i];
     // "left right"; llama.cpp searches the separator from index 1 so a left part may start with ' '.
     const size_t space = m.find(' ', 1);
     if (space == std::string::npos || space + 1 >= m.size()) {
-      fail(f, std::string("'") + kMerges + "' entry " + std::to_string(i) + " is not of the form 'left right': '" + m +
-                  "'");
+      fail(f, std::string("'") + kMerges + "' entry " + std::to_string(i)
+                  + " is not of the form 'left right': '" + m + "'");
     }
     vocab.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
   }
@@ -173,7 +176,8 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
   vocab.unk_id = read_token_id(f, "tokenizer.ggml.unknown_token_id", n);
   // llama.cpp adds BOS by default only for the Llama 3 pre-tokenizer; the key overrides.
   vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(pre == PreTokenizerKind::kLlama3);
-  if (vocab.add_bos && vocab.bos_id < 0) fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");
+  if (vocab.add_bos && vocab.bos_id < 0)
+    fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");
   vocab.ignore_merges = pre == PreTokenizerKind::kLlama3;
 
   PreTokenizerStep split;
@@ -183,7 +187,9 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
   bytes.kind = PreTokenizerStep::Kind::kByteLevel;
   vocab.pre_tokenizer = {split, bytes};
   vocab.decoding = tokenizer_detail::BpeDecoding::kByteLevel;
-  vocab.kind = pre == PreTokenizerKind::kGpt2 ? "gpt2-bpe" : pre == PreTokenizerKind::kLlama3 ? "llama3-bpe" : "qwen2-bpe";
+  vocab.kind = pre == PreTokenizerKind::kGpt2     ? "gpt2-bpe"
+               : pre == PreTokenizerKind::kLlama3 ? "llama3-bpe"
+                                                  : "qwen2-bpe";
   return std::make_unique<BpeTokenizer>(std::move(vocab));
 }
 
@@ -194,8 +200,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf) {
   if (!model) fail(gguf, "no tokenizer: metadata key 'tokenizer.ggml.model' is missing");
   if (*model == "llama") return spm_from_gguf(gguf);
   if (*model == "gpt2") return bpe_from_gguf(gguf);
-  throw UnsupportedError(gguf.source() + ": tokenizer model '" + *model +
-                         "' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)");
+  throw UnsupportedError(gguf.source() + ": tokenizer model '" + *model
+                         + "' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)");
 }
 
 }  // namespace reslens

@@ -10,7 +10,8 @@ namespace reslens::tokenizer_detail {
 
 namespace {
 
-std::optional<std::string> token_name(const nlohmann::json& root, const char* key, const std::string& source) {
+std::optional<std::string> token_name(const nlohmann::json& root, const char* key,
+                                      const std::string& source) {
   const auto it = root.find(key);
   if (it == root.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();

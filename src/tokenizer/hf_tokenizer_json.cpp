@@ -68,7 +68,7 @@ class Parser {
   BpeVocab vocab_;
   std::vector<char> has_piece_;
   bool byte_level_ = false;
-  bool space_prefix_ = false;  // the encoder prepends "▁" (normalizer or Metaspace)
+  bool space_prefix_ = false;                // the encoder prepends "▁" (normalizer or Metaspace)
   std::optional<std::string> template_bos_;  // special token a TemplateProcessing puts first
   std::optional<int32_t> template_bos_id_;
 };
@@ -98,7 +98,8 @@ void Parser::parse_model(const json& model) {
   for (const auto& [piece, id] : vocab->items()) {
     if (!id.is_number_integer()) fail("'model.vocab' entry '" + piece + "' has a non-integer id");
     const auto value = id.get<int64_t>();
-    if (value < 0 || value >= kMaxVocab) fail("'model.vocab' entry '" + piece + "' has id " + std::to_string(value));
+    if (value < 0 || value >= kMaxVocab)
+      fail("'model.vocab' entry '" + piece + "' has id " + std::to_string(value));
     const auto index = static_cast<size_t>(value);
     if (index >= vocab_.pieces.size()) {
       vocab_.pieces.resize(index + 1);
@@ -132,11 +133,13 @@ void Parser::parse_model(const json& model) {
   vocab_.fuse_unk = bool_member(model, "fuse_unk", false, "'model'");
   vocab_.ignore_merges = bool_member(model, "ignore_merges", false, "'model'");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (const json* v = member(model, key); v != nullptr && !(v->is_string() && v->get<std::string>().empty())) {
+    if (const json* v = member(model, key);
+        v != nullptr && !(v->is_string() && v->get<std::string>().empty())) {
       unsupported(std::string("BPE '") + key + "'");
     }
   }
-  if (const json* d = member(model, "dropout"); d != nullptr && !(d->is_number() && d->get<double>() <= 0.0)) {
+  if (const json* d = member(model, "dropout");
+      d != nullptr && !(d->is_number() && d->get<double>() <= 0.0)) {
     unsupported("BPE dropout (random segmentation)");
   }
 }
@@ -160,8 +163,8 @@ void Parser::parse_added_tokens(const json& added) {
       vocab_.pieces[index] = content;
       has_piece_[index] = 1;
     }
-    vocab_.types[index] = bool_member(t, "special", false, "an added token") ? TokenType::kControl
-                                                                           : TokenType::kUserDefined;
+    vocab_.types[index] =
+        bool_member(t, "special", false, "an added token") ? TokenType::kControl : TokenType::kUserDefined;
   }
 }
 
@@ -224,15 +227,19 @@ void Parser::parse_pre_tokenizer(const json& p, int depth) {
       if (literal.empty()) fail("the Split pre-tokenizer's pattern is empty");
       regex = "\\Q" + replace_all(literal, "\\E", "\\E\\\\E\\Q") + "\\E";
     }
-    const std::string behavior = member(p, "behavior") ? string_member(p, "behavior", "the Split pre-tokenizer")
-                                                        : std::string("Isolated");
-    if (behavior != "Isolated") unsupported("Split pre-tokenizer behavior '" + behavior + "' (supported: Isolated)");
-    if (bool_member(p, "invert", false, "the Split pre-tokenizer")) unsupported("an inverted Split pre-tokenizer");
+    const std::string behavior = member(p, "behavior")
+                                     ? string_member(p, "behavior", "the Split pre-tokenizer")
+                                     : std::string("Isolated");
+    if (behavior != "Isolated")
+      unsupported("Split pre-tokenizer behavior '" + behavior + "' (supported: Isolated)");
+    if (bool_member(p, "invert", false, "the Split pre-tokenizer"))
+      unsupported("an inverted Split pre-tokenizer");
     step.regex = std::make_shared<RegexSplitter>(regex, source_);
   } else if (type == "Metaspace") {
     step.kind = PreTokenizerStep::Kind::kMetaspace;
-    step.replacement = member(p, "replacement") ? string_member(p, "replacement", "the Metaspace pre-tokenizer")
-                                                : std::string(kSpmSpace);
+    step.replacement = member(p, "replacement")
+                           ? string_member(p, "replacement", "the Metaspace pre-tokenizer")
+                           : std::string(kSpmSpace);
     if (step.replacement.empty()) fail("the Metaspace replacement is empty");
     if (member(p, "prepend_scheme") != nullptr) {
       const std::string scheme = string_member(p, "prepend_scheme", "the Metaspace pre-tokenizer");
@@ -281,7 +288,8 @@ void Parser::parse_post_processor(const json& p, int depth) {
       continue;
     }
     const json* special = member(item, "SpecialToken");
-    if (special == nullptr || !special->is_object()) fail("TemplateProcessing items should be Sequence or SpecialToken");
+    if (special == nullptr || !special->is_object())
+      fail("TemplateProcessing items should be Sequence or SpecialToken");
     const std::string name = string_member(*special, "id", "a TemplateProcessing SpecialToken");
     if (seen_text) unsupported("a TemplateProcessing that adds '" + name + "' after the text");
     if (template_bos_) unsupported("a TemplateProcessing that adds more than one token before the text");
@@ -289,8 +297,8 @@ void Parser::parse_post_processor(const json& p, int depth) {
     // The template's own table gives the id; the vocabulary is the fallback.
     if (const json* table = member(p, "special_tokens"); table != nullptr && table->is_object()) {
       if (const json* entry = member(*table, name.c_str()); entry != nullptr && entry->is_object()) {
-        if (const json* ids = member(*entry, "ids"); ids != nullptr && ids->is_array() && ids->size() == 1 &&
-                                                     (*ids)[0].is_number_integer()) {
+        if (const json* ids = member(*entry, "ids");
+            ids != nullptr && ids->is_array() && ids->size() == 1 && (*ids)[0].is_number_integer()) {
           template_bos_id_ = (*ids)[0].get<int32_t>();
         }
       }

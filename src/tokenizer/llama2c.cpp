@@ -24,8 +24,8 @@ constexpr int32_t kMaxPieceBytes = 1 << 16;
 
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& path, int32_t n_vocab) {
   if (n_vocab <= 0) {
-    throw InvalidArgument("llama2.c tokenizer " + path.string() + ": vocabulary size must be positive, not " +
-                          std::to_string(n_vocab));
+    throw InvalidArgument("llama2.c tokenizer " + path.string() + ": vocabulary size must be positive, not "
+                          + std::to_string(n_vocab));
   }
   const MappedFile file(path);  // IoError naming the path
   ByteReader r(file.bytes(), path.string());
@@ -35,8 +35,9 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
   }
   // Each token needs at least 8 bytes: reject an absurd n_vocab before allocating for it.
   if (static_cast<uint64_t>(n_vocab) > r.remaining() / 8) {
-    r.fail("truncated: " + std::to_string(n_vocab) + " tokens need at least " + std::to_string(8 * int64_t{n_vocab}) +
-           " bytes after the header, but the file has " + std::to_string(r.remaining()));
+    r.fail("truncated: " + std::to_string(n_vocab) + " tokens need at least "
+           + std::to_string(8 * int64_t{n_vocab}) + " bytes after the header, but the file has "
+           + std::to_string(r.remaining()));
   }
 
   tokenizer_detail::SpmVocab vocab;
@@ -47,8 +48,9 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
     const auto score = r.read<float>();
     const auto length = r.read<int32_t>();
     if (length < 0 || length > max_token_length) {
-      r.fail("token " + std::to_string(id) + " has length " + std::to_string(length) + " (max_token_length is " +
-             std::to_string(max_token_length) + ", offset " + std::to_string(r.offset() - 4) + ")");
+      r.fail("token " + std::to_string(id) + " has length " + std::to_string(length)
+             + " (max_token_length is " + std::to_string(max_token_length) + ", offset "
+             + std::to_string(r.offset() - 4) + ")");
     }
     std::string piece = r.read_string(static_cast<uint64_t>(length), "a token's bytes");
     TokenType type = TokenType::kNormal;
@@ -56,7 +58,8 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
       type = TokenType::kUnknown;
     } else if (id == 1 || id == 2) {
       // llama2.c's BOS and EOS, always ids 1 and 2.
-      if (piece.size() >= 2 && piece.front() == '\n' && piece.back() == '\n') piece = piece.substr(1, piece.size() - 2);
+      if (piece.size() >= 2 && piece.front() == '\n' && piece.back() == '\n')
+        piece = piece.substr(1, piece.size() - 2);
       type = TokenType::kControl;
     } else if (tokenizer_detail::parse_byte_piece(piece) >= 0) {
       type = TokenType::kByte;
@@ -68,8 +71,8 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
     vocab.types.push_back(type);
   }
   if (r.remaining() != 0) {
-    r.fail(std::to_string(r.remaining()) + " bytes follow the " + std::to_string(n_vocab) +
-           " tokens the model expects: the tokenizer does not belong to this model");
+    r.fail(std::to_string(r.remaining()) + " bytes follow the " + std::to_string(n_vocab)
+           + " tokens the model expects: the tokenizer does not belong to this model");
   }
   vocab.unk_id = vocab.types[0] == TokenType::kUnknown ? 0 : -1;
   vocab.bos_id = n_vocab > 1 ? 1 : -1;

@@ -34,7 +34,8 @@ std::string pretokenizer_pattern(PreTokenizerKind kind) {
   switch (kind) {
     case PreTokenizerKind::kGpt2:
       // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-      return expand(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^{ws}\p{L}\p{N}]+|[{ws}]+(?![^{ws}])|[{ws}]+)");
+      return expand(
+          R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^{ws}\p{L}\p{N}]+|[{ws}]+(?![^{ws}])|[{ws}]+)");
     case PreTokenizerKind::kLlama3:
       // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
       // \s*[\r\n]+|\s+(?!\S)|\s+   (case folding of the contractions spelled out, as llama.cpp does)
@@ -84,8 +85,8 @@ RegexSplitter::RegexSplitter(std::string_view pattern, const std::string& source
   compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern_.data()), pattern_.size(),
                                   PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
   if (compiled_->code == nullptr) {
-    throw FormatError(source + ": pre-tokenizer regex is not valid (" + pcre2_message(error) + " at offset " +
-                      std::to_string(error_offset) + "): " + pattern_);
+    throw FormatError(source + ": pre-tokenizer regex is not valid (" + pcre2_message(error) + " at offset "
+                      + std::to_string(error_offset) + "): " + pattern_);
   }
   // JIT makes splitting several times faster; without it (e.g. no JIT support) the interpreter runs.
   compiled_->jit = pcre2_jit_compile(compiled_->code, PCRE2_JIT_COMPLETE) == 0;
@@ -108,8 +109,8 @@ void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& 
     }
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
-      throw UnsupportedError("pre-tokenizer regex failed on the text at byte offset " + std::to_string(pos) +
-                             ": " + pcre2_message(rc));
+      throw UnsupportedError("pre-tokenizer regex failed on the text at byte offset " + std::to_string(pos)
+                             + ": " + pcre2_message(rc));
     }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.data);
     const size_t start = ovector[0];

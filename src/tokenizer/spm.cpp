@@ -141,9 +141,10 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) c
       continue;
     }
     if (!emit_unknown_symbol(piece, previous_was_unk, out)) {
-      throw InvalidArgument("text to tokenize: the character at byte offset " +
-                            std::to_string(input_offset(text, s.offset > prefix_bytes ? s.offset - prefix_bytes : 0)) + " is not in the " +
-                            kind_ + " vocabulary, which has neither byte tokens for it nor <unk>");
+      throw InvalidArgument(
+          "text to tokenize: the character at byte offset "
+          + std::to_string(input_offset(text, s.offset > prefix_bytes ? s.offset - prefix_bytes : 0))
+          + " is not in the " + kind_ + " vocabulary, which has neither byte tokens for it nor <unk>");
     }
   }
   return out;

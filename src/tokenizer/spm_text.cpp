@@ -9,8 +9,7 @@ std::string spm_decode(const Tokenizer& tokenizer, std::span<const int32_t> ids,
   for (const int32_t id : ids) {
     const std::string& piece = tokenizer.piece(id);  // range check first
     switch (tokenizer.type(id)) {
-      case TokenType::kControl:
-        break;
+      case TokenType::kControl: break;
       case TokenType::kByte: {
         const int byte = parse_byte_piece(piece);
         if (byte >= 0) {
@@ -20,9 +19,7 @@ std::string spm_decode(const Tokenizer& tokenizer, std::span<const int32_t> ids,
         }
         break;
       }
-      default:
-        out += replace_all(piece, kSpmSpace, " ");
-        break;
+      default: out += replace_all(piece, kSpmSpace, " "); break;
     }
   }
   if (strip_space_prefix && !out.empty() && out.front() == ' ') out.erase(0, 1);
@@ -34,10 +31,8 @@ std::string spm_token_text(const Tokenizer& tokenizer, int32_t id) {
   switch (tokenizer.type(id)) {
     case TokenType::kNormal:
     case TokenType::kUserDefined:
-    case TokenType::kUnused:
-      return escape_invalid_utf8(replace_all(piece, kSpmSpace, " "));
-    default:
-      return escape_invalid_utf8(piece);
+    case TokenType::kUnused: return escape_invalid_utf8(replace_all(piece, kSpmSpace, " "));
+    default: return escape_invalid_utf8(piece);
   }
 }
 

@@ -9,8 +9,8 @@ Tokenizer::~Tokenizer() = default;
 
 const std::string& Tokenizer::piece(int32_t id) const {
   if (id < 0 || id >= n_vocab()) {
-    throw OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                     std::to_string(n_vocab() - 1) + ")");
+    throw OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary (0.."
+                     + std::to_string(n_vocab() - 1) + ")");
   }
   return pieces_[static_cast<size_t>(id)];
 }

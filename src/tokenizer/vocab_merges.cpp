@@ -64,7 +64,8 @@ void read_merges_txt(const std::filesystem::path& path, BpeVocab& vocab) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || (line_no == 1 && line.substr(0, 8) == "#version")) continue;
     const size_t space = line.find(' ');
-    if (space == 0 || space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos) {
+    if (space == 0 || space == std::string_view::npos
+        || line.find(' ', space + 1) != std::string_view::npos) {
       throw FormatError(path.string() + ": line " + std::to_string(line_no) + " is not a merge 'left right'");
     }
     vocab.merges.emplace_back(std::string(line.substr(0, space)), std::string(line.substr(space + 1)));

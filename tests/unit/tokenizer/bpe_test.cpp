@@ -61,7 +61,8 @@ TEST(Gpt2Bpe, OpenAiFilesMatchGgufAndPromptVectors) {
                                          shared_path("tokenizers/gpt2/vocab.bpe"));
   EXPECT_EQ(tok->kind(), "gpt2-bpe");
   ASSERT_EQ(tok->n_vocab(), gguf_tok->n_vocab());
-  for (int32_t id = 0; id < tok->n_vocab(); ++id) ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
+  for (int32_t id = 0; id < tok->n_vocab(); ++id)
+    ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
   // Every one of GPT-2's 50000 merges names tokens, from either source.
   EXPECT_EQ(dynamic_cast<const tokenizer_detail::BpeTokenizer&>(*tok).n_merges(), 50000u);
   EXPECT_EQ(dynamic_cast<const tokenizer_detail::BpeTokenizer&>(*gguf_tok).n_merges(), 50000u);
@@ -76,7 +77,8 @@ TEST(Gpt2Bpe, OpenAiFilesMatchGgufAndPromptVectors) {
     expect_ids(*gguf_tok, p.text, p.ids, gguf_tok->encode(p.text, false));
   }
   // The other sentences of ggml's test-case list have no ids: both loaders must still agree.
-  const std::string cases = test::read_file(shared_path("tokenizers/testvectors/ggml-prompts-test-cases.txt"));
+  const std::string cases =
+      test::read_file(shared_path("tokenizers/testvectors/ggml-prompts-test-cases.txt"));
   size_t start = 0;
   int sentences = 0;
   while (start < cases.size()) {

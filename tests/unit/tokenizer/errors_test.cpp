@@ -42,17 +42,20 @@ TEST(TokenizerErrors, InvalidUtf8IsInvalidArgumentWithOffset) {
   tokenizers.push_back(load_llama2c_tokenizer(shared_path("models/stories260K/tok512.bin"), 512));
   tokenizers.push_back(load_sentencepiece_model(shared_path("tokenizers/llama2/tokenizer.model")));
   const std::vector<std::pair<std::string, size_t>> bad = {
-      {"ab\xFF" "cd", 2},              // not a lead byte
-      {"abc\xE2\x82", 3},              // truncated sequence
-      {"x\xC0\xAF", 1},                // overlong '/'
-      {"ok \xED\xA0\x80", 3},          // UTF-16 surrogate
-      {"\xF4\x90\x80\x80", 0},         // past U+10FFFF
-      {"caf\xC3\xA9 \x80", 6},         // stray continuation byte after valid text
+      {"ab\xFF"
+       "cd",
+       2},                      // not a lead byte
+      {"abc\xE2\x82", 3},       // truncated sequence
+      {"x\xC0\xAF", 1},         // overlong '/'
+      {"ok \xED\xA0\x80", 3},   // UTF-16 surrogate
+      {"\xF4\x90\x80\x80", 0},  // past U+10FFFF
+      {"caf\xC3\xA9 \x80", 6},  // stray continuation byte after valid text
   };
   for (const auto& tok : tokenizers) {
     for (const auto& c : bad) {
       const std::string msg = test::error_of<InvalidArgument>([&] { tok->encode(c.first, true); });
-      EXPECT_NE(msg.find("byte offset " + std::to_string(c.second)), std::string::npos) << tok->kind() << ": " << msg;
+      EXPECT_NE(msg.find("byte offset " + std::to_string(c.second)), std::string::npos)
+          << tok->kind() << ": " << msg;
     }
   }
 }
@@ -63,11 +66,13 @@ TEST(TokenizerErrors, Llama2cFileProblemsNameThePath) {
   const auto path = dir / "tok.bin";
   const std::string name = path.string();
 
-  const std::string missing = test::error_of<IoError>([&] { load_llama2c_tokenizer(dir / "missing.bin", 512); });
+  const std::string missing =
+      test::error_of<IoError>([&] { load_llama2c_tokenizer(dir / "missing.bin", 512); });
   EXPECT_NE(missing.find("missing.bin"), std::string::npos) << missing;
 
   // Every truncation is a FormatError naming the file, never a crash or a partial vocabulary.
-  for (const size_t size : {size_t{0}, size_t{2}, size_t{4}, size_t{10}, size_t{1000}, good.size() / 2, good.size() - 1}) {
+  for (const size_t size :
+       {size_t{0}, size_t{2}, size_t{4}, size_t{10}, size_t{1000}, good.size() / 2, good.size() - 1}) {
     write_bytes(path, good.substr(0, size));
     const std::string msg = test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); });
     EXPECT_NE(msg.find(name), std::string::npos) << "size " << size << ": " << msg;
@@ -77,15 +82,18 @@ TEST(TokenizerErrors, Llama2cFileProblemsNameThePath) {
   const int32_t negative = -5;
   std::memcpy(corrupt.data() + 8, &negative, 4);  // length of token 0
   write_bytes(path, corrupt);
-  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find("length -5"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find("length -5"),
+            std::string::npos);
   corrupt = good;
   const int32_t huge = 1 << 30;
   std::memcpy(corrupt.data(), &huge, 4);
   write_bytes(path, corrupt);
-  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find(name), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 512); }).find(name),
+            std::string::npos);
   // The wrong vocabulary size for the file, either way.
   write_bytes(path, good);
-  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 600); }).find(name), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 600); }).find(name),
+            std::string::npos);
   EXPECT_NE(test::error_of<FormatError>([&] { load_llama2c_tokenizer(path, 500); }).find("does not belong"),
             std::string::npos);
   EXPECT_THROW(load_llama2c_tokenizer(path, 0), InvalidArgument);
@@ -158,7 +166,8 @@ TEST(TokenizerErrors, UnsupportedTokenizerModelsAreNamed) {
   b.kv_string("tokenizer.ggml.pre", "some-new-model");
   b.kv_string_array("tokenizer.ggml.tokens", {"a", "b"});
   b.kv_string_array("tokenizer.ggml.merges", {"a b"});
-  EXPECT_NE(test::error_of<UnsupportedError>([&] { from_builder(b); }).find("'some-new-model'"), std::string::npos);
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { from_builder(b); }).find("'some-new-model'"),
+            std::string::npos);
 }
 
 TEST(SpmSynthetic, MergesHighestScoreThenLeftmost) {
@@ -178,7 +187,10 @@ TEST(SpmSynthetic, UnknownCharactersWithoutByteTokens) {
   auto tok = from_builder(spm_vocab(tokens, {0, 0, 0, -1, -2}, {2, 3, 3, 1, 1}));
   EXPECT_EQ(tok->unk_id(), 0);
   // A run of unknown characters is one <unk>; runs separated by a known token are two.
-  EXPECT_EQ(tok->encode("a\xC3\xA9\xC3\xA8" "a\xE6\x97\xA5", false), (std::vector<int32_t>{3, 4, 0, 4, 0}));
+  EXPECT_EQ(tok->encode("a\xC3\xA9\xC3\xA8"
+                        "a\xE6\x97\xA5",
+                        false),
+            (std::vector<int32_t>{3, 4, 0, 4, 0}));
   // Without an <unk> token (and no byte tokens) the text cannot be encoded: say where.
   auto no_unk = from_builder(spm_vocab(tokens, {0, 0, 0, -1, -2}, {1, 3, 3, 1, 1}));
   EXPECT_EQ(no_unk->unk_id(), -1);
@@ -203,8 +215,8 @@ TEST(BpeSynthetic, MergesLowestRankThenLeftmost) {
 }
 
 bool is_reslens_error(const std::exception& e) {
-  return dynamic_cast<const Error*>(&e) != nullptr || dynamic_cast<const InvalidArgument*>(&e) != nullptr ||
-         dynamic_cast<const OutOfRange*>(&e) != nullptr;
+  return dynamic_cast<const Error*>(&e) != nullptr || dynamic_cast<const InvalidArgument*>(&e) != nullptr
+         || dynamic_cast<const OutOfRange*>(&e) != nullptr;
 }
 
 // Runs the fuzz entry point on `bytes`: success or a reslens error are fine, anything else fails.
@@ -219,21 +231,35 @@ void fuzz_once(const std::string& bytes, const std::string& label) {
 TEST(TokenizerFuzzEntry, ThrowsOnlyReslensErrors) {
   const std::string valid = test::read_file(shared_path("models/TinyStories-656K/tokenizer.json"));
   EXPECT_NO_THROW(fuzz_parse_tokenizer_json(valid));
+  // A one-token BPE model plus `rest` (further top-level members).
+  auto with_model = [](const std::string& rest) {
+    return R"({"model": {"type": "BPE", "vocab": {"a": 0}}, )" + rest + "}";
+  };
   const std::vector<std::string> hostile = {
-      "", "{", "null", "[]", "0", "\"x\"", "{\"model\": 1}", "{\"model\": {}}",
+      "",
+      "{",
+      "null",
+      "[]",
+      "0",
+      "\"x\"",
+      "{\"model\": 1}",
+      "{\"model\": {}}",
       R"({"model": {"type": "BPE", "vocab": {}, "merges": []}})",
       R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}})",
       R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": 5}})",
       R"({"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}})",
       R"({"model": {"type": "BPE", "vocab": {"a": 2000000000}, "merges": []}})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": [{"id": 5}]})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": [{"id": 1, "content": "b", "special": "yes"}]})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a+)+$"}}})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": ""}}})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "Split", "pattern": {"String": "\\E"}}})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": {"type": "Replace", "pattern": {"String": ""}, "content": "x"}})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "zz"}}, {"Sequence": {"id": "A"}}]}})",
-      R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "a"}}, {"Sequence": {"id": "A"}}], "special_tokens": {"a": {"ids": [99]}}}})",
+      with_model(R"("added_tokens": [{"id": 5}])"),
+      with_model(R"("added_tokens": [{"id": 1, "content": "b", "special": "yes"}])"),
+      with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a+)+$"}})"),
+      with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": ""}})"),
+      with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"String": "\\E"}})"),
+      with_model(R"("normalizer": {"type": "Replace", "pattern": {"String": ""}, "content": "x"})"),
+      with_model(R"("post_processor": {"type": "TemplateProcessing",)"
+                 R"( "single": [{"SpecialToken": {"id": "zz"}}, {"Sequence": {"id": "A"}}]})"),
+      with_model(R"("post_processor": {"type": "TemplateProcessing",)"
+                 R"( "single": [{"SpecialToken": {"id": "a"}}, {"Sequence": {"id": "A"}}],)"
+                 R"( "special_tokens": {"a": {"ids": [99]}}})"),
       std::string(100000, '[') + std::string(100000, ']'),
       "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\xFF\": 0}}}",
   };
@@ -243,13 +269,16 @@ TEST(TokenizerFuzzEntry, ThrowsOnlyReslensErrors) {
   for (int i = 0; i < 100; ++i) nested = R"({"type": "Sequence", "normalizers": [)" + nested + "]}";
   fuzz_once(R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": )" + nested + "}", "deep nesting");
   // Truncations and byte mutations of a real file.
-  for (size_t cut = 1; cut < valid.size(); cut += valid.size() / 23) fuzz_once(valid.substr(0, cut), "truncated");
+  for (size_t cut = 1; cut < valid.size(); cut += valid.size() / 23)
+    fuzz_once(valid.substr(0, cut), "truncated");
   std::mt19937 rng(1234);
-  const std::string small = R"({"model": {"type": "BPE", "byte_fallback": true, "fuse_unk": true, "unk_token": "<unk>",
+  const std::string small =
+      R"({"model": {"type": "BPE", "byte_fallback": true, "fuse_unk": true, "unk_token": "<unk>",
       "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3, "<0x41>": 4}, "merges": ["a b"]},
       "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "_"},
       {"type": "Replace", "pattern": {"String": " "}, "content": "_"}]},
-      "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "a"}}, {"Sequence": {"id": "A"}}]}})";
+      "post_processor": {"type": "TemplateProcessing",
+          "single": [{"SpecialToken": {"id": "a"}}, {"Sequence": {"id": "A"}}]}})";
   EXPECT_NO_THROW(fuzz_parse_tokenizer_json(small));
   for (int round = 0; round < 2000; ++round) {
     std::string mutated = small;

@@ -63,8 +63,8 @@ TEST(HfTinyStories, MetaspacePreTokenizerFollowsHf) {
   // normalizer it adds no "▁" to text that already starts with one (a space), as HF does.
   auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
   j["normalizer"] = nullptr;
-  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"},
-                        {"split", false}};
+  j["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
   const auto dir = test::scratch_dir("metaspace");
   write_file(dir / "tokenizer.json", j.dump());
   const auto tok = load_hf_tokenizer(dir);
@@ -100,15 +100,19 @@ json gpt2_tokenizer_json() {
     if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
   }
   return {{"version", "1.0"},
-          {"added_tokens",
-           json::array({{{"id", 50256}, {"content", "<|endoftext|>"}, {"special", true}}})},
+          {"added_tokens", json::array({{{"id", 50256}, {"content", "<|endoftext|>"}, {"special", true}}})},
           {"normalizer", nullptr},
           {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}}},
           {"post_processor", {{"type", "ByteLevel"}, {"trim_offsets", false}}},
           {"decoder", {{"type", "ByteLevel"}}},
           {"model",
-           {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"fuse_unk", false},
-            {"byte_fallback", false}, {"vocab", vocab}, {"merges", merges}}}};
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", nullptr},
+            {"fuse_unk", false},
+            {"byte_fallback", false},
+            {"vocab", vocab},
+            {"merges", merges}}}};
 }
 
 TEST(HfTokenizerJson, ByteLevelGpt2MatchesVectors) {
@@ -143,25 +147,32 @@ TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
     if (types[i] == 3) added.push_back({{"id", i}, {"content", tokens[i]}, {"special", true}});
   }
   const std::string regex =
-      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+      R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
   const json j = {
       {"added_tokens", added},
       {"pre_tokenizer",
        {{"type", "Sequence"},
         {"pretokenizers",
-         json::array({{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+         json::array({{{"type", "Split"},
+                       {"pattern", {{"Regex", regex}}},
+                       {"behavior", "Isolated"},
+                       {"invert", false}},
                       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}}},
       {"post_processor",
        {{"type", "Sequence"},
         {"processors",
-         json::array({{{"type", "ByteLevel"}},
-                      {{"type", "TemplateProcessing"},
-                       {"single", json::array({{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                                               {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-                       {"special_tokens",
-                        {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {128000}}}}}}}})}}},
+         json::array(
+             {{{"type", "ByteLevel"}},
+              {{"type", "TemplateProcessing"},
+               {"single", json::array({{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+               {"special_tokens",
+                {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {128000}}}}}}}})}}},
       {"model",
-       {{"type", "BPE"}, {"ignore_merges", true}, {"vocab", vocab},
+       {{"type", "BPE"},
+        {"ignore_merges", true},
+        {"vocab", vocab},
         {"merges", file.find("tokenizer.ggml.merges")->strings}}}};
   const auto dir = test::scratch_dir("llama3");
   write_file(dir / "tokenizer.json", j.dump());
@@ -187,7 +198,8 @@ TEST(HfSentencePiece, Llama2ModelMatchesLlamaSpmVectors) {
   EXPECT_TRUE(tok->add_bos_default());
   EXPECT_EQ(tok->type(13), TokenType::kByte);  // <0x0A>
   const auto gguf_tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf");
-  for (int32_t id = 0; id < tok->n_vocab(); ++id) ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
+  for (int32_t id = 0; id < tok->n_vocab(); ++id)
+    ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
   for (const auto& c : test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf")) {
     const auto ids = tok->encode(c.text, false);
     expect_ids(*tok, c.text, c.ids, ids);
@@ -210,11 +222,13 @@ TEST(HfTokenizerJson, UnsupportedModelTypesNameFileAndType) {
   auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
   j["normalizer"] = {{"type", "NFC"}};
   write_file(dir / "tokenizer.json", j.dump());
-  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'NFC'"), std::string::npos);
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'NFC'"),
+            std::string::npos);
   j["normalizer"] = nullptr;
   j["post_processor"]["single"].push_back({{"SpecialToken", {{"id", "<|end_story|>"}, {"type_id", 0}}}});
   write_file(dir / "tokenizer.json", j.dump());
-  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("after the text"), std::string::npos);
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("after the text"),
+            std::string::npos);
 }
 
 TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
@@ -237,7 +251,8 @@ TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
   }
   write_file(path, R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
   write_file(dir / "tokenizer_config.json", "{not json");
-  EXPECT_NE(test::error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"),
+            std::string::npos);
 }
 
 TEST(HfDirectory, MissingFilesAreIoErrors) {
@@ -248,7 +263,9 @@ TEST(HfDirectory, MissingFilesAreIoErrors) {
   EXPECT_NE(test::error_of<IoError>([&] { load_hf_tokenizer(dir); }).find("merges.txt"), std::string::npos);
   EXPECT_THROW(load_sentencepiece_model(dir / "tokenizer.model"), IoError);
   write_file(dir / "tokenizer.model", "not a protobuf");
-  EXPECT_NE(test::error_of<FormatError>([&] { load_sentencepiece_model(dir / "tokenizer.model"); }).find("tokenizer.model"),
+  EXPECT_NE(test::error_of<FormatError>([&] {
+              load_sentencepiece_model(dir / "tokenizer.model");
+            }).find("tokenizer.model"),
             std::string::npos);
 }
 

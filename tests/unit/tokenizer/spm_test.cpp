@@ -17,7 +17,8 @@ using test::shared_path;
 // decode(encode(s)) == s for text the vocabulary can represent.
 void expect_round_trip(const Tokenizer& tok, const std::string& text) {
   EXPECT_EQ(tok.decode(tok.encode(text, false)), text) << "text: \"" << test::printable(text) << "\"";
-  EXPECT_EQ(tok.decode(tok.encode(text, true)), text) << "with BOS, text: \"" << test::printable(text) << "\"";
+  EXPECT_EQ(tok.decode(tok.encode(text, true)), text)
+      << "with BOS, text: \"" << test::printable(text) << "\"";
 }
 
 TEST(LlamaSpm, MatchesLlamaCppVocabVectors) {
@@ -74,7 +75,8 @@ TEST(TinyStories656K, GgufMatchesLlamaCppAndHfReference) {
   // both; on the other 13 llama.cpp throws for characters without byte tokens, and we emit <unk>
   // as HF does.
   int llama_cpp_cases = 0;
-  for (const auto& c : test::read_tokenizer_tests("TinyStories-656K")) llama_cpp_cases += c.ids_default ? 1 : 0;
+  for (const auto& c : test::read_tokenizer_tests("TinyStories-656K"))
+    llama_cpp_cases += c.ids_default ? 1 : 0;
   EXPECT_EQ(llama_cpp_cases, 17);
   test::expect_golden_tokenization(*tok, "TinyStories-656K");
 }

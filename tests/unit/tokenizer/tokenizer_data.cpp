@@ -129,7 +129,8 @@ std::string printable(const std::string& text) {
 
 bool expect_ids(const Tokenizer& tokenizer, const std::string& text, const std::vector<int32_t>& expected,
                 const std::vector<int32_t>& actual) {
-  EXPECT_EQ(actual, expected) << "text: \"" << printable(text) << "\"\n  expected: " << describe(tokenizer, expected)
+  EXPECT_EQ(actual, expected) << "text: \"" << printable(text)
+                              << "\"\n  expected: " << describe(tokenizer, expected)
                               << "\n  actual:   " << describe(tokenizer, actual);
   return actual == expected;
 }
@@ -146,7 +147,8 @@ void expect_golden_tokenization(const Tokenizer& tokenizer, const std::string& m
     const auto ids = tokenizer.encode(c.text, tokenizer.add_bos_default());
     if (c.ids_default) expect_ids(tokenizer, c.text, *c.ids_default, ids);
     if (c.hf_reference_ids_with_bos) expect_ids(tokenizer, c.text, *c.hf_reference_ids_with_bos, ids);
-    EXPECT_TRUE(c.ids_default || c.hf_reference_ids_with_bos) << "no reference ids for \"" << printable(c.text) << "\"";
+    EXPECT_TRUE(c.ids_default || c.hf_reference_ids_with_bos)
+        << "no reference ids for \"" << printable(c.text) << "\"";
     if (c.ids_no_bos) {
       expect_ids(tokenizer, c.text, *c.ids_no_bos, tokenizer.encode(c.text, false));
       EXPECT_EQ(tokenizer.decode(ids), c.text) << "text: \"" << printable(c.text) << "\"";
