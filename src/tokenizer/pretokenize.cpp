@@ -82,8 +82,11 @@ RegexSplitter::RegexSplitter(std::string_view pattern, const std::string& source
     : pattern_(pattern), compiled_(std::make_unique<Compiled>()) {
   int error = 0;
   PCRE2_SIZE error_offset = 0;
-  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern_.data()), pattern_.size(),
-                                  PCRE2_UTF | PCRE2_UCP, &error, &error_offset, nullptr);
+  // \C (one code unit) could end a word inside a character; the words must stay valid UTF-8
+  // because later steps match them without re-checking.
+  constexpr uint32_t kOptions = PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C;
+  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern_.data()), pattern_.size(), kOptions,
+                                  &error, &error_offset, nullptr);
   if (compiled_->code == nullptr) {
     throw FormatError(source + ": pre-tokenizer regex is not valid (" + pcre2_message(error) + " at offset "
                       + std::to_string(error_offset) + "): " + pattern_);

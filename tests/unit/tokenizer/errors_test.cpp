@@ -253,6 +253,7 @@ TEST(TokenizerFuzzEntry, ThrowsOnlyReslensErrors) {
       with_model(R"("added_tokens": [{"id": 1, "content": "b", "special": "yes"}])"),
       with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a+)+$"}})"),
       with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": ""}})"),
+      with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\C"}})"),
       with_model(R"("pre_tokenizer": {"type": "Split", "pattern": {"String": "\\E"}})"),
       with_model(R"("normalizer": {"type": "Replace", "pattern": {"String": ""}, "content": "x"})"),
       with_model(R"("post_processor": {"type": "TemplateProcessing",)"
