@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,8 +29,10 @@ class Tokenizer {
   /// The text that `ids` stand for (control tokens such as BOS/EOS render as nothing).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
 
-  /// What one token reads as on its own, for display: " Once", "," or "<0x0A>" style byte tokens
-  /// decoded to their byte where that byte is valid UTF-8 alone. Control tokens give their piece.
+  /// What one token reads as on its own, for display: " Once" for "▁Once" or "ĠOnce", ",".
+  /// Always valid UTF-8: SentencePiece byte tokens keep their piece ("<0x0A>"), and a byte-level
+  /// token whose bytes are not valid UTF-8 alone (part of a multi-byte character) shows those
+  /// bytes as "<0xE6>". Control and unknown tokens give their piece ("<s>", "<unk>").
   virtual std::string token_text(int32_t id) const = 0;
 
   /// The raw vocabulary string ("▁Once", "ĠOnce", "<0x0A>").
@@ -60,7 +63,17 @@ class Tokenizer {
   int32_t unk_id_ = -1;
   bool add_bos_default_ = false;
   std::string kind_;
-  std::unordered_map<std::string, int32_t> piece_index_;
+
+ private:
+  // Transparent hashing lets the encoders look up std::string_view slices of the text without
+  // building a std::string per lookup.
+  struct PieceHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+
+ protected:
+  std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>> piece_index_;
 };
 
 }  // namespace reslens

@@ -9,8 +9,8 @@ Tokenizer::~Tokenizer() = default;
 
 const std::string& Tokenizer::piece(int32_t id) const {
   if (id < 0 || id >= n_vocab()) {
-    throw OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                     std::to_string(n_vocab() - 1) + ")");
+    throw OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary (0.."
+                     + std::to_string(n_vocab() - 1) + ")");
   }
   return pieces_[static_cast<size_t>(id)];
 }
@@ -21,7 +21,7 @@ TokenType Tokenizer::type(int32_t id) const {
 }
 
 int32_t Tokenizer::find_piece(std::string_view piece) const {
-  auto it = piece_index_.find(std::string(piece));
+  auto it = piece_index_.find(piece);
   return it == piece_index_.end() ? -1 : it->second;
 }
 

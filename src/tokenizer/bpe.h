@@ -1,0 +1,106 @@
+// Rank-based BPE as Hugging Face's `tokenizers` runs it, covering both families we load:
+//   * byte-level BPE (GPT-2, Llama 3, Qwen2): regex pre-tokenizer, bytes written in GPT-2's
+//     byte alphabet, merges by rank, no unknown tokens;
+//   * SentencePiece-style BPE from tokenizer.json (TinyStories, Llama 2 HF): normalizer prepends
+//     "▁" and writes spaces as "▁", merges by rank over the whole text, byte fallback to "<0xXX>"
+//     tokens and, failing that, `<unk>` (a run of unknown characters fused into one).
+// The pipeline is data (a BpeVocab) filled by the GGUF, vocab.json/merges.txt and tokenizer.json
+// loaders; this class only runs it. Pre-token -> ids results are cached, as HF does.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "reslens/tokenizer.h"
+#include "tokenizer/bpe_merges.h"
+#include "tokenizer/pretokenize.h"
+
+namespace reslens::tokenizer_detail {
+
+/// One normalizer step (HF `normalizers`): applied to the whole text before pre-tokenization.
+struct NormalizerStep {
+  enum class Kind { kPrepend, kReplace };
+  Kind kind = Kind::kReplace;
+  std::string from;  ///< kReplace: the literal to replace (non-empty)
+  std::string to;    ///< kReplace: its replacement; kPrepend: the prefix (added to non-empty text)
+};
+
+/// One pre-tokenizer step (HF `pre_tokenizers`): maps the list of words to a finer list.
+struct PreTokenizerStep {
+  enum class Kind { kSplit, kByteLevel, kMetaspace };
+  enum class Prepend { kAlways, kFirst, kNever };
+  Kind kind = Kind::kSplit;
+  /// kSplit: the pattern; kByteLevel: GPT-2's pattern when `use_regex`, else null.
+  std::shared_ptr<const RegexSplitter> regex;
+  bool add_prefix_space = false;       ///< kByteLevel: prepend ' ' to a word not starting with one
+  std::string replacement;             ///< kMetaspace: the space marker ("▁")
+  Prepend prepend = Prepend::kAlways;  ///< kMetaspace
+  bool split = true;                   ///< kMetaspace: split before each marker
+};
+
+enum class BpeDecoding { kByteLevel, kSentencePiece };
+
+/// Everything a BpeTokenizer is built from.
+struct BpeVocab {
+  std::vector<std::string> pieces;
+  std::vector<TokenType> types;                             ///< same length as pieces
+  std::vector<std::pair<std::string, std::string>> merges;  ///< in rank order (rank = index)
+  std::vector<NormalizerStep> normalizer;
+  std::vector<PreTokenizerStep> pre_tokenizer;
+  bool byte_fallback = false;  ///< unknown characters become "<0xXX>" tokens when all exist
+  bool fuse_unk = false;       ///< a run of unknown characters gives one <unk>
+  bool ignore_merges = false;  ///< a word that is itself a token is emitted whole (Llama 3)
+  BpeDecoding decoding = BpeDecoding::kByteLevel;
+  bool strip_space_prefix = false;  ///< kSentencePiece: decode drops the prefix space
+  int32_t bos_id = -1;
+  int32_t eos_id = -1;
+  int32_t unk_id = -1;
+  bool add_bos = false;
+  std::string kind;
+};
+
+class BpeTokenizer final : public Tokenizer {
+ public:
+  /// Merges whose parts or result are not in the vocabulary are dropped (they could never apply).
+  explicit BpeTokenizer(BpeVocab vocab);
+
+  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
+  std::string decode(std::span<const int32_t> ids) const override;
+  std::string token_text(int32_t id) const override;
+
+  size_t n_merges() const { return merges_.size(); }
+
+  /// The words `text` is split into before BPE (after normalization; byte-level words are in the
+  /// byte alphabet). Exposed for tests and `reslens tokenize --verbose`.
+  std::vector<std::string> pre_tokenize(std::string_view text) const;
+
+ private:
+  std::string normalize(std::string_view text) const;
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  std::vector<NormalizerStep> normalizer_;
+  std::vector<PreTokenizerStep> pre_tokenizer_;
+  BpeMerges merges_;
+  bool byte_fallback_ = false;
+  bool fuse_unk_ = false;
+  bool ignore_merges_ = false;
+  BpeDecoding decoding_ = BpeDecoding::kByteLevel;
+  bool strip_space_prefix_ = false;
+  std::array<int32_t, 256> byte_ids_{};  ///< "<0xXX>" token of each byte, or -1
+
+  // Word cache (HF keeps one too): text is Zipfian, so most words repeat. Bounded: once full it
+  // stops growing. Guarded because encode() is const and may run on several threads.
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+};
+
+}  // namespace reslens::tokenizer_detail

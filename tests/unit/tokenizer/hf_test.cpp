@@ -1,0 +1,273 @@
+// Hugging Face directories and files: tokenizer.json (SentencePiece-style and byte-level BPE),
+// vocab.json + merges.txt, tokenizer.model through libsentencepiece; unsupported and malformed
+// files are named in typed errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "common/test_paths.h"
+#include "io/gguf.h"
+#include "reslens/error.h"
+#include "tokenizer/factory.h"
+#include "unit/tokenizer/tokenizer_data.h"
+
+namespace reslens {
+namespace {
+
+using nlohmann::json;
+using test::expect_ids;
+using test::shared_path;
+
+void write_file(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+}
+
+TEST(HfTinyStories, DirectoryMatchesGoldensAndHfReference) {
+  const auto tok = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
+  EXPECT_EQ(tok->kind(), "hf-bpe-spm");
+  EXPECT_EQ(tok->n_vocab(), 2048);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->unk_id(), 0);
+  EXPECT_TRUE(tok->add_bos_default());
+  EXPECT_EQ(tok->type(1), TokenType::kControl);
+  EXPECT_EQ(tok->type(0), TokenType::kUnknown);  // a special added token, but the model's unk_token
+  test::expect_golden_tokenization(*tok, "TinyStories-656K");
+  // HF's merge ranks and the GGUF's scores give the same segmentation.
+  const auto gguf_tok = test::gguf_tokenizer("models/TinyStories-656K/TinyStories-656K-f32.gguf");
+  for (const auto& c : test::read_tokenizer_tests("TinyStories-656K")) {
+    expect_ids(*tok, c.text, gguf_tok->encode(c.text, true), tok->encode(c.text, true));
+  }
+  EXPECT_EQ(tok->token_text(tok->find_piece("ce\xE2\x96\x81")), "ce ");
+}
+
+TEST(HfTinyStories, LargeTextQuicklyAndSameIdsAsGguf) {
+  // Without a pre-tokenizer the merges run over the whole text: 100 KB must stay fast, and the
+  // merge-rank and score-based algorithms must agree on it token for token.
+  const auto tok = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
+  const auto gguf_tok = test::gguf_tokenizer("models/TinyStories-656K/TinyStories-656K-f32.gguf");
+  const std::string text = test::repeated_prompts("TinyStories-656K", 100 * 1024);
+  std::vector<int32_t> ids;
+  const double seconds = test::seconds_to_encode(*tok, text, ids);
+  EXPECT_LT(seconds, 1.0) << "encoding " << text.size() << " bytes took " << seconds << " s";
+  EXPECT_TRUE(ids == gguf_tok->encode(text, false));
+  EXPECT_EQ(tok->decode(ids), text);
+}
+
+TEST(HfTinyStories, MetaspacePreTokenizerFollowsHf) {
+  // The newer HF serialization of Llama-style tokenizers: no normalizer, a Metaspace
+  // pre-tokenizer that prepends "▁" to the first word and does not split. Unlike the Prepend
+  // normalizer it adds no "▁" to text that already starts with one (a space), as HF does.
+  auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+  const auto dir = test::scratch_dir("metaspace");
+  write_file(dir / "tokenizer.json", j.dump());
+  const auto tok = load_hf_tokenizer(dir);
+  const auto reference = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
+  for (const auto& c : test::read_tokenizer_tests("TinyStories-656K")) {
+    auto expected = reference->encode(c.text, true);
+    if (!c.text.empty() && c.text[0] == ' ') expected.erase(expected.begin() + 1);  // the doubled "▁"
+    expect_ids(*tok, c.text, expected, tok->encode(c.text, true));
+  }
+  EXPECT_EQ(tok->encode(" Hello world", false), (std::vector<int32_t>{80, 1288, 139, 410, 555}));
+  EXPECT_EQ(tok->decode(tok->encode("Hello world", true)), "Hello world");
+}
+
+TEST(HfRandomGpt2, VocabMergesDirectoryMatchesGoldens) {
+  const auto tok = load_hf_tokenizer(shared_path("models/random-gpt2-hf"));
+  EXPECT_EQ(tok->kind(), "gpt2-bpe");
+  EXPECT_EQ(tok->n_vocab(), 50257);
+  EXPECT_FALSE(tok->add_bos_default());
+  test::expect_golden_tokenization(*tok, "random-gpt2");
+}
+
+// GPT-2's vocab.json + merges.txt written as a byte-level tokenizer.json, as `tokenizers` saves it.
+json gpt2_tokenizer_json() {
+  json vocab = json::parse(test::read_file(shared_path("models/random-gpt2-hf/vocab.json")));
+  json merges = json::array();
+  const std::string text = test::read_file(shared_path("models/random-gpt2-hf/merges.txt"));
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
+  }
+  return {{"version", "1.0"},
+          {"added_tokens", json::array({{{"id", 50256}, {"content", "<|endoftext|>"}, {"special", true}}})},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}}},
+          {"post_processor", {{"type", "ByteLevel"}, {"trim_offsets", false}}},
+          {"decoder", {{"type", "ByteLevel"}}},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", nullptr},
+            {"fuse_unk", false},
+            {"byte_fallback", false},
+            {"vocab", vocab},
+            {"merges", merges}}}};
+}
+
+TEST(HfTokenizerJson, ByteLevelGpt2MatchesVectors) {
+  const auto dir = test::scratch_dir("gpt2");
+  write_file(dir / "tokenizer.json", gpt2_tokenizer_json().dump());
+  const auto tok = load_hf_tokenizer(dir);
+  EXPECT_EQ(tok->kind(), "hf-bpe-byte-level");
+  EXPECT_EQ(tok->eos_id(), 50256);
+  EXPECT_EQ(tok->type(50256), TokenType::kControl);
+  EXPECT_FALSE(tok->add_bos_default());
+  for (const auto& c : test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-gpt-2.gguf")) {
+    const auto ids = tok->encode(c.text, false);
+    expect_ids(*tok, c.text, c.ids, ids);
+    EXPECT_EQ(tok->decode(ids), c.text);
+  }
+  for (const auto& c : test::read_tokenizer_tests("random-gpt2")) {
+    expect_ids(*tok, c.text, *c.ids_no_bos, tok->encode(c.text, false));
+  }
+}
+
+TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
+  // Llama 3's tokenizer.json layout, filled from the llama-bpe GGUF's vocabulary: a Split
+  // pre-tokenizer with HF's original regex, ByteLevel without regex, ignore_merges, and a template
+  // that puts <|begin_of_text|> first.
+  const gguf::File file(shared_path("tokenizers/ggml-vocab/ggml-vocab-llama-bpe.gguf"));
+  const auto& tokens = file.find("tokenizer.ggml.tokens")->strings;
+  const auto& types = file.find("tokenizer.ggml.token_type")->numbers;
+  json vocab = json::object();
+  json added = json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    vocab[tokens[i]] = i;
+    if (types[i] == 3) added.push_back({{"id", i}, {"content", tokens[i]}, {"special", true}});
+  }
+  const std::string regex =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+      R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  const json j = {
+      {"added_tokens", added},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         json::array({{{"type", "Split"},
+                       {"pattern", {{"Regex", regex}}},
+                       {"behavior", "Isolated"},
+                       {"invert", false}},
+                      {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}}},
+      {"post_processor",
+       {{"type", "Sequence"},
+        {"processors",
+         json::array(
+             {{{"type", "ByteLevel"}},
+              {{"type", "TemplateProcessing"},
+               {"single", json::array({{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+               {"special_tokens",
+                {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {128000}}}}}}}})}}},
+      {"model",
+       {{"type", "BPE"},
+        {"ignore_merges", true},
+        {"vocab", vocab},
+        {"merges", file.find("tokenizer.ggml.merges")->strings}}}};
+  const auto dir = test::scratch_dir("llama3");
+  write_file(dir / "tokenizer.json", j.dump());
+  const auto tok = load_hf_tokenizer(dir);
+  EXPECT_EQ(tok->bos_id(), 128000);
+  EXPECT_TRUE(tok->add_bos_default());
+  for (const auto& c : test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-llama-bpe.gguf")) {
+    expect_ids(*tok, c.text, c.ids, tok->encode(c.text, false));
+  }
+}
+
+TEST(HfSentencePiece, Llama2ModelMatchesLlamaSpmVectors) {
+  // Through the directory dispatch: a directory holding only tokenizer.model.
+  const auto dir = test::scratch_dir("spm");
+  std::filesystem::create_symlink(std::filesystem::absolute(shared_path("tokenizers/llama2/tokenizer.model")),
+                                  dir / "tokenizer.model");
+  const auto tok = load_hf_tokenizer(dir);
+  EXPECT_EQ(tok->kind(), "sentencepiece");
+  EXPECT_EQ(tok->n_vocab(), 32000);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->unk_id(), 0);
+  EXPECT_TRUE(tok->add_bos_default());
+  EXPECT_EQ(tok->type(13), TokenType::kByte);  // <0x0A>
+  const auto gguf_tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf");
+  for (int32_t id = 0; id < tok->n_vocab(); ++id)
+    ASSERT_EQ(tok->piece(id), gguf_tok->piece(id)) << "id " << id;
+  for (const auto& c : test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-llama-spm.gguf")) {
+    const auto ids = tok->encode(c.text, false);
+    expect_ids(*tok, c.text, c.ids, ids);
+    EXPECT_EQ(tok->encode(c.text, true).front(), 1);
+    EXPECT_EQ(tok->decode(ids), c.text) << "text: \"" << test::printable(c.text) << "\"";
+  }
+  EXPECT_EQ(tok->token_text(tok->encode("Hello", false).back()), " Hello");
+}
+
+TEST(HfTokenizerJson, UnsupportedModelTypesNameFileAndType) {
+  const auto dir = test::scratch_dir("unsupported");
+  for (const std::string type : {"WordPiece", "Unigram", "WordLevel"}) {
+    const json j = {{"model", {{"type", type}, {"vocab", {{"a", 0}}}}}};
+    write_file(dir / "tokenizer.json", j.dump());
+    const std::string msg = test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); });
+    EXPECT_NE(msg.find((dir / "tokenizer.json").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find(type), std::string::npos) << msg;
+  }
+  // Components that would change the ids and that we do not reproduce are refused, not ignored.
+  auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
+  j["normalizer"] = {{"type", "NFC"}};
+  write_file(dir / "tokenizer.json", j.dump());
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'NFC'"),
+            std::string::npos);
+  j["normalizer"] = nullptr;
+  j["post_processor"]["single"].push_back({{"SpecialToken", {{"id", "<|end_story|>"}, {"type_id", 0}}}});
+  write_file(dir / "tokenizer.json", j.dump());
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("after the text"),
+            std::string::npos);
+}
+
+TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
+  const auto dir = test::scratch_dir("malformed");
+  const auto path = (dir / "tokenizer.json").string();
+  const std::vector<std::string> bad = {
+      "this is not JSON",
+      "[1, 2, 3]",
+      R"({"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b c"]}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Split",
+          "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 99999999}, "merges": []}})",
+  };
+  for (const auto& content : bad) {
+    write_file(path, content);
+    const std::string msg = test::error_of<FormatError>([&] { load_hf_tokenizer(dir); });
+    EXPECT_NE(msg.find(path), std::string::npos) << "content: " << content << "\nmessage: " << msg;
+  }
+  write_file(path, R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  write_file(dir / "tokenizer_config.json", "{not json");
+  EXPECT_NE(test::error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"),
+            std::string::npos);
+}
+
+TEST(HfDirectory, MissingFilesAreIoErrors) {
+  EXPECT_THROW(load_hf_tokenizer(test::scratch_dir("empty")), IoError);
+  EXPECT_THROW(load_hf_tokenizer("/nonexistent/reslens/model"), IoError);
+  const auto dir = test::scratch_dir("half");
+  write_file(dir / "vocab.json", "{}");
+  EXPECT_NE(test::error_of<IoError>([&] { load_hf_tokenizer(dir); }).find("merges.txt"), std::string::npos);
+  EXPECT_THROW(load_sentencepiece_model(dir / "tokenizer.model"), IoError);
+  write_file(dir / "tokenizer.model", "not a protobuf");
+  EXPECT_NE(test::error_of<FormatError>([&] {
+              load_sentencepiece_model(dir / "tokenizer.model");
+            }).find("tokenizer.model"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace reslens
