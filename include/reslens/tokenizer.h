@@ -29,6 +29,11 @@ class Tokenizer {
   /// The text that `ids` stand for (control tokens such as BOS/EOS render as nothing).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
 
+  /// The bytes one token adds to text that continues after other text (llama.cpp's
+  /// token_to_piece): " Once" for "▁Once" or "ĠOnce", "\n" for "<0x0A>", nothing for control tokens.
+  /// Generation prints these; they may hold part of a multi-byte character.
+  virtual std::string token_bytes(int32_t id) const = 0;
+
   /// What one token reads as on its own, for display: " Once" for "▁Once" or "ĠOnce", ",".
   /// Always valid UTF-8: SentencePiece byte tokens keep their piece ("<0x0A>"), and a byte-level
   /// token whose bytes are not valid UTF-8 alone (part of a multi-byte character) shows those

@@ -221,6 +221,12 @@ std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {
   return byte_level_decode(*this, ids);
 }
 
+std::string BpeTokenizer::token_bytes(int32_t id) const {
+  const int32_t one[1] = {id};
+  if (decoding_ == BpeDecoding::kSentencePiece) return spm_decode(*this, one, /*strip_space_prefix=*/false);
+  return byte_level_decode(*this, one);
+}
+
 std::string BpeTokenizer::token_text(int32_t id) const {
   if (decoding_ == BpeDecoding::kSentencePiece) return spm_token_text(*this, id);
   return byte_level_token_text(*this, id);

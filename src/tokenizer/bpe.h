@@ -75,6 +75,7 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
   std::string decode(std::span<const int32_t> ids) const override;
   std::string token_text(int32_t id) const override;
+  std::string token_bytes(int32_t id) const override;
 
   size_t n_merges() const { return merges_.size(); }
 

@@ -77,6 +77,13 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::string token_text(int32_t id) const override { return tokenizer_detail::spm_token_text(*this, id); }
 
+  // libsentencepiece strips the leading space of a decoded sequence, so a single piece is decoded by
+  // the SentencePiece rules reslens shares with its own SPM tokenizer.
+  std::string token_bytes(int32_t id) const override {
+    const int32_t one[1] = {id};
+    return tokenizer_detail::spm_decode(*this, one, /*strip_space_prefix=*/false);
+  }
+
  private:
   sentencepiece::SentencePieceProcessor processor_;
 };

@@ -177,4 +177,9 @@ std::string SpmTokenizer::decode(std::span<const int32_t> ids) const {
 
 std::string SpmTokenizer::token_text(int32_t id) const { return spm_token_text(*this, id); }
 
+std::string SpmTokenizer::token_bytes(int32_t id) const {
+  const int32_t one[1] = {id};
+  return spm_decode(*this, one, /*strip_space_prefix=*/false);
+}
+
 }  // namespace reslens::tokenizer_detail

@@ -41,6 +41,7 @@ class SpmTokenizer final : public Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
   std::string decode(std::span<const int32_t> ids) const override;
   std::string token_text(int32_t id) const override;
+  std::string token_bytes(int32_t id) const override;
 
   /// The merge score of token `id` (OutOfRange outside the vocabulary).
   float score(int32_t id) const;

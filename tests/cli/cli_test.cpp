@@ -141,7 +141,7 @@ TEST(Cli, TraceWritesEveryHookAsNpy) {
   o.all_logits = true;
   const std::vector<int32_t> ids = {1, 403, 407, 261, 378};
   const RunResult ref = run(*m, ids, o);
-  EXPECT_EQ(index["hooks"].size(), ref.cache.size());
+  EXPECT_EQ(index["hooks"].size(), ref.cache.size() + 1);  // + logits
   for (const char* name : {"blocks.0.hook_resid_pre", "blocks.4.attn.hook_pattern", "blocks.2.mlp.hook_post",
                            "ln_final.hook_scale", "blocks.1.attn.hook_z"}) {
     const NpyArray a = read_npy(dir / (std::string(name) + ".npy"));
@@ -154,7 +154,7 @@ TEST(Cli, TraceWritesEveryHookAsNpy) {
   // A hook filter records only what it names.
   const auto dir2 = test::scratch_dir("trace2");
   ASSERT_EQ(cli({"trace", model, "Once", "--out", dir2.string(), "--hooks", "blocks.*.hook_resid_post"}).code, 0);
-  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir2 / "index.json"))["hooks"].size(), 5u);
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir2 / "index.json"))["hooks"].size(), 6u);  // 5 layers + logits
   const auto bad = cli({"trace", model, "Once", "--out", dir2.string(), "--hooks", "blocks.0.hook_resid_pree"});
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("did you mean 'blocks.0.hook_resid_pre'"), std::string::npos) << bad.err;

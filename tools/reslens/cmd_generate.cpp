@@ -48,7 +48,7 @@ void register_generate(CLI::App& app) {
       }
       if (next == tok.eos_id()) break;
       out.push_back(next);
-      const std::string piece = tok.token_text(next);
+      const std::string piece = tok.token_bytes(next);
       text += piece;
       if (!*json) std::cout << piece << std::flush;
       if (session.n_past() >= model->config().n_ctx) break;

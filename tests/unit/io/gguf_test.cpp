@@ -162,8 +162,8 @@ TEST(Gguf, WrongTypeLookupNamesTheKey) {
 }
 
 TEST(Gguf, MissingFileAndDirectoryAreIoErrors) {
-  EXPECT_THROW(gguf::File("/nonexistent/model.gguf"), IoError);
-  EXPECT_THROW(gguf::File(std::filesystem::temp_directory_path()), IoError);
+  EXPECT_THROW(gguf::File{"/nonexistent/model.gguf"}, IoError);
+  EXPECT_THROW(gguf::File{std::filesystem::temp_directory_path()}, IoError);
 }
 
 TEST(Gguf, ReadsTheSharedModels) {
