@@ -1,0 +1,181 @@
+// explain: the paper's residual-stream attribution (spec sections 2-4 and 6) over a finished run.
+// Nothing here runs the model again, except ablate(), whose whole point is to re-run it.
+//
+// Conventions (spec §1, §2.2, §3.1): P is the explained position; bs(v) is the vocabulary projection
+// of a residual vector with the final norm's scale frozen at the real final vector h_P^{L-1}
+// (GPT-2: LayerNorm centering with v's own mean, no ln_f bias unless asked; Llama: RMSNorm); the
+// importance of a vector v added to context x is log p(w|x+v) - log p(w|x) with p = softmax(bs(.)).
+// All indices are 0-based. Arrays are row-major with the shape given in each comment.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "reslens/hooks.h"
+#include "reslens/model.h"
+#include "reslens/run.h"
+
+namespace reslens {
+
+/// A dense float64 array with a shape (scores are kept in double).
+struct ScoreArray {
+  std::vector<int64_t> shape;
+  std::vector<double> values;
+
+  ScoreArray() = default;
+  explicit ScoreArray(std::vector<int64_t> s);
+  double& at(std::initializer_list<int64_t> index);
+  double at(std::initializer_list<int64_t> index) const;
+  int64_t size() const { return static_cast<int64_t>(values.size()); }
+};
+
+struct ExplainOptions {
+  int position = -1;        ///< query position P; -1 = the last token
+  int32_t target = -1;      ///< target token w; -1 = the model's top prediction at P
+  int32_t foil = -1;        ///< contrast token; -1 = none
+  bool include_final_bias = false;  ///< GPT-2: add W_U ln_f.bias to every state's logits (spec A1)
+  /// Reproduce the authors' notebook where it deviates from the paper (spec A3: Llama's Q1 key is the
+  /// neuron's down_proj vector; A5: Q4's stale multiplier).
+  bool compat_notebook = false;
+  int query_top_n = 30;     ///< N of the query analyses Q1-Q3 (the notebooks use 30 and 100)
+  int set_size = 300;       ///< size of the value/query neuron sets of Q5 (spec cells 10, 12, 17)
+  bool baselines = false;   ///< also compute the alternative scores of spec §3.3 for every FFN neuron
+  int lens_top_k = 10;      ///< tokens listed per logit-lens point
+  int n_threads = 0;
+};
+
+/// One point of the logit lens / distribution change (spec §2.3): the residual stream at the
+/// embedding ("emb"), after layer l's attention ("a{l}") and after its FFN ("f{l}").
+struct LensPoint {
+  std::string label;
+  int64_t rank = 0;  ///< of the target, 1 = top
+  double prob = 0;
+  double logprob = 0;
+  std::vector<int32_t> top_ids;
+  std::vector<double> top_probs;
+};
+
+/// Query-layer attribution (spec §4.3 Q1/Q2): slot 0 = embedding, 2j+1 = attention layer j,
+/// 2j+2 = FFN layer j.
+struct QueryLayers {
+  std::string key;           ///< "up", "gate", "c_fc", "notebook" (Q1) or "v" (Q2)
+  std::vector<double> slots;
+};
+
+struct Explanation {
+  int position = 0;
+  int32_t target = -1;
+  int32_t foil = -1;
+  int64_t n_positions = 0;  ///< P + 1: positions 0..P can be sources
+
+  // The real model output at P.
+  double real_logit = 0, real_logprob = 0, real_prob = 0;
+  int64_t real_rank = 0;
+  // The frozen final norm: GPT-2 sigma_f = std of h_P^{L-1} (+eps); Llama sqrt(mean square + eps).
+  double frozen_scale = 0;
+  double bs_logprob_final = 0;      ///< log p(w | bs(h_P^{L-1}))
+  double bs_logprob_embedding = 0;  ///< log p(w | bs(h_P^{-1}))
+
+  std::vector<LensPoint> lens;  ///< 2L + 1 points
+
+  std::vector<double> attn_layer;  ///< [L] Imp(A^l | h^{l-1})
+  std::vector<double> ffn_layer;   ///< [L] Imp(F^l | r^l)
+  ScoreArray head;                 ///< [L, H]
+  ScoreArray head_pos;             ///< [L, H, P+1] one head's share from one source position
+  ScoreArray attn_weight;          ///< [L, H, P+1] attention of position P to each source
+  ScoreArray ffn_neuron;           ///< [L, N]
+  ScoreArray ffn_coef;             ///< [L, N] coefficient m at P
+  ScoreArray attn_neuron;          ///< [L, H, d_head, P+1] (layer, head, dim, source position)
+  ScoreArray attn_coef;            ///< [L, H, d_head, P+1] alpha_{P,p} v_{p,n}
+
+  std::vector<QueryLayers> q1;     ///< per key variant
+  QueryLayers q2;
+  double q2_avg_layer = 0;
+  ScoreArray q3;                   ///< [L, N] query FFN neurons of the top attention neurons
+  std::vector<int64_t> q5_query_only;   ///< [L] counts
+  std::vector<int64_t> q5_query_value;  ///< [L] counts
+
+  /// The alternative scores of spec §3.3 (A8's definitions), each [L, N]: "logprob_increase",
+  /// "logprob", "prob_increase", "norm", "coef", "rank", "m_norm", "m_rank". Empty unless asked.
+  std::map<std::string, ScoreArray> baselines;
+
+  /// With a foil: the same scores for log p(target) - log p(foil) (a logit difference).
+  bool has_contrast = false;
+  std::vector<double> contrast_attn_layer, contrast_ffn_layer;
+  ScoreArray contrast_head, contrast_ffn_neuron, contrast_attn_neuron;
+
+  /// Identities measured on this explanation (see docs/explain.md): max |errors|.
+  std::map<std::string, double> checks;
+};
+
+/// The hooks explain() needs in the RunResult's cache.
+HookFilter explain_capture();
+
+/// Every score of the paper for one position. `run` must hold the hooks of explain_capture() and
+/// logits at every position (RunOptions::all_logits). Throws OutOfRange for a bad position or
+/// token, InvalidArgument when hooks are missing or activations are not finite.
+Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                    const ExplainOptions& options = {});
+
+/// Top-k / bottom-k token ids of bs(v) for a vector v (no softmax: the vocabulary projection).
+struct TokenList {
+  std::vector<int32_t> top, bottom;
+  std::vector<double> top_values, bottom_values;
+};
+TokenList project_tokens(const Model& model, const RunResult& run, const ExplainOptions& options,
+                         std::span<const float> v, int k);
+
+/// Cell 7 of the notebooks for one head: per source position p, the three token views.
+struct PositionView {
+  int64_t position = 0;
+  double imp = 0, attn = 0;
+  std::vector<int32_t> layer_input_top;  ///< top of bs(h_p^{l-1})
+  std::vector<int32_t> key_top;          ///< top of bs(sum of earlier attention outputs at p)
+  std::vector<int32_t> value_top;        ///< top of bs(alpha_{P,p} v_p W_O^h)
+};
+std::vector<PositionView> head_position_views(const Model& model, const RunResult& run,
+                                              const Explanation& ex, const ExplainOptions& options,
+                                              int layer, int head, int k);
+
+/// What a neuron writes, projected to the vocabulary: raw value vector and signed (times its
+/// coefficient at P). FFN neuron: fc2_k; attention neuron: W_O column h*d_head+n.
+struct NeuronView {
+  TokenList raw;
+  TokenList signed_;  ///< the projection of the actual subvalue (spec A14)
+  double coef = 0;
+};
+NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
+                           const ExplainOptions& options, int layer, int neuron, int k);
+NeuronView attn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
+                            const ExplainOptions& options, int layer, int head, int dim, int pos, int k);
+
+/// Q3/Q4: query FFN neurons [L, N] of one attention neuron (layer, head, dim, source position),
+/// multiplied by `multiplier` (its own Imp by default; spec A5's stale value in compat mode).
+ScoreArray query_ffn_neurons(const Model& model, const RunResult& run, int layer, int head, int dim,
+                             int pos, double multiplier);
+
+/// Cell 19: an FFN neuron's value vector passed through head (layer, head)'s norm, V and O, then
+/// projected to the vocabulary.
+TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOptions& options,
+                      int ffn_layer, int neuron, int attn_layer, int head, int k);
+
+/// Interventions (spec A7): run the tokens with `zeroed` removed and report the target's
+/// probability, log-probability, rank and reciprocal rank before and after.
+struct TargetStats {
+  double prob = 0, logprob = 0, rr = 0;
+  int64_t rank = 0;
+  int32_t top1 = -1;
+};
+struct AblationResult {
+  TargetStats before, after;
+};
+AblationResult ablate(const Model& model, std::span<const int32_t> tokens, int32_t target,
+                      const Intervention& zeroed, int position = -1, int n_threads = 0);
+
+/// The target's stats in a row of logits.
+TargetStats target_stats(std::span<const float> logits, int32_t target);
+
+}  // namespace reslens

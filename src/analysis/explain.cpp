@@ -1,0 +1,167 @@
+// explain(): the orchestration of the paper's analyses for one position (spec §2-§4). The residual
+// points and layer scores are computed here; heads, neurons and queries in their own files.
+#include <cmath>
+
+#include "analysis/explain_internal.h"
+#include "analysis/ranking.h"
+#include "reslens/error.h"
+
+namespace reslens {
+
+ScoreArray::ScoreArray(std::vector<int64_t> s) : shape(std::move(s)) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  values.assign(static_cast<size_t>(n), 0.0);
+}
+
+namespace {
+size_t flat(const std::vector<int64_t>& shape, std::initializer_list<int64_t> index) {
+  if (index.size() != shape.size()) throw InvalidArgument("ScoreArray indexed with the wrong number of indices");
+  int64_t f = 0;
+  size_t a = 0;
+  for (int64_t i : index) {
+    if (i < 0 || i >= shape[a]) throw OutOfRange("ScoreArray index " + std::to_string(i) + " out of range");
+    f = f * shape[a++] + i;
+  }
+  return static_cast<size_t>(f);
+}
+}  // namespace
+
+double& ScoreArray::at(std::initializer_list<int64_t> index) { return values[flat(shape, index)]; }
+double ScoreArray::at(std::initializer_list<int64_t> index) const { return values[flat(shape, index)]; }
+
+HookFilter explain_capture() {
+  return HookFilter::from_patterns({"blocks.*.hook_resid_pre", "blocks.*.hook_attn_out", "blocks.*.hook_resid_mid",
+                                    "blocks.*.hook_mlp_out", "blocks.*.hook_resid_post", "blocks.*.mlp.hook_post",
+                                    "blocks.*.attn.hook_v", "blocks.*.attn.hook_pattern"});
+}
+
+TargetStats target_stats(std::span<const float> logits, int32_t target) {
+  const analysis::Distribution d = analysis::make_distribution(logits, {});
+  TargetStats s;
+  s.logprob = d.logprob(target);
+  s.prob = std::exp(s.logprob);
+  s.rank = d.rank(target);
+  s.rr = 1.0 / static_cast<double>(s.rank);
+  int32_t best = 0;
+  for (size_t j = 1; j < logits.size(); ++j) best = logits[j] > logits[static_cast<size_t>(best)] ? static_cast<int32_t>(j) : best;
+  s.top1 = best;
+  return s;
+}
+
+Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                    const ExplainOptions& opts) {
+  const ModelConfig& c = model.config();
+  const analysis::TraceView trace(model, run);
+  const int64_t T = trace.n_positions();
+  if (static_cast<int64_t>(tokens.size()) != T) {
+    throw InvalidArgument("explain: " + std::to_string(tokens.size()) + " tokens but the run has " +
+                          std::to_string(T) + " positions");
+  }
+  const int64_t P = opts.position < 0 ? T + opts.position : opts.position;
+  if (P < 0 || P >= T) {
+    throw OutOfRange("position " + std::to_string(opts.position) + " is out of range (the prompt has " +
+                     std::to_string(T) + " tokens: 0.." + std::to_string(T - 1) + ")");
+  }
+  auto check_token = [&](int32_t id, const char* what) {
+    if (id < 0 || id >= c.d_vocab) {
+      throw OutOfRange(std::string(what) + " token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                       std::to_string(c.d_vocab - 1) + ")");
+    }
+  };
+  const int threads = opts.n_threads > 0 ? opts.n_threads : default_threads();
+  const int64_t L = c.n_layers, d = c.d_model;
+
+  Explanation ex;
+  ex.position = static_cast<int>(P);
+  ex.n_positions = P + 1;
+  const std::span<const float> real = trace.logits(P);
+  ex.target = opts.target >= 0 ? opts.target : target_stats(real, 0).top1;
+  check_token(ex.target, "target");
+  if (opts.foil >= 0) {
+    check_token(opts.foil, "foil");
+    if (opts.foil == ex.target) throw InvalidArgument("the foil is the target itself: nothing to contrast");
+    ex.foil = opts.foil;
+  }
+  const TargetStats rs = target_stats(real, ex.target);
+  ex.real_logit = static_cast<double>(real[static_cast<size_t>(ex.target)]);
+  ex.real_logprob = rs.logprob;
+  ex.real_prob = rs.prob;
+  ex.real_rank = rs.rank;
+
+  const analysis::VocabProjector proj(model, {trace.resid_post(L - 1, P), static_cast<size_t>(d)},
+                                      opts.include_final_bias, threads);
+  ex.frozen_scale = proj.scale();
+
+  // The 2L+1 residual points at P: h^{-1}, then r^l (after attention) and h^l (after the FFN).
+  std::vector<float> vs(static_cast<size_t>((2 * L + 1) * d));
+  auto put = [&](int64_t i, const float* v) { std::copy(v, v + d, vs.begin() + i * d); };
+  put(0, trace.embed(P));
+  for (int64_t l = 0; l < L; ++l) {
+    put(2 * l + 1, trace.resid_mid(l, P));
+    put(2 * l + 2, trace.resid_post(l, P));
+  }
+  std::vector<float> logits(static_cast<size_t>((2 * L + 1) * c.d_vocab));
+  proj.project(vs.data(), 2 * L + 1, d, logits.data());
+  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads};
+  for (int64_t i = 0; i < 2 * L + 1; ++i) {
+    ctx.points.push_back(analysis::make_distribution(
+        {logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias()));
+    const analysis::Distribution& dist = ctx.points.back();
+    LensPoint lp;
+    lp.label = i == 0 ? "emb" : (i % 2 ? "a" : "f") + std::to_string((i - 1) / 2);
+    lp.logprob = dist.logprob(ex.target);
+    lp.prob = std::exp(lp.logprob);
+    lp.rank = dist.rank(ex.target);
+    for (int64_t j : analysis::top_indices(dist.logits, opts.lens_top_k)) {
+      lp.top_ids.push_back(static_cast<int32_t>(j));
+      lp.top_probs.push_back(dist.q[static_cast<size_t>(j)]);
+    }
+    ex.lens.push_back(std::move(lp));
+  }
+  ex.bs_logprob_embedding = ex.lens.front().logprob;
+  ex.bs_logprob_final = ex.lens.back().logprob;
+
+  // Layer scores: the importance of A^l in context h^{l-1} and of F^l in context r^l. Both the
+  // context and context + vector are real points of the stream, so these are differences of the
+  // lens log-probabilities, and they telescope exactly.
+  double sum = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    ex.attn_layer.push_back(ex.lens[static_cast<size_t>(2 * l + 1)].logprob - ex.lens[static_cast<size_t>(2 * l)].logprob);
+    ex.ffn_layer.push_back(ex.lens[static_cast<size_t>(2 * l + 2)].logprob - ex.lens[static_cast<size_t>(2 * l + 1)].logprob);
+    sum += ex.attn_layer.back() + ex.ffn_layer.back();
+  }
+  ex.checks["telescoping"] = std::abs(sum - (ex.bs_logprob_final - ex.bs_logprob_embedding));
+  if (ex.foil >= 0) {
+    ex.has_contrast = true;
+    auto diff = [&](size_t i) {
+      return ctx.points[i].logits[static_cast<size_t>(ex.target)] - ctx.points[i].logits[static_cast<size_t>(ex.foil)];
+    };
+    for (int64_t l = 0; l < L; ++l) {
+      const auto i = static_cast<size_t>(2 * l);
+      ex.contrast_attn_layer.push_back(diff(i + 1) - diff(i));
+      ex.contrast_ffn_layer.push_back(diff(i + 2) - diff(i + 1));
+    }
+  }
+
+  // bs of the final vector against the real logits (equal for Llama; GPT-2 needs ln_f's bias).
+  {
+    const analysis::VocabProjector with_bias(model, {trace.resid_post(L - 1, P), static_cast<size_t>(d)}, true, threads);
+    std::vector<float> fin(static_cast<size_t>(c.d_vocab));
+    with_bias.project(trace.resid_post(L - 1, P), 1, d, fin.data());
+    double worst = 0;
+    for (int64_t j = 0; j < c.d_vocab; ++j) {
+      const double b = with_bias.bias().empty() ? 0.0 : static_cast<double>(with_bias.bias()[static_cast<size_t>(j)]);
+      worst = std::max(worst, std::abs(static_cast<double>(fin[static_cast<size_t>(j)]) + b -
+                                       static_cast<double>(real[static_cast<size_t>(j)])));
+    }
+    ex.checks["bs_final_vs_real_logits"] = worst;
+  }
+
+  analysis::score_attention(ctx, ex);
+  analysis::score_ffn_neurons(ctx, ex);
+  analysis::score_queries(ctx, ex);
+  return ex;
+}
+
+}  // namespace reslens

@@ -1,0 +1,41 @@
+// Pieces of explain() shared between its files. Internal.
+#pragma once
+
+#include <vector>
+
+#include "analysis/projector.h"
+#include "analysis/trace_view.h"
+#include "reslens/explain.h"
+
+namespace reslens::analysis {
+
+/// Everything the scoring steps share: the model, the trace, the projector, the explained
+/// position and target, and the distribution of each residual point at P.
+struct ExplainContext {
+  const Model& model;
+  const TraceView& trace;
+  const VocabProjector& proj;
+  const ExplainOptions& opts;
+  int64_t P = 0;
+  int32_t w = 0;                          ///< target
+  int32_t foil = -1;
+  std::vector<Distribution> points;       ///< 2L+1: emb, then a0, f0, a1, f1, ...
+  int threads = 1;
+
+  const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
+  const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }
+};
+
+/// Attention heads, head x position shares, attention neurons (and their contrast scores).
+void score_attention(const ExplainContext& ctx, Explanation& ex);
+/// FFN neurons (and their contrast scores and, when asked, the baselines of spec §3.3).
+void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex);
+/// Query analyses Q1, Q2, Q3, Q5 (spec §4.3) from the value scores already in `ex`.
+void score_queries(const ExplainContext& ctx, Explanation& ex);
+
+/// W_out's column k (FFN neuron k's value vector fc2_k) for every k: [d_mlp, d_model].
+std::vector<float> ffn_value_vectors(const Model& model, int64_t layer);
+/// W_O's column h*d_head+n for every attention neuron: [n_heads*d_head, d_model].
+std::vector<float> attn_value_vectors(const Model& model, int64_t layer);
+
+}  // namespace reslens::analysis

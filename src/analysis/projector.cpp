@@ -1,0 +1,106 @@
+#include "analysis/projector.h"
+
+#include <cmath>
+
+#include "ops/gemm.h"
+#include "reslens/error.h"
+
+namespace reslens::analysis {
+
+VocabProjector::VocabProjector(const Model& model, std::span<const float> h, bool include_final_bias,
+                               int n_threads)
+    : model_(model), threads_(n_threads) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& W = model.weights();
+  d_ = c.d_model;
+  V_ = c.d_vocab;
+  centered_ = c.normalization_type == NormType::kLayerNorm;
+  double mean = 0;
+  if (centered_) {
+    for (float x : h) mean += static_cast<double>(x);
+    mean /= static_cast<double>(d_);
+  }
+  double sq = 0;
+  for (float x : h) sq += (static_cast<double>(x) - mean) * (static_cast<double>(x) - mean);
+  scale_ = std::sqrt(sq / static_cast<double>(d_) + static_cast<double>(c.eps));
+  gamma_over_scale_.resize(static_cast<size_t>(d_));
+  for (int64_t i = 0; i < d_; ++i) {
+    gamma_over_scale_[static_cast<size_t>(i)] = static_cast<float>(static_cast<double>(W.ln_final_w[i]) / scale_);
+  }
+  if (include_final_bias && (!W.ln_final_b.empty() || !W.b_U.empty())) {
+    bias_.assign(static_cast<size_t>(V_), 0.0f);
+    for (int64_t j = 0; j < V_; ++j) {
+      double s = W.b_U.empty() ? 0.0 : static_cast<double>(W.b_U[j]);
+      if (!W.ln_final_b.empty()) {
+        const float* u = W.W_U.row(j);
+        for (int64_t i = 0; i < d_; ++i) s += static_cast<double>(u[i]) * static_cast<double>(W.ln_final_b[i]);
+      }
+      bias_[static_cast<size_t>(j)] = static_cast<float>(s);
+    }
+  }
+}
+
+void VocabProjector::prepare(const float* v, float* y) const {
+  double mean = 0;
+  if (centered_) {
+    for (int64_t i = 0; i < d_; ++i) mean += static_cast<double>(v[i]);
+    mean /= static_cast<double>(d_);
+  }
+  for (int64_t i = 0; i < d_; ++i) {
+    y[i] = static_cast<float>((static_cast<double>(v[i]) - mean) * static_cast<double>(gamma_over_scale_[static_cast<size_t>(i)]));
+  }
+}
+
+void VocabProjector::project(const float* vs, int64_t n, int64_t ld, float* out) const {
+  std::vector<float> ys(static_cast<size_t>(n * d_));
+  for (int64_t r = 0; r < n; ++r) prepare(vs + r * ld, ys.data() + r * d_);
+  project_prepared(ys.data(), n, out);
+}
+
+void VocabProjector::project_prepared(const float* ys, int64_t n, float* out) const {
+  const MatrixView& U = model_.weights().W_U;
+  ops::matmul_nt(n, V_, d_, ys, d_, U.data, U.ld, out, V_, threads_);
+}
+
+double VocabProjector::logit(const float* v, int32_t w) const {
+  std::vector<float> y(static_cast<size_t>(d_));
+  prepare(v, y.data());
+  const float* u = model_.weights().W_U.row(w);
+  double s = 0;
+  for (int64_t i = 0; i < d_; ++i) s += static_cast<double>(u[i]) * static_cast<double>(y[static_cast<size_t>(i)]);
+  return s;
+}
+
+int64_t Distribution::rank(int32_t w) const {
+  const double lw = logits[static_cast<size_t>(w)];
+  int64_t r = 1;
+  for (double l : logits) r += l > lw ? 1 : 0;
+  return r;
+}
+
+Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias) {
+  Distribution d;
+  const size_t V = logits.size();
+  d.logits.resize(V);
+  double mx = -INFINITY;
+  for (size_t j = 0; j < V; ++j) {
+    d.logits[j] = static_cast<double>(logits[j]) + (bias.empty() ? 0.0 : static_cast<double>(bias[j]));
+    mx = std::max(mx, d.logits[j]);
+  }
+  d.q.resize(V);
+  double sum = 0;
+  for (size_t j = 0; j < V; ++j) sum += (d.q[j] = std::exp(d.logits[j] - mx));
+  for (double& x : d.q) x /= sum;
+  d.lse = mx + std::log(sum);
+  return d;
+}
+
+double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V) {
+  double mx = -INFINITY;
+  for (int64_t j = 0; j < V; ++j) mx = std::max(mx, s * static_cast<double>(g[j]));
+  double sum = 0;
+  for (int64_t j = 0; j < V; ++j) sum += q[static_cast<size_t>(j)] * std::exp(s * static_cast<double>(g[j]) - mx);
+  return mx + std::log(sum);
+}
+
+}  // namespace reslens::analysis

@@ -1,0 +1,74 @@
+// The frozen-norm vocabulary projection bs(v) (spec §2.2) and the distributions it induces.
+//   GPT-2: bs(v) = W_U (gamma_f * (v - mean(v))) / sigma_f        (+ W_U beta_f only if asked)
+//   Llama: bs(v) = W_U (gamma_f * v) / sqrt(mean(h^2) + eps)
+// where the scale is frozen at the real final vector h = h_P^{L-1}. bs is linear in v, so
+// bs(x + v) = bs(x) + bs(v) and bs(s v) = s bs(v).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "reslens/model.h"
+
+namespace reslens::analysis {
+
+class VocabProjector {
+ public:
+  VocabProjector(const Model& model, std::span<const float> final_resid, bool include_final_bias,
+                 int n_threads);
+
+  double scale() const { return scale_; }
+  int64_t d_model() const { return d_; }
+  int64_t d_vocab() const { return V_; }
+
+  /// y = gamma * c(v) / scale: the vector whose dot with row j of W_U is bs_j(v). [d_model]
+  void prepare(const float* v, float* y) const;
+
+  /// out[i] = bs(vs[i]) for n vectors vs [n, d_model] (row stride ld) -> out [n, d_vocab].
+  void project(const float* vs, int64_t n, int64_t ld, float* out) const;
+  /// The same for vectors already prepared (y = prepare(v)).
+  void project_prepared(const float* ys, int64_t n, float* out) const;
+
+  /// bs_w(v) for one token: the dot of W_U[w] with prepare(v). Double accumulation.
+  double logit(const float* v, int32_t w) const;
+
+  /// Constant added to every state's logits (W_U beta_f + b_U) when the final bias is included;
+  /// empty otherwise. [d_vocab]
+  const std::vector<float>& bias() const { return bias_; }
+
+  const Model& model() const { return model_; }
+  int n_threads() const { return threads_; }
+
+ private:
+  const Model& model_;
+  int64_t d_ = 0, V_ = 0;
+  bool centered_ = false;
+  double scale_ = 1.0;
+  std::vector<float> gamma_over_scale_;  // [d_model]
+  std::vector<float> bias_;
+  int threads_ = 0;
+};
+
+/// softmax(logits) in double with its log-normaliser: the distribution of a residual state.
+struct Distribution {
+  std::vector<double> logits;  ///< [d_vocab] bs(x) (+ bias)
+  std::vector<double> q;       ///< [d_vocab] softmax
+  double lse = 0;              ///< log sum exp(logits)
+
+  double logprob(int32_t w) const { return logits[static_cast<size_t>(w)] - lse; }
+  /// 1 + number of tokens with a larger logit.
+  int64_t rank(int32_t w) const;
+};
+Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias);
+
+/// log sum_j q_j exp(s * g_j): the change of the log-normaliser when s*g is added to the logits.
+/// q [V] in double, g [V] in float.
+double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V);
+
+/// Importance (log-probability increase of w) of adding s*g to a state with distribution q.
+inline double log_prob_increase(const Distribution& d, const float* g, double s, int32_t w) {
+  return s * static_cast<double>(g[w]) - log_expectation(d.q, g, s, static_cast<int64_t>(d.q.size()));
+}
+
+}  // namespace reslens::analysis

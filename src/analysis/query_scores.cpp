@@ -1,0 +1,185 @@
+// Query analyses (spec §4.3): which lower vectors activate the value neurons.
+//   Q1  query layers of the top-N FFN value neurons: components at P, key = fc1_k * gamma_2
+//       (Llama: up_proj and gate_proj rows; compat: the notebook's down_proj column, A3).
+//   Q2  query layers of the top-N attention value neurons, at their source position, key = the
+//       value-projection row of (kv head, dim) * gamma_1.
+//   Q3  query FFN neurons of the top-N attention value neurons: (m fc2 . K / h_p^{l-1} . K) * Imp.
+//   Q5  top-300 value vs top-300 query FFN neurons: query-only and query-value counts per layer.
+// Inner products without norm scale, mean term or biases, as the authors' code (the ratio cancels
+// the common 1/sigma); the "exact_ln" variant of Q1 keeps LayerNorm's centering (spec §4.1).
+#include <cmath>
+#include <set>
+
+#include "analysis/explain_internal.h"
+#include "analysis/ranking.h"
+#include "reslens/error.h"
+
+namespace reslens::analysis {
+
+namespace {
+
+double dot(const float* a, const std::vector<double>& k, int64_t d, bool centered) {
+  double mean = 0;
+  if (centered) {
+    for (int64_t i = 0; i < d; ++i) mean += static_cast<double>(a[i]);
+    mean /= static_cast<double>(d);
+  }
+  double s = 0;
+  for (int64_t i = 0; i < d; ++i) s += (static_cast<double>(a[i]) - mean) * k[static_cast<size_t>(i)];
+  return s;
+}
+
+// key[i] = row[i] * gamma[i] (row has stride 1) or column `col` of a [d, cols] matrix.
+std::vector<double> key_from_row(const float* row, const VectorView& gamma, int64_t d) {
+  std::vector<double> k(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) k[static_cast<size_t>(i)] = static_cast<double>(row[i]) * static_cast<double>(gamma[i]);
+  return k;
+}
+
+std::vector<double> key_from_column(const MatrixView& m, int64_t col, const VectorView& gamma) {
+  std::vector<double> k(static_cast<size_t>(m.rows));
+  for (int64_t i = 0; i < m.rows; ++i) k[static_cast<size_t>(i)] = static_cast<double>(m.at(i, col)) * static_cast<double>(gamma[i]);
+  return k;
+}
+
+// The attention neuron's key: the value-projection row of its KV head and dim, times gamma_1.
+std::vector<double> attn_key(const Model& model, int64_t l, int64_t h, int64_t n) {
+  const ModelConfig& c = model.config();
+  const LayerWeights& Lw = model.weights().layers[static_cast<size_t>(l)];
+  const int64_t kvh = h / (c.n_heads / c.n_key_value_heads);
+  return key_from_row(Lw.W_V.row(kvh * c.d_head + n), Lw.ln1_w, c.d_model);
+}
+
+// Adds (m_{p,k} fc2_k . K / h_p^{l-1} . K) * multiplier to q[l', k] for every layer l' below the
+// attention neuron (layer, head, dim) at source position p (spec §4.3 Q3).
+void add_query_ffn_neurons(const Model& model, const TraceView& trace, int64_t layer, int64_t head, int64_t dim,
+                           int64_t pos, double multiplier, ScoreArray& q) {
+  const ModelConfig& c = model.config();
+  const int64_t N = c.d_mlp, d = c.d_model;
+  const std::vector<double> K = attn_key(model, layer, head, dim);
+  const double D = dot(trace.resid_pre(layer, pos), K, d, false);  // no guard against D ~ 0 (A17)
+  for (int64_t lp = 0; lp < layer; ++lp) {
+    const MatrixView& W_out = model.weights().layers[static_cast<size_t>(lp)].W_out;  // [d, N]
+    const float* m = trace.post(lp, pos);
+    std::vector<double> proj(static_cast<size_t>(N), 0.0);  // fc2_k . K for every k
+    for (int64_t i = 0; i < d; ++i) {
+      const float* r = W_out.row(i);
+      for (int64_t k = 0; k < N; ++k) proj[static_cast<size_t>(k)] += static_cast<double>(r[k]) * K[static_cast<size_t>(i)];
+    }
+    for (int64_t k = 0; k < N; ++k) {
+      q.at({lp, k}) += static_cast<double>(m[k]) * proj[static_cast<size_t>(k)] / D * multiplier;
+    }
+  }
+}
+
+}  // namespace
+
+ScoreArray query_ffn_neurons(const Model& model, const RunResult& run, int layer, int head, int dim, int pos,
+                             double multiplier) {
+  const ModelConfig& c = model.config();
+  const TraceView trace(model, run);
+  auto check = [](int64_t v, int64_t n, const char* what) {
+    if (v < 0 || v >= n) throw OutOfRange(std::string(what) + " " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
+  };
+  check(layer, c.n_layers, "layer");
+  check(head, c.n_heads, "head");
+  check(dim, c.d_head, "head dimension");
+  check(pos, trace.n_positions(), "position");
+  ScoreArray q({c.n_layers, c.d_mlp});
+  add_query_ffn_neurons(model, trace, layer, head, dim, pos, multiplier, q);
+  return q;
+}
+
+void score_queries(const ExplainContext& ctx, Explanation& ex) {
+  const ModelConfig& c = ctx.model.config();
+  const ModelWeights& W = ctx.model.weights();
+  const int64_t L = c.n_layers, N = c.d_mlp, d = c.d_model, H = c.n_heads, dh = c.d_head;
+  const int64_t Pn = ex.n_positions;
+  const bool llama = c.architecture == Architecture::kLlama;
+  const int64_t top_n = ctx.opts.query_top_n;
+
+  // ---- Q1: query layers of the top-N FFN value neurons, components at P ----
+  const std::vector<int64_t> top_ffn = top_indices(ex.ffn_neuron.values, top_n);
+  std::vector<std::string> variants;
+  if (llama) {
+    variants = {"up", "gate"};
+    if (ctx.opts.compat_notebook) variants.insert(variants.begin(), "notebook");
+  } else {
+    variants = {"c_fc", "c_fc_exact_ln"};
+  }
+  for (const std::string& variant : variants) {
+    QueryLayers q{variant, std::vector<double>(static_cast<size_t>(2 * L + 1), 0.0)};
+    const bool centered = variant == "c_fc_exact_ln";
+    for (int64_t idx : top_ffn) {
+      const int64_t l = idx / N, k = idx % N;
+      const LayerWeights& Lw = W.layers[static_cast<size_t>(l)];
+      const std::vector<double> K = variant == "gate"       ? key_from_row(Lw.W_gate.row(k), Lw.ln2_w, d)
+                                    : variant == "notebook" ? key_from_column(Lw.W_out, k, Lw.ln2_w)
+                                                            : key_from_row(Lw.W_in.row(k), Lw.ln2_w, d);
+      // Components of r_P^l: h^{-1}, A^0, F^0, ..., A^{l-1}, F^{l-1}, A^l.
+      std::vector<double> inner;
+      inner.push_back(dot(ctx.trace.embed(ctx.P), K, d, centered));
+      for (int64_t j = 0; j < l; ++j) {
+        inner.push_back(dot(ctx.trace.attn_out(j, ctx.P), K, d, centered));
+        inner.push_back(dot(ctx.trace.mlp_out(j, ctx.P), K, d, centered));
+      }
+      inner.push_back(dot(ctx.trace.attn_out(l, ctx.P), K, d, centered));
+      double total = 0;
+      for (double x : inner) total += x;
+      const double imp = ex.ffn_neuron.values[static_cast<size_t>(idx)];
+      for (size_t s = 0; s < inner.size(); ++s) q.slots[s] += inner[s] / total * imp;
+    }
+    ex.q1.push_back(std::move(q));
+  }
+
+  // ---- Q2: query layers of the top-N attention value neurons, at their source position ----
+  const std::vector<int64_t> top_attn = top_indices(ex.attn_neuron.values, top_n);
+  ex.q2 = QueryLayers{"v", std::vector<double>(static_cast<size_t>(2 * L + 1), 0.0)};  // same slots as Q1
+  double layer_sum = 0;
+  auto unpack = [&](int64_t idx, int64_t& l, int64_t& h, int64_t& n, int64_t& p) {
+    p = idx % Pn;
+    idx /= Pn;
+    n = idx % dh;
+    idx /= dh;
+    h = idx % H;
+    l = idx / H;
+  };
+  for (int64_t idx : top_attn) {
+    int64_t l = 0, h = 0, n = 0, p = 0;
+    unpack(idx, l, h, n, p);
+    layer_sum += static_cast<double>(l);
+    const std::vector<double> K = attn_key(ctx.model, l, h, n);
+    std::vector<double> inner;
+    inner.push_back(dot(ctx.trace.embed(p), K, d, false));
+    for (int64_t j = 0; j < l; ++j) {
+      inner.push_back(dot(ctx.trace.attn_out(j, p), K, d, false));
+      inner.push_back(dot(ctx.trace.mlp_out(j, p), K, d, false));
+    }
+    double total = 0;
+    for (double x : inner) total += x;
+    const double imp = ex.attn_neuron.values[static_cast<size_t>(idx)];
+    for (size_t s = 0; s < inner.size(); ++s) ex.q2.slots[s] += inner[s] / total * imp;
+  }
+  ex.q2_avg_layer = top_attn.empty() ? 0.0 : layer_sum / static_cast<double>(top_attn.size());
+
+  // ---- Q3: query FFN neurons of the top-N attention value neurons ----
+  ex.q3 = ScoreArray({L, N});
+  for (int64_t idx : top_attn) {
+    int64_t l = 0, h = 0, n = 0, p = 0;
+    unpack(idx, l, h, n, p);
+    add_query_ffn_neurons(ctx.model, ctx.trace, l, h, n, p, ex.attn_neuron.values[static_cast<size_t>(idx)], ex.q3);
+  }
+
+  // ---- Q5: query-only vs query-value FFN neurons ----
+  const std::vector<int64_t> value_set = top_indices(ex.ffn_neuron.values, ctx.opts.set_size);
+  const std::vector<int64_t> query_set = top_indices(ex.q3.values, ctx.opts.set_size);
+  const std::set<int64_t> values(value_set.begin(), value_set.end());
+  ex.q5_query_only.assign(static_cast<size_t>(L), 0);
+  ex.q5_query_value.assign(static_cast<size_t>(L), 0);
+  for (int64_t idx : query_set) {
+    auto& counts = values.count(idx) ? ex.q5_query_value : ex.q5_query_only;
+    ++counts[static_cast<size_t>(idx / N)];
+  }
+}
+
+}  // namespace reslens::analysis

@@ -1,0 +1,212 @@
+// Token views of vectors: the vocabulary projection of a neuron's value vector (spec cells 9, 11,
+// 16), of one head's per-position shares (cell 7), and of an FFN neuron seen through a head
+// (cell 19, "hidden-interpretable" query neurons).
+#include <cmath>
+
+#include "analysis/explain_internal.h"
+#include "analysis/ranking.h"
+#include "ops/norm.h"
+#include "reslens/error.h"
+
+namespace reslens {
+
+namespace {
+
+int64_t resolve_position(const analysis::TraceView& t, int position) {
+  const int64_t P = position < 0 ? t.n_positions() + position : position;
+  if (P < 0 || P >= t.n_positions()) {
+    throw OutOfRange("position " + std::to_string(position) + " is out of range (0.." +
+                     std::to_string(t.n_positions() - 1) + ")");
+  }
+  return P;
+}
+
+void check_index(int64_t v, int64_t n, const char* what) {
+  if (v < 0 || v >= n) {
+    throw OutOfRange(std::string(what) + " " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
+  }
+}
+
+TokenList top_bottom(const std::vector<float>& logits, int k) {
+  std::vector<double> v(logits.begin(), logits.end());
+  TokenList out;
+  for (int64_t j : analysis::top_indices(v, k)) {
+    out.top.push_back(static_cast<int32_t>(j));
+    out.top_values.push_back(v[static_cast<size_t>(j)]);
+  }
+  for (double& x : v) x = -x;
+  for (int64_t j : analysis::top_indices(v, k)) {
+    out.bottom.push_back(static_cast<int32_t>(j));
+    out.bottom_values.push_back(-v[static_cast<size_t>(j)]);
+  }
+  return out;
+}
+
+struct Projection {
+  analysis::TraceView trace;
+  int64_t P;
+  analysis::VocabProjector proj;
+  Projection(const Model& m, const RunResult& r, const ExplainOptions& o)
+      : trace(m, r),
+        P(resolve_position(trace, o.position)),
+        proj(m, {trace.resid_post(m.config().n_layers - 1, P), static_cast<size_t>(m.config().d_model)},
+             false, o.n_threads > 0 ? o.n_threads : default_threads()) {}
+  std::vector<float> logits(const float* v) const {
+    std::vector<float> out(static_cast<size_t>(proj.d_vocab()));
+    proj.project(v, 1, proj.d_model(), out.data());
+    return out;
+  }
+};
+
+}  // namespace
+
+TokenList project_tokens(const Model& model, const RunResult& run, const ExplainOptions& options,
+                         std::span<const float> v, int k) {
+  if (static_cast<int64_t>(v.size()) != model.config().d_model) {
+    throw InvalidArgument("project_tokens: the vector has " + std::to_string(v.size()) + " values, d_model is " +
+                          std::to_string(model.config().d_model));
+  }
+  const Projection p(model, run, options);
+  return top_bottom(p.logits(v.data()), k);
+}
+
+std::vector<PositionView> head_position_views(const Model& model, const RunResult& run, const Explanation& ex,
+                                              const ExplainOptions& options, int layer, int head, int k) {
+  const ModelConfig& c = model.config();
+  check_index(layer, c.n_layers, "layer");
+  check_index(head, c.n_heads, "head");
+  ExplainOptions o = options;
+  o.position = ex.position;
+  const Projection pr(model, run, o);
+  const int64_t d = c.d_model, dh = c.d_head;
+  const int64_t kvh = head / (c.n_heads / c.n_key_value_heads);
+  const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
+  std::vector<PositionView> out;
+  for (int64_t p = 0; p < ex.n_positions; ++p) {
+    PositionView pv;
+    pv.position = p;
+    pv.imp = ex.head_pos.at({layer, head, p});
+    pv.attn = ex.attn_weight.at({layer, head, p});
+    pv.layer_input_top = top_bottom(pr.logits(pr.trace.resid_pre(layer, p)), k).top;
+    // "key": h_p^{l-1} - h_p^{-1} - sum of earlier FFN outputs = the attention-written part.
+    std::vector<float> key(static_cast<size_t>(d), 0.0f);
+    for (int64_t j = 0; j < layer; ++j) {
+      const float* a = pr.trace.attn_out(j, p);
+      for (int64_t i = 0; i < d; ++i) key[static_cast<size_t>(i)] += a[i];
+    }
+    pv.key_top = top_bottom(pr.logits(key.data()), k).top;
+    std::vector<float> value(static_cast<size_t>(d), 0.0f);
+    const float a = pr.trace.pattern(layer, head, ex.position, p);
+    const float* v = pr.trace.v(layer, p, kvh);
+    for (int64_t i = 0; i < d; ++i) {
+      double s = 0;
+      for (int64_t n = 0; n < dh; ++n) s += static_cast<double>(a) * static_cast<double>(v[n]) * static_cast<double>(W_O.at(i, head * dh + n));
+      value[static_cast<size_t>(i)] = static_cast<float>(s);
+    }
+    pv.value_top = top_bottom(pr.logits(value.data()), k).top;
+    out.push_back(std::move(pv));
+  }
+  return out;
+}
+
+NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
+                           const ExplainOptions& options, int layer, int neuron, int k) {
+  const ModelConfig& c = model.config();
+  check_index(layer, c.n_layers, "layer");
+  check_index(neuron, c.d_mlp, "FFN neuron");
+  ExplainOptions o = options;
+  o.position = ex.position;
+  const Projection pr(model, run, o);
+  const MatrixView& W_out = model.weights().layers[static_cast<size_t>(layer)].W_out;
+  std::vector<float> fc2(static_cast<size_t>(c.d_model));
+  for (int64_t i = 0; i < c.d_model; ++i) fc2[static_cast<size_t>(i)] = W_out.at(i, neuron);
+  NeuronView nv;
+  nv.coef = static_cast<double>(pr.trace.post(layer, ex.position)[neuron]);
+  const std::vector<float> raw = pr.logits(fc2.data());
+  nv.raw = top_bottom(raw, k);
+  std::vector<float> sig(raw.size());
+  for (size_t j = 0; j < raw.size(); ++j) sig[j] = static_cast<float>(nv.coef * static_cast<double>(raw[j]));
+  nv.signed_ = top_bottom(sig, k);
+  return nv;
+}
+
+NeuronView attn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
+                            const ExplainOptions& options, int layer, int head, int dim, int pos, int k) {
+  const ModelConfig& c = model.config();
+  check_index(layer, c.n_layers, "layer");
+  check_index(head, c.n_heads, "head");
+  check_index(dim, c.d_head, "head dimension");
+  check_index(pos, ex.n_positions, "source position");
+  ExplainOptions o = options;
+  o.position = ex.position;
+  const Projection pr(model, run, o);
+  const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
+  std::vector<float> col(static_cast<size_t>(c.d_model));
+  for (int64_t i = 0; i < c.d_model; ++i) col[static_cast<size_t>(i)] = W_O.at(i, head * c.d_head + dim);
+  NeuronView nv;
+  nv.coef = ex.attn_coef.at({layer, head, dim, pos});
+  const std::vector<float> raw = pr.logits(col.data());
+  nv.raw = top_bottom(raw, k);
+  std::vector<float> sig(raw.size());
+  for (size_t j = 0; j < raw.size(); ++j) sig[j] = static_cast<float>(nv.coef * static_cast<double>(raw[j]));
+  nv.signed_ = top_bottom(sig, k);
+  return nv;
+}
+
+TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOptions& options, int ffn_layer,
+                      int neuron, int attn_layer, int head, int k) {
+  const ModelConfig& c = model.config();
+  check_index(ffn_layer, c.n_layers, "layer");
+  check_index(neuron, c.d_mlp, "FFN neuron");
+  check_index(attn_layer, c.n_layers, "layer");
+  check_index(head, c.n_heads, "head");
+  const Projection pr(model, run, options);
+  const int64_t d = c.d_model, dh = c.d_head;
+  const LayerWeights& A = model.weights().layers[static_cast<size_t>(attn_layer)];
+  const MatrixView& W_out = model.weights().layers[static_cast<size_t>(ffn_layer)].W_out;
+  std::vector<float> u(static_cast<size_t>(d)), un(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) u[static_cast<size_t>(i)] = W_out.at(i, neuron);
+  // The head's own input norm, with u's own statistics (the notebook's ln_1(u) / input_layernorm(u)).
+  if (c.normalization_type == NormType::kLayerNorm) {
+    ops::layer_norm(un.data(), u.data(), A.ln1_w.data, A.ln1_b.data, d, c.eps);
+  } else {
+    ops::rms_norm(un.data(), u.data(), A.ln1_w.data, d, c.eps);
+  }
+  const int64_t kvh = head / (c.n_heads / c.n_key_value_heads);
+  std::vector<double> v(static_cast<size_t>(dh));
+  for (int64_t n = 0; n < dh; ++n) {
+    const float* r = A.W_V.row(kvh * dh + n);
+    double s = A.b_V.empty() ? 0.0 : static_cast<double>(A.b_V[kvh * dh + n]);
+    for (int64_t i = 0; i < d; ++i) s += static_cast<double>(r[i]) * static_cast<double>(un[static_cast<size_t>(i)]);
+    v[static_cast<size_t>(n)] = s;
+  }
+  std::vector<float> vo(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) {
+    double s = 0;  // no b_O: the head's own output
+    for (int64_t n = 0; n < dh; ++n) s += v[static_cast<size_t>(n)] * static_cast<double>(A.W_O.at(i, head * dh + n));
+    vo[static_cast<size_t>(i)] = static_cast<float>(s);
+  }
+  return top_bottom(pr.logits(vo.data()), k);
+}
+
+AblationResult ablate(const Model& model, std::span<const int32_t> tokens, int32_t target, const Intervention& zeroed,
+                      int position, int n_threads) {
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  const int64_t P = position < 0 ? T + position : position;
+  if (P < 0 || P >= T) throw OutOfRange("position " + std::to_string(position) + " is out of range");
+  check_index(target, model.config().d_vocab, "target token");
+  RunOptions o;
+  o.all_logits = true;
+  o.n_threads = n_threads;
+  const std::span<const int32_t> used = tokens.first(static_cast<size_t>(P + 1));  // causal: later tokens never matter
+  const RunResult before = run(model, used, o);
+  o.intervention = &zeroed;
+  const RunResult after = run(model, used, o);
+  const auto V = static_cast<size_t>(model.config().d_vocab);
+  AblationResult r;
+  r.before = target_stats({before.logits.row(P), V}, target);
+  r.after = target_stats({after.logits.row(P), V}, target);
+  return r;
+}
+
+}  // namespace reslens
