@@ -7,6 +7,7 @@
 #include "reslens/explain.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
+#include "reslens/report.h"
 #include "reslens/run.h"
 #include "reslens/tensor.h"
 #include "reslens/tokenizer.h"

@@ -9,7 +9,10 @@
 
 namespace reslens {
 
-void write_npy(const std::filesystem::path& path, const float* data, const std::vector<int64_t>& shape) {
+namespace {
+
+void write_npy_raw(const std::filesystem::path& path, const void* data, size_t elem, const char* descr,
+                   const std::vector<int64_t>& shape) {
   std::string dims;
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -17,7 +20,7 @@ void write_npy(const std::filesystem::path& path, const float* data, const std::
     n *= d;
   }
   if (shape.size() > 1) dims.pop_back();  // (5,) for 1-D, (5,3) otherwise
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
   // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -29,8 +32,18 @@ void write_npy(const std::filesystem::path& path, const float* data, const std::
   const auto len = static_cast<uint16_t>(header.size());
   out.write(reinterpret_cast<const char*>(&len), 2);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * 4));
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(static_cast<size_t>(n) * elem));
   if (!out) throw IoError(path.string() + ": write failed");
+}
+
+}  // namespace
+
+void write_npy(const std::filesystem::path& path, const float* data, const std::vector<int64_t>& shape) {
+  write_npy_raw(path, data, 4, "<f4", shape);
+}
+
+void write_npy(const std::filesystem::path& path, const double* data, const std::vector<int64_t>& shape) {
+  write_npy_raw(path, data, 8, "<f8", shape);
 }
 
 NpyArray read_npy(const std::filesystem::path& path) {

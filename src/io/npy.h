@@ -10,6 +10,9 @@ namespace reslens {
 /// Writes a C-order little-endian float32 array. Throws IoError naming the path.
 void write_npy(const std::filesystem::path& path, const float* data, const std::vector<int64_t>& shape);
 
+/// Writes a C-order little-endian float64 array.
+void write_npy(const std::filesystem::path& path, const double* data, const std::vector<int64_t>& shape);
+
 struct NpyArray {
   std::vector<int64_t> shape;
   std::vector<double> data;  ///< values widened to double, C order

@@ -11,6 +11,9 @@ void register_predict(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_trace(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_explain(CLI::App& app);
+void register_lens(CLI::App& app);
+void register_ablate(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   register_inspect(app);
@@ -18,6 +21,9 @@ inline void register_commands(CLI::App& app) {
   register_predict(app);
   register_generate(app);
   register_trace(app);
+  register_explain(app);
+  register_lens(app);
+  register_ablate(app);
   register_bench(app);
 }
 

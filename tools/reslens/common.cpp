@@ -145,3 +145,42 @@ void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
 void require_valid_utf8_cli(const std::string& text) { require_valid_utf8(text, "the prompt"); }
 
 }  // namespace reslens::cli
+
+namespace reslens::cli {
+
+int32_t resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note) {
+  const Tokenizer& tok = model.tokenizer();
+  if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos && spec.size() < 10) {
+    const int32_t id = std::stoi(spec);
+    if (id >= model.config().d_vocab) {
+      throw OutOfRange(std::string(what) + " token id " + spec + " is outside the vocabulary (0.." +
+                       std::to_string(model.config().d_vocab - 1) + ")");
+    }
+    return id;
+  }
+  require_valid_utf8(spec, std::string("the ") + what);
+  std::vector<int32_t> ids = tok.encode(spec, false);
+  if (ids.size() != 1 && !spec.empty() && spec[0] != ' ') {
+    const std::vector<int32_t> spaced = tok.encode(" " + spec, false);
+    if (spaced.size() == 1) ids = spaced;
+  }
+  if (ids.empty()) throw InvalidArgument(std::string("the ") + what + " '" + spec + "' is empty: name a token");
+  if (ids.size() > 1 && note != nullptr) {
+    *note = std::string("note: the ") + what + " '" + spec + "' is " + std::to_string(ids.size()) + " tokens (";
+    for (size_t i = 0; i < ids.size(); ++i) *note += (i ? " " : "") + ("'" + printable(tok.token_text(ids[i])) + "'");
+    *note += "); explaining the first, '" + printable(tok.token_text(ids[0])) + "'";
+  }
+  return ids[0];
+}
+
+int resolve_position(int position, size_t n_tokens) {
+  const auto n = static_cast<int>(n_tokens);
+  const int p = position < 0 ? n + position : position;
+  if (p < 0 || p >= n) {
+    throw OutOfRange("position " + std::to_string(position) + " is out of range: the prompt has " + std::to_string(n) +
+                     " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
+  }
+  return p;
+}
+
+}  // namespace reslens::cli

@@ -53,3 +53,15 @@ void print_json(const nlohmann::json& j);
 void require_valid_utf8_cli(const std::string& text);
 
 }  // namespace reslens::cli
+
+namespace reslens::cli {
+
+/// A token named on the command line: a token id ("432"), or text ("Paris", " Paris"). Text that
+/// tokenizes into several tokens resolves to the first; `note` then says so. For byte-level BPE,
+/// "Paris" also tries " Paris" and takes it when that is one token and the bare text is not.
+int32_t resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note);
+
+/// A position given as P (0-based) or -k (from the end).
+int resolve_position(int position, size_t n_tokens);
+
+}  // namespace reslens::cli

@@ -1,0 +1,74 @@
+// reslens explain MODEL TEXT: every score of the paper for the next-token prediction at a position,
+// as a terminal report, one JSON document (--json), and the full arrays as .npy (--out DIR).
+#include <fstream>
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+
+namespace reslens::cli {
+
+void register_explain(CLI::App& app) {
+  auto* cmd = app.add_subcommand("explain", "Attribute the next-token prediction to layers, heads, positions and neurons");
+  auto args = std::make_shared<ModelArgs>();
+  auto prompt = std::make_shared<PromptArgs>();
+  auto target = std::make_shared<std::string>();
+  auto foil = std::make_shared<std::string>();
+  auto position = std::make_shared<int>(-1);
+  auto top = std::make_shared<int>(20);
+  auto json = std::make_shared<bool>(false);
+  auto out = std::make_shared<std::string>();
+  auto final_bias = std::make_shared<bool>(false);
+  auto compat = std::make_shared<std::string>("paper");
+  auto baselines = std::make_shared<bool>(false);
+  auto query_n = std::make_shared<int>(30);
+  args->add(*cmd);
+  prompt->add(*cmd);
+  cmd->add_option("--target", *target, "Target token: text (' Paris') or id (default: the top prediction)");
+  cmd->add_option("--foil", *foil, "Contrast token: scores become log p(target) - log p(foil)");
+  cmd->add_option("-p,--position", *position, "Position to explain (0-based; -1 = last)");
+  cmd->add_option("--top", *top, "Entries per ranked list")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", *json, "Print one JSON document (schema: docs/explain-schema.json)");
+  cmd->add_option("-o,--out", *out, "Also write every score array as .npy (and explanation.json) into this folder");
+  cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
+  cmd->add_option("--compat", *compat, "paper (default) or notebook: reproduce the authors' notebooks")
+      ->check(CLI::IsMember({"paper", "notebook"}));
+  cmd->add_flag("--baselines", *baselines, "Also compute the alternative scores of spec 3.3 for every FFN neuron");
+  cmd->add_option("--query-top", *query_n, "Value neurons the query analyses start from")->check(CLI::PositiveNumber);
+  cmd->callback([=] {
+    const auto model = args->load();
+    const std::vector<int32_t> tokens = prompt->tokens(*model);
+    ExplainOptions eo;
+    eo.position = resolve_position(*position, tokens.size());
+    std::string note;
+    if (!target->empty()) eo.target = resolve_token(*model, *target, "target", &note);
+    if (!note.empty()) std::cerr << note << "\n";
+    note.clear();
+    if (!foil->empty()) eo.foil = resolve_token(*model, *foil, "foil", &note);
+    if (!note.empty()) std::cerr << note << "\n";
+    eo.include_final_bias = *final_bias;
+    eo.compat_notebook = *compat == "notebook";
+    eo.baselines = *baselines;
+    eo.query_top_n = *query_n;
+    eo.n_threads = args->threads;
+    RunOptions ro;
+    ro.capture = explain_capture();
+    ro.all_logits = true;
+    ro.n_threads = args->threads;
+    const RunResult run = reslens::run(*model, tokens, ro);
+    const Explanation ex = explain(*model, run, tokens, eo);
+    ReportOptions rep;
+    rep.top = *top;
+    if (!out->empty()) {
+      write_explain_arrays(*out, ex);
+      std::ofstream(std::filesystem::path(*out) / "explanation.json") << explain_json(*model, run, tokens, ex, eo, rep) << "\n";
+    }
+    if (*json) {
+      std::cout << explain_json(*model, run, tokens, ex, eo, rep) << "\n";
+    } else {
+      std::cout << explain_text(*model, run, tokens, ex, eo, rep);
+    }
+  });
+}
+
+}  // namespace reslens::cli
