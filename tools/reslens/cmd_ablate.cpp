@@ -103,16 +103,14 @@ void register_ablate(CLI::App& app) {
     if (iv.empty()) throw InvalidArgument("nothing to ablate: give --ffn, --heads or --attn");
     if (*activation) iv.position = P;
     std::string note;
-    int32_t w = -1;
-    if (!target->empty()) {
-      w = resolve_token(*model, *target, "target", &note);
-      if (!note.empty()) std::cerr << note << "\n";
-    } else {
-      RunOptions o;
-      o.n_threads = args->threads;
-      const RunResult r = run(*model, std::span<const int32_t>(tokens).first(static_cast<size_t>(P + 1)), o);
-      w = target_stats({r.logits.row(0), static_cast<size_t>(c.d_vocab)}, 0).top1;
-    }
+    RunOptions o;
+    o.n_threads = args->threads;
+    const RunResult plain = run(*model, std::span<const int32_t>(tokens).first(static_cast<size_t>(P + 1)), o);
+    const std::span<const float> logits_p(plain.logits.row(0), static_cast<size_t>(c.d_vocab));
+    const int32_t w = target->empty() ? target_stats(logits_p, 0).top1
+                                      : pick_token(*model, resolve_token(*model, *target, "target", &note), logits_p,
+                                                   "target", &note);
+    if (!note.empty()) std::cerr << note << "\n";
     const AblationResult res = ablate(*model, tokens, w, iv, P, args->threads);
 
     // The random baseline: as many components of each kind, drawn uniformly without repeats.

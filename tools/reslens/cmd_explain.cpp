@@ -40,12 +40,10 @@ void register_explain(CLI::App& app) {
     const std::vector<int32_t> tokens = prompt->tokens(*model);
     ExplainOptions eo;
     eo.position = resolve_position(*position, tokens.size());
-    std::string note;
-    if (!target->empty()) eo.target = resolve_token(*model, *target, "target", &note);
-    if (!note.empty()) std::cerr << note << "\n";
-    note.clear();
-    if (!foil->empty()) eo.foil = resolve_token(*model, *foil, "foil", &note);
-    if (!note.empty()) std::cerr << note << "\n";
+    // Token names resolve to candidates first; the run's logits at P choose among spellings.
+    std::string note_t, note_f;
+    const auto target_ids = target->empty() ? std::vector<int32_t>{} : resolve_token(*model, *target, "target", &note_t);
+    const auto foil_ids = foil->empty() ? std::vector<int32_t>{} : resolve_token(*model, *foil, "foil", &note_f);
     eo.include_final_bias = *final_bias;
     eo.compat_notebook = *compat == "notebook";
     eo.baselines = *baselines;
@@ -56,6 +54,12 @@ void register_explain(CLI::App& app) {
     ro.all_logits = true;
     ro.n_threads = args->threads;
     const RunResult run = reslens::run(*model, tokens, ro);
+    const std::span<const float> logits_p(run.logits.row(eo.position), static_cast<size_t>(model->config().d_vocab));
+    if (!target_ids.empty()) eo.target = pick_token(*model, target_ids, logits_p, "target", &note_t);
+    if (!foil_ids.empty()) eo.foil = pick_token(*model, foil_ids, logits_p, "foil", &note_f);
+    for (const std::string& n : {note_t, note_f}) {
+      if (!n.empty()) std::cerr << n << "\n";
+    }
     const Explanation ex = explain(*model, run, tokens, eo);
     ReportOptions rep;
     rep.top = *top;

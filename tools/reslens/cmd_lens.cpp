@@ -28,8 +28,7 @@ void register_lens(CLI::App& app) {
     ExplainOptions eo;
     eo.position = resolve_position(*position, tokens.size());
     std::string note;
-    if (!target->empty()) eo.target = resolve_token(*model, *target, "target", &note);
-    if (!note.empty()) std::cerr << note << "\n";
+    const auto target_ids = target->empty() ? std::vector<int32_t>{} : resolve_token(*model, *target, "target", &note);
     eo.lens_top_k = *k;
     eo.n_threads = args->threads;
     RunOptions ro;
@@ -37,6 +36,11 @@ void register_lens(CLI::App& app) {
     ro.all_logits = true;
     ro.n_threads = args->threads;
     const RunResult run = reslens::run(*model, tokens, ro);
+    if (!target_ids.empty()) {
+      eo.target = pick_token(*model, target_ids, {run.logits.row(eo.position), static_cast<size_t>(model->config().d_vocab)},
+                             "target", &note);
+    }
+    if (!note.empty()) std::cerr << note << "\n";
     const Explanation ex = explain(*model, run, tokens, eo);
     const Tokenizer& tok = model->tokenizer();
     if (*json) {

@@ -148,7 +148,7 @@ void require_valid_utf8_cli(const std::string& text) { require_valid_utf8(text, 
 
 namespace reslens::cli {
 
-int32_t resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note) {
+std::vector<int32_t> resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note) {
   const Tokenizer& tok = model.tokenizer();
   if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos && spec.size() < 10) {
     const int32_t id = std::stoi(spec);
@@ -156,21 +156,44 @@ int32_t resolve_token(const Model& model, const std::string& spec, const char* w
       throw OutOfRange(std::string(what) + " token id " + spec + " is outside the vocabulary (0.." +
                        std::to_string(model.config().d_vocab - 1) + ")");
     }
-    return id;
+    return {id};
   }
   require_valid_utf8(spec, std::string("the ") + what);
-  std::vector<int32_t> ids = tok.encode(spec, false);
-  if (ids.size() != 1 && !spec.empty() && spec[0] != ' ') {
-    const std::vector<int32_t> spaced = tok.encode(" " + spec, false);
-    if (spaced.size() == 1) ids = spaced;
+  if (spec.empty()) throw InvalidArgument(std::string("the ") + what + " is empty: name a token");
+  // A token whose text reads exactly as written, and the same word with a leading space (how
+  // SentencePiece and byte-level BPE spell a word after a space): the caller picks between them.
+  std::vector<int32_t> found;
+  const std::string spaced = spec[0] == ' ' ? spec : " " + spec;
+  for (const std::string& want : {spec, spaced}) {
+    for (int32_t id = 0; id < tok.n_vocab(); ++id) {
+      if (tok.type(id) != TokenType::kControl && tok.token_text(id) == want) {
+        if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
+        break;
+      }
+    }
   }
-  if (ids.empty()) throw InvalidArgument(std::string("the ") + what + " '" + spec + "' is empty: name a token");
+  if (!found.empty()) return found;
+  const std::vector<int32_t> ids = tok.encode(spec, false);
+  if (ids.empty()) throw InvalidArgument(std::string("the ") + what + " '" + spec + "' has no tokens");
   if (ids.size() > 1 && note != nullptr) {
     *note = std::string("note: the ") + what + " '" + spec + "' is " + std::to_string(ids.size()) + " tokens (";
     for (size_t i = 0; i < ids.size(); ++i) *note += (i ? " " : "") + ("'" + printable(tok.token_text(ids[i])) + "'");
     *note += "); explaining the first, '" + printable(tok.token_text(ids[0])) + "'";
   }
-  return ids[0];
+  return {ids[0]};
+}
+
+int32_t pick_token(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,
+                   const char* what, std::string* note) {
+  int32_t best = candidates.front();
+  for (int32_t id : candidates) best = logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)] ? id : best;
+  if (candidates.size() > 1 && note != nullptr) {
+    const Tokenizer& tok = model.tokenizer();
+    *note = std::string("note: the ") + what + " matches tokens";
+    for (int32_t id : candidates) *note += " '" + printable(tok.token_text(id)) + "' (" + std::to_string(id) + ")";
+    *note += "; using '" + printable(tok.token_text(best)) + "', the more likely here (pass an id to choose)";
+  }
+  return best;
 }
 
 int resolve_position(int position, size_t n_tokens) {

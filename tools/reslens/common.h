@@ -56,10 +56,14 @@ void require_valid_utf8_cli(const std::string& text);
 
 namespace reslens::cli {
 
-/// A token named on the command line: a token id ("432"), or text ("Paris", " Paris"). Text that
-/// tokenizes into several tokens resolves to the first; `note` then says so. For byte-level BPE,
-/// "Paris" also tries " Paris" and takes it when that is one token and the bare text is not.
-int32_t resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note);
+/// Candidate ids for a token named on the command line: an id ("432"); or the tokens that read
+/// exactly as the text and as the text after a space ("Paris" -> 'Paris', ' Paris'); or, when no
+/// token reads so, the first token of the text (`note` then says it was several tokens).
+std::vector<int32_t> resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note);
+
+/// The candidate the model finds most likely in `logits` (a note names the alternatives).
+int32_t pick_token(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,
+                   const char* what, std::string* note);
 
 /// A position given as P (0-based) or -k (from the end).
 int resolve_position(int position, size_t n_tokens);
