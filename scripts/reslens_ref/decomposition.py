@@ -16,9 +16,15 @@ The explained position P is the last of the ids given: explaining position P of 
 uses ids[:P+1] (the model is causal, so nothing at positions <= P depends on later tokens).
 """
 
+import collections
+
 import numpy as np
 
 from .forward import forward
+
+# Weights are read through a small LRU cache: enough to keep a tiny model whole, bounded so that a
+# 7B checkpoint (a 4096 x 11008 float64 matrix is 360 MB) does not pile up in memory.
+CACHE_BYTES = 2 << 30
 
 
 class Decomposition:
@@ -50,13 +56,20 @@ class Decomposition:
         self.final = self.resid_post[L - 1, self.P]              # h_P^{L-1}
         self.final_scale = h["ln_final.hook_scale"][self.P]
         self.logits = h["logits"][self.P]                        # real logits at P
-        self._w = {}
+        self._w = collections.OrderedDict()
+        self._w_bytes = 0
 
-    # -- weights (cached float64, canonical layout) ------------------------------------------
+    # -- weights (float64, canonical layout, LRU-cached) ---------------------------------------
     def w(self, name):
-        if name not in self._w:
-            self._w[name] = self.model.f64(name)
-        return self._w[name]
+        if name in self._w:
+            self._w.move_to_end(name)
+            return self._w[name]
+        t = self.model.f64(name)
+        self._w[name] = t
+        self._w_bytes += t.nbytes
+        while self._w_bytes > CACHE_BYTES and len(self._w) > 1:
+            self._w_bytes -= self._w.popitem(last=False)[1].nbytes
+        return t
 
     def W_O(self, l):
         return self.w(f"blocks.{l}.attn.o.w")                     # [d, H*dh]

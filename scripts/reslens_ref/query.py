@@ -103,14 +103,20 @@ def q2(attr, n):
 
 
 def query_ffn_scores(attr, neurons):
-    """Q[l',k] over neurons [(l, h, n, p, multiplier)]."""
+    """Q[l',k] over neurons [(l, h, n, p, multiplier)]; each layer's W_down is read once."""
     d = attr.dec
     Q = np.zeros((d.L, d.N))
+    keys = []
     for l, h, nn, p, mult in neurons:
         K = _attn_key(d, l, h, nn)
-        D = d.resid_pre[l, p] @ K
-        for lo in range(l):
-            Q[lo] += d.coef[lo, p] * (d.W_down(lo).T @ K) / D * mult
+        keys.append((l, p, K, d.resid_pre[l, p] @ K, mult))     # D = h_p^{l-1} . K
+    for lo in range(d.L):
+        users = [key for key in keys if key[0] > lo]
+        if not users:
+            continue
+        inner = d.W_down(lo).T @ np.stack([K for _, _, K, _, _ in users], axis=1)   # fc2_k . K  [N, n]
+        for j, (_, p, _, D, mult) in enumerate(users):
+            Q[lo] += d.coef[lo, p] * inner[:, j] / D * mult
     return Q
 
 
@@ -134,7 +140,8 @@ def q4(attr, neuron, n, compat=None):
     if compat == "notebook":
         ranked = top_flat(attr.attn_neuron, n)
         stale = ranked[-1]
-        mult, source = float(attr.attn_neuron[stale]), f"compat: Imp of attention neuron #{len(ranked)} ({'_'.join(map(str, stale))})"
+        mult = float(attr.attn_neuron[stale])
+        source = f"compat: Imp of attention neuron #{len(ranked)} ({'_'.join(map(str, stale))})"
     else:
         mult, source = own, "own Imp"
     Q = query_ffn_scores(attr, [(*neuron, mult)])
