@@ -84,7 +84,11 @@ def main(argv=None):
                       dtype=np.float32 if args.float32 else np.float64)
         print(f"wrote {len(index['hooks'])} hooks for {len(args.ids)} tokens to {args.out}")
     elif args.cmd == "explain":
-        return run_explain(args)
+        try:
+            return run_explain(args)
+        except ValueError as e:  # bad ids, units, positions or options: a message, not a traceback
+            print(f"reslens_ref explain: error: {e}", file=sys.stderr)
+            return 2
     elif args.cmd == "info":
         from .model import load_model
         m = load_model(args.model)

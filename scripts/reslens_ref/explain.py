@@ -44,6 +44,7 @@ def explain(model, ids, target=None, foil=None, position=None, top=30, include_f
     if compat not in (None, "notebook"):
         raise ValueError(f"unknown compat mode {compat!r}")
     cfg = model.config
+    intervention.check_units(cfg, zero)   # refuse bad units before any work
     # Causal model: explaining position P needs only ids[:P+1]; P is then the last position.
     dec = Decomposition(model, ids[:P + 1], ggml_gelu=ggml_gelu)
     attr = Attribution(dec, target=target, foil=foil, include_final_bias=include_final_bias,

@@ -63,8 +63,9 @@ def bottom_ids(z, k):
     return [int(i) for i in order_desc(z)[::-1][:k]]
 
 
-def chunks(n_rows, row_size, budget=1 << 23):
-    """Row ranges so that each block of rows * row_size floats stays near `budget` elements."""
+def chunks(n_rows, row_size, budget=1 << 21):
+    """Row ranges so that each block of rows * row_size floats stays near `budget` elements
+    (16 MB of float64: large enough for BLAS, small enough to be reused by the allocator)."""
     step = max(1, budget // max(1, row_size))
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
