@@ -23,7 +23,8 @@ FFN-neuron baselines, [L][N] each (A8's recommended definitions, an interpretati
   prob_increase      (c) p(w|x+v) - p(w|x)          norm        (d) ||m fc2||
   coefficient        (e) m                           rank        (f) 1 / rank_w(bs(m fc2))
   m_norm             (g) |m| ||fc2||                 m_rank      (h) |m| / rank_w(bs(fc2))
-Ranks are of the raw projection bs(.) (without c), 1 = top, ties share the better rank.
+Ranks are of the raw projection bs(.) (without c), 1 = top, ties share the better rank (so a
+neuron whose coefficient is exactly 0 has rank 1 in bs(m fc2) = 0).
 """
 
 import numpy as np
@@ -138,6 +139,7 @@ class Attribution:
         fc2 = d.W_down(l).T                                    # [N, d]; row k = fc2_k
         m = d.coef[l, d.P]                                     # [N]
         fc2_norm = np.linalg.norm(fc2, axis=1)
+        p_x = np.exp(ctx.logp[w])
         for rows in chunks(d.N, d.V):
             U = self.fn.bs(fc2[rows])                          # bs(fc2_k)   [r, V]
             B = m[rows, None] * U                              # bs(m fc2_k)
@@ -149,7 +151,6 @@ class Attribution:
                 self._note("ffn_neurons", imp, ctx.imp_direct(m[rows, None] * fc2[rows]))
             bl["log_prob_increase"][l, rows] = imp
             bl["log_prob"][l, rows] = log_softmax(B + self.fn.const)[:, w]
-            p_x = np.exp(ctx.logp[w])
             bl["prob_increase"][l, rows] = np.exp(ctx.logp[w] + imp) - p_x
             bl["rank"][l, rows] = 1.0 / rank_of(B, w)
             bl["m_rank"][l, rows] = np.abs(m[rows]) / rank_of(U, w)

@@ -24,10 +24,15 @@ def _top_list(scores, n, fields):
             for t in query.top_flat(scores, n)]
 
 
-def _parse_pair(text, what):
-    parts = tuple(int(x) for x in str(text).split("_"))
-    if len(parts) != what:
-        raise ValueError(f"expected {what} underscore-separated indices, got {text!r}")
+def _parse_unit(text, limits, what):
+    """'21_19' -> (21, 19), checked against `limits` (one bound per index)."""
+    try:
+        parts = tuple(int(x) for x in str(text).split("_"))
+    except ValueError:
+        parts = ()
+    if len(parts) != len(limits) or any(not 0 <= i < m for i, m in zip(parts, limits)):
+        raise ValueError(f"{what} {text!r}: expected {len(limits)} underscore-separated indices "
+                         f"below {'_'.join(map(str, limits))}")
     return parts
 
 
@@ -44,13 +49,22 @@ def explain(model, ids, target=None, foil=None, position=None, top=30, include_f
     if compat not in (None, "notebook"):
         raise ValueError(f"unknown compat mode {compat!r}")
     cfg = model.config
-    intervention.check_units(cfg, zero)   # refuse bad units before any work
+    # Refuse bad options before any work.
+    intervention.check_units(cfg, zero)
+    L, H, T = cfg.n_layers, cfg.n_heads, P + 1
+    head = None if head is None else _parse_unit(head, (L, H), "--head")
+    q4_neuron = None if q4_neuron is None else _parse_unit(q4_neuron, (L, H, cfg.d_head, T), "--q4-neuron")
+    hidden_neuron = None if hidden_neuron is None else _parse_unit(hidden_neuron, (L, cfg.d_mlp), "--hidden-neuron")
+    key = q1_key or query.default_q1_key(cfg, compat)
+    if key not in query.q1_keys(cfg):
+        raise ValueError(f"Q1 key {key!r} is not one of {query.q1_keys(cfg)}")
+    if top < 1 or k < 1 or q5_k < 1:
+        raise ValueError("--top, --k and --q5-k must be at least 1")
     # Causal model: explaining position P needs only ids[:P+1]; P is then the last position.
     dec = Decomposition(model, ids[:P + 1], ggml_gelu=ggml_gelu)
     attr = Attribution(dec, target=target, foil=foil, include_final_bias=include_final_bias,
                        crosscheck=crosscheck)
     fn, w = attr.fn, attr.target
-    L, H = dec.L, dec.H
 
     out = {
         "ids": ids,
@@ -100,22 +114,19 @@ def explain(model, ids, target=None, foil=None, position=None, top=30, include_f
                            "attn_neuron_imp": c["attn_neuron"].tolist()}
 
     # -- one head's positions (cell 7) ------------------------------------------------------------
-    top_head = query.top_flat(attr.head, 1)[0] if head is None else _parse_pair(head, 2)
+    top_head = query.top_flat(attr.head, 1)[0] if head is None else head
     out["cell7"] = views.cell7(attr, *top_head)
 
     # -- query analysis (spec 4.3) ----------------------------------------------------------------
-    key = q1_key or query.default_q1_key(dec, compat)
     out["q1"] = {"top_n": top, "key": key,
-                 "variants": {v: query.q1(attr, top, v) for v in query.q1_keys(dec)},
+                 "variants": {v: query.q1(attr, top, v) for v in query.q1_keys(cfg)},
                  "doc": query.Q1_DOC}
-    if key not in out["q1"]["variants"]:
-        raise ValueError(f"Q1 key {key!r} is not one of {list(out['q1']['variants'])}")
     out["q2"] = query.q2(attr, top)
     out["q3"], Q = query.q3(attr, top)
-    a4 = query.top_flat(attr.attn_neuron, 1)[0] if q4_neuron is None else _parse_pair(q4_neuron, 4)
+    a4 = query.top_flat(attr.attn_neuron, 1)[0] if q4_neuron is None else q4_neuron
     out["q4"] = query.q4(attr, a4, top, compat=compat)
     out["q5"] = query.q5(attr, Q, q5_k)
-    hv = query.top_flat(Q, 1)[0] if hidden_neuron is None else _parse_pair(hidden_neuron, 2)
+    hv = query.top_flat(Q, 1)[0] if hidden_neuron is None else hidden_neuron
     out["hidden_view"] = views.hidden_view(attr, *hv, *top_head)
 
     out["invariants"] = invariants(attr)

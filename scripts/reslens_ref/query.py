@@ -37,14 +37,14 @@ def top_flat(scores, n):
     return [tuple(int(i) for i in np.unravel_index(f, scores.shape)) for f in flat]
 
 
-def q1_keys(dec):
-    return ["c_fc", "exact"] if dec.cfg.is_gpt2 else ["up", "gate", "notebook", "exact"]
+def q1_keys(cfg):
+    return ["c_fc", "exact"] if cfg.is_gpt2 else ["up", "gate", "notebook", "exact"]
 
 
-def default_q1_key(dec, compat=None):
+def default_q1_key(cfg, compat=None):
     if compat == "notebook":
-        return "c_fc" if dec.cfg.is_gpt2 else "notebook"
-    return "c_fc" if dec.cfg.is_gpt2 else "up"
+        return "c_fc" if cfg.is_gpt2 else "notebook"
+    return "c_fc" if cfg.is_gpt2 else "up"
 
 
 def _ffn_key(dec, l, k, key):
