@@ -30,6 +30,7 @@ import numpy as np
 
 from .forward import forward
 from .logprob import log_softmax, rank_of
+from .model import Model
 
 
 def parse_unit(kind, name):
@@ -56,26 +57,31 @@ def check_units(cfg, units):
             raise ValueError(f"{kind} unit {'_'.join(map(str, idx))} out of range")
 
 
-class ZeroedModel:
-    """A view of a model with some columns of some [d_model, X] matrices set to zero. Provides what
-    forward() uses: config, shapes, get, f64, unembed."""
+class EditedModel:
+    """A view of a model whose tensors pass through edit(name, tensor) -> tensor when read.
+    Provides what forward() uses: config, shapes, get, f64, unembed."""
 
-    def __init__(self, model, columns):
-        self._m, self._cols = model, columns   # {tensor name: set of column indices}
+    def __init__(self, model, edit):
+        self._m, self._edit = model, edit
         self.config, self.shapes = model.config, model.shapes
 
     def get(self, name):
-        t = self._m.get(name)
-        if name in self._cols:
-            t = np.array(t, copy=True)
-            t[:, sorted(self._cols[name])] = 0
-        return t
+        return self._edit(name, self._m.get(name))
 
     def f64(self, name):
         return self.get(name).astype(np.float64)
 
-    def unembed(self):
-        return self.f64("tok_embed" if self.config.tied else "unembed.w")
+    unembed = Model.unembed
+
+
+def zeroed_model(model, columns):
+    """The model with columns {tensor name: set of column indices} of [d_model, X] matrices zeroed."""
+    def edit(name, t):
+        if name in columns:
+            t = np.array(t, copy=True)
+            t[:, sorted(columns[name])] = 0
+        return t
+    return EditedModel(model, edit)
 
 
 def zeroed_columns(cfg, units):
@@ -144,7 +150,7 @@ def run(model, ids, target, units, level="parameter", ggml_gelu=False):
     """Metrics of the target at the last position after removing `units` [(kind, indices)]."""
     check_units(model.config, units)
     if level == "parameter":
-        hooks = forward(ZeroedModel(model, zeroed_columns(model.config, units)), ids, ggml_gelu=ggml_gelu)
+        hooks = forward(zeroed_model(model, zeroed_columns(model.config, units)), ids, ggml_gelu=ggml_gelu)
     elif level == "activation":
         hooks = forward(model, ids, ggml_gelu=ggml_gelu, edit=activation_edit(model, units))
     else:

@@ -325,26 +325,15 @@ def check_cell7(out, dec, attr, label):
     check(f"cell 7: imp/attn as elsewhere, 'key' = the notebook's subtraction form ({label})", ok)
 
 
-class _OneVectorModel:
-    """A model whose token 0 embeds as `vec` (GPT-2: position 0 adds nothing), so a one-token
-    forward pass feeds `vec` into layer 0; everything else is the wrapped model's."""
-
-    def __init__(self, model, vec):
-        self._m, self._vec = model, np.asarray(vec, dtype=np.float32)
-        self.config, self.shapes = model.config, model.shapes
-
-    def get(self, name):
-        t = self._m.get(name)
+def one_vector_model(model, vec):
+    """The model with token 0 embedding as `vec` (GPT-2: position 0 adds nothing), so that a
+    one-token forward pass feeds `vec` into layer 0."""
+    def edit(name, t):
         if name in ("tok_embed", "pos_embed"):
             t = np.array(t, copy=True)
-            t[0] = self._vec if name == "tok_embed" else 0
+            t[0] = vec if name == "tok_embed" else 0
         return t
-
-    def f64(self, name):
-        return self.get(name).astype(np.float64)
-
-    def unembed(self):
-        return self._m.unembed()
+    return intervention.EditedModel(model, edit)
 
 
 def check_hidden_view(model, ids, label):
@@ -355,7 +344,7 @@ def check_hidden_view(model, ids, label):
     worst = 0.0
     for k in (0, 7):
         vec = dec.W_down(min(1, cfg.n_layers - 1))[:, k].astype(np.float32).astype(np.float64)
-        hooks = forward(_OneVectorModel(model, vec), [0])
+        hooks = forward(one_vector_model(model, vec), [0])
         z = hooks["blocks.0.attn.hook_z"][0]
         W = dec.W_O(0)
         for h in range(cfg.n_heads):
