@@ -69,8 +69,14 @@ def rope_rotate_half(x, base):
     return x * cos + rotated * sin
 
 
-def forward(model, ids, ggml_gelu=False):
-    """Run `ids` through `model`; returns an ordered {hook name: float64 array} (see README)."""
+def forward(model, ids, ggml_gelu=False, edit=None):
+    """Run `ids` through `model`; returns an ordered {hook name: float64 array} (see README).
+
+    edit: optional callable edit(hook_name, value, hooks) -> array or None, called for the three
+    hooks whose values the pass adds to the residual stream or multiplies into it:
+    `blocks.L.hook_attn_out`, `blocks.L.mlp.hook_post` and `blocks.L.hook_mlp_out`. A returned
+    array replaces the value (and is what the rest of the pass uses); `hooks` holds everything
+    recorded so far in this pass. Used for activation-level interventions (intervention.py)."""
     cfg = model.config
     ids = np.asarray(ids, dtype=np.int64)
     n = len(ids)
@@ -82,6 +88,14 @@ def forward(model, ids, ggml_gelu=False):
         raise ValueError(f"{n} tokens exceed the {cfg.n_ctx} learned positions")
 
     hooks = collections.OrderedDict()
+
+    def edited(name, value):
+        if edit is not None:
+            new = edit(name, value, hooks)
+            if new is not None:
+                value = np.asarray(new, dtype=np.float64)
+        return value
+
     f = model.f64
     gpt2 = cfg.is_gpt2
     eps = cfg.norm_eps
@@ -138,6 +152,7 @@ def forward(model, ids, ggml_gelu=False):
         attn_out = z.reshape(n, H * dh) @ f(f"{p}.attn.o.w").T
         if cfg.o_bias:
             attn_out = attn_out + f(f"{p}.attn.o.b")
+        attn_out = edited(f"{p}.hook_attn_out", attn_out)
         hooks[f"{p}.hook_attn_out"] = attn_out
         x = x + attn_out
         hooks[f"{p}.hook_resid_mid"] = x
@@ -155,10 +170,12 @@ def forward(model, ids, ggml_gelu=False):
             hooks[f"{p}.mlp.hook_pre"] = pre
             hooks[f"{p}.mlp.hook_pre_linear"] = lin
             post = silu(pre) * lin
+        post = edited(f"{p}.mlp.hook_post", post)
         hooks[f"{p}.mlp.hook_post"] = post
         mlp_out = post @ f(f"{p}.mlp.down.w").T
         if gpt2:
             mlp_out = mlp_out + f(f"{p}.mlp.down.b")
+        mlp_out = edited(f"{p}.hook_mlp_out", mlp_out)
         hooks[f"{p}.hook_mlp_out"] = mlp_out
         x = x + mlp_out
         hooks[f"{p}.hook_resid_post"] = x
