@@ -105,11 +105,11 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
     variants = {"up", "gate"};
     if (ctx.opts.compat_notebook) variants.insert(variants.begin(), "notebook");
   } else {
-    variants = {"c_fc", "c_fc_exact_ln"};
+    variants = {"c_fc", "exact"};  // exact: v1's LayerNorm-centred share (spec 4.1)
   }
   for (const std::string& variant : variants) {
     QueryLayers q{variant, std::vector<double>(static_cast<size_t>(2 * L + 1), 0.0)};
-    const bool centered = variant == "c_fc_exact_ln";
+    const bool centered = variant == "exact";
     for (int64_t idx : top_ffn) {
       const int64_t l = idx / N, k = idx % N;
       const LayerWeights& Lw = W.layers[static_cast<size_t>(l)];
