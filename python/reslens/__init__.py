@@ -8,7 +8,7 @@
 (5, 64)
 >>> ex = reslens.explain(model, "Once upon a time")  # every score of `reslens explain`
 >>> ex.top_ffn_neurons[0]
-FfnNeuronScore(layer=4, neuron=..., label='L4N...', score=..., coef=...)
+FfnNeuronScore(layer=..., neuron=..., label='L...N...', score=..., coef=...)
 
 Names and shapes follow TransformerLens where the concept is the same (docs/python.md lists the
 differences). Arrays are read-only numpy views over reslens's own memory; heavy calls release the GIL.

@@ -138,9 +138,12 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     ``activation=True`` removes them only at ``position`` (and a source position only with it).
     ``random`` adds the CLI's seeded random baseline of the same size (the same draws as ``--seed``).
 
-    >>> res = reslens.ablate(model, "Once upon a time", ffn=[(4, 10), (4, 11)], heads="3:1")
+    >>> ex = reslens.explain(model, "Once upon a time")
+    >>> res = reslens.ablate(model, "Once upon a time", ffn=[(n.layer, n.neuron) for n in ex.top_ffn_neurons[:5]])
     >>> res.after.prob < res.before.prob
     True
+    >>> reslens.ablate(model, "Once upon a time", ffn="4:10,4:11", heads="3:1").level  # the CLI's spelling
+    'parameter'
     """
     c = model.cfg
     ids = model.tokens(text, prepend_bos)
