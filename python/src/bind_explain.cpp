@@ -282,7 +282,10 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
         a.threads = threads;
         std::vector<int32_t> ids = to_ids(tokens);
         const py::gil_scoped_release release;
-        return explain_tokens(model.ptr, std::move(ids), a);
+        const auto t0 = std::chrono::steady_clock::now();
+        Result r = explain_tokens(model.ptr, std::move(ids), a);
+        last_call_seconds() = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return r;
       },
       py::arg("model"), py::arg("tokens"), py::arg("target") = std::vector<int32_t>{},
       py::arg("foil") = std::vector<int32_t>{}, py::arg("position") = -1, py::arg("include_final_bias") = false,

@@ -79,7 +79,9 @@ numpy view over the run's own memory and keeps it alive after this object is gon
         auto result = std::make_shared<RunResult>();
         {
           const py::gil_scoped_release release;
+          const auto t0 = std::chrono::steady_clock::now();
           *result = reslens::run(*model, ids, o);
+          last_call_seconds() = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
         return result;
       },

@@ -67,6 +67,10 @@ py::array vector_view(const std::vector<T>& v, std::shared_ptr<const void> owner
 /// Token ids from any Python sequence of ints (list, tuple, 1-D numpy array).
 std::vector<int32_t> to_ids(const py::handle& obj);
 
+/// Seconds the last run()/explain() binding call on this thread spent in the library (std::chrono
+/// around the C++ work only), for measuring the Python layer's overhead (bench/bench_python.py).
+double& last_call_seconds();
+
 /// Threads for a call: `threads` if positive, else every hardware thread (0 means that to the library).
 inline int threads_or_default(int threads) { return threads > 0 ? threads : 0; }
 

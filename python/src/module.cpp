@@ -35,6 +35,11 @@ bool says_not_found(const std::string& message) {
 
 }  // namespace
 
+double& last_call_seconds() {
+  thread_local double seconds = 0;
+  return seconds;
+}
+
 std::vector<int32_t> to_ids(const py::handle& obj) {
   if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj)) {
     throw py::type_error("expected a sequence of token ids, got a string");
@@ -96,6 +101,8 @@ Use the ``reslens`` package instead (``reslens.load``, ``model.run_with_cache``,
 read-only numpy view over reslens's own memory that keeps its owner alive.
 )pbdoc";
   m.attr("__version__") = "0.1.0";
+  m.def("_last_call_seconds", [] { return rp::last_call_seconds(); },
+        "Seconds the last run/explain call on this thread spent inside the library (benchmarks).");
   rp::register_errors(m);
   rp::register_model(m);
   rp::register_trace(m);
