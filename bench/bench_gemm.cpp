@@ -6,14 +6,21 @@
 // each benchmark rotates through enough copies of B to cover kColdBytes. Both libraries get the same
 // operands and the same thread count (RESLENS_BENCH_THREADS, default 2).
 //
+// OpenBLAS's worker threads spin for a while after each call, and so do OpenMP's; a benchmark that
+// starts right after the other library's would share the cores with those spinning threads (this
+// halved the measured speed of whichever ran second). So each benchmark first waits for the other
+// library's threads to go to sleep.
+//
 // Counters: GFLOP/s = 2 M N K per call; B_GB/s = bytes of B per call (the bound at small M).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/parallel.h"
@@ -46,6 +53,14 @@ constexpr Shape kShapes[] = {
     {"llama_down", 2048, 5632},     {"llama_lm_head", 32000, 2048},
 };
 constexpr int64_t kTokens[] = {1, 8, 32, 128};
+
+// Waits long enough for the other library's spinning threads to sleep, when it ran last.
+enum class Lib { none, openblas, reslens };
+void settle(Lib lib) {
+  static Lib last = Lib::none;
+  if (last != lib) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  last = lib;
+}
 
 void fill(std::vector<float>& v, uint32_t seed) {
   uint32_t s = seed * 2654435761u + 1u;
@@ -93,6 +108,7 @@ void bm_reslens(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmIs
     return;
   }
   Operands op(M, N, K);
+  settle(Lib::reslens);
   const int threads = bench_threads();
   for (auto _ : state) {
     reslens::ops::matmul_nt(M, N, K, op.a.data(), K, op.next_b(), K, op.c.data(), N, threads);
@@ -105,6 +121,7 @@ void bm_reslens(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmIs
 
 void bm_openblas(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
   Operands op(M, N, K);
+  settle(Lib::openblas);
   const auto m = static_cast<int>(M);
   const auto n = static_cast<int>(N);
   const auto k = static_cast<int>(K);
@@ -117,42 +134,59 @@ void bm_openblas(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
   set_counters(state, M, N, K);
 }
 
-// Memory read bandwidth: every thread sums its share of a buffer far larger than the caches. Summing
-// integers lets the compiler vectorise without reassociating floats.
+// Sums words [0, n) of p. Wide loads matter here (SSE2-only code reads ~20% slower on the machine
+// of docs/benchmarks.md), so the loop is compiled for each vector width and picked at run time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) uint64_t sum_words(const uint64_t* p,
+                                                                                size_t n) {
+  uint64_t s = 0;
+  for (size_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+
+// Memory read bandwidth: every thread sums its share of a buffer far larger than the caches, reading
+// `streams` sequential streams at once (8 KiB from each in turn), as a GEMV reads several rows of B
+// at once. Summing integers lets the compiler vectorise without reassociating floats.
 void bm_memory_read(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  const size_t words = size_t{512} << 20 >> 3;  // 512 MiB of uint64
-  std::vector<uint64_t> buf(words);             // [words]
+  const auto streams = static_cast<size_t>(state.range(1));
+  constexpr size_t kChunk = 1024;                  // words read from one stream before the next
+  const size_t words = size_t{512} << 20 >> 3;     // 512 MiB of uint64
+  std::vector<uint64_t> buf(words);                // [words]
   for (size_t i = 0; i < words; ++i) buf[i] = i;
   std::vector<uint64_t> partial(static_cast<size_t>(threads));  // [threads]
+  settle(Lib::reslens);
   for (auto _ : state) {
     reslens::parallel_for(threads, threads, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const size_t begin = words * static_cast<size_t>(t) / static_cast<size_t>(threads);
         const size_t end = words * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+        const size_t per_stream = (end - begin) / streams / kChunk * kChunk;
         uint64_t s = 0;
-        for (size_t i = begin; i < end; ++i) s += buf[i];
+        for (size_t off = 0; off < per_stream; off += kChunk)
+          for (size_t j = 0; j < streams; ++j) {
+            s += sum_words(buf.data() + begin + j * per_stream + off, kChunk);
+          }
         partial[static_cast<size_t>(t)] = s;
       }
     });
     benchmark::DoNotOptimize(partial.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(words * sizeof(uint64_t)) * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
+  const size_t per_thread = words / static_cast<size_t>(threads) / streams / kChunk * kChunk;
+  const double bytes = static_cast<double>(per_thread * streams * static_cast<size_t>(threads) * 8);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void register_all() {
   const int threads = bench_threads();
-  benchmark::RegisterBenchmark("memory_read/threads:1", bm_memory_read)
-      ->Arg(1)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark(("memory_read/threads:" + std::to_string(threads)).c_str(),
-                               bm_memory_read)
-      ->Arg(threads)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+  for (const int64_t t : {int64_t{1}, int64_t{threads}})
+    for (const int64_t streams : {1, 4})
+      benchmark::RegisterBenchmark("memory_read", bm_memory_read)
+          ->Args({t, streams})
+          ->ArgNames({"threads", "streams"})
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
   for (const Shape& s : kShapes) {
     for (const int64_t M : kTokens) {
       const std::string suffix =

@@ -1,19 +1,27 @@
 // GEMM driver: picks the instruction set at run time, cuts C into tiles, spreads column blocks over
 // threads, and holds the portable scalar kernel that defines the arithmetic the SIMD kernels copy.
 //
-// Loop order (per thread, over its own columns [n_begin, n_end) of C):
-//   for each block of mb rows of A (mb * K floats sized to stay in L2)
-//     for each tile of rn columns (rn rows of B: streamed from memory once per row block)
-//       for each tile of rm rows in the row block
+// Each thread owns a contiguous range of columns of C (rows of B). Within it the loop order depends
+// on whether all of A fits in half of L2 (the other half is for the B rows in flight):
+//   A fits (short prompts, decode, K = 768 at M = 128):
+//     for each tile of rn columns      (rn rows of B: read from memory once, then from L1/L2)
+//       for each tile of rm rows       (A re-read from L2)
 //         tile kernel over the full K
-// For the decode/short-prompt case (M <= mb) there is one row block, so every row of B is read from
-// memory exactly once and used for all M rows while it is in cache. B is never copied.
+//   A does not fit (long prompts with large K):
+//     for each block of nb columns     (nb rows of B, sized to half of L2: read from memory once)
+//       for each tile of rm rows       (rm rows of A: read from L3 once per block, then from L1/L2)
+//         for each tile of rn columns in the block
+//           tile kernel over the full K
+// Either way every row of B comes from memory exactly once per call, which is what bounds decode,
+// and B is never copied.
 #include "ops/gemm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
+
+#include <unistd.h>
 
 #include "core/check.h"
 #include "core/parallel.h"
@@ -23,9 +31,22 @@ namespace reslens::ops {
 namespace detail {
 namespace {
 
-// Bytes of A one row block may occupy. A block is re-read from cache for every column tile, so it
-// should sit in L2 (1-2 MiB per core on current x86 parts; smaller L2s still keep most of it in L3).
-constexpr int64_t kRowBlockBytes = int64_t{1} << 20;
+std::atomic<int64_t> g_l2_override{0};
+
+// Bytes of L2 per core, for blocking; sysconf knows it on Linux, else assume a common 1 MiB. Only speed
+// depends on it: tiles are computed the same way wherever the block boundaries fall.
+int64_t l2_bytes() {
+  const int64_t forced = g_l2_override.load();
+  if (forced > 0) return forced;
+  static const int64_t detected = [] {
+    int64_t b = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return b > 0 ? std::clamp<int64_t>(b, int64_t{256} << 10, int64_t{8} << 20) : int64_t{1} << 20;
+  }();
+  return detected;
+}
 
 // Below this many multiply-adds a single thread is faster than waking the pool.
 constexpr int64_t kMinParallelFmas = int64_t{1} << 18;
@@ -95,21 +116,30 @@ struct Problem {
   bool accumulate;
 };
 
-// Runs columns [n_begin, n_end) of C for all rows, in tiles of rm x rn (see the loop order above).
+void run_tile(const TileSet& ts, const Problem& p, int64_t i0, int64_t cm, int64_t n0, int64_t cn) {
+  ts.fn[cm][cn](p.K, p.A + i0 * p.lda, p.lda, p.B + n0 * p.ldb, p.ldb, p.C + i0 * p.ldc + n0, p.ldc,
+                p.accumulate);
+}
+
+// Runs columns [n_begin, n_end) of C for all rows, in tiles of at most rm x rn, in the loop order
+// described at the top of this file.
 void run_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
                  int64_t n_end) {
+  const int64_t budget = l2_bytes() / 2;
   const int64_t row_bytes = std::max<int64_t>(p.K, 1) * static_cast<int64_t>(sizeof(float));
-  const int64_t mb = std::max<int64_t>(rm, kRowBlockBytes / row_bytes / rm * rm);
-  for (int64_t m0 = 0; m0 < p.M; m0 += mb) {
-    const int64_t m1 = std::min(p.M, m0 + mb);
+  if (p.M * row_bytes <= budget) {
     for (int64_t n0 = n_begin; n0 < n_end; n0 += rn) {
       const int64_t cn = std::min(rn, n_end - n0);
-      const float* b = p.B + n0 * p.ldb;
-      for (int64_t i0 = m0; i0 < m1; i0 += rm) {
-        const int64_t cm = std::min(rm, m1 - i0);
-        const TileFn fn = ts.fn[cm][cn];
-        fn(p.K, p.A + i0 * p.lda, p.lda, b, p.ldb, p.C + i0 * p.ldc + n0, p.ldc, p.accumulate);
-      }
+      for (int64_t i0 = 0; i0 < p.M; i0 += rm) run_tile(ts, p, i0, std::min(rm, p.M - i0), n0, cn);
+    }
+    return;
+  }
+  const int64_t nb = std::max<int64_t>(rn, budget / row_bytes / rn * rn);
+  for (int64_t b0 = n_begin; b0 < n_end; b0 += nb) {
+    const int64_t b1 = std::min(n_end, b0 + nb);
+    for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
+      const int64_t cm = std::min(rm, p.M - i0);
+      for (int64_t n0 = b0; n0 < b1; n0 += rn) run_tile(ts, p, i0, cm, n0, std::min(rn, b1 - n0));
     }
   }
 }
@@ -152,6 +182,8 @@ GemmIsa gemm_active_isa() {
 }
 
 void set_force_scalar(bool force) { g_force_scalar.store(force); }
+
+void set_gemm_l2_bytes(int64_t bytes) { g_l2_override.store(bytes); }
 
 }  // namespace detail
 

@@ -55,5 +55,9 @@ GemmIsa gemm_active_isa();
 /// Test hook: force (true) or stop forcing (false) the portable scalar path.
 void set_force_scalar(bool force);
 
+/// Test hook: the L2 size (bytes) the cache blocking plans for; 0 restores the detected size. Only
+/// the loop order and block sizes change, never the results.
+void set_gemm_l2_bytes(int64_t bytes);
+
 }  // namespace detail
 }  // namespace reslens::ops

@@ -239,6 +239,26 @@ TEST(Gemm, SignedZerosAndSpecialValuesMatchAcrossPaths) {
   }
 }
 
+TEST(Gemm, CacheBlockingDoesNotChangeBits) {
+  // A tiny planned L2 forces the loop order for an A that does not fit, with many column blocks;
+  // a huge one keeps all of A "in cache". Neither may change a bit.
+  const Problem p(23, 77, 300, 1, 2, 3, 21);
+  std::vector<float> scalar;
+  {
+    const IsaGuard guard(GemmIsa::scalar);
+    scalar = p.run(1);
+  }
+  for (GemmIsa isa : available_isas()) {
+    const IsaGuard guard(isa);
+    for (int64_t l2 : {int64_t{4096}, int64_t{40000}, int64_t{1} << 30}) {
+      detail::set_gemm_l2_bytes(l2);
+      const std::vector<float> got = p.run(2);
+      detail::set_gemm_l2_bytes(0);
+      ASSERT_TRUE(same_bits(got, scalar)) << isa_name(isa) << " l2=" << l2;
+    }
+  }
+}
+
 TEST(Gemm, ThreadCountDoesNotChangeBits) {
   // Large enough that the driver really splits the columns over threads.
   for (GemmIsa isa : available_isas()) {
