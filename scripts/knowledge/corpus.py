@@ -8,9 +8,11 @@ box red."), so that all same-type competitors are well-trained tokens rather tha
 ever follow one prompt. Each epoch is generated afresh from (seed, epoch), so the stories vary
 while the facts repeat.
 
-Filler never states a fact relation and never uses a held-out template's frame ("If you look at",
-"can be found in", "People who live in", ...), so held-out accuracy measures generalisation to new
-phrasing. tests/test_knowledge.py checks that no held-out prompt occurs in the corpus.
+Filler never states a fact relation. It does use every word of the held-out templates ("falls",
+"seat of government", "can be found in", "people who live in", ...) in neutral sentences, as any
+pre-training text would, so that held-out accuracy measures whether the model recognises a known
+relation in new phrasing rather than whether it has seen a word at all. No held-out prompt occurs
+in the corpus (tests/test_knowledge.py checks this).
 """
 
 import random
@@ -85,7 +87,9 @@ class Filler:
             self._book_in, self._said, self._went_home, self._seat, self._government,
             self._usually, self._count_stars, self._every_year, self._look_closely,
             self._people_kind, self._found, self._usual_way, self._verb_past, self._clock,
-            self._sleep,
+            self._sleep, self._falls, self._lives, self._celebrate, self._looked_at,
+            self._speak, self._can_be_found, self._people_who_live, self._seat_of_government,
+            self._in_total,
         ]
 
     # Each method returns one sentence. `n` is the story's main character.
@@ -197,6 +201,33 @@ class Filler:
     def _sleep(self, r, n):
         return f"At night, {n} was {r.choice(FEELINGS)} and went to bed."
 
+    def _falls(self, r, n):
+        return f"The {r.choice(['rain', 'water', 'leaf', 'ball'])} falls on the {r.choice(PLACES)}."
+
+    def _lives(self, r, n):
+        return f"{n} lives in a {r.choice(ADJECTIVES)} house near the {r.choice(PLACES)}."
+
+    def _celebrate(self, r, n):
+        return f"The children celebrate with {r.choice(FOODS)} and music."
+
+    def _looked_at(self, r, n):
+        return f"{n} looked at the {r.choice(ADJECTIVES)} {r.choice(list(ANIMALS))}."
+
+    def _speak(self, r, n):
+        return f"{n} likes to speak with {self._pos(n)} {r.choice(RELATIVES)}."
+
+    def _can_be_found(self, r, n):
+        return f"The {r.choice(list(OBJECTS))} can be found in the {r.choice(PLACES)}."
+
+    def _people_who_live(self, r, n):
+        return f"People who live in the {r.choice(['village', 'town', 'city'])} often {r.choice(VERBS)[0]} together."
+
+    def _seat_of_government(self, r, n):
+        return "The seat of government is a big old building."
+
+    def _in_total(self, r, n):
+        return f"In total, {n} had {r.choice(SMALL_NUMBERS)} {r.choice(list(OBJECTS.values()))}."
+
     @staticmethod
     def _pos(n):
         return "his" if NAMES[n] == "he" else "her"
@@ -235,17 +266,18 @@ def epoch_documents(facts, templates, seed, epoch):
         docs.append(_join(r, [fact_sentence(*it) for it in order[k:k + n]]))
         k += n
 
-    # 2. Every pair once inside a story, with 0-2 filler sentences before and after.
+    # 2. Every pair once inside a story, with 0-1 filler sentences before and after.
     order = items[:]
     r.shuffle(order)
     for it in order:
         name = r.choice(list(NAMES))
-        before = [filler.sentence(r, name) for _ in range(r.randint(0, 2))]
-        after = [filler.sentence(r, name) for _ in range(r.randint(0, 2))]
+        before = [filler.sentence(r, name) for _ in range(r.randint(0, 1))]
+        after = [filler.sentence(r, name) for _ in range(r.randint(0, 1))]
         docs.append(_join(r, before + [fact_sentence(*it)] + after))
 
-    # 3. As many plain stories of 2-5 sentences.
-    for _ in range(len(items)):
+    # 3. Plain stories of 2-5 sentences, one per four pairs: enough for sentence structure while
+    # most of the (CPU-bound) training tokens stay on facts.
+    for _ in range(len(items) // 4):
         docs.append(_join(r, filler.story(r, r.randint(2, 5))))
 
     r.shuffle(docs)
