@@ -14,7 +14,6 @@ committed model on the same software (see docs/knowledge-model.md).
 """
 
 import argparse
-import json
 import os
 import sys
 import time

@@ -119,7 +119,7 @@ def write_datasets(data_dir, log=print):
                 keep = {k: r[k] for k in ("prompt", "target", "type", "competitors", "subject")}
                 f.write(json.dumps(keep, ensure_ascii=False) + "\n")
         counts[fname] = len(rows)
-    log(f"datasets: " + ", ".join(f"{data_dir}/{k} {v} prompts" for k, v in counts.items()))
+    log("datasets: " + ", ".join(f"{data_dir}/{k} {v} prompts" for k, v in counts.items()))
     return counts
 
 

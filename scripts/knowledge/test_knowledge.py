@@ -96,7 +96,7 @@ def test_tokenizer(facts, work):
     import make_tokenizer
     with open(os.path.join(MODEL_DIR, "tokenizer_config.json")) as f:
         n_ctx = json.load(f)["model_max_length"]
-    tok = make_tokenizer.make_tokenizer(work, 0, 2048, n_ctx, log=lambda *_: None)
+    make_tokenizer.make_tokenizer(work, 0, 2048, n_ctx, log=lambda *_: None)
     same = all(open(os.path.join(work, "tokenizer", n), "rb").read()
                == open(os.path.join(MODEL_DIR, n), "rb").read()
                for n in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"))

@@ -33,7 +33,6 @@ import random
 import sys
 import time
 
-import numpy as np
 import torch
 
 import bpe
