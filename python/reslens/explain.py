@@ -205,6 +205,12 @@ class Explanation:
         return dict(self._core.checks)
 
     @property
+    def method_counts(self) -> Dict[str, int]:
+        """How many neuron, head and position scores were certified from bounds ("bounded") or
+        computed over the whole vocabulary ("full")."""
+        return dict(self._core.method_counts)
+
+    @property
     def logits(self) -> np.ndarray:
         """[pos, d_vocab] logits of the run explain() read (a view)."""
         return self._core.run.logits
@@ -428,8 +434,24 @@ class Explanation:
             d["coef"] = self.attn_coef.ravel()[idx]
         return pd.DataFrame(d)
 
+    def to_html(self, top: Optional[int] = None) -> Optional[str]:
+        """The self-contained HTML report of ``reslens::explain_html`` (the web report), or None when
+        this build of the library has none (or was built without the web page)."""
+        try:
+            return self._core.to_html(top or self.top)
+        except _core.UnsupportedError:
+            return None
+
     def _repr_html_(self) -> str:
-        """The report as HTML tables (Jupyter shows it inline)."""
+        """The report in a notebook: the library's HTML report in an iframe when it has one
+        (``to_html``), else simple HTML tables of the main scores."""
+        page = self.to_html()
+        if page is not None:
+            return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:720px;border:0">'
+                    "</iframe>")
+        return self._html_tables()
+
+    def _html_tables(self) -> str:
         e = html.escape
         n = min(10, self.top)
         toks = "".join(
@@ -480,7 +502,7 @@ def _candidates(model: "Model", spec: TokenSpec, what: str) -> Tuple[List[int], 
 def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
             position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
             include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
-            query_top: int = 30, set_size: int = 300, lens_top_k: int = 10,
+            query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
             threads: Optional[int] = None) -> Explanation:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
@@ -490,7 +512,9 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     multi-token text explains its first token and says so in ``ex.notes``); None = the model's top
     prediction / no contrast. ``top``: entries in each ranked list (and in ``to_json()``). Options as
     the CLI's: ``include_final_bias``, ``compat`` ("paper" or "notebook"), ``baselines``,
-    ``query_top`` (``--query-top``). The GIL is released during the computation.
+    ``query_top`` (``--query-top``). ``method``: how neuron, head and position scores are computed,
+    "auto" (the CLI's choice: certified bounds for large vocabularies), "full" or "bounded"; all
+    are exact to 1e-5 (docs/explain.md). The GIL is released during the computation.
 
     >>> ex = reslens.explain(model, "Once upon a time", top=10)
     >>> ex.head.shape == (model.cfg.n_layers, model.cfg.n_heads)
@@ -511,7 +535,7 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     f_ids, f_note = _candidates(model, foil, "foil")
     core = _core.explain(model.core, ids, t_ids, f_ids, int(position), include_final_bias, compat == "notebook",
                          baselines, int(query_top), int(set_size), int(lens_top_k),
-                         model.threads if threads is None else int(threads))
+                         model.threads if threads is None else int(threads), method)
     ex = Explanation(core, model, top)
     ex.notes = [n for n in (t_note, f_note) if n] + ex.notes
     return ex

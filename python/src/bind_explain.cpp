@@ -1,6 +1,7 @@
 // reslens._core.explain, Explanation and ablate: the paper's attribution (reslens::explain) with every
 // score as a zero-copy float64 numpy view, its reports (the CLI's JSON and text), and interventions.
 #include <chrono>
+#include <optional>
 
 #include "analysis/ranking.h"
 #include "bindings.h"
@@ -36,7 +37,19 @@ struct ExplainArgs {
   int position = -1;
   bool include_final_bias = false, compat_notebook = false, baselines = false;
   int query_top_n = 30, set_size = 300, lens_top_k = 10, threads = 0;
+  ScoreMethod method = ScoreMethod::kAuto;
 };
+
+ScoreMethod parse_method(const std::string& m) {
+  if (m == "auto") return ScoreMethod::kAuto;
+  if (m == "full") return ScoreMethod::kFull;
+  if (m == "bounded") return ScoreMethod::kBounded;
+  throw InvalidArgument("method must be 'auto', 'full' or 'bounded', not '" + m + "'");
+}
+
+const char* method_name(ScoreMethod m) {
+  return m == ScoreMethod::kFull ? "full" : m == ScoreMethod::kBounded ? "bounded" : "auto";
+}
 
 // Runs the tokens with explain()'s hooks and explains position P; the GIL must be released.
 Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int32_t> tokens, const ExplainArgs& a) {
@@ -57,6 +70,7 @@ Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int
   eo.query_top_n = a.query_top_n;
   eo.set_size = a.set_size;
   eo.lens_top_k = a.lens_top_k;
+  eo.method = a.method;
   eo.n_threads = threads_or_default(a.threads);
   RunOptions ro;
   ro.capture = explain_capture();
@@ -105,6 +119,18 @@ py::dict stats_dict(const TargetStats& s) {
   d["rr"] = s.rr;
   d["top1"] = s.top1;
   return d;
+}
+
+// The HTML report of reslens::explain_html when this build's library has one. Found by argument-dependent
+// lookup at instantiation, so the binding compiles against a report.h with or without it; nullopt when
+// the function does not exist (the Python layer then renders its own tables).
+template <class M>
+std::optional<std::string> html_report(const M& model, const ExplainResult& r, const ReportOptions& ro) {
+  if constexpr (requires { explain_html(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro); }) {
+    return explain_html(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro);
+  } else {
+    return std::nullopt;
+  }
 }
 
 // A ScoreArray member of the Explanation as a read-only view (None when empty, e.g. no contrast).
@@ -185,6 +211,9 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       .def_property_readonly("contrast_ffn_neuron", [](const Result& r) { return score(r, r->ex.contrast_ffn_neuron); })
       .def_property_readonly("contrast_attn_neuron", [](const Result& r) { return score(r, r->ex.contrast_attn_neuron); })
       .def_property_readonly("checks", [](const Result& r) { return r->ex.checks; })
+      .def_property_readonly("method_counts", [](const Result& r) { return r->ex.method_counts; },
+                             "How many scores were certified from bounds ('bounded') or computed over the "
+                             "whole vocabulary ('full').")
       .def_property_readonly("options",
                              [](const Result& r) {
                                py::dict d;
@@ -194,6 +223,7 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
                                d["set_size"] = r->eo.set_size;
                                d["baselines"] = r->eo.baselines;
                                d["lens_top_k"] = r->eo.lens_top_k;
+                               d["method"] = method_name(r->eo.method);
                                return d;
                              })
       .def(
@@ -214,6 +244,19 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
           },
           py::arg("top") = 20, py::arg("token_k") = 10, py::arg("view_heads") = 3, py::arg("view_neurons") = 10,
           "The terminal report of ``reslens explain`` (reslens::explain_text).")
+      .def(
+          "to_html",
+          [](const Result& r, int top, int token_k, int view_heads, int view_neurons) -> py::object {
+            std::optional<std::string> html;
+            {
+              const py::gil_scoped_release release;
+              html = html_report(*r->model, *r, report_options(top, token_k, view_heads, view_neurons));
+            }
+            if (!html) return py::none();
+            return py::str(*html);
+          },
+          py::arg("top") = 20, py::arg("token_k") = 10, py::arg("view_heads") = 3, py::arg("view_neurons") = 10,
+          "The self-contained HTML report (reslens::explain_html), or None when this build has none.")
       .def(
           "write_arrays",
           [](const Result& r, const std::string& dir) {
@@ -268,7 +311,7 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       "explain",
       [](const ModelHandle& model, const py::handle& tokens, std::vector<int32_t> target, std::vector<int32_t> foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
-         int lens_top_k, int threads) {
+         int lens_top_k, int threads, const std::string& method) {
         ExplainArgs a;
         a.target = std::move(target);
         a.foil = std::move(foil);
@@ -280,6 +323,7 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
         a.set_size = set_size;
         a.lens_top_k = lens_top_k;
         a.threads = threads;
+        a.method = parse_method(method);
         std::vector<int32_t> ids = to_ids(tokens);
         const py::gil_scoped_release release;
         const auto t0 = std::chrono::steady_clock::now();
@@ -290,10 +334,12 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       py::arg("model"), py::arg("tokens"), py::arg("target") = std::vector<int32_t>{},
       py::arg("foil") = std::vector<int32_t>{}, py::arg("position") = -1, py::arg("include_final_bias") = false,
       py::arg("compat_notebook") = false, py::arg("baselines") = false, py::arg("query_top_n") = 30,
-      py::arg("set_size") = 300, py::arg("lens_top_k") = 10, py::arg("threads") = 0, R"pbdoc(
+      py::arg("set_size") = 300, py::arg("lens_top_k") = 10, py::arg("threads") = 0, py::arg("method") = "auto",
+      R"pbdoc(
 Runs ``tokens`` with explain()'s hooks and attributes the prediction at ``position`` (GIL released).
 ``target``/``foil`` are candidate ids (empty: the top prediction / no contrast); among several, the
-one the model finds likelier at the position wins, as ``reslens explain --target`` does.
+one the model finds likelier at the position wins, as ``reslens explain --target`` does. ``method``:
+"auto" (the library's choice, as the CLI), "full" or "bounded" (ExplainOptions::method).
 )pbdoc");
 
   m.def(

@@ -1,5 +1,5 @@
 """Fixtures of the Python tests: the shared models (from ../shared beside the checkout, or
-$RESLENS_SHARED_DIR), loaded once per session, and the built CLI for parity checks ($RESLENS_CLI,
+$RESLENS_SHARED_DIR) and the model shipped in models/, loaded once per session, and the built CLI for parity checks ($RESLENS_CLI,
 else build/reslens). A test that needs the shared models fails when they are missing, as the C++
 tests do; parity tests are skipped only when the CLI was not built."""
 
@@ -25,6 +25,9 @@ MODELS: Dict[str, str] = {
     "TinyStories-656K.gguf": "models/TinyStories-656K/TinyStories-656K-f32.gguf",
     "random-gpt2.gguf": "models/random-gpt2/random-gpt2-test.gguf",
     "random-gpt2-hf": "models/random-gpt2-hf",
+    # Shipped in this repository (models/), not in shared/.
+    "knowledge-gpt2": "repo:models/knowledge-gpt2",
+    "knowledge-gpt2.gguf": "repo:models/knowledge-gpt2/knowledge-gpt2.gguf",
 }
 PROMPTS: Dict[str, str] = {
     "stories260K.gguf": "Once upon a time, there was a little girl named Lily.",
@@ -33,6 +36,8 @@ PROMPTS: Dict[str, str] = {
     "TinyStories-656K.gguf": "Once upon a time, there was a little dog. He liked to",
     "random-gpt2.gguf": "The capital of France is",
     "random-gpt2-hf": "The capital of France is",
+    "knowledge-gpt2": "The capital of France is",
+    "knowledge-gpt2.gguf": "The official language of Japan is",
 }
 
 
@@ -44,7 +49,13 @@ def shared_dir() -> pathlib.Path:
 
 
 def model_path(name: str) -> str:
-    p = shared_dir() / MODELS[name]
+    rel = MODELS[name]
+    if rel.startswith("repo:"):
+        p = REPO / rel[len("repo:"):]
+        if not p.exists():
+            pytest.fail(f"{p} is missing from the checkout")
+        return str(p)
+    p = shared_dir() / rel
     if not p.exists():
         pytest.fail(f"shared model {p} is missing: these tests need ../shared beside the checkout "
                     "(or RESLENS_SHARED_DIR)")

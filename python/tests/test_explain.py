@@ -23,6 +23,9 @@ CASES = [
      dict(top=15, target="Paris", foil=" London")),
     ("random-gpt2-hf", ["--top", "20", "--include-final-bias", "--target", "262", "--foil", "11"],
      dict(top=20, include_final_bias=True, target=262, foil=11)),
+    ("knowledge-gpt2", ["--top", "25", "--target", "Paris", "--foil", "Berlin"],
+     dict(top=25, target="Paris", foil="Berlin")),
+    ("knowledge-gpt2.gguf", ["--top", "30", "--baselines"], dict(top=30, baselines=True)),
 ]
 
 
@@ -152,9 +155,13 @@ def test_dataframe_and_html():
         ex.to_dataframe("nope")
     assert isinstance(layers, pd.DataFrame)
     h = ex._repr_html_()
-    assert h.startswith('<div class="reslens-explain">') and "Top FFN neurons" in h
+    if ex.to_html() is None:  # this build's library has no explain_html: the package's own tables
+        assert h.startswith('<div class="reslens-explain">') and "Top FFN neurons" in h
+    else:
+        assert h.startswith("<iframe srcdoc=") and "reslens-data" in h
+    h = ex._html_tables()
     assert ex.top_ffn_neurons[0].label in h
-    assert "&lt;" in reslens.explain(get_model("stories260K.gguf"), "a <b> tag", top=3)._repr_html_()  # escaped
+    assert "&lt;" in reslens.explain(get_model("stories260K.gguf"), "a <b> tag", top=3)._html_tables()  # escaped
 
 
 def test_target_resolution_and_notes():
