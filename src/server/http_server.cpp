@@ -1,8 +1,9 @@
 // cpp-httplib in front of Api::handle (see http_server.h).
 #include "server/http_server.h"
 
-#include <pthread.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <thread>
 
@@ -15,19 +16,18 @@
 namespace reslens::server {
 
 namespace {
-sigset_t stop_signals() {
-  sigset_t s;
-  sigemptyset(&s);
-  sigaddset(&s, SIGINT);
-  sigaddset(&s, SIGTERM);
-  return s;
-}
-}  // namespace
 
-void block_stop_signals() {
-  const sigset_t s = stop_signals();
-  pthread_sigmask(SIG_BLOCK, &s, nullptr);
+// SIGINT and SIGTERM write a byte to this pipe (all a handler may safely do, on whatever thread the
+// signal lands: libraries such as OpenBLAS start threads of their own before main); a thread that
+// reads it stops the server.
+int g_stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int) {
+  const char byte = 1;
+  [[maybe_unused]] const ssize_t n = write(g_stop_pipe[1], &byte, 1);
 }
+
+}  // namespace
 
 #if RESLENS_HAVE_HTTPLIB
 
@@ -75,24 +75,33 @@ void serve_http(Api& api, const HttpOptions& options, const std::function<void(i
     res.set_content(r.body, r.content_type.c_str());
   });
 
-  // SIGINT and SIGTERM stop the server from a thread that waits for them (no work in a handler).
-  const sigset_t signals = stop_signals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   const int port = options.port == 0 ? http.bind_to_any_port(options.host) : (http.bind_to_port(options.host, options.port) ? options.port : -1);
   if (port <= 0) {
     throw IoError("cannot listen on " + options.host + ":" + std::to_string(options.port) +
                   " (in use, or not an address of this machine)");
   }
+  if (pipe(g_stop_pipe) != 0) throw IoError("cannot create a pipe for the stop signals");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    char byte = 0;
+    while (read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
     http.stop();
   });
   on_listening(port);
   http.listen_after_bind();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter when listening ended otherwise
+  on_stop_signal(0);  // wakes the waiter when listening ended for another reason
   waiter.join();
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  close(g_stop_pipe[0]);
+  close(g_stop_pipe[1]);
+  g_stop_pipe[0] = g_stop_pipe[1] = -1;
 }
 
 #else

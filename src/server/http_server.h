@@ -22,10 +22,6 @@ struct HttpOptions {
   int http_threads = 8;     ///< connections served at once (model work still runs one job at a time)
 };
 
-/// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later, so that
-/// serve_http's waiter receives them. Call it before the Api (and its worker thread) exists.
-void block_stop_signals();
-
 /// Serves `api` until SIGINT or SIGTERM, calling on_listening(port) once the socket is bound.
 /// Throws IoError when the address cannot be bound, UnsupportedError without cpp-httplib.
 void serve_http(Api& api, const HttpOptions& options, const std::function<void(int port)>& on_listening);

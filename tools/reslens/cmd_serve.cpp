@@ -46,7 +46,6 @@ void register_serve(CLI::App& app) {
                 << "(there is no authentication); the default is 127.0.0.1\n";
     }
     if (!report::web_page_available()) std::cerr << "warning: " << report::web_page_missing_message() << "; serving the JSON API only\n";
-    server::block_stop_signals();  // before any thread starts
     const auto model = args->load();
     server::ApiOptions ao;
     ao.n_threads = args->threads;

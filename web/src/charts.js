@@ -237,7 +237,7 @@ export function headHeatmap(el, heads, onClick, { measure = 'log p' } = {}) {
         itemHeight: 170,
         itemWidth: 12,
         precision: 3,
-        text: ['raises', 'lowers'],
+        text: [signed(m, 3), signed(-m, 3)],
         textGap: 6,
         textStyle: { color: INK2, fontSize: 10.5 },
         inRange: { color: RDBU },
@@ -284,6 +284,7 @@ export function headPositionChart(el, positions) {
         axisLabel: {
           color: INK2,
           fontSize: 10.5,
+          lineHeight: 15,
           interval: 0,
           rotate: many ? 50 : 0,
           formatter: (v, i) => {

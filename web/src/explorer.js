@@ -93,6 +93,7 @@ export function startExplorer(app) {
         status(`<span class="spinner"></span>${where} · ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       });
       if (mine !== seq) return;
+      if (window.reslens) window.reslens.data = result;
       const ctx = { prompt: req.prompt, target: result.target.id, position: result.position };
       if (result.foil) ctx.foil = result.foil.id;
       const viaHead = result.top_heads.length ? [result.top_heads[0].layer, result.top_heads[0].head] : null;

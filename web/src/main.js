@@ -2,6 +2,7 @@
 // without it the page is the explorer of `reslens serve`.
 import { renderReport } from './report.js';
 import { startExplorer } from './explorer.js';
+import { chartNamed } from './charts.js';
 
 function readJson(id) {
   const el = document.getElementById(id);
@@ -11,6 +12,9 @@ function readJson(id) {
 function boot() {
   const app = document.getElementById('app');
   const data = readJson('reslens-data');
+  // For the browser console and the tests: the explanation shown and the chart instances by name
+  // (their data-chart attribute), e.g. reslens.chart('heads').getOption().
+  window.reslens = { data, chart: chartNamed };
   if (data) {
     app.innerHTML = `<header class="topbar"><div class="brand">res<span>lens</span></div><div class="model-line"><code></code></div></header><main class="page" data-part="report"></main>`;
     app.querySelector('.model-line code').textContent = data.model.path;

@@ -303,7 +303,7 @@ export function renderReport(root, data, ctx = {}) {
   function neuronDetailHtml(d, head) {
     const ab = d.ablation;
     const abl = ab
-      ? `<div class="box"><h4>ablation (${esc(ab.level)} level)</h4><div class="ablation">
+      ? `<div class="box" style="grid-column:span 2"><h4>ablation: the target when it is zeroed (${esc(ab.level)} level)</h4><div class="ablation">
           <div class="stat"><div class="k">before</div><div class="v">${pct(ab.before.prob)}<small>rank ${ab.before.rank}</small></div></div>
           <div class="stat"><div class="k">zeroed</div><div class="v" style="color:${signColor(ab.after.prob - ab.before.prob)}">${pct(ab.after.prob)}<small>rank ${ab.after.rank}</small></div></div>
           <div class="stat"><div class="k">Δ log p</div><div class="v">${signed(ab.after.log_prob - ab.before.log_prob, 4)}</div></div></div></div>`
