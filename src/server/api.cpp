@@ -5,6 +5,7 @@
 #include <climits>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -317,7 +318,7 @@ json do_predict(Engine& e, const Context& x, int64_t top_k, Job& job) {
   const Model& m = e.model();
   const int64_t V = m.config().d_vocab;
   const float* logits = p.run->logits.row(static_cast<int64_t>(p.tokens.size()) - 1);
-  double mx = -INFINITY;
+  double mx = -std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < V; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
   double sum = 0;
   for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);

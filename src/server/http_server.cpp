@@ -9,11 +9,13 @@
 
 #include "reslens/error.h"
 
-#if RESLENS_HAVE_HTTPLIB
+#if defined(RESLENS_HAVE_HTTPLIB)
 #include <httplib.h>
 #endif
 
 namespace reslens::server {
+
+#if defined(RESLENS_HAVE_HTTPLIB)
 
 namespace {
 
@@ -28,8 +30,6 @@ extern "C" void on_stop_signal(int) {
 }
 
 }  // namespace
-
-#if RESLENS_HAVE_HTTPLIB
 
 bool http_available() { return true; }
 
@@ -109,7 +109,7 @@ void serve_http(Api& api, const HttpOptions& options, const std::function<void(i
 bool http_available() { return false; }
 
 void serve_http(Api&, const HttpOptions&, const std::function<void(int)>&) {
-  throw UnsupportedError("this reslens was built without cpp-httplib (apt-get install libcpp-httplib-dev, then rebuild)");
+  throw UnsupportedError("this reslens was built without its server (cpp-httplib was not found when it was configured, or RESLENS_BUILD_WEB was off; apt-get install libcpp-httplib-dev and rebuild)");
 }
 
 #endif

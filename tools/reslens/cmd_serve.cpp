@@ -32,7 +32,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--example", *example, "Prompt the page suggests");
   cmd->callback([=] {
     if (!server::http_available()) {
-      throw UnsupportedError("this reslens was built without cpp-httplib (apt-get install libcpp-httplib-dev, then rebuild)");
+      throw UnsupportedError("this reslens was built without its server (cpp-httplib was not found when it was configured, or RESLENS_BUILD_WEB was off; apt-get install libcpp-httplib-dev and rebuild)");
     }
     if (args->model.empty()) {
       if (!std::filesystem::exists(server::kDefaultModelPath)) {

@@ -254,6 +254,8 @@ export function headHeatmap(el, heads, onClick, { measure = 'log p' } = {}) {
           data,
           itemStyle: { borderColor: '#ffffff', borderWidth: H * L > 400 ? 0.5 : 1 },
           emphasis: { itemStyle: { borderColor: INK, borderWidth: 1.5 } },
+          selectedMode: 'single',
+          select: { itemStyle: { borderColor: INK, borderWidth: 2.5 } },
           progressive: 0,
         },
       ],
@@ -469,6 +471,14 @@ export function lensChart(el, lens, targetText) {
       ],
     }),
   );
+}
+
+// Marks the head (layer, head) in a heatmap drawn by headHeatmap.
+export function markHead(el, layer, head) {
+  const chart = echarts.getInstanceByDom(el);
+  if (!chart) return;
+  const H = chart.getOption().xAxis[0].data.length;
+  chart.dispatchAction({ type: 'select', seriesIndex: 0, dataIndex: layer * H + head });
 }
 
 export function chartNamed(name) {

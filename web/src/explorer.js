@@ -55,7 +55,7 @@ export function startExplorer(app) {
         <div class="status" data-part="status"></div>
         <div class="preds" data-part="preds"></div>
       </section>
-      <div data-part="report"></div>
+      <div data-part="report"><p class="hint">Type a prompt and press Explain. Then click a head in the heatmap for its source positions, or a neuron for its vocabulary tokens, its query neurons and an ablation.</p></div>
     </main>`;
   const $ = (s) => app.querySelector(s);
   const form = $('[data-part="form"]');

@@ -17,7 +17,8 @@ export function tokenInner(text) {
 }
 
 export function tokenHtml(text, cls = '') {
-  return `<span class="tok${cls ? ' ' + cls : ''}">${tokenInner(text)}</span>`;
+  const title = text.length > 14 ? ` title="${esc(text)}"` : '';
+  return `<span class="tok${cls ? ' ' + cls : ''}"${title}>${tokenInner(text)}</span>`;
 }
 
 export function tokenList(texts, n = texts.length, highlight = null) {
@@ -51,6 +52,7 @@ export function pct(p) {
   const v = 100 * p;
   if (v >= 10) return v.toFixed(1) + '%';
   if (v >= 0.01) return v.toFixed(2) + '%';
+  if (v >= 0.0001) return v.toPrecision(2) + '%';
   if (v === 0) return '0%';
   return v.toExponential(1) + '%';
 }

@@ -25,6 +25,7 @@ import {
   lensChart,
   signColor,
   disposeAll,
+  markHead,
   KIND,
 } from './charts.js';
 
@@ -125,6 +126,7 @@ export function renderReport(root, data, ctx = {}) {
 
   const $ = (sel) => root.querySelector(sel);
   const chartEl = (name) => $(`[data-chart="${name}"]`);
+  const layersWhat = $('[data-part="layers"] .what').textContent;
 
   // ---------------- layers and heads (depend on the measure) ----------------
   function drawMeasure() {
@@ -132,6 +134,11 @@ export function renderReport(root, data, ctx = {}) {
     const heads = st.measure === 'contrast' ? data.contrast.heads : data.heads;
     layerChart(chartEl('layers'), layers, { measure: measureName() });
     headHeatmap(chartEl('heads'), heads, (l, h) => selectHead(l, h, true), { measure: measureName() });
+    markHead(chartEl('heads'), st.head.l, st.head.h);
+    $('[data-part="layers"] .what').textContent =
+      st.measure === 'contrast'
+        ? 'How much each attention and FFN layer raises log p(target) − log p(foil) (a logit difference) when added to the residual stream before it, final norm frozen. Both panels share one scale.'
+        : layersWhat;
     st.shown = PAGE_ROWS;
     st.selected = null;
     drawNeuronTabs();
@@ -189,12 +196,13 @@ export function renderReport(root, data, ctx = {}) {
     const note = hasViews
       ? ''
       : `<p class="note">Token views are in this file for the top ${data.head_positions.length} heads; <code>reslens serve</code> shows them for any head.</p>`;
-    $('[data-part="head-table"]').innerHTML = `<div class="table-wrap scroll"><table class="data"><thead><tr><th>pos</th><th>token</th><th>Δ log p</th><th>attention</th>${hasViews ? '<th>layer input (top)</th><th>key (top)</th><th>value (top)</th>' : ''}</tr></thead><tbody>${rows}</tbody></table></div>${note}`;
+    $('[data-part="head-table"]').innerHTML = `<div class="table-wrap scroll"><table class="data"><thead><tr><th class="num">pos</th><th>token</th><th class="num">Δ log p</th><th class="num">attention</th>${hasViews ? '<th>layer input (top)</th><th>key (top)</th><th>value (top)</th>' : ''}</tr></thead><tbody>${rows}</tbody></table></div>${note}`;
     root.dataset.head = labelHead(entry.layer, entry.head);
   }
   async function selectHead(l, h, scroll) {
     st.head = { l, h };
     drawHeadTabs();
+    markHead(chartEl('heads'), l, h);
     const local = viewFor(l, h) || (api ? null : headFromArrays(l, h));
     if (local) drawHeadEntry(local);
     else if (api) {
@@ -207,7 +215,7 @@ export function renderReport(root, data, ctx = {}) {
     } else {
       $('[data-part="head-table"]').innerHTML = `<p class="note">No per-position data for ${labelHead(l, h)} in this file.</p>`;
     }
-    if (scroll) $('[data-part="head-positions"]').scrollIntoView({ behavior: 'instant', block: 'start' });
+    if (scroll) $('[data-part="head-positions"]').scrollIntoView({ behavior: 'instant', block: 'nearest' });
   }
 
   // ---------------- neurons ----------------
@@ -252,7 +260,7 @@ export function renderReport(root, data, ctx = {}) {
       </tr>`;
     }
     const more = n < list.length ? `<div class="more"><button class="btn ghost" data-act="more">Show all ${list.length}</button></div>` : '';
-    $('[data-part="neuron-table"]').innerHTML = `<table class="data" data-rows="${n}"><thead><tr><th>#</th><th>neuron</th><th style="text-align:right">${scoreName}</th>${withCoef ? '<th style="text-align:right">coef</th>' : ''}${withTokens ? '<th>subvalue promotes</th><th>value vector: top</th><th>bottom</th>' : ''}</tr></thead><tbody>${rows}</tbody></table>${more}`;
+    $('[data-part="neuron-table"]').innerHTML = `<table class="data" data-rows="${n}"><thead><tr><th class="num">#</th><th>neuron</th><th class="num">${scoreName}</th>${withCoef ? '<th class="num">coef</th>' : ''}${withTokens ? '<th>subvalue promotes</th><th>value vector: top</th><th>bottom</th>' : ''}</tr></thead><tbody>${rows}</tbody></table>${more}`;
   }
   $('[data-part="neuron-table"]').addEventListener('click', (e) => {
     if (e.target.closest('[data-act="more"]')) {
@@ -385,7 +393,7 @@ export function renderReport(root, data, ctx = {}) {
       return `<tr><td class="label">${esc(pointLabel(p.label))}</td><td class="num">${p.rank}</td><td class="num">${pct(p.prob)}</td><td><span class="toks" style="align-items:center">${tops}</span></td></tr>`;
     })
     .join('');
-  $('[data-part="lens-table"]').innerHTML = `<table class="data"><thead><tr><th>point</th><th style="text-align:right">rank</th><th style="text-align:right">p(target)</th><th>top tokens</th></tr></thead><tbody>${lensRows}</tbody></table>`;
+  $('[data-part="lens-table"]').innerHTML = `<table class="data"><thead><tr><th>point</th><th class="num">rank</th><th class="num">p(target)</th><th>top tokens</th></tr></thead><tbody>${lensRows}</tbody></table>`;
 
   // ---------------- footer ----------------
   const checks = Object.entries(data.checks || {})
