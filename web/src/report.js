@@ -242,25 +242,71 @@ export function renderReport(root, data, ctx = {}) {
     drawNeuronTable();
     $('[data-part="neuron-detail"]').innerHTML = '';
   });
+  // The neuron table: one line per neuron (tokens that do not fit are cut; the row's details show
+  // them all). Up to 200 rows are plain rows; a longer list ("show all") is windowed: only the rows
+  // in view (and a margin) exist, so 1000 or 100000 neurons scroll as fast as 50.
+  let unbindScroll = null;
   function drawNeuronTable() {
+    if (unbindScroll) unbindScroll();
+    unbindScroll = null;
     const list = lists()[st.tab];
     const m = maxAbs(list.map((e) => e.score));
     const withTokens = list.some((e) => e.top);
     const withCoef = list.some((e) => e.coef !== undefined);
     const n = Math.min(st.shown, list.length);
+    const windowed = n > 200;
+    const cols = 3 + (withCoef ? 1 : 0) + (withTokens ? 3 : 0);
     const scoreName = st.tab === 'query' ? 'query score' : st.measure === 'contrast' ? 'Δ target − foil' : 'Δ log p';
-    let rows = '';
-    for (let i = 0; i < n; ++i) {
+    const dash = '<span class="muted">–</span>';
+    const row = (i) => {
       const e = list[i];
-      rows += `<tr class="click${st.selected === i ? ' sel' : ''}" data-i="${i}">
-        <td class="num muted">${i + 1}</td><td class="label">${esc(e.label)}</td>
-        <td class="num">${scoreCell(e.score, m)}</td>
-        ${withCoef ? `<td class="num">${e.coef === undefined ? '–' : signed(e.coef, 3)}</td>` : ''}
-        ${withTokens ? `<td>${e.promoted ? tokenList(e.promoted, 6, targetText) : '<span class="muted">–</span>'}</td><td>${e.top ? tokenList(e.top, 5, targetText) : '<span class="muted">–</span>'}</td><td>${e.bottom ? tokenList(e.bottom, 5) : '<span class="muted">–</span>'}</td>` : ''}
-      </tr>`;
-    }
+      return `<tr class="click${st.selected === i ? ' sel' : ''}" data-i="${i}"><td class="num muted">${i + 1}</td><td class="label">${esc(e.label)}</td><td class="num">${scoreCell(e.score, m)}</td>${
+        withCoef ? `<td class="num">${e.coef === undefined ? '–' : signed(e.coef, 3)}</td>` : ''
+      }${
+        withTokens
+          ? `<td>${e.promoted ? tokenList(e.promoted, 6, targetText) : dash}</td><td>${e.top ? tokenList(e.top, 5, targetText) : dash}</td><td>${e.bottom ? tokenList(e.bottom, 5) : dash}</td>`
+          : ''
+      }</tr>`;
+    };
+    const colgroup = `<colgroup><col style="width:44px"><col style="width:${st.tab === 'attn' ? 150 : 110}px"><col style="width:170px">${withCoef ? '<col style="width:76px">' : ''}${withTokens ? '<col><col><col>' : ''}</colgroup>`;
+    const head = `<thead><tr><th class="num">#</th><th>neuron</th><th class="num">${scoreName}</th>${withCoef ? '<th class="num">coef</th>' : ''}${withTokens ? '<th>subvalue promotes</th><th>value vector: top</th><th>bottom</th>' : ''}</tr></thead>`;
+    let body = '';
+    if (!windowed) for (let i = 0; i < n; ++i) body += row(i);
     const more = n < list.length ? `<div class="more"><button class="btn ghost" data-act="more">Show all ${list.length}</button></div>` : '';
-    $('[data-part="neuron-table"]').innerHTML = `<table class="data" data-rows="${n}"><thead><tr><th class="num">#</th><th>neuron</th><th class="num">${scoreName}</th>${withCoef ? '<th class="num">coef</th>' : ''}${withTokens ? '<th>subvalue promotes</th><th>value vector: top</th><th>bottom</th>' : ''}</tr></thead><tbody>${rows}</tbody></table>${more}`;
+    const box = $('[data-part="neuron-table"]');
+    box.innerHTML = `<div class="${windowed ? 'table-wrap scroll tall' : ''}" data-part="neuron-scroll"><table class="data lines" data-rows="${n}">${colgroup}${head}<tbody>${body}</tbody></table></div>${more}`;
+    if (!windowed) return;
+    const wrap = box.querySelector('[data-part="neuron-scroll"]');
+    const tbody = box.querySelector('tbody');
+    let rowH = 31;
+    let shown = [-1, -1];
+    const spacer = (h) => (h > 0 ? `<tr class="spacer"><td colspan="${cols}" style="height:${h}px"></td></tr>` : '');
+    const render = (force) => {
+      const start = Math.max(0, Math.floor(wrap.scrollTop / rowH) - 15);
+      const end = Math.min(n, Math.ceil((wrap.scrollTop + wrap.clientHeight) / rowH) + 15);
+      if (!force && start === shown[0] && end === shown[1]) return;
+      shown = [start, end];
+      let html = spacer(start * rowH);
+      for (let i = start; i < end; ++i) html += row(i);
+      tbody.innerHTML = html + spacer((n - end) * rowH);
+    };
+    render(true);
+    const first = tbody.querySelector('tr[data-i]');
+    if (first && first.offsetHeight > 0 && first.offsetHeight !== rowH) {
+      rowH = first.offsetHeight;
+      render(true);
+    }
+    let pending = false;
+    const onScroll = () => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        render(false);
+      });
+    };
+    wrap.addEventListener('scroll', onScroll);
+    unbindScroll = () => wrap.removeEventListener('scroll', onScroll);
   }
   $('[data-part="neuron-table"]').addEventListener('click', (e) => {
     if (e.target.closest('[data-act="more"]')) {
