@@ -122,6 +122,7 @@ struct Context {
 };
 
 constexpr size_t kMaxPromptBytes = 16 * 1024;
+// The fields of Context, which every endpoint that explains accepts.
 #define RESLENS_CONTEXT_FIELDS "prompt", "position", "target", "foil"
 
 Context context(const Body& b, const ModelConfig& c, size_t max_tokens) {
@@ -168,6 +169,7 @@ std::string strip_json_exception(const std::string& what) {
 // The worker's side: runs and explanations are cached (a click on a head or a neuron reuses the
 // explanation the page shows). Used only by the worker thread, so it needs no lock.
 
+namespace {
 struct Prepared {
   std::vector<int32_t> tokens;
   std::shared_ptr<const RunResult> run;
@@ -175,6 +177,7 @@ struct Prepared {
   std::vector<std::string> notes;
   std::shared_ptr<const Explanation> ex;  ///< when asked for
 };
+}  // namespace
 
 class Engine {
  public:

@@ -24,7 +24,7 @@ async function heatmapCellsDrawn(page) {
     const box = dom.getBoundingClientRect();
     const cells = new Set();
     let missing = 0;
-    for (const [h, l] of chart.getOption().series[0].data) {
+    for (const { value: [h, l] } of chart.getOption().series[0].data) {
       const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
       const el = document.elementFromPoint(box.left + x, box.top + y);
       const fill = el && el.getAttribute('fill');
@@ -155,7 +155,7 @@ async function largestReport() {
   await page.locator('[data-part="neurons"]').screenshot({ path: artifact('report-synthetic-neurons.png') });
   t = Date.now();
   await page.locator('[data-part="measure"] button[data-m="contrast"]').click();
-  await page.waitForFunction(() => window.reslens.chart('heads').getOption().series[0].data[0][2] !== window.reslens.data.heads[0][0]);
+  await page.waitForFunction(() => window.reslens.chart('heads').getOption().series[0].data[0].value[2] !== window.reslens.data.heads[0][0]);
   const contrast = Date.now() - t;
   check(contrast < 3000, 'switching to the contrast measure takes under 3 s', `${contrast} ms`);
   await clickHeatmapCell(page, 31, 31);

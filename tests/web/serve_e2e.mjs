@@ -15,7 +15,7 @@ async function heatmapCellsDrawn(page) {
     const chart = window.reslens.chart('heads');
     const box = chart.getDom().getBoundingClientRect();
     const cells = new Set();
-    for (const [h, l] of chart.getOption().series[0].data) {
+    for (const { value: [h, l] } of chart.getOption().series[0].data) {
       const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
       const el = document.elementFromPoint(box.left + x, box.top + y);
       if (el && el.tagName === 'path' && chart.getDom().contains(el)) cells.add(el);

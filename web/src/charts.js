@@ -206,7 +206,8 @@ export function headHeatmap(el, heads, onClick, { measure = 'log p' } = {}) {
   const all = [];
   for (let l = 0; l < L; ++l) {
     for (let h = 0; h < H; ++h) {
-      data.push([h, l, heads[l][h]]);
+      // A unique name per cell: ECharts selects by name (else a whole column would be selected).
+      data.push({ name: `L${l}H${h}`, value: [h, l, heads[l][h]] });
       all.push(heads[l][h]);
     }
   }
@@ -244,7 +245,7 @@ export function headHeatmap(el, heads, onClick, { measure = 'log p' } = {}) {
       },
       tooltip: tooltip({
         formatter: (p) => {
-          const [h, l, v] = p.data;
+          const [h, l, v] = p.value;
           return `<b style="font-family:monospace">L${l}H${h}</b><br>${esc(measure)} <b style="color:${signColor(v)}">${signed(v, 4)}</b><br><span style="color:${INK2}">click for its source positions</span>`;
         },
       }),
@@ -260,7 +261,7 @@ export function headHeatmap(el, heads, onClick, { measure = 'log p' } = {}) {
         },
       ],
     }),
-    onClick ? (p) => onClick(p.data[1], p.data[0]) : null,
+    onClick ? (p) => onClick(p.value[1], p.value[0]) : null,
   );
 }
 
