@@ -90,6 +90,7 @@ async function modelReport() {
     .waitForFunction(() => [...document.querySelectorAll('[data-chart="heads"] div')].some((d) => d.innerText.includes('L3H6')), null, { timeout: 5000 })
     .then(() => true, () => false);
   check(tip, 'hovering a heatmap cell shows a tooltip with its label and value');
+  await page.locator('[data-part="heads"]').screenshot({ path: artifact('report-heads-tooltip.png') });
   await page.waitForFunction(() => document.querySelector('[data-head]') && document.querySelector('[data-head]').dataset.head === 'L3H6', null, { timeout: 5000 });
   const rows = await page.locator('[data-part="head-table"] tbody tr').count();
   check(rows === data.position + 1, `clicking L3H6 shows its ${data.position + 1} source positions`, String(rows));
