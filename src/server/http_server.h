@@ -9,10 +9,6 @@
 
 namespace reslens::server {
 
-/// Where `reslens serve` looks for a model when --model is not given (relative to the working
-/// folder). The one place to change it.
-inline constexpr const char* kDefaultModelPath = "models/knowledge-gpt2";
-
 /// Whether this build has the HTTP server (cpp-httplib was found when it was configured).
 bool http_available();
 

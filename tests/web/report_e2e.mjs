@@ -2,7 +2,8 @@
 //  1. `reslens explain stories260K "Once upon a time" --html` opens from file:// with no console
 //     error and no request to anywhere, draws 2L layer bars and L x H heatmap cells, a click on a
 //     heatmap cell shows that head's source positions, a click on a neuron row shows its tokens;
-//  2. a synthetic explanation of the largest size (32 layers x 32 heads, 1000 neurons per list,
+//  2. the shipped knowledge model with a foil: the contrast switch redraws the layer chart;
+//  3. a synthetic explanation of the largest size (32 layers x 32 heads, 1000 neurons per list,
 //     hostile token texts) renders quickly, shows its tokens as text, and stays responsive.
 // Screenshots of every view go to $RESLENS_WEB_ARTIFACTS (build/tests/web/artifacts).
 import { execFileSync } from 'node:child_process';
@@ -114,6 +115,37 @@ async function modelReport() {
   await page.close();
 }
 
+// The shipped knowledge model (GPT-2 layout) with a foil: the contrast switch redraws the charts.
+async function knowledgeReport() {
+  const model = path.join(path.dirname(new URL(import.meta.url).pathname), '../../models/knowledge-gpt2');
+  if (!fs.existsSync(model)) {
+    check(false, `the shipped knowledge model is at ${model}`);
+    return;
+  }
+  console.log('report of the knowledge model, target vs foil');
+  const html = artifact('report-knowledge.html');
+  execFileSync(env.cli, ['explain', model, 'The capital of France is', '--foil', ' Berlin', '--html', html, '--threads', '1'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const { page, errors } = await watchedPage(browser.context);
+  await page.goto(pathToFileURL(path.resolve(html)).href);
+  await page.waitForSelector('[data-state="ready"]', { timeout: 30000 });
+  const data = await page.evaluate(() => window.reslens.data);
+  const L = data.model.n_layers;
+  const H = data.model.n_heads;
+  check(data.target.text === ' Paris' && data.foil.text === ' Berlin', "the knowledge model predicts ' Paris', foil ' Berlin'");
+  check((await layerBarsDrawn(page)) === 2 * L, `${2 * L} layer bars`);
+  const cells = await heatmapCellsDrawn(page);
+  check(cells.drawn === L * H, `${L * H} heatmap cells drawn`, JSON.stringify(cells));
+  await page.screenshot({ path: artifact('report-knowledge-full.png'), fullPage: true });
+  await page.locator('[data-part="measure"] button[data-m="contrast"]').click();
+  const shown = await page.evaluate(() => window.reslens.chart('layers').getOption().series[0].data.map((d) => d.value));
+  check(JSON.stringify(shown) === JSON.stringify(data.contrast.layers.map((d) => d.attn)), 'the contrast switch shows log p(target) − log p(foil) per layer');
+  await page.locator('[data-part="layers"]').screenshot({ path: artifact('report-knowledge-contrast-layers.png') });
+  check(errors.length === 0, 'no console errors', errors.join(' | '));
+  await page.close();
+}
+
 async function largestReport() {
   console.log(`synthetic report: ${SHAPE.L} layers x ${SHAPE.H} heads, ${SHAPE.top} neurons per list`);
   const { doc, heads } = synthetic();
@@ -171,6 +203,7 @@ main(
   async () => {
     browser = await launchBrowser();
     await modelReport();
+    await knowledgeReport();
     await largestReport();
   },
   async () => {

@@ -33,18 +33,21 @@ export function tokenPlain(text) {
   return "'" + text.replace(/\n/g, '⏎').replace(/\t/g, '⇥') + "'";
 }
 
+// |v| with `digits` decimals; values too small for them keep two significant digits (0.0072,
+// and 1.2e-7 once below 1e-4).
+function magnitude(a, digits) {
+  if (a === 0 || a >= Math.pow(10, -digits)) return a.toFixed(digits);
+  return a >= 1e-4 ? a.toPrecision(2) : a.toExponential(1);
+}
+
 export function signed(v, digits = 3) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
-  const a = Math.abs(v);
-  const s = a !== 0 && a < Math.pow(10, -digits) ? a.toExponential(1) : a.toFixed(digits);
-  return (v > 0 ? '+' : v < 0 ? '−' : '') + s;
+  return (v > 0 ? '+' : v < 0 ? '−' : '') + magnitude(Math.abs(v), digits);
 }
 
 export function fixed(v, digits = 3) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
-  const a = Math.abs(v);
-  if (a !== 0 && a < Math.pow(10, -digits)) return (v < 0 ? '−' : '') + a.toExponential(1);
-  return (v < 0 ? '−' : '') + a.toFixed(digits);
+  return (v < 0 ? '−' : '') + magnitude(Math.abs(v), digits);
 }
 
 export function pct(p) {
