@@ -69,11 +69,10 @@ export async function main(body, cleanup = async () => {}) {
 
 // ---------------------------------------------------------------- chromium
 
+// $RESLENS_CHROMIUM when set (only it: set it to a missing path to see the skip), else Debian's.
 export function chromiumPath() {
-  for (const p of [process.env.RESLENS_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']) {
-    if (p && fs.existsSync(p)) return p;
-  }
-  return null;
+  const candidates = process.env.RESLENS_CHROMIUM ? [process.env.RESLENS_CHROMIUM] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  return candidates.find((p) => fs.existsSync(p)) || null;
 }
 
 // A fresh headless chromium (own profile folder, no background networking). Exits 77 (CTest: skipped)

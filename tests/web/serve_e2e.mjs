@@ -48,9 +48,9 @@ async function explainTyped(page, prompt, previous) {
 
 main(
   async () => {
+    browser = await launchBrowser();  // first: it exits 77 (skipped) when chromium is missing
     server = await startServer(['--model', sharedPath('models/stories260K/stories260K.gguf')]);
     console.log(`server on ${server.url}`);
-    browser = await launchBrowser();
     const { page, errors, requests } = await watchedPage(browser.context);
     await page.goto(server.url + '/');
     await page.waitForFunction(() => document.querySelector('[data-part="model"]').innerText.includes('layers'));
