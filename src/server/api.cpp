@@ -13,7 +13,6 @@
 #include <stdexcept>
 
 #include "report/html_page.h"
-#include "server/library_gaps.h"
 #include "reslens/error.h"
 #include "reslens/explain.h"
 #include "reslens/report.h"
@@ -401,7 +400,7 @@ json do_neuron(Engine& e, const NeuronRequest& r, Job& job) {
          {"rank", rank_of(ex.attn_neuron.values, score)}, {"coef", nv.coef},
          {"raw", token_list_json(m, nv.raw)}, {"promoted", token_list_json(m, nv.signed_)}};
     job.set_stage("query neurons");
-    const ScoreArray q = analysis::query_ffn_neurons(m, *p.run, r.layer, r.head, r.dim, r.pos, score);
+    const ScoreArray q = reslens::query_ffn_neurons(m, *p.run, r.layer, r.head, r.dim, r.pos, score);
     std::vector<int64_t> order(static_cast<size_t>(q.size()));
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
     const auto n = static_cast<std::ptrdiff_t>(std::min<size_t>(20, order.size()));

@@ -10,7 +10,6 @@
 #include "common/test_paths.h"
 #include "reslens/reslens.h"
 #include "server/api.h"
-#include "server/library_gaps.h"
 
 namespace reslens {
 namespace {
@@ -166,7 +165,7 @@ TEST_F(ServerApi, NeuronsGiveProjectionQueryNeuronsAndAblation) {
   EXPECT_EQ(at["label"], "L2H1D3@1");
   EXPECT_DOUBLE_EQ(at["score"].get<double>(), d.ex.attn_neuron.at({2, 1, 3, 1}));
   ASSERT_FALSE(at["query_ffn_neurons"].empty());
-  const ScoreArray q = analysis::query_ffn_neurons(*model_, d.run, 2, 1, 3, 1, d.ex.attn_neuron.at({2, 1, 3, 1}));
+  const ScoreArray q = reslens::query_ffn_neurons(*model_, d.run, 2, 1, 3, 1, d.ex.attn_neuron.at({2, 1, 3, 1}));
   const json& q0 = at["query_ffn_neurons"][0];
   EXPECT_DOUBLE_EQ(q0["score"].get<double>(), q.at({q0["layer"].get<int64_t>(), q0["neuron"].get<int64_t>()}));
   EXPECT_EQ(at["ablation"]["level"], "activation");

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <cmath>
+#include <limits>
 #include <iostream>
 #include <numeric>
 
@@ -125,7 +126,7 @@ std::vector<int32_t> PromptArgs::tokens(const Model& model) const {
 }
 
 std::vector<double> softmax(const float* logits, int64_t n) {
-  double mx = -INFINITY;
+  double mx = -std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
   std::vector<double> p(static_cast<size_t>(n));
   double sum = 0;
