@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <string>
 
 #include <unistd.h>
 
@@ -147,7 +146,7 @@ void run_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, in
 void run(const Problem& p, int n_threads) {
   RESLENS_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, "matmul_nt: negative size");
   if (p.M == 0 || p.N == 0) return;
-  RESLENS_CHECK(p.C != nullptr && p.ldc >= p.N, "matmul_nt: bad C or ldc");
+  RESLENS_CHECK(p.C != nullptr && (p.M == 1 || p.ldc >= p.N), "matmul_nt: null C or ldc < N");
   RESLENS_CHECK(p.K == 0 || (p.A != nullptr && p.B != nullptr), "matmul_nt: null A or B");
   RESLENS_CHECK(p.M == 1 || p.lda >= p.K, "matmul_nt: lda < K");
   RESLENS_CHECK(p.N == 1 || p.ldb >= p.K, "matmul_nt: ldb < K");

@@ -139,12 +139,16 @@ constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }
 
+template <int... Rs>
+constexpr void fill_rows(TileSet& t, std::integer_sequence<int, Rs...>) {
+  (fill_row<Rs + 1>(t, std::make_integer_sequence<int, max_cols(Rs + 1)>{}), ...);
+}
+
 constexpr TileSet make_tiles() {
   TileSet t;
   t.rows = kRows;
   for (int r = 0; r <= kRows; ++r) t.cols[r] = kCols[r];
-  fill_row<1>(t, std::make_integer_sequence<int, max_cols(1)>{});
-  fill_row<2>(t, std::make_integer_sequence<int, max_cols(2)>{});
+  fill_rows(t, std::make_integer_sequence<int, kRows>{});
   return t;
 }
 

@@ -77,28 +77,18 @@ RESLENS_AVX512 void tile(int64_t K, const float* A, int64_t lda, const float* B,
 #pragma GCC unroll 32
   for (int e = 0; e < kNV; ++e) acc[e] = _mm512_setzero_ps();
 
-  int64_t k = 0;
-  for (; k + kGemmLanes <= K; k += kGemmLanes) {
-    __m512 a[static_cast<std::size_t>(RM)];  // [RM][16]: A[i, k..k+16)
-#pragma GCC unroll 8
-    for (int i = 0; i < RM; ++i) a[i] = _mm512_loadu_ps(A + i * lda + k);
-#pragma GCC unroll 16
-    for (int j = 0; j < RN; ++j) {
-      const __m512 b = _mm512_loadu_ps(B + j * ldb + k);  // [16]: B[j, k..k+16)
-#pragma GCC unroll 8
-      for (int i = 0; i < RM; ++i) acc[i * RN + j] = _mm512_fmadd_ps(a[i], b, acc[i * RN + j]);
-    }
-  }
-  if (k < K) {
-    // K tail: lanes past K keep their value (mask3 merges from the accumulator), exactly as if the
-    // chain had no more terms.
-    const auto mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
-    __m512 a[static_cast<std::size_t>(RM)];  // [RM][16], zero past K
+  // One loop for the full steps and the K tail: the tail step loads zeros past K and its masked FMAs
+  // leave those lanes exactly as they were, as if the chains had no more terms. (A separate tail
+  // block made clang 14 spill the accumulators of the main loop.)
+  for (int64_t k = 0; k < K; k += kGemmLanes) {
+    const auto mask =
+        static_cast<__mmask16>(K - k >= kGemmLanes ? 0xFFFFu : (1u << (K - k)) - 1u);
+    __m512 a[static_cast<std::size_t>(RM)];  // [RM][16]: A[i, k..k+16), zero past K
 #pragma GCC unroll 8
     for (int i = 0; i < RM; ++i) a[i] = _mm512_maskz_loadu_ps(mask, A + i * lda + k);
 #pragma GCC unroll 16
     for (int j = 0; j < RN; ++j) {
-      const __m512 b = _mm512_maskz_loadu_ps(mask, B + j * ldb + k);
+      const __m512 b = _mm512_maskz_loadu_ps(mask, B + j * ldb + k);  // [16]: B[j, k..k+16)
 #pragma GCC unroll 8
       for (int i = 0; i < RM; ++i)
         acc[i * RN + j] = _mm512_mask3_fmadd_ps(a[i], b, acc[i * RN + j], mask);
@@ -125,14 +115,16 @@ constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }
 
+template <int... Rs>
+constexpr void fill_rows(TileSet& t, std::integer_sequence<int, Rs...>) {
+  (fill_row<Rs + 1>(t, std::make_integer_sequence<int, max_cols(Rs + 1)>{}), ...);
+}
+
 constexpr TileSet make_tiles() {
   TileSet t;
   t.rows = kRows;
   for (int r = 0; r <= kRows; ++r) t.cols[r] = kCols[r];
-  fill_row<1>(t, std::make_integer_sequence<int, max_cols(1)>{});
-  fill_row<2>(t, std::make_integer_sequence<int, max_cols(2)>{});
-  fill_row<3>(t, std::make_integer_sequence<int, max_cols(3)>{});
-  fill_row<4>(t, std::make_integer_sequence<int, max_cols(4)>{});
+  fill_rows(t, std::make_integer_sequence<int, kRows>{});
   return t;
 }
 

@@ -105,7 +105,7 @@ void expect_close_to_reference(const Problem& p, const std::vector<float>& C,
       double exact = 0.0;
       double magnitude = 0.0;
       if (c_init != nullptr) {
-        exact = (*c_init)[static_cast<size_t>(i * p.ldc + j)];
+        exact = static_cast<double>((*c_init)[static_cast<size_t>(i * p.ldc + j)]);
         magnitude = std::abs(exact);
       }
       for (int64_t k = 0; k < p.K; ++k) {
@@ -114,7 +114,7 @@ void expect_close_to_reference(const Problem& p, const std::vector<float>& C,
         exact += prod;
         magnitude += std::abs(prod);
       }
-      const double got = C[static_cast<size_t>(i * p.ldc + j)];
+      const auto got = static_cast<double>(C[static_cast<size_t>(i * p.ldc + j)]);
       ASSERT_LE(std::abs(got - exact), gamma * magnitude)
           << what << " at (" << i << ", " << j << "): got " << got << ", want " << exact;
     }
