@@ -51,7 +51,7 @@ RESLENS_AVX2 inline void reduce_store(const __m256* lo, const __m256* hi, float*
 
 template <int RM, int RN>
 RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate) {
+                       float* C, int64_t ldc, bool accumulate, bool /*prefetch*/) {
   constexpr int kNV = RM * RN;
   constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
   __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j

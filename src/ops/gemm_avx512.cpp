@@ -68,9 +68,14 @@ RESLENS_AVX512 inline void reduce_store(const __m512* acc, float* out) {
   }
 }
 
+// Software prefetch distance along k (floats; 512 bytes) for the rows of B when the driver asks for
+// it. Measured on Zen 4: +10-15% at M >= 32 with K = 2048-3072, where the tiles' rows come from L2;
+// prefetching A as well, or further ahead, was slower.
+constexpr int64_t kPrefetchAhead = 128;
+
 template <int RM, int RN>
 RESLENS_AVX512 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                         float* C, int64_t ldc, bool accumulate) {
+                         float* C, int64_t ldc, bool accumulate, bool prefetch) {
   constexpr int kNV = RM * RN;
   constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
   __m512 acc[kNVs];  // [RM * RN][16 lanes], element (i, j) at i * RN + j
@@ -99,6 +104,9 @@ RESLENS_AVX512 void tile(int64_t K, const float* A, int64_t lda, const float* B,
 #pragma GCC unroll 16
       for (int j = 0; j < RN; ++j) {
         const __m512 b = _mm512_loadu_ps(b_ptr + j * b_stride + k);  // [16]: B[j, k..k+16)
+        if (prefetch)
+          _mm_prefetch(reinterpret_cast<const char*>(b_ptr + j * b_stride + k + kPrefetchAhead),
+                       _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int i = 0; i < RM; ++i) acc[i * RN + j] = _mm512_fmadd_ps(a[i], b, acc[i * RN + j]);
       }
