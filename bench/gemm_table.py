@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Runs bench_gemm shape by shape and prints the markdown table of docs/benchmarks.md ("GEMM kernel").
 
-Each shape runs in its own process with --benchmark_repetitions and the table shows medians. On a
-shared machine another process's CPU use ruins a run (two cores leave no slack), so the script
-measures the CPU time everything else used during each run (from /proc/stat, minus our own) and
-repeats the run when that exceeds --max-other cores on average.
+Every (library, shape, M) runs in its own short process with --benchmark_repetitions, and the table
+shows medians. On a shared machine another process's CPU use ruins a run (two cores leave no slack,
+and a thread that loses its core stalls the other at the next barrier), so the script waits for the
+machine to go idle, measures the CPU time everything else used during the run (from /proc/stat,
+minus our own) and repeats the run when that exceeds --max-other cores on average. The worst
+figure accepted is printed under the table.
 
-usage: bench/gemm_table.py build/bench/bench_gemm [--threads 2] [--reps 5] [--min-time 0.2]
+usage: bench/gemm_table.py build/bench/bench_gemm [--threads 2] [--reps 5] [--min-time 0.1]
 """
 import argparse
 import json
@@ -32,9 +34,24 @@ def busy_seconds():
     return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
 
+def wait_idle(max_busy, timeout=600.0):
+    """Waits until the CPUs were at most max_busy cores busy over one second."""
+    end = time.time() + timeout
+    while time.time() < end:
+        b0, w0 = busy_seconds(), time.time()
+        time.sleep(1.0)
+        if (busy_seconds() - b0) / (time.time() - w0) <= max_busy:
+            return
+
+
+worst_other = 0.0
+
+
 def run_clean(cmd, env, max_other, retries):
     """Runs cmd until the rest of the machine stayed (nearly) idle meanwhile; returns its JSON."""
+    global worst_other
     for attempt in range(retries):
+        wait_idle(max_other)
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         b0, w0 = busy_seconds(), time.time()
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
@@ -44,8 +61,8 @@ def run_clean(cmd, env, max_other, retries):
         other = max(0.0, (b1 - b0) - mine) / (w1 - w0)
         print(f"  {cmd[1]}: other processes used {other:.2f} cores", file=sys.stderr)
         if other <= max_other:
+            worst_other = max(worst_other, other)
             return json.loads(out)
-        time.sleep(min(60, 5 * (attempt + 1)))
     sys.exit(f"machine never quiet enough for: {' '.join(cmd)}")
 
 
@@ -63,9 +80,9 @@ def main():
     ap.add_argument("bench")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--min-time", default="0.2")
+    ap.add_argument("--min-time", default="0.1")
     ap.add_argument("--max-other", type=float, default=0.05)
-    ap.add_argument("--retries", type=int, default=30)
+    ap.add_argument("--retries", type=int, default=100)
     args = ap.parse_args()
     env = dict(os.environ, RESLENS_BENCH_THREADS=str(args.threads))
     common = [f"--benchmark_repetitions={args.reps}", "--benchmark_report_aggregates_only=true",
@@ -87,16 +104,19 @@ def main():
           "| reslens AVX2 path |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, n, k in SHAPES:
-        rep = run_clean([args.bench, f"--benchmark_filter=^({'|'.join(LIBS)})/{name}/"] + common,
-                        env, args.max_other, args.retries)
-        med = medians(rep)
         for m in TOKENS:
             key = f"/{name}/M:{m}/N:{n}/K:{k}"
-            ob = med[f"openblas{key}"]["GFLOP/s"]
-            rl = med[f"reslens{key}"]
-            avx2 = med.get(f"reslens_avx2{key}", {}).get("GFLOP/s", float("nan"))
+            got = {}
+            for lib in LIBS:
+                rep = run_clean([args.bench, f"--benchmark_filter=^{lib}{key}/"] + common, env,
+                                args.max_other, args.retries)
+                got[lib] = medians(rep)[lib + key]
+            ob = got["openblas"]["GFLOP/s"]
+            rl = got["reslens"]
+            avx2 = got["reslens_avx2"]["GFLOP/s"]
             print(f"| {name} | {n} | {k} | {m} | {ob:.1f} | {rl['GFLOP/s']:.1f} | "
                   f"{rl['GFLOP/s'] / ob:.2f} | {rl['B_GB/s']:.1f} | {avx2:.1f} |", flush=True)
+    print(f"\nOther processes used at most {worst_other:.2f} cores during an accepted run.")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,18 @@
 //         for each tile of rn columns in the block
 //           tile kernel over the full K
 // Either way every row of B comes from memory exactly once per call, which is what bounds decode,
-// and B is never copied.
+// and B is never copied. Tiles are 4 x 6 (AVX-512) or 2 x 3 (AVX2) for large M; for M below the
+// tile height one row tile holds all of M and the tile is wider (1 x 16 for decode), see the
+// kernel files.
 #include "ops/gemm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 
+#if __has_include(<unistd.h>)
 #include <unistd.h>
+#endif
 
 #include "core/check.h"
 #include "core/parallel.h"
