@@ -228,6 +228,9 @@ int main(int argc, char** argv) {
                                               openblas_get_corename());
 #endif
   benchmark::AddCustomContext("threads", std::to_string(bench_threads()));
+  // Tuning aid: plan the cache blocking for this L2 size instead of the detected one.
+  if (const char* l2 = std::getenv("RESLENS_BENCH_L2_BYTES"); l2 != nullptr)
+    reslens::ops::detail::set_gemm_l2_bytes(std::atoll(l2));
   benchmark::AddCustomContext("reslens_isa", isa_name(reslens::ops::detail::gemm_best_isa()));
   register_all();
   benchmark::Initialize(&argc, argv);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -299,16 +300,16 @@ double bounded_log_expectation(const TailSplit& t, const double* head_delta, dou
                                double tail_range, double tol) {
   double head = 0;
   for (size_t h = 0; h < t.ids.size(); ++h) {
-    if (head_delta[h] > 600) return NAN;  // exp would overflow: let the exact path handle it
+    if (head_delta[h] > 600) return std::numeric_limits<double>::quiet_NaN();  // exp would overflow: let the exact path handle it
     head += t.q[h] * std::exp(head_delta[h]);
   }
   const double lower = head + t.mass + tail_linear;
-  if (!(lower > 0)) return NAN;
+  if (!(lower > 0)) return std::numeric_limits<double>::quiet_NaN();
   const double z = tail_range;
   const double psi = z < 1e-4 ? 0.5 + z / 6.0 : (std::expm1(z) - z) / (z * z);
   const double r = psi * tail_quadratic * t.q_max;
   const double width = std::log1p(r / lower);
-  if (!(width <= 2 * tol)) return NAN;
+  if (!(width <= 2 * tol)) return std::numeric_limits<double>::quiet_NaN();
   return std::log(lower) + 0.5 * width;
 }
 

@@ -1,6 +1,7 @@
 #include "analysis/projector.h"
 
 #include <cmath>
+#include <limits>
 
 #include "ops/gemm.h"
 #include "reslens/error.h"
@@ -82,7 +83,7 @@ Distribution make_distribution(std::span<const float> logits, const std::vector<
   Distribution d;
   const size_t V = logits.size();
   d.logits.resize(V);
-  double mx = -INFINITY;
+  double mx = -std::numeric_limits<double>::infinity();
   for (size_t j = 0; j < V; ++j) {
     d.logits[j] = static_cast<double>(logits[j]) + (bias.empty() ? 0.0 : static_cast<double>(bias[j]));
     mx = std::max(mx, d.logits[j]);
@@ -96,7 +97,7 @@ Distribution make_distribution(std::span<const float> logits, const std::vector<
 }
 
 double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V) {
-  double mx = -INFINITY;
+  double mx = -std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < V; ++j) mx = std::max(mx, s * static_cast<double>(g[j]));
   double sum = 0;
   for (int64_t j = 0; j < V; ++j) sum += q[static_cast<size_t>(j)] * std::exp(s * static_cast<double>(g[j]) - mx);

@@ -74,22 +74,6 @@ void add_query_ffn_neurons(const Model& model, const TraceView& trace, int64_t l
 
 }  // namespace
 
-ScoreArray query_ffn_neurons(const Model& model, const RunResult& run, int layer, int head, int dim, int pos,
-                             double multiplier) {
-  const ModelConfig& c = model.config();
-  const TraceView trace(model, run);
-  auto check = [](int64_t v, int64_t n, const char* what) {
-    if (v < 0 || v >= n) throw OutOfRange(std::string(what) + " " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
-  };
-  check(layer, c.n_layers, "layer");
-  check(head, c.n_heads, "head");
-  check(dim, c.d_head, "head dimension");
-  check(pos, trace.n_positions(), "position");
-  ScoreArray q({c.n_layers, c.d_mlp});
-  add_query_ffn_neurons(model, trace, layer, head, dim, pos, multiplier, q);
-  return q;
-}
-
 void score_queries(const ExplainContext& ctx, Explanation& ex) {
   const ModelConfig& c = ctx.model.config();
   const ModelWeights& W = ctx.model.weights();
@@ -183,3 +167,23 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
 }
 
 }  // namespace reslens::analysis
+
+namespace reslens {
+
+ScoreArray query_ffn_neurons(const Model& model, const RunResult& run, int layer, int head, int dim, int pos,
+                             double multiplier) {
+  const ModelConfig& c = model.config();
+  const analysis::TraceView trace(model, run);
+  auto check = [](int64_t v, int64_t n, const char* what) {
+    if (v < 0 || v >= n) throw OutOfRange(std::string(what) + " " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
+  };
+  check(layer, c.n_layers, "layer");
+  check(head, c.n_heads, "head");
+  check(dim, c.d_head, "head dimension");
+  check(pos, trace.n_positions(), "position");
+  ScoreArray q({c.n_layers, c.d_mlp});
+  analysis::add_query_ffn_neurons(model, trace, layer, head, dim, pos, multiplier, q);
+  return q;
+}
+
+}  // namespace reslens

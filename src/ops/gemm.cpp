@@ -13,15 +13,18 @@
 //         for each tile of rn columns in the block
 //           tile kernel over the full K
 // Either way every row of B comes from memory exactly once per call, which is what bounds decode,
-// and B is never copied.
+// and B is never copied. Tiles are 4 x 6 (AVX-512) or 2 x 3 (AVX2) for large M; for M below the
+// tile height one row tile holds all of M and the tile is wider (1 x 16 for decode), see the
+// kernel files.
 #include "ops/gemm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <string>
 
+#if __has_include(<unistd.h>)
 #include <unistd.h>
+#endif
 
 #include "core/check.h"
 #include "core/parallel.h"
@@ -64,7 +67,7 @@ float dot_scalar(int64_t K, const float* a, const float* b) {
 }
 
 void scalar_tile(int64_t K, const float* A, int64_t /*lda*/, const float* B, int64_t /*ldb*/,
-                 float* C, int64_t /*ldc*/, bool accumulate) {
+                 float* C, int64_t /*ldc*/, bool accumulate, bool /*prefetch*/) {
   const float sum = dot_scalar(K, A, B);
   *C = accumulate ? *C + sum : sum;
 }
@@ -114,11 +117,12 @@ struct Problem {
   float* C;  // [M, N], row stride ldc
   int64_t ldc;
   bool accumulate;
+  bool prefetch = false;  // set by run(): software prefetch in the tile kernels
 };
 
 void run_tile(const TileSet& ts, const Problem& p, int64_t i0, int64_t cm, int64_t n0, int64_t cn) {
   ts.fn[cm][cn](p.K, p.A + i0 * p.lda, p.lda, p.B + n0 * p.ldb, p.ldb, p.C + i0 * p.ldc + n0, p.ldc,
-                p.accumulate);
+                p.accumulate, p.prefetch);
 }
 
 // Runs columns [n_begin, n_end) of C for all rows, in tiles of at most rm x rn, in the loop order
@@ -147,12 +151,16 @@ void run_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, in
 void run(const Problem& p, int n_threads) {
   RESLENS_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, "matmul_nt: negative size");
   if (p.M == 0 || p.N == 0) return;
-  RESLENS_CHECK(p.C != nullptr && p.ldc >= p.N, "matmul_nt: bad C or ldc");
+  RESLENS_CHECK(p.C != nullptr && (p.M == 1 || p.ldc >= p.N), "matmul_nt: null C or ldc < N");
   RESLENS_CHECK(p.K == 0 || (p.A != nullptr && p.B != nullptr), "matmul_nt: null A or B");
   RESLENS_CHECK(p.M == 1 || p.lda >= p.K, "matmul_nt: lda < K");
   RESLENS_CHECK(p.N == 1 || p.ldb >= p.K, "matmul_nt: ldb < K");
 
   const TileSet& ts = tiles_for(gemm_active_isa());
+  // Software prefetch helps when B tiles are re-read from L2 by several row tiles, and costs ~10% in
+  // decode (one row tile), where B streams from memory and the hardware prefetcher does better alone.
+  Problem q = p;
+  q.prefetch = p.M > ts.rows;
   const int64_t rm = std::min<int64_t>(ts.rows, p.M);
   const int64_t rn = ts.cols[rm];
   const int64_t n_tiles = (p.N + rn - 1) / rn;
@@ -162,7 +170,7 @@ void run(const Problem& p, int n_threads) {
   // Threads own disjoint column ranges of C; each element is computed whole by one thread, so the
   // split cannot change any result.
   parallel_for(n_threads, n_tiles, [&](int64_t t0, int64_t t1) {
-    run_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
+    run_columns(ts, q, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
   });
 }
 

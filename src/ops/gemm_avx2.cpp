@@ -51,7 +51,7 @@ RESLENS_AVX2 inline void reduce_store(const __m256* lo, const __m256* hi, float*
 
 template <int RM, int RN>
 RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate) {
+                       float* C, int64_t ldc, bool accumulate, bool /*prefetch*/) {
   constexpr int kNV = RM * RN;
   constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
   __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j
@@ -139,12 +139,16 @@ constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }
 
+template <int... Rs>
+constexpr void fill_rows(TileSet& t, std::integer_sequence<int, Rs...>) {
+  (fill_row<Rs + 1>(t, std::make_integer_sequence<int, max_cols(Rs + 1)>{}), ...);
+}
+
 constexpr TileSet make_tiles() {
   TileSet t;
   t.rows = kRows;
   for (int r = 0; r <= kRows; ++r) t.cols[r] = kCols[r];
-  fill_row<1>(t, std::make_integer_sequence<int, max_cols(1)>{});
-  fill_row<2>(t, std::make_integer_sequence<int, max_cols(2)>{});
+  fill_rows(t, std::make_integer_sequence<int, kRows>{});
   return t;
 }
 

@@ -16,9 +16,10 @@ inline constexpr int kMaxTileRows = 8;
 inline constexpr int kMaxTileCols = 16;
 
 /// Computes one rm x rn tile over the full K. A: [rm, K] row stride lda; B: [rn, K] row stride ldb;
-/// C: [rm, rn] row stride ldc. accumulate: C += sum instead of C = sum.
+/// C: [rm, rn] row stride ldc. accumulate: C += sum instead of C = sum. prefetch: software-prefetch
+/// the rows ahead along k (a hint; kernels may ignore it).
 using TileFn = void (*)(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                        float* C, int64_t ldc, bool accumulate);
+                        float* C, int64_t ldc, bool accumulate, bool prefetch);
 
 /// The tile kernels of one instruction set.
 struct TileSet {

@@ -117,7 +117,9 @@ TEST_P(AttributionGolden, LayersHeadsPositionsAndNeurons) {
 }
 
 TEST_P(AttributionGolden, QueryAnalyses) {
-  for (const auto& [name, v] : (*golden_)["q1"]["variants"].items()) {
+  for (const auto& item : (*golden_)["q1"]["variants"].items()) {
+    const std::string name = item.key();  // clang 14 cannot capture structured bindings
+    const auto& v = item.value();
     const auto it = std::find_if(ex_->q1.begin(), ex_->q1.end(), [&](const QueryLayers& q) { return q.key == name; });
     ASSERT_NE(it, ex_->q1.end()) << "Q1 variant " << name;
     EXPECT_TRUE(close(it->slots, v["slots"], kSlotTol, "Q1 " + name));

@@ -1,6 +1,7 @@
 // ops::matmul_nt: accuracy against a float64 reference, and the determinism contract of gemm.h --
 // identical bits for any thread count, any number of rows M, any placement of the rows in memory, and
-// every instruction set (scalar, AVX2, AVX-512) the machine can run.
+// every instruction set (scalar, AVX2, AVX-512) the machine can run. The suite is spelled `gemm` so
+// that `ctest -R gemm` selects it.
 #include "ops/gemm.h"
 
 #include <gtest/gtest.h>
@@ -105,7 +106,7 @@ void expect_close_to_reference(const Problem& p, const std::vector<float>& C,
       double exact = 0.0;
       double magnitude = 0.0;
       if (c_init != nullptr) {
-        exact = (*c_init)[static_cast<size_t>(i * p.ldc + j)];
+        exact = static_cast<double>((*c_init)[static_cast<size_t>(i * p.ldc + j)]);
         magnitude = std::abs(exact);
       }
       for (int64_t k = 0; k < p.K; ++k) {
@@ -114,7 +115,7 @@ void expect_close_to_reference(const Problem& p, const std::vector<float>& C,
         exact += prod;
         magnitude += std::abs(prod);
       }
-      const double got = C[static_cast<size_t>(i * p.ldc + j)];
+      const auto got = static_cast<double>(C[static_cast<size_t>(i * p.ldc + j)]);
       ASSERT_LE(std::abs(got - exact), gamma * magnitude)
           << what << " at (" << i << ", " << j << "): got " << got << ", want " << exact;
     }
@@ -150,7 +151,7 @@ std::vector<Problem> sample_problems() {
   return out;
 }
 
-TEST(Gemm, MatchesFloat64ReferenceOnEveryPath) {
+TEST(gemm, MatchesFloat64ReferenceOnEveryPath) {
   const std::vector<Problem> problems = sample_problems();
   for (GemmIsa isa : available_isas()) {
     const IsaGuard guard(isa);
@@ -162,7 +163,7 @@ TEST(Gemm, MatchesFloat64ReferenceOnEveryPath) {
   }
 }
 
-TEST(Gemm, EveryPathGivesTheScalarBits) {
+TEST(gemm, EveryPathGivesTheScalarBits) {
   const std::vector<Problem> problems = sample_problems();
   std::vector<std::vector<float>> scalar;
   {
@@ -177,14 +178,14 @@ TEST(Gemm, EveryPathGivesTheScalarBits) {
   }
 }
 
-TEST(Gemm, ForceScalarHookSelectsTheScalarPath) {
+TEST(gemm, ForceScalarHookSelectsTheScalarPath) {
   detail::set_force_scalar(true);
   EXPECT_EQ(detail::gemm_active_isa(), GemmIsa::scalar);
   detail::set_force_scalar(false);
   EXPECT_EQ(detail::gemm_active_isa(), detail::gemm_best_isa());
 }
 
-TEST(Gemm, ScalarAndSimdAgreeOnRealShapes) {
+TEST(gemm, ScalarAndSimdAgreeOnRealShapes) {
   // Model-sized K (no tail, long lane chains) on a few rows and columns.
   for (int64_t K : {768, 2048, 3072, 5632, 777}) {
     const Problem p(5, 29, K, 0, 0, 0, static_cast<uint32_t>(K));
@@ -200,7 +201,7 @@ TEST(Gemm, ScalarAndSimdAgreeOnRealShapes) {
   }
 }
 
-TEST(Gemm, SignedZerosAndSpecialValuesMatchAcrossPaths) {
+TEST(gemm, SignedZerosAndSpecialValuesMatchAcrossPaths) {
   // Products that underflow to -0.0 make every lane they reach -0.0 (lanes with no term stay +0.0, so
   // K < 16 sums to +0.0). A K tail that touched lanes past K (e.g. an unmasked fma(0, 0, -0.0) =
   // +0.0) would turn the K >= 16 sums into +0.0.
@@ -239,7 +240,7 @@ TEST(Gemm, SignedZerosAndSpecialValuesMatchAcrossPaths) {
   }
 }
 
-TEST(Gemm, CacheBlockingDoesNotChangeBits) {
+TEST(gemm, CacheBlockingDoesNotChangeBits) {
   // A tiny planned L2 forces the loop order for an A that does not fit, with many column blocks;
   // a huge one keeps all of A "in cache". Neither may change a bit.
   const Problem p(23, 77, 300, 1, 2, 3, 21);
@@ -259,7 +260,7 @@ TEST(Gemm, CacheBlockingDoesNotChangeBits) {
   }
 }
 
-TEST(Gemm, ThreadCountDoesNotChangeBits) {
+TEST(gemm, ThreadCountDoesNotChangeBits) {
   // Large enough that the driver really splits the columns over threads.
   for (GemmIsa isa : available_isas()) {
     const IsaGuard guard(isa);
@@ -271,7 +272,7 @@ TEST(Gemm, ThreadCountDoesNotChangeBits) {
   }
 }
 
-TEST(Gemm, RowsDoNotDependOnHowManyRowsThereAre) {
+TEST(gemm, RowsDoNotDependOnHowManyRowsThereAre) {
   // Appending tokens to a prompt must not change the earlier rows: compute M = 1..130 rows and
   // compare each row with the same row of the 130-row product. The rows of each smaller A also sit
   // at a different offset in memory (alignment must not matter either).
@@ -294,7 +295,7 @@ TEST(Gemm, RowsDoNotDependOnHowManyRowsThereAre) {
   }
 }
 
-TEST(Gemm, ColumnsDoNotDependOnN) {
+TEST(gemm, ColumnsDoNotDependOnN) {
   // The same row of B gives the same output whatever N (and so the tile it falls in) is.
   constexpr int64_t M = 7, kMaxN = 40, K = 70;
   for (GemmIsa isa : available_isas()) {
@@ -314,7 +315,7 @@ TEST(Gemm, ColumnsDoNotDependOnN) {
   }
 }
 
-TEST(Gemm, AccumulateAddsTheSumOnce) {
+TEST(gemm, AccumulateAddsTheSumOnce) {
   for (GemmIsa isa : available_isas()) {
     const IsaGuard guard(isa);
     for (const Problem& p : {Problem(9, 14, 50, 1, 0, 2, 3), Problem(130, 23, 17, 0, 5, 0, 4),
@@ -335,7 +336,7 @@ TEST(Gemm, AccumulateAddsTheSumOnce) {
   }
 }
 
-TEST(Gemm, EmptyShapes) {
+TEST(gemm, EmptyShapes) {
   std::vector<float> C(6, 5.0f);  // [2, 3]
   const float a[2] = {1.0f, 2.0f};
   matmul_nt(2, 3, 0, a, 1, a, 1, C.data(), 3, 1);  // K = 0: an empty sum is +0
