@@ -98,6 +98,10 @@ def test_text_report_and_save_match_the_cli(tmp_path: pathlib.Path):
     ex.save(tmp_path)
     assert (tmp_path / "explanation.json").read_text() == ex.to_json() + "\n"
     assert np.array_equal(np.load(tmp_path / "ffn_neuron_scores.npy"), ex.ffn_neuron)
+    page = ex.to_html()
+    if page is not None:  # the library has reslens::explain_html: the same page as `--html FILE`
+        run_cli(["explain", model_path(name), text, "--html", str(tmp_path / "report.html")])
+        assert (tmp_path / "report.html").read_text(encoding="utf-8") == page
 
 
 def test_arrays_are_read_only_views_that_outlive_the_explanation():
