@@ -3,6 +3,9 @@ reslens._core, compiled by this repository's CMake tree (target reslens_python) 
 `cmake --build` build the same thing. Used by `pip install --no-build-isolation .`; metadata is in
 pyproject.toml. Needs cmake, a C++20 compiler, pybind11-dev, libopenblas-dev and nlohmann-json3-dev
 (the Debian packages the README lists); CMAKE_BUILD_PARALLEL_LEVEL sets the build jobs (default 2).
+The HTML report page is left out unless RESLENS_BUILD_WEB=ON (it needs node, npm and `npm ci`'s
+packages, which an offline install may not have); without it Explanation.to_html() is None and
+notebooks show the package's own HTML tables.
 """
 
 import os
@@ -28,6 +31,7 @@ class CMakeBuild(build_ext):
         build_dir = pathlib.Path(self.build_temp).resolve() / "cmake"
         configure = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
                      "-DRESLENS_BUILD_TESTS=OFF", "-DRESLENS_BUILD_TOOLS=OFF", "-DRESLENS_BUILD_PYTHON=ON",
+                     f"-DRESLENS_BUILD_WEB={os.environ.get('RESLENS_BUILD_WEB', 'OFF')}",
                      f"-DPython_EXECUTABLE={sys.executable}"]
         if shutil.which("ninja") and not (build_dir / "CMakeCache.txt").exists():
             configure += ["-G", "Ninja"]
