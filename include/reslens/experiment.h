@@ -133,6 +133,9 @@ struct InterventionOutcome {
   std::string name;         ///< "ffn_top", "ffn_random", "attn_ffn_top", ..., "score:<baseline>"
   int64_t n_ffn = 0, n_attn = 0;  ///< neurons zeroed (parameter level)
   TargetStats after;
+  /// Which: FFN neurons as l * d_mlp + k, attention neurons (W_O columns) as (l * H + h) * d_head + n,
+  /// so any result can be checked with `reslens ablate` or the float64 reference.
+  std::vector<int64_t> ffn, attn;
 };
 
 enum class SentenceStatus { kKept, kNotInTopK, kBelowCompetitor, kError };

@@ -138,10 +138,11 @@ SentenceResult evaluate(const Model& model, const TokenResolver& resolver, const
     std::map<std::vector<int64_t>, TargetStats> ffn_only;
     auto zero = [&](const std::string& name, const Intervention& iv) {
       InterventionOutcome out{name, static_cast<int64_t>(iv.ffn_neurons.size()),
-                              static_cast<int64_t>(iv.attn_neurons.size()), r.before};
+                              static_cast<int64_t>(iv.attn_neurons.size()), r.before, {}, {}};
+      for (const auto& f : iv.ffn_neurons) out.ffn.push_back(int64_t{f.layer} * c.d_mlp + f.neuron);
+      for (const auto& a : iv.attn_neurons) out.attn.push_back((int64_t{a.layer} * c.n_heads + a.head) * c.d_head + a.dim);
       if (!iv.empty()) {
-        std::vector<int64_t> key;
-        for (const auto& f : iv.ffn_neurons) key.push_back(int64_t{f.layer} * c.d_mlp + f.neuron);
+        std::vector<int64_t> key = out.ffn;
         std::sort(key.begin(), key.end());
         const bool cacheable = iv.attn_neurons.empty() && iv.heads.empty();
         if (const auto it = ffn_only.find(key); cacheable && it != ffn_only.end()) {

@@ -149,7 +149,8 @@ std::string sentence_result_json(const SentenceResult& r) {
   if (r.status == SentenceStatus::kKept) {
     json iv = json::array();
     for (const auto& o : r.interventions) {
-      iv.push_back({{"name", o.name}, {"n_ffn", o.n_ffn}, {"n_attn", o.n_attn}, {"after", experiment_impl::stats_json(o.after)}});
+      iv.push_back({{"name", o.name}, {"n_ffn", o.n_ffn}, {"n_attn", o.n_attn}, {"after", experiment_impl::stats_json(o.after)},
+                    {"ffn", o.ffn}, {"attn", o.attn}});
     }
     j["interventions"] = iv;
     j["attn_layer"] = numbers(r.attn_layer);
@@ -194,7 +195,8 @@ SentenceResult parse_sentence_result(std::string_view text) {
     if (r.status == SentenceStatus::kKept) {
       for (const auto& o : j.at("interventions")) {
         r.interventions.push_back({o.at("name").get<std::string>(), o.at("n_ffn").get<int64_t>(),
-                                   o.at("n_attn").get<int64_t>(), experiment_impl::parse_stats(o.at("after"))});
+                                   o.at("n_attn").get<int64_t>(), experiment_impl::parse_stats(o.at("after")),
+                                   o.at("ffn").get<std::vector<int64_t>>(), o.at("attn").get<std::vector<int64_t>>()});
       }
       r.attn_layer = parse_numbers(j.at("attn_layer"));
       r.ffn_layer = parse_numbers(j.at("ffn_layer"));

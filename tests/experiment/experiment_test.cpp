@@ -396,7 +396,7 @@ SentenceResult fake(int64_t index, const std::string& type, double rr, double af
   r.target_n_tokens = 1;
   r.before = {rr / 2, std::log(rr / 2), rr, static_cast<int64_t>(1 / rr), 0};
   for (const char* n : {"ffn_top", "ffn_random", "attn_ffn_top", "attn_ffn_random", "query_top", "query_random"}) {
-    r.interventions.push_back({n, 10, 0, {after_rr / 2, std::log(after_rr / 2), after_rr, 1, 0}});
+    r.interventions.push_back({n, 10, 0, {after_rr / 2, std::log(after_rr / 2), after_rr, 1, 0}, {}, {}});
   }
   r.attn_layer = {1.0 * static_cast<double>(index), 0.5};
   r.ffn_layer = {0.25, -1.0};
