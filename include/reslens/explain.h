@@ -32,6 +32,14 @@ struct ScoreArray {
   int64_t size() const { return static_cast<int64_t>(values.size()); }
 };
 
+/// How neuron, head and position scores are computed. Both are exact to 1e-5 of a float64
+/// evaluation; they differ in cost (docs/explain.md).
+enum class ScoreMethod {
+  kAuto,     ///< kBounded for large vocabularies, kFull otherwise (and whenever baselines are asked)
+  kFull,     ///< project every vector onto the whole vocabulary (the straightforward method)
+  kBounded,  ///< certified bounds from a few dozen tokens; the whole vocabulary only when needed
+};
+
 struct ExplainOptions {
   int position = -1;        ///< query position P; -1 = the last token
   int32_t target = -1;      ///< target token w; -1 = the model's top prediction at P
@@ -44,6 +52,9 @@ struct ExplainOptions {
   int set_size = 300;       ///< size of the value/query neuron sets of Q5 (spec cells 10, 12, 17)
   bool baselines = false;   ///< also compute the alternative scores of spec §3.3 for every FFN neuron
   int lens_top_k = 10;      ///< tokens listed per logit-lens point
+  ScoreMethod method = ScoreMethod::kAuto;
+  int head_size = 64;       ///< kBounded: tokens of each state's distribution handled exactly
+  double bound_tol = 8e-6;  ///< kBounded: largest accepted error of a bounded score (floats add < 1e-7)
   int n_threads = 0;
 };
 
@@ -109,6 +120,10 @@ struct Explanation {
 
   /// Identities measured on this explanation (see docs/explain.md): max |errors|.
   std::map<std::string, double> checks;
+
+  /// How the scores were computed: "bounded" (certified from the head tokens) and "full" (over
+  /// the whole vocabulary) counts of neuron, head and position scores.
+  std::map<std::string, int64_t> method_counts;
 };
 
 /// The hooks explain() needs in the RunResult's cache.

@@ -20,11 +20,10 @@ std::vector<float> attn_value_vectors(const Model& model, int64_t layer) {
   return out;
 }
 
-void score_attention(const ExplainContext& ctx, Explanation& ex) {
+void init_attention_arrays(const ExplainContext& ctx, Explanation& ex) {
   const ModelConfig& c = ctx.model.config();
-  const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, V = c.d_vocab;
+  const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head;
   const int64_t Pn = ctx.P + 1;  // source positions 0..P
-  const int64_t group = c.n_heads / c.n_key_value_heads;
   ex.head = ScoreArray({L, H});
   ex.head_pos = ScoreArray({L, H, Pn});
   ex.attn_weight = ScoreArray({L, H, Pn});
@@ -34,52 +33,29 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
     ex.contrast_head = ScoreArray({L, H});
     ex.contrast_attn_neuron = ScoreArray({L, H, dh, Pn});
   }
-  double worst_heads = 0, worst_neurons = 0;
-  const int32_t w = ctx.w, f = ctx.foil;
+}
 
-  for (int64_t l = 0; l < L; ++l) {
-    const Distribution& dist = ctx.before_attn(l);
-    const std::vector<float> dirs = attn_value_vectors(ctx.model, l);  // [H*d_head, d_model]
-    std::vector<float> G(static_cast<size_t>(H * dh * V));            // [H*d_head, V] bs of each direction
-    ctx.proj.project(dirs.data(), H * dh, d, G.data());
-    const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-
-    // Coefficients s[h][n][p] = alpha_{P,p} v_{p,n}: the scalar each attention neuron carries.
-    for (int64_t h = 0; h < H; ++h) {
-      for (int64_t p = 0; p < Pn; ++p) {
-        const double a = static_cast<double>(ctx.trace.pattern(l, h, ctx.P, p));
-        ex.attn_weight.at({l, h, p}) = a;
-        const float* v = ctx.trace.v(l, p, h / group);
-        for (int64_t n = 0; n < dh; ++n) ex.attn_coef.at({l, h, n, p}) = a * static_cast<double>(v[n]);
-      }
+void fill_attention_coefficients(const ExplainContext& ctx, Explanation& ex, int64_t l) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t H = c.n_heads, dh = c.d_head, Pn = ctx.P + 1;
+  const int64_t group = c.n_heads / c.n_key_value_heads;
+  // Coefficients s[h][n][p] = alpha_{P,p} v_{p,n}: the scalar each attention neuron carries.
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t p = 0; p < Pn; ++p) {
+      const double a = static_cast<double>(ctx.trace.pattern(l, h, ctx.P, p));
+      ex.attn_weight.at({l, h, p}) = a;
+      const float* v = ctx.trace.v(l, p, h / group);
+      for (int64_t n = 0; n < dh; ++n) ex.attn_coef.at({l, h, n, p}) = a * static_cast<double>(v[n]);
     }
+  }
+}
 
-    parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
-      std::vector<float> delta_p(static_cast<size_t>(V)), delta_h(static_cast<size_t>(V));
-      for (int64_t h = h0; h < h1; ++h) {
-        std::fill(delta_h.begin(), delta_h.end(), 0.0f);
-        std::vector<double> head_sum(static_cast<size_t>(V), 0.0);
-        for (int64_t p = 0; p < Pn; ++p) {
-          std::vector<double> acc(static_cast<size_t>(V), 0.0);
-          for (int64_t n = 0; n < dh; ++n) {
-            const double s = ex.attn_coef.at({l, h, n, p});
-            const float* g = G.data() + (h * dh + n) * V;
-            ex.attn_neuron.at({l, h, n, p}) = log_prob_increase(dist, g, s, w);
-            if (f >= 0) ex.contrast_attn_neuron.at({l, h, n, p}) = s * (static_cast<double>(g[w]) - static_cast<double>(g[f]));
-            for (int64_t j = 0; j < V; ++j) acc[static_cast<size_t>(j)] += s * static_cast<double>(g[j]);
-          }
-          for (int64_t j = 0; j < V; ++j) {
-            delta_p[static_cast<size_t>(j)] = static_cast<float>(acc[static_cast<size_t>(j)]);
-            head_sum[static_cast<size_t>(j)] += acc[static_cast<size_t>(j)];
-          }
-          ex.head_pos.at({l, h, p}) = log_prob_increase(dist, delta_p.data(), 1.0, w);
-        }
-        for (int64_t j = 0; j < V; ++j) delta_h[static_cast<size_t>(j)] = static_cast<float>(head_sum[static_cast<size_t>(j)]);
-        ex.head.at({l, h}) = log_prob_increase(dist, delta_h.data(), 1.0, w);
-        if (f >= 0) ex.contrast_head.at({l, h}) = head_sum[static_cast<size_t>(w)] - head_sum[static_cast<size_t>(f)];
-      }
-    });
-
+void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, Pn = ctx.P + 1;
+  double worst_heads = 0, worst_neurons = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
     // Identities in d_model space, in double: the heads (+ b_O) rebuild A^l at P, and each head is
     // the sum of its neurons over dims and source positions.
     std::vector<double> total(static_cast<size_t>(d), 0.0);
@@ -107,6 +83,48 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
   }
   ex.checks["heads_plus_bias_vs_attn_out"] = worst_heads;
   ex.checks["attn_neurons_vs_heads"] = worst_neurons;
+}
+
+void score_attention(const ExplainContext& ctx, Explanation& ex) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, V = c.d_vocab;
+  const int64_t Pn = ctx.P + 1;  // source positions 0..P
+  init_attention_arrays(ctx, ex);
+  const int32_t w = ctx.w, f = ctx.foil;
+
+  for (int64_t l = 0; l < L; ++l) {
+    const Distribution& dist = ctx.before_attn(l);
+    const std::vector<float> dirs = attn_value_vectors(ctx.model, l);  // [H*d_head, d_model]
+    std::vector<float> G(static_cast<size_t>(H * dh * V));            // [H*d_head, V] bs of each direction
+    ctx.proj.project(dirs.data(), H * dh, d, G.data());
+    fill_attention_coefficients(ctx, ex, l);
+    parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
+      std::vector<float> delta_p(static_cast<size_t>(V)), delta_h(static_cast<size_t>(V));
+      for (int64_t h = h0; h < h1; ++h) {
+        std::fill(delta_h.begin(), delta_h.end(), 0.0f);
+        std::vector<double> head_sum(static_cast<size_t>(V), 0.0);
+        for (int64_t p = 0; p < Pn; ++p) {
+          std::vector<double> acc(static_cast<size_t>(V), 0.0);
+          for (int64_t n = 0; n < dh; ++n) {
+            const double s = ex.attn_coef.at({l, h, n, p});
+            const float* g = G.data() + (h * dh + n) * V;
+            ex.attn_neuron.at({l, h, n, p}) = log_prob_increase(dist, g, s, w);
+            if (f >= 0) ex.contrast_attn_neuron.at({l, h, n, p}) = s * (static_cast<double>(g[w]) - static_cast<double>(g[f]));
+            for (int64_t j = 0; j < V; ++j) acc[static_cast<size_t>(j)] += s * static_cast<double>(g[j]);
+          }
+          for (int64_t j = 0; j < V; ++j) {
+            delta_p[static_cast<size_t>(j)] = static_cast<float>(acc[static_cast<size_t>(j)]);
+            head_sum[static_cast<size_t>(j)] += acc[static_cast<size_t>(j)];
+          }
+          ex.head_pos.at({l, h, p}) = log_prob_increase(dist, delta_p.data(), 1.0, w);
+        }
+        for (int64_t j = 0; j < V; ++j) delta_h[static_cast<size_t>(j)] = static_cast<float>(head_sum[static_cast<size_t>(j)]);
+        ex.head.at({l, h}) = log_prob_increase(dist, delta_h.data(), 1.0, w);
+        if (f >= 0) ex.contrast_head.at({l, h}) = head_sum[static_cast<size_t>(w)] - head_sum[static_cast<size_t>(f)];
+      }
+    });
+
+  }
 }
 
 }  // namespace reslens::analysis

@@ -103,7 +103,7 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   }
   std::vector<float> logits(static_cast<size_t>((2 * L + 1) * c.d_vocab));
   proj.project(vs.data(), 2 * L + 1, d, logits.data());
-  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads};
+  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}};
   for (int64_t i = 0; i < 2 * L + 1; ++i) {
     ctx.points.push_back(analysis::make_distribution(
         {logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias()));
@@ -158,8 +158,25 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
     ex.checks["bs_final_vs_real_logits"] = worst;
   }
 
-  analysis::score_attention(ctx, ex);
-  analysis::score_ffn_neurons(ctx, ex);
+  // The bounded method pays off when the vocabulary is large; baselines need every token's rank.
+  bool bounded = opts.method == ScoreMethod::kBounded ||
+                 (opts.method == ScoreMethod::kAuto && c.d_vocab > 8192 && !opts.baselines);
+  if (bounded) {
+    ctx.bounds = analysis::model_bounds(model, threads);
+    std::vector<const analysis::Distribution*> dists;
+    for (const auto& p : ctx.points) dists.push_back(&p);
+    ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, opts.head_size, {ex.target, ex.foil}, threads);
+    analysis::score_attention_bounded(ctx, ex);
+  } else {
+    analysis::score_attention(ctx, ex);
+  }
+  if (bounded && !opts.baselines) {
+    analysis::score_ffn_neurons_bounded(ctx, ex);
+  } else {
+    analysis::score_ffn_neurons(ctx, ex);
+  }
+  analysis::check_attention_identities(ctx, ex);
+  analysis::check_ffn_identities(ctx, ex);
   analysis::score_queries(ctx, ex);
   return ex;
 }

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "analysis/bounds.h"
 #include "analysis/projector.h"
 #include "analysis/trace_view.h"
 #include "reslens/explain.h"
@@ -21,15 +22,29 @@ struct ExplainContext {
   int32_t foil = -1;
   std::vector<Distribution> points;       ///< 2L+1: emb, then a0, f0, a1, f1, ...
   int threads = 1;
+  /// kBounded: the model's weight-only bounds and each point's head/tail split (same order as points).
+  std::shared_ptr<const ModelBounds> bounds;
+  std::vector<TailSplit> tails;
 
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }
 };
 
+/// Shared steps of both attention methods: the score arrays, the coefficients alpha_{P,p} v_{p,n} of
+/// layer l, and the identities (heads + b_O = A^l; neurons over dims and positions = heads).
+void init_attention_arrays(const ExplainContext& ctx, Explanation& ex);
+void fill_attention_coefficients(const ExplainContext& ctx, Explanation& ex, int64_t l);
+void check_attention_identities(const ExplainContext& ctx, Explanation& ex);
+/// The neurons (+ b_out) rebuild F^l at P.
+void check_ffn_identities(const ExplainContext& ctx, Explanation& ex);
+
 /// Attention heads, head x position shares, attention neurons (and their contrast scores).
 void score_attention(const ExplainContext& ctx, Explanation& ex);
 /// FFN neurons (and their contrast scores and, when asked, the baselines of spec §3.3).
 void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex);
+/// The same with certified bounds (kBounded), falling back to the whole vocabulary per vector.
+void score_attention_bounded(const ExplainContext& ctx, Explanation& ex);
+void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex);
 /// Query analyses Q1, Q2, Q3, Q5 (spec §4.3) from the value scores already in `ex`.
 void score_queries(const ExplainContext& ctx, Explanation& ex);
 

@@ -60,7 +60,6 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
     std::vector<float> zeros(static_cast<size_t>(V), 0.0f);
     no_context = make_distribution(zeros, ctx.proj.bias());
   }
-  double worst = 0;
   constexpr int64_t kChunk = 256;  // neurons projected at once: kChunk * V floats of scratch
 
   for (int64_t l = 0; l < L; ++l) {
@@ -100,8 +99,16 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
         }
       });
     }
-    // The neurons (+ b_out) rebuild F^l at P.
+  }
+}
+
+void check_ffn_identities(const ExplainContext& ctx, Explanation& ex) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t N = c.d_mlp, d = c.d_model;
+  double worst = 0;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
+    const float* m = ctx.trace.post(l, ctx.P);
     const float* F = ctx.trace.mlp_out(l, ctx.P);
     for (int64_t i = 0; i < d; ++i) {
       double s = Lw.b_out.empty() ? 0.0 : static_cast<double>(Lw.b_out[i]);

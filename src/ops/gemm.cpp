@@ -1,53 +1,200 @@
-// Interim matmul: fixed-order FMA chains in 8 lanes, parallel over output columns. A tuned kernel
-// with the same determinism contract replaces it.
+// GEMM driver: picks the instruction set at run time, cuts C into tiles, spreads column blocks over
+// threads, and holds the portable scalar kernel that defines the arithmetic the SIMD kernels copy.
+//
+// Each thread owns a contiguous range of columns of C (rows of B). Within it the loop order depends
+// on whether all of A fits in half of L2 (the other half is for the B rows in flight):
+//   A fits (short prompts, decode, K = 768 at M = 128):
+//     for each tile of rn columns      (rn rows of B: read from memory once, then from L1/L2)
+//       for each tile of rm rows       (A re-read from L2)
+//         tile kernel over the full K
+//   A does not fit (long prompts with large K):
+//     for each block of nb columns     (nb rows of B, sized to half of L2: read from memory once)
+//       for each tile of rm rows       (rm rows of A: read from L3 once per block, then from L1/L2)
+//         for each tile of rn columns in the block
+//           tile kernel over the full K
+// Either way every row of B comes from memory exactly once per call, which is what bounds decode,
+// and B is never copied.
 #include "ops/gemm.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <string>
 
+#include <unistd.h>
+
+#include "core/check.h"
 #include "core/parallel.h"
+#include "ops/gemm_kernels.h"
 
 namespace reslens::ops {
-
+namespace detail {
 namespace {
 
-float dot(const float* a, const float* b, int64_t k) {
-  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    for (int j = 0; j < 8; ++j) lane[j] = std::fma(a[i + j], b[i + j], lane[j]);
-  }
-  float s = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
-  for (; i < k; ++i) s = std::fma(a[i], b[i], s);
-  return s;
+std::atomic<int64_t> g_l2_override{0};
+
+// Bytes of L2 per core, for blocking; sysconf knows it on Linux, else assume a common 1 MiB. Only speed
+// depends on it: tiles are computed the same way wherever the block boundaries fall.
+int64_t l2_bytes() {
+  const int64_t forced = g_l2_override.load();
+  if (forced > 0) return forced;
+  static const int64_t detected = [] {
+    int64_t b = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return b > 0 ? std::clamp<int64_t>(b, int64_t{256} << 10, int64_t{8} << 20) : int64_t{1} << 20;
+  }();
+  return detected;
 }
 
-template <bool kAccumulate>
-void matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-            float* C, int64_t ldc, int n_threads) {
-  parallel_for(n_threads, N, [&](int64_t n0, int64_t n1) {
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t n = n0; n < n1; ++n) {
-        const float s = dot(A + m * lda, B + n * ldb, K);
-        if constexpr (kAccumulate) {
-          C[m * ldc + n] += s;
-        } else {
-          C[m * ldc + n] = s;
-        }
-      }
+// Below this many multiply-adds a single thread is faster than waking the pool.
+constexpr int64_t kMinParallelFmas = int64_t{1} << 18;
+
+// ---- scalar reference path --------------------------------------------------------------------
+
+// The defining sequence of gemm.h, one element at a time.
+float dot_scalar(int64_t K, const float* a, const float* b) {
+  float lane[kGemmLanes] = {};  // [16]: partial sums, lane j over k = j (mod 16)
+  int64_t k = 0;
+  for (; k + kGemmLanes <= K; k += kGemmLanes)
+    for (int j = 0; j < kGemmLanes; ++j) lane[j] = std::fma(a[k + j], b[k + j], lane[j]);
+  for (int j = 0; k + j < K; ++j) lane[j] = std::fma(a[k + j], b[k + j], lane[j]);
+  return reduce_lanes(lane);
+}
+
+void scalar_tile(int64_t K, const float* A, int64_t /*lda*/, const float* B, int64_t /*ldb*/,
+                 float* C, int64_t /*ldc*/, bool accumulate) {
+  const float sum = dot_scalar(K, A, B);
+  *C = accumulate ? *C + sum : sum;
+}
+
+constexpr TileSet make_scalar_tiles() {
+  TileSet t;
+  t.rows = 1;
+  t.cols[1] = 1;
+  t.fn[1][1] = &scalar_tile;
+  return t;
+}
+constexpr TileSet kScalarTiles = make_scalar_tiles();
+
+// ---- dispatch -----------------------------------------------------------------------------------
+
+std::atomic<int> g_isa_limit{static_cast<int>(GemmIsa::avx512)};
+std::atomic<bool> g_force_scalar{false};
+
+GemmIsa detect_best_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (avx512_tiles() != nullptr && __builtin_cpu_supports("avx512f")) return GemmIsa::avx512;
+  if (avx2_tiles() != nullptr && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return GemmIsa::avx2;
+#endif
+  return GemmIsa::scalar;
+}
+
+const TileSet& tiles_for(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::avx512:
+      return *avx512_tiles();
+    case GemmIsa::avx2:
+      return *avx2_tiles();
+    case GemmIsa::scalar:
+      break;
+  }
+  return kScalarTiles;
+}
+
+struct Problem {
+  int64_t M, N, K;
+  const float* A;  // [M, K], row stride lda
+  int64_t lda;
+  const float* B;  // [N, K], row stride ldb
+  int64_t ldb;
+  float* C;  // [M, N], row stride ldc
+  int64_t ldc;
+  bool accumulate;
+};
+
+void run_tile(const TileSet& ts, const Problem& p, int64_t i0, int64_t cm, int64_t n0, int64_t cn) {
+  ts.fn[cm][cn](p.K, p.A + i0 * p.lda, p.lda, p.B + n0 * p.ldb, p.ldb, p.C + i0 * p.ldc + n0, p.ldc,
+                p.accumulate);
+}
+
+// Runs columns [n_begin, n_end) of C for all rows, in tiles of at most rm x rn, in the loop order
+// described at the top of this file.
+void run_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
+                 int64_t n_end) {
+  const int64_t budget = l2_bytes() / 2;
+  const int64_t row_bytes = std::max<int64_t>(p.K, 1) * static_cast<int64_t>(sizeof(float));
+  if (p.M * row_bytes <= budget) {
+    for (int64_t n0 = n_begin; n0 < n_end; n0 += rn) {
+      const int64_t cn = std::min(rn, n_end - n0);
+      for (int64_t i0 = 0; i0 < p.M; i0 += rm) run_tile(ts, p, i0, std::min(rm, p.M - i0), n0, cn);
     }
+    return;
+  }
+  const int64_t nb = std::max<int64_t>(rn, budget / row_bytes / rn * rn);
+  for (int64_t b0 = n_begin; b0 < n_end; b0 += nb) {
+    const int64_t b1 = std::min(n_end, b0 + nb);
+    for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
+      const int64_t cm = std::min(rm, p.M - i0);
+      for (int64_t n0 = b0; n0 < b1; n0 += rn) run_tile(ts, p, i0, cm, n0, std::min(rn, b1 - n0));
+    }
+  }
+}
+
+void run(const Problem& p, int n_threads) {
+  RESLENS_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, "matmul_nt: negative size");
+  if (p.M == 0 || p.N == 0) return;
+  RESLENS_CHECK(p.C != nullptr && p.ldc >= p.N, "matmul_nt: bad C or ldc");
+  RESLENS_CHECK(p.K == 0 || (p.A != nullptr && p.B != nullptr), "matmul_nt: null A or B");
+  RESLENS_CHECK(p.M == 1 || p.lda >= p.K, "matmul_nt: lda < K");
+  RESLENS_CHECK(p.N == 1 || p.ldb >= p.K, "matmul_nt: ldb < K");
+
+  const TileSet& ts = tiles_for(gemm_active_isa());
+  const int64_t rm = std::min<int64_t>(ts.rows, p.M);
+  const int64_t rn = ts.cols[rm];
+  const int64_t n_tiles = (p.N + rn - 1) / rn;
+
+  if (n_threads <= 0) n_threads = hardware_threads();
+  if (p.M * p.N * std::max<int64_t>(p.K, 1) < kMinParallelFmas) n_threads = 1;
+  // Threads own disjoint column ranges of C; each element is computed whole by one thread, so the
+  // split cannot change any result.
+  parallel_for(n_threads, n_tiles, [&](int64_t t0, int64_t t1) {
+    run_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
   });
 }
 
 }  // namespace
 
+GemmIsa gemm_best_isa() {
+  static const GemmIsa best = detect_best_isa();
+  return best;
+}
+
+void set_gemm_isa_limit(GemmIsa limit) { g_isa_limit.store(static_cast<int>(limit)); }
+
+GemmIsa gemm_active_isa() {
+  if (g_force_scalar.load()) return GemmIsa::scalar;
+  const int best = static_cast<int>(gemm_best_isa());
+  return static_cast<GemmIsa>(std::min(best, g_isa_limit.load()));
+}
+
+void set_force_scalar(bool force) { g_force_scalar.store(force); }
+
+void set_gemm_l2_bytes(int64_t bytes) { g_l2_override.store(bytes); }
+
+}  // namespace detail
+
 void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                int64_t ldb, float* C, int64_t ldc, int n_threads) {
-  matmul<false>(M, N, K, A, lda, B, ldb, C, ldc, n_threads);
+  detail::run({M, N, K, A, lda, B, ldb, C, ldc, false}, n_threads);
 }
 
 void matmul_nt_accumulate(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                           const float* B, int64_t ldb, float* C, int64_t ldc, int n_threads) {
-  matmul<true>(M, N, K, A, lda, B, ldb, C, ldc, n_threads);
+  detail::run({M, N, K, A, lda, B, ldb, C, ldc, true}, n_threads);
 }
 
 }  // namespace reslens::ops

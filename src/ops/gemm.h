@@ -1,4 +1,24 @@
-// Matrix multiply for weights stored [out, in] (TransformerLens/nn.Linear layout).
+// Matrix multiply for the forward pass: activations [tokens, in] times a weight matrix stored the way
+// checkpoints store it, [out, in] with `in` contiguous ("NT"). Weights are usually memory-mapped, so
+// the kernel reads B in place and never copies it.
+//
+// Determinism is part of the contract, because interpretability results are compared across runs,
+// machines and prompt lengths. Every output element is computed by the same fixed sequence of float
+// operations, whatever the shape, thread count or CPU:
+//
+//   lane[j]  (j = 0..15) starts at +0.0f and is a chain of fused multiply-adds
+//            lane[j] = fma(A[m, k], B[n, k], lane[j]) over k = j, j + 16, j + 32, ... < K, increasing k;
+//   h8[i] = lane[i] + lane[i + 8]   (i < 8)
+//   h4[i] = h8[i] + h8[i + 4]       (i < 4)
+//   h2[i] = h4[i] + h4[i + 2]       (i < 2)
+//   sum   = h2[0] + h2[1]
+//   matmul_nt:            C[m, n] = sum
+//   matmul_nt_accumulate: C[m, n] = C[m, n] + sum
+//
+// The AVX-512 path holds the 16 lanes in one register, the AVX2 path in two, the scalar fallback in an
+// array with std::fma; the K tail (K % 16 != 0) updates only the lanes it owns (masked FMA), so all
+// three give the same bits. (The one thing not promised is which NaN payload comes out when inputs
+// hold several different NaNs.)
 #pragma once
 
 #include <cstdint>
@@ -9,6 +29,7 @@ namespace reslens::ops {
 /// A: [M, K] with row stride lda; B: [N, K] with row stride ldb; C: [M, N] with row stride ldc (floats).
 /// Determinism: the float value of C[m, n] depends only on K, row m of A and row n of B -- never on M,
 /// N, the thread count, the CPU code path chosen at run time, or where the rows sit in memory.
+/// n_threads <= 0 means all hardware threads. C must not overlap A or B.
 void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                int64_t ldb, float* C, int64_t ldc, int n_threads);
 
@@ -16,4 +37,27 @@ void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
 void matmul_nt_accumulate(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                           const float* B, int64_t ldb, float* C, int64_t ldc, int n_threads);
 
+namespace detail {
+
+/// Instruction sets the kernel can run on, in increasing order.
+enum class GemmIsa { scalar = 0, avx2 = 1, avx512 = 2 };
+
+/// The best instruction set this CPU (and this build) supports.
+GemmIsa gemm_best_isa();
+
+/// Test/benchmark hook: cap the instruction set used by later calls (process-wide). Passing
+/// GemmIsa::avx512 removes the cap. Results do not change with it; only speed does.
+void set_gemm_isa_limit(GemmIsa limit);
+
+/// The instruction set later calls will use (the best one, under the cap).
+GemmIsa gemm_active_isa();
+
+/// Test hook: force (true) or stop forcing (false) the portable scalar path.
+void set_force_scalar(bool force);
+
+/// Test hook: the L2 size (bytes) the cache blocking plans for; 0 restores the detected size. Only
+/// the loop order and block sizes change, never the results.
+void set_gemm_l2_bytes(int64_t bytes);
+
+}  // namespace detail
 }  // namespace reslens::ops

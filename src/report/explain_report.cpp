@@ -223,6 +223,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
                      {"ffn_neurons", ffn}, {"attn_neurons", attn}};
   }
   j["checks"] = ex.checks;
+  j["method_counts"] = ex.method_counts;
   return j;
 }
 

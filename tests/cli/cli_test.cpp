@@ -213,3 +213,76 @@ TEST(Cli, BadInputGivesOneClearLine) {
 
 }  // namespace
 }  // namespace reslens
+
+namespace reslens {
+namespace {
+
+TEST(CliExplain, JsonHasTheDocumentedKeysAndArraysGoToNpy) {
+  const auto dir = test::scratch_dir("explain");
+  const auto r = cli({"explain", shared("models/stories260K/stories260K.gguf"), "Once upon a time", "--json", "--top", "5",
+                      "--out", dir.string(), "--foil", " there"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"target", "layers", "heads", "ffn_neurons", "attn_neurons", "query_ffn_neurons", "lens", "contrast"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  for (const char* k : {"id", "text", "log_prob", "bs_log_prob"}) EXPECT_TRUE(j["target"].contains(k)) << k;
+  EXPECT_EQ(j["target"]["id"], 432);
+  EXPECT_EQ(j["layers"].size(), 5u);
+  EXPECT_EQ(j["heads"].size(), 5u);
+  EXPECT_EQ(j["heads"][0].size(), 8u);
+  ASSERT_EQ(j["ffn_neurons"].size(), 5u);
+  EXPECT_EQ(j["ffn_neurons"][0]["label"], "L1N101");
+  EXPECT_GE(j["ffn_neurons"][0]["score"].get<double>(), j["ffn_neurons"][1]["score"].get<double>());
+  for (const char* k : {"layer", "neuron", "score", "coef"}) EXPECT_TRUE(j["ffn_neurons"][0].contains(k)) << k;
+  for (const char* k : {"layer", "head", "dim", "pos", "score"}) EXPECT_TRUE(j["attn_neurons"][0].contains(k)) << k;
+  const NpyArray ffn = read_npy(dir / "ffn_neuron_scores.npy");
+  EXPECT_EQ(ffn.shape, (std::vector<int64_t>{5, 172}));
+  EXPECT_NEAR(ffn.data[static_cast<size_t>(1 * 172 + 101)], 1.0408607952, 1e-5);
+  EXPECT_EQ(read_npy(dir / "attn_neuron_scores.npy").shape, (std::vector<int64_t>{5, 8, 8, 5}));
+  EXPECT_TRUE(std::filesystem::exists(dir / "explanation.json"));
+  // The terminal report names the top neuron and the layers.
+  const auto text = cli({"explain", shared("models/stories260K/stories260K.gguf"), "Once upon a time"});
+  EXPECT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("L1N101"), std::string::npos);
+  EXPECT_NE(text.out.find("Logit lens"), std::string::npos);
+}
+
+TEST(CliExplain, LensAndAblate) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto lens = cli({"lens", m, "Once upon a time", "--json"});
+  ASSERT_EQ(lens.code, 0) << lens.err;
+  EXPECT_EQ(nlohmann::json::parse(lens.out)["points"].size(), 11u);
+  const auto ab = cli({"ablate", m, "Once upon a time", "--ffn", "1:101,2:122,3:136", "--json"});
+  ASSERT_EQ(ab.code, 0) << ab.err;
+  const auto j = nlohmann::json::parse(ab.out);
+  EXPECT_LT(j["after"]["prob"].get<double>(), j["before"]["prob"].get<double>());
+  EXPECT_EQ(j["random"]["ffn"].size(), 3u);
+  EXPECT_EQ(cli({"ablate", m, "Once upon a time", "--heads", "2:5", "--attn", "2:6:6@3", "--activation"}).code, 0);
+}
+
+TEST(CliExplain, BadRequestsGiveOneClearLine) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const std::vector<BadCase> cases = {
+      {{"explain", m, "Once upon a time", "--position", "9"}, 2, {"position 9 is out of range"}},
+      {{"explain", m, "Once upon a time", "--target", "99999"}, 2, {"outside the vocabulary"}},
+      {{"ablate", m, "Once", "--ffn", "1:999"}, 2, {"FFN neuron 999 is out of range"}},
+      {{"ablate", m, "Once", "--heads", "7:0"}, 2, {"layer 7 is out of range"}},
+      {{"ablate", m, "Once", "--attn", "1:2"}, 2, {"should have 3 numbers"}},
+      {{"ablate", m, "Once"}, 2, {"nothing to ablate"}},
+      {{"explain", m, "Once", "--compat", "sometimes"}, 2, {"--compat"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = cli(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args[0] << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    for (const auto& f : c.fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in " << r.err;
+  }
+  // A target given as text that is several tokens: explained with a note.
+  const auto multi = cli({"explain", m, "Once upon a time", "--target", "zzqx", "--json"});
+  EXPECT_EQ(multi.code, 0);
+  EXPECT_NE(multi.err.find("is 5 tokens"), std::string::npos) << multi.err;
+}
+
+}  // namespace
+}  // namespace reslens

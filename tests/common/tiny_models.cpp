@@ -67,7 +67,9 @@ GgufBuilder tiny_llama_gguf(const TinyLlamaSpec& s) {
       b.tensor_raw(name, ne, 2, std::vector<uint8_t>(n / 32 * 18));
       return;
     }
-    b.tensor_f32(name, ne, norm ? ones_ish(n, seed) : values(n, seed));
+    auto v = norm ? ones_ish(n, seed) : values(n, seed);
+    if (name == s.nan_tensor) v[0] = std::nanf("");
+    b.tensor_f32(name, ne, v);
   };
   add("token_embd.weight", {d, V});
   add("output_norm.weight", {d}, true);

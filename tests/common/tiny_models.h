@@ -20,6 +20,7 @@ struct TinyLlamaSpec {
   std::map<std::string, std::vector<uint64_t>> shape_override;  ///< tensor name -> ggml ne
   std::string drop_tensor;                                      ///< leave this tensor out
   std::string q4_tensor;                                        ///< store this one as Q4_0
+  std::string nan_tensor;                                       ///< put a NaN into this one
 };
 
 /// The vocabulary used by the tiny models (pieces with ▁ for spaces).

@@ -20,9 +20,6 @@ void register_predict(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->add_flag("--logits", *logits_flag, "With --json: include every vocabulary logit at the last position");
   cmd->callback([=] {
-    if (prompt->text.empty() && prompt->ids.empty() && prompt->bos != "yes") {
-      // An empty prompt is allowed when BOS is added (the model's default or --bos yes).
-    }
     const auto model = args->load();
     const std::vector<int32_t> tokens = prompt->tokens(*model);
     RunOptions o;

@@ -1,6 +1,9 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
 #include <cmath>
 #include <iostream>
 #include <numeric>
@@ -9,32 +12,69 @@
 
 namespace reslens::cli {
 
+namespace {
+// PromptArgs::add finds the command's ModelArgs here, so commands declare them independently.
+std::map<const CLI::App*, ModelArgs*>& model_args_of() {
+  static std::map<const CLI::App*, ModelArgs*> m;
+  return m;
+}
+}  // namespace
+
+std::string default_model_path() {
+  if (const char* e = std::getenv("RESLENS_MODEL"); e != nullptr && *e) return e;
+  return RESLENS_DEFAULT_MODEL;
+}
+
 void ModelArgs::add(CLI::App& app, bool model_positional) {
   if (model_positional) {
-    app.add_option("model", model, "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory")
-        ->required();
-  } else {
-    app.add_option("-m,--model", model, "Model path")->required();
+    app.add_option("model", model,
+                   "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory (default: " + default_model_path() + ")");
   }
+  app.add_option("-m,--model", model_opt, "Model path (instead of the positional MODEL)");
   app.add_option("--tokenizer", tokenizer, "Tokenizer file (llama2.c checkpoints)");
   app.add_option("-t,--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  model_args_of()[&app] = this;
 }
 
-std::shared_ptr<const Model> ModelArgs::load() const {
+std::shared_ptr<const Model> ModelArgs::load() {
+  std::string chosen = model_opt;
+  std::error_code ec;
+  if (prompt != nullptr) prompt->text_given = prompt->text_opt != nullptr && prompt->text_opt->count() > 0;
+  if (!model.empty()) {
+    const bool wants_text = prompt != nullptr && !prompt->text_given && prompt->ids.empty();
+    if (!model_opt.empty() || (wants_text && !std::filesystem::exists(model, ec))) {
+      // The one positional is the prompt: reslens explain "The capital of France is".
+      if (prompt == nullptr || prompt->text_given) {
+        throw InvalidArgument("too many arguments: the model is given by --model and '" + model + "' is extra");
+      }
+      prompt->text = model;
+      prompt->text_given = true;
+    } else {
+      chosen = model;
+    }
+  }
+  if (chosen.empty()) {
+    chosen = default_model_path();
+    if (!std::filesystem::exists(chosen, ec)) {
+      throw IoError("no model given and the default model " + chosen + " was not found: pass MODEL or set RESLENS_MODEL");
+    }
+  }
+  if (prompt != nullptr && prompt->text_required && !prompt->text_given && prompt->ids.empty()) {
+    throw InvalidArgument("no text given: pass TEXT after the model");
+  }
   LoadOptions o;
   o.tokenizer_path = tokenizer;
-  return Model::load(model, o);
+  return Model::load(chosen, o);
 }
 
-void PromptArgs::add(CLI::App& app, bool text_required) {
+void PromptArgs::add(CLI::App& app, bool required) {
+  text_required = required;
   auto* t = app.add_option("text", text, "Prompt text");
-  if (text_required) {
-    t->required();
-  } else {
-    app.add_option("--ids", ids, "Token ids instead of text, comma-separated: 1,2,3")->excludes(t);
-  }
+  text_opt = t;
+  if (!required) app.add_option("--ids", ids, "Token ids instead of text, comma-separated: 1,2,3")->excludes(t);
   app.add_option("--bos", bos, "Prepend BOS: yes, no, or auto (the model's own setting)")
       ->check(CLI::IsMember({"yes", "no", "auto"}));
+  if (auto it = model_args_of().find(&app); it != model_args_of().end()) it->second->prompt = this;
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {

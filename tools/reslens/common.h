@@ -13,13 +13,24 @@
 
 namespace reslens::cli {
 
-/// Flags shared by every command that loads a model.
+struct PromptArgs;
+
+/// The model every command uses when none is named: $RESLENS_MODEL, else the knowledge model that
+/// ships in the source tree (models/knowledge-gpt2).
+std::string default_model_path();
+
+/// Flags shared by every command that loads a model: `[MODEL]` (first positional) or `-m MODEL`;
+/// without either, the default model. With a prompt, a single positional that is not an existing
+/// path is the prompt text: `reslens explain "The capital of France is"`.
 struct ModelArgs {
-  std::string model;
+  std::string model;      ///< the first positional
+  std::string model_opt;  ///< -m/--model
   std::string tokenizer;
   int threads = 0;
+  PromptArgs* prompt = nullptr;  ///< set by PromptArgs::add on the same command
   void add(CLI::App& app, bool model_positional = true);
-  std::shared_ptr<const Model> load() const;
+  /// Resolves which positional is the model and which the text, then loads the model.
+  std::shared_ptr<const Model> load();
 };
 
 /// The prompt: TEXT, or --ids, with --bos yes|no|auto.
@@ -27,7 +38,9 @@ struct PromptArgs {
   std::string text;
   std::string ids;
   std::string bos = "auto";
-  bool have_text = false;
+  bool text_required = false;
+  bool text_given = false;          ///< TEXT was on the command line (possibly empty: "")
+  CLI::Option* text_opt = nullptr;
   void add(CLI::App& app, bool text_required = false);
   /// Token ids for the model (validated: non-empty, in range).
   std::vector<int32_t> tokens(const Model& model) const;

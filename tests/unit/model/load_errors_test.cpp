@@ -169,5 +169,22 @@ TEST_F(LoadErrors, InterventionsAreValidated) {
   EXPECT_NO_THROW(run(*m, ids, o));
 }
 
+TEST_F(LoadErrors, NonFiniteActivationsCannotBeExplained) {
+  TinyLlamaSpec s;
+  s.nan_tensor = "blk.0.ffn_up.weight";
+  const auto m = Model::load(gguf(s));
+  const std::vector<int32_t> ids = {1, 4, 5};
+  RunOptions o;
+  o.capture = explain_capture();
+  o.all_logits = true;
+  const RunResult r = run(*m, ids, o);
+  try {
+    explain(*m, r, ids, {});
+    FAIL() << "explain accepted NaN activations";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace reslens

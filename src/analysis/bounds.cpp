@@ -1,0 +1,315 @@
+// Weight-only bound quantities (computed once per model, cached) and the bounded log-expectation.
+#include "analysis/bounds.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <numeric>
+
+#include "core/parallel.h"
+#include "ops/gemm.h"
+
+namespace reslens::analysis {
+
+namespace {
+
+// Float GEMMs feed these bounds; a small relative slack keeps them upper bounds despite rounding.
+constexpr double kSlack = 1.01;
+constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '1', '\n'};
+
+uint64_t fnv(uint64_t h, const void* p, size_t n) {
+  const auto* c = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+// Identifies a model's weights cheaply: its dimensions and a strided sample of every matrix the
+// bounds read, so an edited or different model never reuses a stale cache entry.
+uint64_t fingerprint(const Model& m) {
+  const ModelConfig& c = m.config();
+  uint64_t h = 1469598103934665603ull;
+  const int64_t dims[] = {c.n_layers, c.d_model, c.n_heads, c.d_head, c.d_mlp, c.d_vocab,
+                          static_cast<int64_t>(c.normalization_type)};
+  h = fnv(h, dims, sizeof dims);
+  auto sample = [&](const MatrixView& v) {
+    if (v.empty()) return;
+    const int64_t n = v.rows * v.cols;
+    for (int64_t i = 0; i < n; i += 997) {
+      const float x = v.at(i / v.cols, i % v.cols);
+      h = fnv(h, &x, 4);
+    }
+  };
+  const ModelWeights& w = m.weights();
+  sample(w.W_U);
+  h = fnv(h, w.ln_final_w.data, static_cast<size_t>(w.ln_final_w.size) * 4);
+  for (const auto& l : w.layers) {
+    sample(l.W_out);
+    sample(l.W_O);
+  }
+  return h;
+}
+
+std::filesystem::path cache_dir() {
+  if (const char* e = std::getenv("RESLENS_CACHE_DIR"); e != nullptr && *e) return e;
+  if (const char* e = std::getenv("XDG_CACHE_HOME"); e != nullptr && *e) return std::filesystem::path(e) / "reslens";
+  if (const char* e = std::getenv("HOME"); e != nullptr && *e) return std::filesystem::path(e) / ".cache" / "reslens";
+  return {};
+}
+
+void write_vecs(std::ofstream& out, const std::vector<std::vector<double>>& vs) {
+  const uint64_t n = vs.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  for (const auto& v : vs) {
+    const uint64_t k = v.size();
+    out.write(reinterpret_cast<const char*>(&k), 8);
+    out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(k * 8));
+  }
+}
+
+bool read_vecs(std::ifstream& in, std::vector<std::vector<double>>& vs) {
+  uint64_t n = 0;
+  if (!in.read(reinterpret_cast<char*>(&n), 8) || n > (1u << 20)) return false;
+  vs.resize(n);
+  for (auto& v : vs) {
+    uint64_t k = 0;
+    if (!in.read(reinterpret_cast<char*>(&k), 8) || k > (uint64_t{1} << 32)) return false;
+    v.resize(k);
+    if (!in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(k * 8))) return false;
+  }
+  return true;
+}
+
+bool load_cached(const std::filesystem::path& p, uint64_t fp, ModelBounds& mb) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return false;
+  char magic[8];
+  uint64_t got = 0;
+  if (!in.read(magic, 8) || std::memcmp(magic, kCacheMagic, 8) != 0) return false;
+  if (!in.read(reinterpret_cast<char*>(&got), 8) || got != fp) return false;
+  if (!in.read(reinterpret_cast<char*>(&mb.umax), 8)) return false;
+  return read_vecs(in, mb.ffn_gamma_norm) && read_vecs(in, mb.ffn_norm) && read_vecs(in, mb.attn_gamma_norm) &&
+         read_vecs(in, mb.attn_norm) && read_vecs(in, mb.head_gram_gamma) && read_vecs(in, mb.head_gram);
+}
+
+void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds& mb) {
+  std::error_code ec;
+  std::filesystem::create_directories(p.parent_path(), ec);
+  if (ec) return;  // the cache is an optimisation: an unwritable folder only costs time
+  const auto tmp = p.string() + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) return;
+    out.write(kCacheMagic, 8);
+    out.write(reinterpret_cast<const char*>(&fp), 8);
+    out.write(reinterpret_cast<const char*>(&mb.umax), 8);
+    write_vecs(out, mb.ffn_gamma_norm);
+    write_vecs(out, mb.ffn_norm);
+    write_vecs(out, mb.attn_gamma_norm);
+    write_vecs(out, mb.attn_norm);
+    write_vecs(out, mb.head_gram_gamma);
+    write_vecs(out, mb.head_gram);
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, p, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+// Gamma-norms and norms of every row of y0 [n, d], and (when group > 0) the Gram matrices of each
+// consecutive block of `group` rows.
+void direction_stats(const std::vector<float>& y0, int64_t n, int64_t d, const std::vector<float>& gamma, int64_t group,
+                     int threads, std::vector<double>& gnorm, std::vector<double>& norm, std::vector<double>* gram_g,
+                     std::vector<double>* gram) {
+  std::vector<float> z(static_cast<size_t>(n * d));  // y0 Gamma
+  ops::matmul_nt(n, d, d, y0.data(), d, gamma.data(), d, z.data(), d, threads);
+  gnorm.assign(static_cast<size_t>(n), 0.0);
+  norm.assign(static_cast<size_t>(n), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    double a = 0, b = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double y = static_cast<double>(y0[static_cast<size_t>(i * d + k)]);
+      a += static_cast<double>(z[static_cast<size_t>(i * d + k)]) * y;
+      b += y * y;
+    }
+    gnorm[static_cast<size_t>(i)] = std::max(0.0, a) * kSlack;
+    norm[static_cast<size_t>(i)] = std::sqrt(b) * kSlack;
+  }
+  if (group <= 0) return;
+  const int64_t blocks = n / group;
+  gram_g->assign(static_cast<size_t>(blocks * group * group), 0.0);
+  gram->assign(static_cast<size_t>(blocks * group * group), 0.0);
+  parallel_for(threads, blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t i = 0; i < group; ++i) {
+        for (int64_t j = 0; j < group; ++j) {
+          double sg = 0, se = 0;
+          const float* yi = y0.data() + (b * group + i) * d;
+          const float* yj = y0.data() + (b * group + j) * d;
+          const float* zi = z.data() + (b * group + i) * d;
+          for (int64_t k = 0; k < d; ++k) {
+            sg += static_cast<double>(zi[k]) * static_cast<double>(yj[k]);
+            se += static_cast<double>(yi[k]) * static_cast<double>(yj[k]);
+          }
+          (*gram_g)[static_cast<size_t>((b * group + i) * group + j)] = sg;
+          (*gram)[static_cast<size_t>((b * group + i) * group + j)] = se;
+        }
+      }
+    }
+  });
+}
+
+std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
+  const ModelConfig& c = m.config();
+  const MatrixView& U = m.weights().W_U;
+  auto mb = std::make_shared<ModelBounds>();
+  mb->d = c.d_model;
+  mb->V = c.d_vocab;
+  const int64_t d = c.d_model, V = c.d_vocab;
+  mb->unembed_t.resize(static_cast<size_t>(d * V));
+  for (int64_t j = 0; j < V; ++j) {
+    const float* u = U.row(j);
+    double n2 = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      mb->unembed_t[static_cast<size_t>(k * V + j)] = u[k];
+      n2 += static_cast<double>(u[k]) * static_cast<double>(u[k]);
+    }
+    mb->umax = std::max(mb->umax, std::sqrt(n2));
+  }
+  mb->umax *= kSlack;
+  const uint64_t fp = fingerprint(m);
+  const std::filesystem::path dir = cache_dir();
+  const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("bounds-" + std::to_string(fp) + ".bin");
+  if (!file.empty() && load_cached(file, fp, *mb)) return mb;
+  std::vector<float> gamma(static_cast<size_t>(d * d));  // W_U^T W_U
+  ops::matmul_nt(d, d, V, mb->unembed_t.data(), V, mb->unembed_t.data(), V, gamma.data(), d, threads);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = m.weights().layers[static_cast<size_t>(l)];
+    std::vector<double> g, n, gg, ge;
+    direction_stats(prepared_columns(m, lw.W_out, 0, c.d_mlp), c.d_mlp, d, gamma, 0, threads, g, n, nullptr, nullptr);
+    mb->ffn_gamma_norm.push_back(std::move(g));
+    mb->ffn_norm.push_back(std::move(n));
+    const int64_t na = c.n_heads * c.d_head;
+    direction_stats(prepared_columns(m, lw.W_O, 0, na), na, d, gamma, c.d_head, threads, g, n, &gg, &ge);
+    mb->attn_gamma_norm.push_back(std::move(g));
+    mb->attn_norm.push_back(std::move(n));
+    mb->head_gram_gamma.push_back(std::move(gg));
+    mb->head_gram.push_back(std::move(ge));
+  }
+  if (!file.empty()) store_cached(file, fp, *mb);
+  return mb;
+}
+
+}  // namespace
+
+std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_threads) {
+  static std::mutex mu;
+  static std::map<uint64_t, std::weak_ptr<ModelBounds>> live;
+  static std::shared_ptr<ModelBounds> last;  // keeps the most recent model's bounds warm
+  const uint64_t fp = fingerprint(model);
+  const std::lock_guard<std::mutex> lock(mu);
+  if (auto hit = live[fp].lock()) return hit;
+  auto mb = compute(model, n_threads);
+  live[fp] = mb;
+  last = mb;
+  return mb;
+}
+
+std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count) {
+  const ModelConfig& c = model.config();
+  const VectorView& gamma = model.weights().ln_final_w;
+  const bool centered = c.normalization_type == NormType::kLayerNorm;
+  const int64_t d = c.d_model;
+  std::vector<float> out(static_cast<size_t>(count * d));
+  std::vector<double> mean(static_cast<size_t>(count), 0.0);
+  if (centered) {
+    for (int64_t i = 0; i < d; ++i) {
+      const float* r = m.row(i) + first;
+      for (int64_t k = 0; k < count; ++k) mean[static_cast<size_t>(k)] += static_cast<double>(r[k]);
+    }
+    for (double& x : mean) x /= static_cast<double>(d);
+  }
+  for (int64_t i = 0; i < d; ++i) {
+    const float* r = m.row(i) + first;
+    const double g = static_cast<double>(gamma[i]);
+    for (int64_t k = 0; k < count; ++k) {
+      out[static_cast<size_t>(k * d + i)] = static_cast<float>((static_cast<double>(r[k]) - mean[static_cast<size_t>(k)]) * g);
+    }
+  }
+  return out;
+}
+
+int TailSplit::index_of(int32_t id) const {
+  const auto it = std::find(ids.begin(), ids.end(), id);
+  return it == ids.end() ? -1 : static_cast<int>(it - ids.begin());
+}
+
+std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, const std::vector<const Distribution*>& dists,
+                                   int head_size, const std::vector<int32_t>& always, int n_threads) {
+  const int64_t V = mb.V, d = mb.d;
+  const auto n = static_cast<int64_t>(dists.size());
+  std::vector<TailSplit> out(static_cast<size_t>(n));
+  std::vector<float> tail_q(static_cast<size_t>(n * V), 0.0f);  // [n, V] q on the tail, 0 on the head
+  for (int64_t i = 0; i < n; ++i) {
+    const Distribution& dist = *dists[static_cast<size_t>(i)];
+    TailSplit& t = out[static_cast<size_t>(i)];
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    const int64_t k = std::min<int64_t>(head_size, V);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+      return dist.q[static_cast<size_t>(a)] > dist.q[static_cast<size_t>(b)] || (dist.q[static_cast<size_t>(a)] == dist.q[static_cast<size_t>(b)] && a < b);
+    });
+    t.ids.assign(order.begin(), order.begin() + k);
+    for (int32_t id : always) {
+      if (id >= 0 && t.index_of(id) < 0) t.ids.push_back(id);
+    }
+    std::vector<char> in_head(static_cast<size_t>(V), 0);
+    for (int32_t id : t.ids) {
+      in_head[static_cast<size_t>(id)] = 1;
+      t.q.push_back(dist.q[static_cast<size_t>(id)]);
+    }
+    for (int64_t j = 0; j < V; ++j) {
+      if (in_head[static_cast<size_t>(j)]) continue;
+      const double q = dist.q[static_cast<size_t>(j)];
+      t.mass += q;
+      t.q_max = std::max(t.q_max, q);
+      tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(q);
+    }
+    t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
+    for (size_t h = 0; h < t.ids.size(); ++h) {
+      const float* u = model.weights().W_U.row(t.ids[h]);
+      std::copy(u, u + d, t.head_rows.begin() + static_cast<std::ptrdiff_t>(h * static_cast<size_t>(d)));
+    }
+  }
+  // Every tail mean in one pass over W_U: mu [n, d] = tail_q [n, V] x W_U.
+  std::vector<float> mu(static_cast<size_t>(n * d));
+  ops::matmul_nt(n, d, V, tail_q.data(), V, mb.unembed_t.data(), V, mu.data(), d, n_threads);
+  for (int64_t i = 0; i < n; ++i) {
+    out[static_cast<size_t>(i)].mu.assign(mu.begin() + i * d, mu.begin() + (i + 1) * d);
+  }
+  return out;
+}
+
+double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double tail_quadratic,
+                               double tail_range, double tol) {
+  double head = 0;
+  for (size_t h = 0; h < t.ids.size(); ++h) {
+    if (head_delta[h] > 600) return NAN;  // exp would overflow: let the exact path handle it
+    head += t.q[h] * std::exp(head_delta[h]);
+  }
+  const double lower = head + t.mass + tail_linear;
+  if (!(lower > 0)) return NAN;
+  const double z = tail_range;
+  const double psi = z < 1e-4 ? 0.5 + z / 6.0 : (std::expm1(z) - z) / (z * z);
+  const double r = psi * tail_quadratic * t.q_max;
+  const double width = std::log1p(r / lower);
+  if (!(width <= 2 * tol)) return NAN;
+  return std::log(lower) + 0.5 * width;
+}
+
+}  // namespace reslens::analysis

@@ -1,0 +1,71 @@
+// Certified bounds for the log-normaliser change behind every importance score, so that most of the
+// paper's scores need a few dozen vocabulary entries instead of all of them (docs/explain.md,
+// "The bounded method").
+//
+// For a state with distribution q = softmax(bs(x)) and a vector v with projection s*g = bs(v),
+//   f = log sum_j q_j exp(s g_j)
+// splits the vocabulary into a head H (the tokens q ranks highest, plus the target and foil) and
+// the tail T. The head part is computed exactly. In the tail, exp(t) = 1 + t + phi(t) with
+// 0 <= phi(t) <= t^2 psi(|t|), psi(z) = (e^z - 1 - z) / z^2 increasing, so
+//   sum_T q_j exp(s g_j) = Q_T + s m_T + R,   m_T = y . mu_T,   mu_T = sum_T q_j u_j,
+//   0 <= R <= psi(|s| B) s^2 q_T,max sum_j g_j^2 = psi(|s| B) s^2 q_T,max (y^T Gamma y),
+// with u_j the rows of W_U, y the prepared vector (bs(v) = W_U y), Gamma = W_U^T W_U,
+// B >= max_j |g_j| (Cauchy-Schwarz: |y| max_j |u_j|). f is then known within log(1 + R / S_lo); when
+// that is below the tolerance the midpoint is exact to half of it, otherwise the caller computes f
+// over the whole vocabulary. Everything except mu_T and the head is a property of the weights.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "analysis/projector.h"
+#include "reslens/model.h"
+
+namespace reslens::analysis {
+
+/// Weight-only quantities of a model (in units where the frozen norm's scale is 1; divide by
+/// sigma / sigma^2 per explanation). Computed once per model and cached (memory and disk).
+struct ModelBounds {
+  int64_t d = 0, V = 0;
+  double umax = 0;                           ///< max_j |W_U[j]|
+  std::vector<float> unembed_t;              ///< [d, V] W_U transposed (for tail means)
+  /// Per layer, per FFN neuron k with y0 = gamma_f * c(fc2_k): y0^T Gamma y0 and |y0|.
+  std::vector<std::vector<double>> ffn_gamma_norm, ffn_norm;
+  /// Per layer, per attention neuron (h, n) with y0 = gamma_f * c(W_O[:, h*d_head+n]).
+  std::vector<std::vector<double>> attn_gamma_norm, attn_norm;
+  /// Per layer, per head: the [d_head, d_head] Gram matrices of its neurons' y0 under Gamma and
+  /// under the dot product, for bounds on combinations (head-positions, heads).
+  std::vector<std::vector<double>> head_gram_gamma, head_gram;
+};
+
+/// The model's bounds, computed on first use and kept for the process; also cached on disk under
+/// $RESLENS_CACHE_DIR (default $XDG_CACHE_HOME/reslens or ~/.cache/reslens) when writable.
+std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_threads);
+
+/// The prepared value vector y0 = gamma_f * c(v) of each column of a [d_model, n] matrix: [n, d].
+std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count);
+
+/// The head/tail split of one state's distribution.
+struct TailSplit {
+  std::vector<int32_t> ids;     ///< head tokens (target and foil included)
+  std::vector<double> q;        ///< their probabilities
+  std::vector<float> head_rows; ///< [|H|, d] the W_U rows of the head, for the head GEMM
+  double mass = 0;              ///< Q_T
+  double q_max = 0;             ///< max probability in the tail
+  std::vector<double> mu;       ///< [d] sum_T q_j W_U[j]
+  int index_of(int32_t id) const;
+};
+
+/// Head sets for several states at once (one pass over W_U for every tail mean).
+std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, const std::vector<const Distribution*>& dists,
+                                   int head_size, const std::vector<int32_t>& always, int n_threads);
+
+/// The certified value of f = log sum_j q_j exp(delta_j) for delta = s*g, given
+///   head_delta[h] = s * g_{ids[h]}, tail_linear = s * m_T, tail_quadratic = s^2 * y^T Gamma y,
+///   tail_range = |s| * B.
+/// Returns NaN when the interval is wider than 2 * tol (the caller computes f exactly).
+double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear,
+                               double tail_quadratic, double tail_range, double tol);
+
+}  // namespace reslens::analysis
