@@ -233,14 +233,23 @@ int64_t shard_size(int64_t n_sentences, const Shard& sh) {
 }
 
 struct RunArgs {
-  std::string model, dataset, tokenizer, out, shard = "1/1", bos = "auto";
+  std::vector<std::string> positional;  // [MODEL] DATASET
+  std::string model_opt, tokenizer, out, shard = "1/1", bos = "auto";
   int threads = 0;
   bool resume = false, force = false, strict = false, quiet = false, no_baselines = false, no_random = false;
   ExperimentOptions o;
 };
 
 void run_command(const RunArgs& a) {
-  if (a.model.empty() || a.dataset.empty()) throw InvalidArgument("experiment needs MODEL and DATASET (or: experiment merge OUT SHARD_DIR...)");
+  // Like every command, the model may be left out (the default model) or given with -m.
+  if (a.positional.empty() || a.positional.size() > 2) {
+    throw InvalidArgument("experiment takes [MODEL] DATASET (or: experiment merge OUT SHARD_DIR...)");
+  }
+  const std::string dataset_path = a.positional.back();
+  ModelArgs margs;
+  margs.model = a.positional.size() == 2 ? a.positional.front() : "";
+  margs.model_opt = a.model_opt;
+  margs.tokenizer = a.tokenizer;
   if (a.out.empty()) throw InvalidArgument("experiment needs an output folder: -o OUT");
   if (a.resume && a.force) throw InvalidArgument("--resume and --force contradict each other: choose one");
   ExperimentOptions o = a.o;
@@ -258,11 +267,8 @@ void run_command(const RunArgs& a) {
   }
   check_out(out, a.resume, a.force);
 
-  ModelArgs margs;
-  margs.model = a.model;
-  margs.tokenizer = a.tokenizer;
   const auto model = margs.load();
-  const Dataset dataset = read_dataset(a.dataset, o.strict);
+  const Dataset dataset = read_dataset(dataset_path, o.strict);
   report_skipped(dataset);
   const ExperimentInfo info = experiment_info(*model, dataset, o);
   prepare_out(out, a.resume, a.force);
@@ -401,8 +407,11 @@ void merge_command(const std::string& out_s, const std::vector<std::string>& dir
 void register_experiment(CLI::App& app) {
   auto* cmd = app.add_subcommand("experiment", "The paper's dataset evaluation: filter, attribute, intervene, tabulate");
   auto a = std::make_shared<RunArgs>();
-  cmd->add_option("model", a->model, "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory");
-  cmd->add_option("dataset", a->dataset, "JSONL: {\"prompt\", \"target\", \"type\", optional \"competitors\"} a line");
+  cmd->add_option("model_dataset", a->positional,
+                  "[MODEL] DATASET: the model (a .gguf, a llama2.c .bin or a Hugging Face directory; default: " +
+                      default_model_path() + ") and the JSONL dataset ({\"prompt\", \"target\", \"type\", "
+                      "optional \"competitors\"} a line)");
+  cmd->add_option("-m,--model", a->model_opt, "Model path (instead of the positional MODEL)");
   cmd->add_option("-o,--out", a->out, "Output folder (refused if it exists, unless --resume or --force)");
   cmd->add_option("--shard", a->shard, "Take share i of n (1-based, i/n): sentences with index % n == i-1");
   cmd->add_flag("--resume", a->resume, "Continue the interrupted run in OUT (same settings)");
