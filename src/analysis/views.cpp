@@ -109,6 +109,22 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
   return out;
 }
 
+namespace {
+
+// A neuron's value vector projected raw and scaled by its coefficient (the subvalue it writes).
+NeuronView neuron_view(const Projection& pr, const std::vector<float>& value, double coef, int k) {
+  NeuronView nv;
+  nv.coef = coef;
+  const std::vector<float> raw = pr.logits(value.data());
+  nv.raw = top_bottom(raw, k);
+  std::vector<float> sig(raw.size());
+  for (size_t j = 0; j < raw.size(); ++j) sig[j] = static_cast<float>(coef * static_cast<double>(raw[j]));
+  nv.signed_ = top_bottom(sig, k);
+  return nv;
+}
+
+}  // namespace
+
 NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
                            const ExplainOptions& options, int layer, int neuron, int k) {
   const ModelConfig& c = model.config();
@@ -120,14 +136,7 @@ NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Expla
   const MatrixView& W_out = model.weights().layers[static_cast<size_t>(layer)].W_out;
   std::vector<float> fc2(static_cast<size_t>(c.d_model));
   for (int64_t i = 0; i < c.d_model; ++i) fc2[static_cast<size_t>(i)] = W_out.at(i, neuron);
-  NeuronView nv;
-  nv.coef = static_cast<double>(pr.trace.post(layer, ex.position)[neuron]);
-  const std::vector<float> raw = pr.logits(fc2.data());
-  nv.raw = top_bottom(raw, k);
-  std::vector<float> sig(raw.size());
-  for (size_t j = 0; j < raw.size(); ++j) sig[j] = static_cast<float>(nv.coef * static_cast<double>(raw[j]));
-  nv.signed_ = top_bottom(sig, k);
-  return nv;
+  return neuron_view(pr, fc2, static_cast<double>(pr.trace.post(layer, ex.position)[neuron]), k);
 }
 
 NeuronView attn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
@@ -143,14 +152,7 @@ NeuronView attn_neuron_view(const Model& model, const RunResult& run, const Expl
   const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
   std::vector<float> col(static_cast<size_t>(c.d_model));
   for (int64_t i = 0; i < c.d_model; ++i) col[static_cast<size_t>(i)] = W_O.at(i, head * c.d_head + dim);
-  NeuronView nv;
-  nv.coef = ex.attn_coef.at({layer, head, dim, pos});
-  const std::vector<float> raw = pr.logits(col.data());
-  nv.raw = top_bottom(raw, k);
-  std::vector<float> sig(raw.size());
-  for (size_t j = 0; j < raw.size(); ++j) sig[j] = static_cast<float>(nv.coef * static_cast<double>(raw[j]));
-  nv.signed_ = top_bottom(sig, k);
-  return nv;
+  return neuron_view(pr, col, ex.attn_coef.at({layer, head, dim, pos}), k);
 }
 
 TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOptions& options, int ffn_layer,

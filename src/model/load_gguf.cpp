@@ -92,16 +92,17 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
   return c;
 }
 
-std::string weights_dtype(const gguf::File& f) {
-  std::set<std::string> types;
+std::string gguf_dtype(const gguf::File& f) {
+  std::vector<std::string> types;
   for (const auto& t : f.tensors()) {
-    if (t.ne.size() >= 2) types.insert(gguf::tensor_type_name(t.type));
+    if (t.ne.size() >= 2) types.push_back(gguf::tensor_type_name(t.type));
   }
-  if (types.size() == 1) return *types.begin();
-  std::string s = "mixed (";
-  for (const auto& t : types) s += (s.back() == '(' ? "" : ", ") + t;
-  return s + ")";
+  return weights_dtype(types);
 }
+
+constexpr LlamaLayerNames kGgufLlamaNames = {
+    "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
+    "attn_v.bias", "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
 
 }  // namespace
 
@@ -114,7 +115,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
                            "' is not supported (supported: llama, qwen2, gpt2)");
   }
   ModelConfig c = read_config(f, arch);
-  c.dtype = weights_dtype(f);
+  c.dtype = gguf_dtype(f);
   validate_config(c, src);
 
   auto storage = std::make_shared<ModelStorage>();
@@ -122,7 +123,6 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   GgufTensors t(f, *storage);
   const int64_t d = c.d_model;
   const int64_t q_dim = c.n_heads * c.d_head;
-  const int64_t kv_dim = c.n_key_value_heads * c.d_head;
 
   ModelWeights w;
   w.W_E = t.matrix("token_embd.weight", c.d_vocab, d);
@@ -134,40 +134,29 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
+    if (c.architecture != Architecture::kGpt2) {
+      w.layers.push_back(load_llama_layer(t, b, kGgufLlamaNames, c));
+      continue;
+    }
     LayerWeights L;
     L.ln1_w = t.vector(b + "attn_norm.weight", d);
     L.ln1_b = t.vector_opt(b + "attn_norm.bias", d);
     L.ln2_w = t.vector(b + "ffn_norm.weight", d);
     L.ln2_b = t.vector_opt(b + "ffn_norm.bias", d);
-    if (c.architecture == Architecture::kGpt2) {
-      const MatrixView qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);
-      L.W_Q = qkv.rows_slice(0, d);
-      L.W_K = qkv.rows_slice(d, d);
-      L.W_V = qkv.rows_slice(2 * d, d);
-      const VectorView qkv_b = t.vector(b + "attn_qkv.bias", 3 * d);
-      L.b_Q = {qkv_b.data, d};
-      L.b_K = {qkv_b.data + d, d};
-      L.b_V = {qkv_b.data + 2 * d, d};
-      L.W_O = t.matrix(b + "attn_output.weight", d, q_dim);
-      L.b_O = t.vector(b + "attn_output.bias", d);
-      L.W_in = t.matrix(b + "ffn_up.weight", c.d_mlp, d);
-      L.b_in = t.vector(b + "ffn_up.bias", c.d_mlp);
-      L.W_out = t.matrix(b + "ffn_down.weight", d, c.d_mlp);
-      L.b_out = t.vector(b + "ffn_down.bias", d);
-    } else {
-      L.W_Q = t.matrix(b + "attn_q.weight", q_dim, d);
-      L.W_K = t.matrix(b + "attn_k.weight", kv_dim, d);
-      L.W_V = t.matrix(b + "attn_v.weight", kv_dim, d);
-      if (c.qkv_bias) {
-        L.b_Q = t.vector(b + "attn_q.bias", q_dim);
-        L.b_K = t.vector(b + "attn_k.bias", kv_dim);
-        L.b_V = t.vector(b + "attn_v.bias", kv_dim);
-      }
-      L.W_O = t.matrix(b + "attn_output.weight", d, q_dim);
-      L.W_gate = t.matrix(b + "ffn_gate.weight", c.d_mlp, d);
-      L.W_in = t.matrix(b + "ffn_up.weight", c.d_mlp, d);
-      L.W_out = t.matrix(b + "ffn_down.weight", d, c.d_mlp);
-    }
+    const MatrixView qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);
+    L.W_Q = qkv.rows_slice(0, d);
+    L.W_K = qkv.rows_slice(d, d);
+    L.W_V = qkv.rows_slice(2 * d, d);
+    const VectorView qkv_b = t.vector(b + "attn_qkv.bias", 3 * d);
+    L.b_Q = {qkv_b.data, d};
+    L.b_K = {qkv_b.data + d, d};
+    L.b_V = {qkv_b.data + 2 * d, d};
+    L.W_O = t.matrix(b + "attn_output.weight", d, q_dim);
+    L.b_O = t.vector(b + "attn_output.bias", d);
+    L.W_in = t.matrix(b + "ffn_up.weight", c.d_mlp, d);
+    L.b_in = t.vector(b + "ffn_up.bias", c.d_mlp);
+    L.W_out = t.matrix(b + "ffn_down.weight", d, c.d_mlp);
+    L.b_out = t.vector(b + "ffn_down.bias", d);
     w.layers.push_back(L);
   }
 

@@ -139,16 +139,18 @@ double get_num_or(const json& j, const char* key, double fallback) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
 }
 
-std::string weights_dtype(const HfTensors& t) {
-  std::set<std::string> types;
+std::string hf_dtype(const HfTensors& t) {
+  std::vector<std::string> types;
   for (const TensorInfo& i : t.infos()) {
-    if (i.shape.size() >= 2) types.insert(i.dtype);
+    if (i.shape.size() >= 2) types.push_back(i.dtype);
   }
-  if (types.size() == 1) return *types.begin();
-  std::string s;
-  for (const auto& x : types) s += (s.empty() ? "" : ", ") + x;
-  return "mixed (" + s + ")";
+  return weights_dtype(types);
 }
+
+constexpr LlamaLayerNames kHfLlamaNames = {
+    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+    "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
+    "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"};
 
 void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelConfig& c, ModelWeights& w,
                 const std::string& src) {
@@ -177,7 +179,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
     throw UnsupportedError(src + ": rope_scaling " + cfg["rope_scaling"].dump() + " is not supported");
   }
   validate_config(c, src);
-  const int64_t d = c.d_model, q_dim = c.n_heads * c.d_head, kv_dim = c.n_key_value_heads * c.d_head;
+  const int64_t d = c.d_model;
   // Tied checkpoints store the matrix once, under either name (TinyStories-656K keeps lm_head.weight).
   const bool has_embed = t.has("model.embed_tokens.weight");
   const bool has_head = t.has("lm_head.weight");
@@ -187,23 +189,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.tied_embeddings = !(has_head && has_embed);
   w.ln_final_w = t.vector("model.norm.weight", d);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    LayerWeights L;
-    L.ln1_w = t.vector(p + "input_layernorm.weight", d);
-    L.ln2_w = t.vector(p + "post_attention_layernorm.weight", d);
-    L.W_Q = t.matrix(p + "self_attn.q_proj.weight", q_dim, d);
-    L.W_K = t.matrix(p + "self_attn.k_proj.weight", kv_dim, d);
-    L.W_V = t.matrix(p + "self_attn.v_proj.weight", kv_dim, d);
-    if (c.qkv_bias) {
-      L.b_Q = t.vector(p + "self_attn.q_proj.bias", q_dim);
-      L.b_K = t.vector(p + "self_attn.k_proj.bias", kv_dim);
-      L.b_V = t.vector(p + "self_attn.v_proj.bias", kv_dim);
-    }
-    L.W_O = t.matrix(p + "self_attn.o_proj.weight", d, q_dim);
-    L.W_gate = t.matrix(p + "mlp.gate_proj.weight", c.d_mlp, d);
-    L.W_in = t.matrix(p + "mlp.up_proj.weight", c.d_mlp, d);
-    L.W_out = t.matrix(p + "mlp.down_proj.weight", d, c.d_mlp);
-    w.layers.push_back(L);
+    w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", kHfLlamaNames, c));
   }
 }
 
@@ -299,7 +285,7 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
   } else {
     load_gpt2(cfg, t, c, w, src);
   }
-  c.dtype = weights_dtype(t);
+  c.dtype = hf_dtype(t);
   std::unique_ptr<Tokenizer> tokenizer;
   if (!o.tokenizer_path.empty()) {
     tokenizer = load_hf_tokenizer(std::filesystem::is_directory(o.tokenizer_path) ? o.tokenizer_path

@@ -1,6 +1,8 @@
 // Shape-checked materialisation and configuration validation shared by every loader.
 #include "model/loader.h"
 
+#include <set>
+
 #include "reslens/error.h"
 
 namespace reslens {
@@ -30,6 +32,14 @@ MatrixView matrix_view(ModelStorage& storage, const StoredTensor& t, const std::
 VectorView vector_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
                        int64_t size, const std::string& source) {
   return {materialize(storage, t, name, {size}, source), size};
+}
+
+std::string weights_dtype(const std::vector<std::string>& matrix_types) {
+  std::set<std::string> types(matrix_types.begin(), matrix_types.end());
+  if (types.size() == 1) return *types.begin();
+  std::string s;
+  for (const auto& t : types) s += (s.empty() ? "" : ", ") + t;
+  return "mixed (" + s + ")";
 }
 
 void validate_config(const ModelConfig& c, const std::string& source) {

@@ -39,6 +39,47 @@ VectorView vector_view(ModelStorage& storage, const StoredTensor& t, const std::
 /// Rejects absurd or inconsistent hyperparameters with a FormatError naming `source`.
 void validate_config(const ModelConfig& c, const std::string& source);
 
+/// Tensor names of a Llama-family block in one file format (prefix + name). One table per format;
+/// load_llama_layer reads a block through any tensor source with matrix()/vector() by these names.
+struct LlamaLayerNames {
+  const char* attn_norm;
+  const char* q;
+  const char* k;
+  const char* v;
+  const char* q_bias;
+  const char* k_bias;
+  const char* v_bias;
+  const char* o;
+  const char* ffn_norm;
+  const char* gate;
+  const char* up;
+  const char* down;
+};
+
+template <typename Source>
+LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaLayerNames& n, const ModelConfig& c) {
+  const int64_t d = c.d_model, q_dim = c.n_heads * c.d_head, kv_dim = c.n_key_value_heads * c.d_head;
+  LayerWeights L;
+  L.ln1_w = t.vector(prefix + n.attn_norm, d);
+  L.ln2_w = t.vector(prefix + n.ffn_norm, d);
+  L.W_Q = t.matrix(prefix + n.q, q_dim, d);
+  L.W_K = t.matrix(prefix + n.k, kv_dim, d);
+  L.W_V = t.matrix(prefix + n.v, kv_dim, d);
+  if (c.qkv_bias) {
+    L.b_Q = t.vector(prefix + n.q_bias, q_dim);
+    L.b_K = t.vector(prefix + n.k_bias, kv_dim);
+    L.b_V = t.vector(prefix + n.v_bias, kv_dim);
+  }
+  L.W_O = t.matrix(prefix + n.o, d, q_dim);
+  L.W_gate = t.matrix(prefix + n.gate, c.d_mlp, d);
+  L.W_in = t.matrix(prefix + n.up, c.d_mlp, d);
+  L.W_out = t.matrix(prefix + n.down, d, c.d_mlp);
+  return L;
+}
+
+/// "F32", or "mixed (F16, F32)": the storage types of a model's matrices (1-D tensors left out).
+std::string weights_dtype(const std::vector<std::string>& matrix_types);
+
 std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, const LoadOptions& o);
 std::shared_ptr<const Model> load_llama2c_model(const std::filesystem::path& path, const LoadOptions& o);
 std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, const LoadOptions& o);

@@ -52,7 +52,12 @@ void register_bench(CLI::App& app) {
   auto sizes = std::make_shared<std::string>("8,32,128");
   auto reps = std::make_shared<int>(5);
   auto json = std::make_shared<bool>(false);
+  auto with_explain = std::make_shared<bool>(false);
+  auto full_max = std::make_shared<int64_t>(8);
   args->add(*cmd);
+  cmd->add_flag("--explain", *with_explain,
+                "Also time a whole explain (all levels, all neurons, queries) with the bounded and the full method");
+  cmd->add_option("--full-max-tokens", *full_max, "Time the full (straightforward) method only up to this length");
   cmd->add_option("-p,--tokens", *sizes, "Prompt lengths, comma-separated");
   cmd->add_option("-r,--repetitions", *reps, "Runs per measurement (the median is reported)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print JSON");
@@ -95,10 +100,64 @@ void register_bench(CLI::App& app) {
                                 tps, s * 1e3, gflops);
       }
     }
+    // A whole explain against the plain forward pass, bounded and (up to --full-max-tokens) full.
+    nlohmann::json explains = nlohmann::json::array();
+    if (*with_explain) {
+      if (!*json) std::printf("\n%8s %12s %14s %12s %10s %16s\n", "tokens", "forward ms", "explain ms", "x forward",
+                              "full ms", "full vectors");
+      for (int64_t n : lengths) {
+        std::vector<int32_t> tokens(static_cast<size_t>(n));
+        for (auto& t : tokens) t = pick(rng);
+        RunOptions plain;
+        plain.n_threads = threads;
+        RunOptions cap;
+        cap.n_threads = threads;
+        cap.capture = explain_capture();
+        cap.all_logits = true;
+        ExplainOptions eo;
+        eo.n_threads = threads;
+        eo.method = ScoreMethod::kBounded;
+        explain(*model, run(*model, tokens, cap), tokens, eo);  // warm-up, and the per-model bounds cache
+        std::vector<double> fwd, exp_times;
+        Explanation last;
+        for (int r = 0; r < *reps; ++r) {
+          auto t0 = std::chrono::steady_clock::now();
+          run(*model, tokens, plain);
+          fwd.push_back(seconds_since(t0));
+          t0 = std::chrono::steady_clock::now();
+          const RunResult rr = run(*model, tokens, cap);  // the explain's own forward pass counts
+          last = explain(*model, rr, tokens, eo);
+          exp_times.push_back(seconds_since(t0));
+        }
+        int64_t full_vectors = 0, all_vectors = 0;
+        for (const auto& [k, v] : last.method_counts) {
+          all_vectors += v;
+          if (k.find("full") != std::string::npos) full_vectors += v;
+        }
+        double full_ms = -1;
+        if (n <= *full_max) {
+          eo.method = ScoreMethod::kFull;
+          const auto t0 = std::chrono::steady_clock::now();
+          explain(*model, run(*model, tokens, cap), tokens, eo);
+          full_ms = seconds_since(t0) * 1e3;
+        }
+        const double f = median(fwd) * 1e3, e = median(exp_times) * 1e3;
+        explains.push_back({{"tokens", n}, {"forward_ms", f}, {"explain_ms", e}, {"ratio", e / f},
+                            {"full_ms", full_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(full_ms)},
+                            {"vectors_full", full_vectors}, {"vectors_total", all_vectors}});
+        if (!*json) {
+          std::printf("%8lld %12.1f %14.1f %12.1f %10s %9lld/%lld\n", static_cast<long long>(n), f, e, e / f,
+                      full_ms < 0 ? "-" : std::to_string(static_cast<int64_t>(full_ms)).c_str(),
+                      static_cast<long long>(full_vectors), static_cast<long long>(all_vectors));
+        }
+      }
+    }
     const double sgemm = measure_sgemm(threads, 1536);
     if (*json) {
-      print_json({{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
-                  {"results", results}, {"sgemm_gflops", sgemm}});
+      nlohmann::json j = {{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
+                          {"results", results}, {"sgemm_gflops", sgemm}};
+      if (*with_explain) j["explain"] = explains;
+      print_json(j);
     } else {
       std::printf("\nsgemm (OpenBLAS, 1536^3, %d threads): %.1f GFLOP/s\n", threads, sgemm);
     }
