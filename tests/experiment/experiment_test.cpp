@@ -347,6 +347,40 @@ TEST(ExperimentSentence, ResolvesTargetsLikeTheCli) {
   EXPECT_NE(seven.candidates[0], 7);
 }
 
+TEST(ExperimentSentence, GptLayoutOnTheKnowledgeModel) {
+  // GPT-2 (LayerNorm, biases, Conv1D weights) on a spread of the held-out facts, every type.
+  const auto model = Model::load(std::string(RESLENS_SOURCE_DIR) + "/models/knowledge-gpt2");
+  const Dataset d = read_dataset(std::string(RESLENS_SOURCE_DIR) + "/data/knowledge.jsonl");
+  std::vector<ExperimentSentence> some;
+  for (size_t i = 0; i < d.sentences.size(); i += 160) some.push_back(d.sentences[i]);
+  ExperimentOptions o;
+  o.n_threads = 1;
+  const auto one = run_experiment(*model, some, o);
+  o.n_threads = 2;
+  EXPECT_EQ(lines(run_experiment(*model, some, o)), lines(one));
+  const ModelConfig& c = model->config();
+  int kept = 0;
+  for (const SentenceResult& r : one) {
+    if (r.status != SentenceStatus::kKept) continue;
+    ++kept;
+    ASSERT_EQ(r.interventions.size(), 14u);
+    // The stored neuron lists reproduce each number through ablate().
+    const InterventionOutcome& both = r.interventions[2];
+    Intervention iv;
+    for (const int64_t f : both.ffn) iv.ffn_neurons.push_back({static_cast<int>(f / c.d_mlp), static_cast<int>(f % c.d_mlp)});
+    for (const int64_t a : both.attn) {
+      iv.attn_neurons.push_back({static_cast<int>(a / c.d_head / c.n_heads), static_cast<int>(a / c.d_head % c.n_heads),
+                                 static_cast<int>(a % c.d_head), -1});
+    }
+    const bool bos = model->tokenizer().add_bos_default() && model->tokenizer().bos_id() >= 0;
+    const AblationResult ab = ablate(*model, model->tokenizer().encode(r.prompt, bos), r.target_id, iv, -1, 1);
+    EXPECT_EQ(ab.after.logprob, both.after.logprob) << r.prompt;
+    EXPECT_EQ(ab.before.logprob, r.before.logprob) << r.prompt;
+    EXPECT_LT(both.after.logprob, r.interventions[3].after.logprob) << r.prompt;  // top beats random
+  }
+  EXPECT_GE(kept, 4);
+}
+
 // ---- JSON ----
 
 TEST(ExperimentJson, SentenceResultsRoundTripExactly) {
