@@ -91,6 +91,18 @@ fs::path fresh(const std::string& name) {
   return p;
 }
 
+// The scratch folders go when the tests end (kept when a test failed, to look at).
+class Cleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (::testing::UnitTest::GetInstance()->Failed()) return;
+    const std::string pid = std::to_string(::getpid());
+    fs::remove_all(fs::temp_directory_path() / ("reslens-exp-fixture-" + pid));
+    fs::remove_all(fs::temp_directory_path() / ("reslens-exp-cli-" + pid));
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
+
 void expect_same_outputs(const fs::path& a, const fs::path& b) {
   for (const char* f : {"sentences.jsonl", "summary.json", "summary.csv", "summary.md"}) {
     EXPECT_EQ(read(a / f), read(b / f)) << f << " differs between " << a << " and " << b;
@@ -119,6 +131,24 @@ TEST(ExperimentCli, WritesEveryOutput) {
             std::string::npos) << f.ref_run.out;
   EXPECT_NE(f.ref_run.out.find("neuron counts: each count = min(paper count"), std::string::npos);
   EXPECT_NE(read(f.ref / "summary.md").find("## Scores compared (Table 2)"), std::string::npos);
+}
+
+TEST(ExperimentCli, ProgressBarOnATerminal) {
+  // util-linux `script` gives the command a pseudo-terminal: the bar is redrawn in place.
+  const Fixture& f = fixture();
+  const fs::path out = fresh("tty");
+  const fs::path log = f.dir / "tty.log";
+  const std::string inner = quote(RESLENS_CLI_PATH) + " experiment " + quote(f.model) + " " + quote(f.data.string()) +
+                            " -o " + quote(out.string()) + " -t 1";
+  const std::string cmd = "script -qec " + quote(inner) + " /dev/null >" + quote(log.string()) + " 2>&1 </dev/null";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read(log);
+  const std::string text = read(log);
+  EXPECT_NE(text.find("\r["), std::string::npos) << text;
+  EXPECT_NE(text.find("] 7/7 100%"), std::string::npos) << text;
+  EXPECT_NE(text.find("sent/s  ETA"), std::string::npos) << text;
+  EXPECT_EQ(text.find("progress: "), std::string::npos) << text;
+  expect_same_outputs(f.ref, out);
 }
 
 TEST(ExperimentCli, ThreadCountDoesNotChangeAnyOutput) {
