@@ -28,6 +28,13 @@ std::string explain_json(const Model& model, const RunResult& run, std::span<con
 std::string explain_text(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                          const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro = {});
 
+/// The explanation as one self-contained HTML page (docs/report.md): scripts, styles and data inline,
+/// opens offline. The explain_json() document sits in <script type="application/json"
+/// id="reslens-data"> (escaped so no token text can close the element). Throws UnsupportedError
+/// when this build has no web page (node and npm were missing when it was configured).
+std::string explain_html(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                         const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro = {});
+
 /// Every score array as DIR/<name>.npy (float64) plus DIR/explanation.json; creates DIR.
 void write_explain_arrays(const std::filesystem::path& dir, const Explanation& ex);
 

@@ -1,10 +1,12 @@
 // reslens explain MODEL TEXT: every score of the paper for the next-token prediction at a position,
-// as a terminal report, one JSON document (--json), and the full arrays as .npy (--out DIR).
+// as a terminal report, one JSON document (--json), the full arrays as .npy (--out DIR) and a
+// self-contained HTML page (--html FILE).
 #include <fstream>
 #include <iostream>
 
 #include "commands.h"
 #include "common.h"
+#include "report/html_page.h"
 
 namespace reslens::cli {
 
@@ -18,6 +20,7 @@ void register_explain(CLI::App& app) {
   auto top = std::make_shared<int>(20);
   auto json = std::make_shared<bool>(false);
   auto out = std::make_shared<std::string>();
+  auto html = std::make_shared<std::string>();
   auto final_bias = std::make_shared<bool>(false);
   auto compat = std::make_shared<std::string>("paper");
   auto baselines = std::make_shared<bool>(false);
@@ -30,12 +33,14 @@ void register_explain(CLI::App& app) {
   cmd->add_option("--top", *top, "Entries per ranked list")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON document (schema: docs/explain-schema.json)");
   cmd->add_option("-o,--out", *out, "Also write every score array as .npy (and explanation.json) into this folder");
+  cmd->add_option("--html", *html, "Also write the explanation as one self-contained HTML page (docs/report.md)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
   cmd->add_option("--compat", *compat, "paper (default) or notebook: reproduce the authors' notebooks")
       ->check(CLI::IsMember({"paper", "notebook"}));
   cmd->add_flag("--baselines", *baselines, "Also compute the alternative scores of spec 3.3 for every FFN neuron");
   cmd->add_option("--query-top", *query_n, "Value neurons the query analyses start from")->check(CLI::PositiveNumber);
   cmd->callback([=] {
+    if (!html->empty() && !report::web_page_available()) throw UnsupportedError("--html: " + report::web_page_missing_message());
     const auto model = args->load();
     const std::vector<int32_t> tokens = prompt->tokens(*model);
     ExplainOptions eo;
@@ -66,6 +71,11 @@ void register_explain(CLI::App& app) {
     if (!out->empty()) {
       write_explain_arrays(*out, ex);
       std::ofstream(std::filesystem::path(*out) / "explanation.json") << explain_json(*model, run, tokens, ex, eo, rep) << "\n";
+    }
+    if (!html->empty()) {
+      const std::string page = explain_html(*model, run, tokens, ex, eo, rep);
+      std::ofstream f(*html, std::ios::binary);
+      if (!(f << page) || !f.flush()) throw IoError(*html + ": cannot write the HTML report");
     }
     if (*json) {
       std::cout << explain_json(*model, run, tokens, ex, eo, rep) << "\n";

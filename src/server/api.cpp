@@ -1,0 +1,691 @@
+// The JSON API of `reslens serve` (see api.h and docs/report.md).
+#include "server/api.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <span>
+#include <stdexcept>
+
+#include "report/html_page.h"
+#include "server/library_gaps.h"
+#include "reslens/error.h"
+#include "reslens/explain.h"
+#include "reslens/report.h"
+#include "reslens/run.h"
+
+namespace reslens::server {
+
+using nlohmann::json;
+
+Reply error_reply(int status, const std::string& message) {
+  return {status, "application/json", json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+namespace {
+
+Reply json_reply(const json& j, int status = 200) {
+  return {status, "application/json", j.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+/// A request the client got wrong (4xx), thrown while parsing and answered at once.
+struct HttpError : std::runtime_error {
+  int status;
+  HttpError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
+};
+[[noreturn]] void bad(const std::string& message) { throw HttpError(400, message); }
+
+// ---------------------------------------------------------------------------------------------
+// Reading request bodies: every field is known, typed and in range, or the request is refused.
+
+class Body {
+ public:
+  Body(const json& j, std::initializer_list<const char*> allowed) : j_(j) {
+    if (!j.is_object()) bad("the request body must be a JSON object");
+    std::set<std::string> ok(allowed.begin(), allowed.end());
+    for (const auto& [key, value] : j.items()) {
+      if (!ok.count(key)) {
+        std::string list;
+        for (const auto& a : ok) list += (list.empty() ? "" : ", ") + a;
+        bad("unknown field '" + key + "' (this endpoint takes: " + list + ")");
+      }
+    }
+  }
+  bool has(const char* name) const { return j_.contains(name) && !j_.at(name).is_null(); }
+  const json& at(const char* name) const { return j_.at(name); }
+
+  std::string text(const char* name, size_t max_bytes) const {
+    if (!has(name)) bad(std::string("'") + name + "' is required");
+    const json& v = j_.at(name);
+    if (!v.is_string()) bad(std::string("'") + name + "' must be a string");
+    const auto& s = v.get_ref<const std::string&>();
+    if (s.size() > max_bytes) bad(std::string("'") + name + "' is longer than " + std::to_string(max_bytes) + " bytes");
+    return s;
+  }
+  int64_t integer(const char* name, int64_t lo, int64_t hi, std::optional<int64_t> dflt = std::nullopt) const {
+    if (!has(name)) {
+      if (dflt) return *dflt;
+      bad(std::string("'") + name + "' is required");
+    }
+    return check_int(j_.at(name), name, lo, hi);
+  }
+  bool flag(const char* name, bool dflt) const {
+    if (!has(name)) return dflt;
+    if (!j_.at(name).is_boolean()) bad(std::string("'") + name + "' must be true or false");
+    return j_.at(name).get<bool>();
+  }
+  static int64_t check_int(const json& v, const std::string& name, int64_t lo, int64_t hi) {
+    if (!v.is_number_integer()) bad("'" + name + "' must be an integer");
+    const auto x = v.get<int64_t>();
+    if (x < lo || x > hi) {
+      bad("'" + name + "' = " + std::to_string(x) + " is out of range (" + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    }
+    return x;
+  }
+
+ private:
+  const json& j_;
+};
+
+/// A token named in a request: an id, or a text to resolve against the vocabulary.
+struct TokenSpec {
+  int32_t id = -1;
+  std::string text;
+};
+
+std::optional<TokenSpec> token_spec(const Body& b, const char* name, int64_t vocab) {
+  if (!b.has(name)) return std::nullopt;
+  const json& v = b.at(name);
+  TokenSpec t;
+  if (v.is_number_integer()) {
+    t.id = static_cast<int32_t>(Body::check_int(v, name, 0, vocab - 1));
+  } else if (v.is_string()) {
+    t.text = v.get<std::string>();
+    if (t.text.empty()) bad(std::string("'") + name + "' is empty: name a token (text or id)");
+    if (t.text.size() > 256) bad(std::string("'") + name + "' is longer than 256 bytes");
+  } else {
+    bad(std::string("'") + name + "' must be a token id (integer) or a token's text (string)");
+  }
+  return t;
+}
+
+/// The explanation a request refers to: a prompt and, optionally, position, target and foil.
+struct Context {
+  std::string prompt;
+  int64_t position = -1;
+  std::optional<TokenSpec> target, foil;
+};
+
+constexpr size_t kMaxPromptBytes = 16 * 1024;
+// The fields of Context, which every endpoint that explains accepts.
+#define RESLENS_CONTEXT_FIELDS "prompt", "position", "target", "foil"
+
+Context context(const Body& b, const ModelConfig& c, size_t max_tokens) {
+  Context x;
+  x.prompt = b.text("prompt", kMaxPromptBytes);
+  x.position = b.integer("position", -static_cast<int64_t>(max_tokens), static_cast<int64_t>(max_tokens) - 1, -1);
+  x.target = token_spec(b, "target", c.d_vocab);
+  x.foil = token_spec(b, "foil", c.d_vocab);
+  return x;
+}
+
+json tokens_json(const Model& m, const std::vector<int32_t>& ids, const std::vector<double>* values = nullptr) {
+  json a = json::array();
+  const Tokenizer& tok = m.tokenizer();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    json t = {{"id", ids[i]}, {"text", tok.token_text(ids[i])}};
+    if (values != nullptr) t["value"] = (*values)[i];
+    a.push_back(std::move(t));
+  }
+  return a;
+}
+
+json token_list_json(const Model& m, const TokenList& t) {
+  return {{"top", tokens_json(m, t.top, &t.top_values)}, {"bottom", tokens_json(m, t.bottom, &t.bottom_values)}};
+}
+
+json stats_json(const TargetStats& s) {
+  return {{"prob", s.prob}, {"log_prob", s.logprob}, {"rank", s.rank}, {"rr", s.rr}, {"top1", s.top1}};
+}
+
+// 1 + how many entries score strictly higher.
+int64_t rank_of(const std::vector<double>& values, double v) {
+  return 1 + std::count_if(values.begin(), values.end(), [&](double x) { return x > v; });
+}
+
+std::string strip_json_exception(const std::string& what) {
+  const auto p = what.find("] ");
+  return what.rfind("[json.exception", 0) == 0 && p != std::string::npos ? what.substr(p + 2) : what;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The worker's side: runs and explanations are cached (a click on a head or a neuron reuses the
+// explanation the page shows). Used only by the worker thread, so it needs no lock.
+
+namespace {
+struct Prepared {
+  std::vector<int32_t> tokens;
+  std::shared_ptr<const RunResult> run;
+  ExplainOptions eo;
+  std::vector<std::string> notes;
+  std::shared_ptr<const Explanation> ex;  ///< when asked for
+};
+}  // namespace
+
+class Engine {
+ public:
+  Engine(const Model& m, int threads, size_t max_tokens) : m_(m), threads_(threads), max_tokens_(max_tokens) {}
+
+  Prepared prepare(const Context& x, Job& job, bool explained) {
+    job.set_stage("tokenizing");
+    Prepared p;
+    p.tokens = tokenize(x.prompt);
+    const auto n = static_cast<int64_t>(p.tokens.size());
+    const int64_t P = x.position < 0 ? n + x.position : x.position;
+    if (P < 0 || P >= n) {
+      throw HttpError(400, "position " + std::to_string(x.position) + " is out of range: the prompt has " +
+                               std::to_string(n) + " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
+    }
+    job.set_stage("forward pass");
+    p.run = run_for(p.tokens);
+    const std::span<const float> logits(p.run->logits.row(P), static_cast<size_t>(m_.config().d_vocab));
+    p.eo.position = static_cast<int>(P);
+    p.eo.n_threads = threads_;
+    p.eo.target = x.target ? resolve(*x.target, logits, "target", p.notes) : -1;
+    p.eo.foil = x.foil ? resolve(*x.foil, logits, "foil", p.notes) : -1;
+    if (explained) {
+      job.set_stage("attribution");
+      p.ex = explanation_for(p);
+    }
+    return p;
+  }
+
+  const Model& model() const { return m_; }
+  int threads() const { return threads_; }
+
+ private:
+  std::vector<int32_t> tokenize(const std::string& prompt) const {
+    const Tokenizer& tok = m_.tokenizer();
+    std::vector<int32_t> ids = tok.encode(prompt, tok.add_bos_default());
+    if (ids.empty()) throw HttpError(400, "the prompt has no tokens: type some text");
+    if (ids.size() > max_tokens_) {
+      throw HttpError(400, "the prompt is " + std::to_string(ids.size()) + " tokens; this server takes at most " +
+                               std::to_string(max_tokens_));
+    }
+    return ids;
+  }
+
+  std::shared_ptr<const RunResult> run_for(const std::vector<int32_t>& tokens) {
+    for (size_t i = 0; i < runs_.size(); ++i) {
+      if (runs_[i].tokens == tokens) {
+        auto hit = runs_[i];
+        runs_.erase(runs_.begin() + static_cast<std::ptrdiff_t>(i));
+        runs_.push_front(hit);
+        return hit.run;
+      }
+    }
+    RunOptions ro;
+    ro.capture = explain_capture();
+    ro.all_logits = true;
+    ro.n_threads = threads_;
+    auto r = std::make_shared<const RunResult>(reslens::run(m_, tokens, ro));
+    runs_.push_front({tokens, r});
+    if (runs_.size() > kRuns) runs_.pop_back();
+    return r;
+  }
+
+  std::shared_ptr<const Explanation> explanation_for(const Prepared& p) {
+    for (size_t i = 0; i < explains_.size(); ++i) {
+      const auto& e = explains_[i];
+      if (e.tokens == p.tokens && e.position == p.eo.position && e.target == p.eo.target && e.foil == p.eo.foil) {
+        auto hit = explains_[i];
+        explains_.erase(explains_.begin() + static_cast<std::ptrdiff_t>(i));
+        explains_.push_front(hit);
+        return hit.ex;
+      }
+    }
+    auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo));
+    explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, ex});
+    if (explains_.size() > kExplains) explains_.pop_back();
+    return ex;
+  }
+
+  // The CLI's rule (tools/reslens/common.cpp): a token that reads exactly as written or with a
+  // leading space, the likelier one at P; else the first token of the text, with a note.
+  int32_t resolve(const TokenSpec& spec, std::span<const float> logits, const char* what,
+                  std::vector<std::string>& notes) const {
+    if (spec.id >= 0) return spec.id;
+    const Tokenizer& tok = m_.tokenizer();
+    std::vector<int32_t> found;
+    const std::string spaced = spec.text[0] == ' ' ? spec.text : " " + spec.text;
+    for (const std::string& want : {spec.text, spaced}) {
+      for (int32_t id = 0; id < tok.n_vocab(); ++id) {
+        if (tok.type(id) != TokenType::kControl && tok.token_text(id) == want) {
+          if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
+          break;
+        }
+      }
+    }
+    if (found.empty()) {
+      const std::vector<int32_t> ids = tok.encode(spec.text, false);
+      if (ids.empty()) throw HttpError(400, std::string("the ") + what + " '" + spec.text + "' has no tokens");
+      if (ids.size() > 1) {
+        notes.push_back(std::string("the ") + what + " '" + spec.text + "' is " + std::to_string(ids.size()) +
+                        " tokens; explaining the first, '" + tok.token_text(ids[0]) + "'");
+      }
+      return ids[0];
+    }
+    int32_t best = found.front();
+    for (int32_t id : found) best = logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)] ? id : best;
+    if (found.size() > 1) {
+      std::string n = std::string("the ") + what + " matches tokens";
+      for (int32_t id : found) n += " '" + tok.token_text(id) + "' (" + std::to_string(id) + ")";
+      notes.push_back(n + "; using '" + tok.token_text(best) + "', the more likely here (pass an id to choose)");
+    }
+    return best;
+  }
+
+  struct RunEntry {
+    std::vector<int32_t> tokens;
+    std::shared_ptr<const RunResult> run;
+  };
+  struct ExplainEntry {
+    std::vector<int32_t> tokens;
+    int position;
+    int32_t target, foil;
+    std::shared_ptr<const Explanation> ex;
+  };
+  static constexpr size_t kRuns = 2, kExplains = 4;
+
+  const Model& m_;
+  const int threads_;
+  const size_t max_tokens_;
+  std::deque<RunEntry> runs_;          ///< most recent first
+  std::deque<ExplainEntry> explains_;  ///< most recent first
+};
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The endpoints' work, run on the worker. Each returns the reply's JSON.
+
+json do_predict(Engine& e, const Context& x, int64_t top_k, Job& job) {
+  Prepared p = e.prepare(x, job, false);
+  const Model& m = e.model();
+  const int64_t V = m.config().d_vocab;
+  const float* logits = p.run->logits.row(static_cast<int64_t>(p.tokens.size()) - 1);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  for (int32_t i = 0; i < static_cast<int32_t>(V); ++i) idx[static_cast<size_t>(i)] = i;
+  const auto k = static_cast<std::ptrdiff_t>(std::min<int64_t>(top_k, V));
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  json top = json::array();
+  for (std::ptrdiff_t i = 0; i < k; ++i) {
+    const int32_t id = idx[static_cast<size_t>(i)];
+    top.push_back({{"id", id}, {"text", m.tokenizer().token_text(id)}, {"logit", logits[id]},
+                   {"prob", std::exp(static_cast<double>(logits[id]) - mx) / sum}});
+  }
+  return {{"tokens", tokens_json(m, p.tokens)}, {"top", top}};
+}
+
+json do_explain(Engine& e, const Context& x, int64_t top, Job& job) {
+  Prepared p = e.prepare(x, job, true);
+  job.set_stage("vocabulary views");
+  ReportOptions ro;
+  ro.top = static_cast<int>(top);
+  json j = json::parse(explain_json(e.model(), *p.run, p.tokens, *p.ex, p.eo, ro));
+  if (!p.notes.empty()) j["notes"] = p.notes;
+  return j;
+}
+
+struct HeadRequest {
+  Context x;
+  int layer = 0, head = 0, k = 10;
+};
+
+json do_head(Engine& e, const HeadRequest& r, Job& job) {
+  Prepared p = e.prepare(r.x, job, true);
+  job.set_stage("token views");
+  const Model& m = e.model();
+  json positions = json::array();
+  for (const PositionView& v : head_position_views(m, *p.run, *p.ex, p.eo, r.layer, r.head, r.k)) {
+    auto texts = [&](const std::vector<int32_t>& ids) {
+      json a = json::array();
+      for (int32_t id : ids) a.push_back(m.tokenizer().token_text(id));
+      return a;
+    };
+    positions.push_back({{"pos", v.position}, {"token", m.tokenizer().token_text(p.tokens[static_cast<size_t>(v.position)])},
+                         {"score", v.imp}, {"attn", v.attn}, {"layer_input", texts(v.layer_input_top)},
+                         {"key", texts(v.key_top)}, {"value", texts(v.value_top)}});
+  }
+  const double score = p.ex->head.at({r.layer, r.head});
+  return {{"layer", r.layer}, {"head", r.head}, {"label", label_head(r.layer, r.head)}, {"score", score},
+          {"rank", rank_of(p.ex->head.values, score)}, {"positions", positions}};
+}
+
+struct NeuronRequest {
+  Context x;
+  bool attn = false;
+  int layer = 0, neuron = 0, head = 0, dim = 0, pos = 0, k = 10;
+  int via_layer = -1, via_head = -1;
+  bool ablate = true;
+};
+
+json do_neuron(Engine& e, const NeuronRequest& r, Job& job) {
+  Prepared p = e.prepare(r.x, job, true);
+  const Model& m = e.model();
+  const Explanation& ex = *p.ex;
+  job.set_stage("vocabulary projection");
+  json j;
+  Intervention iv;
+  if (r.attn) {
+    if (r.pos > ex.position) {
+      throw HttpError(400, "'pos' = " + std::to_string(r.pos) + " is after the explained position " +
+                               std::to_string(ex.position) + " (source positions are 0.." + std::to_string(ex.position) + ")");
+    }
+    const double score = ex.attn_neuron.at({r.layer, r.head, r.dim, r.pos});
+    const NeuronView nv = attn_neuron_view(m, *p.run, ex, p.eo, r.layer, r.head, r.dim, r.pos, r.k);
+    j = {{"kind", "attn"}, {"layer", r.layer}, {"head", r.head}, {"dim", r.dim}, {"pos", r.pos},
+         {"label", label_attn_neuron(r.layer, r.head, r.dim, r.pos)}, {"score", score},
+         {"rank", rank_of(ex.attn_neuron.values, score)}, {"coef", nv.coef},
+         {"raw", token_list_json(m, nv.raw)}, {"promoted", token_list_json(m, nv.signed_)}};
+    job.set_stage("query neurons");
+    const ScoreArray q = analysis::query_ffn_neurons(m, *p.run, r.layer, r.head, r.dim, r.pos, score);
+    std::vector<int64_t> order(static_cast<size_t>(q.size()));
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+    const auto n = static_cast<std::ptrdiff_t>(std::min<size_t>(20, order.size()));
+    std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int64_t a, int64_t b) {
+      return q.values[static_cast<size_t>(a)] > q.values[static_cast<size_t>(b)] ||
+             (q.values[static_cast<size_t>(a)] == q.values[static_cast<size_t>(b)] && a < b);
+    });
+    const int64_t N = m.config().d_mlp;
+    json qn = json::array();
+    for (std::ptrdiff_t i = 0; i < n; ++i) {
+      const int64_t idx = order[static_cast<size_t>(i)];
+      qn.push_back({{"layer", idx / N}, {"neuron", idx % N}, {"label", label_ffn_neuron(idx / N, idx % N)},
+                    {"score", q.values[static_cast<size_t>(idx)]}});
+    }
+    j["query_ffn_neurons"] = qn;
+    iv.attn_neurons.push_back({r.layer, r.head, r.dim, r.pos});
+    iv.position = ex.position;  // activation level: only this source position's share at P
+  } else {
+    const double score = ex.ffn_neuron.at({r.layer, r.neuron});
+    const NeuronView nv = ffn_neuron_view(m, *p.run, ex, p.eo, r.layer, r.neuron, r.k);
+    j = {{"kind", "ffn"}, {"layer", r.layer}, {"neuron", r.neuron}, {"label", label_ffn_neuron(r.layer, r.neuron)},
+         {"score", score}, {"rank", rank_of(ex.ffn_neuron.values, score)}, {"coef", nv.coef},
+         {"query_score", ex.q3.at({r.layer, r.neuron})},
+         {"raw", token_list_json(m, nv.raw)}, {"promoted", token_list_json(m, nv.signed_)}};
+    if (r.via_layer >= 0) {
+      const TokenList h = hidden_view(m, *p.run, p.eo, r.layer, r.neuron, r.via_layer, r.via_head, r.k);
+      j["hidden"] = token_list_json(m, h);
+      j["hidden"]["head"] = label_head(r.via_layer, r.via_head);
+    }
+    iv.ffn_neurons.push_back({r.layer, r.neuron});  // parameter level: fc2_k zeroed everywhere
+  }
+  if (r.ablate) {
+    job.set_stage("ablation");
+    const AblationResult a = ablate(m, p.tokens, ex.target, iv, ex.position, e.threads());
+    j["ablation"] = {{"level", r.attn ? "activation" : "parameter"}, {"target", ex.target},
+                     {"before", stats_json(a.before)}, {"after", stats_json(a.after)}};
+  }
+  return j;
+}
+
+struct AblateRequest {
+  Context x;
+  bool activation = false;
+  Intervention iv;
+};
+
+json do_ablate(Engine& e, const AblateRequest& r, Job& job) {
+  Prepared p = e.prepare(r.x, job, false);
+  const Model& m = e.model();
+  int32_t w = p.eo.target;
+  if (w < 0) w = target_stats(std::span<const float>(p.run->logits.row(p.eo.position), static_cast<size_t>(m.config().d_vocab)), 0).top1;
+  Intervention iv = r.iv;
+  for (const auto& a : iv.attn_neurons) {
+    if (a.source_pos > p.eo.position) {
+      throw HttpError(400, "an attention neuron's source position " + std::to_string(a.source_pos) +
+                               " is after the measured position " + std::to_string(p.eo.position));
+    }
+  }
+  if (r.activation) iv.position = p.eo.position;
+  job.set_stage("ablation");
+  const AblationResult a = ablate(m, p.tokens, w, iv, p.eo.position, e.threads());
+  json j = {{"target", {{"id", w}, {"text", m.tokenizer().token_text(w)}}}, {"position", p.eo.position},
+            {"level", r.activation ? "activation" : "parameter"}, {"before", stats_json(a.before)},
+            {"after", stats_json(a.after)}};
+  if (!p.notes.empty()) j["notes"] = p.notes;
+  return j;
+}
+
+// Turns whatever the work throws into a reply: the client's mistakes are 4xx, the rest 500.
+template <class F>
+Reply guarded(F&& f) {
+  try {
+    return json_reply(f());
+  } catch (const HttpError& e) {
+    return error_reply(e.status, e.what());
+  } catch (const InvalidArgument& e) {
+    return error_reply(400, e.what());
+  } catch (const OutOfRange& e) {
+    return error_reply(400, e.what());
+  } catch (const UnsupportedError& e) {
+    return error_reply(422, e.what());
+  } catch (const std::bad_alloc&) {
+    return error_reply(503, "out of memory");
+  } catch (const std::exception& e) {
+    return error_reply(500, std::string("internal error: ") + e.what());
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Api::Api(std::shared_ptr<const Model> model, ApiOptions options)
+    : model_(std::move(model)), options_(std::move(options)) {
+  const int64_t n_ctx = model_->config().n_ctx;
+  max_tokens_ = n_ctx > 0 ? std::min(options_.max_prompt_tokens, static_cast<size_t>(n_ctx)) : options_.max_prompt_tokens;
+  engine_ = std::make_unique<Engine>(*model_, options_.n_threads, max_tokens_);
+  jobs_ = std::make_unique<JobQueue>(options_.max_pending_jobs, options_.keep_finished_jobs);
+}
+
+Api::~Api() { jobs_.reset(); }
+
+Reply Api::info() const {
+  const ModelConfig& c = model_->config();
+  return json_reply({{"tool", "reslens 0.1.0"},
+                     {"model", {{"path", model_->path().string()}, {"architecture", to_string(c.architecture)},
+                                {"n_layers", c.n_layers}, {"n_heads", c.n_heads}, {"d_head", c.d_head},
+                                {"d_model", c.d_model}, {"d_mlp", c.d_mlp}, {"d_vocab", c.d_vocab}, {"n_ctx", c.n_ctx}}},
+                     {"example_prompt", options_.example_prompt},
+                     {"limits", {{"max_body_bytes", options_.max_body_bytes}, {"max_prompt_tokens", max_tokens_},
+                                 {"max_pending_jobs", options_.max_pending_jobs}}},
+                     {"endpoints", {"GET /api/info", "POST /api/predict", "POST /api/explain", "POST /api/head",
+                                    "POST /api/neuron", "POST /api/ablate", "GET /api/jobs/ID"}}});
+}
+
+Reply Api::job_status(const std::string& id) const {
+  const std::shared_ptr<Job> job = jobs_->find(id);
+  if (!job) return error_reply(404, "no job '" + id + "' (finished jobs are kept for the last " +
+                                        std::to_string(options_.keep_finished_jobs) + " requests)");
+  const Job::Snapshot s = job->snapshot();
+  json head = {{"id", job->id()}, {"kind", job->kind()}, {"state", to_string(s.state)}, {"stage", s.stage},
+               {"elapsed_s", std::round(s.elapsed_s * 1000) / 1000}};
+  if (s.state == Job::State::kQueued) head["queue_position"] = jobs_->ahead_of(*job);
+  if (s.state == Job::State::kFailed) {
+    head["status"] = s.reply->status;
+    const json err = json::parse(s.reply->body, nullptr, false);
+    head["error"] = err.is_object() && err.contains("error") ? err["error"] : json("failed");
+  }
+  std::string body = head.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.state == Job::State::kDone) {  // the result as it is, without parsing it again
+    body.pop_back();
+    body += ",\"result\":" + s.reply->body + "}";
+  }
+  return {200, "application/json", body};
+}
+
+Reply Api::post(const std::string& endpoint, const Request& request) {
+  const ModelConfig& c = model_->config();
+  json body;
+  try {
+    body = json::parse(request.body.empty() ? std::string("null") : request.body);
+  } catch (const json::exception& e) {
+    return error_reply(400, "malformed JSON: " + strip_json_exception(e.what()));
+  }
+  using Work = JobQueue::Work;
+  Work work;
+  try {
+    Engine* eng = engine_.get();
+    if (endpoint == "predict") {
+      const Body b(body, {"prompt", "top_k"});
+      Context x;
+      x.prompt = b.text("prompt", kMaxPromptBytes);
+      const int64_t k = b.integer("top_k", 1, 100, 10);
+      work = [eng, x, k](Job& job) { return guarded([&] { return do_predict(*eng, x, k, job); }); };
+    } else if (endpoint == "explain") {
+      const Body b(body, {RESLENS_CONTEXT_FIELDS, "top"});
+      const Context x = context(b, c, max_tokens_);
+      const int64_t top = b.integer("top", 1, 1000, 20);
+      work = [eng, x, top](Job& job) { return guarded([&] { return do_explain(*eng, x, top, job); }); };
+    } else if (endpoint == "head") {
+      const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "head", "k"});
+      HeadRequest r;
+      r.x = context(b, c, max_tokens_);
+      r.layer = static_cast<int>(b.integer("layer", 0, c.n_layers - 1));
+      r.head = static_cast<int>(b.integer("head", 0, c.n_heads - 1));
+      r.k = static_cast<int>(b.integer("k", 1, 50, 10));
+      work = [eng, r](Job& job) { return guarded([&] { return do_head(*eng, r, job); }); };
+    } else if (endpoint == "neuron") {
+      const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "neuron", "head", "dim", "pos", "via_head", "k", "ablate"});
+      NeuronRequest r;
+      r.x = context(b, c, max_tokens_);
+      r.layer = static_cast<int>(b.integer("layer", 0, c.n_layers - 1));
+      r.attn = b.has("head") || b.has("dim") || b.has("pos");
+      if (r.attn) {
+        if (b.has("neuron")) bad("give 'neuron' for an FFN neuron, or 'head', 'dim' and 'pos' for an attention neuron");
+        if (b.has("via_head")) bad("'via_head' is for FFN neurons");
+        r.head = static_cast<int>(b.integer("head", 0, c.n_heads - 1));
+        r.dim = static_cast<int>(b.integer("dim", 0, c.d_head - 1));
+        r.pos = static_cast<int>(b.integer("pos", 0, static_cast<int64_t>(max_tokens_) - 1));
+      } else {
+        r.neuron = static_cast<int>(b.integer("neuron", 0, c.d_mlp - 1));
+        if (b.has("via_head")) {
+          const json& v = b.at("via_head");
+          if (!v.is_array() || v.size() != 2) bad("'via_head' must be [layer, head]");
+          r.via_layer = static_cast<int>(Body::check_int(v[0], "via_head[0]", 0, c.n_layers - 1));
+          r.via_head = static_cast<int>(Body::check_int(v[1], "via_head[1]", 0, c.n_heads - 1));
+        }
+      }
+      r.k = static_cast<int>(b.integer("k", 1, 50, 10));
+      r.ablate = b.flag("ablate", true);
+      work = [eng, r](Job& job) { return guarded([&] { return do_neuron(*eng, r, job); }); };
+    } else if (endpoint == "ablate") {
+      const Body b(body, {"prompt", "position", "target", "level", "ffn", "heads", "attn"});
+      AblateRequest r;
+      r.x = context(b, c, max_tokens_);
+      if (b.has("level")) {
+        const json& lv = b.at("level");
+        if (!lv.is_string() || (lv != "parameter" && lv != "activation")) bad("'level' must be \"parameter\" or \"activation\"");
+        r.activation = lv == "activation";
+      }
+      const int64_t L = c.n_layers;
+      auto items = [&](const char* name, size_t lo, size_t hi) {
+        std::vector<std::vector<int64_t>> out;
+        if (!b.has(name)) return out;
+        const json& a = b.at(name);
+        if (!a.is_array()) bad(std::string("'") + name + "' must be an array");
+        if (a.size() > 4096) bad(std::string("'") + name + "' has more than 4096 entries");
+        for (size_t i = 0; i < a.size(); ++i) {
+          const std::string where = std::string(name) + "[" + std::to_string(i) + "]";
+          if (!a[i].is_array() || a[i].size() < lo || a[i].size() > hi) {
+            bad("'" + where + "' must be an array of " + std::to_string(lo) + (hi > lo ? " or " + std::to_string(hi) : "") + " integers");
+          }
+          std::vector<int64_t> v;
+          for (size_t k = 0; k < a[i].size(); ++k) {
+            v.push_back(Body::check_int(a[i][k], where + "[" + std::to_string(k) + "]", 0, INT32_MAX));
+          }
+          out.push_back(std::move(v));
+        }
+        return out;
+      };
+      auto need = [](const std::string& what, int64_t v, int64_t n) {
+        if (v >= n) bad(what + " = " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
+        return static_cast<int>(v);
+      };
+      for (const auto& v : items("ffn", 2, 2)) {
+        r.iv.ffn_neurons.push_back({need("ffn layer", v[0], L), need("ffn neuron", v[1], c.d_mlp)});
+      }
+      for (const auto& v : items("heads", 2, 2)) {
+        r.iv.heads.push_back({need("head layer", v[0], L), need("head", v[1], c.n_heads)});
+      }
+      for (const auto& v : items("attn", 3, 4)) {
+        if (v.size() == 4 && !r.activation) bad("an attention neuron with a source position needs \"level\": \"activation\"");
+        r.iv.attn_neurons.push_back({need("attn layer", v[0], L), need("attn head", v[1], c.n_heads),
+                                     need("attn dim", v[2], c.d_head),
+                                     v.size() == 4 ? need("attn source position", v[3], static_cast<int64_t>(max_tokens_)) : -1});
+      }
+      if (r.iv.empty()) bad("nothing to ablate: give 'ffn', 'heads' or 'attn'");
+      work = [eng, r](Job& job) { return guarded([&] { return do_ablate(*eng, r, job); }); };
+    } else {
+      return error_reply(404, "no endpoint POST /api/" + endpoint);
+    }
+  } catch (const HttpError& e) {
+    return error_reply(e.status, e.what());
+  }
+
+  const std::shared_ptr<Job> job = jobs_->submit(endpoint, std::move(work));
+  if (!job) {
+    return error_reply(503, "busy: " + std::to_string(options_.max_pending_jobs) + " requests are waiting; try again shortly");
+  }
+  const auto async = request.query.find("async");
+  if (async != request.query.end() && (async->second == "1" || async->second == "true")) {
+    return json_reply({{"job", job->id()}, {"status", "/api/jobs/" + job->id()}}, 202);
+  }
+  return job->future().get();
+}
+
+Reply Api::handle(const Request& request) {
+  const std::string& path = request.path;
+  if (request.body.size() > options_.max_body_bytes) {
+    return error_reply(413, "the request body is " + std::to_string(request.body.size()) + " bytes; the limit is " +
+                                std::to_string(options_.max_body_bytes));
+  }
+  if (path == "/" || path == "/index.html") {
+    if (request.method != "GET" && request.method != "HEAD") return error_reply(405, "use GET for " + path);
+    if (!report::web_page_available()) return error_reply(503, report::web_page_missing_message() + "; the JSON API under /api/ works");
+    return {200, "text/html; charset=utf-8", report::explorer_page()};
+  }
+  static const std::set<std::string> kPost = {"predict", "explain", "head", "neuron", "ablate"};
+  if (path.rfind("/api/", 0) == 0) {
+    const std::string rest = path.substr(5);
+    if (rest == "info") {
+      if (request.method != "GET") return error_reply(405, "use GET for /api/info");
+      return info();
+    }
+    if (rest.rfind("jobs/", 0) == 0) {
+      if (request.method != "GET") return error_reply(405, "use GET for /api/jobs/ID");
+      return job_status(rest.substr(5));
+    }
+    if (kPost.count(rest)) {
+      if (request.method != "POST") return error_reply(405, "use POST for /api/" + rest);
+      return post(rest, request);
+    }
+  }
+  return error_reply(404, "not found: " + path + " (the API is under /api/; GET /api/info lists it)");
+}
+
+}  // namespace reslens::server

@@ -1,0 +1,62 @@
+// The JSON API of `reslens serve` (docs/report.md lists every endpoint with examples), as a plain
+// function from a request to a reply so it can be tested without sockets. Requests are validated on
+// the caller's thread (4xx at once for a body over the limit, malformed JSON, unknown fields, wrong
+// types, out-of-range indices); everything that runs the model is a job on the single worker.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "reslens/model.h"
+#include "server/job_queue.h"
+
+namespace reslens::server {
+
+struct ApiOptions {
+  size_t max_body_bytes = 64 * 1024;
+  size_t max_prompt_tokens = 512;  ///< also never more than the model's context
+  size_t max_pending_jobs = 64;    ///< more waiting requests get 503
+  size_t keep_finished_jobs = 256;
+  int n_threads = 0;               ///< for the model (0 = every core)
+  std::string example_prompt;      ///< shown by the page as a placeholder
+};
+
+struct Request {
+  std::string method;  ///< "GET", "POST", ...
+  std::string path;    ///< without the query
+  std::map<std::string, std::string> query;
+  std::string body;
+};
+
+class Engine;  // the worker's side: runs, explanations and their caches (api.cpp)
+
+class Api {
+ public:
+  Api(std::shared_ptr<const Model> model, ApiOptions options);
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  /// Any request: "/" gives the explorer page, "/api/..." the JSON API; others are 404.
+  Reply handle(const Request& request);
+
+  const ApiOptions& options() const { return options_; }
+
+ private:
+  Reply post(const std::string& endpoint, const Request& request);
+  Reply job_status(const std::string& id) const;
+  Reply info() const;
+
+  std::shared_ptr<const Model> model_;
+  ApiOptions options_;
+  size_t max_tokens_;
+  std::unique_ptr<Engine> engine_;  ///< used only on the worker thread
+  std::unique_ptr<JobQueue> jobs_;  ///< declared last: destroyed (its worker stopped) first
+};
+
+/// {"error": message} with `status`.
+Reply error_reply(int status, const std::string& message);
+
+}  // namespace reslens::server

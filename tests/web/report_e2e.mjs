@@ -1,0 +1,212 @@
+// The HTML report in a real browser (headless chromium through playwright-core):
+//  1. `reslens explain stories260K "Once upon a time" --html` opens from file:// with no console
+//     error and no request to anywhere, draws 2L layer bars and L x H heatmap cells, a click on a
+//     heatmap cell shows that head's source positions, a click on a neuron row shows its tokens;
+//  2. the shipped knowledge model with a foil: the contrast switch redraws the layer chart;
+//  3. a synthetic explanation of the largest size (32 layers x 32 heads, 1000 neurons per list,
+//     hostile token texts) renders quickly, shows its tokens as text, and stays responsive.
+// Screenshots of every view go to $RESLENS_WEB_ARTIFACTS (build/tests/web/artifacts).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { env, artifact, sharedPath, check, main, launchBrowser, watchedPage } from './lib.mjs';
+import { synthetic, SHAPE } from './make_synthetic.mjs';
+
+let browser = null;
+
+// Heatmap cells actually drawn: the element at each cell's centre is a filled SVG path of the chart.
+async function heatmapCellsDrawn(page) {
+  await page.locator('[data-chart="heads"]').scrollIntoViewIfNeeded();
+  return page.evaluate(() => {
+    const chart = window.reslens.chart('heads');
+    const dom = chart.getDom();
+    const box = dom.getBoundingClientRect();
+    const cells = new Set();
+    let missing = 0;
+    for (const { value: [h, l] } of chart.getOption().series[0].data) {
+      const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
+      const el = document.elementFromPoint(box.left + x, box.top + y);
+      const fill = el && el.getAttribute('fill');
+      if (el && el.tagName === 'path' && dom.contains(el) && fill && fill !== 'none' && !fill.startsWith('url(')) cells.add(el);
+      else missing++;
+    }
+    return { drawn: cells.size, missing };
+  });
+}
+
+// Bars of the layer chart: the paths filled with the scale's two ends (blue raises, red lowers).
+async function layerBarsDrawn(page) {
+  return page.evaluate(() => {
+    const svg = document.querySelector('[data-chart="layers"] svg');
+    return svg.querySelectorAll('path[fill="#2166ac"], path[fill="#b2182b"]').length;
+  });
+}
+
+async function clickHeatmapCell(page, layer, head) {
+  await page.locator('[data-chart="heads"]').scrollIntoViewIfNeeded();
+  const pt = await page.evaluate(
+    ([l, h]) => {
+      const chart = window.reslens.chart('heads');
+      const box = chart.getDom().getBoundingClientRect();
+      const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
+      return { x: box.left + x, y: box.top + y };
+    },
+    [layer, head],
+  );
+  await page.mouse.move(pt.x, pt.y);
+  await page.mouse.click(pt.x, pt.y);
+}
+
+async function modelReport() {
+  console.log('report of stories260K');
+  const html = artifact('report-stories260K.html');
+  execFileSync(env.cli, ['explain', sharedPath('models/stories260K/stories260K.gguf'), 'Once upon a time', '--html', html, '--threads', '1'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const { page, errors, requests } = await watchedPage(browser.context);
+  const url = pathToFileURL(path.resolve(html)).href;
+  await page.goto(url);
+  await page.waitForSelector('[data-part="report"] [data-state="ready"], [data-state="ready"]', { timeout: 30000 });
+  const data = await page.evaluate(() => window.reslens.data);
+  const L = data.model.n_layers;
+  const H = data.model.n_heads;
+  check(L === 5 && H === 8, `the model is stories260K (${L} layers x ${H} heads)`);
+  check((await layerBarsDrawn(page)) === 2 * L, `${2 * L} layer bars (attention and FFN per layer)`, String(await layerBarsDrawn(page)));
+  const cells = await heatmapCellsDrawn(page);
+  check(cells.drawn === L * H && cells.missing === 0, `${L * H} heatmap cells drawn`, JSON.stringify(cells));
+  const promptTokens = await page.locator('[data-part="prompt"] .tok').count();
+  check(promptTokens === data.tokens.length + 1, 'the prompt tokens and the target are shown', String(promptTokens));
+  check((await page.locator('[data-part="summary"]').innerText()).includes('96.9%'), 'the prediction shows its probability');
+  await page.screenshot({ path: artifact('report-full.png'), fullPage: true });
+  for (const part of ['summary', 'layers', 'heads', 'head-positions', 'neurons', 'hist-value', 'hist-query', 'query', 'lens']) {
+    await page.locator(`[data-part="${part}"]`).screenshot({ path: artifact(`report-${part}.png`) });
+  }
+
+  // Hover shows the value; a click on a cell shows that head's positions.
+  const cell = { l: 3, h: 6 };
+  await clickHeatmapCell(page, cell.l, cell.h);
+  const tip = await page
+    .waitForFunction(() => [...document.querySelectorAll('[data-chart="heads"] div')].some((d) => d.innerText.includes('L3H6')), null, { timeout: 5000 })
+    .then(() => true, () => false);
+  check(tip, 'hovering a heatmap cell shows a tooltip with its label and value');
+  await page.locator('[data-part="heads"]').screenshot({ path: artifact('report-heads-tooltip.png') });
+  await page.waitForFunction(() => document.querySelector('[data-head]') && document.querySelector('[data-head]').dataset.head === 'L3H6', null, { timeout: 5000 });
+  const rows = await page.locator('[data-part="head-table"] tbody tr').count();
+  check(rows === data.position + 1, `clicking L3H6 shows its ${data.position + 1} source positions`, String(rows));
+  const barsL3H6 = await page.evaluate(() => window.reslens.chart('head-positions').getOption().series[0].data.length);
+  check(barsL3H6 === data.position + 1, 'the head chart has one bar per source position');
+  await page.locator('[data-part="head-positions"]').screenshot({ path: artifact('report-head-L3H6.png') });
+
+  // A click on a neuron row shows its vocabulary tokens.
+  await page.locator('[data-part="neuron-table"] tr[data-i="0"]').click();
+  const detail = page.locator('[data-part="neuron-detail"] .detail');
+  await detail.waitFor({ timeout: 5000 });
+  const label = data.ffn_neurons[0].label;
+  check((await detail.getAttribute('data-neuron')) === label, `clicking the top FFN neuron shows ${label}`);
+  const toks = await detail.locator('.tok').count();
+  check(toks >= 20, 'the neuron detail lists its top and bottom tokens', String(toks));
+  await page.locator('[data-part="neurons"]').screenshot({ path: artifact('report-neuron-detail.png') });
+
+  check(errors.length === 0, 'no console errors', errors.join(' | '));
+  const foreign = requests.filter((u) => u !== url && !u.startsWith('data:'));
+  check(foreign.length === 0, 'the file loads nothing else (self-contained)', foreign.join(' '));
+  await page.close();
+}
+
+// The shipped knowledge model (GPT-2 layout) with a foil: the contrast switch redraws the charts.
+async function knowledgeReport() {
+  const model = path.join(path.dirname(new URL(import.meta.url).pathname), '../../models/knowledge-gpt2');
+  if (!fs.existsSync(model)) {
+    check(false, `the shipped knowledge model is at ${model}`);
+    return;
+  }
+  console.log('report of the knowledge model, target vs foil');
+  const html = artifact('report-knowledge.html');
+  execFileSync(env.cli, ['explain', model, 'The capital of France is', '--foil', ' Berlin', '--html', html, '--threads', '1'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const { page, errors } = await watchedPage(browser.context);
+  await page.goto(pathToFileURL(path.resolve(html)).href);
+  await page.waitForSelector('[data-state="ready"]', { timeout: 30000 });
+  const data = await page.evaluate(() => window.reslens.data);
+  const L = data.model.n_layers;
+  const H = data.model.n_heads;
+  check(data.target.text === ' Paris' && data.foil.text === ' Berlin', "the knowledge model predicts ' Paris', foil ' Berlin'");
+  check((await layerBarsDrawn(page)) === 2 * L, `${2 * L} layer bars`);
+  const cells = await heatmapCellsDrawn(page);
+  check(cells.drawn === L * H, `${L * H} heatmap cells drawn`, JSON.stringify(cells));
+  await page.screenshot({ path: artifact('report-knowledge-full.png'), fullPage: true });
+  await page.locator('[data-part="measure"] button[data-m="contrast"]').click();
+  const shown = await page.evaluate(() => window.reslens.chart('layers').getOption().series[0].data.map((d) => d.value));
+  check(JSON.stringify(shown) === JSON.stringify(data.contrast.layers.map((d) => d.attn)), 'the contrast switch shows log p(target) − log p(foil) per layer');
+  await page.locator('[data-part="layers"]').screenshot({ path: artifact('report-knowledge-contrast-layers.png') });
+  check(errors.length === 0, 'no console errors', errors.join(' | '));
+  await page.close();
+}
+
+async function largestReport() {
+  console.log(`synthetic report: ${SHAPE.L} layers x ${SHAPE.H} heads, ${SHAPE.top} neurons per list`);
+  const { doc, heads } = synthetic();
+  const docPath = artifact('synthetic-explanation.json');
+  const headsPath = artifact('synthetic-heads.json');
+  const html = artifact('report-synthetic.html');
+  fs.writeFileSync(docPath, JSON.stringify(doc));
+  fs.writeFileSync(headsPath, JSON.stringify(heads));
+  execFileSync(env.render, [docPath, headsPath, html], { stdio: 'inherit' });
+  console.log(`  (${(fs.statSync(html).size / 1048576).toFixed(1)} MiB)`);
+  const { page, errors } = await watchedPage(browser.context);
+  const t0 = Date.now();
+  await page.goto(pathToFileURL(path.resolve(html)).href);
+  await page.waitForSelector('[data-state="ready"]', { timeout: 60000 });
+  const ms = Date.now() - t0;
+  console.log(`  ready in ${ms} ms`);
+  check(ms < 8000, 'the largest report is ready within 8 s', `${ms} ms`);
+  check((await layerBarsDrawn(page)) === 2 * SHAPE.L, `${2 * SHAPE.L} layer bars`);
+  const cells = await heatmapCellsDrawn(page);
+  check(cells.drawn === SHAPE.L * SHAPE.H && cells.missing === 0, `${SHAPE.L * SHAPE.H} heatmap cells drawn`, JSON.stringify(cells));
+  check((await page.title()) !== 'pwned', 'token texts cannot run script (the payloads would set the title to "pwned")');
+  check((await page.locator('img[src="x"]').count()) === 0, 'token texts cannot add elements');
+  check((await page.locator('[data-part="prompt"]').innerText()).includes('</script>'), 'a "</script>" token shows as text');
+  await page.screenshot({ path: artifact('report-synthetic-full.png'), fullPage: true });
+  await page.locator('[data-part="heads"]').screenshot({ path: artifact('report-synthetic-heads.png') });
+
+  // All 1000 rows (windowed: scrolling to the end shows the last), the contrast measure, a far
+  // head: each within a few seconds.
+  let t = Date.now();
+  await page.locator('[data-part="neuron-table"] [data-act="more"]').click();
+  await page.waitForSelector('[data-part="neuron-table"] table[data-rows="1000"] tr[data-i="0"]');
+  const showAll = Date.now() - t;
+  check(showAll < 3000, 'showing all 1000 neurons takes under 3 s', `${showAll} ms`);
+  await page.locator('[data-part="neuron-scroll"]').evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.waitForSelector('[data-part="neuron-table"] tr[data-i="999"]', { timeout: 5000 });
+  check((await page.locator('[data-part="neuron-table"] tr[data-i="999"] td').nth(0).innerText()) === '1000', 'scrolling the list to its end shows neuron #1000');
+  await page.locator('[data-part="neuron-table"] tr[data-i="999"]').click();
+  await page.waitForSelector('[data-part="neuron-detail"] .detail');
+  check((await page.locator('[data-part="neuron-detail"] .detail').getAttribute('data-neuron')) === doc.ffn_neurons[999].label, 'and its row opens its details');
+  await page.locator('[data-part="neurons"]').screenshot({ path: artifact('report-synthetic-neurons.png') });
+  t = Date.now();
+  await page.locator('[data-part="measure"] button[data-m="contrast"]').click();
+  await page.waitForFunction(() => window.reslens.chart('heads').getOption().series[0].data[0].value[2] !== window.reslens.data.heads[0][0]);
+  const contrast = Date.now() - t;
+  check(contrast < 3000, 'switching to the contrast measure takes under 3 s', `${contrast} ms`);
+  await clickHeatmapCell(page, 31, 31);
+  await page.waitForFunction(() => document.querySelector('[data-head]').dataset.head === 'L31H31', null, { timeout: 5000 });
+  check((await page.locator('[data-part="head-table"] tbody tr').count()) === SHAPE.T, 'any head shows its positions from the embedded arrays');
+  await page.locator('[data-part="layers"]').screenshot({ path: artifact('report-synthetic-contrast-layers.png') });
+  check(errors.length === 0, 'no console errors', errors.join(' | '));
+  await page.close();
+}
+
+main(
+  async () => {
+    browser = await launchBrowser();
+    await modelReport();
+    await knowledgeReport();
+    await largestReport();
+  },
+  async () => {
+    if (browser) await browser.close();
+  },
+);

@@ -1,0 +1,266 @@
+// The JSON API of `reslens serve`, without sockets: every endpoint agrees with the library called
+// directly, jobs report their state, concurrent callers all get the single-request answers, and bad
+// requests get a 4xx JSON error while the API keeps answering.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/test_paths.h"
+#include "reslens/reslens.h"
+#include "server/api.h"
+#include "server/library_gaps.h"
+
+namespace reslens {
+namespace {
+
+using nlohmann::json;
+using server::Api;
+using server::Reply;
+using server::Request;
+
+constexpr const char* kPrompt = "Once upon a time";
+
+class ServerApi : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_ = Model::load(test::shared_path("models/stories260K/stories260K.gguf"));
+    server::ApiOptions o;
+    o.n_threads = 1;
+    api_ = new Api(model_, o);
+  }
+  static void TearDownTestSuite() {
+    delete api_;
+    api_ = nullptr;
+    model_.reset();
+  }
+
+  static Reply call(const std::string& method, const std::string& path, const std::string& body = "",
+                    std::map<std::string, std::string> query = {}) {
+    return api_->handle(Request{method, path, std::move(query), body});
+  }
+  static json post_ok(const std::string& endpoint, const json& body) {
+    const Reply r = call("POST", "/api/" + endpoint, body.dump());
+    EXPECT_EQ(r.status, 200) << endpoint << ": " << r.body;
+    EXPECT_EQ(r.content_type, "application/json");
+    return json::parse(r.body);
+  }
+  static void expect_error(const Reply& r, int status, const std::string& needle) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json j = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error") && j["error"].is_string()) << r.body;
+    EXPECT_NE(j["error"].get<std::string>().find(needle), std::string::npos) << j["error"];
+  }
+
+  // The library's own answer for the prompt.
+  struct Direct {
+    std::vector<int32_t> tokens;
+    RunResult run;
+    ExplainOptions eo;
+    Explanation ex;
+  };
+  static Direct direct(const std::string& prompt) {
+    Direct d;
+    d.tokens = model_->tokenizer().encode(prompt, model_->tokenizer().add_bos_default());
+    RunOptions ro;
+    ro.capture = explain_capture();
+    ro.all_logits = true;
+    ro.n_threads = 1;
+    d.run = run(*model_, d.tokens, ro);
+    d.eo.position = static_cast<int>(d.tokens.size()) - 1;
+    d.eo.n_threads = 1;
+    d.ex = explain(*model_, d.run, d.tokens, d.eo);
+    return d;
+  }
+
+  static inline std::shared_ptr<const Model> model_;
+  static inline Api* api_ = nullptr;
+};
+
+TEST_F(ServerApi, InfoDescribesTheModel) {
+  const Reply r = call("GET", "/api/info");
+  ASSERT_EQ(r.status, 200);
+  const json j = json::parse(r.body);
+  EXPECT_EQ(j["model"]["n_layers"], model_->config().n_layers);
+  EXPECT_EQ(j["limits"]["max_body_bytes"], 64 * 1024);
+}
+
+TEST_F(ServerApi, PredictMatchesTheForwardPass) {
+  const json j = post_ok("predict", {{"prompt", kPrompt}, {"top_k", 5}});
+  const Direct d = direct(kPrompt);
+  ASSERT_EQ(j["top"].size(), 5u);
+  EXPECT_EQ(j["top"][0]["id"], d.ex.target);  // the explained default target is the top prediction
+  EXPECT_NEAR(j["top"][0]["prob"].get<double>(), d.ex.real_prob, 1e-9);
+  EXPECT_EQ(j["tokens"].size(), d.tokens.size());
+}
+
+TEST_F(ServerApi, ExplainIsTheLibrarysJsonDocument) {
+  const json j = post_ok("explain", {{"prompt", kPrompt}});
+  const Direct d = direct(kPrompt);
+  EXPECT_EQ(j, json::parse(explain_json(*model_, d.run, d.tokens, d.ex, d.eo)));
+}
+
+TEST_F(ServerApi, TargetsByTextOrIdAndFoils) {
+  const Direct d = direct(kPrompt);
+  const std::string text = model_->tokenizer().token_text(d.ex.target);
+  const json by_text = post_ok("explain", {{"prompt", kPrompt}, {"target", text}, {"top", 3}});
+  const json by_id = post_ok("explain", {{"prompt", kPrompt}, {"target", d.ex.target}, {"top", 3}});
+  EXPECT_EQ(by_text["target"]["id"], d.ex.target);
+  EXPECT_EQ(by_text["layers"], by_id["layers"]);
+  EXPECT_EQ(by_id["top_heads"].size(), 3u);
+  const json contrast = post_ok("explain", {{"prompt", kPrompt}, {"foil", 100}, {"position", 2}});
+  EXPECT_EQ(contrast["position"], 2);
+  EXPECT_EQ(contrast["foil"]["id"], 100);
+  EXPECT_TRUE(contrast.contains("contrast"));
+}
+
+TEST_F(ServerApi, AsyncJobsReportStateAndGiveTheSameResult) {
+  const json body = {{"prompt", "The cat sat"}, {"top", 5}};
+  const Reply sub = call("POST", "/api/explain", body.dump(), {{"async", "1"}});
+  ASSERT_EQ(sub.status, 202) << sub.body;
+  const std::string id = json::parse(sub.body)["job"];
+  json status;
+  for (int i = 0; i < 2000; ++i) {
+    const Reply r = call("GET", "/api/jobs/" + id);
+    ASSERT_EQ(r.status, 200) << r.body;
+    status = json::parse(r.body);
+    const std::string state = status["state"];
+    ASSERT_TRUE(state == "queued" || state == "running" || state == "done") << r.body;
+    if (state == "done") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(status["state"], "done");
+  EXPECT_EQ(status["kind"], "explain");
+  EXPECT_EQ(status["result"], post_ok("explain", body));
+  expect_error(call("GET", "/api/jobs/999999"), 404, "no job");
+}
+
+TEST_F(ServerApi, HeadGivesEveryPositionWithTokenViews) {
+  const Direct d = direct(kPrompt);
+  const json j = post_ok("head", {{"prompt", kPrompt}, {"layer", 1}, {"head", 2}, {"k", 4}});
+  ASSERT_EQ(j["positions"].size(), d.tokens.size());
+  EXPECT_EQ(j["label"], "L1H2");
+  EXPECT_DOUBLE_EQ(j["score"].get<double>(), d.ex.head.at({1, 2}));
+  for (size_t p = 0; p < d.tokens.size(); ++p) {
+    EXPECT_DOUBLE_EQ(j["positions"][p]["score"].get<double>(), d.ex.head_pos.at({1, 2, static_cast<int64_t>(p)}));
+    EXPECT_DOUBLE_EQ(j["positions"][p]["attn"].get<double>(), d.ex.attn_weight.at({1, 2, static_cast<int64_t>(p)}));
+    EXPECT_EQ(j["positions"][p]["value"].size(), 4u);
+  }
+}
+
+TEST_F(ServerApi, NeuronsGiveProjectionQueryNeuronsAndAblation) {
+  const Direct d = direct(kPrompt);
+  const json f = post_ok("neuron", {{"prompt", kPrompt}, {"layer", 3}, {"neuron", 7}, {"via_head", {4, 1}}});
+  EXPECT_EQ(f["label"], "L3N7");
+  EXPECT_DOUBLE_EQ(f["score"].get<double>(), d.ex.ffn_neuron.at({3, 7}));
+  EXPECT_DOUBLE_EQ(f["coef"].get<double>(), d.ex.ffn_coef.at({3, 7}));
+  EXPECT_EQ(f["raw"]["top"].size(), 10u);
+  EXPECT_EQ(f["hidden"]["head"], "L4H1");
+  const Intervention iv{{{3, 7}}, {}, {}, -1};
+  const AblationResult a = ablate(*model_, d.tokens, d.ex.target, iv, d.eo.position, 1);
+  EXPECT_DOUBLE_EQ(f["ablation"]["after"]["prob"].get<double>(), a.after.prob);
+  EXPECT_EQ(f["ablation"]["level"], "parameter");
+
+  const json at = post_ok("neuron", {{"prompt", kPrompt}, {"layer", 2}, {"head", 1}, {"dim", 3}, {"pos", 1}});
+  EXPECT_EQ(at["label"], "L2H1D3@1");
+  EXPECT_DOUBLE_EQ(at["score"].get<double>(), d.ex.attn_neuron.at({2, 1, 3, 1}));
+  ASSERT_FALSE(at["query_ffn_neurons"].empty());
+  const ScoreArray q = analysis::query_ffn_neurons(*model_, d.run, 2, 1, 3, 1, d.ex.attn_neuron.at({2, 1, 3, 1}));
+  const json& q0 = at["query_ffn_neurons"][0];
+  EXPECT_DOUBLE_EQ(q0["score"].get<double>(), q.at({q0["layer"].get<int64_t>(), q0["neuron"].get<int64_t>()}));
+  EXPECT_EQ(at["ablation"]["level"], "activation");
+}
+
+TEST_F(ServerApi, AblateMatchesTheLibrary) {
+  const Direct d = direct(kPrompt);
+  const json j = post_ok("ablate", {{"prompt", kPrompt}, {"heads", {{1, 0}, {2, 3}}}, {"ffn", {{4, 10}}}});
+  Intervention iv;
+  iv.heads = {{1, 0}, {2, 3}};
+  iv.ffn_neurons = {{4, 10}};
+  const AblationResult a = ablate(*model_, d.tokens, d.ex.target, iv, d.eo.position, 1);
+  EXPECT_EQ(j["target"]["id"], d.ex.target);
+  EXPECT_DOUBLE_EQ(j["before"]["prob"].get<double>(), a.before.prob);
+  EXPECT_DOUBLE_EQ(j["after"]["prob"].get<double>(), a.after.prob);
+  EXPECT_EQ(j["after"]["rank"], a.after.rank);
+  const json act = post_ok("ablate", {{"prompt", kPrompt}, {"level", "activation"}, {"attn", {{1, 1, 2, 0}}}});
+  EXPECT_EQ(act["level"], "activation");
+}
+
+TEST_F(ServerApi, BadRequestsGet4xxAndTheApiKeepsAnswering) {
+  const auto& c = model_->config();
+  expect_error(call("POST", "/api/explain", "{\"prompt\": "), 400, "malformed JSON");
+  expect_error(call("POST", "/api/explain", ""), 400, "JSON object");
+  expect_error(call("POST", "/api/explain", "[1, 2]"), 400, "JSON object");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "colour": "red"})"), 400, "unknown field 'colour'");
+  expect_error(call("POST", "/api/explain", R"({"prompt": 5})"), 400, "'prompt' must be a string");
+  expect_error(call("POST", "/api/explain", R"({})"), 400, "'prompt' is required");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "top": 0})"), 400, "out of range");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "position": 40})"), 400, "out of range");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "target": 999999999})"), 400, "out of range");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "target": [1]})"), 400, "token id");
+  expect_error(call("POST", "/api/head", json{{"prompt", "hi"}, {"layer", c.n_layers}, {"head", 0}}.dump()), 400,
+               "'layer'");
+  expect_error(call("POST", "/api/head", json{{"prompt", "hi"}, {"layer", 0}, {"head", -1}}.dump()), 400, "'head'");
+  expect_error(call("POST", "/api/neuron", json{{"prompt", "hi"}, {"layer", 0}, {"neuron", c.d_mlp}}.dump()), 400,
+               "'neuron'");
+  expect_error(call("POST", "/api/neuron", R"({"prompt": "Once upon", "layer": 0, "head": 0, "dim": 0, "pos": 9})"), 400,
+               "after the explained position");
+  expect_error(call("POST", "/api/neuron", R"({"prompt": "hi", "layer": 0, "neuron": 1, "head": 0})"), 400, "give");
+  expect_error(call("POST", "/api/ablate", R"({"prompt": "hi"})"), 400, "nothing to ablate");
+  expect_error(call("POST", "/api/ablate", R"({"prompt": "hi", "ffn": [[0]]})"), 400, "ffn[0]");
+  expect_error(call("POST", "/api/ablate", R"({"prompt": "hi", "attn": [[0, 0, 0, 0]]})"), 400, "activation");
+  expect_error(call("POST", "/api/ablate", R"({"prompt": "hi", "heads": [[0, 99]]})"), 400, "out of range");
+  expect_error(call("POST", "/api/predict", std::string(70 * 1024, ' ')), 413, "limit");
+  expect_error(call("GET", "/api/explain"), 405, "POST");
+  expect_error(call("POST", "/api/info"), 405, "GET");
+  expect_error(call("DELETE", "/"), 405, "GET");
+  expect_error(call("GET", "/etc/passwd"), 404, "not found");
+  expect_error(call("GET", "/api/../../etc/passwd"), 404, "not found");
+  expect_error(call("POST", "/api/nothing", "{}"), 404, "not found");
+  expect_error(call("POST", "/api/predict", json{{"prompt", [] { std::string s; for (int i = 0; i < 700; ++i) s += " a"; return s; }()}}.dump()), 400, "at most");
+  // Still serving.
+  EXPECT_EQ(post_ok("predict", {{"prompt", "hi"}})["top"].size(), 10u);
+}
+
+TEST_F(ServerApi, ServesOnlyItsOwnPage) {
+  const Reply r = call("GET", "/");
+  if (r.status == 503) GTEST_SKIP() << r.body;  // a build without the web page
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(r.body.find("id=\"reslens-config\""), std::string::npos);
+  EXPECT_EQ(call("GET", "/index.html").body, r.body);
+}
+
+TEST_F(ServerApi, ConcurrentCallersGetTheSingleRequestAnswers) {
+  const std::vector<std::pair<std::string, json>> requests = {
+      {"predict", {{"prompt", "Lily and Tom"}}},
+      {"explain", {{"prompt", "Lily and Tom"}, {"top", 5}}},
+      {"explain", {{"prompt", kPrompt}, {"position", 2}, {"top", 5}}},
+      {"head", {{"prompt", "Lily and Tom"}, {"layer", 0}, {"head", 1}}},
+      {"neuron", {{"prompt", kPrompt}, {"layer", 1}, {"neuron", 5}}},
+      {"ablate", {{"prompt", kPrompt}, {"heads", {{0, 0}}}}},
+  };
+  std::vector<std::string> expected;
+  for (const auto& [ep, body] : requests) expected.push_back(call("POST", "/api/" + ep, body.dump()).body);
+  constexpr int kThreads = 8, kEach = 6;
+  std::vector<std::vector<std::string>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const size_t k = static_cast<size_t>(t * 7 + i * 3) % requests.size();
+        const Reply r = call("POST", "/api/" + requests[k].first, requests[k].second.dump());
+        got[static_cast<size_t>(t)].push_back(r.status == 200 && r.body == expected[k] ? "ok" : r.body.substr(0, 200));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& g : got) {
+    ASSERT_EQ(g.size(), static_cast<size_t>(kEach));
+    for (const auto& s : g) EXPECT_EQ(s, "ok");
+  }
+}
+
+}  // namespace
+}  // namespace reslens

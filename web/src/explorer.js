@@ -1,0 +1,156 @@
+// The explorer served by `reslens serve`: a prompt form on top of the report's cards. It talks to
+// the JSON API under /api/ (docs/report.md): /api/predict for the next tokens, /api/explain as a
+// job polled at /api/jobs/ID (so a long explanation shows its progress), /api/head and
+// /api/neuron when a head or a neuron is clicked.
+import { esc, tokenHtml, pct } from './format.js';
+import { renderReport } from './report.js';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function call(path, body) {
+  const init = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
+  const r = await fetch(path, init);
+  let j;
+  try {
+    j = await r.json();
+  } catch {
+    j = { error: `HTTP ${r.status}` };
+  }
+  if (!r.ok) throw new Error(j.error || `HTTP ${r.status}`);
+  return j;
+}
+
+// Submits a request as a job and polls it; onProgress gets every status document.
+async function runJob(path, body, onProgress) {
+  const { job } = await call(path + '?async=1', body);
+  for (let delay = 80; ; delay = Math.min(400, delay * 1.5)) {
+    const s = await call('/api/jobs/' + encodeURIComponent(job));
+    onProgress(s);
+    if (s.state === 'done') return s.result;
+    if (s.state === 'failed') throw new Error(s.error || 'the job failed');
+    await sleep(delay);
+  }
+}
+
+function parseToken(v) {
+  v = v.trim() === '' ? '' : v;
+  if (v === '') return undefined;
+  if (/^#?\d+$/.test(v.trim())) return Number(v.trim().replace('#', ''));
+  return v;
+}
+
+export function startExplorer(app) {
+  document.title = 'reslens explorer';
+  app.innerHTML = `
+    <header class="topbar"><div class="brand">res<span>lens</span> explorer</div><div class="model-line" data-part="model">loading the model summary…</div></header>
+    <main class="page">
+      <section class="card" data-part="ask">
+        <form class="ask" data-part="form" autocomplete="off">
+          <label>prompt<input name="prompt" placeholder="Type a prompt, e.g. Once upon a time" required></label>
+          <label>target<input name="target" placeholder="top prediction" title="a token's text (' Paris') or id (#1234); empty: the top prediction"></label>
+          <label>foil<input name="foil" placeholder="none" title="a contrast token: scores become log p(target) − log p(foil)"></label>
+          <label>position<input name="position" placeholder="last" title="the position to explain (0-based, or −1 for the last)"></label>
+          <button class="btn" type="submit" data-part="go">Explain</button>
+        </form>
+        <div class="status" data-part="status"></div>
+        <div class="preds" data-part="preds"></div>
+      </section>
+      <div data-part="report"><p class="hint">Type a prompt and press Explain. Then click a head in the heatmap for its source positions, or a neuron for its vocabulary tokens, its query neurons and an ablation.</p></div>
+    </main>`;
+  const $ = (s) => app.querySelector(s);
+  const form = $('[data-part="form"]');
+  const status = (html, err = false) => {
+    const el = $('[data-part="status"]');
+    el.innerHTML = html;
+    el.classList.toggle('err', err);
+  };
+
+  call('/api/info')
+    .then((info) => {
+      const m = info.model;
+      $('[data-part="model"]').innerHTML = `<code>${esc(m.path)}</code> · ${esc(m.architecture)} · ${m.n_layers} layers × ${m.n_heads} heads · d_model ${m.d_model} · vocab ${m.d_vocab}`;
+      if (info.example_prompt && !form.prompt.value) form.prompt.placeholder = info.example_prompt;
+    })
+    .catch((e) => status(esc(e.message), true));
+
+  let seq = 0;
+  async function explain(req) {
+    const mine = ++seq;
+    const t0 = performance.now();
+    $('[data-part="go"]').disabled = true;
+    status('<span class="spinner"></span>predicting…');
+    try {
+      const pred = await call('/api/predict', { prompt: req.prompt, top_k: 10 });
+      if (mine !== seq) return;
+      $('[data-part="preds"]').innerHTML =
+        '<span class="muted" style="align-self:center;font-size:12px">next token:</span>' +
+        pred.top
+          .map((t) => `<button class="pred" type="button" data-id="${t.id}" title="explain this token (id ${t.id})">${tokenHtml(t.text)}<span class="p">${pct(t.prob)}</span></button>`)
+          .join('');
+      const result = await runJob('/api/explain', req, (s) => {
+        if (mine !== seq) return;
+        const where = s.state === 'queued' ? `queued (${s.queue_position} ahead)` : esc(s.stage || s.state);
+        status(`<span class="spinner"></span>${where} · ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      });
+      if (mine !== seq) return;
+      if (window.reslens) window.reslens.data = result;
+      const ctx = { prompt: req.prompt, target: result.target.id, position: result.position };
+      if (result.foil) ctx.foil = result.foil.id;
+      const viaHead = result.top_heads.length ? [result.top_heads[0].layer, result.top_heads[0].head] : null;
+      renderReport($('[data-part="report"]'), result, {
+        api: {
+          head: (layer, head) => call('/api/head', { ...ctx, layer, head }),
+          neuron: (kind, e) => {
+            const body = kind === 'attn'
+              ? { ...ctx, layer: e.layer, head: e.head, dim: e.dim, pos: e.pos }
+              : { ...ctx, layer: e.layer, neuron: e.neuron };
+            if (kind === 'ffn' && e.coef === undefined && viaHead) body.via_head = viaHead;
+            return call('/api/neuron', body);
+          },
+        },
+      });
+      const notes = (result.notes || []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join('');
+      status(`explained position ${result.position} → ${tokenHtml(result.target.text)} in ${((performance.now() - t0) / 1000).toFixed(1)} s${notes}`);
+      app.dataset.explained = String(mine);
+    } catch (e) {
+      if (mine === seq) status(esc(e.message), true);
+    } finally {
+      if (mine === seq) $('[data-part="go"]').disabled = false;
+    }
+  }
+
+  function request() {
+    const req = { prompt: form.prompt.value };
+    const t = parseToken(form.target.value);
+    const f = parseToken(form.foil.value);
+    const p = form.position.value.trim();
+    if (t !== undefined) req.target = t;
+    if (f !== undefined) req.foil = f;
+    if (p !== '') req.position = Number(p);
+    return req;
+  }
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!form.prompt.value && form.prompt.placeholder.startsWith('Type')) return;
+    if (!form.prompt.value) form.prompt.value = form.prompt.placeholder;
+    const req = request();
+    history.replaceState(null, '', '#' + new URLSearchParams(Object.entries(req).map(([k, v]) => [k, String(v)])).toString());
+    explain(req);
+  });
+  $('[data-part="preds"]').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-id]');
+    if (!b) return;
+    form.target.value = '#' + b.dataset.id;
+    form.requestSubmit();
+  });
+
+  // A link with #prompt=...&target=... explains at once.
+  const h = new URLSearchParams(location.hash.slice(1));
+  if (h.get('prompt')) {
+    form.prompt.value = h.get('prompt');
+    if (h.get('target')) form.target.value = /^\d+$/.test(h.get('target')) ? '#' + h.get('target') : h.get('target');
+    if (h.get('foil')) form.foil.value = /^\d+$/.test(h.get('foil')) ? '#' + h.get('foil') : h.get('foil');
+    if (h.get('position')) form.position.value = h.get('position');
+    form.requestSubmit();
+  }
+}
