@@ -4,6 +4,7 @@
 #include "reslens/cache.h"
 #include "reslens/config.h"
 #include "reslens/error.h"
+#include "reslens/experiment.h"
 #include "reslens/explain.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
