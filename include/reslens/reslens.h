@@ -9,6 +9,7 @@
 #include "reslens/hooks.h"
 #include "reslens/model.h"
 #include "reslens/report.h"
+#include "reslens/token_names.h"
 #include "reslens/run.h"
 #include "reslens/tensor.h"
 #include "reslens/tokenizer.h"

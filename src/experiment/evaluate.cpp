@@ -221,7 +221,7 @@ const char* to_string(SentenceStatus s) {
 }
 
 SentenceResult evaluate_sentence(const Model& model, const ExperimentSentence& sentence, const ExperimentOptions& options) {
-  const experiment_impl::TokenResolver resolver(model);
+  const TokenResolver resolver(model.tokenizer());
   return experiment_impl::evaluate(model, resolver, experiment_counts(model.config(), options), sentence, options);
 }
 

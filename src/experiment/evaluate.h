@@ -2,7 +2,7 @@
 // run rather than once per sentence. Internal.
 #pragma once
 
-#include "experiment/tokens.h"
+#include "reslens/token_names.h"
 #include "reslens/experiment.h"
 #include "reslens/run.h"
 

@@ -18,7 +18,7 @@ std::vector<SentenceResult> run_experiment(const Model& model, std::span<const E
                                            const ExperimentOptions& options, const SentenceResultFn& on_result,
                                            const ExperimentProgressFn& on_progress) {
   const ExperimentCounts counts = experiment_counts(model.config(), options);  // validates the options
-  const experiment_impl::TokenResolver resolver(model);
+  const TokenResolver resolver(model.tokenizer());
   const auto n = static_cast<int64_t>(sentences.size());
   std::vector<SentenceResult> results(sentences.size());
   const int64_t workers = std::min<int64_t>(options.n_threads > 0 ? options.n_threads : default_threads(), n);

@@ -15,7 +15,7 @@
 #include "common/test_paths.h"
 #include "experiment/evaluate.h"
 #include "experiment/rng.h"
-#include "experiment/tokens.h"
+#include "reslens/token_names.h"
 #include "reslens/reslens.h"
 
 namespace reslens {
@@ -333,7 +333,7 @@ TEST(ExperimentSentence, OwnProblemsBecomeErrorsNotCrashes) {
 }
 
 TEST(ExperimentSentence, ResolvesTargetsLikeTheCli) {
-  const experiment_impl::TokenResolver tr(stories());
+  const TokenResolver tr(stories().tokenizer());
   const auto lily = tr.resolve("Lily");  // 'Lily' does not exist; ' Lily' does
   ASSERT_EQ(lily.candidates.size(), 1u);
   EXPECT_EQ(stories().tokenizer().token_text(lily.candidates[0]), " Lily");
@@ -521,7 +521,7 @@ TEST(ExperimentSummary, WritersStateTheScalingAndParse) {
 TEST(ExperimentCloze, TargetsAreOneTokenAndEnoughPassTheFilter) {
   const Dataset d = read_dataset(std::string(RESLENS_SOURCE_DIR) + "/data/tinystories-cloze.jsonl", /*strict=*/true);
   const auto model = Model::load(test::shared_path("models/TinyStories-656K"));
-  const experiment_impl::TokenResolver tr(*model);
+  const TokenResolver tr(model->tokenizer());
   std::map<std::string, int> kept;
   int total_kept = 0;
   for (const ExperimentSentence& s : d.sentences) {

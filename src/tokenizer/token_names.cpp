@@ -1,20 +1,24 @@
-#include "experiment/tokens.h"
+// Token names -> ids (include/reslens/token_names.h).
+#include "reslens/token_names.h"
 
 #include <algorithm>
 
+#include "core/utf8.h"
+
 #include "reslens/error.h"
 
-namespace reslens::experiment_impl {
+namespace reslens {
 
-TokenResolver::TokenResolver(const Model& model) : model_(model) {
+TokenResolver::TokenResolver(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {
   // One pass over the vocabulary instead of one per name: a dataset names thousands of competitors.
-  const Tokenizer& tok = model.tokenizer();
+  const Tokenizer& tok = tokenizer_;
   for (int32_t id = 0; id < tok.n_vocab(); ++id) {
     if (tok.type(id) != TokenType::kControl) by_text_.emplace(tok.token_text(id), id);
   }
 }
 
 TokenResolver::Resolved TokenResolver::resolve(const std::string& text) const {
+  require_valid_utf8(text, "the token name '" + text + "'");
   Resolved r;
   const std::string spaced = !text.empty() && text[0] == ' ' ? text : " " + text;
   for (const std::string& want : {text, spaced}) {
@@ -25,7 +29,7 @@ TokenResolver::Resolved TokenResolver::resolve(const std::string& text) const {
     }
   }
   if (!r.candidates.empty()) return r;
-  const Tokenizer& tok = model_.tokenizer();
+  const Tokenizer& tok = tokenizer_;
   std::vector<int32_t> ids = tok.encode(text, false);
   if (ids.empty()) throw InvalidArgument("'" + text + "' has no tokens");
   // Leading tokens that are only spaces are an artefact of the tokenizer's own space prefix: " dog"
@@ -48,4 +52,4 @@ int32_t TokenResolver::pick(const Resolved& r, std::span<const float> logits) {
   return best;
 }
 
-}  // namespace reslens::experiment_impl
+}  // namespace reslens
