@@ -5,13 +5,26 @@
 
 namespace reslens {
 
-Tensor::Tensor(std::vector<int64_t> shape) : shape_(std::move(shape)) {
+namespace {
+int64_t element_count(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape_) {
+  for (int64_t d : shape) {
     if (d < 0) throw InvalidArgument("tensor dimension is negative: " + std::to_string(d));
     n *= d;
   }
-  data_.assign(static_cast<size_t>(n), 0.0f);
+  return n;
+}
+}  // namespace
+
+Tensor::Tensor(std::vector<int64_t> shape) : shape_(std::move(shape)) {
+  data_.assign(static_cast<size_t>(element_count(shape_)), 0.0f);
+}
+
+Tensor Tensor::uninitialized(std::vector<int64_t> shape) {
+  Tensor t;
+  t.data_.resize(static_cast<size_t>(element_count(shape)));
+  t.shape_ = std::move(shape);
+  return t;
 }
 
 float Tensor::at(std::initializer_list<int64_t> index) const {

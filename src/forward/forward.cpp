@@ -93,13 +93,13 @@ class Recorder {
   // Copies a contiguous block into a new cache tensor.
   void put(Hook h, int layer, std::vector<int64_t> shape, const float* data) {
     if (!wants(h, layer)) return;
-    Tensor t(std::move(shape));
+    Tensor t = Tensor::uninitialized(std::move(shape));
     std::memcpy(t.data(), data, static_cast<size_t>(t.numel()) * sizeof(float));
     cache_->put({h, layer}, std::move(t));
   }
   Tensor* make(Hook h, int layer, std::vector<int64_t> shape) {
     if (!wants(h, layer)) return nullptr;
-    return &cache_->put({h, layer}, Tensor(std::move(shape)));
+    return &cache_->put({h, layer}, Tensor::uninitialized(std::move(shape)));  // callers write every element
   }
 
  private:

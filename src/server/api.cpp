@@ -16,6 +16,7 @@
 #include "reslens/error.h"
 #include "reslens/explain.h"
 #include "reslens/report.h"
+#include "reslens/token_names.h"
 #include "reslens/run.h"
 
 namespace reslens::server {
@@ -256,36 +257,24 @@ class Engine {
     return ex;
   }
 
-  // The CLI's rule (tools/reslens/common.cpp): a token that reads exactly as written or with a
-  // leading space, the likelier one at P; else the first token of the text, with a note.
+  // The library's naming rule (reslens/token_names.h), as the CLI and experiments use it.
   int32_t resolve(const TokenSpec& spec, std::span<const float> logits, const char* what,
                   std::vector<std::string>& notes) const {
     if (spec.id >= 0) return spec.id;
     const Tokenizer& tok = m_.tokenizer();
-    std::vector<int32_t> found;
-    const std::string spaced = spec.text[0] == ' ' ? spec.text : " " + spec.text;
-    for (const std::string& want : {spec.text, spaced}) {
-      for (int32_t id = 0; id < tok.n_vocab(); ++id) {
-        if (tok.type(id) != TokenType::kControl && tok.token_text(id) == want) {
-          if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
-          break;
-        }
-      }
+    TokenResolver::Resolved r;
+    try {
+      r = TokenResolver(tok).resolve(spec.text);
+    } catch (const InvalidArgument& e) {
+      throw HttpError(400, std::string("the ") + what + ": " + e.what());
     }
-    if (found.empty()) {
-      const std::vector<int32_t> ids = tok.encode(spec.text, false);
-      if (ids.empty()) throw HttpError(400, std::string("the ") + what + " '" + spec.text + "' has no tokens");
-      if (ids.size() > 1) {
-        notes.push_back(std::string("the ") + what + " '" + spec.text + "' is " + std::to_string(ids.size()) +
-                        " tokens; explaining the first, '" + tok.token_text(ids[0]) + "'");
-      }
-      return ids[0];
-    }
-    int32_t best = found.front();
-    for (int32_t id : found) best = logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)] ? id : best;
-    if (found.size() > 1) {
+    const int32_t best = TokenResolver::pick(r, logits);
+    if (r.n_tokens > 1) {
+      notes.push_back(std::string("the ") + what + " '" + spec.text + "' is not one token; explaining '" +
+                      tok.token_text(best) + "'");
+    } else if (r.candidates.size() > 1) {
       std::string n = std::string("the ") + what + " matches tokens";
-      for (int32_t id : found) n += " '" + tok.token_text(id) + "' (" + std::to_string(id) + ")";
+      for (int32_t id : r.candidates) n += " '" + tok.token_text(id) + "' (" + std::to_string(id) + ")";
       notes.push_back(n + "; using '" + tok.token_text(best) + "', the more likely here (pass an id to choose)");
     }
     return best;

@@ -14,6 +14,7 @@ void register_bench(CLI::App& app);
 void register_explain(CLI::App& app);
 void register_lens(CLI::App& app);
 void register_ablate(CLI::App& app);
+void register_experiment(CLI::App& app);
 void register_serve(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
@@ -25,6 +26,7 @@ inline void register_commands(CLI::App& app) {
   register_explain(app);
   register_lens(app);
   register_ablate(app);
+  register_experiment(app);
   register_bench(app);
   register_serve(app);
 }

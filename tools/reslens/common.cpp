@@ -199,29 +199,15 @@ std::vector<int32_t> resolve_token(const Model& model, const std::string& spec, 
     }
     return {id};
   }
-  require_valid_utf8(spec, std::string("the ") + what);
   if (spec.empty()) throw InvalidArgument(std::string("the ") + what + " is empty: name a token");
-  // A token whose text reads exactly as written, and the same word with a leading space (how
-  // SentencePiece and byte-level BPE spell a word after a space): the caller picks between them.
-  std::vector<int32_t> found;
-  const std::string spaced = spec[0] == ' ' ? spec : " " + spec;
-  for (const std::string& want : {spec, spaced}) {
-    for (int32_t id = 0; id < tok.n_vocab(); ++id) {
-      if (tok.type(id) != TokenType::kControl && tok.token_text(id) == want) {
-        if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
-        break;
-      }
-    }
+  const TokenResolver::Resolved r = TokenResolver(tok).resolve(spec);
+  if (r.n_tokens > 1 && note != nullptr) {
+    const std::vector<int32_t> ids = tok.encode(spec, false);
+    *note = std::string("note: the ") + what + " '" + spec + "' is not one token (it encodes as";
+    for (const int32_t id : ids) *note += " '" + printable(tok.token_text(id)) + "'";
+    *note += "); explaining '" + printable(tok.token_text(r.candidates[0])) + "'";
   }
-  if (!found.empty()) return found;
-  const std::vector<int32_t> ids = tok.encode(spec, false);
-  if (ids.empty()) throw InvalidArgument(std::string("the ") + what + " '" + spec + "' has no tokens");
-  if (ids.size() > 1 && note != nullptr) {
-    *note = std::string("note: the ") + what + " '" + spec + "' is " + std::to_string(ids.size()) + " tokens (";
-    for (size_t i = 0; i < ids.size(); ++i) *note += (i ? " " : "") + ("'" + printable(tok.token_text(ids[i])) + "'");
-    *note += "); explaining the first, '" + printable(tok.token_text(ids[0])) + "'";
-  }
-  return {ids[0]};
+  return r.candidates;
 }
 
 int32_t pick_token(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,

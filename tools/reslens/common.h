@@ -69,9 +69,8 @@ void require_valid_utf8_cli(const std::string& text);
 
 namespace reslens::cli {
 
-/// Candidate ids for a token named on the command line: an id ("432"); or the tokens that read
-/// exactly as the text and as the text after a space ("Paris" -> 'Paris', ' Paris'); or, when no
-/// token reads so, the first token of the text (`note` then says it was several tokens).
+/// Candidate ids for a token named on the command line: an id ("432"), else the library's
+/// TokenResolver rule (reslens/token_names.h; `note` says when the text was several tokens).
 std::vector<int32_t> resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note);
 
 /// The candidate the model finds most likely in `logits` (a note names the alternatives).
