@@ -16,8 +16,9 @@ differences). Arrays are read-only numpy views over reslens's own memory; heavy 
 
 from . import _core
 from ._core import Error, FormatError, Intervention, IoError, NotFoundError, UnsupportedError
-from .ablate import AblationResult, RandomBaseline, TargetStats, ablate, experiment
+from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
+from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
                       QueryNeuronScore, TokenInfo, explain, top_indices)
 from .model import Config, LayerParams, Model, load
@@ -27,7 +28,7 @@ __version__ = _core.__version__
 
 __all__ = [
     "load", "Model", "Config", "LayerParams", "ActivationCache", "explain", "Explanation", "ablate", "experiment",
-    "AblationResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
+    "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
 ]

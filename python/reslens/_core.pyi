@@ -1,6 +1,6 @@
 # Type stubs of reslens._core, the compiled bindings (python/src/bind_*.cpp). Every ndarray returned
 # here is a read-only zero-copy view that keeps its owner (model, run or explanation) alive.
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -122,6 +122,27 @@ def explain(model: Model, tokens: Ids, target: Sequence[int] = ..., foil: Sequen
 def _time_explain(model: Model, tokens: Ids, threads: int = 0, repeats: int = 1) -> List[float]: ...
 def ablate(model: Model, tokens: Ids, target: int, intervention: Intervention, position: int = -1,
            threads: int = 0) -> Tuple[Dict[str, Any], Dict[str, Any]]: ...
+class ExperimentArgs:
+    filter_top_k: int
+    ffn_top: int
+    attn_top: int
+    attn_ffn_top: int
+    query_top: int
+    shared_set: int
+    max_fraction: float
+    query_value_neurons: int
+    baselines: bool
+    random: bool
+    strict: bool
+    seed: int
+    add_bos: Optional[bool]
+    threads: int
+    shard: str
+    def __init__(self) -> None: ...
+
+def experiment(model: Model, path: Optional[str], text: Optional[str], name: str, args: ExperimentArgs,
+               progress: Optional[Callable[[int, int, int, float], None]]
+               ) -> Tuple[str, List[str], List[Tuple[int, str]], str, str]: ...
 def target_stats(logits: Sequence[float], target: int) -> Dict[str, Any]: ...
 def top_indices(values: Sequence[float], n: int) -> List[int]: ...
 def label_head(layer: int, head: int) -> str: ...

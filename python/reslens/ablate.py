@@ -1,6 +1,5 @@
 """``reslens.ablate``: zero neurons or heads, re-run, and measure the target before and after, with a
 seeded random baseline of the same size (the ``reslens ablate`` command; spec A7).
-``reslens.experiment``: the experiment runner, once the C++ experiment API exists.
 """
 
 from __future__ import annotations
@@ -206,11 +205,4 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
                           _stats(before), _stats(after), rnd, notes)
 
 
-def experiment(*args, **kwargs):
-    """The experiment runner (``reslens experiment``). Not in this build: the C++ experiment API is
-    being written; this raises ``reslens.UnsupportedError`` (a NotImplementedError) until it exists."""
-    raise _core.UnsupportedError("reslens.experiment: this build of reslens has no experiment API yet "
-                                 "(see docs/python.md); use reslens.ablate and reslens.explain")
-
-
-__all__ = ["ablate", "experiment", "AblationResult", "TargetStats", "RandomBaseline"]
+__all__ = ["ablate", "AblationResult", "TargetStats", "RandomBaseline"]

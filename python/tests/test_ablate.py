@@ -56,12 +56,3 @@ def test_ablate_errors():
         reslens.ablate(model, text, ffn=[(99, 0)])
     with pytest.raises(IndexError):
         reslens.ablate(model, text, ffn=[(0, 1)], position=100)
-
-
-def test_experiment_is_not_in_this_build():
-    if reslens._core.HAS_EXPERIMENT:
-        pytest.skip("the experiment API exists")
-    with pytest.raises(reslens.UnsupportedError):
-        reslens.experiment()
-    with pytest.raises(NotImplementedError):
-        reslens.experiment()
