@@ -1,5 +1,6 @@
 // Datasets: JSONL parsing with per-line problems, the same-type competitor lists, and shards.
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -113,6 +114,8 @@ Dataset parse_dataset(std::string_view text, const std::string& name, bool stric
 }
 
 Dataset read_dataset(const std::filesystem::path& path, bool strict) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw IoError(path.string() + ": no such file (the dataset)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(path.string() + ": cannot open the dataset");
   std::ostringstream ss;

@@ -1,0 +1,34 @@
+"""reslens: explain a transformer's next-token prediction by taking its residual stream apart
+(Yu et al., EMNLP 2024), from Python.
+
+>>> import reslens
+>>> model = reslens.load("../shared/models/stories260K/stories260K.gguf")
+>>> logits, cache = model.run_with_cache("Once upon a time")
+>>> cache["blocks.3.hook_resid_pre"].shape           # [pos, d_model]: no batch dimension
+(5, 64)
+>>> ex = reslens.explain(model, "Once upon a time")  # every score of `reslens explain`
+>>> ex.top_ffn_neurons[0]
+FfnNeuronScore(layer=..., neuron=..., label='L...N...', score=..., coef=...)
+
+Names and shapes follow TransformerLens where the concept is the same (docs/python.md lists the
+differences). Arrays are read-only numpy views over reslens's own memory; heavy calls release the GIL.
+"""
+
+from . import _core
+from ._core import Error, FormatError, Intervention, IoError, NotFoundError, UnsupportedError
+from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
+from .cache import ActivationCache
+from .experiment import ExperimentResult, experiment
+from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
+                      QueryNeuronScore, TokenInfo, explain, top_indices)
+from .model import Config, LayerParams, Model, load
+from .utils import get_act_name
+
+__version__ = _core.__version__
+
+__all__ = [
+    "load", "Model", "Config", "LayerParams", "ActivationCache", "explain", "Explanation", "ablate", "experiment",
+    "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
+    "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
+    "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
+]

@@ -1,0 +1,541 @@
+"""``reslens.explain``: the paper's residual-stream attribution for one next-token prediction (the
+``reslens explain`` command), with every score as a numpy array and the ranked lists as small
+dataclass records.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from .utils import readonly
+
+if TYPE_CHECKING:
+    from .model import Model, TokensLike
+
+TokenSpec = Union[None, int, str]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LensPoint:
+    """The target at one residual point (``"emb"``, ``"a{l}"`` after layer l's attention, ``"f{l}"``
+    after its FFN) with the final norm frozen (spec 2.3)."""
+
+    label: str
+    rank: int
+    prob: float
+    log_prob: float
+    top_ids: Tuple[int, ...]
+    top_probs: Tuple[float, ...]
+    top_tokens: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LayerScore:
+    layer: int
+    attn: float  # Imp(A^l | h^{l-1})
+    ffn: float  # Imp(F^l | r^l)
+
+
+@dataclass(frozen=True)
+class HeadScore:
+    layer: int
+    head: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class FfnNeuronScore:
+    layer: int
+    neuron: int
+    label: str
+    score: float
+    coef: float  # the coefficient m at the explained position
+
+
+@dataclass(frozen=True)
+class AttnNeuronScore:
+    layer: int
+    head: int
+    dim: int
+    pos: int  # source position
+    label: str
+    score: float
+    coef: float  # alpha_{P,pos} * v_{pos,dim}
+
+
+@dataclass(frozen=True)
+class QueryNeuronScore:
+    layer: int
+    neuron: int
+    label: str
+    score: float
+
+
+def top_indices(values: np.ndarray, n: int) -> np.ndarray:
+    """Flat indices of the ``n`` largest values, largest first; exact ties put the later index first.
+    The order of every ranked list in reslens's reports (``analysis::top_indices``)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    n = max(0, min(int(n), v.size))
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    if n < v.size:
+        kth = np.partition(v, v.size - n)[v.size - n]  # the n-th largest value
+        cand = np.nonzero(v >= kth)[0]
+    else:
+        cand = np.arange(v.size)
+    order = np.lexsort((-cand, -v[cand]))
+    return cand[order[:n]]
+
+
+class Explanation:
+    """Every score of ``reslens explain`` for one position (see ``include/reslens/explain.h`` and
+    docs/python.md). Arrays are read-only float64 views over the C++ result (zero-copy):
+
+    ==========================  ======================  =================================================
+    attribute                   shape                   meaning
+    ==========================  ======================  =================================================
+    ``attn_layer``              [L]                     Imp(A^l | h^{l-1}) per layer
+    ``ffn_layer``               [L]                     Imp(F^l | r^l)
+    ``head``                    [L, H]                  per head
+    ``head_pos``                [L, H, P+1]             one head's share from one source position
+    ``attn_weight``             [L, H, P+1]             attention of P to each source
+    ``ffn_neuron``/``ffn_coef``  [L, N]                 FFN neuron scores / coefficients at P
+    ``attn_neuron``/``attn_coef`` [L, H, d_head, P+1]   attention neurons (layer, head, dim, source)
+    ``q3``                      [L, N]                  query FFN neurons of the top attention neurons
+    ``q1``/``q2``               {key: [2L+1]}, [2L+1]   query-layer slots (emb, a0, f0, a1, ...)
+    ``q5_query_only/value``     [L]                     histograms (int64)
+    ``baselines``               {name: [L, N]}          with ``baselines=True``
+    ``contrast_*``              as above                with a foil: log p(target) - log p(foil)
+    ==========================  ======================  =================================================
+
+    Ranked records (``top`` of each, in the reports' order): ``layers``, ``top_heads``,
+    ``top_ffn_neurons``, ``top_attn_neurons``, ``top_query_ffn_neurons``; the logit lens: ``lens``.
+    """
+
+    def __init__(self, core: _core.Explanation, model: "Model", top: int = 50):
+        self._core = core
+        self.model = model
+        self.top = int(top)
+        self._memo: Dict[str, Any] = {}
+        self.options = core.options
+        self.notes: List[str] = list(core.notes)
+
+    # ---- scalars and tokens ----------------------------------------------------------------------
+
+    def _text(self, token_id: int) -> str:
+        return self.model.core.token_texts([int(token_id)])[0]
+
+    @property
+    def core(self) -> _core.Explanation:
+        return self._core
+
+    @property
+    def position(self) -> int:
+        return self._core.position
+
+    @property
+    def n_positions(self) -> int:
+        return self._core.n_positions
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """[pos] int32 token ids of the whole prompt."""
+        return self._core.tokens
+
+    @property
+    def str_tokens(self) -> List[str]:
+        return self.model.core.token_texts(self._core.tokens.tolist())
+
+    @property
+    def target(self) -> TokenInfo:
+        return TokenInfo(self._core.target, self._text(self._core.target))
+
+    @property
+    def foil(self) -> Optional[TokenInfo]:
+        f = self._core.foil
+        return None if f < 0 else TokenInfo(f, self._text(f))
+
+    @property
+    def prob(self) -> float:
+        """The model's real probability of the target at the position."""
+        return self._core.real_prob
+
+    @property
+    def log_prob(self) -> float:
+        return self._core.real_logprob
+
+    @property
+    def rank(self) -> int:
+        return self._core.real_rank
+
+    @property
+    def logit(self) -> float:
+        return self._core.real_logit
+
+    @property
+    def frozen_scale(self) -> float:
+        return self._core.frozen_scale
+
+    @property
+    def bs_log_prob(self) -> float:
+        """log p(target | bs(h_P^{L-1})): the final state through the frozen norm."""
+        return self._core.bs_logprob_final
+
+    @property
+    def bs_log_prob_embedding(self) -> float:
+        return self._core.bs_logprob_embedding
+
+    @property
+    def checks(self) -> Dict[str, float]:
+        """Identities measured on this explanation (max |error|)."""
+        return dict(self._core.checks)
+
+    @property
+    def method_counts(self) -> Dict[str, int]:
+        """How many neuron, head and position scores were certified from bounds ("bounded") or
+        computed over the whole vocabulary ("full")."""
+        return dict(self._core.method_counts)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """[pos, d_vocab] logits of the run explain() read (a view)."""
+        return self._core.run.logits
+
+    @property
+    def cache(self):
+        """The activations explain() read (``reslens.ActivationCache``, the hooks of explain_capture)."""
+        from .cache import ActivationCache
+
+        return ActivationCache(self._core.run, self.model)
+
+    # ---- arrays -----------------------------------------------------------------------------------
+
+    attn_layer = property(lambda self: self._core.attn_layer, doc="[L] Imp(A^l | h^{l-1})")
+    ffn_layer = property(lambda self: self._core.ffn_layer, doc="[L] Imp(F^l | r^l)")
+    head = property(lambda self: self._core.head, doc="[L, H] head scores")
+    head_pos = property(lambda self: self._core.head_pos, doc="[L, H, P+1] head x source position")
+    attn_weight = property(lambda self: self._core.attn_weight, doc="[L, H, P+1] attention of P to each source")
+    ffn_neuron = property(lambda self: self._core.ffn_neuron, doc="[L, N] FFN neuron scores")
+    ffn_coef = property(lambda self: self._core.ffn_coef, doc="[L, N] FFN coefficients m at P")
+    attn_neuron = property(lambda self: self._core.attn_neuron, doc="[L, H, d_head, P+1] attention neurons")
+    attn_coef = property(lambda self: self._core.attn_coef, doc="[L, H, d_head, P+1] alpha_{P,p} v_{p,n}")
+    q1 = property(lambda self: self._core.q1, doc="{key: [2L+1]} query layers of the top FFN value neurons")
+    q2 = property(lambda self: self._core.q2, doc="[2L+1] query layers of the top attention value neurons")
+    q2_avg_layer = property(lambda self: self._core.q2_avg_layer)
+    q3 = property(lambda self: self._core.q3, doc="[L, N] query FFN neurons of the top attention neurons")
+    q5_query_only = property(lambda self: self._core.q5_query_only, doc="[L] counts")
+    q5_query_value = property(lambda self: self._core.q5_query_value, doc="[L] counts")
+    baselines = property(lambda self: self._core.baselines, doc="{name: [L, N]} spec 3.3's alternative scores")
+    has_contrast = property(lambda self: self._core.has_contrast)
+    contrast_attn_layer = property(lambda self: self._core.contrast_attn_layer)
+    contrast_ffn_layer = property(lambda self: self._core.contrast_ffn_layer)
+    contrast_head = property(lambda self: self._core.contrast_head)
+    contrast_ffn_neuron = property(lambda self: self._core.contrast_ffn_neuron)
+    contrast_attn_neuron = property(lambda self: self._core.contrast_attn_neuron)
+
+    @property
+    def layer_scores(self) -> np.ndarray:
+        """[L, 2]: (attn, ffn) per layer (a copy; ``layer_scores.npy`` of ``--out``)."""
+        return readonly(np.stack([self.attn_layer, self.ffn_layer], axis=1))
+
+    @property
+    def lens_array(self) -> np.ndarray:
+        """[2L+1, 3]: (rank, prob, log_prob) per lens point (``lens.npy`` of ``--out``)."""
+        return readonly(np.array([[p.rank, p.prob, p.log_prob] for p in self.lens], dtype=np.float64).reshape(-1, 3))
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """Every score array under the file name ``reslens explain --out DIR`` gives it (without .npy)."""
+        out = {"layer_scores": self.layer_scores, "lens": self.lens_array, "head_scores": self.head,
+               "head_pos_scores": self.head_pos, "attn_weights": self.attn_weight,
+               "ffn_neuron_scores": self.ffn_neuron, "ffn_coef": self.ffn_coef,
+               "attn_neuron_scores": self.attn_neuron, "attn_coef": self.attn_coef, "query_ffn_scores": self.q3}
+        for name, a in self.baselines.items():
+            out["baseline_" + name] = a
+        if self.has_contrast:
+            out["contrast_head_scores"] = self.contrast_head
+            out["contrast_ffn_neuron_scores"] = self.contrast_ffn_neuron
+            out["contrast_attn_neuron_scores"] = self.contrast_attn_neuron
+        return {k: v for k, v in out.items() if v is not None and v.size}
+
+    # ---- records -----------------------------------------------------------------------------------
+
+    def _memoize(self, key: str, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    @property
+    def lens(self) -> List[LensPoint]:
+        def make():
+            out = []
+            for label, rank, prob, logprob, ids, probs in self._core.lens:
+                texts = self.model.core.token_texts(ids)
+                out.append(LensPoint(label, rank, prob, logprob, tuple(ids), tuple(probs), tuple(texts)))
+            return out
+        return self._memoize("lens", make)
+
+    @property
+    def layers(self) -> List[LayerScore]:
+        return [LayerScore(l, float(a), float(f)) for l, (a, f) in enumerate(zip(self.attn_layer, self.ffn_layer))]
+
+    @property
+    def top_heads(self) -> List[HeadScore]:
+        H = self.model.cfg.n_heads
+
+        def make():
+            v = self.head.ravel()
+            return [HeadScore(int(i // H), int(i % H), _core.label_head(int(i // H), int(i % H)), float(v[i]))
+                    for i in top_indices(v, self.top)]
+        return self._memoize("heads", make)
+
+    @property
+    def top_ffn_neurons(self) -> List[FfnNeuronScore]:
+        N = self.model.cfg.d_mlp
+
+        def make():
+            v, c = self.ffn_neuron.ravel(), self.ffn_coef.ravel()
+            return [FfnNeuronScore(int(i // N), int(i % N), _core.label_ffn_neuron(int(i // N), int(i % N)),
+                                   float(v[i]), float(c[i])) for i in top_indices(v, self.top)]
+        return self._memoize("ffn", make)
+
+    @property
+    def top_attn_neurons(self) -> List[AttnNeuronScore]:
+        def make():
+            shape = self.attn_neuron.shape
+            v, c = self.attn_neuron.ravel(), self.attn_coef.ravel()
+            out = []
+            for i in top_indices(v, self.top):
+                l, h, n, p = (int(x) for x in np.unravel_index(i, shape))
+                out.append(AttnNeuronScore(l, h, n, p, _core.label_attn_neuron(l, h, n, p), float(v[i]), float(c[i])))
+            return out
+        return self._memoize("attn", make)
+
+    @property
+    def top_query_ffn_neurons(self) -> List[QueryNeuronScore]:
+        N = self.model.cfg.d_mlp
+
+        def make():
+            v = self.q3.ravel()
+            return [QueryNeuronScore(int(i // N), int(i % N), _core.label_ffn_neuron(int(i // N), int(i % N)),
+                                     float(v[i])) for i in top_indices(v, self.top)]
+        return self._memoize("q3", make)
+
+    # ---- vocabulary views ------------------------------------------------------------------------
+
+    def _texts(self, d: dict) -> dict:
+        tt = self.model.core.token_texts
+        return {"top": tt(d["top"]), "top_values": d["top_values"], "bottom": tt(d["bottom"]),
+                "bottom_values": d["bottom_values"], "top_ids": d["top"], "bottom_ids": d["bottom"]}
+
+    def ffn_neuron_view(self, layer: int, neuron: int, k: int = 10) -> dict:
+        """What FFN neuron (layer, neuron) writes, projected to the vocabulary: ``raw`` (its value
+        vector fc2_k), ``promoted`` (times its coefficient at P: the subvalue's top tokens)."""
+        raw, signed, coef = self._core.ffn_neuron_view(layer, neuron, k)
+        return {"raw": self._texts(raw), "signed": self._texts(signed), "promoted": self.model.core.token_texts(signed["top"]),
+                "coef": coef}
+
+    def attn_neuron_view(self, layer: int, head: int, dim: int, pos: int, k: int = 10) -> dict:
+        """As ``ffn_neuron_view`` for attention neuron (layer, head, dim) from source position ``pos``."""
+        raw, signed, coef = self._core.attn_neuron_view(layer, head, dim, pos, k)
+        return {"raw": self._texts(raw), "signed": self._texts(signed), "promoted": self.model.core.token_texts(signed["top"]),
+                "coef": coef}
+
+    def head_position_views(self, layer: int, head: int, k: int = 10) -> List[dict]:
+        """Per source position of head (layer, head): score, attention, and the top tokens of the
+        layer input, the key and the value (the report's head_positions)."""
+        tt = self.model.core.token_texts
+        out = []
+        for d in self._core.head_position_views(layer, head, k):
+            out.append({"pos": d["pos"], "token": self.str_tokens[d["pos"]], "score": d["score"], "attn": d["attn"],
+                        "layer_input": tt(d["layer_input"]), "key": tt(d["key"]), "value": tt(d["value"])})
+        return out
+
+    def project_tokens(self, vector: np.ndarray, k: int = 10) -> dict:
+        """Top and bottom tokens of bs(v) for any [d_model] vector, with this explanation's frozen norm."""
+        return self._texts(self._core.project_tokens(np.asarray(vector, dtype=np.float32).tolist(), k))
+
+    # ---- reports -----------------------------------------------------------------------------------
+
+    def to_json(self, top: Optional[int] = None) -> str:
+        """The JSON document of ``reslens explain --json --top N`` (``reslens::explain_json``; schema in
+        docs/explain-schema.json), N = ``top`` or the ``top`` this explanation was made with."""
+        return self._core.to_json(top or self.top)
+
+    def to_dict(self, top: Optional[int] = None) -> dict:
+        return json.loads(self.to_json(top))
+
+    def to_text(self, top: Optional[int] = None) -> str:
+        """The terminal report of ``reslens explain`` (``reslens::explain_text``)."""
+        return self._core.to_text(top or self.top)
+
+    def save(self, directory: Union[str, os.PathLike], top: Optional[int] = None) -> None:
+        """What ``reslens explain --out DIR`` writes: every array as .npy and explanation.json."""
+        directory = os.fspath(directory)
+        self._core.write_arrays(directory)
+        with open(os.path.join(directory, "explanation.json"), "w", encoding="utf-8") as f:
+            f.write(self.to_json(top) + "\n")
+
+    def to_dataframe(self, kind: str = "components", top: Optional[int] = None):
+        """A pandas DataFrame (needs python3-pandas). ``kind``:
+
+        - ``"components"``: the top heads, FFN neurons and attention neurons in one table, best first
+        - ``"layers"``: one row per layer (attn, ffn, and the contrast scores with a foil)
+        - ``"heads"``, ``"ffn_neurons"``, ``"attn_neurons"``, ``"query_ffn_neurons"``: every entry
+          (or the ``top`` best), best first
+        - ``"lens"``: one row per residual point
+        """
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the machine
+            raise ImportError("to_dataframe needs pandas (Debian: apt-get install python3-pandas)") from e
+        L, H, N = self.model.cfg.n_layers, self.model.cfg.n_heads, self.model.cfg.d_mlp
+        if kind == "layers":
+            d = {"layer": np.arange(L), "attn": self.attn_layer, "ffn": self.ffn_layer}
+            if self.has_contrast:
+                d["contrast_attn"] = self.contrast_attn_layer
+                d["contrast_ffn"] = self.contrast_ffn_layer
+            return pd.DataFrame(d)
+        if kind == "lens":
+            return pd.DataFrame([{"label": p.label, "rank": p.rank, "prob": p.prob, "log_prob": p.log_prob,
+                                  "top_tokens": list(p.top_tokens)} for p in self.lens])
+        if kind == "components":
+            rows = [dict(kind="head", **vars(r)) for r in self.top_heads]
+            rows += [dict(kind="ffn_neuron", **vars(r)) for r in self.top_ffn_neurons]
+            rows += [dict(kind="attn_neuron", **vars(r)) for r in self.top_attn_neurons]
+            return pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+        arrays = {"heads": self.head, "ffn_neurons": self.ffn_neuron, "attn_neurons": self.attn_neuron,
+                  "query_ffn_neurons": self.q3}
+        if kind not in arrays:
+            raise ValueError("kind must be one of components, layers, lens, heads, ffn_neurons, attn_neurons, "
+                             f"query_ffn_neurons; not {kind!r}")
+        a = arrays[kind]
+        idx = top_indices(a, a.size if top is None else top)
+        cols = {"heads": ("layer", "head"), "ffn_neurons": ("layer", "neuron"),
+                "attn_neurons": ("layer", "head", "dim", "pos"), "query_ffn_neurons": ("layer", "neuron")}[kind]
+        d = dict(zip(cols, np.unravel_index(idx, a.shape)))
+        d["score"] = a.ravel()[idx]
+        if kind == "ffn_neurons":
+            d["coef"] = self.ffn_coef.ravel()[idx]
+        if kind == "attn_neurons":
+            d["coef"] = self.attn_coef.ravel()[idx]
+        return pd.DataFrame(d)
+
+    def to_html(self, top: Optional[int] = None) -> Optional[str]:
+        """The self-contained HTML report of ``reslens::explain_html`` (the web report), or None when
+        this build of the library has none (or was built without the web page)."""
+        try:
+            return self._core.to_html(top or self.top)
+        except _core.UnsupportedError:
+            return None
+
+    def _repr_html_(self) -> str:
+        """The report in a notebook: the library's HTML report in an iframe when it has one
+        (``to_html``), else simple HTML tables of the main scores."""
+        page = self.to_html()
+        if page is not None:
+            return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:720px;border:0">'
+                    "</iframe>")
+        return self._html_tables()
+
+    def _html_tables(self) -> str:
+        e = html.escape
+        n = min(10, self.top)
+        toks = "".join(
+            f'<span style="border:1px solid #bbb;padding:0 2px;margin:1px;{"background:#ffe08a;" if i == self.position else ""}">'
+            f"{e(t)}</span>" for i, t in enumerate(self.str_tokens))
+        head = (f"<p><b>reslens explain</b> &mdash; position {self.position} &rarr; target "
+                f"<code>{e(repr(self.target.text))}</code> (id {self.target.id}): p = {100 * self.prob:.2f}%, "
+                f"rank {self.rank}" + (f"; foil <code>{e(repr(self.foil.text))}</code>" if self.foil else "") +
+                f"</p><p>{toks}</p>")
+
+        def table(title: str, cols: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+            th = "".join(f"<th>{e(c)}</th>" for c in cols)
+            body = "".join("<tr>" + "".join(
+                f"<td>{e(f'{v:+.4f}' if isinstance(v, float) else str(v))}</td>" for v in r) + "</tr>" for r in rows)
+            return (f'<div style="display:inline-block;vertical-align:top;margin-right:1.5em">'
+                    f"<b>{e(title)}</b><table>{th and '<tr>' + th + '</tr>'}{body}</table></div>")
+
+        parts = [head,
+                 table("Layers (log-prob increase)", ["layer", "attn", "ffn"],
+                       [(f"L{r.layer}", r.attn, r.ffn) for r in self.layers]),
+                 table("Top heads", ["head", "score"], [(r.label, r.score) for r in self.top_heads[:n]]),
+                 table("Top FFN neurons", ["neuron", "score", "coef"],
+                       [(r.label, r.score, r.coef) for r in self.top_ffn_neurons[:n]]),
+                 table("Top attention neurons", ["neuron", "score"],
+                       [(r.label, r.score) for r in self.top_attn_neurons[:n]]),
+                 table("Logit lens", ["point", "rank", "p"],
+                       [(p.label, p.rank, f"{100 * p.prob:.2f}%") for p in self.lens])]
+        return '<div class="reslens-explain">' + "".join(parts) + "</div>"
+
+    def __repr__(self) -> str:
+        return (f"<reslens.Explanation position {self.position} target {self.target.text!r} "
+                f"(id {self.target.id}, p={self.prob:.4f}, rank {self.rank})>")
+
+
+def _candidates(model: "Model", spec: TokenSpec, what: str) -> Tuple[List[int], str]:
+    if spec is None:
+        return [], ""
+    if isinstance(spec, (bool, float)):
+        raise TypeError(f"the {what} is a token id (int) or text (str), not {type(spec).__name__}")
+    if isinstance(spec, (int, np.integer)):
+        return [int(spec)], ""
+    if isinstance(spec, str):
+        ids, note = model.core.resolve_token(spec, what)
+        return list(ids), note
+    raise TypeError(f"the {what} is a token id (int) or text (str), not {type(spec).__name__}")
+
+
+def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
+            position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
+            include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
+            query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
+            threads: Optional[int] = None) -> Explanation:
+    """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
+    positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
+
+    ``target``/``foil``: a token id or a text, resolved as the CLI's ``--target`` does (the token that
+    reads as the text or as the text after a space, whichever the model finds likelier here; a
+    multi-token text explains its first token and says so in ``ex.notes``); None = the model's top
+    prediction / no contrast. ``top``: entries in each ranked list (and in ``to_json()``). Options as
+    the CLI's: ``include_final_bias``, ``compat`` ("paper" or "notebook"), ``baselines``,
+    ``query_top`` (``--query-top``). ``method``: how neuron, head and position scores are computed,
+    "auto" (the CLI's choice: certified bounds for large vocabularies), "full" or "bounded"; all
+    are exact to 1e-5 (docs/explain.md). The GIL is released during the computation.
+
+    >>> ex = reslens.explain(model, "Once upon a time", top=10)
+    >>> ex.head.shape == (model.cfg.n_layers, model.cfg.n_heads)
+    True
+    >>> len(ex.top_ffn_neurons), ex.top_heads[0].label.startswith("L")
+    (10, True)
+
+    ``ex.to_json()`` is then the document ``reslens explain MODEL "Once upon a time" --json --top 10``
+    prints (without its final newline).
+    """
+    if compat not in ("paper", "notebook"):
+        raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
+    for name, v in (("top", top), ("query_top", query_top)):
+        if int(v) <= 0:
+            raise ValueError(f"{name} must be positive, not {v}")
+    ids = model.tokens(text, prepend_bos)
+    t_ids, t_note = _candidates(model, target, "target")
+    f_ids, f_note = _candidates(model, foil, "foil")
+    core = _core.explain(model.core, ids, t_ids, f_ids, int(position), include_final_bias, compat == "notebook",
+                         baselines, int(query_top), int(set_size), int(lens_top_k),
+                         model.threads if threads is None else int(threads), method)
+    ex = Explanation(core, model, top)
+    ex.notes = [n for n in (t_note, f_note) if n] + ex.notes
+    return ex

@@ -1,0 +1,396 @@
+// reslens._core.explain, Explanation and ablate: the paper's attribution (reslens::explain) with every
+// score as a zero-copy float64 numpy view, its reports (the CLI's JSON and text), and interventions.
+#include <chrono>
+#include <optional>
+
+#include "analysis/ranking.h"
+#include "bindings.h"
+
+namespace reslens::python {
+
+namespace {
+
+using Result = std::shared_ptr<ExplainResult>;
+
+// The candidate the model finds most likely at P (tools/reslens/common.cpp pick_token).
+int32_t pick(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,
+             const std::string& what, std::string* note) {
+  int32_t best = candidates.front();
+  for (const int32_t id : candidates) {
+    if (id < 0 || id >= model.config().d_vocab) {
+      throw OutOfRange(what + " token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                       std::to_string(model.config().d_vocab - 1) + ")");
+    }
+    best = logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)] ? id : best;
+  }
+  if (candidates.size() > 1) {
+    const Tokenizer& tok = model.tokenizer();
+    *note = "the " + what + " matches tokens";
+    for (const int32_t id : candidates) *note += " '" + tok.token_text(id) + "' (" + std::to_string(id) + ")";
+    *note += "; using '" + tok.token_text(best) + "', the more likely here (pass an id to choose)";
+  }
+  return best;
+}
+
+struct ExplainArgs {
+  std::vector<int32_t> target, foil;  // candidates; empty = default (top prediction / no contrast)
+  int position = -1;
+  bool include_final_bias = false, compat_notebook = false, baselines = false;
+  int query_top_n = 30, set_size = 300, lens_top_k = 10, threads = 0;
+  ScoreMethod method = ScoreMethod::kAuto;
+};
+
+ScoreMethod parse_method(const std::string& m) {
+  if (m == "auto") return ScoreMethod::kAuto;
+  if (m == "full") return ScoreMethod::kFull;
+  if (m == "bounded") return ScoreMethod::kBounded;
+  throw InvalidArgument("method must be 'auto', 'full' or 'bounded', not '" + m + "'");
+}
+
+const char* method_name(ScoreMethod m) {
+  return m == ScoreMethod::kFull ? "full" : m == ScoreMethod::kBounded ? "bounded" : "auto";
+}
+
+// Runs the tokens with explain()'s hooks and explains position P; the GIL must be released.
+Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int32_t> tokens, const ExplainArgs& a) {
+  auto res = std::make_shared<ExplainResult>();
+  res->model = model;
+  const auto n = static_cast<int>(tokens.size());
+  const int P = a.position < 0 ? n + a.position : a.position;
+  if (n == 0) throw InvalidArgument("the prompt has no tokens: nothing to explain");
+  if (P < 0 || P >= n) {
+    throw OutOfRange("position " + std::to_string(a.position) + " is out of range: the prompt has " + std::to_string(n) +
+                     " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
+  }
+  ExplainOptions& eo = res->eo;
+  eo.position = P;
+  eo.include_final_bias = a.include_final_bias;
+  eo.compat_notebook = a.compat_notebook;
+  eo.baselines = a.baselines;
+  eo.query_top_n = a.query_top_n;
+  eo.set_size = a.set_size;
+  eo.lens_top_k = a.lens_top_k;
+  eo.method = a.method;
+  eo.n_threads = threads_or_default(a.threads);
+  RunOptions ro;
+  ro.capture = explain_capture();
+  ro.all_logits = true;
+  ro.n_threads = eo.n_threads;
+  res->run = std::make_shared<RunResult>(reslens::run(*model, tokens, ro));
+  const std::span<const float> logits_p(res->run->logits.row(P), static_cast<size_t>(model->config().d_vocab));
+  std::string note;
+  if (!a.target.empty()) {
+    eo.target = pick(*model, a.target, logits_p, "target", &note);
+    if (!note.empty()) res->notes.push_back(note);
+  }
+  if (!a.foil.empty()) {
+    note.clear();
+    eo.foil = pick(*model, a.foil, logits_p, "foil", &note);
+    if (!note.empty()) res->notes.push_back(note);
+  }
+  res->tokens = std::move(tokens);
+  res->ex = explain(*model, *res->run, res->tokens, eo);
+  return res;
+}
+
+ReportOptions report_options(int top, int token_k, int view_heads, int view_neurons) {
+  ReportOptions ro;
+  ro.top = top;
+  ro.token_k = token_k;
+  ro.view_heads = view_heads;
+  ro.view_neurons = view_neurons;
+  return ro;
+}
+
+py::dict token_list(const TokenList& t) {
+  py::dict d;
+  d["top"] = t.top;
+  d["top_values"] = t.top_values;
+  d["bottom"] = t.bottom;
+  d["bottom_values"] = t.bottom_values;
+  return d;
+}
+
+py::dict stats_dict(const TargetStats& s) {
+  py::dict d;
+  d["prob"] = s.prob;
+  d["log_prob"] = s.logprob;
+  d["rank"] = s.rank;
+  d["rr"] = s.rr;
+  d["top1"] = s.top1;
+  return d;
+}
+
+// The HTML report of reslens::explain_html when this build's library has one. Found by argument-dependent
+// lookup at instantiation, so the binding compiles against a report.h with or without it; nullopt when
+// the function does not exist (the Python layer then renders its own tables).
+template <class M>
+std::optional<std::string> html_report(const M& model, const ExplainResult& r, const ReportOptions& ro) {
+  if constexpr (requires { explain_html(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro); }) {
+    return explain_html(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro);
+  } else {
+    return std::nullopt;
+  }
+}
+
+// A ScoreArray member of the Explanation as a read-only view (None when empty, e.g. no contrast).
+py::object score(const Result& r, const ScoreArray& a) {
+  if (a.values.empty()) return py::none();
+  return score_view(a, r);
+}
+
+}  // namespace
+
+void register_explain(py::module_& m) {
+  py::class_<ExplainResult, Result> cls(m, "Explanation", R"pbdoc(
+Every score of ``reslens explain`` for one position. Arrays are read-only float64 views (zero-copy)
+with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for the Python wrapper.
+)pbdoc");
+  cls.def_property_readonly("position", [](const Result& r) { return r->ex.position; })
+      .def_property_readonly("target", [](const Result& r) { return r->ex.target; })
+      .def_property_readonly("foil", [](const Result& r) { return r->ex.foil; })
+      .def_property_readonly("n_positions", [](const Result& r) { return r->ex.n_positions; })
+      .def_property_readonly("tokens", [](const Result& r) { return vector_view(r->tokens, r); })
+      .def_property_readonly("notes", [](const Result& r) { return r->notes; })
+      .def_property_readonly("run", [](const Result& r) { return r->run; }, "The RunResult explain() read.")
+      .def_property_readonly("real_logit", [](const Result& r) { return r->ex.real_logit; })
+      .def_property_readonly("real_logprob", [](const Result& r) { return r->ex.real_logprob; })
+      .def_property_readonly("real_prob", [](const Result& r) { return r->ex.real_prob; })
+      .def_property_readonly("real_rank", [](const Result& r) { return r->ex.real_rank; })
+      .def_property_readonly("frozen_scale", [](const Result& r) { return r->ex.frozen_scale; })
+      .def_property_readonly("bs_logprob_final", [](const Result& r) { return r->ex.bs_logprob_final; })
+      .def_property_readonly("bs_logprob_embedding", [](const Result& r) { return r->ex.bs_logprob_embedding; })
+      .def_property_readonly("lens",
+                             [](const Result& r) {
+                               py::list out;
+                               for (const LensPoint& p : r->ex.lens) {
+                                 out.append(py::make_tuple(p.label, p.rank, p.prob, p.logprob, p.top_ids, p.top_probs));
+                               }
+                               return out;
+                             },
+                             "(label, rank, prob, logprob, top_ids, top_probs) per residual point (2L + 1).")
+      .def_property_readonly("attn_layer", [](const Result& r) { return vector_view(r->ex.attn_layer, r); })
+      .def_property_readonly("ffn_layer", [](const Result& r) { return vector_view(r->ex.ffn_layer, r); })
+      .def_property_readonly("head", [](const Result& r) { return score(r, r->ex.head); })
+      .def_property_readonly("head_pos", [](const Result& r) { return score(r, r->ex.head_pos); })
+      .def_property_readonly("attn_weight", [](const Result& r) { return score(r, r->ex.attn_weight); })
+      .def_property_readonly("ffn_neuron", [](const Result& r) { return score(r, r->ex.ffn_neuron); })
+      .def_property_readonly("ffn_coef", [](const Result& r) { return score(r, r->ex.ffn_coef); })
+      .def_property_readonly("attn_neuron", [](const Result& r) { return score(r, r->ex.attn_neuron); })
+      .def_property_readonly("attn_coef", [](const Result& r) { return score(r, r->ex.attn_coef); })
+      .def_property_readonly("q1",
+                             [](const Result& r) {
+                               py::dict d;
+                               for (const QueryLayers& q : r->ex.q1) d[py::str(q.key)] = vector_view(q.slots, r);
+                               return d;
+                             })
+      .def_property_readonly("q2_key", [](const Result& r) { return r->ex.q2.key; })
+      .def_property_readonly("q2", [](const Result& r) { return vector_view(r->ex.q2.slots, r); })
+      .def_property_readonly("q2_avg_layer", [](const Result& r) { return r->ex.q2_avg_layer; })
+      .def_property_readonly("q3", [](const Result& r) { return score(r, r->ex.q3); })
+      .def_property_readonly("q5_query_only", [](const Result& r) { return vector_view(r->ex.q5_query_only, r); })
+      .def_property_readonly("q5_query_value", [](const Result& r) { return vector_view(r->ex.q5_query_value, r); })
+      .def_property_readonly("baselines",
+                             [](const Result& r) {
+                               py::dict d;
+                               for (const auto& [name, a] : r->ex.baselines) d[py::str(name)] = score_view(a, r);
+                               return d;
+                             })
+      .def_property_readonly("has_contrast", [](const Result& r) { return r->ex.has_contrast; })
+      .def_property_readonly("contrast_attn_layer",
+                             [](const Result& r) -> py::object {
+                               if (!r->ex.has_contrast) return py::none();
+                               return vector_view(r->ex.contrast_attn_layer, r);
+                             })
+      .def_property_readonly("contrast_ffn_layer",
+                             [](const Result& r) -> py::object {
+                               if (!r->ex.has_contrast) return py::none();
+                               return vector_view(r->ex.contrast_ffn_layer, r);
+                             })
+      .def_property_readonly("contrast_head", [](const Result& r) { return score(r, r->ex.contrast_head); })
+      .def_property_readonly("contrast_ffn_neuron", [](const Result& r) { return score(r, r->ex.contrast_ffn_neuron); })
+      .def_property_readonly("contrast_attn_neuron", [](const Result& r) { return score(r, r->ex.contrast_attn_neuron); })
+      .def_property_readonly("checks", [](const Result& r) { return r->ex.checks; })
+      .def_property_readonly("method_counts", [](const Result& r) { return r->ex.method_counts; },
+                             "How many scores were certified from bounds ('bounded') or computed over the "
+                             "whole vocabulary ('full').")
+      .def_property_readonly("options",
+                             [](const Result& r) {
+                               py::dict d;
+                               d["include_final_bias"] = r->eo.include_final_bias;
+                               d["compat_notebook"] = r->eo.compat_notebook;
+                               d["query_top_n"] = r->eo.query_top_n;
+                               d["set_size"] = r->eo.set_size;
+                               d["baselines"] = r->eo.baselines;
+                               d["lens_top_k"] = r->eo.lens_top_k;
+                               d["method"] = method_name(r->eo.method);
+                               return d;
+                             })
+      .def(
+          "to_json",
+          [](const Result& r, int top, int token_k, int view_heads, int view_neurons) {
+            const py::gil_scoped_release release;
+            return explain_json(*r->model, *r->run, r->tokens, r->ex, r->eo,
+                                report_options(top, token_k, view_heads, view_neurons));
+          },
+          py::arg("top") = 20, py::arg("token_k") = 10, py::arg("view_heads") = 3, py::arg("view_neurons") = 10,
+          "The JSON document of ``reslens explain --json`` (reslens::explain_json).")
+      .def(
+          "to_text",
+          [](const Result& r, int top, int token_k, int view_heads, int view_neurons) {
+            const py::gil_scoped_release release;
+            return explain_text(*r->model, *r->run, r->tokens, r->ex, r->eo,
+                                report_options(top, token_k, view_heads, view_neurons));
+          },
+          py::arg("top") = 20, py::arg("token_k") = 10, py::arg("view_heads") = 3, py::arg("view_neurons") = 10,
+          "The terminal report of ``reslens explain`` (reslens::explain_text).")
+      .def(
+          "to_html",
+          [](const Result& r, int top, int token_k, int view_heads, int view_neurons) -> py::object {
+            std::optional<std::string> html;
+            {
+              const py::gil_scoped_release release;
+              html = html_report(*r->model, *r, report_options(top, token_k, view_heads, view_neurons));
+            }
+            if (!html) return py::none();
+            return py::str(*html);
+          },
+          py::arg("top") = 20, py::arg("token_k") = 10, py::arg("view_heads") = 3, py::arg("view_neurons") = 10,
+          "The self-contained HTML report (reslens::explain_html), or None when this build has none.")
+      .def(
+          "write_arrays",
+          [](const Result& r, const std::string& dir) {
+            const py::gil_scoped_release release;
+            write_explain_arrays(dir, r->ex);
+          },
+          py::arg("dir"), "Every score array as DIR/<name>.npy (as ``reslens explain --out DIR``).")
+      .def(
+          "ffn_neuron_view",
+          [](const Result& r, int layer, int neuron, int k) {
+            const NeuronView v = ffn_neuron_view(*r->model, *r->run, r->ex, r->eo, layer, neuron, k);
+            return py::make_tuple(token_list(v.raw), token_list(v.signed_), v.coef);
+          },
+          py::arg("layer"), py::arg("neuron"), py::arg("k") = 10,
+          "(raw, signed, coef): the vocabulary projections of fc2_k and of its subvalue at P.")
+      .def(
+          "attn_neuron_view",
+          [](const Result& r, int layer, int head, int dim, int pos, int k) {
+            const NeuronView v = attn_neuron_view(*r->model, *r->run, r->ex, r->eo, layer, head, dim, pos, k);
+            return py::make_tuple(token_list(v.raw), token_list(v.signed_), v.coef);
+          },
+          py::arg("layer"), py::arg("head"), py::arg("dim"), py::arg("pos"), py::arg("k") = 10)
+      .def(
+          "head_position_views",
+          [](const Result& r, int layer, int head, int k) {
+            py::list out;
+            for (const PositionView& v : head_position_views(*r->model, *r->run, r->ex, r->eo, layer, head, k)) {
+              py::dict d;
+              d["pos"] = v.position;
+              d["score"] = v.imp;
+              d["attn"] = v.attn;
+              d["layer_input"] = v.layer_input_top;
+              d["key"] = v.key_top;
+              d["value"] = v.value_top;
+              out.append(d);
+            }
+            return out;
+          },
+          py::arg("layer"), py::arg("head"), py::arg("k") = 10)
+      .def(
+          "project_tokens",
+          [](const Result& r, const std::vector<float>& v, int k) {
+            if (static_cast<int64_t>(v.size()) != r->model->config().d_model) {
+              throw InvalidArgument("project_tokens: the vector has " + std::to_string(v.size()) +
+                                    " values, d_model is " + std::to_string(r->model->config().d_model));
+            }
+            return token_list(project_tokens(*r->model, *r->run, r->eo, v, k));
+          },
+          py::arg("vector"), py::arg("k") = 10, "Top/bottom tokens of bs(v) with this explanation's frozen norm.");
+
+  m.def(
+      "explain",
+      [](const ModelHandle& model, const py::handle& tokens, std::vector<int32_t> target, std::vector<int32_t> foil,
+         int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
+         int lens_top_k, int threads, const std::string& method) {
+        ExplainArgs a;
+        a.target = std::move(target);
+        a.foil = std::move(foil);
+        a.position = position;
+        a.include_final_bias = include_final_bias;
+        a.compat_notebook = compat_notebook;
+        a.baselines = baselines;
+        a.query_top_n = query_top_n;
+        a.set_size = set_size;
+        a.lens_top_k = lens_top_k;
+        a.threads = threads;
+        a.method = parse_method(method);
+        std::vector<int32_t> ids = to_ids(tokens);
+        const py::gil_scoped_release release;
+        const auto t0 = std::chrono::steady_clock::now();
+        Result r = explain_tokens(model.ptr, std::move(ids), a);
+        last_call_seconds() = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return r;
+      },
+      py::arg("model"), py::arg("tokens"), py::arg("target") = std::vector<int32_t>{},
+      py::arg("foil") = std::vector<int32_t>{}, py::arg("position") = -1, py::arg("include_final_bias") = false,
+      py::arg("compat_notebook") = false, py::arg("baselines") = false, py::arg("query_top_n") = 30,
+      py::arg("set_size") = 300, py::arg("lens_top_k") = 10, py::arg("threads") = 0, py::arg("method") = "auto",
+      R"pbdoc(
+Runs ``tokens`` with explain()'s hooks and attributes the prediction at ``position`` (GIL released).
+``target``/``foil`` are candidate ids (empty: the top prediction / no contrast); among several, the
+one the model finds likelier at the position wins, as ``reslens explain --target`` does. ``method``:
+"auto" (the library's choice, as the CLI), "full" or "bounded" (ExplainOptions::method).
+)pbdoc");
+
+  m.def(
+      "_time_explain",
+      [](const ModelHandle& model, const py::handle& tokens, int threads, int repeats) {
+        const std::vector<int32_t> ids = to_ids(tokens);
+        ExplainArgs a;
+        a.threads = threads;
+        std::vector<double> seconds;
+        const py::gil_scoped_release release;
+        for (int i = 0; i < repeats; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          const Result r = explain_tokens(model.ptr, ids, a);
+          seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        return seconds;
+      },
+      py::arg("model"), py::arg("tokens"), py::arg("threads") = 0, py::arg("repeats") = 1,
+      "Benchmark helper: seconds of each run + explain, timed entirely in C++.");
+
+  m.def(
+      "ablate",
+      [](const ModelHandle& model, const py::handle& tokens, int32_t target, const Intervention& iv, int position,
+         int threads) {
+        const std::vector<int32_t> ids = to_ids(tokens);
+        AblationResult r;
+        {
+          const py::gil_scoped_release release;
+          r = reslens::ablate(*model, ids, target, iv, position, threads_or_default(threads));
+        }
+        return py::make_tuple(stats_dict(r.before), stats_dict(r.after));
+      },
+      py::arg("model"), py::arg("tokens"), py::arg("target"), py::arg("intervention"), py::arg("position") = -1,
+      py::arg("threads") = 0,
+      "(before, after): the target's prob, log_prob, rank, rr and top1 with and without the components.");
+
+  m.def(
+      "target_stats",
+      [](const std::vector<float>& logits, int32_t target) { return stats_dict(target_stats(logits, target)); },
+      py::arg("logits"), py::arg("target"), "prob, log_prob, rank, rr and top1 of a token in a row of logits.");
+
+  m.def(
+      "top_indices",
+      [](const std::vector<double>& values, int64_t n) { return analysis::top_indices(values, n); },
+      py::arg("values"), py::arg("n"),
+      "Indices of the n largest values, largest first, ties later index first (the reports' order).");
+
+  m.def("label_head", &label_head);
+  m.def("label_ffn_neuron", &label_ffn_neuron);
+  m.def("label_attn_neuron", &label_attn_neuron);
+  m.def("label_layer", &label_layer);
+}
+
+}  // namespace reslens::python

@@ -1,0 +1,83 @@
+// Shared pieces of the reslens Python module (reslens._core): the handle types the bindings pass
+// around, and read-only numpy views over reslens's own memory. The bindings are thin: they convert
+// arguments, release the GIL around library calls and wrap results; ergonomics live in the pure-Python
+// package python/reslens/.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "reslens/reslens.h"
+
+namespace reslens::python {
+
+namespace py = pybind11;
+
+/// A loaded model as Python sees it. Weight views and results keep `ptr` alive.
+struct ModelHandle {
+  std::shared_ptr<const Model> ptr;
+  const Model& operator*() const { return *ptr; }
+  const Model* operator->() const { return ptr.get(); }
+};
+
+/// An explanation with everything its reports need (the model, the run, the tokens, the options).
+struct ExplainResult {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<RunResult> run;
+  std::vector<int32_t> tokens;
+  Explanation ex;
+  ExplainOptions eo;
+  std::vector<std::string> notes;  ///< how a named target or foil was resolved (as the CLI prints)
+};
+
+/// A read-only numpy array over `data` that keeps `owner` alive (zero-copy). `strides` are in
+/// elements, numpy order (outermost first); empty means row-major contiguous.
+template <class T>
+py::array readonly_view(const T* data, const std::vector<int64_t>& shape, std::shared_ptr<const void> owner,
+                        std::vector<int64_t> strides = {}) {
+  if (strides.empty()) {
+    strides.assign(shape.size(), 1);
+    for (size_t i = shape.size(); i-- > 1;) strides[i - 1] = strides[i] * shape[i];
+  }
+  std::vector<py::ssize_t> shape_b(shape.begin(), shape.end()), strides_b;
+  for (const int64_t s : strides) strides_b.push_back(static_cast<py::ssize_t>(s * static_cast<int64_t>(sizeof(T))));
+  auto* keep = new std::shared_ptr<const void>(std::move(owner));
+  py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
+  py::array a(py::dtype::of<T>(), std::move(shape_b), std::move(strides_b), data, base);
+  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
+}
+
+/// The same for a ScoreArray (float64) or a std::vector<double>/<int64_t> owned by `owner`.
+inline py::array score_view(const ScoreArray& a, std::shared_ptr<const void> owner) {
+  return readonly_view(a.values.data(), a.shape, std::move(owner));
+}
+template <class T>
+py::array vector_view(const std::vector<T>& v, std::shared_ptr<const void> owner) {
+  return readonly_view(v.data(), {static_cast<int64_t>(v.size())}, std::move(owner));
+}
+
+/// Token ids from any Python sequence of ints (list, tuple, 1-D numpy array).
+std::vector<int32_t> to_ids(const py::handle& obj);
+
+/// Seconds the last run()/explain() binding call on this thread spent in the library (std::chrono
+/// around the C++ work only), for measuring the Python layer's overhead (bench/bench_python.py).
+double& last_call_seconds();
+
+/// Threads for a call: `threads` if positive, else every hardware thread (0 means that to the library).
+inline int threads_or_default(int threads) { return threads > 0 ? threads : 0; }
+
+void register_errors(py::module_& m);
+void register_model(py::module_& m);
+void register_trace(py::module_& m);
+void register_explain(py::module_& m);
+void register_experiment(py::module_& m);
+
+}  // namespace reslens::python
