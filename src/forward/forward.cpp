@@ -70,9 +70,10 @@ void validate_intervention(const Model& model, const Intervention& iv, int64_t n
 
 namespace {
 
-// A float buffer of rows x cols; rows are positions unless stated.
+// A float buffer of rows x cols; rows are positions unless stated. Pooled storage (tensor.h): the
+// next run reuses these blocks instead of faulting in fresh pages.
 struct Buf {
-  std::vector<float> v;
+  std::vector<float, DefaultInitAllocator<float>> v;
   int64_t cols = 0;
   void resize(int64_t rows, int64_t c) {
     cols = c;
