@@ -39,7 +39,8 @@ RESLENS_AVX512 inline __m512 shuffle_ps(__m512 a, __m512 b) {
 // s / 4, and that map is its own inverse. Always inlined: when GCC 12 kept it out of line, the
 // accumulators' address escaped and they went through the stack around the k loop (-7% at K = 768).
 template <int NV>
-__attribute__((target("avx512f,avx2,fma"), always_inline)) inline void reduce_store(const __m512* acc, float* out) {
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline void reduce_store(
+    const __m512* acc, float* out) {
 #pragma GCC unroll 4
   for (int g = 0; g < NV; g += 16) {
     __m512 v[16];  // [16 slots][16 lanes]
