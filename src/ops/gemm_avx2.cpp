@@ -51,7 +51,7 @@ RESLENS_AVX2 inline void reduce_store(const __m256* lo, const __m256* hi, float*
 
 template <int RM, int RN>
 RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate, bool /*prefetch*/) {
+                       float* C, int64_t ldc, bool accumulate, std::uintptr_t /*pf*/) {
   constexpr int kNV = RM * RN;
   constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
   __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j
@@ -134,7 +134,8 @@ constexpr int kCols[kRows + 1] = {0, 6, 3};
 
 template <int R, int... Cs>
 constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
-  ((t.fn[R][Cs + 1] = &tile<R, Cs + 1>), ...);
+  // No software prefetch in this path: every mode runs the same kernel.
+  for (auto& mode : t.fn) ((mode[R][Cs + 1] = &tile<R, Cs + 1>), ...);
 }
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }

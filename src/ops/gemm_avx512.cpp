@@ -36,9 +36,11 @@ RESLENS_AVX512 inline __m512 shuffle_ps(__m512 a, __m512 b) {
 // pairs of elements, level 2 the 128-bit quarters, levels 3 and 4 within 128-bit lanes; each add
 // handles 16 lanes of 2, 4, 8, then 16 different elements. The element fed into slot s is chosen so
 // the final vector comes out in element order: the tree leaves slot s's sum at lane 4 * (s % 4) +
-// s / 4, and that map is its own inverse.
+// s / 4, and that map is its own inverse. Always inlined: when GCC 12 kept it out of line, the
+// accumulators' address escaped and they went through the stack around the k loop (-7% at K = 768).
 template <int NV>
-RESLENS_AVX512 inline void reduce_store(const __m512* acc, float* out) {
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline void reduce_store(
+    const __m512* acc, float* out) {
 #pragma GCC unroll 4
   for (int g = 0; g < NV; g += 16) {
     __m512 v[16];  // [16 slots][16 lanes]
@@ -68,14 +70,11 @@ RESLENS_AVX512 inline void reduce_store(const __m512* acc, float* out) {
   }
 }
 
-// Software prefetch distance along k (floats; 512 bytes) for the rows of B when the driver asks for
-// it. Measured on Zen 4: +10-15% at M >= 32 with K = 2048-3072, where the tiles' rows come from L2;
-// prefetching A as well, or further ahead, was slower.
-constexpr int64_t kPrefetchAhead = 128;
-
-template <int RM, int RN>
+// The prefetch mode is a template parameter so that each loop carries only its own instructions
+// (a run-time choice inside the loop made clang 14 spill accumulators).
+template <int RM, int RN, Prefetch kPf>
 RESLENS_AVX512 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                         float* C, int64_t ldc, bool accumulate, bool prefetch) {
+                         float* C, int64_t ldc, bool accumulate, std::uintptr_t pf) {
   constexpr int kNV = RM * RN;
   constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
   __m512 acc[kNVs];  // [RM * RN][16 lanes], element (i, j) at i * RN + j
@@ -98,15 +97,20 @@ RESLENS_AVX512 void tile(int64_t K, const float* A, int64_t lda, const float* B,
   for (;;) {
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t k = s * kGemmLanes;
+      if constexpr (kPf != Prefetch::none) {
+#pragma GCC unroll 16
+        for (int j = 0; j < RN; ++j) {
+          const auto* line = reinterpret_cast<const char*>(
+              pf + static_cast<std::uintptr_t>(j * ldb + k) * sizeof(float));
+          _mm_prefetch(line, kPf == Prefetch::l1 ? _MM_HINT_T0 : _MM_HINT_T1);
+        }
+      }
       __m512 a[static_cast<std::size_t>(RM)];  // [RM][16]: A[i, k..k+16)
 #pragma GCC unroll 8
       for (int i = 0; i < RM; ++i) a[i] = _mm512_loadu_ps(a_ptr + i * a_stride + k);
 #pragma GCC unroll 16
       for (int j = 0; j < RN; ++j) {
         const __m512 b = _mm512_loadu_ps(b_ptr + j * b_stride + k);  // [16]: B[j, k..k+16)
-        if (prefetch)
-          _mm_prefetch(reinterpret_cast<const char*>(b_ptr + j * b_stride + k + kPrefetchAhead),
-                       _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int i = 0; i < RM; ++i) acc[i * RN + j] = _mm512_fmadd_ps(a[i], b, acc[i * RN + j]);
       }
@@ -144,7 +148,9 @@ constexpr int kCols[kRows + 1] = {0, 16, 12, 8, 6};
 
 template <int R, int... Cs>
 constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
-  ((t.fn[R][Cs + 1] = &tile<R, Cs + 1>), ...);
+  ((t.fn[0][R][Cs + 1] = &tile<R, Cs + 1, Prefetch::none>), ...);
+  ((t.fn[1][R][Cs + 1] = &tile<R, Cs + 1, Prefetch::l1>), ...);
+  ((t.fn[2][R][Cs + 1] = &tile<R, Cs + 1, Prefetch::l2>), ...);
 }
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }

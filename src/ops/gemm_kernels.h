@@ -15,11 +15,18 @@ inline constexpr int kGemmLanes = 16;
 inline constexpr int kMaxTileRows = 8;
 inline constexpr int kMaxTileCols = 16;
 
+/// Software prefetch a tile kernel issues while it runs (kernels may treat it as none): one cache line
+/// per row and step at pf + 4 * (j * ldb + k) for its rn rows j as k advances, into L1 or into L2.
+/// The driver points pf further along the tile's own rows of B, or at the next tile's rows.
+enum class Prefetch { none = 0, l1 = 1, l2 = 2 };
+inline constexpr int kPrefetchModes = 3;
+
 /// Computes one rm x rn tile over the full K. A: [rm, K] row stride lda; B: [rn, K] row stride ldb;
-/// C: [rm, rn] row stride ldc. accumulate: C += sum instead of C = sum. prefetch: software-prefetch
-/// the rows ahead along k (a hint; kernels may ignore it).
+/// C: [rm, rn] row stride ldc. accumulate: C += sum instead of C = sum. pf: the prefetch address
+/// (see Prefetch), an integer because it may lie past the end of B: a prefetch never faults, but
+/// forming such a pointer would be undefined behaviour.
 using TileFn = void (*)(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                        float* C, int64_t ldc, bool accumulate, bool prefetch);
+                        float* C, int64_t ldc, bool accumulate, std::uintptr_t pf);
 
 /// The tile kernels of one instruction set.
 struct TileSet {
@@ -28,8 +35,9 @@ struct TileSet {
   /// cols[r]: tile width (RN) used when the tiles have r rows, i.e. when M == r < rows, and
   /// cols[rows] for the main tile (whose row remainder tiles reuse that width).
   int cols[kMaxTileRows + 1] = {};
-  /// fn[r][c]: kernel for an r x c tile; set for 1 <= r <= rows, 1 <= c <= max(cols[r], cols[rows]).
-  TileFn fn[kMaxTileRows + 1][kMaxTileCols + 1] = {};
+  /// fn[mode][r][c]: kernel for an r x c tile with Prefetch mode; set for 1 <= r <= rows,
+  /// 1 <= c <= max(cols[r], cols[rows]).
+  TileFn fn[kPrefetchModes][kMaxTileRows + 1][kMaxTileCols + 1] = {};
 };
 
 /// Tile kernels per instruction set; nullptr when this build has no such path (non-x86 targets).
