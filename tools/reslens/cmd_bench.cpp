@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include "commands.h"
 #include "common.h"
@@ -41,6 +42,43 @@ double measure_sgemm(int threads, int64_t n) {
     const double s = seconds_since(t0);
     if (rep > 0) best = std::max(best, 2.0 * static_cast<double>(n * n * n) / s / 1e9);
   }
+  return best;
+}
+
+// GB/s of reading a 512 MiB buffer (far larger than any cache) split over `threads` threads: the
+// memory-bandwidth bound of a forward pass on a few tokens, which must read every weight once.
+// XOR of 64-bit words: integer reductions vectorise without reordering concerns. Best of 5 runs.
+double measure_read_bandwidth(int threads) {
+  const size_t n = (size_t{512} << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n);
+  for (size_t i = 0; i < n; ++i) buf[i] = i * 0x9E3779B97F4A7C15ull;  // touch every page first
+  std::vector<uint64_t> out(static_cast<size_t>(threads));
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> workers;
+    for (int w = 0; w < threads; ++w) {
+      workers.emplace_back([&, w] {
+        const size_t b = n * static_cast<size_t>(w) / static_cast<size_t>(threads);
+        const size_t e = n * static_cast<size_t>(w + 1) / static_cast<size_t>(threads);
+        uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+        size_t i = b;
+        for (; i + 4 <= e; i += 4) {
+          x0 ^= buf[i];
+          x1 ^= buf[i + 1];
+          x2 ^= buf[i + 2];
+          x3 ^= buf[i + 3];
+        }
+        for (; i < e; ++i) x0 ^= buf[i];
+        out[static_cast<size_t>(w)] = x0 ^ x1 ^ x2 ^ x3;
+      });
+    }
+    for (auto& t : workers) t.join();
+    const double s = seconds_since(t0);
+    if (rep > 0) best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s / 1e9);
+  }
+  volatile uint64_t sink = 0;  // keep the reads
+  for (const uint64_t v : out) sink = sink ^ v;
   return best;
 }
 
@@ -153,13 +191,22 @@ void register_bench(CLI::App& app) {
       }
     }
     const double sgemm = measure_sgemm(threads, 1536);
+    const double bandwidth = measure_read_bandwidth(threads);
+    // Weights are float32 in memory whatever the file's type (F16/BF16/Q8_0 are converted at load),
+    // and a forward pass reads each once (a tied W_E/W_U is read once, by the unembedding).
+    const double weight_bytes = 4.0 * static_cast<double>(model->n_params());
+    const double bound_ms = weight_bytes / (bandwidth * 1e9) * 1e3;
     if (*json) {
       nlohmann::json j = {{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
-                          {"results", results}, {"sgemm_gflops", sgemm}};
+                          {"results", results}, {"sgemm_gflops", sgemm}, {"read_bandwidth_gbps", bandwidth},
+                          {"weight_read_bound_ms", bound_ms}};
       if (*with_explain) j["explain"] = explains;
       print_json(j);
     } else {
       std::printf("\nsgemm (OpenBLAS, 1536^3, %d threads): %.1f GFLOP/s\n", threads, sgemm);
+      std::printf("memory read bandwidth (%d threads): %.1f GB/s; reading the %.0f MB of float32 weights once "
+                  "takes %.1f ms (the bound for a few tokens)\n",
+                  threads, bandwidth, weight_bytes / 1e6, bound_ms);
     }
   });
 }
