@@ -107,8 +107,8 @@ def plan(which, shared):
             ("bench-tinyllama-1.1B-f32.gguf", "gguf f32", BENCH_LLAMA, gguf(tok=llama_vocab)),
             ("bench-tinyllama-1.1B-f16.gguf", "gguf f16", BENCH_LLAMA,
              gguf(ggml_types.F16, tok=llama_vocab)),
-            ("bench-tinyllama-1.1B-hf", "hf F32, 2 shards, no tokenizer files", BENCH_LLAMA,
-             hf_dir("F32", 2)),
+            ("bench-tinyllama-1.1B-hf", "hf F32, 2 shards, Llama 2 tokenizer.model", BENCH_LLAMA,
+             hf_dir("F32", 2, os.path.join(shared, "tokenizers", "llama2"), ("tokenizer.model",))),
         ]
     raise ValueError(f"unknown set {which!r}")
 

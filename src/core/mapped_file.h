@@ -21,6 +21,13 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  bool contains(const uint8_t* p) const { return p >= data_ && p < data_ + size_; }
+
+  /// Drops the pages that lie wholly inside `range` (a part of this map) from the process's memory
+  /// (madvise MADV_DONTNEED). The map stays valid: a page touched again is read back from the file.
+  /// Loaders call it once a tensor has been converted into an owned buffer, so a model stored as
+  /// F16 does not hold both the file and its float32 copy.
+  void release(std::span<const uint8_t> range) const;
 
  private:
   std::filesystem::path path_;

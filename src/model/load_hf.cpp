@@ -86,11 +86,15 @@ class HfTensors {
   }
   /// A Conv1D weight stored [in, out], returned as an owned [out, in] matrix.
   MatrixView conv1d(const std::string& name, int64_t in, int64_t out) {
-    const float* src = materialize(storage_, get(name), name, {in, out}, source_of(name));
+    const StoredTensor raw = get(name);
+    const float* src = materialize(storage_, raw, name, {in, out}, source_of(name));
     std::vector<float> t(static_cast<size_t>(in * out));
     for (int64_t i = 0; i < in; ++i) {
       for (int64_t o = 0; o < out; ++o) t[static_cast<size_t>(o * in + i)] = src[i * out + o];
     }
+    // Only the transposed copy is used from now on: free a converted intermediate, drop the pages.
+    storage_.discard(src);
+    storage_.release(raw.bytes);
     return {storage_.own(std::move(t)), out, in, in};
   }
   std::vector<TensorInfo> infos() const {

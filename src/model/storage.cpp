@@ -32,6 +32,7 @@ const float* ModelStorage::floats(std::span<const uint8_t> bytes, StorageType ty
     }
     std::vector<float> copy(static_cast<size_t>(n));
     std::memcpy(copy.data(), bytes.data(), static_cast<size_t>(n) * 4);
+    release(bytes);
     return own(std::move(copy));
   }
   std::vector<float> out(static_cast<size_t>(n));
@@ -41,7 +42,24 @@ const float* ModelStorage::floats(std::span<const uint8_t> bytes, StorageType ty
     case StorageType::kQ8_0: dequantize_q8_0(out.data(), bytes, n); break;
     case StorageType::kF32: break;
   }
+  release(bytes);  // the file's copy is no longer read: peak memory ~ the float32 weights, not both
   return own(std::move(out));
+}
+
+void ModelStorage::release(std::span<const uint8_t> bytes) const {
+  for (const auto& m : maps_) {
+    if (m->contains(bytes.data())) {
+      m->release(bytes);
+      return;
+    }
+  }
+}
+
+void ModelStorage::discard(const float* p) {
+  if (!owned_.empty() && owned_.back().data() == p) {
+    owned_bytes_ -= static_cast<int64_t>(owned_.back().size() * sizeof(float));
+    owned_.pop_back();
+  }
 }
 
 }  // namespace reslens

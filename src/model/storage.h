@@ -29,6 +29,13 @@ class ModelStorage {
   /// data is float32 and 4-byte aligned, otherwise a converted, owned copy.
   const float* floats(std::span<const uint8_t> bytes, StorageType type, int64_t n);
 
+  /// Drops the file pages behind `bytes` from memory once they have been converted (see
+  /// MappedFile::release); bytes outside every kept map are ignored.
+  void release(std::span<const uint8_t> bytes) const;
+  /// Frees an intermediate buffer returned by own()/floats() when it is the latest one (a
+  /// conversion that is about to be transposed into another owned buffer); otherwise does nothing.
+  void discard(const float* p);
+
   int64_t owned_bytes() const { return owned_bytes_; }
   int64_t mapped_bytes() const { return mapped_bytes_; }
 
