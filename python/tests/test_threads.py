@@ -76,7 +76,7 @@ def test_heavy_calls_release_the_gil():
     model = get_model("stories260K.gguf")
     ids = model.to_tokens(PROMPTS["stories260K.gguf"]).tolist()
     # Timed loops that run entirely in C++ (the GIL released around them): the main thread keeps running.
-    for fn in (lambda: reslens._core._time_run(model.core, ids, None, True, 1, 100),
+    for fn in (lambda: reslens._core._time_run(model.core, ids, None, True, 1, 1000),
                lambda: reslens._core._time_explain(model.core, ids, 1, 4),
                lambda: [reslens.explain(model, ids, top=3) for _ in range(3)]):
         duration, share = _main_thread_share(fn)
