@@ -11,7 +11,10 @@ peak resident memory of `reslens predict` on it (/usr/bin/time -v) against the f
 Benchmarks on a 2-core machine are only meaningful when nothing else runs: the script waits for the
 machine to go idle before each model (see bench/gemm_table.py for why).
 
+`--set shared` runs the same on the small real models in ../shared/models instead.
+
 usage: bench/forward_table.py [--reslens build/reslens] [--models /tmp/bench-models] [--reps 5]
+                              [--set bench|shared]
 """
 import argparse
 import json
@@ -21,6 +24,13 @@ import subprocess
 import sys
 import time
 
+SHARED_MODELS = [  # under ../shared/models
+    ("stories260K/stories260K.bin", "stories260K, llama2.c"),
+    ("stories260K/stories260K.gguf", "stories260K, GGUF F32"),
+    ("TinyStories-656K", "TinyStories-656K, HF safetensors"),
+    ("TinyStories-656K/TinyStories-656K-f32.gguf", "TinyStories-656K, GGUF F32"),
+    ("random-gpt2/random-gpt2-test.gguf", "random GPT-2 (test size), GGUF F32"),
+]
 MODELS = [  # file or folder under --models, label
     ("bench-gpt2-124M.gguf", "GPT-2 124M, GGUF F32"),
     ("bench-gpt2-124M-hf", "GPT-2 124M, HF safetensors F32"),
@@ -53,6 +63,10 @@ def size_of(path):
     return os.path.getsize(path)
 
 
+def mb(n):
+    return f"{n / 1e6:.0f}" if n >= 10e6 else f"{n / 1e6:.2f}"
+
+
 def peak_rss_kb(reslens, model):
     """Peak RSS of `reslens predict` on three token ids (no tokenizer needed)."""
     r = subprocess.run(["/usr/bin/time", "-v", reslens, "predict", model, "--ids", "1,2,3", "--json"],
@@ -68,10 +82,15 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", default="8,32,128")
+    ap.add_argument("--set", choices=("bench", "shared"), default="bench")
+    ap.add_argument("--shared", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models"))
     args = ap.parse_args()
+    models = MODELS if args.set == "bench" else SHARED_MODELS
+    if args.set == "shared":
+        args.models = args.shared
 
     forward_rows, memory_rows, machine = [], [], []
-    for name, label in MODELS:
+    for name, label in models:
         path = os.path.join(args.models, name)
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run /usr/bin/python3 scripts/make_random_models.py --which bench "
@@ -94,8 +113,7 @@ def main():
                 f"{plain['gflops'] / sgemm * 100:.0f}% | {cap['ms_per_run']:.1f} | {overhead:+.1f}% | {vs_bound} |")
         wait_idle()
         rss = peak_rss_kb(args.reslens, path)
-        memory_rows.append(f"| {label} | {size_of(path) / 1e6:.0f} | {4 * j['n_params'] / 1e6:.0f} | "
-                           f"{rss * 1024 / 1e6:.0f} |")
+        memory_rows.append(f"| {label} | {mb(size_of(path))} | {mb(4 * j['n_params'])} | {mb(rss * 1024)} |")
 
     print(f"reslens bench, {args.threads} threads, median of {args.reps} runs; FLOPs counted as 2 x parameters x "
           "tokens; `of sgemm` is against OpenBLAS sgemm (1536^3) measured in the same process; `x bound` is the "
