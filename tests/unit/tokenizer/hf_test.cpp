@@ -44,15 +44,13 @@ TEST(HfTinyStories, DirectoryMatchesGoldensAndHfReference) {
   EXPECT_EQ(tok->token_text(tok->find_piece("ce\xE2\x96\x81")), "ce ");
 }
 
-TEST(HfTinyStories, LargeTextQuicklyAndSameIdsAsGguf) {
-  // Without a pre-tokenizer the merges run over the whole text: 100 KB must stay fast, and the
-  // merge-rank and score-based algorithms must agree on it token for token.
+TEST(HfTinyStories, LargeTextSameIdsAsGguf) {
+  // Without a pre-tokenizer the merges run over the whole text: 100 KB (its speed is measured by
+  // bench/bench_tokenizer), and the merge-rank and score-based algorithms must agree on it token for token.
   const auto tok = load_hf_tokenizer(shared_path("models/TinyStories-656K"));
   const auto gguf_tok = test::gguf_tokenizer("models/TinyStories-656K/TinyStories-656K-f32.gguf");
   const std::string text = test::repeated_prompts("TinyStories-656K", 100 * 1024);
-  std::vector<int32_t> ids;
-  const double seconds = test::seconds_to_encode(*tok, text, ids);
-  EXPECT_LT(seconds, 1.0) << "encoding " << text.size() << " bytes took " << seconds << " s";
+  const std::vector<int32_t> ids = tok->encode(text, false);
   EXPECT_TRUE(ids == gguf_tok->encode(text, false));
   EXPECT_EQ(tok->decode(ids), text);
 }
