@@ -1,7 +1,10 @@
 // The bounded method (kBounded) for attention and FFN scores: every score from the head tokens of
 // its state's distribution plus certified tail bounds (analysis/bounds.h); a vector whose bound is
 // not tight enough is projected onto the whole vocabulary instead, so every score stays exact.
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
@@ -121,18 +124,11 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     const auto& gn = mb.attn_gamma_norm[static_cast<size_t>(l)];
     const auto& nn = mb.attn_norm[static_cast<size_t>(l)];
 
+    const std::vector<float> cols = attn_value_vectors(ctx.model, l);  // [H*d_head, d_model]
+
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       std::vector<double> delta(static_cast<size_t>(nh)), coef(static_cast<size_t>(dh)), total(static_cast<size_t>(dh));
-      std::vector<float> full_rows;  // [d_head, V], projected only when some bound of this head fails
-      auto exact_rows = [&](int64_t h) -> const std::vector<float>& {
-        if (full_rows.empty()) {
-          full_rows.resize(static_cast<size_t>(dh * V));
-          const std::vector<float> cols = attn_value_vectors(ctx.model, l);
-          ctx.proj.project(cols.data() + h * dh * d, dh, d, full_rows.data());
-        }
-        return full_rows;
-      };
-      // A combination sum_n coef[n] * (neuron n of head h): bounded if possible, else exact.
+      // A combination sum_n coef[n] * (neuron n of head h) from its bounds; false when they are too loose.
       auto combo = [&](int64_t h, const std::vector<double>& cf, double& score, double& contrast) {
         std::fill(delta.begin(), delta.end(), 0.0);
         double lin = 0, quad = 0, norm2 = 0;
@@ -154,22 +150,18 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
         const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
         contrast = fi >= 0 ? delta[static_cast<size_t>(wi)] - delta[static_cast<size_t>(fi)] : 0.0;
         const double lse = bounded_log_expectation(t, delta.data(), lin, quad, range, tol);
-        if (!std::isnan(lse)) {
-          score = delta[static_cast<size_t>(wi)] - lse;
-          return true;
-        }
-        const std::vector<float>& rows = exact_rows(h);
-        std::vector<float> full_delta(static_cast<size_t>(V));
-        for (int64_t j = 0; j < V; ++j) {
-          double s = 0;
-          for (int64_t a = 0; a < dh; ++a) s += cf[static_cast<size_t>(a)] * static_cast<double>(rows[static_cast<size_t>(a * V + j)]);
-          full_delta[static_cast<size_t>(j)] = static_cast<float>(s);
-        }
-        score = log_prob_increase(dist, full_delta.data(), 1.0, ctx.w);
-        return false;
+        if (std::isnan(lse)) return false;
+        score = delta[static_cast<size_t>(wi)] - lse;
+        return true;
       };
       for (int64_t h = h0; h < h1; ++h) {
-        full_rows.clear();
+        // Scores whose bounds fail are computed exactly after the bounded pass, all of a head's in
+        // one projection: a neuron needs its direction's projection (shared by every position, as
+        // the position only scales it), a combination (head x position, head) its own vector's.
+        std::vector<char> need_dir(static_cast<size_t>(dh), 0);
+        std::vector<std::pair<int64_t, int64_t>> neuron_fails;  // (n, p)
+        std::vector<std::vector<double>> combo_coefs;           // coefficients of failed combinations
+        std::vector<int64_t> combo_pos;                          // their position (-1: the whole head)
         std::fill(total.begin(), total.end(), 0.0);
         for (int64_t p = 0; p < Pn; ++p) {
           for (int64_t n = 0; n < dh; ++n) {
@@ -185,21 +177,74 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
                                                        std::abs(s) * nn[static_cast<size_t>(dir)] * mb.umax / sigma, tol);
             if (!std::isnan(lse)) {
               ex.attn_neuron.at({l, h, n, p}) = s * g[wi] - lse;
-              ++bounded[static_cast<size_t>(h)];
             } else {
-              const std::vector<float>& rows = exact_rows(h);
-              ex.attn_neuron.at({l, h, n, p}) = log_prob_increase(dist, rows.data() + n * V, s, ctx.w);
-              ++full[static_cast<size_t>(h)];
+              neuron_fails.emplace_back(n, p);
+              need_dir[static_cast<size_t>(n)] = 1;
             }
           }
           double score = 0, contrast = 0;
-          (combo(h, coef, score, contrast) ? bounded : full)[static_cast<size_t>(h)]++;
-          ex.head_pos.at({l, h, p}) = score;
+          if (combo(h, coef, score, contrast)) {
+            ex.head_pos.at({l, h, p}) = score;
+          } else {
+            combo_coefs.push_back(coef);
+            combo_pos.push_back(p);
+          }
         }
         double score = 0, contrast = 0;
-        (combo(h, total, score, contrast) ? bounded : full)[static_cast<size_t>(h)]++;
-        ex.head.at({l, h}) = score;
+        const bool head_bounded = combo(h, total, score, contrast);
+        if (head_bounded) {
+          ex.head.at({l, h}) = score;
+        } else {
+          combo_coefs.push_back(total);
+          combo_pos.push_back(-1);
+        }
         if (fi >= 0) ex.contrast_head.at({l, h}) = contrast;
+        const auto n_fail = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
+        full[static_cast<size_t>(h)] += n_fail;
+        bounded[static_cast<size_t>(h)] += Pn * (dh + 1) + 1 - n_fail;
+        if (n_fail == 0) continue;
+
+        // The exact pass: rows [directions needed + failed combinations, d_model], one projection.
+        std::vector<int64_t> row_of_dir(static_cast<size_t>(dh), -1);
+        int64_t n_rows = 0;
+        for (int64_t n = 0; n < dh; ++n) {
+          if (need_dir[static_cast<size_t>(n)]) row_of_dir[static_cast<size_t>(n)] = n_rows++;
+        }
+        const int64_t first_combo = n_rows;
+        n_rows += static_cast<int64_t>(combo_coefs.size());
+        std::vector<float> rows(static_cast<size_t>(n_rows * d));
+        for (int64_t n = 0; n < dh; ++n) {
+          const int64_t r = row_of_dir[static_cast<size_t>(n)];
+          if (r < 0) continue;
+          const float* src = cols.data() + (h * dh + n) * d;
+          std::copy(src, src + d, rows.begin() + r * d);
+        }
+        std::vector<double> acc(static_cast<size_t>(d));
+        for (size_t ci = 0; ci < combo_coefs.size(); ++ci) {
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (int64_t a = 0; a < dh; ++a) {
+            const double ca = combo_coefs[ci][static_cast<size_t>(a)];
+            if (ca == 0) continue;
+            const float* src = cols.data() + (h * dh + a) * d;
+            for (int64_t k = 0; k < d; ++k) acc[static_cast<size_t>(k)] += ca * static_cast<double>(src[k]);
+          }
+          float* dst = rows.data() + (first_combo + static_cast<int64_t>(ci)) * d;
+          for (int64_t k = 0; k < d; ++k) dst[k] = static_cast<float>(acc[static_cast<size_t>(k)]);
+        }
+        std::vector<float> G(static_cast<size_t>(n_rows * V));  // [n_rows, d_vocab]
+        ctx.proj.project(rows.data(), n_rows, d, G.data());
+        for (const auto& [n, p] : neuron_fails) {
+          const float* g = G.data() + row_of_dir[static_cast<size_t>(n)] * V;
+          ex.attn_neuron.at({l, h, n, p}) = log_prob_increase(dist, g, ex.attn_coef.at({l, h, n, p}), ctx.w);
+        }
+        for (size_t ci = 0; ci < combo_coefs.size(); ++ci) {
+          const double v = log_prob_increase(dist, G.data() + (first_combo + static_cast<int64_t>(ci)) * V, 1.0, ctx.w);
+          if (combo_pos[ci] >= 0) {
+            ex.head_pos.at({l, h, combo_pos[ci]}) = v;
+          } else {
+            ex.head.at({l, h}) = v;
+          }
+        }
       }
     });
   }

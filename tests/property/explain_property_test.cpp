@@ -61,6 +61,12 @@ TEST_P(ExplainProperty, BoundedMethodAgreesWithFullWithin1e5) {
   EXPECT_LT(max_diff(a.contrast_head, b.contrast_head), 1e-5);
   EXPECT_LT(max_diff(a.q3, b.q3), 1e-5);
   EXPECT_GT(b.method_counts.at("ffn_bounded") + b.method_counts.at("attention_bounded"), 0);
+  // On the random GPT-2 (near-uniform distributions) some bounds fail: the exact fallbacks, for
+  // single attention neurons and for head / head-position combinations, are compared above too.
+  if (model_->config().d_vocab > 8192) {
+    EXPECT_GT(b.method_counts.at("attention_full"), 0);
+    EXPECT_GT(b.method_counts.at("ffn_full"), 0);
+  }
 }
 
 TEST_P(ExplainProperty, ThreadCountDoesNotChangeTheScores) {
