@@ -183,3 +183,19 @@ export async function api(base, pathname, body, { raw = null, method = null, tim
   }
   return { status: r.status, text, json, type: r.headers.get('content-type') || '' };
 }
+
+/** Clicks the heads heatmap's cell of (layer, head), moving the mouse there first (hover). */
+export async function clickHeatmapCell(page, layer, head) {
+  await page.locator('[data-chart="heads"]').scrollIntoViewIfNeeded();
+  const pt = await page.evaluate(
+    ([l, h]) => {
+      const chart = window.reslens.chart('heads');
+      const box = chart.getDom().getBoundingClientRect();
+      const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
+      return { x: box.left + x, y: box.top + y };
+    },
+    [layer, head],
+  );
+  await page.mouse.move(pt.x, pt.y);
+  await page.mouse.click(pt.x, pt.y);
+}

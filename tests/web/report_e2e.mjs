@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { env, artifact, sharedPath, check, main, launchBrowser, watchedPage } from './lib.mjs';
+import { env, artifact, sharedPath, check, main, launchBrowser, watchedPage, clickHeatmapCell } from './lib.mjs';
 import { synthetic, SHAPE } from './make_synthetic.mjs';
 
 let browser = null;
@@ -42,21 +42,6 @@ async function layerBarsDrawn(page) {
     const svg = document.querySelector('[data-chart="layers"] svg');
     return svg.querySelectorAll('path[fill="#2166ac"], path[fill="#b2182b"]').length;
   });
-}
-
-async function clickHeatmapCell(page, layer, head) {
-  await page.locator('[data-chart="heads"]').scrollIntoViewIfNeeded();
-  const pt = await page.evaluate(
-    ([l, h]) => {
-      const chart = window.reslens.chart('heads');
-      const box = chart.getDom().getBoundingClientRect();
-      const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
-      return { x: box.left + x, y: box.top + y };
-    },
-    [layer, head],
-  );
-  await page.mouse.move(pt.x, pt.y);
-  await page.mouse.click(pt.x, pt.y);
 }
 
 async function modelReport() {

@@ -4,7 +4,7 @@
 // and (attention neurons) its query neurons, a click on a predicted token explains that token, and a
 // bad request shows its error while the server keeps serving. Screenshots of each view go to
 // $RESLENS_WEB_ARTIFACTS.
-import { artifact, sharedPath, check, main, launchBrowser, watchedPage, startServer } from './lib.mjs';
+import { artifact, sharedPath, check, main, launchBrowser, watchedPage, startServer, clickHeatmapCell } from './lib.mjs';
 
 let browser = null;
 let server = null;
@@ -22,20 +22,6 @@ async function heatmapCellsDrawn(page) {
     }
     return cells.size;
   });
-}
-
-async function clickHeatmapCell(page, layer, head) {
-  await page.locator('[data-chart="heads"]').scrollIntoViewIfNeeded();
-  const pt = await page.evaluate(
-    ([l, h]) => {
-      const chart = window.reslens.chart('heads');
-      const box = chart.getDom().getBoundingClientRect();
-      const [x, y] = chart.convertToPixel({ seriesIndex: 0 }, [h, l]);
-      return { x: box.left + x, y: box.top + y };
-    },
-    [layer, head],
-  );
-  await page.mouse.click(pt.x, pt.y);
 }
 
 async function explainTyped(page, prompt, previous) {
