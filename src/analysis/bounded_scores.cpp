@@ -191,8 +191,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
           }
         }
         double score = 0, contrast = 0;
-        const bool head_bounded = combo(h, total, score, contrast);
-        if (head_bounded) {
+        if (combo(h, total, score, contrast)) {
           ex.head.at({l, h}) = score;
         } else {
           combo_coefs.push_back(total);
