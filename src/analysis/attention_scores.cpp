@@ -57,23 +57,38 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
     // Identities in d_model space, in double: the heads (+ b_O) rebuild A^l at P, and each head is
-    // the sum of its neurons over dims and source positions.
+    // the sum of its neurons over dims and source positions. The neuron sum runs over every (p, n)
+    // with the head's W_O columns transposed to rows, so its inner loop is contiguous.
+    std::vector<double> by_head(static_cast<size_t>(H * d), 0.0);  // [H, d_model]
+    std::vector<double> worst(static_cast<size_t>(H), 0.0);
+    parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
+      std::vector<double> wt(static_cast<size_t>(dh * d));  // [d_head, d_model]: W_O[:, h*d_head + n]
+      std::vector<double> by_neurons(static_cast<size_t>(d));
+      for (int64_t h = h0; h < h1; ++h) {
+        for (int64_t n = 0; n < dh; ++n) {
+          for (int64_t i = 0; i < d; ++i) wt[static_cast<size_t>(n * d + i)] = static_cast<double>(Lw.W_O.at(i, h * dh + n));
+        }
+        std::fill(by_neurons.begin(), by_neurons.end(), 0.0);
+        double* by_coef = by_head.data() + h * d;
+        for (int64_t n = 0; n < dh; ++n) {
+          const double* w = wt.data() + n * d;
+          double coef = 0;
+          for (int64_t p = 0; p < Pn; ++p) {
+            const double s = ex.attn_coef.at({l, h, n, p});
+            coef += s;
+            for (int64_t i = 0; i < d; ++i) by_neurons[static_cast<size_t>(i)] += s * w[i];
+          }
+          for (int64_t i = 0; i < d; ++i) by_coef[i] += coef * w[i];
+        }
+        for (int64_t i = 0; i < d; ++i) {
+          worst[static_cast<size_t>(h)] = std::max(worst[static_cast<size_t>(h)], std::abs(by_neurons[static_cast<size_t>(i)] - by_coef[i]));
+        }
+      }
+    });
     std::vector<double> total(static_cast<size_t>(d), 0.0);
     for (int64_t h = 0; h < H; ++h) {
-      std::vector<double> by_neurons(static_cast<size_t>(d), 0.0), by_coef(static_cast<size_t>(d), 0.0);
-      for (int64_t n = 0; n < dh; ++n) {
-        double coef = 0;
-        for (int64_t p = 0; p < Pn; ++p) {
-          const double s = ex.attn_coef.at({l, h, n, p});
-          coef += s;
-          for (int64_t i = 0; i < d; ++i) by_neurons[static_cast<size_t>(i)] += s * static_cast<double>(Lw.W_O.at(i, h * dh + n));
-        }
-        for (int64_t i = 0; i < d; ++i) by_coef[static_cast<size_t>(i)] += coef * static_cast<double>(Lw.W_O.at(i, h * dh + n));
-      }
-      for (int64_t i = 0; i < d; ++i) {
-        worst_neurons = std::max(worst_neurons, std::abs(by_neurons[static_cast<size_t>(i)] - by_coef[static_cast<size_t>(i)]));
-        total[static_cast<size_t>(i)] += by_coef[static_cast<size_t>(i)];
-      }
+      worst_neurons = std::max(worst_neurons, worst[static_cast<size_t>(h)]);
+      for (int64_t i = 0; i < d; ++i) total[static_cast<size_t>(i)] += by_head[static_cast<size_t>(h * d + i)];
     }
     const float* A = ctx.trace.attn_out(l, ctx.P);
     for (int64_t i = 0; i < d; ++i) {
