@@ -81,30 +81,45 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
   const int64_t d = c.d_model, dh = c.d_head;
   const int64_t kvh = head / (c.n_heads / c.n_key_value_heads);
   const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
-  std::vector<PositionView> out;
-  for (int64_t p = 0; p < ex.n_positions; ++p) {
-    PositionView pv;
+  // Three vectors per source position (the layer input, the attention-written "key" part, the
+  // value the head moves), projected together in chunks: one GEMM reads W_U once for many vectors.
+  const int64_t Pn = ex.n_positions;
+  std::vector<float> vecs(static_cast<size_t>(3 * Pn * d), 0.0f);  // [Pn, 3, d_model]
+  std::vector<PositionView> out(static_cast<size_t>(Pn));
+  for (int64_t p = 0; p < Pn; ++p) {
+    PositionView& pv = out[static_cast<size_t>(p)];
     pv.position = p;
     pv.imp = ex.head_pos.at({layer, head, p});
     pv.attn = ex.attn_weight.at({layer, head, p});
-    pv.layer_input_top = top_bottom(pr.logits(pr.trace.resid_pre(layer, p)), k).top;
-    // "key": h_p^{l-1} - h_p^{-1} - sum of earlier FFN outputs = the attention-written part.
-    std::vector<float> key(static_cast<size_t>(d), 0.0f);
+    float* input = vecs.data() + (3 * p) * d;
+    float* key = input + d;  // h_p^{l-1} - h_p^{-1} - sum of earlier FFN outputs = the attention-written part
+    float* value = key + d;
+    const float* x = pr.trace.resid_pre(layer, p);
+    std::copy(x, x + d, input);
     for (int64_t j = 0; j < layer; ++j) {
       const float* a = pr.trace.attn_out(j, p);
-      for (int64_t i = 0; i < d; ++i) key[static_cast<size_t>(i)] += a[i];
+      for (int64_t i = 0; i < d; ++i) key[i] += a[i];
     }
-    pv.key_top = top_bottom(pr.logits(key.data()), k).top;
-    std::vector<float> value(static_cast<size_t>(d), 0.0f);
     const float a = pr.trace.pattern(layer, head, ex.position, p);
     const float* v = pr.trace.v(layer, p, kvh);
     for (int64_t i = 0; i < d; ++i) {
       double s = 0;
       for (int64_t n = 0; n < dh; ++n) s += static_cast<double>(a) * static_cast<double>(v[n]) * static_cast<double>(W_O.at(i, head * dh + n));
-      value[static_cast<size_t>(i)] = static_cast<float>(s);
+      value[i] = static_cast<float>(s);
     }
-    pv.value_top = top_bottom(pr.logits(value.data()), k).top;
-    out.push_back(std::move(pv));
+  }
+  constexpr int64_t kChunk = 48;
+  const int64_t V = pr.proj.d_vocab();
+  std::vector<float> logits(static_cast<size_t>(kChunk * V));
+  for (int64_t r0 = 0; r0 < 3 * Pn; r0 += kChunk) {
+    const int64_t n = std::min(kChunk, 3 * Pn - r0);
+    pr.proj.project(vecs.data() + r0 * d, n, d, logits.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const std::vector<float> row(logits.begin() + r * V, logits.begin() + (r + 1) * V);
+      PositionView& pv = out[static_cast<size_t>((r0 + r) / 3)];
+      const int64_t which = (r0 + r) % 3;
+      (which == 0 ? pv.layer_input_top : which == 1 ? pv.key_top : pv.value_top) = top_bottom(row, k).top;
+    }
   }
   return out;
 }
