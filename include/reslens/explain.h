@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -55,6 +57,8 @@ struct ExplainOptions {
   ScoreMethod method = ScoreMethod::kAuto;
   int head_size = 64;       ///< kBounded: tokens of each state's distribution handled exactly
   double bound_tol = 8e-6;  ///< kBounded: largest accepted error of a bounded score (floats add < 1e-7)
+  /// kBounded: use the model's precomputed projection cache (precompute_projections()) when it exists.
+  bool projection_cache = true;
   int n_threads = 0;
 };
 
@@ -121,8 +125,9 @@ struct Explanation {
   /// Identities measured on this explanation (see docs/explain.md): max |errors|.
   std::map<std::string, double> checks;
 
-  /// How the scores were computed: "bounded" (certified from the head tokens) and "full" (over
-  /// the whole vocabulary) counts of neuron, head and position scores.
+  /// How the scores were computed: "bounded" (certified from the head tokens), "cached" (certified
+  /// from the projection cache) and "full" (over the whole vocabulary) counts of neuron, head and
+  /// position scores.
   std::map<std::string, int64_t> method_counts;
 };
 
@@ -134,6 +139,23 @@ HookFilter explain_capture();
 /// token, InvalidArgument when hooks are missing or activations are not finite.
 Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                     const ExplainOptions& options = {});
+
+/// The projection cache: every FFN and attention neuron direction projected onto the vocabulary once,
+/// stored quantized (int8, with certified error bounds) under $RESLENS_CACHE_DIR (default
+/// ~/.cache/reslens), n_layers * (d_mlp + n_heads * d_head) * d_vocab bytes. With it, the bounded
+/// method scores the vectors its cheap bounds cannot certify from the cached rows instead of
+/// projecting them (docs/explain.md). Scores are the same within 1e-5 with or without it.
+struct ProjectionCacheInfo {
+  std::filesystem::path path;  ///< where the model's cache is or would be (empty: no cache dir)
+  bool present = false;        ///< a valid cache for these weights exists
+  int64_t bytes = 0;           ///< its size (the size it would have when absent)
+};
+ProjectionCacheInfo projection_cache_info(const Model& model);
+
+/// Builds the model's projection cache (atomically replacing any previous one); `progress` gets
+/// (directions done, directions in all). Throws IoError naming the path when it cannot be written.
+ProjectionCacheInfo precompute_projections(const Model& model, int n_threads = 0,
+                                           const std::function<void(int64_t, int64_t)>& progress = {});
 
 /// Top-k / bottom-k token ids of bs(v) for a vector v (no softmax: the vocabulary projection).
 struct TokenList {

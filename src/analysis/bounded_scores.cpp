@@ -3,6 +3,7 @@
 // not tight enough is projected onto the whole vocabulary instead, so every score stays exact.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,76 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const std::
   }
 }
 
+// Tries `score(i)` (true when the cached projection certified it) for every index, in parallel;
+// returns the indices it could not score, in order, and adds the others to `n_cached`.
+std::vector<int64_t> score_from_cache(const std::vector<int64_t>& todo, const std::function<bool(int64_t)>& score,
+                                      int threads, int64_t& n_cached) {
+  std::vector<char> done(todo.size(), 0);
+  parallel_for(threads, static_cast<int64_t>(todo.size()), [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) done[static_cast<size_t>(i)] = score(todo[static_cast<size_t>(i)]) ? 1 : 0;
+  });
+  std::vector<int64_t> rest;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (done[i]) {
+      ++n_cached;
+    } else {
+      rest.push_back(todo[i]);
+    }
+  }
+  return rest;
+}
+
+// The attention neurons (n, p) of head h whose cheap bounds failed, from the projection cache: each
+// direction's tail moments are computed once and shared by its positions. Removes what it scores
+// from `neuron_fails` and returns how many. (Head and head-position combinations whose bounds fail
+// go to the exact pass: adding d_head quantized rows costs more than one row of a batched GEMM.)
+int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, int64_t l, int64_t h,
+                                 const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
+                                 std::vector<std::pair<int64_t, int64_t>>& neuron_fails) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t dh = c.d_head, V = c.d_vocab;
+  const auto nh = static_cast<int64_t>(t.ids.size());
+  const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
+  const int wi = t.index_of(ctx.w);
+  int64_t scored = 0;
+  std::vector<double> delta(static_cast<size_t>(nh));
+  std::vector<double> a1(static_cast<size_t>(dh), -1.0), a2(static_cast<size_t>(dh), 0.0);
+  std::vector<double> step(static_cast<size_t>(dh)), eps(static_cast<size_t>(dh)), gmax(static_cast<size_t>(dh));
+  std::vector<std::pair<int64_t, int64_t>> still;
+  CachedRow r;
+  for (const auto& [n, p] : neuron_fails) {
+    const int64_t dir = h * dh + n;
+    const auto ni = static_cast<size_t>(n);
+    if (a1[ni] < 0) {
+      ctx.projections->attn(l, dir, r);
+      code_moments(r.codes.data(), t.tail_q.data(), V, a1[ni], a2[ni]);
+      step[ni] = r.step, eps[ni] = r.eps, gmax[ni] = r.gmax;
+    }
+    const double s = ex.attn_coef.at({l, h, n, p});
+    const double* g = gh.data() + dir * nh;
+    for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] = s * g[j];
+    const double st = step[ni] / sigma;
+    const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(dir)], s, a1[ni] * st,
+                                              a2[ni] * st * st, eps[ni] / sigma, gmax[ni] / sigma, tol);
+    if (std::isnan(lse)) {
+      still.emplace_back(n, p);
+      continue;
+    }
+    ex.attn_neuron.at({l, h, n, p}) = s * g[wi] - lse;
+    ++scored;
+  }
+  neuron_fails = std::move(still);
+  return scored;
+}
+
+// A vector the bounds could not certify, for the exact pass: attention neuron `dir` of a head (its
+// direction, scored at `positions`), or a combination (dir = -1) at position `pos` (-1: the head).
+struct ExactJob {
+  int64_t layer, head, dir, pos;
+  std::vector<float> v;  ///< [d_model] the vector (unprepared)
+  std::vector<int64_t> positions;
+};
+
 }  // namespace
 
 void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
@@ -43,7 +114,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.ffn_neuron = ScoreArray({L, N});
   ex.ffn_coef = ScoreArray({L, N});
   if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
-  int64_t bounded = 0, full = 0;
+  int64_t bounded = 0, full = 0, cached = 0;
   for (int64_t l = 0; l < L; ++l) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     const Distribution& dist = ctx.before_ffn(l);
@@ -74,13 +145,31 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
         }
       }
     });
-    // The vectors whose bounds were too loose, over the whole vocabulary.
     std::vector<int64_t> todo;
     for (int64_t k = 0; k < N; ++k) {
       if (exact[static_cast<size_t>(k)]) todo.push_back(k);
     }
-    full += static_cast<int64_t>(todo.size());
     bounded += N - static_cast<int64_t>(todo.size());
+    // The vectors whose bounds were too loose: from their cached projections when there are some,
+    todo = score_from_cache(todo, [&](int64_t k) {
+      if (ctx.projections == nullptr) return false;
+      thread_local CachedRow r;
+      ctx.projections->ffn(l, k, r);
+      const double s = static_cast<double>(m[k]);
+      const double* g = gh.data() + k * nh;
+      std::vector<double> delta(static_cast<size_t>(nh));
+      for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
+      double a1 = 0, a2 = 0;
+      code_moments(r.codes.data(), t.tail_q.data(), V, a1, a2);
+      const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(k)], s, a1 * r.step / sigma,
+                                                a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
+                                                ctx.opts.bound_tol);
+      if (std::isnan(lse)) return false;
+      ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
+      return true;
+    }, ctx.threads, cached);
+    // and the rest over the whole vocabulary.
+    full += static_cast<int64_t>(todo.size());
     const std::vector<float> fc2 = ffn_value_vectors(ctx.model, l);
     constexpr int64_t kChunk = 128;
     std::vector<float> rows(static_cast<size_t>(kChunk * d)), G(static_cast<size_t>(kChunk * V));
@@ -101,6 +190,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   }
   ex.method_counts["ffn_bounded"] = bounded;
   ex.method_counts["ffn_full"] = full;
+  ex.method_counts["ffn_cached"] = cached;
 }
 
 void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
@@ -110,11 +200,11 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
   const int64_t Pn = ctx.P + 1;
   const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
   init_attention_arrays(ctx, ex);
-  std::vector<int64_t> bounded(static_cast<size_t>(H), 0), full(static_cast<size_t>(H), 0);
+  std::vector<int64_t> bounded(static_cast<size_t>(H), 0), full(static_cast<size_t>(H), 0), cached(static_cast<size_t>(H), 0);
+  std::vector<std::vector<ExactJob>> jobs(static_cast<size_t>(H));  // per head (one writer each)
   for (int64_t l = 0; l < L; ++l) {
     fill_attention_coefficients(ctx, ex, l);
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
-    const Distribution& dist = ctx.before_attn(l);
     const LayerWeights& lw = ctx.model.weights().layers[static_cast<size_t>(l)];
     const std::vector<float> y0 = prepared_columns(ctx.model, lw.W_O, 0, H * dh);  // [H*d_head, d_model]
     std::vector<double> gh, mt;
@@ -198,25 +288,31 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
           combo_pos.push_back(-1);
         }
         if (fi >= 0) ex.contrast_head.at({l, h}) = contrast;
+        const auto n_loose = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
+        bounded[static_cast<size_t>(h)] += Pn * (dh + 1) + 1 - n_loose;
+        if (n_loose == 0) continue;
+        if (ctx.projections != nullptr) {
+          cached[static_cast<size_t>(h)] += score_neurons_from_cache(ctx, t, l, h, gh, mt, ex, neuron_fails);
+          std::fill(need_dir.begin(), need_dir.end(), 0);
+          for (const auto& np : neuron_fails) need_dir[static_cast<size_t>(np.first)] = 1;
+        }
         const auto n_fail = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
         full[static_cast<size_t>(h)] += n_fail;
-        bounded[static_cast<size_t>(h)] += Pn * (dh + 1) + 1 - n_fail;
         if (n_fail == 0) continue;
 
-        // The exact pass: rows [directions needed + failed combinations, d_model], one projection.
-        std::vector<int64_t> row_of_dir(static_cast<size_t>(dh), -1);
-        int64_t n_rows = 0;
+        // The rest is scored exactly after every layer's bounded pass, in one batched projection: a
+        // neuron needs its direction's projection (shared by every position, as the position only
+        // scales it), a combination (head x position, head) its own vector's.
+        std::vector<ExactJob>& out = jobs[static_cast<size_t>(h)];
         for (int64_t n = 0; n < dh; ++n) {
-          if (need_dir[static_cast<size_t>(n)]) row_of_dir[static_cast<size_t>(n)] = n_rows++;
-        }
-        const int64_t first_combo = n_rows;
-        n_rows += static_cast<int64_t>(combo_coefs.size());
-        std::vector<float> rows(static_cast<size_t>(n_rows * d));
-        for (int64_t n = 0; n < dh; ++n) {
-          const int64_t r = row_of_dir[static_cast<size_t>(n)];
-          if (r < 0) continue;
+          if (!need_dir[static_cast<size_t>(n)]) continue;
+          ExactJob job{l, h, n, -1, {}, {}};
           const float* src = cols.data() + (h * dh + n) * d;
-          std::copy(src, src + d, rows.begin() + r * d);
+          job.v.assign(src, src + d);
+          for (const auto& np : neuron_fails) {
+            if (np.first == n) job.positions.push_back(np.second);
+          }
+          out.push_back(std::move(job));
         }
         std::vector<double> acc(static_cast<size_t>(d));
         for (size_t ci = 0; ci < combo_coefs.size(); ++ci) {
@@ -227,30 +323,50 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
             const float* src = cols.data() + (h * dh + a) * d;
             for (int64_t k = 0; k < d; ++k) acc[static_cast<size_t>(k)] += ca * static_cast<double>(src[k]);
           }
-          float* dst = rows.data() + (first_combo + static_cast<int64_t>(ci)) * d;
-          for (int64_t k = 0; k < d; ++k) dst[k] = static_cast<float>(acc[static_cast<size_t>(k)]);
-        }
-        std::vector<float> G(static_cast<size_t>(n_rows * V));  // [n_rows, d_vocab]
-        ctx.proj.project(rows.data(), n_rows, d, G.data());
-        for (const auto& [n, p] : neuron_fails) {
-          const float* g = G.data() + row_of_dir[static_cast<size_t>(n)] * V;
-          ex.attn_neuron.at({l, h, n, p}) = log_prob_increase(dist, g, ex.attn_coef.at({l, h, n, p}), ctx.w);
-        }
-        for (size_t ci = 0; ci < combo_coefs.size(); ++ci) {
-          const double v = log_prob_increase(dist, G.data() + (first_combo + static_cast<int64_t>(ci)) * V, 1.0, ctx.w);
-          if (combo_pos[ci] >= 0) {
-            ex.head_pos.at({l, h, combo_pos[ci]}) = v;
-          } else {
-            ex.head.at({l, h}) = v;
-          }
+          ExactJob job{l, h, -1, combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}};
+          for (int64_t k = 0; k < d; ++k) job.v[static_cast<size_t>(k)] = static_cast<float>(acc[static_cast<size_t>(k)]);
+          out.push_back(std::move(job));
         }
       }
     });
   }
-  int64_t b = 0, f = 0;
-  for (int64_t h = 0; h < H; ++h) b += bounded[static_cast<size_t>(h)], f += full[static_cast<size_t>(h)];
+
+  // The exact pass over every layer's leftovers, in chunks (one GEMM each) of up to 128 vectors.
+  std::vector<ExactJob> all;
+  for (auto& per_head : jobs) {
+    for (auto& j : per_head) all.push_back(std::move(j));
+  }
+  constexpr size_t kChunk = 128;
+  std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+  for (size_t i0 = 0; i0 < all.size(); i0 += kChunk) {
+    const size_t n = std::min(kChunk, all.size() - i0);
+    for (size_t i = 0; i < n; ++i) std::copy(all[i0 + i].v.begin(), all[i0 + i].v.end(), rows.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(d)));
+    ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
+    parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        const ExactJob& job = all[i0 + static_cast<size_t>(i)];
+        const Distribution& dist = ctx.before_attn(job.layer);
+        const float* g = G.data() + i * V;
+        if (job.dir >= 0) {
+          for (int64_t p : job.positions) {
+            ex.attn_neuron.at({job.layer, job.head, job.dir, p}) =
+                log_prob_increase(dist, g, ex.attn_coef.at({job.layer, job.head, job.dir, p}), ctx.w);
+          }
+        } else if (job.pos >= 0) {
+          ex.head_pos.at({job.layer, job.head, job.pos}) = log_prob_increase(dist, g, 1.0, ctx.w);
+        } else {
+          ex.head.at({job.layer, job.head}) = log_prob_increase(dist, g, 1.0, ctx.w);
+        }
+      }
+    });
+  }
+  int64_t b = 0, f = 0, cc = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    b += bounded[static_cast<size_t>(h)], f += full[static_cast<size_t>(h)], cc += cached[static_cast<size_t>(h)];
+  }
   ex.method_counts["attention_bounded"] = b;
   ex.method_counts["attention_full"] = f;
+  ex.method_counts["attention_cached"] = cc;
 }
 
 }  // namespace reslens::analysis

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "analysis/cache_files.h"
 #include "core/parallel.h"
 #include "ops/gemm.h"
 
@@ -24,45 +25,6 @@ namespace {
 // Float GEMMs feed these bounds; a small relative slack keeps them upper bounds despite rounding.
 constexpr double kSlack = 1.01;
 constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '1', '\n'};
-
-uint64_t fnv(uint64_t h, const void* p, size_t n) {
-  const auto* c = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 1099511628211ull;
-  return h;
-}
-
-// Identifies a model's weights cheaply: its dimensions and a strided sample of every matrix the
-// bounds read, so an edited or different model never reuses a stale cache entry.
-uint64_t fingerprint(const Model& m) {
-  const ModelConfig& c = m.config();
-  uint64_t h = 1469598103934665603ull;
-  const int64_t dims[] = {c.n_layers, c.d_model, c.n_heads, c.d_head, c.d_mlp, c.d_vocab,
-                          static_cast<int64_t>(c.normalization_type)};
-  h = fnv(h, dims, sizeof dims);
-  auto sample = [&](const MatrixView& v) {
-    if (v.empty()) return;
-    const int64_t n = v.rows * v.cols;
-    for (int64_t i = 0; i < n; i += 997) {
-      const float x = v.at(i / v.cols, i % v.cols);
-      h = fnv(h, &x, 4);
-    }
-  };
-  const ModelWeights& w = m.weights();
-  sample(w.W_U);
-  h = fnv(h, w.ln_final_w.data, static_cast<size_t>(w.ln_final_w.size) * 4);
-  for (const auto& l : w.layers) {
-    sample(l.W_out);
-    sample(l.W_O);
-  }
-  return h;
-}
-
-std::filesystem::path cache_dir() {
-  if (const char* e = std::getenv("RESLENS_CACHE_DIR"); e != nullptr && *e) return e;
-  if (const char* e = std::getenv("XDG_CACHE_HOME"); e != nullptr && *e) return std::filesystem::path(e) / "reslens";
-  if (const char* e = std::getenv("HOME"); e != nullptr && *e) return std::filesystem::path(e) / ".cache" / "reslens";
-  return {};
-}
 
 void write_vecs(std::ofstream& out, const std::vector<std::vector<double>>& vs) {
   const uint64_t n = vs.size();
@@ -183,7 +145,7 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
     mb->umax = std::max(mb->umax, std::sqrt(n2));
   }
   mb->umax *= kSlack;
-  const uint64_t fp = fingerprint(m);
+  const uint64_t fp = model_fingerprint(m);
   const std::filesystem::path dir = cache_dir();
   const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("bounds-" + std::to_string(fp) + ".bin");
   if (!file.empty() && load_cached(file, fp, *mb)) return mb;
@@ -212,7 +174,7 @@ std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_thread
   static std::mutex mu;
   static std::map<uint64_t, std::weak_ptr<ModelBounds>> live;
   static std::shared_ptr<ModelBounds> last;  // keeps the most recent model's bounds warm
-  const uint64_t fp = fingerprint(model);
+  const uint64_t fp = model_fingerprint(model);
   const std::lock_guard<std::mutex> lock(mu);
   if (auto hit = live[fp].lock()) return hit;
   auto mb = compute(model, n_threads);
@@ -292,8 +254,35 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
   ops::matmul_nt(n, d, V, tail_q.data(), V, mb.unembed_t.data(), V, mu.data(), d, n_threads);
   for (int64_t i = 0; i < n; ++i) {
     out[static_cast<size_t>(i)].mu.assign(mu.begin() + i * d, mu.begin() + (i + 1) * d);
+    out[static_cast<size_t>(i)].tail_q.assign(tail_q.begin() + i * V, tail_q.begin() + (i + 1) * V);
   }
   return out;
+}
+
+namespace {
+// psi(z) = (e^z - 1 - z) / z^2, increasing, psi(0) = 1/2.
+double psi(double z) { return std::abs(z) < 1e-4 ? 0.5 + z / 6.0 : (std::expm1(z) - z) / (z * z); }
+}  // namespace
+
+double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
+                              double a2, double eps, double gmax, double tol) {
+  double head = 0;
+  for (size_t h = 0; h < t.ids.size(); ++h) {
+    if (head_delta[h] > 600) return std::numeric_limits<double>::quiet_NaN();
+    head += t.q[h] * std::exp(head_delta[h]);
+  }
+  const double base = head + t.mass + tail_linear;
+  // The float tail weights and float lane sums behind a1, a2 are within 2e-6 relative.
+  constexpr double kRel = 2e-6;
+  const double m2_lo = std::max(0.0, a2 * (1 - kRel) - 2 * eps * a1 * (1 + kRel));
+  const double m2_hi = a2 * (1 + kRel) + 2 * eps * a1 * (1 + kRel) + eps * eps * t.mass;
+  const double b = std::abs(s) * gmax;
+  const double lower = base + s * s * psi(-b) * m2_lo;
+  const double upper = base + s * s * psi(b) * m2_hi;
+  if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
+  const double width = std::log(upper / lower);
+  if (!(width <= 2 * tol)) return std::numeric_limits<double>::quiet_NaN();
+  return std::log(lower) + 0.5 * width;
 }
 
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double tail_quadratic,

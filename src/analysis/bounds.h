@@ -54,6 +54,7 @@ struct TailSplit {
   double mass = 0;              ///< Q_T
   double q_max = 0;             ///< max probability in the tail
   std::vector<double> mu;       ///< [d] sum_T q_j W_U[j]
+  std::vector<float> tail_q;    ///< [V] q on the tail, 0 on the head (for cached-row moments)
   int index_of(int32_t id) const;
 };
 
@@ -67,5 +68,14 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 /// Returns NaN when the interval is wider than 2 * tol (the caller computes f exactly).
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear,
                                double tail_quadratic, double tail_range, double tol);
+
+/// The same from a direction's tail second moment instead of the Gamma bound, when that moment is
+/// known within an interval (from a cached, quantized projection: analysis/projection_cache.h). With
+/// a1 = sum_T q_j |g~_j|, a2 = sum_T q_j g~_j^2 of an approximate projection g~ with |g - g~| <= eps
+/// per token, sum_T q_j g_j^2 lies in [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T]; exp(t) = 1 + t +
+/// t^2 psi(t) with psi increasing gives the tail within s^2 [psi(-|s| gmax), psi(|s| gmax)] times it.
+/// Everything is in units of g (the caller divides by sigma). NaN when the interval is too wide.
+double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
+                              double a2, double eps, double gmax, double tol);
 
 }  // namespace reslens::analysis

@@ -103,7 +103,7 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   }
   std::vector<float> logits(static_cast<size_t>((2 * L + 1) * c.d_vocab));
   proj.project(vs.data(), 2 * L + 1, d, logits.data());
-  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}};
+  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}, nullptr};
   for (int64_t i = 0; i < 2 * L + 1; ++i) {
     ctx.points.push_back(analysis::make_distribution(
         {logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias()));
@@ -166,6 +166,7 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
     std::vector<const analysis::Distribution*> dists;
     for (const auto& p : ctx.points) dists.push_back(&p);
     ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, opts.head_size, {ex.target, ex.foil}, threads);
+    if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
     analysis::score_attention_bounded(ctx, ex);
   } else {
     analysis::score_attention(ctx, ex);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "analysis/bounds.h"
+#include "analysis/projection_cache.h"
 #include "analysis/projector.h"
 #include "analysis/trace_view.h"
 #include "reslens/explain.h"
@@ -25,6 +26,8 @@ struct ExplainContext {
   /// kBounded: the model's weight-only bounds and each point's head/tail split (same order as points).
   std::shared_ptr<const ModelBounds> bounds;
   std::vector<TailSplit> tails;
+  /// kBounded: the model's cached projections when present (used for vectors whose bounds fail).
+  std::shared_ptr<const ProjectionCache> projections;
 
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }

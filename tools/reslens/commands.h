@@ -16,6 +16,7 @@ void register_lens(CLI::App& app);
 void register_ablate(CLI::App& app);
 void register_experiment(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_precompute(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   register_inspect(app);
@@ -27,6 +28,7 @@ inline void register_commands(CLI::App& app) {
   register_lens(app);
   register_ablate(app);
   register_experiment(app);
+  register_precompute(app);
   register_bench(app);
   register_serve(app);
 }

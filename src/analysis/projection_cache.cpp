@@ -1,0 +1,253 @@
+#include "analysis/projection_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "analysis/bounds.h"
+#include "analysis/cache_files.h"
+#include "core/parallel.h"
+#include "ops/gemm.h"
+#include "reslens/error.h"
+#include "reslens/explain.h"
+
+namespace reslens::analysis {
+
+namespace {
+constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '1', '\n'};
+constexpr int64_t kHeaderBytes = 64;
+constexpr int64_t kAlign = 64;
+
+// The header: magic, then fingerprint, V, d_model, n_layers, d_mlp, n_heads * d_head, 0.
+struct Header {
+  char magic[8];
+  uint64_t fields[7];
+};
+static_assert(sizeof(Header) == kHeaderBytes);
+
+}  // namespace
+
+// Where the codes start: after the header and the [L, rows, 3] float meta, aligned.
+int64_t codes_offset(int64_t L, int64_t rows) {
+  const int64_t end = kHeaderBytes + L * rows * 3 * static_cast<int64_t>(sizeof(float));
+  return (end + kAlign - 1) / kAlign * kAlign;
+}
+
+std::filesystem::path ProjectionCache::path_for(const Model& model) {
+  const std::filesystem::path dir = cache_dir();
+  if (dir.empty()) return {};
+  return dir / ("projections-" + std::to_string(model_fingerprint(model)) + ".bin");
+}
+
+ProjectionCache::~ProjectionCache() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model) {
+  const std::filesystem::path p = path_for(model);
+  std::error_code ec;
+  if (p.empty() || !std::filesystem::is_regular_file(p, ec)) return nullptr;
+  const ModelConfig& c = model.config();
+  const int64_t L = c.n_layers, N = c.d_mlp, A = c.n_heads * c.d_head, V = c.d_vocab;
+  std::shared_ptr<ProjectionCache> pc(new ProjectionCache());
+  pc->fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (pc->fd_ < 0) return nullptr;  // unreadable: explain works without it
+  pc->path_ = p;
+  pc->V_ = V, pc->N_ = N, pc->A_ = A;
+  pc->codes_offset_ = codes_offset(L, N + A);
+  struct stat st {};
+  if (::fstat(pc->fd_, &st) != 0 || static_cast<int64_t>(st.st_size) != pc->codes_offset_ + L * (N + A) * V) return nullptr;
+  Header h{};
+  pc->meta_.resize(static_cast<size_t>(L * (N + A) * 3));
+  const auto meta_size = static_cast<ssize_t>(pc->meta_.size() * sizeof(float));
+  if (::pread(pc->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h) ||
+      ::pread(pc->fd_, pc->meta_.data(), static_cast<size_t>(meta_size), kHeaderBytes) != meta_size) {
+    return nullptr;
+  }
+  const uint64_t want[7] = {model_fingerprint(model), static_cast<uint64_t>(V), static_cast<uint64_t>(c.d_model),
+                            static_cast<uint64_t>(L), static_cast<uint64_t>(N), static_cast<uint64_t>(A), 0};
+  if (std::memcmp(h.magic, kMagic, 8) != 0 || std::memcmp(h.fields, want, sizeof want) != 0) return nullptr;
+  // Every row's numbers must be finite and non-negative; anything else is a damaged file.
+  for (size_t i = 0; i < pc->meta_.size(); ++i) {
+    if (!(std::isfinite(pc->meta_[i]) && pc->meta_[i] >= 0)) return nullptr;
+  }
+  return pc;
+}
+
+void ProjectionCache::read(int64_t layer, int64_t r, CachedRow& out) const {
+  const int64_t i = layer * (N_ + A_) + r;
+  const float* m = meta_.data() + 3 * i;
+  out.step = static_cast<double>(m[0]);
+  out.eps = static_cast<double>(m[1]);
+  out.gmax = static_cast<double>(m[2]);
+  out.codes.resize(static_cast<size_t>(V_));
+  auto* dst = reinterpret_cast<char*>(out.codes.data());
+  int64_t got = 0;
+  while (got < V_) {
+    const ssize_t n = ::pread(fd_, dst + got, static_cast<size_t>(V_ - got), codes_offset_ + i * V_ + got);
+    if (n <= 0) throw IoError(path_.string() + ": cannot read the projection cache (changed while in use?)");
+    got += n;
+  }
+}
+
+std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress) {
+  const std::filesystem::path path = ProjectionCache::path_for(model);
+  if (path.empty()) {
+    throw InvalidArgument("no cache directory: set RESLENS_CACHE_DIR (or XDG_CACHE_HOME or HOME)");
+  }
+  const ModelConfig& c = model.config();
+  const MatrixView& U = model.weights().W_U;
+  const int64_t L = c.n_layers, N = c.d_mlp, A = c.n_heads * c.d_head, V = c.d_vocab, d = c.d_model;
+  const int64_t rows = N + A;
+
+  // A float32 dot product of length d has error <= gamma_d sum_i |y_i u_i| <= gamma_d |y| max_j |u_j|
+  // (and y0's own rounding adds one more unit): the GEMM part of each row's eps.
+  double umax = 0;
+  for (int64_t j = 0; j < V; ++j) {
+    const float* u = U.row(j);
+    double n2 = 0;
+    for (int64_t k = 0; k < d; ++k) n2 += static_cast<double>(u[k]) * static_cast<double>(u[k]);
+    umax = std::max(umax, std::sqrt(n2));
+  }
+  const double unit = std::ldexp(1.0, -24);
+  const double gamma_d = static_cast<double>(d + 2) * unit / (1.0 - static_cast<double>(d + 2) * unit);
+
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) throw IoError("cannot create the cache directory " + path.parent_path().string() + ": " + ec.message());
+  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) throw IoError("cannot write the projection cache " + tmp);
+
+  Header h{};
+  std::memcpy(h.magic, kMagic, 8);
+  const uint64_t fields[7] = {model_fingerprint(model), static_cast<uint64_t>(V), static_cast<uint64_t>(d),
+                              static_cast<uint64_t>(L), static_cast<uint64_t>(N), static_cast<uint64_t>(A), 0};
+  std::memcpy(h.fields, fields, sizeof fields);
+  std::vector<float> meta(static_cast<size_t>(L * rows * 3), 0.0f);
+  const int64_t off = codes_offset(L, rows);
+  out.write(reinterpret_cast<const char*>(&h), sizeof h);
+  std::vector<char> zeros(static_cast<size_t>(off - kHeaderBytes), 0);
+  out.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));  // meta, filled in at the end
+
+  constexpr int64_t kChunk = 128;
+  std::vector<float> G(static_cast<size_t>(kChunk * V));  // [chunk, V]
+  std::vector<int8_t> codes(static_cast<size_t>(kChunk * V));
+  const int64_t total = L * rows;
+  int64_t done = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const LayerWeights& lw = model.weights().layers[static_cast<size_t>(l)];
+    for (int part = 0; part < 2; ++part) {
+      const int64_t n_dir = part == 0 ? N : A;
+      const std::vector<float> y0 = prepared_columns(model, part == 0 ? lw.W_out : lw.W_O, 0, n_dir);  // [n_dir, d]
+      for (int64_t r0 = 0; r0 < n_dir; r0 += kChunk) {
+        const int64_t n = std::min(kChunk, n_dir - r0);
+        ops::matmul_nt(n, V, d, y0.data() + r0 * d, d, U.data, U.ld, G.data(), V, n_threads);
+        for (int64_t i = 0; i < n; ++i) {
+          const float* g = G.data() + i * V;
+          double gmax = 0, ynorm = 0;
+          for (int64_t j = 0; j < V; ++j) gmax = std::max(gmax, std::abs(static_cast<double>(g[j])));
+          for (int64_t k = 0; k < d; ++k) {
+            const double y = static_cast<double>(y0[static_cast<size_t>((r0 + i) * d + k)]);
+            ynorm += y * y;
+          }
+          const double gemm_err = gamma_d * std::sqrt(ynorm) * umax;
+          const double step = gmax > 0 ? gmax / 127.0 : 1.0;
+          int8_t* cd = codes.data() + i * V;
+          double quant_err = 0;
+          for (int64_t j = 0; j < V; ++j) {
+            const double x = static_cast<double>(g[j]) / step;
+            const double k = std::clamp(std::nearbyint(x), -127.0, 127.0);
+            cd[j] = static_cast<int8_t>(k);
+            quant_err = std::max(quant_err, std::abs(static_cast<double>(g[j]) - k * step));
+          }
+          // Stored as float: round the bounds up so they stay bounds.
+          float* m = meta.data() + ((l * rows) + (part == 0 ? 0 : N) + r0 + i) * 3;
+          m[0] = static_cast<float>(step);
+          const double eps = (quant_err + gemm_err) * (1 + 1e-6) + std::abs(step) * 1e-6;
+          m[1] = std::nextafter(static_cast<float>(eps), INFINITY);
+          m[2] = std::nextafter(static_cast<float>((gmax + gemm_err) * (1 + 1e-6)), INFINITY);
+          // The codes reproduce g within eps only with the step as stored: check it.
+          const double st = static_cast<double>(m[0]);
+          for (int64_t j = 0; j < V; ++j) {
+            const double e = std::abs(static_cast<double>(g[j]) - static_cast<double>(cd[j]) * st) + gemm_err;
+            if (e > static_cast<double>(m[1])) m[1] = std::nextafter(static_cast<float>(e * (1 + 1e-6)), INFINITY);
+          }
+        }
+        out.write(reinterpret_cast<const char*>(codes.data()), static_cast<std::streamsize>(n * V));
+        done += n;
+        if (progress) progress(done, total);
+      }
+    }
+  }
+  out.seekp(kHeaderBytes);
+  out.write(reinterpret_cast<const char*>(meta.data()), static_cast<std::streamsize>(meta.size() * sizeof(float)));
+  out.close();
+  if (!out) {
+    std::filesystem::remove(tmp, ec);
+    throw IoError("cannot write the projection cache " + tmp + " (disk full?)");
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw IoError("cannot move the projection cache into place at " + path.string());
+  }
+  return path;
+}
+
+}  // namespace reslens::analysis
+
+namespace reslens {
+
+ProjectionCacheInfo projection_cache_info(const Model& model) {
+  const ModelConfig& c = model.config();
+  ProjectionCacheInfo info;
+  info.path = analysis::ProjectionCache::path_for(model);
+  const int64_t rows = c.n_layers * (c.d_mlp + c.n_heads * c.d_head);
+  info.bytes = analysis::codes_offset(c.n_layers, c.d_mlp + c.n_heads * c.d_head) + rows * c.d_vocab;
+  info.present = analysis::ProjectionCache::open(model) != nullptr;
+  return info;
+}
+
+ProjectionCacheInfo precompute_projections(const Model& model, int n_threads,
+                                           const std::function<void(int64_t, int64_t)>& progress) {
+  analysis::build_projection_cache(model, n_threads > 0 ? n_threads : default_threads(), progress);
+  return projection_cache_info(model);
+}
+
+}  // namespace reslens
+
+namespace reslens::analysis {
+
+void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2) {
+  // Float lanes over blocks of 512 tokens (partial sums stay small), a double total across blocks.
+  constexpr int64_t kLanes = 16, kBlock = 512;
+  a1 = 0;
+  a2 = 0;
+  int64_t j = 0;
+  for (; j + kBlock <= V; j += kBlock) {
+    float s1[kLanes] = {}, s2[kLanes] = {};
+    for (int64_t b = 0; b < kBlock; b += kLanes) {
+      for (int64_t t = 0; t < kLanes; ++t) {
+        const auto k = static_cast<float>(codes[j + b + t]);
+        const float w = q[j + b + t];
+        s1[t] += w * std::abs(k);
+        s2[t] += w * k * k;
+      }
+    }
+    for (int64_t t = 0; t < kLanes; ++t) a1 += static_cast<double>(s1[t]), a2 += static_cast<double>(s2[t]);
+  }
+  for (; j < V; ++j) {
+    const auto k = static_cast<double>(codes[j]);
+    a1 += static_cast<double>(q[j]) * std::abs(k);
+    a2 += static_cast<double>(q[j]) * k * k;
+  }
+}
+
+}  // namespace reslens::analysis

@@ -1,0 +1,79 @@
+// Precomputed vocabulary projections of every neuron direction of a model, quantized to int8 and
+// cached on disk, so that a neuron whose cheap tail bound (analysis/bounds.h) is too loose can still
+// be scored without projecting it onto the whole vocabulary (docs/explain.md, "The projection
+// cache").
+//
+// For each FFN neuron k of layer l (direction y0 = gamma_f * c(fc2_k)) and each attention neuron
+// (h, n) (direction y0 = gamma_f * c(W_O[:, h*d_head+n])), the row g0 = W_U y0 [d_vocab] is stored as
+// codes c_j in [-127, 127] with a step: |g0_j - c_j * step| <= eps for every token j, where eps covers
+// the rounding to codes and the float32 GEMM that computed g0 (a bound, not an estimate). gmax
+// bounds max_j |g0_j|. At explain time g = g0 / sigma (the frozen final scale).
+//
+// Size: n_layers * (d_mlp + n_heads * d_head) * d_vocab bytes (GPT-2 124M: 2.3 GB); building it
+// projects every direction once, the cost of the straightforward method at one position.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include <vector>
+
+#include "reslens/model.h"
+
+namespace reslens::analysis {
+
+/// One direction's cached projection (in y0 units: divide step, eps and gmax by sigma).
+struct CachedRow {
+  std::vector<int8_t> codes;  ///< [d_vocab]
+  double step = 0;
+  double eps = 0;   ///< bound on |g0_j - codes_j * step|
+  double gmax = 0;  ///< bound on max_j |g0_j|
+};
+
+class ProjectionCache {
+ public:
+  /// The model's cache file under cache_dir(), whether or not it exists; empty without a cache dir.
+  static std::filesystem::path path_for(const Model& model);
+  /// Maps the model's cache file; nullptr when there is none, or it belongs to other weights, or it
+  /// is truncated or malformed (a cache is only an optimisation: it is then rebuilt, never trusted).
+  static std::shared_ptr<const ProjectionCache> open(const Model& model);
+
+  ~ProjectionCache();
+  ProjectionCache(const ProjectionCache&) = delete;
+  ProjectionCache& operator=(const ProjectionCache&) = delete;
+
+  /// Reads a row into `out` (its codes buffer is reused). Rows are read with pread, not mapped: an
+  /// explanation reads a few thousand scattered rows of a multi-gigabyte file, which the page cache
+  /// keeps without counting them in the process's resident memory. Thread-safe. Throws IoError
+  /// when the file cannot be read (it was removed or truncated while in use).
+  void ffn(int64_t layer, int64_t neuron, CachedRow& out) const { read(layer, neuron, out); }
+  void attn(int64_t layer, int64_t direction, CachedRow& out) const { read(layer, N_ + direction, out); }
+
+ private:
+  ProjectionCache() = default;
+  void read(int64_t layer, int64_t r, CachedRow& out) const;
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  int64_t V_ = 0, N_ = 0, A_ = 0, codes_offset_ = 0;
+  std::vector<float> meta_;  // [n_layers, N + A, 3]: step, eps, gmax
+};
+
+/// Byte offset of the codes in a cache file of L layers and `rows` directions per layer.
+int64_t codes_offset(int64_t L, int64_t rows);
+
+/// Progress of a build: rows projected so far and in all.
+using PrecomputeProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+/// Projects every direction and writes the model's cache file (atomically: a temporary file renamed
+/// into place). Returns its path. Throws IoError naming the path when it cannot be written, and
+/// InvalidArgument when there is no cache directory.
+std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress = {});
+
+/// a1 = sum_j q_j |codes_j| and a2 = sum_j q_j codes_j^2 over a [V] weight vector q (zero on the
+/// tokens to leave out). Blocked float lanes with a double total: the relative error is below 1e-6.
+void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2);
+
+}  // namespace reslens::analysis
