@@ -170,6 +170,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     }, ctx.threads, cached);
     // and the rest over the whole vocabulary.
     full += static_cast<int64_t>(todo.size());
+    if (todo.empty()) continue;
     const std::vector<float> fc2 = ffn_value_vectors(ctx.model, l);
     constexpr int64_t kChunk = 128;
     std::vector<float> rows(static_cast<size_t>(kChunk * d)), G(static_cast<size_t>(kChunk * V));
@@ -218,6 +219,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
 
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       std::vector<double> delta(static_cast<size_t>(nh)), coef(static_cast<size_t>(dh)), total(static_cast<size_t>(dh));
+      std::vector<HeadPowerSums> sums(static_cast<size_t>(dh));
       // A combination sum_n coef[n] * (neuron n of head h) from its bounds; false when they are too loose.
       auto combo = [&](int64_t h, const std::vector<double>& cf, double& score, double& contrast) {
         std::fill(delta.begin(), delta.end(), 0.0);
@@ -253,6 +255,8 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
         std::vector<std::vector<double>> combo_coefs;           // coefficients of failed combinations
         std::vector<int64_t> combo_pos;                          // their position (-1: the whole head)
         std::fill(total.begin(), total.end(), 0.0);
+        // Every position scales the same directions: their head power sums once per head.
+        for (int64_t n = 0; n < dh; ++n) sums[static_cast<size_t>(n)] = head_power_sums(t, gh.data() + (h * dh + n) * nh);
         for (int64_t p = 0; p < Pn; ++p) {
           for (int64_t n = 0; n < dh; ++n) {
             const double s = ex.attn_coef.at({l, h, n, p});
@@ -260,11 +264,19 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
             total[static_cast<size_t>(n)] += s;
             const int64_t dir = h * dh + n;
             const double* g = gh.data() + dir * nh;
-            for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] = s * g[j];
             if (fi >= 0) ex.contrast_attn_neuron.at({l, h, n, p}) = s * (g[wi] - g[fi]);
-            const double lse = bounded_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(dir)],
-                                                       s * s * gn[static_cast<size_t>(dir)] / (sigma * sigma),
-                                                       std::abs(s) * nn[static_cast<size_t>(dir)] * mb.umax / sigma, tol);
+            const double lin = s * mt[static_cast<size_t>(dir)];
+            const double quad = s * s * gn[static_cast<size_t>(dir)] / (sigma * sigma);
+            const double range = std::abs(s) * nn[static_cast<size_t>(dir)] * mb.umax / sigma;
+            double head_err = 0;
+            const double head = head_part(sums[static_cast<size_t>(n)], s, head_err);
+            double lse = 0;
+            if (!std::isnan(head)) {
+              lse = bounded_from_head(t, head, head_err, lin, quad, range, tol);
+            } else {
+              for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] = s * g[j];
+              lse = bounded_log_expectation(t, delta.data(), lin, quad, range, tol);
+            }
             if (!std::isnan(lse)) {
               ex.attn_neuron.at({l, h, n, p}) = s * g[wi] - lse;
             } else {

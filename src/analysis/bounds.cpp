@@ -197,11 +197,20 @@ std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int
     }
     for (double& x : mean) x /= static_cast<double>(d);
   }
-  for (int64_t i = 0; i < d; ++i) {
-    const float* r = m.row(i) + first;
-    const double g = static_cast<double>(gamma[i]);
+  // A transpose: 16 rows of m at a time, so each column's 16 outputs fill one cache line of `out`.
+  constexpr int64_t kRows = 16;
+  for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+    const int64_t ni = std::min(kRows, d - i0);
+    const float* rows[kRows];
+    double g[kRows];
+    for (int64_t ii = 0; ii < ni; ++ii) {
+      rows[ii] = m.row(i0 + ii) + first;
+      g[ii] = static_cast<double>(gamma[i0 + ii]);
+    }
     for (int64_t k = 0; k < count; ++k) {
-      out[static_cast<size_t>(k * d + i)] = static_cast<float>((static_cast<double>(r[k]) - mean[static_cast<size_t>(k)]) * g);
+      const double mk = mean[static_cast<size_t>(k)];
+      float* o = out.data() + k * d + i0;
+      for (int64_t ii = 0; ii < ni; ++ii) o[ii] = static_cast<float>((static_cast<double>(rows[ii][k]) - mk) * g[ii]);
     }
   }
   return out;
@@ -292,14 +301,45 @@ double bounded_log_expectation(const TailSplit& t, const double* head_delta, dou
     if (head_delta[h] > 600) return std::numeric_limits<double>::quiet_NaN();  // exp would overflow: let the exact path handle it
     head += t.q[h] * std::exp(head_delta[h]);
   }
-  const double lower = head + t.mass + tail_linear;
+  return bounded_from_head(t, head, 0.0, tail_linear, tail_quadratic, tail_range, tol);
+}
+
+double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
+                         double tail_range, double tol) {
+  const double lower = head - head_err + t.mass + tail_linear;
   if (!(lower > 0)) return std::numeric_limits<double>::quiet_NaN();
-  const double z = tail_range;
-  const double psi = z < 1e-4 ? 0.5 + z / 6.0 : (std::expm1(z) - z) / (z * z);
-  const double r = psi * tail_quadratic * t.q_max;
+  const double r = psi(tail_range) * tail_quadratic * t.q_max + 2 * head_err;
   const double width = std::log1p(r / lower);
   if (!(width <= 2 * tol)) return std::numeric_limits<double>::quiet_NaN();
   return std::log(lower) + 0.5 * width;
+}
+
+HeadPowerSums head_power_sums(const TailSplit& t, const double* g) {
+  HeadPowerSums m;
+  for (size_t h = 0; h < t.ids.size(); ++h) {
+    double x = t.q[h];
+    for (int k = 0; k < HeadPowerSums::kTerms; ++k) {
+      m.p[k] += x;
+      x *= g[h];
+    }
+    m.gabs = std::max(m.gabs, std::abs(g[h]));
+    m.qh += t.q[h];
+  }
+  return m;
+}
+
+double head_part(const HeadPowerSums& m, double s, double& err) {
+  constexpr int K = HeadPowerSums::kTerms - 1;
+  const double x = std::abs(s) * m.gabs;
+  if (!(x <= 1.0)) return std::numeric_limits<double>::quiet_NaN();
+  // Horner on sum_k P_k s^k / k!, highest term first.
+  double v = m.p[K];
+  for (int k = K; k > 0; --k) v = m.p[k - 1] + s * v / k;
+  double rem = m.qh * std::exp(x);  // Q_H x^(K+1) e^x / (K+1)!
+  for (int k = 1; k <= K + 1; ++k) rem *= x / k;
+  // Rounding in the sum (terms below e^x * Q_H in size, ~K+2 operations each): a few ulps of it.
+  err = rem + m.qh * std::exp(x) * 64 * std::numeric_limits<double>::epsilon();
+  return v;
 }
 
 }  // namespace reslens::analysis

@@ -69,6 +69,25 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear,
                                double tail_quadratic, double tail_range, double tol);
 
+/// The bounded value from an already summed head part `head` (known within +-head_err).
+double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
+                         double tail_range, double tol);
+
+/// Power sums of one direction over a state's head tokens, so that the head part of every multiple
+/// s*g of it costs a few multiply-adds instead of |H| exponentials (attention neurons: one direction,
+/// one coefficient per source position):
+///   sum_H q_j exp(s g_j) = sum_{k<=K} s^k/k! P_k + R,  P_k = sum_H q_j g_j^k,
+///   |R| <= Q_H x^(K+1) e^x / (K+1)!  with x = |s| max_H |g_j|   (Taylor with Lagrange remainder).
+struct HeadPowerSums {
+  static constexpr int kTerms = 12;  ///< K + 1
+  double p[kTerms] = {};
+  double gabs = 0;  ///< max_H |g_j|
+  double qh = 0;    ///< Q_H
+};
+HeadPowerSums head_power_sums(const TailSplit& t, const double* g);
+/// The head part for coefficient s with its error bound; NaN when |s| max|g| > 1 (then exponentiate).
+double head_part(const HeadPowerSums& m, double s, double& err);
+
 /// The same from a direction's tail second moment instead of the Gamma bound, when that moment is
 /// known within an interval (from a cached, quantized projection: analysis/projection_cache.h). With
 /// a1 = sum_T q_j |g~_j|, a2 = sum_T q_j g~_j^2 of an approximate projection g~ with |g - g~| <= eps

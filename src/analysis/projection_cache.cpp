@@ -4,6 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -225,25 +229,71 @@ ProjectionCacheInfo precompute_projections(const Model& model, int n_threads,
 
 namespace reslens::analysis {
 
-void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2) {
-  // Float lanes over blocks of 512 tokens (partial sums stay small), a double total across blocks.
-  constexpr int64_t kLanes = 16, kBlock = 512;
-  a1 = 0;
-  a2 = 0;
-  int64_t j = 0;
-  for (; j + kBlock <= V; j += kBlock) {
+namespace {
+
+// 16 float lanes over blocks of 512 tokens, then a double total across blocks. Every lane is a chain of
+// separate multiplies and adds (no FMA), so the AVX-512 and portable paths give the same bits.
+constexpr int64_t kLanes = 16, kBlock = 512;
+
+void code_moments_portable(const int8_t* codes, const float* q, int64_t n_blocks, double& a1, double& a2) {
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
     float s1[kLanes] = {}, s2[kLanes] = {};
+    const int8_t* c = codes + blk * kBlock;
+    const float* w = q + blk * kBlock;
     for (int64_t b = 0; b < kBlock; b += kLanes) {
       for (int64_t t = 0; t < kLanes; ++t) {
-        const auto k = static_cast<float>(codes[j + b + t]);
-        const float w = q[j + b + t];
-        s1[t] += w * std::abs(k);
-        s2[t] += w * k * k;
+        const auto k = static_cast<float>(c[b + t]);
+        const float wk = w[b + t] * k;
+        s1[t] += w[b + t] * std::abs(k);
+        s2[t] += wk * k;
       }
     }
     for (int64_t t = 0; t < kLanes; ++t) a1 += static_cast<double>(s1[t]), a2 += static_cast<double>(s2[t]);
   }
-  for (; j < V; ++j) {
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw"))) void code_moments_avx512(const int8_t* codes, const float* q, int64_t n_blocks,
+                                                                      double& a1, double& a2) {
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
+    const int8_t* c = codes + blk * kBlock;
+    const float* w = q + blk * kBlock;
+    for (int64_t b = 0; b < kBlock; b += kLanes) {
+      // (GCC 12 builds the unmasked conversions on an undefined vector, which -Wmaybe-uninitialized
+      // reports; the maskz forms with an all-ones mask are the same instructions.)
+      constexpr __mmask16 kAll = 0xFFFF;
+      const __m512i ki = _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + b)));
+      const __m512 k = _mm512_maskz_cvtepi32_ps(kAll, ki);
+      const __m512 ka = _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_abs_epi32(kAll, ki));
+      const __m512 wv = _mm512_loadu_ps(w + b);
+      s1 = _mm512_add_ps(s1, _mm512_mul_ps(wv, ka));
+      s2 = _mm512_add_ps(s2, _mm512_mul_ps(_mm512_mul_ps(wv, k), k));
+    }
+    alignas(64) float l1[kLanes], l2[kLanes];
+    _mm512_store_ps(l1, s1);
+    _mm512_store_ps(l2, s2);
+    for (int64_t t = 0; t < kLanes; ++t) a1 += static_cast<double>(l1[t]), a2 += static_cast<double>(l2[t]);
+  }
+}
+#endif
+
+}  // namespace
+
+void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2) {
+  a1 = 0;
+  a2 = 0;
+  const int64_t n_blocks = V / kBlock;
+#if defined(__x86_64__)
+  if (ops::detail::gemm_active_isa() == ops::detail::GemmIsa::avx512) {
+    code_moments_avx512(codes, q, n_blocks, a1, a2);
+  } else {
+    code_moments_portable(codes, q, n_blocks, a1, a2);
+  }
+#else
+  code_moments_portable(codes, q, n_blocks, a1, a2);
+#endif
+  for (int64_t j = n_blocks * kBlock; j < V; ++j) {
     const auto k = static_cast<double>(codes[j]);
     a1 += static_cast<double>(q[j]) * std::abs(k);
     a2 += static_cast<double>(q[j]) * k * k;
