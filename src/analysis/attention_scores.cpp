@@ -6,6 +6,7 @@
 
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
+#include "ops/vector_ops.h"
 
 namespace reslens::analysis {
 
@@ -76,9 +77,9 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
           for (int64_t p = 0; p < Pn; ++p) {
             const double s = ex.attn_coef.at({l, h, n, p});
             coef += s;
-            for (int64_t i = 0; i < d; ++i) by_neurons[static_cast<size_t>(i)] += s * w[i];
+            ops::axpy(s, w, by_neurons.data(), d);
           }
-          for (int64_t i = 0; i < d; ++i) by_coef[i] += coef * w[i];
+          ops::axpy(coef, w, by_coef, d);
         }
         for (int64_t i = 0; i < d; ++i) {
           worst[static_cast<size_t>(h)] = std::max(worst[static_cast<size_t>(h)], std::abs(by_neurons[static_cast<size_t>(i)] - by_coef[i]));

@@ -12,6 +12,8 @@
 
 #include "analysis/explain_internal.h"
 #include "analysis/ranking.h"
+#include "core/parallel.h"
+#include "ops/vector_ops.h"
 #include "reslens/error.h"
 
 namespace reslens::analysis {
@@ -50,24 +52,48 @@ std::vector<double> attn_key(const Model& model, int64_t l, int64_t h, int64_t n
   return key_from_row(Lw.W_V.row(kvh * c.d_head + n), Lw.ln1_w, c.d_model);
 }
 
-// Adds (m_{p,k} fc2_k . K / h_p^{l-1} . K) * multiplier to q[l', k] for every layer l' below the
-// attention neuron (layer, head, dim) at source position p (spec §4.3 Q3).
-void add_query_ffn_neurons(const Model& model, const TraceView& trace, int64_t layer, int64_t head, int64_t dim,
-                           int64_t pos, double multiplier, ScoreArray& q) {
+// An attention neuron (layer, head, dim) at source position pos, weighted by `multiplier` in Q3.
+struct QueryNeuron {
+  int64_t layer, head, dim, pos;
+  double multiplier;
+};
+
+// Adds (m_{p,k} fc2_k . K / h_p^{l-1} . K) * multiplier to q[l', k] for every layer l' below each
+// attention neuron at its source position p (spec §4.3 Q3). All neurons' keys are applied to each
+// W_out row in one pass (W_out is read once per layer, not once per neuron); each fc2_k . K is still
+// the same double sum over d_model in order, and the neurons add to q in the order given.
+void add_query_ffn_neurons(const Model& model, const TraceView& trace, const std::vector<QueryNeuron>& neurons,
+                           ScoreArray& q, int threads) {
   const ModelConfig& c = model.config();
   const int64_t N = c.d_mlp, d = c.d_model;
-  const std::vector<double> K = attn_key(model, layer, head, dim);
-  const double D = dot(trace.resid_pre(layer, pos), K, d, false);  // no guard against D ~ 0 (A17)
-  for (int64_t lp = 0; lp < layer; ++lp) {
-    const MatrixView& W_out = model.weights().layers[static_cast<size_t>(lp)].W_out;  // [d, N]
-    const float* m = trace.post(lp, pos);
-    std::vector<double> proj(static_cast<size_t>(N), 0.0);  // fc2_k . K for every k
-    for (int64_t i = 0; i < d; ++i) {
-      const float* r = W_out.row(i);
-      for (int64_t k = 0; k < N; ++k) proj[static_cast<size_t>(k)] += static_cast<double>(r[k]) * K[static_cast<size_t>(i)];
+  std::vector<std::vector<double>> keys;
+  std::vector<double> D;
+  for (const QueryNeuron& u : neurons) {
+    keys.push_back(attn_key(model, u.layer, u.head, u.dim));
+    D.push_back(dot(trace.resid_pre(u.layer, u.pos), keys.back(), d, false));  // no guard against D ~ 0 (A17)
+  }
+  for (int64_t lp = 0; lp + 1 < c.n_layers; ++lp) {
+    std::vector<size_t> active;  // the neurons above layer lp
+    for (size_t a = 0; a < neurons.size(); ++a) {
+      if (neurons[a].layer > lp) active.push_back(a);
     }
-    for (int64_t k = 0; k < N; ++k) {
-      q.at({lp, k}) += static_cast<double>(m[k]) * proj[static_cast<size_t>(k)] / D * multiplier;
+    if (active.empty()) continue;
+    const MatrixView& W_out = model.weights().layers[static_cast<size_t>(lp)].W_out;  // [d, N]
+    std::vector<double> proj(active.size() * static_cast<size_t>(N), 0.0);  // [active, N]: fc2_k . K
+    parallel_for(threads, N, [&](int64_t k0, int64_t k1) {
+      for (int64_t i = 0; i < d; ++i) {
+        const float* r = W_out.row(i);
+        for (size_t a = 0; a < active.size(); ++a) {
+          const double ki = keys[active[a]][static_cast<size_t>(i)];
+          ops::axpy(ki, r + k0, proj.data() + a * static_cast<size_t>(N) + k0, k1 - k0);
+        }
+      }
+    });
+    for (size_t a = 0; a < active.size(); ++a) {
+      const QueryNeuron& u = neurons[active[a]];
+      const float* m = trace.post(lp, u.pos);
+      const double* pr = proj.data() + a * static_cast<size_t>(N);
+      for (int64_t k = 0; k < N; ++k) q.at({lp, k}) += static_cast<double>(m[k]) * pr[k] / D[active[a]] * u.multiplier;
     }
   }
 }
@@ -148,11 +174,13 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
 
   // ---- Q3: query FFN neurons of the top-N attention value neurons ----
   ex.q3 = ScoreArray({L, N});
+  std::vector<QueryNeuron> q3_neurons;
   for (int64_t idx : top_attn) {
     int64_t l = 0, h = 0, n = 0, p = 0;
     unpack(idx, l, h, n, p);
-    add_query_ffn_neurons(ctx.model, ctx.trace, l, h, n, p, ex.attn_neuron.values[static_cast<size_t>(idx)], ex.q3);
+    q3_neurons.push_back({l, h, n, p, ex.attn_neuron.values[static_cast<size_t>(idx)]});
   }
+  add_query_ffn_neurons(ctx.model, ctx.trace, q3_neurons, ex.q3, ctx.threads);
 
   // ---- Q5: query-only vs query-value FFN neurons ----
   const std::vector<int64_t> value_set = top_indices(ex.ffn_neuron.values, ctx.opts.set_size);
@@ -182,7 +210,7 @@ ScoreArray query_ffn_neurons(const Model& model, const RunResult& run, int layer
   check(dim, c.d_head, "head dimension");
   check(pos, trace.n_positions(), "position");
   ScoreArray q({c.n_layers, c.d_mlp});
-  analysis::add_query_ffn_neurons(model, trace, layer, head, dim, pos, multiplier, q);
+  analysis::add_query_ffn_neurons(model, trace, {{layer, head, dim, pos, multiplier}}, q, default_threads());
   return q;
 }
 

@@ -1,0 +1,24 @@
+// Long double-precision vector updates of the analyses (identity checks, query scores), compiled
+// for AVX-512, AVX2 and the baseline and picked at load time (GCC/Clang target_clones). Every
+// version does the same separate multiply and add per element (the project builds with
+// -ffp-contract=off), so the result has the same bits on every CPU.
+#pragma once
+
+#include <cstdint>
+
+namespace reslens::ops {
+
+/// y[i] += a * x[i] for i < n.
+void axpy(double a, const double* x, double* y, int64_t n);
+/// y[i] += a * double(x[i]) for i < n.
+void axpy(double a, const float* x, double* y, int64_t n);
+/// y[i] += a * x[i] for i < n, in float.
+void axpy(float a, const float* x, float* y, int64_t n);
+
+/// C[m, n] += sum_k A[m, k] * B[k, n] in float, k ascending, one multiply and one add per term: a
+/// small "NN" product for reading a weight matrix as stored ([in, out], out contiguous) when a few
+/// rows of A meet many columns of B. A: [M, K] (lda), B: [K, N] (ldb), C: [M, N] (ldc).
+void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                                float* C, int64_t ldc);
+
+}  // namespace reslens::ops
