@@ -3,23 +3,35 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <numeric>
 #include <vector>
 
 namespace reslens::analysis {
 
 /// Indices of the n largest values, largest first. Exact ties put the later index first, as the
-/// authors' notebooks do (Python's sorted(...)[::-1]).
+/// authors' notebooks do (Python's sorted(...)[::-1]). One pass with a bounded heap: the arrays are
+/// long (every attention neuron of a long prompt) and n is small.
 inline std::vector<int64_t> top_indices(const std::vector<double>& values, int64_t n) {
-  std::vector<int64_t> idx(values.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  n = std::min<int64_t>(n, static_cast<int64_t>(idx.size()));
-  std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int64_t a, int64_t b) {
+  n = std::min<int64_t>(std::max<int64_t>(n, 0), static_cast<int64_t>(values.size()));
+  // "a ranks above b": a strict total order, so the top n are one well-defined set.
+  auto above = [&](int64_t a, int64_t b) {
     const double va = values[static_cast<size_t>(a)], vb = values[static_cast<size_t>(b)];
     return va > vb || (va == vb && a > b);
-  });
-  idx.resize(static_cast<size_t>(n));
-  return idx;
+  };
+  std::vector<int64_t> heap;  // the best n so far; heap.front() is the lowest-ranked of them
+  heap.reserve(static_cast<size_t>(n));
+  if (n == 0) return heap;
+  for (int64_t i = 0; i < static_cast<int64_t>(values.size()); ++i) {
+    if (static_cast<int64_t>(heap.size()) < n) {
+      heap.push_back(i);
+      std::push_heap(heap.begin(), heap.end(), above);
+    } else if (above(i, heap.front())) {
+      std::pop_heap(heap.begin(), heap.end(), above);
+      heap.back() = i;
+      std::push_heap(heap.begin(), heap.end(), above);
+    }
+  }
+  std::sort(heap.begin(), heap.end(), above);
+  return heap;
 }
 
 }  // namespace reslens::analysis
