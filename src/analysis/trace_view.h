@@ -14,7 +14,10 @@ namespace reslens::analysis {
 class TraceView {
  public:
   /// Throws InvalidArgument naming a missing hook or the first non-finite activation.
-  TraceView(const Model& model, const RunResult& run);
+  /// Checks that the run holds explain_capture()'s hooks and logits at every position, and (when
+  /// `check_finite`) that none of them holds a NaN or Inf. Views over a run that explain() already
+  /// accepted skip the scan.
+  TraceView(const Model& model, const RunResult& run, bool check_finite = true);
 
   /// h^{-1}: the layer-0 input (embedding + positions). [d_model]
   const float* embed(int64_t p) const { return resid_pre(0, p); }

@@ -47,7 +47,7 @@ struct Projection {
   int64_t P;
   analysis::VocabProjector proj;
   Projection(const Model& m, const RunResult& r, const ExplainOptions& o)
-      : trace(m, r),
+      : trace(m, r, /*check_finite=*/false),  // explain() scanned this run
         P(resolve_position(trace, o.position)),
         proj(m, {trace.resid_post(m.config().n_layers - 1, P), static_cast<size_t>(m.config().d_model)},
              false, o.n_threads > 0 ? o.n_threads : default_threads()) {}
