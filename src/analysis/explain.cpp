@@ -101,8 +101,16 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
     put(2 * l + 1, trace.resid_mid(l, P));
     put(2 * l + 2, trace.resid_post(l, P));
   }
-  std::vector<float> logits(static_cast<size_t>((2 * L + 1) * c.d_vocab));
-  proj.project(vs.data(), 2 * L + 1, d, logits.data());
+  // One GEMM for every point's bs and, for the final-vector check below, W_U beta_f (GPT-2's ln_f
+  // bias, raw: it is not a residual vector to normalise).
+  const ModelWeights& W = model.weights();
+  const bool final_bias = !W.ln_final_b.empty();
+  const int64_t n_rows = 2 * L + 1 + (final_bias ? 1 : 0);
+  std::vector<float> ys(static_cast<size_t>(n_rows * d));
+  for (int64_t i = 0; i < 2 * L + 1; ++i) proj.prepare(vs.data() + i * d, ys.data() + i * d);
+  if (final_bias) std::copy(W.ln_final_b.data, W.ln_final_b.data + d, ys.begin() + (2 * L + 1) * d);
+  std::vector<float> logits(static_cast<size_t>(n_rows * c.d_vocab));
+  proj.project_prepared(ys.data(), n_rows, logits.data());
   analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}, nullptr};
   for (int64_t i = 0; i < 2 * L + 1; ++i) {
     ctx.points.push_back(analysis::make_distribution(
@@ -146,14 +154,13 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
 
   // bs of the final vector against the real logits (equal for Llama; GPT-2 needs ln_f's bias).
   {
-    const analysis::VocabProjector with_bias(model, {trace.resid_post(L - 1, P), static_cast<size_t>(d)}, true, threads);
-    std::vector<float> fin(static_cast<size_t>(c.d_vocab));
-    with_bias.project(trace.resid_post(L - 1, P), 1, d, fin.data());
+    const float* fin = logits.data() + 2 * L * c.d_vocab;
+    const float* beta = final_bias ? logits.data() + (2 * L + 1) * c.d_vocab : nullptr;
     double worst = 0;
     for (int64_t j = 0; j < c.d_vocab; ++j) {
-      const double b = with_bias.bias().empty() ? 0.0 : static_cast<double>(with_bias.bias()[static_cast<size_t>(j)]);
-      worst = std::max(worst, std::abs(static_cast<double>(fin[static_cast<size_t>(j)]) + b -
-                                       static_cast<double>(real[static_cast<size_t>(j)])));
+      double b = W.b_U.empty() ? 0.0 : static_cast<double>(W.b_U[j]);
+      if (beta != nullptr) b += static_cast<double>(beta[j]);
+      worst = std::max(worst, std::abs(static_cast<double>(fin[j]) + b - static_cast<double>(real[static_cast<size_t>(j)])));
     }
     ex.checks["bs_final_vs_real_logits"] = worst;
   }
