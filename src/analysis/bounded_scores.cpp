@@ -10,27 +10,62 @@
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
 #include "ops/gemm.h"
+#include "ops/vector_ops.h"
 
 namespace reslens::analysis {
 
 namespace {
 
-// Head projections of prepared directions y0 [n, d]: gh [n, |H|] = y0 . head_rows^T / sigma and the
-// tail means m [n] = y0 . mu_T / sigma.
-void head_projections(const ExplainContext& ctx, const TailSplit& t, const std::vector<float>& y0, int64_t n,
+// Head projections of the prepared directions y0_k = gamma_f * c(col_k) of columns [first, first +
+// count) of a [d_model, cols] weight matrix: gh [count, |H|] = y0 . head_rows^T / sigma and the tail
+// means m [count] = y0 . mu_T / sigma. Computed from the matrix as stored (rows of d_model index,
+// columns contiguous), so no transposed copy of it is made: with z_h = gamma_f * u_h,
+//   y0_k . u_h = sum_i W[i, k] z_h[i] - mean_k sum_i z_h[i]   (mean_k = 0 without centering),
+// each sum a fixed sequence over i of float (heads) or double (tail mean) multiply-adds.
+void head_projections(const ExplainContext& ctx, const TailSplit& t, const MatrixView& W, int64_t first, int64_t count,
                       std::vector<double>& gh, std::vector<double>& m) {
-  const int64_t d = ctx.model.config().d_model;
+  const ModelConfig& c = ctx.model.config();
+  const int64_t d = c.d_model;
   const auto nh = static_cast<int64_t>(t.ids.size());
-  std::vector<float> raw(static_cast<size_t>(n * nh));
-  ops::matmul_nt(n, nh, d, y0.data(), d, t.head_rows.data(), d, raw.data(), nh, ctx.threads);
+  const VectorView& gamma = ctx.model.weights().ln_final_w;
+  const bool centered = c.normalization_type == NormType::kLayerNorm;
+  std::vector<float> z(static_cast<size_t>(nh * d));  // [|H|, d]
+  std::vector<double> zmu(static_cast<size_t>(d)), zsum(static_cast<size_t>(nh), 0.0);
+  double zmu_sum = 0;
+  for (int64_t i = 0; i < d; ++i) {
+    const double g = static_cast<double>(gamma[i]);
+    for (int64_t h = 0; h < nh; ++h) {
+      const float v = static_cast<float>(static_cast<double>(t.head_rows[static_cast<size_t>(h * d + i)]) * g);
+      z[static_cast<size_t>(h * d + i)] = v;
+      zsum[static_cast<size_t>(h)] += static_cast<double>(v);
+    }
+    zmu[static_cast<size_t>(i)] = t.mu[static_cast<size_t>(i)] * g;
+    zmu_sum += zmu[static_cast<size_t>(i)];
+  }
+  std::vector<float> acc(static_cast<size_t>(nh * count), 0.0f);  // [|H|, count]
+  std::vector<double> accm(static_cast<size_t>(count), 0.0), mean(static_cast<size_t>(count), 0.0);
+  constexpr int64_t kCols = 256;  // a column block's accumulators stay in L2 while W's rows stream by
+  parallel_for(ctx.threads, (count + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t c0 = blk * kCols, n = std::min(kCols, count - c0);
+      ops::matmul_nn_accumulate_small(nh, n, d, z.data(), d, W.row(0) + first + c0, W.ld, acc.data() + c0, count);
+      for (int64_t i = 0; i < d; ++i) {
+        const float* row = W.row(i) + first + c0;
+        ops::axpy(zmu[static_cast<size_t>(i)], row, accm.data() + c0, n);
+        if (centered) ops::axpy(1.0, row, mean.data() + c0, n);
+      }
+    }
+  });
   const double inv = 1.0 / ctx.proj.scale();
-  gh.resize(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) gh[i] = static_cast<double>(raw[i]) * inv;
-  m.assign(static_cast<size_t>(n), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (int64_t k = 0; k < d; ++k) s += static_cast<double>(y0[static_cast<size_t>(i * d + k)]) * t.mu[static_cast<size_t>(k)];
-    m[static_cast<size_t>(i)] = s * inv;
+  gh.resize(static_cast<size_t>(count * nh));
+  m.resize(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) {
+    const double mk = centered ? mean[static_cast<size_t>(k)] / static_cast<double>(d) : 0.0;
+    for (int64_t h = 0; h < nh; ++h) {
+      gh[static_cast<size_t>(k * nh + h)] =
+          (static_cast<double>(acc[static_cast<size_t>(h * count + k)]) - mk * zsum[static_cast<size_t>(h)]) * inv;
+    }
+    m[static_cast<size_t>(k)] = (accm[static_cast<size_t>(k)] - mk * zmu_sum) * inv;
   }
 }
 
@@ -119,9 +154,8 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     const Distribution& dist = ctx.before_ffn(l);
     const LayerWeights& lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-    const std::vector<float> y0 = prepared_columns(ctx.model, lw.W_out, 0, N);  // [d_mlp, d_model]
-    std::vector<double> gh, mt;
-    head_projections(ctx, t, y0, N, gh, mt);
+    std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
+    head_projections(ctx, t, lw.W_out, 0, N, gh, mt);
     const auto nh = static_cast<int64_t>(t.ids.size());
     const int wi = t.index_of(ctx.w), fi = ctx.foil >= 0 ? t.index_of(ctx.foil) : -1;
     const float* m = ctx.trace.post(l, ctx.P);
@@ -207,9 +241,8 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     fill_attention_coefficients(ctx, ex, l);
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
     const LayerWeights& lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-    const std::vector<float> y0 = prepared_columns(ctx.model, lw.W_O, 0, H * dh);  // [H*d_head, d_model]
-    std::vector<double> gh, mt;
-    head_projections(ctx, t, y0, H * dh, gh, mt);
+    std::vector<double> gh, mt;  // [H*d_head, |H|], [H*d_head]
+    head_projections(ctx, t, lw.W_O, 0, H * dh, gh, mt);
     const auto nh = static_cast<int64_t>(t.ids.size());
     const int wi = t.index_of(ctx.w), fi = ctx.foil >= 0 ? t.index_of(ctx.foil) : -1;
     const auto& gn = mb.attn_gamma_norm[static_cast<size_t>(l)];
@@ -220,22 +253,33 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       std::vector<double> delta(static_cast<size_t>(nh)), coef(static_cast<size_t>(dh)), total(static_cast<size_t>(dh));
       std::vector<HeadPowerSums> sums(static_cast<size_t>(dh));
+      std::vector<double> tg(static_cast<size_t>(dh)), te(static_cast<size_t>(dh));
       // A combination sum_n coef[n] * (neuron n of head h) from its bounds; false when they are too loose.
       auto combo = [&](int64_t h, const std::vector<double>& cf, double& score, double& contrast) {
         std::fill(delta.begin(), delta.end(), 0.0);
+        std::fill(tg.begin(), tg.end(), 0.0);
+        std::fill(te.begin(), te.end(), 0.0);
         double lin = 0, quad = 0, norm2 = 0;
         const double* gg = mb.head_gram_gamma[static_cast<size_t>(l)].data() + h * dh * dh;
         const double* ge = mb.head_gram[static_cast<size_t>(l)].data() + h * dh * dh;
+        // The quadratic forms c^T G c as c . (G c), G c accumulated column by column (contiguous,
+        // no reduction in the inner loop, so it vectorizes; the Gram matrices are symmetric).
         for (int64_t a = 0; a < dh; ++a) {
           const double ca = cf[static_cast<size_t>(a)];
           if (ca == 0) continue;
           const double* g = gh.data() + (h * dh + a) * nh;
           for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] += ca * g[j];
           lin += ca * mt[static_cast<size_t>(h * dh + a)];
+          const double* gga = gg + a * dh;
+          const double* gea = ge + a * dh;
           for (int64_t b = 0; b < dh; ++b) {
-            quad += ca * cf[static_cast<size_t>(b)] * gg[a * dh + b];
-            norm2 += ca * cf[static_cast<size_t>(b)] * ge[a * dh + b];
+            tg[static_cast<size_t>(b)] += ca * gga[b];
+            te[static_cast<size_t>(b)] += ca * gea[b];
           }
+        }
+        for (int64_t b = 0; b < dh; ++b) {
+          quad += cf[static_cast<size_t>(b)] * tg[static_cast<size_t>(b)];
+          norm2 += cf[static_cast<size_t>(b)] * te[static_cast<size_t>(b)];
         }
         // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
         quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
