@@ -91,7 +91,7 @@ std::vector<int64_t> score_from_cache(const std::vector<int64_t>& todo, const st
 // The attention neurons (n, p) of head h whose cheap bounds failed, from the projection cache: each
 // direction's tail moments are computed once and shared by its positions. Removes what it scores
 // from `neuron_fails` and returns how many. (Head and head-position combinations whose bounds fail
-// go to the exact pass: adding d_head quantized rows costs more than one row of a batched GEMM.)
+// are score_combos_from_cache's.)
 int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, int64_t l, int64_t h,
                                  const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
                                  std::vector<std::pair<int64_t, int64_t>>& neuron_fails) {
@@ -105,7 +105,7 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
   std::vector<double> a1(static_cast<size_t>(dh), -1.0), a2(static_cast<size_t>(dh), 0.0);
   std::vector<double> step(static_cast<size_t>(dh)), eps(static_cast<size_t>(dh)), gmax(static_cast<size_t>(dh));
   std::vector<std::pair<int64_t, int64_t>> still;
-  CachedRow r;
+  CachedRow16 r;
   for (const auto& [n, p] : neuron_fails) {
     const int64_t dir = h * dh + n;
     const auto ni = static_cast<size_t>(n);
@@ -128,6 +128,84 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
     ++scored;
   }
   neuron_fails = std::move(still);
+  return scored;
+}
+
+// Head and head-position combinations sum_n c_n (neuron n of head h) whose cheap bounds failed, from
+// the head's cached int16 rows: the combination's row sum_n c_n g~_n is within sum_n |c_n| eps_n of
+// its projection at every token (plus the float sum's rounding), which gives its tail moments.
+// Removes what it scores from the lists; returns how many.
+int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, int64_t l, int64_t h,
+                                const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
+                                std::vector<std::vector<double>>& combo_coefs, std::vector<int64_t>& combo_pos) {
+  // Reading and widening the head's d_head rows costs about what projecting three vectors exactly
+  // does: below that many, the exact pass is cheaper.
+  constexpr size_t kWorthIt = 4;
+  if (combo_coefs.size() < kWorthIt) return 0;
+  const ModelConfig& c = ctx.model.config();
+  const int64_t dh = c.d_head, V = c.d_vocab;
+  const auto nh = static_cast<int64_t>(t.ids.size());
+  const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
+  const int wi = t.index_of(ctx.w);
+  std::vector<float> rows(static_cast<size_t>(dh * V));  // [d_head, V] the codes as floats
+  std::vector<double> step(static_cast<size_t>(dh)), eps(static_cast<size_t>(dh)), gmax(static_cast<size_t>(dh));
+  CachedRow16 r;
+  for (int64_t n = 0; n < dh; ++n) {
+    ctx.projections->attn(l, h * dh + n, r);
+    step[static_cast<size_t>(n)] = r.step, eps[static_cast<size_t>(n)] = r.eps, gmax[static_cast<size_t>(n)] = r.gmax;
+    for (int64_t j = 0; j < V; ++j) rows[static_cast<size_t>(n * V + j)] = static_cast<float>(r.codes[static_cast<size_t>(j)]);
+  }
+  constexpr size_t kChunk = 16;
+  std::vector<float> coef(kChunk * static_cast<size_t>(dh)), sums(kChunk * static_cast<size_t>(V));
+  std::vector<double> delta(static_cast<size_t>(nh));
+  std::vector<std::vector<double>> keep_coefs;
+  std::vector<int64_t> keep_pos;
+  int64_t scored = 0;
+  for (size_t c0 = 0; c0 < combo_coefs.size(); c0 += kChunk) {
+    const size_t nc = std::min(kChunk, combo_coefs.size() - c0);
+    for (size_t ci = 0; ci < nc; ++ci) {
+      for (int64_t n = 0; n < dh; ++n) {
+        coef[ci * static_cast<size_t>(dh) + static_cast<size_t>(n)] =
+            static_cast<float>(combo_coefs[c0 + ci][static_cast<size_t>(n)] * step[static_cast<size_t>(n)]);
+      }
+    }
+    std::fill(sums.begin(), sums.end(), 0.0f);
+    ops::matmul_nn_accumulate_small(static_cast<int64_t>(nc), V, dh, coef.data(), dh, rows.data(), V, sums.data(), V);
+    for (size_t ci = 0; ci < nc; ++ci) {
+      const std::vector<double>& cf = combo_coefs[c0 + ci];
+      double err = 0, scale = 0, lin = 0;
+      std::fill(delta.begin(), delta.end(), 0.0);
+      for (int64_t n = 0; n < dh; ++n) {
+        const double cn = cf[static_cast<size_t>(n)];
+        err += std::abs(cn) * eps[static_cast<size_t>(n)];
+        scale += std::abs(cn) * gmax[static_cast<size_t>(n)];
+        lin += cn * mt[static_cast<size_t>(h * dh + n)];
+        const double* g = gh.data() + (h * dh + n) * nh;
+        for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] += cn * g[j];
+      }
+      // Float rounding of the coefficients and of the d_head-term sums: (d_head + 2) units of the
+      // sum of the terms' sizes.
+      err += static_cast<double>(dh + 2) * std::ldexp(1.0, -23) * (scale + err);
+      double a1 = 0, a2 = 0, top = 0;
+      row_moments(sums.data() + ci * static_cast<size_t>(V), t.tail_q.data(), V, a1, a2, top);
+      const double lse = cached_log_expectation(t, delta.data(), lin, 1.0, a1 / sigma, a2 / (sigma * sigma), err / sigma,
+                                                (top + err) / sigma, tol);
+      if (std::isnan(lse)) {
+        keep_coefs.push_back(cf);
+        keep_pos.push_back(combo_pos[c0 + ci]);
+        continue;
+      }
+      const double score = delta[static_cast<size_t>(wi)] - lse;
+      if (combo_pos[c0 + ci] >= 0) {
+        ex.head_pos.at({l, h, combo_pos[c0 + ci]}) = score;
+      } else {
+        ex.head.at({l, h}) = score;
+      }
+      ++scored;
+    }
+  }
+  combo_coefs = std::move(keep_coefs);
+  combo_pos = std::move(keep_pos);
   return scored;
 }
 
@@ -349,6 +427,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
         if (n_loose == 0) continue;
         if (ctx.projections != nullptr) {
           cached[static_cast<size_t>(h)] += score_neurons_from_cache(ctx, t, l, h, gh, mt, ex, neuron_fails);
+          cached[static_cast<size_t>(h)] += score_combos_from_cache(ctx, t, l, h, gh, mt, ex, combo_coefs, combo_pos);
           std::fill(need_dir.begin(), need_dir.end(), 0);
           for (const auto& np : neuron_fails) need_dir[static_cast<size_t>(np.first)] = 1;
         }

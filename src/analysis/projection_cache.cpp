@@ -24,7 +24,7 @@
 namespace reslens::analysis {
 
 namespace {
-constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '1', '\n'};
+constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '2', '\n'};
 constexpr int64_t kHeaderBytes = 64;
 constexpr int64_t kAlign = 64;
 
@@ -66,7 +66,9 @@ std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model)
   pc->V_ = V, pc->N_ = N, pc->A_ = A;
   pc->codes_offset_ = codes_offset(L, N + A);
   struct stat st {};
-  if (::fstat(pc->fd_, &st) != 0 || static_cast<int64_t>(st.st_size) != pc->codes_offset_ + L * (N + A) * V) return nullptr;
+  if (::fstat(pc->fd_, &st) != 0 || static_cast<int64_t>(st.st_size) != pc->codes_offset_ + L * layer_code_bytes(N, A, V)) {
+    return nullptr;
+  }
   Header h{};
   pc->meta_.resize(static_cast<size_t>(L * (N + A) * 3));
   const auto meta_size = static_cast<ssize_t>(pc->meta_.size() * sizeof(float));
@@ -84,20 +86,28 @@ std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model)
   return pc;
 }
 
-void ProjectionCache::read(int64_t layer, int64_t r, CachedRow& out) const {
-  const int64_t i = layer * (N_ + A_) + r;
-  const float* m = meta_.data() + 3 * i;
-  out.step = static_cast<double>(m[0]);
-  out.eps = static_cast<double>(m[1]);
-  out.gmax = static_cast<double>(m[2]);
-  out.codes.resize(static_cast<size_t>(V_));
-  auto* dst = reinterpret_cast<char*>(out.codes.data());
+void ProjectionCache::read(int64_t offset, int64_t bytes, void* dst) const {
+  auto* p = static_cast<char*>(dst);
   int64_t got = 0;
-  while (got < V_) {
-    const ssize_t n = ::pread(fd_, dst + got, static_cast<size_t>(V_ - got), codes_offset_ + i * V_ + got);
+  while (got < bytes) {
+    const ssize_t n = ::pread(fd_, p + got, static_cast<size_t>(bytes - got), offset + got);
     if (n <= 0) throw IoError(path_.string() + ": cannot read the projection cache (changed while in use?)");
     got += n;
   }
+}
+
+void ProjectionCache::ffn(int64_t layer, int64_t neuron, CachedRow& out) const {
+  const float* m = meta_.data() + 3 * (layer * (N_ + A_) + neuron);
+  out.step = static_cast<double>(m[0]), out.eps = static_cast<double>(m[1]), out.gmax = static_cast<double>(m[2]);
+  out.codes.resize(static_cast<size_t>(V_));
+  read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + neuron * V_, V_, out.codes.data());
+}
+
+void ProjectionCache::attn(int64_t layer, int64_t direction, CachedRow16& out) const {
+  const float* m = meta_.data() + 3 * (layer * (N_ + A_) + N_ + direction);
+  out.step = static_cast<double>(m[0]), out.eps = static_cast<double>(m[1]), out.gmax = static_cast<double>(m[2]);
+  out.codes.resize(static_cast<size_t>(V_));
+  read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + N_ * V_ + direction * 2 * V_, 2 * V_, out.codes.data());
 }
 
 std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress) {
@@ -142,12 +152,15 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
 
   constexpr int64_t kChunk = 128;
   std::vector<float> G(static_cast<size_t>(kChunk * V));  // [chunk, V]
-  std::vector<int8_t> codes(static_cast<size_t>(kChunk * V));
+  std::vector<int16_t> codes(static_cast<size_t>(kChunk * V));
+  std::vector<int8_t> codes8(static_cast<size_t>(kChunk * V));
   const int64_t total = L * rows;
   int64_t done = 0;
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& lw = model.weights().layers[static_cast<size_t>(l)];
     for (int part = 0; part < 2; ++part) {
+      const bool wide = part == 1;  // attention rows: int16
+      const double levels = wide ? 32767.0 : 127.0;
       const int64_t n_dir = part == 0 ? N : A;
       const std::vector<float> y0 = prepared_columns(model, part == 0 ? lw.W_out : lw.W_O, 0, n_dir);  // [n_dir, d]
       for (int64_t r0 = 0; r0 < n_dir; r0 += kChunk) {
@@ -162,29 +175,26 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
             ynorm += y * y;
           }
           const double gemm_err = gamma_d * std::sqrt(ynorm) * umax;
-          const double step = gmax > 0 ? gmax / 127.0 : 1.0;
-          int8_t* cd = codes.data() + i * V;
+          float* m = meta.data() + ((l * rows) + (part == 0 ? 0 : N) + r0 + i) * 3;
+          m[0] = static_cast<float>(gmax > 0 ? gmax / levels : 1.0);
+          const double step = static_cast<double>(m[0]);  // the step as stored is the one the codes use
+          int16_t* cd = codes.data() + i * V;
           double quant_err = 0;
           for (int64_t j = 0; j < V; ++j) {
-            const double x = static_cast<double>(g[j]) / step;
-            const double k = std::clamp(std::nearbyint(x), -127.0, 127.0);
-            cd[j] = static_cast<int8_t>(k);
+            const double k = std::clamp(std::nearbyint(static_cast<double>(g[j]) / step), -levels, levels);
+            cd[j] = static_cast<int16_t>(k);
             quant_err = std::max(quant_err, std::abs(static_cast<double>(g[j]) - k * step));
           }
-          // Stored as float: round the bounds up so they stay bounds.
-          float* m = meta.data() + ((l * rows) + (part == 0 ? 0 : N) + r0 + i) * 3;
-          m[0] = static_cast<float>(step);
-          const double eps = (quant_err + gemm_err) * (1 + 1e-6) + std::abs(step) * 1e-6;
-          m[1] = std::nextafter(static_cast<float>(eps), INFINITY);
+          // Stored as float: rounded up so they stay bounds.
+          m[1] = std::nextafter(static_cast<float>((quant_err + gemm_err) * (1 + 1e-6)), INFINITY);
           m[2] = std::nextafter(static_cast<float>((gmax + gemm_err) * (1 + 1e-6)), INFINITY);
-          // The codes reproduce g within eps only with the step as stored: check it.
-          const double st = static_cast<double>(m[0]);
-          for (int64_t j = 0; j < V; ++j) {
-            const double e = std::abs(static_cast<double>(g[j]) - static_cast<double>(cd[j]) * st) + gemm_err;
-            if (e > static_cast<double>(m[1])) m[1] = std::nextafter(static_cast<float>(e * (1 + 1e-6)), INFINITY);
-          }
         }
-        out.write(reinterpret_cast<const char*>(codes.data()), static_cast<std::streamsize>(n * V));
+        if (wide) {
+          out.write(reinterpret_cast<const char*>(codes.data()), static_cast<std::streamsize>(n * V * 2));
+        } else {
+          for (int64_t j = 0; j < n * V; ++j) codes8[static_cast<size_t>(j)] = static_cast<int8_t>(codes[static_cast<size_t>(j)]);
+          out.write(reinterpret_cast<const char*>(codes8.data()), static_cast<std::streamsize>(n * V));
+        }
         done += n;
         if (progress) progress(done, total);
       }
@@ -213,8 +223,8 @@ ProjectionCacheInfo projection_cache_info(const Model& model) {
   const ModelConfig& c = model.config();
   ProjectionCacheInfo info;
   info.path = analysis::ProjectionCache::path_for(model);
-  const int64_t rows = c.n_layers * (c.d_mlp + c.n_heads * c.d_head);
-  info.bytes = analysis::codes_offset(c.n_layers, c.d_mlp + c.n_heads * c.d_head) + rows * c.d_vocab;
+  info.bytes = analysis::codes_offset(c.n_layers, c.d_mlp + c.n_heads * c.d_head) +
+               c.n_layers * analysis::layer_code_bytes(c.d_mlp, c.n_heads * c.d_head, c.d_vocab);
   info.present = analysis::ProjectionCache::open(model) != nullptr;
   return info;
 }
@@ -235,10 +245,11 @@ namespace {
 // separate multiplies and adds (no FMA), so the AVX-512 and portable paths give the same bits.
 constexpr int64_t kLanes = 16, kBlock = 512;
 
-void code_moments_portable(const int8_t* codes, const float* q, int64_t n_blocks, double& a1, double& a2) {
+template <typename Code>
+void code_moments_portable(const Code* codes, const float* q, int64_t n_blocks, double& a1, double& a2) {
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     float s1[kLanes] = {}, s2[kLanes] = {};
-    const int8_t* c = codes + blk * kBlock;
+    const Code* c = codes + blk * kBlock;
     const float* w = q + blk * kBlock;
     for (int64_t b = 0; b < kBlock; b += kLanes) {
       for (int64_t t = 0; t < kLanes; ++t) {
@@ -253,17 +264,26 @@ void code_moments_portable(const int8_t* codes, const float* q, int64_t n_blocks
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx512f,avx512bw"))) void code_moments_avx512(const int8_t* codes, const float* q, int64_t n_blocks,
+// (GCC 12 builds the unmasked conversions on an undefined vector, which -Wmaybe-uninitialized
+// reports; the maskz forms with an all-ones mask are the same instructions.)
+constexpr __mmask16 kAll = 0xFFFF;
+
+__attribute__((target("avx512f,avx512bw"))) inline __m512i widen(const int8_t* c) {
+  return _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+}
+__attribute__((target("avx512f,avx512bw"))) inline __m512i widen(const int16_t* c) {
+  return _mm512_maskz_cvtepi16_epi32(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+}
+
+template <typename Code>
+__attribute__((target("avx512f,avx512bw"))) void code_moments_avx512(const Code* codes, const float* q, int64_t n_blocks,
                                                                       double& a1, double& a2) {
   for (int64_t blk = 0; blk < n_blocks; ++blk) {
     __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
-    const int8_t* c = codes + blk * kBlock;
+    const Code* c = codes + blk * kBlock;
     const float* w = q + blk * kBlock;
     for (int64_t b = 0; b < kBlock; b += kLanes) {
-      // (GCC 12 builds the unmasked conversions on an undefined vector, which -Wmaybe-uninitialized
-      // reports; the maskz forms with an all-ones mask are the same instructions.)
-      constexpr __mmask16 kAll = 0xFFFF;
-      const __m512i ki = _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(c + b)));
+      const __m512i ki = widen(c + b);
       const __m512 k = _mm512_maskz_cvtepi32_ps(kAll, ki);
       const __m512 ka = _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_abs_epi32(kAll, ki));
       const __m512 wv = _mm512_loadu_ps(w + b);
@@ -278,9 +298,8 @@ __attribute__((target("avx512f,avx512bw"))) void code_moments_avx512(const int8_
 }
 #endif
 
-}  // namespace
-
-void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2) {
+template <typename Code>
+void moments(const Code* codes, const float* q, int64_t V, double& a1, double& a2) {
   a1 = 0;
   a2 = 0;
   const int64_t n_blocks = V / kBlock;
@@ -299,5 +318,40 @@ void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, do
     a2 += static_cast<double>(q[j]) * k * k;
   }
 }
+
+}  // namespace
+
+void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2) { moments(codes, q, V, a1, a2); }
+
+#if defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void row_moments(const float* r, const float* q, int64_t V, double& a1, double& a2, double& top) {
+  a1 = 0, a2 = 0, top = 0;
+  int64_t j = 0;
+  for (; j + kBlock <= V; j += kBlock) {
+    float s1[kLanes] = {}, s2[kLanes] = {}, mx[kLanes] = {};
+    for (int64_t b = 0; b < kBlock; b += kLanes) {
+      for (int64_t t = 0; t < kLanes; ++t) {
+        const float x = r[j + b + t], w = q[j + b + t];
+        const float ax = std::abs(x);
+        s1[t] += w * ax;
+        s2[t] += (w * x) * x;
+        mx[t] = std::max(mx[t], ax);
+      }
+    }
+    for (int64_t t = 0; t < kLanes; ++t) {
+      a1 += static_cast<double>(s1[t]), a2 += static_cast<double>(s2[t]);
+      top = std::max(top, static_cast<double>(mx[t]));
+    }
+  }
+  for (; j < V; ++j) {
+    const auto x = static_cast<double>(r[j]), w = static_cast<double>(q[j]);
+    a1 += w * std::abs(x);
+    a2 += w * x * x;
+    top = std::max(top, std::abs(x));
+  }
+}
+void code_moments(const int16_t* codes, const float* q, int64_t V, double& a1, double& a2) { moments(codes, q, V, a1, a2); }
 
 }  // namespace reslens::analysis

@@ -5,11 +5,13 @@
 //
 // For each FFN neuron k of layer l (direction y0 = gamma_f * c(fc2_k)) and each attention neuron
 // (h, n) (direction y0 = gamma_f * c(W_O[:, h*d_head+n])), the row g0 = W_U y0 [d_vocab] is stored as
-// codes c_j in [-127, 127] with a step: |g0_j - c_j * step| <= eps for every token j, where eps covers
-// the rounding to codes and the float32 GEMM that computed g0 (a bound, not an estimate). gmax
-// bounds max_j |g0_j|. At explain time g = g0 / sigma (the frozen final scale).
+// integer codes c_j with a step: |g0_j - c_j * step| <= eps for every token j, where eps covers the
+// rounding to codes and the float32 GEMM that computed g0 (a bound, not an estimate). gmax bounds
+// max_j |g0_j|. At explain time g = g0 / sigma (the frozen final scale). FFN rows are int8 (one
+// neuron's second moment needs only ~1%); attention rows are int16, because head and head-position
+// vectors add d_head rows and with them d_head rows' errors.
 //
-// Size: n_layers * (d_mlp + n_heads * d_head) * d_vocab bytes (GPT-2 124M: 2.3 GB); building it
+// Size: n_layers * (d_mlp + 2 * n_heads * d_head) * d_vocab bytes (GPT-2 124M: 2.8 GB); building it
 // projects every direction once, the cost of the straightforward method at one position.
 #pragma once
 
@@ -25,12 +27,15 @@
 namespace reslens::analysis {
 
 /// One direction's cached projection (in y0 units: divide step, eps and gmax by sigma).
-struct CachedRow {
-  std::vector<int8_t> codes;  ///< [d_vocab]
+template <typename Code>
+struct CachedRowT {
+  std::vector<Code> codes;  ///< [d_vocab]
   double step = 0;
   double eps = 0;   ///< bound on |g0_j - codes_j * step|
   double gmax = 0;  ///< bound on max_j |g0_j|
 };
+using CachedRow = CachedRowT<int8_t>;     ///< an FFN neuron's
+using CachedRow16 = CachedRowT<int16_t>;  ///< an attention neuron's
 
 class ProjectionCache {
  public:
@@ -48,12 +53,12 @@ class ProjectionCache {
   /// explanation reads a few thousand scattered rows of a multi-gigabyte file, which the page cache
   /// keeps without counting them in the process's resident memory. Thread-safe. Throws IoError
   /// when the file cannot be read (it was removed or truncated while in use).
-  void ffn(int64_t layer, int64_t neuron, CachedRow& out) const { read(layer, neuron, out); }
-  void attn(int64_t layer, int64_t direction, CachedRow& out) const { read(layer, N_ + direction, out); }
+  void ffn(int64_t layer, int64_t neuron, CachedRow& out) const;
+  void attn(int64_t layer, int64_t direction, CachedRow16& out) const;
 
  private:
   ProjectionCache() = default;
-  void read(int64_t layer, int64_t r, CachedRow& out) const;
+  void read(int64_t offset, int64_t bytes, void* dst) const;
 
   std::filesystem::path path_;
   int fd_ = -1;
@@ -63,6 +68,8 @@ class ProjectionCache {
 
 /// Byte offset of the codes in a cache file of L layers and `rows` directions per layer.
 int64_t codes_offset(int64_t L, int64_t rows);
+/// Bytes of one layer's codes: N int8 rows, then A int16 rows, of V codes each.
+inline int64_t layer_code_bytes(int64_t N, int64_t A, int64_t V) { return (N + 2 * A) * V; }
 
 /// Progress of a build: rows projected so far and in all.
 using PrecomputeProgressFn = std::function<void(int64_t done, int64_t total)>;
@@ -75,5 +82,8 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
 /// a1 = sum_j q_j |codes_j| and a2 = sum_j q_j codes_j^2 over a [V] weight vector q (zero on the
 /// tokens to leave out). Blocked float lanes with a double total: the relative error is below 1e-6.
 void code_moments(const int8_t* codes, const float* q, int64_t V, double& a1, double& a2);
+void code_moments(const int16_t* codes, const float* q, int64_t V, double& a1, double& a2);
+/// The same for a float row, with top = max_j |r_j| over every token.
+void row_moments(const float* r, const float* q, int64_t V, double& a1, double& a2, double& top);
 
 }  // namespace reslens::analysis

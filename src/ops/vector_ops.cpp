@@ -1,5 +1,7 @@
 #include "ops/vector_ops.h"
 
+#include <algorithm>
+
 namespace reslens::ops {
 
 #if defined(__x86_64__)
@@ -22,12 +24,18 @@ RESLENS_CLONES void axpy(float a, const float* x, float* y, int64_t n) {
 
 RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                                const float* B, int64_t ldb, float* C, int64_t ldc) {
-  for (int64_t k = 0; k < K; ++k) {
-    const float* b = B + k * ldb;
-    for (int64_t m = 0; m < M; ++m) {
-      const float a = A[m * lda + k];
-      float* c = C + m * ldc;
-      for (int64_t n = 0; n < N; ++n) c[n] += a * b[n];
+  // Column blocks keep the M x block accumulators in L2 while k runs (the order over k per element
+  // is the same either way).
+  constexpr int64_t kCols = 1024;
+  for (int64_t n0 = 0; n0 < N; n0 += kCols) {
+    const int64_t nb = std::min(kCols, N - n0);
+    for (int64_t k = 0; k < K; ++k) {
+      const float* b = B + k * ldb + n0;
+      for (int64_t m = 0; m < M; ++m) {
+        const float a = A[m * lda + k];
+        float* c = C + m * ldc + n0;
+        for (int64_t n = 0; n < nb; ++n) c[n] += a * b[n];
+      }
     }
   }
 }

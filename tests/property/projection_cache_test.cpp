@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common/test_paths.h"
+#include "ops/gemm.h"
 #include "reslens/reslens.h"
 
 namespace reslens {
@@ -113,6 +114,7 @@ TEST_F(ProjectionCacheTest, CachedScoresAgreeWithTheFullMethodWithin1e5) {
   EXPECT_LT(max_diff(a.attn_neuron, t.attn_neuron), 1e-6);
   EXPECT_LT(max_diff(a.ffn_neuron, t.ffn_neuron), 1e-6);
   EXPECT_LT(max_diff(a.head_pos, t.head_pos), 1e-6);
+  EXPECT_LT(max_diff(a.head, t.head), 1e-6);
 
   // Turned off, the cache is not read.
   ExplainOptions off = bounded();
@@ -129,6 +131,21 @@ TEST_F(ProjectionCacheTest, ThreadCountDoesNotChangeCachedScores) {
   EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
   EXPECT_EQ(a.head_pos.values, b.head_pos.values);
   EXPECT_EQ(a.method_counts, b.method_counts);
+}
+
+TEST_F(ProjectionCacheTest, TheInstructionSetDoesNotChangeCachedScores) {
+  build();
+  ExplainOptions tight = bounded();
+  tight.bound_tol = 2e-7;  // many cached rows read, single neurons and combinations
+  const Explanation a = explain(*model_, *run_, tokens_, tight);
+  ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx2);  // the int8/int16 moments' portable lanes
+  const Explanation b = explain(*model_, *run_, tokens_, tight);
+  ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx512);
+  EXPECT_GT(cached_count(a), 0);
+  EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
+  EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
+  EXPECT_EQ(a.head_pos.values, b.head_pos.values);
+  EXPECT_EQ(a.head.values, b.head.values);
 }
 
 TEST_F(ProjectionCacheTest, DamagedOrForeignFilesAreNeverTrusted) {
