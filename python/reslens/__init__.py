@@ -20,7 +20,8 @@ from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
 from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
-                      QueryNeuronScore, TokenInfo, explain, top_indices)
+                      QueryNeuronScore, TokenInfo, explain, precompute_projections, projection_cache_info,
+                      top_indices)
 from .model import Config, LayerParams, Model, load
 from .utils import get_act_name
 
@@ -30,5 +31,6 @@ __all__ = [
     "load", "Model", "Config", "LayerParams", "ActivationCache", "explain", "Explanation", "ablate", "experiment",
     "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
+    "precompute_projections", "projection_cache_info",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
 ]

@@ -8,8 +8,9 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -206,8 +207,8 @@ class Explanation:
 
     @property
     def method_counts(self) -> Dict[str, int]:
-        """How many neuron, head and position scores were certified from bounds ("bounded") or
-        computed over the whole vocabulary ("full")."""
+        """How many neuron, head and position scores were certified from bounds ("bounded"), from
+        the projection cache ("cached") or computed over the whole vocabulary ("full")."""
         return dict(self._core.method_counts)
 
     @property
@@ -539,3 +540,35 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     ex = Explanation(core, model, top)
     ex.notes = [n for n in (t_note, f_note) if n] + ex.notes
     return ex
+
+
+def precompute_projections(model: "Model", progress: Union[bool, Callable[[int, int], None], None] = None,
+                           threads: Optional[int] = None) -> dict:
+    """Builds the model's projection cache (``reslens precompute MODEL``): every FFN and attention
+    neuron direction projected onto the vocabulary once and stored quantized, with certified error
+    bounds, under ``$RESLENS_CACHE_DIR`` (default ``~/.cache/reslens``). Later ``explain`` calls on
+    these weights (in any process) use it and are several times faster; scores are the same within
+    1e-5 either way. Takes about as long as one straightforward explain at one position and
+    ``n_layers * (d_mlp + 2 * n_heads * d_head) * d_vocab`` bytes of disk (GPT-2 124M: 2.8 GB).
+
+    ``progress``: True for a line on stderr, or a callable ``(done, total)`` over directions.
+    Returns ``{"path", "present", "bytes"}`` (``projection_cache_info``).
+    """
+    if progress is True:
+        def progress_fn(done: int, total: int) -> None:
+            sys.stderr.write(f"\rprojecting directions: {done}/{total} ({100 * done // total}%)")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+    elif progress is False or progress is None:
+        progress_fn = None
+    elif callable(progress):
+        progress_fn = progress
+    else:
+        raise TypeError("progress must be True, False, None or a callable (done, total)")
+    return _core.precompute_projections(model.core, model.threads if threads is None else int(threads), progress_fn)
+
+
+def projection_cache_info(model: "Model") -> dict:
+    """``{"path", "present", "bytes"}``: where the model's projection cache is or would be."""
+    return _core.projection_cache_info(model.core)

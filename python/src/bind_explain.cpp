@@ -387,6 +387,36 @@ one the model finds likelier at the position wins, as ``reslens explain --target
       py::arg("values"), py::arg("n"),
       "Indices of the n largest values, largest first, ties later index first (the reports' order).");
 
+  auto cache_info = [](const ProjectionCacheInfo& i) {
+    py::dict d;
+    d["path"] = i.path.string();
+    d["present"] = i.present;
+    d["bytes"] = i.bytes;
+    return d;
+  };
+  m.def(
+      "projection_cache_info", [cache_info](const ModelHandle& model) { return cache_info(projection_cache_info(*model)); },
+      py::arg("model"), "Where the model's projection cache is (or would be), whether it exists, and its size.");
+  m.def(
+      "precompute_projections",
+      [cache_info](const ModelHandle& model, int threads, py::object progress) {
+        // Progress arrives from the building thread, one call at a time; each takes the GIL just for
+        // the callback, which may raise (and Ctrl-C is checked) to stop the build.
+        const std::function<void(int64_t, int64_t)> on_progress = [&progress](int64_t done, int64_t total) {
+          py::gil_scoped_acquire gil;
+          if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+          if (!progress.is_none()) progress(done, total);
+        };
+        ProjectionCacheInfo info;
+        {
+          py::gil_scoped_release release;
+          info = precompute_projections(*model, threads_or_default(threads), on_progress);
+        }
+        return cache_info(info);
+      },
+      py::arg("model"), py::arg("threads") = 0, py::arg("progress") = py::none(),
+      "Builds the model's projection cache (reslens precompute); returns projection_cache_info.");
+
   m.def("label_head", &label_head);
   m.def("label_ffn_neuron", &label_ffn_neuron);
   m.def("label_attn_neuron", &label_attn_neuron);

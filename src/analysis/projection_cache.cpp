@@ -150,6 +150,15 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
   std::vector<char> zeros(static_cast<size_t>(off - kHeaderBytes), 0);
   out.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));  // meta, filled in at the end
 
+  // A build stopped part way (an exception from `progress`, a full disk) leaves no temporary behind.
+  struct RemoveUnlessDone {
+    const std::string& file;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code e;
+      if (!done) std::filesystem::remove(file, e);
+    }
+  } cleanup{tmp};
   constexpr int64_t kChunk = 128;
   std::vector<float> G(static_cast<size_t>(kChunk * V));  // [chunk, V]
   std::vector<int16_t> codes(static_cast<size_t>(kChunk * V));
@@ -203,15 +212,10 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
   out.seekp(kHeaderBytes);
   out.write(reinterpret_cast<const char*>(meta.data()), static_cast<std::streamsize>(meta.size() * sizeof(float)));
   out.close();
-  if (!out) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError("cannot write the projection cache " + tmp + " (disk full?)");
-  }
+  if (!out) throw IoError("cannot write the projection cache " + tmp + " (disk full?)");
   std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError("cannot move the projection cache into place at " + path.string());
-  }
+  if (ec) throw IoError("cannot move the projection cache into place at " + path.string());
+  cleanup.done = true;
   return path;
 }
 
