@@ -55,7 +55,9 @@ struct ExplainOptions {
   bool baselines = false;   ///< also compute the alternative scores of spec §3.3 for every FFN neuron
   int lens_top_k = 10;      ///< tokens listed per logit-lens point
   ScoreMethod method = ScoreMethod::kAuto;
-  int head_size = 64;       ///< kBounded: tokens of each state's distribution handled exactly
+  /// kBounded: tokens of each state's distribution handled exactly; 0 = 16 when the projection cache
+  /// is used (it certifies what the tail bound misses cheaply), else 64 (a tighter tail bound).
+  int head_size = 0;
   double bound_tol = 8e-6;  ///< kBounded: largest accepted error of a bounded score (floats add < 1e-7)
   /// kBounded: use the model's precomputed projection cache (precompute_projections()) when it exists.
   bool projection_cache = true;

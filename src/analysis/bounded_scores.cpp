@@ -103,16 +103,20 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
   int64_t scored = 0;
   std::vector<double> delta(static_cast<size_t>(nh));
   std::vector<double> a1(static_cast<size_t>(dh), -1.0), a2(static_cast<size_t>(dh), 0.0);
-  std::vector<double> step(static_cast<size_t>(dh)), eps(static_cast<size_t>(dh)), gmax(static_cast<size_t>(dh));
   std::vector<std::pair<int64_t, int64_t>> still;
-  CachedRow16 r;
+  thread_local CachedHead head;
+  thread_local std::vector<int16_t> column;
+  ctx.projections->attn_head(l, h, head);
+  const std::vector<double>& step = head.step;
+  const std::vector<double>& eps = head.eps;
+  const std::vector<double>& gmax = head.gmax;
+  column.resize(static_cast<size_t>(V));
   for (const auto& [n, p] : neuron_fails) {
     const int64_t dir = h * dh + n;
     const auto ni = static_cast<size_t>(n);
     if (a1[ni] < 0) {
-      ctx.projections->attn(l, dir, r);
-      code_moments(r.codes.data(), t.tail_q.data(), V, a1[ni], a2[ni]);
-      step[ni] = r.step, eps[ni] = r.eps, gmax[ni] = r.gmax;
+      for (int64_t j = 0; j < V; ++j) column[static_cast<size_t>(j)] = head.codes[static_cast<size_t>(j * dh + n)];
+      code_moments(column.data(), t.tail_q.data(), V, a1[ni], a2[ni]);
     }
     const double s = ex.attn_coef.at({l, h, n, p});
     const double* g = gh.data() + dir * nh;
@@ -147,16 +151,19 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
   const auto nh = static_cast<int64_t>(t.ids.size());
   const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
   const int wi = t.index_of(ctx.w);
-  std::vector<float> rows(static_cast<size_t>(dh * V));  // [d_head, V] the codes as floats
-  std::vector<double> step(static_cast<size_t>(dh)), eps(static_cast<size_t>(dh)), gmax(static_cast<size_t>(dh));
-  CachedRow16 r;
-  for (int64_t n = 0; n < dh; ++n) {
-    ctx.projections->attn(l, h * dh + n, r);
-    step[static_cast<size_t>(n)] = r.step, eps[static_cast<size_t>(n)] = r.eps, gmax[static_cast<size_t>(n)] = r.gmax;
-    for (int64_t j = 0; j < V; ++j) rows[static_cast<size_t>(n * V + j)] = static_cast<float>(r.codes[static_cast<size_t>(j)]);
-  }
+  // Per thread, reused across heads: the head's codes widened to float [V, d_head] (token-major, so a
+  // combination of the head's rows is one GEMM against them), and the combinations' rows.
+  thread_local CachedHead head;
+  thread_local std::vector<float> rows, sums;
+  ctx.projections->attn_head(l, h, head);
+  rows.resize(static_cast<size_t>(V * dh));
+  ops::widen(head.codes.data(), rows.data(), V * dh);
+  const std::vector<double>& step = head.step;
+  const std::vector<double>& eps = head.eps;
+  const std::vector<double>& gmax = head.gmax;
   constexpr size_t kChunk = 16;
-  std::vector<float> coef(kChunk * static_cast<size_t>(dh)), sums(kChunk * static_cast<size_t>(V));
+  sums.resize(kChunk * static_cast<size_t>(V));
+  std::vector<float> coef(kChunk * static_cast<size_t>(dh));
   std::vector<double> delta(static_cast<size_t>(nh));
   std::vector<std::vector<double>> keep_coefs;
   std::vector<int64_t> keep_pos;
@@ -169,8 +176,7 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
             static_cast<float>(combo_coefs[c0 + ci][static_cast<size_t>(n)] * step[static_cast<size_t>(n)]);
       }
     }
-    std::fill(sums.begin(), sums.end(), 0.0f);
-    ops::matmul_nn_accumulate_small(static_cast<int64_t>(nc), V, dh, coef.data(), dh, rows.data(), V, sums.data(), V);
+    ops::matmul_nt(static_cast<int64_t>(nc), V, dh, coef.data(), dh, rows.data(), dh, sums.data(), V, 1);
     for (size_t ci = 0; ci < nc; ++ci) {
       const std::vector<double>& cf = combo_coefs[c0 + ci];
       double err = 0, scale = 0, lin = 0;
@@ -183,8 +189,8 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
         const double* g = gh.data() + (h * dh + n) * nh;
         for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] += cn * g[j];
       }
-      // Float rounding of the coefficients and of the d_head-term sums: (d_head + 2) units of the
-      // sum of the terms' sizes.
+      // Float rounding of the coefficients and of the d_head-term sums (GEMM, fused multiply-adds):
+      // (d_head + 2) units of the sum of the terms' sizes.
       err += static_cast<double>(dh + 2) * std::ldexp(1.0, -23) * (scale + err);
       double a1 = 0, a2 = 0, top = 0;
       row_moments(sums.data() + ci * static_cast<size_t>(V), t.tail_q.data(), V, a1, a2, top);

@@ -172,8 +172,9 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
     ctx.bounds = analysis::model_bounds(model, threads);
     std::vector<const analysis::Distribution*> dists;
     for (const auto& p : ctx.points) dists.push_back(&p);
-    ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, opts.head_size, {ex.target, ex.foil}, threads);
     if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
+    const int head_size = opts.head_size > 0 ? opts.head_size : ctx.projections != nullptr ? 16 : 64;
+    ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, head_size, {ex.target, ex.foil}, threads);
     analysis::score_attention_bounded(ctx, ex);
   } else {
     analysis::score_attention(ctx, ex);

@@ -24,7 +24,7 @@
 namespace reslens::analysis {
 
 namespace {
-constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '2', '\n'};
+constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '3', '\n'};
 constexpr int64_t kHeaderBytes = 64;
 constexpr int64_t kAlign = 64;
 
@@ -63,7 +63,7 @@ std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model)
   pc->fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   if (pc->fd_ < 0) return nullptr;  // unreadable: explain works without it
   pc->path_ = p;
-  pc->V_ = V, pc->N_ = N, pc->A_ = A;
+  pc->V_ = V, pc->N_ = N, pc->A_ = A, pc->dh_ = c.d_head;
   pc->codes_offset_ = codes_offset(L, N + A);
   struct stat st {};
   if (::fstat(pc->fd_, &st) != 0 || static_cast<int64_t>(st.st_size) != pc->codes_offset_ + L * layer_code_bytes(N, A, V)) {
@@ -103,11 +103,18 @@ void ProjectionCache::ffn(int64_t layer, int64_t neuron, CachedRow& out) const {
   read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + neuron * V_, V_, out.codes.data());
 }
 
-void ProjectionCache::attn(int64_t layer, int64_t direction, CachedRow16& out) const {
-  const float* m = meta_.data() + 3 * (layer * (N_ + A_) + N_ + direction);
-  out.step = static_cast<double>(m[0]), out.eps = static_cast<double>(m[1]), out.gmax = static_cast<double>(m[2]);
-  out.codes.resize(static_cast<size_t>(V_));
-  read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + N_ * V_ + direction * 2 * V_, 2 * V_, out.codes.data());
+void ProjectionCache::attn_head(int64_t layer, int64_t head, CachedHead& out) const {
+  out.step.resize(static_cast<size_t>(dh_));
+  out.eps.resize(static_cast<size_t>(dh_));
+  out.gmax.resize(static_cast<size_t>(dh_));
+  for (int64_t n = 0; n < dh_; ++n) {
+    const float* m = meta_.data() + 3 * (layer * (N_ + A_) + N_ + head * dh_ + n);
+    out.step[static_cast<size_t>(n)] = static_cast<double>(m[0]);
+    out.eps[static_cast<size_t>(n)] = static_cast<double>(m[1]);
+    out.gmax[static_cast<size_t>(n)] = static_cast<double>(m[2]);
+  }
+  out.codes.resize(static_cast<size_t>(V_ * dh_));
+  read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + N_ * V_ + head * dh_ * 2 * V_, 2 * V_ * dh_, out.codes.data());
 }
 
 std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress) {
@@ -159,7 +166,7 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
       if (!done) std::filesystem::remove(file, e);
     }
   } cleanup{tmp};
-  constexpr int64_t kChunk = 128;
+  const int64_t kChunk = std::max<int64_t>(1, 128 / c.d_head) * c.d_head;  // whole heads per chunk
   std::vector<float> G(static_cast<size_t>(kChunk * V));  // [chunk, V]
   std::vector<int16_t> codes(static_cast<size_t>(kChunk * V));
   std::vector<int8_t> codes8(static_cast<size_t>(kChunk * V));
@@ -199,7 +206,17 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
           m[2] = std::nextafter(static_cast<float>((gmax + gemm_err) * (1 + 1e-6)), INFINITY);
         }
         if (wide) {
-          out.write(reinterpret_cast<const char*>(codes.data()), static_cast<std::streamsize>(n * V * 2));
+          // Whole heads (the chunk is a multiple of d_head), each token-major: [V, d_head].
+          const int64_t dh = c.d_head;
+          std::vector<int16_t> block(static_cast<size_t>(V * dh));
+          for (int64_t h0 = 0; h0 < n; h0 += dh) {
+            for (int64_t j = 0; j < V; ++j) {
+              for (int64_t k = 0; k < dh; ++k) {
+                block[static_cast<size_t>(j * dh + k)] = codes[static_cast<size_t>((h0 + k) * V + j)];
+              }
+            }
+            out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(V * dh * 2));
+          }
         } else {
           for (int64_t j = 0; j < n * V; ++j) codes8[static_cast<size_t>(j)] = static_cast<int8_t>(codes[static_cast<size_t>(j)]);
           out.write(reinterpret_cast<const char*>(codes8.data()), static_cast<std::streamsize>(n * V));

@@ -9,7 +9,8 @@
 // rounding to codes and the float32 GEMM that computed g0 (a bound, not an estimate). gmax bounds
 // max_j |g0_j|. At explain time g = g0 / sigma (the frozen final scale). FFN rows are int8 (one
 // neuron's second moment needs only ~1%); attention rows are int16, because head and head-position
-// vectors add d_head rows and with them d_head rows' errors.
+// vectors add d_head rows and with them d_head rows' errors, and each head's rows are stored
+// token-major ([d_vocab, d_head]) so that a combination of them is one small GEMM.
 //
 // Size: n_layers * (d_mlp + 2 * n_heads * d_head) * d_vocab bytes (GPT-2 124M: 2.8 GB); building it
 // projects every direction once, the cost of the straightforward method at one position.
@@ -34,8 +35,14 @@ struct CachedRowT {
   double eps = 0;   ///< bound on |g0_j - codes_j * step|
   double gmax = 0;  ///< bound on max_j |g0_j|
 };
-using CachedRow = CachedRowT<int8_t>;     ///< an FFN neuron's
-using CachedRow16 = CachedRowT<int16_t>;  ///< an attention neuron's
+using CachedRow = CachedRowT<int8_t>;  ///< an FFN neuron's
+
+/// One head's cached projections: codes [d_vocab, d_head] (token-major) and per direction n the
+/// step, eps and gmax of CachedRow.
+struct CachedHead {
+  std::vector<int16_t> codes;
+  std::vector<double> step, eps, gmax;  ///< [d_head]
+};
 
 class ProjectionCache {
  public:
@@ -54,7 +61,7 @@ class ProjectionCache {
   /// keeps without counting them in the process's resident memory. Thread-safe. Throws IoError
   /// when the file cannot be read (it was removed or truncated while in use).
   void ffn(int64_t layer, int64_t neuron, CachedRow& out) const;
-  void attn(int64_t layer, int64_t direction, CachedRow16& out) const;
+  void attn_head(int64_t layer, int64_t head, CachedHead& out) const;
 
  private:
   ProjectionCache() = default;
@@ -62,7 +69,7 @@ class ProjectionCache {
 
   std::filesystem::path path_;
   int fd_ = -1;
-  int64_t V_ = 0, N_ = 0, A_ = 0, codes_offset_ = 0;
+  int64_t V_ = 0, N_ = 0, A_ = 0, dh_ = 0, codes_offset_ = 0;
   std::vector<float> meta_;  // [n_layers, N + A, 3]: step, eps, gmax
 };
 

@@ -15,6 +15,9 @@ void axpy(double a, const float* x, double* y, int64_t n);
 /// y[i] += a * x[i] for i < n, in float.
 void axpy(float a, const float* x, float* y, int64_t n);
 
+/// y[i] = float(x[i]) for i < n.
+void widen(const int16_t* x, float* y, int64_t n);
+
 /// C[m, n] += sum_k A[m, k] * B[k, n] in float, k ascending, one multiply and one add per term: a
 /// small "NN" product for reading a weight matrix as stored ([in, out], out contiguous) when a few
 /// rows of A meet many columns of B. A: [M, K] (lda), B: [K, N] (ldb), C: [M, N] (ldc).
