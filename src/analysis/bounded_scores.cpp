@@ -335,64 +335,38 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     const std::vector<float> cols = attn_value_vectors(ctx.model, l);  // [H*d_head, d_model]
 
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
-      std::vector<double> delta(static_cast<size_t>(nh)), coef(static_cast<size_t>(dh)), total(static_cast<size_t>(dh));
+      std::vector<double> delta(static_cast<size_t>(nh));
       std::vector<HeadPowerSums> sums(static_cast<size_t>(dh));
-      std::vector<double> tg(static_cast<size_t>(dh)), te(static_cast<size_t>(dh));
-      // A combination sum_n coef[n] * (neuron n of head h) from its bounds; false when they are too loose.
-      auto combo = [&](int64_t h, const std::vector<double>& cf, double& score, double& contrast) {
-        std::fill(delta.begin(), delta.end(), 0.0);
-        std::fill(tg.begin(), tg.end(), 0.0);
-        std::fill(te.begin(), te.end(), 0.0);
-        double lin = 0, quad = 0, norm2 = 0;
-        const double* gg = mb.head_gram_gamma[static_cast<size_t>(l)].data() + h * dh * dh;
-        const double* ge = mb.head_gram[static_cast<size_t>(l)].data() + h * dh * dh;
-        // The quadratic forms c^T G c as c . (G c), G c accumulated column by column (contiguous,
-        // no reduction in the inner loop, so it vectorizes; the Gram matrices are symmetric).
-        for (int64_t a = 0; a < dh; ++a) {
-          const double ca = cf[static_cast<size_t>(a)];
-          if (ca == 0) continue;
-          const double* g = gh.data() + (h * dh + a) * nh;
-          for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] += ca * g[j];
-          lin += ca * mt[static_cast<size_t>(h * dh + a)];
-          const double* gga = gg + a * dh;
-          const double* gea = ge + a * dh;
-          for (int64_t b = 0; b < dh; ++b) {
-            tg[static_cast<size_t>(b)] += ca * gga[b];
-            te[static_cast<size_t>(b)] += ca * gea[b];
-          }
-        }
-        for (int64_t b = 0; b < dh; ++b) {
-          quad += cf[static_cast<size_t>(b)] * tg[static_cast<size_t>(b)];
-          norm2 += cf[static_cast<size_t>(b)] * te[static_cast<size_t>(b)];
-        }
-        // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
-        quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
-        const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
-        contrast = fi >= 0 ? delta[static_cast<size_t>(wi)] - delta[static_cast<size_t>(fi)] : 0.0;
-        const double lse = bounded_log_expectation(t, delta.data(), lin, quad, range, tol);
-        if (std::isnan(lse)) return false;
-        score = delta[static_cast<size_t>(wi)] - lse;
-        return true;
-      };
+      // Per head, every combination at once: row p < Pn is head x position p, row Pn the whole head.
+      std::vector<double> C, D, TG, TE;  // [Pn+1, d_head] coefficients; [Pn+1, |H|]; [Pn+1, d_head] x2
       for (int64_t h = h0; h < h1; ++h) {
-        // Scores whose bounds fail are computed exactly after the bounded pass, all of a head's in
-        // one projection: a neuron needs its direction's projection (shared by every position, as
-        // the position only scales it), a combination (head x position, head) its own vector's.
+        // Scores whose bounds fail are computed from the projection cache or exactly after the
+        // bounded pass: a neuron needs its direction's projection (shared by every position, as the
+        // position only scales it), a combination (head x position, head) its own vector's.
         std::vector<char> need_dir(static_cast<size_t>(dh), 0);
         std::vector<std::pair<int64_t, int64_t>> neuron_fails;  // (n, p)
         std::vector<std::vector<double>> combo_coefs;           // coefficients of failed combinations
         std::vector<int64_t> combo_pos;                          // their position (-1: the whole head)
-        std::fill(total.begin(), total.end(), 0.0);
+        // attn_coef and attn_neuron are [L, H, d_head, Pn]: this head's block.
+        const size_t base = static_cast<size_t>(((l * H + h) * dh) * Pn);
+        const double* coefs = ex.attn_coef.values.data() + base;
+        double* scores = ex.attn_neuron.values.data() + base;
+        C.assign(static_cast<size_t>((Pn + 1) * dh), 0.0);
+        for (int64_t n = 0; n < dh; ++n) {
+          for (int64_t p = 0; p < Pn; ++p) {
+            const double s = coefs[n * Pn + p];
+            C[static_cast<size_t>(p * dh + n)] = s;
+            C[static_cast<size_t>(Pn * dh + n)] += s;
+          }
+        }
         // Every position scales the same directions: their head power sums once per head.
         for (int64_t n = 0; n < dh; ++n) sums[static_cast<size_t>(n)] = head_power_sums(t, gh.data() + (h * dh + n) * nh);
-        for (int64_t p = 0; p < Pn; ++p) {
-          for (int64_t n = 0; n < dh; ++n) {
-            const double s = ex.attn_coef.at({l, h, n, p});
-            coef[static_cast<size_t>(n)] = s;
-            total[static_cast<size_t>(n)] += s;
-            const int64_t dir = h * dh + n;
-            const double* g = gh.data() + dir * nh;
-            if (fi >= 0) ex.contrast_attn_neuron.at({l, h, n, p}) = s * (g[wi] - g[fi]);
+        for (int64_t n = 0; n < dh; ++n) {
+          const int64_t dir = h * dh + n;
+          const double* g = gh.data() + dir * nh;
+          for (int64_t p = 0; p < Pn; ++p) {
+            const double s = coefs[n * Pn + p];
+            if (fi >= 0) ex.contrast_attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = s * (g[wi] - g[fi]);
             const double lin = s * mt[static_cast<size_t>(dir)];
             const double quad = s * s * gn[static_cast<size_t>(dir)] / (sigma * sigma);
             const double range = std::abs(s) * nn[static_cast<size_t>(dir)] * mb.umax / sigma;
@@ -406,28 +380,48 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
               lse = bounded_log_expectation(t, delta.data(), lin, quad, range, tol);
             }
             if (!std::isnan(lse)) {
-              ex.attn_neuron.at({l, h, n, p}) = s * g[wi] - lse;
+              scores[n * Pn + p] = s * g[wi] - lse;
             } else {
               neuron_fails.emplace_back(n, p);
               need_dir[static_cast<size_t>(n)] = 1;
             }
           }
-          double score = 0, contrast = 0;
-          if (combo(h, coef, score, contrast)) {
-            ex.head_pos.at({l, h, p}) = score;
+        }
+        // The combinations' head values, and the quadratic forms c^T G c of their tail bounds as
+        // c . (G c), from small matrix products against the head's rows and Gram matrices.
+        const auto rows = static_cast<size_t>(Pn + 1);
+        D.assign(rows * static_cast<size_t>(nh), 0.0);
+        TG.assign(rows * static_cast<size_t>(dh), 0.0);
+        TE.assign(rows * static_cast<size_t>(dh), 0.0);
+        const double* gg = mb.head_gram_gamma[static_cast<size_t>(l)].data() + h * dh * dh;
+        const double* ge = mb.head_gram[static_cast<size_t>(l)].data() + h * dh * dh;
+        ops::matmul_nn_accumulate_small(Pn + 1, nh, dh, C.data(), dh, gh.data() + h * dh * nh, nh, D.data(), nh);
+        ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, C.data(), dh, gg, dh, TG.data(), dh);
+        ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, C.data(), dh, ge, dh, TE.data(), dh);
+        for (int64_t r = 0; r <= Pn; ++r) {
+          const double* cf = C.data() + r * dh;
+          double lin = 0, quad = 0, norm2 = 0;
+          for (int64_t n = 0; n < dh; ++n) {
+            lin += cf[n] * mt[static_cast<size_t>(h * dh + n)];
+            quad += cf[n] * TG[static_cast<size_t>(r * dh + n)];
+            norm2 += cf[n] * TE[static_cast<size_t>(r * dh + n)];
+          }
+          // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
+          quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
+          const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
+          const double* dr = D.data() + r * nh;
+          const double lse = bounded_log_expectation(t, dr, lin, quad, range, tol);
+          const int64_t pos = r < Pn ? r : -1;
+          if (pos < 0 && fi >= 0) ex.contrast_head.at({l, h}) = dr[wi] - dr[fi];
+          if (std::isnan(lse)) {
+            combo_coefs.emplace_back(cf, cf + dh);
+            combo_pos.push_back(pos);
+          } else if (pos >= 0) {
+            ex.head_pos.at({l, h, pos}) = dr[wi] - lse;
           } else {
-            combo_coefs.push_back(coef);
-            combo_pos.push_back(p);
+            ex.head.at({l, h}) = dr[wi] - lse;
           }
         }
-        double score = 0, contrast = 0;
-        if (combo(h, total, score, contrast)) {
-          ex.head.at({l, h}) = score;
-        } else {
-          combo_coefs.push_back(total);
-          combo_pos.push_back(-1);
-        }
-        if (fi >= 0) ex.contrast_head.at({l, h}) = contrast;
         const auto n_loose = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
         bounded[static_cast<size_t>(h)] += Pn * (dh + 1) + 1 - n_loose;
         if (n_loose == 0) continue;

@@ -72,4 +72,16 @@ RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, 
   }
 }
 
+RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+                                               const double* B, int64_t ldb, double* C, int64_t ldc) {
+  for (int64_t m = 0; m < M; ++m) {
+    double* c = C + m * ldc;
+    for (int64_t k = 0; k < K; ++k) {
+      const double a = A[m * lda + k];
+      const double* b = B + k * ldb;
+      for (int64_t n = 0; n < N; ++n) c[n] += a * b[n];
+    }
+  }
+}
+
 }  // namespace reslens::ops

@@ -23,5 +23,8 @@ void widen(const int16_t* x, float* y, int64_t n);
 /// rows of A meet many columns of B. A: [M, K] (lda), B: [K, N] (ldb), C: [M, N] (ldc).
 void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                                 float* C, int64_t ldc);
+/// The same in double (k ascending per element).
+void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
+                                int64_t ldb, double* C, int64_t ldc);
 
 }  // namespace reslens::ops

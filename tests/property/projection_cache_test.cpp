@@ -92,9 +92,10 @@ TEST_F(ProjectionCacheTest, CachedScoresAgreeWithTheFullMethodWithin1e5) {
   const Explanation a = explain(*model_, *run_, tokens_, full);
   const Explanation b = explain(*model_, *run_, tokens_, bounded());
   EXPECT_GT(b.method_counts.at("ffn_cached"), 0);
-  // Every FFN neuron the cheap bound missed is certified from the cache on this model.
+  // Every FFN neuron the cheap bound missed is certified from the cache on this model (with the
+  // cache the head is 16 tokens instead of 64, so the cheap bound misses a few more).
   EXPECT_EQ(b.method_counts.at("ffn_full"), 0);
-  EXPECT_EQ(b.method_counts.at("ffn_cached"), plain.method_counts.at("ffn_full"));
+  EXPECT_GE(b.method_counts.at("ffn_cached"), plain.method_counts.at("ffn_full"));
   EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), 1e-5);
   EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), 1e-5);
   EXPECT_LT(max_diff(a.head, b.head), 1e-5);
