@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ops/gemm.h"
+#include "ops/vector_ops.h"
 #include "reslens/error.h"
 
 namespace reslens::analysis {
@@ -89,19 +90,15 @@ Distribution make_distribution(std::span<const float> logits, const std::vector<
     mx = std::max(mx, d.logits[j]);
   }
   d.q.resize(V);
-  double sum = 0;
-  for (size_t j = 0; j < V; ++j) sum += (d.q[j] = std::exp(d.logits[j] - mx));
+  const double sum = ops::exp_shifted(d.logits.data(), mx, d.q.data(), static_cast<int64_t>(V));
   for (double& x : d.q) x /= sum;
   d.lse = mx + std::log(sum);
   return d;
 }
 
 double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V) {
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int64_t j = 0; j < V; ++j) mx = std::max(mx, s * static_cast<double>(g[j]));
-  double sum = 0;
-  for (int64_t j = 0; j < V; ++j) sum += q[static_cast<size_t>(j)] * std::exp(s * static_cast<double>(g[j]) - mx);
-  return mx + std::log(sum);
+  const double mx = ops::max_scaled(g, s, V);
+  return mx + std::log(ops::exp_weighted_sum(q.data(), g, s, mx, V));
 }
 
 }  // namespace reslens::analysis

@@ -84,4 +84,89 @@ RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, 
   }
 }
 
+namespace {
+
+typedef double D8 __attribute__((vector_size(64)));
+typedef int64_t I8 __attribute__((vector_size(64)));
+
+// exp(x) for x in [-708, 0] (lanes below -708 give 0): x = k ln2 + r with |r| <= ln2 / 2 (k by the
+// round-to-nearest shifter trick, ln2 split in two so k * ln2_hi is exact), exp(r) by its Taylor
+// polynomial of degree 12 (remainder < 2e-16 relative), times 2^k built in the exponent bits.
+__attribute__((always_inline)) inline void exp8(const D8& x_in, D8& out) {
+  const D8 lo_limit = D8{} - 708.0;
+  const I8 keep = x_in >= lo_limit;  // all ones where x >= -708
+  D8 x = x_in;
+  x = x < lo_limit ? lo_limit : x;
+  constexpr double kShifter = 0x1.8p52, kLog2e = 1.4426950408889634, kLn2Hi = 0x1.62e42fee00000p-1,
+                   kLn2Lo = 0x1.a39ef35793c76p-33;
+  const D8 t = x * kLog2e + kShifter;
+  const D8 kd = t - kShifter;
+  const D8 r = (x - kd * kLn2Hi) - kd * kLn2Lo;
+  constexpr double c[13] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+                            1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600};
+  D8 p = D8{} + c[12];
+  for (int i = 11; i >= 0; --i) p = p * r + c[i];
+  I8 tb, sb;
+  std::memcpy(&tb, &t, sizeof t);
+  const D8 shifter = D8{} + kShifter;
+  std::memcpy(&sb, &shifter, sizeof sb);
+  const I8 scale_bits = ((tb - sb) + 1023) << 52;
+  D8 scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  const D8 e = p * scale;
+  I8 eb;
+  std::memcpy(&eb, &e, sizeof eb);
+  eb &= keep;
+  std::memcpy(&out, &eb, sizeof out);
+}
+
+double exp_scalar(double x) {
+  D8 v = D8{} + x, e;
+  exp8(v, e);
+  return e[0];
+}
+
+double lanes_sum(const D8& acc) {
+  // Fixed order: pairs, then pairs of pairs.
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace
+
+RESLENS_CLONES double max_scaled(const float* g, double s, int64_t n) {
+  double m = s * static_cast<double>(g[0]);
+  for (int64_t i = 1; i < n; ++i) m = std::max(m, s * static_cast<double>(g[i]));
+  return m;
+}
+
+RESLENS_CLONES double exp_weighted_sum(const double* q, const float* g, double s, double shift, int64_t n) {
+  D8 acc = D8{};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    D8 x, qv, e;
+    for (int t = 0; t < 8; ++t) x[t] = s * static_cast<double>(g[i + t]) - shift;
+    std::memcpy(&qv, q + i, sizeof qv);
+    exp8(x, e);
+    acc += qv * e;
+  }
+  double tail = 0;
+  for (; i < n; ++i) tail += q[i] * exp_scalar(s * static_cast<double>(g[i]) - shift);
+  return lanes_sum(acc) + tail;
+}
+
+RESLENS_CLONES double exp_shifted(const double* x, double shift, double* out, int64_t n) {
+  D8 acc = D8{};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    D8 v, e;
+    std::memcpy(&v, x + i, sizeof v);
+    exp8(v - shift, e);
+    std::memcpy(out + i, &e, sizeof e);
+    acc += e;
+  }
+  double tail = 0;
+  for (; i < n; ++i) tail += (out[i] = exp_scalar(x[i] - shift));
+  return lanes_sum(acc) + tail;
+}
+
 }  // namespace reslens::ops

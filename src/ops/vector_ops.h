@@ -27,4 +27,15 @@ void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A,
 void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
                                 int64_t ldb, double* C, int64_t ldc);
 
+/// max_i s * double(g[i]) (n >= 1).
+double max_scaled(const float* g, double s, int64_t n);
+
+/// sum_i q[i] * exp(s * double(g[i]) - shift), for shift >= max_i s * g[i] (every exponent <= 0).
+/// exp is evaluated in double by the vector code below (range reduction, a degree-12 polynomial,
+/// within 4 ulp; exponents below -708 count as 0), summed in 8 lanes then in a fixed order.
+double exp_weighted_sum(const double* q, const float* g, double s, double shift, int64_t n);
+
+/// out[i] = exp(x[i] - shift) (shift >= max x) with the same exp; returns the sum (8 lanes, fixed order).
+double exp_shifted(const double* x, double shift, double* out, int64_t n);
+
 }  // namespace reslens::ops

@@ -1,0 +1,83 @@
+// ops/vector_ops: the analyses' vector kernels against plain double loops (std::exp, in-order sums).
+#include "ops/vector_ops.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace reslens::ops {
+namespace {
+
+TEST(VectorOps, ExpIsWithinFourUlpOnItsRangeAndZeroBelow) {
+  std::vector<double> x;
+  for (double v = -708.0; v <= 0.0; v += 0.0137) x.push_back(v);
+  for (double v : {0.0, -1e-300, -1e-17, -0.5 * std::log(2.0), -std::log(2.0), -1.0, -707.9999, -708.0}) x.push_back(v);
+  const size_t n_in_range = x.size();
+  for (double v : {-708.5, -745.0, -1e5, -std::numeric_limits<double>::infinity()}) x.push_back(v);
+  std::vector<double> out(x.size());
+  double want_sum = 0;
+  for (size_t i = 0; i < n_in_range; ++i) want_sum += std::exp(x[i]);
+  const double sum = exp_shifted(x.data(), 0.0, out.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < n_in_range; ++i) {
+    const double want = std::exp(x[i]);
+    EXPECT_LE(std::abs(out[i] - want), 4 * std::numeric_limits<double>::epsilon() * want) << "x = " << x[i];
+  }
+  for (size_t i = n_in_range; i < x.size(); ++i) EXPECT_EQ(out[i], 0.0) << "x = " << x[i];
+  EXPECT_NEAR(sum, want_sum, 1e-13 * want_sum);
+}
+
+TEST(VectorOps, WeightedExpSumMatchesADoubleLoop) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t n : {1, 7, 8, 9, 1000, 50257}) {
+    std::vector<float> g(static_cast<size_t>(n));
+    std::vector<double> q(static_cast<size_t>(n));
+    double z = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      g[static_cast<size_t>(i)] = normal(rng);
+      z += (q[static_cast<size_t>(i)] = std::exp(static_cast<double>(normal(rng))));
+    }
+    for (double& v : q) v /= z;
+    for (double s : {-3.0, -0.01, 0.0, 0.5, 20.0}) {
+      double mx = -std::numeric_limits<double>::infinity();
+      for (float v : g) mx = std::max(mx, s * static_cast<double>(v));
+      EXPECT_EQ(max_scaled(g.data(), s, n), mx);
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) want += q[static_cast<size_t>(i)] * std::exp(s * static_cast<double>(g[static_cast<size_t>(i)]) - mx);
+      // (both sums round; a sequential sum of n terms is within ~n ulp)
+      EXPECT_NEAR(exp_weighted_sum(q.data(), g.data(), s, mx, n), want, 1e-12 * want) << "n " << n << " s " << s;
+    }
+  }
+}
+
+TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t M = 11, N = 37, K = 13;  // not multiples of the 8 / 16 blocks
+  std::vector<float> A(M * K), B(K * N), C(M * N, 0.5f), want(M * N, 0.5f);
+  for (float& v : A) v = normal(rng);
+  for (float& v : B) v = normal(rng);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      float c = want[static_cast<size_t>(m * N + n)];
+      for (int64_t k = 0; k < K; ++k) {
+        const float prod = A[static_cast<size_t>(m * K + k)] * B[static_cast<size_t>(k * N + n)];
+        c = c + prod;
+      }
+      want[static_cast<size_t>(m * N + n)] = c;
+    }
+  }
+  matmul_nn_accumulate_small(M, N, K, A.data(), K, B.data(), N, C.data(), N);
+  EXPECT_EQ(C, want);  // the same chain per element: the same bits
+
+  std::vector<double> y(N, 1.0), yw(N, 1.0);
+  axpy(0.25, B.data(), y.data(), N);
+  for (int64_t i = 0; i < N; ++i) yw[static_cast<size_t>(i)] += 0.25 * static_cast<double>(B[static_cast<size_t>(i)]);
+  EXPECT_EQ(y, yw);
+}
+
+}  // namespace
+}  // namespace reslens::ops
