@@ -227,37 +227,39 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
   const auto n = static_cast<int64_t>(dists.size());
   std::vector<TailSplit> out(static_cast<size_t>(n));
   std::vector<float> tail_q(static_cast<size_t>(n * V), 0.0f);  // [n, V] q on the tail, 0 on the head
-  for (int64_t i = 0; i < n; ++i) {
-    const Distribution& dist = *dists[static_cast<size_t>(i)];
-    TailSplit& t = out[static_cast<size_t>(i)];
-    std::vector<int32_t> order(static_cast<size_t>(V));
-    std::iota(order.begin(), order.end(), 0);
-    const int64_t k = std::min<int64_t>(head_size, V);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-      return dist.q[static_cast<size_t>(a)] > dist.q[static_cast<size_t>(b)] || (dist.q[static_cast<size_t>(a)] == dist.q[static_cast<size_t>(b)] && a < b);
-    });
-    t.ids.assign(order.begin(), order.begin() + k);
-    for (int32_t id : always) {
-      if (id >= 0 && t.index_of(id) < 0) t.ids.push_back(id);
+  parallel_for(n_threads, n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const Distribution& dist = *dists[static_cast<size_t>(i)];
+      TailSplit& t = out[static_cast<size_t>(i)];
+      std::vector<int32_t> order(static_cast<size_t>(V));
+      std::iota(order.begin(), order.end(), 0);
+      const int64_t k = std::min<int64_t>(head_size, V);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+        return dist.q[static_cast<size_t>(a)] > dist.q[static_cast<size_t>(b)] || (dist.q[static_cast<size_t>(a)] == dist.q[static_cast<size_t>(b)] && a < b);
+      });
+      t.ids.assign(order.begin(), order.begin() + k);
+      for (int32_t id : always) {
+        if (id >= 0 && t.index_of(id) < 0) t.ids.push_back(id);
+      }
+      std::vector<char> in_head(static_cast<size_t>(V), 0);
+      for (int32_t id : t.ids) {
+        in_head[static_cast<size_t>(id)] = 1;
+        t.q.push_back(dist.q[static_cast<size_t>(id)]);
+      }
+      for (int64_t j = 0; j < V; ++j) {
+        if (in_head[static_cast<size_t>(j)]) continue;
+        const double q = dist.q[static_cast<size_t>(j)];
+        t.mass += q;
+        t.q_max = std::max(t.q_max, q);
+        tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(q);
+      }
+      t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
+      for (size_t h = 0; h < t.ids.size(); ++h) {
+        const float* u = model.weights().W_U.row(t.ids[h]);
+        std::copy(u, u + d, t.head_rows.begin() + static_cast<std::ptrdiff_t>(h * static_cast<size_t>(d)));
+      }
     }
-    std::vector<char> in_head(static_cast<size_t>(V), 0);
-    for (int32_t id : t.ids) {
-      in_head[static_cast<size_t>(id)] = 1;
-      t.q.push_back(dist.q[static_cast<size_t>(id)]);
-    }
-    for (int64_t j = 0; j < V; ++j) {
-      if (in_head[static_cast<size_t>(j)]) continue;
-      const double q = dist.q[static_cast<size_t>(j)];
-      t.mass += q;
-      t.q_max = std::max(t.q_max, q);
-      tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(q);
-    }
-    t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
-    for (size_t h = 0; h < t.ids.size(); ++h) {
-      const float* u = model.weights().W_U.row(t.ids[h]);
-      std::copy(u, u + d, t.head_rows.begin() + static_cast<std::ptrdiff_t>(h * static_cast<size_t>(d)));
-    }
-  }
+  });
   // Every tail mean in one pass over W_U: mu [n, d] = tail_q [n, V] x W_U.
   std::vector<float> mu(static_cast<size_t>(n * d));
   ops::matmul_nt(n, d, V, tail_q.data(), V, mb.unembed_t.data(), V, mu.data(), d, n_threads);

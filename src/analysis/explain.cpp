@@ -4,6 +4,7 @@
 
 #include "analysis/explain_internal.h"
 #include "analysis/ranking.h"
+#include "core/parallel.h"
 #include "reslens/error.h"
 
 namespace reslens {
@@ -112,21 +113,24 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   std::vector<float> logits(static_cast<size_t>(n_rows * c.d_vocab));
   proj.project_prepared(ys.data(), n_rows, logits.data());
   analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}, nullptr};
-  for (int64_t i = 0; i < 2 * L + 1; ++i) {
-    ctx.points.push_back(analysis::make_distribution(
-        {logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias()));
-    const analysis::Distribution& dist = ctx.points.back();
-    LensPoint lp;
-    lp.label = i == 0 ? "emb" : (i % 2 ? "a" : "f") + std::to_string((i - 1) / 2);
-    lp.logprob = dist.logprob(ex.target);
-    lp.prob = std::exp(lp.logprob);
-    lp.rank = dist.rank(ex.target);
-    for (int64_t j : analysis::top_indices(dist.logits, opts.lens_top_k)) {
-      lp.top_ids.push_back(static_cast<int32_t>(j));
-      lp.top_probs.push_back(dist.q[static_cast<size_t>(j)]);
+  // Each point's distribution and lens entry, independently (in parallel over points).
+  ctx.points.resize(static_cast<size_t>(2 * L + 1));
+  ex.lens.resize(static_cast<size_t>(2 * L + 1));
+  parallel_for(threads, 2 * L + 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      analysis::Distribution& dist = ctx.points[static_cast<size_t>(i)];
+      dist = analysis::make_distribution({logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias());
+      LensPoint& lp = ex.lens[static_cast<size_t>(i)];
+      lp.label = i == 0 ? "emb" : (i % 2 ? "a" : "f") + std::to_string((i - 1) / 2);
+      lp.logprob = dist.logprob(ex.target);
+      lp.prob = std::exp(lp.logprob);
+      lp.rank = dist.rank(ex.target);
+      for (int64_t j : analysis::top_indices(dist.logits, opts.lens_top_k)) {
+        lp.top_ids.push_back(static_cast<int32_t>(j));
+        lp.top_probs.push_back(dist.q[static_cast<size_t>(j)]);
+      }
     }
-    ex.lens.push_back(std::move(lp));
-  }
+  });
   ex.bs_logprob_embedding = ex.lens.front().logprob;
   ex.bs_logprob_final = ex.lens.back().logprob;
 
