@@ -66,8 +66,9 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
       std::vector<double> wt(static_cast<size_t>(dh * d));  // [d_head, d_model]: W_O[:, h*d_head + n]
       std::vector<double> by_neurons(static_cast<size_t>(d));
       for (int64_t h = h0; h < h1; ++h) {
-        for (int64_t n = 0; n < dh; ++n) {
-          for (int64_t i = 0; i < d; ++i) wt[static_cast<size_t>(n * d + i)] = static_cast<double>(Lw.W_O.at(i, h * dh + n));
+        for (int64_t i = 0; i < d; ++i) {  // W_O's rows are contiguous: read them in order
+          const float* w = Lw.W_O.row(i) + h * dh;
+          for (int64_t n = 0; n < dh; ++n) wt[static_cast<size_t>(n * d + i)] = static_cast<double>(w[n]);
         }
         std::fill(by_neurons.begin(), by_neurons.end(), 0.0);
         double* by_coef = by_head.data() + h * d;

@@ -234,9 +234,9 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.ffn_coef = ScoreArray({L, N});
   if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
   int64_t bounded = 0, full = 0, cached = 0;
+  std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
   for (int64_t l = 0; l < L; ++l) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
-    const Distribution& dist = ctx.before_ffn(l);
     const LayerWeights& lw = ctx.model.weights().layers[static_cast<size_t>(l)];
     std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
     head_projections(ctx, t, lw.W_out, 0, N, gh, mt);
@@ -286,26 +286,27 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
       ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
       return true;
     }, ctx.threads, cached);
-    // and the rest over the whole vocabulary.
+    // and the rest over the whole vocabulary, after every layer (one batched projection).
     full += static_cast<int64_t>(todo.size());
-    if (todo.empty()) continue;
-    const std::vector<float> fc2 = ffn_value_vectors(ctx.model, l);
-    constexpr int64_t kChunk = 128;
-    std::vector<float> rows(static_cast<size_t>(kChunk * d)), G(static_cast<size_t>(kChunk * V));
-    for (size_t i0 = 0; i0 < todo.size(); i0 += kChunk) {
-      const auto n = static_cast<int64_t>(std::min<size_t>(kChunk, todo.size() - i0));
-      for (int64_t i = 0; i < n; ++i) {
-        std::copy(fc2.begin() + todo[i0 + static_cast<size_t>(i)] * d, fc2.begin() + (todo[i0 + static_cast<size_t>(i)] + 1) * d,
-                  rows.begin() + i * d);
-      }
-      ctx.proj.project(rows.data(), n, d, G.data());
-      parallel_for(ctx.threads, n, [&](int64_t a, int64_t b) {
-        for (int64_t i = a; i < b; ++i) {
-          const int64_t k = todo[i0 + static_cast<size_t>(i)];
-          ex.ffn_neuron.at({l, k}) = log_prob_increase(dist, G.data() + i * V, static_cast<double>(m[k]), ctx.w);
-        }
-      });
+    for (int64_t k : todo) exact_jobs.emplace_back(l, k);
+  }
+  constexpr size_t kChunk = 128;
+  std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+  for (size_t i0 = 0; i0 < exact_jobs.size(); i0 += kChunk) {
+    const size_t n = std::min(kChunk, exact_jobs.size() - i0);
+    for (size_t i = 0; i < n; ++i) {
+      const auto [l, k] = exact_jobs[i0 + i];
+      const MatrixView& W_out = ctx.model.weights().layers[static_cast<size_t>(l)].W_out;  // fc2_k is column k
+      for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_out.at(r, k);
     }
+    ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
+    parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        const auto [l, k] = exact_jobs[i0 + static_cast<size_t>(i)];
+        const double s = static_cast<double>(ctx.trace.post(l, ctx.P)[k]);
+        ex.ffn_neuron.at({l, k}) = log_prob_increase(ctx.before_ffn(l), G.data() + i * V, s, ctx.w);
+      }
+    });
   }
   ex.method_counts["ffn_bounded"] = bounded;
   ex.method_counts["ffn_full"] = full;
@@ -332,7 +333,6 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     const auto& gn = mb.attn_gamma_norm[static_cast<size_t>(l)];
     const auto& nn = mb.attn_norm[static_cast<size_t>(l)];
 
-    const std::vector<float> cols = attn_value_vectors(ctx.model, l);  // [H*d_head, d_model]
 
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       std::vector<double> delta(static_cast<size_t>(nh));
@@ -441,25 +441,23 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
         std::vector<ExactJob>& out = jobs[static_cast<size_t>(h)];
         for (int64_t n = 0; n < dh; ++n) {
           if (!need_dir[static_cast<size_t>(n)]) continue;
-          ExactJob job{l, h, n, -1, {}, {}};
-          const float* src = cols.data() + (h * dh + n) * d;
-          job.v.assign(src, src + d);
+          ExactJob job{l, h, n, -1, std::vector<float>(static_cast<size_t>(d)), {}};
+          for (int64_t r = 0; r < d; ++r) job.v[static_cast<size_t>(r)] = lw.W_O.at(r, h * dh + n);  // W_O's column
           for (const auto& np : neuron_fails) {
             if (np.first == n) job.positions.push_back(np.second);
           }
           out.push_back(std::move(job));
         }
-        std::vector<double> acc(static_cast<size_t>(d));
         for (size_t ci = 0; ci < combo_coefs.size(); ++ci) {
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (int64_t a = 0; a < dh; ++a) {
-            const double ca = combo_coefs[ci][static_cast<size_t>(a)];
-            if (ca == 0) continue;
-            const float* src = cols.data() + (h * dh + a) * d;
-            for (int64_t k = 0; k < d; ++k) acc[static_cast<size_t>(k)] += ca * static_cast<double>(src[k]);
-          }
+          // sum_a c_a W_O[:, h*d_head + a], each element a double sum over a in order.
           ExactJob job{l, h, -1, combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}};
-          for (int64_t k = 0; k < d; ++k) job.v[static_cast<size_t>(k)] = static_cast<float>(acc[static_cast<size_t>(k)]);
+          const std::vector<double>& cf = combo_coefs[ci];
+          for (int64_t k = 0; k < d; ++k) {
+            const float* w = lw.W_O.row(k) + h * dh;
+            double acc = 0;
+            for (int64_t a = 0; a < dh; ++a) acc += cf[static_cast<size_t>(a)] * static_cast<double>(w[a]);
+            job.v[static_cast<size_t>(k)] = static_cast<float>(acc);
+          }
           out.push_back(std::move(job));
         }
       }
