@@ -8,6 +8,7 @@
 
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
+#include "ops/vector_ops.h"
 
 namespace reslens::analysis {
 
@@ -111,9 +112,8 @@ void check_ffn_identities(const ExplainContext& ctx, Explanation& ex) {
     const float* m = ctx.trace.post(l, ctx.P);
     const float* F = ctx.trace.mlp_out(l, ctx.P);
     for (int64_t i = 0; i < d; ++i) {
-      double s = Lw.b_out.empty() ? 0.0 : static_cast<double>(Lw.b_out[i]);
-      const float* r = Lw.W_out.row(i);
-      for (int64_t k = 0; k < N; ++k) s += static_cast<double>(m[k]) * static_cast<double>(r[k]);
+      const double b = Lw.b_out.empty() ? 0.0 : static_cast<double>(Lw.b_out[i]);
+      const double s = b + ops::dot(m, Lw.W_out.row(i), N);  // sum_k m_k fc2_k[i], in double
       worst = std::max(worst, std::abs(s - static_cast<double>(F[i])));
     }
   }

@@ -133,6 +133,19 @@ double lanes_sum(const D8& acc) {
 
 }  // namespace
 
+RESLENS_CLONES double dot(const float* x, const float* y, int64_t n) {
+  D8 acc = D8{};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    D8 a, b;
+    for (int t = 0; t < 8; ++t) a[t] = static_cast<double>(x[i + t]), b[t] = static_cast<double>(y[i + t]);
+    acc += a * b;
+  }
+  double tail = 0;
+  for (; i < n; ++i) tail += static_cast<double>(x[i]) * static_cast<double>(y[i]);
+  return lanes_sum(acc) + tail;
+}
+
 RESLENS_CLONES double max_scaled(const float* g, double s, int64_t n) {
   double m = s * static_cast<double>(g[0]);
   for (int64_t i = 1; i < n; ++i) m = std::max(m, s * static_cast<double>(g[i]));

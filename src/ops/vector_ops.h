@@ -27,6 +27,9 @@ void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A,
 void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
                                 int64_t ldb, double* C, int64_t ldc);
 
+/// sum_i double(x[i]) * double(y[i]) in 8 double lanes (lane i % 8), combined in a fixed order.
+double dot(const float* x, const float* y, int64_t n);
+
 /// max_i s * double(g[i]) (n >= 1).
 double max_scaled(const float* g, double s, int64_t n);
 

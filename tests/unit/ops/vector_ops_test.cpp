@@ -73,6 +73,10 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   matmul_nn_accumulate_small(M, N, K, A.data(), K, B.data(), N, C.data(), N);
   EXPECT_EQ(C, want);  // the same chain per element: the same bits
 
+  double dw = 0;
+  for (int64_t i = 0; i < N; ++i) dw += static_cast<double>(A[static_cast<size_t>(i % (M * K))]) * static_cast<double>(B[static_cast<size_t>(i)]);
+  EXPECT_NEAR(dot(A.data(), B.data(), N), dw, 1e-12 * std::abs(dw) + 1e-14);
+
   std::vector<double> y(N, 1.0), yw(N, 1.0);
   axpy(0.25, B.data(), y.data(), N);
   for (int64_t i = 0; i < N; ++i) yw[static_cast<size_t>(i)] += 0.25 * static_cast<double>(B[static_cast<size_t>(i)]);
