@@ -76,8 +76,9 @@ def test_heavy_calls_release_the_gil():
     model = get_model("stories260K.gguf")
     ids = model.to_tokens(PROMPTS["stories260K.gguf"]).tolist()
     # Timed loops that run entirely in C++ (the GIL released around them): the main thread keeps running.
+    # (Each long enough, > 50 ms, to measure: explain on this small model takes a few ms.)
     for fn in (lambda: reslens._core._time_run(model.core, ids, None, True, 1, 1000),
-               lambda: reslens._core._time_explain(model.core, ids, 1, 4),
-               lambda: [reslens.explain(model, ids, top=3) for _ in range(3)]):
+               lambda: reslens._core._time_explain(model.core, ids, 1, 16),
+               lambda: [reslens.explain(model, ids, top=3) for _ in range(10)]):
         duration, share = _main_thread_share(fn)
         assert duration > 0.05 and share > 0.5, (duration, share)

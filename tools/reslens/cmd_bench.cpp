@@ -141,8 +141,14 @@ void register_bench(CLI::App& app) {
     // A whole explain against the plain forward pass, bounded and (up to --full-max-tokens) full.
     nlohmann::json explains = nlohmann::json::array();
     if (*with_explain) {
-      if (!*json) std::printf("\n%8s %12s %14s %12s %10s %16s\n", "tokens", "forward ms", "explain ms", "x forward",
-                              "full ms", "full vectors");
+      // With a projection cache (reslens precompute), the explain is timed with it and without it.
+      const ProjectionCacheInfo cache = projection_cache_info(*model);
+      if (!*json) {
+        std::printf("\nexplain, bounded method; projection cache: %s\n",
+                    cache.present ? cache.path.string().c_str() : "none (`reslens precompute MODEL` builds it)");
+        std::printf("%8s %12s %14s %12s %14s %10s %16s %16s\n", "tokens", "forward ms", "explain ms", "x forward",
+                    "no-cache ms", "full ms", "cached vectors", "full vectors");
+      }
       for (int64_t n : lengths) {
         std::vector<int32_t> tokens(static_cast<size_t>(n));
         for (auto& t : tokens) t = pick(rng);
@@ -167,10 +173,24 @@ void register_bench(CLI::App& app) {
           last = explain(*model, rr, tokens, eo);
           exp_times.push_back(seconds_since(t0));
         }
-        int64_t full_vectors = 0, all_vectors = 0;
+        int64_t full_vectors = 0, all_vectors = 0, cached_vectors = 0;
         for (const auto& [k, v] : last.method_counts) {
           all_vectors += v;
           if (k.find("full") != std::string::npos) full_vectors += v;
+          if (k.find("cached") != std::string::npos) cached_vectors += v;
+        }
+        double no_cache_ms = -1;
+        if (cache.present) {
+          ExplainOptions off = eo;
+          off.projection_cache = false;
+          explain(*model, run(*model, tokens, cap), tokens, off);  // warm-up
+          std::vector<double> t;
+          for (int r = 0; r < *reps; ++r) {
+            const auto t0 = std::chrono::steady_clock::now();
+            explain(*model, run(*model, tokens, cap), tokens, off);
+            t.push_back(seconds_since(t0));
+          }
+          no_cache_ms = median(t) * 1e3;
         }
         double full_ms = -1;
         if (n <= *full_max) {
@@ -180,12 +200,15 @@ void register_bench(CLI::App& app) {
           full_ms = seconds_since(t0) * 1e3;
         }
         const double f = median(fwd) * 1e3, e = median(exp_times) * 1e3;
+        auto opt_ms = [](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v); };
         explains.push_back({{"tokens", n}, {"forward_ms", f}, {"explain_ms", e}, {"ratio", e / f},
-                            {"full_ms", full_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(full_ms)},
+                            {"projection_cache", cache.present}, {"no_cache_ms", opt_ms(no_cache_ms)},
+                            {"full_ms", opt_ms(full_ms)}, {"vectors_cached", cached_vectors},
                             {"vectors_full", full_vectors}, {"vectors_total", all_vectors}});
         if (!*json) {
-          std::printf("%8lld %12.1f %14.1f %12.1f %10s %9lld/%lld\n", static_cast<long long>(n), f, e, e / f,
-                      full_ms < 0 ? "-" : std::to_string(static_cast<int64_t>(full_ms)).c_str(),
+          auto cell = [](double v) { return v < 0 ? std::string("-") : std::to_string(static_cast<int64_t>(v)); };
+          std::printf("%8lld %12.1f %14.1f %12.1f %14s %10s %16lld %9lld/%lld\n", static_cast<long long>(n), f, e, e / f,
+                      cell(no_cache_ms).c_str(), cell(full_ms).c_str(), static_cast<long long>(cached_vectors),
                       static_cast<long long>(full_vectors), static_cast<long long>(all_vectors));
         }
       }
