@@ -72,14 +72,13 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
         }
         std::fill(by_neurons.begin(), by_neurons.end(), 0.0);
         double* by_coef = by_head.data() + h * d;
+        // attn_coef is [L, H, d_head, Pn]: neuron n's coefficients over positions are contiguous.
+        const double* coefs = ex.attn_coef.values.data() + ((l * H + h) * dh) * Pn;
         for (int64_t n = 0; n < dh; ++n) {
           const double* w = wt.data() + n * d;
           double coef = 0;
-          for (int64_t p = 0; p < Pn; ++p) {
-            const double s = ex.attn_coef.at({l, h, n, p});
-            coef += s;
-            ops::axpy(s, w, by_neurons.data(), d);
-          }
+          for (int64_t p = 0; p < Pn; ++p) coef += coefs[n * Pn + p];
+          ops::axpy_many(coefs + n * Pn, Pn, w, by_neurons.data(), d);  // one term per (n, p)
           ops::axpy(coef, w, by_coef, d);
         }
         for (int64_t i = 0; i < d; ++i) {

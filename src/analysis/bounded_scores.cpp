@@ -69,6 +69,14 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   }
 }
 
+// Rows per GEMM of an exact pass: at most 128, and the same for every chunk, so no small last
+// chunk re-reads all of W_U for a handful of vectors (at small M the GEMM is memory-bound).
+size_t even_chunk(size_t n) {
+  constexpr size_t kMax = 128;
+  const size_t chunks = std::max<size_t>(1, (n + kMax - 1) / kMax);
+  return std::max<size_t>(1, (n + chunks - 1) / chunks);
+}
+
 // Tries `score(i)` (true when the cached projection certified it) for every index, in parallel;
 // returns the indices it could not score, in order, and adds the others to `n_cached`.
 std::vector<int64_t> score_from_cache(const std::vector<int64_t>& todo, const std::function<bool(int64_t)>& score,
@@ -290,7 +298,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     full += static_cast<int64_t>(todo.size());
     for (int64_t k : todo) exact_jobs.emplace_back(l, k);
   }
-  constexpr size_t kChunk = 128;
+  const size_t kChunk = even_chunk(exact_jobs.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
   for (size_t i0 = 0; i0 < exact_jobs.size(); i0 += kChunk) {
     const size_t n = std::min(kChunk, exact_jobs.size() - i0);
@@ -469,7 +477,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
   for (auto& per_head : jobs) {
     for (auto& j : per_head) all.push_back(std::move(j));
   }
-  constexpr size_t kChunk = 128;
+  const size_t kChunk = even_chunk(all.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
   for (size_t i0 = 0; i0 < all.size(); i0 += kChunk) {
     const size_t n = std::min(kChunk, all.size() - i0);

@@ -12,6 +12,10 @@ namespace reslens::ops {
 void axpy(double a, const double* x, double* y, int64_t n);
 /// y[i] += a * double(x[i]) for i < n.
 void axpy(double a, const float* x, double* y, int64_t n);
+/// y[i] += a[0] * x[i], then y[i] += a[1] * x[i], ... for every a[j], j < m: each element's update
+/// chain is exactly that of m axpy calls, but x and y are read once instead of m times.
+void axpy_many(const double* a, int64_t m, const double* x, double* y, int64_t n);
+
 /// y[i] += a * x[i] for i < n, in float.
 void axpy(float a, const float* x, float* y, int64_t n);
 
