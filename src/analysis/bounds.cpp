@@ -17,6 +17,7 @@
 #include "analysis/cache_files.h"
 #include "core/parallel.h"
 #include "ops/gemm.h"
+#include "ops/vector_ops.h"
 
 namespace reslens::analysis {
 
@@ -134,23 +135,25 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   mb->d = c.d_model;
   mb->V = c.d_vocab;
   const int64_t d = c.d_model, V = c.d_vocab;
-  mb->unembed_t.resize(static_cast<size_t>(d * V));
+  const uint64_t fp = model_fingerprint(m);
+  const std::filesystem::path dir = cache_dir();
+  const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("bounds-" + std::to_string(fp) + ".bin");
+  if (!file.empty() && load_cached(file, fp, *mb)) return mb;
+  // Not cached: W_U's largest row norm and Gamma = W_U^T W_U (through a transposed copy, dropped after).
+  std::vector<float> unembed_t(static_cast<size_t>(d * V));  // [d, V]
   for (int64_t j = 0; j < V; ++j) {
     const float* u = U.row(j);
     double n2 = 0;
     for (int64_t k = 0; k < d; ++k) {
-      mb->unembed_t[static_cast<size_t>(k * V + j)] = u[k];
+      unembed_t[static_cast<size_t>(k * V + j)] = u[k];
       n2 += static_cast<double>(u[k]) * static_cast<double>(u[k]);
     }
     mb->umax = std::max(mb->umax, std::sqrt(n2));
   }
   mb->umax *= kSlack;
-  const uint64_t fp = model_fingerprint(m);
-  const std::filesystem::path dir = cache_dir();
-  const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("bounds-" + std::to_string(fp) + ".bin");
-  if (!file.empty() && load_cached(file, fp, *mb)) return mb;
   std::vector<float> gamma(static_cast<size_t>(d * d));  // W_U^T W_U
-  ops::matmul_nt(d, d, V, mb->unembed_t.data(), V, mb->unembed_t.data(), V, gamma.data(), d, threads);
+  ops::matmul_nt(d, d, V, unembed_t.data(), V, unembed_t.data(), V, gamma.data(), d, threads);
+  unembed_t = {};
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = m.weights().layers[static_cast<size_t>(l)];
     std::vector<double> g, n, gg, ge;
@@ -260,9 +263,10 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
       }
     }
   });
-  // Every tail mean in one pass over W_U: mu [n, d] = tail_q [n, V] x W_U.
-  std::vector<float> mu(static_cast<size_t>(n * d));
-  ops::matmul_nt(n, d, V, tail_q.data(), V, mb.unembed_t.data(), V, mu.data(), d, n_threads);
+  // Every tail mean in one pass over W_U as stored: mu [n, d] = tail_q [n, V] x W_U, in double.
+  std::vector<double> mu(static_cast<size_t>(n * d));
+  const MatrixView& U = model.weights().W_U;
+  ops::weighted_row_sums(n, V, d, tail_q.data(), V, U.data, U.ld, mu.data(), n_threads);
   for (int64_t i = 0; i < n; ++i) {
     out[static_cast<size_t>(i)].mu.assign(mu.begin() + i * d, mu.begin() + (i + 1) * d);
     out[static_cast<size_t>(i)].tail_q.assign(tail_q.begin() + i * V, tail_q.begin() + (i + 1) * V);

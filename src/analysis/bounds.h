@@ -29,7 +29,6 @@ namespace reslens::analysis {
 struct ModelBounds {
   int64_t d = 0, V = 0;
   double umax = 0;                           ///< max_j |W_U[j]|
-  std::vector<float> unembed_t;              ///< [d, V] W_U transposed (for tail means)
   /// Per layer, per FFN neuron k with y0 = gamma_f * c(fc2_k): y0^T Gamma y0 and |y0|.
   std::vector<std::vector<double>> ffn_gamma_norm, ffn_norm;
   /// Per layer, per attention neuron (h, n) with y0 = gamma_f * c(W_O[:, h*d_head+n]).

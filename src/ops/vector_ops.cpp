@@ -1,5 +1,7 @@
 #include "ops/vector_ops.h"
 
+#include "core/parallel.h"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -154,6 +156,61 @@ RESLENS_CLONES void axpy_many(const double* a, int64_t m, const double* x, doubl
     for (int64_t j = 0; j < m; ++j) yi += a[j] * x[i];
     y[i] = yi;
   }
+}
+
+namespace {
+
+// Columns [n0, n1) of C. Rows of W are taken in chunks of 512 that stay in cache while every block
+// of 8 rows of A x 32 columns runs over them with its 16 float accumulators in registers; each
+// chunk's partial sums (512 terms in order, in float) are then added to C in double.
+RESLENS_CLONES void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
+                                            const float* W, int64_t ldw, double* C, int64_t ldc) {
+  constexpr int64_t kRowsPerChunk = 512, kM = 8;
+  for (int64_t k0 = 0; k0 < K; k0 += kRowsPerChunk) {
+    const int64_t k1 = std::min(K, k0 + kRowsPerChunk);
+    for (int64_t m0 = 0; m0 < M; m0 += kM) {
+      const int64_t mr = std::min<int64_t>(kM, M - m0);
+      int64_t n = n0;
+      for (; n + 32 <= n1; n += 32) {
+        F16 acc[kM][2];
+        for (int64_t r = 0; r < kM; ++r) acc[r][0] = F16{}, acc[r][1] = F16{};
+        for (int64_t k = k0; k < k1; ++k) {
+          F16 w0, w1;
+          std::memcpy(&w0, W + k * ldw + n, sizeof w0);
+          std::memcpy(&w1, W + k * ldw + n + 16, sizeof w1);
+          for (int64_t r = 0; r < kM; ++r) {
+            const float a = r < mr ? A[(m0 + r) * lda + k] : 0.0f;
+            acc[r][0] += a * w0;
+            acc[r][1] += a * w1;
+          }
+        }
+        for (int64_t r = 0; r < mr; ++r) {
+          double* c = C + (m0 + r) * ldc + n;
+          for (int t = 0; t < 16; ++t) c[t] += static_cast<double>(acc[r][0][t]), c[16 + t] += static_cast<double>(acc[r][1][t]);
+        }
+      }
+      for (; n < n1; ++n) {  // a last partial block of columns
+        for (int64_t r = 0; r < mr; ++r) {
+          float part = 0;
+          for (int64_t k = k0; k < k1; ++k) part += A[(m0 + r) * lda + k] * W[k * ldw + n];
+          C[(m0 + r) * ldc + n] += static_cast<double>(part);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void weighted_row_sums(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
+                       double* C, int n_threads) {
+  std::fill(C, C + M * N, 0.0);
+  constexpr int64_t kCols = 64;  // two 32-column blocks per slice
+  parallel_for(n_threads, (N + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      weighted_row_sums_slice(M, K, b * kCols, std::min(N, (b + 1) * kCols), A, lda, W, ldw, C, N);
+    }
+  });
 }
 
 RESLENS_CLONES double dot(const float* x, const float* y, int64_t n) {

@@ -34,6 +34,13 @@ void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A
 /// sum_i double(x[i]) * double(y[i]) in 8 double lanes (lane i % 8), combined in a fixed order.
 double dot(const float* x, const float* y, int64_t n);
 
+/// C[m, n] = sum_k A[m, k] * W[k, n] for m < M, n < N: a few weighted sums of a long matrix's rows
+/// (W read once, in column slices across threads). The sum runs over k in order, in float within
+/// chunks of 512 rows and in double across chunks (relative error ~1e-6 of sum |terms| at worst).
+/// A: [M, K] (lda); W: [K, N] (ldw); C: [M, N] contiguous.
+void weighted_row_sums(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
+                       double* C, int n_threads);
+
 /// max_i s * double(g[i]) (n >= 1).
 double max_scaled(const float* g, double s, int64_t n);
 

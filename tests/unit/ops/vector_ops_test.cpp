@@ -91,5 +91,29 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   EXPECT_EQ(y1, y2);
 }
 
+TEST(VectorOps, WeightedRowSumsMatchADoubleLoopAndIgnoreTheThreadCount) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t M = 13, K = 1300, N = 70;  // partial row, column and chunk blocks
+  std::vector<float> A(static_cast<size_t>(M * K)), W(static_cast<size_t>(K * N));
+  for (float& v : A) v = normal(rng);
+  for (float& v : W) v = normal(rng);
+  std::vector<double> c1(static_cast<size_t>(M * N)), c3(static_cast<size_t>(M * N));
+  weighted_row_sums(M, K, N, A.data(), K, W.data(), N, c1.data(), 1);
+  weighted_row_sums(M, K, N, A.data(), K, W.data(), N, c3.data(), 3);
+  EXPECT_EQ(c1, c3);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double want = 0, size = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double t = static_cast<double>(A[static_cast<size_t>(m * K + k)]) * static_cast<double>(W[static_cast<size_t>(k * N + n)]);
+        want += t;
+        size += std::abs(t);
+      }
+      EXPECT_NEAR(c1[static_cast<size_t>(m * N + n)], want, 1e-6 * size);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace reslens::ops
