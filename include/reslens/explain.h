@@ -8,6 +8,7 @@
 // All indices are 0-based. Arrays are row-major with the shape given in each comment.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -190,6 +191,14 @@ NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Expla
                            const ExplainOptions& options, int layer, int neuron, int k);
 NeuronView attn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
                             const ExplainOptions& options, int layer, int head, int dim, int pos, int k);
+/// The same for several neurons, {layer, neuron} / {layer, head, dim, pos} each, in one projection
+/// (a report's views cost one pass over W_U, not one per neuron).
+std::vector<NeuronView> ffn_neuron_views(const Model& model, const RunResult& run, const Explanation& ex,
+                                         const ExplainOptions& options, const std::vector<std::array<int, 2>>& neurons,
+                                         int k);
+std::vector<NeuronView> attn_neuron_views(const Model& model, const RunResult& run, const Explanation& ex,
+                                          const ExplainOptions& options, const std::vector<std::array<int, 4>>& neurons,
+                                          int k);
 
 /// Q3/Q4: query FFN neurons [L, N] of one attention neuron (layer, head, dim, source position),
 /// multiplied by `multiplier` (its own Imp by default; spec A5's stale value in compat mode).

@@ -126,48 +126,90 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
 
 namespace {
 
-// A neuron's value vector projected raw and scaled by its coefficient (the subvalue it writes).
-NeuronView neuron_view(const Projection& pr, const std::vector<float>& value, double coef, int k) {
-  NeuronView nv;
-  nv.coef = coef;
-  const std::vector<float> raw = pr.logits(value.data());
-  nv.raw = top_bottom(raw, k);
-  std::vector<float> sig(raw.size());
-  for (size_t j = 0; j < raw.size(); ++j) sig[j] = static_cast<float>(coef * static_cast<double>(raw[j]));
-  nv.signed_ = top_bottom(sig, k);
-  return nv;
+// Neurons' value vectors [n, d_model] projected raw in one GEMM, each view also scaled by its
+// coefficient (the subvalue it writes).
+std::vector<NeuronView> neuron_views(const Projection& pr, const std::vector<float>& values, const std::vector<double>& coefs,
+                                     int k) {
+  const int64_t d = pr.proj.d_model(), V = pr.proj.d_vocab();
+  const auto n = static_cast<int64_t>(coefs.size());
+  std::vector<NeuronView> out(static_cast<size_t>(n));
+  constexpr int64_t kChunk = 32;
+  std::vector<float> raw(static_cast<size_t>(std::min(n, kChunk) * V));
+  for (int64_t r0 = 0; r0 < n; r0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - r0);
+    pr.proj.project(values.data() + r0 * d, m, d, raw.data());
+    for (int64_t r = 0; r < m; ++r) {
+      NeuronView& nv = out[static_cast<size_t>(r0 + r)];
+      const double coef = coefs[static_cast<size_t>(r0 + r)];
+      const std::vector<float> row(raw.begin() + r * V, raw.begin() + (r + 1) * V);
+      nv.coef = coef;
+      nv.raw = top_bottom(row, k);
+      std::vector<float> sig(row.size());
+      for (size_t j = 0; j < row.size(); ++j) sig[j] = static_cast<float>(coef * static_cast<double>(row[j]));
+      nv.signed_ = top_bottom(sig, k);
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
-NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
-                           const ExplainOptions& options, int layer, int neuron, int k) {
+std::vector<NeuronView> ffn_neuron_views(const Model& model, const RunResult& run, const Explanation& ex,
+                                         const ExplainOptions& options, const std::vector<std::array<int, 2>>& neurons,
+                                         int k) {
   const ModelConfig& c = model.config();
-  check_index(layer, c.n_layers, "layer");
-  check_index(neuron, c.d_mlp, "FFN neuron");
+  for (const auto& [layer, neuron] : neurons) {
+    check_index(layer, c.n_layers, "layer");
+    check_index(neuron, c.d_mlp, "FFN neuron");
+  }
   ExplainOptions o = options;
   o.position = ex.position;
   const Projection pr(model, run, o);
-  const MatrixView& W_out = model.weights().layers[static_cast<size_t>(layer)].W_out;
-  std::vector<float> fc2(static_cast<size_t>(c.d_model));
-  for (int64_t i = 0; i < c.d_model; ++i) fc2[static_cast<size_t>(i)] = W_out.at(i, neuron);
-  return neuron_view(pr, fc2, static_cast<double>(pr.trace.post(layer, ex.position)[neuron]), k);
+  std::vector<float> values(neurons.size() * static_cast<size_t>(c.d_model));
+  std::vector<double> coefs;
+  for (size_t i = 0; i < neurons.size(); ++i) {
+    const auto [layer, neuron] = neurons[i];
+    const MatrixView& W_out = model.weights().layers[static_cast<size_t>(layer)].W_out;
+    for (int64_t r = 0; r < c.d_model; ++r) values[i * static_cast<size_t>(c.d_model) + static_cast<size_t>(r)] = W_out.at(r, neuron);
+    coefs.push_back(static_cast<double>(pr.trace.post(layer, ex.position)[neuron]));
+  }
+  return neuron_views(pr, values, coefs, k);
+}
+
+std::vector<NeuronView> attn_neuron_views(const Model& model, const RunResult& run, const Explanation& ex,
+                                          const ExplainOptions& options, const std::vector<std::array<int, 4>>& neurons,
+                                          int k) {
+  const ModelConfig& c = model.config();
+  for (const auto& [layer, head, dim, pos] : neurons) {
+    check_index(layer, c.n_layers, "layer");
+    check_index(head, c.n_heads, "head");
+    check_index(dim, c.d_head, "head dimension");
+    check_index(pos, ex.n_positions, "source position");
+  }
+  ExplainOptions o = options;
+  o.position = ex.position;
+  const Projection pr(model, run, o);
+  std::vector<float> values(neurons.size() * static_cast<size_t>(c.d_model));
+  std::vector<double> coefs;
+  for (size_t i = 0; i < neurons.size(); ++i) {
+    const auto [layer, head, dim, pos] = neurons[i];
+    const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
+    for (int64_t r = 0; r < c.d_model; ++r) {
+      values[i * static_cast<size_t>(c.d_model) + static_cast<size_t>(r)] = W_O.at(r, head * c.d_head + dim);
+    }
+    coefs.push_back(ex.attn_coef.at({layer, head, dim, pos}));
+  }
+  return neuron_views(pr, values, coefs, k);
+}
+
+NeuronView ffn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
+                           const ExplainOptions& options, int layer, int neuron, int k) {
+  return ffn_neuron_views(model, run, ex, options, {{layer, neuron}}, k).front();
 }
 
 NeuronView attn_neuron_view(const Model& model, const RunResult& run, const Explanation& ex,
                             const ExplainOptions& options, int layer, int head, int dim, int pos, int k) {
-  const ModelConfig& c = model.config();
-  check_index(layer, c.n_layers, "layer");
-  check_index(head, c.n_heads, "head");
-  check_index(dim, c.d_head, "head dimension");
-  check_index(pos, ex.n_positions, "source position");
-  ExplainOptions o = options;
-  o.position = ex.position;
-  const Projection pr(model, run, o);
-  const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
-  std::vector<float> col(static_cast<size_t>(c.d_model));
-  for (int64_t i = 0; i < c.d_model; ++i) col[static_cast<size_t>(i)] = W_O.at(i, head * c.d_head + dim);
-  return neuron_view(pr, col, ex.attn_coef.at({layer, head, dim, pos}), k);
+  return attn_neuron_views(model, run, ex, options, {{layer, head, dim, pos}}, k).front();
 }
 
 TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOptions& options, int ffn_layer,

@@ -129,33 +129,41 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     j["head_positions"].push_back({{"layer", l}, {"head", h}, {"label", label_head(l, h)}, {"positions", positions}});
   }
 
+  // The listed neurons' vocabulary views, each kind in one projection.
+  const std::vector<int64_t> top_ffn = analysis::top_indices(ex.ffn_neuron.values, ro.top);
+  const std::vector<int64_t> top_attn = analysis::top_indices(ex.attn_neuron.values, ro.top);
+  std::vector<std::array<int, 2>> ffn_wanted;
+  std::vector<std::array<int, 4>> attn_wanted;
+  for (size_t v = 0; v < top_ffn.size() && static_cast<int>(v) < ro.view_neurons; ++v) {
+    ffn_wanted.push_back({static_cast<int>(top_ffn[v] / N), static_cast<int>(top_ffn[v] % N)});
+  }
+  for (size_t v = 0; v < top_attn.size() && static_cast<int>(v) < ro.view_neurons; ++v) {
+    const Unpacked u = unpack_attn(ex, top_attn[v]);
+    attn_wanted.push_back({static_cast<int>(u.l), static_cast<int>(u.h), static_cast<int>(u.n), static_cast<int>(u.p)});
+  }
+  const std::vector<NeuronView> ffn_views = ffn_neuron_views(model, run, ex, eo, ffn_wanted, ro.token_k);
+  const std::vector<NeuronView> attn_views = attn_neuron_views(model, run, ex, eo, attn_wanted, ro.token_k);
+  auto add_view = [&](json& e, const NeuronView& nv) {
+    e["top"] = token_texts(model, nv.raw.top);
+    e["bottom"] = token_texts(model, nv.raw.bottom);
+    e["promoted"] = token_texts(model, nv.signed_.top);
+  };
+
   j["ffn_neurons"] = json::array();
-  int views = 0;
-  for (int64_t i : analysis::top_indices(ex.ffn_neuron.values, ro.top)) {
-    const int64_t l = i / N, k = i % N;
+  for (size_t v = 0; v < top_ffn.size(); ++v) {
+    const int64_t i = top_ffn[v], l = i / N, k = i % N;
     json e = {{"layer", l}, {"neuron", k}, {"label", label_ffn_neuron(l, k)},
               {"score", ex.ffn_neuron.values[static_cast<size_t>(i)]}, {"coef", ex.ffn_coef.values[static_cast<size_t>(i)]}};
-    if (views++ < ro.view_neurons) {
-      const NeuronView nv = ffn_neuron_view(model, run, ex, eo, static_cast<int>(l), static_cast<int>(k), ro.token_k);
-      e["top"] = token_texts(model, nv.raw.top);
-      e["bottom"] = token_texts(model, nv.raw.bottom);
-      e["promoted"] = token_texts(model, nv.signed_.top);
-    }
+    if (v < ffn_views.size()) add_view(e, ffn_views[v]);
     j["ffn_neurons"].push_back(e);
   }
   j["attn_neurons"] = json::array();
-  views = 0;
-  for (int64_t i : analysis::top_indices(ex.attn_neuron.values, ro.top)) {
+  for (size_t v = 0; v < top_attn.size(); ++v) {
+    const int64_t i = top_attn[v];
     const Unpacked u = unpack_attn(ex, i);
     json e = {{"layer", u.l}, {"head", u.h}, {"dim", u.n}, {"pos", u.p}, {"label", label_attn_neuron(u.l, u.h, u.n, u.p)},
               {"score", ex.attn_neuron.values[static_cast<size_t>(i)]}, {"coef", ex.attn_coef.values[static_cast<size_t>(i)]}};
-    if (views++ < ro.view_neurons) {
-      const NeuronView nv = attn_neuron_view(model, run, ex, eo, static_cast<int>(u.l), static_cast<int>(u.h),
-                                             static_cast<int>(u.n), static_cast<int>(u.p), ro.token_k);
-      e["top"] = token_texts(model, nv.raw.top);
-      e["bottom"] = token_texts(model, nv.raw.bottom);
-      e["promoted"] = token_texts(model, nv.signed_.top);
-    }
+    if (v < attn_views.size()) add_view(e, attn_views[v]);
     j["attn_neurons"].push_back(e);
   }
   j["query_ffn_neurons"] = json::array();
