@@ -113,18 +113,15 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
   std::vector<double> a1(static_cast<size_t>(dh), -1.0), a2(static_cast<size_t>(dh), 0.0);
   std::vector<std::pair<int64_t, int64_t>> still;
   thread_local CachedHead head;
-  thread_local std::vector<int16_t> column;
   ctx.projections->attn_head(l, h, head);
   const std::vector<double>& step = head.step;
   const std::vector<double>& eps = head.eps;
   const std::vector<double>& gmax = head.gmax;
-  column.resize(static_cast<size_t>(V));
   for (const auto& [n, p] : neuron_fails) {
     const int64_t dir = h * dh + n;
     const auto ni = static_cast<size_t>(n);
     if (a1[ni] < 0) {
-      for (int64_t j = 0; j < V; ++j) column[static_cast<size_t>(j)] = head.codes[static_cast<size_t>(j * dh + n)];
-      code_moments(column.data(), t.tail_q.data(), V, a1[ni], a2[ni]);
+      code_moments(head.codes + n * V, t.tail_q.data(), V, a1[ni], a2[ni]);
     }
     const double s = ex.attn_coef.at({l, h, n, p});
     const double* g = gh.data() + dir * nh;
@@ -140,6 +137,7 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
     ++scored;
   }
   neuron_fails = std::move(still);
+  ctx.projections->release_head(head);
   return scored;
 }
 
@@ -150,22 +148,19 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
 int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, int64_t l, int64_t h,
                                 const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
                                 std::vector<std::vector<double>>& combo_coefs, std::vector<int64_t>& combo_pos) {
-  // Reading and widening the head's d_head rows costs about what projecting three vectors exactly
-  // does: below that many, the exact pass is cheaper.
-  constexpr size_t kWorthIt = 4;
+  // Streaming the head's d_head rows costs about what projecting one vector exactly does (measured:
+  // from 2 such vectors on, the rows are the cheaper way).
+  constexpr size_t kWorthIt = 2;
   if (combo_coefs.size() < kWorthIt) return 0;
   const ModelConfig& c = ctx.model.config();
   const int64_t dh = c.d_head, V = c.d_vocab;
   const auto nh = static_cast<int64_t>(t.ids.size());
   const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
   const int wi = t.index_of(ctx.w);
-  // Per thread, reused across heads: the head's codes widened to float [V, d_head] (token-major, so a
-  // combination of the head's rows is one GEMM against them), and the combinations' rows.
+  // Per thread, reused across heads: the head's codes [d_head, V] and the combinations' rows.
   thread_local CachedHead head;
-  thread_local std::vector<float> rows, sums;
+  thread_local std::vector<float> sums;
   ctx.projections->attn_head(l, h, head);
-  rows.resize(static_cast<size_t>(V * dh));
-  ops::widen(head.codes.data(), rows.data(), V * dh);
   const std::vector<double>& step = head.step;
   const std::vector<double>& eps = head.eps;
   const std::vector<double>& gmax = head.gmax;
@@ -184,7 +179,7 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
             static_cast<float>(combo_coefs[c0 + ci][static_cast<size_t>(n)] * step[static_cast<size_t>(n)]);
       }
     }
-    ops::matmul_nt(static_cast<int64_t>(nc), V, dh, coef.data(), dh, rows.data(), dh, sums.data(), V, 1);
+    ops::combine_int16_rows(static_cast<int64_t>(nc), dh, V, coef.data(), head.codes, V, sums.data());
     for (size_t ci = 0; ci < nc; ++ci) {
       const std::vector<double>& cf = combo_coefs[c0 + ci];
       double err = 0, scale = 0, lin = 0;
@@ -197,8 +192,8 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
         const double* g = gh.data() + (h * dh + n) * nh;
         for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] += cn * g[j];
       }
-      // Float rounding of the coefficients and of the d_head-term sums (GEMM, fused multiply-adds):
-      // (d_head + 2) units of the sum of the terms' sizes.
+      // Float rounding of the coefficients and of the d_head-term sums: (d_head + 2) units of the
+      // sum of the terms' sizes.
       err += static_cast<double>(dh + 2) * std::ldexp(1.0, -23) * (scale + err);
       double a1 = 0, a2 = 0, top = 0;
       row_moments(sums.data() + ci * static_cast<size_t>(V), t.tail_q.data(), V, a1, a2, top);
@@ -220,6 +215,7 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
   }
   combo_coefs = std::move(keep_coefs);
   combo_pos = std::move(keep_pos);
+  ctx.projections->release_head(head);
   return scored;
 }
 

@@ -24,7 +24,7 @@
 namespace reslens::analysis {
 
 namespace {
-constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '3', '\n'};
+constexpr char kMagic[8] = {'R', 'L', 'P', 'R', 'J', 'v', '5', '\n'};
 constexpr int64_t kHeaderBytes = 64;
 constexpr int64_t kAlign = 64;
 
@@ -79,6 +79,12 @@ std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model)
   const uint64_t want[7] = {model_fingerprint(model), static_cast<uint64_t>(V), static_cast<uint64_t>(c.d_model),
                             static_cast<uint64_t>(L), static_cast<uint64_t>(N), static_cast<uint64_t>(A), 0};
   if (std::memcmp(h.magic, kMagic, 8) != 0 || std::memcmp(h.fields, want, sizeof want) != 0) return nullptr;
+  try {
+    pc->map_ = std::make_unique<MappedFile>(p);
+  } catch (const IoError&) {
+    return nullptr;
+  }
+  if (static_cast<int64_t>(pc->map_->size()) != pc->codes_offset_ + L * layer_code_bytes(N, A, V)) return nullptr;
   // Every row's numbers must be finite and non-negative; anything else is a damaged file.
   for (size_t i = 0; i < pc->meta_.size(); ++i) {
     if (!(std::isfinite(pc->meta_[i]) && pc->meta_[i] >= 0)) return nullptr;
@@ -113,8 +119,12 @@ void ProjectionCache::attn_head(int64_t layer, int64_t head, CachedHead& out) co
     out.eps[static_cast<size_t>(n)] = static_cast<double>(m[1]);
     out.gmax[static_cast<size_t>(n)] = static_cast<double>(m[2]);
   }
-  out.codes.resize(static_cast<size_t>(V_ * dh_));
-  read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + N_ * V_ + head * dh_ * 2 * V_, 2 * V_ * dh_, out.codes.data());
+  const int64_t off = codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + ffn_code_bytes(N_, V_) + head * dh_ * 2 * V_;
+  out.codes = reinterpret_cast<const int16_t*>(map_->data() + off);
+}
+
+void ProjectionCache::release_head(const CachedHead& head) const {
+  map_->release({reinterpret_cast<const uint8_t*>(head.codes), static_cast<size_t>(2 * dh_ * V_)});
 }
 
 std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress) {
@@ -206,17 +216,7 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
           m[2] = std::nextafter(static_cast<float>((gmax + gemm_err) * (1 + 1e-6)), INFINITY);
         }
         if (wide) {
-          // Whole heads (the chunk is a multiple of d_head), each token-major: [V, d_head].
-          const int64_t dh = c.d_head;
-          std::vector<int16_t> block(static_cast<size_t>(V * dh));
-          for (int64_t h0 = 0; h0 < n; h0 += dh) {
-            for (int64_t j = 0; j < V; ++j) {
-              for (int64_t k = 0; k < dh; ++k) {
-                block[static_cast<size_t>(j * dh + k)] = codes[static_cast<size_t>((h0 + k) * V + j)];
-              }
-            }
-            out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(V * dh * 2));
-          }
+          out.write(reinterpret_cast<const char*>(codes.data()), static_cast<std::streamsize>(n * V * 2));
         } else {
           for (int64_t j = 0; j < n * V; ++j) codes8[static_cast<size_t>(j)] = static_cast<int8_t>(codes[static_cast<size_t>(j)]);
           out.write(reinterpret_cast<const char*>(codes8.data()), static_cast<std::streamsize>(n * V));
@@ -224,6 +224,10 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
         done += n;
         if (progress) progress(done, total);
       }
+      // Pad the part to 64 bytes (every int16 row then starts aligned).
+      const int64_t bytes = part == 0 ? N * V : 2 * A * V;
+      const std::vector<char> pad(static_cast<size_t>(align64(bytes) - bytes), 0);
+      out.write(pad.data(), static_cast<std::streamsize>(pad.size()));
     }
   }
   out.seekp(kHeaderBytes);

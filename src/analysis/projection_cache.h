@@ -9,8 +9,7 @@
 // rounding to codes and the float32 GEMM that computed g0 (a bound, not an estimate). gmax bounds
 // max_j |g0_j|. At explain time g = g0 / sigma (the frozen final scale). FFN rows are int8 (one
 // neuron's second moment needs only ~1%); attention rows are int16, because head and head-position
-// vectors add d_head rows and with them d_head rows' errors, and each head's rows are stored
-// token-major ([d_vocab, d_head]) so that a combination of them is one small GEMM.
+// vectors add d_head rows and with them d_head rows' errors; a head's d_head rows are contiguous.
 //
 // Size: n_layers * (d_mlp + 2 * n_heads * d_head) * d_vocab bytes (GPT-2 124M: 2.8 GB); building it
 // projects every direction once, the cost of the straightforward method at one position.
@@ -23,6 +22,7 @@
 
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "reslens/model.h"
 
 namespace reslens::analysis {
@@ -37,10 +37,10 @@ struct CachedRowT {
 };
 using CachedRow = CachedRowT<int8_t>;  ///< an FFN neuron's
 
-/// One head's cached projections: codes [d_vocab, d_head] (token-major) and per direction n the
-/// step, eps and gmax of CachedRow.
+/// One head's cached projections: codes [d_head, d_vocab] (in the cache file's memory map) and per
+/// direction n the step, eps and gmax of CachedRow.
 struct CachedHead {
-  std::vector<int16_t> codes;
+  const int16_t* codes = nullptr;
   std::vector<double> step, eps, gmax;  ///< [d_head]
 };
 
@@ -56,12 +56,15 @@ class ProjectionCache {
   ProjectionCache(const ProjectionCache&) = delete;
   ProjectionCache& operator=(const ProjectionCache&) = delete;
 
-  /// Reads a row into `out` (its codes buffer is reused). Rows are read with pread, not mapped: an
-  /// explanation reads a few thousand scattered rows of a multi-gigabyte file, which the page cache
-  /// keeps without counting them in the process's resident memory. Thread-safe. Throws IoError
-  /// when the file cannot be read (it was removed or truncated while in use).
+  /// Reads an FFN row into `out` (its codes buffer is reused) with pread: an explanation reads a few
+  /// thousand scattered rows of a multi-gigabyte file, which the page cache keeps without counting
+  /// them in the process's resident memory. Throws IoError when the file cannot be read (it was
+  /// removed or truncated while in use). Thread-safe.
   void ffn(int64_t layer, int64_t neuron, CachedRow& out) const;
+  /// A head's rows in place, in the file's memory map (a head is 2 * d_head * d_vocab contiguous
+  /// bytes, read whole); release_head() drops the pages from the process once they are used.
   void attn_head(int64_t layer, int64_t head, CachedHead& out) const;
+  void release_head(const CachedHead& head) const;
 
  private:
   ProjectionCache() = default;
@@ -69,14 +72,18 @@ class ProjectionCache {
 
   std::filesystem::path path_;
   int fd_ = -1;
+  std::unique_ptr<MappedFile> map_;
   int64_t V_ = 0, N_ = 0, A_ = 0, dh_ = 0, codes_offset_ = 0;
   std::vector<float> meta_;  // [n_layers, N + A, 3]: step, eps, gmax
 };
 
 /// Byte offset of the codes in a cache file of L layers and `rows` directions per layer.
 int64_t codes_offset(int64_t L, int64_t rows);
-/// Bytes of one layer's codes: N int8 rows, then A int16 rows, of V codes each.
-inline int64_t layer_code_bytes(int64_t N, int64_t A, int64_t V) { return (N + 2 * A) * V; }
+/// One layer's codes: N int8 rows, then A int16 rows, of V codes each, each part padded to 64 bytes
+/// (so every int16 row is aligned).
+inline int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
+inline int64_t ffn_code_bytes(int64_t N, int64_t V) { return align64(N * V); }
+inline int64_t layer_code_bytes(int64_t N, int64_t A, int64_t V) { return ffn_code_bytes(N, V) + align64(2 * A * V); }
 
 /// Progress of a build: rows projected so far and in all.
 using PrecomputeProgressFn = std::function<void(int64_t done, int64_t total)>;

@@ -26,9 +26,6 @@ RESLENS_CLONES void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-RESLENS_CLONES void widen(const int16_t* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i]);
-}
 
 namespace {
 
@@ -55,6 +52,37 @@ __attribute__((always_inline)) inline void nn_block(int64_t m0, int64_t n0, int6
 }
 
 }  // namespace
+
+RESLENS_CLONES void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows,
+                                       int64_t ldr, float* out) {
+  typedef int16_t S16 __attribute__((vector_size(32)));
+  constexpr int64_t kC = 8;  // combinations per pass: 8 accumulators of 16 floats in registers
+  const int64_t n_full = n / 16 * 16;
+  for (int64_t c0 = 0; c0 < nc; c0 += kC) {
+    const int64_t cr = std::min(kC, nc - c0);
+    for (int64_t j = 0; j < n_full; j += 16) {
+      F16 acc[kC];
+      for (int64_t c = 0; c < kC; ++c) acc[c] = F16{};
+      for (int64_t k = 0; k < K; ++k) {
+        S16 raw;
+        std::memcpy(&raw, rows + k * ldr + j, sizeof raw);
+        const F16 b = __builtin_convertvector(raw, F16);
+        for (int64_t c = 0; c < kC; ++c) {
+          const float a = c < cr ? coef[(c0 + c) * K + k] : 0.0f;
+          acc[c] += a * b;
+        }
+      }
+      for (int64_t c = 0; c < cr; ++c) std::memcpy(out + (c0 + c) * n + j, &acc[c], sizeof(F16));
+    }
+    for (int64_t c = 0; c < cr; ++c) {
+      for (int64_t j = n_full; j < n; ++j) {
+        float v = 0;
+        for (int64_t k = 0; k < K; ++k) v += coef[(c0 + c) * K + k] * static_cast<float>(rows[k * ldr + j]);
+        out[(c0 + c) * n + j] = v;
+      }
+    }
+  }
+}
 
 RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                                const float* B, int64_t ldb, float* C, int64_t ldc) {

@@ -19,8 +19,10 @@ void axpy_many(const double* a, int64_t m, const double* x, double* y, int64_t n
 /// y[i] += a * x[i] for i < n, in float.
 void axpy(float a, const float* x, float* y, int64_t n);
 
-/// y[i] = float(x[i]) for i < n.
-void widen(const int16_t* x, float* y, int64_t n);
+/// out[c, j] = sum_k coef[c, k] * float(rows[k, j]) for c < nc, j < n, k < K ascending (separate
+/// multiply and add): combinations of int16 rows without widening them first. coef: [nc, K];
+/// rows: [K, n] (row stride ldr); out: [nc, n].
+void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows, int64_t ldr, float* out);
 
 /// C[m, n] += sum_k A[m, k] * B[k, n] in float, k ascending, one multiply and one add per term: a
 /// small "NN" product for reading a weight matrix as stored ([in, out], out contiguous) when a few
