@@ -175,7 +175,8 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   if (bounded) {
     ctx.bounds = analysis::model_bounds(model, threads);
     std::vector<const analysis::Distribution*> dists;
-    for (const auto& p : ctx.points) dists.push_back(&p);
+    // The states scored against: h^{l-1} (attention l) and r^l (FFN l); the final point is none's.
+    for (int64_t i = 0; i < 2 * L; ++i) dists.push_back(&ctx.points[static_cast<size_t>(i)]);
     if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
     const int head_size = opts.head_size > 0 ? opts.head_size : ctx.projections != nullptr ? 16 : 64;
     ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, head_size, {ex.target, ex.foil}, threads);

@@ -23,7 +23,8 @@ struct ExplainContext {
   int32_t foil = -1;
   std::vector<Distribution> points;       ///< 2L+1: emb, then a0, f0, a1, f1, ...
   int threads = 1;
-  /// kBounded: the model's weight-only bounds and each point's head/tail split (same order as points).
+  /// kBounded: the model's weight-only bounds and the head/tail split of points 0..2L-1 (the final
+  /// point is no vector's context).
   std::shared_ptr<const ModelBounds> bounds;
   std::vector<TailSplit> tails;
   /// kBounded: the model's cached projections when present (used for vectors whose bounds fail).
