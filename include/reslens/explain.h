@@ -138,8 +138,9 @@ struct Explanation {
 HookFilter explain_capture();
 
 /// Every score of the paper for one position. `run` must hold the hooks of explain_capture() and
-/// logits at every position (RunOptions::all_logits). Throws OutOfRange for a bad position or
-/// token, InvalidArgument when hooks are missing or activations are not finite.
+/// logits at every position (RunOptions::all_logits), or only the last position's when that is the
+/// one explained. Throws OutOfRange for a bad position or token, InvalidArgument when hooks or
+/// logits are missing or activations are not finite.
 Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                     const ExplainOptions& options = {});
 

@@ -74,7 +74,7 @@ Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int
   eo.n_threads = threads_or_default(a.threads);
   RunOptions ro;
   ro.capture = explain_capture();
-  ro.all_logits = true;
+  ro.all_logits = true;  // the Python result exposes every position's logits
   ro.n_threads = eo.n_threads;
   res->run = std::make_shared<RunResult>(reslens::run(*model, tokens, ro));
   const std::span<const float> logits_p(res->run->logits.row(P), static_cast<size_t>(model->config().d_vocab));

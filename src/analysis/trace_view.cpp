@@ -43,8 +43,10 @@ TraceView::TraceView(const Model& model, const RunResult& run, bool check_finite
       }
     }
   }
-  if (run.logits.dim(0) != T_) {
-    throw InvalidArgument("explain needs logits at every position (RunOptions::all_logits)");
+  // Logits at every position, or (RunOptions::all_logits off) at the last one only, which is all
+  // an explanation of the last position reads.
+  if (run.logits.dim(0) != T_ && run.logits.dim(0) != 1) {
+    throw InvalidArgument("explain needs the run's logits (at every position, RunOptions::all_logits, or the last)");
   }
   if (check_finite && !all_finite(run.logits.values())) {
     throw InvalidArgument("the model's logits are not finite (NaN or Inf)");
@@ -65,7 +67,12 @@ float TraceView::pattern(int64_t l, int64_t h, int64_t q, int64_t k) const {
 }
 
 std::span<const float> TraceView::logits(int64_t p) const {
-  return {run_.logits.row(p), static_cast<size_t>(run_.logits.dim(1))};
+  if (run_.logits.dim(0) == T_) return {run_.logits.row(p), static_cast<size_t>(run_.logits.dim(1))};
+  if (p != T_ - 1) {
+    throw InvalidArgument("explaining position " + std::to_string(p) + " of " + std::to_string(T_) +
+                          " needs logits at every position (RunOptions::all_logits)");
+  }
+  return {run_.logits.row(0), static_cast<size_t>(run_.logits.dim(1))};
 }
 
 }  // namespace reslens::analysis

@@ -98,6 +98,22 @@ TEST_P(ExplainProperty, APositionIsExplainedAsIfThePromptEndedThere) {
   EXPECT_LT(a.checks.at("telescoping"), 1e-9);
 }
 
+TEST_P(ExplainProperty, TheLastPositionNeedsOnlyItsOwnLogits) {
+  RunOptions o;
+  o.capture = explain_capture();  // all_logits off: logits at the last position only
+  const RunResult last_only = run(*model_, tokens_, o);
+  ExplainOptions eo;
+  eo.foil = 7;
+  const Explanation a = explain(*model_, run_, tokens_, eo);
+  const Explanation b = explain(*model_, last_only, tokens_, eo);
+  EXPECT_EQ(a.target, b.target);
+  EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
+  EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
+  EXPECT_EQ(a.real_logprob, b.real_logprob);
+  eo.position = 3;  // an earlier position needs every position's logits
+  EXPECT_THROW(explain(*model_, last_only, tokens_, eo), InvalidArgument);
+}
+
 TEST_P(ExplainProperty, BadRequestsAreTypedErrors) {
   ExplainOptions o;
   o.position = 99;

@@ -157,7 +157,7 @@ void register_bench(CLI::App& app) {
         RunOptions cap;
         cap.n_threads = threads;
         cap.capture = explain_capture();
-        cap.all_logits = true;
+        cap.all_logits = false;  // an explanation of the last position needs its logits only
         ExplainOptions eo;
         eo.n_threads = threads;
         eo.method = ScoreMethod::kBounded;

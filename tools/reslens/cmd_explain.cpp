@@ -56,10 +56,12 @@ void register_explain(CLI::App& app) {
     eo.n_threads = args->threads;
     RunOptions ro;
     ro.capture = explain_capture();
-    ro.all_logits = true;
+    // Logits at P only are needed; every position's cost a d_vocab-wide GEMM row each.
+    const bool last = eo.position == static_cast<int>(tokens.size()) - 1;
+    ro.all_logits = !last;
     ro.n_threads = args->threads;
     const RunResult run = reslens::run(*model, tokens, ro);
-    const std::span<const float> logits_p(run.logits.row(eo.position), static_cast<size_t>(model->config().d_vocab));
+    const std::span<const float> logits_p(run.logits.row(last ? 0 : eo.position), static_cast<size_t>(model->config().d_vocab));
     if (!target_ids.empty()) eo.target = pick_token(*model, target_ids, logits_p, "target", &note_t);
     if (!foil_ids.empty()) eo.foil = pick_token(*model, foil_ids, logits_p, "foil", &note_f);
     for (const std::string& n : {note_t, note_f}) {
