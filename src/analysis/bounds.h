@@ -79,7 +79,7 @@ double bounded_from_head(const TailSplit& t, double head, double head_err, doubl
 ///   |R| <= Q_H x^(K+1) e^x / (K+1)!  with x = |s| max_H |g_j|   (Taylor with Lagrange remainder).
 struct HeadPowerSums {
   static constexpr int kTerms = 12;  ///< K + 1
-  double p[kTerms] = {};
+  double p[kTerms] = {};  ///< P_k / k!
   double gabs = 0;  ///< max_H |g_j|
   double qh = 0;    ///< Q_H
 };
