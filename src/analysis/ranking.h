@@ -20,7 +20,8 @@ inline std::vector<int64_t> top_indices(const std::vector<double>& values, int64
   std::vector<int64_t> heap;  // the best n so far; heap.front() is the lowest-ranked of them
   heap.reserve(static_cast<size_t>(n));
   if (n == 0) return heap;
-  for (int64_t i = 0; i < static_cast<int64_t>(values.size()); ++i) {
+  const auto size = static_cast<int64_t>(values.size());
+  auto offer = [&](int64_t i) {
     if (static_cast<int64_t>(heap.size()) < n) {
       heap.push_back(i);
       std::push_heap(heap.begin(), heap.end(), above);
@@ -29,7 +30,19 @@ inline std::vector<int64_t> top_indices(const std::vector<double>& values, int64
       heap.back() = i;
       std::push_heap(heap.begin(), heap.end(), above);
     }
+  };
+  int64_t i = 0;
+  for (; i < size && static_cast<int64_t>(heap.size()) < n; ++i) offer(i);
+  // Once the heap is full, a block of 8 whose values all lie below the lowest kept one cannot enter
+  // (a tie could, as the later index): test whole blocks first, branch-free.
+  for (; i + 8 <= size; i += 8) {
+    const double low = values[static_cast<size_t>(heap.front())];
+    bool any = false;
+    for (int64_t t = 0; t < 8; ++t) any |= !(values[static_cast<size_t>(i + t)] < low);
+    if (!any) continue;
+    for (int64_t t = 0; t < 8; ++t) offer(i + t);
   }
+  for (; i < size; ++i) offer(i);
   std::sort(heap.begin(), heap.end(), above);
   return heap;
 }
