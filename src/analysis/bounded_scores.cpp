@@ -282,7 +282,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
       std::vector<double> delta(static_cast<size_t>(nh));
       for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
       double a1 = 0, a2 = 0;
-      code_moments(r.codes.data(), t.tail_q.data(), V, a1, a2);
+      code_moments(r.codes, t.tail_q.data(), V, a1, a2);
       const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(k)], s, a1 * r.step / sigma,
                                                 a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
                                                 ctx.opts.bound_tol);
@@ -290,6 +290,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
       ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
       return true;
     }, ctx.threads, cached);
+    if (ctx.projections != nullptr) ctx.projections->release_ffn(l);
     // and the rest over the whole vocabulary, after every layer (one batched projection).
     full += static_cast<int64_t>(todo.size());
     for (int64_t k : todo) exact_jobs.emplace_back(l, k);

@@ -1,7 +1,5 @@
 #include "analysis/projection_cache.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -49,9 +47,6 @@ std::filesystem::path ProjectionCache::path_for(const Model& model) {
   return dir / ("projections-" + std::to_string(model_fingerprint(model)) + ".bin");
 }
 
-ProjectionCache::~ProjectionCache() {
-  if (fd_ >= 0) ::close(fd_);
-}
 
 std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model) {
   const std::filesystem::path p = path_for(model);
@@ -60,31 +55,22 @@ std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model)
   const ModelConfig& c = model.config();
   const int64_t L = c.n_layers, N = c.d_mlp, A = c.n_heads * c.d_head, V = c.d_vocab;
   std::shared_ptr<ProjectionCache> pc(new ProjectionCache());
-  pc->fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (pc->fd_ < 0) return nullptr;  // unreadable: explain works without it
-  pc->path_ = p;
-  pc->V_ = V, pc->N_ = N, pc->A_ = A, pc->dh_ = c.d_head;
-  pc->codes_offset_ = codes_offset(L, N + A);
-  struct stat st {};
-  if (::fstat(pc->fd_, &st) != 0 || static_cast<int64_t>(st.st_size) != pc->codes_offset_ + L * layer_code_bytes(N, A, V)) {
-    return nullptr;
-  }
-  Header h{};
-  pc->meta_.resize(static_cast<size_t>(L * (N + A) * 3));
-  const auto meta_size = static_cast<ssize_t>(pc->meta_.size() * sizeof(float));
-  if (::pread(pc->fd_, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h) ||
-      ::pread(pc->fd_, pc->meta_.data(), static_cast<size_t>(meta_size), kHeaderBytes) != meta_size) {
-    return nullptr;
-  }
-  const uint64_t want[7] = {model_fingerprint(model), static_cast<uint64_t>(V), static_cast<uint64_t>(c.d_model),
-                            static_cast<uint64_t>(L), static_cast<uint64_t>(N), static_cast<uint64_t>(A), 0};
-  if (std::memcmp(h.magic, kMagic, 8) != 0 || std::memcmp(h.fields, want, sizeof want) != 0) return nullptr;
   try {
     pc->map_ = std::make_unique<MappedFile>(p);
   } catch (const IoError&) {
-    return nullptr;
+    return nullptr;  // unreadable: explain works without it
   }
+  pc->V_ = V, pc->N_ = N, pc->A_ = A, pc->dh_ = c.d_head;
+  pc->codes_offset_ = codes_offset(L, N + A);
   if (static_cast<int64_t>(pc->map_->size()) != pc->codes_offset_ + L * layer_code_bytes(N, A, V)) return nullptr;
+  Header h{};
+  std::memcpy(&h, pc->map_->data(), sizeof h);
+  const uint64_t want[7] = {model_fingerprint(model), static_cast<uint64_t>(V), static_cast<uint64_t>(c.d_model),
+                            static_cast<uint64_t>(L), static_cast<uint64_t>(N), static_cast<uint64_t>(A), 0};
+  if (std::memcmp(h.magic, kMagic, 8) != 0 || std::memcmp(h.fields, want, sizeof want) != 0) return nullptr;
+  pc->meta_.resize(static_cast<size_t>(L * (N + A) * 3));
+  std::memcpy(pc->meta_.data(), pc->map_->data() + kHeaderBytes, pc->meta_.size() * sizeof(float));
+  pc->map_->release({pc->map_->data(), static_cast<size_t>(pc->codes_offset_)});
   // Every row's numbers must be finite and non-negative; anything else is a damaged file.
   for (size_t i = 0; i < pc->meta_.size(); ++i) {
     if (!(std::isfinite(pc->meta_[i]) && pc->meta_[i] >= 0)) return nullptr;
@@ -92,21 +78,14 @@ std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model)
   return pc;
 }
 
-void ProjectionCache::read(int64_t offset, int64_t bytes, void* dst) const {
-  auto* p = static_cast<char*>(dst);
-  int64_t got = 0;
-  while (got < bytes) {
-    const ssize_t n = ::pread(fd_, p + got, static_cast<size_t>(bytes - got), offset + got);
-    if (n <= 0) throw IoError(path_.string() + ": cannot read the projection cache (changed while in use?)");
-    got += n;
-  }
-}
-
 void ProjectionCache::ffn(int64_t layer, int64_t neuron, CachedRow& out) const {
   const float* m = meta_.data() + 3 * (layer * (N_ + A_) + neuron);
   out.step = static_cast<double>(m[0]), out.eps = static_cast<double>(m[1]), out.gmax = static_cast<double>(m[2]);
-  out.codes.resize(static_cast<size_t>(V_));
-  read(codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + neuron * V_, V_, out.codes.data());
+  out.codes = reinterpret_cast<const int8_t*>(map_->data() + codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + neuron * V_);
+}
+
+void ProjectionCache::release_ffn(int64_t layer) const {
+  map_->release({map_->data() + codes_offset_ + layer * layer_code_bytes(N_, A_, V_), static_cast<size_t>(N_ * V_)});
 }
 
 void ProjectionCache::attn_head(int64_t layer, int64_t head, CachedHead& out) const {

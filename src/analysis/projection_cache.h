@@ -27,15 +27,14 @@
 
 namespace reslens::analysis {
 
-/// One direction's cached projection (in y0 units: divide step, eps and gmax by sigma).
-template <typename Code>
-struct CachedRowT {
-  std::vector<Code> codes;  ///< [d_vocab]
+/// One FFN neuron's cached projection: codes [d_vocab] (in the cache file's memory map), step, a
+/// bound eps on |g0_j - codes_j * step| and a bound gmax on max_j |g0_j| (in y0 units: divide by sigma).
+struct CachedRow {
+  const int8_t* codes = nullptr;
   double step = 0;
-  double eps = 0;   ///< bound on |g0_j - codes_j * step|
-  double gmax = 0;  ///< bound on max_j |g0_j|
+  double eps = 0;
+  double gmax = 0;
 };
-using CachedRow = CachedRowT<int8_t>;  ///< an FFN neuron's
 
 /// One head's cached projections: codes [d_head, d_vocab] (in the cache file's memory map) and per
 /// direction n the step, eps and gmax of CachedRow.
@@ -52,26 +51,21 @@ class ProjectionCache {
   /// is truncated or malformed (a cache is only an optimisation: it is then rebuilt, never trusted).
   static std::shared_ptr<const ProjectionCache> open(const Model& model);
 
-  ~ProjectionCache();
   ProjectionCache(const ProjectionCache&) = delete;
   ProjectionCache& operator=(const ProjectionCache&) = delete;
 
-  /// Reads an FFN row into `out` (its codes buffer is reused) with pread: an explanation reads a few
-  /// thousand scattered rows of a multi-gigabyte file, which the page cache keeps without counting
-  /// them in the process's resident memory. Throws IoError when the file cannot be read (it was
-  /// removed or truncated while in use). Thread-safe.
+  /// Rows are read in place from the file's memory map (an explanation reads a few thousand
+  /// scattered FFN rows and a few dozen whole heads, 2 * d_head * d_vocab contiguous bytes each);
+  /// release_ffn / release_head drop the pages from the process once used, so the cache never
+  /// adds up in its resident memory (the page cache keeps it for the next explanation).
   void ffn(int64_t layer, int64_t neuron, CachedRow& out) const;
-  /// A head's rows in place, in the file's memory map (a head is 2 * d_head * d_vocab contiguous
-  /// bytes, read whole); release_head() drops the pages from the process once they are used.
+  void release_ffn(int64_t layer) const;
   void attn_head(int64_t layer, int64_t head, CachedHead& out) const;
   void release_head(const CachedHead& head) const;
 
  private:
   ProjectionCache() = default;
-  void read(int64_t offset, int64_t bytes, void* dst) const;
 
-  std::filesystem::path path_;
-  int fd_ = -1;
   std::unique_ptr<MappedFile> map_;
   int64_t V_ = 0, N_ = 0, A_ = 0, dh_ = 0, codes_offset_ = 0;
   std::vector<float> meta_;  // [n_layers, N + A, 3]: step, eps, gmax
