@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _core
+from .utils import progress_callback
 
 if TYPE_CHECKING:
     from .model import Model
@@ -195,14 +196,7 @@ def experiment(model: "Model", dataset: DatasetLike, *, filter_top_k: int = 10, 
             lines.append(json.dumps(dict(row)))
         text = "\n".join(lines) + "\n"
 
-    if progress is True:
-        progress_fn: Optional[ProgressFn] = _bar(sys.stderr)
-    elif progress is False or progress is None:
-        progress_fn = None
-    elif callable(progress):
-        progress_fn = progress
-    else:
-        raise TypeError("progress must be True, False, None or a callable (done, total, kept, elapsed_s)")
+    progress_fn = progress_callback(progress, lambda: _bar(sys.stderr), "(done, total, kept, elapsed_s)")
 
     summary, sentences, skipped, csv, md = _core.experiment(model.core, path, text, name, args, progress_fn)
     return ExperimentResult(json.loads(summary), [json.loads(s) for s in sentences],

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import numpy as np
 
 from . import _core
-from .utils import readonly
+from .utils import progress_callback, readonly
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
@@ -554,18 +554,15 @@ def precompute_projections(model: "Model", progress: Union[bool, Callable[[int, 
     ``progress``: True for a line on stderr, or a callable ``(done, total)`` over directions.
     Returns ``{"path", "present", "bytes"}`` (``projection_cache_info``).
     """
-    if progress is True:
-        def progress_fn(done: int, total: int) -> None:
+    def line() -> Callable[[int, int], None]:
+        def show(done: int, total: int) -> None:
             sys.stderr.write(f"\rprojecting directions: {done}/{total} ({100 * done // total}%)")
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-    elif progress is False or progress is None:
-        progress_fn = None
-    elif callable(progress):
-        progress_fn = progress
-    else:
-        raise TypeError("progress must be True, False, None or a callable (done, total)")
+        return show
+
+    progress_fn = progress_callback(progress, line, "(done, total)")
     return _core.precompute_projections(model.core, model.threads if threads is None else int(threads), progress_fn)
 
 

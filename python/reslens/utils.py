@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -74,3 +74,15 @@ def reshape_view(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     v = a.view()
     v.shape = tuple(shape)
     return v
+
+
+def progress_callback(progress: Any, bar: Callable[[], Callable[..., None]], signature: str) -> Optional[Callable[..., None]]:
+    """The callback a ``progress=`` argument asks for: True -> ``bar()`` (a line on stderr), False or
+    None -> no callback, a callable -> itself; anything else is a TypeError naming ``signature``."""
+    if progress is True:
+        return bar()
+    if progress is False or progress is None:
+        return None
+    if callable(progress):
+        return progress
+    raise TypeError(f"progress must be True, False, None or a callable {signature}")

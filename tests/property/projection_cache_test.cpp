@@ -21,6 +21,15 @@ double max_diff(const ScoreArray& a, const ScoreArray& b) {
   return w;
 }
 
+// Every score array of two explanations within tol of each other.
+void expect_close(const Explanation& a, const Explanation& b, double tol) {
+  EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), tol);
+  EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), tol);
+  EXPECT_LT(max_diff(a.head, b.head), tol);
+  EXPECT_LT(max_diff(a.head_pos, b.head_pos), tol);
+  EXPECT_LT(max_diff(a.q3, b.q3), tol);
+}
+
 int64_t cached_count(const Explanation& e) {
   return e.method_counts.at("ffn_cached") + e.method_counts.at("attention_cached");
 }
@@ -96,13 +105,8 @@ TEST_F(ProjectionCacheTest, CachedScoresAgreeWithTheFullMethodWithin1e5) {
   // cache the head is 16 tokens instead of 64, so the cheap bound misses a few more).
   EXPECT_EQ(b.method_counts.at("ffn_full"), 0);
   EXPECT_GE(b.method_counts.at("ffn_cached"), plain.method_counts.at("ffn_full"));
-  EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), 1e-5);
-  EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), 1e-5);
-  EXPECT_LT(max_diff(a.head, b.head), 1e-5);
-  EXPECT_LT(max_diff(a.head_pos, b.head_pos), 1e-5);
-  EXPECT_LT(max_diff(a.q3, b.q3), 1e-5);
-  EXPECT_LT(max_diff(plain.ffn_neuron, b.ffn_neuron), 1e-5);
-  EXPECT_LT(max_diff(plain.attn_neuron, b.attn_neuron), 1e-5);
+  expect_close(a, b, 1e-5);
+  expect_close(plain, b, 1e-5);
 
   // A tighter tolerance (within which the scores then agree) fails more of the cheap attention
   // bounds, so the cached path for attention neurons (one direction's moments shared by its
@@ -112,10 +116,7 @@ TEST_F(ProjectionCacheTest, CachedScoresAgreeWithTheFullMethodWithin1e5) {
   const Explanation t = explain(*model_, *run_, tokens_, tight);
   EXPECT_GT(t.method_counts.at("attention_cached"), 0);
   EXPECT_GT(t.method_counts.at("ffn_cached"), b.method_counts.at("ffn_cached"));
-  EXPECT_LT(max_diff(a.attn_neuron, t.attn_neuron), 1e-6);
-  EXPECT_LT(max_diff(a.ffn_neuron, t.ffn_neuron), 1e-6);
-  EXPECT_LT(max_diff(a.head_pos, t.head_pos), 1e-6);
-  EXPECT_LT(max_diff(a.head, t.head), 1e-6);
+  expect_close(a, t, 1e-6);
 
   // Turned off, the cache is not read.
   ExplainOptions off = bounded();
