@@ -29,6 +29,10 @@ class MappedFile {
   /// F16 does not hold both the file and its float32 copy.
   void release(std::span<const uint8_t> range) const;
 
+  /// Asks the kernel to start reading `range` now, in large requests (madvise MADV_WILLNEED): a
+  /// caller about to read a scattered piece of a file that may not be in the page cache.
+  void will_need(std::span<const uint8_t> range) const;
+
  private:
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
