@@ -22,11 +22,6 @@ RESLENS_CLONES void axpy(double a, const float* x, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * static_cast<double>(x[i]);
 }
 
-RESLENS_CLONES void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-
 namespace {
 
 // 16 floats as one value (GCC/Clang vector extension): one zmm register on AVX-512, two ymm on AVX2,
