@@ -1,7 +1,8 @@
-// Long double-precision vector updates of the analyses (identity checks, query scores), compiled
-// for AVX-512, AVX2 and the baseline and picked at load time (GCC/Clang target_clones). Every
-// version does the same separate multiply and add per element (the project builds with
-// -ffp-contract=off), so the result has the same bits on every CPU.
+// The analyses' vector kernels (identity checks, query scores, head projections, tail means, cached
+// rows, log-sum-exps), compiled for AVX-512, AVX2 and the baseline and picked at load time
+// (GCC/Clang target_clones). Every version does the same separate multiplies and adds per element
+// in the same order (the project builds with -ffp-contract=off), so results have the same bits on
+// every CPU and for every thread count.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,6 @@ void axpy(double a, const float* x, double* y, int64_t n);
 /// y[i] += a[0] * x[i], then y[i] += a[1] * x[i], ... for every a[j], j < m: each element's update
 /// chain is exactly that of m axpy calls, but x and y are read once instead of m times.
 void axpy_many(const double* a, int64_t m, const double* x, double* y, int64_t n);
-
 
 /// out[c, j] = sum_k coef[c, k] * float(rows[k, j]) for c < nc, j < n, k < K ascending (separate
 /// multiply and add): combinations of int16 rows without widening them first. coef: [nc, K];
