@@ -279,14 +279,22 @@ namespace {
 double psi(double z) { return std::abs(z) < 1e-4 ? 0.5 + z / 6.0 : (std::expm1(z) - z) / (z * z); }
 }  // namespace
 
-double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
-                              double a2, double eps, double gmax, double tol) {
+namespace {
+// sum_H q_j exp(delta_j) over the head tokens; NaN when an exponent would overflow (the caller's
+// bound then fails and the exact path takes the vector).
+double head_sum(const TailSplit& t, const double* head_delta) {
   double head = 0;
   for (size_t h = 0; h < t.ids.size(); ++h) {
     if (head_delta[h] > 600) return std::numeric_limits<double>::quiet_NaN();
     head += t.q[h] * std::exp(head_delta[h]);
   }
-  const double base = head + t.mass + tail_linear;
+  return head;
+}
+}  // namespace
+
+double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
+                              double a2, double eps, double gmax, double tol) {
+  const double base = head_sum(t, head_delta) + t.mass + tail_linear;  // NaN propagates
   // The float tail weights and float lane sums behind a1, a2 are within 1e-5 relative (2e-6 at most).
   constexpr double kRel = 1e-5;
   const double m2_lo = std::max(0.0, a2 * (1 - kRel) - 2 * eps * a1 * (1 + kRel));
@@ -302,12 +310,7 @@ double cached_log_expectation(const TailSplit& t, const double* head_delta, doub
 
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double tail_quadratic,
                                double tail_range, double tol) {
-  double head = 0;
-  for (size_t h = 0; h < t.ids.size(); ++h) {
-    if (head_delta[h] > 600) return std::numeric_limits<double>::quiet_NaN();  // exp would overflow: let the exact path handle it
-    head += t.q[h] * std::exp(head_delta[h]);
-  }
-  return bounded_from_head(t, head, 0.0, tail_linear, tail_quadratic, tail_range, tol);
+  return bounded_from_head(t, head_sum(t, head_delta), 0.0, tail_linear, tail_quadratic, tail_range, tol);
 }
 
 double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
