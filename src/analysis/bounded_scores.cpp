@@ -97,11 +97,12 @@ std::vector<int64_t> score_from_cache(const std::vector<int64_t>& todo, const st
 }
 
 // The attention neurons (n, p) of head h whose cheap bounds failed, from the projection cache: each
-// direction's tail moments are computed once and shared by its positions. Removes what it scores
+// direction's tail moments are computed once and shared by its positions (its row read now, unless
+// the whole head has been). Removes what it scores
 // from `neuron_fails` and returns how many. (Head and head-position combinations whose bounds fail
 // are score_combos_from_cache's.)
-int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, int64_t l, int64_t h,
-                                 const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
+int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, const CachedHead& head,
+                                 bool whole_head, int64_t l, int64_t h, const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
                                  std::vector<std::pair<int64_t, int64_t>>& neuron_fails) {
   const ModelConfig& c = ctx.model.config();
   const int64_t dh = c.d_head, V = c.d_vocab;
@@ -112,8 +113,6 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
   std::vector<double> delta(static_cast<size_t>(nh));
   std::vector<double> a1(static_cast<size_t>(dh), -1.0), a2(static_cast<size_t>(dh), 0.0);
   std::vector<std::pair<int64_t, int64_t>> still;
-  thread_local CachedHead head;
-  ctx.projections->attn_head(l, h, head);
   const std::vector<double>& step = head.step;
   const std::vector<double>& eps = head.eps;
   const std::vector<double>& gmax = head.gmax;
@@ -121,6 +120,7 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
     const int64_t dir = h * dh + n;
     const auto ni = static_cast<size_t>(n);
     if (a1[ni] < 0) {
+      if (!whole_head) ctx.projections->read_rows(head, n, 1);
       code_moments(head.codes + n * V, t.tail_q.data(), V, a1[ni], a2[ni]);
     }
     const double s = ex.attn_coef.at({l, h, n, p});
@@ -137,7 +137,6 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
     ++scored;
   }
   neuron_fails = std::move(still);
-  ctx.projections->release_head(head);
   return scored;
 }
 
@@ -145,22 +144,16 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
 // the head's cached int16 rows: the combination's row sum_n c_n g~_n is within sum_n |c_n| eps_n of
 // its projection at every token (plus the float sum's rounding), which gives its tail moments.
 // Removes what it scores from the lists; returns how many.
-int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, int64_t l, int64_t h,
-                                const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
+int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, const CachedHead& head, int64_t l,
+                                int64_t h, const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
                                 std::vector<std::vector<double>>& combo_coefs, std::vector<int64_t>& combo_pos) {
-  // Streaming the head's d_head rows costs about what projecting one vector exactly does (measured:
-  // from 2 such vectors on, the rows are the cheaper way).
-  constexpr size_t kWorthIt = 2;
-  if (combo_coefs.size() < kWorthIt) return 0;
   const ModelConfig& c = ctx.model.config();
   const int64_t dh = c.d_head, V = c.d_vocab;
   const auto nh = static_cast<int64_t>(t.ids.size());
   const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
   const int wi = t.index_of(ctx.w);
-  // Per thread, reused across heads: the head's codes [d_head, V] and the combinations' rows.
-  thread_local CachedHead head;
+  // Per thread, reused across heads: the combinations' rows.
   thread_local std::vector<float> sums;
-  ctx.projections->attn_head(l, h, head);
   const std::vector<double>& step = head.step;
   const std::vector<double>& eps = head.eps;
   const std::vector<double>& gmax = head.gmax;
@@ -215,7 +208,6 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, i
   }
   combo_coefs = std::move(keep_coefs);
   combo_pos = std::move(keep_pos);
-  ctx.projections->release_head(head);
   return scored;
 }
 
@@ -430,9 +422,21 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
         const auto n_loose = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
         bounded[static_cast<size_t>(h)] += Pn * (dh + 1) + 1 - n_loose;
         if (n_loose == 0) continue;
-        if (ctx.projections != nullptr) {
-          cached[static_cast<size_t>(h)] += score_neurons_from_cache(ctx, t, l, h, gh, mt, ex, neuron_fails);
-          cached[static_cast<size_t>(h)] += score_combos_from_cache(ctx, t, l, h, gh, mt, ex, combo_coefs, combo_pos);
+        // Streaming the head's d_head cached rows costs about what projecting one vector exactly
+        // does (measured: from 2 such combinations on, the rows are the cheaper way); failed neurons
+        // read only their own rows, and use the head's when it is read anyway.
+        constexpr size_t kWorthIt = 2;
+        const bool stream_head = combo_coefs.size() >= kWorthIt;
+        if (ctx.projections != nullptr && (stream_head || !neuron_fails.empty())) {
+          thread_local CachedHead head;
+          ctx.projections->attn_head(l, h, head);
+          if (stream_head) ctx.projections->read_rows(head, 0, dh);
+          cached[static_cast<size_t>(h)] +=
+              score_neurons_from_cache(ctx, t, head, stream_head, l, h, gh, mt, ex, neuron_fails);
+          if (stream_head) {
+            cached[static_cast<size_t>(h)] += score_combos_from_cache(ctx, t, head, l, h, gh, mt, ex, combo_coefs, combo_pos);
+          }
+          ctx.projections->release_head(head);
           std::fill(need_dir.begin(), need_dir.end(), 0);
           for (const auto& np : neuron_fails) need_dir[static_cast<size_t>(np.first)] = 1;
         }

@@ -102,7 +102,10 @@ void ProjectionCache::attn_head(int64_t layer, int64_t head, CachedHead& out) co
   }
   const int64_t off = codes_offset_ + layer * layer_code_bytes(N_, A_, V_) + ffn_code_bytes(N_, V_) + head * dh_ * 2 * V_;
   out.codes = reinterpret_cast<const int16_t*>(map_->data() + off);
-  map_->will_need({map_->data() + off, static_cast<size_t>(2 * dh_ * V_)});  // the whole head in large reads
+}
+
+void ProjectionCache::read_rows(const CachedHead& head, int64_t first, int64_t count) const {
+  map_->populate({reinterpret_cast<const uint8_t*>(head.codes + first * V_), static_cast<size_t>(2 * count * V_)});
 }
 
 void ProjectionCache::release_head(const CachedHead& head) const {

@@ -60,7 +60,10 @@ class ProjectionCache {
   /// adds up in its resident memory (the page cache keeps it for the next explanation).
   void ffn(int64_t layer, int64_t neuron, CachedRow& out) const;
   void release_ffn(int64_t layer) const;
+  /// A head's rows and numbers; nothing is read yet: read_rows says which rows will be, so the
+  /// kernel maps them in one call instead of faulting a page at a time.
   void attn_head(int64_t layer, int64_t head, CachedHead& out) const;
+  void read_rows(const CachedHead& head, int64_t first, int64_t count) const;
   void release_head(const CachedHead& head) const;
 
  private:

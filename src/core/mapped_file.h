@@ -33,6 +33,11 @@ class MappedFile {
   /// caller about to read a scattered piece of a file that may not be in the page cache.
   void will_need(std::span<const uint8_t> range) const;
 
+  /// Reads `range` in and maps it into the process in one call (madvise MADV_POPULATE_READ), for a
+  /// caller about to read all of it: a 6 MB range touched page by page costs ~1600 page faults.
+  /// Advice only: where the kernel lacks it, it falls back to will_need.
+  void populate(std::span<const uint8_t> range) const;
+
  private:
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;

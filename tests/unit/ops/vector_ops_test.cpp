@@ -91,6 +91,36 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   EXPECT_EQ(y1, y2);
 }
 
+// Every pass width (4, 8, 12, 16 combinations, padded) and the column tail give each output the
+// in-order chain of separate multiplies and adds: the same bits as a scalar loop.
+TEST(VectorOps, Int16RowCombinationsAreTheInOrderSums) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> code(-32767, 32767);
+  for (const int64_t K : {5, 64}) {
+    const int64_t n = 83, ldr = 90;  // not a multiple of 16; rows strided
+    std::vector<int16_t> rows(static_cast<size_t>(K * ldr));
+    for (auto& r : rows) r = static_cast<int16_t>(code(rng));
+    for (const int64_t nc : {1, 3, 8, 9, 13, 16, 17, 33}) {
+      std::vector<float> coef(static_cast<size_t>(nc * K)), out(static_cast<size_t>(nc * n), -1.0f);
+      for (float& c : coef) c = normal(rng);
+      combine_int16_rows(nc, K, n, coef.data(), rows.data(), ldr, out.data());
+      std::vector<float> want(static_cast<size_t>(nc * n));
+      for (int64_t c = 0; c < nc; ++c) {
+        for (int64_t j = 0; j < n; ++j) {
+          float v = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const float prod = coef[static_cast<size_t>(c * K + k)] * static_cast<float>(rows[static_cast<size_t>(k * ldr + j)]);
+            v = v + prod;
+          }
+          want[static_cast<size_t>(c * n + j)] = v;
+        }
+      }
+      EXPECT_EQ(out, want) << "K = " << K << ", " << nc << " combinations";
+    }
+  }
+}
+
 TEST(VectorOps, WeightedRowSumsMatchADoubleLoopAndIgnoreTheThreadCount) {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
