@@ -75,6 +75,9 @@ std::string BpeTokenizer::normalize(std::string_view text) const {
       case NormalizerStep::Kind::kReplace:
         if (!step.from.empty()) s = replace_all(s, step.from, step.to);
         break;
+      case NormalizerStep::Kind::kUnicode:
+        s = unicode_normalize(s, step.form);
+        break;
     }
   }
   return s;

@@ -22,15 +22,17 @@
 #include "reslens/tokenizer.h"
 #include "tokenizer/bpe_merges.h"
 #include "tokenizer/pretokenize.h"
+#include "tokenizer/unicode_normalize.h"
 
 namespace reslens::tokenizer_detail {
 
 /// One normalizer step (HF `normalizers`): applied to the whole text before pre-tokenization.
 struct NormalizerStep {
-  enum class Kind { kPrepend, kReplace };
+  enum class Kind { kPrepend, kReplace, kUnicode };
   Kind kind = Kind::kReplace;
   std::string from;  ///< kReplace: the literal to replace (non-empty)
   std::string to;    ///< kReplace: its replacement; kPrepend: the prefix (added to non-empty text)
+  UnicodeForm form = UnicodeForm::kNFC;  ///< kUnicode: the normalization form (NFC, NFD, NFKC, NFKD)
 };
 
 /// One pre-tokenizer step (HF `pre_tokenizers`): maps the list of words to a finer list.

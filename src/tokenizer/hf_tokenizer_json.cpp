@@ -191,8 +191,16 @@ void Parser::parse_normalizer(const json& n, int depth) {
     step.to = string_member(n, "content", "the Replace normalizer");
     if (step.from.empty()) fail("the Replace normalizer's pattern is empty");
     vocab_.normalizer.push_back(std::move(step));
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    NormalizerStep step;
+    step.kind = NormalizerStep::Kind::kUnicode;
+    step.form = type == "NFC"    ? UnicodeForm::kNFC
+                : type == "NFD"  ? UnicodeForm::kNFD
+                : type == "NFKC" ? UnicodeForm::kNFKC
+                                 : UnicodeForm::kNFKD;
+    vocab_.normalizer.push_back(std::move(step));
   } else {
-    unsupported("normalizer '" + type + "' (supported: Sequence, Prepend, Replace)");
+    unsupported("normalizer '" + type + "' (supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD)");
   }
 }
 

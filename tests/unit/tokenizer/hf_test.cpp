@@ -182,6 +182,67 @@ TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
   }
 }
 
+// Qwen2's tokenizer.json layout, filled from the qwen2 GGUF's vocabulary: an NFC normalizer (which
+// llama.cpp does not apply; its test strings are all NFC already, so the ids must agree), a Split
+// pre-tokenizer with Qwen2's regex (single digits), ByteLevel without regex.
+json qwen2_tokenizer_json(const std::string& normalizer) {
+  const gguf::File file(shared_path("tokenizers/ggml-vocab/ggml-vocab-qwen2.gguf"));
+  const auto& tokens = file.find("tokenizer.ggml.tokens")->strings;
+  const auto& types = file.find("tokenizer.ggml.token_type")->numbers;
+  json vocab = json::object();
+  json added = json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    vocab[tokens[i]] = i;
+    if (types[i] == 3) added.push_back({{"id", i}, {"content", tokens[i]}, {"special", true}});
+  }
+  const std::string regex =
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+)"
+      R"(|\s+(?!\S)|\s+)";
+  return {{"added_tokens", added},
+          {"normalizer", {{"type", normalizer}}},
+          {"pre_tokenizer",
+           {{"type", "Sequence"},
+            {"pretokenizers",
+             json::array({{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}}},
+          {"decoder", {{"type", "ByteLevel"}}},
+          {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", file.find("tokenizer.ggml.merges")->strings}}}};
+}
+
+TEST(HfTokenizerJson, Qwen2NfcNormalizerMatchesVectorsAndComposes) {
+  const auto dir = test::scratch_dir("qwen2-nfc");
+  write_file(dir / "tokenizer.json", qwen2_tokenizer_json("NFC").dump());
+  const auto tok = load_hf_tokenizer(dir);
+  for (const auto& c : test::read_vocab_vectors("tokenizers/ggml-vocab/ggml-vocab-qwen2.gguf")) {
+    expect_ids(*tok, c.text, c.ids, tok->encode(c.text, false));
+  }
+  // Decomposed input (e + U+0301, A + U+030A, the Angstrom sign U+212B) is composed first, so it
+  // gives the ids of the precomposed text; the compatibility ligature U+FB01 is left alone by NFC.
+  EXPECT_EQ(tok->encode("cafe\xcc\x81 A\xcc\x8apfel", false), tok->encode("caf\xc3\xa9 \xc3\x85pfel", false));
+  EXPECT_EQ(tok->encode("\xe2\x84\xab", false), tok->encode("\xc3\x85", false));
+  EXPECT_NE(tok->encode("\xef\xac\x81le", false), tok->encode("file", false));
+  EXPECT_EQ(tok->decode(tok->encode("cafe\xcc\x81", false)), "caf\xc3\xa9");
+}
+
+TEST(HfTokenizerJson, UnicodeNormalizersFollowTheirForms) {
+  // NFKC also folds compatibility characters: the ligature U+FB01 is "fi", the circled one "1".
+  const auto nfkc_dir = test::scratch_dir("qwen2-nfkc");
+  write_file(nfkc_dir / "tokenizer.json", qwen2_tokenizer_json("NFKC").dump());
+  const auto nfkc = load_hf_tokenizer(nfkc_dir);
+  EXPECT_EQ(nfkc->encode("\xef\xac\x81le \xe2\x91\xa0", false), nfkc->encode("file 1", false));
+  // NFD leaves e + U+0301 decomposed and splits precomposed é, so both spellings agree, and differ
+  // from what NFC makes of them.
+  const auto nfd_dir = test::scratch_dir("qwen2-nfd");
+  write_file(nfd_dir / "tokenizer.json", qwen2_tokenizer_json("NFD").dump());
+  const auto nfd = load_hf_tokenizer(nfd_dir);
+  EXPECT_EQ(nfd->encode("caf\xc3\xa9", false), nfd->encode("cafe\xcc\x81", false));
+  EXPECT_EQ(nfd->decode(nfd->encode("caf\xc3\xa9", false)), "cafe\xcc\x81");
+  const auto nfkd_dir = test::scratch_dir("qwen2-nfkd");
+  write_file(nfkd_dir / "tokenizer.json", qwen2_tokenizer_json("NFKD").dump());
+  EXPECT_EQ(load_hf_tokenizer(nfkd_dir)->decode(load_hf_tokenizer(nfkd_dir)->encode("\xef\xac\x81\xc3\xa9", false)),
+            "fie\xcc\x81");
+}
+
 TEST(HfSentencePiece, Llama2ModelMatchesLlamaSpmVectors) {
   // Through the directory dispatch: a directory holding only tokenizer.model.
   const auto dir = test::scratch_dir("spm");
@@ -218,9 +279,9 @@ TEST(HfTokenizerJson, UnsupportedModelTypesNameFileAndType) {
   }
   // Components that would change the ids and that we do not reproduce are refused, not ignored.
   auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
-  j["normalizer"] = {{"type", "NFC"}};
+  j["normalizer"] = {{"type", "Lowercase"}};
   write_file(dir / "tokenizer.json", j.dump());
-  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'NFC'"),
+  EXPECT_NE(test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); }).find("normalizer 'Lowercase'"),
             std::string::npos);
   j["normalizer"] = nullptr;
   j["post_processor"]["single"].push_back({{"SpecialToken", {{"id", "<|end_story|>"}, {"type_id", 0}}}});
