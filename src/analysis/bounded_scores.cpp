@@ -43,17 +43,19 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
     zmu_sum += zmu[static_cast<size_t>(i)];
   }
   std::vector<float> acc(static_cast<size_t>(nh * count), 0.0f);  // [|H|, count]
-  std::vector<double> accm(static_cast<size_t>(count), 0.0), mean(static_cast<size_t>(count), 0.0);
+  // [2, d]: the tail mean's weights and (centering) ones; [2, count]: their sums over W's rows.
+  std::vector<double> wm(zmu);
+  if (centered) wm.resize(static_cast<size_t>(2 * d), 1.0);
+  const int64_t n_sums = centered ? 2 : 1;
+  std::vector<double> sums(static_cast<size_t>(2 * count), 0.0);
+  const double* accm = sums.data();
+  const double* mean = sums.data() + count;
   constexpr int64_t kCols = 256;  // a column block's accumulators stay in L2 while W's rows stream by
   parallel_for(ctx.threads, (count + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t c0 = blk * kCols, n = std::min(kCols, count - c0);
       ops::matmul_nn_accumulate_small(nh, n, d, z.data(), d, W.row(0) + first + c0, W.ld, acc.data() + c0, count);
-      for (int64_t i = 0; i < d; ++i) {
-        const float* row = W.row(i) + first + c0;
-        ops::axpy(zmu[static_cast<size_t>(i)], row, accm.data() + c0, n);
-        if (centered) ops::axpy(1.0, row, mean.data() + c0, n);
-      }
+      ops::matmul_nn_accumulate_small(n_sums, n, d, wm.data(), d, W.row(0) + first + c0, W.ld, sums.data() + c0, count);
     }
   });
   const double inv = 1.0 / ctx.proj.scale();

@@ -60,8 +60,9 @@ struct QueryNeuron {
 
 // Adds (m_{p,k} fc2_k . K / h_p^{l-1} . K) * multiplier to q[l', k] for every layer l' below each
 // attention neuron at its source position p (spec §4.3 Q3). All neurons' keys are applied to each
-// W_out row in one pass (W_out is read once per layer, not once per neuron); each fc2_k . K is still
-// the same double sum over d_model in order, and the neurons add to q in the order given.
+// W_out row in one pass (W_out is read once per layer, not once per neuron, in a small product whose
+// accumulators stay in registers); each fc2_k . K is still the same double sum over d_model in
+// order, and the neurons add to q in the order given.
 void add_query_ffn_neurons(const Model& model, const TraceView& trace, const std::vector<QueryNeuron>& neurons,
                            ScoreArray& q, int threads) {
   const ModelConfig& c = model.config();
@@ -79,15 +80,15 @@ void add_query_ffn_neurons(const Model& model, const TraceView& trace, const std
     }
     if (active.empty()) continue;
     const MatrixView& W_out = model.weights().layers[static_cast<size_t>(lp)].W_out;  // [d, N]
-    std::vector<double> proj(active.size() * static_cast<size_t>(N), 0.0);  // [active, N]: fc2_k . K
+    const auto na = static_cast<int64_t>(active.size());
+    std::vector<double> K(static_cast<size_t>(na * d));  // [active, d]: the active neurons' keys
+    for (int64_t a = 0; a < na; ++a) {
+      std::copy(keys[active[static_cast<size_t>(a)]].begin(), keys[active[static_cast<size_t>(a)]].end(),
+                K.begin() + a * d);
+    }
+    std::vector<double> proj(static_cast<size_t>(na * N), 0.0);  // [active, N]: fc2_k . K
     parallel_for(threads, N, [&](int64_t k0, int64_t k1) {
-      for (int64_t i = 0; i < d; ++i) {
-        const float* r = W_out.row(i);
-        for (size_t a = 0; a < active.size(); ++a) {
-          const double ki = keys[active[a]][static_cast<size_t>(i)];
-          ops::axpy(ki, r + k0, proj.data() + a * static_cast<size_t>(N) + k0, k1 - k0);
-        }
-      }
+      ops::matmul_nn_accumulate_small(na, k1 - k0, d, K.data(), d, W_out.row(0) + k0, W_out.ld, proj.data() + k0, N);
     });
     for (size_t a = 0; a < active.size(); ++a) {
       const QueryNeuron& u = neurons[active[a]];

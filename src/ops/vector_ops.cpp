@@ -79,6 +79,34 @@ __attribute__((always_inline)) inline void combine_pass(int64_t c0, int64_t cr, 
   }
 }
 
+// Rows [m0, m0 + R) of C over columns [n0, n0 + 16) in double, B float: R x 2 accumulators of 8
+// doubles stay in registers while k runs; each 16-wide piece of a B row is widened once for all R.
+template <size_t R>
+__attribute__((always_inline)) inline void nn_block_double(int64_t m0, int64_t n0, int64_t K, const double* A, int64_t lda,
+                                                           const float* B, int64_t ldb, double* C, int64_t ldc) {
+  typedef double V8 __attribute__((vector_size(64)));
+  typedef float H8 __attribute__((vector_size(32)));
+  V8 lo[R], hi[R];
+  for (size_t r = 0; r < R; ++r) {
+    double* c = C + (m0 + static_cast<int64_t>(r)) * ldc + n0;
+    std::memcpy(&lo[r], c, sizeof(V8)), std::memcpy(&hi[r], c + 8, sizeof(V8));
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    H8 b0, b1;
+    std::memcpy(&b0, B + k * ldb + n0, sizeof b0), std::memcpy(&b1, B + k * ldb + n0 + 8, sizeof b1);
+    const V8 w0 = __builtin_convertvector(b0, V8), w1 = __builtin_convertvector(b1, V8);
+    for (size_t r = 0; r < R; ++r) {
+      const double a = A[(m0 + static_cast<int64_t>(r)) * lda + k];
+      lo[r] += a * w0;
+      hi[r] += a * w1;
+    }
+  }
+  for (size_t r = 0; r < R; ++r) {
+    double* c = C + (m0 + static_cast<int64_t>(r)) * ldc + n0;
+    std::memcpy(c, &lo[r], sizeof(V8)), std::memcpy(c + 8, &hi[r], sizeof(V8));
+  }
+}
+
 }  // namespace
 
 RESLENS_CLONES void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows,
@@ -123,6 +151,31 @@ RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, 
     for (int64_t n = n_full; n < N; ++n) {
       float c = C[m * ldc + n];
       for (int64_t k = 0; k < K; ++k) c += A[m * lda + k] * B[k * ldb + n];
+      C[m * ldc + n] = c;
+    }
+  }
+}
+
+RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+                                               const float* B, int64_t ldb, double* C, int64_t ldc) {
+  // Each element's chain is axpy's: C[m, n], then + A[m, k] * double(B[k, n]) for k ascending.
+  const int64_t n_full = N / 16 * 16;
+  for (int64_t n0 = 0; n0 < n_full; n0 += 16) {
+    int64_t m0 = 0;
+    for (; m0 + 6 <= M; m0 += 6) nn_block_double<6>(m0, n0, K, A, lda, B, ldb, C, ldc);
+    switch (M - m0) {
+      case 5: nn_block_double<5>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
+      case 4: nn_block_double<4>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
+      case 3: nn_block_double<3>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
+      case 2: nn_block_double<2>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
+      case 1: nn_block_double<1>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
+      default: break;
+    }
+  }
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = n_full; n < N; ++n) {
+      double c = C[m * ldc + n];
+      for (int64_t k = 0; k < K; ++k) c += A[m * lda + k] * static_cast<double>(B[k * ldb + n]);
       C[m * ldc + n] = c;
     }
   }

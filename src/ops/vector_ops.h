@@ -27,6 +27,11 @@ void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, con
 /// rows of A meet many columns of B. A: [M, K] (lda), B: [K, N] (ldb), C: [M, N] (ldc).
 void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                                 float* C, int64_t ldc);
+/// The same in double with B float: each element is axpy's chain, C[m, n] + A[m, k] * double(B[k, n])
+/// for k ascending, the same bits as one axpy per (m, k); 12 accumulators in registers instead of
+/// C's rows streamed once per k.
+void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B,
+                                int64_t ldb, double* C, int64_t ldc);
 /// The same in double (k ascending per element).
 void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
                                 int64_t ldb, double* C, int64_t ldc);

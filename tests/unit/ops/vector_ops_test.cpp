@@ -77,6 +77,18 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   for (int64_t i = 0; i < N; ++i) dw += static_cast<double>(A[static_cast<size_t>(i % (M * K))]) * static_cast<double>(B[static_cast<size_t>(i)]);
   EXPECT_NEAR(dot(A.data(), B.data(), N), dw, 1e-12 * std::abs(dw) + 1e-14);
 
+  // Double accumulators over float B: the same bits as one axpy per (m, k), for every row block.
+  for (const int64_t Md : {1, 2, 5, 6, 7, 13}) {
+    std::vector<double> Ad(static_cast<size_t>(Md * K)), Cd(static_cast<size_t>(Md * N), 0.25);
+    for (double& v : Ad) v = static_cast<double>(normal(rng));
+    std::vector<double> Cw(Cd);
+    for (int64_t m = 0; m < Md; ++m) {
+      for (int64_t k = 0; k < K; ++k) axpy(Ad[static_cast<size_t>(m * K + k)], B.data() + k * N, Cw.data() + m * N, N);
+    }
+    matmul_nn_accumulate_small(Md, N, K, Ad.data(), K, B.data(), N, Cd.data(), N);
+    EXPECT_EQ(Cd, Cw) << Md << " rows";
+  }
+
   std::vector<double> y(N, 1.0), yw(N, 1.0);
   axpy(0.25, B.data(), y.data(), N);
   for (int64_t i = 0; i < N; ++i) yw[static_cast<size_t>(i)] += 0.25 * static_cast<double>(B[static_cast<size_t>(i)]);
