@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -282,6 +283,72 @@ TEST(CliExplain, BadRequestsGiveOneClearLine) {
   const auto multi = cli({"explain", m, "Once upon a time", "--target", "zzqx", "--json"});
   EXPECT_EQ(multi.code, 0);
   EXPECT_NE(multi.err.find("is not one token"), std::string::npos) << multi.err;
+}
+
+// Sets an environment variable for the commands a test runs, and restores it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(CliPrecompute, StatusBuildAndProgressLines) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto dir = std::filesystem::temp_directory_path() / ("reslens-cli-cache-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const ScopedEnv env("RESLENS_CACHE_DIR", dir.string());
+  const auto before = cli({"precompute", m, "--status", "--json"});
+  ASSERT_EQ(before.code, 0) << before.err;
+  const auto status = nlohmann::json::parse(before.out);
+  EXPECT_FALSE(status["present"].get<bool>());
+  const std::filesystem::path path = status["path"].get<std::string>();
+  EXPECT_EQ(path.parent_path(), dir);
+  EXPECT_GT(status["bytes"].get<int64_t>(), 0);
+
+  // Not a terminal: plain progress lines on stderr, ending at 100%; the result on stdout.
+  const auto build = cli({"precompute", m, "-t", "2"});
+  ASSERT_EQ(build.code, 0) << build.err;
+  EXPECT_NE(build.err.find("progress: "), std::string::npos) << build.err;
+  EXPECT_NE(build.err.find(" directions (100%)"), std::string::npos) << build.err;
+  EXPECT_EQ(build.err.find('\r'), std::string::npos) << build.err;
+  EXPECT_NE(build.out.find("projection cache: " + path.string()), std::string::npos) << build.out;
+  ASSERT_TRUE(std::filesystem::exists(path));
+  EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(path)), status["bytes"].get<int64_t>());
+
+  const auto after = cli({"precompute", m, "--status", "--json"});
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_TRUE(nlohmann::json::parse(after.out)["present"].get<bool>());
+  const auto quiet = cli({"precompute", m, "-q"});  // rebuilt, silently
+  ASSERT_EQ(quiet.code, 0) << quiet.err;
+  EXPECT_TRUE(quiet.err.empty()) << quiet.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CliPrecompute, AnUnwritableCacheDirIsOneLineNamingIt) {
+  // A cache dir below a regular file cannot be created, even by root.
+  const auto file = std::filesystem::temp_directory_path() / ("reslens-cli-notadir-" + std::to_string(::getpid()));
+  { std::ofstream(file) << "x"; }
+  const ScopedEnv env("RESLENS_CACHE_DIR", (file / "cache").string());
+  const auto r = cli({"precompute", shared("models/stories260K/stories260K.gguf"), "-q"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find((file / "cache").string()), std::string::npos) << r.err;
+  std::filesystem::remove(file);
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 // OUT holds run.json (settings, shard, sessions), sentences.jsonl (one result a line, appended as
 // sentences finish, so an interrupted run loses at most the line being written; sorted by index
 // once the run completes), and summary.json, summary.csv, summary.md.
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -17,6 +16,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "progress.h"
 
 namespace reslens::cli {
 
@@ -146,61 +146,6 @@ void write_summaries(const fs::path& out, const ExperimentSummary& s) {
   write_atomic(out / "summary.md", summary_markdown(s));
 }
 
-std::string duration(double s) {
-  if (!(s >= 0) || s > 1e7) return "?";
-  char buf[32];
-  const auto t = static_cast<long long>(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, t / 60 % 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%.1fs", s);
-  return buf;
-}
-
-// A bar redrawn in place on a terminal; on a pipe or file, a plain line every 10% (and at least
-// every 30 s), so logs stay readable.
-class ProgressDisplay {
- public:
-  ProgressDisplay(int64_t already, int64_t total, bool quiet)
-      : tty_(::isatty(2) == 1), quiet_(quiet), already_(already), total_(total) {}
-
-  void update(const ExperimentProgress& p) {
-    if (quiet_) return;
-    const int64_t done = already_ + p.done;
-    const double rate = p.elapsed_s > 0 ? static_cast<double>(p.done) / p.elapsed_s : 0;
-    const double eta = rate > 0 ? static_cast<double>(p.total - p.done) / rate : -1;
-    const bool last = p.done == p.total;
-    const double pct = total_ > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0;
-    char buf[256];
-    if (tty_) {
-      if (!last && p.elapsed_s - last_draw_ < 0.1) return;
-      last_draw_ = p.elapsed_s;
-      constexpr int kWidth = 30;
-      const int filled = static_cast<int>(pct / 100.0 * kWidth);
-      std::string bar(static_cast<size_t>(filled), '#');
-      bar += std::string(static_cast<size_t>(kWidth - filled), '-');
-      std::snprintf(buf, sizeof buf, "\r[%s] %lld/%lld %3.0f%%  %.2f sent/s  ETA %s  kept %lld ", bar.c_str(),
-                    static_cast<long long>(done), static_cast<long long>(total_), pct, rate,
-                    last ? "0s" : duration(eta).c_str(), static_cast<long long>(p.kept));
-      std::cerr << buf << (last ? "\n" : "") << std::flush;
-      return;
-    }
-    const int decile = static_cast<int>(pct / 10);
-    if (!last && decile == last_decile_ && p.elapsed_s - last_draw_ < 30) return;
-    last_decile_ = decile;
-    last_draw_ = p.elapsed_s;
-    std::snprintf(buf, sizeof buf, "progress: %lld/%lld sentences (%.0f%%), %.2f/s, ETA %s, kept %lld\n",
-                  static_cast<long long>(done), static_cast<long long>(total_), pct, rate,
-                  last ? "0s" : duration(eta).c_str(), static_cast<long long>(p.kept));
-    std::cerr << buf << std::flush;
-  }
-
- private:
-  bool tty_, quiet_;
-  int64_t already_, total_;
-  double last_draw_ = -1;
-  int last_decile_ = -1;
-};
-
 void report_skipped(const Dataset& d) {
   constexpr size_t kShown = 10;
   for (size_t i = 0; i < d.skipped.size() && i < kShown; ++i) {
@@ -315,7 +260,7 @@ void run_command(const RunArgs& a) {
   }
   std::ofstream jsonl(out / "sentences.jsonl", std::ios::binary | std::ios::app);
   if (!jsonl) throw IoError((out / "sentences.jsonl").string() + ": cannot open for appending");
-  ProgressDisplay progress(static_cast<int64_t>(done.size()), in_shard, a.quiet);
+  ProgressDisplay progress("sentences", "sent", static_cast<int64_t>(done.size()), in_shard, a.quiet);
   const auto start = std::chrono::steady_clock::now();
   std::vector<SentenceResult> fresh = run_experiment(
       *model, todo, o,
@@ -324,7 +269,7 @@ void run_command(const RunArgs& a) {
         jsonl.flush();
         if (!jsonl) throw IoError((out / "sentences.jsonl").string() + ": cannot write (disk full?)");
       },
-      [&](const ExperimentProgress& p) { progress.update(p); });
+      [&](const ExperimentProgress& p) { progress.update(p.done, "kept " + std::to_string(p.kept)); });
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   jsonl.close();
 

@@ -1,22 +1,26 @@
 // reslens precompute MODEL: builds the model's projection cache (every neuron direction projected
 // onto the vocabulary once, int8 with certified error bounds), which makes explain's bounded method
 // score the vectors its cheap bounds cannot certify without projecting them (docs/explain.md).
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "commands.h"
 #include "common.h"
+#include "progress.h"
 
 namespace reslens::cli {
 
 namespace {
 
-std::string gigabytes(int64_t bytes) {
+std::string size_text(int64_t bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GB", static_cast<double>(bytes) / 1e9);
+  const auto b = static_cast<double>(bytes);
+  if (b >= 1e9) {
+    std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+  }
   return buf;
 }
 
@@ -37,21 +41,10 @@ void register_precompute(CLI::App& app) {
     const auto model = args->load();
     ProjectionCacheInfo info = projection_cache_info(*model);
     if (!*status) {
-      const bool tty = ::isatty(2) == 1;
-      const auto t0 = std::chrono::steady_clock::now();
-      int last_pct = -1;
+      std::unique_ptr<ProgressDisplay> progress;  // made at the first report, which gives the total
       info = precompute_projections(*model, args->threads, [&](int64_t done, int64_t total) {
-        if (*quiet) return;
-        const int pct = static_cast<int>(100 * done / total);
-        if (pct == last_pct || (!tty && pct / 10 == last_pct / 10 && done != total)) return;
-        last_pct = pct;
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double eta = done > 0 ? s * static_cast<double>(total - done) / static_cast<double>(done) : 0;
-        char buf[160];
-        std::snprintf(buf, sizeof buf, "%sprojecting directions: %lld/%lld (%d%%), ETA %.0f s%s",
-                      tty ? "\r" : "", static_cast<long long>(done), static_cast<long long>(total), pct, eta,
-                      tty && done != total ? "  " : "\n");
-        std::cerr << buf << std::flush;
+        if (!progress) progress = std::make_unique<ProgressDisplay>("directions", "dir", 0, total, *quiet);
+        progress->update(done);
       });
     }
     if (*json) {
@@ -61,10 +54,10 @@ void register_precompute(CLI::App& app) {
     if (info.path.empty()) {
       std::cout << "no cache directory (set RESLENS_CACHE_DIR)\n";
     } else if (info.present) {
-      std::cout << "projection cache: " << info.path.string() << " (" << gigabytes(info.bytes) << ")\n";
+      std::cout << "projection cache: " << info.path.string() << " (" << size_text(info.bytes) << ")\n";
     } else {
       std::cout << "no projection cache yet; `reslens precompute` would write " << info.path.string() << " ("
-                << gigabytes(info.bytes) << ")\n";
+                << size_text(info.bytes) << ")\n";
     }
   });
 }
