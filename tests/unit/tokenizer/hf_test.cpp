@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <utility>
 
 #include "common/test_paths.h"
 #include "io/gguf.h"
@@ -131,11 +132,8 @@ TEST(HfTokenizerJson, ByteLevelGpt2MatchesVectors) {
   }
 }
 
-TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
-  // Llama 3's tokenizer.json layout, filled from the llama-bpe GGUF's vocabulary: a Split
-  // pre-tokenizer with HF's original regex, ByteLevel without regex, ignore_merges, and a template
-  // that puts <|begin_of_text|> first.
-  const gguf::File file(shared_path("tokenizers/ggml-vocab/ggml-vocab-llama-bpe.gguf"));
+// A GGUF vocabulary as tokenizer.json's BPE `vocab` and `added_tokens` (its control tokens).
+std::pair<json, json> vocab_and_added_tokens(const gguf::File& file) {
   const auto& tokens = file.find("tokenizer.ggml.tokens")->strings;
   const auto& types = file.find("tokenizer.ggml.token_type")->numbers;
   json vocab = json::object();
@@ -144,6 +142,15 @@ TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
     vocab[tokens[i]] = i;
     if (types[i] == 3) added.push_back({{"id", i}, {"content", tokens[i]}, {"special", true}});
   }
+  return {vocab, added};
+}
+
+TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
+  // Llama 3's tokenizer.json layout, filled from the llama-bpe GGUF's vocabulary: a Split
+  // pre-tokenizer with HF's original regex, ByteLevel without regex, ignore_merges, and a template
+  // that puts <|begin_of_text|> first.
+  const gguf::File file(shared_path("tokenizers/ggml-vocab/ggml-vocab-llama-bpe.gguf"));
+  const auto [vocab, added] = vocab_and_added_tokens(file);
   const std::string regex =
       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
       R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
@@ -187,14 +194,7 @@ TEST(HfTokenizerJson, Llama3StyleSplitAndTemplateMatchVectors) {
 // pre-tokenizer with Qwen2's regex (single digits), ByteLevel without regex.
 json qwen2_tokenizer_json(const std::string& normalizer) {
   const gguf::File file(shared_path("tokenizers/ggml-vocab/ggml-vocab-qwen2.gguf"));
-  const auto& tokens = file.find("tokenizer.ggml.tokens")->strings;
-  const auto& types = file.find("tokenizer.ggml.token_type")->numbers;
-  json vocab = json::object();
-  json added = json::array();
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    vocab[tokens[i]] = i;
-    if (types[i] == 3) added.push_back({{"id", i}, {"content", tokens[i]}, {"special", true}});
-  }
+  const auto [vocab, added] = vocab_and_added_tokens(file);
   const std::string regex =
       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+)"
       R"(|\s+(?!\S)|\s+)";
