@@ -1,11 +1,16 @@
 // bench_vector_ops: the analysis kernels that dominate a cached explain (ops/vector_ops.h), on the
-// shapes of GPT-2 124M: combining one attention head's cached int16 rows [d_head = 64, d_vocab =
-// 50257] into the head's and its positions' projections (the Pn + 1 = 9 combinations of an 8-token
-// prompt, and others), read from memory as in an explain, where every head's rows are new.
+// shapes of GPT-2 124M:
+//   * combining one attention head's cached int16 rows [d_head = 64, d_vocab = 50257] into the
+//     head's and its positions' projections (the Pn + 1 = 9 combinations of an 8-token prompt, and
+//     others), read from memory as in an explain, where every head's rows are new;
+//   * the tail means of the 2L = 24 states, weighted sums of W_U's rows [50257, 768] (one pass);
+//   * Q3's and the head projections' double products over a weight matrix W_out [768, 3072].
 //
-// Counters: rows_GB/s = bytes of the head's rows per call; combos = combinations per call.
+// Counters: rows_GB/s = bytes of the head's rows per call; combos = combinations per call;
+// GFLOP/s = 2 M N K per call.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -41,6 +46,43 @@ void BM_CombineInt16Rows(benchmark::State& state) {
   state.counters["combos"] = static_cast<double>(nc);
 }
 BENCHMARK(BM_CombineInt16Rows)->Arg(1)->Arg(2)->Arg(9)->Arg(16)->Arg(33)->Unit(benchmark::kMillisecond);
+
+void BM_WeightedRowSums(benchmark::State& state) {
+  constexpr int64_t M = 24, K = kVocab, N = 768;
+  const int threads = static_cast<int>(state.range(0));
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  std::vector<float> W(static_cast<size_t>(K * N));  // [V, d] like W_U: 154 MB, beyond L3
+  for (auto& w : W) w = normal(rng);
+  std::vector<float> A(static_cast<size_t>(M * K));  // [24, V] tail probabilities
+  for (auto& a : A) a = std::abs(normal(rng)) / static_cast<float>(K);
+  std::vector<double> C(static_cast<size_t>(M * N));
+  for (auto _ : state) {
+    reslens::ops::weighted_row_sums(M, K, N, A.data(), K, W.data(), N, C.data(), threads);
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * static_cast<double>(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_WeightedRowSums)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_DoubleProductOverFloatWeights(benchmark::State& state) {
+  const auto M = static_cast<int64_t>(state.range(0));
+  constexpr int64_t K = 768, N = 3072;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  std::vector<float> B(static_cast<size_t>(K * N));  // [d, d_mlp] like W_out
+  for (auto& b : B) b = normal(rng);
+  std::vector<double> A(static_cast<size_t>(M * K)), C(static_cast<size_t>(M * N));
+  for (auto& a : A) a = static_cast<double>(normal(rng));
+  for (auto _ : state) {
+    reslens::ops::matmul_nn_accumulate_small(M, N, K, A.data(), K, B.data(), N, C.data(), N);
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(M * N * K * state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DoubleProductOverFloatWeights)->Arg(2)->Arg(10)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

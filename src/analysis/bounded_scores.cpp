@@ -273,7 +273,8 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
       ctx.projections->ffn(l, k, r);
       const double s = static_cast<double>(m[k]);
       const double* g = gh.data() + k * nh;
-      std::vector<double> delta(static_cast<size_t>(nh));
+      thread_local std::vector<double> delta;  // [|H|], reused across neurons
+      delta.resize(static_cast<size_t>(nh));
       for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
       double a1 = 0, a2 = 0;
       code_moments(r.codes, t.tail_q.data(), V, a1, a2);
