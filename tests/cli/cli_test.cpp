@@ -339,6 +339,31 @@ TEST(CliPrecompute, StatusBuildAndProgressLines) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CliPrecompute, ExplainSuggestsItOnATerminalUntilTheCacheExists) {
+  // A 50257-token vocabulary: explain uses the bounded method, which the cache speeds up.
+  const std::string m = shared("models/random-gpt2/random-gpt2-test.gguf");
+  const auto dir = std::filesystem::temp_directory_path() / ("reslens-cli-tip-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const ScopedEnv env("RESLENS_CACHE_DIR", dir.string());
+  // util-linux `script` gives the command a pseudo-terminal for stderr.
+  auto on_terminal = [&] {
+    const auto log = dir.parent_path() / ("reslens-cli-tip-" + std::to_string(::getpid()) + ".log");
+    const std::string inner = quote(RESLENS_CLI_PATH) + " explain " + quote(m) + " 'Hello world' --json";
+    const std::string cmd = "script -qec " + quote(inner) + " /dev/null >" + quote(log.string()) + " 2>&1 </dev/null";
+    const int status = std::system(cmd.c_str());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return test::read_file(log);
+  };
+  const std::string tip = "tip: `reslens precompute " + m + "`";
+  EXPECT_NE(on_terminal().find(tip), std::string::npos);
+  const auto piped = cli({"explain", m, "Hello world", "--json"});  // not a terminal: no tip
+  ASSERT_EQ(piped.code, 0) << piped.err;
+  EXPECT_EQ(piped.err.find("tip:"), std::string::npos) << piped.err;
+  ASSERT_EQ(cli({"precompute", m, "-q"}).code, 0);
+  EXPECT_EQ(on_terminal().find("tip:"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CliPrecompute, AnUnwritableCacheDirIsOneLineNamingIt) {
   // A cache dir below a regular file cannot be created, even by root.
   const auto file = std::filesystem::temp_directory_path() / ("reslens-cli-notadir-" + std::to_string(::getpid()));

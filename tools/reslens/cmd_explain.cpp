@@ -1,6 +1,8 @@
 // reslens explain MODEL TEXT: every score of the paper for the next-token prediction at a position,
 // as a terminal report, one JSON document (--json), the full arrays as .npy (--out DIR) and a
 // self-contained HTML page (--html FILE).
+#include <unistd.h>
+
 #include <fstream>
 #include <iostream>
 
@@ -68,6 +70,15 @@ void register_explain(CLI::App& app) {
       if (!n.empty()) std::cerr << n << "\n";
     }
     const Explanation ex = explain(*model, run, tokens, eo);
+    // The bounded method ran without a projection cache: on a terminal, say how to make it faster
+    // (logs and pipes are left alone).
+    if (ex.method_counts.count("ffn_bounded") != 0 && ::isatty(2) == 1) {
+      const ProjectionCacheInfo info = projection_cache_info(*model);
+      if (!info.present && !info.path.empty()) {
+        std::cerr << "tip: `reslens precompute " << model->path().string() << "` builds this model's projection cache ("
+                  << size_text(info.bytes) << ", once), which makes its explains several times faster\n";
+      }
+    }
     ReportOptions rep;
     rep.top = *top;
     if (!out->empty()) {

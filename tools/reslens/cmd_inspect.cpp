@@ -1,6 +1,7 @@
 // reslens inspect MODEL: architecture, dimensions, dtype, tokenizer and the tensor list.
 #include <cstdio>
 #include <iostream>
+#include <utility>
 
 #include "commands.h"
 #include "common.h"
@@ -69,8 +70,12 @@ void register_inspect(CLI::App& app) {
     std::cout << "architecture  " << j["architecture"].get<std::string>() << " (file says "
               << j["original_architecture"].get<std::string>() << ")\n";
     std::cout << "parameters    " << j["n_params"].get<int64_t>() << " stored as " << j["dtype"].get<std::string>() << "\n";
-    for (const char* k : {"n_layers", "d_model", "n_heads", "n_key_value_heads", "d_head", "d_mlp", "d_vocab", "n_ctx"}) {
-      std::printf("%-14s%lld\n", k, static_cast<long long>(j[k].get<int64_t>()));
+    // (label, JSON key): the labels fit the 14-column label width of the other lines.
+    const std::pair<const char*, const char*> dims[] = {
+        {"n_layers", "n_layers"}, {"d_model", "d_model"}, {"n_heads", "n_heads"}, {"n_kv_heads", "n_key_value_heads"},
+        {"d_head", "d_head"},     {"d_mlp", "d_mlp"},     {"d_vocab", "d_vocab"}, {"n_ctx", "n_ctx"}};
+    for (const auto& [label, key] : dims) {
+      std::printf("%-14s%lld\n", label, static_cast<long long>(j[key].get<int64_t>()));
     }
     std::cout << "norm          " << j["normalization_type"].get<std::string>() << " eps " << j["eps"].get<double>() << "\n";
     std::cout << "activation    " << j["act_fn"].get<std::string>() << (j["gated_mlp"].get<bool>() ? " (gated)" : "") << "\n";

@@ -1,7 +1,6 @@
 // reslens precompute MODEL: builds the model's projection cache (every neuron direction projected
 // onto the vocabulary once, int8 with certified error bounds), which makes explain's bounded method
 // score the vectors its cheap bounds cannot certify without projecting them (docs/explain.md).
-#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -10,21 +9,6 @@
 #include "progress.h"
 
 namespace reslens::cli {
-
-namespace {
-
-std::string size_text(int64_t bytes) {
-  char buf[32];
-  const auto b = static_cast<double>(bytes);
-  if (b >= 1e9) {
-    std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
-  }
-  return buf;
-}
-
-}  // namespace
 
 void register_precompute(CLI::App& app) {
   auto* cmd = app.add_subcommand("precompute",

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -231,6 +232,17 @@ int resolve_position(int position, size_t n_tokens) {
                      " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
   }
   return p;
+}
+
+std::string size_text(int64_t bytes) {
+  char buf[32];
+  const auto b = static_cast<double>(bytes);
+  if (b >= 1e9) {
+    std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+  }
+  return buf;
 }
 
 }  // namespace reslens::cli

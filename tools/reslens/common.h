@@ -57,6 +57,9 @@ std::vector<int32_t> top_k(const float* values, int64_t n, int64_t k);
 /// A token's text for a terminal table: control characters escaped.
 std::string printable(const std::string& s);
 
+/// A file size for people: "812.3 MB", "2.78 GB".
+std::string size_text(int64_t bytes);
+
 /// JSON string safe for any bytes (invalid UTF-8 replaced by U+FFFD).
 std::string json_safe(const std::string& s);
 
