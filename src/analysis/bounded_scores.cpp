@@ -99,12 +99,12 @@ std::vector<int64_t> score_from_cache(const std::vector<int64_t>& todo, const st
 }
 
 // The attention neurons (n, p) of head h whose cheap bounds failed, from the projection cache: each
-// direction's tail moments are computed once and shared by its positions (its row read now, unless
-// the whole head has been). Removes what it scores
-// from `neuron_fails` and returns how many. (Head and head-position combinations whose bounds fail
-// are score_combos_from_cache's.)
+// direction's tail moments are computed once and shared by its positions (its row is read now,
+// unless the whole head has been). Removes what it scores from `neuron_fails` and returns how many.
+// (Head and head-position combinations whose bounds fail are score_combos_from_cache's.)
 int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, const CachedHead& head,
-                                 bool whole_head, int64_t l, int64_t h, const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex,
+                                 bool whole_head, int64_t l, int64_t h, const std::vector<double>& gh,
+                                 const std::vector<double>& mt, Explanation& ex,
                                  std::vector<std::pair<int64_t, int64_t>>& neuron_fails) {
   const ModelConfig& c = ctx.model.config();
   const int64_t dh = c.d_head, V = c.d_vocab;

@@ -82,8 +82,9 @@ __attribute__((always_inline)) inline void combine_pass(int64_t c0, int64_t cr, 
 // Rows [m0, m0 + R) of C over columns [n0, n0 + 16) in double, B float: R x 2 accumulators of 8
 // doubles stay in registers while k runs; each 16-wide piece of a B row is widened once for all R.
 template <size_t R>
-__attribute__((always_inline)) inline void nn_block_double(int64_t m0, int64_t n0, int64_t K, const double* A, int64_t lda,
-                                                           const float* B, int64_t ldb, double* C, int64_t ldc) {
+__attribute__((always_inline)) inline void nn_block_double(int64_t m0, int64_t n0, int64_t K, const double* A,
+                                                           int64_t lda, const float* B, int64_t ldb, double* C,
+                                                           int64_t ldc) {
   typedef double V8 __attribute__((vector_size(64)));
   typedef float H8 __attribute__((vector_size(32)));
   V8 lo[R], hi[R];
