@@ -6,7 +6,6 @@
 
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
-#include "ops/vector_ops.h"
 
 namespace reslens::analysis {
 
@@ -54,35 +53,49 @@ void fill_attention_coefficients(const ExplainContext& ctx, Explanation& ex, int
 void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
   const ModelConfig& c = ctx.model.config();
   const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, Pn = ctx.P + 1;
+  const int64_t group = c.n_heads / c.n_key_value_heads;
   double worst_heads = 0, worst_neurons = 0;
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-    // Identities in d_model space, in double: the heads (+ b_O) rebuild A^l at P, and each head is
-    // the sum of its neurons over dims and source positions. The neuron sum runs over every (p, n)
-    // with the head's W_O columns transposed to rows, so its inner loop is contiguous.
-    std::vector<double> by_head(static_cast<size_t>(H * d), 0.0);  // [H, d_model]
+    // Identities in d_model space, in double, per head h with w_n = W_O[:, h*d_head + n]:
+    //  - its attention neurons summed over source positions and dims, sum_n (sum_p c_{n,p}) w_n from
+    //    the stored coefficients (sum_p c_{n,p} w_n = (sum_p c_{n,p}) w_n), against the head
+    //    rebuilt from the hooks alone, sum_n z_n w_n with z = sum_p pattern_p v_p: a wrong index in
+    //    the coefficients the scores use shows here;
+    //  - the heads plus b_O against the model's own attention output at P.
+    // Each costs d_head x d_model per head, not a pass over W_O per source position.
+    std::vector<double> by_head(static_cast<size_t>(H * d), 0.0);  // [H, d_model] from the coefficients
     std::vector<double> worst(static_cast<size_t>(H), 0.0);
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
-      std::vector<double> wt(static_cast<size_t>(dh * d));  // [d_head, d_model]: W_O[:, h*d_head + n]
-      std::vector<double> by_neurons(static_cast<size_t>(d));
+      std::vector<double> coef(static_cast<size_t>(dh)), z(static_cast<size_t>(dh)), from_hooks(static_cast<size_t>(d));
       for (int64_t h = h0; h < h1; ++h) {
-        for (int64_t i = 0; i < d; ++i) {  // W_O's rows are contiguous: read them in order
-          const float* w = Lw.W_O.row(i) + h * dh;
-          for (int64_t n = 0; n < dh; ++n) wt[static_cast<size_t>(n * d + i)] = static_cast<double>(w[n]);
-        }
-        std::fill(by_neurons.begin(), by_neurons.end(), 0.0);
-        double* by_coef = by_head.data() + h * d;
         // attn_coef is [L, H, d_head, Pn]: neuron n's coefficients over positions are contiguous.
         const double* coefs = ex.attn_coef.values.data() + ((l * H + h) * dh) * Pn;
+        std::fill(z.begin(), z.end(), 0.0);
         for (int64_t n = 0; n < dh; ++n) {
-          const double* w = wt.data() + n * d;
-          double coef = 0;
-          for (int64_t p = 0; p < Pn; ++p) coef += coefs[n * Pn + p];
-          ops::axpy_many(coefs + n * Pn, Pn, w, by_neurons.data(), d);  // one term per (n, p)
-          ops::axpy(coef, w, by_coef, d);
+          double sum = 0;
+          for (int64_t p = 0; p < Pn; ++p) sum += coefs[n * Pn + p];
+          coef[static_cast<size_t>(n)] = sum;
+        }
+        for (int64_t p = 0; p < Pn; ++p) {
+          const double a = static_cast<double>(ctx.trace.pattern(l, h, ctx.P, p));
+          const float* v = ctx.trace.v(l, p, h / group);
+          for (int64_t n = 0; n < dh; ++n) z[static_cast<size_t>(n)] += a * static_cast<double>(v[n]);
+        }
+        double* by_coef = by_head.data() + h * d;
+        std::fill(from_hooks.begin(), from_hooks.end(), 0.0);
+        for (int64_t i = 0; i < d; ++i) {  // W_O's rows are contiguous: read them in order
+          const float* w = Lw.W_O.row(i) + h * dh;
+          double a = 0, b = 0;
+          for (int64_t n = 0; n < dh; ++n) {
+            a += coef[static_cast<size_t>(n)] * static_cast<double>(w[n]);
+            b += z[static_cast<size_t>(n)] * static_cast<double>(w[n]);
+          }
+          by_coef[i] = a;
+          from_hooks[static_cast<size_t>(i)] = b;
         }
         for (int64_t i = 0; i < d; ++i) {
-          worst[static_cast<size_t>(h)] = std::max(worst[static_cast<size_t>(h)], std::abs(by_neurons[static_cast<size_t>(i)] - by_coef[i]));
+          worst[static_cast<size_t>(h)] = std::max(worst[static_cast<size_t>(h)], std::abs(from_hooks[static_cast<size_t>(i)] - by_coef[i]));
         }
       }
     });
