@@ -108,6 +108,20 @@ __attribute__((always_inline)) inline void nn_block_double(int64_t m0, int64_t n
   }
 }
 
+// Columns [n0, N) of a small product one element at a time (the blocks' leftover columns), with the
+// blocks' chain: C[m, n], then + A[m, k] * T(B[k, n]) for k ascending.
+template <typename T>
+__attribute__((always_inline)) inline void nn_columns_from(int64_t n0, int64_t M, int64_t N, int64_t K, const T* A,
+                                                           int64_t lda, const float* B, int64_t ldb, T* C, int64_t ldc) {
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = n0; n < N; ++n) {
+      T c = C[m * ldc + n];
+      for (int64_t k = 0; k < K; ++k) c += A[m * lda + k] * static_cast<T>(B[k * ldb + n]);
+      C[m * ldc + n] = c;
+    }
+  }
+}
+
 }  // namespace
 
 RESLENS_CLONES void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows,
@@ -148,13 +162,7 @@ RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, 
     for (; m0 + 8 <= M; m0 += 8) nn_block<8>(m0, n0, K, A, lda, B, ldb, C, ldc);
     for (; m0 < M; ++m0) nn_block<1>(m0, n0, K, A, lda, B, ldb, C, ldc);
   }
-  for (int64_t m = 0; m < M; ++m) {
-    for (int64_t n = n_full; n < N; ++n) {
-      float c = C[m * ldc + n];
-      for (int64_t k = 0; k < K; ++k) c += A[m * lda + k] * B[k * ldb + n];
-      C[m * ldc + n] = c;
-    }
-  }
+  nn_columns_from(n_full, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
@@ -173,13 +181,7 @@ RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, 
       default: break;
     }
   }
-  for (int64_t m = 0; m < M; ++m) {
-    for (int64_t n = n_full; n < N; ++n) {
-      double c = C[m * ldc + n];
-      for (int64_t k = 0; k < K; ++k) c += A[m * lda + k] * static_cast<double>(B[k * ldb + n]);
-      C[m * ldc + n] = c;
-    }
-  }
+  nn_columns_from(n_full, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
