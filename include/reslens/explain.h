@@ -15,6 +15,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reslens/hooks.h"
@@ -132,6 +133,12 @@ struct Explanation {
   /// from the projection cache) and "full" (over the whole vocabulary) counts of neuron, head and
   /// position scores.
   std::map<std::string, int64_t> method_counts;
+
+  /// Wall time of explain()'s phases in milliseconds, in the order they ran: "points" (the
+  /// residual points' projections and lens), then with the bounded method "bounds" and "tails"
+  /// (the model bounds and the head/tail splits), "attention", "ffn", "checks", "queries". For
+  /// benchmarks (`reslens bench --explain`); no output of the tool depends on it.
+  std::vector<std::pair<std::string, double>> phase_ms;
 };
 
 /// The hooks explain() needs in the RunResult's cache.

@@ -171,6 +171,24 @@ TEST(Cli, BenchReportsEveryLengthAndTheSgemmBaseline) {
   for (const auto& x : j["results"]) EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
 }
 
+TEST(Cli, BenchExplainReportsEveryPhase) {
+  // A 50257-token vocabulary: the bounded method, with its bounds and tails phases.
+  const auto r = cli({"bench", shared("models/random-gpt2/random-gpt2-test.gguf"), "--tokens", "4", "-r", "1",
+                      "--explain", "--full-max-tokens", "0", "--json", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto e = nlohmann::json::parse(r.out)["explain"].at(0);
+  const auto& phases = e["phases_ms"];
+  double sum = 0;
+  for (const char* name : {"forward", "points", "bounds", "tails", "attention", "ffn", "checks", "queries"}) {
+    ASSERT_TRUE(phases.contains(name)) << name << " missing from " << phases.dump();
+    EXPECT_GE(phases[name].get<double>(), 0.0) << name;
+    sum += phases[name].get<double>();
+  }
+  EXPECT_EQ(phases.size(), 8u) << phases.dump();
+  // The phases are the explain's parts: with one repetition, their sum is its time.
+  EXPECT_NEAR(sum, e["explain_ms"].get<double>(), 0.05 * e["explain_ms"].get<double>() + 1.0);
+}
+
 // Bad input: (arguments, exit code, fragments the single stderr line must contain).
 struct BadCase {
   std::vector<std::string> args;

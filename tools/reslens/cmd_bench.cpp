@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <iostream>
 #include <random>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "common.h"
@@ -140,6 +143,7 @@ void register_bench(CLI::App& app) {
     }
     // A whole explain against the plain forward pass, bounded and (up to --full-max-tokens) full.
     nlohmann::json explains = nlohmann::json::array();
+    std::vector<std::string> phase_lines;  // per length: the median ms of each phase
     if (*with_explain) {
       // With a projection cache (reslens precompute), the explain is timed with it and without it.
       const ProjectionCacheInfo cache = projection_cache_info(*model);
@@ -163,6 +167,13 @@ void register_bench(CLI::App& app) {
         eo.method = ScoreMethod::kBounded;
         explain(*model, run(*model, tokens, cap), tokens, eo);  // warm-up, and the per-model bounds cache
         std::vector<double> fwd, exp_times;
+        // Per phase, every repetition's ms: the explain's own forward pass, then explain()'s phases.
+        std::vector<std::pair<std::string, std::vector<double>>> phases;
+        auto add_phase = [&phases](const std::string& name, double ms) {
+          auto it = std::find_if(phases.begin(), phases.end(), [&](const auto& p) { return p.first == name; });
+          if (it == phases.end()) it = phases.insert(phases.end(), {name, {}});
+          it->second.push_back(ms);
+        };
         Explanation last;
         for (int r = 0; r < *reps; ++r) {
           auto t0 = std::chrono::steady_clock::now();
@@ -170,9 +181,23 @@ void register_bench(CLI::App& app) {
           fwd.push_back(seconds_since(t0));
           t0 = std::chrono::steady_clock::now();
           const RunResult rr = run(*model, tokens, cap);  // the explain's own forward pass counts
+          add_phase("forward", seconds_since(t0) * 1e3);
           last = explain(*model, rr, tokens, eo);
           exp_times.push_back(seconds_since(t0));
+          for (const auto& [name, ms] : last.phase_ms) add_phase(name, ms);
         }
+        nlohmann::json phase_json = nlohmann::json::object();
+        std::string phase_line;
+        for (auto& [name, times] : phases) {
+          const double ms = median(times);
+          phase_json[name] = ms;
+          char cell[64];
+          std::snprintf(cell, sizeof cell, "  %s %.1f", name.c_str(), ms);
+          phase_line += cell;
+        }
+        char head[32];
+        std::snprintf(head, sizeof head, "%8lld tokens:", static_cast<long long>(n));
+        phase_lines.push_back(head + phase_line);
         int64_t full_vectors = 0, all_vectors = 0, cached_vectors = 0;
         for (const auto& [k, v] : last.method_counts) {
           all_vectors += v;
@@ -204,13 +229,18 @@ void register_bench(CLI::App& app) {
         explains.push_back({{"tokens", n}, {"forward_ms", f}, {"explain_ms", e}, {"ratio", e / f},
                             {"projection_cache", cache.present}, {"no_cache_ms", opt_ms(no_cache_ms)},
                             {"full_ms", opt_ms(full_ms)}, {"vectors_cached", cached_vectors},
-                            {"vectors_full", full_vectors}, {"vectors_total", all_vectors}});
+                            {"vectors_full", full_vectors}, {"vectors_total", all_vectors},
+                            {"phases_ms", phase_json}});
         if (!*json) {
           auto cell = [](double v) { return v < 0 ? std::string("-") : std::to_string(static_cast<int64_t>(v)); };
           std::printf("%8lld %12.1f %14.1f %12.1f %14s %10s %16lld %9lld/%lld\n", static_cast<long long>(n), f, e, e / f,
                       cell(no_cache_ms).c_str(), cell(full_ms).c_str(), static_cast<long long>(cached_vectors),
                       static_cast<long long>(full_vectors), static_cast<long long>(all_vectors));
         }
+      }
+      if (!*json) {
+        std::printf("\nexplain phases, ms (median of the repetitions; the explain's forward pass with capture first):\n");
+        for (const std::string& line : phase_lines) std::printf("%s\n", line.c_str());
       }
     }
     const double sgemm = measure_sgemm(threads, 1536);
