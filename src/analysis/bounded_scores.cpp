@@ -333,7 +333,6 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     const auto& gn = mb.attn_gamma_norm[static_cast<size_t>(l)];
     const auto& nn = mb.attn_norm[static_cast<size_t>(l)];
 
-
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       std::vector<double> delta(static_cast<size_t>(nh));
       std::vector<HeadPowerSums> sums(static_cast<size_t>(dh));

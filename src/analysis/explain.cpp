@@ -53,13 +53,7 @@ TargetStats target_stats(std::span<const float> logits, int32_t target) {
 
 Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                     const ExplainOptions& opts) {
-  // Phase timings for benchmarks (Explanation::phase_ms): the time since the previous mark.
   auto since = std::chrono::steady_clock::now();
-  auto mark = [&since](Explanation& e, const char* phase) {
-    const auto now = std::chrono::steady_clock::now();
-    e.phase_ms.emplace_back(phase, std::chrono::duration<double, std::milli>(now - since).count());
-    since = now;
-  };
   const ModelConfig& c = model.config();
   const analysis::TraceView trace(model, run);
   const int64_t T = trace.n_positions();
@@ -82,6 +76,12 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   const int64_t L = c.n_layers, d = c.d_model;
 
   Explanation ex;
+  // Phase timings for benchmarks (Explanation::phase_ms): the time since the previous mark.
+  auto mark = [&since, &ex](const char* phase) {
+    const auto now = std::chrono::steady_clock::now();
+    ex.phase_ms.emplace_back(phase, std::chrono::duration<double, std::milli>(now - since).count());
+    since = now;
+  };
   ex.position = static_cast<int>(P);
   ex.n_positions = P + 1;
   const std::span<const float> real = trace.logits(P);
@@ -177,36 +177,36 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
     ex.checks["bs_final_vs_real_logits"] = worst;
   }
 
-  mark(ex, "points");
+  mark("points");
   // The bounded method pays off when the vocabulary is large; baselines need every token's rank.
   bool bounded = opts.method == ScoreMethod::kBounded ||
                  (opts.method == ScoreMethod::kAuto && c.d_vocab > 8192 && !opts.baselines);
   if (bounded) {
     ctx.bounds = analysis::model_bounds(model, threads);
-    mark(ex, "bounds");
+    mark("bounds");
     std::vector<const analysis::Distribution*> dists;
     // The states scored against: h^{l-1} (attention l) and r^l (FFN l); the final point is none's.
     for (int64_t i = 0; i < 2 * L; ++i) dists.push_back(&ctx.points[static_cast<size_t>(i)]);
     if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
     const int head_size = opts.head_size > 0 ? opts.head_size : ctx.projections != nullptr ? 16 : 64;
     ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, head_size, {ex.target, ex.foil}, threads);
-    mark(ex, "tails");
+    mark("tails");
     analysis::score_attention_bounded(ctx, ex);
   } else {
     analysis::score_attention(ctx, ex);
   }
-  mark(ex, "attention");
+  mark("attention");
   if (bounded && !opts.baselines) {
     analysis::score_ffn_neurons_bounded(ctx, ex);
   } else {
     analysis::score_ffn_neurons(ctx, ex);
   }
-  mark(ex, "ffn");
+  mark("ffn");
   analysis::check_attention_identities(ctx, ex);
   analysis::check_ffn_identities(ctx, ex);
-  mark(ex, "checks");
+  mark("checks");
   analysis::score_queries(ctx, ex);
-  mark(ex, "queries");
+  mark("queries");
   return ex;
 }
 

@@ -47,7 +47,6 @@ std::filesystem::path ProjectionCache::path_for(const Model& model) {
   return dir / ("projections-" + std::to_string(model_fingerprint(model)) + ".bin");
 }
 
-
 std::shared_ptr<const ProjectionCache> ProjectionCache::open(const Model& model) {
   const std::filesystem::path p = path_for(model);
   std::error_code ec;

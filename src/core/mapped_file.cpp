@@ -62,24 +62,26 @@ void MappedFile::release(std::span<const uint8_t> range) const {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-void MappedFile::will_need(std::span<const uint8_t> range) const {
-  if (range.empty() || !contains(range.data())) return;
+namespace {
+// madvise over the pages that `range` touches (its first page rounded down); the call's result.
+int advise_pages(std::span<const uint8_t> range, int advice) {
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto begin = reinterpret_cast<uintptr_t>(range.data()) / page * page;
   const auto end = reinterpret_cast<uintptr_t>(range.data()) + range.size();
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);  // advice only
+  return ::madvise(reinterpret_cast<void*>(begin), end - begin, advice);
+}
+}  // namespace
+
+void MappedFile::will_need(std::span<const uint8_t> range) const {
+  if (range.empty() || !contains(range.data())) return;
+  advise_pages(range, MADV_WILLNEED);  // advice only
 }
 
 void MappedFile::populate(std::span<const uint8_t> range) const {
   if (range.empty() || !contains(range.data())) return;
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(range.data()) / page * page;
-  const auto end = reinterpret_cast<uintptr_t>(range.data()) + range.size();
   // Linux >= 5.14; an older kernel refuses it (EINVAL) and gets will_need's read-ahead instead.
   constexpr int kPopulateRead = 22;  // MADV_POPULATE_READ, absent from older headers
-  if (::madvise(reinterpret_cast<void*>(begin), end - begin, kPopulateRead) != 0) {
-    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
-  }
+  if (advise_pages(range, kPopulateRead) != 0) advise_pages(range, MADV_WILLNEED);
 }
 
 std::string read_text_file(const std::filesystem::path& path) {
