@@ -16,6 +16,18 @@ namespace reslens {
 
 enum class TokenType : uint8_t { kNormal, kUnknown, kControl, kUserDefined, kUnused, kByte };
 
+/// What encode does with the text of a special token written in the prompt ("<|im_start|>", "<s>").
+enum class SpecialText : uint8_t {
+  /// Control and unknown tokens (BOS, EOS, chat markers, <unk>) and user-defined (added) tokens
+  /// written in the text become those tokens, as Hugging Face tokenizers do by default and
+  /// llama.cpp does with parse_special (llama-cli's prompts).
+  kParse,
+  /// Control and unknown tokens' text is ordinary text ("<s>" becomes "<", "s", ">"): llama.cpp's
+  /// parse_special = false, HF's split_special_tokens. User-defined tokens are still split out
+  /// (both do that regardless).
+  kPlain,
+};
+
 class Tokenizer {
  public:
   Tokenizer() = default;
@@ -23,8 +35,12 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
   virtual ~Tokenizer();
 
-  /// Token ids of `text`. `add_bos` prepends the BOS token. Throws InvalidArgument on invalid UTF-8.
-  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  /// Token ids of `text`. `add_bos` prepends the BOS token. The special tokens written in the text
+  /// are split out first (longest first, as llama.cpp's tokenizer_st_partition does), and every
+  /// stretch of text between them is encoded on its own: SentencePiece-style vocabularies give each
+  /// stretch its space prefix, as llama.cpp and HF's legacy Llama tokenizers do. Throws
+  /// InvalidArgument on invalid UTF-8.
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, SpecialText special = SpecialText::kParse) const;
 
   /// The text that `ids` stand for (control tokens such as BOS/EOS render as nothing).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
@@ -57,8 +73,13 @@ class Tokenizer {
   int32_t find_piece(std::string_view piece) const;
 
  protected:
-  /// Builds the piece -> id index behind find_piece (call once pieces_ is filled; the first of
-  /// duplicate pieces wins).
+  /// Appends the ids of a stretch of text that holds no special token (valid UTF-8, non-empty),
+  /// which begins at byte `offset` of the whole text (0: HF Metaspace's prepend_scheme "first"
+  /// prefixes it; errors name offsets in the whole text).
+  virtual void encode_text(std::string_view text, size_t offset, std::vector<int32_t>& out) const = 0;
+
+  /// Builds the piece -> id index behind find_piece and the list of special tokens encode splits
+  /// out (call once pieces_ and types_ are filled; the first of duplicate pieces wins).
   void index_pieces();
 
   std::vector<std::string> pieces_;
@@ -79,6 +100,11 @@ class Tokenizer {
 
  protected:
   std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>> piece_index_;
+
+ private:
+  /// The tokens encode may split out of the text: control, unknown and user-defined tokens with a
+  /// non-empty piece, longest piece first (then lowest id).
+  std::vector<int32_t> specials_;
 };
 
 }  // namespace reslens

@@ -188,11 +188,13 @@ as a read-only zero-copy view that keeps the model alive. None when the model ha
 )pbdoc")
       // Tokenizer.
       .def("encode",
-           [](const ModelHandle& h, const std::string& text, bool add_bos) {
+           [](const ModelHandle& h, const std::string& text, bool add_bos, bool parse_special) {
              const py::gil_scoped_release release;
-             return h->tokenizer().encode(text, add_bos);
+             return h->tokenizer().encode(text, add_bos, parse_special ? SpecialText::kParse : SpecialText::kPlain);
            },
-           py::arg("text"), py::arg("add_bos"), "Token ids of `text`, with BOS prepended when `add_bos`.")
+           py::arg("text"), py::arg("add_bos"), py::arg("parse_special") = true,
+           "Token ids of `text`, with BOS prepended when `add_bos`. Special tokens written in the text "
+           "(<s>, <|im_start|>) become those tokens unless `parse_special` is False.")
       .def("decode",
            [](const ModelHandle& h, const py::handle& ids) {
              const std::vector<int32_t> v = to_ids(ids);

@@ -53,6 +53,20 @@ def test_tokens_match_the_cli(any_model):
     assert model.to_string(ids[None, :][0]) == model.to_string(ids.tolist())
 
 
+def test_special_tokens_in_text_match_the_cli():
+    # "<|endoftext|>" written in the text is that token (as HF and TransformerLens read it), unless
+    # the core encoder is asked to read it as characters, as `--no-parse-special` does.
+    model = get_model("random-gpt2.gguf")
+    text = "Hello<|endoftext|> world"
+    ids = model.to_tokens(text, prepend_bos=False).tolist()
+    assert 50256 in ids
+    assert ids == cli_json(["tokenize", model_path("random-gpt2.gguf"), text, "--bos", "no", "--json"])["ids"]
+    plain = model.core.encode(text, False, parse_special=False)
+    assert 50256 not in plain
+    assert plain == cli_json(["tokenize", model_path("random-gpt2.gguf"), text, "--bos", "no",
+                              "--no-parse-special", "--json"])["ids"]
+
+
 def test_single_tokens():
     model = get_model("random-gpt2.gguf")
     t = model.to_single_token(" Paris")

@@ -83,7 +83,7 @@ std::string BpeTokenizer::normalize(std::string_view text) const {
   return s;
 }
 
-std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text) const {
+std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text, bool at_start) const {
   require_valid_utf8(text, "text to tokenize");
   std::vector<std::string> words;
   if (text.empty()) return words;
@@ -118,7 +118,7 @@ std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text) const
         case PreTokenizerStep::Kind::kMetaspace: {
           std::string replaced = replace_all(word, " ", step.replacement);
           const bool prepend = step.prepend == PreTokenizerStep::Prepend::kAlways
-                               || (step.prepend == PreTokenizerStep::Prepend::kFirst && w == 0);
+                               || (step.prepend == PreTokenizerStep::Prepend::kFirst && w == 0 && at_start);
           if (prepend && !starts_with(replaced, step.replacement)) replaced = step.replacement + replaced;
           if (step.split) {
             split_before(replaced, step.replacement, next);
@@ -134,15 +134,9 @@ std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text) const
   return words;
 }
 
-std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos) const {
-  std::vector<int32_t> out;
-  const std::vector<std::string> words = pre_tokenize(text);  // validates UTF-8
-  if (add_bos) {
-    if (bos_id_ < 0) throw InvalidArgument("this " + kind_ + " tokenizer has no BOS token to add");
-    out.push_back(bos_id_);
-  }
-  for (const std::string& word : words) encode_word(word, out);
-  return out;
+void BpeTokenizer::encode_text(std::string_view text, size_t offset, std::vector<int32_t>& out) const {
+  // HF normalizes and pre-tokenizes each stretch between added tokens on its own.
+  for (const std::string& word : pre_tokenize(text, offset == 0)) encode_word(word, out);
 }
 
 void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {

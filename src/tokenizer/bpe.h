@@ -74,7 +74,6 @@ class BpeTokenizer final : public Tokenizer {
   /// Merges whose parts or result are not in the vocabulary are dropped (they could never apply).
   explicit BpeTokenizer(BpeVocab vocab);
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
   std::string decode(std::span<const int32_t> ids) const override;
   std::string token_text(int32_t id) const override;
   std::string token_bytes(int32_t id) const override;
@@ -82,10 +81,12 @@ class BpeTokenizer final : public Tokenizer {
   size_t n_merges() const { return merges_.size(); }
 
   /// The words `text` is split into before BPE (after normalization; byte-level words are in the
-  /// byte alphabet). Exposed for tests and `reslens tokenize --verbose`.
-  std::vector<std::string> pre_tokenize(std::string_view text) const;
+  /// byte alphabet). Exposed for tests and `reslens tokenize --verbose`. `at_start`: the text
+  /// begins the prompt (Metaspace's prepend_scheme "first" prefixes only that stretch).
+  std::vector<std::string> pre_tokenize(std::string_view text, bool at_start = true) const;
 
  private:
+  void encode_text(std::string_view text, size_t offset, std::vector<int32_t>& out) const override;
   std::string normalize(std::string_view text) const;
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;

@@ -48,20 +48,6 @@ class SentencePieceTokenizer final : public Tokenizer {
     index_pieces();
   }
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
-    require_valid_utf8(text, "text to tokenize");
-    std::vector<int32_t> out;
-    if (add_bos) {
-      if (bos_id_ < 0) throw InvalidArgument("this sentencepiece tokenizer has no BOS token to add");
-      out.push_back(bos_id_);
-    }
-    std::vector<int> ids;
-    const auto status = processor_.Encode(text, &ids);
-    if (!status.ok()) throw InvalidArgument("text to tokenize: SentencePiece failed: " + status.ToString());
-    out.insert(out.end(), ids.begin(), ids.end());
-    return out;
-  }
-
   std::string decode(std::span<const int32_t> ids) const override {
     std::vector<int> v;
     v.reserve(ids.size());
@@ -85,6 +71,16 @@ class SentencePieceTokenizer final : public Tokenizer {
   }
 
  private:
+  // Each stretch between special tokens gets libsentencepiece's dummy "▁" prefix, as in llama.cpp
+  // and HF's legacy Llama tokenizer. (User-defined pieces stay normal tokens here: the processor
+  // matches them itself.)
+  void encode_text(std::string_view text, size_t /*offset*/, std::vector<int32_t>& out) const override {
+    std::vector<int> ids;
+    const auto status = processor_.Encode(text, &ids);
+    if (!status.ok()) throw InvalidArgument("text to tokenize: SentencePiece failed: " + status.ToString());
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+
   sentencepiece::SentencePieceProcessor processor_;
 };
 

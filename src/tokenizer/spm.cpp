@@ -67,16 +67,10 @@ SpmTokenizer::SpmTokenizer(SpmVocab vocab)
   }
 }
 
-std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) const {
-  require_valid_utf8(text, "text to tokenize");
-  std::vector<int32_t> out;
-  if (add_bos) {
-    if (bos_id_ < 0) throw InvalidArgument("this " + kind_ + " tokenizer has no BOS token to add");
-    out.push_back(bos_id_);
-  }
-  // llama.cpp tokenizes no fragment at all for empty text, so no space prefix either.
-  if (text.empty()) return out;
-
+void SpmTokenizer::encode_text(std::string_view text, size_t text_offset, std::vector<int32_t>& out) const {
+  // Every stretch gets the space prefix: it begins the text or follows a special token, and
+  // llama.cpp (is_prev_special) and HF's Prepend normalizer (run per stretch) both prefix those.
+  //
   // The escaped text: optional space prefix, then every ' ' written as "▁".
   std::string escaped;
   escaped.reserve(text.size() + 8);
@@ -143,11 +137,10 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) c
     if (!emit_unknown_symbol(piece, previous_was_unk, out)) {
       throw InvalidArgument(
           "text to tokenize: the character at byte offset "
-          + std::to_string(input_offset(text, s.offset > prefix_bytes ? s.offset - prefix_bytes : 0))
+          + std::to_string(text_offset + input_offset(text, s.offset > prefix_bytes ? s.offset - prefix_bytes : 0))
           + " is not in the " + kind_ + " vocabulary, which has neither byte tokens for it nor <unk>");
     }
   }
-  return out;
 }
 
 bool SpmTokenizer::emit_unknown_symbol(std::string_view symbol, bool& previous_was_unk,

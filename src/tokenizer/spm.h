@@ -38,7 +38,6 @@ class SpmTokenizer final : public Tokenizer {
   /// Throws InternalError when the arrays disagree in length (loaders validate files first).
   explicit SpmTokenizer(SpmVocab vocab);
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
   std::string decode(std::span<const int32_t> ids) const override;
   std::string token_text(int32_t id) const override;
   std::string token_bytes(int32_t id) const override;
@@ -48,6 +47,7 @@ class SpmTokenizer final : public Tokenizer {
   bool add_space_prefix() const { return add_space_prefix_; }
 
  private:
+  void encode_text(std::string_view text, size_t offset, std::vector<int32_t>& out) const override;
   /// Emits the tokens of one final symbol that is not itself a token (step 4 above); false when
   /// the vocabulary can represent it neither by bytes nor by <unk>.
   bool emit_unknown_symbol(std::string_view symbol, bool& previous_was_unk, std::vector<int32_t>& out) const;

@@ -1,11 +1,40 @@
-// Tokenizer base class: vocabulary bookkeeping shared by every tokenizer.
+// Tokenizer base class: vocabulary bookkeeping shared by every tokenizer, and encode's splitting of
+// the special tokens written in the text.
 #include "reslens/tokenizer.h"
 
+#include <algorithm>
+#include <utility>
+
+#include "core/utf8.h"
 #include "reslens/error.h"
+#include "tokenizer/special_split.h"
 
 namespace reslens {
 
 Tokenizer::~Tokenizer() = default;
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, SpecialText special) const {
+  require_valid_utf8(text, "text to tokenize");
+  std::vector<int32_t> out;
+  if (add_bos) {
+    if (bos_id_ < 0) throw InvalidArgument("this " + kind_ + " tokenizer has no BOS token to add");
+    out.push_back(bos_id_);
+  }
+  std::vector<std::pair<std::string_view, int32_t>> candidates;
+  for (const int32_t id : specials_) {
+    if (special == SpecialText::kParse || types_[static_cast<size_t>(id)] == TokenType::kUserDefined) {
+      candidates.emplace_back(pieces_[static_cast<size_t>(id)], id);
+    }
+  }
+  for (const tokenizer_detail::TextPart& part : tokenizer_detail::split_special_tokens(text, candidates)) {
+    if (part.token >= 0) {
+      out.push_back(part.token);
+    } else {
+      encode_text(text.substr(part.begin, part.end - part.begin), part.begin, out);
+    }
+  }
+  return out;
+}
 
 const std::string& Tokenizer::piece(int32_t id) const {
   if (id < 0 || id >= n_vocab()) {
@@ -29,6 +58,15 @@ void Tokenizer::index_pieces() {
   piece_index_.clear();
   piece_index_.reserve(pieces_.size());
   for (size_t i = 0; i < pieces_.size(); ++i) piece_index_.emplace(pieces_[i], static_cast<int32_t>(i));
+  specials_.clear();
+  for (size_t i = 0; i < types_.size() && i < pieces_.size(); ++i) {
+    const TokenType t = types_[i];
+    const bool special = t == TokenType::kControl || t == TokenType::kUnknown || t == TokenType::kUserDefined;
+    if (special && !pieces_[i].empty()) specials_.push_back(static_cast<int32_t>(i));
+  }
+  std::stable_sort(specials_.begin(), specials_.end(), [this](int32_t a, int32_t b) {
+    return pieces_[static_cast<size_t>(a)].size() > pieces_[static_cast<size_t>(b)].size();
+  });
 }
 
 }  // namespace reslens

@@ -2,6 +2,7 @@
 // kind of bad input gives one line on stderr naming the problem and the right exit code.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -85,6 +86,31 @@ TEST(Cli, TokenizeMatchesTheGoldens) {
   }
   const auto nobos = cli({"tokenize", shared("models/stories260K/stories260K.gguf"), "Once upon", "--bos", "no", "--json"});
   EXPECT_EQ(nlohmann::json::parse(nobos.out)["ids"][0], 403);
+}
+
+TEST(Cli, SpecialTokensInTheTextAreParsedUnlessAskedNot) {
+  // "</s>" in the prompt is the EOS token (2), and the text after it gets its own space prefix;
+  // --no-parse-special reads it as characters. The same option reaches every command's prompt.
+  // (BOS comes first in every case: the model adds it.)
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto parsed = cli({"tokenize", m, "Lily</s>Tom", "--json"});
+  ASSERT_EQ(parsed.code, 0) << parsed.err;
+  const auto want_parts = nlohmann::json::parse(cli({"tokenize", m, "Lily", "--json"}).out)["ids"];
+  const auto ids = nlohmann::json::parse(parsed.out)["ids"];
+  ASSERT_GT(ids.size(), want_parts.size());
+  EXPECT_EQ(ids[want_parts.size()], 2);
+  const auto plain = nlohmann::json::parse(cli({"tokenize", m, "Lily</s>Tom", "--no-parse-special", "--json"}).out)["ids"];
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 2), 0);
+  EXPECT_GT(plain.size(), ids.size());
+  for (const bool as_text : {false, true}) {
+    std::vector<std::string> args = {"predict", m, "Lily</s>Tom", "--json"};
+    if (as_text) args.push_back("--no-parse-special");
+    const auto r = cli(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto tokens = nlohmann::json::parse(r.out)["tokens"];
+    ASSERT_EQ(tokens.size(), (as_text ? plain : ids).size());
+    EXPECT_EQ(tokens[want_parts.size()]["text"] == "</s>", !as_text);
+  }
 }
 
 TEST(Cli, PredictGivesTheGoldenTopTokens) {

@@ -18,8 +18,7 @@ void register_tokenize(CLI::App& app) {
     const auto model = args->load();
     const Tokenizer& tok = model->tokenizer();
     require_valid_utf8_cli(prompt->text);
-    const bool add_bos = prompt->bos == "auto" ? tok.add_bos_default() : prompt->bos == "yes";
-    const std::vector<int32_t> ids = tok.encode(prompt->text, add_bos);
+    const std::vector<int32_t> ids = prompt->encode(tok);
     if (*json) {
       nlohmann::json j;
       j["ids"] = ids;

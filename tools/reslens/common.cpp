@@ -76,6 +76,8 @@ void PromptArgs::add(CLI::App& app, bool required) {
   if (!required) app.add_option("--ids", ids, "Token ids instead of text, comma-separated: 1,2,3")->excludes(t);
   app.add_option("--bos", bos, "Prepend BOS: yes, no, or auto (the model's own setting)")
       ->check(CLI::IsMember({"yes", "no", "auto"}));
+  app.add_flag("--no-parse-special", plain_special,
+               "Read the text of control tokens (<s>, <|endoftext|>, <|im_start|>) as ordinary text instead of as those tokens");
   if (auto it = model_args_of().find(&app); it != model_args_of().end()) it->second->prompt = this;
 }
 
@@ -115,15 +117,18 @@ std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
 std::vector<int32_t> PromptArgs::tokens(const Model& model) const {
   if (!ids.empty()) return parse_ids(ids);
   require_valid_utf8(text, "the prompt");
-  const Tokenizer& tok = model.tokenizer();
-  const bool add_bos = bos == "auto" ? tok.add_bos_default() : bos == "yes";
-  if (add_bos && tok.bos_id() < 0) throw InvalidArgument("--bos yes: this model's tokenizer has no BOS token");
-  std::vector<int32_t> out = tok.encode(text, add_bos);
+  std::vector<int32_t> out = encode(model.tokenizer());
   if (out.empty()) {
     throw InvalidArgument("the prompt is empty and no BOS token is added: nothing to run (pass text, or "
                           "--bos yes)");
   }
   return out;
+}
+
+std::vector<int32_t> PromptArgs::encode(const Tokenizer& tok) const {
+  const bool add_bos = bos == "auto" ? tok.add_bos_default() : bos == "yes";
+  if (add_bos && tok.bos_id() < 0) throw InvalidArgument("--bos yes: this model's tokenizer has no BOS token");
+  return tok.encode(text, add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
 }
 
 std::vector<double> softmax(const float* logits, int64_t n) {

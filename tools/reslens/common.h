@@ -33,17 +33,20 @@ struct ModelArgs {
   std::shared_ptr<const Model> load();
 };
 
-/// The prompt: TEXT, or --ids, with --bos yes|no|auto.
+/// The prompt: TEXT, or --ids, with --bos yes|no|auto and --no-parse-special.
 struct PromptArgs {
   std::string text;
   std::string ids;
   std::string bos = "auto";
+  bool plain_special = false;  ///< --no-parse-special: special tokens' text is ordinary text
   bool text_required = false;
   bool text_given = false;          ///< TEXT was on the command line (possibly empty: "")
   CLI::Option* text_opt = nullptr;
   void add(CLI::App& app, bool text_required = false);
   /// Token ids for the model (validated: non-empty, in range).
   std::vector<int32_t> tokens(const Model& model) const;
+  /// The text's ids as the options ask (no check that any are left).
+  std::vector<int32_t> encode(const Tokenizer& tok) const;
 };
 
 std::vector<int32_t> parse_ids(const std::string& s);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <utility>
 
@@ -75,6 +76,25 @@ TEST(HfTinyStories, MetaspacePreTokenizerFollowsHf) {
   }
   EXPECT_EQ(tok->encode(" Hello world", false), (std::vector<int32_t>{80, 1288, 139, 410, 555}));
   EXPECT_EQ(tok->decode(tok->encode("Hello world", true)), "Hello world");
+
+  // After a special token in the text, prepend_scheme "first" adds no "▁": only the stretch at
+  // offset 0 of the text gets one (HF: offsets_original().0 == 0). The legacy Prepend normalizer
+  // runs on every stretch, so there it does.
+  j["pre_tokenizer"]["prepend_scheme"] = "never";
+  const auto never_dir = test::scratch_dir("metaspace-never");
+  write_file(never_dir / "tokenizer.json", j.dump());
+  const auto never = load_hf_tokenizer(never_dir);
+  auto with = [](std::vector<int32_t> a, int32_t id, const std::vector<int32_t>& b) {
+    a.push_back(id);
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  const std::string bos = tok->piece(1), eos = tok->piece(2);  // <|start_story|>, <|end_story|>
+  EXPECT_EQ(tok->encode("Hello" + eos + "Hello", false), with(tok->encode("Hello", false), 2, never->encode("Hello", false)));
+  EXPECT_EQ(tok->encode(bos + "Hello", false), with({}, 1, never->encode("Hello", false)));
+  EXPECT_NE(never->encode("Hello", false), tok->encode("Hello", false));
+  EXPECT_EQ(reference->encode("Hello" + eos + "Hello", false),
+            with(reference->encode("Hello", false), 2, reference->encode("Hello", false)));
 }
 
 TEST(HfRandomGpt2, VocabMergesDirectoryMatchesGoldens) {
@@ -222,6 +242,37 @@ TEST(HfTokenizerJson, Qwen2NfcNormalizerMatchesVectorsAndComposes) {
   EXPECT_EQ(tok->encode("\xe2\x84\xab", false), tok->encode("\xc3\x85", false));
   EXPECT_NE(tok->encode("\xef\xac\x81le", false), tok->encode("file", false));
   EXPECT_EQ(tok->decode(tok->encode("cafe\xcc\x81", false)), "caf\xc3\xa9");
+}
+
+TEST(HfTokenizerJson, ChatMarkersAndAddedTokensAreSplitOut) {
+  // A Qwen2 chat prompt: its special added tokens become those tokens and the text between them is
+  // pre-tokenized stretch by stretch (HF's added-token extraction); asked to read them as plain
+  // text, they are characters. A non-special added token is split out either way.
+  auto j = qwen2_tokenizer_json("NFC");
+  const int32_t tool = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-qwen2.gguf")->n_vocab();  // a new id
+  j["added_tokens"].push_back({{"id", tool}, {"content", "<tool>"}, {"special", false}});
+  const auto dir = test::scratch_dir("qwen2-chat");
+  write_file(dir / "tokenizer.json", j.dump());
+  const auto tok = load_hf_tokenizer(dir);
+  const int32_t start = tok->find_piece("<|im_start|>"), end = tok->find_piece("<|im_end|>");
+  ASSERT_GE(start, 0);
+  ASSERT_GE(end, 0);
+  EXPECT_EQ(tok->type(start), TokenType::kControl);
+  EXPECT_EQ(tok->type(tool), TokenType::kUserDefined);
+  const std::string chat = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+  std::vector<int32_t> want = {start};
+  for (const auto& part : {tok->encode("user\nWhat is the capital of France?", false), std::vector<int32_t>{end},
+                           tok->encode("\n", false), std::vector<int32_t>{start}, tok->encode("assistant\n", false)}) {
+    want.insert(want.end(), part.begin(), part.end());
+  }
+  EXPECT_EQ(tok->encode(chat, false), want);
+  const auto plain = tok->encode(chat, false, SpecialText::kPlain);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), start), 0);
+  EXPECT_EQ(tok->decode(plain), chat);
+  for (const SpecialText mode : {SpecialText::kParse, SpecialText::kPlain}) {
+    const auto ids = tok->encode("a<tool>b", false, mode);
+    EXPECT_EQ(ids, (std::vector<int32_t>{tok->encode("a", false)[0], tool, tok->encode("b", false)[0]}));
+  }
 }
 
 TEST(HfTokenizerJson, UnicodeNormalizersFollowTheirForms) {
