@@ -93,6 +93,7 @@ struct ExperimentOptions {
   bool random = true;      ///< random interventions of the same sizes
   uint64_t seed = 0;
   std::optional<bool> add_bos;  ///< nullopt: the model's own setting
+  bool parse_special = true;    ///< special tokens written in a prompt are those tokens (Tokenizer::encode)
   int n_threads = 0;       ///< sentences evaluated at once (0: every hardware thread)
   bool strict = false;     ///< malformed dataset lines are fatal (experiment() over a path)
   Shard shard;             ///< experiment(): only this share of the dataset

@@ -136,6 +136,7 @@ class ExperimentArgs:
     strict: bool
     seed: int
     add_bos: Optional[bool]
+    parse_special: bool
     threads: int
     shard: str
     def __init__(self) -> None: ...

@@ -27,6 +27,7 @@ void register_experiment(py::module_& m) {
       .def_readwrite("strict", &ExperimentOptions::strict)
       .def_readwrite("seed", &ExperimentOptions::seed)
       .def_readwrite("add_bos", &ExperimentOptions::add_bos)
+      .def_readwrite("parse_special", &ExperimentOptions::parse_special)
       .def_property(
           "threads", [](const ExperimentOptions& o) { return o.n_threads; },
           [](ExperimentOptions& o, int t) { o.n_threads = threads_or_default(t); })

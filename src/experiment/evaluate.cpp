@@ -93,7 +93,7 @@ Screened screen(const Model& model, const TokenResolver& resolver, const Experim
   r.target = s.target;
   const Tokenizer& tok = model.tokenizer();
   const bool bos = o.add_bos.value_or(tok.add_bos_default()) && tok.bos_id() >= 0;
-  sc.tokens = tok.encode(s.prompt, bos);
+  sc.tokens = tok.encode(s.prompt, bos, o.parse_special ? SpecialText::kParse : SpecialText::kPlain);
   r.n_prompt_tokens = static_cast<int64_t>(sc.tokens.size());
   if (sc.tokens.empty()) throw InvalidArgument("the prompt has no tokens");
   RunOptions ro;

@@ -47,6 +47,7 @@ std::string experiment_info_mismatch(const ExperimentInfo& a, const ExperimentIn
   check(x.random == y.random, "random baselines");
   check(x.seed == y.seed, "seed");
   check(x.add_bos == y.add_bos, "BOS setting");
+  check(x.parse_special == y.parse_special, "special-token parsing");
   return out;
 }
 

@@ -72,7 +72,7 @@ std::string experiment_info_json(const ExperimentInfo& i) {
         {"attn_ffn_top", o.attn_ffn_top}, {"query_top", o.query_top}, {"shared_set", o.shared_set},
         {"max_fraction", o.max_fraction}, {"query_value_neurons", o.query_value_neurons},
         {"baselines", o.baselines}, {"random", o.random}, {"seed", std::to_string(o.seed)},
-        {"add_bos", o.add_bos ? json(*o.add_bos) : json("auto")}}},
+        {"add_bos", o.add_bos ? json(*o.add_bos) : json("auto")}, {"parse_special", o.parse_special}}},
       {"counts",
        {{"ffn_neurons", k.ffn_neurons}, {"attn_neurons", k.attn_neurons}, {"ffn_top", k.ffn_top},
         {"attn_top", k.attn_top}, {"attn_ffn_top", k.attn_ffn_top}, {"query_top", k.query_top},
@@ -111,6 +111,7 @@ ExperimentInfo parse_experiment_info(std::string_view text) {
     op.random = o.at("random").get<bool>();
     op.seed = std::stoull(o.at("seed").get<std::string>());
     if (o.at("add_bos").is_boolean()) op.add_bos = o.at("add_bos").get<bool>();
+    op.parse_special = o.value("parse_special", true);  // absent in runs written before the option
     const json& k = j.at("counts");
     ExperimentCounts& c = i.counts;
     c.ffn_neurons = k.at("ffn_neurons").get<int64_t>();

@@ -187,6 +187,14 @@ TEST(ExperimentCli, MergedShardsEqualOneRun) {
   r = cli({"experiment", "merge", fresh("merged2").string(), s1.string(), other.string(), s3.string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("seed"), std::string::npos) << r.err;
+  // Nor shards that tokenized special-token text differently (run.json records the setting).
+  const fs::path plain = fresh("shard2-plain");
+  ASSERT_EQ(cli({"experiment", f.model, f.data.string(), "-o", plain.string(), "--shard", "2/3", "--no-parse-special"}).code, 0);
+  EXPECT_EQ(nlohmann::json::parse(read(plain / "run.json"))["settings"]["options"]["parse_special"], false);
+  EXPECT_EQ(nlohmann::json::parse(read(s1 / "run.json"))["settings"]["options"]["parse_special"], true);
+  r = cli({"experiment", "merge", fresh("merged3").string(), s1.string(), plain.string(), s3.string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("special-token parsing"), std::string::npos) << r.err;
 }
 
 TEST(ExperimentCli, ResumeAfterAnInterruptionEqualsOneRun) {

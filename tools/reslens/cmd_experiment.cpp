@@ -181,7 +181,7 @@ struct RunArgs {
   std::vector<std::string> positional;  // [MODEL] DATASET
   std::string model_opt, tokenizer, out, shard = "1/1", bos = "auto";
   int threads = 0;
-  bool resume = false, force = false, strict = false, quiet = false, no_baselines = false, no_random = false;
+  bool resume = false, force = false, strict = false, quiet = false, no_baselines = false, no_random = false, no_parse_special = false;
   ExperimentOptions o;
 };
 
@@ -204,6 +204,7 @@ void run_command(const RunArgs& a) {
   o.random = !a.no_random;
   o.n_threads = a.threads;
   if (a.bos != "auto") o.add_bos = a.bos == "yes";
+  o.parse_special = !a.no_parse_special;
   experiment_counts(ModelConfig{}, o);  // validates the counts and the fraction before any work
   const fs::path out(a.out);
   const bool resuming = a.resume && fs::exists(out / "run.json");
@@ -375,6 +376,8 @@ void register_experiment(CLI::App& app) {
   cmd->add_flag("--no-baselines", a->no_baselines, "Skip the comparison of the eight scores of spec 3.3");
   cmd->add_flag("--no-random", a->no_random, "Skip the random interventions");
   cmd->add_option("--bos", a->bos, "Prepend BOS: yes, no, or auto (the model's own setting)")->check(CLI::IsMember({"yes", "no", "auto"}));
+  cmd->add_flag("--no-parse-special", a->no_parse_special,
+                "Read the text of control tokens (<s>, <|endoftext|>) in prompts as ordinary text instead of as those tokens");
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer file (llama2.c checkpoints)");
   cmd->add_option("-t,--threads", a->threads, "Sentences evaluated at once (default: all cores); results do not depend on it")
       ->check(CLI::NonNegativeNumber);
