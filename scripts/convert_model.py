@@ -1,15 +1,20 @@
 #!/usr/bin/python3
 """Convert a model (GGUF, llama2.c .bin, Hugging Face directory) to a GGUF of one type.
 
-    /usr/bin/python3 scripts/convert_model.py SRC --type {f32,f16,bf16,q8_0} --out DST.gguf
+    /usr/bin/python3 scripts/convert_model.py SRC --type TYPE --out DST.gguf
         [--tokenizer TOK.bin] [--tokenizer-from OTHER.gguf] [--name NAME]
 
+    TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k
+
 GGUF sources keep every metadata key (tokenizer arrays included), tensor names and order; only
-general.file_type and the tensor types change. llama2.c sources get llama.cpp's hyper-parameter
-keys and the tokenizer found beside the checkpoint (tok{vocab}.bin or tokenizer.bin) or given by
---tokenizer. 1-D tensors and position embeddings stay F32; Q8_0 rows that are not a multiple of
-32 fall back to F16 (both as llama.cpp's converters do). Q8_0 follows ggml's reference
-quantizer: per 32 values d = max|x|/127 (stored fp16), q = round-half-away(x / d).
+general.file_type and the tensor types change (file_type is llama_ftype, the _M value for
+q3_k/q4_k/q5_k). llama2.c sources get llama.cpp's hyper-parameter keys and the tokenizer found
+beside the checkpoint (tok{vocab}.bin or tokenizer.bin) or given by --tokenizer. 1-D tensors and
+position embeddings stay F32. Rows that do not fill whole blocks fall back: K types (256 values
+per block) to Q8_0 if the row is a multiple of 32, else F16; q4_0..q5_1 and q8_0 (32 per block)
+to F16. Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 follow ggml's reference quantizers bit for bit (Q8_0: per
+32 values d = max|x|/127 stored fp16, q = round-half-away(x / d)); the K types use a simple
+deterministic max/min quantizer (not llama-quantize's iterative search), see ggml_types.py.
 """
 
 import argparse

@@ -84,11 +84,15 @@ def plan(which, shared):
         llama, hf_llama = TINY_LLAMA, dataclasses.replace(TINY_LLAMA, vocab=2048)
         tied = dataclasses.replace(TINY_LLAMA, tied=True, name="tiny-llama-tied")
         qwen2 = dataclasses.replace(hf_llama, arch="qwen2", qkv_bias=True, tied=True, name="tiny-qwen2")
+        # Rows that are whole k-quant super-blocks (256 values), so convert_model.py's q4_k ... keep
+        # every matrix in the type asked for (the other tiny models' 64-wide rows fall back).
+        wide = dataclasses.replace(TINY_LLAMA, d_model=256, d_head=64, d_mlp=512, name="tiny-llama-256")
         stories_gguf = os.path.join(stories, "stories260K.gguf")
         tok = (tiny_hf_tok, HF_LLAMA_TOKENIZER)
         return [
             ("tiny-llama.gguf", "gguf f32", llama, gguf(tok=stories_gguf)),
             ("tiny-llama-tied.gguf", "gguf f32", tied, gguf(tok=stories_gguf)),
+            ("tiny-llama-256.gguf", "gguf f32, 256-wide rows", wide, gguf(tok=stories_gguf)),
             ("tiny-llama.bin", "llama2.c legacy", llama, bin_(0)),
             ("tiny-llama-v1.bin", "llama2.c version 1", llama, bin_(1)),
             ("tiny-llama-hf", "hf F32", hf_llama, hf_dir("F32", 1, *tok)),

@@ -1,4 +1,5 @@
-"""Conversion of any readable model to a GGUF file of one type (F32, F16, BF16 or Q8_0).
+"""Conversion of any readable model to a GGUF file of one type: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K or Q6_K.
 
 GGUF sources are converted tensor by tensor: names, order and every metadata key are kept, only
 `general.file_type` and the tensor types change. llama2.c and Hugging Face sources go through the
@@ -6,8 +7,11 @@ canonical model (gguf_model.write), which permutes Q/K rows back to llama.cpp's 
 the hyper-parameter keys; the tokenizer comes from the llama2.c tokenizer file or, for any
 source, from another GGUF's tokenizer.* keys.
 
-Type rules (llama.cpp's converters): 1-D tensors (norm weights, biases) and the GPT-2 position
-embedding stay F32; Q8_0 tensors whose rows are not a multiple of 32 are stored as F16.
+Type rules (gguf_model.tensor_type): 1-D tensors (norms, biases) and the GPT-2 position embedding
+stay F32, as llama.cpp's converters keep them. A 2-D tensor whose rows do not fill whole blocks
+falls back: K types (blocks of 256) to Q8_0 when its rows are a multiple of 32, else to F16;
+Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 (blocks of 32) to F16. general.file_type is llama_ftype of the wanted
+type (the _M value for Q3_K/Q4_K/Q5_K) whatever the fallbacks.
 """
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""GGUF v2/v3 reader: metadata and tensors (F32, F16, BF16, Q8_0), memory-mapped.
+"""GGUF v2/v3 reader: metadata and tensors (F32, F16, BF16 and the types of ggml_types), memory-mapped.
 
 Layout (all little-endian): magic "GGUF", uint32 version, uint64 tensor count, uint64 metadata
 count, then the key/value pairs, then per tensor (name, uint32 n_dims, uint64 ne[n_dims],

@@ -137,14 +137,12 @@ def load(path):
 # -- writing --------------------------------------------------------------------------------------
 
 def tensor_type(gguf_name, shape, wanted):
-    """Storage type for one tensor when the file's type is `wanted`, following llama.cpp's
-    converters: 1-D tensors (norms, biases) and position embeddings stay F32, and Q8_0 falls
-    back to F16 for rows that do not fill whole 32-value blocks."""
+    """Storage type for one tensor when the file's type is `wanted`: 1-D tensors (norms, biases)
+    and position embeddings stay F32, as llama.cpp's converters keep them; rows that do not fill
+    whole blocks fall back (ggml_types.storage_type: K types to Q8_0 or F16, the others to F16)."""
     if len(shape) < 2 or gguf_name == "position_embd.weight":
         return ggml_types.F32
-    if not ggml_types.row_ok(wanted, shape[-1]):
-        return ggml_types.F16
-    return wanted
+    return ggml_types.storage_type(wanted, shape[-1])
 
 
 def gguf_tensors(model):

@@ -99,6 +99,32 @@ def check_codecs():
           bool((np.abs(back - y).reshape(-1, 32).max(1) <= bound).all()))
     check("Q8_0 of zeros decodes to zeros",
           not ggml_types.decode(ggml_types.Q8_0, ggml_types.encode(ggml_types.Q8_0, np.zeros(32)), (32,)).any())
+    # llama.cpp's 4/5-bit and k-quant types: sizes, and round trips within the codes' resolution
+    # (a block's range over its levels; 2.5 steps for the k-quants, whose 4/6-bit sub-scales are
+    # coarse), on normal rows with outliers; zeros stay zeros; fallbacks for rows that do not fit.
+    y = rng.standard_normal((64, 512)).astype(np.float32) * 0.02
+    y[rng.random(y.shape) < 0.01] *= 30
+    bits = {ggml_types.Q4_0: 4, ggml_types.Q4_1: 4, ggml_types.Q5_0: 5, ggml_types.Q5_1: 5, ggml_types.Q2_K: 2,
+            ggml_types.Q3_K: 3, ggml_types.Q4_K: 4, ggml_types.Q5_K: 5, ggml_types.Q6_K: 6}
+    for t, b in bits.items():
+        name = ggml_types.TYPE_NAMES[t]
+        raw = ggml_types.encode(t, y)
+        back = ggml_types.decode(t, raw, y.shape)
+        blk = ggml_types.BLOCK_SIZE[t]
+        rows = y.reshape(-1, blk)
+        step = (rows.max(1) - np.minimum(rows.min(1), 0)) / (2 ** b - 1)
+        err = np.abs(back - y).reshape(-1, blk).max(1)
+        slack = 2.5 if t in ggml_types.K_TYPES else 1.0
+        check(f"{name}: {len(raw)} bytes for {y.size} values, round trip within {slack} step(s)",
+              len(raw) == ggml_types.nbytes(t, y.size) and bool((err <= slack * step + 1e-12).all()),
+              f"worst {float((err / np.maximum(step, 1e-30)).max()):.2f} steps")
+        check(f"{name} of zeros decodes to zeros",
+              not ggml_types.decode(t, ggml_types.encode(t, np.zeros(256)), (256,)).any())
+    check("k-quant rows of 64 fall back to Q8_0, of 172 to F16; Q4_0 rows of 172 to F16",
+          ggml_types.storage_type(ggml_types.Q4_K, 64) == ggml_types.Q8_0
+          and ggml_types.storage_type(ggml_types.Q4_K, 172) == ggml_types.F16
+          and ggml_types.storage_type(ggml_types.Q4_0, 172) == ggml_types.F16
+          and ggml_types.storage_type(ggml_types.Q6_K, 512) == ggml_types.Q6_K)
 
 
 def check_tiny(shared, out):
