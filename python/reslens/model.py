@@ -28,7 +28,7 @@ class Config:
 
     Differences from TransformerLens: ``n_key_value_heads`` is always an int (== ``n_heads`` without
     grouped-query attention; TL uses None there); ``dtype`` is the storage type of the file ("F32",
-    "F16", "BF16", "Q8_0", "mixed") while reslens always computes in float32.
+    "F16", "BF16", "Q8_0", "Q4_K", ..., "mixed") while reslens always computes in float32.
     """
 
     n_layers: int

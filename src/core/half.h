@@ -31,6 +31,9 @@ inline float fp16_to_fp32(uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
+/// The little-endian binary16 at `p` (a quantized block's scale) as float32.
+inline float fp16_at(const uint8_t* p) { return fp16_to_fp32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+
 /// float32 -> IEEE binary16 with round-to-nearest-even (used by tests and by emulation of ggml's
 /// fp16 GELU table).
 inline uint16_t fp32_to_fp16(float f) {

@@ -24,7 +24,8 @@ enum class ValueType : uint32_t {
   kBool = 7, kString = 8, kArray = 9, kUint64 = 10, kInt64 = 11, kFloat64 = 12,
 };
 
-/// ggml tensor types reslens knows by name. Only F32, F16, BF16 and Q8_0 can be loaded.
+/// ggml tensor types reslens knows by name. All but Q8_1 and Q8_K (intermediate types that model
+/// files do not hold) and the integer types can be loaded.
 enum class TensorType : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ8_1 = 9,
   kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kQ8_K = 15, kBF16 = 30,

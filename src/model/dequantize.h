@@ -1,4 +1,7 @@
-// Conversions of stored weight formats to float32 (exact for F16/BF16; Q8_0 is d * q per block).
+// Conversions of stored weight formats to float32, value for value as ggml's dequantize_row_*
+// computes them (the same float32 operations in the same order, so a llama.cpp model gives the
+// weights llama.cpp itself would use): exact for F16/BF16, d * q per block for Q8_0, and llama.cpp's
+// 4/5-bit block formats and k-quants (docs/formats.md gives each layout).
 #pragma once
 
 #include <cstdint>
@@ -14,5 +17,20 @@ void dequantize_f16(float* out, std::span<const uint8_t> in, int64_t n);
 void dequantize_bf16(float* out, std::span<const uint8_t> in, int64_t n);
 /// n must be a multiple of 32 (the GGUF reader guarantees it).
 void dequantize_q8_0(float* out, std::span<const uint8_t> in, int64_t n);
+
+/// The 32-value blocks (n a multiple of 32): Q4_0 (fp16 d, 16 bytes of nibbles; x = (q - 8) d),
+/// Q4_1 (d, m; x = q d + m), Q5_0 (d, 32 high bits, nibbles; x = (q - 16) d), Q5_1 (d, m, high
+/// bits, nibbles; x = q d + m). Value j < 16 is byte j's low nibble, value j + 16 its high nibble.
+void dequantize_q4_0(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q4_1(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q5_0(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q5_1(float* out, std::span<const uint8_t> in, int64_t n);
+
+/// The k-quants' 256-value super-blocks (n a multiple of 256), sub-blocks with their own scales.
+void dequantize_q2_k(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q3_k(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q4_k(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q5_k(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_q6_k(float* out, std::span<const uint8_t> in, int64_t n);
 
 }  // namespace reslens

@@ -1,6 +1,7 @@
 // GGUF models: architectures `llama` (and `qwen2`, a Llama with Q/K/V biases) and `gpt2`.
-// Float32 tensors are used in place from the memory map; F16, BF16 and Q8_0 are dequantized to
-// float32 once, at load. Q/K rows stay in llama.cpp's interleaved RoPE layout (RopeLayout::kInterleaved).
+// Float32 tensors are used in place from the memory map; F16, BF16 and llama.cpp's quantized types
+// (Q8_0, Q4_0-Q5_1, the k-quants) are dequantized to float32 once, at load. Q/K rows stay in
+// llama.cpp's interleaved RoPE layout (RopeLayout::kInterleaved).
 #include <set>
 
 #include "io/gguf.h"
@@ -18,10 +19,20 @@ StorageType storage_type(const gguf::TensorDesc& t, const std::string& source) {
     case gguf::TensorType::kF16: return StorageType::kF16;
     case gguf::TensorType::kBF16: return StorageType::kBF16;
     case gguf::TensorType::kQ8_0: return StorageType::kQ8_0;
+    case gguf::TensorType::kQ4_0: return StorageType::kQ4_0;
+    case gguf::TensorType::kQ4_1: return StorageType::kQ4_1;
+    case gguf::TensorType::kQ5_0: return StorageType::kQ5_0;
+    case gguf::TensorType::kQ5_1: return StorageType::kQ5_1;
+    case gguf::TensorType::kQ2_K: return StorageType::kQ2_K;
+    case gguf::TensorType::kQ3_K: return StorageType::kQ3_K;
+    case gguf::TensorType::kQ4_K: return StorageType::kQ4_K;
+    case gguf::TensorType::kQ5_K: return StorageType::kQ5_K;
+    case gguf::TensorType::kQ6_K: return StorageType::kQ6_K;
     default:
       throw UnsupportedError(source + ": tensor '" + t.name + "' has type " +
                              gguf::tensor_type_name(t.type) +
-                             "; reslens loads F32, F16, BF16 and Q8_0 (requantize with llama-quantize)");
+                             "; reslens loads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants Q2_K-Q6_K "
+                             "(requantize with llama-quantize)");
   }
 }
 

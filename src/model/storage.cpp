@@ -13,6 +13,15 @@ const char* storage_type_name(StorageType t) {
     case StorageType::kF16: return "F16";
     case StorageType::kBF16: return "BF16";
     case StorageType::kQ8_0: return "Q8_0";
+    case StorageType::kQ4_0: return "Q4_0";
+    case StorageType::kQ4_1: return "Q4_1";
+    case StorageType::kQ5_0: return "Q5_0";
+    case StorageType::kQ5_1: return "Q5_1";
+    case StorageType::kQ2_K: return "Q2_K";
+    case StorageType::kQ3_K: return "Q3_K";
+    case StorageType::kQ4_K: return "Q4_K";
+    case StorageType::kQ5_K: return "Q5_K";
+    case StorageType::kQ6_K: return "Q6_K";
   }
   return "?";
 }
@@ -40,6 +49,15 @@ const float* ModelStorage::floats(std::span<const uint8_t> bytes, StorageType ty
     case StorageType::kF16: dequantize_f16(out.data(), bytes, n); break;
     case StorageType::kBF16: dequantize_bf16(out.data(), bytes, n); break;
     case StorageType::kQ8_0: dequantize_q8_0(out.data(), bytes, n); break;
+    case StorageType::kQ4_0: dequantize_q4_0(out.data(), bytes, n); break;
+    case StorageType::kQ4_1: dequantize_q4_1(out.data(), bytes, n); break;
+    case StorageType::kQ5_0: dequantize_q5_0(out.data(), bytes, n); break;
+    case StorageType::kQ5_1: dequantize_q5_1(out.data(), bytes, n); break;
+    case StorageType::kQ2_K: dequantize_q2_k(out.data(), bytes, n); break;
+    case StorageType::kQ3_K: dequantize_q3_k(out.data(), bytes, n); break;
+    case StorageType::kQ4_K: dequantize_q4_k(out.data(), bytes, n); break;
+    case StorageType::kQ5_K: dequantize_q5_k(out.data(), bytes, n); break;
+    case StorageType::kQ6_K: dequantize_q6_k(out.data(), bytes, n); break;
     case StorageType::kF32: break;
   }
   release(bytes);  // the file's copy is no longer read: peak memory ~ the float32 weights, not both

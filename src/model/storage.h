@@ -1,6 +1,6 @@
 // ModelStorage owns the memory behind a Model's weight views: file mappings (float32 weights are
-// used in place) and buffers for weights that had to be converted (F16/BF16/Q8_0 are dequantized to
-// float32 when the model loads; transposed layouts are copied once).
+// used in place) and buffers for weights that had to be converted (F16/BF16 and llama.cpp's quantized types are
+// dequantized to float32 when the model loads; transposed layouts are copied once).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,7 @@
 namespace reslens {
 
 /// How a tensor's elements are stored in the file.
-enum class StorageType { kF32, kF16, kBF16, kQ8_0 };
+enum class StorageType { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K };
 const char* storage_type_name(StorageType t);
 
 class ModelStorage {

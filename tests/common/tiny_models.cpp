@@ -63,8 +63,8 @@ GgufBuilder tiny_llama_gguf(const TinyLlamaSpec& s) {
     if (auto it = s.shape_override.find(name); it != s.shape_override.end()) ne = it->second;
     uint64_t n = 1;
     for (uint64_t x : ne) n *= x;
-    if (name == s.q4_tensor) {
-      b.tensor_raw(name, ne, 2, std::vector<uint8_t>(n / 32 * 18));
+    if (name == s.q8_1_tensor) {
+      b.tensor_raw(name, ne, 9, std::vector<uint8_t>(n / 32 * 36));
       return;
     }
     auto v = norm ? ones_ish(n, seed) : values(n, seed);

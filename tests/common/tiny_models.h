@@ -19,7 +19,7 @@ struct TinyLlamaSpec {
   uint32_t d_model = 8, n_heads = 2, n_kv_heads = 1, d_mlp = 12, n_ctx = 16;
   std::map<std::string, std::vector<uint64_t>> shape_override;  ///< tensor name -> ggml ne
   std::string drop_tensor;                                      ///< leave this tensor out
-  std::string q4_tensor;                                        ///< store this one as Q4_0
+  std::string q8_1_tensor;                                      ///< store this one as Q8_1 (not loadable)
   std::string nan_tensor;                                       ///< put a NaN into this one
 };
 

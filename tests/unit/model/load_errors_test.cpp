@@ -64,13 +64,13 @@ TEST_F(LoadErrors, GgufProblemsNameTheTensorOrKey) {
   TinyLlamaSpec missing;
   missing.drop_tensor = "blk.0.ffn_up.weight";
   expect_load_error<FormatError>(gguf(missing), {"blk.0.ffn_up.weight", "missing"});
-  TinyLlamaSpec q4;
-  q4.q4_tensor = "blk.0.ffn_gate.weight";
-  q4.d_mlp = 32;
-  q4.d_model = 32;
-  q4.n_heads = 4;
-  q4.n_kv_heads = 2;
-  expect_load_error<UnsupportedError>(gguf(q4), {"blk.0.ffn_gate.weight", "Q4_0"});
+  TinyLlamaSpec q8_1;  // ggml's dot-product intermediate type, which model files never hold
+  q8_1.q8_1_tensor = "blk.0.ffn_gate.weight";
+  q8_1.d_mlp = 32;
+  q8_1.d_model = 32;
+  q8_1.n_heads = 4;
+  q8_1.n_kv_heads = 2;
+  expect_load_error<UnsupportedError>(gguf(q8_1), {"blk.0.ffn_gate.weight", "Q8_1"});
   TinyLlamaSpec huge;
   huge.n_layers = 100000;
   expect_load_error<FormatError>(gguf(huge), {"m.gguf"});
