@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/float_buffer.h"
 #include "core/mapped_file.h"
 
 namespace reslens {
@@ -24,6 +25,7 @@ class ModelStorage {
 
   /// Takes ownership of a buffer and returns a pointer that stays valid for the storage's life.
   const float* own(std::vector<float> buffer);
+  const float* own(FloatBuffer buffer);
 
   /// float32 values of `n` elements stored as `type` in `bytes`: a pointer into the mapping when the
   /// data is float32 and 4-byte aligned, otherwise a converted, owned copy.
@@ -41,7 +43,7 @@ class ModelStorage {
 
  private:
   std::vector<std::shared_ptr<const MappedFile>> maps_;
-  std::deque<std::vector<float>> owned_;
+  std::deque<FloatBuffer> owned_;
   int64_t owned_bytes_ = 0;
   int64_t mapped_bytes_ = 0;
 };
