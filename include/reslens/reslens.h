@@ -2,6 +2,7 @@
 #pragma once
 
 #include "reslens/cache.h"
+#include "reslens/chat.h"
 #include "reslens/config.h"
 #include "reslens/error.h"
 #include "reslens/experiment.h"

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace reslens {
@@ -72,6 +73,12 @@ class Tokenizer {
   /// The id whose piece is exactly `piece`, or -1.
   int32_t find_piece(std::string_view piece) const;
 
+  /// The model's chat template (Jinja source from GGUF tokenizer.chat_template, or Hugging Face's
+  /// chat_template.jinja / tokenizer_config.json), empty when its files have none (reslens/chat.h).
+  const std::string& chat_template() const { return chat_template_; }
+  /// For the loaders, before the tokenizer is shared.
+  void set_chat_template(std::string source) { chat_template_ = std::move(source); }
+
  protected:
   /// Appends the ids of a stretch of text that holds no special token (valid UTF-8, non-empty),
   /// which begins at byte `offset` of the whole text (0: HF Metaspace's prepend_scheme "first"
@@ -89,6 +96,7 @@ class Tokenizer {
   int32_t unk_id_ = -1;
   bool add_bos_default_ = false;
   std::string kind_;
+  std::string chat_template_;
 
  private:
   // Transparent hashing lets the encoders look up std::string_view slices of the text without

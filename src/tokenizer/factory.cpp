@@ -24,13 +24,14 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& t
     config = tokenizer_detail::parse_hf_tokenizer_config(read_text_file(tokenizer_config),
                                                          tokenizer_config.string());
   }
-  return tokenizer_detail::tokenizer_from_hf_json(read_text_file(tokenizer_json), tokenizer_json.string(),
-                                                  config);
+  auto tok = tokenizer_detail::tokenizer_from_hf_json(read_text_file(tokenizer_json), tokenizer_json.string(), config);
+  tok->set_chat_template(config.chat_template);
+  return tok;
 }
 
-std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) throw IoError(dir.string() + ": not a directory");
+namespace {
+
+std::unique_ptr<Tokenizer> hf_tokenizer_files(const std::filesystem::path& dir) {
   if (is_file(dir / "tokenizer.json")) {
     const auto config = dir / "tokenizer_config.json";
     return load_hf_tokenizer_json(dir / "tokenizer.json", is_file(config) ? config : std::filesystem::path());
@@ -45,6 +46,22 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir) {
   if (is_file(dir / "tokenizer.model")) return load_sentencepiece_model(dir / "tokenizer.model");
   throw IoError(dir.string() + ": no tokenizer found (looked for tokenizer.json, vocab.json + merges.txt, "
                 "tokenizer.model)");
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) throw IoError(dir.string() + ": not a directory");
+  auto tok = hf_tokenizer_files(dir);
+  // transformers >= 4.43 saves the chat template beside the config, which then has none.
+  if (is_file(dir / "chat_template.jinja")) {
+    tok->set_chat_template(read_text_file(dir / "chat_template.jinja"));
+  } else if (tok->chat_template().empty() && is_file(dir / "tokenizer_config.json")) {
+    const auto path = dir / "tokenizer_config.json";
+    tok->set_chat_template(tokenizer_detail::parse_hf_tokenizer_config(read_text_file(path), path.string()).chat_template);
+  }
+  return tok;
 }
 
 }  // namespace reslens

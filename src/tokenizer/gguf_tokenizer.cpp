@@ -198,8 +198,13 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf) {
   const auto model = gguf.get_string_opt("tokenizer.ggml.model");
   if (!model) fail(gguf, "no tokenizer: metadata key 'tokenizer.ggml.model' is missing");
-  if (*model == "llama") return spm_from_gguf(gguf);
-  if (*model == "gpt2") return bpe_from_gguf(gguf);
+  std::unique_ptr<Tokenizer> tok;
+  if (*model == "llama") tok = spm_from_gguf(gguf);
+  if (*model == "gpt2") tok = bpe_from_gguf(gguf);
+  if (tok) {
+    tok->set_chat_template(gguf.get_string_opt("tokenizer.chat_template").value_or(""));
+    return tok;
+  }
   throw UnsupportedError(gguf.source() + ": tokenizer model '" + *model
                          + "' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)");
 }

@@ -39,6 +39,20 @@ HfTokenizerConfig parse_hf_tokenizer_config(std::string_view text, const std::st
   }
   config.bos_token = token_name(root, "bos_token", source);
   config.eos_token = token_name(root, "eos_token", source);
+  if (const auto it = root.find("chat_template"); it != root.end() && !it->is_null()) {
+    if (it->is_string()) {
+      config.chat_template = it->get<std::string>();
+    } else if (it->is_array()) {  // [{"name": ..., "template": ...}]: the default one, else the first
+      for (const auto& t : *it) {
+        if (!t.is_object() || !t.contains("template") || !t["template"].is_string()) {
+          throw FormatError(source + ": 'chat_template' entries should be {\"name\", \"template\"}");
+        }
+        if (config.chat_template.empty() || t.value("name", "") == "default") config.chat_template = t["template"];
+      }
+    } else {
+      throw FormatError(source + ": 'chat_template' should be a string or a list of named templates");
+    }
+  }
   return config;
 }
 

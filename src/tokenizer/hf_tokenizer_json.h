@@ -16,6 +16,7 @@ struct HfTokenizerConfig {
   std::optional<bool> add_bos_token;
   std::optional<std::string> bos_token;
   std::optional<std::string> eos_token;
+  std::string chat_template;  ///< "chat_template": the string, or the "default" of a named list
 };
 
 /// Parses tokenizer_config.json content. Throws FormatError naming `source` when it is not JSON or

@@ -113,6 +113,39 @@ TEST(Cli, SpecialTokensInTheTextAreParsedUnlessAskedNot) {
   }
 }
 
+TEST(Cli, ChatLaysTheTextOutWithTheModelsTemplate) {
+  // A Hugging Face directory whose tokenizer_config.json carries a ChatML template: --chat gives the
+  // ids of the laid-out text, --chat-template and --system choose and add; no template, or --chat
+  // with --no-parse-special, is a usage error.
+  const auto src = test::shared_path("models/TinyStories-656K");
+  const auto dir = test::scratch_dir("chat-model");
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"}) std::filesystem::copy_file(src / f, dir / f);
+  std::ofstream(dir / "tokenizer_config.json")
+      << R"({"add_bos_token": false, "chat_template": "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n'}}{% endfor %}"})";
+  auto ids = [](const CliResult& r) {
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["ids"];
+  };
+  const std::string m = dir.string();
+  EXPECT_EQ(ids(cli({"tokenize", m, "Hi", "--chat", "--json"})),
+            ids(cli({"tokenize", m, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "--json"})));
+  EXPECT_EQ(ids(cli({"tokenize", m, "Hi", "--chat-template", "llama3", "--system", "Be brief", "--json"})),
+            ids(cli({"tokenize", m,
+                     "<|start_header_id|>system<|end_header_id|>\n\nBe brief<|eot_id|><|start_header_id|>user"
+                     "<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+                     "--json"})));
+  EXPECT_EQ(cli({"predict", m, "Hi", "--chat", "--json"}).code, 0);
+  auto r = cli({"tokenize", shared("models/TinyStories-656K"), "Hi", "--chat"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no chat template"), std::string::npos) << r.err;
+  r = cli({"tokenize", m, "Hi", "--chat", "--no-parse-special"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--no-parse-special"), std::string::npos) << r.err;
+  r = cli({"tokenize", m, "Hi", "--chat-template", "chatgpt"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("chatml"), std::string::npos) << r.err;
+}
+
 TEST(Cli, PredictGivesTheGoldenTopTokens) {
   const auto g = nlohmann::json::parse(test::read_file(test::shared_path("goldens/TinyStories-656K/goldens.json")));
   const auto& p = g["prompts"][0];

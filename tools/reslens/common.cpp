@@ -78,6 +78,13 @@ void PromptArgs::add(CLI::App& app, bool required) {
       ->check(CLI::IsMember({"yes", "no", "auto"}));
   app.add_flag("--no-parse-special", plain_special,
                "Read the text of control tokens (<s>, <|endoftext|>, <|im_start|>) as ordinary text instead of as those tokens");
+  app.add_flag("--chat", chat,
+               "Lay TEXT out as a user message and open the assistant's reply, with the model's chat template "
+               "(recognised as llama.cpp does)");
+  std::string names;
+  for (const std::string& n : chat_template_names()) names += (names.empty() ? "" : ", ") + n;
+  app.add_option("--chat-template", chat_template, "Use this built-in chat layout (implies --chat): " + names);
+  app.add_option("--system", system, "A system message before TEXT (implies --chat)");
   if (auto it = model_args_of().find(&app); it != model_args_of().end()) it->second->prompt = this;
 }
 
@@ -125,10 +132,21 @@ std::vector<int32_t> PromptArgs::tokens(const Model& model) const {
   return out;
 }
 
+std::string PromptArgs::prompt_text(const Tokenizer& tok) const {
+  if (!chat && chat_template.empty() && system.empty()) return text;
+  if (plain_special) {
+    throw InvalidArgument("--chat writes the template's special tokens into the prompt; it cannot be combined "
+                          "with --no-parse-special");
+  }
+  const ChatTemplate t = chat_template.empty() ? detect_chat_template(tok.chat_template())
+                                               : chat_template_named(chat_template);
+  return format_chat(t, text, system);
+}
+
 std::vector<int32_t> PromptArgs::encode(const Tokenizer& tok) const {
   const bool add_bos = bos == "auto" ? tok.add_bos_default() : bos == "yes";
   if (add_bos && tok.bos_id() < 0) throw InvalidArgument("--bos yes: this model's tokenizer has no BOS token");
-  return tok.encode(text, add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
+  return tok.encode(prompt_text(tok), add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
 }
 
 std::vector<double> softmax(const float* logits, int64_t n) {

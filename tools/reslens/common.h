@@ -39,12 +39,17 @@ struct PromptArgs {
   std::string ids;
   std::string bos = "auto";
   bool plain_special = false;  ///< --no-parse-special: special tokens' text is ordinary text
+  bool chat = false;           ///< --chat: lay TEXT out as a user turn (the model's template)
+  std::string chat_template;   ///< --chat-template NAME (implies --chat)
+  std::string system;          ///< --system TEXT (implies --chat)
   bool text_required = false;
   bool text_given = false;          ///< TEXT was on the command line (possibly empty: "")
   CLI::Option* text_opt = nullptr;
   void add(CLI::App& app, bool text_required = false);
   /// Token ids for the model (validated: non-empty, in range).
   std::vector<int32_t> tokens(const Model& model) const;
+  /// TEXT as the model reads it: laid out as a chat turn when --chat, --chat-template or --system.
+  std::string prompt_text(const Tokenizer& tok) const;
   /// The text's ids as the options ask (no check that any are left).
   std::vector<int32_t> encode(const Tokenizer& tok) const;
 };
