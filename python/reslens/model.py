@@ -214,6 +214,18 @@ class Model:
         ids = [int(tokens)] if np.ndim(tokens) == 0 else np.asarray(tokens).reshape(-1).tolist()
         return self._core.decode(ids).decode("utf-8", errors="replace")
 
+    def format_chat(self, user: str, system: Optional[str] = None, template: Optional[str] = None) -> str:
+        """``user`` (and ``system``) laid out as an instruction-tuned model expects, ending where the
+        assistant's reply begins (what ``reslens ... --chat`` does): with the model's own chat
+        template, or ``template``, a built-in layout name ("chatml", "llama3", "llama2",
+        "mistral-v7", "gemma", ...). Special tokens are written as text; ``to_tokens`` reads them.
+
+        >>> model.format_chat("Hi", template="chatml")
+        '<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n'
+        """
+        source = self._core.chat_template if template is None else template
+        return _core.Model.format_chat(source, user, system or "")
+
     def to_single_token(self, string: str) -> int:
         """The id of a string that is exactly one token (without BOS); ValueError otherwise."""
         ids = self._core.encode(string, False)

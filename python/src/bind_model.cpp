@@ -195,6 +195,21 @@ as a read-only zero-copy view that keeps the model alive. None when the model ha
            py::arg("text"), py::arg("add_bos"), py::arg("parse_special") = true,
            "Token ids of `text`, with BOS prepended when `add_bos`. Special tokens written in the text "
            "(<s>, <|im_start|>) become those tokens unless `parse_special` is False.")
+      .def_property_readonly("chat_template", [](const ModelHandle& h) { return h->tokenizer().chat_template(); },
+                             "The model's chat template source (Jinja), empty when its files have none.")
+      .def_static(
+          "format_chat",
+          [](const std::string& template_or_name, const std::string& user, const std::string& system) {
+            // A bare word is a layout name (an unknown one is an error that lists the names); anything
+            // else is a template source to recognise.
+            const bool word = !template_or_name.empty() &&
+                              template_or_name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos;
+            const ChatTemplate t = word ? chat_template_named(template_or_name) : detect_chat_template(template_or_name);
+            return format_chat(t, user, system);
+          },
+          py::arg("template"), py::arg("user"), py::arg("system") = "",
+          "`user` (and `system`) laid out by a chat template (a source recognised as llama.cpp does, or a "
+          "built-in name such as 'chatml'), ending where the assistant's reply begins.")
       .def("decode",
            [](const ModelHandle& h, const py::handle& ids) {
              const std::vector<int32_t> v = to_ids(ids);

@@ -67,6 +67,21 @@ def test_special_tokens_in_text_match_the_cli():
                               "--no-parse-special", "--json"])["ids"]
 
 
+def test_format_chat_matches_the_cli():
+    model = get_model("stories260K.gguf")
+    text = model.format_chat("Hi", system="Be brief", template="llama3")
+    assert text == ("<|start_header_id|>system<|end_header_id|>\n\nBe brief<|eot_id|><|start_header_id|>user"
+                    "<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    cli = cli_json(["tokenize", model_path("stories260K.gguf"), "Hi", "--chat-template", "llama3", "--system",
+                    "Be brief", "--json"])
+    assert model.to_tokens(text).tolist() == cli["ids"]
+    assert model.core.chat_template == ""
+    with pytest.raises(ValueError, match="no chat template"):
+        model.format_chat("Hi")
+    with pytest.raises(ValueError, match="chatml"):
+        model.format_chat("Hi", template="chatgpt")
+
+
 def test_single_tokens():
     model = get_model("random-gpt2.gguf")
     t = model.to_single_token(" Paris")
