@@ -88,35 +88,20 @@ void dequantize_q3_k(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
-// 144 bytes: fp16 d, fp16 dmin, scales[12] (scale_min_k4), qs[128]. Each 64 values: 32 bytes of qs,
-// low nibbles first (sub-block 2i), then high nibbles (2i + 1). x = (d sc) q - (dmin m).
-void dequantize_q4_k(float* out, std::span<const uint8_t> in, int64_t n) {
-  for (int64_t b = 0; b < n / kSuper; ++b) {
-    const uint8_t* block = in.data() + b * 144;
-    const float d = fp16_at(block), dmin = fp16_at(block + 2);
-    const uint8_t* scales = block + 4;
-    const uint8_t* q = block + 16;
-    float* y = out + b * kSuper;
-    for (int is = 0; is < 8; is += 2, q += 32) {
-      int sc = 0, m = 0;
-      scale_min_k4(is, scales, sc, m);
-      const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
-      scale_min_k4(is + 1, scales, sc, m);
-      const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(m);
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0x0F) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
-    }
-  }
-}
+namespace {
 
-// 176 bytes: fp16 d, fp16 dmin, scales[12], qh[32] (fifth bits: sub-block k's in bit k), qs[128].
-void dequantize_q5_k(float* out, std::span<const uint8_t> in, int64_t n) {
+// Q4_K, 144 bytes: fp16 d, fp16 dmin, scales[12] (scale_min_k4), qs[128]. Each 64 values: 32 bytes of
+// qs, low nibbles first (sub-block 2i), then high nibbles (2i + 1). x = (d sc) q - (dmin m).
+// Q5_K, 176 bytes, adds qh[32] before qs: the fifth bit of sub-block k's values in bit k.
+template <bool kFifthBit>
+void dequantize_k4(float* out, std::span<const uint8_t> in, int64_t n) {
+  constexpr int64_t kBytes = kFifthBit ? 176 : 144, kCodes = kFifthBit ? 48 : 16;
   for (int64_t b = 0; b < n / kSuper; ++b) {
-    const uint8_t* block = in.data() + b * 176;
+    const uint8_t* block = in.data() + b * kBytes;
     const float d = fp16_at(block), dmin = fp16_at(block + 2);
     const uint8_t* scales = block + 4;
     const uint8_t* qh = block + 16;
-    const uint8_t* q = block + 48;
+    const uint8_t* q = block + kCodes;
     float* y = out + b * kSuper;
     unsigned u1 = 1, u2 = 2;
     for (int is = 0; is < 8; is += 2, q += 32, u1 <<= 2, u2 <<= 2) {
@@ -125,11 +110,22 @@ void dequantize_q5_k(float* out, std::span<const uint8_t> in, int64_t n) {
       const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
       scale_min_k4(is + 1, scales, sc, m);
       const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(m);
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((q[l] & 0x0F) + ((qh[l] & u1) != 0 ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((q[l] >> 4) + ((qh[l] & u2) != 0 ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l) {
+        const int high = kFifthBit && (qh[l] & u1) != 0 ? 16 : 0;
+        *y++ = d1 * static_cast<float>((q[l] & 0x0F) + high) - m1;
+      }
+      for (int l = 0; l < 32; ++l) {
+        const int high = kFifthBit && (qh[l] & u2) != 0 ? 16 : 0;
+        *y++ = d2 * static_cast<float>((q[l] >> 4) + high) - m2;
+      }
     }
   }
 }
+
+}  // namespace
+
+void dequantize_q4_k(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_k4<false>(out, in, n); }
+void dequantize_q5_k(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_k4<true>(out, in, n); }
 
 // 210 bytes: ql[128] (low nibbles), qh[64] (high 2 bits), scales[16] (int8, per 16 values), fp16 d.
 // Each half of 128 values: ql's 64 bytes (low nibbles: values 0-63, high: 64-127) and 32 bytes of
