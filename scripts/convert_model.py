@@ -4,7 +4,7 @@
     /usr/bin/python3 scripts/convert_model.py SRC --type TYPE --out DST.gguf
         [--tokenizer TOK.bin] [--tokenizer-from OTHER.gguf] [--name NAME]
 
-    TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k
+    TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs
 
 GGUF sources keep every metadata key (tokenizer arrays included), tensor names and order; only
 general.file_type and the tensor types change (file_type is llama_ftype, the _M value for

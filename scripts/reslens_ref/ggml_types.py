@@ -1,40 +1,51 @@
 """ggml tensor element types: sizes, dequantisation and quantisation (NumPy only).
 
-Types: F32, F16, BF16, Q8_0 and llama.cpp's quantizations Q4_0, Q4_1, Q5_0, Q5_1 (blocks of 32)
-and Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (super-blocks of QK_K = 256). Block layouts follow the structs
-of ggml-common.h; `decode` gives, bit for bit, the float32 values of ggml-quants.c's
-`dequantize_row_*` (same float32 operations in the same order). In every format the products
-(fp16 scale x small integers) are exact in float32, so the only rounding is the final `+ m` /
-`- m` of the types with a minimum (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K), a single float32 rounding that a
-fused multiply-add would not change either. F32/F16/BF16/Q8_0 and Q4_0, Q5_0, Q3_K, Q6_K decode to
-their exact values.
+Types: F32, F16, BF16, Q8_0 and llama.cpp's quantizations Q4_0, Q4_1, Q5_0, Q5_1 (blocks of 32),
+Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (super-blocks of QK_K = 256) and the non-linear 4-bit IQ4_NL (blocks
+of 32) and IQ4_XS (super-blocks of 256), whose 4-bit codes index the int8 table `kvalues_iq4nl`.
+Block layouts follow the structs of ggml-common.h; `decode` gives, bit for bit, the float32 values
+of ggml-quants.c's `dequantize_row_*` (same float32 operations in the same order). In every format
+the products (fp16 scale x small integers) are exact in float32, so the only rounding is the final
+`+ m` / `- m` of the types with a minimum (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K), a single float32
+rounding that a fused multiply-add would not change either. F32/F16/BF16/Q8_0 and Q4_0, Q5_0,
+Q3_K, Q6_K, IQ4_NL, IQ4_XS decode to their exact values.
 
 Encoders: Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 reproduce ggml's reference quantizers
 (`quantize_row_*_ref`) bit for bit. The K types use our own deterministic quantizer (not ggml's
 iterative scale search): per sub-block scale (and min) from the max/min, sub-scales quantized
 against the fp16 super-block scale(s) rounding up so that the range stays covered, then values
-quantized with the final, quantized scales and clamped to the code range.
+quantized with the final, quantized scales and clamped to the code range. IQ4_NL / IQ4_XS: the
+value of largest |x| of each block / sub-block maps to the table's extreme entry -127 (IQ4_XS: the
+sub-scale of largest magnitude maps to the 6-bit code extreme, the others round away from zero so
+their range stays covered); each value takes the nearest entry of the decoded grid (final scale
+times table). The table has no 0: all-zero blocks (IQ4_XS: sub-blocks) decode to +0, a lone 0
+to the level nearest it.
 """
 
 import numpy as np
 
 F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 = 0, 1, 2, 3, 6, 7, 8
 Q2_K, Q3_K, Q4_K, Q5_K, Q6_K = 10, 11, 12, 13, 14
+IQ4_NL, IQ4_XS = 20, 23
 BF16 = 30
 TYPE_NAMES = {F32: "F32", F16: "F16", Q4_0: "Q4_0", Q4_1: "Q4_1", Q5_0: "Q5_0", Q5_1: "Q5_1",
               Q8_0: "Q8_0", Q2_K: "Q2_K", Q3_K: "Q3_K", Q4_K: "Q4_K", Q5_K: "Q5_K", Q6_K: "Q6_K",
-              BF16: "BF16"}
+              IQ4_NL: "IQ4_NL", IQ4_XS: "IQ4_XS", BF16: "BF16"}
 NAME_TO_TYPE = {v.lower(): k for k, v in TYPE_NAMES.items()}
 
 # llama.cpp's `general.file_type` (enum llama_ftype) for a file whose 2-D weights have this type;
 # Q3_K/Q4_K/Q5_K use the _M ("medium") values, which llama-quantize's aliases Q3_K/Q4_K/Q5_K name.
 FILE_TYPE = {F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q2_K: 10,
-             Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32}
+             Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, IQ4_NL: 25, IQ4_XS: 30, BF16: 32}
 
 QK8_0 = 32  # values per Q8_0 block
 Q8_0_BLOCK_BYTES = 2 + QK8_0  # fp16 scale, then 32 int8
 QK_K = 256  # values per K-type super-block
 K_TYPES = (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)
+IQ4_TYPES = (IQ4_NL, IQ4_XS)  # codes index KVALUES_IQ4NL (IQ4_XS: 256 per super-block, like K)
+# ggml-common.h's kvalues_iq4nl: the 16 levels of IQ4_NL / IQ4_XS (non-uniform, -127..113)
+KVALUES_IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                         dtype=np.int8)
 
 _F2 = "<f2"
 # Block structs of ggml-common.h (packed, little-endian; fields in memory order).
@@ -50,14 +61,18 @@ _BLOCK_DTYPES = {
     Q5_K: [("d", _F2), ("dmin", _F2), ("scales", "u1", (12,)), ("qh", "u1", (32,)),
            ("qs", "u1", (128,))],                                                     # 176
     Q6_K: [("ql", "u1", (128,)), ("qh", "u1", (64,)), ("scales", "i1", (16,)), ("d", _F2)],  # 210
+    IQ4_NL: [("d", _F2), ("qs", "u1", (16,))],                                       # 18
+    IQ4_XS: [("d", _F2), ("scales_h", "<u2"), ("scales_l", "u1", (4,)),
+             ("qs", "u1", (128,))],                                                   # 136
 }
 _BLOCK_DTYPES = {t: np.dtype(f) for t, f in _BLOCK_DTYPES.items()}
 # values per block
 BLOCK_SIZE = {Q4_0: 32, Q4_1: 32, Q5_0: 32, Q5_1: 32, Q8_0: QK8_0,
-              Q2_K: QK_K, Q3_K: QK_K, Q4_K: QK_K, Q5_K: QK_K, Q6_K: QK_K}
+              Q2_K: QK_K, Q3_K: QK_K, Q4_K: QK_K, Q5_K: QK_K, Q6_K: QK_K, IQ4_NL: 32, IQ4_XS: QK_K}
 BLOCK_BYTES = {t: dt.itemsize for t, dt in _BLOCK_DTYPES.items()}
 assert BLOCK_BYTES == {Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34,
-                       Q2_K: 84, Q3_K: 110, Q4_K: 144, Q5_K: 176, Q6_K: 210}
+                       Q2_K: 84, Q3_K: 110, Q4_K: 144, Q5_K: 176, Q6_K: 210,
+                       IQ4_NL: 18, IQ4_XS: 136}
 
 _Q8_0_DTYPE = _BLOCK_DTYPES[Q8_0]
 _CHUNK = 1 << 16  # blocks per vectorised step (bounds the temporaries for big tensors)
@@ -86,11 +101,14 @@ def row_ok(ggml_type, ne0):
 
 def storage_type(wanted, ne0):
     """The type a 2-D tensor with rows of ne0 values gets in a file of type `wanted`: `wanted` if
-    its rows fill whole blocks, else Q8_0 for the K types when ne0 % 32 == 0, else F16."""
+    its rows fill whole blocks, else, when ne0 % 32 == 0, Q8_0 for the K types and IQ4_NL for
+    IQ4_XS (llama-quantize's fallback for IQ4_XS), else F16."""
     if row_ok(wanted, ne0):
         return wanted
     if wanted in K_TYPES and row_ok(Q8_0, ne0):
         return Q8_0
+    if wanted == IQ4_XS and row_ok(IQ4_NL, ne0):
+        return IQ4_NL
     return F16
 
 
@@ -117,6 +135,10 @@ def f32_to_bf16_bits(x):
 #                Sub-block (scale/min) e // 32 = 2c + k.
 #   Q6_K         e = 128h + 32g + l: low 4 bits = nibble g // 2 of ql[64h + 32(g % 2) + l],
 #                high 2 bits = bits 2g..2g+1 of qh[32h + l]. Sub-block (scale) e // 16.
+#   IQ4_NL       as Q4_0: e = 16k + j, nibble k of qs[j]; the code indexes KVALUES_IQ4NL.
+#   IQ4_XS       e = 32b + 16k + j: nibble k of qs[16b + j]. Sub-block b's 6-bit scale code:
+#                low 4 bits = nibble b % 2 of scales_l[b // 2], high 2 = bits 2b..2b+1 of
+#                scales_h (u16); the scale is d * (code - 32).
 
 def _nibbles(qs):
     """(nb, 16) bytes -> (nb, 32) values: low nibbles are elements 0..15, high 16..31."""
@@ -171,6 +193,13 @@ def _scales_q3k(s):
     shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 4, 1)
     high = ((s[:, None, 8:12] >> shifts) & 3).reshape(-1, 16)
     return low | (high << 4)
+
+
+def _scales_iq4xs(sh, sl):
+    """(nb,) uint16 scales_h and (nb, 4) scales_l -> (nb, 8) 6-bit codes 0..63 (scale code - 32)."""
+    low = np.stack([sl & 0xF, sl >> 4], axis=2).reshape(-1, 8)
+    high = (sh[:, None] >> (2 * np.arange(8, dtype=np.uint16))) & 3
+    return low | (high.astype(np.uint8) << 4)
 
 
 def _scale_min_k4(s):
@@ -255,8 +284,25 @@ def _dec_q6_k(b):
     return (dsc[:, :, None] * q).reshape(-1, QK_K)
 
 
+_KV_F32 = KVALUES_IQ4NL.astype(_f32)
+
+
+def _dec_iq4_nl(b):
+    # y = d * kvalues_iq4nl[q]
+    return _half(b, "d")[:, None] * _KV_F32[_nibbles(b["qs"])]
+
+
+def _dec_iq4_xs(b):
+    # dl = d * (ls - 32) per 32 values, first; then y = dl * kvalues_iq4nl[q]
+    ls = _scales_iq4xs(b["scales_h"], b["scales_l"]).astype(np.int16) - 32
+    dl = _half(b, "d")[:, None] * ls.astype(_f32)
+    q = _nibbles(b["qs"].reshape(-1, 16)).reshape(-1, 8, 32)
+    return (dl[:, :, None] * _KV_F32[q]).reshape(-1, QK_K)
+
+
 _DECODERS = {Q8_0: _dec_q8_0, Q4_0: _dec_q4_0, Q4_1: _dec_q4_1, Q5_0: _dec_q5_0, Q5_1: _dec_q5_1,
-             Q2_K: _dec_q2_k, Q3_K: _dec_q3_k, Q4_K: _dec_q4_k, Q5_K: _dec_q5_k, Q6_K: _dec_q6_k}
+             Q2_K: _dec_q2_k, Q3_K: _dec_q3_k, Q4_K: _dec_q4_k, Q5_K: _dec_q5_k, Q6_K: _dec_q6_k,
+             IQ4_NL: _dec_iq4_nl, IQ4_XS: _dec_iq4_xs}
 
 
 def decode(ggml_type, raw, shape):
@@ -524,9 +570,69 @@ def _enc_q6_k(x):
     return b
 
 
+def _nearest_iq4(x, dl):
+    """Codes 0..15 whose decoded values dl * KVALUES_IQ4NL (float32, as the decoder forms them)
+    are nearest to x; x (..., n), dl (...,) float32. The first code wins a tie. Where dl is a
+    zero the code is the one that decodes to +0 (kvalue 1 for +0, -10 for -0)."""
+    dl = dl[..., None]
+    nz = dl != 0
+    t = np.divide(x, dl, out=np.zeros_like(x), where=nz)
+    # the table is increasing: the nearest level to t is one of the two around it (t's rounding
+    # can only move it across a level it is next to, which is then one of the two)
+    hi = np.clip(np.searchsorted(_KV_F32, t), 1, 15).astype(np.uint8)
+    lo = hi - np.uint8(1)
+    err_lo = np.abs(x - dl * _KV_F32[lo])
+    err_hi = np.abs(x - dl * _KV_F32[hi])
+    q = np.where(err_hi < err_lo, hi, lo)
+    return np.where(nz, q, np.where(np.signbit(dl), 7, 8)).astype(np.uint8)
+
+
+def _enc_iq4_nl(x):
+    # d = (value of largest |x|) / -127: that value gets the table's extreme -127. fp16 rounded
+    # away from zero, so the grid covers the block (no clipping at -127) and a tiny non-zero block
+    # does not flush to a zero scale in fp16's subnormal range.
+    d16 = _fp16_up(_signed_absmax(x) / _f32(-127))
+    d16[d16 == 0] = 0  # +0, not -0
+    q = _nearest_iq4(x, d16.astype(_f32))
+    b = np.empty(len(x), dtype=_BLOCK_DTYPES[IQ4_NL])
+    b["d"] = d16
+    b["qs"] = _pack_nibbles(q)
+    return b
+
+
+def _enc_iq4_xs(x):
+    """Per sub-block of 32 the wanted scale s = (value of largest |x|) / -127. The super-block d
+    (fp16, rounded away from zero) is the smallest for which every s / d fits the codes -32..31,
+    of the sign that maps the s of largest magnitude to -32 where both fit equally; sub-scale
+    codes round away from zero (the sub-block's range stays covered); values take the nearest
+    level of the final float32 scale dl = d * code."""
+    xs = x.reshape(len(x), 8, 32)
+    s = _signed_absmax(xs) / _f32(-127)
+    smax = np.maximum(s.max(axis=1), _f32(0))
+    smin = np.minimum(s.min(axis=1), _f32(0))
+    d_pos = np.maximum(smax / _f32(31), -smin / _f32(32))  # d > 0: s / d in -32..31
+    d_neg = np.maximum(-smin / _f32(31), smax / _f32(32))  # d < 0: -s / |d| in -32..31
+    prefer_neg = np.where(d_pos == d_neg, _signed_absmax(s) > 0, d_neg < d_pos)
+    d16 = _fp16_up(np.where(prefer_neg, -d_neg, d_pos))
+    d16[d16 == 0] = 0
+    d = d16.astype(_f32)
+    code = _ceil_code(np.divide(s, d[:, None], out=np.zeros_like(s), where=d[:, None] != 0),
+                      -32, 31)
+    dl = d[:, None] * code.astype(_f32)
+    q = _nearest_iq4(xs, dl)  # (nb, 8, 32)
+    ls = code + 32  # 0..63
+    b = np.empty(len(x), dtype=_BLOCK_DTYPES[IQ4_XS])
+    b["d"] = d16
+    b["scales_h"] = ((ls >> 4).astype(np.uint16) << (2 * np.arange(8, dtype=np.uint16))) \
+        .sum(axis=1, dtype=np.uint16)
+    b["scales_l"] = ((ls[:, 0::2] & 0xF) | ((ls[:, 1::2] & 0xF) << 4)).astype(np.uint8)
+    b["qs"] = _pack_nibbles(q.reshape(-1, 32)).reshape(-1, 128)
+    return b
+
+
 _ENCODERS = {Q8_0: quantize_q8_0, Q4_0: _enc_q4_0, Q4_1: _enc_q4_1, Q5_0: _enc_q5_0,
              Q5_1: _enc_q5_1, Q2_K: _enc_q2_k, Q3_K: _enc_q3_k, Q4_K: _enc_q4_k,
-             Q5_K: _enc_q5_k, Q6_K: _enc_q6_k}
+             Q5_K: _enc_q5_k, Q6_K: _enc_q6_k, IQ4_NL: _enc_iq4_nl, IQ4_XS: _enc_iq4_xs}
 
 
 def quantize(ggml_type, x):

@@ -139,7 +139,7 @@ def load(path):
 def tensor_type(gguf_name, shape, wanted):
     """Storage type for one tensor when the file's type is `wanted`: 1-D tensors (norms, biases)
     and position embeddings stay F32, as llama.cpp's converters keep them; rows that do not fill
-    whole blocks fall back (ggml_types.storage_type: K types to Q8_0 or F16, the others to F16)."""
+    whole blocks fall back (ggml_types.storage_type: K types to Q8_0, IQ4_XS to IQ4_NL, else F16)."""
     if len(shape) < 2 or gguf_name == "position_embd.weight":
         return ggml_types.F32
     return ggml_types.storage_type(wanted, shape[-1])

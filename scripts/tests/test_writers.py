@@ -99,13 +99,24 @@ def check_codecs():
           bool((np.abs(back - y).reshape(-1, 32).max(1) <= bound).all()))
     check("Q8_0 of zeros decodes to zeros",
           not ggml_types.decode(ggml_types.Q8_0, ggml_types.encode(ggml_types.Q8_0, np.zeros(32)), (32,)).any())
-    # llama.cpp's 4/5-bit and k-quant types: sizes, and round trips within the codes' resolution
-    # (a block's range over its levels; 2.5 steps for the k-quants, whose 4/6-bit sub-scales are
-    # coarse), on normal rows with outliers; zeros stay zeros; fallbacks for rows that do not fit.
+    # llama.cpp's 4/5-bit, k-quant and IQ4 types: sizes, and round trips within the codes'
+    # resolution (a block's range over its levels; 2.5 steps for the k-quants, whose 4/6-bit
+    # sub-scales are coarse), on normal rows with outliers; zeros stay zeros; fallbacks for rows
+    # that do not fit.
     y = rng.standard_normal((64, 512)).astype(np.float32) * 0.02
     y[rng.random(y.shape) < 0.01] *= 30
     bits = {ggml_types.Q4_0: 4, ggml_types.Q4_1: 4, ggml_types.Q5_0: 5, ggml_types.Q5_1: 5, ggml_types.Q2_K: 2,
-            ggml_types.Q3_K: 3, ggml_types.Q4_K: 4, ggml_types.Q5_K: 5, ggml_types.Q6_K: 6}
+            ggml_types.Q3_K: 3, ggml_types.Q4_K: 4, ggml_types.Q5_K: 5, ggml_types.Q6_K: 6,
+            ggml_types.IQ4_NL: 4, ggml_types.IQ4_XS: 4}
+    # IQ4_NL / IQ4_XS levels are scale * kvalues_iq4nl (-127..113, non-uniform): the block's
+    # (IQ4_XS: sub-block's) largest |x| maps to -127, so the wanted scale is S = max|x| / 127; the
+    # encoder rounds scales up (fp16 d, IQ4_XS's 6-bit sub-scale codes), so the grid reaches the
+    # largest |x|. The side opposite it stops at 113 of 127: up to 14 S to the nearest level; inside
+    # the grid the widest gap is 24 (89..113): 12 times the actual scale, which is at most S plus one
+    # fp16 step (IQ4_XS: plus one code step, S_max / 31; fp16 subnormals: 2^-24). Bound: 14/127 of
+    # the block's max|x| (IQ4_XS: of the 256-value super-block's), 0.5% slack, + 12 * 2^-24; in the
+    # usual steps that is up to 15 * 14/127 = 1.65 (step >= max|x| / 15).
+    iq4_bound = 14 / 127 * 1.005
     for t, b in bits.items():
         name = ggml_types.TYPE_NAMES[t]
         raw = ggml_types.encode(t, y)
@@ -114,17 +125,30 @@ def check_codecs():
         rows = y.reshape(-1, blk)
         step = (rows.max(1) - np.minimum(rows.min(1), 0)) / (2 ** b - 1)
         err = np.abs(back - y).reshape(-1, blk).max(1)
-        slack = 2.5 if t in ggml_types.K_TYPES else 1.0
-        check(f"{name}: {len(raw)} bytes for {y.size} values, round trip within {slack} step(s)",
-              len(raw) == ggml_types.nbytes(t, y.size) and bool((err <= slack * step + 1e-12).all()),
-              f"worst {float((err / np.maximum(step, 1e-30)).max()):.2f} steps")
+        worst = f"worst {float((err / np.maximum(step, 1e-30)).max()):.2f} steps"
+        if t in ggml_types.IQ4_TYPES:
+            amax = np.abs(rows).max(1)
+            check(f"{name}: {len(raw)} bytes for {y.size} values, round trip within {iq4_bound:.4f} max|x|",
+                  len(raw) == ggml_types.nbytes(t, y.size) and bool((err <= iq4_bound * amax + 12 * 2.0 ** -24).all()),
+                  f"worst {float((err / np.maximum(amax, 1e-30)).max()):.4f} max|x|, {worst}")
+        else:
+            slack = 2.5 if t in ggml_types.K_TYPES else 1.0
+            check(f"{name}: {len(raw)} bytes for {y.size} values, round trip within {slack} step(s)",
+                  len(raw) == ggml_types.nbytes(t, y.size) and bool((err <= slack * step + 1e-12).all()),
+                  worst)
         check(f"{name} of zeros decodes to zeros",
               not ggml_types.decode(t, ggml_types.encode(t, np.zeros(256)), (256,)).any())
-    check("k-quant rows of 64 fall back to Q8_0, of 172 to F16; Q4_0 rows of 172 to F16",
+    check("k-quant rows of 64 fall back to Q8_0, of 172 to F16; Q4_0 rows of 172 to F16; IQ4_XS rows "
+          "of 64 to IQ4_NL, of 172 to F16; IQ4_NL rows of 172 to F16",
           ggml_types.storage_type(ggml_types.Q4_K, 64) == ggml_types.Q8_0
           and ggml_types.storage_type(ggml_types.Q4_K, 172) == ggml_types.F16
           and ggml_types.storage_type(ggml_types.Q4_0, 172) == ggml_types.F16
-          and ggml_types.storage_type(ggml_types.Q6_K, 512) == ggml_types.Q6_K)
+          and ggml_types.storage_type(ggml_types.Q6_K, 512) == ggml_types.Q6_K
+          and ggml_types.storage_type(ggml_types.IQ4_XS, 64) == ggml_types.IQ4_NL
+          and ggml_types.storage_type(ggml_types.IQ4_XS, 172) == ggml_types.F16
+          and ggml_types.storage_type(ggml_types.IQ4_XS, 512) == ggml_types.IQ4_XS
+          and ggml_types.storage_type(ggml_types.IQ4_NL, 172) == ggml_types.F16
+          and ggml_types.storage_type(ggml_types.IQ4_NL, 64) == ggml_types.IQ4_NL)
 
 
 def check_tiny(shared, out):
