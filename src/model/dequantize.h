@@ -33,4 +33,9 @@ void dequantize_q4_k(float* out, std::span<const uint8_t> in, int64_t n);
 void dequantize_q5_k(float* out, std::span<const uint8_t> in, int64_t n);
 void dequantize_q6_k(float* out, std::span<const uint8_t> in, int64_t n);
 
+/// The non-linear 4-bit types: IQ4_NL (32 values: fp16 d, nibbles; x = d * codebook[q]) and IQ4_XS
+/// (256 values in 8 sub-blocks with six-bit scales; x = d (scale - 32) * codebook[q]).
+void dequantize_iq4_nl(float* out, std::span<const uint8_t> in, int64_t n);
+void dequantize_iq4_xs(float* out, std::span<const uint8_t> in, int64_t n);
+
 }  // namespace reslens

@@ -1,6 +1,6 @@
 // GGUF models: architectures `llama` (and `qwen2`, a Llama with Q/K/V biases) and `gpt2`.
 // Float32 tensors are used in place from the memory map; F16, BF16 and llama.cpp's quantized types
-// (Q8_0, Q4_0-Q5_1, the k-quants) are dequantized to float32 once, at load. Q/K rows stay in
+// (Q8_0, Q4_0-Q5_1, the k-quants, IQ4_NL/XS) are dequantized to float32 once, at load. Q/K rows stay in
 // llama.cpp's interleaved RoPE layout (RopeLayout::kInterleaved).
 #include <set>
 
@@ -28,10 +28,12 @@ StorageType storage_type(const gguf::TensorDesc& t, const std::string& source) {
     case gguf::TensorType::kQ4_K: return StorageType::kQ4_K;
     case gguf::TensorType::kQ5_K: return StorageType::kQ5_K;
     case gguf::TensorType::kQ6_K: return StorageType::kQ6_K;
+    case gguf::TensorType::kIQ4_NL: return StorageType::kIQ4_NL;
+    case gguf::TensorType::kIQ4_XS: return StorageType::kIQ4_XS;
     default:
       throw UnsupportedError(source + ": tensor '" + t.name + "' has type " +
                              gguf::tensor_type_name(t.type) +
-                             "; reslens loads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants Q2_K-Q6_K "
+                             "; reslens loads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the k-quants Q2_K-Q6_K, IQ4_NL and IQ4_XS "
                              "(requantize with llama-quantize)");
   }
 }

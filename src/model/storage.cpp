@@ -26,6 +26,8 @@ const char* storage_type_name(StorageType t) {
     case StorageType::kQ4_K: return "Q4_K";
     case StorageType::kQ5_K: return "Q5_K";
     case StorageType::kQ6_K: return "Q6_K";
+    case StorageType::kIQ4_NL: return "IQ4_NL";
+    case StorageType::kIQ4_XS: return "IQ4_XS";
   }
   return "?";
 }
@@ -53,6 +55,8 @@ Dequantizer dequantizer(StorageType t) {
     case StorageType::kQ4_K: return {dequantize_q4_k, 256, 144};
     case StorageType::kQ5_K: return {dequantize_q5_k, 256, 176};
     case StorageType::kQ6_K: return {dequantize_q6_k, 256, 210};
+    case StorageType::kIQ4_NL: return {dequantize_iq4_nl, 32, 18};
+    case StorageType::kIQ4_XS: return {dequantize_iq4_xs, 256, 136};
     case StorageType::kF32: break;
   }
   throw InternalError("no dequantizer for storage type " + std::string(storage_type_name(t)));

@@ -16,7 +16,7 @@
 namespace reslens {
 
 /// How a tensor's elements are stored in the file.
-enum class StorageType { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K };
+enum class StorageType { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_NL, kIQ4_XS };
 const char* storage_type_name(StorageType t);
 
 class ModelStorage {

@@ -141,5 +141,32 @@ TEST(Dequantize, Q6_KLowNibblesHighPairsAndInt8Scales) {
   EXPECT_EQ(y[16], 0.5f * 5 * (0 - 32));  // values 16-31 use scale 1
 }
 
+TEST(Dequantize, Iq4NibblesIndexTheCodebook) {
+  std::vector<uint8_t> b(18, 0);
+  put_half(b, 0, kHalfHi);
+  b[2] = 0xF0;  // value 0: entry 0 (-127); value 16: entry 15 (113)
+  b[3] = 0x78;  // value 1: entry 8 (1); value 17: entry 7 (-10)
+  std::vector<float> y(256);
+  dequantize_iq4_nl(y.data(), b, 32);
+  EXPECT_EQ(y[0], 0.5f * -127);
+  EXPECT_EQ(y[16], 0.5f * 113);
+  EXPECT_EQ(y[1], 0.5f * 1);
+  EXPECT_EQ(y[17], 0.5f * -10);
+  std::vector<uint8_t> xs(136, 0);
+  put_half(xs, 0, kHalfHi);
+  xs[2] = 0x02;  // scales_h: sub-block 0's high bits 10 -> +32; sub-block 1's 00
+  xs[3] = 0x40;  // sub-block 7's high bits (bits 14-15) 01 -> +16
+  xs[4] = 0x53;  // scales_l[0]: sub-block 0 low nibble 3, sub-block 1 low nibble 5
+  xs[7] = 0x10;  // scales_l[3]: sub-block 7 low nibble 1
+  xs[8] = 0x0F;       // qs[0]: value 0 entry 15
+  xs[8 + 16] = 0x01;  // qs[16]: sub-block 1's value 0, entry 1
+  xs[8 + 7 * 16] = 0x20;  // sub-block 7: value 0 entry 0, value 16 entry 2
+  dequantize_iq4_xs(y.data(), xs, 256);
+  EXPECT_EQ(y[0], 0.5f * (35 - 32) * 113);
+  EXPECT_EQ(y[32], 0.5f * (5 - 32) * -104);
+  EXPECT_EQ(y[224], 0.5f * (17 - 32) * -127);
+  EXPECT_EQ(y[240], 0.5f * (17 - 32) * -83);
+}
+
 }  // namespace
 }  // namespace reslens
