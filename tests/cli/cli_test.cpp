@@ -135,6 +135,9 @@ TEST(Cli, ChatLaysTheTextOutWithTheModelsTemplate) {
                      "<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
                      "--json"})));
   EXPECT_EQ(cli({"predict", m, "Hi", "--chat", "--json"}).code, 0);
+  // inspect names the layout --chat would use, or null without a template.
+  EXPECT_EQ(nlohmann::json::parse(cli({"inspect", m, "--json"}).out)["tokenizer"]["chat_template"], "chatml");
+  EXPECT_TRUE(nlohmann::json::parse(cli({"inspect", shared("models/TinyStories-656K"), "--json"}).out)["tokenizer"]["chat_template"].is_null());
   auto r = cli({"tokenize", shared("models/TinyStories-656K"), "Hi", "--chat"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("no chat template"), std::string::npos) << r.err;

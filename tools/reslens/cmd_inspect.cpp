@@ -42,6 +42,17 @@ nlohmann::json config_json(const Model& m) {
   j["tied_embeddings"] = c.tied_embeddings;
   j["tokenizer"] = {{"kind", t.kind()}, {"n_vocab", t.n_vocab()}, {"bos_id", t.bos_id()},
                     {"eos_id", t.eos_id()}, {"add_bos", t.add_bos_default()}};
+  // The chat layout --chat would use: a built-in name, "unsupported" when the model's template
+  // matches none reslens lays out, null when it has none.
+  nlohmann::json chat = nullptr;
+  if (!t.chat_template().empty()) {
+    try {
+      chat = chat_template_name(detect_chat_template(t.chat_template()));
+    } catch (const UnsupportedError&) {
+      chat = "unsupported";
+    }
+  }
+  j["tokenizer"]["chat_template"] = chat;
   j["memory"] = {{"mapped_bytes", m.mapped_bytes()}, {"owned_bytes", m.owned_bytes()}};
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorInfo& ti : m.tensors()) {
@@ -89,6 +100,12 @@ void register_inspect(CLI::App& app) {
     std::cout << "tokenizer     " << t["kind"].get<std::string>() << ", " << t["n_vocab"].get<int>() << " tokens, bos "
               << t["bos_id"].get<int>() << ", eos " << t["eos_id"].get<int>() << ", adds bos: "
               << (t["add_bos"].get<bool>() ? "yes" : "no") << "\n";
+    std::cout << "chat          "
+              << (t["chat_template"].is_null() ? std::string("no template (--chat needs --chat-template NAME)")
+                  : t["chat_template"] == "unsupported"
+                      ? std::string("the model's template matches no built-in layout (--chat-template NAME)")
+                      : t["chat_template"].get<std::string>() + " layout (--chat)")
+              << "\n";
     std::cout << "memory        " << j["memory"]["mapped_bytes"].get<int64_t>() << " bytes mapped, "
               << j["memory"]["owned_bytes"].get<int64_t>() << " bytes converted\n";
     std::cout << "tensors (" << j["tensors"].size() << "):\n";
