@@ -41,9 +41,7 @@ void dequantize_q8_0(float* out, std::span<const uint8_t> in, int64_t n) {
   const int64_t blocks = n / kQ8_0Block;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = in.data() + b * kQ8_0BlockBytes;
-    uint16_t d16;
-    std::memcpy(&d16, block, 2);
-    const float d = fp16_to_fp32(d16);
+    const float d = fp16_at(block);
     const auto* q = reinterpret_cast<const int8_t*>(block + 2);
     for (int64_t i = 0; i < kQ8_0Block; ++i) out[b * kQ8_0Block + i] = d * static_cast<float>(q[i]);
   }

@@ -45,7 +45,7 @@ Dequantizer dequantizer(StorageType t) {
   switch (t) {
     case StorageType::kF16: return {dequantize_f16, 1, 2};
     case StorageType::kBF16: return {dequantize_bf16, 1, 2};
-    case StorageType::kQ8_0: return {dequantize_q8_0, 32, 34};
+    case StorageType::kQ8_0: return {dequantize_q8_0, kQ8_0Block, kQ8_0BlockBytes};
     case StorageType::kQ4_0: return {dequantize_q4_0, 32, 18};
     case StorageType::kQ4_1: return {dequantize_q4_1, 32, 20};
     case StorageType::kQ5_0: return {dequantize_q5_0, 32, 22};
