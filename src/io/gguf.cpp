@@ -250,6 +250,11 @@ void File::parse(std::span<const uint8_t> bytes) {
                              std::to_string(t.type));
     }
     t.n_bytes = tensor_nbytes(t.type, n_elements, source_ + ": tensor '" + t.name + "'");
+    // ggml's quantized blocks never span rows: a row must be whole blocks (readers dequantize by row).
+    if (const TypeTraits* tt = find_type(t.type); !t.ne.empty() && t.ne[0] % tt->block_elements != 0) {
+      throw FormatError(source_ + ": tensor '" + t.name + "' has rows of " + std::to_string(t.ne[0]) +
+                        " values, not a whole number of " + tt->name + " blocks of " + std::to_string(tt->block_elements));
+    }
     if (t.offset % alignment != 0) {
       r.fail("tensor '" + t.name + "' data offset " + std::to_string(t.offset) + " is not aligned to " +
              std::to_string(alignment));

@@ -136,6 +136,9 @@ TEST(Gguf, RejectsAbsurdDimensionsAndUnknownTypes) {
   GgufBuilder e;
   e.tensor_raw("q", {31}, 8, std::vector<uint8_t>(34));  // Q8_0 needs whole blocks of 32
   EXPECT_NE(error_of(e.bytes()).find("whole number"), std::string::npos);
+  GgufBuilder f;  // 32 values, one Q8_0 block, but in two rows of 16: blocks never span rows
+  f.tensor_raw("rows", {16, 2}, 8, std::vector<uint8_t>(34));
+  EXPECT_NE(error_of(f.bytes()).find("rows of 16 values"), std::string::npos) << error_of(f.bytes());
 }
 
 TEST(Gguf, RejectsDuplicateKeysAndTensors) {
