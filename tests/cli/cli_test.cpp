@@ -144,6 +144,9 @@ TEST(Cli, ChatLaysTheTextOutWithTheModelsTemplate) {
   r = cli({"tokenize", m, "Hi", "--chat", "--no-parse-special"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--no-parse-special"), std::string::npos) << r.err;
+  r = cli({"predict", m, "--ids", "1,2", "--chat"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--ids"), std::string::npos) << r.err;
   r = cli({"tokenize", m, "Hi", "--chat-template", "chatgpt"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("chatml"), std::string::npos) << r.err;

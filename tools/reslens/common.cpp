@@ -122,7 +122,12 @@ std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
 }
 
 std::vector<int32_t> PromptArgs::tokens(const Model& model) const {
-  if (!ids.empty()) return parse_ids(ids);
+  if (!ids.empty()) {
+    if (chat || !chat_template.empty() || !system.empty() || plain_special) {
+      throw InvalidArgument("--chat, --chat-template, --system and --no-parse-special apply to TEXT, not to --ids");
+    }
+    return parse_ids(ids);
+  }
   require_valid_utf8(text, "the prompt");
   std::vector<int32_t> out = encode(model.tokenizer());
   if (out.empty()) {
