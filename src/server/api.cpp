@@ -181,7 +181,8 @@ struct Prepared {
 
 class Engine {
  public:
-  Engine(const Model& m, int threads, size_t max_tokens) : m_(m), threads_(threads), max_tokens_(max_tokens) {}
+  Engine(const Model& m, int threads, size_t max_tokens, const ApiOptions& o)
+      : m_(m), threads_(threads), max_tokens_(max_tokens), chat_(o.chat), chat_system_(o.chat_system) {}
 
   Prepared prepare(const Context& x, Job& job, bool explained) {
     job.set_stage("tokenizing");
@@ -213,7 +214,8 @@ class Engine {
  private:
   std::vector<int32_t> tokenize(const std::string& prompt) const {
     const Tokenizer& tok = m_.tokenizer();
-    std::vector<int32_t> ids = tok.encode(prompt, tok.add_bos_default());
+    const std::string text = chat_ ? format_chat(*chat_, prompt, chat_system_) : prompt;
+    std::vector<int32_t> ids = tok.encode(text, tok.add_bos_default());
     if (ids.empty()) throw HttpError(400, "the prompt has no tokens: type some text");
     if (ids.size() > max_tokens_) {
       throw HttpError(400, "the prompt is " + std::to_string(ids.size()) + " tokens; this server takes at most " +
@@ -295,6 +297,8 @@ class Engine {
   const Model& m_;
   const int threads_;
   const size_t max_tokens_;
+  const std::optional<ChatTemplate> chat_;
+  const std::string chat_system_;
   std::deque<RunEntry> runs_;          ///< most recent first
   std::deque<ExplainEntry> explains_;  ///< most recent first
 };
@@ -486,7 +490,7 @@ Api::Api(std::shared_ptr<const Model> model, ApiOptions options)
     : model_(std::move(model)), options_(std::move(options)) {
   const int64_t n_ctx = model_->config().n_ctx;
   max_tokens_ = n_ctx > 0 ? std::min(options_.max_prompt_tokens, static_cast<size_t>(n_ctx)) : options_.max_prompt_tokens;
-  engine_ = std::make_unique<Engine>(*model_, options_.n_threads, max_tokens_);
+  engine_ = std::make_unique<Engine>(*model_, options_.n_threads, max_tokens_, options_);
   jobs_ = std::make_unique<JobQueue>(options_.max_pending_jobs, options_.keep_finished_jobs);
 }
 
@@ -499,6 +503,8 @@ Reply Api::info() const {
                                 {"n_layers", c.n_layers}, {"n_heads", c.n_heads}, {"d_head", c.d_head},
                                 {"d_model", c.d_model}, {"d_mlp", c.d_mlp}, {"d_vocab", c.d_vocab}, {"n_ctx", c.n_ctx}}},
                      {"example_prompt", options_.example_prompt},
+                     // The layout every prompt gets (null: none), so a page can say so.
+                     {"chat", options_.chat ? json(chat_template_name(*options_.chat)) : json(nullptr)},
                      {"limits", {{"max_body_bytes", options_.max_body_bytes}, {"max_prompt_tokens", max_tokens_},
                                  {"max_pending_jobs", options_.max_pending_jobs}}},
                      {"endpoints", {"GET /api/info", "POST /api/predict", "POST /api/explain", "POST /api/head",

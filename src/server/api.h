@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "reslens/chat.h"
 #include "reslens/model.h"
 #include "server/job_queue.h"
 
@@ -21,6 +23,10 @@ struct ApiOptions {
   size_t keep_finished_jobs = 256;
   int n_threads = 0;               ///< for the model (0 = every core)
   std::string example_prompt;      ///< shown by the page as a placeholder
+  /// Lay every prompt out as a chat user turn with this layout (reslens/chat.h), and this system
+  /// message; none: prompts are tokenized as typed.
+  std::optional<ChatTemplate> chat;
+  std::string chat_system;
 };
 
 struct Request {

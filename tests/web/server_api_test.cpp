@@ -94,6 +94,25 @@ TEST_F(ServerApi, PredictMatchesTheForwardPass) {
   EXPECT_EQ(j["tokens"].size(), d.tokens.size());
 }
 
+TEST_F(ServerApi, ChatLaysEveryPromptOut) {
+  // A server started with a chat layout tokenizes what the library's format_chat makes of each
+  // prompt, and says so in /api/info; the default server says null.
+  server::ApiOptions o;
+  o.n_threads = 1;
+  o.chat = ChatTemplate::kChatml;
+  o.chat_system = "Be brief";
+  Api chat_api(model_, o);
+  const Reply r = chat_api.handle(Request{"POST", "/api/predict", {}, json{{"prompt", "Hi"}}.dump()});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Tokenizer& tok = model_->tokenizer();
+  const std::vector<int32_t> want = tok.encode(format_chat(ChatTemplate::kChatml, "Hi", "Be brief"), tok.add_bos_default());
+  const json tokens = json::parse(r.body)["tokens"];
+  ASSERT_EQ(tokens.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(tokens[i]["id"], want[i]) << i;
+  EXPECT_EQ(json::parse(chat_api.handle(Request{"GET", "/api/info", {}, ""}).body)["chat"], "chatml");
+  EXPECT_TRUE(json::parse(call("GET", "/api/info").body)["chat"].is_null());
+}
+
 TEST_F(ServerApi, ExplainIsTheLibrarysJsonDocument) {
   const json j = post_ok("explain", {{"prompt", kPrompt}});
   const Direct d = direct(kPrompt);

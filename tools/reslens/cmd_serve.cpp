@@ -19,11 +19,17 @@ void register_serve(CLI::App& app) {
   auto port = std::make_shared<int>(8080);
   auto max_tokens = std::make_shared<size_t>(512);
   auto example = std::make_shared<std::string>();
+  auto chat = std::make_shared<bool>(false);
+  auto chat_template = std::make_shared<std::string>();
+  auto system = std::make_shared<std::string>();
   args->add(*cmd, /*model_positional=*/false);  // -m/--model (default: default_model_path()), --tokenizer, -t
   cmd->add_option("--host", *host, "Address to listen on (default 127.0.0.1; anything else is reachable from other machines)");
   cmd->add_option("--port", *port, "Port (0: any free port)")->check(CLI::Range(0, 65535));
   cmd->add_option("--max-tokens", *max_tokens, "Longest prompt accepted, in tokens")->check(CLI::Range(1, 100000));
   cmd->add_option("--example", *example, "Prompt the page suggests (default: one for the default model)");
+  cmd->add_flag("--chat", *chat, "Lay every prompt out as a user message with the model's chat template (see `reslens explain --help`)");
+  cmd->add_option("--chat-template", *chat_template, "Use this built-in chat layout for every prompt (implies --chat)");
+  cmd->add_option("--system", *system, "A system message before every prompt (implies --chat)");
   cmd->callback([=] {
     if (!server::http_available()) {
       throw UnsupportedError("this reslens was built without its server (cpp-httplib was not found when it was configured, or RESLENS_BUILD_WEB was off; apt-get install libcpp-httplib-dev and rebuild)");
@@ -39,6 +45,11 @@ void register_serve(CLI::App& app) {
     ao.n_threads = args->threads;
     ao.max_prompt_tokens = *max_tokens;
     ao.example_prompt = !example->empty() ? *example : default_model ? "The capital of France is" : "";
+    if (*chat || !chat_template->empty() || !system->empty()) {  // resolved now: a bad name fails at start
+      ao.chat = chat_template->empty() ? detect_chat_template(model->tokenizer().chat_template())
+                                       : chat_template_named(*chat_template);
+      ao.chat_system = *system;
+    }
     server::Api api(model, ao);
     server::HttpOptions ho;
     ho.host = *host;
