@@ -68,7 +68,8 @@ export function startExplorer(app) {
   call('/api/info')
     .then((info) => {
       const m = info.model;
-      $('[data-part="model"]').innerHTML = `<code>${esc(m.path)}</code> · ${esc(m.architecture)} · ${m.n_layers} layers × ${m.n_heads} heads · d_model ${m.d_model} · vocab ${m.d_vocab}`;
+      $('[data-part="model"]').innerHTML = `<code>${esc(m.path)}</code> · ${esc(m.architecture)} · ${m.n_layers} layers × ${m.n_heads} heads · d_model ${m.d_model} · vocab ${m.d_vocab}` +
+        (info.chat ? ` · prompts laid out as <code>${esc(info.chat)}</code> chat turns` : '');
       if (info.example_prompt && !form.prompt.value) form.prompt.placeholder = info.example_prompt;
     })
     .catch((e) => status(esc(e.message), true));
