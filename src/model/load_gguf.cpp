@@ -131,6 +131,16 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   c.dtype = gguf_dtype(f);
   validate_config(c, src);
 
+  int64_t converted = 0;  // bytes of float32 the non-F32 tensors become
+  for (const auto& td : f.tensors()) {
+    if (td.type != static_cast<uint32_t>(gguf::TensorType::kF32)) {
+      int64_t n = 1;
+      for (const int64_t x : td.ne) n *= x;
+      converted += n * static_cast<int64_t>(sizeof(float));
+    }
+  }
+  require_memory_for_conversion(converted, c.dtype, src);
+
   auto storage = std::make_shared<ModelStorage>();
   storage->keep(f.mapping());
   GgufTensors t(f, *storage);

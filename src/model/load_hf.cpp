@@ -284,6 +284,15 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
   c.original_architecture = arch;
   c.model_name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
   ModelWeights w;
+  int64_t converted = 0;  // bytes of float32 the F16/BF16 tensors become
+  for (const TensorInfo& i : t.infos()) {
+    if (i.dtype != "F32") {
+      int64_t n = 1;
+      for (const int64_t x : i.shape) n *= x;
+      converted += n * static_cast<int64_t>(sizeof(float));
+    }
+  }
+  require_memory_for_conversion(converted, hf_dtype(t), src);
   if (llama_like) {
     load_llama(cfg, arch, t, c, w, src);
   } else {

@@ -1,7 +1,11 @@
 // Shape-checked materialisation and configuration validation shared by every loader.
 #include "model/loader.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "reslens/error.h"
 
@@ -40,6 +44,42 @@ std::string weights_dtype(const std::vector<std::string>& matrix_types) {
   std::string s;
   for (const auto& t : types) s += (s.empty() ? "" : ", ") + t;
   return "mixed (" + s + ")";
+}
+
+namespace {
+
+// Bytes of memory the system can give without swapping; -1 when unknown.
+int64_t memory_available() {
+  if (const char* v = std::getenv("RESLENS_MEMORY_AVAILABLE"); v != nullptr && *v != '\0') {
+    char* end = nullptr;
+    const long long n = std::strtoll(v, &end, 10);
+    if (end != nullptr && *end == '\0' && n >= 0) return n;
+  }
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    long long kb = 0;
+    if (std::sscanf(line.c_str(), "MemAvailable: %lld kB", &kb) == 1) return kb * 1024;
+  }
+  return -1;
+}
+
+std::string gigabytes(int64_t bytes) {
+  std::ostringstream s;
+  s.precision(1);
+  s << std::fixed << static_cast<double>(bytes) / 1e9 << " GB";
+  return s.str();
+}
+
+}  // namespace
+
+void require_memory_for_conversion(int64_t bytes, const std::string& stored_as, const std::string& source) {
+  const int64_t available = memory_available();
+  if (available < 0 || bytes <= available) return;
+  throw UnsupportedError(source + ": its " + stored_as + " weights take " + gigabytes(bytes) +
+                         " as float32, which reslens computes in, more than the " + gigabytes(available) +
+                         " of memory available (a smaller model, or free memory; RESLENS_MEMORY_AVAILABLE=BYTES "
+                         "overrides the figure)");
 }
 
 void validate_config(const ModelConfig& c, const std::string& source) {

@@ -80,6 +80,12 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
 /// "F32", or "mixed (F16, F32)": the storage types of a model's matrices (1-D tensors left out).
 std::string weights_dtype(const std::vector<std::string>& matrix_types);
 
+/// Before converting `bytes` of weights to float32 (F16, BF16, quantized types): UnsupportedError
+/// naming `source` when that is more than the memory available (MemAvailable of /proc/meminfo, or
+/// $RESLENS_MEMORY_AVAILABLE in bytes, which overrides it), instead of the kernel's OOM killer
+/// ending the process half-way through a 7B model. Does nothing when neither is known.
+void require_memory_for_conversion(int64_t bytes, const std::string& stored_as, const std::string& source);
+
 std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, const LoadOptions& o);
 std::shared_ptr<const Model> load_llama2c_model(const std::filesystem::path& path, const LoadOptions& o);
 std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, const LoadOptions& o);

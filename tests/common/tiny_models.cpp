@@ -67,6 +67,10 @@ GgufBuilder tiny_llama_gguf(const TinyLlamaSpec& s) {
       b.tensor_raw(name, ne, 9, std::vector<uint8_t>(n / 32 * 36));
       return;
     }
+    if (name == s.q8_0_tensor) {
+      b.tensor_raw(name, ne, 8, std::vector<uint8_t>(n / 32 * 34));
+      return;
+    }
     auto v = norm ? ones_ish(n, seed) : values(n, seed);
     if (name == s.nan_tensor) v[0] = std::nanf("");
     b.tensor_f32(name, ne, v);

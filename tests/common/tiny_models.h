@@ -20,6 +20,7 @@ struct TinyLlamaSpec {
   std::map<std::string, std::vector<uint64_t>> shape_override;  ///< tensor name -> ggml ne
   std::string drop_tensor;                                      ///< leave this tensor out
   std::string q8_1_tensor;                                      ///< store this one as Q8_1 (not loadable)
+  std::string q8_0_tensor;                                      ///< store this one as Q8_0 (zero blocks)
   std::string nan_tensor;                                       ///< put a NaN into this one
 };
 

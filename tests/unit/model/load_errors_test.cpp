@@ -1,6 +1,7 @@
 // Bad model input: every case is a typed error whose message names the file and the problem.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "common/test_paths.h"
@@ -78,6 +79,25 @@ TEST_F(LoadErrors, GgufProblemsNameTheTensorOrKey) {
   heads.n_kv_heads = 3;
   heads.n_heads = 2;
   expect_load_error<FormatError>(gguf(heads), {"n_key_value_heads"});
+}
+
+TEST_F(LoadErrors, ConversionBeyondTheAvailableMemoryIsRefusedUpFront) {
+  // A quantized tensor becomes float32 at load: when that is more memory than there is, the load
+  // stops before converting anything, naming the file and both sizes (RESLENS_MEMORY_AVAILABLE
+  // stands in for /proc/meminfo's MemAvailable here).
+  TinyLlamaSpec q;
+  q.q8_0_tensor = "blk.0.ffn_gate.weight";
+  q.d_mlp = 32;
+  q.d_model = 32;
+  q.n_heads = 4;
+  q.n_kv_heads = 2;
+  const auto path = gguf(q);
+  ASSERT_EQ(::setenv("RESLENS_MEMORY_AVAILABLE", "100", 1), 0);
+  expect_load_error<UnsupportedError>(path, {"m.gguf", "Q8_0", "as float32", "memory available"});
+  ASSERT_EQ(::setenv("RESLENS_MEMORY_AVAILABLE", "1000000", 1), 0);
+  const auto m = Model::load(path);  // 32 x 32 floats fit
+  EXPECT_GT(m->owned_bytes(), 0);
+  ::unsetenv("RESLENS_MEMORY_AVAILABLE");
 }
 
 TEST_F(LoadErrors, GgufTruncatedAnywhereIsAFormatError) {
