@@ -110,9 +110,10 @@ class Tokenizer {
   std::unordered_map<std::string, int32_t, PieceHash, std::equal_to<>> piece_index_;
 
  private:
-  /// The tokens encode may split out of the text: control, unknown and user-defined tokens with a
-  /// non-empty piece, longest piece first (then lowest id).
-  std::vector<int32_t> specials_;
+  /// The (piece, id) pairs encode splits out of the text, longest piece first (then lowest id):
+  /// with SpecialText::kParse control, unknown and user-defined tokens with a non-empty piece; with
+  /// kPlain the user-defined ones only. Built once by index_pieces (views into pieces_).
+  std::vector<std::pair<std::string_view, int32_t>> parse_specials_, plain_specials_;
 };
 
 }  // namespace reslens

@@ -20,12 +20,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, Spec
     if (bos_id_ < 0) throw InvalidArgument("this " + kind_ + " tokenizer has no BOS token to add");
     out.push_back(bos_id_);
   }
-  std::vector<std::pair<std::string_view, int32_t>> candidates;
-  for (const int32_t id : specials_) {
-    if (special == SpecialText::kParse || types_[static_cast<size_t>(id)] == TokenType::kUserDefined) {
-      candidates.emplace_back(pieces_[static_cast<size_t>(id)], id);
-    }
-  }
+  const auto& candidates = special == SpecialText::kParse ? parse_specials_ : plain_specials_;
   for (const tokenizer_detail::TextPart& part : tokenizer_detail::split_special_tokens(text, candidates)) {
     if (part.token >= 0) {
       out.push_back(part.token);
@@ -58,15 +53,18 @@ void Tokenizer::index_pieces() {
   piece_index_.clear();
   piece_index_.reserve(pieces_.size());
   for (size_t i = 0; i < pieces_.size(); ++i) piece_index_.emplace(pieces_[i], static_cast<int32_t>(i));
-  specials_.clear();
+  parse_specials_.clear();
+  plain_specials_.clear();
   for (size_t i = 0; i < types_.size() && i < pieces_.size(); ++i) {
     const TokenType t = types_[i];
     const bool special = t == TokenType::kControl || t == TokenType::kUnknown || t == TokenType::kUserDefined;
-    if (special && !pieces_[i].empty()) specials_.push_back(static_cast<int32_t>(i));
+    if (special && !pieces_[i].empty()) parse_specials_.emplace_back(pieces_[i], static_cast<int32_t>(i));
   }
-  std::stable_sort(specials_.begin(), specials_.end(), [this](int32_t a, int32_t b) {
-    return pieces_[static_cast<size_t>(a)].size() > pieces_[static_cast<size_t>(b)].size();
-  });
+  std::stable_sort(parse_specials_.begin(), parse_specials_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& s : parse_specials_) {
+    if (types_[static_cast<size_t>(s.second)] == TokenType::kUserDefined) plain_specials_.push_back(s);
+  }
 }
 
 }  // namespace reslens
