@@ -41,6 +41,7 @@ BENCH_LLAMA = Config(arch="llama", n_layers=22, d_model=2048, n_heads=32, n_kv_h
                      d_mlp=5632, vocab=32000, n_ctx=2048, norm_eps=1e-5, rope_base=10000.0,
                      tied=False, name="bench-tinyllama-1.1B")
 
+FAN_IN = set()  # models whose weights are N(0, 1/sqrt(fan_in)) (random_model's init="fan_in")
 HF_LLAMA_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 HF_GPT2_TOKENIZER = ("vocab.json", "merges.txt")
 
@@ -80,6 +81,32 @@ def plan(which, shared):
                 copy_files(tok_dir, tok_files, path)
         return w
 
+    # Models with each feature llama.cpp applies beyond the plain Llama graph, with weights of
+    # N(0, 1/sqrt(fan_in)) so that a skipped feature moves the logits far past any tolerance
+    # (FAN_IN); compared with llama.cpp's goldens (tests/data/llamacpp-families) and the reference.
+    fan = TINY_LLAMA
+    stories_gguf = os.path.join(stories, "stories260K.gguf")
+    llama3 = {"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 64}
+    families = [
+        ("tiny-qwen2.gguf", "gguf f32 qwen2 (NEOX RoPE, q/k/v biases)",
+         dataclasses.replace(fan, arch="qwen2", qkv_bias=True, name="tiny-qwen2"), gguf(tok=stories_gguf)),
+        ("tiny-llama3.gguf", "gguf f32 llama, rope_freqs.weight (llama3 scaling)",
+         dataclasses.replace(fan, rope_scaling=llama3, name="tiny-llama3"), gguf(tok=stories_gguf)),
+        ("tiny-llama-linear.gguf", "gguf f32 llama, linear RoPE scaling x4",
+         dataclasses.replace(fan, rope_scaling={"type": "linear", "factor": 4.0}, name="tiny-llama-linear"),
+         gguf(tok=stories_gguf)),
+        ("tiny-llama-bias.gguf", "gguf f32 llama, q/k/v/o biases",
+         dataclasses.replace(fan, qkv_bias=True, o_bias=True, name="tiny-llama-bias"), gguf(tok=stories_gguf)),
+        ("tiny-llama3-hf", "hf F32, rope_scaling llama3, attention_bias",
+         dataclasses.replace(fan, vocab=2048, rope_scaling=llama3, qkv_bias=True, o_bias=True,
+                             name="tiny-llama3-hf"), hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-llama-linear-hf", "hf F32, rope_scaling linear x4",
+         dataclasses.replace(fan, vocab=2048, rope_scaling={"type": "linear", "factor": 4.0},
+                             name="tiny-llama-linear-hf"), hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+    ]
+    FAN_IN.update(name for name, *_ in families)
+
     if which == "tiny":
         llama, hf_llama = TINY_LLAMA, dataclasses.replace(TINY_LLAMA, vocab=2048)
         tied = dataclasses.replace(TINY_LLAMA, tied=True, name="tiny-llama-tied")
@@ -87,7 +114,6 @@ def plan(which, shared):
         # Rows that are whole k-quant super-blocks (256 values), so convert_model.py's q4_k ... keep
         # every matrix in the type asked for (the other tiny models' 64-wide rows fall back).
         wide = dataclasses.replace(TINY_LLAMA, d_model=256, d_head=64, d_mlp=512, name="tiny-llama-256")
-        stories_gguf = os.path.join(stories, "stories260K.gguf")
         tok = (tiny_hf_tok, HF_LLAMA_TOKENIZER)
         return [
             ("tiny-llama.gguf", "gguf f32", llama, gguf(tok=stories_gguf)),
@@ -102,7 +128,7 @@ def plan(which, shared):
             ("tiny-gpt2-hf", "hf F32", TINY_GPT2, hf_dir("F32", 1, gpt2_hf_tok, HF_GPT2_TOKENIZER)),
             ("tiny-gpt2.gguf", "gguf f32", TINY_GPT2, gguf(tok=gpt2_gguf)),
             ("tiny-qwen2-hf", "hf F32", qwen2, hf_dir("F32", 1, *tok)),
-        ]
+        ] + families
     if which == "bench":
         return [
             ("bench-gpt2-124M.gguf", "gguf f32", BENCH_GPT2, gguf(tok=gpt2_gguf)),
@@ -146,9 +172,10 @@ def main(argv=None):
         if os.path.isdir(path):
             shutil.rmtree(path)
         t0 = time.time()
-        writer(random_model(cfg, args.seed), path)
+        init = "fan_in" if name in FAN_IN else "small"
+        writer(random_model(cfg, args.seed, init), path)
         print(f"wrote {path} ({kind}) in {time.time() - t0:.1f} s", flush=True)
-        manifest["models"][name] = {"kind": kind, "config": dataclasses.asdict(cfg)}
+        manifest["models"][name] = {"kind": kind, "init": init, "config": dataclasses.asdict(cfg)}
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace reslens {
 
@@ -19,8 +20,23 @@ enum class PositionalEmbedding { kStandard, kRotary };
 
 /// Where each rotary pair sits inside a head's query/key vector.
 enum class RopeLayout {
-  kHalf,         ///< Hugging Face rotate_half: dims (i, i + d_head/2) form a pair.
-  kInterleaved,  ///< llama.cpp/GGUF and llama2.c: dims (2i, 2i+1) form a pair.
+  kHalf,         ///< rotate_half / llama.cpp "NEOX": dims (i, i + rotary_dim/2) form a pair (Hugging Face,
+                 ///< and GGUF families llama.cpp rotates that way: qwen2).
+  kInterleaved,  ///< llama.cpp "NORM" (GGUF llama, whose converter permutes Q/K rows) and llama2.c:
+                 ///< dims (2i, 2i+1) form a pair.
+};
+
+/// How rotary angles stretch for long contexts. Pair i of a head turns by
+///   angle(pos, i) = (pos / linear_factor) * base^(-2i / rotary_dim) / freq_factors[i],
+/// which is llama.cpp's ggml_rope_ext with freq_scale = 1 / linear_factor and rope_factors, and
+/// covers Hugging Face's rope_scaling types "linear" (positions divided) and "llama3" (each pair's
+/// frequency divided by its own factor). Types that change more than the angle (yarn, longrope,
+/// dynamic) are refused at load.
+struct RopeScaling {
+  std::string type = "none";  ///< "none", "linear", "llama3" (HF) or "rope_freqs" (GGUF's rope_freqs.weight)
+  double linear_factor = 1.0;       ///< positions are divided by it
+  std::vector<double> freq_factors;  ///< [rotary_dim / 2] per-pair divisors; empty = all 1
+  bool empty() const { return linear_factor == 1.0 && freq_factors.empty(); }
 };
 
 struct ModelConfig {
@@ -36,6 +52,10 @@ struct ModelConfig {
   int64_t d_mlp = 0;
   int64_t d_vocab = 0;
   int64_t n_ctx = 0;  ///< Context window (positions the model accepts).
+  /// Sliding-window attention (Mistral; Qwen2 with use_sliding_window): each query sees at most this
+  /// many keys. Sequences up to the window attend exactly as full causal attention, so reslens runs
+  /// those and refuses longer ones (it does not apply the window). 0: no window.
+  int64_t sliding_window = 0;
 
   NormType normalization_type = NormType::kRmsNorm;
   float eps = 1e-5f;
@@ -45,10 +65,13 @@ struct ModelConfig {
   float rotary_base = 10000.0f;
   int64_t rotary_dim = 0;  ///< Dimensions of each head that rotate (== d_head for Llama).
   RopeLayout rope_layout = RopeLayout::kInterleaved;
+  RopeScaling rope_scaling;
   bool tied_embeddings = false;  ///< W_U is W_E (one matrix in the file).
 
   bool has_qkv_bias() const { return architecture == Architecture::kGpt2 || qkv_bias; }
-  bool qkv_bias = false;  ///< Llama-family models with Q/K/V biases (Qwen2).
+  bool has_o_bias() const { return architecture == Architecture::kGpt2 || o_bias; }
+  bool qkv_bias = false;  ///< Llama-family models with Q/K/V biases (Qwen2; Llama with attention biases).
+  bool o_bias = false;    ///< Llama-family models with an attention-output bias b_O.
 
   std::string dtype;  ///< Storage type of the weights in the file: "F32", "F16", "BF16", "Q8_0", "mixed".
 };

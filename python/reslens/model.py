@@ -46,9 +46,12 @@ class Config:
     gated_mlp: bool
     rotary_base: float
     rotary_dim: int
-    rope_layout: str  # "half" (Hugging Face) | "interleaved" (GGUF, llama2.c): how W_Q/W_K rows are stored
+    rope_layout: str  # "half" (Hugging Face, GGUF qwen2) | "interleaved" (GGUF llama, llama2.c): how W_Q/W_K rows pair
+    rope_scaling: dict  # {"type": "none"|"linear"|"llama3"|"rope_freqs", "linear_factor", "freq_factors"}
     tied_embeddings: bool
     qkv_bias: bool
+    o_bias: bool
+    sliding_window: int  # 0: none; else longer sequences are refused
     architecture: str  # "llama" | "gpt2"
     original_architecture: str
     model_name: str

@@ -32,6 +32,11 @@ py::dict config_dict(const Model& model) {
   d["rope_layout"] = to_string(c.rope_layout);
   d["tied_embeddings"] = c.tied_embeddings;
   d["qkv_bias"] = c.has_qkv_bias();
+  d["o_bias"] = c.has_o_bias();
+  d["rope_scaling"] = py::dict(py::arg("type") = c.rope_scaling.type,
+                               py::arg("linear_factor") = c.rope_scaling.linear_factor,
+                               py::arg("freq_factors") = c.rope_scaling.freq_factors);
+  d["sliding_window"] = c.sliding_window;
   d["dtype"] = c.dtype;
   d["format"] = model.format();
   d["path"] = model.path().string();

@@ -6,7 +6,7 @@ GPT-2 (pre-LN):  x = W_te[t] + W_pe[p];  per layer
   logits = LN_f(x) W_te^T (or a separate head)
 Llama:  x = E[t];  per layer
     a = RMS1(x);  q,k,v = a W^T (+ b for Qwen2);  RoPE(q), RoPE(k) with rotate_half pairs
-    (i, i + d_head/2) at angle pos * base^(-2i/d_head);  query head h reads KV head
+    (i, i + d_head/2) at angle pos * base^(-2i/d_head) (RoPE scaling: model.rope_frequencies);  query head h reads KV head
     h // (n_heads / n_kv_heads);  r = x + A;  m = silu(b W_gate^T) * (b W_up^T), b = RMS2(r)
     x = r + m W_down^T
   logits = RMS_f(x) W_head^T
@@ -15,6 +15,8 @@ Llama:  x = E[t];  per layer
 import collections
 
 import numpy as np
+
+from .model import rope_frequencies
 
 GELU_C = np.sqrt(2.0 / np.pi)
 
@@ -56,13 +58,13 @@ def rms_norm(x, w, eps):
     return scale, x / scale * w
 
 
-def rope_rotate_half(x, base):
+def rope_rotate_half(x, inv_freq, pos_divisor=1.0):
     """Rotary embedding of x [pos, heads, d_head] in rotate_half layout: feature i pairs with
-    i + d_head/2 and both turn by pos * base^(-2i/d_head)."""
+    i + d_head/2 and both turn by (pos / pos_divisor) * inv_freq[i] (model.rope_frequencies:
+    base^(-2i/d_head) without scaling)."""
     n_pos, _, dh = x.shape
     half = dh // 2
-    inv_freq = base ** (-np.arange(half, dtype=np.float64) * 2.0 / dh)
-    ang = np.arange(n_pos, dtype=np.float64)[:, None] * inv_freq[None, :]  # [pos, half]
+    ang = (np.arange(n_pos, dtype=np.float64) / pos_divisor)[:, None] * inv_freq[None, :]  # [pos, half]
     cos = np.concatenate([np.cos(ang), np.cos(ang)], axis=-1)[:, None, :]
     sin = np.concatenate([np.sin(ang), np.sin(ang)], axis=-1)[:, None, :]
     rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
@@ -133,8 +135,8 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             hooks[f"{p}.attn.hook_{part}"] = qkv[part]
         q, k, v = qkv["q"], qkv["k"], qkv["v"]
         if not gpt2:
-            q = rope_rotate_half(q, cfg.rope_base)
-            k = rope_rotate_half(k, cfg.rope_base)
+            q = rope_rotate_half(q, *rope_frequencies(cfg))
+            k = rope_rotate_half(k, *rope_frequencies(cfg))
             hooks[f"{p}.attn.hook_rot_q"] = q
             hooks[f"{p}.attn.hook_rot_k"] = k
 

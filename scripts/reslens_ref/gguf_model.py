@@ -11,7 +11,8 @@ import numpy as np
 from . import ggml_types
 from .gguf import FLOAT32, GGUFFile, STRING, UINT32
 from .gguf_writer import GGUFWriter
-from .model import Config, Model, permute_gguf_to_hf, permute_hf_to_gguf, tensor_shapes
+from .model import (Config, Model, llama3_freq_factors, permute_gguf_to_hf, permute_hf_to_gguf,
+                    tensor_shapes)
 
 # canonical suffix (after "blocks.L.") -> GGUF suffix (after "blk.L."), for tensors that are
 # one-to-one in every architecture.
@@ -72,9 +73,21 @@ def config_from_gguf(gf):
     d_head = int(key("attention.key_length", d // n_heads))
     if int(key("attention.value_length", d_head)) != d_head:
         raise ValueError(f"{gf.path}: key and value head sizes differ")
-    scaling = gf.get(f"{arch}.rope.scaling.type", "none")
-    if scaling not in ("none", None):
+    # llama.cpp: the scaling type defaults to "linear", whose factor (0 = none) divides positions.
+    scaling = gf.get(f"{arch}.rope.scaling.type", "linear")
+    factor = float(gf.get(f"{arch}.rope.scaling.factor", gf.get(f"{arch}.rope.scale_linear", 0.0)))
+    if scaling not in ("none", "linear"):
         raise ValueError(f"{gf.path}: RoPE scaling {scaling!r} not supported")
+    if float(gf.get(f"{arch}.rope.scaling.attn_factor", 1.0)) != 1.0:
+        raise ValueError(f"{gf.path}: rope.scaling.attn_factor not supported")
+    rope_scaling = None
+    if scaling == "linear" and factor not in (0.0, 1.0):
+        rope_scaling = {"type": "linear", "factor": factor}
+    if "rope_freqs.weight" in gf.tensors:
+        if arch != "llama" or rope_scaling is not None:
+            raise ValueError(f"{gf.path}: rope_freqs.weight only with llama and no linear scaling")
+        rope_scaling = {"type": "freq_factors",
+                        "factors": [float(x) for x in gf.tensor("rope_freqs.weight")]}
     if arch != "gpt2" and int(key("rope.dimension_count", d_head)) != d_head:
         raise ValueError(f"{gf.path}: partial RoPE not supported")
     names = set(gf.tensors)
@@ -92,6 +105,7 @@ def config_from_gguf(gf):
         norm_eps=float(key("attention.layer_norm_epsilon" if gpt2 else
                            "attention.layer_norm_rms_epsilon")),
         rope_base=float(key("rope.freq_base", 10000.0)),
+        rope_scaling=rope_scaling,
         tied="output.weight" not in names,
         qkv_bias=gpt2 or "blk.0.attn_q.bias" in names,
         o_bias=gpt2 or "blk.0.attn_output.bias" in names,
@@ -128,6 +142,8 @@ def load(path):
             loaders[canonical] = direct(gname, lambda t, h=heads: permute_gguf_to_hf(t, h))
         else:
             loaders[canonical] = direct(gname)
+    if cfg.rope_scaling and cfg.rope_scaling["type"] == "freq_factors":
+        used.add("rope_freqs.weight")
     unknown = sorted(set(gf.tensors) - used)
     if unknown:
         raise ValueError(f"{path}: tensors not understood: {unknown[:5]}")
@@ -167,7 +183,25 @@ def gguf_tensors(model):
                         lambda c=canonical, h=heads: permute_hf_to_gguf(model.get(c), h)))
         else:
             out.append((_gguf_name(canonical), shape, lambda c=canonical: model.get(c)))
+    factors = rope_freq_factors(cfg)
+    if factors is not None:
+        out.append(("rope_freqs.weight", (len(factors),), lambda f=factors: f))
     return out
+
+
+def rope_freq_factors(cfg):
+    """The rope_freqs.weight tensor (float32) a config's RoPE scaling is written as, or None:
+    llama.cpp's converter writes HF "llama3" scaling as these per-pair frequency divisors."""
+    rs = cfg.rope_scaling
+    if not rs or rs["type"] not in ("llama3", "freq_factors"):
+        return None
+    if cfg.arch != "llama":
+        raise ValueError("llama.cpp applies rope_freqs.weight to the llama architecture only")
+    if rs["type"] == "freq_factors":
+        return np.asarray(rs["factors"], dtype=np.float32)
+    return llama3_freq_factors(cfg.rope_base, cfg.d_head, rs["factor"], rs["low_freq_factor"],
+                               rs["high_freq_factor"],
+                               rs["original_max_position_embeddings"]).astype(np.float32)
 
 
 def hparam_fields(cfg, file_type, name=None):
@@ -188,6 +222,10 @@ def hparam_fields(cfg, file_type, name=None):
               (f"{a}.attention.layer_norm_rms_epsilon", FLOAT32, cfg.norm_eps),
               (f"{a}.rope.freq_base", FLOAT32, cfg.rope_base),
               (f"{a}.rope.dimension_count", UINT32, cfg.d_head)]
+    rs = cfg.rope_scaling
+    if rs and rs["type"] == "linear":
+        f += [(f"{a}.rope.scaling.type", STRING, "linear"),
+              (f"{a}.rope.scaling.factor", FLOAT32, float(rs["factor"]))]
     if cfg.d_head * cfg.n_heads != cfg.d_model:
         f += [(f"{a}.attention.key_length", UINT32, cfg.d_head),
               (f"{a}.attention.value_length", UINT32, cfg.d_head)]

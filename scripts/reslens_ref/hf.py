@@ -66,8 +66,20 @@ def config_from_hf(c):
                       norm_eps=float(c.get("layer_norm_epsilon", 1e-5)),
                       tied=c.get("tie_word_embeddings", True), qkv_bias=True, o_bias=True,
                       name=c.get("_name_or_path", ""))
+    rope_scaling = None
     if c.get("rope_scaling"):
-        raise ValueError(f"rope_scaling {c['rope_scaling']} not supported")
+        rs = dict(c["rope_scaling"])
+        kind = rs.pop("rope_type", rs.pop("type", None))
+        if kind == "linear":
+            rope_scaling = {"type": "linear", "factor": float(rs.pop("factor"))}
+        elif kind == "llama3":
+            rope_scaling = {"type": "llama3"}
+            for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"):
+                rope_scaling[k] = float(rs.pop(k))
+        elif kind != "default":
+            raise ValueError(f"rope_scaling {c['rope_scaling']} not supported")
+        if rs:
+            raise ValueError(f"rope_scaling fields {sorted(rs)} not understood")
     if c.get("use_sliding_window"):
         raise ValueError("sliding-window attention not supported")
     if c.get("hidden_act", "silu") != "silu":
@@ -81,7 +93,7 @@ def config_from_hf(c):
                   d_head=c.get("head_dim") or d // h, d_mlp=c["intermediate_size"],
                   vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
                   norm_eps=float(c.get("rms_norm_eps", 1e-6)),
-                  rope_base=float(c.get("rope_theta", 10000.0)),
+                  rope_base=float(c.get("rope_theta", 10000.0)), rope_scaling=rope_scaling,
                   tied=bool(c.get("tie_word_embeddings", False)),
                   qkv_bias=arch == "qwen2" or attn_bias, o_bias=attn_bias,
                   name=c.get("_name_or_path", ""))
@@ -168,6 +180,19 @@ def load(path):
 
 # -- writing --------------------------------------------------------------------------------------
 
+def _hf_rope_scaling(cfg):
+    rs = cfg.rope_scaling
+    if not rs:
+        return None
+    if rs["type"] == "freq_factors":
+        raise ValueError("explicit RoPE frequency factors have no Hugging Face config form")
+    out = {"rope_type": rs["type"]}
+    out.update({k: v for k, v in rs.items() if k != "type"})
+    if "original_max_position_embeddings" in out:
+        out["original_max_position_embeddings"] = int(out["original_max_position_embeddings"])
+    return out
+
+
 def hf_config(cfg, dtype="F32", extra=None):
     torch_dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
     if cfg.is_gpt2:
@@ -185,7 +210,7 @@ def hf_config(cfg, dtype="F32", extra=None):
              "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads,
              "num_key_value_heads": cfg.n_kv_heads, "head_dim": cfg.d_head,
              "max_position_embeddings": cfg.n_ctx, "rms_norm_eps": cfg.norm_eps,
-             "rope_theta": cfg.rope_base, "rope_scaling": None,
+             "rope_theta": cfg.rope_base, "rope_scaling": _hf_rope_scaling(cfg),
              "tie_word_embeddings": cfg.tied, "vocab_size": cfg.vocab,
              "bos_token_id": 1, "eos_token_id": 2}
         if cfg.arch == "llama":

@@ -42,6 +42,12 @@ class Config:
     n_ctx: int
     norm_eps: float
     rope_base: float = 10000.0
+    # RoPE scaling, None or one of
+    #   {"type": "linear", "factor": f}: positions divided by f (HF "linear"; GGUF rope.scaling.type linear)
+    #   {"type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
+    #    "original_max_position_embeddings"}: per-pair frequency divisors (HF "llama3")
+    #   {"type": "freq_factors", "factors": [d_head/2 divisors]} (GGUF rope_freqs.weight)
+    rope_scaling: dict = None
     tied: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -61,6 +67,39 @@ class Config:
         if self.is_gpt2 and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
             raise ValueError("GPT-2 has one KV head per head and all biases")
         return self
+
+
+def llama3_freq_factors(base, rot_dim, factor, low_freq_factor, high_freq_factor, original_ctx):
+    """Per-pair frequency divisors of HF's "llama3" rope_scaling, written as transformers'
+    _compute_llama3_parameters defines the new frequencies (inv_freq / divisor): low frequencies
+    (wavelength > original_ctx / low_freq_factor) divided by factor, high ones kept, and a linear
+    blend in 1/divisor between."""
+    inv_freq = base ** (-np.arange(0, rot_dim, 2, dtype=np.float64) / rot_dim)
+    wavelen = 2 * np.pi / inv_freq
+    low_wavelen, high_wavelen = original_ctx / low_freq_factor, original_ctx / high_freq_factor
+    smooth = (original_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    new_inv = np.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    new_inv = np.where(medium, (1 - smooth) * inv_freq / factor + smooth * inv_freq, new_inv)
+    return inv_freq / new_inv
+
+
+def rope_frequencies(cfg):
+    """(inv_freq [d_head/2] float64, position divisor): pair i at position p turns by
+    (p / divisor) * inv_freq[i]."""
+    inv_freq = cfg.rope_base ** (-np.arange(0, cfg.d_head, 2, dtype=np.float64) / cfg.d_head)
+    rs = cfg.rope_scaling or {"type": "none"}
+    if rs["type"] == "none":
+        return inv_freq, 1.0
+    if rs["type"] == "linear":
+        return inv_freq, float(rs["factor"])
+    if rs["type"] == "llama3":
+        return inv_freq / llama3_freq_factors(
+            cfg.rope_base, cfg.d_head, rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+            rs["original_max_position_embeddings"]), 1.0
+    if rs["type"] == "freq_factors":
+        return inv_freq / np.asarray(rs["factors"], dtype=np.float64), 1.0
+    raise ValueError(f"RoPE scaling {rs!r} not supported")
 
 
 def tensor_shapes(cfg):

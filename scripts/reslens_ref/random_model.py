@@ -3,7 +3,9 @@
 Each tensor has its own generator, seeded from (seed, CRC-32 of its canonical name), so a tensor's
 values depend only on the seed, its name and its shape: files written in different formats from
 the same config hold the same weights, and a test can regenerate any tensor without the others.
-Weights N(0, 0.02); norm weights 1 + N(0, 0.1); biases N(0, 0.02). float32.
+init "small": weights N(0, 0.02); norm weights 1 + N(0, 0.1); biases N(0, 0.02). init "fan_in"
+(weights large enough that a skipped feature shows): matrices N(0, 1/sqrt(fan_in)), embeddings
+N(0, 1), biases N(0, 0.5), norm weights as above. float32.
 """
 
 import zlib
@@ -13,15 +15,23 @@ import numpy as np
 from .model import Model, is_norm_weight, tensor_shapes
 
 
-def random_tensor(seed, name, shape):
+def random_tensor(seed, name, shape, init="small"):
     rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
     x = rng.standard_normal(shape, dtype=np.float32)
     if is_norm_weight(name):
         return np.float32(1) + np.float32(0.1) * x
-    return np.float32(0.02) * x
+    if init == "small":
+        return np.float32(0.02) * x
+    if init != "fan_in":
+        raise ValueError(f"unknown init {init!r}")
+    if name == "tok_embed":
+        return x
+    if len(shape) == 1:
+        return np.float32(0.5) * x
+    return np.float32(1 / np.sqrt(shape[-1])) * x
 
 
-def random_model(cfg, seed):
-    loaders = {name: (lambda n=name, s=shape: random_tensor(seed, n, s))
+def random_model(cfg, seed, init="small"):
+    loaders = {name: (lambda n=name, s=shape: random_tensor(seed, n, s, init))
                for name, shape in tensor_shapes(cfg).items()}
     return Model(cfg, loaders, path=f"random(seed={seed})", fmt="random")

@@ -31,6 +31,13 @@ void validate_tokens(const Model& model, std::span<const int32_t> tokens, int64_
                        " is outside the vocabulary (0.." + std::to_string(c.d_vocab - 1) + ")");
     }
   }
+  const int64_t n = pos0 + static_cast<int64_t>(tokens.size());
+  if (c.sliding_window > 0 && n > c.sliding_window) {
+    throw UnsupportedError("the sequence has " + std::to_string(n) + " tokens but the model attends within a " +
+                           "sliding window of " + std::to_string(c.sliding_window) +
+                           ", which reslens does not apply: at most " + std::to_string(c.sliding_window) +
+                           " tokens are computed exactly");
+  }
   if (pos0 + static_cast<int64_t>(tokens.size()) > c.n_ctx) {
     throw InvalidArgument("the sequence has " + std::to_string(pos0 + static_cast<int64_t>(tokens.size())) +
                           " tokens but the model's context window is " + std::to_string(c.n_ctx));
@@ -192,7 +199,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
 
   ops::RopeTable rope;
   if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
-    rope = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base);
+    rope = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base, c.rope_scaling);
   }
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(dh));
 

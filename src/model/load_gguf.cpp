@@ -1,10 +1,16 @@
 // GGUF models: architectures `llama` (and `qwen2`, a Llama with Q/K/V biases) and `gpt2`.
 // Float32 tensors are used in place from the memory map; F16, BF16 and llama.cpp's quantized types
-// (Q8_0, Q4_0-Q5_1, the k-quants, IQ4_NL/XS) are dequantized to float32 once, at load. Q/K rows stay in
-// llama.cpp's interleaved RoPE layout (RopeLayout::kInterleaved).
+// (Q8_0, Q4_0-Q5_1, the k-quants, IQ4_NL/XS) are dequantized to float32 once, at load. Q/K rows stay
+// in the order the file has them, and RoPE pairs them as llama.cpp does for the architecture
+// (llama_model_rope_type): `llama` files hold rows that llama.cpp's converter permuted for
+// interleaved pairs, `qwen2` files are not permuted and rotate NEOX-style (rotate_half pairs).
+// Everything else llama.cpp would apply (RoPE scaling keys, rope_freqs.weight, attention biases) is
+// applied, and any key or tensor reslens does not apply stops the load (model/known_keys.h).
+#include <cmath>
 #include <set>
 
 #include "io/gguf.h"
+#include "model/known_keys.h"
 #include "model/loader.h"
 #include "reslens/error.h"
 #include "tokenizer/factory.h"
@@ -67,11 +73,49 @@ class GgufTensors {
   std::set<std::string> used_;
 };
 
+// The "<arch>." keys read_config reads and applies (known_keys.h refuses every other one).
+const std::set<std::string> kAppliedKeys = {
+    "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
+    "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_epsilon",
+    "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
+    "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count"};
+
+// llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
+// to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
+// positions; "none" ignores the factor; yarn and longrope change more than the angle and are refused.
+void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c) {
+  const std::string src = f.source();
+  const std::string type = f.get_string_opt(p + "rope.scaling.type").value_or("linear");
+  double factor = f.get_float_opt(p + "rope.scaling.factor").value_or(0.0);
+  if (!f.find(p + "rope.scaling.factor")) factor = f.get_float_opt(p + "rope.scale_linear").value_or(0.0);
+  if (!std::isfinite(factor) || factor < 0.0) {
+    throw FormatError(src + ": " + p + "rope.scaling.factor = " + std::to_string(factor) + " is not a positive number");
+  }
+  if (type == "linear") {
+    if (factor != 0.0 && factor != 1.0) {
+      c.rope_scaling.type = "linear";
+      c.rope_scaling.linear_factor = factor;
+    }
+  } else if (type != "none") {
+    throw UnsupportedError(src + ": " + p + "rope.scaling.type = '" + type +
+                           "' is not supported (reslens applies none and linear RoPE scaling, and llama3's rope_freqs)");
+  }
+  // llama.cpp multiplies every cos/sin by this factor; 1 is the identity.
+  if (const auto attn = f.get_float_opt(p + "rope.scaling.attn_factor"); attn && *attn != 1.0) {
+    throw UnsupportedError(src + ": " + p + "rope.scaling.attn_factor = " + std::to_string(*attn) +
+                           " is not supported (only 1)");
+  }
+}
+
 ModelConfig read_config(const gguf::File& f, const std::string& arch) {
   ModelConfig c;
   c.original_architecture = arch;
   c.model_name = f.get_string_opt("general.name").value_or("");
   const std::string p = arch + ".";
+  if (f.get_int_opt(p + "expert_count").value_or(0) > 0) {
+    throw UnsupportedError(f.source() + ": " + p + "expert_count = " + std::to_string(*f.get_int_opt(p + "expert_count")) +
+                           ": mixture-of-experts models are not supported yet");
+  }
   c.n_layers = f.get_int(p + "block_count");
   c.d_model = f.get_int(p + "embedding_length");
   c.d_mlp = f.get_int(p + "feed_forward_length");
@@ -79,6 +123,10 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
   c.n_key_value_heads = f.get_int_opt(p + "attention.head_count_kv").value_or(c.n_heads);
   c.n_ctx = f.get_int(p + "context_length");
   if (c.n_heads > 0) c.d_head = f.get_int_opt(p + "attention.key_length").value_or(c.d_model / c.n_heads);
+  if (const auto dv = f.get_int_opt(p + "attention.value_length"); dv && *dv != c.d_head) {
+    throw UnsupportedError(f.source() + ": " + p + "attention.value_length (" + std::to_string(*dv) +
+                           ") differs from the key length (" + std::to_string(c.d_head) + "); not supported");
+  }
   const gguf::TensorDesc* embd = f.find_tensor("token_embd.weight");
   if (embd == nullptr) throw FormatError(f.source() + ": tensor 'token_embd.weight' is missing");
   c.d_vocab = embd->ne.size() == 2 ? embd->ne[1] : 0;
@@ -99,8 +147,9 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     c.positional_embedding_type = PositionalEmbedding::kRotary;
     c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
     c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
-    c.rope_layout = RopeLayout::kInterleaved;
-    c.qkv_bias = arch == "qwen2";
+    // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2.
+    c.rope_layout = arch == "llama" ? RopeLayout::kInterleaved : RopeLayout::kHalf;
+    read_rope_scaling(f, p, c);
   }
   return c;
 }
@@ -115,7 +164,11 @@ std::string gguf_dtype(const gguf::File& f) {
 
 constexpr LlamaLayerNames kGgufLlamaNames = {
     "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
-    "attn_v.bias", "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+    "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+    "ffn_down.weight"};
+// llama.cpp applies whichever attention biases a llama or qwen2 block holds (create_tensor_qkv,
+// wo_b); an FFN bias is not applied by reslens and so refused by check_gguf_tensors.
+constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPresent};
 
 }  // namespace
 
@@ -127,8 +180,14 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: llama, qwen2, gpt2)");
   }
+  check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
   c.dtype = gguf_dtype(f);
+  // Llama 3's RoPE frequency factors (llama.cpp's converter writes them for rope_scaling llama3):
+  // [rotary_dim / 2] divisors of each pair's frequency, on every layer.
+  if (c.architecture == Architecture::kLlama && arch == "llama" && f.find_tensor("rope_freqs.weight") != nullptr) {
+    c.rope_scaling.type = c.rope_scaling.linear_factor == 1.0 ? "rope_freqs" : "linear + rope_freqs";
+  }
   validate_config(c, src);
 
   int64_t converted = 0;  // bytes of float32 the non-F32 tensors become
@@ -154,11 +213,16 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   w.ln_final_b = t.vector_opt("output_norm.bias", d);
   c.tied_embeddings = !t.has("output.weight");
   w.W_U = c.tied_embeddings ? w.W_E : t.matrix("output.weight", c.d_vocab, d);
+  if (c.rope_scaling.type.find("rope_freqs") != std::string::npos) {
+    const VectorView ff = t.vector("rope_freqs.weight", c.rotary_dim / 2);
+    c.rope_scaling.freq_factors.assign(ff.data, ff.data + ff.size);
+    validate_config(c, src);  // every factor finite and positive
+  }
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     if (c.architecture != Architecture::kGpt2) {
-      w.layers.push_back(load_llama_layer(t, b, kGgufLlamaNames, c));
+      w.layers.push_back(load_llama_layer(t, b, kGgufLlamaNames, c, kGgufLlamaBiases));
       continue;
     }
     LayerWeights L;
@@ -182,6 +246,9 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     L.b_out = t.vector(b + "ffn_down.bias", d);
     w.layers.push_back(L);
   }
+
+  if (c.architecture == Architecture::kLlama) note_llama_biases(c, w.layers);
+  check_gguf_tensors(f, arch, t.used());
 
   std::vector<TensorInfo> infos;
   for (const auto& desc : f.tensors()) {

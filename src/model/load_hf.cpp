@@ -3,12 +3,16 @@
 // Qwen2ForCausalLM: Llama blocks, Qwen2 with Q/K/V biases) and GPT2LMHeadModel (names with or
 // without the `transformer.` prefix). F32 tensors are used in place from the mapping; F16/BF16 are
 // converted to float32 at load; GPT-2's Conv1D weights ([in, out]) are transposed once into
-// [out, in]. Llama Q/K rows are in the rotate_half layout (RopeLayout::kHalf).
+// [out, in]. Llama Q/K rows are in the rotate_half layout (RopeLayout::kHalf). Every config.json
+// field and every tensor is applied or known to be harmless; anything else stops the load by name
+// (model/known_keys.h).
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/mapped_file.h"
 #include "io/safetensors.h"
+#include "model/known_keys.h"
 #include "model/loader.h"
 #include "reslens/error.h"
 #include "tokenizer/factory.h"
@@ -63,6 +67,7 @@ class HfTensors {
   StoredTensor get(const std::string& name) {
     auto it = where_.find(name);
     if (it == where_.end()) throw FormatError(source_ + ": tensor '" + name + "' is missing");
+    used_.insert(name);
     const safetensors::File& f = *files_[it->second];
     const safetensors::TensorDesc& t = *f.find(name);
     StorageType type = StorageType::kF32;
@@ -109,6 +114,12 @@ class HfTensors {
     return it == where_.end() ? source_ : files_[it->second]->source();
   }
   const std::vector<std::unique_ptr<safetensors::File>>& files() const { return files_; }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, file] : where_) out.push_back(name);
+    return out;
+  }
+  const std::set<std::string>& used() const { return used_; }
 
  private:
   void add(const std::filesystem::path& path) {
@@ -125,6 +136,7 @@ class HfTensors {
   ModelStorage& storage_;
   std::vector<std::unique_ptr<safetensors::File>> files_;
   std::map<std::string, size_t> where_;
+  std::set<std::string> used_;
   std::string source_;
 };
 
@@ -154,7 +166,78 @@ std::string hf_dtype(const HfTensors& t) {
 constexpr LlamaLayerNames kHfLlamaNames = {
     "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
     "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
-    "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"};
+    "self_attn.o_proj.bias", "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+    "mlp.down_proj.weight"};
+
+// config.json fields load_llama reads and applies (known_keys.h refuses unknown ones).
+const std::set<std::string> kHfLlamaFields = {
+    "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+    "head_dim", "vocab_size", "rms_norm_eps", "hidden_act", "rope_theta", "rope_scaling", "attention_bias",
+    "mlp_bias", "tie_word_embeddings", "sliding_window", "use_sliding_window", "max_window_layers"};
+
+bool get_bool_or(const json& j, const char* key, bool fallback, const std::string& src) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) throw FormatError(src + ": '" + key + "' is not true or false");
+  return j[key].get<bool>();
+}
+
+// rope_scaling (transformers' ROPE_INIT_FUNCTIONS): "default", "linear" (positions divided by
+// factor) and "llama3" (per-pair frequency divisors) are applied; dynamic, yarn, longrope and any
+// unknown type or field are refused by name.
+void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) {
+  if (!cfg.contains("rope_scaling") || cfg["rope_scaling"].is_null()) return;
+  const json& rs = cfg["rope_scaling"];
+  if (!rs.is_object()) throw FormatError(src + ": rope_scaling is not an object or null");
+  const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
+  if (!rs.contains(type_key) || !rs[type_key].is_string()) {
+    throw FormatError(src + ": rope_scaling has no rope_type string");
+  }
+  const std::string type = rs[type_key].get<std::string>();
+  auto num = [&](const char* key) {
+    if (!rs.contains(key) || !rs[key].is_number()) {
+      throw FormatError(src + ": rope_scaling." + key + " is missing or not a number");
+    }
+    const double v = rs[key].get<double>();
+    if (!(v > 0.0) || !std::isfinite(v)) {
+      throw FormatError(src + ": rope_scaling." + key + " = " + rs[key].dump() + " is not a positive number");
+    }
+    return v;
+  };
+  std::set<std::string> applied = {"rope_type", "type"};
+  if (type == "default") {
+  } else if (type == "linear") {
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.linear_factor = num("factor");
+    applied.insert("factor");
+  } else if (type == "llama3") {
+    const double low = num("low_freq_factor"), high = num("high_freq_factor");
+    if (!(high > low)) throw FormatError(src + ": rope_scaling.high_freq_factor must exceed low_freq_factor");
+    c.rope_scaling.type = "llama3";
+    c.rope_scaling.freq_factors = llama3_freq_factors(c.rotary_base, c.rotary_dim, num("factor"), low, high,
+                                                      num("original_max_position_embeddings"));
+    applied.insert({"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
+  } else {
+    throw UnsupportedError(src + ": rope_scaling type '" + type +
+                           "' is not supported (reslens applies default, linear and llama3)");
+  }
+  for (const auto& [key, value] : rs.items()) {
+    if (applied.count(key) == 0) {
+      throw UnsupportedError(src + ": rope_scaling field '" + key + "' (" + value.dump() + ") is not applied by reslens");
+    }
+  }
+}
+
+// Sliding-window attention (Mistral's sliding_window; Qwen2's with use_sliding_window): a sequence
+// no longer than the window attends exactly as full causal attention does, so reslens runs those
+// and refuses longer ones (ModelConfig::sliding_window).
+void read_sliding_window(const json& cfg, const std::string& arch, ModelConfig& c, const std::string& src) {
+  if (!cfg.contains("sliding_window") || cfg["sliding_window"].is_null()) return;
+  if (arch == "Qwen2ForCausalLM" && !get_bool_or(cfg, "use_sliding_window", false, src)) return;
+  if (!cfg["sliding_window"].is_number_integer() || cfg["sliding_window"].get<int64_t>() <= 0) {
+    throw FormatError(src + ": sliding_window " + cfg["sliding_window"].dump() + " is not a positive integer");
+  }
+  c.sliding_window = cfg["sliding_window"].get<int64_t>();
+}
 
 void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelConfig& c, ModelWeights& w,
                 const std::string& src) {
@@ -175,13 +258,20 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.rotary_base = static_cast<float>(get_num_or(cfg, "rope_theta", 10000.0));
   c.rotary_dim = c.d_head;
   c.rope_layout = RopeLayout::kHalf;
-  c.qkv_bias = arch == "Qwen2ForCausalLM" || (cfg.contains("attention_bias") && cfg["attention_bias"] == true);
+  check_hf_fields(cfg, kHfLlamaFields, src);
+  // Qwen2 has Q/K/V biases; Llama and Mistral with attention_bias have Q/K/V and O biases.
+  const bool attention_bias = get_bool_or(cfg, "attention_bias", false, src);
+  LlamaBiases biases;
+  if (arch == "Qwen2ForCausalLM") biases.qkv = BiasRule::kRequired;
+  if (attention_bias && arch != "Qwen2ForCausalLM") biases = {BiasRule::kRequired, BiasRule::kRequired};
+  if (get_bool_or(cfg, "mlp_bias", false, src)) {
+    throw UnsupportedError(src + ": mlp_bias = true (biases on gate/up/down projections) is not supported");
+  }
   if (cfg.contains("hidden_act") && cfg["hidden_act"] != "silu") {
     throw UnsupportedError(src + ": hidden_act " + cfg["hidden_act"].dump() + " is not supported (silu is)");
   }
-  if (cfg.contains("rope_scaling") && !cfg["rope_scaling"].is_null()) {
-    throw UnsupportedError(src + ": rope_scaling " + cfg["rope_scaling"].dump() + " is not supported");
-  }
+  read_rope_scaling(cfg, c, src);
+  read_sliding_window(cfg, arch, c, src);
   validate_config(c, src);
   const int64_t d = c.d_model;
   // Tied checkpoints store the matrix once, under either name (TinyStories-656K keeps lm_head.weight).
@@ -193,9 +283,16 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.tied_embeddings = !(has_head && has_embed);
   w.ln_final_w = t.vector("model.norm.weight", d);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", kHfLlamaNames, c));
+    w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", kHfLlamaNames, c, biases));
   }
+  note_llama_biases(c, w.layers);
 }
+
+// config.json fields load_gpt2 reads and applies. reorder_and_upcast_attn only computes the scores
+// in float32, which reslens always does.
+const std::set<std::string> kHfGpt2Fields = {
+    "n_embd", "n_layer", "n_head", "n_inner", "vocab_size", "layer_norm_epsilon", "activation_function",
+    "tie_word_embeddings", "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"};
 
 void load_gpt2(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, const std::string& src) {
   c.architecture = Architecture::kGpt2;
@@ -213,6 +310,14 @@ void load_gpt2(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, c
   c.gated_mlp = false;
   c.positional_embedding_type = PositionalEmbedding::kStandard;
   c.tied_embeddings = true;
+  check_hf_fields(cfg, kHfGpt2Fields, src);
+  // transformers' GPT2Attention: scores divided by sqrt(d_head) when scale_attn_weights (the
+  // default), and further by layer + 1 when scale_attn_by_inverse_layer_idx.
+  if (!get_bool_or(cfg, "scale_attn_weights", true, src) ||
+      get_bool_or(cfg, "scale_attn_by_inverse_layer_idx", false, src)) {
+    throw UnsupportedError(src + ": scale_attn_weights = false or scale_attn_by_inverse_layer_idx = true "
+                                 "changes the attention scale; not supported");
+  }
   const std::string act = cfg.contains("activation_function") && cfg["activation_function"].is_string()
                               ? cfg["activation_function"].get<std::string>() : "gelu_new";
   if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
@@ -298,6 +403,7 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
   } else {
     load_gpt2(cfg, t, c, w, src);
   }
+  check_hf_tensors(t.names(), t.used(), src);
   c.dtype = hf_dtype(t);
   std::unique_ptr<Tokenizer> tokenizer;
   if (!o.tokenizer_path.empty()) {

@@ -1,6 +1,7 @@
 // Shape-checked materialisation and configuration validation shared by every loader.
 #include "model/loader.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -44,6 +45,34 @@ std::string weights_dtype(const std::vector<std::string>& matrix_types) {
   std::string s;
   for (const auto& t : types) s += (s.empty() ? "" : ", ") + t;
   return "mixed (" + s + ")";
+}
+
+void note_llama_biases(ModelConfig& c, const std::vector<LayerWeights>& layers) {
+  for (const LayerWeights& L : layers) {
+    c.qkv_bias = c.qkv_bias || !L.b_Q.empty() || !L.b_K.empty() || !L.b_V.empty();
+    c.o_bias = c.o_bias || !L.b_O.empty();
+  }
+}
+
+std::vector<double> llama3_freq_factors(double base, int64_t rot_dim, double factor, double low_freq_factor,
+                                        double high_freq_factor, double original_ctx) {
+  const double pi = 3.14159265358979323846;
+  const double low_freq_wavelen = original_ctx / low_freq_factor;
+  const double high_freq_wavelen = original_ctx / high_freq_factor;
+  std::vector<double> out;
+  for (int64_t i = 0; i < rot_dim / 2; ++i) {
+    const double freq = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(rot_dim));
+    const double wavelen = 2.0 * pi / freq;
+    if (wavelen < high_freq_wavelen) {
+      out.push_back(1.0);
+    } else if (wavelen > low_freq_wavelen) {
+      out.push_back(factor);
+    } else {
+      const double s = (original_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      out.push_back(1.0 / ((1.0 - s) / factor + s));
+    }
+  }
+  return out;
 }
 
 namespace {
@@ -111,6 +140,19 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   if (!(c.eps > 0.0f) || !(c.eps < 1.0f)) bad("norm epsilon " + std::to_string(c.eps));
   if (c.positional_embedding_type == PositionalEmbedding::kRotary && !(c.rotary_base > 1.0f)) {
     bad("rope base " + std::to_string(c.rotary_base));
+  }
+  const RopeScaling& rs = c.rope_scaling;
+  if (!(rs.linear_factor > 0.0) || !std::isfinite(rs.linear_factor)) {
+    bad("rope scaling factor " + std::to_string(rs.linear_factor));
+  }
+  if (!rs.freq_factors.empty()) {
+    if (static_cast<int64_t>(rs.freq_factors.size()) != c.rotary_dim / 2) {
+      bad(std::to_string(rs.freq_factors.size()) + " rope frequency factors for " + std::to_string(c.rotary_dim) +
+          " rotary dims (expected " + std::to_string(c.rotary_dim / 2) + ")");
+    }
+    for (const double f : rs.freq_factors) {
+      if (!(f > 0.0) || !std::isfinite(f)) bad("rope frequency factor " + std::to_string(f));
+    }
   }
 }
 

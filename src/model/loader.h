@@ -40,7 +40,7 @@ VectorView vector_view(ModelStorage& storage, const StoredTensor& t, const std::
 void validate_config(const ModelConfig& c, const std::string& source);
 
 /// Tensor names of a Llama-family block in one file format (prefix + name). One table per format;
-/// load_llama_layer reads a block through any tensor source with matrix()/vector() by these names.
+/// load_llama_layer reads a block through any tensor source with matrix()/vector()/has() by these names.
 struct LlamaLayerNames {
   const char* attn_norm;
   const char* q;
@@ -50,14 +50,31 @@ struct LlamaLayerNames {
   const char* k_bias;
   const char* v_bias;
   const char* o;
+  const char* o_bias;
   const char* ffn_norm;
   const char* gate;
   const char* up;
   const char* down;
 };
 
+/// Which attention biases a block has. Hugging Face configs say so (Qwen2: q/k/v; Llama and Mistral
+/// with attention_bias: q/k/v/o), so a declared bias must be there; llama.cpp applies whichever
+/// bias tensors a GGUF block holds, so there each is read when present.
+enum class BiasRule { kNone, kRequired, kIfPresent };
+struct LlamaBiases {
+  BiasRule qkv = BiasRule::kNone;
+  BiasRule o = BiasRule::kNone;
+};
+
 template <typename Source>
-LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaLayerNames& n, const ModelConfig& c) {
+VectorView load_bias(Source& t, const std::string& name, int64_t size, BiasRule rule) {
+  if (rule == BiasRule::kRequired || (rule == BiasRule::kIfPresent && t.has(name))) return t.vector(name, size);
+  return {};
+}
+
+template <typename Source>
+LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaLayerNames& n, const ModelConfig& c,
+                              const LlamaBiases& biases) {
   const int64_t d = c.d_model, q_dim = c.n_heads * c.d_head, kv_dim = c.n_key_value_heads * c.d_head;
   LayerWeights L;
   L.ln1_w = t.vector(prefix + n.attn_norm, d);
@@ -65,17 +82,27 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
   L.W_Q = t.matrix(prefix + n.q, q_dim, d);
   L.W_K = t.matrix(prefix + n.k, kv_dim, d);
   L.W_V = t.matrix(prefix + n.v, kv_dim, d);
-  if (c.qkv_bias) {
-    L.b_Q = t.vector(prefix + n.q_bias, q_dim);
-    L.b_K = t.vector(prefix + n.k_bias, kv_dim);
-    L.b_V = t.vector(prefix + n.v_bias, kv_dim);
-  }
+  L.b_Q = load_bias(t, prefix + n.q_bias, q_dim, biases.qkv);
+  L.b_K = load_bias(t, prefix + n.k_bias, kv_dim, biases.qkv);
+  L.b_V = load_bias(t, prefix + n.v_bias, kv_dim, biases.qkv);
   L.W_O = t.matrix(prefix + n.o, d, q_dim);
+  L.b_O = load_bias(t, prefix + n.o_bias, d, biases.o);
   L.W_gate = t.matrix(prefix + n.gate, c.d_mlp, d);
   L.W_in = t.matrix(prefix + n.up, c.d_mlp, d);
   L.W_out = t.matrix(prefix + n.down, d, c.d_mlp);
   return L;
 }
+
+/// Sets ModelConfig::qkv_bias / o_bias from what the loaded blocks hold (for inspect and Python).
+void note_llama_biases(ModelConfig& c, const std::vector<LayerWeights>& layers);
+
+/// Llama 3's rope_scaling (Hugging Face "llama3"): each rotary pair's frequency divisor, as
+/// llama.cpp's converter writes them into rope_freqs.weight and as transformers'
+/// _compute_llama3_parameters applies them: 1 for wavelengths under original_ctx / high_freq_factor,
+/// `factor` above original_ctx / low_freq_factor, and 1 / ((1 - s) / factor + s) between, with
+/// s = (original_ctx / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor).
+std::vector<double> llama3_freq_factors(double base, int64_t rot_dim, double factor, double low_freq_factor,
+                                        double high_freq_factor, double original_ctx);
 
 /// "F32", or "mixed (F16, F32)": the storage types of a model's matrices (1-D tensors left out).
 std::string weights_dtype(const std::vector<std::string>& matrix_types);

@@ -4,18 +4,25 @@
 
 namespace reslens::ops {
 
-RopeTable make_rope_table(int64_t pos0, int64_t n_pos, int64_t rot_dim, float base) {
+RopeTable make_rope_table(int64_t pos0, int64_t n_pos, int64_t rot_dim, float base,
+                          const RopeScaling& scaling) {
   RopeTable t;
   t.pos0 = pos0;
   t.n_pos = n_pos;
   t.half = rot_dim / 2;
   t.cos.resize(static_cast<size_t>(n_pos * t.half));
   t.sin.resize(static_cast<size_t>(n_pos * t.half));
+  // Per-pair frequency [half]: base^(-2i/rot_dim) / freq_factors[i].
+  std::vector<double> freq(static_cast<size_t>(t.half));
+  for (int64_t i = 0; i < t.half; ++i) {
+    freq[static_cast<size_t>(i)] =
+        std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / static_cast<double>(rot_dim));
+    if (!scaling.freq_factors.empty()) freq[static_cast<size_t>(i)] /= scaling.freq_factors[static_cast<size_t>(i)];
+  }
   for (int64_t p = 0; p < n_pos; ++p) {
+    const double pos = static_cast<double>(pos0 + p) / scaling.linear_factor;
     for (int64_t i = 0; i < t.half; ++i) {
-      const double freq = std::pow(static_cast<double>(base),
-                                   -2.0 * static_cast<double>(i) / static_cast<double>(rot_dim));
-      const double angle = static_cast<double>(pos0 + p) * freq;
+      const double angle = pos * freq[static_cast<size_t>(i)];
       t.cos[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::cos(angle));
       t.sin[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::sin(angle));
     }

@@ -1,5 +1,6 @@
-// Rotary position embedding. A pair (a, b) of a head's dims rotates by angle pos * base^(-2i/rot_dim)
-// for the pair's index i. Which dims pair up depends on the layout the weights were stored in:
+// Rotary position embedding. A pair (a, b) of a head's dims rotates by angle
+// (pos / linear_factor) * base^(-2i/rot_dim) / freq_factors[i] for the pair's index i (RopeScaling in
+// reslens/config.h; without scaling, pos * base^(-2i/rot_dim)). Which dims pair up depends on the layout the weights were stored in:
 // kInterleaved (llama.cpp, llama2.c): (2i, 2i+1); kHalf (Hugging Face): (i, i + rot_dim/2).
 #pragma once
 
@@ -11,6 +12,7 @@
 namespace reslens::ops {
 
 /// cos/sin tables for positions [pos0, pos0 + n_pos): [n_pos, rot_dim/2] each, angles in double.
+/// `scaling.freq_factors`, when not empty, has rot_dim/2 entries.
 struct RopeTable {
   int64_t pos0 = 0;
   int64_t n_pos = 0;
@@ -18,7 +20,8 @@ struct RopeTable {
   std::vector<float> cos;
   std::vector<float> sin;
 };
-RopeTable make_rope_table(int64_t pos0, int64_t n_pos, int64_t rot_dim, float base);
+RopeTable make_rope_table(int64_t pos0, int64_t n_pos, int64_t rot_dim, float base,
+                          const RopeScaling& scaling = {});
 
 /// Rotates x: [n_pos, n_heads, d_head] (row stride `ld` floats between positions) in place.
 void apply_rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, int64_t ld,

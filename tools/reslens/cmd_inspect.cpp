@@ -38,7 +38,12 @@ nlohmann::json config_json(const Model& m) {
     j["rotary_base"] = c.rotary_base;
     j["rotary_dim"] = c.rotary_dim;
     j["rope_layout"] = to_string(c.rope_layout);
+    j["rope_scaling"] = {{"type", c.rope_scaling.type},
+                         {"linear_factor", c.rope_scaling.linear_factor},
+                         {"freq_factors", c.rope_scaling.freq_factors}};
   }
+  j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
+  j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
   j["tied_embeddings"] = c.tied_embeddings;
   j["tokenizer"] = {{"kind", t.kind()}, {"n_vocab", t.n_vocab()}, {"bos_id", t.bos_id()},
                     {"eos_id", t.eos_id()}, {"add_bos", t.add_bos_default()}};
@@ -92,9 +97,27 @@ void register_inspect(CLI::App& app) {
     std::cout << "activation    " << j["act_fn"].get<std::string>() << (j["gated_mlp"].get<bool>() ? " (gated)" : "") << "\n";
     std::cout << "positions     " << j["positional_embedding_type"].get<std::string>();
     if (j.contains("rotary_base")) {
-      std::cout << " (base " << j["rotary_base"].get<double>() << ", " << j["rotary_dim"].get<int64_t>()
-                << " dims, " << j["rope_layout"].get<std::string>() << " pairs)";
+      // The pairs as llama.cpp names them: NORM rotates (2i, 2i+1), NEOX (i, i + dims/2).
+      std::cout << " (base " << j["rotary_base"].get<double>() << ", " << j["rotary_dim"].get<int64_t>() << " dims, "
+                << (j["rope_layout"] == "half" ? "rotate_half pairs (i, i+dims/2)" : "interleaved pairs (2i, 2i+1)");
+      const auto& rs = j["rope_scaling"];
+      if (rs["type"] != "none") {
+        std::cout << ", scaling " << rs["type"].get<std::string>();
+        if (rs["linear_factor"].get<double>() != 1.0) std::cout << " positions / " << rs["linear_factor"].get<double>();
+        if (!rs["freq_factors"].empty()) {
+          const auto& ff = rs["freq_factors"];
+          std::cout << " frequency divisors " << ff.front().get<double>() << ".." << ff.back().get<double>();
+        }
+      }
+      std::cout << ")";
     }
+    if (!j["sliding_window"].is_null()) {
+      std::cout << "\nwindow        sliding window of " << j["sliding_window"].get<int64_t>()
+                << " tokens (longer sequences are refused)";
+    }
+    std::cout << "\nbiases        attention "
+              << (j["attention_biases"]["qkv"].get<bool>() ? (j["attention_biases"]["o"].get<bool>() ? "q/k/v/o" : "q/k/v")
+                                                           : (j["attention_biases"]["o"].get<bool>() ? "o" : "none"));
     std::cout << "\nunembedding   " << (j["tied_embeddings"].get<bool>() ? "tied to the embedding" : "separate") << "\n";
     const auto& t = j["tokenizer"];
     std::cout << "tokenizer     " << t["kind"].get<std::string>() << ", " << t["n_vocab"].get<int>() << " tokens, bos "
