@@ -29,6 +29,7 @@ from harness import check, finish  # noqa: E402
 from reslens_ref import forward, ggml_types, load_model  # noqa: E402
 from reslens_ref.convert import convert  # noqa: E402
 from reslens_ref.gguf import GGUFFile  # noqa: E402
+from reslens_ref import gguf_model  # noqa: E402
 from reslens_ref.random_model import random_model  # noqa: E402
 from reslens_ref.safetensors import SafetensorsFile  # noqa: E402
 
@@ -48,9 +49,15 @@ F32_RTOL = 1e-9
 
 
 def same_config(a, b):
-    """Configs equal up to the name and to eps rounded to float32 (GGUF stores it so)."""
-    a = dataclasses.replace(a, name="", norm_eps=float(np.float32(a.norm_eps)))
-    return a == dataclasses.replace(b, name="", norm_eps=float(np.float32(b.norm_eps)))
+    """Configs equal up to the name, to eps rounded to float32 (GGUF stores it so), and to how RoPE
+    scaling is spelled: GGUF stores llama3 scaling as its float32 frequency factors."""
+    def canonical(c):
+        rs = c.rope_scaling
+        factors = gguf_model.rope_freq_factors(c) if rs and rs["type"] == "llama3" else None
+        if factors is not None:
+            rs = {"type": "freq_factors", "factors": [float(x) for x in factors]}
+        return dataclasses.replace(c, name="", norm_eps=float(np.float32(c.norm_eps)), rope_scaling=rs)
+    return canonical(a) == canonical(b)
 
 
 def rounded(x, dtype):
@@ -166,7 +173,7 @@ def check_tiny(shared, out):
         dtype = next((d for d in ("BF16", "F16") if d in kind), "F32")
         check(f"{name}: config read back", same_config(m.config, cfg) and name in manifest["models"],
               f"{size} bytes")
-        ref = random_model(cfg, SEED)
+        ref = random_model(cfg, SEED, "fan_in" if name in make_random_models.FAN_IN else "small")
         bad = [n for n in ref.names() if not np.array_equal(m.get(n), rounded(ref.get(n), dtype))]
         check(f"{name}: every tensor equals the seeded {dtype} value", not bad, ", ".join(bad[:3]))
         ids = ids_for(cfg)

@@ -89,6 +89,7 @@ GgufBuilder tiny_llama_gguf(const TinyLlamaSpec& s) {
     add(p + "ffn_up.weight", {d, F});
     add(p + "ffn_down.weight", {F, d});
   }
+  if (s.extra) s.extra(b);
   return b;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct TinyLlamaSpec {
   std::string q8_1_tensor;                                      ///< store this one as Q8_1 (not loadable)
   std::string q8_0_tensor;                                      ///< store this one as Q8_0 (zero blocks)
   std::string nan_tensor;                                       ///< put a NaN into this one
+  std::function<void(GgufBuilder&)> extra;                      ///< adds keys or tensors after the rest
 };
 
 /// The vocabulary used by the tiny models (pieces with ▁ for spaces).

@@ -139,6 +139,86 @@ TEST_F(HfErrors, ConfigProblems) {
   EXPECT_NE(msg.find("is missing or not an integer"), std::string::npos) << msg;
 }
 
+// config.json fields and tensors that change the computation are applied or refused by name.
+TEST_F(HfErrors, FieldsAndTensorsReslensDoesNotApplyAreRefusedByName) {
+  const auto st = test::safetensors_bytes(llama_tensors());
+  auto with = [&](const std::string& fields) {
+    std::string c = config();
+    return c.substr(0, c.size() - 1) + ", " + fields + "}";
+  };
+  auto msg = error_of<UnsupportedError>(make("softcap", with(R"("attn_logit_softcapping": 50.0)"), st));
+  EXPECT_NE(msg.find("config.json: field 'attn_logit_softcapping' (50.0)"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("dyn", with(R"("rope_scaling": {"type": "dynamic", "factor": 2.0})"), st));
+  EXPECT_NE(msg.find("rope_scaling type 'dynamic' is not supported"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(
+      make("extra", with(R"("rope_scaling": {"rope_type": "linear", "factor": 2.0, "beta_fast": 32})"), st));
+  EXPECT_NE(msg.find("rope_scaling field 'beta_fast'"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("l3", with(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0})"), st));
+  EXPECT_NE(msg.find("rope_scaling.low_freq_factor is missing"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("neg", with(R"("rope_scaling": {"rope_type": "linear", "factor": -2})"), st));
+  EXPECT_NE(msg.find("rope_scaling.factor = -2 is not a positive number"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("mlpb", with(R"("mlp_bias": true)"), st));
+  EXPECT_NE(msg.find("mlp_bias = true"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("pruned", with(R"("pruned_heads": {"0": [1]})"), st));
+  EXPECT_NE(msg.find("field 'pruned_heads'"), std::string::npos) << msg;
+  // attention_bias means q/k/v and o biases (LlamaAttention's o_proj has bias=attention_bias).
+  auto biased = llama_tensors();
+  biased["model.layers.0.self_attn.q_proj.bias"] = test::f32_tensor({8}, 40);
+  biased["model.layers.0.self_attn.k_proj.bias"] = test::f32_tensor({4}, 41);
+  biased["model.layers.0.self_attn.v_proj.bias"] = test::f32_tensor({4}, 42);
+  msg = error_of<FormatError>(make("nob", with(R"("attention_bias": true)"), test::safetensors_bytes(biased)));
+  EXPECT_NE(msg.find("'model.layers.0.self_attn.o_proj.bias' is missing"), std::string::npos) << msg;
+  // Bias tensors the config does not declare are not applied by transformers either: refused.
+  msg = error_of<UnsupportedError>(make("undeclared", config(), test::safetensors_bytes(biased)));
+  EXPECT_NE(msg.find("tensor 'model.layers.0.self_attn."), std::string::npos) << msg;
+  biased["model.layers.0.self_attn.o_proj.bias"] = test::f32_tensor({8}, 43);
+  const auto m = Model::load(make("bias", with(R"("attention_bias": true)"), test::safetensors_bytes(biased)));
+  EXPECT_TRUE(m->config().qkv_bias && m->config().o_bias);
+  // A buffer transformers rebuilds itself is not a weight.
+  auto inv = llama_tensors();
+  inv["model.layers.0.self_attn.rotary_emb.inv_freq"] = test::f32_tensor({2}, 44);
+  EXPECT_NO_THROW(Model::load(make("inv", config(), test::safetensors_bytes(inv))));
+}
+
+TEST_F(HfErrors, RopeScalingAndSlidingWindowAreApplied) {
+  const auto st = test::safetensors_bytes(llama_tensors());
+  auto with = [&](const std::string& fields, const std::string& arch = "LlamaForCausalLM") {
+    std::string c = config(arch);
+    return c.substr(0, c.size() - 1) + ", " + fields + "}";
+  };
+  // d_head 4: pair frequencies 1 and 0.01, wavelengths 2 pi and 200 pi. With an original context
+  // of 64 the second is past 64 / low_freq_factor (divided by factor); with 1000 it lies between
+  // the bounds: 1 / ((1 - s) / 8 + s), s = (1000 / (200 pi) - 1) / 3.
+  auto m = Model::load(make("l3", with(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+      "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64})"), st));
+  EXPECT_EQ(m->config().rope_scaling.type, "llama3");
+  EXPECT_EQ(m->config().rope_scaling.freq_factors, (std::vector<double>{1.0, 8.0}));
+  m = Model::load(make("l3mid", with(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+      "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 1000})"), st));
+  ASSERT_EQ(m->config().rope_scaling.freq_factors.size(), 2u);
+  EXPECT_NEAR(m->config().rope_scaling.freq_factors[1], 3.3609463003082083, 1e-12);
+  m = Model::load(make("lin", with(R"("rope_scaling": {"type": "linear", "factor": 2.0})"), st));
+  EXPECT_EQ(m->config().rope_scaling.linear_factor, 2.0);
+  // Mistral's sliding window: sequences up to it are exact, longer ones refused.
+  m = Model::load(make("swa", with(R"("sliding_window": 4)", "MistralForCausalLM"), st));
+  EXPECT_EQ(m->config().sliding_window, 4);
+  EXPECT_NO_THROW(run(*m, std::vector<int32_t>{1, 5, 9, 3}));
+  try {
+    run(*m, std::vector<int32_t>{1, 5, 9, 3, 7});
+    ADD_FAILURE() << "a sequence past the window ran";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("sliding window of 4"), std::string::npos) << e.what();
+  }
+  // Qwen2 only slides with use_sliding_window.
+  auto q = llama_tensors();
+  q["model.layers.0.self_attn.q_proj.bias"] = test::f32_tensor({8}, 40);
+  q["model.layers.0.self_attn.k_proj.bias"] = test::f32_tensor({4}, 41);
+  q["model.layers.0.self_attn.v_proj.bias"] = test::f32_tensor({4}, 42);
+  m = Model::load(make("qwen", with(R"("sliding_window": 4, "use_sliding_window": false, "max_window_layers": 1)",
+                                    "Qwen2ForCausalLM"), test::safetensors_bytes(q)));
+  EXPECT_EQ(m->config().sliding_window, 0);
+}
+
 TEST_F(HfErrors, SafetensorsProblems) {
   auto good = test::safetensors_bytes(llama_tensors());
   // Header length past the end.

@@ -1,7 +1,9 @@
 // Bad model input: every case is a typed error whose message names the file and the problem.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <fstream>
 
 #include "common/test_paths.h"
@@ -79,6 +81,89 @@ TEST_F(LoadErrors, GgufProblemsNameTheTensorOrKey) {
   heads.n_kv_heads = 3;
   heads.n_heads = 2;
   expect_load_error<FormatError>(gguf(heads), {"n_key_value_heads"});
+}
+
+// Anything a GGUF file holds that changes llama.cpp's computation and that reslens does not apply
+// stops the load, naming the key or tensor (issue 14: such files used to run without it).
+TEST_F(LoadErrors, GgufKeysAndTensorsReslensDoesNotApplyAreRefusedByName) {
+  auto with = [](std::function<void(GgufBuilder&)> f) {
+    TinyLlamaSpec s;
+    s.extra = std::move(f);
+    return s;
+  };
+  expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_f32("llama.attention.scale", 0.5f); })),
+                                      {"m.gguf", "'llama.attention.scale'", "does not apply"});
+  expect_load_error<UnsupportedError>(
+      gguf(with([](GgufBuilder& b) { b.kv_u32("llama.attention.sliding_window", 4); })),
+      {"m.gguf", "'llama.attention.sliding_window'"});
+  expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_string("adapter.type", "lora"); })),
+                                      {"m.gguf", "'adapter.type'"});
+  // Tensors outside the graph: an FFN bias, a per-head q norm (Qwen3's, under the llama name).
+  expect_load_error<UnsupportedError>(
+      gguf(with([](GgufBuilder& b) { b.tensor_f32("blk.0.ffn_gate.bias", {12}, std::vector<float>(12, 1.0f)); })),
+      {"m.gguf", "tensor 'blk.0.ffn_gate.bias'", "not part of the llama graph"});
+  expect_load_error<UnsupportedError>(
+      gguf(with([](GgufBuilder& b) { b.tensor_f32("blk.0.attn_q_norm.weight", {4}, std::vector<float>(4, 1.0f)); })),
+      {"tensor 'blk.0.attn_q_norm.weight'"});
+  // Scaling types that change more than the angle, and mixture-of-experts files (refused as such,
+  // not as a malformed file whose ffn_gate is missing).
+  expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) {
+                                        b.kv_string("llama.rope.scaling.type", "yarn");
+                                        b.kv_f32("llama.rope.scaling.factor", 4.0f);
+                                      })),
+                                      {"m.gguf", "llama.rope.scaling.type = 'yarn'", "not supported"});
+  expect_load_error<UnsupportedError>(
+      gguf(with([](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.attn_factor", 2.0f); })),
+      {"llama.rope.scaling.attn_factor"});
+  TinyLlamaSpec moe = with([](GgufBuilder& b) {
+    b.kv_u32("llama.expert_count", 8);
+    b.kv_u32("llama.expert_used_count", 2);
+  });
+  moe.drop_tensor = "blk.0.ffn_gate.weight";
+  expect_load_error<UnsupportedError>(gguf(moe), {"m.gguf", "llama.expert_count = 8", "mixture-of-experts"});
+  expect_load_error<FormatError>(
+      gguf(with([](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.factor", std::nanf("")); })),
+      {"llama.rope.scaling.factor"});
+  // rope_freqs.weight: one factor per rotary pair (d_head 4: 2), each finite and positive.
+  expect_load_error<FormatError>(
+      gguf(with([](GgufBuilder& b) { b.tensor_f32("rope_freqs.weight", {3}, {1.0f, 2.0f, 3.0f}); })),
+      {"rope_freqs.weight", "[3]", "expected [2]"});
+  expect_load_error<FormatError>(
+      gguf(with([](GgufBuilder& b) { b.tensor_f32("rope_freqs.weight", {2}, {1.0f, 0.0f}); })),
+      {"m.gguf", "rope frequency factor 0"});
+  // Harmless keys pass: the vocabulary size, whether the scaling was fine-tuned.
+  const auto ok = Model::load(gguf(with([](GgufBuilder& b) {
+    b.kv_u32("llama.vocab_size", 12);
+    b.kv_bool("llama.rope.scaling.finetuned", false);
+    b.kv_string("llama.rope.scaling.type", "none");
+    b.kv_f32("llama.rope.scaling.factor", 8.0f);  // ignored with type none, as llama.cpp does
+  })));
+  EXPECT_EQ(ok->config().rope_scaling.type, "none");
+  EXPECT_EQ(ok->config().rope_scaling.linear_factor, 1.0);
+}
+
+TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
+  TinyLlamaSpec s;
+  s.extra = [](GgufBuilder& b) {
+    b.kv_f32("llama.rope.scaling.factor", 4.0f);  // type defaults to linear, as in llama.cpp
+    b.tensor_f32("rope_freqs.weight", {2}, {1.0f, 8.0f});
+    b.tensor_f32("blk.0.attn_q.bias", {8}, std::vector<float>(8, 0.5f));
+    b.tensor_f32("blk.0.attn_output.bias", {8}, std::vector<float>(8, 0.25f));
+  };
+  const auto m = Model::load(gguf(s));
+  const ModelConfig& c = m->config();
+  EXPECT_EQ(c.rope_layout, RopeLayout::kInterleaved);
+  EXPECT_EQ(c.rope_scaling.linear_factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.freq_factors, (std::vector<double>{1.0, 8.0}));
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_TRUE(c.o_bias);
+  EXPECT_FALSE(m->weights().layers[0].b_Q.empty());
+  EXPECT_TRUE(m->weights().layers[0].b_K.empty());
+  EXPECT_EQ(m->weights().layers[0].b_O[3], 0.25f);
+  // qwen2 rotates NEOX pairs (llama.cpp's llama_model_rope_type).
+  TinyLlamaSpec q;
+  q.architecture = "qwen2";
+  EXPECT_EQ(Model::load(gguf(q, "q.gguf"))->config().rope_layout, RopeLayout::kHalf);
 }
 
 TEST_F(LoadErrors, ConversionBeyondTheAvailableMemoryIsRefusedUpFront) {
