@@ -147,12 +147,18 @@ int64_t get_int(const json& j, const char* key, const std::string& src) {
   return j[key].get<int64_t>();
 }
 
-int64_t get_int_or(const json& j, const char* key, int64_t fallback) {
-  return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : fallback;
+// Optional fields: absent or null give the fallback; a value of the wrong type is an error, never
+// replaced by the default (a string "1e-5" for rms_norm_eps would otherwise run with 1e-6).
+int64_t get_int_or(const json& j, const char* key, int64_t fallback, const std::string& src) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number_integer()) throw FormatError(src + ": '" + key + "' is " + j[key].dump() + ", not an integer");
+  return j[key].get<int64_t>();
 }
 
-double get_num_or(const json& j, const char* key, double fallback) {
-  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
+double get_num_or(const json& j, const char* key, double fallback, const std::string& src) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number()) throw FormatError(src + ": '" + key + "' is " + j[key].dump() + ", not a number");
+  return j[key].get<double>();
 }
 
 std::string hf_dtype(const HfTensors& t) {
@@ -246,16 +252,16 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.d_mlp = get_int(cfg, "intermediate_size", src);
   c.n_layers = get_int(cfg, "num_hidden_layers", src);
   c.n_heads = get_int(cfg, "num_attention_heads", src);
-  c.n_key_value_heads = get_int_or(cfg, "num_key_value_heads", c.n_heads);
-  c.d_head = get_int_or(cfg, "head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0);
+  c.n_key_value_heads = get_int_or(cfg, "num_key_value_heads", c.n_heads, src);
+  c.d_head = get_int_or(cfg, "head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0, src);
   c.d_vocab = get_int(cfg, "vocab_size", src);
-  c.n_ctx = get_int_or(cfg, "max_position_embeddings", 2048);
+  c.n_ctx = get_int_or(cfg, "max_position_embeddings", 2048, src);
   c.normalization_type = NormType::kRmsNorm;
-  c.eps = static_cast<float>(get_num_or(cfg, "rms_norm_eps", 1e-6));
+  c.eps = static_cast<float>(get_num_or(cfg, "rms_norm_eps", 1e-6, src));
   c.act_fn = ActFn::kSilu;
   c.gated_mlp = true;
   c.positional_embedding_type = PositionalEmbedding::kRotary;
-  c.rotary_base = static_cast<float>(get_num_or(cfg, "rope_theta", 10000.0));
+  c.rotary_base = static_cast<float>(get_num_or(cfg, "rope_theta", 10000.0, src));
   c.rotary_dim = c.d_head;
   c.rope_layout = RopeLayout::kHalf;
   check_hf_fields(cfg, kHfLlamaFields, src);
@@ -301,11 +307,11 @@ void load_gpt2(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, c
   c.n_heads = get_int(cfg, "n_head", src);
   c.n_key_value_heads = c.n_heads;
   c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
-  c.d_mlp = cfg.contains("n_inner") && cfg["n_inner"].is_number_integer() ? cfg["n_inner"].get<int64_t>() : 4 * c.d_model;
+  c.d_mlp = get_int_or(cfg, "n_inner", 4 * c.d_model, src);
   c.d_vocab = get_int(cfg, "vocab_size", src);
-  c.n_ctx = get_int_or(cfg, "n_positions", get_int_or(cfg, "n_ctx", 1024));
+  c.n_ctx = get_int_or(cfg, "n_positions", get_int_or(cfg, "n_ctx", 1024, src), src);
   c.normalization_type = NormType::kLayerNorm;
-  c.eps = static_cast<float>(get_num_or(cfg, "layer_norm_epsilon", 1e-5));
+  c.eps = static_cast<float>(get_num_or(cfg, "layer_norm_epsilon", 1e-5, src));
   c.act_fn = ActFn::kGeluNew;
   c.gated_mlp = false;
   c.positional_embedding_type = PositionalEmbedding::kStandard;

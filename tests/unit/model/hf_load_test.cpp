@@ -159,6 +159,11 @@ TEST_F(HfErrors, FieldsAndTensorsReslensDoesNotApplyAreRefusedByName) {
   EXPECT_NE(msg.find("rope_scaling.factor = -2 is not a positive number"), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("mlpb", with(R"("mlp_bias": true)"), st));
   EXPECT_NE(msg.find("mlp_bias = true"), std::string::npos) << msg;
+  // A value of the wrong type is an error, never replaced by the default.
+  std::string eps = config();
+  eps.replace(eps.find("1e-6"), 4, "\"1e-5\"");
+  msg = error_of<FormatError>(make("eps", eps, st));
+  EXPECT_NE(msg.find("'rms_norm_eps' is \"1e-5\", not a number"), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("pruned", with(R"("pruned_heads": {"0": [1]})"), st));
   EXPECT_NE(msg.find("field 'pruned_heads'"), std::string::npos) << msg;
   // attention_bias means q/k/v and o biases (LlamaAttention's o_proj has bias=attention_bias).
