@@ -98,6 +98,18 @@ def plan(which, shared):
          gguf(tok=stories_gguf)),
         ("tiny-llama-bias.gguf", "gguf f32 llama, q/k/v/o biases",
          dataclasses.replace(fan, qkv_bias=True, o_bias=True, name="tiny-llama-bias"), gguf(tok=stories_gguf)),
+        ("tiny-qwen3.gguf", "gguf f32 qwen3 (per-head q/k RMSNorm, NEOX RoPE)",
+         dataclasses.replace(fan, arch="qwen3", name="tiny-qwen3"), gguf(tok=stories_gguf)),
+        ("tiny-phi3.gguf", "gguf f32 phi3 (fused qkv and gate/up, NEOX RoPE on 8 of 16 dims)",
+         # (named so that llama.cpp does not look up Phi-3's special tokens, which a name containing
+         # "phi3" makes it do; the stories vocabulary has none)
+         dataclasses.replace(fan, arch="phi3", rot_dim=8, name="tiny-phi-three"), gguf(tok=stories_gguf)),
+        ("tiny-qwen3-hf", "hf F32 Qwen3ForCausalLM",
+         dataclasses.replace(fan, arch="qwen3", vocab=2048, name="tiny-qwen3-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-phi3-hf", "hf F32 Phi3ForCausalLM, partial_rotary_factor 0.5",
+         dataclasses.replace(fan, arch="phi3", rot_dim=8, vocab=2048, name="tiny-phi3-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-llama3-hf", "hf F32, rope_scaling llama3, attention_bias",
          dataclasses.replace(fan, vocab=2048, rope_scaling=llama3, qkv_bias=True, o_bias=True,
                              name="tiny-llama3-hf"), hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),

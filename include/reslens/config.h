@@ -10,7 +10,8 @@ namespace reslens {
 
 /// The block structure reslens runs. Every supported file format maps onto one of these.
 enum class Architecture {
-  kLlama,  ///< RMSNorm, rotary positions, gated SiLU MLP, optional QKV biases (Qwen2).
+  kLlama,  ///< RMSNorm, rotary positions, gated SiLU MLP; optional attention biases (Qwen2), q/k norms
+           ///< (Qwen3), partial rotation (Phi-3/4). Qwen2/3 and Phi-3 run as this graph.
   kGpt2,   ///< LayerNorm with bias, learned positions, GELU (tanh form) MLP, biases everywhere.
 };
 
@@ -72,6 +73,8 @@ struct ModelConfig {
   bool has_o_bias() const { return architecture == Architecture::kGpt2 || o_bias; }
   bool qkv_bias = false;  ///< Llama-family models with Q/K/V biases (Qwen2; Llama with attention biases).
   bool o_bias = false;    ///< Llama-family models with an attention-output bias b_O.
+  /// Queries and keys pass a per-head RMSNorm (weights [d_head], eps = `eps`) before RoPE (Qwen3).
+  bool qk_norm = false;
 
   std::string dtype;  ///< Storage type of the weights in the file: "F32", "F16", "BF16", "Q8_0", "mixed".
 };

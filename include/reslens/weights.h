@@ -40,6 +40,8 @@ struct LayerWeights {
   MatrixView W_K;           ///< [n_kv_heads * d_head, d_model]; rows in the model's RopeLayout
   MatrixView W_V;           ///< [n_kv_heads * d_head, d_model]
   VectorView b_Q, b_K, b_V;
+  VectorView q_norm_w;  ///< [d_head] RMSNorm of each query head before RoPE (Qwen3); empty otherwise
+  VectorView k_norm_w;  ///< [d_head] RMSNorm of each key head before RoPE (Qwen3); empty otherwise
   MatrixView W_O;  ///< [d_model, n_heads * d_head]; column h*d_head+n is attention neuron (h, n)
   VectorView b_O;  ///< [d_model]
   VectorView ln2_w, ln2_b;  ///< [d_model] MLP-input norm (TL `ln2`)

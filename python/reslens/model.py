@@ -51,6 +51,7 @@ class Config:
     tied_embeddings: bool
     qkv_bias: bool
     o_bias: bool
+    qk_norm: bool  # Qwen3: per-head RMSNorm of queries and keys before RoPE (hook_q / hook_k are after it)
     sliding_window: int  # 0: none; else longer sequences are refused
     architecture: str  # "llama" | "gpt2"
     original_architecture: str

@@ -24,7 +24,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-MODELS = ["tiny-qwen2.gguf", "tiny-llama3.gguf", "tiny-llama-linear.gguf", "tiny-llama-bias.gguf"]
+MODELS = ["tiny-qwen2.gguf", "tiny-llama3.gguf", "tiny-llama-linear.gguf", "tiny-llama-bias.gguf", "tiny-qwen3.gguf",
+          "tiny-phi3.gguf"]
 N_TOKENS, N_GREEDY = 48, 16
 
 

@@ -5,7 +5,8 @@ GPT-2 (pre-LN):  x = W_te[t] + W_pe[p];  per layer
     r = x + A;   m = gelu_new(LN2(r) W_fc^T + b_fc);  x = r + m W_proj^T + b_proj
   logits = LN_f(x) W_te^T (or a separate head)
 Llama:  x = E[t];  per layer
-    a = RMS1(x);  q,k,v = a W^T (+ b for Qwen2);  RoPE(q), RoPE(k) with rotate_half pairs
+    a = RMS1(x);  q,k,v = a W^T (+ b for Qwen2);  Qwen3: q, k = RMS(q), RMS(k) per head;
+    RoPE(q), RoPE(k) with rotate_half pairs over the first rot dims (Phi-3/4: partial)
     (i, i + d_head/2) at angle pos * base^(-2i/d_head) (RoPE scaling: model.rope_frequencies);  query head h reads KV head
     h // (n_heads / n_kv_heads);  r = x + A;  m = silu(b W_gate^T) * (b W_up^T), b = RMS2(r)
     x = r + m W_down^T
@@ -59,9 +60,13 @@ def rms_norm(x, w, eps):
 
 
 def rope_rotate_half(x, inv_freq, pos_divisor=1.0):
-    """Rotary embedding of x [pos, heads, d_head] in rotate_half layout: feature i pairs with
-    i + d_head/2 and both turn by (pos / pos_divisor) * inv_freq[i] (model.rope_frequencies:
-    base^(-2i/d_head) without scaling)."""
+    """Rotary embedding of x [pos, heads, d_head] in rotate_half layout over its first
+    rot = 2 len(inv_freq) features (the rest pass unchanged: partial rotation): feature i pairs with
+    i + rot/2 and both turn by (pos / pos_divisor) * inv_freq[i] (model.rope_frequencies:
+    base^(-2i/rot) without scaling)."""
+    rot = 2 * len(inv_freq)
+    if rot < x.shape[-1]:
+        return np.concatenate([rope_rotate_half(x[..., :rot], inv_freq, pos_divisor), x[..., rot:]], axis=-1)
     n_pos, _, dh = x.shape
     half = dh // 2
     ang = (np.arange(n_pos, dtype=np.float64) / pos_divisor)[:, None] * inv_freq[None, :]  # [pos, half]
@@ -132,6 +137,8 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             if cfg.qkv_bias:
                 t = t + f(f"{p}.attn.{part}.b")
             qkv[part] = t.reshape(n, heads, dh)
+            if cfg.qk_norm and part in ("q", "k"):  # Qwen3: RMSNorm of each head over d_head
+                qkv[part] = rms_norm(qkv[part], f(f"{p}.attn.{part}_norm.w"), eps)[1]
             hooks[f"{p}.attn.hook_{part}"] = qkv[part]
         q, k, v = qkv["q"], qkv["k"], qkv["v"]
         if not gpt2:

@@ -1,8 +1,9 @@
 """GGUF <-> canonical model: tensor names, Q/K row order, hyper-parameter keys.
 
 Llama GGUF files store Q/K rows in llama.cpp's interleaved-pair order (see model.py) and are
-brought back to rotate_half order here; Qwen2 GGUF files are not permuted (llama.cpp runs them
-with NeoX-style RoPE, i.e. rotate_half already). GPT-2 GGUF files fuse Q, K, V into attn_qkv,
+brought back to rotate_half order here; Qwen2, Qwen3 and Phi-3 GGUF files are not permuted
+(llama.cpp runs them with NeoX-style RoPE, i.e. rotate_half already). Phi-3 files fuse Q/K/V into
+attn_qkv and gate/up into ffn_up. GPT-2 GGUF files fuse Q, K, V into attn_qkv,
 stored as [3*d, d] (the transpose of the Hugging Face Conv1D weight).
 """
 
@@ -22,6 +23,7 @@ _BLOCK_NAMES = {
     "attn.k.w": "attn_k.weight", "attn.k.b": "attn_k.bias",
     "attn.v.w": "attn_v.weight", "attn.v.b": "attn_v.bias",
     "attn.o.w": "attn_output.weight", "attn.o.b": "attn_output.bias",
+    "attn.q_norm.w": "attn_q_norm.weight", "attn.k_norm.w": "attn_k_norm.weight",
     "ln2.w": "ffn_norm.weight", "ln2.b": "ffn_norm.bias",
     "mlp.gate.w": "ffn_gate.weight",
     "mlp.up.w": "ffn_up.weight", "mlp.up.b": "ffn_up.bias",
@@ -33,6 +35,18 @@ _GLOBAL_NAMES = {
     "unembed.w": "output.weight",
 }
 _QKV = ("q", "k", "v")
+
+
+# Phi-3 GGUF files fuse Q, K, V into attn_qkv and gate, up into ffn_up (llama.cpp's layout):
+# canonical suffix -> (fused GGUF suffix, first row, row count) via _phi3_rows.
+_PHI3_FUSED = ("attn.q.w", "attn.k.w", "attn.v.w", "mlp.gate.w", "mlp.up.w")
+
+
+def _phi3_rows(cfg, rest):
+    q, kv = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
+    return {"attn.q.w": ("attn_qkv.weight", 0, q), "attn.k.w": ("attn_qkv.weight", q, kv),
+            "attn.v.w": ("attn_qkv.weight", q + kv, kv), "mlp.gate.w": ("ffn_up.weight", 0, cfg.d_mlp),
+            "mlp.up.w": ("ffn_up.weight", cfg.d_mlp, cfg.d_mlp)}[rest]
 
 
 def _gguf_name(canonical):
@@ -58,7 +72,7 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "gpt2"):
+    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gpt2"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -88,8 +102,9 @@ def config_from_gguf(gf):
             raise ValueError(f"{gf.path}: rope_freqs.weight only with llama and no linear scaling")
         rope_scaling = {"type": "freq_factors",
                         "factors": [float(x) for x in gf.tensor("rope_freqs.weight")]}
-    if arch != "gpt2" and int(key("rope.dimension_count", d_head)) != d_head:
-        raise ValueError(f"{gf.path}: partial RoPE not supported")
+    rot_dim = int(key("rope.dimension_count", d_head)) if arch != "gpt2" else d_head
+    if arch == "llama" and rot_dim != d_head:
+        raise ValueError(f"{gf.path}: llama.cpp requires full rotation for llama")
     names = set(gf.tensors)
     gpt2 = arch == "gpt2"
     cfg = Config(
@@ -106,8 +121,9 @@ def config_from_gguf(gf):
                            "attention.layer_norm_rms_epsilon")),
         rope_base=float(key("rope.freq_base", 10000.0)),
         rope_scaling=rope_scaling,
+        rot_dim=None if rot_dim == d_head else rot_dim,
         tied="output.weight" not in names,
-        qkv_bias=gpt2 or "blk.0.attn_q.bias" in names,
+        qkv_bias=gpt2 or "blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
         o_bias=gpt2 or "blk.0.attn_output.bias" in names,
         name=gf.get("general.name", ""),
     )
@@ -133,6 +149,17 @@ def load(path):
             gname = f"blk.{layer}.attn_qkv.{'weight' if wb == 'w' else 'bias'}"
             i, d = _QKV.index(part), cfg.d_model
             loaders[canonical] = direct(gname, lambda t, i=i, d=d: t[i * d:(i + 1) * d])
+            continue
+        if cfg.arch == "phi3" and canonical.split(".", 2)[-1] in _PHI3_FUSED:
+            # Rows of the fused attn_qkv ([q; k; v]) or ffn_up ([gate; up]) tensor.
+            layer, rest = canonical.split(".")[1], canonical.split(".", 2)[-1]
+            fused, start, count = _phi3_rows(cfg, rest)
+            gname = f"blk.{layer}.{fused}"
+            if fused == "attn_qkv.weight" and gname not in gf.tensors:
+                gname = _gguf_name(canonical)  # llama.cpp also takes separate q/k/v
+                loaders[canonical] = direct(gname)
+                continue
+            loaders[canonical] = direct(gname, lambda t, a=start, n=count: t[a:a + n])
             continue
         gname = _gguf_name(canonical)
         if gname not in gf.tensors:
@@ -176,6 +203,15 @@ def gguf_tensors(model):
             gname = f"blk.{layer}.attn_qkv.{'weight' if wb == 'w' else 'bias'}"
             fused = (3 * shape[0],) + shape[1:]
             out.append((gname, fused, lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
+            continue
+        if cfg.arch == "phi3" and canonical.split(".", 2)[-1] in _PHI3_FUSED:
+            layer, rest = canonical.split(".")[1], canonical.split(".", 2)[-1]
+            if rest in ("attn.q.w", "mlp.gate.w"):  # written once, with its partners
+                parts = ([f"blocks.{layer}.attn.{p}.w" for p in _QKV] if rest == "attn.q.w"
+                         else [f"blocks.{layer}.mlp.gate.w", f"blocks.{layer}.mlp.up.w"])
+                rows = sum(model.shapes[p][0] for p in parts)
+                out.append((f"blk.{layer}.{_phi3_rows(cfg, rest)[0]}", (rows, shape[1]),
+                            lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
             continue
         heads = _qk_heads(cfg, canonical)
         if heads and permute:
@@ -221,7 +257,7 @@ def hparam_fields(cfg, file_type, name=None):
         f += [(f"{a}.attention.head_count_kv", UINT32, cfg.n_kv_heads),
               (f"{a}.attention.layer_norm_rms_epsilon", FLOAT32, cfg.norm_eps),
               (f"{a}.rope.freq_base", FLOAT32, cfg.rope_base),
-              (f"{a}.rope.dimension_count", UINT32, cfg.d_head)]
+              (f"{a}.rope.dimension_count", UINT32, cfg.rotary_dims)]
     rs = cfg.rope_scaling
     if rs and rs["type"] == "linear":
         f += [(f"{a}.rope.scaling.type", STRING, "linear"),

@@ -29,6 +29,7 @@ _LLAMA_BLOCK = {
     "attn.k.w": "self_attn.k_proj.weight", "attn.k.b": "self_attn.k_proj.bias",
     "attn.v.w": "self_attn.v_proj.weight", "attn.v.b": "self_attn.v_proj.bias",
     "attn.o.w": "self_attn.o_proj.weight", "attn.o.b": "self_attn.o_proj.bias",
+    "attn.q_norm.w": "self_attn.q_norm.weight", "attn.k_norm.w": "self_attn.k_norm.weight",
     "ln2.w": "post_attention_layernorm.weight",
     "mlp.gate.w": "mlp.gate_proj.weight", "mlp.up.w": "mlp.up_proj.weight",
     "mlp.down.w": "mlp.down_proj.weight",
@@ -47,7 +48,19 @@ _GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
                 "ln_final.w": "ln_f.weight", "ln_final.b": "ln_f.bias"}
 
 ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
-         "Qwen2ForCausalLM": "qwen2", "GPT2LMHeadModel": "gpt2"}
+         "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
+         "GPT2LMHeadModel": "gpt2"}
+# Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
+_PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
+               "attn.v.w": ("self_attn.qkv_proj.weight", 2), "mlp.gate.w": ("mlp.gate_up_proj.weight", 0),
+               "mlp.up.w": ("mlp.gate_up_proj.weight", 1)}
+
+
+def _phi3_slice(cfg, rest):
+    """(first row, row count) of a canonical tensor inside its Phi-3 fused tensor."""
+    q, kv = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
+    return {"attn.q.w": (0, q), "attn.k.w": (q, kv), "attn.v.w": (q + kv, kv),
+            "mlp.gate.w": (0, cfg.d_mlp), "mlp.up.w": (cfg.d_mlp, cfg.d_mlp)}[rest]
 
 
 def config_from_hf(c):
@@ -88,9 +101,12 @@ def config_from_hf(c):
         raise ValueError("MLP biases not supported")
     d, h = c["hidden_size"], c["num_attention_heads"]
     attn_bias = bool(c.get("attention_bias", False))
+    head_dim = c.get("head_dim") or d // h
+    rot = int(head_dim * float(c.get("partial_rotary_factor", 1.0)))
     return Config(arch=arch, n_layers=c["num_hidden_layers"], d_model=d, n_heads=h,
                   n_kv_heads=c.get("num_key_value_heads") or h,
-                  d_head=c.get("head_dim") or d // h, d_mlp=c["intermediate_size"],
+                  d_head=head_dim, d_mlp=c["intermediate_size"],
+                  rot_dim=None if rot == head_dim else rot,
                   vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
                   norm_eps=float(c.get("rms_norm_eps", 1e-6)),
                   rope_base=float(c.get("rope_theta", 10000.0)), rope_scaling=rope_scaling,
@@ -168,6 +184,11 @@ def load(path):
                 loaders[canonical] = src(name)
             else:
                 _, layer, rest = canonical.split(".", 2)
+                if cfg.arch == "phi3" and rest in _PHI3_FUSED:
+                    a, n = _phi3_slice(cfg, rest)
+                    loaders[canonical] = src(f"model.layers.{layer}.{_PHI3_FUSED[rest][0]}",
+                                             lambda t, a=a, n=n: t[a:a + n])
+                    continue
                 loaders[canonical] = src(f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}")
         if cfg.tied and "lm_head.weight" in where:
             used.add("lm_head.weight")
@@ -204,7 +225,8 @@ def hf_config(cfg, dtype="F32", extra=None):
     else:
         if cfg.arch == "qwen2" and cfg.o_bias:
             raise ValueError("Qwen2 has no o_proj bias")
-        arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[cfg.arch]
+        arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                "phi3": "Phi3ForCausalLM"}[cfg.arch]
         c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
              "hidden_size": cfg.d_model, "intermediate_size": cfg.d_mlp,
              "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads,
@@ -213,12 +235,16 @@ def hf_config(cfg, dtype="F32", extra=None):
              "rope_theta": cfg.rope_base, "rope_scaling": _hf_rope_scaling(cfg),
              "tie_word_embeddings": cfg.tied, "vocab_size": cfg.vocab,
              "bos_token_id": 1, "eos_token_id": 2}
-        if cfg.arch == "llama":
+        if cfg.arch in ("llama", "qwen3"):
             c.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
             if cfg.qkv_bias != cfg.o_bias:
-                raise ValueError("Llama's attention_bias covers q, k, v and o together")
-        else:
+                raise ValueError("attention_bias covers q, k, v and o together")
+        if cfg.arch in ("qwen2", "qwen3"):
             c.update(use_sliding_window=False)
+        if cfg.arch == "phi3":
+            if cfg.qkv_bias or cfg.o_bias:
+                raise ValueError("Phi-3 has no attention biases")
+            c.update(partial_rotary_factor=cfg.rotary_dims / cfg.d_head)
     c["torch_dtype"] = torch_dtype
     c.update(extra or {})
     return c
@@ -235,6 +261,14 @@ def hf_tensors(model, gpt2_prefix="transformer."):
                 out.append((_LLAMA_GLOBAL[canonical], shape, get))
             else:
                 _, layer, rest = canonical.split(".", 2)
+                if cfg.arch == "phi3" and rest in _PHI3_FUSED:
+                    if rest in ("attn.q.w", "mlp.gate.w"):  # written once, with its partners
+                        parts = ([f"blocks.{layer}.attn.{p}.w" for p in "qkv"] if rest == "attn.q.w"
+                                 else [f"blocks.{layer}.mlp.gate.w", f"blocks.{layer}.mlp.up.w"])
+                        rows = sum(model.shapes[p][0] for p in parts)
+                        out.append((f"model.layers.{layer}.{_PHI3_FUSED[rest][0]}", (rows, shape[1]),
+                                    lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
+                    continue
                 out.append((f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}", shape, get))
             continue
         if canonical == "unembed.w":

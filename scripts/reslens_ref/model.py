@@ -26,12 +26,13 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "phi3")
 
 
 @dataclasses.dataclass
 class Config:
-    arch: str  # "llama", "qwen2" (Llama graph with q/k/v biases) or "gpt2"
+    arch: str  # "llama", "qwen2" (q/k/v biases), "qwen3" (per-head q/k RMSNorm), "phi3" (fused
+    #            projections in files, partial rotation) - all the Llama graph - or "gpt2"
     n_layers: int
     d_model: int
     n_heads: int
@@ -48,6 +49,7 @@ class Config:
     #    "original_max_position_embeddings"}: per-pair frequency divisors (HF "llama3")
     #   {"type": "freq_factors", "factors": [d_head/2 divisors]} (GGUF rope_freqs.weight)
     rope_scaling: dict = None
+    rot_dim: int = None  # dims of each head that rotate (None: all, d_head); Phi-3/4 partial rotation
     tied: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -57,13 +59,21 @@ class Config:
     def is_gpt2(self):
         return self.arch == "gpt2"
 
+    @property
+    def qk_norm(self):
+        return self.arch == "qwen3"
+
+    @property
+    def rotary_dims(self):
+        return self.d_head if self.rot_dim is None else self.rot_dim
+
     def validate(self):
         if self.arch not in LLAMA_FAMILY + ("gpt2",):
             raise ValueError(f"unsupported architecture {self.arch!r}")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
-        if not self.is_gpt2 and self.d_head % 2:
-            raise ValueError(f"RoPE needs an even head size, got {self.d_head}")
+        if not self.is_gpt2 and (self.rotary_dims % 2 or not 0 < self.rotary_dims <= self.d_head):
+            raise ValueError(f"RoPE needs an even rotary size up to d_head, got {self.rotary_dims}")
         if self.is_gpt2 and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
             raise ValueError("GPT-2 has one KV head per head and all biases")
         return self
@@ -87,7 +97,8 @@ def llama3_freq_factors(base, rot_dim, factor, low_freq_factor, high_freq_factor
 def rope_frequencies(cfg):
     """(inv_freq [d_head/2] float64, position divisor): pair i at position p turns by
     (p / divisor) * inv_freq[i]."""
-    inv_freq = cfg.rope_base ** (-np.arange(0, cfg.d_head, 2, dtype=np.float64) / cfg.d_head)
+    rot = cfg.rotary_dims
+    inv_freq = cfg.rope_base ** (-np.arange(0, rot, 2, dtype=np.float64) / rot)
     rs = cfg.rope_scaling or {"type": "none"}
     if rs["type"] == "none":
         return inv_freq, 1.0
@@ -95,7 +106,7 @@ def rope_frequencies(cfg):
         return inv_freq, float(rs["factor"])
     if rs["type"] == "llama3":
         return inv_freq / llama3_freq_factors(
-            cfg.rope_base, cfg.d_head, rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+            cfg.rope_base, rot, rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
             rs["original_max_position_embeddings"]), 1.0
     if rs["type"] == "freq_factors":
         return inv_freq / np.asarray(rs["factors"], dtype=np.float64), 1.0
@@ -119,6 +130,9 @@ def tensor_shapes(cfg):
             out[p + f"attn.{part}.w"] = (n_out, d)
             if cfg.qkv_bias:
                 out[p + f"attn.{part}.b"] = (n_out,)
+        if cfg.qk_norm:
+            out[p + "attn.q_norm.w"] = (hd,)
+            out[p + "attn.k_norm.w"] = (hd,)
         out[p + "attn.o.w"] = (d, q_out)
         if cfg.o_bias:
             out[p + "attn.o.b"] = (d,)
@@ -142,7 +156,7 @@ def tensor_shapes(cfg):
 
 
 def is_norm_weight(name):
-    return name.endswith((".ln1.w", ".ln2.w")) or name == "ln_final.w"
+    return name.endswith((".ln1.w", ".ln2.w", ".q_norm.w", ".k_norm.w")) or name == "ln_final.w"
 
 
 class Model:

@@ -1,6 +1,6 @@
 // The forward pass. Reads top to bottom like the math (spec §1.2/§1.3):
 //   x = embed(tokens) (+ pos_embed)                     hook_embed, hook_pos_embed, resid_pre
-//   per layer: a = norm1(x); q,k,v = a W^T (+b); rope; pattern = softmax(q k^T / sqrt(d_head));
+//   per layer: a = norm1(x); q,k,v = a W^T (+b); (q,k per-head RMSNorm: Qwen3); rope; pattern = softmax(q k^T / sqrt(d_head));
 //              z = pattern v; x += z W_O^T + b_O        attn_out, resid_mid
 //              b = norm2(x); m = act(b W_in^T + b_in) [* gate]; x += m W_out^T + b_out
 //   logits = norm_final(x) W_U^T
@@ -127,6 +127,16 @@ void linear(Buf& y, const Buf& x, int64_t T, const MatrixView& W, const VectorVi
   }
 }
 
+// RMS-normalises every head of x: [T, heads * d_head] in place, with weights w: [d_head].
+void rms_norm_heads(Buf& x, int64_t T, int64_t heads, int64_t d_head, const VectorView& w, float eps) {
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x.row(t) + h * d_head;
+      ops::rms_norm(v, v, w.data, d_head, eps);
+    }
+  }
+}
+
 // Normalises rows of x into y and returns each row's scale.
 std::vector<float> normalize(Buf& y, const Buf& x, int64_t T, const ModelConfig& c, const VectorView& w,
                              const VectorView& b, int threads) {
@@ -216,6 +226,10 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     linear(q, xn, T, L.W_Q, L.b_Q, threads);  // [T, n_heads * d_head]
     linear(k, xn, T, L.W_K, L.b_K, threads);  // [T, n_kv_heads * d_head]
     linear(v, xn, T, L.W_V, L.b_V, threads);  // [T, n_kv_heads * d_head]
+    if (c.qk_norm) {  // Qwen3: each head's query and key RMS-normalised over d_head before RoPE
+      rms_norm_heads(q, T, H, dh, L.q_norm_w, c.eps);
+      rms_norm_heads(k, T, Hkv, dh, L.k_norm_w, c.eps);
+    }
     record_heads(rec, Hook::kQ, li, q, T, H, c);
     record_heads(rec, Hook::kK, li, k, T, Hkv, c);
     record_heads(rec, Hook::kV, li, v, T, Hkv, c);

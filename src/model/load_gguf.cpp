@@ -1,9 +1,11 @@
-// GGUF models: architectures `llama` (and `qwen2`, a Llama with Q/K/V biases) and `gpt2`.
+// GGUF models: architectures `llama`, `qwen2` (Q/K/V biases), `qwen3` (per-head q/k norms), `phi3`
+// (fused QKV and gate/up, partial rotation) and `gpt2`.
 // Float32 tensors are used in place from the memory map; F16, BF16 and llama.cpp's quantized types
 // (Q8_0, Q4_0-Q5_1, the k-quants, IQ4_NL/XS) are dequantized to float32 once, at load. Q/K rows stay
 // in the order the file has them, and RoPE pairs them as llama.cpp does for the architecture
 // (llama_model_rope_type): `llama` files hold rows that llama.cpp's converter permuted for
-// interleaved pairs, `qwen2` files are not permuted and rotate NEOX-style (rotate_half pairs).
+// interleaved pairs, `qwen2`, `qwen3` and `phi3` files are not permuted and rotate NEOX-style
+// (rotate_half pairs).
 // Everything else llama.cpp would apply (RoPE scaling keys, rope_freqs.weight, attention biases) is
 // applied, and any key or tensor reslens does not apply stops the load (model/known_keys.h).
 #include <cmath>
@@ -78,7 +80,8 @@ const std::set<std::string> kAppliedKeys = {
     "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
     "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_epsilon",
     "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
-    "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count"};
+    "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count",
+    "attention.sliding_window"};
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
@@ -147,9 +150,13 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     c.positional_embedding_type = PositionalEmbedding::kRotary;
     c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
     c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
-    // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2.
+    // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2, qwen3 and phi3.
     c.rope_layout = arch == "llama" ? RopeLayout::kInterleaved : RopeLayout::kHalf;
+    c.qk_norm = arch == "qwen3";
     read_rope_scaling(f, p, c);
+    // A sliding window (Phi-3 files carry one that llama.cpp currently ignores, Hugging Face applies):
+    // sequences up to it attend the same either way, so reslens runs those and refuses longer ones.
+    if (const auto w = f.get_int_opt(p + "attention.sliding_window"); w && *w > 0) c.sliding_window = *w;
   }
   return c;
 }
@@ -166,6 +173,17 @@ constexpr LlamaLayerNames kGgufLlamaNames = {
     "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
     "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
     "ffn_down.weight"};
+// Phi-3: Q, K, V fused as attn_qkv when the file has it, gate and up always fused as ffn_up
+// ([gate; up] rows: llama.cpp's LLM_FFN_SWIGLU takes silu of the first half times the second).
+constexpr LlamaLayerNames kGgufPhi3Names = {
+    "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
+    "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", nullptr, nullptr,
+    "ffn_down.weight", nullptr, nullptr, "attn_qkv.weight", "ffn_up.weight"};
+// Qwen3: per-head q/k RMSNorm weights.
+constexpr LlamaLayerNames kGgufQwen3Names = {
+    "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
+    "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+    "ffn_down.weight", "attn_q_norm.weight", "attn_k_norm.weight"};
 // llama.cpp applies whichever attention biases a llama or qwen2 block holds (create_tensor_qkv,
 // wo_b); an FFN bias is not applied by reslens and so refused by check_gguf_tensors.
 constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPresent};
@@ -176,9 +194,9 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  if (arch != "llama" && arch != "gpt2" && arch != "qwen2") {
+  if (arch != "llama" && arch != "gpt2" && arch != "qwen2" && arch != "qwen3" && arch != "phi3") {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, gpt2)");
+                           "' is not supported (supported: llama, qwen2, qwen3, phi3, gpt2)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -222,7 +240,8 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     if (c.architecture != Architecture::kGpt2) {
-      w.layers.push_back(load_llama_layer(t, b, kGgufLlamaNames, c, kGgufLlamaBiases));
+      const LlamaLayerNames& names = arch == "phi3" ? kGgufPhi3Names : arch == "qwen3" ? kGgufQwen3Names : kGgufLlamaNames;
+      w.layers.push_back(load_llama_layer(t, b, names, c, kGgufLlamaBiases));
       continue;
     }
     LayerWeights L;

@@ -1,6 +1,7 @@
 // Hugging Face model directories: config.json plus model.safetensors, or shards listed by
 // model.safetensors.index.json. Architectures: LlamaForCausalLM (and MistralForCausalLM,
-// Qwen2ForCausalLM: Llama blocks, Qwen2 with Q/K/V biases) and GPT2LMHeadModel (names with or
+// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM: Llama blocks, Qwen2 with Q/K/V biases, Qwen3
+// with q/k norms, Phi-3 with fused projections and partial rotation) and GPT2LMHeadModel (names with or
 // without the `transformer.` prefix). F32 tensors are used in place from the mapping; F16/BF16 are
 // converted to float32 at load; GPT-2's Conv1D weights ([in, out]) are transposed once into
 // [out, in]. Llama Q/K rows are in the rotate_half layout (RopeLayout::kHalf). Every config.json
@@ -179,7 +180,20 @@ constexpr LlamaLayerNames kHfLlamaNames = {
 const std::set<std::string> kHfLlamaFields = {
     "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
     "head_dim", "vocab_size", "rms_norm_eps", "hidden_act", "rope_theta", "rope_scaling", "attention_bias",
-    "mlp_bias", "tie_word_embeddings", "sliding_window", "use_sliding_window", "max_window_layers"};
+    "mlp_bias", "tie_word_embeddings", "sliding_window", "use_sliding_window", "max_window_layers",
+    "partial_rotary_factor", "original_max_position_embeddings", "layer_types"};
+
+// Qwen3: per-head q/k RMSNorm weights.
+constexpr LlamaLayerNames kHfQwen3Names = {
+    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+    "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
+    "self_attn.o_proj.bias", "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+    "mlp.down_proj.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight"};
+// Phi-3: fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up] rows, Phi3MLP's chunk(2)).
+constexpr LlamaLayerNames kHfPhi3Names = {
+    "input_layernorm.weight", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, "self_attn.o_proj.weight",
+    nullptr, "post_attention_layernorm.weight", nullptr, nullptr, "mlp.down_proj.weight", nullptr, nullptr,
+    "self_attn.qkv_proj.weight", "mlp.gate_up_proj.weight"};
 
 bool get_bool_or(const json& j, const char* key, bool fallback, const std::string& src) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
@@ -238,7 +252,8 @@ void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) 
 // and refuses longer ones (ModelConfig::sliding_window).
 void read_sliding_window(const json& cfg, const std::string& arch, ModelConfig& c, const std::string& src) {
   if (!cfg.contains("sliding_window") || cfg["sliding_window"].is_null()) return;
-  if (arch == "Qwen2ForCausalLM" && !get_bool_or(cfg, "use_sliding_window", false, src)) return;
+  const bool qwen = arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM";
+  if (qwen && !get_bool_or(cfg, "use_sliding_window", false, src)) return;
   if (!cfg["sliding_window"].is_number_integer() || cfg["sliding_window"].get<int64_t>() <= 0) {
     throw FormatError(src + ": sliding_window " + cfg["sliding_window"].dump() + " is not a positive integer");
   }
@@ -262,7 +277,11 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.gated_mlp = true;
   c.positional_embedding_type = PositionalEmbedding::kRotary;
   c.rotary_base = static_cast<float>(get_num_or(cfg, "rope_theta", 10000.0, src));
-  c.rotary_dim = c.d_head;
+  // Phi-3/4's partial rotation: the first int(d_head * factor) dims of each head rotate.
+  const double partial = get_num_or(cfg, "partial_rotary_factor", 1.0, src);
+  if (!(partial > 0.0 && partial <= 1.0)) throw FormatError(src + ": partial_rotary_factor must be in (0, 1]");
+  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * partial);
+  c.qk_norm = arch == "Qwen3ForCausalLM";
   c.rope_layout = RopeLayout::kHalf;
   check_hf_fields(cfg, kHfLlamaFields, src);
   // Qwen2 has Q/K/V biases; Llama and Mistral with attention_bias have Q/K/V and O biases.
@@ -270,6 +289,21 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   LlamaBiases biases;
   if (arch == "Qwen2ForCausalLM") biases.qkv = BiasRule::kRequired;
   if (attention_bias && arch != "Qwen2ForCausalLM") biases = {BiasRule::kRequired, BiasRule::kRequired};
+  if (attention_bias && arch == "Phi3ForCausalLM") {
+    throw UnsupportedError(src + ": attention_bias = true on Phi3ForCausalLM (a fused qkv bias) is not supported");
+  }
+  // transformers' layer_types: every layer full attention, or sliding where the config's window says.
+  if (cfg.contains("layer_types")) {
+    if (!cfg["layer_types"].is_array()) throw FormatError(src + ": layer_types is not a list");
+    for (const auto& lt : cfg["layer_types"]) {
+      if (lt != "full_attention" && lt != "sliding_attention") {
+        throw UnsupportedError(src + ": layer_types entry " + lt.dump() + " is not supported");
+      }
+      if (lt == "sliding_attention" && !get_bool_or(cfg, "use_sliding_window", arch != "Qwen3ForCausalLM", src)) {
+        throw FormatError(src + ": layer_types has sliding_attention but use_sliding_window is false");
+      }
+    }
+  }
   if (get_bool_or(cfg, "mlp_bias", false, src)) {
     throw UnsupportedError(src + ": mlp_bias = true (biases on gate/up/down projections) is not supported");
   }
@@ -289,7 +323,10 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.tied_embeddings = !(has_head && has_embed);
   w.ln_final_w = t.vector("model.norm.weight", d);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", kHfLlamaNames, c, biases));
+    const LlamaLayerNames& names = arch == "Phi3ForCausalLM"    ? kHfPhi3Names
+                                   : arch == "Qwen3ForCausalLM" ? kHfQwen3Names
+                                                                : kHfLlamaNames;
+    w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
   note_llama_biases(c, w.layers);
 }
@@ -381,13 +418,15 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
   } else if (cfg.contains("model_type") && cfg["model_type"].is_string()) {
     const std::string mt = cfg["model_type"].get<std::string>();
     arch = mt == "gpt2" ? "GPT2LMHeadModel" : mt == "llama" ? "LlamaForCausalLM" : mt == "qwen2" ? "Qwen2ForCausalLM"
-         : mt == "mistral" ? "MistralForCausalLM" : mt;
+         : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
+         : mt;
   }
-  const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM";
+  const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
+                          arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                           "Qwen2ForCausalLM, GPT2LMHeadModel)");
+                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GPT2LMHeadModel)");
   }
   auto storage = std::make_shared<ModelStorage>();
   HfTensors t(dir, *storage);

@@ -12,6 +12,7 @@
 #include "model/storage.h"
 #include "reslens/config.h"
 #include "reslens/model.h"
+#include "reslens/error.h"
 #include "reslens/weights.h"
 
 namespace reslens {
@@ -55,6 +56,10 @@ struct LlamaLayerNames {
   const char* gate;
   const char* up;
   const char* down;
+  const char* q_norm = nullptr;   ///< per-head query RMSNorm (read when ModelConfig::qk_norm)
+  const char* k_norm = nullptr;
+  const char* qkv = nullptr;      ///< fused [q; k; v] rows, used instead of q/k/v when the file has it (Phi-3)
+  const char* gate_up = nullptr;  ///< fused [gate; up] rows, always used instead of gate/up when named (Phi-3)
 };
 
 /// Which attention biases a block has. Hugging Face configs say so (Qwen2: q/k/v; Llama and Mistral
@@ -66,9 +71,13 @@ struct LlamaBiases {
   BiasRule o = BiasRule::kNone;
 };
 
+/// A bias by its table name (nullptr: the format has no such tensor, so a required one is missing).
 template <typename Source>
-VectorView load_bias(Source& t, const std::string& name, int64_t size, BiasRule rule) {
-  if (rule == BiasRule::kRequired || (rule == BiasRule::kIfPresent && t.has(name))) return t.vector(name, size);
+VectorView load_bias(Source& t, const std::string& prefix, const char* name, int64_t size, BiasRule rule) {
+  if (rule == BiasRule::kNone) return {};
+  if (name == nullptr) throw FormatError("this format stores no such bias (" + prefix + "...)");
+  const std::string full = prefix + name;
+  if (rule == BiasRule::kRequired || t.has(full)) return t.vector(full, size);
   return {};
 }
 
@@ -79,16 +88,33 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
   LayerWeights L;
   L.ln1_w = t.vector(prefix + n.attn_norm, d);
   L.ln2_w = t.vector(prefix + n.ffn_norm, d);
-  L.W_Q = t.matrix(prefix + n.q, q_dim, d);
-  L.W_K = t.matrix(prefix + n.k, kv_dim, d);
-  L.W_V = t.matrix(prefix + n.v, kv_dim, d);
-  L.b_Q = load_bias(t, prefix + n.q_bias, q_dim, biases.qkv);
-  L.b_K = load_bias(t, prefix + n.k_bias, kv_dim, biases.qkv);
-  L.b_V = load_bias(t, prefix + n.v_bias, kv_dim, biases.qkv);
+  if (n.qkv != nullptr && (n.q == nullptr || t.has(prefix + n.qkv))) {  // fused only, or fused in this file
+    const MatrixView qkv = t.matrix(prefix + n.qkv, q_dim + 2 * kv_dim, d);  // [q; k; v] rows
+    L.W_Q = qkv.rows_slice(0, q_dim);
+    L.W_K = qkv.rows_slice(q_dim, kv_dim);
+    L.W_V = qkv.rows_slice(q_dim + kv_dim, kv_dim);
+  } else {
+    L.W_Q = t.matrix(prefix + n.q, q_dim, d);
+    L.W_K = t.matrix(prefix + n.k, kv_dim, d);
+    L.W_V = t.matrix(prefix + n.v, kv_dim, d);
+  }
+  if (c.qk_norm) {
+    L.q_norm_w = t.vector(prefix + n.q_norm, c.d_head);
+    L.k_norm_w = t.vector(prefix + n.k_norm, c.d_head);
+  }
+  L.b_Q = load_bias(t, prefix, n.q_bias, q_dim, biases.qkv);
+  L.b_K = load_bias(t, prefix, n.k_bias, kv_dim, biases.qkv);
+  L.b_V = load_bias(t, prefix, n.v_bias, kv_dim, biases.qkv);
   L.W_O = t.matrix(prefix + n.o, d, q_dim);
-  L.b_O = load_bias(t, prefix + n.o_bias, d, biases.o);
-  L.W_gate = t.matrix(prefix + n.gate, c.d_mlp, d);
-  L.W_in = t.matrix(prefix + n.up, c.d_mlp, d);
+  L.b_O = load_bias(t, prefix, n.o_bias, d, biases.o);
+  if (n.gate_up != nullptr) {
+    const MatrixView gate_up = t.matrix(prefix + n.gate_up, 2 * c.d_mlp, d);  // [gate; up] rows
+    L.W_gate = gate_up.rows_slice(0, c.d_mlp);
+    L.W_in = gate_up.rows_slice(c.d_mlp, c.d_mlp);
+  } else {
+    L.W_gate = t.matrix(prefix + n.gate, c.d_mlp, d);
+    L.W_in = t.matrix(prefix + n.up, c.d_mlp, d);
+  }
   L.W_out = t.matrix(prefix + n.down, d, c.d_mlp);
   return L;
 }

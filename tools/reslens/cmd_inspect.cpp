@@ -43,6 +43,7 @@ nlohmann::json config_json(const Model& m) {
                          {"freq_factors", c.rope_scaling.freq_factors}};
   }
   j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
+  j["qk_norm"] = c.qk_norm;
   j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
   j["tied_embeddings"] = c.tied_embeddings;
   j["tokenizer"] = {{"kind", t.kind()}, {"n_vocab", t.n_vocab()}, {"bos_id", t.bos_id()},
@@ -118,6 +119,7 @@ void register_inspect(CLI::App& app) {
     std::cout << "\nbiases        attention "
               << (j["attention_biases"]["qkv"].get<bool>() ? (j["attention_biases"]["o"].get<bool>() ? "q/k/v/o" : "q/k/v")
                                                            : (j["attention_biases"]["o"].get<bool>() ? "o" : "none"));
+    if (j["qk_norm"].get<bool>()) std::cout << "\nq/k norm      per-head RMSNorm of queries and keys before RoPE";
     std::cout << "\nunembedding   " << (j["tied_embeddings"].get<bool>() ? "tied to the embedding" : "separate") << "\n";
     const auto& t = j["tokenizer"];
     std::cout << "tokenizer     " << t["kind"].get<std::string>() << ", " << t["n_vocab"].get<int>() << " tokens, bos "

@@ -164,6 +164,8 @@ TEST_F(HfErrors, FieldsAndTensorsReslensDoesNotApplyAreRefusedByName) {
   eps.replace(eps.find("1e-6"), 4, "\"1e-5\"");
   msg = error_of<FormatError>(make("eps", eps, st));
   EXPECT_NE(msg.find("'rms_norm_eps' is \"1e-5\", not a number"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("lt", with(R"("layer_types": ["chunked_attention"])"), st));
+  EXPECT_NE(msg.find("layer_types entry \"chunked_attention\""), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("pruned", with(R"("pruned_heads": {"0": [1]})"), st));
   EXPECT_NE(msg.find("field 'pruned_heads'"), std::string::npos) << msg;
   // attention_bias means q/k/v and o biases (LlamaAttention's o_proj has bias=attention_bias).

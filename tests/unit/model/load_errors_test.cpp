@@ -93,9 +93,13 @@ TEST_F(LoadErrors, GgufKeysAndTensorsReslensDoesNotApplyAreRefusedByName) {
   };
   expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_f32("llama.attention.scale", 0.5f); })),
                                       {"m.gguf", "'llama.attention.scale'", "does not apply"});
-  expect_load_error<UnsupportedError>(
-      gguf(with([](GgufBuilder& b) { b.kv_u32("llama.attention.sliding_window", 4); })),
-      {"m.gguf", "'llama.attention.sliding_window'"});
+  expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_f32("llama.attention.clamp_kqv", 8.0f); })),
+                                      {"m.gguf", "'llama.attention.clamp_kqv'"});
+  // A sliding window is honoured by refusing sequences longer than it (up to it, windowed and full
+  // attention agree).
+  const auto swa = Model::load(gguf(with([](GgufBuilder& b) { b.kv_u32("llama.attention.sliding_window", 4); })));
+  EXPECT_EQ(swa->config().sliding_window, 4);
+  EXPECT_THROW(run(*swa, std::vector<int32_t>{1, 4, 5, 6, 7}), UnsupportedError);
   expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_string("adapter.type", "lora"); })),
                                       {"m.gguf", "'adapter.type'"});
   // Tensors outside the graph: an FFN bias, a per-head q norm (Qwen3's, under the llama name).
@@ -164,6 +168,20 @@ TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
   TinyLlamaSpec q;
   q.architecture = "qwen2";
   EXPECT_EQ(Model::load(gguf(q, "q.gguf"))->config().rope_layout, RopeLayout::kHalf);
+  // qwen3 needs its per-head q/k norms; phi3 its fused gate/up.
+  TinyLlamaSpec q3;
+  q3.architecture = "qwen3";
+  expect_load_error<FormatError>(gguf(q3, "q3.gguf"), {"q3.gguf", "blk.0.attn_q_norm.weight", "missing"});
+  q3.extra = [](GgufBuilder& b) {
+    b.tensor_f32("blk.0.attn_q_norm.weight", {4}, std::vector<float>(4, 1.0f));
+    b.tensor_f32("blk.0.attn_k_norm.weight", {4}, std::vector<float>(4, 1.0f));
+  };
+  const auto m3 = Model::load(gguf(q3, "q3.gguf"));
+  EXPECT_TRUE(m3->config().qk_norm);
+  EXPECT_EQ(m3->config().rope_layout, RopeLayout::kHalf);
+  TinyLlamaSpec phi;  // a Llama-layout block is not a Phi-3 block: ffn_up has d_mlp rows, not 2 d_mlp
+  phi.architecture = "phi3";
+  expect_load_error<FormatError>(gguf(phi, "phi.gguf"), {"phi.gguf", "blk.0.ffn_up.weight", "expected [24, 8]"});
 }
 
 TEST_F(LoadErrors, ConversionBeyondTheAvailableMemoryIsRefusedUpFront) {
