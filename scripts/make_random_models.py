@@ -104,6 +104,11 @@ def plan(which, shared):
          # (named so that llama.cpp does not look up Phi-3's special tokens, which a name containing
          # "phi3" makes it do; the stories vocabulary has none)
          dataclasses.replace(fan, arch="phi3", rot_dim=8, name="tiny-phi-three"), gguf(tok=stories_gguf)),
+        ("tiny-gemma.gguf", "gguf f32 gemma (GeGLU, embeddings x sqrt(d_model), tied, NEOX RoPE)",
+         dataclasses.replace(fan, arch="gemma", tied=True, name="tiny-g"), gguf(tok=stories_gguf)),
+        ("tiny-gemma-hf", "hf F32 GemmaForCausalLM (norm weights stored as w - 1)",
+         dataclasses.replace(fan, arch="gemma", tied=True, vocab=2048, name="tiny-gemma-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen3-hf", "hf F32 Qwen3ForCausalLM",
          dataclasses.replace(fan, arch="qwen3", vocab=2048, name="tiny-qwen3-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),

@@ -11,7 +11,8 @@ namespace reslens {
 /// The block structure reslens runs. Every supported file format maps onto one of these.
 enum class Architecture {
   kLlama,  ///< RMSNorm, rotary positions, gated SiLU MLP; optional attention biases (Qwen2), q/k norms
-           ///< (Qwen3), partial rotation (Phi-3/4). Qwen2/3 and Phi-3 run as this graph.
+           ///< (Qwen3), partial rotation (Phi-3/4), GeGLU and a scaled embedding (Gemma). Qwen2/3,
+           ///< Phi-3 and Gemma run as this graph.
   kGpt2,   ///< LayerNorm with bias, learned positions, GELU (tanh form) MLP, biases everywhere.
 };
 
@@ -60,8 +61,11 @@ struct ModelConfig {
 
   NormType normalization_type = NormType::kRmsNorm;
   float eps = 1e-5f;
-  ActFn act_fn = ActFn::kSilu;
+  ActFn act_fn = ActFn::kSilu;  ///< with gated_mlp: kSilu = SwiGLU (Llama), kGeluNew = GeGLU (Gemma)
   bool gated_mlp = true;
+  /// The token embedding is multiplied by this before the first block (Gemma: sqrt(d_model), as a
+  /// float); the unembedding, when tied, uses the unscaled matrix.
+  float embedding_scale = 1.0f;
   PositionalEmbedding positional_embedding_type = PositionalEmbedding::kRotary;
   float rotary_base = 10000.0f;
   int64_t rotary_dim = 0;  ///< Dimensions of each head that rotate (== d_head for Llama).

@@ -51,6 +51,7 @@ class Config:
     tied_embeddings: bool
     qkv_bias: bool
     o_bias: bool
+    embedding_scale: float  # Gemma: sqrt(d_model); hook_embed / resid_pre 0 hold W_E rows times it
     qk_norm: bool  # Qwen3: per-head RMSNorm of queries and keys before RoPE (hook_q / hook_k are after it)
     sliding_window: int  # 0: none; else longer sequences are refused
     architecture: str  # "llama" | "gpt2"

@@ -4,12 +4,12 @@ GPT-2 (pre-LN):  x = W_te[t] + W_pe[p];  per layer
     a = LN1(x);  q,k,v = a W^T + b;  A = softmax(q k^T / sqrt(d_head) + causal) v W_O^T + b_O
     r = x + A;   m = gelu_new(LN2(r) W_fc^T + b_fc);  x = r + m W_proj^T + b_proj
   logits = LN_f(x) W_te^T (or a separate head)
-Llama:  x = E[t];  per layer
+Llama:  x = E[t] (Gemma: times sqrt(d_model));  per layer
     a = RMS1(x);  q,k,v = a W^T (+ b for Qwen2);  Qwen3: q, k = RMS(q), RMS(k) per head;
     RoPE(q), RoPE(k) with rotate_half pairs over the first rot dims (Phi-3/4: partial)
     (i, i + d_head/2) at angle pos * base^(-2i/d_head) (RoPE scaling: model.rope_frequencies);  query head h reads KV head
     h // (n_heads / n_kv_heads);  r = x + A;  m = silu(b W_gate^T) * (b W_up^T), b = RMS2(r)
-    x = r + m W_down^T
+    (Gemma: gelu_new(b W_gate^T) * (b W_up^T));  x = r + m W_down^T
   logits = RMS_f(x) W_head^T
 """
 
@@ -112,7 +112,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         scale, out = layer_norm(x, w, f(prefix + ".b"), eps) if gpt2 else rms_norm(x, w, eps)
         return scale, out
 
-    x = np.asarray(model.get("tok_embed")[ids], dtype=np.float64)
+    x = np.asarray(model.get("tok_embed")[ids], dtype=np.float64) * cfg.embedding_scale
     hooks["hook_embed"] = x
     if gpt2:
         pe = np.asarray(model.get("pos_embed")[:n], dtype=np.float64)
@@ -178,7 +178,8 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             lin = b @ f(f"{p}.mlp.up.w").T
             hooks[f"{p}.mlp.hook_pre"] = pre
             hooks[f"{p}.mlp.hook_pre_linear"] = lin
-            post = silu(pre) * lin
+            act = silu if cfg.arch != "gemma" else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
+            post = act(pre) * lin
         post = edited(f"{p}.mlp.hook_post", post)
         hooks[f"{p}.mlp.hook_post"] = post
         mlp_out = post @ f(f"{p}.mlp.down.w").T

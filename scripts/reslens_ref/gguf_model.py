@@ -72,7 +72,7 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gpt2"):
+    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -122,7 +122,7 @@ def config_from_gguf(gf):
         rope_base=float(key("rope.freq_base", 10000.0)),
         rope_scaling=rope_scaling,
         rot_dim=None if rot_dim == d_head else rot_dim,
-        tied="output.weight" not in names,
+        tied=arch == "gemma" or "output.weight" not in names,
         qkv_bias=gpt2 or "blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
         o_bias=gpt2 or "blk.0.attn_output.bias" in names,
         name=gf.get("general.name", ""),

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from . import safetensors
-from .model import Config, Model, tensor_shapes
+from .model import Config, Model, is_norm_weight, tensor_shapes
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -49,6 +49,7 @@ _GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
 
 ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
+         "GemmaForCausalLM": "gemma",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -95,7 +96,10 @@ def config_from_hf(c):
             raise ValueError(f"rope_scaling fields {sorted(rs)} not understood")
     if c.get("use_sliding_window"):
         raise ValueError("sliding-window attention not supported")
-    if c.get("hidden_act", "silu") != "silu":
+    if archs[0] == "GemmaForCausalLM":
+        if (c.get("hidden_activation") or c.get("hidden_act")) not in ("gelu_pytorch_tanh", "gelu_new"):
+            raise ValueError("Gemma activations other than gelu_pytorch_tanh not supported")
+    elif c.get("hidden_act", "silu") != "silu":
         raise ValueError(f"activation {c['hidden_act']!r} not supported")
     if c.get("mlp_bias"):
         raise ValueError("MLP biases not supported")
@@ -110,7 +114,7 @@ def config_from_hf(c):
                   vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
                   norm_eps=float(c.get("rms_norm_eps", 1e-6)),
                   rope_base=float(c.get("rope_theta", 10000.0)), rope_scaling=rope_scaling,
-                  tied=bool(c.get("tie_word_embeddings", False)),
+                  tied=bool(c.get("tie_word_embeddings", arch == "gemma")),
                   qkv_bias=arch == "qwen2" or attn_bias, o_bias=attn_bias,
                   name=c.get("_name_or_path", ""))
 
@@ -190,6 +194,10 @@ def load(path):
                                              lambda t, a=a, n=n: t[a:a + n])
                     continue
                 loaders[canonical] = src(f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}")
+        if cfg.arch == "gemma":  # GemmaRMSNorm scales by 1 + w: canonical norm weights are the sums
+            for canonical in loaders:
+                if is_norm_weight(canonical):
+                    loaders[canonical] = (lambda f=loaders[canonical]: f() + np.float32(1))
         if cfg.tied and "lm_head.weight" in where:
             used.add("lm_head.weight")
 
@@ -226,7 +234,7 @@ def hf_config(cfg, dtype="F32", extra=None):
         if cfg.arch == "qwen2" and cfg.o_bias:
             raise ValueError("Qwen2 has no o_proj bias")
         arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                "phi3": "Phi3ForCausalLM"}[cfg.arch]
+                "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}[cfg.arch]
         c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
              "hidden_size": cfg.d_model, "intermediate_size": cfg.d_mlp,
              "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads,
@@ -241,6 +249,11 @@ def hf_config(cfg, dtype="F32", extra=None):
                 raise ValueError("attention_bias covers q, k, v and o together")
         if cfg.arch in ("qwen2", "qwen3"):
             c.update(use_sliding_window=False)
+        if cfg.arch == "gemma":
+            c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
+                     attention_bias=cfg.qkv_bias)
+            if cfg.qkv_bias != cfg.o_bias:
+                raise ValueError("attention_bias covers q, k, v and o together")
         if cfg.arch == "phi3":
             if cfg.qkv_bias or cfg.o_bias:
                 raise ValueError("Phi-3 has no attention biases")
@@ -256,6 +269,8 @@ def hf_tensors(model, gpt2_prefix="transformer."):
     out = []
     for canonical, shape in model.shapes.items():
         get = (lambda c=canonical: model.get(c))
+        if cfg.arch == "gemma" and is_norm_weight(canonical):  # stored as w - 1 (exact for w in [1/2, 2])
+            get = (lambda c=canonical: model.get(c) - np.float32(1))
         if not cfg.is_gpt2:
             if canonical in _LLAMA_GLOBAL:
                 out.append((_LLAMA_GLOBAL[canonical], shape, get))

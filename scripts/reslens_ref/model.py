@@ -26,13 +26,14 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "phi3")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "phi3", "gemma")
 
 
 @dataclasses.dataclass
 class Config:
     arch: str  # "llama", "qwen2" (q/k/v biases), "qwen3" (per-head q/k RMSNorm), "phi3" (fused
-    #            projections in files, partial rotation) - all the Llama graph - or "gpt2"
+    #            projections in files, partial rotation), "gemma" (GeGLU, embeddings times
+    #            sqrt(d_model), tied) - all the Llama graph - or "gpt2"
     n_layers: int
     d_model: int
     n_heads: int
@@ -64,6 +65,12 @@ class Config:
         return self.arch == "qwen3"
 
     @property
+    def embedding_scale(self):
+        """Gemma multiplies embeddings by sqrt(d_model) as a float32 constant (HF's normalizer,
+        llama.cpp's sqrtf(n_embd)); 1 elsewhere."""
+        return float(np.float32(np.sqrt(self.d_model))) if self.arch == "gemma" else 1.0
+
+    @property
     def rotary_dims(self):
         return self.d_head if self.rot_dim is None else self.rot_dim
 
@@ -74,6 +81,8 @@ class Config:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
         if not self.is_gpt2 and (self.rotary_dims % 2 or not 0 < self.rotary_dims <= self.d_head):
             raise ValueError(f"RoPE needs an even rotary size up to d_head, got {self.rotary_dims}")
+        if self.arch == "gemma" and not self.tied:
+            raise ValueError("Gemma ties its unembedding to the embedding")
         if self.is_gpt2 and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
             raise ValueError("GPT-2 has one KV head per head and all biases")
         return self

@@ -5,7 +5,8 @@ values depend only on the seed, its name and its shape: files written in differe
 the same config hold the same weights, and a test can regenerate any tensor without the others.
 init "small": weights N(0, 0.02); norm weights 1 + N(0, 0.1); biases N(0, 0.02). init "fan_in"
 (weights large enough that a skipped feature shows): matrices N(0, 1/sqrt(fan_in)), embeddings
-N(0, 1), biases N(0, 0.5), norm weights as above. float32.
+N(0, 1/sqrt(d_model)) (the unembedding's fan-in when tied), biases N(0, 0.5), norm weights as above.
+float32.
 """
 
 import zlib
@@ -24,8 +25,8 @@ def random_tensor(seed, name, shape, init="small"):
         return np.float32(0.02) * x
     if init != "fan_in":
         raise ValueError(f"unknown init {init!r}")
-    if name == "tok_embed":
-        return x
+    if name == "tok_embed":  # also the unembedding when tied: N(0, 1/sqrt(d_model)) keeps logits O(1)
+        return np.float32(1 / np.sqrt(shape[1])) * x
     if len(shape) == 1:
         return np.float32(0.5) * x
     return np.float32(1 / np.sqrt(shape[-1])) * x

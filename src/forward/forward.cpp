@@ -1,8 +1,9 @@
 // The forward pass. Reads top to bottom like the math (spec §1.2/§1.3):
-//   x = embed(tokens) (+ pos_embed)                     hook_embed, hook_pos_embed, resid_pre
+//   x = embed(tokens) (* sqrt(d_model): Gemma) (+ pos_embed)   hook_embed, hook_pos_embed, resid_pre
 //   per layer: a = norm1(x); q,k,v = a W^T (+b); (q,k per-head RMSNorm: Qwen3); rope; pattern = softmax(q k^T / sqrt(d_head));
 //              z = pattern v; x += z W_O^T + b_O        attn_out, resid_mid
-//              b = norm2(x); m = act(b W_in^T + b_in) [* gate]; x += m W_out^T + b_out
+//              b = norm2(x); m = act(b W_in^T + b_in), or act(b W_gate^T) * (b W_in^T) when gated
+//              (SiLU: Llama; tanh GELU: Gemma); x += m W_out^T + b_out
 //   logits = norm_final(x) W_U^T
 // Every reduction has a fixed order and work is split over independent outputs only, so results are
 // bit-identical for any thread count, and a position's values never depend on later positions.
@@ -127,6 +128,15 @@ void linear(Buf& y, const Buf& x, int64_t T, const MatrixView& W, const VectorVi
   }
 }
 
+// The tanh GELU in place: exact, or through llama.cpp's fp16 table to reproduce its goldens.
+void gelu_in_place(float* x, int64_t n, bool ggml_table) {
+  if (ggml_table) {
+    ops::gelu_ggml_table(x, n);
+  } else {
+    ops::gelu_new(x, n);
+  }
+}
+
 // RMS-normalises every head of x: [T, heads * d_head] in place, with weights w: [d_head].
 void rms_norm_heads(Buf& x, int64_t T, int64_t heads, int64_t d_head, const VectorView& w, float eps) {
   for (int64_t t = 0; t < T; ++t) {
@@ -194,6 +204,9 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
   x.resize(T, d);
   for (int64_t t = 0; t < T; ++t) {
     std::memcpy(x.row(t), W.W_E.row(a.tokens[static_cast<size_t>(t)]), static_cast<size_t>(d) * 4);
+  }
+  if (c.embedding_scale != 1.0f) {  // Gemma: embeddings times sqrt(d_model) (hook_embed holds the product)
+    for (float& v : x.v) v *= c.embedding_scale;
   }
   rec.put(Hook::kEmbed, -1, {T, d}, x.data());
   if (c.positional_embedding_type == PositionalEmbedding::kStandard) {
@@ -319,20 +332,24 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
       rec.put(Hook::kMlpPreLinear, li, {T, c.d_mlp}, up.data());
       post.resize(T, c.d_mlp);
       parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) ops::silu_mul(post.row(t), pre.row(t), up.row(t), c.d_mlp);
+        for (int64_t t = t0; t < t1; ++t) {
+          if (c.act_fn == ActFn::kSilu) {
+            ops::silu_mul(post.row(t), pre.row(t), up.row(t), c.d_mlp);
+          } else {  // GeGLU (Gemma): gelu(gate) * up, the product in float as ggml's geglu
+            std::memcpy(post.row(t), pre.row(t), static_cast<size_t>(c.d_mlp) * sizeof(float));
+            gelu_in_place(post.row(t), c.d_mlp, a.ggml_gelu);
+            float* p = post.row(t);
+            const float* u = up.row(t);
+            for (int64_t i = 0; i < c.d_mlp; ++i) p[i] *= u[i];
+          }
+        }
       });
     } else {
       linear(pre, xn, T, L.W_in, L.b_in, threads);  // [T, d_mlp]
       rec.put(Hook::kMlpPre, li, {T, c.d_mlp}, pre.data());
       post = pre;
       parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          if (a.ggml_gelu) {
-            ops::gelu_ggml_table(post.row(t), c.d_mlp);
-          } else {
-            ops::gelu_new(post.row(t), c.d_mlp);
-          }
-        }
+        for (int64_t t = t0; t < t1; ++t) gelu_in_place(post.row(t), c.d_mlp, a.ggml_gelu);
       });
     }
     if (iv != nullptr) {

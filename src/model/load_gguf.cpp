@@ -1,5 +1,5 @@
 // GGUF models: architectures `llama`, `qwen2` (Q/K/V biases), `qwen3` (per-head q/k norms), `phi3`
-// (fused QKV and gate/up, partial rotation) and `gpt2`.
+// (fused QKV and gate/up, partial rotation), `gemma` (GeGLU, scaled embeddings) and `gpt2`.
 // Float32 tensors are used in place from the memory map; F16, BF16 and llama.cpp's quantized types
 // (Q8_0, Q4_0-Q5_1, the k-quants, IQ4_NL/XS) are dequantized to float32 once, at load. Q/K rows stay
 // in the order the file has them, and RoPE pairs them as llama.cpp does for the architecture
@@ -153,6 +153,11 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2, qwen3 and phi3.
     c.rope_layout = arch == "llama" ? RopeLayout::kInterleaved : RopeLayout::kHalf;
     c.qk_norm = arch == "qwen3";
+    if (arch == "gemma") {  // llama.cpp's gemma graph: embeddings scaled by sqrtf(n_embd), GeGLU (its
+      // converter already stored the norm weights as 1 + w)
+      c.act_fn = ActFn::kGeluNew;
+      c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
+    }
     read_rope_scaling(f, p, c);
     // A sliding window (Phi-3 files carry one that llama.cpp currently ignores, Hugging Face applies):
     // sequences up to it attend the same either way, so reslens runs those and refuses longer ones.
@@ -194,9 +199,9 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  if (arch != "llama" && arch != "gpt2" && arch != "qwen2" && arch != "qwen3" && arch != "phi3") {
+  if (arch != "llama" && arch != "gpt2" && arch != "qwen2" && arch != "qwen3" && arch != "phi3" && arch != "gemma") {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen3, phi3, gpt2)");
+                           "' is not supported (supported: llama, qwen2, qwen3, phi3, gemma, gpt2)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -229,7 +234,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   if (c.architecture == Architecture::kGpt2) w.W_pos = t.matrix("position_embd.weight", c.n_ctx, d);
   w.ln_final_w = t.vector("output_norm.weight", d);
   w.ln_final_b = t.vector_opt("output_norm.bias", d);
-  c.tied_embeddings = !t.has("output.weight");
+  c.tied_embeddings = arch == "gemma" || !t.has("output.weight");  // gemma: always tied (llama.cpp)
   w.W_U = c.tied_embeddings ? w.W_E : t.matrix("output.weight", c.d_vocab, d);
   if (c.rope_scaling.type.find("rope_freqs") != std::string::npos) {
     const VectorView ff = t.vector("rope_freqs.weight", c.rotary_dim / 2);
@@ -241,7 +246,9 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     const std::string b = "blk." + std::to_string(l) + ".";
     if (c.architecture != Architecture::kGpt2) {
       const LlamaLayerNames& names = arch == "phi3" ? kGgufPhi3Names : arch == "qwen3" ? kGgufQwen3Names : kGgufLlamaNames;
-      w.layers.push_back(load_llama_layer(t, b, names, c, kGgufLlamaBiases));
+      // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
+      const LlamaBiases biases = arch == "gemma" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone} : kGgufLlamaBiases;
+      w.layers.push_back(load_llama_layer(t, b, names, c, biases));
       continue;
     }
     LayerWeights L;

@@ -1,7 +1,8 @@
 // Hugging Face model directories: config.json plus model.safetensors, or shards listed by
 // model.safetensors.index.json. Architectures: LlamaForCausalLM (and MistralForCausalLM,
 // Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM: Llama blocks, Qwen2 with Q/K/V biases, Qwen3
-// with q/k norms, Phi-3 with fused projections and partial rotation) and GPT2LMHeadModel (names with or
+// with q/k norms, Phi-3 with fused projections and partial rotation, GemmaForCausalLM with GeGLU,
+// scaled embeddings and 1 + w norms) and GPT2LMHeadModel (names with or
 // without the `transformer.` prefix). F32 tensors are used in place from the mapping; F16/BF16 are
 // converted to float32 at load; GPT-2's Conv1D weights ([in, out]) are transposed once into
 // [out, in]. Llama Q/K rows are in the rotate_half layout (RopeLayout::kHalf). Every config.json
@@ -89,6 +90,12 @@ class HfTensors {
   }
   VectorView vector(const std::string& name, int64_t size) {
     return vector_view(storage_, get(name), name, size, source_of(name));
+  }
+  /// An owned copy of v with `add` added to each value, in float (Gemma's norms scale by 1 + w).
+  VectorView shifted(const VectorView& v, float add) {
+    std::vector<float> out(v.data, v.data + v.size);
+    for (float& x : out) x += add;
+    return {storage_.own(std::move(out)), v.size};
   }
   /// A Conv1D weight stored [in, out], returned as an owned [out, in] matrix.
   MatrixView conv1d(const std::string& name, int64_t in, int64_t out) {
@@ -181,7 +188,7 @@ const std::set<std::string> kHfLlamaFields = {
     "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
     "head_dim", "vocab_size", "rms_norm_eps", "hidden_act", "rope_theta", "rope_scaling", "attention_bias",
     "mlp_bias", "tie_word_embeddings", "sliding_window", "use_sliding_window", "max_window_layers",
-    "partial_rotary_factor", "original_max_position_embeddings", "layer_types"};
+    "partial_rotary_factor", "original_max_position_embeddings", "layer_types", "hidden_activation"};
 
 // Qwen3: per-head q/k RMSNorm weights.
 constexpr LlamaLayerNames kHfQwen3Names = {
@@ -307,8 +314,20 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   if (get_bool_or(cfg, "mlp_bias", false, src)) {
     throw UnsupportedError(src + ": mlp_bias = true (biases on gate/up/down projections) is not supported");
   }
-  if (cfg.contains("hidden_act") && cfg["hidden_act"] != "silu") {
-    throw UnsupportedError(src + ": hidden_act " + cfg["hidden_act"].dump() + " is not supported (silu is)");
+  if (arch == "GemmaForCausalLM") {
+    // GemmaMLP: gelu(gate) * up with hidden_activation (older configs say "gelu" in hidden_act and
+    // the tanh form in hidden_activation); only the tanh form, which every Gemma uses, is applied.
+    const json act = cfg.contains("hidden_activation") && !cfg["hidden_activation"].is_null() ? cfg["hidden_activation"]
+                     : cfg.contains("hidden_act")                                              ? cfg["hidden_act"]
+                                                                                               : json("gelu_pytorch_tanh");
+    if (act != "gelu_pytorch_tanh" && act != "gelu_new") {
+      throw UnsupportedError(src + ": Gemma activation " + act.dump() + " is not supported (gelu_pytorch_tanh is)");
+    }
+    c.act_fn = ActFn::kGeluNew;
+    c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));  // GemmaModel's normalizer, in float
+  } else if ((cfg.contains("hidden_act") && cfg["hidden_act"] != "silu") || cfg.contains("hidden_activation")) {
+    throw UnsupportedError(src + ": hidden_act " + cfg.value("hidden_act", json("silu")).dump() +
+                           " is not supported (silu is)");
   }
   read_rope_scaling(cfg, c, src);
   read_sliding_window(cfg, arch, c, src);
@@ -329,6 +348,13 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
   note_llama_biases(c, w.layers);
+  if (arch == "GemmaForCausalLM") {  // GemmaRMSNorm multiplies by 1 + w: store the sums once
+    for (LayerWeights& L : w.layers) {
+      L.ln1_w = t.shifted(L.ln1_w, 1.0f);
+      L.ln2_w = t.shifted(L.ln2_w, 1.0f);
+    }
+    w.ln_final_w = t.shifted(w.ln_final_w, 1.0f);
+  }
 }
 
 // config.json fields load_gpt2 reads and applies. reorder_and_upcast_attn only computes the scores
@@ -419,14 +445,14 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
     const std::string mt = cfg["model_type"].get<std::string>();
     arch = mt == "gpt2" ? "GPT2LMHeadModel" : mt == "llama" ? "LlamaForCausalLM" : mt == "qwen2" ? "Qwen2ForCausalLM"
          : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
-         : mt;
+         : mt == "gemma" ? "GemmaForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
-                          arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM";
+                          arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GPT2LMHeadModel)");
+                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GemmaForCausalLM, GPT2LMHeadModel)");
   }
   auto storage = std::make_shared<ModelStorage>();
   HfTensors t(dir, *storage);

@@ -164,6 +164,10 @@ TEST_F(HfErrors, FieldsAndTensorsReslensDoesNotApplyAreRefusedByName) {
   eps.replace(eps.find("1e-6"), 4, "\"1e-5\"");
   msg = error_of<FormatError>(make("eps", eps, st));
   EXPECT_NE(msg.find("'rms_norm_eps' is \"1e-5\", not a number"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("gemma_erf", R"({"architectures": ["GemmaForCausalLM"], "hidden_size": 8,
+      "intermediate_size": 12, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+      "vocab_size": 2048, "hidden_act": "gelu", "hidden_activation": "gelu"})", st));
+  EXPECT_NE(msg.find("Gemma activation \"gelu\" is not supported"), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("lt", with(R"("layer_types": ["chunked_attention"])"), st));
   EXPECT_NE(msg.find("layer_types entry \"chunked_attention\""), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("pruned", with(R"("pruned_heads": {"0": [1]})"), st));

@@ -179,6 +179,16 @@ TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
   const auto m3 = Model::load(gguf(q3, "q3.gguf"));
   EXPECT_TRUE(m3->config().qk_norm);
   EXPECT_EQ(m3->config().rope_layout, RopeLayout::kHalf);
+  // gemma: GeGLU, embeddings times sqrt(d_model), always tied (llama.cpp has no output.weight for it,
+  // so a file with one is refused rather than run with the wrong head).
+  TinyLlamaSpec gemma;
+  gemma.architecture = "gemma";
+  const auto mg = Model::load(gguf(gemma, "g.gguf"));
+  EXPECT_EQ(mg->config().act_fn, ActFn::kGeluNew);
+  EXPECT_EQ(mg->config().embedding_scale, std::sqrt(8.0f));
+  EXPECT_TRUE(mg->config().tied_embeddings);
+  gemma.extra = [](GgufBuilder& b) { b.tensor_f32("output.weight", {8, 12}, std::vector<float>(96, 0.5f)); };
+  expect_load_error<UnsupportedError>(gguf(gemma, "g2.gguf"), {"g2.gguf", "tensor 'output.weight'", "gemma"});
   TinyLlamaSpec phi;  // a Llama-layout block is not a Phi-3 block: ffn_up has d_mlp rows, not 2 d_mlp
   phi.architecture = "phi3";
   expect_load_error<FormatError>(gguf(phi, "phi.gguf"), {"phi.gguf", "blk.0.ffn_up.weight", "expected [24, 8]"});
