@@ -88,6 +88,8 @@ def plan(which, shared):
     stories_gguf = os.path.join(stories, "stories260K.gguf")
     llama3 = {"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
               "original_max_position_embeddings": 64}
+    neox = dataclasses.replace(fan, arch="gptneox", n_kv_heads=fan.n_heads, rot_dim=4, parallel_residual=True,
+                               qkv_bias=True, o_bias=True, name="tiny-neox")
     families = [
         ("tiny-qwen2.gguf", "gguf f32 qwen2 (NEOX RoPE, q/k/v biases)",
          dataclasses.replace(fan, arch="qwen2", qkv_bias=True, name="tiny-qwen2"), gguf(tok=stories_gguf)),
@@ -108,6 +110,14 @@ def plan(which, shared):
          dataclasses.replace(fan, arch="gemma", tied=True, name="tiny-g"), gguf(tok=stories_gguf)),
         ("tiny-gemma-hf", "hf F32 GemmaForCausalLM (norm weights stored as w - 1)",
          dataclasses.replace(fan, arch="gemma", tied=True, vocab=2048, name="tiny-gemma-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-neox.gguf", "gguf f32 gptneox (parallel residual, NEOX RoPE on 4 of 16 dims, tanh GELU)",
+         neox, gguf(tok=stories_gguf)),
+        ("tiny-neox-hf", "hf F32 GPTNeoXForCausalLM (parallel residual, rotary_pct 0.25, exact GELU)",
+         dataclasses.replace(neox, vocab=2048, act="gelu", name="tiny-neox-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-neox-seq-hf", "hf F32 GPTNeoXForCausalLM, use_parallel_residual false",
+         dataclasses.replace(neox, vocab=2048, act="gelu", parallel_residual=False, name="tiny-neox-seq-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen3-hf", "hf F32 Qwen3ForCausalLM",
          dataclasses.replace(fan, arch="qwen3", vocab=2048, name="tiny-qwen3-hf"),

@@ -14,10 +14,16 @@ enum class Architecture {
            ///< (Qwen3), partial rotation (Phi-3/4), GeGLU and a scaled embedding (Gemma). Qwen2/3,
            ///< Phi-3 and Gemma run as this graph.
   kGpt2,   ///< LayerNorm with bias, learned positions, GELU (tanh form) MLP, biases everywhere.
+  kGptNeoX,  ///< GPT-NeoX / Pythia: GPT-2's LayerNorms, biases and GELU MLP with partial rotary positions
+             ///< (rotate_half pairs) and, usually, a parallel residual.
 };
 
 enum class NormType { kLayerNorm, kRmsNorm };
-enum class ActFn { kGeluNew, kSilu };
+enum class ActFn {
+  kGeluNew,  ///< tanh-form GELU (GPT-2's gelu_new, transformers' gelu_pytorch_tanh, ggml's gelu)
+  kSilu,
+  kGeluErf,  ///< exact GELU, x * Phi(x) (transformers' "gelu": GPT-NeoX / Pythia checkpoints)
+};
 enum class PositionalEmbedding { kStandard, kRotary };
 
 /// Where each rotary pair sits inside a head's query/key vector.
@@ -66,6 +72,10 @@ struct ModelConfig {
   /// The token embedding is multiplied by this before the first block (Gemma: sqrt(d_model), as a
   /// float); the unembedding, when tied, uses the unscaled matrix.
   float embedding_scale = 1.0f;
+  /// GPT-NeoX's parallel residual: x + attn(ln1(x)) + mlp(ln2(x)), the MLP reading the block input
+  /// rather than x + attn. hook_resid_mid is still x + attn(ln1(x)) (the point between the two
+  /// additions, so that the decomposition and the layer scores telescope as for sequential blocks).
+  bool parallel_residual = false;
   PositionalEmbedding positional_embedding_type = PositionalEmbedding::kRotary;
   float rotary_base = 10000.0f;
   int64_t rotary_dim = 0;  ///< Dimensions of each head that rotate (== d_head for Llama).

@@ -38,7 +38,7 @@ class Config:
     d_mlp: int
     d_vocab: int
     n_ctx: int
-    act_fn: str  # "gelu_new" | "silu"
+    act_fn: str  # "gelu_new" (tanh form) | "gelu" (exact, GPT-NeoX from HF) | "silu"
     normalization_type: str  # "LN" | "RMS"
     positional_embedding_type: str  # "standard" | "rotary"
     n_key_value_heads: int
@@ -51,10 +51,11 @@ class Config:
     tied_embeddings: bool
     qkv_bias: bool
     o_bias: bool
+    parallel_residual: bool  # GPT-NeoX: the MLP reads the block input (hook_resid_mid is still x + attn)
     embedding_scale: float  # Gemma: sqrt(d_model); hook_embed / resid_pre 0 hold W_E rows times it
     qk_norm: bool  # Qwen3: per-head RMSNorm of queries and keys before RoPE (hook_q / hook_k are after it)
     sliding_window: int  # 0: none; else longer sequences are refused
-    architecture: str  # "llama" | "gpt2"
+    architecture: str  # "llama" | "gpt2" | "gpt_neox"
     original_architecture: str
     model_name: str
     dtype: str

@@ -34,6 +34,7 @@ py::dict config_dict(const Model& model) {
   d["qkv_bias"] = c.has_qkv_bias();
   d["o_bias"] = c.has_o_bias();
   d["qk_norm"] = c.qk_norm;
+  d["parallel_residual"] = c.parallel_residual;
   d["embedding_scale"] = static_cast<double>(c.embedding_scale);
   d["rope_scaling"] = py::dict(py::arg("type") = c.rope_scaling.type,
                                py::arg("linear_factor") = c.rope_scaling.linear_factor,

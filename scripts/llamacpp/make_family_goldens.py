@@ -25,10 +25,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MODELS = ["tiny-qwen2.gguf", "tiny-llama3.gguf", "tiny-llama-linear.gguf", "tiny-llama-bias.gguf", "tiny-qwen3.gguf",
-          "tiny-phi3.gguf", "tiny-gemma.gguf"]
+          "tiny-phi3.gguf", "tiny-gemma.gguf", "tiny-neox.gguf"]
 # Models whose MLP goes through ggml's GELU, which rounds through an fp16 table on the CPU: the
 # check runs reslens with --ggml-gelu for them (as the shared GPT-2 goldens do).
-GGML_GELU = {"tiny-gemma.gguf"}
+GGML_GELU = {"tiny-gemma.gguf", "tiny-neox.gguf"}
 # Tolerance on the logits: 1e-4, except where the fp16 GELU table makes an input that sits on an fp16
 # rounding boundary round the other way in one of the two programs (a step of one fp16 ulp of the
 # activation; the shared GPT-2 goldens see the same: 4.8e-5 there, 1.7e-4 at 3 of 48 positions here,

@@ -81,7 +81,7 @@ class Decomposition:
         return self.w(f"blocks.{l}.mlp.down.w")                   # [d, N]; column k = fc2_k
 
     def b_down(self, l):
-        return self.w(f"blocks.{l}.mlp.down.b") if self.cfg.is_gpt2 else np.zeros(self.d)
+        return self.w(f"blocks.{l}.mlp.down.b") if self.cfg.layer_norm else np.zeros(self.d)
 
     def kv(self, h):
         return h // self.group

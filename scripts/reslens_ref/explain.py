@@ -70,7 +70,7 @@ def explain(model, ids, target=None, foil=None, position=None, top=30, include_f
         "ids": ids,
         "position": P,
         "model": {"path": str(model_path), "arch": cfg.arch},
-        "arch": "gpt2" if cfg.is_gpt2 else "llama",
+        "arch": cfg.arch if cfg.layer_norm else "llama",
         "dtype": "float64",
         "config": {"L": L, "d": dec.d, "H": H, "H_kv": dec.Hkv, "dh": dec.dh, "N": dec.N,
                    "V": dec.V, "eps": cfg.norm_eps},
@@ -170,7 +170,7 @@ def invariants(attr):
         "head_positions_sum_vs_head_output_maxabs": positions,
         "bs_additivity_maxabs": float(np.abs(bs_final - bs_parts).max()),
     }
-    key = "bs_final_plus_W_lnf_bias_vs_real_logits_maxabs" if d.cfg.is_gpt2 else "bs_final_vs_real_logits_maxabs"
+    key = "bs_final_plus_W_lnf_bias_vs_real_logits_maxabs" if d.cfg.layer_norm else "bs_final_vs_real_logits_maxabs"
     inv[key] = float(np.abs(bs_final + fn.final_bias_logits - d.logits).max())
     names = {"layers": "crosscheck_layer_imp_direct_maxabs", "heads": "crosscheck_head_imp_direct_maxabs",
              "ffn_neurons": "crosscheck_ffn_neuron_imp_factored_maxabs",

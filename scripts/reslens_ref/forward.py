@@ -14,6 +14,7 @@ Llama:  x = E[t] (Gemma: times sqrt(d_model));  per layer
 """
 
 import collections
+import math
 
 import numpy as np
 
@@ -38,6 +39,12 @@ def gelu_ggml(x):
     y = g.astype(np.float16).astype(np.float64)
     y = np.where(x32 <= -10, 0.0, y)
     return np.where(x32 >= 10, x32.astype(np.float64), y)
+
+
+def gelu_erf(x):
+    """The exact GELU, 0.5 x (1 + erf(x / sqrt(2))) (transformers' "gelu")."""
+    erf = np.frompyfunc(math.erf, 1, 1)
+    return 0.5 * x * (1.0 + erf(np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
 
 
 def silu(x):
@@ -104,12 +111,12 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         return value
 
     f = model.f64
-    gpt2 = cfg.is_gpt2
+    gpt2, ln = cfg.is_gpt2, cfg.layer_norm
     eps = cfg.norm_eps
 
     def norm(x, prefix):
         w = f(prefix + ".w")
-        scale, out = layer_norm(x, w, f(prefix + ".b"), eps) if gpt2 else rms_norm(x, w, eps)
+        scale, out = layer_norm(x, w, f(prefix + ".b"), eps) if ln else rms_norm(x, w, eps)
         return scale, out
 
     x = np.asarray(model.get("tok_embed")[ids], dtype=np.float64) * cfg.embedding_scale
@@ -141,7 +148,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
                 qkv[part] = rms_norm(qkv[part], f(f"{p}.attn.{part}_norm.w"), eps)[1]
             hooks[f"{p}.attn.hook_{part}"] = qkv[part]
         q, k, v = qkv["q"], qkv["k"], qkv["v"]
-        if not gpt2:
+        if cfg.rotary:
             q = rope_rotate_half(q, *rope_frequencies(cfg))
             k = rope_rotate_half(k, *rope_frequencies(cfg))
             hooks[f"{p}.attn.hook_rot_q"] = q
@@ -166,13 +173,17 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         x = x + attn_out
         hooks[f"{p}.hook_resid_mid"] = x
 
-        scale, b = norm(x, f"{p}.ln2")
+        # GPT-NeoX's parallel residual: the MLP reads the block input, not x + attention.
+        scale, b = norm(hooks[f"{p}.hook_resid_pre"] if cfg.parallel_residual else x, f"{p}.ln2")
         hooks[f"{p}.ln2.hook_scale"] = scale
         hooks[f"{p}.ln2.hook_normalized"] = b
-        if gpt2:
+        if ln:
             pre = b @ f(f"{p}.mlp.up.w").T + f(f"{p}.mlp.up.b")
             hooks[f"{p}.mlp.hook_pre"] = pre
-            post = gelu_ggml(pre) if ggml_gelu else gelu_new(pre)
+            if cfg.act == "gelu":
+                post = gelu_erf(pre)
+            else:
+                post = gelu_ggml(pre) if ggml_gelu else gelu_new(pre)
         else:
             pre = b @ f(f"{p}.mlp.gate.w").T
             lin = b @ f(f"{p}.mlp.up.w").T
@@ -183,7 +194,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         post = edited(f"{p}.mlp.hook_post", post)
         hooks[f"{p}.mlp.hook_post"] = post
         mlp_out = post @ f(f"{p}.mlp.down.w").T
-        if gpt2:
+        if ln:
             mlp_out = mlp_out + f(f"{p}.mlp.down.b")
         mlp_out = edited(f"{p}.hook_mlp_out", mlp_out)
         hooks[f"{p}.hook_mlp_out"] = mlp_out

@@ -24,7 +24,7 @@ class FrozenNorm:
         sqrt(var + eps) (GPT-2) or sqrt(mean square + eps) (Llama), so that bs(h) reproduces the
         forward's own arithmetic (x / scale * w) and equals the real logits bit for bit (Llama)."""
         cfg = model.config
-        self.gpt2 = cfg.is_gpt2
+        self.gpt2 = cfg.layer_norm  # LayerNorm final norm (GPT-2, GPT-NeoX)
         self.eps = cfg.norm_eps
         self.final_vec = np.asarray(final_vec, dtype=np.float64)
         self.scale = float(np.asarray(final_scale).reshape(()))

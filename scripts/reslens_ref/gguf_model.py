@@ -10,7 +10,7 @@ stored as [3*d, d] (the transpose of the Hugging Face Conv1D weight).
 import numpy as np
 
 from . import ggml_types
-from .gguf import FLOAT32, GGUFFile, STRING, UINT32
+from .gguf import BOOL, FLOAT32, GGUFFile, STRING, UINT32
 from .gguf_writer import GGUFWriter
 from .model import (Config, Model, llama3_freq_factors, permute_gguf_to_hf, permute_hf_to_gguf,
                     tensor_shapes)
@@ -72,7 +72,7 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2"):
+    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gptneox"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -106,7 +106,7 @@ def config_from_gguf(gf):
     if arch == "llama" and rot_dim != d_head:
         raise ValueError(f"{gf.path}: llama.cpp requires full rotation for llama")
     names = set(gf.tensors)
-    gpt2 = arch == "gpt2"
+    ln = arch in ("gpt2", "gptneox")
     cfg = Config(
         arch=arch,
         n_layers=int(key("block_count")),
@@ -117,14 +117,15 @@ def config_from_gguf(gf):
         d_mlp=int(key("feed_forward_length")),
         vocab=gf.tensors["token_embd.weight"].shape[0],
         n_ctx=int(key("context_length")),
-        norm_eps=float(key("attention.layer_norm_epsilon" if gpt2 else
+        norm_eps=float(key("attention.layer_norm_epsilon" if ln else
                            "attention.layer_norm_rms_epsilon")),
+        parallel_residual=arch == "gptneox" and bool(key("use_parallel_residual")),
         rope_base=float(key("rope.freq_base", 10000.0)),
         rope_scaling=rope_scaling,
         rot_dim=None if rot_dim == d_head else rot_dim,
         tied=arch == "gemma" or "output.weight" not in names,
-        qkv_bias=gpt2 or "blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
-        o_bias=gpt2 or "blk.0.attn_output.bias" in names,
+        qkv_bias=ln or "blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
+        o_bias=ln or "blk.0.attn_output.bias" in names,
         name=gf.get("general.name", ""),
     )
     return cfg
@@ -143,7 +144,7 @@ def load(path):
         return lambda: transform(gf.tensor(gname))
 
     for canonical in tensor_shapes(cfg):
-        if cfg.is_gpt2 and any(f".attn.{p}." in canonical for p in _QKV):
+        if cfg.layer_norm and any(f".attn.{p}." in canonical for p in _QKV):
             # Slice Q, K or V out of the fused attn_qkv tensor.
             layer, part, wb = canonical.split(".")[1], canonical.split(".")[3], canonical[-1]
             gname = f"blk.{layer}.attn_qkv.{'weight' if wb == 'w' else 'bias'}"
@@ -195,9 +196,9 @@ def gguf_tensors(model):
     shapes = model.shapes
     permute = _needs_permute(cfg)
     for canonical, shape in shapes.items():
-        if cfg.is_gpt2 and (".attn.k." in canonical or ".attn.v." in canonical):
+        if cfg.layer_norm and (".attn.k." in canonical or ".attn.v." in canonical):
             continue  # written with Q as one fused tensor
-        if cfg.is_gpt2 and ".attn.q." in canonical:
+        if cfg.layer_norm and ".attn.q." in canonical:
             layer, wb = canonical.split(".")[1], canonical[-1]
             parts = [canonical.replace(".q.", f".{p}.") for p in _QKV]
             gname = f"blk.{layer}.attn_qkv.{'weight' if wb == 'w' else 'bias'}"
@@ -253,6 +254,11 @@ def hparam_fields(cfg, file_type, name=None):
          (f"{a}.attention.head_count", UINT32, cfg.n_heads)]
     if cfg.is_gpt2:
         f.append((f"{a}.attention.layer_norm_epsilon", FLOAT32, cfg.norm_eps))
+    elif cfg.arch == "gptneox":
+        f += [(f"{a}.attention.layer_norm_epsilon", FLOAT32, cfg.norm_eps),
+              (f"{a}.rope.freq_base", FLOAT32, cfg.rope_base),
+              (f"{a}.rope.dimension_count", UINT32, cfg.rotary_dims),
+              (f"{a}.use_parallel_residual", BOOL, bool(cfg.parallel_residual))]
     else:
         f += [(f"{a}.attention.head_count_kv", UINT32, cfg.n_kv_heads),
               (f"{a}.attention.layer_norm_rms_epsilon", FLOAT32, cfg.norm_eps),

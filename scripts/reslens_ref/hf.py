@@ -49,7 +49,7 @@ _GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
 
 ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
-         "GemmaForCausalLM": "gemma",
+         "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -80,6 +80,8 @@ def config_from_hf(c):
                       norm_eps=float(c.get("layer_norm_epsilon", 1e-5)),
                       tied=c.get("tie_word_embeddings", True), qkv_bias=True, o_bias=True,
                       name=c.get("_name_or_path", ""))
+    if arch == "gptneox":
+        return _neox_config(c)
     rope_scaling = None
     if c.get("rope_scaling"):
         rs = dict(c["rope_scaling"])
@@ -119,6 +121,42 @@ def config_from_hf(c):
                   name=c.get("_name_or_path", ""))
 
 
+# GPT-NeoX: canonical suffix -> HF suffix (after "gpt_neox.layers.L."); query_key_value is apart.
+_NEOX_BLOCK = {
+    "ln1.w": "input_layernorm.weight", "ln1.b": "input_layernorm.bias",
+    "ln2.w": "post_attention_layernorm.weight", "ln2.b": "post_attention_layernorm.bias",
+    "attn.o.w": "attention.dense.weight", "attn.o.b": "attention.dense.bias",
+    "mlp.up.w": "mlp.dense_h_to_4h.weight", "mlp.up.b": "mlp.dense_h_to_4h.bias",
+    "mlp.down.w": "mlp.dense_4h_to_h.weight", "mlp.down.b": "mlp.dense_4h_to_h.bias",
+}
+_NEOX_GLOBAL = {"tok_embed": "gpt_neox.embed_in.weight", "ln_final.w": "gpt_neox.final_layer_norm.weight",
+                "ln_final.b": "gpt_neox.final_layer_norm.bias", "unembed.w": "embed_out.weight"}
+
+
+def _neox_config(c):
+    if c.get("rope_scaling"):
+        raise ValueError("GPT-NeoX rope_scaling not supported")
+    act = c.get("hidden_act", "gelu")
+    if act not in ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh"):
+        raise ValueError(f"GPT-NeoX activation {act!r} not supported")
+    d, h = c["hidden_size"], c["num_attention_heads"]
+    rot = int(d // h * float(c.get("rotary_pct", 1.0)))
+    return Config(arch="gptneox", n_layers=c["num_hidden_layers"], d_model=d, n_heads=h, n_kv_heads=h,
+                  d_head=d // h, d_mlp=c["intermediate_size"], vocab=c["vocab_size"],
+                  n_ctx=c.get("max_position_embeddings", 2048), norm_eps=float(c.get("layer_norm_eps", 1e-5)),
+                  rope_base=float(c.get("rotary_emb_base", 10000.0)), rot_dim=None if rot == d // h else rot,
+                  parallel_residual=bool(c.get("use_parallel_residual", True)),
+                  act="gelu" if act == "gelu" else None, tied=False, qkv_bias=True, o_bias=True,
+                  name=c.get("_name_or_path", ""))
+
+
+def _neox_qkv_index(cfg, part):
+    """Rows (or bias entries) of query_key_value, stored per head as [q_h; k_h; v_h], that make up
+    canonical Q, K or V (part 0, 1, 2)."""
+    dh = cfg.d_head
+    return np.concatenate([np.arange((h * 3 + part) * dh, (h * 3 + part + 1) * dh) for h in range(cfg.n_heads)])
+
+
 def _open_weights(path):
     """{tensor name: SafetensorsFile holding it}."""
     index = os.path.join(path, INDEX_FILE)
@@ -154,7 +192,20 @@ def load(path):
         st = where[name]
         return (lambda: st.tensor(name)) if transform is None else (lambda: transform(st.tensor(name)))
 
-    if cfg.is_gpt2:
+    if cfg.arch == "gptneox":
+        for canonical in tensor_shapes(cfg):
+            if canonical in _NEOX_GLOBAL:
+                loaders[canonical] = src(_NEOX_GLOBAL[canonical])
+                continue
+            _, layer, rest = canonical.split(".", 2)
+            block = f"gpt_neox.layers.{layer}."
+            if rest.startswith(("attn.q.", "attn.k.", "attn.v.")):
+                idx = _neox_qkv_index(cfg, "qkv".index(rest.split(".")[1]))
+                wb = "weight" if rest.endswith(".w") else "bias"
+                loaders[canonical] = src(block + f"attention.query_key_value.{wb}", lambda t, i=idx: t[i])
+            else:
+                loaders[canonical] = src(block + _NEOX_BLOCK[rest])
+    elif cfg.is_gpt2:
         prefix = "transformer." if "transformer.wte.weight" in where else ""
         for canonical in tensor_shapes(cfg):
             if canonical == "unembed.w":
@@ -224,7 +275,15 @@ def _hf_rope_scaling(cfg):
 
 def hf_config(cfg, dtype="F32", extra=None):
     torch_dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
-    if cfg.is_gpt2:
+    if cfg.arch == "gptneox":
+        c = {"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox",
+             "hidden_act": "gelu" if cfg.act == "gelu" else "gelu_new", "hidden_size": cfg.d_model,
+             "intermediate_size": cfg.d_mlp, "num_hidden_layers": cfg.n_layers,
+             "num_attention_heads": cfg.n_heads, "max_position_embeddings": cfg.n_ctx,
+             "layer_norm_eps": cfg.norm_eps, "rotary_pct": cfg.rotary_dims / cfg.d_head,
+             "rotary_emb_base": cfg.rope_base, "use_parallel_residual": cfg.parallel_residual,
+             "tie_word_embeddings": False, "vocab_size": cfg.vocab, "bos_token_id": 0, "eos_token_id": 0}
+    elif cfg.is_gpt2:
         c = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
              "activation_function": "gelu_new", "n_layer": cfg.n_layers, "n_head": cfg.n_heads,
              "n_embd": cfg.d_model, "n_inner": cfg.d_mlp, "n_positions": cfg.n_ctx,
@@ -267,6 +326,8 @@ def hf_tensors(model, gpt2_prefix="transformer."):
     """[(HF name, shape, producer)] for a canonical model."""
     cfg = model.config
     out = []
+    if cfg.arch == "gptneox":
+        return _neox_tensors(model)
     for canonical, shape in model.shapes.items():
         get = (lambda c=canonical: model.get(c))
         if cfg.arch == "gemma" and is_norm_weight(canonical):  # stored as w - 1 (exact for w in [1/2, 2])
@@ -309,6 +370,33 @@ def hf_tensors(model, gpt2_prefix="transformer."):
                     out.append((block + name, shape[::-1], lambda c=canonical: model.get(c).T))
                 else:
                     out.append((block + name, shape, get))
+    return out
+
+
+def _neox_tensors(model):
+    cfg = model.config
+    out = []
+    for canonical, shape in model.shapes.items():
+        if canonical in _NEOX_GLOBAL:
+            out.append((_NEOX_GLOBAL[canonical], shape, lambda c=canonical: model.get(c)))
+            continue
+        _, layer, rest = canonical.split(".", 2)
+        block = f"gpt_neox.layers.{layer}."
+        if rest in ("attn.q.w", "attn.q.b"):  # query_key_value: per head [q_h; k_h; v_h]
+            parts = [canonical.replace(".q.", f".{p}.") for p in "qkv"]
+            fused = (3 * shape[0],) + shape[1:]
+
+            def interleave(parts=parts):
+                q, k, v = (model.get(p) for p in parts)
+                dh = cfg.d_head
+                chunks = [t[h * dh:(h + 1) * dh] for h in range(cfg.n_heads) for t in (q, k, v)]
+                return np.concatenate(chunks)
+            out.append((block + f"attention.query_key_value.{'weight' if rest.endswith('.w') else 'bias'}",
+                        fused, interleave))
+        elif rest.startswith(("attn.k.", "attn.v.")):
+            continue
+        else:
+            out.append((block + _NEOX_BLOCK[rest], shape, lambda c=canonical: model.get(c)))
     return out
 
 

@@ -27,13 +27,15 @@ import os
 import numpy as np
 
 LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "phi3", "gemma")
+LAYERNORM_FAMILY = ("gpt2", "gptneox")  # LayerNorms with biases, biases everywhere, ungated GELU MLP
 
 
 @dataclasses.dataclass
 class Config:
     arch: str  # "llama", "qwen2" (q/k/v biases), "qwen3" (per-head q/k RMSNorm), "phi3" (fused
     #            projections in files, partial rotation), "gemma" (GeGLU, embeddings times
-    #            sqrt(d_model), tied) - all the Llama graph - or "gpt2"
+    #            sqrt(d_model), tied) - all the Llama graph - or "gpt2", or "gptneox" (GPT-2's
+    #            block with partial rotate_half RoPE and a parallel residual)
     n_layers: int
     d_model: int
     n_heads: int
@@ -51,6 +53,8 @@ class Config:
     #   {"type": "freq_factors", "factors": [d_head/2 divisors]} (GGUF rope_freqs.weight)
     rope_scaling: dict = None
     rot_dim: int = None  # dims of each head that rotate (None: all, d_head); Phi-3/4 partial rotation
+    parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
+    act: str = None  # MLP activation when not the architecture's own: "gelu" (exact, erf) for HF GPT-NeoX
     tied: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -59,6 +63,15 @@ class Config:
     @property
     def is_gpt2(self):
         return self.arch == "gpt2"
+
+    @property
+    def layer_norm(self):
+        """LayerNorms with biases, biased projections and an ungated GELU MLP (GPT-2, GPT-NeoX)."""
+        return self.arch in LAYERNORM_FAMILY
+
+    @property
+    def rotary(self):
+        return self.arch != "gpt2"
 
     @property
     def qk_norm(self):
@@ -75,16 +88,18 @@ class Config:
         return self.d_head if self.rot_dim is None else self.rot_dim
 
     def validate(self):
-        if self.arch not in LLAMA_FAMILY + ("gpt2",):
+        if self.arch not in LLAMA_FAMILY + LAYERNORM_FAMILY:
             raise ValueError(f"unsupported architecture {self.arch!r}")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
-        if not self.is_gpt2 and (self.rotary_dims % 2 or not 0 < self.rotary_dims <= self.d_head):
+        if self.rotary and (self.rotary_dims % 2 or not 0 < self.rotary_dims <= self.d_head):
             raise ValueError(f"RoPE needs an even rotary size up to d_head, got {self.rotary_dims}")
         if self.arch == "gemma" and not self.tied:
             raise ValueError("Gemma ties its unembedding to the embedding")
-        if self.is_gpt2 and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
-            raise ValueError("GPT-2 has one KV head per head and all biases")
+        if self.layer_norm and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
+            raise ValueError("GPT-2 and GPT-NeoX have one KV head per head and all biases")
+        if self.parallel_residual and self.arch != "gptneox":
+            raise ValueError("only GPT-NeoX has a parallel residual")
         return self
 
 
@@ -126,14 +141,14 @@ def tensor_shapes(cfg):
     """Every canonical tensor of a model with this config, in a fixed order, with its shape."""
     d, hd = cfg.d_model, cfg.d_head
     q_out, kv_out = cfg.n_heads * hd, cfg.n_kv_heads * hd
-    gpt2 = cfg.is_gpt2
+    gpt2, ln = cfg.is_gpt2, cfg.layer_norm
     out = {"tok_embed": (cfg.vocab, d)}
     if gpt2:
         out["pos_embed"] = (cfg.n_ctx, d)
     for layer in range(cfg.n_layers):
         p = f"blocks.{layer}."
         out[p + "ln1.w"] = (d,)
-        if gpt2:
+        if ln:
             out[p + "ln1.b"] = (d,)
         for part, n_out in (("q", q_out), ("k", kv_out), ("v", kv_out)):
             out[p + f"attn.{part}.w"] = (n_out, d)
@@ -146,18 +161,18 @@ def tensor_shapes(cfg):
         if cfg.o_bias:
             out[p + "attn.o.b"] = (d,)
         out[p + "ln2.w"] = (d,)
-        if gpt2:
+        if ln:
             out[p + "ln2.b"] = (d,)
         else:
             out[p + "mlp.gate.w"] = (cfg.d_mlp, d)
         out[p + "mlp.up.w"] = (cfg.d_mlp, d)
-        if gpt2:
+        if ln:
             out[p + "mlp.up.b"] = (cfg.d_mlp,)
         out[p + "mlp.down.w"] = (d, cfg.d_mlp)
-        if gpt2:
+        if ln:
             out[p + "mlp.down.b"] = (d,)
     out["ln_final.w"] = (d,)
-    if gpt2:
+    if ln:
         out["ln_final.b"] = (d,)
     if not cfg.tied:
         out["unembed.w"] = (cfg.vocab, d)

@@ -38,13 +38,13 @@ def top_flat(scores, n):
 
 
 def q1_keys(cfg):
-    return ["c_fc", "exact"] if cfg.is_gpt2 else ["up", "gate", "notebook", "exact"]
+    return ["c_fc", "exact"] if cfg.layer_norm else ["up", "gate", "notebook", "exact"]
 
 
 def default_q1_key(cfg, compat=None):
     if compat == "notebook":
-        return "c_fc" if cfg.is_gpt2 else "notebook"
-    return "c_fc" if cfg.is_gpt2 else "up"
+        return "c_fc" if cfg.layer_norm else "notebook"
+    return "c_fc" if cfg.layer_norm else "up"
 
 
 def _ffn_key(dec, l, k, key):
@@ -75,12 +75,14 @@ def q1(attr, n, key):
     d = attr.dec
     slots = np.zeros(2 * d.L + 1)
     items = []
-    centre = key == "exact" and d.cfg.is_gpt2
+    centre = key == "exact" and d.cfg.layer_norm
     for l, k in top_flat(attr.ffn_neuron, n):
         comps = d.components(d.P, 2 * l + 2)
         if centre:
             comps = comps - comps.mean(axis=1, keepdims=True)
         inner = comps @ _ffn_key(d, l, k, key)
+        if d.cfg.parallel_residual:  # the MLP reads h^{l-1}: layer l's attention is no query of it
+            inner[2 * l + 1] = 0.0
         total = inner.sum()
         imp = float(attr.ffn_neuron[l, k])
         slots[:2 * l + 2] += inner / total * imp

@@ -106,7 +106,7 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
   const ModelWeights& W = ctx.model.weights();
   const int64_t L = c.n_layers, N = c.d_mlp, d = c.d_model, H = c.n_heads, dh = c.d_head;
   const int64_t Pn = ex.n_positions;
-  const bool llama = c.architecture == Architecture::kLlama;
+  const bool llama = c.gated_mlp;  // gate/up keys; GPT-2 and GPT-NeoX: c_fc
   const int64_t top_n = ctx.opts.query_top_n;
 
   // ---- Q1: query layers of the top-N FFN value neurons, components at P ----
@@ -127,14 +127,15 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
       const std::vector<double> K = variant == "gate"       ? key_from_row(Lw.W_gate.row(k), Lw.ln2_w, d)
                                     : variant == "notebook" ? key_from_column(Lw.W_out, k, Lw.ln2_w)
                                                             : key_from_row(Lw.W_in.row(k), Lw.ln2_w, d);
-      // Components of r_P^l: h^{-1}, A^0, F^0, ..., A^{l-1}, F^{l-1}, A^l.
+      // Components of r_P^l: h^{-1}, A^0, F^0, ..., A^{l-1}, F^{l-1}, A^l (0 with a parallel residual).
       std::vector<double> inner;
       inner.push_back(dot(ctx.trace.embed(ctx.P), K, d, centered));
       for (int64_t j = 0; j < l; ++j) {
         inner.push_back(dot(ctx.trace.attn_out(j, ctx.P), K, d, centered));
         inner.push_back(dot(ctx.trace.mlp_out(j, ctx.P), K, d, centered));
       }
-      inner.push_back(dot(ctx.trace.attn_out(l, ctx.P), K, d, centered));
+      // A parallel-residual block's MLP reads h^{l-1}, not h^{l-1} + A^l: A^l is no query of it.
+      inner.push_back(c.parallel_residual ? 0.0 : dot(ctx.trace.attn_out(l, ctx.P), K, d, centered));
       double total = 0;
       for (double x : inner) total += x;
       const double imp = ex.ffn_neuron.values[static_cast<size_t>(idx)];

@@ -4,6 +4,7 @@
 //              z = pattern v; x += z W_O^T + b_O        attn_out, resid_mid
 //              b = norm2(x); m = act(b W_in^T + b_in), or act(b W_gate^T) * (b W_in^T) when gated
 //              (SiLU: Llama; tanh GELU: Gemma); x += m W_out^T + b_out
+//              (parallel residual, GPT-NeoX: b = norm2 of the block input, not of x + attention)
 //   logits = norm_final(x) W_U^T
 // Every reduction has a fixed order and work is split over independent outputs only, so results are
 // bit-identical for any thread count, and a position's values never depend on later positions.
@@ -128,9 +129,12 @@ void linear(Buf& y, const Buf& x, int64_t T, const MatrixView& W, const VectorVi
   }
 }
 
-// The tanh GELU in place: exact, or through llama.cpp's fp16 table to reproduce its goldens.
-void gelu_in_place(float* x, int64_t n, bool ggml_table) {
-  if (ggml_table) {
+// The model's GELU in place: the exact (erf) form, or the tanh form, exactly or through llama.cpp's
+// fp16 table to reproduce its goldens.
+void gelu_in_place(float* x, int64_t n, ActFn act, bool ggml_table) {
+  if (act == ActFn::kGeluErf) {
+    ops::gelu_erf(x, n);
+  } else if (ggml_table) {
     ops::gelu_ggml_table(x, n);
   } else {
     ops::gelu_new(x, n);
@@ -227,12 +231,14 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(dh));
 
   Buf xn, q, k, v, z, attn_out, pre, up, post, mlp_out;
+  Buf block_in;  // parallel residual: the block input, [T, d_model]
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const int li = static_cast<int>(l);
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
     rec.put(Hook::kResidPre, li, {T, d}, x.data());
 
     // ---- attention ----
+    if (c.parallel_residual) block_in = x;  // GPT-NeoX: the MLP reads the block input too
     auto scale1 = normalize(xn, x, T, c, L.ln1_w, L.ln1_b, threads);
     rec.put(Hook::kLn1Scale, li, {T, 1}, scale1.data());
     rec.put(Hook::kLn1Normalized, li, {T, d}, xn.data());
@@ -322,7 +328,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     rec.put(Hook::kResidMid, li, {T, d}, x.data());
 
     // ---- MLP ----
-    auto scale2 = normalize(xn, x, T, c, L.ln2_w, L.ln2_b, threads);
+    auto scale2 = normalize(xn, c.parallel_residual ? block_in : x, T, c, L.ln2_w, L.ln2_b, threads);
     rec.put(Hook::kLn2Scale, li, {T, 1}, scale2.data());
     rec.put(Hook::kLn2Normalized, li, {T, d}, xn.data());
     if (c.gated_mlp) {
@@ -337,7 +343,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
             ops::silu_mul(post.row(t), pre.row(t), up.row(t), c.d_mlp);
           } else {  // GeGLU (Gemma): gelu(gate) * up, the product in float as ggml's geglu
             std::memcpy(post.row(t), pre.row(t), static_cast<size_t>(c.d_mlp) * sizeof(float));
-            gelu_in_place(post.row(t), c.d_mlp, a.ggml_gelu);
+            gelu_in_place(post.row(t), c.d_mlp, c.act_fn, a.ggml_gelu);
             float* p = post.row(t);
             const float* u = up.row(t);
             for (int64_t i = 0; i < c.d_mlp; ++i) p[i] *= u[i];
@@ -349,7 +355,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
       rec.put(Hook::kMlpPre, li, {T, c.d_mlp}, pre.data());
       post = pre;
       parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) gelu_in_place(post.row(t), c.d_mlp, a.ggml_gelu);
+        for (int64_t t = t0; t < t1; ++t) gelu_in_place(post.row(t), c.d_mlp, c.act_fn, a.ggml_gelu);
       });
     }
     if (iv != nullptr) {

@@ -3,9 +3,23 @@
 
 namespace reslens {
 
-const char* to_string(Architecture a) { return a == Architecture::kGpt2 ? "gpt2" : "llama"; }
+const char* to_string(Architecture a) {
+  switch (a) {
+    case Architecture::kGpt2: return "gpt2";
+    case Architecture::kGptNeoX: return "gpt_neox";
+    case Architecture::kLlama: break;
+  }
+  return "llama";
+}
 const char* to_string(NormType n) { return n == NormType::kLayerNorm ? "LN" : "RMS"; }
-const char* to_string(ActFn a) { return a == ActFn::kGeluNew ? "gelu_new" : "silu"; }
+const char* to_string(ActFn a) {
+  switch (a) {
+    case ActFn::kGeluNew: return "gelu_new";
+    case ActFn::kGeluErf: return "gelu";
+    case ActFn::kSilu: break;
+  }
+  return "silu";
+}
 const char* to_string(PositionalEmbedding p) {
   return p == PositionalEmbedding::kStandard ? "standard" : "rotary";
 }

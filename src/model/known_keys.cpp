@@ -100,9 +100,10 @@ void check_hf_tensors(const std::vector<std::string>& stored, const std::set<std
   for (const std::string& name : stored) {
     if (used.count(name) != 0) continue;
     // Buffers transformers rebuilds from the config instead of loading: the rotary frequencies of
-    // older checkpoints and GPT-2's causal mask.
+    // older checkpoints and GPT-2's and GPT-NeoX's causal masks.
     if (ends_with(name, ".rotary_emb.inv_freq") || ends_with(name, ".attn.bias") ||
-        ends_with(name, ".attn.masked_bias")) {
+        ends_with(name, ".attn.masked_bias") || ends_with(name, ".attention.bias") ||
+        ends_with(name, ".attention.masked_bias")) {
       continue;
     }
     throw UnsupportedError(source + ": tensor '" + name +

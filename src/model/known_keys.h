@@ -33,7 +33,8 @@ void check_gguf_tensors(const gguf::File& f, const std::string& arch, const std:
 void check_hf_fields(const nlohmann::json& cfg, const std::set<std::string>& applied, const std::string& source);
 
 /// Hugging Face tensors: every stored tensor must be in `used` or be a buffer transformers itself
-/// recomputes instead of loading (rotary inv_freq, GPT-2's causal-mask "attn.bias"/"attn.masked_bias").
+/// recomputes instead of loading (rotary inv_freq, GPT-2's and GPT-NeoX's causal-mask "attn.bias" /
+/// "attention.bias" and "masked_bias").
 void check_hf_tensors(const std::vector<std::string>& stored, const std::set<std::string>& used,
                       const std::string& source);
 

@@ -1,5 +1,6 @@
 // GGUF models: architectures `llama`, `qwen2` (Q/K/V biases), `qwen3` (per-head q/k norms), `phi3`
-// (fused QKV and gate/up, partial rotation), `gemma` (GeGLU, scaled embeddings) and `gpt2`.
+// (fused QKV and gate/up, partial rotation), `gemma` (GeGLU, scaled embeddings), `gpt2` and `gptneox`
+// (GPT-2's block with partial NEOX rotation and a parallel residual).
 // Float32 tensors are used in place from the memory map; F16, BF16 and llama.cpp's quantized types
 // (Q8_0, Q4_0-Q5_1, the k-quants, IQ4_NL/XS) are dequantized to float32 once, at load. Q/K rows stay
 // in the order the file has them, and RoPE pairs them as llama.cpp does for the architecture
@@ -81,7 +82,7 @@ const std::set<std::string> kAppliedKeys = {
     "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_epsilon",
     "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
     "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count",
-    "attention.sliding_window"};
+    "attention.sliding_window", "use_parallel_residual"};
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
@@ -141,6 +142,23 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     c.gated_mlp = false;
     c.positional_embedding_type = PositionalEmbedding::kStandard;
     c.rotary_dim = 0;
+  } else if (arch == "gptneox") {
+    // llama.cpp's gptneox graph: GPT-2's block (LayerNorms and biases, fused [q; k; v], tanh GELU)
+    // with NEOX rotation of the first rope.dimension_count dims and, when the file says so, a
+    // parallel residual.
+    c.architecture = Architecture::kGptNeoX;
+    c.normalization_type = NormType::kLayerNorm;
+    c.eps = static_cast<float>(f.get_float(p + "attention.layer_norm_epsilon"));
+    c.act_fn = ActFn::kGeluNew;
+    c.gated_mlp = false;
+    c.positional_embedding_type = PositionalEmbedding::kRotary;
+    c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
+    c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
+    c.rope_layout = RopeLayout::kHalf;
+    const auto par = f.get_bool_opt(p + "use_parallel_residual");
+    if (!par) throw FormatError(f.source() + ": key '" + p + "use_parallel_residual' is missing");
+    c.parallel_residual = *par;
+    read_rope_scaling(f, p, c);
   } else {
     c.architecture = Architecture::kLlama;
     c.normalization_type = NormType::kRmsNorm;
@@ -199,9 +217,10 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  if (arch != "llama" && arch != "gpt2" && arch != "qwen2" && arch != "qwen3" && arch != "phi3" && arch != "gemma") {
+  const std::set<std::string> supported = {"llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gptneox"};
+  if (supported.count(arch) == 0) {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen3, phi3, gemma, gpt2)");
+                           "' is not supported (supported: llama, qwen2, qwen3, phi3, gemma, gpt2, gptneox)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -244,14 +263,14 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    if (c.architecture != Architecture::kGpt2) {
+    if (c.architecture == Architecture::kLlama) {
       const LlamaLayerNames& names = arch == "phi3" ? kGgufPhi3Names : arch == "qwen3" ? kGgufQwen3Names : kGgufLlamaNames;
       // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
       const LlamaBiases biases = arch == "gemma" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone} : kGgufLlamaBiases;
       w.layers.push_back(load_llama_layer(t, b, names, c, biases));
       continue;
     }
-    LayerWeights L;
+    LayerWeights L;  // GPT-2 and GPT-NeoX: one block layout in GGUF
     L.ln1_w = t.vector(b + "attn_norm.weight", d);
     L.ln1_b = t.vector_opt(b + "attn_norm.bias", d);
     L.ln2_w = t.vector(b + "ffn_norm.weight", d);
@@ -273,7 +292,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     w.layers.push_back(L);
   }
 
-  if (c.architecture == Architecture::kLlama) note_llama_biases(c, w.layers);
+  note_llama_biases(c, w.layers);
   check_gguf_tensors(f, arch, t.used());
 
   std::vector<TensorInfo> infos;

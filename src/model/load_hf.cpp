@@ -97,6 +97,21 @@ class HfTensors {
     for (float& x : out) x += add;
     return {storage_.own(std::move(out)), v.size};
   }
+  /// Rows `order` of a [rows, cols] tensor (rows == order.size()), as an owned matrix: out row i =
+  /// stored row order[i]. A vector is a matrix of one column.
+  MatrixView gathered_rows(const std::string& name, int64_t rows, int64_t cols, const std::vector<int64_t>& order) {
+    const StoredTensor raw = get(name);
+    const std::vector<int64_t> shape = cols == 1 ? std::vector<int64_t>{rows} : std::vector<int64_t>{rows, cols};
+    const float* src = materialize(storage_, raw, name, shape, source_of(name));
+    std::vector<float> out(static_cast<size_t>(rows * cols));
+    for (int64_t i = 0; i < rows; ++i) {
+      std::copy(src + order[static_cast<size_t>(i)] * cols, src + (order[static_cast<size_t>(i)] + 1) * cols,
+                out.begin() + i * cols);
+    }
+    storage_.discard(src);
+    storage_.release(raw.bytes);
+    return {storage_.own(std::move(out)), rows, cols, cols};
+  }
   /// A Conv1D weight stored [in, out], returned as an owned [out, in] matrix.
   MatrixView conv1d(const std::string& name, int64_t in, int64_t out) {
     const StoredTensor raw = get(name);
@@ -240,8 +255,8 @@ void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) 
     const double low = num("low_freq_factor"), high = num("high_freq_factor");
     if (!(high > low)) throw FormatError(src + ": rope_scaling.high_freq_factor must exceed low_freq_factor");
     c.rope_scaling.type = "llama3";
-    c.rope_scaling.freq_factors = llama3_freq_factors(c.rotary_base, c.rotary_dim, num("factor"), low, high,
-                                                      num("original_max_position_embeddings"));
+    c.rope_scaling.freq_factors = llama3_freq_factors(static_cast<double>(c.rotary_base), c.rotary_dim, num("factor"),
+                                                      low, high, num("original_max_position_embeddings"));
     applied.insert({"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
   } else {
     throw UnsupportedError(src + ": rope_scaling type '" + type +
@@ -426,6 +441,92 @@ void load_gpt2(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, c
   }
 }
 
+// config.json fields load_gpt_neox reads and applies.
+const std::set<std::string> kHfGptNeoXFields = {
+    "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "layer_norm_eps",
+    "hidden_act", "rotary_pct", "rotary_emb_base", "rope_theta", "rope_scaling", "use_parallel_residual",
+    "tie_word_embeddings", "attention_bias", "partial_rotary_factor", "classifier_dropout"};
+
+// GPTNeoXForCausalLM (Pythia): LayerNorms with biases, query_key_value fused per head ([n_heads, 3,
+// d_head] rows, regrouped here into [q; k; v]), rotate_half rotation of the first rotary_pct of each
+// head, GELU (exact for "gelu"), separate embed_out, and a parallel residual when the config says so.
+void load_gpt_neox(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, const std::string& src) {
+  check_hf_fields(cfg, kHfGptNeoXFields, src);
+  c.architecture = Architecture::kGptNeoX;
+  c.d_model = get_int(cfg, "hidden_size", src);
+  c.d_mlp = get_int(cfg, "intermediate_size", src);
+  c.n_layers = get_int(cfg, "num_hidden_layers", src);
+  c.n_heads = get_int(cfg, "num_attention_heads", src);
+  c.n_key_value_heads = c.n_heads;
+  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.d_vocab = get_int(cfg, "vocab_size", src);
+  c.n_ctx = get_int_or(cfg, "max_position_embeddings", 2048, src);
+  c.normalization_type = NormType::kLayerNorm;
+  c.eps = static_cast<float>(get_num_or(cfg, "layer_norm_eps", 1e-5, src));
+  const json act = cfg.contains("hidden_act") ? cfg["hidden_act"] : json("gelu");
+  if (act == "gelu") {
+    c.act_fn = ActFn::kGeluErf;
+  } else if (act == "gelu_new" || act == "gelu_fast" || act == "gelu_pytorch_tanh") {
+    c.act_fn = ActFn::kGeluNew;
+  } else {
+    throw UnsupportedError(src + ": hidden_act " + act.dump() + " is not supported (gelu, gelu_new are)");
+  }
+  c.gated_mlp = false;
+  c.positional_embedding_type = PositionalEmbedding::kRotary;
+  c.rope_layout = RopeLayout::kHalf;
+  c.rotary_base = static_cast<float>(get_num_or(cfg, "rotary_emb_base", get_num_or(cfg, "rope_theta", 10000.0, src), src));
+  const double pct = get_num_or(cfg, "rotary_pct", get_num_or(cfg, "partial_rotary_factor", 1.0, src), src);
+  if (!(pct > 0.0 && pct <= 1.0)) throw FormatError(src + ": rotary_pct must be in (0, 1]");
+  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * pct);
+  c.parallel_residual = get_bool_or(cfg, "use_parallel_residual", true, src);
+  if (!get_bool_or(cfg, "attention_bias", true, src)) {
+    throw UnsupportedError(src + ": attention_bias = false on GPTNeoXForCausalLM is not supported");
+  }
+  if (get_bool_or(cfg, "tie_word_embeddings", false, src)) {
+    throw UnsupportedError(src + ": tie_word_embeddings = true on GPTNeoXForCausalLM is not supported");
+  }
+  read_rope_scaling(cfg, c, src);
+  validate_config(c, src);
+  if (c.d_model % c.n_heads != 0) throw FormatError(src + ": hidden_size is not a multiple of num_attention_heads");
+  const int64_t d = c.d_model, dh = c.d_head, H = c.n_heads;
+  // Row order that turns per-head [q_h; k_h; v_h] blocks into [q; k; v].
+  std::vector<int64_t> order;
+  for (int64_t part = 0; part < 3; ++part) {
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < dh; ++i) order.push_back((h * 3 + part) * dh + i);
+    }
+  }
+  w.W_E = t.matrix("gpt_neox.embed_in.weight", c.d_vocab, d);
+  w.W_U = t.matrix("embed_out.weight", c.d_vocab, d);
+  w.ln_final_w = t.vector("gpt_neox.final_layer_norm.weight", d);
+  w.ln_final_b = t.vector("gpt_neox.final_layer_norm.bias", d);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "gpt_neox.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.ln1_w = t.vector(p + "input_layernorm.weight", d);
+    L.ln1_b = t.vector(p + "input_layernorm.bias", d);
+    L.ln2_w = t.vector(p + "post_attention_layernorm.weight", d);
+    L.ln2_b = t.vector(p + "post_attention_layernorm.bias", d);
+    const MatrixView qkv = t.gathered_rows(p + "attention.query_key_value.weight", 3 * d, d, order);
+    L.W_Q = qkv.rows_slice(0, d);
+    L.W_K = qkv.rows_slice(d, d);
+    L.W_V = qkv.rows_slice(2 * d, d);
+    const MatrixView qkv_b = t.gathered_rows(p + "attention.query_key_value.bias", 3 * d, 1, order);
+    L.b_Q = {qkv_b.data, d};
+    L.b_K = {qkv_b.data + d, d};
+    L.b_V = {qkv_b.data + 2 * d, d};
+    L.W_O = t.matrix(p + "attention.dense.weight", d, d);
+    L.b_O = t.vector(p + "attention.dense.bias", d);
+    L.W_in = t.matrix(p + "mlp.dense_h_to_4h.weight", c.d_mlp, d);
+    L.b_in = t.vector(p + "mlp.dense_h_to_4h.bias", c.d_mlp);
+    L.W_out = t.matrix(p + "mlp.dense_4h_to_h.weight", d, c.d_mlp);
+    L.b_out = t.vector(p + "mlp.dense_4h_to_h.bias", d);
+    w.layers.push_back(L);
+  }
+  c.qkv_bias = true;
+  c.o_bias = true;
+}
+
 }  // namespace
 
 std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, const LoadOptions& o) {
@@ -445,14 +546,15 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
     const std::string mt = cfg["model_type"].get<std::string>();
     arch = mt == "gpt2" ? "GPT2LMHeadModel" : mt == "llama" ? "LlamaForCausalLM" : mt == "qwen2" ? "Qwen2ForCausalLM"
          : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
-         : mt == "gemma" ? "GemmaForCausalLM" : mt;
+         : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
                           arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM";
-  if (!llama_like && arch != "GPT2LMHeadModel") {
+  if (!llama_like && arch != "GPT2LMHeadModel" && arch != "GPTNeoXForCausalLM") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GemmaForCausalLM, GPT2LMHeadModel)");
+                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GemmaForCausalLM, GPT2LMHeadModel, "
+                           "GPTNeoXForCausalLM)");
   }
   auto storage = std::make_shared<ModelStorage>();
   HfTensors t(dir, *storage);
@@ -471,6 +573,8 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
   require_memory_for_conversion(converted, hf_dtype(t), src);
   if (llama_like) {
     load_llama(cfg, arch, t, c, w, src);
+  } else if (arch == "GPTNeoXForCausalLM") {
+    load_gpt_neox(cfg, t, c, w, src);
   } else {
     load_gpt2(cfg, t, c, w, src);
   }

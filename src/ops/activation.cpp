@@ -20,6 +20,13 @@ void gelu_new(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = gelu_scalar(x[i]);
 }
 
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>(x[i]);
+    x[i] = static_cast<float>(0.5 * v * (1.0 + std::erf(v * 0.70710678118654752440)));
+  }
+}
+
 void gelu_ggml_table(float* x, int64_t n) {
   // ggml-cpu's ggml_vec_gelu_f32: saturate outside [-10, 10], else look up the fp16 input in a table
   // of fp16 results of its own arrangement of the formula.

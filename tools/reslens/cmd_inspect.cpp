@@ -44,6 +44,7 @@ nlohmann::json config_json(const Model& m) {
   }
   j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
   j["qk_norm"] = c.qk_norm;
+  j["parallel_residual"] = c.parallel_residual;
   j["embedding_scale"] = c.embedding_scale;
   j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
   j["tied_embeddings"] = c.tied_embeddings;
@@ -120,6 +121,9 @@ void register_inspect(CLI::App& app) {
     std::cout << "\nbiases        attention "
               << (j["attention_biases"]["qkv"].get<bool>() ? (j["attention_biases"]["o"].get<bool>() ? "q/k/v/o" : "q/k/v")
                                                            : (j["attention_biases"]["o"].get<bool>() ? "o" : "none"));
+    if (j["parallel_residual"].get<bool>()) {
+      std::cout << "\nresidual      parallel: x + attn(ln1(x)) + mlp(ln2(x))";
+    }
     if (j["qk_norm"].get<bool>()) std::cout << "\nq/k norm      per-head RMSNorm of queries and keys before RoPE";
     if (j["embedding_scale"].get<double>() != 1.0) {
       std::cout << "\nembedding     scaled by " << j["embedding_scale"].get<double>() << " (sqrt(d_model))";

@@ -168,6 +168,10 @@ TEST_F(HfErrors, FieldsAndTensorsReslensDoesNotApplyAreRefusedByName) {
       "intermediate_size": 12, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
       "vocab_size": 2048, "hidden_act": "gelu", "hidden_activation": "gelu"})", st));
   EXPECT_NE(msg.find("Gemma activation \"gelu\" is not supported"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("neox_tied", R"({"architectures": ["GPTNeoXForCausalLM"], "hidden_size": 8,
+      "intermediate_size": 12, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 2048,
+      "tie_word_embeddings": true})", st));
+  EXPECT_NE(msg.find("tie_word_embeddings = true on GPTNeoXForCausalLM"), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("lt", with(R"("layer_types": ["chunked_attention"])"), st));
   EXPECT_NE(msg.find("layer_types entry \"chunked_attention\""), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("pruned", with(R"("pruned_heads": {"0": [1]})"), st));

@@ -189,6 +189,16 @@ TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
   EXPECT_TRUE(mg->config().tied_embeddings);
   gemma.extra = [](GgufBuilder& b) { b.tensor_f32("output.weight", {8, 12}, std::vector<float>(96, 0.5f)); };
   expect_load_error<UnsupportedError>(gguf(gemma, "g2.gguf"), {"g2.gguf", "tensor 'output.weight'", "gemma"});
+  // gptneox: llama.cpp requires use_parallel_residual; a Llama block is not a NeoX block.
+  TinyLlamaSpec neox;
+  neox.architecture = "gptneox";
+  neox.extra = [](GgufBuilder& b) { b.kv_f32("gptneox.attention.layer_norm_epsilon", 1e-5f); };
+  expect_load_error<FormatError>(gguf(neox, "nx.gguf"), {"nx.gguf", "gptneox.use_parallel_residual"});
+  neox.extra = [](GgufBuilder& b) {
+    b.kv_f32("gptneox.attention.layer_norm_epsilon", 1e-5f);
+    b.kv_bool("gptneox.use_parallel_residual", true);
+  };
+  expect_load_error<FormatError>(gguf(neox, "nx.gguf"), {"nx.gguf", "attn_qkv.weight", "missing"});
   TinyLlamaSpec phi;  // a Llama-layout block is not a Phi-3 block: ffn_up has d_mlp rows, not 2 d_mlp
   phi.architecture = "phi3";
   expect_load_error<FormatError>(gguf(phi, "phi.gguf"), {"phi.gguf", "blk.0.ffn_up.weight", "expected [24, 8]"});
