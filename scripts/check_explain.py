@@ -99,6 +99,10 @@ def main():
     check("FFN coefficients", npy("ffn_coef"), ref["ffn_coef_last"], relative=True)
     check("attention neurons", npy("attn_neuron_scores"), ref["attn_neuron_imp"])
     check("Q3 query FFN neurons", npy("query_ffn_scores"), ref["q3"]["scores"])
+    if np.size(ref["expert_imp"]):  # mixture-of-experts models
+        check("experts", npy("expert_scores"), ref["expert_imp"])
+        if a.foil is not None:
+            check("contrast experts", npy("contrast_expert_scores"), ref["contrast"]["expert_imp"])
     lens = npy("lens")
     check("lens rank", lens[:, 0], [p["rank"] for p in ref["lens"]], 0)
     check("lens log p", lens[:, 2], [p["logprob"] for p in ref["lens"]])

@@ -90,6 +90,9 @@ def plan(which, shared):
               "original_max_position_embeddings": 64}
     neox = dataclasses.replace(fan, arch="gptneox", n_kv_heads=fan.n_heads, rot_dim=4, parallel_residual=True,
                                qkv_bias=True, o_bias=True, name="tiny-neox")
+    mixtral = dataclasses.replace(fan, d_mlp=4 * 32, n_experts=4, n_experts_used=2, name="tiny-mixtral")
+    qwen3moe = dataclasses.replace(fan, arch="qwen3moe", d_mlp=4 * 24, n_experts=4, n_experts_used=2,
+                                   name="tiny-qwen3moe")
     families = [
         ("tiny-qwen2.gguf", "gguf f32 qwen2 (NEOX RoPE, q/k/v biases)",
          dataclasses.replace(fan, arch="qwen2", qkv_bias=True, name="tiny-qwen2"), gguf(tok=stories_gguf)),
@@ -118,6 +121,15 @@ def plan(which, shared):
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-neox-seq-hf", "hf F32 GPTNeoXForCausalLM, use_parallel_residual false",
          dataclasses.replace(neox, vocab=2048, act="gelu", parallel_residual=False, name="tiny-neox-seq-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-mixtral.gguf", "gguf f32 llama with 4 experts, 2 used (Mixtral)", mixtral, gguf(tok=stories_gguf)),
+        ("tiny-qwen3moe.gguf", "gguf f32 qwen3moe: 4 experts of 24 neurons, 2 used", qwen3moe,
+         gguf(tok=stories_gguf)),
+        ("tiny-mixtral-hf", "hf F32 MixtralForCausalLM",
+         dataclasses.replace(mixtral, vocab=2048, name="tiny-mixtral-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-qwen3moe-hf", "hf F32 Qwen3MoeForCausalLM, norm_topk_prob false",
+         dataclasses.replace(qwen3moe, vocab=2048, norm_topk=False, name="tiny-qwen3moe-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen3-hf", "hf F32 Qwen3ForCausalLM",
          dataclasses.replace(fan, arch="qwen3", vocab=2048, name="tiny-qwen3-hf"),

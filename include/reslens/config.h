@@ -76,6 +76,16 @@ struct ModelConfig {
   /// rather than x + attn. hook_resid_mid is still x + attn(ln1(x)) (the point between the two
   /// additions, so that the decomposition and the layer scores telescope as for sequential blocks).
   bool parallel_residual = false;
+  /// Mixture of experts (Mixtral; Qwen3-MoE): every block's MLP is n_experts gated experts of
+  /// d_expert neurons each, of which a softmax router picks n_experts_used per token (their weights
+  /// renormalised to sum to 1 when moe_norm_topk). reslens runs such an MLP as one of d_mlp =
+  /// n_experts * d_expert neurons: neuron e * d_expert + k is expert e's neuron k, its coefficient
+  /// (hook_post) includes the router weight and is 0 where the expert was not picked, so every FFN
+  /// neuron score of the paper applies unchanged. 0: a dense MLP.
+  int64_t n_experts = 0;
+  int64_t n_experts_used = 0;
+  int64_t d_expert = 0;
+  bool moe_norm_topk = true;
   PositionalEmbedding positional_embedding_type = PositionalEmbedding::kRotary;
   float rotary_base = 10000.0f;
   int64_t rotary_dim = 0;  ///< Dimensions of each head that rotate (== d_head for Llama).

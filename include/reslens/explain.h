@@ -107,6 +107,10 @@ struct Explanation {
   ScoreArray attn_weight;          ///< [L, H, P+1] attention of position P to each source
   ScoreArray ffn_neuron;           ///< [L, N]
   ScoreArray ffn_coef;             ///< [L, N] coefficient m at P
+  /// Mixture-of-experts models: [L, n_experts] each expert's output vector (its neurons' subvalues
+  /// summed, router weight included) scored in the FFN's context; empty for dense models. FFN neuron
+  /// k is expert k / d_expert's neuron k % d_expert.
+  ScoreArray expert;
   ScoreArray attn_neuron;          ///< [L, H, d_head, P+1] (layer, head, dim, source position)
   ScoreArray attn_coef;            ///< [L, H, d_head, P+1] alpha_{P,p} v_{p,n}
 
@@ -124,7 +128,7 @@ struct Explanation {
   /// With a foil: the same scores for log p(target) - log p(foil) (a logit difference).
   bool has_contrast = false;
   std::vector<double> contrast_attn_layer, contrast_ffn_layer;
-  ScoreArray contrast_head, contrast_ffn_neuron, contrast_attn_neuron;
+  ScoreArray contrast_head, contrast_ffn_neuron, contrast_attn_neuron, contrast_expert;
 
   /// Identities measured on this explanation (see docs/explain.md): max |errors|.
   std::map<std::string, double> checks;

@@ -47,6 +47,8 @@ struct LayerWeights {
   VectorView ln2_w, ln2_b;  ///< [d_model] MLP-input norm (TL `ln2`)
   MatrixView W_in;          ///< [d_mlp, d_model] GPT-2 c_fc / Llama up_proj
   MatrixView W_gate;        ///< [d_mlp, d_model] Llama gate_proj (empty for GPT-2)
+  MatrixView W_router;      ///< [n_experts, d_model] mixture-of-experts router (empty for dense MLPs); the
+                            ///< experts' gate/up rows and down columns are concatenated in W_gate/W_in/W_out
   VectorView b_in;          ///< [d_mlp]
   MatrixView W_out;         ///< [d_model, d_mlp]; column k is FFN neuron k's value vector (fc2_k)
   VectorView b_out;         ///< [d_model]

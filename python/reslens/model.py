@@ -51,6 +51,9 @@ class Config:
     tied_embeddings: bool
     qkv_bias: bool
     o_bias: bool
+    n_experts: int  # mixture of experts (0: dense); d_mlp = n_experts * d_expert, neuron e*d_expert+k = expert e's k
+    n_experts_used: int
+    d_expert: int
     parallel_residual: bool  # GPT-NeoX: the MLP reads the block input (hook_resid_mid is still x + attn)
     embedding_scale: float  # Gemma: sqrt(d_model); hook_embed / resid_pre 0 hold W_E rows times it
     qk_norm: bool  # Qwen3: per-head RMSNorm of queries and keys before RoPE (hook_q / hook_k are after it)

@@ -175,6 +175,8 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       .def_property_readonly("head_pos", [](const Result& r) { return score(r, r->ex.head_pos); })
       .def_property_readonly("attn_weight", [](const Result& r) { return score(r, r->ex.attn_weight); })
       .def_property_readonly("ffn_neuron", [](const Result& r) { return score(r, r->ex.ffn_neuron); })
+      .def_property_readonly("expert", [](const Result& r) { return score(r, r->ex.expert); },
+                             "[n_layers, n_experts] expert scores (mixture-of-experts models; empty otherwise).")
       .def_property_readonly("ffn_coef", [](const Result& r) { return score(r, r->ex.ffn_coef); })
       .def_property_readonly("attn_neuron", [](const Result& r) { return score(r, r->ex.attn_neuron); })
       .def_property_readonly("attn_coef", [](const Result& r) { return score(r, r->ex.attn_coef); })
@@ -209,6 +211,7 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
                              })
       .def_property_readonly("contrast_head", [](const Result& r) { return score(r, r->ex.contrast_head); })
       .def_property_readonly("contrast_ffn_neuron", [](const Result& r) { return score(r, r->ex.contrast_ffn_neuron); })
+      .def_property_readonly("contrast_expert", [](const Result& r) { return score(r, r->ex.contrast_expert); })
       .def_property_readonly("contrast_attn_neuron", [](const Result& r) { return score(r, r->ex.contrast_attn_neuron); })
       .def_property_readonly("checks", [](const Result& r) { return r->ex.checks; })
       .def_property_readonly("method_counts", [](const Result& r) { return r->ex.method_counts; },

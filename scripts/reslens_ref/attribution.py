@@ -92,9 +92,13 @@ class Attribution:
         self.head_pos = np.zeros((L, H, T))
         self.attn_neuron = np.zeros((L, H, dh, T))
         self.ffn_neuron = np.zeros((L, N))
+        E = d.cfg.n_experts
+        self.expert = np.zeros((L, E))  # mixture of experts: each expert's output vector in r_P^l
         self.baselines = {k: np.zeros((L, N)) for k in BASELINES}
         c_shape = {"attn_layer": (L,), "ffn_layer": (L,), "head": (L, H), "head_pos": (L, H, T),
                    "attn_neuron": (L, H, dh, T), "ffn_neuron": (L, N)}
+        if E:
+            c_shape["expert"] = (L, E)
         self.contrast = {k: np.zeros(s) for k, s in c_shape.items()} if self.foil is not None else None
 
         def put(name, index, imp, con):
@@ -111,6 +115,11 @@ class Attribution:
             put("head_pos", l, *self._score_vectors(pre, d.head_pos_vectors(l), "heads"))
             self._attn_neurons(l, pre)
             self._ffn_neurons(l, mid)
+            if E:  # expert e's vector: sum over its neurons k of m_k fc2_k (router weight in m)
+                F = N // E
+                m, fc2 = d.coef[l, P], d.W_down(l).T
+                experts = np.stack([m[e * F:(e + 1) * F] @ fc2[e * F:(e + 1) * F] for e in range(E)])
+                put("expert", l, *self._score_vectors(mid, experts, "experts"))
 
     def _attn_neurons(self, l, ctx):
         """Attention neurons of layer l: B = coef * bs(W_O column), rows (h, n) chunked."""

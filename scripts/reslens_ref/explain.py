@@ -99,6 +99,7 @@ def explain(model, ids, target=None, foil=None, position=None, top=30, include_f
     out["head_pos_imp"] = attr.head_pos.tolist()
     out["attn_weights_last"] = dec.pattern[:, :, P, :].tolist()
     out["ffn_neuron_imp"] = attr.ffn_neuron.tolist()
+    out["expert_imp"] = attr.expert.tolist()
     out["ffn_coef_last"] = dec.coef[:, P].tolist()
     out["attn_neuron_imp"] = attr.attn_neuron.tolist()
     out["top_heads"] = _top_list(attr.head, top, ("layer", "head"))
@@ -110,7 +111,7 @@ def explain(model, ids, target=None, foil=None, position=None, top=30, include_f
         out["contrast"] = {"foil": attr.foil,
                            "layer_imp": {"attn": c["attn_layer"].tolist(), "ffn": c["ffn_layer"].tolist()},
                            "head_imp": c["head"].tolist(), "head_pos_imp": c["head_pos"].tolist(),
-                           "ffn_neuron_imp": c["ffn_neuron"].tolist(),
+                           "ffn_neuron_imp": c["ffn_neuron"].tolist(), "expert_imp": c.get("expert", attr.expert).tolist(),
                            "attn_neuron_imp": c["attn_neuron"].tolist()}
 
     # -- one head's positions (cell 7) ------------------------------------------------------------

@@ -47,6 +47,18 @@ def gelu_erf(x):
     return 0.5 * x * (1.0 + erf(np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
 
 
+def expert_weights(router_logits, cfg):
+    """[pos, n_experts] router weights: softmax over the experts, the n_experts_used most probable
+    kept (ties to the lower index), renormalised to sum 1 when cfg.norm_topk; 0 elsewhere."""
+    z = router_logits - router_logits.max(axis=-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    out = np.zeros_like(p)
+    for t in range(p.shape[0]):
+        top = np.argsort(-p[t], kind="stable")[:cfg.n_experts_used]
+        out[t, top] = p[t, top] / (p[t, top].sum() if cfg.norm_topk else 1.0)
+    return out
+
+
 def silu(x):
     # x * sigmoid(x), written with tanh so that large |x| neither overflows nor warns.
     return 0.5 * x * (1.0 + np.tanh(0.5 * x))
@@ -191,6 +203,8 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             hooks[f"{p}.mlp.hook_pre_linear"] = lin
             act = silu if cfg.arch != "gemma" else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
             post = act(pre) * lin
+            if cfg.n_experts:
+                post = post * np.repeat(expert_weights(b @ f(f"{p}.mlp.router.w").T, cfg), cfg.d_expert, axis=1)
         post = edited(f"{p}.mlp.hook_post", post)
         hooks[f"{p}.mlp.hook_post"] = post
         mlp_out = post @ f(f"{p}.mlp.down.w").T

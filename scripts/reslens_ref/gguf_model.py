@@ -49,6 +49,29 @@ def _phi3_rows(cfg, rest):
             "mlp.up.w": ("ffn_up.weight", cfg.d_mlp, cfg.d_mlp)}[rest]
 
 
+# Mixture-of-experts GGUF tensors (stacked over experts) for the canonical concatenated ones.
+_EXPERT_NAMES = {"mlp.router.w": "ffn_gate_inp.weight", "mlp.gate.w": "ffn_gate_exps.weight",
+                 "mlp.up.w": "ffn_up_exps.weight", "mlp.down.w": "ffn_down_exps.weight"}
+
+
+def _experts_to_canonical(cfg, rest, t):
+    """Stacked [E, d_expert, d] (gate, up) or [E, d, d_expert] (down) -> canonical concatenation."""
+    if rest == "mlp.router.w":
+        return t
+    if rest == "mlp.down.w":
+        return np.ascontiguousarray(t.transpose(1, 0, 2).reshape(cfg.d_model, cfg.d_mlp))
+    return t.reshape(cfg.d_mlp, cfg.d_model)
+
+
+def _experts_from_canonical(cfg, rest, t):
+    E, F, d = cfg.n_experts, cfg.d_expert, cfg.d_model
+    if rest == "mlp.router.w":
+        return t
+    if rest == "mlp.down.w":
+        return np.ascontiguousarray(t.reshape(d, E, F).transpose(1, 0, 2))
+    return t.reshape(E, F, d)
+
+
 def _gguf_name(canonical):
     if canonical.startswith("blocks."):
         _, layer, rest = canonical.split(".", 2)
@@ -72,7 +95,7 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gptneox"):
+    if arch not in ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gpt2", "gptneox"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -107,6 +130,8 @@ def config_from_gguf(gf):
         raise ValueError(f"{gf.path}: llama.cpp requires full rotation for llama")
     names = set(gf.tensors)
     ln = arch in ("gpt2", "gptneox")
+    n_experts = int(gf.get(f"{arch}.expert_count", 0))
+    d_expert = int(key("expert_feed_forward_length")) if arch == "qwen3moe" else int(key("feed_forward_length"))
     cfg = Config(
         arch=arch,
         n_layers=int(key("block_count")),
@@ -114,7 +139,9 @@ def config_from_gguf(gf):
         n_heads=n_heads,
         n_kv_heads=int(key("attention.head_count_kv", n_heads)),
         d_head=d_head,
-        d_mlp=int(key("feed_forward_length")),
+        d_mlp=n_experts * d_expert if n_experts else int(key("feed_forward_length")),
+        n_experts=n_experts,
+        n_experts_used=int(key("expert_used_count")) if n_experts else 0,
         vocab=gf.tensors["token_embd.weight"].shape[0],
         n_ctx=int(key("context_length")),
         norm_eps=float(key("attention.layer_norm_epsilon" if ln else
@@ -161,6 +188,11 @@ def load(path):
                 loaders[canonical] = direct(gname)
                 continue
             loaders[canonical] = direct(gname, lambda t, a=start, n=count: t[a:a + n])
+            continue
+        if cfg.n_experts and canonical.split(".", 2)[-1] in _EXPERT_NAMES:
+            layer, rest = canonical.split(".")[1], canonical.split(".", 2)[-1]
+            gname = f"blk.{layer}.{_EXPERT_NAMES[rest]}"
+            loaders[canonical] = direct(gname, lambda t, r=rest: _experts_to_canonical(cfg, r, t))
             continue
         gname = _gguf_name(canonical)
         if gname not in gf.tensors:
@@ -214,6 +246,14 @@ def gguf_tensors(model):
                 out.append((f"blk.{layer}.{_phi3_rows(cfg, rest)[0]}", (rows, shape[1]),
                             lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
             continue
+        if cfg.n_experts and canonical.split(".", 2)[-1] in _EXPERT_NAMES:
+            layer, rest = canonical.split(".")[1], canonical.split(".", 2)[-1]
+            E, F, d = cfg.n_experts, cfg.d_expert, cfg.d_model
+            stacked = {"mlp.router.w": (E, d), "mlp.gate.w": (E, F, d), "mlp.up.w": (E, F, d),
+                       "mlp.down.w": (E, d, F)}[rest]
+            out.append((f"blk.{layer}.{_EXPERT_NAMES[rest]}", stacked,
+                        lambda c=canonical, r=rest: _experts_from_canonical(cfg, r, model.get(c))))
+            continue
         heads = _qk_heads(cfg, canonical)
         if heads and permute:
             out.append((_gguf_name(canonical), shape,
@@ -250,7 +290,7 @@ def hparam_fields(cfg, file_type, name=None):
          (f"{a}.context_length", UINT32, cfg.n_ctx),
          (f"{a}.embedding_length", UINT32, cfg.d_model),
          (f"{a}.block_count", UINT32, cfg.n_layers),
-         (f"{a}.feed_forward_length", UINT32, cfg.d_mlp),
+         (f"{a}.feed_forward_length", UINT32, cfg.d_expert),
          (f"{a}.attention.head_count", UINT32, cfg.n_heads)]
     if cfg.is_gpt2:
         f.append((f"{a}.attention.layer_norm_epsilon", FLOAT32, cfg.norm_eps))
@@ -264,6 +304,10 @@ def hparam_fields(cfg, file_type, name=None):
               (f"{a}.attention.layer_norm_rms_epsilon", FLOAT32, cfg.norm_eps),
               (f"{a}.rope.freq_base", FLOAT32, cfg.rope_base),
               (f"{a}.rope.dimension_count", UINT32, cfg.rotary_dims)]
+    if cfg.n_experts:
+        f += [(f"{a}.expert_count", UINT32, cfg.n_experts), (f"{a}.expert_used_count", UINT32, cfg.n_experts_used)]
+        if a == "qwen3moe":
+            f.append((f"{a}.expert_feed_forward_length", UINT32, cfg.d_expert))
     rs = cfg.rope_scaling
     if rs and rs["type"] == "linear":
         f += [(f"{a}.rope.scaling.type", STRING, "linear"),

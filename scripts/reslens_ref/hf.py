@@ -49,7 +49,8 @@ _GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
 
 ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
-         "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox",
+         "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox", "MixtralForCausalLM": "llama",
+         "Qwen3MoeForCausalLM": "qwen3moe",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -109,9 +110,15 @@ def config_from_hf(c):
     attn_bias = bool(c.get("attention_bias", False))
     head_dim = c.get("head_dim") or d // h
     rot = int(head_dim * float(c.get("partial_rotary_factor", 1.0)))
+    experts = {"MixtralForCausalLM": ("num_local_experts", "intermediate_size"),
+               "Qwen3MoeForCausalLM": ("num_experts", "moe_intermediate_size")}.get(archs[0])
+    n_experts = int(c[experts[0]]) if experts else 0
+    d_mlp = n_experts * int(c[experts[1]]) if experts else c["intermediate_size"]
     return Config(arch=arch, n_layers=c["num_hidden_layers"], d_model=d, n_heads=h,
                   n_kv_heads=c.get("num_key_value_heads") or h,
-                  d_head=head_dim, d_mlp=c["intermediate_size"],
+                  d_head=head_dim, d_mlp=d_mlp, n_experts=n_experts,
+                  n_experts_used=int(c["num_experts_per_tok"]) if experts else 0,
+                  norm_topk=archs[0] != "Qwen3MoeForCausalLM" or bool(c.get("norm_topk_prob", False)),
                   rot_dim=None if rot == head_dim else rot,
                   vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
                   norm_eps=float(c.get("rms_norm_eps", 1e-6)),
@@ -119,6 +126,16 @@ def config_from_hf(c):
                   tied=bool(c.get("tie_word_embeddings", arch == "gemma")),
                   qkv_bias=arch == "qwen2" or attn_bias, o_bias=attn_bias,
                   name=c.get("_name_or_path", ""))
+
+
+# Mixture of experts: the router, and each expert's gate/up/down ("{e}": the expert's index).
+_EXPERTS = {"llama": {"mlp.router.w": "block_sparse_moe.gate.weight",
+                      "mlp.gate.w": "block_sparse_moe.experts.{e}.w1.weight",
+                      "mlp.up.w": "block_sparse_moe.experts.{e}.w3.weight",
+                      "mlp.down.w": "block_sparse_moe.experts.{e}.w2.weight"},
+            "qwen3moe": {"mlp.router.w": "mlp.gate.weight", "mlp.gate.w": "mlp.experts.{e}.gate_proj.weight",
+                         "mlp.up.w": "mlp.experts.{e}.up_proj.weight",
+                         "mlp.down.w": "mlp.experts.{e}.down_proj.weight"}}
 
 
 # GPT-NeoX: canonical suffix -> HF suffix (after "gpt_neox.layers.L."); query_key_value is apart.
@@ -239,6 +256,16 @@ def load(path):
                 loaders[canonical] = src(name)
             else:
                 _, layer, rest = canonical.split(".", 2)
+                if cfg.n_experts and rest in _EXPERTS[cfg.arch]:
+                    name = f"model.layers.{layer}.{_EXPERTS[cfg.arch][rest]}"
+                    if rest == "mlp.router.w":
+                        loaders[canonical] = src(name)
+                        continue
+                    parts = [name.replace("{e}", str(e)) for e in range(cfg.n_experts)]
+                    getters = [src(n_) for n_ in parts]
+                    axis = 1 if rest == "mlp.down.w" else 0  # down: columns; gate/up: rows
+                    loaders[canonical] = (lambda g=getters, a=axis: np.concatenate([x() for x in g], axis=a))
+                    continue
                 if cfg.arch == "phi3" and rest in _PHI3_FUSED:
                     a, n = _phi3_slice(cfg, rest)
                     loaders[canonical] = src(f"model.layers.{layer}.{_PHI3_FUSED[rest][0]}",
@@ -293,7 +320,9 @@ def hf_config(cfg, dtype="F32", extra=None):
         if cfg.arch == "qwen2" and cfg.o_bias:
             raise ValueError("Qwen2 has no o_proj bias")
         arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}[cfg.arch]
+                "qwen3moe": "Qwen3MoeForCausalLM", "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}[cfg.arch]
+        if cfg.n_experts and cfg.arch == "llama":
+            arch = "MixtralForCausalLM"
         c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
              "hidden_size": cfg.d_model, "intermediate_size": cfg.d_mlp,
              "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads,
@@ -302,11 +331,21 @@ def hf_config(cfg, dtype="F32", extra=None):
              "rope_theta": cfg.rope_base, "rope_scaling": _hf_rope_scaling(cfg),
              "tie_word_embeddings": cfg.tied, "vocab_size": cfg.vocab,
              "bos_token_id": 1, "eos_token_id": 2}
-        if cfg.arch in ("llama", "qwen3"):
+        if cfg.n_experts:
+            c["intermediate_size"] = cfg.d_expert
+            c["num_experts_per_tok"] = cfg.n_experts_used
+            if cfg.arch == "llama":
+                c.update(num_local_experts=cfg.n_experts)
+                if not cfg.norm_topk:
+                    raise ValueError("Mixtral always renormalises its experts' weights")
+            else:
+                c.update(num_experts=cfg.n_experts, moe_intermediate_size=cfg.d_expert,
+                         norm_topk_prob=cfg.norm_topk)
+        if cfg.arch in ("llama", "qwen3", "qwen3moe") and not (cfg.n_experts and cfg.arch == "llama"):
             c.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
             if cfg.qkv_bias != cfg.o_bias:
                 raise ValueError("attention_bias covers q, k, v and o together")
-        if cfg.arch in ("qwen2", "qwen3"):
+        if cfg.arch in ("qwen2", "qwen3", "qwen3moe"):
             c.update(use_sliding_window=False)
         if cfg.arch == "gemma":
             c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
@@ -337,6 +376,20 @@ def hf_tensors(model, gpt2_prefix="transformer."):
                 out.append((_LLAMA_GLOBAL[canonical], shape, get))
             else:
                 _, layer, rest = canonical.split(".", 2)
+                if cfg.n_experts and rest in _EXPERTS[cfg.arch]:
+                    name = f"model.layers.{layer}.{_EXPERTS[cfg.arch][rest]}"
+                    if rest == "mlp.router.w":
+                        out.append((name, shape, get))
+                        continue
+                    F = cfg.d_expert
+                    for e in range(cfg.n_experts):
+                        if rest == "mlp.down.w":  # [d, E*F]: expert e's columns
+                            out.append((name.replace("{e}", str(e)), (shape[0], F),
+                                        lambda c=canonical, e=e: np.ascontiguousarray(model.get(c)[:, e * F:(e + 1) * F])))
+                        else:
+                            out.append((name.replace("{e}", str(e)), (F, shape[1]),
+                                        lambda c=canonical, e=e: model.get(c)[e * F:(e + 1) * F]))
+                    continue
                 if cfg.arch == "phi3" and rest in _PHI3_FUSED:
                     if rest in ("attn.q.w", "mlp.gate.w"):  # written once, with its partners
                         parts = ([f"blocks.{layer}.attn.{p}.w" for p in "qkv"] if rest == "attn.q.w"

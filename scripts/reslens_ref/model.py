@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "phi3", "gemma")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma")
 LAYERNORM_FAMILY = ("gpt2", "gptneox")  # LayerNorms with biases, biases everywhere, ungated GELU MLP
 
 
@@ -55,6 +55,13 @@ class Config:
     rot_dim: int = None  # dims of each head that rotate (None: all, d_head); Phi-3/4 partial rotation
     parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
     act: str = None  # MLP activation when not the architecture's own: "gelu" (exact, erf) for HF GPT-NeoX
+    # Mixture of experts (Mixtral = "llama" with experts, "qwen3moe"): d_mlp is n_experts * d_expert,
+    # the experts' neurons concatenated (neuron e * d_expert + k = expert e's neuron k), plus a router
+    # blocks.L.mlp.router.w [n_experts, d_model]; softmax routing to n_experts_used experts, their
+    # weights renormalised when norm_topk.
+    n_experts: int = 0
+    n_experts_used: int = 0
+    norm_topk: bool = True
     tied: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -75,7 +82,11 @@ class Config:
 
     @property
     def qk_norm(self):
-        return self.arch == "qwen3"
+        return self.arch in ("qwen3", "qwen3moe")
+
+    @property
+    def d_expert(self):
+        return self.d_mlp // self.n_experts if self.n_experts else self.d_mlp
 
     @property
     def embedding_scale(self):
@@ -98,6 +109,11 @@ class Config:
             raise ValueError("Gemma ties its unembedding to the embedding")
         if self.layer_norm and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
             raise ValueError("GPT-2 and GPT-NeoX have one KV head per head and all biases")
+        if self.n_experts and (self.layer_norm or self.d_mlp % self.n_experts
+                               or not 0 < self.n_experts_used <= self.n_experts):
+            raise ValueError("experts need a gated MLP of n_experts * d_expert neurons and 1..n_experts used")
+        if self.arch == "qwen3moe" and not self.n_experts:
+            raise ValueError("qwen3moe has experts")
         if self.parallel_residual and self.arch != "gptneox":
             raise ValueError("only GPT-NeoX has a parallel residual")
         return self
@@ -164,6 +180,8 @@ def tensor_shapes(cfg):
         if ln:
             out[p + "ln2.b"] = (d,)
         else:
+            if cfg.n_experts:
+                out[p + "mlp.router.w"] = (cfg.n_experts, d)
             out[p + "mlp.gate.w"] = (cfg.d_mlp, d)
         out[p + "mlp.up.w"] = (cfg.d_mlp, d)
         if ln:

@@ -204,6 +204,7 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   mark("ffn");
   analysis::check_attention_identities(ctx, ex);
   analysis::check_ffn_identities(ctx, ex);
+  analysis::score_experts(ctx, ex);
   mark("checks");
   analysis::score_queries(ctx, ex);
   mark("queries");

@@ -49,6 +49,8 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex);
 /// The same with certified bounds (kBounded), falling back to the whole vocabulary per vector.
 void score_attention_bounded(const ExplainContext& ctx, Explanation& ex);
 void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex);
+/// Mixture-of-experts models: each expert's output vector at P scored in the FFN's context.
+void score_experts(const ExplainContext& ctx, Explanation& ex);
 /// Query analyses Q1, Q2, Q3, Q5 (spec §4.3) from the value scores already in `ex`.
 void score_queries(const ExplainContext& ctx, Explanation& ex);
 

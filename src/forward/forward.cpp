@@ -10,6 +10,7 @@
 // bit-identical for any thread count, and a position's values never depend on later positions.
 #include "forward/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -139,6 +140,38 @@ void gelu_in_place(float* x, int64_t n, ActFn act, bool ggml_table) {
   } else {
     ops::gelu_new(x, n);
   }
+}
+
+// Mixture of experts: scales each expert's neurons in post [T, n_experts * d_expert] by its router
+// weight, and zeroes the experts the router did not pick (llama.cpp's build_moe_ffn with softmax
+// gating: softmax over all experts, the n_experts_used most probable, their probabilities divided by
+// their sum when moe_norm_topk; ties go to the lower index). x: the MLP input [T, d_model].
+void route_experts(Buf& post, const Buf& x, int64_t T, const MatrixView& W_router, const ModelConfig& c, int threads) {
+  const int64_t E = c.n_experts, K = c.n_experts_used, F = c.d_expert;
+  Buf logits;
+  linear(logits, x, T, W_router, {}, threads);  // [T, n_experts]
+  parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
+    std::vector<float> p(static_cast<size_t>(E));
+    std::vector<int64_t> order(static_cast<size_t>(E));
+    for (int64_t t = t0; t < t1; ++t) {
+      std::copy(logits.row(t), logits.row(t) + E, p.begin());
+      ops::softmax(p.data(), E);
+      for (int64_t e = 0; e < E; ++e) order[static_cast<size_t>(e)] = e;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)]; });
+      std::vector<float> weight(static_cast<size_t>(E), 0.0f);
+      float sum = 0.0f;
+      for (int64_t i = 0; i < K; ++i) sum += p[static_cast<size_t>(order[static_cast<size_t>(i)])];
+      for (int64_t i = 0; i < K; ++i) {
+        const auto e = static_cast<size_t>(order[static_cast<size_t>(i)]);
+        weight[e] = c.moe_norm_topk ? p[e] / sum : p[e];
+      }
+      float* row = post.row(t);
+      for (int64_t e = 0; e < E; ++e) {
+        for (int64_t k = 0; k < F; ++k) row[e * F + k] *= weight[static_cast<size_t>(e)];
+      }
+    }
+  });
 }
 
 // RMS-normalises every head of x: [T, heads * d_head] in place, with weights w: [d_head].
@@ -358,6 +391,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
         for (int64_t t = t0; t < t1; ++t) gelu_in_place(post.row(t), c.d_mlp, c.act_fn, a.ggml_gelu);
       });
     }
+    if (c.n_experts > 0) route_experts(post, xn, T, L.W_router, c, threads);
     if (iv != nullptr) {
       for (int64_t t = 0; t < T; ++t) {
         if (iv->position >= 0 && iv->position != a.pos0 + t) continue;

@@ -9,6 +9,7 @@
 // (rotate_half pairs).
 // Everything else llama.cpp would apply (RoPE scaling keys, rope_freqs.weight, attention biases) is
 // applied, and any key or tensor reslens does not apply stops the load (model/known_keys.h).
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -68,6 +69,11 @@ class GgufTensors {
   VectorView vector_opt(const std::string& name, int64_t size) {
     return has(name) ? vector(name, size) : VectorView{};
   }
+  /// A tensor of any rank checked against `shape` (outermost first), as float32.
+  const float* stacked(const std::string& name, const std::vector<int64_t>& shape) {
+    return materialize(storage_, get(name), name, shape, file_.source());
+  }
+  const float* own(std::vector<float> values) { return storage_.own(std::move(values)); }
   const std::set<std::string>& used() const { return used_; }
 
  private:
@@ -82,7 +88,7 @@ const std::set<std::string> kAppliedKeys = {
     "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_epsilon",
     "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
     "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count",
-    "attention.sliding_window", "use_parallel_residual"};
+    "attention.sliding_window", "use_parallel_residual", "expert_feed_forward_length"};
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
@@ -111,15 +117,35 @@ void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c
   }
 }
 
+// Mixture of experts (llama.cpp's llama with expert_count > 0, i.e. Mixtral, and qwen3moe): softmax
+// routing to expert_used_count experts whose weights are renormalised (build_moe_ffn's norm_w, true
+// for both); each expert has feed_forward_length neurons (qwen3moe: expert_feed_forward_length).
+void read_experts(const gguf::File& f, const std::string& arch, ModelConfig& c) {
+  const std::string p = arch + ".";
+  const int64_t E = f.get_int_opt(p + "expert_count").value_or(0);
+  if (arch == "qwen3moe" && E <= 0) throw FormatError(f.source() + ": " + p + "expert_count is missing or 0");
+  if (E <= 0) return;
+  if (arch != "llama" && arch != "qwen3moe") {
+    throw UnsupportedError(f.source() + ": " + p + "expert_count = " + std::to_string(E) +
+                           ": mixture-of-experts " + arch + " models are not supported (llama and qwen3moe are)");
+  }
+  const int64_t K = f.get_int_opt(p + "expert_used_count").value_or(0);
+  if (E > 1024 || K < 1 || K > E) {
+    throw FormatError(f.source() + ": " + p + "expert_used_count = " + std::to_string(K) + " for " +
+                      std::to_string(E) + " experts (expected 1.." + std::to_string(std::min<int64_t>(E, 1024)) + ")");
+  }
+  c.n_experts = E;
+  c.n_experts_used = K;
+  c.d_expert = arch == "qwen3moe" ? f.get_int_opt(p + "expert_feed_forward_length").value_or(c.d_mlp / K) : c.d_mlp;
+  c.d_mlp = E * c.d_expert;
+  c.moe_norm_topk = true;
+}
+
 ModelConfig read_config(const gguf::File& f, const std::string& arch) {
   ModelConfig c;
   c.original_architecture = arch;
   c.model_name = f.get_string_opt("general.name").value_or("");
   const std::string p = arch + ".";
-  if (f.get_int_opt(p + "expert_count").value_or(0) > 0) {
-    throw UnsupportedError(f.source() + ": " + p + "expert_count = " + std::to_string(*f.get_int_opt(p + "expert_count")) +
-                           ": mixture-of-experts models are not supported yet");
-  }
   c.n_layers = f.get_int(p + "block_count");
   c.d_model = f.get_int(p + "embedding_length");
   c.d_mlp = f.get_int(p + "feed_forward_length");
@@ -170,7 +196,8 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
     // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2, qwen3 and phi3.
     c.rope_layout = arch == "llama" ? RopeLayout::kInterleaved : RopeLayout::kHalf;
-    c.qk_norm = arch == "qwen3";
+    c.qk_norm = arch == "qwen3" || arch == "qwen3moe";
+    read_experts(f, arch, c);
     if (arch == "gemma") {  // llama.cpp's gemma graph: embeddings scaled by sqrtf(n_embd), GeGLU (its
       // converter already stored the norm weights as 1 + w)
       c.act_fn = ActFn::kGeluNew;
@@ -195,7 +222,8 @@ std::string gguf_dtype(const gguf::File& f) {
 constexpr LlamaLayerNames kGgufLlamaNames = {
     "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
     "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-    "ffn_down.weight"};
+    "ffn_down.weight", nullptr, nullptr, nullptr, nullptr, "ffn_gate_inp.weight", "ffn_gate_exps.weight",
+    "ffn_up_exps.weight", "ffn_down_exps.weight"};
 // Phi-3: Q, K, V fused as attn_qkv when the file has it, gate and up always fused as ffn_up
 // ([gate; up] rows: llama.cpp's LLM_FFN_SWIGLU takes silu of the first half times the second).
 constexpr LlamaLayerNames kGgufPhi3Names = {
@@ -206,7 +234,8 @@ constexpr LlamaLayerNames kGgufPhi3Names = {
 constexpr LlamaLayerNames kGgufQwen3Names = {
     "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias", "attn_k.bias",
     "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-    "ffn_down.weight", "attn_q_norm.weight", "attn_k_norm.weight"};
+    "ffn_down.weight", "attn_q_norm.weight", "attn_k_norm.weight", nullptr, nullptr, "ffn_gate_inp.weight",
+    "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
 // llama.cpp applies whichever attention biases a llama or qwen2 block holds (create_tensor_qkv,
 // wo_b); an FFN bias is not applied by reslens and so refused by check_gguf_tensors.
 constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPresent};
@@ -217,10 +246,10 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  const std::set<std::string> supported = {"llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gptneox"};
+  const std::set<std::string> supported = {"llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gpt2", "gptneox"};
   if (supported.count(arch) == 0) {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen3, phi3, gemma, gpt2, gptneox)");
+                           "' is not supported (supported: llama, qwen2, qwen3, qwen3moe, phi3, gemma, gpt2, gptneox)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -264,7 +293,9 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     if (c.architecture == Architecture::kLlama) {
-      const LlamaLayerNames& names = arch == "phi3" ? kGgufPhi3Names : arch == "qwen3" ? kGgufQwen3Names : kGgufLlamaNames;
+      const LlamaLayerNames& names = arch == "phi3"                         ? kGgufPhi3Names
+                                     : arch == "qwen3" || arch == "qwen3moe" ? kGgufQwen3Names
+                                                                             : kGgufLlamaNames;
       // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
       const LlamaBiases biases = arch == "gemma" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone} : kGgufLlamaBiases;
       w.layers.push_back(load_llama_layer(t, b, names, c, biases));

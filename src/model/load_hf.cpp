@@ -91,6 +91,11 @@ class HfTensors {
   VectorView vector(const std::string& name, int64_t size) {
     return vector_view(storage_, get(name), name, size, source_of(name));
   }
+  /// A tensor of any rank checked against `shape` (outermost first), as float32.
+  const float* stacked(const std::string& name, const std::vector<int64_t>& shape) {
+    return materialize(storage_, get(name), name, shape, source_of(name));
+  }
+  const float* own(std::vector<float> values) { return storage_.own(std::move(values)); }
   /// An owned copy of v with `add` added to each value, in float (Gemma's norms scale by 1 + w).
   VectorView shifted(const VectorView& v, float add) {
     std::vector<float> out(v.data, v.data + v.size);
@@ -192,6 +197,12 @@ std::string hf_dtype(const HfTensors& t) {
   return weights_dtype(types);
 }
 
+bool get_bool_or(const json& j, const char* key, bool fallback, const std::string& src) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) throw FormatError(src + ": '" + key + "' is not true or false");
+  return j[key].get<bool>();
+}
+
 constexpr LlamaLayerNames kHfLlamaNames = {
     "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
     "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
@@ -203,7 +214,12 @@ const std::set<std::string> kHfLlamaFields = {
     "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
     "head_dim", "vocab_size", "rms_norm_eps", "hidden_act", "rope_theta", "rope_scaling", "attention_bias",
     "mlp_bias", "tie_word_embeddings", "sliding_window", "use_sliding_window", "max_window_layers",
-    "partial_rotary_factor", "original_max_position_embeddings", "layer_types", "hidden_activation"};
+    "partial_rotary_factor", "original_max_position_embeddings", "layer_types", "hidden_activation",
+    // mixture of experts (read_experts); the auxiliary loss, router logits output and router jitter
+    // only matter in training
+    "num_local_experts", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob",
+    "decoder_sparse_step", "mlp_only_layers", "router_aux_loss_coef", "output_router_logits",
+    "router_jitter_noise"};
 
 // Qwen3: per-head q/k RMSNorm weights.
 constexpr LlamaLayerNames kHfQwen3Names = {
@@ -211,17 +227,52 @@ constexpr LlamaLayerNames kHfQwen3Names = {
     "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
     "self_attn.o_proj.bias", "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
     "mlp.down_proj.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight"};
+// Mixtral: the router and each expert's w1 (gate), w3 (up), w2 (down).
+constexpr LlamaLayerNames kHfMixtralNames = {
+    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+    "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
+    "self_attn.o_proj.bias", "post_attention_layernorm.weight", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+    nullptr, "block_sparse_moe.gate.weight", "block_sparse_moe.experts.{e}.w1.weight",
+    "block_sparse_moe.experts.{e}.w3.weight", "block_sparse_moe.experts.{e}.w2.weight"};
+// Qwen3-MoE: Qwen3's attention (q/k norms) and the router and experts under mlp.
+constexpr LlamaLayerNames kHfQwen3MoeNames = {
+    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+    "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
+    "self_attn.o_proj.bias", "post_attention_layernorm.weight", nullptr, nullptr, nullptr, "self_attn.q_norm.weight",
+    "self_attn.k_norm.weight", nullptr, nullptr, "mlp.gate.weight", "mlp.experts.{e}.gate_proj.weight",
+    "mlp.experts.{e}.up_proj.weight", "mlp.experts.{e}.down_proj.weight"};
+
+// The experts of MixtralForCausalLM (num_local_experts) and Qwen3MoeForCausalLM (num_experts,
+// moe_intermediate_size, norm_topk_prob; every layer sparse): softmax routing to
+// num_experts_per_tok experts, renormalised (Mixtral always; Qwen3-MoE when norm_topk_prob).
+void read_experts(const json& cfg, const std::string& arch, ModelConfig& c, const std::string& src) {
+  if (arch != "MixtralForCausalLM" && arch != "Qwen3MoeForCausalLM") return;
+  const bool mixtral = arch == "MixtralForCausalLM";
+  c.n_experts = get_int(cfg, mixtral ? "num_local_experts" : "num_experts", src);
+  c.n_experts_used = get_int(cfg, "num_experts_per_tok", src);
+  if (c.n_experts < 1 || c.n_experts > 1024 || c.n_experts_used < 1 || c.n_experts_used > c.n_experts) {
+    throw FormatError(src + ": num_experts_per_tok = " + std::to_string(c.n_experts_used) + " for " +
+                      std::to_string(c.n_experts) + " experts");
+  }
+  c.d_expert = mixtral ? c.d_mlp : get_int(cfg, "moe_intermediate_size", src);
+  c.d_mlp = c.n_experts * c.d_expert;
+  c.moe_norm_topk = mixtral || get_bool_or(cfg, "norm_topk_prob", false, src);
+  if (!mixtral) {
+    if (get_int_or(cfg, "decoder_sparse_step", 1, src) != 1) {
+      throw UnsupportedError(src + ": decoder_sparse_step != 1 (dense layers between sparse ones) is not supported");
+    }
+    if (cfg.contains("mlp_only_layers") && !(cfg["mlp_only_layers"].is_array() && cfg["mlp_only_layers"].empty())) {
+      throw UnsupportedError(src + ": mlp_only_layers " + cfg["mlp_only_layers"].dump() + " is not supported");
+    }
+  }
+}
+
 // Phi-3: fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up] rows, Phi3MLP's chunk(2)).
 constexpr LlamaLayerNames kHfPhi3Names = {
     "input_layernorm.weight", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, "self_attn.o_proj.weight",
     nullptr, "post_attention_layernorm.weight", nullptr, nullptr, "mlp.down_proj.weight", nullptr, nullptr,
     "self_attn.qkv_proj.weight", "mlp.gate_up_proj.weight"};
 
-bool get_bool_or(const json& j, const char* key, bool fallback, const std::string& src) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_boolean()) throw FormatError(src + ": '" + key + "' is not true or false");
-  return j[key].get<bool>();
-}
 
 // rope_scaling (transformers' ROPE_INIT_FUNCTIONS): "default", "linear" (positions divided by
 // factor) and "llama3" (per-pair frequency divisors) are applied; dynamic, yarn, longrope and any
@@ -274,7 +325,7 @@ void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) 
 // and refuses longer ones (ModelConfig::sliding_window).
 void read_sliding_window(const json& cfg, const std::string& arch, ModelConfig& c, const std::string& src) {
   if (!cfg.contains("sliding_window") || cfg["sliding_window"].is_null()) return;
-  const bool qwen = arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM";
+  const bool qwen = arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
   if (qwen && !get_bool_or(cfg, "use_sliding_window", false, src)) return;
   if (!cfg["sliding_window"].is_number_integer() || cfg["sliding_window"].get<int64_t>() <= 0) {
     throw FormatError(src + ": sliding_window " + cfg["sliding_window"].dump() + " is not a positive integer");
@@ -303,7 +354,8 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   const double partial = get_num_or(cfg, "partial_rotary_factor", 1.0, src);
   if (!(partial > 0.0 && partial <= 1.0)) throw FormatError(src + ": partial_rotary_factor must be in (0, 1]");
   c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * partial);
-  c.qk_norm = arch == "Qwen3ForCausalLM";
+  c.qk_norm = arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
+  read_experts(cfg, arch, c, src);
   c.rope_layout = RopeLayout::kHalf;
   check_hf_fields(cfg, kHfLlamaFields, src);
   // Qwen2 has Q/K/V biases; Llama and Mistral with attention_bias have Q/K/V and O biases.
@@ -357,9 +409,11 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   c.tied_embeddings = !(has_head && has_embed);
   w.ln_final_w = t.vector("model.norm.weight", d);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LlamaLayerNames& names = arch == "Phi3ForCausalLM"    ? kHfPhi3Names
-                                   : arch == "Qwen3ForCausalLM" ? kHfQwen3Names
-                                                                : kHfLlamaNames;
+    const LlamaLayerNames& names = arch == "Phi3ForCausalLM"       ? kHfPhi3Names
+                                   : arch == "Qwen3ForCausalLM"    ? kHfQwen3Names
+                                   : arch == "MixtralForCausalLM"  ? kHfMixtralNames
+                                   : arch == "Qwen3MoeForCausalLM" ? kHfQwen3MoeNames
+                                                                   : kHfLlamaNames;
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
   note_llama_biases(c, w.layers);
@@ -546,15 +600,17 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
     const std::string mt = cfg["model_type"].get<std::string>();
     arch = mt == "gpt2" ? "GPT2LMHeadModel" : mt == "llama" ? "LlamaForCausalLM" : mt == "qwen2" ? "Qwen2ForCausalLM"
          : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
-         : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM" : mt;
+         : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM"
+         : mt == "mixtral" ? "MixtralForCausalLM" : mt == "qwen3_moe" ? "Qwen3MoeForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
-                          arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM";
+                          arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM" ||
+                          arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel" && arch != "GPTNeoXForCausalLM") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, GemmaForCausalLM, GPT2LMHeadModel, "
-                           "GPTNeoXForCausalLM)");
+                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
+                           "GemmaForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
   }
   auto storage = std::make_shared<ModelStorage>();
   HfTensors t(dir, *storage);

@@ -2,6 +2,7 @@
 // weight views, configuration validation, and the per-format entry points Model::load dispatches to.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -60,7 +61,50 @@ struct LlamaLayerNames {
   const char* k_norm = nullptr;
   const char* qkv = nullptr;      ///< fused [q; k; v] rows, used instead of q/k/v when the file has it (Phi-3)
   const char* gate_up = nullptr;  ///< fused [gate; up] rows, always used instead of gate/up when named (Phi-3)
+  // Mixture of experts (read when ModelConfig::n_experts > 0): the router [n_experts, d_model] and the
+  // experts' gate, up and down projections, either stacked in one tensor each ([E, d_expert, d_model],
+  // [E, d_expert, d_model], [E, d_model, d_expert]: GGUF) or one per expert, "{e}" in the name
+  // standing for the expert's index (Hugging Face).
+  const char* router = nullptr;
+  const char* expert_gate = nullptr;
+  const char* expert_up = nullptr;
+  const char* expert_down = nullptr;
 };
+
+/// Expert e's name from a pattern with "{e}".
+inline std::string expert_name(const std::string& pattern, int64_t e) {
+  const auto at = pattern.find("{e}");
+  return at == std::string::npos ? pattern : pattern.substr(0, at) + std::to_string(e) + pattern.substr(at + 3);
+}
+
+/// The experts' gate or up rows as one [n_experts * d_expert, d_model] matrix (neuron e * d_expert + k =
+/// expert e's neuron k): a view of a stacked tensor, or the per-expert matrices copied together.
+template <typename Source>
+MatrixView expert_rows(Source& t, const std::string& name, const ModelConfig& c) {
+  const int64_t E = c.n_experts, F = c.d_expert, d = c.d_model;
+  if (name.find("{e}") == std::string::npos) return {t.stacked(name, {E, F, d}), E * F, d, d};
+  std::vector<float> out(static_cast<size_t>(E * F * d));
+  for (int64_t e = 0; e < E; ++e) {
+    const MatrixView m = t.matrix(expert_name(name, e), F, d);
+    for (int64_t k = 0; k < F; ++k) std::copy(m.row(k), m.row(k) + d, out.begin() + (e * F + k) * d);
+  }
+  return {t.own(std::move(out)), E * F, d, d};
+}
+
+/// The experts' down projections as one [d_model, n_experts * d_expert] matrix: column e * d_expert + k
+/// is expert e's neuron k's value vector (always a copy: each expert's columns are its own matrix).
+template <typename Source>
+MatrixView expert_columns(Source& t, const std::string& name, const ModelConfig& c) {
+  const int64_t E = c.n_experts, F = c.d_expert, d = c.d_model;
+  std::vector<float> out(static_cast<size_t>(d * E * F));
+  const bool stacked = name.find("{e}") == std::string::npos;
+  const float* all = stacked ? t.stacked(name, {E, d, F}) : nullptr;  // [E, d_model, d_expert]
+  for (int64_t e = 0; e < E; ++e) {
+    const float* m = stacked ? all + e * d * F : t.matrix(expert_name(name, e), d, F).data;
+    for (int64_t i = 0; i < d; ++i) std::copy(m + i * F, m + (i + 1) * F, out.begin() + i * E * F + e * F);
+  }
+  return {t.own(std::move(out)), d, E * F, E * F};
+}
 
 /// Which attention biases a block has. Hugging Face configs say so (Qwen2: q/k/v; Llama and Mistral
 /// with attention_bias: q/k/v/o), so a declared bias must be there; llama.cpp applies whichever
@@ -107,6 +151,14 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
   L.b_V = load_bias(t, prefix, n.v_bias, kv_dim, biases.qkv);
   L.W_O = t.matrix(prefix + n.o, d, q_dim);
   L.b_O = load_bias(t, prefix, n.o_bias, d, biases.o);
+  if (c.n_experts > 0) {
+    if (n.router == nullptr) throw FormatError(prefix + ": this format has no mixture-of-experts tensors");
+    L.W_router = t.matrix(prefix + n.router, c.n_experts, d);
+    L.W_gate = expert_rows(t, prefix + n.expert_gate, c);
+    L.W_in = expert_rows(t, prefix + n.expert_up, c);
+    L.W_out = expert_columns(t, prefix + n.expert_down, c);
+    return L;
+  }
   if (n.gate_up != nullptr) {
     const MatrixView gate_up = t.matrix(prefix + n.gate_up, 2 * c.d_mlp, d);  // [gate; up] rows
     L.W_gate = gate_up.rows_slice(0, c.d_mlp);

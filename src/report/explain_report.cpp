@@ -154,8 +154,22 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     const int64_t i = top_ffn[v], l = i / N, k = i % N;
     json e = {{"layer", l}, {"neuron", k}, {"label", label_ffn_neuron(l, k)},
               {"score", ex.ffn_neuron.values[static_cast<size_t>(i)]}, {"coef", ex.ffn_coef.values[static_cast<size_t>(i)]}};
+    if (c.n_experts > 0) {  // neuron k of a mixture-of-experts layer: expert k / d_expert's neuron k % d_expert
+      e["expert"] = k / c.d_expert;
+      e["expert_neuron"] = k % c.d_expert;
+    }
     if (v < ffn_views.size()) add_view(e, ffn_views[v]);
     j["ffn_neurons"].push_back(e);
+  }
+  if (c.n_experts > 0) {  // every expert of every layer, best first
+    j["experts"] = json::array();
+    for (int64_t i : analysis::top_indices(ex.expert.values, static_cast<int64_t>(ex.expert.values.size()))) {
+      const int64_t l = i / c.n_experts, e = i % c.n_experts;
+      json x = {{"layer", l}, {"expert", e}, {"label", "L" + std::to_string(l) + "E" + std::to_string(e)},
+                {"score", ex.expert.values[static_cast<size_t>(i)]}};
+      if (ex.has_contrast) x["contrast"] = ex.contrast_expert.values[static_cast<size_t>(i)];
+      j["experts"].push_back(x);
+    }
   }
   j["attn_neurons"] = json::array();
   for (size_t v = 0; v < top_attn.size(); ++v) {
@@ -360,11 +374,13 @@ void write_explain_arrays(const std::filesystem::path& dir, const Explanation& e
   put("attn_neuron_scores", ex.attn_neuron);
   put("attn_coef", ex.attn_coef);
   put("query_ffn_scores", ex.q3);
+  put("expert_scores", ex.expert);
   for (const auto& [name, arr] : ex.baselines) put("baseline_" + name, arr);
   if (ex.has_contrast) {
     put("contrast_head_scores", ex.contrast_head);
     put("contrast_ffn_neuron_scores", ex.contrast_ffn_neuron);
     put("contrast_attn_neuron_scores", ex.contrast_attn_neuron);
+    put("contrast_expert_scores", ex.contrast_expert);
   }
 }
 

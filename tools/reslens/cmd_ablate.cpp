@@ -1,4 +1,4 @@
-// reslens ablate MODEL TEXT --ffn L:N,... --heads L:H,... --attn L:H:D[@P],...: zero components (spec
+// reslens ablate MODEL TEXT --ffn L:N,... --experts L:E,... --heads L:H,... --attn L:H:D[@P],...: zero components (spec
 // A7: parameter level by default, activation level with --activation), re-run, and report the
 // target's probability, rank and reciprocal rank before and after, with a seeded random baseline of
 // the same size.
@@ -63,6 +63,7 @@ void register_ablate(CLI::App& app) {
   auto ffn = std::make_shared<std::vector<std::string>>();
   auto heads = std::make_shared<std::vector<std::string>>();
   auto attn = std::make_shared<std::vector<std::string>>();
+  auto experts = std::make_shared<std::vector<std::string>>();
   auto target = std::make_shared<std::string>();
   auto position = std::make_shared<int>(-1);
   auto activation = std::make_shared<bool>(false);
@@ -74,6 +75,8 @@ void register_ablate(CLI::App& app) {
   cmd->add_option("--ffn", *ffn, "FFN neurons layer:neuron, comma-separated")->delimiter(',');
   cmd->add_option("--heads", *heads, "Heads layer:head, comma-separated")->delimiter(',');
   cmd->add_option("--attn", *attn, "Attention neurons layer:head:dim[@source_pos], comma-separated")->delimiter(',');
+  cmd->add_option("--experts", *experts, "Mixture-of-experts models: whole experts layer:expert (all their neurons)")
+      ->delimiter(',');
   cmd->add_option("--target", *target, "Target token: text or id (default: the top prediction)");
   cmd->add_option("-p,--position", *position, "Position whose prediction is measured (-1 = last)");
   cmd->add_flag("--activation", *activation, "Zero only at that position (activation level) instead of the parameters");
@@ -90,6 +93,17 @@ void register_ablate(CLI::App& app) {
       const auto v = split_colon(s, 2, nullptr);
       iv.ffn_neurons.push_back({static_cast<int>(v[0]), static_cast<int>(v[1])});
     }
+    for (const auto& s : *experts) {  // an expert is its d_expert neurons: e * d_expert + k
+      const auto v = split_colon(s, 2, nullptr);
+      if (c.n_experts == 0) throw InvalidArgument("--experts '" + s + "': the model has no experts");
+      if (v[0] < 0 || v[0] >= c.n_layers || v[1] < 0 || v[1] >= c.n_experts) {
+        throw OutOfRange("--experts '" + s + "': layer 0.." + std::to_string(c.n_layers - 1) + ", expert 0.." +
+                         std::to_string(c.n_experts - 1));
+      }
+      for (int64_t k = 0; k < c.d_expert; ++k) {
+        iv.ffn_neurons.push_back({static_cast<int>(v[0]), static_cast<int>(v[1] * c.d_expert + k)});
+      }
+    }
     for (const auto& s : *heads) {
       const auto v = split_colon(s, 2, nullptr);
       iv.heads.push_back({static_cast<int>(v[0]), static_cast<int>(v[1])});
@@ -100,7 +114,7 @@ void register_ablate(CLI::App& app) {
       if (at >= 0 && !*activation) throw InvalidArgument("'" + s + "': a source position needs --activation");
       iv.attn_neurons.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), static_cast<int>(at)});
     }
-    if (iv.empty()) throw InvalidArgument("nothing to ablate: give --ffn, --heads or --attn");
+    if (iv.empty()) throw InvalidArgument("nothing to ablate: give --ffn, --experts, --heads or --attn");
     if (*activation) iv.position = P;
     std::string note;
     RunOptions o;

@@ -45,6 +45,9 @@ nlohmann::json config_json(const Model& m) {
   j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
   j["qk_norm"] = c.qk_norm;
   j["parallel_residual"] = c.parallel_residual;
+  j["experts"] = c.n_experts > 0 ? nlohmann::json{{"n_experts", c.n_experts}, {"n_experts_used", c.n_experts_used},
+                                                  {"d_expert", c.d_expert}, {"renormalised", c.moe_norm_topk}}
+                                 : nlohmann::json(nullptr);
   j["embedding_scale"] = c.embedding_scale;
   j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
   j["tied_embeddings"] = c.tied_embeddings;
@@ -121,6 +124,12 @@ void register_inspect(CLI::App& app) {
     std::cout << "\nbiases        attention "
               << (j["attention_biases"]["qkv"].get<bool>() ? (j["attention_biases"]["o"].get<bool>() ? "q/k/v/o" : "q/k/v")
                                                            : (j["attention_biases"]["o"].get<bool>() ? "o" : "none"));
+    if (!j["experts"].is_null()) {
+      const auto& x = j["experts"];
+      std::cout << "\nexperts       " << x["n_experts"].get<int64_t>() << " of " << x["d_expert"].get<int64_t>()
+                << " neurons, " << x["n_experts_used"].get<int64_t>() << " used per token"
+                << (x["renormalised"].get<bool>() ? " (weights renormalised)" : "");
+    }
     if (j["parallel_residual"].get<bool>()) {
       std::cout << "\nresidual      parallel: x + attn(ln1(x)) + mlp(ln2(x))";
     }

@@ -119,12 +119,28 @@ TEST_F(LoadErrors, GgufKeysAndTensorsReslensDoesNotApplyAreRefusedByName) {
   expect_load_error<UnsupportedError>(
       gguf(with([](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.attn_factor", 2.0f); })),
       {"llama.rope.scaling.attn_factor"});
+  // Mixture of experts: a file missing an expert tensor, or whose expert_count disagrees with its
+  // tensors, is named; expert_used_count must be 1..expert_count; experts under another arch refused.
   TinyLlamaSpec moe = with([](GgufBuilder& b) {
-    b.kv_u32("llama.expert_count", 8);
-    b.kv_u32("llama.expert_used_count", 2);
+    b.kv_u32("llama.expert_count", 2);
+    b.kv_u32("llama.expert_used_count", 1);
   });
-  moe.drop_tensor = "blk.0.ffn_gate.weight";
-  expect_load_error<UnsupportedError>(gguf(moe), {"m.gguf", "llama.expert_count = 8", "mixture-of-experts"});
+  expect_load_error<FormatError>(gguf(moe), {"m.gguf", "tensor 'blk.0.ffn_gate_inp.weight' is missing"});
+  moe.extra = [](GgufBuilder& b) {
+    b.kv_u32("llama.expert_count", 2);
+    b.kv_u32("llama.expert_used_count", 1);
+    b.tensor_f32("blk.0.ffn_gate_inp.weight", {8, 3}, std::vector<float>(24, 0.1f));  // 3 experts' rows
+  };
+  expect_load_error<FormatError>(gguf(moe), {"blk.0.ffn_gate_inp.weight", "[3, 8]", "expected [2, 8]"});
+  expect_load_error<FormatError>(gguf(with([](GgufBuilder& b) {
+                                   b.kv_u32("llama.expert_count", 2);
+                                   b.kv_u32("llama.expert_used_count", 3);
+                                 })),
+                                 {"m.gguf", "llama.expert_used_count = 3 for 2 experts"});
+  TinyLlamaSpec qmoe;
+  qmoe.architecture = "qwen2";
+  qmoe.extra = [](GgufBuilder& b) { b.kv_u32("qwen2.expert_count", 4); };
+  expect_load_error<UnsupportedError>(gguf(qmoe, "q.gguf"), {"q.gguf", "qwen2.expert_count = 4", "mixture-of-experts"});
   expect_load_error<FormatError>(
       gguf(with([](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.factor", std::nanf("")); })),
       {"llama.rope.scaling.factor"});
