@@ -261,6 +261,26 @@ struct BadCase {
   std::vector<std::string> fragments;
 };
 
+// Output that cannot be written is a failure (exit 3, one line), never exit 0 with a truncated
+// document; files are written whole or not at all.
+TEST(Cli, WriteFailuresAreErrors) {
+  const std::string gguf = shared("models/stories260K/stories260K.gguf");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"tokenize", gguf, "Once upon a time", "--json"},
+        std::vector<std::string>{"inspect", gguf}, std::vector<std::string>{"predict", gguf, "Once upon", "--json"}}) {
+    std::string cmd = quote(RESLENS_CLI_PATH);
+    for (const auto& a : args) cmd += " " + quote(a);
+    const int status = std::system((cmd + " >/dev/full 2>/dev/null").c_str());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << cmd;
+  }
+  const auto dir = test::scratch_dir("unwritable");
+  const auto r = cli({"explain", gguf, "Once upon a time", "--out", (dir / "no" / "such" / "dir").string(),
+                      "--html", (dir / "missing-dir" / "r.html").string()});
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "missing-dir" / "r.html"));
+}
+
 TEST(Cli, BadInputGivesOneClearLine) {
   const auto dir = test::scratch_dir("bad");
   const std::string gguf = shared("models/stories260K/stories260K.gguf");

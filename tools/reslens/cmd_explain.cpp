@@ -83,12 +83,11 @@ void register_explain(CLI::App& app) {
     rep.top = *top;
     if (!out->empty()) {
       write_explain_arrays(*out, ex);
-      std::ofstream(std::filesystem::path(*out) / "explanation.json") << explain_json(*model, run, tokens, ex, eo, rep) << "\n";
+      write_text_file(std::filesystem::path(*out) / "explanation.json", explain_json(*model, run, tokens, ex, eo, rep) + "\n");
     }
     if (!html->empty()) {
       const std::string page = explain_html(*model, run, tokens, ex, eo, rep);
-      std::ofstream f(*html, std::ios::binary);
-      if (!(f << page) || !f.flush()) throw IoError(*html + ": cannot write the HTML report");
+      write_text_file(*html, page);
     }
     if (*json) {
       std::cout << explain_json(*model, run, tokens, ex, eo, rep) << "\n";

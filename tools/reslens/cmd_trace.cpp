@@ -54,7 +54,7 @@ void register_trace(CLI::App& app) {
     write_npy(dir / "logits.npy", r.logits.data(), r.logits.shape());
     // Logits last, listed like a hook so readers treat every array the same way.
     index["hooks"].push_back({{"name", "logits"}, {"file", "logits.npy"}, {"shape", r.logits.shape()}});
-    std::ofstream(dir / "index.json") << index.dump(2) << "\n";
+    write_text_file(dir / "index.json", index.dump(2) + "\n");
     std::cerr << "wrote " << r.cache.size() << " hooks and logits for " << tokens.size() << " tokens to "
               << dir.string() << "\n";
   });

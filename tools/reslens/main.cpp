@@ -1,6 +1,7 @@
 // reslens CLI entry point: registers the commands and turns the library's typed errors into one-line
 // messages and exit codes (0 ok, 2 usage or bad argument, 3 I/O or format, 4 unsupported,
 // 70 internal error).
+#include <cstdio>
 #include <iostream>
 
 #include "commands.h"
@@ -13,6 +14,13 @@ int main(int argc, char** argv) {
   reslens::cli::register_commands(app);
   try {
     app.parse(argc, argv);
+    // Output that could not be written (a full disk, /dev/full) is a failure, never exit 0 with a
+    // truncated JSON document: both streams the commands print to are flushed and checked.
+    std::cout.flush();
+    if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+      std::cerr << "error: could not write the output to standard output (disk full or closed?)\n";
+      return 3;
+    }
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
