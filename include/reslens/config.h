@@ -99,6 +99,18 @@ struct ModelConfig {
   bool o_bias = false;    ///< Llama-family models with an attention-output bias b_O.
   /// Queries and keys pass a per-head RMSNorm (weights [d_head], eps = `eps`) before RoPE (Qwen3).
   bool qk_norm = false;
+  /// OLMo 2: queries and keys pass one RMSNorm over the whole projection (weights [n_heads * d_head]
+  /// and [n_kv_heads * d_head]) before RoPE, instead of per head.
+  bool qk_norm_full = false;
+  /// Sublayers read a normalised residual stream (ln1, ln2). False for OLMo 2, whose attention and
+  /// MLP read the residual stream itself and normalise their outputs instead (post_norm).
+  bool pre_norm = true;
+  /// OLMo 2: each sublayer's output passes an RMSNorm before it is added to the residual stream
+  /// (weights post_attn_norm_w / post_ffn_norm_w). For the attribution its scale is frozen at its
+  /// real value, as the final norm's is: the output is then linear in the heads and neurons. W_O and
+  /// W_out hold the norm weights folded in (each row scaled), so their columns are the value vectors
+  /// the residual stream sees; the coefficients (TraceView) are divided by the frozen scale.
+  bool post_norm = false;
 
   std::string dtype;  ///< Storage type of the weights in the file: "F32", "F16", "BF16", "Q8_0", "mixed".
 };

@@ -25,14 +25,16 @@ enum class Hook : uint8_t {
   kAttnScores,     ///< blocks.L.attn.hook_attn_scores [n_heads, query_pos, key_pos] (masked: -inf)
   kPattern,        ///< blocks.L.attn.hook_pattern     [n_heads, query_pos, key_pos]
   kZ,              ///< blocks.L.attn.hook_z           [pos, n_heads, d_head] pattern-weighted values
-  kAttnOut,        ///< blocks.L.hook_attn_out         [pos, d_model] A^l (with b_O)
+  kLn1PostScale,   ///< blocks.L.ln1_post.hook_scale   [pos, 1] post-attention norm's scale (OLMo 2)
+  kAttnOut,        ///< blocks.L.hook_attn_out         [pos, d_model] A^l (with b_O; after a post-norm)
   kResidMid,       ///< blocks.L.hook_resid_mid        [pos, d_model] r^l = h^{l-1} + A^l
   kLn2Scale,       ///< blocks.L.ln2.hook_scale        [pos, 1]
   kLn2Normalized,  ///< blocks.L.ln2.hook_normalized   [pos, d_model]
   kMlpPre,         ///< blocks.L.mlp.hook_pre          [pos, d_mlp] GPT-2 c_fc output / Llama gate
   kMlpPreLinear,   ///< blocks.L.mlp.hook_pre_linear   [pos, d_mlp] Llama up projection
   kMlpPost,        ///< blocks.L.mlp.hook_post         [pos, d_mlp] coefficients m fed to W_out
-  kMlpOut,         ///< blocks.L.hook_mlp_out          [pos, d_model] F^l (with b_out)
+  kLn2PostScale,   ///< blocks.L.ln2_post.hook_scale   [pos, 1] post-MLP norm's scale (OLMo 2)
+  kMlpOut,         ///< blocks.L.hook_mlp_out          [pos, d_model] F^l (with b_out; after a post-norm)
   kResidPost,      ///< blocks.L.hook_resid_post       [pos, d_model] h^l
   kLnFinalScale,   ///< ln_final.hook_scale            [pos, 1] the final norm's scale
   kLnFinalNormalized,  ///< ln_final.hook_normalized   [pos, d_model]

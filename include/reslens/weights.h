@@ -42,7 +42,10 @@ struct LayerWeights {
   VectorView b_Q, b_K, b_V;
   VectorView q_norm_w;  ///< [d_head] RMSNorm of each query head before RoPE (Qwen3); empty otherwise
   VectorView k_norm_w;  ///< [d_head] RMSNorm of each key head before RoPE (Qwen3); empty otherwise
-  MatrixView W_O;  ///< [d_model, n_heads * d_head]; column h*d_head+n is attention neuron (h, n)
+  MatrixView W_O;  ///< [d_model, n_heads * d_head]; column h*d_head+n is attention neuron (h, n)'s
+                   ///< value vector (with a post-norm: its weights folded in, see ModelConfig::post_norm)
+  MatrixView W_O_raw;    ///< post-norm models: W_O as stored, which the forward pass multiplies by
+  VectorView post_attn_norm_w;  ///< [d_model] post-attention RMSNorm weight (post-norm models)
   VectorView b_O;  ///< [d_model]
   VectorView ln2_w, ln2_b;  ///< [d_model] MLP-input norm (TL `ln2`)
   MatrixView W_in;          ///< [d_mlp, d_model] GPT-2 c_fc / Llama up_proj
@@ -51,6 +54,8 @@ struct LayerWeights {
                             ///< experts' gate/up rows and down columns are concatenated in W_gate/W_in/W_out
   VectorView b_in;          ///< [d_mlp]
   MatrixView W_out;         ///< [d_model, d_mlp]; column k is FFN neuron k's value vector (fc2_k)
+  MatrixView W_out_raw;     ///< post-norm models: W_out as stored
+  VectorView post_ffn_norm_w;  ///< [d_model] post-MLP RMSNorm weight (post-norm models)
   VectorView b_out;         ///< [d_model]
 };
 

@@ -56,6 +56,9 @@ class Config:
     d_expert: int
     parallel_residual: bool  # GPT-NeoX: the MLP reads the block input (hook_resid_mid is still x + attn)
     embedding_scale: float  # Gemma: sqrt(d_model); hook_embed / resid_pre 0 hold W_E rows times it
+    qk_norm_full: bool  # OLMo 2: q/k RMSNorm over the whole projections
+    pre_norm: bool  # False for OLMo 2 (no ln1/ln2: the sublayers read the stream)
+    post_norm: bool  # OLMo 2: sublayer outputs RMS-normalised; W_O / W_out hold the norm weights folded in
     qk_norm: bool  # Qwen3: per-head RMSNorm of queries and keys before RoPE (hook_q / hook_k are after it)
     sliding_window: int  # 0: none; else longer sequences are refused
     architecture: str  # "llama" | "gpt2" | "gpt_neox"

@@ -34,6 +34,9 @@ py::dict config_dict(const Model& model) {
   d["qkv_bias"] = c.has_qkv_bias();
   d["o_bias"] = c.has_o_bias();
   d["qk_norm"] = c.qk_norm;
+  d["qk_norm_full"] = c.qk_norm_full;
+  d["pre_norm"] = c.pre_norm;
+  d["post_norm"] = c.post_norm;
   d["parallel_residual"] = c.parallel_residual;
   d["n_experts"] = c.n_experts;
   d["n_experts_used"] = c.n_experts_used;
@@ -62,6 +65,10 @@ std::vector<std::string> hook_names(const ModelConfig& c) {
       continue;
     }
     if (hook == Hook::kMlpPreLinear && !c.gated_mlp) continue;
+    if ((hook == Hook::kLn1PostScale || hook == Hook::kLn2PostScale) && !c.post_norm) continue;
+    const bool pre_norm_hook = hook == Hook::kLn1Scale || hook == Hook::kLn1Normalized || hook == Hook::kLn2Scale ||
+                               hook == Hook::kLn2Normalized;
+    if (pre_norm_hook && !c.pre_norm) continue;
     if (!hook_is_per_layer(hook)) {
       order.put({hook, -1}, Tensor{});
     } else {

@@ -53,6 +53,13 @@ class Decomposition:
         self.value = stack("blocks.{}.attn.hook_v")              # v        [L, T, Hkv, dh]
         self.z = stack("blocks.{}.attn.hook_z")                  # [L, T, H, dh]
         self.coef = stack("blocks.{}.mlp.hook_post")             # m        [L, T, N]
+        # Post-norm models (OLMo 2): the sublayer outputs' RMSNorm scales are frozen at their real
+        # values, so a head's or neuron's vector is its raw one times the norm weight over the scale:
+        # the weight goes into W_O / W_down (value vectors), 1/scale into the coefficients.
+        self.attn_post_scale = stack("blocks.{}.ln1_post.hook_scale") if cfg.post_norm else None  # [L, T, 1]
+        if cfg.post_norm:
+            self.coef = self.coef / stack("blocks.{}.ln2_post.hook_scale")
+            self.z = self.z / self.attn_post_scale[:, :, :, None]
         self.final = self.resid_post[L - 1, self.P]              # h_P^{L-1}
         self.final_scale = h["ln_final.hook_scale"][self.P]
         self.logits = h["logits"][self.P]                        # real logits at P
@@ -72,13 +79,15 @@ class Decomposition:
         return t
 
     def W_O(self, l):
-        return self.w(f"blocks.{l}.attn.o.w")                     # [d, H*dh]
+        W = self.w(f"blocks.{l}.attn.o.w")                        # [d, H*dh]
+        return W * self.w(f"blocks.{l}.post_attn_norm.w")[:, None] if self.cfg.post_norm else W
 
     def b_O(self, l):
         return self.w(f"blocks.{l}.attn.o.b") if self.cfg.o_bias else np.zeros(self.d)
 
     def W_down(self, l):
-        return self.w(f"blocks.{l}.mlp.down.w")                   # [d, N]; column k = fc2_k
+        W = self.w(f"blocks.{l}.mlp.down.w")                      # [d, N]; column k = fc2_k
+        return W * self.w(f"blocks.{l}.post_ffn_norm.w")[:, None] if self.cfg.post_norm else W
 
     def b_down(self, l):
         return self.w(f"blocks.{l}.mlp.down.b") if self.cfg.layer_norm else np.zeros(self.d)
@@ -88,8 +97,10 @@ class Decomposition:
 
     # -- attention at the explained position -------------------------------------------------
     def alpha(self, l):
-        """alpha^h_{P,p} for every head and source position: [H, T]."""
-        return self.pattern[l, :, self.P, :]
+        """alpha^h_{P,p} for every head and source position: [H, T] (over the frozen post-norm
+        scale at P for post-norm models)."""
+        a = self.pattern[l, :, self.P, :]
+        return a / self.attn_post_scale[l, self.P, 0] if self.cfg.post_norm else a
 
     def value_by_head(self, l):
         """Each query head's value vectors (its KV head's): [H, T, dh]."""

@@ -146,15 +146,20 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         p = f"blocks.{layer}"
         hooks[f"{p}.hook_resid_pre"] = x
 
-        scale, a = norm(x, f"{p}.ln1")
-        hooks[f"{p}.ln1.hook_scale"] = scale
-        hooks[f"{p}.ln1.hook_normalized"] = a
+        if cfg.pre_norm:
+            scale, a = norm(x, f"{p}.ln1")
+            hooks[f"{p}.ln1.hook_scale"] = scale
+            hooks[f"{p}.ln1.hook_normalized"] = a
+        else:  # OLMo 2: the attention reads the stream itself
+            a = x
 
         qkv = {}
         for part, heads in (("q", H), ("k", Hkv), ("v", Hkv)):
             t = a @ f(f"{p}.attn.{part}.w").T
             if cfg.qkv_bias:
                 t = t + f(f"{p}.attn.{part}.b")
+            if cfg.qk_norm_full and part in ("q", "k"):  # OLMo 2: over the whole projection
+                t = rms_norm(t, f(f"{p}.attn.{part}_norm.w"), eps)[1]
             qkv[part] = t.reshape(n, heads, dh)
             if cfg.qk_norm and part in ("q", "k"):  # Qwen3: RMSNorm of each head over d_head
                 qkv[part] = rms_norm(qkv[part], f(f"{p}.attn.{part}_norm.w"), eps)[1]
@@ -180,15 +185,21 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         attn_out = z.reshape(n, H * dh) @ f(f"{p}.attn.o.w").T
         if cfg.o_bias:
             attn_out = attn_out + f(f"{p}.attn.o.b")
+        if cfg.post_norm:  # OLMo 2: the output normalised before it joins the stream
+            scale, attn_out = rms_norm(attn_out, f(f"{p}.post_attn_norm.w"), eps)
+            hooks[f"{p}.ln1_post.hook_scale"] = scale
         attn_out = edited(f"{p}.hook_attn_out", attn_out)
         hooks[f"{p}.hook_attn_out"] = attn_out
         x = x + attn_out
         hooks[f"{p}.hook_resid_mid"] = x
 
         # GPT-NeoX's parallel residual: the MLP reads the block input, not x + attention.
-        scale, b = norm(hooks[f"{p}.hook_resid_pre"] if cfg.parallel_residual else x, f"{p}.ln2")
-        hooks[f"{p}.ln2.hook_scale"] = scale
-        hooks[f"{p}.ln2.hook_normalized"] = b
+        if cfg.pre_norm:
+            scale, b = norm(hooks[f"{p}.hook_resid_pre"] if cfg.parallel_residual else x, f"{p}.ln2")
+            hooks[f"{p}.ln2.hook_scale"] = scale
+            hooks[f"{p}.ln2.hook_normalized"] = b
+        else:
+            b = x
         if ln:
             pre = b @ f(f"{p}.mlp.up.w").T + f(f"{p}.mlp.up.b")
             hooks[f"{p}.mlp.hook_pre"] = pre
@@ -210,6 +221,9 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         mlp_out = post @ f(f"{p}.mlp.down.w").T
         if ln:
             mlp_out = mlp_out + f(f"{p}.mlp.down.b")
+        if cfg.post_norm:
+            scale, mlp_out = rms_norm(mlp_out, f(f"{p}.post_ffn_norm.w"), eps)
+            hooks[f"{p}.ln2_post.hook_scale"] = scale
         mlp_out = edited(f"{p}.hook_mlp_out", mlp_out)
         hooks[f"{p}.hook_mlp_out"] = mlp_out
         x = x + mlp_out

@@ -24,6 +24,7 @@ _BLOCK_NAMES = {
     "attn.v.w": "attn_v.weight", "attn.v.b": "attn_v.bias",
     "attn.o.w": "attn_output.weight", "attn.o.b": "attn_output.bias",
     "attn.q_norm.w": "attn_q_norm.weight", "attn.k_norm.w": "attn_k_norm.weight",
+    "post_attn_norm.w": "post_attention_norm.weight", "post_ffn_norm.w": "post_ffw_norm.weight",
     "ln2.w": "ffn_norm.weight", "ln2.b": "ffn_norm.bias",
     "mlp.gate.w": "ffn_gate.weight",
     "mlp.up.w": "ffn_up.weight", "mlp.up.b": "ffn_up.bias",
@@ -95,7 +96,7 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gpt2", "gptneox"):
+    if arch not in ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "olmo2", "gpt2", "gptneox"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):

@@ -30,6 +30,7 @@ _LLAMA_BLOCK = {
     "attn.v.w": "self_attn.v_proj.weight", "attn.v.b": "self_attn.v_proj.bias",
     "attn.o.w": "self_attn.o_proj.weight", "attn.o.b": "self_attn.o_proj.bias",
     "attn.q_norm.w": "self_attn.q_norm.weight", "attn.k_norm.w": "self_attn.k_norm.weight",
+    "post_attn_norm.w": "post_attention_layernorm.weight", "post_ffn_norm.w": "post_feedforward_layernorm.weight",
     "ln2.w": "post_attention_layernorm.weight",
     "mlp.gate.w": "mlp.gate_proj.weight", "mlp.up.w": "mlp.up_proj.weight",
     "mlp.down.w": "mlp.down_proj.weight",
@@ -50,7 +51,7 @@ _GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
 ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
          "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox", "MixtralForCausalLM": "llama",
-         "Qwen3MoeForCausalLM": "qwen3moe",
+         "Qwen3MoeForCausalLM": "qwen3moe", "Olmo2ForCausalLM": "olmo2",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -320,7 +321,8 @@ def hf_config(cfg, dtype="F32", extra=None):
         if cfg.arch == "qwen2" and cfg.o_bias:
             raise ValueError("Qwen2 has no o_proj bias")
         arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                "qwen3moe": "Qwen3MoeForCausalLM", "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}[cfg.arch]
+                "qwen3moe": "Qwen3MoeForCausalLM", "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM",
+                "olmo2": "Olmo2ForCausalLM"}[cfg.arch]
         if cfg.n_experts and cfg.arch == "llama":
             arch = "MixtralForCausalLM"
         c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
@@ -341,7 +343,7 @@ def hf_config(cfg, dtype="F32", extra=None):
             else:
                 c.update(num_experts=cfg.n_experts, moe_intermediate_size=cfg.d_expert,
                          norm_topk_prob=cfg.norm_topk)
-        if cfg.arch in ("llama", "qwen3", "qwen3moe") and not (cfg.n_experts and cfg.arch == "llama"):
+        if cfg.arch in ("llama", "qwen3", "qwen3moe", "olmo2") and not (cfg.n_experts and cfg.arch == "llama"):
             c.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
             if cfg.qkv_bias != cfg.o_bias:
                 raise ValueError("attention_bias covers q, k, v and o together")

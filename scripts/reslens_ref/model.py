@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "olmo2")
 LAYERNORM_FAMILY = ("gpt2", "gptneox")  # LayerNorms with biases, biases everywhere, ungated GELU MLP
 
 
@@ -83,6 +83,21 @@ class Config:
     @property
     def qk_norm(self):
         return self.arch in ("qwen3", "qwen3moe")
+
+    @property
+    def pre_norm(self):
+        """Sublayers read a normalised stream (ln1, ln2); OLMo 2's read the stream itself."""
+        return self.arch != "olmo2"
+
+    @property
+    def post_norm(self):
+        """OLMo 2: each sublayer's output passes an RMSNorm (post_attn_norm, post_ffn_norm)."""
+        return self.arch == "olmo2"
+
+    @property
+    def qk_norm_full(self):
+        """OLMo 2: q and k RMS-normalised over the whole projection, weights [n_heads * d_head]."""
+        return self.arch == "olmo2"
 
     @property
     def d_expert(self):
@@ -163,7 +178,8 @@ def tensor_shapes(cfg):
         out["pos_embed"] = (cfg.n_ctx, d)
     for layer in range(cfg.n_layers):
         p = f"blocks.{layer}."
-        out[p + "ln1.w"] = (d,)
+        if cfg.pre_norm:
+            out[p + "ln1.w"] = (d,)
         if ln:
             out[p + "ln1.b"] = (d,)
         for part, n_out in (("q", q_out), ("k", kv_out), ("v", kv_out)):
@@ -173,10 +189,16 @@ def tensor_shapes(cfg):
         if cfg.qk_norm:
             out[p + "attn.q_norm.w"] = (hd,)
             out[p + "attn.k_norm.w"] = (hd,)
+        if cfg.qk_norm_full:
+            out[p + "attn.q_norm.w"] = (q_out,)
+            out[p + "attn.k_norm.w"] = (kv_out,)
         out[p + "attn.o.w"] = (d, q_out)
         if cfg.o_bias:
             out[p + "attn.o.b"] = (d,)
-        out[p + "ln2.w"] = (d,)
+        if cfg.post_norm:
+            out[p + "post_attn_norm.w"] = (d,)
+        if cfg.pre_norm:
+            out[p + "ln2.w"] = (d,)
         if ln:
             out[p + "ln2.b"] = (d,)
         else:
@@ -189,6 +211,8 @@ def tensor_shapes(cfg):
         out[p + "mlp.down.w"] = (d, cfg.d_mlp)
         if ln:
             out[p + "mlp.down.b"] = (d,)
+        if cfg.post_norm:
+            out[p + "post_ffn_norm.w"] = (d,)
     out["ln_final.w"] = (d,)
     if ln:
         out["ln_final.b"] = (d,)
@@ -198,7 +222,8 @@ def tensor_shapes(cfg):
 
 
 def is_norm_weight(name):
-    return name.endswith((".ln1.w", ".ln2.w", ".q_norm.w", ".k_norm.w")) or name == "ln_final.w"
+    return name.endswith((".ln1.w", ".ln2.w", ".q_norm.w", ".k_norm.w", ".post_attn_norm.w",
+                          ".post_ffn_norm.w")) or name == "ln_final.w"
 
 
 class Model:

@@ -57,12 +57,12 @@ def _ffn_key(dec, l, k, key):
         row = dec.W_down(l)[:, k]
     else:
         raise ValueError(f"unknown Q1 key {key!r}")
-    return row * dec.w(f"{p}.ln2.w")
+    return row * dec.w(f"{p}.ln2.w") if dec.cfg.pre_norm else row
 
 
 def _attn_key(dec, l, h, n):
     row = dec.w(f"blocks.{l}.attn.v.w")[dec.kv(h) * dec.dh + n]
-    return row * dec.w(f"blocks.{l}.ln1.w")
+    return row * dec.w(f"blocks.{l}.ln1.w") if dec.cfg.pre_norm else row
 
 
 def _slots_result(dec, slots, items, **extra):

@@ -60,7 +60,9 @@ def head_transform(dec, vec, layer, head):
     cfg = dec.cfg
     p = f"blocks.{layer}"
     vec = np.asarray(vec, dtype=np.float64)[None, :]
-    if cfg.layer_norm:
+    if not cfg.pre_norm:
+        a = vec
+    elif cfg.layer_norm:
         _, a = layer_norm(vec, dec.w(f"{p}.ln1.w"), dec.w(f"{p}.ln1.b"), cfg.norm_eps)
     else:
         _, a = rms_norm(vec, dec.w(f"{p}.ln1.w"), cfg.norm_eps)

@@ -42,8 +42,8 @@ void fill_attention_coefficients(const ExplainContext& ctx, Explanation& ex, int
   // Coefficients s[h][n][p] = alpha_{P,p} v_{p,n}: the scalar each attention neuron carries.
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t p = 0; p < Pn; ++p) {
-      const double a = static_cast<double>(ctx.trace.pattern(l, h, ctx.P, p));
-      ex.attn_weight.at({l, h, p}) = a;
+      ex.attn_weight.at({l, h, p}) = static_cast<double>(ctx.trace.pattern(l, h, ctx.P, p));
+      const double a = ctx.trace.coef_pattern(l, h, ctx.P, p);  // post-norm models: over the frozen scale
       const float* v = ctx.trace.v(l, p, h / group);
       for (int64_t n = 0; n < dh; ++n) ex.attn_coef.at({l, h, n, p}) = a * static_cast<double>(v[n]);
     }
@@ -78,7 +78,7 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
           coef[static_cast<size_t>(n)] = sum;
         }
         for (int64_t p = 0; p < Pn; ++p) {
-          const double a = static_cast<double>(ctx.trace.pattern(l, h, ctx.P, p));
+          const double a = ctx.trace.coef_pattern(l, h, ctx.P, p);
           const float* v = ctx.trace.v(l, p, h / group);
           for (int64_t n = 0; n < dh; ++n) z[static_cast<size_t>(n)] += a * static_cast<double>(v[n]);
         }

@@ -35,7 +35,8 @@ double ScoreArray::at(std::initializer_list<int64_t> index) const { return value
 HookFilter explain_capture() {
   return HookFilter::from_patterns({"blocks.*.hook_resid_pre", "blocks.*.hook_attn_out", "blocks.*.hook_resid_mid",
                                     "blocks.*.hook_mlp_out", "blocks.*.hook_resid_post", "blocks.*.mlp.hook_post",
-                                    "blocks.*.attn.hook_v", "blocks.*.attn.hook_pattern"});
+                                    "blocks.*.attn.hook_v", "blocks.*.attn.hook_pattern",
+                                    "blocks.*.ln1_post.hook_scale", "blocks.*.ln2_post.hook_scale"});
 }
 
 TargetStats target_stats(std::span<const float> logits, int32_t target) {

@@ -32,15 +32,20 @@ double dot(const float* a, const std::vector<double>& k, int64_t d, bool centere
 }
 
 // key[i] = row[i] * gamma[i] (row has stride 1) or column `col` of a [d, cols] matrix.
+// (gamma empty: no pre-norm, OLMo 2, so the key is the row itself.)
 std::vector<double> key_from_row(const float* row, const VectorView& gamma, int64_t d) {
   std::vector<double> k(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i) k[static_cast<size_t>(i)] = static_cast<double>(row[i]) * static_cast<double>(gamma[i]);
+  for (int64_t i = 0; i < d; ++i) {
+    k[static_cast<size_t>(i)] = static_cast<double>(row[i]) * (gamma.empty() ? 1.0 : static_cast<double>(gamma[i]));
+  }
   return k;
 }
 
 std::vector<double> key_from_column(const MatrixView& m, int64_t col, const VectorView& gamma) {
   std::vector<double> k(static_cast<size_t>(m.rows));
-  for (int64_t i = 0; i < m.rows; ++i) k[static_cast<size_t>(i)] = static_cast<double>(m.at(i, col)) * static_cast<double>(gamma[i]);
+  for (int64_t i = 0; i < m.rows; ++i) {
+    k[static_cast<size_t>(i)] = static_cast<double>(m.at(i, col)) * (gamma.empty() ? 1.0 : static_cast<double>(gamma[i]));
+  }
   return k;
 }
 

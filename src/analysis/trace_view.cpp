@@ -43,6 +43,24 @@ TraceView::TraceView(const Model& model, const RunResult& run, bool check_finite
       }
     }
   }
+  // Post-norm models (OLMo 2): the coefficients are divided by the frozen post-sublayer scales.
+  if (c.post_norm) {
+    const int64_t N = c.d_mlp;
+    scaled_post_.resize(static_cast<size_t>(c.n_layers * T_ * N));
+    attn_scale_.resize(static_cast<size_t>(c.n_layers * T_));
+    for (int l = 0; l < c.n_layers; ++l) {
+      const Tensor& s1 = cache.at(HookName{Hook::kLn1PostScale, l});
+      const Tensor& s2 = cache.at(HookName{Hook::kLn2PostScale, l});
+      const Tensor& m = cache.at(HookName{Hook::kMlpPost, l});
+      for (int64_t t = 0; t < T_; ++t) {
+        attn_scale_[static_cast<size_t>(l * T_ + t)] = s1.data()[t];
+        const float inv = s2.data()[t];
+        for (int64_t k = 0; k < N; ++k) {
+          scaled_post_[static_cast<size_t>((l * T_ + t) * N + k)] = m.row(t)[k] / inv;
+        }
+      }
+    }
+  }
   // Logits at every position, or (RunOptions::all_logits off) at the last one only, which is all
   // an explanation of the last position reads.
   if (run.logits.dim(0) != T_ && run.logits.dim(0) != 1) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "reslens/cache.h"
 #include "reslens/model.h"
@@ -26,11 +27,22 @@ class TraceView {
   const float* resid_mid(int64_t l, int64_t p) const { return row(Hook::kResidMid, l, p); }   // r^l
   const float* mlp_out(int64_t l, int64_t p) const { return row(Hook::kMlpOut, l, p); }       // F^l
   const float* resid_post(int64_t l, int64_t p) const { return row(Hook::kResidPost, l, p); } // h^l
-  const float* post(int64_t l, int64_t p) const { return row(Hook::kMlpPost, l, p); }         // m [d_mlp]
+  /// FFN neuron coefficients at p: m [d_mlp], divided by the post-MLP norm's frozen scale when the
+  /// model has one (ModelConfig::post_norm), so that sum_k post_k W_out[:, k] is F^l.
+  const float* post(int64_t l, int64_t p) const {
+    return scaled_post_.empty() ? row(Hook::kMlpPost, l, p) : scaled_post_.data() + (l * T_ + p) * model_.config().d_mlp;
+  }
   /// Value vector of KV head `kvh` at position p. [d_head]
   const float* v(int64_t l, int64_t p, int64_t kvh) const;
   /// Attention of query q to key k for head h.
   float pattern(int64_t l, int64_t h, int64_t q, int64_t k) const;
+  /// The attention neurons' coefficient factor alpha for query q: the pattern, divided by the
+  /// post-attention norm's frozen scale at q when the model has one (alpha_{q,k} v_k W_O[:, n] summed
+  /// is then A^l).
+  double coef_pattern(int64_t l, int64_t h, int64_t q, int64_t k) const {
+    const double a = static_cast<double>(pattern(l, h, q, k));
+    return attn_scale_.empty() ? a : a / static_cast<double>(attn_scale_[static_cast<size_t>(l * T_ + q)]);
+  }
   /// Logits of the real model at position p. [d_vocab]
   std::span<const float> logits(int64_t p) const;
 
@@ -42,6 +54,8 @@ class TraceView {
   const Model& model_;
   const RunResult& run_;
   int64_t T_ = 0;
+  std::vector<float> scaled_post_;  ///< post-norm models: hook_post / ln2_post scale [L, T, d_mlp]
+  std::vector<float> attn_scale_;   ///< post-norm models: ln1_post scale [L, T]
 };
 
 }  // namespace reslens::analysis

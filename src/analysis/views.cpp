@@ -100,11 +100,11 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
       const float* a = pr.trace.attn_out(j, p);
       for (int64_t i = 0; i < d; ++i) key[i] += a[i];
     }
-    const float a = pr.trace.pattern(layer, head, ex.position, p);
+    const double a = pr.trace.coef_pattern(layer, head, ex.position, p);
     const float* v = pr.trace.v(layer, p, kvh);
     for (int64_t i = 0; i < d; ++i) {
       double s = 0;
-      for (int64_t n = 0; n < dh; ++n) s += static_cast<double>(a) * static_cast<double>(v[n]) * static_cast<double>(W_O.at(i, head * dh + n));
+      for (int64_t n = 0; n < dh; ++n) s += a * static_cast<double>(v[n]) * static_cast<double>(W_O.at(i, head * dh + n));
       value[i] = static_cast<float>(s);
     }
   }
@@ -226,7 +226,9 @@ TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOpt
   std::vector<float> u(static_cast<size_t>(d)), un(static_cast<size_t>(d));
   for (int64_t i = 0; i < d; ++i) u[static_cast<size_t>(i)] = W_out.at(i, neuron);
   // The head's own input norm, with u's own statistics (the notebook's ln_1(u) / input_layernorm(u)).
-  if (c.normalization_type == NormType::kLayerNorm) {
+  if (!c.pre_norm) {  // OLMo 2: the attention reads the vector as it is
+    un = u;
+  } else if (c.normalization_type == NormType::kLayerNorm) {
     ops::layer_norm(un.data(), u.data(), A.ln1_w.data, A.ln1_b.data, d, c.eps);
   } else {
     ops::rms_norm(un.data(), u.data(), A.ln1_w.data, d, c.eps);

@@ -5,6 +5,7 @@
 //              b = norm2(x); m = act(b W_in^T + b_in), or act(b W_gate^T) * (b W_in^T) when gated
 //              (SiLU: Llama; tanh GELU: Gemma); x += m W_out^T + b_out
 //              (parallel residual, GPT-NeoX: b = norm2 of the block input, not of x + attention)
+//   (OLMo 2: no norm1/norm2, the sublayers read x; their outputs pass an RMSNorm before the additions)
 //   logits = norm_final(x) W_U^T
 // Every reduction has a fixed order and work is split over independent outputs only, so results are
 // bit-identical for any thread count, and a position's values never depend on later positions.
@@ -184,6 +185,14 @@ void rms_norm_heads(Buf& x, int64_t T, int64_t heads, int64_t d_head, const Vect
   }
 }
 
+// A sublayer's output RMS-normalised in place before it joins the residual stream (OLMo 2), its
+// scale recorded under `hook`: out = a / sqrt(mean(a^2) + eps) * w.
+void post_normalize(Buf& out, int64_t T, const VectorView& w, float eps, Recorder& rec, Hook hook, int layer) {
+  std::vector<float> scale(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) scale[static_cast<size_t>(t)] = ops::rms_norm(out.row(t), out.row(t), w.data, out.cols, eps);
+  rec.put(hook, layer, {T, 1}, scale.data());
+}
+
 // Normalises rows of x into y and returns each row's scale.
 std::vector<float> normalize(Buf& y, const Buf& x, int64_t T, const ModelConfig& c, const VectorView& w,
                              const VectorView& b, int threads) {
@@ -272,12 +281,20 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
 
     // ---- attention ----
     if (c.parallel_residual) block_in = x;  // GPT-NeoX: the MLP reads the block input too
-    auto scale1 = normalize(xn, x, T, c, L.ln1_w, L.ln1_b, threads);
-    rec.put(Hook::kLn1Scale, li, {T, 1}, scale1.data());
-    rec.put(Hook::kLn1Normalized, li, {T, d}, xn.data());
+    if (c.pre_norm) {
+      auto scale1 = normalize(xn, x, T, c, L.ln1_w, L.ln1_b, threads);
+      rec.put(Hook::kLn1Scale, li, {T, 1}, scale1.data());
+      rec.put(Hook::kLn1Normalized, li, {T, d}, xn.data());
+    } else {
+      xn = x;  // OLMo 2: the attention reads the residual stream itself
+    }
     linear(q, xn, T, L.W_Q, L.b_Q, threads);  // [T, n_heads * d_head]
     linear(k, xn, T, L.W_K, L.b_K, threads);  // [T, n_kv_heads * d_head]
     linear(v, xn, T, L.W_V, L.b_V, threads);  // [T, n_kv_heads * d_head]
+    if (c.qk_norm_full) {  // OLMo 2: the whole query and key projections RMS-normalised before RoPE
+      rms_norm_heads(q, T, 1, q_dim, L.q_norm_w, c.eps);
+      rms_norm_heads(k, T, 1, kv_dim, L.k_norm_w, c.eps);
+    }
     if (c.qk_norm) {  // Qwen3: each head's query and key RMS-normalised over d_head before RoPE
       rms_norm_heads(q, T, H, dh, L.q_norm_w, c.eps);
       rms_norm_heads(k, T, Hkv, dh, L.k_norm_w, c.eps);
@@ -355,15 +372,20 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
       }
     }
     rec.put(Hook::kZ, li, {T, H, dh}, z.data());
-    linear(attn_out, z, T, L.W_O, L.b_O, threads);  // [T, d_model]
+    linear(attn_out, z, T, c.post_norm ? L.W_O_raw : L.W_O, L.b_O, threads);  // [T, d_model]
+    if (c.post_norm) post_normalize(attn_out, T, L.post_attn_norm_w, c.eps, rec, Hook::kLn1PostScale, li);
     rec.put(Hook::kAttnOut, li, {T, d}, attn_out.data());
     for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += attn_out.v[static_cast<size_t>(i)];
     rec.put(Hook::kResidMid, li, {T, d}, x.data());
 
     // ---- MLP ----
-    auto scale2 = normalize(xn, c.parallel_residual ? block_in : x, T, c, L.ln2_w, L.ln2_b, threads);
-    rec.put(Hook::kLn2Scale, li, {T, 1}, scale2.data());
-    rec.put(Hook::kLn2Normalized, li, {T, d}, xn.data());
+    if (c.pre_norm) {
+      auto scale2 = normalize(xn, c.parallel_residual ? block_in : x, T, c, L.ln2_w, L.ln2_b, threads);
+      rec.put(Hook::kLn2Scale, li, {T, 1}, scale2.data());
+      rec.put(Hook::kLn2Normalized, li, {T, d}, xn.data());
+    } else {
+      xn = x;  // OLMo 2: the MLP reads the residual stream itself
+    }
     if (c.gated_mlp) {
       linear(pre, xn, T, L.W_gate, {}, threads);  // [T, d_mlp] gate
       linear(up, xn, T, L.W_in, L.b_in, threads);  // [T, d_mlp]
@@ -401,7 +423,8 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
       }
     }
     rec.put(Hook::kMlpPost, li, {T, c.d_mlp}, post.data());
-    linear(mlp_out, post, T, L.W_out, L.b_out, threads);  // [T, d_model]
+    linear(mlp_out, post, T, c.post_norm ? L.W_out_raw : L.W_out, L.b_out, threads);  // [T, d_model]
+    if (c.post_norm) post_normalize(mlp_out, T, L.post_ffn_norm_w, c.eps, rec, Hook::kLn2PostScale, li);
     rec.put(Hook::kMlpOut, li, {T, d}, mlp_out.data());
     for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += mlp_out.v[static_cast<size_t>(i)];
     rec.put(Hook::kResidPost, li, {T, d}, x.data());

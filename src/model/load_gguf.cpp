@@ -117,6 +117,15 @@ void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c
   }
 }
 
+// Rotary positions: base (default 10000), rotated dims (default all), the pairing, and scaling.
+void read_rotary(const gguf::File& f, const std::string& p, RopeLayout layout, ModelConfig& c) {
+  c.positional_embedding_type = PositionalEmbedding::kRotary;
+  c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
+  c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
+  c.rope_layout = layout;
+  read_rope_scaling(f, p, c);
+}
+
 // Mixture of experts (llama.cpp's llama with expert_count > 0, i.e. Mixtral, and qwen3moe): softmax
 // routing to expert_used_count experts whose weights are renormalised (build_moe_ffn's norm_w, true
 // for both); each expert has feed_forward_length neurons (qwen3moe: expert_feed_forward_length).
@@ -177,33 +186,30 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     c.eps = static_cast<float>(f.get_float(p + "attention.layer_norm_epsilon"));
     c.act_fn = ActFn::kGeluNew;
     c.gated_mlp = false;
-    c.positional_embedding_type = PositionalEmbedding::kRotary;
-    c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
-    c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
-    c.rope_layout = RopeLayout::kHalf;
+    read_rotary(f, p, RopeLayout::kHalf, c);
     const auto par = f.get_bool_opt(p + "use_parallel_residual");
     if (!par) throw FormatError(f.source() + ": key '" + p + "use_parallel_residual' is missing");
     c.parallel_residual = *par;
-    read_rope_scaling(f, p, c);
   } else {
     c.architecture = Architecture::kLlama;
     c.normalization_type = NormType::kRmsNorm;
     c.eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon"));
     c.act_fn = ActFn::kSilu;
     c.gated_mlp = true;
-    c.positional_embedding_type = PositionalEmbedding::kRotary;
-    c.rotary_base = static_cast<float>(f.get_float_opt(p + "rope.freq_base").value_or(10000.0));
-    c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
-    // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2, qwen3 and phi3.
-    c.rope_layout = arch == "llama" ? RopeLayout::kInterleaved : RopeLayout::kHalf;
+    // llama_model_rope_type: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2, qwen3, phi3, gemma, olmo2.
+    read_rotary(f, p, arch == "llama" ? RopeLayout::kInterleaved : RopeLayout::kHalf, c);
     c.qk_norm = arch == "qwen3" || arch == "qwen3moe";
+    if (arch == "olmo2") {  // llama.cpp's olmo2 graph
+      c.qk_norm_full = true;
+      c.pre_norm = false;
+      c.post_norm = true;
+    }
     read_experts(f, arch, c);
     if (arch == "gemma") {  // llama.cpp's gemma graph: embeddings scaled by sqrtf(n_embd), GeGLU (its
       // converter already stored the norm weights as 1 + w)
       c.act_fn = ActFn::kGeluNew;
       c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
     }
-    read_rope_scaling(f, p, c);
     // A sliding window (Phi-3 files carry one that llama.cpp currently ignores, Hugging Face applies):
     // sequences up to it attend the same either way, so reslens runs those and refuses longer ones.
     if (const auto w = f.get_int_opt(p + "attention.sliding_window"); w && *w > 0) c.sliding_window = *w;
@@ -236,6 +242,14 @@ constexpr LlamaLayerNames kGgufQwen3Names = {
     "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
     "ffn_down.weight", "attn_q_norm.weight", "attn_k_norm.weight", nullptr, nullptr, "ffn_gate_inp.weight",
     "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+// OLMo 2: no pre-norms; q/k norms over the whole projections; post-attention and post-MLP norms.
+constexpr LlamaLayerNames kGgufOlmo2Names = {.attn_norm = nullptr, .q = "attn_q.weight", .k = "attn_k.weight",
+                                             .v = "attn_v.weight", .q_bias = nullptr, .k_bias = nullptr,
+                                             .v_bias = nullptr, .o = "attn_output.weight", .o_bias = nullptr,
+                                             .ffn_norm = nullptr, .gate = "ffn_gate.weight", .up = "ffn_up.weight",
+                                             .down = "ffn_down.weight", .q_norm = "attn_q_norm.weight",
+                                             .k_norm = "attn_k_norm.weight", .post_attn_norm = "post_attention_norm.weight",
+                                             .post_ffn_norm = "post_ffw_norm.weight"};
 // llama.cpp applies whichever attention biases a llama or qwen2 block holds (create_tensor_qkv,
 // wo_b); an FFN bias is not applied by reslens and so refused by check_gguf_tensors.
 constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPresent};
@@ -246,10 +260,11 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  const std::set<std::string> supported = {"llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gpt2", "gptneox"};
+  const std::set<std::string> supported = {"llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "olmo2", "gpt2",
+                                            "gptneox"};
   if (supported.count(arch) == 0) {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen3, qwen3moe, phi3, gemma, gpt2, gptneox)");
+                           "' is not supported (supported: llama, qwen2, qwen3, qwen3moe, phi3, gemma, olmo2, gpt2, gptneox)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -295,6 +310,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     if (c.architecture == Architecture::kLlama) {
       const LlamaLayerNames& names = arch == "phi3"                         ? kGgufPhi3Names
                                      : arch == "qwen3" || arch == "qwen3moe" ? kGgufQwen3Names
+                                     : arch == "olmo2"                       ? kGgufOlmo2Names
                                                                              : kGgufLlamaNames;
       // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
       const LlamaBiases biases = arch == "gemma" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone} : kGgufLlamaBiases;
@@ -306,14 +322,8 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     L.ln1_b = t.vector_opt(b + "attn_norm.bias", d);
     L.ln2_w = t.vector(b + "ffn_norm.weight", d);
     L.ln2_b = t.vector_opt(b + "ffn_norm.bias", d);
-    const MatrixView qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);
-    L.W_Q = qkv.rows_slice(0, d);
-    L.W_K = qkv.rows_slice(d, d);
-    L.W_V = qkv.rows_slice(2 * d, d);
-    const VectorView qkv_b = t.vector(b + "attn_qkv.bias", 3 * d);
-    L.b_Q = {qkv_b.data, d};
-    L.b_K = {qkv_b.data + d, d};
-    L.b_V = {qkv_b.data + 2 * d, d};
+    const MatrixView qkv = t.matrix(b + "attn_qkv.weight", 3 * d, d);  // read first: a missing one is named first
+    assign_fused_qkv(L, qkv, t.vector(b + "attn_qkv.bias", 3 * d).data, d, d);
     L.W_O = t.matrix(b + "attn_output.weight", d, q_dim);
     L.b_O = t.vector(b + "attn_output.bias", d);
     L.W_in = t.matrix(b + "ffn_up.weight", c.d_mlp, d);

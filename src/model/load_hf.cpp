@@ -267,6 +267,16 @@ void read_experts(const json& cfg, const std::string& arch, ModelConfig& c, cons
   }
 }
 
+// OLMo 2: no pre-norms (post_attention_layernorm and post_feedforward_layernorm normalise the
+// sublayers' outputs), q/k norms over the whole projections.
+constexpr LlamaLayerNames kHfOlmo2Names = {
+    .attn_norm = nullptr, .q = "self_attn.q_proj.weight", .k = "self_attn.k_proj.weight", .v = "self_attn.v_proj.weight",
+    .q_bias = "self_attn.q_proj.bias", .k_bias = "self_attn.k_proj.bias", .v_bias = "self_attn.v_proj.bias",
+    .o = "self_attn.o_proj.weight", .o_bias = "self_attn.o_proj.bias", .ffn_norm = nullptr,
+    .gate = "mlp.gate_proj.weight", .up = "mlp.up_proj.weight", .down = "mlp.down_proj.weight",
+    .q_norm = "self_attn.q_norm.weight", .k_norm = "self_attn.k_norm.weight",
+    .post_attn_norm = "post_attention_layernorm.weight", .post_ffn_norm = "post_feedforward_layernorm.weight"};
+
 // Phi-3: fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up] rows, Phi3MLP's chunk(2)).
 constexpr LlamaLayerNames kHfPhi3Names = {
     "input_layernorm.weight", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, "self_attn.o_proj.weight",
@@ -355,6 +365,11 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   if (!(partial > 0.0 && partial <= 1.0)) throw FormatError(src + ": partial_rotary_factor must be in (0, 1]");
   c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * partial);
   c.qk_norm = arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
+  if (arch == "Olmo2ForCausalLM") {
+    c.qk_norm_full = true;
+    c.pre_norm = false;
+    c.post_norm = true;
+  }
   read_experts(cfg, arch, c, src);
   c.rope_layout = RopeLayout::kHalf;
   check_hf_fields(cfg, kHfLlamaFields, src);
@@ -413,6 +428,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
                                    : arch == "Qwen3ForCausalLM"    ? kHfQwen3Names
                                    : arch == "MixtralForCausalLM"  ? kHfMixtralNames
                                    : arch == "Qwen3MoeForCausalLM" ? kHfQwen3MoeNames
+                                   : arch == "Olmo2ForCausalLM"    ? kHfOlmo2Names
                                                                    : kHfLlamaNames;
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
@@ -478,13 +494,7 @@ void load_gpt2(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& w, c
     L.ln2_w = t.vector(p + "ln_2.weight", d);
     L.ln2_b = t.vector(p + "ln_2.bias", d);
     const MatrixView qkv = t.conv1d(p + "attn.c_attn.weight", d, 3 * d);
-    L.W_Q = qkv.rows_slice(0, d);
-    L.W_K = qkv.rows_slice(d, d);
-    L.W_V = qkv.rows_slice(2 * d, d);
-    const VectorView qkv_b = t.vector(p + "attn.c_attn.bias", 3 * d);
-    L.b_Q = {qkv_b.data, d};
-    L.b_K = {qkv_b.data + d, d};
-    L.b_V = {qkv_b.data + 2 * d, d};
+    assign_fused_qkv(L, qkv, t.vector(p + "attn.c_attn.bias", 3 * d).data, d, d);
     L.W_O = t.conv1d(p + "attn.c_proj.weight", d, d);
     L.b_O = t.vector(p + "attn.c_proj.bias", d);
     L.W_in = t.conv1d(p + "mlp.c_fc.weight", d, c.d_mlp);
@@ -562,13 +572,7 @@ void load_gpt_neox(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& 
     L.ln2_w = t.vector(p + "post_attention_layernorm.weight", d);
     L.ln2_b = t.vector(p + "post_attention_layernorm.bias", d);
     const MatrixView qkv = t.gathered_rows(p + "attention.query_key_value.weight", 3 * d, d, order);
-    L.W_Q = qkv.rows_slice(0, d);
-    L.W_K = qkv.rows_slice(d, d);
-    L.W_V = qkv.rows_slice(2 * d, d);
-    const MatrixView qkv_b = t.gathered_rows(p + "attention.query_key_value.bias", 3 * d, 1, order);
-    L.b_Q = {qkv_b.data, d};
-    L.b_K = {qkv_b.data + d, d};
-    L.b_V = {qkv_b.data + 2 * d, d};
+    assign_fused_qkv(L, qkv, t.gathered_rows(p + "attention.query_key_value.bias", 3 * d, 1, order).data, d, d);
     L.W_O = t.matrix(p + "attention.dense.weight", d, d);
     L.b_O = t.vector(p + "attention.dense.bias", d);
     L.W_in = t.matrix(p + "mlp.dense_h_to_4h.weight", c.d_mlp, d);
@@ -601,16 +605,17 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
     arch = mt == "gpt2" ? "GPT2LMHeadModel" : mt == "llama" ? "LlamaForCausalLM" : mt == "qwen2" ? "Qwen2ForCausalLM"
          : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
          : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM"
-         : mt == "mixtral" ? "MixtralForCausalLM" : mt == "qwen3_moe" ? "Qwen3MoeForCausalLM" : mt;
+         : mt == "mixtral" ? "MixtralForCausalLM" : mt == "qwen3_moe" ? "Qwen3MoeForCausalLM"
+         : mt == "olmo2" ? "Olmo2ForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
                           arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM" ||
-                          arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM";
+                          arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM" || arch == "Olmo2ForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel" && arch != "GPTNeoXForCausalLM") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
                            "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
-                           "GemmaForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
+                           "GemmaForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
   }
   auto storage = std::make_shared<ModelStorage>();
   HfTensors t(dir, *storage);

@@ -69,7 +69,33 @@ struct LlamaLayerNames {
   const char* expert_gate = nullptr;
   const char* expert_up = nullptr;
   const char* expert_down = nullptr;
+  // Post-sublayer norms (read when ModelConfig::post_norm: OLMo 2).
+  const char* post_attn_norm = nullptr;
+  const char* post_ffn_norm = nullptr;
 };
+
+/// An owned copy of m with row i multiplied by g[i] (a post-norm's weight folded into W_O / W_out).
+template <typename Source>
+MatrixView fold_row_scales(Source& t, const MatrixView& m, const VectorView& g) {
+  std::vector<float> out(static_cast<size_t>(m.rows * m.cols));
+  for (int64_t i = 0; i < m.rows; ++i) {
+    for (int64_t j = 0; j < m.cols; ++j) out[static_cast<size_t>(i * m.cols + j)] = m.at(i, j) * g[i];
+  }
+  return {t.own(std::move(out)), m.rows, m.cols, m.cols};
+}
+
+/// Q, K, V (and their biases, when qkv_b is not null) as row slices of one fused [q; k; v] matrix
+/// (GPT-2 and GPT-NeoX files, and GPT-NeoX checkpoints once regrouped): q_dim rows, then kv_dim, kv_dim.
+inline void assign_fused_qkv(LayerWeights& L, const MatrixView& qkv, const float* qkv_b, int64_t q_dim, int64_t kv_dim) {
+  L.W_Q = qkv.rows_slice(0, q_dim);
+  L.W_K = qkv.rows_slice(q_dim, kv_dim);
+  L.W_V = qkv.rows_slice(q_dim + kv_dim, kv_dim);
+  if (qkv_b != nullptr) {
+    L.b_Q = {qkv_b, q_dim};
+    L.b_K = {qkv_b + q_dim, kv_dim};
+    L.b_V = {qkv_b + q_dim + kv_dim, kv_dim};
+  }
+}
 
 /// Expert e's name from a pattern with "{e}".
 inline std::string expert_name(const std::string& pattern, int64_t e) {
@@ -118,7 +144,7 @@ struct LlamaBiases {
 /// A bias by its table name (nullptr: the format has no such tensor, so a required one is missing).
 template <typename Source>
 VectorView load_bias(Source& t, const std::string& prefix, const char* name, int64_t size, BiasRule rule) {
-  if (rule == BiasRule::kNone) return {};
+  if (rule == BiasRule::kNone || (name == nullptr && rule == BiasRule::kIfPresent)) return {};
   if (name == nullptr) throw FormatError("this format stores no such bias (" + prefix + "...)");
   const std::string full = prefix + name;
   if (rule == BiasRule::kRequired || t.has(full)) return t.vector(full, size);
@@ -130,21 +156,20 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
                               const LlamaBiases& biases) {
   const int64_t d = c.d_model, q_dim = c.n_heads * c.d_head, kv_dim = c.n_key_value_heads * c.d_head;
   LayerWeights L;
-  L.ln1_w = t.vector(prefix + n.attn_norm, d);
-  L.ln2_w = t.vector(prefix + n.ffn_norm, d);
+  if (c.pre_norm) {
+    L.ln1_w = t.vector(prefix + n.attn_norm, d);
+    L.ln2_w = t.vector(prefix + n.ffn_norm, d);
+  }
   if (n.qkv != nullptr && (n.q == nullptr || t.has(prefix + n.qkv))) {  // fused only, or fused in this file
-    const MatrixView qkv = t.matrix(prefix + n.qkv, q_dim + 2 * kv_dim, d);  // [q; k; v] rows
-    L.W_Q = qkv.rows_slice(0, q_dim);
-    L.W_K = qkv.rows_slice(q_dim, kv_dim);
-    L.W_V = qkv.rows_slice(q_dim + kv_dim, kv_dim);
+    assign_fused_qkv(L, t.matrix(prefix + n.qkv, q_dim + 2 * kv_dim, d), nullptr, q_dim, kv_dim);
   } else {
     L.W_Q = t.matrix(prefix + n.q, q_dim, d);
     L.W_K = t.matrix(prefix + n.k, kv_dim, d);
     L.W_V = t.matrix(prefix + n.v, kv_dim, d);
   }
-  if (c.qk_norm) {
-    L.q_norm_w = t.vector(prefix + n.q_norm, c.d_head);
-    L.k_norm_w = t.vector(prefix + n.k_norm, c.d_head);
+  if (c.qk_norm || c.qk_norm_full) {  // per head [d_head] (Qwen3) or whole projections (OLMo 2)
+    L.q_norm_w = t.vector(prefix + n.q_norm, c.qk_norm ? c.d_head : q_dim);
+    L.k_norm_w = t.vector(prefix + n.k_norm, c.qk_norm ? c.d_head : kv_dim);
   }
   L.b_Q = load_bias(t, prefix, n.q_bias, q_dim, biases.qkv);
   L.b_K = load_bias(t, prefix, n.k_bias, kv_dim, biases.qkv);
@@ -157,17 +182,24 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
     L.W_gate = expert_rows(t, prefix + n.expert_gate, c);
     L.W_in = expert_rows(t, prefix + n.expert_up, c);
     L.W_out = expert_columns(t, prefix + n.expert_down, c);
-    return L;
-  }
-  if (n.gate_up != nullptr) {
+  } else if (n.gate_up != nullptr) {
     const MatrixView gate_up = t.matrix(prefix + n.gate_up, 2 * c.d_mlp, d);  // [gate; up] rows
     L.W_gate = gate_up.rows_slice(0, c.d_mlp);
     L.W_in = gate_up.rows_slice(c.d_mlp, c.d_mlp);
+    L.W_out = t.matrix(prefix + n.down, d, c.d_mlp);
   } else {
     L.W_gate = t.matrix(prefix + n.gate, c.d_mlp, d);
     L.W_in = t.matrix(prefix + n.up, c.d_mlp, d);
+    L.W_out = t.matrix(prefix + n.down, d, c.d_mlp);
   }
-  L.W_out = t.matrix(prefix + n.down, d, c.d_mlp);
+  if (c.post_norm) {  // the forward multiplies by the stored matrices; value vectors carry the norm weight
+    L.post_attn_norm_w = t.vector(prefix + n.post_attn_norm, d);
+    L.post_ffn_norm_w = t.vector(prefix + n.post_ffn_norm, d);
+    L.W_O_raw = L.W_O;
+    L.W_O = fold_row_scales(t, L.W_O_raw, L.post_attn_norm_w);
+    L.W_out_raw = L.W_out;
+    L.W_out = fold_row_scales(t, L.W_out_raw, L.post_ffn_norm_w);
+  }
   return L;
 }
 

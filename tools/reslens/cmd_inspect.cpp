@@ -43,7 +43,8 @@ nlohmann::json config_json(const Model& m) {
                          {"freq_factors", c.rope_scaling.freq_factors}};
   }
   j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
-  j["qk_norm"] = c.qk_norm;
+  j["qk_norm"] = c.qk_norm ? "per head" : c.qk_norm_full ? "whole projection" : "none";
+  j["norms"] = c.post_norm ? (c.pre_norm ? "pre and post" : "post-sublayer") : "pre-sublayer";
   j["parallel_residual"] = c.parallel_residual;
   j["experts"] = c.n_experts > 0 ? nlohmann::json{{"n_experts", c.n_experts}, {"n_experts_used", c.n_experts_used},
                                                   {"d_expert", c.d_expert}, {"renormalised", c.moe_norm_topk}}
@@ -133,7 +134,12 @@ void register_inspect(CLI::App& app) {
     if (j["parallel_residual"].get<bool>()) {
       std::cout << "\nresidual      parallel: x + attn(ln1(x)) + mlp(ln2(x))";
     }
-    if (j["qk_norm"].get<bool>()) std::cout << "\nq/k norm      per-head RMSNorm of queries and keys before RoPE";
+    if (j["qk_norm"] != "none") {
+      std::cout << "\nq/k norm      RMSNorm of queries and keys before RoPE, " << j["qk_norm"].get<std::string>();
+    }
+    if (j["norms"] != "pre-sublayer") {
+      std::cout << "\nblock norms   " << j["norms"].get<std::string>() << " (scales frozen for the attribution)";
+    }
     if (j["embedding_scale"].get<double>() != 1.0) {
       std::cout << "\nembedding     scaled by " << j["embedding_scale"].get<double>() << " (sqrt(d_model))";
     }

@@ -215,6 +215,10 @@ TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
     b.kv_bool("gptneox.use_parallel_residual", true);
   };
   expect_load_error<FormatError>(gguf(neox, "nx.gguf"), {"nx.gguf", "attn_qkv.weight", "missing"});
+  // olmo2: no pre-norms (a Llama file's attn_norm is refused as unused), post-norms required.
+  TinyLlamaSpec olmo;
+  olmo.architecture = "olmo2";
+  expect_load_error<FormatError>(gguf(olmo, "o.gguf"), {"o.gguf", "blk.0.attn_q_norm.weight", "missing"});
   TinyLlamaSpec phi;  // a Llama-layout block is not a Phi-3 block: ffn_up has d_mlp rows, not 2 d_mlp
   phi.architecture = "phi3";
   expect_load_error<FormatError>(gguf(phi, "phi.gguf"), {"phi.gguf", "blk.0.ffn_up.weight", "expected [24, 8]"});
