@@ -93,6 +93,11 @@ def plan(which, shared):
     mixtral = dataclasses.replace(fan, d_mlp=4 * 32, n_experts=4, n_experts_used=2, name="tiny-mixtral")
     qwen3moe = dataclasses.replace(fan, arch="qwen3moe", d_mlp=4 * 24, n_experts=4, n_experts_used=2,
                                    name="tiny-qwen3moe")
+    # Layer 0 local (base 1000), layer 1 global (base 10000 with linear scaling x2); the window (64) is
+    # longer than any test sequence.
+    gemma3 = dataclasses.replace(fan, arch="gemma3", tied=True, sliding_period=2, sliding_window=64,
+                                 rope_base_local=1000.0, rope_scaling={"type": "linear", "factor": 2.0},
+                                 name="tiny-g3")
     families = [
         ("tiny-qwen2.gguf", "gguf f32 qwen2 (NEOX RoPE, q/k/v biases)",
          dataclasses.replace(fan, arch="qwen2", qkv_bias=True, name="tiny-qwen2"), gguf(tok=stories_gguf)),
@@ -135,6 +140,10 @@ def plan(which, shared):
          dataclasses.replace(fan, arch="olmo2", n_kv_heads=fan.n_heads, name="tiny-olmo2"), gguf(tok=stories_gguf)),
         ("tiny-olmo2-hf", "hf F32 Olmo2ForCausalLM",
          dataclasses.replace(fan, arch="olmo2", vocab=2048, name="tiny-olmo2-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-gemma3.gguf", "gguf f32 gemma3 (pre and post norms, q/k norms, local layers with their own RoPE base)",
+         gemma3, gguf(tok=stories_gguf)),
+        ("tiny-gemma3-hf", "hf F32 Gemma3ForCausalLM (text)", dataclasses.replace(gemma3, vocab=2048, name="tiny-gemma3-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen3-hf", "hf F32 Qwen3ForCausalLM",
          dataclasses.replace(fan, arch="qwen3", vocab=2048, name="tiny-qwen3-hf"),

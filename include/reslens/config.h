@@ -91,6 +91,12 @@ struct ModelConfig {
   int64_t rotary_dim = 0;  ///< Dimensions of each head that rotate (== d_head for Llama).
   RopeLayout rope_layout = RopeLayout::kInterleaved;
   RopeScaling rope_scaling;
+  /// Gemma 3: the layers marked 1 here attend locally (a sliding window) and rotate with their own
+  /// base, rotary_base_local, and no scaling; the others with rotary_base and rope_scaling. Empty: none.
+  std::vector<uint8_t> local_layers;
+  float rotary_base_local = 10000.0f;
+  /// Attention scores are q.k times this; 0 means 1/sqrt(d_head) (Gemma 3: query_pre_attn_scalar^-1/2).
+  float attn_scale = 0.0f;
   bool tied_embeddings = false;  ///< W_U is W_E (one matrix in the file).
 
   bool has_qkv_bias() const { return architecture == Architecture::kGpt2 || qkv_bias; }

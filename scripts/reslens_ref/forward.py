@@ -14,6 +14,7 @@ Llama:  x = E[t] (Gemma: times sqrt(d_model));  per layer
 """
 
 import collections
+import dataclasses
 import math
 
 import numpy as np
@@ -166,15 +167,18 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             hooks[f"{p}.attn.hook_{part}"] = qkv[part]
         q, k, v = qkv["q"], qkv["k"], qkv["v"]
         if cfg.rotary:
-            q = rope_rotate_half(q, *rope_frequencies(cfg))
-            k = rope_rotate_half(k, *rope_frequencies(cfg))
+            # Gemma 3's local layers: their own base and no scaling.
+            freqs = rope_frequencies(dataclasses.replace(cfg, rope_base=cfg.rope_base_local, rope_scaling=None)) \
+                if cfg.is_local(layer) else rope_frequencies(cfg)
+            q = rope_rotate_half(q, *freqs)
+            k = rope_rotate_half(k, *freqs)
             hooks[f"{p}.attn.hook_rot_q"] = q
             hooks[f"{p}.attn.hook_rot_k"] = k
 
         # Query head h reads KV head h // group.
         k_full = np.repeat(k, group, axis=1)
         v_full = np.repeat(v, group, axis=1)
-        scores = np.einsum("qhd,khd->hqk", q, k_full) / np.sqrt(dh)
+        scores = np.einsum("qhd,khd->hqk", q, k_full) / np.sqrt(cfg.attn_scalar or dh)
         scores = np.where(causal[None], -np.inf, scores)
         hooks[f"{p}.attn.hook_attn_scores"] = scores
         e = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -212,7 +216,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             lin = b @ f(f"{p}.mlp.up.w").T
             hooks[f"{p}.mlp.hook_pre"] = pre
             hooks[f"{p}.mlp.hook_pre_linear"] = lin
-            act = silu if cfg.arch != "gemma" else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
+            act = silu if cfg.arch not in ("gemma", "gemma3") else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
             post = act(pre) * lin
             if cfg.n_experts:
                 post = post * np.repeat(expert_weights(b @ f(f"{p}.mlp.router.w").T, cfg), cfg.d_expert, axis=1)

@@ -96,7 +96,7 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "olmo2", "gpt2", "gptneox"):
+    if arch not in ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2", "gpt2", "gptneox"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -151,6 +151,10 @@ def config_from_gguf(gf):
         rope_base=float(key("rope.freq_base", 10000.0)),
         rope_scaling=rope_scaling,
         rot_dim=None if rot_dim == d_head else rot_dim,
+        sliding_window=int(gf.get(f"{arch}.attention.sliding_window", 0)),
+        sliding_period=int(gf.get(f"{arch}.attention.sliding_window_pattern", 6))
+        if arch == "gemma3" and gf.get(f"{arch}.attention.sliding_window", 0) else 0,
+        rope_base_local=float(gf.get(f"{arch}.rope.freq_base_swa", 10000.0)),
         tied=arch == "gemma" or "output.weight" not in names,
         qkv_bias=ln or "blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
         o_bias=ln or "blk.0.attn_output.bias" in names,
@@ -309,6 +313,10 @@ def hparam_fields(cfg, file_type, name=None):
         f += [(f"{a}.expert_count", UINT32, cfg.n_experts), (f"{a}.expert_used_count", UINT32, cfg.n_experts_used)]
         if a == "qwen3moe":
             f.append((f"{a}.expert_feed_forward_length", UINT32, cfg.d_expert))
+    if cfg.sliding_period:
+        f += [(f"{a}.attention.sliding_window", UINT32, cfg.sliding_window),
+              (f"{a}.attention.sliding_window_pattern", UINT32, cfg.sliding_period),
+              (f"{a}.rope.freq_base_swa", FLOAT32, cfg.rope_base_local)]
     rs = cfg.rope_scaling
     if rs and rs["type"] == "linear":
         f += [(f"{a}.rope.scaling.type", STRING, "linear"),

@@ -35,6 +35,14 @@ _LLAMA_BLOCK = {
     "mlp.gate.w": "mlp.gate_proj.weight", "mlp.up.w": "mlp.up_proj.weight",
     "mlp.down.w": "mlp.down_proj.weight",
 }
+def _llama_block_name(cfg, rest):
+    """HF suffix of a canonical block tensor (Gemma 3 calls its MLP-input norm pre_feedforward_layernorm,
+    its post_attention_layernorm being the attention output's norm)."""
+    if cfg.arch == "gemma3" and rest == "ln2.w":
+        return "pre_feedforward_layernorm.weight"
+    return _LLAMA_BLOCK[rest]
+
+
 _LLAMA_GLOBAL = {"tok_embed": "model.embed_tokens.weight", "ln_final.w": "model.norm.weight",
                  "unembed.w": "lm_head.weight"}
 # GPT-2: (HF suffix, transpose?) for the one-to-one tensors; c_attn is handled apart.
@@ -51,7 +59,7 @@ _GPT2_GLOBAL = {"tok_embed": "wte.weight", "pos_embed": "wpe.weight",
 ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
          "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox", "MixtralForCausalLM": "llama",
-         "Qwen3MoeForCausalLM": "qwen3moe", "Olmo2ForCausalLM": "olmo2",
+         "Qwen3MoeForCausalLM": "qwen3moe", "Olmo2ForCausalLM": "olmo2", "Gemma3ForCausalLM": "gemma3",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -100,7 +108,7 @@ def config_from_hf(c):
             raise ValueError(f"rope_scaling fields {sorted(rs)} not understood")
     if c.get("use_sliding_window"):
         raise ValueError("sliding-window attention not supported")
-    if archs[0] == "GemmaForCausalLM":
+    if archs[0] in ("GemmaForCausalLM", "Gemma3ForCausalLM"):
         if (c.get("hidden_activation") or c.get("hidden_act")) not in ("gelu_pytorch_tanh", "gelu_new"):
             raise ValueError("Gemma activations other than gelu_pytorch_tanh not supported")
     elif c.get("hidden_act", "silu") != "silu":
@@ -124,7 +132,12 @@ def config_from_hf(c):
                   vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
                   norm_eps=float(c.get("rms_norm_eps", 1e-6)),
                   rope_base=float(c.get("rope_theta", 10000.0)), rope_scaling=rope_scaling,
-                  tied=bool(c.get("tie_word_embeddings", arch == "gemma")),
+                  tied=bool(c.get("tie_word_embeddings", arch in ("gemma", "gemma3"))),
+                  sliding_window=int(c.get("sliding_window") or 0) if arch == "gemma3" else 0,
+                  sliding_period=int(c.get("sliding_window_pattern", 6)) if arch == "gemma3" else 0,
+                  rope_base_local=float(c.get("rope_local_base_freq", 10000.0)),
+                  attn_scalar=float(c["query_pre_attn_scalar"])
+                  if arch == "gemma3" and c.get("query_pre_attn_scalar", head_dim) != head_dim else None,
                   qkv_bias=arch == "qwen2" or attn_bias, o_bias=attn_bias,
                   name=c.get("_name_or_path", ""))
 
@@ -272,8 +285,8 @@ def load(path):
                     loaders[canonical] = src(f"model.layers.{layer}.{_PHI3_FUSED[rest][0]}",
                                              lambda t, a=a, n=n: t[a:a + n])
                     continue
-                loaders[canonical] = src(f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}")
-        if cfg.arch == "gemma":  # GemmaRMSNorm scales by 1 + w: canonical norm weights are the sums
+                loaders[canonical] = src(f"model.layers.{layer}.{_llama_block_name(cfg, rest)}")
+        if cfg.arch in ("gemma", "gemma3"):  # GemmaRMSNorm scales by 1 + w: canonical norm weights are the sums
             for canonical in loaders:
                 if is_norm_weight(canonical):
                     loaders[canonical] = (lambda f=loaders[canonical]: f() + np.float32(1))
@@ -322,7 +335,7 @@ def hf_config(cfg, dtype="F32", extra=None):
             raise ValueError("Qwen2 has no o_proj bias")
         arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
                 "qwen3moe": "Qwen3MoeForCausalLM", "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM",
-                "olmo2": "Olmo2ForCausalLM"}[cfg.arch]
+                "olmo2": "Olmo2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}[cfg.arch]
         if cfg.n_experts and cfg.arch == "llama":
             arch = "MixtralForCausalLM"
         c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
@@ -349,9 +362,14 @@ def hf_config(cfg, dtype="F32", extra=None):
                 raise ValueError("attention_bias covers q, k, v and o together")
         if cfg.arch in ("qwen2", "qwen3", "qwen3moe"):
             c.update(use_sliding_window=False)
-        if cfg.arch == "gemma":
+        if cfg.arch in ("gemma", "gemma3"):
             c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
                      attention_bias=cfg.qkv_bias)
+            if cfg.arch == "gemma3":
+                c.update(model_type="gemma3_text", sliding_window=cfg.sliding_window,
+                         sliding_window_pattern=cfg.sliding_period, rope_local_base_freq=cfg.rope_base_local,
+                         query_pre_attn_scalar=cfg.attn_scalar or cfg.d_head,
+                         attn_logit_softcapping=None, final_logit_softcapping=None)
             if cfg.qkv_bias != cfg.o_bias:
                 raise ValueError("attention_bias covers q, k, v and o together")
         if cfg.arch == "phi3":
@@ -371,7 +389,7 @@ def hf_tensors(model, gpt2_prefix="transformer."):
         return _neox_tensors(model)
     for canonical, shape in model.shapes.items():
         get = (lambda c=canonical: model.get(c))
-        if cfg.arch == "gemma" and is_norm_weight(canonical):  # stored as w - 1 (exact for w in [1/2, 2])
+        if cfg.arch in ("gemma", "gemma3") and is_norm_weight(canonical):  # stored as w - 1 (exact for w in [1/2, 2])
             get = (lambda c=canonical: model.get(c) - np.float32(1))
         if not cfg.is_gpt2:
             if canonical in _LLAMA_GLOBAL:
@@ -400,7 +418,7 @@ def hf_tensors(model, gpt2_prefix="transformer."):
                         out.append((f"model.layers.{layer}.{_PHI3_FUSED[rest][0]}", (rows, shape[1]),
                                     lambda parts=parts: np.concatenate([model.get(p) for p in parts])))
                     continue
-                out.append((f"model.layers.{layer}.{_LLAMA_BLOCK[rest]}", shape, get))
+                out.append((f"model.layers.{layer}.{_llama_block_name(cfg, rest)}", shape, get))
             continue
         if canonical == "unembed.w":
             out.append(("lm_head.weight", shape, get))

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "olmo2")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2")
 LAYERNORM_FAMILY = ("gpt2", "gptneox")  # LayerNorms with biases, biases everywhere, ungated GELU MLP
 
 
@@ -59,6 +59,13 @@ class Config:
     # the experts' neurons concatenated (neuron e * d_expert + k = expert e's neuron k), plus a router
     # blocks.L.mlp.router.w [n_experts, d_model]; softmax routing to n_experts_used experts, their
     # weights renormalised when norm_topk.
+    # Gemma 3: every sliding_period-th layer is global (rope_base, rope_scaling), the others local
+    # (rope_base_local, no scaling; a sliding window this reference does not need for sequences no
+    # longer than it); attn_scalar: scores times attn_scalar^-1/2 instead of d_head^-1/2.
+    sliding_period: int = 0
+    sliding_window: int = 0
+    rope_base_local: float = 10000.0
+    attn_scalar: float = None
     n_experts: int = 0
     n_experts_used: int = 0
     norm_topk: bool = True
@@ -82,7 +89,7 @@ class Config:
 
     @property
     def qk_norm(self):
-        return self.arch in ("qwen3", "qwen3moe")
+        return self.arch in ("qwen3", "qwen3moe", "gemma3")
 
     @property
     def pre_norm(self):
@@ -92,7 +99,7 @@ class Config:
     @property
     def post_norm(self):
         """OLMo 2: each sublayer's output passes an RMSNorm (post_attn_norm, post_ffn_norm)."""
-        return self.arch == "olmo2"
+        return self.arch in ("olmo2", "gemma3")
 
     @property
     def qk_norm_full(self):
@@ -107,7 +114,11 @@ class Config:
     def embedding_scale(self):
         """Gemma multiplies embeddings by sqrt(d_model) as a float32 constant (HF's normalizer,
         llama.cpp's sqrtf(n_embd)); 1 elsewhere."""
-        return float(np.float32(np.sqrt(self.d_model))) if self.arch == "gemma" else 1.0
+        return float(np.float32(np.sqrt(self.d_model))) if self.arch in ("gemma", "gemma3") else 1.0
+
+    def is_local(self, layer):
+        """Gemma 3: layers attend locally unless (layer + 1) is a multiple of sliding_period."""
+        return bool(self.sliding_period) and (layer + 1) % self.sliding_period != 0
 
     @property
     def rotary_dims(self):

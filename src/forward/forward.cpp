@@ -266,11 +266,12 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     }
   }
 
-  ops::RopeTable rope;
+  ops::RopeTable rope, rope_local;  // rope_local: Gemma 3's local layers (own base, no scaling)
   if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
     rope = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base, c.rope_scaling);
+    if (!c.local_layers.empty()) rope_local = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base_local);
   }
-  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  const float attn_scale = c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(dh));
 
   Buf xn, q, k, v, z, attn_out, pre, up, post, mlp_out;
   Buf block_in;  // parallel residual: the block input, [T, d_model]
@@ -303,8 +304,9 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     record_heads(rec, Hook::kK, li, k, T, Hkv, c);
     record_heads(rec, Hook::kV, li, v, T, Hkv, c);
     if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
-      ops::apply_rope(q.data(), T, H, dh, q.cols, rope, c.rope_layout);
-      ops::apply_rope(k.data(), T, Hkv, dh, k.cols, rope, c.rope_layout);
+      const bool local = !c.local_layers.empty() && c.local_layers[static_cast<size_t>(l)] != 0;
+      ops::apply_rope(q.data(), T, H, dh, q.cols, local ? rope_local : rope, c.rope_layout);
+      ops::apply_rope(k.data(), T, Hkv, dh, k.cols, local ? rope_local : rope, c.rope_layout);
       record_heads(rec, Hook::kRotQ, li, q, T, H, c);
       record_heads(rec, Hook::kRotK, li, k, T, Hkv, c);
     }

@@ -88,7 +88,8 @@ const std::set<std::string> kAppliedKeys = {
     "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_epsilon",
     "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
     "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count",
-    "attention.sliding_window", "use_parallel_residual", "expert_feed_forward_length"};
+    "attention.sliding_window", "use_parallel_residual", "expert_feed_forward_length", "attention.sliding_window_pattern",
+    "rope.freq_base_swa"};
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
@@ -124,6 +125,23 @@ void read_rotary(const gguf::File& f, const std::string& p, RopeLayout layout, M
   c.rotary_dim = f.get_int_opt(p + "rope.dimension_count").value_or(c.d_head);
   c.rope_layout = layout;
   read_rope_scaling(f, p, c);
+}
+
+// Gemma 3 (llama.cpp's gemma3 graph): pre- and post-sublayer norms, per-head q/k norms, and, with a
+// sliding window, every sliding_window_pattern-th layer global (the others local: their own RoPE base
+// rope.freq_base_swa, no scaling); scores scaled by 1/sqrt(d_head), or 1/sqrt(d_model / n_heads) for
+// the 62-layer (27B) model as llama.cpp does.
+void read_gemma3(const gguf::File& f, const std::string& p, ModelConfig& c) {
+  c.qk_norm = true;
+  c.post_norm = true;
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_layers == 62 ? c.d_model / c.n_heads : c.d_head));
+  const int64_t window = f.get_int_opt(p + "attention.sliding_window").value_or(0);
+  if (window <= 0) return;
+  const int64_t period = f.get_int_opt(p + "attention.sliding_window_pattern").value_or(6);
+  if (period < 1) throw FormatError(f.source() + ": " + p + "attention.sliding_window_pattern must be positive");
+  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
+  for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = l % period < period - 1 ? 1 : 0;
+  c.rotary_base_local = static_cast<float>(f.get_float_opt(p + "rope.freq_base_swa").value_or(10000.0));  // llama.cpp's default
 }
 
 // Mixture of experts (llama.cpp's llama with expert_count > 0, i.e. Mixtral, and qwen3moe): softmax
@@ -205,11 +223,12 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
       c.post_norm = true;
     }
     read_experts(f, arch, c);
-    if (arch == "gemma") {  // llama.cpp's gemma graph: embeddings scaled by sqrtf(n_embd), GeGLU (its
-      // converter already stored the norm weights as 1 + w)
+    if (arch == "gemma" || arch == "gemma3") {  // llama.cpp's gemma graphs: embeddings scaled by
+      // sqrtf(n_embd), GeGLU (its converter already stored the norm weights as 1 + w)
       c.act_fn = ActFn::kGeluNew;
       c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
     }
+    if (arch == "gemma3") read_gemma3(f, p, c);
     // A sliding window (Phi-3 files carry one that llama.cpp currently ignores, Hugging Face applies):
     // sequences up to it attend the same either way, so reslens runs those and refuses longer ones.
     if (const auto w = f.get_int_opt(p + "attention.sliding_window"); w && *w > 0) c.sliding_window = *w;
@@ -250,6 +269,13 @@ constexpr LlamaLayerNames kGgufOlmo2Names = {.attn_norm = nullptr, .q = "attn_q.
                                              .down = "ffn_down.weight", .q_norm = "attn_q_norm.weight",
                                              .k_norm = "attn_k_norm.weight", .post_attn_norm = "post_attention_norm.weight",
                                              .post_ffn_norm = "post_ffw_norm.weight"};
+// Gemma 3: pre- and post-sublayer norms and per-head q/k norms.
+constexpr LlamaLayerNames kGgufGemma3Names = {
+    .attn_norm = "attn_norm.weight", .q = "attn_q.weight", .k = "attn_k.weight", .v = "attn_v.weight",
+    .q_bias = "attn_q.bias", .k_bias = "attn_k.bias", .v_bias = "attn_v.bias", .o = "attn_output.weight",
+    .o_bias = nullptr, .ffn_norm = "ffn_norm.weight", .gate = "ffn_gate.weight", .up = "ffn_up.weight",
+    .down = "ffn_down.weight", .q_norm = "attn_q_norm.weight", .k_norm = "attn_k_norm.weight",
+    .post_attn_norm = "post_attention_norm.weight", .post_ffn_norm = "post_ffw_norm.weight"};
 // llama.cpp applies whichever attention biases a llama or qwen2 block holds (create_tensor_qkv,
 // wo_b); an FFN bias is not applied by reslens and so refused by check_gguf_tensors.
 constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPresent};
@@ -260,11 +286,12 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  const std::set<std::string> supported = {"llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "olmo2", "gpt2",
-                                            "gptneox"};
+  const std::set<std::string> supported = {"llama", "qwen2",  "qwen3", "qwen3moe", "phi3",
+                                            "gemma", "gemma3", "olmo2", "gpt2",     "gptneox"};
   if (supported.count(arch) == 0) {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen3, qwen3moe, phi3, gemma, olmo2, gpt2, gptneox)");
+                           "' is not supported (supported: llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma3, olmo2, "
+                           "gpt2, gptneox)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -311,9 +338,11 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
       const LlamaLayerNames& names = arch == "phi3"                         ? kGgufPhi3Names
                                      : arch == "qwen3" || arch == "qwen3moe" ? kGgufQwen3Names
                                      : arch == "olmo2"                       ? kGgufOlmo2Names
+                                     : arch == "gemma3"                      ? kGgufGemma3Names
                                                                              : kGgufLlamaNames;
       // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
-      const LlamaBiases biases = arch == "gemma" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone} : kGgufLlamaBiases;
+      const LlamaBiases biases = arch == "gemma" || arch == "gemma3" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone}
+                                                                    : kGgufLlamaBiases;
       w.layers.push_back(load_llama_layer(t, b, names, c, biases));
       continue;
     }

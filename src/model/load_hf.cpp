@@ -210,16 +210,45 @@ constexpr LlamaLayerNames kHfLlamaNames = {
     "mlp.down_proj.weight"};
 
 // config.json fields load_llama reads and applies (known_keys.h refuses unknown ones).
+// config.json fields load_llama reads and applies for every Llama-graph architecture, and those it
+// applies only for some (known_keys.h refuses the rest, so a field another family would need, e.g.
+// num_experts on a dense Llama, is never silently ignored).
 const std::set<std::string> kHfLlamaFields = {
     "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
     "head_dim", "vocab_size", "rms_norm_eps", "hidden_act", "rope_theta", "rope_scaling", "attention_bias",
     "mlp_bias", "tie_word_embeddings", "sliding_window", "use_sliding_window", "max_window_layers",
-    "partial_rotary_factor", "original_max_position_embeddings", "layer_types", "hidden_activation",
-    // mixture of experts (read_experts); the auxiliary loss, router logits output and router jitter
-    // only matter in training
-    "num_local_experts", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob",
-    "decoder_sparse_step", "mlp_only_layers", "router_aux_loss_coef", "output_router_logits",
-    "router_jitter_noise"};
+    "partial_rotary_factor", "original_max_position_embeddings", "layer_types"};
+
+std::set<std::string> hf_llama_fields(const std::string& arch) {
+  std::set<std::string> f = kHfLlamaFields;
+  auto add = [&](std::initializer_list<const char*> names) { f.insert(names.begin(), names.end()); };
+  // the auxiliary loss, router logits output and router jitter only matter in training
+  if (arch == "MixtralForCausalLM") {
+    add({"num_local_experts", "num_experts_per_tok", "router_aux_loss_coef", "output_router_logits",
+         "router_jitter_noise"});
+  }
+  if (arch == "Qwen3MoeForCausalLM") {
+    add({"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
+         "mlp_only_layers", "router_aux_loss_coef", "output_router_logits"});
+  }
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") add({"hidden_activation"});
+  // Gemma 3 (read_gemma3); its softcaps must be null
+  if (arch == "Gemma3ForCausalLM") {
+    add({"sliding_window_pattern", "rope_local_base_freq", "query_pre_attn_scalar", "attn_logit_softcapping",
+         "final_logit_softcapping"});
+  }
+  return f;
+}
+
+// Gemma 3 text: pre- and post-sublayer norms (input_layernorm, post_attention_layernorm,
+// pre_feedforward_layernorm, post_feedforward_layernorm) and per-head q/k norms, all 1 + w.
+constexpr LlamaLayerNames kHfGemma3Names = {
+    .attn_norm = "input_layernorm.weight", .q = "self_attn.q_proj.weight", .k = "self_attn.k_proj.weight",
+    .v = "self_attn.v_proj.weight", .q_bias = "self_attn.q_proj.bias", .k_bias = "self_attn.k_proj.bias",
+    .v_bias = "self_attn.v_proj.bias", .o = "self_attn.o_proj.weight", .o_bias = "self_attn.o_proj.bias",
+    .ffn_norm = "pre_feedforward_layernorm.weight", .gate = "mlp.gate_proj.weight", .up = "mlp.up_proj.weight",
+    .down = "mlp.down_proj.weight", .q_norm = "self_attn.q_norm.weight", .k_norm = "self_attn.k_norm.weight",
+    .post_attn_norm = "post_attention_layernorm.weight", .post_ffn_norm = "post_feedforward_layernorm.weight"};
 
 // Qwen3: per-head q/k RMSNorm weights.
 constexpr LlamaLayerNames kHfQwen3Names = {
@@ -276,6 +305,41 @@ constexpr LlamaLayerNames kHfOlmo2Names = {
     .gate = "mlp.gate_proj.weight", .up = "mlp.up_proj.weight", .down = "mlp.down_proj.weight",
     .q_norm = "self_attn.q_norm.weight", .k_norm = "self_attn.k_norm.weight",
     .post_attn_norm = "post_attention_layernorm.weight", .post_ffn_norm = "post_feedforward_layernorm.weight"};
+
+// Gemma 3 text (Gemma3TextConfig): per-head q/k norms, pre- and post-sublayer norms, scores scaled by
+// query_pre_attn_scalar^-1/2, no softcaps (refused otherwise), and local layers (layer_types
+// "sliding_attention", or all but every sliding_window_pattern-th) rotating with rope_local_base_freq
+// and no scaling, the global ones with rope_theta and rope_scaling.
+void read_gemma3(const json& cfg, ModelConfig& c, const std::string& src) {
+  c.qk_norm = true;
+  c.post_norm = true;
+  for (const char* cap : {"attn_logit_softcapping", "final_logit_softcapping"}) {
+    if (cfg.contains(cap) && !cfg[cap].is_null()) {
+      throw UnsupportedError(src + ": " + cap + " = " + cfg[cap].dump() + " is not supported (Gemma 3 has none)");
+    }
+  }
+  const double scalar = get_num_or(cfg, "query_pre_attn_scalar", static_cast<double>(c.d_head), src);
+  if (!(scalar > 0.0)) throw FormatError(src + ": query_pre_attn_scalar must be positive");
+  c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+  c.rotary_base_local = static_cast<float>(get_num_or(cfg, "rope_local_base_freq", 10000.0, src));
+  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
+  if (cfg.contains("layer_types")) {
+    if (!cfg["layer_types"].is_array() || static_cast<int64_t>(cfg["layer_types"].size()) != c.n_layers) {
+      throw FormatError(src + ": layer_types is not a list of num_hidden_layers entries");
+    }
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const json& lt = cfg["layer_types"][static_cast<size_t>(l)];
+      if (lt != "full_attention" && lt != "sliding_attention") {
+        throw UnsupportedError(src + ": layer_types entry " + lt.dump() + " is not supported");
+      }
+      c.local_layers[static_cast<size_t>(l)] = lt == "sliding_attention" ? 1 : 0;
+    }
+  } else {
+    const int64_t period = get_int_or(cfg, "sliding_window_pattern", 6, src);
+    if (period < 1) throw FormatError(src + ": sliding_window_pattern must be positive");
+    for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = (l + 1) % period != 0 ? 1 : 0;
+  }
+}
 
 // Phi-3: fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up] rows, Phi3MLP's chunk(2)).
 constexpr LlamaLayerNames kHfPhi3Names = {
@@ -372,7 +436,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   }
   read_experts(cfg, arch, c, src);
   c.rope_layout = RopeLayout::kHalf;
-  check_hf_fields(cfg, kHfLlamaFields, src);
+  check_hf_fields(cfg, hf_llama_fields(arch), src);
   // Qwen2 has Q/K/V biases; Llama and Mistral with attention_bias have Q/K/V and O biases.
   const bool attention_bias = get_bool_or(cfg, "attention_bias", false, src);
   LlamaBiases biases;
@@ -381,8 +445,9 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   if (attention_bias && arch == "Phi3ForCausalLM") {
     throw UnsupportedError(src + ": attention_bias = true on Phi3ForCausalLM (a fused qkv bias) is not supported");
   }
+  if (arch == "Gemma3ForCausalLM") read_gemma3(cfg, c, src);
   // transformers' layer_types: every layer full attention, or sliding where the config's window says.
-  if (cfg.contains("layer_types")) {
+  if (cfg.contains("layer_types") && arch != "Gemma3ForCausalLM") {
     if (!cfg["layer_types"].is_array()) throw FormatError(src + ": layer_types is not a list");
     for (const auto& lt : cfg["layer_types"]) {
       if (lt != "full_attention" && lt != "sliding_attention") {
@@ -396,7 +461,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   if (get_bool_or(cfg, "mlp_bias", false, src)) {
     throw UnsupportedError(src + ": mlp_bias = true (biases on gate/up/down projections) is not supported");
   }
-  if (arch == "GemmaForCausalLM") {
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") {
     // GemmaMLP: gelu(gate) * up with hidden_activation (older configs say "gelu" in hidden_act and
     // the tanh form in hidden_activation); only the tanh form, which every Gemma uses, is applied.
     const json act = cfg.contains("hidden_activation") && !cfg["hidden_activation"].is_null() ? cfg["hidden_activation"]
@@ -407,7 +472,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
     }
     c.act_fn = ActFn::kGeluNew;
     c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));  // GemmaModel's normalizer, in float
-  } else if ((cfg.contains("hidden_act") && cfg["hidden_act"] != "silu") || cfg.contains("hidden_activation")) {
+  } else if (cfg.contains("hidden_act") && cfg["hidden_act"] != "silu") {
     throw UnsupportedError(src + ": hidden_act " + cfg.value("hidden_act", json("silu")).dump() +
                            " is not supported (silu is)");
   }
@@ -429,14 +494,23 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
                                    : arch == "MixtralForCausalLM"  ? kHfMixtralNames
                                    : arch == "Qwen3MoeForCausalLM" ? kHfQwen3MoeNames
                                    : arch == "Olmo2ForCausalLM"    ? kHfOlmo2Names
+                                   : arch == "Gemma3ForCausalLM"   ? kHfGemma3Names
                                                                    : kHfLlamaNames;
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
   note_llama_biases(c, w.layers);
-  if (arch == "GemmaForCausalLM") {  // GemmaRMSNorm multiplies by 1 + w: store the sums once
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") {  // GemmaRMSNorm multiplies by 1 + w
     for (LayerWeights& L : w.layers) {
       L.ln1_w = t.shifted(L.ln1_w, 1.0f);
       L.ln2_w = t.shifted(L.ln2_w, 1.0f);
+      if (!L.q_norm_w.empty()) L.q_norm_w = t.shifted(L.q_norm_w, 1.0f);
+      if (!L.k_norm_w.empty()) L.k_norm_w = t.shifted(L.k_norm_w, 1.0f);
+      if (c.post_norm) {  // the value vectors carry the shifted post-norm weights
+        L.post_attn_norm_w = t.shifted(L.post_attn_norm_w, 1.0f);
+        L.post_ffn_norm_w = t.shifted(L.post_ffn_norm_w, 1.0f);
+        L.W_O = fold_row_scales(t, L.W_O_raw, L.post_attn_norm_w);
+        L.W_out = fold_row_scales(t, L.W_out_raw, L.post_ffn_norm_w);
+      }
     }
     w.ln_final_w = t.shifted(w.ln_final_w, 1.0f);
   }
@@ -606,16 +680,17 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
          : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
          : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM"
          : mt == "mixtral" ? "MixtralForCausalLM" : mt == "qwen3_moe" ? "Qwen3MoeForCausalLM"
-         : mt == "olmo2" ? "Olmo2ForCausalLM" : mt;
+         : mt == "olmo2" ? "Olmo2ForCausalLM" : mt == "gemma3_text" ? "Gemma3ForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
                           arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM" ||
-                          arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM" || arch == "Olmo2ForCausalLM";
+                          arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM" || arch == "Olmo2ForCausalLM" ||
+                          arch == "Gemma3ForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel" && arch != "GPTNeoXForCausalLM") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
                            "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
-                           "GemmaForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
+                           "GemmaForCausalLM, Gemma3ForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
   }
   auto storage = std::make_shared<ModelStorage>();
   HfTensors t(dir, *storage);

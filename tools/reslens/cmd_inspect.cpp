@@ -1,4 +1,5 @@
 // reslens inspect MODEL: architecture, dimensions, dtype, tokenizer and the tensor list.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <utility>
@@ -44,6 +45,11 @@ nlohmann::json config_json(const Model& m) {
   }
   j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
   j["qk_norm"] = c.qk_norm ? "per head" : c.qk_norm_full ? "whole projection" : "none";
+  int64_t n_local = 0;
+  for (const uint8_t x : c.local_layers) n_local += x;
+  j["local_layers"] = n_local > 0 ? nlohmann::json{{"count", n_local}, {"rotary_base", c.rotary_base_local}}
+                                  : nlohmann::json(nullptr);
+  j["attn_scale"] = c.attn_scale > 0.0f ? static_cast<double>(c.attn_scale) : 1.0 / std::sqrt(static_cast<double>(c.d_head));
   j["norms"] = c.post_norm ? (c.pre_norm ? "pre and post" : "post-sublayer") : "pre-sublayer";
   j["parallel_residual"] = c.parallel_residual;
   j["experts"] = c.n_experts > 0 ? nlohmann::json{{"n_experts", c.n_experts}, {"n_experts_used", c.n_experts_used},
@@ -136,6 +142,11 @@ void register_inspect(CLI::App& app) {
     }
     if (j["qk_norm"] != "none") {
       std::cout << "\nq/k norm      RMSNorm of queries and keys before RoPE, " << j["qk_norm"].get<std::string>();
+    }
+    if (!j["local_layers"].is_null()) {
+      std::cout << "\nlocal layers  " << j["local_layers"]["count"].get<int64_t>() << " of " << j["n_layers"].get<int64_t>()
+                << " attend locally and rotate with base " << j["local_layers"]["rotary_base"].get<double>()
+                << " (no scaling)";
     }
     if (j["norms"] != "pre-sublayer") {
       std::cout << "\nblock norms   " << j["norms"].get<std::string>() << " (scales frozen for the attribution)";

@@ -148,6 +148,11 @@ TEST_F(HfErrors, FieldsAndTensorsReslensDoesNotApplyAreRefusedByName) {
   };
   auto msg = error_of<UnsupportedError>(make("softcap", with(R"("attn_logit_softcapping": 50.0)"), st));
   EXPECT_NE(msg.find("config.json: field 'attn_logit_softcapping' (50.0)"), std::string::npos) << msg;
+  // A field another family applies is not silently ignored on this one.
+  msg = error_of<UnsupportedError>(make("experts", with(R"("num_experts": 8)"), st));
+  EXPECT_NE(msg.find("field 'num_experts'"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("scalar", with(R"("query_pre_attn_scalar": 144)"), st));
+  EXPECT_NE(msg.find("field 'query_pre_attn_scalar'"), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(make("dyn", with(R"("rope_scaling": {"type": "dynamic", "factor": 2.0})"), st));
   EXPECT_NE(msg.find("rope_scaling type 'dynamic' is not supported"), std::string::npos) << msg;
   msg = error_of<UnsupportedError>(
