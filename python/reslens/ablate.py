@@ -126,7 +126,7 @@ def _stats(d: dict) -> TargetStats:
 
 
 def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items = None, attn: Items = None, *,
-           target: TokenSpec = None, position: int = -1, activation: bool = False, seed: int = 0,
+           experts: Items = None, target: TokenSpec = None, position: int = -1, activation: bool = False, seed: int = 0,
            random: bool = True, prepend_bos: Optional[bool] = None, threads: Optional[int] = None) -> AblationResult:
     """Zeroes components and reports the target's probability, log-probability, rank and reciprocal
     rank before and after: ``reslens ablate MODEL TEXT --ffn L:N,... --heads L:H,... --attn L:H:D[@P]``.
@@ -136,6 +136,8 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     (``"3:17,4:2"``). Parameter level by default (the components are removed everywhere);
     ``activation=True`` removes them only at ``position`` (and a source position only with it).
     ``random`` adds the CLI's seeded random baseline of the same size (the same draws as ``--seed``).
+    ``experts``: mixture-of-experts models only, whole experts (layer, expert) or ``"L:E,..."``
+    (``--experts``): all of the expert's neurons, appended to ``ffn``.
 
     >>> ex = reslens.explain(model, "Once upon a time")
     >>> res = reslens.ablate(model, "Once upon a time", ffn=[(n.layer, n.neuron) for n in ex.top_ffn_neurons[:5]])
@@ -151,13 +153,19 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     if P < 0 or P >= n:
         raise IndexError(f"position {position} is out of range: the prompt has {n} tokens (0..{n - 1}, or -1 for the last)")
     ffn_l = _parse(ffn, 2, "FFN neuron", False)
+    for layer, e in _parse(experts, 2, "expert", False):  # an expert is its d_expert neurons
+        if not c.n_experts:
+            raise ValueError(f"experts ({layer}, {e}): the model has no experts")
+        if not (0 <= layer < c.n_layers and 0 <= e < c.n_experts):
+            raise IndexError(f"expert ({layer}, {e}) is out of range: layer 0..{c.n_layers - 1}, expert 0..{c.n_experts - 1}")
+        ffn_l += [(layer, e * c.d_expert + k) for k in range(c.d_expert)]
     heads_l = _parse(heads, 2, "head", False)
     attn_l = _parse(attn, 3, "attention neuron", True)
     for a in attn_l:
         if a[3] >= 0 and not activation:
             raise ValueError(f"attention neuron {a[:3]}@{a[3]}: a source position needs activation=True")
     if not (ffn_l or heads_l or attn_l):
-        raise ValueError("nothing to ablate: give ffn, heads or attn")
+        raise ValueError("nothing to ablate: give ffn, experts, heads or attn")
     level_pos = P if activation else -1
     iv = _core.Intervention(ffn_l, heads_l, attn_l, level_pos)
     threads = model.threads if threads is None else int(threads)

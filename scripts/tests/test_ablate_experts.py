@@ -78,6 +78,16 @@ def main():
         rc, res = ablate(a, a.model, "--experts", f"0:{idle[0]}", "--activation")
         check("an expert not picked at P changes nothing there (activation level)",
               rc == 0 and res["after"]["log_prob"] == res["before"]["log_prob"], str(res)[:200])
+    # The Python API gives the CLI's numbers (reslens.ablate(..., experts=[(layer, expert)])).
+    try:
+        import reslens
+    except ImportError as e:
+        check("the Python module is importable (PYTHONPATH=build/python)", False, str(e))
+    else:
+        pm = reslens.load(a.model)
+        res = reslens.ablate(pm, [int(x) for x in IDS.split(",")], experts=[(0, e)], random=False, prepend_bos=False)
+        check("Python ablate(experts=...) = the CLI's --experts", rc1 == 0 and abs(res.after.log_prob -
+              whole["after"]["log_prob"]) == 0.0, f"{res.after.log_prob} vs {whole['after']['log_prob'] if rc1 == 0 else ''}")
     rc, err = ablate(a, a.dense, "--experts", "0:0")
     check("a dense model refuses --experts", rc == 2 and "has no experts" in err, err.strip())
     rc, err = ablate(a, a.model, "--experts", f"0:{cfg.n_experts}")

@@ -131,6 +131,50 @@ void linear(Buf& y, const Buf& x, int64_t T, const MatrixView& W, const VectorVi
   }
 }
 
+// Non-finite activations come from non-finite (or overflowing) weights. The pass stops at the first
+// place the residual stream stops being finite, naming the weight that holds a NaN or Inf when one
+// does, rather than letting predict print nan% or explain attribute garbage.
+bool finite(const float* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) return false;
+  }
+  return true;
+}
+bool finite(const MatrixView& m) {
+  for (int64_t r = 0; r < m.rows; ++r) {
+    if (!finite(m.row(r), m.cols)) return false;
+  }
+  return true;
+}
+
+[[noreturn]] void non_finite(const Model& model, const std::string& where,
+                             std::initializer_list<std::pair<const char*, const MatrixView*>> matrices,
+                             std::initializer_list<std::pair<const char*, const VectorView*>> vectors) {
+  const std::string src = model.path().string();
+  for (const auto& [name, m] : matrices) {
+    if (!m->empty() && !finite(*m)) throw FormatError(src + ": weight " + where + name + " holds NaN or Inf values");
+  }
+  for (const auto& [name, v] : vectors) {
+    if (!v->empty() && !finite(v->data, v->size)) {
+      throw FormatError(src + ": weight " + where + name + " holds NaN or Inf values");
+    }
+  }
+  throw FormatError(src + ": the activations stop being finite at " + where +
+                    " (the weights are finite but overflow float32 there)");
+}
+
+void require_finite_layer(const Model& model, const Buf& x, int64_t T, int layer) {
+  if (finite(x.data(), T * x.cols)) return;
+  const LayerWeights& L = model.weights().layers[static_cast<size_t>(layer)];
+  non_finite(model, "blocks." + std::to_string(layer) + ".",
+             {{"attn.W_Q", &L.W_Q}, {"attn.W_K", &L.W_K}, {"attn.W_V", &L.W_V}, {"attn.W_O", &L.W_O},
+              {"mlp.W_gate", &L.W_gate}, {"mlp.W_in", &L.W_in}, {"mlp.W_out", &L.W_out}, {"mlp.W_router", &L.W_router}},
+             {{"ln1.w", &L.ln1_w}, {"ln1.b", &L.ln1_b}, {"attn.b_Q", &L.b_Q}, {"attn.b_K", &L.b_K},
+              {"attn.b_V", &L.b_V}, {"attn.b_O", &L.b_O}, {"attn.q_norm.w", &L.q_norm_w}, {"attn.k_norm.w", &L.k_norm_w},
+              {"ln1_post.w", &L.post_attn_norm_w}, {"ln2.w", &L.ln2_w}, {"ln2.b", &L.ln2_b}, {"mlp.b_in", &L.b_in},
+              {"mlp.b_out", &L.b_out}, {"ln2_post.w", &L.post_ffn_norm_w}});
+}
+
 // The model's GELU in place: the exact (erf) form, or the tanh form, exactly or through llama.cpp's
 // fp16 table to reproduce its goldens.
 void gelu_in_place(float* x, int64_t n, ActFn act, bool ggml_table) {
@@ -254,6 +298,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
   if (c.embedding_scale != 1.0f) {  // Gemma: embeddings times sqrt(d_model) (hook_embed holds the product)
     for (float& v : x.v) v *= c.embedding_scale;
   }
+  if (!finite(x.data(), T * d)) non_finite(model, "", {{"embed.W_E (a row of these tokens)", &W.W_E}}, {});
   rec.put(Hook::kEmbed, -1, {T, d}, x.data());
   if (c.positional_embedding_type == PositionalEmbedding::kStandard) {
     if (rec.wants(Hook::kPosEmbed, -1)) {
@@ -429,6 +474,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     if (c.post_norm) post_normalize(mlp_out, T, L.post_ffn_norm_w, c.eps, rec, Hook::kLn2PostScale, li);
     rec.put(Hook::kMlpOut, li, {T, d}, mlp_out.data());
     for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += mlp_out.v[static_cast<size_t>(i)];
+    require_finite_layer(model, x, T, li);
     rec.put(Hook::kResidPost, li, {T, d}, x.data());
   }
 
@@ -449,6 +495,9 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     for (int64_t t = 0; t < n_out; ++t) {
       for (int64_t i = 0; i < c.d_vocab; ++i) logits.row(t)[i] += W.b_U[i];
     }
+  }
+  if (!finite(logits.data(), n_out * c.d_vocab)) {
+    non_finite(model, "", {{"unembed.W_U", &W.W_U}}, {{"ln_final.w", &W.ln_final_w}, {"ln_final.b", &W.ln_final_b}});
   }
   return logits;
 }

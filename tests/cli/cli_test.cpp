@@ -290,6 +290,9 @@ TEST(Cli, BadInputGivesOneClearLine) {
   test::TinyLlamaSpec bert;
   bert.architecture = "bert";
   test::tiny_llama_gguf(bert).write(dir / "bert.gguf");
+  test::TinyLlamaSpec nan;
+  nan.nan_tensor = "blk.0.ffn_up.weight";
+  test::tiny_llama_gguf(nan).write(dir / "nan.gguf");
   std::filesystem::copy_file(test::shared_path("models/stories260K/stories260K.bin"), dir / "lonely.bin");
   std::filesystem::create_directories(dir / "empty");
   const std::vector<BadCase> cases = {
@@ -297,6 +300,10 @@ TEST(Cli, BadInputGivesOneClearLine) {
       {{"predict", (dir / "empty").string(), "x"}, 3, {"empty", "no model found"}},
       {{"inspect", (dir / "cut.gguf").string()}, 3, {"cut.gguf", "truncated"}},
       {{"inspect", (dir / "bert.gguf").string()}, 4, {"bert.gguf", "architecture 'bert'"}},
+      // a NaN weight: exit 3 naming it, on every command that runs the model
+      {{"predict", (dir / "nan.gguf").string(), "x", "--json"}, 3, {"nan.gguf", "blocks.0.mlp.W_in", "NaN or Inf"}},
+      {{"explain", (dir / "nan.gguf").string(), "x"}, 3, {"nan.gguf", "blocks.0.mlp.W_in"}},
+      {{"generate", (dir / "nan.gguf").string(), "x", "-n", "2"}, 3, {"nan.gguf", "blocks.0.mlp.W_in"}},
       {{"predict", (dir / "lonely.bin").string(), "x"}, 3, {"lonely.bin", "tokenizer", "--tokenizer"}},
       {{"predict", gguf, "--ids", "1,99999"}, 2, {"99999", "outside the vocabulary"}},
       {{"predict", gguf, "--ids", "1,x"}, 2, {"not a valid token id"}},
