@@ -132,6 +132,7 @@ void read_rotary(const gguf::File& f, const std::string& p, RopeLayout layout, M
 // rope.freq_base_swa, no scaling); scores scaled by 1/sqrt(d_head), or 1/sqrt(d_model / n_heads) for
 // the 62-layer (27B) model as llama.cpp does.
 void read_gemma3(const gguf::File& f, const std::string& p, ModelConfig& c) {
+  validate_config(c, f.source());  // dimensions first: local_layers is sized by n_layers
   c.qk_norm = true;
   c.post_norm = true;
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_layers == 62 ? c.d_model / c.n_heads : c.d_head));
@@ -164,6 +165,9 @@ void read_experts(const gguf::File& f, const std::string& arch, ModelConfig& c) 
   c.n_experts = E;
   c.n_experts_used = K;
   c.d_expert = arch == "qwen3moe" ? f.get_int_opt(p + "expert_feed_forward_length").value_or(c.d_mlp / K) : c.d_mlp;
+  if (c.d_expert < 1 || c.d_expert > (int64_t{1} << 20)) {
+    throw FormatError(f.source() + ": implausible expert size " + std::to_string(c.d_expert));
+  }
   c.d_mlp = E * c.d_expert;
   c.moe_norm_topk = true;
 }

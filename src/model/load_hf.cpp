@@ -284,6 +284,9 @@ void read_experts(const json& cfg, const std::string& arch, ModelConfig& c, cons
                       std::to_string(c.n_experts) + " experts");
   }
   c.d_expert = mixtral ? c.d_mlp : get_int(cfg, "moe_intermediate_size", src);
+  if (c.d_expert < 1 || c.d_expert > (int64_t{1} << 20)) {
+    throw FormatError(src + ": implausible expert size " + std::to_string(c.d_expert));
+  }
   c.d_mlp = c.n_experts * c.d_expert;
   c.moe_norm_topk = mixtral || get_bool_or(cfg, "norm_topk_prob", false, src);
   if (!mixtral) {
@@ -445,6 +448,8 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   if (attention_bias && arch == "Phi3ForCausalLM") {
     throw UnsupportedError(src + ": attention_bias = true on Phi3ForCausalLM (a fused qkv bias) is not supported");
   }
+  // Dimensions first: what follows sizes tables by them (local layers, RoPE frequency factors).
+  validate_config(c, src);
   if (arch == "Gemma3ForCausalLM") read_gemma3(cfg, c, src);
   // transformers' layer_types: every layer full attention, or sliding where the config's window says.
   if (cfg.contains("layer_types") && arch != "Gemma3ForCausalLM") {
@@ -623,6 +628,7 @@ void load_gpt_neox(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& 
   if (get_bool_or(cfg, "tie_word_embeddings", false, src)) {
     throw UnsupportedError(src + ": tie_word_embeddings = true on GPTNeoXForCausalLM is not supported");
   }
+  validate_config(c, src);  // dimensions first
   read_rope_scaling(cfg, c, src);
   validate_config(c, src);
   if (c.d_model % c.n_heads != 0) throw FormatError(src + ": hidden_size is not a multiple of num_attention_heads");

@@ -109,9 +109,10 @@ template <typename Source>
 MatrixView expert_rows(Source& t, const std::string& name, const ModelConfig& c) {
   const int64_t E = c.n_experts, F = c.d_expert, d = c.d_model;
   if (name.find("{e}") == std::string::npos) return {t.stacked(name, {E, F, d}), E * F, d, d};
+  const MatrixView first = t.matrix(expert_name(name, 0), F, d);  // shapes checked before allocating
   std::vector<float> out(static_cast<size_t>(E * F * d));
   for (int64_t e = 0; e < E; ++e) {
-    const MatrixView m = t.matrix(expert_name(name, e), F, d);
+    const MatrixView m = e == 0 ? first : t.matrix(expert_name(name, e), F, d);
     for (int64_t k = 0; k < F; ++k) std::copy(m.row(k), m.row(k) + d, out.begin() + (e * F + k) * d);
   }
   return {t.own(std::move(out)), E * F, d, d};
@@ -122,11 +123,12 @@ MatrixView expert_rows(Source& t, const std::string& name, const ModelConfig& c)
 template <typename Source>
 MatrixView expert_columns(Source& t, const std::string& name, const ModelConfig& c) {
   const int64_t E = c.n_experts, F = c.d_expert, d = c.d_model;
-  std::vector<float> out(static_cast<size_t>(d * E * F));
   const bool stacked = name.find("{e}") == std::string::npos;
-  const float* all = stacked ? t.stacked(name, {E, d, F}) : nullptr;  // [E, d_model, d_expert]
+  // [E, d_model, d_expert] (or expert 0's [d_model, d_expert]), shape-checked before allocating
+  const float* all = stacked ? t.stacked(name, {E, d, F}) : t.matrix(expert_name(name, 0), d, F).data;
+  std::vector<float> out(static_cast<size_t>(d * E * F));
   for (int64_t e = 0; e < E; ++e) {
-    const float* m = stacked ? all + e * d * F : t.matrix(expert_name(name, e), d, F).data;
+    const float* m = stacked ? all + e * d * F : e == 0 ? all : t.matrix(expert_name(name, e), d, F).data;
     for (int64_t i = 0; i < d; ++i) std::copy(m + i * F, m + (i + 1) * F, out.begin() + i * E * F + e * F);
   }
   return {t.own(std::move(out)), d, E * F, E * F};
