@@ -98,6 +98,8 @@ def plan(which, shared):
     gemma3 = dataclasses.replace(fan, arch="gemma3", tied=True, sliding_period=2, sliding_window=64,
                                  rope_base_local=1000.0, rope_scaling={"type": "linear", "factor": 2.0},
                                  name="tiny-g3")
+    qwen2moe = dataclasses.replace(fan, arch="qwen2moe", d_mlp=4 * 16 + 40, n_experts=4, n_experts_used=2,
+                                   d_shared=40, norm_topk=False, qkv_bias=True, name="tiny-qwen2moe")
     families = [
         ("tiny-qwen2.gguf", "gguf f32 qwen2 (NEOX RoPE, q/k/v biases)",
          dataclasses.replace(fan, arch="qwen2", qkv_bias=True, name="tiny-qwen2"), gguf(tok=stories_gguf)),
@@ -144,6 +146,10 @@ def plan(which, shared):
         ("tiny-gemma3.gguf", "gguf f32 gemma3 (pre and post norms, q/k norms, local layers with their own RoPE base)",
          gemma3, gguf(tok=stories_gguf)),
         ("tiny-gemma3-hf", "hf F32 Gemma3ForCausalLM (text)", dataclasses.replace(gemma3, vocab=2048, name="tiny-gemma3-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-qwen2moe.gguf", "gguf f32 qwen2moe: 4 experts of 16, 2 used, a shared expert of 40", qwen2moe,
+         gguf(tok=stories_gguf)),
+        ("tiny-qwen2moe-hf", "hf F32 Qwen2MoeForCausalLM", dataclasses.replace(qwen2moe, vocab=2048, name="tiny-qwen2moe-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen3-hf", "hf F32 Qwen3ForCausalLM",
          dataclasses.replace(fan, arch="qwen3", vocab=2048, name="tiny-qwen3-hf"),

@@ -86,6 +86,10 @@ struct ModelConfig {
   int64_t n_experts_used = 0;
   int64_t d_expert = 0;
   bool moe_norm_topk = true;
+  /// Qwen2-MoE: a shared expert of this many neurons that every token uses, its output scaled by
+  /// sigmoid(x . shared_expert_gate). Its neurons follow the routed ones: d_mlp = n_experts * d_expert +
+  /// d_shared_expert, and its coefficients include that gate. 0: none.
+  int64_t d_shared_expert = 0;
   PositionalEmbedding positional_embedding_type = PositionalEmbedding::kRotary;
   float rotary_base = 10000.0f;
   int64_t rotary_dim = 0;  ///< Dimensions of each head that rotate (== d_head for Llama).

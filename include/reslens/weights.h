@@ -52,6 +52,7 @@ struct LayerWeights {
   MatrixView W_gate;        ///< [d_mlp, d_model] Llama gate_proj (empty for GPT-2)
   MatrixView W_router;      ///< [n_experts, d_model] mixture-of-experts router (empty for dense MLPs); the
                             ///< experts' gate/up rows and down columns are concatenated in W_gate/W_in/W_out
+  VectorView shared_expert_gate;  ///< [d_model] sigmoid gate of the shared expert (Qwen2-MoE; else empty)
   VectorView b_in;          ///< [d_mlp]
   MatrixView W_out;         ///< [d_model, d_mlp]; column k is FFN neuron k's value vector (fc2_k)
   MatrixView W_out_raw;     ///< post-norm models: W_out as stored

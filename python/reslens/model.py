@@ -54,6 +54,7 @@ class Config:
     n_experts: int  # mixture of experts (0: dense); d_mlp = n_experts * d_expert, neuron e*d_expert+k = expert e's k
     n_experts_used: int
     d_expert: int
+    d_shared_expert: int  # Qwen2-MoE's shared expert: its neurons follow the routed ones
     parallel_residual: bool  # GPT-NeoX: the MLP reads the block input (hook_resid_mid is still x + attn)
     embedding_scale: float  # Gemma: sqrt(d_model); hook_embed / resid_pre 0 hold W_E rows times it
     qk_norm_full: bool  # OLMo 2: q/k RMSNorm over the whole projections

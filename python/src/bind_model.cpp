@@ -41,6 +41,7 @@ py::dict config_dict(const Model& model) {
   d["n_experts"] = c.n_experts;
   d["n_experts_used"] = c.n_experts_used;
   d["d_expert"] = c.d_expert;
+  d["d_shared_expert"] = c.d_shared_expert;
   d["embedding_scale"] = static_cast<double>(c.embedding_scale);
   d["rope_scaling"] = py::dict(py::arg("type") = c.rope_scaling.type,
                                py::arg("linear_factor") = c.rope_scaling.linear_factor,

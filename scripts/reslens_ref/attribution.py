@@ -92,8 +92,9 @@ class Attribution:
         self.head_pos = np.zeros((L, H, T))
         self.attn_neuron = np.zeros((L, H, dh, T))
         self.ffn_neuron = np.zeros((L, N))
-        E = d.cfg.n_experts
-        self.expert = np.zeros((L, E))  # mixture of experts: each expert's output vector in r_P^l
+        # Mixture of experts: each expert's output vector in r_P^l (Qwen2-MoE's shared expert last).
+        E = d.cfg.n_experts + (1 if d.cfg.d_shared else 0)
+        self.expert = np.zeros((L, E))
         self.baselines = {k: np.zeros((L, N)) for k in BASELINES}
         c_shape = {"attn_layer": (L,), "ffn_layer": (L,), "head": (L, H), "head_pos": (L, H, T),
                    "attn_neuron": (L, H, dh, T), "ffn_neuron": (L, N)}
@@ -116,9 +117,10 @@ class Attribution:
             self._attn_neurons(l, pre)
             self._ffn_neurons(l, mid)
             if E:  # expert e's vector: sum over its neurons k of m_k fc2_k (router weight in m)
-                F = N // E
+                F, R = d.cfg.d_expert, d.cfg.n_experts
                 m, fc2 = d.coef[l, P], d.W_down(l).T
-                experts = np.stack([m[e * F:(e + 1) * F] @ fc2[e * F:(e + 1) * F] for e in range(E)])
+                spans = [(e * F, (e + 1) * F) for e in range(R)] + ([(R * F, N)] if d.cfg.d_shared else [])
+                experts = np.stack([m[a:b] @ fc2[a:b] for a, b in spans])
                 put("expert", l, *self._score_vectors(mid, experts, "experts"))
 
     def _attn_neurons(self, l, ctx):

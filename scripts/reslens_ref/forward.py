@@ -219,7 +219,11 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             act = silu if cfg.arch not in ("gemma", "gemma3") else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
             post = act(pre) * lin
             if cfg.n_experts:
-                post = post * np.repeat(expert_weights(b @ f(f"{p}.mlp.router.w").T, cfg), cfg.d_expert, axis=1)
+                scales = [np.repeat(expert_weights(b @ f(f"{p}.mlp.router.w").T, cfg), cfg.d_expert, axis=1)]
+                if cfg.d_shared:  # the shared expert, gated by sigmoid(x . g)
+                    gate = 1.0 / (1.0 + np.exp(-(b @ f(f"{p}.mlp.shared_gate.w"))))
+                    scales.append(np.repeat(gate[:, None], cfg.d_shared, axis=1))
+                post = post * np.concatenate(scales, axis=1)
         post = edited(f"{p}.mlp.hook_post", post)
         hooks[f"{p}.mlp.hook_post"] = post
         mlp_out = post @ f(f"{p}.mlp.down.w").T

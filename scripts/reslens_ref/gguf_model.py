@@ -55,13 +55,18 @@ _EXPERT_NAMES = {"mlp.router.w": "ffn_gate_inp.weight", "mlp.gate.w": "ffn_gate_
                  "mlp.up.w": "ffn_up_exps.weight", "mlp.down.w": "ffn_down_exps.weight"}
 
 
+_SHARED_NAMES = {"mlp.gate.w": "ffn_gate_shexp.weight", "mlp.up.w": "ffn_up_shexp.weight",
+                 "mlp.down.w": "ffn_down_shexp.weight"}
+
+
 def _experts_to_canonical(cfg, rest, t):
     """Stacked [E, d_expert, d] (gate, up) or [E, d, d_expert] (down) -> canonical concatenation."""
     if rest == "mlp.router.w":
         return t
+    routed = cfg.d_mlp - cfg.d_shared
     if rest == "mlp.down.w":
-        return np.ascontiguousarray(t.transpose(1, 0, 2).reshape(cfg.d_model, cfg.d_mlp))
-    return t.reshape(cfg.d_mlp, cfg.d_model)
+        return np.ascontiguousarray(t.transpose(1, 0, 2).reshape(cfg.d_model, routed))
+    return t.reshape(routed, cfg.d_model)
 
 
 def _experts_from_canonical(cfg, rest, t):
@@ -69,8 +74,8 @@ def _experts_from_canonical(cfg, rest, t):
     if rest == "mlp.router.w":
         return t
     if rest == "mlp.down.w":
-        return np.ascontiguousarray(t.reshape(d, E, F).transpose(1, 0, 2))
-    return t.reshape(E, F, d)
+        return np.ascontiguousarray(t[:, :E * F].reshape(d, E, F).transpose(1, 0, 2))
+    return t[:E * F].reshape(E, F, d)
 
 
 def _gguf_name(canonical):
@@ -96,7 +101,8 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2", "gpt2", "gptneox"):
+    if arch not in ("llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2", "gpt2",
+                    "gptneox"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -132,7 +138,9 @@ def config_from_gguf(gf):
     names = set(gf.tensors)
     ln = arch in ("gpt2", "gptneox")
     n_experts = int(gf.get(f"{arch}.expert_count", 0))
-    d_expert = int(key("expert_feed_forward_length")) if arch == "qwen3moe" else int(key("feed_forward_length"))
+    d_expert = int(key("expert_feed_forward_length")) if arch in ("qwen3moe", "qwen2moe") else \
+        int(key("feed_forward_length"))
+    d_shared = int(key("expert_shared_feed_forward_length")) if arch == "qwen2moe" else 0
     cfg = Config(
         arch=arch,
         n_layers=int(key("block_count")),
@@ -140,7 +148,8 @@ def config_from_gguf(gf):
         n_heads=n_heads,
         n_kv_heads=int(key("attention.head_count_kv", n_heads)),
         d_head=d_head,
-        d_mlp=n_experts * d_expert if n_experts else int(key("feed_forward_length")),
+        d_mlp=n_experts * d_expert + d_shared if n_experts else int(key("feed_forward_length")),
+        d_shared=d_shared, norm_topk=arch != "qwen2moe",
         n_experts=n_experts,
         n_experts_used=int(key("expert_used_count")) if n_experts else 0,
         vocab=gf.tensors["token_embd.weight"].shape[0],
@@ -197,7 +206,17 @@ def load(path):
         if cfg.n_experts and canonical.split(".", 2)[-1] in _EXPERT_NAMES:
             layer, rest = canonical.split(".")[1], canonical.split(".", 2)[-1]
             gname = f"blk.{layer}.{_EXPERT_NAMES[rest]}"
+            if cfg.d_shared and rest != "mlp.router.w":  # the shared expert's tensor follows the routed ones
+                sname = f"blk.{layer}.{_SHARED_NAMES[rest]}"
+                used.add(sname)
+                routed = direct(gname, lambda t, r=rest: _experts_to_canonical(cfg, r, t))
+                loaders[canonical] = (lambda a=routed, s=sname, r=rest: np.concatenate(
+                    [a(), gf.tensor(s)], axis=1 if r == "mlp.down.w" else 0))
+                continue
             loaders[canonical] = direct(gname, lambda t, r=rest: _experts_to_canonical(cfg, r, t))
+            continue
+        if canonical.endswith(".mlp.shared_gate.w"):
+            loaders[canonical] = direct(f"blk.{canonical.split('.')[1]}.ffn_gate_inp_shexp.weight")
             continue
         gname = _gguf_name(canonical)
         if gname not in gf.tensors:
@@ -258,6 +277,15 @@ def gguf_tensors(model):
                        "mlp.down.w": (E, d, F)}[rest]
             out.append((f"blk.{layer}.{_EXPERT_NAMES[rest]}", stacked,
                         lambda c=canonical, r=rest: _experts_from_canonical(cfg, r, model.get(c))))
+            if cfg.d_shared and rest != "mlp.router.w":
+                S, EF = cfg.d_shared, E * F
+                shape = (d, S) if rest == "mlp.down.w" else (S, d)
+                out.append((f"blk.{layer}.{_SHARED_NAMES[rest]}", shape, lambda c=canonical, r=rest: np.ascontiguousarray(
+                    model.get(c)[:, EF:] if r == "mlp.down.w" else model.get(c)[EF:])))
+            continue
+        if canonical.endswith(".mlp.shared_gate.w"):
+            out.append((f"blk.{canonical.split('.')[1]}.ffn_gate_inp_shexp.weight", shape,
+                        lambda c=canonical: model.get(c)))
             continue
         heads = _qk_heads(cfg, canonical)
         if heads and permute:
@@ -311,8 +339,10 @@ def hparam_fields(cfg, file_type, name=None):
               (f"{a}.rope.dimension_count", UINT32, cfg.rotary_dims)]
     if cfg.n_experts:
         f += [(f"{a}.expert_count", UINT32, cfg.n_experts), (f"{a}.expert_used_count", UINT32, cfg.n_experts_used)]
-        if a == "qwen3moe":
+        if a in ("qwen3moe", "qwen2moe"):
             f.append((f"{a}.expert_feed_forward_length", UINT32, cfg.d_expert))
+        if cfg.d_shared:
+            f.append((f"{a}.expert_shared_feed_forward_length", UINT32, cfg.d_shared))
     if cfg.sliding_period:
         f += [(f"{a}.attention.sliding_window", UINT32, cfg.sliding_window),
               (f"{a}.attention.sliding_window_pattern", UINT32, cfg.sliding_period),

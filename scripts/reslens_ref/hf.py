@@ -60,6 +60,7 @@ ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
          "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox", "MixtralForCausalLM": "llama",
          "Qwen3MoeForCausalLM": "qwen3moe", "Olmo2ForCausalLM": "olmo2", "Gemma3ForCausalLM": "gemma3",
+         "Qwen2MoeForCausalLM": "qwen2moe",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -120,14 +121,17 @@ def config_from_hf(c):
     head_dim = c.get("head_dim") or d // h
     rot = int(head_dim * float(c.get("partial_rotary_factor", 1.0)))
     experts = {"MixtralForCausalLM": ("num_local_experts", "intermediate_size"),
-               "Qwen3MoeForCausalLM": ("num_experts", "moe_intermediate_size")}.get(archs[0])
+               "Qwen3MoeForCausalLM": ("num_experts", "moe_intermediate_size"),
+               "Qwen2MoeForCausalLM": ("num_experts", "moe_intermediate_size")}.get(archs[0])
     n_experts = int(c[experts[0]]) if experts else 0
-    d_mlp = n_experts * int(c[experts[1]]) if experts else c["intermediate_size"]
+    d_shared = int(c["shared_expert_intermediate_size"]) if archs[0] == "Qwen2MoeForCausalLM" else 0
+    d_mlp = n_experts * int(c[experts[1]]) + d_shared if experts else c["intermediate_size"]
     return Config(arch=arch, n_layers=c["num_hidden_layers"], d_model=d, n_heads=h,
                   n_kv_heads=c.get("num_key_value_heads") or h,
                   d_head=head_dim, d_mlp=d_mlp, n_experts=n_experts,
                   n_experts_used=int(c["num_experts_per_tok"]) if experts else 0,
-                  norm_topk=archs[0] != "Qwen3MoeForCausalLM" or bool(c.get("norm_topk_prob", False)),
+                  norm_topk=archs[0] not in ("Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM")
+                  or bool(c.get("norm_topk_prob", False)), d_shared=d_shared,
                   rot_dim=None if rot == head_dim else rot,
                   vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 2048),
                   norm_eps=float(c.get("rms_norm_eps", 1e-6)),
@@ -138,7 +142,7 @@ def config_from_hf(c):
                   rope_base_local=float(c.get("rope_local_base_freq", 10000.0)),
                   attn_scalar=float(c["query_pre_attn_scalar"])
                   if arch == "gemma3" and c.get("query_pre_attn_scalar", head_dim) != head_dim else None,
-                  qkv_bias=arch == "qwen2" or attn_bias, o_bias=attn_bias,
+                  qkv_bias=arch in ("qwen2", "qwen2moe") or attn_bias, o_bias=attn_bias,
                   name=c.get("_name_or_path", ""))
 
 
@@ -150,6 +154,10 @@ _EXPERTS = {"llama": {"mlp.router.w": "block_sparse_moe.gate.weight",
             "qwen3moe": {"mlp.router.w": "mlp.gate.weight", "mlp.gate.w": "mlp.experts.{e}.gate_proj.weight",
                          "mlp.up.w": "mlp.experts.{e}.up_proj.weight",
                          "mlp.down.w": "mlp.experts.{e}.down_proj.weight"}}
+_EXPERTS["qwen2moe"] = _EXPERTS["qwen3moe"]
+# Qwen2-MoE's shared expert (after the routed neurons) and its sigmoid gate ([1, d] in the file).
+_SHARED = {"mlp.gate.w": "mlp.shared_expert.gate_proj.weight", "mlp.up.w": "mlp.shared_expert.up_proj.weight",
+           "mlp.down.w": "mlp.shared_expert.down_proj.weight"}
 
 
 # GPT-NeoX: canonical suffix -> HF suffix (after "gpt_neox.layers.L."); query_key_value is apart.
@@ -270,12 +278,17 @@ def load(path):
                 loaders[canonical] = src(name)
             else:
                 _, layer, rest = canonical.split(".", 2)
+                if rest == "mlp.shared_gate.w":
+                    loaders[canonical] = src(f"model.layers.{layer}.mlp.shared_expert_gate.weight", lambda t: t[0])
+                    continue
                 if cfg.n_experts and rest in _EXPERTS[cfg.arch]:
                     name = f"model.layers.{layer}.{_EXPERTS[cfg.arch][rest]}"
                     if rest == "mlp.router.w":
                         loaders[canonical] = src(name)
                         continue
                     parts = [name.replace("{e}", str(e)) for e in range(cfg.n_experts)]
+                    if cfg.d_shared:
+                        parts.append(f"model.layers.{layer}.{_SHARED[rest]}")
                     getters = [src(n_) for n_ in parts]
                     axis = 1 if rest == "mlp.down.w" else 0  # down: columns; gate/up: rows
                     loaders[canonical] = (lambda g=getters, a=axis: np.concatenate([x() for x in g], axis=a))
@@ -334,7 +347,8 @@ def hf_config(cfg, dtype="F32", extra=None):
         if cfg.arch == "qwen2" and cfg.o_bias:
             raise ValueError("Qwen2 has no o_proj bias")
         arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                "qwen3moe": "Qwen3MoeForCausalLM", "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM",
+                "qwen3moe": "Qwen3MoeForCausalLM", "qwen2moe": "Qwen2MoeForCausalLM", "phi3": "Phi3ForCausalLM",
+                "gemma": "GemmaForCausalLM",
                 "olmo2": "Olmo2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}[cfg.arch]
         if cfg.n_experts and cfg.arch == "llama":
             arch = "MixtralForCausalLM"
@@ -356,11 +370,13 @@ def hf_config(cfg, dtype="F32", extra=None):
             else:
                 c.update(num_experts=cfg.n_experts, moe_intermediate_size=cfg.d_expert,
                          norm_topk_prob=cfg.norm_topk)
+                if cfg.d_shared:
+                    c.update(shared_expert_intermediate_size=cfg.d_shared)
         if cfg.arch in ("llama", "qwen3", "qwen3moe", "olmo2") and not (cfg.n_experts and cfg.arch == "llama"):
             c.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
             if cfg.qkv_bias != cfg.o_bias:
                 raise ValueError("attention_bias covers q, k, v and o together")
-        if cfg.arch in ("qwen2", "qwen3", "qwen3moe"):
+        if cfg.arch in ("qwen2", "qwen2moe", "qwen3", "qwen3moe"):
             c.update(use_sliding_window=False)
         if cfg.arch in ("gemma", "gemma3"):
             c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
@@ -396,12 +412,24 @@ def hf_tensors(model, gpt2_prefix="transformer."):
                 out.append((_LLAMA_GLOBAL[canonical], shape, get))
             else:
                 _, layer, rest = canonical.split(".", 2)
+                if rest == "mlp.shared_gate.w":
+                    out.append((f"model.layers.{layer}.mlp.shared_expert_gate.weight", (1, shape[0]),
+                                lambda c=canonical: model.get(c)[None, :]))
+                    continue
                 if cfg.n_experts and rest in _EXPERTS[cfg.arch]:
                     name = f"model.layers.{layer}.{_EXPERTS[cfg.arch][rest]}"
                     if rest == "mlp.router.w":
                         out.append((name, shape, get))
                         continue
                     F = cfg.d_expert
+                    if cfg.d_shared:  # the shared expert's part, after the routed neurons
+                        EF, S = cfg.n_experts * F, cfg.d_shared
+                        if rest == "mlp.down.w":
+                            out.append((f"model.layers.{layer}.{_SHARED[rest]}", (shape[0], S),
+                                        lambda c=canonical: np.ascontiguousarray(model.get(c)[:, EF:])))
+                        else:
+                            out.append((f"model.layers.{layer}.{_SHARED[rest]}", (S, shape[1]),
+                                        lambda c=canonical: model.get(c)[EF:]))
                     for e in range(cfg.n_experts):
                         if rest == "mlp.down.w":  # [d, E*F]: expert e's columns
                             out.append((name.replace("{e}", str(e)), (shape[0], F),

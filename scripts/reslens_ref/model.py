@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2")
 LAYERNORM_FAMILY = ("gpt2", "gptneox")  # LayerNorms with biases, biases everywhere, ungated GELU MLP
 
 
@@ -69,6 +69,9 @@ class Config:
     n_experts: int = 0
     n_experts_used: int = 0
     norm_topk: bool = True
+    # Qwen2-MoE: a shared expert of d_shared neurons after the routed ones (d_mlp = n_experts *
+    # d_expert + d_shared), its output gated by sigmoid(x . blocks.L.mlp.shared_gate.w).
+    d_shared: int = 0
     tied: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -108,7 +111,7 @@ class Config:
 
     @property
     def d_expert(self):
-        return self.d_mlp // self.n_experts if self.n_experts else self.d_mlp
+        return (self.d_mlp - self.d_shared) // self.n_experts if self.n_experts else self.d_mlp
 
     @property
     def embedding_scale(self):
@@ -135,11 +138,13 @@ class Config:
             raise ValueError("Gemma ties its unembedding to the embedding")
         if self.layer_norm and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
             raise ValueError("GPT-2 and GPT-NeoX have one KV head per head and all biases")
-        if self.n_experts and (self.layer_norm or self.d_mlp % self.n_experts
+        if self.n_experts and (self.layer_norm or (self.d_mlp - self.d_shared) % self.n_experts
                                or not 0 < self.n_experts_used <= self.n_experts):
             raise ValueError("experts need a gated MLP of n_experts * d_expert neurons and 1..n_experts used")
-        if self.arch == "qwen3moe" and not self.n_experts:
-            raise ValueError("qwen3moe has experts")
+        if self.arch in ("qwen3moe", "qwen2moe") and not self.n_experts:
+            raise ValueError(f"{self.arch} has experts")
+        if self.d_shared and self.arch != "qwen2moe":
+            raise ValueError("only qwen2moe has a shared expert")
         if self.parallel_residual and self.arch != "gptneox":
             raise ValueError("only GPT-NeoX has a parallel residual")
         return self
@@ -215,6 +220,8 @@ def tensor_shapes(cfg):
         else:
             if cfg.n_experts:
                 out[p + "mlp.router.w"] = (cfg.n_experts, d)
+            if cfg.d_shared:
+                out[p + "mlp.shared_gate.w"] = (d,)
             out[p + "mlp.gate.w"] = (cfg.d_mlp, d)
         out[p + "mlp.up.w"] = (cfg.d_mlp, d)
         if ln:

@@ -12,8 +12,12 @@ namespace reslens::analysis {
 
 void score_experts(const ExplainContext& ctx, Explanation& ex) {
   const ModelConfig& c = ctx.model.config();
-  const int64_t E = c.n_experts, F = c.d_expert, L = c.n_layers, d = c.d_model, V = c.d_vocab;
-  if (E == 0) return;
+  const int64_t F = c.d_expert, L = c.n_layers, d = c.d_model, V = c.d_vocab;
+  if (c.n_experts == 0) return;
+  // Qwen2-MoE's shared expert is scored as one more expert, after the routed ones.
+  const int64_t E = c.n_experts + (c.d_shared_expert > 0 ? 1 : 0);
+  auto first = [&](int64_t e) { return e * F; };
+  auto size = [&](int64_t e) { return e < c.n_experts ? F : c.d_shared_expert; };
   ex.expert = ScoreArray({L, E});
   if (ex.has_contrast) ex.contrast_expert = ScoreArray({L, E});
   double worst = 0;
@@ -28,7 +32,7 @@ void score_experts(const ExplainContext& ctx, Explanation& ex) {
         const float* row = Lw.W_out.row(i);
         for (int64_t e = 0; e < E; ++e) {
           double s = 0;  // in double, neurons in order
-          for (int64_t k = 0; k < F; ++k) s += static_cast<double>(m[e * F + k]) * static_cast<double>(row[e * F + k]);
+          for (int64_t k = first(e); k < first(e) + size(e); ++k) s += static_cast<double>(m[k]) * static_cast<double>(row[k]);
           u[static_cast<size_t>(e * d + i)] = static_cast<float>(s);
         }
       }

@@ -191,7 +191,8 @@ void gelu_in_place(float* x, int64_t n, ActFn act, bool ggml_table) {
 // weight, and zeroes the experts the router did not pick (llama.cpp's build_moe_ffn with softmax
 // gating: softmax over all experts, the n_experts_used most probable, their probabilities divided by
 // their sum when moe_norm_topk; ties go to the lower index). x: the MLP input [T, d_model].
-void route_experts(Buf& post, const Buf& x, int64_t T, const MatrixView& W_router, const ModelConfig& c, int threads) {
+void route_experts(Buf& post, const Buf& x, int64_t T, const MatrixView& W_router, const VectorView& shared_gate,
+                   const ModelConfig& c, int threads) {
   const int64_t E = c.n_experts, K = c.n_experts_used, F = c.d_expert;
   Buf logits;
   linear(logits, x, T, W_router, {}, threads);  // [T, n_experts]
@@ -214,6 +215,12 @@ void route_experts(Buf& post, const Buf& x, int64_t T, const MatrixView& W_route
       float* row = post.row(t);
       for (int64_t e = 0; e < E; ++e) {
         for (int64_t k = 0; k < F; ++k) row[e * F + k] *= weight[static_cast<size_t>(e)];
+      }
+      if (c.d_shared_expert > 0) {  // Qwen2-MoE's shared expert, gated by sigmoid(x . g)
+        double s = 0;
+        for (int64_t i = 0; i < x.cols; ++i) s += static_cast<double>(x.row(t)[i]) * static_cast<double>(shared_gate[i]);
+        const auto gate = static_cast<float>(1.0 / (1.0 + std::exp(-s)));
+        for (int64_t k = 0; k < c.d_shared_expert; ++k) row[E * F + k] *= gate;
       }
     }
   });
@@ -460,7 +467,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
         for (int64_t t = t0; t < t1; ++t) gelu_in_place(post.row(t), c.d_mlp, c.act_fn, a.ggml_gelu);
       });
     }
-    if (c.n_experts > 0) route_experts(post, xn, T, L.W_router, c, threads);
+    if (c.n_experts > 0) route_experts(post, xn, T, L.W_router, L.shared_expert_gate, c, threads);
     if (iv != nullptr) {
       for (int64_t t = 0; t < T; ++t) {
         if (iv->position >= 0 && iv->position != a.pos0 + t) continue;

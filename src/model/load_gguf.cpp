@@ -89,7 +89,7 @@ const std::set<std::string> kAppliedKeys = {
     "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
     "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count",
     "attention.sliding_window", "use_parallel_residual", "expert_feed_forward_length", "attention.sliding_window_pattern",
-    "rope.freq_base_swa"};
+    "rope.freq_base_swa", "expert_shared_feed_forward_length"};
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
@@ -151,9 +151,10 @@ void read_gemma3(const gguf::File& f, const std::string& p, ModelConfig& c) {
 void read_experts(const gguf::File& f, const std::string& arch, ModelConfig& c) {
   const std::string p = arch + ".";
   const int64_t E = f.get_int_opt(p + "expert_count").value_or(0);
-  if (arch == "qwen3moe" && E <= 0) throw FormatError(f.source() + ": " + p + "expert_count is missing or 0");
+  const bool qwen_moe = arch == "qwen3moe" || arch == "qwen2moe";
+  if (qwen_moe && E <= 0) throw FormatError(f.source() + ": " + p + "expert_count is missing or 0");
   if (E <= 0) return;
-  if (arch != "llama" && arch != "qwen3moe") {
+  if (arch != "llama" && !qwen_moe) {
     throw UnsupportedError(f.source() + ": " + p + "expert_count = " + std::to_string(E) +
                            ": mixture-of-experts " + arch + " models are not supported (llama and qwen3moe are)");
   }
@@ -164,12 +165,15 @@ void read_experts(const gguf::File& f, const std::string& arch, ModelConfig& c) 
   }
   c.n_experts = E;
   c.n_experts_used = K;
-  c.d_expert = arch == "qwen3moe" ? f.get_int_opt(p + "expert_feed_forward_length").value_or(c.d_mlp / K) : c.d_mlp;
-  if (c.d_expert < 1 || c.d_expert > (int64_t{1} << 20)) {
-    throw FormatError(f.source() + ": implausible expert size " + std::to_string(c.d_expert));
+  c.d_expert = qwen_moe ? f.get_int_opt(p + "expert_feed_forward_length").value_or(c.d_mlp / K) : c.d_mlp;
+  // qwen2moe: a shared expert (expert_shared_feed_forward_length, default the dense size), and the
+  // routed weights not renormalised (build_moe_ffn's norm_w is false for it).
+  c.d_shared_expert = arch == "qwen2moe" ? f.get_int_opt(p + "expert_shared_feed_forward_length").value_or(c.d_mlp) : 0;
+  for (const int64_t n : {c.d_expert, arch == "qwen2moe" ? c.d_shared_expert : int64_t{1}}) {
+    if (n < 1 || n > (int64_t{1} << 20)) throw FormatError(f.source() + ": implausible expert size " + std::to_string(n));
   }
-  c.d_mlp = E * c.d_expert;
-  c.moe_norm_topk = true;
+  c.d_mlp = E * c.d_expert + c.d_shared_expert;
+  c.moe_norm_topk = arch != "qwen2moe";
 }
 
 ModelConfig read_config(const gguf::File& f, const std::string& arch) {
@@ -265,6 +269,14 @@ constexpr LlamaLayerNames kGgufQwen3Names = {
     "attn_v.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
     "ffn_down.weight", "attn_q_norm.weight", "attn_k_norm.weight", nullptr, nullptr, "ffn_gate_inp.weight",
     "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"};
+// Qwen2-MoE: Qwen2's attention, routed experts and a shared one.
+constexpr LlamaLayerNames kGgufQwen2MoeNames = {
+    .attn_norm = "attn_norm.weight", .q = "attn_q.weight", .k = "attn_k.weight", .v = "attn_v.weight",
+    .q_bias = "attn_q.bias", .k_bias = "attn_k.bias", .v_bias = "attn_v.bias", .o = "attn_output.weight",
+    .o_bias = "attn_output.bias", .ffn_norm = "ffn_norm.weight", .gate = nullptr, .up = nullptr, .down = nullptr,
+    .router = "ffn_gate_inp.weight", .expert_gate = "ffn_gate_exps.weight", .expert_up = "ffn_up_exps.weight",
+    .expert_down = "ffn_down_exps.weight", .shared_gate = "ffn_gate_shexp.weight", .shared_up = "ffn_up_shexp.weight",
+    .shared_down = "ffn_down_shexp.weight", .shared_expert_gate = "ffn_gate_inp_shexp.weight"};
 // OLMo 2: no pre-norms; q/k norms over the whole projections; post-attention and post-MLP norms.
 constexpr LlamaLayerNames kGgufOlmo2Names = {.attn_norm = nullptr, .q = "attn_q.weight", .k = "attn_k.weight",
                                              .v = "attn_v.weight", .q_bias = nullptr, .k_bias = nullptr,
@@ -290,12 +302,12 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
-  const std::set<std::string> supported = {"llama", "qwen2",  "qwen3", "qwen3moe", "phi3",
+  const std::set<std::string> supported = {"llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3",
                                             "gemma", "gemma3", "olmo2", "gpt2",     "gptneox"};
   if (supported.count(arch) == 0) {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma3, olmo2, "
-                           "gpt2, gptneox)");
+                           "' is not supported (supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, phi3, gemma, gemma3, "
+                           "olmo2, gpt2, gptneox)");
   }
   check_gguf_keys(f, arch, kAppliedKeys);
   ModelConfig c = read_config(f, arch);
@@ -343,6 +355,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
                                      : arch == "qwen3" || arch == "qwen3moe" ? kGgufQwen3Names
                                      : arch == "olmo2"                       ? kGgufOlmo2Names
                                      : arch == "gemma3"                      ? kGgufGemma3Names
+                                     : arch == "qwen2moe"                    ? kGgufQwen2MoeNames
                                                                              : kGgufLlamaNames;
       // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
       const LlamaBiases biases = arch == "gemma" || arch == "gemma3" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone}

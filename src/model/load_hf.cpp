@@ -227,10 +227,11 @@ std::set<std::string> hf_llama_fields(const std::string& arch) {
     add({"num_local_experts", "num_experts_per_tok", "router_aux_loss_coef", "output_router_logits",
          "router_jitter_noise"});
   }
-  if (arch == "Qwen3MoeForCausalLM") {
+  if (arch == "Qwen3MoeForCausalLM" || arch == "Qwen2MoeForCausalLM") {
     add({"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step",
          "mlp_only_layers", "router_aux_loss_coef", "output_router_logits"});
   }
+  if (arch == "Qwen2MoeForCausalLM") add({"shared_expert_intermediate_size"});
   if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") add({"hidden_activation"});
   // Gemma 3 (read_gemma3); its softcaps must be null
   if (arch == "Gemma3ForCausalLM") {
@@ -275,7 +276,7 @@ constexpr LlamaLayerNames kHfQwen3MoeNames = {
 // moe_intermediate_size, norm_topk_prob; every layer sparse): softmax routing to
 // num_experts_per_tok experts, renormalised (Mixtral always; Qwen3-MoE when norm_topk_prob).
 void read_experts(const json& cfg, const std::string& arch, ModelConfig& c, const std::string& src) {
-  if (arch != "MixtralForCausalLM" && arch != "Qwen3MoeForCausalLM") return;
+  if (arch != "MixtralForCausalLM" && arch != "Qwen3MoeForCausalLM" && arch != "Qwen2MoeForCausalLM") return;
   const bool mixtral = arch == "MixtralForCausalLM";
   c.n_experts = get_int(cfg, mixtral ? "num_local_experts" : "num_experts", src);
   c.n_experts_used = get_int(cfg, "num_experts_per_tok", src);
@@ -287,7 +288,13 @@ void read_experts(const json& cfg, const std::string& arch, ModelConfig& c, cons
   if (c.d_expert < 1 || c.d_expert > (int64_t{1} << 20)) {
     throw FormatError(src + ": implausible expert size " + std::to_string(c.d_expert));
   }
-  c.d_mlp = c.n_experts * c.d_expert;
+  if (arch == "Qwen2MoeForCausalLM") {  // Qwen2MoeSparseMoeBlock's shared expert, sigmoid-gated
+    c.d_shared_expert = get_int(cfg, "shared_expert_intermediate_size", src);
+    if (c.d_shared_expert < 1 || c.d_shared_expert > (int64_t{1} << 20)) {
+      throw FormatError(src + ": implausible shared_expert_intermediate_size " + std::to_string(c.d_shared_expert));
+    }
+  }
+  c.d_mlp = c.n_experts * c.d_expert + c.d_shared_expert;
   c.moe_norm_topk = mixtral || get_bool_or(cfg, "norm_topk_prob", false, src);
   if (!mixtral) {
     if (get_int_or(cfg, "decoder_sparse_step", 1, src) != 1) {
@@ -343,6 +350,18 @@ void read_gemma3(const json& cfg, ModelConfig& c, const std::string& src) {
     for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = (l + 1) % period != 0 ? 1 : 0;
   }
 }
+
+// Qwen2-MoE: Qwen2's attention (q/k/v biases), the router, routed experts and a shared one.
+constexpr LlamaLayerNames kHfQwen2MoeNames = {
+    .attn_norm = "input_layernorm.weight", .q = "self_attn.q_proj.weight", .k = "self_attn.k_proj.weight",
+    .v = "self_attn.v_proj.weight", .q_bias = "self_attn.q_proj.bias", .k_bias = "self_attn.k_proj.bias",
+    .v_bias = "self_attn.v_proj.bias", .o = "self_attn.o_proj.weight", .o_bias = "self_attn.o_proj.bias",
+    .ffn_norm = "post_attention_layernorm.weight", .gate = nullptr, .up = nullptr, .down = nullptr,
+    .router = "mlp.gate.weight", .expert_gate = "mlp.experts.{e}.gate_proj.weight",
+    .expert_up = "mlp.experts.{e}.up_proj.weight", .expert_down = "mlp.experts.{e}.down_proj.weight",
+    .shared_gate = "mlp.shared_expert.gate_proj.weight", .shared_up = "mlp.shared_expert.up_proj.weight",
+    .shared_down = "mlp.shared_expert.down_proj.weight", .shared_expert_gate = "mlp.shared_expert_gate.weight",
+    .shared_gate_is_row = true};
 
 // Phi-3: fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up] rows, Phi3MLP's chunk(2)).
 constexpr LlamaLayerNames kHfPhi3Names = {
@@ -402,7 +421,8 @@ void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) 
 // and refuses longer ones (ModelConfig::sliding_window).
 void read_sliding_window(const json& cfg, const std::string& arch, ModelConfig& c, const std::string& src) {
   if (!cfg.contains("sliding_window") || cfg["sliding_window"].is_null()) return;
-  const bool qwen = arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM";
+  const bool qwen = arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM" || arch == "Qwen3MoeForCausalLM" ||
+                    arch == "Qwen2MoeForCausalLM";
   if (qwen && !get_bool_or(cfg, "use_sliding_window", false, src)) return;
   if (!cfg["sliding_window"].is_number_integer() || cfg["sliding_window"].get<int64_t>() <= 0) {
     throw FormatError(src + ": sliding_window " + cfg["sliding_window"].dump() + " is not a positive integer");
@@ -443,8 +463,10 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   // Qwen2 has Q/K/V biases; Llama and Mistral with attention_bias have Q/K/V and O biases.
   const bool attention_bias = get_bool_or(cfg, "attention_bias", false, src);
   LlamaBiases biases;
-  if (arch == "Qwen2ForCausalLM") biases.qkv = BiasRule::kRequired;
-  if (attention_bias && arch != "Qwen2ForCausalLM") biases = {BiasRule::kRequired, BiasRule::kRequired};
+  if (arch == "Qwen2ForCausalLM" || arch == "Qwen2MoeForCausalLM") biases.qkv = BiasRule::kRequired;
+  if (attention_bias && arch != "Qwen2ForCausalLM" && arch != "Qwen2MoeForCausalLM") {
+    biases = {BiasRule::kRequired, BiasRule::kRequired};
+  }
   if (attention_bias && arch == "Phi3ForCausalLM") {
     throw UnsupportedError(src + ": attention_bias = true on Phi3ForCausalLM (a fused qkv bias) is not supported");
   }
@@ -500,6 +522,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
                                    : arch == "Qwen3MoeForCausalLM" ? kHfQwen3MoeNames
                                    : arch == "Olmo2ForCausalLM"    ? kHfOlmo2Names
                                    : arch == "Gemma3ForCausalLM"   ? kHfGemma3Names
+                                   : arch == "Qwen2MoeForCausalLM" ? kHfQwen2MoeNames
                                                                    : kHfLlamaNames;
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
@@ -686,16 +709,18 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
          : mt == "mistral" ? "MistralForCausalLM" : mt == "qwen3" ? "Qwen3ForCausalLM" : mt == "phi3" ? "Phi3ForCausalLM"
          : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM"
          : mt == "mixtral" ? "MixtralForCausalLM" : mt == "qwen3_moe" ? "Qwen3MoeForCausalLM"
-         : mt == "olmo2" ? "Olmo2ForCausalLM" : mt == "gemma3_text" ? "Gemma3ForCausalLM" : mt;
+         : mt == "olmo2" ? "Olmo2ForCausalLM" : mt == "gemma3_text" ? "Gemma3ForCausalLM"
+         : mt == "qwen2_moe" ? "Qwen2MoeForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
                           arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM" ||
                           arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM" || arch == "Olmo2ForCausalLM" ||
-                          arch == "Gemma3ForCausalLM";
+                          arch == "Gemma3ForCausalLM" || arch == "Qwen2MoeForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel" && arch != "GPTNeoXForCausalLM") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
-                           "Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, Phi3ForCausalLM, "
+                           "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, "
+                           "Phi3ForCausalLM, "
                            "GemmaForCausalLM, Gemma3ForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
   }
   auto storage = std::make_shared<ModelStorage>();

@@ -69,6 +69,13 @@ struct LlamaLayerNames {
   const char* expert_gate = nullptr;
   const char* expert_up = nullptr;
   const char* expert_down = nullptr;
+  // A shared expert (read when ModelConfig::d_shared_expert > 0): its gate, up, down projections and
+  // its sigmoid gate ([d_model]; a [1, d_model] matrix when shared_gate_is_row).
+  const char* shared_gate = nullptr;
+  const char* shared_up = nullptr;
+  const char* shared_down = nullptr;
+  const char* shared_expert_gate = nullptr;
+  bool shared_gate_is_row = false;
   // Post-sublayer norms (read when ModelConfig::post_norm: OLMo 2).
   const char* post_attn_norm = nullptr;
   const char* post_ffn_norm = nullptr;
@@ -95,6 +102,25 @@ inline void assign_fused_qkv(LayerWeights& L, const MatrixView& qkv, const float
     L.b_K = {qkv_b + q_dim, kv_dim};
     L.b_V = {qkv_b + q_dim + kv_dim, kv_dim};
   }
+}
+
+/// Owned [a; b] (rows of a, then rows of b) and [a, b] (columns of a, then of b).
+template <typename Source>
+MatrixView concat_rows(Source& t, const MatrixView& a, const MatrixView& b) {
+  std::vector<float> out(static_cast<size_t>((a.rows + b.rows) * a.cols));
+  for (int64_t r = 0; r < a.rows; ++r) std::copy(a.row(r), a.row(r) + a.cols, out.begin() + r * a.cols);
+  for (int64_t r = 0; r < b.rows; ++r) std::copy(b.row(r), b.row(r) + b.cols, out.begin() + (a.rows + r) * a.cols);
+  return {t.own(std::move(out)), a.rows + b.rows, a.cols, a.cols};
+}
+template <typename Source>
+MatrixView concat_columns(Source& t, const MatrixView& a, const MatrixView& b) {
+  const int64_t cols = a.cols + b.cols;
+  std::vector<float> out(static_cast<size_t>(a.rows * cols));
+  for (int64_t r = 0; r < a.rows; ++r) {
+    std::copy(a.row(r), a.row(r) + a.cols, out.begin() + r * cols);
+    std::copy(b.row(r), b.row(r) + b.cols, out.begin() + r * cols + a.cols);
+  }
+  return {t.own(std::move(out)), a.rows, cols, cols};
 }
 
 /// Expert e's name from a pattern with "{e}".
@@ -184,6 +210,15 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
     L.W_gate = expert_rows(t, prefix + n.expert_gate, c);
     L.W_in = expert_rows(t, prefix + n.expert_up, c);
     L.W_out = expert_columns(t, prefix + n.expert_down, c);
+    if (c.d_shared_expert > 0) {  // the shared expert's neurons follow the routed ones
+      const int64_t S = c.d_shared_expert;
+      L.W_gate = concat_rows(t, L.W_gate, t.matrix(prefix + n.shared_gate, S, d));
+      L.W_in = concat_rows(t, L.W_in, t.matrix(prefix + n.shared_up, S, d));
+      L.W_out = concat_columns(t, L.W_out, t.matrix(prefix + n.shared_down, d, S));
+      L.shared_expert_gate = n.shared_gate_is_row
+                                 ? VectorView{t.matrix(prefix + n.shared_expert_gate, 1, d).data, d}
+                                 : t.vector(prefix + n.shared_expert_gate, d);
+    }
   } else if (n.gate_up != nullptr) {
     const MatrixView gate_up = t.matrix(prefix + n.gate_up, 2 * c.d_mlp, d);  // [gate; up] rows
     L.W_gate = gate_up.rows_slice(0, c.d_mlp);

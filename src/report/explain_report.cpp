@@ -155,17 +155,20 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     json e = {{"layer", l}, {"neuron", k}, {"label", label_ffn_neuron(l, k)},
               {"score", ex.ffn_neuron.values[static_cast<size_t>(i)]}, {"coef", ex.ffn_coef.values[static_cast<size_t>(i)]}};
     if (c.n_experts > 0) {  // neuron k of a mixture-of-experts layer: expert k / d_expert's neuron k % d_expert
-      e["expert"] = k / c.d_expert;
-      e["expert_neuron"] = k % c.d_expert;
+      const int64_t routed = c.n_experts * c.d_expert;  // then the shared expert's (index n_experts)
+      e["expert"] = k < routed ? k / c.d_expert : c.n_experts;
+      e["expert_neuron"] = k < routed ? k % c.d_expert : k - routed;
     }
     if (v < ffn_views.size()) add_view(e, ffn_views[v]);
     j["ffn_neurons"].push_back(e);
   }
   if (c.n_experts > 0) {  // every expert of every layer, best first
     j["experts"] = json::array();
+    const int64_t E = ex.expert.shape[1];  // n_experts, + 1 for a shared expert
     for (int64_t i : analysis::top_indices(ex.expert.values, static_cast<int64_t>(ex.expert.values.size()))) {
-      const int64_t l = i / c.n_experts, e = i % c.n_experts;
-      json x = {{"layer", l}, {"expert", e}, {"label", "L" + std::to_string(l) + "E" + std::to_string(e)},
+      const int64_t l = i / E, e = i % E;
+      const std::string label = "L" + std::to_string(l) + (e < c.n_experts ? "E" + std::to_string(e) : std::string("S"));
+      json x = {{"layer", l}, {"expert", e}, {"label", label},
                 {"score", ex.expert.values[static_cast<size_t>(i)]}};
       if (ex.has_contrast) x["contrast"] = ex.contrast_expert.values[static_cast<size_t>(i)];
       j["experts"].push_back(x);

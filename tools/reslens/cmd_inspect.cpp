@@ -53,7 +53,8 @@ nlohmann::json config_json(const Model& m) {
   j["norms"] = c.post_norm ? (c.pre_norm ? "pre and post" : "post-sublayer") : "pre-sublayer";
   j["parallel_residual"] = c.parallel_residual;
   j["experts"] = c.n_experts > 0 ? nlohmann::json{{"n_experts", c.n_experts}, {"n_experts_used", c.n_experts_used},
-                                                  {"d_expert", c.d_expert}, {"renormalised", c.moe_norm_topk}}
+                                                  {"d_expert", c.d_expert}, {"renormalised", c.moe_norm_topk},
+                                                  {"d_shared_expert", c.d_shared_expert}}
                                  : nlohmann::json(nullptr);
   j["embedding_scale"] = c.embedding_scale;
   j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
@@ -136,6 +137,9 @@ void register_inspect(CLI::App& app) {
       std::cout << "\nexperts       " << x["n_experts"].get<int64_t>() << " of " << x["d_expert"].get<int64_t>()
                 << " neurons, " << x["n_experts_used"].get<int64_t>() << " used per token"
                 << (x["renormalised"].get<bool>() ? " (weights renormalised)" : "");
+      if (x["d_shared_expert"].get<int64_t>() > 0) {
+        std::cout << ", and a shared expert of " << x["d_shared_expert"].get<int64_t>() << " neurons (sigmoid-gated)";
+      }
     }
     if (j["parallel_residual"].get<bool>()) {
       std::cout << "\nresidual      parallel: x + attn(ln1(x)) + mlp(ln2(x))";
