@@ -81,6 +81,10 @@ class Body {
   }
   static int64_t check_int(const json& v, const std::string& name, int64_t lo, int64_t hi) {
     if (!v.is_number_integer()) bad("'" + name + "' must be an integer");
+    // An unsigned number past int64's range would wrap (18446744073709551615 read as -1): out of range.
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      bad("'" + name + "' = " + v.dump() + " is out of range (" + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    }
     const auto x = v.get<int64_t>();
     if (x < lo || x > hi) {
       bad("'" + name + "' = " + std::to_string(x) + " is out of range (" + std::to_string(lo) + ".." + std::to_string(hi) + ")");

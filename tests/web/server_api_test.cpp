@@ -215,6 +215,9 @@ TEST_F(ServerApi, BadRequestsGet4xxAndTheApiKeepsAnswering) {
   expect_error(call("POST", "/api/explain", R"({})"), 400, "'prompt' is required");
   expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "top": 0})"), 400, "out of range");
   expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "position": 40})"), 400, "out of range");
+  // 2^64 - 1 is not -1 (nlohmann would wrap it): out of range, named.
+  expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "position": 18446744073709551615})"), 400,
+               "'position' = 18446744073709551615 is out of range");
   expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "target": 999999999})"), 400, "out of range");
   expect_error(call("POST", "/api/explain", R"({"prompt": "hi", "target": [1]})"), 400, "token id");
   expect_error(call("POST", "/api/head", json{{"prompt", "hi"}, {"layer", c.n_layers}, {"head", 0}}.dump()), 400,
