@@ -82,14 +82,28 @@ class GgufTensors {
   std::set<std::string> used_;
 };
 
-// The "<arch>." keys read_config reads and applies (known_keys.h refuses every other one).
+// The "<arch>." keys read_config reads and applies for every architecture, and those only some
+// architectures apply (known_keys.h refuses every other one, so a key read for one family, e.g.
+// rope.freq_base_swa, is never silently ignored on another).
 const std::set<std::string> kAppliedKeys = {
     "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
-    "attention.head_count_kv", "attention.key_length", "attention.value_length", "attention.layer_norm_epsilon",
-    "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
-    "rope.scaling.factor", "rope.scale_linear", "rope.scaling.attn_factor", "expert_count", "expert_used_count",
-    "attention.sliding_window", "use_parallel_residual", "expert_feed_forward_length", "attention.sliding_window_pattern",
-    "rope.freq_base_swa", "expert_shared_feed_forward_length"};
+    "attention.head_count_kv", "attention.key_length", "attention.value_length", "rope.freq_base",
+    // the architecture decides which epsilon its norms read; the other one changes nothing
+    "attention.layer_norm_epsilon", "attention.layer_norm_rms_epsilon",
+    "rope.dimension_count", "rope.scaling.type", "rope.scaling.factor", "rope.scale_linear",
+    "rope.scaling.attn_factor", "expert_count", "expert_used_count"};
+
+std::set<std::string> applied_keys(const std::string& arch) {
+  std::set<std::string> k = kAppliedKeys;
+  // A window is honoured by refusing longer sequences (where windowed and full attention agree);
+  // OLMo's sliding layers also rotate differently, so its window is refused rather than taken.
+  if (arch != "olmo2" && arch != "gpt2") k.insert("attention.sliding_window");
+  if (arch == "gptneox") k.insert("use_parallel_residual");
+  if (arch == "qwen2moe" || arch == "qwen3moe") k.insert("expert_feed_forward_length");
+  if (arch == "qwen2moe") k.insert("expert_shared_feed_forward_length");
+  if (arch == "gemma3") k.insert({"attention.sliding_window_pattern", "rope.freq_base_swa"});
+  return k;
+}
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
@@ -309,7 +323,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
                            "' is not supported (supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, phi3, gemma, gemma3, "
                            "olmo2, gpt2, gptneox)");
   }
-  check_gguf_keys(f, arch, kAppliedKeys);
+  check_gguf_keys(f, arch, applied_keys(arch));
   ModelConfig c = read_config(f, arch);
   c.dtype = gguf_dtype(f);
   // Llama 3's RoPE frequency factors (llama.cpp's converter writes them for rope_scaling llama3):

@@ -100,6 +100,12 @@ TEST_F(LoadErrors, GgufKeysAndTensorsReslensDoesNotApplyAreRefusedByName) {
   const auto swa = Model::load(gguf(with([](GgufBuilder& b) { b.kv_u32("llama.attention.sliding_window", 4); })));
   EXPECT_EQ(swa->config().sliding_window, 4);
   EXPECT_THROW(run(*swa, std::vector<int32_t>{1, 4, 5, 6, 7}), UnsupportedError);
+  // Keys one family applies are not silently taken on another (gemma3's local RoPE base on a llama).
+  expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_f32("llama.rope.freq_base_swa", 1e4f); })),
+                                      {"m.gguf", "'llama.rope.freq_base_swa'"});
+  expect_load_error<UnsupportedError>(
+      gguf(with([](GgufBuilder& b) { b.kv_u32("llama.expert_shared_feed_forward_length", 8); })),
+      {"'llama.expert_shared_feed_forward_length'"});
   expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) { b.kv_string("adapter.type", "lora"); })),
                                       {"m.gguf", "'adapter.type'"});
   // Tensors outside the graph: an FFN bias, a per-head q norm (Qwen3's, under the llama name).
