@@ -88,15 +88,21 @@ class HfTensors {
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
     return matrix_view(storage_, get(name), name, rows, cols, source_of(name));
   }
+  /// A vector; a norm weight ("...norm.weight") with the norm offset added (set_norm_offset).
   VectorView vector(const std::string& name, int64_t size) {
-    return vector_view(storage_, get(name), name, size, source_of(name));
+    const VectorView v = vector_view(storage_, get(name), name, size, source_of(name));
+    const bool norm = name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
+    return norm && norm_offset_ != 0.0f ? shifted(v, norm_offset_) : v;
   }
+  /// Gemma's RMSNorms scale by 1 + w: with offset 1, every norm weight reads as 1 + w (in float), so
+  /// what is built from it (the value vectors a post-norm is folded into) sees the real scale.
+  void set_norm_offset(float offset) { norm_offset_ = offset; }
   /// A tensor of any rank checked against `shape` (outermost first), as float32.
   const float* stacked(const std::string& name, const std::vector<int64_t>& shape) {
     return materialize(storage_, get(name), name, shape, source_of(name));
   }
   const float* own(std::vector<float> values) { return storage_.own(std::move(values)); }
-  /// An owned copy of v with `add` added to each value, in float (Gemma's norms scale by 1 + w).
+  /// An owned copy of v with `add` added to each value, in float.
   VectorView shifted(const VectorView& v, float add) {
     std::vector<float> out(v.data, v.data + v.size);
     for (float& x : out) x += add;
@@ -166,6 +172,7 @@ class HfTensors {
   std::map<std::string, size_t> where_;
   std::set<std::string> used_;
   std::string source_;
+  float norm_offset_ = 0.0f;
 };
 
 int64_t get_int(const json& j, const char* key, const std::string& src) {
@@ -507,6 +514,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   read_sliding_window(cfg, arch, c, src);
   validate_config(c, src);
   const int64_t d = c.d_model;
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") t.set_norm_offset(1.0f);  // GemmaRMSNorm: 1 + w
   // Tied checkpoints store the matrix once, under either name (TinyStories-656K keeps lm_head.weight).
   const bool has_embed = t.has("model.embed_tokens.weight");
   const bool has_head = t.has("lm_head.weight");
@@ -527,21 +535,6 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
   note_llama_biases(c, w.layers);
-  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") {  // GemmaRMSNorm multiplies by 1 + w
-    for (LayerWeights& L : w.layers) {
-      L.ln1_w = t.shifted(L.ln1_w, 1.0f);
-      L.ln2_w = t.shifted(L.ln2_w, 1.0f);
-      if (!L.q_norm_w.empty()) L.q_norm_w = t.shifted(L.q_norm_w, 1.0f);
-      if (!L.k_norm_w.empty()) L.k_norm_w = t.shifted(L.k_norm_w, 1.0f);
-      if (c.post_norm) {  // the value vectors carry the shifted post-norm weights
-        L.post_attn_norm_w = t.shifted(L.post_attn_norm_w, 1.0f);
-        L.post_ffn_norm_w = t.shifted(L.post_ffn_norm_w, 1.0f);
-        L.W_O = fold_row_scales(t, L.W_O_raw, L.post_attn_norm_w);
-        L.W_out = fold_row_scales(t, L.W_out_raw, L.post_ffn_norm_w);
-      }
-    }
-    w.ln_final_w = t.shifted(w.ln_final_w, 1.0f);
-  }
 }
 
 // config.json fields load_gpt2 reads and applies. reorder_and_upcast_attn only computes the scores
