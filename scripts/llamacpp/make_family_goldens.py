@@ -13,7 +13,6 @@ script compiles dump_logits.cpp against it, writes the models with make_random_m
   NAME-logits.npy  float32 [n_tokens, n_vocab]: llama.cpp's logits at every position
 """
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -21,6 +20,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from check_llamacpp_golden import sha256  # noqa: E402  (the check verifies the same digest)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -43,14 +45,6 @@ def prompt_ids():
     """48 fixed ids: BOS then a seeded draw from the 512-token vocabulary."""
     rng = np.random.default_rng(2026)
     return [1] + [int(x) for x in rng.integers(3, 500, N_TOKENS - 1)]
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_dumper(llama, work):

@@ -393,7 +393,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     w.layers.push_back(L);
   }
 
-  note_llama_biases(c, w.layers);
+  note_attention_biases(c, w.layers);
   check_gguf_tensors(f, arch, t.used());
 
   std::vector<TensorInfo> infos;

@@ -534,7 +534,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
                                                                    : kHfLlamaNames;
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
   }
-  note_llama_biases(c, w.layers);
+  note_attention_biases(c, w.layers);
 }
 
 // config.json fields load_gpt2 reads and applies. reorder_and_upcast_attn only computes the scores

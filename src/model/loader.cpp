@@ -47,7 +47,7 @@ std::string weights_dtype(const std::vector<std::string>& matrix_types) {
   return "mixed (" + s + ")";
 }
 
-void note_llama_biases(ModelConfig& c, const std::vector<LayerWeights>& layers) {
+void note_attention_biases(ModelConfig& c, const std::vector<LayerWeights>& layers) {
   for (const LayerWeights& L : layers) {
     c.qkv_bias = c.qkv_bias || !L.b_Q.empty() || !L.b_K.empty() || !L.b_V.empty();
     c.o_bias = c.o_bias || !L.b_O.empty();

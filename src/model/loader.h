@@ -240,8 +240,8 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
   return L;
 }
 
-/// Sets ModelConfig::qkv_bias / o_bias from what the loaded blocks hold (for inspect and Python).
-void note_llama_biases(ModelConfig& c, const std::vector<LayerWeights>& layers);
+/// Sets ModelConfig::qkv_bias / o_bias from what the loaded blocks hold, for every architecture (inspect, Python).
+void note_attention_biases(ModelConfig& c, const std::vector<LayerWeights>& layers);
 
 /// Llama 3's rope_scaling (Hugging Face "llama3"): each rotary pair's frequency divisor, as
 /// llama.cpp's converter writes them into rope_freqs.weight and as transformers'
