@@ -1,5 +1,8 @@
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "core/check.h"
 #include "core/utf8.h"
 #include "reslens/error.h"
@@ -41,7 +44,11 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
       fuse_unk_(vocab.fuse_unk),
       ignore_merges_(vocab.ignore_merges),
       decoding_(vocab.decoding),
-      strip_space_prefix_(vocab.strip_space_prefix) {
+      strip_space_prefix_(vocab.strip_space_prefix),
+      source_(std::move(vocab.source)) {
+  for (const PreTokenizerStep& step : pre_tokenizer_) {
+    byte_level_words_ = byte_level_words_ || step.kind == PreTokenizerStep::Kind::kByteLevel;
+  }
   RESLENS_CHECK(vocab.pieces.size() == vocab.types.size(), "BpeVocab arrays differ in length");
   pieces_ = std::move(vocab.pieces);
   types_ = std::move(vocab.types);
@@ -200,17 +207,53 @@ void BpeTokenizer::merge_word(std::string_view word, std::vector<int32_t>& symbo
       pending_unk = true;
       continue;
     }
-    // No <unk> either (byte-level vocabularies): llama.cpp tries each byte as a one-byte token
-    // and drops what it cannot find. Every byte-level vocabulary we know covers all 256 bytes.
+    // No <unk> either: each byte as a one-byte token, as llama.cpp tries, when all of them are
+    // tokens. Otherwise llama.cpp and Hugging Face drop the character, and what would be explained
+    // is another text than the one given: refused instead. (Every byte-level vocabulary we know
+    // covers all 256 bytes, so this is a vocabulary without <unk> that lacks a character.)
     flush_unk();
     for (const char c : ch) {
-      if (const auto it = piece_index_.find(std::string_view(&c, 1)); it != piece_index_.end()) {
-        symbols.push_back(it->second);
-      }
+      const auto it = piece_index_.find(std::string_view(&c, 1));
+      if (it == piece_index_.end()) refuse_character(word, i - len);
+      symbols.push_back(it->second);
     }
   }
   flush_unk();
   merges_.apply(symbols);
+}
+
+void BpeTokenizer::refuse_character(std::string_view word, size_t at) const {
+  // The character as the user wrote it: a byte-level word spells each byte of the text as one
+  // character of GPT-2's alphabet, so the word is decoded and the text's character that holds the
+  // missing byte is named (with that byte); other words hold the (normalized) text itself.
+  std::string text;
+  size_t pos = at;
+  std::string byte_note;
+  if (byte_level_words_) {
+    size_t n_chars = 0;
+    for (size_t k = 0; k < at; k += std::max<size_t>(1, utf8_sequence_length(static_cast<uint8_t>(word[k])))) ++n_chars;
+    append_byte_level_decoded(text, word);
+    pos = std::min(n_chars, text.size() - 1);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " (its byte 0x%02X)", static_cast<unsigned>(static_cast<uint8_t>(text[pos])));
+    byte_note = buf;
+    while (pos > 0 && (static_cast<uint8_t>(text[pos]) & 0xC0) == 0x80) --pos;  // to the character's first byte
+  } else {
+    text.assign(word);
+  }
+  const size_t len = std::min(utf8_sequence_length(static_cast<uint8_t>(text[pos])), text.size() - pos);
+  const std::string ch = text.substr(pos, len);
+  uint32_t cp = len == 1 ? static_cast<uint8_t>(ch[0])
+              : len == 2 ? (static_cast<uint8_t>(ch[0]) & 0x1Fu)
+              : len == 3 ? (static_cast<uint8_t>(ch[0]) & 0x0Fu)
+                         : (static_cast<uint8_t>(ch[0]) & 0x07u);
+  for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<uint8_t>(ch[k]) & 0x3Fu);
+  char code[16];
+  std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(cp));
+  throw InvalidArgument((source_.empty() ? std::string("the ") + kind_ + " tokenizer" : source_) + ": cannot encode " +
+                        code + " '" + ch + "'" + byte_note +
+                        ": the vocabulary has no token for it, no byte-fallback tokens and no unk_token (refused "
+                        "rather than dropped, which would explain a different text)");
 }
 
 std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {

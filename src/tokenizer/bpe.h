@@ -4,6 +4,9 @@
 //   * SentencePiece-style BPE from tokenizer.json (TinyStories, Llama 2 HF): normalizer prepends
 //     "▁" and writes spaces as "▁", merges by rank over the whole text, byte fallback to "<0xXX>"
 //     tokens and, failing that, `<unk>` (a run of unknown characters fused into one).
+// A character that none of these can spell (no token, no byte fallback, no `<unk>`) is refused with
+// an InvalidArgument naming it and the tokenizer file. Hugging Face and llama.cpp drop it silently,
+// which would explain the prediction for a different text than the one given.
 // The pipeline is data (a BpeVocab) filled by the GGUF, vocab.json/merges.txt and tokenizer.json
 // loaders; this class only runs it. Pre-token -> ids results are cached, as HF does.
 #pragma once
@@ -67,6 +70,7 @@ struct BpeVocab {
   int32_t unk_id = -1;
   bool add_bos = false;
   std::string kind;
+  std::string source;  ///< the file the vocabulary came from (named by encoding errors)
 };
 
 class BpeTokenizer final : public Tokenizer {
@@ -90,6 +94,8 @@ class BpeTokenizer final : public Tokenizer {
   std::string normalize(std::string_view text) const;
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  /// Throws InvalidArgument naming the character at byte `at` of `word`, which no token can spell.
+  [[noreturn]] void refuse_character(std::string_view word, size_t at) const;
 
   std::vector<NormalizerStep> normalizer_;
   std::vector<PreTokenizerStep> pre_tokenizer_;
@@ -99,6 +105,8 @@ class BpeTokenizer final : public Tokenizer {
   bool ignore_merges_ = false;
   BpeDecoding decoding_ = BpeDecoding::kByteLevel;
   bool strip_space_prefix_ = false;
+  bool byte_level_words_ = false;  ///< words are spelled in the byte-level alphabet
+  std::string source_;
   std::array<int32_t, 256> byte_ids_{};  ///< "<0xXX>" token of each byte, or -1
 
   // Word cache (HF keeps one too): text is Zipfian, so most words repeat. Bounded: once full it

@@ -190,6 +190,7 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
   vocab.kind = pre == PreTokenizerKind::kGpt2     ? "gpt2-bpe"
                : pre == PreTokenizerKind::kLlama3 ? "llama3-bpe"
                                                   : "qwen2-bpe";
+  vocab.source = f.source();
   return std::make_unique<BpeTokenizer>(std::move(vocab));
 }
 

@@ -372,6 +372,7 @@ std::unique_ptr<Tokenizer> Parser::build(const json& root) {
     vocab_.strip_space_prefix = space_prefix_;
     vocab_.kind = "hf-bpe-spm";
   }
+  vocab_.source = source_;
   return std::make_unique<BpeTokenizer>(std::move(vocab_));
 }
 

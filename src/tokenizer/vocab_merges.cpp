@@ -94,6 +94,7 @@ std::unique_ptr<Tokenizer> load_bpe_vocab_merges(const std::filesystem::path& vo
   vocab.decoding = tokenizer_detail::BpeDecoding::kByteLevel;
   vocab.add_bos = false;
   vocab.kind = "gpt2-bpe";
+  vocab.source = vocab_json.string();
   return std::make_unique<tokenizer_detail::BpeTokenizer>(std::move(vocab));
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <utility>
 
@@ -363,6 +364,55 @@ TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
   write_file(dir / "tokenizer_config.json", "{not json");
   EXPECT_NE(test::error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"),
             std::string::npos);
+}
+
+TEST(HfTokenizerJson, CharactersNoTokenCanSpellAreRefusedNotDropped) {
+  // Hugging Face (and llama.cpp) drop a character that has no token when the BPE model has neither
+  // byte fallback nor an unk_token; reslens refuses the text instead, naming the character and the
+  // file: a dropped character would explain the prediction for another text.
+  const auto dir = test::scratch_dir("unspellable");
+  const auto path = (dir / "tokenizer.json").string();
+  auto refused = [&](const std::string& text) {
+    const auto tok = load_hf_tokenizer(dir);
+    return test::error_of<InvalidArgument>([&] { tok->encode(text, false); });
+  };
+  // A SentencePiece-style vocabulary (no pre-tokenizer): words are the text itself.
+  write_file(path, R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}})");
+  EXPECT_EQ(load_hf_tokenizer(dir)->encode("abab", false), (std::vector<int32_t>{2, 2}));
+  std::string msg = refused("ab\xC3\xA9" "ab");
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("U+00E9 '\xC3\xA9'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("no unk_token"), std::string::npos) << msg;
+  // A control character is named by its code point and shown escaped, never as the raw byte.
+  msg = refused(std::string("a\x1b[31mb"));
+  EXPECT_NE(msg.find("U+001B '\\x1b'"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+  // Byte-level words: the byte whose character is missing, and the text's character holding it.
+  write_file(path, R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "\u0120": 2}, "merges": []},
+      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}})");
+  EXPECT_EQ(load_hf_tokenizer(dir)->encode("a b", false), (std::vector<int32_t>{0, 2, 1}));
+  msg = refused("a \xE2\x98\x83");  // snowman, E2 98 83
+  EXPECT_NE(msg.find("U+2603 '\xE2\x98\x83' (its byte 0xE2)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  // With an unk_token, or byte-fallback tokens for every byte, the same text encodes.
+  write_file(path, R"({"model": {"type": "BPE", "unk_token": "<unk>", "vocab": {"<unk>": 0, "a": 1}, "merges": []}})");
+  EXPECT_EQ(load_hf_tokenizer(dir)->encode("a\xC3\xA9", false), (std::vector<int32_t>{1, 0}));
+  json fallback = {{"model", {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", {{"a", 0}}}, {"merges", json::array()}}}};
+  for (int b = 0; b < 256; ++b) {
+    char piece[8];
+    std::snprintf(piece, sizeof piece, "<0x%02X>", b);
+    fallback["model"]["vocab"][piece] = b + 1;
+  }
+  write_file(path, fallback.dump());
+  EXPECT_EQ(load_hf_tokenizer(dir)->encode("a\xC3\xA9", false), (std::vector<int32_t>{0, 0xC3 + 1, 0xA9 + 1}));
+  // The real tokenizer.json of TinyStories without its byte fallback and unk_token: refused too.
+  auto j = json::parse(test::read_file(shared_path("models/TinyStories-656K/tokenizer.json")));
+  j["model"]["byte_fallback"] = false;
+  j["model"]["unk_token"] = nullptr;
+  write_file(path, j.dump());
+  EXPECT_NO_THROW(load_hf_tokenizer(dir)->encode("Once upon a time", true));
+  msg = refused("Once upon a \xE2\x98\x83");
+  EXPECT_NE(msg.find("U+2603"), std::string::npos) << msg;
 }
 
 TEST(HfDirectory, MissingFilesAreIoErrors) {
