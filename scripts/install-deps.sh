@@ -11,12 +11,12 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev libomp-14-dev
   libopenblas-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libpcre2-dev libsentencepiece-dev libutf8proc-dev python3 python3-numpy python3-jsonschema time
+  libpcre2-dev libsentencepiece-dev libutf8proc-dev zlib1g-dev python3 python3-numpy python3-jsonschema time
   python3-dev pybind11-dev python3-pytest python3-pandas python3-matplotlib python3-nbclient
   python3-ipykernel python3-setuptools python3-torch
-  # the HTML report and `reslens serve` (the build runs `npm ci` on web/package-lock.json), and the
-  # browser tests
-  libcpp-httplib-dev chromium fonts-dejavu-core
+  # the HTML report and `reslens serve`'s page (the build runs `npm ci` on web/package-lock.json), and
+  # the browser tests
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

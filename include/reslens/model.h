@@ -55,6 +55,11 @@ class Model {
   /// Bytes of weight data mapped from the file (not copied) and bytes held in owned buffers.
   int64_t mapped_bytes() const;
   int64_t owned_bytes() const;
+  /// A file this model reads in place (its weights file, a shard) that was written to or truncated
+  /// since the model loaded, or an empty path. Such a change shows through the memory map: a long-running
+  /// process (`reslens serve`) asks before each job, so it refuses rather than compute with new bytes
+  /// or die of a SIGBUS on a truncated file.
+  std::filesystem::path changed_file() const;
 
  private:
   ModelConfig config_;

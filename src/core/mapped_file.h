@@ -23,6 +23,12 @@ class MappedFile {
   const std::filesystem::path& path() const { return path_; }
   bool contains(const uint8_t* p) const { return p >= data_ && p < data_ + size_; }
 
+  /// Whether the file behind the map was written to or truncated since it was mapped (its size or
+  /// modification time differ). Such a change shows through the map: new bytes give silently different
+  /// numbers, and reading past a truncation is a SIGBUS. Asked through the open descriptor, so a file
+  /// replaced by a rename (the map keeps the old one) is not a change.
+  bool changed_on_disk() const;
+
   /// Drops the pages that lie wholly inside `range` (a part of this map) from the process's memory
   /// (madvise MADV_DONTNEED). The map stays valid: a page touched again is read back from the file.
   /// Loaders call it once a tensor has been converted into an owned buffer, so a model stored as
@@ -42,6 +48,8 @@ class MappedFile {
   std::filesystem::path path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;              ///< kept open for changed_on_disk()
+  int64_t mtime_ns_ = 0;     ///< the file's modification time when it was mapped
 };
 
 /// Reads a whole (small) file into a string. Throws IoError naming the path.

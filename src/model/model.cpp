@@ -36,6 +36,7 @@ int64_t Model::n_params() const {
 
 int64_t Model::mapped_bytes() const { return storage_->mapped_bytes(); }
 int64_t Model::owned_bytes() const { return storage_->owned_bytes(); }
+std::filesystem::path Model::changed_file() const { return storage_->changed_file(); }
 
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& path, const LoadOptions& options) {
   std::error_code ec;

@@ -100,6 +100,13 @@ const float* ModelStorage::floats(std::span<const uint8_t> bytes, StorageType ty
   return own(std::move(out));
 }
 
+std::filesystem::path ModelStorage::changed_file() const {
+  for (const auto& m : maps_) {
+    if (m->changed_on_disk()) return m->path();
+  }
+  return {};
+}
+
 void ModelStorage::release(std::span<const uint8_t> bytes) const {
   for (const auto& m : maps_) {
     if (m->contains(bytes.data())) {

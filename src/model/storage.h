@@ -38,6 +38,10 @@ class ModelStorage {
   /// conversion that is about to be transposed into another owned buffer); otherwise does nothing.
   void discard(const float* p);
 
+  /// The first kept map whose file changed on disk since it was mapped (MappedFile::changed_on_disk),
+  /// or an empty path. Converted weights no longer depend on their file, so only kept maps count.
+  std::filesystem::path changed_file() const;
+
   int64_t owned_bytes() const { return owned_bytes_; }
   int64_t mapped_bytes() const { return mapped_bytes_; }
 

@@ -1,6 +1,9 @@
 // The JSON API of `reslens serve` (see api.h and docs/report.md).
 #include "server/api.h"
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -645,6 +648,16 @@ Reply Api::post(const std::string& endpoint, const Request& request) {
     return error_reply(e.status, e.what());
   }
 
+  // A model file written to or truncated since the load would show through its memory map (new
+  // numbers, or a SIGBUS on a truncated file): each job asks first, and refuses naming the file.
+  work = [model = model_, inner = std::move(work)](Job& job) {
+    const std::filesystem::path changed = model->changed_file();
+    if (!changed.empty()) {
+      return error_reply(503, "the model file " + changed.string() +
+                                  " changed on disk since the server loaded it; restart reslens serve");
+    }
+    return inner(job);
+  };
   const std::shared_ptr<Job> job = jobs_->submit(endpoint, std::move(work));
   if (!job) {
     return error_reply(503, "busy: " + std::to_string(options_.max_pending_jobs) + " requests are waiting; try again shortly");
@@ -656,8 +669,76 @@ Reply Api::post(const std::string& endpoint, const Request& request) {
   return job->future().get();
 }
 
+namespace {
+
+// The host name of a Host header value: "example.com:8080" -> "example.com", "[::1]:80" -> "::1".
+std::string host_name(const std::string& host) {
+  if (!host.empty() && host[0] == '[') {
+    const size_t end = host.find(']');
+    return end == std::string::npos ? host : host.substr(1, end - 1);
+  }
+  const size_t colon = host.find(':');
+  return colon == std::string::npos ? host : host.substr(0, colon);
+}
+
+bool is_ip_literal(const std::string& name) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+bool iequals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// A comparison whose time does not depend on where the strings differ.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+}  // namespace
+
+std::optional<Reply> Api::refuse(const Request& request) const {
+  // DNS rebinding: a page on attacker.example whose name is made to resolve to this machine sends
+  // "Host: attacker.example". An IP address or a name of this machine cannot be such a page's origin.
+  if (const auto h = request.headers.find("host"); h != request.headers.end()) {
+    const std::string name = host_name(h->second);
+    const bool ok = is_ip_literal(name) || iequals(name, "localhost") ||
+                    std::any_of(options_.host_names.begin(), options_.host_names.end(),
+                                [&](const std::string& n) { return iequals(n, name); });
+    if (!ok) {
+      return error_reply(403, "Host '" + name + "' is not a name of this server (use its IP address or localhost, "
+                                                "or start it with --allow-host " + name + ")");
+    }
+  }
+  if (request.path.rfind("/api/", 0) != 0) return std::nullopt;
+  if (!options_.token.empty()) {
+    const auto a = request.headers.find("authorization");
+    const std::string given = a == request.headers.end() || a->second.rfind("Bearer ", 0) != 0 ? "" : a->second.substr(7);
+    if (!same_secret(given, options_.token)) {
+      return error_reply(401, "this server needs its token: send \"Authorization: Bearer TOKEN\" (the page takes it "
+                              "from the address reslens serve printed)");
+    }
+  }
+  // A cross-origin page can POST text/plain or a form without asking first; it must ask (and is
+  // refused, there being no CORS headers) before it may send application/json.
+  if (request.method == "POST") {
+    const auto ct = request.headers.find("content-type");
+    const std::string type = ct == request.headers.end() ? "" : ct->second.substr(0, ct->second.find(';'));
+    if (!iequals(type, "application/json")) {
+      return error_reply(415, "POST bodies must be sent as Content-Type: application/json" +
+                                  (type.empty() ? std::string() : " (not " + type + ")"));
+    }
+  }
+  return std::nullopt;
+}
+
 Reply Api::handle(const Request& request) {
   const std::string& path = request.path;
+  if (auto refused = refuse(request)) return *refused;
   if (request.body.size() > options_.max_body_bytes) {
     return error_reply(413, "the request body is " + std::to_string(request.body.size()) + " bytes; the limit is " +
                                 std::to_string(options_.max_body_bytes));

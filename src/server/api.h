@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "reslens/chat.h"
 #include "reslens/model.h"
@@ -27,6 +28,12 @@ struct ApiOptions {
   /// message; none: prompts are tokenized as typed.
   std::optional<ChatTemplate> chat;
   std::string chat_system;
+  /// Requests must name the server in their Host header by an IP address, "localhost" or one of
+  /// these names; anything else (a DNS-rebinding page's own domain) gets 403. Requests without a Host
+  /// header (not a browser's) pass.
+  std::vector<std::string> host_names;
+  /// When set, every /api/ request needs "Authorization: Bearer <token>" (401 without).
+  std::string token;
 };
 
 struct Request {
@@ -34,6 +41,7 @@ struct Request {
   std::string path;    ///< without the query
   std::map<std::string, std::string> query;
   std::string body;
+  std::map<std::string, std::string> headers;  ///< names lower-cased
 };
 
 class Engine;  // the worker's side: runs, explanations and their caches (api.cpp)
@@ -54,6 +62,9 @@ class Api {
   Reply post(const std::string& endpoint, const Request& request);
   Reply job_status(const std::string& id) const;
   Reply info() const;
+  /// The checks a browser's request must pass before anything else (Host, token, content type), or
+  /// nothing.
+  std::optional<Reply> refuse(const Request& request) const;
 
   std::shared_ptr<const Model> model_;
   ApiOptions options_;

@@ -1,7 +1,26 @@
 // The single worker thread and the job table (see job_queue.h).
 #include "server/job_queue.h"
 
+#include <random>
+
 namespace reslens::server {
+
+namespace {
+
+// 128 bits from the kernel's generator as 32 hex digits: a page on another origin cannot guess the
+// id of somebody else's job (sequential ids could be walked).
+std::string new_job_id() {
+  static thread_local std::random_device rd;  // /dev/urandom (getrandom) on Linux
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t v = rd();
+    for (int b = 28; b >= 0; b -= 4) id += kHex[(v >> b) & 15];
+  }
+  return id;
+}
+
+}  // namespace
 
 const char* to_string(Job::State s) {
   switch (s) {
@@ -68,7 +87,7 @@ std::shared_ptr<Job> JobQueue::submit(std::string kind, Work work) {
     std::lock_guard lock(mu_);
     if (stop_ || queue_.size() >= max_pending_) return nullptr;
     const uint64_t seq = next_seq_++;
-    job = std::make_shared<Job>(std::to_string(seq), std::move(kind), seq);
+    job = std::make_shared<Job>(new_job_id(), std::move(kind), seq);
     jobs_[job->id()] = job;
     queue_.emplace_back(job, std::move(work));
   }

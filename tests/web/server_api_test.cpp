@@ -37,7 +37,10 @@ class ServerApi : public ::testing::Test {
 
   static Reply call(const std::string& method, const std::string& path, const std::string& body = "",
                     std::map<std::string, std::string> query = {}) {
-    return api_->handle(Request{method, path, std::move(query), body});
+    // Headers as a browser on this page sends them: POST bodies are JSON.
+    std::map<std::string, std::string> headers = {{"host", "127.0.0.1:8080"}};
+    if (method == "POST") headers["content-type"] = "application/json";
+    return api_->handle(Request{method, path, std::move(query), body, std::move(headers)});
   }
   static json post_ok(const std::string& endpoint, const json& body) {
     const Reply r = call("POST", "/api/" + endpoint, body.dump());
@@ -102,14 +105,14 @@ TEST_F(ServerApi, ChatLaysEveryPromptOut) {
   o.chat = ChatTemplate::kChatml;
   o.chat_system = "Be brief";
   Api chat_api(model_, o);
-  const Reply r = chat_api.handle(Request{"POST", "/api/predict", {}, json{{"prompt", "Hi"}}.dump()});
+  const Reply r = chat_api.handle(Request{"POST", "/api/predict", {}, json{{"prompt", "Hi"}}.dump(), {{"content-type", "application/json"}}});
   ASSERT_EQ(r.status, 200) << r.body;
   const Tokenizer& tok = model_->tokenizer();
   const std::vector<int32_t> want = tok.encode(format_chat(ChatTemplate::kChatml, "Hi", "Be brief"), tok.add_bos_default());
   const json tokens = json::parse(r.body)["tokens"];
   ASSERT_EQ(tokens.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(tokens[i]["id"], want[i]) << i;
-  EXPECT_EQ(json::parse(chat_api.handle(Request{"GET", "/api/info", {}, ""}).body)["chat"], "chatml");
+  EXPECT_EQ(json::parse(chat_api.handle(Request{"GET", "/api/info", {}, "", {}}).body)["chat"], "chatml");
   EXPECT_TRUE(json::parse(call("GET", "/api/info").body)["chat"].is_null());
 }
 

@@ -2,6 +2,9 @@
 // JSON API (docs/report.md). Binds to loopback unless told otherwise; the model runs one request at
 // a time on one worker thread. Without --model: the default model of every command
 // (default_model_path(): $RESLENS_MODEL, else the shipped knowledge model).
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 
 #include "commands.h"
@@ -22,6 +25,9 @@ void register_serve(CLI::App& app) {
   auto chat = std::make_shared<bool>(false);
   auto chat_template = std::make_shared<std::string>();
   auto system = std::make_shared<std::string>();
+  auto allow_hosts = std::make_shared<std::vector<std::string>>();
+  auto token = std::make_shared<std::string>();
+  auto request_timeout = std::make_shared<double>(10);
   args->add(*cmd, /*model_positional=*/false);  // -m/--model (default: default_model_path()), --tokenizer, -t
   cmd->add_option("--host", *host, "Address to listen on (default 127.0.0.1; anything else is reachable from other machines)");
   cmd->add_option("--port", *port, "Port (0: any free port)")->check(CLI::Range(0, 65535));
@@ -30,14 +36,22 @@ void register_serve(CLI::App& app) {
   cmd->add_flag("--chat", *chat, "Lay every prompt out as a user message with the model's chat template (see `reslens explain --help`)");
   cmd->add_option("--chat-template", *chat_template, "Use this built-in chat layout for every prompt (implies --chat)");
   cmd->add_option("--system", *system, "A system message before every prompt (implies --chat)");
+  cmd->add_option("--allow-host", *allow_hosts,
+                  "A host name the page may be opened by, besides IP addresses, localhost and this machine's name "
+                  "(requests naming any other host get 403: DNS rebinding)");
+  cmd->add_option("--token", *token,
+                  "Require this secret on every API request (Authorization: Bearer TOKEN); the page takes it from "
+                  "the printed address. Default: $RESLENS_SERVE_TOKEN; none on 127.0.0.1");
+  cmd->add_option("--request-timeout", *request_timeout, "Seconds a client has to send its whole request (default 10)")
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->callback([=] {
-    if (!server::http_available()) {
-      throw UnsupportedError("this reslens was built without its server (cpp-httplib was not found when it was configured, or RESLENS_BUILD_WEB was off; apt-get install libcpp-httplib-dev and rebuild)");
-    }
     const bool default_model = args->model.empty() && args->model_opt.empty();
-    if (*host != "127.0.0.1" && *host != "localhost" && *host != "::1") {
-      std::cerr << "warning: listening on " << *host << ": anyone who can reach this machine can run the model "
-                << "(there is no authentication); the default is 127.0.0.1\n";
+    if (token->empty()) {
+      if (const char* env = std::getenv("RESLENS_SERVE_TOKEN")) *token = env;
+    }
+    if (*host != "127.0.0.1" && *host != "localhost" && *host != "::1" && token->empty()) {
+      std::cerr << "warning: listening on " << *host << " without --token: anyone who can reach this machine can run "
+                << "the model; the default is 127.0.0.1\n";
     }
     if (!report::web_page_available()) std::cerr << "warning: " << report::web_page_missing_message() << "; serving the JSON API only\n";
     const auto model = args->load();
@@ -50,13 +64,20 @@ void register_serve(CLI::App& app) {
                                        : chat_template_named(*chat_template);
       ao.chat_system = *system;
     }
+    ao.host_names = *allow_hosts;
+    ao.host_names.push_back(*host);  // --host given as a name
+    char hostname[256] = {};
+    if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0] != 0) ao.host_names.emplace_back(hostname);
+    ao.token = *token;
     server::Api api(model, ao);
     server::HttpOptions ho;
     ho.host = *host;
     ho.port = *port;
+    ho.request_timeout_s = *request_timeout;
     server::serve_http(api, ho, [&](int bound) {
       const std::string shown = ho.host.find(':') != std::string::npos ? "[" + ho.host + "]" : ho.host;
-      std::cout << "reslens serve: http://" << shown << ":" << bound << "/ (model " << model->path().string()
+      std::cout << "reslens serve: http://" << shown << ":" << bound << "/" << (ao.token.empty() ? "" : "#token=" + ao.token)
+                << " (model " << model->path().string()
                 << "; Ctrl-C stops)" << std::endl;
     });
     std::cout << "reslens serve: stopped" << std::endl;

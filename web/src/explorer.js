@@ -7,8 +7,22 @@ import { renderReport } from './report.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// A server started with --token prints its address with "#token=..." (a fragment never reaches the
+// server, its logs or a Referer); the page keeps it for the tab and sends it with every API call.
+function apiToken() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+  if (m) {
+    sessionStorage.setItem('reslens-token', decodeURIComponent(m[1]));
+    history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+  return sessionStorage.getItem('reslens-token');
+}
+
 async function call(path, body) {
-  const init = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
+  const headers = {};
+  const token = apiToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const init = body === undefined ? { headers } : { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
   const r = await fetch(path, init);
   let j;
   try {
