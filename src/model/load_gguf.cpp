@@ -312,7 +312,13 @@ constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPre
 
 }  // namespace
 
-std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, const LoadOptions&) {
+std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, const LoadOptions& o) {
+  if (!o.tokenizer_path.empty()) {
+    // Not silently ignored: the ids would come from the GGUF's own vocabulary, not from that file.
+    throw InvalidArgument(path.string() + ": a GGUF file carries its own tokenizer; a separate tokenizer (" +
+                          o.tokenizer_path.string() + ", --tokenizer) applies to llama2.c checkpoints and "
+                          "Hugging Face directories only");
+  }
   const gguf::File f(path);
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
@@ -401,11 +407,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     infos.push_back({desc.name, gguf::tensor_type_name(desc.type), desc.shape()});
   }
   auto tokenizer = tokenizer_from_gguf(f);
-  if (tokenizer->n_vocab() > c.d_vocab) {  // padded embeddings (more rows) are fine
-
-    throw FormatError(src + ": the tokenizer has " + std::to_string(tokenizer->n_vocab()) +
-                      " tokens but token_embd.weight has " + std::to_string(c.d_vocab) + " rows");
-  }
+  check_tokenizer_fits(*tokenizer, c.d_vocab, src, src);
   return std::make_shared<Model>(std::move(c), std::move(w), std::move(tokenizer), std::move(storage),
                                  std::move(infos), "GGUF v" + std::to_string(f.version()), path);
 }

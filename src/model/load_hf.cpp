@@ -740,17 +740,31 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
   }
   check_hf_tensors(t.names(), t.used(), src);
   c.dtype = hf_dtype(t);
+  // The tokenizer: the directory's own, or --tokenizer (a folder holding one, or the file itself:
+  // a tokenizer.json of any name, or a SentencePiece .model). The file used is the one named when
+  // its vocabulary does not fit the model's.
   std::unique_ptr<Tokenizer> tokenizer;
-  if (!o.tokenizer_path.empty()) {
-    tokenizer = load_hf_tokenizer(std::filesystem::is_directory(o.tokenizer_path) ? o.tokenizer_path
-                                                                                   : o.tokenizer_path.parent_path());
+  std::filesystem::path tokenizer_file;
+  std::error_code ec;
+  const std::filesystem::path& tok_path = o.tokenizer_path;
+  if (tok_path.empty() || std::filesystem::is_directory(tok_path, ec)) {
+    const std::filesystem::path tok_dir = tok_path.empty() ? dir : tok_path;
+    tokenizer = load_hf_tokenizer(tok_dir);
+    tokenizer_file = hf_tokenizer_file(tok_dir);
+  } else if (!std::filesystem::is_regular_file(tok_path, ec)) {
+    throw IoError(tok_path.string() + ": no such file (the tokenizer)");
+  } else if (tok_path.filename() == "tokenizer.json") {
+    tokenizer = load_hf_tokenizer(tok_path.parent_path().empty() ? "." : tok_path.parent_path());
+    tokenizer_file = tok_path;
+  } else if (tok_path.extension() == ".model") {
+    tokenizer = load_sentencepiece_model(tok_path);
+    tokenizer_file = tok_path;
   } else {
-    tokenizer = load_hf_tokenizer(dir);
+    const auto config = tok_path.parent_path() / "tokenizer_config.json";
+    tokenizer = load_hf_tokenizer_json(tok_path, std::filesystem::is_regular_file(config, ec) ? config : std::filesystem::path());
+    tokenizer_file = tok_path;
   }
-  if (tokenizer->n_vocab() > c.d_vocab) {
-    throw FormatError(dir.string() + ": the tokenizer has " + std::to_string(tokenizer->n_vocab()) +
-                      " tokens but the model's vocabulary is " + std::to_string(c.d_vocab));
-  }
+  check_tokenizer_fits(*tokenizer, c.d_vocab, tokenizer_file.string(), dir.string());
   const bool sharded = t.files().size() > 1;
   return std::make_shared<Model>(std::move(c), std::move(w), std::move(tokenizer), std::move(storage), t.infos(),
                                  sharded ? "Hugging Face safetensors (" + std::to_string(t.files().size()) + " shards)"

@@ -156,4 +156,21 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   }
 }
 
+void check_tokenizer_fits(const Tokenizer& tokenizer, int64_t d_vocab, const std::string& tokenizer_source,
+                          const std::string& model_source) {
+  const int64_t n = tokenizer.n_vocab();
+  const std::string sizes = tokenizer_source + ": the tokenizer has " + std::to_string(n) +
+                            " tokens but the model's vocabulary has " + std::to_string(d_vocab) + " rows" +
+                            (model_source == tokenizer_source ? std::string() : " (" + model_source + ")");
+  if (n > d_vocab) {
+    throw FormatError(sizes + ": token ids " + std::to_string(d_vocab) + ".." + std::to_string(n - 1) +
+                      " have no row (is this the model's tokenizer?)");
+  }
+  if ((d_vocab - n) * kMaxPaddedRowsDivisor > d_vocab) {
+    throw FormatError(sizes + ": " + std::to_string(d_vocab - n) +
+                      " rows would have no token, more than a padded vocabulary adds (at most 1/" +
+                      std::to_string(kMaxPaddedRowsDivisor) + " of the rows; is this the model's tokenizer?)");
+  }
+}
+
 }  // namespace reslens

@@ -13,6 +13,7 @@
 #include "model/storage.h"
 #include "reslens/config.h"
 #include "reslens/model.h"
+#include "reslens/tokenizer.h"
 #include "reslens/error.h"
 #include "reslens/weights.h"
 
@@ -40,6 +41,18 @@ VectorView vector_view(ModelStorage& storage, const StoredTensor& t, const std::
 
 /// Rejects absurd or inconsistent hyperparameters with a FormatError naming `source`.
 void validate_config(const ModelConfig& c, const std::string& source);
+
+/// Refuses a tokenizer that does not fit the model's vocabulary (`d_vocab` embedding/unembedding
+/// rows), up front instead of at the first id without a row or the first prediction without a token:
+/// more tokens than rows (ids the model has no row for), or fewer tokens than rows beyond padding.
+/// Padded vocabularies are real (Phi-3: 32064 rows for 32011 tokens, Qwen2.5: 151936 for 151665,
+/// DeepSeek LLM: 102400 for 100015) and stay accepted as long as the rows beyond the tokenizer are at
+/// most kMaxPaddedRowsFraction of the rows; more than that is a tokenizer of another model. The
+/// FormatError names `tokenizer_source` (the tokenizer's file), both sizes and `model_source`.
+void check_tokenizer_fits(const Tokenizer& tokenizer, int64_t d_vocab, const std::string& tokenizer_source,
+                          const std::string& model_source);
+/// Padding rows allowed beyond a tokenizer, as a fraction of the model's rows (1/16).
+inline constexpr int64_t kMaxPaddedRowsDivisor = 16;
 
 /// Tensor names of a Llama-family block in one file format (prefix + name). One table per format;
 /// load_llama_layer reads a block through any tensor source with matrix()/vector()/has() by these names.

@@ -50,6 +50,13 @@ std::unique_ptr<Tokenizer> hf_tokenizer_files(const std::filesystem::path& dir) 
 
 }  // namespace
 
+std::filesystem::path hf_tokenizer_file(const std::filesystem::path& dir) {
+  for (const char* name : {"tokenizer.json", "vocab.json", "tokenizer.model"}) {
+    if (is_file(dir / name)) return dir / name;
+  }
+  return dir;
+}
+
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) throw IoError(dir.string() + ": not a directory");

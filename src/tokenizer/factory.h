@@ -31,6 +31,10 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
 /// missing, FormatError / UnsupportedError naming the file that is malformed or unsupported.
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& dir);
 
+/// The file load_hf_tokenizer(dir) reads the vocabulary from (tokenizer.json, vocab.json or
+/// tokenizer.model), for messages; `dir` itself when it holds none of them.
+std::filesystem::path hf_tokenizer_file(const std::filesystem::path& dir);
+
 /// From a single tokenizer.json file (plus an optional tokenizer_config.json; empty path = none).
 std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& tokenizer_json,
                                                   const std::filesystem::path& tokenizer_config = {});

@@ -486,5 +486,45 @@ TEST(CliPrecompute, AnUnwritableCacheDirIsOneLineNamingIt) {
   std::filesystem::remove(file);
 }
 
+// A copy of the TinyStories-656K Hugging Face directory to change files in.
+std::filesystem::path tinystories_copy(const std::string& name) {
+  const auto dir = test::scratch_dir(name);
+  for (const auto& entry : std::filesystem::directory_iterator(test::shared_path("models/TinyStories-656K"))) {
+    if (entry.path().extension() == ".gguf") continue;
+    std::filesystem::copy_file(entry.path(), dir / entry.path().filename(),
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::permissions(dir / entry.path().filename(), std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::add);
+  }
+  return dir;
+}
+
+TEST(Cli, ATokenizerThatDoesNotFitTheModelIsRefusedAtLoadNamingIt) {
+  // A 3-token tokenizer.json for a model of 2048 rows: exit 3 at load, naming the tokenizer file
+  // and both sizes (it used to load and stop at the first prediction: "token id 68 is outside the
+  // vocabulary (0..2)", exit 2, no file named).
+  const auto dir = tinystories_copy("small-tokenizer");
+  auto j = nlohmann::json::parse(test::read_file(dir / "tokenizer.json"));
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const auto& [piece, id] : j["model"]["vocab"].items()) {
+    if (id.get<int>() < 3) vocab[piece] = id;
+  }
+  j["model"]["vocab"] = vocab;
+  j["added_tokens"] = nlohmann::json::array({j["added_tokens"][0]});
+  test::write_file(dir / "tokenizer.json", j.dump());
+  for (const std::string cmd : {"predict", "explain"}) {
+    const auto r = cli({cmd, dir.string(), "Once upon a time"});
+    EXPECT_EQ(r.code, 3) << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find((dir / "tokenizer.json").string() + ": the tokenizer has 3 tokens but the model's vocabulary has 2048 rows"),
+              std::string::npos) << r.err;
+  }
+  // --tokenizer with a GGUF is refused, not ignored.
+  const auto r = cli({"predict", shared("models/stories260K/stories260K.gguf"), "Once", "--tokenizer",
+                      (dir / "tokenizer.json").string()});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("a GGUF file carries its own tokenizer"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace reslens

@@ -378,7 +378,9 @@ void register_experiment(CLI::App& app) {
   cmd->add_option("--bos", a->bos, "Prepend BOS: yes, no, or auto (the model's own setting)")->check(CLI::IsMember({"yes", "no", "auto"}));
   cmd->add_flag("--no-parse-special", a->no_parse_special,
                 "Read the text of control tokens (<s>, <|endoftext|>) in prompts as ordinary text instead of as those tokens");
-  cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer file (llama2.c checkpoints)");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "Tokenizer: a llama2.c tokenizer .bin, or for a Hugging Face directory a tokenizer.json (or a "
+                  "folder holding one)");
   cmd->add_option("-t,--threads", a->threads, "Sentences evaluated at once (default: all cores); results do not depend on it")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("-q,--quiet", a->quiet, "No progress output");

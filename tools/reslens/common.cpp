@@ -34,7 +34,9 @@ void ModelArgs::add(CLI::App& app, bool model_positional) {
                    "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory (default: " + default_model_path() + ")");
   }
   app.add_option("-m,--model", model_opt, "Model path (instead of the positional MODEL)");
-  app.add_option("--tokenizer", tokenizer, "Tokenizer file (llama2.c checkpoints)");
+  app.add_option("--tokenizer", tokenizer,
+                 "Tokenizer: a llama2.c tokenizer .bin, or for a Hugging Face directory a tokenizer.json (or a "
+                 "folder holding one); refused for a GGUF, which carries its own");
   app.add_option("-t,--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   model_args_of()[&app] = this;
 }

@@ -129,6 +129,79 @@ TEST_F(HfErrors, ATinyValidDirectoryLoadsWithShardsToo) {
   EXPECT_NE(msg.find("model-00002-of-00002.safetensors' is missing"), std::string::npos) << msg;
 }
 
+// A tokenizer.json of the TinyStories layout with only the first `n` vocabulary entries (and no
+// added tokens past them).
+std::string truncated_tokenizer(int64_t n) {
+  auto j = nlohmann::json::parse(test::read_file(test::shared_path("models/TinyStories-656K/tokenizer.json")));
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const auto& [piece, id] : j["model"]["vocab"].items()) {
+    if (id.get<int64_t>() < n) vocab[piece] = id;
+  }
+  j["model"]["vocab"] = vocab;
+  nlohmann::json added = nlohmann::json::array();
+  for (const auto& t : j["added_tokens"]) {
+    if (t["id"].get<int64_t>() < n) added.push_back(t);
+  }
+  j["added_tokens"] = added;
+  return j.dump();
+}
+
+TEST_F(HfErrors, ATokenizerThatDoesNotFitTheVocabularyIsRefusedAtLoad) {
+  // The model has 2048 rows. A 3-token tokenizer used to load and fail at the first prediction
+  // ("token id 68 is outside the vocabulary (0..2)", no file named); a bigger one at the first id
+  // past the rows. Both are now FormatErrors at load naming the tokenizer file and both sizes.
+  const auto st = test::safetensors_bytes(llama_tensors());
+  const auto d = make("small-tok", config(), st);
+  test::write_file(d / "tokenizer.json", truncated_tokenizer(3));
+  auto msg = error_of<FormatError>(d);
+  EXPECT_NE(msg.find((d / "tokenizer.json").string() + ": the tokenizer has 3 tokens but the model's vocabulary has 2048 rows"),
+            std::string::npos) << msg;
+  // The same through LoadOptions::tokenizer_path (--tokenizer), a file of another name: that file is
+  // read (not its folder's tokenizer.json) and named.
+  const auto other = dir_ / "elsewhere";
+  std::filesystem::create_directories(other);
+  test::write_file(other / "small.json", truncated_tokenizer(3));
+  LoadOptions o;
+  o.tokenizer_path = other / "small.json";
+  try {
+    Model::load(make("ok-tok", config(), st), o);
+    ADD_FAILURE() << "a 3-token --tokenizer loaded";
+  } catch (const FormatError& e) {
+    msg = e.what();
+    EXPECT_NE(msg.find((other / "small.json").string() + ": the tokenizer has 3 tokens"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("2048 rows"), std::string::npos) << msg;
+  }
+  // More tokens than rows: GPT-2's 50257.
+  o.tokenizer_path = test::shared_path("models/random-gpt2-hf");
+  try {
+    Model::load(d, o);
+    ADD_FAILURE() << "a 50257-token tokenizer loaded for 2048 rows";
+  } catch (const FormatError& e) {
+    msg = e.what();
+    EXPECT_NE(msg.find("vocab.json: the tokenizer has 50257 tokens but the model's vocabulary has 2048 rows"),
+              std::string::npos) << msg;
+    EXPECT_NE(msg.find("2048..50256 have no row"), std::string::npos) << msg;
+  }
+  // A padded vocabulary (rows rounded up past the tokenizer, as Phi-3's 32064 for 32011 tokens)
+  // stays accepted: 2000 tokens for 2048 rows; 1900 (148 rows without a token) is beyond padding.
+  test::write_file(d / "tokenizer.json", truncated_tokenizer(2000));
+  const auto padded = Model::load(d);
+  EXPECT_EQ(padded->tokenizer().n_vocab(), 2000);
+  EXPECT_EQ(padded->config().d_vocab, 2048);
+  test::write_file(d / "tokenizer.json", truncated_tokenizer(1900));
+  msg = error_of<FormatError>(d);
+  EXPECT_NE(msg.find("1900 tokens but the model's vocabulary has 2048 rows"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("148 rows would have no token"), std::string::npos) << msg;
+  // A GGUF carries its own tokenizer: --tokenizer with one is refused, not ignored.
+  o.tokenizer_path = other / "small.json";
+  try {
+    Model::load(test::shared_path("models/stories260K/stories260K.gguf"), o);
+    ADD_FAILURE() << "--tokenizer was ignored for a GGUF";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("a GGUF file carries its own tokenizer"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(HfErrors, ConfigProblems) {
   const auto st = test::safetensors_bytes(llama_tensors());
   auto msg = error_of<FormatError>(make("notjson", "{ this is not json", st));
