@@ -33,6 +33,9 @@ namespace reslens {
 // ---------------------------------------------------------------------------------------------
 // Dataset
 
+/// The summaries' aggregate row over every type; no dataset type may have this name.
+inline constexpr std::string_view kAllTypes = "all";
+
 struct ExperimentSentence {
   int64_t index = 0;  ///< 0-based among the dataset's valid lines; shards and random draws follow it
   int64_t line = 0;   ///< 1-based line in the file (0: not read from a file)
@@ -59,7 +62,9 @@ struct Dataset {
 /// Parses JSONL. A malformed line (not a JSON object, a missing or empty prompt/target/type, a
 /// competitors value that is not a list of strings) is skipped and listed in `skipped`, or, with
 /// `strict`, throws FormatError naming the line. Blank lines are ignored. Extra keys are allowed.
-/// Throws FormatError when no sentence is left ("empty dataset").
+/// Throws FormatError when no sentence is left ("empty dataset"), and, strict or not, for a sentence
+/// whose type is kAllTypes ("all", reserved for the summaries' aggregate row), naming the file, the
+/// line and the type.
 Dataset parse_dataset(std::string_view text, const std::string& name, bool strict = false);
 /// parse_dataset() of a file (IoError when it cannot be read).
 Dataset read_dataset(const std::filesystem::path& path, bool strict = false);

@@ -90,15 +90,23 @@ Dataset parse_dataset(std::string_view text, const std::string& name, bool stric
     ++line;
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
     if (l.find_first_not_of(" \t") == std::string_view::npos) continue;
+    ExperimentSentence s;
     try {
-      ExperimentSentence s = parse_line(l);
-      s.line = line;
-      s.index = static_cast<int64_t>(d.sentences.size());
-      d.sentences.push_back(std::move(s));
+      s = parse_line(l);
     } catch (const FormatError& e) {
       if (strict) throw FormatError(name + ":" + std::to_string(line) + ": " + e.what());
       d.skipped.push_back({line, e.what()});
+      continue;
     }
+    // Not a malformed line to skip: the whole dataset is refused, since its summaries would be wrong.
+    if (s.type == kAllTypes) {
+      throw FormatError(name + ":" + std::to_string(line) + ": the type \"" + s.type +
+                        "\" is reserved: the summaries' row \"all\" aggregates every type, and a type of that "
+                        "name would be mixed up with it (rename the type)");
+    }
+    s.line = line;
+    s.index = static_cast<int64_t>(d.sentences.size());
+    d.sentences.push_back(std::move(s));
   }
   d.n_lines = line;
   if (d.sentences.empty()) {

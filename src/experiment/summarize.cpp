@@ -209,7 +209,7 @@ ExperimentSummary summarize(const ExperimentInfo& info, std::vector<SentenceResu
   }
   ExperimentSummary s;
   s.info = info;
-  s.types.push_back(summarize_group(info, "all", all, value_rate, query_rate));
+  s.types.push_back(summarize_group(info, std::string(kAllTypes), all, value_rate, query_rate));
   for (const auto& [type, rs] : by_type) s.types.push_back(summarize_group(info, type, rs, value_rate, query_rate));
   return s;
 }

@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -300,6 +301,22 @@ TEST(ExperimentCli, MalformedAndEmptyDatasets) {
   EXPECT_NE(r.err.find("the dataset has no sentences"), std::string::npos) << r.err;
   r = cli({"experiment", f.model, (f.dir / "missing.jsonl").string(), "-o", fresh("missing").string()});
   EXPECT_EQ(r.code, 3);
+}
+
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(ExperimentCli, TheTypeAllIsRefusedNamingTheFile) {
+  // "all" is the summaries' aggregate row: a dataset type of that name would be mixed up with it.
+  const Fixture& f = fixture();
+  const fs::path data = f.dir / "all-type.jsonl";
+  write(data, std::string(R"({"prompt": "Once upon a", "target": " time", "type": "word"})") + "\n" +
+                  R"({"prompt": "Once upon a", "target": " dog", "type": "all"})" + "\n");
+  const fs::path out = fresh("all-type");
+  const auto r = cli({"experiment", f.model, data.string(), "-o", out.string()});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(data.string() + ":2: the type \"all\" is reserved"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 }  // namespace

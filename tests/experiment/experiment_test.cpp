@@ -124,6 +124,28 @@ TEST(ExperimentDataset, EmptyDatasetsAreErrors) {
   EXPECT_THROW(read_dataset("/nonexistent/data.jsonl"), IoError);
 }
 
+TEST(ExperimentDataset, TheTypeAllIsReservedForTheAggregateRow) {
+  // The summaries' first row, "all", aggregates every type: a type of that name would be mixed up
+  // with it in summary.json / .csv / .md. The dataset is refused (not the line skipped), strict or
+  // not, naming the file, the line and the type.
+  const std::string text = "{\"prompt\": \"a\", \"target\": \"b\", \"type\": \"city\"}\n"
+                           "{\"prompt\": \"c\", \"target\": \"d\", \"type\": \"all\"}\n";
+  for (const bool strict : {false, true}) {
+    try {
+      parse_dataset(text, "facts.jsonl", strict);
+      FAIL() << "a dataset with the type \"all\" was accepted";
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("facts.jsonl:2:"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("the type \"all\" is reserved"), std::string::npos) << msg;
+    }
+  }
+  // Other spellings are ordinary types.
+  const Dataset d = parse_dataset("{\"prompt\": \"a\", \"target\": \"b\", \"type\": \"All\"}\n"
+                                  "{\"prompt\": \"a\", \"target\": \"b\", \"type\": \"all types\"}\n", "ok.jsonl");
+  EXPECT_EQ(d.sentences.size(), 2u);
+}
+
 TEST(ExperimentDataset, FingerprintFollowsTheBytes) {
   const Dataset a = parse_dataset(kDataset, "a");
   const Dataset b = parse_dataset(std::string(kDataset) + "\n", "b");
