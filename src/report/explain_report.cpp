@@ -351,7 +351,9 @@ std::string explain_text(const Model& model, const RunResult& run, std::span<con
 void write_explain_arrays(const std::filesystem::path& dir, const Explanation& ex) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir)) throw IoError(dir.string() + ": cannot create the output folder");
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
+    throw IoError(dir.string() + ": cannot create the output folder" + (ec ? " (" + ec.message() + ")" : ""));
+  }
   auto put = [&](const std::string& name, const ScoreArray& a) {
     if (!a.values.empty()) write_npy(dir / (name + ".npy"), a.values.data(), a.shape);
   };

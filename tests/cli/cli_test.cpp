@@ -526,5 +526,26 @@ TEST(Cli, ATokenizerThatDoesNotFitTheModelIsRefusedAtLoadNamingIt) {
   EXPECT_NE(r.err.find("a GGUF file carries its own tokenizer"), std::string::npos) << r.err;
 }
 
+TEST(Cli, ErrorMessagesNeverEchoRawControlBytes) {
+  // A config.json field name is quoted in the refusal; its ESC and NUL come out escaped, and the
+  // text after the NUL is still there.
+  const auto dir = tinystories_copy("evil-config");
+  auto cfg = nlohmann::json::parse(test::read_file(dir / "config.json"));
+  cfg[std::string("evil\x1b[2J\0tail", 13)] = 1;
+  test::write_file(dir / "config.json", cfg.dump());
+  const auto r = cli({"inspect", dir.string()});
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\0'), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("evil\\x1b[2J\\x00tail"), std::string::npos) << r.err;
+  // Command-line text quoted in a message: a token id list with an escape sequence.
+  const auto t = cli({"predict", shared("models/stories260K/stories260K.gguf"), "--ids", "1,\x1b]0;x\x07"});
+  EXPECT_EQ(t.code, 2) << t.err;
+  EXPECT_EQ(lines(t.err), 1) << t.err;
+  EXPECT_EQ(t.err.find('\x1b'), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("'\\x1b]0;x\\x07'"), std::string::npos) << t.err;
+}
+
 }  // namespace
 }  // namespace reslens

@@ -319,5 +319,24 @@ TEST(ExperimentCli, TheTypeAllIsRefusedNamingTheFile) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+TEST(ExperimentCli, AnOutputFolderThatCannotBeCreatedIsOneLineNamingIt) {
+  // A folder below a regular file cannot be created, even by root: exit 3 naming it and the reason,
+  // not "filesystem error: cannot create directories: ..." with exit 1.
+  const Fixture& f = fixture();
+  const fs::path file = f.dir / "plain-file";
+  write(file, "x");
+  auto r = cli({"experiment", f.model, f.data.string(), "-o", (file / "out").string(), "-q"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find((file / "out").string() + ": cannot create the output folder (Not a directory)"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("filesystem error"), std::string::npos) << r.err;
+  ASSERT_EQ(f.ref_run.code, 0) << f.ref_run.err;
+  r = cli({"experiment", "merge", (file / "merged").string(), f.ref.string()});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find((file / "merged").string() + ": cannot create the output folder"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace reslens

@@ -26,13 +26,33 @@ namespace fs = std::filesystem;
 
 const char* const kOurFiles[] = {"run.json", "sentences.jsonl", "summary.json", "summary.csv", "summary.md"};
 
-bool has_contents(const fs::path& dir) { return fs::exists(dir) && !fs::is_empty(dir); }
+// The folder operations report failures as IoError naming the path and the reason (exit 3), never
+// as a std::filesystem exception ("filesystem error: ...", exit 1).
+[[noreturn]] void folder_error(const fs::path& p, const char* what, const std::error_code& ec) {
+  throw IoError(p.string() + ": " + what + " (" + ec.message() + ")");
+}
+
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  const bool e = fs::exists(p, ec);
+  if (ec) folder_error(p, "cannot look it up", ec);
+  return e;
+}
+
+bool has_contents(const fs::path& dir) {
+  if (!path_exists(dir)) return false;
+  std::error_code ec;
+  const bool empty = fs::is_empty(dir, ec);
+  if (ec) folder_error(dir, "cannot read the folder", ec);
+  return !empty;
+}
 
 // An existing output folder is only reused when asked: --resume continues it, --force replaces the
 // files reslens writes there (nothing else in the folder is touched). Checked before the slow parts,
 // and nothing is created or removed until the model and the dataset have been read.
 void check_out(const fs::path& out, bool resume, bool force) {
-  if (fs::exists(out) && !fs::is_directory(out)) throw InvalidArgument(out.string() + " exists and is not a folder");
+  std::error_code ec;
+  if (path_exists(out) && !fs::is_directory(out, ec)) throw InvalidArgument(out.string() + " exists and is not a folder");
   if (has_contents(out) && !resume && !force) {
     throw InvalidArgument(out.string() + " already exists: pass --resume to continue the run in it, or --force to "
                           "replace its results");
@@ -41,13 +61,16 @@ void check_out(const fs::path& out, bool resume, bool force) {
 
 void prepare_out(const fs::path& out, bool resume, bool force) {
   check_out(out, resume, force);
+  std::error_code ec;
   if (force) {
     for (const char* f : kOurFiles) {
-      fs::remove(out / f);
-      fs::remove(out / (std::string(f) + ".tmp"));
+      for (const fs::path& p : {out / f, out / (std::string(f) + ".tmp")}) {
+        if (fs::remove(p, ec); ec) folder_error(p, "cannot remove the old result", ec);
+      }
     }
   }
-  fs::create_directories(out);
+  fs::create_directories(out, ec);
+  if (ec) folder_error(out, "cannot create the output folder", ec);
 }
 
 std::string read_text(const fs::path& p) {
@@ -87,7 +110,7 @@ void write_run_file(const fs::path& out, const RunFile& r) {
 
 RunFile read_run_file(const fs::path& dir) {
   const fs::path p = dir / "run.json";
-  if (!fs::exists(p)) throw IoError(p.string() + ": not found (is " + dir.string() + " a reslens experiment folder?)");
+  if (!path_exists(p)) throw IoError(p.string() + ": not found (is " + dir.string() + " a reslens experiment folder?)");
   try {
     const auto j = nlohmann::json::parse(read_text(p));
     RunFile r;
@@ -110,7 +133,7 @@ RunFile read_run_file(const fs::path& dir) {
 std::vector<SentenceResult> read_results(const fs::path& dir, bool lenient, int64_t* dropped) {
   const fs::path p = dir / "sentences.jsonl";
   std::vector<SentenceResult> out;
-  if (!fs::exists(p)) {
+  if (!path_exists(p)) {
     if (lenient) return out;
     throw IoError(p.string() + ": not found");
   }
@@ -207,7 +230,7 @@ void run_command(const RunArgs& a) {
   o.parse_special = !a.no_parse_special;
   experiment_counts(ModelConfig{}, o);  // validates the counts and the fraction before any work
   const fs::path out(a.out);
-  const bool resuming = a.resume && fs::exists(out / "run.json");
+  const bool resuming = a.resume && path_exists(out / "run.json");
   if (a.resume && has_contents(out) && !resuming) {
     throw InvalidArgument(out.string() + " has no run.json: not a reslens experiment folder to resume");
   }

@@ -237,6 +237,71 @@ void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
 
 void require_valid_utf8_cli(const std::string& text) { require_valid_utf8(text, "the prompt"); }
 
+std::string filesystem_error_message(const std::filesystem::filesystem_error& e) {
+  // libstdc++ writes "filesystem error: <what failed>: <reason> [<path1>] [<path2>]".
+  std::string what = e.what();
+  const std::string prefix = "filesystem error: ";
+  if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+  if (!e.path1().empty()) {
+    if (const size_t p = what.find(" [" + e.path1().string() + "]"); p != std::string::npos) what.erase(p);
+  }
+  const std::string reason = e.code().message();
+  const std::string tail = ": " + reason;
+  if (what.size() >= tail.size() && what.compare(what.size() - tail.size(), tail.size(), tail) == 0) {
+    what.erase(what.size() - tail.size());
+  }
+  std::string out = e.path1().empty() ? std::string() : e.path1().string() + ": ";
+  out += what + " (" + reason + ")";
+  if (!e.path2().empty()) out += " (to " + e.path2().string() + ")";
+  return out;
+}
+
+int report_current_exception(CLI::App& app) {
+  const auto say = [](const char* prefix, const std::string& message) {
+    std::cerr << prefix << escape_message(message) << "\n";
+  };
+  try {
+    throw;
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    say("error: ", std::string(e.what()) + " (run with --help for usage)");
+    return 2;
+  } catch (const InvalidArgument& e) {
+    say("error: ", e.what());
+    return 2;
+  } catch (const OutOfRange& e) {
+    say("error: ", e.what());
+    return 2;
+  } catch (const UnsupportedError& e) {
+    say("error: ", e.what());
+    return 4;
+  } catch (const Error& e) {  // IoError, FormatError
+    say("error: ", e.what());
+    return 3;
+  } catch (const InternalError& e) {
+    say("internal error (please report): ", e.what());
+    return 70;
+  } catch (const std::filesystem::filesystem_error& e) {  // a file or folder the command writes or reads
+    say("error: ", filesystem_error_message(e));
+    return 3;
+  } catch (const std::bad_alloc&) {
+    say("error: ", "out of memory");
+    return 3;
+  } catch (const std::exception& e) {
+    say("error: ", e.what());
+    return 1;
+  } catch (...) {
+    say("internal error (please report): ", "an exception that is not a std::exception");
+    return 70;
+  }
+}
+
+
 }  // namespace reslens::cli
 
 namespace reslens::cli {

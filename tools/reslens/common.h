@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -79,6 +80,20 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
 
 /// InvalidArgument when a prompt is not valid UTF-8.
 void require_valid_utf8_cli(const std::string& text);
+
+/// A std::filesystem exception as one line naming the path, what failed and why:
+/// "out/run: cannot create directories (Not a directory)" instead of libstdc++'s
+/// "filesystem error: cannot create directories: Not a directory [out/run]".
+std::string filesystem_error_message(const std::filesystem::filesystem_error& e);
+
+/// main()'s error reporting, called inside `catch (...)`: one line on stderr and the exit code.
+/// 0 after --help / --version (CLI11 prints them); 2 for usage and bad arguments (CLI11 parse
+/// errors, InvalidArgument, OutOfRange); 3 for I/O and malformed files (IoError, FormatError, a
+/// std::filesystem error as filesystem_error_message, out of memory); 4 unsupported; 70 internal
+/// error; 1 anything else. Every message is printed through escape_message (reslens/error.h), so
+/// neither the library's messages nor CLI11's or the standard library's (which may quote arguments
+/// and paths) can put control characters on the terminal.
+int report_current_exception(CLI::App& app);
 
 }  // namespace reslens::cli
 
