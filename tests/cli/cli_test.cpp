@@ -547,5 +547,21 @@ TEST(Cli, ErrorMessagesNeverEchoRawControlBytes) {
   EXPECT_NE(t.err.find("'\\x1b]0;x\\x07'"), std::string::npos) << t.err;
 }
 
+TEST(Cli, ThreadsZeroMeansAllCoresAndNegativeIsAUsageError) {
+  const std::string gguf = shared("models/stories260K/stories260K.gguf");
+  const auto all = cli({"predict", gguf, "Once upon a time", "--json"});
+  const auto zero = cli({"predict", gguf, "Once upon a time", "--json", "-t", "0"});
+  ASSERT_EQ(zero.code, 0) << zero.err;
+  EXPECT_EQ(zero.out, all.out);
+  for (const std::string bad : {"-1", "x", "1.5"}) {
+    const auto r = cli({"predict", gguf, "Once", "--threads", bad});
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("--threads"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("0 or absent: all cores"), std::string::npos) << r.err;
+  }
+  EXPECT_NE(cli({"predict", "--help"}).out.find("(0 or absent: all cores)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace reslens

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_paths.h"
+#include "reslens/run.h"
 
 namespace reslens {
 namespace {
@@ -336,6 +337,23 @@ TEST(ExperimentCli, AnOutputFolderThatCannotBeCreatedIsOneLineNamingIt) {
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find((file / "merged").string() + ": cannot create the output folder"), std::string::npos) << r.err;
+}
+
+TEST(ExperimentCli, ThreadsZeroIsEveryCore) {
+  const Fixture& f = fixture();
+  const fs::path data = f.dir / "one.jsonl";
+  write(data, std::string(R"({"prompt": "Once upon a", "target": " time", "type": "word"})") + "\n");
+  const std::string want = "on " + std::to_string(default_threads()) + " thread(s)";
+  for (const bool given : {false, true}) {
+    std::vector<std::string> args = {"experiment", f.model, data.string(), "-o", fresh(given ? "t0" : "tnone").string()};
+    if (given) args.insert(args.end(), {"-t", "0"});
+    const auto r = cli(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+  }
+  const auto r = cli({"experiment", f.model, data.string(), "-o", fresh("tneg").string(), "-t", "-1"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("0 or absent: all cores"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -404,8 +404,7 @@ void register_experiment(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer,
                   "Tokenizer: a llama2.c tokenizer .bin, or for a Hugging Face directory a tokenizer.json (or a "
                   "folder holding one)");
-  cmd->add_option("-t,--threads", a->threads, "Sentences evaluated at once (default: all cores); results do not depend on it")
-      ->check(CLI::NonNegativeNumber);
+  add_threads_option(*cmd, a->threads, "Sentences evaluated at once; results do not depend on it");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress output");
 
   auto* merge = cmd->add_subcommand("merge", "Combine the folders of all shards of a run into one set of tables");

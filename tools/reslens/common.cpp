@@ -28,6 +28,23 @@ std::string default_model_path() {
   return RESLENS_DEFAULT_MODEL;
 }
 
+CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& what) {
+  const CLI::Validator count(
+      [](std::string& value) -> std::string {
+        size_t used = 0;
+        long long n = -1;
+        try {
+          n = std::stoll(value, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == value.size() && n >= 0 && n <= std::numeric_limits<int>::max()) return "";
+        return "'" + value + "' is not a thread count (a whole number; 0 or absent: all cores)";
+      },
+      "INT>=0");
+  return app.add_option("-t,--threads", threads, what + " (0 or absent: all cores)")->check(count);
+}
+
 void ModelArgs::add(CLI::App& app, bool model_positional) {
   if (model_positional) {
     app.add_option("model", model,
@@ -37,7 +54,7 @@ void ModelArgs::add(CLI::App& app, bool model_positional) {
   app.add_option("--tokenizer", tokenizer,
                  "Tokenizer: a llama2.c tokenizer .bin, or for a Hugging Face directory a tokenizer.json (or a "
                  "folder holding one); refused for a GGUF, which carries its own");
-  app.add_option("-t,--threads", threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(app, threads);
   model_args_of()[&app] = this;
 }
 

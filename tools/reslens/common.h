@@ -16,6 +16,10 @@ namespace reslens::cli {
 
 struct PromptArgs;
 
+/// -t/--threads of every command: a whole number of worker threads; 0, the default, means every
+/// core (reslens::default_threads()). A negative or non-numeric value is a usage error (exit 2).
+CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& what = "Worker threads");
+
 /// The model every command uses when none is named: $RESLENS_MODEL, else the knowledge model that
 /// ships in the source tree (models/knowledge-gpt2).
 std::string default_model_path();
