@@ -7,6 +7,7 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -137,8 +138,15 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) throw IoError("cannot create the cache directory " + path.parent_path().string() + ": " + ec.message());
   const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  // A failed write names the cache file and the system's reason (errno of the write that failed,
+  // read at once) and stops the build there; the temporary is removed below.
+  const auto write_failed = [&](int err) {
+    return IoError(path.string() + ": cannot write the projection cache (" +
+                   (err != 0 ? std::error_code(err, std::generic_category()).message() : std::string("disk full?")) + ")");
+  };
+  errno = 0;
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError("cannot write the projection cache " + tmp);
+  if (!out) throw write_failed(errno);
 
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
@@ -205,6 +213,7 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
           for (int64_t j = 0; j < n * V; ++j) codes8[static_cast<size_t>(j)] = static_cast<int8_t>(codes[static_cast<size_t>(j)]);
           out.write(reinterpret_cast<const char*>(codes8.data()), static_cast<std::streamsize>(n * V));
         }
+        if (!out) throw write_failed(errno);
         done += n;
         if (progress) progress(done, total);
       }
@@ -216,10 +225,11 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
   }
   out.seekp(kHeaderBytes);
   out.write(reinterpret_cast<const char*>(meta.data()), static_cast<std::streamsize>(meta.size() * sizeof(float)));
+  errno = 0;
   out.close();
-  if (!out) throw IoError("cannot write the projection cache " + tmp + " (disk full?)");
+  if (!out) throw write_failed(errno);
   std::filesystem::rename(tmp, path, ec);
-  if (ec) throw IoError("cannot move the projection cache into place at " + path.string());
+  if (ec) throw write_failed(ec.value());
   cleanup.done = true;
   return path;
 }

@@ -1,9 +1,9 @@
 #include "io/npy.h"
 
 #include <cstring>
-#include <fstream>
 #include <string>
 
+#include "core/file_write.h"
 #include "core/mapped_file.h"
 #include "reslens/error.h"
 
@@ -25,15 +25,14 @@ void write_npy_raw(const std::filesystem::path& path, const void* data, size_t e
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw IoError(path.string() + ": cannot create file");
-  const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  out.write(magic, 8);
+  // Magic, version 1.0, header length (little-endian uint16), header.
+  std::string head("\x93NUMPY\x01\x00", 8);
   const auto len = static_cast<uint16_t>(header.size());
-  out.write(reinterpret_cast<const char*>(&len), 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(static_cast<size_t>(n) * elem));
-  if (!out) throw IoError(path.string() + ": write failed");
+  head += static_cast<char>(len & 0xff);
+  head += static_cast<char>(len >> 8);
+  head += header;
+  // Whole or not at all: a failed write (full disk) leaves no partial array under the name.
+  write_file_atomically(path, {head, std::string_view(static_cast<const char*>(data), static_cast<size_t>(n) * elem)});
 }
 
 }  // namespace

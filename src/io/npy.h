@@ -7,7 +7,8 @@
 
 namespace reslens {
 
-/// Writes a C-order little-endian float32 array. Throws IoError naming the path.
+/// Writes a C-order little-endian float32 array, whole or not at all (through a temporary renamed
+/// over `path`). Throws IoError naming the path and the reason.
 void write_npy(const std::filesystem::path& path, const float* data, const std::vector<int64_t>& shape);
 
 /// Writes a C-order little-endian float64 array.

@@ -563,5 +563,69 @@ TEST(Cli, ThreadsZeroMeansAllCoresAndNegativeIsAUsageError) {
   EXPECT_NE(cli({"predict", "--help"}).out.find("(0 or absent: all cores)"), std::string::npos);
 }
 
+// Runs the CLI with writes to regular files limited to a few KiB (SIGXFSZ ignored, so a write past
+// the limit fails with EFBIG as on a full disk); stdout goes to /dev/null, which the limit spares.
+CliResult cli_with_small_disk(const std::vector<std::string>& args) {
+  const auto err = test::scratch_dir("small-disk") / "err";
+  std::string cmd = "trap '' XFSZ; ulimit -f 4; exec " + quote(RESLENS_CLI_PATH);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd = "/bin/sh -c " + quote(cmd) + " >/dev/null 2>" + quote(err.string());
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = test::read_file(err);
+  return r;
+}
+
+// Every file in `dir` is whole: no temporary is left, and every .npy parses to its full size.
+void expect_only_whole_files(const std::filesystem::path& dir) {
+  if (!std::filesystem::exists(dir)) return;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    EXPECT_EQ(name.find(".tmp"), std::string::npos) << "temporary left behind: " << entry.path();
+    if (entry.path().extension() == ".npy") {
+      EXPECT_NO_THROW(read_npy(entry.path())) << "partial file: " << entry.path();
+    }
+  }
+}
+
+TEST(Cli, FailedWritesLeaveNoPartialFileUnderTheName) {
+  const std::string gguf = shared("models/stories260K/stories260K.gguf");
+  const std::string text = "Once upon a time, there was a little girl named";
+  const auto dir = test::scratch_dir("partial");
+  // explain --out: the arrays that fit are written whole, the first that does not fails (exit 3,
+  // naming it), and explanation.json (written last) is not there.
+  auto r = cli_with_small_disk({"explain", gguf, text, "--out", (dir / "arrays").string()});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write the file (File too large)"), std::string::npos) << r.err;
+  expect_only_whole_files(dir / "arrays");
+  EXPECT_FALSE(std::filesystem::exists(dir / "arrays" / "explanation.json"));
+  // --html: no page at all.
+  r = cli_with_small_disk({"explain", gguf, text, "--html", (dir / "page.html").string()});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find((dir / "page.html").string()), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "page.html"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "page.html.tmp"));
+  // trace: whole hook files only, and no index.json.
+  r = cli_with_small_disk({"trace", gguf, text, "--out", (dir / "trace").string()});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  expect_only_whole_files(dir / "trace");
+  EXPECT_FALSE(std::filesystem::exists(dir / "trace" / "index.json"));
+  // precompute: no cache file (nor temporary) in the cache folder.
+  const ScopedEnv env("RESLENS_CACHE_DIR", (dir / "cache").string());
+  r = cli_with_small_disk({"precompute", gguf, "-q"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(": cannot write the projection cache (File too large)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((dir / "cache").string()), std::string::npos) << r.err;
+  if (std::filesystem::exists(dir / "cache")) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir / "cache")) {
+      EXPECT_TRUE(entry.is_directory()) << "left behind: " << entry.path();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace reslens

@@ -81,17 +81,9 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-// Written to NAME.tmp and renamed, so a reader never sees half a file.
-void write_atomic(const fs::path& p, const std::string& text) {
-  const fs::path tmp = p.string() + ".tmp";
-  {
-    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-    o << text;
-    o.flush();
-    if (!o) throw IoError(tmp.string() + ": cannot write");
-  }
-  fs::rename(tmp, p);
-}
+// Written to NAME.tmp and renamed, so a reader never sees half a file (and a failed write leaves
+// none under the name).
+void write_atomic(const fs::path& p, const std::string& text) { write_text_file(p, text); }
 
 struct RunFile {
   Shard shard;

@@ -4,13 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <cmath>
 #include <limits>
 #include <iostream>
 #include <numeric>
 
+#include "core/file_write.h"
 #include "core/utf8.h"
 
 namespace reslens::cli {
@@ -231,23 +231,7 @@ std::string json_safe(const std::string& s) {
 }
 
 void write_text_file(const std::filesystem::path& path, const std::string& text) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f || !(f << text) || !f.flush()) {
-      f.close();
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw IoError(path.string() + ": cannot write the file (disk full or not writable?)");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError(path.string() + ": cannot write the file (" + ec.message() + ")");
-  }
+  write_file_atomically(path, {text});
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }

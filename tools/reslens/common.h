@@ -79,7 +79,8 @@ std::string json_safe(const std::string& s);
 void print_json(const nlohmann::json& j);
 
 /// Writes `text` to `path` through a temporary file in the same folder renamed over it, so a failed
-/// write (full disk) throws IoError naming the file and never leaves a partial file under the name.
+/// write (full disk) throws IoError naming the file and the reason, and never leaves a partial file
+/// under the name (core/file_write.h).
 void write_text_file(const std::filesystem::path& path, const std::string& text);
 
 /// InvalidArgument when a prompt is not valid UTF-8.
