@@ -7,6 +7,7 @@
 #include "reslens/error.h"
 #include "reslens/experiment.h"
 #include "reslens/explain.h"
+#include "reslens/explain_request.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
 #include "reslens/report.h"

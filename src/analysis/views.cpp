@@ -250,24 +250,4 @@ TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOpt
   return top_bottom(pr.logits(vo.data()), k);
 }
 
-AblationResult ablate(const Model& model, std::span<const int32_t> tokens, int32_t target, const Intervention& zeroed,
-                      int position, int n_threads) {
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  const int64_t P = position < 0 ? T + position : position;
-  if (P < 0 || P >= T) throw OutOfRange("position " + std::to_string(position) + " is out of range");
-  check_index(target, model.config().d_vocab, "target token");
-  RunOptions o;
-  o.all_logits = true;
-  o.n_threads = n_threads;
-  const std::span<const int32_t> used = tokens.first(static_cast<size_t>(P + 1));  // causal: later tokens never matter
-  const RunResult before = run(model, used, o);
-  o.intervention = &zeroed;
-  const RunResult after = run(model, used, o);
-  const auto V = static_cast<size_t>(model.config().d_vocab);
-  AblationResult r;
-  r.before = target_stats({before.logits.row(P), V}, target);
-  r.after = target_stats({after.logits.row(P), V}, target);
-  return r;
-}
-
 }  // namespace reslens

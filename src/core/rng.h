@@ -1,7 +1,8 @@
-// The random baselines' generator: splitmix64, integer operations only, so a seed draws the same
-// neurons on every platform and compiler (std::uniform_int_distribution is not portable). Each
-// sentence and each kind of baseline gets its own stream, derived from (seed, sentence index,
-// stream), so draws do not depend on the thread count, the shard, or which other baselines run.
+// The random baselines' generator (`reslens ablate`'s and the experiments'): splitmix64, integer
+// operations only, so a seed draws the same neurons on every platform and compiler
+// (std::uniform_int_distribution is not portable). An experiment gives each sentence and each kind
+// of baseline its own stream, derived from (seed, sentence index, stream), so draws do not depend on
+// the thread count, the shard, or which other baselines run.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include <set>
 #include <vector>
 
-namespace reslens::experiment_impl {
+namespace reslens {
 
 class Rng {
  public:
@@ -48,4 +49,4 @@ class Rng {
   uint64_t s_;
 };
 
-}  // namespace reslens::experiment_impl
+}  // namespace reslens

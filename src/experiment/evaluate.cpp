@@ -18,7 +18,7 @@ namespace {
 constexpr const char* kScores[] = {"logprob_increase", "logprob", "prob_increase", "norm",
                                    "coef",             "rank",    "m_norm",        "m_rank"};
 
-// Streams of the random generator, one per kind of random baseline (see rng.h).
+// Streams of the random generator, one per kind of random baseline (see core/rng.h).
 enum Stream : uint64_t { kRandomFfn = 1, kRandomAttnFfn = 2, kRandomQuery = 3 };
 
 TargetStats run_zeroed(const Model& model, std::span<const int32_t> tokens, int32_t w, const Intervention& iv) {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "experiment/rng.h"
+#include "core/rng.h"
 #include "reslens/explain.h"
 #include "reslens/run.h"
 

@@ -18,6 +18,7 @@
 #include "report/html_page.h"
 #include "reslens/error.h"
 #include "reslens/explain.h"
+#include "reslens/explain_request.h"
 #include "reslens/report.h"
 #include "reslens/token_names.h"
 #include "reslens/run.h"
@@ -195,19 +196,20 @@ class Engine {
     job.set_stage("tokenizing");
     Prepared p;
     p.tokens = tokenize(x.prompt);
-    const auto n = static_cast<int64_t>(p.tokens.size());
-    const int64_t P = x.position < 0 ? n + x.position : x.position;
-    if (P < 0 || P >= n) {
-      throw HttpError(400, "position " + std::to_string(x.position) + " is out of range: the prompt has " +
-                               std::to_string(n) + " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
-    }
+    // OutOfRange: 400 (the body check bounds the position by the token limit, so it fits an int)
+    const int P = resolve_position(static_cast<int>(std::clamp<int64_t>(x.position, INT_MIN, INT_MAX)), p.tokens.size());
+    // The library's naming rule (reslens/explain_request.h), as every front door uses it; a bad
+    // name fails before the model runs.
+    std::optional<TokenCandidates> target, foil;
+    if (x.target) target = token_candidates(m_, token_name(*x.target), "target");
+    if (x.foil) foil = token_candidates(m_, token_name(*x.foil), "foil");
     job.set_stage("forward pass");
     p.run = run_for(p.tokens);
-    const std::span<const float> logits(p.run->logits.row(P), static_cast<size_t>(m_.config().d_vocab));
-    p.eo.position = static_cast<int>(P);
+    const std::span<const float> logits = logits_at(m_, *p.run, P, p.tokens.size());
+    p.eo.position = P;
     p.eo.n_threads = threads_;
-    p.eo.target = x.target ? resolve(*x.target, logits, "target", p.notes) : -1;
-    p.eo.foil = x.foil ? resolve(*x.foil, logits, "foil", p.notes) : -1;
+    p.eo.target = target ? pick_token(m_, *target, logits, "target", p.notes) : -1;
+    p.eo.foil = foil ? pick_token(m_, *foil, logits, "foil", p.notes) : -1;
     if (explained) {
       job.set_stage("attribution");
       p.ex = explanation_for(p);
@@ -219,6 +221,13 @@ class Engine {
   int threads() const { return threads_; }
 
  private:
+  static TokenName token_name(const TokenSpec& spec) {
+    TokenName n;
+    n.id = spec.id;
+    n.text = spec.text;
+    return n;
+  }
+
   std::vector<int32_t> tokenize(const std::string& prompt) const {
     const Tokenizer& tok = m_.tokenizer();
     const std::string text = chat_ ? format_chat(*chat_, prompt, chat_system_) : prompt;
@@ -264,29 +273,6 @@ class Engine {
     explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, ex});
     if (explains_.size() > kExplains) explains_.pop_back();
     return ex;
-  }
-
-  // The library's naming rule (reslens/token_names.h), as the CLI and experiments use it.
-  int32_t resolve(const TokenSpec& spec, std::span<const float> logits, const char* what,
-                  std::vector<std::string>& notes) const {
-    if (spec.id >= 0) return spec.id;
-    const Tokenizer& tok = m_.tokenizer();
-    TokenResolver::Resolved r;
-    try {
-      r = TokenResolver(tok).resolve(spec.text);
-    } catch (const InvalidArgument& e) {
-      throw HttpError(400, std::string("the ") + what + ": " + e.what());
-    }
-    const int32_t best = TokenResolver::pick(r, logits);
-    if (r.n_tokens > 1) {
-      notes.push_back(std::string("the ") + what + " '" + spec.text + "' is not one token; explaining '" +
-                      tok.token_text(best) + "'");
-    } else if (r.candidates.size() > 1) {
-      std::string n = std::string("the ") + what + " matches tokens";
-      for (int32_t id : r.candidates) n += " '" + tok.token_text(id) + "' (" + std::to_string(id) + ")";
-      notes.push_back(n + "; using '" + tok.token_text(best) + "', the more likely here (pass an id to choose)");
-    }
-    return best;
   }
 
   struct RunEntry {

@@ -14,7 +14,7 @@
 
 #include "common/test_paths.h"
 #include "experiment/evaluate.h"
-#include "experiment/rng.h"
+#include "core/rng.h"
 #include "reslens/token_names.h"
 #include "reslens/reslens.h"
 
@@ -202,19 +202,19 @@ TEST(ExperimentCounts, CapsEachCountAtAFractionOfItsKind) {
 
 TEST(ExperimentRng, IsSplitMix64AndPortable) {
   // Published splitmix64 outputs for seed 0 (the generator's reference sequence).
-  experiment_impl::Rng r(0);
+  Rng r(0);
   EXPECT_EQ(r.next(), 0xe220a8397b1dcdafull);
   EXPECT_EQ(r.next(), 0x6e789e6aa1b965f4ull);
   EXPECT_EQ(r.next(), 0x06c45d188009454full);
   // Streams: the same (seed, index, stream) draws the same neurons; others draw others.
-  experiment_impl::Rng a(7, 3, 1), b(7, 3, 1), c(7, 4, 1);
+  Rng a(7, 3, 1), b(7, 3, 1), c(7, 4, 1);
   const auto da = a.distinct(20, 768), db = b.distinct(20, 768), dc = c.distinct(20, 768);
   EXPECT_EQ(da, db);
   EXPECT_NE(da, dc);
   EXPECT_EQ(std::set<int64_t>(da.begin(), da.end()).size(), 20u);
   for (const int64_t v : da) EXPECT_TRUE(v >= 0 && v < 768);
   // The whole range can be drawn.
-  experiment_impl::Rng e(1);
+  Rng e(1);
   EXPECT_EQ(e.distinct(5, 5).size(), 5u);
 }
 

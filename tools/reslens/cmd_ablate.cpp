@@ -4,8 +4,6 @@
 // the same size.
 #include <cstdio>
 #include <iostream>
-#include <set>
-#include <tuple>
 
 #include "commands.h"
 #include "common.h"
@@ -32,23 +30,6 @@ std::vector<int64_t> split_colon(const std::string& item, size_t want, int64_t* 
   }
   return v;
 }
-
-// A portable generator (splitmix64): the same seed gives the same neurons on every platform.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  int64_t below(int64_t n) {  // uniform in [0, n) by rejection
-    const uint64_t un = static_cast<uint64_t>(n), limit = UINT64_MAX - UINT64_MAX % un;
-    uint64_t x = next();
-    while (x >= limit) x = next();
-    return static_cast<int64_t>(x % un);
-  }
-};
 
 nlohmann::json stats_json(const TargetStats& s) {
   return {{"prob", s.prob}, {"log_prob", s.logprob}, {"rank", s.rank}, {"rr", s.rr}, {"top1", s.top1}};
@@ -86,9 +67,15 @@ void register_ablate(CLI::App& app) {
   cmd->callback([=] {
     const auto model = args->load();
     const ModelConfig& c = model->config();
-    const std::vector<int32_t> tokens = prompt->tokens(*model);
-    const int P = resolve_position(*position, tokens.size());
-    Intervention iv;
+    AblationRequest req;
+    req.tokens = prompt->tokens(*model);
+    req.position = *position;
+    req.target = token_name(*target);
+    req.activation = *activation;
+    req.n_threads = args->threads;
+    if (!*no_random) req.random_seed = *seed;
+    resolve_position(*position, req.tokens.size());  // a bad position fails before a bad component
+    Intervention& iv = req.zeroed;
     for (const auto& s : *ffn) {
       const auto v = split_colon(s, 2, nullptr);
       iv.ffn_neurons.push_back({static_cast<int>(v[0]), static_cast<int>(v[1])});
@@ -115,45 +102,13 @@ void register_ablate(CLI::App& app) {
       iv.attn_neurons.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), static_cast<int>(at)});
     }
     if (iv.empty()) throw InvalidArgument("nothing to ablate: give --ffn, --experts, --heads or --attn");
-    if (*activation) iv.position = P;
-    std::string note;
-    RunOptions o;
-    o.n_threads = args->threads;
-    const RunResult plain = run(*model, std::span<const int32_t>(tokens).first(static_cast<size_t>(P + 1)), o);
-    const std::span<const float> logits_p(plain.logits.row(0), static_cast<size_t>(c.d_vocab));
-    const int32_t w = target->empty() ? target_stats(logits_p, 0).top1
-                                      : pick_token(*model, resolve_token(*model, *target, "target", &note), logits_p,
-                                                   "target", &note);
-    if (!note.empty()) std::cerr << note << "\n";
-    const AblationResult res = ablate(*model, tokens, w, iv, P, args->threads);
-
-    // The random baseline: as many components of each kind, drawn uniformly without repeats.
-    AblationResult rnd;
-    Intervention random_iv;
-    if (!*no_random) {
-      Rng rng{*seed};
-      std::set<std::pair<int, int>> used_f, used_h;
-      std::set<std::tuple<int, int, int>> used_a;
-      while (random_iv.ffn_neurons.size() < iv.ffn_neurons.size()) {
-        const int64_t i = rng.below(c.n_layers * c.d_mlp);
-        const auto key = std::make_pair(static_cast<int>(i / c.d_mlp), static_cast<int>(i % c.d_mlp));
-        if (used_f.insert(key).second) random_iv.ffn_neurons.push_back({key.first, key.second});
-      }
-      while (random_iv.heads.size() < iv.heads.size()) {
-        const int64_t i = rng.below(c.n_layers * c.n_heads);
-        const auto key = std::make_pair(static_cast<int>(i / c.n_heads), static_cast<int>(i % c.n_heads));
-        if (used_h.insert(key).second) random_iv.heads.push_back({key.first, key.second});
-      }
-      while (random_iv.attn_neurons.size() < iv.attn_neurons.size()) {
-        const int64_t per_layer = c.n_heads * c.d_head;
-        const int64_t i = rng.below(c.n_layers * per_layer);
-        const auto key = std::make_tuple(static_cast<int>(i / per_layer), static_cast<int>(i % per_layer / c.d_head),
-                                         static_cast<int>(i % c.d_head));
-        if (used_a.insert(key).second) random_iv.attn_neurons.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), -1});
-      }
-      random_iv.position = iv.position;
-      rnd = ablate(*model, tokens, w, random_iv, P, args->threads);
-    }
+    const AblationReport rep = ablate(*model, req);
+    print_notes(rep.notes);
+    const int P = rep.position;
+    const int32_t w = rep.target;
+    const AblationResult& res = rep.result;
+    const AblationResult rnd = rep.random ? rep.random->result : AblationResult{};
+    const Intervention random_iv = rep.random ? rep.random->zeroed : Intervention{};
     const Tokenizer& tok = model->tokenizer();
     if (*json) {
       nlohmann::json j = {{"target", {{"id", w}, {"text", json_safe(tok.token_text(w))}}}, {"position", P},

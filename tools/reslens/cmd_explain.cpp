@@ -44,32 +44,22 @@ void register_explain(CLI::App& app) {
   cmd->callback([=] {
     if (!html->empty() && !report::web_page_available()) throw UnsupportedError("--html: " + report::web_page_missing_message());
     const auto model = args->load();
-    const std::vector<int32_t> tokens = prompt->tokens(*model);
-    ExplainOptions eo;
-    eo.position = resolve_position(*position, tokens.size());
-    // Token names resolve to candidates first; the run's logits at P choose among spellings.
-    std::string note_t, note_f;
-    const auto target_ids = target->empty() ? std::vector<int32_t>{} : resolve_token(*model, *target, "target", &note_t);
-    const auto foil_ids = foil->empty() ? std::vector<int32_t>{} : resolve_token(*model, *foil, "foil", &note_f);
-    eo.include_final_bias = *final_bias;
-    eo.compat_notebook = *compat == "notebook";
-    eo.baselines = *baselines;
-    eo.query_top_n = *query_n;
-    eo.n_threads = args->threads;
-    RunOptions ro;
-    ro.capture = explain_capture();
-    // Logits at P only are needed; every position's cost a d_vocab-wide GEMM row each.
-    const bool last = eo.position == static_cast<int>(tokens.size()) - 1;
-    ro.all_logits = !last;
-    ro.n_threads = args->threads;
-    const RunResult run = reslens::run(*model, tokens, ro);
-    const std::span<const float> logits_p(run.logits.row(last ? 0 : eo.position), static_cast<size_t>(model->config().d_vocab));
-    if (!target_ids.empty()) eo.target = pick_token(*model, target_ids, logits_p, "target", &note_t);
-    if (!foil_ids.empty()) eo.foil = pick_token(*model, foil_ids, logits_p, "foil", &note_f);
-    for (const std::string& n : {note_t, note_f}) {
-      if (!n.empty()) std::cerr << n << "\n";
-    }
-    const Explanation ex = explain(*model, run, tokens, eo);
+    ExplainRequest req;
+    req.tokens = prompt->tokens(*model);
+    req.position = *position;
+    req.target = token_name(*target);
+    req.foil = token_name(*foil);
+    req.options.include_final_bias = *final_bias;
+    req.options.compat_notebook = *compat == "notebook";
+    req.options.baselines = *baselines;
+    req.options.query_top_n = *query_n;
+    req.options.n_threads = args->threads;
+    const ExplainedPrompt done = explain(*model, req);
+    print_notes(done.notes);
+    const std::vector<int32_t>& tokens = done.tokens;
+    const RunResult& run = *done.run;
+    const ExplainOptions& eo = done.options;
+    const Explanation& ex = done.explanation;
     // The bounded method ran without a projection cache: on a terminal, say how to make it faster
     // (logs and pipes are left alone).
     if (ex.method_counts.count("ffn_bounded") != 0 && ::isatty(2) == 1) {

@@ -24,24 +24,16 @@ void register_lens(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([=] {
     const auto model = args->load();
-    const std::vector<int32_t> tokens = prompt->tokens(*model);
-    ExplainOptions eo;
-    eo.position = resolve_position(*position, tokens.size());
-    std::string note;
-    const auto target_ids = target->empty() ? std::vector<int32_t>{} : resolve_token(*model, *target, "target", &note);
-    eo.lens_top_k = *k;
-    eo.n_threads = args->threads;
-    RunOptions ro;
-    ro.capture = explain_capture();
-    ro.all_logits = true;
-    ro.n_threads = args->threads;
-    const RunResult run = reslens::run(*model, tokens, ro);
-    if (!target_ids.empty()) {
-      eo.target = pick_token(*model, target_ids, {run.logits.row(eo.position), static_cast<size_t>(model->config().d_vocab)},
-                             "target", &note);
-    }
-    if (!note.empty()) std::cerr << note << "\n";
-    const Explanation ex = explain(*model, run, tokens, eo);
+    ExplainRequest req;
+    req.tokens = prompt->tokens(*model);
+    req.position = *position;
+    req.target = token_name(*target);
+    req.options.lens_top_k = *k;
+    req.options.n_threads = args->threads;
+    req.all_logits = true;
+    const ExplainedPrompt done = explain(*model, req);
+    print_notes(done.notes);
+    const Explanation& ex = done.explanation;
     const Tokenizer& tok = model->tokenizer();
     if (*json) {
       nlohmann::json j;

@@ -302,53 +302,17 @@ int report_current_exception(CLI::App& app) {
   }
 }
 
-
 }  // namespace reslens::cli
 
 namespace reslens::cli {
 
-std::vector<int32_t> resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note) {
-  const Tokenizer& tok = model.tokenizer();
-  if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos && spec.size() < 10) {
-    const int32_t id = std::stoi(spec);
-    if (id >= model.config().d_vocab) {
-      throw OutOfRange(std::string(what) + " token id " + spec + " is outside the vocabulary (0.." +
-                       std::to_string(model.config().d_vocab - 1) + ")");
-    }
-    return {id};
-  }
-  if (spec.empty()) throw InvalidArgument(std::string("the ") + what + " is empty: name a token");
-  const TokenResolver::Resolved r = TokenResolver(tok).resolve(spec);
-  if (r.n_tokens > 1 && note != nullptr) {
-    const std::vector<int32_t> ids = tok.encode(spec, false);
-    *note = std::string("note: the ") + what + " '" + spec + "' is not one token (it encodes as";
-    for (const int32_t id : ids) *note += " '" + printable(tok.token_text(id)) + "'";
-    *note += "); explaining '" + printable(tok.token_text(r.candidates[0])) + "'";
-  }
-  return r.candidates;
+std::optional<TokenName> token_name(const std::string& spec) {
+  if (spec.empty()) return std::nullopt;
+  return TokenName::parse(spec);
 }
 
-int32_t pick_token(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,
-                   const char* what, std::string* note) {
-  int32_t best = candidates.front();
-  for (int32_t id : candidates) best = logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)] ? id : best;
-  if (candidates.size() > 1 && note != nullptr) {
-    const Tokenizer& tok = model.tokenizer();
-    *note = std::string("note: the ") + what + " matches tokens";
-    for (int32_t id : candidates) *note += " '" + printable(tok.token_text(id)) + "' (" + std::to_string(id) + ")";
-    *note += "; using '" + printable(tok.token_text(best)) + "', the more likely here (pass an id to choose)";
-  }
-  return best;
-}
-
-int resolve_position(int position, size_t n_tokens) {
-  const auto n = static_cast<int>(n_tokens);
-  const int p = position < 0 ? n + position : position;
-  if (p < 0 || p >= n) {
-    throw OutOfRange("position " + std::to_string(position) + " is out of range: the prompt has " + std::to_string(n) +
-                     " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
-  }
-  return p;
+void print_notes(const std::vector<std::string>& notes) {
+  for (const std::string& n : notes) std::cerr << "note: " << printable(n) << "\n";
 }
 
 std::string size_text(int64_t bytes) {

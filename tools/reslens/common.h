@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "reslens/explain_request.h"
 #include "reslens/reslens.h"
 
 namespace reslens::cli {
@@ -104,15 +106,11 @@ int report_current_exception(CLI::App& app);
 
 namespace reslens::cli {
 
-/// Candidate ids for a token named on the command line: an id ("432"), else the library's
-/// TokenResolver rule (reslens/token_names.h; `note` says when the text was several tokens).
-std::vector<int32_t> resolve_token(const Model& model, const std::string& spec, const char* what, std::string* note);
+/// A --target / --foil value as the library's TokenName (reslens/explain_request.h): none when empty,
+/// an id when all digits, else a text.
+std::optional<TokenName> token_name(const std::string& spec);
 
-/// The candidate the model finds most likely in `logits` (a note names the alternatives).
-int32_t pick_token(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,
-                   const char* what, std::string* note);
-
-/// A position given as P (0-based) or -k (from the end).
-int resolve_position(int position, size_t n_tokens);
+/// The library's notes (how a name was resolved) on stderr, one "note: ..." line each.
+void print_notes(const std::vector<std::string>& notes);
 
 }  // namespace reslens::cli
