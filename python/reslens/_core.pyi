@@ -1,6 +1,6 @@
 # Type stubs of reslens._core, the compiled bindings (python/src/bind_*.cpp). Every ndarray returned
 # here is a read-only zero-copy view that keeps its owner (model, run or explanation) alive.
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -119,11 +119,14 @@ class Explanation:
     def head_position_views(self, layer: int, head: int, k: int = 10) -> List[Dict[str, Any]]: ...
     def project_tokens(self, vector: Sequence[float], k: int = 10) -> Dict[str, Any]: ...
 
-def explain(model: Model, tokens: Ids, target: Sequence[int] = ..., foil: Sequence[int] = ..., position: int = -1,
+def explain(model: Model, tokens: Ids, target: Union[int, str, None] = None, foil: Union[int, str, None] = None, position: int = -1,
             include_final_bias: bool = False, compat_notebook: bool = False, baselines: bool = False,
             query_top_n: int = 30, set_size: int = 300, lens_top_k: int = 10, threads: int = 0,
             method: str = "auto") -> Explanation: ...
 def _time_explain(model: Model, tokens: Ids, threads: int = 0, repeats: int = 1) -> List[float]: ...
+def ablate_request(model: Model, tokens: Ids, target: Union[int, str, None], intervention: Intervention,
+                   position: int = -1, activation: bool = False, seed: Optional[int] = None,
+                   threads: int = 0) -> Dict[str, Any]: ...
 def ablate(model: Model, tokens: Ids, target: int, intervention: Intervention, position: int = -1,
            threads: int = 0) -> Tuple[Dict[str, Any], Dict[str, Any]]: ...
 class ExperimentArgs:

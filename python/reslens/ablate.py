@@ -9,33 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from .explain import TokenInfo, TokenSpec, _candidates
+from .explain import TokenInfo, TokenSpec, _token_name
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
-
-_MASK = (1 << 64) - 1
-
-
-class _SplitMix64:
-    """The CLI's portable generator (tools/reslens/cmd_ablate.cpp): same seed, same neurons."""
-
-    def __init__(self, seed: int):
-        self.s = seed & _MASK
-
-    def next(self) -> int:
-        self.s = (self.s + 0x9E3779B97F4A7C15) & _MASK
-        z = self.s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-        return z ^ (z >> 31)
-
-    def below(self, n: int) -> int:
-        limit = _MASK - _MASK % n
-        x = self.next()
-        while x >= limit:
-            x = self.next()
-        return x % n
 
 
 @dataclass(frozen=True)
@@ -149,8 +126,7 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     c = model.cfg
     ids = model.tokens(text, prepend_bos)
     n = len(ids)
-    P = position + n if position < 0 else position
-    if P < 0 or P >= n:
+    if not -n <= position < n:
         raise IndexError(f"position {position} is out of range: the prompt has {n} tokens (0..{n - 1}, or -1 for the last)")
     ffn_l = _parse(ffn, 2, "FFN neuron", False)
     for layer, e in _parse(experts, 2, "expert", False):  # an expert is its d_expert neurons
@@ -166,51 +142,18 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
             raise ValueError(f"attention neuron {a[:3]}@{a[3]}: a source position needs activation=True")
     if not (ffn_l or heads_l or attn_l):
         raise ValueError("nothing to ablate: give ffn, experts, heads or attn")
-    level_pos = P if activation else -1
-    iv = _core.Intervention(ffn_l, heads_l, attn_l, level_pos)
-    threads = model.threads if threads is None else int(threads)
-
-    # The target: the top prediction at P, or the named token the model finds likelier there.
-    plain = _core.run(model.core, ids[: P + 1], [], False, threads)
-    logits_p = plain.logits[0]
-    cands, note = _candidates(model, target, "target")
-    notes = [note] if note else []
-    if not cands:
-        w = int(_core.target_stats(logits_p.tolist(), 0)["top1"])
-    else:
-        for t in cands:
-            if t < 0 or t >= c.d_vocab:
-                raise IndexError(f"target token id {t} is outside the vocabulary (0..{c.d_vocab - 1})")
-        w = max(cands, key=lambda t: (logits_p[t], -cands.index(t)))
-    before, after = _core.ablate(model.core, ids, w, iv, P, threads)
-
+    iv = _core.Intervention(ffn_l, heads_l, attn_l, -1)
+    # The library's one ablation request (reslens ablate): the target resolved at the position, the
+    # components zeroed, and the random baseline of the same size drawn as `--seed` draws it.
+    r = _core.ablate_request(model.core, ids, _token_name(target, "target"), iv, int(position), bool(activation),
+                             int(seed) if random else None, model.threads if threads is None else int(threads))
     rnd = None
-    if random:
-        rng = _SplitMix64(seed)
-        r_ffn: List[Tuple[int, int]] = []
-        r_heads: List[Tuple[int, int]] = []
-        r_attn: List[Tuple[int, int, int]] = []
-        while len(r_ffn) < len(ffn_l):
-            i = rng.below(c.n_layers * c.d_mlp)
-            key = (i // c.d_mlp, i % c.d_mlp)
-            if key not in r_ffn:
-                r_ffn.append(key)
-        while len(r_heads) < len(heads_l):
-            i = rng.below(c.n_layers * c.n_heads)
-            key = (i // c.n_heads, i % c.n_heads)
-            if key not in r_heads:
-                r_heads.append(key)
-        per_layer = c.n_heads * c.d_head
-        while len(r_attn) < len(attn_l):
-            i = rng.below(c.n_layers * per_layer)
-            key = (i // per_layer, i % per_layer // c.d_head, i % c.d_head)
-            if key not in r_attn:
-                r_attn.append(key)
-        riv = _core.Intervention(r_ffn, r_heads, [k + (-1,) for k in r_attn], level_pos)
-        _, r_after = _core.ablate(model.core, ids, w, riv, P, threads)
-        rnd = RandomBaseline(seed, _stats(r_after), r_ffn, r_heads, r_attn)
-    return AblationResult(TokenInfo(w, model.to_single_str_token(w)), P, "activation" if activation else "parameter",
-                          _stats(before), _stats(after), rnd, notes)
+    if r["random"] is not None:
+        q = r["random"]
+        rnd = RandomBaseline(q["seed"], _stats(q["after"]), list(q["ffn"]), list(q["heads"]), list(q["attn"]))
+    w = r["target"]
+    return AblationResult(TokenInfo(w, model.to_single_str_token(w)), r["position"], "activation" if activation else "parameter",
+                          _stats(r["before"]), _stats(r["after"]), rnd, list(r["notes"]))
 
 
 __all__ = ["ablate", "AblationResult", "TargetStats", "RandomBaseline"]

@@ -487,16 +487,12 @@ class Explanation:
                 f"(id {self.target.id}, p={self.prob:.4f}, rank {self.rank})>")
 
 
-def _candidates(model: "Model", spec: TokenSpec, what: str) -> Tuple[List[int], str]:
-    if spec is None:
-        return [], ""
-    if isinstance(spec, (bool, float)):
-        raise TypeError(f"the {what} is a token id (int) or text (str), not {type(spec).__name__}")
-    if isinstance(spec, (int, np.integer)):
-        return [int(spec)], ""
-    if isinstance(spec, str):
-        ids, note = model.core.resolve_token(spec, what)
-        return list(ids), note
+def _token_name(spec: TokenSpec, what: str) -> Union[int, str, None]:
+    """A target or foil as the library takes it: None, an id (int) or a text (str)."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, (bool, np.bool_)):
+        return int(spec)
     raise TypeError(f"the {what} is a token id (int) or text (str), not {type(spec).__name__}")
 
 
@@ -532,14 +528,11 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
     ids = model.tokens(text, prepend_bos)
-    t_ids, t_note = _candidates(model, target, "target")
-    f_ids, f_note = _candidates(model, foil, "foil")
-    core = _core.explain(model.core, ids, t_ids, f_ids, int(position), include_final_bias, compat == "notebook",
-                         baselines, int(query_top), int(set_size), int(lens_top_k),
-                         model.threads if threads is None else int(threads), method)
-    ex = Explanation(core, model, top)
-    ex.notes = [n for n in (t_note, f_note) if n] + ex.notes
-    return ex
+    # The target and foil are resolved by the library's one request, as the CLI and the server do.
+    core = _core.explain(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"), int(position),
+                         include_final_bias, compat == "notebook", baselines, int(query_top), int(set_size),
+                         int(lens_top_k), model.threads if threads is None else int(threads), method)
+    return Explanation(core, model, top)
 
 
 def precompute_projections(model: "Model", progress: Union[bool, Callable[[int, int], None], None] = None,

@@ -5,6 +5,7 @@
 
 #include "analysis/ranking.h"
 #include "bindings.h"
+#include "reslens/explain_request.h"
 
 namespace reslens::python {
 
@@ -12,28 +13,8 @@ namespace {
 
 using Result = std::shared_ptr<ExplainResult>;
 
-// The candidate the model finds most likely at P (tools/reslens/common.cpp pick_token).
-int32_t pick(const Model& model, const std::vector<int32_t>& candidates, std::span<const float> logits,
-             const std::string& what, std::string* note) {
-  int32_t best = candidates.front();
-  for (const int32_t id : candidates) {
-    if (id < 0 || id >= model.config().d_vocab) {
-      throw OutOfRange(what + " token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                       std::to_string(model.config().d_vocab - 1) + ")");
-    }
-    best = logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)] ? id : best;
-  }
-  if (candidates.size() > 1) {
-    const Tokenizer& tok = model.tokenizer();
-    *note = "the " + what + " matches tokens";
-    for (const int32_t id : candidates) *note += " '" + tok.token_text(id) + "' (" + std::to_string(id) + ")";
-    *note += "; using '" + tok.token_text(best) + "', the more likely here (pass an id to choose)";
-  }
-  return best;
-}
-
 struct ExplainArgs {
-  std::vector<int32_t> target, foil;  // candidates; empty = default (top prediction / no contrast)
+  std::optional<TokenName> target, foil;  // none: the top prediction / no contrast
   int position = -1;
   bool include_final_bias = false, compat_notebook = false, baselines = false;
   int query_top_n = 30, set_size = 300, lens_top_k = 10, threads = 0;
@@ -51,46 +32,55 @@ const char* method_name(ScoreMethod m) {
   return m == ScoreMethod::kFull ? "full" : m == ScoreMethod::kBounded ? "bounded" : "auto";
 }
 
-// Runs the tokens with explain()'s hooks and explains position P; the GIL must be released.
+// The library's one request (reslens/explain_request.h), as the CLI and the server make it; the GIL
+// must be released.
 Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int32_t> tokens, const ExplainArgs& a) {
+  if (tokens.empty()) throw InvalidArgument("the prompt has no tokens: nothing to explain");
+  ExplainRequest req;
+  req.tokens = std::move(tokens);
+  req.position = a.position;
+  req.target = a.target;
+  req.foil = a.foil;
+  req.options.include_final_bias = a.include_final_bias;
+  req.options.compat_notebook = a.compat_notebook;
+  req.options.baselines = a.baselines;
+  req.options.query_top_n = a.query_top_n;
+  req.options.set_size = a.set_size;
+  req.options.lens_top_k = a.lens_top_k;
+  req.options.method = a.method;
+  req.options.n_threads = threads_or_default(a.threads);
+  req.all_logits = true;  // the Python result exposes every position's logits
+  ExplainedPrompt done = explain(*model, req);
   auto res = std::make_shared<ExplainResult>();
   res->model = model;
-  const auto n = static_cast<int>(tokens.size());
-  const int P = a.position < 0 ? n + a.position : a.position;
-  if (n == 0) throw InvalidArgument("the prompt has no tokens: nothing to explain");
-  if (P < 0 || P >= n) {
-    throw OutOfRange("position " + std::to_string(a.position) + " is out of range: the prompt has " + std::to_string(n) +
-                     " tokens (0.." + std::to_string(n - 1) + ", or -1 for the last)");
-  }
-  ExplainOptions& eo = res->eo;
-  eo.position = P;
-  eo.include_final_bias = a.include_final_bias;
-  eo.compat_notebook = a.compat_notebook;
-  eo.baselines = a.baselines;
-  eo.query_top_n = a.query_top_n;
-  eo.set_size = a.set_size;
-  eo.lens_top_k = a.lens_top_k;
-  eo.method = a.method;
-  eo.n_threads = threads_or_default(a.threads);
-  RunOptions ro;
-  ro.capture = explain_capture();
-  ro.all_logits = true;  // the Python result exposes every position's logits
-  ro.n_threads = eo.n_threads;
-  res->run = std::make_shared<RunResult>(reslens::run(*model, tokens, ro));
-  const std::span<const float> logits_p(res->run->logits.row(P), static_cast<size_t>(model->config().d_vocab));
-  std::string note;
-  if (!a.target.empty()) {
-    eo.target = pick(*model, a.target, logits_p, "target", &note);
-    if (!note.empty()) res->notes.push_back(note);
-  }
-  if (!a.foil.empty()) {
-    note.clear();
-    eo.foil = pick(*model, a.foil, logits_p, "foil", &note);
-    if (!note.empty()) res->notes.push_back(note);
-  }
-  res->tokens = std::move(tokens);
-  res->ex = explain(*model, *res->run, res->tokens, eo);
+  res->run = std::const_pointer_cast<RunResult>(done.run);
+  res->tokens = std::move(done.tokens);
+  res->ex = std::move(done.explanation);
+  res->eo = done.options;
+  res->notes = std::move(done.notes);
   return res;
+}
+
+// A token named from Python: None, an id (int) or a text (str).
+std::optional<TokenName> token_name(const py::handle& spec, const char* what) {
+  if (spec.is_none()) return std::nullopt;
+  TokenName n;
+  if (py::isinstance<py::bool_>(spec) || py::isinstance<py::float_>(spec)) {
+    throw py::type_error(std::string("the ") + what + " is a token id (int) or text (str), not " +
+                         py::str(spec.get_type().attr("__name__")).cast<std::string>());
+  }
+  if (py::isinstance<py::str>(spec)) {  // the command line's rule: "432" is an id
+    const auto text = spec.cast<std::string>();
+    if (text.empty()) throw InvalidArgument(std::string("the ") + what + " is empty: name a token");
+    return TokenName::parse(text);
+  } else {
+    const auto id = spec.cast<int64_t>();
+    if (id < 0 || id > INT32_MAX) {
+      throw OutOfRange(std::string(what) + " token id " + std::to_string(id) + " is outside the vocabulary");
+    }
+    n.id = static_cast<int32_t>(id);
+  }
+  return n;
 }
 
 ReportOptions report_options(int top, int token_k, int view_heads, int view_neurons) {
@@ -312,12 +302,12 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
 
   m.def(
       "explain",
-      [](const ModelHandle& model, const py::handle& tokens, std::vector<int32_t> target, std::vector<int32_t> foil,
+      [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
          int lens_top_k, int threads, const std::string& method) {
         ExplainArgs a;
-        a.target = std::move(target);
-        a.foil = std::move(foil);
+        a.target = token_name(target, "target");
+        a.foil = token_name(foil, "foil");
         a.position = position;
         a.include_final_bias = include_final_bias;
         a.compat_notebook = compat_notebook;
@@ -334,14 +324,15 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
         last_call_seconds() = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return r;
       },
-      py::arg("model"), py::arg("tokens"), py::arg("target") = std::vector<int32_t>{},
-      py::arg("foil") = std::vector<int32_t>{}, py::arg("position") = -1, py::arg("include_final_bias") = false,
+      py::arg("model"), py::arg("tokens"), py::arg("target") = py::none(),
+      py::arg("foil") = py::none(), py::arg("position") = -1, py::arg("include_final_bias") = false,
       py::arg("compat_notebook") = false, py::arg("baselines") = false, py::arg("query_top_n") = 30,
       py::arg("set_size") = 300, py::arg("lens_top_k") = 10, py::arg("threads") = 0, py::arg("method") = "auto",
       R"pbdoc(
 Runs ``tokens`` with explain()'s hooks and attributes the prediction at ``position`` (GIL released).
-``target``/``foil`` are candidate ids (empty: the top prediction / no contrast); among several, the
-one the model finds likelier at the position wins, as ``reslens explain --target`` does. ``method``:
+``target``/``foil``: a token id, a text (resolved as ``reslens explain --target`` does: the spelling
+the model finds likelier at the position), or None (the top prediction / no contrast); the result's
+``notes`` say how a text was resolved. ``method``:
 "auto" (the library's choice, as the CLI), "full" or "bounded" (ExplainOptions::method).
 )pbdoc");
 
@@ -362,6 +353,46 @@ one the model finds likelier at the position wins, as ``reslens explain --target
       },
       py::arg("model"), py::arg("tokens"), py::arg("threads") = 0, py::arg("repeats") = 1,
       "Benchmark helper: seconds of each run + explain, timed entirely in C++.");
+
+  m.def(
+      "ablate_request",
+      [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const Intervention& iv,
+         int position, bool activation, std::optional<uint64_t> seed, int threads) {
+        AblationRequest req;
+        req.tokens = to_ids(tokens);
+        if (req.tokens.empty()) throw InvalidArgument("the prompt has no tokens: nothing to ablate");
+        req.target = token_name(target, "target");
+        req.zeroed = iv;
+        req.position = position;
+        req.activation = activation;
+        req.random_seed = seed;
+        req.n_threads = threads_or_default(threads);
+        AblationReport r;
+        {
+          const py::gil_scoped_release release;
+          r = reslens::ablate(*model, req);
+        }
+        py::dict d;
+        d["target"] = r.target;
+        d["position"] = r.position;
+        d["before"] = stats_dict(r.result.before);
+        d["after"] = stats_dict(r.result.after);
+        d["notes"] = r.notes;
+        if (r.random) {
+          py::list ffn, heads, attn;
+          for (const auto& f : r.random->zeroed.ffn_neurons) ffn.append(py::make_tuple(f.layer, f.neuron));
+          for (const auto& h : r.random->zeroed.heads) heads.append(py::make_tuple(h.layer, h.head));
+          for (const auto& a : r.random->zeroed.attn_neurons) attn.append(py::make_tuple(a.layer, a.head, a.dim));
+          d["random"] = py::dict(py::arg("seed") = r.random->seed, py::arg("after") = stats_dict(r.random->result.after),
+                                 py::arg("ffn") = ffn, py::arg("heads") = heads, py::arg("attn") = attn);
+        } else {
+          d["random"] = py::none();
+        }
+        return d;
+      },
+      py::arg("model"), py::arg("tokens"), py::arg("target"), py::arg("intervention"), py::arg("position") = -1,
+      py::arg("activation") = false, py::arg("seed") = py::none(), py::arg("threads") = 0,
+      "The library's ablation request (reslens ablate): {target, position, before, after, notes, random}.");
 
   m.def(
       "ablate",

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "bindings.h"
+#include "reslens/explain_request.h"
 
 namespace reslens::python {
 
@@ -122,41 +123,12 @@ py::object weight(const ModelHandle& m, const std::string& name, int layer) {
   return vector(m, lw.*(layer_vectors.at(name)));
 }
 
-// Candidate ids for a token named by the user; the same rules as the CLI's --target
-// (tools/reslens/common.cpp resolve_token): an id ("432"); the tokens that read exactly as the text
-// and as the text after a space; or, when none does, the first token of the text (with a note).
+// Candidate ids for a token named by the user, and a note: the library's rule for every front door
+// (reslens/explain_request.h token_candidates; "432" is an id).
 std::pair<std::vector<int32_t>, std::string> resolve_token(const Model& model, const std::string& spec,
                                                            const std::string& what) {
-  const Tokenizer& tok = model.tokenizer();
-  if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos && spec.size() < 10) {
-    const int32_t id = std::stoi(spec);
-    if (id >= model.config().d_vocab) {
-      throw OutOfRange(what + " token id " + spec + " is outside the vocabulary (0.." +
-                       std::to_string(model.config().d_vocab - 1) + ")");
-    }
-    return {{id}, ""};
-  }
-  if (spec.empty()) throw InvalidArgument("the " + what + " is empty: name a token");
-  std::vector<int32_t> found;
-  const std::string spaced = spec[0] == ' ' ? spec : " " + spec;
-  for (const std::string& want : {spec, spaced}) {
-    for (int32_t id = 0; id < tok.n_vocab(); ++id) {
-      if (tok.type(id) != TokenType::kControl && tok.token_text(id) == want) {
-        if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
-        break;
-      }
-    }
-  }
-  if (!found.empty()) return {found, ""};
-  const std::vector<int32_t> ids = tok.encode(spec, false);
-  if (ids.empty()) throw InvalidArgument("the " + what + " '" + spec + "' has no tokens");
-  std::string note;
-  if (ids.size() > 1) {
-    note = "the " + what + " '" + spec + "' is " + std::to_string(ids.size()) + " tokens (";
-    for (size_t i = 0; i < ids.size(); ++i) note += (i ? " " : "") + ("'" + tok.token_text(ids[i]) + "'");
-    note += "); explaining the first, '" + tok.token_text(ids[0]) + "'";
-  }
-  return {{ids[0]}, note};
+  TokenCandidates c = token_candidates(model, TokenName::parse(spec), what.c_str());
+  return {std::move(c.ids), std::move(c.note)};
 }
 
 }  // namespace

@@ -178,6 +178,10 @@ def test_target_resolution_and_notes():
     text = PROMPTS["stories260K.gguf"]
     multi = reslens.explain(model, text, target=" Parisianization", top=3)
     assert any("tokens" in n for n in multi.notes)
-    assert multi.target.id == model.to_tokens(" Parisianization", prepend_bos=False)[0]
+    # The library's rule for every front door (reslens/token_names.h): the text's first token that is
+    # not a lone space piece, as `reslens explain --target` and the server resolve it.
+    pieces = model.to_tokens(" Parisianization", prepend_bos=False)
+    first = next(t for t in pieces if model.to_single_str_token(int(t)).strip(" \u2581") != "")
+    assert multi.target.id == first
     by_id = reslens.explain(model, text, target=int(multi.target.id), top=3)
     assert np.array_equal(multi.ffn_neuron, by_id.ffn_neuron) and by_id.notes == []

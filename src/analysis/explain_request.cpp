@@ -41,8 +41,10 @@ TokenCandidates token_candidates(const Model& model, const TokenName& name, cons
   const TokenResolver::Resolved r = TokenResolver(tok).resolve(name.text);
   TokenCandidates c{r.candidates, ""};
   if (r.n_tokens > 1) {
-    c.note = std::string("the ") + what + " '" + name.text + "' is not one token (it encodes as";
-    for (const int32_t id : tok.encode(name.text, false)) c.note += " '" + tok.token_text(id) + "'";
+    const std::vector<int32_t> ids = tok.encode(name.text, false);
+    c.note = std::string("the ") + what + " '" + name.text + "' is not one token (it encodes as " +
+             std::to_string(ids.size()) + " tokens:";
+    for (const int32_t id : ids) c.note += " '" + tok.token_text(id) + "'";
     c.note += "); explaining '" + tok.token_text(r.candidates[0]) + "'";
   }
   return c;
