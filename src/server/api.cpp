@@ -475,6 +475,117 @@ Reply guarded(F&& f) {
   }
 }
 
+// POST /api/predict
+JobQueue::Work predict_work(Engine* eng, const json& body, const ModelConfig&, size_t) {
+  const Body b(body, {"prompt", "top_k"});
+  Context x;
+  x.prompt = b.text("prompt", kMaxPromptBytes);
+  const int64_t k = b.integer("top_k", 1, 100, 10);
+  return [eng, x, k](Job& job) { return guarded([&] { return do_predict(*eng, x, k, job); }); };
+}
+
+// POST /api/explain
+JobQueue::Work explain_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
+  const Body b(body, {RESLENS_CONTEXT_FIELDS, "top"});
+  const Context x = context(b, c, max_tokens);
+  const int64_t top = b.integer("top", 1, 1000, 20);
+  return [eng, x, top](Job& job) { return guarded([&] { return do_explain(*eng, x, top, job); }); };
+}
+
+// POST /api/head
+JobQueue::Work head_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
+  const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "head", "k"});
+  HeadRequest r;
+  r.x = context(b, c, max_tokens);
+  r.layer = static_cast<int>(b.integer("layer", 0, c.n_layers - 1));
+  r.head = static_cast<int>(b.integer("head", 0, c.n_heads - 1));
+  r.k = static_cast<int>(b.integer("k", 1, 50, 10));
+  return [eng, r](Job& job) { return guarded([&] { return do_head(*eng, r, job); }); };
+}
+
+// POST /api/neuron
+JobQueue::Work neuron_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
+  const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "neuron", "head", "dim", "pos", "via_head", "k", "ablate"});
+  NeuronRequest r;
+  r.x = context(b, c, max_tokens);
+  r.layer = static_cast<int>(b.integer("layer", 0, c.n_layers - 1));
+  r.attn = b.has("head") || b.has("dim") || b.has("pos");
+  if (r.attn) {
+    if (b.has("neuron")) bad("give 'neuron' for an FFN neuron, or 'head', 'dim' and 'pos' for an attention neuron");
+    if (b.has("via_head")) bad("'via_head' is for FFN neurons");
+    r.head = static_cast<int>(b.integer("head", 0, c.n_heads - 1));
+    r.dim = static_cast<int>(b.integer("dim", 0, c.d_head - 1));
+    r.pos = static_cast<int>(b.integer("pos", 0, static_cast<int64_t>(max_tokens) - 1));
+  } else {
+    r.neuron = static_cast<int>(b.integer("neuron", 0, c.d_mlp - 1));
+    if (b.has("via_head")) {
+      const json& v = b.at("via_head");
+      if (!v.is_array() || v.size() != 2) bad("'via_head' must be [layer, head]");
+      r.via_layer = static_cast<int>(Body::check_int(v[0], "via_head[0]", 0, c.n_layers - 1));
+      r.via_head = static_cast<int>(Body::check_int(v[1], "via_head[1]", 0, c.n_heads - 1));
+    }
+  }
+  r.k = static_cast<int>(b.integer("k", 1, 50, 10));
+  r.ablate = b.flag("ablate", true);
+  return [eng, r](Job& job) { return guarded([&] { return do_neuron(*eng, r, job); }); };
+}
+
+// POST /api/ablate
+JobQueue::Work ablate_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
+  const Body b(body, {"prompt", "position", "target", "level", "ffn", "heads", "attn"});
+  AblateRequest r;
+  r.x = context(b, c, max_tokens);
+  if (b.has("level")) {
+    const json& lv = b.at("level");
+    if (!lv.is_string() || (lv != "parameter" && lv != "activation")) bad("'level' must be \"parameter\" or \"activation\"");
+    r.activation = lv == "activation";
+  }
+  const int64_t L = c.n_layers;
+  auto items = [&](const char* name, size_t lo, size_t hi) {
+    std::vector<std::vector<int64_t>> out;
+    if (!b.has(name)) return out;
+    const json& a = b.at(name);
+    if (!a.is_array()) bad(std::string("'") + name + "' must be an array");
+    if (a.size() > 4096) bad(std::string("'") + name + "' has more than 4096 entries");
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string where = std::string(name) + "[" + std::to_string(i) + "]";
+      if (!a[i].is_array() || a[i].size() < lo || a[i].size() > hi) {
+        bad("'" + where + "' must be an array of " + std::to_string(lo) + (hi > lo ? " or " + std::to_string(hi) : "") + " integers");
+      }
+      std::vector<int64_t> v;
+      for (size_t k = 0; k < a[i].size(); ++k) {
+        v.push_back(Body::check_int(a[i][k], where + "[" + std::to_string(k) + "]", 0, INT32_MAX));
+      }
+      out.push_back(std::move(v));
+    }
+    return out;
+  };
+  auto need = [](const std::string& what, int64_t v, int64_t n) {
+    if (v >= n) bad(what + " = " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
+    return static_cast<int>(v);
+  };
+  for (const auto& v : items("ffn", 2, 2)) {
+    r.iv.ffn_neurons.push_back({need("ffn layer", v[0], L), need("ffn neuron", v[1], c.d_mlp)});
+  }
+  for (const auto& v : items("heads", 2, 2)) {
+    r.iv.heads.push_back({need("head layer", v[0], L), need("head", v[1], c.n_heads)});
+  }
+  for (const auto& v : items("attn", 3, 4)) {
+    if (v.size() == 4 && !r.activation) bad("an attention neuron with a source position needs \"level\": \"activation\"");
+    r.iv.attn_neurons.push_back({need("attn layer", v[0], L), need("attn head", v[1], c.n_heads),
+                                 need("attn dim", v[2], c.d_head),
+                                 v.size() == 4 ? need("attn source position", v[3], static_cast<int64_t>(max_tokens)) : -1});
+  }
+  if (r.iv.empty()) bad("nothing to ablate: give 'ffn', 'heads' or 'attn'");
+  return [eng, r](Job& job) { return guarded([&] { return do_ablate(*eng, r, job); }); };
+}
+
+// Each POST endpoint: its body checked on the caller's thread (4xx at once), its work for the worker.
+using WorkParser = JobQueue::Work (*)(Engine*, const json&, const ModelConfig&, size_t max_tokens);
+const std::map<std::string, WorkParser> kEndpoints = {{"predict", predict_work}, {"explain", explain_work},
+                                                      {"head", head_work},       {"neuron", neuron_work},
+                                                      {"ablate", ablate_work}};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -526,110 +637,17 @@ Reply Api::job_status(const std::string& id) const {
 }
 
 Reply Api::post(const std::string& endpoint, const Request& request) {
-  const ModelConfig& c = model_->config();
   json body;
   try {
     body = json::parse(request.body.empty() ? std::string("null") : request.body);
   } catch (const json::exception& e) {
     return error_reply(400, "malformed JSON: " + strip_json_exception(e.what()));
   }
-  using Work = JobQueue::Work;
-  Work work;
+  const auto endpoint_work = kEndpoints.find(endpoint);
+  if (endpoint_work == kEndpoints.end()) return error_reply(404, "no endpoint POST /api/" + endpoint);
+  JobQueue::Work work;
   try {
-    Engine* eng = engine_.get();
-    if (endpoint == "predict") {
-      const Body b(body, {"prompt", "top_k"});
-      Context x;
-      x.prompt = b.text("prompt", kMaxPromptBytes);
-      const int64_t k = b.integer("top_k", 1, 100, 10);
-      work = [eng, x, k](Job& job) { return guarded([&] { return do_predict(*eng, x, k, job); }); };
-    } else if (endpoint == "explain") {
-      const Body b(body, {RESLENS_CONTEXT_FIELDS, "top"});
-      const Context x = context(b, c, max_tokens_);
-      const int64_t top = b.integer("top", 1, 1000, 20);
-      work = [eng, x, top](Job& job) { return guarded([&] { return do_explain(*eng, x, top, job); }); };
-    } else if (endpoint == "head") {
-      const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "head", "k"});
-      HeadRequest r;
-      r.x = context(b, c, max_tokens_);
-      r.layer = static_cast<int>(b.integer("layer", 0, c.n_layers - 1));
-      r.head = static_cast<int>(b.integer("head", 0, c.n_heads - 1));
-      r.k = static_cast<int>(b.integer("k", 1, 50, 10));
-      work = [eng, r](Job& job) { return guarded([&] { return do_head(*eng, r, job); }); };
-    } else if (endpoint == "neuron") {
-      const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "neuron", "head", "dim", "pos", "via_head", "k", "ablate"});
-      NeuronRequest r;
-      r.x = context(b, c, max_tokens_);
-      r.layer = static_cast<int>(b.integer("layer", 0, c.n_layers - 1));
-      r.attn = b.has("head") || b.has("dim") || b.has("pos");
-      if (r.attn) {
-        if (b.has("neuron")) bad("give 'neuron' for an FFN neuron, or 'head', 'dim' and 'pos' for an attention neuron");
-        if (b.has("via_head")) bad("'via_head' is for FFN neurons");
-        r.head = static_cast<int>(b.integer("head", 0, c.n_heads - 1));
-        r.dim = static_cast<int>(b.integer("dim", 0, c.d_head - 1));
-        r.pos = static_cast<int>(b.integer("pos", 0, static_cast<int64_t>(max_tokens_) - 1));
-      } else {
-        r.neuron = static_cast<int>(b.integer("neuron", 0, c.d_mlp - 1));
-        if (b.has("via_head")) {
-          const json& v = b.at("via_head");
-          if (!v.is_array() || v.size() != 2) bad("'via_head' must be [layer, head]");
-          r.via_layer = static_cast<int>(Body::check_int(v[0], "via_head[0]", 0, c.n_layers - 1));
-          r.via_head = static_cast<int>(Body::check_int(v[1], "via_head[1]", 0, c.n_heads - 1));
-        }
-      }
-      r.k = static_cast<int>(b.integer("k", 1, 50, 10));
-      r.ablate = b.flag("ablate", true);
-      work = [eng, r](Job& job) { return guarded([&] { return do_neuron(*eng, r, job); }); };
-    } else if (endpoint == "ablate") {
-      const Body b(body, {"prompt", "position", "target", "level", "ffn", "heads", "attn"});
-      AblateRequest r;
-      r.x = context(b, c, max_tokens_);
-      if (b.has("level")) {
-        const json& lv = b.at("level");
-        if (!lv.is_string() || (lv != "parameter" && lv != "activation")) bad("'level' must be \"parameter\" or \"activation\"");
-        r.activation = lv == "activation";
-      }
-      const int64_t L = c.n_layers;
-      auto items = [&](const char* name, size_t lo, size_t hi) {
-        std::vector<std::vector<int64_t>> out;
-        if (!b.has(name)) return out;
-        const json& a = b.at(name);
-        if (!a.is_array()) bad(std::string("'") + name + "' must be an array");
-        if (a.size() > 4096) bad(std::string("'") + name + "' has more than 4096 entries");
-        for (size_t i = 0; i < a.size(); ++i) {
-          const std::string where = std::string(name) + "[" + std::to_string(i) + "]";
-          if (!a[i].is_array() || a[i].size() < lo || a[i].size() > hi) {
-            bad("'" + where + "' must be an array of " + std::to_string(lo) + (hi > lo ? " or " + std::to_string(hi) : "") + " integers");
-          }
-          std::vector<int64_t> v;
-          for (size_t k = 0; k < a[i].size(); ++k) {
-            v.push_back(Body::check_int(a[i][k], where + "[" + std::to_string(k) + "]", 0, INT32_MAX));
-          }
-          out.push_back(std::move(v));
-        }
-        return out;
-      };
-      auto need = [](const std::string& what, int64_t v, int64_t n) {
-        if (v >= n) bad(what + " = " + std::to_string(v) + " is out of range (0.." + std::to_string(n - 1) + ")");
-        return static_cast<int>(v);
-      };
-      for (const auto& v : items("ffn", 2, 2)) {
-        r.iv.ffn_neurons.push_back({need("ffn layer", v[0], L), need("ffn neuron", v[1], c.d_mlp)});
-      }
-      for (const auto& v : items("heads", 2, 2)) {
-        r.iv.heads.push_back({need("head layer", v[0], L), need("head", v[1], c.n_heads)});
-      }
-      for (const auto& v : items("attn", 3, 4)) {
-        if (v.size() == 4 && !r.activation) bad("an attention neuron with a source position needs \"level\": \"activation\"");
-        r.iv.attn_neurons.push_back({need("attn layer", v[0], L), need("attn head", v[1], c.n_heads),
-                                     need("attn dim", v[2], c.d_head),
-                                     v.size() == 4 ? need("attn source position", v[3], static_cast<int64_t>(max_tokens_)) : -1});
-      }
-      if (r.iv.empty()) bad("nothing to ablate: give 'ffn', 'heads' or 'attn'");
-      work = [eng, r](Job& job) { return guarded([&] { return do_ablate(*eng, r, job); }); };
-    } else {
-      return error_reply(404, "no endpoint POST /api/" + endpoint);
-    }
+    work = endpoint_work->second(engine_.get(), body, model_->config(), max_tokens_);
   } catch (const HttpError& e) {
     return error_reply(e.status, e.what());
   }
@@ -734,7 +752,6 @@ Reply Api::handle(const Request& request) {
     if (!report::web_page_available()) return error_reply(503, report::web_page_missing_message() + "; the JSON API under /api/ works");
     return {200, "text/html; charset=utf-8", report::explorer_page()};
   }
-  static const std::set<std::string> kPost = {"predict", "explain", "head", "neuron", "ablate"};
   if (path.rfind("/api/", 0) == 0) {
     const std::string rest = path.substr(5);
     if (rest == "info") {
@@ -745,7 +762,7 @@ Reply Api::handle(const Request& request) {
       if (request.method != "GET") return error_reply(405, "use GET for /api/jobs/ID");
       return job_status(rest.substr(5));
     }
-    if (kPost.count(rest)) {
+    if (kEndpoints.count(rest)) {
       if (request.method != "POST") return error_reply(405, "use POST for /api/" + rest);
       return post(rest, request);
     }
