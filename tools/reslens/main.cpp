@@ -1,6 +1,6 @@
 // reslens CLI entry point: registers the commands and turns the library's typed errors into one-line
 // messages and exit codes (0 ok, 2 usage or bad argument, 3 I/O or format, 4 unsupported,
-// 70 internal error).
+// 70 internal error; report_current_exception in common.cpp).
 #include <unistd.h>
 
 #include <csignal>
@@ -44,36 +44,9 @@ int main(int argc, char** argv) {
       std::cerr << "error: could not write the output to standard output (disk full or closed?)\n";
       return 3;
     }
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << " (run with --help for usage)\n";
-    return 2;
-  } catch (const reslens::InvalidArgument& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const reslens::OutOfRange& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const reslens::UnsupportedError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 4;
-  } catch (const reslens::Error& e) {  // IoError, FormatError
-    std::cerr << "error: " << e.what() << "\n";
-    return 3;
-  } catch (const reslens::InternalError& e) {
-    std::cerr << "internal error (please report): " << e.what() << "\n";
-    return 70;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "error: out of memory\n";
-    return 3;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
+  } catch (...) {
+    // One line, escaped, and the exit code of its kind (common.h).
+    return reslens::cli::report_current_exception(app);
   }
   return 0;
 }
