@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
 #include "ops/gemm.h"
@@ -253,7 +254,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
             s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
             std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol);
         ex.ffn_coef.at({l, k}) = s;
-        if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = s * (g[wi] - g[fi]);
+        if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
         if (std::isnan(lse)) {
           exact[static_cast<size_t>(k)] = 1;
         } else {
@@ -365,7 +366,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
           const double* g = gh.data() + dir * nh;
           for (int64_t p = 0; p < Pn; ++p) {
             const double s = coefs[n * Pn + p];
-            if (fi >= 0) ex.contrast_attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = s * (g[wi] - g[fi]);
+            if (fi >= 0) ex.contrast_attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = foil_contrast(s, g[wi], g[fi]);
             const double lin = s * mt[static_cast<size_t>(dir)];
             const double quad = s * s * gn[static_cast<size_t>(dir)] / (sigma * sigma);
             const double range = std::abs(s) * nn[static_cast<size_t>(dir)] * mb.umax / sigma;
@@ -411,7 +412,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
           const double* dr = D.data() + r * nh;
           const double lse = bounded_log_expectation(t, dr, lin, quad, range, tol);
           const int64_t pos = r < Pn ? r : -1;
-          if (pos < 0 && fi >= 0) ex.contrast_head.at({l, h}) = dr[wi] - dr[fi];
+          if (pos < 0 && fi >= 0) ex.contrast_head.at({l, h}) = foil_contrast(1.0, dr[wi], dr[fi]);
           if (std::isnan(lse)) {
             combo_coefs.emplace_back(cf, cf + dh);
             combo_pos.push_back(pos);
