@@ -136,7 +136,7 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
       still.emplace_back(n, p);
       continue;
     }
-    ex.attn_neuron.at({l, h, n, p}) = s * g[wi] - lse;
+    ex.attn_neuron.at({l, h, n, p}) = log_prob_increase_from(s * g[wi], lse);
     ++scored;
   }
   neuron_fails = std::move(still);
@@ -200,7 +200,7 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, c
         keep_pos.push_back(combo_pos[c0 + ci]);
         continue;
       }
-      const double score = delta[static_cast<size_t>(wi)] - lse;
+      const double score = log_prob_increase_from(delta[static_cast<size_t>(wi)], lse);
       if (combo_pos[c0 + ci] >= 0) {
         ex.head_pos.at({l, h, combo_pos[c0 + ci]}) = score;
       } else {
@@ -258,7 +258,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
         if (std::isnan(lse)) {
           exact[static_cast<size_t>(k)] = 1;
         } else {
-          ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
+          ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
         }
       }
     });
@@ -283,7 +283,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
                                                 a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
                                                 ctx.opts.bound_tol);
       if (std::isnan(lse)) return false;
-      ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
+      ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
       return true;
     }, ctx.threads, cached);
     if (ctx.projections != nullptr) ctx.projections->release_ffn(l);
@@ -380,7 +380,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
               lse = bounded_log_expectation(t, delta.data(), lin, quad, range, tol);
             }
             if (!std::isnan(lse)) {
-              scores[n * Pn + p] = s * g[wi] - lse;
+              scores[n * Pn + p] = log_prob_increase_from(s * g[wi], lse);
             } else {
               neuron_fails.emplace_back(n, p);
               need_dir[static_cast<size_t>(n)] = 1;
@@ -417,9 +417,9 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
             combo_coefs.emplace_back(cf, cf + dh);
             combo_pos.push_back(pos);
           } else if (pos >= 0) {
-            ex.head_pos.at({l, h, pos}) = dr[wi] - lse;
+            ex.head_pos.at({l, h, pos}) = log_prob_increase_from(dr[wi], lse);
           } else {
-            ex.head.at({l, h}) = dr[wi] - lse;
+            ex.head.at({l, h}) = log_prob_increase_from(dr[wi], lse);
           }
         }
         const auto n_loose = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
