@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
 #include "ops/gemm.h"
@@ -135,7 +136,7 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
       still.emplace_back(n, p);
       continue;
     }
-    ex.attn_neuron.at({l, h, n, p}) = s * g[wi] - lse;
+    ex.attn_neuron.at({l, h, n, p}) = log_prob_increase_from(s * g[wi], lse);
     ++scored;
   }
   neuron_fails = std::move(still);
@@ -199,7 +200,7 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, c
         keep_pos.push_back(combo_pos[c0 + ci]);
         continue;
       }
-      const double score = delta[static_cast<size_t>(wi)] - lse;
+      const double score = log_prob_increase_from(delta[static_cast<size_t>(wi)], lse);
       if (combo_pos[c0 + ci] >= 0) {
         ex.head_pos.at({l, h, combo_pos[c0 + ci]}) = score;
       } else {
@@ -253,11 +254,11 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
             s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
             std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol);
         ex.ffn_coef.at({l, k}) = s;
-        if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = s * (g[wi] - g[fi]);
+        if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
         if (std::isnan(lse)) {
           exact[static_cast<size_t>(k)] = 1;
         } else {
-          ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
+          ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
         }
       }
     });
@@ -282,7 +283,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
                                                 a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
                                                 ctx.opts.bound_tol);
       if (std::isnan(lse)) return false;
-      ex.ffn_neuron.at({l, k}) = s * g[wi] - lse;
+      ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
       return true;
     }, ctx.threads, cached);
     if (ctx.projections != nullptr) ctx.projections->release_ffn(l);
@@ -313,169 +314,230 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.method_counts["ffn_cached"] = cached;
 }
 
-void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
+namespace {
+
+// score_attention_bounded, step by step. Per layer l (context h_P^{l-1}, tail split t): the head
+// projections of every attention neuron's direction, then per head h, on one thread each:
+//   1. head_coefficient_rows: the coefficient rows of the head's combinations;
+//   2. score_head_neurons_bounded: every attention neuron (n, p), from power sums of its direction;
+//   3. score_head_combos_bounded: every head x position and the whole head, from small matrix
+//      products against the head's projections and Gram matrices;
+//   4. score_head_leftovers_from_cache: what 2 and 3 could not certify, from the projection cache;
+//   5. queue_exact_jobs: the rest, as vectors for the exact pass.
+// Then, after every layer, score_exact_attention_jobs projects those onto the whole vocabulary in
+// batches (6). Every score is written once, by the first step that certifies it.
+
+// One layer's inputs shared by its heads.
+struct AttnLayerInputs {
+  int64_t l = 0;
+  const TailSplit& t;
+  const LayerWeights& lw;
+  std::vector<double> gh, mt;  // [H*d_head, |H|] head projections, [H*d_head] tail means
+  int64_t nh = 0;              // |H|, the head tokens
+  int wi = -1, fi = -1;        // target and foil among the head tokens
+  const std::vector<double>& gn;  // per neuron: y0^T Gamma y0 and |y0| (ModelBounds)
+  const std::vector<double>& nn;
+};
+
+// One head's scores that the cheap bounds could not certify.
+struct HeadLeftovers {
+  std::vector<char> need_dir;  // [d_head] directions the exact pass must project
+  std::vector<std::pair<int64_t, int64_t>> neuron_fails;  // (n, p)
+  std::vector<std::vector<double>> combo_coefs;           // coefficients of failed combinations
+  std::vector<int64_t> combo_pos;                          // their position (-1: the whole head)
+  int64_t count() const { return static_cast<int64_t>(neuron_fails.size() + combo_coefs.size()); }
+};
+
+// Per-thread buffers, reused across the thread's heads.
+struct HeadScratch {
+  std::vector<double> delta;          // [|H|]
+  std::vector<HeadPowerSums> sums;    // [d_head]
+  std::vector<double> C, D, TG, TE;   // [Pn+1, d_head] coefficients; [Pn+1, |H|]; [Pn+1, d_head] x2
+};
+
+// Scores of one head by how they were computed.
+struct HeadCounts {
+  int64_t bounded = 0, cached = 0, full = 0;
+};
+
+// Step 1. Every combination of the head at once: row p < Pn is head x position p, row Pn the whole
+// head; C[r, n] is the coefficient of neuron n in row r. coefs is the head's [d_head, Pn] block.
+void head_coefficient_rows(const double* coefs, int64_t dh, int64_t Pn, std::vector<double>& C) {
+  C.assign(static_cast<size_t>((Pn + 1) * dh), 0.0);
+  for (int64_t n = 0; n < dh; ++n) {
+    for (int64_t p = 0; p < Pn; ++p) {
+      const double s = coefs[n * Pn + p];
+      C[static_cast<size_t>(p * dh + n)] = s;
+      C[static_cast<size_t>(Pn * dh + n)] += s;
+    }
+  }
+}
+
+// Step 2. Every attention neuron (n, p) of head h (and its contrast score): the head part from the
+// direction's power sums (every position scales the same direction), or exponentiated when the
+// series does not apply, plus the certified tail. Failures go to `left`.
+void score_head_neurons_bounded(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t h, HeadScratch& w,
+                                Explanation& ex, HeadLeftovers& left) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t H = c.n_heads, dh = c.d_head, Pn = ctx.P + 1, l = in.l, nh = in.nh;
+  const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol, umax = ctx.bounds->umax;
+  // attn_coef and attn_neuron are [L, H, d_head, Pn]: this head's block.
+  const size_t base = static_cast<size_t>(((l * H + h) * dh) * Pn);
+  const double* coefs = ex.attn_coef.values.data() + base;
+  double* scores = ex.attn_neuron.values.data() + base;
+  for (int64_t n = 0; n < dh; ++n) w.sums[static_cast<size_t>(n)] = head_power_sums(in.t, in.gh.data() + (h * dh + n) * nh);
+  for (int64_t n = 0; n < dh; ++n) {
+    const int64_t dir = h * dh + n;
+    const double* g = in.gh.data() + dir * nh;
+    for (int64_t p = 0; p < Pn; ++p) {
+      const double s = coefs[n * Pn + p];
+      if (in.fi >= 0) ex.contrast_attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = foil_contrast(s, g[in.wi], g[in.fi]);
+      const double lin = s * in.mt[static_cast<size_t>(dir)];
+      const double quad = s * s * in.gn[static_cast<size_t>(dir)] / (sigma * sigma);
+      const double range = std::abs(s) * in.nn[static_cast<size_t>(dir)] * umax / sigma;
+      double head_err = 0;
+      const double head = head_part(w.sums[static_cast<size_t>(n)], s, head_err);
+      double lse = 0;
+      if (!std::isnan(head)) {
+        lse = bounded_from_head(in.t, head, head_err, lin, quad, range, tol);
+      } else {
+        for (int64_t j = 0; j < nh; ++j) w.delta[static_cast<size_t>(j)] = s * g[j];
+        lse = bounded_log_expectation(in.t, w.delta.data(), lin, quad, range, tol);
+      }
+      if (!std::isnan(lse)) {
+        scores[n * Pn + p] = log_prob_increase_from(s * g[in.wi], lse);
+      } else {
+        left.neuron_fails.emplace_back(n, p);
+        left.need_dir[static_cast<size_t>(n)] = 1;
+      }
+    }
+  }
+}
+
+// Step 3. The combinations' head values, and the quadratic forms c^T G c of their tail bounds as
+// c . (G c), from small matrix products against the head's rows and Gram matrices (w.C from step
+// 1). Failures go to `left`.
+void score_head_combos_bounded(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t h, HeadScratch& w,
+                               Explanation& ex, HeadLeftovers& left) {
   const ModelConfig& c = ctx.model.config();
   const ModelBounds& mb = *ctx.bounds;
-  const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, V = c.d_vocab;
-  const int64_t Pn = ctx.P + 1;
+  const int64_t dh = c.d_head, Pn = ctx.P + 1, l = in.l, nh = in.nh;
   const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
-  init_attention_arrays(ctx, ex);
-  std::vector<int64_t> bounded(static_cast<size_t>(H), 0), full(static_cast<size_t>(H), 0), cached(static_cast<size_t>(H), 0);
-  std::vector<std::vector<ExactJob>> jobs(static_cast<size_t>(H));  // per head (one writer each)
-  for (int64_t l = 0; l < L; ++l) {
-    fill_attention_coefficients(ctx, ex, l);
-    const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
-    const LayerWeights& lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-    std::vector<double> gh, mt;  // [H*d_head, |H|], [H*d_head]
-    head_projections(ctx, t, lw.W_O, 0, H * dh, gh, mt);
-    const auto nh = static_cast<int64_t>(t.ids.size());
-    const int wi = t.index_of(ctx.w), fi = ctx.foil >= 0 ? t.index_of(ctx.foil) : -1;
-    const auto& gn = mb.attn_gamma_norm[static_cast<size_t>(l)];
-    const auto& nn = mb.attn_norm[static_cast<size_t>(l)];
-
-    parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
-      std::vector<double> delta(static_cast<size_t>(nh));
-      std::vector<HeadPowerSums> sums(static_cast<size_t>(dh));
-      // Per head, every combination at once: row p < Pn is head x position p, row Pn the whole head.
-      std::vector<double> C, D, TG, TE;  // [Pn+1, d_head] coefficients; [Pn+1, |H|]; [Pn+1, d_head] x2
-      for (int64_t h = h0; h < h1; ++h) {
-        // Scores whose bounds fail are computed from the projection cache or exactly after the
-        // bounded pass: a neuron needs its direction's projection (shared by every position, as the
-        // position only scales it), a combination (head x position, head) its own vector's.
-        std::vector<char> need_dir(static_cast<size_t>(dh), 0);
-        std::vector<std::pair<int64_t, int64_t>> neuron_fails;  // (n, p)
-        std::vector<std::vector<double>> combo_coefs;           // coefficients of failed combinations
-        std::vector<int64_t> combo_pos;                          // their position (-1: the whole head)
-        // attn_coef and attn_neuron are [L, H, d_head, Pn]: this head's block.
-        const size_t base = static_cast<size_t>(((l * H + h) * dh) * Pn);
-        const double* coefs = ex.attn_coef.values.data() + base;
-        double* scores = ex.attn_neuron.values.data() + base;
-        C.assign(static_cast<size_t>((Pn + 1) * dh), 0.0);
-        for (int64_t n = 0; n < dh; ++n) {
-          for (int64_t p = 0; p < Pn; ++p) {
-            const double s = coefs[n * Pn + p];
-            C[static_cast<size_t>(p * dh + n)] = s;
-            C[static_cast<size_t>(Pn * dh + n)] += s;
-          }
-        }
-        // Every position scales the same directions: their head power sums once per head.
-        for (int64_t n = 0; n < dh; ++n) sums[static_cast<size_t>(n)] = head_power_sums(t, gh.data() + (h * dh + n) * nh);
-        for (int64_t n = 0; n < dh; ++n) {
-          const int64_t dir = h * dh + n;
-          const double* g = gh.data() + dir * nh;
-          for (int64_t p = 0; p < Pn; ++p) {
-            const double s = coefs[n * Pn + p];
-            if (fi >= 0) ex.contrast_attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = s * (g[wi] - g[fi]);
-            const double lin = s * mt[static_cast<size_t>(dir)];
-            const double quad = s * s * gn[static_cast<size_t>(dir)] / (sigma * sigma);
-            const double range = std::abs(s) * nn[static_cast<size_t>(dir)] * mb.umax / sigma;
-            double head_err = 0;
-            const double head = head_part(sums[static_cast<size_t>(n)], s, head_err);
-            double lse = 0;
-            if (!std::isnan(head)) {
-              lse = bounded_from_head(t, head, head_err, lin, quad, range, tol);
-            } else {
-              for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] = s * g[j];
-              lse = bounded_log_expectation(t, delta.data(), lin, quad, range, tol);
-            }
-            if (!std::isnan(lse)) {
-              scores[n * Pn + p] = s * g[wi] - lse;
-            } else {
-              neuron_fails.emplace_back(n, p);
-              need_dir[static_cast<size_t>(n)] = 1;
-            }
-          }
-        }
-        // The combinations' head values, and the quadratic forms c^T G c of their tail bounds as
-        // c . (G c), from small matrix products against the head's rows and Gram matrices.
-        const auto rows = static_cast<size_t>(Pn + 1);
-        D.assign(rows * static_cast<size_t>(nh), 0.0);
-        TG.assign(rows * static_cast<size_t>(dh), 0.0);
-        TE.assign(rows * static_cast<size_t>(dh), 0.0);
-        const double* gg = mb.head_gram_gamma[static_cast<size_t>(l)].data() + h * dh * dh;
-        const double* ge = mb.head_gram[static_cast<size_t>(l)].data() + h * dh * dh;
-        ops::matmul_nn_accumulate_small(Pn + 1, nh, dh, C.data(), dh, gh.data() + h * dh * nh, nh, D.data(), nh);
-        ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, C.data(), dh, gg, dh, TG.data(), dh);
-        ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, C.data(), dh, ge, dh, TE.data(), dh);
-        for (int64_t r = 0; r <= Pn; ++r) {
-          const double* cf = C.data() + r * dh;
-          double lin = 0, quad = 0, norm2 = 0;
-          for (int64_t n = 0; n < dh; ++n) {
-            lin += cf[n] * mt[static_cast<size_t>(h * dh + n)];
-            quad += cf[n] * TG[static_cast<size_t>(r * dh + n)];
-            norm2 += cf[n] * TE[static_cast<size_t>(r * dh + n)];
-          }
-          // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
-          quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
-          const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
-          const double* dr = D.data() + r * nh;
-          const double lse = bounded_log_expectation(t, dr, lin, quad, range, tol);
-          const int64_t pos = r < Pn ? r : -1;
-          if (pos < 0 && fi >= 0) ex.contrast_head.at({l, h}) = dr[wi] - dr[fi];
-          if (std::isnan(lse)) {
-            combo_coefs.emplace_back(cf, cf + dh);
-            combo_pos.push_back(pos);
-          } else if (pos >= 0) {
-            ex.head_pos.at({l, h, pos}) = dr[wi] - lse;
-          } else {
-            ex.head.at({l, h}) = dr[wi] - lse;
-          }
-        }
-        const auto n_loose = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
-        bounded[static_cast<size_t>(h)] += Pn * (dh + 1) + 1 - n_loose;
-        if (n_loose == 0) continue;
-        // Streaming the head's d_head cached rows costs about what projecting one vector exactly
-        // does (measured: from 2 such combinations on, the rows are the cheaper way); failed neurons
-        // read only their own rows, and use the head's when it is read anyway.
-        constexpr size_t kWorthIt = 2;
-        const bool stream_head = combo_coefs.size() >= kWorthIt;
-        if (ctx.projections != nullptr && (stream_head || !neuron_fails.empty())) {
-          thread_local CachedHead head;
-          ctx.projections->attn_head(l, h, head);
-          if (stream_head) ctx.projections->read_rows(head, 0, dh);
-          cached[static_cast<size_t>(h)] +=
-              score_neurons_from_cache(ctx, t, head, stream_head, l, h, gh, mt, ex, neuron_fails);
-          if (stream_head) {
-            cached[static_cast<size_t>(h)] += score_combos_from_cache(ctx, t, head, l, h, gh, mt, ex, combo_coefs, combo_pos);
-          }
-          ctx.projections->release_head(head);
-          std::fill(need_dir.begin(), need_dir.end(), 0);
-          for (const auto& np : neuron_fails) need_dir[static_cast<size_t>(np.first)] = 1;
-        }
-        const auto n_fail = static_cast<int64_t>(neuron_fails.size() + combo_coefs.size());
-        full[static_cast<size_t>(h)] += n_fail;
-        if (n_fail == 0) continue;
-
-        // The rest is scored exactly after every layer's bounded pass, in one batched projection: a
-        // neuron needs its direction's projection (shared by every position, as the position only
-        // scales it), a combination (head x position, head) its own vector's.
-        std::vector<ExactJob>& out = jobs[static_cast<size_t>(h)];
-        for (int64_t n = 0; n < dh; ++n) {
-          if (!need_dir[static_cast<size_t>(n)]) continue;
-          ExactJob job{l, h, n, -1, std::vector<float>(static_cast<size_t>(d)), {}};
-          for (int64_t r = 0; r < d; ++r) job.v[static_cast<size_t>(r)] = lw.W_O.at(r, h * dh + n);  // W_O's column
-          for (const auto& np : neuron_fails) {
-            if (np.first == n) job.positions.push_back(np.second);
-          }
-          out.push_back(std::move(job));
-        }
-        for (size_t ci = 0; ci < combo_coefs.size(); ++ci) {
-          // sum_a c_a W_O[:, h*d_head + a], each element a double sum over a in order.
-          ExactJob job{l, h, -1, combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}};
-          const std::vector<double>& cf = combo_coefs[ci];
-          for (int64_t k = 0; k < d; ++k) {
-            const float* w = lw.W_O.row(k) + h * dh;
-            double acc = 0;
-            for (int64_t a = 0; a < dh; ++a) acc += cf[static_cast<size_t>(a)] * static_cast<double>(w[a]);
-            job.v[static_cast<size_t>(k)] = static_cast<float>(acc);
-          }
-          out.push_back(std::move(job));
-        }
-      }
-    });
+  const auto rows = static_cast<size_t>(Pn + 1);
+  w.D.assign(rows * static_cast<size_t>(nh), 0.0);
+  w.TG.assign(rows * static_cast<size_t>(dh), 0.0);
+  w.TE.assign(rows * static_cast<size_t>(dh), 0.0);
+  const double* gg = mb.head_gram_gamma[static_cast<size_t>(l)].data() + h * dh * dh;
+  const double* ge = mb.head_gram[static_cast<size_t>(l)].data() + h * dh * dh;
+  ops::matmul_nn_accumulate_small(Pn + 1, nh, dh, w.C.data(), dh, in.gh.data() + h * dh * nh, nh, w.D.data(), nh);
+  ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, w.C.data(), dh, gg, dh, w.TG.data(), dh);
+  ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, w.C.data(), dh, ge, dh, w.TE.data(), dh);
+  for (int64_t r = 0; r <= Pn; ++r) {
+    const double* cf = w.C.data() + r * dh;
+    double lin = 0, quad = 0, norm2 = 0;
+    for (int64_t n = 0; n < dh; ++n) {
+      lin += cf[n] * in.mt[static_cast<size_t>(h * dh + n)];
+      quad += cf[n] * w.TG[static_cast<size_t>(r * dh + n)];
+      norm2 += cf[n] * w.TE[static_cast<size_t>(r * dh + n)];
+    }
+    // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
+    quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
+    const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
+    const double* dr = w.D.data() + r * nh;
+    const double lse = bounded_log_expectation(in.t, dr, lin, quad, range, tol);
+    const int64_t pos = r < Pn ? r : -1;
+    if (pos < 0 && in.fi >= 0) ex.contrast_head.at({l, h}) = foil_contrast(1.0, dr[in.wi], dr[in.fi]);
+    if (std::isnan(lse)) {
+      left.combo_coefs.emplace_back(cf, cf + dh);
+      left.combo_pos.push_back(pos);
+    } else if (pos >= 0) {
+      ex.head_pos.at({l, h, pos}) = log_prob_increase_from(dr[in.wi], lse);
+    } else {
+      ex.head.at({l, h}) = log_prob_increase_from(dr[in.wi], lse);
+    }
   }
+}
 
-  // The exact pass over every layer's leftovers, in chunks (one GEMM each) of up to 128 vectors.
+// Step 4. Streaming the head's d_head cached rows costs about what projecting one vector exactly
+// does (measured: from 2 such combinations on, the rows are the cheaper way); failed neurons read
+// only their own rows, and use the head's when it is read anyway. Returns how many it scored and
+// leaves in `left` (need_dir included) what it could not.
+int64_t score_head_leftovers_from_cache(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t h, Explanation& ex,
+                                        HeadLeftovers& left) {
+  constexpr size_t kWorthIt = 2;
+  const bool stream_head = left.combo_coefs.size() >= kWorthIt;
+  if (ctx.projections == nullptr || (!stream_head && left.neuron_fails.empty())) return 0;
+  const int64_t dh = ctx.model.config().d_head;
+  int64_t scored = 0;
+  thread_local CachedHead head;
+  ctx.projections->attn_head(in.l, h, head);
+  if (stream_head) ctx.projections->read_rows(head, 0, dh);
+  scored += score_neurons_from_cache(ctx, in.t, head, stream_head, in.l, h, in.gh, in.mt, ex, left.neuron_fails);
+  if (stream_head) {
+    scored += score_combos_from_cache(ctx, in.t, head, in.l, h, in.gh, in.mt, ex, left.combo_coefs, left.combo_pos);
+  }
+  ctx.projections->release_head(head);
+  std::fill(left.need_dir.begin(), left.need_dir.end(), 0);
+  for (const auto& np : left.neuron_fails) left.need_dir[static_cast<size_t>(np.first)] = 1;
+  return scored;
+}
+
+// Step 5. What is left is scored exactly after every layer's bounded pass, in one batched
+// projection: a neuron needs its direction's projection (shared by every position, as the position
+// only scales it), a combination (head x position, head) its own vector's.
+void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t h, const HeadLeftovers& left,
+                      std::vector<ExactJob>& out) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t dh = c.d_head, d = c.d_model, l = in.l;
+  for (int64_t n = 0; n < dh; ++n) {
+    if (!left.need_dir[static_cast<size_t>(n)]) continue;
+    ExactJob job{l, h, n, -1, std::vector<float>(static_cast<size_t>(d)), {}};
+    for (int64_t r = 0; r < d; ++r) job.v[static_cast<size_t>(r)] = in.lw.W_O.at(r, h * dh + n);  // W_O's column
+    for (const auto& np : left.neuron_fails) {
+      if (np.first == n) job.positions.push_back(np.second);
+    }
+    out.push_back(std::move(job));
+  }
+  for (size_t ci = 0; ci < left.combo_coefs.size(); ++ci) {
+    // sum_a c_a W_O[:, h*d_head + a], each element a double sum over a in order.
+    ExactJob job{l, h, -1, left.combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}};
+    const std::vector<double>& cf = left.combo_coefs[ci];
+    for (int64_t k = 0; k < d; ++k) {
+      const float* wo = in.lw.W_O.row(k) + h * dh;
+      double acc = 0;
+      for (int64_t a = 0; a < dh; ++a) acc += cf[static_cast<size_t>(a)] * static_cast<double>(wo[a]);
+      job.v[static_cast<size_t>(k)] = static_cast<float>(acc);
+    }
+    out.push_back(std::move(job));
+  }
+}
+
+// Steps 1-5 for head h of one layer.
+HeadCounts score_head_bounded(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t h, HeadScratch& w,
+                              Explanation& ex, std::vector<ExactJob>& jobs) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t H = c.n_heads, dh = c.d_head, Pn = ctx.P + 1;
+  HeadCounts counts;
+  // Scores whose bounds fail are computed from the projection cache or exactly after the bounded
+  // pass: a neuron needs its direction's projection, a combination its own vector's.
+  HeadLeftovers left;
+  left.need_dir.assign(static_cast<size_t>(dh), 0);
+  head_coefficient_rows(ex.attn_coef.values.data() + static_cast<size_t>(((in.l * H + h) * dh) * Pn), dh, Pn, w.C);
+  score_head_neurons_bounded(ctx, in, h, w, ex, left);
+  score_head_combos_bounded(ctx, in, h, w, ex, left);
+  const int64_t n_loose = left.count();
+  counts.bounded = Pn * (dh + 1) + 1 - n_loose;
+  if (n_loose == 0) return counts;
+  counts.cached = score_head_leftovers_from_cache(ctx, in, h, ex, left);
+  counts.full = left.count();
+  if (counts.full == 0) return counts;
+  queue_exact_jobs(ctx, in, h, left, jobs);
+  return counts;
+}
+
+// Step 6. The exact pass over every layer's leftovers, in chunks (one GEMM each) of up to 128 vectors.
+void score_exact_attention_jobs(const ExplainContext& ctx, std::vector<std::vector<ExactJob>>& jobs, Explanation& ex) {
+  const int64_t d = ctx.model.config().d_model, V = ctx.model.config().d_vocab;
   std::vector<ExactJob> all;
   for (auto& per_head : jobs) {
     for (auto& j : per_head) all.push_back(std::move(j));
@@ -504,10 +566,38 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
       }
     });
   }
-  int64_t b = 0, f = 0, cc = 0;
-  for (int64_t h = 0; h < H; ++h) {
-    b += bounded[static_cast<size_t>(h)], f += full[static_cast<size_t>(h)], cc += cached[static_cast<size_t>(h)];
+}
+
+}  // namespace
+
+void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
+  const ModelConfig& c = ctx.model.config();
+  const ModelBounds& mb = *ctx.bounds;
+  const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head;
+  init_attention_arrays(ctx, ex);
+  std::vector<HeadCounts> counts(static_cast<size_t>(H));
+  std::vector<std::vector<ExactJob>> jobs(static_cast<size_t>(H));  // per head (one writer each)
+  for (int64_t l = 0; l < L; ++l) {
+    fill_attention_coefficients(ctx, ex, l);
+    const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
+    AttnLayerInputs in{l, t, ctx.model.weights().layers[static_cast<size_t>(l)], {}, {}, static_cast<int64_t>(t.ids.size()),
+                       t.index_of(ctx.w), ctx.foil >= 0 ? t.index_of(ctx.foil) : -1,
+                       mb.attn_gamma_norm[static_cast<size_t>(l)], mb.attn_norm[static_cast<size_t>(l)]};
+    head_projections(ctx, t, in.lw.W_O, 0, H * dh, in.gh, in.mt);
+    parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
+      HeadScratch w;
+      w.delta.resize(static_cast<size_t>(in.nh));
+      w.sums.resize(static_cast<size_t>(dh));
+      for (int64_t h = h0; h < h1; ++h) {
+        const HeadCounts hc = score_head_bounded(ctx, in, h, w, ex, jobs[static_cast<size_t>(h)]);
+        HeadCounts& total = counts[static_cast<size_t>(h)];
+        total.bounded += hc.bounded, total.cached += hc.cached, total.full += hc.full;
+      }
+    });
   }
+  score_exact_attention_jobs(ctx, jobs, ex);
+  int64_t b = 0, f = 0, cc = 0;
+  for (const HeadCounts& hc : counts) b += hc.bounded, f += hc.full, cc += hc.cached;
   ex.method_counts["attention_bounded"] = b;
   ex.method_counts["attention_full"] = f;
   ex.method_counts["attention_cached"] = cc;

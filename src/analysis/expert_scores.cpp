@@ -5,6 +5,7 @@
 // experts of a layer add up to its FFN output minus b_out, which check_expert_identities measures.
 #include <cmath>
 
+#include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
 
@@ -51,7 +52,7 @@ void score_experts(const ExplainContext& ctx, Explanation& ex) {
       const float* ge = g.data() + e * V;
       ex.expert.at({l, e}) = log_prob_increase(dist, ge, 1.0, ctx.w);
       if (ex.has_contrast) {
-        ex.contrast_expert.at({l, e}) = static_cast<double>(ge[ctx.w]) - static_cast<double>(ge[ctx.foil]);
+        ex.contrast_expert.at({l, e}) = foil_contrast(1.0, static_cast<double>(ge[ctx.w]), static_cast<double>(ge[ctx.foil]));
       }
     }
   }

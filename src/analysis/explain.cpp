@@ -1,5 +1,5 @@
 // explain(): the orchestration of the paper's analyses for one position (spec §2-§4). The residual
-// points and layer scores are computed here; heads, neurons and queries in their own files.
+// points are computed here; every score in its own file (src/analysis/README.md lists them).
 #include <chrono>
 #include <cmath>
 
@@ -143,27 +143,7 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   ex.bs_logprob_embedding = ex.lens.front().logprob;
   ex.bs_logprob_final = ex.lens.back().logprob;
 
-  // Layer scores: the importance of A^l in context h^{l-1} and of F^l in context r^l. Both the
-  // context and context + vector are real points of the stream, so these are differences of the
-  // lens log-probabilities, and they telescope exactly.
-  double sum = 0;
-  for (int64_t l = 0; l < L; ++l) {
-    ex.attn_layer.push_back(ex.lens[static_cast<size_t>(2 * l + 1)].logprob - ex.lens[static_cast<size_t>(2 * l)].logprob);
-    ex.ffn_layer.push_back(ex.lens[static_cast<size_t>(2 * l + 2)].logprob - ex.lens[static_cast<size_t>(2 * l + 1)].logprob);
-    sum += ex.attn_layer.back() + ex.ffn_layer.back();
-  }
-  ex.checks["telescoping"] = std::abs(sum - (ex.bs_logprob_final - ex.bs_logprob_embedding));
-  if (ex.foil >= 0) {
-    ex.has_contrast = true;
-    auto diff = [&](size_t i) {
-      return ctx.points[i].logits[static_cast<size_t>(ex.target)] - ctx.points[i].logits[static_cast<size_t>(ex.foil)];
-    };
-    for (int64_t l = 0; l < L; ++l) {
-      const auto i = static_cast<size_t>(2 * l);
-      ex.contrast_attn_layer.push_back(diff(i + 1) - diff(i));
-      ex.contrast_ffn_layer.push_back(diff(i + 2) - diff(i + 1));
-    }
-  }
+  analysis::score_layers(ctx, ex);
 
   // bs of the final vector against the real logits (equal for Llama; GPT-2 needs ln_f's bias).
   {

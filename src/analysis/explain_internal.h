@@ -34,6 +34,19 @@ struct ExplainContext {
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }
 };
 
+/// Layer scores (spec §3.1 rows 1-2) from the 2L+1 residual points at P (emb, then a0, f0, a1, f1,
+/// ...): Imp(A^l | h^{l-1}) and Imp(F^l | r^l) as differences of the points' log p(w), and with a
+/// foil (>= 0) the same for the logit difference log p(w) - log p(foil).
+struct LayerScores {
+  std::vector<double> attn, ffn;                    ///< [L]
+  std::vector<double> contrast_attn, contrast_ffn;  ///< [L] with a foil, else empty
+  double telescoping = 0;  ///< |sum of all 2L scores - (log p(w|h^{L-1}) - log p(w|h^{-1}))|
+};
+LayerScores layer_scores(const std::vector<Distribution>& points, int32_t w, int32_t foil);
+/// layer_scores of ctx.points stored into `ex` (with its "telescoping" check and, with a foil,
+/// has_contrast, which the later steps read).
+void score_layers(const ExplainContext& ctx, Explanation& ex);
+
 /// Shared steps of both attention methods: the score arrays, the coefficients alpha_{P,p} v_{p,n} of
 /// layer l, and the identities (heads + b_O = A^l; neurons over dims and positions = heads).
 void init_attention_arrays(const ExplainContext& ctx, Explanation& ex);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
 #include "ops/vector_ops.h"
@@ -82,7 +83,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
           const double imp = log_prob_increase(dist, g, s, w);
           ex.ffn_neuron.at({l, k}) = imp;
           ex.ffn_coef.at({l, k}) = s;
-          if (f >= 0) ex.contrast_ffn_neuron.at({l, k}) = s * (static_cast<double>(g[w]) - static_cast<double>(g[f]));
+          if (f >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, static_cast<double>(g[w]), static_cast<double>(g[f]));
           if (!ctx.opts.baselines) continue;
           double norm2 = 0;
           for (int64_t j = 0; j < d; ++j) {

@@ -66,9 +66,18 @@ Distribution make_distribution(std::span<const float> logits, const std::vector<
 /// q [V] in double, g [V] in float.
 double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V);
 
-/// Importance (log-probability increase of w) of adding s*g to a state with distribution q.
+/// Importance (spec §3.1) from its two parts: log p(w|x+v) - log p(w|x) = delta_w - f, where delta =
+/// bs(v), delta_w its target entry and f = log sum_j q_j exp(delta_j) the change of the log-normaliser
+/// (exact from log_expectation, or certified by the bounded method: analysis/bounds.h).
+inline double log_prob_increase_from(double delta_w, double f) { return delta_w - f; }
+
+/// Importance (log-probability increase of w, spec §3.1) of adding s*g to a state with distribution
+/// q: log softmax(x + s g)_w - log softmax(x)_w without forming either softmax. Exact in double as
+/// long as every token that s*g can lift has a representable q_j (a context logit within ~708 of the
+/// state's largest; exp_shifted flushes smaller ones to q_j = 0).
 inline double log_prob_increase(const Distribution& d, const float* g, double s, int32_t w) {
-  return s * static_cast<double>(g[w]) - log_expectation(d.q, g, s, static_cast<int64_t>(d.q.size()));
+  return log_prob_increase_from(s * static_cast<double>(g[w]),
+                                log_expectation(d.q, g, s, static_cast<int64_t>(d.q.size())));
 }
 
 }  // namespace reslens::analysis

@@ -1,0 +1,264 @@
+// analysis/bounds.h: the certified value of f = log sum_j q_j exp(s g_j) behind the bounded method.
+// Whatever bounded_log_expectation, bounded_from_head and cached_log_expectation accept must lie
+// within tol of the exact f (here in long double), and the interval they certify must contain it;
+// head_part's error bound must hold. Checked on adversarial random inputs: sharp and flat
+// distributions, heavy-tailed directions with outliers in the tail, tails that carry almost all
+// the mass, large and negative coefficients, and the weakest arguments a caller may pass.
+#include "analysis/bounds.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace reslens::analysis {
+namespace {
+
+using LD = long double;
+
+// One state and one direction: q over V tokens, g the direction's projection, a head set.
+struct Case {
+  std::vector<double> q, g;
+  TailSplit t;
+};
+
+// q = softmax(x) for x of the given spread (heavy-tailed: a Student-t-like mix), g normal with a
+// few large outliers; the head is the k tokens q ranks highest (as split_tails picks them), plus
+// `extra` (a target outside them).
+Case make_case(std::mt19937& rng, size_t V, double spread, double outlier, size_t k, int32_t extra) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  Case c;
+  std::vector<double> x(V);
+  for (double& v : x) v = spread * normal(rng) / std::sqrt(0.05 + unit(rng));
+  const double mx = *std::max_element(x.begin(), x.end());
+  double z = 0;
+  for (double v : x) z += std::exp(v - mx);
+  for (double v : x) c.q.push_back(std::exp(v - mx) / z);
+  for (size_t j = 0; j < V; ++j) c.g.push_back(normal(rng) + (unit(rng) < 0.01 ? outlier * normal(rng) : 0.0));
+  std::vector<int32_t> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return c.q[static_cast<size_t>(a)] > c.q[static_cast<size_t>(b)]; });
+  c.t.ids.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min(k, V)));
+  if (extra >= 0 && c.t.index_of(extra) < 0) c.t.ids.push_back(extra);
+  std::vector<char> in_head(V, 0);
+  for (int32_t id : c.t.ids) {
+    in_head[static_cast<size_t>(id)] = 1;
+    c.t.q.push_back(c.q[static_cast<size_t>(id)]);
+  }
+  for (size_t j = 0; j < V; ++j) {
+    if (in_head[j]) continue;
+    c.t.mass += c.q[j];
+    c.t.q_max = std::max(c.t.q_max, c.q[j]);
+  }
+  return c;
+}
+
+LD exact_f(const Case& c, double s) {
+  LD mx = -std::numeric_limits<LD>::infinity();
+  for (size_t j = 0; j < c.q.size(); ++j) {
+    if (c.q[j] > 0) mx = std::max(mx, static_cast<LD>(s) * static_cast<LD>(c.g[j]));
+  }
+  LD sum = 0;
+  for (size_t j = 0; j < c.q.size(); ++j) sum += static_cast<LD>(c.q[j]) * std::exp(static_cast<LD>(s) * static_cast<LD>(c.g[j]) - mx);
+  return mx + std::log(sum);
+}
+
+// The arguments a caller passes for coefficient s: the head's deltas, the exact tail mean, and the
+// tail bounds. `weakest` gives the loosest ones a caller may pass (the whole-vocabulary sum of g^2
+// and max |g|, as the Gamma and Cauchy-Schwarz bounds give) instead of the tail's own.
+struct Args {
+  std::vector<double> head_delta;
+  double linear = 0, quadratic = 0, range = 0;
+};
+Args caller_args(const Case& c, double s, bool weakest) {
+  Args a;
+  for (int32_t id : c.t.ids) a.head_delta.push_back(s * c.g[static_cast<size_t>(id)]);
+  LD lin = 0, sq = 0;
+  double gmax = 0;
+  for (size_t j = 0; j < c.q.size(); ++j) {
+    const bool tail = c.t.index_of(static_cast<int32_t>(j)) < 0;
+    if (tail) lin += static_cast<LD>(c.q[j]) * static_cast<LD>(c.g[j]);
+    if (tail || weakest) {
+      sq += static_cast<LD>(c.g[j]) * static_cast<LD>(c.g[j]);
+      gmax = std::max(gmax, std::abs(c.g[j]));
+    }
+  }
+  a.linear = s * static_cast<double>(lin);
+  a.quadratic = s * s * static_cast<double>(sq);
+  a.range = std::abs(s) * gmax;
+  return a;
+}
+
+// The half-width of the interval a bounded evaluation certifies: the smallest tol it accepts
+// (bisection on the NaN threshold), given `eval(tol)`.
+template <class Eval>
+double certified_half_width(const Eval& eval) {
+  double lo = 0, hi = 1e3;
+  if (std::isnan(eval(hi))) return std::numeric_limits<double>::quiet_NaN();
+  for (int i = 0; i < 200 && hi - lo > 1e-15 * hi; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (std::isnan(eval(mid)) ? lo : hi) = mid;
+  }
+  return hi;
+}
+
+// The value and the interval [value - h, value + h] it certifies must contain the exact f, up to
+// double rounding of the quantities involved.
+::testing::AssertionResult certifies(double value, double half_width, LD exact, double tol) {
+  const double slack = 1e-13 * (1 + std::abs(static_cast<double>(exact)));
+  const double err = std::abs(static_cast<double>(static_cast<LD>(value) - exact));
+  if (!(half_width <= tol * (1 + 1e-12))) {
+    return ::testing::AssertionFailure() << "accepted a half-width " << half_width << " above tol " << tol;
+  }
+  if (err <= half_width + slack) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "value " << value << " is " << err << " from the exact "
+                                       << static_cast<double>(exact) << ", outside its certified +-" << half_width;
+}
+
+TEST(Bounds, BoundedLogExpectationContainsTheExactValue) {
+  std::mt19937 rng(1);
+  int accepted = 0, tried = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const size_t V = trial % 3 == 0 ? 50 : 2000;
+    const double spread = trial % 4 == 0 ? 0.05 : trial % 4 == 1 ? 1.0 : trial % 4 == 2 ? 4.0 : 12.0;
+    const double outlier = trial % 5 == 0 ? 0.0 : 30.0;
+    const size_t k = static_cast<size_t>(trial % 6) * 8;  // 0 (no head) .. 40
+    Case c = make_case(rng, V, spread, outlier, k, static_cast<int32_t>(V - 1));
+    for (double s : {-3.0, -0.5, -0.01, 0.0, 1e-6, 0.02, 0.3, 1.0, 4.0}) {
+      for (bool weakest : {false, true}) {
+        const Args a = caller_args(c, s, weakest);
+        auto eval = [&](double tol) {
+          return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, tol);
+        };
+        ++tried;
+        const double h = certified_half_width(eval);
+        if (std::isnan(h)) continue;
+        ++accepted;
+        const LD exact = exact_f(c, s);
+        ASSERT_TRUE(certifies(eval(1e3), h, exact, 1e3)) << "trial " << trial << " s " << s << " weakest " << weakest;
+        // The tolerance explain() uses: accepted values are within it.
+        const double v = eval(8e-6);
+        if (!std::isnan(v)) {
+          ASSERT_TRUE(certifies(v, h, exact, 8e-6)) << "trial " << trial << " s " << s;
+        }
+      }
+    }
+  }
+  // The check means something only if the bound accepts a good share of the cases.
+  EXPECT_GT(accepted, tried / 4) << accepted << " of " << tried;
+}
+
+TEST(Bounds, AWrongTailBoundIsCaught) {
+  // The same check on a deliberately broken caller (quadratic term 100x too small) must fail for
+  // some input: otherwise the containment test above could not fail either.
+  std::mt19937 rng(2);
+  bool caught = false;
+  for (int trial = 0; trial < 200 && !caught; ++trial) {
+    Case c = make_case(rng, 500, 1.0, 30.0, 4, -1);
+    for (double s : {0.5, 1.0, 2.0}) {
+      Args a = caller_args(c, s, false);
+      a.quadratic *= 0.01;
+      auto eval = [&](double tol) { return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, tol); };
+      const double h = certified_half_width(eval);
+      if (!std::isnan(h) && !certifies(eval(1e3), h, exact_f(c, s), 1e3)) caught = true;
+    }
+  }
+  EXPECT_TRUE(caught);
+}
+
+TEST(Bounds, HeadPartErrorBoundHolds) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 200; ++trial) {
+    Case c = make_case(rng, 300, trial % 2 ? 0.5 : 6.0, 20.0, 1 + static_cast<size_t>(trial % 40), -1);
+    std::vector<double> gh;
+    for (int32_t id : c.t.ids) gh.push_back(c.g[static_cast<size_t>(id)]);
+    const HeadPowerSums m = head_power_sums(c.t, gh.data());
+    const double gabs = std::abs(*std::max_element(gh.begin(), gh.end(), [](double a, double b) { return std::abs(a) < std::abs(b); }));
+    // Coefficients up to the series' limit |s| max|g| = 1 (the worst remainder), and just past it.
+    for (double x : {0.0, 1e-9, 0.1, 0.5, 0.9, 0.999, 1.0, 1.001, 2.0}) {
+      for (double sign : {-1.0, 1.0}) {
+        const double s = gabs > 0 ? sign * x / gabs : sign * x;
+        double err = -1;
+        const double v = head_part(m, s, err);
+        if (x > 1.0 && gabs > 0) {
+          EXPECT_TRUE(std::isnan(v)) << "x " << x;
+          continue;
+        }
+        ASSERT_FALSE(std::isnan(v)) << "x " << x;
+        LD want = 0;
+        for (size_t h = 0; h < gh.size(); ++h) want += static_cast<LD>(c.t.q[h]) * std::exp(static_cast<LD>(s) * static_cast<LD>(gh[h]));
+        ASSERT_GE(err, 0.0);
+        ASSERT_LE(std::abs(static_cast<double>(static_cast<LD>(v) - want)), err) << "trial " << trial << " x " << x;
+        // With the head part's own error, the certified value still contains f.
+        const Args a = caller_args(c, s, false);
+        auto eval = [&](double tol) { return bounded_from_head(c.t, v, err, a.linear, a.quadratic, a.range, tol); };
+        const double hw = certified_half_width(eval);
+        if (!std::isnan(hw)) {
+          ASSERT_TRUE(certifies(eval(1e3), hw, exact_f(c, s), 1e3)) << "trial " << trial << " x " << x;
+        }
+      }
+    }
+  }
+}
+
+TEST(Bounds, CachedLogExpectationContainsTheExactValue) {
+  // The tail's second moment known only from an approximate projection g~ with |g - g~| <= eps
+  // (a quantized cache row): adversarially, every g~_j is off by exactly eps, in the direction that
+  // shrinks or grows the moment.
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  int accepted = 0, tried = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    Case c = make_case(rng, trial % 2 ? 64 : 1500, trial % 3 == 0 ? 0.1 : 3.0, trial % 4 ? 25.0 : 0.0,
+                       static_cast<size_t>(trial % 5) * 4, -1);
+    const double eps = trial % 3 == 0 ? 1e-4 : trial % 3 == 1 ? 1e-2 : 0.3;
+    const int mode = trial % 3;  // 0: shrink |g~|, 1: grow it, 2: random signs
+    LD a1 = 0, a2 = 0;
+    double gmax = 0;
+    for (size_t j = 0; j < c.q.size(); ++j) {
+      if (c.t.index_of(static_cast<int32_t>(j)) >= 0) continue;
+      const double g = c.g[j];
+      const double dir = mode == 0 ? -std::copysign(1.0, g) : mode == 1 ? std::copysign(1.0, g) : (unit(rng) < 0.5 ? -1.0 : 1.0);
+      const double approx = g + dir * eps;
+      a1 += static_cast<LD>(c.q[j]) * std::abs(static_cast<LD>(approx));
+      a2 += static_cast<LD>(c.q[j]) * static_cast<LD>(approx) * static_cast<LD>(approx);
+      gmax = std::max(gmax, std::abs(g));
+    }
+    for (double s : {-2.0, -0.2, 0.0, 0.05, 0.5, 3.0}) {
+      const Args a = caller_args(c, s, false);
+      auto eval = [&](double tol) {
+        return cached_log_expectation(c.t, a.head_delta.data(), a.linear, s, static_cast<double>(a1), static_cast<double>(a2),
+                                      eps, gmax, tol);
+      };
+      ++tried;
+      const double h = certified_half_width(eval);
+      if (std::isnan(h)) continue;
+      ++accepted;
+      ASSERT_TRUE(certifies(eval(1e3), h, exact_f(c, s), 1e3)) << "trial " << trial << " s " << s << " eps " << eps;
+    }
+  }
+  EXPECT_GT(accepted, tried / 4) << accepted << " of " << tried;
+}
+
+TEST(Bounds, RefusesWhatItCannotCertify) {
+  std::mt19937 rng(5);
+  Case c = make_case(rng, 1000, 1.0, 0.0, 8, -1);
+  // An exponent that would overflow in the head: refused, not inf.
+  Args a = caller_args(c, 1.0, false);
+  a.head_delta[0] = 1000.0;
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, 1e3)));
+  // A lower bound that is not positive (a tail mean pulling the sum below 0): refused.
+  a = caller_args(c, 1.0, false);
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), -10.0, a.quadratic, a.range, 1e3)));
+  // An interval wider than 2 tol: refused.
+  a = caller_args(c, 3.0, true);
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, 1e-12)));
+}
+
+}  // namespace
+}  // namespace reslens::analysis
