@@ -19,8 +19,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-BASELINES = {"logprob_increase": "log_prob_increase", "logprob": "log_prob", "prob_increase": "prob_increase",
-             "norm": "norm", "coef": "coefficient", "rank": "rank", "m_norm": "m_norm", "m_rank": "m_rank"}
+# The §3.3 scores: the same names in reslens (kBaselineScores, baseline_<name>.npy) and the reference.
+BASELINES = ("log_prob_increase", "log_prob", "prob_increase", "norm", "coef", "rank", "m_norm", "m_rank")
 
 
 def main():
@@ -93,12 +93,12 @@ def main():
     check("attention layers", layers[:, 0], ref["layer_imp"]["attn"])
     check("FFN layers", layers[:, 1], ref["layer_imp"]["ffn"])
     check("heads", npy("head_scores"), ref["head_imp"])
-    check("head x position", npy("head_pos_scores"), ref["head_pos_imp"])
+    check("head x position", npy("head_position_scores"), ref["head_pos_imp"])
     check("attention weights", npy("attn_weights"), ref["attn_weights_last"], 5e-6)
     check("FFN neurons", npy("ffn_neuron_scores"), ref["ffn_neuron_imp"])
     check("FFN coefficients", npy("ffn_coef"), ref["ffn_coef_last"], relative=True)
     check("attention neurons", npy("attn_neuron_scores"), ref["attn_neuron_imp"])
-    check("Q3 query FFN neurons", npy("query_ffn_scores"), ref["q3"]["scores"])
+    check("Q3 query FFN neurons", npy("query_ffn_neuron_scores"), ref["q3"]["scores"])
     if np.size(ref["expert_imp"]):  # mixture-of-experts models
         check("experts", npy("expert_scores"), ref["expert_imp"])
         if a.foil is not None:
@@ -118,9 +118,9 @@ def main():
     check("Q5 query-only", ours["histograms"]["query_only"], ref["q5"]["query_only_per_layer"], 0)
     check("Q5 query-value", ours["histograms"]["query_value"], ref["q5"]["query_value_per_layer"], 0)
     if a.baselines:
-        for mine, theirs in BASELINES.items():
-            check(f"baseline {mine}", npy("baseline_" + mine), ref["baselines"][theirs],
-                  relative=mine in ("norm", "coef", "m_norm", "m_rank"))
+        for name in BASELINES:
+            check(f"baseline {name}", npy("baseline_" + name), ref["baselines"][name],
+                  relative=name in ("norm", "coef", "m_norm", "m_rank"))
     if a.foil is not None:
         c = ref["contrast"]
         check("contrast heads", npy("contrast_head_scores"), c["head_imp"])

@@ -197,7 +197,7 @@ std::vector<SentenceResult> run_experiment(const Model& model, std::span<const E
                                            const ExperimentProgressFn& on_progress = {});
 
 struct MetricMeans {
-  double mrr = 0, prob = 0, logprob = 0;
+  double mrr = 0, prob = 0, log_prob = 0;
 };
 
 struct InterventionRow {

@@ -72,7 +72,7 @@ struct LensPoint {
   std::string label;
   int64_t rank = 0;  ///< of the target, 1 = top
   double prob = 0;
-  double logprob = 0;
+  double log_prob = 0;
   std::vector<int32_t> top_ids;
   std::vector<double> top_probs;
 };
@@ -84,6 +84,13 @@ struct QueryLayers {
   std::vector<double> slots;
 };
 
+/// The alternative scores of spec §3.3 in the paper's Table 2 order (spec A8 defines them): the keys
+/// of Explanation::baselines, the `baseline_<name>.npy` files, the JSON's "baselines", Python's
+/// `ex.baselines` and the experiments' `score:<name>` rows. (Until 0.2, "logprob_increase" and
+/// "logprob" were the first two; docs/naming.md lists the old names kept as aliases.)
+inline constexpr const char* kBaselineScores[] = {"log_prob_increase", "log_prob", "prob_increase", "norm",
+                                                  "coef",              "rank",     "m_norm",        "m_rank"};
+
 struct Explanation {
   int position = 0;
   int32_t target = -1;
@@ -91,19 +98,19 @@ struct Explanation {
   int64_t n_positions = 0;  ///< P + 1: positions 0..P can be sources
 
   // The real model output at P.
-  double real_logit = 0, real_logprob = 0, real_prob = 0;
+  double real_logit = 0, real_log_prob = 0, real_prob = 0;
   int64_t real_rank = 0;
   // The frozen final norm: GPT-2 sigma_f = std of h_P^{L-1} (+eps); Llama sqrt(mean square + eps).
   double frozen_scale = 0;
-  double bs_logprob_final = 0;      ///< log p(w | bs(h_P^{L-1}))
-  double bs_logprob_embedding = 0;  ///< log p(w | bs(h_P^{-1}))
+  double bs_log_prob_final = 0;      ///< log p(w | bs(h_P^{L-1}))
+  double bs_log_prob_embedding = 0;  ///< log p(w | bs(h_P^{-1}))
 
   std::vector<LensPoint> lens;  ///< 2L + 1 points
 
   std::vector<double> attn_layer;  ///< [L] Imp(A^l | h^{l-1})
   std::vector<double> ffn_layer;   ///< [L] Imp(F^l | r^l)
   ScoreArray head;                 ///< [L, H]
-  ScoreArray head_pos;             ///< [L, H, P+1] one head's share from one source position
+  ScoreArray head_position;             ///< [L, H, P+1] one head's share from one source position
   ScoreArray attn_weight;          ///< [L, H, P+1] attention of position P to each source
   ScoreArray ffn_neuron;           ///< [L, N]
   ScoreArray ffn_coef;             ///< [L, N] coefficient m at P
@@ -114,15 +121,15 @@ struct Explanation {
   ScoreArray attn_neuron;          ///< [L, H, d_head, P+1] (layer, head, dim, source position)
   ScoreArray attn_coef;            ///< [L, H, d_head, P+1] alpha_{P,p} v_{p,n}
 
-  std::vector<QueryLayers> q1;     ///< per key variant
-  QueryLayers q2;
-  double q2_avg_layer = 0;
-  ScoreArray q3;                   ///< [L, N] query FFN neurons of the top attention neurons
-  std::vector<int64_t> q5_query_only;   ///< [L] counts
-  std::vector<int64_t> q5_query_value;  ///< [L] counts
+  std::vector<QueryLayers> ffn_value_query_layers;     ///< per key variant
+  QueryLayers attn_value_query_layers;
+  double attn_value_query_avg_layer = 0;
+  ScoreArray query_ffn_neuron;                   ///< [L, N] query FFN neurons of the top attention neurons
+  std::vector<int64_t> query_only_per_layer;   ///< [L] counts
+  std::vector<int64_t> query_value_per_layer;  ///< [L] counts
 
-  /// The alternative scores of spec §3.3 (A8's definitions), each [L, N]: "logprob_increase",
-  /// "logprob", "prob_increase", "norm", "coef", "rank", "m_norm", "m_rank". Empty unless asked.
+  /// The alternative scores of spec §3.3 (A8's definitions), each [L, N], named as kBaselineScores
+  /// lists them. Empty unless asked.
   std::map<std::string, ScoreArray> baselines;
 
   /// With a foil: the same scores for log p(target) - log p(foil) (a logit difference).
@@ -225,7 +232,7 @@ TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOpt
 /// Interventions (spec A7): run the tokens with `zeroed` removed and report the target's
 /// probability, log-probability, rank and reciprocal rank before and after.
 struct TargetStats {
-  double prob = 0, logprob = 0, rr = 0;
+  double prob = 0, log_prob = 0, rr = 0;
   int64_t rank = 0;
   int32_t top1 = -1;
 };

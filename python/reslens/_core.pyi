@@ -76,29 +76,29 @@ class Explanation:
     notes: List[str]
     run: RunResult
     real_logit: float
-    real_logprob: float
+    real_log_prob: float
     real_prob: float
     real_rank: int
     frozen_scale: float
-    bs_logprob_final: float
-    bs_logprob_embedding: float
+    bs_log_prob_final: float
+    bs_log_prob_embedding: float
     lens: List[Tuple[str, int, float, float, List[int], List[float]]]
     attn_layer: npt.NDArray[np.float64]
     ffn_layer: npt.NDArray[np.float64]
     head: npt.NDArray[np.float64]
-    head_pos: npt.NDArray[np.float64]
+    head_position: npt.NDArray[np.float64]
     attn_weight: npt.NDArray[np.float64]
     ffn_neuron: npt.NDArray[np.float64]
     ffn_coef: npt.NDArray[np.float64]
     attn_neuron: npt.NDArray[np.float64]
     attn_coef: npt.NDArray[np.float64]
-    q1: Dict[str, npt.NDArray[np.float64]]
-    q2_key: str
-    q2: npt.NDArray[np.float64]
-    q2_avg_layer: float
-    q3: npt.NDArray[np.float64]
-    q5_query_only: npt.NDArray[np.int64]
-    q5_query_value: npt.NDArray[np.int64]
+    ffn_value_query_layers: Dict[str, npt.NDArray[np.float64]]
+    attn_value_query_key: str
+    attn_value_query_layers: npt.NDArray[np.float64]
+    attn_value_query_avg_layer: float
+    query_ffn_neuron: npt.NDArray[np.float64]
+    query_only_per_layer: npt.NDArray[np.int64]
+    query_value_per_layer: npt.NDArray[np.int64]
     baselines: Dict[str, npt.NDArray[np.float64]]
     has_contrast: bool
     contrast_attn_layer: Optional[npt.NDArray[np.float64]]

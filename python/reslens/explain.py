@@ -112,13 +112,15 @@ class Explanation:
     ``attn_layer``              [L]                     Imp(A^l | h^{l-1}) per layer
     ``ffn_layer``               [L]                     Imp(F^l | r^l)
     ``head``                    [L, H]                  per head
-    ``head_pos``                [L, H, P+1]             one head's share from one source position
+    ``head_position``           [L, H, P+1]             one head's share from one source position
     ``attn_weight``             [L, H, P+1]             attention of P to each source
     ``ffn_neuron``/``ffn_coef``  [L, N]                 FFN neuron scores / coefficients at P
     ``attn_neuron``/``attn_coef`` [L, H, d_head, P+1]   attention neurons (layer, head, dim, source)
-    ``q3``                      [L, N]                  query FFN neurons of the top attention neurons
-    ``q1``/``q2``               {key: [2L+1]}, [2L+1]   query-layer slots (emb, a0, f0, a1, ...)
-    ``q5_query_only/value``     [L]                     histograms (int64)
+    ``query_ffn_neuron``        [L, N]                  query FFN neurons of the top attention neurons
+    ``ffn_value_query_layers``  {key: [2L+1]}           query-layer slots (emb, a0, f0, a1, ...) of the
+    ``attn_value_query_layers`` [2L+1]                  top FFN / attention value neurons
+    ``query_only_per_layer``,   [L]                     histograms (int64)
+    ``query_value_per_layer``
     ``baselines``               {name: [L, N]}          with ``baselines=True``
     ``contrast_*``              as above                with a foil: log p(target) - log p(foil)
     ==========================  ======================  =================================================
@@ -177,7 +179,7 @@ class Explanation:
 
     @property
     def log_prob(self) -> float:
-        return self._core.real_logprob
+        return self._core.real_log_prob
 
     @property
     def rank(self) -> int:
@@ -194,11 +196,11 @@ class Explanation:
     @property
     def bs_log_prob(self) -> float:
         """log p(target | bs(h_P^{L-1})): the final state through the frozen norm."""
-        return self._core.bs_logprob_final
+        return self._core.bs_log_prob_final
 
     @property
     def bs_log_prob_embedding(self) -> float:
-        return self._core.bs_logprob_embedding
+        return self._core.bs_log_prob_embedding
 
     @property
     def checks(self) -> Dict[str, float]:
@@ -228,19 +230,23 @@ class Explanation:
     attn_layer = property(lambda self: self._core.attn_layer, doc="[L] Imp(A^l | h^{l-1})")
     ffn_layer = property(lambda self: self._core.ffn_layer, doc="[L] Imp(F^l | r^l)")
     head = property(lambda self: self._core.head, doc="[L, H] head scores")
-    head_pos = property(lambda self: self._core.head_pos, doc="[L, H, P+1] head x source position")
+    head_position = property(lambda self: self._core.head_position, doc="[L, H, P+1] head x source position")
     attn_weight = property(lambda self: self._core.attn_weight, doc="[L, H, P+1] attention of P to each source")
     ffn_neuron = property(lambda self: self._core.ffn_neuron, doc="[L, N] FFN neuron scores")
     ffn_coef = property(lambda self: self._core.ffn_coef, doc="[L, N] FFN coefficients m at P")
     attn_neuron = property(lambda self: self._core.attn_neuron, doc="[L, H, d_head, P+1] attention neurons")
     attn_coef = property(lambda self: self._core.attn_coef, doc="[L, H, d_head, P+1] alpha_{P,p} v_{p,n}")
-    q1 = property(lambda self: self._core.q1, doc="{key: [2L+1]} query layers of the top FFN value neurons")
-    q2 = property(lambda self: self._core.q2, doc="[2L+1] query layers of the top attention value neurons")
-    q2_avg_layer = property(lambda self: self._core.q2_avg_layer)
-    q3 = property(lambda self: self._core.q3, doc="[L, N] query FFN neurons of the top attention neurons")
-    q5_query_only = property(lambda self: self._core.q5_query_only, doc="[L] counts")
-    q5_query_value = property(lambda self: self._core.q5_query_value, doc="[L] counts")
-    baselines = property(lambda self: self._core.baselines, doc="{name: [L, N]} spec 3.3's alternative scores")
+    ffn_value_query_layers = property(lambda self: self._core.ffn_value_query_layers,
+                                      doc="{key: [2L+1]} query layers of the top FFN value neurons (spec Q1)")
+    attn_value_query_layers = property(lambda self: self._core.attn_value_query_layers,
+                                       doc="[2L+1] query layers of the top attention value neurons (spec Q2)")
+    attn_value_query_avg_layer = property(lambda self: self._core.attn_value_query_avg_layer)
+    query_ffn_neuron = property(lambda self: self._core.query_ffn_neuron,
+                                doc="[L, N] query FFN neurons of the top attention neurons (spec Q3)")
+    query_only_per_layer = property(lambda self: self._core.query_only_per_layer, doc="[L] counts (spec Q5)")
+    query_value_per_layer = property(lambda self: self._core.query_value_per_layer, doc="[L] counts (spec Q5)")
+    baselines = property(lambda self: _Baselines(self._core.baselines),
+                         doc="{name: [L, N]} spec 3.3's alternative scores (names: reslens.BASELINE_SCORES)")
     has_contrast = property(lambda self: self._core.has_contrast)
     contrast_attn_layer = property(lambda self: self._core.contrast_attn_layer)
     contrast_ffn_layer = property(lambda self: self._core.contrast_ffn_layer)
@@ -261,9 +267,9 @@ class Explanation:
     def arrays(self) -> Dict[str, np.ndarray]:
         """Every score array under the file name ``reslens explain --out DIR`` gives it (without .npy)."""
         out = {"layer_scores": self.layer_scores, "lens": self.lens_array, "head_scores": self.head,
-               "head_pos_scores": self.head_pos, "attn_weights": self.attn_weight,
+               "head_position_scores": self.head_position, "attn_weights": self.attn_weight,
                "ffn_neuron_scores": self.ffn_neuron, "ffn_coef": self.ffn_coef,
-               "attn_neuron_scores": self.attn_neuron, "attn_coef": self.attn_coef, "query_ffn_scores": self.q3}
+               "attn_neuron_scores": self.attn_neuron, "attn_coef": self.attn_coef, "query_ffn_neuron_scores": self.query_ffn_neuron}
         for name, a in self.baselines.items():
             out["baseline_" + name] = a
         if self.has_contrast:
@@ -330,7 +336,7 @@ class Explanation:
         N = self.model.cfg.d_mlp
 
         def make():
-            v = self.q3.ravel()
+            v = self.query_ffn_neuron.ravel()
             return [QueryNeuronScore(int(i // N), int(i % N), _core.label_ffn_neuron(int(i // N), int(i % N)),
                                      float(v[i])) for i in top_indices(v, self.top)]
         return self._memoize("q3", make)
@@ -419,7 +425,7 @@ class Explanation:
             rows += [dict(kind="attn_neuron", **vars(r)) for r in self.top_attn_neurons]
             return pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
         arrays = {"heads": self.head, "ffn_neurons": self.ffn_neuron, "attn_neurons": self.attn_neuron,
-                  "query_ffn_neurons": self.q3}
+                  "query_ffn_neurons": self.query_ffn_neuron}
         if kind not in arrays:
             raise ValueError("kind must be one of components, layers, lens, heads, ffn_neurons, attn_neurons, "
                              f"query_ffn_neurons; not {kind!r}")
@@ -485,6 +491,27 @@ class Explanation:
     def __repr__(self) -> str:
         return (f"<reslens.Explanation position {self.position} target {self.target.text!r} "
                 f"(id {self.target.id}, p={self.prob:.4f}, rank {self.rank})>")
+
+
+# The names these had until 0.2, kept as aliases for one release (docs/naming.md lists them; a test
+# checks each still answers, equal to its new name).
+RENAMED_ATTRIBUTES = {"head_pos": "head_position", "q1": "ffn_value_query_layers", "q2": "attn_value_query_layers",
+                      "q2_avg_layer": "attn_value_query_avg_layer", "q3": "query_ffn_neuron",
+                      "q5_query_only": "query_only_per_layer", "q5_query_value": "query_value_per_layer"}
+RENAMED_BASELINES = {"logprob_increase": "log_prob_increase", "logprob": "log_prob"}
+BASELINE_SCORES = ("log_prob_increase", "log_prob", "prob_increase", "norm", "coef", "rank", "m_norm", "m_rank")
+
+for _old, _new in RENAMED_ATTRIBUTES.items():
+    setattr(Explanation, _old, property(lambda self, _n=_new: getattr(self, _n), doc=f"Alias of ``{_new}`` (until 0.2)."))
+
+
+class _Baselines(dict):
+    """``ex.baselines``: the scores under their names; the old names still answer (until 0.2)."""
+
+    def __missing__(self, key: str):
+        if key in RENAMED_BASELINES:
+            return self[RENAMED_BASELINES[key]]
+        raise KeyError(key)
 
 
 def _token_name(spec: TokenSpec, what: str) -> Union[int, str, None]:

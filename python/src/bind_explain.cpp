@@ -104,7 +104,7 @@ py::dict token_list(const TokenList& t) {
 py::dict stats_dict(const TargetStats& s) {
   py::dict d;
   d["prob"] = s.prob;
-  d["log_prob"] = s.logprob;
+  d["log_prob"] = s.log_prob;
   d["rank"] = s.rank;
   d["rr"] = s.rr;
   d["top1"] = s.top1;
@@ -144,25 +144,25 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       .def_property_readonly("notes", [](const Result& r) { return r->notes; })
       .def_property_readonly("run", [](const Result& r) { return r->run; }, "The RunResult explain() read.")
       .def_property_readonly("real_logit", [](const Result& r) { return r->ex.real_logit; })
-      .def_property_readonly("real_logprob", [](const Result& r) { return r->ex.real_logprob; })
+      .def_property_readonly("real_log_prob", [](const Result& r) { return r->ex.real_log_prob; })
       .def_property_readonly("real_prob", [](const Result& r) { return r->ex.real_prob; })
       .def_property_readonly("real_rank", [](const Result& r) { return r->ex.real_rank; })
       .def_property_readonly("frozen_scale", [](const Result& r) { return r->ex.frozen_scale; })
-      .def_property_readonly("bs_logprob_final", [](const Result& r) { return r->ex.bs_logprob_final; })
-      .def_property_readonly("bs_logprob_embedding", [](const Result& r) { return r->ex.bs_logprob_embedding; })
+      .def_property_readonly("bs_log_prob_final", [](const Result& r) { return r->ex.bs_log_prob_final; })
+      .def_property_readonly("bs_log_prob_embedding", [](const Result& r) { return r->ex.bs_log_prob_embedding; })
       .def_property_readonly("lens",
                              [](const Result& r) {
                                py::list out;
                                for (const LensPoint& p : r->ex.lens) {
-                                 out.append(py::make_tuple(p.label, p.rank, p.prob, p.logprob, p.top_ids, p.top_probs));
+                                 out.append(py::make_tuple(p.label, p.rank, p.prob, p.log_prob, p.top_ids, p.top_probs));
                                }
                                return out;
                              },
-                             "(label, rank, prob, logprob, top_ids, top_probs) per residual point (2L + 1).")
+                             "(label, rank, prob, log_prob, top_ids, top_probs) per residual point (2L + 1).")
       .def_property_readonly("attn_layer", [](const Result& r) { return vector_view(r->ex.attn_layer, r); })
       .def_property_readonly("ffn_layer", [](const Result& r) { return vector_view(r->ex.ffn_layer, r); })
       .def_property_readonly("head", [](const Result& r) { return score(r, r->ex.head); })
-      .def_property_readonly("head_pos", [](const Result& r) { return score(r, r->ex.head_pos); })
+      .def_property_readonly("head_position", [](const Result& r) { return score(r, r->ex.head_position); })
       .def_property_readonly("attn_weight", [](const Result& r) { return score(r, r->ex.attn_weight); })
       .def_property_readonly("ffn_neuron", [](const Result& r) { return score(r, r->ex.ffn_neuron); })
       .def_property_readonly("expert", [](const Result& r) { return score(r, r->ex.expert); },
@@ -170,18 +170,18 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       .def_property_readonly("ffn_coef", [](const Result& r) { return score(r, r->ex.ffn_coef); })
       .def_property_readonly("attn_neuron", [](const Result& r) { return score(r, r->ex.attn_neuron); })
       .def_property_readonly("attn_coef", [](const Result& r) { return score(r, r->ex.attn_coef); })
-      .def_property_readonly("q1",
+      .def_property_readonly("ffn_value_query_layers",
                              [](const Result& r) {
                                py::dict d;
-                               for (const QueryLayers& q : r->ex.q1) d[py::str(q.key)] = vector_view(q.slots, r);
+                               for (const QueryLayers& q : r->ex.ffn_value_query_layers) d[py::str(q.key)] = vector_view(q.slots, r);
                                return d;
                              })
-      .def_property_readonly("q2_key", [](const Result& r) { return r->ex.q2.key; })
-      .def_property_readonly("q2", [](const Result& r) { return vector_view(r->ex.q2.slots, r); })
-      .def_property_readonly("q2_avg_layer", [](const Result& r) { return r->ex.q2_avg_layer; })
-      .def_property_readonly("q3", [](const Result& r) { return score(r, r->ex.q3); })
-      .def_property_readonly("q5_query_only", [](const Result& r) { return vector_view(r->ex.q5_query_only, r); })
-      .def_property_readonly("q5_query_value", [](const Result& r) { return vector_view(r->ex.q5_query_value, r); })
+      .def_property_readonly("attn_value_query_key", [](const Result& r) { return r->ex.attn_value_query_layers.key; })
+      .def_property_readonly("attn_value_query_layers", [](const Result& r) { return vector_view(r->ex.attn_value_query_layers.slots, r); })
+      .def_property_readonly("attn_value_query_avg_layer", [](const Result& r) { return r->ex.attn_value_query_avg_layer; })
+      .def_property_readonly("query_ffn_neuron", [](const Result& r) { return score(r, r->ex.query_ffn_neuron); })
+      .def_property_readonly("query_only_per_layer", [](const Result& r) { return vector_view(r->ex.query_only_per_layer, r); })
+      .def_property_readonly("query_value_per_layer", [](const Result& r) { return vector_view(r->ex.query_value_per_layer, r); })
       .def_property_readonly("baselines",
                              [](const Result& r) {
                                py::dict d;

@@ -185,3 +185,27 @@ def test_target_resolution_and_notes():
     assert multi.target.id == first
     by_id = reslens.explain(model, text, target=int(multi.target.id), top=3)
     assert np.array_equal(multi.ffn_neuron, by_id.ffn_neuron) and by_id.notes == []
+
+
+def test_names_before_0_2_are_aliases_of_the_new_ones():
+    # docs/naming.md: one name per quantity; the old names answer until 0.2, equal to the new.
+    from reslens.explain import BASELINE_SCORES, RENAMED_ATTRIBUTES, RENAMED_BASELINES
+    model = get_model("stories260K.gguf")
+    ex = reslens.explain(model, PROMPTS["stories260K.gguf"], top=3, baselines=True)
+    assert RENAMED_ATTRIBUTES == {"head_pos": "head_position", "q1": "ffn_value_query_layers",
+                                  "q2": "attn_value_query_layers", "q2_avg_layer": "attn_value_query_avg_layer",
+                                  "q3": "query_ffn_neuron", "q5_query_only": "query_only_per_layer",
+                                  "q5_query_value": "query_value_per_layer"}
+    for old, new in RENAMED_ATTRIBUTES.items():
+        a, b = getattr(ex, old), getattr(ex, new)
+        if isinstance(b, dict):
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in b), old
+        else:
+            assert np.array_equal(a, b), old
+    assert tuple(sorted(ex.baselines)) == tuple(sorted(BASELINE_SCORES))
+    assert RENAMED_BASELINES == {"logprob_increase": "log_prob_increase", "logprob": "log_prob"}
+    for old, new in RENAMED_BASELINES.items():
+        assert np.array_equal(ex.baselines[old], ex.baselines[new])
+        doc = json.loads(ex.to_json())["baselines"]
+        assert doc[old] == doc[new]
+    assert "head_position_scores" in ex.arrays() and "query_ffn_neuron_scores" in ex.arrays()

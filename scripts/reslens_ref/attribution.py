@@ -21,7 +21,7 @@ Contrast (foil f): the increase of log p(w) - log p(f), which is exactly bs_w(v)
 FFN-neuron baselines, [L][N] each (A8's recommended definitions, an interpretation):
   log_prob_increase  (a) Imp                        log_prob    (b) log softmax(bs(m fc2) + c)_w
   prob_increase      (c) p(w|x+v) - p(w|x)          norm        (d) ||m fc2||
-  coefficient        (e) m                           rank        (f) 1 / rank_w(bs(m fc2))
+  coef               (e) m                           rank        (f) 1 / rank_w(bs(m fc2))
   m_norm             (g) |m| ||fc2||                 m_rank      (h) |m| / rank_w(bs(fc2))
 Ranks are of the raw projection bs(.) (without c), 1 = top, ties share the better rank (so a
 neuron whose coefficient is exactly 0 has rank 1 in bs(m fc2) = 0).
@@ -32,7 +32,7 @@ import numpy as np
 from .frozen_norm import FrozenNorm
 from .logprob import chunks, contrast_factored, imp_factored, log_softmax, rank_of
 
-BASELINES = ("log_prob_increase", "log_prob", "prob_increase", "norm", "coefficient", "rank",
+BASELINES = ("log_prob_increase", "log_prob", "prob_increase", "norm", "coef", "rank",
              "m_norm", "m_rank")
 
 
@@ -166,7 +166,7 @@ class Attribution:
             bl["rank"][l, rows] = 1.0 / rank_of(B, w)
             bl["m_rank"][l, rows] = np.abs(m[rows]) / rank_of(U, w)
         bl["norm"][l] = np.linalg.norm(m[:, None] * fc2, axis=1)
-        bl["coefficient"][l] = m
+        bl["coef"][l] = m
         bl["m_norm"][l] = np.abs(m) * fc2_norm
 
     # -- derived -------------------------------------------------------------------------------

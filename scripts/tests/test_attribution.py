@@ -202,7 +202,7 @@ def check_contrast_and_baselines(model, ids, label):
             "log_prob": log_softmax(own + fn.const)[:, w],
             "prob_increase": np.exp(lp_xv) - np.exp(lp_x),
             "norm": np.sqrt((vecs ** 2).sum(axis=1)),
-            "coefficient": m,
+            "coef": m,
             "rank": 1.0 / np.array([1 + np.count_nonzero(r > r[w]) for r in own]),
             "m_norm": np.abs(m) * np.sqrt((fc2 ** 2).sum(axis=1)),
             "m_rank": np.abs(m) / np.array([1 + np.count_nonzero(r > r[w]) for r in fn.bs(fc2)]),

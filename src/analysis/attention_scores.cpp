@@ -26,7 +26,7 @@ void init_attention_arrays(const ExplainContext& ctx, Explanation& ex) {
   const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head;
   const int64_t Pn = ctx.P + 1;  // source positions 0..P
   ex.head = ScoreArray({L, H});
-  ex.head_pos = ScoreArray({L, H, Pn});
+  ex.head_position = ScoreArray({L, H, Pn});
   ex.attn_weight = ScoreArray({L, H, Pn});
   ex.attn_neuron = ScoreArray({L, H, dh, Pn});
   ex.attn_coef = ScoreArray({L, H, dh, Pn});
@@ -146,7 +146,7 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
             delta_p[static_cast<size_t>(j)] = static_cast<float>(acc[static_cast<size_t>(j)]);
             head_sum[static_cast<size_t>(j)] += acc[static_cast<size_t>(j)];
           }
-          ex.head_pos.at({l, h, p}) = log_prob_increase(dist, delta_p.data(), 1.0, w);
+          ex.head_position.at({l, h, p}) = log_prob_increase(dist, delta_p.data(), 1.0, w);
         }
         for (int64_t j = 0; j < V; ++j) delta_h[static_cast<size_t>(j)] = static_cast<float>(head_sum[static_cast<size_t>(j)]);
         ex.head.at({l, h}) = log_prob_increase(dist, delta_h.data(), 1.0, w);

@@ -202,7 +202,7 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, c
       }
       const double score = log_prob_increase_from(delta[static_cast<size_t>(wi)], lse);
       if (combo_pos[c0 + ci] >= 0) {
-        ex.head_pos.at({l, h, combo_pos[c0 + ci]}) = score;
+        ex.head_position.at({l, h, combo_pos[c0 + ci]}) = score;
       } else {
         ex.head.at({l, h}) = score;
       }
@@ -451,7 +451,7 @@ void score_head_combos_bounded(const ExplainContext& ctx, const AttnLayerInputs&
       left.combo_coefs.emplace_back(cf, cf + dh);
       left.combo_pos.push_back(pos);
     } else if (pos >= 0) {
-      ex.head_pos.at({l, h, pos}) = log_prob_increase_from(dr[in.wi], lse);
+      ex.head_position.at({l, h, pos}) = log_prob_increase_from(dr[in.wi], lse);
     } else {
       ex.head.at({l, h}) = log_prob_increase_from(dr[in.wi], lse);
     }
@@ -559,7 +559,7 @@ void score_exact_attention_jobs(const ExplainContext& ctx, std::vector<std::vect
                 log_prob_increase(dist, g, ex.attn_coef.at({job.layer, job.head, job.dir, p}), ctx.w);
           }
         } else if (job.pos >= 0) {
-          ex.head_pos.at({job.layer, job.head, job.pos}) = log_prob_increase(dist, g, 1.0, ctx.w);
+          ex.head_position.at({job.layer, job.head, job.pos}) = log_prob_increase(dist, g, 1.0, ctx.w);
         } else {
           ex.head.at({job.layer, job.head}) = log_prob_increase(dist, g, 1.0, ctx.w);
         }

@@ -42,8 +42,8 @@ HookFilter explain_capture() {
 TargetStats target_stats(std::span<const float> logits, int32_t target) {
   const analysis::Distribution d = analysis::make_distribution(logits, {});
   TargetStats s;
-  s.logprob = d.logprob(target);
-  s.prob = std::exp(s.logprob);
+  s.log_prob = d.log_prob(target);
+  s.prob = std::exp(s.log_prob);
   s.rank = d.rank(target);
   s.rr = 1.0 / static_cast<double>(s.rank);
   int32_t best = 0;
@@ -95,7 +95,7 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   }
   const TargetStats rs = target_stats(real, ex.target);
   ex.real_logit = static_cast<double>(real[static_cast<size_t>(ex.target)]);
-  ex.real_logprob = rs.logprob;
+  ex.real_log_prob = rs.log_prob;
   ex.real_prob = rs.prob;
   ex.real_rank = rs.rank;
 
@@ -131,8 +131,8 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
       dist = analysis::make_distribution({logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias());
       LensPoint& lp = ex.lens[static_cast<size_t>(i)];
       lp.label = i == 0 ? "emb" : (i % 2 ? "a" : "f") + std::to_string((i - 1) / 2);
-      lp.logprob = dist.logprob(ex.target);
-      lp.prob = std::exp(lp.logprob);
+      lp.log_prob = dist.log_prob(ex.target);
+      lp.prob = std::exp(lp.log_prob);
       lp.rank = dist.rank(ex.target);
       for (int64_t j : analysis::top_indices(dist.logits, opts.lens_top_k)) {
         lp.top_ids.push_back(static_cast<int32_t>(j));
@@ -140,8 +140,8 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
       }
     }
   });
-  ex.bs_logprob_embedding = ex.lens.front().logprob;
-  ex.bs_logprob_final = ex.lens.back().logprob;
+  ex.bs_log_prob_embedding = ex.lens.front().log_prob;
+  ex.bs_log_prob_final = ex.lens.back().log_prob;
 
   analysis::score_layers(ctx, ex);
 

@@ -45,14 +45,13 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
   ex.ffn_neuron = ScoreArray({L, N});
   ex.ffn_coef = ScoreArray({L, N});
   if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
-  const char* kBaselines[] = {"logprob_increase", "logprob", "prob_increase", "norm", "coef", "rank", "m_norm", "m_rank"};
   // Pointers taken before the parallel loops: the workers write disjoint elements, never the map.
   std::map<std::string, ScoreArray*> base;
   if (ctx.opts.baselines) {
-    for (const char* b : kBaselines) base[b] = &(ex.baselines[b] = ScoreArray({L, N}));
+    for (const char* b : kBaselineScores) base[b] = &(ex.baselines[b] = ScoreArray({L, N}));
   }
-  ScoreArray* b_lpi = ctx.opts.baselines ? base["logprob_increase"] : nullptr;
-  ScoreArray* b_lp = ctx.opts.baselines ? base["logprob"] : nullptr;
+  ScoreArray* b_lpi = ctx.opts.baselines ? base["log_prob_increase"] : nullptr;
+  ScoreArray* b_lp = ctx.opts.baselines ? base["log_prob"] : nullptr;
   ScoreArray* b_pi = ctx.opts.baselines ? base["prob_increase"] : nullptr;
   ScoreArray* b_norm = ctx.opts.baselines ? base["norm"] : nullptr;
   ScoreArray* b_coef = ctx.opts.baselines ? base["coef"] : nullptr;
@@ -68,7 +67,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
 
   for (int64_t l = 0; l < L; ++l) {
     const Distribution& dist = ctx.before_ffn(l);
-    const double p_w = std::exp(dist.logprob(w));
+    const double p_w = std::exp(dist.log_prob(w));
     const std::vector<float> fc2 = ffn_value_vectors(ctx.model, l);  // [d_mlp, d_model]
     const float* m = ctx.trace.post(l, ctx.P);
     std::vector<float> G(static_cast<size_t>(std::min(kChunk, N) * V));
@@ -93,7 +92,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
           const double norm = std::sqrt(norm2);
           b_lpi->at({l, k}) = imp;
           // log softmax(bs(m fc2) (+ bias))_w: the vector alone, no context (a DLA-like score).
-          b_lp->at({l, k}) = log_prob_increase(no_context, g, s, w) + no_context.logprob(w);
+          b_lp->at({l, k}) = log_prob_increase(no_context, g, s, w) + no_context.log_prob(w);
           b_pi->at({l, k}) = p_w * std::expm1(imp);
           b_norm->at({l, k}) = std::abs(s) * norm;
           b_coef->at({l, k}) = s;

@@ -20,11 +20,11 @@ LayerScores layer_scores(const std::vector<Distribution>& points, int32_t w, int
   LayerScores out;
   double sum = 0;
   for (int64_t l = 0; l < L; ++l) {
-    out.attn.push_back(at(2 * l + 1).logprob(w) - at(2 * l).logprob(w));
-    out.ffn.push_back(at(2 * l + 2).logprob(w) - at(2 * l + 1).logprob(w));
+    out.attn.push_back(at(2 * l + 1).log_prob(w) - at(2 * l).log_prob(w));
+    out.ffn.push_back(at(2 * l + 2).log_prob(w) - at(2 * l + 1).log_prob(w));
     sum += out.attn.back() + out.ffn.back();
   }
-  out.telescoping = std::abs(sum - (points.back().logprob(w) - points.front().logprob(w)));
+  out.telescoping = std::abs(sum - (points.back().log_prob(w) - points.front().log_prob(w)));
   if (foil >= 0) {
     for (int64_t l = 0; l < L; ++l) {
       out.contrast_attn.push_back(foil_contrast_between(at(2 * l), at(2 * l + 1), w, foil));

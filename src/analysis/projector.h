@@ -56,7 +56,7 @@ struct Distribution {
   std::vector<double> q;       ///< [d_vocab] softmax
   double lse = 0;              ///< log sum exp(logits)
 
-  double logprob(int32_t w) const { return logits[static_cast<size_t>(w)] - lse; }
+  double log_prob(int32_t w) const { return logits[static_cast<size_t>(w)] - lse; }
   /// 1 + number of tokens with a larger logit.
   int64_t rank(int32_t w) const;
 };

@@ -146,12 +146,12 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
       const double imp = ex.ffn_neuron.values[static_cast<size_t>(idx)];
       for (size_t s = 0; s < inner.size(); ++s) q.slots[s] += inner[s] / total * imp;
     }
-    ex.q1.push_back(std::move(q));
+    ex.ffn_value_query_layers.push_back(std::move(q));
   }
 
   // ---- Q2: query layers of the top-N attention value neurons, at their source position ----
   const std::vector<int64_t> top_attn = top_indices(ex.attn_neuron.values, top_n);
-  ex.q2 = QueryLayers{"v", std::vector<double>(static_cast<size_t>(2 * L + 1), 0.0)};  // same slots as Q1
+  ex.attn_value_query_layers = QueryLayers{"v", std::vector<double>(static_cast<size_t>(2 * L + 1), 0.0)};  // same slots as Q1
   double layer_sum = 0;
   auto unpack = [&](int64_t idx, int64_t& l, int64_t& h, int64_t& n, int64_t& p) {
     p = idx % Pn;
@@ -175,28 +175,28 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
     double total = 0;
     for (double x : inner) total += x;
     const double imp = ex.attn_neuron.values[static_cast<size_t>(idx)];
-    for (size_t s = 0; s < inner.size(); ++s) ex.q2.slots[s] += inner[s] / total * imp;
+    for (size_t s = 0; s < inner.size(); ++s) ex.attn_value_query_layers.slots[s] += inner[s] / total * imp;
   }
-  ex.q2_avg_layer = top_attn.empty() ? 0.0 : layer_sum / static_cast<double>(top_attn.size());
+  ex.attn_value_query_avg_layer = top_attn.empty() ? 0.0 : layer_sum / static_cast<double>(top_attn.size());
 
   // ---- Q3: query FFN neurons of the top-N attention value neurons ----
-  ex.q3 = ScoreArray({L, N});
+  ex.query_ffn_neuron = ScoreArray({L, N});
   std::vector<QueryNeuron> q3_neurons;
   for (int64_t idx : top_attn) {
     int64_t l = 0, h = 0, n = 0, p = 0;
     unpack(idx, l, h, n, p);
     q3_neurons.push_back({l, h, n, p, ex.attn_neuron.values[static_cast<size_t>(idx)]});
   }
-  add_query_ffn_neurons(ctx.model, ctx.trace, q3_neurons, ex.q3, ctx.threads);
+  add_query_ffn_neurons(ctx.model, ctx.trace, q3_neurons, ex.query_ffn_neuron, ctx.threads);
 
   // ---- Q5: query-only vs query-value FFN neurons ----
   const std::vector<int64_t> value_set = top_indices(ex.ffn_neuron.values, ctx.opts.set_size);
-  const std::vector<int64_t> query_set = top_indices(ex.q3.values, ctx.opts.set_size);
+  const std::vector<int64_t> query_set = top_indices(ex.query_ffn_neuron.values, ctx.opts.set_size);
   const std::set<int64_t> values(value_set.begin(), value_set.end());
-  ex.q5_query_only.assign(static_cast<size_t>(L), 0);
-  ex.q5_query_value.assign(static_cast<size_t>(L), 0);
+  ex.query_only_per_layer.assign(static_cast<size_t>(L), 0);
+  ex.query_value_per_layer.assign(static_cast<size_t>(L), 0);
   for (int64_t idx : query_set) {
-    auto& counts = values.count(idx) ? ex.q5_query_value : ex.q5_query_only;
+    auto& counts = values.count(idx) ? ex.query_value_per_layer : ex.query_only_per_layer;
     ++counts[static_cast<size_t>(idx / N)];
   }
 }

@@ -89,7 +89,7 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
   for (int64_t p = 0; p < Pn; ++p) {
     PositionView& pv = out[static_cast<size_t>(p)];
     pv.position = p;
-    pv.imp = ex.head_pos.at({layer, head, p});
+    pv.imp = ex.head_position.at({layer, head, p});
     pv.attn = ex.attn_weight.at({layer, head, p});
     float* input = vecs.data() + (3 * p) * d;
     float* key = input + d;  // h_p^{l-1} - h_p^{-1} - sum of earlier FFN outputs = the attention-written part

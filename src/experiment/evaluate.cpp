@@ -14,9 +14,6 @@ namespace reslens::experiment_impl {
 
 namespace {
 
-// The §3.3 scores in the paper's Table 2 order (spec A8 for their definitions).
-constexpr const char* kScores[] = {"logprob_increase", "logprob", "prob_increase", "norm",
-                                   "coef",             "rank",    "m_norm",        "m_rank"};
 
 // Streams of the random generator, one per kind of random baseline (see core/rng.h).
 enum Stream : uint64_t { kRandomFfn = 1, kRandomAttnFfn = 2, kRandomQuery = 3 };
@@ -177,12 +174,12 @@ SentenceResult evaluate(const Model& model, const TokenResolver& resolver, const
     }
 
     Intervention query;
-    add_ffn(query, top_positive(ex.q3.values, k.query_top), c.d_mlp);
+    add_ffn(query, top_positive(ex.query_ffn_neuron.values, k.query_top), c.d_mlp);
     zero("query_top", query);
     if (o.random) zero("query_random", random_ffn(kRandomQuery, static_cast<int64_t>(query.ffn_neurons.size()), 0));
 
     if (o.baselines) {
-      for (const char* name : kScores) {
+      for (const char* name : kBaselineScores) {
         Intervention iv;
         add_ffn(iv, top(ex.baselines.at(name).values, k.ffn_top), c.d_mlp);
         zero(std::string("score:") + name, iv);
@@ -197,7 +194,7 @@ SentenceResult evaluate(const Model& model, const TokenResolver& resolver, const
     r.ffn_neuron_sum = sum(ex.ffn_neuron.values, false);
     r.ffn_neuron_pos_sum = sum(ex.ffn_neuron.values, true);
     r.value_set = top(ex.ffn_neuron.values, k.shared_set);
-    r.query_set = top_positive(ex.q3.values, k.shared_set);
+    r.query_set = top_positive(ex.query_ffn_neuron.values, k.shared_set);
   } catch (const InvalidArgument& e) {  // the sentence's own problem, e.g. longer than the context
     fail(r, e.what());
   } catch (const OutOfRange& e) {

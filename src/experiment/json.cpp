@@ -26,13 +26,13 @@ double get_num(const json& j, const char* key) {
 std::string dump_line(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json stats_json(const TargetStats& s) {
-  return {{"prob", num(s.prob)}, {"logprob", num(s.logprob)}, {"rr", num(s.rr)}, {"rank", s.rank}, {"top1", s.top1}};
+  return {{"prob", num(s.prob)}, {"logprob", num(s.log_prob)}, {"rr", num(s.rr)}, {"rank", s.rank}, {"top1", s.top1}};
 }
 
 TargetStats parse_stats(const json& j) {
   TargetStats s;
   s.prob = get_num(j, "prob");
-  s.logprob = get_num(j, "logprob");
+  s.log_prob = get_num(j, "logprob");
   s.rr = get_num(j, "rr");
   s.rank = j.at("rank").get<int64_t>();
   s.top1 = j.at("top1").get<int32_t>();

@@ -17,8 +17,6 @@ namespace reslens {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr const char* kScores[] = {"logprob_increase", "logprob", "prob_increase", "norm",
-                                   "coef",             "rank",    "m_norm",        "m_rank"};
 
 // The intervention rows the options ask for, in table order, with their labels.
 std::vector<std::pair<std::string, std::string>> intervention_rows(const ExperimentInfo& info) {
@@ -37,7 +35,7 @@ std::vector<std::pair<std::string, std::string>> intervention_rows(const Experim
   rows.push_back({"query_top", "top-" + std::to_string(k.query_top) + " query FFN neurons (Q3 > 0)"});
   if (rnd) rows.push_back({"query_random", "random FFN neurons, as many as the query neurons"});
   if (info.options.baselines) {
-    for (const char* s : kScores) rows.push_back({std::string("score:") + s, "top-" + f + " FFN neurons by " + s});
+    for (const char* s : kBaselineScores) rows.push_back({std::string("score:") + s, "top-" + f + " FFN neurons by " + s});
   }
   return rows;
 }
@@ -112,7 +110,7 @@ TypeSummary summarize_group(const ExperimentInfo& info, const std::string& type,
     return s / nk;
   };
   t.before = {mean([](const auto& r) { return r.before.rr; }), mean([](const auto& r) { return r.before.prob; }),
-              mean([](const auto& r) { return r.before.logprob; })};
+              mean([](const auto& r) { return r.before.log_prob; })};
 
   for (const auto& [name, label] : intervention_rows(info)) {
     const auto find = [&name = name](const SentenceResult& r) -> const InterventionOutcome& {
@@ -127,10 +125,10 @@ TypeSummary summarize_group(const ExperimentInfo& info, const std::string& type,
     row.mean_ffn = mean([&](const auto& r) { return static_cast<double>(find(r).n_ffn); });
     row.mean_attn = mean([&](const auto& r) { return static_cast<double>(find(r).n_attn); });
     row.after = {mean([&](const auto& r) { return find(r).after.rr; }), mean([&](const auto& r) { return find(r).after.prob; }),
-                 mean([&](const auto& r) { return find(r).after.logprob; })};
+                 mean([&](const auto& r) { return find(r).after.log_prob; })};
     row.mrr_decrease = decrease(t.before.mrr, row.after.mrr);
     row.prob_decrease = decrease(t.before.prob, row.after.prob);
-    row.logprob_decrease = decrease(t.before.logprob, row.after.logprob);
+    row.logprob_decrease = decrease(t.before.log_prob, row.after.log_prob);
     t.interventions.push_back(row);
   }
 

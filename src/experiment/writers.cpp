@@ -18,7 +18,7 @@ using json = nlohmann::json;
 using experiment_impl::num;
 using experiment_impl::numbers;
 
-json metrics_json(const MetricMeans& m) { return {{"mrr", num(m.mrr)}, {"prob", num(m.prob)}, {"logprob", num(m.logprob)}}; }
+json metrics_json(const MetricMeans& m) { return {{"mrr", num(m.mrr)}, {"prob", num(m.prob)}, {"logprob", num(m.log_prob)}}; }
 
 json ranked_json(const std::vector<RankedItem>& v) {
   json a = json::array();
@@ -132,7 +132,7 @@ std::string summary_csv(const ExperimentSummary& s) {
     auto metrics = [&](const std::string& r, const MetricMeans& m) {
       row("metrics", t.type, r, "mrr", csv_num(m.mrr));
       row("metrics", t.type, r, "prob", csv_num(m.prob));
-      row("metrics", t.type, r, "logprob", csv_num(m.logprob));
+      row("metrics", t.type, r, "logprob", csv_num(m.log_prob));
     };
     metrics("original", t.before);
     for (const InterventionRow& r : t.interventions) {
@@ -194,13 +194,13 @@ std::string summary_markdown(const ExperimentSummary& s) {
     o << "| method | zeroed (FFN + attn) | MRR | MRR decrease | prob | prob decrease | log p | log p decrease |\n"
          "|---|---|---|---|---|---|---|---|\n";
     o << "| original | 0 | " << fixed(t.before.mrr, 3) << " | | " << fixed(100 * t.before.prob, 2, "%") << " | | "
-      << fixed(t.before.logprob, 3) << " | |\n";
+      << fixed(t.before.log_prob, 3) << " | |\n";
     for (const InterventionRow& r : t.interventions) {
       const bool is_score = r.name.rfind("score:", 0) == 0;
       if (is_score != scores && !(scores && r.name == "ffn_random")) continue;
       o << "| " << md(r.label) << " | " << count(r.mean_ffn) << " + " << count(r.mean_attn) << " | "
         << fixed(r.after.mrr, 3) << " | " << fixed(r.mrr_decrease, 1, "%") << " | " << fixed(100 * r.after.prob, 2, "%")
-        << " | " << fixed(r.prob_decrease, 1, "%") << " | " << fixed(r.after.logprob, 3) << " | "
+        << " | " << fixed(r.prob_decrease, 1, "%") << " | " << fixed(r.after.log_prob, 3) << " | "
         << fixed(r.logprob_decrease, 1, "%") << " |\n";
     }
   };

@@ -137,8 +137,8 @@ std::string explain_html(const Model& model, const RunResult& run, std::span<con
   if (!report::web_page_available()) throw UnsupportedError(report::web_page_missing_message());
   const nlohmann::json doc = nlohmann::json::parse(explain_json(model, run, tokens, ex, eo, ro));
   nlohmann::json heads = nullptr;
-  if (ex.head_pos.shape.size() == 3 && ex.attn_weight.shape == ex.head_pos.shape) {
-    heads = {{"head_pos", report::per_head(ex.head_pos)}, {"attn_weight", report::per_head(ex.attn_weight)}};
+  if (ex.head_position.shape.size() == 3 && ex.attn_weight.shape == ex.head_position.shape) {
+    heads = {{"head_pos", report::per_head(ex.head_position)}, {"attn_weight", report::per_head(ex.attn_weight)}};
   }
   return report::report_page(doc, heads);
 }

@@ -77,9 +77,9 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
   j["tokens"] = json::array();
   for (size_t i = 0; i < tokens.size(); ++i) j["tokens"].push_back({{"id", tokens[i]}, {"text", tok(model, tokens[i])}});
   j["position"] = ex.position;
-  j["target"] = {{"id", ex.target}, {"text", tok(model, ex.target)}, {"log_prob", ex.real_logprob},
+  j["target"] = {{"id", ex.target}, {"text", tok(model, ex.target)}, {"log_prob", ex.real_log_prob},
                  {"prob", ex.real_prob}, {"rank", ex.real_rank}, {"logit", ex.real_logit},
-                 {"bs_log_prob", ex.bs_logprob_final}, {"bs_log_prob_embedding", ex.bs_logprob_embedding}};
+                 {"bs_log_prob", ex.bs_log_prob_final}, {"bs_log_prob_embedding", ex.bs_log_prob_embedding}};
   j["foil"] = ex.foil >= 0 ? json{{"id", ex.foil}, {"text", tok(model, ex.foil)}} : json(nullptr);
   j["options"] = {{"include_final_bias", eo.include_final_bias}, {"compat_notebook", eo.compat_notebook},
                   {"query_top_n", eo.query_top_n}, {"set_size", eo.set_size}};
@@ -92,7 +92,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     for (size_t i = 0; i < p.top_ids.size(); ++i) {
       top.push_back({{"id", p.top_ids[i]}, {"text", tok(model, p.top_ids[i])}, {"prob", p.top_probs[i]}});
     }
-    j["lens"].push_back({{"label", p.label}, {"rank", p.rank}, {"prob", p.prob}, {"log_prob", p.logprob}, {"top", top}});
+    j["lens"].push_back({{"label", p.label}, {"rank", p.rank}, {"prob", p.prob}, {"log_prob", p.log_prob}, {"top", top}});
   }
 
   double sa = 0, sf = 0;
@@ -103,7 +103,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     sf += ex.ffn_layer[static_cast<size_t>(l)];
   }
   j["layer_sums"] = {{"attn", sa}, {"ffn", sf}, {"total", sa + sf},
-                     {"final_minus_embedding", ex.bs_logprob_final - ex.bs_logprob_embedding}};
+                     {"final_minus_embedding", ex.bs_log_prob_final - ex.bs_log_prob_embedding}};
 
   j["heads"] = json::array();
   for (int64_t l = 0; l < L; ++l) {
@@ -184,9 +184,9 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     j["attn_neurons"].push_back(e);
   }
   j["query_ffn_neurons"] = json::array();
-  for (int64_t i : analysis::top_indices(ex.q3.values, ro.top)) {
+  for (int64_t i : analysis::top_indices(ex.query_ffn_neuron.values, ro.top)) {
     j["query_ffn_neurons"].push_back({{"layer", i / N}, {"neuron", i % N}, {"label", label_ffn_neuron(i / N, i % N)},
-                                      {"score", ex.q3.values[static_cast<size_t>(i)]}});
+                                      {"score", ex.query_ffn_neuron.values[static_cast<size_t>(i)]}});
   }
 
   auto slots_json = [&](const std::vector<double>& slots) {
@@ -198,17 +198,17 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     return a;
   };
   json q1 = json::object();
-  for (const QueryLayers& q : ex.q1) q1[q.key] = slots_json(q.slots);
+  for (const QueryLayers& q : ex.ffn_value_query_layers) q1[q.key] = slots_json(q.slots);
   j["query_layers"] = {
-      {"ffn_value_neurons", {{"key", ex.q1.empty() ? "" : ex.q1.front().key}, {"top_n", eo.query_top_n}, {"variants", q1}}},
-      {"attn_value_neurons", {{"top_n", eo.query_top_n}, {"slots", slots_json(ex.q2.slots)}, {"avg_layer", ex.q2_avg_layer}}}};
+      {"ffn_value_neurons", {{"key", ex.ffn_value_query_layers.empty() ? "" : ex.ffn_value_query_layers.front().key}, {"top_n", eo.query_top_n}, {"variants", q1}}},
+      {"attn_value_neurons", {{"top_n", eo.query_top_n}, {"slots", slots_json(ex.attn_value_query_layers.slots)}, {"avg_layer", ex.attn_value_query_avg_layer}}}};
   j["histograms"] = {
       {"size", eo.set_size},
       {"ffn_value", layer_counts(analysis::top_indices(ex.ffn_neuron.values, eo.set_size), N, L)},
       {"attn_value", layer_counts(analysis::top_indices(ex.attn_neuron.values, eo.set_size), H * dh * ex.n_positions, L)},
-      {"ffn_query", layer_counts(analysis::top_indices(ex.q3.values, eo.set_size), N, L)},
-      {"query_only", ex.q5_query_only},
-      {"query_value", ex.q5_query_value}};
+      {"ffn_query", layer_counts(analysis::top_indices(ex.query_ffn_neuron.values, eo.set_size), N, L)},
+      {"query_only", ex.query_only_per_layer},
+      {"query_value", ex.query_value_per_layer}};
 
   if (!ex.baselines.empty()) {
     json b = json::object();
@@ -219,6 +219,9 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
       }
       b[name] = top;
     }
+    // The names these two had until 0.2, kept as aliases for one release (docs/naming.md).
+    b["logprob_increase"] = b["log_prob_increase"];
+    b["logprob"] = b["log_prob"];
     j["baselines"] = b;
   }
   if (ex.has_contrast) {
@@ -289,7 +292,7 @@ std::string explain_text(const Model& model, const RunResult& run, std::span<con
     << num(100 * ex.real_prob, 2) + "%" << ", rank " << ex.real_rank;
   if (ex.foil >= 0) o << "; foil '" << j["foil"]["text"].get<std::string>() << "' (id " << ex.foil << ")";
   o << "\nfrozen final norm scale " << num(ex.frozen_scale, 4) << "; log p(target) under bs: embedding "
-    << num(ex.bs_logprob_embedding, 3) << " -> final " << num(ex.bs_logprob_final, 3) << "\n\n";
+    << num(ex.bs_log_prob_embedding, 3) << " -> final " << num(ex.bs_log_prob_final, 3) << "\n\n";
 
   o << "Layers: log-probability increase of the target" << (ex.has_contrast ? " (and of target - foil)" : "") << "\n";
   o << "  layer        attn        ffn" << (ex.has_contrast ? "   contrast attn  contrast ffn" : "") << "\n";
@@ -367,18 +370,18 @@ void write_explain_arrays(const std::filesystem::path& dir, const Explanation& e
   for (size_t i = 0; i < ex.lens.size(); ++i) {
     lens.at({static_cast<int64_t>(i), 0}) = static_cast<double>(ex.lens[i].rank);
     lens.at({static_cast<int64_t>(i), 1}) = ex.lens[i].prob;
-    lens.at({static_cast<int64_t>(i), 2}) = ex.lens[i].logprob;
+    lens.at({static_cast<int64_t>(i), 2}) = ex.lens[i].log_prob;
   }
   put("layer_scores", layers);
   put("lens", lens);
   put("head_scores", ex.head);
-  put("head_pos_scores", ex.head_pos);
+  put("head_position_scores", ex.head_position);
   put("attn_weights", ex.attn_weight);
   put("ffn_neuron_scores", ex.ffn_neuron);
   put("ffn_coef", ex.ffn_coef);
   put("attn_neuron_scores", ex.attn_neuron);
   put("attn_coef", ex.attn_coef);
-  put("query_ffn_scores", ex.q3);
+  put("query_ffn_neuron_scores", ex.query_ffn_neuron);
   put("expert_scores", ex.expert);
   for (const auto& [name, arr] : ex.baselines) put("baseline_" + name, arr);
   if (ex.has_contrast) {

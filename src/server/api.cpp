@@ -158,7 +158,7 @@ json token_list_json(const Model& m, const TokenList& t) {
 }
 
 json stats_json(const TargetStats& s) {
-  return {{"prob", s.prob}, {"log_prob", s.logprob}, {"rank", s.rank}, {"rr", s.rr}, {"top1", s.top1}};
+  return {{"prob", s.prob}, {"log_prob", s.log_prob}, {"rank", s.rank}, {"rr", s.rr}, {"top1", s.top1}};
 }
 
 // 1 + how many entries score strictly higher.
@@ -409,7 +409,7 @@ json do_neuron(Engine& e, const NeuronRequest& r, Job& job) {
     const NeuronView nv = ffn_neuron_view(m, *p.run, ex, p.eo, r.layer, r.neuron, r.k);
     j = {{"kind", "ffn"}, {"layer", r.layer}, {"neuron", r.neuron}, {"label", label_ffn_neuron(r.layer, r.neuron)},
          {"score", score}, {"rank", rank_of(ex.ffn_neuron.values, score)}, {"coef", nv.coef},
-         {"query_score", ex.q3.at({r.layer, r.neuron})},
+         {"query_score", ex.query_ffn_neuron.at({r.layer, r.neuron})},
          {"raw", token_list_json(m, nv.raw)}, {"promoted", token_list_json(m, nv.signed_)}};
     if (r.via_layer >= 0) {
       const TokenList h = hidden_view(m, *p.run, p.eo, r.layer, r.neuron, r.via_layer, r.via_head, r.k);

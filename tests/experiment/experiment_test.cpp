@@ -248,7 +248,7 @@ TEST(ExperimentSentence, KeptSentencesCarryEveryInterventionAndScore) {
   std::vector<std::string> names;
   for (const auto& o : r.interventions) names.push_back(o.name);
   EXPECT_EQ(names, (std::vector<std::string>{"ffn_top", "ffn_random", "attn_ffn_top", "attn_ffn_random", "query_top",
-                                             "query_random", "score:logprob_increase", "score:logprob",
+                                             "query_random", "score:log_prob_increase", "score:log_prob",
                                              "score:prob_increase", "score:norm", "score:coef", "score:rank",
                                              "score:m_norm", "score:m_rank"}));
   const auto& o = r.interventions;
@@ -261,10 +261,10 @@ TEST(ExperimentSentence, KeptSentencesCarryEveryInterventionAndScore) {
   EXPECT_EQ(o[5].n_ffn, o[4].n_ffn);
   EXPECT_LE(o[4].n_ffn, k.query_top);
   // The top neurons by log-probability increase are the same set whichever way they are named.
-  EXPECT_EQ(o[6].after.logprob, o[0].after.logprob);
+  EXPECT_EQ(o[6].after.log_prob, o[0].after.log_prob);
   // Zeroing the top neurons hurts the target more than random ones.
-  EXPECT_LT(o[0].after.logprob, r.before.logprob);
-  EXPECT_LT(o[2].after.logprob, o[3].after.logprob);
+  EXPECT_LT(o[0].after.log_prob, r.before.log_prob);
+  EXPECT_LT(o[2].after.log_prob, o[3].after.log_prob);
   EXPECT_EQ(static_cast<int64_t>(r.attn_layer.size()), c.n_layers);
   EXPECT_EQ(static_cast<int64_t>(r.head.size()), c.n_layers * c.n_heads);
   EXPECT_EQ(static_cast<int64_t>(r.value_set.size()), k.shared_set);
@@ -296,8 +296,8 @@ TEST(ExperimentSentence, InterventionsMatchAblateAndExplain) {
   const auto N = static_cast<size_t>(stories().config().d_mlp);
   for (size_t i = 0; i < 10; ++i) iv.ffn_neurons.push_back({static_cast<int>(idx[i] / N), static_cast<int>(idx[i] % N)});
   const AblationResult a = ablate(stories(), tokens, r.target_id, iv);
-  EXPECT_EQ(a.before.logprob, r.before.logprob);
-  EXPECT_EQ(a.after.logprob, r.interventions[0].after.logprob);
+  EXPECT_EQ(a.before.log_prob, r.before.log_prob);
+  EXPECT_EQ(a.after.log_prob, r.interventions[0].after.log_prob);
   EXPECT_EQ(a.after.rank, r.interventions[0].after.rank);
   for (size_t l = 0; l < r.attn_layer.size(); ++l) EXPECT_EQ(r.attn_layer[l], ex.attn_layer[l]);
 }
@@ -330,10 +330,10 @@ TEST(ExperimentSentence, SeedChangesOnlyTheRandomBaselines) {
   const SentenceResult& base = results()[0];
   for (size_t i = 0; i < r.interventions.size(); ++i) {
     if (r.interventions[i].name.find("random") != std::string::npos) continue;
-    EXPECT_EQ(r.interventions[i].after.logprob, base.interventions[i].after.logprob) << r.interventions[i].name;
+    EXPECT_EQ(r.interventions[i].after.log_prob, base.interventions[i].after.log_prob) << r.interventions[i].name;
   }
   bool differs = false;
-  for (size_t i = 0; i < r.interventions.size(); ++i) differs |= r.interventions[i].after.logprob != base.interventions[i].after.logprob;
+  for (size_t i = 0; i < r.interventions.size(); ++i) differs |= r.interventions[i].after.log_prob != base.interventions[i].after.log_prob;
   EXPECT_TRUE(differs);
 }
 
@@ -396,9 +396,9 @@ TEST(ExperimentSentence, GptLayoutOnTheKnowledgeModel) {
     }
     const bool bos = model->tokenizer().add_bos_default() && model->tokenizer().bos_id() >= 0;
     const AblationResult ab = ablate(*model, model->tokenizer().encode(r.prompt, bos), r.target_id, iv, -1, 1);
-    EXPECT_EQ(ab.after.logprob, both.after.logprob) << r.prompt;
-    EXPECT_EQ(ab.before.logprob, r.before.logprob) << r.prompt;
-    EXPECT_LT(both.after.logprob, r.interventions[3].after.logprob) << r.prompt;  // top beats random
+    EXPECT_EQ(ab.after.log_prob, both.after.log_prob) << r.prompt;
+    EXPECT_EQ(ab.before.log_prob, r.before.log_prob) << r.prompt;
+    EXPECT_LT(both.after.log_prob, r.interventions[3].after.log_prob) << r.prompt;  // top beats random
   }
   EXPECT_GE(kept, 4);
 }
@@ -417,8 +417,8 @@ TEST(ExperimentJson, SentenceResultsRoundTripExactly) {
     }
   }
   SentenceResult odd;
-  odd.before.logprob = -std::numeric_limits<double>::infinity();
-  EXPECT_TRUE(std::isnan(parse_sentence_result(sentence_result_json(odd)).before.logprob));
+  odd.before.log_prob = -std::numeric_limits<double>::infinity();
+  EXPECT_TRUE(std::isnan(parse_sentence_result(sentence_result_json(odd)).before.log_prob));
   EXPECT_THROW(parse_sentence_result("{\"index\": 1"), FormatError);
   EXPECT_THROW(parse_sentence_result("{\"index\": 1}"), FormatError);
 }

@@ -93,7 +93,7 @@ class AttributionGolden : public ::testing::TestWithParam<const char*> {
 
 TEST_P(AttributionGolden, TargetAndFrozenNorm) {
   EXPECT_EQ(ex_->target, (*golden_)["target"]["id"].get<int32_t>());
-  EXPECT_NEAR(ex_->real_logprob, (*golden_)["real"]["logprob_target"].get<double>(), kScoreTol);
+  EXPECT_NEAR(ex_->real_log_prob, (*golden_)["real"]["logprob_target"].get<double>(), kScoreTol);
   const auto& fn = (*golden_)["frozen_norm"];
   if (fn.contains("sigma_f")) {
     EXPECT_NEAR(ex_->frozen_scale, fn["sigma_f"].get<double>(), 1e-6 * fn["sigma_f"].get<double>());
@@ -101,15 +101,15 @@ TEST_P(AttributionGolden, TargetAndFrozenNorm) {
     const double ms = ex_->frozen_scale * ex_->frozen_scale - fn["eps"].get<double>();
     EXPECT_NEAR(ms, fn["ms_f"].get<double>(), 1e-6 * fn["ms_f"].get<double>());
   }
-  EXPECT_NEAR(ex_->bs_logprob_final, (*golden_)["bs"]["logprob_target_final"].get<double>(), kScoreTol);
-  EXPECT_NEAR(ex_->bs_logprob_embedding, (*golden_)["bs"]["logprob_target_embedding"].get<double>(), kScoreTol);
+  EXPECT_NEAR(ex_->bs_log_prob_final, (*golden_)["bs"]["logprob_target_final"].get<double>(), kScoreTol);
+  EXPECT_NEAR(ex_->bs_log_prob_embedding, (*golden_)["bs"]["logprob_target_embedding"].get<double>(), kScoreTol);
 }
 
 TEST_P(AttributionGolden, LayersHeadsPositionsAndNeurons) {
   EXPECT_TRUE(close(ex_->attn_layer, (*golden_)["layer_imp"]["attn"], kScoreTol, "attention layers"));
   EXPECT_TRUE(close(ex_->ffn_layer, (*golden_)["layer_imp"]["ffn"], kScoreTol, "FFN layers"));
   EXPECT_TRUE(close(ex_->head.values, (*golden_)["head_imp"], kScoreTol, "heads"));
-  EXPECT_TRUE(close(ex_->head_pos.values, (*golden_)["head_pos_imp"], kScoreTol, "head x position"));
+  EXPECT_TRUE(close(ex_->head_position.values, (*golden_)["head_pos_imp"], kScoreTol, "head x position"));
   EXPECT_TRUE(close(ex_->attn_weight.values, (*golden_)["attn_weights_last"], 1e-6, "attention weights"));
   EXPECT_TRUE(close(ex_->ffn_neuron.values, (*golden_)["ffn_neuron_imp"], kScoreTol, "FFN neurons"));
   EXPECT_TRUE(close(ex_->ffn_coef.values, (*golden_)["ffn_coef_last"], 1e-5, "FFN coefficients"));
@@ -120,13 +120,13 @@ TEST_P(AttributionGolden, QueryAnalyses) {
   for (const auto& item : (*golden_)["q1"]["variants"].items()) {
     const std::string name = item.key();  // clang 14 cannot capture structured bindings
     const auto& v = item.value();
-    const auto it = std::find_if(ex_->q1.begin(), ex_->q1.end(), [&](const QueryLayers& q) { return q.key == name; });
-    ASSERT_NE(it, ex_->q1.end()) << "Q1 variant " << name;
+    const auto it = std::find_if(ex_->ffn_value_query_layers.begin(), ex_->ffn_value_query_layers.end(), [&](const QueryLayers& q) { return q.key == name; });
+    ASSERT_NE(it, ex_->ffn_value_query_layers.end()) << "Q1 variant " << name;
     EXPECT_TRUE(close(it->slots, v["slots"], kSlotTol, "Q1 " + name));
   }
-  EXPECT_TRUE(close(ex_->q2.slots, (*golden_)["q2"]["slots"], kSlotTol, "Q2"));
-  EXPECT_NEAR(ex_->q2_avg_layer, (*golden_)["q2"]["avg_layer"].get<double>(), 1e-12);
-  EXPECT_TRUE(close(ex_->q3.values, (*golden_)["q3"]["scores"], kScoreTol, "Q3"));
+  EXPECT_TRUE(close(ex_->attn_value_query_layers.slots, (*golden_)["q2"]["slots"], kSlotTol, "Q2"));
+  EXPECT_NEAR(ex_->attn_value_query_avg_layer, (*golden_)["q2"]["avg_layer"].get<double>(), 1e-12);
+  EXPECT_TRUE(close(ex_->query_ffn_neuron.values, (*golden_)["q3"]["scores"], kScoreTol, "Q3"));
 }
 
 TEST_P(AttributionGolden, InterventionsMatch) {
@@ -140,7 +140,7 @@ TEST_P(AttributionGolden, InterventionsMatch) {
     const AblationResult r = ablate(*model_, ids_, ex_->target, zero);
     EXPECT_NEAR(r.before.prob, iv["before"]["prob"].get<double>(), 1e-5);
     EXPECT_NEAR(r.after.prob, iv[which]["prob"].get<double>(), 1e-5) << which;
-    EXPECT_NEAR(r.after.logprob, iv[which]["logprob"].get<double>(), kScoreTol) << which;
+    EXPECT_NEAR(r.after.log_prob, iv[which]["logprob"].get<double>(), kScoreTol) << which;
     EXPECT_EQ(r.after.rank, iv[which]["rank"].get<int64_t>()) << which;
   }
 }

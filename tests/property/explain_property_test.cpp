@@ -57,10 +57,10 @@ TEST_P(ExplainProperty, BoundedMethodAgreesWithFullWithin1e5) {
   EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), 1e-5);
   EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), 1e-5);
   EXPECT_LT(max_diff(a.head, b.head), 1e-5);
-  EXPECT_LT(max_diff(a.head_pos, b.head_pos), 1e-5);
+  EXPECT_LT(max_diff(a.head_position, b.head_position), 1e-5);
   EXPECT_LT(max_diff(a.contrast_ffn_neuron, b.contrast_ffn_neuron), 1e-5);
   EXPECT_LT(max_diff(a.contrast_head, b.contrast_head), 1e-5);
-  EXPECT_LT(max_diff(a.q3, b.q3), 1e-5);
+  EXPECT_LT(max_diff(a.query_ffn_neuron, b.query_ffn_neuron), 1e-5);
   EXPECT_GT(b.method_counts.at("ffn_bounded") + b.method_counts.at("attention_bounded"), 0);
   // On the random GPT-2 (near-uniform distributions) some bounds fail: the exact fallbacks, for
   // single attention neurons and for head / head-position combinations, are compared above too.
@@ -78,8 +78,8 @@ TEST_P(ExplainProperty, ThreadCountDoesNotChangeTheScores) {
   const Explanation b = explain(*model_, run_, tokens_, three);
   EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
   EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
-  EXPECT_EQ(a.head_pos.values, b.head_pos.values);
-  EXPECT_EQ(a.q3.values, b.q3.values);
+  EXPECT_EQ(a.head_position.values, b.head_position.values);
+  EXPECT_EQ(a.query_ffn_neuron.values, b.query_ffn_neuron.values);
 }
 
 TEST_P(ExplainProperty, APositionIsExplainedAsIfThePromptEndedThere) {
@@ -109,7 +109,7 @@ TEST_P(ExplainProperty, TheLastPositionNeedsOnlyItsOwnLogits) {
   EXPECT_EQ(a.target, b.target);
   EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
   EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
-  EXPECT_EQ(a.real_logprob, b.real_logprob);
+  EXPECT_EQ(a.real_log_prob, b.real_log_prob);
   eo.position = 3;  // an earlier position needs every position's logits
   EXPECT_THROW(explain(*model_, last_only, tokens_, eo), InvalidArgument);
 }

@@ -26,8 +26,8 @@ void expect_close(const Explanation& a, const Explanation& b, double tol) {
   EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), tol);
   EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), tol);
   EXPECT_LT(max_diff(a.head, b.head), tol);
-  EXPECT_LT(max_diff(a.head_pos, b.head_pos), tol);
-  EXPECT_LT(max_diff(a.q3, b.q3), tol);
+  EXPECT_LT(max_diff(a.head_position, b.head_position), tol);
+  EXPECT_LT(max_diff(a.query_ffn_neuron, b.query_ffn_neuron), tol);
 }
 
 int64_t cached_count(const Explanation& e) {
@@ -131,7 +131,7 @@ TEST_F(ProjectionCacheTest, ThreadCountDoesNotChangeCachedScores) {
   EXPECT_GT(cached_count(a), 0);
   EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
   EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
-  EXPECT_EQ(a.head_pos.values, b.head_pos.values);
+  EXPECT_EQ(a.head_position.values, b.head_position.values);
   EXPECT_EQ(a.method_counts, b.method_counts);
 }
 
@@ -146,7 +146,7 @@ TEST_F(ProjectionCacheTest, TheInstructionSetDoesNotChangeCachedScores) {
   EXPECT_GT(cached_count(a), 0);
   EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
   EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
-  EXPECT_EQ(a.head_pos.values, b.head_pos.values);
+  EXPECT_EQ(a.head_position.values, b.head_position.values);
   EXPECT_EQ(a.head.values, b.head.values);
 }
 

@@ -96,7 +96,7 @@ TEST_F(ExplainHtml, EmbedsTheJsonDocumentAndEveryHead) {
   ASSERT_EQ(heads["head_pos"][0].size(), static_cast<size_t>(c.n_heads));
   ASSERT_EQ(heads["head_pos"][0][0].size(), tokens_.size());
   ASSERT_EQ(heads["attn_weight"][static_cast<size_t>(c.n_layers - 1)][static_cast<size_t>(c.n_heads - 1)].size(), tokens_.size());
-  EXPECT_NEAR(heads["head_pos"][1][0][2].get<double>(), ex_->head_pos.at({1, 0, 2}), 1e-4 * std::abs(ex_->head_pos.at({1, 0, 2})) + 1e-12);
+  EXPECT_NEAR(heads["head_pos"][1][0][2].get<double>(), ex_->head_position.at({1, 0, 2}), 1e-4 * std::abs(ex_->head_position.at({1, 0, 2})) + 1e-12);
 }
 
 TEST_F(ExplainHtml, IsSelfContained) {

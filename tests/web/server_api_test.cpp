@@ -164,7 +164,7 @@ TEST_F(ServerApi, HeadGivesEveryPositionWithTokenViews) {
   EXPECT_EQ(j["label"], "L1H2");
   EXPECT_DOUBLE_EQ(j["score"].get<double>(), d.ex.head.at({1, 2}));
   for (size_t p = 0; p < d.tokens.size(); ++p) {
-    EXPECT_DOUBLE_EQ(j["positions"][p]["score"].get<double>(), d.ex.head_pos.at({1, 2, static_cast<int64_t>(p)}));
+    EXPECT_DOUBLE_EQ(j["positions"][p]["score"].get<double>(), d.ex.head_position.at({1, 2, static_cast<int64_t>(p)}));
     EXPECT_DOUBLE_EQ(j["positions"][p]["attn"].get<double>(), d.ex.attn_weight.at({1, 2, static_cast<int64_t>(p)}));
     EXPECT_EQ(j["positions"][p]["value"].size(), 4u);
   }

@@ -32,7 +32,7 @@ std::vector<int64_t> split_colon(const std::string& item, size_t want, int64_t* 
 }
 
 nlohmann::json stats_json(const TargetStats& s) {
-  return {{"prob", s.prob}, {"log_prob", s.logprob}, {"rank", s.rank}, {"rr", s.rr}, {"top1", s.top1}};
+  return {{"prob", s.prob}, {"log_prob", s.log_prob}, {"rank", s.rank}, {"rr", s.rr}, {"top1", s.top1}};
 }
 
 }  // namespace
@@ -129,7 +129,7 @@ void register_ablate(CLI::App& app) {
                 *activation ? "activation" : "parameter");
     std::printf("                 prob      log p    rank      1/rank\n");
     auto line = [](const char* name, const TargetStats& s) {
-      std::printf("  %-10s %8.4f%%  %8.4f  %6lld  %10.6f\n", name, 100.0 * s.prob, s.logprob,
+      std::printf("  %-10s %8.4f%%  %8.4f  %6lld  %10.6f\n", name, 100.0 * s.prob, s.log_prob,
                   static_cast<long long>(s.rank), s.rr);
     };
     line("before", res.before);

@@ -178,10 +178,10 @@ void print_headline(const ExperimentSummary& s, const fs::path& out) {
               static_cast<long long>(all.n_below_competitor), static_cast<long long>(all.n_error));
   std::printf("neuron counts: %s\n\n", s.info.counts.rule.c_str());
   std::printf("  %-58s %8s %9s %9s\n", "all types", "MRR", "prob", "log p");
-  std::printf("  %-58s %8.3f %8.2f%% %9.3f\n", "original", all.before.mrr, 100 * all.before.prob, all.before.logprob);
+  std::printf("  %-58s %8.3f %8.2f%% %9.3f\n", "original", all.before.mrr, 100 * all.before.prob, all.before.log_prob);
   for (const InterventionRow& r : all.interventions) {
     std::printf("  %-58s %8.3f %8.2f%% %9.3f\n", r.label.substr(0, 58).c_str(), r.after.mrr, 100 * r.after.prob,
-                r.after.logprob);
+                r.after.log_prob);
   }
   std::printf("\ntables: %s (also summary.json, summary.csv)\n", (out / "summary.md").string().c_str());
 }

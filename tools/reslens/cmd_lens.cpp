@@ -45,7 +45,7 @@ void register_lens(CLI::App& app) {
         for (size_t i = 0; i < p.top_ids.size(); ++i) {
           top.push_back({{"id", p.top_ids[i]}, {"text", json_safe(tok.token_text(p.top_ids[i]))}, {"prob", p.top_probs[i]}});
         }
-        j["points"].push_back({{"label", p.label}, {"rank", p.rank}, {"prob", p.prob}, {"log_prob", p.logprob}, {"top", top}});
+        j["points"].push_back({{"label", p.label}, {"rank", p.rank}, {"prob", p.prob}, {"log_prob", p.log_prob}, {"top", top}});
       }
       print_json(j);
       return;
@@ -56,7 +56,7 @@ void register_lens(CLI::App& app) {
       std::string tops;
       for (size_t i = 0; i < p.top_ids.size(); ++i) tops += " '" + printable(tok.token_text(p.top_ids[i])) + "'";
       std::printf("  %-6s %6lld  %6.2f%%  %7.3f %s\n", p.label.c_str(), static_cast<long long>(p.rank), 100.0 * p.prob,
-                  p.logprob, tops.c_str());
+                  p.log_prob, tops.c_str());
     }
   });
 }

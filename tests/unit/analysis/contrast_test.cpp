@@ -85,7 +85,7 @@ TEST(Contrast, BetweenTwoStatesIsTheChangeOfTheirLogProbabilityDifference) {
     const double got = foil_contrast_between(before, after, w, f);
     const auto ws = static_cast<size_t>(w), fs = static_cast<size_t>(f);
     // Against each state's log-probabilities (normalisers included) ...
-    EXPECT_NEAR(got, (after.logprob(w) - after.logprob(f)) - (before.logprob(w) - before.logprob(f)), 1e-12);
+    EXPECT_NEAR(got, (after.log_prob(w) - after.log_prob(f)) - (before.log_prob(w) - before.log_prob(f)), 1e-12);
     // ... and against the vector between them: bs_w(x2 - x) - bs_f(x2 - x) (x2 was rounded to float).
     const double vw = static_cast<double>(x2[ws]) - static_cast<double>(x[ws]);
     const double vf = static_cast<double>(x2[fs]) - static_cast<double>(x[fs]);

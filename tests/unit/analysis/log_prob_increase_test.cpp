@@ -164,7 +164,7 @@ TEST(LogProbIncrease, SaturatesAtMinusTheContextLogProbability) {
   std::vector<float> g(V, 0.0f);
   g[42] = 1.0f;
   const Distribution d = make_distribution(x, {});
-  EXPECT_NEAR(log_prob_increase(d, g.data(), 700.0, 42), -d.logprob(42), 1e-10);
+  EXPECT_NEAR(log_prob_increase(d, g.data(), 700.0, 42), -d.log_prob(42), 1e-10);
   EXPECT_TRUE(matches_direct(x, g, 700.0, 42));
   EXPECT_TRUE(matches_direct(x, g, -700.0, 42));
 }

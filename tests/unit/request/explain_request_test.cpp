@@ -145,13 +145,13 @@ TEST_F(ExplainRequestTest, AblateRequestMeasuresTheNamedTargetAndItsRandomBaseli
   Intervention iv = req.zeroed;
   iv.position = P;
   const AblationResult direct = ablate(m, r.tokens, 262, iv, P);
-  EXPECT_EQ(r.result.before.logprob, direct.before.logprob);
-  EXPECT_EQ(r.result.after.logprob, direct.after.logprob);
+  EXPECT_EQ(r.result.before.log_prob, direct.before.log_prob);
+  EXPECT_EQ(r.result.after.log_prob, direct.after.log_prob);
   ASSERT_TRUE(r.random.has_value());
   const Intervention riv = random_intervention(m.config(), iv, 7);
   EXPECT_EQ(r.random->zeroed.ffn_neurons.size(), 2u);
   EXPECT_EQ(r.random->zeroed.position, P);
-  EXPECT_EQ(r.random->result.after.logprob, ablate(m, r.tokens, 262, riv, P).after.logprob);
+  EXPECT_EQ(r.random->result.after.log_prob, ablate(m, r.tokens, 262, riv, P).after.log_prob);
   req.zeroed = {};
   EXPECT_THROW(ablate(m, req), InvalidArgument);
 }
