@@ -103,7 +103,9 @@ struct ModelConfig {
   /// the residual stream sees; the coefficients (TraceView) are divided by the frozen scale.
   bool post_norm = false;
 
-  std::string dtype;  ///< Storage type of the weights in the file: "F32", "F16", "BF16", "Q8_0", "mixed".
+  /// Storage type of the weight matrices in the file: "F32", "F16", "BF16", a quantized type ("Q8_0",
+  /// "Q4_K", "IQ4_XS", ...: src/model/storage.h), or "mixed (Q4_K, Q6_K)" when they differ.
+  std::string dtype;
 };
 
 /// TransformerLens spellings of the enums ("LN"/"RMS", "gelu_new"/"silu", "standard"/"rotary").

@@ -24,7 +24,7 @@ struct LoadOptions {
 /// One tensor as it is stored in the model file (for `reslens inspect`).
 struct TensorInfo {
   std::string name;            ///< The file's own name ("blk.0.attn_q.weight").
-  std::string dtype;           ///< "F32", "F16", "BF16", "Q8_0".
+  std::string dtype;           ///< "F32", "F16", "BF16", "Q8_0", "Q4_K", ... (src/model/storage.h)
   std::vector<int64_t> shape;  ///< Row-major, outermost first.
 };
 
