@@ -368,8 +368,8 @@ void sublayer_input(Buf& xn, const Buf& x, const VectorView& w, const VectorView
 }
 
 // out = in W^T + b [T, d_model], then (OLMo 2) the sublayer's post-norm, its scale recorded under
-// `post_scale_hook`. With a post-norm W is the raw matrix: the folded one (norm weights in its rows)
-// is for the attribution.
+// `post_scale_hook`. With a post-norm the pass multiplies by W_raw: W holds the norm's weights folded
+// into its rows, which is what the attribution reads (ModelConfig::post_norm).
 void sublayer_output(Buf& out, const Buf& in, const MatrixView& W, const MatrixView& W_raw, const VectorView& b,
                      const VectorView& post_norm_w, Hook post_scale_hook, int layer, const Pass& p) {
   linear(out, in, p.T, p.c.post_norm ? W_raw : W, b, p.threads);
@@ -486,28 +486,29 @@ void ablate_heads(Buf& z, int layer, const Pass& p) {
 
 // The attention sublayer: s.attn_out [T, d_model] from its input s.xn. Appends this pass's keys and
 // values to the KV cache when there is one.
-void attention(Scratch& s, const LayerWeights& L, int64_t l, const RopeTables& rope, float attn_scale,
+void attention(Scratch& s, const LayerWeights& L, int layer, const RopeTables& rope, float attn_scale,
                const Pass& p) {
   const ModelConfig& c = p.c;
-  const int li = static_cast<int>(l);
   const int64_t T = p.T, kv_dim = c.n_key_value_heads * c.d_head;
-  project_qkv(s, L, li, p);
-  if (c.positional_embedding_type == PositionalEmbedding::kRotary) rotate_qk(s.q, s.k, rope.for_layer(c, l), li, p);
+  project_qkv(s, L, layer, p);
+  if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
+    rotate_qk(s.q, s.k, rope.for_layer(c, layer), layer, p);
+  }
   // Keys/values of every visible position: [S, kv_dim].
   const float* K_all = s.k.data();
   const float* V_all = s.v.data();
   if (p.a.kv != nullptr) {
-    auto& kc = p.a.kv->k[static_cast<size_t>(l)];
-    auto& vc = p.a.kv->v[static_cast<size_t>(l)];
+    auto& kc = p.a.kv->k[static_cast<size_t>(layer)];
+    auto& vc = p.a.kv->v[static_cast<size_t>(layer)];
     std::memcpy(kc.data() + p.a.pos0 * kv_dim, s.k.data(), static_cast<size_t>(T * kv_dim) * sizeof(float));
     std::memcpy(vc.data() + p.a.pos0 * kv_dim, s.v.data(), static_cast<size_t>(T * kv_dim) * sizeof(float));
     K_all = kc.data();
     V_all = vc.data();
   }
-  attend(s.z, s.q, K_all, V_all, attn_scale, li, p);
-  ablate_heads(s.z, li, p);
-  p.rec.put(Hook::kZ, li, {T, c.n_heads, c.d_head}, s.z.data());
-  sublayer_output(s.attn_out, s.z, L.W_O, L.W_O_raw, L.b_O, L.post_attn_norm_w, Hook::kLn1PostScale, li, p);
+  attend(s.z, s.q, K_all, V_all, attn_scale, layer, p);
+  ablate_heads(s.z, layer, p);
+  p.rec.put(Hook::kZ, layer, {T, c.n_heads, c.d_head}, s.z.data());
+  sublayer_output(s.attn_out, s.z, L.W_O, L.W_O_raw, L.b_O, L.post_attn_norm_w, Hook::kLn1PostScale, layer, p);
 }
 
 // The MLP's coefficients s.post [T, d_mlp] from its input s.xn: act(xn W_in^T + b_in), or, gated,
@@ -618,7 +619,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
     // x += attention(ln1(x))
     if (c.parallel_residual) s.block_in = x;  // GPT-NeoX: the MLP reads the block input too
     sublayer_input(s.xn, x, L.ln1_w, L.ln1_b, Hook::kLn1Scale, Hook::kLn1Normalized, li, p);
-    attention(s, L, l, rope, attn_scale, p);
+    attention(s, L, li, rope, attn_scale, p);
     rec.put(Hook::kAttnOut, li, {T, d}, s.attn_out.data());
     add_residual(x, s.attn_out, T, d);
     rec.put(Hook::kResidMid, li, {T, d}, x.data());
