@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "reslens/rope.h"  // RopeLayout, RopeScaling
+
 namespace reslens {
 
 /// The block structure reslens runs. Every supported file format maps onto one of these.
@@ -25,27 +27,6 @@ enum class ActFn {
   kGeluErf,  ///< exact GELU, x * Phi(x) (transformers' "gelu": GPT-NeoX / Pythia checkpoints)
 };
 enum class PositionalEmbedding { kStandard, kRotary };
-
-/// Where each rotary pair sits inside a head's query/key vector.
-enum class RopeLayout {
-  kHalf,         ///< rotate_half / llama.cpp "NEOX": dims (i, i + rotary_dim/2) form a pair (Hugging Face,
-                 ///< and GGUF families llama.cpp rotates that way: qwen2).
-  kInterleaved,  ///< llama.cpp "NORM" (GGUF llama, whose converter permutes Q/K rows) and llama2.c:
-                 ///< dims (2i, 2i+1) form a pair.
-};
-
-/// How rotary angles stretch for long contexts. Pair i of a head turns by
-///   angle(pos, i) = (pos / linear_factor) * base^(-2i / rotary_dim) / freq_factors[i],
-/// which is llama.cpp's ggml_rope_ext with freq_scale = 1 / linear_factor and rope_factors, and
-/// covers Hugging Face's rope_scaling types "linear" (positions divided) and "llama3" (each pair's
-/// frequency divided by its own factor). Types that change more than the angle (yarn, longrope,
-/// dynamic) are refused at load.
-struct RopeScaling {
-  std::string type = "none";  ///< "none", "linear", "llama3" (HF) or "rope_freqs" (GGUF's rope_freqs.weight)
-  double linear_factor = 1.0;       ///< positions are divided by it
-  std::vector<double> freq_factors;  ///< [rotary_dim / 2] per-pair divisors; empty = all 1
-  bool empty() const { return linear_factor == 1.0 && freq_factors.empty(); }
-};
 
 struct ModelConfig {
   Architecture architecture = Architecture::kLlama;
@@ -122,7 +103,9 @@ struct ModelConfig {
   /// the residual stream sees; the coefficients (TraceView) are divided by the frozen scale.
   bool post_norm = false;
 
-  std::string dtype;  ///< Storage type of the weights in the file: "F32", "F16", "BF16", "Q8_0", "mixed".
+  /// Storage type of the weight matrices in the file: "F32", "F16", "BF16", a quantized type ("Q8_0",
+  /// "Q4_K", "IQ4_XS", ...: src/model/storage.h), or "mixed (Q4_K, Q6_K)" when they differ.
+  std::string dtype;
 };
 
 /// TransformerLens spellings of the enums ("LN"/"RMS", "gelu_new"/"silu", "standard"/"rotary").

@@ -163,8 +163,10 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
                     const ExplainOptions& options = {});
 
 /// The projection cache: every FFN and attention neuron direction projected onto the vocabulary once,
-/// stored quantized (int8, with certified error bounds) under $RESLENS_CACHE_DIR (default
-/// ~/.cache/reslens), n_layers * (d_mlp + n_heads * d_head) * d_vocab bytes. With it, the bounded
+/// stored quantized with certified error bounds (FFN rows as int8 codes, attention rows as int16, a
+/// head's rows contiguous; src/analysis/projection_cache.h) under $RESLENS_CACHE_DIR (else
+/// $XDG_CACHE_HOME/reslens, else ~/.cache/reslens) in a file named by the weights' fingerprint:
+/// n_layers * (d_mlp + 2 * n_heads * d_head) * d_vocab bytes plus a small header. With it, the bounded
 /// method scores the vectors its cheap bounds cannot certify from the cached rows instead of
 /// projecting them (docs/explain.md). Scores are the same within 1e-5 with or without it.
 struct ProjectionCacheInfo {

@@ -1,7 +1,7 @@
 // Hook names: the stable names of every intermediate a forward pass can record, spelled exactly as
 // TransformerLens spells them ("blocks.3.hook_resid_pre", "blocks.0.attn.hook_pattern"). The strings
-// live at the API edge; inside, a hook is an enum plus a layer. The single table of hooks (name,
-// shape, meaning) is in src/forward/hook_table.cpp and docs/naming.md.
+// live at the API edge; inside, a hook is an enum plus a layer. The names are listed once, in the
+// table kHooks of src/forward/hooks.cpp; shapes and meanings are below and in docs/naming.md.
 #pragma once
 
 #include <cstdint>

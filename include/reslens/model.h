@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,7 @@ struct LoadOptions {
 /// One tensor as it is stored in the model file (for `reslens inspect`).
 struct TensorInfo {
   std::string name;            ///< The file's own name ("blk.0.attn_q.weight").
-  std::string dtype;           ///< "F32", "F16", "BF16", "Q8_0".
+  std::string dtype;           ///< "F32", "F16", "BF16", "Q8_0", "Q4_K", ... (src/model/storage.h)
   std::vector<int64_t> shape;  ///< Row-major, outermost first.
 };
 
@@ -60,6 +61,12 @@ class Model {
   /// process (`reslens serve`) asks before each job, so it refuses rather than compute with new bytes
   /// or die of a SIGBUS on a truncated file.
   std::filesystem::path changed_file() const;
+  /// Identifies the weights cheaply, for the caches derived from them on disk (explain's bounds and
+  /// projection caches name and check their files with it): FNV-1a 64 of the dimensions and a strided
+  /// sample of every matrix those caches derive from (W_U, ln_final's scale, W_out, W_O), so an
+  /// edited or different model never reuses a stale cache entry. Computed on first use, once per
+  /// model (thread-safe); commands that need no cache never read those pages for it.
+  uint64_t fingerprint() const;
 
  private:
   ModelConfig config_;
@@ -69,6 +76,8 @@ class Model {
   std::vector<TensorInfo> tensors_;
   std::string format_;
   std::filesystem::path path_;
+  mutable std::once_flag fingerprint_once_;
+  mutable uint64_t fingerprint_ = 0;
 };
 
 }  // namespace reslens

@@ -11,6 +11,7 @@
 #include "reslens/hooks.h"
 #include "reslens/model.h"
 #include "reslens/report.h"
+#include "reslens/rope.h"
 #include "reslens/token_names.h"
 #include "reslens/run.h"
 #include "reslens/tensor.h"

@@ -12,9 +12,8 @@ namespace reslens::analysis {
 /// $RESLENS_CACHE_DIR, else $XDG_CACHE_HOME/reslens, else $HOME/.cache/reslens; empty when none is set.
 std::filesystem::path cache_dir();
 
-/// Identifies a model's weights cheaply: its dimensions and a strided sample of every matrix the
-/// caches derive from (W_U, ln_final's scale, W_out, W_O), so an edited or different model never
-/// reuses a stale cache entry.
-uint64_t model_fingerprint(const Model& model);
+/// The key of a model's cache files: Model::fingerprint(), computed once per model and then stored,
+/// so asking again costs nothing.
+inline uint64_t model_fingerprint(const Model& model) { return model.fingerprint(); }
 
 }  // namespace reslens::analysis

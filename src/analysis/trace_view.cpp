@@ -16,7 +16,7 @@ bool all_finite(std::span<const float> xs) {
   uint32_t bad = 0;
   for (float x : xs) {
     uint32_t bits = 0;
-    std::memcpy(&bits, &x, 4);
+    std::memcpy(&bits, &x, sizeof x);
     bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
   }
   return bad == 0;

@@ -40,7 +40,7 @@ std::vector<HookName> ActivationCache::names() const {
 
 int64_t ActivationCache::bytes() const {
   int64_t n = 0;
-  for (const auto& [name, tensor] : tensors_) n += tensor.numel() * 4;
+  for (const auto& [name, tensor] : tensors_) n += tensor.numel() * static_cast<int64_t>(sizeof(float));
   return n;
 }
 

@@ -7,6 +7,9 @@
 //              (parallel residual, GPT-NeoX: b = norm2 of the block input, not of x + attention)
 //   (OLMo 2: no norm1/norm2, the sublayers read x; their outputs pass an RMSNorm before the additions)
 //   logits = norm_final(x) W_U^T
+// forward() at the bottom is that loop, one named step per line (embed, sublayer_input, attention,
+// mlp, unembed); the steps are defined above it in the order they run, and the interventions are steps
+// of their own (ablate_heads, remove_source_shares, ablate_ffn_neurons).
 // Every reduction has a fixed order and work is split over independent outputs only, so results are
 // bit-identical for any thread count, and a position's values never depend on later positions.
 #include "forward/forward.h"
@@ -282,231 +285,356 @@ void record_heads(Recorder& rec, Hook h, int layer, const Buf& x, int64_t T, int
   }
 }
 
-}  // namespace
+// What every step of one pass reads: the model, the run's arguments and its sizes.
+struct Pass {
+  const Model& model;
+  const ModelConfig& c;
+  const ForwardArgs& a;
+  const Intervention* iv;  // nullptr: no intervention
+  Recorder& rec;
+  int threads;
+  int64_t T;  // positions computed in this pass
+  int64_t S;  // keys visible to the last query: pos0 + T
+};
 
-Tensor forward(const Model& model, const ForwardArgs& a) {
-  const ModelConfig& c = model.config();
-  const ModelWeights& W = model.weights();
-  const int threads = a.n_threads > 0 ? a.n_threads : hardware_threads();
-  const int64_t T = static_cast<int64_t>(a.tokens.size());
-  const int64_t d = c.d_model, H = c.n_heads, Hkv = c.n_key_value_heads, dh = c.d_head;
-  const int64_t q_dim = H * dh, kv_dim = Hkv * dh;
-  const int64_t S = a.pos0 + T;  // keys visible to the last query
-  const int64_t group = H / Hkv;
-  const Intervention* iv = a.intervention != nullptr && !a.intervention->empty() ? a.intervention : nullptr;
-  Recorder rec(a.capture, a.cache);
+// Scratch buffers of one layer, kept across layers so their storage is reused.
+struct Scratch {
+  Buf xn;                    // [T, d_model] a sublayer's (normalised) input
+  Buf block_in;              // [T, d_model] the block input (parallel residual)
+  Buf q, k, v;               // [T, n_heads * d_head], [T, n_kv_heads * d_head] x2
+  Buf z;                     // [T, n_heads * d_head] pattern-weighted values
+  Buf attn_out, mlp_out;     // [T, d_model] the sublayers' outputs
+  Buf pre, up, post;         // [T, d_mlp] gate (or input) projection, up projection, coefficients
+};
 
-  // Residual stream x: [T, d_model].
-  Buf x;
+// cos/sin tables for the pass's positions: the model's, and Gemma 3's local layers' (own base, no
+// scaling). Empty for learned positions.
+struct RopeTables {
+  ops::RopeTable global, local;
+  const ops::RopeTable& for_layer(const ModelConfig& c, int64_t l) const {
+    const bool is_local = !c.local_layers.empty() && c.local_layers[static_cast<size_t>(l)] != 0;
+    return is_local ? local : global;
+  }
+};
+
+RopeTables make_rope_tables(const Pass& p) {
+  const ModelConfig& c = p.c;
+  RopeTables r;
+  if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
+    r.global = ops::make_rope_table(p.a.pos0, p.T, c.rotary_dim, c.rotary_base, c.rope_scaling);
+    if (!c.local_layers.empty()) r.local = ops::make_rope_table(p.a.pos0, p.T, c.rotary_dim, c.rotary_base_local);
+  }
+  return r;
+}
+
+// x = W_E[tokens] (* embedding_scale) (+ W_pos[positions]): the residual stream [T, d_model] before
+// the first block.
+void embed(Buf& x, const Pass& p) {
+  const ModelConfig& c = p.c;
+  const ModelWeights& W = p.model.weights();
+  const int64_t T = p.T, d = c.d_model;
   x.resize(T, d);
   for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(x.row(t), W.W_E.row(a.tokens[static_cast<size_t>(t)]), static_cast<size_t>(d) * 4);
+    std::memcpy(x.row(t), W.W_E.row(p.a.tokens[static_cast<size_t>(t)]), static_cast<size_t>(d) * sizeof(float));
   }
   if (c.embedding_scale != 1.0f) {  // Gemma: embeddings times sqrt(d_model) (hook_embed holds the product)
     for (float& v : x.v) v *= c.embedding_scale;
   }
-  if (!finite(x.data(), T * d)) non_finite(model, "", {{"embed.W_E (a row of these tokens)", &W.W_E}}, {});
-  rec.put(Hook::kEmbed, -1, {T, d}, x.data());
+  if (!finite(x.data(), T * d)) non_finite(p.model, "", {{"embed.W_E (a row of these tokens)", &W.W_E}}, {});
+  p.rec.put(Hook::kEmbed, -1, {T, d}, x.data());
   if (c.positional_embedding_type == PositionalEmbedding::kStandard) {
-    if (rec.wants(Hook::kPosEmbed, -1)) {
-      rec.put(Hook::kPosEmbed, -1, {T, d}, W.W_pos.row(a.pos0));
+    if (p.rec.wants(Hook::kPosEmbed, -1)) {
+      p.rec.put(Hook::kPosEmbed, -1, {T, d}, W.W_pos.row(p.a.pos0));
     }
     for (int64_t t = 0; t < T; ++t) {
       float* r = x.row(t);
-      const float* p = W.W_pos.row(a.pos0 + t);
-      for (int64_t i = 0; i < d; ++i) r[i] += p[i];
+      const float* pe = W.W_pos.row(p.a.pos0 + t);
+      for (int64_t i = 0; i < d; ++i) r[i] += pe[i];
     }
   }
+}
 
-  ops::RopeTable rope, rope_local;  // rope_local: Gemma 3's local layers (own base, no scaling)
+// A sublayer's input xn [T, d_model]: x through the block's norm (ln1 or ln2, scale and output
+// recorded), or x itself when the model has no pre-norms (OLMo 2).
+void sublayer_input(Buf& xn, const Buf& x, const VectorView& w, const VectorView& b, Hook scale_hook,
+                    Hook normalized_hook, int layer, const Pass& p) {
+  if (!p.c.pre_norm) {
+    xn = x;
+    return;
+  }
+  const auto scale = normalize(xn, x, p.T, p.c, w, b, p.threads);
+  p.rec.put(scale_hook, layer, {p.T, 1}, scale.data());
+  p.rec.put(normalized_hook, layer, {p.T, p.c.d_model}, xn.data());
+}
+
+// out = in W^T + b [T, d_model], then (OLMo 2) the sublayer's post-norm, its scale recorded under
+// `post_scale_hook`. With a post-norm the pass multiplies by W_raw: W holds the norm's weights folded
+// into its rows, which is what the attribution reads (ModelConfig::post_norm).
+void sublayer_output(Buf& out, const Buf& in, const MatrixView& W, const MatrixView& W_raw, const VectorView& b,
+                     const VectorView& post_norm_w, Hook post_scale_hook, int layer, const Pass& p) {
+  linear(out, in, p.T, p.c.post_norm ? W_raw : W, b, p.threads);
+  if (p.c.post_norm) post_normalize(out, p.T, post_norm_w, p.c.eps, p.rec, post_scale_hook, layer);
+}
+
+// x += y over [T, d_model].
+void add_residual(Buf& x, const Buf& y, int64_t T, int64_t d) {
+  for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += y.v[static_cast<size_t>(i)];
+}
+
+// q, k, v = xn W^T (+ b), the q/k norms (OLMo 2: whole projection; Qwen3: per head), recorded
+// before rotation.
+void project_qkv(Scratch& s, const LayerWeights& L, int layer, const Pass& p) {
+  const ModelConfig& c = p.c;
+  const int64_t T = p.T, H = c.n_heads, Hkv = c.n_key_value_heads, dh = c.d_head;
+  linear(s.q, s.xn, T, L.W_Q, L.b_Q, p.threads);  // [T, n_heads * d_head]
+  linear(s.k, s.xn, T, L.W_K, L.b_K, p.threads);  // [T, n_kv_heads * d_head]
+  linear(s.v, s.xn, T, L.W_V, L.b_V, p.threads);  // [T, n_kv_heads * d_head]
+  if (c.qk_norm_full) {  // OLMo 2: the whole query and key projections RMS-normalised before RoPE
+    rms_norm_heads(s.q, T, 1, H * dh, L.q_norm_w, c.eps);
+    rms_norm_heads(s.k, T, 1, Hkv * dh, L.k_norm_w, c.eps);
+  }
+  if (c.qk_norm) {  // Qwen3: each head's query and key RMS-normalised over d_head before RoPE
+    rms_norm_heads(s.q, T, H, dh, L.q_norm_w, c.eps);
+    rms_norm_heads(s.k, T, Hkv, dh, L.k_norm_w, c.eps);
+  }
+  record_heads(p.rec, Hook::kQ, layer, s.q, T, H, c);
+  record_heads(p.rec, Hook::kK, layer, s.k, T, Hkv, c);
+  record_heads(p.rec, Hook::kV, layer, s.v, T, Hkv, c);
+}
+
+// Rotates q and k in place (rotary models), recorded after rotation.
+void rotate_qk(Buf& q, Buf& k, const ops::RopeTable& rope, int layer, const Pass& p) {
+  const ModelConfig& c = p.c;
+  const int64_t T = p.T, H = c.n_heads, Hkv = c.n_key_value_heads, dh = c.d_head;
+  ops::apply_rope(q.data(), T, H, dh, q.cols, rope, c.rope_layout);
+  ops::apply_rope(k.data(), T, Hkv, dh, k.cols, rope, c.rope_layout);
+  record_heads(p.rec, Hook::kRotQ, layer, q, T, H, c);
+  record_heads(p.rec, Hook::kRotK, layer, k, T, Hkv, c);
+}
+
+// Intervention inside attention (spec A7): at the intervention's query position, removes single
+// source positions' shares pattern[s] * v[s, dim] from z[t, h] (zr), for head h of `layer`.
+// pattern: [S] this query's attention row; V_all: [S, kv_dim] with head kvh's values at kvh * d_head.
+void remove_source_shares(float* zr, const float* pattern, const float* V_all, int64_t kv_dim, int64_t kvh,
+                          int64_t h, int64_t t, int layer, const Pass& p) {
+  if (p.iv == nullptr || p.iv->position != p.a.pos0 + t) return;
+  for (const auto& an : p.iv->attn_neurons) {
+    if (an.layer == layer && an.head == h && an.source_pos >= 0) {
+      zr[an.dim] -= pattern[an.source_pos] * V_all[an.source_pos * kv_dim + kvh * p.c.d_head + an.dim];
+    }
+  }
+}
+
+// z = softmax(q k^T * scale, causal) v per head: [T, n_heads * d_head] from q [T, n_heads * d_head]
+// and the keys/values of every visible position, K_all/V_all [S, n_kv_heads * d_head]. Records the
+// scores (masked: -inf) and the pattern [n_heads, T, S].
+void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float attn_scale, int layer,
+            const Pass& p) {
+  const ModelConfig& c = p.c;
+  const int64_t T = p.T, S = p.S, H = c.n_heads, dh = c.d_head;
+  const int64_t kv_dim = c.n_key_value_heads * dh, group = H / c.n_key_value_heads;
+  Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, T, S});
+  Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, T, S});
+  z.resize(T, H * dh);
+  parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
+    std::vector<float> scores(static_cast<size_t>(T * S));  // [T, S] for one head
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t kvh = h / group;
+      ops::matmul_nt(T, S, dh, q.data() + h * dh, q.cols, K_all + kvh * dh, kv_dim, scores.data(), S, 1);
+      for (int64_t t = 0; t < T; ++t) {
+        float* row = scores.data() + t * S;
+        const int64_t n_keys = p.a.pos0 + t + 1;  // causal: keys 0..pos0+t
+        for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
+        for (int64_t s = n_keys; s < S; ++s) row[s] = -std::numeric_limits<float>::infinity();
+        if (scores_rec != nullptr) {
+          std::memcpy(scores_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * sizeof(float));
+        }
+        ops::softmax(row, n_keys);
+        for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
+        if (pattern_rec != nullptr) {
+          std::memcpy(pattern_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * sizeof(float));
+        }
+        // z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s.
+        float* zr = z.row(t) + h * dh;
+        for (int64_t s = 0; s < n_keys; ++s) {
+          const float w = row[s];
+          const float* vr = V_all + s * kv_dim + kvh * dh;
+          for (int64_t i = 0; i < dh; ++i) zr[i] += w * vr[i];
+        }
+        remove_source_shares(zr, row, V_all, kv_dim, kvh, h, t, layer, p);
+      }
+    }
+  });
+}
+
+// Intervention on z: zeroes the ablated heads and attention neurons (those without a source
+// position) of `layer`, at every position or only the intervention's.
+void ablate_heads(Buf& z, int layer, const Pass& p) {
+  if (p.iv == nullptr) return;
+  const int64_t dh = p.c.d_head;
+  for (int64_t t = 0; t < p.T; ++t) {
+    if (p.iv->position >= 0 && p.iv->position != p.a.pos0 + t) continue;
+    float* zr = z.row(t);
+    for (const auto& hd : p.iv->heads) {
+      if (hd.layer == layer) std::memset(zr + hd.head * dh, 0, static_cast<size_t>(dh) * sizeof(float));
+    }
+    for (const auto& an : p.iv->attn_neurons) {
+      if (an.layer == layer && an.source_pos < 0) zr[an.head * dh + an.dim] = 0.0f;
+    }
+  }
+}
+
+// The attention sublayer: s.attn_out [T, d_model] from its input s.xn. Appends this pass's keys and
+// values to the KV cache when there is one.
+void attention(Scratch& s, const LayerWeights& L, int layer, const RopeTables& rope, float attn_scale,
+               const Pass& p) {
+  const ModelConfig& c = p.c;
+  const int64_t T = p.T, kv_dim = c.n_key_value_heads * c.d_head;
+  project_qkv(s, L, layer, p);
   if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
-    rope = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base, c.rope_scaling);
-    if (!c.local_layers.empty()) rope_local = ops::make_rope_table(a.pos0, T, c.rotary_dim, c.rotary_base_local);
+    rotate_qk(s.q, s.k, rope.for_layer(c, layer), layer, p);
   }
-  const float attn_scale = c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(dh));
+  // Keys/values of every visible position: [S, kv_dim].
+  const float* K_all = s.k.data();
+  const float* V_all = s.v.data();
+  if (p.a.kv != nullptr) {
+    auto& kc = p.a.kv->k[static_cast<size_t>(layer)];
+    auto& vc = p.a.kv->v[static_cast<size_t>(layer)];
+    std::memcpy(kc.data() + p.a.pos0 * kv_dim, s.k.data(), static_cast<size_t>(T * kv_dim) * sizeof(float));
+    std::memcpy(vc.data() + p.a.pos0 * kv_dim, s.v.data(), static_cast<size_t>(T * kv_dim) * sizeof(float));
+    K_all = kc.data();
+    V_all = vc.data();
+  }
+  attend(s.z, s.q, K_all, V_all, attn_scale, layer, p);
+  ablate_heads(s.z, layer, p);
+  p.rec.put(Hook::kZ, layer, {T, c.n_heads, c.d_head}, s.z.data());
+  sublayer_output(s.attn_out, s.z, L.W_O, L.W_O_raw, L.b_O, L.post_attn_norm_w, Hook::kLn1PostScale, layer, p);
+}
 
-  Buf xn, q, k, v, z, attn_out, pre, up, post, mlp_out;
-  Buf block_in;  // parallel residual: the block input, [T, d_model]
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const int li = static_cast<int>(l);
-    const LayerWeights& L = W.layers[static_cast<size_t>(l)];
-    rec.put(Hook::kResidPre, li, {T, d}, x.data());
-
-    // ---- attention ----
-    if (c.parallel_residual) block_in = x;  // GPT-NeoX: the MLP reads the block input too
-    if (c.pre_norm) {
-      auto scale1 = normalize(xn, x, T, c, L.ln1_w, L.ln1_b, threads);
-      rec.put(Hook::kLn1Scale, li, {T, 1}, scale1.data());
-      rec.put(Hook::kLn1Normalized, li, {T, d}, xn.data());
-    } else {
-      xn = x;  // OLMo 2: the attention reads the residual stream itself
-    }
-    linear(q, xn, T, L.W_Q, L.b_Q, threads);  // [T, n_heads * d_head]
-    linear(k, xn, T, L.W_K, L.b_K, threads);  // [T, n_kv_heads * d_head]
-    linear(v, xn, T, L.W_V, L.b_V, threads);  // [T, n_kv_heads * d_head]
-    if (c.qk_norm_full) {  // OLMo 2: the whole query and key projections RMS-normalised before RoPE
-      rms_norm_heads(q, T, 1, q_dim, L.q_norm_w, c.eps);
-      rms_norm_heads(k, T, 1, kv_dim, L.k_norm_w, c.eps);
-    }
-    if (c.qk_norm) {  // Qwen3: each head's query and key RMS-normalised over d_head before RoPE
-      rms_norm_heads(q, T, H, dh, L.q_norm_w, c.eps);
-      rms_norm_heads(k, T, Hkv, dh, L.k_norm_w, c.eps);
-    }
-    record_heads(rec, Hook::kQ, li, q, T, H, c);
-    record_heads(rec, Hook::kK, li, k, T, Hkv, c);
-    record_heads(rec, Hook::kV, li, v, T, Hkv, c);
-    if (c.positional_embedding_type == PositionalEmbedding::kRotary) {
-      const bool local = !c.local_layers.empty() && c.local_layers[static_cast<size_t>(l)] != 0;
-      ops::apply_rope(q.data(), T, H, dh, q.cols, local ? rope_local : rope, c.rope_layout);
-      ops::apply_rope(k.data(), T, Hkv, dh, k.cols, local ? rope_local : rope, c.rope_layout);
-      record_heads(rec, Hook::kRotQ, li, q, T, H, c);
-      record_heads(rec, Hook::kRotK, li, k, T, Hkv, c);
-    }
-    // Keys/values of every visible position: [S, kv_dim].
-    const float* K_all = k.data();
-    const float* V_all = v.data();
-    if (a.kv != nullptr) {
-      auto& kc = a.kv->k[static_cast<size_t>(l)];
-      auto& vc = a.kv->v[static_cast<size_t>(l)];
-      std::memcpy(kc.data() + a.pos0 * kv_dim, k.data(), static_cast<size_t>(T * kv_dim) * 4);
-      std::memcpy(vc.data() + a.pos0 * kv_dim, v.data(), static_cast<size_t>(T * kv_dim) * 4);
-      K_all = kc.data();
-      V_all = vc.data();
-    }
-
-    Tensor* scores_rec = rec.make(Hook::kAttnScores, li, {H, T, S});
-    Tensor* pattern_rec = rec.make(Hook::kPattern, li, {H, T, S});
-    z.resize(T, q_dim);
-    parallel_for(threads, H, [&](int64_t h0, int64_t h1) {
-      std::vector<float> scores(static_cast<size_t>(T * S));  // [T, S] for one head
-      for (int64_t h = h0; h < h1; ++h) {
-        const int64_t kvh = h / group;
-        ops::matmul_nt(T, S, dh, q.data() + h * dh, q.cols, K_all + kvh * dh, kv_dim, scores.data(), S, 1);
-        for (int64_t t = 0; t < T; ++t) {
-          float* row = scores.data() + t * S;
-          const int64_t n_keys = a.pos0 + t + 1;  // causal: keys 0..pos0+t
-          for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
-          for (int64_t s = n_keys; s < S; ++s) row[s] = -std::numeric_limits<float>::infinity();
-          if (scores_rec != nullptr) {
-            std::memcpy(scores_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * 4);
-          }
-          ops::softmax(row, n_keys);
-          for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
-          if (pattern_rec != nullptr) {
-            std::memcpy(pattern_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * 4);
-          }
-          // z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s.
-          float* zr = z.row(t) + h * dh;
-          for (int64_t s = 0; s < n_keys; ++s) {
-            const float p = row[s];
-            const float* vr = V_all + s * kv_dim + kvh * dh;
-            for (int64_t i = 0; i < dh; ++i) zr[i] += p * vr[i];
-          }
-          // Activation-level removal of single source positions' shares (spec A7).
-          if (iv != nullptr && iv->position == a.pos0 + t) {
-            for (const auto& an : iv->attn_neurons) {
-              if (an.layer == li && an.head == h && an.source_pos >= 0) {
-                zr[an.dim] -= row[an.source_pos] * V_all[an.source_pos * kv_dim + kvh * dh + an.dim];
-              }
-            }
-          }
+// The MLP's coefficients s.post [T, d_mlp] from its input s.xn: act(xn W_in^T + b_in), or, gated,
+// act(xn W_gate^T) * (xn W_in^T + b_in) (SiLU: SwiGLU; GELU: GeGLU).
+void mlp_coefficients(Scratch& s, const LayerWeights& L, int layer, const Pass& p) {
+  const ModelConfig& c = p.c;
+  const int64_t T = p.T;
+  if (c.gated_mlp) {
+    linear(s.pre, s.xn, T, L.W_gate, {}, p.threads);  // [T, d_mlp] gate
+    linear(s.up, s.xn, T, L.W_in, L.b_in, p.threads);  // [T, d_mlp]
+    p.rec.put(Hook::kMlpPre, layer, {T, c.d_mlp}, s.pre.data());
+    p.rec.put(Hook::kMlpPreLinear, layer, {T, c.d_mlp}, s.up.data());
+    s.post.resize(T, c.d_mlp);
+    parallel_for(p.threads, T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        if (c.act_fn == ActFn::kSilu) {
+          ops::silu_mul(s.post.row(t), s.pre.row(t), s.up.row(t), c.d_mlp);
+        } else {  // GeGLU (Gemma): gelu(gate) * up, the product in float as ggml's geglu
+          std::memcpy(s.post.row(t), s.pre.row(t), static_cast<size_t>(c.d_mlp) * sizeof(float));
+          gelu_in_place(s.post.row(t), c.d_mlp, c.act_fn, p.a.ggml_gelu);
+          float* m = s.post.row(t);
+          const float* u = s.up.row(t);
+          for (int64_t i = 0; i < c.d_mlp; ++i) m[i] *= u[i];
         }
       }
     });
-    if (iv != nullptr) {
-      for (int64_t t = 0; t < T; ++t) {
-        if (iv->position >= 0 && iv->position != a.pos0 + t) continue;
-        float* zr = z.row(t);
-        for (const auto& hd : iv->heads) {
-          if (hd.layer == li) std::memset(zr + hd.head * dh, 0, static_cast<size_t>(dh) * 4);
-        }
-        for (const auto& an : iv->attn_neurons) {
-          if (an.layer == li && an.source_pos < 0) zr[an.head * dh + an.dim] = 0.0f;
-        }
-      }
-    }
-    rec.put(Hook::kZ, li, {T, H, dh}, z.data());
-    linear(attn_out, z, T, c.post_norm ? L.W_O_raw : L.W_O, L.b_O, threads);  // [T, d_model]
-    if (c.post_norm) post_normalize(attn_out, T, L.post_attn_norm_w, c.eps, rec, Hook::kLn1PostScale, li);
-    rec.put(Hook::kAttnOut, li, {T, d}, attn_out.data());
-    for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += attn_out.v[static_cast<size_t>(i)];
-    rec.put(Hook::kResidMid, li, {T, d}, x.data());
-
-    // ---- MLP ----
-    if (c.pre_norm) {
-      auto scale2 = normalize(xn, c.parallel_residual ? block_in : x, T, c, L.ln2_w, L.ln2_b, threads);
-      rec.put(Hook::kLn2Scale, li, {T, 1}, scale2.data());
-      rec.put(Hook::kLn2Normalized, li, {T, d}, xn.data());
-    } else {
-      xn = x;  // OLMo 2: the MLP reads the residual stream itself
-    }
-    if (c.gated_mlp) {
-      linear(pre, xn, T, L.W_gate, {}, threads);  // [T, d_mlp] gate
-      linear(up, xn, T, L.W_in, L.b_in, threads);  // [T, d_mlp]
-      rec.put(Hook::kMlpPre, li, {T, c.d_mlp}, pre.data());
-      rec.put(Hook::kMlpPreLinear, li, {T, c.d_mlp}, up.data());
-      post.resize(T, c.d_mlp);
-      parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          if (c.act_fn == ActFn::kSilu) {
-            ops::silu_mul(post.row(t), pre.row(t), up.row(t), c.d_mlp);
-          } else {  // GeGLU (Gemma): gelu(gate) * up, the product in float as ggml's geglu
-            std::memcpy(post.row(t), pre.row(t), static_cast<size_t>(c.d_mlp) * sizeof(float));
-            gelu_in_place(post.row(t), c.d_mlp, c.act_fn, a.ggml_gelu);
-            float* p = post.row(t);
-            const float* u = up.row(t);
-            for (int64_t i = 0; i < c.d_mlp; ++i) p[i] *= u[i];
-          }
-        }
-      });
-    } else {
-      linear(pre, xn, T, L.W_in, L.b_in, threads);  // [T, d_mlp]
-      rec.put(Hook::kMlpPre, li, {T, c.d_mlp}, pre.data());
-      post = pre;
-      parallel_for(threads, T, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) gelu_in_place(post.row(t), c.d_mlp, c.act_fn, a.ggml_gelu);
-      });
-    }
-    if (c.n_experts > 0) route_experts(post, xn, T, L.W_router, L.shared_expert_gate, c, threads);
-    if (iv != nullptr) {
-      for (int64_t t = 0; t < T; ++t) {
-        if (iv->position >= 0 && iv->position != a.pos0 + t) continue;
-        for (const auto& f : iv->ffn_neurons) {
-          if (f.layer == li) post.row(t)[f.neuron] = 0.0f;
-        }
-      }
-    }
-    rec.put(Hook::kMlpPost, li, {T, c.d_mlp}, post.data());
-    linear(mlp_out, post, T, c.post_norm ? L.W_out_raw : L.W_out, L.b_out, threads);  // [T, d_model]
-    if (c.post_norm) post_normalize(mlp_out, T, L.post_ffn_norm_w, c.eps, rec, Hook::kLn2PostScale, li);
-    rec.put(Hook::kMlpOut, li, {T, d}, mlp_out.data());
-    for (int64_t i = 0; i < T * d; ++i) x.v[static_cast<size_t>(i)] += mlp_out.v[static_cast<size_t>(i)];
-    require_finite_layer(model, x, T, li);
-    rec.put(Hook::kResidPost, li, {T, d}, x.data());
+  } else {
+    linear(s.pre, s.xn, T, L.W_in, L.b_in, p.threads);  // [T, d_mlp]
+    p.rec.put(Hook::kMlpPre, layer, {T, c.d_mlp}, s.pre.data());
+    s.post = s.pre;
+    parallel_for(p.threads, T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) gelu_in_place(s.post.row(t), c.d_mlp, c.act_fn, p.a.ggml_gelu);
+    });
   }
+}
 
-  // ---- final norm and unembedding ----
-  const bool record_final = rec.wants(Hook::kLnFinalScale, -1) || rec.wants(Hook::kLnFinalNormalized, -1);
-  const int64_t first = (a.all_logits || record_final) ? 0 : T - 1;
+// Intervention on the MLP's coefficients: zeroes the ablated FFN neurons of `layer`, at every
+// position or only the intervention's.
+void ablate_ffn_neurons(Buf& post, int layer, const Pass& p) {
+  if (p.iv == nullptr) return;
+  for (int64_t t = 0; t < p.T; ++t) {
+    if (p.iv->position >= 0 && p.iv->position != p.a.pos0 + t) continue;
+    for (const auto& f : p.iv->ffn_neurons) {
+      if (f.layer == layer) post.row(t)[f.neuron] = 0.0f;
+    }
+  }
+}
+
+// The MLP sublayer: s.mlp_out [T, d_model] from its input s.xn.
+void mlp(Scratch& s, const LayerWeights& L, int layer, const Pass& p) {
+  mlp_coefficients(s, L, layer, p);
+  if (p.c.n_experts > 0) route_experts(s.post, s.xn, p.T, L.W_router, L.shared_expert_gate, p.c, p.threads);
+  ablate_ffn_neurons(s.post, layer, p);
+  p.rec.put(Hook::kMlpPost, layer, {p.T, p.c.d_mlp}, s.post.data());
+  sublayer_output(s.mlp_out, s.post, L.W_out, L.W_out_raw, L.b_out, L.post_ffn_norm_w, Hook::kLn2PostScale, layer, p);
+}
+
+// logits = norm_final(x) W_U^T (+ b_U): [T, d_vocab] with all_logits, else the last position's
+// [1, d_vocab]. The final norm runs over every position when its hooks are recorded.
+Tensor unembed(const Buf& x, Buf& xn, const Pass& p) {
+  const ModelConfig& c = p.c;
+  const ModelWeights& W = p.model.weights();
+  const int64_t T = p.T, d = c.d_model;
+  const bool record_final = p.rec.wants(Hook::kLnFinalScale, -1) || p.rec.wants(Hook::kLnFinalNormalized, -1);
+  const int64_t first = (p.a.all_logits || record_final) ? 0 : T - 1;
   Buf last;
   last.resize(T - first, d);
-  std::memcpy(last.data(), x.row(first), static_cast<size_t>((T - first) * d) * 4);
-  auto scale_f = normalize(xn, last, T - first, c, W.ln_final_w, W.ln_final_b, threads);
-  rec.put(Hook::kLnFinalScale, -1, {T - first, 1}, scale_f.data());
-  rec.put(Hook::kLnFinalNormalized, -1, {T - first, d}, xn.data());
-  const int64_t n_out = a.all_logits ? T : 1;
+  std::memcpy(last.data(), x.row(first), static_cast<size_t>((T - first) * d) * sizeof(float));
+  auto scale_f = normalize(xn, last, T - first, c, W.ln_final_w, W.ln_final_b, p.threads);
+  p.rec.put(Hook::kLnFinalScale, -1, {T - first, 1}, scale_f.data());
+  p.rec.put(Hook::kLnFinalNormalized, -1, {T - first, d}, xn.data());
+  const int64_t n_out = p.a.all_logits ? T : 1;
   const float* rows = xn.row((T - first) - n_out);
   Tensor logits({n_out, c.d_vocab});
-  ops::matmul_nt(n_out, c.d_vocab, d, rows, d, W.W_U.data, W.W_U.ld, logits.data(), c.d_vocab, threads);
+  ops::matmul_nt(n_out, c.d_vocab, d, rows, d, W.W_U.data, W.W_U.ld, logits.data(), c.d_vocab, p.threads);
   if (!W.b_U.empty()) {
     for (int64_t t = 0; t < n_out; ++t) {
       for (int64_t i = 0; i < c.d_vocab; ++i) logits.row(t)[i] += W.b_U[i];
     }
   }
   if (!finite(logits.data(), n_out * c.d_vocab)) {
-    non_finite(model, "", {{"unembed.W_U", &W.W_U}}, {{"ln_final.w", &W.ln_final_w}, {"ln_final.b", &W.ln_final_b}});
+    non_finite(p.model, "", {{"unembed.W_U", &W.W_U}}, {{"ln_final.w", &W.ln_final_w}, {"ln_final.b", &W.ln_final_b}});
   }
   return logits;
+}
+
+}  // namespace
+
+Tensor forward(const Model& model, const ForwardArgs& a) {
+  const ModelConfig& c = model.config();
+  const int64_t T = static_cast<int64_t>(a.tokens.size());
+  const int64_t d = c.d_model;
+  Recorder rec(a.capture, a.cache);
+  const Pass p{model, c, a, a.intervention != nullptr && !a.intervention->empty() ? a.intervention : nullptr,
+               rec, a.n_threads > 0 ? a.n_threads : hardware_threads(), T, a.pos0 + T};
+
+  Buf x;  // the residual stream [T, d_model]
+  embed(x, p);
+  const RopeTables rope = make_rope_tables(p);
+  const float attn_scale = c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(c.d_head));
+
+  Scratch s;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const int li = static_cast<int>(l);
+    const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
+    rec.put(Hook::kResidPre, li, {T, d}, x.data());
+
+    // x += attention(ln1(x))
+    if (c.parallel_residual) s.block_in = x;  // GPT-NeoX: the MLP reads the block input too
+    sublayer_input(s.xn, x, L.ln1_w, L.ln1_b, Hook::kLn1Scale, Hook::kLn1Normalized, li, p);
+    attention(s, L, li, rope, attn_scale, p);
+    rec.put(Hook::kAttnOut, li, {T, d}, s.attn_out.data());
+    add_residual(x, s.attn_out, T, d);
+    rec.put(Hook::kResidMid, li, {T, d}, x.data());
+
+    // x += mlp(ln2(x)), or mlp(ln2(block input)) with a parallel residual
+    sublayer_input(s.xn, c.parallel_residual ? s.block_in : x, L.ln2_w, L.ln2_b, Hook::kLn2Scale,
+                   Hook::kLn2Normalized, li, p);
+    mlp(s, L, li, p);
+    rec.put(Hook::kMlpOut, li, {T, d}, s.mlp_out.data());
+    add_residual(x, s.mlp_out, T, d);
+    require_finite_layer(model, x, T, li);
+    rec.put(Hook::kResidPost, li, {T, d}, x.data());
+  }
+
+  return unembed(x, s.xn, p);
 }
 
 }  // namespace reslens

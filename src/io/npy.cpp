@@ -98,7 +98,7 @@ NpyArray read_npy(const std::filesystem::path& path) {
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* e = p + static_cast<size_t>(i) * elem;
     double v = 0;
-    if (type == "<f4") { float x; std::memcpy(&x, e, 4); v = static_cast<double>(x); }
+    if (type == "<f4") { float x; std::memcpy(&x, e, sizeof x); v = static_cast<double>(x); }
     else if (type == "<f8") { std::memcpy(&v, e, 8); }
     else if (type == "<i4") { int32_t x; std::memcpy(&x, e, 4); v = x; }
     else { int64_t x; std::memcpy(&x, e, 8); v = static_cast<double>(x); }

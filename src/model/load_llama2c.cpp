@@ -143,7 +143,7 @@ std::shared_ptr<const Model> load_llama2c_model(const std::filesystem::path& pat
   for (const Entry& e : order) {
     uint64_t n = 1;
     for (int64_t x : e.shape) n *= static_cast<uint64_t>(x);
-    expected += n * 4 * static_cast<uint64_t>(e.per_layer ? L : 1);
+    expected += n * sizeof(float) * static_cast<uint64_t>(e.per_layer ? L : 1);
   }
   if (expected != map->size()) {
     throw FormatError(src + ": not a valid llama2.c v" + std::to_string(h.version) + " checkpoint: its header (dim " +
@@ -165,11 +165,11 @@ std::shared_ptr<const Model> load_llama2c_model(const std::filesystem::path& pat
     for (int64_t x : e.shape) n *= x;
     for (int64_t l = 0; l < count; ++l) {
       const size_t at = r.offset();
-      r.skip(static_cast<uint64_t>(n) * 4, e.name.c_str());
+      r.skip(static_cast<uint64_t>(n) * sizeof(float), e.name.c_str());
       const std::string name = e.per_layer ? e.name + "." + std::to_string(l) : e.name;
       infos.push_back({name, "F32", e.shape});
       if (e.name.rfind("freq_cis", 0) == 0) continue;  // run.c's precomputed RoPE tables: unused
-      const StoredTensor t{map->bytes().subspan(at, static_cast<size_t>(n) * 4), StorageType::kF32, e.shape};
+      const StoredTensor t{map->bytes().subspan(at, static_cast<size_t>(n) * sizeof(float)), StorageType::kF32, e.shape};
       LayerWeights& lw = w.layers[static_cast<size_t>(l)];
       if (e.name == "token_embedding_table") w.W_E = matrix_view(*storage, t, name, V, d, src);
       else if (e.name == "rms_final_weight") w.ln_final_w = vector_view(*storage, t, name, d, src);

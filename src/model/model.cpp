@@ -38,6 +38,43 @@ int64_t Model::mapped_bytes() const { return storage_->mapped_bytes(); }
 int64_t Model::owned_bytes() const { return storage_->owned_bytes(); }
 std::filesystem::path Model::changed_file() const { return storage_->changed_file(); }
 
+namespace {
+
+uint64_t fnv(uint64_t h, const void* p, size_t n) {
+  const auto* c = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+uint64_t compute_fingerprint(const ModelConfig& c, const ModelWeights& w) {
+  uint64_t h = 1469598103934665603ull;
+  const int64_t dims[] = {c.n_layers, c.d_model, c.n_heads, c.d_head, c.d_mlp, c.d_vocab,
+                          static_cast<int64_t>(c.normalization_type)};
+  h = fnv(h, dims, sizeof dims);
+  auto sample = [&](const MatrixView& v) {
+    if (v.empty()) return;
+    const int64_t n = v.rows * v.cols;
+    for (int64_t i = 0; i < n; i += 997) {
+      const float x = v.at(i / v.cols, i % v.cols);
+      h = fnv(h, &x, sizeof x);
+    }
+  };
+  sample(w.W_U);
+  h = fnv(h, w.ln_final_w.data, static_cast<size_t>(w.ln_final_w.size) * sizeof(float));
+  for (const auto& l : w.layers) {
+    sample(l.W_out);
+    sample(l.W_O);
+  }
+  return h;
+}
+
+}  // namespace
+
+uint64_t Model::fingerprint() const {
+  std::call_once(fingerprint_once_, [this] { fingerprint_ = compute_fingerprint(config_, weights_); });
+  return fingerprint_;
+}
+
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& path, const LoadOptions& options) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);

@@ -74,13 +74,13 @@ const float* ModelStorage::own(FloatBuffer buffer) {
 
 const float* ModelStorage::floats(std::span<const uint8_t> bytes, StorageType type, int64_t n) {
   if (type == StorageType::kF32) {
-    RESLENS_CHECK(bytes.size() >= static_cast<size_t>(n) * 4, "tensor bytes");
+    RESLENS_CHECK(bytes.size() >= static_cast<size_t>(n) * sizeof(float), "tensor bytes");
     if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
-      mapped_bytes_ += n * 4;
+      mapped_bytes_ += n * static_cast<int64_t>(sizeof(float));
       return reinterpret_cast<const float*>(bytes.data());
     }
     FloatBuffer copy(n);
-    std::memcpy(copy.data(), bytes.data(), static_cast<size_t>(n) * 4);
+    std::memcpy(copy.data(), bytes.data(), static_cast<size_t>(n) * sizeof(float));
     release(bytes);
     return own(std::move(copy));
   }
