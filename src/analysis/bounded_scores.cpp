@@ -224,73 +224,86 @@ struct ExactJob {
 
 }  // namespace
 
-void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
-  const ModelConfig& c = ctx.model.config();
+namespace {
+
+// score_ffn_neurons_bounded, step by step, per layer l (context r_P^l, tail split t, head
+// projections gh and tail means mt of every neuron's fc2_k): the certified bounds, then the cached
+// projections for the neurons those could not certify, and after every layer the exact pass.
+
+// Every neuron's coefficient, contrast score and, when its bound is tight enough, importance;
+// returns the neurons left for the next steps, in order.
+std::vector<int64_t> score_ffn_layer_bounded(const ExplainContext& ctx, int64_t l, const TailSplit& t,
+                                             const std::vector<double>& gh, const std::vector<double>& mt, Explanation& ex) {
   const ModelBounds& mb = *ctx.bounds;
-  const int64_t L = c.n_layers, N = c.d_mlp, d = c.d_model, V = c.d_vocab;
+  const int64_t N = ctx.model.config().d_mlp;
   const double sigma = ctx.proj.scale();
-  ex.ffn_neuron = ScoreArray({L, N});
-  ex.ffn_coef = ScoreArray({L, N});
-  if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
-  int64_t bounded = 0, full = 0, cached = 0;
-  std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
-  for (int64_t l = 0; l < L; ++l) {
-    const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
-    const LayerWeights& lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-    std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
-    head_projections(ctx, t, lw.W_out, 0, N, gh, mt);
-    const auto nh = static_cast<int64_t>(t.ids.size());
-    const int wi = t.index_of(ctx.w), fi = ctx.foil >= 0 ? t.index_of(ctx.foil) : -1;
-    const float* m = ctx.trace.post(l, ctx.P);
-    std::vector<char> exact(static_cast<size_t>(N), 0);
-    parallel_for(ctx.threads, N, [&](int64_t k0, int64_t k1) {
-      std::vector<double> delta(static_cast<size_t>(nh));
-      for (int64_t k = k0; k < k1; ++k) {
-        const double s = static_cast<double>(m[k]);
-        const double* g = gh.data() + k * nh;
-        for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
-        const double lse = bounded_log_expectation(
-            t, delta.data(), s * mt[static_cast<size_t>(k)],
-            s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
-            std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol);
-        ex.ffn_coef.at({l, k}) = s;
-        if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
-        if (std::isnan(lse)) {
-          exact[static_cast<size_t>(k)] = 1;
-        } else {
-          ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
-        }
-      }
-    });
-    std::vector<int64_t> todo;
-    for (int64_t k = 0; k < N; ++k) {
-      if (exact[static_cast<size_t>(k)]) todo.push_back(k);
-    }
-    bounded += N - static_cast<int64_t>(todo.size());
-    // The vectors whose bounds were too loose: from their cached projections when there are some,
-    todo = score_from_cache(todo, [&](int64_t k) {
-      if (ctx.projections == nullptr) return false;
-      thread_local CachedRow r;
-      ctx.projections->ffn(l, k, r);
+  const auto nh = static_cast<int64_t>(t.ids.size());
+  const int wi = t.index_of(ctx.w), fi = ctx.foil >= 0 ? t.index_of(ctx.foil) : -1;
+  const float* m = ctx.trace.post(l, ctx.P);
+  std::vector<char> exact(static_cast<size_t>(N), 0);
+  parallel_for(ctx.threads, N, [&](int64_t k0, int64_t k1) {
+    std::vector<double> delta(static_cast<size_t>(nh));
+    for (int64_t k = k0; k < k1; ++k) {
       const double s = static_cast<double>(m[k]);
       const double* g = gh.data() + k * nh;
-      thread_local std::vector<double> delta;  // [|H|], reused across neurons
-      delta.resize(static_cast<size_t>(nh));
       for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
-      double a1 = 0, a2 = 0;
-      code_moments(r.codes, t.tail_q.data(), V, a1, a2);
-      const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(k)], s, a1 * r.step / sigma,
-                                                a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
-                                                ctx.opts.bound_tol);
-      if (std::isnan(lse)) return false;
-      ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
-      return true;
-    }, ctx.threads, cached);
-    if (ctx.projections != nullptr) ctx.projections->release_ffn(l);
-    // and the rest over the whole vocabulary, after every layer (one batched projection).
-    full += static_cast<int64_t>(todo.size());
-    for (int64_t k : todo) exact_jobs.emplace_back(l, k);
+      const double lse = bounded_log_expectation(
+          t, delta.data(), s * mt[static_cast<size_t>(k)],
+          s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
+          std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol);
+      ex.ffn_coef.at({l, k}) = s;
+      if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
+      if (std::isnan(lse)) {
+        exact[static_cast<size_t>(k)] = 1;
+      } else {
+        ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
+      }
+    }
+  });
+  std::vector<int64_t> todo;
+  for (int64_t k = 0; k < N; ++k) {
+    if (exact[static_cast<size_t>(k)]) todo.push_back(k);
   }
+  return todo;
+}
+
+// The neurons in `todo` from their cached projections when there are some; returns those it could
+// not certify, in order, and adds the others to `cached`.
+std::vector<int64_t> score_ffn_layer_from_cache(const ExplainContext& ctx, int64_t l, const TailSplit& t,
+                                                const std::vector<double>& gh, const std::vector<double>& mt,
+                                                const std::vector<int64_t>& todo, Explanation& ex, int64_t& cached) {
+  const int64_t V = ctx.model.config().d_vocab;
+  const double sigma = ctx.proj.scale();
+  const auto nh = static_cast<int64_t>(t.ids.size());
+  const int wi = t.index_of(ctx.w);
+  const float* m = ctx.trace.post(l, ctx.P);
+  std::vector<int64_t> rest = score_from_cache(todo, [&](int64_t k) {
+    if (ctx.projections == nullptr) return false;
+    thread_local CachedRow r;
+    ctx.projections->ffn(l, k, r);
+    const double s = static_cast<double>(m[k]);
+    const double* g = gh.data() + k * nh;
+    thread_local std::vector<double> delta;  // [|H|], reused across neurons
+    delta.resize(static_cast<size_t>(nh));
+    for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
+    double a1 = 0, a2 = 0;
+    code_moments(r.codes, t.tail_q.data(), V, a1, a2);
+    const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(k)], s, a1 * r.step / sigma,
+                                              a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
+                                              ctx.opts.bound_tol);
+    if (std::isnan(lse)) return false;
+    ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
+    return true;
+  }, ctx.threads, cached);
+  if (ctx.projections != nullptr) ctx.projections->release_ffn(l);
+  return rest;
+}
+
+// The rest over the whole vocabulary, every layer's at once: (layer, neuron) jobs projected in
+// chunks of up to 128 (one GEMM each), then one log-sum-exp per neuron.
+void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair<int64_t, int64_t>>& exact_jobs,
+                          Explanation& ex) {
+  const int64_t d = ctx.model.config().d_model, V = ctx.model.config().d_vocab;
   const size_t kChunk = even_chunk(exact_jobs.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
   for (size_t i0 = 0; i0 < exact_jobs.size(); i0 += kChunk) {
@@ -309,6 +322,29 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
       }
     });
   }
+}
+
+}  // namespace
+
+void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
+  const ModelConfig& c = ctx.model.config();
+  const int64_t L = c.n_layers, N = c.d_mlp;
+  ex.ffn_neuron = ScoreArray({L, N});
+  ex.ffn_coef = ScoreArray({L, N});
+  if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
+  int64_t bounded = 0, full = 0, cached = 0;
+  std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
+  for (int64_t l = 0; l < L; ++l) {
+    const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
+    std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
+    head_projections(ctx, t, ctx.model.weights().layers[static_cast<size_t>(l)].W_out, 0, N, gh, mt);
+    std::vector<int64_t> todo = score_ffn_layer_bounded(ctx, l, t, gh, mt, ex);
+    bounded += N - static_cast<int64_t>(todo.size());
+    todo = score_ffn_layer_from_cache(ctx, l, t, gh, mt, todo, ex, cached);
+    full += static_cast<int64_t>(todo.size());
+    for (int64_t k : todo) exact_jobs.emplace_back(l, k);
+  }
+  score_exact_ffn_jobs(ctx, exact_jobs, ex);
   ex.method_counts["ffn_bounded"] = bounded;
   ex.method_counts["ffn_full"] = full;
   ex.method_counts["ffn_cached"] = cached;

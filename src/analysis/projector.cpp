@@ -1,5 +1,6 @@
 #include "analysis/projector.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -96,9 +97,33 @@ Distribution make_distribution(std::span<const float> logits, const std::vector<
   return d;
 }
 
-double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V) {
+namespace {
+
+// log sum_j exp(x_j + s g_j) - log sum_j exp(x_j), from the logits x (tokens at -inf contribute 0).
+double log_expectation_from_logits(const Distribution& d, const float* g, double s) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (size_t j = 0; j < d.logits.size(); ++j) {
+    if (d.logits[j] > -std::numeric_limits<double>::infinity()) mx = std::max(mx, d.logits[j] + s * static_cast<double>(g[j]));
+  }
+  double sum = 0;
+  for (size_t j = 0; j < d.logits.size(); ++j) {
+    if (d.logits[j] > -std::numeric_limits<double>::infinity()) sum += std::exp(d.logits[j] + s * static_cast<double>(g[j]) - mx);
+  }
+  return mx + std::log(sum) - d.lse;
+}
+
+}  // namespace
+
+double log_expectation(const Distribution& d, const float* g, double s) {
+  const auto V = static_cast<int64_t>(d.q.size());
   const double mx = ops::max_scaled(g, s, V);
-  return mx + std::log(ops::exp_weighted_sum(q.data(), g, s, mx, V));
+  const double sum = ops::exp_weighted_sum(d.q.data(), g, s, mx, V);
+  // Each term is within a few ulp and the terms exp flushes (exponents below -708) add less than
+  // e^-708 in all (sum_j q_j = 1), so a sum above 1e-200 is exact to rounding. A smaller one means
+  // that the shift came from tokens the state rules out (below, the log would lose digits or be
+  // -inf, and Imp +inf): take f from the logits instead. Real models' logits never get there.
+  if (sum >= 1e-200) return mx + std::log(sum);
+  return log_expectation_from_logits(d, g, s);
 }
 
 }  // namespace reslens::analysis

@@ -62,9 +62,12 @@ struct Distribution {
 };
 Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias);
 
-/// log sum_j q_j exp(s * g_j): the change of the log-normaliser when s*g is added to the logits.
-/// q [V] in double, g [V] in float.
-double log_expectation(const std::vector<double>& q, const float* g, double s, int64_t V);
+/// f = log sum_j q_j exp(s * g_j) for the state d (q = d.q): the change of the log-normaliser when
+/// s*g [d_vocab, float] is added to its logits. Shifted by max_j s g_j; when that maximum belongs to
+/// a token the state rules out (q_j = 0: a logit ~708 or more below its largest, or -inf) and
+/// exceeds the others by hundreds, so that the shifted sum underflows, f is taken from the logits
+/// instead, as log sum_j exp(x_j + s g_j) - log sum_j exp(x_j).
+double log_expectation(const Distribution& d, const float* g, double s);
 
 /// Importance (spec §3.1) from its two parts: log p(w|x+v) - log p(w|x) = delta_w - f, where delta =
 /// bs(v), delta_w its target entry and f = log sum_j q_j exp(delta_j) the change of the log-normaliser
@@ -72,12 +75,9 @@ double log_expectation(const std::vector<double>& q, const float* g, double s, i
 inline double log_prob_increase_from(double delta_w, double f) { return delta_w - f; }
 
 /// Importance (log-probability increase of w, spec §3.1) of adding s*g to a state with distribution
-/// q: log softmax(x + s g)_w - log softmax(x)_w without forming either softmax. Exact in double as
-/// long as every token that s*g can lift has a representable q_j (a context logit within ~708 of the
-/// state's largest; exp_shifted flushes smaller ones to q_j = 0).
+/// q: log softmax(x + s g)_w - log softmax(x)_w without forming either softmax, exact in double.
 inline double log_prob_increase(const Distribution& d, const float* g, double s, int32_t w) {
-  return log_prob_increase_from(s * static_cast<double>(g[w]),
-                                log_expectation(d.q, g, s, static_cast<int64_t>(d.q.size())));
+  return log_prob_increase_from(s * static_cast<double>(g[w]), log_expectation(d, g, s));
 }
 
 }  // namespace reslens::analysis

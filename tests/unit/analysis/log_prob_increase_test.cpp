@@ -156,6 +156,32 @@ TEST(LogProbIncrease, MinusInfinityAndHugelyNegativeLogits) {
   EXPECT_NEAR(log_prob_increase(d, g2.data(), 1.0, 5), want, 1e-13 * 1e30);
 }
 
+TEST(LogProbIncrease, ATokenTheContextRulesOutCanCarryTheVectorsLargestEntry) {
+  // Tokens with q_j = 0 in the context (-inf, or more than 708 below its largest logit, which the
+  // exp flushes) whose s g_j is larger than every other token's by hundreds: the q-weighted sum
+  // shifted by max s g underflows. The score must still be the direct form, not +inf or 0.
+  std::mt19937 rng(8);
+  const size_t V = 300;
+  std::vector<float> x = normal_vector(rng, V, 2.0f), g = normal_vector(rng, V, 3.0f);
+  x[0] = -std::numeric_limits<float>::infinity();
+  g[0] = 1e4f;  // lifting a masked token changes nothing
+  x[1] = -710.0f;  // q_1 = 0 after the flush, but x_1 + s g_1 ends 5 below the others' top
+  for (double s : {0.25, 1.0, 4.0}) {
+    g[1] = static_cast<float>((705.0 + static_cast<double>(x[7])) / s);
+    for (int32_t w : {2, 7, 299}) EXPECT_TRUE(matches_direct(x, g, s, w)) << "s " << s;
+  }
+  // Two tokens; the second 750 below the first in the context, 50 above it once the vector is added.
+  const std::vector<float> x2 = {0.0f, -750.0f}, g2 = {0.0f, 800.0f};
+  const Distribution d2 = make_distribution(x2, {});
+  EXPECT_EQ(d2.q[1], 0.0);
+  EXPECT_NEAR(log_prob_increase(d2, g2.data(), 1.0, 0), -50.0, 1e-12);
+  EXPECT_NEAR(log_prob_increase(d2, g2.data(), 1.0, 1), 750.0, 1e-12);
+  // Not lifted past the first: the shifted sum is e^-705, a normal double but one that has lost the
+  // token (the flushed q_1); the score is -log(1 + e^-5), not 0.
+  const std::vector<float> x3 = {0.0f, -710.0f}, g3 = {0.0f, 705.0f};
+  EXPECT_NEAR(log_prob_increase(make_distribution(x3, {}), g3.data(), 1.0, 0), -std::log1p(std::exp(-5.0)), 1e-12);
+}
+
 TEST(LogProbIncrease, SaturatesAtMinusTheContextLogProbability) {
   // A vector that makes w the only likely token: Imp -> -log p(w|x), the most it can be.
   std::mt19937 rng(5);
@@ -175,7 +201,7 @@ TEST(LogProbIncrease, FromItsPartsIsDeltaWMinusTheLogExpectation) {
   const std::vector<float> x = normal_vector(rng, V, 2.0f), g = normal_vector(rng, V, 1.0f);
   const Distribution d = make_distribution(x, {});
   for (double s : {-2.0, 0.5, 3.0}) {
-    const double f = log_expectation(d.q, g.data(), s, static_cast<int64_t>(V));
+    const double f = log_expectation(d, g.data(), s);
     const double delta_w = s * static_cast<double>(g[9]);
     // Bit for bit: the bounded method's scores are this expression with a certified f.
     EXPECT_EQ(log_prob_increase_from(delta_w, f), log_prob_increase(d, g.data(), s, 9));
