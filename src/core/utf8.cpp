@@ -4,35 +4,35 @@
 
 namespace reslens {
 
-size_t find_invalid_utf8(std::string_view text) {
-  const auto* s = reinterpret_cast<const uint8_t*>(text.data());
-  const size_t n = text.size();
-  size_t i = 0;
-  while (i < n) {
-    const uint8_t c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    uint32_t cp = 0;
-    uint32_t min_cp = 0;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2, cp = c & 0x1fu, min_cp = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, cp = c & 0x0fu, min_cp = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, cp = c & 0x07u, min_cp = 0x10000;
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    for (size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return i;
-      cp = (cp << 6) | (s[i + k] & 0x3fu);
-    }
-    if (cp < min_cp || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-    i += len;
+Utf8Char decode_utf8_at(std::string_view s, size_t i) {
+  const auto c = static_cast<uint8_t>(s[i]);
+  if (c < 0x80) return {c, 1};
+  size_t len = 0;
+  uint32_t cp = 0, min_cp = 0;
+  if ((c & 0xe0) == 0xc0) {
+    len = 2, cp = c & 0x1fu, min_cp = 0x80;
+  } else if ((c & 0xf0) == 0xe0) {
+    len = 3, cp = c & 0x0fu, min_cp = 0x800;
+  } else if ((c & 0xf8) == 0xf0) {
+    len = 4, cp = c & 0x07u, min_cp = 0x10000;
+  } else {
+    return {};
+  }
+  if (i + len > s.size()) return {};
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<uint8_t>(s[i + k]);
+    if ((b & 0xc0) != 0x80) return {};
+    cp = (cp << 6) | (b & 0x3fu);
+  }
+  if (cp < min_cp || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {};
+  return {cp, len};
+}
+
+size_t find_invalid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const Utf8Char ch = decode_utf8_at(s, i);
+    if (ch.len == 0) return i;
+    i += ch.len;
   }
   return std::string_view::npos;
 }

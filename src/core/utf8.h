@@ -9,6 +9,14 @@
 
 namespace reslens {
 
+/// One character decoded: its code point and byte length; len 0 when the bytes at the offset are not a
+/// valid UTF-8 sequence (overlong, surrogate, past U+10FFFF, cut short).
+struct Utf8Char {
+  uint32_t cp = 0;
+  size_t len = 0;
+};
+Utf8Char decode_utf8_at(std::string_view text, size_t offset);
+
 /// Byte offset of the first invalid UTF-8 sequence (overlong forms, surrogates and code points past
 /// U+10FFFF are invalid), or std::string_view::npos when `text` is valid.
 size_t find_invalid_utf8(std::string_view text);
