@@ -100,16 +100,12 @@ class Body {
   const json& j_;
 };
 
-/// A token named in a request: an id, or a text to resolve against the vocabulary.
-struct TokenSpec {
-  int32_t id = -1;
-  std::string text;
-};
-
-std::optional<TokenSpec> token_spec(const Body& b, const char* name, int64_t vocab) {
+// A token named in a request: an id (a JSON integer), or a text (a string) resolved by the library's
+// rule (reslens/explain_request.h).
+std::optional<TokenName> token_name(const Body& b, const char* name, int64_t vocab) {
   if (!b.has(name)) return std::nullopt;
   const json& v = b.at(name);
-  TokenSpec t;
+  TokenName t;
   if (v.is_number_integer()) {
     t.id = static_cast<int32_t>(Body::check_int(v, name, 0, vocab - 1));
   } else if (v.is_string()) {
@@ -126,7 +122,7 @@ std::optional<TokenSpec> token_spec(const Body& b, const char* name, int64_t voc
 struct Context {
   std::string prompt;
   int64_t position = -1;
-  std::optional<TokenSpec> target, foil;
+  std::optional<TokenName> target, foil;
 };
 
 constexpr size_t kMaxPromptBytes = 16 * 1024;
@@ -137,8 +133,8 @@ Context context(const Body& b, const ModelConfig& c, size_t max_tokens) {
   Context x;
   x.prompt = b.text("prompt", kMaxPromptBytes);
   x.position = b.integer("position", -static_cast<int64_t>(max_tokens), static_cast<int64_t>(max_tokens) - 1, -1);
-  x.target = token_spec(b, "target", c.d_vocab);
-  x.foil = token_spec(b, "foil", c.d_vocab);
+  x.target = token_name(b, "target", c.d_vocab);
+  x.foil = token_name(b, "foil", c.d_vocab);
   return x;
 }
 
@@ -201,8 +197,8 @@ class Engine {
     // The library's naming rule (reslens/explain_request.h), as every front door uses it; a bad
     // name fails before the model runs.
     std::optional<TokenCandidates> target, foil;
-    if (x.target) target = token_candidates(m_, token_name(*x.target), "target");
-    if (x.foil) foil = token_candidates(m_, token_name(*x.foil), "foil");
+    if (x.target) target = token_candidates(m_, *x.target, "target");
+    if (x.foil) foil = token_candidates(m_, *x.foil, "foil");
     job.set_stage("forward pass");
     p.run = run_for(p.tokens);
     const std::span<const float> logits = logits_at(m_, *p.run, P, p.tokens.size());
@@ -221,13 +217,6 @@ class Engine {
   int threads() const { return threads_; }
 
  private:
-  static TokenName token_name(const TokenSpec& spec) {
-    TokenName n;
-    n.id = spec.id;
-    n.text = spec.text;
-    return n;
-  }
-
   std::vector<int32_t> tokenize(const std::string& prompt) const {
     const Tokenizer& tok = m_.tokenizer();
     const std::string text = chat_ ? format_chat(*chat_, prompt, chat_system_) : prompt;
