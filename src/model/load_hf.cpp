@@ -677,8 +677,7 @@ void load_gpt_neox(const json& cfg, HfTensors& t, ModelConfig& c, ModelWeights& 
     L.b_out = t.vector(p + "mlp.dense_4h_to_h.bias", d);
     w.layers.push_back(L);
   }
-  c.qkv_bias = true;
-  c.o_bias = true;
+  note_attention_biases(c, w.layers);
 }
 
 }  // namespace
