@@ -19,6 +19,10 @@ namespace reslens {
 struct LoadOptions {
   /// A tokenizer file to use instead of the one found with the model (llama2.c `tokenizer.bin`).
   std::filesystem::path tokenizer_path;
+  /// Convert every weight to float32 at load (4 bytes per weight) instead of keeping matrices in the
+  /// file's encoding and decoding the rows each product reads. Results are the same bit for bit either
+  /// way (tests check it); converting trades memory for speed on F16/BF16/quantized files.
+  bool weights_as_float32 = false;
 };
 
 /// One tensor as it is stored in the model file (for `reslens inspect`).

@@ -10,18 +10,46 @@
 
 namespace reslens {
 
-/// A row-major matrix view with a row stride (`ld`, in floats). rows x cols, row r at data + r * ld.
+/// How a matrix's elements are held in memory: the model file's own encoding. Matrices stay as the
+/// file stores them (F16, BF16, llama.cpp's block quantizations) and are dequantized a few rows at a
+/// time where they are read, with exactly the float32 values a whole conversion would give, so a 7B
+/// model takes its file's size in memory rather than 4 bytes per weight (docs/formats.md).
+enum class WeightEncoding : uint8_t {
+  kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_NL, kIQ4_XS
+};
+
+namespace detail {
+[[noreturn]] void packed_matrix_read_as_float();
+}  // namespace detail
+
+/// A row-major matrix view, rows x cols. Either float32 rows (`data`, row stride `ld` floats) or rows
+/// encoded as the file stores them (`packed`, row stride `ld_bytes` bytes, `encoding`; data is null).
+/// Code that reads weights goes through src/model/weight_rows.h (rows decoded into float32, matrix
+/// products that decode tiles on the fly); row() and at() are for float32 views only.
 struct MatrixView {
   const float* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t ld = 0;
+  const uint8_t* packed = nullptr;
+  int64_t ld_bytes = 0;
+  WeightEncoding encoding = WeightEncoding::kF32;
 
-  const float* row(int64_t r) const { return data + r * ld; }
-  float at(int64_t r, int64_t c) const { return data[r * ld + c]; }
-  bool empty() const { return data == nullptr; }
+  bool is_float() const { return packed == nullptr; }
+  const float* row(int64_t r) const {
+    if (data == nullptr && packed != nullptr) detail::packed_matrix_read_as_float();
+    return data + r * ld;
+  }
+  float at(int64_t r, int64_t c) const { return row(r)[c]; }
+  bool empty() const { return data == nullptr && packed == nullptr; }
   /// Rows [begin, begin + count) as their own view.
-  MatrixView rows_slice(int64_t begin, int64_t count) const { return {data + begin * ld, count, cols, ld}; }
+  MatrixView rows_slice(int64_t begin, int64_t count) const {
+    MatrixView v = *this;
+    v.rows = count;
+    if (packed != nullptr) v.packed = packed + begin * ld_bytes;
+    else v.data = data + begin * ld;
+    return v;
+  }
 };
 
 /// A contiguous vector view. Empty (data == nullptr) when the model has no such parameter.

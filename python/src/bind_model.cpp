@@ -3,6 +3,7 @@
 #include <map>
 
 #include "bindings.h"
+#include "model/weight_rows.h"
 #include "reslens/explain_request.h"
 
 namespace reslens::python {
@@ -84,7 +85,13 @@ std::vector<std::string> hook_names(const ModelConfig& c) {
 
 py::object matrix(const ModelHandle& m, const MatrixView& v) {
   if (v.empty()) return py::none();
-  return readonly_view(v.data, {v.rows, v.cols}, m.ptr, {v.ld, 1});
+  if (v.is_float()) return readonly_view(v.data, {v.rows, v.cols}, m.ptr, {v.ld, 1});
+  // Kept in the file's encoding (F16, BF16, quantized): a float32 copy, decoded now, as the forward
+  // pass decodes it (the same values), and owned by the array.
+  py::array_t<float> out({v.rows, v.cols});
+  read_rows(v, 0, v.rows, out.mutable_data());
+  out.attr("flags").attr("writeable") = false;
+  return out;
 }
 
 py::object vector(const ModelHandle& m, const VectorView& v) {

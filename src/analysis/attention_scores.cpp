@@ -7,16 +7,17 @@
 #include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 
 namespace reslens::analysis {
 
 std::vector<float> attn_value_vectors(const Model& model, int64_t layer) {
   const ModelConfig& c = model.config();
-  const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;  // [d_model, H*d_head]
+  const FloatWeights W_O(model.weights().layers[static_cast<size_t>(layer)].W_O);  // [d_model, H*d_head]
   const int64_t cols = c.n_heads * c.d_head;
   std::vector<float> out(static_cast<size_t>(cols * c.d_model));  // [H*d_head, d_model]
   for (int64_t i = 0; i < c.d_model; ++i) {
-    for (int64_t j = 0; j < cols; ++j) out[static_cast<size_t>(j * c.d_model + i)] = W_O.at(i, j);
+    for (int64_t j = 0; j < cols; ++j) out[static_cast<size_t>(j * c.d_model + i)] = W_O->at(i, j);
   }
   return out;
 }
@@ -58,6 +59,7 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
   double worst_heads = 0, worst_neurons = 0;
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
+    const FloatWeights W_O(Lw.W_O, ctx.threads);  // [d_model, H*d_head], decoded once when encoded
     // Identities in d_model space, in double, per head h with w_n = W_O[:, h*d_head + n]:
     //  - its attention neurons summed over source positions and dims, sum_n (sum_p c_{n,p}) w_n from
     //    the stored coefficients (sum_p c_{n,p} w_n = (sum_p c_{n,p}) w_n), against the head
@@ -86,7 +88,7 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
         double* by_coef = by_head.data() + h * d;
         std::fill(from_hooks.begin(), from_hooks.end(), 0.0);
         for (int64_t i = 0; i < d; ++i) {  // W_O's rows are contiguous: read them in order
-          const float* w = Lw.W_O.row(i) + h * dh;
+          const float* w = W_O->row(i) + h * dh;
           double a = 0, b = 0;
           for (int64_t n = 0; n < dh; ++n) {
             a += coef[static_cast<size_t>(n)] * static_cast<double>(w[n]);

@@ -10,6 +10,7 @@
 #include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 #include "ops/gemm.h"
 #include "ops/vector_ops.h"
 
@@ -310,8 +311,7 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
     const size_t n = std::min(kChunk, exact_jobs.size() - i0);
     for (size_t i = 0; i < n; ++i) {
       const auto [l, k] = exact_jobs[i0 + i];
-      const MatrixView& W_out = ctx.model.weights().layers[static_cast<size_t>(l)].W_out;  // fc2_k is column k
-      for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_out.at(r, k);
+      read_column(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, k, rows.data() + i * static_cast<size_t>(d));  // fc2_k
     }
     ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
     parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
@@ -337,7 +337,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   for (int64_t l = 0; l < L; ++l) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
-    head_projections(ctx, t, ctx.model.weights().layers[static_cast<size_t>(l)].W_out, 0, N, gh, mt);
+    head_projections(ctx, t, FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads).view(), 0, N, gh, mt);
     std::vector<int64_t> todo = score_ffn_layer_bounded(ctx, l, t, gh, mt, ex);
     bounded += N - static_cast<int64_t>(todo.size());
     todo = score_ffn_layer_from_cache(ctx, l, t, gh, mt, todo, ex, cached);
@@ -367,7 +367,7 @@ namespace {
 struct AttnLayerInputs {
   int64_t l = 0;
   const TailSplit& t;
-  const LayerWeights& lw;
+  const MatrixView& W_O;       // [d_model, H*d_head] the layer's W_O as float32 (FloatWeights)
   std::vector<double> gh, mt;  // [H*d_head, |H|] head projections, [H*d_head] tail means
   int64_t nh = 0;              // |H|, the head tokens
   int wi = -1, fi = -1;        // target and foil among the head tokens
@@ -528,7 +528,7 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
   for (int64_t n = 0; n < dh; ++n) {
     if (!left.need_dir[static_cast<size_t>(n)]) continue;
     ExactJob job{l, h, n, -1, std::vector<float>(static_cast<size_t>(d)), {}};
-    for (int64_t r = 0; r < d; ++r) job.v[static_cast<size_t>(r)] = in.lw.W_O.at(r, h * dh + n);  // W_O's column
+    for (int64_t r = 0; r < d; ++r) job.v[static_cast<size_t>(r)] = in.W_O.at(r, h * dh + n);  // W_O's column
     for (const auto& np : left.neuron_fails) {
       if (np.first == n) job.positions.push_back(np.second);
     }
@@ -539,7 +539,7 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
     ExactJob job{l, h, -1, left.combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}};
     const std::vector<double>& cf = left.combo_coefs[ci];
     for (int64_t k = 0; k < d; ++k) {
-      const float* wo = in.lw.W_O.row(k) + h * dh;
+      const float* wo = in.W_O.row(k) + h * dh;
       double acc = 0;
       for (int64_t a = 0; a < dh; ++a) acc += cf[static_cast<size_t>(a)] * static_cast<double>(wo[a]);
       job.v[static_cast<size_t>(k)] = static_cast<float>(acc);
@@ -616,10 +616,12 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
   for (int64_t l = 0; l < L; ++l) {
     fill_attention_coefficients(ctx, ex, l);
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
-    AttnLayerInputs in{l, t, ctx.model.weights().layers[static_cast<size_t>(l)], {}, {}, static_cast<int64_t>(t.ids.size()),
+    // Read column by column below: an encoded W_O is decoded once per layer (d_model x H*d_head floats).
+    const FloatWeights W_O(ctx.model.weights().layers[static_cast<size_t>(l)].W_O, ctx.threads);
+    AttnLayerInputs in{l, t, W_O.view(), {}, {}, static_cast<int64_t>(t.ids.size()),
                        t.index_of(ctx.w), ctx.foil >= 0 ? t.index_of(ctx.foil) : -1,
                        mb.attn_gamma_norm[static_cast<size_t>(l)], mb.attn_norm[static_cast<size_t>(l)]};
-    head_projections(ctx, t, in.lw.W_O, 0, H * dh, in.gh, in.mt);
+    head_projections(ctx, t, in.W_O, 0, H * dh, in.gh, in.mt);
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       HeadScratch w;
       w.delta.resize(static_cast<size_t>(in.nh));

@@ -16,6 +16,7 @@
 
 #include "analysis/cache_files.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 #include "ops/gemm.h"
 #include "ops/vector_ops.h"
 
@@ -141,8 +142,9 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   if (!file.empty() && load_cached(file, fp, *mb)) return mb;
   // Not cached: W_U's largest row norm and Gamma = W_U^T W_U (through a transposed copy, dropped after).
   std::vector<float> unembed_t(static_cast<size_t>(d * V));  // [d, V]
+  std::vector<float> row;  // [d] a decoded row of an encoded W_U
   for (int64_t j = 0; j < V; ++j) {
-    const float* u = U.row(j);
+    const float* u = row_floats(U, j, row);
     double n2 = 0;
     for (int64_t k = 0; k < d; ++k) {
       unembed_t[static_cast<size_t>(k * V + j)] = u[k];
@@ -193,21 +195,27 @@ std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int
   const int64_t d = c.d_model;
   std::vector<float> out(static_cast<size_t>(count * d));
   std::vector<double> mean(static_cast<size_t>(count), 0.0);
+  // A transpose: 16 rows of m at a time, so each column's 16 outputs fill one cache line of `out`.
+  constexpr int64_t kRows = 16;
+  std::vector<float> strip(static_cast<size_t>(kRows * count));  // [16, count] of m's columns
   if (centered) {
-    for (int64_t i = 0; i < d; ++i) {
-      const float* r = m.row(i) + first;
-      for (int64_t k = 0; k < count; ++k) mean[static_cast<size_t>(k)] += static_cast<double>(r[k]);
+    for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+      const int64_t ni = std::min(kRows, d - i0);
+      read_submatrix(m, i0, ni, first, count, strip.data());
+      for (int64_t ii = 0; ii < ni; ++ii) {
+        const float* r = strip.data() + ii * count;
+        for (int64_t k = 0; k < count; ++k) mean[static_cast<size_t>(k)] += static_cast<double>(r[k]);
+      }
     }
     for (double& x : mean) x /= static_cast<double>(d);
   }
-  // A transpose: 16 rows of m at a time, so each column's 16 outputs fill one cache line of `out`.
-  constexpr int64_t kRows = 16;
   for (int64_t i0 = 0; i0 < d; i0 += kRows) {
     const int64_t ni = std::min(kRows, d - i0);
     const float* rows[kRows];
     double g[kRows];
+    read_submatrix(m, i0, ni, first, count, strip.data());
     for (int64_t ii = 0; ii < ni; ++ii) {
-      rows[ii] = m.row(i0 + ii) + first;
+      rows[ii] = strip.data() + ii * count;
       g[ii] = static_cast<double>(gamma[i0 + ii]);
     }
     for (int64_t k = 0; k < count; ++k) {
@@ -257,16 +265,12 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
         tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(q);
       }
       t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
-      for (size_t h = 0; h < t.ids.size(); ++h) {
-        const float* u = model.weights().W_U.row(t.ids[h]);
-        std::copy(u, u + d, t.head_rows.begin() + static_cast<std::ptrdiff_t>(h * static_cast<size_t>(d)));
-      }
+      for (size_t h = 0; h < t.ids.size(); ++h) read_rows(model.weights().W_U, t.ids[h], 1, t.head_rows.data() + h * static_cast<size_t>(d));
     }
   });
   // Every tail mean in one pass over W_U as stored: mu [n, d] = tail_q [n, V] x W_U, in double.
   std::vector<double> mu(static_cast<size_t>(n * d));
-  const MatrixView& U = model.weights().W_U;
-  ops::weighted_row_sums(n, V, d, tail_q.data(), V, U.data, U.ld, mu.data(), n_threads);
+  weighted_row_sums_weights(n, tail_q.data(), V, model.weights().W_U, mu.data(), n_threads);
   for (int64_t i = 0; i < n; ++i) {
     out[static_cast<size_t>(i)].mu.assign(mu.begin() + i * d, mu.begin() + (i + 1) * d);
     out[static_cast<size_t>(i)].tail_q.assign(tail_q.begin() + i * V, tail_q.begin() + (i + 1) * V);

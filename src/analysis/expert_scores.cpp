@@ -8,6 +8,7 @@
 #include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 
 namespace reslens::analysis {
 
@@ -29,8 +30,9 @@ void score_experts(const ExplainContext& ctx, Explanation& ex) {
     const float* m = ctx.trace.post(l, ctx.P);  // [E * F]
     std::vector<double> sum(static_cast<size_t>(d), 0.0);
     parallel_for(ctx.threads, d, [&](int64_t i0, int64_t i1) {
+      std::vector<float> decoded;  // [E * F] a decoded row when W_out is encoded
       for (int64_t i = i0; i < i1; ++i) {
-        const float* row = Lw.W_out.row(i);
+        const float* row = row_floats(Lw.W_out, i, decoded);
         for (int64_t e = 0; e < E; ++e) {
           double s = 0;  // in double, neurons in order
           for (int64_t k = first(e); k < first(e) + size(e); ++k) s += static_cast<double>(m[k]) * static_cast<double>(row[k]);

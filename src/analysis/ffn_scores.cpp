@@ -11,6 +11,7 @@
 #include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 #include "ops/vector_ops.h"
 
 namespace reslens::analysis {
@@ -19,8 +20,9 @@ std::vector<float> ffn_value_vectors(const Model& model, int64_t layer) {
   const ModelConfig& c = model.config();
   const MatrixView& W_out = model.weights().layers[static_cast<size_t>(layer)].W_out;  // [d_model, d_mlp]
   std::vector<float> out(static_cast<size_t>(c.d_mlp * c.d_model));                   // [d_mlp, d_model]
+  std::vector<float> row;  // [d_mlp] a decoded row of an encoded W_out
   for (int64_t i = 0; i < c.d_model; ++i) {
-    const float* r = W_out.row(i);
+    const float* r = row_floats(W_out, i, row);
     for (int64_t k = 0; k < c.d_mlp; ++k) out[static_cast<size_t>(k * c.d_model + i)] = r[k];
   }
   return out;
@@ -112,11 +114,12 @@ void check_ffn_identities(const ExplainContext& ctx, Explanation& ex) {
   // threads; each row's sum is the same either way, and a maximum does not depend on the order.
   std::vector<double> worst(static_cast<size_t>(c.n_layers * d), 0.0);  // [L, d_model]
   parallel_for(ctx.threads, c.n_layers * d, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row;  // [d_mlp] a decoded row of an encoded W_out
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t l = r / d, i = r % d;
       const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
       const double b = Lw.b_out.empty() ? 0.0 : static_cast<double>(Lw.b_out[i]);
-      const double s = b + ops::dot(ctx.trace.post(l, ctx.P), Lw.W_out.row(i), N);  // sum_k m_k fc2_k[i], in double
+      const double s = b + ops::dot(ctx.trace.post(l, ctx.P), row_floats(Lw.W_out, i, row), N);  // sum_k m_k fc2_k[i], in double
       worst[static_cast<size_t>(r)] = std::abs(s - static_cast<double>(ctx.trace.mlp_out(l, ctx.P)[i]));
     }
   });

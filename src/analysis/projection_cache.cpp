@@ -16,6 +16,7 @@
 #include "analysis/bounds.h"
 #include "analysis/cache_files.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 #include "ops/gemm.h"
 #include "reslens/error.h"
 #include "reslens/explain.h"
@@ -118,7 +119,9 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
     throw InvalidArgument("no cache directory: set RESLENS_CACHE_DIR (or XDG_CACHE_HOME or HOME)");
   }
   const ModelConfig& c = model.config();
-  const MatrixView& U = model.weights().W_U;
+  // Every chunk below multiplies by all of W_U: an encoded one is decoded once for the whole build.
+  const FloatWeights unembed(model.weights().W_U, n_threads);
+  const MatrixView& U = unembed.view();  // [d_vocab, d_model]
   const int64_t L = c.n_layers, N = c.d_mlp, A = c.n_heads * c.d_head, V = c.d_vocab, d = c.d_model;
   const int64_t rows = N + A;
 

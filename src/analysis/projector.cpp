@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "ops/gemm.h"
+#include "model/weight_rows.h"
 #include "ops/vector_ops.h"
 #include "reslens/error.h"
 
@@ -32,10 +32,11 @@ VocabProjector::VocabProjector(const Model& model, std::span<const float> h, boo
   }
   if (include_final_bias && (!W.ln_final_b.empty() || !W.b_U.empty())) {
     bias_.assign(static_cast<size_t>(V_), 0.0f);
+    std::vector<float> row;  // [d_model] a decoded row of an encoded W_U
     for (int64_t j = 0; j < V_; ++j) {
       double s = W.b_U.empty() ? 0.0 : static_cast<double>(W.b_U[j]);
       if (!W.ln_final_b.empty()) {
-        const float* u = W.W_U.row(j);
+        const float* u = row_floats(W.W_U, j, row);
         for (int64_t i = 0; i < d_; ++i) s += static_cast<double>(u[i]) * static_cast<double>(W.ln_final_b[i]);
       }
       bias_[static_cast<size_t>(j)] = static_cast<float>(s);
@@ -61,14 +62,14 @@ void VocabProjector::project(const float* vs, int64_t n, int64_t ld, float* out)
 }
 
 void VocabProjector::project_prepared(const float* ys, int64_t n, float* out) const {
-  const MatrixView& U = model_.weights().W_U;
-  ops::matmul_nt(n, V_, d_, ys, d_, U.data, U.ld, out, V_, threads_);
+  matmul_weights(n, ys, d_, model_.weights().W_U, out, V_, threads_);
 }
 
 double VocabProjector::logit(const float* v, int32_t w) const {
   std::vector<float> y(static_cast<size_t>(d_));
   prepare(v, y.data());
-  const float* u = model_.weights().W_U.row(w);
+  std::vector<float> row;  // [d_model]
+  const float* u = row_floats(model_.weights().W_U, w, row);
   double s = 0;
   for (int64_t i = 0; i < d_; ++i) s += static_cast<double>(u[i]) * static_cast<double>(y[static_cast<size_t>(i)]);
   return s;

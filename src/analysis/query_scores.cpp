@@ -13,6 +13,7 @@
 #include "analysis/explain_internal.h"
 #include "analysis/ranking.h"
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 #include "ops/vector_ops.h"
 #include "reslens/error.h"
 
@@ -31,9 +32,11 @@ double dot(const float* a, const std::vector<double>& k, int64_t d, bool centere
   return s;
 }
 
-// key[i] = row[i] * gamma[i] (row has stride 1) or column `col` of a [d, cols] matrix.
+// key[i] = m[r, i] * gamma[i] (row r of a [rows, d] matrix) or m[i, col] (column `col` of a [d, cols] matrix).
 // (gamma empty: no pre-norm, OLMo 2, so the key is the row itself.)
-std::vector<double> key_from_row(const float* row, const VectorView& gamma, int64_t d) {
+std::vector<double> key_from_row(const MatrixView& m, int64_t r, const VectorView& gamma, int64_t d) {
+  std::vector<float> decoded;  // [d] when m is encoded
+  const float* row = row_floats(m, r, decoded);
   std::vector<double> k(static_cast<size_t>(d));
   for (int64_t i = 0; i < d; ++i) {
     k[static_cast<size_t>(i)] = static_cast<double>(row[i]) * (gamma.empty() ? 1.0 : static_cast<double>(gamma[i]));
@@ -43,8 +46,10 @@ std::vector<double> key_from_row(const float* row, const VectorView& gamma, int6
 
 std::vector<double> key_from_column(const MatrixView& m, int64_t col, const VectorView& gamma) {
   std::vector<double> k(static_cast<size_t>(m.rows));
+  std::vector<float> column(static_cast<size_t>(m.rows));  // [rows]
+  read_column(m, col, column.data());
   for (int64_t i = 0; i < m.rows; ++i) {
-    k[static_cast<size_t>(i)] = static_cast<double>(m.at(i, col)) * (gamma.empty() ? 1.0 : static_cast<double>(gamma[i]));
+    k[static_cast<size_t>(i)] = static_cast<double>(column[static_cast<size_t>(i)]) * (gamma.empty() ? 1.0 : static_cast<double>(gamma[i]));
   }
   return k;
 }
@@ -54,7 +59,7 @@ std::vector<double> attn_key(const Model& model, int64_t l, int64_t h, int64_t n
   const ModelConfig& c = model.config();
   const LayerWeights& Lw = model.weights().layers[static_cast<size_t>(l)];
   const int64_t kvh = h / (c.n_heads / c.n_key_value_heads);
-  return key_from_row(Lw.W_V.row(kvh * c.d_head + n), Lw.ln1_w, c.d_model);
+  return key_from_row(Lw.W_V, kvh * c.d_head + n, Lw.ln1_w, c.d_model);
 }
 
 // An attention neuron (layer, head, dim) at source position pos, weighted by `multiplier` in Q3.
@@ -84,7 +89,7 @@ void add_query_ffn_neurons(const Model& model, const TraceView& trace, const std
       if (neurons[a].layer > lp) active.push_back(a);
     }
     if (active.empty()) continue;
-    const MatrixView& W_out = model.weights().layers[static_cast<size_t>(lp)].W_out;  // [d, N]
+    const FloatWeights W_out(model.weights().layers[static_cast<size_t>(lp)].W_out, threads);  // [d, N]
     const auto na = static_cast<int64_t>(active.size());
     std::vector<double> K(static_cast<size_t>(na * d));  // [active, d]: the active neurons' keys
     for (int64_t a = 0; a < na; ++a) {
@@ -93,7 +98,7 @@ void add_query_ffn_neurons(const Model& model, const TraceView& trace, const std
     }
     std::vector<double> proj(static_cast<size_t>(na * N), 0.0);  // [active, N]: fc2_k . K
     parallel_for(threads, N, [&](int64_t k0, int64_t k1) {
-      ops::matmul_nn_accumulate_small(na, k1 - k0, d, K.data(), d, W_out.row(0) + k0, W_out.ld, proj.data() + k0, N);
+      ops::matmul_nn_accumulate_small(na, k1 - k0, d, K.data(), d, W_out->row(0) + k0, W_out->ld, proj.data() + k0, N);
     });
     for (size_t a = 0; a < active.size(); ++a) {
       const QueryNeuron& u = neurons[active[a]];
@@ -129,9 +134,9 @@ void score_queries(const ExplainContext& ctx, Explanation& ex) {
     for (int64_t idx : top_ffn) {
       const int64_t l = idx / N, k = idx % N;
       const LayerWeights& Lw = W.layers[static_cast<size_t>(l)];
-      const std::vector<double> K = variant == "gate"       ? key_from_row(Lw.W_gate.row(k), Lw.ln2_w, d)
+      const std::vector<double> K = variant == "gate"       ? key_from_row(Lw.W_gate, k, Lw.ln2_w, d)
                                     : variant == "notebook" ? key_from_column(Lw.W_out, k, Lw.ln2_w)
-                                                            : key_from_row(Lw.W_in.row(k), Lw.ln2_w, d);
+                                                            : key_from_row(Lw.W_in, k, Lw.ln2_w, d);
       // Components of r_P^l: h^{-1}, A^0, F^0, ..., A^{l-1}, F^{l-1}, A^l (0 with a parallel residual).
       std::vector<double> inner;
       inner.push_back(dot(ctx.trace.embed(ctx.P), K, d, centered));

@@ -5,6 +5,7 @@
 
 #include "analysis/explain_internal.h"
 #include "analysis/ranking.h"
+#include "model/weight_rows.h"
 #include "ops/norm.h"
 #include "reslens/error.h"
 
@@ -80,7 +81,8 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
   const Projection pr(model, run, o);
   const int64_t d = c.d_model, dh = c.d_head;
   const int64_t kvh = head / (c.n_heads / c.n_key_value_heads);
-  const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
+  std::vector<float> W_Oh(static_cast<size_t>(d * dh));  // [d_model, d_head] the head's columns of W_O
+  read_submatrix(model.weights().layers[static_cast<size_t>(layer)].W_O, 0, d, head * dh, dh, W_Oh.data());
   // Three vectors per source position (the layer input, the attention-written "key" part, the
   // value the head moves), projected together in chunks: one GEMM reads W_U once for many vectors.
   const int64_t Pn = ex.n_positions;
@@ -104,7 +106,7 @@ std::vector<PositionView> head_position_views(const Model& model, const RunResul
     const float* v = pr.trace.v(layer, p, kvh);
     for (int64_t i = 0; i < d; ++i) {
       double s = 0;
-      for (int64_t n = 0; n < dh; ++n) s += a * static_cast<double>(v[n]) * static_cast<double>(W_O.at(i, head * dh + n));
+      for (int64_t n = 0; n < dh; ++n) s += a * static_cast<double>(v[n]) * static_cast<double>(W_Oh[static_cast<size_t>(i * dh + n)]);
       value[i] = static_cast<float>(s);
     }
   }
@@ -169,8 +171,7 @@ std::vector<NeuronView> ffn_neuron_views(const Model& model, const RunResult& ru
   std::vector<double> coefs;
   for (size_t i = 0; i < neurons.size(); ++i) {
     const auto [layer, neuron] = neurons[i];
-    const MatrixView& W_out = model.weights().layers[static_cast<size_t>(layer)].W_out;
-    for (int64_t r = 0; r < c.d_model; ++r) values[i * static_cast<size_t>(c.d_model) + static_cast<size_t>(r)] = W_out.at(r, neuron);
+    read_column(model.weights().layers[static_cast<size_t>(layer)].W_out, neuron, values.data() + i * static_cast<size_t>(c.d_model));
     coefs.push_back(static_cast<double>(pr.trace.post(layer, ex.position)[neuron]));
   }
   return neuron_views(pr, values, coefs, k);
@@ -193,10 +194,8 @@ std::vector<NeuronView> attn_neuron_views(const Model& model, const RunResult& r
   std::vector<double> coefs;
   for (size_t i = 0; i < neurons.size(); ++i) {
     const auto [layer, head, dim, pos] = neurons[i];
-    const MatrixView& W_O = model.weights().layers[static_cast<size_t>(layer)].W_O;
-    for (int64_t r = 0; r < c.d_model; ++r) {
-      values[i * static_cast<size_t>(c.d_model) + static_cast<size_t>(r)] = W_O.at(r, head * c.d_head + dim);
-    }
+    read_column(model.weights().layers[static_cast<size_t>(layer)].W_O, head * c.d_head + dim,
+                values.data() + i * static_cast<size_t>(c.d_model));
     coefs.push_back(ex.attn_coef.at({layer, head, dim, pos}));
   }
   return neuron_views(pr, values, coefs, k);
@@ -222,9 +221,8 @@ TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOpt
   const Projection pr(model, run, options);
   const int64_t d = c.d_model, dh = c.d_head;
   const LayerWeights& A = model.weights().layers[static_cast<size_t>(attn_layer)];
-  const MatrixView& W_out = model.weights().layers[static_cast<size_t>(ffn_layer)].W_out;
   std::vector<float> u(static_cast<size_t>(d)), un(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i) u[static_cast<size_t>(i)] = W_out.at(i, neuron);
+  read_column(model.weights().layers[static_cast<size_t>(ffn_layer)].W_out, neuron, u.data());
   // The head's own input norm, with u's own statistics (the notebook's ln_1(u) / input_layernorm(u)).
   if (!c.pre_norm) {  // OLMo 2: the attention reads the vector as it is
     un = u;
@@ -235,16 +233,19 @@ TokenList hidden_view(const Model& model, const RunResult& run, const ExplainOpt
   }
   const int64_t kvh = head / (c.n_heads / c.n_key_value_heads);
   std::vector<double> v(static_cast<size_t>(dh));
+  std::vector<float> decoded;  // [d] a row of an encoded W_V
   for (int64_t n = 0; n < dh; ++n) {
-    const float* r = A.W_V.row(kvh * dh + n);
+    const float* r = row_floats(A.W_V, kvh * dh + n, decoded);
     double s = A.b_V.empty() ? 0.0 : static_cast<double>(A.b_V[kvh * dh + n]);
     for (int64_t i = 0; i < d; ++i) s += static_cast<double>(r[i]) * static_cast<double>(un[static_cast<size_t>(i)]);
     v[static_cast<size_t>(n)] = s;
   }
   std::vector<float> vo(static_cast<size_t>(d));
+  std::vector<float> W_Oh(static_cast<size_t>(d * dh));  // [d_model, d_head] the head's columns of W_O
+  read_submatrix(A.W_O, 0, d, head * dh, dh, W_Oh.data());
   for (int64_t i = 0; i < d; ++i) {
     double s = 0;  // no b_O: the head's own output
-    for (int64_t n = 0; n < dh; ++n) s += v[static_cast<size_t>(n)] * static_cast<double>(A.W_O.at(i, head * dh + n));
+    for (int64_t n = 0; n < dh; ++n) s += v[static_cast<size_t>(n)] * static_cast<double>(W_Oh[static_cast<size_t>(i * dh + n)]);
     vo[static_cast<size_t>(i)] = static_cast<float>(s);
   }
   return top_bottom(pr.logits(vo.data()), k);

@@ -20,6 +20,7 @@
 #include <limits>
 
 #include "core/parallel.h"
+#include "model/weight_rows.h"
 #include "ops/activation.h"
 #include "ops/gemm.h"
 #include "ops/norm.h"
@@ -125,7 +126,7 @@ class Recorder {
 // y[t] = x[t] W^T (+ b): [T, out] from [T, in] with W [out, in].
 void linear(Buf& y, const Buf& x, int64_t T, const MatrixView& W, const VectorView& b, int threads) {
   y.resize(T, W.rows);
-  ops::matmul_nt(T, W.rows, W.cols, x.data(), x.cols, W.data, W.ld, y.data(), y.cols, threads);
+  matmul_weights(T, x.data(), x.cols, W, y.data(), y.cols, threads);  // decodes W's tiles when encoded
   if (!b.empty()) {
     for (int64_t t = 0; t < T; ++t) {
       float* r = y.row(t);
@@ -144,8 +145,9 @@ bool finite(const float* p, int64_t n) {
   return true;
 }
 bool finite(const MatrixView& m) {
+  std::vector<float> row;  // [cols] a decoded row of an encoded matrix
   for (int64_t r = 0; r < m.rows; ++r) {
-    if (!finite(m.row(r), m.cols)) return false;
+    if (!finite(row_floats(m, r, row), m.cols)) return false;
   }
   return true;
 }
@@ -334,21 +336,20 @@ void embed(Buf& x, const Pass& p) {
   const ModelWeights& W = p.model.weights();
   const int64_t T = p.T, d = c.d_model;
   x.resize(T, d);
-  for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(x.row(t), W.W_E.row(p.a.tokens[static_cast<size_t>(t)]), static_cast<size_t>(d) * sizeof(float));
-  }
+  for (int64_t t = 0; t < T; ++t) read_rows(W.W_E, p.a.tokens[static_cast<size_t>(t)], 1, x.row(t));
   if (c.embedding_scale != 1.0f) {  // Gemma: embeddings times sqrt(d_model) (hook_embed holds the product)
     for (float& v : x.v) v *= c.embedding_scale;
   }
   if (!finite(x.data(), T * d)) non_finite(p.model, "", {{"embed.W_E (a row of these tokens)", &W.W_E}}, {});
   p.rec.put(Hook::kEmbed, -1, {T, d}, x.data());
   if (c.positional_embedding_type == PositionalEmbedding::kStandard) {
-    if (p.rec.wants(Hook::kPosEmbed, -1)) {
-      p.rec.put(Hook::kPosEmbed, -1, {T, d}, W.W_pos.row(p.a.pos0));
-    }
+    Buf pos;  // [T, d_model] W_pos rows of these positions
+    pos.resize(T, d);
+    read_rows(W.W_pos, p.a.pos0, T, pos.data());
+    p.rec.put(Hook::kPosEmbed, -1, {T, d}, pos.data());
     for (int64_t t = 0; t < T; ++t) {
       float* r = x.row(t);
-      const float* pe = W.W_pos.row(p.a.pos0 + t);
+      const float* pe = pos.row(t);
       for (int64_t i = 0; i < d; ++i) r[i] += pe[i];
     }
   }
@@ -583,7 +584,7 @@ Tensor unembed(const Buf& x, Buf& xn, const Pass& p) {
   const int64_t n_out = p.a.all_logits ? T : 1;
   const float* rows = xn.row((T - first) - n_out);
   Tensor logits({n_out, c.d_vocab});
-  ops::matmul_nt(n_out, c.d_vocab, d, rows, d, W.W_U.data, W.W_U.ld, logits.data(), c.d_vocab, p.threads);
+  matmul_weights(n_out, rows, d, W.W_U, logits.data(), c.d_vocab, p.threads);
   if (!W.b_U.empty()) {
     for (int64_t t = 0; t < n_out; ++t) {
       for (int64_t i = 0; i < c.d_vocab; ++i) logits.row(t)[i] += W.b_U[i];

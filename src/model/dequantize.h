@@ -13,6 +13,9 @@ namespace reslens {
 inline constexpr int64_t kQ8_0Block = 32;
 inline constexpr int64_t kQ8_0BlockBytes = 34;
 
+/// One of the functions below: writes n float32 values (whole blocks) decoded from `in`.
+using DequantizeFn = void (*)(float* out, std::span<const uint8_t> in, int64_t n);
+
 void dequantize_f16(float* out, std::span<const uint8_t> in, int64_t n);
 void dequantize_bf16(float* out, std::span<const uint8_t> in, int64_t n);
 /// n must be a multiple of 32 (the GGUF reader guarantees it).

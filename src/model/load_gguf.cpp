@@ -63,6 +63,10 @@ class GgufTensors {
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
     return matrix_view(storage_, get(name), name, rows, cols, file_.source());
   }
+  /// The same, always float32 (for what the loader rebuilds or reads element by element).
+  MatrixView float_matrix(const std::string& name, int64_t rows, int64_t cols) {
+    return float_matrix_view(storage_, get(name), name, rows, cols, file_.source());
+  }
   VectorView vector(const std::string& name, int64_t size) {
     return vector_view(storage_, get(name), name, size, file_.source());
   }
@@ -339,17 +343,15 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   }
   validate_config(c, src);
 
-  int64_t converted = 0;  // bytes of float32 the non-F32 tensors become
+  WeightBytes bytes;
   for (const auto& td : f.tensors()) {
-    if (td.type != static_cast<uint32_t>(gguf::TensorType::kF32)) {
-      int64_t n = 1;
-      for (const int64_t x : td.ne) n *= x;
-      converted += n * static_cast<int64_t>(sizeof(float));
-    }
+    int64_t n = 1;
+    for (const int64_t x : td.ne) n *= x;
+    bytes.add(static_cast<int64_t>(f.tensor_bytes(td).size()), n, td.type == static_cast<uint32_t>(gguf::TensorType::kF32));
   }
-  require_memory_for_conversion(converted, c.dtype, src);
+  require_memory_for_weights(bytes, !o.weights_as_float32, c.dtype, src);
 
-  auto storage = std::make_shared<ModelStorage>();
+  auto storage = std::make_shared<ModelStorage>(!o.weights_as_float32);
   storage->keep(f.mapping());
   GgufTensors t(f, *storage);
   const int64_t d = c.d_model;

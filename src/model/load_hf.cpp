@@ -3,8 +3,8 @@
 // Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM: Llama blocks, Qwen2 with Q/K/V biases, Qwen3
 // with q/k norms, Phi-3 with fused projections and partial rotation, GemmaForCausalLM with GeGLU,
 // scaled embeddings and 1 + w norms) and GPT2LMHeadModel (names with or
-// without the `transformer.` prefix). F32 tensors are used in place from the mapping; F16/BF16 are
-// converted to float32 at load; GPT-2's Conv1D weights ([in, out]) are transposed once into
+// without the `transformer.` prefix). Matrices are used in place from the mapping in their stored
+// type (F32, F16, BF16; model/weight_rows.h decodes them); GPT-2's Conv1D weights ([in, out]) are transposed once into
 // [out, in]. Llama Q/K rows are in the rotate_half layout (RopeLayout::kHalf). Every config.json
 // field and every tensor is applied or known to be harmless; anything else stops the load by name
 // (model/known_keys.h).
@@ -87,6 +87,10 @@ class HfTensors {
   }
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
     return matrix_view(storage_, get(name), name, rows, cols, source_of(name));
+  }
+  /// The same, always float32 (for what the loader rebuilds or reads element by element).
+  MatrixView float_matrix(const std::string& name, int64_t rows, int64_t cols) {
+    return float_matrix_view(storage_, get(name), name, rows, cols, source_of(name));
   }
   /// A vector; a norm weight ("...norm.weight") with the norm offset added (set_norm_offset).
   VectorView vector(const std::string& name, int64_t size) {
@@ -715,21 +719,19 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
                            "Phi3ForCausalLM, "
                            "GemmaForCausalLM, Gemma3ForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
   }
-  auto storage = std::make_shared<ModelStorage>();
+  auto storage = std::make_shared<ModelStorage>(!o.weights_as_float32);
   HfTensors t(dir, *storage);
   ModelConfig c;
   c.original_architecture = arch;
   c.model_name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
   ModelWeights w;
-  int64_t converted = 0;  // bytes of float32 the F16/BF16 tensors become
+  WeightBytes bytes;
   for (const TensorInfo& i : t.infos()) {
-    if (i.dtype != "F32") {
-      int64_t n = 1;
-      for (const int64_t x : i.shape) n *= x;
-      converted += n * static_cast<int64_t>(sizeof(float));
-    }
+    int64_t n = 1;
+    for (const int64_t x : i.shape) n *= x;
+    bytes.add(n * (i.dtype == "F32" ? 4 : 2), n, i.dtype == "F32");  // F32, F16 or BF16 (others are refused)
   }
-  require_memory_for_conversion(converted, hf_dtype(t), src);
+  require_memory_for_weights(bytes, !o.weights_as_float32, hf_dtype(t), src);
   if (llama_like) {
     load_llama(cfg, arch, t, c, w, src);
   } else if (arch == "GPTNeoXForCausalLM") {

@@ -31,6 +31,13 @@ const float* materialize(ModelStorage& storage, const StoredTensor& t, const std
 
 MatrixView matrix_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
                        int64_t rows, int64_t cols, const std::string& source) {
+  if (t.type == StorageType::kF32 || !storage.keep_encoded()) return float_matrix_view(storage, t, name, rows, cols, source);
+  if (t.shape != std::vector<int64_t>{rows, cols}) materialize(storage, t, name, {rows, cols}, source);  // names the shape
+  return storage.packed(t.bytes, t.type, rows, cols);
+}
+
+MatrixView float_matrix_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
+                             int64_t rows, int64_t cols, const std::string& source) {
   return {materialize(storage, t, name, {rows, cols}, source), rows, cols, cols};
 }
 
@@ -102,11 +109,17 @@ std::string gigabytes(int64_t bytes) {
 
 }  // namespace
 
-void require_memory_for_conversion(int64_t bytes, const std::string& stored_as, const std::string& source) {
+void require_memory_for_weights(const WeightBytes& b, bool keep_encoded, const std::string& stored_as,
+                                const std::string& source) {
   const int64_t available = memory_available();
-  if (available < 0 || bytes <= available) return;
-  throw UnsupportedError(source + ": its " + stored_as + " weights take " + gigabytes(bytes) +
-                         " as float32, which reslens computes in, more than the " + gigabytes(available) +
+  if (available < 0) return;
+  // Kept encoded, the model needs its weights as stored (mapped pages, resident once read) plus the
+  // float32 copies of what the loader rebuilds; converted, the float32 of every non-F32 tensor.
+  const int64_t needed = keep_encoded ? b.stored : b.float32_of_encoded;
+  if (needed <= available) return;
+  const std::string what = keep_encoded ? "weights take " + gigabytes(needed) + " as stored (" + stored_as + ")"
+                                        : stored_as + " weights take " + gigabytes(needed) + " as float32";
+  throw UnsupportedError(source + ": its " + what + ", more than the " + gigabytes(available) +
                          " of memory available (a smaller model, or free memory; RESLENS_MEMORY_AVAILABLE=BYTES "
                          "overrides the figure)");
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/storage.h"
+#include "model/weight_rows.h"
 #include "reslens/config.h"
 #include "reslens/model.h"
 #include "reslens/tokenizer.h"
@@ -33,9 +34,14 @@ std::string shape_string(const std::vector<int64_t>& shape);
 const float* materialize(ModelStorage& storage, const StoredTensor& t, const std::string& name,
                          const std::vector<int64_t>& expected, const std::string& source);
 
-/// A [rows, cols] matrix view of a checked tensor.
+/// A [rows, cols] matrix view of a checked tensor, in the file's encoding (unless the storage converts
+/// everything to float32).
 MatrixView matrix_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
                        int64_t rows, int64_t cols, const std::string& source);
+/// The same as float32 (converted when stored otherwise): for the few matrices the loader rebuilds
+/// (transposed, regrouped, concatenated) or reads element by element.
+MatrixView float_matrix_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
+                             int64_t rows, int64_t cols, const std::string& source);
 VectorView vector_view(ModelStorage& storage, const StoredTensor& t, const std::string& name,
                        int64_t size, const std::string& source);
 
@@ -94,12 +100,13 @@ struct LlamaLayerNames {
   const char* post_ffn_norm = nullptr;
 };
 
-/// An owned copy of m with row i multiplied by g[i] (a post-norm's weight folded into W_O / W_out).
+/// An owned float32 copy of m with row i multiplied by g[i] (a post-norm's weight folded into W_O / W_out).
 template <typename Source>
 MatrixView fold_row_scales(Source& t, const MatrixView& m, const VectorView& g) {
-  std::vector<float> out(static_cast<size_t>(m.rows * m.cols));
+  std::vector<float> out(static_cast<size_t>(m.rows * m.cols));  // [rows, cols]
+  read_rows(m, 0, m.rows, out.data());
   for (int64_t i = 0; i < m.rows; ++i) {
-    for (int64_t j = 0; j < m.cols; ++j) out[static_cast<size_t>(i * m.cols + j)] = m.at(i, j) * g[i];
+    for (int64_t j = 0; j < m.cols; ++j) out[static_cast<size_t>(i * m.cols + j)] *= g[i];
   }
   return {t.own(std::move(out)), m.rows, m.cols, m.cols};
 }
@@ -117,21 +124,24 @@ inline void assign_fused_qkv(LayerWeights& L, const MatrixView& qkv, const float
   }
 }
 
-/// Owned [a; b] (rows of a, then rows of b) and [a, b] (columns of a, then of b).
+/// Owned float32 [a; b] (rows of a, then rows of b) and [a, b] (columns of a, then of b).
 template <typename Source>
 MatrixView concat_rows(Source& t, const MatrixView& a, const MatrixView& b) {
-  std::vector<float> out(static_cast<size_t>((a.rows + b.rows) * a.cols));
-  for (int64_t r = 0; r < a.rows; ++r) std::copy(a.row(r), a.row(r) + a.cols, out.begin() + r * a.cols);
-  for (int64_t r = 0; r < b.rows; ++r) std::copy(b.row(r), b.row(r) + b.cols, out.begin() + (a.rows + r) * a.cols);
+  std::vector<float> out(static_cast<size_t>((a.rows + b.rows) * a.cols));  // [a.rows + b.rows, cols]
+  read_rows(a, 0, a.rows, out.data());
+  read_rows(b, 0, b.rows, out.data() + a.rows * a.cols);
   return {t.own(std::move(out)), a.rows + b.rows, a.cols, a.cols};
 }
 template <typename Source>
 MatrixView concat_columns(Source& t, const MatrixView& a, const MatrixView& b) {
   const int64_t cols = a.cols + b.cols;
-  std::vector<float> out(static_cast<size_t>(a.rows * cols));
+  std::vector<float> out(static_cast<size_t>(a.rows * cols));  // [rows, a.cols + b.cols]
+  std::vector<float> ra, rb;  // one row of each, decoded
   for (int64_t r = 0; r < a.rows; ++r) {
-    std::copy(a.row(r), a.row(r) + a.cols, out.begin() + r * cols);
-    std::copy(b.row(r), b.row(r) + b.cols, out.begin() + r * cols + a.cols);
+    const float* x = row_floats(a, r, ra);
+    const float* y = row_floats(b, r, rb);
+    std::copy(x, x + a.cols, out.begin() + r * cols);
+    std::copy(y, y + b.cols, out.begin() + r * cols + a.cols);
   }
   return {t.own(std::move(out)), a.rows, cols, cols};
 }
@@ -149,10 +159,10 @@ MatrixView expert_rows(Source& t, const std::string& name, const ModelConfig& c)
   const int64_t E = c.n_experts, F = c.d_expert, d = c.d_model;
   if (name.find("{e}") == std::string::npos) return {t.stacked(name, {E, F, d}), E * F, d, d};
   const MatrixView first = t.matrix(expert_name(name, 0), F, d);  // shapes checked before allocating
-  std::vector<float> out(static_cast<size_t>(E * F * d));
+  std::vector<float> out(static_cast<size_t>(E * F * d));  // [E * F, d]
   for (int64_t e = 0; e < E; ++e) {
     const MatrixView m = e == 0 ? first : t.matrix(expert_name(name, e), F, d);
-    for (int64_t k = 0; k < F; ++k) std::copy(m.row(k), m.row(k) + d, out.begin() + (e * F + k) * d);
+    read_rows(m, 0, F, out.data() + e * F * d);
   }
   return {t.own(std::move(out)), E * F, d, d};
 }
@@ -164,10 +174,10 @@ MatrixView expert_columns(Source& t, const std::string& name, const ModelConfig&
   const int64_t E = c.n_experts, F = c.d_expert, d = c.d_model;
   const bool stacked = name.find("{e}") == std::string::npos;
   // [E, d_model, d_expert] (or expert 0's [d_model, d_expert]), shape-checked before allocating
-  const float* all = stacked ? t.stacked(name, {E, d, F}) : t.matrix(expert_name(name, 0), d, F).data;
+  const float* all = stacked ? t.stacked(name, {E, d, F}) : t.float_matrix(expert_name(name, 0), d, F).data;
   std::vector<float> out(static_cast<size_t>(d * E * F));
   for (int64_t e = 0; e < E; ++e) {
-    const float* m = stacked ? all + e * d * F : e == 0 ? all : t.matrix(expert_name(name, e), d, F).data;
+    const float* m = stacked ? all + e * d * F : e == 0 ? all : t.float_matrix(expert_name(name, e), d, F).data;
     for (int64_t i = 0; i < d; ++i) std::copy(m + i * F, m + (i + 1) * F, out.begin() + i * E * F + e * F);
   }
   return {t.own(std::move(out)), d, E * F, E * F};
@@ -219,7 +229,7 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
   L.b_O = load_bias(t, prefix, n.o_bias, d, biases.o);
   if (c.n_experts > 0) {
     if (n.router == nullptr) throw FormatError(prefix + ": this format has no mixture-of-experts tensors");
-    L.W_router = t.matrix(prefix + n.router, c.n_experts, d);
+    L.W_router = t.float_matrix(prefix + n.router, c.n_experts, d);  // small; read row by row when routing
     L.W_gate = expert_rows(t, prefix + n.expert_gate, c);
     L.W_in = expert_rows(t, prefix + n.expert_up, c);
     L.W_out = expert_columns(t, prefix + n.expert_down, c);
@@ -229,7 +239,7 @@ LayerWeights load_llama_layer(Source& t, const std::string& prefix, const LlamaL
       L.W_in = concat_rows(t, L.W_in, t.matrix(prefix + n.shared_up, S, d));
       L.W_out = concat_columns(t, L.W_out, t.matrix(prefix + n.shared_down, d, S));
       L.shared_expert_gate = n.shared_gate_is_row
-                                 ? VectorView{t.matrix(prefix + n.shared_expert_gate, 1, d).data, d}
+                                 ? VectorView{t.float_matrix(prefix + n.shared_expert_gate, 1, d).data, d}
                                  : t.vector(prefix + n.shared_expert_gate, d);
     }
   } else if (n.gate_up != nullptr) {
@@ -267,11 +277,24 @@ std::vector<double> llama3_freq_factors(double base, int64_t rot_dim, double fac
 /// "F32", or "mixed (F16, F32)": the storage types of a model's matrices (1-D tensors left out).
 std::string weights_dtype(const std::vector<std::string>& matrix_types);
 
-/// Before converting `bytes` of weights to float32 (F16, BF16, quantized types): UnsupportedError
-/// naming `source` when that is more than the memory available (MemAvailable of /proc/meminfo, or
-/// $RESLENS_MEMORY_AVAILABLE in bytes, which overrides it), instead of the kernel's OOM killer
-/// ending the process half-way through a 7B model. Does nothing when neither is known.
-void require_memory_for_conversion(int64_t bytes, const std::string& stored_as, const std::string& source);
+/// What a model's tensors take: as the file stores them, and the float32 that its non-F32 tensors
+/// would become if converted.
+struct WeightBytes {
+  int64_t stored = 0;
+  int64_t float32_of_encoded = 0;
+  void add(int64_t stored_bytes, int64_t elements, bool is_f32) {
+    stored += stored_bytes;
+    if (!is_f32) float32_of_encoded += elements * static_cast<int64_t>(sizeof(float));
+  }
+};
+
+/// Before loading: UnsupportedError naming `source` and both sizes when the weights need more memory
+/// than is available (MemAvailable of /proc/meminfo, or $RESLENS_MEMORY_AVAILABLE in bytes, which
+/// overrides it): their stored size when kept encoded, else the float32 they convert to. Instead of
+/// the kernel's OOM killer ending the process half-way through a 7B model. Does nothing when neither
+/// figure is known.
+void require_memory_for_weights(const WeightBytes& bytes, bool keep_encoded, const std::string& stored_as,
+                                const std::string& source);
 
 std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, const LoadOptions& o);
 std::shared_ptr<const Model> load_llama2c_model(const std::filesystem::path& path, const LoadOptions& o);

@@ -7,6 +7,7 @@
 
 #include "model/loader.h"
 #include "model/storage.h"
+#include "model/weight_rows.h"
 #include "reslens/error.h"
 
 namespace reslens {
@@ -55,7 +56,7 @@ uint64_t compute_fingerprint(const ModelConfig& c, const ModelWeights& w) {
     if (v.empty()) return;
     const int64_t n = v.rows * v.cols;
     for (int64_t i = 0; i < n; i += 997) {
-      const float x = v.at(i / v.cols, i % v.cols);
+      const float x = element(v, i / v.cols, i % v.cols);  // the same value however the weights are held
       h = fnv(h, &x, sizeof x);
     }
   };

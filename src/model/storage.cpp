@@ -34,35 +34,82 @@ const char* storage_type_name(StorageType t) {
 
 namespace {
 
-// A stored type's conversion and its block: `elements` values in `bytes` bytes.
+// A stored type's conversion and its block.
 struct Dequantizer {
-  void (*fn)(float*, std::span<const uint8_t>, int64_t);
+  DequantizeFn fn;
   int64_t elements;
   int64_t bytes;
 };
 
 Dequantizer dequantizer(StorageType t) {
+  const EncodingBlock b = encoding_block(t);
+  return {dequantize_fn(t), b.elements, b.bytes};
+}
+
+}  // namespace
+
+EncodingBlock encoding_block(StorageType t) {
   switch (t) {
-    case StorageType::kF16: return {dequantize_f16, 1, 2};
-    case StorageType::kBF16: return {dequantize_bf16, 1, 2};
-    case StorageType::kQ8_0: return {dequantize_q8_0, kQ8_0Block, kQ8_0BlockBytes};
-    case StorageType::kQ4_0: return {dequantize_q4_0, 32, 18};
-    case StorageType::kQ4_1: return {dequantize_q4_1, 32, 20};
-    case StorageType::kQ5_0: return {dequantize_q5_0, 32, 22};
-    case StorageType::kQ5_1: return {dequantize_q5_1, 32, 24};
-    case StorageType::kQ2_K: return {dequantize_q2_k, 256, 84};
-    case StorageType::kQ3_K: return {dequantize_q3_k, 256, 110};
-    case StorageType::kQ4_K: return {dequantize_q4_k, 256, 144};
-    case StorageType::kQ5_K: return {dequantize_q5_k, 256, 176};
-    case StorageType::kQ6_K: return {dequantize_q6_k, 256, 210};
-    case StorageType::kIQ4_NL: return {dequantize_iq4_nl, 32, 18};
-    case StorageType::kIQ4_XS: return {dequantize_iq4_xs, 256, 136};
+    case StorageType::kF32: return {1, 4};
+    case StorageType::kF16: return {1, 2};
+    case StorageType::kBF16: return {1, 2};
+    case StorageType::kQ8_0: return {kQ8_0Block, kQ8_0BlockBytes};
+    case StorageType::kQ4_0: return {32, 18};
+    case StorageType::kQ4_1: return {32, 20};
+    case StorageType::kQ5_0: return {32, 22};
+    case StorageType::kQ5_1: return {32, 24};
+    case StorageType::kQ2_K: return {256, 84};
+    case StorageType::kQ3_K: return {256, 110};
+    case StorageType::kQ4_K: return {256, 144};
+    case StorageType::kQ5_K: return {256, 176};
+    case StorageType::kQ6_K: return {256, 210};
+    case StorageType::kIQ4_NL: return {32, 18};
+    case StorageType::kIQ4_XS: return {256, 136};
+  }
+  throw InternalError("unknown storage type " + std::to_string(static_cast<int>(t)));
+}
+
+DequantizeFn dequantize_fn(StorageType t) {
+  switch (t) {
+    case StorageType::kF16: return dequantize_f16;
+    case StorageType::kBF16: return dequantize_bf16;
+    case StorageType::kQ8_0: return dequantize_q8_0;
+    case StorageType::kQ4_0: return dequantize_q4_0;
+    case StorageType::kQ4_1: return dequantize_q4_1;
+    case StorageType::kQ5_0: return dequantize_q5_0;
+    case StorageType::kQ5_1: return dequantize_q5_1;
+    case StorageType::kQ2_K: return dequantize_q2_k;
+    case StorageType::kQ3_K: return dequantize_q3_k;
+    case StorageType::kQ4_K: return dequantize_q4_k;
+    case StorageType::kQ5_K: return dequantize_q5_k;
+    case StorageType::kQ6_K: return dequantize_q6_k;
+    case StorageType::kIQ4_NL: return dequantize_iq4_nl;
+    case StorageType::kIQ4_XS: return dequantize_iq4_xs;
     case StorageType::kF32: break;
   }
   throw InternalError("no dequantizer for storage type " + std::string(storage_type_name(t)));
 }
 
-}  // namespace
+MatrixView ModelStorage::packed(std::span<const uint8_t> bytes, StorageType type, int64_t rows, int64_t cols) {
+  const EncodingBlock b = encoding_block(type);
+  RESLENS_CHECK(cols % b.elements == 0, "packed rows are whole blocks");
+  const int64_t row_bytes = cols / b.elements * b.bytes;
+  RESLENS_CHECK(bytes.size() >= static_cast<size_t>(rows * row_bytes), "tensor bytes");
+  mapped_bytes_ += rows * row_bytes;
+  MatrixView m;
+  m.rows = rows;
+  m.cols = cols;
+  m.packed = bytes.data();
+  m.ld_bytes = row_bytes;
+  m.encoding = type;
+  return m;
+}
+
+const uint8_t* ModelStorage::own_bytes(std::vector<uint8_t> bytes) {
+  owned_bytes_ += static_cast<int64_t>(bytes.size());
+  owned_encoded_.push_back(std::move(bytes));
+  return owned_encoded_.back().data();
+}
 
 const float* ModelStorage::own(std::vector<float> buffer) { return own(FloatBuffer(std::move(buffer))); }
 

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #if __has_include(<unistd.h>)
 #include <unistd.h>
@@ -117,11 +118,12 @@ struct Problem {
   int64_t M, N, K;
   const float* A;  // [M, K], row stride lda
   int64_t lda;
-  const float* B;  // [N, K], row stride ldb
+  const float* B;  // [N, K], row stride ldb (null when encoded)
   int64_t ldb;
   float* C;  // [M, N], row stride ldc
   int64_t ldc;
   bool accumulate;
+  const EncodedRows* encoded = nullptr;  // B as stored, decoded tile by tile (run_encoded_columns)
 };
 
 std::uintptr_t address_of_row(const float* base, int64_t row, int64_t ld) {
@@ -169,13 +171,52 @@ void run_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, in
   }
 }
 
+// Rows [n0, n0 + count) of an encoded B as float32 in `out` ([count, K]).
+void decode_rows(const Problem& p, int64_t n0, int64_t count, float* out) {
+  const EncodedRows& e = *p.encoded;
+  e.decode(out, std::span<const uint8_t>(e.data + n0 * e.row_bytes, static_cast<size_t>(count * e.row_bytes)),
+           count * p.K);
+}
+
+// run_columns for an encoded B, in the same two loop orders: the rows of B a step reads (one tile of rn
+// columns when A fits in half of L2, else a block of nb) are decoded first into this thread's float32
+// scratch, from which the tile kernels then read them exactly as they read a float32 B.
+void run_encoded_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin, int64_t n_end) {
+  thread_local std::vector<float> scratch;  // [rows decoded in one step, K]
+  const int64_t budget = l2_bytes() / 2;
+  const int64_t row_bytes = std::max<int64_t>(p.K, 1) * static_cast<int64_t>(sizeof(float));
+  const bool a_fits = p.M * row_bytes <= budget;
+  const int64_t step = a_fits ? rn : std::max<int64_t>(rn, budget / row_bytes / rn * rn);
+  if (scratch.size() < static_cast<size_t>(step * p.K)) scratch.resize(static_cast<size_t>(step * p.K));
+  float* b = scratch.data();
+  for (int64_t b0 = n_begin; b0 < n_end; b0 += step) {
+    const int64_t b1 = std::min(n_end, b0 + step);
+    decode_rows(p, b0, b1 - b0, b);
+    auto tile = [&](int64_t i0, int64_t cm, int64_t n0, int64_t cn, Prefetch mode) {
+      ts.fn[static_cast<int>(mode)][cm][cn](p.K, p.A + i0 * p.lda, p.lda, b + (n0 - b0) * p.K, p.K,
+                                             p.C + i0 * p.ldc + n0, p.ldc, p.accumulate,
+                                             address_of_row(b, n0 - b0, p.K) + kPrefetchAheadBytes);
+    };
+    if (a_fits) {
+      for (int64_t i0 = 0; i0 < p.M; i0 += rm) tile(i0, std::min(rm, p.M - i0), b0, b1 - b0, Prefetch::l1);
+      continue;
+    }
+    for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
+      const int64_t cm = std::min(rm, p.M - i0);
+      for (int64_t n0 = b0; n0 < b1; n0 += rn) tile(i0, cm, n0, std::min(rn, b1 - n0), Prefetch::l1);
+    }
+  }
+}
+
 void run(const Problem& p, int n_threads) {
   RESLENS_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, "matmul_nt: negative size");
   if (p.M == 0 || p.N == 0) return;
   RESLENS_CHECK(p.C != nullptr && (p.M == 1 || p.ldc >= p.N), "matmul_nt: null C or ldc < N");
-  RESLENS_CHECK(p.K == 0 || (p.A != nullptr && p.B != nullptr), "matmul_nt: null A or B");
+  RESLENS_CHECK(p.K == 0 || (p.A != nullptr && (p.B != nullptr || p.encoded != nullptr)), "matmul_nt: null A or B");
   RESLENS_CHECK(p.M == 1 || p.lda >= p.K, "matmul_nt: lda < K");
-  RESLENS_CHECK(p.N == 1 || p.ldb >= p.K, "matmul_nt: ldb < K");
+  RESLENS_CHECK(p.encoded != nullptr || p.N == 1 || p.ldb >= p.K, "matmul_nt: ldb < K");
+  RESLENS_CHECK(p.encoded == nullptr || (p.encoded->data != nullptr && p.encoded->decode != nullptr),
+                "matmul_nt_encoded: no rows or no decoder");
 
   const TileSet& ts = tiles_for(gemm_active_isa());
   const int64_t rm = std::min<int64_t>(ts.rows, p.M);
@@ -187,7 +228,8 @@ void run(const Problem& p, int n_threads) {
   // Threads own disjoint column ranges of C; each element is computed whole by one thread, so the
   // split cannot change any result.
   parallel_for(n_threads, n_tiles, [&](int64_t t0, int64_t t1) {
-    run_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
+    if (p.encoded != nullptr) run_encoded_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
+    else run_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
   });
 }
 
@@ -220,6 +262,11 @@ void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
 void matmul_nt_accumulate(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                           const float* B, int64_t ldb, float* C, int64_t ldc, int n_threads) {
   detail::run({M, N, K, A, lda, B, ldb, C, ldc, true}, n_threads);
+}
+
+void matmul_nt_encoded(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const EncodedRows& B,
+                       float* C, int64_t ldc, int n_threads, bool accumulate) {
+  detail::run({M, N, K, A, lda, nullptr, 0, C, ldc, accumulate, &B}, n_threads);
 }
 
 }  // namespace reslens::ops

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 namespace reslens::ops {
 
@@ -36,6 +37,23 @@ void matmul_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
 /// Same, accumulating: C[m, n] += sum_k ... (the sum is formed first, then added once to C).
 void matmul_nt_accumulate(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                           const float* B, int64_t ldb, float* C, int64_t ldc, int n_threads);
+
+/// A weight matrix B [N, K] kept in its file's encoding (F16, BF16, llama.cpp's block types): row n is
+/// `row_bytes` bytes at data + n * row_bytes, and `decode` turns whole rows into float32 (it writes
+/// n values decoded from the bytes given; the model module's dequantize functions).
+struct EncodedRows {
+  const uint8_t* data = nullptr;
+  int64_t row_bytes = 0;
+  void (*decode)(float* out, std::span<const uint8_t> in, int64_t n) = nullptr;
+};
+
+/// C[m, n] (+)= sum_k A[m, k] * B[n, k] with B encoded: each thread decodes the rows of B it is about
+/// to use into a float32 tile (a tile of columns of C, or a block of them sized to half of L2, as the
+/// loop order above reads B) and runs the same tile kernels on it. The decoded values are the ones a
+/// whole conversion gives (block by block), and every element is still summed in the order defined
+/// above, so C is bit for bit what matmul_nt gives on the converted matrix, for any thread count.
+void matmul_nt_encoded(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const EncodedRows& B,
+                       float* C, int64_t ldc, int n_threads, bool accumulate = false);
 
 namespace detail {
 

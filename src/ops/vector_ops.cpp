@@ -275,7 +275,7 @@ namespace {
 // chunk's partial sums (512 terms in order, in float) are then added to C in double.
 RESLENS_CLONES void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
                                             const float* W, int64_t ldw, double* C, int64_t ldc) {
-  constexpr int64_t kRowsPerChunk = 512, kM = 8;
+  constexpr int64_t kRowsPerChunk = kWeightedRowSumsChunk, kM = 8;
   for (int64_t k0 = 0; k0 < K; k0 += kRowsPerChunk) {
     const int64_t k1 = std::min(K, k0 + kRowsPerChunk);
     for (int64_t m0 = 0; m0 < M; m0 += kM) {
@@ -315,6 +315,11 @@ RESLENS_CLONES void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, in
 void weighted_row_sums(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
                        double* C, int n_threads) {
   std::fill(C, C + M * N, 0.0);
+  weighted_row_sums_add(M, K, N, A, lda, W, ldw, C, n_threads);
+}
+
+void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
+                           double* C, int n_threads) {
   constexpr int64_t kCols = 64;  // two 32-column blocks per slice
   parallel_for(n_threads, (N + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {

@@ -45,6 +45,12 @@ double dot(const float* x, const float* y, int64_t n);
 /// A: [M, K] (lda); W: [K, N] (ldw); C: [M, N] contiguous.
 void weighted_row_sums(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
                        double* C, int n_threads);
+/// Rows per float partial sum in weighted_row_sums (the sums restart at each multiple of it).
+inline constexpr int64_t kWeightedRowSumsChunk = 512;
+/// The same, adding to C instead of overwriting it. A call with K <= kWeightedRowSumsChunk adds one
+/// chunk's partial sums, so chunks passed in order give weighted_row_sums's exact result.
+void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
+                           double* C, int n_threads);
 
 /// max_i s * double(g[i]) (n >= 1).
 double max_scaled(const float* g, double s, int64_t n);

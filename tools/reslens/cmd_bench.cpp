@@ -245,9 +245,9 @@ void register_bench(CLI::App& app) {
     }
     const double sgemm = measure_sgemm(threads, 1536);
     const double bandwidth = measure_read_bandwidth(threads);
-    // Weights are float32 in memory whatever the file's type (F16/BF16/Q8_0 are converted at load),
-    // and a forward pass reads each once (a tied W_E/W_U is read once, by the unembedding).
-    const double weight_bytes = 4.0 * static_cast<double>(model->n_params());
+    // A forward pass reads each weight once as held in memory: in the file's encoding (mapped) or
+    // as float32 where the loader converted or copied it (a tied W_E/W_U is one matrix, read once).
+    const double weight_bytes = static_cast<double>(model->mapped_bytes() + model->owned_bytes());
     const double bound_ms = weight_bytes / (bandwidth * 1e9) * 1e3;
     if (*json) {
       nlohmann::json j = {{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
@@ -257,7 +257,7 @@ void register_bench(CLI::App& app) {
       print_json(j);
     } else {
       std::printf("\nsgemm (OpenBLAS, 1536^3, %d threads): %.1f GFLOP/s\n", threads, sgemm);
-      std::printf("memory read bandwidth (%d threads): %.1f GB/s; reading the %.0f MB of float32 weights once "
+      std::printf("memory read bandwidth (%d threads): %.1f GB/s; reading the %.0f MB of weights once "
                   "takes %.1f ms (the bound for a few tokens)\n",
                   threads, bandwidth, weight_bytes / 1e6, bound_ms);
     }

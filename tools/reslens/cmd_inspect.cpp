@@ -170,7 +170,7 @@ void register_inspect(CLI::App& app) {
                       : t["chat_template"].get<std::string>() + " layout (--chat)")
               << "\n";
     std::cout << "memory        " << j["memory"]["mapped_bytes"].get<int64_t>() << " bytes mapped, "
-              << j["memory"]["owned_bytes"].get<int64_t>() << " bytes converted\n";
+              << j["memory"]["owned_bytes"].get<int64_t>() << " bytes converted or copied\n";
     std::cout << "tensors (" << j["tensors"].size() << "):\n";
     for (const auto& ti : j["tensors"]) {
       std::string shape;

@@ -33,6 +33,7 @@ struct ModelArgs {
   std::string model;      ///< the first positional
   std::string model_opt;  ///< -m/--model
   std::string tokenizer;
+  bool weights_f32 = false;  ///< --weights-f32: convert every weight to float32 at load
   int threads = 0;
   PromptArgs* prompt = nullptr;  ///< set by PromptArgs::add on the same command
   void add(CLI::App& app, bool model_positional = true);

@@ -230,10 +230,11 @@ TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
   expect_load_error<FormatError>(gguf(phi, "phi.gguf"), {"phi.gguf", "blk.0.ffn_up.weight", "expected [24, 8]"});
 }
 
-TEST_F(LoadErrors, ConversionBeyondTheAvailableMemoryIsRefusedUpFront) {
-  // A quantized tensor becomes float32 at load: when that is more memory than there is, the load
-  // stops before converting anything, naming the file and both sizes (RESLENS_MEMORY_AVAILABLE
-  // stands in for /proc/meminfo's MemAvailable here).
+TEST_F(LoadErrors, WeightsBeyondTheAvailableMemoryAreRefusedUpFront) {
+  // Kept in the file's encoding, a model needs its stored bytes; converted to float32
+  // (--weights-f32), 4 bytes per weight. When that is more memory than there is, the load stops
+  // before reading any weight, naming the file and both sizes (RESLENS_MEMORY_AVAILABLE stands in for
+  // /proc/meminfo's MemAvailable here).
   TinyLlamaSpec q;
   q.q8_0_tensor = "blk.0.ffn_gate.weight";
   q.d_mlp = 32;
@@ -241,11 +242,23 @@ TEST_F(LoadErrors, ConversionBeyondTheAvailableMemoryIsRefusedUpFront) {
   q.n_heads = 4;
   q.n_kv_heads = 2;
   const auto path = gguf(q);
+  LoadOptions f32;
+  f32.weights_as_float32 = true;
   ASSERT_EQ(::setenv("RESLENS_MEMORY_AVAILABLE", "100", 1), 0);
-  expect_load_error<UnsupportedError>(path, {"m.gguf", "Q8_0", "as float32", "memory available"});
+  expect_load_error<UnsupportedError>(path, {"m.gguf", "as stored", "memory available"});
+  try {
+    Model::load(path, f32);
+    ADD_FAILURE() << "expected an UnsupportedError";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("Q8_0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("as float32"), std::string::npos) << e.what();
+  }
   ASSERT_EQ(::setenv("RESLENS_MEMORY_AVAILABLE", "1000000", 1), 0);
-  const auto m = Model::load(path);  // 32 x 32 floats fit
-  EXPECT_GT(m->owned_bytes(), 0);
+  const auto m = Model::load(path);  // fits as stored: the Q8_0 matrix stays encoded
+  EXPECT_FALSE(m->weights().layers[0].W_gate.is_float());
+  const auto c = Model::load(path, f32);  // 32 x 32 floats fit
+  EXPECT_TRUE(c->weights().layers[0].W_gate.is_float());
+  EXPECT_GT(c->owned_bytes(), m->owned_bytes());
   ::unsetenv("RESLENS_MEMORY_AVAILABLE");
 }
 

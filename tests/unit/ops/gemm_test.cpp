@@ -10,6 +10,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <limits>
 #include <string>
 #include <vector>
@@ -345,6 +347,60 @@ TEST(gemm, EmptyShapes) {
   matmul_nt(0, 3, 4, nullptr, 4, nullptr, 4, C.data(), 3, 1);  // M = 0: nothing to do
   matmul_nt(2, 0, 4, nullptr, 4, nullptr, 4, C.data(), 3, 1);  // N = 0: nothing to do
   for (float c : C) EXPECT_EQ(c, 5.0f);
+}
+
+}  // namespace
+}  // namespace reslens::ops
+
+namespace reslens::ops {
+namespace {
+
+// A toy encoding for matmul_nt_encoded: each float stored as its bits XOR a constant, so decoding is
+// exact and a decoder that was not called (or called on the wrong rows) shows as garbage.
+constexpr uint32_t kScramble = 0x5A5A5A5Au;
+void decode_scrambled(float* out, std::span<const uint8_t> in, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, in.data() + 4 * i, 4);
+    out[i] = std::bit_cast<float>(u ^ kScramble);
+  }
+}
+
+TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
+  // Both loop orders (A fits in half of L2, or B is decoded in blocks), several M including decode and
+  // tails of K, every ISA, 1 and 2 threads, overwrite and accumulate: the same bits as matmul_nt.
+  const auto isas = {GemmIsa::scalar, GemmIsa::avx2, GemmIsa::avx512};
+  for (const int64_t M : {1, 3, 8, 33}) {
+    for (const int64_t K : {16, 75, 640}) {
+      const int64_t N = 37;
+      const std::vector<float> A = random_floats(static_cast<size_t>(M * K), 7);
+      const std::vector<float> B = random_floats(static_cast<size_t>(N * K), 8);  // [N, K]
+      std::vector<uint8_t> packed(B.size() * 4);
+      for (size_t i = 0; i < B.size(); ++i) {
+        const uint32_t u = std::bit_cast<uint32_t>(B[i]) ^ kScramble;
+        std::memcpy(packed.data() + 4 * i, &u, 4);
+      }
+      const EncodedRows rows{packed.data(), K * 4, decode_scrambled};
+      for (const int64_t l2 : {int64_t{0}, int64_t{4096}}) {  // 4 KB: A never fits, B decoded in blocks
+        detail::set_gemm_l2_bytes(l2);
+        for (const GemmIsa isa : isas) {
+          if (isa > detail::gemm_best_isa()) continue;
+          detail::set_gemm_isa_limit(isa);
+          for (const int threads : {1, 2}) {
+            std::vector<float> want(static_cast<size_t>(M * N), 0.5f), got(want);  // [M, N]
+            matmul_nt(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
+            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads);
+            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0) << M << " " << K << " " << l2;
+            matmul_nt_accumulate(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
+            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads, true);
+            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0) << "accumulate " << M << " " << K;
+          }
+        }
+        detail::set_gemm_isa_limit(GemmIsa::avx512);
+      }
+      detail::set_gemm_l2_bytes(0);
+    }
+  }
 }
 
 }  // namespace
