@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -113,6 +114,45 @@ void ProjectionCache::release_head(const CachedHead& head) const {
   map_->release({reinterpret_cast<const uint8_t*>(head.codes), static_cast<size_t>(2 * dh_ * V_)});
 }
 
+namespace {
+
+// "1.2 GB", "350 MB": a size for messages.
+std::string size_text(int64_t bytes) {
+  char b[32];
+  if (bytes >= 1000000000) std::snprintf(b, sizeof b, "%.1f GB", static_cast<double>(bytes) / 1e9);
+  else std::snprintf(b, sizeof b, "%.0f MB", static_cast<double>(bytes) / 1e6);
+  return b;
+}
+
+}  // namespace
+
+void require_disk_room(const std::filesystem::path& path, int64_t need, uintmax_t available) {
+  if (static_cast<uintmax_t>(need) <= available) return;
+  throw IoError(path.string() + ": the projection cache takes " + size_text(need) + " but " +
+                path.parent_path().string() + " has " + size_text(static_cast<int64_t>(available)) +
+                " free (free some space, or set RESLENS_CACHE_DIR to a larger disk)");
+}
+
+namespace {
+
+// Temporaries of builds that were killed (path.tmp<pid> whose process is gone): a killed build
+// leaves only such a file, never the cache's own name, so nothing half-written is ever read; this
+// reclaims their space.
+void remove_stale_temporaries(const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::string prefix = path.filename().string() + ".tmp";
+  for (const auto& e : std::filesystem::directory_iterator(path.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::filesystem::exists("/proc/" + pid, ec)) continue;  // a build still running
+    std::filesystem::remove(e.path(), ec);
+  }
+}
+
+}  // namespace
+
 std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress) {
   const std::filesystem::path path = ProjectionCache::path_for(model);
   if (path.empty()) {
@@ -140,6 +180,12 @@ std::filesystem::path build_projection_cache(const Model& model, int n_threads, 
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) throw IoError("cannot create the cache directory " + path.parent_path().string() + ": " + ec.message());
+  remove_stale_temporaries(path);
+  // A 7B model's cache is ~20 GB: refuse before writing a byte when the disk lacks room, with both
+  // sizes, rather than fill the disk and fail part way. (An old cache being replaced still counts
+  // as taken: the new one is written beside it and renamed over it at the end.)
+  const std::filesystem::space_info room = std::filesystem::space(path.parent_path(), ec);
+  if (!ec) require_disk_room(path, codes_offset(L, rows) + L * layer_code_bytes(N, A, V), room.available);
   const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
   // A failed write names the cache file and the system's reason (errno of the write that failed,
   // read at once) and stops the build there; the temporary is removed below.

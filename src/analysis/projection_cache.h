@@ -88,6 +88,10 @@ using PrecomputeProgressFn = std::function<void(int64_t done, int64_t total)>;
 /// Projects every direction and writes the model's cache file (atomically: a temporary file renamed
 /// into place). Returns its path. Throws IoError naming the path when it cannot be written, and
 /// InvalidArgument when there is no cache directory.
+/// IoError naming `path`, both sizes and the way out when `need` bytes do not fit in `available`
+/// (the build checks the cache directory's free space before writing anything).
+void require_disk_room(const std::filesystem::path& path, int64_t need, uintmax_t available);
+
 std::filesystem::path build_projection_cache(const Model& model, int n_threads, const PrecomputeProgressFn& progress = {});
 
 /// a1 = sum_j q_j |codes_j| and a2 = sum_j q_j codes_j^2 over a [V] weight vector q (zero on the

@@ -25,6 +25,10 @@ void register_precompute(CLI::App& app) {
     const auto model = args->load();
     ProjectionCacheInfo info = projection_cache_info(*model);
     if (!*status) {
+      // The size first: a 7B model's cache is ~20 GB (the build refuses when the disk lacks it).
+      if (!*quiet && !info.path.empty()) {
+        std::cerr << "writing the projection cache " << info.path.string() << " (" << size_text(info.bytes) << ")\n";
+      }
       std::unique_ptr<ProgressDisplay> progress;  // made at the first report, which gives the total
       info = precompute_projections(*model, args->threads, [&](int64_t done, int64_t total) {
         if (!progress) progress = std::make_unique<ProgressDisplay>("directions", "dir", 0, total, *quiet);
