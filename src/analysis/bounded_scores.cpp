@@ -307,11 +307,19 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
   const int64_t d = ctx.model.config().d_model, V = ctx.model.config().d_vocab;
   const size_t kChunk = even_chunk(exact_jobs.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+  // Jobs come in layer order: an encoded W_out is decoded once per layer that has any (a column alone
+  // would decode a whole block per row).
+  int64_t decoded_layer = -1;
+  FloatWeights W_out;  // [d_model, d_mlp] of decoded_layer
   for (size_t i0 = 0; i0 < exact_jobs.size(); i0 += kChunk) {
     const size_t n = std::min(kChunk, exact_jobs.size() - i0);
     for (size_t i = 0; i < n; ++i) {
       const auto [l, k] = exact_jobs[i0 + i];
-      read_column(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, k, rows.data() + i * static_cast<size_t>(d));  // fc2_k
+      if (l != decoded_layer) {
+        W_out = FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads);
+        decoded_layer = l;
+      }
+      for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_out->at(r, k);  // fc2_k
     }
     ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
     parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
