@@ -14,6 +14,10 @@ function(reslens_target_warnings target)
     list(APPEND common -Werror)
   endif()
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${common}>)
-  # Results must not move with the compiler's choice to fuse multiply-adds.
+  # Results must not move with the compiler's choice to fuse multiply-adds. Neither compiler is off
+  # by default for C++: g++ 12 fuses even under -std=c++20 (its ISO-mode default of off is for C
+  # only), including the dequantizers' AVX-512 intrinsics, whose target enables FMA (43 fused pairs
+  # in dequantize_avx512.cpp); clang 14 fuses `a * b - c` within an expression wherever FMA is
+  # enabled (-march=native). The dequantizers must give ggml's unfused values on every path.
   target_compile_options(${target} PRIVATE -ffp-contract=off)
 endfunction()

@@ -1,11 +1,12 @@
-#include "model/dequantize.h"
-
+// The portable F16, BF16 and Q8_0 conversions: the definitions the SIMD kernels reproduce.
 #include <cstring>
 #include <vector>
 
 #include "core/half.h"
+#include "model/dequantize.h"
+#include "model/dequantize_kernels.h"
 
-namespace reslens {
+namespace reslens::detail::scalar {
 
 namespace {
 // Every binary16 value as float32 (256 KB, built once): a lookup per value instead of the
@@ -20,7 +21,7 @@ const float* fp16_table() {
 }
 }  // namespace
 
-void dequantize_f16(float* out, std::span<const uint8_t> in, int64_t n) {
+void f16(float* out, std::span<const uint8_t> in, int64_t n) {
   const float* table = fp16_table();
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
@@ -29,7 +30,7 @@ void dequantize_f16(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
-void dequantize_bf16(float* out, std::span<const uint8_t> in, int64_t n) {
+void bf16(float* out, std::span<const uint8_t> in, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, in.data() + 2 * i, 2);
@@ -37,7 +38,7 @@ void dequantize_bf16(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
-void dequantize_q8_0(float* out, std::span<const uint8_t> in, int64_t n) {
+void q8_0(float* out, std::span<const uint8_t> in, int64_t n) {
   const int64_t blocks = n / kQ8_0Block;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = in.data() + b * kQ8_0BlockBytes;
@@ -47,4 +48,4 @@ void dequantize_q8_0(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
-}  // namespace reslens
+}  // namespace reslens::detail::scalar

@@ -2,6 +2,10 @@
 // computes them (the same float32 operations in the same order, so a llama.cpp model gives the
 // weights llama.cpp itself would use): exact for F16/BF16, d * q per block for Q8_0, and llama.cpp's
 // 4/5-bit block formats and k-quants (docs/formats.md gives each layout).
+//
+// The functions run AVX-512 or AVX2 code where the CPU has it, chosen once at run time; the bits
+// are the same on every path (dequantize_kernels.h says how). They keep no state, so any number of
+// threads may call them at once on disjoint outputs, e.g. a few rows each of a weight matrix.
 #pragma once
 
 #include <cstdint>
@@ -41,4 +45,21 @@ void dequantize_q6_k(float* out, std::span<const uint8_t> in, int64_t n);
 void dequantize_iq4_nl(float* out, std::span<const uint8_t> in, int64_t n);
 void dequantize_iq4_xs(float* out, std::span<const uint8_t> in, int64_t n);
 
+namespace detail {
+
+/// Instruction sets the dequantizers can run on, in increasing order.
+enum class DequantizeIsa { scalar = 0, avx2 = 1, avx512 = 2 };
+
+/// The best instruction set this CPU (and this build) supports.
+DequantizeIsa dequantize_best_isa();
+
+/// Test/benchmark hook: cap the instruction set used by later calls (process-wide; the portable
+/// scalar code with DequantizeIsa::scalar). Passing DequantizeIsa::avx512 removes the cap. Results
+/// do not change with it; only speed does.
+void set_dequantize_isa_limit(DequantizeIsa limit);
+
+/// The instruction set later calls will use (the best one, under the cap).
+DequantizeIsa dequantize_active_isa();
+
+}  // namespace detail
 }  // namespace reslens

@@ -5,8 +5,9 @@
 
 #include "core/half.h"
 #include "model/dequantize.h"
+#include "model/dequantize_kernels.h"
 
-namespace reslens {
+namespace reslens::detail::scalar {
 
 namespace {
 
@@ -46,9 +47,9 @@ void dequantize_blocks(float* out, std::span<const uint8_t> in, int64_t n) {
 
 }  // namespace
 
-void dequantize_q4_0(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<false, false>(out, in, n); }
-void dequantize_q4_1(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<true, false>(out, in, n); }
-void dequantize_q5_0(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<false, true>(out, in, n); }
-void dequantize_q5_1(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<true, true>(out, in, n); }
+void q4_0(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<false, false>(out, in, n); }
+void q4_1(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<true, false>(out, in, n); }
+void q5_0(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<false, true>(out, in, n); }
+void q5_1(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_blocks<true, true>(out, in, n); }
 
-}  // namespace reslens
+}  // namespace reslens::detail::scalar

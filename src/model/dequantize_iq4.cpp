@@ -3,8 +3,9 @@
 // as ggml's dequantize_row_iq4_nl / iq4_xs do (d, or d * (sub-block scale - 32), times the entry).
 #include "core/half.h"
 #include "model/dequantize.h"
+#include "model/dequantize_kernels.h"
 
-namespace reslens {
+namespace reslens::detail::scalar {
 
 namespace {
 
@@ -22,7 +23,7 @@ void nibbles(float* y, const uint8_t* qs, float scale) {
 }  // namespace
 
 // 18 bytes per 32 values: fp16 d, 16 bytes of nibbles.
-void dequantize_iq4_nl(float* out, std::span<const uint8_t> in, int64_t n) {
+void iq4_nl(float* out, std::span<const uint8_t> in, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const uint8_t* block = in.data() + b * 18;
     nibbles(out + b * 32, block + 2, fp16_at(block));
@@ -31,7 +32,7 @@ void dequantize_iq4_nl(float* out, std::span<const uint8_t> in, int64_t n) {
 
 // 136 bytes per 256 values: fp16 d, uint16 scales_h (2 high bits per sub-block), scales_l[4] (a
 // nibble per sub-block), qs[128]. Sub-block ib's scale: d * (six-bit scale - 32).
-void dequantize_iq4_xs(float* out, std::span<const uint8_t> in, int64_t n) {
+void iq4_xs(float* out, std::span<const uint8_t> in, int64_t n) {
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* block = in.data() + b * 136;
     const float d = fp16_at(block);
@@ -45,4 +46,4 @@ void dequantize_iq4_xs(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
-}  // namespace reslens
+}  // namespace reslens::detail::scalar

@@ -6,8 +6,9 @@
 
 #include "core/half.h"
 #include "model/dequantize.h"
+#include "model/dequantize_kernels.h"
 
-namespace reslens {
+namespace reslens::detail::scalar {
 
 namespace {
 
@@ -30,7 +31,7 @@ void scale_min_k4(int j, const uint8_t* q, int& scale, int& min) {
 
 // 84 bytes: scales[16] (low nibble scale, high nibble min, per 16 values), qs[64] (2-bit codes),
 // fp16 d, fp16 dmin. Each half of 128 values reads 32 bytes of qs four times, 2 bits at a time.
-void dequantize_q2_k(float* out, std::span<const uint8_t> in, int64_t n) {
+void q2_k(float* out, std::span<const uint8_t> in, int64_t n) {
   for (int64_t b = 0; b < n / kSuper; ++b) {
     const uint8_t* block = in.data() + b * 84;
     const uint8_t* scales = block;
@@ -53,7 +54,7 @@ void dequantize_q2_k(float* out, std::span<const uint8_t> in, int64_t n) {
 // 110 bytes: hmask[32], qs[64] (low 2 bits of each code), scales[12] (16 six-bit scales, offset by
 // 32), fp16 d. The k-th 2-bit pass over qs (k = 0..7, four per half) takes its high bits from bit k
 // of hmask. x = d (scale - 32) (q - 4 when the high bit is clear).
-void dequantize_q3_k(float* out, std::span<const uint8_t> in, int64_t n) {
+void q3_k(float* out, std::span<const uint8_t> in, int64_t n) {
   constexpr uint32_t kLow2 = 0x03030303, kLow4 = 0x0f0f0f0f;
   for (int64_t b = 0; b < n / kSuper; ++b) {
     const uint8_t* block = in.data() + b * 110;
@@ -124,13 +125,13 @@ void dequantize_k4(float* out, std::span<const uint8_t> in, int64_t n) {
 
 }  // namespace
 
-void dequantize_q4_k(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_k4<false>(out, in, n); }
-void dequantize_q5_k(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_k4<true>(out, in, n); }
+void q4_k(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_k4<false>(out, in, n); }
+void q5_k(float* out, std::span<const uint8_t> in, int64_t n) { dequantize_k4<true>(out, in, n); }
 
 // 210 bytes: ql[128] (low nibbles), qh[64] (high 2 bits), scales[16] (int8, per 16 values), fp16 d.
 // Each half of 128 values: ql's 64 bytes (low nibbles: values 0-63, high: 64-127) and 32 bytes of
 // qh (2 bits for each of the four 32-value quarters). x = (d sc) (q - 32).
-void dequantize_q6_k(float* out, std::span<const uint8_t> in, int64_t n) {
+void q6_k(float* out, std::span<const uint8_t> in, int64_t n) {
   for (int64_t b = 0; b < n / kSuper; ++b) {
     const uint8_t* block = in.data() + b * 210;
     const uint8_t* ql = block;
@@ -154,4 +155,4 @@ void dequantize_q6_k(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
-}  // namespace reslens
+}  // namespace reslens::detail::scalar
