@@ -45,6 +45,12 @@ CliResult cli(const std::vector<std::string>& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = test::read_file(out);
   r.err = test::read_file(err);
+  // Each test runs in its own process (gtest_discover_tests), so the folder is this test's alone:
+  // leave nothing behind in /tmp (hundreds of folders accumulated over runs).
+  std::error_code ec;
+  std::filesystem::remove(out, ec);
+  std::filesystem::remove(err, ec);
+  std::filesystem::remove(dir, ec);  // only when empty
   return r;
 }
 
