@@ -2,7 +2,9 @@
 // is scored by teacher forcing, log p(target) = sum_t log p(w_t | prompt, w_<t): one forward pass
 // over the prompt and w_1..w_{m-1} holds every step's position, and step t is explain() at position
 // P + t for w_{t+1} (0-based t), with that position's own frozen final norm and contexts; it is
-// exactly the single-position explanation of the prompt + w_<=t cut there. TargetSums adds the
+// exactly the single-position explanation of the prompt and w_<=t at its last position, with the
+// step's options (the bounded method's error budget, bound_tol, is shared equally among the steps,
+// so that a sum of m scores is as close to exact as one score). TargetSums adds the
 // steps' scores: a neuron or head is one parameter at every step, so its summed score is its part
 // in the whole target's log-probability.
 //
@@ -26,7 +28,7 @@ namespace reslens {
 struct TargetStep {
   int32_t token = -1;        ///< the token this step predicts (w_{t+1} of the target, or of the foil)
   int position = 0;          ///< P + t in the pass's tokens
-  ExplainOptions options;    ///< as explain() used them (position, target, foil)
+  ExplainOptions options;    ///< as explain() used them (position, target, foil, bound_tol / steps)
   Explanation explanation;   ///< explain(model, pass.run, pass.tokens, options)
 };
 
