@@ -311,6 +311,27 @@ std::optional<TokenName> token_name(const std::string& spec) {
   return TokenName::parse(spec);
 }
 
+void set_target_spec(const std::string& spec, bool given, const char* what, std::optional<TokenName>& name,
+                     std::vector<int32_t>& ids) {
+  if (spec.empty()) {
+    if (given) throw InvalidArgument(std::string("the ") + what + " is empty: name a token");
+    return;
+  }
+  // "262,3576": digits (fewer than 10 each, as TokenName::parse reads an id) between single commas.
+  bool id_list = spec.find(',') != std::string::npos;
+  for (size_t at = 0; id_list && at <= spec.size();) {
+    const size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string part = spec.substr(at, comma - at);
+    id_list = !part.empty() && part.size() < 10 && part.find_first_not_of("0123456789") == std::string::npos;
+    at = comma + 1;
+  }
+  if (id_list) {
+    ids = parse_ids(spec);
+  } else {
+    name = TokenName::parse(spec);
+  }
+}
+
 void print_notes(const std::vector<std::string>& notes) {
   for (const std::string& n : notes) std::cerr << "note: " << printable(n) << "\n";
 }

@@ -110,6 +110,12 @@ namespace reslens::cli {
 /// an id when all digits, else a text.
 std::optional<TokenName> token_name(const std::string& spec);
 
+/// explain's --target / --foil: ids separated by commas ("262,3576": two or more) go to `ids`, anything
+/// else to `name` (token_name's rule). An empty value given on the command line is InvalidArgument
+/// ("the target is empty: name a token"); not given, both stay unset.
+void set_target_spec(const std::string& spec, bool given, const char* what, std::optional<TokenName>& name,
+                     std::vector<int32_t>& ids);
+
 /// The library's notes (how a name was resolved) on stderr, one "note: ..." line each.
 void print_notes(const std::vector<std::string>& notes);
 
