@@ -19,7 +19,10 @@ TokenSequenceCandidates token_sequence(const Model& model, const TokenName& name
   if (r.tokens.size() <= 1) return {r.candidates, {}, ""};
   TokenSequenceCandidates s{{r.tokens.front()}, {r.tokens.begin() + 1, r.tokens.end()}, ""};
   s.note = std::string("the ") + what + " '" + name.text + "' is " + std::to_string(r.tokens.size()) + " tokens:";
-  for (const int32_t id : r.tokens) s.note += " '" + tok.token_text(id) + "'";
+  // A long target (a whole reply) is listed by its first tokens only: the note stays one readable line.
+  constexpr size_t kListed = 16;
+  for (size_t i = 0; i < r.tokens.size() && i < kListed; ++i) s.note += " '" + tok.token_text(r.tokens[i]) + "'";
+  if (r.tokens.size() > kListed) s.note += " ...";
   s.note += "; each is explained after the ones before it (teacher forcing) and the scores summed";
   return s;
 }
