@@ -2,6 +2,7 @@
 // single-position report of its step; the summed levels are ranked like a step's, and every ranked
 // entry carries its per-step scores, so a reader sees which tokens of the answer a component serves.
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -190,6 +191,15 @@ json summed_document(const Model& model, const ExplainedTarget& done, const Repo
   return j;
 }
 
+// A probability as a percentage; a tiny one (a long or unlikely target) in scientific notation,
+// not as 0.0000%.
+std::string percent(double p) {
+  if (p == 0 || 100 * p >= 0.01) return num(100 * p, 2) + "%";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e%%", 100 * p);
+  return buf;
+}
+
 std::string joined_text(const Model& model, const std::vector<int32_t>& ids) {
   std::string s;
   for (const int32_t id : ids) s += tok(model, id);
@@ -305,7 +315,7 @@ std::string target_text(const Model& model, const ExplainedTarget& done, const R
   for (const auto& t : j["prompt"]) o << " '" << t["text"].get<std::string>() << "'";
   o << "\ntarget '" << j["target"]["text"].get<std::string>() << "' (" << steps.size()
     << " tokens, each after the ones before it): log p = " << num(s.log_prob, 4) << " (p = "
-    << num(100 * std::exp(s.log_prob), 4) << "%)\n";
+    << report::percent(std::exp(s.log_prob)) << ")\n";
   o << "  step  position  token                  log p         p   rank\n";
   for (size_t t = 0; t < steps.size(); ++t) {
     const Explanation& ex = steps[t].explanation;
