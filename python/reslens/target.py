@@ -193,8 +193,9 @@ class TargetExplanation:
     def arrays(self) -> Dict[str, np.ndarray]:
         """What ``reslens explain --target ... --out DIR`` writes (without .npy): the per-step arrays
         every step has, stacked, and the summed ones as ``summed_<name>``."""
-        names = [n for n in self.steps[0].arrays() if all(n in s.arrays() for s in self.steps)]
-        out = {n: self.stacked(n) for n in names}
+        per_step = [s.arrays() for s in self.steps]
+        names = [n for n in per_step[0] if all(n in a for a in per_step)]
+        out = {n: _stack([a[n] for a in per_step]) for n in names}
         summed = {"layer_scores": self.layer_scores, "head_scores": self.head, "head_position_scores": self.head_position,
                   "ffn_neuron_scores": self.ffn_neuron, "attn_neuron_scores": self.attn_neuron,
                   "query_ffn_neuron_scores": self.query_ffn_neuron, "expert_scores": self.expert}

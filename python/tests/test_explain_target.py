@@ -87,6 +87,7 @@ def test_one_token_targets_are_unchanged_and_explain_target_wraps_them():
     assert t.steps[0].to_json() == one.to_json()
     assert np.array_equal(t.ffn_neuron, one.ffn_neuron)
     assert np.array_equal(t.contrast_ffn_neuron, one.contrast_ffn_neuron)
+    assert t.foil_log_prob == reslens.explain(model, text, target=432).log_prob
 
 
 def test_bad_targets_are_python_errors():

@@ -62,7 +62,12 @@ ExplainedTarget single_token(const Model& model, const ExplainRequest& request) 
   out.target_pass.run = std::move(one.run);
   out.target_pass.steps.push_back(std::move(step));
   out.notes = std::move(one.notes);
-  out.summed = analysis::sum_target_steps(out, request.options.set_size, 0.0);
+  // log p(foil) at P, for the sums (the single explanation reports only the target's).
+  const double foil_log_prob =
+      out.foil.empty() ? 0.0
+                       : target_stats(logits_at(model, *out.target_pass.run, out.position, out.target_pass.tokens.size()),
+                                      out.foil.front()).log_prob;
+  out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);
   return out;
 }
 

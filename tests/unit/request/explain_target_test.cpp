@@ -112,6 +112,12 @@ TEST_P(ExplainTargetTest, OneTokenTargetAndFoilIsTodaysExplanationBitForBit) {
   EXPECT_EQ(done.summed.contrast_ffn_neuron.values, today.explanation.contrast_ffn_neuron.values);
   EXPECT_EQ(done.summed.contrast_attn_layer, today.explanation.contrast_attn_layer);
   EXPECT_EQ(done.summed.log_prob, today.explanation.real_log_prob);
+  // log p(target) - log p(foil) at P: the contrast of the one-step sequences.
+  RunOptions ro;
+  ro.capture = explain_capture();
+  const RunResult run = reslens::run(*model_, prompt(), ro);
+  const TargetStats foil = target_stats({run.logits.row(0), static_cast<size_t>(model_->config().d_vocab)}, 99);
+  EXPECT_EQ(done.summed.foil_log_prob, foil.log_prob);
 }
 
 TEST_P(ExplainTargetTest, SumsAddTheStepsAndTelescope) {
