@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,15 @@ struct TokenSequenceCandidates {
   std::string note;
 };
 TokenSequenceCandidates token_sequence(const Model& model, const TokenName& name, const char* what);
+
+/// A given answer's tokens (`reslens explain --continuation TEXT`, issue 19): `joint` is the prompt's
+/// text and `text` encoded together, as the model would read them; its first tokens must be
+/// `prompt`'s (the answer starts at a token boundary) and the tokens after them must decode back to
+/// exactly `text` (nothing normalised, dropped or replaced by an unknown token). Returns those tokens,
+/// the target to teacher-force. InvalidArgument, naming the first token that differs or the text the
+/// tokens decode to, when either fails or `text` is empty.
+std::vector<int32_t> continuation_tokens(const Model& model, std::span<const int32_t> prompt,
+                                         std::span<const int32_t> joint, const std::string& text);
 
 /// Runs the prompt and the target by teacher forcing and explains every step; with a foil, also
 /// the foil's own steps, then sums both (TargetSums). The request's `target`/`foil` name the

@@ -530,13 +530,22 @@ def _token_name(spec: TokenSpec, what: str) -> Union[int, str, List[int], None]:
 
 def _explain_target_core(model: "Model", text: "TokensLike", target, foil, position: int, prepend_bos, include_final_bias,
                          compat: str, baselines: bool, query_top: int, set_size: int, lens_top_k: int, method: str,
-                         threads: Optional[int], top: int) -> "_core.ExplainedTarget":
+                         threads: Optional[int], top: int, continuation: Optional[str] = None) -> "_core.ExplainedTarget":
     if compat not in ("paper", "notebook"):
         raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
     for name, v in (("top", top), ("query_top", query_top)):
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
     ids = model.tokens(text, prepend_bos)
+    if continuation is not None:
+        # A given answer, tokenized with the prompt's text as `reslens explain --continuation` does.
+        if target is not None:
+            raise ValueError("give a target or a continuation, not both")
+        if not isinstance(text, str) or not isinstance(continuation, str):
+            raise TypeError("continuation= is a text read after the prompt's text; with token ids, pass the "
+                            "answer's ids as target=")
+        joint = model.to_tokens(text + continuation, prepend_bos).tolist()
+        target = _core.continuation_tokens(model.core, ids, joint, continuation)
     # The target and foil are resolved by the library's one request, as the CLI and the server do.
     return _core.explain_target(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"),
                                 int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
@@ -548,7 +557,8 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
             position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
             include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
             query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
-            threads: Optional[int] = None) -> Union[Explanation, "TargetExplanation"]:
+            threads: Optional[int] = None, continuation: Optional[str] = None
+            ) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
 
@@ -557,7 +567,9 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     the model's top prediction / no contrast. A text of several tokens (``" New Delhi"``) or a list
     of ids is explained token by token by teacher forcing, and the result is then a
     ``reslens.TargetExplanation``: ``steps`` (one ``Explanation`` per token) and every score summed
-    over them (``reslens.explain_target`` always returns one). ``top``: entries in each ranked list (and in ``to_json()``). Options as
+    over them (``reslens.explain_target`` always returns one). ``continuation``: a given answer
+    instead of a target, tokenized together with ``text`` (``reslens explain --continuation``; it must
+    start at a token boundary and decode back to itself). ``top``: entries in each ranked list (and in ``to_json()``). Options as
     the CLI's: ``include_final_bias``, ``compat`` ("paper" or "notebook"), ``baselines``,
     ``query_top`` (``--query-top``). ``method``: how neuron, head and position scores are computed,
     "auto" (the CLI's choice: certified bounds for large vocabularies), "full" or "bounded"; all
@@ -573,7 +585,7 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     prints (without its final newline).
     """
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
-                                query_top, set_size, lens_top_k, method, threads, top)
+                                query_top, set_size, lens_top_k, method, threads, top, continuation)
     if core.single:  # one token each: explain()'s own result, as before
         return Explanation(core.steps[0], model, top)
     from .target import TargetExplanation
@@ -584,7 +596,7 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
                    position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
                    include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
                    query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
-                   threads: Optional[int] = None) -> "TargetExplanation":
+                   threads: Optional[int] = None, continuation: Optional[str] = None) -> "TargetExplanation":
     """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
     target is one step, whose scores are ``explain``'s).
 
@@ -594,7 +606,7 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
     """
     from .target import TargetExplanation
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
-                                query_top, set_size, lens_top_k, method, threads, top)
+                                query_top, set_size, lens_top_k, method, threads, top, continuation)
     return TargetExplanation(core, model, top)
 
 

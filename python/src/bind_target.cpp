@@ -160,6 +160,16 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
           py::arg("dir"), "The .npy files of ``reslens explain --target ... --out DIR`` (reslens::write_target_arrays).");
 
   m.def(
+      "continuation_tokens",
+      [](const ModelHandle& model, const py::handle& prompt, const py::handle& joint, const std::string& text) {
+        return continuation_tokens(*model, to_ids(prompt), to_ids(joint), text);
+      },
+      py::arg("model"), py::arg("prompt"), py::arg("joint"), py::arg("text"),
+      "A given answer's tokens after the prompt (reslens::continuation_tokens): `joint` is the prompt's text and "
+      "`text` encoded together; ValueError when the answer does not start at a token boundary or does not "
+      "decode back to `text`.");
+
+  m.def(
       "explain_target",
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,

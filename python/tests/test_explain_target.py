@@ -104,3 +104,14 @@ def test_bad_targets_are_python_errors():
         reslens.explain(model, "Once upon a time", target=" there was", foil=" there was")
     with pytest.raises(TypeError):
         reslens.explain(model, "Once upon a time", target=[1.5, 2])
+
+
+def test_a_continuation_is_its_tokens_after_the_prompt():
+    model = get_model("stories260K.gguf")
+    ex = reslens.explain(model, "Once upon a time", continuation=" there was a", top=5)
+    assert [t.id for t in ex.target] == [383, 286, 261]
+    assert ex.to_json() == reslens.explain(model, "Once upon a time", target=[383, 286, 261], top=5).to_json()
+    with pytest.raises(ValueError, match="does not start at a token boundary"):
+        reslens.explain(model, "Once upon a ti", continuation="me there")
+    with pytest.raises(ValueError, match="not both"):
+        reslens.explain(model, "Once", target=" upon", continuation=" upon")

@@ -27,6 +27,34 @@ TokenSequenceCandidates token_sequence(const Model& model, const TokenName& name
   return s;
 }
 
+std::vector<int32_t> continuation_tokens(const Model& model, std::span<const int32_t> prompt,
+                                         std::span<const int32_t> joint, const std::string& text) {
+  if (text.empty()) throw InvalidArgument("the continuation is empty: give the answer's text");
+  const Tokenizer& tok = model.tokenizer();
+  // The prompt's tokens must come first, unchanged: a token merged across the boundary would make
+  // the model read another prompt than the one explained.
+  size_t i = 0;
+  while (i < prompt.size() && i < joint.size() && prompt[i] == joint[i]) ++i;
+  if (i < prompt.size()) {
+    const std::string got = i < joint.size() ? "'" + tok.token_text(joint[i]) + "'" : "nothing";
+    throw InvalidArgument("the continuation '" + text + "' does not start at a token boundary: the prompt's token " +
+                          std::to_string(i) + " '" + tok.token_text(prompt[i]) + "' reads as " + got +
+                          " with the continuation after it; end the prompt where a token ends, or give the answer's "
+                          "token ids with --target");
+  }
+  std::vector<int32_t> answer(joint.begin() + static_cast<std::ptrdiff_t>(prompt.size()), joint.end());
+  if (answer.empty()) throw InvalidArgument("the continuation '" + text + "' adds no tokens to the prompt");
+  // Round trip: the answer's tokens must spell the text given, so that what is explained is that text.
+  const std::string whole = tok.decode(joint), head = tok.decode(prompt);
+  if (whole.size() < head.size() || whole.compare(0, head.size(), head) != 0 || whole.substr(head.size()) != text) {
+    const std::string spelled = whole.compare(0, head.size(), head) == 0 ? whole.substr(head.size()) : tok.decode(answer);
+    throw InvalidArgument("the continuation '" + text + "' does not survive tokenization: its " +
+                          (answer.size() == 1 ? std::string("1 token decodes") : std::to_string(answer.size()) + " tokens decode") +
+                          " to '" + spelled + "'");
+  }
+  return answer;
+}
+
 namespace {
 
 // The request's target or foil as a sequence: a name, or ids (each checked against the vocabulary).

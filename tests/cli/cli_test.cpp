@@ -456,6 +456,41 @@ TEST(CliExplain, ATargetOfSeveralTokensIsExplainedStepByStepAndSummed) {
   EXPECT_EQ(by_ids["steps"][1]["layers"], j["steps"][1]["layers"]);
 }
 
+TEST(CliExplain, AContinuationIsItsTokensAfterThePrompt) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto by_continuation = cli({"explain", m, "Once upon a time", "--continuation", " there was a", "--json"});
+  ASSERT_EQ(by_continuation.code, 0) << by_continuation.err;
+  const auto by_target = cli({"explain", m, "Once upon a time", "--target", "383,286,261", "--json"});
+  ASSERT_EQ(by_target.code, 0) << by_target.err;
+  EXPECT_EQ(by_continuation.out, by_target.out);
+  EXPECT_EQ(nlohmann::json::parse(by_continuation.out)["target"]["text"], " there was a");
+  // An answer the tokenizer cannot give back: this TinyStories tokenizer has an unk token but no
+  // byte fallback, so a snowman becomes <unk>.
+  const auto dir = test::scratch_dir("unk-continuation");
+  auto tj = nlohmann::json::parse(test::read_file(test::shared_path("models/TinyStories-656K/tokenizer.json")));
+  tj["model"]["byte_fallback"] = false;
+  test::write_file(dir / "tokenizer.json", tj.dump());
+  const std::vector<BadCase> cases = {
+      {{"explain", m, "Once upon a ti", "--continuation", "me there"}, 2, {"does not start at a token boundary"}},
+      {{"explain", m, "--ids", "1,403", "--continuation", " upon"}, 2, {"with --ids, give the answer's ids as --target"}},
+      {{"explain", m, "Once", "--continuation", " upon", "--target", " upon"}, 2, {"--continuation"}},
+      {{"explain", m, "Once", "--continuation", ""}, 2, {"the continuation is empty"}},
+      {{"explain", shared("models/TinyStories-656K"), "Once upon a time,", "--tokenizer", (dir / "tokenizer.json").string(),
+        "--continuation", "\xE2\x98\x83"},
+       2, {"does not survive tokenization: its 1 token decodes to '<unk>'"}},
+      // This vocabulary glues a space to the word before it ('e ' of ' time'): " there" after
+      // "Once upon a time" changes the prompt's last token.
+      {{"explain", shared("models/TinyStories-656K"), "Once upon a time", "--continuation", " there"},
+       2, {"does not start at a token boundary", "'e' reads as 'e '"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = cli(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args[3] << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    for (const auto& f : c.fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in " << r.err;
+  }
+}
+
 TEST(CliExplain, ATargetOfOneTokenPrintsTheSinglePositionDocument) {
   const std::string m = shared("models/stories260K/stories260K.gguf");
   const auto one = cli({"explain", m, "Once upon a time", "--target", " there", "--foil", "432", "--json"});

@@ -1,7 +1,8 @@
 // reslens explain MODEL TEXT: every score of the paper for the next-token prediction at a position,
 // as a terminal report, one JSON document (--json), the full arrays as .npy (--out DIR) and a
-// self-contained HTML page (--html FILE). A --target of several tokens (" New Delhi") is explained
-// step by step by teacher forcing, with the steps' scores summed (reslens/explain_target.h).
+// self-contained HTML page (--html FILE). A --target of several tokens (" New Delhi"), or a given
+// answer (--continuation TEXT, tokenized with the prompt), is explained step by step by teacher
+// forcing, with the steps' scores summed (reslens/explain_target.h).
 #include <unistd.h>
 
 #include <fstream>
@@ -19,6 +20,7 @@ void register_explain(CLI::App& app) {
   auto prompt = std::make_shared<PromptArgs>();
   auto target = std::make_shared<std::string>();
   auto foil = std::make_shared<std::string>();
+  auto continuation = std::make_shared<std::string>();
   auto position = std::make_shared<int>(-1);
   auto top = std::make_shared<int>(20);
   auto json = std::make_shared<bool>(false);
@@ -33,7 +35,12 @@ void register_explain(CLI::App& app) {
   cmd->add_option("--target", *target,
                   "Target: text (' Paris', ' New Delhi': several tokens are explained step by step) or ids (262 or "
                   "262,3576) (default: the top prediction)");
+  auto* target_opt = cmd->get_option("--target");
   cmd->add_option("--foil", *foil, "Contrast text or ids: scores become log p(target) - log p(foil)");
+  cmd->add_option("--continuation", *continuation,
+                  "A given answer: its text tokenized after the prompt's (it must start at a token boundary and "
+                  "decode back to itself), every token explained step by step")
+      ->excludes(target_opt);
   cmd->add_option("-p,--position", *position, "Position to explain (0-based; -1 = last)");
   cmd->add_option("--top", *top, "Entries per ranked list")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON document (schema: docs/explain-schema.json)");
@@ -51,6 +58,11 @@ void register_explain(CLI::App& app) {
     req.tokens = prompt->tokens(*model);
     req.position = *position;
     set_target_spec(*target, cmd->count("--target") > 0, "target", req.target, req.target_tokens);
+    if (cmd->count("--continuation") > 0) {
+      // The answer as the model reads it after this prompt: both texts encoded together.
+      req.target_tokens = continuation_tokens(*model, req.tokens, prompt->encode_with(model->tokenizer(), *continuation),
+                                              *continuation);
+    }
     set_target_spec(*foil, cmd->count("--foil") > 0, "foil", req.foil, req.foil_tokens);
     req.options.include_final_bias = *final_bias;
     req.options.compat_notebook = *compat == "notebook";

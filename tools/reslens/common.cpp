@@ -174,6 +174,16 @@ std::vector<int32_t> PromptArgs::encode(const Tokenizer& tok) const {
   return tok.encode(prompt_text(tok), add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
 }
 
+std::vector<int32_t> PromptArgs::encode_with(const Tokenizer& tok, const std::string& continuation) const {
+  if (!ids.empty()) {
+    throw InvalidArgument("--continuation is tokenized together with the prompt's text; with --ids, give the "
+                          "answer's ids as --target instead");
+  }
+  require_valid_utf8(continuation, "the continuation");
+  const bool add_bos = bos == "auto" ? tok.add_bos_default() : bos == "yes";
+  return tok.encode(prompt_text(tok) + continuation, add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
+}
+
 std::vector<double> softmax(const float* logits, int64_t n) {
   double mx = -std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));

@@ -59,6 +59,9 @@ struct PromptArgs {
   std::string prompt_text(const Tokenizer& tok) const;
   /// The text's ids as the options ask (no check that any are left).
   std::vector<int32_t> encode(const Tokenizer& tok) const;
+  /// The text and `continuation` after it encoded together, as the options ask (explain
+  /// --continuation). InvalidArgument with --ids: a continuation is tokenized with the prompt's text.
+  std::vector<int32_t> encode_with(const Tokenizer& tok, const std::string& continuation) const;
 };
 
 std::vector<int32_t> parse_ids(const std::string& s);

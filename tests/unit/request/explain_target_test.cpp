@@ -223,6 +223,39 @@ std::string model_name(const ::testing::TestParamInfo<const char*>& param) {
 }
 INSTANTIATE_TEST_SUITE_P(Models, ExplainTargetTest, ::testing::ValuesIn(kModels), model_name);
 
+TEST(ExplainTargetContinuation, AGivenAnswerIsItsTokensAfterThePromptAndMustRoundTrip) {
+  const auto model = Model::load(test::shared_path("models/stories260K/stories260K.gguf"));
+  const Tokenizer& tok = model->tokenizer();
+  auto answer = [&](const std::string& prompt, const std::string& text) {
+    return continuation_tokens(*model, tok.encode(prompt, true), tok.encode(prompt + text, true), text);
+  };
+  EXPECT_EQ(answer("Once upon a time", " there was a"), (std::vector<int32_t>{383, 286, 261}));
+  auto error_of = [&](const std::string& prompt, const std::string& text) -> std::string {
+    try {
+      answer(prompt, text);
+    } catch (const InvalidArgument& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // "ti" + "me" merge into ' time': the prompt's tokens would change.
+  std::string msg = error_of("Once upon a ti", "me there");
+  EXPECT_NE(msg.find("does not start at a token boundary"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("' t'"), std::string::npos) << msg;
+  EXPECT_NE(error_of("Once upon a time", "").find("the continuation is empty"), std::string::npos);
+  // Tokens that decode to another text than the one given are refused.
+  const std::vector<int32_t> prompt = tok.encode("Once upon a time", true);
+  std::vector<int32_t> joint = prompt;
+  joint.push_back(383);
+  msg = "no error";
+  try {
+    continuation_tokens(*model, prompt, joint, " there was");
+  } catch (const InvalidArgument& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("does not survive tokenization: its 1 token decodes to ' there'"), std::string::npos) << msg;
+}
+
 TEST(ExplainTargetText, ATextOfSeveralTokensIsEveryTokenAndSaysSo) {
   const auto model = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
   ExplainRequest req;
