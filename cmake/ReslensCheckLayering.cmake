@@ -27,6 +27,7 @@ set(_owner_cache.h forward)
 set(_owner_run.h forward)
 set(_owner_explain.h analysis)
 set(_owner_explain_request.h analysis)
+set(_owner_explain_target.h analysis)
 set(_owner_report.h report)
 set(_owner_experiment.h experiment)
 set(_owner_reslens.h experiment)  # the umbrella

@@ -5,6 +5,7 @@
     validate_json.py SCHEMA.json --run CMD ARG ...            (validates what CMD prints)
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,17 @@ def main():
         docs.append(("command output", json.loads(out)))
     else:
         docs = [(p, json.load(open(p))) for p in sys.argv[2:]]
-    validator = jsonschema.Draft202012Validator(schema)
+    # The other schemas beside this one, by their $id: a schema may $ref them (the multi-token target's
+    # steps are explain documents) and nothing is fetched from the network.
+    folder = os.path.dirname(os.path.abspath(sys.argv[1]))
+    store = {}
+    for name in os.listdir(folder):
+        if name.endswith("-schema.json"):
+            other = json.load(open(os.path.join(folder, name)))
+            if "$id" in other:
+                store[other["$id"]] = other
+    resolver = jsonschema.RefResolver.from_schema(schema, store=store)
+    validator = jsonschema.Draft202012Validator(schema, resolver=resolver)
     bad = 0
     for name, doc in docs:
         errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))

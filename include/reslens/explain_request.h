@@ -55,6 +55,9 @@ struct ExplainRequest {
   int position = -1;            ///< negative: from the end
   std::optional<TokenName> target;  ///< none: the model's top prediction
   std::optional<TokenName> foil;    ///< none: no contrast
+  /// A target (foil) given as ids instead of a name, for explain_target()'s sequences; set this or
+  /// `target` (`foil`), not both. explain() reads its first token as it reads a text's (with a note).
+  std::vector<int32_t> target_tokens, foil_tokens;
   /// Everything else explain() takes (method, baselines, query_top_n, threads, ...); its position,
   /// target and foil are set from the fields above.
   ExplainOptions options;
@@ -73,8 +76,13 @@ struct ExplainedPrompt {
 };
 
 /// Runs the prompt with explain_capture(), resolves the position and the names at its logits, and
-/// explains it.
+/// explains it. A target or foil of several tokens explains its first (a note says so);
+/// explain_target() (reslens/explain_target.h) explains all of them.
 ExplainedPrompt explain(const Model& model, const ExplainRequest& request);
+
+/// A request's prompt as ids: `tokens`, else `prompt` encoded with the model's BOS setting.
+/// InvalidArgument when that leaves none.
+std::vector<int32_t> prompt_tokens(const Model& model, const ExplainRequest& request);
 
 /// The row of the explained position in a run's logits (a run keeps only the last row unless it
 /// was asked for all).

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "reslens/explain.h"
+#include "reslens/explain_target.h"
 #include "reslens/model.h"
 #include "reslens/run.h"
 
@@ -37,6 +38,27 @@ std::string explain_html(const Model& model, const RunResult& run, std::span<con
 
 /// Every score array as DIR/<name>.npy (float64) plus DIR/explanation.json; creates DIR.
 void write_explain_arrays(const std::filesystem::path& dir, const Explanation& ex);
+
+/// A target of several tokens (explain_target()) as one JSON document (docs/explain.md, "Targets of
+/// several tokens"): the prompt, the target's and foil's tokens with their log-probabilities,
+/// "steps" (each step's explain_json() document), "foil_steps" (the foil's own steps) and
+/// "summed" (every level summed over the steps, ranked, with each entry's per-step scores).
+std::string target_json(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
+
+/// The terminal report of a target of several tokens: the steps' log-probabilities, the summed
+/// layers, heads and neurons with their per-step scores, then each step's top components.
+std::string target_text(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
+
+/// The HTML page of a target of several tokens: the target as a token strip; each token opens its
+/// step's report, "all" the summed scores (docs/report.md). UnsupportedError as explain_html().
+std::string target_html(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
+
+/// What `reslens explain --out DIR` writes for a target of several tokens: every per-step array
+/// under its single-position name with a leading step axis ([m, ...]; source-position axes padded
+/// with 0 to the last step's P + m), the summed arrays as summed_<name>.npy, the foil's own steps
+/// in DIR/foil_steps/ the same way. Creates DIR; the CLI writes target_json() beside them as
+/// explanation.json.
+void write_target_arrays(const std::filesystem::path& dir, const ExplainedTarget& done);
 
 /// "L12 attn", "L12H3", "L12N345", "L12H3D7@4": the labels every report uses.
 std::string label_layer(int64_t layer, bool ffn);

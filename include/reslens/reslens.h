@@ -8,6 +8,7 @@
 #include "reslens/experiment.h"
 #include "reslens/explain.h"
 #include "reslens/explain_request.h"
+#include "reslens/explain_target.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
 #include "reslens/report.h"

@@ -24,6 +24,9 @@ class TokenResolver {
   struct Resolved {
     std::vector<int32_t> candidates;  ///< one or two ids
     int64_t n_tokens = 1;             ///< tokens the text encodes to when no single token reads as it
+    /// When no single token reads as the text: all its tokens (leading space-only ones skipped, as
+    /// for candidates[0]), the sequence a multi-token target is teacher-forced through.
+    std::vector<int32_t> tokens;
   };
   /// Throws InvalidArgument when the text encodes to nothing (and for invalid UTF-8).
   Resolved resolve(const std::string& text) const;

@@ -20,15 +20,17 @@ from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
 from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
-                      QueryNeuronScore, TokenInfo, explain, precompute_projections, projection_cache_info,
-                      top_indices)
+                      QueryNeuronScore, TokenInfo, explain, explain_target, precompute_projections,
+                      projection_cache_info, top_indices)
 from .model import Config, LayerParams, Model, load
+from .target import SummedAttnNeuronScore, SummedFfnNeuronScore, SummedHeadScore, TargetExplanation
 from .utils import get_act_name
 
 __version__ = _core.__version__
 
 __all__ = [
     "load", "Model", "Config", "LayerParams", "ActivationCache", "explain", "Explanation", "ablate", "experiment",
+    "explain_target", "TargetExplanation", "SummedHeadScore", "SummedFfnNeuronScore", "SummedAttnNeuronScore",
     "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
     "precompute_projections", "projection_cache_info",

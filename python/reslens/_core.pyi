@@ -123,6 +123,53 @@ def explain(model: Model, tokens: Ids, target: Union[int, str, None] = None, foi
             include_final_bias: bool = False, compat_notebook: bool = False, baselines: bool = False,
             query_top_n: int = 30, set_size: int = 300, lens_top_k: int = 10, threads: int = 0,
             method: str = "auto") -> Explanation: ...
+class ExplainedTarget:
+    single: bool
+    position: int
+    prompt: npt.NDArray[np.int32]
+    target_ids: npt.NDArray[np.int32]
+    foil_ids: npt.NDArray[np.int32]
+    contrast_step: int
+    first_foil_step: int
+    notes: List[str]
+    steps: List[Explanation]
+    foil_steps: List[Explanation]
+    n_positions: int
+    log_prob: float
+    foil_log_prob: float
+    bs_log_prob_final: float
+    bs_log_prob_embedding: float
+    attn_layer: npt.NDArray[np.float64]
+    ffn_layer: npt.NDArray[np.float64]
+    head: npt.NDArray[np.float64]
+    head_position: npt.NDArray[np.float64]
+    ffn_neuron: npt.NDArray[np.float64]
+    expert: Optional[npt.NDArray[np.float64]]
+    attn_neuron: npt.NDArray[np.float64]
+    query_ffn_neuron: npt.NDArray[np.float64]
+    ffn_value_query_layers: Dict[str, npt.NDArray[np.float64]]
+    attn_value_query_layers: npt.NDArray[np.float64]
+    query_only_per_layer: npt.NDArray[np.int64]
+    query_value_per_layer: npt.NDArray[np.int64]
+    has_contrast: bool
+    contrast_attn_layer: Optional[npt.NDArray[np.float64]]
+    contrast_ffn_layer: Optional[npt.NDArray[np.float64]]
+    contrast_head: Optional[npt.NDArray[np.float64]]
+    contrast_ffn_neuron: Optional[npt.NDArray[np.float64]]
+    contrast_attn_neuron: Optional[npt.NDArray[np.float64]]
+    contrast_expert: Optional[npt.NDArray[np.float64]]
+    checks: Dict[str, float]
+    def to_json(self, top: int = 20, token_k: int = 10, view_heads: int = 3, view_neurons: int = 10) -> str: ...
+    def to_text(self, top: int = 20, token_k: int = 10, view_heads: int = 3, view_neurons: int = 10) -> str: ...
+    def to_html(self, top: int = 20, token_k: int = 10, view_heads: int = 3, view_neurons: int = 10) -> str: ...
+    def write_arrays(self, dir: str) -> None: ...
+
+def continuation_tokens(model: Model, prompt: Ids, joint: Ids, text: str) -> List[int]: ...
+def explain_target(model: Model, tokens: Ids, target: Union[int, str, Sequence[int], None] = None,
+                   foil: Union[int, str, Sequence[int], None] = None, position: int = -1,
+                   include_final_bias: bool = False, compat_notebook: bool = False, baselines: bool = False,
+                   query_top_n: int = 30, set_size: int = 300, lens_top_k: int = 10, threads: int = 0,
+                   method: str = "auto") -> ExplainedTarget: ...
 def _time_explain(model: Model, tokens: Ids, threads: int = 0, repeats: int = 1) -> List[float]: ...
 def ablate_request(model: Model, tokens: Ids, target: Union[int, str, None], intervention: Intervention,
                    position: int = -1, activation: bool = False, seed: Optional[int] = None,

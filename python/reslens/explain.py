@@ -19,8 +19,9 @@ from .utils import progress_callback, readonly
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
+    from .target import TargetExplanation
 
-TokenSpec = Union[None, int, str]
+TokenSpec = Union[None, int, str, Sequence[int]]
 
 
 @dataclass(frozen=True)
@@ -514,27 +515,61 @@ class _Baselines(dict):
         raise KeyError(key)
 
 
-def _token_name(spec: TokenSpec, what: str) -> Union[int, str, None]:
-    """A target or foil as the library takes it: None, an id (int) or a text (str)."""
+def _token_name(spec: TokenSpec, what: str) -> Union[int, str, List[int], None]:
+    """A target or foil as the library takes it: None, an id (int), a text (str) or ids (a list)."""
     if spec is None or isinstance(spec, str):
         return spec
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, (bool, np.bool_)):
         return int(spec)
-    raise TypeError(f"the {what} is a token id (int) or text (str), not {type(spec).__name__}")
+    if isinstance(spec, (list, tuple, np.ndarray)) and all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in spec):
+        return [int(i) for i in spec]
+    raise TypeError(f"the {what} is a token id (int), a text (str) or token ids (a list of int), "
+                    f"not {type(spec).__name__}")
+
+
+def _explain_target_core(model: "Model", text: "TokensLike", target, foil, position: int, prepend_bos, include_final_bias,
+                         compat: str, baselines: bool, query_top: int, set_size: int, lens_top_k: int, method: str,
+                         threads: Optional[int], top: int, continuation: Optional[str] = None) -> "_core.ExplainedTarget":
+    if compat not in ("paper", "notebook"):
+        raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
+    for name, v in (("top", top), ("query_top", query_top)):
+        if int(v) <= 0:
+            raise ValueError(f"{name} must be positive, not {v}")
+    ids = model.tokens(text, prepend_bos)
+    if continuation is not None:
+        # A given answer, tokenized with the prompt's text as `reslens explain --continuation` does.
+        if target is not None:
+            raise ValueError("give a target or a continuation, not both")
+        if not isinstance(text, str) or not isinstance(continuation, str):
+            raise TypeError("continuation= is a text read after the prompt's text; with token ids, pass the "
+                            "answer's ids as target=")
+        joint = model.to_tokens(text + continuation, prepend_bos).tolist()
+        target = _core.continuation_tokens(model.core, ids, joint, continuation)
+    # The target and foil are resolved by the library's one request, as the CLI and the server do.
+    return _core.explain_target(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"),
+                                int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
+                                int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
+                                method)
 
 
 def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
             position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
             include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
             query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
-            threads: Optional[int] = None) -> Explanation:
+            threads: Optional[int] = None, continuation: Optional[str] = None
+            ) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
 
     ``target``/``foil``: a token id or a text, resolved as the CLI's ``--target`` does (the token that
-    reads as the text or as the text after a space, whichever the model finds likelier here; a
-    multi-token text explains its first token and says so in ``ex.notes``); None = the model's top
-    prediction / no contrast. ``top``: entries in each ranked list (and in ``to_json()``). Options as
+    reads as the text or as the text after a space, whichever the model finds likelier here); None =
+    the model's top prediction / no contrast. A text of several tokens (``" New Delhi"``) or a list
+    of ids is explained token by token by teacher forcing, and the result is then a
+    ``reslens.TargetExplanation``: ``steps`` (one ``Explanation`` per token) and every score summed
+    over them (``reslens.explain_target`` always returns one). ``continuation``: a given answer
+    instead of a target, tokenized together with ``text`` (``reslens explain --continuation``; it must
+    start at a token boundary and decode back to itself). ``top``: entries in each ranked list (and in ``to_json()``). Options as
     the CLI's: ``include_final_bias``, ``compat`` ("paper" or "notebook"), ``baselines``,
     ``query_top`` (``--query-top``). ``method``: how neuron, head and position scores are computed,
     "auto" (the CLI's choice: certified bounds for large vocabularies), "full" or "bounded"; all
@@ -549,17 +584,30 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     ``ex.to_json()`` is then the document ``reslens explain MODEL "Once upon a time" --json --top 10``
     prints (without its final newline).
     """
-    if compat not in ("paper", "notebook"):
-        raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
-    for name, v in (("top", top), ("query_top", query_top)):
-        if int(v) <= 0:
-            raise ValueError(f"{name} must be positive, not {v}")
-    ids = model.tokens(text, prepend_bos)
-    # The target and foil are resolved by the library's one request, as the CLI and the server do.
-    core = _core.explain(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"), int(position),
-                         include_final_bias, compat == "notebook", baselines, int(query_top), int(set_size),
-                         int(lens_top_k), model.threads if threads is None else int(threads), method)
-    return Explanation(core, model, top)
+    core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
+                                query_top, set_size, lens_top_k, method, threads, top, continuation)
+    if core.single:  # one token each: explain()'s own result, as before
+        return Explanation(core.steps[0], model, top)
+    from .target import TargetExplanation
+    return TargetExplanation(core, model, top)
+
+
+def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
+                   position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
+                   include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
+                   query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
+                   threads: Optional[int] = None, continuation: Optional[str] = None) -> "TargetExplanation":
+    """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
+    target is one step, whose scores are ``explain``'s).
+
+    >>> ex = reslens.explain_target(model, "Once upon a time", target=" there was a")
+    >>> len(ex.steps), ex.ffn_neuron.shape == ex.steps[0].ffn_neuron.shape
+    (3, True)
+    """
+    from .target import TargetExplanation
+    core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
+                                query_top, set_size, lens_top_k, method, threads, top, continuation)
+    return TargetExplanation(core, model, top)
 
 
 def precompute_projections(model: "Model", progress: Union[bool, Callable[[int, int], None], None] = None,

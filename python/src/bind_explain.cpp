@@ -13,13 +13,25 @@ namespace {
 
 using Result = std::shared_ptr<ExplainResult>;
 
-struct ExplainArgs {
-  std::optional<TokenName> target, foil;  // none: the top prediction / no contrast
-  int position = -1;
-  bool include_final_bias = false, compat_notebook = false, baselines = false;
-  int query_top_n = 30, set_size = 300, lens_top_k = 10, threads = 0;
-  ScoreMethod method = ScoreMethod::kAuto;
-};
+const char* method_name(ScoreMethod m) {
+  return m == ScoreMethod::kFull ? "full" : m == ScoreMethod::kBounded ? "bounded" : "auto";
+}
+
+// The library's one request (reslens/explain_request.h), as the CLI and the server make it; the GIL
+// must be released.
+Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int32_t> tokens, const ExplainArgs& a) {
+  ExplainedPrompt done = explain(*model, explain_request(std::move(tokens), a));
+  auto res = std::make_shared<ExplainResult>();
+  res->model = model;
+  res->run = std::const_pointer_cast<RunResult>(done.run);
+  res->tokens = std::move(done.tokens);
+  res->ex = std::move(done.explanation);
+  res->eo = done.options;
+  res->notes = std::move(done.notes);
+  return res;
+}
+
+}  // namespace
 
 ScoreMethod parse_method(const std::string& m) {
   if (m == "auto") return ScoreMethod::kAuto;
@@ -28,19 +40,15 @@ ScoreMethod parse_method(const std::string& m) {
   throw InvalidArgument("method must be 'auto', 'full' or 'bounded', not '" + m + "'");
 }
 
-const char* method_name(ScoreMethod m) {
-  return m == ScoreMethod::kFull ? "full" : m == ScoreMethod::kBounded ? "bounded" : "auto";
-}
-
-// The library's one request (reslens/explain_request.h), as the CLI and the server make it; the GIL
-// must be released.
-Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int32_t> tokens, const ExplainArgs& a) {
+ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a) {
   if (tokens.empty()) throw InvalidArgument("the prompt has no tokens: nothing to explain");
   ExplainRequest req;
   req.tokens = std::move(tokens);
   req.position = a.position;
   req.target = a.target;
   req.foil = a.foil;
+  req.target_tokens = a.target_tokens;
+  req.foil_tokens = a.foil_tokens;
   req.options.include_final_bias = a.include_final_bias;
   req.options.compat_notebook = a.compat_notebook;
   req.options.baselines = a.baselines;
@@ -50,15 +58,7 @@ Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int
   req.options.method = a.method;
   req.options.n_threads = threads_or_default(a.threads);
   req.all_logits = true;  // the Python result exposes every position's logits
-  ExplainedPrompt done = explain(*model, req);
-  auto res = std::make_shared<ExplainResult>();
-  res->model = model;
-  res->run = std::const_pointer_cast<RunResult>(done.run);
-  res->tokens = std::move(done.tokens);
-  res->ex = std::move(done.explanation);
-  res->eo = done.options;
-  res->notes = std::move(done.notes);
-  return res;
+  return req;
 }
 
 // A token named from Python: None, an id (int) or a text (str).
@@ -91,6 +91,8 @@ ReportOptions report_options(int top, int token_k, int view_heads, int view_neur
   ro.view_neurons = view_neurons;
   return ro;
 }
+
+namespace {
 
 py::dict token_list(const TokenList& t) {
   py::dict d;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,28 @@ struct ExplainResult {
   ExplainOptions eo;
   std::vector<std::string> notes;  ///< how a named target or foil was resolved (as the CLI prints)
 };
+
+/// The arguments of reslens.explain / explain_target, as the library's request takes them.
+struct ExplainArgs {
+  std::optional<TokenName> target, foil;        // none: the top prediction / no contrast
+  std::vector<int32_t> target_tokens, foil_tokens;  // a sequence given as ids (explain_target)
+  int position = -1;
+  bool include_final_bias = false, compat_notebook = false, baselines = false;
+  int query_top_n = 30, set_size = 300, lens_top_k = 10, threads = 0;
+  ScoreMethod method = ScoreMethod::kAuto;
+};
+
+/// The library's one request (reslens/explain_request.h) for `tokens` and `a`, every position's
+/// logits kept (the Python results expose them). InvalidArgument for no tokens.
+ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a);
+
+/// "auto", "full" or "bounded" as ExplainOptions::method (InvalidArgument otherwise).
+ScoreMethod parse_method(const std::string& m);
+
+/// A token named from Python: None, an id (int) or a text (str, the command line's rule: "432" is an id).
+std::optional<TokenName> token_name(const py::handle& spec, const char* what);
+
+ReportOptions report_options(int top, int token_k, int view_heads, int view_neurons);
 
 /// A read-only numpy array over `data` that keeps `owner` alive (zero-copy). `strides` are in
 /// elements, numpy order (outermost first); empty means row-major contiguous.
@@ -78,6 +101,7 @@ void register_errors(py::module_& m);
 void register_model(py::module_& m);
 void register_trace(py::module_& m);
 void register_explain(py::module_& m);
+void register_target(py::module_& m);
 void register_experiment(py::module_& m);
 
 }  // namespace reslens::python

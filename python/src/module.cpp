@@ -107,5 +107,6 @@ read-only numpy view over reslens's own memory that keeps its owner alive.
   rp::register_model(m);
   rp::register_trace(m);
   rp::register_explain(m);
+  rp::register_target(m);
   rp::register_experiment(m);
 }

@@ -176,15 +176,16 @@ def test_target_resolution_and_notes():
     assert gpt2.core.resolve_token("262", "target") == ([262], "")
     model = get_model("stories260K.gguf")
     text = PROMPTS["stories260K.gguf"]
-    multi = reslens.explain(model, text, target=" Parisianization", top=3)
+    multi = reslens.explain(model, text, target=" Parisianization", top=3)  # several tokens: every step
+    assert isinstance(multi, reslens.TargetExplanation)
     assert any("tokens" in n for n in multi.notes)
-    # The library's rule for every front door (reslens/token_names.h): the text's first token that is
-    # not a lone space piece, as `reslens explain --target` and the server resolve it.
-    pieces = model.to_tokens(" Parisianization", prepend_bos=False)
-    first = next(t for t in pieces if model.to_single_str_token(int(t)).strip(" \u2581") != "")
-    assert multi.target.id == first
-    by_id = reslens.explain(model, text, target=int(multi.target.id), top=3)
-    assert np.array_equal(multi.ffn_neuron, by_id.ffn_neuron) and by_id.notes == []
+    # The library's rule for every front door (reslens/token_names.h): the text's tokens from the
+    # first that is not a lone space piece, as `reslens explain --target` and the server split it.
+    pieces = [int(t) for t in model.to_tokens(" Parisianization", prepend_bos=False)]
+    first = next(i for i, t in enumerate(pieces) if model.to_single_str_token(t).strip(" \u2581") != "")
+    assert [t.id for t in multi.target] == pieces[first:]
+    by_id = reslens.explain(model, text, target=int(multi.target[0].id), top=3)
+    assert np.array_equal(multi.steps[0].ffn_neuron, by_id.ffn_neuron) and by_id.notes == []
 
 
 def test_names_before_0_2_are_aliases_of_the_new_ones():

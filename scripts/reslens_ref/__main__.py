@@ -1,4 +1,4 @@
-"""Command line: `/usr/bin/python3 -m reslens_ref {trace,info,explain} ...` (run from scripts/)."""
+"""Command line: `/usr/bin/python3 -m reslens_ref {trace,info,explain,explain-target} ...` (run from scripts/)."""
 
 import argparse
 import dataclasses
@@ -46,6 +46,32 @@ def add_explain_parser(sub):
     e.add_argument("--ggml-gelu", action="store_true", help="emulate ggml-cpu's fp16 GELU table (GPT-2)")
 
 
+def add_explain_target_parser(sub):
+    e = sub.add_parser("explain-target", help="a target of several tokens by teacher forcing: every step and the sums")
+    e.add_argument("model", help="GGUF file, llama2.c .bin or Hugging Face directory")
+    e.add_argument("--ids", required=True, type=parse_ids, help="the prompt's token ids")
+    e.add_argument("--target", required=True, type=parse_ids, help="the target's token ids, e.g. 262,3576")
+    e.add_argument("--foil", type=parse_ids, help="a foil sequence's token ids: the contrast of the sequences")
+    e.add_argument("--out", required=True, help="output JSON file")
+    e.add_argument("--top", type=int, default=30, help="N of Q1-Q3 (default 30)")
+    e.add_argument("--q5-k", type=int, default=300, help="size of the Q5 sets (default 300)")
+    e.add_argument("--include-final-bias", action="store_true", help="GPT-2: W_U ln_f.bias in every state (A1)")
+    e.add_argument("--compat", choices=["notebook"], help="the notebooks' choices (A3, A5)")
+    e.add_argument("--ggml-gelu", action="store_true", help="emulate ggml-cpu's fp16 GELU table (GPT-2)")
+
+
+def run_explain_target(args):
+    from .model import load_model
+    from .target import explain_target
+    result = explain_target(load_model(args.model), args.ids, args.target, args.foil, top=args.top,
+                            include_final_bias=args.include_final_bias, compat=args.compat, q5_k=args.q5_k,
+                            ggml_gelu=args.ggml_gelu, model_path=args.model)
+    with open(args.out, "w") as f:
+        json.dump(result, f, allow_nan=False)
+    print(f"{len(result['steps'])} target steps at positions {result['position']}..: wrote {args.out}")
+    return 0
+
+
 def run_explain(args):
     from .explain import explain
     from .intervention import parse_spec
@@ -76,6 +102,7 @@ def main(argv=None):
     i = sub.add_parser("info", help="print the model's config as JSON")
     i.add_argument("model")
     add_explain_parser(sub)
+    add_explain_target_parser(sub)
     args = ap.parse_args(argv)
 
     if args.cmd == "trace":
@@ -88,6 +115,12 @@ def main(argv=None):
             return run_explain(args)
         except ValueError as e:  # bad ids, units, positions or options: a message, not a traceback
             print(f"reslens_ref explain: error: {e}", file=sys.stderr)
+            return 2
+    elif args.cmd == "explain-target":
+        try:
+            return run_explain_target(args)
+        except ValueError as e:
+            print(f"reslens_ref explain-target: error: {e}", file=sys.stderr)
             return 2
     elif args.cmd == "info":
         from .model import load_model

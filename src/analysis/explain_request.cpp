@@ -85,26 +85,42 @@ std::span<const float> logits_at(const Model& model, const RunResult& run, int p
   return {run.logits.row(all ? position : run.logits.dim(0) - 1), V};
 }
 
-namespace {
-
-std::vector<int32_t> prompt_tokens(const Model& model, const std::vector<int32_t>& tokens, const std::string& prompt) {
-  if (!tokens.empty()) return tokens;
+std::vector<int32_t> prompt_tokens(const Model& model, const ExplainRequest& request) {
+  if (!request.tokens.empty()) return request.tokens;
   const Tokenizer& tok = model.tokenizer();
-  std::vector<int32_t> ids = tok.encode(prompt, tok.add_bos_default());
+  std::vector<int32_t> ids = tok.encode(request.prompt, tok.add_bos_default());
   if (ids.empty()) throw InvalidArgument("the prompt has no tokens: nothing to explain");
   return ids;
+}
+
+namespace {
+
+// A name, or ids (explain_target()'s sequences): of several ids, the first, as of a text of several
+// tokens.
+std::optional<TokenCandidates> named_candidates(const Model& model, const std::optional<TokenName>& name,
+                                                const std::vector<int32_t>& ids, const char* what) {
+  if (name && !ids.empty()) {
+    throw InvalidArgument(std::string("the ") + what + " is given both as a name and as token ids: give one");
+  }
+  if (name) return token_candidates(model, *name, what);
+  if (ids.empty()) return std::nullopt;
+  TokenCandidates c = token_candidates(model, TokenName{ids.front(), ""}, what);
+  if (ids.size() > 1) {
+    c.note = std::string("the ") + what + " is " + std::to_string(ids.size()) + " tokens; explaining the first, '" +
+             model.tokenizer().token_text(ids.front()) + "'";
+  }
+  return c;
 }
 
 }  // namespace
 
 ExplainedPrompt explain(const Model& model, const ExplainRequest& request) {
   ExplainedPrompt out;
-  out.tokens = prompt_tokens(model, request.tokens, request.prompt);
+  out.tokens = prompt_tokens(model, request);
   const int P = resolve_position(request.position, out.tokens.size());
   // The names resolve to candidates before the run, so a bad name fails before the model runs.
-  std::optional<TokenCandidates> target, foil;
-  if (request.target) target = token_candidates(model, *request.target, "target");
-  if (request.foil) foil = token_candidates(model, *request.foil, "foil");
+  const std::optional<TokenCandidates> target = named_candidates(model, request.target, request.target_tokens, "target");
+  const std::optional<TokenCandidates> foil = named_candidates(model, request.foil, request.foil_tokens, "foil");
   out.options = request.options;
   out.options.position = P;
   RunOptions ro;

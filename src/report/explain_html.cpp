@@ -79,19 +79,26 @@ std::string render_page(std::string_view title, std::string_view data_blocks) {
   return out;
 }
 
-std::string report_page(const json& doc, const json& heads) {
-  // "reslens: ...end of the prompt → target" as the window title.
+namespace {
+
+// "reslens: ...end of the prompt → target" as the window title; `tokens` [{"text"}], up to `position`.
+std::string page_title(const json& tokens, int64_t position, const std::string& target) {
   std::string prompt;
-  const int64_t position = doc.value("position", int64_t{0});
-  for (size_t i = 0; i < doc["tokens"].size() && static_cast<int64_t>(i) <= position; ++i) {
-    prompt += doc["tokens"][i]["text"].get<std::string>();
+  for (size_t i = 0; i < tokens.size() && static_cast<int64_t>(i) <= position; ++i) {
+    prompt += tokens[i]["text"].get<std::string>();
   }
   if (prompt.size() > 60) {
     size_t cut = prompt.size() - 60;
     while (cut < prompt.size() && (static_cast<unsigned char>(prompt[cut]) & 0xC0) == 0x80) ++cut;  // whole characters
     prompt = "…" + prompt.substr(cut);
   }
-  const std::string title = "reslens: " + prompt + " → " + doc["target"]["text"].get<std::string>();
+  return "reslens: " + prompt + " → " + target;
+}
+
+}  // namespace
+
+std::string report_page(const json& doc, const json& heads) {
+  const std::string title = page_title(doc["tokens"], doc.value("position", int64_t{0}), doc["target"]["text"].get<std::string>());
   std::string blocks = "<script type=\"application/json\" id=\"reslens-data\">" + script_safe_json(doc) + "</script>\n";
   if (!heads.is_null()) {
     blocks += "<script type=\"application/json\" id=\"reslens-heads\">" + script_safe_json(heads) + "</script>\n";
@@ -141,6 +148,22 @@ std::string explain_html(const Model& model, const RunResult& run, std::span<con
     heads = {{"head_pos", report::per_head(ex.head_position)}, {"attn_weight", report::per_head(ex.attn_weight)}};
   }
   return report::report_page(doc, heads);
+}
+
+std::string target_html(const Model& model, const ExplainedTarget& done, const ReportOptions& ro) {
+  if (!report::web_page_available()) throw UnsupportedError(report::web_page_missing_message());
+  const nlohmann::json doc = nlohmann::json::parse(target_json(model, done, ro));
+  // Every step's per-head arrays, so any head of any step can be inspected offline.
+  nlohmann::json heads = nlohmann::json::array();
+  for (const TargetStep& st : done.target_pass.steps) {
+    const Explanation& ex = st.explanation;
+    heads.push_back({{"head_pos", report::per_head(ex.head_position)}, {"attn_weight", report::per_head(ex.attn_weight)}});
+  }
+  const std::string title = report::page_title(doc["prompt"], done.position, doc["target"]["text"].get<std::string>());
+  const std::string blocks =
+      "<script type=\"application/json\" id=\"reslens-data\">" + report::script_safe_json(doc) + "</script>\n" +
+      "<script type=\"application/json\" id=\"reslens-heads\">" + report::script_safe_json(heads) + "</script>\n";
+  return report::render_page(title, blocks);
 }
 
 }  // namespace reslens

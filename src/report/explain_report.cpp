@@ -7,6 +7,7 @@
 #include "analysis/ranking.h"
 #include "core/utf8.h"
 #include "io/npy.h"
+#include "report/explain_document.h"
 #include "reslens/error.h"
 #include "reslens/report.h"
 
@@ -23,9 +24,7 @@ std::string label_attn_neuron(int64_t layer, int64_t head, int64_t dim, int64_t 
   return label_head(layer, head) + "D" + std::to_string(dim) + "@" + std::to_string(pos);
 }
 
-namespace {
-
-constexpr int kSchemaVersion = 1;
+namespace report {
 
 // Always valid UTF-8 for JSON and terminals.
 std::string clean(const std::string& s) {
@@ -43,11 +42,8 @@ json token_texts(const Model& m, const std::vector<int32_t>& ids) {
   return a;
 }
 
-struct Unpacked {
-  int64_t l, h, n, p;
-};
-Unpacked unpack_attn(const Explanation& ex, int64_t idx) {
-  const auto& s = ex.attn_neuron.shape;  // [L, H, dh, P+1]
+Unpacked unpack_attn(const std::vector<int64_t>& shape, int64_t idx) {
+  const auto& s = shape;  // [L, H, dh, n]
   Unpacked u{};
   u.p = idx % s[3];
   idx /= s[3];
@@ -64,8 +60,8 @@ std::vector<int64_t> layer_counts(const std::vector<int64_t>& top, int64_t per_l
   return c;
 }
 
-json build(const Model& model, const RunResult& run, std::span<const int32_t> tokens, const Explanation& ex,
-           const ExplainOptions& eo, const ReportOptions& ro) {
+json explain_document(const Model& model, const RunResult& run, std::span<const int32_t> tokens, const Explanation& ex,
+                      const ExplainOptions& eo, const ReportOptions& ro) {
   const ModelConfig& c = model.config();
   const int64_t L = c.n_layers, H = c.n_heads, N = c.d_mlp, dh = c.d_head;
   json j;
@@ -138,7 +134,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
     ffn_wanted.push_back({static_cast<int>(top_ffn[v] / N), static_cast<int>(top_ffn[v] % N)});
   }
   for (size_t v = 0; v < top_attn.size() && static_cast<int>(v) < ro.view_neurons; ++v) {
-    const Unpacked u = unpack_attn(ex, top_attn[v]);
+    const Unpacked u = unpack_attn(ex.attn_neuron.shape, top_attn[v]);
     attn_wanted.push_back({static_cast<int>(u.l), static_cast<int>(u.h), static_cast<int>(u.n), static_cast<int>(u.p)});
   }
   const std::vector<NeuronView> ffn_views = ffn_neuron_views(model, run, ex, eo, ffn_wanted, ro.token_k);
@@ -177,7 +173,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
   j["attn_neurons"] = json::array();
   for (size_t v = 0; v < top_attn.size(); ++v) {
     const int64_t i = top_attn[v];
-    const Unpacked u = unpack_attn(ex, i);
+    const Unpacked u = unpack_attn(ex.attn_neuron.shape, i);
     json e = {{"layer", u.l}, {"head", u.h}, {"dim", u.n}, {"pos", u.p}, {"label", label_attn_neuron(u.l, u.h, u.n, u.p)},
               {"score", ex.attn_neuron.values[static_cast<size_t>(i)]}, {"coef", ex.attn_coef.values[static_cast<size_t>(i)]}};
     if (v < attn_views.size()) add_view(e, attn_views[v]);
@@ -242,7 +238,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
                      {"score", ex.contrast_ffn_neuron.values[static_cast<size_t>(i)]}});
     }
     for (int64_t i : analysis::top_indices(ex.contrast_attn_neuron.values, ro.top)) {
-      const Unpacked u = unpack_attn(ex, i);
+      const Unpacked u = unpack_attn(ex.attn_neuron.shape, i);
       attn.push_back({{"layer", u.l}, {"head", u.h}, {"dim", u.n}, {"pos", u.p},
                       {"label", label_attn_neuron(u.l, u.h, u.n, u.p)},
                       {"score", ex.contrast_attn_neuron.values[static_cast<size_t>(i)]}});
@@ -256,7 +252,7 @@ json build(const Model& model, const RunResult& run, std::span<const int32_t> to
 }
 
 // A number with `prec` decimals (and its sign when `sign`), right-aligned in `width` columns.
-std::string num(double v, int prec, bool sign = false, int width = 0) {
+std::string num(double v, int prec, bool sign, int width) {
   std::ostringstream s;
   s.setf(std::ios::fixed);
   s.precision(prec);
@@ -274,16 +270,67 @@ std::string quoted(const json& texts, size_t n) {
   return s;
 }
 
-}  // namespace
+std::vector<std::pair<std::string, ScoreArray>> explanation_arrays(const Explanation& ex) {
+  std::vector<std::pair<std::string, ScoreArray>> out;
+  auto put = [&](const std::string& name, const ScoreArray& a) {
+    if (!a.values.empty()) out.emplace_back(name, a);
+  };
+  const auto L = static_cast<int64_t>(ex.attn_layer.size());
+  ScoreArray layers({L, 2});
+  for (int64_t l = 0; l < L; ++l) {
+    layers.at({l, 0}) = ex.attn_layer[static_cast<size_t>(l)];
+    layers.at({l, 1}) = ex.ffn_layer[static_cast<size_t>(l)];
+  }
+  ScoreArray lens({static_cast<int64_t>(ex.lens.size()), 3});
+  for (size_t i = 0; i < ex.lens.size(); ++i) {
+    lens.at({static_cast<int64_t>(i), 0}) = static_cast<double>(ex.lens[i].rank);
+    lens.at({static_cast<int64_t>(i), 1}) = ex.lens[i].prob;
+    lens.at({static_cast<int64_t>(i), 2}) = ex.lens[i].log_prob;
+  }
+  put("layer_scores", layers);
+  put("lens", lens);
+  put("head_scores", ex.head);
+  put("head_position_scores", ex.head_position);
+  put("attn_weights", ex.attn_weight);
+  put("ffn_neuron_scores", ex.ffn_neuron);
+  put("ffn_coef", ex.ffn_coef);
+  put("attn_neuron_scores", ex.attn_neuron);
+  put("attn_coef", ex.attn_coef);
+  put("query_ffn_neuron_scores", ex.query_ffn_neuron);
+  put("expert_scores", ex.expert);
+  for (const auto& [name, arr] : ex.baselines) put("baseline_" + name, arr);
+  if (ex.has_contrast) {
+    put("contrast_head_scores", ex.contrast_head);
+    put("contrast_ffn_neuron_scores", ex.contrast_ffn_neuron);
+    put("contrast_attn_neuron_scores", ex.contrast_attn_neuron);
+    put("contrast_expert_scores", ex.contrast_expert);
+  }
+  return out;
+}
+
+void create_output_folder(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
+    throw IoError(dir.string() + ": cannot create the output folder" + (ec ? " (" + ec.message() + ")" : ""));
+  }
+}
+
+}  // namespace report
+
+using report::explain_document;
+using report::num;
+using report::pad;
+using report::quoted;
 
 std::string explain_json(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                          const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro) {
-  return build(model, run, tokens, ex, eo, ro).dump(2);
+  return explain_document(model, run, tokens, ex, eo, ro).dump(2);
 }
 
 std::string explain_text(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                          const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro) {
-  const json j = build(model, run, tokens, ex, eo, ro);
+  const json j = explain_document(model, run, tokens, ex, eo, ro);
   std::ostringstream o;
   o << "prompt (" << tokens.size() << " tokens):";
   for (const auto& t : j["tokens"]) o << " '" << t["text"].get<std::string>() << "'";
@@ -352,44 +399,8 @@ std::string explain_text(const Model& model, const RunResult& run, std::span<con
 }
 
 void write_explain_arrays(const std::filesystem::path& dir, const Explanation& ex) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir, ec)) {
-    throw IoError(dir.string() + ": cannot create the output folder" + (ec ? " (" + ec.message() + ")" : ""));
-  }
-  auto put = [&](const std::string& name, const ScoreArray& a) {
-    if (!a.values.empty()) write_npy(dir / (name + ".npy"), a.values.data(), a.shape);
-  };
-  const auto L = static_cast<int64_t>(ex.attn_layer.size());
-  ScoreArray layers({L, 2});
-  for (int64_t l = 0; l < L; ++l) {
-    layers.at({l, 0}) = ex.attn_layer[static_cast<size_t>(l)];
-    layers.at({l, 1}) = ex.ffn_layer[static_cast<size_t>(l)];
-  }
-  ScoreArray lens({static_cast<int64_t>(ex.lens.size()), 3});
-  for (size_t i = 0; i < ex.lens.size(); ++i) {
-    lens.at({static_cast<int64_t>(i), 0}) = static_cast<double>(ex.lens[i].rank);
-    lens.at({static_cast<int64_t>(i), 1}) = ex.lens[i].prob;
-    lens.at({static_cast<int64_t>(i), 2}) = ex.lens[i].log_prob;
-  }
-  put("layer_scores", layers);
-  put("lens", lens);
-  put("head_scores", ex.head);
-  put("head_position_scores", ex.head_position);
-  put("attn_weights", ex.attn_weight);
-  put("ffn_neuron_scores", ex.ffn_neuron);
-  put("ffn_coef", ex.ffn_coef);
-  put("attn_neuron_scores", ex.attn_neuron);
-  put("attn_coef", ex.attn_coef);
-  put("query_ffn_neuron_scores", ex.query_ffn_neuron);
-  put("expert_scores", ex.expert);
-  for (const auto& [name, arr] : ex.baselines) put("baseline_" + name, arr);
-  if (ex.has_contrast) {
-    put("contrast_head_scores", ex.contrast_head);
-    put("contrast_ffn_neuron_scores", ex.contrast_ffn_neuron);
-    put("contrast_attn_neuron_scores", ex.contrast_attn_neuron);
-    put("contrast_expert_scores", ex.contrast_expert);
-  }
+  report::create_output_folder(dir);
+  for (const auto& [name, a] : report::explanation_arrays(ex)) write_npy(dir / (name + ".npy"), a.values.data(), a.shape);
 }
 
 }  // namespace reslens

@@ -41,6 +41,7 @@ TokenResolver::Resolved TokenResolver::resolve(const std::string& text) const {
   ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(first));
   r.candidates = {ids[0]};
   r.n_tokens = static_cast<int64_t>(ids.size());
+  r.tokens = std::move(ids);
   return r;
 }
 

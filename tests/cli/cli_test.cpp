@@ -395,10 +395,146 @@ TEST(CliExplain, BadRequestsGiveOneClearLine) {
     EXPECT_EQ(lines(r.err), 1) << r.err;
     for (const auto& f : c.fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in " << r.err;
   }
-  // A target given as text that is several tokens: explained with a note.
+  // A target given as text that is several tokens: every token explained, with a note.
   const auto multi = cli({"explain", m, "Once upon a time", "--target", "zzqx", "--json"});
   EXPECT_EQ(multi.code, 0);
-  EXPECT_NE(multi.err.find("is not one token"), std::string::npos) << multi.err;
+  EXPECT_NE(multi.err.find("each is explained after the ones before it"), std::string::npos) << multi.err;
+  EXPECT_EQ(nlohmann::json::parse(multi.out)["kind"], "target");
+}
+
+TEST(CliExplain, ATargetOfSeveralTokensIsExplainedStepByStepAndSummed) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto dir = test::scratch_dir("explain-target");
+  const auto r = cli({"explain", m, "Once upon a time", "--target", " there was a", "--foil", " there lived", "--json",
+                      "--top", "5", "--out", dir.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kind"], "target");
+  ASSERT_EQ(j["steps"].size(), 3u);
+  ASSERT_EQ(j["target"]["tokens"].size(), 3u);
+  double log_prob = 0;
+  for (size_t t = 0; t < 3; ++t) {
+    const auto& step = j["steps"][t];
+    const auto& tok = j["target"]["tokens"][t];
+    EXPECT_EQ(step["target"]["id"], tok["id"]);            // each step is a single-position document
+    EXPECT_EQ(step["position"], j["position"].get<int>() + static_cast<int>(t));
+    EXPECT_EQ(step["tokens"].size(), j["prompt"].size() + 2);  // the prompt, then the target's first two tokens
+    log_prob += tok["log_prob"].get<double>();
+  }
+  EXPECT_NEAR(j["target"]["log_prob"].get<double>(), log_prob, 1e-12);
+  // ' there' is shared, the sequences part at step 1 (' was' vs ' lived'), in one context.
+  EXPECT_EQ(j["foil"]["contrast_step"], 1);
+  EXPECT_TRUE(j["steps"][1].contains("contrast"));
+  EXPECT_FALSE(j["steps"][0].contains("contrast"));
+  const auto& s = j["summed"];
+  EXPECT_EQ(s["top_heads"].size(), 5u);
+  EXPECT_EQ(s["top_heads"][0]["steps"].size(), 3u);
+  EXPECT_TRUE(s.contains("contrast"));
+  // --out: the steps' arrays with a leading step axis (sources padded to the last step's), the sums.
+  const NpyArray layers = read_npy(dir / "layer_scores.npy");
+  EXPECT_EQ(layers.shape, (std::vector<int64_t>{3, 5, 2}));
+  const int64_t n = static_cast<int64_t>(j["prompt"].size()) + 2;
+  EXPECT_EQ(read_npy(dir / "attn_neuron_scores.npy").shape, (std::vector<int64_t>{3, 5, 8, 8, n}));
+  const NpyArray ffn = read_npy(dir / "ffn_neuron_scores.npy"), summed = read_npy(dir / "summed_ffn_neuron_scores.npy");
+  ASSERT_EQ(summed.shape, (std::vector<int64_t>{5, 172}));
+  for (size_t i = 0; i < summed.data.size(); ++i) {
+    ASSERT_NEAR(summed.data[i], ffn.data[i] + ffn.data[i + 860] + ffn.data[i + 1720], 1e-12) << i;
+  }
+  EXPECT_EQ(read_npy(dir / "summed_contrast_layer_scores.npy").shape, (std::vector<int64_t>{5, 2}));
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir / "explanation.json")), j);
+  // The terminal report: the steps, the summed layers and components, each step in brief.
+  const auto text = cli({"explain", m, "Once upon a time", "--target", " there was a"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  for (const char* f : {"target ' there was a' (3 tokens", "Layers summed over the 3 steps", "Top heads (summed",
+                        "Step 2: ' a'"}) {
+    EXPECT_NE(text.out.find(f), std::string::npos) << f << " not in\n" << text.out;
+  }
+  // The same target by ids.
+  const auto ids = cli({"explain", m, "Once upon a time", "--target",
+                        std::to_string(j["target"]["tokens"][0]["id"].get<int>()) + "," +
+                            std::to_string(j["target"]["tokens"][1]["id"].get<int>()),
+                        "--json", "--top", "5"});
+  ASSERT_EQ(ids.code, 0) << ids.err;
+  const auto by_ids = nlohmann::json::parse(ids.out);
+  ASSERT_EQ(by_ids["steps"].size(), 2u);
+  // A step depends on its prefix only (the full method here: a 512-token vocabulary).
+  EXPECT_EQ(by_ids["steps"][1]["ffn_neurons"], j["steps"][1]["ffn_neurons"]);
+  EXPECT_EQ(by_ids["steps"][1]["layers"], j["steps"][1]["layers"]);
+}
+
+TEST(CliExplain, AContinuationIsItsTokensAfterThePrompt) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto by_continuation = cli({"explain", m, "Once upon a time", "--continuation", " there was a", "--json"});
+  ASSERT_EQ(by_continuation.code, 0) << by_continuation.err;
+  const auto by_target = cli({"explain", m, "Once upon a time", "--target", "383,286,261", "--json"});
+  ASSERT_EQ(by_target.code, 0) << by_target.err;
+  EXPECT_EQ(by_continuation.out, by_target.out);
+  EXPECT_EQ(nlohmann::json::parse(by_continuation.out)["target"]["text"], " there was a");
+  // An answer the tokenizer cannot give back: this TinyStories tokenizer has an unk token but no
+  // byte fallback, so a snowman becomes <unk>.
+  const auto dir = test::scratch_dir("unk-continuation");
+  auto tj = nlohmann::json::parse(test::read_file(test::shared_path("models/TinyStories-656K/tokenizer.json")));
+  tj["model"]["byte_fallback"] = false;
+  test::write_file(dir / "tokenizer.json", tj.dump());
+  const std::vector<BadCase> cases = {
+      {{"explain", m, "Once upon a ti", "--continuation", "me there"}, 2, {"does not start at a token boundary"}},
+      {{"explain", m, "--ids", "1,403", "--continuation", " upon"}, 2, {"with --ids, give the answer's ids as --target"}},
+      {{"explain", m, "Once", "--continuation", " upon", "--target", " upon"}, 2, {"--continuation"}},
+      {{"explain", m, "Once", "--continuation", ""}, 2, {"the continuation is empty"}},
+      {{"explain", shared("models/TinyStories-656K"), "Once upon a time,", "--tokenizer", (dir / "tokenizer.json").string(),
+        "--continuation", "\xE2\x98\x83"},
+       2, {"does not survive tokenization: its 1 token decodes to '<unk>'"}},
+      // This vocabulary glues a space to the word before it ('e ' of ' time'): " there" after
+      // "Once upon a time" changes the prompt's last token.
+      {{"explain", shared("models/TinyStories-656K"), "Once upon a time", "--continuation", " there"},
+       2, {"does not start at a token boundary", "'e' reads as 'e '"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = cli(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args[3] << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    for (const auto& f : c.fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in " << r.err;
+  }
+}
+
+TEST(CliExplain, ATargetOfOneTokenPrintsTheSinglePositionDocument) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto one = cli({"explain", m, "Once upon a time", "--target", " there", "--foil", "432", "--json"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto j = nlohmann::json::parse(one.out);
+  EXPECT_FALSE(j.contains("kind"));
+  EXPECT_FALSE(j.contains("steps"));
+  EXPECT_TRUE(j.contains("contrast"));
+}
+
+TEST(CliExplain, BadTargetsGiveOneClearLine) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  // A tokenizer with neither byte fallback nor an unk token cannot spell a snowman.
+  const auto dir = test::scratch_dir("unspellable-foil");
+  auto tj = nlohmann::json::parse(test::read_file(test::shared_path("models/TinyStories-656K/tokenizer.json")));
+  tj["model"]["byte_fallback"] = false;
+  tj["model"]["unk_token"] = nullptr;
+  test::write_file(dir / "tokenizer.json", tj.dump());
+  std::string words;
+  for (int i = 0; i < 200; ++i) words += " upon";
+  const std::vector<BadCase> cases = {
+      {{"explain", m, "Once upon a time", "--target", ""}, 2, {"the target is empty"}},
+      {{"explain", m, "Once upon a time", "--foil", ""}, 2, {"the foil is empty"}},
+      {{"explain", shared("models/random-gpt2/random-gpt2-test.gguf"), "Once upon a time", "--target", words},
+       2, {"the target has 200 tokens", "context window of 128"}},
+      {{"explain", m, "Once upon a time", "--target", " there was", "--position", "2"}, 2, {"after the last position"}},
+      {{"explain", m, "Once upon a time", "--target", " there was", "--foil", " there was"}, 2, {"the foil is the target"}},
+      {{"explain", m, "Once upon a time", "--target", "1,99999"}, 2, {"outside the vocabulary"}},
+      {{"explain", shared("models/TinyStories-656K"), "Once upon a time", "--tokenizer", (dir / "tokenizer.json").string(),
+        "--target", " there was", "--foil", " a \xE2\x98\x83"},
+       2, {"cannot encode U+2603"}},
+  };
+  for (const auto& c : cases) {
+    const auto r = cli(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args[3] << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    for (const auto& f : c.fragments) EXPECT_NE(r.err.find(f), std::string::npos) << "'" << f << "' not in " << r.err;
+  }
 }
 
 // Sets an environment variable for the commands a test runs, and restores it after.

@@ -54,6 +54,25 @@ TEST(HtmlPage, HostileTokenTextStaysInsideTheDataElement) {
   EXPECT_EQ(count(html, "</script>"), 2u);
 }
 
+// A target of several tokens: the target document inlined exactly, and each step's per-head arrays.
+TEST(HtmlPage, TargetPageCarriesTheTargetDocumentAndEveryStepsHeads) {
+  if (!report::web_page_available()) GTEST_SKIP() << report::web_page_missing_message();
+  const auto model = Model::load(test::shared_path("models/stories260K/stories260K.gguf"));
+  ExplainRequest req;
+  req.prompt = "Once upon a time";
+  req.target = TokenName{-1, " there was a"};
+  const ExplainedTarget done = explain_target(*model, req);
+  const std::string html = target_html(*model, done);
+  EXPECT_EQ(json::parse(script_text(html, "reslens-data")), json::parse(target_json(*model, done)));
+  const json heads = json::parse(script_text(html, "reslens-heads"));
+  ASSERT_EQ(heads.size(), 3u);
+  for (size_t t = 0; t < 3; ++t) {  // [L][H][P + t + 1]: each step its own source positions
+    EXPECT_EQ(heads[t]["head_pos"][0][0].size(), done.target_pass.steps[t].explanation.head_position.shape[2]);
+  }
+  EXPECT_NE(html.find("<title>reslens: "), std::string::npos);
+  EXPECT_NE(html.find(" there was a</title>"), std::string::npos);
+}
+
 TEST(HtmlPage, MissingPageGivesAClearError) {
   if (report::web_page_available()) GTEST_SKIP() << "this build has the page";
   EXPECT_THROW(report::explorer_page(), UnsupportedError);

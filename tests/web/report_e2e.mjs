@@ -3,6 +3,7 @@
 //     error and no request to anywhere, draws 2L layer bars and L x H heatmap cells, a click on a
 //     heatmap cell shows that head's source positions, a click on a neuron row shows its tokens;
 //  2. the shipped knowledge model with a foil: the contrast switch redraws the layer chart;
+//  2b. a target of several tokens: the token strip, the summed tables, a step's report on a click;
 //  3. a synthetic explanation of the largest size (32 layers x 32 heads, 1000 neurons per list,
 //     hostile token texts) renders quickly, shows its tokens as text, and stays responsive.
 // Screenshots of every view go to $RESLENS_WEB_ARTIFACTS (build/tests/web/artifacts).
@@ -189,11 +190,46 @@ async function largestReport() {
   await page.close();
 }
 
+// A target of several tokens: the token strip opens on the summed tables (a row per layer and
+// component, a cell per target token); each token opens its step's full report.
+async function targetReport() {
+  console.log('report of a target of several tokens (stories260K)');
+  const html = artifact('report-target.html');
+  execFileSync(env.cli, ['explain', sharedPath('models/stories260K/stories260K.gguf'), 'Once upon a time', '--target', ' there was a',
+    '--foil', ' there lived', '--html', html, '--threads', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const { page, errors, requests } = await watchedPage(browser.context);
+  const url = pathToFileURL(path.resolve(html)).href;
+  await page.goto(url);
+  await page.waitForSelector('[data-part="summed-layers"] table', { timeout: 30000 });
+  const data = await page.evaluate(() => window.reslens.data);
+  check(data.kind === 'target' && data.steps.length === 3, 'the page holds the target document with 3 steps');
+  check((await page.locator('[data-part="target-strip"] button[data-step]').count()) === 4, 'the strip has the 3 target tokens and "summed"');
+  const rows = await page.locator('[data-part="summed-layers"] tr').count();
+  check(rows === 1 + 2 * data.model.n_layers, 'the summed layers table has a row per attention and FFN layer', String(rows));
+  const cells = await page.locator('[data-part="summed-layers"] tr').nth(1).locator('td').count();
+  check(cells === 2 + 3, 'each row has the summed score and one cell per target token', String(cells));
+  check((await page.locator('[data-part="summed-contrast"]').count()) === 1, 'the contrast with the foil is shown');
+  await page.screenshot({ path: artifact('report-target-summed.png'), fullPage: true });
+  await page.locator('[data-part="target-strip"] button[data-step="1"]').click();
+  await page.waitForSelector('[data-part="step"] [data-part="summary"]', { timeout: 10000 });
+  const summary = await page.locator('[data-part="step"] [data-part="summary"]').innerText();
+  check(summary.includes(data.steps[1].target.text.trim()), "step 1's report shows its target token", summary.slice(0, 80));
+  check((await layerBarsDrawn(page)) === 2 * data.model.n_layers, "step 1's layer chart is drawn");
+  await page.screenshot({ path: artifact('report-target-step1.png'), fullPage: true });
+  await page.locator('[data-part="target-strip"] button[data-step="all"]').click();
+  await page.waitForSelector('[data-part="summed-heads"] table', { timeout: 10000 });
+  const foreign = requests.filter((u) => u !== url && !u.startsWith('data:'));
+  check(foreign.length === 0, 'no request leaves the page', foreign.join(' | '));
+  check(errors.length === 0, 'no console errors', errors.join(' | '));
+  await page.close();
+}
+
 main(
   async () => {
     browser = await launchBrowser();
     await modelReport();
     await knowledgeReport();
+    await targetReport();
     await largestReport();
   },
   async () => {

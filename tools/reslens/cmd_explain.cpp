@@ -1,6 +1,8 @@
 // reslens explain MODEL TEXT: every score of the paper for the next-token prediction at a position,
 // as a terminal report, one JSON document (--json), the full arrays as .npy (--out DIR) and a
-// self-contained HTML page (--html FILE).
+// self-contained HTML page (--html FILE). A --target of several tokens (" New Delhi"), or a given
+// answer (--continuation TEXT, tokenized with the prompt), is explained step by step by teacher
+// forcing, with the steps' scores summed (reslens/explain_target.h).
 #include <unistd.h>
 
 #include <fstream>
@@ -18,6 +20,7 @@ void register_explain(CLI::App& app) {
   auto prompt = std::make_shared<PromptArgs>();
   auto target = std::make_shared<std::string>();
   auto foil = std::make_shared<std::string>();
+  auto continuation = std::make_shared<std::string>();
   auto position = std::make_shared<int>(-1);
   auto top = std::make_shared<int>(20);
   auto json = std::make_shared<bool>(false);
@@ -29,8 +32,15 @@ void register_explain(CLI::App& app) {
   auto query_n = std::make_shared<int>(30);
   args->add(*cmd);
   prompt->add(*cmd);
-  cmd->add_option("--target", *target, "Target token: text (' Paris') or id (default: the top prediction)");
-  cmd->add_option("--foil", *foil, "Contrast token: scores become log p(target) - log p(foil)");
+  cmd->add_option("--target", *target,
+                  "Target: text (' Paris', ' New Delhi': several tokens are explained step by step) or ids (262 or "
+                  "262,3576) (default: the top prediction)");
+  auto* target_opt = cmd->get_option("--target");
+  cmd->add_option("--foil", *foil, "Contrast text or ids: scores become log p(target) - log p(foil)");
+  cmd->add_option("--continuation", *continuation,
+                  "A given answer: its text tokenized after the prompt's (it must start at a token boundary and "
+                  "decode back to itself), every token explained step by step")
+      ->excludes(target_opt);
   cmd->add_option("-p,--position", *position, "Position to explain (0-based; -1 = last)");
   cmd->add_option("--top", *top, "Entries per ranked list")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON document (schema: docs/explain-schema.json)");
@@ -47,22 +57,25 @@ void register_explain(CLI::App& app) {
     ExplainRequest req;
     req.tokens = prompt->tokens(*model);
     req.position = *position;
-    req.target = token_name(*target);
-    req.foil = token_name(*foil);
+    set_target_spec(*target, cmd->count("--target") > 0, "target", req.target, req.target_tokens);
+    if (cmd->count("--continuation") > 0) {
+      // The answer as the model reads it after this prompt: both texts encoded together.
+      req.target_tokens = continuation_tokens(*model, req.tokens, prompt->encode_with(model->tokenizer(), *continuation),
+                                              *continuation);
+    }
+    set_target_spec(*foil, cmd->count("--foil") > 0, "foil", req.foil, req.foil_tokens);
     req.options.include_final_bias = *final_bias;
     req.options.compat_notebook = *compat == "notebook";
     req.options.baselines = *baselines;
     req.options.query_top_n = *query_n;
     req.options.n_threads = args->threads;
-    const ExplainedPrompt done = explain(*model, req);
+    // A target (or foil) of several tokens is explained step by step (teacher forcing); one token
+    // each gives explain()'s single-position result and documents, as before.
+    const ExplainedTarget done = explain_target(*model, req);
     print_notes(done.notes);
-    const std::vector<int32_t>& tokens = done.tokens;
-    const RunResult& run = *done.run;
-    const ExplainOptions& eo = done.options;
-    const Explanation& ex = done.explanation;
     // The bounded method ran without a projection cache: on a terminal, say how to make it faster
     // (logs and pipes are left alone).
-    if (ex.method_counts.count("ffn_bounded") != 0 && ::isatty(2) == 1) {
+    if (done.target_pass.steps.front().explanation.method_counts.count("ffn_bounded") != 0 && ::isatty(2) == 1) {
       const ProjectionCacheInfo info = projection_cache_info(*model);
       if (!info.present && !info.path.empty()) {
         std::cerr << "tip: `reslens precompute " << model->path().string() << "` builds this model's projection cache ("
@@ -71,6 +84,19 @@ void register_explain(CLI::App& app) {
     }
     ReportOptions rep;
     rep.top = *top;
+    if (!done.single()) {
+      if (!out->empty()) {
+        write_target_arrays(*out, done);
+        write_text_file(std::filesystem::path(*out) / "explanation.json", target_json(*model, done, rep) + "\n");
+      }
+      if (!html->empty()) write_text_file(*html, target_html(*model, done, rep));
+      std::cout << (*json ? target_json(*model, done, rep) + "\n" : target_text(*model, done, rep));
+      return;
+    }
+    const std::vector<int32_t>& tokens = done.target_pass.tokens;
+    const RunResult& run = *done.target_pass.run;
+    const ExplainOptions& eo = done.target_pass.steps.front().options;
+    const Explanation& ex = done.target_pass.steps.front().explanation;
     if (!out->empty()) {
       write_explain_arrays(*out, ex);
       write_text_file(std::filesystem::path(*out) / "explanation.json", explain_json(*model, run, tokens, ex, eo, rep) + "\n");

@@ -179,6 +179,16 @@ std::vector<int32_t> PromptArgs::encode(const Tokenizer& tok) const {
   return tok.encode(prompt_text(tok), add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
 }
 
+std::vector<int32_t> PromptArgs::encode_with(const Tokenizer& tok, const std::string& continuation) const {
+  if (!ids.empty()) {
+    throw InvalidArgument("--continuation is tokenized together with the prompt's text; with --ids, give the "
+                          "answer's ids as --target instead");
+  }
+  require_valid_utf8(continuation, "the continuation");
+  const bool add_bos = bos == "auto" ? tok.add_bos_default() : bos == "yes";
+  return tok.encode(prompt_text(tok) + continuation, add_bos, plain_special ? SpecialText::kPlain : SpecialText::kParse);
+}
+
 std::vector<double> softmax(const float* logits, int64_t n) {
   double mx = -std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
@@ -314,6 +324,27 @@ namespace reslens::cli {
 std::optional<TokenName> token_name(const std::string& spec) {
   if (spec.empty()) return std::nullopt;
   return TokenName::parse(spec);
+}
+
+void set_target_spec(const std::string& spec, bool given, const char* what, std::optional<TokenName>& name,
+                     std::vector<int32_t>& ids) {
+  if (spec.empty()) {
+    if (given) throw InvalidArgument(std::string("the ") + what + " is empty: name a token");
+    return;
+  }
+  // "262,3576": digits (fewer than 10 each, as TokenName::parse reads an id) between single commas.
+  bool id_list = spec.find(',') != std::string::npos;
+  for (size_t at = 0; id_list && at <= spec.size();) {
+    const size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string part = spec.substr(at, comma - at);
+    id_list = !part.empty() && part.size() < 10 && part.find_first_not_of("0123456789") == std::string::npos;
+    at = comma + 1;
+  }
+  if (id_list) {
+    ids = parse_ids(spec);
+  } else {
+    name = TokenName::parse(spec);
+  }
 }
 
 void print_notes(const std::vector<std::string>& notes) {

@@ -60,6 +60,9 @@ struct PromptArgs {
   std::string prompt_text(const Tokenizer& tok) const;
   /// The text's ids as the options ask (no check that any are left).
   std::vector<int32_t> encode(const Tokenizer& tok) const;
+  /// The text and `continuation` after it encoded together, as the options ask (explain
+  /// --continuation). InvalidArgument with --ids: a continuation is tokenized with the prompt's text.
+  std::vector<int32_t> encode_with(const Tokenizer& tok, const std::string& continuation) const;
 };
 
 std::vector<int32_t> parse_ids(const std::string& s);
@@ -110,6 +113,12 @@ namespace reslens::cli {
 /// A --target / --foil value as the library's TokenName (reslens/explain_request.h): none when empty,
 /// an id when all digits, else a text.
 std::optional<TokenName> token_name(const std::string& spec);
+
+/// explain's --target / --foil: ids separated by commas ("262,3576": two or more) go to `ids`, anything
+/// else to `name` (token_name's rule). An empty value given on the command line is InvalidArgument
+/// ("the target is empty: name a token"); not given, both stay unset.
+void set_target_spec(const std::string& spec, bool given, const char* what, std::optional<TokenName>& name,
+                     std::vector<int32_t>& ids);
 
 /// The library's notes (how a name was resolved) on stderr, one "note: ..." line each.
 void print_notes(const std::vector<std::string>& notes);

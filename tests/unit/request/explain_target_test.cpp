@@ -1,0 +1,277 @@
+// explain_target(): a target of several tokens by teacher forcing. Every step is, bit for bit, the
+// single-position explanation of the prompt and the target's tokens before it; a target and foil
+// of one token each is explain()'s result; the sums add the steps and telescope; the foil's steps
+// split where the sequences part; bad names and lengths fail before the run with one-line errors.
+#include "reslens/explain_target.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/test_paths.h"
+#include "reslens/error.h"
+#include "reslens/report.h"
+
+namespace reslens {
+namespace {
+
+// A Llama (full method: a 512-token vocabulary) and a GPT-2 (bounded method: 50257 tokens).
+const char* const kModels[] = {"models/stories260K/stories260K.gguf", "models/random-gpt2/random-gpt2-test.gguf"};
+
+class ExplainTargetTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override { model_ = Model::load(test::shared_path(GetParam())); }
+  std::shared_ptr<const Model> model_;
+
+  // Prompt ids and three target ids that differ from each other.
+  std::vector<int32_t> prompt() const {
+    const int64_t V = model_->config().d_vocab;
+    return {static_cast<int32_t>(13 % V), static_cast<int32_t>(300 % V), static_cast<int32_t>(401 % V),
+            static_cast<int32_t>(77 % V)};
+  }
+  static std::vector<int32_t> target() { return {45, 99, 12}; }
+};
+
+void expect_same_explanation(const Explanation& a, const Explanation& b, const std::string& what) {
+  SCOPED_TRACE(what);
+  EXPECT_EQ(a.position, b.position);
+  EXPECT_EQ(a.target, b.target);
+  EXPECT_EQ(a.foil, b.foil);
+  EXPECT_EQ(a.real_log_prob, b.real_log_prob);
+  EXPECT_EQ(a.frozen_scale, b.frozen_scale);
+  EXPECT_EQ(a.bs_log_prob_final, b.bs_log_prob_final);
+  EXPECT_EQ(a.bs_log_prob_embedding, b.bs_log_prob_embedding);
+  EXPECT_EQ(a.attn_layer, b.attn_layer);
+  EXPECT_EQ(a.ffn_layer, b.ffn_layer);
+  EXPECT_EQ(a.head.values, b.head.values);
+  EXPECT_EQ(a.head_position.values, b.head_position.values);
+  EXPECT_EQ(a.attn_weight.values, b.attn_weight.values);
+  EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
+  EXPECT_EQ(a.ffn_coef.values, b.ffn_coef.values);
+  EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
+  EXPECT_EQ(a.query_ffn_neuron.values, b.query_ffn_neuron.values);
+  EXPECT_EQ(a.attn_value_query_layers.slots, b.attn_value_query_layers.slots);
+  EXPECT_EQ(a.query_only_per_layer, b.query_only_per_layer);
+  EXPECT_EQ(a.contrast_ffn_neuron.values, b.contrast_ffn_neuron.values);
+  EXPECT_EQ(a.contrast_attn_neuron.values, b.contrast_attn_neuron.values);
+  ASSERT_EQ(a.lens.size(), b.lens.size());
+  for (size_t i = 0; i < a.lens.size(); ++i) EXPECT_EQ(a.lens[i].log_prob, b.lens[i].log_prob);
+}
+
+TEST_P(ExplainTargetTest, EveryStepIsTheSinglePositionExplanationOfItsPrefix) {
+  ExplainRequest req;
+  req.tokens = prompt();
+  req.target_tokens = target();
+  req.foil_tokens = {45, 7};  // parts from the target at step 1
+  const ExplainedTarget done = explain_target(*model_, req);
+  ASSERT_FALSE(done.single());
+  ASSERT_EQ(done.target_pass.steps.size(), 3u);
+  EXPECT_EQ(done.contrast_step, 1);
+  EXPECT_EQ(done.first_foil_step, 2);
+  EXPECT_TRUE(done.foil_pass.steps.empty());  // the foil has no step after the parting
+  EXPECT_EQ(done.target_pass.tokens.size(), prompt().size() + 2);
+  for (size_t t = 0; t < 3; ++t) {
+    const TargetStep& step = done.target_pass.steps[t];
+    EXPECT_EQ(step.position, static_cast<int>(prompt().size() + t) - 1);
+    // The prompt and w_<t as a prompt of its own, explained at its last position with the step's
+    // options (their bounded-method tolerance is the request's over the 3 steps).
+    ExplainRequest one;
+    const std::vector<int32_t> w = target();
+    one.tokens = prompt();
+    one.tokens.insert(one.tokens.end(), w.begin(), w.begin() + static_cast<std::ptrdiff_t>(t));
+    one.target = TokenName{target()[t], ""};
+    if (t == 1) one.foil = TokenName{7, ""};
+    one.options = req.options;
+    one.options.bound_tol = req.options.bound_tol / 3;
+    EXPECT_EQ(step.options.bound_tol, one.options.bound_tol);
+    const ExplainedPrompt alone = explain(*model_, one);
+    expect_same_explanation(step.explanation, alone.explanation, "step " + std::to_string(t));
+    EXPECT_EQ(step.explanation.has_contrast, t == 1);
+  }
+}
+
+TEST_P(ExplainTargetTest, OneTokenTargetAndFoilIsTodaysExplanationBitForBit) {
+  ExplainRequest req;
+  req.tokens = prompt();
+  req.target = TokenName{45, ""};
+  req.foil = TokenName{99, ""};
+  const ExplainedTarget done = explain_target(*model_, req);
+  const ExplainedPrompt today = explain(*model_, req);
+  ASSERT_TRUE(done.single());
+  ASSERT_EQ(done.target_pass.steps.size(), 1u);
+  expect_same_explanation(done.target_pass.steps[0].explanation, today.explanation, "one token");
+  EXPECT_EQ(done.target_pass.tokens, today.tokens);
+  EXPECT_EQ(done.notes, today.notes);
+  // The reports are today's documents, byte for byte.
+  const TargetStep& s = done.target_pass.steps[0];
+  EXPECT_EQ(explain_json(*model_, *done.target_pass.run, done.target_pass.tokens, s.explanation, s.options),
+            explain_json(*model_, *today.run, today.tokens, today.explanation, today.options));
+  // The sums of one step are that step; the contrast is its own.
+  EXPECT_EQ(done.summed.ffn_neuron.values, today.explanation.ffn_neuron.values);
+  EXPECT_EQ(done.summed.attn_neuron.values, today.explanation.attn_neuron.values);
+  EXPECT_EQ(done.summed.contrast_ffn_neuron.values, today.explanation.contrast_ffn_neuron.values);
+  EXPECT_EQ(done.summed.contrast_attn_layer, today.explanation.contrast_attn_layer);
+  EXPECT_EQ(done.summed.log_prob, today.explanation.real_log_prob);
+  // log p(target) - log p(foil) at P: the contrast of the one-step sequences.
+  RunOptions ro;
+  ro.capture = explain_capture();
+  const RunResult run = reslens::run(*model_, prompt(), ro);
+  const TargetStats foil = target_stats({run.logits.row(0), static_cast<size_t>(model_->config().d_vocab)}, 99);
+  EXPECT_EQ(done.summed.foil_log_prob, foil.log_prob);
+}
+
+TEST_P(ExplainTargetTest, SumsAddTheStepsAndTelescope) {
+  ExplainRequest req;
+  req.tokens = prompt();
+  req.target_tokens = target();
+  const ExplainedTarget done = explain_target(*model_, req);
+  const TargetSums& s = done.summed;
+  const auto& steps = done.target_pass.steps;
+  EXPECT_EQ(s.n_steps, 3);
+  EXPECT_EQ(s.n_positions, static_cast<int64_t>(prompt().size() + 2));
+  double log_prob = 0, increase = 0;
+  for (const TargetStep& st : steps) {
+    log_prob += st.explanation.real_log_prob;
+    increase += st.explanation.bs_log_prob_final - st.explanation.bs_log_prob_embedding;
+  }
+  EXPECT_NEAR(s.log_prob, log_prob, 1e-12);
+  double layers = 0;
+  for (size_t l = 0; l < s.attn_layer.size(); ++l) layers += s.attn_layer[l] + s.ffn_layer[l];
+  EXPECT_NEAR(layers, increase, 1e-9);  // the summed layer scores telescope
+  EXPECT_LT(s.checks.at("telescoping"), 1e-9);
+  EXPECT_LT(s.checks.at("steps_telescoping"), 1e-9);
+  EXPECT_LT(s.checks.at("steps_heads_plus_bias_vs_attn_out"), 1e-4);
+  // A neuron's summed score is the sum of its step scores; a source position a step does not have
+  // adds nothing there.
+  const int64_t N = s.ffn_neuron.shape[1];
+  for (int64_t i = 0; i < s.ffn_neuron.size(); i += 7) {
+    double sum = 0;
+    for (const TargetStep& st : steps) sum += st.explanation.ffn_neuron.values[static_cast<size_t>(i)];
+    ASSERT_NEAR(s.ffn_neuron.values[static_cast<size_t>(i)], sum, 1e-12) << i / N << " " << i % N;
+  }
+  const auto& shape = s.attn_neuron.shape;  // [L, H, d_head, n]
+  ASSERT_EQ(shape.back(), s.n_positions);
+  for (int64_t row = 0; row < s.attn_neuron.size() / shape.back(); ++row) {
+    for (int64_t p = 0; p < shape.back(); ++p) {
+      double sum = 0;
+      for (const TargetStep& st : steps) {
+        const int64_t n = st.explanation.n_positions;
+        if (p < n) sum += st.explanation.attn_neuron.values[static_cast<size_t>(row * n + p)];
+      }
+      ASSERT_NEAR(s.attn_neuron.values[static_cast<size_t>(row * shape.back() + p)], sum, 1e-12);
+    }
+  }
+}
+
+TEST_P(ExplainTargetTest, FoilsThatPartLateOrRunLongerGetTheirOwnSteps) {
+  ExplainRequest req;
+  req.tokens = prompt();
+  req.target_tokens = {45, 99};
+  req.foil_tokens = {45, 99, 12};  // the target is a prefix of the foil: no contrast step
+  ExplainedTarget done = explain_target(*model_, req);
+  EXPECT_EQ(done.contrast_step, -1);
+  EXPECT_EQ(done.first_foil_step, 2);
+  ASSERT_EQ(done.foil_pass.steps.size(), 1u);
+  const Explanation& own = done.foil_pass.steps[0].explanation;
+  // log p(target) - log p(foil) = -log p(12 | ..., 45, 99): the foil's own step, subtracted.
+  EXPECT_NEAR(done.summed.log_prob - done.summed.foil_log_prob, -own.real_log_prob, 1e-12);
+  for (size_t i = 0; i < own.ffn_neuron.values.size(); i += 11) {
+    EXPECT_EQ(done.summed.contrast_ffn_neuron.values[i], -own.ffn_neuron.values[i]);
+  }
+  req.foil_tokens = req.target_tokens;
+  EXPECT_THROW(explain_target(*model_, req), InvalidArgument);  // the foil is the target
+}
+
+TEST_P(ExplainTargetTest, BadRequestsFailBeforeTheRunWithOneLine) {
+  const Model& m = *model_;
+  auto error_of = [&](const ExplainRequest& req) -> std::string {
+    try {
+      explain_target(m, req);
+    } catch (const std::exception& e) {  // InvalidArgument and OutOfRange are std::invalid_argument, std::out_of_range
+      return e.what();
+    }
+    return "no error";
+  };
+  ExplainRequest req;
+  req.tokens = prompt();
+  req.target = TokenName{-1, ""};
+  EXPECT_NE(error_of(req).find("the target is empty"), std::string::npos) << error_of(req);
+  req.target.reset();
+  req.target_tokens = {45, static_cast<int32_t>(m.config().d_vocab)};
+  EXPECT_THROW(explain_target(m, req), OutOfRange);
+  // Longer than the context allows: the prompt and every target token but the last must fit.
+  req.target_tokens.assign(static_cast<size_t>(m.config().n_ctx), 45);
+  std::string msg = error_of(req);
+  EXPECT_NE(msg.find("more than the model's context window of " + std::to_string(m.config().n_ctx)), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
+  // Several tokens continue the prompt: only after its last position.
+  req.target_tokens = target();
+  req.position = 1;
+  msg = error_of(req);
+  EXPECT_NE(msg.find("explained after the last position"), std::string::npos) << msg;
+  req.position = -1;
+  req.target = TokenName{45, ""};
+  EXPECT_NE(error_of(req).find("both as a name and as token ids"), std::string::npos);
+  // A foil text that is not valid UTF-8.
+  req.target.reset();
+  req.foil = TokenName{-1, "\xff\xfe"};
+  EXPECT_THROW(explain_target(m, req), InvalidArgument);
+}
+
+std::string model_name(const ::testing::TestParamInfo<const char*>& param) {
+  return std::string(param.param).find("gpt2") != std::string::npos ? "Gpt2" : "Llama";
+}
+INSTANTIATE_TEST_SUITE_P(Models, ExplainTargetTest, ::testing::ValuesIn(kModels), model_name);
+
+TEST(ExplainTargetContinuation, AGivenAnswerIsItsTokensAfterThePromptAndMustRoundTrip) {
+  const auto model = Model::load(test::shared_path("models/stories260K/stories260K.gguf"));
+  const Tokenizer& tok = model->tokenizer();
+  auto answer = [&](const std::string& prompt, const std::string& text) {
+    return continuation_tokens(*model, tok.encode(prompt, true), tok.encode(prompt + text, true), text);
+  };
+  EXPECT_EQ(answer("Once upon a time", " there was a"), (std::vector<int32_t>{383, 286, 261}));
+  auto error_of = [&](const std::string& prompt, const std::string& text) -> std::string {
+    try {
+      answer(prompt, text);
+    } catch (const InvalidArgument& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // "ti" + "me" merge into ' time': the prompt's tokens would change.
+  std::string msg = error_of("Once upon a ti", "me there");
+  EXPECT_NE(msg.find("does not start at a token boundary"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("' t'"), std::string::npos) << msg;
+  EXPECT_NE(error_of("Once upon a time", "").find("the continuation is empty"), std::string::npos);
+  // Tokens that decode to another text than the one given are refused.
+  const std::vector<int32_t> prompt = tok.encode("Once upon a time", true);
+  std::vector<int32_t> joint = prompt;
+  joint.push_back(383);
+  msg = "no error";
+  try {
+    continuation_tokens(*model, prompt, joint, " there was");
+  } catch (const InvalidArgument& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("does not survive tokenization: its 1 token decodes to ' there'"), std::string::npos) << msg;
+}
+
+TEST(ExplainTargetText, ATextOfSeveralTokensIsEveryTokenAndSaysSo) {
+  const auto model = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
+  ExplainRequest req;
+  req.prompt = "The capital of India is";
+  req.target = TokenName{-1, " New Delhi"};
+  const ExplainedTarget done = explain_target(*model, req);
+  const std::vector<int32_t> ids = model->tokenizer().encode(" New Delhi", false);
+  EXPECT_EQ(done.target, ids);
+  ASSERT_EQ(done.notes.size(), 1u);
+  EXPECT_NE(done.notes[0].find("each is explained after the ones before it"), std::string::npos) << done.notes[0];
+  // explain() still reads its first token, and says so.
+  const ExplainedPrompt first = explain(*model, req);
+  EXPECT_EQ(first.explanation.target, ids[0]);
+  ASSERT_EQ(first.notes.size(), 1u);
+  EXPECT_NE(first.notes[0].find("is not one token"), std::string::npos) << first.notes[0];
+}
+
+}  // namespace
+}  // namespace reslens
