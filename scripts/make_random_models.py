@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Write seeded random-weight models for tests (tiny) and benchmarks (bench).
 
-    /usr/bin/python3 scripts/make_random_models.py --out DIR [--which tiny|bench] [--seed S]
+    /usr/bin/python3 scripts/make_random_models.py --out DIR [--which tiny|bench|big] [--seed S]
                                                    [--shared PATH] [--only NAME ...]
 
 Weights N(0, 0.02), norm weights 1 + N(0, 0.1), biases N(0, 0.02); every tensor is seeded from
 (S, its canonical name), so models of the same shapes share their weights across formats (e.g.
 tiny-llama.gguf, tiny-llama.bin and tiny-llama-v1.bin are one model). Writes DIR/manifest.json
 describing each model. Tokenizer data is read from the shared folder (../shared). Big tensors are
-generated and written one at a time. See scripts/README.md for the list of models.
+generated and written one at a time, and encoded in row groups, so even the `big` set (Llama-2-7B
+shapes, 13.5 GB per file) is written in about 1 GB of memory. See scripts/README.md for the list
+of models.
 """
 
 import argparse
@@ -40,6 +42,11 @@ BENCH_GPT2 = Config(arch="gpt2", n_layers=12, d_model=768, n_heads=12, n_kv_head
 BENCH_LLAMA = Config(arch="llama", n_layers=22, d_model=2048, n_heads=32, n_kv_heads=4, d_head=64,
                      d_mlp=5632, vocab=32000, n_ctx=2048, norm_eps=1e-5, rope_base=10000.0,
                      tied=False, name="bench-tinyllama-1.1B")
+
+# Llama-2-7B's shapes (Meta's config.json for Llama-2-7b-hf); the `big` set, for speed and memory.
+LLAMA2_7B = Config(arch="llama", n_layers=32, d_model=4096, n_heads=32, n_kv_heads=32, d_head=128,
+                   d_mlp=11008, vocab=32000, n_ctx=4096, norm_eps=1e-5, rope_base=10000.0, tied=False,
+                   name="llama2-7b-random")
 
 FAN_IN = set()  # models whose weights are N(0, 1/sqrt(fan_in)) (random_model's init="fan_in")
 HF_LLAMA_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -199,13 +206,59 @@ def plan(which, shared):
             ("bench-tinyllama-1.1B-hf", "hf F32, 2 shards, Llama 2 tokenizer.model", BENCH_LLAMA,
              hf_dir("F32", 2, os.path.join(shared, "tokenizers", "llama2"), ("tokenizer.model",))),
         ]
+    if which == "big":
+        # One tensor at a time (the largest, the 500 MB float32 embedding, is the generator's peak;
+        # the writers encode it in row groups): ~1 GB peak RSS for a 13.5 GB file. Quantize the
+        # F16 files with llama.cpp's llama-quantize for Q4_K_M / Q8_0 (see scripts/README.md).
+        llama2_tok = os.path.join(shared, "tokenizers", "llama2")
+
+        def llama2_hf(model, path):
+            hf.write(model, path, dtype="BF16", shards=3)  # ~4.5 GB shards and the index
+            copy_files(llama2_tok, ("tokenizer.model",), path)
+            write_llama2_tokenizer_config(path)
+        return [
+            ("llama2-7b-f16.gguf", "gguf f16, Llama-2-7B shapes, Llama 2 vocabulary", LLAMA2_7B,
+             gguf(ggml_types.F16, tok=llama_vocab)),
+            ("llama2-7b-bf16-hf", "hf BF16, 3 shards, Llama 2 tokenizer.model", LLAMA2_7B, llama2_hf),
+            ("tinyllama-1.1b-f16.gguf", "gguf f16 (the weights of bench-tinyllama-1.1B-f16.gguf)",
+             BENCH_LLAMA, gguf(ggml_types.F16, tok=llama_vocab)),
+        ]
     raise ValueError(f"unknown set {which!r}")
+
+
+def write_llama2_tokenizer_config(path):
+    """tokenizer_config.json, special_tokens_map.json and generation_config.json as in Meta's
+    Llama-2-7b-hf (tokenizer.model is the tokenizer; these carry BOS/EOS and the limits)."""
+    def tok(s):
+        return {"__type": "AddedToken", "content": s, "lstrip": False, "normalized": False,
+                "rstrip": False, "single_word": False}
+    files = {
+        "tokenizer_config.json": {
+            "add_bos_token": True, "add_eos_token": False, "bos_token": tok("<s>"),
+            "clean_up_tokenization_spaces": False, "eos_token": tok("</s>"), "legacy": False,
+            "model_max_length": 1000000000000000019884624838656, "pad_token": None,
+            "padding_side": "right", "sp_model_kwargs": {}, "tokenizer_class": "LlamaTokenizer",
+            "unk_token": tok("<unk>")},
+        "special_tokens_map.json": {
+            "bos_token": {k: v for k, v in tok("<s>").items() if k != "__type"},
+            "eos_token": {k: v for k, v in tok("</s>").items() if k != "__type"},
+            "unk_token": {k: v for k, v in tok("<unk>").items() if k != "__type"}},
+        "generation_config.json": {"bos_token_id": 1, "do_sample": True, "eos_token_id": 2, "pad_token_id": 0,
+                                   "temperature": 0.6, "max_length": 4096, "top_p": 0.9,
+                                   "transformers_version": "4.31.0.dev0"},
+    }
+    for name, content in files.items():
+        with open(os.path.join(path, name), "w") as f:
+            json.dump(content, f, indent=2)
+            f.write("\n")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output folder (created)")
-    ap.add_argument("--which", choices=("tiny", "bench"), default="tiny")
+    ap.add_argument("--which", choices=("tiny", "bench", "big"), default="tiny",
+                    help="tiny: the test set; bench: GPT-2 124M and TinyLlama shapes; big: Llama-2-7B "
+                         "shapes as F16 GGUF and BF16 HF (13.5 GB each) and a TinyLlama F16 GGUF")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shared", default=DEFAULT_SHARED, help="the shared data folder")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",

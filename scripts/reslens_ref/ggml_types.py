@@ -647,6 +647,21 @@ def quantize(ggml_type, x):
     return out
 
 
+def encode_chunks(ggml_type, x, max_elements=1 << 22):
+    """encode(ggml_type, x) as a sequence of byte strings, one per group of whole rows of about
+    max_elements values: the same bytes when joined (rows are encoded independently: every type
+    is element-wise or in blocks within a row), but the encoder's temporaries stay a few MB
+    instead of several times a 500 MB tensor."""
+    x = np.asarray(x)
+    if x.ndim < 2 or x.size <= max_elements:
+        yield encode(ggml_type, x)
+        return
+    rows = x.reshape(-1, x.shape[-1])
+    step = max(1, max_elements // x.shape[-1])
+    for i in range(0, rows.shape[0], step):
+        yield encode(ggml_type, rows[i:i + step])
+
+
 def encode(ggml_type, x):
     """Encode a float array (C order, ne0 = last axis) as the bytes of a ggml tensor."""
     x = np.asarray(x)

@@ -111,12 +111,14 @@ class GGUFWriter:
                 arr = np.asarray(arr)
                 if arr.shape != shape:
                     raise ValueError(f"{name}: data has shape {arr.shape}, declared {shape}")
-                raw = ggml_types.encode(t, arr)
-                if len(raw) != size:
-                    raise AssertionError(f"{name}: {len(raw)} bytes encoded, {size} expected")
-                f.write(raw)
+                written = 0
+                for raw in ggml_types.encode_chunks(t, arr):  # row groups: small temporaries
+                    f.write(raw)
+                    written += len(raw)
+                if written != size:
+                    raise AssertionError(f"{name}: {written} bytes encoded, {size} expected")
                 f.write(bytes(self._pad(size)))
-                del arr, raw
+                del arr
 
 
 __all__ = ["GGUFWriter", "Value", "ARRAY", "BOOL", "FLOAT32", "FLOAT64", "INT32", "INT64",

@@ -85,5 +85,12 @@ def write(path, tensors, dtype="F32", metadata=None):
             arr = np.asarray(data() if callable(data) else data)
             if arr.shape != tuple(shape):
                 raise ValueError(f"{name}: data has shape {arr.shape}, declared {tuple(shape)}")
-            f.write(encode(arr, dtype))
+            if arr.ndim >= 2 and arr.size > (1 << 22):  # row groups: the encoder's temporaries stay small
+                rows = arr.reshape(-1, arr.shape[-1])
+                step = max(1, (1 << 22) // arr.shape[-1])
+                for i in range(0, rows.shape[0], step):
+                    f.write(encode(rows[i:i + step], dtype))
+            else:
+                f.write(encode(arr, dtype))
+            del arr
     return offset

@@ -26,7 +26,7 @@ sys.path.insert(0, SCRIPTS)
 
 import make_random_models  # noqa: E402
 from harness import check, finish  # noqa: E402
-from reslens_ref import forward, ggml_types, load_model  # noqa: E402
+from reslens_ref import forward, ggml_types, load_model, safetensors  # noqa: E402
 from reslens_ref.convert import convert  # noqa: E402
 from reslens_ref.gguf import GGUFFile  # noqa: E402
 from reslens_ref import gguf_model  # noqa: E402
@@ -145,6 +145,20 @@ def check_codecs():
                   worst)
         check(f"{name} of zeros decodes to zeros",
               not ggml_types.decode(t, ggml_types.encode(t, np.zeros(256)), (256,)).any())
+    # The writers encode big tensors in row groups (a 7B model's 500 MB embedding would otherwise
+    # need several GB of encoder temporaries): the bytes must be those of the whole tensor.
+    same = [t for t in [ggml_types.F32, ggml_types.F16, ggml_types.BF16, ggml_types.Q8_0] + list(bits)
+            if b"".join(ggml_types.encode_chunks(t, y, max_elements=3 * 512 + 7)) != ggml_types.encode(t, y)]
+    check("encode_chunks (row groups) gives encode's bytes for every type", not same,
+          ", ".join(ggml_types.TYPE_NAMES[t] for t in same))
+    big = rng.standard_normal((4100, 1025)).astype(np.float32)  # over the 4M-value row-group size
+    with tempfile.TemporaryDirectory() as tmp:
+        ok = True
+        for dt in ("F32", "F16", "BF16"):
+            p = os.path.join(tmp, f"{dt}.safetensors")
+            safetensors.write(p, [("w", big.shape, big)], dt)
+            ok = ok and np.array_equal(SafetensorsFile(p).tensor("w"), rounded(big, dt))
+        check("safetensors.write of a tensor over 4M values (row groups): F32/F16/BF16 round trips", ok)
     check("k-quant rows of 64 fall back to Q8_0, of 172 to F16; Q4_0 rows of 172 to F16; IQ4_XS rows "
           "of 64 to IQ4_NL, of 172 to F16; IQ4_NL rows of 172 to F16",
           ggml_types.storage_type(ggml_types.Q4_K, 64) == ggml_types.Q8_0
