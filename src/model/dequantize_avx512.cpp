@@ -7,7 +7,9 @@
 // reads only an index's low 4 bits (vpermt2ps: 5). That is about half the instructions of widening,
 // converting, multiplying and subtracting every element, and it is the same float32 result for
 // every element by construction. The other formats convert each code and multiply, one intrinsic
-// per scalar operation.
+// per scalar operation. AVX-512F includes FMA, and GCC treats these intrinsics as plain vector
+// arithmetic, so it would fuse a multiply and a subtract here but for the project's
+// -ffp-contract=off (cmake/ReslensWarnings.cmake).
 //
 // fp16 scales are converted with F16C, which is exact and equals fp16_to_fp32 except that it quiets
 // a signaling NaN. A scale only ever reaches the output through a multiply or add, and x86
