@@ -69,7 +69,7 @@ struct ExplainRequest {
 /// An explained prompt: everything a report needs.
 struct ExplainedPrompt {
   std::vector<int32_t> tokens;
-  std::shared_ptr<const RunResult> run;  ///< with explain_capture()'s hooks
+  std::shared_ptr<const RunResult> run;  ///< explain_capture()'s hooks; hook_pattern holds row `position` only
   ExplainOptions options;                ///< as used: the resolved position, target and foil
   Explanation explanation;
   std::vector<std::string> notes;        ///< how the target and foil names were resolved

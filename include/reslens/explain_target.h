@@ -36,7 +36,7 @@ struct TargetStep {
 /// One forward pass over the prompt and a sequence's tokens but its last, with its steps.
 struct TeacherForcedPass {
   std::vector<int32_t> tokens;           ///< [P + 1 + m - 1] the prompt, then w_1..w_{m-1}
-  std::shared_ptr<const RunResult> run;  ///< explain_capture()'s hooks, logits at every position
+  std::shared_ptr<const RunResult> run;  ///< explain_capture()'s hooks, logits at every position; pattern rows of the steps only
   std::vector<TargetStep> steps;
 };
 

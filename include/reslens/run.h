@@ -54,11 +54,21 @@ struct RunOptions {
   /// Emulate llama.cpp's GELU, which looks results up in an fp16 table (input and output rounded to
   /// fp16). Only for reproducing llama.cpp's numbers on GPT-2 models; off by default.
   bool ggml_gelu = false;
+  /// Query positions whose attention rows `hook_attn_scores` and `hook_pattern` keep, strictly
+  /// ascending; empty keeps every row. With rows, those hooks are [n_heads, rows.size(), key_pos].
+  /// explain() reads only the rows of the positions it explains, so this takes a run's pattern
+  /// capture from n_layers * n_heads * T^2 floats to n_layers * n_heads * rows * T (a 7B Llama at
+  /// 4096 tokens: 68.7 GB -> 16.8 MB for one position). InvalidArgument / OutOfRange when not
+  /// ascending or past the sequence.
+  std::vector<int64_t> pattern_rows;
 };
 
 struct RunResult {
   Tensor logits;  ///< [pos, d_vocab] or [1, d_vocab]
   ActivationCache cache;
+  /// The query positions hook_attn_scores / hook_pattern hold, in order (RunOptions::pattern_rows);
+  /// empty: every position.
+  std::vector<int64_t> pattern_rows;
 };
 
 /// Runs `tokens` (all of them, from position 0) through the model.

@@ -63,7 +63,11 @@ numpy view over the run's own memory and keeps it alive after this object is gon
             return out;
           },
           "Recorded hook names in forward order.")
-      .def_property_readonly("nbytes", [](const RunResult& r) { return r.cache.bytes(); });
+      .def_property_readonly("nbytes", [](const RunResult& r) { return r.cache.bytes(); })
+      .def_property_readonly(
+          "pattern_rows", [](const RunResult& r) { return r.pattern_rows; },
+          "Query positions hook_pattern / hook_attn_scores hold, in order ([] = every position; an "
+          "explanation's run keeps the explained positions' rows only: [n_heads, len(rows), key_pos]).");
 
   m.def(
       "run",

@@ -125,6 +125,7 @@ ExplainedPrompt explain(const Model& model, const ExplainRequest& request) {
   out.options.position = P;
   RunOptions ro;
   ro.capture = explain_capture();
+  ro.pattern_rows = {P};  // explain() reads the explained position's attention row only
   // Logits at P only are needed; every other position costs a d_vocab-wide GEMM row.
   ro.all_logits = request.all_logits || P != static_cast<int>(out.tokens.size()) - 1;
   ro.n_threads = request.options.n_threads;

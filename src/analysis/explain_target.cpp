@@ -107,9 +107,13 @@ std::vector<int32_t> teacher_forced_tokens(const std::vector<int32_t>& prompt, c
   return t;
 }
 
-std::shared_ptr<const RunResult> run_pass(const Model& model, const std::vector<int32_t>& tokens, const ExplainRequest& request) {
+// The steps are explained at positions P.. (the last token of `tokens` and the P - 1 before it), so
+// only their attention rows are kept.
+std::shared_ptr<const RunResult> run_pass(const Model& model, const std::vector<int32_t>& tokens, int P,
+                                          const ExplainRequest& request) {
   RunOptions ro;
   ro.capture = explain_capture();
+  for (int64_t q = P; q < static_cast<int64_t>(tokens.size()); ++q) ro.pattern_rows.push_back(q);
   ro.all_logits = true;  // every step reads its own position's logits
   ro.n_threads = request.options.n_threads;
   return std::make_shared<const RunResult>(run(model, tokens, ro));
@@ -172,7 +176,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     out.target.insert(out.target.end(), target_seq->rest.begin(), target_seq->rest.end());
     out.target_pass.tokens = teacher_forced_tokens(prompt, out.target);
   }
-  out.target_pass.run = run_pass(model, out.target_pass.tokens, request);
+  out.target_pass.run = run_pass(model, out.target_pass.tokens, P, request);
   const RunResult& run0 = *out.target_pass.run;
   const std::span<const float> first_logits = logits_at(model, run0, P, out.target_pass.tokens.size());
   if (out.target.empty()) {  // one token: its likelier spelling at P, or the top prediction
@@ -216,7 +220,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
   }
   if (n_foil_own > 0) {
     out.foil_pass.tokens = teacher_forced_tokens(prompt, out.foil);
-    out.foil_pass.run = run_pass(model, out.foil_pass.tokens, request);
+    out.foil_pass.run = run_pass(model, out.foil_pass.tokens, P, request);
     for (size_t t = static_cast<size_t>(out.first_foil_step); t < k; ++t) {
       out.foil_pass.steps.push_back(
           explain_step(model, out.foil_pass, request, P + static_cast<int>(t), out.foil[t], -1, bound_tol));

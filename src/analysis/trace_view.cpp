@@ -1,5 +1,6 @@
 #include "analysis/trace_view.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +44,15 @@ TraceView::TraceView(const Model& model, const RunResult& run, bool check_finite
       }
     }
   }
+  // The pattern holds every query row, or those RunOptions::pattern_rows kept.
+  const int64_t rows = run.pattern_rows.empty() ? T_ : static_cast<int64_t>(run.pattern_rows.size());
+  for (int l = 0; l < c.n_layers; ++l) {
+    const Tensor& pat = cache.at(Hook::kPattern, l);
+    if (pat.ndim() != 3 || pat.dim(0) != c.n_heads || pat.dim(1) != rows || pat.dim(2) != T_) {
+      throw InvalidArgument("explain needs hook_pattern as [n_heads, " + std::to_string(rows) + ", " +
+                            std::to_string(T_) + "] (" + HookName{Hook::kPattern, l}.to_string() + ")");
+    }
+  }
   // Post-norm models (OLMo 2): the coefficients are divided by the frozen post-sublayer scales.
   if (c.post_norm) {
     const int64_t N = c.d_mlp;
@@ -79,9 +89,20 @@ const float* TraceView::v(int64_t l, int64_t p, int64_t kvh) const {
   return run_.cache.at(Hook::kV, static_cast<int>(l)).row(p) + kvh * model_.config().d_head;
 }
 
+int64_t TraceView::pattern_row(int64_t q) const {
+  const std::vector<int64_t>& rows = run_.pattern_rows;
+  if (rows.empty()) return q;
+  const auto it = std::lower_bound(rows.begin(), rows.end(), q);
+  if (it == rows.end() || *it != q) {
+    throw InvalidArgument("explaining position " + std::to_string(q) +
+                          " needs its attention pattern row, which the run did not keep (RunOptions::pattern_rows)");
+  }
+  return it - rows.begin();
+}
+
 float TraceView::pattern(int64_t l, int64_t h, int64_t q, int64_t k) const {
   const Tensor& t = run_.cache.at(Hook::kPattern, static_cast<int>(l));
-  return t.data()[(h * t.dim(1) + q) * t.dim(2) + k];
+  return t.data()[(h * t.dim(1) + pattern_row(q)) * t.dim(2) + k];
 }
 
 std::span<const float> TraceView::logits(int64_t p) const {

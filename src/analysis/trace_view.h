@@ -34,7 +34,8 @@ class TraceView {
   }
   /// Value vector of KV head `kvh` at position p. [d_head]
   const float* v(int64_t l, int64_t p, int64_t kvh) const;
-  /// Attention of query q to key k for head h.
+  /// Attention of query q to key k for head h. InvalidArgument when the run kept other query rows
+  /// only (RunOptions::pattern_rows).
   float pattern(int64_t l, int64_t h, int64_t q, int64_t k) const;
   /// The attention neurons' coefficient factor alpha for query q: the pattern, divided by the
   /// post-attention norm's frozen scale at q when the model has one (alpha_{q,k} v_k W_O[:, n] summed
@@ -50,6 +51,8 @@ class TraceView {
 
  private:
   const float* row(Hook h, int64_t l, int64_t p) const;
+  /// Query q's row in the recorded pattern.
+  int64_t pattern_row(int64_t q) const;
 
   const Model& model_;
   const RunResult& run_;

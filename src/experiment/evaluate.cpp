@@ -94,7 +94,10 @@ Screened screen(const Model& model, const TokenResolver& resolver, const Experim
   r.n_prompt_tokens = static_cast<int64_t>(sc.tokens.size());
   if (sc.tokens.empty()) throw InvalidArgument("the prompt has no tokens");
   RunOptions ro;
-  if (capture) ro.capture = explain_capture();
+  if (capture) {
+    ro.capture = explain_capture();
+    ro.pattern_rows = {static_cast<int64_t>(sc.tokens.size()) - 1};  // the explained (last) position's row
+  }
   ro.all_logits = capture;  // explain() wants every position's logits
   ro.n_threads = 1;
   sc.run = run(model, sc.tokens, ro);

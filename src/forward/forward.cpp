@@ -52,6 +52,19 @@ void validate_tokens(const Model& model, std::span<const int32_t> tokens, int64_
   }
 }
 
+void validate_pattern_rows(std::span<const int64_t> rows, int64_t n_positions) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= n_positions) {
+      throw OutOfRange("pattern row " + std::to_string(rows[i]) + " is out of range (0.." +
+                       std::to_string(n_positions - 1) + ")");
+    }
+    if (i > 0 && rows[i] <= rows[i - 1]) {
+      throw InvalidArgument("pattern rows must be strictly ascending (" + std::to_string(rows[i - 1]) + " then " +
+                            std::to_string(rows[i]) + ")");
+    }
+  }
+}
+
 void validate_intervention(const Model& model, const Intervention& iv, int64_t n_positions) {
   const ModelConfig& c = model.config();
   auto check = [](int64_t v, int64_t n, const char* what) {
@@ -297,7 +310,25 @@ struct Pass {
   int threads;
   int64_t T;  // positions computed in this pass
   int64_t S;  // keys visible to the last query: pos0 + T
+  // Where query t's attention row goes in hook_attn_scores / hook_pattern ([n_heads, n_rows, S]):
+  // row_slot[t], or -1 when the run does not keep it (ForwardArgs::pattern_rows).
+  std::vector<int64_t> row_slot;
+  int64_t n_rows;
 };
+
+// Every query's slot when the run keeps every row; otherwise the listed positions' slots, in order.
+std::vector<int64_t> pattern_row_slots(std::span<const int64_t> rows, int64_t pos0, int64_t T) {
+  std::vector<int64_t> slot(static_cast<size_t>(T), rows.empty() ? 0 : -1);
+  if (rows.empty()) {
+    for (int64_t t = 0; t < T; ++t) slot[static_cast<size_t>(t)] = t;
+    return slot;
+  }
+  int64_t n = 0;
+  for (int64_t r : rows) {
+    if (r >= pos0 && r < pos0 + T) slot[static_cast<size_t>(r - pos0)] = n++;
+  }
+  return slot;
+}
 
 // Scratch buffers of one layer, kept across layers so their storage is reused.
 struct Scratch {
@@ -434,8 +465,9 @@ void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float 
   const ModelConfig& c = p.c;
   const int64_t T = p.T, S = p.S, H = c.n_heads, dh = c.d_head;
   const int64_t kv_dim = c.n_key_value_heads * dh, group = H / c.n_key_value_heads;
-  Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, T, S});
-  Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, T, S});
+  const int64_t R = p.n_rows;  // recorded query rows
+  Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, R, S});
+  Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, R, S});
   z.resize(T, H * dh);
   parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
     std::vector<float> scores(static_cast<size_t>(T * S));  // [T, S] for one head
@@ -447,13 +479,14 @@ void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float 
         const int64_t n_keys = p.a.pos0 + t + 1;  // causal: keys 0..pos0+t
         for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
         for (int64_t s = n_keys; s < S; ++s) row[s] = -std::numeric_limits<float>::infinity();
-        if (scores_rec != nullptr) {
-          std::memcpy(scores_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * sizeof(float));
+        const int64_t slot = p.row_slot[static_cast<size_t>(t)];
+        if (scores_rec != nullptr && slot >= 0) {
+          std::memcpy(scores_rec->data() + (h * R + slot) * S, row, static_cast<size_t>(S) * sizeof(float));
         }
         ops::softmax(row, n_keys);
         for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
-        if (pattern_rec != nullptr) {
-          std::memcpy(pattern_rec->data() + (h * T + t) * S, row, static_cast<size_t>(S) * sizeof(float));
+        if (pattern_rec != nullptr && slot >= 0) {
+          std::memcpy(pattern_rec->data() + (h * R + slot) * S, row, static_cast<size_t>(S) * sizeof(float));
         }
         // z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s.
         float* zr = z.row(t) + h * dh;
@@ -603,8 +636,10 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
   const int64_t T = static_cast<int64_t>(a.tokens.size());
   const int64_t d = c.d_model;
   Recorder rec(a.capture, a.cache);
+  std::vector<int64_t> row_slot = pattern_row_slots(a.pattern_rows, a.pos0, T);
+  const int64_t n_rows = *std::max_element(row_slot.begin(), row_slot.end()) + 1;
   const Pass p{model, c, a, a.intervention != nullptr && !a.intervention->empty() ? a.intervention : nullptr,
-               rec, a.n_threads > 0 ? a.n_threads : hardware_threads(), T, a.pos0 + T};
+               rec, a.n_threads > 0 ? a.n_threads : hardware_threads(), T, a.pos0 + T, std::move(row_slot), n_rows};
 
   Buf x;  // the residual stream [T, d_model]
   embed(x, p);

@@ -32,10 +32,14 @@ struct ForwardArgs {
   bool all_logits = false;
   bool ggml_gelu = false;
   int n_threads = 0;
+  /// Query positions (absolute, ascending) whose attention rows are recorded; empty: all of them.
+  std::span<const int64_t> pattern_rows;
 };
 
 /// Throws OutOfRange/InvalidArgument for bad ids, empty input or a sequence past the context window.
 void validate_tokens(const Model& model, std::span<const int32_t> tokens, int64_t pos0);
+/// Throws InvalidArgument when the rows are not strictly ascending, OutOfRange past the sequence.
+void validate_pattern_rows(std::span<const int64_t> rows, int64_t n_positions);
 /// Throws OutOfRange when an intervention names a layer/neuron/head/dim/position that does not exist.
 void validate_intervention(const Model& model, const Intervention& iv, int64_t n_positions);
 

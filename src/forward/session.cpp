@@ -13,7 +13,9 @@ RunResult run(const Model& model, std::span<const int32_t> tokens, const RunOpti
   if (options.intervention != nullptr) {
     validate_intervention(model, *options.intervention, static_cast<int64_t>(tokens.size()));
   }
+  validate_pattern_rows(options.pattern_rows, static_cast<int64_t>(tokens.size()));
   RunResult result;
+  result.pattern_rows = options.pattern_rows;
   ForwardArgs args;
   args.tokens = tokens;
   args.capture = &options.capture;
@@ -22,6 +24,7 @@ RunResult run(const Model& model, std::span<const int32_t> tokens, const RunOpti
   args.all_logits = options.all_logits;
   args.ggml_gelu = options.ggml_gelu;
   args.n_threads = options.n_threads;
+  args.pattern_rows = result.pattern_rows;
   result.logits = forward(model, args);
   return result;
 }

@@ -114,6 +114,90 @@ TEST_P(ExplainProperty, TheLastPositionNeedsOnlyItsOwnLogits) {
   EXPECT_THROW(explain(*model_, last_only, tokens_, eo), InvalidArgument);
 }
 
+// RunOptions::pattern_rows keeps only some query rows of hook_pattern / hook_attn_scores: the kept
+// rows are the full run's rows bit for bit, for any thread count, and an explanation read from them
+// equals the one read from every row.
+TEST_P(ExplainProperty, KeptPatternRowsAreTheFullRunsRows) {
+  const HookName pattern{Hook::kPattern, 1}, scores{Hook::kAttnScores, 0};
+  RunOptions all;
+  all.capture = HookFilter::from_patterns({"blocks.*.attn.hook_pattern", "blocks.*.attn.hook_attn_scores"});
+  const RunResult full = run(*model_, tokens_, all);
+  const std::vector<int64_t> rows = {0, 5, 8};
+  for (int threads : {1, 2}) {
+    RunOptions some = all;
+    some.pattern_rows = rows;
+    some.n_threads = threads;
+    const RunResult kept = run(*model_, tokens_, some);
+    EXPECT_EQ(kept.pattern_rows, rows);
+    for (const HookName& name : {pattern, scores}) {
+      const Tensor& a = full.cache.at(name);
+      const Tensor& b = kept.cache.at(name);
+      const int64_t H = a.dim(0), T = a.dim(1), S = a.dim(2);
+      ASSERT_EQ(b.shape(), (std::vector<int64_t>{H, static_cast<int64_t>(rows.size()), S})) << name.to_string();
+      for (int64_t h = 0; h < H; ++h) {
+        for (size_t r = 0; r < rows.size(); ++r) {
+          EXPECT_EQ(std::memcmp(a.data() + (h * T + rows[r]) * S, b.data() + (h * static_cast<int64_t>(rows.size()) + static_cast<int64_t>(r)) * S,
+                                static_cast<size_t>(S) * sizeof(float)), 0)
+              << name.to_string() << " head " << h << " row " << rows[r] << ", " << threads << " threads";
+        }
+      }
+    }
+  }
+}
+
+TEST_P(ExplainProperty, AnExplanationNeedsOnlyItsPositionsPatternRow) {
+  for (int P : {5, 8}) {
+    RunOptions o;
+    o.capture = explain_capture();
+    o.all_logits = true;
+    o.pattern_rows = {P};
+    const RunResult one_row = run(*model_, tokens_, o);
+    ExplainOptions eo;
+    eo.position = P;
+    eo.foil = 7;
+    const Explanation a = explain(*model_, run_, tokens_, eo);
+    const Explanation b = explain(*model_, one_row, tokens_, eo);
+    EXPECT_EQ(a.target, b.target);
+    EXPECT_EQ(a.head_position.values, b.head_position.values) << P;
+    EXPECT_EQ(a.attn_weight.values, b.attn_weight.values) << P;
+    EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values) << P;
+    EXPECT_EQ(a.head.values, b.head.values) << P;
+    EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values) << P;
+    EXPECT_EQ(a.query_ffn_neuron.values, b.query_ffn_neuron.values) << P;
+    EXPECT_EQ(a.checks, b.checks) << P;
+    eo.position = P - 1;  // a row the run did not keep
+    try {
+      explain(*model_, one_row, tokens_, eo);
+      ADD_FAILURE() << "explained position " << P - 1 << " without its pattern row";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("pattern row"), std::string::npos) << e.what();
+    }
+  }
+  // The request keeps the explained row only, and explains as the full run does.
+  ExplainRequest req;
+  req.tokens = tokens_;
+  req.position = 4;
+  const ExplainedPrompt done = explain(*model_, req);
+  EXPECT_EQ(done.run->pattern_rows, (std::vector<int64_t>{4}));
+  ExplainOptions eo;
+  eo.position = 4;
+  eo.target = done.options.target;
+  EXPECT_EQ(explain(*model_, run_, tokens_, eo).attn_neuron.values, done.explanation.attn_neuron.values);
+}
+
+TEST_P(ExplainProperty, BadPatternRowsAreTypedErrors) {
+  RunOptions o;
+  o.capture = explain_capture();
+  o.pattern_rows = {3, 3};
+  EXPECT_THROW(run(*model_, tokens_, o), InvalidArgument);
+  o.pattern_rows = {4, 2};
+  EXPECT_THROW(run(*model_, tokens_, o), InvalidArgument);
+  o.pattern_rows = {static_cast<int64_t>(tokens_.size())};
+  EXPECT_THROW(run(*model_, tokens_, o), OutOfRange);
+  o.pattern_rows = {-1};
+  EXPECT_THROW(run(*model_, tokens_, o), OutOfRange);
+}
+
 TEST_P(ExplainProperty, BadRequestsAreTypedErrors) {
   ExplainOptions o;
   o.position = 99;

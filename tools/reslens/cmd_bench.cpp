@@ -162,6 +162,7 @@ void register_bench(CLI::App& app) {
         cap.n_threads = threads;
         cap.capture = explain_capture();
         cap.all_logits = false;  // an explanation of the last position needs its logits only
+        cap.pattern_rows = {n - 1};  // and its attention rows only, as explain(ExplainRequest) keeps
         ExplainOptions eo;
         eo.n_threads = threads;
         eo.method = ScoreMethod::kBounded;
