@@ -48,6 +48,24 @@ int32_t pick_token(const Model& model, const TokenCandidates& candidates, std::s
 int32_t resolve_token(const Model& model, const TokenName& name, std::span<const float> logits, const char* what,
                       std::vector<std::string>& notes);
 
+/// What explaining a prompt adds to the model's weights, in bytes (docs/benchmarks.md, "Memory per
+/// prompt"; bench/prompt_memory.py checks it against measured peak RSS up to 4096 tokens).
+struct PromptMemory {
+  int64_t captures = 0;        ///< explain_capture()'s hooks, with the explained positions' pattern rows
+  int64_t forward = 0;         ///< the forward pass's buffers and each thread's [T, T] attention scores
+  int64_t explain_arrays = 0;  ///< explain()'s per-source-position float64 arrays, per explained position
+  int64_t total() const { return captures + forward + explain_arrays; }
+};
+
+/// The estimate for `n_tokens` tokens of which `n_explained` positions are explained (a target of m
+/// tokens: m), with `n_threads` threads (0: default_threads()).
+PromptMemory explain_prompt_memory(const ModelConfig& config, int64_t n_tokens, int64_t n_explained, int n_threads);
+
+/// UnsupportedError with the estimate and its parts when it exceeds the memory available
+/// (MemAvailable, or $RESLENS_MEMORY_AVAILABLE in bytes), before anything runs, instead of the
+/// kernel's OOM killer ending the process. explain() and explain_target() call it.
+void require_memory_for_prompt(const Model& model, int64_t n_tokens, int64_t n_explained, int n_threads);
+
 /// What to explain.
 struct ExplainRequest {
   std::vector<int32_t> tokens;  ///< the prompt's ids; empty: `prompt` encoded with the model's BOS setting

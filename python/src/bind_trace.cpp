@@ -72,9 +72,11 @@ numpy view over the run's own memory and keeps it alive after this object is gon
   m.def(
       "run",
       [](const ModelHandle& model, const py::handle& tokens, const std::optional<std::vector<std::string>>& patterns,
-         bool all_logits, int threads, const Intervention* intervention, bool ggml_gelu) {
+         bool all_logits, int threads, const Intervention* intervention, bool ggml_gelu,
+         const std::vector<int64_t>& pattern_rows) {
         const std::vector<int32_t> ids = to_ids(tokens);
         RunOptions o;
+        o.pattern_rows = pattern_rows;
         o.capture = make_filter(patterns);
         o.all_logits = all_logits;
         o.n_threads = threads_or_default(threads);
@@ -91,14 +93,18 @@ numpy view over the run's own memory and keeps it alive after this object is gon
       },
       py::arg("model"), py::arg("tokens"), py::arg("patterns") = std::vector<std::string>{},
       py::arg("all_logits") = true, py::arg("threads") = 0, py::arg("intervention") = nullptr,
-      py::arg("ggml_gelu") = false, R"pbdoc(
+      py::arg("ggml_gelu") = false, py::arg("pattern_rows") = std::vector<int64_t>{}, R"pbdoc(
 Runs ``tokens`` through the model (the GIL is released) and records the hooks ``patterns`` name
-(TransformerLens names with ``*`` globs; None records every hook, [] none).
+(TransformerLens names with ``*`` globs; None records every hook, [] none). ``pattern_rows``
+(ascending query positions) keeps only those rows of hook_pattern / hook_attn_scores.
 
 >>> r = reslens._core.run(core, [1, 403, 407], ["blocks.*.hook_resid_post"])
 >>> r.get("blocks.0.hook_resid_post").shape
 (3, 64)
 )pbdoc");
+
+  m.def("explain_capture", [] { return explain_capture().patterns(); },
+        "The hook patterns an explanation's run records (explain_capture()).");
 
   m.def("validate_patterns", [](const std::vector<std::string>& p) { (void)HookFilter::from_patterns(p); },
         py::arg("patterns"), "Raises ValueError (suggesting the nearest name) when a pattern can match no hook.");

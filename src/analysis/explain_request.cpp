@@ -123,6 +123,7 @@ ExplainedPrompt explain(const Model& model, const ExplainRequest& request) {
   const std::optional<TokenCandidates> foil = named_candidates(model, request.foil, request.foil_tokens, "foil");
   out.options = request.options;
   out.options.position = P;
+  require_memory_for_prompt(model, static_cast<int64_t>(out.tokens.size()), 1, request.options.n_threads);
   RunOptions ro;
   ro.capture = explain_capture();
   ro.pattern_rows = {P};  // explain() reads the explained position's attention row only

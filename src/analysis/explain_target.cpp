@@ -111,9 +111,11 @@ std::vector<int32_t> teacher_forced_tokens(const std::vector<int32_t>& prompt, c
 // only their attention rows are kept.
 std::shared_ptr<const RunResult> run_pass(const Model& model, const std::vector<int32_t>& tokens, int P,
                                           const ExplainRequest& request) {
+  const auto T = static_cast<int64_t>(tokens.size());
+  require_memory_for_prompt(model, T, T - P, request.options.n_threads);
   RunOptions ro;
   ro.capture = explain_capture();
-  for (int64_t q = P; q < static_cast<int64_t>(tokens.size()); ++q) ro.pattern_rows.push_back(q);
+  for (int64_t q = P; q < T; ++q) ro.pattern_rows.push_back(q);
   ro.all_logits = true;  // every step reads its own position's logits
   ro.n_threads = request.options.n_threads;
   return std::make_shared<const RunResult>(run(model, tokens, ro));

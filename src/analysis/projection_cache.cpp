@@ -16,6 +16,7 @@
 
 #include "analysis/bounds.h"
 #include "analysis/cache_files.h"
+#include "core/memory.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "ops/gemm.h"
@@ -114,17 +115,6 @@ void ProjectionCache::release_head(const CachedHead& head) const {
   map_->release({reinterpret_cast<const uint8_t*>(head.codes), static_cast<size_t>(2 * dh_ * V_)});
 }
 
-namespace {
-
-// "1.2 GB", "350 MB": a size for messages.
-std::string size_text(int64_t bytes) {
-  char b[32];
-  if (bytes >= 1000000000) std::snprintf(b, sizeof b, "%.1f GB", static_cast<double>(bytes) / 1e9);
-  else std::snprintf(b, sizeof b, "%.0f MB", static_cast<double>(bytes) / 1e6);
-  return b;
-}
-
-}  // namespace
 
 void require_disk_room(const std::filesystem::path& path, int64_t need, uintmax_t available) {
   if (static_cast<uintmax_t>(need) <= available) return;

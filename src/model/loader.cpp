@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/memory.h"
 #include "reslens/error.h"
 
 namespace reslens {
@@ -82,33 +83,6 @@ std::vector<double> llama3_freq_factors(double base, int64_t rot_dim, double fac
   return out;
 }
 
-namespace {
-
-// Bytes of memory the system can give without swapping; -1 when unknown.
-int64_t memory_available() {
-  if (const char* v = std::getenv("RESLENS_MEMORY_AVAILABLE"); v != nullptr && *v != '\0') {
-    char* end = nullptr;
-    const long long n = std::strtoll(v, &end, 10);
-    if (end != nullptr && *end == '\0' && n >= 0) return n;
-  }
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    long long kb = 0;
-    if (std::sscanf(line.c_str(), "MemAvailable: %lld kB", &kb) == 1) return kb * 1024;
-  }
-  return -1;
-}
-
-std::string gigabytes(int64_t bytes) {
-  std::ostringstream s;
-  s.precision(1);
-  s << std::fixed << static_cast<double>(bytes) / 1e9 << " GB";
-  return s.str();
-}
-
-}  // namespace
-
 void require_memory_for_weights(const WeightBytes& b, bool keep_encoded, const std::string& stored_as,
                                 const std::string& source) {
   const int64_t available = memory_available();
@@ -117,9 +91,9 @@ void require_memory_for_weights(const WeightBytes& b, bool keep_encoded, const s
   // float32 copies of what the loader rebuilds; converted, the float32 of every non-F32 tensor.
   const int64_t needed = keep_encoded ? b.stored : b.float32_of_encoded;
   if (needed <= available) return;
-  const std::string what = keep_encoded ? "weights take " + gigabytes(needed) + " as stored (" + stored_as + ")"
-                                        : stored_as + " weights take " + gigabytes(needed) + " as float32";
-  throw UnsupportedError(source + ": its " + what + ", more than the " + gigabytes(available) +
+  const std::string what = keep_encoded ? "weights take " + size_text(needed) + " as stored (" + stored_as + ")"
+                                        : stored_as + " weights take " + size_text(needed) + " as float32";
+  throw UnsupportedError(source + ": its " + what + ", more than the " + size_text(available) +
                          " of memory available (a smaller model, or free memory; RESLENS_MEMORY_AVAILABLE=BYTES "
                          "overrides the figure)");
 }

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "common/test_paths.h"
 #include "reslens/error.h"
+#include "reslens/explain_target.h"
 
 namespace reslens {
 namespace {
@@ -154,6 +156,52 @@ TEST_F(ExplainRequestTest, AblateRequestMeasuresTheNamedTargetAndItsRandomBaseli
   EXPECT_EQ(r.random->result.after.log_prob, ablate(m, r.tokens, 262, riv, P).after.log_prob);
   req.zeroed = {};
   EXPECT_THROW(ablate(m, req), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace reslens
+
+namespace reslens {
+namespace {
+
+// The formula of docs/benchmarks.md, term by term, on Llama-2-7B's shapes at 4096 tokens.
+TEST(PromptMemoryTest, TheEstimateIsTheDocumentedFormula) {
+  ModelConfig c;
+  c.n_layers = 32;
+  c.d_model = 4096;
+  c.n_heads = 32;
+  c.n_key_value_heads = 32;
+  c.d_head = 128;
+  c.d_mlp = 11008;
+  const int64_t T = 4096;
+  const PromptMemory m = explain_prompt_memory(c, T, 1, 2);
+  EXPECT_EQ(m.captures, int64_t{4} * 32 * T * (5 * 4096 + 11008 + 4096 + 32));            // 18.6 GB
+  EXPECT_EQ(m.forward, int64_t{4} * T * (4 * 4096 + 2 * 4096 + 2 * 4096 + 3 * 11008) + int64_t{4} * 2 * T * T);
+  EXPECT_EQ(m.explain_arrays, int64_t{8} * 32 * T * (2 * 32 + 2 * 4096));                  // 8.7 GB
+  EXPECT_EQ(m.total(), m.captures + m.forward + m.explain_arrays);
+  // Two explained positions (a two-token target): two pattern rows and two sets of arrays.
+  const PromptMemory two = explain_prompt_memory(c, T, 2, 2);
+  EXPECT_EQ(two.captures - m.captures, int64_t{4} * 32 * T * 32);
+  EXPECT_EQ(two.explain_arrays, 2 * m.explain_arrays);
+}
+
+TEST_F(ExplainRequestTest, APromptThatCannotFitIsRefusedBeforeItRuns) {
+  ExplainRequest req;
+  req.prompt = "The capital of France is";
+  ASSERT_EQ(::setenv("RESLENS_MEMORY_AVAILABLE", "1000", 1), 0);
+  try {
+    explain(*gpt2_, req);
+    ADD_FAILURE() << "explained in 1000 bytes";
+  } catch (const UnsupportedError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("tokens of this model needs about"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("memory available"), std::string::npos) << msg;
+  }
+  req.target = TokenName{-1, " New Delhi"};  // a target of several tokens: explain_target's pass
+  EXPECT_THROW(explain_target(*gpt2_, req), UnsupportedError);
+  ASSERT_EQ(::setenv("RESLENS_MEMORY_AVAILABLE", "100000000000", 1), 0);
+  EXPECT_NO_THROW(explain(*gpt2_, req));
+  ::unsetenv("RESLENS_MEMORY_AVAILABLE");
 }
 
 }  // namespace
