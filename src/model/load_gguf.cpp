@@ -114,7 +114,7 @@ std::set<std::string> applied_keys(const std::string& arch) {
   if (arch == "qwen2moe") k.insert("expert_shared_feed_forward_length");
   if (arch == "gemma3") k.insert({"attention.sliding_window_pattern", "rope.freq_base_swa"});
   // YaRN's tuning keys, which llama.cpp does not read for these architectures: taken at llama.cpp's
-  // values only (read_yarn refuses others).
+  // values only (read_gguf_yarn refuses others).
   if (yarn_architecture(arch)) {
     k.insert({"rope.scaling.yarn_ext_factor", "rope.scaling.yarn_attn_factor", "rope.scaling.yarn_beta_fast",
               "rope.scaling.yarn_beta_slow", "rope.scaling.yarn_log_multiplier"});
@@ -127,7 +127,7 @@ std::set<std::string> applied_keys(const std::string& arch) {
 // context_length; cos/sin times 1 + 0.1 ln(factor)). The yarn_* keys the converter may copy from a
 // config are not read by llama.cpp for these architectures, so a value other than the one llama.cpp
 // uses is refused rather than guessed.
-void read_yarn(const gguf::File& f, const std::string& p, double factor, ModelConfig& c) {
+void read_gguf_yarn(const gguf::File& f, const std::string& p, double factor, ModelConfig& c) {
   const std::string src = f.source();
   const std::string arch = p.substr(0, p.size() - 1);
   if (!yarn_architecture(arch)) {
@@ -158,8 +158,8 @@ void read_yarn(const gguf::File& f, const std::string& p, double factor, ModelCo
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
-// positions; "none" ignores the factor; "yarn" is read_yarn; LongRoPE (Phi-3) has no type key, its
-// factors are tensors (read_longrope). rope.scaling.attn_factor multiplies cos/sin (phi3 only).
+// positions; "none" ignores the factor; "yarn" is read_gguf_yarn; LongRoPE (Phi-3) has no type key, its
+// factors are tensors (read_gguf_longrope). rope.scaling.attn_factor multiplies cos/sin (phi3 only).
 void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c) {
   const std::string src = f.source();
   const std::string type = f.get_string_opt(p + "rope.scaling.type").value_or("linear");
@@ -174,7 +174,7 @@ void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c
       c.rope_scaling.linear_factor = factor;
     }
   } else if (type == "yarn") {
-    read_yarn(f, p, factor, c);
+    read_gguf_yarn(f, p, factor, c);
   } else if (type != "none") {
     throw UnsupportedError(src + ": " + p + "rope.scaling.type = '" + type +
                            "' is not supported (reslens applies none, linear and yarn RoPE scaling, llama3's "
@@ -200,7 +200,7 @@ void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c
 // (llama_model::get_rope_factors picks long when its context exceeds
 // rope.scaling.original_context_length; reslens compares the model's context_length, which is
 // llama.cpp's default context), with rope.scaling.attn_factor on cos/sin (read_rope_scaling).
-void read_longrope(const gguf::File& f, GgufTensors& t, ModelConfig& c) {
+void read_gguf_longrope(const gguf::File& f, GgufTensors& t, ModelConfig& c) {
   const std::string src = f.source();
   const bool has_long = t.has("rope_factors_long.weight"), has_short = t.has("rope_factors_short.weight");
   if (!has_long && !has_short) return;
@@ -458,7 +458,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     c.rope_scaling.freq_factors.assign(ff.data, ff.data + ff.size);
     validate_config(c, src);  // every factor finite and positive
   }
-  if (arch == "phi3") read_longrope(f, t, c);
+  if (arch == "phi3") read_gguf_longrope(f, t, c);
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";

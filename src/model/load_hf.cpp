@@ -408,7 +408,7 @@ int64_t top_level_original_context(const json& cfg, const std::string& src) {
 // and beta_slow (1), cos/sin times attention_factor (else 1 + 0.1 ln factor). The factor is taken
 // as written, as llama.cpp's converter takes it; some transformers versions replace it by
 // max_position_embeddings / original_max_position_embeddings (docs/formats.md, "RoPE scaling").
-void read_yarn(const json& cfg, const json& rs, ModelConfig& c, const std::string& src, std::set<std::string>& applied) {
+void read_hf_yarn(const json& cfg, const json& rs, ModelConfig& c, const std::string& src, std::set<std::string>& applied) {
   auto num = [&](const char* key, double fallback) {
     if (!rs.contains(key) || rs[key].is_null()) return fallback;
     if (!rs[key].is_number()) throw FormatError(src + ": rope_scaling." + key + " = " + rs[key].dump() + " is not a number");
@@ -444,7 +444,7 @@ void read_yarn(const json& cfg, const json& rs, ModelConfig& c, const std::strin
 // max_position_embeddings over it (else rope_scaling.factor), cos/sin times attention_factor (else
 // sqrt(1 + ln factor / ln original)). transformers picks the long factors for sequences longer than
 // the original context; reslens picks by the model's context window (set_longrope), as llama.cpp does.
-void read_longrope(const json& cfg, const json& rs, ModelConfig& c, const std::string& src,
+void read_hf_longrope(const json& cfg, const json& rs, ModelConfig& c, const std::string& src,
                    std::set<std::string>& applied) {
   const int64_t top = top_level_original_context(cfg, src);
   if (rs.contains("original_max_position_embeddings") &&
@@ -513,9 +513,9 @@ void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) 
                                                       low, high, num("original_max_position_embeddings"));
     applied.insert({"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
   } else if (type == "yarn") {
-    read_yarn(cfg, rs, c, src, applied);
+    read_hf_yarn(cfg, rs, c, src, applied);
   } else if (type == "longrope" || type == "su") {
-    read_longrope(cfg, rs, c, src, applied);
+    read_hf_longrope(cfg, rs, c, src, applied);
   } else {
     throw UnsupportedError(src + ": rope_scaling type '" + type +
                            "' is not supported (reslens applies default, linear, llama3, yarn and longrope)");
