@@ -187,6 +187,8 @@ def plan(which, shared):
          yarn, gguf(tok=stories_gguf)),
         ("tiny-qwen2-yarn-hf", "hf F32 Qwen2ForCausalLM, rope_scaling yarn x4",
          dataclasses.replace(yarn, vocab=2048, name="tiny-qwen2-yarn-hf"), hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-llama-yarn.gguf", "gguf f32 llama (interleaved pairs), yarn RoPE scaling x4 from an original context of 64",
+         dataclasses.replace(yarn, arch="llama", qkv_bias=False, name="tiny-llama-yarn"), gguf(tok=stories_gguf)),
         ("tiny-phi3-longrope.gguf", "gguf f32 phi3, LongRoPE factors (long set) and attention factor",
          longrope, gguf(tok=stories_gguf)),
         ("tiny-phi3-longrope-hf", "hf F32 Phi3ForCausalLM, rope_scaling longrope",

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 MODELS = ["tiny-qwen2.gguf", "tiny-llama3.gguf", "tiny-llama-linear.gguf", "tiny-llama-bias.gguf", "tiny-qwen3.gguf",
           "tiny-phi3.gguf", "tiny-gemma.gguf", "tiny-neox.gguf", "tiny-mixtral.gguf", "tiny-qwen3moe.gguf",
           "tiny-olmo2.gguf", "tiny-gemma3.gguf", "tiny-qwen2moe.gguf"]
-MODELS += ["tiny-qwen2-yarn.gguf", "tiny-phi3-longrope.gguf"]  # YaRN and Phi-3's LongRoPE (issue 14)
+MODELS += ["tiny-qwen2-yarn.gguf", "tiny-llama-yarn.gguf", "tiny-phi3-longrope.gguf"]  # YaRN, Phi-3's LongRoPE (issue 14)
 # Models whose MLP goes through ggml's GELU, which rounds through an fp16 table on the CPU: the
 # check runs reslens with --ggml-gelu for them (as the shared GPT-2 goldens do).
 GGML_GELU = {"tiny-gemma.gguf", "tiny-neox.gguf", "tiny-gemma3.gguf"}
