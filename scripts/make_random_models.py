@@ -171,6 +171,30 @@ def plan(which, shared):
          dataclasses.replace(fan, vocab=2048, rope_scaling={"type": "linear", "factor": 4.0},
                              name="tiny-llama-linear-hf"), hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
     ]
+    # Long-context RoPE scaling (issue 14): YaRN x4 measured in an original context of 64 (pair 0
+    # keeps its frequency, pairs 1-2 blend, the rest are divided by 4; cos/sin x 1.139), and Phi-3's
+    # LongRoPE with non-uniform factors and an original context of 32 < n_ctx 512, so the long set and
+    # the attention factor sqrt(1 + ln 16 / ln 32) apply (llama.cpp's goldens run with a 72-token context,
+    # also past 32).
+    yarn = dataclasses.replace(fan, arch="qwen2", qkv_bias=True, name="tiny-qwen2-yarn",
+                               rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64})
+    longrope = dataclasses.replace(fan, arch="phi3", rot_dim=8, name="tiny-phi-three-longrope",
+                                   rope_scaling={"type": "longrope", "original_max_position_embeddings": 32,
+                                                 "long_factor": [1.0, 1.5, 3.0, 7.0],
+                                                 "short_factor": [1.0, 1.1, 1.3, 2.0]})
+    families += [
+        ("tiny-qwen2-yarn.gguf", "gguf f32 qwen2, yarn RoPE scaling x4 from an original context of 64",
+         yarn, gguf(tok=stories_gguf)),
+        ("tiny-qwen2-yarn-hf", "hf F32 Qwen2ForCausalLM, rope_scaling yarn x4",
+         dataclasses.replace(yarn, vocab=2048, name="tiny-qwen2-yarn-hf"), hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-llama-yarn.gguf", "gguf f32 llama (interleaved pairs), yarn RoPE scaling x4 from an original context of 64",
+         dataclasses.replace(yarn, arch="llama", qkv_bias=False, name="tiny-llama-yarn"), gguf(tok=stories_gguf)),
+        ("tiny-phi3-longrope.gguf", "gguf f32 phi3, LongRoPE factors (long set) and attention factor",
+         longrope, gguf(tok=stories_gguf)),
+        ("tiny-phi3-longrope-hf", "hf F32 Phi3ForCausalLM, rope_scaling longrope",
+         dataclasses.replace(longrope, vocab=2048, name="tiny-phi3-longrope-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+    ]
     FAN_IN.update(name for name, *_ in families)
 
     if which == "tiny":

@@ -4,6 +4,7 @@
 // only, not on the model's configuration.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,15 +20,23 @@ enum class RopeLayout {
 
 /// How rotary angles stretch for long contexts. Pair i of a head turns by
 ///   angle(pos, i) = (pos / linear_factor) * base^(-2i / rotary_dim) / freq_factors[i],
-/// which is llama.cpp's ggml_rope_ext with freq_scale = 1 / linear_factor and rope_factors, and
-/// covers Hugging Face's rope_scaling types "linear" (positions divided) and "llama3" (each pair's
-/// frequency divided by its own factor). Types that change more than the angle (yarn, longrope,
-/// dynamic) are refused at load.
+/// and its cos and sin are multiplied by attn_factor. That is llama.cpp's ggml_rope_ext with
+/// freq_scale = 1 / linear_factor, rope_factors and the attention factor, and covers Hugging Face's
+/// rope_scaling types "linear" (positions divided), "llama3" (each pair's frequency divided by its
+/// own factor), "yarn" (per-pair divisors blending 1 and `factor` by ggml's correction ramp, times
+/// YaRN's magnitude scale) and "longrope" (the long or the short factors as divisors, times the
+/// attention factor); docs/formats.md "RoPE scaling". "dynamic" (the angle depends on the sequence
+/// length) is refused at load.
 struct RopeScaling {
-  std::string type = "none";  ///< "none", "linear", "llama3" (HF) or "rope_freqs" (GGUF's rope_freqs.weight)
+  std::string type = "none";  ///< "none", "linear", "llama3" (HF), "rope_freqs" (GGUF's rope_freqs.weight),
+                              ///< "yarn" or "longrope"
   double linear_factor = 1.0;       ///< positions are divided by it
   std::vector<double> freq_factors;  ///< [rotary_dim / 2] per-pair divisors; empty = all 1
-  bool empty() const { return linear_factor == 1.0 && freq_factors.empty(); }
+  double attn_factor = 1.0;          ///< every cos and sin is multiplied by it (YaRN's mscale, LongRoPE's factor)
+  double factor = 1.0;               ///< yarn, longrope: the context extension factor the file names (inspect)
+  int64_t original_context = 0;      ///< yarn, longrope: the context the model was trained with (inspect)
+  std::string factor_set;            ///< longrope: "long" or "short", the factors in freq_factors
+  bool empty() const { return linear_factor == 1.0 && freq_factors.empty() && attn_factor == 1.0; }
 };
 
 }  // namespace reslens

@@ -47,7 +47,8 @@ class Config:
     rotary_base: float
     rotary_dim: int
     rope_layout: str  # "half" (Hugging Face, GGUF qwen2) | "interleaved" (GGUF llama, llama2.c): how W_Q/W_K rows pair
-    rope_scaling: dict  # {"type": "none"|"linear"|"llama3"|"rope_freqs", "linear_factor", "freq_factors"}
+    rope_scaling: dict  # {"type": "none"|"linear"|"llama3"|"rope_freqs"|"yarn"|"longrope", "linear_factor",
+    #                     "freq_factors", "attn_factor", "factor", "original_context", "factor_set"}
     tied_embeddings: bool
     qkv_bias: bool
     o_bias: bool

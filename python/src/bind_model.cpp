@@ -47,7 +47,11 @@ py::dict config_dict(const Model& model) {
   d["embedding_scale"] = static_cast<double>(c.embedding_scale);
   d["rope_scaling"] = py::dict(py::arg("type") = c.rope_scaling.type,
                                py::arg("linear_factor") = c.rope_scaling.linear_factor,
-                               py::arg("freq_factors") = c.rope_scaling.freq_factors);
+                               py::arg("freq_factors") = c.rope_scaling.freq_factors,
+                               py::arg("attn_factor") = c.rope_scaling.attn_factor,
+                               py::arg("factor") = c.rope_scaling.factor,
+                               py::arg("original_context") = c.rope_scaling.original_context,
+                               py::arg("factor_set") = c.rope_scaling.factor_set);
   d["sliding_window"] = c.sliding_window;
   d["dtype"] = c.dtype;
   d["format"] = model.format();

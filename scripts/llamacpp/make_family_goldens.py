@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 MODELS = ["tiny-qwen2.gguf", "tiny-llama3.gguf", "tiny-llama-linear.gguf", "tiny-llama-bias.gguf", "tiny-qwen3.gguf",
           "tiny-phi3.gguf", "tiny-gemma.gguf", "tiny-neox.gguf", "tiny-mixtral.gguf", "tiny-qwen3moe.gguf",
           "tiny-olmo2.gguf", "tiny-gemma3.gguf", "tiny-qwen2moe.gguf"]
+MODELS += ["tiny-qwen2-yarn.gguf", "tiny-llama-yarn.gguf", "tiny-phi3-longrope.gguf"]  # YaRN, Phi-3's LongRoPE (issue 14)
 # Models whose MLP goes through ggml's GELU, which rounds through an fp16 table on the CPU: the
 # check runs reslens with --ggml-gelu for them (as the shared GPT-2 goldens do).
 GGML_GELU = {"tiny-gemma.gguf", "tiny-neox.gguf", "tiny-gemma3.gguf"}
@@ -61,7 +62,13 @@ def main():
     ap.add_argument("--llama-cpp", required=True, help="llama.cpp checkout with build/bin/libllama.so")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "data", "llamacpp-families"))
     ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="record this model's golden only (repeatable; e.g. tiny-qwen2-yarn.gguf), leaving the others")
     a = ap.parse_args()
+    models_to_record = a.only or MODELS
+    unknown = set(models_to_record) - set(MODELS)
+    if unknown:
+        ap.error(f"unknown model(s) {sorted(unknown)}")
     commit = subprocess.run(["git", "-C", a.llama_cpp, "rev-parse", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()
     os.makedirs(a.out, exist_ok=True)
@@ -71,10 +78,10 @@ def main():
         models = os.path.join(work, "models")
         cmd = [sys.executable, os.path.join(ROOT, "scripts", "make_random_models.py"), "--out", models,
                "--shared", a.shared]
-        for m in MODELS:
+        for m in models_to_record:
             cmd += ["--only", m]
         subprocess.run(cmd, check=True)
-        for m in MODELS:
+        for m in models_to_record:
             path = os.path.join(models, m)
             out = subprocess.run([exe, path, ",".join(map(str, ids)), str(N_GREEDY)], capture_output=True,
                                  text=True, check=True).stdout

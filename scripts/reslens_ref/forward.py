@@ -79,19 +79,20 @@ def rms_norm(x, w, eps):
     return scale, x / scale * w
 
 
-def rope_rotate_half(x, inv_freq, pos_divisor=1.0):
+def rope_rotate_half(x, inv_freq, pos_divisor=1.0, attention_factor=1.0):
     """Rotary embedding of x [pos, heads, d_head] in rotate_half layout over its first
     rot = 2 len(inv_freq) features (the rest pass unchanged: partial rotation): feature i pairs with
     i + rot/2 and both turn by (pos / pos_divisor) * inv_freq[i] (model.rope_frequencies:
-    base^(-2i/rot) without scaling)."""
+    base^(-2i/rot) without scaling); cos and sin are multiplied by attention_factor (YaRN, LongRoPE)."""
     rot = 2 * len(inv_freq)
     if rot < x.shape[-1]:
-        return np.concatenate([rope_rotate_half(x[..., :rot], inv_freq, pos_divisor), x[..., rot:]], axis=-1)
+        return np.concatenate([rope_rotate_half(x[..., :rot], inv_freq, pos_divisor, attention_factor),
+                               x[..., rot:]], axis=-1)
     n_pos, _, dh = x.shape
     half = dh // 2
     ang = (np.arange(n_pos, dtype=np.float64) / pos_divisor)[:, None] * inv_freq[None, :]  # [pos, half]
-    cos = np.concatenate([np.cos(ang), np.cos(ang)], axis=-1)[:, None, :]
-    sin = np.concatenate([np.sin(ang), np.sin(ang)], axis=-1)[:, None, :]
+    cos = np.concatenate([np.cos(ang), np.cos(ang)], axis=-1)[:, None, :] * attention_factor
+    sin = np.concatenate([np.sin(ang), np.sin(ang)], axis=-1)[:, None, :] * attention_factor
     rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     return x * cos + rotated * sin
 

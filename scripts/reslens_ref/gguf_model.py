@@ -12,7 +12,7 @@ import numpy as np
 from . import ggml_types
 from .gguf import BOOL, FLOAT32, GGUFFile, STRING, UINT32
 from .gguf_writer import GGUFWriter
-from .model import (Config, Model, llama3_freq_factors, permute_gguf_to_hf, permute_hf_to_gguf,
+from .model import (Config, Model, llama3_freq_factors, permute_gguf_to_hf, permute_hf_to_gguf, rope_attention_factor,
                     tensor_shapes)
 
 # canonical suffix (after "blocks.L.") -> GGUF suffix (after "blk.L."), for tensors that are
@@ -120,13 +120,33 @@ def config_from_gguf(gf):
     # llama.cpp: the scaling type defaults to "linear", whose factor (0 = none) divides positions.
     scaling = gf.get(f"{arch}.rope.scaling.type", "linear")
     factor = float(gf.get(f"{arch}.rope.scaling.factor", gf.get(f"{arch}.rope.scale_linear", 0.0)))
-    if scaling not in ("none", "linear"):
+    if scaling not in ("none", "linear", "yarn"):
         raise ValueError(f"{gf.path}: RoPE scaling {scaling!r} not supported")
-    if float(gf.get(f"{arch}.rope.scaling.attn_factor", 1.0)) != 1.0:
+    attn_factor = float(gf.get(f"{arch}.rope.scaling.attn_factor", 1.0))
+    if attn_factor != 1.0 and arch != "phi3":
         raise ValueError(f"{gf.path}: rope.scaling.attn_factor not supported")
     rope_scaling = None
     if scaling == "linear" and factor not in (0.0, 1.0):
         rope_scaling = {"type": "linear", "factor": factor}
+    # llama.cpp measures YaRN's correction range and picks LongRoPE's factors in the original
+    # context (default: the context length)
+    original = int(gf.get(f"{arch}.rope.scaling.original_context_length", key("context_length")))
+    if scaling == "yarn":
+        defaults = {"yarn_ext_factor": 1.0, "yarn_attn_factor": 1.0, "yarn_beta_fast": 32.0, "yarn_beta_slow": 1.0,
+                    "yarn_log_multiplier": 0.0}
+        for k, v in defaults.items():
+            if float(gf.get(f"{arch}.rope.scaling.{k}", v)) != v:
+                raise ValueError(f"{gf.path}: rope.scaling.{k} other than llama.cpp's {v} not supported")
+        rope_scaling = {"type": "yarn", "factor": factor, "original_max_position_embeddings": original}
+    if "rope_factors_long.weight" in gf.tensors:
+        if arch != "phi3" or rope_scaling is not None:
+            raise ValueError(f"{gf.path}: LongRoPE factors only on phi3 without other scaling")
+        rope_scaling = {"type": "longrope", "original_max_position_embeddings": original,
+                        "attention_factor": attn_factor,
+                        "long_factor": [float(x) for x in gf.tensor("rope_factors_long.weight")],
+                        "short_factor": [float(x) for x in gf.tensor("rope_factors_short.weight")]}
+    elif attn_factor != 1.0:
+        raise ValueError(f"{gf.path}: rope.scaling.attn_factor without LongRoPE factors not supported")
     if "rope_freqs.weight" in gf.tensors:
         if arch != "llama" or rope_scaling is not None:
             raise ValueError(f"{gf.path}: rope_freqs.weight only with llama and no linear scaling")
@@ -228,6 +248,8 @@ def load(path):
             loaders[canonical] = direct(gname)
     if cfg.rope_scaling and cfg.rope_scaling["type"] == "freq_factors":
         used.add("rope_freqs.weight")
+    if cfg.rope_scaling and cfg.rope_scaling["type"] == "longrope":
+        used.update(("rope_factors_long.weight", "rope_factors_short.weight"))
     unknown = sorted(set(gf.tensors) - used)
     if unknown:
         raise ValueError(f"{path}: tensors not understood: {unknown[:5]}")
@@ -296,6 +318,11 @@ def gguf_tensors(model):
     factors = rope_freq_factors(cfg)
     if factors is not None:
         out.append(("rope_freqs.weight", (len(factors),), lambda f=factors: f))
+    rs = cfg.rope_scaling
+    if rs and rs["type"] == "longrope":  # llama.cpp's converter: Phi-3's two factor sets as tensors
+        for which in ("long", "short"):
+            f = np.asarray(rs[f"{which}_factor"], dtype=np.float32)
+            out.append((f"rope_factors_{which}.weight", (len(f),), lambda f=f: f))
     return out
 
 
@@ -351,6 +378,17 @@ def hparam_fields(cfg, file_type, name=None):
     if rs and rs["type"] == "linear":
         f += [(f"{a}.rope.scaling.type", STRING, "linear"),
               (f"{a}.rope.scaling.factor", FLOAT32, float(rs["factor"]))]
+    if rs and rs["type"] == "yarn":  # as llama.cpp's converter writes HF yarn
+        if any(k in rs for k in ("beta_fast", "beta_slow", "attention_factor")):
+            raise ValueError("llama.cpp reads no YaRN beta or attention factor for these architectures")
+        f += [(f"{a}.rope.scaling.type", STRING, "yarn"),
+              (f"{a}.rope.scaling.factor", FLOAT32, float(rs["factor"])),
+              (f"{a}.rope.scaling.original_context_length", UINT32, int(rs["original_max_position_embeddings"]))]
+    if rs and rs["type"] == "longrope":  # as llama.cpp's Phi-3 converter writes it (no type key)
+        if a != "phi3":
+            raise ValueError("llama.cpp reads LongRoPE factors for phi3 only")
+        f += [(f"{a}.rope.scaling.original_context_length", UINT32, int(rs["original_max_position_embeddings"])),
+              (f"{a}.rope.scaling.attn_factor", FLOAT32, rope_attention_factor(cfg))]
     if cfg.d_head * cfg.n_heads != cfg.d_model:
         f += [(f"{a}.attention.key_length", UINT32, cfg.d_head),
               (f"{a}.attention.value_length", UINT32, cfg.d_head)]

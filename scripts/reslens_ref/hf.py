@@ -103,6 +103,24 @@ def config_from_hf(c):
             rope_scaling = {"type": "llama3"}
             for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"):
                 rope_scaling[k] = float(rs.pop(k))
+        elif kind == "yarn":
+            rope_scaling = {"type": "yarn", "factor": float(rs.pop("factor")),
+                            "original_max_position_embeddings":
+                                float(rs.pop("original_max_position_embeddings", c.get("max_position_embeddings", 2048)))}
+            for k in ("beta_fast", "beta_slow", "attention_factor"):
+                if k in rs:
+                    rope_scaling[k] = float(rs.pop(k))
+        elif kind in ("longrope", "su"):
+            # Phi-3: the original context at the top level; the factor is then the ratio of the two.
+            orig = c.get("original_max_position_embeddings", c.get("max_position_embeddings", 2048))
+            rope_scaling = {"type": "longrope", "long_factor": [float(x) for x in rs.pop("long_factor")],
+                            "short_factor": [float(x) for x in rs.pop("short_factor")],
+                            "original_max_position_embeddings": int(orig)}
+            if "attention_factor" in rs:
+                rope_scaling["attention_factor"] = float(rs.pop("attention_factor"))
+            if "original_max_position_embeddings" not in c:
+                rope_scaling["factor"] = float(rs.pop("factor"))
+            rs.pop("factor", None)
         elif kind != "default":
             raise ValueError(f"rope_scaling {c['rope_scaling']} not supported")
         if rs:
@@ -321,7 +339,9 @@ def _hf_rope_scaling(cfg):
     if rs["type"] == "freq_factors":
         raise ValueError("explicit RoPE frequency factors have no Hugging Face config form")
     out = {"rope_type": rs["type"]}
-    out.update({k: v for k, v in rs.items() if k != "type"})
+    # LongRoPE's original context lives at the top level of Phi-3's configs (hf_config)
+    out.update({k: v for k, v in rs.items()
+                if k != "type" and not (rs["type"] == "longrope" and k == "original_max_position_embeddings")})
     if "original_max_position_embeddings" in out:
         out["original_max_position_embeddings"] = int(out["original_max_position_embeddings"])
     return out
@@ -360,6 +380,8 @@ def hf_config(cfg, dtype="F32", extra=None):
              "rope_theta": cfg.rope_base, "rope_scaling": _hf_rope_scaling(cfg),
              "tie_word_embeddings": cfg.tied, "vocab_size": cfg.vocab,
              "bos_token_id": 1, "eos_token_id": 2}
+        if cfg.rope_scaling and cfg.rope_scaling["type"] == "longrope":
+            c["original_max_position_embeddings"] = int(cfg.rope_scaling["original_max_position_embeddings"])
         if cfg.n_experts:
             c["intermediate_size"] = cfg.d_expert
             c["num_experts_per_tok"] = cfg.n_experts_used

@@ -51,6 +51,12 @@ class Config:
     #   {"type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
     #    "original_max_position_embeddings"}: per-pair frequency divisors (HF "llama3")
     #   {"type": "freq_factors", "factors": [d_head/2 divisors]} (GGUF rope_freqs.weight)
+    #   {"type": "yarn", "factor", "original_max_position_embeddings", optional "beta_fast" (32),
+    #    "beta_slow" (1), "attention_factor" (1 + 0.1 ln factor)}: HF "yarn"; GGUF rope.scaling.type yarn
+    #   {"type": "longrope", "long_factor", "short_factor": [rot/2 divisors each],
+    #    "original_max_position_embeddings", optional "attention_factor"}: HF "longrope" (Phi-3);
+    #    GGUF phi3 rope_factors_long/short.weight. The long set applies when n_ctx exceeds the
+    #    original context (reslens' rule, llama.cpp's at its default context).
     rope_scaling: dict = None
     rot_dim: int = None  # dims of each head that rotate (None: all, d_head); Phi-3/4 partial rotation
     parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
@@ -165,12 +171,62 @@ def llama3_freq_factors(base, rot_dim, factor, low_freq_factor, high_freq_factor
     return inv_freq / new_inv
 
 
+def yarn_inv_freq(base, rot, factor, original, beta_fast=32.0, beta_slow=1.0):
+    """YaRN's per-pair frequencies (Peng et al. 2023, as transformers' _compute_yarn_parameters
+    defines them): pairs that turn more than beta_fast times over the original context keep their
+    frequency, pairs that turn less than beta_slow times are divided by factor, and a linear ramp
+    over the pair index blends the two between (bounds rounded outward, clipped to [0, rot - 1])."""
+    exponent = np.arange(0, rot, 2, dtype=np.float64) / rot
+    extrapolated = base ** -exponent
+    interpolated = extrapolated / factor
+
+    def pair_of(turns):  # the (fractional) pair index whose wavelength fits `turns` times
+        return rot * np.log(original / (turns * 2 * np.pi)) / (2 * np.log(base))
+    lo = max(np.floor(pair_of(beta_fast)), 0.0)
+    hi = min(np.ceil(pair_of(beta_slow)), rot - 1.0)
+    if hi < lo:
+        raise ValueError("YaRN correction range is empty")
+    if hi == lo:
+        hi += 0.001
+    keep = 1.0 - np.clip((np.arange(rot // 2, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
+    return interpolated * (1.0 - keep) + extrapolated * keep
+
+
+def rope_attention_factor(cfg):
+    """The factor YaRN and LongRoPE multiply cos and sin by (1 for the other scalings)."""
+    rs = cfg.rope_scaling or {"type": "none"}
+    if rs.get("attention_factor") is not None:
+        return float(rs["attention_factor"])
+    if rs["type"] == "yarn":
+        f = float(rs["factor"])
+        return 1.0 + 0.1 * np.log(f) if f > 1 else 1.0
+    if rs["type"] == "longrope":
+        orig = float(rs["original_max_position_embeddings"])
+        f = cfg.n_ctx / orig
+        return float(np.sqrt(1.0 + np.log(f) / np.log(orig))) if f > 1 else 1.0
+    return 1.0
+
+
 def rope_frequencies(cfg):
-    """(inv_freq [d_head/2] float64, position divisor): pair i at position p turns by
-    (p / divisor) * inv_freq[i]."""
+    """(inv_freq [d_head/2] float64, position divisor, attention factor): pair i at position p
+    turns by (p / divisor) * inv_freq[i], and its cos and sin are multiplied by the factor."""
+    inv_freq, divisor = _rope_angles(cfg)
+    return inv_freq, divisor, rope_attention_factor(cfg)
+
+
+def _rope_angles(cfg):
     rot = cfg.rotary_dims
     inv_freq = cfg.rope_base ** (-np.arange(0, rot, 2, dtype=np.float64) / rot)
     rs = cfg.rope_scaling or {"type": "none"}
+    if rs["type"] == "yarn":
+        return yarn_inv_freq(cfg.rope_base, rot, float(rs["factor"]), float(rs["original_max_position_embeddings"]),
+                             float(rs.get("beta_fast", 32.0)), float(rs.get("beta_slow", 1.0))), 1.0
+    if rs["type"] == "longrope":
+        use_long = cfg.n_ctx > rs["original_max_position_embeddings"]
+        ext = np.asarray(rs["long_factor" if use_long else "short_factor"], dtype=np.float64)
+        if len(ext) != rot // 2:
+            raise ValueError(f"LongRoPE factors: {len(ext)} for {rot} rotary dims")
+        return inv_freq / ext, 1.0
     if rs["type"] == "none":
         return inv_freq, 1.0
     if rs["type"] == "linear":

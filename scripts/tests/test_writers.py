@@ -30,6 +30,7 @@ from reslens_ref import forward, ggml_types, load_model, safetensors  # noqa: E4
 from reslens_ref.convert import convert  # noqa: E402
 from reslens_ref.gguf import GGUFFile  # noqa: E402
 from reslens_ref import gguf_model  # noqa: E402
+from reslens_ref.model import rope_attention_factor  # noqa: E402
 from reslens_ref.random_model import random_model  # noqa: E402
 from reslens_ref.safetensors import SafetensorsFile  # noqa: E402
 
@@ -56,6 +57,10 @@ def same_config(a, b):
         factors = gguf_model.rope_freq_factors(c) if rs and rs["type"] == "llama3" else None
         if factors is not None:
             rs = {"type": "freq_factors", "factors": [float(x) for x in factors]}
+        if rs and rs["type"] == "longrope":  # GGUF: float32 factor tensors and attention factor
+            rs = dict(rs, attention_factor=float(np.float32(rope_attention_factor(c))),
+                      long_factor=[float(np.float32(x)) for x in rs["long_factor"]],
+                      short_factor=[float(np.float32(x)) for x in rs["short_factor"]])
         return dataclasses.replace(c, name="", norm_eps=float(np.float32(c.norm_eps)), rope_scaling=rs)
     return canonical(a) == canonical(b)
 
@@ -195,6 +200,8 @@ def check_tiny(shared, out):
         expect = forward(ref, ids)["logits"]
         diff = float(np.abs(ours - expect).max()) / float(np.abs(expect).max())
         tol = {"F32": F32_RTOL, "F16": 2e-3, "BF16": 2e-2}[dtype]
+        if name.endswith(".gguf") and cfg.rope_scaling and cfg.rope_scaling["type"] == "longrope":
+            tol = max(tol, 1e-6)  # GGUF holds LongRoPE's attention factor in float32
         check(f"{name}: logits vs in-memory model", diff <= tol, f"rel diff {diff:.1e} (tol {tol:.0e})")
         logits[name] = ours
     # Formats that hold the same model give the same numbers.

@@ -11,7 +11,7 @@ namespace {
 // "<arch>.*" GGUF keys that do not change what the model computes from token ids.
 const std::set<std::string> kHarmlessGgufArchKeys = {
     "vocab_size",                            // llama.cpp sizes the vocabulary by the tokenizer; reslens by token_embd
-    "rope.scaling.original_context_length",  // read only by yarn scaling, which is refused
+    "rope.scaling.original_context_length",  // read by yarn (read_gguf_yarn) and Phi-3's LongRoPE only, as in llama.cpp
     "rope.scaling.finetuned",                // says whether the model was trained with its scaling; informational
     "context_length_swa",                    // unused without a sliding window (a window key is refused)
 };

@@ -16,6 +16,7 @@
 #include "io/gguf.h"
 #include "model/known_keys.h"
 #include "model/loader.h"
+#include "model/rope_scaling.h"
 #include "reslens/error.h"
 #include "tokenizer/factory.h"
 
@@ -97,6 +98,12 @@ const std::set<std::string> kAppliedKeys = {
     "rope.dimension_count", "rope.scaling.type", "rope.scaling.factor", "rope.scale_linear",
     "rope.scaling.attn_factor", "expert_count", "expert_used_count"};
 
+// Architectures whose llama.cpp graph passes YaRN's parameters to ggml_rope_ext and that reslens
+// applies YaRN for (llama.cpp converts Qwen2.5/Qwen3 long-context and Llama yarn configs to them).
+bool yarn_architecture(const std::string& arch) {
+  return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "qwen2moe" || arch == "qwen3moe";
+}
+
 std::set<std::string> applied_keys(const std::string& arch) {
   std::set<std::string> k = kAppliedKeys;
   // A window is honoured by refusing longer sequences (where windowed and full attention agree);
@@ -106,12 +113,53 @@ std::set<std::string> applied_keys(const std::string& arch) {
   if (arch == "qwen2moe" || arch == "qwen3moe") k.insert("expert_feed_forward_length");
   if (arch == "qwen2moe") k.insert("expert_shared_feed_forward_length");
   if (arch == "gemma3") k.insert({"attention.sliding_window_pattern", "rope.freq_base_swa"});
+  // YaRN's tuning keys, which llama.cpp does not read for these architectures: taken at llama.cpp's
+  // values only (read_gguf_yarn refuses others).
+  if (yarn_architecture(arch)) {
+    k.insert({"rope.scaling.yarn_ext_factor", "rope.scaling.yarn_attn_factor", "rope.scaling.yarn_beta_fast",
+              "rope.scaling.yarn_beta_slow", "rope.scaling.yarn_log_multiplier"});
+  }
   return k;
+}
+
+// YaRN as llama.cpp runs it for the yarn architectures (llama_context: ext_factor 1, beta_fast 32,
+// beta_slow 1, the correction range measured in rope.scaling.original_context_length, else
+// context_length; cos/sin times 1 + 0.1 ln(factor)). The yarn_* keys the converter may copy from a
+// config are not read by llama.cpp for these architectures, so a value other than the one llama.cpp
+// uses is refused rather than guessed.
+void read_gguf_yarn(const gguf::File& f, const std::string& p, double factor, ModelConfig& c) {
+  const std::string src = f.source();
+  const std::string arch = p.substr(0, p.size() - 1);
+  if (!yarn_architecture(arch)) {
+    throw UnsupportedError(src + ": " + p + "rope.scaling.type = 'yarn' is not supported for " + arch +
+                           " (reslens applies YaRN to llama, qwen2, qwen3, qwen2moe and qwen3moe)");
+  }
+  if (!f.find(p + "rope.scaling.factor") || !(factor > 0.0)) {
+    throw FormatError(src + ": " + p + "rope.scaling.factor = " + std::to_string(factor) +
+                      " is not a positive number (YaRN needs its factor)");
+  }
+  const std::pair<const char*, double> fixed[] = {{"rope.scaling.yarn_ext_factor", 1.0},
+                                                  {"rope.scaling.yarn_attn_factor", 1.0},
+                                                  {"rope.scaling.yarn_beta_fast", 32.0},
+                                                  {"rope.scaling.yarn_beta_slow", 1.0},
+                                                  {"rope.scaling.yarn_log_multiplier", 0.0}};
+  for (const auto& [key, value] : fixed) {
+    if (const auto v = f.get_float_opt(p + key); v && *v != value) {
+      throw UnsupportedError(src + ": " + p + key + " = " + std::to_string(*v) + " is not supported (llama.cpp uses " +
+                             std::to_string(value) + " for " + arch + " and so does reslens)");
+    }
+  }
+  YarnParams y;
+  y.factor = factor;
+  y.original_context = static_cast<double>(f.get_int_opt(p + "rope.scaling.original_context_length").value_or(c.n_ctx));
+  y.attn_factor = yarn_mscale(factor);
+  set_yarn(c.rope_scaling, y, static_cast<double>(c.rotary_base), c.rotary_dim, src, p + "rope.scaling.");
 }
 
 // llama.cpp's RoPE scaling keys (llama_model_base::load_hparams and llama_context): the type defaults
 // to "linear", whose factor (rope.scaling.factor, or the older rope.scale_linear; 0 = none) divides
-// positions; "none" ignores the factor; yarn and longrope change more than the angle and are refused.
+// positions; "none" ignores the factor; "yarn" is read_gguf_yarn; LongRoPE (Phi-3) has no type key, its
+// factors are tensors (read_gguf_longrope). rope.scaling.attn_factor multiplies cos/sin (phi3 only).
 void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c) {
   const std::string src = f.source();
   const std::string type = f.get_string_opt(p + "rope.scaling.type").value_or("linear");
@@ -125,15 +173,53 @@ void read_rope_scaling(const gguf::File& f, const std::string& p, ModelConfig& c
       c.rope_scaling.type = "linear";
       c.rope_scaling.linear_factor = factor;
     }
+  } else if (type == "yarn") {
+    read_gguf_yarn(f, p, factor, c);
   } else if (type != "none") {
     throw UnsupportedError(src + ": " + p + "rope.scaling.type = '" + type +
-                           "' is not supported (reslens applies none and linear RoPE scaling, and llama3's rope_freqs)");
+                           "' is not supported (reslens applies none, linear and yarn RoPE scaling, llama3's "
+                           "rope_freqs and Phi-3's LongRoPE factors)");
   }
-  // llama.cpp multiplies every cos/sin by this factor; 1 is the identity.
+  // llama.cpp multiplies every cos/sin by this factor; 1 is the identity. Phi-3's converter writes
+  // LongRoPE's attention factor here; tested there only, so refused on the other architectures.
   if (const auto attn = f.get_float_opt(p + "rope.scaling.attn_factor"); attn && *attn != 1.0) {
-    throw UnsupportedError(src + ": " + p + "rope.scaling.attn_factor = " + std::to_string(*attn) +
-                           " is not supported (only 1)");
+    if (p != "phi3.") {
+      throw UnsupportedError(src + ": " + p + "rope.scaling.attn_factor = " + std::to_string(*attn) +
+                             " is not supported (only 1, or any on phi3)");
+    }
+    if (!(*attn > 0.0) || !std::isfinite(*attn)) {
+      throw FormatError(src + ": " + p + "rope.scaling.attn_factor = " + std::to_string(*attn) +
+                        " is not a positive number");
+    }
+    c.rope_scaling.attn_factor = *attn;
   }
+}
+
+// Phi-3's LongRoPE (llama.cpp's converter for rope_scaling longrope/su): rope_factors_long.weight and
+// rope_factors_short.weight, [rotary_dim / 2] divisors each, chosen by the context
+// (llama_model::get_rope_factors picks long when its context exceeds
+// rope.scaling.original_context_length; reslens compares the model's context_length, which is
+// llama.cpp's default context), with rope.scaling.attn_factor on cos/sin (read_rope_scaling).
+void read_gguf_longrope(const gguf::File& f, GgufTensors& t, ModelConfig& c) {
+  const std::string src = f.source();
+  const bool has_long = t.has("rope_factors_long.weight"), has_short = t.has("rope_factors_short.weight");
+  if (!has_long && !has_short) return;
+  if (has_long != has_short) {
+    throw FormatError(src + ": " + (has_long ? "rope_factors_short.weight" : "rope_factors_long.weight") +
+                      " is missing (LongRoPE needs both factor sets)");
+  }
+  if (c.rope_scaling.linear_factor != 1.0) {
+    throw UnsupportedError(src + ": LongRoPE factors together with linear RoPE scaling are not supported");
+  }
+  auto factors = [&](const char* name) {
+    const VectorView v = t.vector(name, c.rotary_dim / 2);
+    return std::vector<double>(v.data, v.data + v.size);
+  };
+  const int64_t original = f.get_int_opt("phi3.rope.scaling.original_context_length").value_or(c.n_ctx);
+  set_longrope(c.rope_scaling, factors("rope_factors_long.weight"), factors("rope_factors_short.weight"), c.n_ctx,
+               original, c.rope_scaling.attn_factor, c.rotary_dim, src, "rope_factors_long.weight",
+               "rope_factors_short.weight");
+  validate_config(c, src);
 }
 
 // Rotary positions: base (default 10000), rotated dims (default all), the pairing, and scaling.
@@ -339,6 +425,9 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   // Llama 3's RoPE frequency factors (llama.cpp's converter writes them for rope_scaling llama3):
   // [rotary_dim / 2] divisors of each pair's frequency, on every layer.
   if (c.architecture == Architecture::kLlama && arch == "llama" && f.find_tensor("rope_freqs.weight") != nullptr) {
+    if (c.rope_scaling.type == "yarn") {
+      throw UnsupportedError(src + ": rope_freqs.weight together with yarn RoPE scaling is not supported");
+    }
     c.rope_scaling.type = c.rope_scaling.linear_factor == 1.0 ? "rope_freqs" : "linear + rope_freqs";
   }
   validate_config(c, src);
@@ -369,6 +458,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
     c.rope_scaling.freq_factors.assign(ff.data, ff.data + ff.size);
     validate_config(c, src);  // every factor finite and positive
   }
+  if (arch == "phi3") read_gguf_longrope(f, t, c);
 
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";

@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "model/known_keys.h"
 #include "model/loader.h"
+#include "model/rope_scaling.h"
 #include "reslens/error.h"
 #include "tokenizer/factory.h"
 
@@ -381,9 +382,104 @@ constexpr LlamaLayerNames kHfPhi3Names = {
     "self_attn.qkv_proj.weight", "mlp.gate_up_proj.weight"};
 
 
+// A list of numbers in rope_scaling (LongRoPE's factors); its length is checked by set_longrope.
+std::vector<double> number_list(const json& rs, const char* key, const std::string& src) {
+  if (!rs.contains(key) || !rs[key].is_array()) throw FormatError(src + ": rope_scaling." + key + " is missing or not a list");
+  std::vector<double> out;
+  for (const json& v : rs[key]) {
+    if (!v.is_number()) throw FormatError(src + ": rope_scaling." + key + " holds " + v.dump() + ", not a number");
+    out.push_back(v.get<double>());
+  }
+  return out;
+}
+
+// The top-level original_max_position_embeddings (Phi-3's configs), 0 when absent.
+int64_t top_level_original_context(const json& cfg, const std::string& src) {
+  if (!cfg.contains("original_max_position_embeddings") || cfg["original_max_position_embeddings"].is_null()) return 0;
+  const json& v = cfg["original_max_position_embeddings"];
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
+    throw FormatError(src + ": original_max_position_embeddings = " + v.dump() + " is not a positive integer");
+  }
+  return v.get<int64_t>();
+}
+
+// YaRN (transformers' _compute_yarn_parameters): factor, the correction range measured in
+// rope_scaling.original_max_position_embeddings (else max_position_embeddings) with beta_fast (32)
+// and beta_slow (1), cos/sin times attention_factor (else 1 + 0.1 ln factor). The factor is taken
+// as written, as llama.cpp's converter takes it; some transformers versions replace it by
+// max_position_embeddings / original_max_position_embeddings (docs/formats.md, "RoPE scaling").
+void read_hf_yarn(const json& cfg, const json& rs, ModelConfig& c, const std::string& src, std::set<std::string>& applied) {
+  auto num = [&](const char* key, double fallback) {
+    if (!rs.contains(key) || rs[key].is_null()) return fallback;
+    if (!rs[key].is_number()) throw FormatError(src + ": rope_scaling." + key + " = " + rs[key].dump() + " is not a number");
+    const double v = rs[key].get<double>();
+    if (!(v > 0.0) || !std::isfinite(v)) {
+      throw FormatError(src + ": rope_scaling." + key + " = " + rs[key].dump() + " is not a positive number");
+    }
+    return v;
+  };
+  if (!rs.contains("factor")) throw FormatError(src + ": rope_scaling.factor is missing (YaRN needs its factor)");
+  YarnParams y;
+  y.factor = num("factor", 0.0);
+  const int64_t top = top_level_original_context(cfg, src);
+  if (!rs.contains("original_max_position_embeddings") && top != 0 && top != c.n_ctx) {
+    // transformers versions disagree on whether the top-level value applies to YaRN.
+    throw UnsupportedError(src + ": YaRN with original_max_position_embeddings outside rope_scaling (" +
+                           std::to_string(top) + ") is ambiguous; put it in rope_scaling");
+  }
+  y.original_context = num("original_max_position_embeddings", static_cast<double>(c.n_ctx));
+  y.beta_fast = num("beta_fast", 32.0);
+  y.beta_slow = num("beta_slow", 1.0);
+  y.attn_factor = num("attention_factor", yarn_mscale(y.factor));
+  if (rs.contains("truncate") && rs["truncate"] != json(true)) {
+    throw UnsupportedError(src + ": rope_scaling.truncate = " + rs["truncate"].dump() +
+                           " is not supported (llama.cpp always rounds the correction range)");
+  }
+  set_yarn(c.rope_scaling, y, static_cast<double>(c.rotary_base), c.rotary_dim, src, "rope_scaling.");
+  applied.insert({"factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "attention_factor", "truncate"});
+}
+
+// LongRoPE (transformers' _compute_longrope_parameters, Phi-3 "longrope"/"su"): the original context
+// is the top-level original_max_position_embeddings (else max_position_embeddings), the factor
+// max_position_embeddings over it (else rope_scaling.factor), cos/sin times attention_factor (else
+// sqrt(1 + ln factor / ln original)). transformers picks the long factors for sequences longer than
+// the original context; reslens picks by the model's context window (set_longrope), as llama.cpp does.
+void read_hf_longrope(const json& cfg, const json& rs, ModelConfig& c, const std::string& src,
+                   std::set<std::string>& applied) {
+  const int64_t top = top_level_original_context(cfg, src);
+  if (rs.contains("original_max_position_embeddings") &&
+      (top == 0 || rs["original_max_position_embeddings"] != json(top))) {
+    throw UnsupportedError(src + ": rope_scaling.original_max_position_embeddings = " +
+                           rs["original_max_position_embeddings"].dump() +
+                           " differs from the top-level original_max_position_embeddings, which LongRoPE reads");
+  }
+  const int64_t original = top != 0 ? top : c.n_ctx;
+  double factor = static_cast<double>(c.n_ctx) / static_cast<double>(original);
+  auto positive = [&](const char* key) {
+    if (!rs[key].is_number() || !(rs[key].get<double>() > 0.0) || !std::isfinite(rs[key].get<double>())) {
+      throw FormatError(src + ": rope_scaling." + key + " = " + rs[key].dump() + " is not a positive number");
+    }
+    return rs[key].get<double>();
+  };
+  if (top == 0) {
+    if (!rs.contains("factor")) {
+      throw FormatError(src + ": LongRoPE needs rope_scaling.factor or original_max_position_embeddings");
+    }
+    factor = positive("factor");
+  } else if (rs.contains("factor")) {
+    positive("factor");  // transformers replaces it by the ratio of the context lengths
+  }
+  const double attn = rs.contains("attention_factor") ? positive("attention_factor")
+                                                      : longrope_attention_factor(factor, static_cast<double>(original));
+  set_longrope(c.rope_scaling, number_list(rs, "long_factor", src), number_list(rs, "short_factor", src), c.n_ctx,
+               original, attn, c.rotary_dim, src, "rope_scaling.long_factor", "rope_scaling.short_factor");
+  applied.insert({"long_factor", "short_factor", "factor", "attention_factor", "original_max_position_embeddings"});
+}
+
 // rope_scaling (transformers' ROPE_INIT_FUNCTIONS): "default", "linear" (positions divided by
-// factor) and "llama3" (per-pair frequency divisors) are applied; dynamic, yarn, longrope and any
-// unknown type or field are refused by name.
+// factor), "llama3" (per-pair frequency divisors), "yarn" and "longrope" (or "su") are applied;
+// "dynamic" (angles that change with the sequence length) and any unknown type or field are
+// refused by name.
 void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) {
   if (!cfg.contains("rope_scaling") || cfg["rope_scaling"].is_null()) return;
   const json& rs = cfg["rope_scaling"];
@@ -416,9 +512,13 @@ void read_rope_scaling(const json& cfg, ModelConfig& c, const std::string& src) 
     c.rope_scaling.freq_factors = llama3_freq_factors(static_cast<double>(c.rotary_base), c.rotary_dim, num("factor"),
                                                       low, high, num("original_max_position_embeddings"));
     applied.insert({"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
+  } else if (type == "yarn") {
+    read_hf_yarn(cfg, rs, c, src, applied);
+  } else if (type == "longrope" || type == "su") {
+    read_hf_longrope(cfg, rs, c, src, applied);
   } else {
     throw UnsupportedError(src + ": rope_scaling type '" + type +
-                           "' is not supported (reslens applies default, linear and llama3)");
+                           "' is not supported (reslens applies default, linear, llama3, yarn and longrope)");
   }
   for (const auto& [key, value] : rs.items()) {
     if (applied.count(key) == 0) {

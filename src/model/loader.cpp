@@ -132,6 +132,7 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   if (!(rs.linear_factor > 0.0) || !std::isfinite(rs.linear_factor)) {
     bad("rope scaling factor " + std::to_string(rs.linear_factor));
   }
+  if (!(rs.attn_factor > 0.0) || !std::isfinite(rs.attn_factor)) bad("rope attention factor " + std::to_string(rs.attn_factor));
   if (!rs.freq_factors.empty()) {
     if (static_cast<int64_t>(rs.freq_factors.size()) != c.rotary_dim / 2) {
       bad(std::to_string(rs.freq_factors.size()) + " rope frequency factors for " + std::to_string(c.rotary_dim) +

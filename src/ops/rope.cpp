@@ -23,8 +23,9 @@ RopeTable make_rope_table(int64_t pos0, int64_t n_pos, int64_t rot_dim, float ba
     const double pos = static_cast<double>(pos0 + p) / scaling.linear_factor;
     for (int64_t i = 0; i < t.half; ++i) {
       const double angle = pos * freq[static_cast<size_t>(i)];
-      t.cos[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::cos(angle));
-      t.sin[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::sin(angle));
+      // attn_factor is 1 unless YaRN or LongRoPE scales the magnitude (x * 1.0 is exact).
+      t.cos[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::cos(angle) * scaling.attn_factor);
+      t.sin[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::sin(angle) * scaling.attn_factor);
     }
   }
   return t;

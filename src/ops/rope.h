@@ -1,6 +1,7 @@
 // Rotary position embedding. A pair (a, b) of a head's dims rotates by angle
-// (pos / linear_factor) * base^(-2i/rot_dim) / freq_factors[i] for the pair's index i (RopeScaling in
-// reslens/rope.h; without scaling, pos * base^(-2i/rot_dim)). Which dims pair up depends on the layout the weights were stored in:
+// (pos / linear_factor) * base^(-2i/rot_dim) / freq_factors[i] for the pair's index i, and its cos
+// and sin are multiplied by attn_factor (RopeScaling in reslens/rope.h; without scaling,
+// pos * base^(-2i/rot_dim) and 1). Which dims pair up depends on the layout the weights were stored in:
 // kInterleaved (llama.cpp, llama2.c): (2i, 2i+1); kHalf (Hugging Face): (i, i + rot_dim/2).
 #pragma once
 

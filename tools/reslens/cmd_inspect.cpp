@@ -41,7 +41,13 @@ nlohmann::json config_json(const Model& m) {
     j["rope_layout"] = to_string(c.rope_layout);
     j["rope_scaling"] = {{"type", c.rope_scaling.type},
                          {"linear_factor", c.rope_scaling.linear_factor},
-                         {"freq_factors", c.rope_scaling.freq_factors}};
+                         {"freq_factors", c.rope_scaling.freq_factors},
+                         {"attn_factor", c.rope_scaling.attn_factor}};
+    if (c.rope_scaling.type == "yarn" || c.rope_scaling.type == "longrope") {
+      j["rope_scaling"]["factor"] = c.rope_scaling.factor;
+      j["rope_scaling"]["original_context"] = c.rope_scaling.original_context;
+    }
+    if (c.rope_scaling.type == "longrope") j["rope_scaling"]["factor_set"] = c.rope_scaling.factor_set;
   }
   j["attention_biases"] = {{"qkv", c.has_qkv_bias()}, {"o", c.has_o_bias()}};
   j["qk_norm"] = c.qk_norm ? "per head" : c.qk_norm_full ? "whole projection" : "none";
@@ -117,11 +123,18 @@ void register_inspect(CLI::App& app) {
       const auto& rs = j["rope_scaling"];
       if (rs["type"] != "none") {
         std::cout << ", scaling " << rs["type"].get<std::string>();
+        if (rs.contains("factor")) {  // yarn, longrope: what the file names, then what reslens applies
+          std::cout << " (factor " << rs["factor"].get<double>() << ", original context "
+                    << rs["original_context"].get<int64_t>();
+          if (rs.contains("factor_set")) std::cout << ", " << rs["factor_set"].get<std::string>() << " factors";
+          std::cout << ")";
+        }
         if (rs["linear_factor"].get<double>() != 1.0) std::cout << " positions / " << rs["linear_factor"].get<double>();
         if (!rs["freq_factors"].empty()) {
           const auto& ff = rs["freq_factors"];
           std::cout << " frequency divisors " << ff.front().get<double>() << ".." << ff.back().get<double>();
         }
+        if (rs["attn_factor"].get<double>() != 1.0) std::cout << ", cos/sin x " << rs["attn_factor"].get<double>();
       }
       std::cout << ")";
     }

@@ -357,5 +357,61 @@ TEST(HfLoad, SafetensorsFilePathPointsAtTheDirectory) {
   EXPECT_THROW(Model::load(p), InvalidArgument);
 }
 
+// YaRN and LongRoPE from config.json (issue 14); d_head 4: two rotary pairs, max_position_embeddings 32.
+TEST_F(HfErrors, YarnAndLongRopeAreAppliedAndBadFieldsNamed) {
+  const auto st = test::safetensors_bytes(llama_tensors());
+  auto with = [&](const std::string& fields, const std::string& arch = "LlamaForCausalLM") {
+    std::string c = config(arch);
+    return c.substr(0, c.size() - 1) + ", " + fields + "}";
+  };
+  // YaRN in an original context of 1000: pair 1 half way (1.6, as for GGUF); attention_factor
+  // replaces 1 + 0.1 ln factor.
+  auto m = Model::load(make("yarn", with(R"("rope_scaling": {"rope_type": "yarn", "factor": 4.0,
+      "original_max_position_embeddings": 1000})"), st));
+  EXPECT_EQ(m->config().rope_scaling.type, "yarn");
+  EXPECT_EQ(m->config().rope_scaling.freq_factors, (std::vector<double>{1.0, 1.6}));
+  EXPECT_DOUBLE_EQ(m->config().rope_scaling.attn_factor, 1.0 + 0.1 * std::log(4.0));
+  m = Model::load(make("yarn2", with(R"("rope_scaling": {"type": "yarn", "factor": 4.0, "attention_factor": 0.5,
+      "beta_fast": 32, "beta_slow": 1})"), st));
+  EXPECT_EQ(m->config().rope_scaling.original_context, 32);  // max_position_embeddings
+  EXPECT_EQ(m->config().rope_scaling.attn_factor, 0.5);
+  auto msg = error_of<FormatError>(make("yneg", with(R"("rope_scaling": {"type": "yarn", "factor": -1.0})"), st));
+  EXPECT_NE(msg.find("config.json: rope_scaling.factor = -1.0 is not a positive number"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("yzero", with(R"("rope_scaling": {"type": "yarn", "factor": 0})"), st));
+  EXPECT_NE(msg.find("rope_scaling.factor = 0 is not a positive number"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("ynone", with(R"("rope_scaling": {"type": "yarn"})"), st));
+  EXPECT_NE(msg.find("rope_scaling.factor is missing"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("ymsc", with(R"("rope_scaling": {"type": "yarn", "factor": 4.0, "mscale": 0.7})"), st));
+  EXPECT_NE(msg.find("rope_scaling field 'mscale'"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("ytr", with(R"("rope_scaling": {"type": "yarn", "factor": 4.0, "truncate": false})"), st));
+  EXPECT_NE(msg.find("rope_scaling.truncate = false"), std::string::npos) << msg;
+  msg = error_of<UnsupportedError>(make("unk", with(R"("rope_scaling": {"type": "ntk-by-parts", "factor": 4.0})"), st));
+  EXPECT_NE(msg.find("config.json: rope_scaling type 'ntk-by-parts' is not supported"), std::string::npos) << msg;
+  // LongRoPE: the long factors when max_position_embeddings (32) exceeds the original context, the
+  // short ones otherwise; attention factor sqrt(1 + ln(32 / 8) / ln 8).
+  const std::string factors = R"("long_factor": [1.0, 5.0], "short_factor": [1.0, 2.0])";
+  m = Model::load(make("lr", with(R"("original_max_position_embeddings": 8, "rope_scaling": {"type": "longrope", )" +
+                                      factors + "}"),
+                       st));
+  EXPECT_EQ(m->config().rope_scaling.type, "longrope");
+  EXPECT_EQ(m->config().rope_scaling.factor_set, "long");
+  EXPECT_EQ(m->config().rope_scaling.freq_factors, (std::vector<double>{1.0, 5.0}));
+  EXPECT_DOUBLE_EQ(m->config().rope_scaling.attn_factor, std::sqrt(1.0 + std::log(4.0) / std::log(8.0)));
+  m = Model::load(make("lrs", with(R"("original_max_position_embeddings": 32, "rope_scaling": {"type": "su", )" +
+                                       factors + "}"),
+                       st));
+  EXPECT_EQ(m->config().rope_scaling.factor_set, "short");
+  EXPECT_EQ(m->config().rope_scaling.freq_factors, (std::vector<double>{1.0, 2.0}));
+  EXPECT_EQ(m->config().rope_scaling.attn_factor, 1.0);
+  msg = error_of<FormatError>(make("lrlen", with(R"("original_max_position_embeddings": 8, "rope_scaling": {"type":
+      "longrope", "long_factor": [1.0, 5.0, 7.0], "short_factor": [1.0, 2.0]})"), st));
+  EXPECT_NE(msg.find("config.json: rope_scaling.long_factor has 3 factors, expected 2"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("lrneg", with(R"("original_max_position_embeddings": 8, "rope_scaling": {"type":
+      "longrope", "long_factor": [1.0, 5.0], "short_factor": [1.0, -2.0]})"), st));
+  EXPECT_NE(msg.find("rope_scaling.short_factor[1] = -2 is not a positive number"), std::string::npos) << msg;
+  msg = error_of<FormatError>(make("lrnof", with(R"("rope_scaling": {"type": "longrope", )" + factors + "}"), st));
+  EXPECT_NE(msg.find("LongRoPE needs rope_scaling.factor or original_max_position_embeddings"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace reslens

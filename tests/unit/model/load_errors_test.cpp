@@ -118,10 +118,10 @@ TEST_F(LoadErrors, GgufKeysAndTensorsReslensDoesNotApplyAreRefusedByName) {
   // Scaling types that change more than the angle, and mixture-of-experts files (refused as such,
   // not as a malformed file whose ffn_gate is missing).
   expect_load_error<UnsupportedError>(gguf(with([](GgufBuilder& b) {
-                                        b.kv_string("llama.rope.scaling.type", "yarn");
+                                        b.kv_string("llama.rope.scaling.type", "longrope");
                                         b.kv_f32("llama.rope.scaling.factor", 4.0f);
                                       })),
-                                      {"m.gguf", "llama.rope.scaling.type = 'yarn'", "not supported"});
+                                      {"m.gguf", "llama.rope.scaling.type = 'longrope'", "not supported"});
   expect_load_error<UnsupportedError>(
       gguf(with([](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.attn_factor", 2.0f); })),
       {"llama.rope.scaling.attn_factor"});
@@ -370,6 +370,60 @@ TEST_F(LoadErrors, NonFiniteWeightsAreNamedWhenTheyReachTheStream) {
       EXPECT_NE(msg.find("m.gguf: weight " + name + " holds NaN or Inf"), std::string::npos) << msg;
     }
   }
+}
+
+// YaRN (issue 14) on d_head 4 (two rotary pairs, frequencies 1 and 0.01): with original context 16
+// the correction range is pairs 0..1 (d(32) = -0.55 floored to 0, d(1) = 0.20 ceiled to 1), so pair 0
+// keeps its frequency and pair 1 is divided by 4; with 1000 it is 0..2 (d(1) = 1.10) and pair 1 sits
+// half way: 1 / (0.5 / 4 + 0.5) = 1.6. cos/sin are scaled by 1 + 0.1 ln 4.
+TEST_F(LoadErrors, GgufYarnIsAppliedAsLlamaCppComputesIt) {
+  auto yarn = [&](const std::string& arch, std::function<void(GgufBuilder&)> more, float factor = 4.0f) {
+    TinyLlamaSpec s;
+    s.architecture = arch;
+    s.extra = [arch, more, factor](GgufBuilder& b) {
+      b.kv_string(arch + ".rope.scaling.type", "yarn");
+      b.kv_f32(arch + ".rope.scaling.factor", factor);
+      if (more) more(b);
+    };
+    return s;
+  };
+  auto m = Model::load(gguf(yarn("llama", nullptr)));
+  EXPECT_EQ(m->config().rope_scaling.type, "yarn");
+  EXPECT_EQ(m->config().rope_scaling.freq_factors, (std::vector<double>{1.0, 4.0}));
+  EXPECT_DOUBLE_EQ(m->config().rope_scaling.attn_factor, 1.0 + 0.1 * std::log(4.0));
+  EXPECT_EQ(m->config().rope_scaling.original_context, 16);  // context_length
+  m = Model::load(gguf(yarn("qwen2", [](GgufBuilder& b) {
+    b.kv_u32("qwen2.rope.scaling.original_context_length", 1000);
+    b.kv_f32("qwen2.rope.scaling.yarn_beta_fast", 32.0f);  // llama.cpp's value: accepted
+  }), "q.gguf"));
+  ASSERT_EQ(m->config().rope_scaling.freq_factors.size(), 2u);
+  EXPECT_DOUBLE_EQ(m->config().rope_scaling.freq_factors[1], 1.6);
+  EXPECT_EQ(m->config().rope_scaling.original_context, 1000);
+  EXPECT_NO_THROW(run(*m, std::vector<int32_t>{1, 4, 5}));
+  // A factor that is missing, zero or NaN, and tuning llama.cpp ignores for these architectures.
+  expect_load_error<FormatError>(gguf(yarn("llama", nullptr, 0.0f)),
+                                 {"m.gguf", "llama.rope.scaling.factor = 0", "not a positive number"});
+  expect_load_error<FormatError>(gguf(yarn("llama", nullptr, std::nanf(""))),
+                                 {"m.gguf", "llama.rope.scaling.factor = nan", "not a positive number"});
+  TinyLlamaSpec nofactor;
+  nofactor.extra = [](GgufBuilder& b) { b.kv_string("llama.rope.scaling.type", "yarn"); };
+  expect_load_error<FormatError>(gguf(nofactor), {"m.gguf", "llama.rope.scaling.factor", "YaRN needs its factor"});
+  expect_load_error<UnsupportedError>(
+      gguf(yarn("llama", [](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.yarn_beta_fast", 16.0f); })),
+      {"m.gguf", "llama.rope.scaling.yarn_beta_fast = 16", "llama.cpp uses 32"});
+  expect_load_error<UnsupportedError>(
+      gguf(yarn("llama", [](GgufBuilder& b) { b.kv_f32("llama.rope.scaling.yarn_log_multiplier", 0.1f); })),
+      {"m.gguf", "yarn_log_multiplier"});
+  // Architectures whose YaRN reslens does not apply are refused by name.
+  TinyLlamaSpec gemma = yarn("gemma", nullptr);
+  expect_load_error<UnsupportedError>(gguf(gemma), {"m.gguf", "gemma.rope.scaling.type = 'yarn' is not supported for gemma"});
+  // A correction range that is empty (base 2, original context 4: d(1) = -1.3 ceiled to -1 < 0):
+  // llama.cpp and transformers ramp differently there, so it is refused.
+  expect_load_error<UnsupportedError>(gguf(yarn("llama", [](GgufBuilder& b) {
+                                        b.kv_f32("llama.rope.freq_base", 2.0f);
+                                        b.kv_u32("llama.rope.scaling.original_context_length", 4);
+                                      })),
+                                      {"m.gguf", "correction range is empty"});
 }
 
 }  // namespace

@@ -41,6 +41,20 @@ TEST(Rope, LinearScalingDividesPositionsAndFactorsDivideEachPairsFrequency) {
   EXPECT_EQ(f.sin[1], at1.sin[1]);
 }
 
+TEST(Rope, AttentionFactorScalesCosAndSinOnly) {
+  // YaRN's mscale and LongRoPE's attention factor: the same angles, cos and sin times the factor.
+  RopeScaling s;
+  s.freq_factors = {1.0, 8.0};
+  s.attn_factor = 1.25;
+  const RopeTable scaled = make_rope_table(5, 3, 4, 10000.0f, s);
+  s.attn_factor = 1.0;
+  const RopeTable plain = make_rope_table(5, 3, 4, 10000.0f, s);
+  for (size_t i = 0; i < plain.cos.size(); ++i) {
+    EXPECT_FLOAT_EQ(scaled.cos[i], plain.cos[i] * 1.25f);
+    EXPECT_FLOAT_EQ(scaled.sin[i], plain.sin[i] * 1.25f);
+  }
+}
+
 TEST(Rope, InterleavedAndHalfLayoutsRotateTheSamePairs) {
   // One head of 6 dims, 4 of them rotary (partial rotation): the interleaved vector, reordered into
   // rotate_half order, rotates to the reordered result of rotating it interleaved.
