@@ -2,7 +2,9 @@
 // ../shared/tokenizers/ggml-vocab (Phi-3, Falcon, Gemma 4, GPT-NeoX), and round trips.
 #include <gtest/gtest.h>
 
+#include "common/gguf_builder.h"
 #include "common/test_paths.h"
+#include "io/gguf.h"
 #include "reslens/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/factory.h"
@@ -80,6 +82,32 @@ TEST(FamilyVocabularies, Gemma4NewlineRunsMatchLlamaCpp) {
             (std::vector<int32_t>{236746, 123, 236763}));
   EXPECT_EQ(tok->encode(" \n\n ", false), (std::vector<int32_t>{236743, 108, 236743}));
   EXPECT_EQ(tok->encode("x\n\n\n\n\n\n\n\n\n\ny", false), (std::vector<int32_t>{236781, 116, 236762}));
+}
+
+// The newline-run rule itself, on a vocabulary whose merges alone would spell "\n\n\n" as
+// "\n\n" + "\n": llama.cpp (80fb11a, dump_tokens on the same vocabulary) emits the run's own token.
+// A run that is no token goes through the merges; a character no token spells (no byte tokens
+// here) is refused, where llama.cpp drops it.
+TEST(FamilyVocabularies, Gemma4WholeNewlineRunRule) {
+  test::GgufBuilder b;
+  b.kv_string("tokenizer.ggml.model", "gemma4");
+  b.kv_string_array("tokenizer.ggml.tokens",
+                    {"<pad>", "<eos>", "<bos>", "\n", "\n\n", "\n\n\n", "a", "\xE2\x96\x81"});
+  b.kv_i32_array("tokenizer.ggml.token_type", {3, 3, 3, 1, 1, 1, 1, 1});
+  b.kv_string_array("tokenizer.ggml.merges", {"\n \n"});
+  b.kv_u32("tokenizer.ggml.bos_token_id", 2);
+  b.kv_u32("tokenizer.ggml.eos_token_id", 1);
+  const auto bytes = b.bytes();
+  const auto tok = tokenizer_from_gguf(gguf::File(bytes, "synthetic-gemma4.gguf"));
+  EXPECT_EQ(tok->encode("\n", false), (std::vector<int32_t>{3}));
+  EXPECT_EQ(tok->encode("\n\n", false), (std::vector<int32_t>{4}));
+  EXPECT_EQ(tok->encode("\n\n\n", false), (std::vector<int32_t>{5}));
+  EXPECT_EQ(tok->encode("\n\n\n\n", false), (std::vector<int32_t>{4, 4}));
+  EXPECT_EQ(tok->encode("a\n\n\na", false), (std::vector<int32_t>{6, 5, 6}));
+  EXPECT_EQ(tok->encode(" a\n\n\n a", false), (std::vector<int32_t>{7, 6, 5, 7, 6}));
+  EXPECT_EQ(tok->encode("a", true), (std::vector<int32_t>{2, 6}));
+  EXPECT_EQ(tok->decode(tok->encode(" a\n\n\n a", false)), " a\n\n\n a");
+  EXPECT_THROW(tok->encode("a\xC3\xA9", false), InvalidArgument);
 }
 
 // GPT-NeoX / Pythia: byte-level BPE with GPT-2's splitting (no test vectors ship for it): loads,
