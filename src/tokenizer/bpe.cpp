@@ -105,7 +105,11 @@ std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text, bool 
       switch (step.kind) {
         case PreTokenizerStep::Kind::kSplit:
           parts.clear();
-          step.regex->split(word, parts);
+          if (step.merged_with_previous) {
+            step.regex->split_merged_with_previous(word, parts);
+          } else {
+            step.regex->split(word, parts);
+          }
           for (const auto part : parts) next.emplace_back(part);
           break;
         case PreTokenizerStep::Kind::kByteLevel: {

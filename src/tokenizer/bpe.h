@@ -49,6 +49,7 @@ struct PreTokenizerStep {
   std::string replacement;             ///< kMetaspace: the space marker ("▁")
   Prepend prepend = Prepend::kAlways;  ///< kMetaspace
   bool split = true;                   ///< kMetaspace: split before each marker
+  bool merged_with_previous = false;   ///< kSplit: HF behaviour "MergedWithPrevious", else "Isolated"
 };
 
 enum class BpeDecoding { kByteLevel, kSentencePiece };

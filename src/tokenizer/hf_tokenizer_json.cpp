@@ -238,8 +238,11 @@ void Parser::parse_pre_tokenizer(const json& p, int depth) {
     const std::string behavior = member(p, "behavior")
                                      ? string_member(p, "behavior", "the Split pre-tokenizer")
                                      : std::string("Isolated");
-    if (behavior != "Isolated")
-      unsupported("Split pre-tokenizer behavior '" + behavior + "' (supported: Isolated)");
+    // MergedWithPrevious: Gemma's tokenizer.json splits on " " that way (after its normalizer has
+    // written every space as "▁", so the split finds nothing).
+    if (behavior != "Isolated" && behavior != "MergedWithPrevious")
+      unsupported("Split pre-tokenizer behavior '" + behavior + "' (supported: Isolated, MergedWithPrevious)");
+    step.merged_with_previous = behavior == "MergedWithPrevious";
     if (bool_member(p, "invert", false, "the Split pre-tokenizer"))
       unsupported("an inverted Split pre-tokenizer");
     step.regex = std::make_shared<RegexSplitter>(regex, source_);

@@ -99,7 +99,8 @@ TEST(HfFamilies, PunctuationAndDigitsBehaviors) {
 }
 
 // Gemma's tokenizer.json shape (transformers' GemmaConverter): a Replace normalizer writes spaces
-// as "▁", BPE by rank over the whole text with byte fallback, no BOS template here. Filled with the
+// as "▁", a Split on " " with behaviour MergedWithPrevious (which then finds nothing to split),
+// BPE by rank over the whole text with byte fallback, no BOS template here. Filled with the
 // gemma-4 vocabulary it gives llama.cpp's gemma4 ids for every shipped vector and every extra string:
 // no token mixes newlines with other characters, and the merges spell every newline run that is a
 // token whole, so llama.cpp's newline split and whole-run rule change nothing for this vocabulary.
@@ -111,6 +112,8 @@ TEST(HfFamilies, GemmaShapedJsonWithGemma4VocabularyMatchesLlamaCpp) {
   model["unk_token"] = "<unk>";
   const json j = {{"added_tokens", added},
                   {"normalizer", {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}},
+                  {"pre_tokenizer", json::parse(R"({"type": "Split", "pattern": {"String": " "},
+                                                    "behavior": "MergedWithPrevious", "invert": false})")},
                   {"model", model}};
   const auto tok = tokenizer_detail::tokenizer_from_hf_json(j.dump(), "gemma/tokenizer.json");
   EXPECT_EQ(tok->kind(), "hf-bpe-spm");
@@ -133,6 +136,30 @@ TEST(HfFamilies, GemmaShapedJsonWithGemma4VocabularyMatchesLlamaCpp) {
     if (test::expect_ids(*tok, c.text, c.ids, tok->encode(c.text, false, SpecialText::kPlain))) ++matched;
   }
   EXPECT_EQ(matched, cases.size());
+}
+
+// Hugging Face's MergedWithPrevious: a match joins the text before it unless that text is itself a
+// match (tokenizers' SplitDelimiterBehavior); Isolated keeps every match alone.
+TEST(HfFamilies, SplitMergedWithPrevious) {
+  auto split = [](const std::string& behavior) {
+    const json j = {
+        {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}}},
+        {"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"c", 2}, {"-", 3}}}, {"merges", json::array()}}}};
+    return tokenizer_detail::tokenizer_from_hf_json(j.dump(), "split/tokenizer.json");
+  };
+  const auto merged = split("MergedWithPrevious");
+  const auto& bpe = dynamic_cast<const tokenizer_detail::BpeTokenizer&>(*merged);
+  EXPECT_EQ(bpe.pre_tokenize("a-b--c-"), (std::vector<std::string>{"a-", "b-", "-", "c-"}));
+  EXPECT_EQ(bpe.pre_tokenize("-a"), (std::vector<std::string>{"-", "a"}));
+  EXPECT_EQ(bpe.pre_tokenize("abc"), (std::vector<std::string>{"abc"}));
+  EXPECT_EQ(merged->encode("a-b--c-", false), (std::vector<int32_t>{0, 3, 1, 3, 3, 2, 3}));
+  const auto isolated = split("Isolated");
+  EXPECT_EQ(dynamic_cast<const tokenizer_detail::BpeTokenizer&>(*isolated).pre_tokenize("a-b--c-"),
+            (std::vector<std::string>{"a", "-", "b", "-", "-", "c", "-"}));
+  for (const std::string behavior : {"MergedWithNext", "Removed", "Contiguous"}) {
+    const std::string msg = test::error_of<UnsupportedError>([&] { split(behavior); });
+    EXPECT_NE(msg.find("'" + behavior + "'"), std::string::npos) << msg;
+  }
 }
 
 }  // namespace
