@@ -2,6 +2,8 @@
 // ../shared/tokenizers/ggml-vocab (Phi-3, Falcon, Gemma 4, GPT-NeoX), and round trips.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "common/gguf_builder.h"
 #include "common/test_paths.h"
 #include "io/gguf.h"
@@ -108,6 +110,27 @@ TEST(FamilyVocabularies, Gemma4WholeNewlineRunRule) {
   EXPECT_EQ(tok->encode("a", true), (std::vector<int32_t>{2, 6}));
   EXPECT_EQ(tok->decode(tok->encode(" a\n\n\n a", false)), " a\n\n\n a");
   EXPECT_THROW(tok->encode("a\xC3\xA9", false), InvalidArgument);
+}
+
+// ~100 KB of varied text (GPT-2's prompt vectors, numbered) through Falcon's three splits and
+// through Gemma 4's line-long words (no word cache past 256 bytes): both lossless, time printed.
+TEST(FamilyVocabularies, FalconAndGemma4EncodeLargeText) {
+  const auto prompts = test::read_prompt_vectors("tokenizers/testvectors/ggml-prompts-gpt-2.txt");
+  std::string text;
+  for (int i = 0; text.size() < 100 * 1024; ++i) {
+    text += prompts[static_cast<size_t>(i) % prompts.size()].text;
+    text += " (" + std::to_string(i * 7919) + ")\n";
+  }
+  for (const char* vocab : {"ggml-vocab-falcon.gguf", "ggml-vocab-gemma-4.gguf"}) {
+    const auto tok = test::gguf_tokenizer(std::string("tokenizers/ggml-vocab/") + vocab);
+    std::vector<int32_t> ids;
+    const double seconds = test::seconds_to_encode(*tok, text, ids);
+    EXPECT_GT(ids.size(), 20000u) << vocab;
+    EXPECT_EQ(tok->decode(ids), text) << vocab;
+    EXPECT_LT(seconds, 5.0) << vocab;
+    std::cout << vocab << ": encoded " << text.size() << " bytes into " << ids.size() << " tokens in "
+              << seconds * 1e3 << " ms\n";
+  }
 }
 
 // GPT-NeoX / Pythia: byte-level BPE with GPT-2's splitting (no test vectors ship for it): loads,
