@@ -133,10 +133,12 @@ TEST(FamilyVocabularies, FalconAndGemma4EncodeLargeText) {
   }
 }
 
-// GPT-NeoX / Pythia: byte-level BPE with GPT-2's splitting (no test vectors ship for it): loads,
-// round-trips, and keeps NeoX's runs of spaces as their own tokens.
+// GPT-NeoX / Pythia: this vocabulary has no tokenizer.ggml.pre, so llama.cpp's default list splits
+// it (pre_aliases_test's neox-no-pre case holds its ids to llama.cpp's); no vectors ship for it.
+// Loads, round-trips, and keeps NeoX's runs of spaces as their own tokens.
 TEST(FamilyVocabularies, GptNeoXLoadsAndRoundTrips) {
   const auto tok = test::gguf_tokenizer("tokenizers/ggml-vocab/ggml-vocab-gpt-neox.gguf");
+  EXPECT_EQ(tok->kind(), "default-bpe");
   for (const std::string s : {"Hello world", "  two  spaces and\ttabs\n", "Äpfel 🦙 нещо"}) {
     EXPECT_EQ(tok->decode(tok->encode(s, false)), s);
   }
