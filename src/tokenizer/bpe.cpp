@@ -43,6 +43,7 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
       byte_fallback_(vocab.byte_fallback),
       fuse_unk_(vocab.fuse_unk),
       ignore_merges_(vocab.ignore_merges),
+      whole_newline_runs_(vocab.whole_newline_runs),
       decoding_(vocab.decoding),
       strip_space_prefix_(vocab.strip_space_prefix),
       source_(std::move(vocab.source)) {
@@ -104,7 +105,11 @@ std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view text, bool 
       switch (step.kind) {
         case PreTokenizerStep::Kind::kSplit:
           parts.clear();
-          step.regex->split(word, parts);
+          if (step.merged_with_previous) {
+            step.regex->split_merged_with_previous(word, parts);
+          } else {
+            step.regex->split(word, parts);
+          }
           for (const auto part : parts) next.emplace_back(part);
           break;
         case PreTokenizerStep::Kind::kByteLevel: {
@@ -148,9 +153,9 @@ void BpeTokenizer::encode_text(std::string_view text, size_t offset, std::vector
 
 void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
-  if (ignore_merges_) {
+  if (ignore_merges_ || (whole_newline_runs_ && word.find_first_not_of('\n') == std::string_view::npos)) {
     // Llama 3 (HF `ignore_merges`): a word that is a token as a whole is that token, even when
-    // the merges would split it differently.
+    // the merges would split it differently. Gemma 4 (llama.cpp): the same for runs of newlines.
     const auto it = piece_index_.find(word);
     if (it != piece_index_.end()) {
       out.push_back(it->second);

@@ -49,6 +49,7 @@ struct PreTokenizerStep {
   std::string replacement;             ///< kMetaspace: the space marker ("▁")
   Prepend prepend = Prepend::kAlways;  ///< kMetaspace
   bool split = true;                   ///< kMetaspace: split before each marker
+  bool merged_with_previous = false;   ///< kSplit: HF behaviour "MergedWithPrevious", else "Isolated"
 };
 
 enum class BpeDecoding { kByteLevel, kSentencePiece };
@@ -63,6 +64,9 @@ struct BpeVocab {
   bool byte_fallback = false;  ///< unknown characters become "<0xXX>" tokens when all exist
   bool fuse_unk = false;       ///< a run of unknown characters gives one <unk>
   bool ignore_merges = false;  ///< a word that is itself a token is emitted whole (Llama 3)
+  /// A word made only of newlines that is itself a token is emitted whole (llama.cpp's rule for
+  /// Gemma 4, whose merges alone would split some runs differently from its tokenizer.json).
+  bool whole_newline_runs = false;
   BpeDecoding decoding = BpeDecoding::kByteLevel;
   bool strip_space_prefix = false;  ///< kSentencePiece: decode drops the prefix space
   int32_t bos_id = -1;
@@ -103,6 +107,7 @@ class BpeTokenizer final : public Tokenizer {
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
+  bool whole_newline_runs_ = false;
   BpeDecoding decoding_ = BpeDecoding::kByteLevel;
   bool strip_space_prefix_ = false;
   bool byte_level_words_ = false;  ///< words are spelled in the byte-level alphabet

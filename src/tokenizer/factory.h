@@ -14,9 +14,10 @@
 namespace reslens {
 
 /// From GGUF metadata (`tokenizer.ggml.*`). Supports model `llama` (SentencePiece-style BPE with
-/// byte fallback) and `gpt2` (byte-level BPE; `tokenizer.ggml.pre` = gpt-2/default, llama-bpe/llama3
-/// or qwen2). Throws UnsupportedError for other tokenizer models and pre-tokenizers, FormatError for
-/// missing or inconsistent metadata (naming gguf.source()).
+/// byte fallback), `gpt2` (byte-level BPE with the `tokenizer.ggml.pre` values of llamacpp_pre.h)
+/// and `gemma4` (Gemma 4's BPE over ▁-escaped text). Throws UnsupportedError for other tokenizer
+/// models and pre-tokenizers, FormatError for missing or inconsistent metadata (naming
+/// gguf.source()).
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf);
 
 /// From a llama2.c tokenizer file (int32 max_token_length, then per token: float32 score,

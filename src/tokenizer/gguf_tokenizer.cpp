@@ -6,6 +6,8 @@
 #include "reslens/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/factory.h"
+#include "tokenizer/llamacpp_pre.h"
+#include "tokenizer/pieces.h"
 #include "tokenizer/spm.h"
 
 namespace reslens {
@@ -14,7 +16,8 @@ namespace {
 
 using tokenizer_detail::BpeTokenizer;
 using tokenizer_detail::BpeVocab;
-using tokenizer_detail::PreTokenizerKind;
+using tokenizer_detail::LlamaCppPreTokenizer;
+using tokenizer_detail::NormalizerStep;
 using tokenizer_detail::PreTokenizerStep;
 using tokenizer_detail::RegexSplitter;
 using tokenizer_detail::SpmTokenizer;
@@ -136,30 +139,11 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const gguf::File& f) {
   return std::make_unique<SpmTokenizer>(std::move(vocab));
 }
 
-// `tokenizer.ggml.pre` -> the pre-tokenizer llama.cpp would pick.
-PreTokenizerKind pre_tokenizer_of(const gguf::File& f) {
-  const std::string pre = f.get_string_opt("tokenizer.ggml.pre").value_or("default");
-  if (pre == "default" || pre == "gpt-2" || pre == "gpt2" || pre == "mpt" || pre == "olmo" || pre == "jais") {
-    return PreTokenizerKind::kGpt2;
-  }
-  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "dbrx" || pre == "smaug-bpe") {
-    return PreTokenizerKind::kLlama3;
-  }
-  if (pre == "qwen2" || pre == "stablelm2") return PreTokenizerKind::kQwen2;
-  throw UnsupportedError(f.source() + ": BPE pre-tokenizer '" + pre +
-                         "' (tokenizer.ggml.pre) is not supported (supported: gpt-2, default, llama-bpe, "
-                         "llama3, qwen2 and their aliases)");
-}
-
-std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
-  const PreTokenizerKind pre = pre_tokenizer_of(f);
-  BpeVocab vocab;
-  vocab.pieces = read_tokens(f);
-  const size_t n = vocab.pieces.size();
-  vocab.types = read_types(f, n);
+// `tokenizer.ggml.merges` ("left right" strings) into vocab.merges.
+void read_merges(const gguf::File& f, BpeVocab& vocab) {
   const gguf::Value* merges = find_array(f, kMerges, true);
   if (merges == nullptr)
-    fail(f, std::string("metadata key '") + kMerges + "' is missing (a gpt2 tokenizer needs it)");
+    fail(f, std::string("metadata key '") + kMerges + "' is missing (a BPE tokenizer needs it)");
   vocab.merges.reserve(merges->strings.size());
   for (size_t i = 0; i < merges->strings.size(); ++i) {
     const std::string& m = merges->strings[i];
@@ -171,25 +155,87 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
     }
     vocab.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
   }
+}
+
+// `tokenizer.ggml.pre` -> the pre-tokenizer llama.cpp would pick (llamacpp_pre.cpp).
+LlamaCppPreTokenizer pre_tokenizer_of(const gguf::File& f) {
+  const std::string pre = f.get_string_opt("tokenizer.ggml.pre").value_or("default");
+  if (auto p = tokenizer_detail::llamacpp_pre_tokenizer(pre)) return *p;
+  std::string supported;
+  for (const std::string& name : tokenizer_detail::llamacpp_pre_tokenizer_names())
+    supported += (supported.empty() ? "" : ", ") + name;
+  throw UnsupportedError(f.source() + ": BPE pre-tokenizer '" + pre
+                         + "' (tokenizer.ggml.pre) is not supported (supported: " + supported + ")");
+}
+
+std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
+  const LlamaCppPreTokenizer pre = pre_tokenizer_of(f);
+  BpeVocab vocab;
+  vocab.pieces = read_tokens(f);
+  const size_t n = vocab.pieces.size();
+  vocab.types = read_types(f, n);
+  read_merges(f, vocab);
   vocab.bos_id = read_token_id(f, "tokenizer.ggml.bos_token_id", n);
   vocab.eos_id = read_token_id(f, "tokenizer.ggml.eos_token_id", n);
   vocab.unk_id = read_token_id(f, "tokenizer.ggml.unknown_token_id", n);
-  // llama.cpp adds BOS by default only for the Llama 3 pre-tokenizer; the key overrides.
-  vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(pre == PreTokenizerKind::kLlama3);
+  // llama.cpp adds BOS by default only for its Llama 3 group; the key overrides.
+  vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(pre.add_bos);
   if (vocab.add_bos && vocab.bos_id < 0)
     fail(f, "'tokenizer.ggml.add_bos_token' is true but there is no BOS token");
-  vocab.ignore_merges = pre == PreTokenizerKind::kLlama3;
+  vocab.ignore_merges = pre.ignore_merges;
 
-  PreTokenizerStep split;
-  split.kind = PreTokenizerStep::Kind::kSplit;
-  split.regex = std::make_shared<RegexSplitter>(tokenizer_detail::pretokenizer_pattern(pre), f.source());
+  // llama.cpp splits the raw text with each regex in turn, then spells each word's bytes in
+  // GPT-2's alphabet.
+  for (const std::string& pattern : pre.patterns) {
+    PreTokenizerStep split;
+    split.kind = PreTokenizerStep::Kind::kSplit;
+    split.regex = std::make_shared<RegexSplitter>(pattern, f.source());
+    vocab.pre_tokenizer.push_back(std::move(split));
+  }
   PreTokenizerStep bytes;
   bytes.kind = PreTokenizerStep::Kind::kByteLevel;
-  vocab.pre_tokenizer = {split, bytes};
+  vocab.pre_tokenizer.push_back(std::move(bytes));
   vocab.decoding = tokenizer_detail::BpeDecoding::kByteLevel;
-  vocab.kind = pre == PreTokenizerKind::kGpt2     ? "gpt2-bpe"
-               : pre == PreTokenizerKind::kLlama3 ? "llama3-bpe"
-                                                  : "qwen2-bpe";
+  vocab.kind = pre.kind;
+  vocab.source = f.source();
+  return std::make_unique<BpeTokenizer>(std::move(vocab));
+}
+
+// Gemma 4's tokenizer (`tokenizer.ggml.model = gemma4`), as llama.cpp runs it: BPE by merge rank
+// over the text with spaces written as "▁" (no byte-level alphabet), split only between runs of
+// newlines and the rest; a run of newlines that is itself a token is that token; a character no
+// token spells becomes its "<0xXX>" byte tokens; BOS is always added by default (llama.cpp
+// overrides a false `tokenizer.ggml.add_bos_token` for this model).
+std::unique_ptr<Tokenizer> gemma4_from_gguf(const gguf::File& f) {
+  if (const auto pre = f.get_string_opt("tokenizer.ggml.pre"); pre && *pre != "gemma4") {
+    throw UnsupportedError(f.source() + ": tokenizer model 'gemma4' with pre-tokenizer '" + *pre
+                           + "' (tokenizer.ggml.pre) is not supported (llama.cpp uses 'gemma4' for it)");
+  }
+  BpeVocab vocab;
+  vocab.pieces = read_tokens(f);
+  const size_t n = vocab.pieces.size();
+  vocab.types = read_types(f, n);
+  read_merges(f, vocab);
+  vocab.bos_id = read_token_id(f, "tokenizer.ggml.bos_token_id", n);
+  vocab.eos_id = read_token_id(f, "tokenizer.ggml.eos_token_id", n);
+  vocab.unk_id = read_token_id(f, "tokenizer.ggml.unknown_token_id", n);
+  vocab.add_bos = true;
+  if (vocab.bos_id < 0)
+    fail(f, "a gemma4 tokenizer always adds BOS, but 'tokenizer.ggml.bos_token_id' is missing");
+  NormalizerStep escape;  // llama.cpp's escape_whitespaces
+  escape.kind = NormalizerStep::Kind::kReplace;
+  escape.from = " ";
+  escape.to = std::string(tokenizer_detail::kSpmSpace);
+  vocab.normalizer = {escape};
+  PreTokenizerStep split;
+  split.kind = PreTokenizerStep::Kind::kSplit;
+  split.regex = std::make_shared<RegexSplitter>(tokenizer_detail::gemma4_newline_pattern(), f.source());
+  vocab.pre_tokenizer = {split};
+  vocab.whole_newline_runs = true;
+  vocab.byte_fallback = true;
+  vocab.decoding = tokenizer_detail::BpeDecoding::kSentencePiece;
+  vocab.strip_space_prefix = false;  // no space is prepended, so none is removed
+  vocab.kind = "gemma4-bpe";
   vocab.source = f.source();
   return std::make_unique<BpeTokenizer>(std::move(vocab));
 }
@@ -202,12 +248,13 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf) {
   std::unique_ptr<Tokenizer> tok;
   if (*model == "llama") tok = spm_from_gguf(gguf);
   if (*model == "gpt2") tok = bpe_from_gguf(gguf);
+  if (*model == "gemma4") tok = gemma4_from_gguf(gguf);
   if (tok) {
     tok->set_chat_template(gguf.get_string_opt("tokenizer.chat_template").value_or(""));
     return tok;
   }
   throw UnsupportedError(gguf.source() + ": tokenizer model '" + *model
-                         + "' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)");
+                         + "' (tokenizer.ggml.model) is not supported (supported: llama, gpt2, gemma4)");
 }
 
 }  // namespace reslens

@@ -238,8 +238,11 @@ void Parser::parse_pre_tokenizer(const json& p, int depth) {
     const std::string behavior = member(p, "behavior")
                                      ? string_member(p, "behavior", "the Split pre-tokenizer")
                                      : std::string("Isolated");
-    if (behavior != "Isolated")
-      unsupported("Split pre-tokenizer behavior '" + behavior + "' (supported: Isolated)");
+    // MergedWithPrevious: Gemma's tokenizer.json splits on " " that way (after its normalizer has
+    // written every space as "▁", so the split finds nothing).
+    if (behavior != "Isolated" && behavior != "MergedWithPrevious")
+      unsupported("Split pre-tokenizer behavior '" + behavior + "' (supported: Isolated, MergedWithPrevious)");
+    step.merged_with_previous = behavior == "MergedWithPrevious";
     if (bool_member(p, "invert", false, "the Split pre-tokenizer"))
       unsupported("an inverted Split pre-tokenizer");
     step.regex = std::make_shared<RegexSplitter>(regex, source_);
@@ -266,8 +269,31 @@ void Parser::parse_pre_tokenizer(const json& p, int depth) {
     }
     step.split = bool_member(p, "split", true, "the Metaspace pre-tokenizer");
     if (step.prepend != PreTokenizerStep::Prepend::kNever) space_prefix_ = true;
+  } else if (type == "Punctuation") {
+    // `tokenizers` counts a character as punctuation when Rust's is_ascii_punctuation does (which
+    // adds the ASCII symbols $ + < = > ^ ` | ~ to Unicode's P) or its Unicode category is P.
+    // Falcon's tokenizer.json runs this first.
+    step.kind = PreTokenizerStep::Kind::kSplit;
+    const std::string behavior = member(p, "behavior")
+                                     ? string_member(p, "behavior", "the Punctuation pre-tokenizer")
+                                     : std::string("Isolated");
+    constexpr std::string_view kPunctuation = R"([\p{P}\$\+<=>\^`\|~])";
+    if (behavior == "Isolated") {
+      step.regex = std::make_shared<RegexSplitter>(kPunctuation, source_);  // each character alone
+    } else if (behavior == "Contiguous") {
+      step.regex = std::make_shared<RegexSplitter>(std::string(kPunctuation) + "+", source_);  // runs
+    } else {
+      unsupported("Punctuation pre-tokenizer behavior '" + behavior + "' (supported: Isolated, Contiguous)");
+    }
+  } else if (type == "Digits") {
+    // Rust's char::is_numeric: Unicode N (Nd, Nl, No). After a ByteLevel step this sees the byte
+    // alphabet, where bytes B2 B3 B9 BC BD BE are the numerals ² ³ ¹ ¼ ½ ¾ and split off too.
+    step.kind = PreTokenizerStep::Kind::kSplit;
+    const bool individual = bool_member(p, "individual_digits", false, "the Digits pre-tokenizer");
+    step.regex = std::make_shared<RegexSplitter>(individual ? R"(\p{N})" : R"(\p{N}+)", source_);
   } else {
-    unsupported("pre-tokenizer '" + type + "' (supported: Sequence, ByteLevel, Split, Metaspace)");
+    unsupported("pre-tokenizer '" + type
+                + "' (supported: Sequence, ByteLevel, Split, Metaspace, Punctuation, Digits)");
   }
   vocab_.pre_tokenizer.push_back(std::move(step));
 }

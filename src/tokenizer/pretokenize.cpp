@@ -97,7 +97,8 @@ RegexSplitter::RegexSplitter(std::string_view pattern, const std::string& source
 
 RegexSplitter::~RegexSplitter() = default;
 
-void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& out) const {
+template <typename OnPiece>
+void RegexSplitter::for_each_piece(std::string_view text, OnPiece&& on_piece) const {
   MatchData match(compiled_->code);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t gap_start = 0;  // start of the text not yet covered by a word
@@ -123,11 +124,29 @@ void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& 
       pos = start + utf8_sequence_length(static_cast<uint8_t>(text[start < text.size() ? start : 0]));
       continue;
     }
-    if (start > gap_start) out.push_back(text.substr(gap_start, start - gap_start));
-    out.push_back(text.substr(start, end - start));
+    if (start > gap_start) on_piece(text.substr(gap_start, start - gap_start), false);
+    on_piece(text.substr(start, end - start), true);
     gap_start = pos = end;
   }
-  if (gap_start < text.size()) out.push_back(text.substr(gap_start));
+  if (gap_start < text.size()) on_piece(text.substr(gap_start), false);
+}
+
+void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& out) const {
+  for_each_piece(text, [&](std::string_view piece, bool /*is_match*/) { out.push_back(piece); });
+}
+
+void RegexSplitter::split_merged_with_previous(std::string_view text, std::vector<std::string_view>& out) const {
+  const size_t first = out.size();
+  bool previous_match = false;
+  for_each_piece(text, [&](std::string_view piece, bool is_match) {
+    if (is_match && !previous_match && out.size() > first) {
+      // Pieces are adjacent slices of `text`: widen the previous one over the match.
+      out.back() = std::string_view(out.back().data(), out.back().size() + piece.size());
+    } else {
+      out.push_back(piece);
+    }
+    previous_match = is_match;
+  });
 }
 
 }  // namespace reslens::tokenizer_detail

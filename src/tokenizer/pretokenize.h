@@ -33,10 +33,18 @@ class RegexSplitter {
   /// Throws UnsupportedError if PCRE2 gives up (match limit) on pathological input.
   void split(std::string_view text, std::vector<std::string_view>& out) const;
 
+  /// As split, with Hugging Face's behaviour "MergedWithPrevious": a match is joined to the text
+  /// before it when that text is not itself a match ("a-b--" on "-": "a-", "b-", "-").
+  void split_merged_with_previous(std::string_view text, std::vector<std::string_view>& out) const;
+
   const std::string& pattern() const { return pattern_; }
 
  private:
   struct Compiled;  // keeps pcre2.h out of this header
+  /// Calls on_piece(piece, is_match) for the matches and the stretches between them, in order;
+  /// together they cover `text`. Defined (and used only) in pretokenize.cpp.
+  template <typename OnPiece>
+  void for_each_piece(std::string_view text, OnPiece&& on_piece) const;
   std::string pattern_;
   std::unique_ptr<Compiled> compiled_;
 };

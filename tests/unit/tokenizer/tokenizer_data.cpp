@@ -35,13 +35,17 @@ std::optional<std::vector<int32_t>> optional_ids(const nlohmann::json& c, const 
 std::vector<TextIds> read_vocab_vectors(const std::string& gguf_relative) {
   const std::string inp = read_file(shared_path(gguf_relative + ".inp"));
   const std::string out = read_file(shared_path(gguf_relative + ".out"));
-  // Strings are separated by "\n__ggml_vocab_test__\n"; the file ends with one (an empty tail).
+  // Strings are separated by "\n__ggml_vocab_test__\n". Most files end with one (an empty tail);
+  // some (gemma-4) end with the last string itself, which llama.cpp's reader then takes as a case.
   const std::string separator = "\n__ggml_vocab_test__\n";
   std::vector<std::string> texts;
   size_t pos = 0;
-  while (true) {
+  while (pos < inp.size()) {
     const size_t hit = inp.find(separator, pos);
-    if (hit == std::string::npos) break;
+    if (hit == std::string::npos) {
+      texts.push_back(inp.substr(pos));
+      break;
+    }
     texts.push_back(inp.substr(pos, hit - pos));
     pos = hit + separator.size();
   }
@@ -49,7 +53,7 @@ std::vector<TextIds> read_vocab_vectors(const std::string& gguf_relative) {
   std::stringstream ss(out);
   std::string line;
   while (std::getline(ss, line)) lines.push_back(line);
-  if (lines.size() < texts.size()) {
+  if (lines.size() != texts.size()) {
     ADD_FAILURE() << gguf_relative << ": " << texts.size() << " strings but " << lines.size() << " id lines";
     return {};
   }
