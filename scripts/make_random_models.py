@@ -105,6 +105,10 @@ def plan(which, shared):
     gemma3 = dataclasses.replace(fan, arch="gemma3", tied=True, sliding_period=2, sliding_window=64,
                                  rope_base_local=1000.0, rope_scaling={"type": "linear", "factor": 2.0},
                                  name="tiny-g3")
+    # Gemma 2: softcaps small enough to bite on these weights (attention 5, logits 3) and a window of
+    # 8 on the even layers, much shorter than the goldens' 48 tokens.
+    gemma2 = dataclasses.replace(fan, arch="gemma2", tied=True, sliding_period=2, sliding_window=8,
+                                 rope_base_local=fan.rope_base, attn_softcap=5.0, final_softcap=3.0, name="tiny-g2")
     qwen2moe = dataclasses.replace(fan, arch="qwen2moe", d_mlp=4 * 16 + 40, n_experts=4, n_experts_used=2,
                                    d_shared=40, norm_topk=False, qkv_bias=True, name="tiny-qwen2moe")
     families = [
@@ -153,6 +157,11 @@ def plan(which, shared):
         ("tiny-gemma3.gguf", "gguf f32 gemma3 (pre and post norms, q/k norms, local layers with their own RoPE base)",
          gemma3, gguf(tok=stories_gguf)),
         ("tiny-gemma3-hf", "hf F32 Gemma3ForCausalLM (text)", dataclasses.replace(gemma3, vocab=2048, name="tiny-gemma3-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        ("tiny-gemma2.gguf", "gguf f32 gemma2 (pre and post norms, softcaps 5 and 3, window 8 on even layers)",
+         gemma2, gguf(tok=stories_gguf)),
+        ("tiny-gemma2-hf", "hf F32 Gemma2ForCausalLM, query_pre_attn_scalar 24",
+         dataclasses.replace(gemma2, vocab=2048, attn_scalar=24.0, name="tiny-gemma2-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen2moe.gguf", "gguf f32 qwen2moe: 4 experts of 16, 2 used, a shared expert of 40", qwen2moe,
          gguf(tok=stories_gguf)),

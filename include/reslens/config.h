@@ -41,9 +41,10 @@ struct ModelConfig {
   int64_t d_mlp = 0;
   int64_t d_vocab = 0;
   int64_t n_ctx = 0;  ///< Context window (positions the model accepts).
-  /// Sliding-window attention (Mistral; Qwen2 with use_sliding_window): each query sees at most this
-  /// many keys. Sequences up to the window attend exactly as full causal attention, so reslens runs
-  /// those and refuses longer ones (it does not apply the window). 0: no window.
+  /// Sliding-window attention (Gemma 2/3's local layers; Mistral; Qwen2 with use_sliding_window): each
+  /// query sees at most this many keys. Applied where window_applied says so; otherwise sequences up
+  /// to the window (which attend exactly as full causal attention) run and longer ones are refused.
+  /// 0: no window.
   int64_t sliding_window = 0;
 
   NormType normalization_type = NormType::kRmsNorm;
@@ -82,6 +83,24 @@ struct ModelConfig {
   float rotary_base_local = 10000.0f;
   /// Attention scores are q.k times this; 0 means 1/sqrt(d_head) (Gemma 3: query_pre_attn_scalar^-1/2).
   float attn_scale = 0.0f;
+  /// Gemma 2's softcaps: attention scores become c * tanh(score / c) before the causal mask and the
+  /// softmax (hook_attn_scores holds the capped scores), and the logits c * tanh(logit / c) after the
+  /// unembedding. The attribution applies the final cap to every state's logits (docs/explain.md,
+  /// "Family features"). 0: no cap.
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  /// Whether the pass applies sliding_window (Gemma 2 and 3; Mistral directories): on a windowed
+  /// layer (window_of) query i sees keys j with i - sliding_window < j <= i, as llama.cpp's
+  /// LLAMA_SWA_TYPE_STANDARD mask. False (Phi-3, Qwen2 and GGUF llama files, where llama.cpp and
+  /// transformers disagree or the layers are not known): sequences longer than the window are refused.
+  bool window_applied = false;
+  /// The sliding window of `layer` when the pass applies one (local_layers, or every layer when that
+  /// is empty), else 0: full causal attention.
+  int64_t window_of(int64_t layer) const {
+    if (!window_applied || sliding_window <= 0) return 0;
+    if (local_layers.empty()) return sliding_window;
+    return local_layers[static_cast<size_t>(layer)] != 0 ? sliding_window : 0;
+  }
   bool tied_embeddings = false;  ///< W_U is W_E (one matrix in the file).
 
   bool has_qkv_bias() const { return architecture == Architecture::kGpt2 || qkv_bias; }

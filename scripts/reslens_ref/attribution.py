@@ -42,9 +42,20 @@ class Context:
     def __init__(self, fn, x, w):
         self.fn, self.x, self.w = fn, x, w
         self.logp = log_softmax(fn.logits(x))
+        self.raw = fn.bs(x) + fn.const  # the state's logits before a softcap
 
     def imp(self, B):
+        if self.fn.softcap:  # Gemma 2: not factored; the capped state x + v directly
+            return log_softmax(self.fn.cap(self.raw + B))[..., self.w] - self.logp[self.w]
         return imp_factored(self.logp, B, self.w)
+
+    def contrast(self, B, w, f):
+        """The increase of log p(w) - log p(f) (normalisers cancel): bs_w(v) - bs_f(v), or with a
+        softcap the change of the capped logit difference."""
+        if self.fn.softcap:
+            z0, z1 = self.fn.cap(self.raw), self.fn.cap(self.raw + B)
+            return (z1[..., w] - z1[..., f]) - (z0[w] - z0[f])
+        return contrast_factored(B, w, f)
 
     def imp_direct(self, vecs):
         """Direct form: project the states x + v and read log p(w) off them."""
@@ -71,8 +82,8 @@ class Attribution:
             d = float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) if np.size(a) else 0.0
             self.check[name] = max(self.check.get(name, 0.0), d)
 
-    def _contrast(self, B):
-        return contrast_factored(B, self.target, self.foil) if self.foil is not None else None
+    def _contrast(self, B, ctx):
+        return ctx.contrast(B, self.target, self.foil) if self.foil is not None else None
 
     def _score_vectors(self, ctx, vecs, check_name):
         """(imp, contrast) of explicit vectors [..., d] against ctx."""
@@ -80,7 +91,7 @@ class Attribution:
         imp = ctx.imp(B)
         if self.crosscheck:
             self._note(check_name, imp, ctx.imp_direct(vecs))
-        return imp, self._contrast(B)
+        return imp, self._contrast(B, ctx)
 
     # -- all scores --------------------------------------------------------------------------
     def _compute(self):
@@ -136,7 +147,7 @@ class Attribution:
             B = coef[rows, :, None] * U[:, None, :]            # [r, T, V]
             imp[rows] = ctx.imp(B)
             if con is not None:
-                con[rows] = self._contrast(B)
+                con[rows] = self._contrast(B, ctx)
             if self.crosscheck:
                 vecs = coef[rows, :, None] * cols[rows][:, None, :]   # the neurons' vectors
                 self._note("attn_neurons", imp[rows], ctx.imp_direct(vecs))
@@ -157,11 +168,11 @@ class Attribution:
             imp = ctx.imp(B)
             self.ffn_neuron[l, rows] = imp
             if self.foil is not None:
-                self.contrast["ffn_neuron"][l, rows] = self._contrast(B)
+                self.contrast["ffn_neuron"][l, rows] = self._contrast(B, ctx)
             if self.crosscheck:
                 self._note("ffn_neurons", imp, ctx.imp_direct(m[rows, None] * fc2[rows]))
             bl["log_prob_increase"][l, rows] = imp
-            bl["log_prob"][l, rows] = log_softmax(B + self.fn.const)[:, w]
+            bl["log_prob"][l, rows] = log_softmax(self.fn.cap(B + self.fn.const))[:, w]
             bl["prob_increase"][l, rows] = np.exp(ctx.logp[w] + imp) - p_x
             bl["rank"][l, rows] = 1.0 / rank_of(B, w)
             bl["m_rank"][l, rows] = np.abs(m[rows]) / rank_of(U, w)

@@ -172,7 +172,7 @@ def invariants(attr):
         "bs_additivity_maxabs": float(np.abs(bs_final - bs_parts).max()),
     }
     key = "bs_final_plus_W_lnf_bias_vs_real_logits_maxabs" if d.cfg.layer_norm else "bs_final_vs_real_logits_maxabs"
-    inv[key] = float(np.abs(bs_final + fn.final_bias_logits - d.logits).max())
+    inv[key] = float(np.abs(fn.cap(bs_final + fn.final_bias_logits) - d.logits).max())
     names = {"layers": "crosscheck_layer_imp_direct_maxabs", "heads": "crosscheck_head_imp_direct_maxabs",
              "ffn_neurons": "crosscheck_ffn_neuron_imp_factored_maxabs",
              "attn_neurons": "crosscheck_attn_neuron_imp_factored_maxabs"}

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .model import rope_frequencies
+from .model import GEMMA_FAMILY, rope_frequencies
 
 GELU_C = np.sqrt(2.0 / np.pi)
 
@@ -180,7 +180,13 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         k_full = np.repeat(k, group, axis=1)
         v_full = np.repeat(v, group, axis=1)
         scores = np.einsum("qhd,khd->hqk", q, k_full) / np.sqrt(cfg.attn_scalar or dh)
-        scores = np.where(causal[None], -np.inf, scores)
+        if cfg.attn_softcap:  # Gemma 2: capped before the mask
+            scores = cfg.attn_softcap * np.tanh(scores / cfg.attn_softcap)
+        masked = causal
+        if cfg.window(layer):  # local layers: key j visible from query i iff i - window < j <= i
+            qi, kj = np.arange(n)[:, None], np.arange(n)[None, :]
+            masked = causal | (qi - kj >= cfg.window(layer))
+        scores = np.where(masked[None], -np.inf, scores)
         hooks[f"{p}.attn.hook_attn_scores"] = scores
         e = np.exp(scores - scores.max(axis=-1, keepdims=True))
         pattern = e / e.sum(axis=-1, keepdims=True)
@@ -217,7 +223,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
             lin = b @ f(f"{p}.mlp.up.w").T
             hooks[f"{p}.mlp.hook_pre"] = pre
             hooks[f"{p}.mlp.hook_pre_linear"] = lin
-            act = silu if cfg.arch not in ("gemma", "gemma3") else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
+            act = silu if cfg.arch not in GEMMA_FAMILY else (gelu_ggml if ggml_gelu else gelu_new)  # GeGLU
             post = act(pre) * lin
             if cfg.n_experts:
                 scales = [np.repeat(expert_weights(b @ f(f"{p}.mlp.router.w").T, cfg), cfg.d_expert, axis=1)]
@@ -241,5 +247,8 @@ def forward(model, ids, ggml_gelu=False, edit=None):
     scale, xf = norm(x, "ln_final")
     hooks["ln_final.hook_scale"] = scale
     hooks["ln_final.hook_normalized"] = xf
-    hooks["logits"] = xf @ model.unembed().T
+    logits = xf @ model.unembed().T
+    if cfg.final_softcap:  # Gemma 2
+        logits = cfg.final_softcap * np.tanh(logits / cfg.final_softcap)
+    hooks["logits"] = logits
     return hooks

@@ -13,6 +13,9 @@ is p(.|u) = softmax(bs(u) + c) with c = 0 by default. With `include_final_bias` 
 canonical model has no unembedding bias b_U) c = W_U beta_f, the constant that makes bs(h) + c equal
 the real logits; c is then part of every state's logits and cancels from every log-probability
 *increase* (it is attributed once, to the context).
+
+Gemma 2's final-logit softcap c: p(.|u) = softmax(c tanh((bs(u) + c0) / c)). bs stays linear; the
+cap applies to a state's whole logits only (`logits`, `cap`), never to a vector's bs alone.
 """
 
 import numpy as np
@@ -31,6 +34,7 @@ class FrozenNorm:
         self.gamma = model.f64("ln_final.w")
         self.W_U = model.unembed()  # [V, d]
         self.include_final_bias = bool(include_final_bias)
+        self.softcap = float(cfg.final_softcap or 0.0)
         self.const = np.zeros(self.W_U.shape[0])
         if self.include_final_bias and self.gpt2:
             self.const = self.W_U @ model.f64("ln_final.b")
@@ -62,6 +66,10 @@ class FrozenNorm:
         projection, without the constant c (use it for token rankings of a vector)."""
         return self.normed(v) @ self.W_U.T
 
+    def cap(self, z):
+        """The model's final-logit softcap applied to logits z (identity without one)."""
+        return self.softcap * np.tanh(z / self.softcap) if self.softcap else z
+
     def logits(self, u):
-        """The logits of residual-stream states u [..., d]: bs(u) + c."""
-        return self.bs(u) + self.const
+        """The logits of residual-stream states u [..., d]: bs(u) + c (capped when the model caps)."""
+        return self.cap(self.bs(u) + self.const)

@@ -101,8 +101,8 @@ def _qk_heads(cfg, canonical):
 
 def config_from_gguf(gf):
     arch = gf.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2", "gpt2",
-                    "gptneox"):
+    if arch not in ("llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "olmo2",
+                    "gpt2", "gptneox"):
         raise ValueError(f"{gf.path}: GGUF architecture {arch!r} not supported")
 
     def key(k, default=None):
@@ -161,6 +161,8 @@ def config_from_gguf(gf):
     d_expert = int(key("expert_feed_forward_length")) if arch in ("qwen3moe", "qwen2moe") else \
         int(key("feed_forward_length"))
     d_shared = int(key("expert_shared_feed_forward_length")) if arch == "qwen2moe" else 0
+    if arch == "gemma2":  # llama.cpp's defaults (llama_model_gemma2::load_arch_hparams, llama_hparams)
+        return _gemma2_config(gf, key, d, n_heads, d_head, rope_scaling, names)
     cfg = Config(
         arch=arch,
         n_layers=int(key("block_count")),
@@ -190,6 +192,34 @@ def config_from_gguf(gf):
         name=gf.get("general.name", ""),
     )
     return cfg
+
+
+def _gemma2_config(gf, key, d, n_heads, d_head, rope_scaling, names):
+    """Gemma 2: softcaps (default 50 and 30), a window (default 4096) on all but the last layer of
+    each sliding_window_pattern (default 2), local RoPE base rope.freq_base_swa (default the global
+    one), scores scaled by d_head^-1/2 (d_model / n_heads for the 46-layer 27B model)."""
+    if rope_scaling is not None:
+        raise ValueError(f"{gf.path}: RoPE scaling on gemma2 not supported")
+    n_layers = int(key("block_count"))
+    base = float(key("rope.freq_base", 10000.0))
+    caps = [float(key(k, v)) for k, v in (("attn_logit_softcapping", 50.0), ("final_logit_softcapping", 30.0))]
+    if not all(c > 0 for c in caps):
+        raise ValueError(f"{gf.path}: softcaps must be positive, got {caps}")
+    if "output.weight" in names:
+        raise ValueError(f"{gf.path}: gemma2 ties its unembedding (output.weight is not used by llama.cpp)")
+    return Config(
+        arch="gemma2", n_layers=n_layers, d_model=d, n_heads=n_heads,
+        n_kv_heads=int(key("attention.head_count_kv", n_heads)), d_head=d_head,
+        d_mlp=int(key("feed_forward_length")), vocab=gf.tensors["token_embd.weight"].shape[0],
+        n_ctx=int(key("context_length")), norm_eps=float(key("attention.layer_norm_rms_epsilon")),
+        rope_base=base, rot_dim=None if int(key("rope.dimension_count", d_head)) == d_head
+        else int(key("rope.dimension_count")),
+        sliding_window=int(key("attention.sliding_window", 4096)),
+        sliding_period=int(key("attention.sliding_window_pattern", 2)),
+        rope_base_local=float(key("rope.freq_base_swa", base)),
+        attn_scalar=float(d // n_heads) if n_layers == 46 and d // n_heads != d_head else None,
+        attn_softcap=caps[0], final_softcap=caps[1], tied=True,
+        qkv_bias="blk.0.attn_q.bias" in names, o_bias=False, name=gf.get("general.name", ""))
 
 
 def load(path):
@@ -370,7 +400,11 @@ def hparam_fields(cfg, file_type, name=None):
             f.append((f"{a}.expert_feed_forward_length", UINT32, cfg.d_expert))
         if cfg.d_shared:
             f.append((f"{a}.expert_shared_feed_forward_length", UINT32, cfg.d_shared))
-    if cfg.sliding_period:
+    if a == "gemma2":  # as llama.cpp's converter writes them (the layer pattern and local base: defaults)
+        f += [(f"{a}.attention.sliding_window", UINT32, cfg.sliding_window),
+              (f"{a}.attn_logit_softcapping", FLOAT32, cfg.attn_softcap),
+              (f"{a}.final_logit_softcapping", FLOAT32, cfg.final_softcap)]
+    elif cfg.sliding_period:
         f += [(f"{a}.attention.sliding_window", UINT32, cfg.sliding_window),
               (f"{a}.attention.sliding_window_pattern", UINT32, cfg.sliding_period),
               (f"{a}.rope.freq_base_swa", FLOAT32, cfg.rope_base_local)]

@@ -38,7 +38,7 @@ _LLAMA_BLOCK = {
 def _llama_block_name(cfg, rest):
     """HF suffix of a canonical block tensor (Gemma 3 calls its MLP-input norm pre_feedforward_layernorm,
     its post_attention_layernorm being the attention output's norm)."""
-    if cfg.arch == "gemma3" and rest == "ln2.w":
+    if cfg.arch in ("gemma2", "gemma3") and rest == "ln2.w":
         return "pre_feedforward_layernorm.weight"
     return _LLAMA_BLOCK[rest]
 
@@ -60,7 +60,7 @@ ARCHS = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
          "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3",
          "GemmaForCausalLM": "gemma", "GPTNeoXForCausalLM": "gptneox", "MixtralForCausalLM": "llama",
          "Qwen3MoeForCausalLM": "qwen3moe", "Olmo2ForCausalLM": "olmo2", "Gemma3ForCausalLM": "gemma3",
-         "Qwen2MoeForCausalLM": "qwen2moe",
+         "Qwen2MoeForCausalLM": "qwen2moe", "Gemma2ForCausalLM": "gemma2",
          "GPT2LMHeadModel": "gpt2"}
 # Phi-3 fuses q/k/v into qkv_proj ([q; k; v] rows) and gate/up into gate_up_proj ([gate; up]).
 _PHI3_FUSED = {"attn.q.w": ("self_attn.qkv_proj.weight", 0), "attn.k.w": ("self_attn.qkv_proj.weight", 1),
@@ -127,7 +127,7 @@ def config_from_hf(c):
             raise ValueError(f"rope_scaling fields {sorted(rs)} not understood")
     if c.get("use_sliding_window"):
         raise ValueError("sliding-window attention not supported")
-    if archs[0] in ("GemmaForCausalLM", "Gemma3ForCausalLM"):
+    if archs[0] in ("GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"):
         if (c.get("hidden_activation") or c.get("hidden_act")) not in ("gelu_pytorch_tanh", "gelu_new"):
             raise ValueError("Gemma activations other than gelu_pytorch_tanh not supported")
     elif c.get("hidden_act", "silu") != "silu":
@@ -144,6 +144,8 @@ def config_from_hf(c):
     n_experts = int(c[experts[0]]) if experts else 0
     d_shared = int(c["shared_expert_intermediate_size"]) if archs[0] == "Qwen2MoeForCausalLM" else 0
     d_mlp = n_experts * int(c[experts[1]]) + d_shared if experts else c["intermediate_size"]
+    if arch == "gemma2":
+        return _gemma2_config(c, d, h, head_dim, rope_scaling)
     return Config(arch=arch, n_layers=c["num_hidden_layers"], d_model=d, n_heads=h,
                   n_kv_heads=c.get("num_key_value_heads") or h,
                   d_head=head_dim, d_mlp=d_mlp, n_experts=n_experts,
@@ -161,6 +163,34 @@ def config_from_hf(c):
                   attn_scalar=float(c["query_pre_attn_scalar"])
                   if arch == "gemma3" and c.get("query_pre_attn_scalar", head_dim) != head_dim else None,
                   qkv_bias=arch in ("qwen2", "qwen2moe") or attn_bias, o_bias=attn_bias,
+                  name=c.get("_name_or_path", ""))
+
+
+def _gemma2_config(c, d, h, head_dim, rope_scaling):
+    """Gemma2Config: softcaps (null: none), query_pre_attn_scalar, sliding_window on the layers
+    layer_types calls sliding (without it: the even ones, transformers' is_sliding)."""
+    n_layers = c["num_hidden_layers"]
+    if rope_scaling is not None:
+        raise ValueError("rope_scaling on Gemma 2 not supported")
+    caps = [float(c.get(k) or 0.0) for k in ("attn_logit_softcapping", "final_logit_softcapping")]
+    if any(x < 0 for x in caps) or any(k in c and c[k] is not None and float(c[k]) <= 0
+                                      for k in ("attn_logit_softcapping", "final_logit_softcapping")):
+        raise ValueError(f"softcaps must be positive or null, got {caps}")
+    sliding = [i % 2 == 0 for i in range(n_layers)]
+    if c.get("layer_types"):
+        sliding = [t == "sliding_attention" for t in c["layer_types"]]
+    if sliding != [i % 2 == 0 for i in range(n_layers)]:
+        raise ValueError("this reference takes Gemma 2's alternating local layers only")
+    scalar = c.get("query_pre_attn_scalar", head_dim)
+    return Config(arch="gemma2", n_layers=n_layers, d_model=d, n_heads=h,
+                  n_kv_heads=c.get("num_key_value_heads") or h, d_head=head_dim, d_mlp=c["intermediate_size"],
+                  vocab=c["vocab_size"], n_ctx=c.get("max_position_embeddings", 8192),
+                  norm_eps=float(c.get("rms_norm_eps", 1e-6)), rope_base=float(c.get("rope_theta", 10000.0)),
+                  rope_base_local=float(c.get("rope_theta", 10000.0)),
+                  sliding_window=int(c.get("sliding_window") or 0), sliding_period=2,
+                  attn_scalar=float(scalar) if scalar != head_dim else None,
+                  attn_softcap=caps[0], final_softcap=caps[1], tied=bool(c.get("tie_word_embeddings", True)),
+                  qkv_bias=bool(c.get("attention_bias", False)), o_bias=bool(c.get("attention_bias", False)),
                   name=c.get("_name_or_path", ""))
 
 
@@ -317,7 +347,7 @@ def load(path):
                                              lambda t, a=a, n=n: t[a:a + n])
                     continue
                 loaders[canonical] = src(f"model.layers.{layer}.{_llama_block_name(cfg, rest)}")
-        if cfg.arch in ("gemma", "gemma3"):  # GemmaRMSNorm scales by 1 + w: canonical norm weights are the sums
+        if cfg.arch in ("gemma", "gemma2", "gemma3"):  # GemmaRMSNorm scales by 1 + w: canonical norm weights are the sums
             for canonical in loaders:
                 if is_norm_weight(canonical):
                     loaders[canonical] = (lambda f=loaders[canonical]: f() + np.float32(1))
@@ -369,7 +399,7 @@ def hf_config(cfg, dtype="F32", extra=None):
         arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
                 "qwen3moe": "Qwen3MoeForCausalLM", "qwen2moe": "Qwen2MoeForCausalLM", "phi3": "Phi3ForCausalLM",
                 "gemma": "GemmaForCausalLM",
-                "olmo2": "Olmo2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}[cfg.arch]
+                "olmo2": "Olmo2ForCausalLM", "gemma3": "Gemma3ForCausalLM", "gemma2": "Gemma2ForCausalLM"}[cfg.arch]
         if cfg.n_experts and cfg.arch == "llama":
             arch = "MixtralForCausalLM"
         c = {"architectures": [arch], "model_type": cfg.arch, "hidden_act": "silu",
@@ -400,9 +430,15 @@ def hf_config(cfg, dtype="F32", extra=None):
                 raise ValueError("attention_bias covers q, k, v and o together")
         if cfg.arch in ("qwen2", "qwen2moe", "qwen3", "qwen3moe"):
             c.update(use_sliding_window=False)
-        if cfg.arch in ("gemma", "gemma3"):
+        if cfg.arch in ("gemma", "gemma2", "gemma3"):
             c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
                      attention_bias=cfg.qkv_bias)
+            if cfg.arch == "gemma2":
+                if cfg.sliding_period != 2 or cfg.rope_base_local != cfg.rope_base:
+                    raise ValueError("Gemma 2 directories alternate local and global layers with one RoPE base")
+                c.update(sliding_window=cfg.sliding_window or None, query_pre_attn_scalar=cfg.attn_scalar or cfg.d_head,
+                         attn_logit_softcapping=cfg.attn_softcap or None,
+                         final_logit_softcapping=cfg.final_softcap or None, cache_implementation="hybrid")
             if cfg.arch == "gemma3":
                 c.update(model_type="gemma3_text", sliding_window=cfg.sliding_window,
                          sliding_window_pattern=cfg.sliding_period, rope_local_base_freq=cfg.rope_base_local,
@@ -427,7 +463,7 @@ def hf_tensors(model, gpt2_prefix="transformer."):
         return _neox_tensors(model)
     for canonical, shape in model.shapes.items():
         get = (lambda c=canonical: model.get(c))
-        if cfg.arch in ("gemma", "gemma3") and is_norm_weight(canonical):  # stored as w - 1 (exact for w in [1/2, 2])
+        if cfg.arch in ("gemma", "gemma2", "gemma3") and is_norm_weight(canonical):  # stored as w - 1 (exact for w in [1/2, 2])
             get = (lambda c=canonical: model.get(c) - np.float32(1))
         if not cfg.is_gpt2:
             if canonical in _LLAMA_GLOBAL:

@@ -26,7 +26,8 @@ import os
 
 import numpy as np
 
-LLAMA_FAMILY = ("llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma3", "olmo2")
+LLAMA_FAMILY = ("llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "olmo2")
+GEMMA_FAMILY = ("gemma", "gemma2", "gemma3")  # GeGLU, embeddings times sqrt(d_model), 1 + w norms
 LAYERNORM_FAMILY = ("gpt2", "gptneox")  # LayerNorms with biases, biases everywhere, ungated GELU MLP
 
 
@@ -72,6 +73,11 @@ class Config:
     sliding_window: int = 0
     rope_base_local: float = 10000.0
     attn_scalar: float = None
+    # Gemma 2: attention scores c * tanh(score / c) before the mask (attn_softcap) and logits
+    # c * tanh(logit / c) (final_softcap); 0: none. Its local layers (sliding_period 2: the even ones)
+    # attend within sliding_window: query i sees keys i - window < j <= i (Gemma 3's local layers too).
+    attn_softcap: float = 0.0
+    final_softcap: float = 0.0
     n_experts: int = 0
     n_experts_used: int = 0
     norm_topk: bool = True
@@ -108,7 +114,7 @@ class Config:
     @property
     def post_norm(self):
         """OLMo 2: each sublayer's output passes an RMSNorm (post_attn_norm, post_ffn_norm)."""
-        return self.arch in ("olmo2", "gemma3")
+        return self.arch in ("olmo2", "gemma2", "gemma3")
 
     @property
     def qk_norm_full(self):
@@ -123,7 +129,11 @@ class Config:
     def embedding_scale(self):
         """Gemma multiplies embeddings by sqrt(d_model) as a float32 constant (HF's normalizer,
         llama.cpp's sqrtf(n_embd)); 1 elsewhere."""
-        return float(np.float32(np.sqrt(self.d_model))) if self.arch in ("gemma", "gemma3") else 1.0
+        return float(np.float32(np.sqrt(self.d_model))) if self.arch in GEMMA_FAMILY else 1.0
+
+    def window(self, layer):
+        """The sliding window of a layer (0: full causal attention): Gemma 2/3's local layers."""
+        return self.sliding_window if self.sliding_window and self.is_local(layer) else 0
 
     def is_local(self, layer):
         """Gemma 3: layers attend locally unless (layer + 1) is a multiple of sliding_period."""
@@ -140,8 +150,10 @@ class Config:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
         if self.rotary and (self.rotary_dims % 2 or not 0 < self.rotary_dims <= self.d_head):
             raise ValueError(f"RoPE needs an even rotary size up to d_head, got {self.rotary_dims}")
-        if self.arch == "gemma" and not self.tied:
+        if self.arch in ("gemma", "gemma2") and not self.tied:
             raise ValueError("Gemma ties its unembedding to the embedding")
+        if (self.attn_softcap or self.final_softcap) and self.arch != "gemma2":
+            raise ValueError("only Gemma 2 has softcaps")
         if self.layer_norm and (self.n_kv_heads != self.n_heads or not (self.qkv_bias and self.o_bias)):
             raise ValueError("GPT-2 and GPT-NeoX have one KV head per head and all biases")
         if self.n_experts and (self.layer_norm or (self.d_mlp - self.d_shared) % self.n_experts

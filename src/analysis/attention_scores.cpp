@@ -141,7 +141,7 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
             const double s = ex.attn_coef.at({l, h, n, p});
             const float* g = G.data() + (h * dh + n) * V;
             ex.attn_neuron.at({l, h, n, p}) = log_prob_increase(dist, g, s, w);
-            if (f >= 0) ex.contrast_attn_neuron.at({l, h, n, p}) = foil_contrast(s, static_cast<double>(g[w]), static_cast<double>(g[f]));
+            if (f >= 0) ex.contrast_attn_neuron.at({l, h, n, p}) = foil_contrast(dist, s, static_cast<double>(g[w]), static_cast<double>(g[f]), w, f);
             for (int64_t j = 0; j < V; ++j) acc[static_cast<size_t>(j)] += s * static_cast<double>(g[j]);
           }
           for (int64_t j = 0; j < V; ++j) {
@@ -152,7 +152,7 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
         }
         for (int64_t j = 0; j < V; ++j) delta_h[static_cast<size_t>(j)] = static_cast<float>(head_sum[static_cast<size_t>(j)]);
         ex.head.at({l, h}) = log_prob_increase(dist, delta_h.data(), 1.0, w);
-        if (f >= 0) ex.contrast_head.at({l, h}) = foil_contrast(1.0, head_sum[static_cast<size_t>(w)], head_sum[static_cast<size_t>(f)]);
+        if (f >= 0) ex.contrast_head.at({l, h}) = foil_contrast(dist, 1.0, head_sum[static_cast<size_t>(w)], head_sum[static_cast<size_t>(f)], w, f);
       }
     });
 

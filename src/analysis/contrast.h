@@ -17,6 +17,14 @@ namespace reslens::analysis {
 /// whose own projection is at hand passes s = 1.
 inline double foil_contrast(double s, double g_w, double g_f) { return s * (g_w - g_f); }
 
+/// The same for a vector added to the state d: with a final-logit softcap (Gemma 2) the normalisers
+/// still cancel but the capped logits move by d.logit_change, which depends on the state, so the
+/// score is logit_change(w, s g_w) - logit_change(f, s g_f). Without a cap, exactly the form above.
+inline double foil_contrast(const Distribution& d, double s, double g_w, double g_f, int32_t w, int32_t f) {
+  if (d.softcap <= 0) return foil_contrast(s, g_w, g_f);
+  return d.logit_change(w, s * g_w) - d.logit_change(f, s * g_f);
+}
+
 /// The contrast score of the step from one real point of the stream to the next (a layer's vector,
 /// A^l = r^l - h^{l-1} or F^l = h^l - r^l): the change of the state's logit difference,
 /// (after_w - after_f) - (before_w - before_f), from the two states' logits as they are.

@@ -54,7 +54,7 @@ void score_experts(const ExplainContext& ctx, Explanation& ex) {
       const float* ge = g.data() + e * V;
       ex.expert.at({l, e}) = log_prob_increase(dist, ge, 1.0, ctx.w);
       if (ex.has_contrast) {
-        ex.contrast_expert.at({l, e}) = foil_contrast(1.0, static_cast<double>(ge[ctx.w]), static_cast<double>(ge[ctx.foil]));
+        ex.contrast_expert.at({l, e}) = foil_contrast(dist, 1.0, static_cast<double>(ge[ctx.w]), static_cast<double>(ge[ctx.foil]), ctx.w, ctx.foil);
       }
     }
   }

@@ -128,7 +128,8 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   parallel_for(threads, 2 * L + 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       analysis::Distribution& dist = ctx.points[static_cast<size_t>(i)];
-      dist = analysis::make_distribution({logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias());
+      dist = analysis::make_distribution({logits.data() + i * c.d_vocab, static_cast<size_t>(c.d_vocab)}, proj.bias(),
+                                         static_cast<double>(c.final_softcap));
       LensPoint& lp = ex.lens[static_cast<size_t>(i)];
       lp.label = i == 0 ? "emb" : (i % 2 ? "a" : "f") + std::to_string((i - 1) / 2);
       lp.log_prob = dist.log_prob(ex.target);
@@ -153,15 +154,20 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
     for (int64_t j = 0; j < c.d_vocab; ++j) {
       double b = W.b_U.empty() ? 0.0 : static_cast<double>(W.b_U[j]);
       if (beta != nullptr) b += static_cast<double>(beta[j]);
-      worst = std::max(worst, std::abs(static_cast<double>(fin[j]) + b - static_cast<double>(real[static_cast<size_t>(j)])));
+      double bs = static_cast<double>(fin[j]) + b;
+      if (c.final_softcap > 0.0f) bs = c.final_softcap * std::tanh(bs / c.final_softcap);  // Gemma 2: as the pass
+      worst = std::max(worst, std::abs(bs - static_cast<double>(real[static_cast<size_t>(j)])));
     }
     ex.checks["bs_final_vs_real_logits"] = worst;
   }
 
   mark("points");
   // The bounded method pays off when the vocabulary is large; baselines need every token's rank.
+  // Its certified intervals assume that a vector moves the logits linearly (by bs(v)); under a
+  // final-logit softcap (Gemma 2) it is not used: every score takes the full method, exactly.
   bool bounded = opts.method == ScoreMethod::kBounded ||
                  (opts.method == ScoreMethod::kAuto && c.d_vocab > 8192 && !opts.baselines);
+  if (c.final_softcap > 0.0f) bounded = false;
   if (bounded) {
     ctx.bounds = analysis::model_bounds(model, threads);
     mark("bounds");

@@ -63,7 +63,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
   Distribution no_context;  // softmax(bs(v) + bias): the context-free distribution of v alone
   {
     std::vector<float> zeros(static_cast<size_t>(V), 0.0f);
-    no_context = make_distribution(zeros, ctx.proj.bias());
+    no_context = make_distribution(zeros, ctx.proj.bias(), static_cast<double>(c.final_softcap));
   }
   constexpr int64_t kChunk = 256;  // neurons projected at once: kChunk * V floats of scratch
 
@@ -84,7 +84,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
           const double imp = log_prob_increase(dist, g, s, w);
           ex.ffn_neuron.at({l, k}) = imp;
           ex.ffn_coef.at({l, k}) = s;
-          if (f >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, static_cast<double>(g[w]), static_cast<double>(g[f]));
+          if (f >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(dist, s, static_cast<double>(g[w]), static_cast<double>(g[f]), w, f);
           if (!ctx.opts.baselines) continue;
           double norm2 = 0;
           for (int64_t j = 0; j < d; ++j) {

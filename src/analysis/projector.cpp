@@ -82,13 +82,19 @@ int64_t Distribution::rank(int32_t w) const {
   return r;
 }
 
-Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias) {
+Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias, double softcap) {
   Distribution d;
   const size_t V = logits.size();
   d.logits.resize(V);
+  d.softcap = softcap > 0 ? softcap : 0;
+  if (d.softcap > 0) d.raw.resize(V);
   double mx = -std::numeric_limits<double>::infinity();
   for (size_t j = 0; j < V; ++j) {
     d.logits[j] = static_cast<double>(logits[j]) + (bias.empty() ? 0.0 : static_cast<double>(bias[j]));
+    if (d.softcap > 0) {
+      d.raw[j] = d.logits[j];
+      d.logits[j] = d.softcap * std::tanh(d.raw[j] / d.softcap);
+    }
     mx = std::max(mx, d.logits[j]);
   }
   d.q.resize(V);
@@ -113,9 +119,25 @@ double log_expectation_from_logits(const Distribution& d, const float* g, double
   return mx + std::log(sum) - d.lse;
 }
 
+// The softcapped form: log sum_j q_j exp(delta_j), delta_j = cap(raw_j + s g_j) - cap(raw_j). Every
+// |delta_j| < 2c, so shifting by the largest keeps the sum at least the largest q_j's term.
+double log_expectation_capped(const Distribution& d, const float* g, double s) {
+  const size_t V = d.q.size();
+  std::vector<double> delta(V);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (size_t j = 0; j < V; ++j) {
+    delta[j] = d.logit_change(static_cast<int64_t>(j), s * static_cast<double>(g[j]));
+    if (d.q[j] > 0) mx = std::max(mx, delta[j]);
+  }
+  double sum = 0;
+  for (size_t j = 0; j < V; ++j) sum += d.q[j] * std::exp(delta[j] - mx);
+  return mx + std::log(sum);
+}
+
 }  // namespace
 
 double log_expectation(const Distribution& d, const float* g, double s) {
+  if (d.softcap > 0) return log_expectation_capped(d, g, s);
   const auto V = static_cast<int64_t>(d.q.size());
   const double mx = ops::max_scaled(g, s, V);
   const double sum = ops::exp_weighted_sum(d.q.data(), g, s, mx, V);

@@ -5,6 +5,7 @@
 // bs(x + v) = bs(x) + bs(v) and bs(s v) = s bs(v).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -51,19 +52,34 @@ class VocabProjector {
 };
 
 /// softmax(logits) in double with its log-normaliser: the distribution of a residual state.
+/// With a final-logit softcap c (Gemma 2) the logits are c * tanh((bs(x) + bias) / c), and `raw`
+/// keeps bs(x) (+ bias): a vector v then moves the capped logits by cap(raw + bs(v)) - logits, which
+/// is no longer linear in v (docs/explain.md, "Family features").
 struct Distribution {
-  std::vector<double> logits;  ///< [d_vocab] bs(x) (+ bias)
+  std::vector<double> logits;  ///< [d_vocab] bs(x) (+ bias), capped when softcap > 0
   std::vector<double> q;       ///< [d_vocab] softmax
   double lse = 0;              ///< log sum exp(logits)
+  double softcap = 0;          ///< the model's final-logit softcap; 0: none
+  std::vector<double> raw;     ///< [d_vocab] bs(x) (+ bias) before the cap; empty without one
+
+  /// The change of token j's logit when `delta` (= bs_j(v)) is added to the state: delta itself
+  /// without a cap, cap(raw_j + delta) - logits_j with one.
+  double logit_change(int64_t j, double delta) const {
+    if (softcap <= 0) return delta;
+    const auto i = static_cast<size_t>(j);
+    return softcap * std::tanh((raw[i] + delta) / softcap) - logits[i];
+  }
 
   double log_prob(int32_t w) const { return logits[static_cast<size_t>(w)] - lse; }
   /// 1 + number of tokens with a larger logit.
   int64_t rank(int32_t w) const;
 };
-Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias);
+/// softcap > 0: the logits pass c * tanh(x / c) first (the model's final_softcap).
+Distribution make_distribution(std::span<const float> logits, const std::vector<float>& bias, double softcap = 0);
 
 /// f = log sum_j q_j exp(s * g_j) for the state d (q = d.q): the change of the log-normaliser when
-/// s*g [d_vocab, float] is added to its logits. Shifted by max_j s g_j; when that maximum belongs to
+/// s*g [d_vocab, float] is added to its logits (with a softcap: log sum_j q_j exp(logit_change(j, s g_j)),
+/// exact in double; the capped changes are bounded by 2c, so the sum needs no fallback). Shifted by max_j s g_j; when that maximum belongs to
 /// a token the state rules out (q_j = 0: a logit ~708 or more below its largest, or -inf) and
 /// exceeds the others by hundreds, so that the shifted sum underflows, f is taken from the logits
 /// instead, as log sum_j exp(x_j + s g_j) - log sum_j exp(x_j).
@@ -77,7 +93,7 @@ inline double log_prob_increase_from(double delta_w, double f) { return delta_w 
 /// Importance (log-probability increase of w, spec §3.1) of adding s*g to a state with distribution
 /// q: log softmax(x + s g)_w - log softmax(x)_w without forming either softmax, exact in double.
 inline double log_prob_increase(const Distribution& d, const float* g, double s, int32_t w) {
-  return log_prob_increase_from(s * static_cast<double>(g[w]), log_expectation(d, g, s));
+  return log_prob_increase_from(d.logit_change(w, s * static_cast<double>(g[w])), log_expectation(d, g, s));
 }
 
 }  // namespace reslens::analysis

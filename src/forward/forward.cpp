@@ -6,7 +6,7 @@
 //              (SiLU: Llama; tanh GELU: Gemma); x += m W_out^T + b_out
 //              (parallel residual, GPT-NeoX: b = norm2 of the block input, not of x + attention)
 //   (OLMo 2: no norm1/norm2, the sublayers read x; their outputs pass an RMSNorm before the additions)
-//   logits = norm_final(x) W_U^T
+//   logits = norm_final(x) W_U^T   (Gemma 2: then c * tanh(logits / c); its attention scores likewise)
 // forward() at the bottom is that loop, one named step per line (embed, sublayer_input, attention,
 // mlp, unembed); the steps are defined above it in the order they run, and the interventions are steps
 // of their own (ablate_heads, remove_source_shares, ablate_ffn_neurons).
@@ -40,7 +40,7 @@ void validate_tokens(const Model& model, std::span<const int32_t> tokens, int64_
     }
   }
   const int64_t n = pos0 + static_cast<int64_t>(tokens.size());
-  if (c.sliding_window > 0 && n > c.sliding_window) {
+  if (c.sliding_window > 0 && !c.window_applied && n > c.sliding_window) {
     throw UnsupportedError("the sequence has " + std::to_string(n) + " tokens but the model attends within a " +
                            "sliding window of " + std::to_string(c.sliding_window) +
                            ", which reslens does not apply: at most " + std::to_string(c.sliding_window) +
@@ -459,12 +459,17 @@ void remove_source_shares(float* zr, const float* pattern, const float* V_all, i
 
 // z = softmax(q k^T * scale, causal) v per head: [T, n_heads * d_head] from q [T, n_heads * d_head]
 // and the keys/values of every visible position, K_all/V_all [S, n_kv_heads * d_head]. Records the
-// scores (masked: -inf) and the pattern [n_heads, T, S].
-void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float attn_scale, int layer,
-            const Pass& p) {
+// scores (masked: -inf) and the pattern [n_heads, T, S]. Gemma 2: the scores pass the softcap
+// c * tanh(score / c) before the mask (llama.cpp's and transformers' order). With a sliding window
+// (window > 0) query position i sees keys i - window < j <= i only (llama.cpp's is_masked_swa,
+// LLAMA_SWA_TYPE_STANDARD: masked when i - j >= window); the others are masked like future keys, so
+// their pattern is exactly 0.
+void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float attn_scale, int64_t window,
+            int layer, const Pass& p) {
   const ModelConfig& c = p.c;
   const int64_t T = p.T, S = p.S, H = c.n_heads, dh = c.d_head;
   const int64_t kv_dim = c.n_key_value_heads * dh, group = H / c.n_key_value_heads;
+  const float cap = c.attn_softcap;
   const int64_t R = p.n_rows;  // recorded query rows
   Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, R, S});
   Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, R, S});
@@ -477,20 +482,26 @@ void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float 
       for (int64_t t = 0; t < T; ++t) {
         float* row = scores.data() + t * S;
         const int64_t n_keys = p.a.pos0 + t + 1;  // causal: keys 0..pos0+t
+        const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;  // the window's oldest key
         for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
+        if (cap > 0.0f) {
+          for (int64_t s = 0; s < n_keys; ++s) row[s] = cap * std::tanh(row[s] / cap);
+        }
+        for (int64_t s = 0; s < first; ++s) row[s] = -std::numeric_limits<float>::infinity();
         for (int64_t s = n_keys; s < S; ++s) row[s] = -std::numeric_limits<float>::infinity();
         const int64_t slot = p.row_slot[static_cast<size_t>(t)];
         if (scores_rec != nullptr && slot >= 0) {
           std::memcpy(scores_rec->data() + (h * R + slot) * S, row, static_cast<size_t>(S) * sizeof(float));
         }
-        ops::softmax(row, n_keys);
+        ops::softmax(row + first, n_keys - first);
+        for (int64_t s = 0; s < first; ++s) row[s] = 0.0f;
         for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
         if (pattern_rec != nullptr && slot >= 0) {
           std::memcpy(pattern_rec->data() + (h * R + slot) * S, row, static_cast<size_t>(S) * sizeof(float));
         }
         // z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s.
         float* zr = z.row(t) + h * dh;
-        for (int64_t s = 0; s < n_keys; ++s) {
+        for (int64_t s = first; s < n_keys; ++s) {
           const float w = row[s];
           const float* vr = V_all + s * kv_dim + kvh * dh;
           for (int64_t i = 0; i < dh; ++i) zr[i] += w * vr[i];
@@ -539,7 +550,7 @@ void attention(Scratch& s, const LayerWeights& L, int layer, const RopeTables& r
     K_all = kc.data();
     V_all = vc.data();
   }
-  attend(s.z, s.q, K_all, V_all, attn_scale, layer, p);
+  attend(s.z, s.q, K_all, V_all, attn_scale, c.window_of(layer), layer, p);
   ablate_heads(s.z, layer, p);
   p.rec.put(Hook::kZ, layer, {T, c.n_heads, c.d_head}, s.z.data());
   sublayer_output(s.attn_out, s.z, L.W_O, L.W_O_raw, L.b_O, L.post_attn_norm_w, Hook::kLn1PostScale, layer, p);
@@ -625,6 +636,11 @@ Tensor unembed(const Buf& x, Buf& xn, const Pass& p) {
   }
   if (!finite(logits.data(), n_out * c.d_vocab)) {
     non_finite(p.model, "", {{"unembed.W_U", &W.W_U}}, {{"ln_final.w", &W.ln_final_w}, {"ln_final.b", &W.ln_final_b}});
+  }
+  if (c.final_softcap > 0.0f) {  // Gemma 2: logits = c * tanh(logits / c)
+    const float cap = c.final_softcap;
+    float* v = logits.data();
+    for (int64_t i = 0; i < n_out * c.d_vocab; ++i) v[i] = cap * std::tanh(v[i] / cap);
   }
   return logits;
 }

@@ -119,6 +119,10 @@ std::set<std::string> applied_keys(const std::string& arch) {
     k.insert({"rope.scaling.yarn_ext_factor", "rope.scaling.yarn_attn_factor", "rope.scaling.yarn_beta_fast",
               "rope.scaling.yarn_beta_slow", "rope.scaling.yarn_log_multiplier"});
   }
+  if (arch == "gemma2") {
+    k.insert({"attention.sliding_window_pattern", "rope.freq_base_swa", "attn_logit_softcapping",
+              "final_logit_softcapping"});
+  }
   return k;
 }
 
@@ -249,6 +253,43 @@ void read_gemma3(const gguf::File& f, const std::string& p, ModelConfig& c) {
   c.rotary_base_local = static_cast<float>(f.get_float_opt(p + "rope.freq_base_swa").value_or(10000.0));  // llama.cpp's default
 }
 
+// A Gemma 2 softcap key (llama.cpp's default when absent: `fallback`): a positive finite number, or
+// the load fails naming the key (0 would divide by zero in c * tanh(x / c)).
+float read_softcap(const gguf::File& f, const std::string& key, double fallback) {
+  const double v = f.get_float_opt(key).value_or(fallback);
+  if (!(v > 0.0) || !std::isfinite(v) || v > 1e30) {
+    throw FormatError(f.source() + ": " + key + " = " + std::to_string(v) + " is not a positive number");
+  }
+  return static_cast<float>(v);
+}
+
+// Gemma 2 (llama.cpp's gemma2 graph): Gemma 3's pre- and post-sublayer norms without q/k norms; the
+// attention softcap (default 50) and final-logit softcap (default 30); a sliding window (default
+// 4096) on every sliding_window_pattern-th layer but the last of each period (default 2: layers
+// 0, 2, 4, ... are local; llama_hparams::set_swa_pattern); local layers rotate with rope.freq_base_swa
+// (default: rope.freq_base) and no scaling, which is refused; scores scaled by 1/sqrt(d_head), or
+// 1/sqrt(d_model / n_heads) for the 46-layer (27B) model as llama.cpp does.
+void read_gemma2(const gguf::File& f, const std::string& p, ModelConfig& c) {
+  validate_config(c, f.source());  // dimensions first: local_layers is sized by n_layers
+  c.post_norm = true;
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_layers == 46 ? c.d_model / c.n_heads : c.d_head));
+  c.attn_softcap = read_softcap(f, p + "attn_logit_softcapping", 50.0);
+  c.final_softcap = read_softcap(f, p + "final_logit_softcapping", 30.0);
+  if (c.rope_scaling.type != "none") {
+    throw UnsupportedError(f.source() + ": RoPE scaling (" + c.rope_scaling.type +
+                           ") on a gemma2 model is not supported (llama.cpp would scale its local layers too)");
+  }
+  const int64_t window = f.get_int_opt(p + "attention.sliding_window").value_or(4096);
+  if (window <= 0) throw FormatError(f.source() + ": " + p + "attention.sliding_window must be positive");
+  const int64_t period = f.get_int_opt(p + "attention.sliding_window_pattern").value_or(2);
+  if (period < 1) throw FormatError(f.source() + ": " + p + "attention.sliding_window_pattern must be positive");
+  c.sliding_window = window;
+  c.window_applied = true;
+  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
+  for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = l % period < period - 1 ? 1 : 0;
+  c.rotary_base_local = static_cast<float>(f.get_float_opt(p + "rope.freq_base_swa").value_or(c.rotary_base));
+}
+
 // Mixture of experts (llama.cpp's llama with expert_count > 0, i.e. Mixtral, and qwen3moe): softmax
 // routing to expert_used_count experts whose weights are renormalised (build_moe_ffn's norm_w, true
 // for both); each expert has feed_forward_length neurons (qwen3moe: expert_feed_forward_length).
@@ -335,7 +376,7 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
       c.post_norm = true;
     }
     read_experts(f, arch, c);
-    if (arch == "gemma" || arch == "gemma3") {  // llama.cpp's gemma graphs: embeddings scaled by
+    if (arch == "gemma" || arch == "gemma2" || arch == "gemma3") {  // llama.cpp's gemma graphs: embeddings scaled by
       // sqrtf(n_embd), GeGLU (its converter already stored the norm weights as 1 + w)
       c.act_fn = ActFn::kGeluNew;
       c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
@@ -344,6 +385,9 @@ ModelConfig read_config(const gguf::File& f, const std::string& arch) {
     // A sliding window (Phi-3 files carry one that llama.cpp currently ignores, Hugging Face applies):
     // sequences up to it attend the same either way, so reslens runs those and refuses longer ones.
     if (const auto w = f.get_int_opt(p + "attention.sliding_window"); w && *w > 0) c.sliding_window = *w;
+    // Gemma 3's local layers attend within it exactly as llama.cpp does (LLAMA_SWA_TYPE_STANDARD).
+    if (arch == "gemma3" && !c.local_layers.empty()) c.window_applied = true;
+    if (arch == "gemma2") read_gemma2(f, p, c);
   }
   return c;
 }
@@ -396,6 +440,13 @@ constexpr LlamaLayerNames kGgufGemma3Names = {
     .o_bias = nullptr, .ffn_norm = "ffn_norm.weight", .gate = "ffn_gate.weight", .up = "ffn_up.weight",
     .down = "ffn_down.weight", .q_norm = "attn_q_norm.weight", .k_norm = "attn_k_norm.weight",
     .post_attn_norm = "post_attention_norm.weight", .post_ffn_norm = "post_ffw_norm.weight"};
+// Gemma 2: Gemma 3's pre- and post-sublayer norms, no q/k norms.
+constexpr LlamaLayerNames kGgufGemma2Names = {
+    .attn_norm = "attn_norm.weight", .q = "attn_q.weight", .k = "attn_k.weight", .v = "attn_v.weight",
+    .q_bias = "attn_q.bias", .k_bias = "attn_k.bias", .v_bias = "attn_v.bias", .o = "attn_output.weight",
+    .o_bias = nullptr, .ffn_norm = "ffn_norm.weight", .gate = "ffn_gate.weight", .up = "ffn_up.weight",
+    .down = "ffn_down.weight", .q_norm = nullptr, .k_norm = nullptr,
+    .post_attn_norm = "post_attention_norm.weight", .post_ffn_norm = "post_ffw_norm.weight"};
 // llama.cpp applies whichever attention biases a llama or qwen2 block holds (create_tensor_qkv,
 // wo_b); an FFN bias is not applied by reslens and so refused by check_gguf_tensors.
 constexpr LlamaBiases kGgufLlamaBiases = {BiasRule::kIfPresent, BiasRule::kIfPresent};
@@ -413,10 +464,10 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   const std::string src = f.source();
   const std::string arch = f.get_string("general.architecture");
   const std::set<std::string> supported = {"llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3",
-                                            "gemma", "gemma3", "olmo2", "gpt2",     "gptneox"};
+                                            "gemma", "gemma2", "gemma3", "olmo2", "gpt2", "gptneox"};
   if (supported.count(arch) == 0) {
     throw UnsupportedError(src + ": architecture '" + arch +
-                           "' is not supported (supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, phi3, gemma, gemma3, "
+                           "' is not supported (supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, phi3, gemma, gemma2, gemma3, "
                            "olmo2, gpt2, gptneox)");
   }
   check_gguf_keys(f, arch, applied_keys(arch));
@@ -451,7 +502,7 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
   if (c.architecture == Architecture::kGpt2) w.W_pos = t.matrix("position_embd.weight", c.n_ctx, d);
   w.ln_final_w = t.vector("output_norm.weight", d);
   w.ln_final_b = t.vector_opt("output_norm.bias", d);
-  c.tied_embeddings = arch == "gemma" || !t.has("output.weight");  // gemma: always tied (llama.cpp)
+  c.tied_embeddings = arch == "gemma" || arch == "gemma2" || !t.has("output.weight");  // gemma, gemma2: always tied (llama.cpp)
   w.W_U = c.tied_embeddings ? w.W_E : t.matrix("output.weight", c.d_vocab, d);
   if (c.rope_scaling.type.find("rope_freqs") != std::string::npos) {
     const VectorView ff = t.vector("rope_freqs.weight", c.rotary_dim / 2);
@@ -467,10 +518,12 @@ std::shared_ptr<const Model> load_gguf_model(const std::filesystem::path& path, 
                                      : arch == "qwen3" || arch == "qwen3moe" ? kGgufQwen3Names
                                      : arch == "olmo2"                       ? kGgufOlmo2Names
                                      : arch == "gemma3"                      ? kGgufGemma3Names
+                                     : arch == "gemma2"                      ? kGgufGemma2Names
                                      : arch == "qwen2moe"                    ? kGgufQwen2MoeNames
                                                                              : kGgufLlamaNames;
       // llama.cpp's gemma graph applies q/k/v biases when present but never an output bias.
-      const LlamaBiases biases = arch == "gemma" || arch == "gemma3" ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone}
+      const LlamaBiases biases = arch == "gemma" || arch == "gemma2" || arch == "gemma3"
+                                     ? LlamaBiases{BiasRule::kIfPresent, BiasRule::kNone}
                                                                     : kGgufLlamaBiases;
       w.layers.push_back(load_llama_layer(t, b, names, c, biases));
       continue;

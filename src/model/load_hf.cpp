@@ -244,7 +244,11 @@ std::set<std::string> hf_llama_fields(const std::string& arch) {
          "mlp_only_layers", "router_aux_loss_coef", "output_router_logits"});
   }
   if (arch == "Qwen2MoeForCausalLM") add({"shared_expert_intermediate_size"});
-  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") add({"hidden_activation"});
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM" || arch == "Gemma2ForCausalLM") add({"hidden_activation"});
+  // Gemma 2 (read_gemma2); cache_implementation ("hybrid") only picks transformers' KV cache class
+  if (arch == "Gemma2ForCausalLM") {
+    add({"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "cache_implementation"});
+  }
   // Gemma 3 (read_gemma3); its softcaps must be null
   if (arch == "Gemma3ForCausalLM") {
     add({"sliding_window_pattern", "rope_local_base_freq", "query_pre_attn_scalar", "attn_logit_softcapping",
@@ -360,6 +364,55 @@ void read_gemma3(const json& cfg, ModelConfig& c, const std::string& src) {
     const int64_t period = get_int_or(cfg, "sliding_window_pattern", 6, src);
     if (period < 1) throw FormatError(src + ": sliding_window_pattern must be positive");
     for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = (l + 1) % period != 0 ? 1 : 0;
+  }
+}
+
+// Gemma 2: Gemma 3's pre- and post-sublayer norms without q/k norms.
+constexpr LlamaLayerNames kHfGemma2Names = {
+    .attn_norm = "input_layernorm.weight", .q = "self_attn.q_proj.weight", .k = "self_attn.k_proj.weight",
+    .v = "self_attn.v_proj.weight", .q_bias = "self_attn.q_proj.bias", .k_bias = "self_attn.k_proj.bias",
+    .v_bias = "self_attn.v_proj.bias", .o = "self_attn.o_proj.weight", .o_bias = "self_attn.o_proj.bias",
+    .ffn_norm = "pre_feedforward_layernorm.weight", .gate = "mlp.gate_proj.weight", .up = "mlp.up_proj.weight",
+    .down = "mlp.down_proj.weight", .q_norm = nullptr, .k_norm = nullptr,
+    .post_attn_norm = "post_attention_layernorm.weight", .post_ffn_norm = "post_feedforward_layernorm.weight"};
+
+// A Gemma 2 softcap field: null or absent is no cap (transformers skips the tanh then); otherwise a
+// positive finite number, or the load fails naming the field.
+float read_hf_softcap(const json& cfg, const char* key, const std::string& src) {
+  if (!cfg.contains(key) || cfg[key].is_null()) return 0.0f;
+  const double v = get_num_or(cfg, key, 0.0, src);
+  if (!(v > 0.0) || !std::isfinite(v) || v > 1e30) {
+    throw FormatError(src + ": " + key + " = " + cfg[key].dump() + " is not a positive number");
+  }
+  return static_cast<float>(v);
+}
+
+// Gemma 2 (Gemma2Config): pre- and post-sublayer norms, scores scaled by query_pre_attn_scalar^-1/2
+// and capped by attn_logit_softcapping, logits capped by final_logit_softcapping, and sliding_window
+// applied on the layers layer_types marks "sliding_attention" (without layer_types: the even
+// layers, transformers' is_sliding = not layer_idx % 2). Every layer rotates with rope_theta.
+void read_gemma2(const json& cfg, ModelConfig& c, const std::string& src) {
+  c.post_norm = true;
+  const double scalar = get_num_or(cfg, "query_pre_attn_scalar", static_cast<double>(c.d_head), src);
+  if (!(scalar > 0.0)) throw FormatError(src + ": query_pre_attn_scalar must be positive");
+  c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+  c.attn_softcap = read_hf_softcap(cfg, "attn_logit_softcapping", src);
+  c.final_softcap = read_hf_softcap(cfg, "final_logit_softcapping", src);
+  c.rotary_base_local = c.rotary_base;
+  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
+  if (cfg.contains("layer_types") && !cfg["layer_types"].is_null()) {
+    if (!cfg["layer_types"].is_array() || static_cast<int64_t>(cfg["layer_types"].size()) != c.n_layers) {
+      throw FormatError(src + ": layer_types is not a list of num_hidden_layers entries");
+    }
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const json& lt = cfg["layer_types"][static_cast<size_t>(l)];
+      if (lt != "full_attention" && lt != "sliding_attention") {
+        throw UnsupportedError(src + ": layer_types entry " + lt.dump() + " is not supported");
+      }
+      c.local_layers[static_cast<size_t>(l)] = lt == "sliding_attention" ? 1 : 0;
+    }
+  } else {
+    for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = l % 2 == 0 ? 1 : 0;
   }
 }
 
@@ -584,8 +637,9 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   // Dimensions first: what follows sizes tables by them (local layers, RoPE frequency factors).
   validate_config(c, src);
   if (arch == "Gemma3ForCausalLM") read_gemma3(cfg, c, src);
+  if (arch == "Gemma2ForCausalLM") read_gemma2(cfg, c, src);
   // transformers' layer_types: every layer full attention, or sliding where the config's window says.
-  if (cfg.contains("layer_types") && arch != "Gemma3ForCausalLM") {
+  if (cfg.contains("layer_types") && arch != "Gemma3ForCausalLM" && arch != "Gemma2ForCausalLM") {
     if (!cfg["layer_types"].is_array()) throw FormatError(src + ": layer_types is not a list");
     for (const auto& lt : cfg["layer_types"]) {
       if (lt != "full_attention" && lt != "sliding_attention") {
@@ -599,7 +653,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   if (get_bool_or(cfg, "mlp_bias", false, src)) {
     throw UnsupportedError(src + ": mlp_bias = true (biases on gate/up/down projections) is not supported");
   }
-  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") {
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM" || arch == "Gemma2ForCausalLM") {
     // GemmaMLP: gelu(gate) * up with hidden_activation (older configs say "gelu" in hidden_act and
     // the tanh form in hidden_activation); only the tanh form, which every Gemma uses, is applied.
     const json act = cfg.contains("hidden_activation") && !cfg["hidden_activation"].is_null() ? cfg["hidden_activation"]
@@ -616,9 +670,15 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
   }
   read_rope_scaling(cfg, c, src);
   read_sliding_window(cfg, arch, c, src);
+  // Gemma 2 and 3: the local layers attend within the window as transformers' sliding mask does
+  // (key j visible from query i iff i - window < j <= i), so longer sequences are computed exactly.
+  if ((arch == "Gemma2ForCausalLM" || arch == "Gemma3ForCausalLM") && c.sliding_window > 0) c.window_applied = true;
+  if (arch == "Gemma2ForCausalLM" && c.rope_scaling.type != "none") {
+    throw UnsupportedError(src + ": rope_scaling on Gemma2ForCausalLM is not supported");
+  }
   validate_config(c, src);
   const int64_t d = c.d_model;
-  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM") t.set_norm_offset(1.0f);  // GemmaRMSNorm: 1 + w
+  if (arch == "GemmaForCausalLM" || arch == "Gemma3ForCausalLM" || arch == "Gemma2ForCausalLM") t.set_norm_offset(1.0f);  // GemmaRMSNorm: 1 + w
   // Tied checkpoints store the matrix once, under either name (TinyStories-656K keeps lm_head.weight).
   const bool has_embed = t.has("model.embed_tokens.weight");
   const bool has_head = t.has("lm_head.weight");
@@ -634,6 +694,7 @@ void load_llama(const json& cfg, const std::string& arch, HfTensors& t, ModelCon
                                    : arch == "Qwen3MoeForCausalLM" ? kHfQwen3MoeNames
                                    : arch == "Olmo2ForCausalLM"    ? kHfOlmo2Names
                                    : arch == "Gemma3ForCausalLM"   ? kHfGemma3Names
+                                   : arch == "Gemma2ForCausalLM"   ? kHfGemma2Names
                                    : arch == "Qwen2MoeForCausalLM" ? kHfQwen2MoeNames
                                                                    : kHfLlamaNames;
     w.layers.push_back(load_llama_layer(t, "model.layers." + std::to_string(l) + ".", names, c, biases));
@@ -806,18 +867,18 @@ std::shared_ptr<const Model> load_hf_model(const std::filesystem::path& dir, con
          : mt == "gemma" ? "GemmaForCausalLM" : mt == "gpt_neox" ? "GPTNeoXForCausalLM"
          : mt == "mixtral" ? "MixtralForCausalLM" : mt == "qwen3_moe" ? "Qwen3MoeForCausalLM"
          : mt == "olmo2" ? "Olmo2ForCausalLM" : mt == "gemma3_text" ? "Gemma3ForCausalLM"
-         : mt == "qwen2_moe" ? "Qwen2MoeForCausalLM" : mt;
+         : mt == "qwen2_moe" ? "Qwen2MoeForCausalLM" : mt == "gemma2" ? "Gemma2ForCausalLM" : mt;
   }
   const bool llama_like = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
                           arch == "Qwen3ForCausalLM" || arch == "Phi3ForCausalLM" || arch == "GemmaForCausalLM" ||
                           arch == "MixtralForCausalLM" || arch == "Qwen3MoeForCausalLM" || arch == "Olmo2ForCausalLM" ||
-                          arch == "Gemma3ForCausalLM" || arch == "Qwen2MoeForCausalLM";
+                          arch == "Gemma3ForCausalLM" || arch == "Qwen2MoeForCausalLM" || arch == "Gemma2ForCausalLM";
   if (!llama_like && arch != "GPT2LMHeadModel" && arch != "GPTNeoXForCausalLM") {
     throw UnsupportedError(src + ": architecture '" + arch +
                            "' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
                            "Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, "
                            "Phi3ForCausalLM, "
-                           "GemmaForCausalLM, Gemma3ForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
+                           "GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Olmo2ForCausalLM, GPT2LMHeadModel, GPTNeoXForCausalLM)");
   }
   auto storage = std::make_shared<ModelStorage>(!o.weights_as_float32);
   HfTensors t(dir, *storage);
