@@ -155,7 +155,10 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
       double b = W.b_U.empty() ? 0.0 : static_cast<double>(W.b_U[j]);
       if (beta != nullptr) b += static_cast<double>(beta[j]);
       double bs = static_cast<double>(fin[j]) + b;
-      if (c.final_softcap > 0.0f) bs = c.final_softcap * std::tanh(bs / c.final_softcap);  // Gemma 2: as the pass
+      if (c.final_softcap > 0.0f) {  // Gemma 2: capped as the pass caps the logits
+        const auto cap = static_cast<double>(c.final_softcap);
+        bs = cap * std::tanh(bs / cap);
+      }
       worst = std::max(worst, std::abs(bs - static_cast<double>(real[static_cast<size_t>(j)])));
     }
     ex.checks["bs_final_vs_real_logits"] = worst;

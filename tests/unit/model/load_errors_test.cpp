@@ -230,6 +230,80 @@ TEST_F(LoadErrors, GgufRopeScalingAndBiasesAreRead) {
   expect_load_error<FormatError>(gguf(phi, "phi.gguf"), {"phi.gguf", "blk.0.ffn_up.weight", "expected [24, 8]"});
 }
 
+// gemma2: Gemma 3's post-norms without q/k norms, both softcaps (llama.cpp's defaults 50 and 30 when
+// absent) and a window on the even layers that the pass applies; a cap of 0, below 0 or NaN is a
+// FormatError naming the file and the key (the CLI's exit 3).
+TEST_F(LoadErrors, Gemma2SoftcapsAndWindows) {
+  TinyLlamaSpec g2;
+  g2.architecture = "gemma2";
+  g2.n_layers = 2;
+  auto norms = [](GgufBuilder& b) {
+    for (const char* l : {"0", "1"}) {
+      for (const char* n : {"post_attention_norm.weight", "post_ffw_norm.weight"}) {
+        b.tensor_f32(std::string("blk.") + l + "." + n, {8}, std::vector<float>(8, 1.0f));
+      }
+    }
+  };
+  g2.extra = norms;
+  const auto defaults = Model::load(gguf(g2, "g2d.gguf"));
+  EXPECT_EQ(defaults->config().attn_softcap, 50.0f);
+  EXPECT_EQ(defaults->config().final_softcap, 30.0f);
+  EXPECT_EQ(defaults->config().sliding_window, 4096);
+  g2.extra = [&](GgufBuilder& b) {
+    norms(b);
+    b.kv_f32("gemma2.attn_logit_softcapping", 5.0f);
+    b.kv_f32("gemma2.final_logit_softcapping", 0.5f);
+    b.kv_u32("gemma2.attention.sliding_window", 3);
+  };
+  const auto m = Model::load(gguf(g2, "g2.gguf"));
+  const ModelConfig& c = m->config();
+  EXPECT_EQ(c.attn_softcap, 5.0f);
+  EXPECT_EQ(c.final_softcap, 0.5f);
+  EXPECT_TRUE(c.post_norm);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_TRUE(c.tied_embeddings);
+  EXPECT_EQ(c.window_of(0), 3);  // even layers local
+  EXPECT_EQ(c.window_of(1), 0);
+  // Longer than the window: applied, not refused; every logit within the final cap; layer 0's
+  // pattern is exactly 0 outside the window, layer 1's is not.
+  const std::vector<int32_t> ids = {1, 4, 5, 6, 7, 8, 9};
+  RunOptions ro;
+  ro.all_logits = true;
+  ro.capture = HookFilter::from_patterns({"blocks.*.attn.hook_pattern"});
+  const RunResult r = run(*m, ids, ro);
+  for (int64_t i = 0; i < r.logits.numel(); ++i) EXPECT_LE(std::abs(r.logits.data()[i]), 0.5f);
+  const Tensor& p0 = r.cache.at(Hook::kPattern, 0);  // [n_heads, T, S]: head 0 first
+  const Tensor& p1 = r.cache.at(Hook::kPattern, 1);
+  const int64_t T = 7;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t s = 0; s <= t; ++s) {
+      if (t - s >= 3) {
+        EXPECT_EQ(p0.data()[t * T + s], 0.0f) << t << "," << s;
+      } else {
+        EXPECT_GT(p0.data()[t * T + s], 0.0f) << t << "," << s;
+      }
+      EXPECT_GT(p1.data()[t * T + s], 0.0f) << t << "," << s;
+    }
+  }
+  // Bad caps: 0, negative and NaN, each named with the file.
+  const std::pair<const char*, float> bad[] = {{"gemma2.final_logit_softcapping", 0.0f},
+                                               {"gemma2.attn_logit_softcapping", -1.0f},
+                                               {"gemma2.final_logit_softcapping", std::nanf("")}};
+  for (const auto& [key, value] : bad) {
+    g2.extra = [&, k = std::string(key), v = value](GgufBuilder& b) {
+      norms(b);
+      b.kv_f32(k, v);
+    };
+    expect_load_error<FormatError>(gguf(g2, "bad.gguf"), {"bad.gguf", std::string(key), "not a positive number"});
+  }
+  // Tied, as llama.cpp's gemma2 graph: an output.weight is refused rather than ignored.
+  g2.extra = [&](GgufBuilder& b) {
+    norms(b);
+    b.tensor_f32("output.weight", {8, 12}, std::vector<float>(96, 0.5f));
+  };
+  expect_load_error<UnsupportedError>(gguf(g2, "g2o.gguf"), {"g2o.gguf", "tensor 'output.weight'", "gemma2"});
+}
+
 TEST_F(LoadErrors, WeightsBeyondTheAvailableMemoryAreRefusedUpFront) {
   // Kept in the file's encoding, a model needs its stored bytes; converted to float32
   // (--weights-f32), 4 bytes per weight. When that is more memory than there is, the load stops
