@@ -62,7 +62,10 @@ class Config:
     pre_norm: bool  # False for OLMo 2 (no ln1/ln2: the sublayers read the stream)
     post_norm: bool  # OLMo 2: sublayer outputs RMS-normalised; W_O / W_out hold the norm weights folded in
     qk_norm: bool  # Qwen3: per-head RMSNorm of queries and keys before RoPE (hook_q / hook_k are after it)
-    sliding_window: int  # 0: none; else longer sequences are refused
+    sliding_window: int  # 0: none; applied on the windowed layers when window_applied, else longer sequences are refused
+    window_applied: bool  # Gemma 2 and 3: the pass masks keys outside the window (local layers)
+    attn_softcap: float  # Gemma 2: attention scores c * tanh(score / c) before the mask; 0: none
+    final_softcap: float  # Gemma 2: logits c * tanh(logit / c), also in every attribution score; 0: none
     architecture: str  # "llama" | "gpt2" | "gpt_neox"
     original_architecture: str
     model_name: str

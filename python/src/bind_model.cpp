@@ -53,6 +53,9 @@ py::dict config_dict(const Model& model) {
                                py::arg("original_context") = c.rope_scaling.original_context,
                                py::arg("factor_set") = c.rope_scaling.factor_set);
   d["sliding_window"] = c.sliding_window;
+  d["window_applied"] = c.window_applied;
+  d["attn_softcap"] = static_cast<double>(c.attn_softcap);
+  d["final_softcap"] = static_cast<double>(c.final_softcap);
   d["dtype"] = c.dtype;
   d["format"] = model.format();
   d["path"] = model.path().string();

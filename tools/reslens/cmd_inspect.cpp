@@ -64,6 +64,12 @@ nlohmann::json config_json(const Model& m) {
                                  : nlohmann::json(nullptr);
   j["embedding_scale"] = c.embedding_scale;
   j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
+  int64_t n_windowed = 0;
+  for (int64_t l = 0; l < c.n_layers; ++l) n_windowed += c.window_of(l) > 0 ? 1 : 0;
+  j["window_applied"] = c.sliding_window > 0 ? nlohmann::json{{"applied", c.window_applied}, {"layers", n_windowed}}
+                                             : nlohmann::json(nullptr);
+  j["softcaps"] = {{"attention", c.attn_softcap > 0.0f ? nlohmann::json(c.attn_softcap) : nlohmann::json(nullptr)},
+                   {"final", c.final_softcap > 0.0f ? nlohmann::json(c.final_softcap) : nlohmann::json(nullptr)}};
   j["tied_embeddings"] = c.tied_embeddings;
   j["tokenizer"] = {{"kind", t.kind()}, {"n_vocab", t.n_vocab()}, {"bos_id", t.bos_id()},
                     {"eos_id", t.eos_id()}, {"add_bos", t.add_bos_default()}};
@@ -139,8 +145,18 @@ void register_inspect(CLI::App& app) {
       std::cout << ")";
     }
     if (!j["sliding_window"].is_null()) {
-      std::cout << "\nwindow        sliding window of " << j["sliding_window"].get<int64_t>()
-                << " tokens (longer sequences are refused)";
+      std::cout << "\nwindow        sliding window of " << j["sliding_window"].get<int64_t>() << " tokens";
+      if (j["window_applied"]["applied"].get<bool>()) {
+        std::cout << " on " << j["window_applied"]["layers"].get<int64_t>() << " of " << j["n_layers"].get<int64_t>()
+                  << " layers (applied: key j visible from query i iff i - window < j <= i)";
+      } else {
+        std::cout << " (longer sequences are refused)";
+      }
+    }
+    for (const char* cap : {"attention", "final"}) {
+      if (j["softcaps"][cap].is_null()) continue;
+      std::cout << "\nsoftcap       " << (std::string(cap) == "final" ? "logits" : "attention scores") << " capped as c * tanh(x / c), c = "
+                << j["softcaps"][cap].get<double>();
     }
     std::cout << "\nbiases        attention "
               << (j["attention_biases"]["qkv"].get<bool>() ? (j["attention_biases"]["o"].get<bool>() ? "q/k/v/o" : "q/k/v")
