@@ -163,6 +163,12 @@ def plan(which, shared):
         ("tiny-gemma2-hf", "hf F32 Gemma2ForCausalLM, query_pre_attn_scalar 24",
          dataclasses.replace(gemma2, vocab=2048, attn_scalar=24.0, name="tiny-gemma2-hf"),
          hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
+        # Gemma 3 with a window (8) shorter than the test sequences: its local layer masks keys.
+        ("tiny-gemma3-swa.gguf", "gguf f32 gemma3, window 8 on the local layer",
+         dataclasses.replace(gemma3, sliding_window=8, name="tiny-g3-swa"), gguf(tok=stories_gguf)),
+        ("tiny-gemma3-swa-hf", "hf F32 Gemma3ForCausalLM, window 8 on the local layer",
+         dataclasses.replace(gemma3, sliding_window=8, vocab=2048, name="tiny-gemma3-swa-hf"),
+         hf_dir("F32", 1, tiny_hf_tok, HF_LLAMA_TOKENIZER)),
         ("tiny-qwen2moe.gguf", "gguf f32 qwen2moe: 4 experts of 16, 2 used, a shared expert of 40", qwen2moe,
          gguf(tok=stories_gguf)),
         ("tiny-qwen2moe-hf", "hf F32 Qwen2MoeForCausalLM", dataclasses.replace(qwen2moe, vocab=2048, name="tiny-qwen2moe-hf"),

@@ -30,10 +30,10 @@ MODELS = ["tiny-qwen2.gguf", "tiny-llama3.gguf", "tiny-llama-linear.gguf", "tiny
           "tiny-phi3.gguf", "tiny-gemma.gguf", "tiny-neox.gguf", "tiny-mixtral.gguf", "tiny-qwen3moe.gguf",
           "tiny-olmo2.gguf", "tiny-gemma3.gguf", "tiny-qwen2moe.gguf"]
 MODELS += ["tiny-qwen2-yarn.gguf", "tiny-llama-yarn.gguf", "tiny-phi3-longrope.gguf"]  # YaRN, Phi-3's LongRoPE (issue 14)
-MODELS += ["tiny-gemma2.gguf"]  # softcaps and a sliding window (issue 14)
+MODELS += ["tiny-gemma2.gguf", "tiny-gemma3-swa.gguf"]  # softcaps and sliding windows (issue 14)
 # Models whose MLP goes through ggml's GELU, which rounds through an fp16 table on the CPU: the
 # check runs reslens with --ggml-gelu for them (as the shared GPT-2 goldens do).
-GGML_GELU = {"tiny-gemma.gguf", "tiny-neox.gguf", "tiny-gemma3.gguf", "tiny-gemma2.gguf"}
+GGML_GELU = {"tiny-gemma.gguf", "tiny-neox.gguf", "tiny-gemma3.gguf", "tiny-gemma2.gguf", "tiny-gemma3-swa.gguf"}
 # Tolerance on the logits: 1e-4, except where the fp16 GELU table makes an input that sits on an fp16
 # rounding boundary round the other way in one of the two programs (a step of one fp16 ulp of the
 # activation; the shared GPT-2 goldens see the same: 4.8e-5 there, 1.7e-4 at 3 of 48 positions for
