@@ -69,28 +69,32 @@ TEST(Gemma2, IdentitiesHoldThroughTheWindowAndTheCaps) {
   }
 }
 
-TEST(Gemma2, HfSoftcapsMustBePositiveOrNull) {
+// A copy of tiny-gemma2-hf whose config.json has `field` set to `value` (replaced, or added).
+std::filesystem::path with_field(const std::string& field, const std::string& value, const std::string& dir_name) {
   const std::filesystem::path src = kTiny / "tiny-gemma2-hf";
-  const std::string config = test::read_file(src / "config.json");
-  auto with_cap = [&](const std::string& field, const std::string& value, const std::string& dir_name) {
-    const std::filesystem::path dir = test::scratch_dir(dir_name);
-    for (const auto& e : std::filesystem::directory_iterator(src)) {
-      std::filesystem::copy(e.path(), dir / e.path().filename(), std::filesystem::copy_options::overwrite_existing);
-    }
-    std::string c = config;
-    const std::string key = "\"" + field + "\": ";
-    const size_t at = c.find(key);
-    EXPECT_NE(at, std::string::npos) << field;
+  const std::filesystem::path dir = test::scratch_dir(dir_name);
+  for (const auto& e : std::filesystem::directory_iterator(src)) {
+    std::filesystem::copy(e.path(), dir / e.path().filename(), std::filesystem::copy_options::overwrite_existing);
+  }
+  std::string c = test::read_file(src / "config.json");
+  const std::string key = "\"" + field + "\": ";
+  const size_t at = c.find(key);
+  if (at == std::string::npos) {
+    c.insert(c.rfind('}'), ", " + key + value);
+  } else {
     const size_t end = c.find_first_of(",}\n", at + key.size());
     c.replace(at + key.size(), end - at - key.size(), value);
-    std::ofstream(dir / "config.json") << c;
-    return dir;
-  };
+  }
+  std::ofstream(dir / "config.json") << c;
+  return dir;
+}
+
+TEST(Gemma2, HfSoftcapsMustBePositiveOrNull) {
   const std::pair<const char*, const char*> bad[] = {{"final_logit_softcapping", "0.0"},
                                                      {"attn_logit_softcapping", "-5.0"}};
   for (const auto& [field, value] : bad) {
     try {
-      Model::load(with_cap(field, value, std::string("g2-") + field));
+      Model::load(with_field(field, value, std::string("g2-") + field));
       ADD_FAILURE() << field << " = " << value << " loaded";
     } catch (const FormatError& e) {
       const std::string msg = e.what();
@@ -99,10 +103,27 @@ TEST(Gemma2, HfSoftcapsMustBePositiveOrNull) {
     }
   }
   // null: transformers skips the cap, and so does reslens.
-  const auto m = Model::load(with_cap("final_logit_softcapping", "null", "g2-null"));
+  const auto m = Model::load(with_field("final_logit_softcapping", "null", "g2-null"));
   EXPECT_EQ(m->config().final_softcap, 0.0f);
   EXPECT_EQ(m->config().attn_softcap, 5.0f);
   EXPECT_FLOAT_EQ(m->config().attn_scale, 1.0f / std::sqrt(24.0f));  // query_pre_attn_scalar 24
+}
+
+// The window's layers: the even ones by default (transformers' is_sliding), or as layer_types says.
+TEST(Gemma2, HfLayerTypesPickTheWindowedLayers) {
+  const auto plain = Model::load(kTiny / "tiny-gemma2-hf");
+  EXPECT_EQ(plain->config().window_of(0), 8);
+  EXPECT_EQ(plain->config().window_of(1), 0);
+  const auto swapped = Model::load(with_field("layer_types", R"(["full_attention", "sliding_attention"])", "g2-lt"));
+  EXPECT_EQ(swapped->config().window_of(0), 0);
+  EXPECT_EQ(swapped->config().window_of(1), 8);
+  try {
+    Model::load(with_field("layer_types", R"(["full_attention"])", "g2-lt1"));
+    ADD_FAILURE() << "a layer_types list of the wrong length loaded";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer_types is not a list of num_hidden_layers entries"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -234,3 +234,56 @@ TEST(LogProbIncrease, AddsUpAlongAPathOfVectors) {
 
 }  // namespace
 }  // namespace reslens::analysis
+
+// Gemma 2's final-logit softcap: a state's logits are c tanh(x / c), so the increase is
+// log softmax(cap(x + s g))_w - log softmax(cap(x))_w (not the factored form with delta = s g), and
+// the contrast moves the capped logit difference. Compared with that direct form in long double, on
+// logits far past the cap (saturated) and near it.
+namespace reslens::analysis {
+namespace {
+
+LD cap(LD z, LD c) { return c * std::tanh(z / c); }
+
+double direct_capped(const std::vector<float>& x, const std::vector<float>& g, double s, int32_t w, double c) {
+  std::vector<LD> before, after;
+  for (size_t j = 0; j < x.size(); ++j) {
+    before.push_back(cap(static_cast<LD>(x[j]), c));
+    after.push_back(cap(static_cast<LD>(x[j]) + static_cast<LD>(s) * static_cast<LD>(g[j]), c));
+  }
+  const auto ws = static_cast<size_t>(w);
+  return static_cast<double>((after[ws] - log_sum_exp(after)) - (before[ws] - log_sum_exp(before)));
+}
+
+TEST(LogProbIncrease, FinalSoftcapMatchesTheCappedDirectForm) {
+  std::mt19937 rng(14);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  for (const double c : {3.0, 30.0}) {
+    for (const float spread : {1.0f, 10.0f, 200.0f}) {
+      std::vector<float> x(300), g(300);
+      for (auto& v : x) v = spread * n(rng);
+      for (auto& v : g) v = n(rng);
+      const Distribution d = make_distribution(x, {}, c);
+      ASSERT_EQ(d.softcap, c);
+      for (const double s : {-4.0, -0.5, 0.0, 0.7, 25.0}) {
+        for (const int32_t w : {0, 17, 299}) {
+          const double got = log_prob_increase(d, g.data(), s, w);
+          EXPECT_NEAR(got, direct_capped(x, g, s, w, c), 1e-12) << "c " << c << " spread " << spread << " s " << s;
+          // Not the uncapped answer (the test can fail): the cap bites on these logits.
+          if (s == 25.0 && spread >= 10.0f) {
+            EXPECT_GT(std::abs(got - direct_increase(x, g, s, w)), 1e-3);
+          }
+        }
+        // The log-probability of the state itself is of the capped logits.
+        const std::vector<LD> capped = [&] {
+          std::vector<LD> z;
+          for (float v : x) z.push_back(cap(static_cast<LD>(v), c));
+          return z;
+        }();
+        EXPECT_NEAR(d.log_prob(5), static_cast<double>(capped[5] - log_sum_exp(capped)), 1e-12);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reslens::analysis
