@@ -247,8 +247,8 @@ LD cap(LD z, LD c) { return c * std::tanh(z / c); }
 double direct_capped(const std::vector<float>& x, const std::vector<float>& g, double s, int32_t w, double c) {
   std::vector<LD> before, after;
   for (size_t j = 0; j < x.size(); ++j) {
-    before.push_back(cap(static_cast<LD>(x[j]), c));
-    after.push_back(cap(static_cast<LD>(x[j]) + static_cast<LD>(s) * static_cast<LD>(g[j]), c));
+    before.push_back(cap(static_cast<LD>(x[j]), static_cast<LD>(c)));
+    after.push_back(cap(static_cast<LD>(x[j]) + static_cast<LD>(s) * static_cast<LD>(g[j]), static_cast<LD>(c)));
   }
   const auto ws = static_cast<size_t>(w);
   return static_cast<double>((after[ws] - log_sum_exp(after)) - (before[ws] - log_sum_exp(before)));
@@ -276,7 +276,7 @@ TEST(LogProbIncrease, FinalSoftcapMatchesTheCappedDirectForm) {
         // The log-probability of the state itself is of the capped logits.
         const std::vector<LD> capped = [&] {
           std::vector<LD> z;
-          for (float v : x) z.push_back(cap(static_cast<LD>(v), c));
+          for (float v : x) z.push_back(cap(static_cast<LD>(v), static_cast<LD>(c)));
           return z;
         }();
         EXPECT_NEAR(d.log_prob(5), static_cast<double>(capped[5] - log_sum_exp(capped)), 1e-12);
