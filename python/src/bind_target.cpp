@@ -84,7 +84,7 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
             d["seed"] = g.options.seed;
             d["stop"] = to_string(g.stop);
             d["stop_token"] = g.stop_token >= 0 ? py::object(py::int_(g.stop_token)) : py::object(py::none());
-            return std::move(d);
+            return d;
           },
           "None, or how the answer was generated (explain(..., generate=N)): max_tokens, temperature, seed, "
           "stop ('end_of_turn', 'max_tokens', 'context') and stop_token (an id or None)")
