@@ -204,6 +204,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     const int32_t foil = static_cast<int>(t) == out.contrast_step ? out.foil[t] : -1;
     out.target_pass.steps.push_back(
         explain_step(model, out.target_pass, request, P + static_cast<int>(t), out.target[t], foil, bound_tol));
+    if (request.on_step) request.on_step(static_cast<int>(t) + 1, static_cast<int>(m));
   }
   // log p(foil): its steps before the parting are the target's (same token, same context), the
   // parting step reads the target pass's logits, the later ones their own pass.

@@ -227,6 +227,10 @@ class Engine {
     req.tokens = tokenize(x.prompt);
     req.position = static_cast<int>(std::clamp<int64_t>(x.position, INT_MIN, INT_MAX));
     req.options.n_threads = threads_;
+    // A client polling the job (?async=1) sees the steps advance.
+    req.on_step = [&job](int done, int total) {
+      job.set_stage("explained " + std::to_string(done) + " of " + std::to_string(total) + " tokens");
+    };
     if (continuation) {
       const Tokenizer& tok = m_.tokenizer();
       const std::string text = (chat_ ? format_chat(*chat_, x.prompt, chat_system_) : x.prompt) + *continuation;

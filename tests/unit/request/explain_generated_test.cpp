@@ -83,7 +83,10 @@ TEST_P(ExplainGeneratedTest, TheGreedyAnswerIsGeneratesAndTheArgmaxOfTheWholePas
   }
   ExplainRequest req;
   req.tokens = prompt();
+  std::vector<std::pair<int, int>> progress;  // on_step: after each step, (done, total)
+  req.on_step = [&](int done, int total) { progress.emplace_back(done, total); };
   const ExplainedTarget done = explain_generated(*model_, req, go);
+  EXPECT_EQ(progress, (std::vector<std::pair<int, int>>{{1, 5}, {2, 5}, {3, 5}, {4, 5}, {5, 5}}));
   EXPECT_EQ(done.target, gen.tokens);
   ASSERT_TRUE(done.generated.has_value());
   EXPECT_EQ(done.generated->stop, GenerationStop::kMaxTokens);
