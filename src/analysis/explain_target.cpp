@@ -96,6 +96,7 @@ ExplainedTarget single_token(const Model& model, const ExplainRequest& request) 
                        : target_stats(logits_at(model, *out.target_pass.run, out.position, out.target_pass.tokens.size()),
                                       out.foil.front()).log_prob;
   out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);
+  if (request.on_step) request.on_step(1, 1);
   return out;
 }
 
