@@ -8,6 +8,15 @@ own forward pass), on the shared models and the shipped knowledge model.
 Times are the library work of each call (``reslens._core._last_call_seconds()``, std::chrono around
 the request in C++), best of ``-r`` repetitions. Prints a Markdown table (docs/explain.md, "Targets
 of several tokens").
+
+    PYTHONPATH=build/python /usr/bin/python3 bench/target_timing.py --generate MODEL [-n 32] [--prompt-tokens 16]
+
+times a generated answer instead (issue 19, item 5: `explain --generate N` on GPT-2 124M shapes,
+`scripts/make_random_models.py --which bench --only bench-gpt2-124M.gguf`): one call that generates
+N tokens after a prompt of --prompt-tokens ids and explains them all, against the N single-position
+explains of the same prefixes (the prompt and the answer's tokens before each), once each; it also
+prints the process CPU seconds of each side and the load average, since a shared machine's wall
+times move with the other jobs.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import time
 
 import reslens
 from reslens import _core
@@ -43,12 +53,45 @@ def best(call, repeats: int) -> float:
     return min(times)
 
 
+def generated_answer(path: str, n: int, n_prompt: int, threads: int) -> None:
+    model = reslens.load(path, threads=threads or None)
+    # A fixed prompt of n_prompt ids (a sentence of GPT-2 ids repeated as needed).
+    sentence = [464, 3139, 286, 4881, 318, 262, 1748, 1110, 13, 632, 318, 1900, 329, 663, 3968, 290]
+    ids = (sentence * (n_prompt // len(sentence) + 1))[:n_prompt]
+    load0 = os.getloadavg()
+    cpu0 = time.process_time()
+    ex = reslens.explain(model, ids, generate=n)
+    multi, multi_cpu = _core._last_call_seconds(), time.process_time() - cpu0
+    w = [t.id for t in ex.target]
+    singles = singles_cpu = 0.0
+    for t in range(len(w)):
+        cpu0 = time.process_time()
+        reslens.explain(model, ids + w[:t], target=w[t])
+        singles += _core._last_call_seconds()
+        singles_cpu += time.process_time() - cpu0
+    load1 = os.getloadavg()
+    print(f"model {path}, {len(ids)} prompt tokens, {len(w)} generated (stop: {ex.generated['stop']}), "
+          f"threads {threads or 'all'}, load average before {load0[0]:.1f} after {load1[0]:.1f}")
+    print("| | generated answer (1 call) | single explains (sum) | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| wall | {multi:.1f} s | {singles:.1f} s | {multi / singles:.2f} |")
+    print(f"| CPU | {multi_cpu:.1f} s | {singles_cpu:.1f} s | {multi_cpu / singles_cpu:.2f} |")
+    counts = lambda e: {k: v for k, v in (e.method_counts if hasattr(e, "method_counts") else {}).items()}
+    print("per-step method counts of the answer's first and last steps:", counts(ex.steps[0]), counts(ex.steps[-1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     ap.add_argument("-r", "--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--generate", metavar="MODEL", help="time a generated answer on this model instead")
+    ap.add_argument("-n", type=int, default=32, help="--generate: tokens to generate")
+    ap.add_argument("--prompt-tokens", type=int, default=16)
     a = ap.parse_args()
+    if a.generate:
+        generated_answer(a.generate, a.n, a.prompt_tokens, a.threads)
+        return
     print("| model | prompt tokens | target tokens m | multi-token explain | m single explains | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for label, rel, prompt, target, method in CASES:

@@ -13,6 +13,11 @@ the float64 reference (`reslens_ref explain-target`) on the same model and promp
     check_explain_target.py --reslens BUILD/reslens --model MODEL --ids 1,2,3 --target 4,5[,6]
                             [--foil 4,7] --work DIR [--include-final-bias] [--atol 1e-5]
 
+With --generate N (instead of --target), reslens generates the answer (`explain --generate N`, greedy
+unless --temp/--seed) and the reference explains the tokens it generated; greedy answers are also
+checked token by token against the reference's float64 argmax (where the top two logits are more
+than 1e-4 apart), so both the answer and its explanation are checked.
+
 Exit 0 only when every comparison is within tolerance.
 """
 import argparse
@@ -32,12 +37,17 @@ def main():
     ap.add_argument("--reslens", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--ids", required=True)
-    ap.add_argument("--target", required=True)
+    ap.add_argument("--target")
+    ap.add_argument("--generate", type=int, help="explain the model's own answer of up to N tokens")
+    ap.add_argument("--temp", default="0")
+    ap.add_argument("--seed", default="0")
     ap.add_argument("--foil")
     ap.add_argument("--work", required=True)
     ap.add_argument("--include-final-bias", action="store_true")
     ap.add_argument("--atol", type=float, default=1e-5)
     a = ap.parse_args()
+    if (a.target is None) == (a.generate is None):
+        ap.error("give --target or --generate")
     a.model = os.path.abspath(a.model)  # the reference runs from scripts/
     a.work = os.path.abspath(a.work)
     shutil.rmtree(a.work, ignore_errors=True)
@@ -45,12 +55,23 @@ def main():
     ref_json = os.path.join(a.work, "reference.json")
     ours_dir = os.path.join(a.work, "reslens")
 
-    common = ["--target", a.target] + (["--foil", a.foil] if a.foil else [])
-    common += ["--include-final-bias"] if a.include_final_bias else []
+    flags = ["--include-final-bias"] if a.include_final_bias else []
+    if a.generate is not None:
+        # reslens generates; the reference then explains exactly the tokens generated.
+        subprocess.run([a.reslens, "explain", a.model, "--ids", a.ids, "--bos", "no", "--out", ours_dir, "--json",
+                        "--generate", str(a.generate), "--temp", a.temp, "--seed", a.seed] + flags,
+                       check=True, stdout=subprocess.DEVNULL)
+        answer = [t["id"] for t in json.load(open(os.path.join(ours_dir, "explanation.json")))["target"]["tokens"]]
+        a.target = ",".join(str(t) for t in answer)
+        if len(answer) == 1:
+            print("the answer is one token: nothing is stacked to compare")
+            return 1
+    common = ["--target", a.target] + (["--foil", a.foil] if a.foil else []) + flags
     subprocess.run([sys.executable, "-m", "reslens_ref", "explain-target", a.model, "--ids", a.ids, "--out", ref_json]
                    + common, check=True, cwd=HERE)
-    subprocess.run([a.reslens, "explain", a.model, "--ids", a.ids, "--bos", "no", "--out", ours_dir, "--json"] + common,
-                   check=True, stdout=subprocess.DEVNULL)
+    if a.generate is None:
+        subprocess.run([a.reslens, "explain", a.model, "--ids", a.ids, "--bos", "no", "--out", ours_dir, "--json"]
+                       + common, check=True, stdout=subprocess.DEVNULL)
 
     ref = json.load(open(ref_json))
     ours = json.load(open(os.path.join(ours_dir, "explanation.json")))
@@ -76,6 +97,22 @@ def main():
     if [t["id"] for t in ours["target"]["tokens"]] != target:
         failures.append(f"target tokens {[t['id'] for t in ours['target']['tokens']]} vs {target}")
     m, n = len(target), rs["n_positions"]
+    if a.generate is not None:
+        gen = ours.get("generated") or {}
+        if gen.get("max_tokens") != a.generate:
+            failures.append(f"the document's 'generated' is {gen!r}, not of --generate {a.generate}")
+        if m > a.generate or (m < a.generate and gen.get("stop") == "max_tokens"):
+            failures.append(f"{m} tokens generated of {a.generate}, stop {gen.get('stop')!r}")
+        if float(a.temp) == 0:  # greedy: each token the float64 argmax after the ones before it
+            tied = 0
+            for t, st in enumerate(ref["steps"]):
+                top_ids, top_logits = st["real"]["top10_ids"], st["real"]["top10_logits"]
+                if len(top_logits) > 1 and top_logits[0] - top_logits[1] <= 1e-4:
+                    tied += 1
+                    continue
+                if top_ids[0] != target[t]:
+                    failures.append(f"step {t}: generated {target[t]}, the reference's argmax is {top_ids[0]}")
+            rows.append(("greedy tokens = reference argmax", f"{m - tied}/{m}", "", "ok"))
 
     def padded(arrays, n_last):
         out = []

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -82,6 +83,9 @@ struct ExplainRequest {
   /// Keep every position's logits in the run (the server and Python show them); otherwise only what
   /// the explained position needs.
   bool all_logits = false;
+  /// explain_target() / explain_generated(): called after each step of the target's pass is
+  /// explained, with the steps done and the steps in all (the server shows it as the job's stage).
+  std::function<void(int done, int total)> on_step;
 };
 
 /// An explained prompt: everything a report needs.

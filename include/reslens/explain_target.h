@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "reslens/explain.h"
 #include "reslens/explain_request.h"
+#include "reslens/generate.h"
 
 namespace reslens {
 
@@ -80,6 +82,13 @@ struct TargetSums {
   std::map<std::string, double> checks;
 };
 
+/// How an explained answer was generated (explain_generated()).
+struct GeneratedAnswer {
+  GenerateOptions options;  ///< as asked: max_tokens, temperature, seed
+  GenerationStop stop = GenerationStop::kMaxTokens;
+  int32_t stop_token = -1;  ///< the end-of-generation token the model chose, or -1
+};
+
 /// A target (and foil) of one or more tokens, explained step by step and summed.
 struct ExplainedTarget {
   std::vector<int32_t> prompt;  ///< the prompt's ids, cut after the explained position P
@@ -97,6 +106,8 @@ struct ExplainedTarget {
   int first_foil_step = 0;  ///< index into the foil of foil_pass.steps[0]
   TargetSums summed;
   std::vector<std::string> notes;  ///< how the names were read
+  /// Set by explain_generated(): the target is the model's own answer, generated from the prompt.
+  std::optional<GeneratedAnswer> generated;
   /// True when target and foil are one token each: the result is then exactly explain(model,
   /// request)'s, and the reports print the single-position document.
   bool single() const { return target.size() == 1 && foil.size() <= 1; }
@@ -129,5 +140,15 @@ std::vector<int32_t> continuation_tokens(const Model& model, std::span<const int
 /// naming the counts). A target and foil of one token each give explain(model, request)'s numbers
 /// and notes, bit for bit.
 ExplainedTarget explain_target(const Model& model, const ExplainRequest& request);
+
+/// The model's own answer explained (`reslens explain --generate N`, issue 19): generate() continues
+/// the prompt (greedy, or sampled as `options` say; `options.n_threads` is taken from the request)
+/// until the end of its turn or N tokens, then the answer is explain_target()'s target, so every
+/// generated token is explained at its position by the one teacher-forced pass, and the steps are
+/// summed. The answer's tokens are exactly generate()'s (and `reslens generate`'s) for the same
+/// prompt and options; the end-of-generation token is not part of it. InvalidArgument (one line)
+/// when the request names a target or foil, explains a position other than the last, N < 1, the
+/// prompt and N - 1 tokens would not fit the context window, or the model ends its turn at once.
+ExplainedTarget explain_generated(const Model& model, const ExplainRequest& request, const GenerateOptions& options);
 
 }  // namespace reslens

@@ -45,6 +45,12 @@ void write_explain_arrays(const std::filesystem::path& dir, const Explanation& e
 /// "summed" (every level summed over the steps, ranked, with each entry's per-step scores).
 std::string target_json(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
 
+/// The same document as JSON lines (`reslens explain --jsonl`): one line per step, {"kind": "step",
+/// "sequence": "target" or "foil", "step": t, "explanation": the step's explain_json() document},
+/// then one line with target_json()'s document less "steps" and "foil_steps" ("kind":
+/// "target_summary"). A reader can show each token's explanation before the summary arrives.
+std::string target_jsonl(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
+
 /// The terminal report of a target of several tokens: the steps' log-probabilities, the summed
 /// layers, heads and neurons with their per-step scores, then each step's top components.
 std::string target_text(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});

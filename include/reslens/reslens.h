@@ -9,6 +9,7 @@
 #include "reslens/explain.h"
 #include "reslens/explain_request.h"
 #include "reslens/explain_target.h"
+#include "reslens/generate.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
 #include "reslens/report.h"

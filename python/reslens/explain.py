@@ -530,13 +530,23 @@ def _token_name(spec: TokenSpec, what: str) -> Union[int, str, List[int], None]:
 
 def _explain_target_core(model: "Model", text: "TokensLike", target, foil, position: int, prepend_bos, include_final_bias,
                          compat: str, baselines: bool, query_top: int, set_size: int, lens_top_k: int, method: str,
-                         threads: Optional[int], top: int, continuation: Optional[str] = None) -> "_core.ExplainedTarget":
+                         threads: Optional[int], top: int, continuation: Optional[str] = None,
+                         generate: Optional[int] = None, temperature: float = 0.0,
+                         seed: int = 0) -> "_core.ExplainedTarget":
     if compat not in ("paper", "notebook"):
         raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
     for name, v in (("top", top), ("query_top", query_top)):
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
     ids = model.tokens(text, prepend_bos)
+    if generate is not None:
+        # The model's own answer (`reslens explain --generate N`): the library generates and explains it.
+        if target is not None or continuation is not None:
+            raise ValueError("generate= explains the model's own answer: give no target or continuation with it")
+        if isinstance(generate, bool) or int(generate) < 1:
+            raise ValueError(f"generate must be a number of tokens >= 1, not {generate!r}")
+    elif temperature != 0.0 or seed != 0:
+        raise ValueError("temperature= and seed= sample a generated answer: they need generate=N")
     if continuation is not None:
         # A given answer, tokenized with the prompt's text as `reslens explain --continuation` does.
         if target is not None:
@@ -550,14 +560,15 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
     return _core.explain_target(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"),
                                 int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
                                 int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
-                                method)
+                                method, 0 if generate is None else int(generate), float(temperature), int(seed))
 
 
 def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
             position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
             include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
             query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
-            threads: Optional[int] = None, continuation: Optional[str] = None
+            threads: Optional[int] = None, continuation: Optional[str] = None,
+            generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0
             ) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
@@ -569,7 +580,11 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     ``reslens.TargetExplanation``: ``steps`` (one ``Explanation`` per token) and every score summed
     over them (``reslens.explain_target`` always returns one). ``continuation``: a given answer
     instead of a target, tokenized together with ``text`` (``reslens explain --continuation``; it must
-    start at a token boundary and decode back to itself). ``top``: entries in each ranked list (and in ``to_json()``). Options as
+    start at a token boundary and decode back to itself). ``generate``: the model's own answer instead
+    of a target, ``reslens explain --generate N``: up to N tokens generated (greedy, or sampled at
+    ``temperature`` with ``seed`` as ``reslens generate --temp --seed``), stopping at the end of its
+    turn, then every token explained at its position; always a ``TargetExplanation`` (its
+    ``generated`` says how the answer stopped). ``top``: entries in each ranked list (and in ``to_json()``). Options as
     the CLI's: ``include_final_bias``, ``compat`` ("paper" or "notebook"), ``baselines``,
     ``query_top`` (``--query-top``). ``method``: how neuron, head and position scores are computed,
     "auto" (the CLI's choice: certified bounds for large vocabularies), "full" or "bounded"; all
@@ -585,8 +600,9 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     prints (without its final newline).
     """
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
-                                query_top, set_size, lens_top_k, method, threads, top, continuation)
-    if core.single:  # one token each: explain()'s own result, as before
+                                query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
+                                temperature, seed)
+    if core.single and generate is None:  # one token each: explain()'s own result, as before
         return Explanation(core.steps[0], model, top)
     from .target import TargetExplanation
     return TargetExplanation(core, model, top)
@@ -596,7 +612,8 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
                    position: int = -1, top: int = 50, *, prepend_bos: Optional[bool] = None,
                    include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
                    query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
-                   threads: Optional[int] = None, continuation: Optional[str] = None) -> "TargetExplanation":
+                   threads: Optional[int] = None, continuation: Optional[str] = None,
+                   generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0) -> "TargetExplanation":
     """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
     target is one step, whose scores are ``explain``'s).
 
@@ -606,7 +623,8 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
     """
     from .target import TargetExplanation
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
-                                query_top, set_size, lens_top_k, method, threads, top, continuation)
+                                query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
+                                temperature, seed)
     return TargetExplanation(core, model, top)
 
 

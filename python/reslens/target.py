@@ -157,6 +157,8 @@ class TargetExplanation:
     bs_log_prob_embedding = property(lambda self: self._core.bs_log_prob_embedding)
     n_positions = property(lambda self: self._core.n_positions, doc="n = P + m: the summed source axis")
     checks = property(lambda self: dict(self._core.checks), doc="identities measured (max |error|)")
+    generated = property(lambda self: self._core.generated,
+                         doc="None, or how a generated answer (explain(..., generate=N)) was made and why it stopped")
 
     # ---- summed arrays ---------------------------------------------------------------------------
 
@@ -260,6 +262,10 @@ class TargetExplanation:
 
     def to_text(self, top: Optional[int] = None) -> str:
         return self._core.to_text(top or self.top)
+
+    def to_jsonl(self, top: Optional[int] = None) -> str:
+        """The JSON lines of ``reslens explain ... --jsonl``: one line per step, then the summary."""
+        return self._core.to_jsonl(top or self.top)
 
     def save(self, directory: Union[str, os.PathLike], top: Optional[int] = None) -> None:
         """What ``reslens explain --target ... --out DIR`` writes: the arrays and explanation.json."""

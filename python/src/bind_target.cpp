@@ -73,6 +73,29 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       .def_property_readonly("contrast_step", [](const Target& t) { return t->done.contrast_step; })
       .def_property_readonly("first_foil_step", [](const Target& t) { return t->done.first_foil_step; })
       .def_property_readonly("notes", [](const Target& t) { return t->done.notes; })
+      .def_property_readonly(
+          "generated",
+          [](const Target& t) -> py::object {
+            if (!t->done.generated) return py::none();
+            const GeneratedAnswer& g = *t->done.generated;
+            py::dict d;
+            d["max_tokens"] = g.options.max_tokens;
+            d["temperature"] = g.options.temperature;
+            d["seed"] = g.options.seed;
+            d["stop"] = to_string(g.stop);
+            d["stop_token"] = g.stop_token >= 0 ? py::object(py::int_(g.stop_token)) : py::object(py::none());
+            return d;
+          },
+          "None, or how the answer was generated (explain(..., generate=N)): max_tokens, temperature, seed, "
+          "stop ('end_of_turn', 'max_tokens', 'context') and stop_token (an id or None)")
+      .def(
+          "to_jsonl",
+          [](const Target& t, int top, int token_k, int view_heads, int view_neurons) {
+            const py::gil_scoped_release release;
+            return target_jsonl(*t->model, t->done, report_options(top, token_k, view_heads, view_neurons));
+          },
+          py::arg("top") = 20, py::arg("token_k") = 10, py::arg("view_heads") = 3, py::arg("view_neurons") = 10,
+          "The JSON lines of ``reslens explain ... --jsonl`` (reslens::target_jsonl): one line per step, then the summary.")
       .def_property_readonly("steps",
                              [](const Target& t) {
                                py::list out;
@@ -173,7 +196,8 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       "explain_target",
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
-         int lens_top_k, int threads, const std::string& method) {
+         int lens_top_k, int threads, const std::string& method, int64_t generate_n, double temperature,
+         uint64_t seed) {
         ExplainArgs a;
         set_sequence(target, "target", a.target, a.target_tokens);
         set_sequence(foil, "foil", a.foil, a.foil_tokens);
@@ -191,19 +215,30 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
         t->model = model.ptr;
         const py::gil_scoped_release release;
         const auto t0 = std::chrono::steady_clock::now();
-        t->done = explain_target(*model, explain_request(std::move(ids), a));
+        if (generate_n != 0) {  // the model's own answer (reslens::explain_generated)
+          GenerateOptions go;
+          go.max_tokens = generate_n;
+          go.temperature = temperature;
+          go.seed = seed;
+          t->done = explain_generated(*model, explain_request(std::move(ids), a), go);
+        } else {
+          t->done = explain_target(*model, explain_request(std::move(ids), a));
+        }
         last_call_seconds() = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return t;
       },
       py::arg("model"), py::arg("tokens"), py::arg("target") = py::none(), py::arg("foil") = py::none(),
       py::arg("position") = -1, py::arg("include_final_bias") = false, py::arg("compat_notebook") = false,
       py::arg("baselines") = false, py::arg("query_top_n") = 30, py::arg("set_size") = 300, py::arg("lens_top_k") = 10,
-      py::arg("threads") = 0, py::arg("method") = "auto",
+      py::arg("threads") = 0, py::arg("method") = "auto", py::arg("generate") = 0, py::arg("temperature") = 0.0,
+      py::arg("seed") = 0,
       R"pbdoc(
 Runs ``tokens`` and the target by teacher forcing and explains every step (GIL released).
 ``target``/``foil``: a token id, a text (all its tokens), a sequence of ids, or None (the top
 prediction / no contrast). A target and foil of one token each give ``explain``'s result as the
-single step (``single``).
+single step (``single``). ``generate`` > 0: no target; the model's own answer of up to that many
+tokens (greedy, or sampled at ``temperature`` with ``seed``) is generated and explained
+(reslens::explain_generated; ``generated`` then says how it stopped).
 )pbdoc");
 }
 

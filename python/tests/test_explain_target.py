@@ -115,3 +115,37 @@ def test_a_continuation_is_its_tokens_after_the_prompt():
         reslens.explain(model, "Once upon a ti", continuation="me there")
     with pytest.raises(ValueError, match="not both"):
         reslens.explain(model, "Once", target=" upon", continuation=" upon")
+
+
+@pytest.mark.parametrize("sampling", [[], ["--temp", "0.8", "--seed", "5"]], ids=["greedy", "sampled"])
+def test_a_generated_answer_matches_the_cli(sampling):
+    # reslens.explain(model, prompt, generate=N) is `reslens explain --generate N`: the answer
+    # `reslens generate` prints, every token explained, the same document and JSON lines.
+    name, text = "stories260K.gguf", "Once upon a time"
+    model = get_model(name)
+    kw = {"temperature": 0.8, "seed": 5} if sampling else {}
+    ex = reslens.explain(model, text, generate=5, top=8, **kw)
+    assert isinstance(ex, reslens.TargetExplanation)
+    gen = json.loads(run_cli(["generate", model_path(name), text, "-n", "5", "--json", *sampling]))
+    assert [t.id for t in ex.target] == gen["ids"]
+    assert ex.generated["max_tokens"] == 5 and ex.generated["stop"] == "max_tokens"
+    assert ex.to_json() + "\n" == run_cli(["explain", model_path(name), text, "--generate", "5", "--json", "--top", "8",
+                                           *sampling])
+    assert ex.to_jsonl() == run_cli(["explain", model_path(name), text, "--generate", "5", "--jsonl", "--top", "8",
+                                     *sampling])
+    # The same tokens as a target: the same steps.
+    forced = reslens.explain(model, text, target=gen["ids"], top=8)
+    assert forced.generated is None
+    assert np.array_equal(forced.ffn_neuron, ex.ffn_neuron) and np.array_equal(forced.head, ex.head)
+
+
+def test_bad_generate_requests_are_python_errors():
+    model = get_model("stories260K.gguf")
+    with pytest.raises(ValueError, match="generate must be a number of tokens >= 1"):
+        reslens.explain(model, "Once", generate=0)
+    with pytest.raises(ValueError, match="give no target or continuation"):
+        reslens.explain(model, "Once", generate=2, target=" upon")
+    with pytest.raises(ValueError, match="need generate=N"):
+        reslens.explain(model, "Once", temperature=0.5)
+    with pytest.raises(ValueError, match="context window"):
+        reslens.explain(model, "Once", generate=5000)

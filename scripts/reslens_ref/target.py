@@ -113,5 +113,6 @@ def explain_target(model, prompt, target, foil=None, top=30, include_final_bias=
 def _step_summary(st):
     """The keys of one step the comparison reads."""
     return {"ids": st["ids"], "position": st["position"], "target": st["target"], "real": {
-        "logprob_target": st["real"]["logprob_target"]}, "bs": st["bs"], "layer_imp": st["layer_imp"],
+        "logprob_target": st["real"]["logprob_target"], "top10_ids": st["real"]["top10_ids"],
+        "top10_logits": st["real"]["top10_logits"]}, "bs": st["bs"], "layer_imp": st["layer_imp"],
         **{key: st[key] for key in ARRAYS}, "q3": st["q3"]["scores"], "invariants": st["invariants"]}

@@ -96,6 +96,7 @@ ExplainedTarget single_token(const Model& model, const ExplainRequest& request) 
                        : target_stats(logits_at(model, *out.target_pass.run, out.position, out.target_pass.tokens.size()),
                                       out.foil.front()).log_prob;
   out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);
+  if (request.on_step) request.on_step(1, 1);
   return out;
 }
 
@@ -210,6 +211,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     const int32_t foil = static_cast<int>(t) == out.contrast_step ? out.foil[t] : -1;
     out.target_pass.steps.push_back(
         explain_step(model, out.target_pass, request, P + static_cast<int>(t), out.target[t], foil, bound_tol));
+    if (request.on_step) request.on_step(static_cast<int>(t) + 1, static_cast<int>(m));
   }
   // log p(foil): its steps before the parting are the target's (same token, same context), the
   // parting step reads the target pass's logits, the later ones their own pass.

@@ -19,6 +19,7 @@
 #include "reslens/error.h"
 #include "reslens/explain.h"
 #include "reslens/explain_request.h"
+#include "reslens/explain_target.h"
 #include "reslens/report.h"
 #include "reslens/token_names.h"
 #include "reslens/run.h"
@@ -216,7 +217,44 @@ class Engine {
   const Model& model() const { return m_; }
   int threads() const { return threads_; }
 
+  /// A whole answer (issue 19): the model's own of up to `generate` tokens, or the `continuation`
+  /// given (tokenized with the prompt's text, as `explain --continuation` does), every token
+  /// explained at its position by the library's explain_generated() / explain_target().
+  ExplainedTarget explain_answer(const Context& x, int64_t generate, const GenerateOptions& sampling,
+                                 const std::optional<std::string>& continuation, Job& job) {
+    job.set_stage("tokenizing");
+    ExplainRequest req;
+    req.tokens = tokenize(x.prompt);
+    req.position = static_cast<int>(std::clamp<int64_t>(x.position, INT_MIN, INT_MAX));
+    req.options.n_threads = threads_;
+    // A client polling the job (?async=1) sees the steps advance.
+    req.on_step = [&job](int done, int total) {
+      job.set_stage("explained " + std::to_string(done) + " of " + std::to_string(total) + " tokens");
+    };
+    if (continuation) {
+      const Tokenizer& tok = m_.tokenizer();
+      const std::string text = (chat_ ? format_chat(*chat_, x.prompt, chat_system_) : x.prompt) + *continuation;
+      req.target_tokens = continuation_tokens(m_, req.tokens, tok.encode(text, tok.add_bos_default()), *continuation);
+      check_length(req.tokens.size() + req.target_tokens.size() - 1);
+      job.set_stage("explaining " + std::to_string(req.target_tokens.size()) + " tokens");
+      return explain_target(m_, req);
+    }
+    check_length(req.tokens.size() + static_cast<size_t>(generate) - 1);
+    job.set_stage("generating and explaining up to " + std::to_string(generate) + " tokens");
+    GenerateOptions go = sampling;
+    go.max_tokens = generate;
+    return explain_generated(m_, req, go);
+  }
+
  private:
+  // The server's token limit holds for the teacher-forced pass of an answer too.
+  void check_length(size_t n) const {
+    if (n > max_tokens_) {
+      throw HttpError(400, "the prompt and the answer need " + std::to_string(n) + " positions; this server takes at most " +
+                               std::to_string(max_tokens_));
+    }
+  }
+
   std::vector<int32_t> tokenize(const std::string& prompt) const {
     const Tokenizer& tok = m_.tokenizer();
     const std::string text = chat_ ? format_chat(*chat_, prompt, chat_system_) : prompt;
@@ -320,6 +358,24 @@ json do_explain(Engine& e, const Context& x, int64_t top, Job& job) {
   ro.top = static_cast<int>(top);
   json j = json::parse(explain_json(e.model(), *p.run, p.tokens, *p.ex, p.eo, ro));
   if (!p.notes.empty()) j["notes"] = p.notes;
+  return j;
+}
+
+// POST /api/explain with "generate" or "continuation": the target document of the whole answer
+// (docs/explain-target-schema.json), with the notes.
+struct AnswerRequest {
+  int64_t generate = 0;
+  GenerateOptions sampling;
+  std::optional<std::string> continuation;
+};
+
+json do_explain_answer(Engine& e, const Context& x, const AnswerRequest& a, int64_t top, Job& job) {
+  const ExplainedTarget done = e.explain_answer(x, a.generate, a.sampling, a.continuation, job);
+  job.set_stage("vocabulary views");
+  ReportOptions ro;
+  ro.top = static_cast<int>(top);
+  json j = json::parse(target_json(e.model(), done, ro));
+  if (!done.notes.empty()) j["notes"] = done.notes;
   return j;
 }
 
@@ -475,9 +531,29 @@ JobQueue::Work predict_work(Engine* eng, const json& body, const ModelConfig&, s
 
 // POST /api/explain
 JobQueue::Work explain_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
-  const Body b(body, {RESLENS_CONTEXT_FIELDS, "top"});
+  const Body b(body, {RESLENS_CONTEXT_FIELDS, "top", "generate", "continuation", "temperature", "seed"});
   const Context x = context(b, c, max_tokens);
   const int64_t top = b.integer("top", 1, 1000, 20);
+  if (b.has("generate") || b.has("continuation")) {  // a whole answer, every token explained
+    if (b.has("generate") && b.has("continuation")) bad("give 'generate' or 'continuation', not both");
+    if (x.target || x.foil) bad("'generate' and 'continuation' name the answer: give no 'target' or 'foil' with them");
+    AnswerRequest a;
+    if (b.has("continuation")) {
+      a.continuation = b.text("continuation", kMaxPromptBytes);
+    } else {
+      a.generate = b.integer("generate", 1, static_cast<int64_t>(max_tokens));
+      if (b.has("temperature")) {
+        const json& t = b.at("temperature");
+        if (!t.is_number() || !(t.get<double>() >= 0) || !std::isfinite(t.get<double>())) {
+          bad("'temperature' must be a number >= 0 (0 = greedy)");
+        }
+        a.sampling.temperature = t.get<double>();
+      }
+      a.sampling.seed = static_cast<uint64_t>(b.integer("seed", 0, std::numeric_limits<int64_t>::max(), 0));
+    }
+    return [eng, x, a, top](Job& job) { return guarded([&] { return do_explain_answer(*eng, x, a, top, job); }); };
+  }
+  if (b.has("temperature") || b.has("seed")) bad("'temperature' and 'seed' sample a generated answer: they need 'generate'");
   return [eng, x, top](Job& job) { return guarded([&] { return do_explain(*eng, x, top, job); }); };
 }
 

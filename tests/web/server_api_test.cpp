@@ -136,6 +136,44 @@ TEST_F(ServerApi, TargetsByTextOrIdAndFoils) {
   EXPECT_TRUE(contrast.contains("contrast"));
 }
 
+TEST_F(ServerApi, ExplainTakesAWholeAnswerGeneratedOrGiven) {
+  // "generate": the library's explain_generated() document, the answer `reslens generate` gives.
+  ExplainRequest req;
+  req.tokens = model_->tokenizer().encode(kPrompt, model_->tokenizer().add_bos_default());
+  req.options.n_threads = 1;
+  GenerateOptions go;
+  go.max_tokens = 4;
+  ReportOptions ro;
+  ro.top = 5;
+  const ExplainedTarget done = explain_generated(*model_, req, go);
+  const json gen = post_ok("explain", {{"prompt", kPrompt}, {"generate", 4}, {"top", 5}});
+  json want = json::parse(target_json(*model_, done, ro));
+  want["notes"] = done.notes;
+  EXPECT_EQ(gen, want);
+  EXPECT_EQ(gen["kind"], "target");
+  EXPECT_EQ(gen["generated"]["stop"], "max_tokens");
+  ASSERT_EQ(gen["steps"].size(), 4u);
+  // Sampled as `generate --temp --seed` samples.
+  go.temperature = 0.8;
+  go.seed = 5;
+  const json sampled = post_ok("explain", {{"prompt", kPrompt}, {"generate", 4}, {"temperature", 0.8}, {"seed", 5}});
+  std::vector<int32_t> ids;
+  for (const auto& t : sampled["target"]["tokens"]) ids.push_back(t["id"].get<int32_t>());
+  EXPECT_EQ(ids, generate(*model_, req.tokens, go).tokens);
+  // "continuation": the given answer's tokens, as explain --continuation reads them.
+  const json cont = post_ok("explain", {{"prompt", kPrompt}, {"continuation", " there was a"}});
+  EXPECT_EQ(cont["target"]["text"], " there was a");
+  EXPECT_EQ(cont["steps"].size(), 3u);
+  expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"generate", 0}}.dump()), 400, "out of range");
+  expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"generate", 2}, {"target", 5}}.dump()), 400,
+               "give no 'target'");
+  expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"generate", 2}, {"continuation", " a"}}.dump()),
+               400, "not both");
+  expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"temperature", 0.5}}.dump()), 400, "need 'generate'");
+  expect_error(call("POST", "/api/explain", json{{"prompt", "Once upon a ti"}, {"continuation", "me there"}}.dump()), 400,
+               "does not start at a token boundary");
+}
+
 TEST_F(ServerApi, AsyncJobsReportStateAndGiveTheSameResult) {
   const json body = {{"prompt", "The cat sat"}, {"top", 5}};
   const Reply sub = call("POST", "/api/explain", body.dump(), {{"async", "1"}});

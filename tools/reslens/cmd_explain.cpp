@@ -2,7 +2,8 @@
 // as a terminal report, one JSON document (--json), the full arrays as .npy (--out DIR) and a
 // self-contained HTML page (--html FILE). A --target of several tokens (" New Delhi"), or a given
 // answer (--continuation TEXT, tokenized with the prompt), is explained step by step by teacher
-// forcing, with the steps' scores summed (reslens/explain_target.h).
+// forcing, with the steps' scores summed (reslens/explain_target.h). --generate N explains the model's
+// own answer the same way (explain_generated); --jsonl prints one line per step, then the summary.
 #include <unistd.h>
 
 #include <fstream>
@@ -30,6 +31,10 @@ void register_explain(CLI::App& app) {
   auto compat = std::make_shared<std::string>("paper");
   auto baselines = std::make_shared<bool>(false);
   auto query_n = std::make_shared<int>(30);
+  auto generate_n = std::make_shared<int64_t>(0);
+  auto temp = std::make_shared<double>(0.0);
+  auto seed = std::make_shared<uint64_t>(0);
+  auto jsonl = std::make_shared<bool>(false);
   args->add(*cmd);
   prompt->add(*cmd);
   cmd->add_option("--target", *target,
@@ -41,9 +46,23 @@ void register_explain(CLI::App& app) {
                   "A given answer: its text tokenized after the prompt's (it must start at a token boundary and "
                   "decode back to itself), every token explained step by step")
       ->excludes(target_opt);
+  auto* generate_opt =
+      cmd->add_option("--generate", *generate_n,
+                      "Generate up to N tokens (stopping at the end of the turn), then explain every generated token "
+                      "at its position and the whole answer")
+          ->excludes(target_opt)
+          ->excludes(cmd->get_option("--continuation"));
+  cmd->add_option("--temp", *temp, "With --generate: sampling temperature, as `reslens generate` (0 = greedy)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(generate_opt);
+  cmd->add_option("--seed", *seed, "With --generate: random seed for sampling, as `reslens generate`")->needs(generate_opt);
   cmd->add_option("-p,--position", *position, "Position to explain (0-based; -1 = last)");
   cmd->add_option("--top", *top, "Entries per ranked list")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print one JSON document (schema: docs/explain-schema.json)");
+  cmd->add_flag("--jsonl", *jsonl,
+                "Print JSON lines: one explanation per answer token (explain-schema.json, with its step), then the "
+                "answer's summary")
+      ->excludes(cmd->get_option("--json"));
   cmd->add_option("-o,--out", *out, "Also write every score array as .npy (and explanation.json) into this folder");
   cmd->add_option("--html", *html, "Also write the explanation as one self-contained HTML page (docs/report.md)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
@@ -71,7 +90,12 @@ void register_explain(CLI::App& app) {
     req.options.n_threads = args->threads;
     // A target (or foil) of several tokens is explained step by step (teacher forcing); one token
     // each gives explain()'s single-position result and documents, as before.
-    const ExplainedTarget done = explain_target(*model, req);
+    GenerateOptions go;
+    go.max_tokens = *generate_n;
+    go.temperature = *temp;
+    go.seed = *seed;
+    const ExplainedTarget done = cmd->count("--generate") > 0 ? explain_generated(*model, req, go)
+                                                              : explain_target(*model, req);
     print_notes(done.notes);
     // The bounded method ran without a projection cache: on a terminal, say how to make it faster
     // (logs and pipes are left alone).
@@ -84,13 +108,16 @@ void register_explain(CLI::App& app) {
     }
     ReportOptions rep;
     rep.top = *top;
-    if (!done.single()) {
+    // A generated answer always gets the answer's documents, even when it is one token long.
+    if (!done.single() || done.generated || *jsonl) {
       if (!out->empty()) {
         write_target_arrays(*out, done);
         write_text_file(std::filesystem::path(*out) / "explanation.json", target_json(*model, done, rep) + "\n");
       }
       if (!html->empty()) write_text_file(*html, target_html(*model, done, rep));
-      std::cout << (*json ? target_json(*model, done, rep) + "\n" : target_text(*model, done, rep));
+      std::cout << (*jsonl  ? target_jsonl(*model, done, rep)
+                    : *json ? target_json(*model, done, rep) + "\n"
+                            : target_text(*model, done, rep));
       return;
     }
     const std::vector<int32_t>& tokens = done.target_pass.tokens;

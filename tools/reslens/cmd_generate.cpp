@@ -1,7 +1,6 @@
-// reslens generate MODEL TEXT -n N: greedy continuation (or seeded sampling with --temp).
-#include <cmath>
+// reslens generate MODEL TEXT -n N: greedy continuation (or seeded sampling with --temp), stopping at the
+// end of the model's turn; the loop and the sampler are the library's generate() (reslens/generate.h).
 #include <iostream>
-#include <random>
 
 #include "commands.h"
 #include "common.h"
@@ -28,32 +27,21 @@ void register_generate(CLI::App& app) {
     const auto model = args->load();
     const Tokenizer& tok = model->tokenizer();
     const std::vector<int32_t> tokens = prompt->tokens(*model);
-    const int64_t V = model->config().d_vocab;
-    Session session(*model, args->threads, *ggml_gelu);
-    std::vector<float> logits = session.append(tokens);
-    std::mt19937_64 rng(*seed);
-    std::vector<int32_t> out;
     std::string text;
     if (!*json) std::cout << (prompt->ids.empty() ? prompt->text : tok.decode(tokens)) << std::flush;
-    for (int64_t i = 0; i < *n; ++i) {
-      int32_t next = 0;
-      if (*temp == 0.0) {
-        next = top_k(logits.data(), V, 1)[0];  // argmax, lowest id on ties (as llama.cpp)
-      } else {
-        std::vector<float> scaled(logits.size());
-        for (size_t j = 0; j < logits.size(); ++j) scaled[j] = static_cast<float>(static_cast<double>(logits[j]) / *temp);
-        const auto p = softmax(scaled.data(), V);
-        std::discrete_distribution<int32_t> dist(p.begin(), p.end());
-        next = dist(rng);
-      }
-      if (next == tok.eos_id()) break;
-      out.push_back(next);
+    GenerateOptions go;
+    go.max_tokens = *n;
+    go.temperature = *temp;
+    go.seed = *seed;
+    go.n_threads = args->threads;
+    go.ggml_gelu = *ggml_gelu;
+    // Each token is printed as soon as it is chosen (generate() calls back before the next step).
+    const Generation done = generate(*model, tokens, go, [&](int32_t next) {
       const std::string piece = tok.token_bytes(next);
       text += piece;
       if (!*json) std::cout << piece << std::flush;
-      if (session.n_past() >= model->config().n_ctx) break;
-      logits = session.append(std::span<const int32_t>(&next, 1));
-    }
+    });
+    const std::vector<int32_t>& out = done.tokens;
     if (*json) {
       nlohmann::json j;
       j["prompt_ids"] = tokens;

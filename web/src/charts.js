@@ -265,6 +265,53 @@ export function headHeatmap(el, heads, onClick, { measure = 'log p' } = {}) {
   );
 }
 
+// Layers x answer tokens (a target of several tokens, or a generated answer): each cell the layer's
+// attention + FFN log-probability increase of that step's token, on the diverging scale.
+// onClick(step) opens the step's report.
+export function layerStepHeatmap(el, layers, tokens, onClick) {
+  const L = layers.length;
+  const T = tokens.length;
+  const data = [];
+  const all = [];
+  for (let l = 0; l < L; ++l) {
+    for (let t = 0; t < T; ++t) {
+      const v = layers[l].attn_steps[t] + layers[l].ffn_steps[t];
+      data.push({ name: `L${l}s${t}`, value: [t, l, v] });
+      all.push(v);
+    }
+  }
+  const m = maxAbs(all);
+  return make(
+    el,
+    base({
+      grid: { left: 52, right: 86, top: 8, bottom: 58 },
+      xAxis: catAxis(
+        tokens.map((t, i) => `${i}:${tokenPlain(t.text)}`),
+        'answer token',
+        { splitArea: { show: false }, axisLabel: { color: INK2, fontSize: 10, rotate: T > 12 ? 45 : 0, interval: 0 } },
+      ),
+      yAxis: catAxis(
+        Array.from({ length: L }, (_, l) => 'L' + l),
+        'layer',
+        { inverse: true, nameGap: 36, axisLabel: { color: INK2, fontSize: 10, interval: L > 24 ? 1 : 0 } },
+      ),
+      visualMap: {
+        type: 'continuous', min: -m, max: m, dimension: 2, calculable: false, orient: 'vertical', right: 4,
+        top: 'middle', itemHeight: 170, itemWidth: 12, precision: 3, text: [signed(m, 3), signed(-m, 3)], textGap: 6,
+        textStyle: { color: INK2, fontSize: 10.5 }, inRange: { color: RDBU },
+      },
+      tooltip: tooltip({
+        formatter: (p) => {
+          const [t, l, v] = p.value;
+          return `<b style="font-family:monospace">L${l}</b> at step ${t} (${esc(tokenPlain(tokens[t].text))})<br>attn + ffn <b style="color:${signColor(v)}">${signed(v, 4)}</b><br><span style="color:${INK2}">click for the step's report</span>`;
+        },
+      }),
+      series: [{ type: 'heatmap', data, itemStyle: { borderColor: '#ffffff', borderWidth: 1 }, progressive: 0 }],
+    }),
+    onClick ? (p) => onClick(p.value[0]) : null,
+  );
+}
+
 // One head: each source position's share of the head's score (bars) and the attention weight of
 // the explained position to it (line, right axis).
 export function headPositionChart(el, positions) {

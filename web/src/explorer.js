@@ -4,6 +4,7 @@
 // /api/neuron when a head or a neuron is clicked.
 import { esc, tokenHtml, pct } from './format.js';
 import { renderReport } from './report.js';
+import { renderTarget } from './target.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,6 +65,7 @@ export function startExplorer(app) {
           <label>target<input name="target" placeholder="top prediction" title="a token's text (' Paris') or id (#1234); empty: the top prediction"></label>
           <label>foil<input name="foil" placeholder="none" title="a contrast token: scores become log p(target) − log p(foil)"></label>
           <label>position<input name="position" placeholder="last" title="the position to explain (0-based, or −1 for the last)"></label>
+          <label>answer<input name="generate" placeholder="next token" title="generate up to N tokens and explain every one (the answer as a token strip); empty: the next token only"></label>
           <button class="btn" type="submit" data-part="go">Explain</button>
         </form>
         <div class="status" data-part="status"></div>
@@ -109,6 +111,14 @@ export function startExplorer(app) {
       });
       if (mine !== seq) return;
       if (window.reslens) window.reslens.data = result;
+      if (result.kind === 'target') {
+        // A whole answer: its token strip, the summed scores and each token's report (offline views).
+        renderTarget($('[data-part="report"]'), result, {});
+        const notes = (result.notes || []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join('');
+        status(`explained the answer ${tokenHtml(result.target.text)} (${result.target.tokens.length} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s${notes}`);
+        app.dataset.explained = String(mine);
+        return;
+      }
       const ctx = { prompt: req.prompt, target: result.target.id, position: result.position };
       if (result.foil) ctx.foil = result.foil.id;
       const viaHead = result.top_heads.length ? [result.top_heads[0].layer, result.top_heads[0].head] : null;
@@ -142,6 +152,8 @@ export function startExplorer(app) {
     if (t !== undefined) req.target = t;
     if (f !== undefined) req.foil = f;
     if (p !== '') req.position = Number(p);
+    const n = form.generate.value.trim();
+    if (n !== '') req.generate = Number(n);
     return req;
   }
   form.addEventListener('submit', (e) => {
