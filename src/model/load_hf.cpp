@@ -332,6 +332,31 @@ constexpr LlamaLayerNames kHfOlmo2Names = {
     .q_norm = "self_attn.q_norm.weight", .k_norm = "self_attn.k_norm.weight",
     .post_attn_norm = "post_attention_layernorm.weight", .post_ffn_norm = "post_feedforward_layernorm.weight"};
 
+// Gemma 2/3: scores scaled by query_pre_attn_scalar^-1/2 (d_head by default).
+void read_query_pre_attn_scalar(const json& cfg, ModelConfig& c, const std::string& src) {
+  const double scalar = get_num_or(cfg, "query_pre_attn_scalar", static_cast<double>(c.d_head), src);
+  if (!(scalar > 0.0)) throw FormatError(src + ": query_pre_attn_scalar must be positive");
+  c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+}
+
+// Gemma 2/3 `layer_types` into c.local_layers ("sliding_attention": 1); false when the config has
+// none (each family then has its own default).
+bool read_layer_types(const json& cfg, ModelConfig& c, const std::string& src) {
+  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
+  if (!cfg.contains("layer_types") || cfg["layer_types"].is_null()) return false;
+  if (!cfg["layer_types"].is_array() || static_cast<int64_t>(cfg["layer_types"].size()) != c.n_layers) {
+    throw FormatError(src + ": layer_types is not a list of num_hidden_layers entries");
+  }
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const json& lt = cfg["layer_types"][static_cast<size_t>(l)];
+    if (lt != "full_attention" && lt != "sliding_attention") {
+      throw UnsupportedError(src + ": layer_types entry " + lt.dump() + " is not supported");
+    }
+    c.local_layers[static_cast<size_t>(l)] = lt == "sliding_attention" ? 1 : 0;
+  }
+  return true;
+}
+
 // Gemma 3 text (Gemma3TextConfig): per-head q/k norms, pre- and post-sublayer norms, scores scaled by
 // query_pre_attn_scalar^-1/2, no softcaps (refused otherwise), and local layers (layer_types
 // "sliding_attention", or all but every sliding_window_pattern-th) rotating with rope_local_base_freq
@@ -344,23 +369,9 @@ void read_gemma3(const json& cfg, ModelConfig& c, const std::string& src) {
       throw UnsupportedError(src + ": " + cap + " = " + cfg[cap].dump() + " is not supported (Gemma 3 has none)");
     }
   }
-  const double scalar = get_num_or(cfg, "query_pre_attn_scalar", static_cast<double>(c.d_head), src);
-  if (!(scalar > 0.0)) throw FormatError(src + ": query_pre_attn_scalar must be positive");
-  c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+  read_query_pre_attn_scalar(cfg, c, src);
   c.rotary_base_local = static_cast<float>(get_num_or(cfg, "rope_local_base_freq", 10000.0, src));
-  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
-  if (cfg.contains("layer_types")) {
-    if (!cfg["layer_types"].is_array() || static_cast<int64_t>(cfg["layer_types"].size()) != c.n_layers) {
-      throw FormatError(src + ": layer_types is not a list of num_hidden_layers entries");
-    }
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      const json& lt = cfg["layer_types"][static_cast<size_t>(l)];
-      if (lt != "full_attention" && lt != "sliding_attention") {
-        throw UnsupportedError(src + ": layer_types entry " + lt.dump() + " is not supported");
-      }
-      c.local_layers[static_cast<size_t>(l)] = lt == "sliding_attention" ? 1 : 0;
-    }
-  } else {
+  if (!read_layer_types(cfg, c, src)) {
     const int64_t period = get_int_or(cfg, "sliding_window_pattern", 6, src);
     if (period < 1) throw FormatError(src + ": sliding_window_pattern must be positive");
     for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = (l + 1) % period != 0 ? 1 : 0;
@@ -393,25 +404,11 @@ float read_hf_softcap(const json& cfg, const char* key, const std::string& src) 
 // layers, transformers' is_sliding = not layer_idx % 2). Every layer rotates with rope_theta.
 void read_gemma2(const json& cfg, ModelConfig& c, const std::string& src) {
   c.post_norm = true;
-  const double scalar = get_num_or(cfg, "query_pre_attn_scalar", static_cast<double>(c.d_head), src);
-  if (!(scalar > 0.0)) throw FormatError(src + ": query_pre_attn_scalar must be positive");
-  c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+  read_query_pre_attn_scalar(cfg, c, src);
   c.attn_softcap = read_hf_softcap(cfg, "attn_logit_softcapping", src);
   c.final_softcap = read_hf_softcap(cfg, "final_logit_softcapping", src);
   c.rotary_base_local = c.rotary_base;
-  c.local_layers.assign(static_cast<size_t>(c.n_layers), 0);
-  if (cfg.contains("layer_types") && !cfg["layer_types"].is_null()) {
-    if (!cfg["layer_types"].is_array() || static_cast<int64_t>(cfg["layer_types"].size()) != c.n_layers) {
-      throw FormatError(src + ": layer_types is not a list of num_hidden_layers entries");
-    }
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      const json& lt = cfg["layer_types"][static_cast<size_t>(l)];
-      if (lt != "full_attention" && lt != "sliding_attention") {
-        throw UnsupportedError(src + ": layer_types entry " + lt.dump() + " is not supported");
-      }
-      c.local_layers[static_cast<size_t>(l)] = lt == "sliding_attention" ? 1 : 0;
-    }
-  } else {
+  if (!read_layer_types(cfg, c, src)) {
     for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = l % 2 == 0 ? 1 : 0;
   }
 }

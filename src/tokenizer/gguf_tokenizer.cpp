@@ -245,6 +245,12 @@ std::unique_ptr<Tokenizer> gemma4_from_gguf(const gguf::File& f) {
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const gguf::File& gguf) {
   const auto model = gguf.get_string_opt("tokenizer.ggml.model");
   if (!model) fail(gguf, "no tokenizer: metadata key 'tokenizer.ggml.model' is missing");
+  // llama.cpp appends EOS to a prompt tokenized with special tokens when this is true; reslens
+  // prompts never end in EOS, so such a model would see a different sequence here than there.
+  if (gguf.get_bool_opt("tokenizer.ggml.add_eos_token").value_or(false)) {
+    throw UnsupportedError(gguf.source() + ": tokenizer.ggml.add_eos_token = true is not supported (llama.cpp "
+                           "appends EOS to every prompt of this model; reslens does not)");
+  }
   std::unique_ptr<Tokenizer> tok;
   if (*model == "llama") tok = spm_from_gguf(gguf);
   if (*model == "gpt2") tok = bpe_from_gguf(gguf);

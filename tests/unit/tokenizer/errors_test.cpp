@@ -110,6 +110,20 @@ GgufBuilder spm_vocab(const std::vector<std::string>& tokens, const std::vector<
   return b;
 }
 
+// llama.cpp appends EOS to such a model's prompts; reslens would tokenize them differently, so it
+// refuses the file by the key's name (false, as nearly every model has it, loads).
+TEST(TokenizerErrors, AddEosTokenIsRefusedByName) {
+  const std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", kSpace, "a"};
+  auto b = spm_vocab(tokens, {0, 0, 0, -1, -2}, {2, 3, 3, 1, 1});
+  b.kv_bool("tokenizer.ggml.add_eos_token", false);
+  EXPECT_NO_THROW(from_builder(b));
+  auto t = spm_vocab(tokens, {0, 0, 0, -1, -2}, {2, 3, 3, 1, 1});
+  t.kv_bool("tokenizer.ggml.add_eos_token", true);
+  const std::string msg = test::error_of<UnsupportedError>([&] { from_builder(t); });
+  EXPECT_NE(msg.find("synthetic.gguf"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tokenizer.ggml.add_eos_token"), std::string::npos) << msg;
+}
+
 TEST(TokenizerErrors, InconsistentGgufMetadataIsFormatError) {
   const std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", kSpace, "a"};
   auto expect_format_error = [](const GgufBuilder& b, const std::string& needle) {
