@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Bad YaRN / LongRoPE input through the reslens CLI: each is refused with a one-line error that
+"""Bad YaRN / LongRoPE input and Gemma 2 softcaps through the reslens CLI: each is refused with a one-line error that
 names the file and the field, and the good models load (issue 14).
 
     /usr/bin/python3 scripts/tests/test_rope_scaling_inputs.py --reslens build/reslens [--shared PATH]
@@ -90,6 +90,21 @@ def main():
                 ["config.json", "rope_scaling type 'dynamic' is not supported"], "HF dynamic NTK refused by name")
         refused(hf_dir(yarn, "unk-hf", rope_scaling={"type": "made-up", "factor": 2.0}),
                 ["config.json", "rope_scaling type 'made-up' is not supported"], "HF unknown type refused by name")
+
+        # Gemma 2's softcaps: 0, NaN or negative is a one-line error naming the file and the key,
+        # with the CLI's exit status for a bad file (3) or an unsupported one (4).
+        gemma2 = configs["tiny-gemma2.gguf"]
+        loads(gguf(gemma2, "g2.gguf"), "logits capped as c * tanh(x / c), c = 3", "the Gemma 2 GGUF loads with its caps")
+        for key, field, value in (("attn_softcap", "gemma2.attn_logit_softcapping", 0.0),
+                                  ("final_softcap", "gemma2.final_logit_softcapping", float("nan"))):
+            path = gguf(dataclasses.replace(gemma2, **{key: value}), f"g2-{key}.gguf")
+            rc, _, err = inspect(a.reslens, path)
+            check(f"GGUF {field} = {value} refused", rc in (3, 4) and "\n" not in err and field in err
+                  and os.path.basename(path) in err, f"exit {rc}: {err}")
+        path = hf_dir(gemma2, "g2-neg-hf", final_logit_softcapping=-5.0)
+        rc, _, err = inspect(a.reslens, path)
+        check("HF final_logit_softcapping = -5 refused", rc in (3, 4) and "\n" not in err
+              and "config.json" in err and "final_logit_softcapping" in err, f"exit {rc}: {err}")
     return finish(t0)
 
 
