@@ -168,8 +168,8 @@ LlamaCppPreTokenizer pre_tokenizer_of(const gguf::File& f) {
                          + "' (tokenizer.ggml.pre) is not supported (supported: " + supported + ")");
 }
 
-std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
-  const LlamaCppPreTokenizer pre = pre_tokenizer_of(f);
+// A BPE vocabulary's pieces, types, merges and special ids, as every BPE tokenizer model stores them.
+BpeVocab read_bpe_vocab(const gguf::File& f) {
   BpeVocab vocab;
   vocab.pieces = read_tokens(f);
   const size_t n = vocab.pieces.size();
@@ -178,6 +178,12 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
   vocab.bos_id = read_token_id(f, "tokenizer.ggml.bos_token_id", n);
   vocab.eos_id = read_token_id(f, "tokenizer.ggml.eos_token_id", n);
   vocab.unk_id = read_token_id(f, "tokenizer.ggml.unknown_token_id", n);
+  return vocab;
+}
+
+std::unique_ptr<Tokenizer> bpe_from_gguf(const gguf::File& f) {
+  const LlamaCppPreTokenizer pre = pre_tokenizer_of(f);
+  BpeVocab vocab = read_bpe_vocab(f);
   // llama.cpp adds BOS by default only for its Llama 3 group; the key overrides.
   vocab.add_bos = f.get_bool_opt("tokenizer.ggml.add_bos_token").value_or(pre.add_bos);
   if (vocab.add_bos && vocab.bos_id < 0)
@@ -211,14 +217,7 @@ std::unique_ptr<Tokenizer> gemma4_from_gguf(const gguf::File& f) {
     throw UnsupportedError(f.source() + ": tokenizer model 'gemma4' with pre-tokenizer '" + *pre
                            + "' (tokenizer.ggml.pre) is not supported (llama.cpp uses 'gemma4' for it)");
   }
-  BpeVocab vocab;
-  vocab.pieces = read_tokens(f);
-  const size_t n = vocab.pieces.size();
-  vocab.types = read_types(f, n);
-  read_merges(f, vocab);
-  vocab.bos_id = read_token_id(f, "tokenizer.ggml.bos_token_id", n);
-  vocab.eos_id = read_token_id(f, "tokenizer.ggml.eos_token_id", n);
-  vocab.unk_id = read_token_id(f, "tokenizer.ggml.unknown_token_id", n);
+  BpeVocab vocab = read_bpe_vocab(f);
   vocab.add_bos = true;
   if (vocab.bos_id < 0)
     fail(f, "a gemma4 tokenizer always adds BOS, but 'tokenizer.ggml.bos_token_id' is missing");
