@@ -20,6 +20,8 @@
 namespace reslens {
 
 /// A token as a user names it: an id, or a text ("Paris", " Paris").
+struct TeacherForcedPass;  // reslens/explain_target.h
+
 struct TokenName {
   int32_t id = -1;   ///< >= 0: this token
   std::string text;  ///< otherwise: this text, resolved by TokenResolver's rule
@@ -86,6 +88,11 @@ struct ExplainRequest {
   /// explain_target() / explain_generated(): called after each step of the target's pass is
   /// explained, with the steps done and the steps in all (the server shows it as the job's stage).
   std::function<void(int done, int total)> on_step;
+  /// explain_target() / explain_generated(): called with each step of the target's pass as soon as
+  /// it is explained, before the next starts: the pass (tokens and run, for the step's documents)
+  /// and the step's index in pass.steps. `reslens explain --jsonl` prints each step's line from it
+  /// and `reslens serve` streams it (target_step_line()).
+  std::function<void(const TeacherForcedPass& pass, size_t step)> on_step_explained;
 };
 
 /// An explained prompt: everything a report needs.

@@ -50,6 +50,13 @@ std::string target_json(const Model& model, const ExplainedTarget& done, const R
 /// then one line with target_json()'s document less "steps" and "foil_steps" ("kind":
 /// "target_summary"). A reader can show each token's explanation before the summary arrives.
 std::string target_jsonl(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
+/// target_jsonl()'s lines one at a time, for a reader that shows steps as they finish
+/// (ExplainRequest::on_step_explained): step `t` of `pass` as its "step" line ("target" or "foil";
+/// `index` is its step number in that sequence), and the closing "target_summary" line. Each ends
+/// with a newline; the lines in target_jsonl()'s order are target_jsonl().
+std::string target_step_line(const Model& model, const TeacherForcedPass& pass, size_t t, const char* sequence,
+                             int index, const ReportOptions& ro = {});
+std::string target_summary_line(const Model& model, const ExplainedTarget& done, const ReportOptions& ro = {});
 
 /// The terminal report of a target of several tokens: the steps' log-probabilities, the summed
 /// layers, heads and neurons with their per-step scores, then each step's top components.

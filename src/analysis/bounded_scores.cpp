@@ -301,34 +301,60 @@ std::vector<int64_t> score_ffn_layer_from_cache(const ExplainContext& ctx, int64
 }
 
 // The rest over the whole vocabulary, every layer's at once: (layer, neuron) jobs projected in
-// chunks of up to 128 (one GEMM each), then one log-sum-exp per neuron.
+// chunks of up to 128 (one GEMM each), then one log-sum-exp per neuron. A neuron's vector is
+// s fc2_k with fc2_k a weight, so the GEMM projects the unscaled g0 = W_U (gamma_f * c(fc2_k)) and
+// the score takes s / sigma: rows another step projected already (ctx.shared) are read, not redone.
 void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair<int64_t, int64_t>>& exact_jobs,
                           Explanation& ex) {
   const int64_t d = ctx.model.config().d_model, V = ctx.model.config().d_vocab;
-  const size_t kChunk = even_chunk(exact_jobs.size());
+  const double inv_scale = 1.0 / ctx.proj.scale();
+  auto score = [&](int64_t l, int64_t k, const float* g0) {
+    const double s = static_cast<double>(ctx.trace.post(l, ctx.P)[k]);
+    ex.ffn_neuron.at({l, k}) = log_prob_increase(ctx.before_ffn(l), g0, s * inv_scale, ctx.w);
+  };
+  std::vector<std::pair<int64_t, int64_t>> todo;  // not shared yet
+  std::vector<std::pair<size_t, const float*>> known;
+  for (size_t i = 0; i < exact_jobs.size(); ++i) {
+    const float* g0 = ctx.shared != nullptr ? ctx.shared->ffn(exact_jobs[i].first, exact_jobs[i].second) : nullptr;
+    if (g0 != nullptr) {
+      known.emplace_back(i, g0);
+    } else {
+      todo.push_back(exact_jobs[i]);
+    }
+  }
+  if (ctx.shared != nullptr) ex.method_counts["ffn_shared"] = static_cast<int64_t>(known.size());
+  parallel_for(ctx.threads, static_cast<int64_t>(known.size()), [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      const auto [j, g0] = known[static_cast<size_t>(i)];
+      score(exact_jobs[j].first, exact_jobs[j].second, g0);
+    }
+  });
+  const size_t kChunk = even_chunk(todo.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
   // Jobs come in layer order: an encoded W_out is decoded once per layer that has any (a column alone
   // would decode a whole block per row).
   int64_t decoded_layer = -1;
   FloatWeights W_out;  // [d_model, d_mlp] of decoded_layer
-  for (size_t i0 = 0; i0 < exact_jobs.size(); i0 += kChunk) {
-    const size_t n = std::min(kChunk, exact_jobs.size() - i0);
+  for (size_t i0 = 0; i0 < todo.size(); i0 += kChunk) {
+    const size_t n = std::min(kChunk, todo.size() - i0);
     for (size_t i = 0; i < n; ++i) {
-      const auto [l, k] = exact_jobs[i0 + i];
+      const auto [l, k] = todo[i0 + i];
       if (l != decoded_layer) {
         W_out = FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads);
         decoded_layer = l;
       }
       for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_out->at(r, k);  // fc2_k
     }
-    ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
+    ctx.proj.project_unscaled(rows.data(), static_cast<int64_t>(n), d, G.data());
     parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
       for (int64_t i = a; i < b; ++i) {
-        const auto [l, k] = exact_jobs[i0 + static_cast<size_t>(i)];
-        const double s = static_cast<double>(ctx.trace.post(l, ctx.P)[k]);
-        ex.ffn_neuron.at({l, k}) = log_prob_increase(ctx.before_ffn(l), G.data() + i * V, s, ctx.w);
+        const auto [l, k] = todo[i0 + static_cast<size_t>(i)];
+        score(l, k, G.data() + i * V);
       }
     });
+    if (ctx.shared != nullptr) {
+      for (size_t i = 0; i < n; ++i) ctx.shared->keep_ffn(todo[i0 + i].first, todo[i0 + i].second, G.data() + i * static_cast<size_t>(V));
+    }
   }
 }
 
@@ -580,35 +606,71 @@ HeadCounts score_head_bounded(const ExplainContext& ctx, const AttnLayerInputs& 
 }
 
 // Step 6. The exact pass over every layer's leftovers, in chunks (one GEMM each) of up to 128 vectors.
+// A neuron's direction is W_O's column, a weight: projected unscaled (g0, scored with coef / sigma)
+// and shared with other steps through ctx.shared, as the FFN's exact pass does; a combination is
+// this step's own vector, projected as bs.
 void score_exact_attention_jobs(const ExplainContext& ctx, std::vector<std::vector<ExactJob>>& jobs, Explanation& ex) {
-  const int64_t d = ctx.model.config().d_model, V = ctx.model.config().d_vocab;
-  std::vector<ExactJob> all;
+  const int64_t d = ctx.model.config().d_model, V = ctx.model.config().d_vocab, dh = ctx.model.config().d_head;
+  const double inv_scale = 1.0 / ctx.proj.scale();
+  auto score = [&](const ExactJob& job, const float* g) {
+    const Distribution& dist = ctx.before_attn(job.layer);
+    if (job.dir >= 0) {
+      for (int64_t p : job.positions) {
+        ex.attn_neuron.at({job.layer, job.head, job.dir, p}) =
+            log_prob_increase(dist, g, ex.attn_coef.at({job.layer, job.head, job.dir, p}) * inv_scale, ctx.w);
+      }
+    } else if (job.pos >= 0) {
+      ex.head_position.at({job.layer, job.head, job.pos}) = log_prob_increase(dist, g, 1.0, ctx.w);
+    } else {
+      ex.head.at({job.layer, job.head}) = log_prob_increase(dist, g, 1.0, ctx.w);
+    }
+  };
+  std::vector<ExactJob> dirs, combos;  // to project: unscaled directions, this step's combinations
+  std::vector<std::pair<ExactJob, const float*>> known;
   for (auto& per_head : jobs) {
-    for (auto& j : per_head) all.push_back(std::move(j));
+    for (auto& j : per_head) {
+      if (j.dir < 0) {
+        combos.push_back(std::move(j));
+        continue;
+      }
+      const float* g0 = ctx.shared != nullptr ? ctx.shared->attn(j.layer, j.head * dh + j.dir) : nullptr;
+      if (g0 != nullptr) {
+        known.emplace_back(std::move(j), g0);
+      } else {
+        dirs.push_back(std::move(j));
+      }
+    }
   }
-  const size_t kChunk = even_chunk(all.size());
-  std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
-  for (size_t i0 = 0; i0 < all.size(); i0 += kChunk) {
-    const size_t n = std::min(kChunk, all.size() - i0);
-    for (size_t i = 0; i < n; ++i) std::copy(all[i0 + i].v.begin(), all[i0 + i].v.end(), rows.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(d)));
-    ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
-    parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) {
-        const ExactJob& job = all[i0 + static_cast<size_t>(i)];
-        const Distribution& dist = ctx.before_attn(job.layer);
-        const float* g = G.data() + i * V;
-        if (job.dir >= 0) {
-          for (int64_t p : job.positions) {
-            ex.attn_neuron.at({job.layer, job.head, job.dir, p}) =
-                log_prob_increase(dist, g, ex.attn_coef.at({job.layer, job.head, job.dir, p}), ctx.w);
-          }
-        } else if (job.pos >= 0) {
-          ex.head_position.at({job.layer, job.head, job.pos}) = log_prob_increase(dist, g, 1.0, ctx.w);
-        } else {
-          ex.head.at({job.layer, job.head}) = log_prob_increase(dist, g, 1.0, ctx.w);
+  if (ctx.shared != nullptr) {
+    int64_t n_shared = 0;  // scores (a direction's positions each) read from shared rows
+    for (const auto& [job, g0] : known) n_shared += static_cast<int64_t>(job.positions.size());
+    ex.method_counts["attention_shared"] = n_shared;
+  }
+  parallel_for(ctx.threads, static_cast<int64_t>(known.size()), [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) score(known[static_cast<size_t>(i)].first, known[static_cast<size_t>(i)].second);
+  });
+  for (const bool unscaled : {true, false}) {
+    const std::vector<ExactJob>& all = unscaled ? dirs : combos;
+    const size_t kChunk = even_chunk(all.size());
+    std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+    for (size_t i0 = 0; i0 < all.size(); i0 += kChunk) {
+      const size_t n = std::min(kChunk, all.size() - i0);
+      for (size_t i = 0; i < n; ++i) std::copy(all[i0 + i].v.begin(), all[i0 + i].v.end(), rows.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(d)));
+      if (unscaled) {
+        ctx.proj.project_unscaled(rows.data(), static_cast<int64_t>(n), d, G.data());
+      } else {
+        ctx.proj.project(rows.data(), static_cast<int64_t>(n), d, G.data());
+      }
+      parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; ++i) score(all[i0 + static_cast<size_t>(i)], G.data() + i * V);
+      });
+      if (unscaled && ctx.shared != nullptr) {
+        for (size_t i = 0; i < n; ++i) {
+          const ExactJob& job = all[i0 + i];
+          ctx.shared->keep_attn(job.layer, job.head * dh + job.dir, G.data() + i * static_cast<size_t>(V));
         }
       }
-    });
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include "analysis/bounds.h"
 #include "analysis/projection_cache.h"
 #include "analysis/projector.h"
+#include "analysis/shared_projections.h"
 #include "analysis/trace_view.h"
 #include "reslens/explain.h"
 
@@ -29,10 +30,18 @@ struct ExplainContext {
   std::vector<TailSplit> tails;
   /// kBounded: the model's cached projections when present (used for vectors whose bounds fail).
   std::shared_ptr<const ProjectionCache> projections;
+  /// kBounded: exact projections of weight directions shared with other explains of the model (the
+  /// steps of a target), or nullptr.
+  SharedProjections* shared = nullptr;
 
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }
 };
+
+/// explain() whose exact passes read and keep weight directions' projections in `shared` (nullptr:
+/// explain() itself). Every score is the same bit for bit with or without it.
+Explanation explain_sharing(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                            const ExplainOptions& opts, SharedProjections* shared);
 
 /// Layer scores (spec §3.1 rows 1-2) from the 2L+1 residual points at P (emb, then a0, f0, a1, f1,
 /// ...): Imp(A^l | h^{l-1}) and Imp(F^l | r^l) as differences of the points' log p(w), and with a

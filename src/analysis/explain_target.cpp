@@ -6,7 +6,9 @@
 
 #include <algorithm>
 
+#include "analysis/explain_internal.h"
 #include "analysis/target_sums.h"
+#include "core/memory.h"
 #include "reslens/error.h"
 #include "reslens/token_names.h"
 
@@ -89,6 +91,7 @@ ExplainedTarget single_token(const Model& model, const ExplainRequest& request) 
   out.target_pass.tokens = std::move(one.tokens);
   out.target_pass.run = std::move(one.run);
   out.target_pass.steps.push_back(std::move(step));
+  if (request.on_step_explained) request.on_step_explained(out.target_pass, 0);
   out.notes = std::move(one.notes);
   // log p(foil) at P, for the sums (the single explanation reports only the target's).
   const double foil_log_prob =
@@ -122,10 +125,20 @@ std::shared_ptr<const RunResult> run_pass(const Model& model, const std::vector<
   return std::make_shared<const RunResult>(run(model, tokens, ro));
 }
 
+// The steps' shared exact projections (analysis/shared_projections.h) may take half of the memory
+// the system can give beyond 2 GB (1 GB when it does not say); past that, steps project again.
+std::unique_ptr<analysis::SharedProjections> shared_projections(const Model& model) {
+  constexpr int64_t kGB = int64_t{1} << 30;
+  const int64_t available = memory_available();
+  const int64_t budget = available < 0 ? kGB : std::max<int64_t>(0, available - 2 * kGB) / 2;
+  return std::make_unique<analysis::SharedProjections>(model.config(), budget);
+}
+
 // Step t of a pass: `token` explained at position P + t, with the bounded method's tolerance
-// `bound_tol` (explain_target() splits the request's among the steps).
+// `bound_tol` (explain_target() splits the request's among the steps). `shared` carries the exact
+// projections of weight directions from step to step (the same scores, bit for bit, without it).
 TargetStep explain_step(const Model& model, const TeacherForcedPass& pass, const ExplainRequest& request, int position,
-                        int32_t token, int32_t foil, double bound_tol) {
+                        int32_t token, int32_t foil, double bound_tol, analysis::SharedProjections* shared) {
   TargetStep step;
   step.token = token;
   step.position = position;
@@ -134,7 +147,7 @@ TargetStep explain_step(const Model& model, const TeacherForcedPass& pass, const
   step.options.position = position;
   step.options.target = token;
   step.options.foil = foil;
-  step.explanation = explain(model, *pass.run, pass.tokens, step.options);
+  step.explanation = analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared);
   return step;
 }
 
@@ -207,10 +220,13 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
   // bound_tol of the exact one, as a single score is (docs/explain.md).
   const size_t n_foil_own = k > static_cast<size_t>(out.first_foil_step) ? k - static_cast<size_t>(out.first_foil_step) : 0;
   const double bound_tol = request.options.bound_tol / static_cast<double>(m + n_foil_own);
+  const std::unique_ptr<analysis::SharedProjections> shared = shared_projections(model);
   for (size_t t = 0; t < m; ++t) {
     const int32_t foil = static_cast<int>(t) == out.contrast_step ? out.foil[t] : -1;
     out.target_pass.steps.push_back(
-        explain_step(model, out.target_pass, request, P + static_cast<int>(t), out.target[t], foil, bound_tol));
+        explain_step(model, out.target_pass, request, P + static_cast<int>(t), out.target[t], foil, bound_tol,
+                     shared.get()));
+    if (request.on_step_explained) request.on_step_explained(out.target_pass, t);
     if (request.on_step) request.on_step(static_cast<int>(t) + 1, static_cast<int>(m));
   }
   // log p(foil): its steps before the parting are the target's (same token, same context), the
@@ -227,7 +243,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     out.foil_pass.run = run_pass(model, out.foil_pass.tokens, P, request);
     for (size_t t = static_cast<size_t>(out.first_foil_step); t < k; ++t) {
       out.foil_pass.steps.push_back(
-          explain_step(model, out.foil_pass, request, P + static_cast<int>(t), out.foil[t], -1, bound_tol));
+          explain_step(model, out.foil_pass, request, P + static_cast<int>(t), out.foil[t], -1, bound_tol, shared.get()));
       foil_log_prob += out.foil_pass.steps.back().explanation.real_log_prob;
     }
   }

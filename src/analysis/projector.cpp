@@ -27,7 +27,9 @@ VocabProjector::VocabProjector(const Model& model, std::span<const float> h, boo
   for (float x : h) sq += (static_cast<double>(x) - mean) * (static_cast<double>(x) - mean);
   scale_ = std::sqrt(sq / static_cast<double>(d_) + static_cast<double>(c.eps));
   gamma_over_scale_.resize(static_cast<size_t>(d_));
+  gamma_.resize(static_cast<size_t>(d_));
   for (int64_t i = 0; i < d_; ++i) {
+    gamma_[static_cast<size_t>(i)] = W.ln_final_w[i];
     gamma_over_scale_[static_cast<size_t>(i)] = static_cast<float>(static_cast<double>(W.ln_final_w[i]) / scale_);
   }
   if (include_final_bias && (!W.ln_final_b.empty() || !W.b_U.empty())) {
@@ -58,6 +60,23 @@ void VocabProjector::prepare(const float* v, float* y) const {
 void VocabProjector::project(const float* vs, int64_t n, int64_t ld, float* out) const {
   std::vector<float> ys(static_cast<size_t>(n * d_));
   for (int64_t r = 0; r < n; ++r) prepare(vs + r * ld, ys.data() + r * d_);
+  project_prepared(ys.data(), n, out);
+}
+
+void VocabProjector::project_unscaled(const float* vs, int64_t n, int64_t ld, float* out) const {
+  std::vector<float> ys(static_cast<size_t>(n * d_));  // [n, d_model] gamma * c(v)
+  for (int64_t r = 0; r < n; ++r) {
+    const float* v = vs + r * ld;
+    double mean = 0;
+    if (centered_) {
+      for (int64_t i = 0; i < d_; ++i) mean += static_cast<double>(v[i]);
+      mean /= static_cast<double>(d_);
+    }
+    float* y = ys.data() + r * d_;
+    for (int64_t i = 0; i < d_; ++i) {
+      y[i] = static_cast<float>((static_cast<double>(v[i]) - mean) * static_cast<double>(gamma_[static_cast<size_t>(i)]));
+    }
+  }
   project_prepared(ys.data(), n, out);
 }
 

@@ -28,6 +28,10 @@ class VocabProjector {
 
   /// out[i] = bs(vs[i]) for n vectors vs [n, d_model] (row stride ld) -> out [n, d_vocab].
   void project(const float* vs, int64_t n, int64_t ld, float* out) const;
+  /// g0[i] = W_U (gamma * c(vs[i])): bs(vs[i]) before the division by the frozen scale, so
+  /// bs(s v) = (s / scale()) g0. It depends on the weights only, not on the explained state, which
+  /// lets several explains share it (analysis/shared_projections.h). [n, d_vocab]
+  void project_unscaled(const float* vs, int64_t n, int64_t ld, float* out) const;
   /// The same for vectors already prepared (y = prepare(v)).
   void project_prepared(const float* ys, int64_t n, float* out) const;
 
@@ -47,6 +51,7 @@ class VocabProjector {
   bool centered_ = false;
   double scale_ = 1.0;
   std::vector<float> gamma_over_scale_;  // [d_model]
+  std::vector<float> gamma_;             // [d_model] gamma_f (ln_final_w) as float
   std::vector<float> bias_;
   int threads_ = 0;
 };

@@ -310,28 +310,35 @@ std::string target_json(const Model& model, const ExplainedTarget& done, const R
   return report::target_document(model, done, ro).dump(2);
 }
 
-std::string target_jsonl(const Model& model, const ExplainedTarget& done, const ReportOptions& ro) {
+std::string target_step_line(const Model& model, const TeacherForcedPass& pass, size_t t, const char* sequence,
+                             int index, const ReportOptions& ro) {
+  const TargetStep& st = pass.steps.at(t);
+  json line = json::object();
+  line["kind"] = "step";
+  line["sequence"] = sequence;
+  line["step"] = index;
+  line["explanation"] = report::explain_document(model, *pass.run, pass.tokens, st.explanation, st.options, ro);
+  return line.dump() + "\n";
+}
+
+std::string target_summary_line(const Model& model, const ExplainedTarget& done, const ReportOptions& ro) {
+  // The target document without the steps the lines before it printed.
   json j = report::target_document(model, done, ro);
-  std::string lines;
-  // One line per step: its single-position document, with where it stands in the answer.
-  auto put_steps = [&](json& steps, const char* sequence, int first) {
-    for (size_t t = 0; t < steps.size(); ++t) {
-      json line = json::object();
-      line["kind"] = "step";
-      line["sequence"] = sequence;
-      line["step"] = first + static_cast<int>(t);
-      line["explanation"] = std::move(steps[t]);
-      lines += line.dump() + "\n";
-    }
-  };
-  put_steps(j["steps"], "target", 0);
-  put_steps(j["foil_steps"], "foil", done.first_foil_step);
-  // Then the answer: the target document without the steps already printed.
   j.erase("steps");
   j.erase("foil_steps");
   j["kind"] = "target_summary";
-  lines += j.dump() + "\n";
-  return lines;
+  return j.dump() + "\n";
+}
+
+std::string target_jsonl(const Model& model, const ExplainedTarget& done, const ReportOptions& ro) {
+  std::string lines;
+  for (size_t t = 0; t < done.target_pass.steps.size(); ++t) {
+    lines += target_step_line(model, done.target_pass, t, "target", static_cast<int>(t), ro);
+  }
+  for (size_t t = 0; t < done.foil_pass.steps.size(); ++t) {
+    lines += target_step_line(model, done.foil_pass, t, "foil", done.first_foil_step + static_cast<int>(t), ro);
+  }
+  return lines + target_summary_line(model, done, ro);
 }
 
 std::string target_text(const Model& model, const ExplainedTarget& done, const ReportOptions& ro) {

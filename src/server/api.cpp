@@ -221,7 +221,7 @@ class Engine {
   /// given (tokenized with the prompt's text, as `explain --continuation` does), every token
   /// explained at its position by the library's explain_generated() / explain_target().
   ExplainedTarget explain_answer(const Context& x, int64_t generate, const GenerateOptions& sampling,
-                                 const std::optional<std::string>& continuation, Job& job) {
+                                 const std::optional<std::string>& continuation, const ReportOptions& ro, Job& job) {
     job.set_stage("tokenizing");
     ExplainRequest req;
     req.tokens = tokenize(x.prompt);
@@ -230,6 +230,12 @@ class Engine {
     // A client polling the job (?async=1) sees the steps advance.
     req.on_step = [&job](int done, int total) {
       job.set_stage("explained " + std::to_string(done) + " of " + std::to_string(total) + " tokens");
+    };
+    // ... and reads each step's document as soon as it is explained (GET /api/jobs/ID "steps").
+    req.on_step_explained = [&](const TeacherForcedPass& pass, size_t t) {
+      std::string line = target_step_line(m_, pass, t, "target", static_cast<int>(t), ro);
+      line.pop_back();  // the newline
+      job.add_part(std::move(line));
     };
     if (continuation) {
       const Tokenizer& tok = m_.tokenizer();
@@ -370,10 +376,10 @@ struct AnswerRequest {
 };
 
 json do_explain_answer(Engine& e, const Context& x, const AnswerRequest& a, int64_t top, Job& job) {
-  const ExplainedTarget done = e.explain_answer(x, a.generate, a.sampling, a.continuation, job);
-  job.set_stage("vocabulary views");
   ReportOptions ro;
   ro.top = static_cast<int>(top);
+  const ExplainedTarget done = e.explain_answer(x, a.generate, a.sampling, a.continuation, ro, job);
+  job.set_stage("vocabulary views");
   json j = json::parse(target_json(e.model(), done, ro));
   if (!done.notes.empty()) j["notes"] = done.notes;
   return j;
@@ -680,7 +686,7 @@ Reply Api::info() const {
                                     "POST /api/neuron", "POST /api/ablate", "GET /api/jobs/ID"}}});
 }
 
-Reply Api::job_status(const std::string& id) const {
+Reply Api::job_status(const std::string& id, const std::map<std::string, std::string>& query) const {
   const std::shared_ptr<Job> job = jobs_->find(id);
   if (!job) return error_reply(404, "no job '" + id + "' (finished jobs are kept for the last " +
                                         std::to_string(options_.keep_finished_jobs) + " requests)");
@@ -693,7 +699,24 @@ Reply Api::job_status(const std::string& id) const {
     const json err = json::parse(s.reply->body, nullptr, false);
     head["error"] = err.is_object() && err.contains("error") ? err["error"] : json("failed");
   }
+  // An answer's steps as they finish (?from=K: those from the K-th on, for a client that has the
+  // earlier ones): "steps_done" counts them all, "steps" lists them.
+  size_t from = 0;
+  if (const auto f = query.find("from"); f != query.end()) {
+    const std::string& v = f->second;
+    if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+      return error_reply(400, "from=" + v + ": give the number of steps already read (0 or more)");
+    }
+    from = static_cast<size_t>(std::stoul(v));
+  }
+  auto [parts, n_parts] = job->parts_from(from);
   std::string body = head.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (n_parts > 0) {  // the documents as they are, without parsing them again
+    body.pop_back();
+    body += ",\"steps_done\":" + std::to_string(n_parts) + ",\"steps\":[";
+    for (size_t i = 0; i < parts.size(); ++i) body += (i ? "," : "") + parts[i];
+    body += "]}";
+  }
   if (s.state == Job::State::kDone) {  // the result as it is, without parsing it again
     body.pop_back();
     body += ",\"result\":" + s.reply->body + "}";
@@ -825,7 +848,7 @@ Reply Api::handle(const Request& request) {
     }
     if (rest.rfind("jobs/", 0) == 0) {
       if (request.method != "GET") return error_reply(405, "use GET for /api/jobs/ID");
-      return job_status(rest.substr(5));
+      return job_status(rest.substr(5), request.query);
     }
     if (kEndpoints.count(rest)) {
       if (request.method != "POST") return error_reply(405, "use POST for /api/" + rest);

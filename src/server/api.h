@@ -60,7 +60,7 @@ class Api {
 
  private:
   Reply post(const std::string& endpoint, const Request& request);
-  Reply job_status(const std::string& id) const;
+  Reply job_status(const std::string& id, const std::map<std::string, std::string>& query = {}) const;
   Reply info() const;
   /// The checks a browser's request must pass before anything else (Host, token, content type), or
   /// nothing.

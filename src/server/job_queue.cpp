@@ -40,6 +40,18 @@ void Job::set_stage(std::string stage) {
   stage_ = std::move(stage);
 }
 
+void Job::add_part(std::string json_document) {
+  std::lock_guard lock(mu_);
+  parts_.push_back(std::move(json_document));
+}
+
+std::pair<std::vector<std::string>, size_t> Job::parts_from(size_t from) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (size_t i = from; i < parts_.size(); ++i) out.push_back(parts_[i]);
+  return {std::move(out), parts_.size()};
+}
+
 void Job::start() {
   std::lock_guard lock(mu_);
   state_ = State::kRunning;

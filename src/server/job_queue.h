@@ -15,6 +15,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace reslens::server {
 
@@ -36,6 +38,11 @@ class Job {
 
   /// Called by the work itself as it goes ("forward pass", "attribution", ...).
   void set_stage(std::string stage);
+  /// Called by the work as parts of its answer finish (an answer's explained steps, each a JSON
+  /// document), so a client polling the job reads them before the whole reply is done.
+  void add_part(std::string json_document);
+  /// The parts added so far from index `from` on, and how many there are in all.
+  std::pair<std::vector<std::string>, size_t> parts_from(size_t from) const;
 
   struct Snapshot {
     State state = State::kQueued;
@@ -57,6 +64,7 @@ class Job {
   mutable std::mutex mu_;
   State state_ = State::kQueued;
   std::string stage_ = "queued";
+  std::vector<std::string> parts_;
   Reply reply_;
   std::promise<Reply> promise_;
   std::shared_future<Reply> future_;

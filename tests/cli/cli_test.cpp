@@ -547,6 +547,33 @@ TEST(CliExplain, AGeneratedAnswerIsGeneratesTokensExplainedStepByStep) {
   EXPECT_EQ(summary["kind"], "target_summary");
   EXPECT_FALSE(summary.contains("steps"));
   EXPECT_EQ(summary["target"]["tokens"].size(), 3u);
+  // With a foil that has steps of its own, the target's lines (printed as each step finishes) come
+  // first, then the foil's, then the summary: the --json document's steps, line by line.
+  {
+    const std::vector<std::string> tf = {"explain", m, "Once upon a time", "--target", " there was a little",
+                                         "--foil", " there is one day"};
+    std::vector<std::string> a = tf, b = tf;
+    a.push_back("--jsonl");
+    b.push_back("--json");
+    const auto fl = cli(a), fj = cli(b);
+    ASSERT_EQ(fl.code, 0) << fl.err;
+    ASSERT_EQ(fj.code, 0) << fj.err;
+    const auto doc = nlohmann::json::parse(fj.out);
+    ASSERT_FALSE(doc["foil_steps"].empty());
+    std::istringstream fin(fl.out);
+    for (const char* seq : {"target", "foil"}) {
+      const auto& want = doc[std::string(seq) == "target" ? "steps" : "foil_steps"];
+      for (size_t t = 0; t < want.size(); ++t) {
+        ASSERT_TRUE(std::getline(fin, line));
+        const auto got = nlohmann::json::parse(line);
+        EXPECT_EQ(got["sequence"], seq);
+        EXPECT_EQ(got["explanation"], want[t]) << seq << " step " << t;
+      }
+    }
+    ASSERT_TRUE(std::getline(fin, line));
+    EXPECT_EQ(nlohmann::json::parse(line)["kind"], "target_summary");
+    EXPECT_FALSE(std::getline(fin, line));
+  }
   // The terminal report says how the answer was made.
   const auto text = cli({"explain", m, "Once upon a time", "--generate", "2"});
   ASSERT_EQ(text.code, 0) << text.err;

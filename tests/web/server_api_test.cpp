@@ -195,6 +195,45 @@ TEST_F(ServerApi, AsyncJobsReportStateAndGiveTheSameResult) {
   expect_error(call("GET", "/api/jobs/999999"), 404, "no job");
 }
 
+// An answer's steps stream: a client polling the job reads each step's document as soon as it is
+// explained ("steps", "steps_done"; ?from=K for the ones after the K it has), and they are the
+// steps of the finished reply.
+TEST_F(ServerApi, AnAnswersStepsStreamWhileTheJobRuns) {
+  const json body = {{"prompt", kPrompt}, {"generate", 5}, {"top", 5}};
+  const Reply sub = call("POST", "/api/explain", body.dump(), {{"async", "1"}});
+  ASSERT_EQ(sub.status, 202) << sub.body;
+  const std::string id = json::parse(sub.body)["job"];
+  json status;
+  std::vector<json> streamed;  // the steps in the order they came
+  size_t seen_while_running = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const Reply r = call("GET", "/api/jobs/" + id, "", {{"from", std::to_string(streamed.size())}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    status = json::parse(r.body);
+    if (status.contains("steps")) {
+      EXPECT_EQ(status["steps_done"].get<size_t>(), streamed.size() + status["steps"].size());
+      for (const json& st : status["steps"]) streamed.push_back(st);
+      if (status["state"] == "running") seen_while_running = streamed.size();
+    }
+    if (status["state"] == "done") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(status["state"], "done");
+  const json& result = status["result"];
+  ASSERT_EQ(streamed.size(), result["steps"].size());
+  for (size_t t = 0; t < streamed.size(); ++t) {
+    EXPECT_EQ(streamed[t]["kind"], "step");
+    EXPECT_EQ(streamed[t]["sequence"], "target");
+    EXPECT_EQ(streamed[t]["step"], t);
+    EXPECT_EQ(streamed[t]["explanation"], result["steps"][t]) << "step " << t;
+  }
+  // The whole list again from 0, and a bad ?from.
+  const json again = json::parse(call("GET", "/api/jobs/" + id).body);
+  EXPECT_EQ(again["steps"].size(), streamed.size());
+  expect_error(call("GET", "/api/jobs/" + id, "", {{"from", "x"}}), 400, "from=x");
+  RecordProperty("steps_seen_while_running", static_cast<int>(seen_while_running));
+}
+
 TEST_F(ServerApi, HeadGivesEveryPositionWithTokenViews) {
   const Direct d = direct(kPrompt);
   const json j = post_ok("head", {{"prompt", kPrompt}, {"layer", 1}, {"head", 2}, {"k", 4}});

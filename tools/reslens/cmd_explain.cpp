@@ -8,9 +8,11 @@
 
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "commands.h"
 #include "common.h"
+#include "progress.h"
 #include "report/html_page.h"
 
 namespace reslens::cli {
@@ -90,6 +92,22 @@ void register_explain(CLI::App& app) {
     req.options.n_threads = args->threads;
     // A target (or foil) of several tokens is explained step by step (teacher forcing); one token
     // each gives explain()'s single-position result and documents, as before.
+    ReportOptions rep;
+    rep.top = *top;
+    // --jsonl prints each step's line as soon as it is explained (a reader follows the answer as it
+    // is explained); the foil's own steps and the summary follow at the end.
+    if (*jsonl) {
+      req.on_step_explained = [&](const TeacherForcedPass& pass, size_t t) {
+        std::cout << target_step_line(*model, pass, t, "target", static_cast<int>(t), rep) << std::flush;
+      };
+    }
+    // On a terminal, a bar over the steps of an answer (a 7B model's take seconds each).
+    std::unique_ptr<cli::ProgressDisplay> bar;
+    req.on_step = [&bar](int done, int total) {
+      if (total < 2 || ::isatty(2) != 1) return;
+      if (!bar) bar = std::make_unique<cli::ProgressDisplay>("tokens", "tok", 0, total, false);
+      bar->update(done);
+    };
     GenerateOptions go;
     go.max_tokens = *generate_n;
     go.temperature = *temp;
@@ -106,8 +124,7 @@ void register_explain(CLI::App& app) {
                   << size_text(info.bytes) << ", once), which makes its explains several times faster\n";
       }
     }
-    ReportOptions rep;
-    rep.top = *top;
+    bar.reset();
     // A generated answer always gets the answer's documents, even when it is one token long.
     if (!done.single() || done.generated || *jsonl) {
       if (!out->empty()) {
@@ -115,9 +132,14 @@ void register_explain(CLI::App& app) {
         write_text_file(std::filesystem::path(*out) / "explanation.json", target_json(*model, done, rep) + "\n");
       }
       if (!html->empty()) write_text_file(*html, target_html(*model, done, rep));
-      std::cout << (*jsonl  ? target_jsonl(*model, done, rep)
-                    : *json ? target_json(*model, done, rep) + "\n"
-                            : target_text(*model, done, rep));
+      if (*jsonl) {  // the target's steps are printed already
+        for (size_t t = 0; t < done.foil_pass.steps.size(); ++t) {
+          std::cout << target_step_line(*model, done.foil_pass, t, "foil", done.first_foil_step + static_cast<int>(t), rep);
+        }
+        std::cout << target_summary_line(*model, done, rep);
+      } else {
+        std::cout << (*json ? target_json(*model, done, rep) + "\n" : target_text(*model, done, rep));
+      }
       return;
     }
     const std::vector<int32_t>& tokens = done.target_pass.tokens;

@@ -88,6 +88,15 @@ TEST_P(ExplainTargetTest, EveryStepIsTheSinglePositionExplanationOfItsPrefix) {
     expect_same_explanation(step.explanation, alone.explanation, "step " + std::to_string(t));
     EXPECT_EQ(step.explanation.has_contrast, t == 1);
   }
+  // On the random GPT-2 (bounded method, loose tail bounds) the later steps read exact projections
+  // of weight directions the earlier ones made (analysis/shared_projections.h), and the comparison
+  // above shows that this changes no bit.
+  if (model_->config().d_vocab > 8192) {
+    const auto& later = done.target_pass.steps[2].explanation.method_counts;
+    ASSERT_TRUE(later.count("ffn_shared") != 0 && later.count("attention_shared") != 0);
+    EXPECT_GT(later.at("ffn_shared") + later.at("attention_shared"), 0);
+    EXPECT_EQ(done.target_pass.steps[0].explanation.method_counts.at("ffn_shared"), 0);
+  }
 }
 
 TEST_P(ExplainTargetTest, OneTokenTargetAndFoilIsTodaysExplanationBitForBit) {

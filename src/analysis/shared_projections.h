@@ -1,0 +1,52 @@
+// Vocabulary projections that several explains of one model can share (the steps of a target of
+// several tokens, a generated answer). Internal.
+//
+// The exact pass of the bounded method projects a vector onto the whole vocabulary. For an FFN
+// neuron (W_out's column k) and for an attention neuron's direction (W_O's column h*d_head+n) that
+// vector is a weight, the same at every step: only its coefficient s and the final norm's frozen
+// scale sigma change, and bs(s v) = (s / sigma) W_U (gamma_f * c(v)). So the exact pass projects the
+// unscaled direction g0 = W_U (gamma_f * c(v)) [d_vocab] and scores with s / sigma, and the rows it
+// projected are kept here for the steps after it. A row found here is the row the step would have
+// projected itself (the GEMM's value of an element depends only on its two rows, ops/gemm.h), so
+// sharing changes no bit of any score: it only saves the d_model x d_vocab multiply-adds per vector.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "reslens/model.h"
+
+namespace reslens::analysis {
+
+class SharedProjections {
+ public:
+  /// Keeps rows up to `budget_bytes` in all (further rows are projected again by every step).
+  SharedProjections(const ModelConfig& config, int64_t budget_bytes);
+
+  /// g0 of FFN neuron k of layer l, or of attention neuron direction n of head h (index h*d_head+n),
+  /// when an earlier explain kept it; nullptr otherwise. [d_vocab]
+  const float* ffn(int64_t l, int64_t k) const { return find(ffn_slot(l, k)); }
+  const float* attn(int64_t l, int64_t hn) const { return find(attn_slot(l, hn)); }
+
+  /// Keeps a copy of a row just projected, if the budget allows.
+  void keep_ffn(int64_t l, int64_t k, const float* g0) { keep(ffn_slot(l, k), g0); }
+  void keep_attn(int64_t l, int64_t hn, const float* g0) { keep(attn_slot(l, hn), g0); }
+
+  int64_t rows_kept() const;
+  int64_t bytes_kept() const;
+
+ private:
+  size_t ffn_slot(int64_t l, int64_t k) const { return static_cast<size_t>(l * per_layer_ + k); }
+  size_t attn_slot(int64_t l, int64_t hn) const { return static_cast<size_t>(l * per_layer_ + d_mlp_ + hn); }
+  const float* find(size_t slot) const;
+  void keep(size_t slot, const float* g0);
+
+  int64_t d_vocab_ = 0, d_mlp_ = 0, per_layer_ = 0, budget_rows_ = 0;
+  mutable std::mutex mu_;
+  int64_t kept_ = 0;
+  std::vector<std::unique_ptr<float[]>> rows_;  // [n_layers * (d_mlp + n_heads * d_head)] of [d_vocab]
+};
+
+}  // namespace reslens::analysis
