@@ -197,3 +197,43 @@ def test_notebook_html_is_small():
     page = ex.to_html()
     if page is not None:
         assert len(page) > 10 * len(h)  # the full report stays out of every output cell
+
+
+def test_gemma2_embedding_scale_softcap_and_fold(tmp_path_factory):
+    """Gemma 2 (random weights from scripts/make_random_models.py): embed() carries sqrt(d_model),
+    unembed() the final softcap, and the folded W_Q/W_gate still give hook_q / hook_pre."""
+    import subprocess
+    import sys
+    from conftest import REPO, shared_dir
+    out = tmp_path_factory.mktemp("gemma2")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_models.py"), "--which", "tiny", "--out", str(out),
+                    "--shared", str(shared_dir()), "--only", "tiny-gemma2.gguf"], check=True, capture_output=True)
+    path = out / "tiny-gemma2.gguf"
+    model = reslens.load(path)
+    assert model.cfg.final_softcap and model.cfg.embedding_scale not in (0.0, 1.0)
+    import tl_reference
+    rm = tl_reference.reslens_ref.load_model(str(path))
+    ids = [1, 5, 9, 200, 17, 3]
+    ref = tl_reference.reslens_ref.forward(rm, ids)
+    logits, cache = model.run_with_cache(ids)
+    np.testing.assert_allclose(model.embed(ids), ref["hook_embed"], atol=1e-6)
+    final = cache["resid_post", -1]
+    np.testing.assert_allclose(model.unembed(model.ln_final(final)), ref["logits"], atol=1e-4)
+    folded = model.folded()
+    _, fc = folded.run_with_cache(ids)
+    np.testing.assert_allclose(folded.unembed(folded.ln_final(final)), ref["logits"], atol=1e-4)
+    np.testing.assert_allclose(np.einsum("pd,hdk->phk", fc["normalized", 1, "ln1"], folded.W_Q[1]),
+                               ref["blocks.1.attn.hook_q"], atol=1e-4)
+    np.testing.assert_allclose(fc["normalized", 0, "ln2"] @ folded.W_gate[0], ref["blocks.0.mlp.hook_pre"], atol=1e-4)
+
+
+def test_logit_attrs_with_one_token_per_row_at_every_position():
+    model = get_model("stories260K.gguf")
+    prompts = ["Once upon a time", "Lily went"]
+    logits, cache = model.run_with_cache(prompts)
+    targets = [7, 11]
+    attrs = cache.logit_attrs(cache.decompose_resid(), tokens=targets)  # [n, batch, pos]
+    for i in range(2):
+        row = cache.rows[i]
+        n = cache.lengths[i]
+        np.testing.assert_allclose(attrs[:, i, :n], row.logit_attrs(row.decompose_resid(), tokens=targets[i]), atol=1e-5)
