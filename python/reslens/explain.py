@@ -216,8 +216,10 @@ class Explanation:
 
     @property
     def logits(self) -> np.ndarray:
-        """[pos, d_vocab] logits of the run explain() read (a view)."""
-        return self._core.run.logits
+        """[pos, d_vocab] logits of the run explain() read (a view; TL's batch index refused, as
+        ``run_with_cache``'s)."""
+        from .unbatched import guard
+        return guard(self._core.run.logits, "d_vocab")
 
     @property
     def cache(self):

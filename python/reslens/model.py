@@ -240,7 +240,12 @@ class Model:
         return a.astype(np.int64).tolist()
 
     def to_str_tokens(self, input: TokensLike, prepend_bos: Optional[bool] = None) -> List[str]:
-        """What each token reads as on its own: ``['<s>', ' Once', ' upon', ' a', ' time']``."""
+        """What each token reads as on its own: ``['<s>', ' Once', ' upon', ' a', ' time']``. A list of
+        strings (or a 2-D id array, -1 padding dropped) gives one list per row, as TL's."""
+        if isinstance(input, (list, tuple)) and input and all(isinstance(x, str) for x in input):
+            return [self.to_str_tokens(x, prepend_bos) for x in input]  # type: ignore[misc]
+        if isinstance(input, np.ndarray) and input.ndim == 2 and input.shape[0] != 1:
+            return [self.to_str_tokens(r[r >= 0]) for r in input]  # type: ignore[misc]
         ids = self.to_tokens(input, prepend_bos) if isinstance(input, str) else self.tokens(input)
         return self._core.token_texts(list(map(int, ids)))
 

@@ -67,6 +67,7 @@ def test_batch_forms_and_single_shapes():
     ids = [model.to_tokens(p).tolist() for p in PROMPTS]
     assert np.array_equal(model(ids), model(PROMPTS), equal_nan=True)
     assert model.to_string(toks) == [model.to_string(model.to_tokens(p)) for p in PROMPTS]
+    assert model.to_str_tokens(PROMPTS) == model.to_str_tokens(toks) == [model.to_str_tokens(p) for p in PROMPTS]
     # the loss of a batch: the mean over every row's real next-token predictions
     nll = []
     for p in PROMPTS:
@@ -97,8 +98,17 @@ def test_unbatched_results_refuse_tl_batch_indexing():
     assert type(logits[-1]) is np.ndarray and type(np.exp(logits)) is np.ndarray
     assert np.exp(logits)[0, -1] == np.exp(np.asarray(logits)[0, -1])  # derived arrays are plain numpy
     assert not logits.flags.writeable and np.shares_memory(logits, cache.run.logits)
-    batched, _ = model.run_with_cache(PROMPTS[0], batch=True)
+    batched, bcache = model.run_with_cache(PROMPTS[0], batch=True)
     assert np.array_equal(batched[0, -1], np.asarray(logits)[-1])  # the TL code, with batch=True
+    # TL's has_batch_dim: False on an unbatched cache is its own layout; True with a batch of one.
+    stack = cache.accumulated_resid(pos_slice=-1)
+    plain = cache.apply_ln_to_stack(stack, pos_slice=-1)
+    assert np.array_equal(cache.apply_ln_to_stack(stack, pos_slice=-1, has_batch_dim=False), plain)
+    assert np.array_equal(cache.apply_ln_to_stack(stack[:, None], pos_slice=-1, has_batch_dim=True)[:, 0], plain)
+    assert np.array_equal(bcache.apply_ln_to_stack(stack, pos_slice=-1, has_batch_dim=False), plain)
+    assert np.array_equal(bcache.apply_ln_to_stack(bcache.accumulated_resid(pos_slice=-1), pos_slice=-1)[:, 0], plain)
+    with pytest.raises(ValueError, match="no batch dimension"):
+        cache.apply_ln_to_stack(stack, pos_slice=-1, batch_slice=0)
 
 
 def test_tl_helpers_on_a_batched_cache():
