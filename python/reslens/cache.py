@@ -6,8 +6,9 @@ implemented in numpy over the cache's arrays and the model's weights.
 Differences from TransformerLens, all following from reslens running one sequence at a time over
 unmodified checkpoints:
 
-- No batch dimension: an entry is ``[pos, d_model]`` where TL has ``[batch, pos, d_model]``; stacks
-  are ``[component, pos, d_model]``.
+- No batch dimension for one prompt: an entry is ``[pos, d_model]`` where TL has
+  ``[batch, pos, d_model]``; stacks are ``[component, pos, d_model]``. A batch of prompts gives a
+  ``BatchedActivationCache`` (reslens/batch.py) with TL's shapes.
 - Entries are read-only zero-copy numpy views over the run's memory (``.copy()`` to modify).
 - reslens does not fold layer norms into the weights (TL's ``fold_ln=True`` default). As in TL,
   ``apply_ln=True`` centres (LayerNorm) and divides by the recorded scale, without the norm's weight

@@ -154,8 +154,9 @@ class _Namespace:
 
 class Model:
     """A loaded transformer (``reslens.load(path)``), named and shaped as TransformerLens's
-    ``HookedTransformer`` where the concept is the same. One sequence at a time: inputs and outputs
-    have no batch dimension (logits are ``[pos, d_vocab]``, cache entries ``[pos, ...]``).
+    ``HookedTransformer`` where the concept is the same. One prompt has no batch dimension (logits
+    are ``[pos, d_vocab]``, cache entries ``[pos, ...]``); a list of prompts or ``batch=True`` gives
+    TL's ``[batch, pos, ...]`` (reslens/batch.py).
 
     >>> model = reslens.load("../shared/models/stories260K/stories260K.gguf")
     >>> model.cfg.n_layers, model.cfg.d_model
