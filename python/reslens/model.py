@@ -306,7 +306,8 @@ class Model:
 
     def run_with_cache(self, input: TokensLike, names_filter: NamesFilter = None, *,
                        prepend_bos: Optional[bool] = None, threads: Optional[int] = None,
-                       intervention=None, batch: Optional[bool] = None, padding_side: str = "right"):
+                       intervention=None, batch: Optional[bool] = None, padding_side: str = "right",
+                       remove_batch_dim: bool = False):
         """Runs the model and records activations: ``logits, cache = model.run_with_cache(text)``.
 
         ``names_filter``: None records every hook; a string or a list of hook names or ``*`` patterns
@@ -319,7 +320,8 @@ class Model:
         with ``batch=True``) gives TL's shapes: logits ``[batch, pos, d_vocab]`` and a
         ``BatchedActivationCache`` (``[batch, pos, ...]``), one run per row, padded with NaN on
         ``padding_side`` (reslens/batch.py). Unbatched logits and entries refuse TL's batch index
-        (``logits[0, -1]`` raises IndexError; reslens/unbatched.py).
+        (``logits[0, -1]`` raises IndexError; reslens/unbatched.py). ``remove_batch_dim=True`` (TL's
+        argument) runs a batch of one row as that one prompt: logits ``[pos, d_vocab]`` and a plain cache.
 
         >>> logits, cache = model.run_with_cache("Once upon a time", names_filter="blocks.*.hook_resid_post")
         >>> list(cache.keys())[:2]
@@ -328,6 +330,10 @@ class Model:
         check_side(padding_side)
         rows = batch_rows(self, input, prepend_bos, batch)
         n_threads = self.threads if threads is None else threads
+        if rows is not None and remove_batch_dim:
+            if len(rows) != 1:
+                raise ValueError(f"remove_batch_dim=True needs a batch of 1, this one has {len(rows)} rows")
+            input, rows = rows[0], None
         if rows is not None:
             return run_batch(self, rows, self._patterns(names_filter), n_threads, intervention, padding_side, True)
         ids = self.tokens(input, prepend_bos)

@@ -57,6 +57,10 @@ def test_batch_forms_and_single_shapes():
     text = PROMPTS[0]
     single = model(text)
     assert single.shape == (len(model.to_tokens(text)), model.cfg.d_vocab)  # today's shape
+    rl, rc = model.run_with_cache([text], remove_batch_dim=True)  # TL's argument: a batch of one, unbatched
+    assert np.array_equal(rl, single) and not rc.has_batch_dim
+    with pytest.raises(ValueError, match="batch of 1"):
+        model.run_with_cache(PROMPTS, remove_batch_dim=True)
     one = model(text, batch=True)
     assert one.shape == (1,) + single.shape and np.array_equal(one[0], single)
     toks = model.to_tokens(PROMPTS)  # [batch, pos], -1 padding
