@@ -133,6 +133,9 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
                        activation=activation, seed=seed, random=random, prepend_bos=prepend_bos, threads=threads)
                 for t, tg in zip(items, per_row(target, len(items), "target"))]
     c = model.cfg
+    if position is None or isinstance(position, bool) or not hasattr(position, "__index__"):
+        raise TypeError(f"position is the explained token position (an int; -1 the last), not {position!r}; "
+                        "components are zeroed at every position unless activation=True")
     ids = model.tokens(text, prepend_bos)
     n = len(ids)
     if not -n <= position < n:

@@ -577,6 +577,9 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
     for name, v in (("top", top), ("query_top", query_top)):
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
+    if position is None or isinstance(position, bool) or not hasattr(position, "__index__"):
+        raise TypeError(f"position is one token position (an int; -1 the last, -2 the one before), not {position!r}: "
+                        "an explanation is of one prediction (for several, call explain per position)")
     ids = model.tokens(text, prepend_bos)
     if generate is not None:
         # The model's own answer (`reslens explain --generate N`): the library generates and explains it.

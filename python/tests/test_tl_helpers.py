@@ -147,6 +147,11 @@ def test_python_positions_in_interventions():
         model(ids, intervention=reslens.Intervention(ffn=[(layer, k)], position=n))
     ex = reslens.explain(model, ids, position=-2, top=3)
     assert ex.position == n - 2
+    assert reslens.ablate(model, ids, ffn=[(layer, k)], position=-2, activation=True, random=False).position == n - 2
+    with pytest.raises(TypeError, match="one token position"):
+        reslens.explain(model, ids, position=None)
+    with pytest.raises(TypeError, match="every position"):
+        reslens.ablate(model, ids, ffn=[(layer, k)], position=None)
 
 
 def test_foil_aware_rankings_and_text():
