@@ -31,7 +31,11 @@ class UnbatchedArray(np.ndarray):
 
     def __array_wrap__(self, out: np.ndarray, *args: Any, **kwargs: Any):
         # ufuncs and reductions give plain arrays: their axes are no longer the ones checked.
-        return out.view(np.ndarray) if isinstance(out, np.ndarray) else out
+        # A full reduction of these (>= 2-D) arrays is a scalar, as numpy gives for plain arrays.
+        if isinstance(out, np.ndarray):
+            out = out.view(np.ndarray)
+            return out[()] if out.ndim == 0 else out
+        return out
 
     def __getitem__(self, key: Any):
         guard = self._guard

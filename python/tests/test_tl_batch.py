@@ -100,6 +100,7 @@ def test_unbatched_results_refuse_tl_batch_indexing():
     assert np.array_equal(logits[-1], np.asarray(logits)[-1])  # positions still index as always
     assert logits[2, 5] == np.asarray(logits)[2, 5]
     assert type(logits[-1]) is np.ndarray and type(np.exp(logits)) is np.ndarray
+    assert type(logits.sum()) is type(np.asarray(logits).sum()) and f"{logits.max():.2f}"  # scalars stay scalars
     assert np.exp(logits)[0, -1] == np.exp(np.asarray(logits)[0, -1])  # derived arrays are plain numpy
     assert not logits.flags.writeable and np.shares_memory(logits, cache.run.logits)
     batched, bcache = model.run_with_cache(PROMPTS[0], batch=True)
