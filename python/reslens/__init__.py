@@ -15,7 +15,7 @@ differences). Arrays are read-only numpy views over reslens's own memory; heavy 
 """
 
 from . import _core
-from ._core import Error, FormatError, Intervention, IoError, NotFoundError, UnsupportedError
+from ._core import Error, FormatError, IoError, NotFoundError, UnsupportedError
 from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
 from .experiment import ExperimentResult, experiment
@@ -25,6 +25,11 @@ from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, L
 from .model import Config, LayerParams, Model, load
 from .target import SummedAttnNeuronScore, SummedFfnNeuronScore, SummedHeadScore, TargetExplanation
 from .utils import get_act_name
+from .batch import BatchedActivationCache
+from .fold import FoldedModel
+from .intervention import Intervention
+from .norm import Norm
+from .weights import FactoredMatrix
 
 __version__ = _core.__version__
 
@@ -34,5 +39,6 @@ __all__ = [
     "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
     "precompute_projections", "projection_cache_info",
+    "BatchedActivationCache", "FoldedModel", "Norm", "FactoredMatrix",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
 ]

@@ -122,8 +122,20 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     True
     >>> reslens.ablate(model, "Once upon a time", ffn="4:10,4:11", heads="3:1").level  # the CLI's spelling
     'parameter'
+
+    A batch of prompts (a list, or a 2-D id array padded with -1) gives a list of results, one per
+    prompt, each what that prompt alone gives; ``target`` is one value or one per row.
     """
+    from .batch import batch_items, per_row
+    items = batch_items(model, text, prepend_bos)
+    if items is not None:
+        return [ablate(model, t, ffn, heads, attn, experts=experts, target=tg, position=position,  # type: ignore[misc]
+                       activation=activation, seed=seed, random=random, prepend_bos=prepend_bos, threads=threads)
+                for t, tg in zip(items, per_row(target, len(items), "target"))]
     c = model.cfg
+    if position is None or isinstance(position, bool) or not hasattr(position, "__index__"):
+        raise TypeError(f"position is the explained token position (an int; -1 the last), not {position!r}; "
+                        "components are zeroed at every position unless activation=True")
     ids = model.tokens(text, prepend_bos)
     n = len(ids)
     if not -n <= position < n:

@@ -6,8 +6,9 @@ implemented in numpy over the cache's arrays and the model's weights.
 Differences from TransformerLens, all following from reslens running one sequence at a time over
 unmodified checkpoints:
 
-- No batch dimension: an entry is ``[pos, d_model]`` where TL has ``[batch, pos, d_model]``; stacks
-  are ``[component, pos, d_model]``.
+- No batch dimension for one prompt: an entry is ``[pos, d_model]`` where TL has
+  ``[batch, pos, d_model]``; stacks are ``[component, pos, d_model]``. A batch of prompts gives a
+  ``BatchedActivationCache`` (reslens/batch.py) with TL's shapes.
 - Entries are read-only zero-copy numpy views over the run's memory (``.copy()`` to modify).
 - reslens does not fold layer norms into the weights (TL's ``fold_ln=True`` default). As in TL,
   ``apply_ln=True`` centres (LayerNorm) and divides by the recorded scale, without the norm's weight
@@ -23,11 +24,20 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
+from .unbatched import guard_hook
 from .utils import PosSlice, apply_pos_slice, get_act_name
 
 if TYPE_CHECKING:
     from . import _core
     from .model import Model
+
+
+class LayerOutOfRange(KeyError, IndexError):
+    """``cache[short_name, layer]`` with a layer the model does not have (a KeyError, as any missing
+    cache key, and an IndexError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ActivationCache(Mapping):
@@ -56,20 +66,28 @@ class ActivationCache(Mapping):
         if isinstance(key, tuple) and key and isinstance(key[0], str):
             name, rest = key[0], list(key[1:])
             if rest and rest[0] is not None:
-                layer = int(rest[0])
-                if layer < 0:
-                    layer += self.model.cfg.n_layers
-                rest[0] = layer
+                layer, n = int(rest[0]), self.model.cfg.n_layers
+                if not -n <= layer < n:
+                    raise LayerOutOfRange(f"layer {layer} is out of range for {name!r}: the model has {n} layers "
+                                          f"(0..{n - 1}, or -{n}..-1 from the end)")
+                rest[0] = layer % n
             return get_act_name(name, *rest)
         raise KeyError(f"cache keys are hook names or (short name, layer[, layer type]) tuples, not {key!r}")
 
     def __getitem__(self, key) -> np.ndarray:
         name = self._key(key)
         if not self._run.contains(name):
+            if name.endswith("attn.hook_result"):
+                raise KeyError(f"'{name}': reslens records no hook_result (each head's output); "
+                               "cache.stack_head_results() computes it from attn.hook_z and W_O")
             hint = "" if name in self.model.hook_names() else " (this model has no such hook)"
             raise KeyError(f"'{name}' was not recorded{hint}; pass names_filter=None or a pattern that names it "
                            "to run_with_cache")
-        return self._run.get(name)
+        value = self._run.get(name)
+        if name.endswith("hook_normalized") and self.model.fold_ln_applied:
+            from .fold import folded_normalized
+            value = folded_normalized(self.model, name, value)
+        return guard_hook(name, value)
 
     def __contains__(self, key) -> bool:
         try:
@@ -111,12 +129,20 @@ class ActivationCache(Mapping):
         return n if layer is None or layer == -1 else int(layer)
 
     def apply_ln_to_stack(self, residual_stack: np.ndarray, layer: Optional[int] = None, mlp_input: bool = False,
-                          pos_slice: PosSlice = None) -> np.ndarray:
+                          pos_slice: PosSlice = None, batch_slice: PosSlice = None,
+                          has_batch_dim: Optional[bool] = None) -> np.ndarray:
         """Divides a stack of residual components ``[..., pos, d_model]`` by the norm scale that the
         layer's input (``layer`` None or -1 or n_layers: the final norm; else ``ln1``, or ``ln2`` with
         ``mlp_input``) had in this run, after centring each component for LayerNorm models. As TL's
-        ``apply_ln_to_stack``: the norm's weight and bias are not applied. Needs the scale hook."""
+        ``apply_ln_to_stack``: the norm's weight and bias are not applied. Needs the scale hook.
+
+        ``has_batch_dim`` (TL's argument) says whether ``residual_stack`` has a batch axis before the
+        position axis; None means this cache's own (False here, True for a batch). A batch axis of
+        size 1 on an unbatched cache is accepted (the scale broadcasts); a stack without one on a
+        batched cache is refused unless the batch has one row. ``batch_slice`` selects rows of a
+        batched cache's scale, as TL's."""
         x = np.asarray(residual_stack, dtype=np.float32)
+        stack_batched = self.has_batch_dim if has_batch_dim is None else bool(has_batch_dim)
         if self.model.cfg.normalization_type == "LN":
             x = x - x.mean(axis=-1, keepdims=True)
         layer = self._final(layer)
@@ -124,7 +150,17 @@ class ActivationCache(Mapping):
             scale = self["ln_final.hook_scale"]
         else:
             scale = self[f"blocks.{layer}.ln{2 if mlp_input else 1}.hook_scale"]
-        scale = apply_pos_slice(scale, pos_slice)  # [pos, 1] or [1]
+        scale = apply_pos_slice(scale, pos_slice)  # [(batch,) pos, 1] or [(batch,) 1]
+        if self.has_batch_dim:
+            if batch_slice is not None:
+                scale = scale[batch_slice if isinstance(batch_slice, (int, np.integer, slice)) else np.asarray(batch_slice)]
+            if not stack_batched:
+                if scale.shape[0] != 1:
+                    raise ValueError(f"has_batch_dim=False, but this cache is a batch of {scale.shape[0]} rows: "
+                                     "pass the stack with its batch axis, or use cache.rows[i]")
+                scale = scale[0]
+        elif batch_slice is not None:
+            raise ValueError("batch_slice: this cache has no batch dimension (run a list of prompts for one)")
         return x / scale
 
     def accumulated_resid(self, layer: Optional[int] = None, incl_mid: bool = False, apply_ln: bool = False,
@@ -202,9 +238,14 @@ class ActivationCache(Mapping):
         layer = self._final(layer)
         parts, labels = [], []
         for l in range(layer):
-            z = self["z", l]  # [pos, n_heads, d_head]
-            z = apply_pos_slice(z, pos_slice, axis=0)
+            z = self["z", l]  # [pos, n_heads, d_head] ([batch, pos, ...] in a batched cache)
             W_O = self.model.W_O[l]  # [n_heads, d_head, d_model]
+            if self.has_batch_dim:  # -> [n_heads, batch, (pos,) d_model]
+                z = apply_pos_slice(z, pos_slice, axis=1)
+                parts.append(np.einsum("...hd,hdm->h...m", z, W_O))
+                labels.extend(f"L{l}H{h}" for h in range(c.n_heads))
+                continue
+            z = apply_pos_slice(z, pos_slice, axis=0)
             if z.ndim == 2:  # one position: [n_heads, d_head]
                 parts.append(np.einsum("hd,hdm->hm", z, W_O))
             else:
@@ -237,7 +278,8 @@ class ActivationCache(Mapping):
         for l in range(layer):
             post = apply_pos_slice(self["post", l], pos_slice)[..., idx]  # [pos, n] or [n]
             W_out = self.model.W_out[l][idx]  # [n, d_model]
-            parts.append(np.moveaxis(post, -1, 0)[..., None] * (W_out if post.ndim == 1 else W_out[:, None, :]))
+            W_out = W_out.reshape((len(idx),) + (1,) * (post.ndim - 1) + (W_out.shape[-1],))  # [n, (1,)* d_model]
+            parts.append(np.moveaxis(post, -1, 0)[..., None] * W_out)
             labels.extend(f"L{l}N{k}" for k in idx)
         stack = np.concatenate(parts, axis=0)
         if apply_ln:
@@ -246,12 +288,14 @@ class ActivationCache(Mapping):
 
     def logit_attrs(self, residual_stack: np.ndarray, tokens: Union[int, str, Sequence[int], np.ndarray],
                     incorrect_tokens: Union[None, int, str, Sequence[int], np.ndarray] = None,
-                    pos_slice: PosSlice = None) -> np.ndarray:
+                    pos_slice: PosSlice = None, batch_slice: PosSlice = None,
+                    has_batch_dim: Optional[bool] = None) -> np.ndarray:
         """How much each component of ``residual_stack`` (``[n, pos, d_model]`` or ``[n, d_model]``)
         adds to the logit of ``tokens`` (minus ``incorrect_tokens``'s) through the final norm, with
         the norm's scale frozen at this run's (TL's ``logit_attrs``). reslens's W_U is not folded
         with ``ln_final.w``, so the directions here are ``ln_final.w * W_U[:, token]``: summed over
         ``decompose_resid()`` the attributions give the real logit minus ``ln_final.b @ W_U[:, token]``.
+        On a batched cache ``tokens`` may hold one token per row (``[batch]``), as TL's.
 
         >>> stack, labels = cache.decompose_resid(return_labels=True, pos_slice=-1)
         >>> attrs = cache.logit_attrs(stack, tokens=int(logits[-1].argmax()), pos_slice=-1)  # [n]
@@ -263,7 +307,10 @@ class ActivationCache(Mapping):
         dirs = directions(tokens)
         if incorrect_tokens is not None:
             dirs = dirs - directions(incorrect_tokens)
-        scaled = self.apply_ln_to_stack(residual_stack, None, pos_slice=pos_slice)
+        scaled = self.apply_ln_to_stack(residual_stack, None, pos_slice=pos_slice, batch_slice=batch_slice,
+                                        has_batch_dim=has_batch_dim)
+        if dirs.ndim == 2 and scaled.ndim >= 4:  # one token per row, stack [n, batch, pos, d_model]
+            dirs = dirs[:, None, :]
         return (scaled * dirs).sum(axis=-1)
 
 

@@ -216,8 +216,10 @@ class Explanation:
 
     @property
     def logits(self) -> np.ndarray:
-        """[pos, d_vocab] logits of the run explain() read (a view)."""
-        return self._core.run.logits
+        """[pos, d_vocab] logits of the run explain() read (a view; TL's batch index refused, as
+        ``run_with_cache``'s)."""
+        from .unbatched import guard
+        return guard(self._core.run.logits, "d_vocab")
 
     @property
     def cache(self):
@@ -301,11 +303,23 @@ class Explanation:
         return [LayerScore(l, float(a), float(f)) for l, (a, f) in enumerate(zip(self.attn_layer, self.ffn_layer))]
 
     @property
+    def ranking(self) -> str:
+        """What the ranked records and tables order by: ``"contrast"`` (log p(target) - log p(foil))
+        when a foil was given, else ``"target"`` (log p(target))."""
+        return "contrast" if self.has_contrast else "target"
+
+    def _ranked(self, name: str) -> np.ndarray:
+        """The score array the rankings use: the contrast one with a foil."""
+        return getattr(self, ("contrast_" if self.has_contrast else "") + name)
+
+    @property
     def top_heads(self) -> List[HeadScore]:
+        """The ``top`` heads, best first; by the contrast score (``score`` is then the contrast) when
+        a foil was given."""
         H = self.model.cfg.n_heads
 
         def make():
-            v = self.head.ravel()
+            v = self._ranked("head").ravel()
             return [HeadScore(int(i // H), int(i % H), _core.label_head(int(i // H), int(i % H)), float(v[i]))
                     for i in top_indices(v, self.top)]
         return self._memoize("heads", make)
@@ -315,7 +329,7 @@ class Explanation:
         N = self.model.cfg.d_mlp
 
         def make():
-            v, c = self.ffn_neuron.ravel(), self.ffn_coef.ravel()
+            v, c = self._ranked("ffn_neuron").ravel(), self.ffn_coef.ravel()
             return [FfnNeuronScore(int(i // N), int(i % N), _core.label_ffn_neuron(int(i // N), int(i % N)),
                                    float(v[i]), float(c[i])) for i in top_indices(v, self.top)]
         return self._memoize("ffn", make)
@@ -324,7 +338,7 @@ class Explanation:
     def top_attn_neurons(self) -> List[AttnNeuronScore]:
         def make():
             shape = self.attn_neuron.shape
-            v, c = self.attn_neuron.ravel(), self.attn_coef.ravel()
+            v, c = self._ranked("attn_neuron").ravel(), self.attn_coef.ravel()
             out = []
             for i in top_indices(v, self.top):
                 l, h, n, p = (int(x) for x in np.unravel_index(i, shape))
@@ -405,6 +419,9 @@ class Explanation:
         - ``"heads"``, ``"ffn_neurons"``, ``"attn_neurons"``, ``"query_ffn_neurons"``: every entry
           (or the ``top`` best), best first
         - ``"lens"``: one row per residual point
+
+        With a foil, heads and neurons are ranked by the contrast (``score`` is log p(target) -
+        log p(foil)'s share) and ``target_score`` holds the target-only score beside it.
         """
         try:
             import pandas as pd
@@ -425,8 +442,8 @@ class Explanation:
             rows += [dict(kind="ffn_neuron", **vars(r)) for r in self.top_ffn_neurons]
             rows += [dict(kind="attn_neuron", **vars(r)) for r in self.top_attn_neurons]
             return pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-        arrays = {"heads": self.head, "ffn_neurons": self.ffn_neuron, "attn_neurons": self.attn_neuron,
-                  "query_ffn_neurons": self.query_ffn_neuron}
+        arrays = {"heads": self._ranked("head"), "ffn_neurons": self._ranked("ffn_neuron"),
+                  "attn_neurons": self._ranked("attn_neuron"), "query_ffn_neurons": self.query_ffn_neuron}
         if kind not in arrays:
             raise ValueError("kind must be one of components, layers, lens, heads, ffn_neurons, attn_neurons, "
                              f"query_ffn_neurons; not {kind!r}")
@@ -436,6 +453,9 @@ class Explanation:
                 "attn_neurons": ("layer", "head", "dim", "pos"), "query_ffn_neurons": ("layer", "neuron")}[kind]
         d = dict(zip(cols, np.unravel_index(idx, a.shape)))
         d["score"] = a.ravel()[idx]
+        if self.has_contrast and kind != "query_ffn_neurons":  # ranked by the contrast: both scores shown
+            d["target_score"] = {"heads": self.head, "ffn_neurons": self.ffn_neuron,
+                                 "attn_neurons": self.attn_neuron}[kind].ravel()[idx]
         if kind == "ffn_neurons":
             d["coef"] = self.ffn_coef.ravel()[idx]
         if kind == "attn_neurons":
@@ -451,13 +471,31 @@ class Explanation:
             return None
 
     def _repr_html_(self) -> str:
-        """The report in a notebook: the library's HTML report in an iframe when it has one
-        (``to_html``), else simple HTML tables of the main scores."""
-        page = self.to_html()
-        if page is not None:
-            return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:720px;border:0">'
-                    "</iframe>")
+        """The explanation in a notebook: small self-contained HTML tables of the main scores (a few
+        KB, no script). The interactive report (``to_html()``, about 800 KB with its script) is not
+        embedded in every output cell: ``ex.show()`` displays it once, or ``ex.save_html(path)``."""
         return self._html_tables()
+
+    def save_html(self, path: Union[str, os.PathLike], top: Optional[int] = None) -> str:
+        """Writes the interactive HTML report (``to_html()``, the page of ``reslens explain --html``)
+        to ``path`` and returns the path; UnsupportedError in a build without the web page."""
+        page = self.to_html(top)
+        if page is None:
+            raise _core.UnsupportedError("this build of reslens has no HTML report page (built without the web "
+                                         "bundle): the notebook tables (_repr_html_) are what it can show")
+        with open(os.fspath(path), "w", encoding="utf-8") as f:
+            f.write(page)
+        return os.fspath(path)
+
+    def show(self, height: int = 720):
+        """The interactive report in a notebook: an IPython HTML object with the page in an iframe
+        (``to_html()``; the tables when the build has no page). Embeds the page once, where called."""
+        from IPython.display import HTML
+        page = self.to_html()
+        if page is None:
+            return HTML(self._html_tables())
+        return HTML(f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{int(height)}px;'
+                    'border:0"></iframe>')
 
     def _html_tables(self) -> str:
         e = html.escape
@@ -467,7 +505,8 @@ class Explanation:
             f"{e(t)}</span>" for i, t in enumerate(self.str_tokens))
         head = (f"<p><b>reslens explain</b> &mdash; position {self.position} &rarr; target "
                 f"<code>{e(repr(self.target.text))}</code> (id {self.target.id}): p = {100 * self.prob:.2f}%, "
-                f"rank {self.rank}" + (f"; foil <code>{e(repr(self.foil.text))}</code>" if self.foil else "") +
+                f"rank {self.rank}" + (f"; foil <code>{e(repr(self.foil.text))}</code>: heads and neurons ranked by "
+                                       "log p(target) - log p(foil)" if self.foil else "") +
                 f"</p><p>{toks}</p>")
 
         def table(title: str, cols: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -538,6 +577,9 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
     for name, v in (("top", top), ("query_top", query_top)):
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
+    if position is None or isinstance(position, bool) or not hasattr(position, "__index__"):
+        raise TypeError(f"position is one token position (an int; -1 the last, -2 the one before), not {position!r}: "
+                        "an explanation is of one prediction (for several, call explain per position)")
     ids = model.tokens(text, prepend_bos)
     if generate is not None:
         # The model's own answer (`reslens explain --generate N`): the library generates and explains it.
@@ -598,7 +640,21 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
 
     ``ex.to_json()`` is then the document ``reslens explain MODEL "Once upon a time" --json --top 10``
     prints (without its final newline).
+
+    A batch (a list of prompts, of id lists, or a 2-D id array padded with -1) gives a list with
+    one result per prompt, each exactly what that prompt alone gives; ``target``/``foil`` are then one
+    value for every row or a list with one per row (reslens/batch.py ``per_row``).
     """
+    from .batch import batch_items, per_row
+    items = batch_items(model, text, prepend_bos)
+    if items is not None:
+        n = len(items)
+        return [explain(model, t, tg, fl, position, top, prepend_bos=prepend_bos, include_final_bias=include_final_bias,
+                        compat=compat, baselines=baselines, query_top=query_top, set_size=set_size,
+                        lens_top_k=lens_top_k, method=method, threads=threads, continuation=c, generate=generate,
+                        temperature=temperature, seed=seed)  # type: ignore[misc]
+                for t, tg, fl, c in zip(items, per_row(target, n, "target"), per_row(foil, n, "foil"),
+                                        per_row(continuation, n, "continuation"))]
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
                                 temperature, seed)

@@ -15,8 +15,14 @@ from typing import Callable, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from .batch import batch_rows, check_side, pad_tokens, run_batch
 from .cache import ActivationCache
+from .embedding import embed as _embed, pos_embed as _pos_embed, unembed as _unembed
+from .intervention import resolve as _resolve_intervention
+from .norm import Norm
+from .unbatched import guard
 from .utils import readonly, reshape_view
+from .weights import FactoredMatrix, StackedMixin, state_dict as _state_dict
 
 TokensLike = Union[str, Sequence[int], np.ndarray]
 NamesFilter = Union[None, str, Sequence[str], Callable[[str], bool]]
@@ -88,12 +94,14 @@ class Config:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-class LayerParams(Sequence[np.ndarray]):
+class LayerParams(StackedMixin, Sequence[np.ndarray]):
     """One parameter of every layer: ``model.W_Q[l]`` is layer l's array (a view where possible).
 
     TransformerLens stacks layers into one tensor; reslens's layers sit wherever the file put them, so
     stacking copies. ``np.asarray(model.W_Q)`` (or ``.stack()``) gives the stacked
-    ``[n_layers, ...]`` array as a copy.
+    ``[n_layers, ...]`` array as a copy. Indexing with a tuple or a slice (``W_O[1, 2]``,
+    ``W_Q[:, 0]``, ``W_Q[1:3]``), operators (``W_Q * 2``) and numpy functions act on that stacked
+    array as on TL's tensor (reslens/weights.py).
     """
 
     def __init__(self, get: Callable[[int], Optional[np.ndarray]], n_layers: int, name: str):
@@ -106,8 +114,8 @@ class LayerParams(Sequence[np.ndarray]):
         return self._n
 
     def __getitem__(self, layer):  # type: ignore[override]
-        if isinstance(layer, slice):
-            return [self[i] for i in range(*layer.indices(self._n))]
+        if isinstance(layer, (slice, tuple, list, np.ndarray)) or layer is Ellipsis:
+            return self.stacked()[layer]
         layer = int(layer)
         if layer < -self._n or layer >= self._n:
             raise IndexError(f"layer {layer} is out of range (the model has {self._n} layers)")
@@ -146,8 +154,9 @@ class _Namespace:
 
 class Model:
     """A loaded transformer (``reslens.load(path)``), named and shaped as TransformerLens's
-    ``HookedTransformer`` where the concept is the same. One sequence at a time: inputs and outputs
-    have no batch dimension (logits are ``[pos, d_vocab]``, cache entries ``[pos, ...]``).
+    ``HookedTransformer`` where the concept is the same. One prompt has no batch dimension (logits
+    are ``[pos, d_vocab]``, cache entries ``[pos, ...]``); a list of prompts or ``batch=True`` gives
+    TL's ``[batch, pos, ...]`` (reslens/batch.py).
 
     >>> model = reslens.load("../shared/models/stories260K/stories260K.gguf")
     >>> model.cfg.n_layers, model.cfg.d_model
@@ -187,15 +196,21 @@ class Model:
     def _bos(self, prepend_bos: Optional[bool]) -> bool:
         return self.cfg.default_prepend_bos if prepend_bos is None else bool(prepend_bos)
 
-    def to_tokens(self, input: str, prepend_bos: Optional[bool] = None) -> np.ndarray:
+    def to_tokens(self, input: Union[str, Sequence[str]], prepend_bos: Optional[bool] = None,
+                  padding_side: str = "right") -> np.ndarray:
         """Token ids of a string as a 1-D int64 array (TL returns ``[1, pos]``; reslens has no batch).
-        ``prepend_bos`` None uses the model's own setting.
+        ``prepend_bos`` None uses the model's own setting. A list of strings gives ``[batch, pos]``
+        padded with -1 on ``padding_side`` (reslens/batch.py).
 
         >>> model.to_tokens("Once upon a time")
         array([  1, 403, 407, 261, 378])
         """
+        if isinstance(input, (list, tuple)) and input and all(isinstance(x, str) for x in input):
+            # TL pads a list of strings into [batch, pos]; reslens pads with -1 (no token), which
+            # run_with_cache and forward read as padding, so padding is never run as a token.
+            return pad_tokens([self.tokens(x, prepend_bos) for x in input], padding_side)
         if not isinstance(input, str):
-            raise TypeError(f"to_tokens takes one string (reslens runs one sequence at a time), not {type(input).__name__}")
+            raise TypeError(f"to_tokens takes a string or a list of strings, not {type(input).__name__}")
         bos = self._bos(prepend_bos)
         if bos and self._core.bos_id < 0:
             raise ValueError("prepend_bos=True: this model's tokenizer has no BOS token")
@@ -210,11 +225,15 @@ class Model:
                 raise ValueError("the prompt is empty and no BOS token is added: nothing to run "
                                  "(pass text, or prepend_bos=True)")
             return ids
+        if isinstance(input, (list, tuple)) and any(isinstance(x, str) for x in input):
+            raise TypeError("token ids must be ints, but this list holds strings: pass one text as a string, "
+                            "or a list of texts to run_with_cache/forward/explain/ablate as a batch")
         a = np.asarray(input)
         if a.ndim == 2 and a.shape[0] == 1:
             a = a[0]
         if a.ndim != 1:
-            raise ValueError(f"token ids must be one sequence (1-D), got shape {a.shape}: reslens has no batch dimension")
+            raise ValueError(f"token ids must be one sequence (1-D), got shape {a.shape}: a batch is run by "
+                             "run_with_cache/forward (a list of prompts or a 2-D array), one row per run")
         if a.size and not np.issubdtype(a.dtype, np.integer):
             raise TypeError(f"token ids must be integers, got {a.dtype}")
         if a.size == 0:
@@ -222,13 +241,23 @@ class Model:
         return a.astype(np.int64).tolist()
 
     def to_str_tokens(self, input: TokensLike, prepend_bos: Optional[bool] = None) -> List[str]:
-        """What each token reads as on its own: ``['<s>', ' Once', ' upon', ' a', ' time']``."""
+        """What each token reads as on its own: ``['<s>', ' Once', ' upon', ' a', ' time']``. A list of
+        strings (or a 2-D id array, -1 padding dropped) gives one list per row, as TL's."""
+        if isinstance(input, (list, tuple)) and input and all(isinstance(x, str) for x in input):
+            return [self.to_str_tokens(x, prepend_bos) for x in input]  # type: ignore[misc]
+        if isinstance(input, np.ndarray) and input.ndim == 2 and input.shape[0] != 1:
+            return [self.to_str_tokens(r[r >= 0]) for r in input]  # type: ignore[misc]
         ids = self.to_tokens(input, prepend_bos) if isinstance(input, str) else self.tokens(input)
         return self._core.token_texts(list(map(int, ids)))
 
     def to_string(self, tokens: Union[int, Sequence[int], np.ndarray]) -> str:
         """The text token ids stand for (control tokens such as BOS render as nothing)."""
-        ids = [int(tokens)] if np.ndim(tokens) == 0 else np.asarray(tokens).reshape(-1).tolist()
+        a = np.asarray(tokens)
+        if a.size and not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(f"to_string takes token ids (ints), not {a.dtype} values")
+        if a.ndim == 2:  # TL: a batch of sequences -> one string per row (-1 padding dropped)
+            return [self.to_string(r[r >= 0]) for r in a]  # type: ignore[return-value]
+        ids = [int(tokens)] if np.ndim(tokens) == 0 else a.reshape(-1).tolist()
         return self._core.decode(ids).decode("utf-8", errors="replace")
 
     def format_chat(self, user: str, system: Optional[str] = None, template: Optional[str] = None) -> str:
@@ -264,18 +293,21 @@ class Model:
     def _patterns(self, names_filter: NamesFilter) -> Optional[List[str]]:
         if names_filter is None:
             return None
-        if isinstance(names_filter, str):
-            return [names_filter]
         if callable(names_filter):
             return [n for n in self.hook_names() if names_filter(n)]
-        patterns = list(names_filter)
+        patterns = [names_filter] if isinstance(names_filter, str) else list(names_filter)
         if not all(isinstance(p, str) for p in patterns):
             raise TypeError("names_filter must be None, a hook name or pattern, a list of them, or a callable")
+        for p in patterns:
+            if "hook_result" in p:
+                raise ValueError(f"{p!r}: reslens records no attn.hook_result (each head's output); "
+                                 "cache.stack_head_results() computes it from attn.hook_z and W_O")
         return patterns
 
     def run_with_cache(self, input: TokensLike, names_filter: NamesFilter = None, *,
                        prepend_bos: Optional[bool] = None, threads: Optional[int] = None,
-                       intervention: Optional[_core.Intervention] = None):
+                       intervention=None, batch: Optional[bool] = None, padding_side: str = "right",
+                       remove_batch_dim: bool = False):
         """Runs the model and records activations: ``logits, cache = model.run_with_cache(text)``.
 
         ``names_filter``: None records every hook; a string or a list of hook names or ``*`` patterns
@@ -284,31 +316,61 @@ class Model:
         Returns logits ``[pos, d_vocab]`` and an :class:`ActivationCache` whose arrays are read-only
         zero-copy views over the run's memory. The GIL is released during the run.
 
+        A batch (a list of prompts, a list of id lists, a 2-D id array padded with -1, or any input
+        with ``batch=True``) gives TL's shapes: logits ``[batch, pos, d_vocab]`` and a
+        ``BatchedActivationCache`` (``[batch, pos, ...]``), one run per row, padded with NaN on
+        ``padding_side`` (reslens/batch.py). Unbatched logits and entries refuse TL's batch index
+        (``logits[0, -1]`` raises IndexError; reslens/unbatched.py). ``remove_batch_dim=True`` (TL's
+        argument) runs a batch of one row as that one prompt: logits ``[pos, d_vocab]`` and a plain cache.
+
         >>> logits, cache = model.run_with_cache("Once upon a time", names_filter="blocks.*.hook_resid_post")
         >>> list(cache.keys())[:2]
         ['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']
         """
+        check_side(padding_side)
+        rows = batch_rows(self, input, prepend_bos, batch)
+        n_threads = self.threads if threads is None else threads
+        if rows is not None and remove_batch_dim:
+            if len(rows) != 1:
+                raise ValueError(f"remove_batch_dim=True needs a batch of 1, this one has {len(rows)} rows")
+            input, rows = rows[0], None
+        if rows is not None:
+            return run_batch(self, rows, self._patterns(names_filter), n_threads, intervention, padding_side, True)
         ids = self.tokens(input, prepend_bos)
-        run = _core.run(self._core, ids, self._patterns(names_filter), True,
-                        self.threads if threads is None else threads, intervention)
-        return run.logits, ActivationCache(run, self)
+        run = _core.run(self._core, ids, self._patterns(names_filter), True, n_threads,
+                        _resolve_intervention(intervention, len(ids)))
+        return guard(run.logits, "d_vocab"), ActivationCache(run, self)
 
     def forward(self, input: TokensLike, return_type: str = "logits", *, prepend_bos: Optional[bool] = None,
-                threads: Optional[int] = None, intervention: Optional[_core.Intervention] = None):
+                threads: Optional[int] = None, intervention=None, batch: Optional[bool] = None,
+                padding_side: str = "right"):
         """Logits ``[pos, d_vocab]`` (``return_type="logits"``), the mean next-token cross-entropy
-        (``"loss"``), or both (``"both"``), recording nothing."""
+        (``"loss"``), or both (``"both"``), recording nothing. A batch (as ``run_with_cache``) gives
+        ``[batch, pos, d_vocab]`` and the loss averaged over every row's real next-token predictions."""
+        check_side(padding_side)
+        if return_type not in ("logits", "loss", "both"):
+            raise ValueError(f"return_type must be 'logits', 'loss' or 'both', not {return_type!r}")
+        rows = batch_rows(self, input, prepend_bos, batch)
+        n_threads = self.threads if threads is None else threads
+        if rows is not None:
+            logits, cache = run_batch(self, rows, [], n_threads, intervention, padding_side, False)
+            if return_type == "logits":
+                return logits
+            if min(len(r) for r in rows) < 2:
+                raise ValueError("the loss needs at least 2 tokens in every row")
+            nll = [-_log_probs(r.run.logits[:-1])[np.arange(len(ids) - 1), ids[1:]] for r, ids in zip(cache.rows, rows)]
+            loss = float(np.concatenate(nll).mean())
+            return loss if return_type == "loss" else (logits, loss)
         ids = self.tokens(input, prepend_bos)
-        run = _core.run(self._core, ids, [], True, self.threads if threads is None else threads, intervention)
-        logits = run.logits
+        run = _core.run(self._core, ids, [], True, n_threads, _resolve_intervention(intervention, len(ids)))
+        logits = guard(run.logits, "d_vocab")
         if return_type == "logits":
             return logits
         if return_type not in ("loss", "both"):
             raise ValueError(f"return_type must be 'logits', 'loss' or 'both', not {return_type!r}")
         if len(ids) < 2:
             raise ValueError("the loss needs at least 2 tokens")
-        lp = logits[:-1].astype(np.float64)
-        lp = lp - lp.max(-1, keepdims=True)
-        lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+        lp = _log_probs(logits[:-1])
         loss = float(-lp[np.arange(len(ids) - 1), ids[1:]].mean())
         return loss if return_type == "loss" else (logits, loss)
 
@@ -389,11 +451,18 @@ class Model:
         return self._zeros(self.cfg.d_vocab) if b is None else b
 
     @property
-    def ln_final(self) -> _Namespace:
-        """``ln_final.w`` and ``ln_final.b`` ([d_model]; ``b`` is zeros (a copy) for RMSNorm models).
-        Not folded into W_U as TransformerLens does by default."""
-        w, b = self.weight("ln_final_w"), self.weight("ln_final_b")
-        return _Namespace(w=w, b=self._zeros(self.cfg.d_model) if b is None else b)
+    def ln_final(self) -> Norm:
+        """The final norm, callable as TL's: ``model.ln_final(x)`` ([..., d_model]); ``ln_final.w``
+        and ``ln_final.b`` ([d_model]; ``b`` zeros (a copy) for RMSNorm models). Not folded into W_U
+        unless the model was loaded with ``fold_ln=True`` (reslens/norm.py, fold.py)."""
+        return self._norm("ln_final")  # type: ignore[return-value]
+
+    def _norm(self, which: str, layer: int = -1) -> Optional[Norm]:
+        w, b = self.weight(f"{which}_w", layer), self.weight(f"{which}_b", layer)
+        if w is None:
+            return None
+        return Norm(w, self._zeros(self.cfg.d_model) if b is None else b, self.cfg.normalization_type == "LN",
+                    self.cfg.eps, name=which if layer < 0 else f"blocks.{layer}.{which}")
 
     @property
     def W_Q(self) -> LayerParams:
@@ -468,9 +537,12 @@ class Model:
         return self._layers("W_in", lambda l: self.weight("W_in", l).T)
 
     @property
-    def W_gate(self) -> LayerParams:
-        """``W_gate[l]``: [d_model, d_mlp] (Llama gate_proj, a zero-copy transpose; None for GPT-2)."""
-        return self._layers("W_gate", lambda l: None if self.weight("W_gate", l) is None else self.weight("W_gate", l).T)
+    def W_gate(self) -> Optional[LayerParams]:
+        """``W_gate[l]``: [d_model, d_mlp] (Llama gate_proj, a zero-copy transpose). None for models
+        without a gated MLP (GPT-2, GPT-NeoX; ``cfg.gated_mlp`` False), as the whole parameter."""
+        if not self.cfg.gated_mlp:
+            return None
+        return self._layers("W_gate", lambda l: self.weight("W_gate", l).T)
 
     @property
     def W_out(self) -> LayerParams:
@@ -492,15 +564,13 @@ class Model:
     def blocks(self) -> List[_Namespace]:
         """TL-style per-block access: ``model.blocks[l].attn.W_Q``, ``.mlp.W_out``, ``.ln1.w``."""
         if "blocks" not in self._tl:
-            d = self.cfg.d_model
             out = []
             for l in range(self.cfg.n_layers):
-                def ln(which: str, l: int = l) -> _Namespace:
-                    w, b = self.weight(f"{which}_w", l), self.weight(f"{which}_b", l)
-                    return _Namespace(w=w, b=self._zeros(d) if b is None else b)
+                def ln(which: str, l: int = l) -> Optional[Norm]:
+                    return self._norm(which, l)
                 attn = _Namespace(W_Q=self.W_Q[l], W_K=self.W_K[l], W_V=self.W_V[l], W_O=self.W_O[l],
                                   b_Q=self.b_Q[l], b_K=self.b_K[l], b_V=self.b_V[l], b_O=self.b_O[l])
-                mlp = _Namespace(W_in=self.W_in[l], W_gate=self.W_gate[l], W_out=self.W_out[l],
+                mlp = _Namespace(W_in=self.W_in[l], W_gate=None if self.W_gate is None else self.W_gate[l], W_out=self.W_out[l],
                                  b_in=self.b_in[l], b_out=self.b_out[l])
                 out.append(_Namespace(attn=attn, mlp=mlp, ln1=ln("ln1"), ln2=ln("ln2")))
             self._tl["blocks"] = out
@@ -512,9 +582,52 @@ class Model:
             tokens = self.to_single_token(tokens)
         return self.weight("W_U")[np.asarray(tokens)]
 
+    # ---- TransformerLens's helpers (reslens/embedding.py, weights.py, fold.py) -----------------------
+
+    def embed(self, tokens) -> np.ndarray:
+        """[..., pos, d_model]: the token embeddings of ``tokens`` (``hook_embed``)."""
+        return _embed(self, tokens)
+
+    def pos_embed(self, tokens) -> np.ndarray:
+        """[..., pos, d_model]: the learned positional embeddings (``hook_pos_embed``; zeros for rotary)."""
+        return _pos_embed(self, tokens)
+
+    def unembed(self, x) -> np.ndarray:
+        """[..., d_vocab]: ``x @ W_U + b_U`` (and Gemma 2's final softcap): ``unembed(ln_final(x))`` are logits."""
+        return _unembed(self, x)
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """``W_V @ W_O`` per layer and head, factored: [n_layers, n_heads, d_model, d_model]."""
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """``W_Q @ W_K^T`` per layer and head, factored: [n_layers, n_heads, d_model, d_model] (query
+        side left; RoPE's position dependence is not in it)."""
+        return FactoredMatrix(self.W_Q, np.swapaxes(self.W_K.stacked(), -1, -2))
+
+    def state_dict(self) -> dict:
+        """Every weight under TransformerLens's state_dict name (reslens/weights.py)."""
+        return _state_dict(self)
+
+    def folded(self) -> "Model":
+        """This model with TransformerLens's ``fold_ln=True`` weights (reslens/fold.py); the same
+        compiled model underneath, so runs and explanations are unchanged."""
+        from .fold import FoldedModel
+        return FoldedModel(self._core, self.threads)
+
+    fold_ln_applied = False
+
+
+def _log_probs(logits: np.ndarray) -> np.ndarray:
+    lp = np.asarray(logits, dtype=np.float64)
+    lp = lp - lp.max(-1, keepdims=True)
+    return lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+
 
 def load(path: Union[str, os.PathLike], threads: Optional[int] = None,
-         tokenizer: Union[None, str, os.PathLike] = None) -> Model:
+         tokenizer: Union[None, str, os.PathLike] = None, fold_ln: bool = False) -> Model:
     """Loads a model: a ``.gguf`` file, a llama2.c ``.bin`` checkpoint (with ``tokenizer.bin`` or
     ``tok<vocab>.bin`` beside it, or ``tokenizer=``), or a Hugging Face directory: every format the
     CLI loads. ``threads``: worker threads of every call on this model (None = all cores). The GIL
@@ -524,8 +637,11 @@ def load(path: Union[str, os.PathLike], threads: Optional[int] = None,
     (a ValueError) for a malformed file, ``reslens.UnsupportedError`` (a NotImplementedError) for
     an architecture or type reslens does not implement.
 
+    ``fold_ln=True`` gives TransformerLens's folded-norm weights (``model.folded()``, reslens/fold.py).
+
     >>> model = reslens.load("../shared/models/TinyStories-656K")
     >>> model.cfg.act_fn, model.cfg.normalization_type
     ('silu', 'RMS')
     """
-    return Model.load(path, threads, tokenizer)
+    model = Model.load(path, threads, tokenizer)
+    return model.folded() if fold_ln else model

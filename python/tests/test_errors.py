@@ -68,10 +68,10 @@ def test_bad_arguments():
         model.run_with_cache([1] * (model.cfg.n_ctx + 1), names_filter=[])
     with pytest.raises(ValueError, match="empty"):
         model.run_with_cache("", prepend_bos=False)
-    with pytest.raises(ValueError, match="batch"):
-        model.run_with_cache(np.ones((2, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="batch"):  # a 2-D array is a batch (issue 21); batch=False refuses it
+        model.run_with_cache(np.ones((2, 3), dtype=np.int64), batch=False)
     with pytest.raises(TypeError):
-        model.to_tokens(["a", "b"])
+        model.to_tokens([1, 2])
     with pytest.raises(TypeError):
         model.run_with_cache(np.ones(3, dtype=np.float32))
     with pytest.raises(ValueError, match="unknown hook"):

@@ -58,11 +58,21 @@ def test_explain_matches_the_cli(name, flags, kwargs, tmp_path: pathlib.Path):
     assert ex.frozen_scale == j["frozen_norm"]["scale"]
     assert (ex.foil.id if ex.foil else None) == (j["foil"]["id"] if j["foil"] else None)
     assert [(r.layer, r.attn, r.ffn) for r in ex.layers] == [(x["layer"], x["attn"], x["ffn"]) for x in j["layers"]]
-    assert [(r.label, r.score) for r in ex.top_heads] == [(x["label"], x["score"]) for x in j["top_heads"]]
-    assert [(r.label, r.score, r.coef) for r in ex.top_ffn_neurons] == [
-        (x["label"], x["score"], x["coef"]) for x in j["ffn_neurons"]]
-    assert [(r.layer, r.head, r.dim, r.pos, r.label, r.score, r.coef) for r in ex.top_attn_neurons] == [
-        (x["layer"], x["head"], x["dim"], x["pos"], x["label"], x["score"], x["coef"]) for x in j["attn_neurons"]]
+    if j["foil"]:  # with a foil the records rank by the contrast: the JSON's "contrast" lists (issue 21)
+        c = j["contrast"]
+        heads = np.array(c["heads"])
+        order = reslens.top_indices(heads, ex.top)
+        H = heads.shape[1]
+        assert [(r.layer, r.head, r.score) for r in ex.top_heads] == [(int(i // H), int(i % H), heads.ravel()[i])
+                                                                        for i in order]
+        assert [(r.label, r.score) for r in ex.top_ffn_neurons] == [(x["label"], x["score"]) for x in c["ffn_neurons"]]
+        assert [(r.label, r.score) for r in ex.top_attn_neurons] == [(x["label"], x["score"]) for x in c["attn_neurons"]]
+    else:
+        assert [(r.label, r.score) for r in ex.top_heads] == [(x["label"], x["score"]) for x in j["top_heads"]]
+        assert [(r.label, r.score, r.coef) for r in ex.top_ffn_neurons] == [
+            (x["label"], x["score"], x["coef"]) for x in j["ffn_neurons"]]
+        assert [(r.layer, r.head, r.dim, r.pos, r.label, r.score, r.coef) for r in ex.top_attn_neurons] == [
+            (x["layer"], x["head"], x["dim"], x["pos"], x["label"], x["score"], x["coef"]) for x in j["attn_neurons"]]
     assert [(r.label, r.score) for r in ex.top_query_ffn_neurons] == [
         (x["label"], x["score"]) for x in j["query_ffn_neurons"]]
     assert [(p.label, p.rank, p.prob, p.log_prob, list(p.top_tokens)) for p in ex.lens] == [
@@ -82,8 +92,8 @@ def test_explain_matches_the_cli(name, flags, kwargs, tmp_path: pathlib.Path):
             (x["layer"], x["attn"], x["ffn"]) for x in j["contrast"]["layers"]]
     # The first ranked FFN neuron's vocabulary view is the JSON's.
     if ex.top_ffn_neurons and "promoted" in j["ffn_neurons"][0]:
-        r = ex.top_ffn_neurons[0]
-        assert ex.ffn_neuron_view(r.layer, r.neuron)["promoted"] == j["ffn_neurons"][0]["promoted"]
+        r = j["ffn_neurons"][0]
+        assert ex.ffn_neuron_view(r["layer"], r["neuron"])["promoted"] == r["promoted"]
     hp = j["head_positions"][0]
     views = ex.head_position_views(hp["layer"], hp["head"])
     assert [(v["pos"], v["score"], v["value"]) for v in views] == [(p["pos"], p["score"], p["value"])
@@ -153,16 +163,14 @@ def test_dataframe_and_html():
     assert len(ffn) == ex.ffn_neuron.size
     assert (ffn.iloc[0]["layer"], ffn.iloc[0]["neuron"]) == (ex.top_ffn_neurons[0].layer, ex.top_ffn_neurons[0].neuron)
     attn = ex.to_dataframe("attn_neurons", top=5)
-    assert list(attn.columns) == ["layer", "head", "dim", "pos", "score", "coef"] and len(attn) == 5
+    assert list(attn.columns) == ["layer", "head", "dim", "pos", "score", "target_score", "coef"] and len(attn) == 5
+    assert attn["score"].iloc[0] == ex.contrast_attn_neuron.max()  # the foil's contrast ranks (issue 21)
     assert len(ex.to_dataframe("lens")) == len(ex.lens)
     with pytest.raises(ValueError):
         ex.to_dataframe("nope")
     assert isinstance(layers, pd.DataFrame)
-    h = ex._repr_html_()
-    if ex.to_html() is None:  # this build's library has no explain_html: the package's own tables
-        assert h.startswith('<div class="reslens-explain">') and "Top FFN neurons" in h
-    else:
-        assert h.startswith("<iframe srcdoc=") and "reslens-data" in h
+    h = ex._repr_html_()  # small tables in every build; the full page only through show()/save_html()
+    assert h.startswith('<div class="reslens-explain">') and "Top FFN neurons" in h and len(h) < 32_000
     h = ex._html_tables()
     assert ex.top_ffn_neurons[0].label in h
     assert "&lt;" in reslens.explain(get_model("stories260K.gguf"), "a <b> tag", top=3)._html_tables()  # escaped

@@ -114,7 +114,7 @@ def test_weight_shapes_are_transformerlens(any_model):
             assert w[-1].shape == shape
             assert np.asarray(w).shape == (model.cfg.n_layers,) + shape
     c = model.cfg
-    gate = model.W_gate[0]
+    gate = None if model.W_gate is None else model.W_gate[0]  # W_gate itself is None without a gated MLP
     assert (gate is None) == (not c.gated_mlp)
     if gate is not None:
         assert gate.shape == (c.d_model, c.d_mlp)

@@ -379,6 +379,24 @@ std::string explain_text(const Model& model, const RunResult& run, std::span<con
     if (n.contains("promoted")) o << "  " << quoted(n["promoted"], 6);
     o << "\n";
   }
+  if (ex.has_contrast) {
+    // With a foil the question is "why the target rather than the foil": the same components ranked
+    // by their share of log p(target) - log p(foil) (the lists above rank by log p(target) alone).
+    const auto& c = j["contrast"];
+    const int64_t H = static_cast<int64_t>(ex.contrast_head.shape.at(1));
+    o << "\nRanked by log p(target) - log p(foil)\n  heads:      ";
+    const auto heads = analysis::top_indices(ex.contrast_head.values, 10);
+    for (int64_t i : heads) o << " " << label_head(i / H, i % H) << " " << num(ex.contrast_head.values[static_cast<size_t>(i)], 4, true);
+    o << "\n  FFN neurons:";
+    for (size_t i = 0; i < c["ffn_neurons"].size() && i < 10; ++i) {
+      o << " " << c["ffn_neurons"][i]["label"].get<std::string>() << " " << num(c["ffn_neurons"][i]["score"].get<double>(), 4, true);
+    }
+    o << "\n  attention neurons:";
+    for (size_t i = 0; i < c["attn_neurons"].size() && i < 10; ++i) {
+      o << " " << c["attn_neurons"][i]["label"].get<std::string>() << " " << num(c["attn_neurons"][i]["score"].get<double>(), 4, true);
+    }
+    o << "\n";
+  }
   o << "\nQuery FFN neurons (activate the top " << eo.query_top_n << " attention value neurons)\n";
   for (size_t i = 0; i < j["query_ffn_neurons"].size() && i < 10; ++i) {
     const auto& n = j["query_ffn_neurons"][i];
