@@ -118,8 +118,8 @@ RankedChanges rank_changes(const LevelDiff& lv, int top) {
 // distributions of the contexts the neurons are scored in, and the value vectors of both models.
 class SplitContext {
  public:
-  SplitContext(const Model& a, const Model& b, const ExplainedPrompt& ea)
-      : a_(a), b_(b), trace_(a, *ea.run, false), P_(ea.options.position), w_(ea.options.target),
+  SplitContext(const Model& a, const ExplainedPrompt& ea)
+      : a_(a), trace_(a, *ea.run, false), P_(ea.options.position), w_(ea.options.target),
         threads_(ea.options.n_threads > 0 ? ea.options.n_threads : default_threads()),
         proj_(a, {trace_.resid_post(a.config().n_layers - 1, P_), static_cast<size_t>(a.config().d_model)},
               ea.options.include_final_bias, threads_) {}
@@ -166,7 +166,7 @@ class SplitContext {
   int64_t P() const { return P_; }
 
  private:
-  const Model &a_, &b_;
+  const Model& a_;
   analysis::TraceView trace_;
   int64_t P_;
   int32_t w_;
@@ -184,7 +184,7 @@ const LevelDiff* find_level(const ModelDiff& d, const std::string& name) {
 
 void compute_splits(const Model& a, const Model& b, ModelDiff& d, int split_top) {
   if (a.config().n_experts > 0) return;  // an expert neuron's value vector is not a W_out column (docs/diff.md)
-  SplitContext ctx(a, b, d.a);
+  SplitContext ctx(a, d.a);
   const int64_t dm = a.config().d_model;
   const Explanation &xa = d.a.explanation, &xb = d.b.explanation;
   const LevelDiff* ffn = find_level(d, "ffn_neuron_scores");
