@@ -10,6 +10,7 @@
      forward pass and frozen-norm projection), to --atol.
   4. Bad input: a model of another shape (--other) is refused with exit code 4 and a message naming
      both models' shapes.
+  5. A copy of the F16 file with one token's piece rewritten is refused the same way, naming the token.
 
     check_diff.py --reslens BUILD/reslens --model MODEL.gguf --other OTHER --ids 1,2,3 --work DIR
 """
@@ -73,7 +74,8 @@ def main():
 
     # 2. F16 against Q8_0, against two separate explains.
     fq = os.path.join(a.work, "f16-q8_0")
-    doc = json.loads(run(base[:2] + [f16, q8] + base[2:] + ["--out", fq, "--split-top", "10"]))
+    page = os.path.join(a.work, "diff.html")
+    doc = json.loads(run(base[:2] + [f16, q8] + base[2:] + ["--out", fq, "--split-top", "10", "--html", page]))
     target = doc["target"]["id"]
     check(doc["max_abs_delta"] > 0, f"F16 vs Q8_0: the models differ (max |B - A| {doc['max_abs_delta']:.3g})")
     ex = {}
@@ -97,6 +99,17 @@ def main():
     for side in ("a", "b"):
         check(doc["model_" + side]["target_log_prob"] == ex[side + "_json"]["target"]["log_prob"],
               f"F16 vs Q8_0: model {side.upper()}'s target log-prob is explain's")
+
+    one = json.loads(run(base[:2] + [f16, q8] + base[2:] + ["--split-top", "10", "-t", "1"]))
+    check(one == doc, "F16 vs Q8_0: the same document with 1 thread")
+
+    # The HTML page: both models, the top changes, and the JSON document embedded.
+    text = open(page, encoding="utf-8").read()
+    start = text.find('<script type="application/json" id="reslens-diff">')
+    embedded = json.loads(text[text.index(">", start) + 1:text.index("</script>", start)]) if start >= 0 else None
+    top_label = doc["changes"]["ffn_neurons"]["by_delta"][0]["label"]
+    check(embedded == doc and f16 in text and q8 in text and f">{top_label}<" in text,
+          "HTML page: both models, the top FFN change, the --json document embedded")
 
     # 3. The split: the parts add up, and agree with the float64 reference.
     splits = doc["splits"]
@@ -135,6 +148,25 @@ def main():
     msg = r.stderr.strip()
     check(r.returncode == 4 and msg.count("L=") == 2 and f16 in msg and os.path.basename(a.other) in msg,
           f"different shapes: exit 4 naming both shapes (exit {r.returncode}: {msg})")
+
+    # 5. The same shape, another vocabulary: one token's piece changed in a copy of the F16 file (the
+    # piece "<unk>" or "<|endoftext|>" rewritten in place, same length, so every offset stays valid).
+    data = open(f16, "rb").read()
+    for old, new in ((b"<unk>", b"<UNK>"), (b"<|endoftext|>", b"<|ENDOFTEXT|>")):
+        if data.count(old) == 1:
+            break
+    else:
+        old = new = None
+    check(old is not None, "vocabulary: a token piece to rewrite")
+    if old is not None:
+        other_vocab = os.path.join(a.work, "model-f16-other-vocab.gguf")
+        open(other_vocab, "wb").write(data.replace(old, new))
+        r = subprocess.run([a.reslens, "diff", f16, other_vocab, "--ids", "1,2", "--bos", "no"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        msg = r.stderr.strip()
+        check(r.returncode == 4 and "different vocabularies" in msg and msg.count("L=") == 2
+              and old.decode() in msg and new.decode() in msg,
+              f"different vocabularies: exit 4 naming the token and both shapes (exit {r.returncode}: {msg})")
 
     if failures:
         print(f"{len(failures)} check(s) failed")

@@ -62,6 +62,12 @@ def main():
             check(False, f"{name} graph validates against the schema: {e.message}")
     check(0 < len(pruned["links"]) < len(full["links"]),
           f"pruning keeps fewer links ({len(pruned['links'])} of {len(full['links'])})")
+    # Results must not depend on the thread count.
+    one = subprocess.run(base + ["--node-threshold", "1", "--edge-threshold", "1", "-t", "1"], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    three = subprocess.run(base + ["--node-threshold", "1", "--edge-threshold", "1", "-t", "3"], check=True,
+                           stdout=subprocess.PIPE, text=True).stdout
+    check(one == three and json.loads(one) == full, "the same graph, byte for byte, with 1 and 3 threads")
     ids_full = {n["node_id"] for n in full["nodes"]}
     check(all(l["source"] in ids_full and l["target"] in ids_full for l in full["links"]), "every link joins two nodes")
 

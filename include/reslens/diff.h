@@ -93,6 +93,10 @@ std::string shape_text(const Model& m);
 std::string diff_json(const Model& a, const Model& b, const ModelDiff& d, const ReportOptions& ro = {});
 /// The terminal report.
 std::string diff_text(const Model& a, const Model& b, const ModelDiff& d, const ReportOptions& ro = {});
+/// A self-contained HTML page (static, no script): both models side by side at every level that fits a
+/// page (predictions, layers, the logit lens, heads), the ranked changes and the splits, with the
+/// diff_json() document in <script type="application/json" id="reslens-diff">.
+std::string diff_html(const Model& a, const Model& b, const ModelDiff& d, const ReportOptions& ro = {});
 /// DIR/a/<name>.npy, DIR/b/<name>.npy (explain's arrays of each model) and DIR/delta/<name>.npy (B - A),
 /// DIR/splits.npy [n, 5] (coef_a, coef_b, weight_norm, weights, activation). Creates DIR.
 void write_diff_arrays(const std::filesystem::path& dir, const ModelDiff& d);

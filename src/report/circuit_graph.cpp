@@ -10,6 +10,7 @@
 
 #include "analysis/explain_internal.h"
 #include "analysis/ranking.h"
+#include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "reslens/error.h"
 #include "reslens/graph.h"
@@ -201,6 +202,7 @@ CircuitGraph graph(const Model& model, const ExplainRequest& request, const Grap
   const int64_t L = c.n_layers, N = c.d_mlp, H = c.n_heads, dh = c.d_head, d = c.d_model;
   const int64_t P = g.explained.options.position, Pn = ex.n_positions;
   const int32_t w = g.explained.options.target;
+  const int threads = g.explained.options.n_threads > 0 ? g.explained.options.n_threads : default_threads();
   Builder b(g);
 
   GraphNode logit{Kind::kLogit, "L_" + std::to_string(w) + "_" + std::to_string(P), L, w, P,
@@ -260,14 +262,25 @@ CircuitGraph graph(const Model& model, const ExplainRequest& request, const Grap
     }
     if (above.empty()) continue;
     const std::vector<float> fc2 = analysis::ffn_value_vectors(model, lq);  // [d_mlp, d_model]
-    for (size_t v : above) {
-      const Reader& r = values[v];
-      const float* m = t.post(lq, r.position);
+    // Every (value, neuron) weight is its own double sum over d_model, so splitting the neurons over
+    // threads changes no bit; the map is filled afterwards in a fixed order.
+    std::vector<double> wq(above.size() * static_cast<size_t>(N));  // [above, d_mlp]
+    parallel_for(threads, N, [&](int64_t k0, int64_t k1) {
+      for (size_t i = 0; i < above.size(); ++i) {
+        const Reader& r = values[above[i]];
+        const float* m = t.post(lq, r.position);
+        for (int64_t k = k0; k < k1; ++k) {
+          wq[i * static_cast<size_t>(N) + static_cast<size_t>(k)] =
+              static_cast<double>(m[k]) * dot(fc2.data() + k * d, r.K) / r.D * r.multiplier;
+        }
+      }
+    });
+    for (size_t i = 0; i < above.size(); ++i) {
       for (int64_t k = 0; k < N; ++k) {
-        const double wq = static_cast<double>(m[k]) * dot(fc2.data() + k * d, r.K) / r.D * r.multiplier;
-        Query& q = queries[{lq, k, r.position}];
-        q.to.emplace_back(v, wq);
-        q.total += std::abs(wq);
+        const double x = wq[i * static_cast<size_t>(N) + static_cast<size_t>(k)];
+        Query& q = queries[{lq, k, values[above[i]].position}];
+        q.to.emplace_back(above[i], x);
+        q.total += std::abs(x);
       }
     }
   }

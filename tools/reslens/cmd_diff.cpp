@@ -1,7 +1,8 @@
 // reslens diff MODEL_A MODEL_B TEXT: one prompt explained under two models of the same shape (F16
 // vs Q8_0, base vs fine-tuned): both predictions, every level side by side with B - A, the
 // components that moved most, and each top neuron's change split into weights and activation
-// (reslens/diff.h, docs/diff.md). --json prints one document, --out DIR writes the arrays as .npy.
+// (reslens/diff.h, docs/diff.md). --json prints one document, --out DIR writes the arrays as .npy,
+// --html FILE a side-by-side page.
 #include <iostream>
 
 #include "commands.h"
@@ -22,6 +23,7 @@ void register_diff(CLI::App& app) {
   auto split_top = std::make_shared<int>(20);
   auto json = std::make_shared<bool>(false);
   auto out = std::make_shared<std::string>();
+  auto html = std::make_shared<std::string>();
   auto final_bias = std::make_shared<bool>(false);
   cmd->add_option("model_a", *model_a, "Model A (the reference side: its prediction is the default target)")->required();
   args->add(*cmd);
@@ -34,6 +36,7 @@ void register_diff(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", *json, "Print one JSON document (docs/diff.md)");
   cmd->add_option("-o,--out", *out, "Also write a/, b/ and delta/ .npy arrays, splits.npy and diff.json into this folder");
+  cmd->add_option("--html", *html, "Also write the comparison as one self-contained HTML page (docs/diff.md)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
   cmd->callback([=] {
     const auto b = args->load();  // the second positional; resolves the prompt's positionals too
@@ -65,6 +68,7 @@ void register_diff(CLI::App& app) {
       write_diff_arrays(*out, d);
       write_text_file(std::filesystem::path(*out) / "diff.json", diff_json(*a, *b, d, rep) + "\n");
     }
+    if (!html->empty()) write_text_file(*html, diff_html(*a, *b, d, rep));
     std::cout << (*json ? diff_json(*a, *b, d, rep) + "\n" : diff_text(*a, *b, d, rep));
   });
 }
