@@ -53,7 +53,14 @@ def main():
     full_path = os.path.join(a.work, "full.json")
     subprocess.run(base + ["--node-threshold", "1", "--edge-threshold", "1", "--out", full_path], check=True)
     full = json.load(open(full_path))
-    pruned = json.loads(subprocess.run(base, check=True, stdout=subprocess.PIPE, text=True).stdout)
+    page = os.path.join(a.work, "graph.html")
+    pruned = json.loads(subprocess.run(base + ["--html", page], check=True, stdout=subprocess.PIPE, text=True).stdout)
+    text = open(page, encoding="utf-8").read()
+    start = text.find('<script type="application/json" id="reslens-graph">')
+    embedded = json.loads(text[text.index(">", start) + 1:text.index("</script>", start)]) if start >= 0 else None
+    check(embedded == pruned and text.count("<g class=node") == len(pruned["nodes"])
+          and text.count("<line ") == len(pruned["links"]),
+          "the HTML page draws every node and link and embeds the JSON document")
     for name, doc in (("unpruned", full), ("pruned", pruned)):
         try:
             jsonschema.validate(doc, schema)

@@ -62,4 +62,8 @@ CircuitGraph graph(const Model& model, const ExplainRequest& request, const Grap
 /// published schema it is validated against (report module).
 std::string graph_json(const Model& model, const CircuitGraph& g);
 
+/// One self-contained HTML page: the layered graph as SVG, a click on a node shows its kind, scores
+/// and edges; graph_json()'s document embedded in <script type="application/json" id="reslens-graph">.
+std::string graph_html(const Model& model, const CircuitGraph& g);
+
 }  // namespace reslens

@@ -65,7 +65,7 @@ std::string diff_html(const Model& a, const Model& b, const ModelDiff& d, const 
   s << "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>reslens diff</title><style>"
        "body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}"
        "td,th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right;font-variant-numeric:tabular-nums}"
-       "th{text-align:left}.bar{display:inline-block;height:9px;vertical-align:middle}.sides{display:flex;gap:3em}"
+       "th{text-align:left}.bar{display:inline-block;height:9px;vertical-align:middle}.sides{display:flex;flex-wrap:wrap;gap:3em}"
        "code{background:#f4f4f4;padding:1px 4px}</style></head><body>";
   s << "<h1>reslens diff</h1><p>Prompt <code>" << html_escape(report::clean(a.tokenizer().decode(d.a.tokens)))
     << "</code>, position " << eo.position << ", target <code>" << html_escape(report::tok(a, eo.target)) << "</code> ("

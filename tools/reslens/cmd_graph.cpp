@@ -1,6 +1,7 @@
 // reslens graph MODEL TEXT: the prediction's circuit (value neurons and heads, the query neurons
 // that activate them, the input tokens, the target logit) as Neuronpedia's attribution-graph JSON
-// (reslens/graph.h, docs/graph.md), on stdout or into --out FILE.
+// (reslens/graph.h, docs/graph.md), on stdout or into --out FILE; --html FILE a page with the
+// layered graph.
 #include <iostream>
 
 #include "commands.h"
@@ -16,6 +17,7 @@ void register_graph(CLI::App& app) {
   auto target = std::make_shared<std::string>();
   auto position = std::make_shared<int>(-1);
   auto out = std::make_shared<std::string>();
+  auto html = std::make_shared<std::string>();
   auto opt = std::make_shared<GraphOptions>();
   auto final_bias = std::make_shared<bool>(false);
   args->add(*cmd);
@@ -33,6 +35,7 @@ void register_graph(CLI::App& app) {
   cmd->add_option("--edge-threshold", opt->edge_threshold,
                   "Then the fewest edges whose |weight| reaches this share of the total, in [0, 1] (default 0.98)");
   cmd->add_option("-o,--out", *out, "Write the JSON to this file instead of stdout");
+  cmd->add_option("--html", *html, "Also write the graph as one self-contained HTML page (click a node for its edges)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
   cmd->callback([=] {
     const auto model = args->load();
@@ -47,6 +50,7 @@ void register_graph(CLI::App& app) {
     req.options.n_threads = args->threads;
     const CircuitGraph g = graph(*model, req, *opt);
     print_notes(g.explained.notes);
+    if (!html->empty()) write_text_file(*html, graph_html(*model, g));
     const std::string text = graph_json(*model, g) + "\n";
     if (out->empty()) {
       std::cout << text;
