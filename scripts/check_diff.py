@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--ids", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--atol", type=float, default=1e-5)
+    ap.add_argument("--position", type=int, help="explained position, given to diff and both explains")
+    ap.add_argument("--foil", type=int, help="contrast token, given to diff and both explains")
     a = ap.parse_args()
     a.work = os.path.abspath(a.work)
     shutil.rmtree(a.work, ignore_errors=True)
@@ -59,7 +61,9 @@ def main():
     for t, out in (("f16", f16), ("q8_0", q8)):
         subprocess.run([sys.executable, os.path.join(HERE, "convert_model.py"), a.model, "--type", t, "--out", out],
                        check=True, stdout=subprocess.DEVNULL)
-    base = [a.reslens, "diff", "--ids", a.ids, "--bos", "no", "--json"]
+    extra = (["--position", str(a.position)] if a.position is not None else []) + \
+        (["--foil", str(a.foil)] if a.foil is not None else [])
+    base = [a.reslens, "diff", "--ids", a.ids, "--bos", "no", "--json"] + extra
 
     # 1. A model against itself.
     self_dir = os.path.join(a.work, "self")
@@ -82,7 +86,7 @@ def main():
     for side, model in (("a", f16), ("b", q8)):
         out = os.path.join(a.work, "explain-" + side)
         run([a.reslens, "explain", model, "--ids", a.ids, "--bos", "no", "--target", str(target), "--out", out,
-             "--json"])
+             "--json"] + extra)
         ex[side] = npys(out)
         ex[side + "_json"] = json.load(open(os.path.join(out, "explanation.json")))
     got = {side: npys(os.path.join(fq, side)) for side in ("a", "b", "delta")}
@@ -121,7 +125,7 @@ def main():
     from reslens_ref.attribution import Attribution, Context
     from reslens_ref.decomposition import Decomposition
     from reslens_ref.model import load_model
-    ids = [int(t) for t in a.ids.split(",")]
+    ids = [int(t) for t in a.ids.split(",")][:doc["position"] + 1]  # the reference explains the last position
     dec_a = Decomposition(load_model(f16), ids)
     dec_b = Decomposition(load_model(q8), ids)
     attr = Attribution(dec_a, target=target, crosscheck=False)
