@@ -67,7 +67,7 @@ def main():
 
     # 1. A model against itself.
     self_dir = os.path.join(a.work, "self")
-    doc = json.loads(run(base[:2] + [f16, f16] + base[2:] + ["--out", self_dir]))
+    doc = self_doc = json.loads(run(base[:2] + [f16, f16] + base[2:] + ["--out", self_dir]))
     check(doc["max_abs_delta"] == 0, f"self: max |B - A| is exactly 0 (got {doc['max_abs_delta']})")
     deltas = npys(os.path.join(self_dir, "delta"))
     check(len(deltas) >= 8 and all(not np.any(v) for v in deltas.values()),
@@ -81,6 +81,14 @@ def main():
     page = os.path.join(a.work, "diff.html")
     doc = json.loads(run(base[:2] + [f16, q8] + base[2:] + ["--out", fq, "--split-top", "10", "--html", page]))
     target = doc["target"]["id"]
+    import jsonschema
+    schema = json.load(open(os.path.join(HERE, "..", "docs", "diff-schema.json")))
+    for name, d in (("F16 vs Q8_0", doc), ("self", self_doc)):
+        try:
+            jsonschema.validate(d, schema)
+            check(True, f"{name}: the document validates against docs/diff-schema.json")
+        except jsonschema.ValidationError as e:
+            check(False, f"{name}: the document validates against docs/diff-schema.json: {e.message}")
     check(doc["max_abs_delta"] > 0, f"F16 vs Q8_0: the models differ (max |B - A| {doc['max_abs_delta']:.3g})")
     ex = {}
     for side, model in (("a", f16), ("b", q8)):

@@ -34,7 +34,7 @@ void register_diff(CLI::App& app) {
   cmd->add_option("--top", *top, "Entries per ranked list")->check(CLI::PositiveNumber);
   cmd->add_option("--split-top", *split_top, "FFN and attention neurons (each) whose change is split into weights and activation")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--json", *json, "Print one JSON document (docs/diff.md)");
+  cmd->add_flag("--json", *json, "Print one JSON document (schema: docs/diff-schema.json)");
   cmd->add_option("-o,--out", *out, "Also write a/, b/ and delta/ .npy arrays, splits.npy and diff.json into this folder");
   cmd->add_option("--html", *html, "Also write the comparison as one self-contained HTML page (docs/diff.md)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
