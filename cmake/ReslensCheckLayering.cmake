@@ -30,6 +30,8 @@ set(_owner_explain.h analysis)
 set(_owner_explain_request.h analysis)
 set(_owner_explain_target.h analysis)
 set(_owner_report.h report)
+set(_owner_diff.h report)   # issue 20: reslens diff (src/report/model_diff.cpp)
+set(_owner_graph.h report)  # issue 20: reslens graph (src/report/circuit_graph.cpp)
 set(_owner_experiment.h experiment)
 set(_owner_reslens.h experiment)  # the umbrella
 

@@ -18,10 +18,12 @@ from . import _core
 from ._core import Error, FormatError, IoError, NotFoundError, UnsupportedError
 from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
+from .diff import ModelDiff, diff
 from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
                       QueryNeuronScore, TokenInfo, explain, explain_target, precompute_projections,
                       projection_cache_info, top_indices)
+from .graph import Graph, graph
 from .model import Config, LayerParams, Model, load
 from .target import SummedAttnNeuronScore, SummedFfnNeuronScore, SummedHeadScore, TargetExplanation
 from .utils import get_act_name
@@ -38,7 +40,7 @@ __all__ = [
     "explain_target", "TargetExplanation", "SummedHeadScore", "SummedFfnNeuronScore", "SummedAttnNeuronScore",
     "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
-    "precompute_projections", "projection_cache_info",
+    "precompute_projections", "projection_cache_info", "diff", "ModelDiff", "graph", "Graph",
     "BatchedActivationCache", "FoldedModel", "Norm", "FactoredMatrix",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
 ]

@@ -17,6 +17,8 @@ void register_ablate(CLI::App& app);
 void register_experiment(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_precompute(CLI::App& app);
+void register_diff(CLI::App& app);
+void register_graph(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   register_inspect(app);
@@ -29,6 +31,8 @@ inline void register_commands(CLI::App& app) {
   register_ablate(app);
   register_experiment(app);
   register_precompute(app);
+  register_diff(app);
+  register_graph(app);
   register_bench(app);
   register_serve(app);
 }
