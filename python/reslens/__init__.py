@@ -18,6 +18,7 @@ from . import _core
 from ._core import Error, FormatError, Intervention, IoError, NotFoundError, UnsupportedError
 from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
+from .batch import BatchResult, explain_batch
 from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
                       QueryNeuronScore, TokenInfo, explain, explain_target, precompute_projections,
@@ -34,5 +35,6 @@ __all__ = [
     "AblationResult", "ExperimentResult", "TargetStats", "RandomBaseline", "TokenInfo", "LensPoint", "LayerScore", "HeadScore",
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
     "precompute_projections", "projection_cache_info",
+    "explain_batch", "BatchResult",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
 ]

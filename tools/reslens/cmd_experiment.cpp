@@ -202,14 +202,6 @@ struct RunArgs {
   ExperimentOptions o;
 };
 
-// Threads per rank under a launcher when -t is not given: the cores shared by the ranks on this node.
-int rank_threads(int threads) {
-  if (threads > 0) return threads;
-  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  const int n = local != nullptr ? std::atoi(local) : 0;
-  return n > 1 ? std::max(1, default_threads() / n) : default_threads();
-}
-
 void run_command(const RunArgs& a) {
   // Under mpirun or srun every rank runs this command; rank 0 writes OUT and hands out sentences, the
   // others evaluate them (farm.h). Without a launcher the farm is this process alone.
@@ -258,7 +250,7 @@ void run_command(const RunArgs& a) {
     setup_error = std::current_exception();
   }
   if (!farm->ready(setup_error, "reslens experiment farm 1\n" + experiment_info_json(info))) return;
-  if (distributed) o.n_threads = rank_threads(o.n_threads);
+  if (distributed) o.n_threads = threads_per_rank(o.n_threads);
   if (!farm->coordinator()) {
     // A worker: evaluates the sentences rank 0 sends (a task is a sentence's index).
     const TokenResolver resolver(model->tokenizer());

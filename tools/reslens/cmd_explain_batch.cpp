@@ -158,7 +158,7 @@ void run_explain_batch(ModelArgs& margs, const PromptArgs& prompt, const Explain
     setup_error = std::current_exception();
   }
   if (!farm->ready(setup_error, "reslens explain batch farm 1\n" + settings.dump())) return;
-  const int threads = margs.threads > 0 ? margs.threads : default_threads();
+  const int threads = distributed ? threads_per_rank(margs.threads) : margs.threads > 0 ? margs.threads : default_threads();
   const fs::path arrays_dir = b.arrays ? out / "arrays" : fs::path();
   // One prompt at a time per rank, on all of the rank's threads (explain's numbers do not depend on them).
   const TaskFn work = [&](int64_t i) {

@@ -55,6 +55,10 @@ std::unique_ptr<Farm> make_farm(const char* command);
 /// srun, SLURM_STEP_NUM_TASKS); 0 when not started by a launcher.
 int launcher_size();
 
+/// -t of a rank: `threads` when given (> 0), else this node's cores shared by the ranks the launcher
+/// placed on it (OMPI_COMM_WORLD_LOCAL_SIZE, SLURM_NTASKS_PER_NODE), at least 1.
+int threads_per_rank(int threads);
+
 /// This process alone: `slots` threads, used by make_farm() without a launcher.
 std::unique_ptr<Farm> make_local_farm();
 #ifdef RESLENS_HAVE_MPI

@@ -1,10 +1,12 @@
 // The farm of one process: its slots are threads (FarmPool), nothing is sent anywhere. Also where
 // make_farm() decides between it and MPI.
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
 #include "farm_pool.h"
 #include "reslens/error.h"
+#include "reslens/run.h"
 
 namespace reslens::cli {
 
@@ -108,6 +110,13 @@ int launcher_size() {
     if (const int n = farm_env_int(name); n > 0) return n;
   }
   return 0;
+}
+
+int threads_per_rank(int threads) {
+  if (threads > 0) return threads;
+  int local = farm_env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (local == 0) local = farm_env_int("SLURM_NTASKS_PER_NODE");
+  return local > 1 ? std::max(1, default_threads() / local) : default_threads();
 }
 
 std::unique_ptr<Farm> make_farm(const char* command) {

@@ -9,6 +9,10 @@
 //   RESULT  worker -> 0   int64 task number, then the result's bytes
 //   FAILED  worker -> 0   "<kind>\n<message>": a task threw; the job ends
 //   STOP    0 -> worker   no more tasks (or the job failed)
+//   BYE     worker -> 0   the worker's last message: after it, rank 0 may finalize
+// Rank 0 receives (and drops) everything until each worker's BYE before MPI_Finalize, so a worker
+// that is still sending a large result (a send that waits for its receive) is never left blocked
+// when the job ends early; a worker whose setup failed also waits for STOP and says BYE.
 // The C API only: Open MPI's and MPICH's deprecated C++ bindings would need their own library.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
@@ -26,7 +30,7 @@ namespace reslens::cli {
 
 namespace {
 
-enum Tag : int { kHello = 1, kWant, kTask, kResult, kFailed, kStop };
+enum Tag : int { kHello = 1, kWant, kTask, kResult, kFailed, kStop, kBye };
 
 // An exception crosses ranks as its kind and message, and is thrown again as the same type, so the
 // CLI's exit code is the one the failing rank would have had.
@@ -126,7 +130,12 @@ class MpiFarm final : public Farm {
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
   }
   ~MpiFarm() override {
-    if (rank_ == 0) stop_workers();  // after a failure of rank 0's own, the workers must not wait
+    if (rank_ == 0) {
+      stop_workers();  // after a failure of rank 0's own, the workers must not wait
+      drain();
+    } else if (!said_bye_) {
+      wait_for_stop();  // a worker that failed outside serve(): rank 0 still counts on its BYE
+    }
     if (owns_) MPI_Finalize();
   }
   int rank() const override { return rank_; }
@@ -135,7 +144,9 @@ class MpiFarm final : public Farm {
   bool ready(std::exception_ptr setup_error, const std::string& fingerprint) override {
     if (rank_ != 0) {
       send_bytes(setup_error ? "fail\n" + describe(setup_error) : "ok\n" + fingerprint, 0, kHello);
-      return !setup_error;
+      if (!setup_error) return true;
+      wait_for_stop();  // rank 0 reports the failure and ends the job
+      return false;
     }
     if (setup_error) std::rethrow_exception(setup_error);  // the destructor stops the workers
     // Every worker's hello, in rank order of arrival; the first failure or mismatch ends the job.
@@ -206,7 +217,11 @@ class MpiFarm final : public Farm {
       bool any = false;
       while (mpi_poll(0, m)) {
         any = true;
-        if (m.tag == kStop) return;  // the pool's destructor waits for tasks still running
+        if (m.tag == kStop) {
+          send_bytes("", 0, kBye);
+          said_bye_ = true;
+          return;  // the pool's destructor waits for tasks still running; their results are dropped
+        }
         if (m.tag == kTask) pool.submit(pod_from<int64_t>(m.bytes));
       }
       for (FarmDone& d : pool.take(std::chrono::milliseconds(any ? 0 : 1))) {
@@ -220,13 +235,37 @@ class MpiFarm final : public Farm {
   }
 
  private:
+  void wait_for_stop() {
+    Message m;
+    for (;;) {
+      if (!mpi_poll(0, m)) {
+        mpi_idle();
+      } else if (m.tag == kStop) {
+        send_bytes("", 0, kBye);
+        said_bye_ = true;
+        return;
+      }
+    }
+  }
+  // Rank 0, after STOP: every message still coming is dropped until each worker has said BYE.
+  void drain() {
+    int left = size_ - 1;
+    Message m;
+    while (left > 0) {
+      if (!mpi_poll(MPI_ANY_SOURCE, m)) {
+        mpi_idle();
+      } else if (m.tag == kBye) {
+        --left;
+      }
+    }
+  }
   void stop_workers() {
     if (stopped_) return;
     stopped_ = true;
     for (int w = 1; w < size_; ++w) send_bytes("", w, kStop);
   }
   int rank_ = 0, size_ = 1;
-  bool owns_ = false, stopped_ = false;
+  bool owns_ = false, stopped_ = false, said_bye_ = false;
 };
 
 }  // namespace
