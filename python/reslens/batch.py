@@ -65,7 +65,7 @@ def _items(prompts: Union[str, os.PathLike, Iterable[Union[str, Mapping[str, Any
                     continue
                 yield n, item
         return
-    if isinstance(prompts, (str, bytes)):
+    if isinstance(prompts, (str, bytes, os.PathLike)):
         raise FileNotFoundError(f"{prompts}: no such batch file (pass a list to explain several texts)")
     for n, item in enumerate(prompts, 1):
         yield n, {"prompt": item} if isinstance(item, str) else item
