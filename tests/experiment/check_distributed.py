@@ -168,7 +168,15 @@ p = mpmd(base + ["-o", W("e2")], ["experiment", W("no-model.gguf"), data, "-t", 
 one_error(p, "no-model.gguf", "a model missing on ranks 1-2")
 check("error: rank 1: " in p.stderr or "error: rank 2: " in p.stderr, "the error names the rank: " + p.stderr)
 p = mpmd(base + ["-o", W("e3")], base + ["-o", W("e3"), "--seed", "5"])
-one_error(p, "has another binary, model, data or settings", "other settings on ranks 1-2")
+one_error(p, "with another model, data or settings than rank 0", "other settings on ranks 1-2")
+# Another build on ranks 1-2 (a copy with one byte more): refused before any work.
+other_binary = W("reslens-other")
+shutil.copy(args.reslens, other_binary)
+with open(other_binary, "ab") as f:
+    f.write(b"\0")
+p = run(MPI + ["-np", "1", args.reslens, *base, "-o", W("e4"), ":", "-np", "2", other_binary, *base, "-o", W("e4")], ok=False)
+one_error(p, "runs another reslens binary than rank 0", "another binary on ranks 1-2")
+check(not os.path.exists(W("e4")), "nothing written when the ranks disagree")
 os.makedirs(W("ro"))
 with open(W("ro", "file"), "w") as f:
     f.write("x")

@@ -32,7 +32,8 @@ class Farm {
 
   /// Every rank calls this once, after its own setup (loading the model, reading the data).
   /// `setup_error`: the exception of a failed setup, or null. `fingerprint`: what must be the same on
-  /// every rank (the binary's protocol, the settings, the data's checksum). On rank 0: throws the
+  /// every rank (the protocol, the settings, the data's checksum); the MPI farm adds a checksum of
+  /// the executable, so ranks running different builds refuse to work together. On rank 0: throws the
   /// first failure (its own, or a rank's, as "rank R: ..." with the same exception type, so the same
   /// exit code) or mismatch; every worker is then told to stop. On a worker: returns false when the
   /// job ends without work (its own failure was sent to rank 0); it must then return quietly.

@@ -20,6 +20,7 @@
 
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <stdexcept>
 #include <vector>
 
@@ -110,6 +111,18 @@ T pod_from(const std::string& s) {
   return v;
 }
 
+// FNV-1a 64 of this process's executable: ranks running different reslens builds (an old copy on one
+// node) would compute different numbers, so they refuse to work together.
+std::string binary_checksum() {
+  std::ifstream in("/proc/self/exe", std::ios::binary);
+  uint64_t h = 1469598103934665603ULL;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
+  }
+  return std::to_string(h);
+}
+
 void mpi_idle() {
   // Nothing arrived: sleep briefly rather than spin (Open MPI's blocking receive busy-polls a core).
   struct timespec ts {0, 1000000};
@@ -141,7 +154,8 @@ class MpiFarm final : public Farm {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
-  bool ready(std::exception_ptr setup_error, const std::string& fingerprint) override {
+  bool ready(std::exception_ptr setup_error, const std::string& settings) override {
+    const std::string fingerprint = "binary " + binary_checksum() + "\n" + settings;
     if (rank_ != 0) {
       send_bytes(setup_error ? "fail\n" + describe(setup_error) : "ok\n" + fingerprint, 0, kHello);
       if (!setup_error) return true;
@@ -162,10 +176,13 @@ class MpiFarm final : public Farm {
       heard[static_cast<size_t>(m.source)] = true;
       --waiting;
       if (m.bytes.rfind("fail\n", 0) == 0) rethrow_described(m.bytes.substr(5), m.source);
-      if (m.bytes.substr(m.bytes.find('\n') + 1) != fingerprint) {
-        throw InvalidArgument("rank " + std::to_string(m.source) +
-                              " has another binary, model, data or settings than rank 0 (every rank must run the "
-                              "same reslens on the same files with the same flags)");
+      const std::string theirs = m.bytes.substr(m.bytes.find('\n') + 1);
+      if (theirs != fingerprint) {
+        const bool binary = theirs.substr(0, theirs.find('\n')) != fingerprint.substr(0, fingerprint.find('\n'));
+        throw InvalidArgument("rank " + std::to_string(m.source) + " runs " +
+                              (binary ? "another reslens binary" : "with another model, data or settings") +
+                              " than rank 0 (every rank must run the same reslens on the same files with the same "
+                              "flags)");
       }
     }
     return true;
