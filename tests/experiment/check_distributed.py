@@ -94,6 +94,13 @@ with open(W("prompts.jsonl"), "w") as f:
 run([args.reslens, "explain", args.model, "--batch", W("prompts.jsonl"), "-o", W("batch-plain"), "-t", "1", "-q"])
 mpi(3, "explain", args.model, "--batch", W("prompts.jsonl"), "-o", W("batch-np3"), "-t", "1", "-q")
 same(W("batch-plain"), W("batch-np3"), ["explanations.jsonl"], "explain --batch -np 3")
+# With --arrays every rank writes its own prompts' .npy files: the same files as one process.
+run([args.reslens, "explain", args.model, "--batch", W("prompts.jsonl"), "-o", W("arrays-plain"), "--arrays", "-q"])
+mpi(3, "explain", args.model, "--batch", W("prompts.jsonl"), "-o", W("arrays-np3"), "--arrays", "-t", "1", "-q")
+plain_files = sorted(os.path.relpath(os.path.join(d, f), W("arrays-plain"))
+                     for d, _, fs in os.walk(W("arrays-plain", "arrays")) for f in fs)
+check(len(plain_files) > 9 * 5, f"arrays written: {len(plain_files)}")
+same(W("arrays-plain"), W("arrays-np3"), plain_files, "explain --batch --arrays -np 3")
 
 
 # 3. A worker killed mid-run: the job ends, rank 0's lines stay, --resume under -np 2 completes them.

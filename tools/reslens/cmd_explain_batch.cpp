@@ -242,7 +242,10 @@ void run_explain_batch(ModelArgs& margs, const PromptArgs& prompt, const Explain
   write_settings(true);
   if (!in.skipped.empty()) std::cerr << "warning: " << in.skipped.size() << " malformed line(s) of " << b.batch << " skipped\n";
   if (errors > 0) std::cerr << "warning: " << errors << " prompt(s) could not be explained; see \"error\" in " << jsonl_path.string() << "\n";
-  if (!b.quiet) std::cerr << "done: " << in.prompts.size() << " explanation(s) in " << jsonl_path.string() << "\n";
+  if (!b.quiet) {
+    std::cerr << "done: " << tasks.size() << " prompt(s) this run (" << errors << " failed), " << in.prompts.size()
+              << " in " << jsonl_path.string() << "\n";
+  }
 }
 
 }  // namespace reslens::cli
