@@ -190,6 +190,14 @@ with open(W("ro", "file"), "w") as f:
 p = mpi(3, *base, "-o", W("ro", "file", "out"), ok=False)
 one_error(p, "error: ", "an unwritable OUT on rank 0")
 
+# A full disk on rank 0 mid-run (a 16 KB file size limit; SIGXFSZ ignored, so writes fail with
+# EFBIG): rank 0's error line, exit 3, and no hang while the workers are still sending results.
+limited = "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\""
+p = run(MPI + ["-np", "1", "bash", "-c", limited, args.reslens, *base, "-o", W("full"), ":",
+               "-np", "2", args.reslens, *base, "-o", W("full")], ok=False)
+one_error(p, "sentences.jsonl: cannot write (disk full?)", "a full disk on rank 0 mid-run")
+check(os.path.getsize(W("full", "sentences.jsonl")) <= 16384, "the limit applied")
+
 if failures:
     sys.exit(f"{len(failures)} check(s) failed")
 print("distributed: all checks passed")
