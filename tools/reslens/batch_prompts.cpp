@@ -11,7 +11,7 @@ namespace reslens::cli {
 namespace {
 
 // A target or foil: a string is a text, a whole number an id, a list of whole numbers several ids.
-void read_token_spec(const nlohmann::json& v, const char* key, std::optional<TokenName>& name, std::vector<int32_t>& ids) {
+void read_batch_token_spec(const nlohmann::json& v, const char* key, std::optional<TokenName>& name, std::vector<int32_t>& ids) {
   const auto id_of = [&](const nlohmann::json& x) {
     if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX) {
       throw FormatError(std::string("\"") + key + "\" must be a text, a token id or a list of token ids");
@@ -30,7 +30,7 @@ void read_token_spec(const nlohmann::json& v, const char* key, std::optional<Tok
   }
 }
 
-BatchPrompt parse_line(const std::string& text, int64_t line) {
+BatchPrompt parse_batch_line(const std::string& text, int64_t line) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -42,8 +42,8 @@ BatchPrompt parse_line(const std::string& text, int64_t line) {
   p.line = line;
   if (!j.contains("prompt") || !j["prompt"].is_string()) throw FormatError("no \"prompt\" text");
   p.prompt = j["prompt"].get<std::string>();
-  if (j.contains("target")) read_token_spec(j["target"], "target", p.target, p.target_tokens);
-  if (j.contains("foil")) read_token_spec(j["foil"], "foil", p.foil, p.foil_tokens);
+  if (j.contains("target")) read_batch_token_spec(j["target"], "target", p.target, p.target_tokens);
+  if (j.contains("foil")) read_batch_token_spec(j["foil"], "foil", p.foil, p.foil_tokens);
   if (j.contains("position") && !j["position"].is_null()) {
     const auto& v = j["position"];
     if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX) {
@@ -75,7 +75,7 @@ BatchPrompts read_batch_prompts(const std::filesystem::path& path, bool strict) 
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (text.find_first_not_of(" \t") == std::string::npos) continue;
     try {
-      out.prompts.push_back(parse_line(text, n));
+      out.prompts.push_back(parse_batch_line(text, n));
     } catch (const FormatError& e) {
       if (strict) throw FormatError(path.string() + ":" + std::to_string(n) + ": " + e.what());
       out.skipped.push_back({n, e.what()});

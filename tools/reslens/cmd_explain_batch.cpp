@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
+std::string read_batch_out_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) throw IoError(p.string() + ": cannot open");
   std::ostringstream ss;
@@ -106,7 +106,7 @@ nlohmann::json settings_json(const std::string& model, const std::string& batch,
 size_t done_prefix(const fs::path& file, const BatchPrompts& in) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return 0;
-  std::istringstream lines(slurp(file));
+  std::istringstream lines(read_batch_out_file(file));
   std::string text;
   size_t n = 0;
   while (n < in.prompts.size() && std::getline(lines, text)) {
@@ -178,7 +178,7 @@ void run_explain_batch(ModelArgs& margs, const PromptArgs& prompt, const Explain
   if (b.resume && fs::exists(settings_path, ec)) {
     nlohmann::json old;
     try {
-      old = nlohmann::json::parse(slurp(settings_path));
+      old = nlohmann::json::parse(read_batch_out_file(settings_path));
     } catch (const nlohmann::json::exception& e) {
       throw FormatError(settings_path.string() + ": " + e.what());
     }
@@ -200,7 +200,7 @@ void run_explain_batch(ModelArgs& margs, const PromptArgs& prompt, const Explain
   {
     std::string keep;
     if (already > 0) {
-      std::istringstream lines(slurp(jsonl_path));
+      std::istringstream lines(read_batch_out_file(jsonl_path));
       std::string text;
       for (size_t n = 0; n < already && std::getline(lines, text); ++n) keep += text + "\n";
     }
