@@ -17,6 +17,8 @@ PACKAGES=(
   # the HTML report and `reslens serve`'s page (the build runs `npm ci` on web/package-lock.json), and
   # the browser tests
   chromium fonts-dejavu-core
+  # `mpirun -np N reslens experiment` (docs/distributed.md; -DRESLENS_MPI)
+  libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

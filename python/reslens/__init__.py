@@ -19,6 +19,7 @@ from ._core import Error, FormatError, IoError, NotFoundError, UnsupportedError
 from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
 from .diff import ModelDiff, diff
+from .explain_batch import BatchResult, explain_batch
 from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
                       QueryNeuronScore, TokenInfo, explain, explain_target, precompute_projections,
@@ -42,5 +43,6 @@ __all__ = [
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
     "precompute_projections", "projection_cache_info", "diff", "ModelDiff", "graph", "Graph",
     "BatchedActivationCache", "FoldedModel", "Norm", "FactoredMatrix",
+    "explain_batch", "BatchResult",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
 ]

@@ -16,6 +16,8 @@
 
 #include "commands.h"
 #include "common.h"
+#include "experiment/evaluate.h"
+#include "farm.h"
 #include "progress.h"
 
 namespace reslens::cli {
@@ -201,6 +203,10 @@ struct RunArgs {
 };
 
 void run_command(const RunArgs& a) {
+  // Under mpirun or srun every rank runs this command; rank 0 writes OUT and hands out sentences, the
+  // others evaluate them (farm.h). Without a launcher the farm is this process alone.
+  const auto farm = make_farm("experiment");
+  const bool distributed = launcher_size() > 0;
   // Like every command, the model may be left out (the default model) or given with -m.
   if (a.positional.empty() || a.positional.size() > 2) {
     throw InvalidArgument("experiment takes [MODEL] DATASET (or: experiment merge OUT SHARD_DIR...)");
@@ -222,16 +228,40 @@ void run_command(const RunArgs& a) {
   o.parse_special = !a.no_parse_special;
   experiment_counts(ModelConfig{}, o);  // validates the counts and the fraction before any work
   const fs::path out(a.out);
-  const bool resuming = a.resume && path_exists(out / "run.json");
-  if (a.resume && has_contents(out) && !resuming) {
-    throw InvalidArgument(out.string() + " has no run.json: not a reslens experiment folder to resume");
+  // Every rank sets up (rank 0 alone looks at OUT); farm->ready() then ends the job with the first
+  // rank's failure, or when a rank's model, data or settings differ from rank 0's.
+  bool resuming = false;
+  std::shared_ptr<const Model> model;
+  Dataset dataset;
+  ExperimentInfo info;
+  std::exception_ptr setup_error;
+  try {
+    if (farm->coordinator()) {
+      resuming = a.resume && path_exists(out / "run.json");
+      if (a.resume && has_contents(out) && !resuming) {
+        throw InvalidArgument(out.string() + " has no run.json: not a reslens experiment folder to resume");
+      }
+      check_out(out, a.resume, a.force);
+    }
+    model = margs.load();
+    dataset = read_dataset(dataset_path, o.strict);
+    info = experiment_info(*model, dataset, o);
+  } catch (...) {
+    setup_error = std::current_exception();
   }
-  check_out(out, a.resume, a.force);
-
-  const auto model = margs.load();
-  const Dataset dataset = read_dataset(dataset_path, o.strict);
+  if (!farm->ready(setup_error, "reslens experiment farm 1\n" + experiment_info_json(info))) return;
+  if (distributed) o.n_threads = threads_per_rank(o.n_threads);
+  if (!farm->coordinator()) {
+    // A worker: evaluates the sentences rank 0 sends (a task is a sentence's index).
+    const TokenResolver resolver(model->tokenizer());
+    const ExperimentCounts counts = experiment_counts(model->config(), o);
+    farm->serve(o.n_threads, [&](int64_t i) {
+      if (i < 0 || i >= static_cast<int64_t>(dataset.sentences.size())) throw InternalError("no sentence " + std::to_string(i));
+      return sentence_result_json(experiment_impl::evaluate(*model, resolver, counts, dataset.sentences[static_cast<size_t>(i)], o));
+    });
+    return;
+  }
   report_skipped(dataset);
-  const ExperimentInfo info = experiment_info(*model, dataset, o);
   prepare_out(out, a.resume, a.force);
 
   RunFile rf{o.shard, info, false, nlohmann::json::array()};
@@ -272,20 +302,46 @@ void run_command(const RunArgs& a) {
   const int threads = o.n_threads > 0 ? o.n_threads : default_threads();
   if (!a.quiet) {
     std::cerr << "experiment: " << todo.size() << " sentence(s) to evaluate (shard " << o.shard.str() << " holds "
-              << in_shard << " of " << dataset.sentences.size() << ") on " << threads << " thread(s)\n";
+              << in_shard << " of " << dataset.sentences.size() << ") on "
+              << (distributed ? std::to_string(farm->size()) + " rank(s) x " : std::string()) << threads << " thread(s)\n";
   }
   std::ofstream jsonl(out / "sentences.jsonl", std::ios::binary | std::ios::app);
   if (!jsonl) throw IoError((out / "sentences.jsonl").string() + ": cannot open for appending");
   ProgressDisplay progress("sentences", "sent", static_cast<int64_t>(done.size()), in_shard, a.quiet);
   const auto start = std::chrono::steady_clock::now();
-  std::vector<SentenceResult> fresh = run_experiment(
-      *model, todo, o,
-      [&](const SentenceResult& r) {
-        jsonl << sentence_result_json(r) << '\n';  // one write per line, flushed: resumable after a kill
-        jsonl.flush();
-        if (!jsonl) throw IoError((out / "sentences.jsonl").string() + ": cannot write (disk full?)");
-      },
-      [&](const ExperimentProgress& p) { progress.update(p.done, "kept " + std::to_string(p.kept)); });
+  std::vector<SentenceResult> fresh;
+  if (!distributed) {
+    fresh = run_experiment(
+        *model, todo, o,
+        [&](const SentenceResult& r) {
+          jsonl << sentence_result_json(r) << '\n';  // one write per line, flushed: resumable after a kill
+          jsonl.flush();
+          if (!jsonl) throw IoError((out / "sentences.jsonl").string() + ": cannot write (disk full?)");
+        },
+        [&](const ExperimentProgress& p) { progress.update(p.done, "kept " + std::to_string(p.kept)); });
+  } else {
+    // Rank 0 hands out the sentences one at a time and evaluates some itself; every result arrives
+    // as its JSON line (the round trip is exact), is appended as it comes, and is kept for the tables.
+    const TokenResolver resolver(model->tokenizer());
+    const ExperimentCounts counts = experiment_counts(model->config(), o);
+    std::vector<int64_t> tasks;
+    for (const auto& s : todo) tasks.push_back(s.index);
+    int64_t kept = 0;
+    farm->coordinate(
+        tasks, o.n_threads,
+        [&](int64_t i) {
+          return sentence_result_json(experiment_impl::evaluate(*model, resolver, counts, dataset.sentences[static_cast<size_t>(i)], o));
+        },
+        [&](int64_t, const std::string& line) {
+          SentenceResult r = parse_sentence_result(line);
+          jsonl << line << '\n';
+          jsonl.flush();
+          if (!jsonl) throw IoError((out / "sentences.jsonl").string() + ": cannot write (disk full?)");
+          kept += r.status == SentenceStatus::kKept ? 1 : 0;
+          fresh.push_back(std::move(r));
+          progress.update(static_cast<int64_t>(fresh.size()), "kept " + std::to_string(kept));
+        });
+  }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   jsonl.close();
 
@@ -295,6 +351,7 @@ void run_command(const RunArgs& a) {
   write_summaries(out, summary);
   rf.complete = true;
   rf.sessions.push_back({{"threads", threads},
+                         {"ranks", farm->size()},
                          {"evaluated", fresh.size()},
                          {"elapsed_s", elapsed.count()},
                          {"sentences_per_s", elapsed.count() > 0 ? static_cast<double>(fresh.size()) / elapsed.count() : 0.0}});
@@ -307,7 +364,10 @@ void run_command(const RunArgs& a) {
     std::cerr << "note: " << all.n_multi_token_targets << " target(s) are several tokens; their first token was used\n";
   }
   if (all.n_error > 0) std::cerr << "warning: " << all.n_error << " sentence(s) failed; see \"detail\" in sentences.jsonl\n";
-  if (!a.quiet) {
+  if (!a.quiet && distributed) {
+    std::fprintf(stderr, "done: %zu sentence(s) in %s on %d rank(s) x %d thread(s)\n", fresh.size(),
+                 duration(elapsed.count()).c_str(), farm->size(), threads);
+  } else if (!a.quiet) {
     std::fprintf(stderr, "done: %zu sentence(s) in %s on %d thread(s)\n", fresh.size(), duration(elapsed.count()).c_str(), threads);
   }
   print_headline(summary, out);

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "explain_batch.h"
 #include "progress.h"
 #include "report/html_page.h"
 
@@ -39,6 +40,16 @@ void register_explain(CLI::App& app) {
   auto jsonl = std::make_shared<bool>(false);
   args->add(*cmd);
   prompt->add(*cmd);
+  // --batch FILE -o OUT: many prompts, one JSON line each (cmd_explain_batch.cpp).
+  auto batch = std::make_shared<ExplainBatchArgs>();
+  cmd->add_option("--batch", batch->batch,
+                  "Explain every line of a JSONL file ({\"prompt\", \"target\"?, \"foil\"?, \"position\"?, \"id\"?}) into "
+                  "OUT/explanations.jsonl (-o OUT); runs over MPI ranks under mpirun or srun (docs/distributed.md)");
+  cmd->add_flag("--resume", batch->resume, "With --batch: continue the interrupted batch in OUT");
+  cmd->add_flag("--force", batch->force, "With --batch: replace the results in an existing OUT");
+  cmd->add_flag("--strict", batch->strict, "With --batch: a malformed line is fatal instead of skipped");
+  cmd->add_flag("--arrays", batch->arrays, "With --batch: also write each prompt's .npy arrays to OUT/arrays/LINE/");
+  cmd->add_flag("-q,--quiet", batch->quiet, "With --batch: no progress output");
   cmd->add_option("--target", *target,
                   "Target: text (' Paris', ' New Delhi': several tokens are explained step by step) or ids (262 or "
                   "262,3576) (default: the top prediction)");
@@ -73,6 +84,22 @@ void register_explain(CLI::App& app) {
   cmd->add_flag("--baselines", *baselines, "Also compute the alternative scores of spec 3.3 for every FFN neuron");
   cmd->add_option("--query-top", *query_n, "Value neurons the query analyses start from")->check(CLI::PositiveNumber);
   cmd->callback([=] {
+    if (!batch->batch.empty()) {
+      for (const char* o : {"--target", "--foil", "--continuation", "--generate", "--position", "--json", "--jsonl", "--html", "--ids"}) {
+        if (cmd->count(o) > 0) throw InvalidArgument(std::string(o) + " cannot be combined with --batch: each line of the file gives its own");
+      }
+      batch->out = *out;
+      batch->top = *top;
+      batch->final_bias = *final_bias;
+      batch->compat_notebook = *compat == "notebook";
+      batch->baselines = *baselines;
+      batch->query_top = *query_n;
+      run_explain_batch(*args, *prompt, *batch);
+      return;
+    }
+    for (const char* o : {"--resume", "--force", "--strict", "--arrays", "--quiet"}) {
+      if (cmd->count(o) > 0) throw InvalidArgument(std::string(o) + " applies to --batch only");
+    }
     if (!html->empty() && !report::web_page_available()) throw UnsupportedError("--html: " + report::web_page_missing_message());
     const auto model = args->load();
     ExplainRequest req;
