@@ -22,6 +22,8 @@ from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
                       QueryNeuronScore, TokenInfo, explain, explain_target, precompute_projections,
                       projection_cache_info, top_indices)
+from .generation import LensResult, lens
+from .hooks import HookPoint
 from .model import Config, LayerParams, Model, load
 from .target import SummedAttnNeuronScore, SummedFfnNeuronScore, SummedHeadScore, TargetExplanation
 from .utils import get_act_name
@@ -35,4 +37,5 @@ __all__ = [
     "FfnNeuronScore", "AttnNeuronScore", "QueryNeuronScore", "Intervention", "get_act_name", "top_indices",
     "precompute_projections", "projection_cache_info",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
+    "lens", "LensResult", "HookPoint",
 ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple, Uni
 
 from . import _core
 from .explain import TokenInfo, TokenSpec, _token_name
+from .hooks import refuse_hooks
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
@@ -123,6 +124,7 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     >>> reslens.ablate(model, "Once upon a time", ffn="4:10,4:11", heads="3:1").level  # the CLI's spelling
     'parameter'
     """
+    refuse_hooks(model, "reslens.ablate")
     c = model.cfg
     ids = model.tokens(text, prepend_bos)
     n = len(ids)

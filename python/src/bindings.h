@@ -103,5 +103,6 @@ void register_trace(py::module_& m);
 void register_explain(py::module_& m);
 void register_target(py::module_& m);
 void register_experiment(py::module_& m);
+void register_hooks(py::module_& m);
 
 }  // namespace reslens::python
