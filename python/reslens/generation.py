@@ -3,9 +3,11 @@ Python, with the same numbers (both call the library functions the commands call
 
 >>> model.generate("Once upon a time", max_new_tokens=5)                      # greedy
 'Once upon a time, there was a little'
->>> model.generate("Once upon a time", max_new_tokens=5, temperature=0.8, seed=1)   # sampled
+>>> model.generate("Once upon a time", max_new_tokens=5, temperature=0.8, seed=1)   # sampled, seeded
+'Once upon a time, there was a little'
 >>> res = reslens.lens(model, "Once upon a time", target=" there")
 >>> [(p.label, p.rank) for p in res][:3]
+[('emb', 360), ('a0', 107), ('f0', 23)]
 """
 
 from __future__ import annotations

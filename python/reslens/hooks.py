@@ -7,6 +7,8 @@ it leaves. Activation patching, mean or resample ablation and steering are hooks
 >>> logits = model.run_with_hooks("Once upon a time", fwd_hooks=[("blocks.1.attn.hook_z", zero_head_2)])
 >>> with model.hooks(fwd_hooks=[(lambda name: name.endswith("hook_z"), zero_head_2)]):
 ...     logits, cache = model.run_with_cache("Once upon a time")   # the cache holds the hooked values
+>>> float(abs(cache["z", 3][:, 2]).max())
+0.0
 
 How reslens's hooks differ from TransformerLens's:
 
