@@ -13,6 +13,8 @@
 // What the callback leaves in `values` is what the rest of the pass reads, and what the run records
 // when the same hook is captured. Hooks run on the calling thread, in the order of RunOptions::hooks,
 // so results do not depend on the thread count. A run without hooks pays one branch per hook point.
+// Hooks are a run() feature: Session and generate() (the KV-cached loop) take none. With an
+// Intervention, a hook sees the activation after the intervention was applied.
 #pragma once
 
 #include <cstdint>
