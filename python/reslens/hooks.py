@@ -132,13 +132,15 @@ def refuse_hooks(model: "Model", what: str) -> None:
                            "call it outside `with model.hooks(...)`, or after model.reset_hooks()")
 
 
-def run(model: "Model", ids: List[int], patterns: Optional[List[str]], threads: int,
-        intervention: Optional[_core.Intervention]) -> _core.RunResult:
-    """One forward pass recording ``patterns``, through the attached hooks when there are any."""
+def run(model: "Model", ids: List[int], patterns: Optional[List[str]], all_logits: bool = True, threads: int = 0,
+        intervention: Optional[_core.Intervention] = None) -> _core.RunResult:
+    """``_core.run(model.core, ids, patterns, all_logits, threads, intervention)`` (the same
+    arguments), through the attached hooks when there are any: every forward pass of ``Model``
+    goes through here so that attached hooks apply to all of them."""
     state = model.__dict__.get("_hook_state")
     if state:
-        return _core.run_with_hooks(model.core, ids, patterns, state.for_run(), True, threads, intervention)
-    return _core.run(model.core, ids, patterns, True, threads, intervention)
+        return _core.run_with_hooks(model.core, ids, patterns, state.for_run(), all_logits, threads, intervention)
+    return _core.run(model.core, ids, patterns, all_logits, threads, intervention)
 
 
 def _check_bwd(bwd_hooks: Sequence) -> None:

@@ -291,8 +291,8 @@ class Model:
         ['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']
         """
         ids = self.tokens(input, prepend_bos)
-        run = _hooks.run(self, ids, self._patterns(names_filter), self.threads if threads is None else threads,
-                         intervention)
+        run = _hooks.run(self, ids, self._patterns(names_filter), True,
+                         self.threads if threads is None else threads, intervention)
         return run.logits, ActivationCache(run, self)
 
     def forward(self, input: TokensLike, return_type: str = "logits", *, prepend_bos: Optional[bool] = None,
@@ -300,7 +300,7 @@ class Model:
         """Logits ``[pos, d_vocab]`` (``return_type="logits"``), the mean next-token cross-entropy
         (``"loss"``), or both (``"both"``), recording nothing."""
         ids = self.tokens(input, prepend_bos)
-        run = _hooks.run(self, ids, [], self.threads if threads is None else threads, intervention)
+        run = _hooks.run(self, ids, [], True, self.threads if threads is None else threads, intervention)
         logits = run.logits
         if return_type == "logits":
             return logits
