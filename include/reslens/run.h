@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "reslens/cache.h"
+#include "reslens/forward_hooks.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
 #include "reslens/tensor.h"
@@ -61,6 +62,9 @@ struct RunOptions {
   /// 4096 tokens: 68.7 GB -> 16.8 MB for one position). InvalidArgument / OutOfRange when not
   /// ascending or past the sequence.
   std::vector<int64_t> pattern_rows;
+  /// Callbacks that read and replace activations during the pass, in order (reslens/forward_hooks.h):
+  /// activation patching, ablations, steering. Empty (the default) costs one branch per hook point.
+  std::vector<ForwardHook> hooks;
 };
 
 struct RunResult {

@@ -25,6 +25,8 @@ from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, L
                       QueryNeuronScore, TokenInfo, explain, explain_target, precompute_projections,
                       projection_cache_info, top_indices)
 from .graph import Graph, graph
+from .generation import LensResult, lens
+from .hooks import HookPoint
 from .model import Config, LayerParams, Model, load
 from .target import SummedAttnNeuronScore, SummedFfnNeuronScore, SummedHeadScore, TargetExplanation
 from .utils import get_act_name
@@ -45,4 +47,5 @@ __all__ = [
     "BatchedActivationCache", "FoldedModel", "Norm", "FactoredMatrix",
     "explain_batch", "BatchResult",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
+    "lens", "LensResult", "HookPoint",
 ]

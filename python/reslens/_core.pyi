@@ -234,3 +234,11 @@ class CircuitGraph:
 def graph(model: Model, tokens: Ids, target: Union[int, str, None] = None, position: int = -1, top_values: int = 10,
           top_heads: int = 5, top_queries: int = 20, node_threshold: float = 0.8, edge_threshold: float = 0.98,
           include_final_bias: bool = False, threads: int = 0) -> CircuitGraph: ...
+
+# bind_hooks.cpp: forward hooks and generation
+def run_with_hooks(model: Model, tokens: Ids, patterns: Optional[Sequence[str]] = ...,
+                   hooks: Sequence[Tuple[str, Callable[[npt.NDArray[np.float32], str], Optional[npt.ArrayLike]]]] = ...,
+                   all_logits: bool = True, threads: int = 0,
+                   intervention: Optional[Intervention] = None) -> RunResult: ...
+def generate(model: Model, tokens: Ids, max_tokens: int = 32, temperature: float = 0.0, seed: int = 0,
+             threads: int = 0) -> Dict[str, Any]: ...

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple, Uni
 
 from . import _core
 from .explain import TokenInfo, TokenSpec, _token_name
+from .hooks import refuse_hooks
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
@@ -126,6 +127,7 @@ def ablate(model: "Model", text: "TokensLike", ffn: Items = None, heads: Items =
     A batch of prompts (a list, or a 2-D id array padded with -1) gives a list of results, one per
     prompt, each what that prompt alone gives; ``target`` is one value or one per row.
     """
+    refuse_hooks(model, "reslens.ablate")
     from .batch import batch_items, per_row
     items = batch_items(model, text, prepend_bos)
     if items is not None:

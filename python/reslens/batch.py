@@ -224,7 +224,8 @@ def run_batch(model: "Model", rows: List[List[int]], patterns: Optional[List[str
     caches, logits = [], []
     for ids in rows:
         iv = intervention.resolve(len(ids)) if hasattr(intervention, "resolve") else intervention
-        run = _core.run(model.core, ids, patterns if record else [], True, threads, iv)
+        from . import hooks as _hooks  # attached hooks apply to every row (reslens/hooks.py)
+        run = _hooks.run(model, ids, patterns if record else [], True, threads, iv)
         logits.append(run.logits)
         caches.append(ActivationCache(run, model))
     stacked = pad_stack(logits, (0,), padding_side)

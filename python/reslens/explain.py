@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import numpy as np
 
 from . import _core
+from .hooks import refuse_hooks
 from .utils import progress_callback, readonly
 
 if TYPE_CHECKING:
@@ -572,6 +573,7 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
                          threads: Optional[int], top: int, continuation: Optional[str] = None,
                          generate: Optional[int] = None, temperature: float = 0.0,
                          seed: int = 0) -> "_core.ExplainedTarget":
+    refuse_hooks(model, "reslens.explain")
     if compat not in ("paper", "notebook"):
         raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
     for name, v in (("top", top), ("query_top", query_top)):

@@ -15,6 +15,8 @@ from typing import Callable, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from . import generation as _generation
+from . import hooks as _hooks
 from .batch import batch_rows, check_side, pad_tokens, run_batch
 from .cache import ActivationCache
 from .embedding import embed as _embed, pos_embed as _pos_embed, unembed as _unembed
@@ -337,8 +339,8 @@ class Model:
         if rows is not None:
             return run_batch(self, rows, self._patterns(names_filter), n_threads, intervention, padding_side, True)
         ids = self.tokens(input, prepend_bos)
-        run = _core.run(self._core, ids, self._patterns(names_filter), True, n_threads,
-                        _resolve_intervention(intervention, len(ids)))
+        run = _hooks.run(self, ids, self._patterns(names_filter), True, n_threads,
+                         _resolve_intervention(intervention, len(ids)))
         return guard(run.logits, "d_vocab"), ActivationCache(run, self)
 
     def forward(self, input: TokensLike, return_type: str = "logits", *, prepend_bos: Optional[bool] = None,
@@ -362,7 +364,7 @@ class Model:
             loss = float(np.concatenate(nll).mean())
             return loss if return_type == "loss" else (logits, loss)
         ids = self.tokens(input, prepend_bos)
-        run = _core.run(self._core, ids, [], True, n_threads, _resolve_intervention(intervention, len(ids)))
+        run = _hooks.run(self, ids, [], True, n_threads, _resolve_intervention(intervention, len(ids)))
         logits = guard(run.logits, "d_vocab")
         if return_type == "logits":
             return logits
@@ -375,6 +377,49 @@ class Model:
         return loss if return_type == "loss" else (logits, loss)
 
     __call__ = forward
+
+    # ---- hooks and generation (reslens/hooks.py, reslens/generation.py) ----------------------------
+
+    def run_with_hooks(self, input: TokensLike, fwd_hooks: Sequence = (), bwd_hooks: Sequence = (),
+                       reset_hooks_end: bool = True, clear_contexts: bool = False,
+                       return_type: Optional[str] = "logits", **kwargs):
+        """``forward`` with forward hooks ``fwd_hooks = [(name or filter, fn(act, hook) -> act | None)]``
+        (TransformerLens's ``run_with_hooks``; see ``reslens.hooks``).
+
+        >>> def zero(z, hook):
+        ...     z[:, 0] = 0.0
+        >>> logits = model.run_with_hooks("Once upon a time", fwd_hooks=[("blocks.1.attn.hook_z", zero)])
+        """
+        return _hooks.run_with_hooks(self, input, fwd_hooks, bwd_hooks, reset_hooks_end, clear_contexts,
+                                     return_type, **kwargs)
+
+    def hooks(self, fwd_hooks: Sequence = (), bwd_hooks: Sequence = (), reset_hooks_end: bool = True,
+              clear_contexts: bool = False):
+        """Context manager: ``with model.hooks(fwd_hooks=[(name, fn)]): logits, cache =
+        model.run_with_cache(text)`` runs every pass of the block through the hooks."""
+        return _hooks.hooks(self, fwd_hooks, bwd_hooks, reset_hooks_end, clear_contexts)
+
+    def add_hook(self, name, hook, dir: str = "fwd", is_permanent: bool = False, prepend: bool = False) -> None:
+        """Attaches ``hook(act, hook_point)`` at ``name`` (a hook name, a ``*`` pattern or a filter
+        ``name -> bool``) until ``reset_hooks()`` (``is_permanent``: until
+        ``reset_hooks(including_permanent=True)``). Only forward hooks (``dir="fwd"``)."""
+        if dir != "fwd":
+            raise NotImplementedError(f"dir={dir!r}: reslens has forward hooks only (no autograd)")
+        _hooks.hook_state(self).add(name, hook, permanent=is_permanent, prepend=prepend)
+
+    def reset_hooks(self, clear_contexts: bool = True, direction: str = "both",
+                    including_permanent: bool = False) -> None:
+        """Removes the hooks ``add_hook`` attached (permanent ones too with ``including_permanent``)."""
+        _hooks.hook_state(self).reset(clear_contexts, including_permanent)
+
+    def generate(self, input: TokensLike, max_new_tokens: int = 10, **kwargs):
+        """Continues ``input`` as ``reslens generate`` does: greedy by default, or sampled with
+        ``temperature`` and ``seed`` (see ``reslens.generation.generate`` for every keyword).
+
+        >>> model.generate("Once upon a time", max_new_tokens=5)
+        'Once upon a time, there was a little'
+        """
+        return _generation.generate(self, input, max_new_tokens, **kwargs)
 
     # ---- weights ---------------------------------------------------------------------------------
 

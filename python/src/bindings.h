@@ -104,5 +104,6 @@ void register_explain(py::module_& m);
 void register_target(py::module_& m);
 void register_experiment(py::module_& m);
 void register_diff(py::module_& m);  // reslens.diff and reslens.graph (bind_diff.cpp)
+void register_hooks(py::module_& m);
 
 }  // namespace reslens::python

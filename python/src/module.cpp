@@ -110,4 +110,5 @@ read-only numpy view over reslens's own memory that keeps its owner alive.
   rp::register_target(m);
   rp::register_experiment(m);
   rp::register_diff(m);
+  rp::register_hooks(m);
 }

@@ -13,6 +13,7 @@ import pytest
 import reslens
 from conftest import REPO, get_model, shared_dir
 from reslens import ablate, cache, experiment, explain, model, utils
+from reslens import generation, hooks
 
 
 def test_docstring_examples(monkeypatch):
@@ -26,7 +27,7 @@ def test_docstring_examples(monkeypatch):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     n = 0
-    for module in (reslens, model, cache, explain, ablate, experiment, utils, reslens._core):
+    for module in (reslens, model, cache, explain, ablate, experiment, utils, reslens._core, hooks, generation):
         for test in finder.find(module, module.__name__, extraglobs=globs):
             runner.run(test)
             n += len(test.examples)

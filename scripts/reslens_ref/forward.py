@@ -102,7 +102,9 @@ def forward(model, ids, ggml_gelu=False, edit=None):
 
     edit: optional callable edit(hook_name, value, hooks) -> array or None, called for the three
     hooks whose values the pass adds to the residual stream or multiplies into it:
-    `blocks.L.hook_attn_out`, `blocks.L.mlp.hook_post` and `blocks.L.hook_mlp_out`. A returned
+    `blocks.L.hook_attn_out`, `blocks.L.mlp.hook_post` and `blocks.L.hook_mlp_out`, and for the
+    points activation patching replaces (patching.py): `blocks.L.hook_resid_pre`,
+    `blocks.L.attn.hook_z`, `blocks.L.hook_resid_mid` and `blocks.L.hook_resid_post`. A returned
     array replaces the value (and is what the rest of the pass uses); `hooks` holds everything
     recorded so far in this pass. Used for activation-level interventions (intervention.py)."""
     cfg = model.config
@@ -146,6 +148,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
 
     for layer in range(cfg.n_layers):
         p = f"blocks.{layer}"
+        x = edited(f"{p}.hook_resid_pre", x)
         hooks[f"{p}.hook_resid_pre"] = x
 
         if cfg.pre_norm:
@@ -192,6 +195,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         pattern = e / e.sum(axis=-1, keepdims=True)
         hooks[f"{p}.attn.hook_pattern"] = pattern
         z = np.einsum("hqk,khd->qhd", pattern, v_full)
+        z = edited(f"{p}.attn.hook_z", z)
         hooks[f"{p}.attn.hook_z"] = z
         attn_out = z.reshape(n, H * dh) @ f(f"{p}.attn.o.w").T
         if cfg.o_bias:
@@ -202,6 +206,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         attn_out = edited(f"{p}.hook_attn_out", attn_out)
         hooks[f"{p}.hook_attn_out"] = attn_out
         x = x + attn_out
+        x = edited(f"{p}.hook_resid_mid", x)
         hooks[f"{p}.hook_resid_mid"] = x
 
         # GPT-NeoX's parallel residual: the MLP reads the block input, not x + attention.
@@ -242,6 +247,7 @@ def forward(model, ids, ggml_gelu=False, edit=None):
         mlp_out = edited(f"{p}.hook_mlp_out", mlp_out)
         hooks[f"{p}.hook_mlp_out"] = mlp_out
         x = x + mlp_out
+        x = edited(f"{p}.hook_resid_post", x)
         hooks[f"{p}.hook_resid_post"] = x
 
     scale, xf = norm(x, "ln_final")

@@ -113,11 +113,37 @@ struct Buf {
   const float* data() const { return v.data(); }
 };
 
+// What the pass does at a hook point: runs the forward hooks on it (they may replace the values the
+// rest of the pass reads), then records it when the run's filter asks for it.
 class Recorder {
  public:
-  Recorder(const HookFilter* filter, ActivationCache* cache) : filter_(filter), cache_(cache) {}
+  Recorder(const HookFilter* filter, ActivationCache* cache, HookRunner* hooks)
+      : filter_(filter), cache_(cache), hooks_(hooks) {}
   bool wants(Hook h, int layer) const {
     return filter_ != nullptr && cache_ != nullptr && filter_->wants(HookName{h, layer});
+  }
+  // One branch when the run has no forward hooks.
+  bool hooked(Hook h, int layer) const { return hooks_ != nullptr && hooks_->wants(h, layer); }
+  // Runs the forward hooks of (h, layer) on data ([shape], read back by the pass) in place.
+  void hook(Hook h, int layer, const std::vector<int64_t>& shape, float* data) {
+    if (!hooked(h, layer)) return;
+    int64_t n = 1;
+    for (const int64_t e : shape) n *= e;
+    hooks_->call(h, layer, shape, {data, static_cast<size_t>(n)});
+  }
+  // A hook point the pass reads back: hooks first, then the (possibly replaced) values recorded.
+  void pass(Hook h, int layer, std::vector<int64_t> shape, float* data) {
+    hook(h, layer, shape, data);
+    put(h, layer, std::move(shape), data);
+  }
+  // A norm scale, which the pass does not read back: hooks may read it but not change it.
+  void pass_read_only(Hook h, int layer, std::vector<int64_t> shape, const float* data) {
+    if (hooked(h, layer)) {
+      int64_t n = 1;
+      for (const int64_t e : shape) n *= e;
+      hooks_->call_read_only(h, layer, shape, {data, static_cast<size_t>(n)});
+    }
+    put(h, layer, std::move(shape), data);
   }
   // Copies a contiguous block into a new cache tensor.
   void put(Hook h, int layer, std::vector<int64_t> shape, const float* data) {
@@ -134,6 +160,7 @@ class Recorder {
  private:
   const HookFilter* filter_;
   ActivationCache* cache_;
+  HookRunner* hooks_;
 };
 
 // y[t] = x[t] W^T (+ b): [T, out] from [T, in] with W [out, in].
@@ -259,7 +286,7 @@ void rms_norm_heads(Buf& x, int64_t T, int64_t heads, int64_t d_head, const Vect
 void post_normalize(Buf& out, int64_t T, const VectorView& w, float eps, Recorder& rec, Hook hook, int layer) {
   std::vector<float> scale(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) scale[static_cast<size_t>(t)] = ops::rms_norm(out.row(t), out.row(t), w.data, out.cols, eps);
-  rec.put(hook, layer, {T, 1}, scale.data());
+  rec.pass_read_only(hook, layer, {T, 1}, scale.data());
 }
 
 // Normalises rows of x into y and returns each row's scale.
@@ -276,6 +303,39 @@ std::vector<float> normalize(Buf& y, const Buf& x, int64_t T, const ModelConfig&
     }
   });
   return scale;
+}
+
+// Runs the forward hooks of a q/k/v-style point on x [T, heads * d_head] in place: they see
+// [T, heads, d_head] in rotate_half order, as the point is recorded (record_heads below), and what
+// they leave is put back in the file's layout for the rest of the pass.
+void hook_heads(Recorder& rec, Hook h, int layer, Buf& x, int64_t T, int64_t heads, const ModelConfig& c) {
+  if (!rec.hooked(h, layer)) return;
+  const bool permute = c.positional_embedding_type == PositionalEmbedding::kRotary &&
+                       c.rope_layout == RopeLayout::kInterleaved && h != Hook::kV;  // as record_heads
+  std::vector<float> t(static_cast<size_t>(T * heads * c.d_head));  // [T, heads, d_head]
+  for (int64_t p = 0; p < T; ++p) {
+    for (int64_t i = 0; i < heads; ++i) {
+      float* src = x.row(p) + i * c.d_head;
+      float* dst = t.data() + (p * heads + i) * c.d_head;
+      if (permute) {
+        ops::interleaved_to_half(dst, src, c.d_head, c.rotary_dim);
+      } else {
+        std::memcpy(dst, src, static_cast<size_t>(c.d_head) * sizeof(float));
+      }
+    }
+  }
+  rec.hook(h, layer, {T, heads, c.d_head}, t.data());
+  for (int64_t p = 0; p < T; ++p) {
+    for (int64_t i = 0; i < heads; ++i) {
+      const float* src = t.data() + (p * heads + i) * c.d_head;
+      float* dst = x.row(p) + i * c.d_head;
+      if (permute) {
+        ops::half_to_interleaved(dst, src, c.d_head, c.rotary_dim);
+      } else {
+        std::memcpy(dst, src, static_cast<size_t>(c.d_head) * sizeof(float));
+      }
+    }
+  }
 }
 
 // Records q/k-style [T, heads, d_head] activations, in Hugging Face rotate_half order whatever the
@@ -372,12 +432,12 @@ void embed(Buf& x, const Pass& p) {
     for (float& v : x.v) v *= c.embedding_scale;
   }
   if (!finite(x.data(), T * d)) non_finite(p.model, "", {{"embed.W_E (a row of these tokens)", &W.W_E}}, {});
-  p.rec.put(Hook::kEmbed, -1, {T, d}, x.data());
+  p.rec.pass(Hook::kEmbed, -1, {T, d}, x.data());
   if (c.positional_embedding_type == PositionalEmbedding::kStandard) {
     Buf pos;  // [T, d_model] W_pos rows of these positions
     pos.resize(T, d);
     read_rows(W.W_pos, p.a.pos0, T, pos.data());
-    p.rec.put(Hook::kPosEmbed, -1, {T, d}, pos.data());
+    p.rec.pass(Hook::kPosEmbed, -1, {T, d}, pos.data());
     for (int64_t t = 0; t < T; ++t) {
       float* r = x.row(t);
       const float* pe = pos.row(t);
@@ -395,8 +455,8 @@ void sublayer_input(Buf& xn, const Buf& x, const VectorView& w, const VectorView
     return;
   }
   const auto scale = normalize(xn, x, p.T, p.c, w, b, p.threads);
-  p.rec.put(scale_hook, layer, {p.T, 1}, scale.data());
-  p.rec.put(normalized_hook, layer, {p.T, p.c.d_model}, xn.data());
+  p.rec.pass_read_only(scale_hook, layer, {p.T, 1}, scale.data());
+  p.rec.pass(normalized_hook, layer, {p.T, p.c.d_model}, xn.data());
 }
 
 // out = in W^T + b [T, d_model], then (OLMo 2) the sublayer's post-norm, its scale recorded under
@@ -429,6 +489,9 @@ void project_qkv(Scratch& s, const LayerWeights& L, int layer, const Pass& p) {
     rms_norm_heads(s.q, T, H, dh, L.q_norm_w, c.eps);
     rms_norm_heads(s.k, T, Hkv, dh, L.k_norm_w, c.eps);
   }
+  hook_heads(p.rec, Hook::kQ, layer, s.q, T, H, c);
+  hook_heads(p.rec, Hook::kK, layer, s.k, T, Hkv, c);
+  hook_heads(p.rec, Hook::kV, layer, s.v, T, Hkv, c);
   record_heads(p.rec, Hook::kQ, layer, s.q, T, H, c);
   record_heads(p.rec, Hook::kK, layer, s.k, T, Hkv, c);
   record_heads(p.rec, Hook::kV, layer, s.v, T, Hkv, c);
@@ -440,6 +503,8 @@ void rotate_qk(Buf& q, Buf& k, const ops::RopeTable& rope, int layer, const Pass
   const int64_t T = p.T, H = c.n_heads, Hkv = c.n_key_value_heads, dh = c.d_head;
   ops::apply_rope(q.data(), T, H, dh, q.cols, rope, c.rope_layout);
   ops::apply_rope(k.data(), T, Hkv, dh, k.cols, rope, c.rope_layout);
+  hook_heads(p.rec, Hook::kRotQ, layer, q, T, H, c);
+  hook_heads(p.rec, Hook::kRotK, layer, k, T, Hkv, c);
   record_heads(p.rec, Hook::kRotQ, layer, q, T, H, c);
   record_heads(p.rec, Hook::kRotK, layer, k, T, Hkv, c);
 }
@@ -457,22 +522,60 @@ void remove_source_shares(float* zr, const float* pattern, const float* V_all, i
   }
 }
 
+// Query t's attention scores against keys [0, S) in place: scaled, softcapped (Gemma 2: c *
+// tanh(score / c), before the mask, llama.cpp's and transformers' order), then -inf for every key
+// it does not see. Keys first..n_keys-1 are visible (returned as {first, n_keys}): causal, and with
+// a sliding window (window > 0) query position i sees keys i - window < j <= i only (llama.cpp's
+// is_masked_swa, LLAMA_SWA_TYPE_STANDARD: masked when i - j >= window).
+std::pair<int64_t, int64_t> mask_scores(float* row, int64_t t, float attn_scale, int64_t window, const Pass& p) {
+  const float cap = p.c.attn_softcap;
+  const int64_t n_keys = p.a.pos0 + t + 1;  // causal: keys 0..pos0+t
+  const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;  // the window's oldest key
+  for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
+  if (cap > 0.0f) {
+    for (int64_t s = 0; s < n_keys; ++s) row[s] = cap * std::tanh(row[s] / cap);
+  }
+  for (int64_t s = 0; s < first; ++s) row[s] = -std::numeric_limits<float>::infinity();
+  for (int64_t s = n_keys; s < p.S; ++s) row[s] = -std::numeric_limits<float>::infinity();
+  return {first, n_keys};
+}
+
+// Scores -> pattern in place: softmax over the visible keys, exactly 0 for the masked ones.
+void softmax_visible(float* row, int64_t first, int64_t n_keys, int64_t S) {
+  ops::softmax(row + first, n_keys - first);
+  for (int64_t s = 0; s < first; ++s) row[s] = 0.0f;
+  for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
+}
+
+// z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s into zr [d_head].
+void mix_values(float* zr, const float* pattern, int64_t first, int64_t n_keys, const float* V_all, int64_t kv_dim,
+                int64_t kvh, int64_t dh) {
+  for (int64_t s = first; s < n_keys; ++s) {
+    const float w = pattern[s];
+    const float* vr = V_all + s * kv_dim + kvh * dh;
+    for (int64_t i = 0; i < dh; ++i) zr[i] += w * vr[i];
+  }
+}
+
+// Copies query t's row into a recorded [n_heads, n_rows, S] tensor when the run keeps that row.
+void record_row(Tensor* rec, const float* row, int64_t h, int64_t t, const Pass& p) {
+  const int64_t slot = p.row_slot[static_cast<size_t>(t)];
+  if (rec != nullptr && slot >= 0) {
+    std::memcpy(rec->data() + (h * p.n_rows + slot) * p.S, row, static_cast<size_t>(p.S) * sizeof(float));
+  }
+}
+
 // z = softmax(q k^T * scale, causal) v per head: [T, n_heads * d_head] from q [T, n_heads * d_head]
 // and the keys/values of every visible position, K_all/V_all [S, n_kv_heads * d_head]. Records the
-// scores (masked: -inf) and the pattern [n_heads, T, S]. Gemma 2: the scores pass the softcap
-// c * tanh(score / c) before the mask (llama.cpp's and transformers' order). With a sliding window
-// (window > 0) query position i sees keys i - window < j <= i only (llama.cpp's is_masked_swa,
-// LLAMA_SWA_TYPE_STANDARD: masked when i - j >= window); the others are masked like future keys, so
-// their pattern is exactly 0.
+// scores (masked: -inf) and the pattern [n_heads, T, S]; masked keys' pattern is exactly 0.
+// One head at a time, so only a [T, S] score block is alive per thread.
 void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float attn_scale, int64_t window,
             int layer, const Pass& p) {
   const ModelConfig& c = p.c;
   const int64_t T = p.T, S = p.S, H = c.n_heads, dh = c.d_head;
   const int64_t kv_dim = c.n_key_value_heads * dh, group = H / c.n_key_value_heads;
-  const float cap = c.attn_softcap;
-  const int64_t R = p.n_rows;  // recorded query rows
-  Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, R, S});
-  Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, R, S});
+  Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, p.n_rows, S});
+  Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, p.n_rows, S});
   z.resize(T, H * dh);
   parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
     std::vector<float> scores(static_cast<size_t>(T * S));  // [T, S] for one head
@@ -481,32 +584,87 @@ void attend(Buf& z, const Buf& q, const float* K_all, const float* V_all, float 
       ops::matmul_nt(T, S, dh, q.data() + h * dh, q.cols, K_all + kvh * dh, kv_dim, scores.data(), S, 1);
       for (int64_t t = 0; t < T; ++t) {
         float* row = scores.data() + t * S;
-        const int64_t n_keys = p.a.pos0 + t + 1;  // causal: keys 0..pos0+t
-        const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;  // the window's oldest key
-        for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
-        if (cap > 0.0f) {
-          for (int64_t s = 0; s < n_keys; ++s) row[s] = cap * std::tanh(row[s] / cap);
-        }
-        for (int64_t s = 0; s < first; ++s) row[s] = -std::numeric_limits<float>::infinity();
-        for (int64_t s = n_keys; s < S; ++s) row[s] = -std::numeric_limits<float>::infinity();
-        const int64_t slot = p.row_slot[static_cast<size_t>(t)];
-        if (scores_rec != nullptr && slot >= 0) {
-          std::memcpy(scores_rec->data() + (h * R + slot) * S, row, static_cast<size_t>(S) * sizeof(float));
-        }
-        ops::softmax(row + first, n_keys - first);
-        for (int64_t s = 0; s < first; ++s) row[s] = 0.0f;
-        for (int64_t s = n_keys; s < S; ++s) row[s] = 0.0f;
-        if (pattern_rec != nullptr && slot >= 0) {
-          std::memcpy(pattern_rec->data() + (h * R + slot) * S, row, static_cast<size_t>(S) * sizeof(float));
-        }
-        // z[t, h] = sum_s pattern[t, s] v[s, kvh], accumulated in increasing s.
+        const auto [first, n_keys] = mask_scores(row, t, attn_scale, window, p);
+        record_row(scores_rec, row, h, t, p);
+        softmax_visible(row, first, n_keys, S);
+        record_row(pattern_rec, row, h, t, p);
         float* zr = z.row(t) + h * dh;
-        for (int64_t s = first; s < n_keys; ++s) {
-          const float w = row[s];
-          const float* vr = V_all + s * kv_dim + kvh * dh;
-          for (int64_t i = 0; i < dh; ++i) zr[i] += w * vr[i];
-        }
+        mix_values(zr, row, first, n_keys, V_all, kv_dim, kvh, dh);
         remove_source_shares(zr, row, V_all, kv_dim, kvh, h, t, layer, p);
+      }
+    }
+  });
+}
+
+// Throws UnsupportedError when a forward hook changed what the causal mask fixes: a masked score
+// that is no longer -inf, or a masked pattern weight that is no longer 0. all: [H, T, S].
+void check_mask_kept(const std::vector<float>& all, Hook hook, int64_t window, int layer, const Pass& p) {
+  const int64_t H = p.c.n_heads, T = p.T, S = p.S;
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t n_keys = p.a.pos0 + t + 1;
+      const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+      const float* row = all.data() + (h * T + t) * S;
+      for (int64_t s = 0; s < S; ++s) {
+        if (s >= first && s < n_keys) continue;
+        const bool kept = hook == Hook::kPattern ? row[s] == 0.0f : (std::isinf(row[s]) && row[s] < 0.0f);
+        if (!kept) {
+          throw UnsupportedError("forward hook on '" + HookName{hook, layer}.to_string() + "' unmasked key " +
+                                 std::to_string(s) + " of query " + std::to_string(p.a.pos0 + t) + " (head " +
+                                 std::to_string(h) + "): reslens keeps the causal mask, so masked " +
+                                 (hook == Hook::kPattern ? "weights must stay 0" : "scores must stay -inf"));
+        }
+      }
+    }
+  }
+}
+
+// attend() when forward hooks read or replace hook_attn_scores or hook_pattern: the same steps, in
+// three passes over every head, so the hooks see whole [n_heads, T, S] tensors (every query row,
+// whatever pattern_rows records) and the pattern and z are computed from what they leave there.
+void attend_hooked(Buf& z, const Buf& q, const float* K_all, const float* V_all, float attn_scale, int64_t window,
+                   int layer, const Pass& p) {
+  const ModelConfig& c = p.c;
+  const int64_t T = p.T, S = p.S, H = c.n_heads, dh = c.d_head;
+  const int64_t kv_dim = c.n_key_value_heads * dh, group = H / c.n_key_value_heads;
+  Tensor* scores_rec = p.rec.make(Hook::kAttnScores, layer, {H, p.n_rows, S});
+  Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, p.n_rows, S});
+  std::vector<float> all(static_cast<size_t>(H * T * S));  // [H, T, S] scores, then the pattern
+  auto row = [&](int64_t h, int64_t t) { return all.data() + (h * T + t) * S; };
+  auto visible = [&](int64_t t) {
+    const int64_t n_keys = p.a.pos0 + t + 1;
+    return std::pair<int64_t, int64_t>(window > 0 ? std::max<int64_t>(0, n_keys - window) : 0, n_keys);
+  };
+  parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) {
+      ops::matmul_nt(T, S, dh, q.data() + h * dh, q.cols, K_all + (h / group) * dh, kv_dim, row(h, 0), S, 1);
+      for (int64_t t = 0; t < T; ++t) mask_scores(row(h, t), t, attn_scale, window, p);
+    }
+  });
+  p.rec.hook(Hook::kAttnScores, layer, {H, T, S}, all.data());
+  if (p.rec.hooked(Hook::kAttnScores, layer)) check_mask_kept(all, Hook::kAttnScores, window, layer, p);
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t t = 0; t < T; ++t) record_row(scores_rec, row(h, t), h, t, p);
+  }
+  parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int64_t t = 0; t < T; ++t) {
+        const auto [first, n_keys] = visible(t);
+        softmax_visible(row(h, t), first, n_keys, S);
+      }
+    }
+  });
+  p.rec.hook(Hook::kPattern, layer, {H, T, S}, all.data());
+  if (p.rec.hooked(Hook::kPattern, layer)) check_mask_kept(all, Hook::kPattern, window, layer, p);
+  z.resize(T, H * dh);
+  parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int64_t t = 0; t < T; ++t) {
+        record_row(pattern_rec, row(h, t), h, t, p);
+        const auto [first, n_keys] = visible(t);
+        float* zr = z.row(t) + h * dh;
+        mix_values(zr, row(h, t), first, n_keys, V_all, kv_dim, h / group, dh);
+        remove_source_shares(zr, row(h, t), V_all, kv_dim, h / group, h, t, layer, p);
       }
     }
   });
@@ -550,9 +708,13 @@ void attention(Scratch& s, const LayerWeights& L, int layer, const RopeTables& r
     K_all = kc.data();
     V_all = vc.data();
   }
-  attend(s.z, s.q, K_all, V_all, attn_scale, c.window_of(layer), layer, p);
+  if (p.rec.hooked(Hook::kAttnScores, layer) || p.rec.hooked(Hook::kPattern, layer)) {
+    attend_hooked(s.z, s.q, K_all, V_all, attn_scale, c.window_of(layer), layer, p);
+  } else {
+    attend(s.z, s.q, K_all, V_all, attn_scale, c.window_of(layer), layer, p);
+  }
   ablate_heads(s.z, layer, p);
-  p.rec.put(Hook::kZ, layer, {T, c.n_heads, c.d_head}, s.z.data());
+  p.rec.pass(Hook::kZ, layer, {T, c.n_heads, c.d_head}, s.z.data());
   sublayer_output(s.attn_out, s.z, L.W_O, L.W_O_raw, L.b_O, L.post_attn_norm_w, Hook::kLn1PostScale, layer, p);
 }
 
@@ -564,8 +726,8 @@ void mlp_coefficients(Scratch& s, const LayerWeights& L, int layer, const Pass& 
   if (c.gated_mlp) {
     linear(s.pre, s.xn, T, L.W_gate, {}, p.threads);  // [T, d_mlp] gate
     linear(s.up, s.xn, T, L.W_in, L.b_in, p.threads);  // [T, d_mlp]
-    p.rec.put(Hook::kMlpPre, layer, {T, c.d_mlp}, s.pre.data());
-    p.rec.put(Hook::kMlpPreLinear, layer, {T, c.d_mlp}, s.up.data());
+    p.rec.pass(Hook::kMlpPre, layer, {T, c.d_mlp}, s.pre.data());
+    p.rec.pass(Hook::kMlpPreLinear, layer, {T, c.d_mlp}, s.up.data());
     s.post.resize(T, c.d_mlp);
     parallel_for(p.threads, T, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
@@ -582,7 +744,7 @@ void mlp_coefficients(Scratch& s, const LayerWeights& L, int layer, const Pass& 
     });
   } else {
     linear(s.pre, s.xn, T, L.W_in, L.b_in, p.threads);  // [T, d_mlp]
-    p.rec.put(Hook::kMlpPre, layer, {T, c.d_mlp}, s.pre.data());
+    p.rec.pass(Hook::kMlpPre, layer, {T, c.d_mlp}, s.pre.data());
     s.post = s.pre;
     parallel_for(p.threads, T, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) gelu_in_place(s.post.row(t), c.d_mlp, c.act_fn, p.a.ggml_gelu);
@@ -607,7 +769,7 @@ void mlp(Scratch& s, const LayerWeights& L, int layer, const Pass& p) {
   mlp_coefficients(s, L, layer, p);
   if (p.c.n_experts > 0) route_experts(s.post, s.xn, p.T, L.W_router, L.shared_expert_gate, p.c, p.threads);
   ablate_ffn_neurons(s.post, layer, p);
-  p.rec.put(Hook::kMlpPost, layer, {p.T, p.c.d_mlp}, s.post.data());
+  p.rec.pass(Hook::kMlpPost, layer, {p.T, p.c.d_mlp}, s.post.data());
   sublayer_output(s.mlp_out, s.post, L.W_out, L.W_out_raw, L.b_out, L.post_ffn_norm_w, Hook::kLn2PostScale, layer, p);
 }
 
@@ -617,14 +779,15 @@ Tensor unembed(const Buf& x, Buf& xn, const Pass& p) {
   const ModelConfig& c = p.c;
   const ModelWeights& W = p.model.weights();
   const int64_t T = p.T, d = c.d_model;
-  const bool record_final = p.rec.wants(Hook::kLnFinalScale, -1) || p.rec.wants(Hook::kLnFinalNormalized, -1);
+  const bool record_final = p.rec.wants(Hook::kLnFinalScale, -1) || p.rec.wants(Hook::kLnFinalNormalized, -1) ||
+                            p.rec.hooked(Hook::kLnFinalScale, -1) || p.rec.hooked(Hook::kLnFinalNormalized, -1);
   const int64_t first = (p.a.all_logits || record_final) ? 0 : T - 1;
   Buf last;
   last.resize(T - first, d);
   std::memcpy(last.data(), x.row(first), static_cast<size_t>((T - first) * d) * sizeof(float));
   auto scale_f = normalize(xn, last, T - first, c, W.ln_final_w, W.ln_final_b, p.threads);
-  p.rec.put(Hook::kLnFinalScale, -1, {T - first, 1}, scale_f.data());
-  p.rec.put(Hook::kLnFinalNormalized, -1, {T - first, d}, xn.data());
+  p.rec.pass_read_only(Hook::kLnFinalScale, -1, {T - first, 1}, scale_f.data());
+  p.rec.pass(Hook::kLnFinalNormalized, -1, {T - first, d}, xn.data());
   const int64_t n_out = p.a.all_logits ? T : 1;
   const float* rows = xn.row((T - first) - n_out);
   Tensor logits({n_out, c.d_vocab});
@@ -651,7 +814,7 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
   const ModelConfig& c = model.config();
   const int64_t T = static_cast<int64_t>(a.tokens.size());
   const int64_t d = c.d_model;
-  Recorder rec(a.capture, a.cache);
+  Recorder rec(a.capture, a.cache, a.hooks);
   std::vector<int64_t> row_slot = pattern_row_slots(a.pattern_rows, a.pos0, T);
   const int64_t n_rows = *std::max_element(row_slot.begin(), row_slot.end()) + 1;
   const Pass p{model, c, a, a.intervention != nullptr && !a.intervention->empty() ? a.intervention : nullptr,
@@ -666,24 +829,24 @@ Tensor forward(const Model& model, const ForwardArgs& a) {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const int li = static_cast<int>(l);
     const LayerWeights& L = model.weights().layers[static_cast<size_t>(l)];
-    rec.put(Hook::kResidPre, li, {T, d}, x.data());
+    rec.pass(Hook::kResidPre, li, {T, d}, x.data());
 
     // x += attention(ln1(x))
     if (c.parallel_residual) s.block_in = x;  // GPT-NeoX: the MLP reads the block input too
     sublayer_input(s.xn, x, L.ln1_w, L.ln1_b, Hook::kLn1Scale, Hook::kLn1Normalized, li, p);
     attention(s, L, li, rope, attn_scale, p);
-    rec.put(Hook::kAttnOut, li, {T, d}, s.attn_out.data());
+    rec.pass(Hook::kAttnOut, li, {T, d}, s.attn_out.data());
     add_residual(x, s.attn_out, T, d);
-    rec.put(Hook::kResidMid, li, {T, d}, x.data());
+    rec.pass(Hook::kResidMid, li, {T, d}, x.data());
 
     // x += mlp(ln2(x)), or mlp(ln2(block input)) with a parallel residual
     sublayer_input(s.xn, c.parallel_residual ? s.block_in : x, L.ln2_w, L.ln2_b, Hook::kLn2Scale,
                    Hook::kLn2Normalized, li, p);
     mlp(s, L, li, p);
-    rec.put(Hook::kMlpOut, li, {T, d}, s.mlp_out.data());
+    rec.pass(Hook::kMlpOut, li, {T, d}, s.mlp_out.data());
     add_residual(x, s.mlp_out, T, d);
     require_finite_layer(model, x, T, li);
-    rec.put(Hook::kResidPost, li, {T, d}, x.data());
+    rec.pass(Hook::kResidPost, li, {T, d}, x.data());
   }
 
   return unembed(x, s.xn, p);

@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "forward/hook_runner.h"
 #include "reslens/cache.h"
 #include "reslens/hooks.h"
 #include "reslens/model.h"
@@ -34,6 +35,8 @@ struct ForwardArgs {
   int n_threads = 0;
   /// Query positions (absolute, ascending) whose attention rows are recorded; empty: all of them.
   std::span<const int64_t> pattern_rows;
+  /// Forward hooks that read and replace activations (RunOptions::hooks), or nullptr.
+  HookRunner* hooks = nullptr;
 };
 
 /// Throws OutOfRange/InvalidArgument for bad ids, empty input or a sequence past the context window.

@@ -25,7 +25,10 @@ RunResult run(const Model& model, std::span<const int32_t> tokens, const RunOpti
   args.ggml_gelu = options.ggml_gelu;
   args.n_threads = options.n_threads;
   args.pattern_rows = result.pattern_rows;
+  HookRunner hooks(model, options.hooks);
+  if (!options.hooks.empty()) args.hooks = &hooks;
   result.logits = forward(model, args);
+  if (args.hooks != nullptr) hooks.check_all_ran();
   return result;
 }
 

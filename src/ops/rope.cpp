@@ -60,4 +60,13 @@ void interleaved_to_half(float* out, const float* in, int64_t d_head, int64_t ro
   for (int64_t i = rot_dim; i < d_head; ++i) out[i] = in[i];
 }
 
+void half_to_interleaved(float* out, const float* in, int64_t d_head, int64_t rot_dim) {
+  const int64_t half = rot_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    out[2 * i] = in[i];
+    out[2 * i + 1] = in[half + i];
+  }
+  for (int64_t i = rot_dim; i < d_head; ++i) out[i] = in[i];
+}
+
 }  // namespace reslens::ops

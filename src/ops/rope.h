@@ -31,5 +31,7 @@ void apply_rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, int64_
 /// Reorders one head's first rot_dim dims from interleaved-pair order to rotate_half order:
 /// out[i] = in[2i], out[rot_dim/2 + i] = in[2i + 1]. Dims past rot_dim are copied.
 void interleaved_to_half(float* out, const float* in, int64_t d_head, int64_t rot_dim);
+/// The inverse of interleaved_to_half: out[2i] = in[i], out[2i + 1] = in[rot_dim/2 + i].
+void half_to_interleaved(float* out, const float* in, int64_t d_head, int64_t rot_dim);
 
 }  // namespace reslens::ops
