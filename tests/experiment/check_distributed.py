@@ -64,7 +64,10 @@ os.makedirs(args.work)
 W = lambda *p: os.path.join(args.work, *p)
 
 # A dataset of short and long prompts, so sentences take different times and finish out of order.
-names = ["Lily", "Tim", "Sue", "Ben", "Max", "Amy", "Tom", "Mia"]
+# Enough of them that a kill after the first results lands well before the end, however fast or
+# loaded the machine (with 24, a full CI run once saw the job finish between the check and the kill).
+names = ["Lily", "Tim", "Sue", "Ben", "Max", "Amy", "Tom", "Mia", "Sam", "Ann", "Bob", "Kim", "Joe", "Eve", "Dan",
+         "Zoe"]
 rows = []
 for i, n in enumerate(names):
     rows.append({"prompt": f"Once upon a time, there was a little girl named {n}. One day, {n}", "target": " went",
@@ -127,7 +130,7 @@ def kill_mid_run(out, victim, extra):
     results = os.path.join(out, "sentences.jsonl" if extra[0] == "experiment" else "explanations.jsonl")
     start = time.time()
     while time.time() - start < LIMIT:
-        if os.path.exists(results) and read(results).count(b"\n") >= 3:
+        if os.path.exists(results) and read(results).count(b"\n") >= 2:
             break
         time.sleep(0.02)
     pids = rank_pids(job.pid)
