@@ -157,6 +157,11 @@ same(W("plain"), W("killed"), EXPERIMENT_FILES, "killed at -np 3, resumed at -np
 kill_mid_run(W("batch-killed"), 2, ["explain", args.model, "--batch", W("prompts.jsonl")])
 run([args.reslens, "explain", args.model, "--batch", W("prompts.jsonl"), "-o", W("batch-killed"), "--resume", "-q"])
 same(W("batch-plain"), W("batch-killed"), ["explanations.jsonl"], "explain --batch killed and resumed")
+# Rank 0 itself killed (the writer): what it wrote stays, and a resume at -np 3 completes it.
+written = kill_mid_run(W("killed0"), 0, ["experiment", args.model, data])
+check(written.count(b"\n") < len(rows), "rank 0's kill came before the end")
+p = mpi(3, "experiment", args.model, data, "-o", W("killed0"), "-t", "1", "--resume")
+same(W("plain"), W("killed0"), EXPERIMENT_FILES, "rank 0 killed at -np 3, resumed at -np 3")
 
 
 # 4. Bad input on one rank: one error line naming the rank, a failing exit code, no hang.
