@@ -45,9 +45,7 @@ std::string diff_line(const Model& a, const Model& b, const PromptArgs& prompt_o
     const ModelDiff d = diff(a, b, req, dopt);
     ReportOptions rep;
     rep.top = args.top;
-    nlohmann::ordered_json full_tag = tag;
-    if (!d.a.notes.empty()) full_tag["notes"] = d.a.notes;
-    return batch_document_line(diff_json(a, b, d, rep), full_tag);
+    return batch_document_line(diff_json(a, b, d, rep), tag);  // the document has the notes already
   } catch (const InvalidArgument& e) {
     return batch_error_line(tag, e.what());
   } catch (const OutOfRange& e) {
