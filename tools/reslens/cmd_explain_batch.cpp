@@ -7,16 +7,14 @@
 // Lines are appended in input order as they finish, so a killed run keeps a prefix of the results
 // and --resume continues after it. Under mpirun or srun, rank 0 hands out the prompts and writes
 // explanations.jsonl; every rank writes its own prompts' arrays (OUT must then be on a shared disk).
+// The folder, resume, farm and ordered writing are batch_run.h's, shared with `diff --batch`.
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "batch_prompts.h"
 #include "batch_run.h"
 #include "explain_batch.h"
 #include "farm.h"
-#include "progress.h"
 
 namespace reslens::cli {
 
