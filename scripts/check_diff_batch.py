@@ -10,7 +10,8 @@
      mean rank change and how many documents list them in their top changes.
   3. A model against itself: a summary of zeros (no component listed, every mean 0).
   4. --resume after the results file was cut in the middle of a line gives the same bytes; --strict
-     makes the malformed line fatal (exit 3, naming FILE:LINE); an existing OUT is refused.
+     makes the malformed line fatal (exit 3, naming FILE:LINE); an existing OUT is refused; a model of
+     another shape is refused before any prompt (exit 4, nothing written).
   5. With --mpirun: `mpirun -np 2` writes the same diffs.jsonl and summary.json, byte for byte.
 
     check_diff_batch.py --reslens BUILD/reslens --model MODEL.gguf --work DIR [--mpirun mpirun]
@@ -203,6 +204,13 @@ def main():
     check(p.returncode == 2 and "--resume" in p.stderr, "existing OUT refused: " + p.stderr)
     p = rl(a.reslens, "diff", f16, q8, "--batch", batch, "-o", os.path.join(a.work, "t"), "--target", "3", ok=False)
     check(p.returncode == 2 and "--target cannot be combined with --batch" in p.stderr, "--target refused: " + p.stderr)
+
+    other = os.path.join(os.path.dirname(os.path.abspath(a.model)), "..", "TinyStories-656K", "TinyStories-656K-f32.gguf")
+    if os.path.exists(other):
+        shape_out = os.path.join(a.work, "shapes")
+        p = rl(a.reslens, "diff", f16, other, "--batch", batch, "-o", shape_out, ok=False)
+        check(p.returncode == 4 and "cannot diff models of different shapes" in p.stderr and not os.path.exists(shape_out),
+              "another shape: refused once, exit 4, nothing written: " + p.stderr)
 
     # 5. mpirun -np 2.
     if a.mpirun:
