@@ -19,6 +19,7 @@ from ._core import Error, FormatError, IoError, NotFoundError, UnsupportedError
 from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
 from .diff import ModelDiff, diff
+from .diff_batch import DiffBatchResult, diff_batch
 from .explain_batch import BatchResult, explain_batch
 from .experiment import ExperimentResult, experiment
 from .explain import (AttnNeuronScore, Explanation, FfnNeuronScore, HeadScore, LayerScore, LensPoint,
@@ -46,6 +47,7 @@ __all__ = [
     "precompute_projections", "projection_cache_info", "diff", "ModelDiff", "graph", "Graph",
     "BatchedActivationCache", "FoldedModel", "Norm", "FactoredMatrix",
     "explain_batch", "BatchResult",
+    "diff_batch", "DiffBatchResult",
     "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
     "lens", "LensResult", "HookPoint",
 ]

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "diff_batch.h"
 #include "reslens/diff.h"
 
 namespace reslens::cli {
@@ -38,7 +39,30 @@ void register_diff(CLI::App& app) {
   cmd->add_option("-o,--out", *out, "Also write a/, b/ and delta/ .npy arrays, splits.npy and diff.json into this folder");
   cmd->add_option("--html", *html, "Also write the comparison as one self-contained HTML page (docs/diff.md)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
+  // --batch FILE -o OUT: every line of a JSONL file, and a summary over them (cmd_diff_batch.cpp).
+  auto batch = std::make_shared<DiffBatchArgs>();
+  cmd->add_option("--batch", batch->batch,
+                  "JSONL file of prompts ({\"prompt\", \"target\"?, \"foil\"?, \"position\"?, \"id\"?} per line): "
+                  "write OUT/diffs.jsonl and OUT/summary.json (-o OUT)");
+  cmd->add_flag("--resume", batch->resume, "With --batch: continue the interrupted batch in OUT");
+  cmd->add_flag("--force", batch->force, "With --batch: replace the results in an existing OUT");
+  cmd->add_flag("--strict", batch->strict, "With --batch: a malformed line is fatal instead of skipped");
+  cmd->add_flag("-q,--quiet", batch->quiet, "With --batch: no progress output");
   cmd->callback([=] {
+    if (!batch->batch.empty()) {
+      for (const char* o : {"--target", "--foil", "--position", "--json", "--html", "--ids"}) {
+        if (cmd->count(o) > 0) throw InvalidArgument(std::string(o) + " cannot be combined with --batch: each line of the file gives its own");
+      }
+      batch->out = *out;
+      batch->top = *top;
+      batch->split_top = *split_top;
+      batch->final_bias = *final_bias;
+      run_diff_batch(*model_a, *args, *prompt, *batch);
+      return;
+    }
+    for (const char* o : {"--resume", "--force", "--strict", "--quiet"}) {
+      if (cmd->count(o) > 0) throw InvalidArgument(std::string(o) + " applies to --batch only");
+    }
     const auto b = args->load();  // the second positional; resolves the prompt's positionals too
     LoadOptions o;
     o.tokenizer_path = args->tokenizer;
