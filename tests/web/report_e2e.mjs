@@ -140,11 +140,11 @@ async function checkCircuitSection(page, data, doc, root = '[data-part="circuit"
     check(!!entry && text.includes(`FFN value neuron in this report: score ${signedFixed(entry.score)}, coefficient ${signedFixed(entry.coef)}`),
       `the click shows ${value.clerp}'s scores from the explanation on the page`, text);
   }
-  const token = doc.nodes.find((n) => n.feature_type === 'embedding' && n.ctx_idx === 1);
+  const token = doc.nodes.filter((n) => n.feature_type === 'embedding').pop();
   await page.locator(`${root} g.node[data-id="${token.node_id}"]`).click();
   const tbox = page.locator(`${detail} .graph-node[data-id="${token.node_id}"]`);
   await tbox.waitFor({ timeout: 5000 });
-  check((await tbox.innerText()).includes('position 1'), 'clicking a token shows its position', await tbox.innerText());
+  check((await tbox.innerText()).includes(`position ${token.ctx_idx}`), `clicking the token at ${token.ctx_idx} shows its position`, await tbox.innerText());
   await page.locator(root).screenshot({ path: artifact(data ? 'report-circuit.png' : 'graph-page.png') });
 }
 
