@@ -127,7 +127,19 @@ async function checkCircuitSection(page, data, doc, root = '[data-part="circuit"
   check(drawn.nodes === doc.nodes.length && drawn.lines === doc.links.length,
     `the circuit draws its ${doc.nodes.length} nodes and ${doc.links.length} links`, JSON.stringify(drawn));
   check(drawn.blue === doc.links.filter((l) => l.weight >= 0).length, 'positive links blue, negative red');
-  const value = doc.nodes.find((n) => n.feature_type === 'mlp neuron');
+  // Each link's own line: its colour by sign, its width by |weight| (0.5 + 4 |w| / max |w|).
+  const lines = await page.evaluate((r) => [...document.querySelectorAll(`${r} svg.circuit line`)].map((l) => [
+    l.dataset.source, l.dataset.target, l.getAttribute('stroke'), Number(l.getAttribute('stroke-width'))]), root);
+  const big = Math.max(...doc.links.map((l) => Math.abs(l.weight)));
+  const bad = doc.links.filter((l, i) => {
+    const [s, t, colour, width] = lines[i] || [];
+    return s !== l.source || t !== l.target || colour !== (l.weight >= 0 ? '#2b6cb0' : '#c53030') ||
+      Math.abs(width - (0.5 + (4 * Math.abs(l.weight)) / big)) > 0.006;
+  });
+  check(bad.length === 0, 'every link drawn between its nodes, coloured by its sign, as wide as its |weight|', JSON.stringify(bad.slice(0, 3)));
+  // A value neuron that is not the report's first (so its entry must be found by its label).
+  const value = doc.nodes.filter((n) => n.feature_type === 'mlp neuron')
+    .find((n) => !data || data.ffn_neurons.findIndex((e) => e.label === n.clerp) > 0) || doc.nodes.find((n) => n.feature_type === 'mlp neuron');
   await page.locator(`${root} g.node[data-id="${value.node_id}"]`).click();
   const box = page.locator(`${detail} .graph-node[data-id="${value.node_id}"]`);
   await box.waitFor({ timeout: 5000 });
