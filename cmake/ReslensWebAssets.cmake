@@ -65,5 +65,14 @@ file(WRITE ${_web_bin}/web_assets_flag.cpp.in
      "extern const bool kAvailable;\nconst bool kAvailable = ${_flag};\n}  // namespace reslens::web_assets\n")
 configure_file(${_web_bin}/web_assets_flag.cpp.in ${_web_bin}/web_assets_flag.cpp COPYONLY)
 
-add_library(reslens_web_assets STATIC ${_web_bin}/web_assets.cpp ${_web_bin}/web_assets_flag.cpp)
+# The circuit drawing (web/src/graph.js imports nothing) is embedded raw in every build: the
+# standalone page of `reslens graph --html` uses the same drawing as the report, without node.
+reslens_embed_files(
+  OUTPUT ${_web_bin}/graph_script.cpp
+  NAMESPACE reslens::web_assets
+  NAMES kGraphScript
+  FILES ${_web_src}/src/graph.js)
+
+add_library(reslens_web_assets STATIC ${_web_bin}/web_assets.cpp ${_web_bin}/web_assets_flag.cpp
+                                      ${_web_bin}/graph_script.cpp)
 target_compile_features(reslens_web_assets PRIVATE cxx_std_20)

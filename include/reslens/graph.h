@@ -16,6 +16,7 @@
 
 #include "reslens/explain_request.h"
 #include "reslens/model.h"
+#include "reslens/report.h"
 
 namespace reslens {
 
@@ -65,5 +66,15 @@ std::string graph_json(const Model& model, const CircuitGraph& g);
 /// One self-contained HTML page: the layered graph as SVG, a click on a node shows its kind, scores
 /// and edges; graph_json()'s document embedded in <script type="application/json" id="reslens-graph">.
 std::string graph_html(const Model& model, const CircuitGraph& g);
+
+/// explain_html()'s report with its circuit (docs/report.md, "Circuit"): graph_json() of the same
+/// prompt, position and target with `options`, in <script type="application/json" id="reslens-graph">,
+/// which the page draws as its "circuit" section. When the graph is refused (a mixture-of-experts
+/// model, or nothing left after pruning) the element holds {"unavailable": "<the reason>"} instead
+/// and the page says so. Builds the graph with its own explain of the prompt (the cost of a second
+/// explain). UnsupportedError as explain_html().
+std::string explain_html_with_graph(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                                    const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro = {},
+                                    const GraphOptions& options = {});
 
 }  // namespace reslens

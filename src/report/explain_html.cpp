@@ -97,12 +97,13 @@ std::string page_title(const json& tokens, int64_t position, const std::string& 
 
 }  // namespace
 
-std::string report_page(const json& doc, const json& heads) {
+std::string report_page(const json& doc, const json& heads, std::string_view extra_blocks) {
   const std::string title = page_title(doc["tokens"], doc.value("position", int64_t{0}), doc["target"]["text"].get<std::string>());
   std::string blocks = "<script type=\"application/json\" id=\"reslens-data\">" + script_safe_json(doc) + "</script>\n";
   if (!heads.is_null()) {
     blocks += "<script type=\"application/json\" id=\"reslens-heads\">" + script_safe_json(heads) + "</script>\n";
   }
+  blocks += extra_blocks;
   return render_page(title, blocks);
 }
 
@@ -139,15 +140,21 @@ json per_head(const ScoreArray& a) {  // [L, H, P+1] -> nested arrays
 
 }  // namespace report
 
-std::string explain_html(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
-                         const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro) {
+std::string report::explain_page(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                                 const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro,
+                                 std::string_view extra_blocks) {
   if (!report::web_page_available()) throw UnsupportedError(report::web_page_missing_message());
   const nlohmann::json doc = nlohmann::json::parse(explain_json(model, run, tokens, ex, eo, ro));
   nlohmann::json heads = nullptr;
   if (ex.head_position.shape.size() == 3 && ex.attn_weight.shape == ex.head_position.shape) {
     heads = {{"head_pos", report::per_head(ex.head_position)}, {"attn_weight", report::per_head(ex.attn_weight)}};
   }
-  return report::report_page(doc, heads);
+  return report::report_page(doc, heads, extra_blocks);
+}
+
+std::string explain_html(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                         const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro) {
+  return report::explain_page(model, run, tokens, ex, eo, ro, {});
 }
 
 std::string target_html(const Model& model, const ExplainedTarget& done, const ReportOptions& ro) {

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "reslens/report.h"
 
 namespace reslens::report {
 
@@ -28,8 +31,14 @@ std::string html_escape(std::string_view s);
 std::string render_page(std::string_view title, std::string_view data_blocks);
 
 /// The report page for an explain_json() document, with optional extra per-head arrays
-/// ({"head_pos": [L][H][P+1], "attn_weight": [L][H][P+1]}; null to leave them out).
-std::string report_page(const nlohmann::json& doc, const nlohmann::json& heads);
+/// ({"head_pos": [L][H][P+1], "attn_weight": [L][H][P+1]}; null to leave them out) and
+/// `extra_blocks` (more ready-made data elements, e.g. the circuit's id="reslens-graph").
+std::string report_page(const nlohmann::json& doc, const nlohmann::json& heads, std::string_view extra_blocks = {});
+
+/// explain_html()'s page with `extra_blocks` after its data (explain_html_with_graph() adds the circuit).
+std::string explain_page(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                         const Explanation& ex, const ExplainOptions& eo, const ReportOptions& ro,
+                         std::string_view extra_blocks);
 
 /// The explorer page served by `reslens serve` (no data: it calls the JSON API).
 std::string explorer_page();

@@ -12,5 +12,8 @@ extern const bool kAvailable;
 extern const std::string_view kPageTemplate;  ///< web/src/template.html, with @@RESLENS_*@@ placeholders
 extern const std::string_view kScript;        ///< the bundled page script (ECharts inside)
 extern const std::string_view kStyle;         ///< the bundled stylesheet
+/// web/src/graph.js as written (an ES module that imports nothing): the circuit drawing, in every
+/// build, for graph_html()'s standalone page.
+extern const std::string_view kGraphScript;
 
 }  // namespace reslens::web_assets

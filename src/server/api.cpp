@@ -20,6 +20,7 @@
 #include "reslens/explain.h"
 #include "reslens/explain_request.h"
 #include "reslens/explain_target.h"
+#include "reslens/graph.h"
 #include "reslens/report.h"
 #include "reslens/token_names.h"
 #include "reslens/run.h"
@@ -367,6 +368,21 @@ json do_explain(Engine& e, const Context& x, int64_t top, Job& job) {
   return j;
 }
 
+// POST /api/graph: the prediction's circuit, graph_json()'s document for the same prompt, position
+// and target as /api/explain (docs/graph.md), with the target's naming notes when there are any.
+json do_graph(Engine& e, const Context& x, const GraphOptions& go, Job& job) {
+  Prepared p = e.prepare(x, job, false);  // tokens, position and the target resolved as for /api/explain
+  job.set_stage("circuit");
+  ExplainRequest req;
+  req.tokens = p.tokens;
+  req.position = p.eo.position;
+  if (p.eo.target >= 0) req.target = TokenName{p.eo.target, ""};
+  req.options.n_threads = e.threads();
+  json j = json::parse(graph_json(e.model(), graph(e.model(), req, go)));
+  if (!p.notes.empty()) j["notes"] = p.notes;
+  return j;
+}
+
 // POST /api/explain with "generate" or "continuation": the target document of the whole answer
 // (docs/explain-target-schema.json), with the notes.
 struct AnswerRequest {
@@ -563,6 +579,28 @@ JobQueue::Work explain_work(Engine* eng, const json& body, const ModelConfig& c,
   return [eng, x, top](Job& job) { return guarded([&] { return do_explain(*eng, x, top, job); }); };
 }
 
+// POST /api/graph: the context of /api/explain (no foil: the circuit is of the target alone) and
+// the pruning shares, each checked here so a bad one is a 400 before anything runs.
+JobQueue::Work graph_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
+  const Body b(body, {"prompt", "position", "target", "node_threshold", "edge_threshold", "top_values", "top_heads",
+                      "top_queries"});
+  const Context x = context(b, c, max_tokens);
+  GraphOptions go;
+  for (const auto& [name, share] : {std::pair<const char*, double*>{"node_threshold", &go.node_threshold},
+                                    std::pair<const char*, double*>{"edge_threshold", &go.edge_threshold}}) {
+    if (!b.has(name)) continue;
+    const json& v = b.at(name);
+    if (!v.is_number() || !(v.get<double>() >= 0 && v.get<double>() <= 1)) {
+      bad(std::string("'") + name + "' = " + v.dump() + " must be a number in [0, 1]");
+    }
+    *share = v.get<double>();
+  }
+  go.top_values = static_cast<int>(b.integer("top_values", 0, 1000, go.top_values));
+  go.top_heads = static_cast<int>(b.integer("top_heads", 0, 1000, go.top_heads));
+  go.top_queries = static_cast<int>(b.integer("top_queries", 0, 1000, go.top_queries));
+  return [eng, x, go](Job& job) { return guarded([&] { return do_graph(*eng, x, go, job); }); };
+}
+
 // POST /api/head
 JobQueue::Work head_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
   const Body b(body, {RESLENS_CONTEXT_FIELDS, "layer", "head", "k"});
@@ -655,7 +693,7 @@ JobQueue::Work ablate_work(Engine* eng, const json& body, const ModelConfig& c, 
 using WorkParser = JobQueue::Work (*)(Engine*, const json&, const ModelConfig&, size_t max_tokens);
 const std::map<std::string, WorkParser> kEndpoints = {{"predict", predict_work}, {"explain", explain_work},
                                                       {"head", head_work},       {"neuron", neuron_work},
-                                                      {"ablate", ablate_work}};
+                                                      {"ablate", ablate_work},   {"graph", graph_work}};
 
 }  // namespace
 
@@ -683,7 +721,7 @@ Reply Api::info() const {
                      {"limits", {{"max_body_bytes", options_.max_body_bytes}, {"max_prompt_tokens", max_tokens_},
                                  {"max_pending_jobs", options_.max_pending_jobs}}},
                      {"endpoints", {"GET /api/info", "POST /api/predict", "POST /api/explain", "POST /api/head",
-                                    "POST /api/neuron", "POST /api/ablate", "GET /api/jobs/ID"}}});
+                                    "POST /api/neuron", "POST /api/ablate", "POST /api/graph", "GET /api/jobs/ID"}}});
 }
 
 Reply Api::job_status(const std::string& id, const std::map<std::string, std::string>& query) const {

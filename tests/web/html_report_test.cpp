@@ -6,6 +6,7 @@
 
 #include "common/test_paths.h"
 #include "report/html_page.h"
+#include "reslens/graph.h"
 #include "reslens/reslens.h"
 
 namespace reslens {
@@ -126,6 +127,47 @@ TEST_F(ExplainHtml, IsSelfContained) {
   EXPECT_EQ(count(html, "<script src"), 0u);
   EXPECT_EQ(count(html, "<link rel=\"stylesheet\""), 0u);
   EXPECT_NE(html.find("<title>reslens: "), std::string::npos);
+}
+
+// The circuit section's data: graph_json() of the same request (same tokens, position and target,
+// default thresholds), and none on the page without the graph.
+TEST_F(ExplainHtml, EmbedsTheCircuitOfTheSameRequest) {
+  if (!report::web_page_available()) GTEST_SKIP() << report::web_page_missing_message();
+  const std::string html = explain_html_with_graph(*model_, *run_, tokens_, *ex_, eo_);
+  ExplainRequest req;
+  req.tokens = tokens_;  // the top prediction at the last position, as the explanation above
+  const json expected = json::parse(graph_json(*model_, graph(*model_, req)));
+  const json embedded = json::parse(script_text(html, "reslens-graph"));
+  EXPECT_EQ(embedded, expected);
+  EXPECT_GT(embedded["links"].size(), 0u);
+  EXPECT_EQ(json::parse(script_text(html, "reslens-data")), json::parse(explain_json(*model_, *run_, tokens_, *ex_, eo_)));
+  EXPECT_EQ(count(html, "id=\"reslens-graph\""), 1u);
+  EXPECT_EQ(script_text(explain_html(*model_, *run_, tokens_, *ex_, eo_), "reslens-graph"), "");
+}
+
+// A refused graph (here: nothing left after pruning at node share 0) leaves the report whole and
+// puts the reason where the graph would be.
+TEST_F(ExplainHtml, RefusedCircuitIsOneLineOnThePage) {
+  if (!report::web_page_available()) GTEST_SKIP() << report::web_page_missing_message();
+  GraphOptions go;
+  go.node_threshold = 0;
+  const std::string html = explain_html_with_graph(*model_, *run_, tokens_, *ex_, eo_, {}, go);
+  const json embedded = json::parse(script_text(html, "reslens-graph"));
+  ASSERT_TRUE(embedded.contains("unavailable")) << embedded.dump();
+  EXPECT_NE(embedded["unavailable"].get<std::string>().find("empty after pruning"), std::string::npos);
+  EXPECT_EQ(json::parse(script_text(html, "reslens-data")), json::parse(explain_json(*model_, *run_, tokens_, *ex_, eo_)));
+}
+
+// The standalone `graph --html` page draws with the same web/src/graph.js (in every build).
+TEST(GraphHtml, UsesTheOneDrawingAndEmbedsTheDocument) {
+  const auto model = Model::load(test::shared_path("models/stories260K/stories260K.gguf"));
+  ExplainRequest req;
+  req.prompt = "Once upon a time";
+  const CircuitGraph g = graph(*model, req);
+  const std::string html = graph_html(*model, g);
+  EXPECT_EQ(json::parse(script_text(html, "reslens-graph")), json::parse(graph_json(*model, g)));
+  EXPECT_NE(html.find("export function drawGraph("), std::string::npos);
+  EXPECT_EQ(count(html, "</script>"), 2u);  // the data and the module, nothing closes early
 }
 
 }  // namespace

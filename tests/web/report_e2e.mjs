@@ -2,6 +2,8 @@
 //  1. `reslens explain stories260K "Once upon a time" --html` opens from file:// with no console
 //     error and no request to anywhere, draws 2L layer bars and L x H heatmap cells, a click on a
 //     heatmap cell shows that head's source positions, a click on a neuron row shows its tokens;
+//  1b. its circuit section: the embedded graph equals `reslens graph`'s, every node and link drawn,
+//     a click on a node shows its explanation; the standalone `graph --html` page draws the same way;
 //  2. the shipped knowledge model with a foil: the contrast switch redraws the layer chart;
 //  2b. a target of several tokens: the token strip, the summed tables, a step's report on a click;
 //  3. a synthetic explanation of the largest size (32 layers x 32 heads, 1000 neurons per list,
@@ -95,9 +97,81 @@ async function modelReport() {
   check(toks >= 20, 'the neuron detail lists its top and bottom tokens', String(toks));
   await page.locator('[data-part="neurons"]').screenshot({ path: artifact('report-neuron-detail.png') });
 
+  // The circuit section: the embedded graph is `reslens graph`'s document for the same request,
+  // drawn node for node and edge for edge; a click on a node shows its explanation.
+  const graphCli = JSON.parse(execFileSync(env.cli, ['graph', sharedPath('models/stories260K/stories260K.gguf'), 'Once upon a time', '--threads', '1'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).toString());
+  const embedded = await page.evaluate(() => JSON.parse(document.getElementById('reslens-graph').textContent));
+  check(JSON.stringify(embedded) === JSON.stringify(graphCli), 'the report embeds the graph of `reslens graph` for the same request');
+  await checkCircuitSection(page, data, graphCli);
+
   check(errors.length === 0, 'no console errors', errors.join(' | '));
   const foreign = requests.filter((u) => u !== url && !u.startsWith('data:'));
   check(foreign.length === 0, 'the file loads nothing else (self-contained)', foreign.join(' '));
+  await page.close();
+}
+
+const signedFixed = (x, d = 5) => (x >= 0 ? '+' : '') + Number(x).toFixed(d);
+
+// The drawn circuit of `doc` in the section [data-part="circuit"] (or the whole page when `root` is
+// given): every node and link drawn, a click on the top FFN value neuron shows its report scores and
+// its edges, a click on a token its position. `data` null: the standalone page (no report scores).
+async function checkCircuitSection(page, data, doc, root = '[data-part="circuit"]', detail = '[data-part="circuit-detail"]') {
+  await page.locator(root).scrollIntoViewIfNeeded();
+  const drawn = await page.evaluate((r) => ({
+    nodes: document.querySelectorAll(`${r} svg.circuit g.node`).length,
+    lines: document.querySelectorAll(`${r} svg.circuit line`).length,
+    blue: document.querySelectorAll(`${r} svg.circuit line[stroke="#2b6cb0"]`).length,
+  }), root);
+  check(drawn.nodes === doc.nodes.length && drawn.lines === doc.links.length,
+    `the circuit draws its ${doc.nodes.length} nodes and ${doc.links.length} links`, JSON.stringify(drawn));
+  check(drawn.blue === doc.links.filter((l) => l.weight >= 0).length, 'positive links blue, negative red');
+  // Each link's own line: its colour by sign, its width by |weight| (0.5 + 4 |w| / max |w|).
+  const lines = await page.evaluate((r) => [...document.querySelectorAll(`${r} svg.circuit line`)].map((l) => [
+    l.dataset.source, l.dataset.target, l.getAttribute('stroke'), Number(l.getAttribute('stroke-width'))]), root);
+  const big = Math.max(...doc.links.map((l) => Math.abs(l.weight)));
+  const bad = doc.links.filter((l, i) => {
+    const [s, t, colour, width] = lines[i] || [];
+    return s !== l.source || t !== l.target || colour !== (l.weight >= 0 ? '#2b6cb0' : '#c53030') ||
+      Math.abs(width - (0.5 + (4 * Math.abs(l.weight)) / big)) > 0.006;
+  });
+  check(bad.length === 0, 'every link drawn between its nodes, coloured by its sign, as wide as its |weight|', JSON.stringify(bad.slice(0, 3)));
+  // A value neuron that is not the report's first (so its entry must be found by its label).
+  const value = doc.nodes.filter((n) => n.feature_type === 'mlp neuron')
+    .find((n) => !data || data.ffn_neurons.findIndex((e) => e.label === n.clerp) > 0) || doc.nodes.find((n) => n.feature_type === 'mlp neuron');
+  await page.locator(`${root} g.node[data-id="${value.node_id}"]`).click();
+  const box = page.locator(`${detail} .graph-node[data-id="${value.node_id}"]`);
+  await box.waitFor({ timeout: 5000 });
+  const text = await box.innerText();
+  const nEdges = doc.links.filter((l) => l.source === value.node_id || l.target === value.node_id).length;
+  check((await box.locator('li').count()) === nEdges && text.includes(value.clerp) && text.includes(`score (log-prob increase) ${signedFixed(value.score)}`),
+    `clicking ${value.clerp} shows its score and its ${nEdges} edges`, text);
+  if (data) {
+    const entry = data.ffn_neurons.find((e) => e.label === value.clerp);
+    check(!!entry && text.includes(`FFN value neuron in this report: score ${signedFixed(entry.score)}, coefficient ${signedFixed(entry.coef)}`),
+      `the click shows ${value.clerp}'s scores from the explanation on the page`, text);
+  }
+  const token = doc.nodes.filter((n) => n.feature_type === 'embedding').pop();
+  await page.locator(`${root} g.node[data-id="${token.node_id}"]`).click();
+  const tbox = page.locator(`${detail} .graph-node[data-id="${token.node_id}"]`);
+  await tbox.waitFor({ timeout: 5000 });
+  check((await tbox.innerText()).includes(`position ${token.ctx_idx}`), `clicking the token at ${token.ctx_idx} shows its position`, await tbox.innerText());
+  await page.locator(root).screenshot({ path: artifact(data ? 'report-circuit.png' : 'graph-page.png') });
+}
+
+// `reslens graph --html`: the standalone page draws with the same graph.js.
+async function graphPage() {
+  console.log('standalone graph page of stories260K');
+  const html = artifact('graph-stories260K.html');
+  const doc = JSON.parse(execFileSync(env.cli, ['graph', sharedPath('models/stories260K/stories260K.gguf'), 'Once upon a time', '--threads', '1', '--html', html], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).toString());
+  const { page, errors } = await watchedPage(browser.context);
+  await page.goto(pathToFileURL(path.resolve(html)).href);
+  await page.waitForSelector('svg.circuit', { timeout: 30000 });
+  await checkCircuitSection(page, null, doc, 'body', '#panel');
+  check(errors.length === 0, 'no console errors', errors.join(' | '));
   await page.close();
 }
 
@@ -257,6 +331,7 @@ main(
   async () => {
     browser = await launchBrowser();
     await modelReport();
+    await graphPage();
     await knowledgeReport();
     await targetReport();
     await generatedReport();

@@ -1,7 +1,8 @@
 // The explorer of `reslens serve` in a real browser: a prompt typed into the page is explained
 // (layer bars and heatmap cells for the model), a click on a heatmap cell shows that head's source
 // positions with their token views, a click on a neuron shows its vocabulary tokens, its ablation
-// and (attention neurons) its query neurons, a click on a predicted token explains that token, and a
+// and (attention neurons) its query neurons, the circuit from /api/graph is drawn and a click on a
+// node explains it, a click on a predicted token explains that token, and a
 // bad request shows its error while the server keeps serving. Screenshots of each view go to
 // $RESLENS_WEB_ARTIFACTS.
 import { artifact, sharedPath, check, main, launchBrowser, watchedPage, startServer, clickHeatmapCell } from './lib.mjs';
@@ -53,6 +54,19 @@ main(
     check((await heatmapCellsDrawn(page)) === 40, '40 heatmap cells drawn');
     check((await page.locator('[data-part="status"]').innerText()).includes('explained position 4'), 'the status line says what was explained');
     await page.screenshot({ path: artifact('serve-explained.png'), fullPage: true });
+
+    // The circuit of the same prediction, from /api/graph: drawn node for node, a click explains a node.
+    await page.waitForSelector('[data-part="circuit"] svg.circuit', { timeout: 60000 });
+    const graph = await page.evaluate(async (t) => (await fetch('/api/graph', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: 'Once upon a time', target: t, position: 4 }) })).json(), data.target.id);
+    const drawn = await page.evaluate(() => [document.querySelectorAll('[data-part="circuit"] g.node').length, document.querySelectorAll('[data-part="circuit"] line').length]);
+    check(requests.some((u) => u.endsWith('/api/graph')) && drawn[0] === graph.nodes.length && drawn[1] === graph.links.length,
+      `the explorer draws the circuit from /api/graph (${graph.nodes.length} nodes, ${graph.links.length} links)`, JSON.stringify(drawn));
+    const value = graph.nodes.find((x) => x.feature_type === 'mlp neuron');
+    await page.locator(`[data-part="circuit"] g.node[data-id="${value.node_id}"]`).click();
+    const gd = page.locator(`[data-part="circuit-detail"] .graph-node[data-id="${value.node_id}"]`);
+    await gd.waitFor({ timeout: 5000 });
+    check((await gd.innerText()).includes('FFN value neuron in this report: score'), `clicking ${value.clerp} in the circuit shows its explanation`, await gd.innerText());
+    await page.locator('[data-part="circuit"]').screenshot({ path: artifact('serve-circuit.png') });
 
     // A head outside the report's top three: its token views come from /api/head.
     const top3 = data.head_positions.map((h) => h.label);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/test_paths.h"
+#include "reslens/graph.h"
 #include "reslens/reslens.h"
 #include "server/api.h"
 
@@ -172,6 +173,32 @@ TEST_F(ServerApi, ExplainTakesAWholeAnswerGeneratedOrGiven) {
   expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"temperature", 0.5}}.dump()), 400, "need 'generate'");
   expect_error(call("POST", "/api/explain", json{{"prompt", "Once upon a ti"}, {"continuation", "me there"}}.dump()), 400,
                "does not start at a token boundary");
+}
+
+// POST /api/graph: graph_json()'s document for the same request, with the thresholds asked for;
+// thresholds outside [0, 1] (or not numbers) are refused at once with 400, an empty pruning too.
+TEST_F(ServerApi, GraphIsTheLibrarysDocument) {
+  ExplainRequest req;
+  req.prompt = kPrompt;
+  req.options.n_threads = 1;
+  EXPECT_EQ(post_ok("graph", {{"prompt", kPrompt}}), json::parse(graph_json(*model_, graph(*model_, req))));
+  GraphOptions go;
+  go.node_threshold = 0.9;
+  go.edge_threshold = 0.5;
+  req.position = 2;
+  req.target = TokenName{1, ""};
+  EXPECT_EQ(post_ok("graph", {{"prompt", kPrompt}, {"position", 2}, {"target", 1}, {"node_threshold", 0.9}, {"edge_threshold", 0.5}}),
+            json::parse(graph_json(*model_, graph(*model_, req, go))));
+  expect_error(call("POST", "/api/graph", json{{"prompt", kPrompt}, {"node_threshold", 1.5}}.dump()), 400,
+               "'node_threshold' = 1.5 must be a number in [0, 1]");
+  expect_error(call("POST", "/api/graph", json{{"prompt", kPrompt}, {"edge_threshold", -0.1}}.dump()), 400,
+               "'edge_threshold'");
+  expect_error(call("POST", "/api/graph", json{{"prompt", kPrompt}, {"edge_threshold", "0.5"}}.dump()), 400,
+               "'edge_threshold'");
+  expect_error(call("POST", "/api/graph", json{{"prompt", kPrompt}, {"foil", 3}}.dump()), 400, "unknown field 'foil'");
+  expect_error(call("POST", "/api/graph", json{{"prompt", kPrompt}, {"node_threshold", 0}}.dump()), 400,
+               "empty after pruning");
+  post_ok("predict", {{"prompt", kPrompt}});  // still answering
 }
 
 TEST_F(ServerApi, AsyncJobsReportStateAndGiveTheSameResult) {

@@ -15,6 +15,7 @@
 #include "explain_batch.h"
 #include "progress.h"
 #include "report/html_page.h"
+#include "reslens/graph.h"
 
 namespace reslens::cli {
 
@@ -178,7 +179,8 @@ void register_explain(CLI::App& app) {
       write_text_file(std::filesystem::path(*out) / "explanation.json", explain_json(*model, run, tokens, ex, eo, rep) + "\n");
     }
     if (!html->empty()) {
-      const std::string page = explain_html(*model, run, tokens, ex, eo, rep);
+      // With the circuit of the same prediction (default thresholds; docs/report.md, "Circuit").
+      const std::string page = explain_html_with_graph(*model, run, tokens, ex, eo, rep);
       write_text_file(*html, page);
     }
     if (*json) {

@@ -1,7 +1,7 @@
 // The explorer served by `reslens serve`: a prompt form on top of the report's cards. It talks to
 // the JSON API under /api/ (docs/report.md): /api/predict for the next tokens, /api/explain as a
 // job polled at /api/jobs/ID (so a long explanation shows its progress), /api/head and
-// /api/neuron when a head or a neuron is clicked.
+// /api/neuron when a head or a neuron is clicked, /api/graph for the circuit section.
 import { esc, tokenHtml, pct } from './format.js';
 import { renderReport } from './report.js';
 import { renderTarget } from './target.js';
@@ -122,7 +122,8 @@ export function startExplorer(app) {
       const ctx = { prompt: req.prompt, target: result.target.id, position: result.position };
       if (result.foil) ctx.foil = result.foil.id;
       const viaHead = result.top_heads.length ? [result.top_heads[0].layer, result.top_heads[0].head] : null;
-      renderReport($('[data-part="report"]'), result, {
+      const shown = renderReport($('[data-part="report"]'), result, {
+        graph: null,  // the circuit section, filled when /api/graph answers
         api: {
           head: (layer, head) => call('/api/head', { ...ctx, layer, head }),
           neuron: (kind, e) => {
@@ -134,6 +135,10 @@ export function startExplorer(app) {
           },
         },
       });
+      // The circuit of the same prediction, after the report is on screen (it explains once more).
+      call('/api/graph', { prompt: req.prompt, target: result.target.id, position: result.position })
+        .then((g) => { if (mine === seq) shown.showCircuit(g); })
+        .catch((e) => { if (mine === seq) shown.showCircuit({ unavailable: e.message }); });
       const notes = (result.notes || []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join('');
       status(`explained position ${result.position} → ${tokenHtml(result.target.text)} in ${((performance.now() - t0) / 1000).toFixed(1)} s${notes}`);
       app.dataset.explained = String(mine);

@@ -28,7 +28,11 @@ function boot() {
     app.querySelector('.model-line code').textContent = data.model.path;
     const prompt = data.tokens.slice(0, data.position + 1).map((t) => t.text).join('');
     document.title = `reslens: ${prompt.slice(-60)} → ${data.target.text}`;
-    renderReport(app.querySelector('[data-part="report"]'), data, { heads: readJson('reslens-heads') });
+    // The circuit (explain --html writes it; a page from before has none and no section).
+    const graph = readJson('reslens-graph');
+    const ctx = { heads: readJson('reslens-heads') };
+    if (graph) ctx.graph = graph;
+    renderReport(app.querySelector('[data-part="report"]'), data, ctx);
   } else {
     startExplorer(app);
   }

@@ -28,6 +28,7 @@ import {
   markHead,
   KIND,
 } from './charts.js';
+import { renderCircuit } from './circuit.js';
 
 const PAGE_ROWS = 50;
 
@@ -110,6 +111,7 @@ export function renderReport(root, data, ctx = {}) {
     </div>
     ${card('head-positions', 'Head by source position', 'The selected head’s score split by the source position it reads from (bars), and how much the explained position attends there (line). The table lists, per position, the top tokens of the head’s layer input, of the key (earlier attention outputs at that position) and of the value it writes.', '<div class="tabs" data-part="head-tabs"></div><div class="chart" data-chart="head-positions"></div><div data-part="head-table"></div>')}
     ${card('neurons', 'Neurons', 'The top value neurons: FFN neurons (their subvalue m·fc2 added to the stream) and attention neurons (one head dimension at one source position), and the query FFN neurons that activate the top attention neurons. Click a row for its vocabulary projection' + (api ? ', its query neurons and an ablation.' : '.'), '<div class="tabs" data-part="neuron-tabs"></div><div class="table-wrap" data-part="neuron-table"></div><div data-part="neuron-detail"></div>')}
+    ${'graph' in ctx ? card('circuit', 'Circuit', 'The prediction’s circuit (reslens graph): input tokens left, a column per layer, the target logit right; value neurons and heads with their log-probability increase as edges to the logit, query neurons with their inner-product share of the value neurons they activate. Edge width by |weight|, blue raises, red lowers. Click a node for its explanation.', '<div data-part="circuit-body"></div>') : ''}
     <div class="grid-2 row-gap">
       ${card('hist-value', 'Value neurons per layer', `Layers of the top ${data.histograms.size} FFN and attention value neurons.`, '<div class="chart short" data-chart="hist-value"></div>')}
       ${card('hist-query', 'Query neurons per layer', `Layers of the top ${data.histograms.size} query FFN neurons, split into those that are also top value neurons (query-value) and those that are not (query-only).`, '<div class="chart short" data-chart="hist-query"></div>')}
@@ -447,11 +449,18 @@ export function renderReport(root, data, ctx = {}) {
     .join(' · ');
   $('[data-part="foot"]').innerHTML = `${esc(data.tool)} · schema ${data.schema_version} · model <code>${esc(M.path)}</code> (${esc(M.architecture)}, ${L} layers × ${H} heads, d_model ${M.d_model}, d_mlp ${M.d_mlp}) · frozen ${esc(data.frozen_norm.kind)} scale ${fixed(data.frozen_norm.scale, 4)}${checks ? `<br>identity checks (max |error|): ${checks}` : ''}`;
 
+  // ---------------- circuit (when the page carries one, or the explorer fetches it) ----------------
+  const showCircuit = (doc) => {
+    const host = $('[data-part="circuit-body"]');
+    if (host) renderCircuit(host, doc, data);
+  };
+  if ('graph' in ctx) showCircuit(ctx.graph);
+
   drawMeasure();
   selectHead(st.head.l, st.head.h, false);
   root.dataset.state = 'ready';
   root.dataset.layers = String(L);
   root.dataset.heads = String(H);
-  return { selectHead, selectNeuron: (tab, i) => { st.tab = tab; drawNeuronTabs(); drawNeuronTable(); return selectNeuron(i); } };
+  return { showCircuit, selectHead, selectNeuron: (tab, i) => { st.tab = tab; drawNeuronTabs(); drawNeuronTable(); return selectNeuron(i); } };
 }
 
