@@ -6,6 +6,7 @@
 #include "analysis/ranking.h"
 #include "bindings.h"
 #include "reslens/explain_request.h"
+#include "reslens/graph.h"
 
 namespace reslens::python {
 
@@ -119,7 +120,8 @@ py::dict stats_dict(const TargetStats& s) {
 template <class M>
 std::optional<std::string> html_report(const M& model, const ExplainResult& r, const ReportOptions& ro) {
   if constexpr (requires { explain_html(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro); }) {
-    return explain_html(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro);
+    // With its circuit, as `reslens explain --html` writes it (docs/report.md, "Circuit").
+    return explain_html_with_graph(model, *r.run, std::span<const int32_t>(r.tokens), r.ex, r.eo, ro);
   } else {
     return std::nullopt;
   }
