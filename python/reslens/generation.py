@@ -112,6 +112,8 @@ def lens(model: "Model", text: "TokensLike", target: "TokenSpec" = None, positio
     an id or a text, resolved as ``--target``) at every residual point of ``position``, with the
     ``k`` likeliest tokens at each. The same computation as the command (``reslens.explain``'s lens).
 
+    A list of prompts gives a list of results, one per prompt.
+
     >>> res = reslens.lens(model, "Once upon a time", k=3)
     >>> res.labels[:3], res.points[-1].rank
     (['emb', 'a0', 'f0'], 1)
@@ -121,9 +123,14 @@ def lens(model: "Model", text: "TokensLike", target: "TokenSpec" = None, positio
         raise ValueError(f"k must be at least 1, not {k}")
     ex = explain(model, text, target=target, position=position, top=1, lens_top_k=k, prepend_bos=prepend_bos,
                  threads=threads)
-    if not hasattr(ex, "lens"):
-        raise ValueError(f"the lens reads one target token; {target!r} is {len(ex.steps)} tokens")
-    return LensResult(ex.position, ex.target, list(ex.lens))
+
+    def result(e) -> LensResult:
+        if not hasattr(e, "lens"):
+            raise ValueError(f"the lens reads one target token; {target!r} is {len(e.steps)} tokens")
+        return LensResult(e.position, e.target, list(e.lens))
+
+    # A list of prompts (explain's batch): one result per prompt, in order.
+    return [result(e) for e in ex] if isinstance(ex, list) else result(ex)  # type: ignore[return-value]
 
 
 __all__ = ["generate", "lens", "LensResult"]

@@ -73,3 +73,13 @@ def test_lens_matches_the_cli(name, target, position):
         assert p["log_prob"] == pytest.approx(w["log_prob"], rel=1e-9, abs=1e-12)
         assert [t["id"] for t in p["top"]] == [t["id"] for t in w["top"]]
     assert got.labels[0] == "emb" and got.ranks.shape == got.probs.shape == (len(got),)
+
+
+def test_lens_of_a_list_is_one_result_per_prompt():
+    m = get_model("stories260K.gguf")
+    prompts = ["Once upon a time", "The cat sat on the"]
+    got = reslens.lens(m, prompts, k=3)
+    assert isinstance(got, list) and len(got) == 2
+    for p, g in zip(prompts, got):
+        alone = reslens.lens(m, p, k=3)
+        assert g.to_dict() == alone.to_dict()
