@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Union
 
-from .explain_batch import _KEYS, _items
+from .explain_batch import _item_problem, _items
 
 if TYPE_CHECKING:
     from .diff import ModelDiff
@@ -84,13 +84,7 @@ def diff_batch(model_a: "Model", model_b: "Model",
             yield DiffBatchResult(line, None, None, item)
             continue
         ident = item.get("id") if isinstance(item, Mapping) else None
-        problem = None
-        if not isinstance(item, Mapping) or not isinstance(item.get("prompt"), str):
-            problem = 'no "prompt" text'
-        elif set(item) - _KEYS:
-            problem = "unknown key(s) " + ", ".join(sorted(set(item) - _KEYS))
-        elif item.get("position") is not None and not isinstance(item.get("position"), int):
-            problem = '"position" must be a whole number (0-based; -1 for the last token)'
+        problem = _item_problem(item)
         if problem is not None:
             if strict:
                 raise ValueError(f"item {line}: {problem}")

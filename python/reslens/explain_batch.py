@@ -71,6 +71,17 @@ def _items(prompts: Union[str, os.PathLike, Iterable[Union[str, Mapping[str, Any
         yield n, {"prompt": item} if isinstance(item, str) else item
 
 
+def _item_problem(item: Any) -> Optional[str]:
+    """Why a batch item cannot be run (the message its error result carries), or None."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("prompt"), str):
+        return 'no "prompt" text'
+    if set(item) - _KEYS:
+        return "unknown key(s) " + ", ".join(sorted(set(item) - _KEYS))
+    if item.get("position") is not None and not isinstance(item.get("position"), int):
+        return '"position" must be a whole number (0-based; -1 for the last token)'
+    return None
+
+
 def explain_batch(model: "Model", prompts: Union[str, os.PathLike, Iterable[Union[str, Mapping[str, Any]]]],
                   top: int = 50, *, strict: bool = False, **options: Any) -> Iterator[BatchResult]:
     """Explains every prompt of ``prompts`` in order and yields a ``BatchResult`` for each, as soon as
@@ -95,13 +106,7 @@ def explain_batch(model: "Model", prompts: Union[str, os.PathLike, Iterable[Unio
             yield BatchResult(line, None, None, item)
             continue
         ident = item.get("id") if isinstance(item, Mapping) else None
-        problem = None
-        if not isinstance(item, Mapping) or not isinstance(item.get("prompt"), str):
-            problem = 'no "prompt" text'
-        elif set(item) - _KEYS:
-            problem = "unknown key(s) " + ", ".join(sorted(set(item) - _KEYS))
-        elif item.get("position") is not None and not isinstance(item.get("position"), int):
-            problem = '"position" must be a whole number (0-based; -1 for the last token)'
+        problem = _item_problem(item)
         if problem is not None:
             if strict:
                 raise ValueError(f"item {line}: {problem}")
