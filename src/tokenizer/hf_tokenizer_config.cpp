@@ -37,6 +37,15 @@ HfTokenizerConfig parse_hf_tokenizer_config(std::string_view text, const std::st
     if (!it->is_boolean()) throw FormatError(source + ": 'add_bos_token' should be true or false");
     config.add_bos_token = it->get<bool>();
   }
+  // An EOS appended to every encoded text changes what the model reads; reslens does not append it,
+  // so a config that asks for it is refused by name rather than dropped (as the GGUF key is).
+  if (const auto it = root.find("add_eos_token"); it != root.end() && !it->is_null()) {
+    if (!it->is_boolean()) throw FormatError(source + ": 'add_eos_token' should be true or false");
+    if (it->get<bool>()) {
+      throw UnsupportedError(source + ": 'add_eos_token' is true, which reslens does not apply (it would append "
+                             "EOS to every prompt); set it to false if the model was not trained that way");
+    }
+  }
   config.bos_token = token_name(root, "bos_token", source);
   config.eos_token = token_name(root, "eos_token", source);
   if (const auto it = root.find("chat_template"); it != root.end() && !it->is_null()) {

@@ -364,6 +364,13 @@ TEST(HfTokenizerJson, MalformedFilesAreFormatErrorsNamingTheFile) {
   write_file(dir / "tokenizer_config.json", "{not json");
   EXPECT_NE(test::error_of<FormatError>([&] { load_hf_tokenizer(dir); }).find("tokenizer_config.json"),
             std::string::npos);
+  // add_eos_token: true changes every encoded prompt; refused by name, not dropped. false loads.
+  write_file(dir / "tokenizer_config.json", R"({"add_eos_token": true})");
+  const std::string eos = test::error_of<UnsupportedError>([&] { load_hf_tokenizer(dir); });
+  EXPECT_NE(eos.find("tokenizer_config.json"), std::string::npos) << eos;
+  EXPECT_NE(eos.find("add_eos_token"), std::string::npos) << eos;
+  write_file(dir / "tokenizer_config.json", R"({"add_eos_token": false})");
+  EXPECT_NO_THROW(load_hf_tokenizer(dir));
 }
 
 TEST(HfTokenizerJson, CharactersNoTokenCanSpellAreRefusedNotDropped) {
