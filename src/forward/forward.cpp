@@ -522,6 +522,13 @@ void remove_source_shares(float* zr, const float* pattern, const float* V_all, i
   }
 }
 
+// The keys query t (of this pass) sees: [first, n_keys), causal (keys 0..pos0+t) and, with a
+// sliding window, from the window's oldest key on.
+std::pair<int64_t, int64_t> visible_keys(int64_t t, int64_t window, const Pass& p) {
+  const int64_t n_keys = p.a.pos0 + t + 1;
+  return {window > 0 ? std::max<int64_t>(0, n_keys - window) : 0, n_keys};
+}
+
 // Query t's attention scores against keys [0, S) in place: scaled, softcapped (Gemma 2: c *
 // tanh(score / c), before the mask, llama.cpp's and transformers' order), then -inf for every key
 // it does not see. Keys first..n_keys-1 are visible (returned as {first, n_keys}): causal, and with
@@ -529,8 +536,7 @@ void remove_source_shares(float* zr, const float* pattern, const float* V_all, i
 // is_masked_swa, LLAMA_SWA_TYPE_STANDARD: masked when i - j >= window).
 std::pair<int64_t, int64_t> mask_scores(float* row, int64_t t, float attn_scale, int64_t window, const Pass& p) {
   const float cap = p.c.attn_softcap;
-  const int64_t n_keys = p.a.pos0 + t + 1;  // causal: keys 0..pos0+t
-  const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;  // the window's oldest key
+  const auto [first, n_keys] = visible_keys(t, window, p);
   for (int64_t s = 0; s < n_keys; ++s) row[s] *= attn_scale;
   if (cap > 0.0f) {
     for (int64_t s = 0; s < n_keys; ++s) row[s] = cap * std::tanh(row[s] / cap);
@@ -602,8 +608,7 @@ void check_mask_kept(const std::vector<float>& all, Hook hook, int64_t window, i
   const int64_t H = p.c.n_heads, T = p.T, S = p.S;
   for (int64_t h = 0; h < H; ++h) {
     for (int64_t t = 0; t < T; ++t) {
-      const int64_t n_keys = p.a.pos0 + t + 1;
-      const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+      const auto [first, n_keys] = visible_keys(t, window, p);
       const float* row = all.data() + (h * T + t) * S;
       for (int64_t s = 0; s < S; ++s) {
         if (s >= first && s < n_keys) continue;
@@ -631,10 +636,6 @@ void attend_hooked(Buf& z, const Buf& q, const float* K_all, const float* V_all,
   Tensor* pattern_rec = p.rec.make(Hook::kPattern, layer, {H, p.n_rows, S});
   std::vector<float> all(static_cast<size_t>(H * T * S));  // [H, T, S] scores, then the pattern
   auto row = [&](int64_t h, int64_t t) { return all.data() + (h * T + t) * S; };
-  auto visible = [&](int64_t t) {
-    const int64_t n_keys = p.a.pos0 + t + 1;
-    return std::pair<int64_t, int64_t>(window > 0 ? std::max<int64_t>(0, n_keys - window) : 0, n_keys);
-  };
   parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
       ops::matmul_nt(T, S, dh, q.data() + h * dh, q.cols, K_all + (h / group) * dh, kv_dim, row(h, 0), S, 1);
@@ -649,7 +650,7 @@ void attend_hooked(Buf& z, const Buf& q, const float* K_all, const float* V_all,
   parallel_for(p.threads, H, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
       for (int64_t t = 0; t < T; ++t) {
-        const auto [first, n_keys] = visible(t);
+        const auto [first, n_keys] = visible_keys(t, window, p);
         softmax_visible(row(h, t), first, n_keys, S);
       }
     }
@@ -661,7 +662,7 @@ void attend_hooked(Buf& z, const Buf& q, const float* K_all, const float* V_all,
     for (int64_t h = h0; h < h1; ++h) {
       for (int64_t t = 0; t < T; ++t) {
         record_row(pattern_rec, row(h, t), h, t, p);
-        const auto [first, n_keys] = visible(t);
+        const auto [first, n_keys] = visible_keys(t, window, p);
         float* zr = z.row(t) + h * dh;
         mix_values(zr, row(h, t), first, n_keys, V_all, kv_dim, h / group, dh);
         remove_source_shares(zr, row(h, t), V_all, kv_dim, h / group, h, t, layer, p);
