@@ -10,23 +10,17 @@
 
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "model/dequantize.h"
+#include "random_blocks.h"
 
 namespace {
 
 using reslens::detail::DequantizeIsa;
 
-struct Format {
-  const char* name;
-  void (*fn)(float*, std::span<const uint8_t>, int64_t);
-  int64_t elements;              // values per block
-  int64_t bytes;                 // bytes per block
-  std::vector<int> fp16_fields;  // byte offsets of the block's fp16 scales
-};
+using Format = reslens::bench::BlockFormat;
 
 const std::vector<Format> kFormats = {
     {"F16", reslens::dequantize_f16, 1, 2, {0}},
@@ -59,28 +53,12 @@ const char* isa_name(DequantizeIsa isa) {
   return "scalar";
 }
 
-// Random blocks whose fp16 scales are finite (random exponent 8..22, random sign and mantissa).
-std::vector<uint8_t> random_input(const Format& f, int64_t n) {
-  const int64_t blocks = n / f.elements;
-  std::vector<uint8_t> in(static_cast<size_t>(blocks * f.bytes));  // [blocks, bytes]
-  std::mt19937 rng(42);
-  std::uniform_int_distribution<int> byte(0, 255), exponent(8, 22);
-  for (auto& x : in) x = static_cast<uint8_t>(byte(rng));
-  for (int64_t b = 0; b < blocks; ++b) {
-    for (int off : f.fp16_fields) {
-      uint8_t* p = in.data() + b * f.bytes + off;
-      p[1] = static_cast<uint8_t>((p[1] & 0x83) | (exponent(rng) << 2));
-    }
-  }
-  return in;
-}
-
 void run(benchmark::State& state, const Format& f, DequantizeIsa isa, int64_t n) {
-  const std::vector<uint8_t> in = random_input(f, n);
+  const std::vector<uint8_t> in = reslens::bench::random_blocks(f, n);
   std::vector<float> out(static_cast<size_t>(n));  // [n]
   reslens::detail::set_dequantize_isa_limit(isa);
   for (auto _ : state) {
-    f.fn(out.data(), in, n);
+    f.decode(out.data(), in, n);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }

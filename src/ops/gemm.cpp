@@ -192,18 +192,27 @@ void run_encoded_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_
   for (int64_t b0 = n_begin; b0 < n_end; b0 += step) {
     const int64_t b1 = std::min(n_end, b0 + step);
     decode_rows(p, b0, b1 - b0, b);
-    auto tile = [&](int64_t i0, int64_t cm, int64_t n0, int64_t cn, Prefetch mode) {
+    auto tile = [&](int64_t i0, int64_t cm, int64_t n0, int64_t cn, Prefetch mode, std::uintptr_t pf) {
       ts.fn[static_cast<int>(mode)][cm][cn](p.K, p.A + i0 * p.lda, p.lda, b + (n0 - b0) * p.K, p.K,
-                                             p.C + i0 * p.ldc + n0, p.ldc, p.accumulate,
-                                             address_of_row(b, n0 - b0, p.K) + kPrefetchAheadBytes);
+                                             p.C + i0 * p.ldc + n0, p.ldc, p.accumulate, pf);
     };
+    auto scratch_ahead = [&](int64_t n0) { return address_of_row(b, n0 - b0, p.K) + kPrefetchAheadBytes; };
     if (a_fits) {
-      for (int64_t i0 = 0; i0 < p.M; i0 += rm) tile(i0, std::min(rm, p.M - i0), b0, b1 - b0, Prefetch::l1);
+      // As in run_columns, the last row tile fetches the next step's stored rows into L2 while its
+      // FMAs run, so the next decode reads them from cache instead of waiting on memory. The
+      // kernel's prefetch pattern walks rn x K floats from there, which covers the next step's
+      // rn x row_bytes and a few steps beyond (harmless: they are read next).
+      const std::uintptr_t next =
+          b1 < n_end ? reinterpret_cast<std::uintptr_t>(p.encoded->data + b1 * p.encoded->row_bytes) : 0;
+      for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
+        if (i0 + rm >= p.M && next != 0) tile(i0, p.M - i0, b0, b1 - b0, Prefetch::l2, next);
+        else tile(i0, std::min(rm, p.M - i0), b0, b1 - b0, Prefetch::l1, scratch_ahead(b0));
+      }
       continue;
     }
     for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
       const int64_t cm = std::min(rm, p.M - i0);
-      for (int64_t n0 = b0; n0 < b1; n0 += rn) tile(i0, cm, n0, std::min(rn, b1 - n0), Prefetch::l1);
+      for (int64_t n0 = b0; n0 < b1; n0 += rn) tile(i0, cm, n0, std::min(rn, b1 - n0), Prefetch::l1, scratch_ahead(n0));
     }
   }
 }
