@@ -24,26 +24,16 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "gemm_shapes.h"
 #include "ops/gemm.h"
 
 namespace {
 
 using reslens::ops::detail::GemmIsa;
 
-// Total bytes of B copies one benchmark cycles through: well over this machine's 32 MiB L3.
-constexpr int64_t kColdBytes = int64_t{96} << 20;
-
-int bench_threads() {
-  const char* env = std::getenv("RESLENS_BENCH_THREADS");
-  const int n = env != nullptr ? std::atoi(env) : 0;
-  return n > 0 ? n : 2;
-}
-
-struct Shape {
-  const char* name;
-  int64_t N;  // out features (rows of B)
-  int64_t K;  // in features
-};
+using reslens::bench::bench_threads;
+using reslens::bench::kColdBytes;
+using Shape = reslens::bench::GemmShape;
 
 constexpr Shape kShapes[] = {
     {"gpt2_qkv", 2304, 768},        {"gpt2_attn_out", 768, 768},

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "model/dequantize.h"
+#include "gemm_shapes.h"
 #include "ops/gemm.h"
 #include "random_blocks.h"
 
@@ -25,19 +26,9 @@ namespace {
 
 using reslens::bench::BlockFormat;
 
-constexpr int64_t kColdBytes = int64_t{96} << 20;
-
-int bench_threads() {
-  const char* env = std::getenv("RESLENS_BENCH_THREADS");
-  const int n = env != nullptr ? std::atoi(env) : 0;
-  return n > 0 ? n : 2;
-}
-
-struct Shape {
-  const char* name;
-  int64_t N;  // out features (rows of B)
-  int64_t K;  // in features
-};
+using reslens::bench::bench_threads;
+using reslens::bench::kColdBytes;
+using Shape = reslens::bench::GemmShape;
 
 constexpr Shape kShapes[] = {{"q_k_v_o", 4096, 4096}, {"gate_up", 11008, 4096}, {"down", 4096, 11008}};
 constexpr int64_t kTokens[] = {1, 8, 128};
