@@ -15,8 +15,8 @@
      counts, the mean target log-prob change, and per level the top components by mean |B - A| with
      their mean delta, mean rank change and how many documents list them in their top changes.
   4. A model against itself: a summary of zeros (no component listed, every mean 0), A = B.
-  5. --resume after the results file was cut in the middle of a line gives the same bytes (lines,
-     arrays, summary); a short, corrupted, mismatched or missing array file is refused on resume
+  5. --resume after the results file was cut in the middle of a line (every array file holding all
+     the rows and half of one more) gives the same bytes (lines, arrays, summary); a short, corrupted, mismatched or missing array file is refused on resume
      (exit 3, one line naming the file); --strict makes the malformed line fatal (exit 3, naming
      FILE:LINE); an existing OUT is refused; a model of another shape is refused before any prompt
      (exit 4, nothing written).
@@ -273,6 +273,9 @@ def main():
         return d
 
     cut = cut_copy("cut", 2, True)
+    for f in os.listdir(os.path.join(cut, "arrays")):  # and a half-written row after the last whole one
+        with open(os.path.join(cut, "arrays", f), "ab") as fh:
+            fh.write(b"\xff" * 12)
     p = rl(a.reslens, "diff", f16, q8, "--batch", batch, "-o", cut, "--resume", *opts[:-1])
     check("resuming: 2 prompt(s) already done" in p.stderr, "resume count: " + p.stderr)
     want_bytes, got_bytes = folder_bytes(out), folder_bytes(cut)
