@@ -17,7 +17,6 @@
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -26,13 +25,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, **kw).stdout
-
-
-def npys(folder):
-    return {f[:-4]: np.load(os.path.join(folder, f)) for f in sorted(os.listdir(folder)) if f.endswith(".npy")}
+from check_helpers import Checks, embedded_json, f16_q8_pair, fresh_dir, npys  # noqa: E402
+from check_helpers import stdout_of as run  # noqa: E402
 
 
 def main():
@@ -46,21 +40,9 @@ def main():
     ap.add_argument("--position", type=int, help="explained position, given to diff and both explains")
     ap.add_argument("--foil", type=int, help="contrast token, given to diff and both explains")
     a = ap.parse_args()
-    a.work = os.path.abspath(a.work)
-    shutil.rmtree(a.work, ignore_errors=True)
-    os.makedirs(a.work)
-    failures = []
-
-    def check(ok, what):
-        print(("ok    " if ok else "FAIL  ") + what)
-        if not ok:
-            failures.append(what)
-
-    f16 = os.path.join(a.work, "model-f16.gguf")
-    q8 = os.path.join(a.work, "model-q8_0.gguf")
-    for t, out in (("f16", f16), ("q8_0", q8)):
-        subprocess.run([sys.executable, os.path.join(HERE, "convert_model.py"), a.model, "--type", t, "--out", out],
-                       check=True, stdout=subprocess.DEVNULL)
+    a.work = fresh_dir(a.work)
+    check = Checks()
+    f16, q8 = f16_q8_pair(a.model, a.work)
     extra = (["--position", str(a.position)] if a.position is not None else []) + \
         (["--foil", str(a.foil)] if a.foil is not None else [])
     base = [a.reslens, "diff", "--ids", a.ids, "--bos", "no", "--json"] + extra
@@ -117,8 +99,7 @@ def main():
 
     # The HTML page: both models, the top changes, and the JSON document embedded.
     text = open(page, encoding="utf-8").read()
-    start = text.find('<script type="application/json" id="reslens-diff">')
-    embedded = json.loads(text[text.index(">", start) + 1:text.index("</script>", start)]) if start >= 0 else None
+    embedded = embedded_json(text, "reslens-diff")
     top_label = doc["changes"]["ffn_neurons"]["by_delta"][0]["label"]
     check(embedded == doc and f16 in text and q8 in text and f">{top_label}<" in text,
           "HTML page: both models, the top FFN change, the --json document embedded")
@@ -180,11 +161,7 @@ def main():
               and old.decode() in msg and new.decode() in msg,
               f"different vocabularies: exit 4 naming the token and both shapes (exit {r.returncode}: {msg})")
 
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        return 1
-    print("all diff checks passed")
-    return 0
+    return check.finish("all diff checks passed")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from check_helpers import Checks, embedded_json  # noqa: E402
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,12 +42,7 @@ def main():
     a.model = os.path.abspath(a.model)
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
-    failures = []
-
-    def check(ok, what):
-        print(("ok    " if ok else "FAIL  ") + what)
-        if not ok:
-            failures.append(what)
+    check = Checks()
 
     import jsonschema
     schema = json.load(open(a.schema))
@@ -56,8 +53,7 @@ def main():
     page = os.path.join(a.work, "graph.html")
     pruned = json.loads(subprocess.run(base + ["--html", page], check=True, stdout=subprocess.PIPE, text=True).stdout)
     text = open(page, encoding="utf-8").read()
-    start = text.find('<script type="application/json" id="reslens-graph">')
-    embedded = json.loads(text[text.index(">", start) + 1:text.index("</script>", start)]) if start >= 0 else None
+    embedded = embedded_json(text, "reslens-graph")
     # The page draws in the browser with web/src/graph.js (tests/web/report_e2e.mjs counts the drawn
     # nodes and links in chromium); here: the document and the drawing are both inline.
     check(embedded == pruned and "export function drawGraph(" in text and "<script src" not in text,
@@ -150,11 +146,7 @@ def main():
     check(r.returncode == 2 and "the graph is empty after pruning" in r.stderr and r.stdout == "",
           f"an empty graph says so (exit {r.returncode}: {r.stderr.strip()})")
 
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        return 1
-    print("all graph checks passed")
-    return 0
+    return check.finish("all graph checks passed")
 
 
 if __name__ == "__main__":

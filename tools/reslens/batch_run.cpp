@@ -1,6 +1,7 @@
 // The shared driver of `explain --batch` and `diff --batch` (batch_run.h).
 #include "batch_run.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -8,6 +9,7 @@
 
 #include "common.h"
 #include "progress.h"
+#include "reslens/run.h"
 
 namespace reslens::cli {
 
@@ -25,6 +27,10 @@ std::string read_whole_file(const fs::path& p) {
 
 std::string batch_error_line(const nlohmann::ordered_json& tag, const std::string& message) {
   return nlohmann::ordered_json{{"batch", tag}, {"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string batch_result(const std::string& line, const std::string& payload) {
+  return payload.empty() ? line : line + '\n' + payload;
 }
 
 std::string batch_document_line(const std::string& document, const nlohmann::ordered_json& tag) {
@@ -75,7 +81,8 @@ size_t done_prefix(const fs::path& file, const BatchPrompts& in) {
 }  // namespace
 
 BatchRunOutcome run_batch_coordinator(Farm& farm, const BatchRunSpec& spec, const BatchPrompts& in,
-                                      const nlohmann::json& settings, const TaskFn& work, int threads) {
+                                      const nlohmann::json& settings, const TaskFn& work, int threads,
+                                      BatchSidecar* sidecar) {
   const bool distributed = launcher_size() > 0;
   const fs::path& out = spec.out;
   const fs::path jsonl_path = out / spec.results_name, settings_path = out / spec.settings_name;
@@ -107,14 +114,19 @@ BatchRunOutcome run_batch_coordinator(Farm& farm, const BatchRunSpec& spec, cons
   }
   fs::create_directories(out, ec);
   if (ec) throw IoError(out.string() + ": cannot create the output folder (" + ec.message() + ")");
-  // Keep exactly the readable prefix, then append.
+  // Keep exactly the readable prefix (and the sidecar's part for it), then append.
   {
     std::string keep;
+    std::vector<std::string> kept;
     if (res.already > 0) {
       std::istringstream lines(read_whole_file(jsonl_path));
       std::string text;
-      for (size_t n = 0; n < res.already && std::getline(lines, text); ++n) keep += text + "\n";
+      for (size_t n = 0; n < res.already && std::getline(lines, text); ++n) {
+        keep += text + "\n";
+        kept.push_back(text);
+      }
     }
+    if (sidecar != nullptr) sidecar->begin(out, kept);  // refuses a sidecar that does not match, before any change here
     write_text_file(jsonl_path, keep);
   }
   const auto write_settings = [&](bool complete) {
@@ -142,7 +154,10 @@ BatchRunOutcome run_batch_coordinator(Farm& farm, const BatchRunSpec& spec, cons
     ++finished;
     for (auto it = waiting.find(next); it != waiting.end(); it = waiting.find(next)) {
       if (it->second.rfind("{\"batch\":", 0) == 0) ++res.errors;  // an error line; a document starts with its schema_version
-      jsonl << it->second << '\n';
+      const size_t nl = it->second.find('\n');  // the line, then the sidecar's payload (batch_result)
+      if (sidecar != nullptr) sidecar->append(it->second.substr(0, nl), nl == std::string::npos ? std::string() : it->second.substr(nl + 1));
+      jsonl.write(it->second.data(), static_cast<std::streamsize>(std::min(nl, it->second.size())));
+      jsonl << '\n';
       waiting.erase(it);
       ++next;
     }
@@ -155,6 +170,50 @@ BatchRunOutcome run_batch_coordinator(Farm& farm, const BatchRunSpec& spec, cons
   write_settings(true);
   if (!in.skipped.empty()) std::cerr << "warning: " << in.skipped.size() << " malformed line(s) of " << spec.batch_file << " skipped\n";
   return res;
+}
+
+void refuse_batch_text(bool text_given, const std::string& text) {
+  if (text_given) {
+    throw InvalidArgument("'" + text + "' is not a model file, and --batch takes no prompt TEXT (the file's "
+                          "lines are the prompts)");
+  }
+}
+
+std::optional<BatchRunOutcome> run_batch_command(const BatchCommand& c, BatchPrompts& in) {
+  const auto farm = make_farm(c.spec.command.c_str());
+  const bool distributed = launcher_size() > 0;
+  nlohmann::json settings;
+  std::exception_ptr setup_error;
+  try {
+    if (farm->coordinator()) check_batch_out(c.spec);
+    c.load();
+    in = read_batch_prompts(c.spec.batch_file, c.strict);
+    settings = c.settings(in);
+  } catch (...) {
+    setup_error = std::current_exception();
+  }
+  if (!farm->ready(setup_error, c.protocol + "\n" + settings.dump())) return std::nullopt;
+  const int threads = distributed ? threads_per_rank(c.threads) : c.threads > 0 ? c.threads : default_threads();
+  // One prompt at a time per rank, on all of the rank's threads (the numbers do not depend on them).
+  const TaskFn work = [&](int64_t i) { return c.line(in.prompts.at(static_cast<size_t>(i)), threads); };
+  if (!farm->coordinator()) {
+    farm->serve(1, work);
+    return std::nullopt;
+  }
+  return run_batch_coordinator(*farm, c.spec, in, settings, work, threads, c.sidecar);
+}
+
+void report_batch_done(const BatchRunSpec& spec, const BatchRunOutcome& done, size_t prompts,
+                       const std::string& failed_verb, const std::string& extra) {
+  const fs::path jsonl_path = spec.out / spec.results_name;
+  if (done.errors > 0) {
+    std::cerr << "warning: " << done.errors << " prompt(s) could not be " << failed_verb << "; see \"error\" in "
+              << jsonl_path.string() << "\n";
+  }
+  if (!spec.quiet) {
+    std::cerr << "done: " << done.computed << " prompt(s) this run (" << done.errors << " failed), " << prompts << " in "
+              << jsonl_path.string() << extra << "\n";
+  }
 }
 
 }  // namespace reslens::cli

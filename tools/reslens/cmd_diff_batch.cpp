@@ -3,15 +3,18 @@
 // OUT holds diff-batch.json (what the results were computed from: both models' shapes, the batch
 // file's checksum, the options; "complete" once every line is done), diffs.jsonl (one line per valid
 // input line, in input order: the `diff --json` document with "batch": {"line", "id"} added, or
-// {"batch", "error"} for a prompt that cannot be compared) and summary.json (diff_batch_summary.h),
-// written at the end from diffs.jsonl. Reading the file, resuming, the farm and the ordered writing
-// are explain --batch's (batch_run.h).
+// {"batch", "error"} for a prompt that cannot be compared), arrays/ (every compared prompt's scores
+// at the summary's four levels, whole: diff_batch_arrays.h) and summary.json (diff_batch_summary.h),
+// written at the end from diffs.jsonl and arrays/. Reading the file, resuming, the farm and the
+// ordered writing are explain --batch's (batch_run.h); arrays/ is the driver's sidecar, so it is
+// written in input order with the lines and cut back with them on --resume.
 #include <iostream>
 #include <sstream>
 
 #include "batch_prompts.h"
 #include "batch_run.h"
 #include "diff_batch.h"
+#include "diff_batch_arrays.h"
 #include "diff_batch_summary.h"
 #include "farm.h"
 #include "reslens/diff.h"
@@ -45,7 +48,9 @@ std::string diff_line(const Model& a, const Model& b, const PromptArgs& prompt_o
     const ModelDiff d = diff(a, b, req, dopt);
     ReportOptions rep;
     rep.top = args.top;
-    return batch_document_line(diff_json(a, b, d, rep), tag);  // the document has the notes already
+    // The line is the single diff's document (the notes included); the record carries every level
+    // whole, which the document inlines only up to 4096 elements.
+    return batch_result(batch_document_line(diff_json(a, b, d, rep), tag), diff_arrays_record(p.line, d));
   } catch (const InvalidArgument& e) {
     return batch_error_line(tag, e.what());
   } catch (const OutOfRange& e) {
@@ -78,61 +83,46 @@ nlohmann::json diff_settings_json(const Model& a, const Model& b, const std::str
 }  // namespace
 
 void run_diff_batch(const std::string& model_a, ModelArgs& margs, const PromptArgs& prompt, const DiffBatchArgs& args) {
-  const auto farm = make_farm("diff --batch");
-  const bool distributed = launcher_size() > 0;
-  BatchRunSpec spec;
-  spec.command = "diff --batch";
-  spec.batch_file = args.batch;
-  spec.out = args.out;
-  spec.results_name = "diffs.jsonl";
-  spec.settings_name = "diff-batch.json";
-  spec.resume = args.resume;
-  spec.force = args.force;
-  spec.quiet = args.quiet;
+  BatchCommand c;
+  c.spec.command = "diff --batch";
+  c.spec.batch_file = args.batch;
+  c.spec.out = args.out;
+  c.spec.results_name = "diffs.jsonl";
+  c.spec.settings_name = "diff-batch.json";
+  c.spec.resume = args.resume;
+  c.spec.force = args.force;
+  c.spec.quiet = args.quiet;
+  c.protocol = "reslens diff batch farm 1";
+  c.threads = margs.threads;
+  c.strict = args.strict;
   std::shared_ptr<const Model> a, b;
-  BatchPrompts in;
-  nlohmann::json settings;
-  std::exception_ptr setup_error;
-  try {
-    if (farm->coordinator()) check_batch_out(spec);
+  c.load = [&] {
     b = margs.load();
-    if (prompt.text_given) {
-      throw InvalidArgument("'" + prompt.text + "' is not a model file, and --batch takes no prompt TEXT (the file's "
-                            "lines are the prompts)");
-    }
+    refuse_batch_text(prompt.text_given, prompt.text);
     LoadOptions o;
     o.tokenizer_path = margs.tokenizer;
     o.weights_as_float32 = margs.weights_f32;
     a = Model::load(model_a, o);
     require_same_shape(*a, *b);  // refused once, before any prompt
-    in = read_batch_prompts(args.batch, args.strict);
-    settings = diff_settings_json(*a, *b, args.batch, in, prompt, args);
-  } catch (...) {
-    setup_error = std::current_exception();
-  }
-  if (!farm->ready(setup_error, "reslens diff batch farm 1\n" + settings.dump())) return;
-  const int threads = distributed ? threads_per_rank(margs.threads) : margs.threads > 0 ? margs.threads : default_threads();
-  // One prompt at a time per rank, on all of the rank's threads (the diff does not depend on them).
-  const TaskFn work = [&](int64_t i) { return diff_line(*a, *b, prompt, args, in.prompts.at(static_cast<size_t>(i)), threads); };
-  if (!farm->coordinator()) {
-    farm->serve(1, work);
-    return;
-  }
-  const BatchRunOutcome done = run_batch_coordinator(*farm, spec, in, settings, work, threads);
-  // The summary from the whole results file, so a resumed run summarizes the lines it kept too.
-  const std::filesystem::path jsonl_path = spec.out / spec.results_name;
+  };
+  c.settings = [&](const BatchPrompts& in) { return diff_settings_json(*a, *b, args.batch, in, prompt, args); };
+  c.line = [&](const BatchPrompt& p, int threads) { return diff_line(*a, *b, prompt, args, p, threads); };
+  DiffBatchArrays arrays;
+  c.sidecar = &arrays;
+  BatchPrompts in;
+  const auto done = run_batch_command(c, in);
+  if (!done) return;
+  // The summary from the whole results file and arrays/, so a resumed run summarizes what it kept too.
+  const std::filesystem::path jsonl_path = c.spec.out / c.spec.results_name;
   DiffBatchSummary summary(args.top);
   {
     std::istringstream lines(read_whole_file(jsonl_path));
     std::string text;
     while (std::getline(lines, text)) summary.add_line(text);
   }
-  write_text_file(spec.out / "summary.json", summary.json(static_cast<int64_t>(in.skipped.size())).dump(2) + "\n");
-  if (done.errors > 0) std::cerr << "warning: " << done.errors << " prompt(s) could not be compared; see \"error\" in " << jsonl_path.string() << "\n";
-  if (!args.quiet) {
-    std::cerr << "done: " << done.computed << " prompt(s) this run (" << done.errors << " failed), " << in.prompts.size()
-              << " in " << jsonl_path.string() << ", summary in " << (spec.out / "summary.json").string() << "\n";
-  }
+  summary.add_arrays(c.spec.out / "arrays");
+  write_text_file(c.spec.out / "summary.json", summary.json(static_cast<int64_t>(in.skipped.size())).dump(2) + "\n");
+  report_batch_done(c.spec, *done, in.prompts.size(), "compared", ", summary in " + (c.spec.out / "summary.json").string());
 }
 
 }  // namespace reslens::cli

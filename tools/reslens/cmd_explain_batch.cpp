@@ -93,54 +93,29 @@ nlohmann::json settings_json(const std::string& model, const std::string& batch,
 }  // namespace
 
 void run_explain_batch(ModelArgs& margs, const PromptArgs& prompt, const ExplainBatchArgs& b) {
-  const auto farm = make_farm("explain --batch");
-  const bool distributed = launcher_size() > 0;
-  BatchRunSpec spec;
-  spec.command = "explain --batch";
-  spec.batch_file = b.batch;
-  spec.out = b.out;
-  spec.results_name = "explanations.jsonl";
-  spec.settings_name = "batch.json";
-  spec.resume = b.resume;
-  spec.force = b.force;
-  spec.quiet = b.quiet;
-  if (b.out.empty()) throw InvalidArgument("explain --batch needs an output folder: -o OUT");
-  if (b.resume && b.force) throw InvalidArgument("--resume and --force contradict each other: choose one");
-  const fs::path out(b.out);
+  BatchCommand c;
+  c.spec.command = "explain --batch";
+  c.spec.batch_file = b.batch;
+  c.spec.out = b.out;
+  c.spec.results_name = "explanations.jsonl";
+  c.spec.settings_name = "batch.json";
+  c.spec.resume = b.resume;
+  c.spec.force = b.force;
+  c.spec.quiet = b.quiet;
+  c.protocol = "reslens explain batch farm 1";
+  c.threads = margs.threads;
+  c.strict = b.strict;
   std::shared_ptr<const Model> model;
-  BatchPrompts in;
-  nlohmann::json settings;
-  std::exception_ptr setup_error;
-  try {
-    if (farm->coordinator()) check_batch_out(spec);
+  c.load = [&] {
     model = margs.load();
-    if (prompt.text_given) {
-      throw InvalidArgument("'" + prompt.text + "' is not a model file, and --batch takes no prompt TEXT (the file's "
-                            "lines are the prompts)");
-    }
-    in = read_batch_prompts(b.batch, b.strict);
-    settings = settings_json(model->path().string(), b.batch, in, prompt, b);
-  } catch (...) {
-    setup_error = std::current_exception();
-  }
-  if (!farm->ready(setup_error, "reslens explain batch farm 1\n" + settings.dump())) return;
-  const int threads = distributed ? threads_per_rank(margs.threads) : margs.threads > 0 ? margs.threads : default_threads();
-  const fs::path arrays_dir = b.arrays ? out / "arrays" : fs::path();
-  // One prompt at a time per rank, on all of the rank's threads (explain's numbers do not depend on them).
-  const TaskFn work = [&](int64_t i) {
-    return explain_line(*model, prompt, b, in.prompts.at(static_cast<size_t>(i)), threads, arrays_dir);
+    refuse_batch_text(prompt.text_given, prompt.text);
   };
-  if (!farm->coordinator()) {
-    farm->serve(1, work);
-    return;
-  }
-  const BatchRunOutcome done = run_batch_coordinator(*farm, spec, in, settings, work, threads);
-  const fs::path jsonl_path = out / spec.results_name;
-  if (done.errors > 0) std::cerr << "warning: " << done.errors << " prompt(s) could not be explained; see \"error\" in " << jsonl_path.string() << "\n";
-  if (!b.quiet) {
-    std::cerr << "done: " << done.computed << " prompt(s) this run (" << done.errors << " failed), " << in.prompts.size()
-              << " in " << jsonl_path.string() << "\n";
-  }
+  c.settings = [&](const BatchPrompts& in) { return settings_json(model->path().string(), b.batch, in, prompt, b); };
+  const fs::path arrays_dir = b.arrays ? fs::path(b.out) / "arrays" : fs::path();
+  c.line = [&](const BatchPrompt& p, int threads) { return explain_line(*model, prompt, b, p, threads, arrays_dir); };
+  BatchPrompts in;
+  const auto done = run_batch_command(c, in);
+  if (done) report_batch_done(c.spec, *done, in.prompts.size(), "explained");
 }
 
 }  // namespace reslens::cli

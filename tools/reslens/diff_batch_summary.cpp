@@ -4,8 +4,8 @@
 // (ffn_neuron_scores [L, d_mlp]) and attention neurons (attn_neuron_scores [L, H, d_head, P+1]).
 // An attention neuron's source positions depend on the prompt, so across prompts the neuron is
 // (layer, head, dim) and its score in one prompt the sum of its scores over the source positions.
-// Per component, over the prompts whose document carries the level's arrays (levels of at most
-// 4096 elements; larger ones only their summary, see docs/diff.md):
+// Per component, over the prompts compared (the rows of OUT/arrays/<group>_{a,b}.npy, which hold
+// every level whole; the documents inline only levels of at most 4096 elements):
 //   mean_abs_delta    mean over prompts of |B - A|
 //   mean_delta        mean over prompts of B - A
 //   in_top            prompts whose document lists it in changes.<level>.by_delta (the --top largest)
@@ -17,15 +17,15 @@
 #include <functional>
 #include <map>
 
+#include "diff_batch_arrays.h"
+#include "growing_npy.h"
+
 #include "reslens/error.h"
 #include "reslens/report.h"
 
 namespace reslens::cli {
 
 namespace {
-
-const char* const kGroupNames[4] = {"layers", "heads", "ffn_neurons", "attn_neurons"};
-const char* const kLevelNames[4] = {"layer_scores", "head_scores", "ffn_neuron_scores", "attn_neuron_scores"};
 
 // 1 + how many scores are larger (ties share a rank), as the diff's own ranked lists count. [n]
 std::vector<int64_t> rank_of(const std::vector<double>& v) {
@@ -38,20 +38,14 @@ std::vector<int64_t> rank_of(const std::vector<double>& v) {
   return r;
 }
 
-// Sums the last axis of a flat [.., n] array: attention neurons over their source positions. [size / n]
-std::vector<double> sum_last_axis(const std::vector<double>& v, int64_t n) {
-  std::vector<double> out(v.size() / static_cast<size_t>(n), 0.0);
-  for (size_t i = 0; i < v.size(); ++i) out[i / static_cast<size_t>(n)] += v[i];
-  return out;
-}
-
 }  // namespace
 
 struct DiffBatchSummary::Group {
   std::vector<int64_t> shape;  // the component grid: the level's shape (attention: without the position axis)
   std::vector<double> sum_abs, sum_delta, sum_rank_change;
   std::vector<int64_t> in_top;
-  int64_t prompts = 0;  // prompts whose document carried the level's arrays
+  int64_t prompts = 0;  // prompts whose arrays were added
+  bool named = false;   // a document names the level (its grid is `shape`)
 
   std::string label(int g, size_t i) const {
     const auto k = static_cast<int64_t>(i);
@@ -70,18 +64,24 @@ struct DiffBatchSummary::Group {
     }
     return idx;
   }
-  // One prompt's arrays of this level: A and B, in the component grid.
-  void add(const std::vector<int64_t>& grid, const std::vector<double>& a, const std::vector<double>& b,
-           const std::vector<size_t>& top_listed) {
-    if (prompts == 0) {
+  // The level as one document names it, and the components it lists among its top changes.
+  void add_listed(const std::vector<int64_t>& grid, const std::vector<size_t>& top_listed) {
+    if (!named) {
       shape = grid;
-      sum_abs.assign(a.size(), 0.0);
-      sum_delta.assign(a.size(), 0.0);
-      sum_rank_change.assign(a.size(), 0.0);
-      in_top.assign(a.size(), 0);
+      size_t n = 1;
+      for (int64_t d : grid) n *= static_cast<size_t>(d);
+      sum_abs.assign(n, 0.0);
+      sum_delta.assign(n, 0.0);
+      sum_rank_change.assign(n, 0.0);
+      in_top.assign(n, 0);
+      named = true;
     } else if (grid != shape) {
       throw FormatError("diff --batch: a document's level has another shape than the earlier prompts'");
     }
+    for (size_t i : top_listed) ++in_top.at(i);
+  }
+  // One prompt's scores of this level: A and B, in the component grid.
+  void add(const std::vector<double>& a, const std::vector<double>& b) {
     const std::vector<int64_t> ra = rank_of(a), rb = rank_of(b);
     for (size_t i = 0; i < a.size(); ++i) {
       const double d = b[i] - a[i];
@@ -89,7 +89,6 @@ struct DiffBatchSummary::Group {
       sum_delta[i] += d;
       sum_rank_change[i] += static_cast<double>(rb[i] - ra[i]);
     }
-    for (size_t i : top_listed) ++in_top.at(i);
     ++prompts;
   }
 };
@@ -112,27 +111,42 @@ void DiffBatchSummary::add_line(const std::string& line) {
   for (int g = 0; g < 4; ++g) {
     const nlohmann::json* level = nullptr;
     for (const auto& lv : j.at("levels")) {
-      if (lv.at("name") == kLevelNames[g]) level = &lv;
+      if (lv.at("name") == kDiffGroupLevels[g]) level = &lv;
     }
-    if (level == nullptr || !level->contains("a")) continue;  // not inlined: too large for the document
-    std::vector<int64_t> grid = level->at("shape").get<std::vector<int64_t>>();
-    std::vector<double> a = level->at("a").get<std::vector<double>>(), b = level->at("b").get<std::vector<double>>();
-    const bool attn = g == 3;
-    if (attn) {  // (layer, head, dim): summed over the source positions
-      const int64_t n = grid.back();
-      grid.pop_back();
-      a = sum_last_axis(a, n);
-      b = sum_last_axis(b, n);
-    }
-    // Components the document lists among its top changes, once per prompt.
+    if (level == nullptr) continue;  // the model's explanation has no such level
+    const std::vector<int64_t> grid = diff_group_grid(g, level->at("shape").get<std::vector<int64_t>>());
+    // Components the document lists among its top changes, once per prompt (an attention neuron's
+    // index has its source position last, dropped here).
     std::vector<size_t> listed;
-    for (const auto& c : j.at("changes").at(kGroupNames[g]).at("by_delta")) {
+    for (const auto& c : j.at("changes").at(kDiffGroups[g]).at("by_delta")) {
       const auto idx = c.at("index").get<std::vector<int64_t>>();
       size_t flat = 0;
       for (size_t d = 0; d < grid.size(); ++d) flat = flat * static_cast<size_t>(grid[d]) + static_cast<size_t>(idx.at(d));
       if (std::find(listed.begin(), listed.end(), flat) == listed.end()) listed.push_back(flat);
     }
-    groups_[g]->add(grid, a, b, listed);
+    groups_[g]->add_listed(grid, listed);
+  }
+}
+
+void DiffBatchSummary::add_arrays(const std::filesystem::path& arrays_dir) {
+  for (int g = 0; g < 4; ++g) {
+    Group& grp = *groups_[g];
+    if (!grp.named) continue;
+    GrowingNpy a = GrowingNpy::open_existing(diff_group_file(arrays_dir, g, 'a'), "<f8");
+    GrowingNpy b = GrowingNpy::open_existing(diff_group_file(arrays_dir, g, 'b'), "<f8");
+    for (const GrowingNpy* f : {&a, &b}) {
+      if (f->rows() != done_ || f->row_shape() != grp.shape) {
+        throw FormatError(f->path().string() + ": holds " + std::to_string(f->rows()) + " prompt(s) of " +
+                          std::to_string(f->row_elements()) + " scores, diffs.jsonl " + std::to_string(done_) +
+                          " of " + std::to_string(grp.sum_abs.size()));
+      }
+    }
+    std::vector<double> ra(grp.sum_abs.size()), rb(grp.sum_abs.size());
+    for (int64_t i = 0; i < done_; ++i) {  // one prompt at a time: a 7B model's level is 352k scores
+      a.read(i, ra.data());
+      b.read(i, rb.data());
+      grp.add(ra, rb);
+    }
   }
 }
 
@@ -168,7 +182,7 @@ nlohmann::ordered_json DiffBatchSummary::json(int64_t skipped_lines) const {
                             {"mean_rank_change", grp.sum_rank_change[i] / m}});
       }
     }
-    j[kGroupNames[g]] = e;
+    j[kDiffGroups[g]] = e;
   }
   return j;
 }

@@ -1,6 +1,7 @@
 // A task farm over the processes of one job: rank 0 hands out task numbers one at a time as ranks
 // ask for them (long and short tasks mix, so no static split), every rank computes the ones it gets,
-// and each result (a string: one JSON line) goes back to rank 0, which alone writes files. With one
+// and each result (a string: one JSON line, and for diff --batch a binary record after it, see
+// batch_result() in batch_run.h; any bytes travel) goes back to rank 0, which alone writes files. With one
 // process it is a thread pool; under mpirun or srun it is MPI (farm_mpi.cpp, built with
 // -DRESLENS_MPI=ON). Commands that use it (experiment, explain --batch) are written once for both.
 //
