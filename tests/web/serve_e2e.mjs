@@ -19,6 +19,7 @@ import { artifact, sharedPath, check, main, launchBrowser, watchedPage, startSer
 // 400 ms apart, see it half explained.
 const ANSWER_PROMPT = 'Once upon a time';
 const ANSWER_N = 48;
+const MODEL = sharedPath('models/stories260K/stories260K.gguf');
 
 let browser = null;
 let server = null;
@@ -105,7 +106,7 @@ async function explainTyped(page, prompt, previous) {
 main(
   async () => {
     browser = await launchBrowser();  // first: it exits 77 (skipped) when chromium is missing
-    server = await startServer(['--model', sharedPath('models/stories260K/stories260K.gguf')]);
+    server = await startServer(['--model', MODEL]);
     console.log(`server on ${server.url}`);
     const { page, errors, requests } = await watchedPage(browser.context);
     await page.goto(server.url + '/');
@@ -216,6 +217,7 @@ main(
     const polls = [];  // {id, state, steps_done}
     const streamed = new Map();  // job id -> the step lines in order
     let hold = null;
+    let held = deferred();  // released when the page's next poll reaches the hold
     let holdNext = false;
     let failNext = false;  // replace the reply after a half-explained one by a failure
     const halfway = (j) => {
@@ -225,7 +227,10 @@ main(
       return j.steps_done < e.tokens.length - e.position;  // m = tokens - P (docs: a step's document)
     };
     await page.route(/\/api\/jobs\//, async (route) => {
-      if (hold) await hold.promise;
+      if (hold) {
+        held.release();
+        await hold.promise;
+      }
       const res = await route.fetch();
       let body = await res.text();
       const j = JSON.parse(body);
@@ -238,6 +243,7 @@ main(
         if (holdNext) {
           holdNext = false;
           hold = deferred();
+          held = deferred();
         }
         if (failNext) failNext = 'now';
       }
@@ -277,7 +283,7 @@ main(
     const k = st.explained - 1;
     const stepDoc = streamed.get(polls.at(-1).id)[k].explanation;
     await page.locator(`[data-part="target-strip"] button[data-step="${k}"]`).click();
-    await page.waitForSelector('[data-part="step"] [data-state="ready"]', { timeout: 10000 });
+    await page.waitForSelector('[data-part="step"] [data-part="summary"] .tok.explained', { timeout: 10000 });
     const opened = await page.evaluate(() => ({
       pos: document.querySelector('[data-part="step"] [data-part="summary"] .tok.explained sub').innerText,
       summary: document.querySelector('[data-part="step"] [data-part="summary"]').innerText,
@@ -299,18 +305,19 @@ main(
       lines.every((l, t) => l.step === t && JSON.stringify(l.explanation) === JSON.stringify(result.steps[t])),
       `the ${lines.length} streamed steps are the final document's steps`);
     check(JSON.stringify(pendingTexts.slice(0, -1)) === JSON.stringify(st.texts.slice(0, -1)), 'the pending tokens showed the answer\'s own tokens', `${pendingTexts} | ${st.texts}`);
-    check((await page.locator(`[data-part="target-strip"] button[data-step="${k}"].on`).count()) === 1 && (await page.locator('[data-part="step"] [data-state="ready"]').count()) === 1,
+    check((await page.locator(`[data-part="target-strip"] button[data-step="${k}"].on`).count()) === 1 && (await page.locator('[data-part="step"] [data-part="summary"] .tok.explained').count()) === 1,
       `the finished page keeps step ${k} on view`);
     // The final page equals the one of the same answer explained without streaming: the synchronous
-    // /api/explain reply, and the report file drawn from it.
+    // /api/explain reply, and the report file `reslens explain --generate N --html` writes for it.
     const sync = await api(server.url, '/api/explain', { prompt: ANSWER_PROMPT, generate: ANSWER_N });
     check(sync.status === 200 && JSON.stringify(sync.json) === JSON.stringify(result), 'the streamed answer\'s document equals the synchronous /api/explain reply');
     await page.locator('[data-part="target-strip"] button[data-step="all"]').click();
     await page.waitForSelector('[data-chart="layer-steps"] svg');
-    const docPath = artifact('serve-answer.json');
     const html = artifact('serve-answer.html');
-    fs.writeFileSync(docPath, sync.text);
-    execFileSync(env.render, [docPath, html], { stdio: 'inherit' });
+    execFileSync(env.cli, ['explain', MODEL, ANSWER_PROMPT, '--generate', String(ANSWER_N), '--html', html], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const fileDoc = JSON.parse(/id="reslens-data">(.*?)<\/script>/s.exec(fs.readFileSync(html, 'utf8'))[1]);
+    delete sync.json.notes;  // the server's reply carries the notes the command line prints
+    check(JSON.stringify(fileDoc) === JSON.stringify(sync.json), 'the report file holds the same document');
     const file = await browser.context.newPage();
     await file.goto(pathToFileURL(path.resolve(html)).href);
     await file.waitForSelector('[data-chart="layer-steps"] svg');
@@ -328,6 +335,7 @@ main(
     await waitHalfway(n);
     check(hold !== null, 'the second answer streams');
     const oldJob = polls.at(-1).id;
+    await held.promise;  // its next poll is out and held: from here on the old job must not be polled again
     await page.evaluate(() => {
       window.__stale = [];
       const s = document.querySelector('[data-part="target-strip"]');
@@ -353,7 +361,7 @@ main(
     check(st && st.status.includes('injected by the test') && st.state === 'failed' && st.progress.includes('stopped: injected by the test') && st.explained >= 1,
       `an error mid-stream shows in the status line, ${st && st.explained} explained tokens stay`, JSON.stringify(st));
     await page.locator('[data-part="target-strip"] button[data-step="0"]').click();
-    await page.waitForSelector('[data-part="step"] [data-state="ready"]', { timeout: 10000 });
+    await page.waitForSelector('[data-part="step"] [data-part="summary"] .tok.explained', { timeout: 10000 });
     check(true, 'an explained token still opens its report after the failure');
     await page.screenshot({ path: artifact('serve-answer-failed.png'), fullPage: true });
     await page.unroute(/\/api\/jobs\//);
