@@ -243,7 +243,6 @@ main(
         if (holdNext) {
           holdNext = false;
           hold = deferred();
-          held = deferred();
         }
         if (failNext) failNext = 'now';
       }
@@ -259,18 +258,21 @@ main(
       await page.locator('[data-part="go"]').click();
     };
     const explainedCount = () => page.evaluate(() => Number(document.getElementById('app').dataset.explained || 0));
-    const waitHalfway = (before) =>
-      page.waitForFunction(
-        (b) => document.querySelector('[data-part="target-strip"] button.step.pending') || Number(document.getElementById('app').dataset.explained || 0) > b,
-        before,
-        { timeout: 120000 },
-      );
+    // Asks for an answer and waits until the page's poll after a half-explained reply is held (the
+    // page has drawn that reply), or until the page is done without one.
+    const askHalfway = async (fields) => {
+      const before = await explainedCount();
+      held = deferred();
+      holdNext = true;
+      await ask(fields);
+      const done = page.waitForFunction((b) => Number(document.getElementById('app').dataset.explained || 0) > b, before, { timeout: 120000 });
+      done.catch(() => {});  // the race below may have been won by the hold
+      await Promise.race([held.promise, done]);
+    };
 
     n = await explainedCount();
-    holdNext = true;
     const t0 = Date.now();
-    await ask({ prompt: ANSWER_PROMPT, generate: String(ANSWER_N) });
-    await waitHalfway(n);
+    await askHalfway({ prompt: ANSWER_PROMPT, generate: String(ANSWER_N) });
     let st = await stripState(page);
     check(hold !== null && st && st.state === 'streaming', 'the answer\'s strip shows while the job runs (a poll saw it half explained)', JSON.stringify(st));
     if (!hold) throw new Error('the job finished between two polls: no streaming to see (give it more tokens)');
@@ -330,12 +332,10 @@ main(
 
     // A new request takes over from an answer still streaming: the old job is polled no more and its
     // steps never reach the page (a held poll is let go after the switch, with new steps in it).
-    holdNext = true;
-    await ask({ prompt: 'Lily and Tom went', generate: String(ANSWER_N) });
-    await waitHalfway(n);
+    await askHalfway({ prompt: 'Lily and Tom went', generate: String(ANSWER_N) });
+    // Its next poll is out and held: from here on the old job must not be polled again.
     check(hold !== null, 'the second answer streams');
     const oldJob = polls.at(-1).id;
-    await held.promise;  // its next poll is out and held: from here on the old job must not be polled again
     await page.evaluate(() => {
       window.__stale = [];
       const s = document.querySelector('[data-part="target-strip"]');
@@ -365,6 +365,17 @@ main(
     check(true, 'an explained token still opens its report after the failure');
     await page.screenshot({ path: artifact('serve-answer-failed.png'), fullPage: true });
     await page.unroute(/\/api\/jobs\//);
+    await page.locator('input[name="generate"]').fill('');
+
+    // The answer given as text: explained token by token after the prompt (continuation).
+    n = await explainedCount();
+    await ask({ prompt: 'Lily and Tom', generate: ' went to the park.' });
+    await page.waitForFunction((b) => Number(document.getElementById('app').dataset.explained || 0) > b, n, { timeout: 120000 });
+    n = await explainedCount();
+    const given = await page.evaluate(() => window.reslens.data);
+    st = await stripState(page);
+    check(given.kind === 'target' && !given.generated && given.target.text === ' went to the park.' && st.state === 'done' && st.explained === given.target.tokens.length,
+      `a text in the answer field is explained as the given answer (${given.target.tokens.length} tokens)`, JSON.stringify(given.target.text));
     await page.locator('input[name="generate"]').fill('');
 
     // A click on a predicted token explains that token.
