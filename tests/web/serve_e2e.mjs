@@ -159,12 +159,26 @@ main(
     await page.locator('[data-part="circuit"]').screenshot({ path: artifact('serve-circuit-error.png') });
     c = await redrawCircuit(page, { edge_threshold: 0.98, node_threshold: 0 });
     check(c.state === 'error' && c.text.includes('empty after pruning'), 'a node share that leaves nothing says the graph is empty', JSON.stringify(c));
-    // The edge slider, moved with the keyboard from 1 down to 0.9: each step asks again, and the
-    // reply of the last one is drawn (the ones it overtook are dropped).
+    // The edge slider, moved with the keyboard from 1 down to 0.9: each step asks again. The test's
+    // route hands the ten replies to the page newest first: only the last request's is drawn, the
+    // older ones that come after it are dropped.
     await page.locator('[data-part="circuit-controls"] input[name="node_threshold"]').fill('0.8');
     const slider = page.locator('[data-part="circuit-controls"] input[type="range"][data-share="edge_threshold"]');
+    const graphRoutes = [];
+    const allAsked = deferred();
+    await page.route('**/api/graph', (route) => {
+      graphRoutes.push(route);
+      if (graphRoutes.length === 10) allAsked.release();
+    });
+    const repliesBefore = await page.evaluate(() => Number(document.querySelector('[data-part="circuit"] [data-part="circuit-body"]').dataset.replies || 0));
     await slider.focus();
     for (let i = 0; i < 10; ++i) await slider.press('ArrowLeft');
+    await allAsked.promise;
+    const fetched = [];
+    for (const r of graphRoutes) fetched.push(await r.fetch());  // the server answers them in turn
+    for (let i = fetched.length - 1; i >= 0; --i) await graphRoutes[i].fulfill({ response: fetched[i] });
+    await page.unroute('**/api/graph');
+    await page.waitForFunction((want) => Number(document.querySelector('[data-part="circuit"] [data-part="circuit-body"]').dataset.replies || 0) >= want, repliesBefore + 10);
     c = await circuitSettled(page);
     const slid = await graphFor({ node_threshold: 0.8, edge_threshold: Number(c.edge_box) });
     check(c.state === 'ready' && Number(c.edge_box) === 0.9 && c.links === slid.links.length && c.nodes === slid.nodes.length,

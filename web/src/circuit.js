@@ -95,12 +95,15 @@ export function liveCircuit(host, data, fetchGraph) {
   const boxes = Object.fromEntries([...host.querySelectorAll('input[type="number"]')].map((b) => [b.name, b]));
   const sliders = Object.fromEntries([...host.querySelectorAll('input[type="range"]')].map((r) => [r.dataset.share, r]));
   let asked = 0;
+  let answered = 0;  // replies received, drawn or dropped (data-replies: the tests wait on it)
+  const received = () => (host.dataset.replies = String(++answered));
   const load = (shares) => {
     const mine = ++asked;
     host.dataset.state = 'loading';
     renderCircuit(body, null, data);
     return fetchGraph(shares).then(
       (doc) => {
+        received();
         if (mine !== asked) return;
         const p = doc.metadata && doc.metadata.pruning_settings;
         for (const name of Object.keys(boxes)) {
@@ -113,6 +116,7 @@ export function liveCircuit(host, data, fetchGraph) {
         host.dataset.state = 'ready';
       },
       (e) => {
+        received();
         if (mine !== asked) return;
         renderCircuit(body, { error: e.message }, data);
         host.dataset.state = 'error';
