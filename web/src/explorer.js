@@ -144,8 +144,8 @@ export function startExplorer(app) {
         app.dataset.explained = String(mine);
         return;
       }
-      const ctx = { prompt: req.prompt, target: result.target.id, position: result.position };
-      const circuitCtx = { prompt: req.prompt, target: result.target.id, position: result.position };
+      const circuitCtx = { prompt: req.prompt, target: result.target.id, position: result.position };  // /api/graph takes no foil
+      const ctx = { ...circuitCtx };
       if (result.foil) ctx.foil = result.foil.id;
       const viaHead = result.top_heads.length ? [result.top_heads[0].layer, result.top_heads[0].head] : null;
       const shown = renderReport($('[data-part="report"]'), result, {
