@@ -1,10 +1,11 @@
 // The explorer served by `reslens serve`: a prompt form on top of the report's cards. It talks to
 // the JSON API under /api/ (docs/report.md): /api/predict for the next tokens, /api/explain as a
-// job polled at /api/jobs/ID (so a long explanation shows its progress), /api/head and
-// /api/neuron when a head or a neuron is clicked, /api/graph for the circuit section.
+// job polled at /api/jobs/ID (so a long explanation shows its progress, and an answer's steps show
+// as they are explained), /api/head and /api/neuron when a head or a neuron is clicked, /api/graph
+// for the circuit section (again whenever its pruning shares change).
 import { esc, tokenHtml, pct } from './format.js';
 import { renderReport } from './report.js';
-import { renderTarget } from './target.js';
+import { renderTarget, streamTarget } from './target.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,11 +36,20 @@ async function call(path, body) {
   return j;
 }
 
-// Submits a request as a job and polls it; onProgress gets every status document.
-async function runJob(path, body, onProgress) {
+// Submits a request as a job and polls it: onSteps gets an answer's explained steps that are new
+// since the last poll (?from=K asks only for those), onProgress every status document. It stops
+// polling, and returns null, as soon as live() is false (a newer request took over the page).
+async function runJob(path, body, { onProgress, onSteps = () => {}, live = () => true }) {
   const { job } = await call(path + '?async=1', body);
+  let from = 0;  // the steps already handed to onSteps
   for (let delay = 80; ; delay = Math.min(400, delay * 1.5)) {
-    const s = await call('/api/jobs/' + encodeURIComponent(job));
+    if (!live()) return null;
+    const s = await call('/api/jobs/' + encodeURIComponent(job) + '?from=' + from);
+    if (!live()) return null;
+    if (s.steps && s.steps.length) {
+      from = s.steps_done;
+      onSteps(s.steps);
+    }
     onProgress(s);
     if (s.state === 'done') return s.result;
     if (s.state === 'failed') throw new Error(s.error || 'the job failed');
@@ -65,7 +75,7 @@ export function startExplorer(app) {
           <label>target<input name="target" placeholder="top prediction" title="a token's text (' Paris') or id (#1234); empty: the top prediction"></label>
           <label>foil<input name="foil" placeholder="none" title="a contrast token: scores become log p(target) − log p(foil)"></label>
           <label>position<input name="position" placeholder="last" title="the position to explain (0-based, or −1 for the last)"></label>
-          <label>answer<input name="generate" placeholder="next token" title="generate up to N tokens and explain every one (the answer as a token strip); empty: the next token only"></label>
+          <label>answer<input name="generate" placeholder="next token" title="a number N: generate up to N tokens and explain every one; other text (' Paris.'): explain that answer after the prompt, token by token. The answer shows as a token strip while it is explained. Empty: the next token only"></label>
           <button class="btn" type="submit" data-part="go">Explain</button>
         </form>
         <div class="status" data-part="status"></div>
@@ -90,9 +100,12 @@ export function startExplorer(app) {
     })
     .catch((e) => status(esc(e.message), true));
 
+  // Each request takes the page over: `seq` counts them, and a request whose number is no longer
+  // current stops polling and draws nothing more (no stale steps mixed into the new page).
   let seq = 0;
   async function explain(req) {
     const mine = ++seq;
+    let stream = null;  // an answer's strip, while its steps stream
     const t0 = performance.now();
     $('[data-part="go"]').disabled = true;
     status('<span class="spinner"></span>predicting…');
@@ -104,26 +117,40 @@ export function startExplorer(app) {
         pred.top
           .map((t) => `<button class="pred" type="button" data-id="${t.id}" title="explain this token (id ${t.id})">${tokenHtml(t.text)}<span class="p">${pct(t.prob)}</span></button>`)
           .join('');
-      const result = await runJob('/api/explain', req, (s) => {
-        if (mine !== seq) return;
-        const where = s.state === 'queued' ? `queued (${s.queue_position} ahead)` : esc(s.stage || s.state);
-        status(`<span class="spinner"></span>${where} · ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      // An answer's steps as the server explains them: the strip appears with the first one. The
+      // button is free again meanwhile, so a new request can take over from a long answer.
+      const result = await runJob('/api/explain', req, {
+        live: () => mine === seq,
+        onSteps: (steps) => {
+          if (!stream) {
+            stream = streamTarget($('[data-part="report"]'));
+            $('[data-part="go"]').disabled = false;
+          }
+          stream.add(steps);
+        },
+        onProgress: (s) => {
+          const where = s.state === 'queued' ? `queued (${s.queue_position} ahead)` : stream && s.state === 'running' ? stream.progress() : esc(s.stage || s.state);
+          status(`<span class="spinner"></span>${where} · ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        },
       });
       if (mine !== seq) return;
       if (window.reslens) window.reslens.data = result;
       if (result.kind === 'target') {
         // A whole answer: its token strip, the summed scores and each token's report (offline views).
-        renderTarget($('[data-part="report"]'), result, {});
+        if (stream) stream.finish(result);
+        else renderTarget($('[data-part="report"]'), result, {});
         const notes = (result.notes || []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join('');
         status(`explained the answer ${tokenHtml(result.target.text)} (${result.target.tokens.length} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s${notes}`);
         app.dataset.explained = String(mine);
         return;
       }
-      const ctx = { prompt: req.prompt, target: result.target.id, position: result.position };
+      const circuitCtx = { prompt: req.prompt, target: result.target.id, position: result.position };  // /api/graph takes no foil
+      const ctx = { ...circuitCtx };
       if (result.foil) ctx.foil = result.foil.id;
       const viaHead = result.top_heads.length ? [result.top_heads[0].layer, result.top_heads[0].head] : null;
       const shown = renderReport($('[data-part="report"]'), result, {
         graph: null,  // the circuit section, filled when /api/graph answers
+        graphApi: (shares) => call('/api/graph', { ...circuitCtx, ...shares }),
         api: {
           head: (layer, head) => call('/api/head', { ...ctx, layer, head }),
           neuron: (kind, e) => {
@@ -135,15 +162,17 @@ export function startExplorer(app) {
           },
         },
       });
-      // The circuit of the same prediction, after the report is on screen (it explains once more).
-      call('/api/graph', { prompt: req.prompt, target: result.target.id, position: result.position })
-        .then((g) => { if (mine === seq) shown.showCircuit(g); })
-        .catch((e) => { if (mine === seq) shown.showCircuit({ unavailable: e.message }); });
+      // The circuit of the same prediction, after the report is on screen (it explains once more),
+      // with the server's default pruning; its controls ask again with other shares.
+      shown.loadCircuit({});
       const notes = (result.notes || []).map((n) => `<br><span class="muted">${esc(n)}</span>`).join('');
       status(`explained position ${result.position} → ${tokenHtml(result.target.text)} in ${((performance.now() - t0) / 1000).toFixed(1)} s${notes}`);
       app.dataset.explained = String(mine);
     } catch (e) {
-      if (mine === seq) status(esc(e.message), true);
+      if (mine === seq) {
+        status(esc(e.message), true);
+        if (stream) stream.fail(e.message);  // the steps explained before the error stay
+      }
     } finally {
       if (mine === seq) $('[data-part="go"]').disabled = false;
     }
@@ -157,8 +186,10 @@ export function startExplorer(app) {
     if (t !== undefined) req.target = t;
     if (f !== undefined) req.foil = f;
     if (p !== '') req.position = Number(p);
-    const n = form.generate.value.trim();
-    if (n !== '') req.generate = Number(n);
+    // The answer: digits ask for that many generated tokens; any other text is the answer itself.
+    const a = form.generate.value;
+    if (/^\s*\d+\s*$/.test(a)) req.generate = Number(a.trim());
+    else if (a.trim() !== '') req.continuation = a;
     return req;
   }
   form.addEventListener('submit', (e) => {
@@ -183,6 +214,7 @@ export function startExplorer(app) {
     if (h.get('target')) form.target.value = /^\d+$/.test(h.get('target')) ? '#' + h.get('target') : h.get('target');
     if (h.get('foil')) form.foil.value = /^\d+$/.test(h.get('foil')) ? '#' + h.get('foil') : h.get('foil');
     if (h.get('position')) form.position.value = h.get('position');
+    if (h.get('generate') || h.get('continuation')) form.generate.value = h.get('generate') || h.get('continuation');
     form.requestSubmit();
   }
 }

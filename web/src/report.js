@@ -28,7 +28,7 @@ import {
   markHead,
   KIND,
 } from './charts.js';
-import { renderCircuit } from './circuit.js';
+import { renderCircuit, liveCircuit } from './circuit.js';
 
 const PAGE_ROWS = 50;
 
@@ -450,17 +450,22 @@ export function renderReport(root, data, ctx = {}) {
   $('[data-part="foot"]').innerHTML = `${esc(data.tool)} · schema ${data.schema_version} · model <code>${esc(M.path)}</code> (${esc(M.architecture)}, ${L} layers × ${H} heads, d_model ${M.d_model}, d_mlp ${M.d_mlp}) · frozen ${esc(data.frozen_norm.kind)} scale ${fixed(data.frozen_norm.scale, 4)}${checks ? `<br>identity checks (max |error|): ${checks}` : ''}`;
 
   // ---------------- circuit (when the page carries one, or the explorer fetches it) ----------------
+  // The host is taken now: a reply for this report never reaches a later one drawn into `root`.
+  const circuitHost = $('[data-part="circuit-body"]');
+  // The explorer's circuit re-requests the graph with the pruning shares its controls set.
+  const live = ctx.graphApi && circuitHost ? liveCircuit(circuitHost, data, ctx.graphApi) : null;
   const showCircuit = (doc) => {
-    const host = $('[data-part="circuit-body"]');
-    if (host) renderCircuit(host, doc, data);
+    if (live) live.show(doc);
+    else if (circuitHost) renderCircuit(circuitHost, doc, data);
   };
   if ('graph' in ctx) showCircuit(ctx.graph);
+  const loadCircuit = (shares = {}) => (live ? live.load(shares) : Promise.resolve());
 
   drawMeasure();
   selectHead(st.head.l, st.head.h, false);
   root.dataset.state = 'ready';
   root.dataset.layers = String(L);
   root.dataset.heads = String(H);
-  return { showCircuit, selectHead, selectNeuron: (tab, i) => { st.tab = tab; drawNeuronTabs(); drawNeuronTable(); return selectNeuron(i); } };
+  return { showCircuit, loadCircuit, selectHead, selectNeuron: (tab, i) => { st.tab = tab; drawNeuronTabs(); drawNeuronTable(); return selectNeuron(i); } };
 }
 
