@@ -218,9 +218,19 @@ class Engine {
   const Model& model() const { return m_; }
   int threads() const { return threads_; }
 
-  /// A whole answer (issue 19): the model's own of up to `generate` tokens, or the `continuation`
-  /// given (tokenized with the prompt's text, as `explain --continuation` does), every token
-  /// explained at its position by the library's explain_generated() / explain_target().
+  /// Whether the context's target or foil is a text of several tokens: /api/explain then explains
+  /// the whole sequence, as `reslens explain --target " New Delhi"` does (explain_answer()).
+  bool names_a_sequence(const Context& x) const {
+    auto several = [&](const std::optional<TokenName>& n, const char* what) {
+      return n.has_value() && !token_sequence(m_, *n, what).rest.empty();
+    };
+    return several(x.target, "target") || several(x.foil, "foil");
+  }
+
+  /// A whole answer (issue 19): the model's own of up to `generate` tokens, the `continuation`
+  /// given (tokenized with the prompt's text, as `explain --continuation` does), or (neither) the
+  /// context's target and foil sequences, every token explained at its position by the library's
+  /// explain_generated() / explain_target().
   ExplainedTarget explain_answer(const Context& x, int64_t generate, const GenerateOptions& sampling,
                                  const std::optional<std::string>& continuation, const ReportOptions& ro, Job& job) {
     job.set_stage("tokenizing");
@@ -238,6 +248,16 @@ class Engine {
       line.pop_back();  // the newline
       job.add_part(std::move(line));
     };
+    if (generate == 0 && !continuation) {  // a target or foil of several tokens (names_a_sequence)
+      req.target = x.target;
+      req.foil = x.foil;
+      size_t longest = 1;
+      if (x.target) longest = std::max(longest, 1 + token_sequence(m_, *x.target, "target").rest.size());
+      if (x.foil) longest = std::max(longest, 1 + token_sequence(m_, *x.foil, "foil").rest.size());
+      check_length(req.tokens.size() + longest - 1);
+      job.set_stage("explaining " + std::to_string(longest) + " tokens");
+      return explain_target(m_, req);
+    }
     if (continuation) {
       const Tokenizer& tok = m_.tokenizer();
       const std::string text = (chat_ ? format_chat(*chat_, x.prompt, chat_system_) : x.prompt) + *continuation;
@@ -576,7 +596,13 @@ JobQueue::Work explain_work(Engine* eng, const json& body, const ModelConfig& c,
     return [eng, x, a, top](Job& job) { return guarded([&] { return do_explain_answer(*eng, x, a, top, job); }); };
   }
   if (b.has("temperature") || b.has("seed")) bad("'temperature' and 'seed' sample a generated answer: they need 'generate'");
-  return [eng, x, top](Job& job) { return guarded([&] { return do_explain(*eng, x, top, job); }); };
+  return [eng, x, top](Job& job) {
+    return guarded([&] {
+      // A target or foil of several tokens: the sequence's document, every step streamed as an answer's.
+      if (eng->names_a_sequence(x)) return do_explain_answer(*eng, x, AnswerRequest{}, top, job);
+      return do_explain(*eng, x, top, job);
+    });
+  };
 }
 
 // POST /api/graph: the context of /api/explain (no foil: the circuit is of the target alone) and

@@ -165,6 +165,26 @@ TEST_F(ServerApi, ExplainTakesAWholeAnswerGeneratedOrGiven) {
   const json cont = post_ok("explain", {{"prompt", kPrompt}, {"continuation", " there was a"}});
   EXPECT_EQ(cont["target"]["text"], " there was a");
   EXPECT_EQ(cont["steps"].size(), 3u);
+  // A "target" (or "foil") of several tokens: the whole sequence, explain_target()'s document, as
+  // `reslens explain --target` gives it (before, the first token only, with a note).
+  ExplainRequest seq = req;
+  seq.target = TokenName{-1, " there was a"};
+  const ExplainedTarget seq_done = explain_target(*model_, seq);
+  ASSERT_EQ(seq_done.target.size(), 3u);
+  const json by_target = post_ok("explain", {{"prompt", kPrompt}, {"target", " there was a"}, {"top", 5}});
+  json seq_want = json::parse(target_json(*model_, seq_done, ro));
+  if (!seq_done.notes.empty()) seq_want["notes"] = seq_done.notes;
+  EXPECT_EQ(by_target, seq_want);
+  EXPECT_EQ(by_target["steps"].size(), 3u);
+  seq.foil = TokenName{-1, " there is"};
+  const ExplainedTarget contrast_done = explain_target(*model_, seq);
+  const json by_foil =
+      post_ok("explain", {{"prompt", kPrompt}, {"target", " there was a"}, {"foil", " there is"}, {"top", 5}});
+  json contrast_want = json::parse(target_json(*model_, contrast_done, ro));
+  if (!contrast_done.notes.empty()) contrast_want["notes"] = contrast_done.notes;
+  EXPECT_EQ(by_foil, contrast_want);
+  expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"position", 1}, {"target", " there was a"}}.dump()),
+               400, "continues the prompt");
   expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"generate", 0}}.dump()), 400, "out of range");
   expect_error(call("POST", "/api/explain", json{{"prompt", kPrompt}, {"generate", 2}, {"target", 5}}.dump()), 400,
                "give no 'target'");
