@@ -80,6 +80,11 @@ struct TargetSums {
   /// bs log-probability increases), "steps_telescoping" and every other key of the steps' own checks
   /// as "steps_<key>" (the largest over the steps).
   std::map<std::string, double> checks;
+  /// The error budget (docs/explain.md): how many step scores were recomputed over the whole
+  /// vocabulary for the sums, per level ("ffn_tightened", "attention_tightened", "head_tightened",
+  /// "head_position_tightened"), and how many summed scores needed it ("ffn_sums_tightened", ...).
+  /// Empty for one step, and without bounded scores.
+  std::map<std::string, int64_t> method_counts;
 };
 
 /// How an explained answer was generated (explain_generated()).
