@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -32,7 +33,7 @@ const char* const kName[kLevels] = {"ffn", "attention", "head", "head_position"}
 struct StepRef {
   const TeacherForcedPass* pass = nullptr;
   const TargetStep* step = nullptr;
-  const ScoreWidths* widths = nullptr;
+  ScoreWidths* widths = nullptr;  // the step's, narrowed where a score is certified again
   std::vector<char> marked[kLevels];  // per entry of the step's array: recompute exactly
 };
 
@@ -92,13 +93,18 @@ int64_t select_steps(const SumTerms& s, std::vector<StepRef>& refs, double tol) 
   return needed;
 }
 
-// A step score to compute over the whole vocabulary.
+// A step score to compute again from the whole vocabulary: certified from its row's moments (a
+// far narrower interval than the step's bound), or exactly.
 struct Job {
   size_t ref;
   int level;
   int64_t index;  // into the step's array
   double value = 0;
+  double width = 0;  // certified half-width of value (0: exact); NaN: the moments could not certify it
 };
+
+// How score_directions evaluates its jobs.
+enum class Evaluation { kMoments, kExact };
 
 // The layer of entry `index` of a step's array of `level`.
 int64_t layer_of(const ScoreArray& a, int64_t index) {
@@ -195,12 +201,64 @@ double increase_from_row(const Distribution& d, const float* g, double gmin, dou
   return log_prob_increase_from(d.logit_change(w, s * static_cast<double>(g[w])), f);
 }
 
+// Lower and upper bounds of psi(-b) and psi(b), psi(z) = (e^z - 1 - z) / z^2 (increasing), for
+// b >= 0: the series 1/2 + z/6 + z^2/24 + ... where the closed form would cancel, else the closed
+// form with a relative margin for its rounding (a few ulps of e^z - 1 against b^2 / 2).
+double psi_neg_lower(double b) {
+  if (b < 1e-3) return 0.5 - b / 6;  // alternating, decreasing terms
+  return (std::expm1(-b) + b) / (b * b) * (1 - 1e-9);
+}
+double psi_pos_upper(double b) {
+  if (b < 1e-3) return 0.5 + b / 6 + b * b / 12;  // the terms from z^2 on add at most b^2 / 12 for b < 1
+  return (std::expm1(b) - b) / (b * b) * (1 + 1e-9);
+}
+
+// f = log sum_j q_j exp(s g_j) certified from the row's moments under q, without exponentials:
+//   sum_j q_j e^{s g_j} = Q + s m1 + s^2 sum_j q_j g_j^2 psi(s g_j),  psi(s g_j) in [psi(-b), psi(b)],
+// b = |s| max_j |g_j| (gabs), with Q = sum q, m1 = sum q g, a2 = sum q g^2 summed in double (8
+// lanes, then in order). The interval is third order in s (psi(b) - psi(-b) ~ b / 3) where the
+// step's bound was second order, so it is far narrower. Returns NaN when it cannot certify (the
+// caller computes f exactly); `half_width` receives the interval's half-width in log units.
+double moment_log_expectation(const Distribution& d, const float* g, double s, double gabs, double& half_width) {
+  const auto n = static_cast<int64_t>(d.q.size());
+  double l0[8] = {}, l1[8] = {}, la[8] = {}, l2[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int t = 0; t < 8; ++t) {
+      const double w = d.q[static_cast<size_t>(i + t)], x = static_cast<double>(g[i + t]);
+      const double wx = w * x;
+      l0[t] += w;
+      l1[t] += wx;
+      la[t] += std::abs(wx);
+      l2[t] += wx * x;
+    }
+  }
+  double Q = 0, m1 = 0, a1 = 0, a2 = 0;
+  for (int t = 0; t < 8; ++t) Q += l0[t], m1 += l1[t], a1 += la[t], a2 += l2[t];
+  for (; i < n; ++i) {
+    const double w = d.q[static_cast<size_t>(i)], x = static_cast<double>(g[i]);
+    Q += w, m1 += w * x, a1 += std::abs(w * x), a2 += w * x * x;
+  }
+  const double b = std::abs(s) * gabs;
+  if (!(b < 50)) return std::numeric_limits<double>::quiet_NaN();
+  const double base = Q + s * m1;
+  const double hi_q = s * s * a2 * psi_pos_upper(b);
+  // Each double sum of n terms is within n * 2^-53 of its terms' absolute sum: 1e-9 covers it.
+  const double err = 1e-9 * (Q + std::abs(s) * a1 + hi_q);
+  const double lower = base + s * s * a2 * psi_neg_lower(b) - err;
+  const double upper = base + hi_q + err;
+  if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
+  const double width = std::log1p((upper - lower) / lower);
+  half_width = 0.5 * width;
+  return std::log(lower) + half_width;
+}
+
 // Exact scores of weight directions (FFN neuron k: W_out's column; attention neuron direction
 // h*d_head+n: W_O's column) for the jobs in `jobs` (all of one level and layer, sorted by
 // direction): each direction's unscaled projection g0 once (from `shared` when an explain kept it),
 // then every job's score with its step's coefficient / sigma, as the exact pass scores it.
 void score_directions(const Model& model, LayerContexts& ctx, const std::vector<StepRef>& refs, int64_t l, int level,
-                      std::vector<Job*>& jobs, SharedProjections* shared) {
+                      std::vector<Job*>& jobs, SharedProjections* shared, Evaluation how) {
   if (jobs.empty()) return;
   const ModelConfig& c = model.config();
   const int64_t d = c.d_model, V = c.d_vocab, H = c.n_heads, dh = c.d_head;
@@ -258,8 +316,18 @@ void score_directions(const Model& model, LayerContexts& ctx, const std::vector<
         const size_t slot = static_cast<size_t>(std::lower_bound(dirs.begin(), dirs.end(), dir_of(job)) - dirs.begin());
         const double s = (ffn ? ex.ffn_coef : ex.attn_coef).values[static_cast<size_t>(job.index)];
         const double inv_scale = 1.0 / ex.frozen_scale;  // as the exact pass scales: s * (1 / sigma)
-        job.value = increase_from_row(ffn ? ctx.ffn(job.ref) : ctx.attn(job.ref), g0[slot], gmin[slot], gmax[slot],
-                                      s * inv_scale, ex.target);
+        const Distribution& dist = ffn ? ctx.ffn(job.ref) : ctx.attn(job.ref);
+        if (how == Evaluation::kMoments && dist.softcap <= 0) {
+          const double coef = s * inv_scale;
+          const double gabs = std::max(std::abs(gmin[slot]), std::abs(gmax[slot]));
+          double hw = 0;
+          const double f = moment_log_expectation(dist, g0[slot], coef, gabs, hw);
+          job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(coef * static_cast<double>(g0[slot][ex.target]), f);
+          job.width = std::isnan(f) ? f : hw;
+          continue;
+        }
+        job.value = increase_from_row(dist, g0[slot], gmin[slot], gmax[slot], s * inv_scale, ex.target);
+        job.width = 0;
       }
     });
     j0 = j1;
@@ -323,15 +391,15 @@ void score_combinations(const Model& model, LayerContexts& ctx, const std::vecto
 
 }  // namespace
 
-void tighten_target_sums(const Model& model, ExplainedTarget& done, const std::vector<ScoreWidths>& target_widths,
-                         const std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,
+void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
+                         std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,
                          SharedProjections* shared) {
   const std::vector<TargetStep>& steps = done.target_pass.steps;
   if (target_widths.size() != steps.size() || foil_widths.size() != done.foil_pass.steps.size()) {
     throw InternalError("tighten_target_sums: one ScoreWidths per step expected");
   }
   std::vector<StepRef> refs;
-  auto add_ref = [&](const TeacherForcedPass& pass, const TargetStep& step, const ScoreWidths& w) {
+  auto add_ref = [&](const TeacherForcedPass& pass, const TargetStep& step, ScoreWidths& w) {
     StepRef r;
     r.pass = &pass;
     r.step = &step;
@@ -366,22 +434,26 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, const std::v
       sums.push_back(std::move(p));
     }
   }
-  int64_t sums_needed[kLevels] = {};
-  for (const SumTerms& st : sums) sums_needed[st.level] += select_steps(st, refs, bound_tol);
-
-  // The jobs, in a fixed order (step, level, entry), and per layer.
-  std::vector<Job> jobs;
-  for (size_t r = 0; r < refs.size(); ++r) {
-    for (int lv = 0; lv < kLevels; ++lv) {
-      const std::vector<char>& m = refs[r].marked[lv];
-      for (size_t i = 0; i < m.size(); ++i) {
-        if (m[i]) jobs.push_back({r, lv, static_cast<int64_t>(i), 0.0});
+  const int64_t L = model.config().n_layers;
+  LayerContexts ctx(model, refs);
+  // The marked entries as jobs, in a fixed order (step, level, entry), evaluated layer by layer.
+  auto select_and_score = [&](Evaluation how, int64_t* sums_needed) {
+    for (StepRef& r : refs) {
+      for (auto& m : r.marked) std::fill(m.begin(), m.end(), 0);
+    }
+    for (const SumTerms& st : sums) {
+      const int64_t n = select_steps(st, refs, bound_tol);
+      if (sums_needed != nullptr) sums_needed[st.level] += n;
+    }
+    std::vector<Job> jobs;
+    for (size_t r = 0; r < refs.size(); ++r) {
+      for (int lv = 0; lv < kLevels; ++lv) {
+        const std::vector<char>& m = refs[r].marked[lv];
+        for (size_t i = 0; i < m.size(); ++i) {
+          if (m[i]) jobs.push_back({r, lv, static_cast<int64_t>(i), 0.0, 0.0});
+        }
       }
     }
-  }
-  const int64_t L = model.config().n_layers;
-  if (!jobs.empty()) {
-    LayerContexts ctx(model, refs);
     std::vector<std::vector<Job*>> by_layer(static_cast<size_t>(L));
     for (Job& j : jobs) by_layer[static_cast<size_t>(layer_of(refs[j.ref].step->explanation.*kScoreOf[j.level], j.index))].push_back(&j);
     for (int64_t l = 0; l < L; ++l) {
@@ -394,16 +466,28 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, const std::v
         per_level[j->level].push_back(j);
       }
       ctx.prepare(l, need_attn, need_ffn);
-      score_directions(model, ctx, refs, l, kFfn, per_level[kFfn], shared);
-      score_directions(model, ctx, refs, l, kAttnNeuron, per_level[kAttnNeuron], shared);
+      score_directions(model, ctx, refs, l, kFfn, per_level[kFfn], shared, how);
+      score_directions(model, ctx, refs, l, kAttnNeuron, per_level[kAttnNeuron], shared, how);
       std::vector<Job*> combos = per_level[kHead];
       combos.insert(combos.end(), per_level[kHeadPosition].begin(), per_level[kHeadPosition].end());
-      score_combinations(model, ctx, refs, l, combos);
+      score_combinations(model, ctx, refs, l, combos);  // exact: few, and each is its own vector
     }
+    return jobs;
+  };
+  // Round 1: the widest steps of each sum that needs it, certified again from their rows' moments
+  // (their new widths replace the step's); round 2: where the sum of the widths is still above
+  // bound_tol, the widest of those over the whole vocabulary, exactly.
+  int64_t sums_needed[kLevels] = {};
+  const std::vector<Job> certified = select_and_score(Evaluation::kMoments, sums_needed);
+  for (const Job& j : certified) {
+    if (!std::isnan(j.width)) (refs[j.ref].widths->*kWidthOf[j.level]).values[static_cast<size_t>(j.index)] = j.width;
   }
+  const std::vector<Job> exact = select_and_score(Evaluation::kExact, nullptr);
 
-  // Each exact score replaces its step's bounded one in every sum the step adds to.
-  for (const Job& j : jobs) {
+  // Each new score replaces its step's bounded one in every sum the step adds to (an exact one
+  // overrides its own certified one).
+  int64_t n_moments[kLevels] = {}, n_exact[kLevels] = {};
+  auto apply = [&](const Job& j) {
     const ScoreArray& step_scores = refs[j.ref].step->explanation.*kScoreOf[j.level];
     const double delta = j.value - step_scores.values[static_cast<size_t>(j.index)];
     const int64_t n_t = step_scores.shape.back();
@@ -416,12 +500,21 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, const std::v
         st.sum->values[static_cast<size_t>(i)] += sign * delta;
       }
     }
+    if (j.width > 0) {
+      ++n_moments[j.level];
+    } else {
+      ++n_exact[j.level];
+    }
+  };
+  for (const Job& j : certified) {
+    if (!std::isnan(j.width) && !refs[j.ref].marked[j.level][static_cast<size_t>(j.index)]) apply(j);
   }
-  int64_t per_level[kLevels] = {};
-  for (const Job& j : jobs) ++per_level[j.level];
+  for (const Job& j : exact) apply(j);
   for (int lv = 0; lv < kLevels; ++lv) {
-    s.method_counts[std::string(kName[lv]) + "_tightened"] = per_level[lv];
-    s.method_counts[std::string(kName[lv]) + "_sums_tightened"] = sums_needed[lv];
+    const std::string name = kName[lv];
+    s.method_counts[name + "_tightened"] = n_moments[lv] + n_exact[lv];
+    s.method_counts[name + "_tightened_exact"] = n_exact[lv];
+    s.method_counts[name + "_sums_tightened"] = sums_needed[lv];
   }
   count_query_sets(s, set_size);
 }
