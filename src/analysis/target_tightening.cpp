@@ -10,6 +10,7 @@
 #include <memory>
 #include <utility>
 
+#include "analysis/ranking.h"
 #include "analysis/target_sums.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
@@ -172,9 +173,6 @@ class LayerContexts {
     const int t = refs_.front().step->options.n_threads;
     return t > 0 ? t : default_threads();
   }
-
- private:
-  const VocabProjector& projector_const(size_t r) const { return *proj_[r]; }
   const TraceView& trace_of(const StepRef& ref) {
     for (auto& [pass, trace] : traces_) {
       if (pass == ref.pass) return *trace;
@@ -182,6 +180,9 @@ class LayerContexts {
     traces_.emplace_back(ref.pass, std::make_unique<TraceView>(model_, *ref.pass->run, false));
     return *traces_.back().second;
   }
+
+ private:
+  const VocabProjector& projector_const(size_t r) const { return *proj_[r]; }
 
   const Model& model_;
   std::vector<StepRef>& refs_;
@@ -389,6 +390,52 @@ void score_combinations(const Model& model, LayerContexts& ctx, const std::vecto
   }
 }
 
+// The summed query analyses take the steps' new neuron scores too: each target step whose top
+// FFN or attention neurons (those Q1-Q3 read) got a new score is analysed again from a copy of its
+// explanation that holds them, and the sums move by the difference.
+void redo_query_sums(const Model& model, LayerContexts& ctx, std::vector<StepRef>& refs,
+                     const std::vector<std::vector<const Job*>>& replaced, TargetSums& s) {
+  for (size_t r = 0; r < refs.size(); ++r) {
+    const StepRef& ref = refs[r];
+    if (replaced[r].empty() || ref.pass != refs.front().pass) continue;  // the foil's own steps add to no Q sum
+    const Explanation& ex = ref.step->explanation;
+    const int64_t top_n = ref.step->options.query_top_n;
+    Explanation again;
+    again.n_positions = ex.n_positions;
+    again.ffn_neuron = ex.ffn_neuron;
+    again.attn_neuron = ex.attn_neuron;
+    for (const Job* j : replaced[r]) (again.*kScoreOf[j->level]).values[static_cast<size_t>(j->index)] = j->value;
+    // Only a step whose ranked inputs changed needs it.
+    bool changed = false;
+    for (const int lv : {static_cast<int>(kFfn), static_cast<int>(kAttnNeuron)}) {
+      const std::vector<double>& before = (ex.*kScoreOf[lv]).values;
+      const std::vector<double>& after = (again.*kScoreOf[lv]).values;
+      for (const std::vector<int64_t>& top : {top_indices(before, top_n), top_indices(after, top_n)}) {
+        for (const int64_t i : top) changed = changed || before[static_cast<size_t>(i)] != after[static_cast<size_t>(i)];
+      }
+    }
+    if (!changed) continue;
+    const ExplainOptions& opts = ref.step->options;
+    const ExplainContext qctx{model, ctx.trace_of(ref), ctx.projector(r), opts, ref.step->position, ex.target, ex.foil,
+                              {}, ctx.threads(), nullptr, {}, nullptr, nullptr, nullptr};
+    score_queries(qctx, again);
+    if (again.ffn_value_query_layers.size() != s.ffn_value_query_layers.size()) {
+      throw InternalError("tighten_target_sums: query-layer keys differ");
+    }
+    for (size_t v = 0; v < again.ffn_value_query_layers.size(); ++v) {
+      for (size_t k = 0; k < again.ffn_value_query_layers[v].slots.size(); ++k) {
+        s.ffn_value_query_layers[v].slots[k] += again.ffn_value_query_layers[v].slots[k] - ex.ffn_value_query_layers[v].slots[k];
+      }
+    }
+    for (size_t k = 0; k < again.attn_value_query_layers.slots.size(); ++k) {
+      s.attn_value_query_layers.slots[k] += again.attn_value_query_layers.slots[k] - ex.attn_value_query_layers.slots[k];
+    }
+    for (size_t i = 0; i < again.query_ffn_neuron.values.size(); ++i) {
+      s.query_ffn_neuron.values[i] += again.query_ffn_neuron.values[i] - ex.query_ffn_neuron.values[i];
+    }
+  }
+}
+
 }  // namespace
 
 void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
@@ -437,13 +484,28 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
   const int64_t L = model.config().n_layers;
   LayerContexts ctx(model, refs);
   // The marked entries as jobs, in a fixed order (step, level, entry), evaluated layer by layer.
-  auto select_and_score = [&](Evaluation how, int64_t* sums_needed) {
+  auto select_and_score = [&](Evaluation how, int64_t* sums_needed, bool query_inputs) {
     for (StepRef& r : refs) {
       for (auto& m : r.marked) std::fill(m.begin(), m.end(), 0);
     }
     for (const SumTerms& st : sums) {
       const int64_t n = select_steps(st, refs, bound_tol);
       if (sums_needed != nullptr) sums_needed[st.level] += n;
+    }
+    if (query_inputs) {
+      // The query analyses (Q1-Q3) weight each step's top query_top_n FFN and attention neurons by
+      // their scores, with ratios that can be large (spec A17): those are made exact too.
+      for (StepRef& r : refs) {
+        if (r.pass != refs.front().pass) continue;  // the foil's own steps add to no query sum
+        const Explanation& ex = r.step->explanation;
+        for (const int lv : {static_cast<int>(kFfn), static_cast<int>(kAttnNeuron)}) {
+          const ScoreArray& w = r.widths->*kWidthOf[lv];
+          if (w.values.empty()) continue;
+          for (const int64_t i : top_indices((ex.*kScoreOf[lv]).values, r.step->options.query_top_n)) {
+            if (w.values[static_cast<size_t>(i)] > 0) r.marked[lv][static_cast<size_t>(i)] = 1;
+          }
+        }
+      }
     }
     std::vector<Job> jobs;
     for (size_t r = 0; r < refs.size(); ++r) {
@@ -478,16 +540,18 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
   // (their new widths replace the step's); round 2: where the sum of the widths is still above
   // bound_tol, the widest of those over the whole vocabulary, exactly.
   int64_t sums_needed[kLevels] = {};
-  const std::vector<Job> certified = select_and_score(Evaluation::kMoments, sums_needed);
+  const std::vector<Job> certified = select_and_score(Evaluation::kMoments, sums_needed, false);
   for (const Job& j : certified) {
     if (!std::isnan(j.width)) (refs[j.ref].widths->*kWidthOf[j.level]).values[static_cast<size_t>(j.index)] = j.width;
   }
-  const std::vector<Job> exact = select_and_score(Evaluation::kExact, nullptr);
+  const std::vector<Job> exact = select_and_score(Evaluation::kExact, nullptr, true);
 
   // Each new score replaces its step's bounded one in every sum the step adds to (an exact one
   // overrides its own certified one).
   int64_t n_moments[kLevels] = {}, n_exact[kLevels] = {};
+  std::vector<std::vector<const Job*>> replaced(refs.size());  // per step: its new neuron scores
   auto apply = [&](const Job& j) {
+    if (j.level == kFfn || j.level == kAttnNeuron) replaced[j.ref].push_back(&j);
     const ScoreArray& step_scores = refs[j.ref].step->explanation.*kScoreOf[j.level];
     const double delta = j.value - step_scores.values[static_cast<size_t>(j.index)];
     const int64_t n_t = step_scores.shape.back();
@@ -510,6 +574,7 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
     if (!std::isnan(j.width) && !refs[j.ref].marked[j.level][static_cast<size_t>(j.index)]) apply(j);
   }
   for (const Job& j : exact) apply(j);
+  redo_query_sums(model, ctx, refs, replaced, s);
   for (int lv = 0; lv < kLevels; ++lv) {
     const std::string name = kName[lv];
     s.method_counts[name + "_tightened"] = n_moments[lv] + n_exact[lv];
