@@ -8,7 +8,9 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "analysis/ranking.h"
 #include "analysis/target_sums.h"
@@ -20,6 +22,8 @@
 namespace reslens::analysis {
 
 namespace {
+// Named too: a unity build compiles other files' anonymous namespaces beside this one.
+namespace budget {
 
 // The four summed levels whose step scores are bounded.
 enum Level { kFfn = 0, kAttnNeuron = 1, kHead = 2, kHeadPosition = 3 };
@@ -436,11 +440,13 @@ void redo_query_sums(const Model& model, LayerContexts& ctx, std::vector<StepRef
   }
 }
 
+}  // namespace budget
 }  // namespace
 
 void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
                          std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,
                          SharedProjections* shared) {
+  using namespace budget;
   const std::vector<TargetStep>& steps = done.target_pass.steps;
   if (target_widths.size() != steps.size() || foil_widths.size() != done.foil_pass.steps.size()) {
     throw InternalError("tighten_target_sums: one ScoreWidths per step expected");
