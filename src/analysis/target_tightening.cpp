@@ -339,50 +339,31 @@ void score_directions(const Model& model, LayerContexts& ctx, const std::vector<
   }
 }
 
-// Head and head x position combinations sum_n c_n W_O[:, h*d_head+n] (the step's coefficients,
-// summed over positions for the whole head, as the bounded pass forms them): bs of one is
-// (1 / sigma) sum_n c_n g0_n by linearity, so each head's d_head direction rows g0_n are projected
-// once (or read from `shared`) and a combination's row is their sum in double, d_head multiply-adds
-// per token instead of a projection; then certified from moments or computed exactly as `how` says.
+// Exact scores of head and head x position combinations sum_n c_n W_O[:, h*d_head+n] (the
+// coefficients of the step, summed over positions for the whole head, as the bounded pass forms
+// them), projected with their step's frozen scale.
 void score_combinations(const Model& model, LayerContexts& ctx, const std::vector<StepRef>& refs, int64_t l,
-                        std::vector<Job*>& jobs, SharedProjections* shared, Evaluation how) {
+                        std::vector<Job*>& jobs) {
   if (jobs.empty()) return;
   const ModelConfig& c = model.config();
   const int64_t d = c.d_model, V = c.d_vocab, H = c.n_heads, dh = c.d_head;
-  auto head_of = [&](const Job& j) {
-    const int64_t Pn = refs[j.ref].step->explanation.n_positions;
-    return j.level == kHead ? j.index % H : (j.index / Pn) % H;
-  };
-  std::stable_sort(jobs.begin(), jobs.end(), [&](const Job* a, const Job* b) { return head_of(*a) < head_of(*b); });
   const FloatWeights W_O(model.weights().layers[static_cast<size_t>(l)].W_O, ctx.threads());  // [d_model, H*d_head]
-  std::vector<float> rows(static_cast<size_t>(dh * d)), G(static_cast<size_t>(dh * V));  // the head's directions
+  std::stable_sort(jobs.begin(), jobs.end(), [](const Job* a, const Job* b) { return a->ref < b->ref; });
+  constexpr size_t kChunk = 128;
+  std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
   size_t j0 = 0;
   while (j0 < jobs.size()) {
-    const int64_t h = head_of(*jobs[j0]);
+    const size_t r = jobs[j0]->ref;
     size_t j1 = j0;
-    while (j1 < jobs.size() && head_of(*jobs[j1]) == h) ++j1;
-    std::vector<const float*> g0(static_cast<size_t>(dh), nullptr);
-    std::vector<int64_t> to_project;
-    for (int64_t n = 0; n < dh; ++n) {
-      if (shared != nullptr) g0[static_cast<size_t>(n)] = shared->attn(l, h * dh + n);
-      if (g0[static_cast<size_t>(n)] == nullptr) to_project.push_back(n);
-    }
-    for (size_t i = 0; i < to_project.size(); ++i) {
-      for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_O->at(r, h * dh + to_project[i]);
-    }
-    if (!to_project.empty()) {
-      ctx.projector(jobs[j0]->ref).project_unscaled(rows.data(), static_cast<int64_t>(to_project.size()), d, G.data());
-    }
-    for (size_t i = 0; i < to_project.size(); ++i) g0[static_cast<size_t>(to_project[i])] = G.data() + i * static_cast<size_t>(V);
+    while (j1 < jobs.size() && j1 - j0 < kChunk && jobs[j1]->ref == r) ++j1;
+    const Explanation& ex = refs[r].step->explanation;
+    const int64_t Pn = ex.n_positions;
     parallel_for(ctx.threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
-      std::vector<double> cf(static_cast<size_t>(dh)), acc(static_cast<size_t>(V));
-      std::vector<float> row(static_cast<size_t>(V));  // [V] the combination's unscaled projection
+      std::vector<double> cf(static_cast<size_t>(dh));
       for (int64_t i = a; i < b; ++i) {
-        Job& job = *jobs[j0 + static_cast<size_t>(i)];
-        const Explanation& ex = refs[job.ref].step->explanation;
-        const int64_t Pn = ex.n_positions;
+        const Job& job = *jobs[j0 + static_cast<size_t>(i)];
         const bool whole = job.level == kHead;
-        const int64_t p = whole ? -1 : job.index % Pn;
+        const int64_t h = whole ? job.index % H : (job.index / Pn) % H, p = whole ? -1 : job.index % Pn;
         const double* coefs = ex.attn_coef.values.data() + static_cast<size_t>(((l * H + h) * dh) * Pn);  // [d_head, Pn]
         for (int64_t n = 0; n < dh; ++n) {
           double s = 0;
@@ -393,30 +374,20 @@ void score_combinations(const Model& model, LayerContexts& ctx, const std::vecto
           }
           cf[static_cast<size_t>(n)] = s;
         }
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t n = 0; n < dh; ++n) {
-          const double cn = cf[static_cast<size_t>(n)];
-          const float* gn = g0[static_cast<size_t>(n)];
-          for (int64_t j = 0; j < V; ++j) acc[static_cast<size_t>(j)] += cn * static_cast<double>(gn[j]);
+        float* v = rows.data() + i * d;
+        for (int64_t k = 0; k < d; ++k) {
+          const float* wo = W_O->row(k) + h * dh;
+          double acc = 0;
+          for (int64_t n = 0; n < dh; ++n) acc += cf[static_cast<size_t>(n)] * static_cast<double>(wo[n]);
+          v[k] = static_cast<float>(acc);
         }
-        double lo = 0, hi = 0;
-        for (int64_t j = 0; j < V; ++j) {
-          const auto x = static_cast<float>(acc[static_cast<size_t>(j)]);
-          row[static_cast<size_t>(j)] = x;
-          lo = j == 0 ? static_cast<double>(x) : std::min(lo, static_cast<double>(x));
-          hi = j == 0 ? static_cast<double>(x) : std::max(hi, static_cast<double>(x));
-        }
-        const Distribution& dist = ctx.attn(job.ref);
-        const double inv_scale = 1.0 / ex.frozen_scale;
-        if (how == Evaluation::kMoments && dist.softcap <= 0) {
-          double hw = 0;
-          const double f = moment_log_expectation(dist, row.data(), inv_scale, std::max(std::abs(lo), std::abs(hi)), hw);
-          job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(inv_scale * static_cast<double>(row[static_cast<size_t>(ex.target)]), f);
-          job.width = std::isnan(f) ? f : hw;
-          continue;
-        }
-        job.value = increase_from_row(dist, row.data(), lo, hi, inv_scale, ex.target);
-        job.width = 0;
+      }
+    });
+    ctx.projector(r).project(rows.data(), static_cast<int64_t>(j1 - j0), d, G.data());
+    parallel_for(ctx.threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        Job& job = *jobs[j0 + static_cast<size_t>(i)];
+        job.value = log_prob_increase(ctx.attn(r), G.data() + i * V, 1.0, ex.target);
       }
     });
     j0 = j1;
@@ -567,7 +538,7 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
       score_directions(model, ctx, refs, l, kAttnNeuron, per_level[kAttnNeuron], shared, how);
       std::vector<Job*> combos = per_level[kHead];
       combos.insert(combos.end(), per_level[kHeadPosition].begin(), per_level[kHeadPosition].end());
-      score_combinations(model, ctx, refs, l, combos, shared, how);
+      score_combinations(model, ctx, refs, l, combos);  // exact: few, and each is its own vector
     }
     return jobs;
   };
