@@ -78,6 +78,7 @@ def generated_answer(path: str, n: int, n_prompt: int, threads: int) -> None:
     print(f"| CPU | {multi_cpu:.1f} s | {singles_cpu:.1f} s | {multi_cpu / singles_cpu:.2f} |")
     counts = lambda e: {k: v for k, v in (e.method_counts if hasattr(e, "method_counts") else {}).items()}
     print("per-step method counts of the answer's first and last steps:", counts(ex.steps[0]), counts(ex.steps[-1]))
+    print("the sums' error budget (step scores recomputed exactly):", dict(getattr(ex.core, "method_counts", {})))
 
 
 def main() -> None:

@@ -45,6 +45,9 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--include-final-bias", action="store_true")
     ap.add_argument("--atol", type=float, default=1e-5)
+    ap.add_argument("--expect-tightened", action="store_true",
+                    help="require that the sums' error budget recomputed FFN and attention neuron step scores "
+                         "(summed.method_counts: ffn_tightened, attention_tightened)")
     a = ap.parse_args()
     if (a.target is None) == (a.generate is None):
         ap.error("give --target or --generate")
@@ -161,9 +164,22 @@ def main():
     check("summed Q5 query-value", summed["histograms"]["query_value"], rs["query_value_per_layer"], 0)
 
     # -- identities -------------------------------------------------------------------------------
-    for name in ("layer_scores", "head_scores", "head_position_scores", "ffn_neuron_scores", "attn_neuron_scores",
-                 "query_ffn_neuron_scores"):
-        check(f"identity: summed_{name} = sum of the steps", npy("summed_" + name), npy(name).sum(axis=0), 1e-12)
+    # The bounded levels' sums (and Q3, which weights the top attention neurons' scores) take exact
+    # or tighter scores for the steps their error budget tightened, while each step keeps its own
+    # (within bound_tol), so they may differ from the sum of the steps' arrays: by at most what the
+    # two checks above allow together, m steps and one sum each within atol of the reference. The
+    # layer scores add the steps exactly.
+    budget = (m + 1) * a.atol
+    for name, tol in (("layer_scores", 1e-12), ("head_scores", budget), ("head_position_scores", budget),
+                      ("ffn_neuron_scores", budget), ("attn_neuron_scores", budget), ("query_ffn_neuron_scores", budget)):
+        check(f"identity: summed_{name} = sum of the steps", npy("summed_" + name), npy(name).sum(axis=0), tol)
+    counts = summed.get("method_counts", {})
+    if a.expect_tightened:
+        for key in ("ffn_tightened", "attention_tightened"):
+            n_tight = counts.get(key, 0)
+            rows.append((f"error budget: {key}", str(n_tight), "> 0", "ok" if n_tight > 0 else "FAIL"))
+            if n_tight <= 0:
+                failures.append(f"summed.method_counts[{key!r}] is {n_tight}: no sum was tightened")
     check("identity: summed layers telescope", sl.sum(),
           ours["target"]["bs_log_prob"] - ours["target"]["bs_log_prob_embedding"], 1e-9)
     check("identity: each step's layers telescope", layers.sum(axis=(1, 2)),

@@ -3,10 +3,12 @@
 // over the prompt and w_1..w_{m-1} holds every step's position, and step t is explain() at position
 // P + t for w_{t+1} (0-based t), with that position's own frozen final norm and contexts; it is
 // exactly the single-position explanation of the prompt and w_<=t at its last position, with the
-// step's options (the bounded method's error budget, bound_tol, is shared equally among the steps,
-// so that a sum of m scores is as close to exact as one score). TargetSums adds the
-// steps' scores: a neuron or head is one parameter at every step, so its summed score is its part
-// in the whole target's log-probability.
+// request's options (the default bound_tol included). TargetSums adds the steps' scores: a neuron
+// or head is one parameter at every step, so its summed score is its part in the whole target's
+// log-probability. Under the bounded method a sum's certified error is the sum of its steps'
+// certified widths; where that exceeds bound_tol the widest steps' scores are recomputed from the
+// whole vocabulary for the sum only (the sums' error budget, docs/explain.md), so every summed score
+// is within bound_tol as one score is, while the steps keep their single-explain values.
 //
 // A foil of several tokens is teacher-forced through its own pass (its steps after the two
 // sequences part read different contexts); the summed contrast is the contrast of the sequences'
@@ -31,7 +33,7 @@ namespace reslens {
 struct TargetStep {
   int32_t token = -1;        ///< the token this step predicts (w_{t+1} of the target, or of the foil)
   int position = 0;          ///< P + t in the pass's tokens
-  ExplainOptions options;    ///< as explain() used them (position, target, foil, bound_tol / steps)
+  ExplainOptions options;    ///< as explain() used them (the request's, with this position, target, foil)
   Explanation explanation;   ///< explain(model, pass.run, pass.tokens, options)
 };
 
@@ -80,6 +82,11 @@ struct TargetSums {
   /// bs log-probability increases), "steps_telescoping" and every other key of the steps' own checks
   /// as "steps_<key>" (the largest over the steps).
   std::map<std::string, double> checks;
+  /// The error budget (docs/explain.md): how many step scores were recomputed over the whole
+  /// vocabulary for the sums, per level ("ffn_tightened", "attention_tightened", "head_tightened",
+  /// "head_position_tightened"), and how many summed scores needed it ("ffn_sums_tightened", ...).
+  /// Empty for one step, and without bounded scores.
+  std::map<std::string, int64_t> method_counts;
 };
 
 /// How an explained answer was generated (explain_generated()).

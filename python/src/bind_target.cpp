@@ -151,6 +151,8 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
                              [](const Target& t) { return score_or_none(t, t->done.summed.contrast_attn_neuron); })
       .def_property_readonly("contrast_expert", [](const Target& t) { return score_or_none(t, t->done.summed.contrast_expert); })
       .def_property_readonly("checks", [](const Target& t) { return t->done.summed.checks; })
+      .def_property_readonly("method_counts", [](const Target& t) { return t->done.summed.method_counts; },
+                             "The sums' error budget: step scores recomputed exactly per level (docs/explain.md)")
       .def(
           "to_json",
           [](const Target& t, int top, int token_k, int view_heads, int view_neurons) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,13 @@
 namespace reslens::analysis {
 
 namespace {
+
+// Records a bounded score's certified half-width into ctx.widths (a multi-token target's steps ask
+// for them: analysis/target_tightening.h); nothing when nobody asked.
+void record_width(const ExplainContext& ctx, ScoreArray ScoreWidths::*array, std::initializer_list<int64_t> index,
+                  double half_width) {
+  if (ctx.widths != nullptr) (ctx.widths->*array).at(index) = half_width;
+}
 
 // Head projections of the prepared directions y0_k = gamma_f * c(col_k) of columns [first, first +
 // count) of a [d_model, cols] weight matrix: gh [count, |H|] = y0 . head_rows^T / sigma and the tail
@@ -131,13 +139,15 @@ int64_t score_neurons_from_cache(const ExplainContext& ctx, const TailSplit& t, 
     const double* g = gh.data() + dir * nh;
     for (int64_t j = 0; j < nh; ++j) delta[static_cast<size_t>(j)] = s * g[j];
     const double st = step[ni] / sigma;
+    double hw = 0;
     const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(dir)], s, a1[ni] * st,
-                                              a2[ni] * st * st, eps[ni] / sigma, gmax[ni] / sigma, tol);
+                                              a2[ni] * st * st, eps[ni] / sigma, gmax[ni] / sigma, tol, &hw);
     if (std::isnan(lse)) {
       still.emplace_back(n, p);
       continue;
     }
     ex.attn_neuron.at({l, h, n, p}) = log_prob_increase_from(s * g[wi], lse);
+    record_width(ctx, &ScoreWidths::attn_neuron, {l, h, n, p}, hw);
     ++scored;
   }
   neuron_fails = std::move(still);
@@ -194,8 +204,9 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, c
       err += static_cast<double>(dh + 2) * std::ldexp(1.0, -23) * (scale + err);
       double a1 = 0, a2 = 0, top = 0;
       row_moments(sums.data() + ci * static_cast<size_t>(V), t.tail_q.data(), V, a1, a2, top);
+      double hw = 0;
       const double lse = cached_log_expectation(t, delta.data(), lin, 1.0, a1 / sigma, a2 / (sigma * sigma), err / sigma,
-                                                (top + err) / sigma, tol);
+                                                (top + err) / sigma, tol, &hw);
       if (std::isnan(lse)) {
         keep_coefs.push_back(cf);
         keep_pos.push_back(combo_pos[c0 + ci]);
@@ -204,8 +215,10 @@ int64_t score_combos_from_cache(const ExplainContext& ctx, const TailSplit& t, c
       const double score = log_prob_increase_from(delta[static_cast<size_t>(wi)], lse);
       if (combo_pos[c0 + ci] >= 0) {
         ex.head_position.at({l, h, combo_pos[c0 + ci]}) = score;
+        record_width(ctx, &ScoreWidths::head_position, {l, h, combo_pos[c0 + ci]}, hw);
       } else {
         ex.head.at({l, h}) = score;
+        record_width(ctx, &ScoreWidths::head, {l, h}, hw);
       }
       ++scored;
     }
@@ -248,16 +261,19 @@ std::vector<int64_t> score_ffn_layer_bounded(const ExplainContext& ctx, int64_t 
       const double s = static_cast<double>(m[k]);
       const double* g = gh.data() + k * nh;
       for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
+      double hw = 0;
       const double lse = bounded_log_expectation(
           t, delta.data(), s * mt[static_cast<size_t>(k)],
           s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
-          std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol);
+          std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol,
+          &hw);
       ex.ffn_coef.at({l, k}) = s;
       if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
       if (std::isnan(lse)) {
         exact[static_cast<size_t>(k)] = 1;
       } else {
         ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
+        record_width(ctx, &ScoreWidths::ffn_neuron, {l, k}, hw);
       }
     }
   });
@@ -289,11 +305,13 @@ std::vector<int64_t> score_ffn_layer_from_cache(const ExplainContext& ctx, int64
     for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
     double a1 = 0, a2 = 0;
     code_moments(r.codes, t.tail_q.data(), V, a1, a2);
+    double hw = 0;
     const double lse = cached_log_expectation(t, delta.data(), s * mt[static_cast<size_t>(k)], s, a1 * r.step / sigma,
                                               a2 * (r.step / sigma) * (r.step / sigma), r.eps / sigma, r.gmax / sigma,
-                                              ctx.opts.bound_tol);
+                                              ctx.opts.bound_tol, &hw);
     if (std::isnan(lse)) return false;
     ex.ffn_neuron.at({l, k}) = log_prob_increase_from(s * g[wi], lse);
+    record_width(ctx, &ScoreWidths::ffn_neuron, {l, k}, hw);
     return true;
   }, ctx.threads, cached);
   if (ctx.projections != nullptr) ctx.projections->release_ffn(l);
@@ -366,6 +384,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.ffn_neuron = ScoreArray({L, N});
   ex.ffn_coef = ScoreArray({L, N});
   if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
+  if (ctx.widths != nullptr) ctx.widths->ffn_neuron = ScoreArray({L, N});  // 0: exact
   int64_t bounded = 0, full = 0, cached = 0;
   std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
   for (int64_t l = 0; l < L; ++l) {
@@ -467,15 +486,16 @@ void score_head_neurons_bounded(const ExplainContext& ctx, const AttnLayerInputs
       const double range = std::abs(s) * in.nn[static_cast<size_t>(dir)] * umax / sigma;
       double head_err = 0;
       const double head = head_part(w.sums[static_cast<size_t>(n)], s, head_err);
-      double lse = 0;
+      double lse = 0, hw = 0;
       if (!std::isnan(head)) {
-        lse = bounded_from_head(in.t, head, head_err, lin, quad, range, tol);
+        lse = bounded_from_head(in.t, head, head_err, lin, quad, range, tol, &hw);
       } else {
         for (int64_t j = 0; j < nh; ++j) w.delta[static_cast<size_t>(j)] = s * g[j];
-        lse = bounded_log_expectation(in.t, w.delta.data(), lin, quad, range, tol);
+        lse = bounded_log_expectation(in.t, w.delta.data(), lin, quad, range, tol, &hw);
       }
       if (!std::isnan(lse)) {
         scores[n * Pn + p] = log_prob_increase_from(s * g[in.wi], lse);
+        if (ctx.widths != nullptr) ctx.widths->attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = hw;
       } else {
         left.neuron_fails.emplace_back(n, p);
         left.need_dir[static_cast<size_t>(n)] = 1;
@@ -514,7 +534,8 @@ void score_head_combos_bounded(const ExplainContext& ctx, const AttnLayerInputs&
     quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
     const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
     const double* dr = w.D.data() + r * nh;
-    const double lse = bounded_log_expectation(in.t, dr, lin, quad, range, tol);
+    double hw = 0;
+    const double lse = bounded_log_expectation(in.t, dr, lin, quad, range, tol, &hw);
     const int64_t pos = r < Pn ? r : -1;
     if (pos < 0 && in.fi >= 0) ex.contrast_head.at({l, h}) = foil_contrast(1.0, dr[in.wi], dr[in.fi]);
     if (std::isnan(lse)) {
@@ -522,8 +543,10 @@ void score_head_combos_bounded(const ExplainContext& ctx, const AttnLayerInputs&
       left.combo_pos.push_back(pos);
     } else if (pos >= 0) {
       ex.head_position.at({l, h, pos}) = log_prob_increase_from(dr[in.wi], lse);
+      record_width(ctx, &ScoreWidths::head_position, {l, h, pos}, hw);
     } else {
       ex.head.at({l, h}) = log_prob_increase_from(dr[in.wi], lse);
+      record_width(ctx, &ScoreWidths::head, {l, h}, hw);
     }
   }
 }
@@ -681,6 +704,11 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
   const ModelBounds& mb = *ctx.bounds;
   const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head;
   init_attention_arrays(ctx, ex);
+  if (ctx.widths != nullptr) {  // 0: exact
+    ctx.widths->head = ScoreArray(ex.head.shape);
+    ctx.widths->head_position = ScoreArray(ex.head_position.shape);
+    ctx.widths->attn_neuron = ScoreArray(ex.attn_neuron.shape);
+  }
   std::vector<HeadCounts> counts(static_cast<size_t>(H));
   std::vector<std::vector<ExactJob>> jobs(static_cast<size_t>(H));  // per head (one writer each)
   for (int64_t l = 0; l < L; ++l) {

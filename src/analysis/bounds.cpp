@@ -297,7 +297,7 @@ double head_sum(const TailSplit& t, const double* head_delta) {
 }  // namespace
 
 double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
-                              double a2, double eps, double gmax, double tol) {
+                              double a2, double eps, double gmax, double tol, double* half_width) {
   const double base = head_sum(t, head_delta) + t.mass + tail_linear;  // NaN propagates
   // The float tail weights and float lane sums behind a1, a2 are within 1e-5 relative (2e-6 at most).
   constexpr double kRel = 1e-5;
@@ -309,16 +309,17 @@ double cached_log_expectation(const TailSplit& t, const double* head_delta, doub
   if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
   const double width = std::log(upper / lower);
   if (!(width <= 2 * tol)) return std::numeric_limits<double>::quiet_NaN();
+  if (half_width != nullptr) *half_width = 0.5 * width;
   return std::log(lower) + 0.5 * width;
 }
 
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double tail_quadratic,
-                               double tail_range, double tol) {
-  return bounded_from_head(t, head_sum(t, head_delta), 0.0, tail_linear, tail_quadratic, tail_range, tol);
+                               double tail_range, double tol, double* half_width) {
+  return bounded_from_head(t, head_sum(t, head_delta), 0.0, tail_linear, tail_quadratic, tail_range, tol, half_width);
 }
 
 double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
-                         double tail_range, double tol) {
+                         double tail_range, double tol, double* half_width) {
   const double lower = head - head_err + t.mass + tail_linear;
   if (!(lower > 0)) return std::numeric_limits<double>::quiet_NaN();
   const double r = psi(tail_range) * tail_quadratic * t.q_max + 2 * head_err;
@@ -326,6 +327,7 @@ double bounded_from_head(const TailSplit& t, double head, double head_err, doubl
   // log1p(y) by its series when y is tiny (the usual case: error below y^4 / 4 < 3e-17).
   const double width = y < 1e-4 ? y * (1 - y * (0.5 - y / 3)) : std::log1p(y);
   if (!(width <= 2 * tol)) return std::numeric_limits<double>::quiet_NaN();
+  if (half_width != nullptr) *half_width = 0.5 * width;
   return std::log(lower) + 0.5 * width;
 }
 

@@ -65,12 +65,15 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 ///   head_delta[h] = s * g_{ids[h]}, tail_linear = s * m_T, tail_quadratic = s^2 * y^T Gamma y,
 ///   tail_range = |s| * B.
 /// Returns NaN when the interval is wider than 2 * tol (the caller computes f exactly).
+/// `half_width` (when given and a value is returned): the certified half-width of the interval, so
+/// that |f - returned| <= *half_width <= tol; a multi-token target sums these over its steps
+/// (analysis/target_tightening.h). The returned value is the same with or without it.
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear,
-                               double tail_quadratic, double tail_range, double tol);
+                               double tail_quadratic, double tail_range, double tol, double* half_width = nullptr);
 
 /// The bounded value from an already summed head part `head` (known within +-head_err).
 double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
-                         double tail_range, double tol);
+                         double tail_range, double tol, double* half_width = nullptr);
 
 /// Power sums of one direction over a state's head tokens, so that the head part of every multiple
 /// s*g of it costs a few multiply-adds instead of |H| exponentials (attention neurons: one direction,
@@ -93,7 +96,8 @@ double head_part(const HeadPowerSums& m, double s, double& err);
 /// per token, sum_T q_j g_j^2 lies in [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T]; exp(t) = 1 + t +
 /// t^2 psi(t) with psi increasing gives the tail within s^2 [psi(-|s| gmax), psi(|s| gmax)] times it.
 /// Everything is in units of g (the caller divides by sigma). NaN when the interval is too wide.
+/// `half_width` as for bounded_log_expectation.
 double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
-                              double a2, double eps, double gmax, double tol);
+                              double a2, double eps, double gmax, double tol, double* half_width = nullptr);
 
 }  // namespace reslens::analysis

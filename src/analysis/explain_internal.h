@@ -12,6 +12,17 @@
 
 namespace reslens::analysis {
 
+/// The certified half-widths of a bounded explain's scores, entry for entry of the Explanation's
+/// arrays of the same names: |score - exact| <= width (0: computed over the whole vocabulary).
+/// A multi-token target sums them over its steps to decide which summed scores need tightening
+/// (analysis/target_tightening.h). Filled only when ExplainContext::widths is set.
+struct ScoreWidths {
+  ScoreArray head;           ///< [L, H]
+  ScoreArray head_position;  ///< [L, H, P+1]
+  ScoreArray ffn_neuron;     ///< [L, N]
+  ScoreArray attn_neuron;    ///< [L, H, d_head, P+1]
+};
+
 /// Everything the scoring steps share: the model, the trace, the projector, the explained
 /// position and target, and the distribution of each residual point at P.
 struct ExplainContext {
@@ -33,15 +44,18 @@ struct ExplainContext {
   /// kBounded: exact projections of weight directions shared with other explains of the model (the
   /// steps of a target), or nullptr.
   SharedProjections* shared = nullptr;
+  /// kBounded: where to record each bounded score's certified half-width, or nullptr.
+  ScoreWidths* widths = nullptr;
 
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }
 };
 
 /// explain() whose exact passes read and keep weight directions' projections in `shared` (nullptr:
-/// explain() itself). Every score is the same bit for bit with or without it.
+/// explain() itself). Every score is the same bit for bit with or without it. `widths` (when not
+/// nullptr) receives the bounded method's certified half-widths (all 0 under the full method).
 Explanation explain_sharing(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
-                            const ExplainOptions& opts, SharedProjections* shared);
+                            const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths = nullptr);
 
 /// Layer scores (spec §3.1 rows 1-2) from the 2L+1 residual points at P (emb, then a0, f0, a1, f1,
 /// ...): Imp(A^l | h^{l-1}) and Imp(F^l | r^l) as differences of the points' log p(w), and with a

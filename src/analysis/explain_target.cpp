@@ -8,6 +8,7 @@
 
 #include "analysis/explain_internal.h"
 #include "analysis/target_sums.h"
+#include "analysis/target_tightening.h"
 #include "core/memory.h"
 #include "reslens/error.h"
 #include "reslens/token_names.h"
@@ -134,20 +135,20 @@ std::unique_ptr<analysis::SharedProjections> shared_projections(const Model& mod
   return std::make_unique<analysis::SharedProjections>(model.config(), budget);
 }
 
-// Step t of a pass: `token` explained at position P + t, with the bounded method's tolerance
-// `bound_tol` (explain_target() splits the request's among the steps). `shared` carries the exact
-// projections of weight directions from step to step (the same scores, bit for bit, without it).
+// Step t of a pass: `token` explained at position P + t with the request's options, so exactly as
+// the single-position explain of its prefix. `shared` carries the exact projections of weight
+// directions from step to step (the same scores, bit for bit, without it); `widths` receives the
+// certified half-widths of its bounded scores, for the sums' error budget.
 TargetStep explain_step(const Model& model, const TeacherForcedPass& pass, const ExplainRequest& request, int position,
-                        int32_t token, int32_t foil, double bound_tol, analysis::SharedProjections* shared) {
+                        int32_t token, int32_t foil, analysis::SharedProjections* shared, analysis::ScoreWidths& widths) {
   TargetStep step;
   step.token = token;
   step.position = position;
   step.options = request.options;
-  step.options.bound_tol = bound_tol;
   step.options.position = position;
   step.options.target = token;
   step.options.foil = foil;
-  step.explanation = analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared);
+  step.explanation = analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared, &widths);
   return step;
 }
 
@@ -215,17 +216,17 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
   if (k > 0 && common < std::min(m, k)) out.contrast_step = static_cast<int>(common);
   out.first_foil_step = static_cast<int>(out.contrast_step >= 0 ? common + 1 : common);
 
-  // A summed score adds one bounded score per step (and the contrast the foil's own steps too), so
-  // each step gets an equal share of the bounded method's error budget: a sum is then within
-  // bound_tol of the exact one, as a single score is (docs/explain.md).
+  // Every step is explained at the request's bound_tol (each is its prefix's explain, bit for bit)
+  // and records its bounded scores' certified widths; a summed score adds one per step, so after
+  // the sums the components whose widths add up to more than bound_tol are tightened: their widest
+  // steps' scores recomputed exactly (analysis/target_tightening.h, docs/explain.md).
   const size_t n_foil_own = k > static_cast<size_t>(out.first_foil_step) ? k - static_cast<size_t>(out.first_foil_step) : 0;
-  const double bound_tol = request.options.bound_tol / static_cast<double>(m + n_foil_own);
   const std::unique_ptr<analysis::SharedProjections> shared = shared_projections(model);
+  std::vector<analysis::ScoreWidths> target_widths(m), foil_widths(n_foil_own);
   for (size_t t = 0; t < m; ++t) {
     const int32_t foil = static_cast<int>(t) == out.contrast_step ? out.foil[t] : -1;
-    out.target_pass.steps.push_back(
-        explain_step(model, out.target_pass, request, P + static_cast<int>(t), out.target[t], foil, bound_tol,
-                     shared.get()));
+    out.target_pass.steps.push_back(explain_step(model, out.target_pass, request, P + static_cast<int>(t), out.target[t],
+                                                 foil, shared.get(), target_widths[t]));
     if (request.on_step_explained) request.on_step_explained(out.target_pass, t);
     if (request.on_step) request.on_step(static_cast<int>(t) + 1, static_cast<int>(m));
   }
@@ -242,12 +243,14 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     out.foil_pass.tokens = teacher_forced_tokens(prompt, out.foil);
     out.foil_pass.run = run_pass(model, out.foil_pass.tokens, P, request);
     for (size_t t = static_cast<size_t>(out.first_foil_step); t < k; ++t) {
-      out.foil_pass.steps.push_back(
-          explain_step(model, out.foil_pass, request, P + static_cast<int>(t), out.foil[t], -1, bound_tol, shared.get()));
+      out.foil_pass.steps.push_back(explain_step(model, out.foil_pass, request, P + static_cast<int>(t), out.foil[t], -1,
+                                                 shared.get(), foil_widths[t - static_cast<size_t>(out.first_foil_step)]));
       foil_log_prob += out.foil_pass.steps.back().explanation.real_log_prob;
     }
   }
   out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);
+  analysis::tighten_target_sums(model, out, target_widths, foil_widths, request.options.bound_tol,
+                                request.options.set_size, shared.get());
   return out;
 }
 

@@ -67,8 +67,8 @@ void add_step_contrast(TargetSums& s, const Explanation& ex) {
   add_padded(s.contrast_expert, ex.contrast_expert, 1.0);
 }
 
-// Q5 of the summed scores: the top `set_size` summed query FFN neurons, counted per layer by
-// whether they are also among the top `set_size` summed value neurons (query_scores.cpp's rule).
+}  // namespace
+
 void count_query_sets(TargetSums& s, int set_size) {
   const int64_t L = s.ffn_neuron.shape.at(0), N = s.ffn_neuron.shape.at(1);
   const std::vector<int64_t> value_set = top_indices(s.ffn_neuron.values, set_size);
@@ -81,8 +81,6 @@ void count_query_sets(TargetSums& s, int set_size) {
     ++counts[static_cast<size_t>(idx / N)];
   }
 }
-
-}  // namespace
 
 TargetSums sum_target_steps(const ExplainedTarget& done, int set_size, double foil_log_prob) {
   const std::vector<TargetStep>& steps = done.target_pass.steps;

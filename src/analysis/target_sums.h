@@ -13,4 +13,9 @@ namespace reslens::analysis {
 /// theirs. `foil_log_prob`: log p(foil) of the whole foil sequence. `set_size`: Q5's set size.
 TargetSums sum_target_steps(const ExplainedTarget& done, int set_size, double foil_log_prob);
 
+/// Q5 of the summed scores: the top `set_size` summed query FFN neurons, counted per layer by
+/// whether they are also among the top `set_size` summed value neurons (query_scores.cpp's rule).
+/// sum_target_steps() calls it; again after the sums are tightened (analysis/target_tightening.h).
+void count_query_sets(TargetSums& s, int set_size);
+
 }  // namespace reslens::analysis

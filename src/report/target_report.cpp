@@ -188,6 +188,7 @@ json summed_document(const Model& model, const ExplainedTarget& done, const Repo
                      {"attn_neurons", attn}};
   }
   j["checks"] = s.checks;
+  if (!s.method_counts.empty()) j["method_counts"] = s.method_counts;  // the sums' error budget
   return j;
 }
 

@@ -1,0 +1,39 @@
+// The error budget of a multi-token target's summed scores (docs/explain.md, "Targets of several
+// tokens"). Internal to the analysis module: explain_target() calls it after sum_target_steps().
+//
+// Every step is explained at the request's own bound_tol, exactly as the single-position explain of
+// its prefix, and records the certified half-width of each bounded score (ScoreWidths; 0 for a
+// score computed over the whole vocabulary). A summed score adds one score per step, so its
+// certified error is the sum of its steps' widths. Where that exceeds bound_tol, the widest steps'
+// scores of that component (FFN neuron, attention neuron, head, head x position) are recomputed
+// from the whole vocabulary, widest first, until the widths left add up to at most bound_tol; the
+// summed arrays (and the contrast's) take those values. A neuron's recomputation reads the exact
+// projection of its weight direction and first certifies the score from the row's moments under
+// the step's distribution (no exponentials; an interval third order in the coefficient, where the
+// step's bound was second order); only where those narrower widths still add up to more than
+// bound_tol are the widest computed exactly (one exponential per token). The steps' own arrays keep their
+// single-explain values, so a summed array may differ from the sum of its steps' arrays by up to
+// the widths of the steps tightened; both are certified: each step within bound_tol, each sum too.
+#pragma once
+
+#include <vector>
+
+#include "analysis/explain_internal.h"
+#include "reslens/explain_target.h"
+
+namespace reslens::analysis {
+
+/// Tightens `done.summed` in place (its plain and contrast sums of the four bounded levels), then
+/// recounts Q5 from the tightened FFN sums. `target_widths[t]` are target step t's widths,
+/// `foil_widths[i]` those of foil_pass.steps[i] (arrays left empty: a step without bounded scores).
+/// The widths are narrowed in place where a score is certified again. Rows of weight directions
+/// found in `shared` are read from it (it may be nullptr). Adds to done.summed.method_counts how
+/// many step scores the sums replaced per level ("ffn_tightened", "attention_tightened",
+/// "head_tightened", "head_position_tightened"), how many of those were computed exactly
+/// ("<level>_tightened_exact"; the others from moments) and how many summed scores needed it
+/// ("<level>_sums_tightened"). Results do not depend on the thread count.
+void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
+                         std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,
+                         SharedProjections* shared);
+
+}  // namespace reslens::analysis
