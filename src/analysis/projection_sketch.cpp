@@ -1,0 +1,261 @@
+// The int8 sketch of W_U and the certified log-expectations it gives (analysis/projection_sketch.h).
+#include "analysis/projection_sketch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <mutex>
+
+#include "analysis/cache_files.h"
+#include "core/parallel.h"
+#include "model/weight_rows.h"
+#include "ops/gemm.h"
+
+namespace reslens::analysis {
+
+namespace {
+
+constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24, float's unit roundoff
+constexpr int64_t kTile = ops::Int8Rows::kTileRows;
+
+// The code of x at scale a (|code| <= 127), as the sketch rounds weights and vectors alike.
+// (Rounded half away from zero by a conversion: no libm call in this per-element loop.)
+int code_of(double x, double a) {
+  if (!(a > 0)) return 0;
+  const double r = std::clamp(x / a, -127.0, 127.0);
+  return static_cast<int>(r + (r >= 0 ? 0.5 : -0.5));
+}
+
+// Gamma [d, d] = R^T R from R's transpose rt [d, V], and the largest |entry| of the float result.
+void gram_of(const std::vector<float>& rt, int64_t d, int64_t V, int threads, std::vector<float>& out, double& max_abs) {
+  out.assign(static_cast<size_t>(d * d), 0.0f);
+  ops::matmul_nt(d, d, V, rt.data(), V, rt.data(), V, out.data(), d, threads);
+  max_abs = 0;
+  for (float x : out) max_abs = std::max(max_abs, static_cast<double>(std::abs(x)));
+}
+
+// One pass over W_U: each row's scale and codes, and the transpose of either the rows (errors =
+// false) or their rounding errors E_j = u_j - a_j c_j (errors = true), with the largest row norm
+// and the sum of squared norms of what it transposed.
+void row_pass(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>* codes, bool errors, int threads,
+              std::vector<float>& transposed, double& max_norm, double& sum_sq) {
+  const int64_t d = sk.d, V = sk.V;
+  transposed.assign(static_cast<size_t>(d * V), 0.0f);
+  std::vector<double> norm2(static_cast<size_t>(V), 0.0);
+  parallel_for(threads, V, [&](int64_t j0, int64_t j1) {
+    std::vector<float> row;  // [d] a decoded row of an encoded W_U
+    for (int64_t j = j0; j < j1; ++j) {
+      const float* u = row_floats(U, j, row);
+      float mx = 0;
+      for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(u[i]));
+      const float a = mx / 127.0f;
+      if (!errors) sk.scale[static_cast<size_t>(j)] = a;
+      double n2 = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        const int c = code_of(static_cast<double>(u[i]), static_cast<double>(a));
+        if (codes != nullptr) (*codes)[static_cast<size_t>(j * d + i)] = static_cast<int8_t>(c);
+        // a * c is exact in double (24 + 8 bits), and so is u - a c.
+        const double x = errors ? static_cast<double>(u[i]) - static_cast<double>(a) * c : static_cast<double>(u[i]);
+        transposed[static_cast<size_t>(i * V + j)] = static_cast<float>(x);
+        n2 += x * x;
+      }
+      norm2[static_cast<size_t>(j)] = n2;
+    }
+  });
+  max_norm = 0;
+  sum_sq = 0;
+  for (double n2 : norm2) {
+    max_norm = std::max(max_norm, std::sqrt(n2));
+    sum_sq += n2;
+  }
+}
+
+// Upper bound of the exact x^T Gamma x from the float product: the computed form plus the rounding
+// of Gamma's GEMM (each entry a chain of V/16 fused multiply-adds and a 4-level tree, so its error is
+// at most (V/16 + 4) u sum_j |u_ji u_jk|, and sum_ik |x_i x_k| sum_j |u_ji u_jk| <= |x|^2 trace) and
+// of the product x Gamma (d/16 + 4 roundings of terms bounded by |x_k| max|Gamma|).
+double quad_upper(double computed, double norm2, double norm1, double trace, double max_abs, int64_t V, int64_t d) {
+  const double cV = (static_cast<double>(V) / 16 + 8) * kUnit, cd = (static_cast<double>(d) / 16 + 8) * kUnit;
+  return std::max(0.0, (computed + cV * norm2 * trace + cd * norm1 * norm1 * max_abs) * (1 + 1e-9));
+}
+
+}  // namespace
+
+std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads) {
+  auto sk = std::make_shared<ProjectionSketch>();
+  sk->d = W_U.cols;
+  sk->V = W_U.rows;
+  const int64_t d = sk->d, V = sk->V;
+  sk->scale.assign(static_cast<size_t>(V), 0.0f);
+  std::vector<int8_t> codes(static_cast<size_t>(V * d));
+  std::vector<float> transposed;  // [d, V], one at a time (the rows, then their errors)
+  double umax = 0, emax = 0;
+  row_pass(W_U, *sk, &codes, false, n_threads, transposed, umax, sk->trace);
+  gram_of(transposed, d, V, n_threads, sk->gram, sk->max_abs);
+  row_pass(W_U, *sk, nullptr, true, n_threads, transposed, emax, sk->trace_err);
+  gram_of(transposed, d, V, n_threads, sk->gram_err, sk->max_abs_err);
+  transposed = {};
+  // Norms were summed in double from float values: a relative margin keeps them upper bounds.
+  sk->umax = umax * (1 + 1e-9);
+  sk->emax = emax * (1 + 1e-9);
+  sk->codes = ops::pack_int8_rows(codes.data(), V, d, d);
+  sk->scale.resize(static_cast<size_t>(sk->codes.n_pad), 0.0f);  // padded tiles weigh 0
+  return sk;
+}
+
+std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads) {
+  static std::mutex mu;
+  static std::map<uint64_t, std::weak_ptr<ProjectionSketch>> live;
+  static std::shared_ptr<ProjectionSketch> last;  // keeps the most recent model's sketch warm
+  const uint64_t fp = model_fingerprint(model);
+  const std::lock_guard<std::mutex> lock(mu);
+  if (auto hit = live[fp].lock()) return hit;
+  auto sk = build_projection_sketch(model.weights().W_U, n_threads);
+  live[fp] = sk;
+  last = sk;
+  return sk;
+}
+
+std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const std::vector<SketchJob>& jobs,
+                                              double tol, int n_threads) {
+  const auto n = static_cast<int64_t>(jobs.size());
+  const int64_t d = sk.d, V = sk.V, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
+  std::vector<double> out(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
+  if (n == 0) return out;
+  // 1. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128.
+  std::vector<uint8_t> xs(static_cast<size_t>(n * kp), 128);
+  std::vector<float> F(static_cast<size_t>(n * d)), Z(static_cast<size_t>(n * d));  // [n, d]
+  std::vector<double> b(static_cast<size_t>(n)), f2(static_cast<size_t>(n)), z2(static_cast<size_t>(n));
+  std::vector<double> f1(static_cast<size_t>(n)), z1(static_cast<size_t>(n));
+  parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      const float* y = jobs[static_cast<size_t>(v)].y0;
+      float mx = 0;
+      for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
+      const double bv = static_cast<double>(mx) / 127.0;
+      double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        const int c = code_of(static_cast<double>(y[i]), bv);
+        xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
+        const double z = bv * c, f = static_cast<double>(y[i]) - z;
+        // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
+        // the difference from the exact f and z is covered by a margin below.
+        const float ff = static_cast<float>(f), zf = static_cast<float>(z);
+        F[static_cast<size_t>(v * d + i)] = ff;
+        Z[static_cast<size_t>(v * d + i)] = zf;
+        sf2 += static_cast<double>(ff) * static_cast<double>(ff);
+        sz2 += static_cast<double>(zf) * static_cast<double>(zf);
+        sf1 += std::abs(static_cast<double>(ff));
+        sz1 += std::abs(static_cast<double>(zf));
+      }
+      const auto vi = static_cast<size_t>(v);
+      b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
+    }
+  });
+  // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z.
+  std::vector<double> qf(static_cast<size_t>(n)), qz(static_cast<size_t>(n));
+  {
+    constexpr int64_t kRows = 512;
+    std::vector<float> prod(static_cast<size_t>(std::min(n, kRows) * d));  // [rows, d] x Gamma
+    for (int pass = 0; pass < 2; ++pass) {
+      const std::vector<float>& X = pass == 0 ? F : Z;
+      const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
+      std::vector<double>& q = pass == 0 ? qf : qz;
+      for (int64_t r0 = 0; r0 < n; r0 += kRows) {
+        const int64_t rows = std::min(kRows, n - r0);
+        ops::matmul_nt(rows, d, d, X.data() + r0 * d, d, G.data(), d, prod.data(), d, n_threads);
+        for (int64_t r = 0; r < rows; ++r) {
+          double s = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            s += static_cast<double>(X[static_cast<size_t>((r0 + r) * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
+          }
+          q[static_cast<size_t>(r0 + r)] = s;
+        }
+      }
+    }
+  }
+  // 3. Per state, the tail weights of the codes w_j = q_j a_j^2 (0 on the head and past V).
+  std::map<const TailSplit*, std::vector<float>> weights;
+  std::vector<const float*> w(static_cast<size_t>(n));
+  for (int64_t v = 0; v < n; ++v) {
+    const TailSplit* t = jobs[static_cast<size_t>(v)].t;
+    auto it = weights.find(t);
+    if (it == weights.end()) {
+      std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad), 0.0f);
+      for (int64_t j = 0; j < V; ++j) {
+        const float a = sk.scale[static_cast<size_t>(j)];
+        wt[static_cast<size_t>(j)] = t->tail_q[static_cast<size_t>(j)] * (a * a);
+      }
+      it = weights.emplace(t, std::move(wt)).first;
+    }
+    w[static_cast<size_t>(v)] = it->second.data();
+  }
+  // 4. Every tile of the vocabulary against every vector: exact integer products c_j . y~, then per
+  // (vector, tile) sum_t w_j x_j^2 in 16 float lanes (t % 16, t ascending) added in a fixed tree,
+  // and max_t a_j |x_j|. Tiles are split across threads, each writes only its own cells.
+  std::vector<float> part(static_cast<size_t>(n * nt)), top(static_cast<size_t>(n * nt));
+  constexpr int64_t kChunk = 384;  // vectors per sweep over the vocabulary (their codes stay in L2)
+  for (int64_t v0 = 0; v0 < n; v0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - v0);
+    parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
+      std::vector<int32_t> dots(static_cast<size_t>(m * kTile));  // [m, 64]
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        ops::int8_dot_tile(sk.codes, tile, xs.data() + v0 * kp, m, dots.data());
+        const float* a = sk.scale.data() + tile * kTile;
+        for (int64_t v = 0; v < m; ++v) {
+          const float* wt = w[static_cast<size_t>(v0 + v)] + tile * kTile;
+          const int32_t* x = dots.data() + v * kTile;
+          float lane[16] = {}, peak[16] = {};
+          for (int64_t t = 0; t < kTile; t += 16) {
+            for (int64_t l = 0; l < 16; ++l) {
+              const auto xf = static_cast<float>(x[t + l]);
+              lane[l] += wt[t + l] * (xf * xf);
+              peak[l] = std::max(peak[l], a[t + l] * std::abs(xf));
+            }
+          }
+          for (int64_t h = 8; h > 0; h /= 2) {
+            for (int64_t l = 0; l < h; ++l) {
+              lane[l] += lane[l + h];
+              peak[l] = std::max(peak[l], peak[l + h]);
+            }
+          }
+          part[static_cast<size_t>((v0 + v) * nt + tile)] = lane[0];
+          top[static_cast<size_t>((v0 + v) * nt + tile)] = peak[0];
+        }
+      }
+    });
+  }
+  // 5. Each vector's certified value.
+  parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      const auto vi = static_cast<size_t>(v);
+      const SketchJob& job = jobs[vi];
+      const TailSplit& t = *job.t;
+      if (!(t.mass > 0) || !(b[vi] > 0)) continue;
+      double a2 = 0, peak = 0;
+      for (int64_t tile = 0; tile < nt; ++tile) {
+        a2 += static_cast<double>(part[static_cast<size_t>(v * nt + tile)]);
+        peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(v * nt + tile)]));
+      }
+      a2 *= b[vi] * b[vi];  // sum_T q_j g~_j^2; its float lanes are within 1e-5 (cached_log_expectation's kRel)
+      // |W_U f| and |E z| from their forms; the float rounding of f and z themselves (relative 2^-24
+      // per element) moves each norm by at most sqrt(trace) 2^-24 |x|.
+      const double nf = std::sqrt(quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, V, d)) +
+                        std::sqrt(sk.trace * f2[vi]) * kUnit;
+      const double nz = std::sqrt(quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, V, d)) +
+                        std::sqrt(sk.trace_err * z2[vi]) * kUnit;
+      const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
+      const double einf = (sk.umax * std::sqrt(f2[vi]) + sk.emax * std::sqrt(z2[vi])) * (1 + 1e-6);
+      const double gmax = b[vi] * peak * (1 + 1e-6) + einf;
+      // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
+      // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
+      const double sq = std::sqrt(t.mass);
+      out[vi] = cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax,
+                                       tol);
+    }
+  });
+  return out;
+}
+
+}  // namespace reslens::analysis
