@@ -185,7 +185,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
     const int head_size = opts.head_size > 0 ? opts.head_size : ctx.projections != nullptr ? 16 : 64;
     ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, head_size, {ex.target, ex.foil}, threads);
-    if (opts.projection_sketch) ctx.sketch = analysis::projection_sketch(model, threads);
+    if (opts.projection_sketch && analysis::projection_sketch_available()) ctx.sketch = analysis::projection_sketch(model, threads);
     mark("tails");
     analysis::score_attention_bounded(ctx, ex);
   } else {

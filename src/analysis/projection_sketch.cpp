@@ -82,6 +82,8 @@ double quad_upper(double computed, double norm2, double norm1, double trace, dou
 
 }  // namespace
 
+bool projection_sketch_available() { return ops::detail::int8_dot_uses_vnni(); }
+
 std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads) {
   auto sk = std::make_shared<ProjectionSketch>();
   sk->d = W_U.cols;

@@ -41,6 +41,11 @@ struct ProjectionSketch {
 /// The sketch of a model's W_U, built on first use (a pass over W_U and two [d, V] x [V, d] float
 /// GEMMs) and kept for the process while in use.
 std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads);
+/// Whether explain uses the sketch on this CPU: only where the AVX-512 VNNI kernel runs (and
+/// ops::detail::set_gemm_isa_limit allows AVX-512). The portable loops give the same integers but
+/// at ~0.6 GMAC/s instead of ~190, far slower than the exact float pass; without the kernel those
+/// vectors go to the exact pass, so scores may differ from a VNNI CPU's within bound_tol.
+bool projection_sketch_available();
 /// The sketch of any [V, d] unembedding (tests build adversarial ones).
 std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads);
 
