@@ -27,56 +27,83 @@ int code_of(double x, double a) {
   return static_cast<int>(r + (r >= 0 ? 0.5 : -0.5));
 }
 
-// Gamma [d, d] = R^T R from R's transpose rt [d, V], and the largest |entry| of the float result.
-void gram_of(const std::vector<float>& rt, int64_t d, int64_t V, int threads, std::vector<float>& out, double& max_abs) {
-  out.assign(static_cast<size_t>(d * d), 0.0f);
-  ops::matmul_nt(d, d, V, rt.data(), V, rt.data(), V, out.data(), d, threads);
-  max_abs = 0;
-  for (float x : out) max_abs = std::max(max_abs, static_cast<double>(std::abs(x)));
-}
+// Rows of W_U per block of the Gram products: two [d, 4096] float transposes at a time (25 MB for
+// GPT-2, 134 MB for a 7B model) instead of two [d, V] ones.
+constexpr int64_t kBlock = 4096;
 
-// One pass over W_U: each row's scale and codes, and the transpose of either the rows (errors =
-// false) or their rounding errors E_j = u_j - a_j c_j (errors = true), with the largest row norm
-// and the sum of squared norms of what it transposed.
-void row_pass(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>* codes, bool errors, int threads,
-              std::vector<float>& transposed, double& max_norm, double& sum_sq) {
-  const int64_t d = sk.d, V = sk.V;
-  transposed.assign(static_cast<size_t>(d * V), 0.0f);
-  std::vector<double> norm2(static_cast<size_t>(V), 0.0);
-  parallel_for(threads, V, [&](int64_t j0, int64_t j1) {
-    std::vector<float> row;  // [d] a decoded row of an encoded W_U
-    for (int64_t j = j0; j < j1; ++j) {
-      const float* u = row_floats(U, j, row);
-      float mx = 0;
-      for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(u[i]));
-      const float a = mx / 127.0f;
-      if (!errors) sk.scale[static_cast<size_t>(j)] = a;
-      double n2 = 0;
-      for (int64_t i = 0; i < d; ++i) {
-        const int c = code_of(static_cast<double>(u[i]), static_cast<double>(a));
-        if (codes != nullptr) (*codes)[static_cast<size_t>(j * d + i)] = static_cast<int8_t>(c);
-        // a * c is exact in double (24 + 8 bits), and so is u - a c.
-        const double x = errors ? static_cast<double>(u[i]) - static_cast<double>(a) * c : static_cast<double>(u[i]);
-        transposed[static_cast<size_t>(i * V + j)] = static_cast<float>(x);
-        n2 += x * x;
-      }
-      norm2[static_cast<size_t>(j)] = n2;
-    }
-  });
-  max_norm = 0;
-  sum_sq = 0;
-  for (double n2 : norm2) {
-    max_norm = std::max(max_norm, std::sqrt(n2));
-    sum_sq += n2;
+// out (+)= B^T B for a block's transpose bt [d, nb] (accumulating after the first block).
+void add_gram(const std::vector<float>& bt, int64_t d, int64_t nb, bool first, int threads, std::vector<float>& out) {
+  if (first) {
+    ops::matmul_nt(d, d, nb, bt.data(), nb, bt.data(), nb, out.data(), d, threads);
+  } else {
+    ops::matmul_nt_accumulate(d, d, nb, bt.data(), nb, bt.data(), nb, out.data(), d, threads);
   }
 }
 
+// One pass over W_U, a block of rows at a time: each row's scale and codes, its norm and its
+// rounding error's E_j = u_j - a_j c_j, and both Gram matrices.
+void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& codes, int threads) {
+  const int64_t d = sk.d, V = sk.V;
+  sk.gram.assign(static_cast<size_t>(d * d), 0.0f);
+  sk.gram_err.assign(static_cast<size_t>(d * d), 0.0f);
+  std::vector<double> norm2(static_cast<size_t>(V), 0.0), err2(static_cast<size_t>(V), 0.0);
+  std::vector<float> rows_t, errs_t;  // [d, nb] the block's rows and errors, transposed
+  for (int64_t j0 = 0; j0 < V; j0 += kBlock) {
+    const int64_t nb = std::min(kBlock, V - j0);
+    rows_t.assign(static_cast<size_t>(d * nb), 0.0f);
+    errs_t.assign(static_cast<size_t>(d * nb), 0.0f);
+    parallel_for(threads, nb, [&](int64_t b0, int64_t b1) {
+      std::vector<float> row;  // [d] a decoded row of an encoded W_U
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t j = j0 + b;
+        const float* u = row_floats(U, j, row);
+        float mx = 0;
+        for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(u[i]));
+        const float a = mx / 127.0f;
+        sk.scale[static_cast<size_t>(j)] = a;
+        double n2 = 0, e2 = 0;
+        for (int64_t i = 0; i < d; ++i) {
+          const int c = code_of(static_cast<double>(u[i]), static_cast<double>(a));
+          codes[static_cast<size_t>(j * d + i)] = static_cast<int8_t>(c);
+          // a * c is exact in double (24 + 8 bits), and so is u - a c.
+          const double x = static_cast<double>(u[i]), e = x - static_cast<double>(a) * c;
+          rows_t[static_cast<size_t>(i * nb + b)] = u[i];
+          errs_t[static_cast<size_t>(i * nb + b)] = static_cast<float>(e);
+          n2 += x * x;
+          e2 += e * e;
+        }
+        norm2[static_cast<size_t>(j)] = n2;
+        err2[static_cast<size_t>(j)] = e2;
+      }
+    });
+    add_gram(rows_t, d, nb, j0 == 0, threads, sk.gram);
+    add_gram(errs_t, d, nb, j0 == 0, threads, sk.gram_err);
+  }
+  double umax = 0, emax = 0;
+  for (int64_t j = 0; j < V; ++j) {
+    umax = std::max(umax, std::sqrt(norm2[static_cast<size_t>(j)]));
+    emax = std::max(emax, std::sqrt(err2[static_cast<size_t>(j)]));
+    sk.trace += norm2[static_cast<size_t>(j)];
+    sk.trace_err += err2[static_cast<size_t>(j)];
+  }
+  // Norms were summed in double from float values (the errors stored as float, relative 2^-24):
+  // a relative margin keeps them upper bounds.
+  sk.umax = umax * (1 + 1e-9);
+  sk.emax = emax * (1 + 1e-6);
+  sk.trace_err *= 1 + 1e-6;
+  for (float x : sk.gram) sk.max_abs = std::max(sk.max_abs, static_cast<double>(std::abs(x)));
+  for (float x : sk.gram_err) sk.max_abs_err = std::max(sk.max_abs_err, static_cast<double>(std::abs(x)));
+  // Each Gram entry: per block a chain of nb/16 fused multiply-adds, a 4-level tree and one add to
+  // the running matrix, so at most V/16 + 5 (blocks) roundings of partial sums of its |terms|.
+  sk.gram_chain = static_cast<double>(V) / 16 + 5 * static_cast<double>((V + kBlock - 1) / kBlock) + 8;
+}
+
 // Upper bound of the exact x^T Gamma x from the float product: the computed form plus the rounding
-// of Gamma's GEMM (each entry a chain of V/16 fused multiply-adds and a 4-level tree, so its error is
-// at most (V/16 + 4) u sum_j |u_ji u_jk|, and sum_ik |x_i x_k| sum_j |u_ji u_jk| <= |x|^2 trace) and
-// of the product x Gamma (d/16 + 4 roundings of terms bounded by |x_k| max|Gamma|).
-double quad_upper(double computed, double norm2, double norm1, double trace, double max_abs, int64_t V, int64_t d) {
-  const double cV = (static_cast<double>(V) / 16 + 8) * kUnit, cd = (static_cast<double>(d) / 16 + 8) * kUnit;
+// of Gamma's GEMMs (an entry's error is at most chain u sum_j |u_ji u_jk| with chain =
+// ProjectionSketch::gram_chain, and sum_ik |x_i x_k| sum_j |u_ji u_jk| <= |x|^2 trace) and of the
+// product x Gamma (d/16 + 4 roundings of terms bounded by |x_k| max|Gamma|).
+double quad_upper(double computed, double norm2, double norm1, double trace, double max_abs, double chain, int64_t d) {
+  const double cV = chain * kUnit, cd = (static_cast<double>(d) / 16 + 8) * kUnit;
   return std::max(0.0, (computed + cV * norm2 * trace + cd * norm1 * norm1 * max_abs) * (1 + 1e-9));
 }
 
@@ -88,20 +115,10 @@ std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U,
   auto sk = std::make_shared<ProjectionSketch>();
   sk->d = W_U.cols;
   sk->V = W_U.rows;
-  const int64_t d = sk->d, V = sk->V;
-  sk->scale.assign(static_cast<size_t>(V), 0.0f);
-  std::vector<int8_t> codes(static_cast<size_t>(V * d));
-  std::vector<float> transposed;  // [d, V], one at a time (the rows, then their errors)
-  double umax = 0, emax = 0;
-  row_pass(W_U, *sk, &codes, false, n_threads, transposed, umax, sk->trace);
-  gram_of(transposed, d, V, n_threads, sk->gram, sk->max_abs);
-  row_pass(W_U, *sk, nullptr, true, n_threads, transposed, emax, sk->trace_err);
-  gram_of(transposed, d, V, n_threads, sk->gram_err, sk->max_abs_err);
-  transposed = {};
-  // Norms were summed in double from float values: a relative margin keeps them upper bounds.
-  sk->umax = umax * (1 + 1e-9);
-  sk->emax = emax * (1 + 1e-9);
-  sk->codes = ops::pack_int8_rows(codes.data(), V, d, d);
+  sk->scale.assign(static_cast<size_t>(sk->V), 0.0f);
+  std::vector<int8_t> codes(static_cast<size_t>(sk->V * sk->d));
+  build_rows(W_U, *sk, codes, n_threads);
+  sk->codes = ops::pack_int8_rows(codes.data(), sk->V, sk->d, sk->d);
   sk->scale.resize(static_cast<size_t>(sk->codes.n_pad), 0.0f);  // padded tiles weigh 0
   return sk;
 }
@@ -125,14 +142,28 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   const int64_t d = sk.d, V = sk.V, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
   std::vector<double> out(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
   if (n == 0) return out;
+  // Jobs that share a vector and a state (an attention neuron's direction at each of its positions)
+  // share its sketch: steps 1-4 run once per distinct (y0, t), step 5 once per job.
+  std::vector<size_t> rep;  // per distinct pair: its first job
+  std::vector<int64_t> pair_of(static_cast<size_t>(n));
+  {
+    std::map<std::pair<const float*, const TailSplit*>, int64_t> seen;
+    for (int64_t v = 0; v < n; ++v) {
+      const SketchJob& job = jobs[static_cast<size_t>(v)];
+      const auto it = seen.emplace(std::make_pair(job.y0, job.t), static_cast<int64_t>(rep.size())).first;
+      if (it->second == static_cast<int64_t>(rep.size())) rep.push_back(static_cast<size_t>(v));
+      pair_of[static_cast<size_t>(v)] = it->second;
+    }
+  }
+  const auto nu = static_cast<int64_t>(rep.size());
   // 1. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128.
-  std::vector<uint8_t> xs(static_cast<size_t>(n * kp), 128);
-  std::vector<float> F(static_cast<size_t>(n * d)), Z(static_cast<size_t>(n * d));  // [n, d]
-  std::vector<double> b(static_cast<size_t>(n)), f2(static_cast<size_t>(n)), z2(static_cast<size_t>(n));
-  std::vector<double> f1(static_cast<size_t>(n)), z1(static_cast<size_t>(n));
-  parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
+  std::vector<uint8_t> xs(static_cast<size_t>(nu * kp), 128);
+  std::vector<float> F(static_cast<size_t>(nu * d)), Z(static_cast<size_t>(nu * d));  // [nu, d]
+  std::vector<double> b(static_cast<size_t>(nu)), f2(static_cast<size_t>(nu)), z2(static_cast<size_t>(nu));
+  std::vector<double> f1(static_cast<size_t>(nu)), z1(static_cast<size_t>(nu));
+  parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
     for (int64_t v = v0; v < v1; ++v) {
-      const float* y = jobs[static_cast<size_t>(v)].y0;
+      const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
       float mx = 0;
       for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
       const double bv = static_cast<double>(mx) / 127.0;
@@ -156,16 +187,16 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
   });
   // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z.
-  std::vector<double> qf(static_cast<size_t>(n)), qz(static_cast<size_t>(n));
+  std::vector<double> qf(static_cast<size_t>(nu)), qz(static_cast<size_t>(nu));
   {
     constexpr int64_t kRows = 512;
-    std::vector<float> prod(static_cast<size_t>(std::min(n, kRows) * d));  // [rows, d] x Gamma
+    std::vector<float> prod(static_cast<size_t>(std::min(nu, kRows) * d));  // [rows, d] x Gamma
     for (int pass = 0; pass < 2; ++pass) {
       const std::vector<float>& X = pass == 0 ? F : Z;
       const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
       std::vector<double>& q = pass == 0 ? qf : qz;
-      for (int64_t r0 = 0; r0 < n; r0 += kRows) {
-        const int64_t rows = std::min(kRows, n - r0);
+      for (int64_t r0 = 0; r0 < nu; r0 += kRows) {
+        const int64_t rows = std::min(kRows, nu - r0);
         ops::matmul_nt(rows, d, d, X.data() + r0 * d, d, G.data(), d, prod.data(), d, n_threads);
         for (int64_t r = 0; r < rows; ++r) {
           double s = 0;
@@ -179,9 +210,9 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   }
   // 3. Per state, the tail weights of the codes w_j = q_j a_j^2 (0 on the head and past V).
   std::map<const TailSplit*, std::vector<float>> weights;
-  std::vector<const float*> w(static_cast<size_t>(n));
-  for (int64_t v = 0; v < n; ++v) {
-    const TailSplit* t = jobs[static_cast<size_t>(v)].t;
+  std::vector<const float*> w(static_cast<size_t>(nu));
+  for (int64_t v = 0; v < nu; ++v) {
+    const TailSplit* t = jobs[rep[static_cast<size_t>(v)]].t;
     auto it = weights.find(t);
     if (it == weights.end()) {
       std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad), 0.0f);
@@ -196,10 +227,10 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   // 4. Every tile of the vocabulary against every vector: exact integer products c_j . y~, then per
   // (vector, tile) sum_t w_j x_j^2 in 16 float lanes (t % 16, t ascending) added in a fixed tree,
   // and max_t a_j |x_j|. Tiles are split across threads, each writes only its own cells.
-  std::vector<float> part(static_cast<size_t>(n * nt)), top(static_cast<size_t>(n * nt));
+  std::vector<float> part(static_cast<size_t>(nu * nt)), top(static_cast<size_t>(nu * nt));
   constexpr int64_t kChunk = 384;  // vectors per sweep over the vocabulary (their codes stay in L2)
-  for (int64_t v0 = 0; v0 < n; v0 += kChunk) {
-    const int64_t m = std::min(kChunk, n - v0);
+  for (int64_t v0 = 0; v0 < nu; v0 += kChunk) {
+    const int64_t m = std::min(kChunk, nu - v0);
     parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
       std::vector<int32_t> dots(static_cast<size_t>(m * kTile));  // [m, 64]
       for (int64_t tile = t0; tile < t1; ++tile) {
@@ -231,21 +262,22 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   // 5. Each vector's certified value.
   parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
     for (int64_t v = v0; v < v1; ++v) {
-      const auto vi = static_cast<size_t>(v);
-      const SketchJob& job = jobs[vi];
+      const SketchJob& job = jobs[static_cast<size_t>(v)];
+      const auto u = pair_of[static_cast<size_t>(v)];
+      const auto vi = static_cast<size_t>(u);
       const TailSplit& t = *job.t;
       if (!(t.mass > 0) || !(b[vi] > 0)) continue;
       double a2 = 0, peak = 0;
       for (int64_t tile = 0; tile < nt; ++tile) {
-        a2 += static_cast<double>(part[static_cast<size_t>(v * nt + tile)]);
-        peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(v * nt + tile)]));
+        a2 += static_cast<double>(part[static_cast<size_t>(u * nt + tile)]);
+        peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(u * nt + tile)]));
       }
       a2 *= b[vi] * b[vi];  // sum_T q_j g~_j^2; its float lanes are within 1e-5 (cached_log_expectation's kRel)
       // |W_U f| and |E z| from their forms; the float rounding of f and z themselves (relative 2^-24
       // per element) moves each norm by at most sqrt(trace) 2^-24 |x|.
-      const double nf = std::sqrt(quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, V, d)) +
+      const double nf = std::sqrt(quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, sk.gram_chain, d)) +
                         std::sqrt(sk.trace * f2[vi]) * kUnit;
-      const double nz = std::sqrt(quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, V, d)) +
+      const double nz = std::sqrt(quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, sk.gram_chain, d)) +
                         std::sqrt(sk.trace_err * z2[vi]) * kUnit;
       const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
       const double einf = (sk.umax * std::sqrt(f2[vi]) + sk.emax * std::sqrt(z2[vi])) * (1 + 1e-6);
@@ -253,7 +285,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
       // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
       // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
       const double sq = std::sqrt(t.mass);
-      out[vi] = cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax,
+      out[static_cast<size_t>(v)] = cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax,
                                        tol);
     }
   });

@@ -36,10 +36,12 @@ struct ProjectionSketch {
   std::vector<float> gram_err;    ///< [d, d] Gamma_E = E^T E (float GEMM)
   double trace = 0, trace_err = 0;      ///< their traces (sum_j |u_j|^2, sum_j |E_j|^2), for rounding bounds
   double max_abs = 0, max_abs_err = 0;  ///< max |entry| of each
+  double gram_chain = 0;                ///< roundings per Gram entry (their error bound)
 };
 
 /// The sketch of a model's W_U, built on first use (a pass over W_U and two [d, V] x [V, d] float
-/// GEMMs) and kept for the process while in use.
+/// GEMMs, in blocks of 4096 rows) and kept for the process while in use: V d bytes of codes and
+/// 2 d^2 floats (GPT-2 124M: 39 + 4.7 MB; a 7B model: 131 + 134 MB).
 std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads);
 /// Whether explain uses the sketch on this CPU: only where the AVX-512 VNNI kernel runs (and
 /// ops::detail::set_gemm_isa_limit allows AVX-512). The portable loops give the same integers but
