@@ -1,8 +1,13 @@
 // The int8 sketch of W_U and the certified log-expectations it gives (analysis/projection_sketch.h).
 #include "analysis/projection_sketch.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -41,17 +46,21 @@ void add_gram(const std::vector<float>& bt, int64_t d, int64_t nb, bool first, i
 }
 
 // One pass over W_U, a block of rows at a time: each row's scale and codes, its norm and its
-// rounding error's E_j = u_j - a_j c_j, and both Gram matrices.
-void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& codes, int threads) {
+// rounding error's E_j = u_j - a_j c_j, and (grams) both Gram matrices.
+void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& codes, bool grams, int threads) {
   const int64_t d = sk.d, V = sk.V;
-  sk.gram.assign(static_cast<size_t>(d * d), 0.0f);
-  sk.gram_err.assign(static_cast<size_t>(d * d), 0.0f);
+  if (grams) {
+    sk.gram.assign(static_cast<size_t>(d * d), 0.0f);
+    sk.gram_err.assign(static_cast<size_t>(d * d), 0.0f);
+  }
   std::vector<double> norm2(static_cast<size_t>(V), 0.0), err2(static_cast<size_t>(V), 0.0);
   std::vector<float> rows_t, errs_t;  // [d, nb] the block's rows and errors, transposed
   for (int64_t j0 = 0; j0 < V; j0 += kBlock) {
     const int64_t nb = std::min(kBlock, V - j0);
-    rows_t.assign(static_cast<size_t>(d * nb), 0.0f);
-    errs_t.assign(static_cast<size_t>(d * nb), 0.0f);
+    if (grams) {
+      rows_t.assign(static_cast<size_t>(d * nb), 0.0f);
+      errs_t.assign(static_cast<size_t>(d * nb), 0.0f);
+    }
     parallel_for(threads, nb, [&](int64_t b0, int64_t b1) {
       std::vector<float> row;  // [d] a decoded row of an encoded W_U
       for (int64_t b = b0; b < b1; ++b) {
@@ -67,8 +76,10 @@ void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& 
           codes[static_cast<size_t>(j * d + i)] = static_cast<int8_t>(c);
           // a * c is exact in double (24 + 8 bits), and so is u - a c.
           const double x = static_cast<double>(u[i]), e = x - static_cast<double>(a) * c;
-          rows_t[static_cast<size_t>(i * nb + b)] = u[i];
-          errs_t[static_cast<size_t>(i * nb + b)] = static_cast<float>(e);
+          if (grams) {
+            rows_t[static_cast<size_t>(i * nb + b)] = u[i];
+            errs_t[static_cast<size_t>(i * nb + b)] = static_cast<float>(e);
+          }
           n2 += x * x;
           e2 += e * e;
         }
@@ -76,8 +87,10 @@ void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& 
         err2[static_cast<size_t>(j)] = e2;
       }
     });
-    add_gram(rows_t, d, nb, j0 == 0, threads, sk.gram);
-    add_gram(errs_t, d, nb, j0 == 0, threads, sk.gram_err);
+    if (grams) {
+      add_gram(rows_t, d, nb, j0 == 0, threads, sk.gram);
+      add_gram(errs_t, d, nb, j0 == 0, threads, sk.gram_err);
+    }
   }
   double umax = 0, emax = 0;
   for (int64_t j = 0; j < V; ++j) {
@@ -91,6 +104,7 @@ void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& 
   sk.umax = umax * (1 + 1e-9);
   sk.emax = emax * (1 + 1e-6);
   sk.trace_err *= 1 + 1e-6;
+  if (!grams) return;
   for (float x : sk.gram) sk.max_abs = std::max(sk.max_abs, static_cast<double>(std::abs(x)));
   for (float x : sk.gram_err) sk.max_abs_err = std::max(sk.max_abs_err, static_cast<double>(std::abs(x)));
   // Each Gram entry: per block a chain of nb/16 fused multiply-adds, a 4-level tree and one add to
@@ -111,15 +125,78 @@ double quad_upper(double computed, double norm2, double norm1, double trace, dou
 
 bool projection_sketch_available() { return ops::detail::int8_dot_uses_vnni(); }
 
+namespace {
+
+// The codes, scales and norms from W_U (a cheap pass), and the Gram matrices unless `sk` has them.
+void fill(const MatrixView& W_U, ProjectionSketch& sk, bool grams, int n_threads) {
+  sk.d = W_U.cols;
+  sk.V = W_U.rows;
+  sk.scale.assign(static_cast<size_t>(sk.V), 0.0f);
+  std::vector<int8_t> codes(static_cast<size_t>(sk.V * sk.d));
+  build_rows(W_U, sk, codes, grams, n_threads);
+  sk.codes = ops::pack_int8_rows(codes.data(), sk.V, sk.d, sk.d);
+  sk.scale.resize(static_cast<size_t>(sk.codes.n_pad), 0.0f);  // padded tiles weigh 0
+}
+
+// The Gram matrices (the costly part: two d x d x V GEMMs) are cached on disk next to the bounds:
+// magic, fingerprint, d, V, max_abs, max_abs_err, gram_chain, Gamma, Gamma_E. A file that does not
+// match or holds a non-finite value is ignored.
+constexpr char kSketchMagic[8] = {'R', 'L', 'S', 'K', 'T', 'v', '1', '\n'};
+
+bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t V, ProjectionSketch& sk) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return false;
+  char magic[8];
+  uint64_t got = 0;
+  int64_t dims[2] = {0, 0};
+  double h[3] = {0, 0, 0};
+  if (!in.read(magic, 8) || std::memcmp(magic, kSketchMagic, 8) != 0) return false;
+  if (!in.read(reinterpret_cast<char*>(&got), 8) || got != fp) return false;
+  if (!in.read(reinterpret_cast<char*>(dims), sizeof dims) || dims[0] != d || dims[1] != V) return false;
+  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return false;
+  std::vector<float> g(static_cast<size_t>(d * d)), e(static_cast<size_t>(d * d));
+  const auto bytes = static_cast<std::streamsize>(g.size() * sizeof(float));
+  if (!in.read(reinterpret_cast<char*>(g.data()), bytes) || !in.read(reinterpret_cast<char*>(e.data()), bytes)) return false;
+  for (double x : h) {
+    if (!std::isfinite(x) || x < 0) return false;
+  }
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(g[i]) || !std::isfinite(e[i])) return false;
+  }
+  sk.max_abs = h[0], sk.max_abs_err = h[1], sk.gram_chain = h[2];
+  sk.gram = std::move(g);
+  sk.gram_err = std::move(e);
+  return true;
+}
+
+void store_grams(const std::filesystem::path& p, uint64_t fp, const ProjectionSketch& sk) {
+  std::error_code ec;
+  std::filesystem::create_directories(p.parent_path(), ec);
+  if (ec) return;  // the cache is an optimisation: an unwritable folder only costs time
+  const auto tmp = p.string() + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) return;
+    const int64_t dims[2] = {sk.d, sk.V};
+    const double h[3] = {sk.max_abs, sk.max_abs_err, sk.gram_chain};
+    out.write(kSketchMagic, 8);
+    out.write(reinterpret_cast<const char*>(&fp), 8);
+    out.write(reinterpret_cast<const char*>(dims), sizeof dims);
+    out.write(reinterpret_cast<const char*>(h), sizeof h);
+    const auto bytes = static_cast<std::streamsize>(sk.gram.size() * sizeof(float));
+    out.write(reinterpret_cast<const char*>(sk.gram.data()), bytes);
+    out.write(reinterpret_cast<const char*>(sk.gram_err.data()), bytes);
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, p, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+}  // namespace
+
 std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads) {
   auto sk = std::make_shared<ProjectionSketch>();
-  sk->d = W_U.cols;
-  sk->V = W_U.rows;
-  sk->scale.assign(static_cast<size_t>(sk->V), 0.0f);
-  std::vector<int8_t> codes(static_cast<size_t>(sk->V * sk->d));
-  build_rows(W_U, *sk, codes, n_threads);
-  sk->codes = ops::pack_int8_rows(codes.data(), sk->V, sk->d, sk->d);
-  sk->scale.resize(static_cast<size_t>(sk->codes.n_pad), 0.0f);  // padded tiles weigh 0
+  fill(W_U, *sk, true, n_threads);
   return sk;
 }
 
@@ -130,7 +207,13 @@ std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, in
   const uint64_t fp = model_fingerprint(model);
   const std::lock_guard<std::mutex> lock(mu);
   if (auto hit = live[fp].lock()) return hit;
-  auto sk = build_projection_sketch(model.weights().W_U, n_threads);
+  const MatrixView& W_U = model.weights().W_U;
+  const std::filesystem::path dir = cache_dir();
+  const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("sketch-" + std::to_string(fp) + ".bin");
+  auto sk = std::make_shared<ProjectionSketch>();
+  const bool cached = !file.empty() && load_grams(file, fp, W_U.cols, W_U.rows, *sk);
+  fill(W_U, *sk, !cached, n_threads);
+  if (!cached && !file.empty()) store_grams(file, fp, *sk);
   live[fp] = sk;
   last = sk;
   return sk;
