@@ -90,7 +90,7 @@ TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
       ++total;
       if (std::isnan(f[i])) continue;
       ++certified;
-      EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6) + 1e-15L)
+      EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
           << "tol " << tol << " job " << i << " s " << jobs[i].s;
     }
     // The same jobs one at a time give the same bits (no job depends on another).
@@ -152,13 +152,13 @@ TEST(ProjectionSketch, AlignedRoundingErrorsAreBounded) {
         std::vector<double> hd;
         for (int64_t j = 0; j < V; ++j) {
           long double g = 0;
-          for (int64_t i = 0; i < d; ++i) g += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * r[static_cast<size_t>(i)];
+          for (int64_t i = 0; i < d; ++i) g += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * static_cast<long double>(r[static_cast<size_t>(i)]);
           sum += static_cast<long double>(q[static_cast<size_t>(j)]) * std::exp(static_cast<long double>(s) * g);
           if (t.tail_q[static_cast<size_t>(j)] > 0) lin += static_cast<long double>(q[static_cast<size_t>(j)]) * g;
         }
         for (int32_t id : t.ids) {
           long double g = 0;
-          for (int64_t i = 0; i < d; ++i) g += static_cast<long double>(U[static_cast<size_t>(id * d + i)]) * r[static_cast<size_t>(i)];
+          for (int64_t i = 0; i < d; ++i) g += static_cast<long double>(U[static_cast<size_t>(id * d + i)]) * static_cast<long double>(r[static_cast<size_t>(i)]);
           hd.push_back(static_cast<double>(static_cast<long double>(s) * g));
         }
         heads.push_back(std::move(hd));
@@ -170,7 +170,7 @@ TEST(ProjectionSketch, AlignedRoundingErrorsAreBounded) {
       for (size_t i = 0; i < f.size(); ++i) {
         if (std::isnan(f[i])) continue;
         ++certified;
-        EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6) + 1e-15L)
+        EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
             << "spread " << spread << " tol " << tol << " s " << jobs[i].s;
       }
     }
