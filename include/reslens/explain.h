@@ -63,6 +63,9 @@ struct ExplainOptions {
   double bound_tol = 8e-6;  ///< kBounded: largest accepted error of a bounded score (floats add < 1e-7)
   /// kBounded: use the model's precomputed projection cache (precompute_projections()) when it exists.
   bool projection_cache = true;
+  /// kBounded without a projection cache: certify what the bounds leave from int8 sketches of the
+  /// vectors' projections before projecting the rest exactly (docs/explain.md, "The sketched projection").
+  bool projection_sketch = true;
   int n_threads = 0;
 };
 

@@ -89,6 +89,25 @@ size_t even_chunk(size_t n) {
   return std::max<size_t>(1, (n + chunks - 1) / chunks);
 }
 
+// gamma_f * c(v), the unscaled prepared vector whose products with W_U's rows are bs(v) * sigma
+// (VocabProjector::project_unscaled's rows). [d]
+std::vector<float> prepared_unscaled(const ExplainContext& ctx, const float* v, int64_t d) {
+  const VectorView& gamma = ctx.model.weights().ln_final_w;
+  double mean = 0;
+  if (ctx.model.config().normalization_type == NormType::kLayerNorm) {
+    for (int64_t i = 0; i < d; ++i) mean += static_cast<double>(v[i]);
+    mean /= static_cast<double>(d);
+  }
+  std::vector<float> y(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) {
+    y[static_cast<size_t>(i)] = static_cast<float>((static_cast<double>(v[i]) - mean) * static_cast<double>(gamma[i]));
+  }
+  return y;
+}
+
+// A combination the sketch certified (ExactJob::pos), dropped before the exact pass.
+constexpr int64_t kSketched = -2;
+
 // Tries `score(i)` (true when the cached projection certified it) for every index, in parallel;
 // returns the indices it could not score, in order, and adds the others to `n_cached`.
 std::vector<int64_t> score_from_cache(const std::vector<int64_t>& todo, const std::function<bool(int64_t)>& score,
@@ -234,6 +253,10 @@ struct ExactJob {
   int64_t layer, head, dir, pos;
   std::vector<float> v;  ///< [d_model] the vector (unprepared)
   std::vector<int64_t> positions;
+  /// For the sketch: the head tokens' projections and the tail linear term of the direction (a
+  /// neuron: per unit coefficient, in units of 1/sigma) or of the combination (its own deltas).
+  std::vector<double> head_g;
+  double lin = 0;
 };
 
 }  // namespace
@@ -376,6 +399,59 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
   }
 }
 
+// A neuron the bounds and the cache left, for the sketch: delta_j = s (u_j . y0) with s = m_k / sigma
+// and y0 = gamma_f * c(fc2_k), and its exact head deltas and tail linear term.
+struct FfnSketchItem {
+  int64_t l = 0, k = 0;
+  const TailSplit* t = nullptr;
+  std::vector<float> y0;  // [d_model]
+  std::vector<double> head_delta;
+  double s = 0, lin = 0, delta_w = 0;
+};
+
+void queue_ffn_sketch(const ExplainContext& ctx, int64_t l, const TailSplit& t, const MatrixView& W_out,
+                      const std::vector<double>& gh, const std::vector<double>& mt, const std::vector<int64_t>& todo,
+                      std::vector<FfnSketchItem>& items) {
+  const auto nh = static_cast<int64_t>(t.ids.size());
+  const int wi = t.index_of(ctx.w);
+  const float* m = ctx.trace.post(l, ctx.P);
+  for (int64_t k : todo) {
+    FfnSketchItem it;
+    it.l = l, it.k = k, it.t = &t;
+    const double s = static_cast<double>(m[k]);
+    it.y0 = prepared_columns(ctx.model, W_out, k, 1);
+    it.head_delta.resize(static_cast<size_t>(nh));
+    for (int64_t h = 0; h < nh; ++h) it.head_delta[static_cast<size_t>(h)] = s * gh[static_cast<size_t>(k * nh + h)];
+    it.s = s / ctx.proj.scale();
+    it.lin = s * mt[static_cast<size_t>(k)];
+    it.delta_w = it.head_delta[static_cast<size_t>(wi)];
+    items.push_back(std::move(it));
+  }
+}
+
+// The queued neurons from their sketches; returns those it could not certify, in order, for the
+// exact pass.
+std::vector<std::pair<int64_t, int64_t>> score_ffn_sketched(const ExplainContext& ctx,
+                                                            const std::vector<FfnSketchItem>& items, Explanation& ex) {
+  std::vector<SketchJob> jobs(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const FfnSketchItem& it = items[i];
+    jobs[i] = SketchJob{it.t, it.y0.data(), it.s, it.head_delta.data(), it.lin};
+  }
+  std::vector<double> hw;  // [jobs] certified half-widths, for a target's sums (record_width)
+  const std::vector<double> lse = sketched_log_expectations(*ctx.sketch, jobs, ctx.opts.bound_tol, ctx.threads, &hw);
+  std::vector<std::pair<int64_t, int64_t>> rest;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (std::isnan(lse[i])) {
+      rest.emplace_back(items[i].l, items[i].k);
+    } else {
+      ex.ffn_neuron.at({items[i].l, items[i].k}) = log_prob_increase_from(items[i].delta_w, lse[i]);
+      record_width(ctx, &ScoreWidths::ffn_neuron, {items[i].l, items[i].k}, hw[i]);
+    }
+  }
+  return rest;
+}
+
 }  // namespace
 
 void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
@@ -385,22 +461,34 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.ffn_coef = ScoreArray({L, N});
   if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
   if (ctx.widths != nullptr) ctx.widths->ffn_neuron = ScoreArray({L, N});  // 0: exact
-  int64_t bounded = 0, full = 0, cached = 0;
+  int64_t bounded = 0, full = 0, cached = 0, sketched = 0;
   std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
+  std::vector<FfnSketchItem> items;                     // the same, for the sketch first
   for (int64_t l = 0; l < L; ++l) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
-    head_projections(ctx, t, FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads).view(), 0, N, gh, mt);
+    const FloatWeights W_out(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads);
+    head_projections(ctx, t, W_out.view(), 0, N, gh, mt);
     std::vector<int64_t> todo = score_ffn_layer_bounded(ctx, l, t, gh, mt, ex);
     bounded += N - static_cast<int64_t>(todo.size());
     todo = score_ffn_layer_from_cache(ctx, l, t, gh, mt, todo, ex, cached);
+    if (ctx.sketch != nullptr) {
+      queue_ffn_sketch(ctx, l, t, W_out.view(), gh, mt, todo, items);
+      continue;
+    }
     full += static_cast<int64_t>(todo.size());
     for (int64_t k : todo) exact_jobs.emplace_back(l, k);
+  }
+  if (ctx.sketch != nullptr) {
+    exact_jobs = score_ffn_sketched(ctx, items, ex);
+    sketched = static_cast<int64_t>(items.size() - exact_jobs.size());
+    full = static_cast<int64_t>(exact_jobs.size());
   }
   score_exact_ffn_jobs(ctx, exact_jobs, ex);
   ex.method_counts["ffn_bounded"] = bounded;
   ex.method_counts["ffn_full"] = full;
   ex.method_counts["ffn_cached"] = cached;
+  if (ctx.sketch != nullptr) ex.method_counts["ffn_sketched"] = sketched;
 }
 
 namespace {
@@ -584,8 +672,11 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
   const int64_t dh = c.d_head, d = c.d_model, l = in.l;
   for (int64_t n = 0; n < dh; ++n) {
     if (!left.need_dir[static_cast<size_t>(n)]) continue;
-    ExactJob job{l, h, n, -1, std::vector<float>(static_cast<size_t>(d)), {}};
+    ExactJob job{l, h, n, -1, std::vector<float>(static_cast<size_t>(d)), {}, {}, 0.0};
     for (int64_t r = 0; r < d; ++r) job.v[static_cast<size_t>(r)] = in.W_O.at(r, h * dh + n);  // W_O's column
+    const auto gi = in.gh.begin() + (h * dh + n) * in.nh;
+    job.head_g.assign(gi, gi + in.nh);
+    job.lin = in.mt[static_cast<size_t>(h * dh + n)];
     for (const auto& np : left.neuron_fails) {
       if (np.first == n) job.positions.push_back(np.second);
     }
@@ -593,8 +684,14 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
   }
   for (size_t ci = 0; ci < left.combo_coefs.size(); ++ci) {
     // sum_a c_a W_O[:, h*d_head + a], each element a double sum over a in order.
-    ExactJob job{l, h, -1, left.combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}};
+    ExactJob job{l, h, -1, left.combo_pos[ci], std::vector<float>(static_cast<size_t>(d)), {}, {}, 0.0};
     const std::vector<double>& cf = left.combo_coefs[ci];
+    job.head_g.assign(static_cast<size_t>(in.nh), 0.0);
+    for (int64_t a = 0; a < dh; ++a) {
+      const double* g = in.gh.data() + (h * dh + a) * in.nh;
+      for (int64_t j = 0; j < in.nh; ++j) job.head_g[static_cast<size_t>(j)] += cf[static_cast<size_t>(a)] * g[j];
+      job.lin += cf[static_cast<size_t>(a)] * in.mt[static_cast<size_t>(h * dh + a)];
+    }
     for (int64_t k = 0; k < d; ++k) {
       const float* wo = in.W_O.row(k) + h * dh;
       double acc = 0;
@@ -626,6 +723,74 @@ HeadCounts score_head_bounded(const ExplainContext& ctx, const AttnLayerInputs& 
   if (counts.full == 0) return counts;
   queue_exact_jobs(ctx, in, h, left, jobs);
   return counts;
+}
+
+// Step 6a. The leftovers from their int8 sketches (analysis/projection_sketch.h): a neuron's
+// direction at each of its positions, a combination as itself. Removes what it certifies (a
+// neuron's certified positions, whole combinations) from `jobs`; returns how many scores it wrote.
+int64_t score_attention_sketched(const ExplainContext& ctx, std::vector<std::vector<ExactJob>>& jobs, Explanation& ex) {
+  const int64_t d = ctx.model.config().d_model;
+  const double sigma = ctx.proj.scale();
+  struct Item {
+    ExactJob* job;
+    int64_t pos;  // the neuron's position, or the combination's (-1: the head)
+    double coef;  // a neuron's coefficient; 1 for a combination
+    std::vector<double> head_delta;
+  };
+  std::vector<Item> items;
+  std::vector<std::vector<float>> y0s;  // [d] per job: gamma_f * c(v)
+  std::vector<size_t> y0_of;            // per item
+  for (auto& per_head : jobs) {
+    for (ExactJob& j : per_head) {
+      y0s.push_back(prepared_unscaled(ctx, j.v.data(), d));
+      const std::vector<int64_t> at = j.dir >= 0 ? j.positions : std::vector<int64_t>{j.pos};
+      for (int64_t p : at) {
+        const double c = j.dir >= 0 ? ex.attn_coef.at({j.layer, j.head, j.dir, p}) : 1.0;
+        Item it{&j, p, c, j.head_g};
+        for (double& x : it.head_delta) x *= c;
+        items.push_back(std::move(it));
+        y0_of.push_back(y0s.size() - 1);
+      }
+    }
+  }
+  std::vector<SketchJob> sj(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& it = items[i];
+    sj[i] = SketchJob{&ctx.tails[static_cast<size_t>(2 * it.job->layer)], y0s[y0_of[i]].data(), it.coef / sigma,
+                      it.head_delta.data(), it.coef * it.job->lin};
+  }
+  std::vector<double> hw;  // [items] certified half-widths, for a target's sums (record_width)
+  const std::vector<double> lse = sketched_log_expectations(*ctx.sketch, sj, ctx.opts.bound_tol, ctx.threads, &hw);
+  int64_t scored = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (std::isnan(lse[i])) continue;
+    const Item& it = items[i];
+    const ExactJob& j = *it.job;
+    const int wi = ctx.tails[static_cast<size_t>(2 * j.layer)].index_of(ctx.w);
+    const double score = log_prob_increase_from(it.head_delta[static_cast<size_t>(wi)], lse[i]);
+    if (j.dir >= 0) {
+      ex.attn_neuron.at({j.layer, j.head, j.dir, it.pos}) = score;
+      record_width(ctx, &ScoreWidths::attn_neuron, {j.layer, j.head, j.dir, it.pos}, hw[i]);
+      auto& ps = it.job->positions;
+      ps.erase(std::find(ps.begin(), ps.end(), it.pos));
+    } else if (j.pos >= 0) {
+      ex.head_position.at({j.layer, j.head, j.pos}) = score;
+      record_width(ctx, &ScoreWidths::head_position, {j.layer, j.head, j.pos}, hw[i]);
+      it.job->pos = kSketched;
+    } else {
+      ex.head.at({j.layer, j.head}) = score;
+      record_width(ctx, &ScoreWidths::head, {j.layer, j.head}, hw[i]);
+      it.job->pos = kSketched;
+    }
+    ++scored;
+  }
+  for (auto& per_head : jobs) {
+    per_head.erase(std::remove_if(per_head.begin(), per_head.end(), [](const ExactJob& j) {
+                     return j.dir >= 0 ? j.positions.empty() : j.pos == kSketched;
+                   }),
+                   per_head.end());
+  }
+  return scored;
 }
 
 // Step 6. The exact pass over every layer's leftovers, in chunks (one GEMM each) of up to 128 vectors.
@@ -731,9 +896,11 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
       }
     });
   }
+  const int64_t sketched = ctx.sketch != nullptr ? score_attention_sketched(ctx, jobs, ex) : 0;
   score_exact_attention_jobs(ctx, jobs, ex);
-  int64_t b = 0, f = 0, cc = 0;
+  int64_t b = 0, f = -sketched, cc = 0;
   for (const HeadCounts& hc : counts) b += hc.bounded, f += hc.full, cc += hc.cached;
+  if (ctx.sketch != nullptr) ex.method_counts["attention_sketched"] = sketched;
   ex.method_counts["attention_bounded"] = b;
   ex.method_counts["attention_full"] = f;
   ex.method_counts["attention_cached"] = cc;

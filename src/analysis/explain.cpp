@@ -185,6 +185,11 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
     const int head_size = opts.head_size > 0 ? opts.head_size : ctx.projections != nullptr ? 16 : 64;
     ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, head_size, {ex.target, ex.foil}, threads);
+    // The sketch is for explains without a projection cache: what the cache's finer rows leave, the
+    // int8 sketch almost never certifies (measured: 3 of ~135 vectors), so it would only add its cost.
+    if (opts.projection_sketch && ctx.projections == nullptr && analysis::projection_sketch_available()) {
+      ctx.sketch = analysis::projection_sketch(model, threads);
+    }
     mark("tails");
     analysis::score_attention_bounded(ctx, ex);
   } else {

@@ -5,6 +5,7 @@
 
 #include "analysis/bounds.h"
 #include "analysis/projection_cache.h"
+#include "analysis/projection_sketch.h"
 #include "analysis/projector.h"
 #include "analysis/shared_projections.h"
 #include "analysis/trace_view.h"
@@ -46,6 +47,9 @@ struct ExplainContext {
   SharedProjections* shared = nullptr;
   /// kBounded: where to record each bounded score's certified half-width, or nullptr.
   ScoreWidths* widths = nullptr;
+  /// kBounded: the int8 sketch of W_U that certifies vectors before the exact pass, or nullptr
+  /// (ExplainOptions::projection_sketch).
+  std::shared_ptr<const ProjectionSketch> sketch;
 
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }

@@ -51,6 +51,7 @@ TEST_P(ExplainProperty, BoundedMethodAgreesWithFullWithin1e5) {
   full.method = ScoreMethod::kFull;
   bounded.method = ScoreMethod::kBounded;
   bounded.projection_cache = false;  // the cheap bounds and the exact fallbacks alone (projection_cache_test covers the cache)
+  bounded.projection_sketch = false;  // (and projection_sketch_test the sketch)
   full.foil = bounded.foil = 7;
   const Explanation a = explain(*model_, run_, tokens_, full);
   const Explanation b = explain(*model_, run_, tokens_, bounded);

@@ -57,6 +57,7 @@ class ProjectionCacheTest : public ::testing::Test {
     o.method = ScoreMethod::kBounded;
     o.foil = 7;
     o.n_threads = threads;
+    o.projection_sketch = false;  // what the cache leaves goes to the exact pass (projection_sketch_test has the sketch)
     return o;
   }
   static void build() {

@@ -1,0 +1,380 @@
+// The int8 sketch of W_U and the certified log-expectations it gives (analysis/projection_sketch.h).
+#include "analysis/projection_sketch.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <mutex>
+
+#include "analysis/cache_files.h"
+#include "core/parallel.h"
+#include "model/weight_rows.h"
+#include "ops/gemm.h"
+
+namespace reslens::analysis {
+
+namespace {
+
+constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24, float's unit roundoff
+constexpr int64_t kTile = ops::Int8Rows::kTileRows;
+
+// The code of x at scale a (|code| <= 127), as the sketch rounds weights and vectors alike.
+// (Rounded half away from zero by a conversion: no libm call in this per-element loop.)
+int code_of(double x, double a) {
+  if (!(a > 0)) return 0;
+  const double r = std::clamp(x / a, -127.0, 127.0);
+  return static_cast<int>(r + (r >= 0 ? 0.5 : -0.5));
+}
+
+// Rows of W_U per block of the Gram products: two [d, 4096] float transposes at a time (25 MB for
+// GPT-2, 134 MB for a 7B model) instead of two [d, V] ones.
+constexpr int64_t kBlock = 4096;
+
+// out (+)= B^T B for a block's transpose bt [d, nb] (accumulating after the first block).
+void add_gram(const std::vector<float>& bt, int64_t d, int64_t nb, bool first, int threads, std::vector<float>& out) {
+  if (first) {
+    ops::matmul_nt(d, d, nb, bt.data(), nb, bt.data(), nb, out.data(), d, threads);
+  } else {
+    ops::matmul_nt_accumulate(d, d, nb, bt.data(), nb, bt.data(), nb, out.data(), d, threads);
+  }
+}
+
+// One pass over W_U, a block of rows at a time: each row's scale and codes, its norm and its
+// rounding error's E_j = u_j - a_j c_j, and (grams) both Gram matrices.
+void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& codes, bool grams, int threads) {
+  const int64_t d = sk.d, V = sk.V;
+  if (grams) {
+    sk.gram.assign(static_cast<size_t>(d * d), 0.0f);
+    sk.gram_err.assign(static_cast<size_t>(d * d), 0.0f);
+  }
+  std::vector<double> norm2(static_cast<size_t>(V), 0.0), err2(static_cast<size_t>(V), 0.0);
+  std::vector<float> rows_t, errs_t;  // [d, nb] the block's rows and errors, transposed
+  for (int64_t j0 = 0; j0 < V; j0 += kBlock) {
+    const int64_t nb = std::min(kBlock, V - j0);
+    if (grams) {
+      rows_t.assign(static_cast<size_t>(d * nb), 0.0f);
+      errs_t.assign(static_cast<size_t>(d * nb), 0.0f);
+    }
+    parallel_for(threads, nb, [&](int64_t b0, int64_t b1) {
+      std::vector<float> row;  // [d] a decoded row of an encoded W_U
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t j = j0 + b;
+        const float* u = row_floats(U, j, row);
+        float mx = 0;
+        for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(u[i]));
+        const float a = mx / 127.0f;
+        sk.scale[static_cast<size_t>(j)] = a;
+        double n2 = 0, e2 = 0;
+        for (int64_t i = 0; i < d; ++i) {
+          const int c = code_of(static_cast<double>(u[i]), static_cast<double>(a));
+          codes[static_cast<size_t>(j * d + i)] = static_cast<int8_t>(c);
+          // a * c is exact in double (24 + 8 bits), and so is u - a c.
+          const double x = static_cast<double>(u[i]), e = x - static_cast<double>(a) * c;
+          if (grams) {
+            rows_t[static_cast<size_t>(i * nb + b)] = u[i];
+            errs_t[static_cast<size_t>(i * nb + b)] = static_cast<float>(e);
+          }
+          n2 += x * x;
+          e2 += e * e;
+        }
+        norm2[static_cast<size_t>(j)] = n2;
+        err2[static_cast<size_t>(j)] = e2;
+      }
+    });
+    if (grams) {
+      add_gram(rows_t, d, nb, j0 == 0, threads, sk.gram);
+      add_gram(errs_t, d, nb, j0 == 0, threads, sk.gram_err);
+    }
+  }
+  double umax = 0, emax = 0;
+  for (int64_t j = 0; j < V; ++j) {
+    umax = std::max(umax, std::sqrt(norm2[static_cast<size_t>(j)]));
+    emax = std::max(emax, std::sqrt(err2[static_cast<size_t>(j)]));
+    sk.trace += norm2[static_cast<size_t>(j)];
+    sk.trace_err += err2[static_cast<size_t>(j)];
+  }
+  // Norms were summed in double from float values (the errors stored as float, relative 2^-24):
+  // a relative margin keeps them upper bounds.
+  sk.umax = umax * (1 + 1e-9);
+  sk.emax = emax * (1 + 1e-6);
+  sk.trace_err *= 1 + 1e-6;
+  if (!grams) return;
+  for (float x : sk.gram) sk.max_abs = std::max(sk.max_abs, static_cast<double>(std::abs(x)));
+  for (float x : sk.gram_err) sk.max_abs_err = std::max(sk.max_abs_err, static_cast<double>(std::abs(x)));
+  // Each Gram entry: per block a chain of nb/16 fused multiply-adds, a 4-level tree and one add to
+  // the running matrix, so at most V/16 + 5 (blocks) roundings of partial sums of its |terms|.
+  sk.gram_chain = static_cast<double>(V) / 16 + 5 * static_cast<double>((V + kBlock - 1) / kBlock) + 8;
+}
+
+// Upper bound of the exact x^T Gamma x from the float product: the computed form plus the rounding
+// of Gamma's GEMMs (an entry's error is at most chain u sum_j |u_ji u_jk| with chain =
+// ProjectionSketch::gram_chain, and sum_ik |x_i x_k| sum_j |u_ji u_jk| <= |x|^2 trace) and of the
+// product x Gamma (d/16 + 4 roundings of terms bounded by |x_k| max|Gamma|).
+double quad_upper(double computed, double norm2, double norm1, double trace, double max_abs, double chain, int64_t d) {
+  const double cV = chain * kUnit, cd = (static_cast<double>(d) / 16 + 8) * kUnit;
+  return std::max(0.0, (computed + cV * norm2 * trace + cd * norm1 * norm1 * max_abs) * (1 + 1e-9));
+}
+
+}  // namespace
+
+bool projection_sketch_available() { return ops::detail::int8_dot_uses_vnni(); }
+
+namespace {
+
+// The codes, scales and norms from W_U (a cheap pass), and the Gram matrices unless `sk` has them.
+void fill(const MatrixView& W_U, ProjectionSketch& sk, bool grams, int n_threads) {
+  sk.d = W_U.cols;
+  sk.V = W_U.rows;
+  sk.scale.assign(static_cast<size_t>(sk.V), 0.0f);
+  std::vector<int8_t> codes(static_cast<size_t>(sk.V * sk.d));
+  build_rows(W_U, sk, codes, grams, n_threads);
+  sk.codes = ops::pack_int8_rows(codes.data(), sk.V, sk.d, sk.d);
+  sk.scale.resize(static_cast<size_t>(sk.codes.n_pad), 0.0f);  // padded tiles weigh 0
+}
+
+// The Gram matrices (the costly part: two d x d x V GEMMs) are cached on disk next to the bounds:
+// magic, fingerprint, d, V, max_abs, max_abs_err, gram_chain, Gamma, Gamma_E. A file that does not
+// match or holds a non-finite value is ignored.
+constexpr char kSketchMagic[8] = {'R', 'L', 'S', 'K', 'T', 'v', '1', '\n'};
+
+bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t V, ProjectionSketch& sk) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return false;
+  char magic[8];
+  uint64_t got = 0;
+  int64_t dims[2] = {0, 0};
+  double h[3] = {0, 0, 0};
+  if (!in.read(magic, 8) || std::memcmp(magic, kSketchMagic, 8) != 0) return false;
+  if (!in.read(reinterpret_cast<char*>(&got), 8) || got != fp) return false;
+  if (!in.read(reinterpret_cast<char*>(dims), sizeof dims) || dims[0] != d || dims[1] != V) return false;
+  if (!in.read(reinterpret_cast<char*>(h), sizeof h)) return false;
+  std::vector<float> g(static_cast<size_t>(d * d)), e(static_cast<size_t>(d * d));
+  const auto bytes = static_cast<std::streamsize>(g.size() * sizeof(float));
+  if (!in.read(reinterpret_cast<char*>(g.data()), bytes) || !in.read(reinterpret_cast<char*>(e.data()), bytes)) return false;
+  for (double x : h) {
+    if (!std::isfinite(x) || x < 0) return false;
+  }
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(g[i]) || !std::isfinite(e[i])) return false;
+  }
+  sk.max_abs = h[0], sk.max_abs_err = h[1], sk.gram_chain = h[2];
+  sk.gram = std::move(g);
+  sk.gram_err = std::move(e);
+  return true;
+}
+
+void store_grams(const std::filesystem::path& p, uint64_t fp, const ProjectionSketch& sk) {
+  std::error_code ec;
+  std::filesystem::create_directories(p.parent_path(), ec);
+  if (ec) return;  // the cache is an optimisation: an unwritable folder only costs time
+  const auto tmp = p.string() + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) return;
+    const int64_t dims[2] = {sk.d, sk.V};
+    const double h[3] = {sk.max_abs, sk.max_abs_err, sk.gram_chain};
+    out.write(kSketchMagic, 8);
+    out.write(reinterpret_cast<const char*>(&fp), 8);
+    out.write(reinterpret_cast<const char*>(dims), sizeof dims);
+    out.write(reinterpret_cast<const char*>(h), sizeof h);
+    const auto bytes = static_cast<std::streamsize>(sk.gram.size() * sizeof(float));
+    out.write(reinterpret_cast<const char*>(sk.gram.data()), bytes);
+    out.write(reinterpret_cast<const char*>(sk.gram_err.data()), bytes);
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, p, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+}  // namespace
+
+std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads) {
+  auto sk = std::make_shared<ProjectionSketch>();
+  fill(W_U, *sk, true, n_threads);
+  return sk;
+}
+
+std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads) {
+  static std::mutex mu;
+  static std::map<uint64_t, std::weak_ptr<ProjectionSketch>> live;
+  static std::shared_ptr<ProjectionSketch> last;  // keeps the most recent model's sketch warm
+  const uint64_t fp = model_fingerprint(model);
+  const std::lock_guard<std::mutex> lock(mu);
+  if (auto hit = live[fp].lock()) return hit;
+  const MatrixView& W_U = model.weights().W_U;
+  const std::filesystem::path dir = cache_dir();
+  const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("sketch-" + std::to_string(fp) + ".bin");
+  auto sk = std::make_shared<ProjectionSketch>();
+  const bool cached = !file.empty() && load_grams(file, fp, W_U.cols, W_U.rows, *sk);
+  fill(W_U, *sk, !cached, n_threads);
+  if (!cached && !file.empty()) store_grams(file, fp, *sk);
+  live[fp] = sk;
+  last = sk;
+  return sk;
+}
+
+std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const std::vector<SketchJob>& jobs,
+                                              double tol, int n_threads, std::vector<double>* half_widths) {
+  const auto n = static_cast<int64_t>(jobs.size());
+  const int64_t d = sk.d, V = sk.V, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
+  std::vector<double> out(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
+  if (half_widths != nullptr) half_widths->assign(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
+  if (n == 0) return out;
+  // Jobs that share a vector and a state (an attention neuron's direction at each of its positions)
+  // share its sketch: steps 1-4 run once per distinct (y0, t), step 5 once per job.
+  std::vector<size_t> rep;  // per distinct pair: its first job
+  std::vector<int64_t> pair_of(static_cast<size_t>(n));
+  {
+    std::map<std::pair<const float*, const TailSplit*>, int64_t> seen;
+    for (int64_t v = 0; v < n; ++v) {
+      const SketchJob& job = jobs[static_cast<size_t>(v)];
+      const auto it = seen.emplace(std::make_pair(job.y0, job.t), static_cast<int64_t>(rep.size())).first;
+      if (it->second == static_cast<int64_t>(rep.size())) rep.push_back(static_cast<size_t>(v));
+      pair_of[static_cast<size_t>(v)] = it->second;
+    }
+  }
+  const auto nu = static_cast<int64_t>(rep.size());
+  // 1. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128.
+  std::vector<uint8_t> xs(static_cast<size_t>(nu * kp), 128);
+  std::vector<float> F(static_cast<size_t>(nu * d)), Z(static_cast<size_t>(nu * d));  // [nu, d]
+  std::vector<double> b(static_cast<size_t>(nu)), f2(static_cast<size_t>(nu)), z2(static_cast<size_t>(nu));
+  std::vector<double> f1(static_cast<size_t>(nu)), z1(static_cast<size_t>(nu));
+  parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
+      float mx = 0;
+      for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
+      const double bv = static_cast<double>(mx) / 127.0;
+      double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        const int c = code_of(static_cast<double>(y[i]), bv);
+        xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
+        const double z = bv * c, f = static_cast<double>(y[i]) - z;
+        // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
+        // the difference from the exact f and z is covered by a margin below.
+        const float ff = static_cast<float>(f), zf = static_cast<float>(z);
+        F[static_cast<size_t>(v * d + i)] = ff;
+        Z[static_cast<size_t>(v * d + i)] = zf;
+        sf2 += static_cast<double>(ff) * static_cast<double>(ff);
+        sz2 += static_cast<double>(zf) * static_cast<double>(zf);
+        sf1 += std::abs(static_cast<double>(ff));
+        sz1 += std::abs(static_cast<double>(zf));
+      }
+      const auto vi = static_cast<size_t>(v);
+      b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
+    }
+  });
+  // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z.
+  std::vector<double> qf(static_cast<size_t>(nu)), qz(static_cast<size_t>(nu));
+  {
+    constexpr int64_t kRows = 512;
+    std::vector<float> prod(static_cast<size_t>(std::min(nu, kRows) * d));  // [rows, d] x Gamma
+    for (int pass = 0; pass < 2; ++pass) {
+      const std::vector<float>& X = pass == 0 ? F : Z;
+      const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
+      std::vector<double>& q = pass == 0 ? qf : qz;
+      for (int64_t r0 = 0; r0 < nu; r0 += kRows) {
+        const int64_t rows = std::min(kRows, nu - r0);
+        ops::matmul_nt(rows, d, d, X.data() + r0 * d, d, G.data(), d, prod.data(), d, n_threads);
+        for (int64_t r = 0; r < rows; ++r) {
+          double s = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            s += static_cast<double>(X[static_cast<size_t>((r0 + r) * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
+          }
+          q[static_cast<size_t>(r0 + r)] = s;
+        }
+      }
+    }
+  }
+  // 3. Per state, the tail weights of the codes w_j = q_j a_j^2 (0 on the head and past V).
+  std::map<const TailSplit*, std::vector<float>> weights;
+  std::vector<const float*> w(static_cast<size_t>(nu));
+  for (int64_t v = 0; v < nu; ++v) {
+    const TailSplit* t = jobs[rep[static_cast<size_t>(v)]].t;
+    auto it = weights.find(t);
+    if (it == weights.end()) {
+      std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad), 0.0f);
+      for (int64_t j = 0; j < V; ++j) {
+        const float a = sk.scale[static_cast<size_t>(j)];
+        wt[static_cast<size_t>(j)] = t->tail_q[static_cast<size_t>(j)] * (a * a);
+      }
+      it = weights.emplace(t, std::move(wt)).first;
+    }
+    w[static_cast<size_t>(v)] = it->second.data();
+  }
+  // 4. Every tile of the vocabulary against every vector: exact integer products c_j . y~, then per
+  // (vector, tile) sum_t w_j x_j^2 in 16 float lanes (t % 16, t ascending) added in a fixed tree,
+  // and max_t a_j |x_j|. Tiles are split across threads, each writes only its own cells.
+  std::vector<float> part(static_cast<size_t>(nu * nt)), top(static_cast<size_t>(nu * nt));
+  constexpr int64_t kChunk = 384;  // vectors per sweep over the vocabulary (their codes stay in L2)
+  for (int64_t v0 = 0; v0 < nu; v0 += kChunk) {
+    const int64_t m = std::min(kChunk, nu - v0);
+    parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
+      std::vector<int32_t> dots(static_cast<size_t>(m * kTile));  // [m, 64]
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        ops::int8_dot_tile(sk.codes, tile, xs.data() + v0 * kp, m, dots.data());
+        const float* a = sk.scale.data() + tile * kTile;
+        for (int64_t v = 0; v < m; ++v) {
+          const float* wt = w[static_cast<size_t>(v0 + v)] + tile * kTile;
+          const int32_t* x = dots.data() + v * kTile;
+          float lane[16] = {}, peak[16] = {};
+          for (int64_t t = 0; t < kTile; t += 16) {
+            for (int64_t l = 0; l < 16; ++l) {
+              const auto xf = static_cast<float>(x[t + l]);
+              lane[l] += wt[t + l] * (xf * xf);
+              peak[l] = std::max(peak[l], a[t + l] * std::abs(xf));
+            }
+          }
+          for (int64_t h = 8; h > 0; h /= 2) {
+            for (int64_t l = 0; l < h; ++l) {
+              lane[l] += lane[l + h];
+              peak[l] = std::max(peak[l], peak[l + h]);
+            }
+          }
+          part[static_cast<size_t>((v0 + v) * nt + tile)] = lane[0];
+          top[static_cast<size_t>((v0 + v) * nt + tile)] = peak[0];
+        }
+      }
+    });
+  }
+  // 5. Each vector's certified value.
+  parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      const SketchJob& job = jobs[static_cast<size_t>(v)];
+      const auto u = pair_of[static_cast<size_t>(v)];
+      const auto vi = static_cast<size_t>(u);
+      const TailSplit& t = *job.t;
+      if (!(t.mass > 0) || !(b[vi] > 0)) continue;
+      double a2 = 0, peak = 0;
+      for (int64_t tile = 0; tile < nt; ++tile) {
+        a2 += static_cast<double>(part[static_cast<size_t>(u * nt + tile)]);
+        peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(u * nt + tile)]));
+      }
+      a2 *= b[vi] * b[vi];  // sum_T q_j g~_j^2; its float lanes are within 1e-5 (cached_log_expectation's kRel)
+      // |W_U f| and |E z| from their forms; the float rounding of f and z themselves (relative 2^-24
+      // per element) moves each norm by at most sqrt(trace) 2^-24 |x|.
+      const double nf = std::sqrt(quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, sk.gram_chain, d)) +
+                        std::sqrt(sk.trace * f2[vi]) * kUnit;
+      const double nz = std::sqrt(quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, sk.gram_chain, d)) +
+                        std::sqrt(sk.trace_err * z2[vi]) * kUnit;
+      const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
+      const double einf = (sk.umax * std::sqrt(f2[vi]) + sk.emax * std::sqrt(z2[vi])) * (1 + 1e-6);
+      const double gmax = b[vi] * peak * (1 + 1e-6) + einf;
+      // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
+      // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
+      const double sq = std::sqrt(t.mass);
+      out[static_cast<size_t>(v)] =
+          cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax, tol,
+                                 half_widths != nullptr ? half_widths->data() + v : nullptr);
+    }
+  });
+  return out;
+}
+
+}  // namespace reslens::analysis

@@ -1,0 +1,72 @@
+// Sketched projections: a certified middle step between the cheap weight-only bounds and the exact
+// projection onto the whole vocabulary (docs/explain.md, "The sketched projection").
+//
+// A vector whose cheap bound fails needs its tail second moment m2 = sum_T q_j g_j^2 (g = W_U y0,
+// y0 = gamma_f * c(v)), known to a few per cent, not each g_j to float precision. The sketch holds
+// W_U's rows as int8 codes with one scale each, u_j = a_j c_j + E_j; a vector is rounded to int8 the
+// same way, y0 = b y~ + f, and g~_j = a_j b (c_j . y~) is an exact integer product (ops/int8_dot.h,
+// a quarter of a float GEMM's cost with AVX-512 VNNI). Its error e_j = g_j - g~_j = u_j . f + E_j . z
+// (z = b y~) is bounded without touching the vocabulary again:
+//   sum_T q_j e_j^2 <= q_T,max (|W_U f| + |E z|)^2,  |W_U f|^2 = f^T Gamma f,  |E z|^2 = z^T Gamma_E z,
+//   |e_j| <= umax |f| + emax |z|,
+// with Gamma = W_U^T W_U and Gamma_E = E^T E weight-only [d, d] matrices (their float rounding is
+// bounded and added). Then, by Cauchy-Schwarz over the tail weights,
+//   m2 in [a2 - 2 sqrt(a2) eps2 , a2 + 2 sqrt(a2) eps2 + eps2^2],  a2 = sum_T q_j g~_j^2,
+// and the tail's higher orders are bounded through psi as for a cached row (cached_log_expectation).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "analysis/bounds.h"
+#include "ops/int8_dot.h"
+#include "reslens/model.h"
+
+namespace reslens::analysis {
+
+/// The model's W_U as int8 codes and the weight-only quantities of their error bounds.
+struct ProjectionSketch {
+  int64_t d = 0, V = 0;
+  ops::Int8Rows codes;            ///< c_j, packed for ops::int8_dot_tile
+  std::vector<float> scale;       ///< [V] a_j = max_i |u_ji| / 127
+  double umax = 0;                ///< >= max_j |u_j|
+  double emax = 0;                ///< >= max_j |E_j|, E_j = u_j - a_j c_j
+  std::vector<float> gram;        ///< [d, d] Gamma = W_U^T W_U (float GEMM)
+  std::vector<float> gram_err;    ///< [d, d] Gamma_E = E^T E (float GEMM)
+  double trace = 0, trace_err = 0;      ///< their traces (sum_j |u_j|^2, sum_j |E_j|^2), for rounding bounds
+  double max_abs = 0, max_abs_err = 0;  ///< max |entry| of each
+  double gram_chain = 0;                ///< roundings per Gram entry (their error bound)
+};
+
+/// The sketch of a model's W_U, built on first use (a pass over W_U and two [d, V] x [V, d] float
+/// GEMMs, in blocks of 4096 rows) and kept for the process while in use: V d bytes of codes and
+/// 2 d^2 floats (GPT-2 124M: 39 + 4.7 MB; a 7B model: 131 + 134 MB).
+std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads);
+/// Whether explain uses the sketch on this CPU: only where the AVX-512 VNNI kernel runs (and
+/// ops::detail::set_gemm_isa_limit allows AVX-512). The portable loops give the same integers but
+/// at ~0.6 GMAC/s instead of ~190, far slower than the exact float pass; without the kernel those
+/// vectors go to the exact pass, so scores may differ from a VNNI CPU's within bound_tol.
+bool projection_sketch_available();
+/// The sketch of any [V, d] unembedding (tests build adversarial ones).
+std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads);
+
+/// One vector to certify: delta_j = s * (u_j . y0) in the state of `t`, with its exact head deltas
+/// (s * g over t.ids) and tail linear term (s * y0 . mu_T), as the cheap bound had them.
+struct SketchJob {
+  const TailSplit* t = nullptr;
+  const float* y0 = nullptr;  ///< [d]
+  double s = 0;
+  const double* head_delta = nullptr;  ///< [|H|]
+  double tail_linear = 0;
+};
+
+/// f = log sum_j q_j exp(delta_j) for every job, certified within tol, or NaN where the sketch's
+/// interval is wider than 2 tol (the caller then projects the vector exactly). The values depend
+/// only on each job, never on the other jobs, the thread count or the CPU's instruction set.
+/// `half_widths` (when not nullptr) receives each certified value's half-width (NaN where none),
+/// which a multi-token target's sums budget (analysis/target_tightening.h).
+std::vector<double> sketched_log_expectations(const ProjectionSketch& sketch, const std::vector<SketchJob>& jobs,
+                                              double tol, int n_threads, std::vector<double>* half_widths = nullptr);
+
+}  // namespace reslens::analysis

@@ -1,0 +1,130 @@
+// The sketched projection (analysis/projection_sketch.h) inside explain: on the random GPT-2
+// (vocabulary 50257, near-uniform distributions, where many cheap bounds fail) it certifies most of
+// what the cheap bounds leave, and every score stays within 1e-5 of the straightforward method, at
+// the default tolerance and a tight one; the results do not depend on the thread count; without the
+// VNNI kernel explain does not use it (the exact pass takes the leftovers, within the tolerance).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/test_paths.h"
+#include "analysis/projection_sketch.h"
+#include "ops/gemm.h"
+#include "reslens/reslens.h"
+
+namespace reslens {
+namespace {
+
+double max_diff(const ScoreArray& a, const ScoreArray& b) {
+  EXPECT_EQ(a.shape, b.shape);
+  double w = 0;
+  for (size_t i = 0; i < a.values.size() && i < b.values.size(); ++i) w = std::max(w, std::abs(a.values[i] - b.values[i]));
+  return w;
+}
+
+void expect_close(const Explanation& a, const Explanation& b, double tol) {
+  EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), tol);
+  EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), tol);
+  EXPECT_LT(max_diff(a.head, b.head), tol);
+  EXPECT_LT(max_diff(a.head_position, b.head_position), tol);
+  EXPECT_LT(max_diff(a.contrast_ffn_neuron, b.contrast_ffn_neuron), tol);
+  EXPECT_LT(max_diff(a.query_ffn_neuron, b.query_ffn_neuron), tol);
+}
+
+void expect_same(const Explanation& a, const Explanation& b) {
+  EXPECT_EQ(a.ffn_neuron.values, b.ffn_neuron.values);
+  EXPECT_EQ(a.attn_neuron.values, b.attn_neuron.values);
+  EXPECT_EQ(a.head.values, b.head.values);
+  EXPECT_EQ(a.head_position.values, b.head_position.values);
+  EXPECT_EQ(a.method_counts, b.method_counts);
+}
+
+class ProjectionSketchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!analysis::projection_sketch_available()) GTEST_SKIP() << "no AVX-512 VNNI: explain does not use the sketch";
+  }
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(test::scratch_dir("projection_sketch"));
+    ::setenv("RESLENS_CACHE_DIR", dir_->c_str(), 1);  // no projection cache here
+    model_ = Model::load(test::shared_path("models/random-gpt2-hf"));
+    for (size_t i = 0; i < 9; ++i) tokens_.push_back(static_cast<int32_t>((i * 7919 + 13) % 50257));
+    RunOptions o;
+    o.capture = explain_capture();
+    run_ = new RunResult(run(*model_, tokens_, o));
+  }
+  static void TearDownTestSuite() {
+    delete run_;
+    model_.reset();
+    delete dir_;
+  }
+  static ExplainOptions bounded(int threads = 0) {
+    ExplainOptions o;
+    o.method = ScoreMethod::kBounded;
+    o.foil = 7;
+    o.n_threads = threads;
+    return o;
+  }
+  static int64_t sketched(const Explanation& e) {
+    return e.method_counts.at("ffn_sketched") + e.method_counts.at("attention_sketched");
+  }
+
+  static std::filesystem::path* dir_;
+  static std::shared_ptr<const Model> model_;
+  static std::vector<int32_t> tokens_;
+  static RunResult* run_;
+};
+std::filesystem::path* ProjectionSketchTest::dir_ = nullptr;
+std::shared_ptr<const Model> ProjectionSketchTest::model_;
+std::vector<int32_t> ProjectionSketchTest::tokens_;
+RunResult* ProjectionSketchTest::run_ = nullptr;
+
+TEST_F(ProjectionSketchTest, SketchedScoresAgreeWithTheFullMethodWithin1e5) {
+  ExplainOptions full = bounded();
+  full.method = ScoreMethod::kFull;
+  ExplainOptions off = bounded();
+  off.projection_sketch = false;
+  const Explanation a = explain(*model_, *run_, tokens_, full);
+  const Explanation plain = explain(*model_, *run_, tokens_, off);
+  const Explanation b = explain(*model_, *run_, tokens_, bounded());
+  EXPECT_EQ(plain.method_counts.count("ffn_sketched"), 0u);
+  ASSERT_GT(plain.method_counts.at("ffn_full"), 0);
+  EXPECT_GT(b.method_counts.at("ffn_sketched"), 0);
+  // Most of what went to the exact pass is certified from the sketch.
+  EXPECT_LT(b.method_counts.at("ffn_full") * 4, plain.method_counts.at("ffn_full"));
+  EXPECT_EQ(b.method_counts.at("ffn_sketched") + b.method_counts.at("ffn_full"), plain.method_counts.at("ffn_full"));
+  EXPECT_EQ(b.method_counts.at("attention_sketched") + b.method_counts.at("attention_full"),
+            plain.method_counts.at("attention_full"));
+  expect_close(a, b, 1e-5);
+  // A tight tolerance: fewer certified, the scores as close as it says.
+  ExplainOptions tight = bounded();
+  tight.bound_tol = 2e-7;
+  const Explanation t = explain(*model_, *run_, tokens_, tight);
+  EXPECT_GT(sketched(t), 0);
+  expect_close(a, t, 1e-6);
+}
+
+TEST_F(ProjectionSketchTest, ThreadCountDoesNotChangeTheScores) {
+  ExplainOptions tight = bounded(1);
+  tight.bound_tol = 1e-6;
+  const Explanation a = explain(*model_, *run_, tokens_, tight);
+  tight.n_threads = 3;
+  const Explanation b = explain(*model_, *run_, tokens_, tight);
+  EXPECT_GT(sketched(a), 0);
+  expect_same(a, b);
+}
+
+// Without the VNNI kernel (here: capped at AVX2) the sketch is not used: the leftovers take the exact
+// pass, and the scores agree with the sketched ones within the tolerance, not bit for bit.
+TEST_F(ProjectionSketchTest, WithoutVnniTheExactPassTakesTheLeftovers) {
+  const Explanation a = explain(*model_, *run_, tokens_, bounded());
+  ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx2);
+  EXPECT_FALSE(analysis::projection_sketch_available());
+  const Explanation c = explain(*model_, *run_, tokens_, bounded());
+  ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx512);
+  EXPECT_EQ(c.method_counts.count("ffn_sketched"), 0u);
+  expect_close(a, c, 1e-5);
+}
+
+}  // namespace
+}  // namespace reslens

@@ -1,0 +1,182 @@
+// analysis/projection_sketch.h: whatever sketched_log_expectations certifies lies within tol of the
+// exact f = log sum_j q_j exp(s g_j) (g_j = u_j . y0 summed in long double over the real W_U), for
+// flat and peaked states, vectors from tiny to large, and tolerances down to where the sketch's own
+// error terms decide, including vectors whose int8 rounding loses most of them.
+#include "analysis/projection_sketch.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/test_paths.h"
+#include "model/weight_rows.h"
+#include "reslens/model.h"
+
+namespace reslens::analysis {
+namespace {
+
+TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
+  const auto model = Model::load(test::shared_path("models/random-gpt2-hf"));
+  const int64_t d = model->config().d_model, V = model->config().d_vocab;
+  const auto sketch = projection_sketch(*model, 2);
+  const auto bounds = model_bounds(*model, 2);
+  ASSERT_EQ(sketch->V, V);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  // Flat (random-weight-like) and peaked states.
+  std::vector<Distribution> dists;
+  for (double spread : {0.3, 1.0, 3.0}) {
+    std::vector<float> logits(static_cast<size_t>(V));
+    for (float& x : logits) x = static_cast<float>(spread * normal(rng));
+    dists.push_back(make_distribution(logits, {}));
+  }
+  std::vector<const Distribution*> ptrs;
+  for (const Distribution& dist : dists) ptrs.push_back(&dist);
+  const std::vector<TailSplit> tails = split_tails(*model, *bounds, ptrs, 64, {}, 2);
+  std::vector<float> urow;
+  int certified = 0, total = 0;
+  for (double tol : {8e-6, 1e-7, 1e-9}) {
+    std::vector<std::vector<float>> y0s;
+    std::vector<std::vector<double>> heads;
+    std::vector<SketchJob> jobs;
+    std::vector<long double> exact;
+    for (size_t st = 0; st < tails.size(); ++st) {
+      const TailSplit& t = tails[st];
+      for (int v = 0; v < 12; ++v) {
+        std::vector<float> y(static_cast<size_t>(d));
+        for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
+        // Adversarial: one entry so large that the others round to 0 or +-1, so the int8 vector
+        // misses most of the projection and only the error terms keep the interval honest.
+        if (v % 4 == 1) y[static_cast<size_t>(v % d)] = 300.0f;
+        // g_j = u_j . y exactly enough (long double), its size, and the state's exact f.
+        std::vector<long double> g(static_cast<size_t>(V));
+        long double g2 = 0;
+        for (int64_t j = 0; j < V; ++j) {
+          const float* u = row_floats(model->weights().W_U, j, urow);
+          long double s = 0;
+          for (int64_t i = 0; i < d; ++i) s += static_cast<long double>(u[i]) * static_cast<long double>(y[static_cast<size_t>(i)]);
+          g[static_cast<size_t>(j)] = s;
+          g2 += s * s;
+        }
+        const double scale = 1.0 / std::sqrt(static_cast<double>(g2 / static_cast<long double>(V)));  // s * rms(g) = 1
+        const double s = scale * 1e-4 * std::pow(10.0, 2.5 * v / 11.0) * (v % 2 ? -1.0 : 1.0);  // 1e-4 .. 3e-2
+        long double sum = 0, lin = 0;
+        const Distribution& dist = dists[st];
+        for (int64_t j = 0; j < V; ++j) {
+          sum += static_cast<long double>(dist.q[static_cast<size_t>(j)]) * std::exp(static_cast<long double>(s) * g[static_cast<size_t>(j)]);
+        }
+        std::vector<char> head(static_cast<size_t>(V), 0);
+        std::vector<double> hd;
+        for (int32_t id : t.ids) {
+          head[static_cast<size_t>(id)] = 1;
+          hd.push_back(static_cast<double>(static_cast<long double>(s) * g[static_cast<size_t>(id)]));
+        }
+        for (int64_t j = 0; j < V; ++j) {
+          if (!head[static_cast<size_t>(j)]) lin += static_cast<long double>(dist.q[static_cast<size_t>(j)]) * g[static_cast<size_t>(j)];
+        }
+        y0s.push_back(std::move(y));
+        heads.push_back(std::move(hd));
+        exact.push_back(std::log(sum));
+        jobs.push_back(SketchJob{&t, nullptr, s, nullptr, static_cast<double>(static_cast<long double>(s) * lin)});
+      }
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) jobs[i].y0 = y0s[i].data(), jobs[i].head_delta = heads[i].data();
+    const std::vector<double> f = sketched_log_expectations(*sketch, jobs, tol, 2);
+    ASSERT_EQ(f.size(), jobs.size());
+    for (size_t i = 0; i < f.size(); ++i) {
+      ++total;
+      if (std::isnan(f[i])) continue;
+      ++certified;
+      EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
+          << "tol " << tol << " job " << i << " s " << jobs[i].s;
+    }
+    // The same jobs one at a time give the same bits (no job depends on another).
+    const std::vector<double> one = sketched_log_expectations(*sketch, {jobs[5]}, tol, 1);
+    EXPECT_TRUE((std::isnan(one[0]) && std::isnan(f[5])) || one[0] == f[5]);
+  }
+  EXPECT_GT(certified, total / 3);
+  EXPECT_LT(certified, total);  // the largest vectors at the smallest tolerance are refused
+}
+
+// An unembedding whose int8 rounding errors all point the same way (u_j = c_j + 0.45 r, one entry
+// of 127 fixing the scale at 1, so E_j = 0.45 r for every row) and vectors along r: the sketch then
+// misses a shift of every g_j by 0.45 r . y, several times its spread. Only the error terms keep the
+// certified values honest here (dropping them certifies values off by far more than tol).
+TEST(ProjectionSketch, AlignedRoundingErrorsAreBounded) {
+  const int64_t V = 3000, d = 48;
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> small(-1, 1);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> r(static_cast<size_t>(d));
+  for (int64_t i = 1; i < d; ++i) r[static_cast<size_t>(i)] = (i % 3 == 0) ? -1.0f : 1.0f;
+  std::vector<float> U(static_cast<size_t>(V * d));
+  for (int64_t j = 0; j < V; ++j) {
+    U[static_cast<size_t>(j * d)] = 127.0f;
+    for (int64_t i = 1; i < d; ++i) U[static_cast<size_t>(j * d + i)] = static_cast<float>(small(rng)) + 0.45f * r[static_cast<size_t>(i)];
+  }
+  MatrixView W;
+  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
+  const auto sketch = build_projection_sketch(W, 2);
+  int certified = 0;
+  for (double spread : {0.2, 2.0}) {
+    // A state and its head/tail split (the 8 likeliest tokens in the head).
+    std::vector<double> q(static_cast<size_t>(V));
+    double z = 0;
+    for (double& x : q) z += (x = std::exp(spread * normal(rng)));
+    for (double& x : q) x /= z;
+    TailSplit t;
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
+    std::partial_sort(order.begin(), order.begin() + 8, order.end(), [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
+    t.ids.assign(order.begin(), order.begin() + 8);
+    t.tail_q.assign(static_cast<size_t>(V), 0.0f);
+    for (int64_t j = 0; j < V; ++j) {
+      if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
+      t.mass += q[static_cast<size_t>(j)];
+      t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
+      t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
+    }
+    for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+    for (double tol : {8e-6, 1e-7, 1e-9}) {
+      std::vector<double> s_of;
+      std::vector<std::vector<double>> heads;
+      std::vector<long double> exact;
+      std::vector<SketchJob> jobs;
+      for (int v = 0; v < 24; ++v) {
+        // g_j = u_j . r: rms about 30, a shift of 0.45 |r|^2 = 21 the codes do not see.
+        const double s = 1e-6 * std::pow(10.0, 3.5 * v / 23.0);
+        long double sum = 0, lin = 0;
+        std::vector<double> hd;
+        for (int64_t j = 0; j < V; ++j) {
+          long double g = 0;
+          for (int64_t i = 0; i < d; ++i) g += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * static_cast<long double>(r[static_cast<size_t>(i)]);
+          sum += static_cast<long double>(q[static_cast<size_t>(j)]) * std::exp(static_cast<long double>(s) * g);
+          if (t.tail_q[static_cast<size_t>(j)] > 0) lin += static_cast<long double>(q[static_cast<size_t>(j)]) * g;
+        }
+        for (int32_t id : t.ids) {
+          long double g = 0;
+          for (int64_t i = 0; i < d; ++i) g += static_cast<long double>(U[static_cast<size_t>(id * d + i)]) * static_cast<long double>(r[static_cast<size_t>(i)]);
+          hd.push_back(static_cast<double>(static_cast<long double>(s) * g));
+        }
+        heads.push_back(std::move(hd));
+        exact.push_back(std::log(sum));
+        jobs.push_back(SketchJob{&t, r.data(), s, nullptr, static_cast<double>(static_cast<long double>(s) * lin)});
+      }
+      for (size_t i = 0; i < jobs.size(); ++i) jobs[i].head_delta = heads[i].data();
+      const std::vector<double> f = sketched_log_expectations(*sketch, jobs, tol, 2);
+      for (size_t i = 0; i < f.size(); ++i) {
+        if (std::isnan(f[i])) continue;
+        ++certified;
+        EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
+            << "spread " << spread << " tol " << tol << " s " << jobs[i].s;
+      }
+    }
+  }
+  EXPECT_GT(certified, 0);
+}
+
+}  // namespace
+}  // namespace reslens::analysis
