@@ -126,7 +126,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   if (final_bias) std::copy(W.ln_final_b.data, W.ln_final_b.data + d, ys.begin() + (2 * L + 1) * d);
   std::vector<float> logits(static_cast<size_t>(n_rows * c.d_vocab));
   proj.project_prepared(ys.data(), n_rows, logits.data());
-  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}, nullptr, shared, widths};
+  analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}, nullptr, shared, widths, nullptr};
   // Each point's distribution and lens entry, independently (in parallel over points).
   ctx.points.resize(static_cast<size_t>(2 * L + 1));
   ex.lens.resize(static_cast<size_t>(2 * L + 1));

@@ -421,7 +421,7 @@ void redo_query_sums(const Model& model, LayerContexts& ctx, std::vector<StepRef
     if (!changed) continue;
     const ExplainOptions& opts = ref.step->options;
     const ExplainContext qctx{model, ctx.trace_of(ref), ctx.projector(r), opts, ref.step->position, ex.target, ex.foil,
-                              {}, ctx.threads(), nullptr, {}, nullptr, nullptr, nullptr};
+                              {}, ctx.threads(), nullptr, {}, nullptr, nullptr, nullptr, nullptr};
     score_queries(qctx, again);
     if (again.ffn_value_query_layers.size() != s.ffn_value_query_layers.size()) {
       throw InternalError("tighten_target_sums: query-layer keys differ");

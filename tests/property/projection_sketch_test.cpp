@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "common/test_paths.h"
+#include "analysis/explain_internal.h"
 #include "analysis/projection_sketch.h"
 #include "ops/gemm.h"
 #include "reslens/reslens.h"
@@ -124,6 +125,32 @@ TEST_F(ProjectionSketchTest, WithoutVnniTheExactPassTakesTheLeftovers) {
   ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx512);
   EXPECT_EQ(c.method_counts.count("ffn_sketched"), 0u);
   expect_close(a, c, 1e-5);
+}
+
+// A multi-token target budgets its sums from each step's certified half-widths
+// (analysis/target_tightening.h), so a sketched score must report its own: the full method's value
+// lies within it for every score of every level (a score left at width 0 would claim to be exact).
+TEST_F(ProjectionSketchTest, SketchedScoresReportTheirCertifiedHalfWidths) {
+  ExplainOptions full = bounded();
+  full.method = ScoreMethod::kFull;
+  const Explanation a = explain(*model_, *run_, tokens_, full);
+  analysis::ScoreWidths widths;
+  const Explanation b = analysis::explain_sharing(*model_, *run_, tokens_, bounded(), nullptr, &widths);
+  ASSERT_GT(b.method_counts.at("ffn_sketched"), 0);
+  ASSERT_GT(b.method_counts.at("attention_sketched"), 0);
+  auto contained = [](const ScoreArray& exact, const ScoreArray& got, const ScoreArray& hw, const char* what) {
+    ASSERT_EQ(hw.shape, got.shape) << what;
+    int64_t outside = 0;
+    for (size_t i = 0; i < got.values.size(); ++i) {
+      // + the float projections' rounding, as the tolerance tests allow
+      if (std::abs(got.values[i] - exact.values[i]) > hw.values[i] + 1e-7) ++outside;
+    }
+    EXPECT_EQ(outside, 0) << what << ": scores farther from the full method's than their half-width";
+  };
+  contained(a.ffn_neuron, b.ffn_neuron, widths.ffn_neuron, "FFN neurons");
+  contained(a.attn_neuron, b.attn_neuron, widths.attn_neuron, "attention neurons");
+  contained(a.head, b.head, widths.head, "heads");
+  contained(a.head_position, b.head_position, widths.head_position, "head x position");
 }
 
 }  // namespace
