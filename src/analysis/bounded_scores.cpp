@@ -464,6 +464,17 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   int64_t bounded = 0, full = 0, cached = 0, sketched = 0;
   std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
   std::vector<FfnSketchItem> items;                     // the same, for the sketch first
+  // The sketch takes its queue whenever it holds kSketchBatch neurons (and at the end): each item
+  // holds its d_model vector and the sketch two more per item, so a 7B model's ~48k leftovers at
+  // once took 2.2 GB beyond the weights. A sketched value depends only on its own item, so where
+  // the queue is cut changes no score; the exact pass still gets its jobs in (layer, neuron) order.
+  constexpr size_t kSketchBatch = 4096;
+  auto sketch_queue = [&] {
+    std::vector<std::pair<int64_t, int64_t>> rest = score_ffn_sketched(ctx, items, ex);
+    sketched += static_cast<int64_t>(items.size() - rest.size());
+    exact_jobs.insert(exact_jobs.end(), rest.begin(), rest.end());
+    items.clear();
+  };
   for (int64_t l = 0; l < L; ++l) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
@@ -474,14 +485,14 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     todo = score_ffn_layer_from_cache(ctx, l, t, gh, mt, todo, ex, cached);
     if (ctx.sketch != nullptr) {
       queue_ffn_sketch(ctx, l, t, W_out.view(), gh, mt, todo, items);
+      if (items.size() >= kSketchBatch) sketch_queue();
       continue;
     }
     full += static_cast<int64_t>(todo.size());
     for (int64_t k : todo) exact_jobs.emplace_back(l, k);
   }
   if (ctx.sketch != nullptr) {
-    exact_jobs = score_ffn_sketched(ctx, items, ex);
-    sketched = static_cast<int64_t>(items.size() - exact_jobs.size());
+    if (!items.empty()) sketch_queue();
     full = static_cast<int64_t>(exact_jobs.size());
   }
   score_exact_ffn_jobs(ctx, exact_jobs, ex);

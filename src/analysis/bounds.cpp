@@ -28,7 +28,7 @@ namespace {
 constexpr double kSlack = 1.01;
 constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '1', '\n'};
 
-void write_vecs(std::ofstream& out, const std::vector<std::vector<double>>& vs) {
+void write_vecs(std::ostream& out, const std::vector<std::vector<double>>& vs) {
   const uint64_t n = vs.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
   for (const auto& v : vs) {
@@ -64,13 +64,7 @@ bool load_cached(const std::filesystem::path& p, uint64_t fp, ModelBounds& mb) {
 }
 
 void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds& mb) {
-  std::error_code ec;
-  std::filesystem::create_directories(p.parent_path(), ec);
-  if (ec) return;  // the cache is an optimisation: an unwritable folder only costs time
-  const auto tmp = p.string() + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) return;
+  write_cache_file(p, [&](std::ostream& out) {
     out.write(kCacheMagic, 8);
     out.write(reinterpret_cast<const char*>(&fp), 8);
     out.write(reinterpret_cast<const char*>(&mb.umax), 8);
@@ -80,10 +74,7 @@ void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds
     write_vecs(out, mb.attn_norm);
     write_vecs(out, mb.head_gram_gamma);
     write_vecs(out, mb.head_gram);
-    if (!out) return;
-  }
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  });
 }
 
 // Gamma-norms and norms of every row of y0 [n, d], and (when group > 0) the Gram matrices of each

@@ -170,13 +170,7 @@ bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t 
 }
 
 void store_grams(const std::filesystem::path& p, uint64_t fp, const ProjectionSketch& sk) {
-  std::error_code ec;
-  std::filesystem::create_directories(p.parent_path(), ec);
-  if (ec) return;  // the cache is an optimisation: an unwritable folder only costs time
-  const auto tmp = p.string() + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) return;
+  write_cache_file(p, [&](std::ostream& out) {
     const int64_t dims[2] = {sk.d, sk.V};
     const double h[3] = {sk.max_abs, sk.max_abs_err, sk.gram_chain};
     out.write(kSketchMagic, 8);
@@ -186,10 +180,7 @@ void store_grams(const std::filesystem::path& p, uint64_t fp, const ProjectionSk
     const auto bytes = static_cast<std::streamsize>(sk.gram.size() * sizeof(float));
     out.write(reinterpret_cast<const char*>(sk.gram.data()), bytes);
     out.write(reinterpret_cast<const char*>(sk.gram_err.data()), bytes);
-    if (!out) return;
-  }
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
+  });
 }
 
 }  // namespace

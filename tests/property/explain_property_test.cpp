@@ -6,11 +6,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/score_compare.h"
 #include "common/test_paths.h"
 #include "reslens/reslens.h"
 
 namespace reslens {
 namespace {
+
+using test::max_diff;
 
 const char* const kModels[] = {
     "models/stories260K/stories260K.gguf",
@@ -24,12 +27,6 @@ std::vector<int32_t> some_tokens(const Model& m, size_t n) {
   return t;
 }
 
-double max_diff(const ScoreArray& a, const ScoreArray& b) {
-  EXPECT_EQ(a.shape, b.shape);
-  double w = 0;
-  for (size_t i = 0; i < a.values.size() && i < b.values.size(); ++i) w = std::max(w, std::abs(a.values[i] - b.values[i]));
-  return w;
-}
 
 class ExplainProperty : public ::testing::TestWithParam<const char*> {
  protected:

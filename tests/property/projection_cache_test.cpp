@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "common/score_compare.h"
 #include "common/test_paths.h"
 #include "ops/gemm.h"
 #include "reslens/reslens.h"
@@ -14,21 +15,9 @@
 namespace reslens {
 namespace {
 
-double max_diff(const ScoreArray& a, const ScoreArray& b) {
-  EXPECT_EQ(a.shape, b.shape);
-  double w = 0;
-  for (size_t i = 0; i < a.values.size() && i < b.values.size(); ++i) w = std::max(w, std::abs(a.values[i] - b.values[i]));
-  return w;
-}
+using test::max_diff;
+using test::expect_close;
 
-// Every score array of two explanations within tol of each other.
-void expect_close(const Explanation& a, const Explanation& b, double tol) {
-  EXPECT_LT(max_diff(a.ffn_neuron, b.ffn_neuron), tol);
-  EXPECT_LT(max_diff(a.attn_neuron, b.attn_neuron), tol);
-  EXPECT_LT(max_diff(a.head, b.head), tol);
-  EXPECT_LT(max_diff(a.head_position, b.head_position), tol);
-  EXPECT_LT(max_diff(a.query_ffn_neuron, b.query_ffn_neuron), tol);
-}
 
 int64_t cached_count(const Explanation& e) {
   return e.method_counts.at("ffn_cached") + e.method_counts.at("attention_cached");
