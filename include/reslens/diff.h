@@ -54,6 +54,10 @@ struct NeuronSplit {
   double weights = 0, activation = 0;
 };
 
+/// Every score's rank: 1 + how many scores are larger (1 = the highest; ties share a rank), as the
+/// ranked changes (rank_a, rank_b) and diff --batch's summary count them. [n]
+std::vector<int64_t> score_ranks(const std::vector<double>& scores);
+
 /// Components ranked by how much they moved: by |delta| (largest first) and by |rank_b - rank_a|.
 struct RankedChanges {
   std::vector<ComponentChange> by_delta, by_rank;

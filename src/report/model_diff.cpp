@@ -72,20 +72,10 @@ std::vector<int64_t> unflatten(const std::vector<int64_t>& shape, int64_t i) {
   return idx;
 }
 
-// 1 + how many scores are larger, for every element (ties share a rank). [n]
-std::vector<int64_t> ranks(const std::vector<double>& v) {
-  std::vector<double> sorted = v;
-  std::sort(sorted.begin(), sorted.end(), std::greater<double>());
-  std::vector<int64_t> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) {
-    r[i] = 1 + (std::lower_bound(sorted.begin(), sorted.end(), v[i], std::greater<double>()) - sorted.begin());
-  }
-  return r;
-}
 
 RankedChanges rank_changes(const LevelDiff& lv, int top) {
   RankedChanges out;
-  const std::vector<int64_t> ra = ranks(lv.a.values), rb = ranks(lv.b.values);
+  const std::vector<int64_t> ra = score_ranks(lv.a.values), rb = score_ranks(lv.b.values);
   std::vector<ComponentChange> all;
   for (int64_t i = 0; i < lv.delta.size(); ++i) {
     const auto k = static_cast<size_t>(i);
@@ -222,6 +212,16 @@ int32_t top_token(std::span<const float> logits) {
 }
 
 }  // namespace
+
+std::vector<int64_t> score_ranks(const std::vector<double>& v) {
+  std::vector<double> sorted = v;
+  std::sort(sorted.begin(), sorted.end(), std::greater<double>());
+  std::vector<int64_t> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    r[i] = 1 + (std::lower_bound(sorted.begin(), sorted.end(), v[i], std::greater<double>()) - sorted.begin());
+  }
+  return r;
+}
 
 ModelDiff diff(const Model& a, const Model& b, const ExplainRequest& request, const DiffOptions& options) {
   require_same_shape(a, b);

@@ -20,6 +20,7 @@
 #include "diff_batch_arrays.h"
 #include "growing_npy.h"
 
+#include "reslens/diff.h"
 #include "reslens/error.h"
 #include "reslens/report.h"
 
@@ -27,16 +28,6 @@ namespace reslens::cli {
 
 namespace {
 
-// 1 + how many scores are larger (ties share a rank), as the diff's own ranked lists count. [n]
-std::vector<int64_t> rank_of(const std::vector<double>& v) {
-  std::vector<double> sorted = v;
-  std::sort(sorted.begin(), sorted.end(), std::greater<double>());
-  std::vector<int64_t> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) {
-    r[i] = 1 + (std::lower_bound(sorted.begin(), sorted.end(), v[i], std::greater<double>()) - sorted.begin());
-  }
-  return r;
-}
 
 }  // namespace
 
@@ -82,7 +73,7 @@ struct DiffBatchSummary::Group {
   }
   // One prompt's scores of this level: A and B, in the component grid.
   void add(const std::vector<double>& a, const std::vector<double>& b) {
-    const std::vector<int64_t> ra = rank_of(a), rb = rank_of(b);
+    const std::vector<int64_t> ra = score_ranks(a), rb = score_ranks(b);
     for (size_t i = 0; i < a.size(); ++i) {
       const double d = b[i] - a[i];
       sum_abs[i] += std::abs(d);
