@@ -16,6 +16,7 @@
 #include "analysis/target_sums.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
+#include "ops/gemm.h"
 #include "ops/vector_ops.h"
 #include "reslens/error.h"
 
@@ -56,10 +57,10 @@ int64_t step_index(int64_t i, int64_t n_sum, int64_t n_step) {
   return p < n_step ? r * n_step + p : -1;
 }
 
-// Marks, for every component of `s` whose unmarked widths add up to more than `tol`, its widest
+// Marks, for every component of `s` in [begin, end) whose unmarked widths add up to more than `tol`, its widest
 // steps (ties: the earlier term) until the rest add up to at most `tol`. Returns how many summed
 // components needed it.
-int64_t select_steps(const SumTerms& s, std::vector<StepRef>& refs, double tol) {
+int64_t select_steps(const SumTerms& s, std::vector<StepRef>& refs, double tol, int64_t begin, int64_t end) {
   if (s.sum->values.empty()) return 0;
   const int64_t n_sum = s.sum->shape.back();
   int64_t needed = 0;
@@ -70,7 +71,7 @@ int64_t select_steps(const SumTerms& s, std::vector<StepRef>& refs, double tol) 
   };
   std::vector<Entry> entries;
   std::vector<double> rest;
-  for (int64_t i = 0; i < s.sum->size(); ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     entries.clear();
     double total = 0;
     for (size_t k = 0; k < s.terms.size(); ++k) {
@@ -107,9 +108,6 @@ struct Job {
   double value = 0;
   double width = 0;  // certified half-width of value (0: exact); NaN: the moments could not certify it
 };
-
-// How score_directions evaluates its jobs.
-enum class Evaluation { kMoments, kExact };
 
 // The layer of entry `index` of a step's array of `level`.
 int64_t layer_of(const ScoreArray& a, int64_t index) {
@@ -218,39 +216,25 @@ double psi_pos_upper(double b) {
   return (std::expm1(b) - b) / (b * b) * (1 + 1e-9);
 }
 
-// f = log sum_j q_j exp(s g_j) certified from the row's moments under q, without exponentials:
+// The sums that certify f = log sum_j q_j exp(s g_j) from a row's moments under q (Q = sum q,
+// m1 = sum q g, a1 = sum |q g|, a2 = sum q g^2, in double: 8 lanes, then in order).
+struct Moments {
+  double Q = 0, m1 = 0, a1 = 0, a2 = 0;
+};
+
+// f certified from the moments, without exponentials:
 //   sum_j q_j e^{s g_j} = Q + s m1 + s^2 sum_j q_j g_j^2 psi(s g_j),  psi(s g_j) in [psi(-b), psi(b)],
-// b = |s| max_j |g_j| (gabs), with Q = sum q, m1 = sum q g, a2 = sum q g^2 summed in double (8
-// lanes, then in order). The interval is third order in s (psi(b) - psi(-b) ~ b / 3) where the
+// b = |s| max_j |g_j| (gabs). The interval is third order in s (psi(b) - psi(-b) ~ b / 3) where the
 // step's bound was second order, so it is far narrower. Returns NaN when it cannot certify (the
 // caller computes f exactly); `half_width` receives the interval's half-width in log units.
-double moment_log_expectation(const Distribution& d, const float* g, double s, double gabs, double& half_width) {
-  const auto n = static_cast<int64_t>(d.q.size());
-  double l0[8] = {}, l1[8] = {}, la[8] = {}, l2[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int t = 0; t < 8; ++t) {
-      const double w = d.q[static_cast<size_t>(i + t)], x = static_cast<double>(g[i + t]);
-      const double wx = w * x;
-      l0[t] += w;
-      l1[t] += wx;
-      la[t] += std::abs(wx);
-      l2[t] += wx * x;
-    }
-  }
-  double Q = 0, m1 = 0, a1 = 0, a2 = 0;
-  for (int t = 0; t < 8; ++t) Q += l0[t], m1 += l1[t], a1 += la[t], a2 += l2[t];
-  for (; i < n; ++i) {
-    const double w = d.q[static_cast<size_t>(i)], x = static_cast<double>(g[i]);
-    Q += w, m1 += w * x, a1 += std::abs(w * x), a2 += w * x * x;
-  }
+double moment_log_expectation(const Moments& m, double s, double gabs, double& half_width) {
   const double b = std::abs(s) * gabs;
   if (!(b < 50)) return std::numeric_limits<double>::quiet_NaN();
-  const double base = Q + s * m1;
-  const double hi_q = s * s * a2 * psi_pos_upper(b);
+  const double base = m.Q + s * m.m1;
+  const double hi_q = s * s * m.a2 * psi_pos_upper(b);
   // Each double sum of n terms is within n * 2^-53 of its terms' absolute sum: 1e-9 covers it.
-  const double err = 1e-9 * (Q + std::abs(s) * a1 + hi_q);
-  const double lower = base + s * s * a2 * psi_neg_lower(b) - err;
+  const double err = 1e-9 * (m.Q + std::abs(s) * m.a1 + hi_q);
+  const double lower = base + s * s * m.a2 * psi_neg_lower(b) - err;
   const double upper = base + hi_q + err;
   if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
   const double width = std::log1p((upper - lower) / lower);
@@ -258,141 +242,480 @@ double moment_log_expectation(const Distribution& d, const float* g, double s, d
   return std::log(lower) + half_width;
 }
 
-// Exact scores of weight directions (FFN neuron k: W_out's column; attention neuron direction
-// h*d_head+n: W_O's column) for the jobs in `jobs` (all of one level and layer, sorted by
-// direction): each direction's unscaled projection g0 once (from `shared` when an explain kept it),
-// then every job's score with its step's coefficient / sigma, as the exact pass scores it.
-void score_directions(const Model& model, LayerContexts& ctx, const std::vector<StepRef>& refs, int64_t l, int level,
-                      std::vector<Job*>& jobs, SharedProjections* shared, Evaluation how) {
-  if (jobs.empty()) return;
-  const ModelConfig& c = model.config();
-  const int64_t d = c.d_model, V = c.d_vocab, H = c.n_heads, dh = c.d_head;
-  const bool ffn = level == kFfn;
-  // The direction of a job: k, or h*d_head+n from the [L, H, d_head, n] index.
-  auto dir_of = [&](const Job& j) {
-    if (ffn) return j.index % c.d_mlp;
-    const int64_t n_t = (refs[j.ref].step->explanation.*kScoreOf[level]).shape.back();
-    return (j.index / n_t) % (H * dh);
-  };
-  std::stable_sort(jobs.begin(), jobs.end(), [&](const Job* a, const Job* b) { return dir_of(*a) < dir_of(*b); });
-  const FloatWeights W(ffn ? model.weights().layers[static_cast<size_t>(l)].W_out
-                           : model.weights().layers[static_cast<size_t>(l)].W_O,
-                       ctx.threads());  // [d_model, d_mlp] or [d_model, H*d_head]
-  constexpr size_t kChunk = 128;
-  std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
-  size_t j0 = 0;
-  while (j0 < jobs.size()) {
-    // The next directions, up to kChunk of them, and their jobs [j0, j1).
-    std::vector<int64_t> dirs;
-    size_t j1 = j0;
-    while (j1 < jobs.size()) {
-      const int64_t dir = dir_of(*jobs[j1]);
-      if (dirs.empty() || dirs.back() != dir) {
-        if (dirs.size() == kChunk) break;
-        dirs.push_back(dir);
-      }
-      ++j1;
-    }
-    std::vector<const float*> g0(dirs.size(), nullptr);
-    std::vector<size_t> to_project;
-    for (size_t i = 0; i < dirs.size(); ++i) {
-      if (shared != nullptr) g0[i] = ffn ? shared->ffn(l, dirs[i]) : shared->attn(l, dirs[i]);
-      if (g0[i] == nullptr) to_project.push_back(i);
-    }
-    if (!to_project.empty()) {
-      for (size_t i = 0; i < to_project.size(); ++i) {
-        for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W->at(r, dirs[to_project[i]]);
-      }
-      ctx.projector(jobs[j0]->ref).project_unscaled(rows.data(), static_cast<int64_t>(to_project.size()), d, G.data());
-      for (size_t i = 0; i < to_project.size(); ++i) g0[to_project[i]] = G.data() + i * static_cast<size_t>(V);
-    }
-    std::vector<double> gmin(dirs.size()), gmax(dirs.size());  // per row, shared by its steps
-    parallel_for(ctx.threads(), static_cast<int64_t>(dirs.size()), [&](int64_t a, int64_t b) {
+// One row under one distribution.
+struct MomentTask {
+  const double* q;  // [n] the step's distribution
+  const float* g;   // [n] the row
+  Moments sums;
+};
+
+// Every task's moments. Each thread takes a contiguous range of tasks and walks the vocabulary in
+// blocks, passing all its tasks over a block before the next: tasks that share a row (one weight
+// direction, many steps) or a distribution (one step, many rows) then read it from cache instead of
+// memory. Each task's lanes run the same chains as a whole row at once, so the sums have the same
+// bits in any grouping and for any thread count.
+void sum_moments(std::vector<MomentTask>& tasks, int64_t n, int threads) {
+  constexpr int64_t kBlock = 512;  // per task 4 KB of q and 2 KB of g
+  const int64_t n8 = n / 8 * 8;
+  parallel_for(threads, static_cast<int64_t>(tasks.size()), [&](int64_t a, int64_t b) {
+    std::vector<ops::MomentLanes> lanes(static_cast<size_t>(b - a));
+    for (int64_t v0 = 0; v0 < n8; v0 += kBlock) {
+      const int64_t len = std::min(kBlock, n8 - v0);
       for (int64_t i = a; i < b; ++i) {
-        const auto [lo, hi] = std::minmax_element(g0[static_cast<size_t>(i)], g0[static_cast<size_t>(i)] + V);
-        gmin[static_cast<size_t>(i)] = static_cast<double>(*lo);
-        gmax[static_cast<size_t>(i)] = static_cast<double>(*hi);
+        const MomentTask& t = tasks[static_cast<size_t>(i)];
+        ops::weighted_moments_add(t.q + v0, t.g + v0, len, lanes[static_cast<size_t>(i - a)]);
+      }
+    }
+    for (int64_t i = a; i < b; ++i) {
+      MomentTask& t = tasks[static_cast<size_t>(i)];
+      const ops::MomentLanes& l = lanes[static_cast<size_t>(i - a)];
+      Moments m;
+      for (int k = 0; k < 8; ++k) m.Q += l.q[k], m.m1 += l.m1[k], m.a1 += l.a1[k], m.a2 += l.a2[k];
+      for (int64_t j = n8; j < n; ++j) {
+        const double w = t.q[j], x = static_cast<double>(t.g[j]);
+        m.Q += w, m.m1 += w * x, m.a1 += std::abs(w * x), m.a2 += w * x * x;
+      }
+      t.sums = m;
+    }
+  });
+}
+
+// A row over the vocabulary and its extremes (the shift of an exact evaluation, b of the moments).
+struct Row {
+  const float* g = nullptr;  // [d_vocab]
+  double gmin = 0, gmax = 0;
+};
+
+void find_extremes(std::vector<Row>& rows, int64_t V, int threads) {
+  parallel_for(threads, static_cast<int64_t>(rows.size()), [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      Row& r = rows[static_cast<size_t>(i)];
+      float lo = 0, hi = 0;
+      ops::min_max(r.g, V, lo, hi);
+      r.gmin = static_cast<double>(lo);
+      r.gmax = static_cast<double>(hi);
+    }
+  });
+}
+
+// The budget of one call: the jobs of round 1 (selected from all sums at once), evaluated layer by
+// layer and, within a layer, by groups of components that read the same rows (a chunk of weight
+// directions; one head's combinations). After a group's certified scores narrow its steps' widths,
+// its components are selected again at once (round 2: the widest steps, exactly), while the rows
+// are still in memory.
+class Tightening {
+ public:
+  Tightening(const Model& model, std::vector<StepRef>& refs, const std::vector<SumTerms>& sums, double tol,
+             SharedProjections* shared)
+      : model_(model), c_(model.config()), refs_(refs), sums_(sums), tol_(tol), shared_(shared), ctx_(model, refs) {}
+
+  std::vector<Job> certified, exact;  // round 1's and round 2's scores
+
+  LayerContexts& contexts() { return ctx_; }
+
+  // Round 1: the widest steps of every sum that needs it; round 2 marks are made per group.
+  // `query_marks`: per ref and level, the entries the query analyses read (made exact in round 2).
+  void run(int64_t* sums_needed, std::vector<std::vector<char>> query_marks[kLevels]) {
+    query_marks_ = query_marks;
+    for (const SumTerms& st : sums_) sums_needed[st.level] += select_steps(st, refs_, tol_, 0, st.sum->size());
+    std::vector<Job> round1;
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      for (int lv = 0; lv < kLevels; ++lv) {
+        std::vector<char>& m = refs_[r].marked[lv];
+        for (size_t i = 0; i < m.size(); ++i) {
+          if (m[i]) round1.push_back({r, lv, static_cast<int64_t>(i), 0.0, 0.0});
+        }
+        std::fill(m.begin(), m.end(), 0);  // from here on: round 2's marks
+      }
+    }
+    const int64_t L = c_.n_layers;
+    std::vector<std::vector<Job>> by_layer(static_cast<size_t>(L));
+    for (const Job& j : round1) by_layer[static_cast<size_t>(layer_of(scores(j), j.index))].push_back(j);
+    for (int64_t l = 0; l < L; ++l) layer(l, by_layer[static_cast<size_t>(l)]);
+  }
+
+ private:
+  const ScoreArray& scores(const Job& j) const { return refs_[j.ref].step->explanation.*kScoreOf[j.level]; }
+  const ScoreArray& scores(size_t r, int level) const { return refs_[r].step->explanation.*kScoreOf[level]; }
+  int threads() const { return ctx_.threads(); }
+
+  // The weight direction of an FFN or attention-neuron entry: k, or h*d_head+n of [L, H, d_head, n].
+  int64_t direction(size_t r, int level, int64_t index) const {
+    if (level == kFfn) return index % c_.d_mlp;
+    return (index / scores(r, level).shape.back()) % (c_.n_heads * c_.d_head);
+  }
+  // The head of a head or head x position entry ([L, H] or [L, H, n]).
+  int64_t head(size_t r, int level, int64_t index) const {
+    if (level == kHead) return index % c_.n_heads;
+    return (index / scores(r, level).shape.back()) % c_.n_heads;
+  }
+
+  void layer(int64_t l, std::vector<Job>& jobs) {
+    std::vector<Job> per_level[kLevels];
+    for (const Job& j : jobs) per_level[j.level].push_back(j);
+    // Directions the query analyses need exactly, though no sum selected them in round 1.
+    std::vector<int64_t> query_dirs[2];
+    for (const int lv : {static_cast<int>(kFfn), static_cast<int>(kAttnNeuron)}) {
+      for (size_t r = 0; r < refs_.size(); ++r) {
+        const std::vector<char>& q = query_marks_[lv][r];
+        for (size_t i = 0; i < q.size(); ++i) {
+          if (q[i] && layer_of(scores(r, lv), static_cast<int64_t>(i)) == l) {
+            query_dirs[lv].push_back(direction(r, lv, static_cast<int64_t>(i)));
+          }
+        }
+      }
+    }
+    const bool need_ffn = !per_level[kFfn].empty() || !query_dirs[kFfn].empty();
+    const bool need_attn = !per_level[kAttnNeuron].empty() || !query_dirs[kAttnNeuron].empty() ||
+                           !per_level[kHead].empty() || !per_level[kHeadPosition].empty();
+    if (!need_ffn && !need_attn) return;
+    // Every step's context: round 2 may pick a step that round 1 did not.
+    ctx_.prepare(l, std::vector<char>(refs_.size(), need_attn ? 1 : 0), std::vector<char>(refs_.size(), need_ffn ? 1 : 0));
+    directions(l, kFfn, per_level[kFfn], query_dirs[kFfn]);
+    directions(l, kAttnNeuron, per_level[kAttnNeuron], query_dirs[kAttnNeuron]);
+    std::vector<Job> combos = std::move(per_level[kHead]);
+    combos.insert(combos.end(), per_level[kHeadPosition].begin(), per_level[kHeadPosition].end());
+    heads(l, combos);
+  }
+
+  // The components of `level` that read direction `dir` (or head `dir` for the head levels): a
+  // range of the summed array `st`.
+  std::pair<int64_t, int64_t> components(const SumTerms& st, int64_t l, int64_t dir) const {
+    const int64_t n_sum = st.sum->shape.back(), H = c_.n_heads;
+    switch (st.level) {
+      case kFfn: return {l * c_.d_mlp + dir, l * c_.d_mlp + dir + 1};
+      case kAttnNeuron: return {(l * H * c_.d_head + dir) * n_sum, (l * H * c_.d_head + dir + 1) * n_sum};
+      case kHead: return {l * H + dir, l * H + dir + 1};
+      default: return {(l * H + dir) * n_sum, (l * H + dir + 1) * n_sum};
+    }
+  }
+
+  // Round 2 for the components of `levels` that read `dir` (of layer l): selection from the
+  // narrowed widths, then the query marks; returns the marked entries as jobs.
+  std::vector<Job> select_again(int64_t l, std::initializer_list<int> levels, int64_t dir) {
+    for (const SumTerms& st : sums_) {
+      if (std::find(levels.begin(), levels.end(), st.level) == levels.end()) continue;
+      const auto [b, e] = components(st, l, dir);
+      select_steps(st, refs_, tol_, b, e);
+    }
+    std::vector<Job> out;
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      for (const int lv : levels) {
+        std::vector<char>& m = refs_[r].marked[lv];
+        if (m.empty()) continue;
+        const int64_t n_t = scores(r, lv).shape.back();
+        int64_t b = 0, e = 0;  // the step's entries of this direction or head
+        switch (lv) {
+          case kFfn: b = l * c_.d_mlp + dir, e = b + 1; break;
+          case kAttnNeuron: b = (l * c_.n_heads * c_.d_head + dir) * n_t, e = b + n_t; break;
+          case kHead: b = l * c_.n_heads + dir, e = b + 1; break;
+          default: b = (l * c_.n_heads + dir) * n_t, e = b + n_t; break;
+        }
+        const std::vector<char>* q = lv == kFfn || lv == kAttnNeuron ? &query_marks_[lv][r] : nullptr;
+        const std::vector<double>& w = (refs_[r].widths->*kWidthOf[lv]).values;
+        for (int64_t i = b; i < e; ++i) {
+          // A query input whose score is still bounded (a certified or exact one has width 0).
+          if (q != nullptr && !q->empty() && (*q)[static_cast<size_t>(i)] && w[static_cast<size_t>(i)] > 0) m[static_cast<size_t>(i)] = 1;
+          if (m[static_cast<size_t>(i)]) out.push_back({r, lv, i, 0.0, 0.0});
+        }
+      }
+    }
+    return out;
+  }
+
+  // FFN neurons (W_out's columns) or attention neurons (W_O's columns) of layer l: by chunks of
+  // directions, each direction's unscaled projection g0 once (from `shared` when an explain kept
+  // it), shared by every step that scores it with its own coefficient / sigma.
+  void directions(int64_t l, int level, std::vector<Job>& jobs, std::vector<int64_t>& extra_dirs) {
+    if (jobs.empty() && extra_dirs.empty()) return;
+    const int64_t d = c_.d_model, V = c_.d_vocab;
+    const bool ffn = level == kFfn;
+    std::stable_sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
+      return direction(a.ref, level, a.index) < direction(b.ref, level, b.index);
+    });
+    std::vector<int64_t> dirs = extra_dirs;
+    for (const Job& j : jobs) dirs.push_back(direction(j.ref, level, j.index));
+    std::sort(dirs.begin(), dirs.end());
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+    const FloatWeights W(ffn ? model_.weights().layers[static_cast<size_t>(l)].W_out
+                             : model_.weights().layers[static_cast<size_t>(l)].W_O,
+                         threads());  // [d_model, d_mlp] or [d_model, H*d_head]
+    constexpr size_t kChunk = 128;
+    std::vector<float> stage(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+    size_t next_job = 0;
+    for (size_t c0 = 0; c0 < dirs.size(); c0 += kChunk) {
+      const size_t c1 = std::min(dirs.size(), c0 + kChunk);
+      std::vector<Row> rows(c1 - c0);
+      std::vector<size_t> to_project;
+      for (size_t i = c0; i < c1; ++i) {
+        if (shared_ != nullptr) rows[i - c0].g = ffn ? shared_->ffn(l, dirs[i]) : shared_->attn(l, dirs[i]);
+        if (rows[i - c0].g == nullptr) to_project.push_back(i - c0);
+      }
+      if (!to_project.empty()) {
+        for (size_t i = 0; i < to_project.size(); ++i) {
+          for (int64_t r = 0; r < d; ++r) stage[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W->at(r, dirs[c0 + to_project[i]]);
+        }
+        ctx_.projector(0).project_unscaled(stage.data(), static_cast<int64_t>(to_project.size()), d, G.data());
+        for (size_t i = 0; i < to_project.size(); ++i) rows[to_project[i]].g = G.data() + i * static_cast<size_t>(V);
+      }
+      find_extremes(rows, V, threads());
+      auto row_of = [&](const Job& j) -> const Row& {
+        const int64_t dir = direction(j.ref, level, j.index);
+        return rows[static_cast<size_t>(std::lower_bound(dirs.begin() + static_cast<std::ptrdiff_t>(c0), dirs.begin() + static_cast<std::ptrdiff_t>(c1), dir) -
+                                        (dirs.begin() + static_cast<std::ptrdiff_t>(c0)))];
+      };
+      auto coef_of = [&](const Job& j) {
+        const Explanation& ex = refs_[j.ref].step->explanation;
+        // As the exact pass scales: s * (1 / sigma).
+        return (ffn ? ex.ffn_coef : ex.attn_coef).values[static_cast<size_t>(j.index)] * (1.0 / ex.frozen_scale);
+      };
+      // Round 1 of this chunk's jobs (they are sorted by direction).
+      size_t end_job = next_job;
+      while (end_job < jobs.size() && direction(jobs[end_job].ref, level, jobs[end_job].index) < (c1 < dirs.size() ? dirs[c1] : std::numeric_limits<int64_t>::max())) ++end_job;
+      std::vector<Job> chunk(jobs.begin() + static_cast<std::ptrdiff_t>(next_job), jobs.begin() + static_cast<std::ptrdiff_t>(end_job));
+      next_job = end_job;
+      certify(chunk, level, row_of, coef_of);
+      // Round 2 for the chunk's components, with its rows still here.
+      std::vector<Job> again;
+      for (size_t i = c0; i < c1; ++i) {
+        std::vector<Job> more = select_again(l, {level}, dirs[i]);
+        again.insert(again.end(), more.begin(), more.end());
+      }
+      evaluate_exactly(again, level, row_of, coef_of);
+    }
+  }
+
+  // Head and head x position combinations sum_n c_n W_O[:, h*d_head+n] of layer l (the step's
+  // coefficients, summed over positions for the whole head, as the bounded pass forms them), head
+  // by head: bs is linear, so a combination's row is sum_n c_n g0_n over the head's d_head
+  // direction rows (one small product per head), not a projection of its own.
+  void heads(int64_t l, std::vector<Job>& jobs) {
+    if (jobs.empty()) return;
+    const int64_t d = c_.d_model, V = c_.d_vocab, dh = c_.d_head;
+    std::stable_sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
+      return head(a.ref, a.level, a.index) < head(b.ref, b.level, b.index);
+    });
+    const FloatWeights W_O(model_.weights().layers[static_cast<size_t>(l)].W_O, threads());  // [d_model, H*d_head]
+    std::vector<float> stage(static_cast<size_t>(dh * d)), G0(static_cast<size_t>(dh * V));  // [d_head, d], [d_head, V]
+    size_t j0 = 0;
+    while (j0 < jobs.size()) {
+      const int64_t h = head(jobs[j0].ref, jobs[j0].level, jobs[j0].index);
+      size_t j1 = j0;
+      while (j1 < jobs.size() && head(jobs[j1].ref, jobs[j1].level, jobs[j1].index) == h) ++j1;
+      // The head's d_head direction rows.
+      std::vector<int64_t> to_project;
+      for (int64_t n = 0; n < dh; ++n) {
+        const float* g = shared_ != nullptr ? shared_->attn(l, h * dh + n) : nullptr;
+        if (g != nullptr) {
+          std::copy(g, g + V, G0.begin() + n * V);
+        } else {
+          to_project.push_back(n);
+        }
+      }
+      if (!to_project.empty()) {
+        for (size_t i = 0; i < to_project.size(); ++i) {
+          for (int64_t r = 0; r < d; ++r) stage[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_O->at(r, h * dh + to_project[i]);
+        }
+        std::vector<float> P(to_project.size() * static_cast<size_t>(V));
+        ctx_.projector(0).project_unscaled(stage.data(), static_cast<int64_t>(to_project.size()), d, P.data());
+        for (size_t i = 0; i < to_project.size(); ++i) {
+          std::copy(P.begin() + static_cast<std::ptrdiff_t>(i) * V, P.begin() + static_cast<std::ptrdiff_t>(i + 1) * V,
+                    G0.begin() + to_project[i] * V);
+        }
+      }
+      std::vector<Job> round1(jobs.begin() + static_cast<std::ptrdiff_t>(j0), jobs.begin() + static_cast<std::ptrdiff_t>(j1));
+      combinations(l, h, round1, G0.data(), false);
+      std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
+      combinations(l, h, again, G0.data(), true);
+      j0 = j1;
+    }
+  }
+
+  // Head h's coefficients of each job's combination, as float [jobs, d_head].
+  std::vector<float> combination_coefs(int64_t l, int64_t h, const std::vector<Job>& jobs) const {
+    const int64_t H = c_.n_heads, dh = c_.d_head;
+    std::vector<float> coefs(jobs.size() * static_cast<size_t>(dh));
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Job& job = jobs[i];
+      const Explanation& ex = refs_[job.ref].step->explanation;
+      const int64_t Pn = ex.n_positions;
+      const bool whole = job.level == kHead;
+      const int64_t p = whole ? -1 : job.index % Pn;
+      const double* cf = ex.attn_coef.values.data() + static_cast<size_t>(((l * H + h) * dh) * Pn);  // [d_head, Pn]
+      for (int64_t n = 0; n < dh; ++n) {
+        double s = 0;
+        if (whole) {
+          for (int64_t q = 0; q < Pn; ++q) s += cf[n * Pn + q];
+        } else {
+          s = cf[n * Pn + p];
+        }
+        coefs[i * static_cast<size_t>(dh) + static_cast<size_t>(n)] = static_cast<float>(s);
+      }
+    }
+    return coefs;
+  }
+
+  // Head h's combinations for `jobs`, round 1 (certified from moments) or round 2 (`exactly`). G0:
+  // the head's direction rows [d_head, d_vocab]; a combination's row is coefs . G0 (bs is linear).
+  void combinations(int64_t l, int64_t h, std::vector<Job>& jobs, const float* G0, bool exactly) {
+    if (jobs.empty()) return;
+    const int64_t V = c_.d_vocab, dh = c_.d_head;
+    const std::vector<float> coefs = combination_coefs(l, h, jobs);
+    const bool softcap = c_.final_softcap > 0;  // the moments do not apply: certify() computes exactly
+    if (!exactly && !softcap) {
+      certify_combinations(jobs, coefs.data(), G0);
+      return;
+    }
+    // Few: each row formed whole, then scored over the vocabulary.
+    auto coef_of = [&](const Job& j) { return 1.0 / refs_[j.ref].step->explanation.frozen_scale; };
+    constexpr size_t kChunk = 128;
+    std::vector<float> G;
+    for (size_t j0 = 0; j0 < jobs.size(); j0 += kChunk) {
+      const size_t j1 = std::min(jobs.size(), j0 + kChunk);
+      G.assign((j1 - j0) * static_cast<size_t>(V), 0.0f);  // [chunk, d_vocab]
+      parallel_for(threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
+        ops::matmul_nn_accumulate_small(b - a, V, dh, coefs.data() + (j0 + static_cast<size_t>(a)) * static_cast<size_t>(dh), dh,
+                                        G0, V, G.data() + a * V, V);
+      });
+      std::vector<Row> rows(j1 - j0);
+      for (size_t i = 0; i < rows.size(); ++i) rows[i].g = G.data() + i * static_cast<size_t>(V);
+      find_extremes(rows, V, threads());
+      std::vector<Job> chunk(jobs.begin() + static_cast<std::ptrdiff_t>(j0), jobs.begin() + static_cast<std::ptrdiff_t>(j1));
+      const Job* base = chunk.data();
+      auto row_of = [&](const Job& j) -> const Row& { return rows[static_cast<size_t>(&j - base)]; };
+      if (exactly) {
+        evaluate_exactly(chunk, kHeadPosition, row_of, coef_of);
+      } else {
+        certify(chunk, kHeadPosition, row_of, coef_of);
+      }
+    }
+  }
+
+  // Round 1 of combinations without forming their rows: the vocabulary block by block, each job's
+  // block of its row (a small product of its coefficients with the head's rows, in cache), then its
+  // moments, extremes and target entry from that block. Each row's moments run in the lanes of a
+  // whole row, so the result does not depend on the thread count.
+  void certify_combinations(std::vector<Job>& jobs, const float* coefs, const float* G0) {
+    const int64_t V = c_.d_vocab, dh = c_.d_head, n8 = V / 8 * 8;
+    struct Summary {
+      Moments sums;
+      float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity(), at_target = 0;
+    };
+    std::vector<Summary> out(jobs.size());
+    parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
+      constexpr int64_t kBlock = 256;
+      const int64_t m = b - a;
+      std::vector<float> block(static_cast<size_t>(m * kBlock));  // [m, kBlock] the rows' current block
+      std::vector<ops::MomentLanes> lanes(static_cast<size_t>(m));
+      std::vector<float> tail(static_cast<size_t>(m * 8));  // each row's last V % 8 entries
+      for (int64_t v0 = 0; v0 < V; v0 += kBlock) {
+        const int64_t len = std::min(kBlock, V - v0), len8 = std::max<int64_t>(0, std::min(len, n8 - v0));
+        std::fill(block.begin(), block.begin() + m * len, 0.0f);
+        ops::matmul_nn_accumulate_small(m, len, dh, coefs + a * dh, dh, G0 + v0, V, block.data(), len);
+        for (int64_t i = 0; i < m; ++i) {
+          const Job& job = jobs[static_cast<size_t>(a + i)];
+          Summary& o = out[static_cast<size_t>(a + i)];
+          const float* g = block.data() + i * len;
+          ops::weighted_moments_add(ctx_.attn(job.ref).q.data() + v0, g, len8, lanes[static_cast<size_t>(i)]);
+          std::copy(g + len8, g + len, tail.begin() + i * 8);
+          float lo = 0, hi = 0;
+          ops::min_max(g, len, lo, hi);
+          o.lo = std::min(o.lo, lo);
+          o.hi = std::max(o.hi, hi);
+          const int64_t w = refs_[job.ref].step->explanation.target;
+          if (w >= v0 && w < v0 + len) o.at_target = g[w - v0];
+        }
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const double* q = ctx_.attn(jobs[static_cast<size_t>(a + i)].ref).q.data();
+        const ops::MomentLanes& l = lanes[static_cast<size_t>(i)];
+        Moments& s = out[static_cast<size_t>(a + i)].sums;
+        for (int k = 0; k < 8; ++k) s.Q += l.q[k], s.m1 += l.m1[k], s.a1 += l.a1[k], s.a2 += l.a2[k];
+        for (int64_t j = n8; j < V; ++j) {
+          const double w = q[j], x = static_cast<double>(tail[static_cast<size_t>(i * 8 + j - n8)]);
+          s.Q += w, s.m1 += w * x, s.a1 += std::abs(w * x), s.a2 += w * x * x;
+        }
       }
     });
-    parallel_for(ctx.threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) {
-        Job& job = *jobs[j0 + static_cast<size_t>(i)];
-        const Explanation& ex = refs[job.ref].step->explanation;
-        const size_t slot = static_cast<size_t>(std::lower_bound(dirs.begin(), dirs.end(), dir_of(job)) - dirs.begin());
-        const double s = (ffn ? ex.ffn_coef : ex.attn_coef).values[static_cast<size_t>(job.index)];
-        const double inv_scale = 1.0 / ex.frozen_scale;  // as the exact pass scales: s * (1 / sigma)
-        const Distribution& dist = ffn ? ctx.ffn(job.ref) : ctx.attn(job.ref);
-        if (how == Evaluation::kMoments && dist.softcap <= 0) {
-          const double coef = s * inv_scale;
-          const double gabs = std::max(std::abs(gmin[slot]), std::abs(gmax[slot]));
-          double hw = 0;
-          const double f = moment_log_expectation(dist, g0[slot], coef, gabs, hw);
-          job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(coef * static_cast<double>(g0[slot][ex.target]), f);
-          job.width = std::isnan(f) ? f : hw;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      Job& job = jobs[i];
+      const Summary& o = out[i];
+      const double s = 1.0 / refs_[job.ref].step->explanation.frozen_scale;
+      const double gabs = std::max(std::abs(static_cast<double>(o.lo)), std::abs(static_cast<double>(o.hi)));
+      double hw = 0;
+      const double f = moment_log_expectation(o.sums, s, gabs, hw);
+      job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(s * static_cast<double>(o.at_target), f);
+      job.width = std::isnan(f) ? f : hw;
+      if (!std::isnan(job.width)) (refs_[job.ref].widths->*kWidthOf[job.level]).values[static_cast<size_t>(job.index)] = job.width;
+      certified.push_back(job);
+    }
+  }
+
+  // Round 1: each job's score certified from its row's moments under its step's distribution (the
+  // row's extremes bound b); its width replaces the step's where it certifies. With a final-logit
+  // softcap the moments do not apply and the score is computed exactly.
+  template <class RowOf, class CoefOf>
+  void certify(std::vector<Job>& jobs, int level, const RowOf& row_of, const CoefOf& coef_of) {
+    const bool attn_context = level != kFfn;
+    std::vector<MomentTask> tasks;
+    std::vector<size_t> task_of(jobs.size(), SIZE_MAX);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Distribution& dist = attn_context ? ctx_.attn(jobs[i].ref) : ctx_.ffn(jobs[i].ref);
+      if (dist.softcap > 0) continue;
+      task_of[i] = tasks.size();
+      tasks.push_back({dist.q.data(), row_of(jobs[i]).g, {}});
+    }
+    sum_moments(tasks, c_.d_vocab, threads());
+    parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
+      for (int64_t k = a; k < b; ++k) {
+        Job& job = jobs[static_cast<size_t>(k)];
+        const Explanation& ex = refs_[job.ref].step->explanation;
+        const Distribution& dist = attn_context ? ctx_.attn(job.ref) : ctx_.ffn(job.ref);
+        const Row& row = row_of(job);
+        const double s = coef_of(job);
+        if (task_of[static_cast<size_t>(k)] == SIZE_MAX) {
+          job.value = increase_from_row(dist, row.g, row.gmin, row.gmax, s, ex.target);
+          job.width = 0;
           continue;
         }
-        job.value = increase_from_row(dist, g0[slot], gmin[slot], gmax[slot], s * inv_scale, ex.target);
+        double hw = 0;
+        const double gabs = std::max(std::abs(row.gmin), std::abs(row.gmax));
+        const double f = moment_log_expectation(tasks[task_of[static_cast<size_t>(k)]].sums, s, gabs, hw);
+        job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(s * static_cast<double>(row.g[ex.target]), f);
+        job.width = std::isnan(f) ? f : hw;
+      }
+    });
+    for (const Job& j : jobs) {
+      if (!std::isnan(j.width)) (refs_[j.ref].widths->*kWidthOf[j.level]).values[static_cast<size_t>(j.index)] = j.width;
+      certified.push_back(j);
+    }
+  }
+
+  // Round 2: each job's score over the whole vocabulary.
+  template <class RowOf, class CoefOf>
+  void evaluate_exactly(std::vector<Job>& jobs, int level, const RowOf& row_of, const CoefOf& coef_of) {
+    const bool attn_context = level != kFfn;
+    parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
+      for (int64_t k = a; k < b; ++k) {
+        Job& job = jobs[static_cast<size_t>(k)];
+        const Row& row = row_of(job);
+        const Distribution& dist = attn_context ? ctx_.attn(job.ref) : ctx_.ffn(job.ref);
+        job.value = increase_from_row(dist, row.g, row.gmin, row.gmax, coef_of(job), refs_[job.ref].step->explanation.target);
         job.width = 0;
       }
     });
-    j0 = j1;
+    exact.insert(exact.end(), jobs.begin(), jobs.end());
   }
-}
 
-// Exact scores of head and head x position combinations sum_n c_n W_O[:, h*d_head+n] (the
-// coefficients of the step, summed over positions for the whole head, as the bounded pass forms
-// them), projected with their step's frozen scale.
-void score_combinations(const Model& model, LayerContexts& ctx, const std::vector<StepRef>& refs, int64_t l,
-                        std::vector<Job*>& jobs) {
-  if (jobs.empty()) return;
-  const ModelConfig& c = model.config();
-  const int64_t d = c.d_model, V = c.d_vocab, H = c.n_heads, dh = c.d_head;
-  const FloatWeights W_O(model.weights().layers[static_cast<size_t>(l)].W_O, ctx.threads());  // [d_model, H*d_head]
-  std::stable_sort(jobs.begin(), jobs.end(), [](const Job* a, const Job* b) { return a->ref < b->ref; });
-  constexpr size_t kChunk = 128;
-  std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
-  size_t j0 = 0;
-  while (j0 < jobs.size()) {
-    const size_t r = jobs[j0]->ref;
-    size_t j1 = j0;
-    while (j1 < jobs.size() && j1 - j0 < kChunk && jobs[j1]->ref == r) ++j1;
-    const Explanation& ex = refs[r].step->explanation;
-    const int64_t Pn = ex.n_positions;
-    parallel_for(ctx.threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
-      std::vector<double> cf(static_cast<size_t>(dh));
-      for (int64_t i = a; i < b; ++i) {
-        const Job& job = *jobs[j0 + static_cast<size_t>(i)];
-        const bool whole = job.level == kHead;
-        const int64_t h = whole ? job.index % H : (job.index / Pn) % H, p = whole ? -1 : job.index % Pn;
-        const double* coefs = ex.attn_coef.values.data() + static_cast<size_t>(((l * H + h) * dh) * Pn);  // [d_head, Pn]
-        for (int64_t n = 0; n < dh; ++n) {
-          double s = 0;
-          if (whole) {
-            for (int64_t q = 0; q < Pn; ++q) s += coefs[n * Pn + q];
-          } else {
-            s = coefs[n * Pn + p];
-          }
-          cf[static_cast<size_t>(n)] = s;
-        }
-        float* v = rows.data() + i * d;
-        for (int64_t k = 0; k < d; ++k) {
-          const float* wo = W_O->row(k) + h * dh;
-          double acc = 0;
-          for (int64_t n = 0; n < dh; ++n) acc += cf[static_cast<size_t>(n)] * static_cast<double>(wo[n]);
-          v[k] = static_cast<float>(acc);
-        }
-      }
-    });
-    ctx.projector(r).project(rows.data(), static_cast<int64_t>(j1 - j0), d, G.data());
-    parallel_for(ctx.threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) {
-        Job& job = *jobs[j0 + static_cast<size_t>(i)];
-        job.value = log_prob_increase(ctx.attn(r), G.data() + i * V, 1.0, ex.target);
-      }
-    });
-    j0 = j1;
-  }
-}
+  const Model& model_;
+  const ModelConfig& c_;
+  std::vector<StepRef>& refs_;
+  const std::vector<SumTerms>& sums_;
+  double tol_;
+  SharedProjections* shared_;
+  LayerContexts ctx_;
+  std::vector<std::vector<char>>* query_marks_ = nullptr;  // [kLevels][ref] entries
+};
 
 // The summed query analyses take the steps' new neuron scores too: each target step whose top
 // FFN or attention neurons (those Q1-Q3 read) got a new score is analysed again from a copy of its
@@ -487,70 +810,27 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
       sums.push_back(std::move(p));
     }
   }
-  const int64_t L = model.config().n_layers;
-  LayerContexts ctx(model, refs);
-  // The marked entries as jobs, in a fixed order (step, level, entry), evaluated layer by layer.
-  auto select_and_score = [&](Evaluation how, int64_t* sums_needed, bool query_inputs) {
-    for (StepRef& r : refs) {
-      for (auto& m : r.marked) std::fill(m.begin(), m.end(), 0);
-    }
-    for (const SumTerms& st : sums) {
-      const int64_t n = select_steps(st, refs, bound_tol);
-      if (sums_needed != nullptr) sums_needed[st.level] += n;
-    }
-    if (query_inputs) {
-      // The query analyses (Q1-Q3) weight each step's top query_top_n FFN and attention neurons by
-      // their scores, with ratios that can be large (spec A17): those are made exact too.
-      for (StepRef& r : refs) {
-        if (r.pass != refs.front().pass) continue;  // the foil's own steps add to no query sum
-        const Explanation& ex = r.step->explanation;
-        for (const int lv : {static_cast<int>(kFfn), static_cast<int>(kAttnNeuron)}) {
-          const ScoreArray& w = r.widths->*kWidthOf[lv];
-          if (w.values.empty()) continue;
-          for (const int64_t i : top_indices((ex.*kScoreOf[lv]).values, r.step->options.query_top_n)) {
-            if (w.values[static_cast<size_t>(i)] > 0) r.marked[lv][static_cast<size_t>(i)] = 1;
-          }
-        }
+  // The query analyses (Q1-Q3) weight each target step's top query_top_n FFN and attention neurons
+  // by their scores, with ratios that can be large (spec A17): round 2 makes those exact too.
+  std::vector<std::vector<char>> query_marks[kLevels];
+  for (int lv = 0; lv < kLevels; ++lv) query_marks[lv].resize(refs.size());
+  for (size_t r = 0; r < refs.size(); ++r) {
+    if (refs[r].pass != refs.front().pass) continue;  // the foil's own steps add to no query sum
+    const Explanation& ex = refs[r].step->explanation;
+    for (const int lv : {static_cast<int>(kFfn), static_cast<int>(kAttnNeuron)}) {
+      if ((refs[r].widths->*kWidthOf[lv]).values.empty()) continue;
+      query_marks[lv][r].assign(refs[r].marked[lv].size(), 0);
+      for (const int64_t i : top_indices((ex.*kScoreOf[lv]).values, refs[r].step->options.query_top_n)) {
+        query_marks[lv][r][static_cast<size_t>(i)] = 1;
       }
     }
-    std::vector<Job> jobs;
-    for (size_t r = 0; r < refs.size(); ++r) {
-      for (int lv = 0; lv < kLevels; ++lv) {
-        const std::vector<char>& m = refs[r].marked[lv];
-        for (size_t i = 0; i < m.size(); ++i) {
-          if (m[i]) jobs.push_back({r, lv, static_cast<int64_t>(i), 0.0, 0.0});
-        }
-      }
-    }
-    std::vector<std::vector<Job*>> by_layer(static_cast<size_t>(L));
-    for (Job& j : jobs) by_layer[static_cast<size_t>(layer_of(refs[j.ref].step->explanation.*kScoreOf[j.level], j.index))].push_back(&j);
-    for (int64_t l = 0; l < L; ++l) {
-      std::vector<Job*>& in_layer = by_layer[static_cast<size_t>(l)];
-      if (in_layer.empty()) continue;
-      std::vector<char> need_attn(refs.size(), 0), need_ffn(refs.size(), 0);
-      std::vector<Job*> per_level[kLevels];
-      for (Job* j : in_layer) {
-        (j->level == kFfn ? need_ffn : need_attn)[j->ref] = 1;
-        per_level[j->level].push_back(j);
-      }
-      ctx.prepare(l, need_attn, need_ffn);
-      score_directions(model, ctx, refs, l, kFfn, per_level[kFfn], shared, how);
-      score_directions(model, ctx, refs, l, kAttnNeuron, per_level[kAttnNeuron], shared, how);
-      std::vector<Job*> combos = per_level[kHead];
-      combos.insert(combos.end(), per_level[kHeadPosition].begin(), per_level[kHeadPosition].end());
-      score_combinations(model, ctx, refs, l, combos);  // exact: few, and each is its own vector
-    }
-    return jobs;
-  };
+  }
   // Round 1: the widest steps of each sum that needs it, certified again from their rows' moments
   // (their new widths replace the step's); round 2: where the sum of the widths is still above
   // bound_tol, the widest of those over the whole vocabulary, exactly.
   int64_t sums_needed[kLevels] = {};
-  const std::vector<Job> certified = select_and_score(Evaluation::kMoments, sums_needed, false);
-  for (const Job& j : certified) {
-    if (!std::isnan(j.width)) (refs[j.ref].widths->*kWidthOf[j.level]).values[static_cast<size_t>(j.index)] = j.width;
-  }
-  const std::vector<Job> exact = select_and_score(Evaluation::kExact, nullptr, true);
+  Tightening tightening(model, refs, sums, bound_tol, shared);
+  tightening.run(sums_needed, query_marks);
 
   // Each new score replaces its step's bounded one in every sum the step adds to (an exact one
   // overrides its own certified one).
@@ -576,11 +856,11 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
       ++n_exact[j.level];
     }
   };
-  for (const Job& j : certified) {
+  for (const Job& j : tightening.certified) {
     if (!std::isnan(j.width) && !refs[j.ref].marked[j.level][static_cast<size_t>(j.index)]) apply(j);
   }
-  for (const Job& j : exact) apply(j);
-  redo_query_sums(model, ctx, refs, replaced, s);
+  for (const Job& j : tightening.exact) apply(j);
+  redo_query_sums(model, tightening.contexts(), refs, replaced, s);
   for (int lv = 0; lv < kLevels; ++lv) {
     const std::string name = kName[lv];
     s.method_counts[name + "_tightened"] = n_moments[lv] + n_exact[lv];

@@ -11,7 +11,10 @@
 // projection of its weight direction and first certifies the score from the row's moments under
 // the step's distribution (no exponentials; an interval third order in the coefficient, where the
 // step's bound was second order); only where those narrower widths still add up to more than
-// bound_tol are the widest computed exactly (one exponential per token). The steps' own arrays keep their
+// bound_tol are the widest computed exactly (one exponential per token). A head or head x position
+// combination is certified the same way from its row, which is its coefficients times the head's
+// d_head direction rows (bs is linear), formed block by block in cache and never stored whole.
+// Both rounds of a component run while its rows are in memory. The steps' own arrays keep their
 // single-explain values, so a summed array may differ from the sum of its steps' arrays by up to
 // the widths of the steps tightened; both are certified: each step within bound_tol, each sum too.
 #pragma once

@@ -341,6 +341,27 @@ RESLENS_CLONES double dot(const float* x, const float* y, int64_t n) {
   return lanes_sum(acc) + tail;
 }
 
+RESLENS_CLONES void min_max(const float* g, int64_t n, float& lo, float& hi) {
+  typedef float F16m __attribute__((vector_size(64)));
+  int64_t i = 0;
+  float l = g[0], h = g[0];
+  if (n >= 16) {
+    F16m vl, vh;
+    std::memcpy(&vl, g, sizeof vl);
+    vh = vl;
+    for (i = 16; i + 16 <= n; i += 16) {
+      F16m x;
+      std::memcpy(&x, g + i, sizeof x);
+      vl = x < vl ? x : vl;
+      vh = x > vh ? x : vh;
+    }
+    for (int t = 0; t < 16; ++t) l = vl[t] < l ? vl[t] : l, h = vh[t] > h ? vh[t] : h;
+  }
+  for (; i < n; ++i) l = g[i] < l ? g[i] : l, h = g[i] > h ? g[i] : h;
+  lo = l;
+  hi = h;
+}
+
 RESLENS_CLONES double max_scaled(const float* g, double s, int64_t n) {
   double m = s * static_cast<double>(g[0]);
   for (int64_t i = 1; i < n; ++i) m = std::max(m, s * static_cast<double>(g[i]));
@@ -360,6 +381,34 @@ RESLENS_CLONES double exp_weighted_sum(const double* q, const float* g, double s
   double tail = 0;
   for (; i < n; ++i) tail += q[i] * exp_scalar(s * static_cast<double>(g[i]) - shift);
   return lanes_sum(acc) + tail;
+}
+
+RESLENS_CLONES void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
+  D8 l0, l1, la, l2;
+  std::memcpy(&l0, lanes.q, sizeof l0);
+  std::memcpy(&l1, lanes.m1, sizeof l1);
+  std::memcpy(&la, lanes.a1, sizeof la);
+  std::memcpy(&l2, lanes.a2, sizeof l2);
+  const I8 no_sign = I8{} + 0x7fffffffffffffffLL;
+  for (int64_t i = 0; i + 8 <= n; i += 8) {
+    D8 w, x;
+    std::memcpy(&w, q + i, sizeof w);
+    for (int t = 0; t < 8; ++t) x[t] = static_cast<double>(g[i + t]);
+    const D8 wx = w * x;
+    I8 bits;
+    std::memcpy(&bits, &wx, sizeof bits);
+    bits &= no_sign;
+    D8 a;
+    std::memcpy(&a, &bits, sizeof a);
+    l0 += w;
+    l1 += wx;
+    la += a;
+    l2 += wx * x;
+  }
+  std::memcpy(lanes.q, &l0, sizeof l0);
+  std::memcpy(lanes.m1, &l1, sizeof l1);
+  std::memcpy(lanes.a1, &la, sizeof la);
+  std::memcpy(lanes.a2, &l2, sizeof l2);
 }
 
 RESLENS_CLONES double exp_shifted(const double* x, double shift, double* out, int64_t n) {

@@ -52,6 +52,9 @@ inline constexpr int64_t kWeightedRowSumsChunk = 512;
 void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
                            double* C, int n_threads);
 
+/// The smallest and largest of g[0..n) (n >= 1, no NaN).
+void min_max(const float* g, int64_t n, float& lo, float& hi);
+
 /// max_i s * double(g[i]) (n >= 1).
 double max_scaled(const float* g, double s, int64_t n);
 
@@ -59,6 +62,17 @@ double max_scaled(const float* g, double s, int64_t n);
 /// exp is evaluated in double by the vector code below (range reduction, a degree-12 polynomial,
 /// within 4 ulp; exponents below -708 count as 0), summed in 8 lanes then in a fixed order.
 double exp_weighted_sum(const double* q, const float* g, double s, double shift, int64_t n);
+
+/// The four sums of a row g under weights q, as lanes: lane t of each adds the elements i with i % 8
+/// == t in increasing i, w = q[i], x = double(g[i]), wx = w * x (rounded), then
+///   q[t] += w,  m1[t] += wx,  a1[t] += |wx|,  a2[t] += wx * x.
+/// n must be a multiple of 8 (the caller adds a row's last n % 8 elements after combining the
+/// lanes). Calls over consecutive slices continue the same chains, so a row can be summed block by
+/// block, interleaved with other rows, with the same bits.
+struct MomentLanes {
+  double q[8] = {}, m1[8] = {}, a1[8] = {}, a2[8] = {};
+};
+void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes);
 
 /// out[i] = exp(x[i] - shift) (shift >= max x) with the same exp; returns the sum (8 lanes, fixed order).
 double exp_shifted(const double* x, double shift, double* out, int64_t n);

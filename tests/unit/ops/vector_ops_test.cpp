@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -49,6 +50,53 @@ TEST(VectorOps, WeightedExpSumMatchesADoubleLoop) {
       for (int64_t i = 0; i < n; ++i) want += q[static_cast<size_t>(i)] * std::exp(s * static_cast<double>(g[static_cast<size_t>(i)]) - mx);
       // (both sums round; a sequential sum of n terms is within ~n ulp)
       EXPECT_NEAR(exp_weighted_sum(q.data(), g.data(), s, mx, n), want, 1e-12 * want) << "n " << n << " s " << s;
+    }
+  }
+}
+
+// The moments' lanes are a whole row's chains in any slicing: the bits of lane t are the in-order
+// double sums of the elements i % 8 == t, whether the row comes in one call or in blocks.
+TEST(VectorOps, WeightedMomentLanesAreTheInOrderLaneSumsInAnySlicing) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::uniform_real_distribution<double> unit(0.0, 1e-3);
+  const int64_t n = 1000;  // a multiple of 8
+  std::vector<double> q(n);
+  std::vector<float> g(n);
+  for (double& v : q) v = unit(rng);
+  for (float& v : g) v = normal(rng);
+  MomentLanes want;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto t = static_cast<size_t>(i % 8);
+    const double w = q[static_cast<size_t>(i)], x = static_cast<double>(g[static_cast<size_t>(i)]), wx = w * x;
+    want.q[t] += w, want.m1[t] += wx, want.a1[t] += std::abs(wx), want.a2[t] += wx * x;
+  }
+  for (const int64_t block : {n, int64_t{8}, int64_t{256}, int64_t{200}}) {
+    MomentLanes got;
+    for (int64_t i0 = 0; i0 < n; i0 += block) weighted_moments_add(q.data() + i0, g.data() + i0, std::min(block, n - i0), got);
+    for (int t = 0; t < 8; ++t) {
+      EXPECT_EQ(got.q[t], want.q[t]) << "block " << block << " lane " << t;
+      EXPECT_EQ(got.m1[t], want.m1[t]) << "block " << block << " lane " << t;
+      EXPECT_EQ(got.a1[t], want.a1[t]) << "block " << block << " lane " << t;
+      EXPECT_EQ(got.a2[t], want.a2[t]) << "block " << block << " lane " << t;
+    }
+  }
+}
+
+TEST(VectorOps, MinMaxFindsTheExtremesAnywhere) {
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const int64_t n : {1, 7, 16, 17, 33, 1000}) {
+    std::vector<float> g(static_cast<size_t>(n));
+    for (float& v : g) v = normal(rng);
+    for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+      std::vector<float> h = g;
+      h[static_cast<size_t>(at)] = 100.0f;
+      h[static_cast<size_t>((at + 1) % n)] = n > 1 ? -100.0f : 100.0f;
+      float lo = 0, hi = 0;
+      min_max(h.data(), n, lo, hi);
+      EXPECT_EQ(lo, *std::min_element(h.begin(), h.end())) << "n " << n << " at " << at;
+      EXPECT_EQ(hi, *std::max_element(h.begin(), h.end())) << "n " << n << " at " << at;
     }
   }
 }
