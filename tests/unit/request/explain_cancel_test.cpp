@@ -14,7 +14,7 @@
 namespace reslens {
 namespace {
 
-class ExplainStopTest : public ::testing::Test {
+class ExplainCancelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { model_ = Model::load(test::shared_path("models/stories260K/stories260K.gguf")); }
   static void TearDownTestSuite() { model_.reset(); }
@@ -50,7 +50,7 @@ class ExplainStopTest : public ::testing::Test {
   }
 };
 
-TEST_F(ExplainStopTest, ATargetStopsAfterTheStepWhereTheCheckTurnsTrue) {
+TEST_F(ExplainCancelTest, ATargetStopsAfterTheStepWhereTheCheckTurnsTrue) {
   ExplainRequest req = request();
   req.target_tokens = {45, 99, 12, 7, 300, 41};
   Watch w;
@@ -72,7 +72,7 @@ TEST_F(ExplainStopTest, ATargetStopsAfterTheStepWhereTheCheckTurnsTrue) {
   EXPECT_EQ(explain_target(*model_, plain).summed.log_prob, done.summed.log_prob);
 }
 
-TEST_F(ExplainStopTest, TheLastTargetStepStopsBeforeTheFoilsOwnSteps) {
+TEST_F(ExplainCancelTest, TheLastTargetStepStopsBeforeTheFoilsOwnSteps) {
   ExplainRequest req = request();
   req.target_tokens = {45, 99};
   req.foil_tokens = {45, 99, 12, 7};  // two steps of its own after the target's two
@@ -88,7 +88,7 @@ TEST_F(ExplainStopTest, TheLastTargetStepStopsBeforeTheFoilsOwnSteps) {
   EXPECT_EQ(f.asked, 3);
 }
 
-TEST_F(ExplainStopTest, AGeneratedAnswerStopsWhileGeneratingOrBetweenItsSteps) {
+TEST_F(ExplainCancelTest, AGeneratedAnswerStopsWhileGeneratingOrBetweenItsSteps) {
   GenerateOptions go;
   go.max_tokens = 8;
   // True at once: one token is chosen, then nothing is explained.
