@@ -800,6 +800,13 @@ Reply Api::cancel_job(const std::string& id, const Request& request) {
     const json body = json::parse(request.body, nullptr, false);
     if (!body.is_object() || !body.empty()) return error_reply(400, "POST /api/jobs/ID/cancel takes no fields: send {} or nothing");
   }
+  // The job's status without its steps' documents, which a client cancelling does not want (GET
+  // .../ID?from=K still reads them); "steps_done" says how many there are.
+  const auto brief_status = [&] {
+    const std::shared_ptr<Job> job = jobs_->find(id);
+    const size_t n_parts = job ? job->parts_from(std::numeric_limits<size_t>::max()).second : 0;
+    return job_status(id, {{"from", std::to_string(n_parts)}});
+  };
   switch (jobs_->cancel(id)) {
     case JobQueue::CancelResult::kUnknown: break;
     case JobQueue::CancelResult::kFinished: {
@@ -807,9 +814,9 @@ Reply Api::cancel_job(const std::string& id, const Request& request) {
       return error_reply(409, "job '" + id + "' has finished (" + (job ? to_string(job->snapshot().state) : "done") +
                                   "): nothing to cancel");
     }
-    case JobQueue::CancelResult::kCancelled: return job_status(id);  // ended at once: 200 and its status
+    case JobQueue::CancelResult::kCancelled: return brief_status();  // ended at once: 200 and its status
     case JobQueue::CancelResult::kStopping: {
-      Reply r = job_status(id);  // still running: it ends "cancelled" at its next step boundary
+      Reply r = brief_status();  // still running: it ends "cancelled" at its next step boundary
       if (r.status == 200) r.status = 202;
       return r;
     }
