@@ -57,6 +57,13 @@ class OutOfRange : public std::out_of_range {
   explicit OutOfRange(const char* message) : std::out_of_range(escape_message(message)) {}
 };
 
+/// The caller asked a long computation to stop (ExplainRequest::should_stop) and it stopped at a
+/// step boundary: not a failure of the input, and nothing after that boundary was computed.
+class Cancelled : public Error {
+ public:
+  using Error::Error;
+};
+
 /// An internal invariant failed: a bug in reslens, never a user error.
 class InternalError : public std::logic_error {
  public:

@@ -46,7 +46,12 @@ ExplainedTarget explain_generated(const Model& model, const ExplainRequest& requ
 
   GenerateOptions go = options;
   go.n_threads = request.options.n_threads;
-  const Generation answer = generate(model, prompt, go);
+  // A caller that cancels while the answer is generated stops it after the token being chosen.
+  const Generation answer = generate(model, prompt, go, [&request](int32_t) {
+    if (request.should_stop && request.should_stop()) {
+      throw Cancelled("stopped while generating the answer: the request was cancelled");
+    }
+  });
   if (answer.tokens.empty()) {
     throw InvalidArgument("the model ended its turn at once (its first token is '" +
                           model.tokenizer().token_text(answer.stop_token) + "'): no answer to explain");

@@ -152,6 +152,15 @@ TargetStep explain_step(const Model& model, const TeacherForcedPass& pass, const
   return step;
 }
 
+// Between steps: a caller that no longer wants the answer (ExplainRequest::should_stop) gets
+// Cancelled before anything more is computed (the next step, the foil's pass or the sums).
+void stop_if_asked(const ExplainRequest& request, size_t done, size_t total) {
+  if (request.should_stop && request.should_stop()) {
+    throw Cancelled("stopped after " + std::to_string(done) + " of " + std::to_string(total) +
+                    " explained steps: the request was cancelled");
+  }
+}
+
 // A sequence's positions must fit the model: the prompt and every token but the last.
 void check_context(const Model& model, size_t n_prompt, size_t m, const char* what) {
   const int64_t need = static_cast<int64_t>(n_prompt + m) - 1, n_ctx = model.config().n_ctx;
@@ -229,6 +238,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
                                                  foil, shared.get(), target_widths[t]));
     if (request.on_step_explained) request.on_step_explained(out.target_pass, t);
     if (request.on_step) request.on_step(static_cast<int>(t) + 1, static_cast<int>(m));
+    stop_if_asked(request, t + 1, m + n_foil_own);
   }
   // log p(foil): its steps before the parting are the target's (same token, same context), the
   // parting step reads the target pass's logits, the later ones their own pass.
@@ -246,6 +256,7 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
       out.foil_pass.steps.push_back(explain_step(model, out.foil_pass, request, P + static_cast<int>(t), out.foil[t], -1,
                                                  shared.get(), foil_widths[t - static_cast<size_t>(out.first_foil_step)]));
       foil_log_prob += out.foil_pass.steps.back().explanation.real_log_prob;
+      stop_if_asked(request, m + out.foil_pass.steps.size(), m + n_foil_own);
     }
   }
   out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);

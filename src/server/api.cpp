@@ -248,6 +248,9 @@ class Engine {
       line.pop_back();  // the newline
       job.add_part(std::move(line));
     };
+    // A client that cancels the job (DELETE /api/jobs/ID) stops it at the next step boundary; the
+    // steps streamed so far stay readable.
+    req.should_stop = [&job] { return job.stop_requested(); };
     if (generate == 0 && !continuation) {  // a target or foil of several tokens (names_a_sequence)
       req.target = x.target;
       req.foil = x.foil;
@@ -555,6 +558,8 @@ Reply guarded(F&& f) {
     return error_reply(400, e.what());
   } catch (const UnsupportedError& e) {
     return error_reply(422, e.what());
+  } catch (const Cancelled& e) {  // a client cancelled the job (the job ends "cancelled" either way)
+    return error_reply(409, e.what());
   } catch (const std::bad_alloc&) {
     return error_reply(503, "out of memory");
   } catch (const std::exception& e) {
@@ -747,7 +752,8 @@ Reply Api::info() const {
                      {"limits", {{"max_body_bytes", options_.max_body_bytes}, {"max_prompt_tokens", max_tokens_},
                                  {"max_pending_jobs", options_.max_pending_jobs}}},
                      {"endpoints", {"GET /api/info", "POST /api/predict", "POST /api/explain", "POST /api/head",
-                                    "POST /api/neuron", "POST /api/ablate", "POST /api/graph", "GET /api/jobs/ID"}}});
+                                    "POST /api/neuron", "POST /api/ablate", "POST /api/graph", "GET /api/jobs/ID",
+                                    "DELETE /api/jobs/ID", "POST /api/jobs/ID/cancel"}}});
 }
 
 Reply Api::job_status(const std::string& id, const std::map<std::string, std::string>& query) const {
@@ -786,6 +792,37 @@ Reply Api::job_status(const std::string& id, const std::map<std::string, std::st
     body += ",\"result\":" + s.reply->body + "}";
   }
   return {200, "application/json", body};
+}
+
+Reply Api::cancel_job(const std::string& id, const Request& request) {
+  // The POST form takes no fields: an empty body or {} (anything else is a client's mistake).
+  if (request.method == "POST" && !request.body.empty()) {
+    const json body = json::parse(request.body, nullptr, false);
+    if (!body.is_object() || !body.empty()) return error_reply(400, "POST /api/jobs/ID/cancel takes no fields: send {} or nothing");
+  }
+  // The job's status without its steps' documents, which a client cancelling does not want (GET
+  // .../ID?from=K still reads them); "steps_done" says how many there are.
+  const auto brief_status = [&] {
+    const std::shared_ptr<Job> job = jobs_->find(id);
+    const size_t n_parts = job ? job->parts_from(std::numeric_limits<size_t>::max()).second : 0;
+    return job_status(id, {{"from", std::to_string(n_parts)}});
+  };
+  switch (jobs_->cancel(id)) {
+    case JobQueue::CancelResult::kUnknown: break;
+    case JobQueue::CancelResult::kFinished: {
+      const std::shared_ptr<Job> job = jobs_->find(id);
+      return error_reply(409, "job '" + id + "' has finished (" + (job ? to_string(job->snapshot().state) : "done") +
+                                  "): nothing to cancel");
+    }
+    case JobQueue::CancelResult::kCancelled: return brief_status();  // ended at once: 200 and its status
+    case JobQueue::CancelResult::kStopping: {
+      Reply r = brief_status();  // still running: it ends "cancelled" at its next step boundary
+      if (r.status == 200) r.status = 202;
+      return r;
+    }
+  }
+  return error_reply(404, "no job '" + id + "' (finished jobs are kept for the last " +
+                              std::to_string(options_.keep_finished_jobs) + " requests)");
 }
 
 Reply Api::post(const std::string& endpoint, const Request& request) {
@@ -911,8 +948,15 @@ Reply Api::handle(const Request& request) {
       return info();
     }
     if (rest.rfind("jobs/", 0) == 0) {
-      if (request.method != "GET") return error_reply(405, "use GET for /api/jobs/ID");
-      return job_status(rest.substr(5), request.query);
+      const std::string id = rest.substr(5);
+      constexpr std::string_view kCancel = "/cancel";
+      if (id.size() > kCancel.size() && id.compare(id.size() - kCancel.size(), kCancel.size(), kCancel) == 0) {
+        if (request.method != "POST") return error_reply(405, "use POST for /api/jobs/ID/cancel (or DELETE /api/jobs/ID)");
+        return cancel_job(id.substr(0, id.size() - kCancel.size()), request);
+      }
+      if (request.method == "DELETE") return cancel_job(id, request);
+      if (request.method != "GET") return error_reply(405, "use GET for /api/jobs/ID (DELETE cancels the job)");
+      return job_status(id, request.query);
     }
     if (kEndpoints.count(rest)) {
       if (request.method != "POST") return error_reply(405, "use POST for /api/" + rest);

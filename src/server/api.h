@@ -61,6 +61,9 @@ class Api {
  private:
   Reply post(const std::string& endpoint, const Request& request);
   Reply job_status(const std::string& id, const std::map<std::string, std::string>& query = {}) const;
+  /// DELETE /api/jobs/ID and POST /api/jobs/ID/cancel: 200 (was queued, now cancelled) or 202
+  /// (running, asked to stop) with the job's status; 409 when it has finished; 404 when unknown.
+  Reply cancel_job(const std::string& id, const Request& request);
   Reply info() const;
   /// The checks a browser's request must pass before anything else (Host, token, content type), or
   /// nothing.

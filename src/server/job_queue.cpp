@@ -1,6 +1,7 @@
 // The single worker thread and the job table (see job_queue.h).
 #include "server/job_queue.h"
 
+#include <algorithm>
 #include <random>
 
 namespace reslens::server {
@@ -28,6 +29,7 @@ const char* to_string(Job::State s) {
     case Job::State::kRunning: return "running";
     case Job::State::kDone: return "done";
     case Job::State::kFailed: return "failed";
+    case Job::State::kCancelled: return "cancelled";
   }
   return "?";
 }
@@ -61,11 +63,25 @@ void Job::start() {
 void Job::finish(Reply reply) {
   {
     std::lock_guard lock(mu_);
-    state_ = reply.status < 400 ? State::kDone : State::kFailed;
+    // A stop asked for before the end wins over whatever the work returned (a step boundary's
+    // error, or a result finished just after the request): the client was told it would stop.
+    if (stop_requested()) {
+      state_ = State::kCancelled;
+      reply = {409, "application/json", R"({"error": "the job was cancelled"})"};
+    } else {
+      state_ = reply.status < 400 ? State::kDone : State::kFailed;
+    }
     stage_ = to_string(state_);
     reply_ = reply;
   }
   promise_.set_value(std::move(reply));
+}
+
+bool Job::request_stop() {
+  std::lock_guard lock(mu_);  // against finish(): either the stop is seen there, or the job had ended
+  if (state_ != State::kQueued && state_ != State::kRunning) return false;
+  stop_requested_.store(true, std::memory_order_relaxed);
+  return true;
 }
 
 Job::Snapshot Job::snapshot() const {
@@ -74,7 +90,7 @@ Job::Snapshot Job::snapshot() const {
   s.state = state_;
   s.stage = stage_;
   s.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count();
-  if (state_ == State::kDone || state_ == State::kFailed) s.reply = &reply_;
+  if (state_ == State::kDone || state_ == State::kFailed || state_ == State::kCancelled) s.reply = &reply_;
   return s;
 }
 
@@ -128,6 +144,38 @@ size_t JobQueue::pending() const {
   return queue_.size();
 }
 
+JobQueue::CancelResult JobQueue::cancel(const std::string& id) {
+  std::shared_ptr<Job> job;
+  bool was_queued = false;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end()) return CancelResult::kUnknown;
+    job = it->second;
+    const auto q = std::find_if(queue_.begin(), queue_.end(), [&](const auto& entry) { return entry.first == job; });
+    if (q != queue_.end()) {
+      queue_.erase(q);  // its work is dropped unrun
+      was_queued = true;
+    }
+  }
+  // A job the worker has just taken but not started is still "queued" here: it is asked to stop,
+  // and the worker then skips its work (loop()).
+  if (!job->request_stop()) return CancelResult::kFinished;
+  if (!was_queued) return CancelResult::kStopping;
+  job->finish({});
+  std::lock_guard lock(mu_);
+  keep_finished(job->id());
+  return CancelResult::kCancelled;
+}
+
+void JobQueue::keep_finished(const std::string& id) {
+  finished_.push_back(id);
+  while (finished_.size() > keep_finished_) {
+    jobs_.erase(finished_.front());
+    finished_.pop_front();
+  }
+}
+
 void JobQueue::loop() {
   while (true) {
     std::shared_ptr<Job> job;
@@ -143,17 +191,13 @@ void JobQueue::loop() {
     job->start();
     Reply reply;
     try {
-      reply = work(*job);
+      if (!job->stop_requested()) reply = work(*job);  // cancelled between the queue and here: not run
     } catch (...) {
       reply = {500, "application/json", std::string(R"({"error": "internal error"})")};
     }
     job->finish(std::move(reply));
     std::lock_guard lock(mu_);
-    finished_.push_back(job->id());
-    while (finished_.size() > keep_finished_) {
-      jobs_.erase(finished_.front());
-      finished_.pop_front();
-    }
+    keep_finished(job->id());
   }
 }
 

@@ -1,9 +1,12 @@
 // The server's single worker: requests that touch the model become jobs, run one at a time on one
 // thread that owns the model's use, and report their state (queued with how many ahead, running with
-// a stage, done with the reply, failed with an error). HTTP threads wait on a job's future
-// (synchronous requests) or poll it by id (POST ...?async=1, then GET /api/jobs/ID).
+// a stage, done with the reply, failed with an error, or cancelled). HTTP threads wait on a job's
+// future (synchronous requests) or poll it by id (POST ...?async=1, then GET /api/jobs/ID). A client
+// that no longer wants a job cancels it (JobQueue::cancel): a queued one leaves the queue at once, a
+// running one is asked to stop (Job::stop_requested, which the work checks between its steps).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -29,7 +32,7 @@ struct Reply {
 
 class Job {
  public:
-  enum class State { kQueued, kRunning, kDone, kFailed };
+  enum class State { kQueued, kRunning, kDone, kFailed, kCancelled };
 
   Job(std::string id, std::string kind, uint64_t seq);
   const std::string& id() const { return id_; }
@@ -43,6 +46,9 @@ class Job {
   void add_part(std::string json_document);
   /// The parts added so far from index `from` on, and how many there are in all.
   std::pair<std::vector<std::string>, size_t> parts_from(size_t from) const;
+  /// Whether a client cancelled the job while it ran: the work should stop at its next step
+  /// boundary (whatever it returns then, the job ends cancelled). Cheap: the work may poll it.
+  bool stop_requested() const { return stop_requested_.load(std::memory_order_relaxed); }
 
   struct Snapshot {
     State state = State::kQueued;
@@ -56,13 +62,18 @@ class Job {
  private:
   friend class JobQueue;
   void start();
+  /// Ends the job: cancelled when a stop was requested before (its reply is then the cancellation's,
+  /// not the work's), else done (status < 400) or failed.
   void finish(Reply reply);
+  /// A running job: marks the stop asked for (true). A finished job: false, nothing changes.
+  bool request_stop();
 
   const std::string id_, kind_;
   const uint64_t seq_;
   const std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   mutable std::mutex mu_;
   State state_ = State::kQueued;
+  std::atomic<bool> stop_requested_{false};
   std::string stage_ = "queued";
   std::vector<std::string> parts_;
   Reply reply_;
@@ -92,8 +103,18 @@ class JobQueue {
   size_t ahead_of(const Job& job) const;
   size_t pending() const;
 
+  enum class CancelResult {
+    kUnknown,    ///< no such job (never, or no longer kept)
+    kFinished,   ///< done, failed or cancelled already: nothing to cancel
+    kCancelled,  ///< it was queued: removed from the queue, its work never runs, it ends cancelled now
+    kStopping,   ///< it is running: asked to stop, it ends cancelled at its next step boundary
+  };
+  /// Cancels a job by id (see CancelResult). Any thread.
+  CancelResult cancel(const std::string& id);
+
  private:
   void loop();
+  void keep_finished(const std::string& id);  ///< with mu_ held
 
   const size_t max_pending_, keep_finished_;
   mutable std::mutex mu_;

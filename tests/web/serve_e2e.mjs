@@ -5,8 +5,9 @@
 // node explains it, its pruning controls draw the graph of other shares (and the server's error for
 // a bad one), a click on a predicted token explains that token, a generated answer shows its token
 // strip while its steps stream (a finished token opens its report at once, the final page equals the
-// report file of the same answer), a new request stops the polling of an answer, a job failing
-// mid-stream shows its error, and a bad request shows its error while the server keeps serving.
+// report file of the same answer), a new request stops the polling of an answer and the server
+// cancels its job (the page asks), a job failing mid-stream shows its error, and a bad request
+// shows its error while the server keeps serving.
 // Screenshots of each view go to $RESLENS_WEB_ARTIFACTS.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +20,9 @@ import { artifact, sharedPath, check, main, launchBrowser, watchedPage, startSer
 // 400 ms apart, see it half explained.
 const ANSWER_PROMPT = 'Once upon a time';
 const ANSWER_N = 48;
+// The answer a new request supersedes: long enough (about 10 s) that it is surely still running when
+// the page cancels it (it stopped after 25 steps on a quiet machine).
+const SUPERSEDED_N = 160;
 const MODEL = sharedPath('models/stories260K/stories260K.gguf');
 
 let browser = null;
@@ -241,6 +245,7 @@ main(
       return j.steps_done < e.tokens.length - e.position;  // m = tokens - P (docs: a step's document)
     };
     await page.route(/\/api\/jobs\//, async (route) => {
+      if (route.request().method() !== 'GET') return route.continue();  // a cancel goes straight through
       if (hold) {
         held.release();
         await hold.promise;
@@ -344,9 +349,10 @@ main(
     await file.close();
     await page.screenshot({ path: artifact('serve-answer-done.png'), fullPage: true });
 
-    // A new request takes over from an answer still streaming: the old job is polled no more and its
-    // steps never reach the page (a held poll is let go after the switch, with new steps in it).
-    await askHalfway({ prompt: 'Lily and Tom went', generate: String(ANSWER_N) });
+    // A new request takes over from an answer still streaming: the old job is polled no more, its
+    // steps never reach the page (a held poll is let go after the switch, with new steps in it), and
+    // the page cancels it, so the server stops it at a step boundary instead of finishing it.
+    await askHalfway({ prompt: 'Lily and Tom went', generate: String(SUPERSEDED_N) });
     // Its next poll is out and held: from here on the old job must not be polled again.
     check(hold !== null, 'the second answer streams');
     const oldJob = polls.at(-1).id;
@@ -361,10 +367,20 @@ main(
     await page.waitForFunction((b) => Number(document.getElementById('app').dataset.explained || 0) > b, n, { timeout: 120000 });
     await page.waitForSelector('[data-part="report"] [data-state="ready"]');
     n = await explainedCount();
-    const after = requests.slice(switchedAt).filter((u) => u.includes('/api/jobs/' + oldJob));
+    const after = requests.slice(switchedAt).filter((u) => u.includes('/api/jobs/' + oldJob + '?'));
     const now = await page.evaluate(() => ({ kind: window.reslens.data.kind || 'explain', tokens: window.reslens.data.tokens.length, strips: document.querySelectorAll('[data-part="target-strip"]').length, stale: window.__stale.length }));
     check(after.length === 0 && now.stale === 0 && now.kind === 'explain' && now.strips === 0,
       'a new request stops polling the old answer, and none of its steps reach the page', JSON.stringify({ after, now }));
+    const cancels = requests.slice(switchedAt).filter((u) => u.endsWith('/api/jobs/' + oldJob));
+    let old = null;
+    for (let i = 0; i < 600; ++i) {  // the server's own word on the old job (not through the page)
+      old = (await api(server.url, '/api/jobs/' + oldJob)).json;
+      if (old.state !== 'queued' && old.state !== 'running') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    check(cancels.length === 1 && old.state === 'cancelled' && old.steps_done >= 1 && old.steps_done < SUPERSEDED_N && !old.result,
+      `the page cancels the superseded answer: the server reports it cancelled after ${old.steps_done} of its ${SUPERSEDED_N} steps`,
+      JSON.stringify({ cancels, state: old.state, stage: old.stage, steps_done: old.steps_done }));
 
     // A job that fails after some steps: the error shows in the status line, the steps explained
     // before it stay on the strip and still open their reports.

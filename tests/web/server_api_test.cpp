@@ -3,7 +3,10 @@
 // requests get a 4xx JSON error while the API keeps answering.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -281,6 +284,110 @@ TEST_F(ServerApi, AnAnswersStepsStreamWhileTheJobRuns) {
   RecordProperty("steps_seen_while_running", static_cast<int>(seen_while_running));
 }
 
+// A long answer that stories260K explains step by step for seconds: a job that is surely still
+// running when a test cancels it after its first step.
+std::string long_continuation() {
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += " there was a little girl named Lily.";
+  return text;
+}
+
+// Polls a job until `until` holds for its status (or ~20 s pass) and returns that status.
+template <class Until>
+json poll_job(const std::function<Reply(const std::string&, const std::string&)>& get, const std::string& id, Until until) {
+  json status;
+  for (int i = 0; i < 20000; ++i) {
+    const Reply r = get("GET", "/api/jobs/" + id);
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) break;
+    status = json::parse(r.body);
+    if (until(status)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return status;
+}
+
+// DELETE /api/jobs/ID on a running answer: 202, and the job stops at its next step boundary, ends
+// "cancelled" with the steps it had finished still readable (?from=K too), and the job queued
+// behind it runs next. A finished job then gives 409, an unknown one 404, in both forms.
+TEST_F(ServerApi, CancelStopsARunningAnswerAtAStepBoundaryAndTheNextJobRuns) {
+  const auto get = [](const std::string& m, const std::string& p) { return call(m, p); };
+  const json body = {{"prompt", kPrompt}, {"continuation", long_continuation()}, {"top", 3}};
+  const Reply sub = call("POST", "/api/explain", body.dump(), {{"async", "1"}});
+  ASSERT_EQ(sub.status, 202) << sub.body;
+  const std::string id = json::parse(sub.body)["job"];
+  const Reply next_sub = call("POST", "/api/predict", json{{"prompt", "Lily and Tom"}}.dump(), {{"async", "1"}});
+  ASSERT_EQ(next_sub.status, 202) << next_sub.body;
+  const std::string next = json::parse(next_sub.body)["job"];
+  EXPECT_EQ(json::parse(call("GET", "/api/jobs/" + next).body)["state"], "queued");
+
+  json status = poll_job(get, id, [](const json& s) { return s.value("steps_done", 0) >= 1 || (s["state"] != "queued" && s["state"] != "running"); });
+  ASSERT_EQ(status["state"], "running") << status.dump().substr(0, 300);
+  const Reply cancel = call("DELETE", "/api/jobs/" + id);
+  EXPECT_EQ(cancel.status, 202) << cancel.body;
+  const json cancel_status = json::parse(cancel.body);
+  EXPECT_EQ(cancel_status["id"], id);
+  EXPECT_EQ(cancel_status["state"], "running");  // until its next step boundary
+  EXPECT_GE(cancel_status["steps_done"].get<size_t>(), 1u);
+  EXPECT_EQ(cancel_status["steps"], json::array());  // the count, not the documents
+  status = poll_job(get, id, [](const json& s) { return s["state"] != "running"; });
+  ASSERT_EQ(status["state"], "cancelled") << status.dump().substr(0, 300);
+  EXPECT_FALSE(status.contains("result"));
+  // Stopped early (the answer has ~200 tokens), with every finished step readable.
+  const size_t done = status["steps_done"].get<size_t>();
+  EXPECT_GE(done, 1u);
+  EXPECT_LT(done, 100u);
+  ASSERT_EQ(status["steps"].size(), done);
+  for (size_t t = 0; t < done; ++t) EXPECT_EQ(status["steps"][t]["step"], t);
+  const json tail = json::parse(call("GET", "/api/jobs/" + id, "", {{"from", std::to_string(done - 1)}}).body);
+  ASSERT_EQ(tail["steps"].size(), 1u);
+  EXPECT_EQ(tail["steps"][0], status["steps"][done - 1]);
+  // No more steps come: the job stopped at that boundary.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(json::parse(call("GET", "/api/jobs/" + id).body)["steps_done"], done);
+
+  // The job queued behind it runs and gives its answer.
+  const json after = poll_job(get, next, [](const json& s) { return s["state"] == "done" || s["state"] == "failed"; });
+  ASSERT_EQ(after["state"], "done") << after.dump().substr(0, 300);
+  EXPECT_EQ(after["result"], post_ok("predict", {{"prompt", "Lily and Tom"}}));
+
+  // Finished jobs (cancelled or done): 409 in both forms; unknown: 404; other methods: 405.
+  expect_error(call("DELETE", "/api/jobs/" + id), 409, "has finished (cancelled)");
+  expect_error(call("POST", "/api/jobs/" + next + "/cancel"), 409, "has finished (done)");
+  expect_error(call("DELETE", "/api/jobs/0123456789abcdef"), 404, "no job");
+  expect_error(call("POST", "/api/jobs/0123456789abcdef/cancel", "{}"), 404, "no job");
+  expect_error(call("GET", "/api/jobs/" + id + "/cancel"), 405, "use POST");
+  expect_error(call("PUT", "/api/jobs/" + id), 405, "DELETE cancels");
+}
+
+// A queued job cancelled (POST .../cancel, for clients that cannot send DELETE) leaves the queue at
+// once: 200 with "state": "cancelled", and its work never runs (no steps ever appear).
+TEST_F(ServerApi, CancelRemovesAQueuedJobBeforeItRuns) {
+  const auto get = [](const std::string& m, const std::string& p) { return call(m, p); };
+  const json body = {{"prompt", kPrompt}, {"continuation", long_continuation()}, {"top", 3}};
+  const std::string first = json::parse(call("POST", "/api/explain", body.dump(), {{"async", "1"}}).body)["job"];
+  ASSERT_EQ(poll_job(get, first, [](const json& s) { return s["state"] != "queued"; })["state"], "running");
+  const std::string queued = json::parse(call("POST", "/api/explain", body.dump(), {{"async", "1"}}).body)["job"];
+  const std::string third = json::parse(call("POST", "/api/predict", json{{"prompt", kPrompt}}.dump(), {{"async", "1"}}).body)["job"];
+  EXPECT_EQ(json::parse(call("GET", "/api/jobs/" + third).body)["queue_position"], 1);
+  expect_error(call("POST", "/api/jobs/" + queued + "/cancel", "{\"now\": true}"), 400, "takes no fields");
+  const Reply r = call("POST", "/api/jobs/" + queued + "/cancel");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["state"], "cancelled");
+  // The one behind it moved up.
+  const json third_status = json::parse(call("GET", "/api/jobs/" + third).body);
+  if (third_status["state"] == "queued") {
+    EXPECT_EQ(third_status["queue_position"], 0);
+  }
+  // The first one, cancelled too, and the third runs; the cancelled queued job never got a step.
+  EXPECT_EQ(call("DELETE", "/api/jobs/" + first).status, 202);
+  EXPECT_EQ(poll_job(get, first, [](const json& s) { return s["state"] != "running"; })["state"], "cancelled");
+  EXPECT_EQ(poll_job(get, third, [](const json& s) { return s["state"] == "done"; })["state"], "done");
+  const json never = json::parse(call("GET", "/api/jobs/" + queued).body);
+  EXPECT_EQ(never["state"], "cancelled");
+  EXPECT_FALSE(never.contains("steps_done")) << never.dump().substr(0, 300);
+}
+
 TEST_F(ServerApi, HeadGivesEveryPositionWithTokenViews) {
   const Direct d = direct(kPrompt);
   const json j = post_ok("head", {{"prompt", kPrompt}, {"layer", 1}, {"head", 2}, {"k", 4}});
@@ -408,6 +515,109 @@ TEST_F(ServerApi, ConcurrentCallersGetTheSingleRequestAnswers) {
     ASSERT_EQ(g.size(), static_cast<size_t>(kEach));
     for (const auto& s : g) EXPECT_EQ(s, "ok");
   }
+}
+
+// The queue itself, with work injected: a job cancelled while queued never runs its work; a running
+// job that checks stop_requested() between its steps stops at the next boundary, keeps the parts it
+// added and ends cancelled, and the next job runs.
+namespace {
+using server::Job;
+using server::JobQueue;
+
+// Waits (up to ~10 s) until `job` is in `state`.
+bool wait_for(const Job& job, Job::State state) {
+  for (int i = 0; i < 10000 && job.snapshot().state != state; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return job.snapshot().state == state;
+}
+}  // namespace
+
+TEST(JobQueueCancel, AQueuedJobIsRemovedAndItsWorkNeverRuns) {
+  JobQueue q(8, 16);
+  std::promise<void> gate;
+  std::shared_future<void> open = gate.get_future().share();
+  const auto blocker = q.submit("block", [open](Job&) {
+    open.wait();
+    return Reply{200, "application/json", "{}"};
+  });
+  ASSERT_TRUE(wait_for(*blocker, Job::State::kRunning));
+  std::atomic<bool> ran{false};
+  const auto queued = q.submit("queued", [&ran](Job&) {
+    ran = true;
+    return Reply{200, "application/json", "{}"};
+  });
+  EXPECT_EQ(q.ahead_of(*queued), 0u);
+  EXPECT_EQ(q.cancel(queued->id()), JobQueue::CancelResult::kCancelled);
+  EXPECT_EQ(queued->snapshot().state, Job::State::kCancelled);  // at once, while the blocker still runs
+  EXPECT_EQ(q.pending(), 0u);
+  EXPECT_EQ(queued->future().get().status, 409);  // a synchronous waiter is answered too
+  gate.set_value();
+  EXPECT_EQ(blocker->future().get().status, 200);
+  const auto after = q.submit("after", [](Job&) { return Reply{200, "application/json", "{}"}; });
+  after->future().wait();  // the worker has gone past where the cancelled job stood
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(q.cancel(queued->id()), JobQueue::CancelResult::kFinished);
+  EXPECT_EQ(q.cancel(blocker->id()), JobQueue::CancelResult::kFinished);
+  EXPECT_EQ(q.cancel("no-such-job"), JobQueue::CancelResult::kUnknown);
+  EXPECT_EQ(q.find(queued->id()), queued);  // kept among the finished, readable
+}
+
+TEST(JobQueueCancel, ARunningJobStopsAtItsNextStepAndKeepsItsParts) {
+  JobQueue q(8, 16);
+  std::promise<void> at_step_2, go_on;
+  std::shared_future<void> resume = go_on.get_future().share();
+  std::atomic<int> steps{0};
+  const auto job = q.submit("steps", [&](Job& j) {
+    for (int t = 0; t < 100; ++t) {
+      j.add_part("{\"step\":" + std::to_string(t) + "}");
+      ++steps;
+      if (t == 2) {  // the test cancels while step 2's part is the last
+        at_step_2.set_value();
+        resume.wait();
+      }
+      if (j.stop_requested()) return Reply{409, "application/json", R"({"error": "stopped"})"};
+    }
+    return Reply{200, "application/json", "{}"};
+  });
+  std::atomic<bool> next_ran{false};
+  const auto next = q.submit("next", [&](Job&) {
+    next_ran = true;
+    return Reply{200, "application/json", "{}"};
+  });
+  at_step_2.get_future().wait();
+  EXPECT_EQ(q.cancel(job->id()), JobQueue::CancelResult::kStopping);
+  EXPECT_EQ(job->snapshot().state, Job::State::kRunning);  // until its step boundary
+  EXPECT_TRUE(job->stop_requested());
+  EXPECT_EQ(q.cancel(job->id()), JobQueue::CancelResult::kStopping);  // asking again changes nothing
+  go_on.set_value();
+  EXPECT_EQ(job->future().get().status, 409);
+  EXPECT_EQ(job->snapshot().state, Job::State::kCancelled);
+  EXPECT_EQ(steps, 3);
+  const auto [parts, n] = job->parts_from(1);
+  EXPECT_EQ(n, 3u);
+  EXPECT_EQ(parts, (std::vector<std::string>{"{\"step\":1}", "{\"step\":2}"}));
+  EXPECT_EQ(next->future().get().status, 200);
+  EXPECT_TRUE(next_ran);
+  EXPECT_FALSE(next->stop_requested());
+}
+
+// A stop asked for while the work finishes its last step still ends the job cancelled (the client
+// was answered 202), and the work's own result is not reported.
+TEST(JobQueueCancel, AStopAskedForBeforeTheEndWinsOverTheResult) {
+  JobQueue q(8, 16);
+  std::promise<void> started, finish;
+  std::shared_future<void> may_finish = finish.get_future().share();
+  const auto job = q.submit("one", [&](Job&) {
+    started.set_value();
+    may_finish.wait();  // no step boundary checks at all
+    return Reply{200, "application/json", R"({"answer": 1})"};
+  });
+  started.get_future().wait();
+  EXPECT_EQ(q.cancel(job->id()), JobQueue::CancelResult::kStopping);
+  finish.set_value();
+  const Reply r = job->future().get();
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(job->snapshot().state, Job::State::kCancelled);
+  EXPECT_EQ(r.body.find("answer"), std::string::npos);
 }
 
 }  // namespace

@@ -36,11 +36,28 @@ async function call(path, body) {
   return j;
 }
 
+// Asks the server to cancel a job nobody waits for any more (DELETE /api/jobs/ID), so the next
+// request does not queue behind it. Fire and forget: a job that finished meanwhile answers 409,
+// and no answer of this call concerns the request that took over.
+function cancelJob(job) {
+  const headers = {};
+  const token = apiToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  fetch('/api/jobs/' + encodeURIComponent(job), { method: 'DELETE', headers }).catch(() => {});
+}
+
 // Submits a request as a job and polls it: onSteps gets an answer's explained steps that are new
-// since the last poll (?from=K asks only for those), onProgress every status document. It stops
-// polling, and returns null, as soon as live() is false (a newer request took over the page).
-async function runJob(path, body, { onProgress, onSteps = () => {}, live = () => true }) {
+// since the last poll (?from=K asks only for those), onProgress every status document, onJob the
+// job's id once it is queued. It stops polling, and returns null, as soon as live() is false (a
+// newer request took over the page and cancels the job; one superseded before its id came back is
+// cancelled here).
+async function runJob(path, body, { onProgress, onSteps = () => {}, onJob = () => {}, live = () => true }) {
   const { job } = await call(path + '?async=1', body);
+  if (!live()) {
+    cancelJob(job);
+    return null;
+  }
+  onJob(job);
   let from = 0;  // the steps already handed to onSteps
   for (let delay = 80; ; delay = Math.min(400, delay * 1.5)) {
     if (!live()) return null;
@@ -53,6 +70,7 @@ async function runJob(path, body, { onProgress, onSteps = () => {}, live = () =>
     onProgress(s);
     if (s.state === 'done') return s.result;
     if (s.state === 'failed') throw new Error(s.error || 'the job failed');
+    if (s.state === 'cancelled') throw new Error('the request was cancelled');
     await sleep(delay);
   }
 }
@@ -101,10 +119,15 @@ export function startExplorer(app) {
     .catch((e) => status(esc(e.message), true));
 
   // Each request takes the page over: `seq` counts them, and a request whose number is no longer
-  // current stops polling and draws nothing more (no stale steps mixed into the new page).
+  // current stops polling and draws nothing more (no stale steps mixed into the new page). Its job,
+  // if still queued or running (`streaming`), is cancelled first: the single worker is then free for
+  // the new request instead of finishing an answer nobody reads.
   let seq = 0;
+  let streaming = null;  // the current request's job id while it is queued or running
   async function explain(req) {
     const mine = ++seq;
+    if (streaming) cancelJob(streaming);
+    streaming = null;
     let stream = null;  // an answer's strip, while its steps stream
     const t0 = performance.now();
     $('[data-part="go"]').disabled = true;
@@ -121,6 +144,7 @@ export function startExplorer(app) {
       // button is free again meanwhile, so a new request can take over from a long answer.
       const result = await runJob('/api/explain', req, {
         live: () => mine === seq,
+        onJob: (job) => (streaming = job),
         onSteps: (steps) => {
           if (!stream) {
             stream = streamTarget($('[data-part="report"]'));
@@ -174,7 +198,10 @@ export function startExplorer(app) {
         if (stream) stream.fail(e.message);  // the steps explained before the error stay
       }
     } finally {
-      if (mine === seq) $('[data-part="go"]').disabled = false;
+      if (mine === seq) {
+        streaming = null;  // finished (or failed): nothing left to cancel
+        $('[data-part="go"]').disabled = false;
+      }
     }
   }
 
