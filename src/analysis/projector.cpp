@@ -63,21 +63,28 @@ void VocabProjector::project(const float* vs, int64_t n, int64_t ld, float* out)
   project_prepared(ys.data(), n, out);
 }
 
+void VocabProjector::prepare_unscaled(const float* v, float* y) const {
+  double mean = 0;
+  if (centered_) {
+    for (int64_t i = 0; i < d_; ++i) mean += static_cast<double>(v[i]);
+    mean /= static_cast<double>(d_);
+  }
+  for (int64_t i = 0; i < d_; ++i) {
+    y[i] = static_cast<float>((static_cast<double>(v[i]) - mean) * static_cast<double>(gamma_[static_cast<size_t>(i)]));
+  }
+}
+
 void VocabProjector::project_unscaled(const float* vs, int64_t n, int64_t ld, float* out) const {
   std::vector<float> ys(static_cast<size_t>(n * d_));  // [n, d_model] gamma * c(v)
-  for (int64_t r = 0; r < n; ++r) {
-    const float* v = vs + r * ld;
-    double mean = 0;
-    if (centered_) {
-      for (int64_t i = 0; i < d_; ++i) mean += static_cast<double>(v[i]);
-      mean /= static_cast<double>(d_);
-    }
-    float* y = ys.data() + r * d_;
-    for (int64_t i = 0; i < d_; ++i) {
-      y[i] = static_cast<float>((static_cast<double>(v[i]) - mean) * static_cast<double>(gamma_[static_cast<size_t>(i)]));
-    }
-  }
+  for (int64_t r = 0; r < n; ++r) prepare_unscaled(vs + r * ld, ys.data() + r * d_);
   project_prepared(ys.data(), n, out);
+}
+
+void VocabProjector::project_prepared_block(const float* ys, int64_t n, int64_t v0, int64_t v1, float* out,
+                                            int64_t ldo) const {
+  // matmul_nt's element depends only on its row of A and of B, so a block of W_U's rows gives the
+  // same bits as the whole product.
+  matmul_weights(n, ys, d_, model_.weights().W_U.rows_slice(v0, v1 - v0), out, ldo, threads_);
 }
 
 void VocabProjector::project_prepared(const float* ys, int64_t n, float* out) const {

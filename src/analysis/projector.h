@@ -34,6 +34,12 @@ class VocabProjector {
   void project_unscaled(const float* vs, int64_t n, int64_t ld, float* out) const;
   /// The same for vectors already prepared (y = prepare(v)).
   void project_prepared(const float* ys, int64_t n, float* out) const;
+  /// gamma * c(v), the vector whose product with W_U is project_unscaled's row. [d_model]
+  void prepare_unscaled(const float* v, float* y) const;
+  /// Columns [v0, v1) of project_prepared's rows (or of project_unscaled's, for vectors from
+  /// prepare_unscaled), the same bits: out[i, j - v0] = W_U[j] . ys[i], row stride ldo. Lets a caller
+  /// use a block of the rows while it is in cache. [n, v1 - v0]
+  void project_prepared_block(const float* ys, int64_t n, int64_t v0, int64_t v1, float* out, int64_t ldo) const;
 
   /// bs_w(v) for one token: the dot of W_U[w] with prepare(v). Double accumulation.
   double logit(const float* v, int32_t w) const;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "analysis/target_sums.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
+#include "ops/combine_rows.h"
 #include "ops/gemm.h"
 #include "ops/vector_ops.h"
 #include "reslens/error.h"
@@ -217,7 +219,7 @@ double psi_pos_upper(double b) {
 }
 
 // The sums that certify f = log sum_j q_j exp(s g_j) from a row's moments under q (Q = sum q,
-// m1 = sum q g, a1 = sum |q g|, a2 = sum q g^2, in double: 8 lanes, then in order).
+// m1 = sum q g, a1 = sum |q g|, a2 = sum q g^2, in double: 16 lanes, then in order).
 struct Moments {
   double Q = 0, m1 = 0, a1 = 0, a2 = 0;
 };
@@ -249,6 +251,22 @@ struct MomentTask {
   Moments sums;
 };
 
+// Each task's sums from its lanes and its row's last n % 16 entries (in order).
+void finish_moments(std::vector<MomentTask>& tasks, const std::vector<ops::MomentLanes>& lanes, int64_t n) {
+  const int64_t n16 = n / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    MomentTask& t = tasks[i];
+    const ops::MomentLanes& l = lanes[i];
+    Moments m;
+    for (int k = 0; k < ops::MomentLanes::kLanes; ++k) m.Q += l.q[k], m.m1 += l.m1[k], m.a1 += l.a1[k], m.a2 += l.a2[k];
+    for (int64_t j = n16; j < n; ++j) {
+      const double w = t.q[j], x = static_cast<double>(t.g[j]);
+      m.Q += w, m.m1 += w * x, m.a1 += std::abs(w * x), m.a2 += w * x * x;
+    }
+    t.sums = m;
+  }
+}
+
 // Every task's moments. Each thread takes a contiguous range of tasks and walks the vocabulary in
 // blocks, passing all its tasks over a block before the next: tasks that share a row (one weight
 // direction, many steps) or a distribution (one step, many rows) then read it from cache instead of
@@ -256,28 +274,18 @@ struct MomentTask {
 // bits in any grouping and for any thread count.
 void sum_moments(std::vector<MomentTask>& tasks, int64_t n, int threads) {
   constexpr int64_t kBlock = 512;  // per task 4 KB of q and 2 KB of g
-  const int64_t n8 = n / 8 * 8;
+  const int64_t n16 = n / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;  // the lanes' part
+  std::vector<ops::MomentLanes> lanes(tasks.size());
   parallel_for(threads, static_cast<int64_t>(tasks.size()), [&](int64_t a, int64_t b) {
-    std::vector<ops::MomentLanes> lanes(static_cast<size_t>(b - a));
-    for (int64_t v0 = 0; v0 < n8; v0 += kBlock) {
-      const int64_t len = std::min(kBlock, n8 - v0);
+    for (int64_t v0 = 0; v0 < n16; v0 += kBlock) {
+      const int64_t len = std::min(kBlock, n16 - v0);
       for (int64_t i = a; i < b; ++i) {
         const MomentTask& t = tasks[static_cast<size_t>(i)];
-        ops::weighted_moments_add(t.q + v0, t.g + v0, len, lanes[static_cast<size_t>(i - a)]);
+        ops::weighted_moments_add(t.q + v0, t.g + v0, len, lanes[static_cast<size_t>(i)]);
       }
-    }
-    for (int64_t i = a; i < b; ++i) {
-      MomentTask& t = tasks[static_cast<size_t>(i)];
-      const ops::MomentLanes& l = lanes[static_cast<size_t>(i - a)];
-      Moments m;
-      for (int k = 0; k < 8; ++k) m.Q += l.q[k], m.m1 += l.m1[k], m.a1 += l.a1[k], m.a2 += l.a2[k];
-      for (int64_t j = n8; j < n; ++j) {
-        const double w = t.q[j], x = static_cast<double>(t.g[j]);
-        m.Q += w, m.m1 += w * x, m.a1 += std::abs(w * x), m.a2 += w * x * x;
-      }
-      t.sums = m;
     }
   });
+  finish_moments(tasks, lanes, n);
 }
 
 // A row over the vocabulary and its extremes (the shift of an exact evaluation, b of the moments).
@@ -441,7 +449,8 @@ class Tightening {
                              : model_.weights().layers[static_cast<size_t>(l)].W_O,
                          threads());  // [d_model, d_mlp] or [d_model, H*d_head]
     constexpr size_t kChunk = 128;
-    std::vector<float> stage(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+    std::vector<float> stage(static_cast<size_t>(d)), ys(kChunk * static_cast<size_t>(d));  // [d], [chunk, d]
+    std::vector<float> G(kChunk * static_cast<size_t>(V));                                     // [chunk, d_vocab]
     size_t next_job = 0;
     for (size_t c0 = 0; c0 < dirs.size(); c0 += kChunk) {
       const size_t c1 = std::min(dirs.size(), c0 + kChunk);
@@ -451,14 +460,56 @@ class Tightening {
         if (shared_ != nullptr) rows[i - c0].g = ffn ? shared_->ffn(l, dirs[i]) : shared_->attn(l, dirs[i]);
         if (rows[i - c0].g == nullptr) to_project.push_back(i - c0);
       }
-      if (!to_project.empty()) {
-        for (size_t i = 0; i < to_project.size(); ++i) {
-          for (int64_t r = 0; r < d; ++r) stage[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W->at(r, dirs[c0 + to_project[i]]);
-        }
-        ctx_.projector(0).project_unscaled(stage.data(), static_cast<int64_t>(to_project.size()), d, G.data());
-        for (size_t i = 0; i < to_project.size(); ++i) rows[to_project[i]].g = G.data() + i * static_cast<size_t>(V);
+      // The rows to project, prepared (gamma * c(w)); their products come block by block below.
+      const VocabProjector& projector = ctx_.projector(0);
+      for (size_t i = 0; i < to_project.size(); ++i) {
+        for (int64_t r = 0; r < d; ++r) stage[static_cast<size_t>(r)] = W->at(r, dirs[c0 + to_project[i]]);
+        projector.prepare_unscaled(stage.data(), ys.data() + i * static_cast<size_t>(d));
+        rows[to_project[i]].g = G.data() + i * static_cast<size_t>(V);
       }
-      find_extremes(rows, V, threads());
+      std::vector<Row> whole;  // the shared rows, whole already: their extremes now
+      for (size_t i = 0, k = 0; i < rows.size(); ++i) {
+        if (k < to_project.size() && to_project[k] == i) ++k;
+        else whole.push_back(rows[i]);
+      }
+      find_extremes(whole, V, threads());
+      for (size_t i = 0, k = 0, w = 0; i < rows.size(); ++i) {
+        if (k < to_project.size() && to_project[k] == i) ++k;
+        else rows[i] = whole[w++];
+      }
+      // Round 1's sums with the projection streamed: W_U's rows block by block, each block of the
+      // chunk's rows used by every job while it is in cache (the whole rows stay for round 2).
+      auto stream = [&](std::vector<MomentTask>& tasks) {
+        constexpr int64_t kLanes = ops::MomentLanes::kLanes, kVBlock = 1024;
+        const int64_t n16 = V / kLanes * kLanes, n_proj = static_cast<int64_t>(to_project.size());
+        std::vector<ops::MomentLanes> lanes(tasks.size());
+        std::vector<float> lo(to_project.size(), std::numeric_limits<float>::infinity());
+        std::vector<float> hi(to_project.size(), -std::numeric_limits<float>::infinity());
+        const auto n_tasks = static_cast<int64_t>(tasks.size());
+        for (int64_t v0 = 0; v0 < V; v0 += kVBlock) {
+          const int64_t v1 = std::min(V, v0 + kVBlock), len16 = std::max<int64_t>(0, std::min(v1, n16) - v0);
+          if (n_proj > 0) projector.project_prepared_block(ys.data(), n_proj, v0, v1, G.data() + v0, V);
+          parallel_for(threads(), n_tasks + n_proj, [&](int64_t a, int64_t b) {
+            for (int64_t i = a; i < b; ++i) {
+              if (i < n_tasks) {
+                const MomentTask& t = tasks[static_cast<size_t>(i)];
+                ops::weighted_moments_add(t.q + v0, t.g + v0, len16, lanes[static_cast<size_t>(i)]);
+              } else {
+                const auto k = static_cast<size_t>(i - n_tasks);
+                float mn = 0, mx = 0;
+                ops::min_max(G.data() + k * static_cast<size_t>(V) + static_cast<size_t>(v0), v1 - v0, mn, mx);
+                lo[k] = std::min(lo[k], mn);
+                hi[k] = std::max(hi[k], mx);
+              }
+            }
+          });
+        }
+        for (size_t k = 0; k < to_project.size(); ++k) {
+          rows[to_project[k]].gmin = static_cast<double>(lo[k]);
+          rows[to_project[k]].gmax = static_cast<double>(hi[k]);
+        }
+        finish_moments(tasks, lanes, V);
+      };
       auto row_of = [&](const Job& j) -> const Row& {
         const int64_t dir = direction(j.ref, level, j.index);
         return rows[static_cast<size_t>(std::lower_bound(dirs.begin() + static_cast<std::ptrdiff_t>(c0), dirs.begin() + static_cast<std::ptrdiff_t>(c1), dir) -
@@ -474,7 +525,7 @@ class Tightening {
       while (end_job < jobs.size() && direction(jobs[end_job].ref, level, jobs[end_job].index) < (c1 < dirs.size() ? dirs[c1] : std::numeric_limits<int64_t>::max())) ++end_job;
       std::vector<Job> chunk(jobs.begin() + static_cast<std::ptrdiff_t>(next_job), jobs.begin() + static_cast<std::ptrdiff_t>(end_job));
       next_job = end_job;
-      certify(chunk, level, row_of, coef_of);
+      certify(chunk, level, row_of, coef_of, stream);
       // Round 2 for the chunk's components, with its rows still here.
       std::vector<Job> again;
       for (size_t i = c0; i < c1; ++i) {
@@ -572,10 +623,10 @@ class Tightening {
     std::vector<float> G;
     for (size_t j0 = 0; j0 < jobs.size(); j0 += kChunk) {
       const size_t j1 = std::min(jobs.size(), j0 + kChunk);
-      G.assign((j1 - j0) * static_cast<size_t>(V), 0.0f);  // [chunk, d_vocab]
+      G.resize((j1 - j0) * static_cast<size_t>(V));  // [chunk, d_vocab]
       parallel_for(threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
-        ops::matmul_nn_accumulate_small(b - a, V, dh, coefs.data() + (j0 + static_cast<size_t>(a)) * static_cast<size_t>(dh), dh,
-                                        G0, V, G.data() + a * V, V);
+        ops::combine_rows_fma(b - a, V, dh, coefs.data() + (j0 + static_cast<size_t>(a)) * static_cast<size_t>(dh), dh, G0, V,
+                              G.data() + a * V, V);
       });
       std::vector<Row> rows(j1 - j0);
       for (size_t i = 0; i < rows.size(); ++i) rows[i].g = G.data() + i * static_cast<size_t>(V);
@@ -586,7 +637,7 @@ class Tightening {
       if (exactly) {
         evaluate_exactly(chunk, kHeadPosition, row_of, coef_of);
       } else {
-        certify(chunk, kHeadPosition, row_of, coef_of);
+        certify(chunk, kHeadPosition, row_of, coef_of, [&](std::vector<MomentTask>& t) { sum_moments(t, V, threads()); });
       }
     }
   }
@@ -596,7 +647,7 @@ class Tightening {
   // moments, extremes and target entry from that block. Each row's moments run in the lanes of a
   // whole row, so the result does not depend on the thread count.
   void certify_combinations(std::vector<Job>& jobs, const float* coefs, const float* G0) {
-    const int64_t V = c_.d_vocab, dh = c_.d_head, n8 = V / 8 * 8;
+    const int64_t V = c_.d_vocab, dh = c_.d_head, n8 = V / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;
     struct Summary {
       Moments sums;
       float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity(), at_target = 0;
@@ -607,17 +658,16 @@ class Tightening {
       const int64_t m = b - a;
       std::vector<float> block(static_cast<size_t>(m * kBlock));  // [m, kBlock] the rows' current block
       std::vector<ops::MomentLanes> lanes(static_cast<size_t>(m));
-      std::vector<float> tail(static_cast<size_t>(m * 8));  // each row's last V % 8 entries
+      std::vector<float> tail(static_cast<size_t>(m * ops::MomentLanes::kLanes));  // each row's last V % 16 entries
       for (int64_t v0 = 0; v0 < V; v0 += kBlock) {
         const int64_t len = std::min(kBlock, V - v0), len8 = std::max<int64_t>(0, std::min(len, n8 - v0));
-        std::fill(block.begin(), block.begin() + m * len, 0.0f);
-        ops::matmul_nn_accumulate_small(m, len, dh, coefs + a * dh, dh, G0 + v0, V, block.data(), len);
+        ops::combine_rows_fma(m, len, dh, coefs + a * dh, dh, G0 + v0, V, block.data(), len);
         for (int64_t i = 0; i < m; ++i) {
           const Job& job = jobs[static_cast<size_t>(a + i)];
           Summary& o = out[static_cast<size_t>(a + i)];
           const float* g = block.data() + i * len;
           ops::weighted_moments_add(ctx_.attn(job.ref).q.data() + v0, g, len8, lanes[static_cast<size_t>(i)]);
-          std::copy(g + len8, g + len, tail.begin() + i * 8);
+          std::copy(g + len8, g + len, tail.begin() + i * ops::MomentLanes::kLanes);
           float lo = 0, hi = 0;
           ops::min_max(g, len, lo, hi);
           o.lo = std::min(o.lo, lo);
@@ -630,9 +680,9 @@ class Tightening {
         const double* q = ctx_.attn(jobs[static_cast<size_t>(a + i)].ref).q.data();
         const ops::MomentLanes& l = lanes[static_cast<size_t>(i)];
         Moments& s = out[static_cast<size_t>(a + i)].sums;
-        for (int k = 0; k < 8; ++k) s.Q += l.q[k], s.m1 += l.m1[k], s.a1 += l.a1[k], s.a2 += l.a2[k];
+        for (int k = 0; k < ops::MomentLanes::kLanes; ++k) s.Q += l.q[k], s.m1 += l.m1[k], s.a1 += l.a1[k], s.a2 += l.a2[k];
         for (int64_t j = n8; j < V; ++j) {
-          const double w = q[j], x = static_cast<double>(tail[static_cast<size_t>(i * 8 + j - n8)]);
+          const double w = q[j], x = static_cast<double>(tail[static_cast<size_t>(i * ops::MomentLanes::kLanes + j - n8)]);
           s.Q += w, s.m1 += w * x, s.a1 += std::abs(w * x), s.a2 += w * x * x;
         }
       }
@@ -654,8 +704,8 @@ class Tightening {
   // Round 1: each job's score certified from its row's moments under its step's distribution (the
   // row's extremes bound b); its width replaces the step's where it certifies. With a final-logit
   // softcap the moments do not apply and the score is computed exactly.
-  template <class RowOf, class CoefOf>
-  void certify(std::vector<Job>& jobs, int level, const RowOf& row_of, const CoefOf& coef_of) {
+  template <class RowOf, class CoefOf, class Summer>
+  void certify(std::vector<Job>& jobs, int level, const RowOf& row_of, const CoefOf& coef_of, const Summer& sum) {
     const bool attn_context = level != kFfn;
     std::vector<MomentTask> tasks;
     std::vector<size_t> task_of(jobs.size(), SIZE_MAX);
@@ -665,7 +715,7 @@ class Tightening {
       task_of[i] = tasks.size();
       tasks.push_back({dist.q.data(), row_of(jobs[i]).g, {}});
     }
-    sum_moments(tasks, c_.d_vocab, threads());
+    sum(tasks);  // (before the rows' extremes are read: a streamed sum finds them)
     parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
       for (int64_t k = a; k < b; ++k) {
         Job& job = jobs[static_cast<size_t>(k)];

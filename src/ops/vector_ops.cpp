@@ -384,31 +384,42 @@ RESLENS_CLONES double exp_weighted_sum(const double* q, const float* g, double s
 }
 
 RESLENS_CLONES void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  D8 l0, l1, la, l2;
-  std::memcpy(&l0, lanes.q, sizeof l0);
-  std::memcpy(&l1, lanes.m1, sizeof l1);
-  std::memcpy(&la, lanes.a1, sizeof la);
-  std::memcpy(&l2, lanes.a2, sizeof l2);
-  const I8 no_sign = I8{} + 0x7fffffffffffffffLL;
-  for (int64_t i = 0; i + 8 <= n; i += 8) {
-    D8 w, x;
-    std::memcpy(&w, q + i, sizeof w);
-    for (int t = 0; t < 8; ++t) x[t] = static_cast<double>(g[i + t]);
-    const D8 wx = w * x;
-    I8 bits;
-    std::memcpy(&bits, &wx, sizeof bits);
-    bits &= no_sign;
-    D8 a;
-    std::memcpy(&a, &bits, sizeof a);
-    l0 += w;
-    l1 += wx;
-    la += a;
-    l2 += wx * x;
+  typedef float F8 __attribute__((vector_size(32)));
+  // Two registers per sum (lanes 0-7 and 8-15): independent chains, so the adds do not wait on each
+  // other's latency.
+  D8 acc[4][2];
+  for (int k = 0; k < 2; ++k) {
+    std::memcpy(&acc[0][k], lanes.q + 8 * k, sizeof(D8));
+    std::memcpy(&acc[1][k], lanes.m1 + 8 * k, sizeof(D8));
+    std::memcpy(&acc[2][k], lanes.a1 + 8 * k, sizeof(D8));
+    std::memcpy(&acc[3][k], lanes.a2 + 8 * k, sizeof(D8));
   }
-  std::memcpy(lanes.q, &l0, sizeof l0);
-  std::memcpy(lanes.m1, &l1, sizeof l1);
-  std::memcpy(lanes.a1, &la, sizeof la);
-  std::memcpy(lanes.a2, &l2, sizeof l2);
+  const I8 no_sign = I8{} + 0x7fffffffffffffffLL;
+  for (int64_t i = 0; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 2; ++k) {
+      D8 w;
+      F8 gf;
+      std::memcpy(&w, q + i + 8 * k, sizeof w);
+      std::memcpy(&gf, g + i + 8 * k, sizeof gf);
+      const D8 x = __builtin_convertvector(gf, D8);
+      const D8 wx = w * x;
+      I8 bits;
+      std::memcpy(&bits, &wx, sizeof bits);
+      bits &= no_sign;
+      D8 a;
+      std::memcpy(&a, &bits, sizeof a);
+      acc[0][k] += w;
+      acc[1][k] += wx;
+      acc[2][k] += a;
+      acc[3][k] += wx * x;
+    }
+  }
+  for (int k = 0; k < 2; ++k) {
+    std::memcpy(lanes.q + 8 * k, &acc[0][k], sizeof(D8));
+    std::memcpy(lanes.m1 + 8 * k, &acc[1][k], sizeof(D8));
+    std::memcpy(lanes.a1 + 8 * k, &acc[2][k], sizeof(D8));
+    std::memcpy(lanes.a2 + 8 * k, &acc[3][k], sizeof(D8));
+  }
 }
 
 RESLENS_CLONES double exp_shifted(const double* x, double shift, double* out, int64_t n) {

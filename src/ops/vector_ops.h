@@ -63,14 +63,15 @@ double max_scaled(const float* g, double s, int64_t n);
 /// within 4 ulp; exponents below -708 count as 0), summed in 8 lanes then in a fixed order.
 double exp_weighted_sum(const double* q, const float* g, double s, double shift, int64_t n);
 
-/// The four sums of a row g under weights q, as lanes: lane t of each adds the elements i with i % 8
-/// == t in increasing i, w = q[i], x = double(g[i]), wx = w * x (rounded), then
+/// The four sums of a row g under weights q, as lanes: lane t of each adds the elements i with
+/// i % 16 == t in increasing i, w = q[i], x = double(g[i]), wx = w * x (rounded), then
 ///   q[t] += w,  m1[t] += wx,  a1[t] += |wx|,  a2[t] += wx * x.
-/// n must be a multiple of 8 (the caller adds a row's last n % 8 elements after combining the
+/// n must be a multiple of 16 (the caller adds a row's last n % 16 elements after combining the
 /// lanes). Calls over consecutive slices continue the same chains, so a row can be summed block by
 /// block, interleaved with other rows, with the same bits.
 struct MomentLanes {
-  double q[8] = {}, m1[8] = {}, a1[8] = {}, a2[8] = {};
+  static constexpr int kLanes = 16;
+  double q[kLanes] = {}, m1[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {};
 };
 void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes);
 

@@ -1,5 +1,6 @@
 // ops/vector_ops: the analyses' vector kernels against plain double loops (std::exp, in-order sums).
 #include "ops/vector_ops.h"
+#include "ops/combine_rows.h"
 
 #include <gtest/gtest.h>
 
@@ -55,32 +56,53 @@ TEST(VectorOps, WeightedExpSumMatchesADoubleLoop) {
 }
 
 // The moments' lanes are a whole row's chains in any slicing: the bits of lane t are the in-order
-// double sums of the elements i % 8 == t, whether the row comes in one call or in blocks.
+// double sums of the elements i % 16 == t, whether the row comes in one call or in blocks.
 TEST(VectorOps, WeightedMomentLanesAreTheInOrderLaneSumsInAnySlicing) {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 2.0f);
   std::uniform_real_distribution<double> unit(0.0, 1e-3);
-  const int64_t n = 1000;  // a multiple of 8
+  const int64_t n = 1008;  // a multiple of 16
   std::vector<double> q(n);
   std::vector<float> g(n);
   for (double& v : q) v = unit(rng);
   for (float& v : g) v = normal(rng);
   MomentLanes want;
   for (int64_t i = 0; i < n; ++i) {
-    const auto t = static_cast<size_t>(i % 8);
+    const auto t = static_cast<size_t>(i % MomentLanes::kLanes);
     const double w = q[static_cast<size_t>(i)], x = static_cast<double>(g[static_cast<size_t>(i)]), wx = w * x;
     want.q[t] += w, want.m1[t] += wx, want.a1[t] += std::abs(wx), want.a2[t] += wx * x;
   }
-  for (const int64_t block : {n, int64_t{8}, int64_t{256}, int64_t{200}}) {
+  for (const int64_t block : {n, int64_t{16}, int64_t{256}, int64_t{208}}) {
     MomentLanes got;
     for (int64_t i0 = 0; i0 < n; i0 += block) weighted_moments_add(q.data() + i0, g.data() + i0, std::min(block, n - i0), got);
-    for (int t = 0; t < 8; ++t) {
+    for (int t = 0; t < MomentLanes::kLanes; ++t) {
       EXPECT_EQ(got.q[t], want.q[t]) << "block " << block << " lane " << t;
       EXPECT_EQ(got.m1[t], want.m1[t]) << "block " << block << " lane " << t;
       EXPECT_EQ(got.a1[t], want.a1[t]) << "block " << block << " lane " << t;
       EXPECT_EQ(got.a2[t], want.a2[t]) << "block " << block << " lane " << t;
     }
   }
+}
+
+// Each element is the fma chain from 0 in k order, on the vector kernels as on the portable loop.
+TEST(VectorOps, FusedRowCombinationsAreTheFmaChainOnEveryPath) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t M = 7, N = 77, K = 64;  // row and column tails of the 4 x 32 blocks
+  std::vector<float> A(M * K), B(K * N), want(M * N), got(M * N, -1.0f), portable(M * N, -1.0f);
+  for (float& v : A) v = normal(rng);
+  for (float& v : B) v = normal(rng);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc = std::fma(A[static_cast<size_t>(m * K + k)], B[static_cast<size_t>(k * N + n)], acc);
+      want[static_cast<size_t>(m * N + n)] = acc;
+    }
+  }
+  combine_rows_fma(M, N, K, A.data(), K, B.data(), N, got.data(), N);
+  detail::combine_rows_fma_portable(M, N, K, A.data(), K, B.data(), N, portable.data(), N);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(portable, want);
 }
 
 TEST(VectorOps, MinMaxFindsTheExtremesAnywhere) {
