@@ -9,12 +9,13 @@ Times are the library work of each call (``reslens._core._last_call_seconds()``,
 the request in C++), best of ``-r`` repetitions. Prints a Markdown table (docs/explain.md, "Targets
 of several tokens").
 
-    PYTHONPATH=build/python /usr/bin/python3 bench/target_timing.py --generate MODEL [-n 32] [--prompt-tokens 16]
+    PYTHONPATH=build/python /usr/bin/python3 bench/target_timing.py --generate MODEL [-n 32] [--prompt-tokens 16] [-r 3]
 
 times a generated answer instead (issue 19, item 5: `explain --generate N` on GPT-2 124M shapes,
 `scripts/make_random_models.py --which bench --only bench-gpt2-124M.gguf`): one call that generates
 N tokens after a prompt of --prompt-tokens ids and explains them all, against the N single-position
-explains of the same prefixes (the prompt and the answer's tokens before each), once each; it also
+explains of the same prefixes (the prompt and the answer's tokens before each), the two sides
+alternating for -r rounds, each side's best round kept; it also
 prints the process CPU seconds of each side and the load average, since a shared machine's wall
 times move with the other jobs.
 """
@@ -53,25 +54,35 @@ def best(call, repeats: int) -> float:
     return min(times)
 
 
-def generated_answer(path: str, n: int, n_prompt: int, threads: int) -> None:
+def generated_answer(path: str, n: int, n_prompt: int, threads: int, repeats: int) -> None:
     model = reslens.load(path, threads=threads or None)
     # A fixed prompt of n_prompt ids (a sentence of GPT-2 ids repeated as needed).
     sentence = [464, 3139, 286, 4881, 318, 262, 1748, 1110, 13, 632, 318, 1900, 329, 663, 3968, 290]
     ids = (sentence * (n_prompt // len(sentence) + 1))[:n_prompt]
     load0 = os.getloadavg()
-    cpu0 = time.process_time()
-    ex = reslens.explain(model, ids, generate=n)
-    multi, multi_cpu = _core._last_call_seconds(), time.process_time() - cpu0
-    w = [t.id for t in ex.target]
-    singles = singles_cpu = 0.0
-    for t in range(len(w)):
+    # The two sides alternate, `repeats` rounds, and each keeps its best round: the host's speed
+    # drifts by tens of per cent over minutes, and alternating exposes both sides to the same drift.
+    multi = multi_cpu = singles = singles_cpu = float("inf")
+    rounds = []
+    for _ in range(repeats):
         cpu0 = time.process_time()
-        reslens.explain(model, ids + w[:t], target=w[t])
-        singles += _core._last_call_seconds()
-        singles_cpu += time.process_time() - cpu0
+        ex = reslens.explain(model, ids, generate=n)
+        m, m_cpu = _core._last_call_seconds(), time.process_time() - cpu0
+        w = [t.id for t in ex.target]
+        s = s_cpu = 0.0
+        for t in range(len(w)):
+            cpu0 = time.process_time()
+            reslens.explain(model, ids + w[:t], target=w[t])
+            s += _core._last_call_seconds()
+            s_cpu += time.process_time() - cpu0
+        rounds.append((m, s))
+        multi, multi_cpu = min(multi, m), min(multi_cpu, m_cpu)
+        singles, singles_cpu = min(singles, s), min(singles_cpu, s_cpu)
     load1 = os.getloadavg()
     print(f"model {path}, {len(ids)} prompt tokens, {len(w)} generated (stop: {ex.generated['stop']}), "
-          f"threads {threads or 'all'}, load average before {load0[0]:.1f} after {load1[0]:.1f}")
+          f"threads {threads or 'all'}, load average before {load0[0]:.1f} after {load1[0]:.1f}, "
+          f"best of {repeats} alternating rounds (wall answer / singles per round: "
+          + ", ".join(f"{a:.1f} / {b:.1f}" for a, b in rounds) + ")")
     print("| | generated answer (1 call) | single explains (sum) | ratio |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| wall | {multi:.1f} s | {singles:.1f} s | {multi / singles:.2f} |")
@@ -91,7 +102,7 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=16)
     a = ap.parse_args()
     if a.generate:
-        generated_answer(a.generate, a.n, a.prompt_tokens, a.threads)
+        generated_answer(a.generate, a.n, a.prompt_tokens, a.threads, a.repeats)
         return
     print("| model | prompt tokens | target tokens m | multi-token explain | m single explains | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
