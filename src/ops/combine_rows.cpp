@@ -42,68 +42,58 @@ void columns_portable(int64_t m0, int64_t m1, int64_t n0, int64_t N, int64_t K, 
 }
 
 #ifdef RESLENS_COMBINE_X86
-template <int R>
-__attribute__((target("avx512f"))) void block_avx512(int64_t m0, int64_t n0, int64_t K, const float* A, int64_t lda,
-                                                     const float* B, int64_t ldb, float* C, int64_t ldc) {
-  __m512 acc[static_cast<size_t>(R)][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = _mm512_setzero_ps(), acc[r][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(B + k * ldb + n0), b1 = _mm512_loadu_ps(B + k * ldb + n0 + 16);
-    for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(A[(m0 + r) * lda + k]);
-      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
-    }
+// One kernel body for both instruction sets: VEC is the register type, W its float lanes, TARGET the
+// function attribute, and ZERO / LOAD / SET1 / FMA / STORE the intrinsics. Rows come in blocks of 4
+// (then 1), columns in blocks of 2 W; the rest of the columns by the portable chain.
+#define RESLENS_COMBINE_KERNEL(NAME, TARGET, VEC, W, ZERO, LOAD, SET1, FMA, STORE)                              \
+  template <int R>                                                                                             \
+  TARGET void NAME##_block(int64_t m0, int64_t n0, int64_t K, const float* A, int64_t lda, const float* B,      \
+                           int64_t ldb, float* C, int64_t ldc) {                                               \
+    VEC acc[static_cast<size_t>(R)][2];                                                                        \
+    for (int r = 0; r < R; ++r) acc[r][0] = ZERO(), acc[r][1] = ZERO();                                        \
+    for (int64_t k = 0; k < K; ++k) {                                                                          \
+      const VEC b0 = LOAD(B + k * ldb + n0), b1 = LOAD(B + k * ldb + n0 + (W));                                \
+      for (int r = 0; r < R; ++r) {                                                                            \
+        const VEC a = SET1(A[(m0 + r) * lda + k]);                                                             \
+        acc[r][0] = FMA(a, b0, acc[r][0]);                                                                     \
+        acc[r][1] = FMA(a, b1, acc[r][1]);                                                                     \
+      }                                                                                                        \
+    }                                                                                                          \
+    for (int r = 0; r < R; ++r) {                                                                              \
+      STORE(C + (m0 + r) * ldc + n0, acc[r][0]);                                                               \
+      STORE(C + (m0 + r) * ldc + n0 + (W), acc[r][1]);                                                         \
+    }                                                                                                          \
+  }                                                                                                            \
+  TARGET void NAME(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,  \
+                   float* C, int64_t ldc) {                                                                    \
+    const int64_t n_full = N / (2 * (W)) * (2 * (W));                                                          \
+    for (int64_t n0 = 0; n0 < n_full; n0 += 2 * (W)) {                                                         \
+      int64_t m0 = 0;                                                                                          \
+      for (; m0 + 4 <= M; m0 += 4) NAME##_block<4>(m0, n0, K, A, lda, B, ldb, C, ldc);                         \
+      for (; m0 < M; ++m0) NAME##_block<1>(m0, n0, K, A, lda, B, ldb, C, ldc);                                 \
+    }                                                                                                          \
+    columns_portable(0, M, n_full, N, K, A, lda, B, ldb, C, ldc);                                              \
   }
-  for (int r = 0; r < R; ++r) {
-    _mm512_storeu_ps(C + (m0 + r) * ldc + n0, acc[r][0]);
-    _mm512_storeu_ps(C + (m0 + r) * ldc + n0 + 16, acc[r][1]);
-  }
-}
 
-__attribute__((target("avx512f"))) void combine_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                                                       const float* B, int64_t ldb, float* C, int64_t ldc) {
-  const int64_t n_full = N / 32 * 32;
-  for (int64_t n0 = 0; n0 < n_full; n0 += 32) {
-    int64_t m0 = 0;
-    for (; m0 + 4 <= M; m0 += 4) block_avx512<4>(m0, n0, K, A, lda, B, ldb, C, ldc);
-    for (; m0 < M; ++m0) block_avx512<1>(m0, n0, K, A, lda, B, ldb, C, ldc);
-  }
-  columns_portable(0, M, n_full, N, K, A, lda, B, ldb, C, ldc);
-}
-
-template <int R>
-__attribute__((target("avx2,fma"))) void block_avx2(int64_t m0, int64_t n0, int64_t K, const float* A, int64_t lda,
-                                                    const float* B, int64_t ldb, float* C, int64_t ldc) {
-  __m256 acc[static_cast<size_t>(R)][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = _mm256_setzero_ps(), acc[r][1] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(B + k * ldb + n0), b1 = _mm256_loadu_ps(B + k * ldb + n0 + 8);
-    for (int r = 0; r < R; ++r) {
-      const __m256 a = _mm256_set1_ps(A[(m0 + r) * lda + k]);
-      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    _mm256_storeu_ps(C + (m0 + r) * ldc + n0, acc[r][0]);
-    _mm256_storeu_ps(C + (m0 + r) * ldc + n0 + 8, acc[r][1]);
-  }
-}
-
-__attribute__((target("avx2,fma"))) void combine_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                                                      const float* B, int64_t ldb, float* C, int64_t ldc) {
-  const int64_t n_full = N / 16 * 16;
-  for (int64_t n0 = 0; n0 < n_full; n0 += 16) {
-    int64_t m0 = 0;
-    for (; m0 + 4 <= M; m0 += 4) block_avx2<4>(m0, n0, K, A, lda, B, ldb, C, ldc);
-    for (; m0 < M; ++m0) block_avx2<1>(m0, n0, K, A, lda, B, ldb, C, ldc);
-  }
-  columns_portable(0, M, n_full, N, K, A, lda, B, ldb, C, ldc);
-}
+RESLENS_COMBINE_KERNEL(combine_avx512, __attribute__((target("avx512f"))), __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps,
+                       _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
+RESLENS_COMBINE_KERNEL(combine_avx2, __attribute__((target("avx2,fma"))), __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps,
+                       _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
+#undef RESLENS_COMBINE_KERNEL
 #endif
 
 }  // namespace
+
+bool detail::combine_rows_fma_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                                   float* C, int64_t ldc) {
+#ifdef RESLENS_COMBINE_X86
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    combine_avx2(M, N, K, A, lda, B, ldb, C, ldc);
+    return true;
+  }
+#endif
+  return false;
+}
 
 void combine_rows_fma(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                       int64_t ldc) {

@@ -19,6 +19,9 @@ namespace detail {
 /// Test hook: the portable loop even where a vector kernel runs (same bits, slower).
 void combine_rows_fma_portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                                float* C, int64_t ldc);
+/// Test hook: the AVX2 kernel where the CPU has AVX2 and FMA (returns false, C untouched, elsewhere).
+bool combine_rows_fma_avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                           float* C, int64_t ldc);
 }  // namespace detail
 
 }  // namespace reslens::ops

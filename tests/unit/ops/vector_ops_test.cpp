@@ -103,6 +103,10 @@ TEST(VectorOps, FusedRowCombinationsAreTheFmaChainOnEveryPath) {
   detail::combine_rows_fma_portable(M, N, K, A.data(), K, B.data(), N, portable.data(), N);
   EXPECT_EQ(got, want);
   EXPECT_EQ(portable, want);
+  std::vector<float> avx2(M * N, -1.0f);
+  if (detail::combine_rows_fma_avx2(M, N, K, A.data(), K, B.data(), N, avx2.data(), N)) {
+    EXPECT_EQ(avx2, want);
+  }
 }
 
 TEST(VectorOps, MinMaxFindsTheExtremesAnywhere) {
