@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "analysis/cache_files.h"
@@ -231,52 +232,55 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
   }
   const auto nu = static_cast<int64_t>(rep.size());
-  // 1. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128.
+  // 1-2. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128. Then the
+  // error's quadratic forms f^T Gamma f and z^T Gamma_E z. F and Z exist for a block of 512 vectors
+  // at a time (a 7B batch of 4096 would hold 2 x 67 MB, zeroed and faulted in on every call).
   std::vector<uint8_t> xs(static_cast<size_t>(nu * kp), 128);
-  std::vector<float> F(static_cast<size_t>(nu * d)), Z(static_cast<size_t>(nu * d));  // [nu, d]
   std::vector<double> b(static_cast<size_t>(nu)), f2(static_cast<size_t>(nu)), z2(static_cast<size_t>(nu));
   std::vector<double> f1(static_cast<size_t>(nu)), z1(static_cast<size_t>(nu));
-  parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
-    for (int64_t v = v0; v < v1; ++v) {
-      const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
-      float mx = 0;
-      for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
-      const double bv = static_cast<double>(mx) / 127.0;
-      double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
-      for (int64_t i = 0; i < d; ++i) {
-        const int c = code_of(static_cast<double>(y[i]), bv);
-        xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
-        const double z = bv * c, f = static_cast<double>(y[i]) - z;
-        // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
-        // the difference from the exact f and z is covered by a margin below.
-        const float ff = static_cast<float>(f), zf = static_cast<float>(z);
-        F[static_cast<size_t>(v * d + i)] = ff;
-        Z[static_cast<size_t>(v * d + i)] = zf;
-        sf2 += static_cast<double>(ff) * static_cast<double>(ff);
-        sz2 += static_cast<double>(zf) * static_cast<double>(zf);
-        sf1 += std::abs(static_cast<double>(ff));
-        sz1 += std::abs(static_cast<double>(zf));
-      }
-      const auto vi = static_cast<size_t>(v);
-      b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
-    }
-  });
-  // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z.
   std::vector<double> qf(static_cast<size_t>(nu)), qz(static_cast<size_t>(nu));
   {
     constexpr int64_t kRows = 512;
-    std::vector<float> prod(static_cast<size_t>(std::min(nu, kRows) * d));  // [rows, d] x Gamma
-    for (int pass = 0; pass < 2; ++pass) {
-      const std::vector<float>& X = pass == 0 ? F : Z;
-      const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
-      std::vector<double>& q = pass == 0 ? qf : qz;
-      for (int64_t r0 = 0; r0 < nu; r0 += kRows) {
-        const int64_t rows = std::min(kRows, nu - r0);
-        ops::matmul_nt(rows, d, d, X.data() + r0 * d, d, G.data(), d, prod.data(), d, n_threads);
+    const auto block_floats = static_cast<size_t>(std::min(nu, kRows) * d);
+    std::unique_ptr<float[]> F(new float[block_floats]), Z(new float[block_floats]);  // [rows, d], every entry written
+    std::unique_ptr<float[]> prod(new float[block_floats]);                            // [rows, d] x Gamma
+    for (int64_t r0 = 0; r0 < nu; r0 += kRows) {
+      const int64_t rows = std::min(kRows, nu - r0);
+      parallel_for(n_threads, rows, [&](int64_t v0, int64_t v1) {
+        for (int64_t r = v0; r < v1; ++r) {
+          const int64_t v = r0 + r;
+          const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
+          float mx = 0;
+          for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
+          const double bv = static_cast<double>(mx) / 127.0;
+          double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            const int c = code_of(static_cast<double>(y[i]), bv);
+            xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
+            const double z = bv * c, f = static_cast<double>(y[i]) - z;
+            // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
+            // the difference from the exact f and z is covered by a margin below.
+            const float ff = static_cast<float>(f), zf = static_cast<float>(z);
+            F[static_cast<size_t>(r * d + i)] = ff;
+            Z[static_cast<size_t>(r * d + i)] = zf;
+            sf2 += static_cast<double>(ff) * static_cast<double>(ff);
+            sz2 += static_cast<double>(zf) * static_cast<double>(zf);
+            sf1 += std::abs(static_cast<double>(ff));
+            sz1 += std::abs(static_cast<double>(zf));
+          }
+          const auto vi = static_cast<size_t>(v);
+          b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
+        }
+      });
+      for (int pass = 0; pass < 2; ++pass) {
+        const float* X = pass == 0 ? F.get() : Z.get();
+        const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
+        std::vector<double>& q = pass == 0 ? qf : qz;
+        ops::matmul_nt(rows, d, d, X, d, G.data(), d, prod.get(), d, n_threads);
         for (int64_t r = 0; r < rows; ++r) {
           double s = 0;
           for (int64_t i = 0; i < d; ++i) {
-            s += static_cast<double>(X[static_cast<size_t>((r0 + r) * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
+            s += static_cast<double>(X[static_cast<size_t>(r * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
           }
           q[static_cast<size_t>(r0 + r)] = s;
         }
