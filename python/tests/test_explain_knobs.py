@@ -93,10 +93,18 @@ def test_bad_bound_tol_type_and_method_raise(model):
         reslens.explain(model, PROMPT, method="exact")
 
 
-def test_core_refuses_a_bad_bound_tol(model):
-    # The binding itself (not only the Python wrapper) refuses it: reslens._core callers get the same.
+def test_core_explain_takes_the_knobs(model):
+    # reslens._core.explain (reslens.explain goes through _core.explain_target) takes them as well,
+    # and the binding itself (not only the Python wrapper) refuses a bad bound_tol.
+    ids = model.tokens(PROMPT, None)
+    default = reslens._core.explain(model.core, ids).method_counts
+    assert sketched(reslens._core.explain(model.core, ids, projection_sketch=False).method_counts) == 0
+    assert exact(reslens._core.explain(model.core, ids, bound_tol=1e-3).method_counts) < exact(default)
+    reslens.precompute_projections(model)
+    assert reslens._core.explain(model.core, ids).method_counts["ffn_cached"] > 0
+    assert reslens._core.explain(model.core, ids, projection_cache=False).method_counts == default
     with pytest.raises(ValueError, match="bound_tol"):
-        reslens._core.explain(model.core, model.tokens(PROMPT, None), bound_tol=float("nan"))
+        reslens._core.explain(model.core, ids, bound_tol=float("nan"))
 
 
 def test_batch_helper_refuses_a_bad_bound_tol(model):
