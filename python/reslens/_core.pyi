@@ -126,7 +126,8 @@ class Explanation:
 def explain(model: Model, tokens: Ids, target: Union[int, str, None] = None, foil: Union[int, str, None] = None, position: int = -1,
             include_final_bias: bool = False, compat_notebook: bool = False, baselines: bool = False,
             query_top_n: int = 30, set_size: int = 300, lens_top_k: int = 10, threads: int = 0,
-            method: str = "auto") -> Explanation: ...
+            method: str = "auto", bound_tol: float = 8e-6, projection_cache: bool = True,
+            projection_sketch: bool = True) -> Explanation: ...
 class ExplainedTarget:
     single: bool
     position: int
@@ -177,7 +178,8 @@ def explain_target(model: Model, tokens: Ids, target: Union[int, str, Sequence[i
                    include_final_bias: bool = False, compat_notebook: bool = False, baselines: bool = False,
                    query_top_n: int = 30, set_size: int = 300, lens_top_k: int = 10, threads: int = 0,
                    method: str = "auto", generate: int = 0, temperature: float = 0.0,
-                   seed: int = 0) -> ExplainedTarget: ...
+                   seed: int = 0, bound_tol: float = 8e-6, projection_cache: bool = True,
+                   projection_sketch: bool = True) -> ExplainedTarget: ...
 def _time_explain(model: Model, tokens: Ids, threads: int = 0, repeats: int = 1) -> List[float]: ...
 def ablate_request(model: Model, tokens: Ids, target: Union[int, str, None], intervention: Intervention,
                    position: int = -1, activation: bool = False, seed: Optional[int] = None,

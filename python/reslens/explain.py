@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -568,17 +569,28 @@ def _token_name(spec: TokenSpec, what: str) -> Union[int, str, List[int], None]:
                     f"not {type(spec).__name__}")
 
 
+def check_bound_tol(bound_tol: Any) -> None:
+    """TypeError unless a number, ValueError unless positive and finite (the library refuses it too;
+    said here before any work, and before explain_batch would take it for one prompt's problem)."""
+    if isinstance(bound_tol, (bool, np.bool_)) or not isinstance(bound_tol, (int, float, np.integer, np.floating)):
+        raise TypeError(f"bound_tol is a number (the bounded method's largest accepted error), not {bound_tol!r}")
+    if not math.isfinite(bound_tol) or bound_tol <= 0:
+        raise ValueError(f"bound_tol must be a positive finite number, not {bound_tol!r}")
+
+
 def _explain_target_core(model: "Model", text: "TokensLike", target, foil, position: int, prepend_bos, include_final_bias,
                          compat: str, baselines: bool, query_top: int, set_size: int, lens_top_k: int, method: str,
                          threads: Optional[int], top: int, continuation: Optional[str] = None,
                          generate: Optional[int] = None, temperature: float = 0.0,
-                         seed: int = 0) -> "_core.ExplainedTarget":
+                         seed: int = 0, bound_tol: float = 8e-6, projection_cache: bool = True,
+                         projection_sketch: bool = True) -> "_core.ExplainedTarget":
     refuse_hooks(model, "reslens.explain")
     if compat not in ("paper", "notebook"):
         raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
     for name, v in (("top", top), ("query_top", query_top)):
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
+    check_bound_tol(bound_tol)
     if position is None or isinstance(position, bool) or not hasattr(position, "__index__"):
         raise TypeError(f"position is one token position (an int; -1 the last, -2 the one before), not {position!r}: "
                         "an explanation is of one prediction (for several, call explain per position)")
@@ -604,7 +616,8 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
     return _core.explain_target(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"),
                                 int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
                                 int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
-                                method, 0 if generate is None else int(generate), float(temperature), int(seed))
+                                method, 0 if generate is None else int(generate), float(temperature), int(seed),
+                                float(bound_tol), bool(projection_cache), bool(projection_sketch))
 
 
 def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
@@ -612,7 +625,8 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
             include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
             query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
             threads: Optional[int] = None, continuation: Optional[str] = None,
-            generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0
+            generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
+            bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True
             ) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
@@ -632,7 +646,12 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     the CLI's: ``include_final_bias``, ``compat`` ("paper" or "notebook"), ``baselines``,
     ``query_top`` (``--query-top``). ``method``: how neuron, head and position scores are computed,
     "auto" (the CLI's choice: certified bounds for large vocabularies), "full" or "bounded"; all
-    are exact to 1e-5 (docs/explain.md). The GIL is released during the computation.
+    are exact to 1e-5 (docs/explain.md). The bounded method's knobs (``reslens explain --bound-tol``,
+    ``--no-projection-cache``, ``--no-sketch``; no effect with ``method="full"``): ``bound_tol``, the
+    largest accepted error of a certified score (a positive finite number; larger is faster and less
+    exact), ``projection_cache`` (use the model's projection cache when it exists) and
+    ``projection_sketch`` (certify from int8 sketches on AVX-512 VNNI CPUs first). The GIL is
+    released during the computation.
 
     >>> ex = reslens.explain(model, "Once upon a time", top=10)
     >>> ex.head.shape == (model.cfg.n_layers, model.cfg.n_heads)
@@ -654,12 +673,13 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
         return [explain(model, t, tg, fl, position, top, prepend_bos=prepend_bos, include_final_bias=include_final_bias,
                         compat=compat, baselines=baselines, query_top=query_top, set_size=set_size,
                         lens_top_k=lens_top_k, method=method, threads=threads, continuation=c, generate=generate,
-                        temperature=temperature, seed=seed)  # type: ignore[misc]
+                        temperature=temperature, seed=seed, bound_tol=bound_tol, projection_cache=projection_cache,
+                        projection_sketch=projection_sketch)  # type: ignore[misc]
                 for t, tg, fl, c in zip(items, per_row(target, n, "target"), per_row(foil, n, "foil"),
                                         per_row(continuation, n, "continuation"))]
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch)
     if core.single and generate is None:  # one token each: explain()'s own result, as before
         return Explanation(core.steps[0], model, top)
     from .target import TargetExplanation
@@ -671,9 +691,12 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
                    include_final_bias: bool = False, compat: str = "paper", baselines: bool = False,
                    query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
                    threads: Optional[int] = None, continuation: Optional[str] = None,
-                   generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0) -> "TargetExplanation":
+                   generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
+                   bound_tol: float = 8e-6, projection_cache: bool = True,
+                   projection_sketch: bool = True) -> "TargetExplanation":
     """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
-    target is one step, whose scores are ``explain``'s).
+    target is one step, whose scores are ``explain``'s). Every option, ``method`` and the bounded
+    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``) included, is ``explain``'s.
 
     >>> ex = reslens.explain_target(model, "Once upon a time", target=" there was a")
     >>> len(ex.steps), ex.ffn_neuron.shape == ex.steps[0].ffn_neuron.shape
@@ -682,7 +705,7 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
     from .target import TargetExplanation
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch)
     return TargetExplanation(core, model, top)
 
 

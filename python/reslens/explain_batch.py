@@ -99,8 +99,10 @@ def explain_batch(model: "Model", prompts: Union[str, os.PathLike, Iterable[Unio
     ...     print(r.id, r.explanation.target.text)
     1  time
     """
-    from .explain import explain
+    from .explain import check_bound_tol, explain
 
+    if "bound_tol" in options:  # a bad one is the call's problem, not every prompt's
+        check_bound_tol(options["bound_tol"])
     for line, item in _items(prompts, strict):
         if isinstance(item, str):  # a malformed file line
             yield BatchResult(line, None, None, item)

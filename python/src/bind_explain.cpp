@@ -1,7 +1,9 @@
 // reslens._core.explain, Explanation and ablate: the paper's attribution (reslens::explain) with every
 // score as a zero-copy float64 numpy view, its reports (the CLI's JSON and text), and interventions.
 #include <chrono>
+#include <cmath>
 #include <optional>
+#include <sstream>
 
 #include "analysis/ranking.h"
 #include "bindings.h"
@@ -43,6 +45,12 @@ ScoreMethod parse_method(const std::string& m) {
 
 ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a) {
   if (tokens.empty()) throw InvalidArgument("the prompt has no tokens: nothing to explain");
+  // The library takes any double; nan, inf or <= 0 would make every bound fail or pass blindly.
+  if (!std::isfinite(a.bound_tol) || a.bound_tol <= 0) {
+    std::ostringstream v;  // called with the GIL released: no Python objects here
+    v << a.bound_tol;
+    throw InvalidArgument("bound_tol must be a positive finite number, not " + v.str());
+  }
   ExplainRequest req;
   req.tokens = std::move(tokens);
   req.position = a.position;
@@ -57,6 +65,9 @@ ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a
   req.options.set_size = a.set_size;
   req.options.lens_top_k = a.lens_top_k;
   req.options.method = a.method;
+  req.options.bound_tol = a.bound_tol;
+  req.options.projection_cache = a.projection_cache;
+  req.options.projection_sketch = a.projection_sketch;
   req.options.n_threads = threads_or_default(a.threads);
   req.all_logits = true;  // the Python result exposes every position's logits
   return req;
@@ -308,7 +319,8 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       "explain",
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
-         int lens_top_k, int threads, const std::string& method) {
+         int lens_top_k, int threads, const std::string& method, double bound_tol, bool projection_cache,
+         bool projection_sketch) {
         ExplainArgs a;
         a.target = token_name(target, "target");
         a.foil = token_name(foil, "foil");
@@ -321,6 +333,9 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
         a.lens_top_k = lens_top_k;
         a.threads = threads;
         a.method = parse_method(method);
+        a.bound_tol = bound_tol;
+        a.projection_cache = projection_cache;
+        a.projection_sketch = projection_sketch;
         std::vector<int32_t> ids = to_ids(tokens);
         const py::gil_scoped_release release;
         const auto t0 = std::chrono::steady_clock::now();
@@ -332,12 +347,16 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
       py::arg("foil") = py::none(), py::arg("position") = -1, py::arg("include_final_bias") = false,
       py::arg("compat_notebook") = false, py::arg("baselines") = false, py::arg("query_top_n") = 30,
       py::arg("set_size") = 300, py::arg("lens_top_k") = 10, py::arg("threads") = 0, py::arg("method") = "auto",
+      py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
+      py::arg("projection_sketch") = true,
       R"pbdoc(
 Runs ``tokens`` with explain()'s hooks and attributes the prediction at ``position`` (GIL released).
 ``target``/``foil``: a token id, a text (resolved as ``reslens explain --target`` does: the spelling
 the model finds likelier at the position), or None (the top prediction / no contrast); the result's
 ``notes`` say how a text was resolved. ``method``:
 "auto" (the library's choice, as the CLI), "full" or "bounded" (ExplainOptions::method).
+``bound_tol``, ``projection_cache``, ``projection_sketch``: the bounded method's knobs
+(ExplainOptions; no effect with "full"); ``bound_tol`` must be a positive finite number.
 )pbdoc");
 
   m.def(

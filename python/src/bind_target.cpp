@@ -199,7 +199,7 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
          int lens_top_k, int threads, const std::string& method, int64_t generate_n, double temperature,
-         uint64_t seed) {
+         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch) {
         ExplainArgs a;
         set_sequence(target, "target", a.target, a.target_tokens);
         set_sequence(foil, "foil", a.foil, a.foil_tokens);
@@ -212,6 +212,9 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
         a.lens_top_k = lens_top_k;
         a.threads = threads;
         a.method = parse_method(method);
+        a.bound_tol = bound_tol;
+        a.projection_cache = projection_cache;
+        a.projection_sketch = projection_sketch;
         std::vector<int32_t> ids = to_ids(tokens);
         auto t = std::make_shared<TargetResult>();
         t->model = model.ptr;
@@ -233,7 +236,8 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       py::arg("position") = -1, py::arg("include_final_bias") = false, py::arg("compat_notebook") = false,
       py::arg("baselines") = false, py::arg("query_top_n") = 30, py::arg("set_size") = 300, py::arg("lens_top_k") = 10,
       py::arg("threads") = 0, py::arg("method") = "auto", py::arg("generate") = 0, py::arg("temperature") = 0.0,
-      py::arg("seed") = 0,
+      py::arg("seed") = 0, py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
+      py::arg("projection_sketch") = true,
       R"pbdoc(
 Runs ``tokens`` and the target by teacher forcing and explains every step (GIL released).
 ``target``/``foil``: a token id, a text (all its tokens), a sequence of ids, or None (the top
@@ -241,6 +245,7 @@ prediction / no contrast). A target and foil of one token each give ``explain``'
 single step (``single``). ``generate`` > 0: no target; the model's own answer of up to that many
 tokens (greedy, or sampled at ``temperature`` with ``seed``) is generated and explained
 (reslens::explain_generated; ``generated`` then says how it stopped).
+``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``: as ``explain``'s.
 )pbdoc");
 }
 

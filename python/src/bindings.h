@@ -46,10 +46,15 @@ struct ExplainArgs {
   bool include_final_bias = false, compat_notebook = false, baselines = false;
   int query_top_n = 30, set_size = 300, lens_top_k = 10, threads = 0;
   ScoreMethod method = ScoreMethod::kAuto;
+  // The bounded method's knobs (ExplainOptions; explain_request() refuses a bound_tol that is not
+  // a positive finite number).
+  double bound_tol = ExplainOptions{}.bound_tol;
+  bool projection_cache = true, projection_sketch = true;
 };
 
 /// The library's one request (reslens/explain_request.h) for `tokens` and `a`, every position's
-/// logits kept (the Python results expose them). InvalidArgument for no tokens.
+/// logits kept (the Python results expose them). InvalidArgument for no tokens or a bound_tol that is
+/// not a positive finite number.
 ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a);
 
 /// "auto", "full" or "bounded" as ExplainOptions::method (InvalidArgument otherwise).

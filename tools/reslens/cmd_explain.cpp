@@ -14,6 +14,7 @@
 #include "common.h"
 #include "explain_batch.h"
 #include "progress.h"
+#include "score_method_args.h"
 #include "report/html_page.h"
 #include "reslens/graph.h"
 
@@ -84,6 +85,9 @@ void register_explain(CLI::App& app) {
       ->check(CLI::IsMember({"paper", "notebook"}));
   cmd->add_flag("--baselines", *baselines, "Also compute the alternative scores of spec 3.3 for every FFN neuron");
   cmd->add_option("--query-top", *query_n, "Value neurons the query analyses start from")->check(CLI::PositiveNumber);
+  // --method, --bound-tol, --no-projection-cache, --no-sketch (score_method_args.h).
+  auto score = std::make_shared<ScoreMethodArgs>();
+  score->add(*cmd);
   cmd->callback([=] {
     if (!batch->batch.empty()) {
       for (const char* o : {"--target", "--foil", "--continuation", "--generate", "--position", "--json", "--jsonl", "--html", "--ids"}) {
@@ -95,6 +99,7 @@ void register_explain(CLI::App& app) {
       batch->compat_notebook = *compat == "notebook";
       batch->baselines = *baselines;
       batch->query_top = *query_n;
+      batch->score = *score;
       run_explain_batch(*args, *prompt, *batch);
       return;
     }
@@ -118,6 +123,7 @@ void register_explain(CLI::App& app) {
     req.options.baselines = *baselines;
     req.options.query_top_n = *query_n;
     req.options.n_threads = args->threads;
+    score->apply(req.options);
     // A target (or foil) of several tokens is explained step by step (teacher forcing); one token
     // each gives explain()'s single-position result and documents, as before.
     ReportOptions rep;

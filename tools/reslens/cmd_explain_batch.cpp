@@ -44,6 +44,7 @@ std::string explain_line(const Model& model, const PromptArgs& prompt_opts, cons
     req.options.baselines = b.baselines;
     req.options.query_top_n = b.query_top;
     req.options.n_threads = threads;
+    b.score.apply(req.options);
     const ExplainedTarget done = explain_target(model, req);
     ReportOptions rep;
     rep.top = b.top;
@@ -71,7 +72,7 @@ std::string explain_line(const Model& model, const PromptArgs& prompt_opts, cons
 
 nlohmann::json settings_json(const std::string& model, const std::string& batch, const BatchPrompts& in,
                              const PromptArgs& pa, const ExplainBatchArgs& b) {
-  return {{"model", model},
+  nlohmann::json j = {{"model", model},
           {"batch", batch},
           {"batch_fingerprint", std::to_string(in.fingerprint)},
           {"prompts", in.prompts.size()},
@@ -88,6 +89,9 @@ nlohmann::json settings_json(const std::string& model, const std::string& batch,
             {"chat", pa.chat},
             {"chat_template", pa.chat_template},
             {"system", pa.system}}}};
+  // Only the knobs set away from their defaults, so that a batch begun before they existed resumes.
+  j["options"].update(b.score.changed());
+  return j;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common.h"
+#include "score_method_args.h"
 
 namespace reslens::cli {
 
@@ -16,6 +17,7 @@ struct ExplainBatchArgs {
   int top = 20;
   bool final_bias = false, compat_notebook = false, baselines = false;
   int query_top = 30;
+  ScoreMethodArgs score;  ///< --method, --bound-tol, --no-projection-cache, --no-sketch
 };
 
 /// `margs` and `prompt` carry the model and the prompt options (--bos, --no-parse-special, --chat,

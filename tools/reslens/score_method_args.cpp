@@ -1,0 +1,61 @@
+// --method, --bound-tol, --no-projection-cache, --no-sketch (score_method_args.h).
+#include "score_method_args.h"
+
+#include <cmath>
+#include <cstdlib>
+
+namespace reslens::cli {
+
+namespace {
+
+// CLI11's PositiveNumber lets nan and inf through, and neither is a tolerance.
+CLI::Validator positive_finite_tolerance() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v) || v <= 0) {
+          return "must be a positive finite number, not '" + s + "'";
+        }
+        return {};
+      },
+      "POSITIVE", "positive finite number");
+}
+
+}  // namespace
+
+void ScoreMethodArgs::add(CLI::App& cmd) {
+  cmd.add_option("--method", method,
+                 "How neuron, head and position scores are computed: auto (default: bounded for large vocabularies), "
+                 "full (every vector over the whole vocabulary) or bounded (certified bounds); all agree within "
+                 "1e-5 (docs/explain.md)")
+      ->check(CLI::IsMember({"auto", "full", "bounded"}));
+  cmd.add_option("--bound-tol", bound_tol,
+                 "Bounded method: largest accepted error of a certified score (default 8e-6); a larger value is "
+                 "faster and less exact. No effect with --method full")
+      ->check(positive_finite_tolerance());
+  cmd.add_flag("--no-projection-cache", no_projection_cache,
+               "Bounded method: ignore the model's projection cache (reslens precompute). No effect with --method full");
+  cmd.add_flag("--no-sketch", no_sketch,
+               "Bounded method: do not certify scores from int8 sketches (AVX-512 VNNI CPUs) before projecting "
+               "exactly. No effect with --method full");
+}
+
+void ScoreMethodArgs::apply(ExplainOptions& o) const {
+  o.method = method == "full" ? ScoreMethod::kFull : method == "bounded" ? ScoreMethod::kBounded : ScoreMethod::kAuto;
+  o.bound_tol = bound_tol;
+  o.projection_cache = !no_projection_cache;
+  o.projection_sketch = !no_sketch;
+}
+
+nlohmann::json ScoreMethodArgs::changed() const {
+  const ScoreMethodArgs defaults;
+  nlohmann::json j = nlohmann::json::object();
+  if (method != defaults.method) j["method"] = method;
+  if (bound_tol != defaults.bound_tol) j["bound_tol"] = bound_tol;
+  if (no_projection_cache) j["projection_cache"] = false;
+  if (no_sketch) j["projection_sketch"] = false;
+  return j;
+}
+
+}  // namespace reslens::cli

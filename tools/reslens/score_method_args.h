@@ -1,0 +1,28 @@
+// The precision and speed knobs of `reslens explain` (single, answers, --generate and --batch):
+// --method, --bound-tol, --no-projection-cache and --no-sketch, as ExplainOptions takes them
+// (reslens/explain.h; docs/explain.md, "How the scores are computed").
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "reslens/explain.h"
+
+namespace reslens::cli {
+
+struct ScoreMethodArgs {
+  std::string method = "auto";                    ///< --method auto|full|bounded
+  double bound_tol = ExplainOptions{}.bound_tol;  ///< --bound-tol: a positive finite number
+  bool no_projection_cache = false;               ///< --no-projection-cache
+  bool no_sketch = false;                         ///< --no-sketch
+  /// Adds the four options to `cmd`; CLI11 refuses a bad --method or --bound-tol (exit 2, one line).
+  void add(CLI::App& cmd);
+  /// Sets method, bound_tol, projection_cache and projection_sketch of `o`.
+  void apply(ExplainOptions& o) const;
+  /// The knobs that differ from the defaults, for a batch's settings (a resume must use the same
+  /// ones; a batch begun before these options existed, all defaults, still resumes).
+  nlohmann::json changed() const;
+};
+
+}  // namespace reslens::cli
