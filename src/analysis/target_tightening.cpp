@@ -267,27 +267,6 @@ void finish_moments(std::vector<MomentTask>& tasks, const std::vector<ops::Momen
   }
 }
 
-// Every task's moments. Each thread takes a contiguous range of tasks and walks the vocabulary in
-// blocks, passing all its tasks over a block before the next: tasks that share a row (one weight
-// direction, many steps) or a distribution (one step, many rows) then read it from cache instead of
-// memory. Each task's lanes run the same chains as a whole row at once, so the sums have the same
-// bits in any grouping and for any thread count.
-void sum_moments(std::vector<MomentTask>& tasks, int64_t n, int threads) {
-  constexpr int64_t kBlock = 512;  // per task 4 KB of q and 2 KB of g
-  const int64_t n16 = n / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;  // the lanes' part
-  std::vector<ops::MomentLanes> lanes(tasks.size());
-  parallel_for(threads, static_cast<int64_t>(tasks.size()), [&](int64_t a, int64_t b) {
-    for (int64_t v0 = 0; v0 < n16; v0 += kBlock) {
-      const int64_t len = std::min(kBlock, n16 - v0);
-      for (int64_t i = a; i < b; ++i) {
-        const MomentTask& t = tasks[static_cast<size_t>(i)];
-        ops::weighted_moments_add(t.q + v0, t.g + v0, len, lanes[static_cast<size_t>(i)]);
-      }
-    }
-  });
-  finish_moments(tasks, lanes, n);
-}
-
 // A row over the vocabulary and its extremes (the shift of an exact evaluation, b of the moments).
 struct Row {
   const float* g = nullptr;  // [d_vocab]
@@ -386,15 +365,16 @@ class Tightening {
     heads(l, combos);
   }
 
-  // The components of `level` that read direction `dir` (or head `dir` for the head levels): a
-  // range of the summed array `st`.
-  std::pair<int64_t, int64_t> components(const SumTerms& st, int64_t l, int64_t dir) const {
-    const int64_t n_sum = st.sum->shape.back(), H = c_.n_heads;
-    switch (st.level) {
+  // The entries of an array of `level` (its last axis n_last: source positions, or the level's own)
+  // that read direction `dir` of layer l (head `dir` for the head levels): a range, the same in a
+  // summed array and in a step's.
+  std::pair<int64_t, int64_t> entries(int level, int64_t l, int64_t dir, int64_t n_last) const {
+    const int64_t H = c_.n_heads;
+    switch (level) {
       case kFfn: return {l * c_.d_mlp + dir, l * c_.d_mlp + dir + 1};
-      case kAttnNeuron: return {(l * H * c_.d_head + dir) * n_sum, (l * H * c_.d_head + dir + 1) * n_sum};
+      case kAttnNeuron: return {(l * H * c_.d_head + dir) * n_last, (l * H * c_.d_head + dir + 1) * n_last};
       case kHead: return {l * H + dir, l * H + dir + 1};
-      default: return {(l * H + dir) * n_sum, (l * H + dir + 1) * n_sum};
+      default: return {(l * H + dir) * n_last, (l * H + dir + 1) * n_last};
     }
   }
 
@@ -403,7 +383,7 @@ class Tightening {
   std::vector<Job> select_again(int64_t l, std::initializer_list<int> levels, int64_t dir) {
     for (const SumTerms& st : sums_) {
       if (std::find(levels.begin(), levels.end(), st.level) == levels.end()) continue;
-      const auto [b, e] = components(st, l, dir);
+      const auto [b, e] = entries(st.level, l, dir, st.sum->shape.back());
       select_steps(st, refs_, tol_, b, e);
     }
     std::vector<Job> out;
@@ -411,14 +391,7 @@ class Tightening {
       for (const int lv : levels) {
         std::vector<char>& m = refs_[r].marked[lv];
         if (m.empty()) continue;
-        const int64_t n_t = scores(r, lv).shape.back();
-        int64_t b = 0, e = 0;  // the step's entries of this direction or head
-        switch (lv) {
-          case kFfn: b = l * c_.d_mlp + dir, e = b + 1; break;
-          case kAttnNeuron: b = (l * c_.n_heads * c_.d_head + dir) * n_t, e = b + n_t; break;
-          case kHead: b = l * c_.n_heads + dir, e = b + 1; break;
-          default: b = (l * c_.n_heads + dir) * n_t, e = b + n_t; break;
-        }
+        const auto [b, e] = entries(lv, l, dir, scores(r, lv).shape.back());
         const std::vector<char>* q = lv == kFfn || lv == kAttnNeuron ? &query_marks_[lv][r] : nullptr;
         const std::vector<double>& w = (refs_[r].widths->*kWidthOf[lv]).values;
         for (int64_t i = b; i < e; ++i) {
@@ -460,22 +433,23 @@ class Tightening {
         if (shared_ != nullptr) rows[i - c0].g = ffn ? shared_->ffn(l, dirs[i]) : shared_->attn(l, dirs[i]);
         if (rows[i - c0].g == nullptr) to_project.push_back(i - c0);
       }
-      // The rows to project, prepared (gamma * c(w)); their products come block by block below.
+      // The rows to project, prepared (gamma * c(w)); their products come block by block below into G.
+      std::vector<char> projected(rows.size(), 0);
       const VocabProjector& projector = ctx_.projector(0);
       for (size_t i = 0; i < to_project.size(); ++i) {
         for (int64_t r = 0; r < d; ++r) stage[static_cast<size_t>(r)] = W->at(r, dirs[c0 + to_project[i]]);
         projector.prepare_unscaled(stage.data(), ys.data() + i * static_cast<size_t>(d));
         rows[to_project[i]].g = G.data() + i * static_cast<size_t>(V);
+        projected[to_project[i]] = 1;
       }
-      std::vector<Row> whole;  // the shared rows, whole already: their extremes now
-      for (size_t i = 0, k = 0; i < rows.size(); ++i) {
-        if (k < to_project.size() && to_project[k] == i) ++k;
-        else whole.push_back(rows[i]);
+      // The shared rows are whole already: their extremes now (the projected ones' come per block).
+      std::vector<Row> whole;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (!projected[i]) whole.push_back(rows[i]);
       }
       find_extremes(whole, V, threads());
-      for (size_t i = 0, k = 0, w = 0; i < rows.size(); ++i) {
-        if (k < to_project.size() && to_project[k] == i) ++k;
-        else rows[i] = whole[w++];
+      for (size_t i = 0, w = 0; i < rows.size(); ++i) {
+        if (!projected[i]) rows[i] = whole[w++];
       }
       // Round 1's sums with the projection streamed: W_U's rows block by block, each block of the
       // chunk's rows used by every job while it is in cache (the whole rows stay for round 2).
@@ -637,7 +611,8 @@ class Tightening {
       if (exactly) {
         evaluate_exactly(chunk, kHeadPosition, row_of, coef_of);
       } else {
-        certify(chunk, kHeadPosition, row_of, coef_of, [&](std::vector<MomentTask>& t) { sum_moments(t, V, threads()); });
+        // (With a softcap no job becomes a moment task: certify() computes each exactly.)
+        certify(chunk, kHeadPosition, row_of, coef_of, [](std::vector<MomentTask>&) {});
       }
     }
   }
