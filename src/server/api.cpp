@@ -132,7 +132,6 @@ struct ScoreKnobs {
     o.projection_cache = projection_cache;
     o.projection_sketch = projection_sketch;
   }
-  bool operator==(const ScoreKnobs&) const = default;
 };
 
 /// The explanation a request refers to: a prompt and, optionally, position, target and foil, and
@@ -368,7 +367,7 @@ class Engine {
       const auto& e = explains_[i];
       // The knobs too: a page that asks for the full method must not get a bounded explanation's scores.
       if (e.tokens == p.tokens && e.position == p.eo.position && e.target == p.eo.target && e.foil == p.eo.foil &&
-          e.knobs == knobs_of(p.eo)) {
+          same_knobs(e.options, p.eo)) {
         auto hit = explains_[i];
         explains_.erase(explains_.begin() + static_cast<std::ptrdiff_t>(i));
         explains_.push_front(hit);
@@ -376,7 +375,7 @@ class Engine {
       }
     }
     auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo));
-    explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, knobs_of(p.eo), ex});
+    explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, p.eo, ex});
     if (explains_.size() > kExplains) explains_.pop_back();
     return ex;
   }
@@ -389,11 +388,12 @@ class Engine {
     std::vector<int32_t> tokens;
     int position;
     int32_t target, foil;
-    ScoreKnobs knobs;
+    ExplainOptions options;  ///< as explained: its knobs are part of the key
     std::shared_ptr<const Explanation> ex;
   };
-  static ScoreKnobs knobs_of(const ExplainOptions& o) {
-    return {o.method, o.bound_tol, o.projection_cache, o.projection_sketch};
+  static bool same_knobs(const ExplainOptions& a, const ExplainOptions& b) {
+    return a.method == b.method && a.bound_tol == b.bound_tol && a.projection_cache == b.projection_cache &&
+           a.projection_sketch == b.projection_sketch;
   }
   static constexpr size_t kRuns = 2, kExplains = 4;
 
