@@ -61,11 +61,23 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   const double* accm = sums.data();
   const double* mean = sums.data() + count;
   constexpr int64_t kCols = 256;  // a column block's accumulators stay in L2 while W's rows stream by
+  // W's block is copied 128 rows at a time into a contiguous [128, 256] buffer that both products
+  // read (in place, each 16-column strip would touch one cache line per row, in another page each
+  // time). Each sum is still one chain over i ascending: the same bits.
+  constexpr int64_t kRows = 128;
   parallel_for(ctx.threads, (count + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
+    std::vector<float> block(static_cast<size_t>(kRows * kCols));  // [kRows, n] rows of W's column block
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t c0 = blk * kCols, n = std::min(kCols, count - c0);
-      ops::matmul_nn_accumulate_small(nh, n, d, z.data(), d, W.row(0) + first + c0, W.ld, acc.data() + c0, count);
-      ops::matmul_nn_accumulate_small(n_sums, n, d, wm.data(), d, W.row(0) + first + c0, W.ld, sums.data() + c0, count);
+      for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+        const int64_t ni = std::min(kRows, d - i0);
+        for (int64_t i = 0; i < ni; ++i) {
+          const float* row = W.row(i0 + i) + first + c0;
+          std::copy(row, row + n, block.data() + i * n);
+        }
+        ops::matmul_nn_accumulate_small(nh, n, ni, z.data() + i0, d, block.data(), n, acc.data() + c0, count);
+        ops::matmul_nn_accumulate_small(n_sums, n, ni, wm.data() + i0, d, block.data(), n, sums.data() + c0, count);
+      }
     }
   });
   const double inv = 1.0 / ctx.proj.scale();

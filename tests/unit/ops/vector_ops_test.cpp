@@ -177,6 +177,40 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   EXPECT_EQ(y1, y2);
 }
 
+// Long products (K past one chunk of packed B rows) over a column window of a wider matrix (ldb > N,
+// N past one block of packed columns and not a multiple of 16): still the in-order chain per element,
+// in float and in double over float B.
+TEST(VectorOps, SmallProductsOverWideMatricesAreTheInOrderSums) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t M = 9, N = 601, K = 333, ldb = 700, first = 37;
+  std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * ldb)), C(static_cast<size_t>(M * N), 0.5f);
+  for (float& v : A) v = normal(rng);
+  for (float& v : B) v = normal(rng);
+  std::vector<float> want(C);
+  std::vector<double> Ad(static_cast<size_t>(M * K)), Cd(static_cast<size_t>(M * N), 0.25);
+  for (double& v : Ad) v = static_cast<double>(normal(rng));
+  std::vector<double> wantd(Cd);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      float c = want[static_cast<size_t>(m * N + n)];
+      double cd = wantd[static_cast<size_t>(m * N + n)];
+      for (int64_t k = 0; k < K; ++k) {
+        const float b = B[static_cast<size_t>(k * ldb + first + n)];
+        const float prod = A[static_cast<size_t>(m * K + k)] * b;
+        c = c + prod;
+        cd += Ad[static_cast<size_t>(m * K + k)] * static_cast<double>(b);
+      }
+      want[static_cast<size_t>(m * N + n)] = c;
+      wantd[static_cast<size_t>(m * N + n)] = cd;
+    }
+  }
+  matmul_nn_accumulate_small(M, N, K, A.data(), K, B.data() + first, ldb, C.data(), N);
+  EXPECT_EQ(C, want);
+  matmul_nn_accumulate_small(M, N, K, Ad.data(), K, B.data() + first, ldb, Cd.data(), N);
+  EXPECT_EQ(Cd, wantd);
+}
+
 // Every pass width (4, 8, 12, 16 combinations, padded) and the column tail give each output the
 // in-order chain of separate multiplies and adds: the same bits as a scalar loop.
 TEST(VectorOps, Int16RowCombinationsAreTheInOrderSums) {
