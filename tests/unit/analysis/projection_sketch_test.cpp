@@ -19,6 +19,26 @@
 namespace reslens::analysis {
 namespace {
 
+// A state's head/tail split by hand: its `head` likeliest tokens in the head, the rest the tail.
+TailSplit head_and_tail(const std::vector<double>& q, int64_t head) {
+  const auto V = static_cast<int64_t>(q.size());
+  TailSplit t;
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
+  std::partial_sort(order.begin(), order.begin() + head, order.end(),
+                    [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
+  t.ids.assign(order.begin(), order.begin() + head);
+  t.tail_q.assign(static_cast<size_t>(V), 0.0f);
+  for (int64_t j = 0; j < V; ++j) {
+    if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
+    t.mass += q[static_cast<size_t>(j)];
+    t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
+    t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
+  }
+  for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+  return t;
+}
+
 TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
   const auto model = Model::load(test::shared_path("models/random-gpt2-hf"));
   const int64_t d = model->config().d_model, V = model->config().d_vocab;
@@ -141,19 +161,7 @@ TEST(ProjectionSketch, AlignedRoundingErrorsAreBounded) {
     double z = 0;
     for (double& x : q) z += (x = std::exp(spread * normal(rng)));
     for (double& x : q) x /= z;
-    TailSplit t;
-    std::vector<int32_t> order(static_cast<size_t>(V));
-    for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
-    std::partial_sort(order.begin(), order.begin() + 8, order.end(), [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
-    t.ids.assign(order.begin(), order.begin() + 8);
-    t.tail_q.assign(static_cast<size_t>(V), 0.0f);
-    for (int64_t j = 0; j < V; ++j) {
-      if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
-      t.mass += q[static_cast<size_t>(j)];
-      t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
-      t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
-    }
-    for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+    const TailSplit t = head_and_tail(q, 8);
     for (double tol : {8e-6, 1e-7, 1e-9}) {
       std::vector<double> s_of;
       std::vector<std::vector<double>> heads;
@@ -222,19 +230,7 @@ TEST(ProjectionSketch, ScreenedFormsFallBackOnAPeakedGram) {
     zq += x;
   }
   for (double& x : q) x /= zq;
-  TailSplit t;
-  std::vector<int32_t> order(static_cast<size_t>(V));
-  for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
-  std::partial_sort(order.begin(), order.begin() + 8, order.end(), [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
-  t.ids.assign(order.begin(), order.begin() + 8);
-  t.tail_q.assign(static_cast<size_t>(V), 0.0f);
-  for (int64_t j = 0; j < V; ++j) {
-    if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
-    t.mass += q[static_cast<size_t>(j)];
-    t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
-    t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
-  }
-  for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+  const TailSplit t = head_and_tail(q, 8);
   // Vectors orthogonal to m (their rounding errors nearly so), and every fourth one whose rounding
   // error is along m, at scales from 1e-4 to 1e-1.
   std::vector<std::vector<float>> ys;
