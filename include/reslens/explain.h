@@ -176,6 +176,12 @@ HookFilter explain_capture();
 /// logits are missing or activations are not finite.
 Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                     const ExplainOptions& options = {});
+/// The same, asking `should_stop` after each phase but the last (points, bounds, tails, attention,
+/// FFN neurons, checks: seconds each on a 7B model) and throwing Cancelled when it answers true;
+/// `reslens serve` passes a cancelled job's flag (ExplainRequest::should_stop does the same for
+/// the request-level explain()).
+Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                    const ExplainOptions& options, const std::function<bool()>& should_stop);
 
 /// The projection cache: every FFN and attention neuron direction projected onto the vocabulary once,
 /// stored quantized with certified error bounds (FFN rows as int8 codes, attention rows as int16, a

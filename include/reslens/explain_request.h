@@ -93,11 +93,13 @@ struct ExplainRequest {
   /// and the step's index in pass.steps. `reslens explain --jsonl` prints each step's line from it
   /// and `reslens serve` streams it (target_step_line()).
   std::function<void(const TeacherForcedPass& pass, size_t step)> on_step_explained;
-  /// explain_target() / explain_generated(): asked after each generated token and after each
-  /// explained step (after on_step_explained and on_step); when it answers true, nothing more is
-  /// computed and Cancelled is thrown. `reslens serve` sets it when a client cancels the job; the
-  /// steps already handed to on_step_explained are all the caller gets. May be called from the
-  /// thread that runs the request only.
+  /// Asked after each generated token and after each explained step (after on_step_explained and
+  /// on_step) of explain_target() / explain_generated(), and within every explain (explain() of one
+  /// position, and each step) after its forward pass and after each of its phases (points, bounds,
+  /// tails, attention, FFN neurons, checks); when it answers true, nothing more is computed and
+  /// Cancelled is thrown. `reslens serve` sets it when a client cancels the job; the steps already
+  /// handed to on_step_explained are all the caller gets. May be called from the thread that runs
+  /// the request only.
   std::function<bool()> should_stop;
 };
 

@@ -16,6 +16,9 @@ from conftest import PROMPTS, get_model
 
 PROMPT = PROMPTS["stories260K.gguf"]
 N = 64  # tokens to generate: the model's context (512) leaves room, and it does not end its turn early
+# Questions per explained step on stories260K (512 tokens: the full method): after the points,
+# attention, FFN neuron and checks phases of its explain, and at the step's end.
+PER_STEP = 4 + 1
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +28,8 @@ def model():
 
 @pytest.fixture(scope="module")
 def whole_answer(model):
-    """The uninterrupted answer: its should_stop calls (one per generated token and per explained
-    step) and how long it took."""
+    """The uninterrupted answer: its should_stop calls (one per generated token, and per explained
+    step one after each phase of its explain but the last and one at its end) and how long it took."""
     calls = []
     t0 = time.monotonic()
     done = reslens.explain(model, PROMPT, generate=N, threads=1, should_stop=lambda: calls.append(1))
@@ -37,7 +40,7 @@ def test_should_stop_is_asked_at_every_step(whole_answer):
     done, calls, seconds = whole_answer
     n = len(done.steps)
     assert n == N and done.generated["stop"] == "max_tokens"
-    assert calls == 2 * n, f"asked {calls} times for {n} generated and {n} explained tokens"
+    assert calls == n + n * PER_STEP, f"asked {calls} times for {n} generated and {n} explained tokens"
     print(f"{n}-token answer: {seconds:.2f} s")
 
 
@@ -83,7 +86,7 @@ def test_ctrl_c_with_should_stop_stops_before_the_end(model, whole_answer, defau
     assert 0 < len(calls) < calls_whole and elapsed < 0.75 * seconds
 
 
-@pytest.mark.parametrize("k", [1, 3, N + 2])
+@pytest.mark.parametrize("k", [1, 3, N + 2, N + 2 * PER_STEP])
 def test_should_stop_true_after_k_calls_raises_cancelled(model, k):
     calls = 0
 
@@ -96,9 +99,12 @@ def test_should_stop_true_after_k_calls_raises_cancelled(model, k):
         reslens.explain(model, PROMPT, generate=N, threads=1, should_stop=stop)
     assert calls == k, "nothing was asked after the call that said stop"
     assert isinstance(e.value, reslens.Error) and "\n" not in str(e.value)
-    # k <= N: while generating; N + 2: after the second explained step.
+    # k <= N: while generating; N + 2: within the first step's explain (after its attention phase);
+    # N + 2 PER_STEP: after the second explained step.
     assert ("while generating" in str(e.value)) == (k <= N)
     if k == N + 2:
+        assert "explain stopped after its attention phase" in str(e.value)
+    if k == N + 2 * PER_STEP:
         assert "stopped after 2 of" in str(e.value)
 
 
@@ -107,8 +113,11 @@ def test_should_stop_on_a_given_answer_and_a_target(model):
         seen = []
         return lambda: (seen.append(1), len(seen) >= k)[1]
     with pytest.raises(reslens.Cancelled, match=r"stopped after 2 of \d+ explained steps"):
-        reslens.explain(model, "Once upon a time", continuation=" there was a little girl", should_stop=after(2))
+        reslens.explain(model, "Once upon a time", continuation=" there was a little girl",
+                        should_stop=after(2 * PER_STEP))
     with pytest.raises(reslens.Cancelled, match="stopped after 1 of"):
+        reslens.explain_target(model, "Once upon a time", target=" there was", should_stop=after(PER_STEP))
+    with pytest.raises(reslens.Cancelled, match="explain stopped after its points phase"):
         reslens.explain_target(model, "Once upon a time", target=" there was", should_stop=after(1))
     # Falsy answers (None, 0, "") let it finish.
     done = reslens.explain(model, "Once upon a time", continuation=" there was", should_stop=lambda: 0)

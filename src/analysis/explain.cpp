@@ -57,8 +57,14 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
   return analysis::explain_sharing(model, run, tokens, opts, nullptr);
 }
 
+Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
+                    const ExplainOptions& opts, const std::function<bool()>& should_stop) {
+  return analysis::explain_sharing(model, run, tokens, opts, nullptr, nullptr, should_stop);
+}
+
 Explanation analysis::explain_sharing(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
-                                      const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths) {
+                                      const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths,
+                                      const std::function<bool()>& should_stop) {
   auto since = std::chrono::steady_clock::now();
   const ModelConfig& c = model.config();
   const analysis::TraceView trace(model, run);
@@ -82,11 +88,16 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   const int64_t L = c.n_layers, d = c.d_model;
 
   Explanation ex;
-  // Phase timings for benchmarks (Explanation::phase_ms): the time since the previous mark.
-  auto mark = [&since, &ex](const char* phase) {
+  // Phase timings for benchmarks (Explanation::phase_ms): the time since the previous mark. A phase
+  // boundary is also where a caller that no longer wants the explanation stops it (a 7B explain's
+  // phases take seconds to tens of seconds; the last one needs no check).
+  auto mark = [&since, &ex, &should_stop](const char* phase, bool last = false) {
     const auto now = std::chrono::steady_clock::now();
     ex.phase_ms.emplace_back(phase, std::chrono::duration<double, std::milli>(now - since).count());
     since = now;
+    if (!last && should_stop && should_stop()) {
+      throw Cancelled(std::string("explain stopped after its ") + phase + " phase: the request was cancelled");
+    }
   };
   ex.position = static_cast<int>(P);
   ex.n_positions = P + 1;
@@ -207,7 +218,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   analysis::score_experts(ctx, ex);
   mark("checks");
   analysis::score_queries(ctx, ex);
-  mark("queries");
+  mark("queries", true);
   return ex;
 }
 

@@ -1,6 +1,8 @@
 // Pieces of explain() shared between its files. Internal.
 #pragma once
 
+#include <functional>
+
 #include <vector>
 
 #include "analysis/bounds.h"
@@ -58,8 +60,12 @@ struct ExplainContext {
 /// explain() whose exact passes read and keep weight directions' projections in `shared` (nullptr:
 /// explain() itself). Every score is the same bit for bit with or without it. `widths` (when not
 /// nullptr) receives the bounded method's certified half-widths (all 0 under the full method).
+/// `should_stop` (ExplainRequest::should_stop, when set) is asked after each phase (points, bounds,
+/// tails, attention, FFN neurons, checks); when it answers true, Cancelled is thrown and nothing
+/// more is computed. It is called from this thread only.
 Explanation explain_sharing(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
-                            const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths = nullptr);
+                            const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths = nullptr,
+                            const std::function<bool()>& should_stop = {});
 
 /// Layer scores (spec §3.1 rows 1-2) from the 2L+1 residual points at P (emb, then a0, f0, a1, f1,
 /// ...): Imp(A^l | h^{l-1}) and Imp(F^l | r^l) as differences of the points' log p(w), and with a

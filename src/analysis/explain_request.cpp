@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "analysis/explain_internal.h"
 #include "reslens/error.h"
 #include "reslens/token_names.h"
 
@@ -134,7 +135,11 @@ ExplainedPrompt explain(const Model& model, const ExplainRequest& request) {
   const std::span<const float> logits = logits_at(model, *out.run, P, out.tokens.size());
   out.options.target = target ? pick_token(model, *target, logits, "target", out.notes) : -1;
   out.options.foil = foil ? pick_token(model, *foil, logits, "foil", out.notes) : -1;
-  out.explanation = explain(model, *out.run, out.tokens, out.options);
+  if (request.should_stop && request.should_stop()) {
+    throw Cancelled("explain stopped after its forward pass: the request was cancelled");
+  }
+  out.explanation =
+      analysis::explain_sharing(model, *out.run, out.tokens, out.options, nullptr, nullptr, request.should_stop);
   return out;
 }
 

@@ -148,7 +148,8 @@ TargetStep explain_step(const Model& model, const TeacherForcedPass& pass, const
   step.options.position = position;
   step.options.target = token;
   step.options.foil = foil;
-  step.explanation = analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared, &widths);
+  step.explanation =
+      analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared, &widths, request.should_stop);
   return step;
 }
 

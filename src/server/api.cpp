@@ -255,7 +255,8 @@ class Engine {
     p.eo.foil = foil ? pick_token(m_, *foil, logits, "foil", p.notes) : -1;
     if (explained) {
       job.set_stage("attribution");
-      p.ex = explanation_for(p);
+      // A client that cancels the job (DELETE /api/jobs/ID) stops the explain at its next phase.
+      p.ex = explanation_for(p, [&job] { return job.stop_requested(); });
     }
     return p;
   }
@@ -362,7 +363,7 @@ class Engine {
     return r;
   }
 
-  std::shared_ptr<const Explanation> explanation_for(const Prepared& p) {
+  std::shared_ptr<const Explanation> explanation_for(const Prepared& p, const std::function<bool()>& should_stop) {
     for (size_t i = 0; i < explains_.size(); ++i) {
       const auto& e = explains_[i];
       // The knobs too: a page that asks for the full method must not get a bounded explanation's scores.
@@ -374,7 +375,7 @@ class Engine {
         return hit.ex;
       }
     }
-    auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo));
+    auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo, should_stop));
     explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, p.eo, ex});
     if (explains_.size() > kExplains) explains_.pop_back();
     return ex;
