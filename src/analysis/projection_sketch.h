@@ -43,10 +43,11 @@ struct ProjectionSketch {
 /// GEMMs, in blocks of 4096 rows) and kept for the process while in use: V d bytes of codes and
 /// 2 d^2 floats (GPT-2 124M: 39 + 4.7 MB; a 7B model: 131 + 134 MB).
 std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads);
-/// Whether explain uses the sketch on this CPU: only where the AVX-512 VNNI kernel runs (and
-/// ops::detail::set_gemm_isa_limit allows AVX-512). The portable loops give the same integers but
-/// at ~0.6 GMAC/s instead of ~190, far slower than the exact float pass; without the kernel those
-/// vectors go to the exact pass, so scores may differ from a VNNI CPU's within bound_tol.
+/// Whether explain uses the sketch on this CPU: wherever a SIMD kernel of ops::int8_dot_tile runs
+/// (AVX-512 VNNI, AVX-VNNI or AVX2; ops::detail::int8_dot_is_fast). They all give the same
+/// integers, so the sketched scores are the same bits on each. The portable loops give them too
+/// but at ~0.6 GMAC/s, far slower than the exact float pass; without a SIMD kernel those vectors go
+/// to the exact pass, so scores may differ from a SIMD CPU's within bound_tol.
 bool projection_sketch_available();
 /// The sketch of any [V, d] unembedding (tests build adversarial ones).
 std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads);
