@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "isa_limit.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
@@ -250,10 +251,12 @@ void register_bench(CLI::App& app) {
     // as float32 where the loader converted or copied it (a tied W_E/W_U is one matrix, read once).
     const double weight_bytes = static_cast<double>(model->mapped_bytes() + model->owned_bytes());
     const double bound_ms = weight_bytes / (bandwidth * 1e9) * 1e3;
+    const ActiveKernels kernels = active_kernels();
     if (*json) {
       nlohmann::json j = {{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
                           {"results", results}, {"sgemm_gflops", sgemm}, {"read_bandwidth_gbps", bandwidth},
-                          {"weight_read_bound_ms", bound_ms}};
+                          {"weight_read_bound_ms", bound_ms},
+                          {"kernels", {{"gemm", kernels.gemm}, {"dequantize", kernels.dequantize}, {"int8", kernels.int8}}}};
       if (*with_explain) j["explain"] = explains;
       print_json(j);
     } else {
@@ -261,6 +264,8 @@ void register_bench(CLI::App& app) {
       std::printf("memory read bandwidth (%d threads): %.1f GB/s; reading the %.0f MB of weights once "
                   "takes %.1f ms (the bound for a few tokens)\n",
                   threads, bandwidth, weight_bytes / 1e6, bound_ms);
+      std::printf("kernels: GEMM %s, dequantize %s, int8 %s (RESLENS_ISA caps them)\n", kernels.gemm.c_str(),
+                  kernels.dequantize.c_str(), kernels.int8.c_str());
     }
   });
 }
