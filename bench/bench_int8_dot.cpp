@@ -1,7 +1,7 @@
 // bench_int8_dot: ops::int8_dot_tile, the sketched projection's integer products
 // (analysis/projection_sketch.cpp, step 4), per kernel (AVX-512 VNNI, AVX-VNNI, AVX2, portable),
-// against ops::matmul_nt doing the same multiply-adds in float32 (what the exact pass does instead),
-// at 1 and RESLENS_BENCH_THREADS threads (default 2).
+// against ops::matmul_nt doing the same multiply-adds in float32 (what the exact pass does instead;
+// AVX-512 and AVX2), at 1 and RESLENS_BENCH_THREADS threads (default 2).
 //
 // Shapes as the sketch runs them: 8192 rows of W_U's codes (128 tiles, a slice of the vocabulary;
 // GPT-2's 50257 rows take 6.1x as long) of d = 768 (GPT-2 124M) or 4096 (Llama-2-7B) columns,
@@ -22,6 +22,7 @@
 
 namespace {
 
+using reslens::ops::detail::GemmIsa;
 using reslens::ops::detail::Int8Kernel;
 using reslens::bench::bench_threads;
 
@@ -64,9 +65,15 @@ void bm_int8(benchmark::State& state, Int8Kernel kernel, int64_t d, int64_t m) {
   set_gmacs(state, kRows, d, m);
 }
 
-// The same multiply-adds in float32: [m, d] vectors x [rows, d] rows (matmul_nt's best ISA).
-void bm_float(benchmark::State& state, int64_t d, int64_t m) {
+// The same multiply-adds in float32: [m, d] vectors x [rows, d] rows, matmul_nt at `isa` (AVX2: what
+// the exact pass runs on a laptop without AVX-512).
+void bm_float(benchmark::State& state, GemmIsa isa, int64_t d, int64_t m) {
   const int threads = static_cast<int>(state.range(0));
+  reslens::ops::detail::set_gemm_isa_limit(isa);
+  if (reslens::ops::detail::gemm_active_isa() != isa) {
+    state.SkipWithError("instruction set not available on this CPU");
+    return;
+  }
   uint32_t s = 9;
   std::vector<float> w(static_cast<size_t>(kRows * d)), y(static_cast<size_t>(m * d));
   std::vector<float> out(static_cast<size_t>(m * kRows));  // [m, rows]
@@ -76,6 +83,7 @@ void bm_float(benchmark::State& state, int64_t d, int64_t m) {
     reslens::ops::matmul_nt(m, kRows, d, y.data(), d, w.data(), d, out.data(), kRows, threads);
     benchmark::DoNotOptimize(out.data());
   }
+  reslens::ops::detail::set_gemm_isa_limit(GemmIsa::avx512);
   set_gmacs(state, kRows, d, m);
 }
 
@@ -94,13 +102,18 @@ void register_all() {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
-    benchmark::RegisterBenchmark(("float32_gemm" + shape + "/m:" + std::to_string(kVectors)).c_str(), bm_float, d,
-                                 kVectors)
-        ->Arg(1)
-        ->Arg(threads)
-        ->ArgName("threads")
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+    for (const GemmIsa isa : {GemmIsa::avx512, GemmIsa::avx2}) {
+      benchmark::RegisterBenchmark(
+          (std::string("float32_gemm_") + (isa == GemmIsa::avx512 ? "avx512" : "avx2") + shape + "/m:" +
+           std::to_string(kVectors))
+              .c_str(),
+          bm_float, isa, d, kVectors)
+          ->Arg(1)
+          ->Arg(threads)
+          ->ArgName("threads")
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
   }
 }
 

@@ -258,6 +258,17 @@ TEST(Cli, BenchExplainReportsEveryPhase) {
   EXPECT_EQ(phases.size(), 8u) << phases.dump();
   // The phases are the explain's parts: with one repetition, their sum is its time.
   EXPECT_NEAR(sum, e["explain_ms"].get<double>(), 0.05 * e["explain_ms"].get<double>() + 1.0);
+  // --no-sketch: what the sketch certified (on a CPU with AVX2 at least) is projected exactly.
+  const auto off = cli({"bench", shared("models/random-gpt2/random-gpt2-test.gguf"), "--tokens", "4", "-r", "1",
+                        "--explain", "--no-sketch", "--full-max-tokens", "0", "--json", "--threads", "1"});
+  ASSERT_EQ(off.code, 0) << off.err;
+  const auto o = nlohmann::json::parse(off.out);
+  const int64_t full = e["vectors_full"].get<int64_t>(), full_off = o["explain"].at(0)["vectors_full"].get<int64_t>();
+  if (o["kernels"]["int8"] != "portable") {
+    EXPECT_GT(full_off, full);
+  } else {
+    EXPECT_EQ(full_off, full);
+  }
 }
 
 // Bad input: (arguments, exit code, fragments the single stderr line must contain).

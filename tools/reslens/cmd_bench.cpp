@@ -96,10 +96,14 @@ void register_bench(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   auto with_explain = std::make_shared<bool>(false);
   auto full_max = std::make_shared<int64_t>(8);
+  auto no_sketch = std::make_shared<bool>(false);
   args->add(*cmd);
   cmd->add_flag("--explain", *with_explain,
                 "Also time a whole explain (all levels, all neurons, queries) with the bounded and the full method");
   cmd->add_option("--full-max-tokens", *full_max, "Time the full (straightforward) method only up to this length");
+  cmd->add_flag("--no-sketch", *no_sketch,
+                "With --explain: the bounded method without the sketched projection (what the bounds leave is "
+                "projected exactly), to time what the sketch saves");
   cmd->add_option("-p,--tokens", *sizes, "Prompt lengths, comma-separated");
   cmd->add_option("-r,--repetitions", *reps, "Runs per measurement (the median is reported)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print JSON");
@@ -167,6 +171,7 @@ void register_bench(CLI::App& app) {
         ExplainOptions eo;
         eo.n_threads = threads;
         eo.method = ScoreMethod::kBounded;
+        eo.projection_sketch = !*no_sketch;
         explain(*model, run(*model, tokens, cap), tokens, eo);  // warm-up, and the per-model bounds cache
         std::vector<double> fwd, exp_times;
         // Per phase, every repetition's ms: the explain's own forward pass, then explain()'s phases.
