@@ -46,7 +46,7 @@ std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, in
 /// Whether explain uses the sketch on this CPU: wherever a SIMD kernel of ops::int8_dot_tile runs
 /// (AVX-512 VNNI, AVX-VNNI or AVX2; ops::detail::int8_dot_is_fast). They all give the same
 /// integers, so the sketched scores are the same bits on each. The portable loops give them too
-/// but at ~0.6 GMAC/s, far slower than the exact float pass; without a SIMD kernel those vectors go
+/// but at ~1-2 GMAC/s, far slower than the exact float pass; without a SIMD kernel those vectors go
 /// to the exact pass, so scores may differ from a SIMD CPU's within bound_tol.
 bool projection_sketch_available();
 /// The sketch of any [V, d] unembedding (tests build adversarial ones).

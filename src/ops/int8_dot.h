@@ -1,6 +1,7 @@
 // Exact integer dot products of int8 rows with many short vectors: the kernel behind explain's
 // sketched projections (analysis/projection_sketch.h), where a vector's projection onto the whole
-// vocabulary is wanted only to a known error, at a quarter of a float32 GEMM's cost.
+// vocabulary is wanted only to a known error, at a quarter (VNNI) to a half (AVX2) of the cost of a
+// float32 GEMM of the same instruction set.
 //
 // Every result is an exact int32 (|sum| <= 255 * 127 * K < 2^31 for K <= 66000), so the kernels
 // (AVX-512 VNNI, AVX-VNNI, AVX2, the portable loops), the thread count and the tile order all give
@@ -35,8 +36,9 @@ void int8_dot_tile(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_
 namespace detail {
 
 /// int8_dot_tile's kernels, in increasing order of speed (all give the same results):
-/// the portable loops (~0.6 GMAC/s), AVX2 (vpmaddubsw, no VNNI), AVX-VNNI (256-bit vpdpbusd, Intel
-/// Alder Lake and later) and AVX-512 VNNI. Measured: docs/benchmarks.md, "The sketched projection".
+/// the portable loops (~1-2 GMAC/s), AVX2 (vpmaddubsw, no VNNI), AVX-VNNI (256-bit vpdpbusd, Intel
+/// Alder Lake and later) and AVX-512 VNNI. Measured (bench_int8_dot): docs/benchmarks.md, "On CPUs
+/// without AVX-512 VNNI".
 enum class Int8Kernel { portable = 0, avx2 = 1, avx_vnni = 2, avx512_vnni = 3 };
 
 /// The fastest kernel this CPU (and this build) supports.
