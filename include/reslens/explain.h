@@ -15,6 +15,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -68,6 +69,17 @@ struct ExplainOptions {
   bool projection_sketch = true;
   int n_threads = 0;
 };
+
+/// The precision and speed knobs (method, bound_tol, projection_cache, projection_sketch) are set
+/// from the command line, the server's JSON and Python keywords; these are the one rule all three
+/// check them by (docs/explain.md, "Precision and speed knobs").
+/// "auto", "full" or "bounded": the name every front door spells `method` with.
+const char* to_string(ScoreMethod method);
+/// The method `name` spells; InvalidArgument "method must be 'auto', 'full' or 'bounded', not 'exact'".
+ScoreMethod parse_score_method(std::string_view name);
+/// InvalidArgument "bound_tol must be a positive finite number, not nan" unless `bound_tol` is one
+/// (explain() takes any double, and nan, inf or <= 0 would make every bound fail or pass blindly).
+void check_bound_tol(double bound_tol);
 
 /// One point of the logit lens / distribution change (spec §2.3): the residual stream at the
 /// embedding ("emb"), after layer l's attention ("a{l}") and after its FFN ("f{l}").

@@ -15,7 +15,7 @@ differences). Arrays are read-only numpy views over reslens's own memory; heavy 
 """
 
 from . import _core
-from ._core import Error, FormatError, IoError, NotFoundError, UnsupportedError
+from ._core import Cancelled, Error, FormatError, IoError, NotFoundError, UnsupportedError
 from .ablate import AblationResult, RandomBaseline, TargetStats, ablate
 from .cache import ActivationCache
 from .diff import ModelDiff, diff
@@ -48,6 +48,6 @@ __all__ = [
     "BatchedActivationCache", "FoldedModel", "Norm", "FactoredMatrix",
     "explain_batch", "BatchResult",
     "diff_batch", "DiffBatchResult",
-    "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "__version__",
+    "Error", "IoError", "NotFoundError", "FormatError", "UnsupportedError", "Cancelled", "__version__",
     "lens", "LensResult", "HookPoint",
 ]

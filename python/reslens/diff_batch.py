@@ -68,7 +68,8 @@ def diff_batch(model_a: "Model", model_b: "Model",
     ``prompts``: the path of a JSONL file in ``reslens explain --batch``'s format (a line
     ``{"prompt", "target"?, "foil"?, "position"?, "id"?}``; target and foil a text or one id), or an
     iterable of such dicts or of plain prompt texts. ``options`` are ``reslens.diff``'s keyword
-    arguments shared by every prompt (``prepend_bos``, ``include_final_bias``, ``threads``). A
+    arguments shared by every prompt (``prepend_bos``, ``include_final_bias``, ``threads``, ``method``,
+    ``bound_tol``, ``projection_cache``, ``projection_sketch``). A
     malformed item, or one that cannot be compared, gives a result with ``error`` set and the others
     go on; with ``strict`` it raises. Models of different shapes raise ``reslens.UnsupportedError``
     at the first prompt. The summary over the prompts is the CLI's (``OUT/summary.json``).
@@ -78,7 +79,10 @@ def diff_batch(model_a: "Model", model_b: "Model",
     """
     from ._core import UnsupportedError
     from .diff import diff
+    from .explain import check_score_knobs
 
+    # A bad knob is the call's problem, not every prompt's (raised before the first result).
+    check_score_knobs(options.get("method", "auto"), options.get("bound_tol", 8e-6))
     for line, item in _items(prompts, strict):
         if isinstance(item, str):  # a malformed file line
             yield DiffBatchResult(line, None, None, item)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -570,12 +569,28 @@ def _token_name(spec: TokenSpec, what: str) -> Union[int, str, List[int], None]:
 
 
 def check_bound_tol(bound_tol: Any) -> None:
-    """TypeError unless a number, ValueError unless positive and finite (the library refuses it too;
-    said here before any work, and before explain_batch would take it for one prompt's problem)."""
+    """TypeError unless a number, ValueError unless positive and finite: the library's rule
+    (``check_bound_tol``, as ``reslens explain --bound-tol`` and ``reslens serve`` check it), said
+    here before any work, and before explain_batch would take it for one prompt's problem."""
     if isinstance(bound_tol, (bool, np.bool_)) or not isinstance(bound_tol, (int, float, np.integer, np.floating)):
         raise TypeError(f"bound_tol is a number (the bounded method's largest accepted error), not {bound_tol!r}")
-    if not math.isfinite(bound_tol) or bound_tol <= 0:
-        raise ValueError(f"bound_tol must be a positive finite number, not {bound_tol!r}")
+    _core.check_score_knobs("auto", float(bound_tol))
+
+
+def check_score_knobs(method: Any, bound_tol: Any) -> None:
+    """The precision knobs of explain, diff and graph checked before any work: TypeError for a
+    method that is not a str or a bound_tol that is not a number, ValueError (the library's rule, the
+    CLI's and the server's) for a value it refuses."""
+    if not isinstance(method, str):
+        raise TypeError(f"method is 'auto', 'full' or 'bounded', not {method!r}")
+    check_bound_tol(bound_tol)
+    _core.check_score_knobs(method, float(bound_tol))
+
+
+def check_should_stop(should_stop: Any) -> None:
+    """TypeError unless None or a callable (asked between an answer's steps)."""
+    if should_stop is not None and not callable(should_stop):
+        raise TypeError(f"should_stop is a callable asked between steps (truthy: stop), or None, not {should_stop!r}")
 
 
 def _explain_target_core(model: "Model", text: "TokensLike", target, foil, position: int, prepend_bos, include_final_bias,
@@ -583,14 +598,16 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
                          threads: Optional[int], top: int, continuation: Optional[str] = None,
                          generate: Optional[int] = None, temperature: float = 0.0,
                          seed: int = 0, bound_tol: float = 8e-6, projection_cache: bool = True,
-                         projection_sketch: bool = True) -> "_core.ExplainedTarget":
+                         projection_sketch: bool = True,
+                         should_stop: Optional[Callable[[], Any]] = None) -> "_core.ExplainedTarget":
     refuse_hooks(model, "reslens.explain")
     if compat not in ("paper", "notebook"):
         raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
     for name, v in (("top", top), ("query_top", query_top)):
         if int(v) <= 0:
             raise ValueError(f"{name} must be positive, not {v}")
-    check_bound_tol(bound_tol)
+    check_score_knobs(method, bound_tol)
+    check_should_stop(should_stop)
     if position is None or isinstance(position, bool) or not hasattr(position, "__index__"):
         raise TypeError(f"position is one token position (an int; -1 the last, -2 the one before), not {position!r}: "
                         "an explanation is of one prediction (for several, call explain per position)")
@@ -617,7 +634,7 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
                                 int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
                                 int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
                                 method, 0 if generate is None else int(generate), float(temperature), int(seed),
-                                float(bound_tol), bool(projection_cache), bool(projection_sketch))
+                                float(bound_tol), bool(projection_cache), bool(projection_sketch), should_stop)
 
 
 def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
@@ -626,8 +643,8 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
             query_top: int = 30, set_size: int = 300, lens_top_k: int = 10, method: str = "auto",
             threads: Optional[int] = None, continuation: Optional[str] = None,
             generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
-            bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True
-            ) -> Union[Explanation, "TargetExplanation"]:
+            bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True,
+            should_stop: Optional[Callable[[], Any]] = None) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
 
@@ -653,6 +670,12 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     ``projection_sketch`` (certify from int8 sketches first, on CPUs with AVX2 or better). The GIL is
     released during the computation.
 
+    A long answer (``generate``, ``continuation``, a target of several tokens) can be stopped: between
+    its steps (each generated token, each explained step) the call checks for Ctrl-C, and a pending
+    one raises ``KeyboardInterrupt`` at that step boundary; ``should_stop`` (a callable taking no
+    arguments) is asked there too, and a truthy answer raises ``reslens.Cancelled``. Either way
+    nothing after that boundary is computed and no result is returned.
+
     >>> ex = reslens.explain(model, "Once upon a time", top=10)
     >>> ex.head.shape == (model.cfg.n_layers, model.cfg.n_heads)
     True
@@ -674,12 +697,12 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
                         compat=compat, baselines=baselines, query_top=query_top, set_size=set_size,
                         lens_top_k=lens_top_k, method=method, threads=threads, continuation=c, generate=generate,
                         temperature=temperature, seed=seed, bound_tol=bound_tol, projection_cache=projection_cache,
-                        projection_sketch=projection_sketch)  # type: ignore[misc]
+                        projection_sketch=projection_sketch, should_stop=should_stop)  # type: ignore[misc]
                 for t, tg, fl, c in zip(items, per_row(target, n, "target"), per_row(foil, n, "foil"),
                                         per_row(continuation, n, "continuation"))]
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed, bound_tol, projection_cache, projection_sketch)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop)
     if core.single and generate is None:  # one token each: explain()'s own result, as before
         return Explanation(core.steps[0], model, top)
     from .target import TargetExplanation
@@ -693,10 +716,12 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
                    threads: Optional[int] = None, continuation: Optional[str] = None,
                    generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
                    bound_tol: float = 8e-6, projection_cache: bool = True,
-                   projection_sketch: bool = True) -> "TargetExplanation":
+                   projection_sketch: bool = True,
+                   should_stop: Optional[Callable[[], Any]] = None) -> "TargetExplanation":
     """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
     target is one step, whose scores are ``explain``'s). Every option, ``method`` and the bounded
-    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``) included, is ``explain``'s.
+    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``) and ``should_stop``
+    (Ctrl-C and ``reslens.Cancelled`` between steps) included, is ``explain``'s.
 
     >>> ex = reslens.explain_target(model, "Once upon a time", target=" there was a")
     >>> len(ex.steps), ex.ffn_neuron.shape == ex.steps[0].ffn_neuron.shape
@@ -705,7 +730,7 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
     from .target import TargetExplanation
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed, bound_tol, projection_cache, projection_sketch)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop)
     return TargetExplanation(core, model, top)
 
 

@@ -9,7 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import _core
-from .explain import TokenSpec
+from .explain import TokenSpec, check_score_knobs
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
@@ -76,15 +76,21 @@ class Graph:
 def graph(model: "Model", text: "TokensLike", target: TokenSpec = None, position: int = -1, *,
           top_values: int = 10, top_heads: int = 5, top_queries: int = 20, node_threshold: float = 0.8,
           edge_threshold: float = 0.98, prepend_bos: Optional[bool] = None, include_final_bias: bool = False,
-          threads: Optional[int] = None) -> Graph:
+          threads: Optional[int] = None, method: str = "auto", bound_tol: float = 8e-6,
+          projection_cache: bool = True, projection_sketch: bool = True) -> Graph:
     """``reslens graph MODEL TEXT`` as a Python object. Thresholds outside [0, 1], or a pruning that
-    leaves no edge, raise ``ValueError``.
+    leaves no edge, raise ``ValueError``. ``method``, ``bound_tol``, ``projection_cache``,
+    ``projection_sketch``: how the explanation's scores are computed, as ``reslens.explain``'s
+    (``reslens graph --method ...``; a bad value raises ``ValueError``, a wrong type ``TypeError``);
+    ``metadata["generation_settings"]`` records them.
 
     >>> g = reslens.graph(model, "Once upon a time", node_threshold=1, edge_threshold=1)
     >>> len(g.links) > 0, g.nodes[0]["feature_type"]
     (True, 'logit')
     """
+    check_score_knobs(method, bound_tol)
     ids = model.tokens(text, prepend_bos)
     return Graph(_core.graph(model.core, ids, target, int(position), int(top_values), int(top_heads),
                              int(top_queries), float(node_threshold), float(edge_threshold),
-                             bool(include_final_bias), int(threads or 0)))
+                             bool(include_final_bias), int(threads or 0), method, float(bound_tol),
+                             bool(projection_cache), bool(projection_sketch)))

@@ -1,9 +1,7 @@
 // reslens._core.explain, Explanation and ablate: the paper's attribution (reslens::explain) with every
 // score as a zero-copy float64 numpy view, its reports (the CLI's JSON and text), and interventions.
 #include <chrono>
-#include <cmath>
 #include <optional>
-#include <sstream>
 
 #include "analysis/ranking.h"
 #include "bindings.h"
@@ -15,10 +13,6 @@ namespace reslens::python {
 namespace {
 
 using Result = std::shared_ptr<ExplainResult>;
-
-const char* method_name(ScoreMethod m) {
-  return m == ScoreMethod::kFull ? "full" : m == ScoreMethod::kBounded ? "bounded" : "auto";
-}
 
 // The library's one request (reslens/explain_request.h), as the CLI and the server make it; the GIL
 // must be released.
@@ -36,21 +30,12 @@ Result explain_tokens(const std::shared_ptr<const Model>& model, std::vector<int
 
 }  // namespace
 
-ScoreMethod parse_method(const std::string& m) {
-  if (m == "auto") return ScoreMethod::kAuto;
-  if (m == "full") return ScoreMethod::kFull;
-  if (m == "bounded") return ScoreMethod::kBounded;
-  throw InvalidArgument("method must be 'auto', 'full' or 'bounded', not '" + m + "'");
-}
+ScoreMethod parse_method(const std::string& m) { return parse_score_method(m); }
 
 ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a) {
   if (tokens.empty()) throw InvalidArgument("the prompt has no tokens: nothing to explain");
-  // The library takes any double; nan, inf or <= 0 would make every bound fail or pass blindly.
-  if (!std::isfinite(a.bound_tol) || a.bound_tol <= 0) {
-    std::ostringstream v;  // called with the GIL released: no Python objects here
-    v << a.bound_tol;
-    throw InvalidArgument("bound_tol must be a positive finite number, not " + v.str());
-  }
+  // The library's rule, as the CLI and the server check it (explain() itself takes any double).
+  check_bound_tol(a.bound_tol);
   ExplainRequest req;
   req.tokens = std::move(tokens);
   req.position = a.position;
@@ -231,7 +216,10 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
                                d["set_size"] = r->eo.set_size;
                                d["baselines"] = r->eo.baselines;
                                d["lens_top_k"] = r->eo.lens_top_k;
-                               d["method"] = method_name(r->eo.method);
+                               d["method"] = to_string(r->eo.method);
+                               d["bound_tol"] = r->eo.bound_tol;
+                               d["projection_cache"] = r->eo.projection_cache;
+                               d["projection_sketch"] = r->eo.projection_sketch;
                                return d;
                              })
       .def(
@@ -473,6 +461,16 @@ the model finds likelier at the position), or None (the top prediction / no cont
       },
       py::arg("model"), py::arg("threads") = 0, py::arg("progress") = py::none(),
       "Builds the model's projection cache (reslens precompute); returns projection_cache_info.");
+
+  m.def(
+      "check_score_knobs",
+      [](const std::string& method, double bound_tol) {
+        parse_score_method(method);
+        check_bound_tol(bound_tol);
+      },
+      py::arg("method"), py::arg("bound_tol"),
+      "ValueError unless `method` and `bound_tol` pass the library's rule (parse_score_method, check_bound_tol), "
+      "the one the CLI and the server check them by.");
 
   m.def("label_head", &label_head);
   m.def("label_ffn_neuron", &label_ffn_neuron);

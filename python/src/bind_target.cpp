@@ -3,6 +3,8 @@
 // summed scores are zero-copy float64 views; the reports are the CLI's (target_json, target_text,
 // target_html, write_target_arrays).
 #include <chrono>
+#include <functional>
+#include <memory>
 
 #include "bindings.h"
 #include "reslens/explain_target.h"
@@ -43,6 +45,27 @@ std::shared_ptr<ExplainResult> step_result(const Target& t, const TeacherForcedP
   r->eo = pass.steps[i].options;
   r->notes = std::move(notes);
   return r;
+}
+
+// ExplainRequest::should_stop for a call from Python, asked between steps (after each generated
+// token and each explained step) on the thread that made the call, which holds the GIL only for
+// this: a pending Ctrl-C runs Python's SIGINT handler (PyErr_CheckSignals), whose KeyboardInterrupt
+// leaves the library as error_already_set and reaches the caller as itself, not as Cancelled; then
+// `callable` (None: none) is asked, and a truthy answer stops the request with Cancelled
+// (reslens.Cancelled); an exception it raises ends the call with that exception. The library copies
+// the request, so the callable is held by a shared_ptr whose copies need no GIL and whose last
+// owner takes the GIL to let it go.
+std::function<bool()> python_should_stop(const py::object& callable) {
+  std::shared_ptr<py::object> held(new py::object(callable), [](py::object* o) {
+    const py::gil_scoped_acquire gil;
+    delete o;
+  });
+  return [held] {
+    const py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (held->is_none()) return false;
+    return py::bool_((*held)()).cast<bool>();
+  };
 }
 
 py::object score_or_none(const Target& t, const ScoreArray& a) {
@@ -199,7 +222,11 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
          int lens_top_k, int threads, const std::string& method, int64_t generate_n, double temperature,
-         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch) {
+         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch, const py::object& should_stop) {
+        if (!should_stop.is_none() && !PyCallable_Check(should_stop.ptr())) {
+          throw py::type_error("should_stop is a callable asked between steps (truthy: stop), or None, not " +
+                               py::str(should_stop.get_type().attr("__name__")).cast<std::string>());
+        }
         ExplainArgs a;
         set_sequence(target, "target", a.target, a.target_tokens);
         set_sequence(foil, "foil", a.foil, a.foil_tokens);
@@ -215,7 +242,8 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
         a.bound_tol = bound_tol;
         a.projection_cache = projection_cache;
         a.projection_sketch = projection_sketch;
-        std::vector<int32_t> ids = to_ids(tokens);
+        ExplainRequest req = explain_request(to_ids(tokens), a);
+        req.should_stop = python_should_stop(should_stop);  // made while the GIL is held
         auto t = std::make_shared<TargetResult>();
         t->model = model.ptr;
         const py::gil_scoped_release release;
@@ -225,9 +253,9 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
           go.max_tokens = generate_n;
           go.temperature = temperature;
           go.seed = seed;
-          t->done = explain_generated(*model, explain_request(std::move(ids), a), go);
+          t->done = explain_generated(*model, req, go);
         } else {
-          t->done = explain_target(*model, explain_request(std::move(ids), a));
+          t->done = explain_target(*model, req);
         }
         last_call_seconds() = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return t;
@@ -237,7 +265,7 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       py::arg("baselines") = false, py::arg("query_top_n") = 30, py::arg("set_size") = 300, py::arg("lens_top_k") = 10,
       py::arg("threads") = 0, py::arg("method") = "auto", py::arg("generate") = 0, py::arg("temperature") = 0.0,
       py::arg("seed") = 0, py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
-      py::arg("projection_sketch") = true,
+      py::arg("projection_sketch") = true, py::arg("should_stop") = py::none(),
       R"pbdoc(
 Runs ``tokens`` and the target by teacher forcing and explains every step (GIL released).
 ``target``/``foil``: a token id, a text (all its tokens), a sequence of ids, or None (the top
@@ -246,6 +274,9 @@ single step (``single``). ``generate`` > 0: no target; the model's own answer of
 tokens (greedy, or sampled at ``temperature`` with ``seed``) is generated and explained
 (reslens::explain_generated; ``generated`` then says how it stopped).
 ``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``: as ``explain``'s.
+Between steps (each generated token, each explained step) a pending Ctrl-C stops the call with
+``KeyboardInterrupt``, and ``should_stop()`` (a callable, or None) is asked: truthy stops it with
+``reslens.Cancelled``.
 )pbdoc");
 }
 

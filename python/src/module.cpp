@@ -15,6 +15,7 @@ PyObject* g_io_error = nullptr;
 PyObject* g_not_found = nullptr;
 PyObject* g_format_error = nullptr;
 PyObject* g_unsupported = nullptr;
+PyObject* g_cancelled = nullptr;
 
 PyObject* add_exception(py::module_& m, const char* name, const char* doc, std::initializer_list<PyObject*> bases) {
   py::tuple b(bases.size());
@@ -68,6 +69,10 @@ void register_errors(py::module_& m) {
                                 "A well-formed input asks for something reslens does not implement "
                                 "(a NotImplementedError).",
                                 {g_error, PyExc_NotImplementedError});
+  g_cancelled = add_exception(m, "Cancelled",
+                              "A long explain stopped at a step boundary because its should_stop callable "
+                              "answered true (ExplainRequest::should_stop); nothing after it was computed.",
+                              {g_error});
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -75,6 +80,8 @@ void register_errors(py::module_& m) {
       PyErr_SetString(g_format_error, e.what());
     } catch (const UnsupportedError& e) {
       PyErr_SetString(g_unsupported, e.what());
+    } catch (const Cancelled& e) {
+      PyErr_SetString(g_cancelled, e.what());
     } catch (const IoError& e) {
       PyErr_SetString(says_not_found(e.what()) ? g_not_found : g_io_error, e.what());
     } catch (const Error& e) {

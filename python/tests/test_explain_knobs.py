@@ -110,3 +110,66 @@ def test_core_explain_takes_the_knobs(model):
 def test_batch_helper_refuses_a_bad_bound_tol(model):
     with pytest.raises(ValueError, match="bound_tol"):
         list(reslens.explain_batch(model, [PROMPT], bound_tol=0.0))
+
+
+# reslens.diff and reslens.graph take the same knobs (reslens diff / graph --method ...): both sides
+# of a diff, and the graph's explanation, are computed as reslens.explain computes them with those
+# knobs (the same bits), and the documents record them.
+def test_diff_takes_the_knobs(model):
+    default = reslens.explain(model, PROMPT)
+    for knobs in ({}, {"method": "full"}, {"projection_sketch": False}, {"bound_tol": 1e-3}):
+        d = reslens.diff(model, model, PROMPT, **knobs)
+        ex = reslens.explain(model, PROMPT, **knobs)
+        a, b, delta = d.arrays()["ffn_neuron_scores"]
+        assert np.array_equal(a, ex.ffn_neuron) and np.array_equal(b, ex.ffn_neuron), knobs
+        assert d.max_abs_delta == 0.0
+        assert d.json["options"] == {"method": knobs.get("method", "auto"), "bound_tol": knobs.get("bound_tol", 8e-6),
+                                     "projection_cache": True, "projection_sketch": knobs.get("projection_sketch", True)}
+        if knobs.get("method") == "full" or knobs.get("bound_tol"):  # these change the scores' bits here
+            assert not np.array_equal(a, default.ffn_neuron), knobs
+
+
+def test_graph_takes_the_knobs(model):
+    def scores(g):
+        return {n["node_id"]: n["score"] for n in g.nodes if "score" in n}
+    default = reslens.graph(model, PROMPT, node_threshold=1, edge_threshold=1)
+    full = reslens.graph(model, PROMPT, node_threshold=1, edge_threshold=1, method="full")
+    assert default.metadata["generation_settings"]["method"] == "auto"
+    settings = full.metadata["generation_settings"]
+    assert (settings["method"], settings["bound_tol"], settings["projection_cache"], settings["projection_sketch"]) == \
+        ("full", 8e-6, True, True)
+    assert scores(full) != scores(default)
+    loose = reslens.graph(model, PROMPT, node_threshold=1, edge_threshold=1, bound_tol=1e-3, projection_sketch=False)
+    assert loose.metadata["generation_settings"]["bound_tol"] == 1e-3
+    assert loose.metadata["generation_settings"]["projection_sketch"] is False
+
+
+@pytest.mark.parametrize("call", ["diff", "graph"])
+def test_diff_and_graph_refuse_bad_knobs(model, call):
+    def run(**knobs):
+        if call == "diff":
+            return reslens.diff(model, model, PROMPT, **knobs)
+        return reslens.graph(model, PROMPT, **knobs)
+    for knobs, error, match in (({"method": "exact"}, ValueError, "method must be 'auto', 'full' or 'bounded'"),
+                                ({"method": 3}, TypeError, "method is"),
+                                ({"bound_tol": 0}, ValueError, "bound_tol must be a positive finite number"),
+                                ({"bound_tol": -1e-5}, ValueError, "bound_tol must be a positive finite number"),
+                                ({"bound_tol": float("nan")}, ValueError, "not nan"),
+                                ({"bound_tol": float("inf")}, ValueError, "not inf"),
+                                ({"bound_tol": "1e-5"}, TypeError, "bound_tol is a number"),
+                                ({"bound_tol": True}, TypeError, "bound_tol is a number")):
+        with pytest.raises(error, match=match) as e:
+            run(**knobs)
+        assert "\n" not in str(e.value), knobs
+
+
+def test_diff_batch_passes_the_knobs_and_refuses_bad_ones(model):
+    results = list(reslens.diff_batch(model, model, [PROMPT], method="full"))
+    assert results[0].diff.json["options"]["method"] == "full"
+    full = reslens.explain(model, PROMPT, method="full").ffn_neuron
+    assert np.array_equal(results[0].diff.arrays()["ffn_neuron_scores"][0], full)
+    # A bad knob is the call's error, not every prompt's.
+    with pytest.raises(ValueError, match="bound_tol"):
+        list(reslens.diff_batch(model, model, [PROMPT], bound_tol=-1.0))
+    with pytest.raises(ValueError, match="method must be"):
+        list(reslens.diff_batch(model, model, [PROMPT], method="exact"))

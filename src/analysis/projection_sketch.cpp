@@ -17,12 +17,14 @@
 #include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "ops/gemm.h"
+#include "ops/spectral_bound.h"
 
 namespace reslens::analysis {
 
 namespace {
 
 constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24, float's unit roundoff
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int64_t kTile = ops::Int8Rows::kTileRows;
 
 // The code of x at scale a (|code| <= 127), as the sketch rounds weights and vectors alike.
@@ -137,12 +139,18 @@ void fill(const MatrixView& W_U, ProjectionSketch& sk, bool grams, int n_threads
   build_rows(W_U, sk, codes, grams, n_threads);
   sk.codes = ops::pack_int8_rows(codes.data(), sk.V, sk.d, sk.d);
   sk.scale.resize(static_cast<size_t>(sk.codes.n_pad), 0.0f);  // padded tiles weigh 0
+  sk.screen_forms = 32 * sk.d >= sk.V;
+  if (grams) {
+    sk.gram_lambda = ops::certified_max_eigenvalue(sk.gram.data(), sk.d, n_threads);
+    sk.gram_err_lambda = ops::certified_max_eigenvalue(sk.gram_err.data(), sk.d, n_threads);
+  }
 }
 
 // The Gram matrices (the costly part: two d x d x V GEMMs) are cached on disk next to the bounds:
-// magic, fingerprint, d, V, max_abs, max_abs_err, gram_chain, Gamma, Gamma_E. A file that does not
-// match or holds a non-finite value is ignored.
-constexpr char kSketchMagic[8] = {'R', 'L', 'S', 'K', 'T', 'v', '1', '\n'};
+// magic, fingerprint, d, V, max_abs, max_abs_err, gram_chain, gram_lambda, gram_err_lambda, Gamma,
+// Gamma_E. A file that does not match or holds a NaN or negative value is ignored (the eigenvalue
+// bounds may be +inf: none certified).
+constexpr char kSketchMagic[8] = {'R', 'L', 'S', 'K', 'T', 'v', '2', '\n'};
 
 bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t V, ProjectionSketch& sk) {
   std::ifstream in(p, std::ios::binary);
@@ -150,7 +158,7 @@ bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t 
   char magic[8];
   uint64_t got = 0;
   int64_t dims[2] = {0, 0};
-  double h[3] = {0, 0, 0};
+  double h[5] = {0, 0, 0, 0, 0};
   if (!in.read(magic, 8) || std::memcmp(magic, kSketchMagic, 8) != 0) return false;
   if (!in.read(reinterpret_cast<char*>(&got), 8) || got != fp) return false;
   if (!in.read(reinterpret_cast<char*>(dims), sizeof dims) || dims[0] != d || dims[1] != V) return false;
@@ -158,13 +166,14 @@ bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t 
   std::vector<float> g(static_cast<size_t>(d * d)), e(static_cast<size_t>(d * d));
   const auto bytes = static_cast<std::streamsize>(g.size() * sizeof(float));
   if (!in.read(reinterpret_cast<char*>(g.data()), bytes) || !in.read(reinterpret_cast<char*>(e.data()), bytes)) return false;
-  for (double x : h) {
-    if (!std::isfinite(x) || x < 0) return false;
+  for (int i = 0; i < 5; ++i) {
+    if (std::isnan(h[i]) || h[i] < 0 || (i < 3 && !std::isfinite(h[i]))) return false;
   }
   for (size_t i = 0; i < g.size(); ++i) {
     if (!std::isfinite(g[i]) || !std::isfinite(e[i])) return false;
   }
   sk.max_abs = h[0], sk.max_abs_err = h[1], sk.gram_chain = h[2];
+  sk.gram_lambda = h[3], sk.gram_err_lambda = h[4];
   sk.gram = std::move(g);
   sk.gram_err = std::move(e);
   return true;
@@ -173,7 +182,7 @@ bool load_grams(const std::filesystem::path& p, uint64_t fp, int64_t d, int64_t 
 void store_grams(const std::filesystem::path& p, uint64_t fp, const ProjectionSketch& sk) {
   write_cache_file(p, [&](std::ostream& out) {
     const int64_t dims[2] = {sk.d, sk.V};
-    const double h[3] = {sk.max_abs, sk.max_abs_err, sk.gram_chain};
+    const double h[5] = {sk.max_abs, sk.max_abs_err, sk.gram_chain, sk.gram_lambda, sk.gram_err_lambda};
     out.write(kSketchMagic, 8);
     out.write(reinterpret_cast<const char*>(&fp), 8);
     out.write(reinterpret_cast<const char*>(dims), sizeof dims);
@@ -232,45 +241,49 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
   }
   const auto nu = static_cast<int64_t>(rep.size());
-  // 1-2. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128. Then the
-  // error's quadratic forms f^T Gamma f and z^T Gamma_E z. F and Z exist for a block of 512 vectors
-  // at a time (a 7B batch of 4096 would hold 2 x 67 MB, zeroed and faulted in on every call).
+  // 1. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128, and the
+  // norms of f and z. round_vector also writes f and z as float rows (what the forms below read) when
+  // given rows to write.
   std::vector<uint8_t> xs(static_cast<size_t>(nu * kp), 128);
   std::vector<double> b(static_cast<size_t>(nu)), f2(static_cast<size_t>(nu)), z2(static_cast<size_t>(nu));
   std::vector<double> f1(static_cast<size_t>(nu)), z1(static_cast<size_t>(nu));
-  std::vector<double> qf(static_cast<size_t>(nu)), qz(static_cast<size_t>(nu));
-  {
+  const auto round_vector = [&](int64_t v, float* F, float* Z) {
+    const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
+    float mx = 0;
+    for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
+    const double bv = static_cast<double>(mx) / 127.0;
+    double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      const int c = code_of(static_cast<double>(y[i]), bv);
+      xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
+      const double z = bv * c, f = static_cast<double>(y[i]) - z;
+      // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
+      // the difference from the exact f and z is covered by a margin in step 5.
+      const float ff = static_cast<float>(f), zf = static_cast<float>(z);
+      if (F != nullptr) F[i] = ff, Z[i] = zf;
+      sf2 += static_cast<double>(ff) * static_cast<double>(ff);
+      sz2 += static_cast<double>(zf) * static_cast<double>(zf);
+      sf1 += std::abs(static_cast<double>(ff));
+      sz1 += std::abs(static_cast<double>(zf));
+    }
+    const auto vi = static_cast<size_t>(v);
+    b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
+  };
+  // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z of the listed vectors (2 d^2
+  // multiply-adds each), in blocks of 512 (a 7B batch of 4096 would hold 2 x 67 MB, zeroed and
+  // faulted in on every call). A vector's forms depend only on its own f and z.
+  std::vector<double> qf(static_cast<size_t>(nu), kNaN), qz(static_cast<size_t>(nu), kNaN);
+  const auto compute_forms = [&](const std::vector<int64_t>& list) {
     constexpr int64_t kRows = 512;
-    const auto block_floats = static_cast<size_t>(std::min(nu, kRows) * d);
+    const auto count = static_cast<int64_t>(list.size());
+    if (count == 0) return;
+    const auto block_floats = static_cast<size_t>(std::min(count, kRows) * d);
     std::unique_ptr<float[]> F(new float[block_floats]), Z(new float[block_floats]);  // [rows, d], every entry written
     std::unique_ptr<float[]> prod(new float[block_floats]);                            // [rows, d] x Gamma
-    for (int64_t r0 = 0; r0 < nu; r0 += kRows) {
-      const int64_t rows = std::min(kRows, nu - r0);
+    for (int64_t r0 = 0; r0 < count; r0 += kRows) {
+      const int64_t rows = std::min(kRows, count - r0);
       parallel_for(n_threads, rows, [&](int64_t v0, int64_t v1) {
-        for (int64_t r = v0; r < v1; ++r) {
-          const int64_t v = r0 + r;
-          const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
-          float mx = 0;
-          for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
-          const double bv = static_cast<double>(mx) / 127.0;
-          double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            const int c = code_of(static_cast<double>(y[i]), bv);
-            xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
-            const double z = bv * c, f = static_cast<double>(y[i]) - z;
-            // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
-            // the difference from the exact f and z is covered by a margin below.
-            const float ff = static_cast<float>(f), zf = static_cast<float>(z);
-            F[static_cast<size_t>(r * d + i)] = ff;
-            Z[static_cast<size_t>(r * d + i)] = zf;
-            sf2 += static_cast<double>(ff) * static_cast<double>(ff);
-            sz2 += static_cast<double>(zf) * static_cast<double>(zf);
-            sf1 += std::abs(static_cast<double>(ff));
-            sz1 += std::abs(static_cast<double>(zf));
-          }
-          const auto vi = static_cast<size_t>(v);
-          b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
-        }
+        for (int64_t r = v0; r < v1; ++r) round_vector(list[static_cast<size_t>(r0 + r)], F.get() + r * d, Z.get() + r * d);
       });
       for (int pass = 0; pass < 2; ++pass) {
         const float* X = pass == 0 ? F.get() : Z.get();
@@ -282,10 +295,20 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
           for (int64_t i = 0; i < d; ++i) {
             s += static_cast<double>(X[static_cast<size_t>(r * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
           }
-          q[static_cast<size_t>(r0 + r)] = s;
+          q[static_cast<size_t>(list[static_cast<size_t>(r0 + r)])] = s;
         }
       }
     }
+  };
+  if (sk.screen_forms) {
+    // The forms wait for step 5: most vectors are certified by lambda_max |x|^2 alone.
+    parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
+      for (int64_t v = v0; v < v1; ++v) round_vector(v, nullptr, nullptr);
+    });
+  } else {
+    std::vector<int64_t> all(static_cast<size_t>(nu));
+    for (int64_t v = 0; v < nu; ++v) all[static_cast<size_t>(v)] = v;
+    compute_forms(all);
   }
   // 3. Per state, the tail weights of the codes w_j = q_j a_j^2 (0 on the head and past V).
   std::map<const TailSplit*, std::vector<float>> weights;
@@ -338,37 +361,68 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
       }
     });
   }
-  // 5. Each vector's certified value.
-  parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
-    for (int64_t v = v0; v < v1; ++v) {
-      const SketchJob& job = jobs[static_cast<size_t>(v)];
-      const auto u = pair_of[static_cast<size_t>(v)];
-      const auto vi = static_cast<size_t>(u);
-      const TailSplit& t = *job.t;
-      if (!(t.mass > 0) || !(b[vi] > 0)) continue;
-      double a2 = 0, peak = 0;
-      for (int64_t tile = 0; tile < nt; ++tile) {
-        a2 += static_cast<double>(part[static_cast<size_t>(u * nt + tile)]);
-        peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(u * nt + tile)]));
-      }
-      a2 *= b[vi] * b[vi];  // sum_T q_j g~_j^2; its float lanes are within 1e-5 (cached_log_expectation's kRel)
-      // |W_U f| and |E z| from their forms; the float rounding of f and z themselves (relative 2^-24
-      // per element) moves each norm by at most sqrt(trace) 2^-24 |x|.
-      const double nf = std::sqrt(quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, sk.gram_chain, d)) +
-                        std::sqrt(sk.trace * f2[vi]) * kUnit;
-      const double nz = std::sqrt(quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, sk.gram_chain, d)) +
-                        std::sqrt(sk.trace_err * z2[vi]) * kUnit;
-      const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
-      const double einf = (sk.umax * std::sqrt(f2[vi]) + sk.emax * std::sqrt(z2[vi])) * (1 + 1e-6);
-      const double gmax = b[vi] * peak * (1 + 1e-6) + einf;
-      // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
-      // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
-      const double sq = std::sqrt(t.mass);
-      out[static_cast<size_t>(v)] =
-          cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax, tol,
-                                 half_widths != nullptr ? half_widths->data() + v : nullptr);
+  // 5. Each vector's certified value. |W_U f| and |E z| come from their forms where computed, else
+  // from lambda_max (a certified bound on Gamma's largest eigenvalue as stored: f^T Gamma f <=
+  // (lambda + the GEMMs' rounding) |f|^2); the float rounding of f and z themselves (relative 2^-24
+  // per element) moves each norm by at most sqrt(trace) 2^-24 |x|.
+  const double cV = sk.gram_chain * kUnit;
+  const auto certify = [&](int64_t v) {
+    const SketchJob& job = jobs[static_cast<size_t>(v)];
+    const auto u = pair_of[static_cast<size_t>(v)];
+    const auto vi = static_cast<size_t>(u);
+    const TailSplit& t = *job.t;
+    if (!(t.mass > 0) || !(b[vi] > 0)) return;
+    double a2 = 0, peak = 0;
+    for (int64_t tile = 0; tile < nt; ++tile) {
+      a2 += static_cast<double>(part[static_cast<size_t>(u * nt + tile)]);
+      peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(u * nt + tile)]));
     }
+    a2 *= b[vi] * b[vi];  // sum_T q_j g~_j^2; its float lanes are within 1e-5 (cached_log_expectation's kRel)
+    double wf = (sk.gram_lambda + cV * sk.trace) * f2[vi] * (1 + 1e-9);
+    double wz = (sk.gram_err_lambda + cV * sk.trace_err) * z2[vi] * (1 + 1e-9);
+    if (!std::isnan(qf[vi])) {
+      wf = std::min(wf, quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, sk.gram_chain, d));
+      wz = std::min(wz, quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, sk.gram_chain, d));
+    }
+    const double nf = std::sqrt(wf) + std::sqrt(sk.trace * f2[vi]) * kUnit;
+    const double nz = std::sqrt(wz) + std::sqrt(sk.trace_err * z2[vi]) * kUnit;
+    const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
+    const double einf = (sk.umax * std::sqrt(f2[vi]) + sk.emax * std::sqrt(z2[vi])) * (1 + 1e-6);
+    const double gmax = b[vi] * peak * (1 + 1e-6) + einf;
+    // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
+    // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
+    const double sq = std::sqrt(t.mass);
+    out[static_cast<size_t>(v)] =
+        cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax, tol,
+                               half_widths != nullptr ? half_widths->data() + v : nullptr);
+  };
+  parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) certify(v);
   });
+  if (sk.screen_forms) {
+    // The vectors that lambda_max left uncertified get their forms, and every job of theirs is
+    // certified again with them (a vector certified by lambda_max would be by its forms too: they
+    // are never larger).
+    std::vector<char> needs(static_cast<size_t>(nu), 0);
+    for (int64_t v = 0; v < n; ++v) {
+      const auto u = pair_of[static_cast<size_t>(v)];
+      if (std::isnan(out[static_cast<size_t>(v)]) && jobs[static_cast<size_t>(v)].t->mass > 0 && b[static_cast<size_t>(u)] > 0) {
+        needs[static_cast<size_t>(u)] = 1;
+      }
+    }
+    std::vector<int64_t> list;
+    for (int64_t u = 0; u < nu; ++u) {
+      if (needs[static_cast<size_t>(u)]) list.push_back(u);
+    }
+    compute_forms(list);
+    std::vector<int64_t> again;
+    for (int64_t v = 0; v < n; ++v) {
+      if (needs[static_cast<size_t>(pair_of[static_cast<size_t>(v)])]) again.push_back(v);
+    }
+    parallel_for(n_threads, static_cast<int64_t>(again.size()), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) certify(again[static_cast<size_t>(i)]);
+    });
+  }
   return out;
 }
 

@@ -5,7 +5,7 @@
 // y0 = gamma_f * c(v)), known to a few per cent, not each g_j to float precision. The sketch holds
 // W_U's rows as int8 codes with one scale each, u_j = a_j c_j + E_j; a vector is rounded to int8 the
 // same way, y0 = b y~ + f, and g~_j = a_j b (c_j . y~) is an exact integer product (ops/int8_dot.h,
-// a quarter of a float GEMM's cost with AVX-512 VNNI). Its error e_j = g_j - g~_j = u_j . f + E_j . z
+// a quarter of a float GEMM's cost with AVX-512 VNNI, a half with AVX2). Its error e_j = g_j - g~_j = u_j . f + E_j . z
 // (z = b y~) is bounded without touching the vocabulary again:
 //   sum_T q_j e_j^2 <= q_T,max (|W_U f| + |E z|)^2,  |W_U f|^2 = f^T Gamma f,  |E z|^2 = z^T Gamma_E z,
 //   |e_j| <= umax |f| + emax |z|,
@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -37,6 +38,15 @@ struct ProjectionSketch {
   double trace = 0, trace_err = 0;      ///< their traces (sum_j |u_j|^2, sum_j |E_j|^2), for rounding bounds
   double max_abs = 0, max_abs_err = 0;  ///< max |entry| of each
   double gram_chain = 0;                ///< roundings per Gram entry (their error bound)
+  /// Certified upper bounds on the largest eigenvalue of Gamma and Gamma_E as stored (their lower
+  /// triangles; ops::certified_max_eigenvalue), +inf where none was certified.
+  double gram_lambda = std::numeric_limits<double>::infinity();
+  double gram_err_lambda = std::numeric_limits<double>::infinity();
+  /// Whether a vector's error norms are first bounded by lambda_max |x|^2 (d multiply-adds) and its
+  /// quadratic forms (2 d^2) computed only where that leaves it uncertified: set where the forms cost
+  /// as much as a sixteenth of the int8 products (32 d >= V: Llama 2's 4096 x 32000, not GPT-2's
+  /// 768 x 50257), where they were most of a 7B explain's float work.
+  bool screen_forms = false;
 };
 
 /// The sketch of a model's W_U, built on first use (a pass over W_U and two [d, V] x [V, d] float

@@ -77,8 +77,12 @@ json explain_document(const Model& model, const RunResult& run, std::span<const 
                  {"prob", ex.real_prob}, {"rank", ex.real_rank}, {"logit", ex.real_logit},
                  {"bs_log_prob", ex.bs_log_prob_final}, {"bs_log_prob_embedding", ex.bs_log_prob_embedding}};
   j["foil"] = ex.foil >= 0 ? json{{"id", ex.foil}, {"text", tok(model, ex.foil)}} : json(nullptr);
+  // The precision knobs as asked (method "auto" stays "auto"; method_counts says what ran), so a
+  // document says how its scores were computed wherever it was made (CLI, server, Python).
   j["options"] = {{"include_final_bias", eo.include_final_bias}, {"compat_notebook", eo.compat_notebook},
-                  {"query_top_n", eo.query_top_n}, {"set_size", eo.set_size}};
+                  {"query_top_n", eo.query_top_n}, {"set_size", eo.set_size},
+                  {"method", to_string(eo.method)}, {"bound_tol", eo.bound_tol},
+                  {"projection_cache", eo.projection_cache}, {"projection_sketch", eo.projection_sketch}};
   j["frozen_norm"] = {{"kind", c.normalization_type == NormType::kLayerNorm ? "layernorm" : "rmsnorm"},
                       {"scale", ex.frozen_scale}};
 

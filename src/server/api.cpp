@@ -120,16 +120,59 @@ std::optional<TokenName> token_name(const Body& b, const char* name, int64_t voc
   return t;
 }
 
-/// The explanation a request refers to: a prompt and, optionally, position, target and foil.
+/// How an explanation's scores are computed: explain's precision and speed knobs (docs/explain.md,
+/// "Precision and speed knobs"), named as Python's keywords, defaults as ExplainOptions'.
+struct ScoreKnobs {
+  ScoreMethod method = ScoreMethod::kAuto;
+  double bound_tol = ExplainOptions{}.bound_tol;
+  bool projection_cache = true, projection_sketch = true;
+  void apply(ExplainOptions& o) const {
+    o.method = method;
+    o.bound_tol = bound_tol;
+    o.projection_cache = projection_cache;
+    o.projection_sketch = projection_sketch;
+  }
+};
+
+/// The explanation a request refers to: a prompt and, optionally, position, target and foil, and
+/// how its scores are computed.
 struct Context {
   std::string prompt;
   int64_t position = -1;
   std::optional<TokenName> target, foil;
+  ScoreKnobs knobs;
 };
 
 constexpr size_t kMaxPromptBytes = 16 * 1024;
-// The fields of Context, which every endpoint that explains accepts.
-#define RESLENS_CONTEXT_FIELDS "prompt", "position", "target", "foil"
+// The fields of Context, which every endpoint that explains accepts (the knobs: those whose answer
+// comes from an explanation; /api/ablate takes prompt, position and target only).
+#define RESLENS_KNOB_FIELDS "method", "bound_tol", "projection_cache", "projection_sketch"
+#define RESLENS_CONTEXT_FIELDS "prompt", "position", "target", "foil", RESLENS_KNOB_FIELDS
+
+// The knobs checked by the library's rule (parse_score_method, check_bound_tol), as the CLI's
+// --method/--bound-tol and Python's keywords are, so a value refused at one front door is refused at
+// all; a field of the wrong JSON type is refused here, naming it.
+ScoreKnobs score_knobs(const Body& b) {
+  ScoreKnobs k;
+  try {
+    if (b.has("method")) {
+      const json& v = b.at("method");
+      if (!v.is_string()) bad("'method' must be \"auto\", \"full\" or \"bounded\", not " + v.dump());
+      k.method = parse_score_method(v.get_ref<const std::string&>());
+    }
+    if (b.has("bound_tol")) {
+      const json& v = b.at("bound_tol");
+      if (!v.is_number()) bad("'bound_tol' must be a positive finite number, not " + v.dump());
+      k.bound_tol = v.get<double>();
+      check_bound_tol(k.bound_tol);  // 0 or negative (JSON has no nan or inf; 1e999 fails to parse)
+    }
+  } catch (const InvalidArgument& e) {
+    bad(e.what());
+  }
+  k.projection_cache = b.flag("projection_cache", k.projection_cache);
+  k.projection_sketch = b.flag("projection_sketch", k.projection_sketch);
+  return k;
+}
 
 Context context(const Body& b, const ModelConfig& c, size_t max_tokens) {
   Context x;
@@ -137,6 +180,7 @@ Context context(const Body& b, const ModelConfig& c, size_t max_tokens) {
   x.position = b.integer("position", -static_cast<int64_t>(max_tokens), static_cast<int64_t>(max_tokens) - 1, -1);
   x.target = token_name(b, "target", c.d_vocab);
   x.foil = token_name(b, "foil", c.d_vocab);
+  x.knobs = score_knobs(b);
   return x;
 }
 
@@ -206,6 +250,7 @@ class Engine {
     const std::span<const float> logits = logits_at(m_, *p.run, P, p.tokens.size());
     p.eo.position = P;
     p.eo.n_threads = threads_;
+    x.knobs.apply(p.eo);
     p.eo.target = target ? pick_token(m_, *target, logits, "target", p.notes) : -1;
     p.eo.foil = foil ? pick_token(m_, *foil, logits, "foil", p.notes) : -1;
     if (explained) {
@@ -238,6 +283,7 @@ class Engine {
     req.tokens = tokenize(x.prompt);
     req.position = static_cast<int>(std::clamp<int64_t>(x.position, INT_MIN, INT_MAX));
     req.options.n_threads = threads_;
+    x.knobs.apply(req.options);
     // A client polling the job (?async=1) sees the steps advance.
     req.on_step = [&job](int done, int total) {
       job.set_stage("explained " + std::to_string(done) + " of " + std::to_string(total) + " tokens");
@@ -319,7 +365,9 @@ class Engine {
   std::shared_ptr<const Explanation> explanation_for(const Prepared& p) {
     for (size_t i = 0; i < explains_.size(); ++i) {
       const auto& e = explains_[i];
-      if (e.tokens == p.tokens && e.position == p.eo.position && e.target == p.eo.target && e.foil == p.eo.foil) {
+      // The knobs too: a page that asks for the full method must not get a bounded explanation's scores.
+      if (e.tokens == p.tokens && e.position == p.eo.position && e.target == p.eo.target && e.foil == p.eo.foil &&
+          same_knobs(e.options, p.eo)) {
         auto hit = explains_[i];
         explains_.erase(explains_.begin() + static_cast<std::ptrdiff_t>(i));
         explains_.push_front(hit);
@@ -327,7 +375,7 @@ class Engine {
       }
     }
     auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo));
-    explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, ex});
+    explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, p.eo, ex});
     if (explains_.size() > kExplains) explains_.pop_back();
     return ex;
   }
@@ -340,8 +388,13 @@ class Engine {
     std::vector<int32_t> tokens;
     int position;
     int32_t target, foil;
+    ExplainOptions options;  ///< as explained: its knobs are part of the key
     std::shared_ptr<const Explanation> ex;
   };
+  static bool same_knobs(const ExplainOptions& a, const ExplainOptions& b) {
+    return a.method == b.method && a.bound_tol == b.bound_tol && a.projection_cache == b.projection_cache &&
+           a.projection_sketch == b.projection_sketch;
+  }
   static constexpr size_t kRuns = 2, kExplains = 4;
 
   const Model& m_;
@@ -401,6 +454,7 @@ json do_graph(Engine& e, const Context& x, const GraphOptions& go, Job& job) {
   req.position = p.eo.position;
   if (p.eo.target >= 0) req.target = TokenName{p.eo.target, ""};
   req.options.n_threads = e.threads();
+  x.knobs.apply(req.options);  // the circuit's scores computed as the request asks
   json j = json::parse(graph_json(e.model(), graph(e.model(), req, go)));
   if (!p.notes.empty()) j["notes"] = p.notes;
   return j;
@@ -614,7 +668,7 @@ JobQueue::Work explain_work(Engine* eng, const json& body, const ModelConfig& c,
 // the pruning shares, each checked here so a bad one is a 400 before anything runs.
 JobQueue::Work graph_work(Engine* eng, const json& body, const ModelConfig& c, size_t max_tokens) {
   const Body b(body, {"prompt", "position", "target", "node_threshold", "edge_threshold", "top_values", "top_heads",
-                      "top_queries"});
+                      "top_queries", RESLENS_KNOB_FIELDS});
   const Context x = context(b, c, max_tokens);
   GraphOptions go;
   for (const auto& [name, share] : {std::pair<const char*, double*>{"node_threshold", &go.node_threshold},

@@ -13,7 +13,9 @@ On a GPT-2-vocabulary model (the bounded method by default):
   * --bound-tol 1e-3: fewer scores computed exactly ("*_full") than at the default 8e-6.
   * --no-projection-cache: with a projection cache built, the default run uses it and this one not.
   * the same knobs on a multi-token --target and on --batch lines.
-  * a bad --method or --bound-tol is refused with exit 2 and one line.
+  * `reslens diff` (both sides, and --batch with diff-batch.json) and `reslens graph` take them: their
+    scores are explain's with the same knobs, and their documents record them.
+  * a bad --method or --bound-tol is refused with exit 2 and one line, by explain, diff and graph.
 The projection cache lives under --work (RESLENS_CACHE_DIR), so no cache of the user's interferes.
 """
 import argparse
@@ -45,12 +47,15 @@ def main():
         if not ok:
             failures.append(what)
 
-    def run(*args, expect=0, isa=None):
+    def command(cmd, *args, expect=0, isa=None):
         run_env = env if isa is None else dict(env, RESLENS_ISA=isa)
-        p = subprocess.run([a.reslens, "explain", a.model, *args], capture_output=True, text=True, env=run_env)
+        p = subprocess.run([a.reslens, *cmd, *args], capture_output=True, text=True, env=run_env)
         if p.returncode != expect:
-            sys.exit(f"reslens explain {' '.join(args)}: exit {p.returncode}, expected {expect}\n{p.stderr}")
+            sys.exit(f"reslens {' '.join(cmd)} {' '.join(args)}: exit {p.returncode}, expected {expect}\n{p.stderr}")
         return p
+
+    def run(*args, expect=0, isa=None):
+        return command(["explain", a.model], *args, expect=expect, isa=isa)
 
     def explain(name, *args, isa=None):
         out = os.path.join(a.work, name)
@@ -125,12 +130,47 @@ def main():
         check(("method" in settings) == (name == "batch-full") and ("projection_sketch" in settings) == (name == "batch-no-sketch"),
               f"--batch {' '.join(args)}: recorded in batch.json")
 
-    # Bad values: exit 2, one line on stderr.
-    for bad in (["--bound-tol", "0"], ["--bound-tol", "-1e-5"], ["--bound-tol", "nan"], ["--bound-tol", "inf"],
-                ["--bound-tol", "x"], ["--method", "exact"]):
-        p = run(prompt, *bad, expect=2)
-        lines = p.stderr.strip().splitlines()
-        check(len(lines) == 1 and bad[0] in lines[0], f"{' '.join(bad)} refused in one line: {p.stderr.strip()!r}")
+    # diff: both sides explained with the knobs (a model against itself: each side's arrays are the
+    # explain's with the same knobs, bit for bit); the document records them.
+    def diff(name, *args):
+        out = os.path.join(a.work, name)
+        doc = json.loads(command(["diff", a.model, a.model], prompt, "--json", "-t", "2", "-o", out, *args).stdout)
+        return doc, np.load(os.path.join(out, "a", "ffn_neuron_scores.npy")), np.load(os.path.join(out, "b", "ffn_neuron_scores.npy"))
+    for args, arr in (([], d_arr), (["--method", "full"], f_arr), (["--no-sketch"], n_arr)):
+        doc, da, db = diff("diff" + "".join(args), *args)
+        want = {"method": "full" if "full" in args else "auto", "bound_tol": 8e-6, "projection_cache": True,
+                "projection_sketch": "--no-sketch" not in args}
+        check(doc["options"] == want and np.array_equal(da, arr["ffn_neuron_scores"]) and np.array_equal(db, da),
+              f"diff {' '.join(args) or '(default)'}: both sides are explain's with the same knobs, recorded")
+    out = os.path.join(a.work, "diff-batch")
+    command(["diff", a.model, a.model], "--batch", batch, "-o", out, "-q", "-t", "2", "--method", "full")
+    with open(os.path.join(out, "diffs.jsonl")) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    settings = json.load(open(os.path.join(out, "diff-batch.json")))["settings"]["options"]
+    check(len(lines) == 2 and all(x["options"]["method"] == "full" for x in lines) and settings.get("method") == "full",
+          "diff --batch --method full: every line, recorded in diff-batch.json")
+
+    # graph: the circuit of the explanation computed with the knobs, recorded in generation_settings.
+    def graph(*args):
+        return json.loads(command(["graph", a.model], prompt, "-t", "2", "--node-threshold", "1", "--edge-threshold", "1",
+                                  *args).stdout)
+    g_default, g_full = graph(), graph("--method", "full")
+    ffn_scores = lambda g: {n["node_id"]: n["score"] for n in g["nodes"] if "score" in n}
+    check(g_full["metadata"]["generation_settings"]["method"] == "full"
+          and g_default["metadata"]["generation_settings"]["method"] == "auto"
+          and ffn_scores(g_full) != ffn_scores(g_default), "graph --method full: other scores, recorded")
+    g_loose = graph("--bound-tol", "1e-3", "--no-sketch", "--no-projection-cache")["metadata"]["generation_settings"]
+    check((g_loose["bound_tol"], g_loose["projection_sketch"], g_loose["projection_cache"]) == (1e-3, False, False),
+          "graph --bound-tol --no-sketch --no-projection-cache: recorded")
+
+    # Bad values: exit 2, one line on stderr, from every command that takes them.
+    for cmd in (["explain", a.model], ["diff", a.model, a.model], ["graph", a.model]):
+        for bad in (["--bound-tol", "0"], ["--bound-tol", "-1e-5"], ["--bound-tol", "nan"], ["--bound-tol", "inf"],
+                    ["--bound-tol", "x"], ["--method", "exact"]):
+            p = command(cmd, prompt, *bad, expect=2)
+            lines = p.stderr.strip().splitlines()
+            check(len(lines) == 1 and bad[0] in lines[0],
+                  f"{cmd[0]} {' '.join(bad)} refused in one line: {p.stderr.strip()!r}")
 
     # The projection cache: used by default once built, not with --no-projection-cache.
     subprocess.run([a.reslens, "precompute", a.model, "-t", "2"], check=True, env=env, capture_output=True)

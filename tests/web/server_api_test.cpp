@@ -224,6 +224,142 @@ TEST_F(ServerApi, GraphIsTheLibrarysDocument) {
   post_ok("predict", {{"prompt", kPrompt}});  // still answering
 }
 
+// explain's precision knobs ("method", "bound_tol", "projection_cache", "projection_sketch", named as
+// Python's keywords): every endpoint that explains passes them to the library (its method_counts
+// change as the knobs say, and each answer is the library's own for the same knobs), the documents
+// record them, the cached explanation a head or neuron click reuses is one made with the same knobs,
+// and bad values are a 400 naming the field before anything runs.
+TEST_F(ServerApi, ExplainKnobsReachTheLibraryAndAreRecorded) {
+  auto exact = [](const json& counts) {
+    int64_t n = 0;
+    for (const auto& [k, v] : counts.items()) {
+      if (k.size() > 5 && k.compare(k.size() - 5, 5, "_full") == 0) n += v.get<int64_t>();
+    }
+    return n;
+  };
+  auto direct_with = [&](const std::function<void(ExplainOptions&)>& set) {
+    Direct d = direct(kPrompt);
+    set(d.eo);
+    d.ex = explain(*model_, d.run, d.tokens, d.eo);
+    return d;
+  };
+  // A 512-token vocabulary: "auto" is the full method, which records no counts.
+  const json plain = post_ok("explain", {{"prompt", kPrompt}});
+  EXPECT_TRUE(plain["method_counts"].empty()) << plain["method_counts"];
+  EXPECT_EQ(plain["options"]["method"], "auto");
+  EXPECT_EQ(plain["options"]["bound_tol"], ExplainOptions{}.bound_tol);
+  EXPECT_EQ(plain["options"]["projection_cache"], true);
+  EXPECT_EQ(plain["options"]["projection_sketch"], true);
+
+  const json bounded = post_ok("explain", {{"prompt", kPrompt}, {"method", "bounded"}});
+  EXPECT_GT(bounded["method_counts"].value("ffn_bounded", 0), 0) << bounded["method_counts"];
+  EXPECT_EQ(bounded["options"]["method"], "bounded");
+  const Direct db = direct_with([](ExplainOptions& o) { o.method = ScoreMethod::kBounded; });
+  EXPECT_EQ(bounded, json::parse(explain_json(*model_, db.run, db.tokens, db.ex, db.eo)));
+
+  const json knobs = post_ok("explain", {{"prompt", kPrompt}, {"method", "bounded"}, {"bound_tol", 1e-3},
+                                         {"projection_cache", false}, {"projection_sketch", false}});
+  const Direct dk = direct_with([](ExplainOptions& o) {
+    o.method = ScoreMethod::kBounded;
+    o.bound_tol = 1e-3;
+    o.projection_cache = false;
+    o.projection_sketch = false;
+  });
+  EXPECT_EQ(knobs, json::parse(explain_json(*model_, dk.run, dk.tokens, dk.ex, dk.eo)));
+  EXPECT_EQ(knobs["options"]["bound_tol"], 1e-3);
+  EXPECT_EQ(knobs["options"]["projection_cache"], false);
+  EXPECT_EQ(knobs["options"]["projection_sketch"], false);
+  EXPECT_EQ(knobs["method_counts"].value("ffn_sketched", 0) + knobs["method_counts"].value("attention_sketched", 0), 0);
+  EXPECT_LT(exact(knobs["method_counts"]), exact(bounded["method_counts"])) << knobs["method_counts"] << " vs "
+                                                                             << bounded["method_counts"];
+
+  // /api/head after a default /api/explain of the same prompt: the bounded explanation's score, not
+  // the cached full one's (the head whose two scores differ most, so a stale cache would show).
+  const Direct df = direct(kPrompt);
+  size_t worst = 0;
+  for (size_t i = 0; i < df.ex.head.values.size(); ++i) {
+    if (std::abs(db.ex.head.values[i] - df.ex.head.values[i]) > std::abs(db.ex.head.values[worst] - df.ex.head.values[worst])) worst = i;
+  }
+  ASSERT_NE(db.ex.head.values[worst], df.ex.head.values[worst]) << "the bounded and full scores are identical here";
+  const int64_t H = model_->config().n_heads;
+  const json head_body = {{"prompt", kPrompt}, {"layer", static_cast<int64_t>(worst) / H}, {"head", static_cast<int64_t>(worst) % H}};
+  EXPECT_EQ(post_ok("head", head_body)["score"], df.ex.head.values[worst]);
+  json head_bounded = head_body;
+  head_bounded["method"] = "bounded";
+  EXPECT_EQ(post_ok("head", head_bounded)["score"], db.ex.head.values[worst]);
+  json neuron_bounded = {{"prompt", kPrompt}, {"layer", 1}, {"neuron", 3}, {"ablate", false}, {"method", "bounded"}};
+  EXPECT_EQ(post_ok("neuron", neuron_bounded)["score"], db.ex.ffn_neuron.at({1, 3}));
+
+  // A whole answer: every step explained with the knobs, the library's document.
+  ExplainRequest req;
+  req.tokens = model_->tokenizer().encode(kPrompt, model_->tokenizer().add_bos_default());
+  req.options.n_threads = 1;
+  req.options.method = ScoreMethod::kBounded;
+  req.options.projection_sketch = false;
+  GenerateOptions go;
+  go.max_tokens = 3;
+  ReportOptions ro;
+  ro.top = 5;
+  const ExplainedTarget done = explain_generated(*model_, req, go);
+  const json gen = post_ok("explain", {{"prompt", kPrompt}, {"generate", 3}, {"top", 5}, {"method", "bounded"},
+                                       {"projection_sketch", false}});
+  json want = json::parse(target_json(*model_, done, ro));
+  want["notes"] = done.notes;
+  EXPECT_EQ(gen, want);
+  ASSERT_EQ(gen["steps"].size(), 3u);
+  for (const json& st : gen["steps"]) {  // each step is an explain document
+    EXPECT_GT(st["method_counts"].value("ffn_bounded", 0), 0);
+    EXPECT_EQ(st["options"]["method"], "bounded");
+    EXPECT_EQ(st["options"]["projection_sketch"], false);
+  }
+  const json cont = post_ok("explain", {{"prompt", kPrompt}, {"continuation", " there was a"}, {"method", "bounded"}});
+  ASSERT_EQ(cont["steps"].size(), 3u);
+  for (const json& st : cont["steps"]) EXPECT_GT(st["method_counts"].value("ffn_bounded", 0), 0);
+
+  // /api/graph: the library's circuit with the same knobs, which its generation_settings record.
+  ExplainRequest greq;
+  greq.prompt = kPrompt;
+  greq.options.n_threads = 1;
+  greq.options.method = ScoreMethod::kBounded;
+  greq.options.bound_tol = 1e-4;
+  const json g = post_ok("graph", {{"prompt", kPrompt}, {"method", "bounded"}, {"bound_tol", 1e-4}});
+  EXPECT_EQ(g, json::parse(graph_json(*model_, graph(*model_, greq))));
+  EXPECT_EQ(g["metadata"]["generation_settings"]["method"], "bounded");
+  EXPECT_EQ(g["metadata"]["generation_settings"]["bound_tol"], 1e-4);
+  EXPECT_EQ(post_ok("graph", {{"prompt", kPrompt}})["metadata"]["generation_settings"]["method"], "auto");
+
+  // Bad values: 400, one line naming the field, on every endpoint that takes them.
+  for (const char* endpoint : {"explain", "head", "neuron", "graph"}) {
+    const json base = std::string(endpoint) == "head"     ? json{{"prompt", kPrompt}, {"layer", 0}, {"head", 0}}
+                      : std::string(endpoint) == "neuron" ? json{{"prompt", kPrompt}, {"layer", 0}, {"neuron", 0}}
+                                                          : json{{"prompt", kPrompt}};
+    auto with = [&](const char* field, const json& v) {
+      json b = base;
+      b[field] = v;
+      return call("POST", std::string("/api/") + endpoint, b.dump());
+    };
+    SCOPED_TRACE(endpoint);
+    expect_error(with("method", "exact"), 400, "method must be 'auto', 'full' or 'bounded', not 'exact'");
+    expect_error(with("method", 1), 400, "'method' must be");
+    expect_error(with("bound_tol", 0), 400, "bound_tol must be a positive finite number, not 0");
+    expect_error(with("bound_tol", -1e-5), 400, "bound_tol must be a positive finite number, not -1e-05");
+    expect_error(with("bound_tol", "1e-5"), 400, "'bound_tol' must be a positive finite number");
+    expect_error(with("bound_tol", true), 400, "'bound_tol' must be a positive finite number");
+    expect_error(with("projection_cache", "no"), 400, "'projection_cache' must be true or false");
+    expect_error(with("projection_sketch", 0), 400, "'projection_sketch' must be true or false");
+  }
+  // JSON has no nan or inf: the literals are malformed, and so is a number past double's range.
+  expect_error(call("POST", "/api/explain", R"({"prompt": "x", "bound_tol": NaN})"), 400, "malformed JSON");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "x", "bound_tol": Infinity})"), 400, "malformed JSON");
+  expect_error(call("POST", "/api/explain", R"({"prompt": "x", "bound_tol": 1e999})"), 400, "number overflow");
+  // Endpoints that explain nothing do not take them.
+  expect_error(call("POST", "/api/ablate", json{{"prompt", kPrompt}, {"heads", {{0, 0}}}, {"method", "full"}}.dump()), 400,
+               "unknown field 'method'");
+  expect_error(call("POST", "/api/predict", json{{"prompt", kPrompt}, {"bound_tol", 1e-3}}.dump()), 400,
+               "unknown field 'bound_tol'");
+  post_ok("predict", {{"prompt", kPrompt}});  // still answering
+}
+
 TEST_F(ServerApi, AsyncJobsReportStateAndGiveTheSameResult) {
   const json body = {{"prompt", "The cat sat"}, {"top", 5}};
   const Reply sub = call("POST", "/api/explain", body.dump(), {{"async", "1"}});

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "common.h"
 #include "diff_batch.h"
+#include "score_method_args.h"
 #include "reslens/diff.h"
 
 namespace reslens::cli {
@@ -48,6 +49,9 @@ void register_diff(CLI::App& app) {
   cmd->add_flag("--force", batch->force, "With --batch: replace the results in an existing OUT");
   cmd->add_flag("--strict", batch->strict, "With --batch: a malformed line is fatal instead of skipped");
   cmd->add_flag("-q,--quiet", batch->quiet, "With --batch: no progress output");
+  // --method, --bound-tol, --no-projection-cache, --no-sketch: both sides' explanations, as explain's.
+  auto score = std::make_shared<ScoreMethodArgs>();
+  score->add(*cmd);
   cmd->callback([=] {
     if (!batch->batch.empty()) {
       for (const char* o : {"--target", "--foil", "--position", "--json", "--html", "--ids"}) {
@@ -57,6 +61,7 @@ void register_diff(CLI::App& app) {
       batch->top = *top;
       batch->split_top = *split_top;
       batch->final_bias = *final_bias;
+      batch->score = *score;
       run_diff_batch(*model_a, *args, *prompt, *batch);
       return;
     }
@@ -81,6 +86,7 @@ void register_diff(CLI::App& app) {
     }
     req.options.include_final_bias = *final_bias;
     req.options.n_threads = args->threads;
+    score->apply(req.options);
     DiffOptions dopt;
     dopt.top = *top;
     dopt.split_top = *split_top;

@@ -42,6 +42,7 @@ std::string diff_line(const Model& a, const Model& b, const PromptArgs& prompt_o
     req.foil = p.foil;
     req.options.include_final_bias = args.final_bias;
     req.options.n_threads = threads;
+    args.score.apply(req.options);
     DiffOptions dopt;
     dopt.top = args.top;
     dopt.split_top = args.split_top;
@@ -62,22 +63,26 @@ std::string diff_line(const Model& a, const Model& b, const PromptArgs& prompt_o
 
 nlohmann::json diff_settings_json(const Model& a, const Model& b, const std::string& batch, const BatchPrompts& in,
                              const PromptArgs& pa, const DiffBatchArgs& args) {
-  return {{"model_a", a.path().string()},
-          {"model_b", b.path().string()},
-          {"shape", shape_text(a)},
-          {"batch", batch},
-          {"batch_fingerprint", std::to_string(in.fingerprint)},
-          {"prompts", in.prompts.size()},
-          {"skipped_lines", in.skipped.size()},
-          {"options",
-           {{"top", args.top},
-            {"split_top", args.split_top},
-            {"include_final_bias", args.final_bias},
-            {"bos", pa.bos},
-            {"parse_special", !pa.plain_special},
-            {"chat", pa.chat},
-            {"chat_template", pa.chat_template},
-            {"system", pa.system}}}};
+  nlohmann::json j = {{"model_a", a.path().string()},
+                      {"model_b", b.path().string()},
+                      {"shape", shape_text(a)},
+                      {"batch", batch},
+                      {"batch_fingerprint", std::to_string(in.fingerprint)},
+                      {"prompts", in.prompts.size()},
+                      {"skipped_lines", in.skipped.size()},
+                      {"options",
+                       {{"top", args.top},
+                        {"split_top", args.split_top},
+                        {"include_final_bias", args.final_bias},
+                        {"bos", pa.bos},
+                        {"parse_special", !pa.plain_special},
+                        {"chat", pa.chat},
+                        {"chat_template", pa.chat_template},
+                        {"system", pa.system}}}};
+  // The knobs set away from their defaults, as explain --batch records them: a resume must use the
+  // same ones, and a batch begun before they existed (all defaults) still resumes.
+  j["options"].update(args.score.changed());
+  return j;
 }
 
 }  // namespace

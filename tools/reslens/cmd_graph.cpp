@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "score_method_args.h"
 #include "reslens/graph.h"
 
 namespace reslens::cli {
@@ -37,6 +38,9 @@ void register_graph(CLI::App& app) {
   cmd->add_option("-o,--out", *out, "Write the JSON to this file instead of stdout");
   cmd->add_option("--html", *html, "Also write the graph as one self-contained HTML page (click a node for its edges)");
   cmd->add_flag("--include-final-bias", *final_bias, "GPT-2: include ln_f's bias in the vocabulary projection");
+  // --method, --bound-tol, --no-projection-cache, --no-sketch: the explanation's, as explain's.
+  auto score = std::make_shared<ScoreMethodArgs>();
+  score->add(*cmd);
   cmd->callback([=] {
     const auto model = args->load();
     ExplainRequest req;
@@ -48,6 +52,7 @@ void register_graph(CLI::App& app) {
     }
     req.options.include_final_bias = *final_bias;
     req.options.n_threads = args->threads;
+    score->apply(req.options);
     const CircuitGraph g = graph(*model, req, *opt);
     print_notes(g.explained.notes);
     if (!html->empty()) write_text_file(*html, graph_html(*model, g));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common.h"
+#include "score_method_args.h"
 
 namespace reslens::cli {
 
@@ -17,6 +18,7 @@ struct DiffBatchArgs {
   // diff's own options, applied to every prompt
   int top = 20, split_top = 20;
   bool final_bias = false;
+  ScoreMethodArgs score;  ///< --method, --bound-tol, --no-projection-cache, --no-sketch
 };
 
 /// `model_a` is model A's path; `margs` carries model B (the second positional) and the load

@@ -4,22 +4,41 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "reslens/error.h"
+
 namespace reslens::cli {
 
 namespace {
 
-// CLI11's PositiveNumber lets nan and inf through, and neither is a tolerance.
+// The library's rule (reslens/explain.h), which the server and Python check by too; CLI11's
+// PositiveNumber would let nan and inf through, and neither is a tolerance.
 CLI::Validator positive_finite_tolerance() {
   return CLI::Validator(
       [](std::string& s) -> std::string {
         char* end = nullptr;
         const double v = std::strtod(s.c_str(), &end);
-        if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v) || v <= 0) {
-          return "must be a positive finite number, not '" + s + "'";
+        if (s.empty() || end != s.c_str() + s.size()) return "must be a positive finite number, not '" + s + "'";
+        try {
+          check_bound_tol(v);
+        } catch (const InvalidArgument& e) {
+          return e.what();
         }
         return {};
       },
       "POSITIVE", "positive finite number");
+}
+
+CLI::Validator score_method_name() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          parse_score_method(s);
+        } catch (const InvalidArgument& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "auto|full|bounded", "score method");
 }
 
 }  // namespace
@@ -29,7 +48,7 @@ void ScoreMethodArgs::add(CLI::App& cmd) {
                  "How neuron, head and position scores are computed: auto (default: bounded for large vocabularies), "
                  "full (every vector over the whole vocabulary) or bounded (certified bounds); all agree within "
                  "1e-5 (docs/explain.md)")
-      ->check(CLI::IsMember({"auto", "full", "bounded"}));
+      ->check(score_method_name());
   cmd.add_option("--bound-tol", bound_tol,
                  "Bounded method: largest accepted error of a certified score (default 8e-6); a larger value is "
                  "faster and less exact. No effect with --method full")
@@ -37,12 +56,12 @@ void ScoreMethodArgs::add(CLI::App& cmd) {
   cmd.add_flag("--no-projection-cache", no_projection_cache,
                "Bounded method: ignore the model's projection cache (reslens precompute). No effect with --method full");
   cmd.add_flag("--no-sketch", no_sketch,
-               "Bounded method: do not certify scores from int8 sketches (AVX-512 VNNI CPUs) before projecting "
+               "Bounded method: do not certify scores from int8 sketches (CPUs with AVX2 or better) before projecting "
                "exactly. No effect with --method full");
 }
 
 void ScoreMethodArgs::apply(ExplainOptions& o) const {
-  o.method = method == "full" ? ScoreMethod::kFull : method == "bounded" ? ScoreMethod::kBounded : ScoreMethod::kAuto;
+  o.method = parse_score_method(method);
   o.bound_tol = bound_tol;
   o.projection_cache = !no_projection_cache;
   o.projection_sketch = !no_sketch;

@@ -1,6 +1,8 @@
-// The precision and speed knobs of `reslens explain` (single, answers, --generate and --batch):
-// --method, --bound-tol, --no-projection-cache and --no-sketch, as ExplainOptions takes them
-// (reslens/explain.h; docs/explain.md, "How the scores are computed").
+// The precision and speed knobs of `reslens explain` (single, answers, --generate and --batch),
+// `reslens diff` (and its --batch) and `reslens graph`: --method, --bound-tol, --no-projection-cache
+// and --no-sketch, as ExplainOptions takes them, checked by the library's rule (parse_score_method,
+// check_bound_tol in reslens/explain.h) as the server and Python check them; docs/explain.md,
+// "Precision and speed knobs".
 #pragma once
 
 #include <CLI/CLI.hpp>

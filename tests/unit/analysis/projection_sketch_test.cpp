@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -29,6 +30,7 @@ TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
   const auto sketch = projection_sketch(*model, 2);
   const auto bounds = model_bounds(*model, 2);
   ASSERT_EQ(sketch->V, V);
+  ASSERT_TRUE(std::isfinite(sketch->gram_lambda) && std::isfinite(sketch->gram_err_lambda));
   std::mt19937 rng(5);
   std::normal_distribution<double> normal(0.0, 1.0);
   // Flat (random-weight-like) and peaked states.
@@ -91,6 +93,18 @@ TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
     for (size_t i = 0; i < jobs.size(); ++i) jobs[i].y0 = y0s[i].data(), jobs[i].head_delta = heads[i].data();
     const std::vector<double> f = sketched_log_expectations(*sketch, jobs, tol, 2);
     ASSERT_EQ(f.size(), jobs.size());
+    // The same with the forms screened by lambda_max |x|^2 (as on a 7B model's shapes): the same
+    // vectors certified, each value within tol of the exact one.
+    auto screened = std::make_shared<ProjectionSketch>(*sketch);
+    screened->screen_forms = !sketch->screen_forms;
+    const std::vector<double> fs = sketched_log_expectations(*screened, jobs, tol, 2);
+    for (size_t i = 0; i < f.size(); ++i) {
+      EXPECT_EQ(std::isnan(f[i]), std::isnan(fs[i])) << "tol " << tol << " job " << i;
+      if (!std::isnan(fs[i])) {
+        EXPECT_LE(std::abs(static_cast<long double>(fs[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
+            << "screened: tol " << tol << " job " << i << " s " << jobs[i].s;
+      }
+    }
     for (size_t i = 0; i < f.size(); ++i) {
       ++total;
       if (std::isnan(f[i])) continue;
@@ -171,16 +185,117 @@ TEST(ProjectionSketch, AlignedRoundingErrorsAreBounded) {
         jobs.push_back(SketchJob{&t, r.data(), s, nullptr, static_cast<double>(static_cast<long double>(s) * lin)});
       }
       for (size_t i = 0; i < jobs.size(); ++i) jobs[i].head_delta = heads[i].data();
-      const std::vector<double> f = sketched_log_expectations(*sketch, jobs, tol, 2);
-      for (size_t i = 0; i < f.size(); ++i) {
-        if (std::isnan(f[i])) continue;
-        ++certified;
-        EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
-            << "spread " << spread << " tol " << tol << " s " << jobs[i].s;
+      for (bool screen : {false, true}) {
+        sketch->screen_forms = screen;
+        const std::vector<double> f = sketched_log_expectations(*sketch, jobs, tol, 2);
+        for (size_t i = 0; i < f.size(); ++i) {
+          if (std::isnan(f[i])) continue;
+          ++certified;
+          EXPECT_LE(std::abs(static_cast<long double>(f[i]) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
+              << "spread " << spread << " tol " << tol << " s " << jobs[i].s << " screen " << screen;
+        }
       }
     }
   }
   EXPECT_GT(certified, 0);
+}
+
+// A trained-like unembedding: every row shares a large mean direction m (u_j = r_j + 4 m), so
+// Gamma's largest eigenvalue (along m) is ~V times its others and lambda_max |f|^2 overstates
+// f^T Gamma f for rounding errors f that are nearly orthogonal to m. Screening the forms by
+// lambda_max must then fall back to them: screened or not, the same vectors are certified, each
+// within tol of the exact value.
+TEST(ProjectionSketch, ScreenedFormsFallBackOnAPeakedGram) {
+  const int64_t V = 4000, d = 64;
+  std::mt19937 rng(13);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> m(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) m[static_cast<size_t>(i)] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  std::vector<float> U(static_cast<size_t>(V * d));
+  for (int64_t j = 0; j < V; ++j) {
+    for (int64_t i = 0; i < d; ++i) U[static_cast<size_t>(j * d + i)] = static_cast<float>(0.3 * normal(rng) + 4.0 * static_cast<double>(m[static_cast<size_t>(i)]));
+  }
+  MatrixView W;
+  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
+  const auto sketch = build_projection_sketch(W, 2);
+  ASSERT_TRUE(std::isfinite(sketch->gram_lambda));
+  // A flat state, its 8 likeliest tokens in the head.
+  std::vector<double> q(static_cast<size_t>(V));
+  double zq = 0;
+  for (double& x : q) {
+    x = std::exp(0.5 * normal(rng));
+    zq += x;
+  }
+  for (double& x : q) x /= zq;
+  TailSplit t;
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
+  std::partial_sort(order.begin(), order.begin() + 8, order.end(), [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
+  t.ids.assign(order.begin(), order.begin() + 8);
+  t.tail_q.assign(static_cast<size_t>(V), 0.0f);
+  for (int64_t j = 0; j < V; ++j) {
+    if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
+    t.mass += q[static_cast<size_t>(j)];
+    t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
+    t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
+  }
+  for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+  // Vectors orthogonal to m (their rounding errors nearly so), and every fourth one whose rounding
+  // error is along m, at scales from 1e-4 to 1e-1.
+  std::vector<std::vector<float>> ys;
+  std::vector<std::vector<double>> heads;
+  std::vector<long double> exact;
+  std::vector<SketchJob> jobs;
+  for (int v = 0; v < 40; ++v) {
+    std::vector<float> y(static_cast<size_t>(d));
+    double ym = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      y[static_cast<size_t>(i)] = static_cast<float>(normal(rng));
+      ym += static_cast<double>(y[static_cast<size_t>(i)]) * static_cast<double>(m[static_cast<size_t>(i)]);
+    }
+    for (int64_t i = 0; i < d; ++i) y[static_cast<size_t>(i)] -= static_cast<float>(ym) * m[static_cast<size_t>(i)];
+    if (v % 4 == 3) {
+      // Codes plus 0.45 of a step everywhere: the rounding error f lies along m, where
+      // f^T Gamma f = lambda_max |f|^2 (an underestimated lambda_max would show here).
+      std::uniform_int_distribution<int> code(-100, 100);
+      for (int64_t i = 1; i < d; ++i) y[static_cast<size_t>(i)] = static_cast<float>((code(rng) + 0.45) / 127.0);
+      y[0] = 1.0f;
+    }
+    const double s = 1e-4 * std::pow(10.0, 3.0 * v / 39.0);
+    long double sum = 0, lin = 0;
+    std::vector<double> hd;
+    std::vector<long double> g(static_cast<size_t>(V));
+    for (int64_t j = 0; j < V; ++j) {
+      long double gj = 0;
+      for (int64_t i = 0; i < d; ++i) gj += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * static_cast<long double>(y[static_cast<size_t>(i)]);
+      g[static_cast<size_t>(j)] = gj;
+      sum += static_cast<long double>(q[static_cast<size_t>(j)]) * std::exp(static_cast<long double>(s) * gj);
+      if (t.tail_q[static_cast<size_t>(j)] > 0) lin += static_cast<long double>(q[static_cast<size_t>(j)]) * gj;
+    }
+    for (int32_t id : t.ids) hd.push_back(static_cast<double>(static_cast<long double>(s) * g[static_cast<size_t>(id)]));
+    ys.push_back(std::move(y));
+    heads.push_back(std::move(hd));
+    exact.push_back(std::log(sum));
+    jobs.push_back(SketchJob{&t, nullptr, s, nullptr, static_cast<double>(static_cast<long double>(s) * lin)});
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) jobs[i].y0 = ys[i].data(), jobs[i].head_delta = heads[i].data();
+  const double tol = 1e-7;
+  sketch->screen_forms = false;
+  const std::vector<double> plain = sketched_log_expectations(*sketch, jobs, tol, 2);
+  sketch->screen_forms = true;
+  const std::vector<double> screened = sketched_log_expectations(*sketch, jobs, tol, 1);
+  int certified = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(std::isnan(plain[i]), std::isnan(screened[i])) << "job " << i << " s " << jobs[i].s;
+    for (double f : {plain[i], screened[i]}) {
+      if (std::isnan(f)) continue;
+      ++certified;
+      EXPECT_LE(std::abs(static_cast<long double>(f) - exact[i]), static_cast<long double>(tol) * (1 + 1e-6L) + 1e-15L)
+          << "job " << i << " s " << jobs[i].s;
+    }
+  }
+  EXPECT_GT(certified, 10);
+  EXPECT_LT(certified, 80);
 }
 
 // The integer products are exact on every kernel and the float parts are the same code, so the
