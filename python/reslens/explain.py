@@ -667,7 +667,7 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     ``--no-projection-cache``, ``--no-sketch``; no effect with ``method="full"``): ``bound_tol``, the
     largest accepted error of a certified score (a positive finite number; larger is faster and less
     exact), ``projection_cache`` (use the model's projection cache when it exists) and
-    ``projection_sketch`` (certify from int8 sketches on AVX-512 VNNI CPUs first). The GIL is
+    ``projection_sketch`` (certify from int8 sketches first, on CPUs with AVX2 or better). The GIL is
     released during the computation.
 
     A long answer (``generate``, ``continuation``, a target of several tokens) can be stopped: between

@@ -37,7 +37,7 @@ def test_projection_sketch_false_sketches_nothing(model):
     for name in ("ffn_neuron", "attn_neuron", "head", "head_position"):
         np.testing.assert_allclose(getattr(plain, name), getattr(default, name), atol=2 * 8e-6, rtol=0)
     if sketched(default.method_counts) == 0:
-        pytest.skip("the default explain sketched nothing (no AVX-512 VNNI on this CPU): projection_sketch=False "
+        pytest.skip("the default explain sketched nothing (no AVX2 on this CPU): projection_sketch=False "
                     "is not shown to change anything here")
 
 

@@ -126,7 +126,7 @@ double quad_upper(double computed, double norm2, double norm1, double trace, dou
 
 }  // namespace
 
-bool projection_sketch_available() { return ops::detail::int8_dot_uses_vnni(); }
+bool projection_sketch_available() { return ops::detail::int8_dot_is_fast(); }
 
 namespace {
 

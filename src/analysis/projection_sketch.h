@@ -5,7 +5,7 @@
 // y0 = gamma_f * c(v)), known to a few per cent, not each g_j to float precision. The sketch holds
 // W_U's rows as int8 codes with one scale each, u_j = a_j c_j + E_j; a vector is rounded to int8 the
 // same way, y0 = b y~ + f, and g~_j = a_j b (c_j . y~) is an exact integer product (ops/int8_dot.h,
-// a quarter of a float GEMM's cost with AVX-512 VNNI). Its error e_j = g_j - g~_j = u_j . f + E_j . z
+// a quarter of a float GEMM's cost with AVX-512 VNNI, a half with AVX2). Its error e_j = g_j - g~_j = u_j . f + E_j . z
 // (z = b y~) is bounded without touching the vocabulary again:
 //   sum_T q_j e_j^2 <= q_T,max (|W_U f| + |E z|)^2,  |W_U f|^2 = f^T Gamma f,  |E z|^2 = z^T Gamma_E z,
 //   |e_j| <= umax |f| + emax |z|,
@@ -53,10 +53,11 @@ struct ProjectionSketch {
 /// GEMMs, in blocks of 4096 rows) and kept for the process while in use: V d bytes of codes and
 /// 2 d^2 floats (GPT-2 124M: 39 + 4.7 MB; a 7B model: 131 + 134 MB).
 std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads);
-/// Whether explain uses the sketch on this CPU: only where the AVX-512 VNNI kernel runs (and
-/// ops::detail::set_gemm_isa_limit allows AVX-512). The portable loops give the same integers but
-/// at ~0.6 GMAC/s instead of ~190, far slower than the exact float pass; without the kernel those
-/// vectors go to the exact pass, so scores may differ from a VNNI CPU's within bound_tol.
+/// Whether explain uses the sketch on this CPU: wherever a SIMD kernel of ops::int8_dot_tile runs
+/// (AVX-512 VNNI, AVX-VNNI or AVX2; ops::detail::int8_dot_is_fast). They all give the same
+/// integers, so the sketched scores are the same bits on each. The portable loops give them too
+/// but at ~1-2 GMAC/s, far slower than the exact float pass; without a SIMD kernel those vectors go
+/// to the exact pass, so scores may differ from a SIMD CPU's within bound_tol.
 bool projection_sketch_available();
 /// The sketch of any [V, d] unembedding (tests build adversarial ones).
 std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U, int n_threads);

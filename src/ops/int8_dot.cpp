@@ -1,21 +1,17 @@
-// int8_dot_tile: the AVX-512 VNNI kernel and the portable loops (ops/int8_dot.h).
-//
-// VNNI (vpdpbusd) multiplies 4 unsigned bytes by 4 signed bytes and adds the 4 products to a 32-bit
-// lane. A packed block holds 16 rows x 4 columns, so one instruction advances 16 rows of one vector
-// by 4 columns: the vector's 4 bytes are broadcast to every lane. A tile of 64 rows and 6 vectors
-// keeps 24 accumulators in registers. The vectors are offset by +128 to be unsigned; the row sums
-// take the offset back out. Integer sums are exact, so both paths agree bit for bit.
+// int8_dot_tile: packing, the portable loops and the choice of kernel (ops/int8_dot.h). The SIMD
+// kernels live one per file (ops/int8_dot_kernels.h); integer sums are exact, so every kernel
+// gives the portable loops' numbers bit for bit.
 #include "ops/int8_dot.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "ops/gemm.h"
+#include "ops/int8_dot_kernels.h"
 #include "reslens/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define RESLENS_HAVE_VNNI_KERNEL 1
-#define RESLENS_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#include <cpuid.h>
 #endif
 
 namespace reslens::ops {
@@ -30,16 +26,19 @@ Int8Rows pack_int8_rows(const int8_t* codes, int64_t n, int64_t k, int64_t ld) {
   r.packed.assign(static_cast<size_t>(r.n_pad * r.k_pad), 0);
   r.row_sum.assign(static_cast<size_t>(r.n_pad), 0);
   const int64_t groups = r.k_pad / 4;
+  bool min_code = false;  // a code of -128 (the AVX2 kernel's negation would wrap)
   for (int64_t j = 0; j < n; ++j) {
     int32_t sum = 0;
     int8_t* block = r.packed.data() + (j / 16) * groups * 64 + (j % 16) * 4;
     for (int64_t i = 0; i < k; ++i) {
       const int8_t c = codes[j * ld + i];
+      min_code |= c == -128;
       block[(i / 4) * 64 + i % 4] = c;
       sum += c;
     }
     r.row_sum[static_cast<size_t>(j)] = sum;
   }
+  if (min_code) throw InvalidArgument("pack_int8_rows: codes must lie in [-127, 127] (found -128)");
   return r;
 }
 
@@ -63,93 +62,79 @@ void dot_tile_portable(const Int8Rows& rows, int64_t tile, const uint8_t* xs, in
   }
 }
 
-#ifdef RESLENS_HAVE_VNNI_KERNEL
-// NV vectors x 64 rows: 4 * NV accumulators, each 16 rows of one vector.
-// acc += the products of x's unsigned and w's signed bytes, 4 per lane. Written as one instruction:
-// GCC 12 copies the accumulator around the intrinsic's tied operand (and spills 24 of them).
-RESLENS_VNNI inline __m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
-  return acc;
-}
-
-template <int NV>
-RESLENS_VNNI void dot_tile_vnni_group(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int32_t* out) {
-  const int64_t groups = rows.k_pad / 4;
-  const int8_t* base = rows.packed.data() + tile * 4 * groups * 64;  // 4 blocks of 16 rows
-  const int8_t* b0 = base;
-  const int8_t* b1 = base + groups * 64;
-  const int8_t* b2 = base + 2 * groups * 64;
-  const int8_t* b3 = base + 3 * groups * 64;
-  // One flat array, every loop unrolled, so that the accumulators stay in registers.
-  __m512i acc[static_cast<size_t>(4 * NV)];  // [NV][4 blocks]
-#pragma GCC unroll 32
-  for (int e = 0; e < 4 * NV; ++e) acc[e] = _mm512_setzero_si512();
-  for (int64_t g = 0; g < groups; ++g) {
-    const __m512i w0 = _mm512_loadu_si512(b0 + g * 64), w1 = _mm512_loadu_si512(b1 + g * 64);
-    const __m512i w2 = _mm512_loadu_si512(b2 + g * 64), w3 = _mm512_loadu_si512(b3 + g * 64);
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      int32_t four = 0;
-      __builtin_memcpy(&four, xs + v * rows.k_pad + g * 4, 4);
-      const __m512i x = _mm512_set1_epi32(four);
-      acc[4 * v + 0] = dpbusd(acc[4 * v + 0], x, w0);
-      acc[4 * v + 1] = dpbusd(acc[4 * v + 1], x, w1);
-      acc[4 * v + 2] = dpbusd(acc[4 * v + 2], x, w2);
-      acc[4 * v + 3] = dpbusd(acc[4 * v + 3], x, w3);
-    }
-  }
-#pragma GCC unroll 4
-  for (int b = 0; b < 4; ++b) {
-    // 128 * sum (the maskz form: GCC 12 warns about the unmasked one's undefined source once inlined)
-    const __m512i fix = _mm512_maskz_slli_epi32(static_cast<__mmask16>(0xFFFF),
-                                                _mm512_loadu_si512(rows.row_sum.data() + tile * 64 + b * 16), 7);
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) _mm512_storeu_si512(out + v * 64 + b * 16, _mm512_sub_epi32(acc[4 * v + b], fix));
-  }
-}
-
-RESLENS_VNNI void dot_tile_vnni(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_t m, int32_t* out) {
-  constexpr int64_t kGroup = 6;
-  int64_t v = 0;
-  for (; v + kGroup <= m; v += kGroup) dot_tile_vnni_group<6>(rows, tile, xs + v * rows.k_pad, out + v * 64);
-  const uint8_t* x = xs + v * rows.k_pad;
-  int32_t* o = out + v * 64;
-  switch (m - v) {
-    case 5: dot_tile_vnni_group<5>(rows, tile, x, o); break;
-    case 4: dot_tile_vnni_group<4>(rows, tile, x, o); break;
-    case 3: dot_tile_vnni_group<3>(rows, tile, x, o); break;
-    case 2: dot_tile_vnni_group<2>(rows, tile, x, o); break;
-    case 1: dot_tile_vnni_group<1>(rows, tile, x, o); break;
-    default: break;
-  }
-}
-
-bool cpu_has_vnni() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vnni");
-  return has;
-}
-#endif
-
-}  // namespace
-
-namespace detail {
-bool int8_dot_uses_vnni() {
-#ifdef RESLENS_HAVE_VNNI_KERNEL
-  return cpu_has_vnni() && gemm_active_isa() == GemmIsa::avx512;
+// AVX-VNNI: CPUID.(EAX=7, ECX=1):EAX bit 4 (GCC 12 knows __builtin_cpu_supports("avxvnni"),
+// clang 14 does not). The OS's saving of ymm state is what "avx2" already checks.
+bool cpu_has_avx_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (eax & (1u << 4)) != 0;
 #else
   return false;
 #endif
 }
+
+detail::Int8Kernel detect_best_kernel() {
+  using detail::Int8Kernel;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  if (detail::int8_tile_avx512_vnni() != nullptr && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+    return Int8Kernel::avx512_vnni;
+  if (detail::int8_tile_avx_vnni() != nullptr && avx2 && cpu_has_avx_vnni()) return Int8Kernel::avx_vnni;
+  if (detail::int8_tile_avx2() != nullptr && avx2) return Int8Kernel::avx2;
+#endif
+  return Int8Kernel::portable;
+}
+
+std::atomic<int> g_kernel_limit{static_cast<int>(detail::Int8Kernel::avx512_vnni)};
+
+}  // namespace
+
+namespace detail {
+
+Int8Kernel int8_dot_best_kernel() {
+  static const Int8Kernel best = detect_best_kernel();
+  return best;
+}
+
+void set_int8_dot_kernel_limit(Int8Kernel limit) { g_kernel_limit.store(static_cast<int>(limit)); }
+
+Int8Kernel int8_dot_active_kernel() {
+  // The GEMM's instruction-set cap (which set_force_scalar also lowers) caps the kernels of that set.
+  Int8Kernel isa_cap = Int8Kernel::avx512_vnni;
+  switch (gemm_active_isa()) {
+    case GemmIsa::avx512: break;
+    case GemmIsa::avx2: isa_cap = Int8Kernel::avx_vnni; break;
+    case GemmIsa::scalar: isa_cap = Int8Kernel::portable; break;
+  }
+  return static_cast<Int8Kernel>(std::min({static_cast<int>(int8_dot_best_kernel()), static_cast<int>(isa_cap),
+                                           g_kernel_limit.load()}));
+}
+
+bool int8_dot_is_fast() { return int8_dot_active_kernel() != Int8Kernel::portable; }
+
+const char* int8_kernel_name(Int8Kernel kernel) {
+  switch (kernel) {
+    case Int8Kernel::avx512_vnni: return "avx512-vnni";
+    case Int8Kernel::avx_vnni: return "avx-vnni";
+    case Int8Kernel::avx2: return "avx2";
+    case Int8Kernel::portable: break;
+  }
+  return "portable";
+}
+
 }  // namespace detail
 
 void int8_dot_tile(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_t m, int32_t* out) {
-#ifdef RESLENS_HAVE_VNNI_KERNEL
-  if (detail::int8_dot_uses_vnni()) {
-    dot_tile_vnni(rows, tile, xs, m, out);
-    return;
+  // The active kernel's function is never null: detection only picks kernels this build has.
+  switch (detail::int8_dot_active_kernel()) {
+    case detail::Int8Kernel::avx512_vnni: return detail::int8_tile_avx512_vnni()(rows, tile, xs, m, out);
+    case detail::Int8Kernel::avx_vnni: return detail::int8_tile_avx_vnni()(rows, tile, xs, m, out);
+    case detail::Int8Kernel::avx2: return detail::int8_tile_avx2()(rows, tile, xs, m, out);
+    case detail::Int8Kernel::portable: break;
   }
-#endif
   dot_tile_portable(rows, tile, xs, m, out);
 }
 

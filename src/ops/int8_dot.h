@@ -1,9 +1,11 @@
 // Exact integer dot products of int8 rows with many short vectors: the kernel behind explain's
 // sketched projections (analysis/projection_sketch.h), where a vector's projection onto the whole
-// vocabulary is wanted only to a known error, at a quarter of a float32 GEMM's cost.
+// vocabulary is wanted only to a known error, at a quarter (VNNI) to a half (AVX2) of the cost of a
+// float32 GEMM of the same instruction set.
 //
-// Every result is an exact int32 (|sum| <= 255 * 127 * K < 2^31 for K <= 66000), so the AVX-512
-// VNNI path, the portable path, the thread count and the tile order all give the same numbers.
+// Every result is an exact int32 (|sum| <= 255 * 127 * K < 2^31 for K <= 66000), so the kernels
+// (AVX-512 VNNI, AVX-VNNI, AVX2, the portable loops), the thread count and the tile order all give
+// the same numbers.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +25,8 @@ struct Int8Rows {
   int64_t n_tiles() const { return n_pad / kTileRows; }
 };
 
-/// Packs codes [n, k] (row stride ld) into an Int8Rows.
+/// Packs codes [n, k] (row stride ld) into an Int8Rows. Codes must lie in [-127, 127] (the AVX2
+/// kernel negates them; -128 is refused with InvalidArgument), and k <= 66000.
 Int8Rows pack_int8_rows(const int8_t* codes, int64_t n, int64_t k, int64_t ld);
 
 /// out[v, t] = sum_i rows[tile * 64 + t, i] * (xs[v, i] - 128) for v < m, t < 64, exactly.
@@ -31,9 +34,30 @@ Int8Rows pack_int8_rows(const int8_t* codes, int64_t n, int64_t k, int64_t ld);
 void int8_dot_tile(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_t m, int32_t* out);
 
 namespace detail {
-/// Whether int8_dot_tile runs the AVX-512 VNNI kernel now (the CPU has it and set_gemm_isa_limit
-/// allows AVX-512); otherwise it runs the portable loops, with the same results.
-bool int8_dot_uses_vnni();
+
+/// int8_dot_tile's kernels, in increasing order of speed (all give the same results):
+/// the portable loops (~1-2 GMAC/s), AVX2 (vpmaddubsw, no VNNI), AVX-VNNI (256-bit vpdpbusd, Intel
+/// Alder Lake and later) and AVX-512 VNNI. Measured (bench_int8_dot): docs/benchmarks.md, "On CPUs
+/// without AVX-512 VNNI".
+enum class Int8Kernel { portable = 0, avx2 = 1, avx_vnni = 2, avx512_vnni = 3 };
+
+/// The fastest kernel this CPU (and this build) supports.
+Int8Kernel int8_dot_best_kernel();
+
+/// Test/benchmark hook: cap the kernel used by later calls (process-wide); Int8Kernel::avx512_vnni
+/// removes the cap. ops::detail::set_gemm_isa_limit caps it too: AVX2 allows at most AVX-VNNI (the
+/// 256-bit kernels), scalar (or set_force_scalar) the portable loops.
+void set_int8_dot_kernel_limit(Int8Kernel limit);
+
+/// The kernel int8_dot_tile runs now: the best one under both caps.
+Int8Kernel int8_dot_active_kernel();
+
+/// Whether that is a SIMD kernel (anything but the portable loops).
+bool int8_dot_is_fast();
+
+/// "avx512-vnni", "avx-vnni", "avx2", "portable".
+const char* int8_kernel_name(Int8Kernel kernel);
+
 }  // namespace detail
 
 }  // namespace reslens::ops

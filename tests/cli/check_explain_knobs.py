@@ -2,9 +2,13 @@
 """`reslens explain`'s precision and speed knobs reach the library (docs/explain.md).
 
 On a GPT-2-vocabulary model (the bounded method by default):
-  * --no-sketch: no sketched scores, while the default run (on an AVX-512 VNNI CPU) has some; the
-    scores of both agree within 2 x bound_tol. Without VNNI the sketch part is reported as skipped
-    (exit code 77, CTest's SKIP_RETURN_CODE): it never passes silently.
+  * --no-sketch: no sketched scores, while the default run (on a CPU with AVX2 at least) has some;
+    the scores of both agree within 2 x bound_tol. Without a SIMD int8 kernel the sketch part is
+    reported as skipped (exit code 77, CTest's SKIP_RETURN_CODE): it never passes silently.
+  * RESLENS_ISA=avx2 / avx-vnni (run as on a laptop without AVX-512): the same scores, byte for
+    byte, and the same counts as the default (kernels this CPU lacks stay unused, so on such a CPU
+    this compares a run with itself); RESLENS_ISA=scalar: no sketched scores, within 2 x bound_tol.
+    (cli_test's Cli.IsaLimitCapsTheKernelsThatBenchReports checks which kernels each value runs.)
   * --method full: every score full, none bounded, cached or sketched.
   * --bound-tol 1e-3: fewer scores computed exactly ("*_full") than at the default 8e-6.
   * --no-projection-cache: with a projection cache built, the default run uses it and this one not.
@@ -43,18 +47,19 @@ def main():
         if not ok:
             failures.append(what)
 
-    def command(cmd, *args, expect=0):
-        p = subprocess.run([a.reslens, *cmd, *args], capture_output=True, text=True, env=env)
+    def command(cmd, *args, expect=0, isa=None):
+        run_env = env if isa is None else dict(env, RESLENS_ISA=isa)
+        p = subprocess.run([a.reslens, *cmd, *args], capture_output=True, text=True, env=run_env)
         if p.returncode != expect:
             sys.exit(f"reslens {' '.join(cmd)} {' '.join(args)}: exit {p.returncode}, expected {expect}\n{p.stderr}")
         return p
 
-    def run(*args, expect=0):
-        return command(["explain", a.model], *args, expect=expect)
+    def run(*args, expect=0, isa=None):
+        return command(["explain", a.model], *args, expect=expect, isa=isa)
 
-    def explain(name, *args):
+    def explain(name, *args, isa=None):
         out = os.path.join(a.work, name)
-        doc = json.loads(run(prompt, "--json", "-t", "2", "-o", out, *args).stdout)
+        doc = json.loads(run(prompt, "--json", "-t", "2", "-o", out, *args, isa=isa).stdout)
         arrays = {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
         return doc["method_counts"], arrays
 
@@ -76,6 +81,17 @@ def main():
     worst = max(float(np.max(np.abs(d_arr[k] - n_arr[k]))) for k in ("ffn_neuron_scores", "attn_neuron_scores", "head_scores", "head_position_scores", "layer_scores"))
     print(f"--no-sketch vs default: max |score difference| {worst:.3g}")
     check(worst <= 2 * 8e-6, "--no-sketch scores within 2 x bound_tol of the default's")
+
+    # Another CPU's kernels (RESLENS_ISA): the sketch's integers are exact on each, so the same bytes.
+    levels = ("ffn_neuron_scores", "attn_neuron_scores", "head_scores", "head_position_scores", "layer_scores")
+    for isa in ("avx2", "avx-vnni"):
+        counts, arr = explain("isa-" + isa, isa=isa)
+        check(counts == default and all(arr[k].tobytes() == d_arr[k].tobytes() for k in levels),
+              f"RESLENS_ISA={isa}: the default's scores, byte for byte, and its counts ({counts})")
+    counts, arr = explain("isa-scalar", isa="scalar")
+    worst = max(float(np.max(np.abs(d_arr[k] - arr[k]))) for k in levels)
+    check(sketched(counts) == 0 and worst <= 2 * 8e-6,
+          f"RESLENS_ISA=scalar: no sketch (portable loops), scores within 2 x bound_tol ({worst:.3g})")
 
     full, f_arr = explain("full", "--method", "full")
     print("--method full:", full)
@@ -167,7 +183,7 @@ def main():
     if failures:
         sys.exit("FAILED: " + "; ".join(failures))
     if sketched(default) == 0:
-        print("SKIPPED: the default run sketched nothing (no AVX-512 VNNI on this CPU?): --no-sketch is not "
+        print("SKIPPED: the default run sketched nothing (no AVX2 on this CPU?): --no-sketch is not "
               "shown to change anything here")
         sys.exit(SKIP)
     print("all checks passed")

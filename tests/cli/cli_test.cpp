@@ -258,6 +258,17 @@ TEST(Cli, BenchExplainReportsEveryPhase) {
   EXPECT_EQ(phases.size(), 8u) << phases.dump();
   // The phases are the explain's parts: with one repetition, their sum is its time.
   EXPECT_NEAR(sum, e["explain_ms"].get<double>(), 0.05 * e["explain_ms"].get<double>() + 1.0);
+  // --no-sketch: what the sketch certified (on a CPU with AVX2 at least) is projected exactly.
+  const auto off = cli({"bench", shared("models/random-gpt2/random-gpt2-test.gguf"), "--tokens", "4", "-r", "1",
+                        "--explain", "--no-sketch", "--full-max-tokens", "0", "--json", "--threads", "1"});
+  ASSERT_EQ(off.code, 0) << off.err;
+  const auto o = nlohmann::json::parse(off.out);
+  const int64_t full = e["vectors_full"].get<int64_t>(), full_off = o["explain"].at(0)["vectors_full"].get<int64_t>();
+  if (o["kernels"]["int8"] != "portable") {
+    EXPECT_GT(full_off, full);
+  } else {
+    EXPECT_EQ(full_off, full);
+  }
 }
 
 // Bad input: (arguments, exit code, fragments the single stderr line must contain).
@@ -656,6 +667,50 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
+
+// RESLENS_ISA runs the tool as on a CPU with fewer instruction sets (tools/reslens/isa_limit.h), and
+// bench says which kernels ran; a bad value is refused in one line. A CPU without a capped-to set
+// keeps what it has, so the expectations follow the uncapped run's kernels.
+TEST(Cli, IsaLimitCapsTheKernelsThatBenchReports) {
+  const std::string m = shared("models/stories260K/stories260K.gguf");
+  const auto kernels = [&]() {
+    const auto r = cli({"bench", m, "--tokens", "1", "-r", "1", "--json", "--threads", "1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out).at("kernels");
+  };
+  const auto native = kernels();
+  const bool simd = native["int8"] != "portable";  // AVX2 at least
+  {
+    const ScopedEnv env("RESLENS_ISA", "avx2");
+    const auto k = kernels();
+    if (simd) {
+      EXPECT_EQ(k, (nlohmann::json{{"gemm", "avx2"}, {"dequantize", "avx2"}, {"int8", "avx2"}}));
+    }
+  }
+  {
+    const ScopedEnv env("RESLENS_ISA", "avx-vnni");
+    const auto k = kernels();
+    if (simd) {
+      EXPECT_EQ(k["gemm"], "avx2");
+      // AVX-VNNI where the CPU has it (not every AVX-512 VNNI CPU does), else AVX2
+      EXPECT_TRUE(k["int8"] == "avx-vnni" || k["int8"] == "avx2") << k.dump();
+      if (native["int8"] == "avx-vnni") {
+        EXPECT_EQ(k["int8"], "avx-vnni");
+      }
+    }
+  }
+  {
+    const ScopedEnv env("RESLENS_ISA", "scalar");
+    EXPECT_EQ(kernels(), (nlohmann::json{{"gemm", "scalar"}, {"dequantize", "scalar"}, {"int8", "portable"}}));
+  }
+  {
+    const ScopedEnv env("RESLENS_ISA", "avx1024");
+    const auto r = cli({"inspect", m});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("RESLENS_ISA='avx1024'"), std::string::npos) << r.err;
+  }
+}
 
 TEST(CliPrecompute, StatusBuildAndProgressLines) {
   const std::string m = shared("models/stories260K/stories260K.gguf");

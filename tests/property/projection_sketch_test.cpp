@@ -1,10 +1,12 @@
 // The sketched projection (analysis/projection_sketch.h) inside explain: on the random GPT-2
 // (vocabulary 50257, near-uniform distributions, where many cheap bounds fail) it certifies most of
 // what the cheap bounds leave, and every score stays within 1e-5 of the straightforward method, at
-// the default tolerance and a tight one; the results do not depend on the thread count; without the
-// VNNI kernel explain does not use it (the exact pass takes the leftovers, within the tolerance).
+// the default tolerance and a tight one; the results do not depend on the thread count nor on the
+// int8 kernel (AVX-512 VNNI, AVX-VNNI, AVX2: the same bytes); with only the portable loops explain
+// does not use it (the exact pass takes the leftovers, within the tolerance).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "common/score_compare.h"
@@ -12,6 +14,7 @@
 #include "analysis/explain_internal.h"
 #include "analysis/projection_sketch.h"
 #include "ops/gemm.h"
+#include "ops/int8_dot.h"
 #include "reslens/reslens.h"
 
 namespace reslens {
@@ -32,7 +35,7 @@ void expect_same(const Explanation& a, const Explanation& b) {
 class ProjectionSketchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!analysis::projection_sketch_available()) GTEST_SKIP() << "no AVX-512 VNNI: explain does not use the sketch";
+    if (!analysis::projection_sketch_available()) GTEST_SKIP() << "no SIMD int8 kernel (AVX2 at least): explain does not use the sketch";
   }
   static void SetUpTestSuite() {
     dir_ = new std::filesystem::path(test::scratch_dir("projection_sketch"));
@@ -104,14 +107,41 @@ TEST_F(ProjectionSketchTest, ThreadCountDoesNotChangeTheScores) {
   expect_same(a, b);
 }
 
-// Without the VNNI kernel (here: capped at AVX2) the sketch is not used: the leftovers take the exact
-// pass, and the scores agree with the sketched ones within the tolerance, not bit for bit.
-TEST_F(ProjectionSketchTest, WithoutVnniTheExactPassTakesTheLeftovers) {
+// The sketch's integers are exact on every SIMD kernel and its float parts are the same code, so
+// an AVX2 laptop (GEMMs and kernel capped at AVX2) and an AVX-VNNI one give the same bytes as AVX-512
+// VNNI: every score and every method count. (Kernels this CPU lacks are left out and named.)
+TEST_F(ProjectionSketchTest, EveryInt8KernelGivesTheSameScores) {
+  using ops::detail::GemmIsa;
+  using ops::detail::Int8Kernel;
   const Explanation a = explain(*model_, *run_, tokens_, bounded());
-  ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx2);
+  ASSERT_GT(sketched(a), 0);
+  int compared = 0;
+  for (const Int8Kernel kernel : {Int8Kernel::avx_vnni, Int8Kernel::avx2}) {
+    ops::detail::set_gemm_isa_limit(GemmIsa::avx2);
+    ops::detail::set_int8_dot_kernel_limit(kernel);
+    if (ops::detail::int8_dot_active_kernel() != kernel) {
+      std::printf("(this CPU has no %s kernel: not compared)\n", ops::detail::int8_kernel_name(kernel));
+    } else {
+      EXPECT_TRUE(analysis::projection_sketch_available());
+      const Explanation c = explain(*model_, *run_, tokens_, bounded());
+      SCOPED_TRACE(ops::detail::int8_kernel_name(kernel));
+      expect_same(a, c);
+      ++compared;
+    }
+    ops::detail::set_int8_dot_kernel_limit(Int8Kernel::avx512_vnni);
+    ops::detail::set_gemm_isa_limit(GemmIsa::avx512);
+  }
+  EXPECT_GE(compared, 1);
+}
+
+// With only the portable loops the sketch is not used: the leftovers take the exact pass, and the
+// scores agree with the sketched ones within the tolerance, not bit for bit.
+TEST_F(ProjectionSketchTest, WithoutASimdKernelTheExactPassTakesTheLeftovers) {
+  const Explanation a = explain(*model_, *run_, tokens_, bounded());
+  ops::detail::set_int8_dot_kernel_limit(ops::detail::Int8Kernel::portable);
   EXPECT_FALSE(analysis::projection_sketch_available());
   const Explanation c = explain(*model_, *run_, tokens_, bounded());
-  ops::detail::set_gemm_isa_limit(ops::detail::GemmIsa::avx512);
+  ops::detail::set_int8_dot_kernel_limit(ops::detail::Int8Kernel::avx512_vnni);
   EXPECT_EQ(c.method_counts.count("ffn_sketched"), 0u);
   expect_close(a, c, 1e-5);
 }

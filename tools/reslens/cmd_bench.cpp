@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "isa_limit.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
@@ -95,10 +96,14 @@ void register_bench(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   auto with_explain = std::make_shared<bool>(false);
   auto full_max = std::make_shared<int64_t>(8);
+  auto no_sketch = std::make_shared<bool>(false);
   args->add(*cmd);
   cmd->add_flag("--explain", *with_explain,
                 "Also time a whole explain (all levels, all neurons, queries) with the bounded and the full method");
   cmd->add_option("--full-max-tokens", *full_max, "Time the full (straightforward) method only up to this length");
+  cmd->add_flag("--no-sketch", *no_sketch,
+                "With --explain: the bounded method without the sketched projection (what the bounds leave is "
+                "projected exactly), to time what the sketch saves");
   cmd->add_option("-p,--tokens", *sizes, "Prompt lengths, comma-separated");
   cmd->add_option("-r,--repetitions", *reps, "Runs per measurement (the median is reported)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", *json, "Print JSON");
@@ -166,6 +171,7 @@ void register_bench(CLI::App& app) {
         ExplainOptions eo;
         eo.n_threads = threads;
         eo.method = ScoreMethod::kBounded;
+        eo.projection_sketch = !*no_sketch;
         explain(*model, run(*model, tokens, cap), tokens, eo);  // warm-up, and the per-model bounds cache
         std::vector<double> fwd, exp_times;
         // Per phase, every repetition's ms: the explain's own forward pass, then explain()'s phases.
@@ -250,10 +256,12 @@ void register_bench(CLI::App& app) {
     // as float32 where the loader converted or copied it (a tied W_E/W_U is one matrix, read once).
     const double weight_bytes = static_cast<double>(model->mapped_bytes() + model->owned_bytes());
     const double bound_ms = weight_bytes / (bandwidth * 1e9) * 1e3;
+    const ActiveKernels kernels = active_kernels();
     if (*json) {
       nlohmann::json j = {{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
                           {"results", results}, {"sgemm_gflops", sgemm}, {"read_bandwidth_gbps", bandwidth},
-                          {"weight_read_bound_ms", bound_ms}};
+                          {"weight_read_bound_ms", bound_ms},
+                          {"kernels", {{"gemm", kernels.gemm}, {"dequantize", kernels.dequantize}, {"int8", kernels.int8}}}};
       if (*with_explain) j["explain"] = explains;
       print_json(j);
     } else {
@@ -261,6 +269,8 @@ void register_bench(CLI::App& app) {
       std::printf("memory read bandwidth (%d threads): %.1f GB/s; reading the %.0f MB of weights once "
                   "takes %.1f ms (the bound for a few tokens)\n",
                   threads, bandwidth, weight_bytes / 1e6, bound_ms);
+      std::printf("kernels: GEMM %s, dequantize %s, int8 %s (RESLENS_ISA caps them)\n", kernels.gemm.c_str(),
+                  kernels.dequantize.c_str(), kernels.int8.c_str());
     }
   });
 }

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "isa_limit.h"
 
 namespace {
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "reslens 0.1.0");
   reslens::cli::register_commands(app);
   try {
+    reslens::cli::apply_isa_limit_from_env();  // RESLENS_ISA (isa_limit.h)
     app.parse(argc, argv);
     // Output that could not be written (a full disk, /dev/full) is a failure, never exit 0 with a
     // truncated JSON document: both streams the commands print to are flushed and checked.

@@ -56,7 +56,7 @@ void ScoreMethodArgs::add(CLI::App& cmd) {
   cmd.add_flag("--no-projection-cache", no_projection_cache,
                "Bounded method: ignore the model's projection cache (reslens precompute). No effect with --method full");
   cmd.add_flag("--no-sketch", no_sketch,
-               "Bounded method: do not certify scores from int8 sketches (AVX-512 VNNI CPUs) before projecting "
+               "Bounded method: do not certify scores from int8 sketches (CPUs with AVX2 or better) before projecting "
                "exactly. No effect with --method full");
 }
 

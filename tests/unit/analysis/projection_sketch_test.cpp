@@ -1,19 +1,24 @@
 // analysis/projection_sketch.h: whatever sketched_log_expectations certifies lies within tol of the
 // exact f = log sum_j q_j exp(s g_j) (g_j = u_j . y0 summed in long double over the real W_U), for
 // flat and peaked states, vectors from tiny to large, and tolerances down to where the sketch's own
-// error terms decide, including vectors whose int8 rounding loses most of them.
+// error terms decide, including vectors whose int8 rounding loses most of them; and the same bits
+// whichever int8 kernel runs (AVX-512 VNNI, AVX-VNNI, AVX2, the portable loops).
 #include "analysis/projection_sketch.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "common/test_paths.h"
 #include "model/weight_rows.h"
+#include "ops/gemm.h"
+#include "ops/int8_dot.h"
 #include "reslens/model.h"
 
 namespace reslens::analysis {
@@ -287,6 +292,107 @@ TEST(ProjectionSketch, ScreenedFormsFallBackOnAPeakedGram) {
   }
   EXPECT_GT(certified, 10);
   EXPECT_LT(certified, 80);
+}
+
+// The integer products are exact on every kernel and the float parts are the same code, so the
+// certified values and their half-widths are the same bits on a CPU with AVX-512 VNNI, one with
+// AVX-VNNI, an AVX2 laptop (kernel and GEMMs capped at AVX2) and the portable loops: explain's
+// sketched scores do not depend on the machine. (Kernels this CPU lacks are left out and named.)
+TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
+  const int64_t V = 2000, d = 203;  // d not a multiple of 4: the packing pads the columns
+  std::mt19937 rng(21);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> U(static_cast<size_t>(V * d));  // [V, d]
+  for (float& x : U) x = static_cast<float>(0.05 * normal(rng));
+  MatrixView W;
+  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
+  const auto sketch = build_projection_sketch(W, 2);
+  // A flat-ish state, its 8 likeliest tokens in the head.
+  std::vector<double> q(static_cast<size_t>(V));
+  double z = 0;
+  for (double& x : q) z += (x = std::exp(normal(rng)));
+  for (double& x : q) x /= z;
+  TailSplit t;
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
+  std::partial_sort(order.begin(), order.begin() + 8, order.end(),
+                    [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
+  t.ids.assign(order.begin(), order.begin() + 8);
+  t.tail_q.assign(static_cast<size_t>(V), 0.0f);
+  for (int64_t j = 0; j < V; ++j) {
+    if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
+    t.mass += q[static_cast<size_t>(j)];
+    t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
+    t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
+  }
+  for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+  // 27 vectors (past the kernels' groups of 1, 2 and 6), some with entries that clamp to +-127, at
+  // scales from 1e-4 to 3e-2 of their projections' rms.
+  const int n = 27;
+  std::vector<std::vector<float>> ys;
+  std::vector<std::vector<double>> heads;
+  std::vector<SketchJob> jobs;
+  for (int v = 0; v < n; ++v) {
+    std::vector<float> y(static_cast<size_t>(d));  // [d]
+    for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
+    if (v % 4 == 1) y[static_cast<size_t>(v % d)] = -300.0f;
+    long double g2 = 0, lin = 0;
+    std::vector<long double> g(static_cast<size_t>(V));  // [V] u_j . y
+    for (int64_t j = 0; j < V; ++j) {
+      long double sum = 0;
+      for (int64_t i = 0; i < d; ++i) sum += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * y[static_cast<size_t>(i)];
+      g[static_cast<size_t>(j)] = sum;
+      g2 += sum * sum;
+      lin += static_cast<long double>(t.tail_q[static_cast<size_t>(j)]) * sum;
+    }
+    const double s = 1e-4 * std::pow(10.0, 2.5 * v / (n - 1)) / std::sqrt(static_cast<double>(g2 / V)) * (v % 2 ? -1 : 1);
+    std::vector<double> hd;
+    for (int32_t id : t.ids) hd.push_back(static_cast<double>(static_cast<long double>(s) * g[static_cast<size_t>(id)]));
+    heads.push_back(std::move(hd));
+    ys.push_back(std::move(y));
+    jobs.push_back(SketchJob{&t, nullptr, s, nullptr, static_cast<double>(static_cast<long double>(s) * lin)});
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) jobs[i].y0 = ys[i].data(), jobs[i].head_delta = heads[i].data();
+
+  struct Machine {
+    const char* name;
+    ops::detail::GemmIsa gemm;
+    ops::detail::Int8Kernel kernel;
+  };
+  using ops::detail::GemmIsa;
+  using ops::detail::Int8Kernel;
+  const Machine machines[] = {{"AVX-512 VNNI", GemmIsa::avx512, Int8Kernel::avx512_vnni},
+                              {"AVX-VNNI", GemmIsa::avx2, Int8Kernel::avx_vnni},
+                              {"AVX2", GemmIsa::avx2, Int8Kernel::avx2},
+                              {"portable", GemmIsa::scalar, Int8Kernel::portable}};
+  std::vector<double> f0, hw0;
+  int compared = 0;
+  for (const Machine& m : machines) {
+    if (ops::detail::int8_dot_best_kernel() < m.kernel) {
+      std::printf("(this CPU has no %s kernel: not compared)\n", ops::detail::int8_kernel_name(m.kernel));
+      continue;
+    }
+    ops::detail::set_gemm_isa_limit(m.gemm);
+    ops::detail::set_int8_dot_kernel_limit(m.kernel);
+    ASSERT_EQ(ops::detail::int8_dot_active_kernel(), m.kernel) << m.name;
+    std::vector<double> hw;
+    const std::vector<double> f = sketched_log_expectations(*sketch, jobs, 8e-6, 2, &hw);
+    ops::detail::set_gemm_isa_limit(GemmIsa::avx512);
+    ops::detail::set_int8_dot_kernel_limit(Int8Kernel::avx512_vnni);
+    ASSERT_EQ(f.size(), jobs.size());
+    ASSERT_EQ(hw.size(), jobs.size());
+    if (compared++ == 0) {
+      f0 = f, hw0 = hw;
+      // Some values certified, some refused: both outcomes are compared.
+      const auto certified = std::count_if(f.begin(), f.end(), [](double x) { return !std::isnan(x); });
+      EXPECT_GT(certified, 3);
+      EXPECT_LT(certified, n);
+      continue;
+    }
+    EXPECT_EQ(std::memcmp(f.data(), f0.data(), f.size() * sizeof(double)), 0) << m.name << ": certified values differ";
+    EXPECT_EQ(std::memcmp(hw.data(), hw0.data(), hw.size() * sizeof(double)), 0) << m.name << ": half-widths differ";
+  }
+  EXPECT_GE(compared, 2);
 }
 
 }  // namespace

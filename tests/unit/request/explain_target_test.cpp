@@ -59,7 +59,7 @@ void expect_same_explanation(const Explanation& a, const Explanation& b, const s
   for (size_t i = 0; i < a.lens.size(); ++i) EXPECT_EQ(a.lens[i].log_prob, b.lens[i].log_prob);
 }
 
-// With the int8 projection sketch (where the CPU has AVX-512 VNNI) and without it: the steps take
+// With the int8 projection sketch (where the CPU has AVX2 at least) and without it: the steps take
 // whichever path a single explain takes, bit for bit.
 TEST_P(ExplainTargetTest, EveryStepIsTheSinglePositionExplanationOfItsPrefix) {
   for (const bool sketch : {true, false}) {
