@@ -312,20 +312,7 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
   double z = 0;
   for (double& x : q) z += (x = std::exp(normal(rng)));
   for (double& x : q) x /= z;
-  TailSplit t;
-  std::vector<int32_t> order(static_cast<size_t>(V));
-  for (int32_t j = 0; j < static_cast<int32_t>(V); ++j) order[static_cast<size_t>(j)] = j;
-  std::partial_sort(order.begin(), order.begin() + 8, order.end(),
-                    [&](int32_t a, int32_t b) { return q[static_cast<size_t>(a)] > q[static_cast<size_t>(b)]; });
-  t.ids.assign(order.begin(), order.begin() + 8);
-  t.tail_q.assign(static_cast<size_t>(V), 0.0f);
-  for (int64_t j = 0; j < V; ++j) {
-    if (std::find(t.ids.begin(), t.ids.end(), static_cast<int32_t>(j)) != t.ids.end()) continue;
-    t.mass += q[static_cast<size_t>(j)];
-    t.q_max = std::max(t.q_max, q[static_cast<size_t>(j)]);
-    t.tail_q[static_cast<size_t>(j)] = static_cast<float>(q[static_cast<size_t>(j)]);
-  }
-  for (int32_t id : t.ids) t.q.push_back(q[static_cast<size_t>(id)]);
+  const TailSplit t = head_and_tail(q, 8);
   // 27 vectors (past the kernels' groups of 1, 2 and 6), some with entries that clamp to +-127, at
   // scales from 1e-4 to 3e-2 of their projections' rms.
   const int n = 27;
