@@ -327,7 +327,7 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
     std::vector<long double> g(static_cast<size_t>(V));  // [V] u_j . y
     for (int64_t j = 0; j < V; ++j) {
       long double sum = 0;
-      for (int64_t i = 0; i < d; ++i) sum += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * y[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < d; ++i) sum += static_cast<long double>(U[static_cast<size_t>(j * d + i)]) * static_cast<long double>(y[static_cast<size_t>(i)]);
       g[static_cast<size_t>(j)] = sum;
       g2 += sum * sum;
       lin += static_cast<long double>(t.tail_q[static_cast<size_t>(j)]) * sum;
