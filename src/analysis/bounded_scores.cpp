@@ -443,15 +443,18 @@ void queue_ffn_sketch(const ExplainContext& ctx, int64_t l, const TailSplit& t, 
 
 // The queued neurons from their sketches; returns those it could not certify, in order, for the
 // exact pass.
+// `shared_read` receives how many of them read an earlier step's products (SharedProjections).
 std::vector<std::pair<int64_t, int64_t>> score_ffn_sketched(const ExplainContext& ctx,
-                                                            const std::vector<FfnSketchItem>& items, Explanation& ex) {
+                                                            const std::vector<FfnSketchItem>& items, Explanation& ex,
+                                                            int64_t& shared_read) {
   std::vector<SketchJob> jobs(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     const FfnSketchItem& it = items[i];
-    jobs[i] = SketchJob{it.t, it.y0.data(), it.s, it.head_delta.data(), it.lin};
+    jobs[i] = SketchJob{it.t, it.y0.data(), it.s, it.head_delta.data(), it.lin, it.l, it.k};
   }
   std::vector<double> hw;  // [jobs] certified half-widths, for a target's sums (record_width)
-  const std::vector<double> lse = sketched_log_expectations(*ctx.sketch, jobs, ctx.opts.bound_tol, ctx.threads, &hw);
+  const std::vector<double> lse =
+      sketched_log_expectations(*ctx.sketch, jobs, ctx.opts.bound_tol, ctx.threads, &hw, ctx.shared, &shared_read);
   std::vector<std::pair<int64_t, int64_t>> rest;
   for (size_t i = 0; i < items.size(); ++i) {
     if (std::isnan(lse[i])) {
@@ -473,7 +476,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.ffn_coef = ScoreArray({L, N});
   if (ex.has_contrast) ex.contrast_ffn_neuron = ScoreArray({L, N});
   if (ctx.widths != nullptr) ctx.widths->ffn_neuron = ScoreArray({L, N});  // 0: exact
-  int64_t bounded = 0, full = 0, cached = 0, sketched = 0;
+  int64_t bounded = 0, full = 0, cached = 0, sketched = 0, sketch_shared = 0;
   std::vector<std::pair<int64_t, int64_t>> exact_jobs;  // (layer, neuron) for the exact pass
   std::vector<FfnSketchItem> items;                     // the same, for the sketch first
   // The sketch takes its queue whenever it holds kSketchBatch neurons (and at the end): each item
@@ -482,8 +485,10 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   // the queue is cut changes no score; the exact pass still gets its jobs in (layer, neuron) order.
   constexpr size_t kSketchBatch = 4096;
   auto sketch_queue = [&] {
-    std::vector<std::pair<int64_t, int64_t>> rest = score_ffn_sketched(ctx, items, ex);
+    int64_t read = 0;
+    std::vector<std::pair<int64_t, int64_t>> rest = score_ffn_sketched(ctx, items, ex, read);
     sketched += static_cast<int64_t>(items.size() - rest.size());
+    sketch_shared += read;
     exact_jobs.insert(exact_jobs.end(), rest.begin(), rest.end());
     items.clear();
   };
@@ -512,6 +517,8 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ex.method_counts["ffn_full"] = full;
   ex.method_counts["ffn_cached"] = cached;
   if (ctx.sketch != nullptr) ex.method_counts["ffn_sketched"] = sketched;
+  // Sketched neurons whose products an earlier step made (of those sketched, certified or not).
+  if (ctx.sketch != nullptr && ctx.shared != nullptr) ex.method_counts["ffn_sketch_shared"] = sketch_shared;
 }
 
 namespace {

@@ -221,7 +221,8 @@ std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, in
 }
 
 std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const std::vector<SketchJob>& jobs,
-                                              double tol, int n_threads, std::vector<double>* half_widths) {
+                                              double tol, int n_threads, std::vector<double>* half_widths,
+                                              SharedProjections* shared, int64_t* shared_read) {
   const auto n = static_cast<int64_t>(jobs.size());
   const int64_t d = sk.d, V = sk.V, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
   std::vector<double> out(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
@@ -241,6 +242,24 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
   }
   const auto nu = static_cast<int64_t>(rep.size());
+  // Per distinct vector: its products and forms published by an earlier call (known), or the entry
+  // this call fills and publishes at its end (fresh); both nullptr for a vector of its own.
+  std::vector<const VectorSketch*> known(static_cast<size_t>(nu), nullptr);
+  std::vector<VectorSketch*> fresh(static_cast<size_t>(nu), nullptr);
+  if (shared != nullptr) {
+    for (int64_t u = 0; u < nu; ++u) {
+      const SketchJob& job = jobs[rep[static_cast<size_t>(u)]];
+      if (job.ffn_layer < 0) continue;
+      known[static_cast<size_t>(u)] = shared->ffn_sketch(job.ffn_layer, job.ffn_neuron);
+      if (known[static_cast<size_t>(u)] == nullptr) {
+        fresh[static_cast<size_t>(u)] = shared->reserve_ffn_sketch(job.ffn_layer, job.ffn_neuron, sk.codes.n_pad);
+      }
+    }
+  }
+  if (shared_read != nullptr) {
+    *shared_read = 0;
+    for (int64_t v = 0; v < n; ++v) *shared_read += known[static_cast<size_t>(pair_of[static_cast<size_t>(v)])] != nullptr ? 1 : 0;
+  }
   // 1. Each vector rounded as the rows are: y0 = b y~ + f, z = b y~; xs holds y~ + 128, and the
   // norms of f and z. round_vector also writes f and z as float rows (what the forms below read) when
   // given rows to write.
@@ -306,8 +325,22 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
       for (int64_t v = v0; v < v1; ++v) round_vector(v, nullptr, nullptr);
     });
   } else {
-    std::vector<int64_t> all(static_cast<size_t>(nu));
-    for (int64_t v = 0; v < nu; ++v) all[static_cast<size_t>(v)] = v;
+    // Every vector's forms now; those published earlier are read back (the same bits: a vector's
+    // forms depend only on its own f and z).
+    std::vector<int64_t> all;
+    for (int64_t v = 0; v < nu; ++v) {
+      const VectorSketch* k = known[static_cast<size_t>(v)];
+      if (k != nullptr && !std::isnan(k->qf)) {
+        qf[static_cast<size_t>(v)] = k->qf, qz[static_cast<size_t>(v)] = k->qz;
+      } else {
+        all.push_back(v);
+      }
+    }
+    parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
+      for (int64_t v = v0; v < v1; ++v) {
+        if (!std::isnan(qf[static_cast<size_t>(v)])) round_vector(v, nullptr, nullptr);
+      }
+    });
     compute_forms(all);
   }
   // 3. Per state, the tail weights of the codes w_j = q_j a_j^2 (0 on the head and past V).
@@ -326,41 +359,60 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
     w[static_cast<size_t>(v)] = it->second.data();
   }
-  // 4. Every tile of the vocabulary against every vector: exact integer products c_j . y~, then per
-  // (vector, tile) sum_t w_j x_j^2 in 16 float lanes (t % 16, t ascending) added in a fixed tree,
-  // and max_t a_j |x_j|. Tiles are split across threads, each writes only its own cells.
+  // 4. Every tile of the vocabulary against every vector: exact integer products c_j . y~ (or those
+  // an earlier call published), then per (vector, tile) sum_t w_j x_j^2 in 16 float lanes (t % 16, t
+  // ascending) added in a fixed tree, and max_t a_j |x_j|. Tiles are split across threads, each
+  // writes only its own cells.
   std::vector<float> part(static_cast<size_t>(nu * nt)), top(static_cast<size_t>(nu * nt));
+  const auto evaluate = [&](int64_t u, int64_t tile, const int32_t* x) {  // x: [64] the tile's products
+    const float* a = sk.scale.data() + tile * kTile;
+    const float* wt = w[static_cast<size_t>(u)] + tile * kTile;
+    float lane[16] = {}, peak[16] = {};
+    for (int64_t t = 0; t < kTile; t += 16) {
+      for (int64_t l = 0; l < 16; ++l) {
+        const auto xf = static_cast<float>(x[t + l]);
+        lane[l] += wt[t + l] * (xf * xf);
+        peak[l] = std::max(peak[l], a[t + l] * std::abs(xf));
+      }
+    }
+    for (int64_t h = 8; h > 0; h /= 2) {
+      for (int64_t l = 0; l < h; ++l) {
+        lane[l] += lane[l + h];
+        peak[l] = std::max(peak[l], peak[l + h]);
+      }
+    }
+    part[static_cast<size_t>(u * nt + tile)] = lane[0];
+    top[static_cast<size_t>(u * nt + tile)] = peak[0];
+  };
+  std::vector<int64_t> to_multiply, to_read;
+  for (int64_t u = 0; u < nu; ++u) (known[static_cast<size_t>(u)] != nullptr ? to_read : to_multiply).push_back(u);
   constexpr int64_t kChunk = 384;  // vectors per sweep over the vocabulary (their codes stay in L2)
-  for (int64_t v0 = 0; v0 < nu; v0 += kChunk) {
-    const int64_t m = std::min(kChunk, nu - v0);
+  std::vector<uint8_t> chunk_xs(static_cast<size_t>(std::min<int64_t>(kChunk, static_cast<int64_t>(to_multiply.size())) * kp));
+  for (size_t c0 = 0; c0 < to_multiply.size(); c0 += kChunk) {
+    const int64_t m = std::min<int64_t>(kChunk, static_cast<int64_t>(to_multiply.size() - c0));
+    for (int64_t i = 0; i < m; ++i) {
+      const uint8_t* src = xs.data() + to_multiply[c0 + static_cast<size_t>(i)] * kp;
+      std::copy(src, src + kp, chunk_xs.begin() + i * kp);
+    }
     parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
       std::vector<int32_t> dots(static_cast<size_t>(m * kTile));  // [m, 64]
       for (int64_t tile = t0; tile < t1; ++tile) {
-        ops::int8_dot_tile(sk.codes, tile, xs.data() + v0 * kp, m, dots.data());
-        const float* a = sk.scale.data() + tile * kTile;
-        for (int64_t v = 0; v < m; ++v) {
-          const float* wt = w[static_cast<size_t>(v0 + v)] + tile * kTile;
-          const int32_t* x = dots.data() + v * kTile;
-          float lane[16] = {}, peak[16] = {};
-          for (int64_t t = 0; t < kTile; t += 16) {
-            for (int64_t l = 0; l < 16; ++l) {
-              const auto xf = static_cast<float>(x[t + l]);
-              lane[l] += wt[t + l] * (xf * xf);
-              peak[l] = std::max(peak[l], a[t + l] * std::abs(xf));
-            }
-          }
-          for (int64_t h = 8; h > 0; h /= 2) {
-            for (int64_t l = 0; l < h; ++l) {
-              lane[l] += lane[l + h];
-              peak[l] = std::max(peak[l], peak[l + h]);
-            }
-          }
-          part[static_cast<size_t>((v0 + v) * nt + tile)] = lane[0];
-          top[static_cast<size_t>((v0 + v) * nt + tile)] = peak[0];
+        ops::int8_dot_tile(sk.codes, tile, chunk_xs.data(), m, dots.data());
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t u = to_multiply[c0 + static_cast<size_t>(i)];
+          const int32_t* x = dots.data() + i * kTile;
+          if (VectorSketch* f = fresh[static_cast<size_t>(u)]; f != nullptr) std::copy(x, x + kTile, f->dots.begin() + tile * kTile);
+          evaluate(u, tile, x);
         }
       }
     });
   }
+  parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
+    for (const int64_t u : to_read) {
+      const int32_t* x = known[static_cast<size_t>(u)]->dots.data();
+      for (int64_t tile = t0; tile < t1; ++tile) evaluate(u, tile, x + tile * kTile);
+    }
+  });
   // 5. Each vector's certified value. |W_U f| and |E z| come from their forms where computed, else
   // from lambda_max (a certified bound on Gamma's largest eigenvalue as stored: f^T Gamma f <=
   // (lambda + the GEMMs' rounding) |f|^2); the float rounding of f and z themselves (relative 2^-24
@@ -412,7 +464,13 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
     std::vector<int64_t> list;
     for (int64_t u = 0; u < nu; ++u) {
-      if (needs[static_cast<size_t>(u)]) list.push_back(u);
+      if (!needs[static_cast<size_t>(u)]) continue;
+      const VectorSketch* k = known[static_cast<size_t>(u)];
+      if (k != nullptr && !std::isnan(k->qf)) {
+        qf[static_cast<size_t>(u)] = k->qf, qz[static_cast<size_t>(u)] = k->qz;
+      } else {
+        list.push_back(u);
+      }
     }
     compute_forms(list);
     std::vector<int64_t> again;
@@ -422,6 +480,14 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     parallel_for(n_threads, static_cast<int64_t>(again.size()), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) certify(again[static_cast<size_t>(i)]);
     });
+  }
+  // Published last, whole: the products of every tile, and the forms where this call computed them.
+  for (int64_t u = 0; u < nu; ++u) {
+    VectorSketch* f = fresh[static_cast<size_t>(u)];
+    if (f == nullptr) continue;
+    f->qf = qf[static_cast<size_t>(u)], f->qz = qz[static_cast<size_t>(u)];
+    const SketchJob& job = jobs[rep[static_cast<size_t>(u)]];
+    shared->publish_ffn_sketch(job.ffn_layer, job.ffn_neuron);
   }
   return out;
 }

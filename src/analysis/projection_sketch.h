@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "analysis/bounds.h"
+#include "analysis/shared_projections.h"
 #include "ops/int8_dot.h"
 #include "reslens/model.h"
 
@@ -70,14 +71,22 @@ struct SketchJob {
   double s = 0;
   const double* head_delta = nullptr;  ///< [|H|]
   double tail_linear = 0;
+  /// FFN neuron (ffn_layer, ffn_neuron) when y0 is its unscaled direction gamma_f * c(fc2_k), the
+  /// same at every step: its integer products and forms are then shared through SharedProjections.
+  /// -1: a vector of its own.
+  int64_t ffn_layer = -1, ffn_neuron = -1;
 };
 
 /// f = log sum_j q_j exp(delta_j) for every job, certified within tol, or NaN where the sketch's
 /// interval is wider than 2 tol (the caller then projects the vector exactly). The values depend
 /// only on each job, never on the other jobs, the thread count or the CPU's instruction set.
 /// `half_widths` (when not nullptr) receives each certified value's half-width (NaN where none),
-/// which a multi-token target's sums budget (analysis/target_tightening.h).
+/// which a multi-token target's sums budget (analysis/target_tightening.h). `shared` (when not
+/// nullptr): the FFN directions' products and forms an earlier call published are read from it
+/// instead of computed, and this call's are published to it while its budget lasts; the values are
+/// the same bits either way. `shared_read` (when not nullptr) receives how many jobs read them.
 std::vector<double> sketched_log_expectations(const ProjectionSketch& sketch, const std::vector<SketchJob>& jobs,
-                                              double tol, int n_threads, std::vector<double>* half_widths = nullptr);
+                                              double tol, int n_threads, std::vector<double>* half_widths = nullptr,
+                                              SharedProjections* shared = nullptr, int64_t* shared_read = nullptr);
 
 }  // namespace reslens::analysis

@@ -5,10 +5,10 @@
 namespace reslens::analysis {
 
 SharedProjections::SharedProjections(const ModelConfig& c, int64_t budget_bytes)
-    : d_vocab_(c.d_vocab), d_mlp_(c.d_mlp), per_layer_(c.d_mlp + c.n_heads * c.d_head) {
-  const int64_t row_bytes = std::max<int64_t>(1, d_vocab_) * static_cast<int64_t>(sizeof(float));
-  budget_rows_ = std::max<int64_t>(0, budget_bytes) / row_bytes;
+    : d_vocab_(c.d_vocab), d_mlp_(c.d_mlp), per_layer_(c.d_mlp + c.n_heads * c.d_head),
+      budget_bytes_(std::max<int64_t>(0, budget_bytes)) {
   rows_.resize(static_cast<size_t>(c.n_layers * per_layer_));
+  sketches_.resize(static_cast<size_t>(c.n_layers * c.d_mlp));
 }
 
 const float* SharedProjections::find(size_t slot) const {
@@ -18,10 +18,40 @@ const float* SharedProjections::find(size_t slot) const {
 
 void SharedProjections::keep(size_t slot, const float* g0) {
   const std::lock_guard<std::mutex> lock(mu_);
-  if (slot >= rows_.size() || rows_[slot] != nullptr || kept_ >= budget_rows_) return;
+  const int64_t row_bytes = d_vocab_ * static_cast<int64_t>(sizeof(float));
+  if (slot >= rows_.size() || rows_[slot] != nullptr || bytes_ + row_bytes > budget_bytes_) return;
   rows_[slot] = std::make_unique<float[]>(static_cast<size_t>(d_vocab_));
   std::copy(g0, g0 + d_vocab_, rows_[slot].get());
   ++kept_;
+  bytes_ += row_bytes;
+}
+
+const VectorSketch* SharedProjections::ffn_sketch(int64_t l, int64_t k) const {
+  const std::lock_guard<std::mutex> lock(mu_);
+  const auto slot = static_cast<size_t>(l * d_mlp_ + k);
+  if (k < 0 || k >= d_mlp_ || slot >= sketches_.size() || !sketches_[slot].published) return nullptr;
+  return sketches_[slot].entry.get();
+}
+
+VectorSketch* SharedProjections::reserve_ffn_sketch(int64_t l, int64_t k, int64_t n_pad) {
+  const std::lock_guard<std::mutex> lock(mu_);
+  const auto slot = static_cast<size_t>(l * d_mlp_ + k);
+  const int64_t entry_bytes = n_pad * static_cast<int64_t>(sizeof(int32_t));
+  if (k < 0 || k >= d_mlp_ || slot >= sketches_.size() || sketches_[slot].entry != nullptr ||
+      bytes_ + entry_bytes > budget_bytes_) {
+    return nullptr;
+  }
+  auto entry = std::make_unique<VectorSketch>();
+  entry->dots.resize(static_cast<size_t>(n_pad));
+  sketches_[slot].entry = std::move(entry);
+  bytes_ += entry_bytes;
+  return sketches_[slot].entry.get();
+}
+
+void SharedProjections::publish_ffn_sketch(int64_t l, int64_t k) {
+  const std::lock_guard<std::mutex> lock(mu_);
+  const auto slot = static_cast<size_t>(l * d_mlp_ + k);
+  if (k >= 0 && k < d_mlp_ && slot < sketches_.size() && sketches_[slot].entry != nullptr) sketches_[slot].published = true;
 }
 
 int64_t SharedProjections::rows_kept() const {
@@ -29,6 +59,9 @@ int64_t SharedProjections::rows_kept() const {
   return kept_;
 }
 
-int64_t SharedProjections::bytes_kept() const { return rows_kept() * d_vocab_ * static_cast<int64_t>(sizeof(float)); }
+int64_t SharedProjections::bytes_kept() const {
+  const std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
 
 }  // namespace reslens::analysis

@@ -9,9 +9,15 @@
 // projected are kept here for the steps after it. A row found here is the row the step would have
 // projected itself (the GEMM's value of an element depends only on its two rows, ops/gemm.h), so
 // sharing changes no bit of any score: it only saves the d_model x d_vocab multiply-adds per vector.
+//
+// The int8 projection sketch (analysis/projection_sketch.h) rounds the same unscaled direction at
+// every step and multiplies it by W_U's codes: integers that do not depend on the step. A GPT-2 124M
+// answer of 32 tokens sketches ~144k FFN neurons, ~11k distinct directions, so the steps also keep
+// each direction's integer products (and its error forms) here and the later steps read them.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -19,6 +25,14 @@
 #include "reslens/model.h"
 
 namespace reslens::analysis {
+
+/// What the sketch computes of a vector independently of the state it is scored in: the exact
+/// integer products c_j . y~ with W_U's codes, and its error forms f^T Gamma f and z^T Gamma_E z
+/// (NaN where they were not computed).
+struct VectorSketch {
+  std::vector<int32_t> dots;  // [n_pad] (the codes' padded vocabulary)
+  double qf = std::numeric_limits<double>::quiet_NaN(), qz = std::numeric_limits<double>::quiet_NaN();
+};
 
 class SharedProjections {
  public:
@@ -34,6 +48,15 @@ class SharedProjections {
   void keep_ffn(int64_t l, int64_t k, const float* g0) { keep(ffn_slot(l, k), g0); }
   void keep_attn(int64_t l, int64_t hn, const float* g0) { keep(attn_slot(l, hn), g0); }
 
+  /// The sketch of FFN neuron k's direction of layer l when an earlier explain published it; nullptr
+  /// otherwise.
+  const VectorSketch* ffn_sketch(int64_t l, int64_t k) const;
+  /// A new entry for that sketch with `n_pad` products to fill, or nullptr when it is known or the
+  /// budget is spent. It stays invisible to ffn_sketch() until publish_ffn_sketch() (an entry left
+  /// unfilled, by an exception, is never read).
+  VectorSketch* reserve_ffn_sketch(int64_t l, int64_t k, int64_t n_pad);
+  void publish_ffn_sketch(int64_t l, int64_t k);
+
   int64_t rows_kept() const;
   int64_t bytes_kept() const;
 
@@ -43,10 +66,15 @@ class SharedProjections {
   const float* find(size_t slot) const;
   void keep(size_t slot, const float* g0);
 
-  int64_t d_vocab_ = 0, d_mlp_ = 0, per_layer_ = 0, budget_rows_ = 0;
+  int64_t d_vocab_ = 0, d_mlp_ = 0, per_layer_ = 0, budget_bytes_ = 0;
   mutable std::mutex mu_;
-  int64_t kept_ = 0;
+  int64_t kept_ = 0, bytes_ = 0;
   std::vector<std::unique_ptr<float[]>> rows_;  // [n_layers * (d_mlp + n_heads * d_head)] of [d_vocab]
+  struct SketchSlot {
+    std::unique_ptr<VectorSketch> entry;
+    bool published = false;
+  };
+  std::vector<SketchSlot> sketches_;  // [n_layers * d_mlp]
 };
 
 }  // namespace reslens::analysis

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "common/test_paths.h"
@@ -380,6 +381,85 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
     EXPECT_EQ(std::memcmp(hw.data(), hw0.data(), hw.size() * sizeof(double)), 0) << m.name << ": half-widths differ";
   }
   EXPECT_GE(compared, 2);
+}
+
+// The steps of an answer share an FFN direction's sketch (its integer products and forms) through
+// SharedProjections: a later call reads what an earlier one published, under another state, and
+// gets the very bits it would compute itself, with and without the screened forms, whether the
+// budget holds every direction or a few; a vector with no key, or repeated in one call, too.
+TEST(ProjectionSketch, SharedProductsGiveTheSameBits) {
+  const int64_t V = 2000, d = 203;
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> U(static_cast<size_t>(V * d));  // [V, d]
+  for (float& x : U) x = static_cast<float>(0.05 * normal(rng));
+  MatrixView W;
+  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
+  const auto sketch = build_projection_sketch(W, 2);
+  // Two states (two steps' distributions), each with its 8 likeliest tokens in the head.
+  std::vector<TailSplit> states;
+  for (int st = 0; st < 2; ++st) {
+    std::vector<double> q(static_cast<size_t>(V));
+    double z = 0;
+    for (double& x : q) z += (x = std::exp((st + 1) * 0.7 * normal(rng)));
+    for (double& x : q) x /= z;
+    states.push_back(head_and_tail(q, 8));
+  }
+  const int n = 30;  // directions: (layer v % 2, neuron v / 2)
+  std::vector<std::vector<float>> ys;
+  for (int v = 0; v < n; ++v) {
+    std::vector<float> y(static_cast<size_t>(d));  // [d]
+    for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
+    ys.push_back(std::move(y));
+  }
+  // Each state's jobs: every direction at a coefficient of its own, plus direction 0 again (one
+  // sketch for both) and one vector with no key. Head deltas of 0: the bits, not the values, count.
+  std::vector<double> zeros(8, 0.0);
+  const std::vector<float> own = ys[1];  // direction 1's values in a vector of its own
+  auto jobs_for = [&](const TailSplit& t, double scale) {
+    std::vector<SketchJob> jobs;
+    for (int v = 0; v < n; ++v) {
+      const double s = scale * 1e-3 * std::pow(10.0, 2.0 * v / (n - 1)) * (v % 2 ? -1 : 1);
+      jobs.push_back(SketchJob{&t, ys[static_cast<size_t>(v)].data(), s, zeros.data(), 0.0, v % 2, v / 2});
+    }
+    jobs.push_back(SketchJob{&t, ys[0].data(), 2 * jobs[0].s, zeros.data(), 0.0, 0, 0});
+    jobs.push_back(SketchJob{&t, own.data(), jobs[1].s, zeros.data(), 0.0, -1, -1});
+    return jobs;
+  };
+  const std::vector<SketchJob> first = jobs_for(states[0], 1.0), second = jobs_for(states[1], 0.7);
+  ModelConfig c;
+  c.n_layers = 2, c.d_mlp = n / 2, c.n_heads = 1, c.d_head = 1, c.d_vocab = V;
+  const int64_t entry_bytes = sketch->codes.n_pad * static_cast<int64_t>(sizeof(int32_t));
+  for (const bool screened : {false, true}) {
+    sketch->screen_forms = screened;
+    std::vector<double> hw1, hw2;
+    const std::vector<double> alone1 = sketched_log_expectations(*sketch, first, 8e-6, 2, &hw1);
+    const std::vector<double> alone2 = sketched_log_expectations(*sketch, second, 8e-6, 2, &hw2);
+    const auto certified = std::count_if(alone2.begin(), alone2.end(), [](double x) { return !std::isnan(x); });
+    EXPECT_GT(certified, 3);
+    EXPECT_LT(certified, static_cast<long>(alone2.size()));
+    for (const int64_t room : {int64_t{1} << 30, 5 * entry_bytes, int64_t{0}}) {
+      SCOPED_TRACE(std::string(screened ? "screened forms" : "every form") + ", budget " + std::to_string(room));
+      SharedProjections shared(c, room);
+      int64_t read1 = -1, read2 = -1;
+      std::vector<double> w1, w2;
+      const std::vector<double> f1 = sketched_log_expectations(*sketch, first, 8e-6, 2, &w1, &shared, &read1);
+      const std::vector<double> f2 = sketched_log_expectations(*sketch, second, 8e-6, 1, &w2, &shared, &read2);
+      EXPECT_EQ(read1, 0);
+      // Every keyed job of the second call whose direction found room (the budget's first five
+      // directions in job order; direction 0 twice).
+      const int64_t kept = std::min<int64_t>(n, room / entry_bytes);
+      EXPECT_EQ(read2, kept == 0 ? 0 : kept + 1);
+      EXPECT_EQ(shared.bytes_kept(), kept * entry_bytes);
+      ASSERT_EQ(f1.size(), alone1.size());
+      ASSERT_EQ(f2.size(), alone2.size());
+      EXPECT_EQ(std::memcmp(f1.data(), alone1.data(), f1.size() * sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(w1.data(), hw1.data(), w1.size() * sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(f2.data(), alone2.data(), f2.size() * sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(w2.data(), hw2.data(), w2.size() * sizeof(double)), 0);
+    }
+  }
+  sketch->screen_forms = false;
 }
 
 }  // namespace

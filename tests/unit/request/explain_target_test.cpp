@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "analysis/projection_sketch.h"
 #include "common/test_paths.h"
 #include "reslens/error.h"
 #include "reslens/report.h"
@@ -92,6 +93,16 @@ TEST_P(ExplainTargetTest, EveryStepIsTheSinglePositionExplanationOfItsPrefix) {
       const ExplainedPrompt alone = explain(*model_, one);
       expect_same_explanation(step.explanation, alone.explanation, "step " + std::to_string(t));
       EXPECT_EQ(step.explanation.has_contrast, t == 1);
+    }
+    // With the sketch, the later steps read the integer products of the FFN directions an earlier
+    // step sketched (SharedProjections), again without changing a bit (the bounded method only: the
+    // full method projects every vector).
+    const auto& first = done.target_pass.steps[0].explanation.method_counts;
+    if (sketch && analysis::projection_sketch_available() && first.count("ffn_sketched") != 0) {
+      const auto& later = done.target_pass.steps[2].explanation.method_counts;
+      ASSERT_TRUE(first.count("ffn_sketch_shared") != 0 && later.count("ffn_sketch_shared") != 0);
+      EXPECT_EQ(first.at("ffn_sketch_shared"), 0);
+      EXPECT_GT(later.at("ffn_sketch_shared"), 0);
     }
     // On the random GPT-2 (bounded method, loose tail bounds) the later steps read exact projections
     // of weight directions the earlier ones made (analysis/shared_projections.h), and the comparison
