@@ -66,7 +66,9 @@ class Api {
   Reply cancel_job(const std::string& id, const Request& request);
   Reply info() const;
   /// The checks a browser's request must pass before anything else (Host, token, content type), or
-  /// nothing.
+  /// nothing. A POST /api/jobs/ID/cancel with an empty body (a leaving page's navigator.sendBeacon,
+  /// which can set no header) needs neither the token nor a JSON content type; api.cpp's
+  /// is_beacon_cancel says why that is safe.
   std::optional<Reply> refuse(const Request& request) const;
 
   std::shared_ptr<const Model> model_;
