@@ -32,7 +32,8 @@ struct ApiOptions {
   /// these names; anything else (a DNS-rebinding page's own domain) gets 403. Requests without a Host
   /// header (not a browser's) pass.
   std::vector<std::string> host_names;
-  /// When set, every /api/ request needs "Authorization: Bearer <token>" (401 without).
+  /// When set, every /api/ request needs "Authorization: Bearer <token>" (401 without), except a
+  /// leaving page's cancel beacon (an empty-bodied POST /api/jobs/ID/cancel; see refuse()).
   std::string token;
 };
 
