@@ -45,22 +45,26 @@ async function pageStreaming(sent, { noBeacon = false } = {}) {
   const page = await browser.context.newPage();
   // A browser without sendBeacon: the page sends the same request by fetch(..., {keepalive: true}).
   if (noBeacon) await page.addInitScript(() => delete Navigator.prototype.sendBeacon);
-  let job = null;
+  const jobs = [];  // every job the page polled, in order (a reloaded page asks again: a second one)
   page.on('request', (r) => {
     const m = /\/api\/jobs\/([0-9a-f]{32})\?from=/.exec(r.url());
-    if (m && !job) job = m[1];
+    if (m && !jobs.includes(m[1])) jobs.push(m[1]);
   });
   await page.goto(server.url + '/#token=' + TOKEN);
   await page.waitForFunction(() => document.querySelector('[data-part="model"]').innerText.includes('layers'));
   await page.locator('input[name="prompt"]').fill(PROMPT);
   await page.locator('input[name="generate"]').fill(String(N));
   await page.locator('[data-part="go"]').click();
-  for (let i = 0; i < 600 && !job; ++i) await sleep(50);
-  if (!job) throw new Error('the page did not poll a job');
+  const job = await nextJob(jobs, 0);
   const s = await pollJob(job, (x) => running(x) || ended(x));
   if (!running(s)) throw new Error('the answer did not stream: ' + JSON.stringify(s));
   sent.length = 0;
-  return { page, job };
+  return { page, job, jobs };
+}
+async function nextJob(jobs, k) {
+  for (let i = 0; i < 600 && jobs.length <= k; ++i) await sleep(50);
+  if (jobs.length <= k) throw new Error('the page did not poll a job');
+  return jobs[k];
 }
 
 main(
@@ -80,10 +84,10 @@ main(
       'reloaded': (page) => page.reload(),
       'navigated away from': (page) => page.goto('about:blank'),
       'closed': (page) => page.close(),
-      'without sendBeacon reloaded': (page) => page.reload(),
+      'reloaded without sendBeacon': (page) => page.reload(),
     };
     for (const [how, leave] of Object.entries(leaves)) {
-      const { page, job } = await pageStreaming(sent, { noBeacon: how.startsWith('without sendBeacon') });
+      const { page, job, jobs } = await pageStreaming(sent, { noBeacon: how.includes('without sendBeacon') });
       const t0 = Date.now();
       await leave(page);
       const s = await pollJob(job, ended);
@@ -96,7 +100,18 @@ main(
         check(mine.length === 1 && mine[0].method === 'POST' && mine[0].url.endsWith('/api/jobs/' + job + '/cancel') && mine[0].body === '' && mine[0].type === '' && !mine[0].auth,
           `the page's cancel is POST /api/jobs/ID/cancel with no body, no Content-Type and no Authorization (${how})`, JSON.stringify(mine));
       }
-      if (how !== 'closed') await page.close();
+      if (how.startsWith('reloaded')) {
+        // The reloaded page asks again (its address holds the request): its new job runs (the old
+        // one no longer holds the worker), and closing the page cancels it in turn.
+        const again = await nextJob(jobs, 1);
+        const r = await pollJob(again, (x) => running(x) || ended(x));
+        await page.close();
+        const e = await pollJob(again, ended);
+        check(running(r) && e.state === 'cancelled', `the page ${how} asks again (its address holds the request): its new job runs, and closing the page cancels it too`,
+          JSON.stringify({ running: r.state, ended: e.state, steps_done: e.steps_done }));
+      } else if (how !== 'closed') {
+        await page.close();
+      }
     }
 
     // The pagehide handler's request, sent exactly so by a script (no browser): a POST with no body,
