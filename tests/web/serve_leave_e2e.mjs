@@ -1,10 +1,10 @@
 // Leaving the explorer cancels the job it waits for (issue 19): on a server started with --token, a
-// page streaming a long generated answer is reloaded, navigated away from and closed, and each time
-// the server reports that job `cancelled` before its last step, so the next visitor does not wait
-// behind it. The page's cancel is the request its pagehide handler sends (navigator.sendBeacon:
-// POST /api/jobs/ID/cancel, no body, no Content-Type, no Authorization); the test also sends that
-// exact request itself (no browser) and sees it honoured, while the same job's status still needs
-// the token.
+// page streaming a long generated answer is reloaded, navigated away from, closed, and reloaded
+// without navigator.sendBeacon, and each time the server reports that job `cancelled` before its
+// last step, so the next visitor does not wait behind it. The page's cancel is the request its
+// pagehide handler sends (sendBeacon, or fetch with keepalive: POST /api/jobs/ID/cancel, no body,
+// no Content-Type, no Authorization); the test also sends that exact request itself (no browser)
+// and sees it honoured, while the same job's status still needs the token.
 import { sharedPath, check, main, launchBrowser, startServer } from './lib.mjs';
 
 // Long enough (about 10 s on one thread; 25 steps before a cancel on a quiet machine, serve_e2e)
