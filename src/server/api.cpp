@@ -14,6 +14,7 @@
 #include <set>
 #include <span>
 #include <stdexcept>
+#include <string_view>
 
 #include "report/html_page.h"
 #include "reslens/error.h"
@@ -929,6 +930,28 @@ std::string host_name(const std::string& host) {
   return colon == std::string::npos ? host : host.substr(0, colon);
 }
 
+// The job id of a path "/api/jobs/ID/cancel", or nothing for any other path.
+std::optional<std::string> cancel_path_job(const std::string& path) {
+  constexpr std::string_view kPrefix = "/api/jobs/", kSuffix = "/cancel";
+  if (path.size() <= kPrefix.size() + kSuffix.size() || path.compare(0, kPrefix.size(), kPrefix) != 0 ||
+      path.compare(path.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return std::nullopt;
+  }
+  return path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size());
+}
+
+// The request a page that is going away sends for each job it still waits for (explorer.js, on
+// pagehide): navigator.sendBeacon's POST, which can set no header (no Authorization) and, without a
+// body, has no Content-Type. Such a request passes without the token and without a JSON type. Safe
+// because all it can do is cancel a job whose id the sender already knows: ids are 128 random bits
+// that only go to clients that passed these checks (a page on another origin cannot read any reply,
+// there being no CORS headers, and the Host check still applies), and an empty body queues nothing
+// and reads nothing but the cancelled job's brief status (kind, stage, steps_done; no steps, no
+// result). A body, even {}, takes the ordinary checks.
+bool is_beacon_cancel(const Request& request) {
+  return request.method == "POST" && request.body.empty() && cancel_path_job(request.path).has_value();
+}
+
 bool is_ip_literal(const std::string& name) {
   unsigned char buf[sizeof(in6_addr)];
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
@@ -963,6 +986,7 @@ std::optional<Reply> Api::refuse(const Request& request) const {
     }
   }
   if (request.path.rfind("/api/", 0) != 0) return std::nullopt;
+  if (is_beacon_cancel(request)) return std::nullopt;  // a leaving page's cancel (is_beacon_cancel)
   if (!options_.token.empty()) {
     const auto a = request.headers.find("authorization");
     const std::string given = a == request.headers.end() || a->second.rfind("Bearer ", 0) != 0 ? "" : a->second.substr(7);
@@ -1004,10 +1028,9 @@ Reply Api::handle(const Request& request) {
     }
     if (rest.rfind("jobs/", 0) == 0) {
       const std::string id = rest.substr(5);
-      constexpr std::string_view kCancel = "/cancel";
-      if (id.size() > kCancel.size() && id.compare(id.size() - kCancel.size(), kCancel.size(), kCancel) == 0) {
+      if (const auto cancelled = cancel_path_job(path)) {
         if (request.method != "POST") return error_reply(405, "use POST for /api/jobs/ID/cancel (or DELETE /api/jobs/ID)");
-        return cancel_job(id.substr(0, id.size() - kCancel.size()), request);
+        return cancel_job(*cancelled, request);
       }
       if (request.method == "DELETE") return cancel_job(id, request);
       if (request.method != "GET") return error_reply(405, "use GET for /api/jobs/ID (DELETE cancels the job)");

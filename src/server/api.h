@@ -32,7 +32,8 @@ struct ApiOptions {
   /// these names; anything else (a DNS-rebinding page's own domain) gets 403. Requests without a Host
   /// header (not a browser's) pass.
   std::vector<std::string> host_names;
-  /// When set, every /api/ request needs "Authorization: Bearer <token>" (401 without).
+  /// When set, every /api/ request needs "Authorization: Bearer <token>" (401 without), except a
+  /// leaving page's cancel beacon (an empty-bodied POST /api/jobs/ID/cancel; see refuse()).
   std::string token;
 };
 
@@ -66,7 +67,9 @@ class Api {
   Reply cancel_job(const std::string& id, const Request& request);
   Reply info() const;
   /// The checks a browser's request must pass before anything else (Host, token, content type), or
-  /// nothing.
+  /// nothing. A POST /api/jobs/ID/cancel with an empty body (a leaving page's navigator.sendBeacon,
+  /// which can set no header) needs neither the token nor a JSON content type; api.cpp's
+  /// is_beacon_cancel says why that is safe.
   std::optional<Reply> refuse(const Request& request) const;
 
   std::shared_ptr<const Model> model_;

@@ -8,7 +8,9 @@ Each check states what must hold (docs/report.md, "Limits and security"):
 - a 100 MB chunked body, a gzip bomb (500 MB of zeros in 0.5 MB) and a 64 MiB header line are
   refused (413 / 431) without the server's memory growing by more than a few MB;
 - unknown encodings 415, non-JSON POSTs 415 (a cross-origin form cannot queue jobs), a Host that
-  is not this server's 403 (DNS rebinding), and with --token no API call without it (401);
+  is not this server's 403 (DNS rebinding), and with --token no API call without it (401) but a
+  leaving page's cancel beacon (POST /api/jobs/ID/cancel, no body), which cancels nothing for a
+  page on another origin that cannot know a job's id (404);
 - job ids are unguessable, a second server on the same port refuses to start, and a model file
   truncated under a running server gets 503 naming it instead of killing the server with SIGBUS.
 
@@ -17,6 +19,7 @@ Usage: hostile_test.py RESLENS_CLI MODEL  (exit 0: every check held; 1: the fail
 import gzip
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -248,6 +251,13 @@ port = server.port
 check(request(port, "GET", "/api/info")[0] == 401, "with --token, an API call without it gets 401")
 check(request(port, "GET", "/api/info", headers={"Authorization": "Bearer wrong"})[0] == 401, "a wrong token gets 401")
 check(request(port, "GET", "/api/info", headers={"Authorization": "Bearer s3cret"})[0] == 200, "the token opens the API")
+# A page on another origin may send the beacon a leaving explorer sends (no body, no Content-Type, no
+# token); without a job's id, which it cannot read, it reaches no job. With a body it needs the token.
+guess = "/api/jobs/" + secrets.token_hex(16) + "/cancel"
+beacon = {"Content-Type": None, "Origin": "http://attacker.example"}
+check(request(port, "POST", guess, headers=beacon)[0] == 404, "a cross-origin cancel beacon with a guessed id gets 404")
+check(request(port, "POST", guess, b"{}", headers={**beacon, "Content-Type": "text/plain"})[0] == 401,
+      "a cancel with a body and no token gets 401")
 server.stop()
 
 # A model file truncated under the server (its float32 weights are read from a memory map).

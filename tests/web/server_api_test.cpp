@@ -524,6 +524,75 @@ TEST_F(ServerApi, CancelRemovesAQueuedJobBeforeItRuns) {
   EXPECT_FALSE(never.contains("steps_done")) << never.dump().substr(0, 300);
 }
 
+// The cancel a leaving page sends (explorer.js on pagehide: navigator.sendBeacon, which can set no
+// header): POST /api/jobs/ID/cancel with an empty body, no Content-Type and no Authorization. It is
+// honoured on a server with --token, for a queued job (200, cancelled at once) and a running one
+// (202, then cancelled); everything else still needs the token (a GET of the job's status, the
+// DELETE, a cancel with a body, a POST elsewhere with an empty body), a body without the JSON type
+// still gets 415 on a server without a token, and the Host check still applies.
+TEST_F(ServerApi, ALeavingPagesBeaconCancelsItsJobWithoutTokenOrJsonType) {
+  server::ApiOptions o;
+  o.n_threads = 1;
+  o.token = "s3cret-token";
+  Api guarded(model_, o);
+  const auto with = [&](const std::string& method, const std::string& path, const std::string& body,
+                        std::map<std::string, std::string> headers) {
+    headers.emplace("host", "127.0.0.1:8080");
+    return guarded.handle(Request{method, path, {}, body, std::move(headers)});
+  };
+  const std::map<std::string, std::string> authorized = {{"authorization", "Bearer s3cret-token"}, {"content-type", "application/json"}};
+  const auto get = [&](const std::string& m, const std::string& p) { return with(m, p, "", authorized); };
+  const auto submit = [&](const json& body) {
+    const Reply r = guarded.handle(Request{"POST", "/api/explain", {{"async", "1"}}, body.dump(),
+                                           {{"host", "127.0.0.1:8080"}, {"authorization", "Bearer s3cret-token"}, {"content-type", "application/json"}}});
+    EXPECT_EQ(r.status, 202) << r.body;
+    return json::parse(r.body)["job"].get<std::string>();
+  };
+  const json body = {{"prompt", kPrompt}, {"continuation", long_continuation()}, {"top", 3}};
+  const std::string running = submit(body);
+  const std::string queued = submit(body);
+  // The first one mid-answer (a step explained), the second waiting behind it.
+  ASSERT_EQ(poll_job(get, running, [](const json& s) {
+              return s.value("steps_done", 0) >= 1 || (s["state"] != "queued" && s["state"] != "running");
+            })["state"],
+            "running");
+
+  // Without the token, nothing but the beacon's own request passes.
+  expect_error(with("GET", "/api/jobs/" + queued, "", {}), 401, "token");
+  expect_error(with("DELETE", "/api/jobs/" + queued, "", {}), 401, "token");
+  expect_error(with("POST", "/api/jobs/" + queued + "/cancel", "{}", {{"content-type", "application/json"}}), 401, "token");
+  expect_error(with("POST", "/api/jobs/" + queued + "/cancel", "{}", {{"content-type", "text/plain"}}), 401, "token");
+  expect_error(with("POST", "/api/predict", "", {}), 401, "token");
+  expect_error(with("POST", "/api/jobs/" + queued, "", {}), 401, "token");
+  expect_error(with("POST", "/api/jobs/" + queued + "/cancel", "", {{"host", "attacker.example"}}), 403, "not a name of this server");
+  EXPECT_EQ(json::parse(get("GET", "/api/jobs/" + queued).body)["state"], "queued");
+
+  // The beacon: the queued job leaves the queue at once, the running one stops at its next step.
+  const Reply q = with("POST", "/api/jobs/" + queued + "/cancel", "", {});
+  ASSERT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(json::parse(q.body)["state"], "cancelled");
+  const Reply r = with("POST", "/api/jobs/" + running + "/cancel", "", {});
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(json::parse(r.body)["steps"], json::array());  // the count, never the steps' documents
+  EXPECT_FALSE(json::parse(r.body).contains("result"));
+  const json stopped = poll_job(get, running, [](const json& s) { return s["state"] != "running"; });
+  EXPECT_EQ(stopped["state"], "cancelled");
+  EXPECT_LT(stopped.value("steps_done", 0), 100);
+  EXPECT_EQ(json::parse(get("GET", "/api/jobs/" + queued).body)["state"], "cancelled");
+  // Again (the page's second try, or a reload after a finished job): 409; a guessed id: 404.
+  expect_error(with("POST", "/api/jobs/" + running + "/cancel", "", {}), 409, "has finished (cancelled)");
+  expect_error(with("POST", "/api/jobs/0123456789abcdef0123456789abcdef/cancel", "", {}), 404, "no job");
+
+  // Without a token the same request passes too, and a body sent as text/plain still gets 415.
+  const std::string job = json::parse(call("POST", "/api/explain", body.dump(), {{"async", "1"}}).body)["job"];
+  expect_error(api_->handle(Request{"POST", "/api/jobs/" + job + "/cancel", {}, "{}", {{"host", "127.0.0.1:8080"}, {"content-type", "text/plain"}}}),
+               415, "application/json");
+  const Reply plain = api_->handle(Request{"POST", "/api/jobs/" + job + "/cancel", {}, "", {{"host", "127.0.0.1:8080"}}});
+  EXPECT_TRUE(plain.status == 200 || plain.status == 202) << plain.body;
+  const auto fixture_get = [](const std::string& m, const std::string& p) { return call(m, p); };
+  EXPECT_EQ(poll_job(fixture_get, job, [](const json& s) { return s["state"] != "queued" && s["state"] != "running"; })["state"], "cancelled");
+}
+
 TEST_F(ServerApi, HeadGivesEveryPositionWithTokenViews) {
   const Direct d = direct(kPrompt);
   const json j = post_ok("head", {{"prompt", kPrompt}, {"layer", 1}, {"head", 2}, {"k", 4}});

@@ -40,7 +40,8 @@ void register_serve(CLI::App& app) {
                   "A host name the page may be opened by, besides IP addresses, localhost and this machine's name "
                   "(requests naming any other host get 403: DNS rebinding)");
   cmd->add_option("--token", *token,
-                  "Require this secret on every API request (Authorization: Bearer TOKEN); the page takes it from "
+                  "Require this secret on every API request (Authorization: Bearer TOKEN) but a closing page's cancel of its "
+                  "job (its id is the credential); the page takes it from "
                   "the printed address. Default: $RESLENS_SERVE_TOKEN; none on 127.0.0.1");
   cmd->add_option("--request-timeout", *request_timeout, "Seconds a client has to send its whole request (default 10)")
       ->check(CLI::Range(0.1, 3600.0));

@@ -46,6 +46,23 @@ function cancelJob(job) {
   fetch('/api/jobs/' + encodeURIComponent(job), { method: 'DELETE', headers }).catch(() => {});
 }
 
+// Cancels a job of a page that is going away (closed, reloaded, navigated from), with a request the
+// browser still sends once the page is gone. navigator.sendBeacon is made for that, but it can only
+// POST and set no header: it sends POST /api/jobs/ID/cancel with no body, which the server honours
+// without the token (the job's 128-bit id is the credential; docs/report.md, "Cancelling a job").
+// fetch(..., {keepalive: true}) sends the same request where sendBeacon is missing or refuses.
+const leftJobs = new Set();  // jobs cancelled because the page went away
+function cancelOnLeave(job) {
+  leftJobs.add(job);
+  const url = '/api/jobs/' + encodeURIComponent(job) + '/cancel';
+  try {
+    if (navigator.sendBeacon && navigator.sendBeacon(url)) return;
+  } catch {
+    // a browser that refuses the beacon: the fetch below
+  }
+  fetch(url, { method: 'POST', keepalive: true }).catch(() => {});
+}
+
 // Submits a request as a job and polls it: onSteps gets an answer's explained steps that are new
 // since the last poll (?from=K asks only for those), onProgress every status document, onJob the
 // job's id once it is queued. It stops polling, and returns null, as soon as live() is false (a
@@ -70,7 +87,10 @@ async function runJob(path, body, { onProgress, onSteps = () => {}, onJob = () =
     onProgress(s);
     if (s.state === 'done') return s.result;
     if (s.state === 'failed') throw new Error(s.error || 'the job failed');
-    if (s.state === 'cancelled') throw new Error('the request was cancelled');
+    if (s.state === 'cancelled') {
+      // A page restored from the back/forward cache comes back to a job its leaving cancelled.
+      throw new Error(leftJobs.has(job) ? 'the request was cancelled when the page was left: press Explain to ask again' : 'the request was cancelled');
+    }
     await sleep(delay);
   }
 }
@@ -204,6 +224,16 @@ export function startExplorer(app) {
       }
     }
   }
+
+  // Leaving the page cancels the job it still waits for, as a new request does, so the next visitor
+  // does not wait behind an answer nobody reads. pagehide fires when the tab is closed, reloaded or
+  // navigated away from, in every browser (also when the page goes into the back/forward cache,
+  // whence it may come back: its poll then reads the job cancelled and says so); unload does not
+  // fire reliably and keeps the page out of that cache. A tab merely hidden (visibilitychange) is
+  // not left: its answer goes on streaming for when it is looked at again.
+  window.addEventListener('pagehide', () => {
+    if (streaming) cancelOnLeave(streaming);
+  });
 
   function request() {
     const req = { prompt: form.prompt.value };
