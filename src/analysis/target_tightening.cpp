@@ -118,6 +118,22 @@ int64_t layer_of(const ScoreArray& a, int64_t index) {
   return index / per_layer;
 }
 
+// Q = sum_j q_j as the moments sum (16 lanes j % 16, then in order, then the last n % 16): the
+// same for every row under q, so taken once per distribution.
+double weights_total(const std::vector<double>& q) {
+  constexpr int64_t kLanes = ops::MomentLanes::kLanes;
+  const auto n = static_cast<int64_t>(q.size());
+  const int64_t n16 = n / kLanes * kLanes;
+  double lane[kLanes] = {};
+  for (int64_t i = 0; i < n16; i += kLanes) {
+    for (int64_t k = 0; k < kLanes; ++k) lane[k] += q[static_cast<size_t>(i + k)];
+  }
+  double Q = 0;
+  for (int64_t k = 0; k < kLanes; ++k) Q += lane[k];
+  for (int64_t j = n16; j < n; ++j) Q += q[static_cast<size_t>(j)];
+  return Q;
+}
+
 // Everything the exact scores of one layer read: per step, its projector and the distributions of
 // the layer's two contexts (before attention, before the FFN).
 class LayerContexts {
@@ -125,6 +141,8 @@ class LayerContexts {
   LayerContexts(const Model& model, std::vector<StepRef>& refs) : model_(model), refs_(refs), proj_(refs.size()) {
     attn_.resize(refs.size());
     ffn_.resize(refs.size());
+    attn_total_.resize(refs.size());
+    ffn_total_.resize(refs.size());
   }
 
   const VocabProjector& projector(size_t r) {
@@ -147,6 +165,7 @@ class LayerContexts {
     for (size_t r = 0; r < refs_.size(); ++r) {
       attn_[r] = Distribution{};
       ffn_[r] = Distribution{};
+      attn_total_[r] = ffn_total_[r] = 0;
       if (need_attn[r]) rows.emplace_back(r, false);
       if (need_ffn[r]) rows.emplace_back(r, true);
     }
@@ -167,12 +186,16 @@ class LayerContexts {
         const auto [r, is_ffn] = rows[static_cast<size_t>(i)];
         (is_ffn ? ffn_ : attn_)[r] = make_distribution({logits.data() + i * V, static_cast<size_t>(V)}, projector_const(r).bias(),
                                                     static_cast<double>(c.final_softcap));
+        (is_ffn ? ffn_total_ : attn_total_)[r] = weights_total((is_ffn ? ffn_ : attn_)[r].q);
       }
     });
   }
 
   const Distribution& attn(size_t r) const { return attn_[r]; }
   const Distribution& ffn(size_t r) const { return ffn_[r]; }
+  /// Their weights' sums (weights_total).
+  double attn_total(size_t r) const { return attn_total_[r]; }
+  double ffn_total(size_t r) const { return ffn_total_[r]; }
   int threads() const {
     const int t = refs_.front().step->options.n_threads;
     return t > 0 ? t : default_threads();
@@ -193,6 +216,7 @@ class LayerContexts {
   std::vector<std::unique_ptr<VocabProjector>> proj_;
   std::vector<std::pair<const TeacherForcedPass*, std::unique_ptr<TraceView>>> traces_;
   std::vector<Distribution> attn_, ffn_;
+  std::vector<double> attn_total_, ffn_total_;
 };
 
 // log_prob_increase(d, g, s, w) for a row whose largest and smallest entries are known: the shift
@@ -219,10 +243,11 @@ double psi_pos_upper(double b) {
 }
 
 // The sums that certify f = log sum_j q_j exp(s g_j) from a row's moments under q (Q = sum q,
-// m1 = sum q g, a1 = sum |q g|, a2 = sum q g^2, in double: 16 lanes, then in order).
+// m1 = sum q g, a2 = sum q g^2, in double: 16 lanes, then in order).
 struct Moments {
-  double Q = 0, m1 = 0, a1 = 0, a2 = 0;
+  double Q = 0, m1 = 0, a2 = 0;
 };
+
 
 // f certified from the moments, without exponentials:
 //   sum_j q_j e^{s g_j} = Q + s m1 + s^2 sum_j q_j g_j^2 psi(s g_j),  psi(s g_j) in [psi(-b), psi(b)],
@@ -234,8 +259,9 @@ double moment_log_expectation(const Moments& m, double s, double gabs, double& h
   if (!(b < 50)) return std::numeric_limits<double>::quiet_NaN();
   const double base = m.Q + s * m.m1;
   const double hi_q = s * s * m.a2 * psi_pos_upper(b);
-  // Each double sum of n terms is within n * 2^-53 of its terms' absolute sum: 1e-9 covers it.
-  const double err = 1e-9 * (m.Q + std::abs(s) * m.a1 + hi_q);
+  // Each double sum of n terms is within n * 2^-53 of its terms' absolute sum: 1e-9 covers it (n up
+  // to 1e6 with a 100x margin). m1's terms add up to sum_j q_j |g_j| <= sqrt(Q a2) (Cauchy-Schwarz).
+  const double err = 1e-9 * (m.Q + std::abs(s) * std::sqrt(m.Q * m.a2) + hi_q);
   const double lower = base + s * s * m.a2 * psi_neg_lower(b) - err;
   const double upper = base + hi_q + err;
   if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
@@ -248,6 +274,7 @@ double moment_log_expectation(const Moments& m, double s, double gabs, double& h
 struct MomentTask {
   const double* q;  // [n] the step's distribution
   const float* g;   // [n] the row
+  double Q;         // sum q (weights_total)
   Moments sums;
 };
 
@@ -258,10 +285,11 @@ void finish_moments(std::vector<MomentTask>& tasks, const std::vector<ops::Momen
     MomentTask& t = tasks[i];
     const ops::MomentLanes& l = lanes[i];
     Moments m;
-    for (int k = 0; k < ops::MomentLanes::kLanes; ++k) m.Q += l.q[k], m.m1 += l.m1[k], m.a1 += l.a1[k], m.a2 += l.a2[k];
+    m.Q = t.Q;
+    for (int k = 0; k < ops::MomentLanes::kLanes; ++k) m.m1 += l.m1[k], m.a2 += l.a2[k];
     for (int64_t j = n16; j < n; ++j) {
       const double w = t.q[j], x = static_cast<double>(t.g[j]);
-      m.Q += w, m.m1 += w * x, m.a1 += std::abs(w * x), m.a2 += w * x * x;
+      m.m1 += w * x, m.a2 += w * x * x;
     }
     t.sums = m;
   }
@@ -655,10 +683,11 @@ class Tightening {
         const double* q = ctx_.attn(jobs[static_cast<size_t>(a + i)].ref).q.data();
         const ops::MomentLanes& l = lanes[static_cast<size_t>(i)];
         Moments& s = out[static_cast<size_t>(a + i)].sums;
-        for (int k = 0; k < ops::MomentLanes::kLanes; ++k) s.Q += l.q[k], s.m1 += l.m1[k], s.a1 += l.a1[k], s.a2 += l.a2[k];
+        s.Q = ctx_.attn_total(jobs[static_cast<size_t>(a + i)].ref);
+        for (int k = 0; k < ops::MomentLanes::kLanes; ++k) s.m1 += l.m1[k], s.a2 += l.a2[k];
         for (int64_t j = n8; j < V; ++j) {
           const double w = q[j], x = static_cast<double>(tail[static_cast<size_t>(i * ops::MomentLanes::kLanes + j - n8)]);
-          s.Q += w, s.m1 += w * x, s.a1 += std::abs(w * x), s.a2 += w * x * x;
+          s.m1 += w * x, s.a2 += w * x * x;
         }
       }
     });
@@ -688,7 +717,7 @@ class Tightening {
       const Distribution& dist = attn_context ? ctx_.attn(jobs[i].ref) : ctx_.ffn(jobs[i].ref);
       if (dist.softcap > 0) continue;
       task_of[i] = tasks.size();
-      tasks.push_back({dist.q.data(), row_of(jobs[i]).g, {}});
+      tasks.push_back({dist.q.data(), row_of(jobs[i]).g, attn_context ? ctx_.attn_total(jobs[i].ref) : ctx_.ffn_total(jobs[i].ref), {}});
     }
     sum(tasks);  // (before the rows' extremes are read: a streamed sum finds them)
     parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {

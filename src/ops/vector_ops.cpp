@@ -432,14 +432,11 @@ RESLENS_CLONES void weighted_moments_add(const double* q, const float* g, int64_
   typedef float F8 __attribute__((vector_size(32)));
   // Two registers per sum (lanes 0-7 and 8-15): independent chains, so the adds do not wait on each
   // other's latency.
-  D8 acc[4][2];
+  D8 acc[2][2];
   for (int k = 0; k < 2; ++k) {
-    std::memcpy(&acc[0][k], lanes.q + 8 * k, sizeof(D8));
-    std::memcpy(&acc[1][k], lanes.m1 + 8 * k, sizeof(D8));
-    std::memcpy(&acc[2][k], lanes.a1 + 8 * k, sizeof(D8));
-    std::memcpy(&acc[3][k], lanes.a2 + 8 * k, sizeof(D8));
+    std::memcpy(&acc[0][k], lanes.m1 + 8 * k, sizeof(D8));
+    std::memcpy(&acc[1][k], lanes.a2 + 8 * k, sizeof(D8));
   }
-  const I8 no_sign = I8{} + 0x7fffffffffffffffLL;
   for (int64_t i = 0; i + 16 <= n; i += 16) {
     for (int k = 0; k < 2; ++k) {
       D8 w;
@@ -448,22 +445,13 @@ RESLENS_CLONES void weighted_moments_add(const double* q, const float* g, int64_
       std::memcpy(&gf, g + i + 8 * k, sizeof gf);
       const D8 x = __builtin_convertvector(gf, D8);
       const D8 wx = w * x;
-      I8 bits;
-      std::memcpy(&bits, &wx, sizeof bits);
-      bits &= no_sign;
-      D8 a;
-      std::memcpy(&a, &bits, sizeof a);
-      acc[0][k] += w;
-      acc[1][k] += wx;
-      acc[2][k] += a;
-      acc[3][k] += wx * x;
+      acc[0][k] += wx;
+      acc[1][k] += wx * x;
     }
   }
   for (int k = 0; k < 2; ++k) {
-    std::memcpy(lanes.q + 8 * k, &acc[0][k], sizeof(D8));
-    std::memcpy(lanes.m1 + 8 * k, &acc[1][k], sizeof(D8));
-    std::memcpy(lanes.a1 + 8 * k, &acc[2][k], sizeof(D8));
-    std::memcpy(lanes.a2 + 8 * k, &acc[3][k], sizeof(D8));
+    std::memcpy(lanes.m1 + 8 * k, &acc[0][k], sizeof(D8));
+    std::memcpy(lanes.a2 + 8 * k, &acc[1][k], sizeof(D8));
   }
 }
 

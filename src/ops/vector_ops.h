@@ -63,15 +63,16 @@ double max_scaled(const float* g, double s, int64_t n);
 /// within 4 ulp; exponents below -708 count as 0), summed in 8 lanes then in a fixed order.
 double exp_weighted_sum(const double* q, const float* g, double s, double shift, int64_t n);
 
-/// The four sums of a row g under weights q, as lanes: lane t of each adds the elements i with
+/// The two sums of a row g under weights q, as lanes: lane t of each adds the elements i with
 /// i % 16 == t in increasing i, w = q[i], x = double(g[i]), wx = w * x (rounded), then
-///   q[t] += w,  m1[t] += wx,  a1[t] += |wx|,  a2[t] += wx * x.
+///   m1[t] += wx,  a2[t] += wx * x.
 /// n must be a multiple of 16 (the caller adds a row's last n % 16 elements after combining the
 /// lanes). Calls over consecutive slices continue the same chains, so a row can be summed block by
-/// block, interleaved with other rows, with the same bits.
+/// block, interleaved with other rows, with the same bits. (The weights' own sum does not depend on
+/// the row: the caller takes it once per q.)
 struct MomentLanes {
   static constexpr int kLanes = 16;
-  double q[kLanes] = {}, m1[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {};
+  double m1[kLanes] = {}, a2[kLanes] = {};
 };
 void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes);
 
