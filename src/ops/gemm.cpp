@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #if __has_include(<unistd.h>)
@@ -130,10 +131,56 @@ std::uintptr_t address_of_row(const float* base, int64_t row, int64_t ld) {
   return reinterpret_cast<std::uintptr_t>(base + row * ld);
 }
 
-void run_tile(const TileSet& ts, const Problem& p, int64_t i0, int64_t cm, int64_t n0, int64_t cn,
-              Prefetch mode, std::uintptr_t pf) {
-  ts.fn[static_cast<int>(mode)][cm][cn](p.K, p.A + i0 * p.lda, p.lda, p.B + n0 * p.ldb, p.ldb,
-                                         p.C + i0 * p.ldc + n0, p.ldc, p.accumulate, pf);
+// ---- alignment ----------------------------------------------------------------------------------
+// A 512-bit load that straddles two cache lines costs two. Rows of activations in std::vector
+// buffers start 16 bytes into a line and a GGUF file's tensors 32 (its default alignment), so every
+// load of such a row straddles: on the Intel Xeon of the benchmarks, C[128, 1024] = A[128, 768]
+// B[1024, 768]^T ran at 127 GFLOP/s with both operands 16 or 32 bytes off and 191 with both aligned.
+// Copies of the rows into aligned scratch fix it without changing a bit: the kernels compute each
+// element from the same values in the same order wherever they read them.
+constexpr int64_t kLineFloats = 16;  // floats per 64-byte cache line
+
+bool rows_aligned(const float* base, int64_t rows, int64_t ld) {
+  return reinterpret_cast<std::uintptr_t>(base) % 64 == 0 && (rows <= 1 || ld % kLineFloats == 0);
+}
+
+int64_t aligned_ld(int64_t K) { return (K + kLineFloats - 1) / kLineFloats * kLineFloats; }
+
+// Slot's 64-byte-aligned scratch on this thread, grown as needed and kept for the thread's life
+// (slot 0: the copy of A a call makes on its calling thread, read by every worker while the call
+// runs; slot 1: a worker's copy of the B rows in use).
+template <int Slot>
+float* thread_scratch(int64_t floats) {
+  struct Buffer {
+    float* p = nullptr;
+    int64_t n = 0;
+    Buffer() = default;
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    ~Buffer() { ::operator delete(p, std::align_val_t{64}); }
+  };
+  thread_local Buffer buf;
+  if (buf.n < floats) {
+    ::operator delete(buf.p, std::align_val_t{64});
+    buf.p = nullptr;
+    buf.n = 0;
+    buf.p = static_cast<float*>(::operator new(static_cast<size_t>(floats) * sizeof(float), std::align_val_t{64}));
+    buf.n = floats;
+  }
+  return buf.p;
+}
+
+// Rows [0, rows) of src (stride ld) copied to dst (stride dst_ld), K floats each.
+void copy_rows(const float* src, int64_t ld, int64_t rows, int64_t K, float* dst, int64_t dst_ld) {
+  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * ld, src + r * ld + K, dst + r * dst_ld);
+}
+
+// The tile of rows [i0, i0 + cm) and columns [n0, n0 + cn) of C, reading B's rows n0.. at b (stride
+// ldb): p.B's own, or a copy.
+void run_tile(const TileSet& ts, const Problem& p, int64_t i0, int64_t cm, int64_t n0, int64_t cn, const float* b,
+              int64_t ldb, Prefetch mode, std::uintptr_t pf) {
+  ts.fn[static_cast<int>(mode)][cm][cn](p.K, p.A + i0 * p.lda, p.lda, b, ldb, p.C + i0 * p.ldc + n0, p.ldc,
+                                         p.accumulate, pf);
 }
 
 // Runs columns [n_begin, n_end) of C for all rows, in tiles of at most rm x rn, in the loop order
@@ -142,31 +189,55 @@ void run_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, in
                  int64_t n_end) {
   const int64_t budget = l2_bytes() / 2;
   const int64_t row_bytes = std::max<int64_t>(p.K, 1) * static_cast<int64_t>(sizeof(float));
+  // B rows that straddle cache lines are copied to aligned scratch where at least four row tiles
+  // read them: a copy costs a pass over rows then read M / rm times (M = 128, K = 768: 127 -> 180
+  // GFLOP/s on one core; M = 32: 110 -> 137), but with two row tiles (M = 8: 94 -> 78) or one (decode)
+  // it costs more than the straddling loads.
+  const bool copy_b = p.M >= 4 * rm && p.K >= kLineFloats && !rows_aligned(p.B, p.N, p.ldb);
+  const int64_t ldc_b = aligned_ld(p.K);
   if (p.M * row_bytes <= budget) {
+    float* tile_b = copy_b ? thread_scratch<1>(rn * ldc_b) : nullptr;  // [rn, ldc_b]
     for (int64_t n0 = n_begin; n0 < n_end; n0 += rn) {
       const int64_t cn = std::min(rn, n_end - n0);
       const std::uintptr_t b_tile = address_of_row(p.B, n0, p.ldb);
       const std::uintptr_t b_next = n0 + rn < n_end ? address_of_row(p.B, n0 + rn, p.ldb) : 0;
+      const float* b = p.B + n0 * p.ldb;  // [cn, ldb]: this tile's rows of B, or their copy
+      int64_t ldb = p.ldb;
+      if (copy_b) {
+        copy_rows(b, p.ldb, cn, p.K, tile_b, ldc_b);
+        b = tile_b, ldb = ldc_b;
+      }
       for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
         // The last row tile over this B tile fetches the next B tile into L2 meanwhile, so memory
         // keeps streaming while the FMAs run (+15-40% at M = 8, +25% in decode on one core). The
-        // other row tiles re-read this B tile and prefetch it along k into L1.
+        // other row tiles re-read this B tile and prefetch it along k into L1 (a copy is there).
         if (i0 + rm >= p.M)
-          run_tile(ts, p, i0, p.M - i0, n0, cn, b_next != 0 ? Prefetch::l2 : Prefetch::none, b_next);
+          run_tile(ts, p, i0, p.M - i0, n0, cn, b, ldb, b_next != 0 ? Prefetch::l2 : Prefetch::none, b_next);
+        else if (copy_b)
+          run_tile(ts, p, i0, rm, n0, cn, b, ldb, Prefetch::none, 0);
         else
-          run_tile(ts, p, i0, rm, n0, cn, Prefetch::l1, b_tile + kPrefetchAheadBytes);
+          run_tile(ts, p, i0, rm, n0, cn, b, ldb, Prefetch::l1, b_tile + kPrefetchAheadBytes);
       }
     }
     return;
   }
   const int64_t nb = std::max<int64_t>(rn, budget / row_bytes / rn * rn);
+  float* block_b = copy_b ? thread_scratch<1>(nb * ldc_b) : nullptr;  // [nb, ldc_b]
   for (int64_t b0 = n_begin; b0 < n_end; b0 += nb) {
     const int64_t b1 = std::min(n_end, b0 + nb);
+    const float* b = p.B + b0 * p.ldb;  // [b1 - b0, ldb]: this block's rows of B, or their copy
+    int64_t ldb = p.ldb;
+    if (copy_b) {
+      copy_rows(b, p.ldb, b1 - b0, p.K, block_b, ldc_b);
+      b = block_b, ldb = ldc_b;
+    }
     for (int64_t i0 = 0; i0 < p.M; i0 += rm) {
       const int64_t cm = std::min(rm, p.M - i0);
-      for (int64_t n0 = b0; n0 < b1; n0 += rn)
-        run_tile(ts, p, i0, cm, n0, std::min(rn, b1 - n0), Prefetch::l1,
-                 address_of_row(p.B, n0, p.ldb) + kPrefetchAheadBytes);
+      for (int64_t n0 = b0; n0 < b1; n0 += rn) {
+        const float* bt = b + (n0 - b0) * ldb;
+        run_tile(ts, p, i0, cm, n0, std::min(rn, b1 - n0), bt, ldb, Prefetch::l1,
+                 reinterpret_cast<std::uintptr_t>(bt) + kPrefetchAheadBytes);
+      }
     }
   }
 }
@@ -234,11 +305,20 @@ void run(const Problem& p, int n_threads) {
 
   if (n_threads <= 0) n_threads = hardware_threads();
   if (p.M * p.N * std::max<int64_t>(p.K, 1) < kMinParallelFmas) n_threads = 1;
+  // A whose rows straddle cache lines is read from an aligned copy (M K floats copied once, against
+  // M N K multiply-adds), made here and read by every thread.
+  Problem q = p;
+  if (p.K >= kLineFloats && !rows_aligned(p.A, p.M, p.lda)) {
+    q.lda = aligned_ld(p.K);
+    float* a = thread_scratch<0>(p.M * q.lda);  // [M, lda]
+    copy_rows(p.A, p.lda, p.M, p.K, a, q.lda);
+    q.A = a;
+  }
   // Threads own disjoint column ranges of C; each element is computed whole by one thread, so the
   // split cannot change any result.
   parallel_for(n_threads, n_tiles, [&](int64_t t0, int64_t t1) {
-    if (p.encoded != nullptr) run_encoded_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
-    else run_columns(ts, p, rm, rn, t0 * rn, std::min(p.N, t1 * rn));
+    if (q.encoded != nullptr) run_encoded_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
+    else run_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
   });
 }
 

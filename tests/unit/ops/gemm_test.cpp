@@ -297,6 +297,54 @@ TEST(gemm, RowsDoNotDependOnHowManyRowsThereAre) {
   }
 }
 
+// Rows that straddle cache lines (std::vector data 16 bytes into a line, GGUF tensors 32) are read
+// from aligned copies (A always, B where several row tiles reuse it): the same bits as rows that
+// start on a line, for either loop order, any row stride, and K with or without a tail.
+TEST(gemm, RowsOffTheCacheLineGiveTheAlignedBits) {
+  // Floats placed `shift` floats past a 64-byte boundary, each row `ld` floats apart.
+  struct Placed {
+    std::vector<float> storage;
+    float* rows = nullptr;
+    Placed(const std::vector<float>& src, int64_t n, int64_t K, int64_t ld, int64_t shift)
+        : storage(static_cast<size_t>(n * ld + shift + 16), std::numeric_limits<float>::quiet_NaN()) {
+      auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+      const auto first = static_cast<int64_t>(((64 - addr % 64) % 64) / sizeof(float));
+      rows = storage.data() + first + shift;
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t k = 0; k < K; ++k) rows[r * ld + k] = src[static_cast<size_t>(r * K + k)];
+    }
+  };
+  for (GemmIsa isa : available_isas()) {
+    const IsaGuard guard(isa);
+    for (const int64_t K : {int64_t{64}, int64_t{83}}) {
+      for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{33}}) {
+        const int64_t N = 50;
+        const std::vector<float> a = random_floats(static_cast<size_t>(M * K), 31);
+        const std::vector<float> b = random_floats(static_cast<size_t>(N * K), 32);
+        const int64_t ld0 = (K + 15) / 16 * 16;
+        const Placed a0(a, M, K, ld0, 0), b0(b, N, K, ld0, 0);
+        std::vector<float> want(static_cast<size_t>(M * N));  // [M, N]
+        matmul_nt(M, N, K, a0.rows, ld0, b0.rows, ld0, want.data(), N, 2);
+        for (const int64_t shift_a : {int64_t{0}, int64_t{4}, int64_t{9}}) {
+          for (const int64_t shift_b : {int64_t{0}, int64_t{8}, int64_t{1}}) {
+            for (const int64_t pad : {int64_t{0}, int64_t{3}}) {
+              const Placed as(a, M, K, K + pad, shift_a), bs(b, N, K, K + pad, shift_b);
+              for (const int64_t l2 : {int64_t{4096}, int64_t{1} << 30}) {  // both loop orders
+                detail::set_gemm_l2_bytes(l2);
+                std::vector<float> got(static_cast<size_t>(M * N));
+                matmul_nt(M, N, K, as.rows, K + pad, bs.rows, K + pad, got.data(), N, 2);
+                detail::set_gemm_l2_bytes(0);
+                ASSERT_TRUE(same_bits(got, want)) << isa_name(isa) << " M=" << M << " K=" << K << " A +" << shift_a
+                                                  << " B +" << shift_b << " pad " << pad << " l2 " << l2;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(gemm, ColumnsDoNotDependOnN) {
   // The same row of B gives the same output whatever N (and so the tile it falls in) is.
   constexpr int64_t M = 7, kMaxN = 40, K = 70;
