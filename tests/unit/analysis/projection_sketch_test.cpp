@@ -45,6 +45,16 @@ TailSplit head_and_tail(const std::vector<double>& q, int64_t head) {
   return t;
 }
 
+// The sketch of a random [V, d] unembedding U (entries 0.05 N(0, 1)), kept in `U`.
+std::shared_ptr<ProjectionSketch> random_sketch(int64_t V, int64_t d, std::mt19937& rng,
+                                                std::normal_distribution<double>& normal, std::vector<float>& U) {
+  U.resize(static_cast<size_t>(V * d));
+  for (float& x : U) x = static_cast<float>(0.05 * normal(rng));
+  MatrixView W;
+  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
+  return build_projection_sketch(W, 2);
+}
+
 TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
   const auto model = Model::load(test::shared_path("models/random-gpt2-hf"));
   const int64_t d = model->config().d_model, V = model->config().d_vocab;
@@ -303,11 +313,8 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
   const int64_t V = 2000, d = 203;  // d not a multiple of 4: the packing pads the columns
   std::mt19937 rng(21);
   std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<float> U(static_cast<size_t>(V * d));  // [V, d]
-  for (float& x : U) x = static_cast<float>(0.05 * normal(rng));
-  MatrixView W;
-  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
-  const auto sketch = build_projection_sketch(W, 2);
+  std::vector<float> U;  // [V, d]
+  const auto sketch = random_sketch(V, d, rng, normal, U);
   // A flat-ish state, its 8 likeliest tokens in the head.
   std::vector<double> q(static_cast<size_t>(V));
   double z = 0;
@@ -391,11 +398,8 @@ TEST(ProjectionSketch, SharedProductsGiveTheSameBits) {
   const int64_t V = 2000, d = 203;
   std::mt19937 rng(5);
   std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<float> U(static_cast<size_t>(V * d));  // [V, d]
-  for (float& x : U) x = static_cast<float>(0.05 * normal(rng));
-  MatrixView W;
-  W.data = U.data(), W.rows = V, W.cols = d, W.ld = d;
-  const auto sketch = build_projection_sketch(W, 2);
+  std::vector<float> U;  // [V, d]
+  const auto sketch = random_sketch(V, d, rng, normal, U);
   // Two states (two steps' distributions), each with its 8 likeliest tokens in the head.
   std::vector<TailSplit> states;
   for (int st = 0; st < 2; ++st) {
