@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -147,7 +148,7 @@ bool rows_aligned(const float* base, int64_t rows, int64_t ld) {
 int64_t aligned_ld(int64_t K) { return (K + kLineFloats - 1) / kLineFloats * kLineFloats; }
 
 // Slot's 64-byte-aligned scratch on this thread, grown as needed and kept for the thread's life
-// (slot 0: the copy of A a call makes on its calling thread, read by every worker while the call
+// (slot 0: the copy of A, up to 1 MiB, a call makes on its calling thread, read by every worker while the call
 // runs; slot 1: a worker's copy of the B rows in use).
 template <int Slot>
 float* thread_scratch(int64_t floats) {
@@ -307,10 +308,21 @@ void run(const Problem& p, int n_threads) {
   if (p.M * p.N * std::max<int64_t>(p.K, 1) < kMinParallelFmas) n_threads = 1;
   // A whose rows straddle cache lines is read from an aligned copy (M K floats copied once, against
   // M N K multiply-adds), made here and read by every thread.
+  // Up to 1 MiB it lives in the thread's kept scratch; a larger one (a long prompt's rows) is
+  // allocated for the call and freed after it, so no thread keeps it.
   Problem q = p;
+  struct AlignedDelete {
+    void operator()(float* f) const { ::operator delete(f, std::align_val_t{64}); }
+  };
+  std::unique_ptr<float, AlignedDelete> large;
   if (p.K >= kLineFloats && !rows_aligned(p.A, p.M, p.lda)) {
     q.lda = aligned_ld(p.K);
-    float* a = thread_scratch<0>(p.M * q.lda);  // [M, lda]
+    const int64_t floats = p.M * q.lda;
+    constexpr int64_t kKeptFloats = int64_t{1} << 18;
+    if (floats > kKeptFloats) {
+      large.reset(static_cast<float*>(::operator new(static_cast<size_t>(floats) * sizeof(float), std::align_val_t{64})));
+    }
+    float* a = large != nullptr ? large.get() : thread_scratch<0>(floats);  // [M, lda]
     copy_rows(p.A, p.lda, p.M, p.K, a, q.lda);
     q.A = a;
   }

@@ -343,6 +343,15 @@ TEST(gemm, RowsOffTheCacheLineGiveTheAlignedBits) {
       }
     }
   }
+  // An A too large for the thread's kept scratch (over 2^18 floats) is copied for the call alone.
+  const int64_t M = 300, N = 20, K = 1000;
+  const std::vector<float> a = random_floats(static_cast<size_t>(M * K), 33);
+  const std::vector<float> b = random_floats(static_cast<size_t>(N * K), 34);
+  const Placed a0(a, M, K, 1008, 0), as(a, M, K, K, 4), b0(b, N, K, 1008, 0);
+  std::vector<float> want(static_cast<size_t>(M * N)), got(static_cast<size_t>(M * N));  // [M, N]
+  matmul_nt(M, N, K, a0.rows, 1008, b0.rows, 1008, want.data(), N, 2);
+  matmul_nt(M, N, K, as.rows, K, b0.rows, 1008, got.data(), N, 2);
+  EXPECT_TRUE(same_bits(got, want));
 }
 
 TEST(gemm, ColumnsDoNotDependOnN) {
