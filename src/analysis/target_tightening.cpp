@@ -21,6 +21,7 @@
 #include "ops/gemm.h"
 #include "ops/vector_ops.h"
 #include "reslens/error.h"
+#include "reslens/tensor.h"
 
 namespace reslens::analysis {
 
@@ -450,7 +451,10 @@ class Tightening {
                              : model_.weights().layers[static_cast<size_t>(l)].W_O,
                          threads());  // [d_model, d_mlp] or [d_model, H*d_head]
     constexpr size_t kChunk = 128;
-    std::vector<float> stage(static_cast<size_t>(d)), ys(kChunk * static_cast<size_t>(d));  // [d], [chunk, d]
+    // ys starts on a cache line (a pooled allocation), so the ~50 products over W_U's blocks that
+    // read it need no aligned copy of their own (ops/gemm.cpp).
+    std::vector<float> stage(static_cast<size_t>(d));                                  // [d]
+    std::vector<float, DefaultInitAllocator<float>> ys(kChunk * static_cast<size_t>(d));  // [chunk, d]
     std::vector<float> G(kChunk * static_cast<size_t>(V));                                     // [chunk, d_vocab]
     size_t next_job = 0;
     for (size_t c0 = 0; c0 < dirs.size(); c0 += kChunk) {
@@ -549,7 +553,8 @@ class Tightening {
       return head(a.ref, a.level, a.index) < head(b.ref, b.level, b.index);
     });
     const FloatWeights W_O(model_.weights().layers[static_cast<size_t>(l)].W_O, threads());  // [d_model, H*d_head]
-    std::vector<float> stage(static_cast<size_t>(dh * d)), G0(static_cast<size_t>(dh * V));  // [d_head, d], [d_head, V]
+    std::vector<float, DefaultInitAllocator<float>> stage(static_cast<size_t>(dh * d));  // [d_head, d], on a cache line
+    std::vector<float> G0(static_cast<size_t>(dh * V));                                  // [d_head, V]
     size_t j0 = 0;
     while (j0 < jobs.size()) {
       const int64_t h = head(jobs[j0].ref, jobs[j0].level, jobs[j0].index);
