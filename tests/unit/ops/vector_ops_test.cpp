@@ -70,15 +70,13 @@ TEST(VectorOps, WeightedMomentLanesAreTheInOrderLaneSumsInAnySlicing) {
   for (int64_t i = 0; i < n; ++i) {
     const auto t = static_cast<size_t>(i % MomentLanes::kLanes);
     const double w = q[static_cast<size_t>(i)], x = static_cast<double>(g[static_cast<size_t>(i)]), wx = w * x;
-    want.q[t] += w, want.m1[t] += wx, want.a1[t] += std::abs(wx), want.a2[t] += wx * x;
+    want.m1[t] += wx, want.a2[t] += wx * x;
   }
   for (const int64_t block : {n, int64_t{16}, int64_t{256}, int64_t{208}}) {
     MomentLanes got;
     for (int64_t i0 = 0; i0 < n; i0 += block) weighted_moments_add(q.data() + i0, g.data() + i0, std::min(block, n - i0), got);
     for (int t = 0; t < MomentLanes::kLanes; ++t) {
-      EXPECT_EQ(got.q[t], want.q[t]) << "block " << block << " lane " << t;
       EXPECT_EQ(got.m1[t], want.m1[t]) << "block " << block << " lane " << t;
-      EXPECT_EQ(got.a1[t], want.a1[t]) << "block " << block << " lane " << t;
       EXPECT_EQ(got.a2[t], want.a2[t]) << "block " << block << " lane " << t;
     }
   }
