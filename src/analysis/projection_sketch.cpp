@@ -401,7 +401,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
         for (int64_t i = 0; i < m; ++i) {
           const int64_t u = to_multiply[c0 + static_cast<size_t>(i)];
           const int32_t* x = dots.data() + i * kTile;
-          if (VectorSketch* f = fresh[static_cast<size_t>(u)]; f != nullptr) std::copy(x, x + kTile, f->dots.begin() + tile * kTile);
+          if (VectorSketch* f = fresh[static_cast<size_t>(u)]; f != nullptr) std::copy(x, x + kTile, f->dots.get() + tile * kTile);
           evaluate(u, tile, x);
         }
       }
@@ -409,7 +409,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   }
   parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
     for (const int64_t u : to_read) {
-      const int32_t* x = known[static_cast<size_t>(u)]->dots.data();
+      const int32_t* x = known[static_cast<size_t>(u)]->dots.get();
       for (int64_t tile = t0; tile < t1; ++tile) evaluate(u, tile, x + tile * kTile);
     }
   });

@@ -42,7 +42,7 @@ VectorSketch* SharedProjections::reserve_ffn_sketch(int64_t l, int64_t k, int64_
     return nullptr;
   }
   auto entry = std::make_unique<VectorSketch>();
-  entry->dots.resize(static_cast<size_t>(n_pad));
+  entry->dots.reset(new int32_t[static_cast<size_t>(n_pad)]);
   sketches_[slot].entry = std::move(entry);
   bytes_ += entry_bytes;
   return sketches_[slot].entry.get();

@@ -30,7 +30,10 @@ namespace reslens::analysis {
 /// integer products c_j . y~ with W_U's codes, and its error forms f^T Gamma f and z^T Gamma_E z
 /// (NaN where they were not computed).
 struct VectorSketch {
-  std::vector<int32_t> dots;  // [n_pad] (the codes' padded vocabulary)
+  // [n_pad] (the codes' padded vocabulary). Left uninitialised at reservation: the sketch's threads
+  // write (and so fault in) their own tiles, where zeroing 200 KB per direction on one thread cost a
+  // serial pass over ~2 GB in a 32-token GPT-2 answer.
+  std::unique_ptr<int32_t[]> dots;
   double qf = std::numeric_limits<double>::quiet_NaN(), qz = std::numeric_limits<double>::quiet_NaN();
 };
 
