@@ -66,7 +66,7 @@ void run(benchmark::State& state, const BlockFormat& f, const Shape& s, int64_t 
     if (f32) {
       reslens::ops::matmul_nt(M, s.N, s.K, a.data(), s.K, dec[k].data(), s.K, c.data(), s.N, threads);
     } else {
-      const reslens::ops::EncodedRows rows{enc[k].data(), row_bytes, f.decode};
+      const reslens::ops::EncodedRows rows{enc[k].data(), row_bytes, f.decode, f.elements, f.bytes};
       reslens::ops::matmul_nt_encoded(M, s.N, s.K, a.data(), s.K, rows, c.data(), s.N, threads);
     }
     benchmark::DoNotOptimize(c.data());
