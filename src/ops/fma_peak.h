@@ -17,14 +17,14 @@ namespace reslens::ops {
 
 /// Float32 FMA peak of n_threads threads running at once (n_threads <= 0: all hardware threads).
 struct FmaPeak {
-  double gflops = 0;             ///< 2 x FMAs x lanes per second, all threads together (best of 5)
+  double gflops = 0;             ///< 2 x FMAs x lanes per second, all threads together (best run)
   int threads = 0;               ///< threads that ran the loop
   detail::GemmIsa isa{};         ///< instruction set of the loop (the GEMM's active one)
   int64_t flops_per_thread = 0;  ///< floating-point operations one thread ran in one timed run
   double seconds = 0;            ///< wall time of the best timed run, all threads started to all done
 };
 
-/// Runs the loop (about 10-30 ms per run, a warm-up and 5 timed runs) and returns the best rate.
+/// Runs the loop (5-10 ms per run, a warm-up and 20 timed runs) and returns the best rate.
 /// Each run's flop count is checked against the values the chains computed (see detail::FmaLoop);
 /// a mismatch is an InternalError.
 FmaPeak measure_fma_peak(int n_threads);

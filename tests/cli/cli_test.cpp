@@ -245,6 +245,8 @@ TEST(Cli, BenchReportsEveryLengthAgainstTheFmaPeak) {
   EXPECT_FALSE(j["sgemm_core"].get<std::string>().empty());
   const double peak = j["fma_peak_gflops"].get<double>();
   EXPECT_GT(peak, 0.0);
+  // Measured before and after the runs; the larger is the peak.
+  EXPECT_EQ(peak, std::max(j["fma_peak_before_gflops"].get<double>(), j["fma_peak_after_gflops"].get<double>()));
   EXPECT_EQ(j["fma_peak_isa"], j["kernels"]["gemm"]);
   for (const auto& x : j["results"]) {
     EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
