@@ -195,9 +195,10 @@ void decode_rows(const Problem& p, int64_t n0, int64_t count, float* out) {
            count * p.K);
 }
 
-// Bytes of decoded B one K block may take (rn rows x kc floats): with A's block (M <= 16 rows x kc)
-// it stays in a 48 KiB L1d, so every decoded value is written and read back in L1, not L2.
-constexpr int64_t kDecodedBlockBytes = int64_t{16} << 10;
+// Bytes one block of K may take in L1: the rn decoded rows of B plus A's M rows, kc floats each
+// (32 KB of a 48 KiB L1d, the rest for the accumulators and the stored bytes being decoded), so every
+// decoded value is written and read back in L1, not L2.
+constexpr int64_t kKBlockL1Bytes = int64_t{32} << 10;
 
 // A of at most this many rows goes the K-blocked way (run_encoded_k_blocks): there each decoded value
 // feeds at most 16 multiply-adds, so writing it to L2 and reading it back (twice for M = 5..8, once
@@ -205,10 +206,11 @@ constexpr int64_t kDecodedBlockBytes = int64_t{16} << 10;
 constexpr int64_t kMaxKBlockedRows = 16;
 
 // The K block for run_encoded_k_blocks: a multiple of 16 (the lanes) and of the encoding's block, as
-// large as kDecodedBlockBytes allows for rn rows (at least one such multiple).
-int64_t k_block_values(int64_t K, int64_t rn, int64_t block_values) {
+// large as kKBlockL1Bytes allows for rn rows of B and M rows of A (at least one such multiple): 480
+// values of F16 at M = 1 on AVX-512 (rn = 16), 576 at M = 8 (rn = 6), 256 for the k-quants.
+int64_t k_block_values(int64_t M, int64_t K, int64_t rn, int64_t block_values) {
   const int64_t unit = std::lcm(int64_t{kGemmLanes}, block_values);
-  const int64_t fit = kDecodedBlockBytes / (rn * static_cast<int64_t>(sizeof(float))) / unit * unit;
+  const int64_t fit = kKBlockL1Bytes / ((rn + M) * static_cast<int64_t>(sizeof(float))) / unit * unit;
   const int64_t k_units = (K + unit - 1) / unit * unit;
   return std::min(std::max(unit, fit), k_units);
 }
@@ -220,7 +222,7 @@ int64_t k_block_values(int64_t K, int64_t rn, int64_t block_values) {
 void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
                           int64_t n_end) {
   const EncodedRows& e = *p.encoded;
-  const int64_t kc = k_block_values(p.K, rn, e.block_values);
+  const int64_t kc = k_block_values(p.M, p.K, rn, e.block_values);
   const int64_t row_tiles = (p.M + rm - 1) / rm;
   thread_local std::vector<float> scratch;  // [rn, kc]: decoded rows of the current block of K
   thread_local std::vector<float> acc;      // [row tiles][rm * rn][16]: each tile's lanes between blocks

@@ -407,7 +407,7 @@ TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
 // The K-blocked path (M <= 16 with the encoding's block given): B decoded a block of K at a time into
 // L1, the tiles' lanes carried from block to block. A toy block of 1 value (4 bytes) or of 32 values
 // (128 bytes, as Q8_0's 32); K with tails (75, 2003: K % 16 != 0), K over several K blocks (2003,
-// 2080, 4100: the blocks are 256 values for M = 1, 352-672 for M = 2..16, 4096 on the scalar path),
+// 2080, 4100: the blocks are 352-1632 values, 4096 on the scalar path at M = 1),
 // every M from 1 to 9 (the 4-row tiles, their remainders) and 16, 17 (above: whole rows), N = 37
 // (a narrower last column tile), every ISA, 1 and 2 threads, overwrite and accumulate: the bits of
 // matmul_nt on the float32 matrix.
