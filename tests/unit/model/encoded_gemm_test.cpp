@@ -2,7 +2,7 @@
 // ops::matmul_nt on the whole-matrix conversion: the K-blocked path (M <= 16), whose blocks of K
 // cut a row between the encoding's blocks, and the whole-row path above it. Every M from 1 to 9 (the
 // tile heights and their remainders), 16 and 17, a K over several K blocks, 1 and 2 threads, every
-// GEMM instruction set. Named `gemm_encoded` so that `ctest -R gemm` selects it.
+// GEMM instruction set. Instantiated as `gemm/...` so that `ctest -R gemm` selects it.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -101,7 +101,7 @@ TEST_P(GemmEncoded, EveryTypeGivesTheConvertedBits) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, GemmEncoded, ::testing::Range<size_t>(0, 14),
+INSTANTIATE_TEST_SUITE_P(gemm, GemmEncoded, ::testing::Range<size_t>(0, 14),
                          [](const ::testing::TestParamInfo<size_t>& p) { return std::string(formats()[p.param].name); });
 
 }  // namespace

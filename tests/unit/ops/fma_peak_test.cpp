@@ -55,30 +55,47 @@ TEST(FmaPeak, FollowsTheGemmsInstructionSet) {
   detail::set_gemm_isa_limit(GemmIsa::avx512);
 }
 
-// The rate is the loop's own, timed here on one thread: measure_fma_peak(n) may not exceed n times it
-// (a driver that counted threads or runs twice would), and the loop itself may not exceed what any
-// x86 core can issue, 2 FMA ports x lanes x 2 flops at 6.5 GHz (GCC 12 once merged the 16 chains of
+// Timing checks on a machine shared with other work: a busy core can lower any one measurement, in
+// either term of a comparison, so each comparison is measured up to kTries times and holds if one try
+// satisfies it. A real error (a rate 2-3x off) fails every try.
+constexpr int kTries = 5;
+
+// The loop's own rate, timed here on one thread (GFLOP/s, best of 10 after a warm-up).
+double own_rate(const detail::FmaLoop& loop) {
+  const int64_t iterations = loop.lanes == 1 ? int64_t{1} << 17 : int64_t{1} << 21;
+  double own = 0;
+  for (int rep = 0; rep < 11; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t fmas = loop.run(iterations);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(fmas, iterations * loop.chains * loop.lanes);
+    if (rep > 0) own = std::max(own, 2.0 * static_cast<double>(fmas) / s / 1e9);
+  }
+  return own;
+}
+
+// The rate is the loop's own: measure_fma_peak(n) may not exceed n times its one-thread rate (a
+// driver that counted threads or runs twice would), and the loop itself may not exceed what any x86
+// core can issue, 2 FMA ports x lanes x 2 flops at 6.5 GHz (GCC 12 once merged the 16 chains of
 // identical start into one, which measured 3x that on one 2.1 GHz Xeon core).
 TEST(FmaPeak, TheRateIsTheLoopsOwn) {
   for (const GemmIsa isa : runnable_isas()) {
     detail::set_gemm_isa_limit(isa);
     const detail::FmaLoop loop = detail::fma_loop(isa);
-    const int64_t iterations = loop.lanes == 1 ? int64_t{1} << 18 : int64_t{1} << 22;
-    double own = 0;  // GFLOP/s, best of 5 after a warm-up
-    for (int rep = 0; rep < 6; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const int64_t fmas = loop.run(iterations);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      ASSERT_EQ(fmas, iterations * loop.chains * loop.lanes);
-      if (rep > 0) own = std::max(own, 2.0 * static_cast<double>(fmas) / s / 1e9);
-    }
-    EXPECT_LE(own, 2.0 * loop.lanes * 2.0 * 6.5) << "isa " << static_cast<int>(isa) << ": faster than any core";
+    const double ceiling = 2.0 * loop.lanes * 2.0 * 6.5;
+    EXPECT_LE(own_rate(loop), ceiling) << "isa " << static_cast<int>(isa) << ": faster than any core";
     for (const int threads : {1, 2}) {
-      const FmaPeak p = measure_fma_peak(threads);
-      EXPECT_LE(p.gflops, 1.3 * threads * own) << "isa " << static_cast<int>(isa) << ", " << threads << " threads";
-      // The rate is every thread's count over the wall time of one run in which all of them ran.
-      EXPECT_EQ(p.threads, threads);
-      EXPECT_DOUBLE_EQ(p.gflops, static_cast<double>(p.flops_per_thread) * threads / p.seconds / 1e9);
+      double own = 0, peak = 0;
+      for (int t = 0; t < kTries && (t == 0 || peak > 1.3 * threads * own); ++t) {
+        own = own_rate(loop);
+        const FmaPeak p = measure_fma_peak(threads);
+        peak = p.gflops;
+        // The rate is every thread's count over the wall time of one run in which all of them ran.
+        EXPECT_EQ(p.threads, threads);
+        EXPECT_DOUBLE_EQ(p.gflops, static_cast<double>(p.flops_per_thread) * threads / p.seconds / 1e9);
+        own = std::max(own, own_rate(loop));
+      }
+      EXPECT_LE(peak, 1.3 * threads * own) << "isa " << static_cast<int>(isa) << ", " << threads << " threads";
     }
   }
   detail::set_gemm_isa_limit(GemmIsa::avx512);
@@ -100,22 +117,25 @@ double gemm_gflops(int threads) {
   return best;
 }
 
-// The peak bounds the GEMM that runs on the same instruction set and threads. The peak is measured
-// before and after (the larger counts), so a busy machine during one of them cannot fail the test;
-// 10% covers timer noise. A peak that counted too few FMAs, too many threads' worth of time, or
-// ran a narrower loop than the GEMM would be exceeded.
+// The peak bounds the GEMM that runs on the same instruction set and threads: 10% covers timer
+// noise (with kTries, as above). A peak that counted too few FMAs, too many threads' worth of time, or
+// ran a narrower loop than the GEMM would be exceeded. And the GEMM's tiles reach a good part of it
+// (a loose floor, on one thread only: a 2-thread GEMM whose second thread lost its core waits for it
+// at every call).
 TEST(FmaPeak, BoundsTheGemm) {
   for (const GemmIsa isa : runnable_isas()) {
     if (isa == GemmIsa::scalar) continue;  // the scalar GEMM is far from any peak: nothing to learn
     detail::set_gemm_isa_limit(isa);
     for (const int threads : {1, 2}) {
-      const double before = measure_fma_peak(threads).gflops;
-      const double gemm = gemm_gflops(threads);
-      const double peak = std::max(before, measure_fma_peak(threads).gflops);
+      double gemm = 0, peak = 0;
+      auto holds = [&] { return gemm <= 1.10 * peak && (threads > 1 || gemm >= 0.2 * peak); };
+      for (int t = 0; t < kTries && (t == 0 || !holds()); ++t) {
+        const double before = measure_fma_peak(threads).gflops;
+        gemm = gemm_gflops(threads);
+        peak = std::max(before, measure_fma_peak(threads).gflops);
+      }
       EXPECT_LE(gemm, 1.10 * peak) << "isa " << static_cast<int>(isa) << ", " << threads << " threads: GEMM "
                                    << gemm << " GFLOP/s, peak " << peak;
-      // And the GEMM's tiles reach a good part of it (a loose floor, on one thread only: on a shared
-      // machine a 2-thread GEMM whose second thread lost its core waits for it at every call).
       if (threads == 1) {
         EXPECT_GE(gemm, 0.2 * peak) << "isa " << static_cast<int>(isa);
       }
