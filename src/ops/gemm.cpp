@@ -238,11 +238,14 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
       const auto bytes = static_cast<size_t>(kl / e.block_values * e.block_bytes);
       // Meanwhile the bytes the next block will decode are fetched into L2: the rest of these rows,
       // then the next tile's rows (the loop reads them from memory exactly once, in that order).
+      // (The next tile's rows only when there is one: a pointer past them would be undefined.)
       const bool last_block = k0 + kl >= p.K;
-      const uint8_t* next = last_block ? e.data + (n0 + rn) * e.row_bytes : e.data + n0 * e.row_bytes + byte0 + bytes;
+      const int64_t next_rows = last_block ? std::min(rn, n_end - n0 - rn) : cn;
+      const uint8_t* next = next_rows <= 0 ? nullptr
+                            : last_block   ? e.data + (n0 + rn) * e.row_bytes
+                                           : e.data + n0 * e.row_bytes + byte0 + bytes;
       const int64_t next_bytes = last_block ? std::min(kc, p.K) / e.block_values * e.block_bytes
                                             : std::min(kc, p.K - k0 - kl) / e.block_values * e.block_bytes;
-      const int64_t next_rows = last_block ? std::min(rn, n_end - n0 - rn) : cn;
       for (int64_t j = 0; j < cn; ++j) {
         e.decode(b + j * kc, std::span<const uint8_t>(e.data + (n0 + j) * e.row_bytes + byte0, bytes), kl);
         if (j < next_rows)
