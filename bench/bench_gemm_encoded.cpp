@@ -7,6 +7,10 @@
 // Weights come from memory, as in a forward pass over a 4-14 GB file: each benchmark cycles through
 // copies of B totalling at least kColdBytes. Threads: RESLENS_BENCH_THREADS (default 2).
 //
+// RESLENS_BENCH_ISA=avx2 caps the GEMM and the dequantizers at AVX2 (a CPU without AVX-512);
+// RESLENS_BENCH_WHOLE_ROWS=1 leaves the encoding's block size out of EncodedRows, so every M takes
+// the whole-row decode (the path before the K-blocked one; an A/B in one binary).
+//
 // Names: BM_GemmEncoded/<type>/<shape>/M:<tokens>. Counters: GFLOP/s = 2 M N K per call; W_GB/s =
 // bytes of the stored weights per call.
 #include <benchmark/benchmark.h>
@@ -60,13 +64,16 @@ void run(benchmark::State& state, const BlockFormat& f, const Shape& s, int64_t 
   }
   std::vector<float> a(static_cast<size_t>(M * s.K), 0.01f), c(static_cast<size_t>(M * s.N));  // [M, K], [M, N]
   const int threads = bench_threads();
+  const char* whole = std::getenv("RESLENS_BENCH_WHOLE_ROWS");
+  const bool whole_rows = whole != nullptr && std::string(whole) == "1";
   size_t i = 0;
   for (auto _ : state) {
     const size_t k = i++ % static_cast<size_t>(copies);
     if (f32) {
       reslens::ops::matmul_nt(M, s.N, s.K, a.data(), s.K, dec[k].data(), s.K, c.data(), s.N, threads);
     } else {
-      const reslens::ops::EncodedRows rows{enc[k].data(), row_bytes, f.decode};
+      const reslens::ops::EncodedRows rows{enc[k].data(), row_bytes, f.decode, whole_rows ? 0 : f.elements,
+                                           whole_rows ? 0 : f.bytes};
       reslens::ops::matmul_nt_encoded(M, s.N, s.K, a.data(), s.K, rows, c.data(), s.N, threads);
     }
     benchmark::DoNotOptimize(c.data());
@@ -83,6 +90,11 @@ void run(benchmark::State& state, const BlockFormat& f, const Shape& s, int64_t 
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  const char* isa = std::getenv("RESLENS_BENCH_ISA");
+  if (isa != nullptr && std::string(isa) == "avx2") {
+    reslens::ops::detail::set_gemm_isa_limit(reslens::ops::detail::GemmIsa::avx2);
+    reslens::detail::set_dequantize_isa_limit(reslens::detail::DequantizeIsa::avx2);
+  }
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   for (const BlockFormat& f : kFormats) {
     for (const Shape& s : kShapes) {

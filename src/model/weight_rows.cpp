@@ -114,7 +114,8 @@ void matmul_weights(int64_t M, const float* A, int64_t lda, const MatrixView& W,
     else ops::matmul_nt(M, W.rows, W.cols, A, lda, W.data, W.ld, C, ldc, threads);
     return;
   }
-  const ops::EncodedRows rows{W.packed, W.ld_bytes, dequantize_fn(W.encoding)};
+  const EncodingBlock block = encoding_block(W.encoding);
+  const ops::EncodedRows rows{W.packed, W.ld_bytes, dequantize_fn(W.encoding), block.elements, block.bytes};
   ops::matmul_nt_encoded(M, W.rows, W.cols, A, lda, rows, C, ldc, threads, accumulate);
 }
 

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <numeric>
 #include <vector>
 
 #if __has_include(<unistd.h>)
@@ -80,11 +81,27 @@ void scalar_tile(int64_t K, const float* A, int64_t /*lda*/, const float* B, int
   *C = accumulate ? *C + sum : sum;
 }
 
+// The same sequence one block of K at a time (PartTileFn): lane j of acc continues over this block's
+// k = j, j + 16, ... (block starts are multiples of 16).
+void scalar_part(int64_t K, const float* A, int64_t /*lda*/, const float* B, int64_t /*ldb*/, float* acc,
+                 bool first, bool last, float* C, int64_t /*ldc*/, bool accumulate) {
+  float lane[kGemmLanes] = {};  // [16]
+  if (!first) std::copy(acc, acc + kGemmLanes, lane);
+  for (int64_t k = 0; k < K; ++k) lane[k % kGemmLanes] = std::fma(A[k], B[k], lane[k % kGemmLanes]);
+  if (!last) {
+    std::copy(lane, lane + kGemmLanes, acc);
+    return;
+  }
+  const float sum = reduce_lanes(lane);
+  *C = accumulate ? *C + sum : sum;
+}
+
 constexpr TileSet make_scalar_tiles() {
   TileSet t;
   t.rows = 1;
   t.cols[1] = 1;
   for (auto& mode : t.fn) mode[1][1] = &scalar_tile;
+  t.part[1][1] = &scalar_part;
   return t;
 }
 constexpr TileSet kScalarTiles = make_scalar_tiles();
@@ -250,6 +267,72 @@ void decode_rows(const Problem& p, int64_t n0, int64_t count, float* out) {
            count * p.K);
 }
 
+// Bytes one block of K may take in L1: the rn decoded rows of B plus A's M rows, kc floats each
+// (32 KB of a 48 KiB L1d, the rest for the accumulators and the stored bytes being decoded), so every
+// decoded value is written and read back in L1, not L2.
+constexpr int64_t kKBlockL1Bytes = int64_t{32} << 10;
+
+// A of at most this many rows goes the K-blocked way (run_encoded_k_blocks): there each decoded value
+// feeds at most 16 multiply-adds, so writing it to L2 and reading it back (twice for M = 5..8, once
+// per row tile) costs as much as the FMAs; above, the whole-row decode is amortized over the rows.
+constexpr int64_t kMaxKBlockedRows = 16;
+
+// The K block for run_encoded_k_blocks: a multiple of 16 (the lanes) and of the encoding's block, as
+// large as kKBlockL1Bytes allows for rn rows of B and M rows of A (at least one such multiple): 480
+// values of F16 at M = 1 on AVX-512 (rn = 16), 576 at M = 8 (rn = 6), 256 for the k-quants.
+int64_t k_block_values(int64_t M, int64_t K, int64_t rn, int64_t block_values) {
+  const int64_t unit = std::lcm(int64_t{kGemmLanes}, block_values);
+  const int64_t fit = kKBlockL1Bytes / ((rn + M) * static_cast<int64_t>(sizeof(float))) / unit * unit;
+  const int64_t k_units = (K + unit - 1) / unit * unit;
+  return std::min(std::max(unit, fit), k_units);
+}
+
+// run_encoded_columns when A is at most kMaxKBlockedRows rows: for each tile of rn columns, the rn
+// stored rows are decoded a block of kc values at a time into an L1-sized scratch, and every row tile
+// runs over that block with its accumulators carried in memory from block to block (PartTileFn), so
+// each lane's chain continues in k order and C gets exactly the bits of one pass over the whole K.
+void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
+                          int64_t n_end) {
+  const EncodedRows& e = *p.encoded;
+  const int64_t kc = k_block_values(p.M, p.K, rn, e.block_values);
+  const int64_t row_tiles = (p.M + rm - 1) / rm;
+  thread_local std::vector<float> scratch;  // [rn, kc]: decoded rows of the current block of K
+  thread_local std::vector<float> acc;      // [row tiles][rm * rn][16]: each tile's lanes between blocks
+  if (scratch.size() < static_cast<size_t>(rn * kc)) scratch.resize(static_cast<size_t>(rn * kc));
+  const auto acc_floats = static_cast<size_t>(row_tiles * rm * rn * kGemmLanes);
+  if (acc.size() < acc_floats) acc.resize(acc_floats);
+  float* b = scratch.data();
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += rn) {
+    const int64_t cn = std::min(rn, n_end - n0);
+    for (int64_t k0 = 0; k0 < p.K; k0 += kc) {
+      const int64_t kl = std::min(kc, p.K - k0);  // a multiple of block_values: K is one
+      const int64_t byte0 = k0 / e.block_values * e.block_bytes;
+      const auto bytes = static_cast<size_t>(kl / e.block_values * e.block_bytes);
+      // Meanwhile the bytes the next block will decode are fetched into L2: the rest of these rows,
+      // then the next tile's rows (the loop reads them from memory exactly once, in that order).
+      // (The next tile's rows only when there is one: a pointer past them would be undefined.)
+      const bool last_block = k0 + kl >= p.K;
+      const int64_t next_rows = last_block ? std::min(rn, n_end - n0 - rn) : cn;
+      const uint8_t* next = next_rows <= 0 ? nullptr
+                            : last_block   ? e.data + (n0 + rn) * e.row_bytes
+                                           : e.data + n0 * e.row_bytes + byte0 + bytes;
+      const int64_t next_bytes = last_block ? std::min(kc, p.K) / e.block_values * e.block_bytes
+                                            : std::min(kc, p.K - k0 - kl) / e.block_values * e.block_bytes;
+      for (int64_t j = 0; j < cn; ++j) {
+        e.decode(b + j * kc, std::span<const uint8_t>(e.data + (n0 + j) * e.row_bytes + byte0, bytes), kl);
+        if (j < next_rows)
+          for (int64_t off = 0; off < next_bytes; off += 64) __builtin_prefetch(next + j * e.row_bytes + off, 0, 2);
+      }
+      const bool first = k0 == 0, last = k0 + kl == p.K;
+      for (int64_t t = 0; t < row_tiles; ++t) {
+        const int64_t i0 = t * rm, cm = std::min(rm, p.M - i0);
+        ts.part[cm][cn](kl, p.A + i0 * p.lda + k0, p.lda, b, kc, acc.data() + t * rm * rn * kGemmLanes, first, last,
+                        p.C + i0 * p.ldc + n0, p.ldc, p.accumulate);
+      }
+    }
+  }
+}
+
 // run_columns for an encoded B, in the same two loop orders: the rows of B a step reads (one tile of rn
 // columns when A fits in half of L2, else a block of nb) are decoded first into this thread's float32
 // scratch, from which the tile kernels then read them exactly as they read a float32 B.
@@ -304,6 +387,10 @@ void run(const Problem& p, int n_threads) {
   const int64_t rn = ts.cols[rm];
   const int64_t n_tiles = (p.N + rn - 1) / rn;
 
+  // Few rows of A, a B whose encoding says its block, and every tile shape has its K-block kernel.
+  const bool k_blocked = p.encoded != nullptr && p.encoded->block_values > 0 && p.encoded->block_bytes > 0 &&
+                         p.K > 0 && p.M <= kMaxKBlockedRows && ts.part[rm][rn] != nullptr &&
+                         ts.part[p.M - (p.M - 1) / rm * rm][rn] != nullptr;
   if (n_threads <= 0) n_threads = hardware_threads();
   if (p.M * p.N * std::max<int64_t>(p.K, 1) < kMinParallelFmas) n_threads = 1;
   // A whose rows straddle cache lines is read from an aligned copy (M K floats copied once, against
@@ -329,7 +416,8 @@ void run(const Problem& p, int n_threads) {
   // Threads own disjoint column ranges of C; each element is computed whole by one thread, so the
   // split cannot change any result.
   parallel_for(n_threads, n_tiles, [&](int64_t t0, int64_t t1) {
-    if (q.encoded != nullptr) run_encoded_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
+    if (k_blocked) run_encoded_k_blocks(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
+    else if (q.encoded != nullptr) run_encoded_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
     else run_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
   });
 }

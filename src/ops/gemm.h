@@ -45,13 +45,21 @@ struct EncodedRows {
   const uint8_t* data = nullptr;
   int64_t row_bytes = 0;
   void (*decode)(float* out, std::span<const uint8_t> in, int64_t n) = nullptr;
+  /// The encoding's block: block_values values in block_bytes bytes, each block decoding on its own
+  /// (1 and 2 for F16; 32 and 34 for Q8_0; 256 and 144 for Q4_K). With it, a product of few rows of A
+  /// decodes B a block of K at a time into L1 (see matmul_nt_encoded); 0: whole rows only.
+  int64_t block_values = 0;
+  int64_t block_bytes = 0;
 };
 
 /// C[m, n] (+)= sum_k A[m, k] * B[n, k] with B encoded: each thread decodes the rows of B it is about
 /// to use into a float32 tile (a tile of columns of C, or a block of them sized to half of L2, as the
-/// loop order above reads B) and runs the same tile kernels on it. The decoded values are the ones a
-/// whole conversion gives (block by block), and every element is still summed in the order defined
-/// above, so C is bit for bit what matmul_nt gives on the converted matrix, for any thread count.
+/// loop order above reads B) and runs the same tile kernels on it. For few rows of A (M <= 16, where
+/// each decoded value feeds only M multiply-adds) and a B with its block size given, a tile's rows are
+/// decoded a block of K at a time into an L1-sized scratch, and the tile kernels continue their
+/// accumulators from block to block. The decoded values are the ones a whole conversion gives (block
+/// by block), and every element is still summed in the order defined above, so C is bit for bit what
+/// matmul_nt gives on the converted matrix, for any thread count.
 void matmul_nt_encoded(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const EncodedRows& B,
                        float* C, int64_t ldc, int n_threads, bool accumulate = false);
 

@@ -49,19 +49,13 @@ RESLENS_AVX2 inline void reduce_store(const __m256* lo, const __m256* hi, float*
   }
 }
 
+// The k loop of a tile over K terms (full steps of 16, then the masked tail), on accumulators lo / hi
+// given by the caller: shared by `tile` (full K) and `tile_part` (one block of K). Always inlined, so
+// the accumulators stay in registers (see reduce_store in gemm_avx512.cpp).
 template <int RM, int RN>
-RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate, std::uintptr_t /*pf*/) {
-  constexpr int kNV = RM * RN;
-  constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
-  __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j
-  __m256 hi[kNVs];  // [RM * RN][8]: lanes 8..15
-#pragma GCC unroll 16
-  for (int e = 0; e < kNV; ++e) {
-    lo[e] = _mm256_setzero_ps();
-    hi[e] = _mm256_setzero_ps();
-  }
-
+__attribute__((target("avx2,fma"), always_inline)) inline void run_k(int64_t K, const float* A, int64_t lda,
+                                                                      const float* B, int64_t ldb, __m256* lo,
+                                                                      __m256* hi) {
   int64_t k = 0;
   for (; k + kGemmLanes <= K; k += kGemmLanes) {
     __m256 a[static_cast<std::size_t>(RM)];  // [RM][8]
@@ -120,6 +114,53 @@ RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, i
     }
   }
 
+}
+
+template <int RM, int RN>
+RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float* C, int64_t ldc, bool accumulate, std::uintptr_t /*pf*/) {
+  constexpr int kNV = RM * RN;
+  constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
+  __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j
+  __m256 hi[kNVs];  // [RM * RN][8]: lanes 8..15
+#pragma GCC unroll 16
+  for (int e = 0; e < kNV; ++e) {
+    lo[e] = _mm256_setzero_ps();
+    hi[e] = _mm256_setzero_ps();
+  }
+  run_k<RM, RN>(K, A, lda, B, ldb, lo, hi);
+
+  float sums[(kNVs + 7) / 8 * 8];  // [RM * RN rounded up to 8]
+  reduce_store<kNV>(lo, hi, sums);
+  for (int i = 0; i < RM; ++i) {
+    float* c = C + i * ldc;  // [RN]
+    for (int j = 0; j < RN; ++j) c[j] = accumulate ? c[j] + sums[i * RN + j] : sums[i * RN + j];
+  }
+}
+
+// One block of K of a tile with its accumulators in memory between blocks (PartTileFn in
+// gemm_kernels.h): lanes 0..7 of element e at acc + 16 e, lanes 8..15 at acc + 16 e + 8.
+template <int RM, int RN>
+RESLENS_AVX2 void tile_part(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* acc,
+                            bool first, bool last, float* C, int64_t ldc, bool accumulate) {
+  constexpr int kNV = RM * RN;
+  constexpr auto kNVs = static_cast<std::size_t>(kNV);
+  __m256 lo[kNVs];  // [RM * RN][8]
+  __m256 hi[kNVs];  // [RM * RN][8]
+#pragma GCC unroll 16
+  for (int e = 0; e < kNV; ++e) {
+    lo[e] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + e * kGemmLanes);
+    hi[e] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + e * kGemmLanes + 8);
+  }
+  run_k<RM, RN>(K, A, lda, B, ldb, lo, hi);
+  if (!last) {
+#pragma GCC unroll 16
+    for (int e = 0; e < kNV; ++e) {
+      _mm256_storeu_ps(acc + e * kGemmLanes, lo[e]);
+      _mm256_storeu_ps(acc + e * kGemmLanes + 8, hi[e]);
+    }
+    return;
+  }
   float sums[(kNVs + 7) / 8 * 8];  // [RM * RN rounded up to 8]
   reduce_store<kNV>(lo, hi, sums);
   for (int i = 0; i < RM; ++i) {
@@ -136,6 +177,7 @@ template <int R, int... Cs>
 constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
   // No software prefetch in this path: every mode runs the same kernel.
   for (auto& mode : t.fn) ((mode[R][Cs + 1] = &tile<R, Cs + 1>), ...);
+  ((t.part[R][Cs + 1] = &tile_part<R, Cs + 1>), ...);
 }
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }

@@ -138,6 +138,72 @@ RESLENS_AVX512 void tile(int64_t K, const float* A, int64_t lda, const float* B,
   }
 }
 
+// One K block of a tile with its accumulators in memory between blocks (PartTileFn in gemm_kernels.h):
+// the loop of `tile` above without its prefetches, between a load (or zeroing) and a store (or the
+// reduction) of the accumulators. Kept apart from `tile` so that the full-K kernels' code does not
+// change. The driver sizes the blocks so that B's block (decoded rows) and A's stay in L1.
+template <int RM, int RN>
+RESLENS_AVX512 void tile_part(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* acc_mem,
+                              bool first, bool last, float* C, int64_t ldc, bool accumulate) {
+  constexpr int kNV = RM * RN;
+  constexpr auto kNVs = static_cast<std::size_t>(kNV);
+  __m512 acc[kNVs];  // [RM * RN][16 lanes], element (i, j) at i * RN + j
+  if (first) {
+#pragma GCC unroll 32
+    for (int e = 0; e < kNV; ++e) acc[e] = _mm512_setzero_ps();
+  } else {
+#pragma GCC unroll 32
+    for (int e = 0; e < kNV; ++e) acc[e] = _mm512_loadu_ps(acc_mem + e * kGemmLanes);
+  }
+  // The K tail as in `tile`: padded copies of the last partial step (-0.0f in A, +0.0f in B).
+  alignas(64) float a_tail[static_cast<std::size_t>(RM) * kGemmLanes];  // [RM][16]
+  alignas(64) float b_tail[static_cast<std::size_t>(RN) * kGemmLanes];  // [RN][16]
+  const float* a_ptr = A;
+  const float* b_ptr = B;
+  int64_t a_stride = lda;
+  int64_t b_stride = ldb;
+  int64_t steps = K / kGemmLanes;
+  bool tail_pending = K % kGemmLanes != 0;
+  for (;;) {
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t k = s * kGemmLanes;
+      __m512 a[static_cast<std::size_t>(RM)];  // [RM][16]: A[i, k..k+16)
+#pragma GCC unroll 8
+      for (int i = 0; i < RM; ++i) a[i] = _mm512_loadu_ps(a_ptr + i * a_stride + k);
+#pragma GCC unroll 16
+      for (int j = 0; j < RN; ++j) {
+        const __m512 b = _mm512_loadu_ps(b_ptr + j * b_stride + k);  // [16]: B[j, k..k+16)
+#pragma GCC unroll 8
+        for (int i = 0; i < RM; ++i) acc[i * RN + j] = _mm512_fmadd_ps(a[i], b, acc[i * RN + j]);
+      }
+    }
+    if (!tail_pending) break;
+    const int64_t k = steps * kGemmLanes;
+    const auto mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
+    const __m512 neg_zero = _mm512_set1_ps(-0.0f);
+    for (int i = 0; i < RM; ++i)
+      _mm512_store_ps(a_tail + i * kGemmLanes, _mm512_mask_loadu_ps(neg_zero, mask, A + i * lda + k));
+    for (int j = 0; j < RN; ++j)
+      _mm512_store_ps(b_tail + j * kGemmLanes, _mm512_maskz_loadu_ps(mask, B + j * ldb + k));
+    a_ptr = a_tail;
+    b_ptr = b_tail;
+    a_stride = b_stride = kGemmLanes;
+    steps = 1;
+    tail_pending = false;
+  }
+  if (!last) {
+#pragma GCC unroll 32
+    for (int e = 0; e < kNV; ++e) _mm512_storeu_ps(acc_mem + e * kGemmLanes, acc[e]);
+    return;
+  }
+  float sums[(kNVs + 15) / 16 * 16];  // [RM * RN rounded up to 16]
+  reduce_store<kNV>(acc, sums);
+  for (int i = 0; i < RM; ++i) {
+    float* c = C + i * ldc;  // [RN]
+    for (int j = 0; j < RN; ++j) c[j] = accumulate ? c[j] + sums[i * RN + j] : sums[i * RN + j];
+  }
+}
+
 // Tile shapes. 4 x 6 keeps 24 of the 32 zmm registers as accumulators and needs 10 loads per 24
 // FMAs. For M < 4 (decode) one row tile holds all rows and the tile is wider (1 x 16, 2 x 12, 3 x 8),
 // so each row of B is read once and several rows stream at a time. (Taller single-pass tiles for
@@ -151,6 +217,7 @@ constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
   ((t.fn[0][R][Cs + 1] = &tile<R, Cs + 1, Prefetch::none>), ...);
   ((t.fn[1][R][Cs + 1] = &tile<R, Cs + 1, Prefetch::l1>), ...);
   ((t.fn[2][R][Cs + 1] = &tile<R, Cs + 1, Prefetch::l2>), ...);
+  ((t.part[R][Cs + 1] = &tile_part<R, Cs + 1>), ...);
 }
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }

@@ -28,6 +28,16 @@ inline constexpr int kPrefetchModes = 3;
 using TileFn = void (*)(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                         float* C, int64_t ldc, bool accumulate, std::uintptr_t pf);
 
+/// One block of K of an rm x rn tile whose accumulators (the 16 lanes of every element, gemm.h) are
+/// kept in memory between blocks, so that a K-blocked driver continues every lane's chain in order and
+/// gets the bits of one pass over the full K. A: [rm, K] row stride lda (the block's columns); B:
+/// [rn, K] row stride ldb; acc: [rm * rn][16] floats, element (i, j) at i * rn + j. first: the lanes
+/// start at +0.0f (acc is not read); else they continue from acc. last: the lanes are reduced and
+/// written to C ([rm, rn], row stride ldc; += when accumulate); else they are stored back to acc. Only
+/// a last block may have K % 16 != 0.
+using PartTileFn = void (*)(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* acc,
+                            bool first, bool last, float* C, int64_t ldc, bool accumulate);
+
 /// The tile kernels of one instruction set.
 struct TileSet {
   /// Rows of the main tile (RM).
@@ -38,6 +48,9 @@ struct TileSet {
   /// fn[mode][r][c]: kernel for an r x c tile with Prefetch mode; set for 1 <= r <= rows,
   /// 1 <= c <= max(cols[r], cols[rows]).
   TileFn fn[kPrefetchModes][kMaxTileRows + 1][kMaxTileCols + 1] = {};
+  /// part[r][c]: the same shapes one K block at a time (PartTileFn); null where a set has none (the
+  /// driver then decodes whole rows).
+  PartTileFn part[kMaxTileRows + 1][kMaxTileCols + 1] = {};
 };
 
 /// Tile kernels per instruction set; nullptr when this build has no such path (non-x86 targets).

@@ -232,14 +232,33 @@ TEST(Cli, TraceWritesEveryHookAsNpy) {
   EXPECT_NE(bad.err.find("did you mean 'blocks.0.hook_resid_pre'"), std::string::npos) << bad.err;
 }
 
-TEST(Cli, BenchReportsEveryLengthAndTheSgemmBaseline) {
+// Every row's share of the FMA peak is its GFLOP/s over the peak printed in the same run (the peak's
+// own FLOP count and its bound on the GEMM are checked in tests/unit/ops/fma_peak_test.cpp); the peak
+// ran on the GEMM's instruction set; sgemm says which OpenBLAS core ran it.
+TEST(Cli, BenchReportsEveryLengthAgainstTheFmaPeak) {
   const auto r = cli({"bench", shared("models/stories260K/stories260K.gguf"), "--tokens", "4,8", "-r", "1", "--json",
                       "--threads", "1"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["results"].size(), 4u);
   EXPECT_GT(j["sgemm_gflops"].get<double>(), 0.0);
-  for (const auto& x : j["results"]) EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
+  EXPECT_FALSE(j["sgemm_core"].get<std::string>().empty());
+  const double peak = j["fma_peak_gflops"].get<double>();
+  EXPECT_GT(peak, 0.0);
+  // Measured before and after the runs; the larger is the peak.
+  EXPECT_EQ(peak, std::max(j["fma_peak_before_gflops"].get<double>(), j["fma_peak_after_gflops"].get<double>()));
+  EXPECT_EQ(j["fma_peak_isa"], j["kernels"]["gemm"]);
+  for (const auto& x : j["results"]) {
+    EXPECT_GT(x["tokens_per_s"].get<double>(), 0.0);
+    const double gflops = x["gflops"].get<double>();
+    EXPECT_NEAR(x["fraction_of_fma_peak"].get<double>(), gflops / peak, 1e-12 * gflops / peak) << x.dump();
+  }
+  // The text form prints the peak and each row's percentage of it.
+  const auto t = cli({"bench", shared("models/stories260K/stories260K.gguf"), "--tokens", "4", "-r", "1", "--threads", "1"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("float32 FMA peak ("), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("% peak"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("sgemm (OpenBLAS, core "), std::string::npos) << t.out;
 }
 
 TEST(Cli, BenchExplainReportsEveryPhase) {
@@ -676,7 +695,9 @@ TEST(Cli, IsaLimitCapsTheKernelsThatBenchReports) {
   const auto kernels = [&]() {
     const auto r = cli({"bench", m, "--tokens", "1", "-r", "1", "--json", "--threads", "1"});
     EXPECT_EQ(r.code, 0) << r.err;
-    return nlohmann::json::parse(r.out).at("kernels");
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("fma_peak_isa"), j.at("kernels").at("gemm"));  // the peak is the GEMM's instruction set's
+    return j.at("kernels");
   };
   const auto native = kernels();
   const bool simd = native["int8"] != "portable";  // AVX2 at least

@@ -1,6 +1,8 @@
 // reslens bench MODEL: prompt-processing speed in the manner of llama-bench (model load excluded,
-// median of several runs) with and without capturing every hook, next to the machine's own sgemm
-// throughput (OpenBLAS, measured in the same run) so the numbers can be read against the hardware.
+// median of several runs) with and without capturing every hook, each rate also as a share of the
+// machine's float32 FMA peak measured in the same run (ops::measure_fma_peak), so the numbers can be
+// read against the hardware. OpenBLAS sgemm is printed beside it with the core OpenBLAS chose: a
+// library that does not know the CPU runs old kernels, which is no bound (docs/benchmarks.md).
 #include <cblas.h>
 
 #include <algorithm>
@@ -16,8 +18,10 @@
 #include "commands.h"
 #include "common.h"
 #include "isa_limit.h"
+#include "ops/fma_peak.h"
 
 extern "C" void openblas_set_num_threads(int num_threads);
+extern "C" char* openblas_get_corename(void);
 
 namespace reslens::cli {
 
@@ -115,10 +119,15 @@ void register_bench(CLI::App& app) {
     std::mt19937 rng(42);
     std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(std::min<int64_t>(c.d_vocab, 1 << 30) - 1));
     nlohmann::json results = nlohmann::json::array();
+    // The FMA peak is measured before and after the runs and the larger counts: on a machine shared
+    // with other work, a thread that loses its core lowers one measurement (the runs themselves are
+    // medians). The table is printed once both are known.
+    const double peak_before = ops::measure_fma_peak(threads).gflops;
+    const ActiveKernels kernels = active_kernels();
     if (!*json) {
-      std::printf("model: %s (%s, %lld params, %s)\nthreads: %d\n\n", model->path().string().c_str(),
+      std::printf("model: %s (%s, %lld params, %s)\nthreads: %d\n", model->path().string().c_str(),
                   to_string(c.architecture), static_cast<long long>(model->n_params()), c.dtype.c_str(), threads);
-      std::printf("%8s %8s %12s %12s %10s\n", "tokens", "capture", "tokens/s", "ms/run", "GFLOP/s");
+      std::fflush(stdout);
     }
     for (int64_t n : lengths) {
       if (n <= 0 || n > c.n_ctx) {
@@ -142,9 +151,20 @@ void register_bench(CLI::App& app) {
         const double gflops = 2.0 * static_cast<double>(model->n_params()) * static_cast<double>(n) / s / 1e9;
         results.push_back({{"tokens", n}, {"capture", capture}, {"tokens_per_s", tps}, {"ms_per_run", s * 1e3},
                            {"gflops", gflops}});
-        if (!*json) std::printf("%8lld %8s %12.1f %12.2f %10.1f\n", static_cast<long long>(n), capture ? "all" : "none",
-                                tps, s * 1e3, gflops);
       }
+    }
+    const double peak_after = ops::measure_fma_peak(threads).gflops;
+    const double peak = std::max(peak_before, peak_after);
+    for (auto& r : results) r["fraction_of_fma_peak"] = r["gflops"].get<double>() / peak;
+    if (!*json) {
+      std::printf("float32 FMA peak (%s register loop, %d threads at once): %.1f GFLOP/s (%.1f before the runs, %.1f "
+                  "after)\n\n",
+                  kernels.gemm.c_str(), threads, peak, peak_before, peak_after);
+      std::printf("%8s %8s %12s %12s %10s %8s\n", "tokens", "capture", "tokens/s", "ms/run", "GFLOP/s", "% peak");
+      for (const auto& r : results)
+        std::printf("%8lld %8s %12.1f %12.2f %10.1f %7.1f%%\n", static_cast<long long>(r["tokens"].get<int64_t>()),
+                    r["capture"].get<bool>() ? "all" : "none", r["tokens_per_s"].get<double>(),
+                    r["ms_per_run"].get<double>(), r["gflops"].get<double>(), 100 * r["fraction_of_fma_peak"].get<double>());
     }
     // A whole explain against the plain forward pass, bounded and (up to --full-max-tokens) full.
     nlohmann::json explains = nlohmann::json::array();
@@ -251,21 +271,26 @@ void register_bench(CLI::App& app) {
       }
     }
     const double sgemm = measure_sgemm(threads, 1536);
+    const char* core = openblas_get_corename();
+    const std::string sgemm_core = core != nullptr ? core : "unknown";
     const double bandwidth = measure_read_bandwidth(threads);
     // A forward pass reads each weight once as held in memory: in the file's encoding (mapped) or
     // as float32 where the loader converted or copied it (a tied W_E/W_U is one matrix, read once).
     const double weight_bytes = static_cast<double>(model->mapped_bytes() + model->owned_bytes());
     const double bound_ms = weight_bytes / (bandwidth * 1e9) * 1e3;
-    const ActiveKernels kernels = active_kernels();
     if (*json) {
       nlohmann::json j = {{"model", model->path().string()}, {"n_params", model->n_params()}, {"threads", threads},
-                          {"results", results}, {"sgemm_gflops", sgemm}, {"read_bandwidth_gbps", bandwidth},
+                          {"results", results}, {"fma_peak_gflops", peak}, {"fma_peak_isa", kernels.gemm},
+                          {"fma_peak_before_gflops", peak_before}, {"fma_peak_after_gflops", peak_after},
+                          {"sgemm_gflops", sgemm}, {"sgemm_core", sgemm_core}, {"read_bandwidth_gbps", bandwidth},
                           {"weight_read_bound_ms", bound_ms},
                           {"kernels", {{"gemm", kernels.gemm}, {"dequantize", kernels.dequantize}, {"int8", kernels.int8}}}};
       if (*with_explain) j["explain"] = explains;
       print_json(j);
     } else {
-      std::printf("\nsgemm (OpenBLAS, 1536^3, %d threads): %.1f GFLOP/s\n", threads, sgemm);
+      std::printf("\nsgemm (OpenBLAS, core %s, 1536^3, %d threads): %.1f GFLOP/s, %.1f%% of the FMA peak%s\n",
+                  sgemm_core.c_str(), threads, sgemm, 100 * sgemm / peak,
+                  sgemm_core == "Prescott" ? " (OpenBLAS did not recognise this CPU and runs its SSE3 kernels: no bound)" : "");
       std::printf("memory read bandwidth (%d threads): %.1f GB/s; reading the %.0f MB of weights once "
                   "takes %.1f ms (the bound for a few tokens)\n",
                   threads, bandwidth, weight_bytes / 1e6, bound_ms);

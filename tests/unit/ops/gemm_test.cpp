@@ -460,5 +460,53 @@ TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
   }
 }
 
+
+// The K-blocked path (M <= 16 with the encoding's block given): B decoded a block of K at a time into
+// L1, the tiles' lanes carried from block to block. A toy block of 1 value (4 bytes) or of 32 values
+// (128 bytes, as Q8_0's 32); K with tails (75, 2003: K % 16 != 0), K over several K blocks (2003,
+// 2080, 4100: the blocks are 352-1632 values, 4096 on the scalar path at M = 1),
+// every M from 1 to 9 (the 4-row tiles, their remainders) and 16, 17 (above: whole rows), N = 37
+// (a narrower last column tile), every ISA, 1 and 2 threads, overwrite and accumulate: the bits of
+// matmul_nt on the float32 matrix.
+TEST(gemm, EncodedBlocksOfKGiveTheFloat32Bits) {
+  struct Case {
+    int64_t block;
+    std::vector<int64_t> ks;
+  };
+  const Case cases[] = {{1, {16, 75, 640, 2003, 4100}}, {32, {32, 96, 2080}}};
+  const int64_t N = 37;
+  for (const Case& c : cases) {
+    for (const int64_t K : c.ks) {
+      const std::vector<float> B = random_floats(static_cast<size_t>(N * K), 18);  // [N, K]
+      std::vector<uint8_t> packed(B.size() * 4);
+      for (size_t i = 0; i < B.size(); ++i) {
+        const uint32_t u = std::bit_cast<uint32_t>(B[i]) ^ kScramble;
+        std::memcpy(packed.data() + 4 * i, &u, 4);
+      }
+      const EncodedRows rows{packed.data(), K * 4, decode_scrambled, c.block, c.block * 4};
+      for (const int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17}) {
+        const std::vector<float> A = random_floats(static_cast<size_t>(M * K), 17 + static_cast<uint32_t>(M));
+        for (const GemmIsa isa : {GemmIsa::scalar, GemmIsa::avx2, GemmIsa::avx512}) {
+          if (isa > detail::gemm_best_isa()) continue;
+          detail::set_gemm_isa_limit(isa);
+          for (const int threads : {1, 2}) {
+            std::vector<float> want(static_cast<size_t>(M * N), 0.5f), got(want);  // [M, N]
+            matmul_nt(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
+            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads);
+            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
+                << "block " << c.block << " K " << K << " M " << M << " isa " << static_cast<int>(isa) << " threads "
+                << threads;
+            matmul_nt_accumulate(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
+            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads, true);
+            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
+                << "accumulate: block " << c.block << " K " << K << " M " << M << " isa " << static_cast<int>(isa);
+          }
+        }
+        detail::set_gemm_isa_limit(GemmIsa::avx512);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace reslens::ops
