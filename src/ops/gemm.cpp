@@ -166,7 +166,7 @@ int64_t aligned_ld(int64_t K) { return (K + kLineFloats - 1) / kLineFloats * kLi
 
 // Slot's 64-byte-aligned scratch on this thread, grown as needed and kept for the thread's life
 // (slot 0: the copy of A, up to 1 MiB, a call makes on its calling thread, read by every worker while the call
-// runs; slot 1: a worker's copy of the B rows in use).
+// runs; slot 1: a worker's copy or decoding of the B rows in use; slot 2: the K-blocked path's carried lanes).
 template <int Slot>
 float* thread_scratch(int64_t floats) {
   struct Buffer {
@@ -296,12 +296,9 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
   const EncodedRows& e = *p.encoded;
   const int64_t kc = k_block_values(p.M, p.K, rn, e.block_values);
   const int64_t row_tiles = (p.M + rm - 1) / rm;
-  thread_local std::vector<float> scratch;  // [rn, kc]: decoded rows of the current block of K
-  thread_local std::vector<float> acc;      // [row tiles][rm * rn][16]: each tile's lanes between blocks
-  if (scratch.size() < static_cast<size_t>(rn * kc)) scratch.resize(static_cast<size_t>(rn * kc));
-  const auto acc_floats = static_cast<size_t>(row_tiles * rm * rn * kGemmLanes);
-  if (acc.size() < acc_floats) acc.resize(acc_floats);
-  float* b = scratch.data();
+  // On cache lines (thread_scratch), so the tiles' loads of B and of the carried lanes never straddle.
+  float* b = thread_scratch<1>(rn * kc);                              // [rn, kc]: decoded rows of the current block of K
+  float* acc = thread_scratch<2>(row_tiles * rm * rn * kGemmLanes);  // [row tiles][rm * rn][16]: each tile's lanes between blocks
   for (int64_t n0 = n_begin; n0 < n_end; n0 += rn) {
     const int64_t cn = std::min(rn, n_end - n0);
     for (int64_t k0 = 0; k0 < p.K; k0 += kc) {
@@ -326,7 +323,7 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
       const bool first = k0 == 0, last = k0 + kl == p.K;
       for (int64_t t = 0; t < row_tiles; ++t) {
         const int64_t i0 = t * rm, cm = std::min(rm, p.M - i0);
-        ts.part[cm][cn](kl, p.A + i0 * p.lda + k0, p.lda, b, kc, acc.data() + t * rm * rn * kGemmLanes, first, last,
+        ts.part[cm][cn](kl, p.A + i0 * p.lda + k0, p.lda, b, kc, acc + t * rm * rn * kGemmLanes, first, last,
                         p.C + i0 * p.ldc + n0, p.ldc, p.accumulate);
       }
     }
@@ -337,13 +334,11 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
 // columns when A fits in half of L2, else a block of nb) are decoded first into this thread's float32
 // scratch, from which the tile kernels then read them exactly as they read a float32 B.
 void run_encoded_columns(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin, int64_t n_end) {
-  thread_local std::vector<float> scratch;  // [rows decoded in one step, K]
   const int64_t budget = l2_bytes() / 2;
   const int64_t row_bytes = std::max<int64_t>(p.K, 1) * static_cast<int64_t>(sizeof(float));
   const bool a_fits = p.M * row_bytes <= budget;
   const int64_t step = a_fits ? rn : std::max<int64_t>(rn, budget / row_bytes / rn * rn);
-  if (scratch.size() < static_cast<size_t>(step * p.K)) scratch.resize(static_cast<size_t>(step * p.K));
-  float* b = scratch.data();
+  float* b = thread_scratch<1>(step * p.K);  // [rows decoded in one step, K], on a cache line
   for (int64_t b0 = n_begin; b0 < n_end; b0 += step) {
     const int64_t b1 = std::min(n_end, b0 + step);
     decode_rows(p, b0, b1 - b0, b);
