@@ -61,7 +61,7 @@ void bm_int8(benchmark::State& state, Int8Kernel kernel, int64_t d, int64_t m) {
       }
     });
   }
-  reslens::ops::detail::set_int8_dot_kernel_limit(Int8Kernel::avx512_vnni);
+  reslens::ops::detail::set_int8_dot_kernel_limit(Int8Kernel::amx);
   set_gmacs(state, kRows, d, m);
 }
 
@@ -91,7 +91,7 @@ void register_all() {
   const int64_t threads = bench_threads();
   for (const int64_t d : {int64_t{768}, int64_t{4096}}) {
     const std::string shape = "/d:" + std::to_string(d);
-    for (const Int8Kernel k : {Int8Kernel::avx512_vnni, Int8Kernel::avx_vnni, Int8Kernel::avx2, Int8Kernel::portable}) {
+    for (const Int8Kernel k : {Int8Kernel::amx, Int8Kernel::avx512_vnni, Int8Kernel::avx_vnni, Int8Kernel::avx2, Int8Kernel::portable}) {
       const int64_t m = k == Int8Kernel::portable ? 24 : kVectors;
       benchmark::RegisterBenchmark(
           (std::string("int8_") + reslens::ops::detail::int8_kernel_name(k) + shape + "/m:" + std::to_string(m)).c_str(),

@@ -427,18 +427,24 @@ void queue_ffn_sketch(const ExplainContext& ctx, int64_t l, const TailSplit& t, 
   const auto nh = static_cast<int64_t>(t.ids.size());
   const int wi = t.index_of(ctx.w);
   const float* m = ctx.trace.post(l, ctx.P);
-  for (int64_t k : todo) {
-    FfnSketchItem it;
-    it.l = l, it.k = k, it.t = &t;
-    const double s = static_cast<double>(m[k]);
-    it.y0 = prepared_columns(ctx.model, W_out, k, 1);
-    it.head_delta.resize(static_cast<size_t>(nh));
-    for (int64_t h = 0; h < nh; ++h) it.head_delta[static_cast<size_t>(h)] = s * gh[static_cast<size_t>(k * nh + h)];
-    it.s = s / ctx.proj.scale();
-    it.lin = s * mt[static_cast<size_t>(k)];
-    it.delta_w = it.head_delta[static_cast<size_t>(wi)];
-    items.push_back(std::move(it));
-  }
+  // Items are independent: filled in parallel (each column's prepared_columns reads d_model rows of
+  // W_out, one cache line each, ~15 us; a layer's ~400 of them took 6 ms on one thread).
+  const size_t first = items.size();
+  items.resize(first + todo.size());
+  parallel_for(ctx.threads, static_cast<int64_t>(todo.size()), [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      const int64_t k = todo[static_cast<size_t>(i)];
+      FfnSketchItem& it = items[first + static_cast<size_t>(i)];
+      it.l = l, it.k = k, it.t = &t;
+      const double s = static_cast<double>(m[k]);
+      it.y0 = prepared_columns(ctx.model, W_out, k, 1);
+      it.head_delta.resize(static_cast<size_t>(nh));
+      for (int64_t h = 0; h < nh; ++h) it.head_delta[static_cast<size_t>(h)] = s * gh[static_cast<size_t>(k * nh + h)];
+      it.s = s / ctx.proj.scale();
+      it.lin = s * mt[static_cast<size_t>(k)];
+      it.delta_w = it.head_delta[static_cast<size_t>(wi)];
+    }
+  });
 }
 
 // The queued neurons from their sketches; returns those it could not certify, in order, for the

@@ -1,6 +1,8 @@
 // parallel_for: split [0, n) into contiguous chunks, one per thread, and run fn(begin, end) on each.
 // Work is split over independent outputs only (rows, heads, positions), never inside a reduction, so
 // results are bit-identical for any thread count. Exceptions thrown by fn are rethrown after the join.
+// The chunks run on a pool of threads kept between calls (which spin briefly, then sleep: see
+// parallel.cpp); a call from inside a chunk runs its own chunks in order on that thread.
 #pragma once
 
 #include <cstdint>

@@ -79,6 +79,7 @@ detail::Int8Kernel detect_best_kernel() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2");
+  if (detail::int8_tile_amx() != nullptr && detail::int8_amx_usable()) return Int8Kernel::amx;
   if (detail::int8_tile_avx512_vnni() != nullptr && __builtin_cpu_supports("avx512f") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
     return Int8Kernel::avx512_vnni;
@@ -88,7 +89,7 @@ detail::Int8Kernel detect_best_kernel() {
   return Int8Kernel::portable;
 }
 
-std::atomic<int> g_kernel_limit{static_cast<int>(detail::Int8Kernel::avx512_vnni)};
+std::atomic<int> g_kernel_limit{static_cast<int>(detail::Int8Kernel::amx)};
 
 }  // namespace
 
@@ -103,7 +104,7 @@ void set_int8_dot_kernel_limit(Int8Kernel limit) { g_kernel_limit.store(static_c
 
 Int8Kernel int8_dot_active_kernel() {
   // The GEMM's instruction-set cap (which set_force_scalar also lowers) caps the kernels of that set.
-  Int8Kernel isa_cap = Int8Kernel::avx512_vnni;
+  Int8Kernel isa_cap = Int8Kernel::amx;
   switch (gemm_active_isa()) {
     case GemmIsa::avx512: break;
     case GemmIsa::avx2: isa_cap = Int8Kernel::avx_vnni; break;
@@ -117,6 +118,7 @@ bool int8_dot_is_fast() { return int8_dot_active_kernel() != Int8Kernel::portabl
 
 const char* int8_kernel_name(Int8Kernel kernel) {
   switch (kernel) {
+    case Int8Kernel::amx: return "amx";
     case Int8Kernel::avx512_vnni: return "avx512-vnni";
     case Int8Kernel::avx_vnni: return "avx-vnni";
     case Int8Kernel::avx2: return "avx2";
@@ -130,6 +132,7 @@ const char* int8_kernel_name(Int8Kernel kernel) {
 void int8_dot_tile(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_t m, int32_t* out) {
   // The active kernel's function is never null: detection only picks kernels this build has.
   switch (detail::int8_dot_active_kernel()) {
+    case detail::Int8Kernel::amx: return detail::int8_tile_amx()(rows, tile, xs, m, out);
     case detail::Int8Kernel::avx512_vnni: return detail::int8_tile_avx512_vnni()(rows, tile, xs, m, out);
     case detail::Int8Kernel::avx_vnni: return detail::int8_tile_avx_vnni()(rows, tile, xs, m, out);
     case detail::Int8Kernel::avx2: return detail::int8_tile_avx2()(rows, tile, xs, m, out);

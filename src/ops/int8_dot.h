@@ -37,15 +37,15 @@ namespace detail {
 
 /// int8_dot_tile's kernels, in increasing order of speed (all give the same results):
 /// the portable loops (~1-2 GMAC/s), AVX2 (vpmaddubsw, no VNNI), AVX-VNNI (256-bit vpdpbusd, Intel
-/// Alder Lake and later) and AVX-512 VNNI. Measured (bench_int8_dot): docs/benchmarks.md, "On CPUs
-/// without AVX-512 VNNI".
-enum class Int8Kernel { portable = 0, avx2 = 1, avx_vnni = 2, avx512_vnni = 3 };
+/// Alder Lake and later), AVX-512 VNNI and AMX-INT8 (tdpbusd tiles, Intel Sapphire Rapids and later
+/// Xeons). Measured (bench_int8_dot): docs/benchmarks.md, "On CPUs without AVX-512 VNNI".
+enum class Int8Kernel { portable = 0, avx2 = 1, avx_vnni = 2, avx512_vnni = 3, amx = 4 };
 
 /// The fastest kernel this CPU (and this build) supports.
 Int8Kernel int8_dot_best_kernel();
 
-/// Test/benchmark hook: cap the kernel used by later calls (process-wide); Int8Kernel::avx512_vnni
-/// removes the cap. ops::detail::set_gemm_isa_limit caps it too: AVX2 allows at most AVX-VNNI (the
+/// Test/benchmark hook: cap the kernel used by later calls (process-wide); Int8Kernel::amx removes
+/// the cap. ops::detail::set_gemm_isa_limit caps it too: AVX2 allows at most AVX-VNNI (the
 /// 256-bit kernels), scalar (or set_force_scalar) the portable loops.
 void set_int8_dot_kernel_limit(Int8Kernel limit);
 
@@ -55,7 +55,7 @@ Int8Kernel int8_dot_active_kernel();
 /// Whether that is a SIMD kernel (anything but the portable loops).
 bool int8_dot_is_fast();
 
-/// "avx512-vnni", "avx-vnni", "avx2", "portable".
+/// "amx", "avx512-vnni", "avx-vnni", "avx2", "portable".
 const char* int8_kernel_name(Int8Kernel kernel);
 
 }  // namespace detail

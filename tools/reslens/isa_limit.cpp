@@ -23,11 +23,12 @@ void apply_isa_limit_from_env() {
     reslens::detail::set_dequantize_isa_limit(dequantize);
     ops::detail::set_int8_dot_kernel_limit(int8);
   };
-  if (isa == "avx512") cap(GemmIsa::avx512, DIsa::avx512, Int8Kernel::avx512_vnni);
+  if (isa == "amx") cap(GemmIsa::avx512, DIsa::avx512, Int8Kernel::amx);
+  else if (isa == "avx512") cap(GemmIsa::avx512, DIsa::avx512, Int8Kernel::avx512_vnni);
   else if (isa == "avx-vnni") cap(GemmIsa::avx2, DIsa::avx2, Int8Kernel::avx_vnni);
   else if (isa == "avx2") cap(GemmIsa::avx2, DIsa::avx2, Int8Kernel::avx2);
   else if (isa == "scalar") cap(GemmIsa::scalar, DIsa::scalar, Int8Kernel::portable);
-  else throw InvalidArgument("RESLENS_ISA='" + isa + "': expected avx512, avx-vnni, avx2 or scalar");
+  else throw InvalidArgument("RESLENS_ISA='" + isa + "': expected amx, avx512, avx-vnni, avx2 or scalar");
 }
 
 namespace {

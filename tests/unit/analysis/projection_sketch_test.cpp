@@ -356,7 +356,8 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
   };
   using ops::detail::GemmIsa;
   using ops::detail::Int8Kernel;
-  const Machine machines[] = {{"AVX-512 VNNI", GemmIsa::avx512, Int8Kernel::avx512_vnni},
+  const Machine machines[] = {{"AMX", GemmIsa::avx512, Int8Kernel::amx},
+                              {"AVX-512 VNNI", GemmIsa::avx512, Int8Kernel::avx512_vnni},
                               {"AVX-VNNI", GemmIsa::avx2, Int8Kernel::avx_vnni},
                               {"AVX2", GemmIsa::avx2, Int8Kernel::avx2},
                               {"portable", GemmIsa::scalar, Int8Kernel::portable}};
@@ -373,7 +374,7 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
     std::vector<double> hw;
     const std::vector<double> f = sketched_log_expectations(*sketch, jobs, 8e-6, 2, &hw);
     ops::detail::set_gemm_isa_limit(GemmIsa::avx512);
-    ops::detail::set_int8_dot_kernel_limit(Int8Kernel::avx512_vnni);
+    ops::detail::set_int8_dot_kernel_limit(Int8Kernel::amx);
     ASSERT_EQ(f.size(), jobs.size());
     ASSERT_EQ(hw.size(), jobs.size());
     if (compared++ == 0) {

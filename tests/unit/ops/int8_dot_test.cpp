@@ -1,5 +1,5 @@
 // ops/int8_dot: the packed int8 products against a plain integer loop, bit for bit, on every kernel
-// this CPU has (portable, AVX2, AVX-VNNI, AVX-512 VNNI, chosen with set_int8_dot_kernel_limit), for
+// this CPU has (portable, AVX2, AVX-VNNI, AVX-512 VNNI, AMX, chosen with set_int8_dot_kernel_limit), for
 // shapes that are not multiples of the packing or of the kernels' vector groups, every tile, and
 // values at the extremes (codes +-127, vectors' bytes 0 and 255: the AVX2 kernel's saturation and
 // sign cases); and how the GEMM's instruction-set cap limits the choice.
@@ -53,11 +53,12 @@ class Int8DotKernel : public ::testing::TestWithParam<Int8Kernel> {
     detail::set_int8_dot_kernel_limit(GetParam());
     ASSERT_EQ(detail::int8_dot_active_kernel(), GetParam());
   }
-  void TearDown() override { detail::set_int8_dot_kernel_limit(Int8Kernel::avx512_vnni); }
+  void TearDown() override { detail::set_int8_dot_kernel_limit(Int8Kernel::amx); }
 };
 
 // Every tile of every shape, m = 1..13 vectors (past the AVX2 kernel's groups of 2 and the VNNI
-// kernels' 6), random codes with many at +-127 and random bytes with many at 0 and 255.
+// kernels' 6) and 16-70 (AMX's groups of 32, in place and padded; k past its steps of 64 columns),
+// random codes with many at +-127 and random bytes with many at 0 and 255.
 TEST_P(Int8DotKernel, EqualsIntegerLoops) {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> code(-127, 127), byte(0, 255), pick(0, 3);
@@ -71,7 +72,7 @@ TEST_P(Int8DotKernel, EqualsIntegerLoops) {
     const Int8Rows rows = pack_int8_rows(codes.data(), n, k, k);
     ASSERT_EQ(rows.n_pad % 64, 0);
     ASSERT_GE(rows.n_pad, n);
-    for (int64_t m = 1; m <= 13; ++m) {
+    for (const int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 31, 32, 33, 70}) {
       std::vector<uint8_t> xs(static_cast<size_t>(m * rows.k_pad));
       for (auto& x : xs) {
         const int p = pick(rng);
@@ -118,7 +119,7 @@ TEST_P(Int8DotKernel, ExtremeValuesAreExact) {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, Int8DotKernel,
                          ::testing::Values(Int8Kernel::portable, Int8Kernel::avx2, Int8Kernel::avx_vnni,
-                                           Int8Kernel::avx512_vnni),
+                                           Int8Kernel::avx512_vnni, Int8Kernel::amx),
                          [](const ::testing::TestParamInfo<Int8Kernel>& param) {
                            std::string name = detail::int8_kernel_name(param.param);
                            for (char& c : name) c = c == '-' ? '_' : c;
@@ -143,6 +144,8 @@ TEST(Int8Dot, TheGemmCapLimitsTheKernel) {
   detail::set_int8_dot_kernel_limit(Int8Kernel::avx2);
   EXPECT_EQ(detail::int8_dot_active_kernel(), std::min(best, Int8Kernel::avx2));
   detail::set_int8_dot_kernel_limit(Int8Kernel::avx512_vnni);
+  EXPECT_EQ(detail::int8_dot_active_kernel(), std::min(best, Int8Kernel::avx512_vnni));
+  detail::set_int8_dot_kernel_limit(Int8Kernel::amx);
   EXPECT_EQ(detail::int8_dot_active_kernel(), best);
 }
 
