@@ -2,11 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <limits>
-#include <map>
-#include <mutex>
-#include <new>
 
 #include "model/weight_rows.h"
 #include "ops/vector_ops.h"
@@ -14,43 +10,9 @@
 
 namespace reslens::analysis {
 
-namespace {
-
-// W_U's float rows copied onto cache lines, when the model's do not start on one: a GGUF file's
-// tensors sit 32 bytes into a line (its default alignment), so every 512-bit load of a mapped row
-// straddles two lines, and matmul_nt then copies each tile it reuses, which took ~9% of a generated
-// answer's CPU on GPT-2 124M shapes. One copy per model (GPT-2 124M: 154 MB), made on first use and
-// kept while a projector holds it, the most recent model's beyond that. Encoded W_U (F16, BF16,
-// quantized) are decoded into aligned scratch by the products themselves: no copy.
-std::shared_ptr<const float> aligned_unembedding(const Model& model, MatrixView& view) {
-  const MatrixView& U = model.weights().W_U;
-  view = U;
-  const bool aligned = reinterpret_cast<std::uintptr_t>(U.data) % 64 == 0 && (U.rows <= 1 || U.ld % 16 == 0);
-  if (!U.is_float() || U.data == nullptr || aligned || U.cols < 16) return nullptr;
-  const int64_t ld = (U.cols + 15) / 16 * 16;
-  static std::mutex mu;
-  static std::map<uint64_t, std::weak_ptr<const float>> live;
-  static std::shared_ptr<const float> last;
-  const std::lock_guard<std::mutex> lock(mu);
-  std::shared_ptr<const float> copy = live[model.fingerprint()].lock();
-  if (copy == nullptr) {
-    auto* rows = static_cast<float*>(::operator new(static_cast<size_t>(U.rows * ld) * sizeof(float), std::align_val_t{64}));
-    for (int64_t r = 0; r < U.rows; ++r) std::copy(U.data + r * U.ld, U.data + r * U.ld + U.cols, rows + r * ld);
-    copy = std::shared_ptr<float>(rows, [](float* f) { ::operator delete(f, std::align_val_t{64}); });
-    live[model.fingerprint()] = copy;
-    last = copy;
-  }
-  view.data = copy.get();
-  view.ld = ld;
-  return copy;
-}
-
-}  // namespace
-
 VocabProjector::VocabProjector(const Model& model, std::span<const float> h, bool include_final_bias,
                                int n_threads)
     : model_(model), threads_(n_threads) {
-  aligned_ = aligned_unembedding(model, unembedding_);
   const ModelConfig& c = model.config();
   const ModelWeights& W = model.weights();
   d_ = c.d_model;
@@ -122,11 +84,11 @@ void VocabProjector::project_prepared_block(const float* ys, int64_t n, int64_t 
                                             int64_t ldo) const {
   // matmul_nt's element depends only on its row of A and of B, so a block of W_U's rows gives the
   // same bits as the whole product.
-  matmul_weights(n, ys, d_, unembedding_.rows_slice(v0, v1 - v0), out, ldo, threads_);
+  matmul_weights(n, ys, d_, model_.weights().W_U.rows_slice(v0, v1 - v0), out, ldo, threads_);
 }
 
 void VocabProjector::project_prepared(const float* ys, int64_t n, float* out) const {
-  matmul_weights(n, ys, d_, unembedding_, out, V_, threads_);
+  matmul_weights(n, ys, d_, model_.weights().W_U, out, V_, threads_);
 }
 
 double VocabProjector::logit(const float* v, int32_t w) const {

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <vector>
 
@@ -61,10 +60,6 @@ class VocabProjector {
   std::vector<float> gamma_;             // [d_model] gamma_f (ln_final_w) as float
   std::vector<float> bias_;
   int threads_ = 0;
-  // W_U as the vocabulary products read it: the model's own, or its copy on cache lines
-  // (aligned_unembedding in projector.cpp), which `aligned_` keeps alive.
-  std::shared_ptr<const float> aligned_;
-  MatrixView unembedding_;
 };
 
 /// softmax(logits) in double with its log-normaliser: the distribution of a residual state.

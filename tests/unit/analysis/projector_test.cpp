@@ -6,15 +6,12 @@
 
 #include <gtest/gtest.h>
 
-#include <bit>
 #include <cmath>
-#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "common/test_paths.h"
-#include "model/weight_rows.h"
 #include "reslens/model.h"
 
 namespace reslens::analysis {
@@ -178,35 +175,6 @@ const ProjectorCase kCases[] = {
     {"gpt2_layernorm", "models/random-gpt2/random-gpt2-test.gguf"},
     {"llama_rmsnorm", "models/stories260K/stories260K.gguf"},
 };
-// The products read W_U from a copy on cache lines where the model's rows are not on one (GGUF
-// tensors sit 32 bytes into a line): the same bits as the model's own rows, for whole and blocked
-// products, on every shared model (aligned or not).
-TEST_P(Projector, TheAlignedUnembeddingGivesTheModelsBits) {
-  const Model& m = *model_;
-  const VocabProjector proj(m, h_, false, 2);
-  const int64_t d = m.config().d_model, V = m.config().d_vocab, n = 19;
-  std::mt19937 rng(23);
-  std::vector<float> ys;  // [n, d]
-  for (int64_t r = 0; r < n; ++r) {
-    const std::vector<float> v = random_vector(rng, d, 1.0f, 0.0f);
-    ys.insert(ys.end(), v.begin(), v.end());
-  }
-  std::vector<float> want(static_cast<size_t>(n * V)), got(static_cast<size_t>(n * V)), block(static_cast<size_t>(n * V));
-  matmul_weights(n, ys.data(), d, m.weights().W_U, want.data(), V, 1);
-  proj.project_prepared(ys.data(), n, got.data());
-  const int64_t v0 = V / 3, v1 = V - 7;
-  proj.project_prepared_block(ys.data(), n, v0, v1, block.data() + v0, V);
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < V; ++j) {
-      const auto i = static_cast<size_t>(r * V + j);
-      ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i])) << "row " << r << " token " << j;
-      if (j >= v0 && j < v1) {
-        ASSERT_EQ(std::bit_cast<uint32_t>(block[i]), std::bit_cast<uint32_t>(want[i])) << "block row " << r << " token " << j;
-      }
-    }
-  }
-}
-
 INSTANTIATE_TEST_SUITE_P(SharedModels, Projector, ::testing::ValuesIn(kCases),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
