@@ -423,6 +423,28 @@ void decode_scrambled(float* out, std::span<const uint8_t> in, int64_t n) {
   }
 }
 
+// B [N, K] stored in the toy encoding.
+std::vector<uint8_t> scrambled(const std::vector<float>& B) {
+  std::vector<uint8_t> packed(B.size() * 4);
+  for (size_t i = 0; i < B.size(); ++i) {
+    const uint32_t u = std::bit_cast<uint32_t>(B[i]) ^ kScramble;
+    std::memcpy(packed.data() + 4 * i, &u, 4);
+  }
+  return packed;
+}
+
+// matmul_nt_encoded over `rows` gives matmul_nt's bits on B, overwriting and accumulating.
+void expect_encoded_bits(int64_t M, int64_t N, int64_t K, const std::vector<float>& A, const std::vector<float>& B,
+                         const EncodedRows& rows, int threads, const std::string& what) {
+  std::vector<float> want(static_cast<size_t>(M * N), 0.5f), got(want);  // [M, N]
+  matmul_nt(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
+  matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads);
+  ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0) << what;
+  matmul_nt_accumulate(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
+  matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads, true);
+  ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0) << "accumulate: " << what;
+}
+
 TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
   // Both loop orders (A fits in half of L2, or B is decoded in blocks), several M including decode and
   // tails of K, every ISA, 1 and 2 threads, overwrite and accumulate: the same bits as matmul_nt.
@@ -432,11 +454,7 @@ TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
       const int64_t N = 37;
       const std::vector<float> A = random_floats(static_cast<size_t>(M * K), 7);
       const std::vector<float> B = random_floats(static_cast<size_t>(N * K), 8);  // [N, K]
-      std::vector<uint8_t> packed(B.size() * 4);
-      for (size_t i = 0; i < B.size(); ++i) {
-        const uint32_t u = std::bit_cast<uint32_t>(B[i]) ^ kScramble;
-        std::memcpy(packed.data() + 4 * i, &u, 4);
-      }
+      const std::vector<uint8_t> packed = scrambled(B);
       const EncodedRows rows{packed.data(), K * 4, decode_scrambled};
       for (const int64_t l2 : {int64_t{0}, int64_t{4096}}) {  // 4 KB: A never fits, B decoded in blocks
         detail::set_gemm_l2_bytes(l2);
@@ -444,13 +462,8 @@ TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
           if (isa > detail::gemm_best_isa()) continue;
           detail::set_gemm_isa_limit(isa);
           for (const int threads : {1, 2}) {
-            std::vector<float> want(static_cast<size_t>(M * N), 0.5f), got(want);  // [M, N]
-            matmul_nt(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
-            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads);
-            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0) << M << " " << K << " " << l2;
-            matmul_nt_accumulate(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
-            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads, true);
-            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0) << "accumulate " << M << " " << K;
+            ASSERT_NO_FATAL_FAILURE(expect_encoded_bits(M, N, K, A, B, rows, threads,
+                                                        "M " + std::to_string(M) + " K " + std::to_string(K) + " l2 " + std::to_string(l2)));
           }
         }
         detail::set_gemm_isa_limit(GemmIsa::avx512);
@@ -478,11 +491,7 @@ TEST(gemm, EncodedBlocksOfKGiveTheFloat32Bits) {
   for (const Case& c : cases) {
     for (const int64_t K : c.ks) {
       const std::vector<float> B = random_floats(static_cast<size_t>(N * K), 18);  // [N, K]
-      std::vector<uint8_t> packed(B.size() * 4);
-      for (size_t i = 0; i < B.size(); ++i) {
-        const uint32_t u = std::bit_cast<uint32_t>(B[i]) ^ kScramble;
-        std::memcpy(packed.data() + 4 * i, &u, 4);
-      }
+      const std::vector<uint8_t> packed = scrambled(B);
       const EncodedRows rows{packed.data(), K * 4, decode_scrambled, c.block, c.block * 4};
       for (const int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17}) {
         const std::vector<float> A = random_floats(static_cast<size_t>(M * K), 17 + static_cast<uint32_t>(M));
@@ -490,16 +499,10 @@ TEST(gemm, EncodedBlocksOfKGiveTheFloat32Bits) {
           if (isa > detail::gemm_best_isa()) continue;
           detail::set_gemm_isa_limit(isa);
           for (const int threads : {1, 2}) {
-            std::vector<float> want(static_cast<size_t>(M * N), 0.5f), got(want);  // [M, N]
-            matmul_nt(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
-            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads);
-            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
-                << "block " << c.block << " K " << K << " M " << M << " isa " << static_cast<int>(isa) << " threads "
-                << threads;
-            matmul_nt_accumulate(M, N, K, A.data(), K, B.data(), K, want.data(), N, threads);
-            matmul_nt_encoded(M, N, K, A.data(), K, rows, got.data(), N, threads, true);
-            ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * 4), 0)
-                << "accumulate: block " << c.block << " K " << K << " M " << M << " isa " << static_cast<int>(isa);
+            ASSERT_NO_FATAL_FAILURE(expect_encoded_bits(
+                M, N, K, A, B, rows, threads,
+                "block " + std::to_string(c.block) + " K " + std::to_string(K) + " M " + std::to_string(M) + " isa " +
+                    std::to_string(static_cast<int>(isa)) + " threads " + std::to_string(threads)));
           }
         }
         detail::set_gemm_isa_limit(GemmIsa::avx512);
