@@ -244,10 +244,17 @@ double psi_pos_upper(double b) {
 }
 
 // The sums that certify f = log sum_j q_j exp(s g_j) from a row's moments under q (Q = sum q,
-// m1 = sum q g, a2 = sum q g^2, in double: 16 lanes, then in order).
+// m1 = sum q g, a2 = sum q g^2), m1 and a2 each within `rel` of their terms' absolute sum (beyond
+// the double rounding that moment_log_expectation always allows for).
 struct Moments {
   double Q = 0, m1 = 0, a2 = 0;
+  double rel = 0;
 };
+
+// The float products that give a chunk's moments (Tightening::directions): per block of 256 tokens a
+// chain of 16 fused multiply-adds per lane and a 4-level tree, each term's weight and square rounded
+// to float once: 22 roundings of 2^-24 of the terms' sizes, and the blocks added in double.
+constexpr double kProductRel = 22.0 / 16777216.0;
 
 
 // f certified from the moments, without exponentials:
@@ -261,8 +268,10 @@ double moment_log_expectation(const Moments& m, double s, double gabs, double& h
   const double base = m.Q + s * m.m1;
   const double hi_q = s * s * m.a2 * psi_pos_upper(b);
   // Each double sum of n terms is within n * 2^-53 of its terms' absolute sum: 1e-9 covers it (n up
-  // to 1e6 with a 100x margin). m1's terms add up to sum_j q_j |g_j| <= sqrt(Q a2) (Cauchy-Schwarz).
-  const double err = 1e-9 * (m.Q + std::abs(s) * std::sqrt(m.Q * m.a2) + hi_q);
+  // to 1e6 with a 100x margin); m1 and a2 may carry `rel` more (float products). m1's terms add up to
+  // sum_j q_j |g_j| <= sqrt(Q a2 (1 + rel)) (Cauchy-Schwarz), a2's are a2 itself.
+  const double err = 1e-9 * (m.Q + std::abs(s) * std::sqrt(m.Q * m.a2) + hi_q) +
+                     m.rel * (std::abs(s) * std::sqrt(m.Q * m.a2 * (1 + m.rel)) + hi_q) * (1 + 1e-9);
   const double lower = base + s * s * m.a2 * psi_neg_lower(b) - err;
   const double upper = base + hi_q + err;
   if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
@@ -278,23 +287,6 @@ struct MomentTask {
   double Q;         // sum q (weights_total)
   Moments sums;
 };
-
-// Each task's sums from its lanes and its row's last n % 16 entries (in order).
-void finish_moments(std::vector<MomentTask>& tasks, const std::vector<ops::MomentLanes>& lanes, int64_t n) {
-  const int64_t n16 = n / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    MomentTask& t = tasks[i];
-    const ops::MomentLanes& l = lanes[i];
-    Moments m;
-    m.Q = t.Q;
-    for (int k = 0; k < ops::MomentLanes::kLanes; ++k) m.m1 += l.m1[k], m.a2 += l.a2[k];
-    for (int64_t j = n16; j < n; ++j) {
-      const double w = t.q[j], x = static_cast<double>(t.g[j]);
-      m.m1 += w * x, m.a2 += w * x * x;
-    }
-    t.sums = m;
-  }
-}
 
 // A row over the vocabulary and its extremes (the shift of an exact evaluation, b of the moments).
 struct Row {
@@ -483,30 +475,62 @@ class Tightening {
       for (size_t i = 0, w = 0; i < rows.size(); ++i) {
         if (!projected[i]) rows[i] = whole[w++];
       }
-      // Round 1's sums with the projection streamed: W_U's rows block by block, each block of the
-      // chunk's rows used by every job while it is in cache (the whole rows stay for round 2).
+      // Round 1's sums with the projection streamed: W_U's rows block by block, and each block of the
+      // chunk's rows (and their squares) multiplied by every step's weights while it is in cache (the
+      // whole rows stay for round 2). A product per (step, row) pair rather than per job: computing
+      // pairs no job needs costs less than a loop per job (float GEMMs against one double loop).
       auto stream = [&](std::vector<MomentTask>& tasks) {
-        constexpr int64_t kLanes = ops::MomentLanes::kLanes, kVBlock = 1024;
-        const int64_t n16 = V / kLanes * kLanes, n_proj = static_cast<int64_t>(to_project.size());
-        std::vector<ops::MomentLanes> lanes(tasks.size());
+        constexpr int64_t kVBlock = 1024, kKBlock = 256;  // kKBlock: kProductRel's block
+        const auto n_proj = static_cast<int64_t>(to_project.size()), N = static_cast<int64_t>(rows.size());
+        // The tasks' distinct distributions (A's rows) and each task's row in the chunk.
+        std::vector<const double*> qs;
+        std::vector<size_t> q_of(tasks.size()), row_in(tasks.size());
+        for (size_t t = 0; t < tasks.size(); ++t) {
+          const auto it = std::find(qs.begin(), qs.end(), tasks[t].q);
+          q_of[t] = static_cast<size_t>(it - qs.begin());
+          if (it == qs.end()) qs.push_back(tasks[t].q);
+          for (size_t i = 0; i < rows.size(); ++i) {
+            if (rows[i].g == tasks[t].g) row_in[t] = i;
+          }
+        }
+        const auto R = static_cast<int64_t>(qs.size());
+        std::vector<double> sums(static_cast<size_t>(R * 2 * N), 0.0);  // [R, 2N] sum q g, then sum q g^2
         std::vector<float> lo(to_project.size(), std::numeric_limits<float>::infinity());
         std::vector<float> hi(to_project.size(), -std::numeric_limits<float>::infinity());
-        const auto n_tasks = static_cast<int64_t>(tasks.size());
         for (int64_t v0 = 0; v0 < V; v0 += kVBlock) {
-          const int64_t v1 = std::min(V, v0 + kVBlock), len16 = std::max<int64_t>(0, std::min(v1, n16) - v0);
+          const int64_t v1 = std::min(V, v0 + kVBlock), len = v1 - v0;
           if (n_proj > 0) projector.project_prepared_block(ys.data(), n_proj, v0, v1, G.data() + v0, V);
-          parallel_for(threads(), n_tasks + n_proj, [&](int64_t a, int64_t b) {
-            for (int64_t i = a; i < b; ++i) {
-              if (i < n_tasks) {
-                const MomentTask& t = tasks[static_cast<size_t>(i)];
-                ops::weighted_moments_add(t.q + v0, t.g + v0, len16, lanes[static_cast<size_t>(i)]);
-              } else {
-                const auto k = static_cast<size_t>(i - n_tasks);
-                float mn = 0, mx = 0;
-                ops::min_max(G.data() + k * static_cast<size_t>(V) + static_cast<size_t>(v0), v1 - v0, mn, mx);
-                lo[k] = std::min(lo[k], mn);
-                hi[k] = std::max(hi[k], mx);
+          // Each thread takes rows [a, b): their block and squares [2m, len] against the weights
+          // [R, len] (its own copy), one product; a pair's value depends only on its two rows.
+          parallel_for(threads(), N, [&](int64_t a, int64_t b) {
+            const int64_t m = b - a;
+            std::vector<float, DefaultInitAllocator<float>> A(static_cast<size_t>(R * len)), B(static_cast<size_t>(2 * m * len));
+            std::vector<float> C(static_cast<size_t>(R * 2 * m));  // [R, 2m]
+            for (int64_t r = 0; r < R; ++r) {
+              for (int64_t j = 0; j < len; ++j) A[static_cast<size_t>(r * len + j)] = static_cast<float>(qs[static_cast<size_t>(r)][v0 + j]);
+            }
+            for (int64_t i = 0; i < m; ++i) {
+              const float* g = rows[static_cast<size_t>(a + i)].g + v0;
+              float* b1 = B.data() + i * len;
+              float* b2 = B.data() + (m + i) * len;
+              for (int64_t j = 0; j < len; ++j) b1[j] = g[j], b2[j] = g[j] * g[j];
+            }
+            for (int64_t k0 = 0; k0 < len; k0 += kKBlock) {
+              ops::matmul_nt(R, 2 * m, std::min(kKBlock, len - k0), A.data() + k0, len, B.data() + k0, len, C.data(), 2 * m, 1);
+              for (int64_t r = 0; r < R; ++r) {
+                for (int64_t i = 0; i < m; ++i) {
+                  sums[static_cast<size_t>(r * 2 * N + a + i)] += static_cast<double>(C[static_cast<size_t>(r * 2 * m + i)]);
+                  sums[static_cast<size_t>(r * 2 * N + N + a + i)] += static_cast<double>(C[static_cast<size_t>(r * 2 * m + m + i)]);
+                }
               }
+            }
+          });
+          parallel_for(threads(), n_proj, [&](int64_t a, int64_t b) {
+            for (int64_t k = a; k < b; ++k) {
+              float mn = 0, mx = 0;
+              ops::min_max(G.data() + k * V + v0, len, mn, mx);
+              lo[static_cast<size_t>(k)] = std::min(lo[static_cast<size_t>(k)], mn);
+              hi[static_cast<size_t>(k)] = std::max(hi[static_cast<size_t>(k)], mx);
             }
           });
         }
@@ -514,7 +538,10 @@ class Tightening {
           rows[to_project[k]].gmin = static_cast<double>(lo[k]);
           rows[to_project[k]].gmax = static_cast<double>(hi[k]);
         }
-        finish_moments(tasks, lanes, V);
+        for (size_t t = 0; t < tasks.size(); ++t) {
+          const size_t at = q_of[t] * static_cast<size_t>(2 * N) + row_in[t];
+          tasks[t].sums = Moments{tasks[t].Q, sums[at], sums[at + static_cast<size_t>(N)], kProductRel};
+        }
       };
       auto row_of = [&](const Job& j) -> const Row& {
         const int64_t dir = direction(j.ref, level, j.index);
