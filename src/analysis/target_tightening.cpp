@@ -190,10 +190,24 @@ class LayerContexts {
         (is_ffn ? ffn_total_ : attn_total_)[r] = weights_total((is_ffn ? ffn_ : attn_)[r].q);
       }
     });
+    // The same weights as float rows on cache lines, for the moments' products (0 where unused).
+    weights_ld_ = (V + 15) / 16 * 16;
+    for (int ctx = 0; ctx < 2; ++ctx) weights_[ctx].assign(refs_.size() * static_cast<size_t>(weights_ld_), 0.0f);
+    parallel_for(threads(), static_cast<int64_t>(rows.size()), [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        const auto [r, is_ffn] = rows[static_cast<size_t>(i)];
+        const std::vector<double>& q = (is_ffn ? ffn_ : attn_)[r].q;
+        float* w = weights_[is_ffn ? 1 : 0].data() + r * static_cast<size_t>(weights_ld_);
+        for (int64_t j = 0; j < V; ++j) w[j] = static_cast<float>(q[static_cast<size_t>(j)]);
+      }
+    });
   }
 
   const Distribution& attn(size_t r) const { return attn_[r]; }
   const Distribution& ffn(size_t r) const { return ffn_[r]; }
+  /// Every step's weights q of one context as float: [steps, weights_ld()], row r the step's.
+  const float* weights(bool ffn_context) const { return weights_[ffn_context ? 1 : 0].data(); }
+  int64_t weights_ld() const { return weights_ld_; }
   /// Their weights' sums (weights_total).
   double attn_total(size_t r) const { return attn_total_[r]; }
   double ffn_total(size_t r) const { return ffn_total_[r]; }
@@ -218,6 +232,8 @@ class LayerContexts {
   std::vector<std::pair<const TeacherForcedPass*, std::unique_ptr<TraceView>>> traces_;
   std::vector<Distribution> attn_, ffn_;
   std::vector<double> attn_total_, ffn_total_;
+  std::vector<float, DefaultInitAllocator<float>> weights_[2];  // [steps, weights_ld_]: attention, FFN contexts
+  int64_t weights_ld_ = 0;
 };
 
 // log_prob_increase(d, g, s, w) for a row whose largest and smallest entries are known: the shift
@@ -286,6 +302,7 @@ struct MomentTask {
   const float* g;   // [n] the row
   double Q;         // sum q (weights_total)
   Moments sums;
+  size_t ref = 0;   // the step
 };
 
 // A row over the vocabulary and its extremes (the shift of an exact evaluation, b of the moments).
@@ -482,18 +499,16 @@ class Tightening {
       auto stream = [&](std::vector<MomentTask>& tasks) {
         constexpr int64_t kVBlock = 1024, kKBlock = 256;  // kKBlock: kProductRel's block
         const auto n_proj = static_cast<int64_t>(to_project.size()), N = static_cast<int64_t>(rows.size());
-        // The tasks' distinct distributions (A's rows) and each task's row in the chunk.
-        std::vector<const double*> qs;
-        std::vector<size_t> q_of(tasks.size()), row_in(tasks.size());
+        // A: every step's weights in this level's context (LayerContexts::weights); each task's row in
+        // the chunk.
+        const float* Q = ctx_.weights(ffn);
+        const int64_t ldq = ctx_.weights_ld(), R = static_cast<int64_t>(refs_.size());
+        std::vector<size_t> row_in(tasks.size());
         for (size_t t = 0; t < tasks.size(); ++t) {
-          const auto it = std::find(qs.begin(), qs.end(), tasks[t].q);
-          q_of[t] = static_cast<size_t>(it - qs.begin());
-          if (it == qs.end()) qs.push_back(tasks[t].q);
           for (size_t i = 0; i < rows.size(); ++i) {
             if (rows[i].g == tasks[t].g) row_in[t] = i;
           }
         }
-        const auto R = static_cast<int64_t>(qs.size());
         std::vector<double> sums(static_cast<size_t>(R * 2 * N), 0.0);  // [R, 2N] sum q g, then sum q g^2
         std::vector<float> lo(to_project.size(), std::numeric_limits<float>::infinity());
         std::vector<float> hi(to_project.size(), -std::numeric_limits<float>::infinity());
@@ -501,14 +516,11 @@ class Tightening {
           const int64_t v1 = std::min(V, v0 + kVBlock), len = v1 - v0;
           if (n_proj > 0) projector.project_prepared_block(ys.data(), n_proj, v0, v1, G.data() + v0, V);
           // Each thread takes rows [a, b): their block and squares [2m, len] against the weights
-          // [R, len] (its own copy), one product; a pair's value depends only on its two rows.
+          // [R, len], one product; a pair's value depends only on its two rows.
           parallel_for(threads(), N, [&](int64_t a, int64_t b) {
             const int64_t m = b - a;
-            std::vector<float, DefaultInitAllocator<float>> A(static_cast<size_t>(R * len)), B(static_cast<size_t>(2 * m * len));
+            std::vector<float, DefaultInitAllocator<float>> B(static_cast<size_t>(2 * m * len));
             std::vector<float> C(static_cast<size_t>(R * 2 * m));  // [R, 2m]
-            for (int64_t r = 0; r < R; ++r) {
-              for (int64_t j = 0; j < len; ++j) A[static_cast<size_t>(r * len + j)] = static_cast<float>(qs[static_cast<size_t>(r)][v0 + j]);
-            }
             for (int64_t i = 0; i < m; ++i) {
               const float* g = rows[static_cast<size_t>(a + i)].g + v0;
               float* b1 = B.data() + i * len;
@@ -516,7 +528,7 @@ class Tightening {
               for (int64_t j = 0; j < len; ++j) b1[j] = g[j], b2[j] = g[j] * g[j];
             }
             for (int64_t k0 = 0; k0 < len; k0 += kKBlock) {
-              ops::matmul_nt(R, 2 * m, std::min(kKBlock, len - k0), A.data() + k0, len, B.data() + k0, len, C.data(), 2 * m, 1);
+              ops::matmul_nt(R, 2 * m, std::min(kKBlock, len - k0), Q + v0 + k0, ldq, B.data() + k0, len, C.data(), 2 * m, 1);
               for (int64_t r = 0; r < R; ++r) {
                 for (int64_t i = 0; i < m; ++i) {
                   sums[static_cast<size_t>(r * 2 * N + a + i)] += static_cast<double>(C[static_cast<size_t>(r * 2 * m + i)]);
@@ -539,7 +551,7 @@ class Tightening {
           rows[to_project[k]].gmax = static_cast<double>(hi[k]);
         }
         for (size_t t = 0; t < tasks.size(); ++t) {
-          const size_t at = q_of[t] * static_cast<size_t>(2 * N) + row_in[t];
+          const size_t at = tasks[t].ref * static_cast<size_t>(2 * N) + row_in[t];
           tasks[t].sums = Moments{tasks[t].Q, sums[at], sums[at + static_cast<size_t>(N)], kProductRel};
         }
       };
@@ -749,7 +761,7 @@ class Tightening {
       const Distribution& dist = attn_context ? ctx_.attn(jobs[i].ref) : ctx_.ffn(jobs[i].ref);
       if (dist.softcap > 0) continue;
       task_of[i] = tasks.size();
-      tasks.push_back({dist.q.data(), row_of(jobs[i]).g, attn_context ? ctx_.attn_total(jobs[i].ref) : ctx_.ffn_total(jobs[i].ref), {}});
+      tasks.push_back({dist.q.data(), row_of(jobs[i]).g, attn_context ? ctx_.attn_total(jobs[i].ref) : ctx_.ffn_total(jobs[i].ref), {}, jobs[i].ref});
     }
     sum(tasks);  // (before the rows' extremes are read: a streamed sum finds them)
     parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
