@@ -120,6 +120,11 @@ class Run:
         es = re.search(r"Exit status: (\d+)", self.err or "")
         if time_v and es and self.rc is not None:
             self.rc = int(es.group(1))
+        # time -v reports "Exit status: 0" for a command killed by a signal (llama-bench's SIGILL in
+        # ggml's AMX kernels on the Intel host read as a success whose output was not JSON).
+        sig = re.search(r"Command terminated by signal (\d+)", self.err or "")
+        if time_v and sig and self.rc is not None:
+            self.rc = 128 + int(sig.group(1))
 
     @property
     def ok(self):
@@ -130,6 +135,9 @@ class Run:
         its error output (time -v's report removed)."""
         if self.rc is None:
             return self.err
+        sig = re.search(r"Command terminated by signal (\d+)", self.err or "")
+        if sig:
+            return f"killed by signal {sig.group(1)}"
         lines = []
         for ln in (self.err or "").splitlines():
             if ln.startswith("Command exited with non-zero status") or ln.startswith("Command terminated by signal"):
