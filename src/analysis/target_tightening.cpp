@@ -298,11 +298,10 @@ double moment_log_expectation(const Moments& m, double s, double gabs, double& h
 
 // One row under one distribution.
 struct MomentTask {
-  const double* q;  // [n] the step's distribution
   const float* g;   // [n] the row
   double Q;         // sum q (weights_total)
   Moments sums;
-  size_t ref = 0;   // the step
+  size_t ref = 0;   // the step (its weights: LayerContexts::weights)
 };
 
 // A row over the vocabulary and its extremes (the shift of an exact evaluation, b of the moments).
@@ -505,9 +504,7 @@ class Tightening {
         const int64_t ldq = ctx_.weights_ld(), R = static_cast<int64_t>(refs_.size());
         std::vector<size_t> row_in(tasks.size());
         for (size_t t = 0; t < tasks.size(); ++t) {
-          for (size_t i = 0; i < rows.size(); ++i) {
-            if (rows[i].g == tasks[t].g) row_in[t] = i;
-          }
+          while (rows[row_in[t]].g != tasks[t].g) ++row_in[t];
         }
         std::vector<double> sums(static_cast<size_t>(R * 2 * N), 0.0);  // [R, 2N] sum q g, then sum q g^2
         std::vector<float> lo(to_project.size(), std::numeric_limits<float>::infinity());
@@ -761,7 +758,7 @@ class Tightening {
       const Distribution& dist = attn_context ? ctx_.attn(jobs[i].ref) : ctx_.ffn(jobs[i].ref);
       if (dist.softcap > 0) continue;
       task_of[i] = tasks.size();
-      tasks.push_back({dist.q.data(), row_of(jobs[i]).g, attn_context ? ctx_.attn_total(jobs[i].ref) : ctx_.ffn_total(jobs[i].ref), {}, jobs[i].ref});
+      tasks.push_back({row_of(jobs[i]).g, attn_context ? ctx_.attn_total(jobs[i].ref) : ctx_.ffn_total(jobs[i].ref), {}, jobs[i].ref});
     }
     sum(tasks);  // (before the rows' extremes are read: a streamed sum finds them)
     parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
