@@ -300,8 +300,8 @@ std::vector<int64_t> score_ffn_layer_bounded(const ExplainContext& ctx, int64_t 
       const double lse = bounded_log_expectation(
           t, delta.data(), s * mt[static_cast<size_t>(k)],
           s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
-          std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma, ctx.opts.bound_tol,
-          &hw);
+          std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma,
+          s * s * mb.ffn_quartic[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma), ctx.opts.bound_tol, &hw);
       ex.ffn_coef.at({l, k}) = s;
       if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
       if (std::isnan(lse)) {
@@ -567,8 +567,9 @@ struct AttnLayerInputs {
   std::vector<double> gh, mt;  // [H*d_head, |H|] head projections, [H*d_head] tail means
   int64_t nh = 0;              // |H|, the head tokens
   int wi = -1, fi = -1;        // target and foil among the head tokens
-  const std::vector<double>& gn;  // per neuron: y0^T Gamma y0 and |y0| (ModelBounds)
+  const std::vector<double>& gn;  // per neuron: y0^T Gamma y0, |y0| and |W_U y0|_4^2 (ModelBounds)
   const std::vector<double>& nn;
+  const std::vector<double>& n4;
 };
 
 // One head's scores that the cheap bounds could not certify.
@@ -627,14 +628,15 @@ void score_head_neurons_bounded(const ExplainContext& ctx, const AttnLayerInputs
       const double lin = s * in.mt[static_cast<size_t>(dir)];
       const double quad = s * s * in.gn[static_cast<size_t>(dir)] / (sigma * sigma);
       const double range = std::abs(s) * in.nn[static_cast<size_t>(dir)] * umax / sigma;
+      const double quartic = s * s * in.n4[static_cast<size_t>(dir)] / (sigma * sigma);
       double head_err = 0;
       const double head = head_part(w.sums[static_cast<size_t>(n)], s, head_err);
       double lse = 0, hw = 0;
       if (!std::isnan(head)) {
-        lse = bounded_from_head(in.t, head, head_err, lin, quad, range, tol, &hw);
+        lse = bounded_from_head(in.t, head, head_err, lin, quad, range, quartic, tol, &hw);
       } else {
         for (int64_t j = 0; j < nh; ++j) w.delta[static_cast<size_t>(j)] = s * g[j];
-        lse = bounded_log_expectation(in.t, w.delta.data(), lin, quad, range, tol, &hw);
+        lse = bounded_log_expectation(in.t, w.delta.data(), lin, quad, range, quartic, tol, &hw);
       }
       if (!std::isnan(lse)) {
         scores[n * Pn + p] = log_prob_increase_from(s * g[in.wi], lse);
@@ -667,18 +669,21 @@ void score_head_combos_bounded(const ExplainContext& ctx, const AttnLayerInputs&
   ops::matmul_nn_accumulate_small(Pn + 1, dh, dh, w.C.data(), dh, ge, dh, w.TE.data(), dh);
   for (int64_t r = 0; r <= Pn; ++r) {
     const double* cf = w.C.data() + r * dh;
-    double lin = 0, quad = 0, norm2 = 0;
+    double lin = 0, quad = 0, norm2 = 0, norm4 = 0;
     for (int64_t n = 0; n < dh; ++n) {
       lin += cf[n] * in.mt[static_cast<size_t>(h * dh + n)];
       quad += cf[n] * w.TG[static_cast<size_t>(r * dh + n)];
       norm2 += cf[n] * w.TE[static_cast<size_t>(r * dh + n)];
+      norm4 += std::abs(cf[n]) * std::sqrt(in.n4[static_cast<size_t>(h * dh + n)]);  // Minkowski: |sum c g|_4 <= sum |c| |g|_4
     }
+    // (1 + 1e-12): the double sum and roots' rounding, far below kSlack's margin.
+    const double quartic = norm4 * norm4 * (1 + 1e-12) / (sigma * sigma);
     // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
     quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
     const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
     const double* dr = w.D.data() + r * nh;
     double hw = 0;
-    const double lse = bounded_log_expectation(in.t, dr, lin, quad, range, tol, &hw);
+    const double lse = bounded_log_expectation(in.t, dr, lin, quad, range, quartic, tol, &hw);
     const int64_t pos = r < Pn ? r : -1;
     if (pos < 0 && in.fi >= 0) ex.contrast_head.at({l, h}) = foil_contrast(1.0, dr[in.wi], dr[in.fi]);
     if (std::isnan(lse)) {
@@ -938,7 +943,8 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     const FloatWeights W_O(ctx.model.weights().layers[static_cast<size_t>(l)].W_O, ctx.threads);
     AttnLayerInputs in{l, t, W_O.view(), {}, {}, static_cast<int64_t>(t.ids.size()),
                        t.index_of(ctx.w), ctx.foil >= 0 ? t.index_of(ctx.foil) : -1,
-                       mb.attn_gamma_norm[static_cast<size_t>(l)], mb.attn_norm[static_cast<size_t>(l)]};
+                       mb.attn_gamma_norm[static_cast<size_t>(l)], mb.attn_norm[static_cast<size_t>(l)],
+                       mb.attn_quartic[static_cast<size_t>(l)]};
     head_projections(ctx, t, in.W_O, 0, H * dh, in.gh, in.mt);
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
       HeadScratch w;

@@ -26,7 +26,8 @@ namespace {
 
 // Float GEMMs feed these bounds; a small relative slack keeps them upper bounds despite rounding.
 constexpr double kSlack = 1.01;
-constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '1', '\n'};
+// v2: the quartic norms (ffn_quartic, attn_quartic) follow the Gram matrices.
+constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '2', '\n'};
 
 void write_vecs(std::ostream& out, const std::vector<std::vector<double>>& vs) {
   const uint64_t n = vs.size();
@@ -60,7 +61,8 @@ bool load_cached(const std::filesystem::path& p, uint64_t fp, ModelBounds& mb) {
   if (!in.read(reinterpret_cast<char*>(&got), 8) || got != fp) return false;
   if (!in.read(reinterpret_cast<char*>(&mb.umax), 8)) return false;
   return read_vecs(in, mb.ffn_gamma_norm) && read_vecs(in, mb.ffn_norm) && read_vecs(in, mb.attn_gamma_norm) &&
-         read_vecs(in, mb.attn_norm) && read_vecs(in, mb.head_gram_gamma) && read_vecs(in, mb.head_gram);
+         read_vecs(in, mb.attn_norm) && read_vecs(in, mb.head_gram_gamma) && read_vecs(in, mb.head_gram) &&
+         read_vecs(in, mb.ffn_quartic) && read_vecs(in, mb.attn_quartic);
 }
 
 void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds& mb) {
@@ -74,6 +76,8 @@ void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds
     write_vecs(out, mb.attn_norm);
     write_vecs(out, mb.head_gram_gamma);
     write_vecs(out, mb.head_gram);
+    write_vecs(out, mb.ffn_quartic);
+    write_vecs(out, mb.attn_quartic);
   });
 }
 
@@ -120,6 +124,32 @@ void direction_stats(const std::vector<float>& y0, int64_t n, int64_t d, const s
   });
 }
 
+// |g0|_4^2 = sqrt(sum_j g0_j^4) of every row's projection g0 = W_U y0 (y0 [n, d]) over the whole
+// vocabulary: the rows projected a chunk at a time (at most ~64 MB of them), each row's sum in
+// double in vocabulary order, so the result does not depend on the thread count.
+std::vector<double> quartic_norms(const Model& m, const std::vector<float>& y0, int64_t n, int64_t d, int threads) {
+  const int64_t V = m.config().d_vocab;
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(V, 1), 8, 256);
+  std::vector<float> G(static_cast<size_t>(chunk * V));  // [chunk, V]
+  std::vector<double> out(static_cast<size_t>(n), 0.0);
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t nr = std::min(chunk, n - r0);
+    matmul_weights(nr, y0.data() + r0 * d, d, m.weights().W_U, G.data(), V, threads);
+    parallel_for(threads, nr, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        const float* g = G.data() + i * V;
+        double s4 = 0;
+        for (int64_t j = 0; j < V; ++j) {
+          const double x = static_cast<double>(g[j]) * static_cast<double>(g[j]);
+          s4 += x * x;
+        }
+        out[static_cast<size_t>(r0 + i)] = std::sqrt(s4) * kSlack;
+      }
+    });
+  }
+  return out;
+}
+
 std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   const ModelConfig& c = m.config();
   const MatrixView& U = m.weights().W_U;
@@ -150,11 +180,15 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = m.weights().layers[static_cast<size_t>(l)];
     std::vector<double> g, n, gg, ge;
-    direction_stats(prepared_columns(m, lw.W_out, 0, c.d_mlp), c.d_mlp, d, gamma, 0, threads, g, n, nullptr, nullptr);
+    const std::vector<float> y_ffn = prepared_columns(m, lw.W_out, 0, c.d_mlp);  // [d_mlp, d]
+    direction_stats(y_ffn, c.d_mlp, d, gamma, 0, threads, g, n, nullptr, nullptr);
     mb->ffn_gamma_norm.push_back(std::move(g));
     mb->ffn_norm.push_back(std::move(n));
+    mb->ffn_quartic.push_back(quartic_norms(m, y_ffn, c.d_mlp, d, threads));
     const int64_t na = c.n_heads * c.d_head;
-    direction_stats(prepared_columns(m, lw.W_O, 0, na), na, d, gamma, c.d_head, threads, g, n, &gg, &ge);
+    const std::vector<float> y_attn = prepared_columns(m, lw.W_O, 0, na);  // [H*d_head, d]
+    mb->attn_quartic.push_back(quartic_norms(m, y_attn, na, d, threads));
+    direction_stats(y_attn, na, d, gamma, c.d_head, threads, g, n, &gg, &ge);
     mb->attn_gamma_norm.push_back(std::move(g));
     mb->attn_norm.push_back(std::move(n));
     mb->head_gram_gamma.push_back(std::move(gg));
@@ -248,13 +282,17 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
         in_head[static_cast<size_t>(id)] = 1;
         t.q.push_back(dist.q[static_cast<size_t>(id)]);
       }
+      double q2 = 0;
       for (int64_t j = 0; j < V; ++j) {
         if (in_head[static_cast<size_t>(j)]) continue;
         const double q = dist.q[static_cast<size_t>(j)];
         t.mass += q;
         t.q_max = std::max(t.q_max, q);
+        q2 += q * q;
         tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(q);
       }
+      // A sum of at most V positive terms is within V 2^-53 of exact; 1e-9 covers it (and the root's rounding).
+      t.q_l2 = std::sqrt(q2) * (1 + 1e-9);
       t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
       for (size_t h = 0; h < t.ids.size(); ++h) read_rows(model.weights().W_U, t.ids[h], 1, t.head_rows.data() + h * static_cast<size_t>(d));
     }
@@ -305,15 +343,21 @@ double cached_log_expectation(const TailSplit& t, const double* head_delta, doub
 }
 
 double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double tail_quadratic,
-                               double tail_range, double tol, double* half_width) {
-  return bounded_from_head(t, head_sum(t, head_delta), 0.0, tail_linear, tail_quadratic, tail_range, tol, half_width);
+                               double tail_range, double tail_quartic, double tol, double* half_width) {
+  return bounded_from_head(t, head_sum(t, head_delta), 0.0, tail_linear, tail_quadratic, tail_range, tail_quartic, tol,
+                           half_width);
 }
 
 double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
-                         double tail_range, double tol, double* half_width) {
+                         double tail_range, double tail_quartic, double tol, double* half_width) {
   const double lower = head - head_err + t.mass + tail_linear;
   if (!(lower > 0)) return std::numeric_limits<double>::quiet_NaN();
-  const double r = psi(tail_range) * tail_quadratic * t.q_max + 2 * head_err;
+  // sum_T q_j g_j^2 <= q_max sum g^2 and <= |q_T|_2 |g|_4^2 (Hoelder): the smaller (an unknown
+  // quartic or 2-norm is infinite, and a NaN product never wins the comparison).
+  double second = tail_quadratic * t.q_max;
+  const double holder = tail_quartic * t.q_l2;
+  if (holder < second) second = holder;
+  const double r = psi(tail_range) * second + 2 * head_err;
   const double y = r / lower;
   // log1p(y) by its series when y is tiny (the usual case: error below y^4 / 4 < 3e-17).
   const double width = y < 1e-4 ? y * (1 - y * (0.5 - y / 3)) : std::log1p(y);

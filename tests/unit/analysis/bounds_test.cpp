@@ -50,11 +50,14 @@ Case make_case(std::mt19937& rng, size_t V, double spread, double outlier, size_
     in_head[static_cast<size_t>(id)] = 1;
     c.t.q.push_back(c.q[static_cast<size_t>(id)]);
   }
+  double q2 = 0;
   for (size_t j = 0; j < V; ++j) {
     if (in_head[j]) continue;
     c.t.mass += c.q[j];
     c.t.q_max = std::max(c.t.q_max, c.q[j]);
+    q2 += c.q[j] * c.q[j];
   }
+  c.t.q_l2 = std::sqrt(q2) * (1 + 1e-9);  // as split_tails rounds it
   return c;
 }
 
@@ -69,27 +72,31 @@ LD exact_f(const Case& c, double s) {
 }
 
 // The arguments a caller passes for coefficient s: the head's deltas, the exact tail mean, and the
-// tail bounds. `weakest` gives the loosest ones a caller may pass (the whole-vocabulary sum of g^2
-// and max |g|, as the Gamma and Cauchy-Schwarz bounds give) instead of the tail's own.
+// tail bounds. `weakest` gives the loosest ones a caller may pass (the whole-vocabulary sums of g^2
+// and g^4 and max |g|, as the Gamma, quartic and Cauchy-Schwarz bounds give) instead of the tail's own.
 struct Args {
   std::vector<double> head_delta;
   double linear = 0, quadratic = 0, range = 0;
+  double quartic = 0;  // s^2 sqrt(sum g^4): the Hoelder bound's input
 };
 Args caller_args(const Case& c, double s, bool weakest) {
   Args a;
   for (int32_t id : c.t.ids) a.head_delta.push_back(s * c.g[static_cast<size_t>(id)]);
-  LD lin = 0, sq = 0;
+  LD lin = 0, sq = 0, q4 = 0;
   double gmax = 0;
   for (size_t j = 0; j < c.q.size(); ++j) {
     const bool tail = c.t.index_of(static_cast<int32_t>(j)) < 0;
     if (tail) lin += static_cast<LD>(c.q[j]) * static_cast<LD>(c.g[j]);
     if (tail || weakest) {
-      sq += static_cast<LD>(c.g[j]) * static_cast<LD>(c.g[j]);
+      const LD g2 = static_cast<LD>(c.g[j]) * static_cast<LD>(c.g[j]);
+      sq += g2;
+      q4 += g2 * g2;
       gmax = std::max(gmax, std::abs(c.g[j]));
     }
   }
   a.linear = s * static_cast<double>(lin);
   a.quadratic = s * s * static_cast<double>(sq);
+  a.quartic = s * s * static_cast<double>(std::sqrt(q4));
   a.range = std::abs(s) * gmax;
   return a;
 }
@@ -130,10 +137,12 @@ TEST(Bounds, BoundedLogExpectationContainsTheExactValue) {
     const size_t k = static_cast<size_t>(trial % 6) * 8;  // 0 (no head) .. 40
     Case c = make_case(rng, V, spread, outlier, k, static_cast<int32_t>(V - 1));
     for (double s : {-3.0, -0.5, -0.01, 0.0, 1e-6, 0.02, 0.3, 1.0, 4.0}) {
-      for (bool weakest : {false, true}) {
-        const Args a = caller_args(c, s, weakest);
+      for (const int form : {0, 1, 2, 3}) {  // weakest or not, x with or without the quartic
+        const bool weakest = form % 2 == 1;
+        Args a = caller_args(c, s, weakest);
+        if (form < 2) a.quartic = std::numeric_limits<double>::infinity();
         auto eval = [&](double tol) {
-          return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, tol);
+          return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, tol);
         };
         ++tried;
         const double h = certified_half_width(eval);
@@ -154,21 +163,57 @@ TEST(Bounds, BoundedLogExpectationContainsTheExactValue) {
 }
 
 TEST(Bounds, AWrongTailBoundIsCaught) {
-  // The same check on a deliberately broken caller (quadratic term 100x too small) must fail for
-  // some input: otherwise the containment test above could not fail either.
-  std::mt19937 rng(2);
-  bool caught = false;
-  for (int trial = 0; trial < 200 && !caught; ++trial) {
-    Case c = make_case(rng, 500, 1.0, 30.0, 4, -1);
-    for (double s : {0.5, 1.0, 2.0}) {
-      Args a = caller_args(c, s, false);
-      a.quadratic *= 0.01;
-      auto eval = [&](double tol) { return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, tol); };
-      const double h = certified_half_width(eval);
-      if (!std::isnan(h) && !certifies(eval(1e3), h, exact_f(c, s), 1e3)) caught = true;
+  // The same check on a deliberately broken caller (quadratic term, or the quartic with the
+  // quadratic term right, 100x too small) must fail for some input: otherwise the containment test
+  // above could not fail either.
+  for (const bool broken_quartic : {false, true}) {
+    std::mt19937 rng(2);
+    bool caught = false;
+    for (int trial = 0; trial < 200 && !caught; ++trial) {
+      Case c = make_case(rng, 500, 1.0, 30.0, 4, -1);
+      for (double s : {0.5, 1.0, 2.0}) {
+        Args a = caller_args(c, s, false);
+        if (broken_quartic) {
+          a.quartic *= 0.01;
+        } else {
+          a.quadratic *= 0.01;
+          a.quartic = std::numeric_limits<double>::infinity();
+        }
+        auto eval = [&](double tol) {
+          return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, tol);
+        };
+        const double h = certified_half_width(eval);
+        if (!std::isnan(h) && !certifies(eval(1e3), h, exact_f(c, s), 1e3)) caught = true;
+      }
     }
+    EXPECT_TRUE(caught) << (broken_quartic ? "quartic" : "quadratic");
   }
-  EXPECT_TRUE(caught);
+}
+
+TEST(Bounds, TheTwoNormBoundNarrowsFlatTails) {
+  // A tail whose weights are near uniform (as on random weights) but whose largest weight is a few
+  // times the mean: |q_T|_2 |g|_4^2 is well below q_max sum g^2, so the interval narrows.
+  std::mt19937 rng(6);
+  double ratio_sum = 0;
+  int n = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    Case c = make_case(rng, 4000, 0.3, 0.0, 16, -1);
+    const Args with = caller_args(c, 0.05, true);
+    Args without = with;
+    without.quartic = std::numeric_limits<double>::infinity();
+    const double h_with = certified_half_width([&](double tol) {
+      return bounded_log_expectation(c.t, with.head_delta.data(), with.linear, with.quadratic, with.range, with.quartic, tol);
+    });
+    const double h_without = certified_half_width([&](double tol) {
+      return bounded_log_expectation(c.t, without.head_delta.data(), without.linear, without.quadratic, without.range,
+                                     without.quartic, tol);
+    });
+    ASSERT_FALSE(std::isnan(h_with) || std::isnan(h_without));
+    ASSERT_LE(h_with, h_without * (1 + 1e-12));
+    ratio_sum += h_without / h_with;
+    ++n;
+  }
+  EXPECT_GT(ratio_sum / n, 1.5);
 }
 
 TEST(Bounds, HeadPartErrorBoundHolds) {
@@ -196,7 +241,7 @@ TEST(Bounds, HeadPartErrorBoundHolds) {
         ASSERT_LE(std::abs(static_cast<double>(static_cast<LD>(v) - want)), err) << "trial " << trial << " x " << x;
         // With the head part's own error, the certified value still contains f.
         const Args a = caller_args(c, s, false);
-        auto eval = [&](double tol) { return bounded_from_head(c.t, v, err, a.linear, a.quadratic, a.range, tol); };
+        auto eval = [&](double tol) { return bounded_from_head(c.t, v, err, a.linear, a.quadratic, a.range, a.quartic, tol); };
         const double hw = certified_half_width(eval);
         if (!std::isnan(hw)) {
           ASSERT_TRUE(certifies(eval(1e3), hw, exact_f(c, s), 1e3)) << "trial " << trial << " x " << x;
@@ -251,13 +296,13 @@ TEST(Bounds, RefusesWhatItCannotCertify) {
   // An exponent that would overflow in the head: refused, not inf.
   Args a = caller_args(c, 1.0, false);
   a.head_delta[0] = 1000.0;
-  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, 1e3)));
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, 1e3)));
   // A lower bound that is not positive (a tail mean pulling the sum below 0): refused.
   a = caller_args(c, 1.0, false);
-  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), -10.0, a.quadratic, a.range, 1e3)));
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), -10.0, a.quadratic, a.range, a.quartic, 1e3)));
   // An interval wider than 2 tol: refused.
   a = caller_args(c, 3.0, true);
-  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, 1e-12)));
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, 1e-12)));
 }
 
 }  // namespace
