@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "analysis/cache_files.h"
+#include "analysis/projection_sketch.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "ops/gemm.h"
@@ -125,9 +126,17 @@ void direction_stats(const std::vector<float>& y0, int64_t n, int64_t d, const s
 }
 
 // |g0|_4^2 = sqrt(sum_j g0_j^4) of every row's projection g0 = W_U y0 (y0 [n, d]) over the whole
-// vocabulary: the rows projected a chunk at a time (at most ~64 MB of them), each row's sum in
-// double in vocabulary order, so the result does not depend on the thread count.
+// vocabulary. Where the int8 sketch runs fast, from its exact integer products with certified error
+// terms (sketched_quartic_norms: ~17% looser, 4-8x cheaper; GPT-2 124M's bounds build takes 4 s
+// with them against 12 s with float rows, and a 7B one would spend minutes more); else the rows
+// projected a chunk at a time (at most ~64 MB of them), each
+// row's sum in double in vocabulary order. Neither depends on the thread count.
 std::vector<double> quartic_norms(const Model& m, const std::vector<float>& y0, int64_t n, int64_t d, int threads) {
+  if (projection_sketch_available()) {
+    const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(m, threads);
+    std::vector<double> out = sketched_quartic_norms(*sk, y0.data(), n, threads);
+    if (n == 0 || std::isfinite(out.front())) return out;  // (infinite: no certified lambda_max)
+  }
   const int64_t V = m.config().d_vocab;
   const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(V, 1), 8, 256);
   std::vector<float> G(static_cast<size_t>(chunk * V));  // [chunk, V]

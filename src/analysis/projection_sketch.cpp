@@ -220,6 +220,82 @@ std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, in
   return sk;
 }
 
+std::vector<double> sketched_quartic_norms(const ProjectionSketch& sk, const float* y0, int64_t n, int n_threads) {
+  const int64_t d = sk.d, V = sk.V, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
+  std::vector<double> out(static_cast<size_t>(n), std::numeric_limits<double>::infinity());
+  if (n == 0 || !std::isfinite(sk.gram_lambda) || !std::isfinite(sk.gram_err_lambda)) return out;
+  constexpr int64_t kChunk = 384;  // rows per sweep over the vocabulary (their codes stay in L2)
+  std::vector<uint8_t> xs(static_cast<size_t>(kChunk * kp));
+  std::vector<double> b(static_cast<size_t>(kChunk)), f2(static_cast<size_t>(kChunk)), z2(static_cast<size_t>(kChunk));
+  std::vector<double> y2(static_cast<size_t>(kChunk));
+  std::vector<double> part(static_cast<size_t>(kChunk * nt));  // [rows, tiles] sum over the tile of (a_j x_j)^4
+  const double cV = sk.gram_chain * kUnit;
+  for (int64_t r0 = 0; r0 < n; r0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - r0);
+    // Each row rounded as sketched_log_expectations rounds a vector: y0 = b y~ + f, z = b y~.
+    parallel_for(n_threads, m, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* y = y0 + (r0 + i) * d;
+        float mx = 0;
+        for (int64_t k = 0; k < d; ++k) mx = std::max(mx, std::abs(y[k]));
+        const double bv = static_cast<double>(mx) / 127.0;
+        double sf2 = 0, sz2 = 0, sy2 = 0;
+        uint8_t* x = xs.data() + i * kp;
+        std::fill(x, x + kp, uint8_t{128});
+        for (int64_t k = 0; k < d; ++k) {
+          const int c = code_of(static_cast<double>(y[k]), bv);
+          x[k] = static_cast<uint8_t>(c + 128);
+          const double z = bv * c, f = static_cast<double>(y[k]) - z;
+          sf2 += f * f;
+          sz2 += z * z;
+          sy2 += static_cast<double>(y[k]) * static_cast<double>(y[k]);
+        }
+        const auto ii = static_cast<size_t>(i);
+        b[ii] = bv, f2[ii] = sf2, z2[ii] = sz2, y2[ii] = sy2;
+      }
+    });
+    // The exact integer products c_j . y~ tile by tile; per (row, tile) the sum of (a_j x_j)^4 in
+    // double (a_j x_j is exact in double: 24 + 24 bits), in token order.
+    parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
+      std::vector<int32_t> dots(static_cast<size_t>(m * kTile));  // [m, 64]
+      for (int64_t tile = t0; tile < t1; ++tile) {
+        ops::int8_dot_tile(sk.codes, tile, xs.data(), m, dots.data());
+        const float* a = sk.scale.data() + tile * kTile;  // 0 past V
+        for (int64_t i = 0; i < m; ++i) {
+          const int32_t* x = dots.data() + i * kTile;
+          double s4 = 0;
+          for (int64_t t = 0; t < kTile; ++t) {
+            const double g = static_cast<double>(a[t]) * static_cast<double>(x[t]);
+            const double g2 = g * g;
+            s4 += g2 * g2;
+          }
+          part[static_cast<size_t>(i * nt + tile)] = s4;
+        }
+      }
+    });
+    for (int64_t i = 0; i < m; ++i) {
+      const auto ii = static_cast<size_t>(i);
+      double s4 = 0;
+      for (int64_t tile = 0; tile < nt; ++tile) s4 += part[static_cast<size_t>(i * nt + tile)];
+      // The sum of at most V + 64 positive terms, each from two roundings: relative (V + 70) 2^-53.
+      const double sketched = b[ii] * std::sqrt(std::sqrt(s4 * (1 + 1e-9)));
+      // |W_U f|_2 and |E z|_2 as sketched_log_expectations bounds them from lambda_max (f and z are
+      // exact in double here, so no float margin), and the rows' largest norms for the inf-norms.
+      const double nf = std::sqrt((sk.gram_lambda + cV * sk.trace) * f2[ii] * (1 + 1e-9));
+      const double nz = std::sqrt((sk.gram_err_lambda + cV * sk.trace_err) * z2[ii] * (1 + 1e-9));
+      const double ef = std::sqrt(nf * sk.umax * std::sqrt(f2[ii]));
+      const double ez = std::sqrt(nz * sk.emax * std::sqrt(z2[ii]));
+      // A float projection of y0 (d products summed in float) is within (d + 2) 2^-24 |u_j| |y0| of
+      // the exact product per token: V^(1/4) times that in the 4-norm.
+      const double rounding = std::sqrt(std::sqrt(static_cast<double>(V))) * static_cast<double>(d + 2) * kUnit * sk.umax *
+                              std::sqrt(y2[ii]);
+      const double norm4 = (sketched + ef + ez + rounding) * (1 + 1e-9);
+      out[static_cast<size_t>(r0 + i)] = norm4 * norm4 * (1 + 1e-9);
+    }
+  }
+  return out;
+}
+
 std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const std::vector<SketchJob>& jobs,
                                               double tol, int n_threads, std::vector<double>* half_widths,
                                               SharedProjections* shared, int64_t* shared_read) {
