@@ -124,6 +124,73 @@ double quad_upper(double computed, double norm2, double norm1, double trace, dou
   return std::max(0.0, (computed + cV * norm2 * trace + cd * norm1 * norm1 * max_abs) * (1 + 1e-9));
 }
 
+// A vector y0 rounded as the sketch rounds vectors, y0 = b y~ + f, z = b y~: its codes y~ + 128
+// into x (when given), f and z as float into F and Z (when given: what the forms read), and the
+// norms of those stored floats (the difference from the exact f and z is covered by a margin in
+// certify_job).
+struct Rounded {
+  double b = 0, f2 = 0, z2 = 0, f1 = 0, z1 = 0;
+};
+Rounded round_vector(const float* y, int64_t d, uint8_t* x, float* F, float* Z) {
+  float mx = 0;
+  for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
+  Rounded r;
+  r.b = static_cast<double>(mx) / 127.0;
+  for (int64_t i = 0; i < d; ++i) {
+    const int c = code_of(static_cast<double>(y[i]), r.b);
+    if (x != nullptr) x[i] = static_cast<uint8_t>(c + 128);
+    const double z = r.b * c, f = static_cast<double>(y[i]) - z;
+    const float ff = static_cast<float>(f), zf = static_cast<float>(z);
+    if (F != nullptr) F[i] = ff, Z[i] = zf;
+    r.f2 += static_cast<double>(ff) * static_cast<double>(ff);
+    r.z2 += static_cast<double>(zf) * static_cast<double>(zf);
+    r.f1 += std::abs(static_cast<double>(ff));
+    r.z1 += std::abs(static_cast<double>(zf));
+  }
+  return r;
+}
+
+// One job's certified value (NaN where its interval is wider than 2 tol) from its vector's
+// rounding r, forms qf, qz (NaN where not computed), largest |code product| peak = max_j a_j |x_j|
+// and tail sum a2_codes = sum_T q_j a_j^2 x_j^2 (float sums within 1e-5: cached_log_expectation's
+// kRel). |W_U f| and |E z| come from their forms where computed, else from lambda_max (a certified
+// bound on Gamma's largest eigenvalue as stored: f^T Gamma f <= (lambda + the GEMMs' rounding)
+// |f|^2); the float rounding of f and z themselves (relative 2^-24 per element) moves each norm by
+// at most sqrt(trace) 2^-24 |x|.
+double certify_job(const ProjectionSketch& sk, const SketchJob& job, const Rounded& r, double qf, double qz, double peak,
+                   double a2_codes, double tol, double* half_width) {
+  const TailSplit& t = *job.t;
+  if (!(t.mass > 0) || !(r.b > 0)) return kNaN;
+  const double cV = sk.gram_chain * kUnit;
+  const double a2 = a2_codes * r.b * r.b;  // sum_T q_j g~_j^2
+  double wf = (sk.gram_lambda + cV * sk.trace) * r.f2 * (1 + 1e-9);
+  double wz = (sk.gram_err_lambda + cV * sk.trace_err) * r.z2 * (1 + 1e-9);
+  if (!std::isnan(qf)) {
+    wf = std::min(wf, quad_upper(qf, r.f2, r.f1, sk.trace, sk.max_abs, sk.gram_chain, sk.d));
+    wz = std::min(wz, quad_upper(qz, r.z2, r.z1, sk.trace_err, sk.max_abs_err, sk.gram_chain, sk.d));
+  }
+  const double nf = std::sqrt(wf) + std::sqrt(sk.trace * r.f2) * kUnit;
+  const double nz = std::sqrt(wz) + std::sqrt(sk.trace_err * r.z2) * kUnit;
+  const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
+  const double einf = (sk.umax * std::sqrt(r.f2) + sk.emax * std::sqrt(r.z2)) * (1 + 1e-6);
+  const double gmax = r.b * peak * (1 + 1e-6) + einf;
+  // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
+  // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
+  const double sq = std::sqrt(t.mass);
+  return cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax, tol,
+                                half_width);
+}
+
+// The tail weights of the codes in state t, w_j = q_j a_j^2 (0 on the head and past V): [n_pad].
+std::vector<float> code_weights(const ProjectionSketch& sk, const TailSplit& t) {
+  std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad), 0.0f);
+  for (int64_t j = 0; j < sk.V; ++j) {
+    const float a = sk.scale[static_cast<size_t>(j)];
+    wt[static_cast<size_t>(j)] = t.tail_q[static_cast<size_t>(j)] * (a * a);
+  }
+  return wt;
+}
+
 }  // namespace
 
 bool projection_sketch_available() { return ops::detail::int8_dot_is_fast(); }
@@ -300,7 +367,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
                                               double tol, int n_threads, std::vector<double>* half_widths,
                                               SharedProjections* shared, int64_t* shared_read) {
   const auto n = static_cast<int64_t>(jobs.size());
-  const int64_t d = sk.d, V = sk.V, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
+  const int64_t d = sk.d, kp = sk.codes.k_pad, nt = sk.codes.n_tiles();
   std::vector<double> out(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
   if (half_widths != nullptr) half_widths->assign(static_cast<size_t>(n), std::numeric_limits<double>::quiet_NaN());
   if (n == 0) return out;
@@ -340,29 +407,9 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   // norms of f and z. round_vector also writes f and z as float rows (what the forms below read) when
   // given rows to write.
   std::vector<uint8_t> xs(static_cast<size_t>(nu * kp), 128);
-  std::vector<double> b(static_cast<size_t>(nu)), f2(static_cast<size_t>(nu)), z2(static_cast<size_t>(nu));
-  std::vector<double> f1(static_cast<size_t>(nu)), z1(static_cast<size_t>(nu));
-  const auto round_vector = [&](int64_t v, float* F, float* Z) {
-    const float* y = jobs[rep[static_cast<size_t>(v)]].y0;
-    float mx = 0;
-    for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
-    const double bv = static_cast<double>(mx) / 127.0;
-    double sf2 = 0, sz2 = 0, sf1 = 0, sz1 = 0;
-    for (int64_t i = 0; i < d; ++i) {
-      const int c = code_of(static_cast<double>(y[i]), bv);
-      xs[static_cast<size_t>(v * kp + i)] = static_cast<uint8_t>(c + 128);
-      const double z = bv * c, f = static_cast<double>(y[i]) - z;
-      // Stored as float for the GEMMs below; sums taken of the stored values (what the forms see),
-      // the difference from the exact f and z is covered by a margin in step 5.
-      const float ff = static_cast<float>(f), zf = static_cast<float>(z);
-      if (F != nullptr) F[i] = ff, Z[i] = zf;
-      sf2 += static_cast<double>(ff) * static_cast<double>(ff);
-      sz2 += static_cast<double>(zf) * static_cast<double>(zf);
-      sf1 += std::abs(static_cast<double>(ff));
-      sz1 += std::abs(static_cast<double>(zf));
-    }
-    const auto vi = static_cast<size_t>(v);
-    b[vi] = bv, f2[vi] = sf2, z2[vi] = sz2, f1[vi] = sf1, z1[vi] = sz1;
+  std::vector<Rounded> rounded(static_cast<size_t>(nu));
+  const auto round_vector_v = [&](int64_t v, float* F, float* Z) {
+    rounded[static_cast<size_t>(v)] = round_vector(jobs[rep[static_cast<size_t>(v)]].y0, d, xs.data() + v * kp, F, Z);
   };
   // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z of the listed vectors (2 d^2
   // multiply-adds each), in blocks of 512 (a 7B batch of 4096 would hold 2 x 67 MB, zeroed and
@@ -378,7 +425,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     for (int64_t r0 = 0; r0 < count; r0 += kRows) {
       const int64_t rows = std::min(kRows, count - r0);
       parallel_for(n_threads, rows, [&](int64_t v0, int64_t v1) {
-        for (int64_t r = v0; r < v1; ++r) round_vector(list[static_cast<size_t>(r0 + r)], F.get() + r * d, Z.get() + r * d);
+        for (int64_t r = v0; r < v1; ++r) round_vector_v(list[static_cast<size_t>(r0 + r)], F.get() + r * d, Z.get() + r * d);
       });
       for (int pass = 0; pass < 2; ++pass) {
         const float* X = pass == 0 ? F.get() : Z.get();
@@ -398,7 +445,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   if (sk.screen_forms) {
     // The forms wait for step 5: most vectors are certified by lambda_max |x|^2 alone.
     parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
-      for (int64_t v = v0; v < v1; ++v) round_vector(v, nullptr, nullptr);
+      for (int64_t v = v0; v < v1; ++v) round_vector_v(v, nullptr, nullptr);
     });
   } else {
     // Every vector's forms now; those published earlier are read back (the same bits: a vector's
@@ -414,7 +461,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
     parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
       for (int64_t v = v0; v < v1; ++v) {
-        if (!std::isnan(qf[static_cast<size_t>(v)])) round_vector(v, nullptr, nullptr);
+        if (!std::isnan(qf[static_cast<size_t>(v)])) round_vector_v(v, nullptr, nullptr);
       }
     });
     compute_forms(all);
@@ -425,14 +472,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   for (int64_t v = 0; v < nu; ++v) {
     const TailSplit* t = jobs[rep[static_cast<size_t>(v)]].t;
     auto it = weights.find(t);
-    if (it == weights.end()) {
-      std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad), 0.0f);
-      for (int64_t j = 0; j < V; ++j) {
-        const float a = sk.scale[static_cast<size_t>(j)];
-        wt[static_cast<size_t>(j)] = t->tail_q[static_cast<size_t>(j)] * (a * a);
-      }
-      it = weights.emplace(t, std::move(wt)).first;
-    }
+    if (it == weights.end()) it = weights.emplace(t, code_weights(sk, *t)).first;
     w[static_cast<size_t>(v)] = it->second.data();
   }
   // 4. Every tile of the vocabulary against every vector: exact integer products c_j . y~ (or those
@@ -489,40 +529,17 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
       for (int64_t tile = t0; tile < t1; ++tile) evaluate(u, tile, x + tile * kTile);
     }
   });
-  // 5. Each vector's certified value. |W_U f| and |E z| come from their forms where computed, else
-  // from lambda_max (a certified bound on Gamma's largest eigenvalue as stored: f^T Gamma f <=
-  // (lambda + the GEMMs' rounding) |f|^2); the float rounding of f and z themselves (relative 2^-24
-  // per element) moves each norm by at most sqrt(trace) 2^-24 |x|.
-  const double cV = sk.gram_chain * kUnit;
+  // 5. Each job's certified value (certify_job).
   const auto certify = [&](int64_t v) {
-    const SketchJob& job = jobs[static_cast<size_t>(v)];
     const auto u = pair_of[static_cast<size_t>(v)];
     const auto vi = static_cast<size_t>(u);
-    const TailSplit& t = *job.t;
-    if (!(t.mass > 0) || !(b[vi] > 0)) return;
     double a2 = 0, peak = 0;
     for (int64_t tile = 0; tile < nt; ++tile) {
       a2 += static_cast<double>(part[static_cast<size_t>(u * nt + tile)]);
       peak = std::max(peak, static_cast<double>(top[static_cast<size_t>(u * nt + tile)]));
     }
-    a2 *= b[vi] * b[vi];  // sum_T q_j g~_j^2; its float lanes are within 1e-5 (cached_log_expectation's kRel)
-    double wf = (sk.gram_lambda + cV * sk.trace) * f2[vi] * (1 + 1e-9);
-    double wz = (sk.gram_err_lambda + cV * sk.trace_err) * z2[vi] * (1 + 1e-9);
-    if (!std::isnan(qf[vi])) {
-      wf = std::min(wf, quad_upper(qf[vi], f2[vi], f1[vi], sk.trace, sk.max_abs, sk.gram_chain, d));
-      wz = std::min(wz, quad_upper(qz[vi], z2[vi], z1[vi], sk.trace_err, sk.max_abs_err, sk.gram_chain, d));
-    }
-    const double nf = std::sqrt(wf) + std::sqrt(sk.trace * f2[vi]) * kUnit;
-    const double nz = std::sqrt(wz) + std::sqrt(sk.trace_err * z2[vi]) * kUnit;
-    const double eps2 = std::sqrt(t.q_max) * (nf + nz) * (1 + 1e-9);  // sqrt(sum_T q_j e_j^2)
-    const double einf = (sk.umax * std::sqrt(f2[vi]) + sk.emax * std::sqrt(z2[vi])) * (1 + 1e-6);
-    const double gmax = b[vi] * peak * (1 + 1e-6) + einf;
-    // cached_log_expectation's interval [a2 - 2 eps a1, a2 + 2 eps a1 + eps^2 Q_T] with
-    // a1 = sqrt(a2 Q_T), eps = eps2 / sqrt(Q_T) is the Cauchy-Schwarz one of the header.
-    const double sq = std::sqrt(t.mass);
-    out[static_cast<size_t>(v)] =
-        cached_log_expectation(t, job.head_delta, job.tail_linear, job.s, std::sqrt(a2) * sq, a2, eps2 / sq, gmax, tol,
-                               half_widths != nullptr ? half_widths->data() + v : nullptr);
+    out[static_cast<size_t>(v)] = certify_job(sk, jobs[static_cast<size_t>(v)], rounded[vi], qf[vi], qz[vi], peak, a2, tol,
+                                              half_widths != nullptr ? half_widths->data() + v : nullptr);
   };
   parallel_for(n_threads, n, [&](int64_t v0, int64_t v1) {
     for (int64_t v = v0; v < v1; ++v) certify(v);
@@ -534,7 +551,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     std::vector<char> needs(static_cast<size_t>(nu), 0);
     for (int64_t v = 0; v < n; ++v) {
       const auto u = pair_of[static_cast<size_t>(v)];
-      if (std::isnan(out[static_cast<size_t>(v)]) && jobs[static_cast<size_t>(v)].t->mass > 0 && b[static_cast<size_t>(u)] > 0) {
+      if (std::isnan(out[static_cast<size_t>(v)]) && jobs[static_cast<size_t>(v)].t->mass > 0 && rounded[static_cast<size_t>(u)].b > 0) {
         needs[static_cast<size_t>(u)] = 1;
       }
     }
@@ -565,6 +582,94 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     const SketchJob& job = jobs[rep[static_cast<size_t>(u)]];
     shared->publish_ffn_sketch(job.ffn_layer, job.ffn_neuron);
   }
+  return out;
+}
+
+std::vector<double> sketched_log_expectations_shared(const ProjectionSketch& sk, const std::vector<SketchJob>& jobs,
+                                                     double tol, int n_threads, std::vector<double>& half_widths,
+                                                     const SharedProjections& shared) {
+  const auto n = static_cast<int64_t>(jobs.size());
+  const int64_t d = sk.d, n_pad = sk.codes.n_pad;
+  std::vector<double> out(static_cast<size_t>(n), kNaN);
+  half_widths.assign(static_cast<size_t>(n), kNaN);
+  // The distinct vectors (their published sketches) and states.
+  std::vector<const VectorSketch*> vecs;
+  std::vector<const float*> y0s;
+  std::vector<const TailSplit*> states;
+  std::vector<int64_t> vec_of(static_cast<size_t>(n), -1), state_of(static_cast<size_t>(n), -1);
+  {
+    std::map<std::pair<int64_t, int64_t>, int64_t> seen_vec;
+    std::map<const TailSplit*, int64_t> seen_state;
+    for (int64_t i = 0; i < n; ++i) {
+      const SketchJob& job = jobs[static_cast<size_t>(i)];
+      const VectorSketch* known = job.ffn_layer >= 0 ? shared.ffn_sketch(job.ffn_layer, job.ffn_neuron) : nullptr;
+      if (known == nullptr) continue;
+      const auto v = seen_vec.emplace(std::make_pair(job.ffn_layer, job.ffn_neuron), static_cast<int64_t>(vecs.size())).first;
+      if (v->second == static_cast<int64_t>(vecs.size())) vecs.push_back(known), y0s.push_back(job.y0);
+      const auto t = seen_state.emplace(job.t, static_cast<int64_t>(states.size())).first;
+      if (t->second == static_cast<int64_t>(states.size())) states.push_back(job.t);
+      vec_of[static_cast<size_t>(i)] = v->second;
+      state_of[static_cast<size_t>(i)] = t->second;
+    }
+  }
+  const auto nv = static_cast<int64_t>(vecs.size()), ns = static_cast<int64_t>(states.size());
+  if (nv == 0) return out;
+  // Per vector: its rounding (the same as when its products were made); its largest |a_j x_j|
+  // comes with the squares below.
+  std::vector<Rounded> rounded(static_cast<size_t>(nv));
+  std::vector<float> peak(static_cast<size_t>(nv), 0.0f);
+  parallel_for(n_threads, nv, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) rounded[static_cast<size_t>(v)] = round_vector(y0s[static_cast<size_t>(v)], d, nullptr, nullptr, nullptr);
+  });
+  // Per state: the codes' tail weights [ns, n_pad].
+  std::vector<float> W(static_cast<size_t>(ns * n_pad));
+  parallel_for(n_threads, ns, [&](int64_t s0, int64_t s1) {
+    for (int64_t t = s0; t < s1; ++t) {
+      const std::vector<float> w = code_weights(sk, *states[static_cast<size_t>(t)]);
+      std::copy(w.begin(), w.end(), W.begin() + t * n_pad);
+    }
+  });
+  // sum_T q_j a_j^2 x_j^2 of every (state, vector) pair: per block of 256 tokens one float product
+  // [ns, 256] x [256, m] (a chain of 16 fused multiply-adds per lane and a 4-level tree: ~20
+  // roundings of 2^-24 of the terms' sum, and x_j^2 and the weights rounded to float as the lanes
+  // round them), the blocks added in double: within cached_log_expectation's 1e-5. Each thread
+  // takes a range of vectors; a pair's value depends only on its state and vector.
+  constexpr int64_t kTokens = 256;
+  std::vector<double> a2(static_cast<size_t>(ns * nv), 0.0);  // [ns, nv]
+  parallel_for(n_threads, nv, [&](int64_t v0, int64_t v1) {
+    const int64_t m = v1 - v0;
+    std::vector<float> X2(static_cast<size_t>(m * kTokens));  // [m, 256] squared products
+    std::vector<float> C(static_cast<size_t>(ns * m));       // [ns, m]
+    for (int64_t j0 = 0; j0 < n_pad; j0 += kTokens) {
+      const int64_t len = std::min(kTokens, n_pad - j0);
+      const float* a = sk.scale.data() + j0;
+      for (int64_t v = 0; v < m; ++v) {
+        const int32_t* x = vecs[static_cast<size_t>(v0 + v)]->dots.get() + j0;
+        float* o = X2.data() + v * len;
+        float mx = peak[static_cast<size_t>(v0 + v)];
+        for (int64_t j = 0; j < len; ++j) {
+          const auto xf = static_cast<float>(x[j]);
+          o[j] = xf * xf;
+          mx = std::max(mx, a[j] * std::abs(xf));
+        }
+        peak[static_cast<size_t>(v0 + v)] = mx;
+      }
+      ops::matmul_nt(ns, m, len, W.data() + j0, n_pad, X2.data(), len, C.data(), m, 1);
+      for (int64_t t = 0; t < ns; ++t) {
+        for (int64_t v = 0; v < m; ++v) a2[static_cast<size_t>(t * nv + v0 + v)] += static_cast<double>(C[static_cast<size_t>(t * m + v)]);
+      }
+    }
+  });
+  parallel_for(n_threads, n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t v = vec_of[static_cast<size_t>(i)], t = state_of[static_cast<size_t>(i)];
+      if (v < 0) continue;
+      const VectorSketch& k = *vecs[static_cast<size_t>(v)];
+      out[static_cast<size_t>(i)] = certify_job(sk, jobs[static_cast<size_t>(i)], rounded[static_cast<size_t>(v)], k.qf, k.qz,
+                                                static_cast<double>(peak[static_cast<size_t>(v)]), a2[static_cast<size_t>(t * nv + v)], tol,
+                                                half_widths.data() + i);
+    }
+  });
   return out;
 }
 

@@ -100,4 +100,15 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sketch, co
                                               double tol, int n_threads, std::vector<double>* half_widths = nullptr,
                                               SharedProjections* shared = nullptr, int64_t* shared_read = nullptr);
 
+/// sketched_log_expectations for FFN jobs whose vectors' integer products and forms `shared` holds
+/// (an earlier call published them), many states per vector, as a multi-token target's sums
+/// re-certify their steps (analysis/target_tightening.h): the tail sums of every (state, vector)
+/// pair come from float products of the states' code weights with the vectors' squared products,
+/// 256 tokens at a time added in double, instead of a pass over the vocabulary per pair. The same
+/// certificate (within the same 1e-5 of float rounding), not the same bits: the sums run in another
+/// order. Jobs whose vector `shared` does not hold come back NaN. Values depend only on each job.
+std::vector<double> sketched_log_expectations_shared(const ProjectionSketch& sketch, const std::vector<SketchJob>& jobs,
+                                                     double tol, int n_threads, std::vector<double>& half_widths,
+                                                     const SharedProjections& shared);
+
 }  // namespace reslens::analysis

@@ -10,9 +10,12 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "analysis/bounds.h"
+#include "analysis/projection_sketch.h"
 #include "analysis/ranking.h"
 #include "analysis/target_sums.h"
 #include "core/parallel.h"
@@ -333,7 +336,7 @@ class Tightening {
              SharedProjections* shared)
       : model_(model), c_(model.config()), refs_(refs), sums_(sums), tol_(tol), shared_(shared), ctx_(model, refs) {}
 
-  std::vector<Job> certified, exact;  // round 1's and round 2's scores
+  std::vector<Job> sketched, certified, exact;  // round 0's, round 1's and round 2's scores
 
   LayerContexts& contexts() { return ctx_; }
 
@@ -395,11 +398,184 @@ class Tightening {
     if (!need_ffn && !need_attn) return;
     // Every step's context: round 2 may pick a step that round 1 did not.
     ctx_.prepare(l, std::vector<char>(refs_.size(), need_attn ? 1 : 0), std::vector<char>(refs_.size(), need_ffn ? 1 : 0));
+    if (!per_level[kFfn].empty()) per_level[kFfn] = sketch_round(l, per_level[kFfn]);
     directions(l, kFfn, per_level[kFfn], query_dirs[kFfn]);
     directions(l, kAttnNeuron, per_level[kAttnNeuron], query_dirs[kAttnNeuron]);
     std::vector<Job> combos = std::move(per_level[kHead]);
     combos.insert(combos.end(), per_level[kHeadPosition].begin(), per_level[kHeadPosition].end());
     heads(l, combos);
+  }
+
+  // Round 0 for layer l's FFN jobs: each job's step score certified again by the int8 sketch
+  // (analysis/projection_sketch.h), whose integer products a direction shares across the steps
+  // (SharedProjections: the steps' own sketches, or the first job's here) and whose interval knows
+  // the tail's second moment to a few per cent, where the steps' cheap bound had only an upper bound
+  // of it. Where that is narrower, it replaces the step's width and score. The layer's FFN sums are
+  // then selected again: a direction goes on to its exact row (rounds 1 and 2) only if its widths
+  // still add up to more than bound_tol, which on random GPT-2 weights leaves mostly the directions
+  // with sketched steps (their widths already the sketch's). Returns the jobs selected again.
+  std::vector<Job> sketch_round(int64_t l, const std::vector<Job>& selected) {
+    const ExplainOptions& o = refs_.front().step->options;
+    if (!o.projection_sketch || !projection_sketch_available() || c_.final_softcap > 0) return selected;
+    const int64_t d = c_.d_model, N = c_.d_mlp;
+    // Every bounded step of each sum that needs tightening, not only its widest: the steps left out
+    // would otherwise keep their cheap-bound widths, which alone often add up to more than bound_tol
+    // once the widest are narrowed. (A sum within bound_tol keeps its steps' scores.)
+    std::vector<char> chosen(static_cast<size_t>(N), 0);
+    for (const Job& j : selected) chosen[static_cast<size_t>(direction(j.ref, kFfn, j.index))] = 1;
+    std::vector<std::vector<char>> take(refs_.size());  // [ref][k]
+    for (const SumTerms& st : sums_) {
+      if (st.level != kFfn) continue;
+      for (int64_t k = 0; k < N; ++k) {
+        if (!chosen[static_cast<size_t>(k)]) continue;
+        double total = 0;
+        for (const auto& term : st.terms) {
+          const std::vector<double>& w = (refs_[term.first].widths->*kWidthOf[kFfn]).values;
+          if (!w.empty()) total += w[static_cast<size_t>(l * N + k)];
+        }
+        if (!(total > tol_)) continue;
+        for (const auto& term : st.terms) {
+          std::vector<char>& t = take[term.first];
+          if (t.empty()) t.assign(static_cast<size_t>(N), 0);
+          t[static_cast<size_t>(k)] = 1;
+        }
+      }
+    }
+    std::vector<Job> jobs;
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      const std::vector<double>& w = (refs_[r].widths->*kWidthOf[kFfn]).values;
+      if (w.empty() || take[r].empty()) continue;
+      for (int64_t k = 0; k < N; ++k) {
+        if (take[r][static_cast<size_t>(k)] && w[static_cast<size_t>(l * N + k)] > 0) jobs.push_back({r, kFfn, l * N + k, 0.0, 0.0});
+      }
+    }
+    if (jobs.empty()) return selected;
+    const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(model_, threads());
+    const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
+    // Each step's FFN context at layer l split into head and tail (no tokens forced into the head:
+    // the target's projection is taken directly below).
+    std::vector<size_t> step_refs;
+    std::vector<int64_t> split_of(refs_.size(), -1);
+    for (const Job& j : jobs) {
+      if (split_of[j.ref] < 0) split_of[j.ref] = static_cast<int64_t>(step_refs.size()), step_refs.push_back(j.ref);
+    }
+    std::vector<const Distribution*> dists;
+    for (const size_t r : step_refs) dists.push_back(&ctx_.ffn(r));
+    const std::vector<TailSplit> tails = split_tails(model_, *mb, dists, 64, {}, threads());
+    // The layer's prepared directions y0_k = gamma_f * c(fc2_k): [d_mlp, d].
+    const std::vector<float> Y = prepared_columns(model_, model_.weights().layers[static_cast<size_t>(l)].W_out, 0, N);
+    // Per step: the target's unscaled projection u_w . y0 and the tail mean's term mu_T . y0 of every
+    // direction, in double (k ascending per element): [steps, d_mlp] each.
+    const auto n_steps = static_cast<int64_t>(step_refs.size());
+    std::vector<float> Yt(static_cast<size_t>(d * N));  // [d, d_mlp]
+    for (int64_t k = 0; k < N; ++k) {
+      for (int64_t r = 0; r < d; ++r) Yt[static_cast<size_t>(r * N + k)] = Y[static_cast<size_t>(k * d + r)];
+    }
+    std::vector<double> U(static_cast<size_t>(2 * n_steps * d));  // [2 * steps, d]: the targets' rows, then the tail means
+    std::vector<float> urow;  // [d] a decoded row of an encoded W_U
+    for (int64_t i = 0; i < n_steps; ++i) {
+      const float* u = row_floats(model_.weights().W_U, refs_[step_refs[static_cast<size_t>(i)]].step->explanation.target, urow);
+      for (int64_t r = 0; r < d; ++r) {
+        U[static_cast<size_t>(i * d + r)] = static_cast<double>(u[r]);
+        U[static_cast<size_t>((n_steps + i) * d + r)] = tails[static_cast<size_t>(i)].mu[static_cast<size_t>(r)];
+      }
+    }
+    std::vector<double> UY(static_cast<size_t>(2 * n_steps * N), 0.0);  // [2 * steps, d_mlp]
+    ops::matmul_nn_accumulate_small(2 * n_steps, N, d, U.data(), d, Yt.data(), N, UY.data(), N);
+    // Every direction's projections on each split's head tokens, one float GEMM per step (as the
+    // steps' own head projections are float sums): [d_mlp, |H|].
+    std::vector<std::vector<float>> heads(step_refs.size());
+    for (size_t i = 0; i < step_refs.size(); ++i) {
+      const auto nh = static_cast<int64_t>(tails[i].ids.size());
+      heads[i].resize(static_cast<size_t>(N * nh));
+      ops::matmul_nt(N, nh, d, Y.data(), d, tails[i].head_rows.data(), d, heads[i].data(), nh, threads());
+    }
+    // Each job's split, direction and coefficient (as the steps' sketch scales: s = coefficient /
+    // sigma on the unscaled direction).
+    struct Meta {
+      int64_t si = 0, k = 0;
+      double s = 0;
+    };
+    std::vector<Meta> meta(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Job& j = jobs[i];
+      const Explanation& ex = refs_[j.ref].step->explanation;
+      meta[i] = {split_of[j.ref], direction(j.ref, kFfn, j.index),
+                 ex.ffn_coef.values[static_cast<size_t>(j.index)] * (1.0 / ex.frozen_scale)};
+    }
+    // By chunks of directions: the first job of each direction makes its integer products and
+    // forms (kept in a SharedProjections of the chunk's own), its other steps' jobs read them. A
+    // generous tol: every certifiable interval comes back with its width; only narrower ones are kept.
+    std::vector<size_t> order(jobs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return meta[a].k < meta[b].k; });
+    std::vector<double> f(jobs.size()), hw(jobs.size());
+    constexpr int64_t kChunkDirs = 384;
+    const int64_t entry_bytes = sk->codes.n_pad * static_cast<int64_t>(sizeof(int32_t));
+    std::vector<double> hd;  // [chunk jobs, |H|] the chunk's head deltas
+    for (size_t c0 = 0; c0 < order.size();) {
+      std::vector<size_t> first, rest;
+      size_t c1 = c0;
+      for (int64_t n_dirs = 0; c1 < order.size(); ++c1) {
+        const bool new_dir = c1 == c0 || meta[order[c1]].k != meta[order[c1 - 1]].k;
+        if (new_dir && n_dirs == kChunkDirs) break;
+        if (new_dir) ++n_dirs;
+        (new_dir ? first : rest).push_back(order[c1]);
+      }
+      size_t nh_max = 0;
+      for (const TailSplit& t : tails) nh_max = std::max(nh_max, t.ids.size());
+      hd.assign((c1 - c0) * nh_max, 0.0);
+      std::vector<SketchJob> sj(c1 - c0);  // in the chunk's order: first, then rest
+      std::vector<size_t> job_of;          // sj[b] is jobs[job_of[b]]
+      job_of.insert(job_of.end(), first.begin(), first.end());
+      job_of.insert(job_of.end(), rest.begin(), rest.end());
+      parallel_for(threads(), static_cast<int64_t>(sj.size()), [&](int64_t a, int64_t b) {
+        for (int64_t x = a; x < b; ++x) {
+          const Meta& m = meta[job_of[static_cast<size_t>(x)]];
+          const TailSplit& t = tails[static_cast<size_t>(m.si)];
+          const size_t nh = t.ids.size();
+          double* delta = hd.data() + static_cast<size_t>(x) * nh_max;
+          const float* g = heads[static_cast<size_t>(m.si)].data() + static_cast<size_t>(m.k) * nh;
+          for (size_t h = 0; h < nh; ++h) delta[h] = m.s * static_cast<double>(g[h]);
+          const double lin = UY[static_cast<size_t>((n_steps + m.si) * N + m.k)];
+          sj[static_cast<size_t>(x)] = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k};
+        }
+      });
+      SharedProjections chunk(c_, static_cast<int64_t>(first.size()) * entry_bytes);
+      const std::vector<SketchJob> head_jobs(sj.begin(), sj.begin() + static_cast<std::ptrdiff_t>(first.size()));
+      const std::vector<SketchJob> tail_jobs(sj.begin() + static_cast<std::ptrdiff_t>(first.size()), sj.end());
+      std::vector<double> w1, w2;
+      // The rest read the first's products, their tail sums one float product per block of tokens.
+      const std::vector<double> v1 = sketched_log_expectations(*sk, head_jobs, 1.0, threads(), &w1, &chunk, nullptr);
+      const std::vector<double> v2 = sketched_log_expectations_shared(*sk, tail_jobs, 1.0, threads(), w2, chunk);
+      for (size_t b = 0; b < first.size(); ++b) f[first[b]] = v1[b], hw[first[b]] = w1[b];
+      for (size_t b = 0; b < rest.size(); ++b) f[rest[b]] = v2[b], hw[rest[b]] = w2[b];
+      c0 = c1;
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (std::isnan(f[i])) continue;
+      const Job& j = jobs[i];
+      double& width = (refs_[j.ref].widths->*kWidthOf[kFfn]).values[static_cast<size_t>(j.index)];
+      if (!(hw[i] < width)) continue;
+      width = hw[i];
+      const Meta& m = meta[i];
+      sketched.push_back({j.ref, kFfn, j.index, log_prob_increase_from(m.s * UY[static_cast<size_t>(m.si * N + m.k)], f[i]), hw[i]});
+    }
+    // The layer's FFN sums selected again with the narrowed widths (round 1's marks, cleared after).
+    for (const SumTerms& st : sums_) {
+      if (st.level == kFfn) select_steps(st, refs_, tol_, l * N, (l + 1) * N);
+    }
+    std::vector<Job> again;
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      std::vector<char>& m = refs_[r].marked[kFfn];
+      if (m.empty()) continue;
+      for (int64_t i = l * N; i < (l + 1) * N; ++i) {
+        if (!m[static_cast<size_t>(i)]) continue;
+        again.push_back({r, kFfn, i, 0.0, 0.0});
+        m[static_cast<size_t>(i)] = 0;
+      }
+    }
+    return again;
   }
 
   // The entries of an array of `level` (its last axis n_last: source positions, or the level's own)
@@ -951,6 +1127,21 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
       ++n_exact[j.level];
     }
   };
+  // An entry may be certified by the sketch (round 0), then by its row's moments (round 1), then
+  // computed exactly (round 2): only its last value replaces the step's.
+  std::unordered_set<uint64_t> later;  // entries with a round-1 certified value
+  auto key = [](const Job& j) {
+    return (static_cast<uint64_t>(j.ref) << 40) | (static_cast<uint64_t>(j.level) << 36) | static_cast<uint64_t>(j.index);
+  };
+  for (const Job& j : tightening.certified) {
+    if (!std::isnan(j.width)) later.insert(key(j));
+  }
+  int64_t n_sketched[kLevels] = {};
+  for (const Job& j : tightening.sketched) {
+    if (later.count(key(j)) != 0 || refs[j.ref].marked[j.level][static_cast<size_t>(j.index)]) continue;
+    apply(j);
+    ++n_sketched[j.level];
+  }
   for (const Job& j : tightening.certified) {
     if (!std::isnan(j.width) && !refs[j.ref].marked[j.level][static_cast<size_t>(j.index)]) apply(j);
   }
@@ -960,6 +1151,7 @@ void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<
     const std::string name = kName[lv];
     s.method_counts[name + "_tightened"] = n_moments[lv] + n_exact[lv];
     s.method_counts[name + "_tightened_exact"] = n_exact[lv];
+    s.method_counts[name + "_tightened_sketched"] = n_sketched[lv];
     s.method_counts[name + "_sums_tightened"] = sums_needed[lv];
   }
   count_query_sets(s, set_size);

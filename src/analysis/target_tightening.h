@@ -7,7 +7,10 @@
 // certified error is the sum of its steps' widths. Where that exceeds bound_tol, the widest steps'
 // scores of that component (FFN neuron, attention neuron, head, head x position) are recomputed
 // from the whole vocabulary, widest first, until the widths left add up to at most bound_tol; the
-// summed arrays (and the contrast's) take those values. A neuron's recomputation reads the exact
+// summed arrays (and the contrast's) take those values. An FFN neuron's selected steps are first
+// certified again by the int8 sketch (its direction's integer products made once for every step),
+// narrower than the steps' cheap bound, and only the neurons whose sums still exceed bound_tol
+// go on to their exact rows. A neuron's recomputation reads the exact
 // projection of its weight direction and first certifies the score from the row's moments under
 // the step's distribution (no exponentials; an interval third order in the coefficient, where the
 // step's bound was second order); only where those narrower widths still add up to more than
@@ -33,7 +36,8 @@ namespace reslens::analysis {
 /// found in `shared` are read from it (it may be nullptr). Adds to done.summed.method_counts how
 /// many step scores the sums replaced per level ("ffn_tightened", "attention_tightened",
 /// "head_tightened", "head_position_tightened"), how many of those were computed exactly
-/// ("<level>_tightened_exact"; the others from moments) and how many summed scores needed it
+/// ("<level>_tightened_exact") and how many certified by the sketch ("<level>_tightened_sketched";
+/// the others from their rows' moments), and how many summed scores needed it
 /// ("<level>_sums_tightened"). Results do not depend on the thread count.
 void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
                          std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,

@@ -467,6 +467,66 @@ TEST(ProjectionSketch, SharedProductsGiveTheSameBits) {
   sketch->screen_forms = false;
 }
 
+TEST(ProjectionSketch, ManyStatesFromSharedProductsAgreeWithTheLanes) {
+  // sketched_log_expectations_shared (a target's sums re-certifying every step of a direction from
+  // its published products, the tail sums as float products of 256-token blocks) against
+  // sketched_log_expectations on the same jobs (per-tile float lanes): the same certificate up to
+  // the sums' float rounding, the same bits on 1 and 2 threads, and NaN for an unpublished vector.
+  const int64_t V = 2000, d = 203;
+  std::mt19937 rng(9);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> U;  // [V, d]
+  const auto sketch = random_sketch(V, d, rng, normal, U);
+  std::vector<TailSplit> states;
+  for (int st = 0; st < 3; ++st) {
+    std::vector<double> q(static_cast<size_t>(V));
+    double z = 0;
+    for (double& x : q) z += (x = std::exp((st + 1) * 0.5 * normal(rng)));
+    for (double& x : q) x /= z;
+    states.push_back(head_and_tail(q, 8));
+  }
+  const int n = 24;
+  std::vector<std::vector<float>> ys;
+  for (int v = 0; v < n; ++v) {
+    std::vector<float> y(static_cast<size_t>(d));  // [d]
+    for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
+    ys.push_back(std::move(y));
+  }
+  std::vector<double> zeros(8, 0.0);
+  ModelConfig c;
+  c.n_layers = 1, c.d_mlp = n, c.n_heads = 1, c.d_head = 1, c.d_vocab = V;
+  SharedProjections shared(c, int64_t{1} << 30);
+  std::vector<SketchJob> publish, jobs;
+  for (int v = 0; v < n; ++v) publish.push_back(SketchJob{&states[0], ys[static_cast<size_t>(v)].data(), 1e-3, zeros.data(), 0.0, 0, v});
+  std::vector<double> unused;
+  sketched_log_expectations(*sketch, publish, 1.0, 2, &unused, &shared, nullptr);
+  for (const TailSplit& t : states) {
+    for (int v = 0; v < n; ++v) {
+      const double s = 1e-3 * std::pow(10.0, 2.0 * v / (n - 1)) * (v % 2 ? -1 : 1);
+      jobs.push_back(SketchJob{&t, ys[static_cast<size_t>(v)].data(), s, zeros.data(), 0.0, 0, v});
+    }
+  }
+  std::vector<double> hw_lanes, hw_many, hw_one;
+  const std::vector<double> lanes = sketched_log_expectations(*sketch, jobs, 1.0, 2, &hw_lanes);
+  const std::vector<double> many = sketched_log_expectations_shared(*sketch, jobs, 1.0, 2, hw_many, shared);
+  const std::vector<double> one = sketched_log_expectations_shared(*sketch, jobs, 1.0, 1, hw_one, shared);
+  EXPECT_EQ(std::memcmp(many.data(), one.data(), many.size() * sizeof(double)), 0);
+  EXPECT_EQ(std::memcmp(hw_many.data(), hw_one.data(), hw_many.size() * sizeof(double)), 0);
+  int compared = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    ASSERT_EQ(std::isnan(lanes[i]), std::isnan(many[i])) << i;
+    if (std::isnan(lanes[i])) continue;
+    ++compared;
+    EXPECT_NEAR(many[i], lanes[i], 1e-4 * hw_lanes[i] + 1e-15) << i;
+    EXPECT_NEAR(hw_many[i], hw_lanes[i], 1e-4 * hw_lanes[i] + 1e-15) << i;
+  }
+  EXPECT_GT(compared, n);
+  // A vector nobody published: no value.
+  std::vector<SketchJob> stranger{SketchJob{&states[1], ys[0].data(), 1e-3, zeros.data(), 0.0, 0, n + 5}};
+  std::vector<double> w;
+  EXPECT_TRUE(std::isnan(sketched_log_expectations_shared(*sketch, stranger, 1.0, 2, w, shared)[0]));
+}
+
 TEST(ProjectionSketch, QuarticNormsBoundTheExactOnes) {
   // sketched_quartic_norms (the bounded method's |g|_4^2 from int8 products) against
   // sqrt(sum_j (u_j . y)^4) in long double: never below it, including rows the int8 rounding mostly
