@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "ops/gemm.h"
+#include "ops/vector_ops.h"
 #include "ops/spectral_bound.h"
 
 namespace reslens::analysis {
@@ -645,14 +646,9 @@ std::vector<double> sketched_log_expectations_shared(const ProjectionSketch& sk,
       const float* a = sk.scale.data() + j0;
       for (int64_t v = 0; v < m; ++v) {
         const int32_t* x = vecs[static_cast<size_t>(v0 + v)]->dots.get() + j0;
-        float* o = X2.data() + v * len;
-        float mx = peak[static_cast<size_t>(v0 + v)];
-        for (int64_t j = 0; j < len; ++j) {
-          const auto xf = static_cast<float>(x[j]);
-          o[j] = xf * xf;
-          mx = std::max(mx, a[j] * std::abs(xf));
-        }
-        peak[static_cast<size_t>(v0 + v)] = mx;
+        // (len is a multiple of 64: n_pad is.)
+        float& mx = peak[static_cast<size_t>(v0 + v)];
+        mx = ops::squares_and_peak(x, a, len, X2.data() + v * len, mx);
       }
       ops::matmul_nt(ns, m, len, W.data() + j0, n_pad, X2.data(), len, C.data(), m, 1);
       for (int64_t t = 0; t < ns; ++t) {

@@ -386,6 +386,23 @@ RESLENS_CLONES double dot(const float* x, const float* y, int64_t n) {
   return lanes_sum(acc) + tail;
 }
 
+RESLENS_CLONES float squares_and_peak(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
+  typedef float F16m __attribute__((vector_size(64)));
+  F16m top = {};
+  for (int64_t j = 0; j + 16 <= n; j += 16) {
+    F16m xf, aj;
+    for (int t = 0; t < 16; ++t) xf[t] = static_cast<float>(x[j + t]);
+    std::memcpy(&aj, a + j, sizeof aj);
+    const F16m sq = xf * xf;
+    std::memcpy(out + j, &sq, sizeof sq);
+    const F16m ax = xf < 0 ? -xf : xf;
+    const F16m p = aj * ax;
+    top = p > top ? p : top;
+  }
+  for (int t = 0; t < 16; ++t) peak = top[t] > peak ? top[t] : peak;
+  return peak;
+}
+
 RESLENS_CLONES void min_max(const float* g, int64_t n, float& lo, float& hi) {
   typedef float F16m __attribute__((vector_size(64)));
   int64_t i = 0;

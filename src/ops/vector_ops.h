@@ -52,6 +52,11 @@ inline constexpr int64_t kWeightedRowSumsChunk = 512;
 void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
                            double* C, int n_threads);
 
+/// out[j] = float(x[j])^2 for j < n (n a multiple of 16), and the largest of `peak` and a[j] *
+/// |float(x[j])|: the int8 sketch's squared integer products and their peak, in one pass (the same
+/// values as the scalar loop: each element's two products are single roundings, the max exact).
+float squares_and_peak(const int32_t* x, const float* a, int64_t n, float* out, float peak);
+
 /// The smallest and largest of g[0..n) (n >= 1, no NaN).
 void min_max(const float* g, int64_t n, float& lo, float& hi);
 

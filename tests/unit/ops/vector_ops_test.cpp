@@ -107,6 +107,31 @@ TEST(VectorOps, FusedRowCombinationsAreTheFmaChainOnEveryPath) {
   }
 }
 
+TEST(VectorOps, SquaresAndPeakAreTheScalarLoops) {
+  // The sketch's squared integer products and max_j a_j |x_j|, against the plain loop (bit for bit:
+  // single roundings and an exact max), with the peak anywhere, negative products and a carried peak.
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int32_t> ints(-12000000, 12000000);
+  std::uniform_real_distribution<float> scales(0.0f, 1e-3f);
+  for (const int64_t n : {16, 64, 256, 1024}) {
+    std::vector<int32_t> x(static_cast<size_t>(n));
+    std::vector<float> a(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+    for (auto& v : x) v = ints(rng);
+    for (auto& v : a) v = scales(rng);
+    x[static_cast<size_t>(n - 1)] = -16000000;  // the peak in the last lane, from a negative product
+    a[static_cast<size_t>(n - 1)] = 1e-3f;
+    for (const float carried : {0.0f, 1e9f}) {
+      float want = carried;
+      for (int64_t j = 0; j < n; ++j) want = std::max(want, a[static_cast<size_t>(j)] * std::abs(static_cast<float>(x[static_cast<size_t>(j)])));
+      EXPECT_EQ(squares_and_peak(x.data(), a.data(), n, out.data(), carried), want) << n;
+      for (int64_t j = 0; j < n; ++j) {
+        const auto xf = static_cast<float>(x[static_cast<size_t>(j)]);
+        ASSERT_EQ(out[static_cast<size_t>(j)], xf * xf) << j;
+      }
+    }
+  }
+}
+
 TEST(VectorOps, MinMaxFindsTheExtremesAnywhere) {
   std::mt19937 rng(6);
   std::normal_distribution<float> normal(0.0f, 1.0f);
