@@ -55,6 +55,41 @@ std::shared_ptr<ProjectionSketch> random_sketch(int64_t V, int64_t d, std::mt199
   return build_projection_sketch(W, 2);
 }
 
+// A random sketch (random_sketch) with the generator that made it, for tests that draw more.
+struct RandomSketch {
+  std::mt19937 rng;
+  std::normal_distribution<double> normal{0.0, 1.0};
+  std::vector<float> U;  // [V, d]
+  std::shared_ptr<ProjectionSketch> sketch;
+  RandomSketch(int64_t V, int64_t d, unsigned seed) : rng(seed) { sketch = random_sketch(V, d, rng, normal, U); }
+};
+
+// `count` states (steps' distributions) over V tokens, state st's logits (st + 1) * spread * N(0, 1),
+// each with its 8 likeliest tokens in the head.
+std::vector<TailSplit> random_states(int64_t V, int count, double spread, std::mt19937& rng,
+                                     std::normal_distribution<double>& normal) {
+  std::vector<TailSplit> states;
+  for (int st = 0; st < count; ++st) {
+    std::vector<double> q(static_cast<size_t>(V));
+    double z = 0;
+    for (double& x : q) z += (x = std::exp((st + 1) * spread * normal(rng)));
+    for (double& x : q) x /= z;
+    states.push_back(head_and_tail(q, 8));
+  }
+  return states;
+}
+
+// n directions of d entries, N(0, 1) (every third 5x larger).
+std::vector<std::vector<float>> random_directions(int n, int64_t d, std::mt19937& rng, std::normal_distribution<double>& normal) {
+  std::vector<std::vector<float>> ys;
+  for (int v = 0; v < n; ++v) {
+    std::vector<float> y(static_cast<size_t>(d));  // [d]
+    for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
+    ys.push_back(std::move(y));
+  }
+  return ys;
+}
+
 TEST(ProjectionSketch, CertifiedValuesContainTheExactOne) {
   const auto model = Model::load(test::shared_path("models/random-gpt2-hf"));
   const int64_t d = model->config().d_model, V = model->config().d_vocab;
@@ -397,26 +432,11 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
 // budget holds every direction or a few; a vector with no key, or repeated in one call, too.
 TEST(ProjectionSketch, SharedProductsGiveTheSameBits) {
   const int64_t V = 2000, d = 203;
-  std::mt19937 rng(5);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<float> U;  // [V, d]
-  const auto sketch = random_sketch(V, d, rng, normal, U);
-  // Two states (two steps' distributions), each with its 8 likeliest tokens in the head.
-  std::vector<TailSplit> states;
-  for (int st = 0; st < 2; ++st) {
-    std::vector<double> q(static_cast<size_t>(V));
-    double z = 0;
-    for (double& x : q) z += (x = std::exp((st + 1) * 0.7 * normal(rng)));
-    for (double& x : q) x /= z;
-    states.push_back(head_and_tail(q, 8));
-  }
+  RandomSketch r(V, d, 5);
+  const auto& sketch = r.sketch;
+  const std::vector<TailSplit> states = random_states(V, 2, 0.7, r.rng, r.normal);  // two steps' distributions
   const int n = 30;  // directions: (layer v % 2, neuron v / 2)
-  std::vector<std::vector<float>> ys;
-  for (int v = 0; v < n; ++v) {
-    std::vector<float> y(static_cast<size_t>(d));  // [d]
-    for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
-    ys.push_back(std::move(y));
-  }
+  const std::vector<std::vector<float>> ys = random_directions(n, d, r.rng, r.normal);
   // Each state's jobs: every direction at a coefficient of its own, plus direction 0 again (one
   // sketch for both) and one vector with no key. Head deltas of 0: the bits, not the values, count.
   std::vector<double> zeros(8, 0.0);
@@ -473,25 +493,11 @@ TEST(ProjectionSketch, ManyStatesFromSharedProductsAgreeWithTheLanes) {
   // sketched_log_expectations on the same jobs (per-tile float lanes): the same certificate up to
   // the sums' float rounding, the same bits on 1 and 2 threads, and NaN for an unpublished vector.
   const int64_t V = 2000, d = 203;
-  std::mt19937 rng(9);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<float> U;  // [V, d]
-  const auto sketch = random_sketch(V, d, rng, normal, U);
-  std::vector<TailSplit> states;
-  for (int st = 0; st < 3; ++st) {
-    std::vector<double> q(static_cast<size_t>(V));
-    double z = 0;
-    for (double& x : q) z += (x = std::exp((st + 1) * 0.5 * normal(rng)));
-    for (double& x : q) x /= z;
-    states.push_back(head_and_tail(q, 8));
-  }
+  RandomSketch r(V, d, 9);
+  const auto& sketch = r.sketch;
+  const std::vector<TailSplit> states = random_states(V, 3, 0.5, r.rng, r.normal);
   const int n = 24;
-  std::vector<std::vector<float>> ys;
-  for (int v = 0; v < n; ++v) {
-    std::vector<float> y(static_cast<size_t>(d));  // [d]
-    for (float& x : y) x = static_cast<float>(normal(rng) * (v % 3 == 0 ? 5.0 : 1.0));
-    ys.push_back(std::move(y));
-  }
+  const std::vector<std::vector<float>> ys = random_directions(n, d, r.rng, r.normal);
   std::vector<double> zeros(8, 0.0);
   ModelConfig c;
   c.n_layers = 1, c.d_mlp = n, c.n_heads = 1, c.d_head = 1, c.d_vocab = V;
