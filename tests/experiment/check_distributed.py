@@ -128,15 +128,27 @@ def kill_mid_run(out, victim, extra):
     cmd = MPI + ["-np", "3", args.reslens, *extra, "-o", out, "-t", "1", "-q"]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     results = os.path.join(out, "sentences.jsonl" if extra[0] == "experiment" else "explanations.jsonl")
+    # The ranks are found first (scanning /proc takes a while on a loaded machine, and a tiny model's
+    # job can finish in that time); once rank 0 has written two lines, every rank is stopped, so what
+    # rank 0 wrote is read and the victim killed with no rank moving in between (two CI runs once saw
+    # the job finish, and rank 0 rewrite the file in input order, between the check and the kill).
     start = time.time()
+    pids = {}
+    while time.time() - start < LIMIT and len(pids) < 3 and job.poll() is None:
+        pids = rank_pids(job.pid)
+        time.sleep(0.01)
+    check(victim in pids and len(pids) == 3, f"found rank {victim} among {pids}")
     while time.time() - start < LIMIT:
         if os.path.exists(results) and read(results).count(b"\n") >= 2:
             break
-        time.sleep(0.02)
-    pids = rank_pids(job.pid)
-    check(victim in pids, f"found rank {victim} among {pids}")
-    os.kill(pids[victim], signal.SIGKILL)
+        time.sleep(0.005)
+    for pid in pids.values():
+        os.kill(pid, signal.SIGSTOP)
     written = read(results)
+    os.kill(pids[victim], signal.SIGKILL)
+    for rank, pid in pids.items():
+        if rank != victim:
+            os.kill(pid, signal.SIGCONT)
     try:
         _, err = job.communicate(timeout=60)
     except subprocess.TimeoutExpired:
