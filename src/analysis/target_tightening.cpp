@@ -345,15 +345,10 @@ class Tightening {
   void run(int64_t* sums_needed, std::vector<std::vector<char>> query_marks[kLevels]) {
     query_marks_ = query_marks;
     for (const SumTerms& st : sums_) sums_needed[st.level] += select_steps(st, refs_, tol_, 0, st.sum->size());
-    std::vector<Job> round1;
-    for (size_t r = 0; r < refs_.size(); ++r) {
-      for (int lv = 0; lv < kLevels; ++lv) {
-        std::vector<char>& m = refs_[r].marked[lv];
-        for (size_t i = 0; i < m.size(); ++i) {
-          if (m[i]) round1.push_back({r, lv, static_cast<int64_t>(i), 0.0, 0.0});
-        }
-        std::fill(m.begin(), m.end(), 0);  // from here on: round 2's marks
-      }
+    std::vector<Job> round1;  // (the marks cleared: from here on, round 2's)
+    for (int lv = 0; lv < kLevels; ++lv) {
+      const std::vector<Job> marked = take_marks(lv, 0, std::numeric_limits<int64_t>::max());
+      round1.insert(round1.end(), marked.begin(), marked.end());
     }
     const int64_t L = c_.n_layers;
     std::vector<std::vector<Job>> by_layer(static_cast<size_t>(L));
@@ -362,6 +357,21 @@ class Tightening {
   }
 
  private:
+  // The entries of `level` marked in [begin, end) of every step's array, as jobs in step order;
+  // their marks are cleared.
+  std::vector<Job> take_marks(int level, int64_t begin, int64_t end) {
+    std::vector<Job> out;
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      std::vector<char>& m = refs_[r].marked[level];
+      for (int64_t i = begin; i < std::min(end, static_cast<int64_t>(m.size())); ++i) {
+        if (!m[static_cast<size_t>(i)]) continue;
+        out.push_back({r, level, i, 0.0, 0.0});
+        m[static_cast<size_t>(i)] = 0;
+      }
+    }
+    return out;
+  }
+
   const ScoreArray& scores(const Job& j) const { return refs_[j.ref].step->explanation.*kScoreOf[j.level]; }
   const ScoreArray& scores(size_t r, int level) const { return refs_[r].step->explanation.*kScoreOf[level]; }
   int threads() const { return ctx_.threads(); }
@@ -417,10 +427,23 @@ class Tightening {
   std::vector<Job> sketch_round(int64_t l, const std::vector<Job>& selected) {
     const ExplainOptions& o = refs_.front().step->options;
     if (!o.projection_sketch || !projection_sketch_available() || c_.final_softcap > 0) return selected;
-    const int64_t d = c_.d_model, N = c_.d_mlp;
-    // Every bounded step of each sum that needs tightening, not only its widest: the steps left out
-    // would otherwise keep their cheap-bound widths, which alone often add up to more than bound_tol
-    // once the widest are narrowed. (A sum within bound_tol keeps its steps' scores.)
+    const std::vector<Job> jobs = sketch_round_jobs(l, selected);
+    if (jobs.empty()) return selected;
+    sketch_certify(l, jobs);
+    // The layer's FFN sums selected again with the narrowed widths (round 1's marks, cleared after).
+    const int64_t N = c_.d_mlp;
+    for (const SumTerms& st : sums_) {
+      if (st.level == kFfn) select_steps(st, refs_, tol_, l * N, (l + 1) * N);
+    }
+    return take_marks(kFfn, l * N, (l + 1) * N);
+  }
+
+  // Round 0's jobs: every bounded step of each FFN sum of layer l that needs tightening, not only its
+  // widest (`selected`'s directions): the steps left out would otherwise keep their cheap-bound
+  // widths, which alone often add up to more than bound_tol once the widest are narrowed. (A sum
+  // within bound_tol keeps its steps' scores.)
+  std::vector<Job> sketch_round_jobs(int64_t l, const std::vector<Job>& selected) const {
+    const int64_t N = c_.d_mlp;
     std::vector<char> chosen(static_cast<size_t>(N), 0);
     for (const Job& j : selected) chosen[static_cast<size_t>(direction(j.ref, kFfn, j.index))] = 1;
     std::vector<std::vector<char>> take(refs_.size());  // [ref][k]
@@ -449,7 +472,13 @@ class Tightening {
         if (take[r][static_cast<size_t>(k)] && w[static_cast<size_t>(l * N + k)] > 0) jobs.push_back({r, kFfn, l * N + k, 0.0, 0.0});
       }
     }
-    if (jobs.empty()) return selected;
+    return jobs;
+  }
+
+  // Round 0's certificates of layer l's FFN `jobs` from the int8 sketch; where one is narrower than
+  // the step's width it replaces it (and joins `sketched`).
+  void sketch_certify(int64_t l, const std::vector<Job>& jobs) {
+    const int64_t d = c_.d_model, N = c_.d_mlp;
     const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(model_, threads());
     const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
     // Each step's FFN context at layer l split into head and tail (no tokens forced into the head:
@@ -512,7 +541,9 @@ class Tightening {
     std::vector<double> f(jobs.size()), hw(jobs.size());
     constexpr int64_t kChunkDirs = 384;
     const int64_t entry_bytes = sk->codes.n_pad * static_cast<int64_t>(sizeof(int32_t));
-    std::vector<double> hd;  // [chunk jobs, |H|] the chunk's head deltas
+    size_t nh_max = 0;
+    for (const TailSplit& t : tails) nh_max = std::max(nh_max, t.ids.size());
+    std::vector<double> hd;  // [chunk jobs, nh_max] the chunk's head deltas
     for (size_t c0 = 0; c0 < order.size();) {
       std::vector<size_t> first, rest;
       size_t c1 = c0;
@@ -522,8 +553,6 @@ class Tightening {
         if (new_dir) ++n_dirs;
         (new_dir ? first : rest).push_back(order[c1]);
       }
-      size_t nh_max = 0;
-      for (const TailSplit& t : tails) nh_max = std::max(nh_max, t.ids.size());
       hd.assign((c1 - c0) * nh_max, 0.0);
       std::vector<SketchJob> sj(c1 - c0);  // in the chunk's order: first, then rest
       std::vector<size_t> job_of;          // sj[b] is jobs[job_of[b]]
@@ -561,21 +590,6 @@ class Tightening {
       const Meta& m = meta[i];
       sketched.push_back({j.ref, kFfn, j.index, log_prob_increase_from(m.s * UY[static_cast<size_t>(m.si * N + m.k)], f[i]), hw[i]});
     }
-    // The layer's FFN sums selected again with the narrowed widths (round 1's marks, cleared after).
-    for (const SumTerms& st : sums_) {
-      if (st.level == kFfn) select_steps(st, refs_, tol_, l * N, (l + 1) * N);
-    }
-    std::vector<Job> again;
-    for (size_t r = 0; r < refs_.size(); ++r) {
-      std::vector<char>& m = refs_[r].marked[kFfn];
-      if (m.empty()) continue;
-      for (int64_t i = l * N; i < (l + 1) * N; ++i) {
-        if (!m[static_cast<size_t>(i)]) continue;
-        again.push_back({r, kFfn, i, 0.0, 0.0});
-        m[static_cast<size_t>(i)] = 0;
-      }
-    }
-    return again;
   }
 
   // The entries of an array of `level` (its last axis n_last: source positions, or the level's own)
