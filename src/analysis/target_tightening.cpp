@@ -5,6 +5,7 @@
 #include "analysis/target_tightening.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -31,6 +32,9 @@ namespace reslens::analysis {
 namespace {
 // Named too: a unity build compiles other files' anonymous namespaces beside this one.
 namespace budget {
+
+std::atomic<bool> g_heads_by_direction{false};
+std::atomic<int64_t> g_heads_by_position{0};
 
 // The four summed levels whose step scores are bounded.
 enum Level { kFfn = 0, kAttnNeuron = 1, kHead = 2, kHeadPosition = 3 };
@@ -511,14 +515,28 @@ class Tightening {
     }
     std::vector<double> UY(static_cast<size_t>(2 * n_steps * N), 0.0);  // [2 * steps, d_mlp]
     ops::matmul_nn_accumulate_small(2 * n_steps, N, d, U.data(), d, Yt.data(), N, UY.data(), N);
-    // Every direction's projections on each split's head tokens, one float GEMM per step (as the
-    // steps' own head projections are float sums): [d_mlp, |H|].
-    std::vector<std::vector<float>> heads(step_refs.size());
-    for (size_t i = 0; i < step_refs.size(); ++i) {
-      const auto nh = static_cast<int64_t>(tails[i].ids.size());
-      heads[i].resize(static_cast<size_t>(N * nh));
-      ops::matmul_nt(N, nh, d, Y.data(), d, tails[i].head_rows.data(), d, heads[i].data(), nh, threads());
+    // Every direction's projections on each split's head tokens, a float GEMM (as the steps' own head
+    // projections are float sums). The steps' head tokens overlap (their contexts share the prompt),
+    // so it runs once over their union: [d_mlp, |union|], column col_of[i][h] for split i's head
+    // token h (an element's value depends only on its two rows, ops/gemm.h: the same bits as one GEMM
+    // per step).
+    std::vector<int32_t> union_ids;
+    for (const TailSplit& t : tails) union_ids.insert(union_ids.end(), t.ids.begin(), t.ids.end());
+    std::sort(union_ids.begin(), union_ids.end());
+    union_ids.erase(std::unique(union_ids.begin(), union_ids.end()), union_ids.end());
+    const auto nu = static_cast<int64_t>(union_ids.size());
+    std::vector<float> union_rows(static_cast<size_t>(nu * d));  // [|union|, d] their W_U rows
+    std::vector<std::vector<int64_t>> col_of(tails.size());
+    for (size_t i = 0; i < tails.size(); ++i) {
+      for (size_t h = 0; h < tails[i].ids.size(); ++h) {
+        const auto c = std::lower_bound(union_ids.begin(), union_ids.end(), tails[i].ids[h]) - union_ids.begin();
+        col_of[i].push_back(c);
+        std::copy(tails[i].head_rows.begin() + static_cast<std::ptrdiff_t>(h) * d,
+                  tails[i].head_rows.begin() + static_cast<std::ptrdiff_t>(h + 1) * d, union_rows.begin() + c * d);
+      }
     }
+    std::vector<float> heads(static_cast<size_t>(N * nu));  // [d_mlp, |union|]
+    if (nu > 0) ops::matmul_nt(N, nu, d, Y.data(), d, union_rows.data(), d, heads.data(), nu, threads());
     // Each job's split, direction and coefficient (as the steps' sketch scales: s = coefficient /
     // sigma on the unscaled direction).
     struct Meta {
@@ -564,8 +582,9 @@ class Tightening {
           const TailSplit& t = tails[static_cast<size_t>(m.si)];
           const size_t nh = t.ids.size();
           double* delta = hd.data() + static_cast<size_t>(x) * nh_max;
-          const float* g = heads[static_cast<size_t>(m.si)].data() + static_cast<size_t>(m.k) * nh;
-          for (size_t h = 0; h < nh; ++h) delta[h] = m.s * static_cast<double>(g[h]);
+          const float* g = heads.data() + m.k * nu;
+          const std::vector<int64_t>& cols = col_of[static_cast<size_t>(m.si)];
+          for (size_t h = 0; h < nh; ++h) delta[h] = m.s * static_cast<double>(g[cols[h]]);
           const double lin = UY[static_cast<size_t>((n_steps + m.si) * N + m.k)];
           sj[static_cast<size_t>(x)] = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k};
         }
@@ -770,8 +789,8 @@ class Tightening {
 
   // Head and head x position combinations sum_n c_n W_O[:, h*d_head+n] of layer l (the step's
   // coefficients, summed over positions for the whole head, as the bounded pass forms them), head
-  // by head: bs is linear, so a combination's row is sum_n c_n g0_n over the head's d_head
-  // direction rows (one small product per head), not a projection of its own.
+  // by head. bs is linear, so a combination's row is a combination of rows: of the head's source
+  // positions where it can (head_basis), else of its d_head direction rows.
   void heads(int64_t l, std::vector<Job>& jobs) {
     if (jobs.empty()) return;
     const int64_t d = c_.d_model, V = c_.d_vocab, dh = c_.d_head;
@@ -780,39 +799,187 @@ class Tightening {
     });
     const FloatWeights W_O(model_.weights().layers[static_cast<size_t>(l)].W_O, threads());  // [d_model, H*d_head]
     std::vector<float, DefaultInitAllocator<float>> stage(static_cast<size_t>(dh * d));  // [d_head, d], on a cache line
-    std::vector<float> G0(static_cast<size_t>(dh * V));                                  // [d_head, V]
+    std::vector<float, DefaultInitAllocator<float>> rows;  // [d_head, V] the head's direction rows, or [K, V] its basis rows
     size_t j0 = 0;
     while (j0 < jobs.size()) {
       const int64_t h = head(jobs[j0].ref, jobs[j0].level, jobs[j0].index);
       size_t j1 = j0;
       while (j1 < jobs.size() && head(jobs[j1].ref, jobs[j1].level, jobs[j1].index) == h) ++j1;
-      // The head's d_head direction rows.
-      std::vector<int64_t> to_project;
-      for (int64_t n = 0; n < dh; ++n) {
-        const float* g = shared_ != nullptr ? shared_->attn(l, h * dh + n) : nullptr;
-        if (g != nullptr) {
-          std::copy(g, g + V, G0.begin() + n * V);
-        } else {
-          to_project.push_back(n);
-        }
-      }
-      if (!to_project.empty()) {
-        for (size_t i = 0; i < to_project.size(); ++i) {
-          for (int64_t r = 0; r < d; ++r) stage[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_O->at(r, h * dh + to_project[i]);
-        }
-        std::vector<float> P(to_project.size() * static_cast<size_t>(V));
-        ctx_.projector(0).project_unscaled(stage.data(), static_cast<int64_t>(to_project.size()), d, P.data());
-        for (size_t i = 0; i < to_project.size(); ++i) {
-          std::copy(P.begin() + static_cast<std::ptrdiff_t>(i) * V, P.begin() + static_cast<std::ptrdiff_t>(i + 1) * V,
-                    G0.begin() + to_project[i] * V);
-        }
-      }
       std::vector<Job> round1(jobs.begin() + static_cast<std::ptrdiff_t>(j0), jobs.begin() + static_cast<std::ptrdiff_t>(j1));
-      combinations(l, h, round1, G0.data(), false);
-      std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
-      combinations(l, h, again, G0.data(), true);
+      for (int64_t n = 0; n < dh; ++n) {
+        for (int64_t r = 0; r < d; ++r) stage[static_cast<size_t>(n * d + r)] = W_O->at(r, h * dh + n);
+      }
+      const HeadBasis basis = g_heads_by_direction.load() ? HeadBasis{} : head_basis(l, h);
+      if (basis.K >= 0) {
+        g_heads_by_position.fetch_add(1);
+        // Rows only for the basis vectors that jobs read, projected when first needed (round 1's,
+        // then round 2's), each into the next free slot: Y = U . stage [m, d], then [m, V].
+        std::vector<int32_t> slot(static_cast<size_t>(basis.K), -1);
+        int64_t filled = 0;
+        auto ensure_rows = [&](const std::vector<Job>& js) {
+          std::vector<float> U;  // [missing, d_head]
+          for (const Job& j : js) {
+            const std::vector<int32_t>& cl = basis.cluster[j.ref];
+            const auto Pn = static_cast<int64_t>(cl.size());
+            const int64_t p0 = j.level == kHead ? 0 : j.index % Pn, p1 = j.level == kHead ? Pn : p0 + 1;
+            for (int64_t p = p0; p < p1; ++p) {
+              const int32_t k = cl[static_cast<size_t>(p)];
+              if (k < 0 || slot[static_cast<size_t>(k)] >= 0) continue;
+              slot[static_cast<size_t>(k)] = static_cast<int32_t>(filled + static_cast<int64_t>(U.size()) / dh);
+              U.insert(U.end(), basis.u.begin() + k * dh, basis.u.begin() + (k + 1) * dh);
+            }
+          }
+          const int64_t m = static_cast<int64_t>(U.size()) / dh;
+          if (m == 0) return;
+          std::vector<float> Y(static_cast<size_t>(m * d));  // [missing, d_model]
+          ops::combine_rows_fma(m, d, dh, U.data(), dh, stage.data(), d, Y.data(), d);
+          ctx_.projector(0).project_unscaled(Y.data(), m, d, rows.data() + filled * V);
+          filled += m;
+        };
+        rows.resize(static_cast<size_t>(basis.K * V));
+        ensure_rows(round1);
+        std::vector<Job> positions, wholes;
+        for (const Job& j : round1) (j.level == kHeadPosition ? positions : wholes).push_back(j);
+        if (c_.final_softcap > 0) {
+          combinations(round1, basis_coefs(basis, slot, filled, round1), filled, rows.data(), false);
+        } else {
+          certify_scaled(positions, basis, slot, rows.data());
+          certify_combinations(wholes, basis_coefs(basis, slot, filled, wholes).data(), filled, rows.data());
+        }
+        std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
+        ensure_rows(again);
+        combinations(again, basis_coefs(basis, slot, filled, again), filled, rows.data(), true);
+      } else {
+        // The head's d_head direction rows (from `shared` where an explain kept them).
+        rows.resize(static_cast<size_t>(dh * V));
+        std::vector<int64_t> to_project;
+        for (int64_t n = 0; n < dh; ++n) {
+          const float* g = shared_ != nullptr ? shared_->attn(l, h * dh + n) : nullptr;
+          if (g != nullptr) {
+            std::copy(g, g + V, rows.begin() + n * V);
+          } else {
+            to_project.push_back(n);
+          }
+        }
+        if (static_cast<int64_t>(to_project.size()) == dh) {
+          ctx_.projector(0).project_unscaled(stage.data(), dh, d, rows.data());  // in place, not through a copy
+        } else if (!to_project.empty()) {
+          std::vector<float> Y(to_project.size() * static_cast<size_t>(d));  // [to_project, d_model]
+          for (size_t i = 0; i < to_project.size(); ++i) {
+            std::copy(stage.begin() + to_project[i] * d, stage.begin() + (to_project[i] + 1) * d, Y.begin() + static_cast<std::ptrdiff_t>(i) * d);
+          }
+          std::vector<float> P(to_project.size() * static_cast<size_t>(V));  // [to_project, d_vocab]
+          ctx_.projector(0).project_unscaled(Y.data(), static_cast<int64_t>(to_project.size()), d, P.data());
+          for (size_t i = 0; i < to_project.size(); ++i) {
+            std::copy(P.begin() + static_cast<std::ptrdiff_t>(i) * V, P.begin() + static_cast<std::ptrdiff_t>(i + 1) * V,
+                      rows.begin() + to_project[i] * V);
+          }
+        }
+        combinations(round1, combination_coefs(l, h, round1), dh, rows.data(), false);
+        std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
+        combinations(again, combination_coefs(l, h, again), dh, rows.data(), true);
+      }
       j0 = j1;
     }
+  }
+
+  // Head h's coefficient vectors (attn_coef[l, h, :, p] of every step and source position) as
+  // multiples of a few basis vectors: a step's column p is alpha_{s,p} v_p (its attention weight
+  // times the value at p), and a generated answer's steps share their prefixes' values, so column p
+  // of every step (of each pass past the foil's parting) is one vector's multiple. A combination's
+  // row is then alpha times its basis vector's row, or for a whole head sum_p alpha_{s,p} row_p:
+  // K rows projected instead of d_head, and a head x position's moments one pass over its row
+  // instead of a d_head-term combination per token. K = -1 when the columns need more than d_head
+  // basis vectors (the direction rows are then cheaper). A generated answer of 32 tokens after 16
+  // on GPT-2 124M shapes: ~47 basis vectors per head, of which round 1 reads ~32 (6,768 and 4,675
+  // rows in all, instead of 9,216 direction rows and 52k combinations of 64 of them).
+  struct HeadBasis {
+    int64_t K = -1;
+    std::vector<double> u;                      // [K, d_head] the basis vectors
+    std::vector<std::vector<int32_t>> cluster;  // [ref][p] the basis vector of column p; -1: a zero column
+    std::vector<std::vector<double>> alpha;     // [ref][p] column p = alpha * u[cluster]
+  };
+
+  HeadBasis head_basis(int64_t l, int64_t h) const {
+    const int64_t H = c_.n_heads, dh = c_.d_head;
+    HeadBasis b;
+    b.K = 0;
+    b.cluster.resize(refs_.size());
+    b.alpha.resize(refs_.size());
+    std::vector<std::vector<int64_t>> at_position;  // [p] the basis vectors met at source position p
+    std::vector<int64_t> pivot;                     // [K] the largest entry of each basis vector
+    std::vector<double> col(static_cast<size_t>(dh));
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      const Explanation& ex = refs_[r].step->explanation;
+      const int64_t Pn = ex.n_positions;
+      const double* cf = ex.attn_coef.values.data() + static_cast<size_t>(((l * H + h) * dh) * Pn);  // [d_head, Pn]
+      b.cluster[r].assign(static_cast<size_t>(Pn), -1);
+      b.alpha[r].assign(static_cast<size_t>(Pn), 0.0);
+      if (static_cast<int64_t>(at_position.size()) < Pn) at_position.resize(static_cast<size_t>(Pn));
+      for (int64_t p = 0; p < Pn; ++p) {
+        double cmax = 0;
+        for (int64_t n = 0; n < dh; ++n) {
+          col[static_cast<size_t>(n)] = cf[n * Pn + p];
+          cmax = std::max(cmax, std::abs(col[static_cast<size_t>(n)]));
+        }
+        if (!(cmax > 0)) {
+          if (cmax == 0) continue;  // a zero column: a zero row
+          return {};                // NaN
+        }
+        int32_t found = -1;
+        double a = 0;
+        for (const int64_t k : at_position[static_cast<size_t>(p)]) {
+          const double* u = b.u.data() + k * dh;
+          a = col[static_cast<size_t>(pivot[static_cast<size_t>(k)])] / u[pivot[static_cast<size_t>(k)]];
+          double worst = 0;
+          for (int64_t n = 0; n < dh; ++n) worst = std::max(worst, std::abs(col[static_cast<size_t>(n)] - a * u[n]));
+          // A multiple up to the double rounding of alpha * v (a few ulps): 1e-12 leaves a wide margin,
+          // and the rest (at most 1e-12 of the column) is far below the rows' float rounding.
+          if (worst <= 1e-12 * cmax) {
+            found = static_cast<int32_t>(k);
+            break;
+          }
+        }
+        if (found < 0) {
+          if (b.K == dh) return {};
+          found = static_cast<int32_t>(b.K++);
+          a = 1;
+          b.u.insert(b.u.end(), col.begin(), col.end());
+          int64_t at = 0;
+          for (int64_t n = 1; n < dh; ++n) {
+            if (std::abs(col[static_cast<size_t>(n)]) > std::abs(col[static_cast<size_t>(at)])) at = n;
+          }
+          pivot.push_back(at);
+          at_position[static_cast<size_t>(p)].push_back(found);
+        }
+        b.cluster[r][static_cast<size_t>(p)] = found;
+        b.alpha[r][static_cast<size_t>(p)] = a;
+      }
+    }
+    return b;
+  }
+
+  // Each job's coefficients over the basis rows projected so far (`slot`: each basis vector's row,
+  // -1 for none yet; `n_rows` of them), as float [jobs, n_rows]: alpha at its column's row for a head
+  // x position, sum_p alpha_p per row for a whole head.
+  std::vector<float> basis_coefs(const HeadBasis& b, const std::vector<int32_t>& slot, int64_t n_rows,
+                                 const std::vector<Job>& jobs) const {
+    const auto K = static_cast<size_t>(n_rows);
+    std::vector<float> coefs(jobs.size() * K);
+    std::vector<double> acc(K);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Job& job = jobs[i];
+      const std::vector<int32_t>& cl = b.cluster[job.ref];
+      const std::vector<double>& al = b.alpha[job.ref];
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const auto Pn = static_cast<int64_t>(cl.size());
+      const int64_t p0 = job.level == kHead ? 0 : job.index % Pn, p1 = job.level == kHead ? Pn : p0 + 1;
+      for (int64_t p = p0; p < p1; ++p) {
+        if (cl[static_cast<size_t>(p)] >= 0) acc[static_cast<size_t>(slot[static_cast<size_t>(cl[static_cast<size_t>(p)])])] += al[static_cast<size_t>(p)];
+      }
+      for (size_t k = 0; k < K; ++k) coefs[i * K + k] = static_cast<float>(acc[k]);
+    }
+    return coefs;
   }
 
   // Head h's coefficients of each job's combination, as float [jobs, d_head].
@@ -839,15 +1006,14 @@ class Tightening {
     return coefs;
   }
 
-  // Head h's combinations for `jobs`, round 1 (certified from moments) or round 2 (`exactly`). G0:
-  // the head's direction rows [d_head, d_vocab]; a combination's row is coefs . G0 (bs is linear).
-  void combinations(int64_t l, int64_t h, std::vector<Job>& jobs, const float* G0, bool exactly) {
+  // Combinations of K rows for `jobs` (coefs [jobs, K], rows [K, d_vocab]), round 1 (certified
+  // from moments) or round 2 (`exactly`).
+  void combinations(std::vector<Job>& jobs, const std::vector<float>& coefs, int64_t K, const float* rows, bool exactly) {
     if (jobs.empty()) return;
-    const int64_t V = c_.d_vocab, dh = c_.d_head;
-    const std::vector<float> coefs = combination_coefs(l, h, jobs);
+    const int64_t V = c_.d_vocab;
     const bool softcap = c_.final_softcap > 0;  // the moments do not apply: certify() computes exactly
     if (!exactly && !softcap) {
-      certify_combinations(jobs, coefs.data(), G0);
+      certify_combinations(jobs, coefs.data(), K, rows);
       return;
     }
     // Few: each row formed whole, then scored over the vocabulary.
@@ -858,15 +1024,15 @@ class Tightening {
       const size_t j1 = std::min(jobs.size(), j0 + kChunk);
       G.resize((j1 - j0) * static_cast<size_t>(V));  // [chunk, d_vocab]
       parallel_for(threads(), static_cast<int64_t>(j1 - j0), [&](int64_t a, int64_t b) {
-        ops::combine_rows_fma(b - a, V, dh, coefs.data() + (j0 + static_cast<size_t>(a)) * static_cast<size_t>(dh), dh, G0, V,
+        ops::combine_rows_fma(b - a, V, K, coefs.data() + (j0 + static_cast<size_t>(a)) * static_cast<size_t>(K), K, rows, V,
                               G.data() + a * V, V);
       });
-      std::vector<Row> rows(j1 - j0);
-      for (size_t i = 0; i < rows.size(); ++i) rows[i].g = G.data() + i * static_cast<size_t>(V);
-      find_extremes(rows, V, threads());
+      std::vector<Row> rs(j1 - j0);
+      for (size_t i = 0; i < rs.size(); ++i) rs[i].g = G.data() + i * static_cast<size_t>(V);
+      find_extremes(rs, V, threads());
       std::vector<Job> chunk(jobs.begin() + static_cast<std::ptrdiff_t>(j0), jobs.begin() + static_cast<std::ptrdiff_t>(j1));
       const Job* base = chunk.data();
-      auto row_of = [&](const Job& j) -> const Row& { return rows[static_cast<size_t>(&j - base)]; };
+      auto row_of = [&](const Job& j) -> const Row& { return rs[static_cast<size_t>(&j - base)]; };
       if (exactly) {
         evaluate_exactly(chunk, kHeadPosition, row_of, coef_of);
       } else {
@@ -876,16 +1042,19 @@ class Tightening {
     }
   }
 
+  // A combination's moments under its step's distribution, its extremes and its target entry.
+  struct Summary {
+    Moments sums;
+    double lo = std::numeric_limits<double>::infinity(), hi = -std::numeric_limits<double>::infinity(), at_target = 0;
+  };
+
   // Round 1 of combinations without forming their rows: the vocabulary block by block, each job's
-  // block of its row (a small product of its coefficients with the head's rows, in cache), then its
+  // block of its row (a small product of its coefficients with the K rows, in cache), then its
   // moments, extremes and target entry from that block. Each row's moments run in the lanes of a
   // whole row, so the result does not depend on the thread count.
-  void certify_combinations(std::vector<Job>& jobs, const float* coefs, const float* G0) {
-    const int64_t V = c_.d_vocab, dh = c_.d_head, n8 = V / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;
-    struct Summary {
-      Moments sums;
-      float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity(), at_target = 0;
-    };
+  void certify_combinations(std::vector<Job>& jobs, const float* coefs, int64_t K, const float* G0) {
+    if (jobs.empty()) return;
+    const int64_t V = c_.d_vocab, n8 = V / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;
     std::vector<Summary> out(jobs.size());
     parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t b) {
       constexpr int64_t kBlock = 256;
@@ -895,7 +1064,7 @@ class Tightening {
       std::vector<float> tail(static_cast<size_t>(m * ops::MomentLanes::kLanes));  // each row's last V % 16 entries
       for (int64_t v0 = 0; v0 < V; v0 += kBlock) {
         const int64_t len = std::min(kBlock, V - v0), len8 = std::max<int64_t>(0, std::min(len, n8 - v0));
-        ops::combine_rows_fma(m, len, dh, coefs + a * dh, dh, G0 + v0, V, block.data(), len);
+        ops::combine_rows_fma(m, len, K, coefs + a * K, K, G0 + v0, V, block.data(), len);
         for (int64_t i = 0; i < m; ++i) {
           const Job& job = jobs[static_cast<size_t>(a + i)];
           Summary& o = out[static_cast<size_t>(a + i)];
@@ -904,10 +1073,10 @@ class Tightening {
           std::copy(g + len8, g + len, tail.begin() + i * ops::MomentLanes::kLanes);
           float lo = 0, hi = 0;
           ops::min_max(g, len, lo, hi);
-          o.lo = std::min(o.lo, lo);
-          o.hi = std::max(o.hi, hi);
+          o.lo = std::min(o.lo, static_cast<double>(lo));
+          o.hi = std::max(o.hi, static_cast<double>(hi));
           const int64_t w = refs_[job.ref].step->explanation.target;
-          if (w >= v0 && w < v0 + len) o.at_target = g[w - v0];
+          if (w >= v0 && w < v0 + len) o.at_target = static_cast<double>(g[w - v0]);
         }
       }
       for (int64_t i = 0; i < m; ++i) {
@@ -922,14 +1091,60 @@ class Tightening {
         }
       }
     });
+    certified_from(jobs, out);
+  }
+
+  // Round 1 of head x position jobs in a head's basis: the row is alpha times a basis row, so its
+  // moments are alpha and alpha^2 times the basis row's under the step's distribution (one pass over
+  // that row, no combination), its extremes and target entry alpha times the row's.
+  void certify_scaled(std::vector<Job>& jobs, const HeadBasis& b, const std::vector<int32_t>& slot, const float* rows) {
+    if (jobs.empty()) return;
+    const int64_t V = c_.d_vocab, n8 = V / ops::MomentLanes::kLanes * ops::MomentLanes::kLanes;
+    std::vector<Summary> out(jobs.size());
+    parallel_for(threads(), static_cast<int64_t>(jobs.size()), [&](int64_t a, int64_t e) {
+      for (int64_t i = a; i < e; ++i) {
+        const Job& job = jobs[static_cast<size_t>(i)];
+        Summary& o = out[static_cast<size_t>(i)];
+        const auto p = static_cast<size_t>(job.index % static_cast<int64_t>(b.cluster[job.ref].size()));
+        const int32_t k = b.cluster[job.ref][p];
+        const double alpha = b.alpha[job.ref][p];
+        o.sums.Q = ctx_.attn_total(job.ref);
+        if (k < 0) {  // a zero column: the zero row
+          o.lo = o.hi = 0;
+          continue;
+        }
+        const float* g = rows + static_cast<int64_t>(slot[static_cast<size_t>(k)]) * V;
+        const double* q = ctx_.attn(job.ref).q.data();
+        ops::MomentLanes lanes;
+        ops::weighted_moments_add(q, g, n8, lanes);
+        double m1 = 0, a2 = 0;
+        for (int j = 0; j < ops::MomentLanes::kLanes; ++j) m1 += lanes.m1[j], a2 += lanes.a2[j];
+        for (int64_t j = n8; j < V; ++j) {
+          const double x = static_cast<double>(g[j]);
+          m1 += q[j] * x, a2 += q[j] * x * x;
+        }
+        float lo = 0, hi = 0;
+        ops::min_max(g, V, lo, hi);
+        o.sums.m1 = alpha * m1;
+        o.sums.a2 = alpha * alpha * a2;
+        o.lo = alpha >= 0 ? alpha * static_cast<double>(lo) : alpha * static_cast<double>(hi);
+        o.hi = alpha >= 0 ? alpha * static_cast<double>(hi) : alpha * static_cast<double>(lo);
+        o.at_target = alpha * static_cast<double>(g[refs_[job.ref].step->explanation.target]);
+      }
+    });
+    certified_from(jobs, out);
+  }
+
+  // Each job's score certified from its summary; its width replaces the step's where it certifies.
+  void certified_from(std::vector<Job>& jobs, const std::vector<Summary>& out) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       Job& job = jobs[i];
       const Summary& o = out[i];
       const double s = 1.0 / refs_[job.ref].step->explanation.frozen_scale;
-      const double gabs = std::max(std::abs(static_cast<double>(o.lo)), std::abs(static_cast<double>(o.hi)));
+      const double gabs = std::max(std::abs(o.lo), std::abs(o.hi));
       double hw = 0;
       const double f = moment_log_expectation(o.sums, s, gabs, hw);
-      job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(s * static_cast<double>(o.at_target), f);
+      job.value = std::isnan(f) ? 0.0 : log_prob_increase_from(s * o.at_target, f);
       job.width = std::isnan(f) ? f : hw;
       if (!std::isnan(job.width)) (refs_[job.ref].widths->*kWidthOf[job.level]).values[static_cast<size_t>(job.index)] = job.width;
       certified.push_back(job);
@@ -1050,6 +1265,11 @@ void redo_query_sums(const Model& model, LayerContexts& ctx, std::vector<StepRef
 
 }  // namespace budget
 }  // namespace
+
+namespace detail {
+void set_heads_by_direction(bool on) { budget::g_heads_by_direction.store(on); }
+int64_t heads_by_position() { return budget::g_heads_by_position.load(); }
+}  // namespace detail
 
 void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
                          std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,

@@ -15,8 +15,11 @@
 // the step's distribution (no exponentials; an interval third order in the coefficient, where the
 // step's bound was second order); only where those narrower widths still add up to more than
 // bound_tol are the widest computed exactly (one exponential per token). A head or head x position
-// combination is certified the same way from its row, which is its coefficients times the head's
-// d_head direction rows (bs is linear), formed block by block in cache and never stored whole.
+// combination is certified the same way from its row (bs is linear): a step's coefficients at source
+// position p are its attention weight times the value at p, shared by every step of a pass, so a
+// head x position row is a multiple of one row per position (one pass over it for its moments) and
+// a whole head's row the sum of those; where a head's columns are not such multiples, its rows are
+// its coefficients times its d_head direction rows, formed block by block in cache.
 // Both rounds of a component run while its rows are in memory. The steps' own arrays keep their
 // single-explain values, so a summed array may differ from the sum of its steps' arrays by up to
 // the widths of the steps tightened; both are certified: each step within bound_tol, each sum too.
@@ -42,5 +45,13 @@ namespace reslens::analysis {
 void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,
                          std::vector<ScoreWidths>& foil_widths, double bound_tol, int set_size,
                          SharedProjections* shared);
+
+namespace detail {
+/// Test hook (process-wide): every head's combinations from its d_head direction rows, even where
+/// the rows of its source positions' coefficient vectors would do (Tightening::heads).
+void set_heads_by_direction(bool on);
+/// How many heads' combinations were formed from their source positions' rows so far (test hook).
+int64_t heads_by_position();
+}  // namespace detail
 
 }  // namespace reslens::analysis

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "analysis/projection_sketch.h"
+#include "analysis/target_tightening.h"
 #include "common/test_paths.h"
 #include "reslens/error.h"
 #include "reslens/report.h"
@@ -344,6 +345,41 @@ TEST(ExplainTargetBudget, TightenedSumsAreWithinTheToleranceOfTheFullMethod) {
   EXPECT_EQ(one.summed.head_position.values, bounded.summed.head_position.values);
   EXPECT_EQ(one.summed.contrast_attn_neuron.values, bounded.summed.contrast_attn_neuron.values);
   EXPECT_EQ(one.summed.method_counts, bounded.summed.method_counts);
+}
+
+// A head's combinations are rows of its source positions' coefficient vectors (a step's column p is
+// its attention weight times the value at p, the same value at every step of a pass): the same sums
+// as from the head's d_head direction rows, within the rows' float rounding, with the foil's own
+// columns past its parting.
+TEST(ExplainTargetBudget, HeadsFromTheirPositionsAgreeWithTheirDirectionRows) {
+  const auto model = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
+  ExplainRequest req;
+  req.tokens = {464, 3139, 286, 4881, 318};
+  req.target_tokens = {6342, 13, 632, 318, 262, 1748, 1110, 13};
+  req.foil_tokens = {6342, 11, 262};
+  req.options.n_threads = 2;
+  const int64_t before = analysis::detail::heads_by_position();
+  const ExplainedTarget by_position = explain_target(*model, req);
+  const int64_t used = analysis::detail::heads_by_position() - before;
+  analysis::detail::set_heads_by_direction(true);
+  const ExplainedTarget by_direction = explain_target(*model, req);
+  analysis::detail::set_heads_by_direction(false);
+  EXPECT_EQ(analysis::detail::heads_by_position() - before, used);
+  const auto& counts = by_position.summed.method_counts;
+  ASSERT_TRUE(counts.count("head_position_tightened") != 0 && counts.count("head_tightened") != 0);
+  ASSERT_GT(counts.at("head_position_tightened") + counts.at("head_tightened"), 0);
+  EXPECT_GT(used, 0) << "no head took its positions' rows";
+  auto close = [](const ScoreArray& a, const ScoreArray& b, const char* what) {
+    ASSERT_EQ(a.shape, b.shape) << what;
+    double worst = 0;
+    for (size_t i = 0; i < a.values.size(); ++i) worst = std::max(worst, std::abs(a.values[i] - b.values[i]));
+    EXPECT_LE(worst, 1e-7) << what;  // the two ways' float rounding (bound_tol: 8e-6)
+  };
+  close(by_position.summed.head, by_direction.summed.head, "heads");
+  close(by_position.summed.head_position, by_direction.summed.head_position, "head x position");
+  close(by_position.summed.contrast_head, by_direction.summed.contrast_head, "contrast heads");
+  // Heads are certified from the same moments either way: the same selections.
+  EXPECT_EQ(by_position.summed.method_counts, by_direction.summed.method_counts);
 }
 
 TEST(ExplainTargetText, ATextOfSeveralTokensIsEveryTokenAndSaysSo) {
