@@ -27,10 +27,12 @@ void SharedProjections::keep(size_t slot, const float* g0) {
 }
 
 const VectorSketch* SharedProjections::ffn_sketch(int64_t l, int64_t k) const {
-  const std::lock_guard<std::mutex> lock(mu_);
-  const auto slot = static_cast<size_t>(l * d_mlp_ + k);
-  if (k < 0 || k >= d_mlp_ || slot >= sketches_.size() || !sketches_[slot].published) return nullptr;
-  return sketches_[slot].entry.get();
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    const auto slot = static_cast<size_t>(l * d_mlp_ + k);
+    if (k >= 0 && k < d_mlp_ && slot < sketches_.size() && sketches_[slot].published) return sketches_[slot].entry.get();
+  }
+  return also_ != nullptr ? also_->ffn_sketch(l, k) : nullptr;
 }
 
 VectorSketch* SharedProjections::reserve_ffn_sketch(int64_t l, int64_t k, int64_t n_pad) {

@@ -59,6 +59,10 @@ class SharedProjections {
   /// unfilled, by an exception, is never read).
   VectorSketch* reserve_ffn_sketch(int64_t l, int64_t k, int64_t n_pad);
   void publish_ffn_sketch(int64_t l, int64_t k);
+  /// Sketches that `other` published are found by ffn_sketch() here too, where this holds none of
+  /// its own (read only; `other` must outlive this). A multi-token target's round 0 reads the
+  /// steps' products this way instead of making them again (analysis/target_tightening.h).
+  void read_sketches_from(const SharedProjections* other) { also_ = other; }
 
   int64_t rows_kept() const;
   int64_t bytes_kept() const;
@@ -78,6 +82,7 @@ class SharedProjections {
     bool published = false;
   };
   std::vector<SketchSlot> sketches_;  // [n_layers * d_mlp]
+  const SharedProjections* also_ = nullptr;
 };
 
 }  // namespace reslens::analysis

@@ -590,6 +590,11 @@ class Tightening {
         }
       });
       SharedProjections chunk(c_, static_cast<int64_t>(first.size()) * entry_bytes);
+      // The steps' products of a direction are read, not made again: the same integers, and without
+      // the forms' screening (GPT-2 shapes) the same forms, so the same bits either way. (Where the
+      // forms are screened, a step's published forms could differ in kind from this call's, and the
+      // values would depend on which directions the steps' budget held: not read there.)
+      if (shared_ != nullptr && !sk->screen_forms) chunk.read_sketches_from(shared_);
       const std::vector<SketchJob> head_jobs(sj.begin(), sj.begin() + static_cast<std::ptrdiff_t>(first.size()));
       const std::vector<SketchJob> tail_jobs(sj.begin() + static_cast<std::ptrdiff_t>(first.size()), sj.end());
       std::vector<double> w1, w2;
