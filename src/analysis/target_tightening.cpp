@@ -572,13 +572,13 @@ class Tightening {
         (new_dir ? first : rest).push_back(order[c1]);
       }
       hd.assign((c1 - c0) * nh_max, 0.0);
-      std::vector<SketchJob> sj(c1 - c0);  // in the chunk's order: first, then rest
-      std::vector<size_t> job_of;          // sj[b] is jobs[job_of[b]]
-      job_of.insert(job_of.end(), first.begin(), first.end());
-      job_of.insert(job_of.end(), rest.begin(), rest.end());
-      parallel_for(threads(), static_cast<int64_t>(sj.size()), [&](int64_t a, int64_t b) {
+      // Each direction's first job (it makes the products), then the rest; x-th of the chunk in that order.
+      std::vector<SketchJob> head_jobs(first.size()), tail_jobs(rest.size());
+      parallel_for(threads(), static_cast<int64_t>(c1 - c0), [&](int64_t a, int64_t b) {
         for (int64_t x = a; x < b; ++x) {
-          const Meta& m = meta[job_of[static_cast<size_t>(x)]];
+          const auto xi = static_cast<size_t>(x);
+          const bool is_first = xi < first.size();
+          const Meta& m = meta[is_first ? first[xi] : rest[xi - first.size()]];
           const TailSplit& t = tails[static_cast<size_t>(m.si)];
           const size_t nh = t.ids.size();
           double* delta = hd.data() + static_cast<size_t>(x) * nh_max;
@@ -586,7 +586,7 @@ class Tightening {
           const std::vector<int64_t>& cols = col_of[static_cast<size_t>(m.si)];
           for (size_t h = 0; h < nh; ++h) delta[h] = m.s * static_cast<double>(g[cols[h]]);
           const double lin = UY[static_cast<size_t>((n_steps + m.si) * N + m.k)];
-          sj[static_cast<size_t>(x)] = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k};
+          (is_first ? head_jobs[xi] : tail_jobs[xi - first.size()]) = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k};
         }
       });
       SharedProjections chunk(c_, static_cast<int64_t>(first.size()) * entry_bytes);
@@ -595,8 +595,6 @@ class Tightening {
       // forms are screened, a step's published forms could differ in kind from this call's, and the
       // values would depend on which directions the steps' budget held: not read there.)
       if (shared_ != nullptr && !sk->screen_forms) chunk.read_sketches_from(shared_);
-      const std::vector<SketchJob> head_jobs(sj.begin(), sj.begin() + static_cast<std::ptrdiff_t>(first.size()));
-      const std::vector<SketchJob> tail_jobs(sj.begin() + static_cast<std::ptrdiff_t>(first.size()), sj.end());
       std::vector<double> w1, w2;
       // The rest read the first's products, their tail sums one float product per block of tokens.
       const std::vector<double> v1 = sketched_log_expectations(*sk, head_jobs, 1.0, threads(), &w1, &chunk, nullptr);
@@ -792,13 +790,30 @@ class Tightening {
     }
   }
 
+  // Head h's coefficient vectors (attn_coef[l, h, :, p] of every step and source position) as
+  // multiples of a few basis vectors: a step's column p is alpha_{s,p} v_p (its attention weight
+  // times the value at p), and a generated answer's steps share their prefixes' values, so column p
+  // of every step (of each pass past the foil's parting) is one vector's multiple. A combination's
+  // row is then alpha times its basis vector's row, or for a whole head sum_p alpha_{s,p} row_p:
+  // K rows projected instead of d_head, and a head x position's moments one pass over its row
+  // instead of a d_head-term combination per token. K = -1 when the columns need more than d_head
+  // basis vectors (the direction rows are then cheaper). A generated answer of 32 tokens after 16
+  // on GPT-2 124M shapes: ~47 basis vectors per head, of which round 1 reads ~32 (6,768 and 4,675
+  // rows in all, instead of 9,216 direction rows and 52k combinations of 64 of them).
+  struct HeadBasis {
+    int64_t K = -1;
+    std::vector<double> u;                      // [K, d_head] the basis vectors
+    std::vector<std::vector<int32_t>> cluster;  // [ref][p] the basis vector of column p; -1: a zero column
+    std::vector<std::vector<double>> alpha;     // [ref][p] column p = alpha * u[cluster]
+  };
+
   // Head and head x position combinations sum_n c_n W_O[:, h*d_head+n] of layer l (the step's
   // coefficients, summed over positions for the whole head, as the bounded pass forms them), head
   // by head. bs is linear, so a combination's row is a combination of rows: of the head's source
   // positions where it can (head_basis), else of its d_head direction rows.
   void heads(int64_t l, std::vector<Job>& jobs) {
     if (jobs.empty()) return;
-    const int64_t d = c_.d_model, V = c_.d_vocab, dh = c_.d_head;
+    const int64_t d = c_.d_model, dh = c_.d_head;
     std::stable_sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
       return head(a.ref, a.level, a.index) < head(b.ref, b.level, b.index);
     });
@@ -817,93 +832,94 @@ class Tightening {
       const HeadBasis basis = g_heads_by_direction.load() ? HeadBasis{} : head_basis(l, h);
       if (basis.K >= 0) {
         g_heads_by_position.fetch_add(1);
-        // Rows only for the basis vectors that jobs read, projected when first needed (round 1's,
-        // then round 2's), each into the next free slot: Y = U . stage [m, d], then [m, V].
-        std::vector<int32_t> slot(static_cast<size_t>(basis.K), -1);
-        int64_t filled = 0;
-        auto ensure_rows = [&](const std::vector<Job>& js) {
-          std::vector<float> U;  // [missing, d_head]
-          for (const Job& j : js) {
-            const std::vector<int32_t>& cl = basis.cluster[j.ref];
-            const auto Pn = static_cast<int64_t>(cl.size());
-            const int64_t p0 = j.level == kHead ? 0 : j.index % Pn, p1 = j.level == kHead ? Pn : p0 + 1;
-            for (int64_t p = p0; p < p1; ++p) {
-              const int32_t k = cl[static_cast<size_t>(p)];
-              if (k < 0 || slot[static_cast<size_t>(k)] >= 0) continue;
-              slot[static_cast<size_t>(k)] = static_cast<int32_t>(filled + static_cast<int64_t>(U.size()) / dh);
-              U.insert(U.end(), basis.u.begin() + k * dh, basis.u.begin() + (k + 1) * dh);
-            }
-          }
-          const int64_t m = static_cast<int64_t>(U.size()) / dh;
-          if (m == 0) return;
-          std::vector<float> Y(static_cast<size_t>(m * d));  // [missing, d_model]
-          ops::combine_rows_fma(m, d, dh, U.data(), dh, stage.data(), d, Y.data(), d);
-          ctx_.projector(0).project_unscaled(Y.data(), m, d, rows.data() + filled * V);
-          filled += m;
-        };
-        rows.resize(static_cast<size_t>(basis.K * V));
-        ensure_rows(round1);
-        std::vector<Job> positions, wholes;
-        for (const Job& j : round1) (j.level == kHeadPosition ? positions : wholes).push_back(j);
-        if (c_.final_softcap > 0) {
-          combinations(round1, basis_coefs(basis, slot, filled, round1), filled, rows.data(), false);
-        } else {
-          certify_scaled(positions, basis, slot, rows.data());
-          certify_combinations(wholes, basis_coefs(basis, slot, filled, wholes).data(), filled, rows.data());
-        }
-        std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
-        ensure_rows(again);
-        combinations(again, basis_coefs(basis, slot, filled, again), filled, rows.data(), true);
+        heads_by_position(l, h, round1, basis, stage.data(), rows);
       } else {
-        // The head's d_head direction rows (from `shared` where an explain kept them).
-        rows.resize(static_cast<size_t>(dh * V));
-        std::vector<int64_t> to_project;
-        for (int64_t n = 0; n < dh; ++n) {
-          const float* g = shared_ != nullptr ? shared_->attn(l, h * dh + n) : nullptr;
-          if (g != nullptr) {
-            std::copy(g, g + V, rows.begin() + n * V);
-          } else {
-            to_project.push_back(n);
-          }
-        }
-        if (static_cast<int64_t>(to_project.size()) == dh) {
-          ctx_.projector(0).project_unscaled(stage.data(), dh, d, rows.data());  // in place, not through a copy
-        } else if (!to_project.empty()) {
-          std::vector<float> Y(to_project.size() * static_cast<size_t>(d));  // [to_project, d_model]
-          for (size_t i = 0; i < to_project.size(); ++i) {
-            std::copy(stage.begin() + to_project[i] * d, stage.begin() + (to_project[i] + 1) * d, Y.begin() + static_cast<std::ptrdiff_t>(i) * d);
-          }
-          std::vector<float> P(to_project.size() * static_cast<size_t>(V));  // [to_project, d_vocab]
-          ctx_.projector(0).project_unscaled(Y.data(), static_cast<int64_t>(to_project.size()), d, P.data());
-          for (size_t i = 0; i < to_project.size(); ++i) {
-            std::copy(P.begin() + static_cast<std::ptrdiff_t>(i) * V, P.begin() + static_cast<std::ptrdiff_t>(i + 1) * V,
-                      rows.begin() + to_project[i] * V);
-          }
-        }
-        combinations(round1, combination_coefs(l, h, round1), dh, rows.data(), false);
-        std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
-        combinations(again, combination_coefs(l, h, again), dh, rows.data(), true);
+        heads_by_direction(l, h, round1, stage.data(), rows);
       }
       j0 = j1;
     }
   }
 
-  // Head h's coefficient vectors (attn_coef[l, h, :, p] of every step and source position) as
-  // multiples of a few basis vectors: a step's column p is alpha_{s,p} v_p (its attention weight
-  // times the value at p), and a generated answer's steps share their prefixes' values, so column p
-  // of every step (of each pass past the foil's parting) is one vector's multiple. A combination's
-  // row is then alpha times its basis vector's row, or for a whole head sum_p alpha_{s,p} row_p:
-  // K rows projected instead of d_head, and a head x position's moments one pass over its row
-  // instead of a d_head-term combination per token. K = -1 when the columns need more than d_head
-  // basis vectors (the direction rows are then cheaper). A generated answer of 32 tokens after 16
-  // on GPT-2 124M shapes: ~47 basis vectors per head, of which round 1 reads ~32 (6,768 and 4,675
-  // rows in all, instead of 9,216 direction rows and 52k combinations of 64 of them).
-  struct HeadBasis {
-    int64_t K = -1;
-    std::vector<double> u;                      // [K, d_head] the basis vectors
-    std::vector<std::vector<int32_t>> cluster;  // [ref][p] the basis vector of column p; -1: a zero column
-    std::vector<std::vector<double>> alpha;     // [ref][p] column p = alpha * u[cluster]
-  };
+  // Head h's `round1` jobs and round 2's from the rows of its basis vectors (head_basis): only the
+  // vectors that jobs read are projected, when first needed, each into the next free row of `rows`:
+  // Y = U . stage [m, d] (stage: the head's W_O columns [d_head, d]), then [m, V].
+  void heads_by_position(int64_t l, int64_t h, std::vector<Job>& round1, const HeadBasis& basis, const float* stage,
+                         std::vector<float, DefaultInitAllocator<float>>& rows) {
+    const int64_t d = c_.d_model, V = c_.d_vocab, dh = c_.d_head;
+    std::vector<int32_t> slot(static_cast<size_t>(basis.K), -1);
+    int64_t filled = 0;
+    auto ensure_rows = [&](const std::vector<Job>& js) {
+      std::vector<float> U;  // [missing, d_head]
+      for (const Job& j : js) {
+        const std::vector<int32_t>& cl = basis.cluster[j.ref];
+        const auto [p0, p1] = positions_read(j, static_cast<int64_t>(cl.size()));
+        for (int64_t p = p0; p < p1; ++p) {
+          const int32_t k = cl[static_cast<size_t>(p)];
+          if (k < 0 || slot[static_cast<size_t>(k)] >= 0) continue;
+          slot[static_cast<size_t>(k)] = static_cast<int32_t>(filled + static_cast<int64_t>(U.size()) / dh);
+          U.insert(U.end(), basis.u.begin() + k * dh, basis.u.begin() + (k + 1) * dh);
+        }
+      }
+      const int64_t m = static_cast<int64_t>(U.size()) / dh;
+      if (m == 0) return;
+      std::vector<float> Y(static_cast<size_t>(m * d));  // [missing, d_model]
+      ops::combine_rows_fma(m, d, dh, U.data(), dh, stage, d, Y.data(), d);
+      ctx_.projector(0).project_unscaled(Y.data(), m, d, rows.data() + filled * V);
+      filled += m;
+    };
+    rows.resize(static_cast<size_t>(basis.K * V));
+    ensure_rows(round1);
+    std::vector<Job> positions, wholes;
+    for (const Job& j : round1) (j.level == kHeadPosition ? positions : wholes).push_back(j);
+    if (c_.final_softcap > 0) {
+      combinations(round1, basis_coefs(basis, slot, filled, round1), filled, rows.data(), false);
+    } else {
+      certify_scaled(positions, basis, slot, rows.data());
+      certify_combinations(wholes, basis_coefs(basis, slot, filled, wholes).data(), filled, rows.data());
+    }
+    std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
+    ensure_rows(again);
+    combinations(again, basis_coefs(basis, slot, filled, again), filled, rows.data(), true);
+  }
+
+  // Head h's jobs from its d_head direction rows (from `shared` where an explain kept them).
+  void heads_by_direction(int64_t l, int64_t h, std::vector<Job>& round1, const float* stage,
+                          std::vector<float, DefaultInitAllocator<float>>& rows) {
+    const int64_t d = c_.d_model, V = c_.d_vocab, dh = c_.d_head;
+    rows.resize(static_cast<size_t>(dh * V));
+    std::vector<int64_t> to_project;
+    for (int64_t n = 0; n < dh; ++n) {
+      const float* g = shared_ != nullptr ? shared_->attn(l, h * dh + n) : nullptr;
+      if (g != nullptr) {
+        std::copy(g, g + V, rows.begin() + n * V);
+      } else {
+        to_project.push_back(n);
+      }
+    }
+    if (static_cast<int64_t>(to_project.size()) == dh) {
+      ctx_.projector(0).project_unscaled(stage, dh, d, rows.data());  // in place, not through a copy
+    } else if (!to_project.empty()) {
+      std::vector<float> Y(to_project.size() * static_cast<size_t>(d));  // [to_project, d_model]
+      for (size_t i = 0; i < to_project.size(); ++i) {
+        std::copy(stage + to_project[i] * d, stage + (to_project[i] + 1) * d, Y.begin() + static_cast<std::ptrdiff_t>(i) * d);
+      }
+      std::vector<float> P(to_project.size() * static_cast<size_t>(V));  // [to_project, d_vocab]
+      ctx_.projector(0).project_unscaled(Y.data(), static_cast<int64_t>(to_project.size()), d, P.data());
+      for (size_t i = 0; i < to_project.size(); ++i) {
+        std::copy(P.begin() + static_cast<std::ptrdiff_t>(i) * V, P.begin() + static_cast<std::ptrdiff_t>(i + 1) * V,
+                  rows.begin() + to_project[i] * V);
+      }
+    }
+    combinations(round1, combination_coefs(l, h, round1), dh, rows.data(), false);
+    std::vector<Job> again = select_again(l, {kHead, kHeadPosition}, h);
+    combinations(again, combination_coefs(l, h, again), dh, rows.data(), true);
+  }
+
+  // The source positions [p0, p1) whose coefficients a head (all Pn) or head x position job reads.
+  static std::pair<int64_t, int64_t> positions_read(const Job& j, int64_t Pn) {
+    if (j.level == kHead) return {0, Pn};
+    return {j.index % Pn, j.index % Pn + 1};
+  }
 
   HeadBasis head_basis(int64_t l, int64_t h) const {
     const int64_t H = c_.n_heads, dh = c_.d_head;
@@ -977,8 +993,7 @@ class Tightening {
       const std::vector<int32_t>& cl = b.cluster[job.ref];
       const std::vector<double>& al = b.alpha[job.ref];
       std::fill(acc.begin(), acc.end(), 0.0);
-      const auto Pn = static_cast<int64_t>(cl.size());
-      const int64_t p0 = job.level == kHead ? 0 : job.index % Pn, p1 = job.level == kHead ? Pn : p0 + 1;
+      const auto [p0, p1] = positions_read(job, static_cast<int64_t>(cl.size()));
       for (int64_t p = p0; p < p1; ++p) {
         if (cl[static_cast<size_t>(p)] >= 0) acc[static_cast<size_t>(slot[static_cast<size_t>(cl[static_cast<size_t>(p)])])] += al[static_cast<size_t>(p)];
       }
@@ -1047,6 +1062,17 @@ class Tightening {
     }
   }
 
+  // m1 and a2 of a row from its lanes (tokens [0, n8)) and its last tokens [n8, V) (`tail`: their
+  // values), in that order.
+  static void add_lanes_and_tail(const ops::MomentLanes& lanes, const double* q, const float* tail, int64_t n8, int64_t V,
+                                 double& m1, double& a2) {
+    for (int k = 0; k < ops::MomentLanes::kLanes; ++k) m1 += lanes.m1[k], a2 += lanes.a2[k];
+    for (int64_t j = n8; j < V; ++j) {
+      const double w = q[j], x = static_cast<double>(tail[j - n8]);
+      m1 += w * x, a2 += w * x * x;
+    }
+  }
+
   // A combination's moments under its step's distribution, its extremes and its target entry.
   struct Summary {
     Moments sums;
@@ -1086,14 +1112,9 @@ class Tightening {
       }
       for (int64_t i = 0; i < m; ++i) {
         const double* q = ctx_.attn(jobs[static_cast<size_t>(a + i)].ref).q.data();
-        const ops::MomentLanes& l = lanes[static_cast<size_t>(i)];
         Moments& s = out[static_cast<size_t>(a + i)].sums;
         s.Q = ctx_.attn_total(jobs[static_cast<size_t>(a + i)].ref);
-        for (int k = 0; k < ops::MomentLanes::kLanes; ++k) s.m1 += l.m1[k], s.a2 += l.a2[k];
-        for (int64_t j = n8; j < V; ++j) {
-          const double w = q[j], x = static_cast<double>(tail[static_cast<size_t>(i * ops::MomentLanes::kLanes + j - n8)]);
-          s.m1 += w * x, s.a2 += w * x * x;
-        }
+        add_lanes_and_tail(lanes[static_cast<size_t>(i)], q, tail.data() + i * ops::MomentLanes::kLanes, n8, V, s.m1, s.a2);
       }
     });
     certified_from(jobs, out);
@@ -1110,7 +1131,7 @@ class Tightening {
       for (int64_t i = a; i < e; ++i) {
         const Job& job = jobs[static_cast<size_t>(i)];
         Summary& o = out[static_cast<size_t>(i)];
-        const auto p = static_cast<size_t>(job.index % static_cast<int64_t>(b.cluster[job.ref].size()));
+        const auto p = static_cast<size_t>(positions_read(job, static_cast<int64_t>(b.cluster[job.ref].size())).first);
         const int32_t k = b.cluster[job.ref][p];
         const double alpha = b.alpha[job.ref][p];
         o.sums.Q = ctx_.attn_total(job.ref);
@@ -1123,11 +1144,7 @@ class Tightening {
         ops::MomentLanes lanes;
         ops::weighted_moments_add(q, g, n8, lanes);
         double m1 = 0, a2 = 0;
-        for (int j = 0; j < ops::MomentLanes::kLanes; ++j) m1 += lanes.m1[j], a2 += lanes.a2[j];
-        for (int64_t j = n8; j < V; ++j) {
-          const double x = static_cast<double>(g[j]);
-          m1 += q[j] * x, a2 += q[j] * x * x;
-        }
+        add_lanes_and_tail(lanes, q, g + n8, n8, V, m1, a2);
         float lo = 0, hi = 0;
         ops::min_max(g, V, lo, hi);
         o.sums.m1 = alpha * m1;
