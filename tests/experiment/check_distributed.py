@@ -156,7 +156,15 @@ def kill_mid_run(out, victim, extra):
         check(False, "the job hung after a rank was killed")
         return written
     check(job.returncode != 0, f"a killed job fails (exit {job.returncode})")
-    check(read(results).startswith(written[: written.rfind(b"\n") + 1]), "rank 0's lines are kept")
+    kept, final = written[: written.rfind(b"\n") + 1], read(results)
+    if not final.startswith(kept):
+        # The one other right outcome: the job finished anyway, because the victim was killed before it
+        # asked for its first task (a worker that holds none is not missed; a CI run saw this), and
+        # rank 0 rewrote the file in input order. Every line written before the kill is still there.
+        finished = json.load(open(os.path.join(out, "run.json"))).get("complete", False) if extra[0] == "experiment" else False
+        lines, n_kept, n_final = set(final.splitlines()), kept.count(b"\n"), final.count(b"\n")
+        check(finished and all(l in lines for l in kept.splitlines()),
+              f"rank 0's lines are kept ({n_kept} lines before the kill, {n_final} after)")
     return written
 
 
