@@ -12,6 +12,8 @@
 //       for each tile of rm rows       (rm rows of A: read from L3 once per block, then from L1/L2)
 //         for each tile of rn columns in the block
 //           tile kernel over the full K
+// Where A does not fit and B is kept in its file's encoding, the product is also cut along K, so that
+// a tile's decoded rows of B stay in L1 (run_encoded_panels).
 // Either way every row of B comes from memory exactly once per call, which is what bounds decode,
 // and B is never copied. Tiles are 4 x 6 (AVX-512) or 2 x 3 (AVX2) for large M; for M below the
 // tile height one row tile holds all of M and the tile is wider (1 x 16 for decode), see the
@@ -330,6 +332,67 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
   }
 }
 
+// The K block of run_encoded_panels: rn decoded rows of B in half of L1d (24 KB), where every row tile
+// of A reads them again while A's rows stream past from L2; a multiple of 16 and of the encoding's
+// block (1024 values at rn = 6 for F16, Q8_0 and the k-quants). Measured on the Intel host: 12 KB and
+// 36 KB were slower, and so were the 3 x 8 and 2 x 12 tiles (fewer loads of A, more of B).
+constexpr int64_t kPanelL1Bytes = int64_t{24} << 10;
+
+// run_encoded_columns for an A that does not fit in half of L2 and a B with its block given: the product is
+// cut along K as well, so that the operands of each tile call sit in L1 and L2 instead of streaming
+// whole K-long rows of A and B from L2 and L3 (at K = 4096 one 4 x 6 tile over the full K reads 160
+// KB for 3,072 cycles of FMAs, more than L2 delivers). Loop order:
+//   for each block of nb columns              (their stored rows read from memory once per A block)
+//     for each block of mb rows of A          (mb x kc floats of A: an eighth of L2)
+//       for each block of kc values of K      (nb rows x kc decoded into L2 scratch)
+//         for each tile of rn columns         (rn x kc decoded floats: L1)
+//           for each tile of rm rows          (A's rm x kc from L2; the lanes carried in memory)
+// The lanes of the mb x nb elements (mb x nb x 64 bytes, an eighth of L2) continue from K block to K
+// block in k order (PartTileFn), so C gets the bits of one pass over the whole K.
+void run_encoded_panels(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
+                        int64_t n_end) {
+  const EncodedRows& e = *p.encoded;
+  const int64_t unit = std::lcm(int64_t{kGemmLanes}, e.block_values);
+  const int64_t k_units = (p.K + unit - 1) / unit * unit;
+  const int64_t kc = std::min(k_units, std::max(unit, kPanelL1Bytes / (rn * static_cast<int64_t>(sizeof(float))) / unit * unit));
+  // A's block and the carried lanes take an eighth of L2 each (with the decoded rows, under half of it):
+  // with a quarter each, 7B shapes at 128 tokens ran 5-10% slower when the forward pass also wrote
+  // its captures (and no faster without).
+  const int64_t eighth = l2_bytes() / 8;
+  const int64_t m_tiles = (p.M + rm - 1) / rm;
+  const int64_t mb = std::min(m_tiles, std::max<int64_t>(1, eighth / (kc * static_cast<int64_t>(sizeof(float)) * rm))) * rm;
+  const int64_t lane_bytes = kGemmLanes * static_cast<int64_t>(sizeof(float));
+  const int64_t nb = std::max<int64_t>(1, eighth / (mb * lane_bytes * rn)) * rn;
+  // One cache line more per row: kc x 4 bytes is a multiple of 4 KB, so unpadded the rn rows would
+  // share L1 sets at every k (as A's rows of a 4096-wide A do).
+  const int64_t ldb = kc + kLineFloats;
+  float* b = thread_scratch<1>(nb * ldb);                // [nb, ldb]: the block's rows of B, decoded for one K block
+  float* acc = thread_scratch<2>(nb * mb * kGemmLanes);  // [nb / rn column tiles][mb / rm row tiles][rm * rn][16]
+  for (int64_t b0 = n_begin; b0 < n_end; b0 += nb) {
+    const int64_t b1 = std::min(n_end, b0 + nb);
+    for (int64_t m0 = 0; m0 < p.M; m0 += mb) {
+      const int64_t m1 = std::min(p.M, m0 + mb);
+      for (int64_t k0 = 0; k0 < p.K; k0 += kc) {
+        const int64_t kl = std::min(kc, p.K - k0);  // a multiple of block_values: K is one
+        const int64_t byte0 = k0 / e.block_values * e.block_bytes;
+        const auto bytes = static_cast<size_t>(kl / e.block_values * e.block_bytes);
+        for (int64_t n = b0; n < b1; ++n)
+          e.decode(b + (n - b0) * ldb, std::span<const uint8_t>(e.data + n * e.row_bytes + byte0, bytes), kl);
+        const bool first = k0 == 0, last = k0 + kl == p.K;
+        for (int64_t n0 = b0; n0 < b1; n0 += rn) {
+          const int64_t cn = std::min(rn, b1 - n0);
+          float* tile_acc = acc + (n0 - b0) * mb * kGemmLanes;  // [mb / rm][rm * rn][16]
+          for (int64_t i0 = m0; i0 < m1; i0 += rm) {
+            ts.part[std::min(rm, m1 - i0)][cn](kl, p.A + i0 * p.lda + k0, p.lda, b + (n0 - b0) * ldb, ldb,
+                                               tile_acc + (i0 - m0) * rn * kGemmLanes, first, last,
+                                               p.C + i0 * p.ldc + n0, p.ldc, p.accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
 // run_columns for an encoded B, in the same two loop orders: the rows of B a step reads (one tile of rn
 // columns when A fits in half of L2, else a block of nb) are decoded first into this thread's float32
 // scratch, from which the tile kernels then read them exactly as they read a float32 B.
@@ -386,6 +449,12 @@ void run(const Problem& p, int n_threads) {
   const bool k_blocked = p.encoded != nullptr && p.encoded->block_values > 0 && p.encoded->block_bytes > 0 &&
                          p.K > 0 && p.M <= kMaxKBlockedRows && ts.part[rm][rn] != nullptr &&
                          ts.part[p.M - (p.M - 1) / rm * rm][rn] != nullptr;
+  // An A too long for half of L2 with such a B: the product is blocked along K too (run_encoded_panels).
+  // Where A fits, run_encoded_columns keeps it in L2 and was as fast or faster (TinyLlama shapes at 32
+  // and 128 tokens).
+  const bool panels = p.encoded != nullptr && p.encoded->block_values > 0 && p.encoded->block_bytes > 0 &&
+                      p.K > 0 && p.M > kMaxKBlockedRows && p.M * p.K * static_cast<int64_t>(sizeof(float)) > l2_bytes() / 2 &&
+                      ts.part[rm][rn] != nullptr && ts.part[p.M - (p.M - 1) / rm * rm][rn] != nullptr;
   if (n_threads <= 0) n_threads = hardware_threads();
   if (p.M * p.N * std::max<int64_t>(p.K, 1) < kMinParallelFmas) n_threads = 1;
   // A whose rows straddle cache lines is read from an aligned copy (M K floats copied once, against
@@ -412,6 +481,7 @@ void run(const Problem& p, int n_threads) {
   // split cannot change any result.
   parallel_for(n_threads, n_tiles, [&](int64_t t0, int64_t t1) {
     if (k_blocked) run_encoded_k_blocks(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
+    else if (panels) run_encoded_panels(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
     else if (q.encoded != nullptr) run_encoded_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
     else run_columns(ts, q, rm, rn, t0 * rn, std::min(q.N, t1 * rn));
   });

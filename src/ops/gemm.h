@@ -59,7 +59,9 @@ struct EncodedRows {
 /// decoded a block of K at a time into an L1-sized scratch, and the tile kernels continue their
 /// accumulators from block to block. The decoded values are the ones a whole conversion gives (block
 /// by block), and every element is still summed in the order defined above, so C is bit for bit what
-/// matmul_nt gives on the converted matrix, for any thread count.
+/// matmul_nt gives on the converted matrix, for any thread count. For an A too large for half of L2
+/// (long prompts on large K) and a B with its block given, the product is cut into panels along K as
+/// well (about 1024 values), the lanes carried between panels the same way.
 void matmul_nt_encoded(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const EncodedRows& B,
                        float* C, int64_t ldc, int n_threads, bool accumulate = false);
 

@@ -83,8 +83,10 @@ TEST_P(GemmEncoded, EveryTypeGivesTheConvertedBits) {
   std::vector<float> B(static_cast<size_t>(N * K));                                    // [N, K] converted
   dequantize_fn(f.type)(B.data(), packed, N * K);
   const ops::EncodedRows rows{packed.data(), row_bytes, dequantize_fn(f.type), block.elements, block.bytes};
-  for (const int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17}) {
+  for (const int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 42}) {
     const std::vector<float> A = random_floats(M * K, rng);  // [M, K]
+    // Above 16 rows, a 16 KB L2 leaves A out of it: the panels (blocks of K, of A's rows and of B's rows).
+    ops::detail::set_gemm_l2_bytes(M > 16 ? int64_t{16} << 10 : 0);
     for (const GemmIsa isa : {GemmIsa::scalar, GemmIsa::avx2, GemmIsa::avx512}) {
       if (isa > ops::detail::gemm_best_isa()) continue;
       ops::detail::set_gemm_isa_limit(isa);
@@ -99,6 +101,7 @@ TEST_P(GemmEncoded, EveryTypeGivesTheConvertedBits) {
     }
     ops::detail::set_gemm_isa_limit(GemmIsa::avx512);
   }
+  ops::detail::set_gemm_l2_bytes(0);
 }
 
 INSTANTIATE_TEST_SUITE_P(gemm, GemmEncoded, ::testing::Range<size_t>(0, 14),

@@ -478,9 +478,11 @@ TEST(gemm, EncodedRowsGiveTheFloat32Bits) {
 // L1, the tiles' lanes carried from block to block. A toy block of 1 value (4 bytes) or of 32 values
 // (128 bytes, as Q8_0's 32); K with tails (75, 2003: K % 16 != 0), K over several K blocks (2003,
 // 2080, 4100: the blocks are 352-1632 values, 4096 on the scalar path at M = 1),
-// every M from 1 to 9 (the 4-row tiles, their remainders) and 16, 17 (above: whole rows), N = 37
-// (a narrower last column tile), every ISA, 1 and 2 threads, overwrite and accumulate: the bits of
-// matmul_nt on the float32 matrix.
+// every M from 1 to 9 (the 4-row tiles, their remainders) and 16; above, 17 and 42, whose A fits in
+// the detected L2 (whole rows decoded) but not in a 16 KB one (the panels of run_encoded_panels:
+// blocks of K, of A's rows and of B's rows, here one tile each, so every boundary is crossed, the
+// last ones shorter), N = 37 (a narrower last column tile), every ISA, 1 and 2 threads, overwrite and
+// accumulate: the bits of matmul_nt on the float32 matrix.
 TEST(gemm, EncodedBlocksOfKGiveTheFloat32Bits) {
   struct Case {
     int64_t block;
@@ -493,19 +495,25 @@ TEST(gemm, EncodedBlocksOfKGiveTheFloat32Bits) {
       const std::vector<float> B = random_floats(static_cast<size_t>(N * K), 18);  // [N, K]
       const std::vector<uint8_t> packed = scrambled(B);
       const EncodedRows rows{packed.data(), K * 4, decode_scrambled, c.block, c.block * 4};
-      for (const int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17}) {
+      for (const int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 42}) {
         const std::vector<float> A = random_floats(static_cast<size_t>(M * K), 17 + static_cast<uint32_t>(M));
-        for (const GemmIsa isa : {GemmIsa::scalar, GemmIsa::avx2, GemmIsa::avx512}) {
-          if (isa > detail::gemm_best_isa()) continue;
-          detail::set_gemm_isa_limit(isa);
-          for (const int threads : {1, 2}) {
-            ASSERT_NO_FATAL_FAILURE(expect_encoded_bits(
-                M, N, K, A, B, rows, threads,
-                "block " + std::to_string(c.block) + " K " + std::to_string(K) + " M " + std::to_string(M) + " isa " +
-                    std::to_string(static_cast<int>(isa)) + " threads " + std::to_string(threads)));
+        for (const int64_t l2 : {int64_t{0}, int64_t{16} << 10}) {
+          if (l2 != 0 && M <= 16) continue;  // the L2 size plans only the panels' blocks
+          detail::set_gemm_l2_bytes(l2);
+          for (const GemmIsa isa : {GemmIsa::scalar, GemmIsa::avx2, GemmIsa::avx512}) {
+            if (isa > detail::gemm_best_isa()) continue;
+            detail::set_gemm_isa_limit(isa);
+            for (const int threads : {1, 2}) {
+              ASSERT_NO_FATAL_FAILURE(expect_encoded_bits(
+                  M, N, K, A, B, rows, threads,
+                  "block " + std::to_string(c.block) + " K " + std::to_string(K) + " M " + std::to_string(M) + " l2 " +
+                      std::to_string(l2) + " isa " + std::to_string(static_cast<int>(isa)) + " threads " +
+                      std::to_string(threads)));
+            }
           }
+          detail::set_gemm_isa_limit(GemmIsa::avx512);
         }
-        detail::set_gemm_isa_limit(GemmIsa::avx512);
+        detail::set_gemm_l2_bytes(0);
       }
     }
   }
