@@ -355,17 +355,18 @@ void run_encoded_panels(const TileSet& ts, const Problem& p, int64_t rm, int64_t
   const int64_t unit = std::lcm(int64_t{kGemmLanes}, e.block_values);
   const int64_t k_units = (p.K + unit - 1) / unit * unit;
   const int64_t kc = std::min(k_units, std::max(unit, kPanelL1Bytes / (rn * static_cast<int64_t>(sizeof(float))) / unit * unit));
-  // A's block and the carried lanes take an eighth of L2 each (with the decoded rows, under half of it):
-  // with a quarter each, 7B shapes at 128 tokens ran 5-10% slower when the forward pass also wrote
-  // its captures (and no faster without).
+  // A's block, the carried lanes and the decoded rows take at most an eighth of L2 each: with a
+  // quarter each, 7B shapes at 128 tokens ran 5-10% slower when the forward pass also wrote its
+  // captures (and no faster without). (At least one tile of each.)
+  // One cache line more per decoded row: kc x 4 bytes is a multiple of 4 KB, so unpadded the rn rows
+  // would share L1 sets at every k (as A's rows of a 4096-wide A do).
+  const int64_t ldb = kc + kLineFloats;
   const int64_t eighth = l2_bytes() / 8;
   const int64_t m_tiles = (p.M + rm - 1) / rm;
   const int64_t mb = std::min(m_tiles, std::max<int64_t>(1, eighth / (kc * static_cast<int64_t>(sizeof(float)) * rm))) * rm;
   const int64_t lane_bytes = kGemmLanes * static_cast<int64_t>(sizeof(float));
-  const int64_t nb = std::max<int64_t>(1, eighth / (mb * lane_bytes * rn)) * rn;
-  // One cache line more per row: kc x 4 bytes is a multiple of 4 KB, so unpadded the rn rows would
-  // share L1 sets at every k (as A's rows of a 4096-wide A do).
-  const int64_t ldb = kc + kLineFloats;
+  const int64_t nb_rows = std::min(eighth / (mb * lane_bytes), eighth / (ldb * static_cast<int64_t>(sizeof(float))));
+  const int64_t nb = std::max<int64_t>(1, nb_rows / rn) * rn;
   float* b = thread_scratch<1>(nb * ldb);                // [nb, ldb]: the block's rows of B, decoded for one K block
   float* acc = thread_scratch<2>(nb * mb * kGemmLanes);  // [nb / rn column tiles][mb / rm row tiles][rm * rn][16]
   for (int64_t b0 = n_begin; b0 < n_end; b0 += nb) {
