@@ -869,11 +869,11 @@ class Tightening {
     };
     rows.resize(static_cast<size_t>(basis.K * V));
     ensure_rows(round1);
-    std::vector<Job> positions, wholes;
-    for (const Job& j : round1) (j.level == kHeadPosition ? positions : wholes).push_back(j);
     if (c_.final_softcap > 0) {
       combinations(round1, basis_coefs(basis, slot, filled, round1), filled, rows.data(), false);
     } else {
+      std::vector<Job> positions, wholes;
+      for (const Job& j : round1) (j.level == kHeadPosition ? positions : wholes).push_back(j);
       certify_scaled(positions, basis, slot, rows.data());
       certify_combinations(wholes, basis_coefs(basis, slot, filled, wholes).data(), filled, rows.data());
     }
@@ -939,9 +939,13 @@ class Tightening {
       if (static_cast<int64_t>(at_position.size()) < Pn) at_position.resize(static_cast<size_t>(Pn));
       for (int64_t p = 0; p < Pn; ++p) {
         double cmax = 0;
+        int64_t at = 0;  // the first of the column's largest entries: its pivot if it starts a basis vector
         for (int64_t n = 0; n < dh; ++n) {
           col[static_cast<size_t>(n)] = cf[n * Pn + p];
-          cmax = std::max(cmax, std::abs(col[static_cast<size_t>(n)]));
+          if (std::abs(col[static_cast<size_t>(n)]) > cmax) {
+            cmax = std::abs(col[static_cast<size_t>(n)]);
+            at = n;
+          }
         }
         if (!(cmax > 0)) {
           if (cmax == 0) continue;  // a zero column: a zero row
@@ -966,10 +970,6 @@ class Tightening {
           found = static_cast<int32_t>(b.K++);
           a = 1;
           b.u.insert(b.u.end(), col.begin(), col.end());
-          int64_t at = 0;
-          for (int64_t n = 1; n < dh; ++n) {
-            if (std::abs(col[static_cast<size_t>(n)]) > std::abs(col[static_cast<size_t>(at)])) at = n;
-          }
           pivot.push_back(at);
           at_position[static_cast<size_t>(p)].push_back(found);
         }

@@ -279,14 +279,26 @@ constexpr int64_t kKBlockL1Bytes = int64_t{32} << 10;
 // per row tile) costs as much as the FMAs; above, the whole-row decode is amortized over the rows.
 constexpr int64_t kMaxKBlockedRows = 16;
 
-// The K block for run_encoded_k_blocks: a multiple of 16 (the lanes) and of the encoding's block, as
-// large as kKBlockL1Bytes allows for rn rows of B and M rows of A (at least one such multiple): 480
-// values of F16 at M = 1 on AVX-512 (rn = 16), 576 at M = 8 (rn = 6), 256 for the k-quants.
-int64_t k_block_values(int64_t M, int64_t K, int64_t rn, int64_t block_values) {
+// A block of K: a multiple of 16 (the lanes) and of the encoding's block, as large as `bytes` allows
+// for `rows` rows of floats (at least one such multiple, at most K rounded up to one).
+int64_t k_block(int64_t bytes, int64_t rows, int64_t K, int64_t block_values) {
   const int64_t unit = std::lcm(int64_t{kGemmLanes}, block_values);
-  const int64_t fit = kKBlockL1Bytes / ((rn + M) * static_cast<int64_t>(sizeof(float))) / unit * unit;
+  const int64_t fit = bytes / (rows * static_cast<int64_t>(sizeof(float))) / unit * unit;
   const int64_t k_units = (K + unit - 1) / unit * unit;
   return std::min(std::max(unit, fit), k_units);
+}
+
+// The K block for run_encoded_k_blocks: kKBlockL1Bytes for rn rows of B and M rows of A: 480 values of
+// F16 at M = 1 on AVX-512 (rn = 16), 576 at M = 8 (rn = 6), 256 for the k-quants.
+int64_t k_block_values(int64_t M, int64_t K, int64_t rn, int64_t block_values) {
+  return k_block(kKBlockL1Bytes, rn + M, K, block_values);
+}
+
+// Values [k0, k0 + kl) of B's stored row n as float32 in `out` ([kl]; k0 and kl multiples of the
+// encoding's block, or kl reaching the end of the row).
+void decode_k_block(const EncodedRows& e, int64_t n, int64_t k0, int64_t kl, float* out) {
+  const int64_t byte0 = k0 / e.block_values * e.block_bytes;
+  e.decode(out, std::span<const uint8_t>(e.data + n * e.row_bytes + byte0, static_cast<size_t>(kl / e.block_values * e.block_bytes)), kl);
 }
 
 // run_encoded_columns when A is at most kMaxKBlockedRows rows: for each tile of rn columns, the rn
@@ -305,8 +317,6 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
     const int64_t cn = std::min(rn, n_end - n0);
     for (int64_t k0 = 0; k0 < p.K; k0 += kc) {
       const int64_t kl = std::min(kc, p.K - k0);  // a multiple of block_values: K is one
-      const int64_t byte0 = k0 / e.block_values * e.block_bytes;
-      const auto bytes = static_cast<size_t>(kl / e.block_values * e.block_bytes);
       // Meanwhile the bytes the next block will decode are fetched into L2: the rest of these rows,
       // then the next tile's rows (the loop reads them from memory exactly once, in that order).
       // (The next tile's rows only when there is one: a pointer past them would be undefined.)
@@ -314,11 +324,11 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
       const int64_t next_rows = last_block ? std::min(rn, n_end - n0 - rn) : cn;
       const uint8_t* next = next_rows <= 0 ? nullptr
                             : last_block   ? e.data + (n0 + rn) * e.row_bytes
-                                           : e.data + n0 * e.row_bytes + byte0 + bytes;
+                                           : e.data + n0 * e.row_bytes + (k0 + kl) / e.block_values * e.block_bytes;
       const int64_t next_bytes = last_block ? std::min(kc, p.K) / e.block_values * e.block_bytes
                                             : std::min(kc, p.K - k0 - kl) / e.block_values * e.block_bytes;
       for (int64_t j = 0; j < cn; ++j) {
-        e.decode(b + j * kc, std::span<const uint8_t>(e.data + (n0 + j) * e.row_bytes + byte0, bytes), kl);
+        decode_k_block(e, n0 + j, k0, kl, b + j * kc);
         if (j < next_rows)
           for (int64_t off = 0; off < next_bytes; off += 64) __builtin_prefetch(next + j * e.row_bytes + off, 0, 2);
       }
@@ -352,9 +362,7 @@ constexpr int64_t kPanelL1Bytes = int64_t{24} << 10;
 void run_encoded_panels(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
                         int64_t n_end) {
   const EncodedRows& e = *p.encoded;
-  const int64_t unit = std::lcm(int64_t{kGemmLanes}, e.block_values);
-  const int64_t k_units = (p.K + unit - 1) / unit * unit;
-  const int64_t kc = std::min(k_units, std::max(unit, kPanelL1Bytes / (rn * static_cast<int64_t>(sizeof(float))) / unit * unit));
+  const int64_t kc = k_block(kPanelL1Bytes, rn, p.K, e.block_values);
   // A's block, the carried lanes and the decoded rows take at most an eighth of L2 each: with a
   // quarter each, 7B shapes at 128 tokens ran 5-10% slower when the forward pass also wrote its
   // captures (and no faster without). (At least one tile of each.)
@@ -375,10 +383,7 @@ void run_encoded_panels(const TileSet& ts, const Problem& p, int64_t rm, int64_t
       const int64_t m1 = std::min(p.M, m0 + mb);
       for (int64_t k0 = 0; k0 < p.K; k0 += kc) {
         const int64_t kl = std::min(kc, p.K - k0);  // a multiple of block_values: K is one
-        const int64_t byte0 = k0 / e.block_values * e.block_bytes;
-        const auto bytes = static_cast<size_t>(kl / e.block_values * e.block_bytes);
-        for (int64_t n = b0; n < b1; ++n)
-          e.decode(b + (n - b0) * ldb, std::span<const uint8_t>(e.data + n * e.row_bytes + byte0, bytes), kl);
+        for (int64_t n = b0; n < b1; ++n) decode_k_block(e, n, k0, kl, b + (n - b0) * ldb);
         const bool first = k0 == 0, last = k0 + kl == p.K;
         for (int64_t n0 = b0; n0 < b1; n0 += rn) {
           const int64_t cn = std::min(rn, b1 - n0);
