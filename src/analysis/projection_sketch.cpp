@@ -28,13 +28,8 @@ constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24, float's unit roundoff
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int64_t kTile = ops::Int8Rows::kTileRows;
 
-// The code of x at scale a (|code| <= 127), as the sketch rounds weights and vectors alike.
-// (Rounded half away from zero by a conversion: no libm call in this per-element loop.)
-int code_of(double x, double a) {
-  if (!(a > 0)) return 0;
-  const double r = std::clamp(x / a, -127.0, 127.0);
-  return static_cast<int>(r + (r >= 0 ? 0.5 : -0.5));
-}
+// Weights and vectors alike are rounded to codes by ops::int8_codes (x / a clamped to [-127, 127],
+// rounded half away from zero, in double).
 
 // Rows of W_U per block of the Gram products: two [d, 4096] float transposes at a time (25 MB for
 // GPT-2, 134 MB for a 7B model) instead of two [d, V] ones.
@@ -74,10 +69,11 @@ void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& 
         for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(u[i]));
         const float a = mx / 127.0f;
         sk.scale[static_cast<size_t>(j)] = a;
+        int8_t* c_row = codes.data() + j * d;
+        ops::int8_codes(u, d, static_cast<double>(a), c_row);
         double n2 = 0, e2 = 0;
         for (int64_t i = 0; i < d; ++i) {
-          const int c = code_of(static_cast<double>(u[i]), static_cast<double>(a));
-          codes[static_cast<size_t>(j * d + i)] = static_cast<int8_t>(c);
+          const int c = c_row[i];
           // a * c is exact in double (24 + 8 bits), and so is u - a c.
           const double x = static_cast<double>(u[i]), e = x - static_cast<double>(a) * c;
           if (grams) {
@@ -137,8 +133,11 @@ Rounded round_vector(const float* y, int64_t d, uint8_t* x, float* F, float* Z) 
   for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
   Rounded r;
   r.b = static_cast<double>(mx) / 127.0;
+  thread_local std::vector<int8_t> codes;  // [d]
+  codes.resize(static_cast<size_t>(d));
+  ops::int8_codes(y, d, r.b, codes.data());
   for (int64_t i = 0; i < d; ++i) {
-    const int c = code_of(static_cast<double>(y[i]), r.b);
+    const int c = codes[static_cast<size_t>(i)];
     if (x != nullptr) x[i] = static_cast<uint8_t>(c + 128);
     const double z = r.b * c, f = static_cast<double>(y[i]) - z;
     const float ff = static_cast<float>(f), zf = static_cast<float>(z);
@@ -310,8 +309,11 @@ std::vector<double> sketched_quartic_norms(const ProjectionSketch& sk, const flo
         double sf2 = 0, sz2 = 0, sy2 = 0;
         uint8_t* x = xs.data() + i * kp;
         std::fill(x, x + kp, uint8_t{128});
+        thread_local std::vector<int8_t> codes;  // [d]
+        codes.resize(static_cast<size_t>(d));
+        ops::int8_codes(y, d, bv, codes.data());
         for (int64_t k = 0; k < d; ++k) {
-          const int c = code_of(static_cast<double>(y[k]), bv);
+          const int c = codes[static_cast<size_t>(k)];
           x[k] = static_cast<uint8_t>(c + 128);
           const double z = bv * c, f = static_cast<double>(y[k]) - z;
           sf2 += f * f;
@@ -484,22 +486,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   const auto evaluate = [&](int64_t u, int64_t tile, const int32_t* x) {  // x: [64] the tile's products
     const float* a = sk.scale.data() + tile * kTile;
     const float* wt = w[static_cast<size_t>(u)] + tile * kTile;
-    float lane[16] = {}, peak[16] = {};
-    for (int64_t t = 0; t < kTile; t += 16) {
-      for (int64_t l = 0; l < 16; ++l) {
-        const auto xf = static_cast<float>(x[t + l]);
-        lane[l] += wt[t + l] * (xf * xf);
-        peak[l] = std::max(peak[l], a[t + l] * std::abs(xf));
-      }
-    }
-    for (int64_t h = 8; h > 0; h /= 2) {
-      for (int64_t l = 0; l < h; ++l) {
-        lane[l] += lane[l + h];
-        peak[l] = std::max(peak[l], peak[l + h]);
-      }
-    }
-    part[static_cast<size_t>(u * nt + tile)] = lane[0];
-    top[static_cast<size_t>(u * nt + tile)] = peak[0];
+    ops::sketch_tile_sums(x, a, wt, kTile, part[static_cast<size_t>(u * nt + tile)], top[static_cast<size_t>(u * nt + tile)]);
   };
   std::vector<int64_t> to_multiply, to_read;
   for (int64_t u = 0; u < nu; ++u) (known[static_cast<size_t>(u)] != nullptr ? to_read : to_multiply).push_back(u);

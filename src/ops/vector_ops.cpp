@@ -390,9 +390,12 @@ RESLENS_CLONES float squares_and_peak(const int32_t* x, const float* a, int64_t 
   typedef float F16m __attribute__((vector_size(64)));
   F16m top = {};
   for (int64_t j = 0; j + 16 <= n; j += 16) {
-    F16m xf, aj;
-    for (int t = 0; t < 16; ++t) xf[t] = static_cast<float>(x[j + t]);
+    typedef int32_t I16m __attribute__((vector_size(64)));
+    I16m xi;
+    F16m aj;
+    std::memcpy(&xi, x + j, sizeof xi);
     std::memcpy(&aj, a + j, sizeof aj);
+    const F16m xf = __builtin_convertvector(xi, F16m);
     const F16m sq = xf * xf;
     std::memcpy(out + j, &sq, sizeof sq);
     const F16m ax = xf < 0 ? -xf : xf;
@@ -401,6 +404,65 @@ RESLENS_CLONES float squares_and_peak(const int32_t* x, const float* a, int64_t 
   }
   for (int t = 0; t < 16; ++t) peak = top[t] > peak ? top[t] : peak;
   return peak;
+}
+
+RESLENS_CLONES void sketch_tile_sums(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak) {
+  typedef float F16m __attribute__((vector_size(64)));
+  typedef int32_t I16m __attribute__((vector_size(64)));
+  F16m lane = {}, top = {};
+  for (int64_t j = 0; j + 16 <= n; j += 16) {
+    I16m xi;
+    F16m aj, wj;
+    std::memcpy(&xi, x + j, sizeof xi);
+    std::memcpy(&aj, a + j, sizeof aj);
+    std::memcpy(&wj, w + j, sizeof wj);
+    const F16m xf = __builtin_convertvector(xi, F16m);
+    lane += wj * (xf * xf);
+    const F16m ax = xf < 0 ? -xf : xf;
+    const F16m p = aj * ax;
+    top = top < p ? p : top;
+  }
+  // The tree in registers: lane l += lane l + h for h = 8, 4, 2, 1 (the upper lanes' sums unused).
+  F16m hi = __builtin_shufflevector(lane, lane, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+  F16m hp = __builtin_shufflevector(top, top, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+  lane += hi;
+  top = top < hp ? hp : top;
+  hi = __builtin_shufflevector(lane, lane, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+  hp = __builtin_shufflevector(top, top, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+  lane += hi;
+  top = top < hp ? hp : top;
+  hi = __builtin_shufflevector(lane, lane, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  hp = __builtin_shufflevector(top, top, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  lane += hi;
+  top = top < hp ? hp : top;
+  sum = lane[0] + lane[1];
+  peak = top[0] < top[1] ? top[1] : top[0];
+}
+
+RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* codes) {
+  if (!(s > 0)) {
+    std::memset(codes, 0, static_cast<size_t>(n));
+    return;
+  }
+  // The scalar rule's steps on 8 doubles at once: the quotient and the clamp are exact operations
+  // of double, and the truncating conversion is static_cast<int>'s.
+  typedef int32_t I32x8 __attribute__((vector_size(32)));
+  const D8 lo = D8{} - 127.0, hi = D8{} + 127.0, up = D8{} + 0.5, down = D8{} - 0.5;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    D8 r;
+    for (int t = 0; t < 8; ++t) r[t] = static_cast<double>(u[i + t]);
+    r = r / s;
+    r = r < lo ? lo : r;
+    r = hi < r ? hi : r;
+    r = r + (r >= 0 ? up : down);
+    const I32x8 c = __builtin_convertvector(r, I32x8);
+    for (int t = 0; t < 8; ++t) codes[i + t] = static_cast<int8_t>(c[t]);
+  }
+  for (; i < n; ++i) {
+    const double r = std::clamp(static_cast<double>(u[i]) / s, -127.0, 127.0);
+    codes[i] = static_cast<int8_t>(static_cast<int>(r + (r >= 0 ? 0.5 : -0.5)));
+  }
 }
 
 RESLENS_CLONES void min_max(const float* g, int64_t n, float& lo, float& hi) {

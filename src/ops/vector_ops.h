@@ -57,6 +57,16 @@ void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int6
 /// values as the scalar loop: each element's two products are single roundings, the max exact).
 float squares_and_peak(const int32_t* x, const float* a, int64_t n, float* out, float peak);
 
+/// The int8 sketch's per-tile sums of a vector's integer products x [n] (n a multiple of 16): with
+/// xf = float(x[t]), lane t % 16 adds w[t] * (xf * xf) for t ascending, the 16 lanes are then added
+/// in a fixed tree (lane l += lane l + h for h = 8, 4, 2, 1), and peak = max_t a[t] * |xf| (from 0).
+/// The same bits as that scalar loop on every CPU: one rounding per product and per add.
+void sketch_tile_sums(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak);
+
+/// codes[i] = the int8 sketch's code of u[i] at scale s: u[i] / s in double, clamped to
+/// [-127, 127], rounded half away from zero (0 everywhere when s is not > 0).
+void int8_codes(const float* u, int64_t n, double s, int8_t* codes);
+
 /// The smallest and largest of g[0..n) (n >= 1, no NaN).
 void min_max(const float* g, int64_t n, float& lo, float& hi);
 

@@ -132,6 +132,69 @@ TEST(VectorOps, SquaresAndPeakAreTheScalarLoops) {
   }
 }
 
+TEST(VectorOps, SketchTileSumsAreTheScalarLoop) {
+  // The 16 lanes (t % 16, t ascending), their fixed tree and the exact max, against the plain loop
+  // bit for bit; weights spanning 12 binades so that the lanes' roundings differ from any other
+  // order, and the peak in each lane in turn.
+  std::mt19937 rng(31);
+  std::uniform_int_distribution<int32_t> ints(-3000000, 3000000);
+  std::uniform_real_distribution<float> scales(0.0f, 1e-3f), expo(-12.0f, 0.0f);
+  for (const int64_t n : {16, 64, 256}) {
+    for (int peak_at = 0; peak_at < 16; ++peak_at) {
+      std::vector<int32_t> x(static_cast<size_t>(n));
+      std::vector<float> a(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+      for (auto& v : x) v = ints(rng);
+      for (auto& v : a) v = scales(rng);
+      for (auto& v : w) v = std::exp2(expo(rng));
+      x[static_cast<size_t>(n - 16 + peak_at)] = -4000000;
+      a[static_cast<size_t>(n - 16 + peak_at)] = 1e-3f;
+      float lane[16] = {}, top[16] = {};
+      for (int64_t t = 0; t < n; ++t) {
+        const auto xf = static_cast<float>(x[static_cast<size_t>(t)]);
+        lane[t % 16] += w[static_cast<size_t>(t)] * (xf * xf);
+        top[t % 16] = std::max(top[t % 16], a[static_cast<size_t>(t)] * std::abs(xf));
+      }
+      for (int h = 8; h > 0; h /= 2) {
+        for (int l = 0; l < h; ++l) lane[l] += lane[l + h], top[l] = std::max(top[l], top[l + h]);
+      }
+      float sum = -1, peak = -1;
+      sketch_tile_sums(x.data(), a.data(), w.data(), n, sum, peak);
+      EXPECT_EQ(sum, lane[0]) << n << " " << peak_at;
+      EXPECT_EQ(peak, top[0]) << n << " " << peak_at;
+      EXPECT_EQ(peak, 1e-3f * 4000000.0f);
+    }
+  }
+}
+
+TEST(VectorOps, Int8CodesAreTheScalarRule) {
+  // x / s in double, clamped to [-127, 127], rounded half away from zero; ties, the clamp, zeros,
+  // lengths that leave a tail after the 8-wide steps, and a scale that is not positive.
+  const auto rule = [](float u, double s) {
+    if (!(s > 0)) return 0;
+    const double r = std::clamp(static_cast<double>(u) / s, -127.0, 127.0);
+    return static_cast<int>(r + (r >= 0 ? 0.5 : -0.5));
+  };
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> vals(-1.0f, 1.0f);
+  for (const int64_t n : {1, 7, 8, 9, 64, 771}) {
+    std::vector<float> u(static_cast<size_t>(n));
+    for (auto& v : u) v = vals(rng);
+    u[0] = 0.0f;
+    if (n > 2) u[1] = 2.5f / 127.0f, u[2] = -2.5f / 127.0f;  // near ties at the scale 1/127
+    for (const double s : {1.0 / 127.0, 0.003, 0.5 / 127.0, 1e-30, 0.0, -1.0}) {
+      std::vector<int8_t> got(static_cast<size_t>(n), 99);
+      int8_codes(u.data(), n, s, got.data());
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], rule(u[static_cast<size_t>(i)], s)) << n << " " << s << " " << i;
+    }
+  }
+  // Exact ties: 2.5 and -2.5 at scale 1 round away from zero, 127.4 and -300 clamp.
+  const float ties[9] = {2.5f, -2.5f, 0.5f, -0.5f, 127.4f, -300.0f, 126.5f, -0.49f, 1e30f};
+  int8_t got[9];
+  int8_codes(ties, 9, 1.0, got);
+  const int8_t want[9] = {3, -3, 1, -1, 127, -127, 127, 0, 127};
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(got[i], want[i]) << i;
+}
+
 TEST(VectorOps, MinMaxFindsTheExtremesAnywhere) {
   std::mt19937 rng(6);
   std::normal_distribution<float> normal(0.0f, 1.0f);
