@@ -475,7 +475,7 @@ std::vector<std::pair<int64_t, int64_t>> score_ffn_sketched(const ExplainContext
   std::vector<SketchJob> jobs(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     const FfnSketchItem& it = items[i];
-    jobs[i] = SketchJob{it.t, it.y0.data(), it.s, it.head_delta.data(), it.lin, it.l, it.k};
+    jobs[i] = SketchJob{it.t, it.y0.data(), it.s, it.head_delta.data(), it.lin, it.l, it.k, ctx.bounds->ffn_forms_of(it.l, it.k)};
   }
   std::vector<double> hw;  // [jobs] certified half-widths, for a target's sums (record_width)
   const std::vector<double> lse =

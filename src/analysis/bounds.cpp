@@ -27,8 +27,9 @@ namespace {
 
 // Float GEMMs feed these bounds; a small relative slack keeps them upper bounds despite rounding.
 constexpr double kSlack = 1.01;
-// v2: the quartic norms (ffn_quartic, attn_quartic) follow the Gram matrices.
-constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '2', '\n'};
+// v2: the quartic norms (ffn_quartic, attn_quartic) follow the Gram matrices; v3: then the FFN
+// directions' sketch forms (ffn_forms). An older file is ignored and rebuilt.
+constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '3', '\n'};
 
 void write_vecs(std::ostream& out, const std::vector<std::vector<double>>& vs) {
   const uint64_t n = vs.size();
@@ -63,7 +64,7 @@ bool load_cached(const std::filesystem::path& p, uint64_t fp, ModelBounds& mb) {
   if (!in.read(reinterpret_cast<char*>(&mb.umax), 8)) return false;
   return read_vecs(in, mb.ffn_gamma_norm) && read_vecs(in, mb.ffn_norm) && read_vecs(in, mb.attn_gamma_norm) &&
          read_vecs(in, mb.attn_norm) && read_vecs(in, mb.head_gram_gamma) && read_vecs(in, mb.head_gram) &&
-         read_vecs(in, mb.ffn_quartic) && read_vecs(in, mb.attn_quartic);
+         read_vecs(in, mb.ffn_quartic) && read_vecs(in, mb.attn_quartic) && read_vecs(in, mb.ffn_forms);
 }
 
 void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds& mb) {
@@ -79,6 +80,7 @@ void store_cached(const std::filesystem::path& p, uint64_t fp, const ModelBounds
     write_vecs(out, mb.head_gram);
     write_vecs(out, mb.ffn_quartic);
     write_vecs(out, mb.attn_quartic);
+    write_vecs(out, mb.ffn_forms);
   });
 }
 
@@ -186,6 +188,12 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   std::vector<float> gamma(static_cast<size_t>(d * d));  // W_U^T W_U
   ops::matmul_nt(d, d, V, unembed_t.data(), V, unembed_t.data(), V, gamma.data(), d, threads);
   unembed_t = {};
+  // The sketch's forms of every FFN direction where explain would compute each sketched vector's.
+  std::shared_ptr<const ProjectionSketch> forms_sketch;
+  if (projection_sketch_available()) {
+    forms_sketch = projection_sketch(m, threads);
+    if (forms_sketch->screen_forms) forms_sketch.reset();
+  }
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = m.weights().layers[static_cast<size_t>(l)];
     std::vector<double> g, n, gg, ge;
@@ -194,6 +202,7 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
     mb->ffn_gamma_norm.push_back(std::move(g));
     mb->ffn_norm.push_back(std::move(n));
     mb->ffn_quartic.push_back(quartic_norms(m, y_ffn, c.d_mlp, d, threads));
+    mb->ffn_forms.push_back(forms_sketch != nullptr ? sketched_forms(*forms_sketch, y_ffn.data(), c.d_mlp, threads) : std::vector<double>{});
     const int64_t na = c.n_heads * c.d_head;
     const std::vector<float> y_attn = prepared_columns(m, lw.W_O, 0, na);  // [H*d_head, d]
     mb->attn_quartic.push_back(quartic_norms(m, y_attn, na, d, threads));

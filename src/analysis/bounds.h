@@ -45,6 +45,17 @@ struct ModelBounds {
   /// Per layer, per FFN neuron and per attention neuron: |g0|_4^2 = sqrt(sum_j g0_j^4) of the
   /// direction's projection g0 = W_U y0 over the whole vocabulary (float products, with kSlack).
   std::vector<std::vector<double>> ffn_quartic, attn_quartic;
+  /// Per layer, per FFN neuron k: the int8 sketch's forms of its direction y0 (sketched_forms: qf
+  /// at 2k, qz at 2k + 1), which a sketched explain would otherwise compute for every such vector
+  /// (ProjectionSketch::screen_forms false); empty layers where the sketch screens its forms or
+  /// does not run on the CPU that built the bounds.
+  std::vector<std::vector<double>> ffn_forms;
+  /// ffn_forms's pair for neuron k of layer l, or nullptr where there is none.
+  const double* ffn_forms_of(int64_t l, int64_t k) const {
+    if (l < 0 || static_cast<size_t>(l) >= ffn_forms.size()) return nullptr;
+    const std::vector<double>& f = ffn_forms[static_cast<size_t>(l)];
+    return k >= 0 && static_cast<size_t>(2 * k + 1) < f.size() ? f.data() + 2 * k : nullptr;
+  }
 };
 
 /// The model's bounds, computed on first use and kept for the process; also cached on disk under

@@ -150,6 +150,41 @@ Rounded round_vector(const float* y, int64_t d, uint8_t* x, float* F, float* Z) 
   return r;
 }
 
+// The forms f^T Gamma f and z^T Gamma_E z (2 d^2 multiply-adds a vector) of `count` vectors, in
+// blocks of 512 (a 7B batch of 4096 would hold 2 x 67 MB, zeroed and faulted in on every call):
+// round(i, F, Z) writes vector i's f and z as float rows [d] (round_vector's), put(i, qf, qz) takes
+// its forms. A vector's forms depend only on its own f and z (a GEMM element reads only its two
+// rows; each sum runs in order), never on the block it shares.
+template <class Round, class Put>
+void forms_in_blocks(const ProjectionSketch& sk, int64_t count, int n_threads, const Round& round, const Put& put) {
+  constexpr int64_t kRows = 512;
+  const int64_t d = sk.d;
+  if (count == 0) return;
+  const auto block_floats = static_cast<size_t>(std::min(count, kRows) * d);
+  std::unique_ptr<float[]> F(new float[block_floats]), Z(new float[block_floats]);  // [rows, d], every entry written
+  std::unique_ptr<float[]> prod(new float[block_floats]);                            // [rows, d] x Gamma
+  std::vector<double> q(static_cast<size_t>(2 * std::min(count, kRows)));            // [rows, 2]
+  for (int64_t r0 = 0; r0 < count; r0 += kRows) {
+    const int64_t rows = std::min(kRows, count - r0);
+    parallel_for(n_threads, rows, [&](int64_t v0, int64_t v1) {
+      for (int64_t r = v0; r < v1; ++r) round(r0 + r, F.get() + r * d, Z.get() + r * d);
+    });
+    for (int pass = 0; pass < 2; ++pass) {
+      const float* X = pass == 0 ? F.get() : Z.get();
+      const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
+      ops::matmul_nt(rows, d, d, X, d, G.data(), d, prod.get(), d, n_threads);
+      for (int64_t r = 0; r < rows; ++r) {
+        double s = 0;
+        for (int64_t i = 0; i < d; ++i) {
+          s += static_cast<double>(X[static_cast<size_t>(r * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
+        }
+        q[static_cast<size_t>(2 * r + pass)] = s;
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) put(r0 + r, q[static_cast<size_t>(2 * r)], q[static_cast<size_t>(2 * r + 1)]);
+  }
+}
+
 // One job's certified value (NaN where its interval is wider than 2 tol) from its vector's
 // rounding r, forms qf, qz (NaN where not computed), largest |code product| peak = max_j a_j |x_j|
 // and tail sum a2_codes = sum_T q_j a_j^2 x_j^2 (float sums within 1e-5: cached_log_expectation's
@@ -366,6 +401,17 @@ std::vector<double> sketched_quartic_norms(const ProjectionSketch& sk, const flo
   return out;
 }
 
+std::vector<double> sketched_forms(const ProjectionSketch& sk, const float* y0, int64_t n, int n_threads) {
+  std::vector<double> out(static_cast<size_t>(2 * n));
+  forms_in_blocks(sk, n, n_threads, [&](int64_t i, float* F, float* Z) {
+    round_vector(y0 + i * sk.d, sk.d, nullptr, F, Z);
+  }, [&](int64_t i, double f, double z) {
+    out[static_cast<size_t>(2 * i)] = f;
+    out[static_cast<size_t>(2 * i + 1)] = z;
+  });
+  return out;
+}
+
 std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const std::vector<SketchJob>& jobs,
                                               double tol, int n_threads, std::vector<double>* half_widths,
                                               SharedProjections* shared, int64_t* shared_read) {
@@ -414,36 +460,29 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   const auto round_vector_v = [&](int64_t v, float* F, float* Z) {
     rounded[static_cast<size_t>(v)] = round_vector(jobs[rep[static_cast<size_t>(v)]].y0, d, xs.data() + v * kp, F, Z);
   };
-  // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z of the listed vectors (2 d^2
-  // multiply-adds each), in blocks of 512 (a 7B batch of 4096 would hold 2 x 67 MB, zeroed and
-  // faulted in on every call). A vector's forms depend only on its own f and z.
+  // 2. The error's quadratic forms f^T Gamma f and z^T Gamma_E z of the listed vectors (forms_in_blocks).
   std::vector<double> qf(static_cast<size_t>(nu), kNaN), qz(static_cast<size_t>(nu), kNaN);
   const auto compute_forms = [&](const std::vector<int64_t>& list) {
-    constexpr int64_t kRows = 512;
-    const auto count = static_cast<int64_t>(list.size());
-    if (count == 0) return;
-    const auto block_floats = static_cast<size_t>(std::min(count, kRows) * d);
-    std::unique_ptr<float[]> F(new float[block_floats]), Z(new float[block_floats]);  // [rows, d], every entry written
-    std::unique_ptr<float[]> prod(new float[block_floats]);                            // [rows, d] x Gamma
-    for (int64_t r0 = 0; r0 < count; r0 += kRows) {
-      const int64_t rows = std::min(kRows, count - r0);
-      parallel_for(n_threads, rows, [&](int64_t v0, int64_t v1) {
-        for (int64_t r = v0; r < v1; ++r) round_vector_v(list[static_cast<size_t>(r0 + r)], F.get() + r * d, Z.get() + r * d);
-      });
-      for (int pass = 0; pass < 2; ++pass) {
-        const float* X = pass == 0 ? F.get() : Z.get();
-        const std::vector<float>& G = pass == 0 ? sk.gram : sk.gram_err;
-        std::vector<double>& q = pass == 0 ? qf : qz;
-        ops::matmul_nt(rows, d, d, X, d, G.data(), d, prod.get(), d, n_threads);
-        for (int64_t r = 0; r < rows; ++r) {
-          double s = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            s += static_cast<double>(X[static_cast<size_t>(r * d + i)]) * static_cast<double>(prod[static_cast<size_t>(r * d + i)]);
-          }
-          q[static_cast<size_t>(list[static_cast<size_t>(r0 + r)])] = s;
-        }
-      }
+    forms_in_blocks(sk, static_cast<int64_t>(list.size()), n_threads, [&](int64_t i, float* F, float* Z) {
+      round_vector_v(list[static_cast<size_t>(i)], F, Z);
+    }, [&](int64_t i, double f, double z) {
+      qf[static_cast<size_t>(list[static_cast<size_t>(i)])] = f;
+      qz[static_cast<size_t>(list[static_cast<size_t>(i)])] = z;
+    });
+  };
+  // Forms an earlier call published, or the model's bounds hold, are read instead (the same bits:
+  // a vector's forms depend only on its own f and z). Returns whether vector v had them.
+  const auto read_forms = [&](int64_t v) {
+    const VectorSketch* k = known[static_cast<size_t>(v)];
+    const double* given = jobs[rep[static_cast<size_t>(v)]].forms;
+    if (k != nullptr && !std::isnan(k->qf)) {
+      qf[static_cast<size_t>(v)] = k->qf, qz[static_cast<size_t>(v)] = k->qz;
+    } else if (given != nullptr && !std::isnan(given[0]) && !std::isnan(given[1])) {
+      qf[static_cast<size_t>(v)] = given[0], qz[static_cast<size_t>(v)] = given[1];
+    } else {
+      return false;
     }
+    return true;
   };
   if (sk.screen_forms) {
     // The forms wait for step 5: most vectors are certified by lambda_max |x|^2 alone.
@@ -451,16 +490,10 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
       for (int64_t v = v0; v < v1; ++v) round_vector_v(v, nullptr, nullptr);
     });
   } else {
-    // Every vector's forms now; those published earlier are read back (the same bits: a vector's
-    // forms depend only on its own f and z).
+    // Every vector's forms now.
     std::vector<int64_t> all;
     for (int64_t v = 0; v < nu; ++v) {
-      const VectorSketch* k = known[static_cast<size_t>(v)];
-      if (k != nullptr && !std::isnan(k->qf)) {
-        qf[static_cast<size_t>(v)] = k->qf, qz[static_cast<size_t>(v)] = k->qz;
-      } else {
-        all.push_back(v);
-      }
+      if (!read_forms(v)) all.push_back(v);
     }
     parallel_for(n_threads, nu, [&](int64_t v0, int64_t v1) {
       for (int64_t v = v0; v < v1; ++v) {
@@ -545,13 +578,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
     }
     std::vector<int64_t> list;
     for (int64_t u = 0; u < nu; ++u) {
-      if (!needs[static_cast<size_t>(u)]) continue;
-      const VectorSketch* k = known[static_cast<size_t>(u)];
-      if (k != nullptr && !std::isnan(k->qf)) {
-        qf[static_cast<size_t>(u)] = k->qf, qz[static_cast<size_t>(u)] = k->qz;
-      } else {
-        list.push_back(u);
-      }
+      if (needs[static_cast<size_t>(u)] && !read_forms(u)) list.push_back(u);
     }
     compute_forms(list);
     std::vector<int64_t> again;

@@ -74,6 +74,13 @@ std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U,
 /// gram_lambda and gram_err_lambda (otherwise returns infinities: no bound).
 std::vector<double> sketched_quartic_norms(const ProjectionSketch& sketch, const float* y0, int64_t n, int n_threads);
 
+/// The forms f^T Gamma f and z^T Gamma_E z of every row of y0 [n, d] rounded as a sketched vector
+/// is (y0 = b y~ + f, z = b y~): out[2i], out[2i + 1], the bits sketched_log_expectations computes
+/// for that vector (a row's values depend only on that row). Weight-only for a model's FFN
+/// directions, so the bounds keep them (ModelBounds::ffn_forms) where every vector's forms are
+/// computed (screen_forms false): 2 d^2 multiply-adds a vector, a ninth of a GPT-2 explain's time.
+std::vector<double> sketched_forms(const ProjectionSketch& sketch, const float* y0, int64_t n, int n_threads);
+
 /// One vector to certify: delta_j = s * (u_j . y0) in the state of `t`, with its exact head deltas
 /// (s * g over t.ids) and tail linear term (s * y0 . mu_T), as the cheap bound had them.
 struct SketchJob {
@@ -86,6 +93,9 @@ struct SketchJob {
   /// same at every step: its integer products and forms are then shared through SharedProjections.
   /// -1: a vector of its own.
   int64_t ffn_layer = -1, ffn_neuron = -1;
+  /// [2] y0's forms f^T Gamma f and z^T Gamma_E z when the model's bounds hold them
+  /// (ModelBounds::ffn_forms, from sketched_forms: the same bits), else nullptr: computed here.
+  const double* forms = nullptr;
 };
 
 /// f = log sum_j q_j exp(delta_j) for every job, certified within tol, or NaN where the sketch's

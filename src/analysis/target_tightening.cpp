@@ -586,7 +586,7 @@ class Tightening {
           const std::vector<int64_t>& cols = col_of[static_cast<size_t>(m.si)];
           for (size_t h = 0; h < nh; ++h) delta[h] = m.s * static_cast<double>(g[cols[h]]);
           const double lin = UY[static_cast<size_t>((n_steps + m.si) * N + m.k)];
-          (is_first ? head_jobs[xi] : tail_jobs[xi - first.size()]) = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k};
+          (is_first ? head_jobs[xi] : tail_jobs[xi - first.size()]) = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k, mb->ffn_forms_of(l, m.k)};
         }
       });
       SharedProjections chunk(c_, static_cast<int64_t>(first.size()) * entry_bytes);

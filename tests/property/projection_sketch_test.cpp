@@ -11,6 +11,7 @@
 
 #include "common/score_compare.h"
 #include "common/test_paths.h"
+#include "analysis/bounds.h"
 #include "analysis/explain_internal.h"
 #include "analysis/projection_sketch.h"
 #include "ops/gemm.h"
@@ -95,6 +96,24 @@ TEST_F(ProjectionSketchTest, SketchedScoresAgreeWithTheFullMethodWithin1e5) {
   const Explanation t = explain(*model_, *run_, tokens_, tight);
   EXPECT_GT(sketched(t), 0);
   expect_close(a, t, 1e-6);
+}
+
+// The bounds keep every FFN direction's sketch forms (ModelBounds::ffn_forms), which sketched explains
+// read instead of computing: they must be sketched_forms of the prepared directions, bit for bit,
+// on every layer (GPT-2 shapes: the forms are not screened, so every sketched vector needs them).
+TEST_F(ProjectionSketchTest, BoundsHoldEveryFfnDirectionsForms) {
+  const auto sk = analysis::projection_sketch(*model_, 2);
+  ASSERT_FALSE(sk->screen_forms);
+  const auto mb = analysis::model_bounds(*model_, 2);
+  const ModelConfig& c = model_->config();
+  ASSERT_EQ(mb->ffn_forms.size(), static_cast<size_t>(c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::vector<float> y = analysis::prepared_columns(*model_, model_->weights().layers[static_cast<size_t>(l)].W_out, 0, c.d_mlp);
+    EXPECT_EQ(mb->ffn_forms[static_cast<size_t>(l)], analysis::sketched_forms(*sk, y.data(), c.d_mlp, 1)) << "layer " << l;
+    EXPECT_EQ(mb->ffn_forms_of(l, c.d_mlp - 1), mb->ffn_forms[static_cast<size_t>(l)].data() + 2 * (c.d_mlp - 1));
+    EXPECT_EQ(mb->ffn_forms_of(l, c.d_mlp), nullptr);
+  }
+  EXPECT_EQ(mb->ffn_forms_of(c.n_layers, 0), nullptr);
 }
 
 TEST_F(ProjectionSketchTest, ThreadCountDoesNotChangeTheScores) {

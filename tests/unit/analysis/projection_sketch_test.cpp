@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -482,6 +483,52 @@ TEST(ProjectionSketch, SharedProductsGiveTheSameBits) {
       EXPECT_EQ(std::memcmp(w1.data(), hw1.data(), w1.size() * sizeof(double)), 0);
       EXPECT_EQ(std::memcmp(f2.data(), alone2.data(), f2.size() * sizeof(double)), 0);
       EXPECT_EQ(std::memcmp(w2.data(), hw2.data(), w2.size() * sizeof(double)), 0);
+    }
+  }
+  sketch->screen_forms = false;
+}
+
+TEST(ProjectionSketch, GivenFormsGiveTheSameBits) {
+  // The forms a model's bounds keep (sketched_forms of its FFN directions) stand in for the ones
+  // sketched_log_expectations computes: the same values and half-widths bit for bit, screened or
+  // not; NaN forms are not read; and forms that are off do change the certificates (they are used).
+  const int64_t V = 2000, d = 203;
+  RandomSketch r(V, d, 8);
+  const auto& sketch = r.sketch;
+  const std::vector<TailSplit> states = random_states(V, 1, 0.7, r.rng, r.normal);
+  const int n = 24;
+  const std::vector<std::vector<float>> ys = random_directions(n, d, r.rng, r.normal);
+  std::vector<float> Y;  // [n, d]
+  for (const auto& y : ys) Y.insert(Y.end(), y.begin(), y.end());
+  const std::vector<double> forms = sketched_forms(*sketch, Y.data(), n, 2);
+  ASSERT_EQ(forms.size(), static_cast<size_t>(2 * n));
+  EXPECT_EQ(sketched_forms(*sketch, Y.data(), n, 1), forms);  // any thread count
+  std::vector<double> zeros(8, 0.0), scaled(forms), nans(forms.size(), std::numeric_limits<double>::quiet_NaN());
+  for (double& x : scaled) x *= 1.5;
+  auto jobs_with = [&](const std::vector<double>* given) {
+    std::vector<SketchJob> jobs;
+    for (int v = 0; v < n; ++v) {
+      const double s = 1e-3 * std::pow(10.0, 2.0 * v / (n - 1)) * (v % 2 ? -1 : 1);
+      jobs.push_back(SketchJob{&states[0], ys[static_cast<size_t>(v)].data(), s, zeros.data(), 0.0, 0, v,
+                               given != nullptr ? given->data() + 2 * v : nullptr});
+    }
+    return jobs;
+  };
+  for (const bool screened : {false, true}) {
+    SCOPED_TRACE(screened ? "screened forms" : "every form");
+    sketch->screen_forms = screened;
+    std::vector<double> w0, w1, w2, w3;
+    const std::vector<double> f0 = sketched_log_expectations(*sketch, jobs_with(nullptr), 8e-6, 2, &w0);
+    const std::vector<double> f1 = sketched_log_expectations(*sketch, jobs_with(&forms), 8e-6, 2, &w1);
+    const std::vector<double> f2 = sketched_log_expectations(*sketch, jobs_with(&nans), 8e-6, 2, &w2);
+    const std::vector<double> f3 = sketched_log_expectations(*sketch, jobs_with(&scaled), 8e-6, 2, &w3);
+    EXPECT_GT(std::count_if(f0.begin(), f0.end(), [](double x) { return !std::isnan(x); }), 3);
+    EXPECT_EQ(std::memcmp(f1.data(), f0.data(), f0.size() * sizeof(double)), 0);
+    EXPECT_EQ(std::memcmp(w1.data(), w0.data(), w0.size() * sizeof(double)), 0);
+    EXPECT_EQ(std::memcmp(f2.data(), f0.data(), f0.size() * sizeof(double)), 0);
+    EXPECT_EQ(std::memcmp(w2.data(), w0.data(), w0.size() * sizeof(double)), 0);
+    if (!screened) {
+      EXPECT_NE(std::memcmp(w3.data(), w0.data(), w0.size() * sizeof(double)), 0);
     }
   }
   sketch->screen_forms = false;
