@@ -431,6 +431,15 @@ TEST(ProjectionSketch, EveryInt8KernelGivesTheSameBits) {
 // SharedProjections: a later call reads what an earlier one published, under another state, and
 // gets the very bits it would compute itself, with and without the screened forms, whether the
 // budget holds every direction or a few; a vector with no key, or repeated in one call, too.
+// A random sketch, then `n_states` states and `n` directions drawn from its generator, in that order.
+struct SketchCase {
+  RandomSketch r;
+  std::vector<TailSplit> states;
+  std::vector<std::vector<float>> ys;
+  SketchCase(int64_t V, int64_t d, unsigned seed, int n_states, double spread, int n)
+      : r(V, d, seed), states(random_states(V, n_states, spread, r.rng, r.normal)), ys(random_directions(n, d, r.rng, r.normal)) {}
+};
+
 TEST(ProjectionSketch, SharedProductsGiveTheSameBits) {
   const int64_t V = 2000, d = 203;
   RandomSketch r(V, d, 5);
@@ -492,12 +501,11 @@ TEST(ProjectionSketch, GivenFormsGiveTheSameBits) {
   // The forms a model's bounds keep (sketched_forms of its FFN directions) stand in for the ones
   // sketched_log_expectations computes: the same values and half-widths bit for bit, screened or
   // not; NaN forms are not read; and forms that are off do change the certificates (they are used).
-  const int64_t V = 2000, d = 203;
-  RandomSketch r(V, d, 8);
-  const auto& sketch = r.sketch;
-  const std::vector<TailSplit> states = random_states(V, 1, 0.7, r.rng, r.normal);
   const int n = 24;
-  const std::vector<std::vector<float>> ys = random_directions(n, d, r.rng, r.normal);
+  const SketchCase sc(2000, 203, 8, 1, 0.7, n);
+  const auto& sketch = sc.r.sketch;
+  const std::vector<TailSplit>& states = sc.states;
+  const std::vector<std::vector<float>>& ys = sc.ys;
   std::vector<float> Y;  // [n, d]
   for (const auto& y : ys) Y.insert(Y.end(), y.begin(), y.end());
   const std::vector<double> forms = sketched_forms(*sketch, Y.data(), n, 2);
@@ -540,11 +548,11 @@ TEST(ProjectionSketch, ManyStatesFromSharedProductsAgreeWithTheLanes) {
   // sketched_log_expectations on the same jobs (per-tile float lanes): the same certificate up to
   // the sums' float rounding, the same bits on 1 and 2 threads, and NaN for an unpublished vector.
   const int64_t V = 2000, d = 203;
-  RandomSketch r(V, d, 9);
-  const auto& sketch = r.sketch;
-  const std::vector<TailSplit> states = random_states(V, 3, 0.5, r.rng, r.normal);
   const int n = 24;
-  const std::vector<std::vector<float>> ys = random_directions(n, d, r.rng, r.normal);
+  const SketchCase sc(V, d, 9, 3, 0.5, n);
+  const auto& sketch = sc.r.sketch;
+  const std::vector<TailSplit>& states = sc.states;
+  const std::vector<std::vector<float>>& ys = sc.ys;
   std::vector<double> zeros(8, 0.0);
   ModelConfig c;
   c.n_layers = 1, c.d_mlp = n, c.n_heads = 1, c.d_head = 1, c.d_vocab = V;
