@@ -188,9 +188,15 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   std::vector<float> gamma(static_cast<size_t>(d * d));  // W_U^T W_U
   ops::matmul_nt(d, d, V, unembed_t.data(), V, unembed_t.data(), V, gamma.data(), d, threads);
   unembed_t = {};
-  // The sketch's forms of every FFN direction where explain would compute each sketched vector's.
+  // The sketch's forms of every FFN direction where explain would compute each sketched vector's
+  // (not screened), and only where that costs little next to the rest of this build: 4 d^2
+  // multiply-adds a direction, at most 2e12 in all (GPT-2 124M 8.7e10, Qwen2.5-0.5B's 896 x 151936
+  // 3.8e11); Qwen2.5-7B's 3584 x 152064 would spend 2.7e13, minutes, on forms of which an explain
+  // reads a few thousand.
   std::shared_ptr<const ProjectionSketch> forms_sketch;
-  if (projection_sketch_available()) {
+  const double forms_cost = 4.0 * static_cast<double>(c.n_layers) * static_cast<double>(c.d_mlp) * static_cast<double>(d) *
+                            static_cast<double>(d);
+  if (projection_sketch_available() && forms_cost <= 2e12) {
     forms_sketch = projection_sketch(m, threads);
     if (forms_sketch->screen_forms) forms_sketch.reset();
   }

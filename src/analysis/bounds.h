@@ -47,8 +47,9 @@ struct ModelBounds {
   std::vector<std::vector<double>> ffn_quartic, attn_quartic;
   /// Per layer, per FFN neuron k: the int8 sketch's forms of its direction y0 (sketched_forms: qf
   /// at 2k, qz at 2k + 1), which a sketched explain would otherwise compute for every such vector
-  /// (ProjectionSketch::screen_forms false); empty layers where the sketch screens its forms or
-  /// does not run on the CPU that built the bounds.
+  /// (ProjectionSketch::screen_forms false); empty layers where the sketch screens its forms, where
+  /// computing them all would cost over 2e12 multiply-adds, or where the sketch does not run on the
+  /// CPU that built the bounds.
   std::vector<std::vector<double>> ffn_forms;
   /// ffn_forms's pair for neuron k of layer l, or nullptr where there is none.
   const double* ffn_forms_of(int64_t l, int64_t k) const {
