@@ -28,9 +28,6 @@ constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24, float's unit roundoff
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int64_t kTile = ops::Int8Rows::kTileRows;
 
-// Weights and vectors alike are rounded to codes by ops::int8_codes (x / a clamped to [-127, 127],
-// rounded half away from zero, in double).
-
 // Rows of W_U per block of the Gram products: two [d, 4096] float transposes at a time (25 MB for
 // GPT-2, 134 MB for a 7B model) instead of two [d, V] ones.
 constexpr int64_t kBlock = 4096;
@@ -125,6 +122,15 @@ double quad_upper(double computed, double norm2, double norm1, double trace, dou
 // into x (when given), f and z as float into F and Z (when given: what the forms read), and the
 // norms of those stored floats (the difference from the exact f and z is covered by a margin in
 // certify_job).
+// Vector y [d]'s codes at scale b, as W_U's rows get theirs (ops::int8_codes: y / b clamped to
+// [-127, 127], rounded half away from zero), in this thread's buffer: valid until its next call.
+const int8_t* vector_codes(const float* y, int64_t d, double b) {
+  thread_local std::vector<int8_t> codes;  // [d]
+  codes.resize(static_cast<size_t>(d));
+  ops::int8_codes(y, d, b, codes.data());
+  return codes.data();
+}
+
 struct Rounded {
   double b = 0, f2 = 0, z2 = 0, f1 = 0, z1 = 0;
 };
@@ -133,11 +139,9 @@ Rounded round_vector(const float* y, int64_t d, uint8_t* x, float* F, float* Z) 
   for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
   Rounded r;
   r.b = static_cast<double>(mx) / 127.0;
-  thread_local std::vector<int8_t> codes;  // [d]
-  codes.resize(static_cast<size_t>(d));
-  ops::int8_codes(y, d, r.b, codes.data());
+  const int8_t* codes = vector_codes(y, d, r.b);
   for (int64_t i = 0; i < d; ++i) {
-    const int c = codes[static_cast<size_t>(i)];
+    const int c = codes[i];
     if (x != nullptr) x[i] = static_cast<uint8_t>(c + 128);
     const double z = r.b * c, f = static_cast<double>(y[i]) - z;
     const float ff = static_cast<float>(f), zf = static_cast<float>(z);
@@ -344,11 +348,9 @@ std::vector<double> sketched_quartic_norms(const ProjectionSketch& sk, const flo
         double sf2 = 0, sz2 = 0, sy2 = 0;
         uint8_t* x = xs.data() + i * kp;
         std::fill(x, x + kp, uint8_t{128});
-        thread_local std::vector<int8_t> codes;  // [d]
-        codes.resize(static_cast<size_t>(d));
-        ops::int8_codes(y, d, bv, codes.data());
+        const int8_t* codes = vector_codes(y, d, bv);
         for (int64_t k = 0; k < d; ++k) {
-          const int c = codes[static_cast<size_t>(k)];
+          const int c = codes[k];
           x[k] = static_cast<uint8_t>(c + 128);
           const double z = bv * c, f = static_cast<double>(y[k]) - z;
           sf2 += f * f;

@@ -451,16 +451,14 @@ void run(const Problem& p, int n_threads) {
   const int64_t rn = ts.cols[rm];
   const int64_t n_tiles = (p.N + rn - 1) / rn;
 
-  // Few rows of A, a B whose encoding says its block, and every tile shape has its K-block kernel.
-  const bool k_blocked = p.encoded != nullptr && p.encoded->block_values > 0 && p.encoded->block_bytes > 0 &&
-                         p.K > 0 && p.M <= kMaxKBlockedRows && ts.part[rm][rn] != nullptr &&
-                         ts.part[p.M - (p.M - 1) / rm * rm][rn] != nullptr;
-  // An A too long for half of L2 with such a B: the product is blocked along K too (run_encoded_panels).
-  // Where A fits, run_encoded_columns keeps it in L2 and was as fast or faster (TinyLlama shapes at 32
-  // and 128 tokens).
-  const bool panels = p.encoded != nullptr && p.encoded->block_values > 0 && p.encoded->block_bytes > 0 &&
-                      p.K > 0 && p.M > kMaxKBlockedRows && p.M * p.K * static_cast<int64_t>(sizeof(float)) > l2_bytes() / 2 &&
-                      ts.part[rm][rn] != nullptr && ts.part[p.M - (p.M - 1) / rm * rm][rn] != nullptr;
+  // A B whose encoding says its block, and every tile shape has its K-block kernel: the product can
+  // be cut along K. With few rows of A it is (run_encoded_k_blocks); so it is with an A too long for
+  // half of L2 (run_encoded_panels). Where A fits, run_encoded_columns keeps it in L2 and was as fast
+  // or faster (TinyLlama shapes at 32 and 128 tokens).
+  const bool k_cuttable = p.encoded != nullptr && p.encoded->block_values > 0 && p.encoded->block_bytes > 0 &&
+                          p.K > 0 && ts.part[rm][rn] != nullptr && ts.part[p.M - (p.M - 1) / rm * rm][rn] != nullptr;
+  const bool k_blocked = k_cuttable && p.M <= kMaxKBlockedRows;
+  const bool panels = k_cuttable && !k_blocked && p.M * p.K * static_cast<int64_t>(sizeof(float)) > l2_bytes() / 2;
   if (n_threads <= 0) n_threads = hardware_threads();
   if (p.M * p.N * std::max<int64_t>(p.K, 1) < kMinParallelFmas) n_threads = 1;
   // A whose rows straddle cache lines is read from an aligned copy (M K floats copied once, against
