@@ -1,6 +1,7 @@
 #include "ops/vector_ops.h"
 
 #include "core/parallel.h"
+#include "ops/gemm.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -11,8 +12,12 @@ namespace reslens::ops {
 
 #if defined(__x86_64__)
 #define RESLENS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define RESLENS_ZMM __attribute__((target("avx512f")))
+#define RESLENS_YMM __attribute__((target("avx2")))
 #else
 #define RESLENS_CLONES
+#define RESLENS_ZMM
+#define RESLENS_YMM
 #endif
 
 RESLENS_CLONES void axpy(double a, const double* x, double* y, int64_t n) {
@@ -28,40 +33,67 @@ namespace {
 // 16 floats as one value (GCC/Clang vector extension): one zmm register on AVX-512, two ymm on AVX2,
 // four xmm on the baseline, with the same element-wise operations on each.
 typedef float F16 __attribute__((vector_size(64)));
+// 8 floats: one ymm register.
+typedef float F8 __attribute__((vector_size(32)));
 
-// Rows [m0, m0 + R) of C over columns [n0, n0 + 16): the R accumulators stay in registers while k
-// runs, and each 16-wide piece of a B row is loaded once for all R rows.
-template <size_t R>
-__attribute__((always_inline)) inline void nn_block(int64_t m0, int64_t n0, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-                     int64_t ldc) {
-  F16 acc[R];
-  for (size_t r = 0; r < R; ++r) std::memcpy(&acc[r], C + (m0 + static_cast<int64_t>(r)) * ldc + n0, sizeof(F16));
+// The register-blocked kernels below (small NN products, weighted row sums) are built once per
+// register file: AVX-512 has 32 registers of 16 floats, AVX2 16 of 8. Blocks sized for AVX-512 and
+// built by target_clones for AVX2 need twice the registers AVX2 has, and GCC 12 then moved every
+// accumulator through the stack on each step (a 3.6 s GPT-2 explain on an AMD Zen 3, a third of it
+// in these two kernels). So each has an AVX2 build with ymm-sized vectors and blocks that fit 16
+// registers. Every element still gets the same chain of separate multiplies and adds in the same
+// order, so the block shape changes no bit. simd() picks the build the GEMM runs (AVX-512 where the
+// CPU has it, as target_clones would pick), under the same cap (RESLENS_ISA), so a test or benchmark
+// can run each build on one machine.
+enum class Simd { base, ymm, zmm };
+Simd simd() {
+  switch (detail::gemm_active_isa()) {
+    case detail::GemmIsa::avx512: return Simd::zmm;
+    case detail::GemmIsa::avx2: return Simd::ymm;
+    case detail::GemmIsa::scalar: break;
+  }
+  return Simd::base;
+}
+
+// Rows [m0, m0 + R) of C over columns [n0, n0 + kV L) (L floats per V): the R x kV accumulators stay
+// in registers while k runs, and each piece of a B row is loaded once for all R rows.
+template <typename V, size_t R, size_t kV>
+__attribute__((always_inline)) inline void nn_block(int64_t m0, int64_t n0, int64_t K, const float* A, int64_t lda,
+                                                    const float* B, int64_t ldb, float* C, int64_t ldc) {
+  constexpr int64_t L = sizeof(V) / sizeof(float);
+  V acc[R][kV];  // [R rows][kV pieces of L columns]
+  for (size_t r = 0; r < R; ++r)
+    for (size_t v = 0; v < kV; ++v)
+      std::memcpy(&acc[r][v], C + (m0 + static_cast<int64_t>(r)) * ldc + n0 + static_cast<int64_t>(v) * L, sizeof(V));
   for (int64_t k = 0; k < K; ++k) {
-    F16 b;
-    std::memcpy(&b, B + k * ldb + n0, sizeof b);
+    V b[kV];  // [kV][L]: B[k, n0 ..)
+    for (size_t v = 0; v < kV; ++v) std::memcpy(&b[v], B + k * ldb + n0 + static_cast<int64_t>(v) * L, sizeof(V));
     for (size_t r = 0; r < R; ++r) {
       const float a = A[(m0 + static_cast<int64_t>(r)) * lda + k];
-      acc[r] += a * b;
+      for (size_t v = 0; v < kV; ++v) acc[r][v] += a * b[v];
     }
   }
-  for (size_t r = 0; r < R; ++r) std::memcpy(C + (m0 + static_cast<int64_t>(r)) * ldc + n0, &acc[r], sizeof(F16));
+  for (size_t r = 0; r < R; ++r)
+    for (size_t v = 0; v < kV; ++v)
+      std::memcpy(C + (m0 + static_cast<int64_t>(r)) * ldc + n0 + static_cast<int64_t>(v) * L, &acc[r][v], sizeof(V));
 }
 
 // Combinations [c0, c0 + cr) of combine_int16_rows over columns [0, n_full), kC >= cr accumulators
-// of 16 floats in registers (those past cr multiply by 0 and are not stored). Each 16-wide piece of
-// a row is loaded and widened once for all of them.
-template <size_t kC>
+// of L floats (one V) in registers (those past cr multiply by 0 and are not stored). Each L-wide
+// piece of a row is loaded and widened once for all of them.
+template <typename V, size_t kC>
 __attribute__((always_inline)) inline void combine_pass(int64_t c0, int64_t cr, int64_t K, int64_t n_full,
                                                         const float* coef, const int16_t* rows, int64_t ldr, float* out,
                                                         int64_t n) {
-  typedef int16_t S16 __attribute__((vector_size(32)));
+  constexpr auto L = static_cast<int64_t>(sizeof(V) / sizeof(float));
+  typedef int16_t S __attribute__((vector_size(sizeof(V) / 2)));  // L int16s
   std::vector<float> a(static_cast<size_t>(K) * kC, 0.0f);  // [K, kC] the pass's coefficients, k-major
   for (int64_t k = 0; k < K; ++k) {
     for (int64_t c = 0; c < cr; ++c) a[static_cast<size_t>(k) * kC + static_cast<size_t>(c)] = coef[(c0 + c) * K + k];
   }
-  for (int64_t j = 0; j < n_full; j += 16) {
-    F16 acc[kC];
-    for (size_t c = 0; c < kC; ++c) acc[c] = F16{};
+  for (int64_t j = 0; j < n_full; j += L) {
+    V acc[kC];
+    for (size_t c = 0; c < kC; ++c) acc[c] = V{};
     // The K rows are K streams 2 * ldr bytes apart, more than the hardware prefetcher follows:
     // ask for each row's cache line 2 KB ahead, once per line (measured: 1.28 -> 1.08 ms for a
     // GPT-2 head's 9 combinations, bench_vector_ops).
@@ -70,33 +102,34 @@ __attribute__((always_inline)) inline void combine_pass(int64_t c0, int64_t cr, 
       for (int64_t k = 0; k < K; ++k) __builtin_prefetch(rows + k * ldr + j + kAhead);
     }
     for (int64_t k = 0; k < K; ++k) {
-      S16 raw;
+      S raw;
       std::memcpy(&raw, rows + k * ldr + j, sizeof raw);
-      const F16 b = __builtin_convertvector(raw, F16);
+      const V b = __builtin_convertvector(raw, V);
       const float* ak = a.data() + static_cast<size_t>(k) * kC;
       for (size_t c = 0; c < kC; ++c) acc[c] += ak[c] * b;
     }
-    for (int64_t c = 0; c < cr; ++c) std::memcpy(out + (c0 + c) * n + j, &acc[static_cast<size_t>(c)], sizeof(F16));
+    for (int64_t c = 0; c < cr; ++c) std::memcpy(out + (c0 + c) * n + j, &acc[static_cast<size_t>(c)], sizeof(V));
   }
 }
 
-// Rows [m0, m0 + R) of C over columns [n0, n0 + 16) in double, B float: R x 2 accumulators of 8
-// doubles stay in registers while k runs; each 16-wide piece of a B row is widened once for all R.
-template <size_t R>
+// Rows [m0, m0 + R) of C over columns [n0, n0 + 2 L) in double, B float (L doubles per VD, L floats
+// per VF): R x 2 accumulators stay in registers while k runs; each piece of a B row is widened once
+// for all R.
+template <typename VD, typename VF, size_t R>
 __attribute__((always_inline)) inline void nn_block_double(int64_t m0, int64_t n0, int64_t K, const double* A,
                                                            int64_t lda, const float* B, int64_t ldb, double* C,
                                                            int64_t ldc) {
-  typedef double V8 __attribute__((vector_size(64)));
-  typedef float H8 __attribute__((vector_size(32)));
-  V8 lo[R], hi[R];
+  constexpr int64_t L = sizeof(VD) / sizeof(double);
+  static_assert(sizeof(VF) / sizeof(float) == L, "one float per double");
+  VD lo[R], hi[R];  // [R][L]: columns n0 .. n0 + L, then the next L
   for (size_t r = 0; r < R; ++r) {
     double* c = C + (m0 + static_cast<int64_t>(r)) * ldc + n0;
-    std::memcpy(&lo[r], c, sizeof(V8)), std::memcpy(&hi[r], c + 8, sizeof(V8));
+    std::memcpy(&lo[r], c, sizeof(VD)), std::memcpy(&hi[r], c + L, sizeof(VD));
   }
   for (int64_t k = 0; k < K; ++k) {
-    H8 b0, b1;
-    std::memcpy(&b0, B + k * ldb + n0, sizeof b0), std::memcpy(&b1, B + k * ldb + n0 + 8, sizeof b1);
-    const V8 w0 = __builtin_convertvector(b0, V8), w1 = __builtin_convertvector(b1, V8);
+    VF b0, b1;
+    std::memcpy(&b0, B + k * ldb + n0, sizeof b0), std::memcpy(&b1, B + k * ldb + n0 + L, sizeof b1);
+    const VD w0 = __builtin_convertvector(b0, VD), w1 = __builtin_convertvector(b1, VD);
     for (size_t r = 0; r < R; ++r) {
       const double a = A[(m0 + static_cast<int64_t>(r)) * lda + k];
       lo[r] += a * w0;
@@ -105,7 +138,7 @@ __attribute__((always_inline)) inline void nn_block_double(int64_t m0, int64_t n
   }
   for (size_t r = 0; r < R; ++r) {
     double* c = C + (m0 + static_cast<int64_t>(r)) * ldc + n0;
-    std::memcpy(c, &lo[r], sizeof(V8)), std::memcpy(c + 8, &hi[r], sizeof(V8));
+    std::memcpy(c, &lo[r], sizeof(VD)), std::memcpy(c + L, &hi[r], sizeof(VD));
   }
 }
 
@@ -125,24 +158,39 @@ __attribute__((always_inline)) inline void nn_columns_from(int64_t n0, int64_t M
 
 }  // namespace
 
-RESLENS_CLONES void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows,
-                                       int64_t ldr, float* out) {
+namespace {
+
+// combine_int16_rows with passes of at most kMax combinations on V-wide pieces: AVX-512 16 zmm
+// accumulators; AVX2 12 ymm (16 spilled every step in GCC 12's AVX2 build of the zmm code).
+template <typename V, int64_t kMax>
+__attribute__((always_inline)) inline void combine_rows(int64_t nc, int64_t K, int64_t n, const float* coef,
+                                                        const int16_t* rows, int64_t ldr, float* out) {
   const int64_t n_full = n / 16 * 16;
-  // Up to 16 combinations per pass, so the rows (a head's are 6.4 MB, far beyond L2) are read once
+  // Up to kMax combinations per pass, so the rows (a head's are 6.4 MB, far beyond L2) are read once
   // for a typical head's 9, with exactly as many accumulators as combinations (measured for 9:
   // two passes of 8 2.24 ms, one padded to 12 1.49 ms, one of 9 1.28 ms).
-  for (int64_t c0 = 0; c0 < nc; c0 += 16) {
-    const int64_t cr = std::min<int64_t>(16, nc - c0);
+  for (int64_t c0 = 0; c0 < nc; c0 += kMax) {
+    const int64_t cr = std::min<int64_t>(kMax, nc - c0);
     switch (cr) {
 #define RESLENS_PASS(W) \
   case W:               \
-    combine_pass<W>(c0, cr, K, n_full, coef, rows, ldr, out, n); \
+    combine_pass<V, W>(c0, cr, K, n_full, coef, rows, ldr, out, n); \
     break;
       RESLENS_PASS(1) RESLENS_PASS(2) RESLENS_PASS(3) RESLENS_PASS(4) RESLENS_PASS(5) RESLENS_PASS(6)
-      RESLENS_PASS(7) RESLENS_PASS(8) RESLENS_PASS(9) RESLENS_PASS(10) RESLENS_PASS(11) RESLENS_PASS(12)
-      RESLENS_PASS(13) RESLENS_PASS(14) RESLENS_PASS(15)
-      default: combine_pass<16>(c0, cr, K, n_full, coef, rows, ldr, out, n);
+      RESLENS_PASS(7) RESLENS_PASS(8) RESLENS_PASS(9) RESLENS_PASS(10) RESLENS_PASS(11)
 #undef RESLENS_PASS
+      default:
+        if constexpr (kMax == 12) {
+          combine_pass<V, 12>(c0, cr, K, n_full, coef, rows, ldr, out, n);
+        } else {
+          switch (cr) {
+            case 12: combine_pass<V, 12>(c0, cr, K, n_full, coef, rows, ldr, out, n); break;
+            case 13: combine_pass<V, 13>(c0, cr, K, n_full, coef, rows, ldr, out, n); break;
+            case 14: combine_pass<V, 14>(c0, cr, K, n_full, coef, rows, ldr, out, n); break;
+            case 15: combine_pass<V, 15>(c0, cr, K, n_full, coef, rows, ldr, out, n); break;
+            default: combine_pass<V, 16>(c0, cr, K, n_full, coef, rows, ldr, out, n); break;
+          }
+        }
     }
     for (int64_t c = 0; c < cr; ++c) {
       for (int64_t j = n_full; j < n; ++j) {
@@ -154,37 +202,131 @@ RESLENS_CLONES void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const f
   }
 }
 
+RESLENS_ZMM void combine_rows_zmm(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows, int64_t ldr,
+                                  float* out) {
+  combine_rows<F16, 16>(nc, K, n, coef, rows, ldr, out);
+}
+RESLENS_YMM void combine_rows_ymm(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows, int64_t ldr,
+                                  float* out) {
+  combine_rows<F8, 12>(nc, K, n, coef, rows, ldr, out);
+}
+void combine_rows_base(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows, int64_t ldr,
+                       float* out) {
+  combine_rows<F16, 16>(nc, K, n, coef, rows, ldr, out);
+}
+
+}  // namespace
+
+void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows, int64_t ldr,
+                        float* out) {
+  switch (simd()) {
+    case Simd::zmm: return combine_rows_zmm(nc, K, n, coef, rows, ldr, out);
+    case Simd::ymm: return combine_rows_ymm(nc, K, n, coef, rows, ldr, out);
+    case Simd::base: break;
+  }
+  combine_rows_base(nc, K, n, coef, rows, ldr, out);
+}
+
 namespace {
 
-RESLENS_CLONES void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                                         int64_t ldb, float* C, int64_t ldc) {
-  // Every element is the same chain either way: C[m, n], then + A[m, k] * B[k, n] for k ascending.
-  const int64_t n_full = N / 16 * 16;
-  for (int64_t n0 = 0; n0 < n_full; n0 += 16) {
+// Blocks of R rows x kV pieces of V (16 columns in every build), then the leftover rows one at a time
+// and the leftover columns one element at a time. Every element is the same chain either way: C[m, n],
+// then + A[m, k] * B[k, n] for k ascending.
+template <typename V, size_t R, size_t kV>
+__attribute__((always_inline)) inline void nn_direct_float(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                                                           const float* B, int64_t ldb, float* C, int64_t ldc) {
+  constexpr auto kCols = static_cast<int64_t>(kV * sizeof(V) / sizeof(float));
+  const int64_t n_full = N / kCols * kCols;
+  for (int64_t n0 = 0; n0 < n_full; n0 += kCols) {
     int64_t m0 = 0;
-    for (; m0 + 8 <= M; m0 += 8) nn_block<8>(m0, n0, K, A, lda, B, ldb, C, ldc);
-    for (; m0 < M; ++m0) nn_block<1>(m0, n0, K, A, lda, B, ldb, C, ldc);
+    for (; m0 + static_cast<int64_t>(R) <= M; m0 += static_cast<int64_t>(R)) nn_block<V, R, kV>(m0, n0, K, A, lda, B, ldb, C, ldc);
+    for (; m0 < M; ++m0) nn_block<V, 1, kV>(m0, n0, K, A, lda, B, ldb, C, ldc);
   }
   nn_columns_from(n_full, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
-RESLENS_CLONES void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B,
-                                         int64_t ldb, double* C, int64_t ldc) {
-  // Each element's chain is axpy's: C[m, n], then + A[m, k] * double(B[k, n]) for k ascending.
-  const int64_t n_full = N / 16 * 16;
-  for (int64_t n0 = 0; n0 < n_full; n0 += 16) {
+// AVX-512: 8 rows x one zmm of 16 columns (8 accumulators); AVX2: 5 rows x two ymm (10 of the 16
+// registers, with two for B's piece, one for A's value and one for a product).
+RESLENS_ZMM void nn_direct_float_zmm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                                     int64_t ldb, float* C, int64_t ldc) {
+  nn_direct_float<F16, 8, 1>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+RESLENS_YMM void nn_direct_float_ymm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                                     int64_t ldb, float* C, int64_t ldc) {
+  nn_direct_float<F8, 5, 2>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+void nn_direct_float_base(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc) {
+  nn_direct_float<F16, 8, 1>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                          float* C, int64_t ldc) {
+  switch (simd()) {
+    case Simd::zmm: return nn_direct_float_zmm(M, N, K, A, lda, B, ldb, C, ldc);
+    case Simd::ymm: return nn_direct_float_ymm(M, N, K, A, lda, B, ldb, C, ldc);
+    case Simd::base: break;
+  }
+  nn_direct_float_base(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+// The leftover rows [m0, M) (fewer than R) of a column block as one block.
+template <typename VD, typename VF, size_t R>
+__attribute__((always_inline)) inline void nn_double_rest(int64_t rest, int64_t m0, int64_t n0, int64_t K,
+                                                          const double* A, int64_t lda, const float* B, int64_t ldb,
+                                                          double* C, int64_t ldc) {
+  if constexpr (R > 1) {
+    if (rest == static_cast<int64_t>(R) - 1) return nn_block_double<VD, VF, R - 1>(m0, n0, K, A, lda, B, ldb, C, ldc);
+    nn_double_rest<VD, VF, R - 1>(rest, m0, n0, K, A, lda, B, ldb, C, ldc);
+  }
+}
+
+// Blocks of R rows x 2 L columns (L doubles per VD), then the leftover rows as one block and the
+// leftover columns one element at a time. Each element's chain is axpy's: C[m, n], then
+// + A[m, k] * double(B[k, n]) for k ascending.
+template <typename VD, typename VF, size_t R>
+__attribute__((always_inline)) inline void nn_direct_double(int64_t M, int64_t N, int64_t K, const double* A,
+                                                            int64_t lda, const float* B, int64_t ldb, double* C,
+                                                            int64_t ldc) {
+  constexpr auto kCols = static_cast<int64_t>(2 * sizeof(VD) / sizeof(double));
+  constexpr auto kR = static_cast<int64_t>(R);
+  const int64_t n_full = N / kCols * kCols;
+  for (int64_t n0 = 0; n0 < n_full; n0 += kCols) {
     int64_t m0 = 0;
-    for (; m0 + 6 <= M; m0 += 6) nn_block_double<6>(m0, n0, K, A, lda, B, ldb, C, ldc);
-    switch (M - m0) {
-      case 5: nn_block_double<5>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
-      case 4: nn_block_double<4>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
-      case 3: nn_block_double<3>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
-      case 2: nn_block_double<2>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
-      case 1: nn_block_double<1>(m0, n0, K, A, lda, B, ldb, C, ldc); break;
-      default: break;
-    }
+    for (; m0 + kR <= M; m0 += kR) nn_block_double<VD, VF, R>(m0, n0, K, A, lda, B, ldb, C, ldc);
+    nn_double_rest<VD, VF, R>(M - m0, m0, n0, K, A, lda, B, ldb, C, ldc);
   }
   nn_columns_from(n_full, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+// 8 doubles as one value (one zmm) and the 8 floats they widen from; 4 doubles (one ymm) and 4 floats.
+typedef double D8v __attribute__((vector_size(64)));
+typedef float F8h __attribute__((vector_size(32)));
+typedef double D4v __attribute__((vector_size(32)));
+typedef float F4h __attribute__((vector_size(16)));
+
+// AVX-512: 6 rows x 16 columns (12 zmm accumulators); AVX2: 5 rows x 8 columns (10 ymm).
+RESLENS_ZMM void nn_direct_double_zmm(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B,
+                                      int64_t ldb, double* C, int64_t ldc) {
+  nn_direct_double<D8v, F8h, 6>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+RESLENS_YMM void nn_direct_double_ymm(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B,
+                                      int64_t ldb, double* C, int64_t ldc) {
+  nn_direct_double<D4v, F4h, 5>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+void nn_direct_double_base(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B, int64_t ldb,
+                           double* C, int64_t ldc) {
+  nn_direct_double<D8v, F8h, 6>(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B, int64_t ldb,
+                          double* C, int64_t ldc) {
+  switch (simd()) {
+    case Simd::zmm: return nn_direct_double_zmm(M, N, K, A, lda, B, ldb, C, ldc);
+    case Simd::ymm: return nn_direct_double_ymm(M, N, K, A, lda, B, ldb, C, ldc);
+    case Simd::base: break;
+  }
+  nn_direct_double_base(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 // B's rows are read kPackRows at a time into a contiguous [rows, <= kPackCols] copy. Read in place, a
@@ -315,44 +457,83 @@ RESLENS_CLONES void axpy_many(const double* a, int64_t m, const double* x, doubl
 
 namespace {
 
-// Columns [n0, n1) of C. Rows of W are taken in chunks of 512 that stay in cache while every block
-// of 8 rows of A x 32 columns runs over them with its 16 float accumulators in registers; each
-// chunk's partial sums (512 terms in order, in float) are then added to C in double.
-RESLENS_CLONES void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
-                                            const float* W, int64_t ldw, double* C, int64_t ldc) {
-  constexpr int64_t kRowsPerChunk = kWeightedRowSumsChunk, kM = 8;
-  for (int64_t k0 = 0; k0 < K; k0 += kRowsPerChunk) {
-    const int64_t k1 = std::min(K, k0 + kRowsPerChunk);
-    for (int64_t m0 = 0; m0 < M; m0 += kM) {
-      const int64_t mr = std::min<int64_t>(kM, M - m0);
-      int64_t n = n0;
-      for (; n + 32 <= n1; n += 32) {
-        F16 acc[kM][2];
-        for (int64_t r = 0; r < kM; ++r) acc[r][0] = F16{}, acc[r][1] = F16{};
-        for (int64_t k = k0; k < k1; ++k) {
-          F16 w0, w1;
-          std::memcpy(&w0, W + k * ldw + n, sizeof w0);
-          std::memcpy(&w1, W + k * ldw + n + 16, sizeof w1);
-          for (int64_t r = 0; r < kM; ++r) {
-            const float a = r < mr ? A[(m0 + r) * lda + k] : 0.0f;
-            acc[r][0] += a * w0;
-            acc[r][1] += a * w1;
-          }
-        }
-        for (int64_t r = 0; r < mr; ++r) {
-          double* c = C + (m0 + r) * ldc + n;
-          for (int t = 0; t < 16; ++t) c[t] += static_cast<double>(acc[r][0][t]), c[16 + t] += static_cast<double>(acc[r][1][t]);
-        }
-      }
-      for (; n < n1; ++n) {  // a last partial block of columns
-        for (int64_t r = 0; r < mr; ++r) {
-          float part = 0;
-          for (int64_t k = k0; k < k1; ++k) part += A[(m0 + r) * lda + k] * W[k * ldw + n];
-          C[(m0 + r) * ldc + n] += static_cast<double>(part);
-        }
+// Rows [m0, m0 + R) of C over columns [n0, n1) for W's rows [k0, k1) (one chunk): blocks of kV L
+// columns (L floats per V) with R x kV float accumulators in registers, the chunk's partial sums (its
+// terms in order, in float) then added to C in double; the last partial block one column at a time.
+template <typename V, size_t R, size_t kV>
+__attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, int64_t k0, int64_t k1, int64_t n0,
+                                                                  int64_t n1, const float* A, int64_t lda,
+                                                                  const float* W, int64_t ldw, double* C, int64_t ldc) {
+  constexpr auto L = static_cast<int64_t>(sizeof(V) / sizeof(float));
+  constexpr auto kCols = static_cast<int64_t>(kV) * L;
+  int64_t n = n0;
+  for (; n + kCols <= n1; n += kCols) {
+    V acc[R][kV];  // [R rows][kV pieces of L columns]
+    for (size_t r = 0; r < R; ++r)
+      for (size_t v = 0; v < kV; ++v) acc[r][v] = V{};
+    for (int64_t k = k0; k < k1; ++k) {
+      V w[kV];  // [kV][L]: W[k, n ..)
+      for (size_t v = 0; v < kV; ++v) std::memcpy(&w[v], W + k * ldw + n + static_cast<int64_t>(v) * L, sizeof(V));
+      for (size_t r = 0; r < R; ++r) {
+        const float a = A[(m0 + static_cast<int64_t>(r)) * lda + k];
+        for (size_t v = 0; v < kV; ++v) acc[r][v] += a * w[v];
       }
     }
+    for (size_t r = 0; r < R; ++r) {
+      double* c = C + (m0 + static_cast<int64_t>(r)) * ldc + n;
+      for (size_t v = 0; v < kV; ++v)
+        for (int64_t t = 0; t < L; ++t) c[static_cast<int64_t>(v) * L + t] += static_cast<double>(acc[r][v][t]);
+    }
   }
+  for (; n < n1; ++n) {  // a last partial block of columns
+    for (size_t r = 0; r < R; ++r) {
+      const int64_t m = m0 + static_cast<int64_t>(r);
+      float part = 0;
+      for (int64_t k = k0; k < k1; ++k) part += A[m * lda + k] * W[k * ldw + n];
+      C[m * ldc + n] += static_cast<double>(part);
+    }
+  }
+}
+
+// Columns [n0, n1) of C. Rows of W are taken in chunks of 512 that stay in cache while every block
+// of R rows of A (then each leftover row alone) runs over them.
+template <typename V, size_t R, size_t kV>
+__attribute__((always_inline)) inline void weighted_row_sums_block(int64_t M, int64_t K, int64_t n0, int64_t n1,
+                                                                   const float* A, int64_t lda, const float* W,
+                                                                   int64_t ldw, double* C, int64_t ldc) {
+  constexpr int64_t kRowsPerChunk = kWeightedRowSumsChunk;
+  for (int64_t k0 = 0; k0 < K; k0 += kRowsPerChunk) {
+    const int64_t k1 = std::min(K, k0 + kRowsPerChunk);
+    int64_t m0 = 0;
+    for (; m0 + static_cast<int64_t>(R) <= M; m0 += static_cast<int64_t>(R))
+      weighted_row_sums_rows<V, R, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
+    for (; m0 < M; ++m0) weighted_row_sums_rows<V, 1, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
+  }
+}
+
+// AVX-512: 8 rows x 32 columns (16 zmm accumulators); AVX2: 5 rows x 16 columns (10 ymm, with two
+// for W's piece, one for A's value and one for a product: 6 rows spilled one).
+RESLENS_ZMM void weighted_row_sums_zmm(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
+                                       const float* W, int64_t ldw, double* C, int64_t ldc) {
+  weighted_row_sums_block<F16, 8, 2>(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+}
+RESLENS_YMM void weighted_row_sums_ymm(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
+                                       const float* W, int64_t ldw, double* C, int64_t ldc) {
+  weighted_row_sums_block<F8, 5, 2>(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+}
+void weighted_row_sums_base(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda, const float* W,
+                            int64_t ldw, double* C, int64_t ldc) {
+  weighted_row_sums_block<F16, 8, 2>(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+}
+
+void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda, const float* W,
+                             int64_t ldw, double* C, int64_t ldc) {
+  switch (simd()) {
+    case Simd::zmm: return weighted_row_sums_zmm(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+    case Simd::ymm: return weighted_row_sums_ymm(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+    case Simd::base: break;
+  }
+  weighted_row_sums_base(M, K, n0, n1, A, lda, W, ldw, C, ldc);
 }
 
 }  // namespace
@@ -406,25 +587,43 @@ RESLENS_CLONES float squares_and_peak(const int32_t* x, const float* a, int64_t 
   return peak;
 }
 
-RESLENS_CLONES void sketch_tile_sums(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak) {
-  typedef float F16m __attribute__((vector_size(64)));
-  typedef int32_t I16m __attribute__((vector_size(64)));
-  F16m lane = {}, top = {};
+namespace {
+
+// sketch_tile_sums over 16 lanes held as kV vectors of L = 16 / kV floats (V) and int32s (VI): lane
+// l = v L + t sums the terms j = l (mod 16). AVX-512 holds them in one zmm; AVX2 in two ymm, because
+// GCC 12 lowers the 64-byte vectors' selects in an AVX2 build element by element through the stack.
+template <typename V, typename VI, size_t kV>
+__attribute__((always_inline)) inline void sketch_tile_lanes(const int32_t* x, const float* a, const float* w, int64_t n,
+                                                             V* lane, V* top) {
+  constexpr auto L = static_cast<int64_t>(sizeof(V) / sizeof(float));
+  static_assert(kV * sizeof(V) == 16 * sizeof(float), "16 lanes");
+  for (size_t v = 0; v < kV; ++v) lane[v] = V{}, top[v] = V{};
   for (int64_t j = 0; j + 16 <= n; j += 16) {
-    I16m xi;
-    F16m aj, wj;
-    std::memcpy(&xi, x + j, sizeof xi);
-    std::memcpy(&aj, a + j, sizeof aj);
-    std::memcpy(&wj, w + j, sizeof wj);
-    const F16m xf = __builtin_convertvector(xi, F16m);
-    lane += wj * (xf * xf);
-    const F16m ax = xf < 0 ? -xf : xf;
-    const F16m p = aj * ax;
-    top = top < p ? p : top;
+    for (size_t v = 0; v < kV; ++v) {
+      const int64_t at = j + static_cast<int64_t>(v) * L;
+      VI xi;
+      V aj, wj;
+      std::memcpy(&xi, x + at, sizeof xi);
+      std::memcpy(&aj, a + at, sizeof aj);
+      std::memcpy(&wj, w + at, sizeof wj);
+      const V xf = __builtin_convertvector(xi, V);
+      lane[v] += wj * (xf * xf);
+      const V ax = xf < 0 ? -xf : xf;
+      const V p = aj * ax;
+      top[v] = top[v] < p ? p : top[v];
+    }
   }
-  // The tree in registers: lane l += lane l + h for h = 8, 4, 2, 1 (the upper lanes' sums unused).
-  F16m hi = __builtin_shufflevector(lane, lane, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
-  F16m hp = __builtin_shufflevector(top, top, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+typedef float F16v __attribute__((vector_size(64)));
+typedef int32_t I16v __attribute__((vector_size(64)));
+typedef int32_t I8v __attribute__((vector_size(32)));
+
+// The tree in one 16-lane vector: lane l += lane l + h for h = 8, 4, 2, 1 (the upper lanes' sums unused).
+__attribute__((always_inline)) inline void sketch_tree16(const F16v& lane_in, const F16v& top_in, float& sum, float& peak) {
+  F16v lane = lane_in, top = top_in;
+  F16v hi = __builtin_shufflevector(lane, lane, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+  F16v hp = __builtin_shufflevector(top, top, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
   lane += hi;
   top = top < hp ? hp : top;
   hi = __builtin_shufflevector(lane, lane, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
@@ -437,6 +636,50 @@ RESLENS_CLONES void sketch_tile_sums(const int32_t* x, const float* a, const flo
   top = top < hp ? hp : top;
   sum = lane[0] + lane[1];
   peak = top[0] < top[1] ? top[1] : top[0];
+}
+
+RESLENS_ZMM void sketch_tile_sums_zmm(const int32_t* x, const float* a, const float* w, int64_t n, float& sum,
+                                      float& peak) {
+  F16v lane, top;
+  sketch_tile_lanes<F16v, I16v, 1>(x, a, w, n, &lane, &top);
+  sketch_tree16(lane, top, sum, peak);
+}
+
+void sketch_tile_sums_base(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak) {
+  F16v lane, top;
+  sketch_tile_lanes<F16v, I16v, 1>(x, a, w, n, &lane, &top);
+  sketch_tree16(lane, top, sum, peak);
+}
+
+// The same tree on two ymm: level h = 8 adds the high register to the low one (lane l + lane l + 8),
+// then h = 4, 2, 1 within it.
+RESLENS_YMM void sketch_tile_sums_ymm(const int32_t* x, const float* a, const float* w, int64_t n, float& sum,
+                                      float& peak) {
+  F8 lane[2], top[2];  // [lanes 0-7, lanes 8-15]
+  sketch_tile_lanes<F8, I8v, 2>(x, a, w, n, lane, top);
+  F8 l8 = lane[0] + lane[1];
+  F8 t8 = top[0] < top[1] ? top[1] : top[0];
+  F8 hi = __builtin_shufflevector(l8, l8, 4, 5, 6, 7, 4, 5, 6, 7);
+  F8 hp = __builtin_shufflevector(t8, t8, 4, 5, 6, 7, 4, 5, 6, 7);
+  l8 += hi;
+  t8 = t8 < hp ? hp : t8;
+  hi = __builtin_shufflevector(l8, l8, 2, 3, 2, 3, 2, 3, 2, 3);
+  hp = __builtin_shufflevector(t8, t8, 2, 3, 2, 3, 2, 3, 2, 3);
+  l8 += hi;
+  t8 = t8 < hp ? hp : t8;
+  sum = l8[0] + l8[1];
+  peak = t8[0] < t8[1] ? t8[1] : t8[0];
+}
+
+}  // namespace
+
+void sketch_tile_sums(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak) {
+  switch (simd()) {
+    case Simd::zmm: return sketch_tile_sums_zmm(x, a, w, n, sum, peak);
+    case Simd::ymm: return sketch_tile_sums_ymm(x, a, w, n, sum, peak);
+    case Simd::base: break;
+  }
+  sketch_tile_sums_base(x, a, w, n, sum, peak);
 }
 
 RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* codes) {
@@ -508,7 +751,6 @@ RESLENS_CLONES double exp_weighted_sum(const double* q, const float* g, double s
 }
 
 RESLENS_CLONES void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  typedef float F8 __attribute__((vector_size(32)));
   // Two registers per sum (lanes 0-7 and 8-15): independent chains, so the adds do not wait on each
   // other's latency.
   D8 acc[2][2];

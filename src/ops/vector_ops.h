@@ -1,8 +1,10 @@
 // The analyses' vector kernels (identity checks, query scores, head projections, tail means, cached
 // rows, log-sum-exps), compiled for AVX-512, AVX2 and the baseline and picked at load time
-// (GCC/Clang target_clones). Every version does the same separate multiplies and adds per element
-// in the same order (the project builds with -ffp-contract=off), so results have the same bits on
-// every CPU and for every thread count.
+// (GCC/Clang target_clones; the register-blocked ones, small NN products, weighted row sums, int16
+// row combinations and the sketch's tile sums, are built with blocks sized for each register file and
+// follow the GEMM's instruction set, so RESLENS_ISA caps them too). Every version does the same
+// separate multiplies and adds per element in the same order (the project builds with
+// -ffp-contract=off), so results have the same bits on every CPU and for every thread count.
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,13 @@
 // ops/vector_ops: the analyses' vector kernels against plain double loops (std::exp, in-order sums).
 #include "ops/vector_ops.h"
 #include "ops/combine_rows.h"
+#include "ops/gemm.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -130,6 +132,80 @@ TEST(VectorOps, SquaresAndPeakAreTheScalarLoops) {
       }
     }
   }
+}
+
+// Every output of the register-blocked kernels under one instruction set cap (ops::detail::
+// set_gemm_isa_limit, as RESLENS_ISA sets it), as raw bytes.
+std::vector<unsigned char> blocked_kernel_outputs() {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<unsigned char> bytes;
+  auto keep = [&bytes](const auto& v) {
+    const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+    bytes.insert(bytes.end(), p, p + v.size() * sizeof(v[0]));
+  };
+  auto randn = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  // Small NN products: rows past the blocks (13 = 2 x 5 + 3 = 8 + 5 = 2 x 6 + 1), columns past them (45).
+  for (const int64_t M : {1, 5, 6, 13}) {
+    const int64_t N = 45, K = 37;
+    const std::vector<float> A = randn(static_cast<size_t>(M * K)), B = randn(static_cast<size_t>(K * N));
+    std::vector<float> C = randn(static_cast<size_t>(M * N));
+    matmul_nn_accumulate_small(M, N, K, A.data(), K, B.data(), N, C.data(), N);
+    keep(C);
+    std::vector<double> Ad(A.begin(), A.end()), Cd(static_cast<size_t>(M * N), 0.25);
+    matmul_nn_accumulate_small(M, N, K, Ad.data(), K, B.data(), N, Cd.data(), N);
+    keep(Cd);
+  }
+  // Weighted row sums: K over two chunks of 512, N over the 64-column slices with a partial block.
+  {
+    const int64_t M = 13, K = 600, N = 150;
+    const std::vector<float> A = randn(static_cast<size_t>(M * K)), W = randn(static_cast<size_t>(K * N));
+    std::vector<double> C(static_cast<size_t>(M * N));
+    weighted_row_sums(M, K, N, A.data(), K, W.data(), N, C.data(), 2);
+    keep(C);
+  }
+  // int16 row combinations: passes of 12 and 16, and the columns past the last 16.
+  {
+    const int64_t K = 20, n = 83, ldr = 90;
+    std::uniform_int_distribution<int> code(-32767, 32767);
+    std::vector<int16_t> rows(static_cast<size_t>(K * ldr));
+    for (auto& r : rows) r = static_cast<int16_t>(code(rng));
+    for (const int64_t nc : {9, 12, 13, 16, 29}) {
+      const std::vector<float> coef = randn(static_cast<size_t>(nc * K));
+      std::vector<float> out(static_cast<size_t>(nc * n));
+      combine_int16_rows(nc, K, n, coef.data(), rows.data(), ldr, out.data());
+      keep(out);
+    }
+  }
+  // The sketch's tile sums.
+  {
+    std::uniform_int_distribution<int32_t> ints(-3000000, 3000000);
+    std::vector<int32_t> x(256);
+    for (auto& v : x) v = ints(rng);
+    const std::vector<float> a = randn(256), w = randn(256);
+    std::vector<float> sums(2);
+    sketch_tile_sums(x.data(), a.data(), w.data(), 256, sums[0], sums[1]);
+    keep(sums);
+  }
+  return bytes;
+}
+
+TEST(VectorOps, EveryRegisterBuildGivesTheSameBits) {
+  // The kernels built per register file (AVX-512, AVX2, the baseline) must give the baseline's bytes;
+  // each is run under the GEMM's instruction set cap, so an AVX-512 machine checks all three.
+  using detail::GemmIsa;
+  detail::set_gemm_isa_limit(GemmIsa::scalar);
+  const std::vector<unsigned char> want = blocked_kernel_outputs();
+  for (const GemmIsa isa : {GemmIsa::avx2, GemmIsa::avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detail::gemm_best_isa())) continue;
+    detail::set_gemm_isa_limit(isa);
+    EXPECT_TRUE(blocked_kernel_outputs() == want) << "instruction set " << static_cast<int>(isa);
+  }
+  detail::set_gemm_isa_limit(GemmIsa::avx512);
 }
 
 TEST(VectorOps, SketchTileSumsAreTheScalarLoop) {
