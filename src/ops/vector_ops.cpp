@@ -567,24 +567,97 @@ RESLENS_CLONES double dot(const float* x, const float* y, int64_t n) {
   return lanes_sum(acc) + tail;
 }
 
-RESLENS_CLONES float squares_and_peak(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
-  typedef float F16m __attribute__((vector_size(64)));
-  F16m top = {};
+namespace {
+
+// squares_and_peak on 16 lanes held as kV vectors V of L floats (VI: L int32s); lane l = v L + t.
+template <typename V, typename VI, size_t kV>
+__attribute__((always_inline)) inline float squares_peak(const int32_t* x, const float* a, int64_t n, float* out,
+                                                         float peak) {
+  constexpr auto L = static_cast<int64_t>(sizeof(V) / sizeof(float));
+  static_assert(kV * sizeof(V) == 16 * sizeof(float), "16 lanes");
+  V top[kV] = {};
   for (int64_t j = 0; j + 16 <= n; j += 16) {
-    typedef int32_t I16m __attribute__((vector_size(64)));
-    I16m xi;
-    F16m aj;
-    std::memcpy(&xi, x + j, sizeof xi);
-    std::memcpy(&aj, a + j, sizeof aj);
-    const F16m xf = __builtin_convertvector(xi, F16m);
-    const F16m sq = xf * xf;
-    std::memcpy(out + j, &sq, sizeof sq);
-    const F16m ax = xf < 0 ? -xf : xf;
-    const F16m p = aj * ax;
-    top = p > top ? p : top;
+    for (size_t v = 0; v < kV; ++v) {
+      const int64_t at = j + static_cast<int64_t>(v) * L;
+      VI xi;
+      V aj;
+      std::memcpy(&xi, x + at, sizeof xi);
+      std::memcpy(&aj, a + at, sizeof aj);
+      const V xf = __builtin_convertvector(xi, V);
+      const V sq = xf * xf;
+      std::memcpy(out + at, &sq, sizeof sq);
+      const V ax = xf < 0 ? -xf : xf;
+      const V p = aj * ax;
+      top[v] = p > top[v] ? p : top[v];
+    }
   }
-  for (int t = 0; t < 16; ++t) peak = top[t] > peak ? top[t] : peak;
+  for (size_t v = 0; v < kV; ++v)
+    for (int64_t t = 0; t < L; ++t) peak = top[v][t] > peak ? top[v][t] : peak;
   return peak;
+}
+
+// min_max on 16 lanes held as kV vectors V of L floats, folded in lane order.
+template <typename V, size_t kV>
+__attribute__((always_inline)) inline void min_max_lanes(const float* g, int64_t n, float& lo, float& hi) {
+  constexpr auto L = static_cast<int64_t>(sizeof(V) / sizeof(float));
+  static_assert(kV * sizeof(V) == 16 * sizeof(float), "16 lanes");
+  int64_t i = 0;
+  float l = g[0], h = g[0];
+  if (n >= 16) {
+    V vl[kV], vh[kV];
+    for (size_t v = 0; v < kV; ++v) std::memcpy(&vl[v], g + static_cast<int64_t>(v) * L, sizeof(V)), vh[v] = vl[v];
+    for (i = 16; i + 16 <= n; i += 16) {
+      for (size_t v = 0; v < kV; ++v) {
+        V x;
+        std::memcpy(&x, g + i + static_cast<int64_t>(v) * L, sizeof x);
+        vl[v] = x < vl[v] ? x : vl[v];
+        vh[v] = x > vh[v] ? x : vh[v];
+      }
+    }
+    for (size_t v = 0; v < kV; ++v)
+      for (int64_t t = 0; t < L; ++t) l = vl[v][t] < l ? vl[v][t] : l, h = vh[v][t] > h ? vh[v][t] : h;
+  }
+  for (; i < n; ++i) l = g[i] < l ? g[i] : l, h = g[i] > h ? g[i] : h;
+  lo = l;
+  hi = h;
+}
+
+typedef float F16w __attribute__((vector_size(64)));
+typedef int32_t I16w __attribute__((vector_size(64)));
+typedef int32_t I8w __attribute__((vector_size(32)));
+
+RESLENS_ZMM float squares_peak_zmm(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
+  return squares_peak<F16w, I16w, 1>(x, a, n, out, peak);
+}
+RESLENS_YMM float squares_peak_ymm(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
+  return squares_peak<F8, I8w, 2>(x, a, n, out, peak);
+}
+float squares_peak_base(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
+  return squares_peak<F16w, I16w, 1>(x, a, n, out, peak);
+}
+
+RESLENS_ZMM void min_max_zmm(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F16w, 1>(g, n, lo, hi); }
+RESLENS_YMM void min_max_ymm(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F8, 2>(g, n, lo, hi); }
+void min_max_base(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F16w, 1>(g, n, lo, hi); }
+
+}  // namespace
+
+float squares_and_peak(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
+  switch (simd()) {
+    case Simd::zmm: return squares_peak_zmm(x, a, n, out, peak);
+    case Simd::ymm: return squares_peak_ymm(x, a, n, out, peak);
+    case Simd::base: break;
+  }
+  return squares_peak_base(x, a, n, out, peak);
+}
+
+void min_max(const float* g, int64_t n, float& lo, float& hi) {
+  switch (simd()) {
+    case Simd::zmm: return min_max_zmm(g, n, lo, hi);
+    case Simd::ymm: return min_max_ymm(g, n, lo, hi);
+    case Simd::base: break;
+  }
+  min_max_base(g, n, lo, hi);
 }
 
 namespace {
@@ -708,27 +781,6 @@ RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* code
   }
 }
 
-RESLENS_CLONES void min_max(const float* g, int64_t n, float& lo, float& hi) {
-  typedef float F16m __attribute__((vector_size(64)));
-  int64_t i = 0;
-  float l = g[0], h = g[0];
-  if (n >= 16) {
-    F16m vl, vh;
-    std::memcpy(&vl, g, sizeof vl);
-    vh = vl;
-    for (i = 16; i + 16 <= n; i += 16) {
-      F16m x;
-      std::memcpy(&x, g + i, sizeof x);
-      vl = x < vl ? x : vl;
-      vh = x > vh ? x : vh;
-    }
-    for (int t = 0; t < 16; ++t) l = vl[t] < l ? vl[t] : l, h = vh[t] > h ? vh[t] : h;
-  }
-  for (; i < n; ++i) l = g[i] < l ? g[i] : l, h = g[i] > h ? g[i] : h;
-  lo = l;
-  hi = h;
-}
-
 RESLENS_CLONES double max_scaled(const float* g, double s, int64_t n) {
   double m = s * static_cast<double>(g[0]);
   for (int64_t i = 1; i < n; ++i) m = std::max(m, s * static_cast<double>(g[i]));
@@ -750,30 +802,60 @@ RESLENS_CLONES double exp_weighted_sum(const double* q, const float* g, double s
   return lanes_sum(acc) + tail;
 }
 
-RESLENS_CLONES void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  // Two registers per sum (lanes 0-7 and 8-15): independent chains, so the adds do not wait on each
-  // other's latency.
-  D8 acc[2][2];
-  for (int k = 0; k < 2; ++k) {
-    std::memcpy(&acc[0][k], lanes.m1 + 8 * k, sizeof(D8));
-    std::memcpy(&acc[1][k], lanes.a2 + 8 * k, sizeof(D8));
+namespace {
+
+// weighted_moments_add on the 16 lanes of each sum held as kV vectors VD of L doubles (VF: L floats);
+// lane l = v L + t, two independent chains per sum (lanes 0-7 and 8-15 over alternate halves of each
+// step of 16), so the adds do not wait on each other's latency.
+template <typename VD, typename VF, size_t kV>
+__attribute__((always_inline)) inline void moments_lanes(const double* q, const float* g, int64_t n,
+                                                         MomentLanes& lanes) {
+  constexpr auto L = static_cast<int64_t>(sizeof(VD) / sizeof(double));
+  static_assert(kV * sizeof(VD) == 16 * sizeof(double) && sizeof(VF) / sizeof(float) == sizeof(VD) / sizeof(double),
+                "16 lanes");
+  VD acc[2][kV];  // [m1, a2][kV pieces of L lanes]
+  for (size_t k = 0; k < kV; ++k) {
+    std::memcpy(&acc[0][k], lanes.m1 + static_cast<int64_t>(k) * L, sizeof(VD));
+    std::memcpy(&acc[1][k], lanes.a2 + static_cast<int64_t>(k) * L, sizeof(VD));
   }
   for (int64_t i = 0; i + 16 <= n; i += 16) {
-    for (int k = 0; k < 2; ++k) {
-      D8 w;
-      F8 gf;
-      std::memcpy(&w, q + i + 8 * k, sizeof w);
-      std::memcpy(&gf, g + i + 8 * k, sizeof gf);
-      const D8 x = __builtin_convertvector(gf, D8);
-      const D8 wx = w * x;
+    for (size_t k = 0; k < kV; ++k) {
+      const int64_t at = i + static_cast<int64_t>(k) * L;
+      VD w;
+      VF gf;
+      std::memcpy(&w, q + at, sizeof w);
+      std::memcpy(&gf, g + at, sizeof gf);
+      const VD x = __builtin_convertvector(gf, VD);
+      const VD wx = w * x;
       acc[0][k] += wx;
       acc[1][k] += wx * x;
     }
   }
-  for (int k = 0; k < 2; ++k) {
-    std::memcpy(lanes.m1 + 8 * k, &acc[0][k], sizeof(D8));
-    std::memcpy(lanes.a2 + 8 * k, &acc[1][k], sizeof(D8));
+  for (size_t k = 0; k < kV; ++k) {
+    std::memcpy(lanes.m1 + static_cast<int64_t>(k) * L, &acc[0][k], sizeof(VD));
+    std::memcpy(lanes.a2 + static_cast<int64_t>(k) * L, &acc[1][k], sizeof(VD));
   }
+}
+
+RESLENS_ZMM void moments_zmm(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
+  moments_lanes<D8v, F8h, 2>(q, g, n, lanes);
+}
+RESLENS_YMM void moments_ymm(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
+  moments_lanes<D4v, F4h, 4>(q, g, n, lanes);
+}
+void moments_base(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
+  moments_lanes<D8v, F8h, 2>(q, g, n, lanes);
+}
+
+}  // namespace
+
+void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
+  switch (simd()) {
+    case Simd::zmm: return moments_zmm(q, g, n, lanes);
+    case Simd::ymm: return moments_ymm(q, g, n, lanes);
+    case Simd::base: break;
+  }
+  moments_base(q, g, n, lanes);
 }
 
 RESLENS_CLONES double exp_shifted(const double* x, double shift, double* out, int64_t n) {

@@ -190,6 +190,18 @@ std::vector<unsigned char> blocked_kernel_outputs() {
     std::vector<float> sums(2);
     sketch_tile_sums(x.data(), a.data(), w.data(), 256, sums[0], sums[1]);
     keep(sums);
+    // Squares and peak, extremes, moments: lanes over 16-steps, then tails past them (250).
+    std::vector<float> squares(256), ends(3);
+    ends[0] = squares_and_peak(x.data(), a.data(), 250, squares.data(), 0.5f);
+    min_max(w.data(), 250, ends[1], ends[2]);
+    keep(squares);
+    keep(ends);
+    std::vector<double> q(256);
+    for (double& v : q) v = static_cast<double>(normal(rng));
+    MomentLanes lanes;
+    weighted_moments_add(q.data(), w.data(), 250, lanes);
+    keep(std::vector<double>(lanes.m1, lanes.m1 + MomentLanes::kLanes));
+    keep(std::vector<double>(lanes.a2, lanes.a2 + MomentLanes::kLanes));
   }
   return bytes;
 }
