@@ -192,6 +192,7 @@ constexpr TileSet make_tiles() {
   t.rows = kRows;
   for (int r = 0; r <= kRows; ++r) t.cols[r] = kCols[r];
   fill_rows(t, std::make_integer_sequence<int, kRows>{});
+  t.load_bytes = 32;
   return t;
 }
 

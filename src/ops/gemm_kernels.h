@@ -51,6 +51,9 @@ struct TileSet {
   /// part[r][c]: the same shapes one K block at a time (PartTileFn); null where a set has none (the
   /// driver then decodes whole rows).
   PartTileFn part[kMaxTileRows + 1][kMaxTileCols + 1] = {};
+  /// Bytes of the kernels' widest load: rows whose loads would straddle cache lines are copied to
+  /// aligned scratch first (gemm.cpp, rows_aligned).
+  int64_t load_bytes = 64;
 };
 
 /// Tile kernels per instruction set; nullptr when this build has no such path (non-x86 targets).
