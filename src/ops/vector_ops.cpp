@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace reslens::ops {
@@ -53,6 +54,17 @@ Simd simd() {
     case detail::GemmIsa::scalar: break;
   }
   return Simd::base;
+}
+
+// Calls the build of a kernel for simd(): zmm, ymm or base (three functions of one type).
+template <typename Fn, typename... Args>
+decltype(auto) by_simd(Fn zmm, Fn ymm, Fn base, Args&&... args) {
+  switch (simd()) {
+    case Simd::zmm: return zmm(std::forward<Args>(args)...);
+    case Simd::ymm: return ymm(std::forward<Args>(args)...);
+    case Simd::base: break;
+  }
+  return base(std::forward<Args>(args)...);
 }
 
 // Rows [m0, m0 + R) of C over columns [n0, n0 + kV L) (L floats per V): the R x kV accumulators stay
@@ -219,12 +231,7 @@ void combine_rows_base(int64_t nc, int64_t K, int64_t n, const float* coef, cons
 
 void combine_int16_rows(int64_t nc, int64_t K, int64_t n, const float* coef, const int16_t* rows, int64_t ldr,
                         float* out) {
-  switch (simd()) {
-    case Simd::zmm: return combine_rows_zmm(nc, K, n, coef, rows, ldr, out);
-    case Simd::ymm: return combine_rows_ymm(nc, K, n, coef, rows, ldr, out);
-    case Simd::base: break;
-  }
-  combine_rows_base(nc, K, n, coef, rows, ldr, out);
+  return by_simd(&combine_rows_zmm, &combine_rows_ymm, &combine_rows_base, nc, K, n, coef, rows, ldr, out);
 }
 
 namespace {
@@ -262,12 +269,7 @@ void nn_direct_float_base(int64_t M, int64_t N, int64_t K, const float* A, int64
 
 void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                           float* C, int64_t ldc) {
-  switch (simd()) {
-    case Simd::zmm: return nn_direct_float_zmm(M, N, K, A, lda, B, ldb, C, ldc);
-    case Simd::ymm: return nn_direct_float_ymm(M, N, K, A, lda, B, ldb, C, ldc);
-    case Simd::base: break;
-  }
-  nn_direct_float_base(M, N, K, A, lda, B, ldb, C, ldc);
+  return by_simd(&nn_direct_float_zmm, &nn_direct_float_ymm, &nn_direct_float_base, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 // The leftover rows [m0, M) (fewer than R) of a column block as one block.
@@ -321,12 +323,7 @@ void nn_direct_double_base(int64_t M, int64_t N, int64_t K, const double* A, int
 
 void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B, int64_t ldb,
                           double* C, int64_t ldc) {
-  switch (simd()) {
-    case Simd::zmm: return nn_direct_double_zmm(M, N, K, A, lda, B, ldb, C, ldc);
-    case Simd::ymm: return nn_direct_double_ymm(M, N, K, A, lda, B, ldb, C, ldc);
-    case Simd::base: break;
-  }
-  nn_direct_double_base(M, N, K, A, lda, B, ldb, C, ldc);
+  return by_simd(&nn_direct_double_zmm, &nn_direct_double_ymm, &nn_direct_double_base, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 // B's rows are read kPackRows at a time into a contiguous [rows, <= kPackCols] copy. Read in place, a
@@ -528,12 +525,7 @@ void weighted_row_sums_base(int64_t M, int64_t K, int64_t n0, int64_t n1, const 
 
 void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda, const float* W,
                              int64_t ldw, double* C, int64_t ldc) {
-  switch (simd()) {
-    case Simd::zmm: return weighted_row_sums_zmm(M, K, n0, n1, A, lda, W, ldw, C, ldc);
-    case Simd::ymm: return weighted_row_sums_ymm(M, K, n0, n1, A, lda, W, ldw, C, ldc);
-    case Simd::base: break;
-  }
-  weighted_row_sums_base(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+  return by_simd(&weighted_row_sums_zmm, &weighted_row_sums_ymm, &weighted_row_sums_base, M, K, n0, n1, A, lda, W, ldw, C, ldc);
 }
 
 }  // namespace
@@ -643,21 +635,11 @@ void min_max_base(const float* g, int64_t n, float& lo, float& hi) { min_max_lan
 }  // namespace
 
 float squares_and_peak(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
-  switch (simd()) {
-    case Simd::zmm: return squares_peak_zmm(x, a, n, out, peak);
-    case Simd::ymm: return squares_peak_ymm(x, a, n, out, peak);
-    case Simd::base: break;
-  }
-  return squares_peak_base(x, a, n, out, peak);
+  return by_simd(&squares_peak_zmm, &squares_peak_ymm, &squares_peak_base, x, a, n, out, peak);
 }
 
 void min_max(const float* g, int64_t n, float& lo, float& hi) {
-  switch (simd()) {
-    case Simd::zmm: return min_max_zmm(g, n, lo, hi);
-    case Simd::ymm: return min_max_ymm(g, n, lo, hi);
-    case Simd::base: break;
-  }
-  min_max_base(g, n, lo, hi);
+  return by_simd(&min_max_zmm, &min_max_ymm, &min_max_base, g, n, lo, hi);
 }
 
 namespace {
@@ -747,12 +729,7 @@ RESLENS_YMM void sketch_tile_sums_ymm(const int32_t* x, const float* a, const fl
 }  // namespace
 
 void sketch_tile_sums(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak) {
-  switch (simd()) {
-    case Simd::zmm: return sketch_tile_sums_zmm(x, a, w, n, sum, peak);
-    case Simd::ymm: return sketch_tile_sums_ymm(x, a, w, n, sum, peak);
-    case Simd::base: break;
-  }
-  sketch_tile_sums_base(x, a, w, n, sum, peak);
+  return by_simd(&sketch_tile_sums_zmm, &sketch_tile_sums_ymm, &sketch_tile_sums_base, x, a, w, n, sum, peak);
 }
 
 RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* codes) {
@@ -850,12 +827,7 @@ void moments_base(const double* q, const float* g, int64_t n, MomentLanes& lanes
 }  // namespace
 
 void weighted_moments_add(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  switch (simd()) {
-    case Simd::zmm: return moments_zmm(q, g, n, lanes);
-    case Simd::ymm: return moments_ymm(q, g, n, lanes);
-    case Simd::base: break;
-  }
-  moments_base(q, g, n, lanes);
+  return by_simd(&moments_zmm, &moments_ymm, &moments_base, q, g, n, lanes);
 }
 
 RESLENS_CLONES double exp_shifted(const double* x, double shift, double* out, int64_t n) {
