@@ -34,8 +34,14 @@ namespace {
 // 16 floats as one value (GCC/Clang vector extension): one zmm register on AVX-512, two ymm on AVX2,
 // four xmm on the baseline, with the same element-wise operations on each.
 typedef float F16 __attribute__((vector_size(64)));
-// 8 floats: one ymm register.
+// 8 floats: one ymm register; 4 floats: one xmm.
 typedef float F8 __attribute__((vector_size(32)));
+typedef float F4 __attribute__((vector_size(16)));
+// 8 doubles (one zmm) and 4 (one ymm); 16 and 8 int32s, as the floats they convert to.
+typedef double D8 __attribute__((vector_size(64)));
+typedef double D4 __attribute__((vector_size(32)));
+typedef int32_t I32x16 __attribute__((vector_size(64)));
+typedef int32_t I32x8 __attribute__((vector_size(32)));
 
 // The register-blocked kernels below (small NN products, weighted row sums) are built once per
 // register file: AVX-512 has 32 registers of 16 floats, AVX2 16 of 8. Blocks sized for AVX-512 and
@@ -301,24 +307,18 @@ __attribute__((always_inline)) inline void nn_direct_double(int64_t M, int64_t N
   nn_columns_from(n_full, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
-// 8 doubles as one value (one zmm) and the 8 floats they widen from; 4 doubles (one ymm) and 4 floats.
-typedef double D8v __attribute__((vector_size(64)));
-typedef float F8h __attribute__((vector_size(32)));
-typedef double D4v __attribute__((vector_size(32)));
-typedef float F4h __attribute__((vector_size(16)));
-
 // AVX-512: 6 rows x 16 columns (12 zmm accumulators); AVX2: 5 rows x 8 columns (10 ymm).
 RESLENS_ZMM void nn_direct_double_zmm(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B,
                                       int64_t ldb, double* C, int64_t ldc) {
-  nn_direct_double<D8v, F8h, 6>(M, N, K, A, lda, B, ldb, C, ldc);
+  nn_direct_double<D8, F8, 6>(M, N, K, A, lda, B, ldb, C, ldc);
 }
 RESLENS_YMM void nn_direct_double_ymm(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B,
                                       int64_t ldb, double* C, int64_t ldc) {
-  nn_direct_double<D4v, F4h, 5>(M, N, K, A, lda, B, ldb, C, ldc);
+  nn_direct_double<D4, F4, 5>(M, N, K, A, lda, B, ldb, C, ldc);
 }
 void nn_direct_double_base(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B, int64_t ldb,
                            double* C, int64_t ldc) {
-  nn_direct_double<D8v, F8h, 6>(M, N, K, A, lda, B, ldb, C, ldc);
+  nn_direct_double<D8, F8, 6>(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const float* B, int64_t ldb,
@@ -382,7 +382,6 @@ RESLENS_CLONES void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, 
 
 namespace {
 
-typedef double D8 __attribute__((vector_size(64)));
 typedef int64_t I8 __attribute__((vector_size(64)));
 
 // exp(x) for x in [-708, 0] (lanes below -708 give 0): x = k ln2 + r with |r| <= ln2 / 2 (k by the
@@ -614,23 +613,19 @@ __attribute__((always_inline)) inline void min_max_lanes(const float* g, int64_t
   hi = h;
 }
 
-typedef float F16w __attribute__((vector_size(64)));
-typedef int32_t I16w __attribute__((vector_size(64)));
-typedef int32_t I8w __attribute__((vector_size(32)));
-
 RESLENS_ZMM float squares_peak_zmm(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
-  return squares_peak<F16w, I16w, 1>(x, a, n, out, peak);
+  return squares_peak<F16, I32x16, 1>(x, a, n, out, peak);
 }
 RESLENS_YMM float squares_peak_ymm(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
-  return squares_peak<F8, I8w, 2>(x, a, n, out, peak);
+  return squares_peak<F8, I32x8, 2>(x, a, n, out, peak);
 }
 float squares_peak_base(const int32_t* x, const float* a, int64_t n, float* out, float peak) {
-  return squares_peak<F16w, I16w, 1>(x, a, n, out, peak);
+  return squares_peak<F16, I32x16, 1>(x, a, n, out, peak);
 }
 
-RESLENS_ZMM void min_max_zmm(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F16w, 1>(g, n, lo, hi); }
+RESLENS_ZMM void min_max_zmm(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F16, 1>(g, n, lo, hi); }
 RESLENS_YMM void min_max_ymm(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F8, 2>(g, n, lo, hi); }
-void min_max_base(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F16w, 1>(g, n, lo, hi); }
+void min_max_base(const float* g, int64_t n, float& lo, float& hi) { min_max_lanes<F16, 1>(g, n, lo, hi); }
 
 }  // namespace
 
@@ -670,15 +665,11 @@ __attribute__((always_inline)) inline void sketch_tile_lanes(const int32_t* x, c
   }
 }
 
-typedef float F16v __attribute__((vector_size(64)));
-typedef int32_t I16v __attribute__((vector_size(64)));
-typedef int32_t I8v __attribute__((vector_size(32)));
-
 // The tree in one 16-lane vector: lane l += lane l + h for h = 8, 4, 2, 1 (the upper lanes' sums unused).
-__attribute__((always_inline)) inline void sketch_tree16(const F16v& lane_in, const F16v& top_in, float& sum, float& peak) {
-  F16v lane = lane_in, top = top_in;
-  F16v hi = __builtin_shufflevector(lane, lane, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
-  F16v hp = __builtin_shufflevector(top, top, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+__attribute__((always_inline)) inline void sketch_tree16(const F16& lane_in, const F16& top_in, float& sum, float& peak) {
+  F16 lane = lane_in, top = top_in;
+  F16 hi = __builtin_shufflevector(lane, lane, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+  F16 hp = __builtin_shufflevector(top, top, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
   lane += hi;
   top = top < hp ? hp : top;
   hi = __builtin_shufflevector(lane, lane, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
@@ -695,14 +686,14 @@ __attribute__((always_inline)) inline void sketch_tree16(const F16v& lane_in, co
 
 RESLENS_ZMM void sketch_tile_sums_zmm(const int32_t* x, const float* a, const float* w, int64_t n, float& sum,
                                       float& peak) {
-  F16v lane, top;
-  sketch_tile_lanes<F16v, I16v, 1>(x, a, w, n, &lane, &top);
+  F16 lane, top;
+  sketch_tile_lanes<F16, I32x16, 1>(x, a, w, n, &lane, &top);
   sketch_tree16(lane, top, sum, peak);
 }
 
 void sketch_tile_sums_base(const int32_t* x, const float* a, const float* w, int64_t n, float& sum, float& peak) {
-  F16v lane, top;
-  sketch_tile_lanes<F16v, I16v, 1>(x, a, w, n, &lane, &top);
+  F16 lane, top;
+  sketch_tile_lanes<F16, I32x16, 1>(x, a, w, n, &lane, &top);
   sketch_tree16(lane, top, sum, peak);
 }
 
@@ -711,7 +702,7 @@ void sketch_tile_sums_base(const int32_t* x, const float* a, const float* w, int
 RESLENS_YMM void sketch_tile_sums_ymm(const int32_t* x, const float* a, const float* w, int64_t n, float& sum,
                                       float& peak) {
   F8 lane[2], top[2];  // [lanes 0-7, lanes 8-15]
-  sketch_tile_lanes<F8, I8v, 2>(x, a, w, n, lane, top);
+  sketch_tile_lanes<F8, I32x8, 2>(x, a, w, n, lane, top);
   F8 l8 = lane[0] + lane[1];
   F8 t8 = top[0] < top[1] ? top[1] : top[0];
   F8 hi = __builtin_shufflevector(l8, l8, 4, 5, 6, 7, 4, 5, 6, 7);
@@ -739,7 +730,6 @@ RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* code
   }
   // The scalar rule's steps on 8 doubles at once: the quotient and the clamp are exact operations
   // of double, and the truncating conversion is static_cast<int>'s.
-  typedef int32_t I32x8 __attribute__((vector_size(32)));
   const D8 lo = D8{} - 127.0, hi = D8{} + 127.0, up = D8{} + 0.5, down = D8{} - 0.5;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -815,13 +805,13 @@ __attribute__((always_inline)) inline void moments_lanes(const double* q, const 
 }
 
 RESLENS_ZMM void moments_zmm(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  moments_lanes<D8v, F8h, 2>(q, g, n, lanes);
+  moments_lanes<D8, F8, 2>(q, g, n, lanes);
 }
 RESLENS_YMM void moments_ymm(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  moments_lanes<D4v, F4h, 4>(q, g, n, lanes);
+  moments_lanes<D4, F4, 4>(q, g, n, lanes);
 }
 void moments_base(const double* q, const float* g, int64_t n, MomentLanes& lanes) {
-  moments_lanes<D8v, F8h, 2>(q, g, n, lanes);
+  moments_lanes<D8, F8, 2>(q, g, n, lanes);
 }
 
 }  // namespace
