@@ -15,7 +15,7 @@
 // Where A does not fit and B is kept in its file's encoding, the product is also cut along K, so that
 // a tile's decoded rows of B stay in L1 (run_encoded_panels).
 // Either way every row of B comes from memory exactly once per call, which is what bounds decode,
-// and B is never copied. Tiles are 4 x 6 (AVX-512) or 2 x 3 (AVX2) for large M; for M below the
+// and B is never copied. Tiles are 4 x 6 (AVX-512) or 3 x 4 (AVX2) for large M; for M below the
 // tile height one row tile holds all of M and the tile is wider (1 x 16 for decode), see the
 // kernel files.
 #include "ops/gemm.h"
