@@ -203,6 +203,20 @@ std::vector<unsigned char> blocked_kernel_outputs() {
     keep(std::vector<double>(lanes.m1, lanes.m1 + MomentLanes::kLanes));
     keep(std::vector<double>(lanes.a2, lanes.a2 + MomentLanes::kLanes));
   }
+  // The exponentials: 8 lanes then a tail (203), exponents from 0 down past -708 (those give 0).
+  {
+    const std::vector<float> g = randn(203);
+    std::vector<double> q(203), x(203), e(203);
+    for (size_t i = 0; i < q.size(); ++i) {
+      q[i] = std::exp(static_cast<double>(normal(rng)));
+      x[i] = -750.0 * static_cast<double>(i) / 202.0;
+    }
+    std::vector<double> sums(2);
+    sums[0] = exp_weighted_sum(q.data(), g.data(), 3.0, 12.0, 203);
+    sums[1] = exp_shifted(x.data(), 0.25, e.data(), 203);
+    keep(sums);
+    keep(e);
+  }
   return bytes;
 }
 
