@@ -349,11 +349,25 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
   }
 }
 
-// The K block of run_encoded_panels: rn decoded rows of B in half of L1d (24 KB), where every row tile
-// of A reads them again while A's rows stream past from L2; a multiple of 16 and of the encoding's
-// block (1024 values at rn = 6 for F16, Q8_0 and the k-quants). Measured on the Intel host: 12 KB and
-// 36 KB were slower, and so were the 3 x 8 and 2 x 12 tiles (fewer loads of A, more of B).
-constexpr int64_t kPanelL1Bytes = int64_t{24} << 10;
+// Bytes of L1d per core (sysconf on Linux; else 48 KiB, the Intel host's). Only speed depends on it.
+int64_t l1_bytes() {
+  static const int64_t detected = [] {
+    int64_t b = 0;
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+    b = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#endif
+    return b > 0 ? std::clamp<int64_t>(b, int64_t{16} << 10, int64_t{128} << 10) : int64_t{48} << 10;
+  }();
+  return detected;
+}
+
+// The K block of run_encoded_panels: rn decoded rows of B in half of L1d, where every row tile of A
+// reads them again while A's rows stream past from L2; a multiple of 16 and of the encoding's block
+// (1024 values at rn = 6 for F16, Q8_0 and the k-quants with a 48 KiB L1d). Measured on the Intel host
+// (48 KiB): 12 KB and 36 KB were slower than 24, and so were the 3 x 8 and 2 x 12 tiles (fewer loads
+// of A, more of B); on the AMD Zen 3 host (32 KiB), 7B shapes at 128 tokens ran 12-23% faster with 16
+// KB than with 24 on most of F16, Q8_0 and Q4_K (3 interleaved rounds of bench_gemm_encoded).
+int64_t panel_l1_bytes() { return l1_bytes() / 2; }
 
 // run_encoded_columns for an A that does not fit in half of L2 and a B with its block given: the product is
 // cut along K as well, so that the operands of each tile call sit in L1 and L2 instead of streaming
@@ -369,7 +383,7 @@ constexpr int64_t kPanelL1Bytes = int64_t{24} << 10;
 void run_encoded_panels(const TileSet& ts, const Problem& p, int64_t rm, int64_t rn, int64_t n_begin,
                         int64_t n_end) {
   const EncodedRows& e = *p.encoded;
-  const int64_t kc = k_block(kPanelL1Bytes, rn, p.K, e.block_values);
+  const int64_t kc = k_block(panel_l1_bytes(), rn, p.K, e.block_values);
   // A's block, the carried lanes and the decoded rows take at most an eighth of L2 each: with a
   // quarter each, 7B shapes at 128 tokens ran 5-10% slower when the forward pass also wrote its
   // captures (and no faster without). (At least one tile of each.)
