@@ -43,18 +43,24 @@ namespace {
 
 std::atomic<int64_t> g_l2_override{0};
 
-// Bytes of L2 per core, for blocking; sysconf knows it on Linux, else assume a common 1 MiB. Only speed
-// depends on it: tiles are computed the same way wherever the block boundaries fall.
+// Bytes per core of cache level 1 (data) or 2 as sysconf reports them (Linux), clamped to [lo, hi];
+// `fallback` where it reports none. Only speed depends on them: tiles are computed the same way
+// wherever the block boundaries fall.
+int64_t cache_bytes(int level, int64_t lo, int64_t hi, int64_t fallback) {
+  int64_t b = 0;
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+  b = sysconf(level == 1 ? _SC_LEVEL1_DCACHE_SIZE : _SC_LEVEL2_CACHE_SIZE);
+#else
+  (void)level;
+#endif
+  return b > 0 ? std::clamp(b, lo, hi) : fallback;
+}
+
+// L2 for blocking (else a common 1 MiB).
 int64_t l2_bytes() {
   const int64_t forced = g_l2_override.load();
   if (forced > 0) return forced;
-  static const int64_t detected = [] {
-    int64_t b = 0;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-    b = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-    return b > 0 ? std::clamp<int64_t>(b, int64_t{256} << 10, int64_t{8} << 20) : int64_t{1} << 20;
-  }();
+  static const int64_t detected = cache_bytes(2, int64_t{256} << 10, int64_t{8} << 20, int64_t{1} << 20);
   return detected;
 }
 
@@ -349,15 +355,9 @@ void run_encoded_k_blocks(const TileSet& ts, const Problem& p, int64_t rm, int64
   }
 }
 
-// Bytes of L1d per core (sysconf on Linux; else 48 KiB, the Intel host's). Only speed depends on it.
+// L1d for the panels (else 48 KiB, the Intel host's).
 int64_t l1_bytes() {
-  static const int64_t detected = [] {
-    int64_t b = 0;
-#ifdef _SC_LEVEL1_DCACHE_SIZE
-    b = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-#endif
-    return b > 0 ? std::clamp<int64_t>(b, int64_t{16} << 10, int64_t{128} << 10) : int64_t{48} << 10;
-  }();
+  static const int64_t detected = cache_bytes(1, int64_t{16} << 10, int64_t{128} << 10, int64_t{48} << 10);
   return detected;
 }
 

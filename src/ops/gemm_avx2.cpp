@@ -124,60 +124,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void run_k(int64_t K, 
 
 }
 
-template <int RM, int RN>
-RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                       float* C, int64_t ldc, bool accumulate, std::uintptr_t /*pf*/) {
-  constexpr int kNV = RM * RN;
-  constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
-  __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j
-  __m256 hi[kNVs];  // [RM * RN][8]: lanes 8..15
-#pragma GCC unroll 16
-  for (int e = 0; e < kNV; ++e) {
-    lo[e] = _mm256_setzero_ps();
-    hi[e] = _mm256_setzero_ps();
-  }
-  run_k<RM, RN>(K, A, lda, B, ldb, lo, hi);
-
-  float sums[(kNVs + 7) / 8 * 8];  // [RM * RN rounded up to 8]
-  reduce_store<kNV>(lo, hi, sums);
-  for (int i = 0; i < RM; ++i) {
-    float* c = C + i * ldc;  // [RN]
-    for (int j = 0; j < RN; ++j) c[j] = accumulate ? c[j] + sums[i * RN + j] : sums[i * RN + j];
-  }
-}
-
-// One block of K of a tile with its accumulators in memory between blocks (PartTileFn in
-// gemm_kernels.h): lanes 0..7 of element e at acc + 16 e, lanes 8..15 at acc + 16 e + 8.
-template <int RM, int RN>
-RESLENS_AVX2 void tile_part(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* acc,
-                            bool first, bool last, float* C, int64_t ldc, bool accumulate) {
-  constexpr int kNV = RM * RN;
-  constexpr auto kNVs = static_cast<std::size_t>(kNV);
-  __m256 lo[kNVs];  // [RM * RN][8]
-  __m256 hi[kNVs];  // [RM * RN][8]
-#pragma GCC unroll 16
-  for (int e = 0; e < kNV; ++e) {
-    lo[e] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + e * kGemmLanes);
-    hi[e] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + e * kGemmLanes + 8);
-  }
-  run_k<RM, RN>(K, A, lda, B, ldb, lo, hi);
-  if (!last) {
-#pragma GCC unroll 16
-    for (int e = 0; e < kNV; ++e) {
-      _mm256_storeu_ps(acc + e * kGemmLanes, lo[e]);
-      _mm256_storeu_ps(acc + e * kGemmLanes + 8, hi[e]);
-    }
-    return;
-  }
-  float sums[(kNVs + 7) / 8 * 8];  // [RM * RN rounded up to 8]
-  reduce_store<kNV>(lo, hi, sums);
-  for (int i = 0; i < RM; ++i) {
-    float* c = C + i * ldc;  // [RN]
-    for (int j = 0; j < RN; ++j) c[j] = accumulate ? c[j] + sums[i * RN + j] : sums[i * RN + j];
-  }
-}
-
-// ---- half-lane tiles ----------------------------------------------------------------------------
+// ---- one half of the lanes at a time --------------------------------------------------------------
 
 // Values of K a half-lane tile runs one half over before the other: (3 + 4) rows x 512 floats = 14 KB
 // of a 32 KB L1d. Measured on the AMD Zen 3 host (a 3 x 4 tile, K = 768 and 4096): 256 to 1024 were
@@ -245,11 +192,22 @@ __attribute__((target("avx2,fma"), always_inline)) inline void run_halves(int64_
   }
 }
 
-template <int RM, int RN>
-RESLENS_AVX2 void tile_half(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-                            int64_t ldc, bool accumulate, std::uintptr_t /*pf*/) {
+// ---- the tile kernels --------------------------------------------------------------------------
+
+// The k loop of an RM x RN tile: both halves at once (run_k), or one half at a time (run_halves).
+template <int RM, int RN, bool kHalves>
+__attribute__((target("avx2,fma"), always_inline)) inline void run_tile_k(int64_t K, const float* A, int64_t lda,
+                                                                           const float* B, int64_t ldb, __m256* lo,
+                                                                           __m256* hi) {
+  if constexpr (kHalves) run_halves<RM, RN>(K, A, lda, B, ldb, lo, hi);
+  else run_k<RM, RN>(K, A, lda, B, ldb, lo, hi);
+}
+
+template <int RM, int RN, bool kHalves>
+RESLENS_AVX2 void tile(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                       float* C, int64_t ldc, bool accumulate, std::uintptr_t /*pf*/) {
   constexpr int kNV = RM * RN;
-  constexpr auto kNVs = static_cast<std::size_t>(kNV);
+  constexpr auto kNVs = static_cast<std::size_t>(kNV);  // array bounds want size_t
   __m256 lo[kNVs];  // [RM * RN][8]: lanes 0..7 of element (i, j) at i * RN + j
   __m256 hi[kNVs];  // [RM * RN][8]: lanes 8..15
 #pragma GCC unroll 16
@@ -257,7 +215,8 @@ RESLENS_AVX2 void tile_half(int64_t K, const float* A, int64_t lda, const float*
     lo[e] = _mm256_setzero_ps();
     hi[e] = _mm256_setzero_ps();
   }
-  run_halves<RM, RN>(K, A, lda, B, ldb, lo, hi);
+  run_tile_k<RM, RN, kHalves>(K, A, lda, B, ldb, lo, hi);
+
   float sums[(kNVs + 7) / 8 * 8];  // [RM * RN rounded up to 8]
   reduce_store<kNV>(lo, hi, sums);
   for (int i = 0; i < RM; ++i) {
@@ -266,9 +225,11 @@ RESLENS_AVX2 void tile_half(int64_t K, const float* A, int64_t lda, const float*
   }
 }
 
-template <int RM, int RN>
-RESLENS_AVX2 void tile_part_half(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* acc,
-                                 bool first, bool last, float* C, int64_t ldc, bool accumulate) {
+// One block of K of a tile with its accumulators in memory between blocks (PartTileFn in
+// gemm_kernels.h): lanes 0..7 of element e at acc + 16 e, lanes 8..15 at acc + 16 e + 8.
+template <int RM, int RN, bool kHalves>
+RESLENS_AVX2 void tile_part(int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* acc,
+                            bool first, bool last, float* C, int64_t ldc, bool accumulate) {
   constexpr int kNV = RM * RN;
   constexpr auto kNVs = static_cast<std::size_t>(kNV);
   __m256 lo[kNVs];  // [RM * RN][8]
@@ -278,7 +239,7 @@ RESLENS_AVX2 void tile_part_half(int64_t K, const float* A, int64_t lda, const f
     lo[e] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + e * kGemmLanes);
     hi[e] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + e * kGemmLanes + 8);
   }
-  run_halves<RM, RN>(K, A, lda, B, ldb, lo, hi);
+  run_tile_k<RM, RN, kHalves>(K, A, lda, B, ldb, lo, hi);
   if (!last) {
 #pragma GCC unroll 16
     for (int e = 0; e < kNV; ++e) {
@@ -305,9 +266,8 @@ constexpr int kMaxBothHalves = 6;
 template <int R, int... Cs>
 constexpr void fill_row(TileSet& t, std::integer_sequence<int, Cs...>) {
   // No software prefetch in this path: every mode runs the same kernel.
-  for (auto& mode : t.fn)
-    ((mode[R][Cs + 1] = R * (Cs + 1) > kMaxBothHalves ? &tile_half<R, Cs + 1> : &tile<R, Cs + 1>), ...);
-  ((t.part[R][Cs + 1] = R * (Cs + 1) > kMaxBothHalves ? &tile_part_half<R, Cs + 1> : &tile_part<R, Cs + 1>), ...);
+  for (auto& mode : t.fn) ((mode[R][Cs + 1] = &tile<R, Cs + 1, (R * (Cs + 1) > kMaxBothHalves)>), ...);
+  ((t.part[R][Cs + 1] = &tile_part<R, Cs + 1, (R * (Cs + 1) > kMaxBothHalves)>), ...);
 }
 
 constexpr int max_cols(int r) { return kCols[r] > kCols[kRows] ? kCols[r] : kCols[kRows]; }
