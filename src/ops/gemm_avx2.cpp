@@ -57,6 +57,30 @@ RESLENS_AVX2 inline void reduce_store(const __m256* lo, const __m256* hi, float*
   }
 }
 
+// The K tail of one half of every element: r terms (r >= 1; 8 or more fill the half) at A and B
+// (already at the half's first column), on its accumulators acc ([RM * RN][8]). Lanes past K must
+// keep their exact value (even a -0.0f), so the FMA result is blended in only where the lane owns a
+// term; the masked loads read nothing past K.
+template <int RM, int RN>
+__attribute__((target("avx2,fma"), always_inline)) inline void tail_half(int64_t r, const float* A, int64_t lda,
+                                                                          const float* B, int64_t ldb, __m256* acc) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), lane);  // lane < r
+  const __m256 sel = _mm256_castsi256_ps(mask);
+  __m256 a[static_cast<std::size_t>(RM)];  // [RM][8], zero past K
+#pragma GCC unroll 8
+  for (int i = 0; i < RM; ++i) a[i] = _mm256_maskload_ps(A + i * lda, mask);
+#pragma GCC unroll 16
+  for (int j = 0; j < RN; ++j) {
+    const __m256 b = _mm256_maskload_ps(B + j * ldb, mask);
+#pragma GCC unroll 8
+    for (int i = 0; i < RM; ++i) {
+      const __m256 f = _mm256_fmadd_ps(a[i], b, acc[i * RN + j]);
+      acc[i * RN + j] = _mm256_blendv_ps(acc[i * RN + j], f, sel);
+    }
+  }
+}
+
 // The k loop of a tile over K terms (full steps of 16, then the masked tail), on accumulators lo / hi
 // given by the caller: shared by `tile` (full K) and `tile_part` (one block of K). Always inlined, so
 // the accumulators stay in registers (see reduce_store in gemm_avx512.cpp).
@@ -85,43 +109,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void run_k(int64_t K, 
     }
   }
   if (k < K) {
-    // K tail: lanes past K must keep their exact value (even a -0.0f), so the FMA result is blended
-    // in only where the lane owns a term; the masked loads read nothing past K.
-    const int r = static_cast<int>(K - k);  // 1..15 terms left
-    const __m256i lane_lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i lane_hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
-    const __m256i rv = _mm256_set1_epi32(r);
-    const __m256i mask_lo = _mm256_cmpgt_epi32(rv, lane_lo);  // [8]: all ones where lane < r
-    const __m256i mask_hi = _mm256_cmpgt_epi32(rv, lane_hi);
-    const __m256 sel_lo = _mm256_castsi256_ps(mask_lo);
-    const __m256 sel_hi = _mm256_castsi256_ps(mask_hi);
-    __m256 a[static_cast<std::size_t>(RM)];  // [RM][8], zero past K
-#pragma GCC unroll 8
-    for (int i = 0; i < RM; ++i) a[i] = _mm256_maskload_ps(A + i * lda + k, mask_lo);
-#pragma GCC unroll 16
-    for (int j = 0; j < RN; ++j) {
-      const __m256 b = _mm256_maskload_ps(B + j * ldb + k, mask_lo);
-#pragma GCC unroll 8
-      for (int i = 0; i < RM; ++i) {
-        const __m256 f = _mm256_fmadd_ps(a[i], b, lo[i * RN + j]);
-        lo[i * RN + j] = _mm256_blendv_ps(lo[i * RN + j], f, sel_lo);
-      }
-    }
-    if (r > 8) {
-#pragma GCC unroll 8
-      for (int i = 0; i < RM; ++i) a[i] = _mm256_maskload_ps(A + i * lda + k + 8, mask_hi);
-#pragma GCC unroll 16
-      for (int j = 0; j < RN; ++j) {
-        const __m256 b = _mm256_maskload_ps(B + j * ldb + k + 8, mask_hi);
-#pragma GCC unroll 8
-        for (int i = 0; i < RM; ++i) {
-          const __m256 f = _mm256_fmadd_ps(a[i], b, hi[i * RN + j]);
-          hi[i * RN + j] = _mm256_blendv_ps(hi[i * RN + j], f, sel_hi);
-        }
-      }
-    }
+    const int64_t r = K - k;  // 1..15 terms left: lanes 0..7 own the first 8, lanes 8..15 the rest
+    tail_half<RM, RN>(r, A + k, lda, B + k, ldb, lo);
+    if (r > 8) tail_half<RM, RN>(r - 8, A + k + 8, lda, B + k + 8, ldb, hi);
   }
-
 }
 
 // ---- one half of the lanes at a time --------------------------------------------------------------
@@ -134,7 +125,7 @@ constexpr int64_t kHalfChunk = 512;
 
 // Lanes 8 h .. 8 h + 7 of every element over k in [0, K) (K: a chunk, starting at a multiple of 16 of
 // the product's K), on accumulators acc ([RM * RN][8]) given by the caller. As in run_k, the K tail
-// (K % 16 != 0) updates only the lanes that own a term.
+// (K % 16 != 0) updates only the lanes that own a term (tail_half).
 template <int RM, int RN>
 __attribute__((target("avx2,fma"), always_inline)) inline void run_half(int64_t K, int h, const float* A, int64_t lda,
                                                                          const float* B, int64_t ldb, __m256* acc) {
@@ -152,22 +143,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void run_half(int64_t 
     }
   }
   const int64_t r = K - k - off;  // terms left for this half's lanes (<= 0: none)
-  if (r <= 0) return;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(r)), lane);  // lane < r
-  const __m256 sel = _mm256_castsi256_ps(mask);
-  __m256 a[static_cast<std::size_t>(RM)];  // [RM][8], zero past K
-#pragma GCC unroll 8
-  for (int i = 0; i < RM; ++i) a[i] = _mm256_maskload_ps(A + i * lda + k + off, mask);
-#pragma GCC unroll 16
-  for (int j = 0; j < RN; ++j) {
-    const __m256 b = _mm256_maskload_ps(B + j * ldb + k + off, mask);
-#pragma GCC unroll 8
-    for (int i = 0; i < RM; ++i) {
-      const __m256 f = _mm256_fmadd_ps(a[i], b, acc[i * RN + j]);
-      acc[i * RN + j] = _mm256_blendv_ps(acc[i * RN + j], f, sel);
-    }
-  }
+  if (r > 0) tail_half<RM, RN>(r, A + k + off, lda, B + k + off, ldb, acc);
 }
 
 // Both halves of every element over k in [0, K), in chunks of kHalfChunk: lanes[h] ([RM * RN][8], in
