@@ -8,13 +8,17 @@
 // could reach 2 * 255 * 127 = 64770 and saturate, so the signs are moved instead:
 //   x~ = x - 128 (the vector's signed value, a byte XOR 0x80), in [-128, 127];
 //   |x~| <= 128 (vpabsb, read as unsigned: abs(-128) = 0x80 = 128 is right as unsigned);
-//   w * sign(x~) (vpsignb): |w| <= 127, because pack_int8_rows refuses the code -128 (the sketch's
-//   codes are clamped to +-127: code_of in analysis/projection_sketch.cpp), so the negation never
-//   wraps; x~ = 0 gives 0, as it should;
-//   |x~| * (w sign(x~)) = x~ w, and a pair of them is at most 2 * 128 * 127 = 32512 < 32767.
-// So vpmaddubsw never saturates, every step is exact, and the sum is the same int32 as the other
-// kernels' (sum_i w_i (x_i - 128) directly: no row-sum correction). Four instructions per 32
-// products (sign, maddubs, madd, add), against one vpdpbusd.
+//   w XOR n, where n = -1 (all ones) where x~ < 0 and 0 elsewhere: w itself where x~ >= 0, and the
+//   one's complement -w - 1 where x~ < 0, in [-128, 126] (pack_int8_rows refuses the code -128);
+//   |x~| (w XOR n) = x~ w where x~ >= 0, and x~ w - |x~| where x~ < 0.
+// So each row's sum of products is sum_i x~_i w_i minus the vector's negative mass
+// M = sum_{x~_i < 0} |x~_i|, which does not depend on the row: the accumulators start at M
+// (negative_mass, once per vector and tile) and end at sum_i x~_i w_i exactly. A pair is at most
+// 2 * 127 * 127 = 32258 and at least 2 * 128 * (-128) = -32768, so vpmaddubsw never saturates and
+// every step is exact: the same int32 as the other kernels' (sum_i w_i (x_i - 128)).
+// Four instructions per 32 products (xor, maddubs, madd, add), against one vpdpbusd. The XOR
+// replaced vpsignb (w * sign(x~)), which competed with the two multiplies for the vector units:
+// 1.2-1.5x on an AMD Zen 3 host (docs/benchmarks.md, stop 38).
 //
 // Only functions marked RESLENS_INT8_AVX2 use AVX2, and they run only after the dispatch has checked
 // the CPU, so the file builds with the project's baseline flags.
@@ -32,9 +36,28 @@ namespace {
 // A pass covers kRows registers of rows (kRows * 8 rows) for kVectors vectors: kRows * kVectors
 // accumulators, 2 registers per vector (x~ and |x~|), ones, a row register and a product. The whole
 // tile for one vector (8 accumulators, 13 registers) does the fewest instructions per product
-// (x~ and |x~| once per 8 registers of rows); 4 x 2 and 2 x 3 measured no faster here (bench_int8_dot).
+// (n and |x~| once per 8 registers of rows); 4 x 2 and 2 x 3 measured no faster here (bench_int8_dot).
 constexpr int kRows = 8;
 constexpr int kVectors = 1;
+
+// The negative mass M = sum of |x~| over the n bytes x (value + 128) where x~ = x - 128 < 0: what
+// the products |x~| (w XOR n) take away from each row's sum (above). At most 128 n.
+RESLENS_INT8_AVX2 int32_t negative_mass(const uint8_t* x, int64_t n) {
+  const __m256i offset = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i sums = zero;  // [4] int64
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i xv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), offset);
+    const __m256i mass = _mm256_and_si256(_mm256_abs_epi8(xv), _mm256_cmpgt_epi8(zero, xv));
+    sums = _mm256_add_epi64(sums, _mm256_sad_epu8(mass, zero));
+  }
+  int64_t lanes[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), sums);
+  int64_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; ++i) total += x[i] < 128 ? 128 - x[i] : 0;
+  return static_cast<int32_t>(total);
+}
 
 // out[v, 8 q .. 8 q + 7] for the NV vectors xs[v] and the ymm rows q0 <= q < q0 + kRows of the tile
 // (ymm q: half q % 2 of packed block q / 2).
@@ -48,23 +71,30 @@ RESLENS_INT8_AVX2 void pass_avx2(const Int8Rows& rows, int64_t tile, int q0, con
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i offset = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i acc[static_cast<size_t>(NV * kRows)];  // [NV][kRows]
-#pragma GCC unroll 32
-  for (int e = 0; e < NV * kRows; ++e) acc[e] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const __m256i start = _mm256_set1_epi32(negative_mass(xs + v * rows.k_pad, rows.k_pad));
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) acc[v * kRows + r] = start;
+  }
+  const __m256i zero = _mm256_setzero_si256();
   for (int64_t g = 0; g < groups; ++g) {
-    __m256i xv[static_cast<size_t>(NV)], ax[static_cast<size_t>(NV)];  // [NV] x~ and |x~|, 4 bytes broadcast
+    __m256i neg[static_cast<size_t>(NV)], ax[static_cast<size_t>(NV)];  // [NV] n and |x~|, 4 bytes broadcast
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       int32_t four = 0;
       __builtin_memcpy(&four, xs + v * rows.k_pad + g * 4, 4);
-      xv[v] = _mm256_xor_si256(_mm256_set1_epi32(four), offset);
-      ax[v] = _mm256_abs_epi8(xv[v]);
+      const __m256i xv = _mm256_xor_si256(_mm256_set1_epi32(four), offset);
+      neg[v] = _mm256_cmpgt_epi8(zero, xv);
+      ax[v] = _mm256_abs_epi8(xv);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_at[r] + g * 64));
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
-        const __m256i pairs = _mm256_maddubs_epi16(ax[v], _mm256_sign_epi8(w, xv[v]));  // [16] int16, exact
+        // |x~| (w XOR n): pairs in [-32768, 32258], exact (above).
+        const __m256i pairs = _mm256_maddubs_epi16(ax[v], _mm256_xor_si256(w, neg[v]));  // [16] int16
         acc[v * kRows + r] = _mm256_add_epi32(acc[v * kRows + r], _mm256_madd_epi16(pairs, ones));
       }
     }
