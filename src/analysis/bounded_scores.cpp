@@ -384,19 +384,17 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
   });
   const size_t kChunk = even_chunk(todo.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
-  // Jobs come in layer order: an encoded W_out is decoded once per layer that has any (a column alone
-  // would decode a whole block per row).
-  int64_t decoded_layer = -1;
-  FloatWeights W_out;  // [d_model, d_mlp] of decoded_layer
   for (size_t i0 = 0; i0 < todo.size(); i0 += kChunk) {
     const size_t n = std::min(kChunk, todo.size() - i0);
-    for (size_t i = 0; i < n; ++i) {
-      const auto [l, k] = todo[i0 + i];
-      if (l != decoded_layer) {
-        W_out = FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads);
-        decoded_layer = l;
-      }
-      for (int64_t r = 0; r < d; ++r) rows[i * static_cast<size_t>(d) + static_cast<size_t>(r)] = W_out->at(r, k);  // fc2_k
+    // fc2_k of each job, a layer's run of jobs at a time (jobs come in layer order): an encoded W_out
+    // decodes only the blocks that hold those columns.
+    for (size_t i = 0; i < n;) {
+      const int64_t l = todo[i0 + i].first;
+      std::vector<int64_t> cols;
+      for (; i + cols.size() < n && todo[i0 + i + cols.size()].first == l;) cols.push_back(todo[i0 + i + cols.size()].second);
+      read_columns(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, cols, rows.data() + i * static_cast<size_t>(d),
+                   ctx.threads);
+      i += cols.size();
     }
     ctx.proj.project_unscaled(rows.data(), static_cast<int64_t>(n), d, G.data());
     parallel_for(ctx.threads, static_cast<int64_t>(n), [&](int64_t a, int64_t b) {

@@ -107,6 +107,45 @@ void read_column(const MatrixView& m, int64_t c, float* out) {
   }
 }
 
+void read_columns(const MatrixView& m, std::span<const int64_t> cols, float* out, int threads) {
+  const auto n = static_cast<int64_t>(cols.size());
+  for (const int64_t c : cols) RESLENS_CHECK(c >= 0 && c < m.cols, "read_columns: column out of range");
+  if (n == 0) return;
+  if (m.is_float()) {
+    parallel_for(threads, m.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t i = 0; i < n; ++i) out[i * m.rows + r] = m.at(r, cols[static_cast<size_t>(i)]);
+      }
+    });
+    return;
+  }
+  // The distinct blocks holding the columns, and each column's block among them.
+  const EncodingBlock b = encoding_block(m.encoding);
+  std::vector<int64_t> blocks;
+  for (const int64_t c : cols) blocks.push_back(c / b.elements);
+  std::sort(blocks.begin(), blocks.end());
+  blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  std::vector<int64_t> at(static_cast<size_t>(n));  // [n] column i's value among the decoded blocks
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = cols[static_cast<size_t>(i)];
+    const auto slot = std::lower_bound(blocks.begin(), blocks.end(), c / b.elements) - blocks.begin();
+    at[static_cast<size_t>(i)] = slot * b.elements + c % b.elements;
+  }
+  const DequantizeFn decode = dequantize_fn(m.encoding);
+  const auto nb = static_cast<int64_t>(blocks.size());
+  parallel_for(threads, m.rows, [&](int64_t r0, int64_t r1) {
+    std::vector<float> values(static_cast<size_t>(nb * b.elements));  // [nb, block elements] of one row
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = m.packed + r * m.ld_bytes;
+      for (int64_t j = 0; j < nb; ++j) {
+        decode(values.data() + j * b.elements,
+               std::span<const uint8_t>(row + blocks[static_cast<size_t>(j)] * b.bytes, static_cast<size_t>(b.bytes)), b.elements);
+      }
+      for (int64_t i = 0; i < n; ++i) out[i * m.rows + r] = values[static_cast<size_t>(at[static_cast<size_t>(i)])];
+    }
+  });
+}
+
 void matmul_weights(int64_t M, const float* A, int64_t lda, const MatrixView& W, float* C, int64_t ldc, int threads,
                     bool accumulate) {
   if (W.is_float()) {

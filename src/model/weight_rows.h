@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/float_buffer.h"
@@ -34,6 +35,11 @@ float element(const MatrixView& m, int64_t r, int64_t c);
 
 /// Column c of m ([m.rows]) as float32 into out (one block per row decoded when m is encoded).
 void read_column(const MatrixView& m, int64_t c, float* out);
+
+/// Columns cols[i] of m as float32 rows of out ([cols.size(), m.rows]: out[i * m.rows + r] = m(r, cols[i])).
+/// An encoded matrix decodes, per row, only the blocks that hold one of the columns, once each, so
+/// a few dozen columns of a 7B layer's W_out cost a fraction of decoding it whole (and no copy of it).
+void read_columns(const MatrixView& m, std::span<const int64_t> cols, float* out, int threads);
 
 /// C [M, W.rows] = A [M, W.cols] * W^T (accumulate: C += ...), the forward pass's product for any
 /// encoding: ops::matmul_nt on float32 weights, ops::matmul_nt_encoded (tiles decoded on the fly)

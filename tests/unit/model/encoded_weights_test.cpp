@@ -160,6 +160,16 @@ TEST(EncodedWeights, RowsColumnsAndBlocksDecodeAsTheWholeMatrix) {
       for (int64_t r = 0; r < W.rows; ++r) ASSERT_EQ(col[static_cast<size_t>(r)], whole->at(r, c));
       ASSERT_EQ(element(W, W.rows - 1, c), whole->at(W.rows - 1, c));
     }
+    // Columns in any order, repeated, several in one block: each as the whole matrix has it, for 1
+    // and 2 threads.
+    const std::vector<int64_t> cols = {W.cols - 1, 0, 1, W.cols / 2, 1, W.cols / 3, W.cols - 2};
+    for (const int threads : {1, 2}) {
+      std::vector<float> many(cols.size() * static_cast<size_t>(W.rows), -1.0f);
+      read_columns(W, cols, many.data(), threads);
+      for (size_t i = 0; i < cols.size(); ++i) {
+        for (int64_t r = 0; r < W.rows; ++r) ASSERT_EQ(many[i * static_cast<size_t>(W.rows) + static_cast<size_t>(r)], whole->at(r, cols[i]));
+      }
+    }
     read_submatrix(W, 1, 3, W.cols - 5, 5, sub.data());
     for (int64_t r = 0; r < 3; ++r) {
       for (int64_t c = 0; c < 5; ++c) ASSERT_EQ(sub[static_cast<size_t>(r * 5 + c)], whole->at(1 + r, W.cols - 5 + c));
