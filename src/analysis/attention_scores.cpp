@@ -3,6 +3,7 @@
 // All three are linear in the attention neurons' value vectors W_O[:, h*d_head+n], so their
 // vocabulary projections are combinations of one projected matrix per layer: [n_heads*d_head, V].
 #include <cmath>
+#include <utility>
 
 #include "analysis/contrast.h"
 #include "analysis/explain_internal.h"
@@ -57,9 +58,10 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
   const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, Pn = ctx.P + 1;
   const int64_t group = c.n_heads / c.n_key_value_heads;
   double worst_heads = 0, worst_neurons = 0;
+  FloatWeights W_O;  // [d_model, H*d_head] layer l's, decoded once when encoded, into the same storage
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& Lw = ctx.model.weights().layers[static_cast<size_t>(l)];
-    const FloatWeights W_O(Lw.W_O, ctx.threads);  // [d_model, H*d_head], decoded once when encoded
+    W_O = FloatWeights(Lw.W_O, ctx.threads, std::move(W_O));
     // Identities in d_model space, in double, per head h with w_n = W_O[:, h*d_head + n]:
     //  - its attention neurons summed over source positions and dims, sum_n (sum_p c_{n,p}) w_n from
     //    the stored coefficients (sum_p c_{n,p} w_n = (sum_p c_{n,p}) w_n), against the head

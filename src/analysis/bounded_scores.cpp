@@ -515,10 +515,11 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     exact_jobs.insert(exact_jobs.end(), rest.begin(), rest.end());
     items.clear();
   };
+  FloatWeights W_out;  // [d_model, d_mlp] layer l's, decoded into the same storage every layer
   for (int64_t l = 0; l < L; ++l) {
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
-    const FloatWeights W_out(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads);
+    W_out = FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads, std::move(W_out));
     head_projections(ctx, t, W_out.view(), 0, N, gh, mt);
     std::vector<int64_t> todo = score_ffn_layer_bounded(ctx, l, t, gh, mt, ex);
     bounded += N - static_cast<int64_t>(todo.size());
@@ -531,6 +532,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     full += static_cast<int64_t>(todo.size());
     for (int64_t k : todo) exact_jobs.emplace_back(l, k);
   }
+  W_out = FloatWeights();  // freed before the sketch's last batch and the exact pass
   if (ctx.sketch != nullptr) {
     if (!items.empty()) sketch_queue();
     full = static_cast<int64_t>(exact_jobs.size());
@@ -934,11 +936,12 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
   }
   std::vector<HeadCounts> counts(static_cast<size_t>(H));
   std::vector<std::vector<ExactJob>> jobs(static_cast<size_t>(H));  // per head (one writer each)
+  FloatWeights W_O;  // [d_model, H*d_head] layer l's, decoded into the same storage every layer
   for (int64_t l = 0; l < L; ++l) {
     fill_attention_coefficients(ctx, ex, l);
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
     // Read column by column below: an encoded W_O is decoded once per layer (d_model x H*d_head floats).
-    const FloatWeights W_O(ctx.model.weights().layers[static_cast<size_t>(l)].W_O, ctx.threads);
+    W_O = FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_O, ctx.threads, std::move(W_O));
     AttnLayerInputs in{l, t, W_O.view(), {}, {}, static_cast<int64_t>(t.ids.size()),
                        t.index_of(ctx.w), ctx.foil >= 0 ? t.index_of(ctx.foil) : -1,
                        mb.attn_gamma_norm[static_cast<size_t>(l)], mb.attn_norm[static_cast<size_t>(l)],
@@ -955,6 +958,7 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
       }
     });
   }
+  W_O = FloatWeights();  // freed before the sketch and the exact pass
   const int64_t sketched = ctx.sketch != nullptr ? score_attention_sketched(ctx, jobs, ex) : 0;
   score_exact_attention_jobs(ctx, jobs, ex);
   int64_t b = 0, f = -sketched, cc = 0;

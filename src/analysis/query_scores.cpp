@@ -9,6 +9,7 @@
 // the common 1/sigma); the "exact_ln" variant of Q1 keeps LayerNorm's centering (spec §4.1).
 #include <cmath>
 #include <set>
+#include <utility>
 
 #include "analysis/explain_internal.h"
 #include "analysis/ranking.h"
@@ -83,13 +84,14 @@ void add_query_ffn_neurons(const Model& model, const TraceView& trace, const std
     keys.push_back(attn_key(model, u.layer, u.head, u.dim));
     D.push_back(dot(trace.resid_pre(u.layer, u.pos), keys.back(), d, false));  // no guard against D ~ 0 (A17)
   }
+  FloatWeights W_out;  // [d, N] layer lp's, decoded into the same storage every layer
   for (int64_t lp = 0; lp + 1 < c.n_layers; ++lp) {
     std::vector<size_t> active;  // the neurons above layer lp
     for (size_t a = 0; a < neurons.size(); ++a) {
       if (neurons[a].layer > lp) active.push_back(a);
     }
     if (active.empty()) continue;
-    const FloatWeights W_out(model.weights().layers[static_cast<size_t>(lp)].W_out, threads);  // [d, N]
+    W_out = FloatWeights(model.weights().layers[static_cast<size_t>(lp)].W_out, threads, std::move(W_out));
     const auto na = static_cast<int64_t>(active.size());
     std::vector<double> K(static_cast<size_t>(na * d));  // [active, d]: the active neurons' keys
     for (int64_t a = 0; a < na; ++a) {

@@ -158,12 +158,18 @@ void matmul_weights(int64_t M, const float* A, int64_t lda, const MatrixView& W,
   ops::matmul_nt_encoded(M, W.rows, W.cols, A, lda, rows, C, ldc, threads, accumulate);
 }
 
-FloatWeights::FloatWeights(const MatrixView& m, int threads) {
+FloatWeights::FloatWeights(const MatrixView& m, int threads) : FloatWeights(m, threads, FloatWeights()) {}
+
+FloatWeights::FloatWeights(const MatrixView& m, int threads, FloatWeights&& previous) {
   if (m.is_float()) {
     view_ = m;
     return;
   }
-  owned_ = FloatBuffer(m.rows * m.cols);
+  // Every element is written below, so the previous matrix's values never show. Storage of another
+  // size is freed before a new one is mapped, so the two are never held at once.
+  if (previous.owned_.size() == m.rows * m.cols) owned_ = std::move(previous.owned_);
+  previous = FloatWeights();
+  if (owned_.size() != m.rows * m.cols) owned_ = FloatBuffer(m.rows * m.cols);
   // Blocks of rows on every core: each row decodes on its own, so the split changes nothing.
   const int64_t per_task = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(m.cols, 1));
   parallel_for(threads, (m.rows + per_task - 1) / per_task, [&](int64_t t0, int64_t t1) {

@@ -170,6 +170,19 @@ TEST(EncodedWeights, RowsColumnsAndBlocksDecodeAsTheWholeMatrix) {
         for (int64_t r = 0; r < W.rows; ++r) ASSERT_EQ(many[i * static_cast<size_t>(W.rows) + static_cast<size_t>(r)], whole->at(r, cols[i]));
       }
     }
+    // A layer decoded into the previous layer's storage (the explain's loops over layers) holds the
+    // same values as a fresh decode, none of the previous layer's.
+    if (m->weights().layers.size() > 1) {
+      const MatrixView& W1 = m->weights().layers[1].W_out;
+      FloatWeights reused(W);
+      const float* storage = reused->data;
+      reused = FloatWeights(W1, 2, std::move(reused));
+      const FloatWeights fresh(W1);
+      if (!W.is_float()) EXPECT_EQ(reused->data, storage) << "the storage was not reused";
+      for (int64_t r = 0; r < W1.rows; ++r) {
+        for (int64_t c = 0; c < W1.cols; ++c) ASSERT_EQ(reused->at(r, c), fresh->at(r, c));
+      }
+    }
     read_submatrix(W, 1, 3, W.cols - 5, 5, sub.data());
     for (int64_t r = 0; r < 3; ++r) {
       for (int64_t c = 0; c < 5; ++c) ASSERT_EQ(sub[static_cast<size_t>(r * 5 + c)], whole->at(1 + r, W.cols - 5 + c));
