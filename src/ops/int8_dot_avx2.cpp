@@ -34,7 +34,7 @@ namespace reslens::ops::detail {
 namespace {
 
 // A pass covers kRows registers of rows (kRows * 8 rows) for kVectors vectors: kRows * kVectors
-// accumulators, 2 registers per vector (x~ and |x~|), ones, a row register and a product. The whole
+// accumulators, 2 registers per vector (n and |x~|), ones, a row register and a product. The whole
 // tile for one vector (8 accumulators, 13 registers) does the fewest instructions per product
 // (n and |x~| once per 8 registers of rows); 4 x 2 and 2 x 3 measured no faster here (bench_int8_dot).
 constexpr int kRows = 8;
