@@ -178,7 +178,9 @@ TEST(EncodedWeights, RowsColumnsAndBlocksDecodeAsTheWholeMatrix) {
       const float* storage = reused->data;
       reused = FloatWeights(W1, 2, std::move(reused));
       const FloatWeights fresh(W1);
-      if (!W.is_float()) EXPECT_EQ(reused->data, storage) << "the storage was not reused";
+      if (!W.is_float()) {
+        EXPECT_EQ(reused->data, storage) << "the storage was not reused";
+      }
       for (int64_t r = 0; r < W1.rows; ++r) {
         for (int64_t c = 0; c < W1.cols; ++c) ASSERT_EQ(reused->at(r, c), fresh->at(r, c));
       }
