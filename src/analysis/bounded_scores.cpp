@@ -279,6 +279,19 @@ namespace {
 // projections gh and tail means mt of every neuron's fc2_k): the certified bounds, then the cached
 // projections for the neurons those could not certify, and after every layer the exact pass.
 
+// The tail terms of neuron k's vector s * y0_k / sigma (y0_k^T Gamma y0_k, |y0_k| and |g0_k|_4^2
+// from the model's bounds, each within kBoundSlack of its exact value).
+TailTerms ffn_tail_terms(const ModelBounds& mb, int64_t l, int64_t k, double s, double sigma, const std::vector<double>& mt) {
+  const auto li = static_cast<size_t>(l), ki = static_cast<size_t>(k);
+  TailTerms tt;
+  tt.linear = s * mt[ki];
+  tt.quadratic = s * s * mb.ffn_gamma_norm[li][ki] / (sigma * sigma);
+  tt.quadratic_lo = tt.quadratic / (kBoundSlack * kBoundSlack);
+  tt.range = std::abs(s) * mb.ffn_norm[li][ki] * mb.umax / sigma;
+  tt.quartic = s * s * mb.ffn_quartic[li][ki] / (sigma * sigma);
+  return tt;
+}
+
 // Every neuron's coefficient, contrast score and, when its bound is tight enough, importance;
 // returns the neurons left for the next steps, in order.
 std::vector<int64_t> score_ffn_layer_bounded(const ExplainContext& ctx, int64_t l, const TailSplit& t,
@@ -297,11 +310,7 @@ std::vector<int64_t> score_ffn_layer_bounded(const ExplainContext& ctx, int64_t 
       const double* g = gh.data() + k * nh;
       for (int64_t h = 0; h < nh; ++h) delta[static_cast<size_t>(h)] = s * g[h];
       double hw = 0;
-      const double lse = bounded_log_expectation(
-          t, delta.data(), s * mt[static_cast<size_t>(k)],
-          s * s * mb.ffn_gamma_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma),
-          std::abs(s) * mb.ffn_norm[static_cast<size_t>(l)][static_cast<size_t>(k)] * mb.umax / sigma,
-          s * s * mb.ffn_quartic[static_cast<size_t>(l)][static_cast<size_t>(k)] / (sigma * sigma), ctx.opts.bound_tol, &hw);
+      const double lse = bounded_log_expectation(t, delta.data(), ffn_tail_terms(mb, l, k, s, sigma, mt), ctx.opts.bound_tol, &hw);
       ex.ffn_coef.at({l, k}) = s;
       if (fi >= 0) ex.contrast_ffn_neuron.at({l, k}) = foil_contrast(s, g[wi], g[fi]);
       if (std::isnan(lse)) {
@@ -622,21 +631,25 @@ void score_head_neurons_bounded(const ExplainContext& ctx, const AttnLayerInputs
   for (int64_t n = 0; n < dh; ++n) {
     const int64_t dir = h * dh + n;
     const double* g = in.gh.data() + dir * nh;
+    double head_square = 0;  // sum_H g_j^2 of the direction
+    for (int64_t j = 0; j < nh; ++j) head_square += g[j] * g[j];
     for (int64_t p = 0; p < Pn; ++p) {
       const double s = coefs[n * Pn + p];
       if (in.fi >= 0) ex.contrast_attn_neuron.values[base + static_cast<size_t>(n * Pn + p)] = foil_contrast(s, g[in.wi], g[in.fi]);
-      const double lin = s * in.mt[static_cast<size_t>(dir)];
-      const double quad = s * s * in.gn[static_cast<size_t>(dir)] / (sigma * sigma);
-      const double range = std::abs(s) * in.nn[static_cast<size_t>(dir)] * umax / sigma;
-      const double quartic = s * s * in.n4[static_cast<size_t>(dir)] / (sigma * sigma);
+      TailTerms tt;
+      tt.linear = s * in.mt[static_cast<size_t>(dir)];
+      tt.quadratic = s * s * in.gn[static_cast<size_t>(dir)] / (sigma * sigma);
+      tt.quadratic_lo = tt.quadratic / (kBoundSlack * kBoundSlack);
+      tt.range = std::abs(s) * in.nn[static_cast<size_t>(dir)] * umax / sigma;
+      tt.quartic = s * s * in.n4[static_cast<size_t>(dir)] / (sigma * sigma);
       double head_err = 0;
       const double head = head_part(w.sums[static_cast<size_t>(n)], s, head_err);
       double lse = 0, hw = 0;
       if (!std::isnan(head)) {
-        lse = bounded_from_head(in.t, head, head_err, lin, quad, range, quartic, tol, &hw);
+        lse = bounded_from_head(in.t, head, head_err, s * s * head_square, tt, tol, &hw);
       } else {
         for (int64_t j = 0; j < nh; ++j) w.delta[static_cast<size_t>(j)] = s * g[j];
-        lse = bounded_log_expectation(in.t, w.delta.data(), lin, quad, range, quartic, tol, &hw);
+        lse = bounded_log_expectation(in.t, w.delta.data(), tt, tol, &hw);
       }
       if (!std::isnan(lse)) {
         scores[n * Pn + p] = log_prob_increase_from(s * g[in.wi], lse);
@@ -676,14 +689,17 @@ void score_head_combos_bounded(const ExplainContext& ctx, const AttnLayerInputs&
       norm2 += cf[n] * w.TE[static_cast<size_t>(r * dh + n)];
       norm4 += std::abs(cf[n]) * std::sqrt(in.n4[static_cast<size_t>(h * dh + n)]);  // Minkowski: |sum c g|_4 <= sum |c| |g|_4
     }
-    // (1 + 1e-12): the double sum and roots' rounding, far below kSlack's margin.
-    const double quartic = norm4 * norm4 * (1 + 1e-12) / (sigma * sigma);
-    // Gram matrices come from float GEMMs: a relative slack keeps the quadratic bounds upper.
-    quad = std::max(0.0, quad) * 1.01 / (sigma * sigma);
-    const double range = std::sqrt(std::max(0.0, norm2) * 1.01) * mb.umax / sigma;
+    TailTerms tt;
+    tt.linear = lin;
+    // (1 + 1e-12): the double sum and roots' rounding, far below kBoundSlack's margin.
+    tt.quartic = norm4 * norm4 * (1 + 1e-12) / (sigma * sigma);
+    // Gram matrices come from float GEMMs: a relative slack on each side of the quadratic form.
+    tt.quadratic = std::max(0.0, quad) * kBoundSlack / (sigma * sigma);
+    tt.quadratic_lo = std::max(0.0, quad) / (kBoundSlack * sigma * sigma);
+    tt.range = std::sqrt(std::max(0.0, norm2) * kBoundSlack) * mb.umax / sigma;
     const double* dr = w.D.data() + r * nh;
     double hw = 0;
-    const double lse = bounded_log_expectation(in.t, dr, lin, quad, range, quartic, tol, &hw);
+    const double lse = bounded_log_expectation(in.t, dr, tt, tol, &hw);
     const int64_t pos = r < Pn ? r : -1;
     if (pos < 0 && in.fi >= 0) ex.contrast_head.at({l, h}) = foil_contrast(1.0, dr[in.wi], dr[in.fi]);
     if (std::isnan(lse)) {

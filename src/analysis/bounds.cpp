@@ -26,7 +26,7 @@ namespace reslens::analysis {
 namespace {
 
 // Float GEMMs feed these bounds; a small relative slack keeps them upper bounds despite rounding.
-constexpr double kSlack = 1.01;
+constexpr double kSlack = kBoundSlack;
 // v2: the quartic norms (ffn_quartic, attn_quartic) follow the Gram matrices; v3: then the FFN
 // directions' sketch forms (ffn_forms). An older file is ignored and rebuilt.
 constexpr char kCacheMagic[8] = {'R', 'L', 'B', 'N', 'D', 'v', '3', '\n'};
@@ -317,6 +317,19 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
       }
       // A sum of at most V positive terms is within V 2^-53 of exact; 1e-9 covers it (and the root's rounding).
       t.q_l2 = std::sqrt(q2) * (1 + 1e-9);
+      // The centred bound's spread about the tail's mean weight, in a second pass (any c makes the
+      // bound hold; the mean makes |q_T - c|_2 smallest).
+      const auto tail_size = V - static_cast<int64_t>(t.ids.size());
+      if (tail_size > 0) {
+        t.q_mean = t.mass / static_cast<double>(tail_size);
+        double dev2 = 0;
+        for (int64_t j = 0; j < V; ++j) {
+          if (in_head[static_cast<size_t>(j)]) continue;
+          const double e = dist.q[static_cast<size_t>(j)] - t.q_mean;
+          dev2 += e * e;
+        }
+        t.q_dev = std::sqrt(dev2) * (1 + 1e-9);
+      }
       t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
       for (size_t h = 0; h < t.ids.size(); ++h) read_rows(model.weights().W_U, t.ids[h], 1, t.head_rows.data() + h * static_cast<size_t>(d));
     }
@@ -337,13 +350,15 @@ double psi(double z) { return std::abs(z) < 1e-4 ? 0.5 + z / 6.0 : (std::expm1(z
 }  // namespace
 
 namespace {
-// sum_H q_j exp(delta_j) over the head tokens; NaN when an exponent would overflow (the caller's
-// bound then fails and the exact path takes the vector).
-double head_sum(const TailSplit& t, const double* head_delta) {
+// sum_H q_j exp(delta_j) over the head tokens, and sum_H delta_j^2 into `square`; NaN when an
+// exponent would overflow (the caller's bound then fails and the exact path takes the vector).
+double head_sum(const TailSplit& t, const double* head_delta, double& square) {
   double head = 0;
+  square = 0;
   for (size_t h = 0; h < t.ids.size(); ++h) {
     if (head_delta[h] > 600) return std::numeric_limits<double>::quiet_NaN();
     head += t.q[h] * std::exp(head_delta[h]);
+    square += head_delta[h] * head_delta[h];
   }
   return head;
 }
@@ -351,7 +366,8 @@ double head_sum(const TailSplit& t, const double* head_delta) {
 
 double cached_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double s, double a1,
                               double a2, double eps, double gmax, double tol, double* half_width) {
-  const double base = head_sum(t, head_delta) + t.mass + tail_linear;  // NaN propagates
+  double square = 0;
+  const double base = head_sum(t, head_delta, square) + t.mass + tail_linear;  // NaN propagates
   // The float tail weights and float lane sums behind a1, a2 are within 1e-5 relative (2e-6 at most).
   constexpr double kRel = 1e-5;
   const double m2_lo = std::max(0.0, a2 * (1 - kRel) - 2 * eps * a1 * (1 + kRel));
@@ -366,22 +382,36 @@ double cached_log_expectation(const TailSplit& t, const double* head_delta, doub
   return std::log(lower) + 0.5 * width;
 }
 
-double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear, double tail_quadratic,
-                               double tail_range, double tail_quartic, double tol, double* half_width) {
-  return bounded_from_head(t, head_sum(t, head_delta), 0.0, tail_linear, tail_quadratic, tail_range, tail_quartic, tol,
-                           half_width);
+double bounded_log_expectation(const TailSplit& t, const double* head_delta, const TailTerms& tail, double tol,
+                               double* half_width) {
+  double square = 0;
+  const double head = head_sum(t, head_delta, square);
+  return bounded_from_head(t, head, 0.0, square, tail, tol, half_width);
 }
 
-double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
-                         double tail_range, double tail_quartic, double tol, double* half_width) {
-  const double lower = head - head_err + t.mass + tail_linear;
-  if (!(lower > 0)) return std::numeric_limits<double>::quiet_NaN();
-  // sum_T q_j g_j^2 <= q_max sum g^2 and <= |q_T|_2 |g|_4^2 (Hoelder): the smaller (an unknown
-  // quartic or 2-norm is infinite, and a NaN product never wins the comparison).
-  double second = tail_quadratic * t.q_max;
-  const double holder = tail_quartic * t.q_l2;
-  if (holder < second) second = holder;
-  const double r = psi(tail_range) * second + 2 * head_err;
+double bounded_from_head(const TailSplit& t, double head, double head_err, double head_square, const TailTerms& tail,
+                         double tol, double* half_width) {
+  const double base = head - head_err + t.mass + tail.linear;
+  if (!(base > 0)) return std::numeric_limits<double>::quiet_NaN();
+  // The tail's second moment m2 = sum_T q_j delta_j^2 lies in [lo, hi]: hi the smallest of
+  // q_max sum g^2, |q_T|_2 |g|_4^2 (Hoelder) and the centred c sum_T g^2 + |q_T - c|_2 |g|_4^2, lo the
+  // centred one's other side (an unknown quartic or 2-norm is infinite, and a NaN never wins the
+  // comparisons). The head's squares are the deltas the head part used; 1e-6 of them covers their
+  // float products' rounding, far inside the quadratic terms' kBoundSlack.
+  double hi = tail.quadratic * t.q_max;
+  const double holder = tail.quartic * t.q_l2;
+  if (holder < hi) hi = holder;
+  double lo = 0;
+  const double dev = tail.quartic * t.q_dev;  // >= |sum_T (q_j - c) delta_j^2|
+  if (dev < std::numeric_limits<double>::infinity()) {
+    const double centred_hi = t.q_mean * (tail.quadratic - head_square * (1 - 1e-6)) + dev;
+    if (centred_hi < hi) hi = centred_hi;
+    lo = std::max(0.0, t.q_mean * (tail.quadratic_lo - head_square * (1 + 1e-6)) - dev);
+  }
+  // R = sum_T q_j delta_j^2 psi(delta_j) with psi increasing and |delta_j| <= range.
+  const double r_lo = lo > 0 && tail.range < std::numeric_limits<double>::infinity() ? psi(-tail.range) * lo : 0.0;
+  const double lower = base + r_lo;
+  const double r = psi(tail.range) * hi - r_lo + 2 * head_err;  // upper - lower
   const double y = r / lower;
   // log1p(y) by its series when y is tiny (the usual case: error below y^4 / 4 < 3e-17).
   const double width = y < 1e-4 ? y * (1 - y * (0.5 - y / 3)) : std::log1p(y);

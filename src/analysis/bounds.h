@@ -15,9 +15,15 @@
 // with sqrt(sum_j g_j^4) = |g|_4^2 a per-direction weight-only quantity (one projection of every
 // direction per model), and R takes the smaller of the two: for any tail whose largest weight is
 // more than ~3x its mean (every real distribution) the 2-norm one is the narrower, by 2.3x on
-// random GPT-2 124M weights. f is then known within log(1 + R / S_lo); when
-// that is below the tolerance the midpoint is exact to half of it, otherwise the caller computes f
-// over the whole vocabulary. Everything except mu_T and the head is a property of the weights.
+// random GPT-2 124M weights. Both bounds only bound R from above. A centred one gives it a lower
+// side too: with c = Q_T / |T| the tail's mean weight,
+//   sum_T q_j g_j^2 = c sum_T g_j^2 + sum_T (q_j - c) g_j^2,  |second term| <= |q_T - c|_2 |g|_4^2,
+//   sum_T g_j^2 = y^T Gamma y - sum_H g_j^2,
+// so where the tail is near flat (|q_T - c|_2 well below |q_T|_2, as on random weights) the tail's
+// second moment is known within a few per cent, and with psi(-|s| B) <= psi(s g_j) <= psi(|s| B)
+// so is R. f is then known within log(R_hi - R_lo over S_lo + R_lo); when that is below the
+// tolerance the midpoint is exact to half of it, otherwise the caller computes f over the whole
+// vocabulary. Everything except mu_T and the head is a property of the weights.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +35,11 @@
 #include "reslens/model.h"
 
 namespace reslens::analysis {
+
+/// The relative slack on the weight-only numbers that come from float products (Gram forms, norms,
+/// |g|_4^2): each is stored as its computed value times this, so the exact value lies within
+/// [stored / kBoundSlack^2, stored].
+inline constexpr double kBoundSlack = 1.01;
 
 /// Weight-only quantities of a model (in units where the frozen norm's scale is 1; divide by
 /// sigma / sigma^2 per explanation). Computed once per model and cached (memory and disk).
@@ -75,6 +86,10 @@ struct TailSplit {
   double q_max = 0;             ///< max probability in the tail
   /// |q_T|_2 = sqrt(sum_T q_j^2), rounded up; infinity when not known (the Hoelder bound then unused)
   double q_l2 = std::numeric_limits<double>::infinity();
+  double q_mean = 0;            ///< c = Q_T / |T|, the tail's mean weight
+  /// |q_T - c|_2 = sqrt(sum_T (q_j - c)^2), rounded up; infinity when not known (the centred bound
+  /// then unused)
+  double q_dev = std::numeric_limits<double>::infinity();
   std::vector<double> mu;       ///< [d] sum_T q_j W_U[j]
   std::vector<float> tail_q;    ///< [V] q on the tail, 0 on the head (for cached-row moments)
   int index_of(int32_t id) const;
@@ -84,21 +99,32 @@ struct TailSplit {
 std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, const std::vector<const Distribution*>& dists,
                                    int head_size, const std::vector<int32_t>& always, int n_threads);
 
-/// The certified value of f = log sum_j q_j exp(delta_j) for delta = s*g, given
-///   head_delta[h] = s * g_{ids[h]}, tail_linear = s * m_T, tail_quadratic = s^2 * y^T Gamma y,
-///   tail_range = |s| * B, tail_quartic = s^2 |g|_4^2 (infinity when not known): the tail's second
-///   moment is bounded by min(q_max tail_quadratic, |q_T|_2 tail_quartic).
+/// What a caller knows of the tail for the vector s*g (in units of g; the caller divides by sigma).
+/// Every field is a bound that must hold; the defaults are "not known".
+struct TailTerms {
+  double linear = 0;  ///< s m_T = s sum_T q_j g_j
+  /// An upper and a lower bound on s^2 sum_j g_j^2 over the whole vocabulary (s^2 y^T Gamma y).
+  double quadratic = std::numeric_limits<double>::infinity();
+  double quadratic_lo = 0;
+  double range = std::numeric_limits<double>::infinity();    ///< >= |s| max_j |g_j|
+  double quartic = std::numeric_limits<double>::infinity();  ///< >= s^2 |g|_4^2 = s^2 sqrt(sum_j g_j^4)
+};
+
+/// The certified value of f = log sum_j q_j exp(delta_j) for delta = s*g, given head_delta[h] =
+/// s * g_{ids[h]} and the tail terms: the tail's second moment lies below min(q_max quadratic,
+/// |q_T|_2 quartic, c (quadratic - sum_H delta^2) + |q_T - c|_2 quartic) and above
+/// c (quadratic_lo - sum_H delta^2) - |q_T - c|_2 quartic.
 /// Returns NaN when the interval is wider than 2 * tol (the caller computes f exactly).
 /// `half_width` (when given and a value is returned): the certified half-width of the interval, so
 /// that |f - returned| <= *half_width <= tol; a multi-token target sums these over its steps
 /// (analysis/target_tightening.h). The returned value is the same with or without it.
-double bounded_log_expectation(const TailSplit& t, const double* head_delta, double tail_linear,
-                               double tail_quadratic, double tail_range, double tail_quartic, double tol,
+double bounded_log_expectation(const TailSplit& t, const double* head_delta, const TailTerms& tail, double tol,
                                double* half_width = nullptr);
 
-/// The bounded value from an already summed head part `head` (known within +-head_err).
-double bounded_from_head(const TailSplit& t, double head, double head_err, double tail_linear, double tail_quadratic,
-                         double tail_range, double tail_quartic, double tol, double* half_width = nullptr);
+/// The bounded value from an already summed head part `head` (known within +-head_err), with
+/// head_square = sum_H delta_j^2 of the head tokens' deltas.
+double bounded_from_head(const TailSplit& t, double head, double head_err, double head_square, const TailTerms& tail,
+                         double tol, double* half_width = nullptr);
 
 /// Power sums of one direction over a state's head tokens, so that the head part of every multiple
 /// s*g of it costs a few multiply-adds instead of |H| exponentials (attention neurons: one direction,

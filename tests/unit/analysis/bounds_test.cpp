@@ -26,20 +26,31 @@ struct Case {
   TailSplit t;
 };
 
-// q = softmax(x) for x of the given spread (heavy-tailed: a Student-t-like mix), g normal with a
-// few large outliers; the head is the k tokens q ranks highest (as split_tails picks them), plus
-// `extra` (a target outside them).
-Case make_case(std::mt19937& rng, size_t V, double spread, double outlier, size_t k, int32_t extra) {
+// Variations on make_case's state and direction.
+struct Shape {
+  bool normal_logits = false;  ///< x normal (q log-normal, as on random weights), not heavy-tailed
+  bool aligned = false;        ///< g_j^2 growing with q_j (the centred bound's worst case)
+};
+
+// q = softmax(x) for x of the given spread (heavy-tailed: a Student-t-like mix, or normal), g normal
+// with a few large outliers (or, aligned, with g_j^2 growing with q_j, so that the tail's deviation
+// from its mean weight lines up with g^2); the head is the k tokens q ranks highest (as split_tails
+// picks them), plus `extra` (a target outside them).
+Case make_case(std::mt19937& rng, size_t V, double spread, double outlier, size_t k, int32_t extra, Shape shape = {}) {
   std::normal_distribution<double> normal(0.0, 1.0);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   Case c;
   std::vector<double> x(V);
-  for (double& v : x) v = spread * normal(rng) / std::sqrt(0.05 + unit(rng));
+  for (double& v : x) v = spread * normal(rng) / (shape.normal_logits ? 1.0 : std::sqrt(0.05 + unit(rng)));
   const double mx = *std::max_element(x.begin(), x.end());
   double z = 0;
   for (double v : x) z += std::exp(v - mx);
   for (double v : x) c.q.push_back(std::exp(v - mx) / z);
   for (size_t j = 0; j < V; ++j) c.g.push_back(normal(rng) + (unit(rng) < 0.01 ? outlier * normal(rng) : 0.0));
+  if (shape.aligned) {
+    const double mean = 1.0 / static_cast<double>(V);
+    for (size_t j = 0; j < V; ++j) c.g[j] = std::copysign(std::sqrt(std::max(0.0, 1 + 4 * (c.q[j] - mean) / mean)), c.g[j]);
+  }
   std::vector<int32_t> order(V);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return c.q[static_cast<size_t>(a)] > c.q[static_cast<size_t>(b)]; });
@@ -58,6 +69,15 @@ Case make_case(std::mt19937& rng, size_t V, double spread, double outlier, size_
     q2 += c.q[j] * c.q[j];
   }
   c.t.q_l2 = std::sqrt(q2) * (1 + 1e-9);  // as split_tails rounds it
+  // The centred bound's mean weight and spread, as split_tails computes them.
+  if (V > c.t.ids.size()) {
+    c.t.q_mean = c.t.mass / static_cast<double>(V - c.t.ids.size());
+    double dev2 = 0;
+    for (size_t j = 0; j < V; ++j) {
+      if (!in_head[j]) dev2 += (c.q[j] - c.t.q_mean) * (c.q[j] - c.t.q_mean);
+    }
+    c.t.q_dev = std::sqrt(dev2) * (1 + 1e-9);
+  }
   return c;
 }
 
@@ -71,13 +91,13 @@ LD exact_f(const Case& c, double s) {
   return mx + std::log(sum);
 }
 
-// The arguments a caller passes for coefficient s: the head's deltas, the exact tail mean, and the
-// tail bounds. `weakest` gives the loosest ones a caller may pass (the whole-vocabulary sums of g^2
-// and g^4 and max |g|, as the Gamma, quartic and Cauchy-Schwarz bounds give) instead of the tail's own.
+// The arguments a caller passes for coefficient s: the head's deltas and the tail terms, with the
+// whole vocabulary's sum of g^2 known exactly (both sides) and the tail's own |g|_4 and max |g|.
+// `weakest` gives the loosest ones a caller may pass: no lower side of the sum of g^2 and the
+// whole-vocabulary |g|_4 and max |g| (as the quartic and Cauchy-Schwarz bounds give).
 struct Args {
   std::vector<double> head_delta;
-  double linear = 0, quadratic = 0, range = 0;
-  double quartic = 0;  // s^2 sqrt(sum g^4): the Hoelder bound's input
+  TailTerms tt;
 };
 Args caller_args(const Case& c, double s, bool weakest) {
   Args a;
@@ -86,18 +106,19 @@ Args caller_args(const Case& c, double s, bool weakest) {
   double gmax = 0;
   for (size_t j = 0; j < c.q.size(); ++j) {
     const bool tail = c.t.index_of(static_cast<int32_t>(j)) < 0;
+    const LD g2 = static_cast<LD>(c.g[j]) * static_cast<LD>(c.g[j]);
+    sq += g2;
     if (tail) lin += static_cast<LD>(c.q[j]) * static_cast<LD>(c.g[j]);
     if (tail || weakest) {
-      const LD g2 = static_cast<LD>(c.g[j]) * static_cast<LD>(c.g[j]);
-      sq += g2;
       q4 += g2 * g2;
       gmax = std::max(gmax, std::abs(c.g[j]));
     }
   }
-  a.linear = s * static_cast<double>(lin);
-  a.quadratic = s * s * static_cast<double>(sq);
-  a.quartic = s * s * static_cast<double>(std::sqrt(q4));
-  a.range = std::abs(s) * gmax;
+  a.tt.linear = s * static_cast<double>(lin);
+  a.tt.quadratic = s * s * static_cast<double>(sq);
+  a.tt.quadratic_lo = weakest ? 0.0 : a.tt.quadratic;
+  a.tt.quartic = s * s * static_cast<double>(std::sqrt(q4));
+  a.tt.range = std::abs(s) * gmax;
   return a;
 }
 
@@ -135,15 +156,13 @@ TEST(Bounds, BoundedLogExpectationContainsTheExactValue) {
     const double spread = trial % 4 == 0 ? 0.05 : trial % 4 == 1 ? 1.0 : trial % 4 == 2 ? 4.0 : 12.0;
     const double outlier = trial % 5 == 0 ? 0.0 : 30.0;
     const size_t k = static_cast<size_t>(trial % 6) * 8;  // 0 (no head) .. 40
-    Case c = make_case(rng, V, spread, outlier, k, static_cast<int32_t>(V - 1));
+    Case c = make_case(rng, V, spread, outlier, k, static_cast<int32_t>(V - 1), Shape{trial % 7 == 5, trial % 7 == 3});
     for (double s : {-3.0, -0.5, -0.01, 0.0, 1e-6, 0.02, 0.3, 1.0, 4.0}) {
       for (const int form : {0, 1, 2, 3}) {  // weakest or not, x with or without the quartic
         const bool weakest = form % 2 == 1;
         Args a = caller_args(c, s, weakest);
-        if (form < 2) a.quartic = std::numeric_limits<double>::infinity();
-        auto eval = [&](double tol) {
-          return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, tol);
-        };
+        if (form < 2) a.tt.quartic = std::numeric_limits<double>::infinity();
+        auto eval = [&](double tol) { return bounded_log_expectation(c.t, a.head_delta.data(), a.tt, tol); };
         ++tried;
         const double h = certified_half_width(eval);
         if (std::isnan(h)) continue;
@@ -163,57 +182,73 @@ TEST(Bounds, BoundedLogExpectationContainsTheExactValue) {
 }
 
 TEST(Bounds, AWrongTailBoundIsCaught) {
-  // The same check on a deliberately broken caller (quadratic term, or the quartic with the
-  // quadratic term right, 100x too small) must fail for some input: otherwise the containment test
-  // above could not fail either.
-  for (const bool broken_quartic : {false, true}) {
+  // The same check on a deliberately broken caller must fail for some input, otherwise the
+  // containment test above could not fail either: the quadratic term 100x too small (the other
+  // bounds unknown), the quartic 100x too small, the lower side of the quadratic term 3x too large,
+  // or the tail's spread about its mean weight 100x too small (the centred bound).
+  enum Broken { kQuadratic, kQuartic, kQuadraticLo, kSpread };
+  for (const Broken broken : {kQuadratic, kQuartic, kQuadraticLo, kSpread}) {
     std::mt19937 rng(2);
     bool caught = false;
     for (int trial = 0; trial < 200 && !caught; ++trial) {
-      Case c = make_case(rng, 500, 1.0, 30.0, 4, -1);
+      Case c = make_case(rng, 500, broken == kQuadratic || broken == kQuartic ? 1.0 : 0.3, 30.0, 4, -1,
+                         Shape{broken == kQuadraticLo, broken == kSpread});
       for (double s : {0.5, 1.0, 2.0}) {
         Args a = caller_args(c, s, false);
-        if (broken_quartic) {
-          a.quartic *= 0.01;
+        if (broken == kQuadratic) {
+          a.tt.quadratic *= 0.01;
+          a.tt.quadratic_lo = 0;
+          a.tt.quartic = std::numeric_limits<double>::infinity();
+        } else if (broken == kQuartic) {
+          a.tt.quartic *= 0.01;
+        } else if (broken == kQuadraticLo) {
+          a.tt.quadratic_lo *= 3;
         } else {
-          a.quadratic *= 0.01;
-          a.quartic = std::numeric_limits<double>::infinity();
+          c.t.q_dev *= 0.01;
         }
-        auto eval = [&](double tol) {
-          return bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, tol);
-        };
+        auto eval = [&](double tol) { return bounded_log_expectation(c.t, a.head_delta.data(), a.tt, tol); };
         const double h = certified_half_width(eval);
         if (!std::isnan(h) && !certifies(eval(1e3), h, exact_f(c, s), 1e3)) caught = true;
       }
     }
-    EXPECT_TRUE(caught) << (broken_quartic ? "quartic" : "quadratic");
+    EXPECT_TRUE(caught) << "broken " << broken;
   }
 }
 
-TEST(Bounds, TheTwoNormBoundNarrowsFlatTails) {
+TEST(Bounds, TheTwoNormAndCentredBoundsNarrowFlatTails) {
   // A tail whose weights are near uniform (as on random weights) but whose largest weight is a few
-  // times the mean: |q_T|_2 |g|_4^2 is well below q_max sum g^2, so the interval narrows.
+  // times the mean: |q_T|_2 |g|_4^2 is well below q_max sum g^2, so the interval narrows (heavy-tailed
+  // logits). Where the tail is log-normal (random weights' logits are normal), the centred bound
+  // narrows it again by giving the tail sum a lower side.
   std::mt19937 rng(6);
-  double ratio_sum = 0;
+  double holder_ratio = 0, centred_ratio = 0;
   int n = 0;
-  for (int trial = 0; trial < 40; ++trial) {
-    Case c = make_case(rng, 4000, 0.3, 0.0, 16, -1);
+  for (int trial = 0; trial < 80; ++trial) {
+    const bool normal_logits = trial % 2 == 1;
+    Case c = make_case(rng, 4000, 0.3, 0.0, 16, -1, Shape{normal_logits, false});
     const Args with = caller_args(c, 0.05, true);
     Args without = with;
-    without.quartic = std::numeric_limits<double>::infinity();
-    const double h_with = certified_half_width([&](double tol) {
-      return bounded_log_expectation(c.t, with.head_delta.data(), with.linear, with.quadratic, with.range, with.quartic, tol);
-    });
-    const double h_without = certified_half_width([&](double tol) {
-      return bounded_log_expectation(c.t, without.head_delta.data(), without.linear, without.quadratic, without.range,
-                                     without.quartic, tol);
-    });
-    ASSERT_FALSE(std::isnan(h_with) || std::isnan(h_without));
+    without.tt.quartic = std::numeric_limits<double>::infinity();
+    Args centred = caller_args(c, 0.05, false);
+    centred.tt.quadratic_lo = centred.tt.quadratic / (kBoundSlack * kBoundSlack);  // as explain passes it
+    const double h_with = certified_half_width([&](double tol) { return bounded_log_expectation(c.t, with.head_delta.data(), with.tt, tol); });
+    const double h_without = certified_half_width(
+        [&](double tol) { return bounded_log_expectation(c.t, without.head_delta.data(), without.tt, tol); });
+    const double h_centred = certified_half_width(
+        [&](double tol) { return bounded_log_expectation(c.t, centred.head_delta.data(), centred.tt, tol); });
+    ASSERT_FALSE(std::isnan(h_with) || std::isnan(h_without) || std::isnan(h_centred));
     ASSERT_LE(h_with, h_without * (1 + 1e-12));
-    ratio_sum += h_without / h_with;
-    ++n;
+    ASSERT_TRUE(certifies(bounded_log_expectation(c.t, centred.head_delta.data(), centred.tt, 1e3), h_centred,
+                          exact_f(c, 0.05), 1e3));
+    if (normal_logits) {
+      centred_ratio += h_with / h_centred;
+    } else {
+      holder_ratio += h_without / h_with;
+      ++n;
+    }
   }
-  EXPECT_GT(ratio_sum / n, 1.5);
+  EXPECT_GT(holder_ratio / n, 1.5);
+  EXPECT_GT(centred_ratio / n, 1.25);  // 1.37 here; 1.0 without the centred bound
 }
 
 TEST(Bounds, HeadPartErrorBoundHolds) {
@@ -241,7 +276,9 @@ TEST(Bounds, HeadPartErrorBoundHolds) {
         ASSERT_LE(std::abs(static_cast<double>(static_cast<LD>(v) - want)), err) << "trial " << trial << " x " << x;
         // With the head part's own error, the certified value still contains f.
         const Args a = caller_args(c, s, false);
-        auto eval = [&](double tol) { return bounded_from_head(c.t, v, err, a.linear, a.quadratic, a.range, a.quartic, tol); };
+        double head_square = 0;
+        for (double x2 : a.head_delta) head_square += x2 * x2;
+        auto eval = [&](double tol) { return bounded_from_head(c.t, v, err, head_square, a.tt, tol); };
         const double hw = certified_half_width(eval);
         if (!std::isnan(hw)) {
           ASSERT_TRUE(certifies(eval(1e3), hw, exact_f(c, s), 1e3)) << "trial " << trial << " x " << x;
@@ -277,7 +314,7 @@ TEST(Bounds, CachedLogExpectationContainsTheExactValue) {
     for (double s : {-2.0, -0.2, 0.0, 0.05, 0.5, 3.0}) {
       const Args a = caller_args(c, s, false);
       auto eval = [&](double tol) {
-        return cached_log_expectation(c.t, a.head_delta.data(), a.linear, s, static_cast<double>(a1), static_cast<double>(a2),
+        return cached_log_expectation(c.t, a.head_delta.data(), a.tt.linear, s, static_cast<double>(a1), static_cast<double>(a2),
                                       eps, gmax, tol);
       };
       ++tried;
@@ -296,13 +333,18 @@ TEST(Bounds, RefusesWhatItCannotCertify) {
   // An exponent that would overflow in the head: refused, not inf.
   Args a = caller_args(c, 1.0, false);
   a.head_delta[0] = 1000.0;
-  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, 1e3)));
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.tt, 1e3)));
   // A lower bound that is not positive (a tail mean pulling the sum below 0): refused.
   a = caller_args(c, 1.0, false);
-  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), -10.0, a.quadratic, a.range, a.quartic, 1e3)));
+  a.tt.linear = -10.0;
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.tt, 1e3)));
   // An interval wider than 2 tol: refused.
   a = caller_args(c, 3.0, true);
-  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.linear, a.quadratic, a.range, a.quartic, 1e-12)));
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.tt, 1e-12)));
+  // Nothing known of the tail but its mean (every bound infinite): refused, not a value.
+  a = caller_args(c, 0.01, false);
+  a.tt = TailTerms{a.tt.linear};
+  EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.tt, 1e3)));
 }
 
 }  // namespace
