@@ -276,6 +276,41 @@ std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int
   return out;
 }
 
+namespace {
+// Q_T, q_T,max, |q_T|_2, the mean weight c and |q_T - c|_2 of the tail (the tokens not in_head),
+// each sum over j ascending; the 2-norms rounded up.
+void tail_stats(const Distribution& dist, const std::vector<char>& in_head, TailSplit& t) {
+  const auto V = static_cast<int64_t>(dist.q.size());
+  double q2 = 0;
+  int64_t tail_size = 0;
+  t.mass = 0;
+  t.q_max = 0;
+  for (int64_t j = 0; j < V; ++j) {
+    if (in_head[static_cast<size_t>(j)]) continue;
+    const double q = dist.q[static_cast<size_t>(j)];
+    t.mass += q;
+    t.q_max = std::max(t.q_max, q);
+    q2 += q * q;
+    ++tail_size;
+  }
+  // A sum of at most V positive terms is within V 2^-53 of exact; 1e-9 covers it (and the root's rounding).
+  t.q_l2 = std::sqrt(q2) * (1 + 1e-9);
+  // The centred bound's spread about the tail's mean weight, in a second pass (any c makes the
+  // bound hold; the mean makes |q_T - c|_2 smallest).
+  t.q_mean = 0;
+  t.q_dev = std::numeric_limits<double>::infinity();
+  if (tail_size == 0) return;
+  t.q_mean = t.mass / static_cast<double>(tail_size);
+  double dev2 = 0;
+  for (int64_t j = 0; j < V; ++j) {
+    if (in_head[static_cast<size_t>(j)]) continue;
+    const double e = dist.q[static_cast<size_t>(j)] - t.q_mean;
+    dev2 += e * e;
+  }
+  t.q_dev = std::sqrt(dev2) * (1 + 1e-9);
+}
+}  // namespace
+
 int TailSplit::index_of(int32_t id) const {
   const auto it = std::find(ids.begin(), ids.end(), id);
   return it == ids.end() ? -1 : static_cast<int>(it - ids.begin());
@@ -306,30 +341,10 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
         in_head[static_cast<size_t>(id)] = 1;
         t.q.push_back(dist.q[static_cast<size_t>(id)]);
       }
-      double q2 = 0;
       for (int64_t j = 0; j < V; ++j) {
-        if (in_head[static_cast<size_t>(j)]) continue;
-        const double q = dist.q[static_cast<size_t>(j)];
-        t.mass += q;
-        t.q_max = std::max(t.q_max, q);
-        q2 += q * q;
-        tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(q);
+        if (!in_head[static_cast<size_t>(j)]) tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(dist.q[static_cast<size_t>(j)]);
       }
-      // A sum of at most V positive terms is within V 2^-53 of exact; 1e-9 covers it (and the root's rounding).
-      t.q_l2 = std::sqrt(q2) * (1 + 1e-9);
-      // The centred bound's spread about the tail's mean weight, in a second pass (any c makes the
-      // bound hold; the mean makes |q_T - c|_2 smallest).
-      const auto tail_size = V - static_cast<int64_t>(t.ids.size());
-      if (tail_size > 0) {
-        t.q_mean = t.mass / static_cast<double>(tail_size);
-        double dev2 = 0;
-        for (int64_t j = 0; j < V; ++j) {
-          if (in_head[static_cast<size_t>(j)]) continue;
-          const double e = dist.q[static_cast<size_t>(j)] - t.q_mean;
-          dev2 += e * e;
-        }
-        t.q_dev = std::sqrt(dev2) * (1 + 1e-9);
-      }
+      tail_stats(dist, in_head, t);
       t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
       for (size_t h = 0; h < t.ids.size(); ++h) read_rows(model.weights().W_U, t.ids[h], 1, t.head_rows.data() + h * static_cast<size_t>(d));
     }
@@ -342,6 +357,49 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
     out[static_cast<size_t>(i)].tail_q.assign(tail_q.begin() + i * V, tail_q.begin() + (i + 1) * V);
   }
   return out;
+}
+
+
+TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size) {
+  const auto V = static_cast<int64_t>(dist.q.size());
+  const int64_t d = model.config().d_model;
+  TailSplit e;
+  e.ids = t.ids;
+  e.q = t.q;
+  std::vector<char> in_head(static_cast<size_t>(V), 0);
+  for (int32_t id : t.ids) in_head[static_cast<size_t>(id)] = 1;
+  const int64_t k = std::min(head_size, V);
+  if (k > static_cast<int64_t>(e.ids.size())) {
+    std::vector<int32_t> order;  // the tail's tokens
+    order.reserve(static_cast<size_t>(V));
+    for (int64_t j = 0; j < V; ++j) {
+      if (!in_head[static_cast<size_t>(j)]) order.push_back(static_cast<int32_t>(j));
+    }
+    const auto more = static_cast<std::ptrdiff_t>(k - static_cast<int64_t>(e.ids.size()));
+    std::partial_sort(order.begin(), order.begin() + more, order.end(), [&](int32_t a, int32_t b) {
+      return dist.q[static_cast<size_t>(a)] > dist.q[static_cast<size_t>(b)] || (dist.q[static_cast<size_t>(a)] == dist.q[static_cast<size_t>(b)] && a < b);
+    });
+    for (std::ptrdiff_t i = 0; i < more; ++i) {
+      const int32_t id = order[static_cast<size_t>(i)];
+      e.ids.push_back(id);
+      e.q.push_back(dist.q[static_cast<size_t>(id)]);
+      in_head[static_cast<size_t>(id)] = 1;
+    }
+  }
+  tail_stats(dist, in_head, e);
+  e.tail_q = t.tail_q;
+  e.head_rows.resize(e.ids.size() * static_cast<size_t>(d));
+  std::copy(t.head_rows.begin(), t.head_rows.end(), e.head_rows.begin());
+  e.mu = t.mu;
+  for (size_t h = t.ids.size(); h < e.ids.size(); ++h) {
+    const auto id = static_cast<size_t>(e.ids[h]);
+    float* row = e.head_rows.data() + h * static_cast<size_t>(d);
+    read_rows(model.weights().W_U, e.ids[h], 1, row);
+    const double w = static_cast<double>(e.tail_q[id]);  // the weight t.mu summed this row with
+    for (int64_t i = 0; i < d; ++i) e.mu[static_cast<size_t>(i)] -= w * static_cast<double>(row[i]);
+    e.tail_q[id] = 0.0f;
+  }
+  return e;
 }
 
 namespace {

@@ -99,6 +99,14 @@ struct TailSplit {
 std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, const std::vector<const Distribution*>& dists,
                                    int head_size, const std::vector<int32_t>& always, int n_threads);
 
+/// The split `t` of `dist` with a larger head: t's tokens first (same order), then the next tokens
+/// by probability (ties by id) up to `head_size` in all (or V). Every tail number is recomputed over
+/// the smaller tail; mu = t.mu minus the added tokens' q_j W_U[j] (the same float weights t.tail_q
+/// holds); head_rows holds all its head tokens' rows. For vectors whose bound fails with t: a larger
+/// head takes the tail's largest weights out of it, so its Hoelder and centred bounds and the
+/// sketch's error term (sqrt(q_T,max)) narrow.
+TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size);
+
 /// What a caller knows of the tail for the vector s*g (in units of g; the caller divides by sigma).
 /// Every field is a bound that must hold; the defaults are "not known".
 struct TailTerms {

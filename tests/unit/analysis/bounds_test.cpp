@@ -11,9 +11,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <vector>
+
+#include "common/test_paths.h"
+#include "model/weight_rows.h"
+#include "reslens/model.h"
 
 namespace reslens::analysis {
 namespace {
@@ -345,6 +350,75 @@ TEST(Bounds, RefusesWhatItCannotCertify) {
   a = caller_args(c, 0.01, false);
   a.tt = TailTerms{a.tt.linear};
   EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.tt, 1e3)));
+}
+
+TEST(Bounds, ExtendTailIsTheSplitWithTheLargerHead) {
+  // extend_tail(t, K) holds the split split_tails makes with head size K: the same tokens in the same
+  // order, the same tail numbers to the bit, the same head rows; its tail mean (t's minus the added
+  // rows) within rounding of the one summed over the smaller tail. With a target outside t's head
+  // (kept where t has it), and a foil among the added tokens.
+  const std::shared_ptr<const Model> loaded = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
+  const Model& model = *loaded;
+  const int64_t V = model.config().d_vocab, d = model.config().d_model;
+  ModelBounds mb;
+  mb.V = V, mb.d = d;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (const double spread : {0.3, 3.0}) {
+    Distribution dist;
+    std::vector<double> x(static_cast<size_t>(V));
+    for (double& v : x) v = spread * normal(rng);
+    const double mx = *std::max_element(x.begin(), x.end());
+    double z = 0;
+    for (double v : x) z += std::exp(v - mx);
+    for (double v : x) dist.q.push_back(std::exp(v - mx) / z);
+    const int32_t target = static_cast<int32_t>(std::min_element(dist.q.begin(), dist.q.end()) - dist.q.begin());
+    const std::vector<TailSplit> small = split_tails(model, mb, {&dist}, 64, {target}, 2);
+    const int64_t K = 1024;
+    const TailSplit e = extend_tail(model, small[0], dist, K);
+    // The reference: split_tails with K - 1 top tokens plus the target (t's head holds 65 ids).
+    const std::vector<TailSplit> big = split_tails(model, mb, {&dist}, static_cast<int>(K - 1), {target}, 2);
+    const TailSplit& r = big[0];
+    ASSERT_EQ(e.ids.size(), static_cast<size_t>(K));
+    ASSERT_TRUE(std::equal(small[0].ids.begin(), small[0].ids.end(), e.ids.begin())) << "t's head comes first";
+    std::vector<int32_t> a = e.ids, b = r.ids;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    ASSERT_EQ(a, b) << "the same head tokens";
+    EXPECT_EQ(e.mass, r.mass);
+    EXPECT_EQ(e.q_max, r.q_max);
+    EXPECT_EQ(e.q_l2, r.q_l2);
+    EXPECT_EQ(e.q_mean, r.q_mean);
+    EXPECT_EQ(e.q_dev, r.q_dev);
+    EXPECT_EQ(e.tail_q, r.tail_q);
+    EXPECT_LT(e.q_max, small[0].q_max);
+    EXPECT_LT(e.q_dev, small[0].q_dev);
+    for (size_t h = 0; h < e.ids.size(); ++h) {
+      EXPECT_EQ(e.q[h], dist.q[static_cast<size_t>(e.ids[h])]);
+      std::vector<float> row(static_cast<size_t>(d));
+      read_rows(model.weights().W_U, e.ids[h], 1, row.data());
+      ASSERT_TRUE(std::equal(row.begin(), row.end(), e.head_rows.begin() + static_cast<std::ptrdiff_t>(h) * d)) << "row " << h;
+    }
+    // The tail means against long double sums of the float weights: e's error is t's (split_tails
+    // sums in float chunks) and the subtraction's rounding, nothing more.
+    std::vector<LD> ref_t(static_cast<size_t>(d), 0), ref_e(static_cast<size_t>(d), 0), size(static_cast<size_t>(d), 0);
+    std::vector<float> row(static_cast<size_t>(d));
+    for (int64_t j = 0; j < V; ++j) {
+      read_rows(model.weights().W_U, j, 1, row.data());
+      for (int64_t i = 0; i < d; ++i) {
+        const auto u = static_cast<LD>(row[static_cast<size_t>(i)]);
+        ref_t[static_cast<size_t>(i)] += static_cast<LD>(small[0].tail_q[static_cast<size_t>(j)]) * u;
+        ref_e[static_cast<size_t>(i)] += static_cast<LD>(e.tail_q[static_cast<size_t>(j)]) * u;
+        size[static_cast<size_t>(i)] += static_cast<LD>(small[0].tail_q[static_cast<size_t>(j)]) * std::abs(u);
+      }
+    }
+    for (int64_t i = 0; i < d; ++i) {
+      const auto ii = static_cast<size_t>(i);
+      const double inherited = std::abs(static_cast<double>(static_cast<LD>(small[0].mu[ii]) - ref_t[ii]));
+      ASSERT_LE(std::abs(static_cast<double>(static_cast<LD>(e.mu[ii]) - ref_e[ii])), inherited + 1e-14 * static_cast<double>(size[ii]))
+          << "mu " << i;
+    }
+  }
 }
 
 }  // namespace
