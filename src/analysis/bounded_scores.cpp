@@ -410,8 +410,8 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
     // decodes only the blocks that hold those columns.
     for (size_t i = 0; i < n;) {
       const int64_t l = todo[i0 + i].first;
-      std::vector<int64_t> cols;
-      for (; i + cols.size() < n && todo[i0 + i + cols.size()].first == l;) cols.push_back(todo[i0 + i + cols.size()].second);
+      std::vector<int64_t> cols;  // the run of jobs in layer l from i on
+      while (i + cols.size() < n && todo[i0 + i + cols.size()].first == l) cols.push_back(todo[i0 + i + cols.size()].second);
       read_columns(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, cols, rows.data() + i * static_cast<size_t>(d),
                    ctx.threads);
       i += cols.size();

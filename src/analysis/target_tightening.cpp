@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -667,13 +668,12 @@ class Tightening {
     for (const Job& j : jobs) dirs.push_back(direction(j.ref, level, j.index));
     std::sort(dirs.begin(), dirs.end());
     dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
-    const FloatWeights W(ffn ? model_.weights().layers[static_cast<size_t>(l)].W_out
-                             : model_.weights().layers[static_cast<size_t>(l)].W_O,
-                         threads());  // [d_model, d_mlp] or [d_model, H*d_head]
+    // [d_model, d_mlp] or [d_model, H*d_head] as stored: only the columns projected below are read.
+    const MatrixView& W = ffn ? model_.weights().layers[static_cast<size_t>(l)].W_out : model_.weights().layers[static_cast<size_t>(l)].W_O;
     constexpr size_t kChunk = 128;
     // ys starts on a cache line (a pooled allocation), so the ~50 products over W_U's blocks that
     // read it need no aligned copy of their own (ops/gemm.cpp).
-    std::vector<float> stage(static_cast<size_t>(d));                                  // [d]
+    std::vector<float> stage(kChunk * static_cast<size_t>(d));                          // [chunk, d] W's columns
     std::vector<float, DefaultInitAllocator<float>> ys(kChunk * static_cast<size_t>(d));  // [chunk, d]
     std::vector<float> G(kChunk * static_cast<size_t>(V));                                     // [chunk, d_vocab]
     size_t next_job = 0;
@@ -688,9 +688,11 @@ class Tightening {
       // The rows to project, prepared (gamma * c(w)); their products come block by block below into G.
       std::vector<char> projected(rows.size(), 0);
       const VocabProjector& projector = ctx_.projector(0);
+      std::vector<int64_t> cols(to_project.size());
+      for (size_t i = 0; i < to_project.size(); ++i) cols[i] = dirs[c0 + to_project[i]];
+      read_columns(W, cols, stage.data(), threads());  // an encoded W decodes only their blocks
       for (size_t i = 0; i < to_project.size(); ++i) {
-        for (int64_t r = 0; r < d; ++r) stage[static_cast<size_t>(r)] = W->at(r, dirs[c0 + to_project[i]]);
-        projector.prepare_unscaled(stage.data(), ys.data() + i * static_cast<size_t>(d));
+        projector.prepare_unscaled(stage.data() + i * static_cast<size_t>(d), ys.data() + i * static_cast<size_t>(d));
         rows[to_project[i]].g = G.data() + i * static_cast<size_t>(V);
         projected[to_project[i]] = 1;
       }
@@ -817,8 +819,9 @@ class Tightening {
     std::stable_sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
       return head(a.ref, a.level, a.index) < head(b.ref, b.level, b.index);
     });
-    const FloatWeights W_O(model_.weights().layers[static_cast<size_t>(l)].W_O, threads());  // [d_model, H*d_head]
+    const MatrixView& W_O = model_.weights().layers[static_cast<size_t>(l)].W_O;  // [d_model, H*d_head] as stored
     std::vector<float, DefaultInitAllocator<float>> stage(static_cast<size_t>(dh * d));  // [d_head, d], on a cache line
+    std::vector<int64_t> cols(static_cast<size_t>(dh));                                  // the head's columns of W_O
     std::vector<float, DefaultInitAllocator<float>> rows;  // [d_head, V] the head's direction rows, or [K, V] its basis rows
     size_t j0 = 0;
     while (j0 < jobs.size()) {
@@ -826,9 +829,8 @@ class Tightening {
       size_t j1 = j0;
       while (j1 < jobs.size() && head(jobs[j1].ref, jobs[j1].level, jobs[j1].index) == h) ++j1;
       std::vector<Job> round1(jobs.begin() + static_cast<std::ptrdiff_t>(j0), jobs.begin() + static_cast<std::ptrdiff_t>(j1));
-      for (int64_t n = 0; n < dh; ++n) {
-        for (int64_t r = 0; r < d; ++r) stage[static_cast<size_t>(n * d + r)] = W_O->at(r, h * dh + n);
-      }
+      std::iota(cols.begin(), cols.end(), h * dh);
+      read_columns(W_O, cols, stage.data(), threads());  // an encoded W_O decodes only the head's blocks
       const HeadBasis basis = g_heads_by_direction.load() ? HeadBasis{} : head_basis(l, h);
       if (basis.K >= 0) {
         g_heads_by_position.fetch_add(1);

@@ -90,22 +90,7 @@ float element(const MatrixView& m, int64_t r, int64_t c) {
   return values[c - block * b.elements];
 }
 
-void read_column(const MatrixView& m, int64_t c, float* out) {
-  if (m.is_float()) {
-    for (int64_t r = 0; r < m.rows; ++r) out[r] = m.at(r, c);
-    return;
-  }
-  // Decodes the block holding column c in every row: one block per row, not the whole row.
-  const EncodingBlock b = encoding_block(m.encoding);
-  const int64_t block = c / b.elements;
-  std::vector<float> values(static_cast<size_t>(b.elements));  // [block elements]
-  const DequantizeFn decode = dequantize_fn(m.encoding);
-  for (int64_t r = 0; r < m.rows; ++r) {
-    decode(values.data(), std::span<const uint8_t>(m.packed + r * m.ld_bytes + block * b.bytes, static_cast<size_t>(b.bytes)),
-           b.elements);
-    out[r] = values[static_cast<size_t>(c - block * b.elements)];
-  }
-}
+void read_column(const MatrixView& m, int64_t c, float* out) { read_columns(m, std::span<const int64_t>(&c, 1), out, 1); }
 
 void read_columns(const MatrixView& m, std::span<const int64_t> cols, float* out, int threads) {
   const auto n = static_cast<int64_t>(cols.size());

@@ -33,7 +33,7 @@ void weighted_row_sums_weights(int64_t M, const float* A, int64_t lda, const Mat
 /// Element (r, c) of m as float32 (decodes the one block holding it).
 float element(const MatrixView& m, int64_t r, int64_t c);
 
-/// Column c of m ([m.rows]) as float32 into out (one block per row decoded when m is encoded).
+/// Column c of m ([m.rows]) as float32 into out: read_columns of that one column.
 void read_column(const MatrixView& m, int64_t c, float* out);
 
 /// Columns cols[i] of m as float32 rows of out ([cols.size(), m.rows]: out[i * m.rows + r] = m(r, cols[i])).

@@ -33,13 +33,6 @@
 namespace reslens::ops::detail {
 namespace {
 
-// A pass covers kRows registers of rows (kRows * 8 rows) for kVectors vectors: kRows * kVectors
-// accumulators, 2 registers per vector (n and |x~|), ones, a row register and a product. The whole
-// tile for one vector (8 accumulators, 13 registers) does the fewest instructions per product
-// (n and |x~| once per 8 registers of rows); 4 x 2 and 2 x 3 measured no faster here (bench_int8_dot).
-constexpr int kRows = 8;
-constexpr int kVectors = 1;
-
 // The negative mass M = sum of |x~| over the n bytes x (value + 128) where x~ = x - 128 < 0: what
 // the products |x~| (w XOR n) take away from each row's sum (above). At most 128 n.
 RESLENS_INT8_AVX2 int32_t negative_mass(const uint8_t* x, int64_t n) {
@@ -59,72 +52,43 @@ RESLENS_INT8_AVX2 int32_t negative_mass(const uint8_t* x, int64_t n) {
   return static_cast<int32_t>(total);
 }
 
-// out[v, 8 q .. 8 q + 7] for the NV vectors xs[v] and the ymm rows q0 <= q < q0 + kRows of the tile
-// (ymm q: half q % 2 of packed block q / 2).
-template <int NV>
-RESLENS_INT8_AVX2 void pass_avx2(const Int8Rows& rows, int64_t tile, int q0, const uint8_t* xs, int32_t* out) {
+// out[8 q .. 8 q + 7] for the vector x and the tile's 8 ymm registers of rows q (ymm q: half q % 2 of
+// packed block q / 2). The whole tile for one vector does the fewest instructions per product: 8
+// accumulators, n and |x~| once per 8 registers of rows, ones, a row register and a product (13
+// registers); 4 registers of rows x 2 vectors and 2 x 3 measured no faster here (bench_int8_dot).
+RESLENS_INT8_AVX2 void vector_avx2(const Int8Rows& rows, int64_t tile, const uint8_t* x, int32_t* out) {
+  constexpr int kRegs = 8;
   const int64_t groups = rows.k_pad / 4;
   const int8_t* base = rows.packed.data() + tile * 4 * groups * 64;
-  const int8_t* w_at[kRows];  // [kRows] the first step's 8 x 4 bytes of each register of rows
+  const int8_t* w_at[kRegs];  // [kRegs] the first step's 8 x 4 bytes of each register of rows
 #pragma GCC unroll 8
-  for (int r = 0; r < kRows; ++r) w_at[r] = base + ((q0 + r) / 2) * groups * 64 + ((q0 + r) % 2) * 32;
+  for (int q = 0; q < kRegs; ++q) w_at[q] = base + (q / 2) * groups * 64 + (q % 2) * 32;
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i offset = _mm256_set1_epi8(static_cast<char>(0x80));
-  __m256i acc[static_cast<size_t>(NV * kRows)];  // [NV][kRows]
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v) {
-    const __m256i start = _mm256_set1_epi32(negative_mass(xs + v * rows.k_pad, rows.k_pad));
-#pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) acc[v * kRows + r] = start;
-  }
   const __m256i zero = _mm256_setzero_si256();
+  __m256i acc[kRegs];
+  const __m256i start = _mm256_set1_epi32(negative_mass(x, rows.k_pad));
+#pragma GCC unroll 8
+  for (int q = 0; q < kRegs; ++q) acc[q] = start;
   for (int64_t g = 0; g < groups; ++g) {
-    __m256i neg[static_cast<size_t>(NV)], ax[static_cast<size_t>(NV)];  // [NV] n and |x~|, 4 bytes broadcast
+    int32_t four = 0;  // x's 4 bytes of this step, broadcast
+    __builtin_memcpy(&four, x + g * 4, 4);
+    const __m256i xv = _mm256_xor_si256(_mm256_set1_epi32(four), offset);
+    const __m256i neg = _mm256_cmpgt_epi8(zero, xv), ax = _mm256_abs_epi8(xv);  // n and |x~|
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      int32_t four = 0;
-      __builtin_memcpy(&four, xs + v * rows.k_pad + g * 4, 4);
-      const __m256i xv = _mm256_xor_si256(_mm256_set1_epi32(four), offset);
-      neg[v] = _mm256_cmpgt_epi8(zero, xv);
-      ax[v] = _mm256_abs_epi8(xv);
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_at[r] + g * 64));
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        // |x~| (w XOR n): pairs in [-32768, 32258], exact (above).
-        const __m256i pairs = _mm256_maddubs_epi16(ax[v], _mm256_xor_si256(w, neg[v]));  // [16] int16
-        acc[v * kRows + r] = _mm256_add_epi32(acc[v * kRows + r], _mm256_madd_epi16(pairs, ones));
-      }
+    for (int q = 0; q < kRegs; ++q) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_at[q] + g * 64));
+      // |x~| (w XOR n): pairs in [-32768, 32258], exact (above).
+      const __m256i pairs = _mm256_maddubs_epi16(ax, _mm256_xor_si256(w, neg));  // [16] int16
+      acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(pairs, ones));
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < kRows; ++r) {
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + v * 64 + (q0 + r) * 8), acc[v * kRows + r]);
-  }
-}
-
-template <int NV>
-RESLENS_INT8_AVX2 void vectors_avx2(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int32_t* out) {
-  for (int q0 = 0; q0 < 8; q0 += kRows) pass_avx2<NV>(rows, tile, q0, xs, out);
-}
-
-// The last m < kVectors vectors.
-template <int NV>
-RESLENS_INT8_AVX2 void rest_avx2(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_t m, int32_t* out) {
-  if constexpr (NV > 0) {
-    if (m == NV) return vectors_avx2<NV>(rows, tile, xs, out);
-    rest_avx2<NV - 1>(rows, tile, xs, m, out);
-  }
+  for (int q = 0; q < kRegs; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q * 8), acc[q]);
 }
 
 RESLENS_INT8_AVX2 void tile_avx2(const Int8Rows& rows, int64_t tile, const uint8_t* xs, int64_t m, int32_t* out) {
-  int64_t v = 0;
-  for (; v + kVectors <= m; v += kVectors) vectors_avx2<kVectors>(rows, tile, xs + v * rows.k_pad, out + v * 64);
-  rest_avx2<kVectors - 1>(rows, tile, xs + v * rows.k_pad, m - v, out + v * 64);
+  for (int64_t v = 0; v < m; ++v) vector_avx2(rows, tile, xs + v * rows.k_pad, out + v * 64);
 }
 
 }  // namespace
