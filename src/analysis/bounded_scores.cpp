@@ -491,25 +491,44 @@ void queue_ffn_leftovers(const ExplainContext& ctx, int64_t l, const TailSplit& 
 // error term, sqrt(q_T,max), shrinks for the others.
 constexpr int64_t kExtendedHead = 2048;
 
+// Storage the extended splits' products reuse from layer to layer (it only grows): a 7B layer's
+// head rows are 32 MB, and its leftovers' vectors and products ~10-20 MB, which allocated afresh
+// each layer left holes that the items allocated in between filled, ~1 GB of heap in all.
+struct ExtendScratch {
+  std::vector<float> rows;  // [|H|, d] the extended head's W_U rows
+  std::vector<float> Y, G;  // [n, d] the leftovers' prepared vectors, [n, |H|] their products
+};
+
+// G [n, |H|] = Y [n, d] . e's head rows^T into the scratch, then e's rows back to it (the scratch
+// keeps their storage for the next split).
+void extended_products(const ExplainContext& ctx, TailSplit& e, int64_t n, ExtendScratch& x) {
+  const int64_t d = ctx.model.config().d_model, nh = static_cast<int64_t>(e.ids.size());
+  x.G.resize(static_cast<size_t>(n * nh));
+  ops::matmul_nt(n, nh, d, x.Y.data(), d, e.head_rows.data(), d, x.G.data(), nh, ctx.threads);
+  x.rows = std::move(e.head_rows);
+  e.head_rows = {};
+}
+
 // Layer l's queued neurons (items[first..]) against the extended split e: their head deltas and
 // tail means from e's head rows (one GEMM), then the bound again. Those it certifies are scored and
 // dropped; the others carry e from now on (the sketch then takes e's head exactly too). Returns how
 // many it certified.
-int64_t certify_ffn_items_extended(const ExplainContext& ctx, int64_t l, const TailSplit& e, std::vector<FfnLeftover>& items,
-                                   size_t first, Explanation& ex) {
+int64_t certify_ffn_items_extended(const ExplainContext& ctx, int64_t l, TailSplit& e, std::vector<FfnLeftover>& items,
+                                   size_t first, ExtendScratch& x, Explanation& ex) {
   const int64_t d = ctx.model.config().d_model;
   const auto n = static_cast<int64_t>(items.size() - first), nh = static_cast<int64_t>(e.ids.size());
   if (n == 0) return 0;
   const double sigma = ctx.proj.scale();
   const int wi = e.index_of(ctx.w);
   const float* m = ctx.trace.post(l, ctx.P);
-  std::vector<float> Y(static_cast<size_t>(n * d));  // [n, d] the items' prepared vectors
+  x.Y.resize(static_cast<size_t>(n * d));  // [n, d] the items' prepared vectors
   for (int64_t i = 0; i < n; ++i) {
     const std::vector<float>& y = items[first + static_cast<size_t>(i)].y0;
-    std::copy(y.begin(), y.end(), Y.begin() + i * d);
+    std::copy(y.begin(), y.end(), x.Y.begin() + i * d);
   }
-  std::vector<float> G(static_cast<size_t>(n * nh));  // [n, |H|] y0 . u_h
-  ops::matmul_nt(n, nh, d, Y.data(), d, e.head_rows.data(), d, G.data(), nh, ctx.threads);
+  extended_products(ctx, e, n, x);  // x.G [n, |H|] y0 . u_h
+  const std::vector<float>& Y = x.Y;
+  const std::vector<float>& G = x.G;
   std::vector<char> done(static_cast<size_t>(n), 0);
   parallel_for(ctx.threads, n, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -596,6 +615,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   // The extended splits the queued items point to, one per layer that needed one (the head rows
   // dropped once used: a 7B layer's 2048 rows are 32 MB).
   std::deque<TailSplit> extended;
+  ExtendScratch scratch;
   const bool extend = ctx.model.config().d_vocab >= 4 * kExtendedHead;
   FloatWeights W_out;  // [d_model, d_mlp] layer l's, decoded into the same storage every layer
   for (int64_t l = 0; l < L; ++l) {
@@ -609,9 +629,8 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     const size_t first = items.size();
     queue_ffn_leftovers(ctx, l, t, W_out.view(), gh, mt, todo, items);
     if (extend && items.size() > first) {
-      extended.push_back(extend_tail(ctx.model, t, ctx.before_ffn(l), kExtendedHead));
-      bounded += certify_ffn_items_extended(ctx, l, extended.back(), items, first, ex);
-      extended.back().head_rows = {};
+      extended.push_back(extend_tail(ctx.model, t, ctx.before_ffn(l), kExtendedHead, std::move(scratch.rows)));
+      bounded += certify_ffn_items_extended(ctx, l, extended.back(), items, first, scratch, ex);
       extended.back().mu = {};
     }
     if (ctx.sketch != nullptr) {
@@ -934,15 +953,21 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
   std::vector<double> m_ext(y0s.size(), 0.0);
   std::vector<const TailSplit*> split_of(y0s.size(), nullptr);
   if (ctx.model.config().d_vocab >= 4 * kExtendedHead) {
+    ExtendScratch scratch;
     for (int64_t l = 0; l < L; ++l) {
       const std::vector<size_t>& ys = y0s_of_layer[static_cast<size_t>(l)];
       if (ys.empty()) continue;
-      extended.push_back(extend_tail(ctx.model, ctx.tails[static_cast<size_t>(2 * l)], ctx.before_attn(l), kExtendedHead));
+      extended.push_back(extend_tail(ctx.model, ctx.tails[static_cast<size_t>(2 * l)], ctx.before_attn(l), kExtendedHead,
+                                     std::move(scratch.rows)));
       TailSplit& e = extended.back();
       const auto n = static_cast<int64_t>(ys.size()), nh = static_cast<int64_t>(e.ids.size());
-      std::vector<float> Y(static_cast<size_t>(n * d)), G(static_cast<size_t>(n * nh));  // [n, d], [n, |H|]
-      for (int64_t i = 0; i < n; ++i) std::copy(y0s[ys[static_cast<size_t>(i)]].begin(), y0s[ys[static_cast<size_t>(i)]].end(), Y.begin() + i * d);
-      ops::matmul_nt(n, nh, d, Y.data(), d, e.head_rows.data(), d, G.data(), nh, ctx.threads);
+      scratch.Y.resize(static_cast<size_t>(n * d));  // [n, d]
+      for (int64_t i = 0; i < n; ++i) {
+        std::copy(y0s[ys[static_cast<size_t>(i)]].begin(), y0s[ys[static_cast<size_t>(i)]].end(), scratch.Y.begin() + i * d);
+      }
+      extended_products(ctx, e, n, scratch);  // scratch.G [n, |H|]
+      const std::vector<float>& Y = scratch.Y;
+      const std::vector<float>& G = scratch.G;
       for (int64_t i = 0; i < n; ++i) {
         const size_t y = ys[static_cast<size_t>(i)];
         g_ext[y].assign(G.begin() + i * nh, G.begin() + (i + 1) * nh);
@@ -951,7 +976,6 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
         m_ext[y] = ym;
         split_of[y] = &e;
       }
-      e.head_rows = {};
       e.mu = {};
     }
     parallel_for(ctx.threads, static_cast<int64_t>(items.size()), [&](int64_t i0, int64_t i1) {

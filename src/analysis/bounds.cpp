@@ -360,7 +360,8 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 }
 
 
-TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size) {
+TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size,
+                      std::vector<float> rows) {
   const auto V = static_cast<int64_t>(dist.q.size());
   const int64_t d = model.config().d_model;
   TailSplit e;
@@ -388,6 +389,7 @@ TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution
   }
   tail_stats(dist, in_head, e);
   e.tail_q = t.tail_q;
+  e.head_rows = std::move(rows);
   e.head_rows.resize(e.ids.size() * static_cast<size_t>(d));
   std::copy(t.head_rows.begin(), t.head_rows.end(), e.head_rows.begin());
   e.mu = t.mu;

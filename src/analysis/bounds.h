@@ -104,8 +104,11 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 /// the smaller tail; mu = t.mu minus the added tokens' q_j W_U[j] (the same float weights t.tail_q
 /// holds); head_rows holds all its head tokens' rows. For vectors whose bound fails with t: a larger
 /// head takes the tail's largest weights out of it, so its Hoelder and centred bounds and the
-/// sketch's error term (sqrt(q_T,max)) narrow.
-TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size);
+/// sketch's error term (sqrt(q_T,max)) narrow. `rows` is storage for head_rows (a previous split's,
+/// moved in), so that a loop over layers reuses one allocation: 32 MB a layer on a 7B model, which,
+/// freed and allocated anew each layer, fragmented the heap by ~1 GB.
+TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size,
+                      std::vector<float> rows = {});
 
 /// What a caller knows of the tail for the vector s*g (in units of g; the caller divides by sigma).
 /// Every field is a bound that must hold; the defaults are "not known".
