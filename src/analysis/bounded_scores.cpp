@@ -920,39 +920,32 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
   const double sigma = ctx.proj.scale(), tol = ctx.opts.bound_tol;
   struct Item {
     ExactJob* job;
+    size_t y;     // its job's vector among y0s
     int64_t pos;  // the neuron's position, or the combination's (-1: the head)
     double coef;  // a neuron's coefficient; 1 for a combination
-    std::vector<double> head_delta;
-    const TailSplit* t;
-    double lin;
   };
   std::vector<Item> items;
-  std::vector<std::vector<float>> y0s;  // [d] per job: gamma_f * c(v)
-  std::vector<size_t> y0_of;            // per item
+  // Per job: its vector gamma_f * c(v) [d], its split (the extended one where it applies, below), its
+  // head projections against that split's head [|H|] (in units of 1/sigma) and its tail mean term.
+  std::vector<std::vector<float>> y0s;
+  std::vector<const TailSplit*> split_of;
+  std::vector<std::vector<double>> g_of;
+  std::vector<double> lin_of;
   std::vector<std::vector<size_t>> y0s_of_layer(static_cast<size_t>(L));
   for (auto& per_head : jobs) {
     for (ExactJob& j : per_head) {
       y0s_of_layer[static_cast<size_t>(j.layer)].push_back(y0s.size());
       y0s.push_back(prepared_unscaled(ctx, j.v.data(), d));
+      split_of.push_back(&ctx.tails[static_cast<size_t>(2 * j.layer)]);
+      g_of.push_back(j.head_g);
+      lin_of.push_back(j.lin);
       const std::vector<int64_t> at = j.dir >= 0 ? j.positions : std::vector<int64_t>{j.pos};
-      for (int64_t p : at) {
-        const double c = j.dir >= 0 ? ex.attn_coef.at({j.layer, j.head, j.dir, p}) : 1.0;
-        Item it{&j, p, c, j.head_g, &ctx.tails[static_cast<size_t>(2 * j.layer)], c * j.lin};
-        for (double& x : it.head_delta) x *= c;
-        items.push_back(std::move(it));
-        y0_of.push_back(y0s.size() - 1);
-      }
+      for (int64_t p : at) items.push_back(Item{&j, y0s.size() - 1, p, j.dir >= 0 ? ex.attn_coef.at({j.layer, j.head, j.dir, p}) : 1.0});
     }
   }
-  std::vector<double> lse(items.size(), std::numeric_limits<double>::quiet_NaN()), hw(items.size(), 0.0);
-  std::vector<char> by_sketch(items.size(), 0);
-  // The extended splits (kept while the sketch reads them) and, per job, its products with the
-  // split's head rows [|H|] and tail mean.
-  std::deque<TailSplit> extended;
-  std::vector<std::vector<float>> g_ext(y0s.size());
-  std::vector<double> m_ext(y0s.size(), 0.0);
-  std::vector<const TailSplit*> split_of(y0s.size(), nullptr);
-  if (ctx.model.config().d_vocab >= 4 * kExtendedHead) {
+  std::deque<TailSplit> extended;  // kept while the sketch reads them
+  const bool extend = ctx.model.config().d_vocab >= 4 * kExtendedHead;
+  if (extend) {
     ExtendScratch scratch;
     for (int64_t l = 0; l < L; ++l) {
       const std::vector<size_t>& ys = y0s_of_layer[static_cast<size_t>(l)];
@@ -966,78 +959,89 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
         std::copy(y0s[ys[static_cast<size_t>(i)]].begin(), y0s[ys[static_cast<size_t>(i)]].end(), scratch.Y.begin() + i * d);
       }
       extended_products(ctx, e, n, scratch);  // scratch.G [n, |H|]
-      const std::vector<float>& Y = scratch.Y;
-      const std::vector<float>& G = scratch.G;
       for (int64_t i = 0; i < n; ++i) {
         const size_t y = ys[static_cast<size_t>(i)];
-        g_ext[y].assign(G.begin() + i * nh, G.begin() + (i + 1) * nh);
         double ym = 0;  // y0 . mu_T in double
-        for (int64_t r = 0; r < d; ++r) ym += static_cast<double>(Y[static_cast<size_t>(i * d + r)]) * e.mu[static_cast<size_t>(r)];
-        m_ext[y] = ym;
+        for (int64_t r = 0; r < d; ++r) ym += static_cast<double>(scratch.Y[static_cast<size_t>(i * d + r)]) * e.mu[static_cast<size_t>(r)];
+        g_of[y].resize(static_cast<size_t>(nh));
+        for (int64_t h = 0; h < nh; ++h) g_of[y][static_cast<size_t>(h)] = static_cast<double>(scratch.G[static_cast<size_t>(i * nh + h)]) / sigma;
+        lin_of[y] = ym / sigma;
         split_of[y] = &e;
       }
       e.mu = {};
     }
-    parallel_for(ctx.threads, static_cast<int64_t>(items.size()), [&](int64_t i0, int64_t i1) {
+  }
+  // Items a batch at a time: each one's head deltas (coefficient times its job's projections) exist
+  // only while its batch is scored, so a long prompt's many leftovers never hold |H| doubles each
+  // at once. A value depends only on its own item, so the batching changes no score.
+  constexpr size_t kBatch = 4096;
+  std::vector<double> lse, hw;
+  std::vector<std::vector<double>> delta;
+  for (size_t b0 = 0; b0 < items.size(); b0 += kBatch) {
+    const size_t nb = std::min(kBatch, items.size() - b0);
+    lse.assign(nb, std::numeric_limits<double>::quiet_NaN());
+    hw.assign(nb, 0.0);
+    delta.resize(nb);
+    std::vector<char> by_sketch(nb, 0);
+    parallel_for(ctx.threads, static_cast<int64_t>(nb), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        Item& it = items[static_cast<size_t>(i)];
-        const size_t y = y0_of[static_cast<size_t>(i)];
-        const std::vector<float>& g = g_ext[y];
-        it.head_delta.resize(g.size());
-        for (size_t h = 0; h < g.size(); ++h) it.head_delta[h] = it.coef * (static_cast<double>(g[h]) / sigma);
-        it.t = split_of[y];
-        it.lin = it.coef * (m_ext[y] / sigma);
+        const Item& it = items[b0 + static_cast<size_t>(i)];
+        const std::vector<double>& g = g_of[it.y];
+        std::vector<double>& dl = delta[static_cast<size_t>(i)];
+        dl.resize(g.size());
+        for (size_t h = 0; h < g.size(); ++h) dl[h] = it.coef * g[h];
+        if (!extend) continue;
         // The job's tail terms at coefficient 1, at this item's coefficient.
         const TailTerms& u = it.job->tail;
         TailTerms tt;
-        tt.linear = it.lin;
+        tt.linear = it.coef * lin_of[it.y];
         tt.quadratic = it.coef * it.coef * u.quadratic;
         tt.quadratic_lo = it.coef * it.coef * u.quadratic_lo;
         tt.range = std::abs(it.coef) * u.range;
         tt.quartic = it.coef * it.coef * u.quartic;
-        lse[static_cast<size_t>(i)] = bounded_log_expectation(*it.t, it.head_delta.data(), tt, tol, &hw[static_cast<size_t>(i)]);
+        lse[static_cast<size_t>(i)] = bounded_log_expectation(*split_of[it.y], dl.data(), tt, tol, &hw[static_cast<size_t>(i)]);
       }
     });
-  }
-  if (ctx.sketch != nullptr) {
-    std::vector<size_t> rest;  // the items still uncertified
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (std::isnan(lse[i])) rest.push_back(i);
+    if (ctx.sketch != nullptr) {
+      std::vector<size_t> rest;  // the batch's items still uncertified
+      for (size_t i = 0; i < nb; ++i) {
+        if (std::isnan(lse[i])) rest.push_back(i);
+      }
+      std::vector<SketchJob> sj(rest.size());
+      for (size_t r = 0; r < rest.size(); ++r) {
+        const Item& it = items[b0 + rest[r]];
+        sj[r] = SketchJob{split_of[it.y], y0s[it.y].data(), it.coef / sigma, delta[rest[r]].data(), it.coef * lin_of[it.y]};
+      }
+      std::vector<double> shw;  // [rest] certified half-widths, for a target's sums (record_width)
+      const std::vector<double> slse = sketched_log_expectations(*ctx.sketch, sj, tol, ctx.threads, &shw);
+      for (size_t r = 0; r < rest.size(); ++r) {
+        lse[rest[r]] = slse[r];
+        hw[rest[r]] = shw[r];
+        by_sketch[rest[r]] = 1;
+      }
     }
-    std::vector<SketchJob> sj(rest.size());
-    for (size_t r = 0; r < rest.size(); ++r) {
-      const Item& it = items[rest[r]];
-      sj[r] = SketchJob{it.t, y0s[y0_of[rest[r]]].data(), it.coef / sigma, it.head_delta.data(), it.lin};
+    for (size_t i = 0; i < nb; ++i) {
+      if (std::isnan(lse[i])) continue;
+      const Item& it = items[b0 + i];
+      const ExactJob& j = *it.job;
+      const int wi = split_of[it.y]->index_of(ctx.w);
+      const double score = log_prob_increase_from(delta[i][static_cast<size_t>(wi)], lse[i]);
+      if (j.dir >= 0) {
+        ex.attn_neuron.at({j.layer, j.head, j.dir, it.pos}) = score;
+        record_width(ctx, &ScoreWidths::attn_neuron, {j.layer, j.head, j.dir, it.pos}, hw[i]);
+        auto& ps = it.job->positions;
+        ps.erase(std::find(ps.begin(), ps.end(), it.pos));
+      } else if (j.pos >= 0) {
+        ex.head_position.at({j.layer, j.head, j.pos}) = score;
+        record_width(ctx, &ScoreWidths::head_position, {j.layer, j.head, j.pos}, hw[i]);
+        it.job->pos = kSketched;
+      } else {
+        ex.head.at({j.layer, j.head}) = score;
+        record_width(ctx, &ScoreWidths::head, {j.layer, j.head}, hw[i]);
+        it.job->pos = kSketched;
+      }
+      ++(by_sketch[i] ? sketched : bounded);
     }
-    std::vector<double> shw;  // [rest] certified half-widths, for a target's sums (record_width)
-    const std::vector<double> slse = sketched_log_expectations(*ctx.sketch, sj, tol, ctx.threads, &shw);
-    for (size_t r = 0; r < rest.size(); ++r) {
-      lse[rest[r]] = slse[r];
-      hw[rest[r]] = shw[r];
-      by_sketch[rest[r]] = 1;
-    }
-  }
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (std::isnan(lse[i])) continue;
-    const Item& it = items[i];
-    const ExactJob& j = *it.job;
-    const int wi = it.t->index_of(ctx.w);
-    const double score = log_prob_increase_from(it.head_delta[static_cast<size_t>(wi)], lse[i]);
-    if (j.dir >= 0) {
-      ex.attn_neuron.at({j.layer, j.head, j.dir, it.pos}) = score;
-      record_width(ctx, &ScoreWidths::attn_neuron, {j.layer, j.head, j.dir, it.pos}, hw[i]);
-      auto& ps = it.job->positions;
-      ps.erase(std::find(ps.begin(), ps.end(), it.pos));
-    } else if (j.pos >= 0) {
-      ex.head_position.at({j.layer, j.head, j.pos}) = score;
-      record_width(ctx, &ScoreWidths::head_position, {j.layer, j.head, j.pos}, hw[i]);
-      it.job->pos = kSketched;
-    } else {
-      ex.head.at({j.layer, j.head}) = score;
-      record_width(ctx, &ScoreWidths::head, {j.layer, j.head}, hw[i]);
-      it.job->pos = kSketched;
-    }
-    ++(by_sketch[i] ? sketched : bounded);
   }
   for (auto& per_head : jobs) {
     per_head.erase(std::remove_if(per_head.begin(), per_head.end(), [](const ExactJob& j) {
