@@ -629,7 +629,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     const size_t first = items.size();
     queue_ffn_leftovers(ctx, l, t, W_out.view(), gh, mt, todo, items);
     if (extend && items.size() > first) {
-      extended.push_back(extend_tail(ctx.model, t, ctx.before_ffn(l), kExtendedHead, std::move(scratch.rows)));
+      extended.push_back(extend_tail(ctx.model, t, ctx.before_ffn(l), kExtendedHead, ctx.threads, std::move(scratch.rows)));
       bounded += certify_ffn_items_extended(ctx, l, extended.back(), items, first, scratch, ex);
       extended.back().mu = {};
     }
@@ -951,7 +951,7 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
       const std::vector<size_t>& ys = y0s_of_layer[static_cast<size_t>(l)];
       if (ys.empty()) continue;
       extended.push_back(extend_tail(ctx.model, ctx.tails[static_cast<size_t>(2 * l)], ctx.before_attn(l), kExtendedHead,
-                                     std::move(scratch.rows)));
+                                     ctx.threads, std::move(scratch.rows)));
       TailSplit& e = extended.back();
       const auto n = static_cast<int64_t>(ys.size()), nh = static_cast<int64_t>(e.ids.size());
       scratch.Y.resize(static_cast<size_t>(n * d));  // [n, d]

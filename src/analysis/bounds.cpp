@@ -360,7 +360,7 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 }
 
 
-TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size,
+TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size, int n_threads,
                       std::vector<float> rows) {
   const auto V = static_cast<int64_t>(dist.q.size());
   const int64_t d = model.config().d_model;
@@ -392,11 +392,18 @@ TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution
   e.head_rows = std::move(rows);
   e.head_rows.resize(e.ids.size() * static_cast<size_t>(d));
   std::copy(t.head_rows.begin(), t.head_rows.end(), e.head_rows.begin());
+  // The added rows, decoded in parallel (an encoded W_U's 2048 rows are ~8M values), then taken
+  // from the tail mean in head order.
+  const auto first = static_cast<int64_t>(t.ids.size()), added = static_cast<int64_t>(e.ids.size()) - first;
+  parallel_for(n_threads, added, [&](int64_t a, int64_t b) {
+    for (int64_t h = first + a; h < first + b; ++h) {
+      read_rows(model.weights().W_U, e.ids[static_cast<size_t>(h)], 1, e.head_rows.data() + h * d);
+    }
+  });
   e.mu = t.mu;
   for (size_t h = t.ids.size(); h < e.ids.size(); ++h) {
     const auto id = static_cast<size_t>(e.ids[h]);
-    float* row = e.head_rows.data() + h * static_cast<size_t>(d);
-    read_rows(model.weights().W_U, e.ids[h], 1, row);
+    const float* row = e.head_rows.data() + h * static_cast<size_t>(d);
     const double w = static_cast<double>(e.tail_q[id]);  // the weight t.mu summed this row with
     for (int64_t i = 0; i < d; ++i) e.mu[static_cast<size_t>(i)] -= w * static_cast<double>(row[i]);
     e.tail_q[id] = 0.0f;

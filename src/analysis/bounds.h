@@ -107,7 +107,7 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
 /// sketch's error term (sqrt(q_T,max)) narrow. `rows` is storage for head_rows (a previous split's,
 /// moved in), so that a loop over layers reuses one allocation: 32 MB a layer on a 7B model, which,
 /// freed and allocated anew each layer, fragmented the heap by ~1 GB.
-TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size,
+TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution& dist, int64_t head_size, int n_threads,
                       std::vector<float> rows = {});
 
 /// What a caller knows of the tail for the vector s*g (in units of g; the caller divides by sigma).

@@ -375,7 +375,7 @@ TEST(Bounds, ExtendTailIsTheSplitWithTheLargerHead) {
     const int32_t target = static_cast<int32_t>(std::min_element(dist.q.begin(), dist.q.end()) - dist.q.begin());
     const std::vector<TailSplit> small = split_tails(model, mb, {&dist}, 64, {target}, 2);
     const int64_t K = 1024;
-    const TailSplit e = extend_tail(model, small[0], dist, K);
+    const TailSplit e = extend_tail(model, small[0], dist, K, 2);
     // The reference: split_tails with K - 1 top tokens plus the target (t's head holds 65 ids).
     const std::vector<TailSplit> big = split_tails(model, mb, {&dist}, static_cast<int>(K - 1), {target}, 2);
     const TailSplit& r = big[0];
