@@ -289,17 +289,24 @@ namespace {
 // projections gh and tail means mt of every neuron's fc2_k): the certified bounds, then the cached
 // projections for the neurons those could not certify, and after every layer the exact pass.
 
-// The tail terms of neuron k's vector s * y0_k / sigma with tail linear term `linear` (y0_k^T Gamma
-// y0_k, |y0_k| and |g0_k|_4^2 from the model's bounds, each within kBoundSlack of its exact value).
-TailTerms ffn_tail_terms(const ModelBounds& mb, int64_t l, int64_t k, double s, double sigma, double linear) {
-  const auto li = static_cast<size_t>(l), ki = static_cast<size_t>(k);
+// The tail terms of the vector s * y0 / sigma of a weight direction y0 with tail linear term
+// `linear`, from its weight-only y0^T Gamma y0, |y0| and |g0|_4^2 (each within kBoundSlack of its
+// exact value) and max_j |W_U[j]|.
+TailTerms direction_tail_terms(double gamma_norm, double norm, double quartic, double umax, double s, double sigma,
+                               double linear) {
   TailTerms tt;
   tt.linear = linear;
-  tt.quadratic = s * s * mb.ffn_gamma_norm[li][ki] / (sigma * sigma);
+  tt.quadratic = s * s * gamma_norm / (sigma * sigma);
   tt.quadratic_lo = tt.quadratic / (kBoundSlack * kBoundSlack);
-  tt.range = std::abs(s) * mb.ffn_norm[li][ki] * mb.umax / sigma;
-  tt.quartic = s * s * mb.ffn_quartic[li][ki] / (sigma * sigma);
+  tt.range = std::abs(s) * norm * umax / sigma;
+  tt.quartic = s * s * quartic / (sigma * sigma);
   return tt;
+}
+
+// FFN neuron k's (direction_tail_terms from the model's bounds).
+TailTerms ffn_tail_terms(const ModelBounds& mb, int64_t l, int64_t k, double s, double sigma, double linear) {
+  const auto li = static_cast<size_t>(l), ki = static_cast<size_t>(k);
+  return direction_tail_terms(mb.ffn_gamma_norm[li][ki], mb.ffn_norm[li][ki], mb.ffn_quartic[li][ki], mb.umax, s, sigma, linear);
 }
 
 // Every neuron's coefficient, contrast score and, when its bound is tight enough, importance;
@@ -717,15 +724,8 @@ void head_coefficient_rows(const double* coefs, int64_t dh, int64_t Pn, std::vec
 // The tail terms of attention neuron `dir`'s direction at coefficient s (y0^T Gamma y0, |y0| and
 // |g0|_4^2 from the model's bounds, each within kBoundSlack of its exact value).
 TailTerms neuron_tail_terms(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t dir, double s) {
-  const double sigma = ctx.proj.scale();
   const auto di = static_cast<size_t>(dir);
-  TailTerms tt;
-  tt.linear = s * in.mt[di];
-  tt.quadratic = s * s * in.gn[di] / (sigma * sigma);
-  tt.quadratic_lo = tt.quadratic / (kBoundSlack * kBoundSlack);
-  tt.range = std::abs(s) * in.nn[di] * ctx.bounds->umax / sigma;
-  tt.quartic = s * s * in.n4[di] / (sigma * sigma);
-  return tt;
+  return direction_tail_terms(in.gn[di], in.nn[di], in.n4[di], ctx.bounds->umax, s, ctx.proj.scale(), s * in.mt[di]);
 }
 
 // Step 2. Every attention neuron (n, p) of head h (and its contrast score): the head part from the
