@@ -701,6 +701,10 @@ struct HeadScratch {
   std::vector<double> delta;          // [|H|]
   std::vector<HeadPowerSums> sums;    // [d_head]
   std::vector<double> C, D, TG, TE;   // [Pn+1, d_head] coefficients; [Pn+1, |H|]; [Pn+1, d_head] x2
+  // queue_exact_jobs: the head's W_O columns as rows [d_head, d_model], the failed combinations'
+  // coefficients [n, d_head] and their vectors [n, d_model]
+  std::vector<float> wo_t;
+  std::vector<double> coefs, vectors;
 };
 
 // Scores of one head by how they were computed.
@@ -846,11 +850,32 @@ int64_t score_head_leftovers_from_cache(const ExplainContext& ctx, const AttnLay
   return scored;
 }
 
+// Head h's columns of a decoded W_O [d_model, H*d_head] as rows: out [d_head, d_model]. Rows of W_O
+// are copied 16 at a time into a contiguous tile first: read column by column in place, those 16
+// rows (d_model floats apart, the same L1 set on a 7B model) evicted one another at every element.
+void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t dh, std::vector<float>& out) {
+  const int64_t d = W_O.rows;
+  constexpr int64_t kRows = 16;
+  out.resize(static_cast<size_t>(dh * d));
+  std::vector<float> tile(static_cast<size_t>(kRows * dh));  // [16, d_head]
+  for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+    const int64_t m = std::min(kRows, d - i0);
+    for (int64_t i = 0; i < m; ++i) {
+      const float* w = W_O.row(i0 + i) + h * dh;
+      std::copy(w, w + dh, tile.begin() + i * dh);
+    }
+    for (int64_t n = 0; n < dh; ++n) {
+      float* o = out.data() + n * d + i0;
+      for (int64_t i = 0; i < m; ++i) o[i] = tile[static_cast<size_t>(i * dh + n)];
+    }
+  }
+}
+
 // Step 5. What is left is scored exactly after every layer's bounded pass, in one batched
 // projection: a neuron needs its direction's projection (shared by every position, as the position
 // only scales it), a combination (head x position, head) its own vector's.
 void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int64_t h, const HeadLeftovers& left,
-                      std::vector<ExactJob>& out) {
+                      HeadScratch& w, std::vector<ExactJob>& out) {
   const ModelConfig& c = ctx.model.config();
   const int64_t dh = c.d_head, d = c.d_model, l = in.l;
   for (int64_t n = 0; n < dh; ++n) {
@@ -866,8 +891,16 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
     }
     out.push_back(std::move(job));
   }
+  if (left.combos.empty()) return;
+  // A combination's vector sum_a c_a W_O[:, h*d_head + a], each element the double chain
+  // 0 + c_0 w_0 + c_1 w_1 + ... over a in order, rounded to float once. Formed as one small product
+  // against the head's columns as rows, register-blocked across d_model, rather than one element's
+  // chain of d_head dependent additions at a time: 3.4 -> 1.2 s of CPU for a 7B explain's ~5,000
+  // combinations (the transposition included), the same bits.
+  std::vector<float>& wo_t = w.wo_t;  // [d_head, d_model]
+  head_columns_as_rows(in.W_O, h, dh, wo_t);
+  const size_t first = out.size();
   for (const FailedCombo& fc : left.combos) {
-    // sum_a c_a W_O[:, h*d_head + a], each element a double sum over a in order.
     ExactJob job{l, h, -1, fc.pos, std::vector<float>(static_cast<size_t>(d)), {}, {}, 0.0, fc.tail};
     const std::vector<double>& cf = fc.coefs;
     job.head_g.assign(static_cast<size_t>(in.nh), 0.0);
@@ -876,13 +909,20 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
       for (int64_t j = 0; j < in.nh; ++j) job.head_g[static_cast<size_t>(j)] += cf[static_cast<size_t>(a)] * g[j];
       job.lin += cf[static_cast<size_t>(a)] * in.mt[static_cast<size_t>(h * dh + a)];
     }
-    for (int64_t k = 0; k < d; ++k) {
-      const float* wo = in.W_O.row(k) + h * dh;
-      double acc = 0;
-      for (int64_t a = 0; a < dh; ++a) acc += cf[static_cast<size_t>(a)] * static_cast<double>(wo[a]);
-      job.v[static_cast<size_t>(k)] = static_cast<float>(acc);
-    }
     out.push_back(std::move(job));
+  }
+  // [combos, d_model] = coefficients [combos, d_head] . wo_t [d_head, d_model], a in order per element.
+  const auto n = static_cast<int64_t>(left.combos.size());
+  w.coefs.resize(static_cast<size_t>(n * dh));
+  for (int64_t i = 0; i < n; ++i) {
+    const std::vector<double>& cf = left.combos[static_cast<size_t>(i)].coefs;
+    std::copy(cf.begin(), cf.end(), w.coefs.begin() + i * dh);
+  }
+  w.vectors.assign(static_cast<size_t>(n * d), 0.0);
+  ops::matmul_nn_accumulate_small(n, d, dh, w.coefs.data(), dh, wo_t.data(), d, w.vectors.data(), d);
+  for (int64_t i = 0; i < n; ++i) {
+    float* v = out[first + static_cast<size_t>(i)].v.data();
+    for (int64_t k = 0; k < d; ++k) v[k] = static_cast<float>(w.vectors[static_cast<size_t>(i * d + k)]);
   }
 }
 
@@ -905,7 +945,7 @@ HeadCounts score_head_bounded(const ExplainContext& ctx, const AttnLayerInputs& 
   counts.cached = score_head_leftovers_from_cache(ctx, in, h, ex, left);
   counts.full = left.count();
   if (counts.full == 0) return counts;
-  queue_exact_jobs(ctx, in, h, left, jobs);
+  queue_exact_jobs(ctx, in, h, left, w, jobs);
   return counts;
 }
 
