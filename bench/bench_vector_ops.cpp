@@ -84,6 +84,34 @@ void BM_DoubleProductOverFloatWeights(benchmark::State& state) {
 }
 BENCHMARK(BM_DoubleProductOverFloatWeights)->Arg(2)->Arg(10)->Unit(benchmark::kMillisecond);
 
+// The bounded method's head projections (analysis/bounded_scores.cpp, head_projections): the head
+// tokens' prepared rows [|H|, d] (row stride d) times a [128, 256] block of W_out's rows copied
+// contiguous, into a [|H|, 256] slice of the accumulators (row stride d_mlp), over every block of a
+// Llama 2 7B layer's shape (d 4096, d_mlp 11008; arg: |H|).
+void BM_FloatProductHeadTokens(benchmark::State& state) {
+  const auto M = static_cast<int64_t>(state.range(0));
+  const int64_t pad_a = state.range(1), pad_b = state.range(2);
+  constexpr int64_t d = 4096, N = 11008, kRows = 128, kCols = 256;
+  const int64_t lda = d + pad_a, ldb = kCols + pad_b;
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal;
+  std::vector<float> A(static_cast<size_t>(M * lda)), block(static_cast<size_t>(kRows * ldb));
+  for (auto& a : A) a = normal(rng);
+  for (auto& b : block) b = normal(rng);
+  std::vector<float> C(static_cast<size_t>(M * N));
+  for (auto _ : state) {
+    for (int64_t c0 = 0; c0 + kCols <= N; c0 += kCols) {
+      for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+        reslens::ops::matmul_nn_accumulate_small(M, kCols, kRows, A.data() + i0, lda, block.data(), ldb, C.data() + c0, N);
+      }
+    }
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(M * (N / kCols * kCols) * d) * static_cast<double>(state.iterations()) / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FloatProductHeadTokens)->Args({66, 0, 0})->Args({66, 0, 16})->Args({66, 16, 16})->Args({66, 16, 0})->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -40,14 +40,19 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   const auto nh = static_cast<int64_t>(t.ids.size());
   const VectorView& gamma = ctx.model.weights().ln_final_w;
   const bool centered = c.normalization_type == NormType::kLayerNorm;
-  std::vector<float> z(static_cast<size_t>(nh * d));  // [|H|, d]
+  // Rows of z and of W's copied block below are padded by kPad floats: at a stride of a power of two
+  // bytes (d = 4096 floats, 256 columns) the products' rows all fell in a few L1 sets and evicted
+  // one another (bench_vector_ops BM_FloatProductHeadTokens: 21 -> 28 GMAC/s on AMD Zen 3).
+  constexpr int64_t kPad = 16;
+  const int64_t ldz = d + kPad;
+  std::vector<float> z(static_cast<size_t>(nh * ldz));  // [|H|, d] (row stride ldz)
   std::vector<double> zmu(static_cast<size_t>(d)), zsum(static_cast<size_t>(nh), 0.0);
   double zmu_sum = 0;
   for (int64_t i = 0; i < d; ++i) {
     const double g = static_cast<double>(gamma[i]);
     for (int64_t h = 0; h < nh; ++h) {
       const float v = static_cast<float>(static_cast<double>(t.head_rows[static_cast<size_t>(h * d + i)]) * g);
-      z[static_cast<size_t>(h * d + i)] = v;
+      z[static_cast<size_t>(h * ldz + i)] = v;
       zsum[static_cast<size_t>(h)] += static_cast<double>(v);
     }
     zmu[static_cast<size_t>(i)] = t.mu[static_cast<size_t>(i)] * g;
@@ -62,22 +67,23 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   const double* accm = sums.data();
   const double* mean = sums.data() + count;
   constexpr int64_t kCols = 256;  // a column block's accumulators stay in L2 while W's rows stream by
-  // W's block is copied 128 rows at a time into a contiguous [128, 256] buffer that both products
-  // read (in place, each 16-column strip would touch one cache line per row, in another page each
-  // time). Each sum is still one chain over i ascending: the same bits.
+  // W's block is copied 128 rows at a time into a contiguous [128, 256] buffer (row stride ldb) that
+  // both products read (in place, each 16-column strip would touch one cache line per row, in
+  // another page each time). Each sum is still one chain over i ascending: the same bits.
   constexpr int64_t kRows = 128;
+  constexpr int64_t ldb = kCols + kPad;
   parallel_for(ctx.threads, (count + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
-    std::vector<float> block(static_cast<size_t>(kRows * kCols));  // [kRows, n] rows of W's column block
+    std::vector<float> block(static_cast<size_t>(kRows * ldb));  // [kRows, n] rows of W's column block (stride ldb)
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t c0 = blk * kCols, n = std::min(kCols, count - c0);
       for (int64_t i0 = 0; i0 < d; i0 += kRows) {
         const int64_t ni = std::min(kRows, d - i0);
         for (int64_t i = 0; i < ni; ++i) {
           const float* row = W.row(i0 + i) + first + c0;
-          std::copy(row, row + n, block.data() + i * n);
+          std::copy(row, row + n, block.data() + i * ldb);
         }
-        ops::matmul_nn_accumulate_small(nh, n, ni, z.data() + i0, d, block.data(), n, acc.data() + c0, count);
-        ops::matmul_nn_accumulate_small(n_sums, n, ni, wm.data() + i0, d, block.data(), n, sums.data() + c0, count);
+        ops::matmul_nn_accumulate_small(nh, n, ni, z.data() + i0, ldz, block.data(), ldb, acc.data() + c0, count);
+        ops::matmul_nn_accumulate_small(n_sums, n, ni, wm.data() + i0, d, block.data(), ldb, sums.data() + c0, count);
       }
     }
   });
@@ -850,13 +856,14 @@ int64_t score_head_leftovers_from_cache(const ExplainContext& ctx, const AttnLay
   return scored;
 }
 
-// Head h's columns of a decoded W_O [d_model, H*d_head] as rows: out [d_head, d_model]. Rows of W_O
-// are copied 16 at a time into a contiguous tile first: read column by column in place, those 16
-// rows (d_model floats apart, the same L1 set on a 7B model) evicted one another at every element.
-void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t dh, std::vector<float>& out) {
+// Head h's columns of a decoded W_O [d_model, H*d_head] as rows: out [d_head, d_model] with row
+// stride ld. Rows of W_O are copied 16 at a time into a contiguous tile first: read column by column
+// in place, those 16 rows (d_model floats apart, the same L1 set on a 7B model) evicted one another
+// at every element.
+void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t dh, int64_t ld, std::vector<float>& out) {
   const int64_t d = W_O.rows;
   constexpr int64_t kRows = 16;
-  out.resize(static_cast<size_t>(dh * d));
+  out.resize(static_cast<size_t>(dh * ld));
   std::vector<float> tile(static_cast<size_t>(kRows * dh));  // [16, d_head]
   for (int64_t i0 = 0; i0 < d; i0 += kRows) {
     const int64_t m = std::min(kRows, d - i0);
@@ -865,7 +872,7 @@ void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t dh, std::vec
       std::copy(w, w + dh, tile.begin() + i * dh);
     }
     for (int64_t n = 0; n < dh; ++n) {
-      float* o = out.data() + n * d + i0;
+      float* o = out.data() + n * ld + i0;
       for (int64_t i = 0; i < m; ++i) o[i] = tile[static_cast<size_t>(i * dh + n)];
     }
   }
@@ -897,8 +904,10 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
   // against the head's columns as rows, register-blocked across d_model, rather than one element's
   // chain of d_head dependent additions at a time: 3.4 -> 1.2 s of CPU for a 7B explain's ~5,000
   // combinations (the transposition included), the same bits.
-  std::vector<float>& wo_t = w.wo_t;  // [d_head, d_model]
-  head_columns_as_rows(in.W_O, h, dh, wo_t);
+  // Rows padded by 16 floats: at d_model floats apart (a power of two) they would share L1 sets.
+  const int64_t ld = d + 16;
+  std::vector<float>& wo_t = w.wo_t;  // [d_head, d_model] (row stride ld)
+  head_columns_as_rows(in.W_O, h, dh, ld, wo_t);
   const size_t first = out.size();
   for (const FailedCombo& fc : left.combos) {
     ExactJob job{l, h, -1, fc.pos, std::vector<float>(static_cast<size_t>(d)), {}, {}, 0.0, fc.tail};
@@ -919,7 +928,7 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
     std::copy(cf.begin(), cf.end(), w.coefs.begin() + i * dh);
   }
   w.vectors.assign(static_cast<size_t>(n * d), 0.0);
-  ops::matmul_nn_accumulate_small(n, d, dh, w.coefs.data(), dh, wo_t.data(), d, w.vectors.data(), d);
+  ops::matmul_nn_accumulate_small(n, d, dh, w.coefs.data(), dh, wo_t.data(), ld, w.vectors.data(), d);
   for (int64_t i = 0; i < n; ++i) {
     float* v = out[first + static_cast<size_t>(i)].v.data();
     for (int64_t k = 0; k < d; ++k) v[k] = static_cast<float>(w.vectors[static_cast<size_t>(i * d + k)]);
