@@ -548,18 +548,42 @@ void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int6
   });
 }
 
-RESLENS_CLONES double dot(const float* x, const float* y, int64_t n) {
-  D8 acc = D8{};
+namespace {
+
+// dot on 8 lanes held as kV vectors VD of L doubles (lane v L + t), element i in lane i % 8, widened
+// as whole vectors: the same operations per element in every build. (GCC 12's AVX2 clone of the
+// 64-byte form converted each float through the stack and kept the accumulator in memory: most of
+// a 7B explain's FFN identity check.)
+template <typename VD, typename VF, size_t kV>
+__attribute__((always_inline)) inline double dot_lanes(const float* x, const float* y, int64_t n) {
+  constexpr auto L = static_cast<int64_t>(sizeof(VD) / sizeof(double));
+  static_assert(kV * sizeof(VD) == 8 * sizeof(double) && sizeof(VF) / sizeof(float) == sizeof(VD) / sizeof(double),
+                "8 lanes");
+  VD acc[kV] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    D8 a, b;
-    for (int t = 0; t < 8; ++t) a[t] = static_cast<double>(x[i + t]), b[t] = static_cast<double>(y[i + t]);
-    acc += a * b;
+    for (size_t k = 0; k < kV; ++k) {
+      const int64_t at = i + static_cast<int64_t>(k) * L;
+      VF xf, yf;
+      std::memcpy(&xf, x + at, sizeof xf);
+      std::memcpy(&yf, y + at, sizeof yf);
+      acc[k] += __builtin_convertvector(xf, VD) * __builtin_convertvector(yf, VD);
+    }
   }
+  D8 all;  // [8] the lanes, for the fixed order of lanes_sum
+  std::memcpy(&all, acc, sizeof all);
   double tail = 0;
   for (; i < n; ++i) tail += static_cast<double>(x[i]) * static_cast<double>(y[i]);
-  return lanes_sum(acc) + tail;
+  return lanes_sum(all) + tail;
 }
+
+RESLENS_ZMM double dot_zmm(const float* x, const float* y, int64_t n) { return dot_lanes<D8, F8, 1>(x, y, n); }
+RESLENS_YMM double dot_ymm(const float* x, const float* y, int64_t n) { return dot_lanes<D4, F4, 2>(x, y, n); }
+double dot_base(const float* x, const float* y, int64_t n) { return dot_lanes<D8, F8, 1>(x, y, n); }
+
+}  // namespace
+
+double dot(const float* x, const float* y, int64_t n) { return by_simd(&dot_zmm, &dot_ymm, &dot_base, x, y, n); }
 
 namespace {
 
@@ -736,8 +760,9 @@ RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* code
   const D8 lo = D8{} - 127.0, hi = D8{} + 127.0, up = D8{} + 0.5, down = D8{} - 0.5;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    D8 r;
-    for (int t = 0; t < 8; ++t) r[t] = static_cast<double>(u[i + t]);
+    F8 uf;  // widened as a whole vector (as in dot)
+    std::memcpy(&uf, u + i, sizeof(F8));
+    D8 r = __builtin_convertvector(uf, D8);
     r = r / s;
     r = r < lo ? lo : r;
     r = hi < r ? hi : r;

@@ -217,6 +217,11 @@ std::vector<unsigned char> blocked_kernel_outputs() {
     keep(sums);
     keep(e);
   }
+  // The dot product in 8 double lanes: 203 elements, 8-lane blocks then a tail of 3.
+  {
+    const std::vector<float> x = randn(203), y = randn(203);
+    keep(std::vector<double>{dot(x.data(), y.data(), 203)});
+  }
   return bytes;
 }
 
@@ -338,6 +343,14 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   double dw = 0;
   for (int64_t i = 0; i < N; ++i) dw += static_cast<double>(A[static_cast<size_t>(i % (M * K))]) * static_cast<double>(B[static_cast<size_t>(i)]);
   EXPECT_NEAR(dot(A.data(), B.data(), N), dw, 1e-12 * std::abs(dw) + 1e-14);
+  // Exactly: element i in lane i % 8 (blocks of 8), the lanes added in pairs, then the tail in order.
+  double lane[8] = {};
+  const int64_t n8 = N / 8 * 8;
+  for (int64_t i = 0; i < n8; ++i) lane[i % 8] += static_cast<double>(A[static_cast<size_t>(i)]) * static_cast<double>(B[static_cast<size_t>(i)]);
+  double tail = 0;
+  for (int64_t i = n8; i < N; ++i) tail += static_cast<double>(A[static_cast<size_t>(i)]) * static_cast<double>(B[static_cast<size_t>(i)]);
+  const double lanes = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  EXPECT_EQ(dot(A.data(), B.data(), N), lanes + tail);
 
   // Double accumulators over float B: the same bits as one axpy per (m, k), for every row block.
   for (const int64_t Md : {1, 2, 5, 6, 7, 13}) {
