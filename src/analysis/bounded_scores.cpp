@@ -27,6 +27,12 @@ void record_width(const ExplainContext& ctx, ScoreArray ScoreWidths::*array, std
   if (ctx.widths != nullptr) (ctx.widths->*array).at(index) = half_width;
 }
 
+// Floats added to the rows of the buffers that the small products below read many rows of: at a
+// stride of a power of two bytes (d_model = 4096 floats, 256 columns) those rows fall into a few L1
+// sets and evict one another (bench_vector_ops BM_FloatProductHeadTokens, a 7B layer's head
+// projections on one AMD Zen 3 core: 21 -> 28 GMAC/s padded). Layout only: the same bits.
+constexpr int64_t kRowPad = 16;
+
 // Head projections of the prepared directions y0_k = gamma_f * c(col_k) of columns [first, first +
 // count) of a [d_model, cols] weight matrix: gh [count, |H|] = y0 . head_rows^T / sigma and the tail
 // means m [count] = y0 . mu_T / sigma. Computed from the matrix as stored (rows of d_model index,
@@ -40,11 +46,8 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   const auto nh = static_cast<int64_t>(t.ids.size());
   const VectorView& gamma = ctx.model.weights().ln_final_w;
   const bool centered = c.normalization_type == NormType::kLayerNorm;
-  // Rows of z and of W's copied block below are padded by kPad floats: at a stride of a power of two
-  // bytes (d = 4096 floats, 256 columns) the products' rows all fell in a few L1 sets and evicted
-  // one another (bench_vector_ops BM_FloatProductHeadTokens: 21 -> 28 GMAC/s on AMD Zen 3).
-  constexpr int64_t kPad = 16;
-  const int64_t ldz = d + kPad;
+  // Rows of z and of W's copied block below are padded (kRowPad).
+  const int64_t ldz = d + kRowPad;
   std::vector<float> z(static_cast<size_t>(nh * ldz));  // [|H|, d] (row stride ldz)
   std::vector<double> zmu(static_cast<size_t>(d)), zsum(static_cast<size_t>(nh), 0.0);
   double zmu_sum = 0;
@@ -71,7 +74,7 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   // both products read (in place, each 16-column strip would touch one cache line per row, in
   // another page each time). Each sum is still one chain over i ascending: the same bits.
   constexpr int64_t kRows = 128;
-  constexpr int64_t ldb = kCols + kPad;
+  constexpr int64_t ldb = kCols + kRowPad;
   parallel_for(ctx.threads, (count + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
     std::vector<float> block(static_cast<size_t>(kRows * ldb));  // [kRows, n] rows of W's column block (stride ldb)
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -904,8 +907,7 @@ void queue_exact_jobs(const ExplainContext& ctx, const AttnLayerInputs& in, int6
   // against the head's columns as rows, register-blocked across d_model, rather than one element's
   // chain of d_head dependent additions at a time: 3.4 -> 1.2 s of CPU for a 7B explain's ~5,000
   // combinations (the transposition included), the same bits.
-  // Rows padded by 16 floats: at d_model floats apart (a power of two) they would share L1 sets.
-  const int64_t ld = d + 16;
+  const int64_t ld = d + kRowPad;
   std::vector<float>& wo_t = w.wo_t;  // [d_head, d_model] (row stride ld)
   head_columns_as_rows(in.W_O, h, dh, ld, wo_t);
   const size_t first = out.size();
