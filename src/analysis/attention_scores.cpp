@@ -2,6 +2,7 @@
 // position, every attention neuron (layer, head, dim, source position), in the context h_P^{l-1}.
 // All three are linear in the attention neurons' value vectors W_O[:, h*d_head+n], so their
 // vocabulary projections are combinations of one projected matrix per layer: [n_heads*d_head, V].
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "analysis/explain_internal.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
+#include "ops/vector_ops.h"
 
 namespace reslens::analysis {
 
@@ -53,6 +55,27 @@ void fill_attention_coefficients(const ExplainContext& ctx, Explanation& ex, int
   }
 }
 
+// Rows of W_O are copied 16 at a time into a contiguous tile first: read column by column in place,
+// those 16 rows (d_model floats apart, the same L1 set on a 7B model) evicted one another at every
+// element.
+void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t dh, int64_t ld, std::vector<float>& out) {
+  const int64_t d = W_O.rows;
+  constexpr int64_t kRows = 16;
+  out.resize(static_cast<size_t>(dh * ld));
+  std::vector<float> tile(static_cast<size_t>(kRows * dh));  // [16, d_head]
+  for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+    const int64_t m = std::min(kRows, d - i0);
+    for (int64_t i = 0; i < m; ++i) {
+      const float* w = W_O.row(i0 + i) + h * dh;
+      std::copy(w, w + dh, tile.begin() + i * dh);
+    }
+    for (int64_t n = 0; n < dh; ++n) {
+      float* o = out.data() + n * ld + i0;
+      for (int64_t i = 0; i < m; ++i) o[i] = tile[static_cast<size_t>(i * dh + n)];
+    }
+  }
+}
+
 void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
   const ModelConfig& c = ctx.model.config();
   const int64_t L = c.n_layers, H = c.n_heads, dh = c.d_head, d = c.d_model, Pn = ctx.P + 1;
@@ -72,35 +95,36 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex) {
     std::vector<double> by_head(static_cast<size_t>(H * d), 0.0);  // [H, d_model] from the coefficients
     std::vector<double> worst(static_cast<size_t>(H), 0.0);
     parallel_for(ctx.threads, H, [&](int64_t h0, int64_t h1) {
-      std::vector<double> coef(static_cast<size_t>(dh)), z(static_cast<size_t>(dh)), from_hooks(static_cast<size_t>(d));
+      std::vector<double> coef_z(static_cast<size_t>(2 * dh));  // [2, d_head]: the coefficients' sums, then z
+      std::vector<double> rebuilt(static_cast<size_t>(2 * d));   // [2, d_model]: by the coefficients, from the hooks
+      std::vector<float> w_t;  // [d_head, d_model] (row stride ld) the head's columns of W_O as rows
+      const int64_t ld = d + kRowPad;
+      double* coef = coef_z.data();
+      double* z = coef_z.data() + dh;
       for (int64_t h = h0; h < h1; ++h) {
         // attn_coef is [L, H, d_head, Pn]: neuron n's coefficients over positions are contiguous.
         const double* coefs = ex.attn_coef.values.data() + ((l * H + h) * dh) * Pn;
-        std::fill(z.begin(), z.end(), 0.0);
+        std::fill(z, z + dh, 0.0);
         for (int64_t n = 0; n < dh; ++n) {
           double sum = 0;
           for (int64_t p = 0; p < Pn; ++p) sum += coefs[n * Pn + p];
-          coef[static_cast<size_t>(n)] = sum;
+          coef[n] = sum;
         }
         for (int64_t p = 0; p < Pn; ++p) {
           const double a = ctx.trace.coef_pattern(l, h, ctx.P, p);
           const float* v = ctx.trace.v(l, p, h / group);
-          for (int64_t n = 0; n < dh; ++n) z[static_cast<size_t>(n)] += a * static_cast<double>(v[n]);
+          for (int64_t n = 0; n < dh; ++n) z[n] += a * static_cast<double>(v[n]);
         }
+        // Both sums over n of every row i of W_O's head block, each element a double chain over n in
+        // order, as one small product against the block's columns as rows.
+        head_columns_as_rows(W_O.view(), h, dh, ld, w_t);
+        std::fill(rebuilt.begin(), rebuilt.end(), 0.0);
+        ops::matmul_nn_accumulate_small(2, d, dh, coef_z.data(), dh, w_t.data(), ld, rebuilt.data(), d);
         double* by_coef = by_head.data() + h * d;
-        std::fill(from_hooks.begin(), from_hooks.end(), 0.0);
-        for (int64_t i = 0; i < d; ++i) {  // W_O's rows are contiguous: read them in order
-          const float* w = W_O->row(i) + h * dh;
-          double a = 0, b = 0;
-          for (int64_t n = 0; n < dh; ++n) {
-            a += coef[static_cast<size_t>(n)] * static_cast<double>(w[n]);
-            b += z[static_cast<size_t>(n)] * static_cast<double>(w[n]);
-          }
-          by_coef[i] = a;
-          from_hooks[static_cast<size_t>(i)] = b;
-        }
+        const double* from_hooks = rebuilt.data() + d;
+        std::copy(rebuilt.begin(), rebuilt.begin() + d, by_coef);
         for (int64_t i = 0; i < d; ++i) {
-          worst[static_cast<size_t>(h)] = std::max(worst[static_cast<size_t>(h)], std::abs(from_hooks[static_cast<size_t>(i)] - by_coef[i]));
+          worst[static_cast<size_t>(h)] = std::max(worst[static_cast<size_t>(h)], std::abs(from_hooks[i] - by_coef[i]));
         }
       }
     });

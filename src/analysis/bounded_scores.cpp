@@ -27,12 +27,6 @@ void record_width(const ExplainContext& ctx, ScoreArray ScoreWidths::*array, std
   if (ctx.widths != nullptr) (ctx.widths->*array).at(index) = half_width;
 }
 
-// Floats added to the rows of the buffers that the small products below read many rows of: at a
-// stride of a power of two bytes (d_model = 4096 floats, 256 columns) those rows fall into a few L1
-// sets and evict one another (bench_vector_ops BM_FloatProductHeadTokens, a 7B layer's head
-// projections on one AMD Zen 3 core: 21 -> 28 GMAC/s padded). Layout only: the same bits.
-constexpr int64_t kRowPad = 16;
-
 // Head projections of the prepared directions y0_k = gamma_f * c(col_k) of columns [first, first +
 // count) of a [d_model, cols] weight matrix: gh [count, |H|] = y0 . head_rows^T / sigma and the tail
 // means m [count] = y0 . mu_T / sigma. Computed from the matrix as stored (rows of d_model index,
@@ -46,7 +40,7 @@ void head_projections(const ExplainContext& ctx, const TailSplit& t, const Matri
   const auto nh = static_cast<int64_t>(t.ids.size());
   const VectorView& gamma = ctx.model.weights().ln_final_w;
   const bool centered = c.normalization_type == NormType::kLayerNorm;
-  // Rows of z and of W's copied block below are padded (kRowPad).
+  // Rows of z and of W's copied block below are padded (kRowPad, explain_internal.h).
   const int64_t ldz = d + kRowPad;
   std::vector<float> z(static_cast<size_t>(nh * ldz));  // [|H|, d] (row stride ldz)
   std::vector<double> zmu(static_cast<size_t>(d)), zsum(static_cast<size_t>(nh), 0.0);
@@ -857,28 +851,6 @@ int64_t score_head_leftovers_from_cache(const ExplainContext& ctx, const AttnLay
   std::fill(left.need_dir.begin(), left.need_dir.end(), 0);
   for (const auto& np : left.neuron_fails) left.need_dir[static_cast<size_t>(np.first)] = 1;
   return scored;
-}
-
-// Head h's columns of a decoded W_O [d_model, H*d_head] as rows: out [d_head, d_model] with row
-// stride ld. Rows of W_O are copied 16 at a time into a contiguous tile first: read column by column
-// in place, those 16 rows (d_model floats apart, the same L1 set on a 7B model) evicted one another
-// at every element.
-void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t dh, int64_t ld, std::vector<float>& out) {
-  const int64_t d = W_O.rows;
-  constexpr int64_t kRows = 16;
-  out.resize(static_cast<size_t>(dh * ld));
-  std::vector<float> tile(static_cast<size_t>(kRows * dh));  // [16, d_head]
-  for (int64_t i0 = 0; i0 < d; i0 += kRows) {
-    const int64_t m = std::min(kRows, d - i0);
-    for (int64_t i = 0; i < m; ++i) {
-      const float* w = W_O.row(i0 + i) + h * dh;
-      std::copy(w, w + dh, tile.begin() + i * dh);
-    }
-    for (int64_t n = 0; n < dh; ++n) {
-      float* o = out.data() + n * ld + i0;
-      for (int64_t i = 0; i < m; ++i) o[i] = tile[static_cast<size_t>(i * dh + n)];
-    }
-  }
 }
 
 // Step 5. What is left is scored exactly after every layer's bounded pass, in one batched

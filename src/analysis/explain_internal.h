@@ -88,6 +88,18 @@ void check_attention_identities(const ExplainContext& ctx, Explanation& ex);
 /// The neurons (+ b_out) rebuild F^l at P.
 void check_ffn_identities(const ExplainContext& ctx, Explanation& ex);
 
+/// Floats added to the rows of buffers that the small products (ops::matmul_nn_accumulate_small)
+/// read many rows of: at a stride of a power of two bytes (d_model = 4096 floats, 256 columns) those
+/// rows fall into a few L1 sets and evict one another (bench_vector_ops BM_FloatProductHeadTokens, a
+/// 7B layer's head projections on one AMD Zen 3 core: 21 -> 28 GMAC/s padded). Layout only.
+inline constexpr int64_t kRowPad = 16;
+
+/// Head h's columns of a decoded W_O [d_model, H*d_head] as rows: out [d_head, d_model] with row
+/// stride ld (d_model + kRowPad), so that sums over a head's neurons, sum_n c_n W_O[i, h*d_head + n]
+/// for every i, are one small product (each element the same chain over n in order) instead of one
+/// element's chain of d_head dependent additions at a time.
+void head_columns_as_rows(const MatrixView& W_O, int64_t h, int64_t d_head, int64_t ld, std::vector<float>& out);
+
 /// Attention heads, head x position shares, attention neurons (and their contrast scores).
 void score_attention(const ExplainContext& ctx, Explanation& ex);
 /// FFN neurons (and their contrast scores and, when asked, the baselines of spec §3.3).
