@@ -1,8 +1,9 @@
 // The analyses' vector kernels (identity checks, query scores, head projections, tail means, cached
 // rows, log-sum-exps), compiled for AVX-512, AVX2 and the baseline and picked at load time
 // (GCC/Clang target_clones; the register-blocked ones, small NN products, weighted row sums, int16
-// row combinations and the sketch's tile sums, are built with blocks sized for each register file and
-// follow the GEMM's instruction set, so RESLENS_ISA caps them too). Every version does the same
+// row combinations, the sketch's tile sums, the exponential sums and the dot product, are built with
+// blocks sized for each register file and follow the GEMM's instruction set, so RESLENS_ISA caps them
+// too). Every version does the same
 // separate multiplies and adds per element in the same order (the project builds with
 // -ffp-contract=off), so results have the same bits on every CPU and for every thread count.
 #pragma once
@@ -38,7 +39,8 @@ void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A
 void matmul_nn_accumulate_small(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B,
                                 int64_t ldb, double* C, int64_t ldc);
 
-/// sum_i double(x[i]) * double(y[i]) in 8 double lanes (lane i % 8), combined in a fixed order.
+/// sum_i double(x[i]) * double(y[i]) in 8 double lanes (lane i % 8, blocks of 8), the lanes added in
+/// pairs ((0+1)+(2+3))+((4+5)+(6+7)), then the last n % 8 in order.
 double dot(const float* x, const float* y, int64_t n);
 
 /// C[m, n] = sum_k A[m, k] * W[k, n] for m < M, n < N: a few weighted sums of a long matrix's rows
