@@ -331,8 +331,10 @@ void nn_accumulate_direct(int64_t M, int64_t N, int64_t K, const double* A, int6
 // which the hardware prefetchers do not follow: 6-7 GMAC/s for 64 rows of A against a 4096 x 11008
 // W_out on one core, 26 packed. Every element's chain is unchanged (k ascending, one multiply and
 // one add per term): C is stored and read back exactly between row chunks, and the column blocks are
-// multiples of 16, so the same columns go through the 16-wide kernel as before.
-constexpr int64_t kPackRows = 128, kPackCols = 256;
+// multiples of 16, so the same columns go through the 16-wide kernel as before. The copy's rows are
+// kPackPad floats longer than its columns: at 256 floats (1 KB, a power of two) apart they fell into
+// a few L1 sets and evicted one another (layout only).
+constexpr int64_t kPackRows = 128, kPackCols = 256, kPackPad = 16;
 
 template <typename TA, typename TC>
 void nn_accumulate_packed(int64_t M, int64_t N, int64_t K, const TA* A, int64_t lda, const float* B, int64_t ldb, TC* C,
@@ -341,17 +343,18 @@ void nn_accumulate_packed(int64_t M, int64_t N, int64_t K, const TA* A, int64_t 
     nn_accumulate_direct(M, N, K, A, lda, B, ldb, C, ldc);
     return;
   }
-  thread_local std::vector<float> packed;  // [kPackRows, kPackCols] at most
-  packed.resize(static_cast<size_t>(kPackRows * std::min(N, kPackCols)));
+  thread_local std::vector<float> packed;  // [kPackRows, kPackCols] at most (row stride ldp)
+  const int64_t ldp = std::min(N, kPackCols) + kPackPad;
+  packed.resize(static_cast<size_t>(kPackRows * ldp));
   for (int64_t n0 = 0; n0 < N; n0 += kPackCols) {
     const int64_t nc = std::min(kPackCols, N - n0);
     for (int64_t k0 = 0; k0 < K; k0 += kPackRows) {
       const int64_t kc = std::min(kPackRows, K - k0);
       for (int64_t k = 0; k < kc; ++k) {
         const float* row = B + (k0 + k) * ldb + n0;
-        std::copy(row, row + nc, packed.data() + k * nc);
+        std::copy(row, row + nc, packed.data() + k * ldp);
       }
-      nn_accumulate_direct(M, nc, kc, A + k0, lda, packed.data(), nc, C + n0, ldc);
+      nn_accumulate_direct(M, nc, kc, A + k0, lda, packed.data(), ldp, C + n0, ldc);
     }
   }
 }
