@@ -167,6 +167,34 @@ struct Explanation {
   std::vector<std::pair<std::string, double>> phase_ms;
 };
 
+/// How far an explain is, for a progress display (a 7B model's explain takes about a minute, and
+/// its first one also builds the model's weight-only bounds, about fifteen minutes on two cores).
+/// Each phase reports done = 0 when it starts and done = 1..total as its units finish. The phases,
+/// in the order they run (those of the bounded method only when it is used; "bounds" and "sketch"
+/// only when the model's bounds or the sketch's Gram matrices are built, not read from the cache):
+///   "generate"        explain --generate's answer, total = the most tokens asked for
+///   "forward"         the run with the hooks explain needs (ExplainRequest only), total 1
+///   "points"          the residual points' projections and the logit lens, total 1
+///   "bounds"          the model's weight-only bounds, once per model, total = layers
+///   "sketch"          the int8 sketch's Gram matrices, once per model, total = blocks of 4096 W_U rows
+///   "tails"           the head/tail splits of every state, total 1
+///   "attention"       heads, positions and attention neurons, total = layers (bounded method:
+///                     layers + 1, the last unit what the layers' bounds left)
+///   "attention_exact" what every bound left, projected onto the whole vocabulary, total = vectors
+///   "ffn"             FFN neurons, as "attention"
+///   "ffn_exact"       as "attention_exact", for FFN neurons
+///   "checks"          the decomposition identities, total 1
+///   "queries"         the query-neuron analyses, total 1
+///   "tightening"      a multi-token target's sums, after its steps, total 1
+/// A multi-token target repeats "points" to "queries" for each step.
+struct ExplainProgress {
+  std::string_view phase;
+  int64_t done = 0;
+  int64_t total = 0;
+};
+/// Called on the thread that runs the explain, between units of work (never from a worker thread).
+using ExplainProgressFn = std::function<void(const ExplainProgress&)>;
+
 /// The hooks explain() needs in the RunResult's cache.
 HookFilter explain_capture();
 
@@ -179,9 +207,10 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
 /// The same, asking `should_stop` after each phase but the last (points, bounds, tails, attention,
 /// FFN neurons, checks: seconds each on a 7B model) and throwing Cancelled when it answers true;
 /// `reslens serve` passes a cancelled job's flag (ExplainRequest::should_stop does the same for
-/// the request-level explain()).
+/// the request-level explain()). `on_progress`, when set, hears how far it is (ExplainProgress).
 Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
-                    const ExplainOptions& options, const std::function<bool()>& should_stop);
+                    const ExplainOptions& options, const std::function<bool()>& should_stop,
+                    const ExplainProgressFn& on_progress = {});
 
 /// The projection cache: every FFN and attention neuron direction projected onto the vocabulary once,
 /// stored quantized with certified error bounds (FFN rows as int8 codes, attention rows as int16, a

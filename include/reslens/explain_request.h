@@ -101,6 +101,11 @@ struct ExplainRequest {
   /// handed to on_step_explained are all the caller gets. May be called from the thread that runs
   /// the request only.
   std::function<bool()> should_stop;
+  /// How far the request is within each explain (ExplainProgress: the forward pass, the model's
+  /// bounds when they are built, each phase and its layers), and "tightening" for a multi-token
+  /// target's sums; called on the thread that runs the request. `reslens explain` draws it on a
+  /// terminal.
+  ExplainProgressFn on_progress;
 };
 
 /// An explained prompt: everything a report needs.

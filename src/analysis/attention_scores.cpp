@@ -151,6 +151,7 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
   const int32_t w = ctx.w, f = ctx.foil;
 
   for (int64_t l = 0; l < L; ++l) {
+    ctx.report("attention", l, L);
     const Distribution& dist = ctx.before_attn(l);
     const std::vector<float> dirs = attn_value_vectors(ctx.model, l);  // [H*d_head, d_model]
     std::vector<float> G(static_cast<size_t>(H * dh * V));            // [H*d_head, V] bs of each direction
@@ -181,8 +182,8 @@ void score_attention(const ExplainContext& ctx, Explanation& ex) {
         if (f >= 0) ex.contrast_head.at({l, h}) = foil_contrast(dist, 1.0, head_sum[static_cast<size_t>(w)], head_sum[static_cast<size_t>(f)], w, f);
       }
     });
-
   }
+  ctx.report("attention", L, L);
 }
 
 }  // namespace reslens::analysis

@@ -414,6 +414,8 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
   });
   const size_t kChunk = even_chunk(todo.size());
   std::vector<float> rows(kChunk * static_cast<size_t>(d)), G(kChunk * static_cast<size_t>(V));
+  const auto n_todo = static_cast<int64_t>(todo.size());
+  if (n_todo > 0) ctx.report("ffn_exact", 0, n_todo);
   for (size_t i0 = 0; i0 < todo.size(); i0 += kChunk) {
     const size_t n = std::min(kChunk, todo.size() - i0);
     // fc2_k of each job, a layer's run of jobs at a time (jobs come in layer order): an encoded W_out
@@ -436,6 +438,7 @@ void score_exact_ffn_jobs(const ExplainContext& ctx, const std::vector<std::pair
     if (ctx.shared != nullptr) {
       for (size_t i = 0; i < n; ++i) ctx.shared->keep_ffn(todo[i0 + i].first, todo[i0 + i].second, G.data() + i * static_cast<size_t>(V));
     }
+    ctx.report("ffn_exact", static_cast<int64_t>(i0 + n), n_todo);
   }
 }
 
@@ -628,7 +631,9 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   ExtendScratch scratch;
   const bool extend = ctx.model.config().d_vocab >= 4 * kExtendedHead;
   FloatWeights W_out;  // [d_model, d_mlp] layer l's, decoded into the same storage every layer
+  // Progress: a unit per layer (with the sketch's batches as they fill), and one for the last batch.
   for (int64_t l = 0; l < L; ++l) {
+    ctx.report("ffn", l, L + 1);
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l + 1)];
     std::vector<double> gh, mt;  // [d_mlp, |H|], [d_mlp]
     W_out = FloatWeights(ctx.model.weights().layers[static_cast<size_t>(l)].W_out, ctx.threads, std::move(W_out));
@@ -652,10 +657,12 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     items.clear();
   }
   W_out = FloatWeights();  // freed before the sketch's last batch and the exact pass
+  ctx.report("ffn", L, L + 1);
   if (ctx.sketch != nullptr) {
     if (!items.empty()) sketch_queue();
     full = static_cast<int64_t>(exact_jobs.size());
   }
+  ctx.report("ffn", L + 1, L + 1);
   score_exact_ffn_jobs(ctx, exact_jobs, ex);
   ex.method_counts["ffn_bounded"] = bounded;
   ex.method_counts["ffn_full"] = full;
@@ -1118,6 +1125,9 @@ void score_exact_attention_jobs(const ExplainContext& ctx, std::vector<std::vect
   parallel_for(ctx.threads, static_cast<int64_t>(known.size()), [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) score(known[static_cast<size_t>(i)].first, known[static_cast<size_t>(i)].second);
   });
+  const auto n_todo = static_cast<int64_t>(dirs.size() + combos.size());
+  int64_t n_done = 0;
+  if (n_todo > 0) ctx.report("attention_exact", 0, n_todo);
   for (const bool unscaled : {true, false}) {
     const std::vector<ExactJob>& all = unscaled ? dirs : combos;
     const size_t kChunk = even_chunk(all.size());
@@ -1139,6 +1149,8 @@ void score_exact_attention_jobs(const ExplainContext& ctx, std::vector<std::vect
           ctx.shared->keep_attn(job.layer, job.head * dh + job.dir, G.data() + i * static_cast<size_t>(V));
         }
       }
+      n_done += static_cast<int64_t>(n);
+      ctx.report("attention_exact", n_done, n_todo);
     }
   }
 }
@@ -1158,7 +1170,10 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
   std::vector<HeadCounts> counts(static_cast<size_t>(H));
   std::vector<std::vector<ExactJob>> jobs(static_cast<size_t>(H));  // per head (one writer each)
   FloatWeights W_O;  // [d_model, H*d_head] layer l's, decoded into the same storage every layer
+  // Progress: a unit per layer, and one for what the layers' bounds left (the extended split and
+  // the sketch, over every layer at once).
   for (int64_t l = 0; l < L; ++l) {
+    ctx.report("attention", l, L + 1);
     fill_attention_coefficients(ctx, ex, l);
     const TailSplit& t = ctx.tails[static_cast<size_t>(2 * l)];
     // Read column by column below: an encoded W_O is decoded once per layer (d_model x H*d_head floats).
@@ -1180,8 +1195,10 @@ void score_attention_bounded(const ExplainContext& ctx, Explanation& ex) {
     });
   }
   W_O = FloatWeights();  // freed before the sketch and the exact pass
+  ctx.report("attention", L, L + 1);
   int64_t extended = 0, sketched = 0;
   score_attention_leftovers(ctx, jobs, ex, extended, sketched);
+  ctx.report("attention", L + 1, L + 1);
   score_exact_attention_jobs(ctx, jobs, ex);
   int64_t b = extended, f = -sketched - extended, cc = 0;
   for (const HeadCounts& hc : counts) b += hc.bounded, f += hc.full, cc += hc.cached;

@@ -133,9 +133,10 @@ void direction_stats(const std::vector<float>& y0, int64_t n, int64_t d, const s
 // with them against 12 s with float rows, and a 7B one would spend minutes more); else the rows
 // projected a chunk at a time (at most ~64 MB of them), each
 // row's sum in double in vocabulary order. Neither depends on the thread count.
-std::vector<double> quartic_norms(const Model& m, const std::vector<float>& y0, int64_t n, int64_t d, int threads) {
+std::vector<double> quartic_norms(const Model& m, const std::vector<float>& y0, int64_t n, int64_t d, int threads,
+                                  const ExplainProgressFn* progress) {
   if (projection_sketch_available()) {
-    const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(m, threads);
+    const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(m, threads, progress);
     std::vector<double> out = sketched_quartic_norms(*sk, y0.data(), n, threads);
     if (n == 0 || std::isfinite(out.front())) return out;  // (infinite: no certified lambda_max)
   }
@@ -161,7 +162,7 @@ std::vector<double> quartic_norms(const Model& m, const std::vector<float>& y0, 
   return out;
 }
 
-std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
+std::shared_ptr<ModelBounds> compute(const Model& m, int threads, const ExplainProgressFn* progress) {
   const ModelConfig& c = m.config();
   const MatrixView& U = m.weights().W_U;
   auto mb = std::make_shared<ModelBounds>();
@@ -172,6 +173,10 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   const std::filesystem::path dir = cache_dir();
   const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("bounds-" + std::to_string(fp) + ".bin");
   if (!file.empty() && load_cached(file, fp, *mb)) return mb;
+  auto report = [progress, &c](int64_t done) {
+    if (progress != nullptr && *progress) (*progress)(ExplainProgress{"bounds", done, c.n_layers});
+  };
+  report(0);
   // Not cached: W_U's largest row norm and Gamma = W_U^T W_U (through a transposed copy, dropped after).
   std::vector<float> unembed_t(static_cast<size_t>(d * V));  // [d, V]
   std::vector<float> row;  // [d] a decoded row of an encoded W_U
@@ -197,7 +202,7 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
   const double forms_cost = 4.0 * static_cast<double>(c.n_layers) * static_cast<double>(c.d_mlp) * static_cast<double>(d) *
                             static_cast<double>(d);
   if (projection_sketch_available() && forms_cost <= 2e12) {
-    forms_sketch = projection_sketch(m, threads);
+    forms_sketch = projection_sketch(m, threads, progress);
     if (forms_sketch->screen_forms) forms_sketch.reset();
   }
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -207,16 +212,17 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
     direction_stats(y_ffn, c.d_mlp, d, gamma, 0, threads, g, n, nullptr, nullptr);
     mb->ffn_gamma_norm.push_back(std::move(g));
     mb->ffn_norm.push_back(std::move(n));
-    mb->ffn_quartic.push_back(quartic_norms(m, y_ffn, c.d_mlp, d, threads));
+    mb->ffn_quartic.push_back(quartic_norms(m, y_ffn, c.d_mlp, d, threads, progress));
     mb->ffn_forms.push_back(forms_sketch != nullptr ? sketched_forms(*forms_sketch, y_ffn.data(), c.d_mlp, threads) : std::vector<double>{});
     const int64_t na = c.n_heads * c.d_head;
     const std::vector<float> y_attn = prepared_columns(m, lw.W_O, 0, na);  // [H*d_head, d]
-    mb->attn_quartic.push_back(quartic_norms(m, y_attn, na, d, threads));
+    mb->attn_quartic.push_back(quartic_norms(m, y_attn, na, d, threads, progress));
     direction_stats(y_attn, na, d, gamma, c.d_head, threads, g, n, &gg, &ge);
     mb->attn_gamma_norm.push_back(std::move(g));
     mb->attn_norm.push_back(std::move(n));
     mb->head_gram_gamma.push_back(std::move(gg));
     mb->head_gram.push_back(std::move(ge));
+    report(l + 1);
   }
   if (!file.empty()) store_cached(file, fp, *mb);
   return mb;
@@ -224,14 +230,14 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads) {
 
 }  // namespace
 
-std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_threads) {
+std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_threads, const ExplainProgressFn* progress) {
   static std::mutex mu;
   static std::map<uint64_t, std::weak_ptr<ModelBounds>> live;
   static std::shared_ptr<ModelBounds> last;  // keeps the most recent model's bounds warm
   const uint64_t fp = model_fingerprint(model);
   const std::lock_guard<std::mutex> lock(mu);
   if (auto hit = live[fp].lock()) return hit;
-  auto mb = compute(model, n_threads);
+  auto mb = compute(model, n_threads, progress);
   live[fp] = mb;
   last = mb;
   return mb;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "analysis/projector.h"
+#include "reslens/explain.h"
 #include "reslens/model.h"
 
 namespace reslens::analysis {
@@ -72,7 +73,10 @@ struct ModelBounds {
 
 /// The model's bounds, computed on first use and kept for the process; also cached on disk under
 /// $RESLENS_CACHE_DIR (default $XDG_CACHE_HOME/reslens or ~/.cache/reslens) when writable.
-std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_threads);
+/// `progress` (when not null) hears the build, when there is one: phase "bounds", a unit per layer
+/// (and "sketch" while the sketch's Gram matrices are built for it).
+std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_threads,
+                                                const ExplainProgressFn* progress = nullptr);
 
 /// The prepared value vector y0 = gamma_f * c(v) of each column of a [d_model, n] matrix: [n, d].
 std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count);

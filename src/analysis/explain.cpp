@@ -58,13 +58,14 @@ Explanation explain(const Model& model, const RunResult& run, std::span<const in
 }
 
 Explanation explain(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
-                    const ExplainOptions& opts, const std::function<bool()>& should_stop) {
-  return analysis::explain_sharing(model, run, tokens, opts, nullptr, nullptr, should_stop);
+                    const ExplainOptions& opts, const std::function<bool()>& should_stop,
+                    const ExplainProgressFn& on_progress) {
+  return analysis::explain_sharing(model, run, tokens, opts, nullptr, nullptr, should_stop, on_progress);
 }
 
 Explanation analysis::explain_sharing(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                                       const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths,
-                                      const std::function<bool()>& should_stop) {
+                                      const std::function<bool()>& should_stop, const ExplainProgressFn& on_progress) {
   auto since = std::chrono::steady_clock::now();
   const ModelConfig& c = model.config();
   const analysis::TraceView trace(model, run);
@@ -115,6 +116,11 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   ex.real_prob = rs.prob;
   ex.real_rank = rs.rank;
 
+  const ExplainProgressFn* progress = on_progress ? &on_progress : nullptr;
+  auto report = [progress](std::string_view phase, int64_t done, int64_t total) {
+    if (progress != nullptr) (*progress)(ExplainProgress{phase, done, total});
+  };
+  report("points", 0, 1);
   const analysis::VocabProjector proj(model, {trace.resid_post(L - 1, P), static_cast<size_t>(d)},
                                       opts.include_final_bias, threads);
   ex.frozen_scale = proj.scale();
@@ -138,6 +144,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   std::vector<float> logits(static_cast<size_t>(n_rows * c.d_vocab));
   proj.project_prepared(ys.data(), n_rows, logits.data());
   analysis::ExplainContext ctx{model, trace, proj, opts, P, ex.target, ex.foil, {}, threads, nullptr, {}, nullptr, shared, widths, nullptr};
+  ctx.progress = progress;
   // Each point's distribution and lens entry, independently (in parallel over points).
   ctx.points.resize(static_cast<size_t>(2 * L + 1));
   ex.lens.resize(static_cast<size_t>(2 * L + 1));
@@ -180,6 +187,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     ex.checks["bs_final_vs_real_logits"] = worst;
   }
 
+  report("points", 1, 1);
   mark("points");
   // The bounded method pays off when the vocabulary is large; baselines need every token's rank.
   // Its certified intervals assume that a vector moves the logits linearly (by bs(v)); under a
@@ -188,8 +196,9 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
                  (opts.method == ScoreMethod::kAuto && c.d_vocab > 8192 && !opts.baselines);
   if (c.final_softcap > 0.0f) bounded = false;
   if (bounded) {
-    ctx.bounds = analysis::model_bounds(model, threads);
+    ctx.bounds = analysis::model_bounds(model, threads, progress);
     mark("bounds");
+    report("tails", 0, 1);
     std::vector<const analysis::Distribution*> dists;
     // The states scored against: h^{l-1} (attention l) and r^l (FFN l); the final point is none's.
     for (int64_t i = 0; i < 2 * L; ++i) dists.push_back(&ctx.points[static_cast<size_t>(i)]);
@@ -199,8 +208,9 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     // The sketch is for explains without a projection cache: what the cache's finer rows leave, the
     // int8 sketch almost never certifies (measured: 3 of ~135 vectors), so it would only add its cost.
     if (opts.projection_sketch && ctx.projections == nullptr && analysis::projection_sketch_available()) {
-      ctx.sketch = analysis::projection_sketch(model, threads);
+      ctx.sketch = analysis::projection_sketch(model, threads, progress);
     }
+    report("tails", 1, 1);
     mark("tails");
     analysis::score_attention_bounded(ctx, ex);
   } else {
@@ -213,11 +223,15 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     analysis::score_ffn_neurons(ctx, ex);
   }
   mark("ffn");
+  report("checks", 0, 1);
   analysis::check_attention_identities(ctx, ex);
   analysis::check_ffn_identities(ctx, ex);
   analysis::score_experts(ctx, ex);
+  report("checks", 1, 1);
   mark("checks");
+  report("queries", 0, 1);
   analysis::score_queries(ctx, ex);
+  report("queries", 1, 1);
   mark("queries", true);
   return ex;
 }

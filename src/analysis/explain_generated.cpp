@@ -47,7 +47,10 @@ ExplainedTarget explain_generated(const Model& model, const ExplainRequest& requ
   GenerateOptions go = options;
   go.n_threads = request.options.n_threads;
   // A caller that cancels while the answer is generated stops it after the token being chosen.
-  const Generation answer = generate(model, prompt, go, [&request](int32_t) {
+  int64_t generated = 0;
+  if (request.on_progress) request.on_progress(ExplainProgress{"generate", 0, options.max_tokens});
+  const Generation answer = generate(model, prompt, go, [&request, &generated, &options](int32_t) {
+    if (request.on_progress) request.on_progress(ExplainProgress{"generate", ++generated, options.max_tokens});
     if (request.should_stop && request.should_stop()) {
       throw Cancelled("stopped while generating the answer: the request was cancelled");
     }

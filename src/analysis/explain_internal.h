@@ -52,7 +52,13 @@ struct ExplainContext {
   /// kBounded: the int8 sketch of W_U that certifies vectors before the exact pass, or nullptr
   /// (ExplainOptions::projection_sketch).
   std::shared_ptr<const ProjectionSketch> sketch;
+  /// ExplainRequest::on_progress, or nullptr: told how far the phases are (report()).
+  const ExplainProgressFn* progress = nullptr;
 
+  /// Tells the caller's progress function that `done` of `total` units of `phase` are finished.
+  void report(std::string_view phase, int64_t done, int64_t total) const {
+    if (progress != nullptr && *progress) (*progress)(ExplainProgress{phase, done, total});
+  }
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }
 };
@@ -62,10 +68,10 @@ struct ExplainContext {
 /// nullptr) receives the bounded method's certified half-widths (all 0 under the full method).
 /// `should_stop` (ExplainRequest::should_stop, when set) is asked after each phase (points, bounds,
 /// tails, attention, FFN neurons, checks); when it answers true, Cancelled is thrown and nothing
-/// more is computed. It is called from this thread only.
+/// more is computed. It is called from this thread only, as is `on_progress` (ExplainProgress).
 Explanation explain_sharing(const Model& model, const RunResult& run, std::span<const int32_t> tokens,
                             const ExplainOptions& opts, SharedProjections* shared, ScoreWidths* widths = nullptr,
-                            const std::function<bool()>& should_stop = {});
+                            const std::function<bool()>& should_stop = {}, const ExplainProgressFn& on_progress = {});
 
 /// Layer scores (spec §3.1 rows 1-2) from the 2L+1 residual points at P (emb, then a0, f0, a1, f1,
 /// ...): Imp(A^l | h^{l-1}) and Imp(F^l | r^l) as differences of the points' log p(w), and with a

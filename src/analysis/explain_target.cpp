@@ -123,7 +123,10 @@ std::shared_ptr<const RunResult> run_pass(const Model& model, const std::vector<
   for (int64_t q = P; q < T; ++q) ro.pattern_rows.push_back(q);
   ro.all_logits = true;  // every step reads its own position's logits
   ro.n_threads = request.options.n_threads;
-  return std::make_shared<const RunResult>(run(model, tokens, ro));
+  if (request.on_progress) request.on_progress(ExplainProgress{"forward", 0, 1});
+  auto result = std::make_shared<const RunResult>(run(model, tokens, ro));
+  if (request.on_progress) request.on_progress(ExplainProgress{"forward", 1, 1});
+  return result;
 }
 
 // The steps' shared exact projections (analysis/shared_projections.h) may take half of the memory
@@ -149,7 +152,8 @@ TargetStep explain_step(const Model& model, const TeacherForcedPass& pass, const
   step.options.target = token;
   step.options.foil = foil;
   step.explanation =
-      analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared, &widths, request.should_stop);
+      analysis::explain_sharing(model, *pass.run, pass.tokens, step.options, shared, &widths, request.should_stop,
+                                request.on_progress);
   return step;
 }
 
@@ -261,8 +265,10 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     }
   }
   out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);
+  if (request.on_progress) request.on_progress(ExplainProgress{"tightening", 0, 1});
   analysis::tighten_target_sums(model, out, target_widths, foil_widths, request.options.bound_tol,
                                 request.options.set_size, shared.get());
+  if (request.on_progress) request.on_progress(ExplainProgress{"tightening", 1, 1});
   return out;
 }
 

@@ -68,6 +68,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
   constexpr int64_t kChunk = 256;  // neurons projected at once: kChunk * V floats of scratch
 
   for (int64_t l = 0; l < L; ++l) {
+    ctx.report("ffn", l, L);
     const Distribution& dist = ctx.before_ffn(l);
     const double p_w = std::exp(dist.log_prob(w));
     const std::vector<float> fc2 = ffn_value_vectors(ctx.model, l);  // [d_mlp, d_model]
@@ -105,6 +106,7 @@ void score_ffn_neurons(const ExplainContext& ctx, Explanation& ex) {
       });
     }
   }
+  ctx.report("ffn", L, L);
 }
 
 void check_ffn_identities(const ExplainContext& ctx, Explanation& ex) {

@@ -43,7 +43,8 @@ void add_gram(const std::vector<float>& bt, int64_t d, int64_t nb, bool first, i
 
 // One pass over W_U, a block of rows at a time: each row's scale and codes, its norm and its
 // rounding error's E_j = u_j - a_j c_j, and (grams) both Gram matrices.
-void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& codes, bool grams, int threads) {
+void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& codes, bool grams, int threads,
+                const ExplainProgressFn* progress) {
   const int64_t d = sk.d, V = sk.V;
   if (grams) {
     sk.gram.assign(static_cast<size_t>(d * d), 0.0f);
@@ -87,6 +88,9 @@ void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& 
     if (grams) {
       add_gram(rows_t, d, nb, j0 == 0, threads, sk.gram);
       add_gram(errs_t, d, nb, j0 == 0, threads, sk.gram_err);
+      if (progress != nullptr && *progress) {
+        (*progress)(ExplainProgress{"sketch", j0 / kBlock + 1, (V + kBlock - 1) / kBlock});
+      }
     }
   }
   double umax = 0, emax = 0;
@@ -237,12 +241,16 @@ bool projection_sketch_available() { return ops::detail::int8_dot_is_fast(); }
 namespace {
 
 // The codes, scales and norms from W_U (a cheap pass), and the Gram matrices unless `sk` has them.
-void fill(const MatrixView& W_U, ProjectionSketch& sk, bool grams, int n_threads) {
+void fill(const MatrixView& W_U, ProjectionSketch& sk, bool grams, int n_threads,
+          const ExplainProgressFn* progress = nullptr) {
   sk.d = W_U.cols;
   sk.V = W_U.rows;
   sk.scale.assign(static_cast<size_t>(sk.V), 0.0f);
   std::vector<int8_t> codes(static_cast<size_t>(sk.V * sk.d));
-  build_rows(W_U, sk, codes, grams, n_threads);
+  if (grams && progress != nullptr && *progress) {
+    (*progress)(ExplainProgress{"sketch", 0, (sk.V + kBlock - 1) / kBlock});
+  }
+  build_rows(W_U, sk, codes, grams, n_threads, progress);
   sk.codes = ops::pack_int8_rows(codes.data(), sk.V, sk.d, sk.d);
   sk.scale.resize(static_cast<size_t>(sk.codes.n_pad), 0.0f);  // padded tiles weigh 0
   sk.screen_forms = 32 * sk.d >= sk.V;
@@ -307,7 +315,8 @@ std::shared_ptr<ProjectionSketch> build_projection_sketch(const MatrixView& W_U,
   return sk;
 }
 
-std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads) {
+std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads,
+                                                          const ExplainProgressFn* progress) {
   static std::mutex mu;
   static std::map<uint64_t, std::weak_ptr<ProjectionSketch>> live;
   static std::shared_ptr<ProjectionSketch> last;  // keeps the most recent model's sketch warm
@@ -319,7 +328,7 @@ std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, in
   const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("sketch-" + std::to_string(fp) + ".bin");
   auto sk = std::make_shared<ProjectionSketch>();
   const bool cached = !file.empty() && load_grams(file, fp, W_U.cols, W_U.rows, *sk);
-  fill(W_U, *sk, !cached, n_threads);
+  fill(W_U, *sk, !cached, n_threads, progress);
   if (!cached && !file.empty()) store_grams(file, fp, *sk);
   live[fp] = sk;
   last = sk;

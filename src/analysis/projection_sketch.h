@@ -52,8 +52,10 @@ struct ProjectionSketch {
 
 /// The sketch of a model's W_U, built on first use (a pass over W_U and two [d, V] x [V, d] float
 /// GEMMs, in blocks of 4096 rows) and kept for the process while in use: V d bytes of codes and
-/// 2 d^2 floats (GPT-2 124M: 39 + 4.7 MB; a 7B model: 131 + 134 MB).
-std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads);
+/// 2 d^2 floats (GPT-2 124M: 39 + 4.7 MB; a 7B model: 131 + 134 MB). `progress` (when not null)
+/// hears the Gram matrices' build when they are not cached: phase "sketch", a unit per block.
+std::shared_ptr<const ProjectionSketch> projection_sketch(const Model& model, int n_threads,
+                                                          const ExplainProgressFn* progress = nullptr);
 /// Whether explain uses the sketch on this CPU: wherever a SIMD kernel of ops::int8_dot_tile runs
 /// (AVX-512 VNNI, AVX-VNNI or AVX2; ops::detail::int8_dot_is_fast). They all give the same
 /// integers, so the sketched scores are the same bits on each. The portable loops give them too

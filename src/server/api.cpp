@@ -256,8 +256,13 @@ class Engine {
     p.eo.foil = foil ? pick_token(m_, *foil, logits, "foil", p.notes) : -1;
     if (explained) {
       job.set_stage("attribution");
-      // A client that cancels the job (DELETE /api/jobs/ID) stops the explain at its next phase.
-      p.ex = explanation_for(p, [&job] { return job.stop_requested(); });
+      // A client that cancels the job (DELETE /api/jobs/ID) stops the explain at its next phase; one
+      // that polls it (?async=1) sees the phase and its layers ("attribution: ffn 12/33").
+      p.ex = explanation_for(p, [&job] { return job.stop_requested(); }, [&job](const ExplainProgress& e) {
+        std::string stage = "attribution: " + std::string(e.phase);
+        if (e.total > 1) stage += " " + std::to_string(e.done) + "/" + std::to_string(e.total);
+        job.set_stage(std::move(stage));
+      });
     }
     return p;
   }
@@ -364,7 +369,8 @@ class Engine {
     return r;
   }
 
-  std::shared_ptr<const Explanation> explanation_for(const Prepared& p, const std::function<bool()>& should_stop) {
+  std::shared_ptr<const Explanation> explanation_for(const Prepared& p, const std::function<bool()>& should_stop,
+                                                     const ExplainProgressFn& on_progress = {}) {
     for (size_t i = 0; i < explains_.size(); ++i) {
       const auto& e = explains_[i];
       // The knobs too: a page that asks for the full method must not get a bounded explanation's scores.
@@ -376,7 +382,7 @@ class Engine {
         return hit.ex;
       }
     }
-    auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo, should_stop));
+    auto ex = std::make_shared<const Explanation>(explain(m_, *p.run, p.tokens, p.eo, should_stop, on_progress));
     explains_.push_front({p.tokens, p.eo.position, p.eo.target, p.eo.foil, p.eo, ex});
     if (explains_.size() > kExplains) explains_.pop_back();
     return ex;

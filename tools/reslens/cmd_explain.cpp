@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "common.h"
 #include "explain_batch.h"
+#include "explain_progress.h"
 #include "progress.h"
 #include "score_method_args.h"
 #include "report/html_page.h"
@@ -135,12 +136,27 @@ void register_explain(CLI::App& app) {
         std::cout << target_step_line(*model, pass, t, "target", static_cast<int>(t), rep) << std::flush;
       };
     }
-    // On a terminal, a bar over the steps of an answer (a 7B model's take seconds each).
+    // On a terminal: one line for the phases of an explain (a 7B model's take about a minute, and
+    // its first also builds the model's bounds), and for an answer of several tokens, once its
+    // first step is explained, a bar over the steps whose note names the running step's phase.
+    const bool tty = ::isatty(2) == 1;
+    cli::ExplainProgressLine line(std::cerr, tty, cli::terminal_columns(2));
     std::unique_ptr<cli::ProgressDisplay> bar;
-    req.on_step = [&bar](int done, int total) {
-      if (total < 2 || ::isatty(2) != 1) return;
+    int steps_done = 0, steps_total = 0;
+    req.on_step = [&](int done, int total) {
+      steps_done = done, steps_total = total;
+      if (total < 2 || !tty) return;
+      line.finish();
       if (!bar) bar = std::make_unique<cli::ProgressDisplay>("tokens", "tok", 0, total, false);
       bar->update(done);
+    };
+    req.on_progress = [&](const ExplainProgress& p) {
+      if (bar == nullptr || steps_done >= steps_total) {  // before the bar, and after its last step
+        line.update(p);
+      } else if (p.total > 1 && p.done < p.total) {
+        bar->update(steps_done, "step " + std::to_string(steps_done + 1) + ": " + std::string(p.phase) + " " +
+                                    std::to_string(p.done) + "/" + std::to_string(p.total));
+      }
     };
     GenerateOptions go;
     go.max_tokens = *generate_n;
@@ -148,6 +164,7 @@ void register_explain(CLI::App& app) {
     go.seed = *seed;
     const ExplainedTarget done = cmd->count("--generate") > 0 ? explain_generated(*model, req, go)
                                                               : explain_target(*model, req);
+    line.finish();
     print_notes(done.notes);
     // The bounded method ran without a projection cache: on a terminal, say how to make it faster
     // (logs and pipes are left alone).

@@ -1,5 +1,6 @@
 #include "progress.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,11 +19,23 @@ std::string duration(double s) {
   return buf;
 }
 
+int terminal_columns(int fd) {
+  winsize w{};
+  if (::isatty(fd) != 1 || ::ioctl(fd, TIOCGWINSZ, &w) != 0) return 0;
+  return w.ws_col;
+}
+
+std::string fit_to_columns(std::string line, int columns) {
+  if (columns > 1 && line.size() >= static_cast<size_t>(columns)) line.resize(static_cast<size_t>(columns - 1));
+  return line;
+}
+
 ProgressDisplay::ProgressDisplay(std::string unit, std::string rate_unit, int64_t already, int64_t total, bool quiet)
     : unit_(std::move(unit)),
       rate_unit_(std::move(rate_unit)),
       tty_(::isatty(2) == 1),
       quiet_(quiet),
+      columns_(terminal_columns(2)),
       already_(already),
       total_(total),
       start_(std::chrono::steady_clock::now()) {}
@@ -50,10 +63,11 @@ void ProgressDisplay::update(int64_t done, const std::string& note) {
     const int filled = static_cast<int>(pct / 100.0 * kWidth);
     std::string bar(static_cast<size_t>(filled), '#');
     bar += std::string(static_cast<size_t>(kWidth - filled), '-');
-    std::snprintf(buf, sizeof buf, "\r[%s] %lld/%lld %3.0f%%  %s %s/s  ETA %s  %s ", bar.c_str(),
+    std::snprintf(buf, sizeof buf, "[%s] %lld/%lld %3.0f%%  %s %s/s  ETA %s  %s", bar.c_str(),
                   static_cast<long long>(all_done), static_cast<long long>(total_), pct, rate_text, rate_unit_.c_str(),
                   tail.c_str(), note.c_str());
-    std::cerr << buf << (last ? "\n" : "") << std::flush;
+    // "\033[K" erases what a longer previous line (a longer note) left to its right.
+    std::cerr << '\r' << fit_to_columns(buf, columns_) << "\033[K" << (last ? "\n" : "") << std::flush;
     return;
   }
   const int decile = static_cast<int>(pct / 10);

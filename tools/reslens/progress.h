@@ -12,6 +12,13 @@ namespace reslens::cli {
 /// "4.2s", "3m07s", "1h02m"; "?" for a negative or absurd estimate.
 std::string duration(double seconds);
 
+/// The width in columns of the terminal on `fd`, 0 when it is not one or does not say.
+int terminal_columns(int fd);
+
+/// `line` cut to `columns - 1` characters (nothing cut when columns <= 1): a line redrawn in place
+/// with "\r" must not wrap, or each redraw leaves a copy of it above the next.
+std::string fit_to_columns(std::string line, int columns);
+
 class ProgressDisplay {
  public:
   /// `unit` names what is counted in the plain lines ("sentences"), `rate_unit` in the bar's rate
@@ -25,6 +32,7 @@ class ProgressDisplay {
  private:
   std::string unit_, rate_unit_;
   bool tty_, quiet_;
+  int columns_ = 0;
   int64_t already_, total_;
   std::chrono::steady_clock::time_point start_;
   double last_draw_ = -1;

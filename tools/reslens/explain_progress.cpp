@@ -1,0 +1,105 @@
+#include "explain_progress.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "progress.h"
+
+namespace reslens::cli {
+
+namespace {
+
+struct PhaseName {
+  std::string_view phase, label, unit;
+};
+
+// ExplainProgress's phases (include/reslens/explain.h), as the line names them and counts their units.
+constexpr PhaseName kPhases[] = {
+    {"generate", "generating the answer", "tokens"},
+    {"forward", "forward pass", ""},
+    {"points", "logit lens", ""},
+    {"bounds", "model bounds (once per model)", "layers"},
+    {"sketch", "sketch Gram matrices (once per model)", "blocks"},
+    {"tails", "head/tail splits", ""},
+    {"attention", "attention heads and neurons", "steps"},
+    {"attention_exact", "attention: exact projections", "vectors"},
+    {"ffn", "FFN neurons", "steps"},
+    {"ffn_exact", "FFN neurons: exact projections", "vectors"},
+    {"checks", "identity checks", ""},
+    {"queries", "query neurons", ""},
+    {"tightening", "tightening the answer's sums", ""},
+};
+
+const PhaseName* find_phase(std::string_view phase) {
+  for (const PhaseName& p : kPhases) {
+    if (p.phase == phase) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string phase_label(std::string_view phase) {
+  const PhaseName* p = find_phase(phase);
+  return std::string(p != nullptr ? p->label : phase);
+}
+
+std::string progress_text(const ExplainProgress& p, double elapsed, double phase_eta) {
+  std::string text = "explain: " + phase_label(p.phase);
+  if (p.total > 1) {
+    constexpr int kWidth = 16;
+    const int64_t done = std::clamp<int64_t>(p.done, 0, p.total);
+    const auto filled = static_cast<size_t>(done * kWidth / p.total);
+    const PhaseName* name = find_phase(p.phase);
+    const std::string_view unit = name != nullptr ? name->unit : "";
+    text += "  [" + std::string(filled, '#') + std::string(kWidth - filled, '-') + "] " + std::to_string(done) + "/" +
+            std::to_string(p.total);
+    if (!unit.empty()) text += " " + std::string(unit);
+  }
+  text += "  " + duration(elapsed);
+  if (phase_eta >= 0) text += ", ETA " + duration(phase_eta);
+  return text;
+}
+
+ExplainProgressLine::ExplainProgressLine(std::ostream& out, bool tty, int columns, double delay)
+    : out_(out),
+      tty_(tty),
+      columns_(columns),
+      delay_(delay),
+      start_(std::chrono::steady_clock::now()),
+      phase_start_(start_) {}
+
+double ExplainProgressLine::seconds_since(std::chrono::steady_clock::time_point t) const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void ExplainProgressLine::update(const ExplainProgress& p) {
+  if (!tty_) return;
+  const bool new_phase = p.phase != phase_;
+  if (new_phase) {
+    phase_ = std::string(p.phase);
+    phase_start_ = std::chrono::steady_clock::now();
+  }
+  const double elapsed = seconds_since(start_);
+  // Quick explains draw nothing; a long one redraws at most ten times a second, and whenever its
+  // phase changes (so the line never names a phase that has ended).
+  if (elapsed < delay_ || (!new_phase && elapsed - last_draw_ < 0.1)) return;
+  last_draw_ = elapsed;
+  // The phase's own rate predicts its rest once a unit is done and it has run long enough to say.
+  const double in_phase = seconds_since(phase_start_);
+  const double eta = p.total > 1 && p.done > 0 && p.done < p.total && in_phase >= 0.5
+                         ? in_phase / static_cast<double>(p.done) * static_cast<double>(p.total - p.done)
+                         : -1.0;
+  // Cut to the terminal's width: a line that wrapped would leave a copy of itself at each redraw.
+  // "\033[K" erases what a longer previous line left to the right.
+  out_ << '\r' << fit_to_columns(progress_text(p, elapsed, eta), columns_) << "\033[K" << std::flush;
+  drawn_ = true;
+}
+
+void ExplainProgressLine::finish() {
+  if (!drawn_) return;
+  out_ << "\r\033[K" << std::flush;
+  drawn_ = false;
+}
+
+}  // namespace reslens::cli
