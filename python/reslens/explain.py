@@ -587,6 +587,30 @@ def check_score_knobs(method: Any, bound_tol: Any) -> None:
     _core.check_score_knobs(method, float(bound_tol))
 
 
+# progress=: called (phase, done, total) as each phase of an explain starts and as its units finish.
+ProgressPhaseFn = Callable[[str, int, int], None]
+
+
+class _PhaseLine:
+    """progress=True: one line on stderr, rewritten in place ("\\r", padded over the previous text,
+    which a notebook's output area honours too), naming the phase and how far it is; finish() ends
+    it with a newline."""
+
+    def __init__(self) -> None:
+        self.width = 0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        text = f"explain: {phase}" + (f" {done}/{total}" if total > 1 else "")
+        self.width = max(self.width, len(text))
+        sys.stderr.write("\r" + text.ljust(self.width))
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.width:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
 def check_should_stop(should_stop: Any) -> None:
     """TypeError unless None or a callable (asked between an answer's steps)."""
     if should_stop is not None and not callable(should_stop):
@@ -599,7 +623,8 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
                          generate: Optional[int] = None, temperature: float = 0.0,
                          seed: int = 0, bound_tol: float = 8e-6, projection_cache: bool = True,
                          projection_sketch: bool = True,
-                         should_stop: Optional[Callable[[], Any]] = None) -> "_core.ExplainedTarget":
+                         should_stop: Optional[Callable[[], Any]] = None,
+                         progress: Union[bool, ProgressPhaseFn, None] = None) -> "_core.ExplainedTarget":
     refuse_hooks(model, "reslens.explain")
     if compat not in ("paper", "notebook"):
         raise ValueError(f"compat must be 'paper' or 'notebook', not {compat!r}")
@@ -630,11 +655,17 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
         joint = model.to_tokens(text + continuation, prepend_bos).tolist()
         target = _core.continuation_tokens(model.core, ids, joint, continuation)
     # The target and foil are resolved by the library's one request, as the CLI and the server do.
-    return _core.explain_target(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"),
-                                int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
-                                int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
-                                method, 0 if generate is None else int(generate), float(temperature), int(seed),
-                                float(bound_tol), bool(projection_cache), bool(projection_sketch), should_stop)
+    progress_fn = progress_callback(progress, _PhaseLine, "(phase, done, total)")
+    try:
+        return _core.explain_target(model.core, ids, _token_name(target, "target"), _token_name(foil, "foil"),
+                                    int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
+                                    int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
+                                    method, 0 if generate is None else int(generate), float(temperature), int(seed),
+                                    float(bound_tol), bool(projection_cache), bool(projection_sketch), should_stop,
+                                    progress_fn)
+    finally:
+        if isinstance(progress_fn, _PhaseLine):
+            progress_fn.finish()
 
 
 def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
@@ -644,7 +675,8 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
             threads: Optional[int] = None, continuation: Optional[str] = None,
             generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
             bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True,
-            should_stop: Optional[Callable[[], Any]] = None) -> Union[Explanation, "TargetExplanation"]:
+            should_stop: Optional[Callable[[], Any]] = None,
+            progress: Union[bool, ProgressPhaseFn, None] = None) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
 
@@ -676,6 +708,13 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     arguments) is asked there too, and a truthy answer raises ``reslens.Cancelled``. Either way
     nothing after that boundary is computed and no result is returned.
 
+    ``progress``: True for a line on stderr naming the running phase and its layers (a 7B model's
+    explain takes about a minute, and its first also builds the model's bounds, once: docs/explain.md,
+    "Progress"), or a callable ``(phase, done, total)`` called as each phase starts (done 0) and as its
+    units finish, on the calling thread ("forward", "points", "bounds", "tails", "attention", "ffn",
+    "checks", "queries", ...; include/reslens/explain.h lists them); an exception it raises ends the
+    call with that exception.
+
     >>> ex = reslens.explain(model, "Once upon a time", top=10)
     >>> ex.head.shape == (model.cfg.n_layers, model.cfg.n_heads)
     True
@@ -697,12 +736,14 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
                         compat=compat, baselines=baselines, query_top=query_top, set_size=set_size,
                         lens_top_k=lens_top_k, method=method, threads=threads, continuation=c, generate=generate,
                         temperature=temperature, seed=seed, bound_tol=bound_tol, projection_cache=projection_cache,
-                        projection_sketch=projection_sketch, should_stop=should_stop)  # type: ignore[misc]
+                        projection_sketch=projection_sketch, should_stop=should_stop,
+                        progress=progress)  # type: ignore[misc]
                 for t, tg, fl, c in zip(items, per_row(target, n, "target"), per_row(foil, n, "foil"),
                                         per_row(continuation, n, "continuation"))]
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop,
+                                progress)
     if core.single and generate is None:  # one token each: explain()'s own result, as before
         return Explanation(core.steps[0], model, top)
     from .target import TargetExplanation
@@ -717,11 +758,12 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
                    generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
                    bound_tol: float = 8e-6, projection_cache: bool = True,
                    projection_sketch: bool = True,
-                   should_stop: Optional[Callable[[], Any]] = None) -> "TargetExplanation":
+                   should_stop: Optional[Callable[[], Any]] = None,
+                   progress: Union[bool, ProgressPhaseFn, None] = None) -> "TargetExplanation":
     """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
     target is one step, whose scores are ``explain``'s). Every option, ``method`` and the bounded
-    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``) and ``should_stop``
-    (Ctrl-C and ``reslens.Cancelled`` between steps) included, is ``explain``'s.
+    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``), ``should_stop``
+    (Ctrl-C and ``reslens.Cancelled`` between steps) and ``progress`` included, is ``explain``'s.
 
     >>> ex = reslens.explain_target(model, "Once upon a time", target=" there was a")
     >>> len(ex.steps), ex.ffn_neuron.shape == ex.steps[0].ffn_neuron.shape
@@ -730,7 +772,8 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
     from .target import TargetExplanation
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop,
+                                progress)
     return TargetExplanation(core, model, top)
 
 

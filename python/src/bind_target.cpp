@@ -68,6 +68,21 @@ std::function<bool()> python_should_stop(const py::object& callable) {
   };
 }
 
+// ExplainRequest::on_progress for a call from Python: `callable(phase, done, total)` on the thread
+// that made the call, holding the GIL only for it (an exception it raises ends the call with that
+// exception); none for None. Held as python_should_stop holds its callable.
+ExplainProgressFn python_progress(const py::object& callable) {
+  if (callable.is_none()) return {};
+  std::shared_ptr<py::object> held(new py::object(callable), [](py::object* o) {
+    const py::gil_scoped_acquire gil;
+    delete o;
+  });
+  return [held](const ExplainProgress& p) {
+    const py::gil_scoped_acquire gil;
+    (*held)(std::string(p.phase), p.done, p.total);
+  };
+}
+
 py::object score_or_none(const Target& t, const ScoreArray& a) {
   if (a.values.empty()) return py::none();
   return score_view(a, t);
@@ -222,10 +237,15 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
          int lens_top_k, int threads, const std::string& method, int64_t generate_n, double temperature,
-         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch, const py::object& should_stop) {
+         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch, const py::object& should_stop,
+         const py::object& progress) {
         if (!should_stop.is_none() && !PyCallable_Check(should_stop.ptr())) {
           throw py::type_error("should_stop is a callable asked between steps (truthy: stop), or None, not " +
                                py::str(should_stop.get_type().attr("__name__")).cast<std::string>());
+        }
+        if (!progress.is_none() && !PyCallable_Check(progress.ptr())) {
+          throw py::type_error("progress is a callable (phase, done, total), or None, not " +
+                               py::str(progress.get_type().attr("__name__")).cast<std::string>());
         }
         ExplainArgs a;
         set_sequence(target, "target", a.target, a.target_tokens);
@@ -244,6 +264,7 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
         a.projection_sketch = projection_sketch;
         ExplainRequest req = explain_request(to_ids(tokens), a);
         req.should_stop = python_should_stop(should_stop);  // made while the GIL is held
+        req.on_progress = python_progress(progress);
         auto t = std::make_shared<TargetResult>();
         t->model = model.ptr;
         const py::gil_scoped_release release;
@@ -265,7 +286,7 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       py::arg("baselines") = false, py::arg("query_top_n") = 30, py::arg("set_size") = 300, py::arg("lens_top_k") = 10,
       py::arg("threads") = 0, py::arg("method") = "auto", py::arg("generate") = 0, py::arg("temperature") = 0.0,
       py::arg("seed") = 0, py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
-      py::arg("projection_sketch") = true, py::arg("should_stop") = py::none(),
+      py::arg("projection_sketch") = true, py::arg("should_stop") = py::none(), py::arg("progress") = py::none(),
       R"pbdoc(
 Runs ``tokens`` and the target by teacher forcing and explains every step (GIL released).
 ``target``/``foil``: a token id, a text (all its tokens), a sequence of ids, or None (the top
@@ -276,7 +297,8 @@ tokens (greedy, or sampled at ``temperature`` with ``seed``) is generated and ex
 ``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``: as ``explain``'s.
 Between steps (each generated token, each explained step) a pending Ctrl-C stops the call with
 ``KeyboardInterrupt``, and ``should_stop()`` (a callable, or None) is asked: truthy stops it with
-``reslens.Cancelled``.
+``reslens.Cancelled``. ``progress(phase, done, total)`` (a callable, or None) hears each phase of each
+explain as it goes (reslens::ExplainProgress: "forward", "bounds", "attention", "ffn", ...).
 )pbdoc");
 }
 

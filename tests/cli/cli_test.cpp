@@ -778,7 +778,9 @@ TEST(CliPrecompute, ExplainSuggestsItOnATerminalUntilTheCacheExists) {
     const std::string cmd = "script -qec " + quote(inner) + " /dev/null >" + quote(log.string()) + " 2>&1 </dev/null";
     const int status = std::system(cmd.c_str());
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    return test::read_file(log);
+    std::string text = test::read_file(log);
+    std::filesystem::remove(log);  // beside the cache dir, not in it: removed here
+    return text;
   };
   const std::string tip = "tip: `reslens precompute " + m + "`";
   EXPECT_NE(on_terminal().find(tip), std::string::npos);

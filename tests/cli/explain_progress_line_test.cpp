@@ -3,8 +3,10 @@
 // terminal's width (a wrapped line would leave a copy at each redraw), and that it erases itself.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "explain_progress.h"
 #include "progress.h"
@@ -50,6 +52,22 @@ TEST(ExplainProgressLine, DrawsOnlyOnATerminalAfterItsDelayAndErasesItself) {
   EXPECT_EQ(tty.str().substr(drawn.size()), "\r\033[K");
   line.finish();  // once only
   EXPECT_EQ(tty.str().size(), drawn.size() + 4);
+}
+
+TEST(ExplainProgressLine, ItsTickerKeepsTheTimeMovingThroughALongUnit) {
+  std::ostringstream tty;
+  ExplainProgressLine line(tty, true, 80, 0.0, 0.05);
+  line.update({"bounds", 1, 32});
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  line.finish();
+  const std::string s = tty.str();
+  size_t draws = 0;
+  for (size_t at = s.find("\rexplain: model bounds"); at != std::string::npos; at = s.find("\rexplain: model bounds", at + 1)) ++draws;
+  EXPECT_GE(draws, 2u) << s;  // the report's own draw, then the ticker's (100 ms apart at most)
+  EXPECT_EQ(s.substr(s.size() - 4), "\r\033[K");  // erased, after the ticker stopped
+  const size_t size = s.size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(tty.str().size(), size);  // nothing drawn after finish()
 }
 
 TEST(ExplainProgressLine, NeverWiderThanTheTerminal) {

@@ -140,7 +140,7 @@ void register_explain(CLI::App& app) {
     // its first also builds the model's bounds), and for an answer of several tokens, once its
     // first step is explained, a bar over the steps whose note names the running step's phase.
     const bool tty = ::isatty(2) == 1;
-    cli::ExplainProgressLine line(std::cerr, tty, cli::terminal_columns(2));
+    cli::ExplainProgressLine line(std::cerr, tty, cli::terminal_columns(2), 1.0, 0.5);
     std::unique_ptr<cli::ProgressDisplay> bar;
     int steps_done = 0, steps_total = 0;
     req.on_step = [&](int done, int total) {

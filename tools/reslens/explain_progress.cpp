@@ -61,42 +61,62 @@ std::string progress_text(const ExplainProgress& p, double elapsed, double phase
   return text;
 }
 
-ExplainProgressLine::ExplainProgressLine(std::ostream& out, bool tty, int columns, double delay)
-    : out_(out),
-      tty_(tty),
-      columns_(columns),
-      delay_(delay),
-      start_(std::chrono::steady_clock::now()),
-      phase_start_(start_) {}
-
-double ExplainProgressLine::seconds_since(std::chrono::steady_clock::time_point t) const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+ExplainProgressLine::ExplainProgressLine(std::ostream& out, bool tty, int columns, double delay, double tick)
+    : out_(out), tty_(tty), columns_(columns), delay_(delay), start_(Clock::now()), phase_start_(start_), reported_(start_) {
+  if (!tty_ || !(tick > 0)) return;
+  ticker_ = std::thread([this, tick] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!wake_.wait_for(lock, std::chrono::duration<double>(tick), [this] { return stopping_; })) {
+      if (have_) draw(false);
+    }
+  });
 }
 
 void ExplainProgressLine::update(const ExplainProgress& p) {
   if (!tty_) return;
-  const bool new_phase = p.phase != phase_;
+  const std::lock_guard<std::mutex> lock(mu_);
+  const auto now = Clock::now();
+  const bool new_phase = !have_ || p.phase != phase_;
   if (new_phase) {
     phase_ = std::string(p.phase);
-    phase_start_ = std::chrono::steady_clock::now();
+    phase_start_ = now;
   }
-  const double elapsed = seconds_since(start_);
-  // Quick explains draw nothing; a long one redraws at most ten times a second, and whenever its
-  // phase changes (so the line never names a phase that has ended).
-  if (elapsed < delay_ || (!new_phase && elapsed - last_draw_ < 0.1)) return;
-  last_draw_ = elapsed;
+  have_ = true;
+  done_ = p.done, total_ = p.total;
+  reported_ = now;
   // The phase's own rate predicts its rest once a unit is done and it has run long enough to say.
-  const double in_phase = seconds_since(phase_start_);
-  const double eta = p.total > 1 && p.done > 0 && p.done < p.total && in_phase >= 0.5
-                         ? in_phase / static_cast<double>(p.done) * static_cast<double>(p.total - p.done)
-                         : -1.0;
+  const double in_phase = std::chrono::duration<double>(now - phase_start_).count();
+  eta_ = p.total > 1 && p.done > 0 && p.done < p.total && in_phase >= 0.5
+             ? in_phase / static_cast<double>(p.done) * static_cast<double>(p.total - p.done)
+             : -1.0;
+  // A new phase is drawn at once, so the line never names a phase that has ended.
+  draw(new_phase);
+}
+
+void ExplainProgressLine::draw(bool force) {
+  const auto now = Clock::now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  // Quick explains draw nothing; a long one at most ten times a second.
+  if (elapsed < delay_ || (!force && elapsed - last_draw_ < 0.1)) return;
+  last_draw_ = elapsed;
+  const double since = std::chrono::duration<double>(now - reported_).count();
+  const double eta = eta_ < 0 ? -1.0 : std::max(0.0, eta_ - since);
   // Cut to the terminal's width: a line that wrapped would leave a copy of itself at each redraw.
   // "\033[K" erases what a longer previous line left to the right.
-  out_ << '\r' << fit_to_columns(progress_text(p, elapsed, eta), columns_) << "\033[K" << std::flush;
+  out_ << '\r' << fit_to_columns(progress_text({phase_, done_, total_}, elapsed, eta), columns_) << "\033[K" << std::flush;
   drawn_ = true;
 }
 
 void ExplainProgressLine::finish() {
+  if (ticker_.joinable()) {
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    ticker_.join();
+  }
+  const std::lock_guard<std::mutex> lock(mu_);
   if (!drawn_) return;
   out_ << "\r\033[K" << std::flush;
   drawn_ = false;

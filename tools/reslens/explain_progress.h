@@ -7,10 +7,13 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "reslens/explain.h"
 
@@ -28,25 +31,36 @@ std::string progress_text(const ExplainProgress& p, double elapsed, double phase
 class ExplainProgressLine {
  public:
   /// Draws on `out` when `tty` (a terminal) of `columns` columns (0: unknown, no cut), from `delay`
-  /// seconds after construction on.
-  ExplainProgressLine(std::ostream& out, bool tty, int columns, double delay = 1.0);
+  /// seconds after construction on; with `tick` > 0 a thread of its own also redraws the latest
+  /// report every `tick` seconds, so the time keeps moving through a long unit (a 7B model's layer
+  /// of bounds takes half a minute, its forward pass seconds).
+  ExplainProgressLine(std::ostream& out, bool tty, int columns, double delay = 1.0, double tick = 0.0);
   /// The explain's latest report.
   void update(const ExplainProgress& p);
-  /// Erases the line if one was drawn (idempotent).
+  /// Stops the redraws and erases the line if one was drawn (idempotent).
   void finish();
   ~ExplainProgressLine() { finish(); }
   ExplainProgressLine(const ExplainProgressLine&) = delete;
   ExplainProgressLine& operator=(const ExplainProgressLine&) = delete;
 
  private:
-  double seconds_since(std::chrono::steady_clock::time_point t) const;
+  using Clock = std::chrono::steady_clock;
+  // Draws the latest report (mu_ held); `force`: even within 0.1 s of the last draw.
+  void draw(bool force);
 
   std::ostream& out_;
   bool tty_;
   int columns_;
   double delay_;
-  std::chrono::steady_clock::time_point start_, phase_start_;
-  std::string phase_;        // the phase being drawn
+  Clock::time_point start_, phase_start_, reported_;
+  std::mutex mu_;  // the fields below and out_, between update() and the ticker
+  std::condition_variable wake_;
+  std::thread ticker_;
+  bool stopping_ = false;
+  bool have_ = false;        // a report came
+  std::string phase_;        // the latest report's
+  int64_t done_ = 0, total_ = 0;
+  double eta_ = -1;          // its phase's remaining time when it came (negative: none)
   double last_draw_ = -1;    // seconds since start_ of the last draw
   bool drawn_ = false;       // a line is on the screen
 };
