@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "analysis/cache_files.h"
+#include "analysis/progress.h"
 #include "analysis/projection_sketch.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
@@ -173,10 +174,7 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads, const ExplainP
   const std::filesystem::path dir = cache_dir();
   const std::filesystem::path file = dir.empty() ? std::filesystem::path() : dir / ("bounds-" + std::to_string(fp) + ".bin");
   if (!file.empty() && load_cached(file, fp, *mb)) return mb;
-  auto report = [progress, &c](int64_t done) {
-    if (progress != nullptr && *progress) (*progress)(ExplainProgress{"bounds", done, c.n_layers});
-  };
-  report(0);
+  report_progress(progress, "bounds", 0, c.n_layers);
   // Not cached: W_U's largest row norm and Gamma = W_U^T W_U (through a transposed copy, dropped after).
   std::vector<float> unembed_t(static_cast<size_t>(d * V));  // [d, V]
   std::vector<float> row;  // [d] a decoded row of an encoded W_U
@@ -222,7 +220,7 @@ std::shared_ptr<ModelBounds> compute(const Model& m, int threads, const ExplainP
     mb->attn_norm.push_back(std::move(n));
     mb->head_gram_gamma.push_back(std::move(gg));
     mb->head_gram.push_back(std::move(ge));
-    report(l + 1);
+    report_progress(progress, "bounds", l + 1, c.n_layers);
   }
   if (!file.empty()) store_cached(file, fp, *mb);
   return mb;

@@ -117,10 +117,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   ex.real_rank = rs.rank;
 
   const ExplainProgressFn* progress = on_progress ? &on_progress : nullptr;
-  auto report = [progress](std::string_view phase, int64_t done, int64_t total) {
-    if (progress != nullptr) (*progress)(ExplainProgress{phase, done, total});
-  };
-  report("points", 0, 1);
+  analysis::report_progress(progress, "points", 0, 1);
   const analysis::VocabProjector proj(model, {trace.resid_post(L - 1, P), static_cast<size_t>(d)},
                                       opts.include_final_bias, threads);
   ex.frozen_scale = proj.scale();
@@ -187,7 +184,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     ex.checks["bs_final_vs_real_logits"] = worst;
   }
 
-  report("points", 1, 1);
+  ctx.report("points", 1, 1);
   mark("points");
   // The bounded method pays off when the vocabulary is large; baselines need every token's rank.
   // Its certified intervals assume that a vector moves the logits linearly (by bs(v)); under a
@@ -198,7 +195,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
   if (bounded) {
     ctx.bounds = analysis::model_bounds(model, threads, progress);
     mark("bounds");
-    report("tails", 0, 1);
+    ctx.report("tails", 0, 1);
     std::vector<const analysis::Distribution*> dists;
     // The states scored against: h^{l-1} (attention l) and r^l (FFN l); the final point is none's.
     for (int64_t i = 0; i < 2 * L; ++i) dists.push_back(&ctx.points[static_cast<size_t>(i)]);
@@ -210,7 +207,7 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     if (opts.projection_sketch && ctx.projections == nullptr && analysis::projection_sketch_available()) {
       ctx.sketch = analysis::projection_sketch(model, threads, progress);
     }
-    report("tails", 1, 1);
+    ctx.report("tails", 1, 1);
     mark("tails");
     analysis::score_attention_bounded(ctx, ex);
   } else {
@@ -223,15 +220,15 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     analysis::score_ffn_neurons(ctx, ex);
   }
   mark("ffn");
-  report("checks", 0, 1);
+  ctx.report("checks", 0, 1);
   analysis::check_attention_identities(ctx, ex);
   analysis::check_ffn_identities(ctx, ex);
   analysis::score_experts(ctx, ex);
-  report("checks", 1, 1);
+  ctx.report("checks", 1, 1);
   mark("checks");
-  report("queries", 0, 1);
+  ctx.report("queries", 0, 1);
   analysis::score_queries(ctx, ex);
-  report("queries", 1, 1);
+  ctx.report("queries", 1, 1);
   mark("queries", true);
   return ex;
 }

@@ -8,6 +8,7 @@
 #include "analysis/bounds.h"
 #include "analysis/projection_cache.h"
 #include "analysis/projection_sketch.h"
+#include "analysis/progress.h"
 #include "analysis/projector.h"
 #include "analysis/shared_projections.h"
 #include "analysis/trace_view.h"
@@ -57,7 +58,7 @@ struct ExplainContext {
 
   /// Tells the caller's progress function that `done` of `total` units of `phase` are finished.
   void report(std::string_view phase, int64_t done, int64_t total) const {
-    if (progress != nullptr && *progress) (*progress)(ExplainProgress{phase, done, total});
+    report_progress(progress, phase, done, total);
   }
   const Distribution& before_attn(int64_t l) const { return points[static_cast<size_t>(2 * l)]; }
   const Distribution& before_ffn(int64_t l) const { return points[static_cast<size_t>(2 * l + 1)]; }

@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "analysis/cache_files.h"
+#include "analysis/progress.h"
 #include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "ops/gemm.h"
@@ -88,9 +89,7 @@ void build_rows(const MatrixView& U, ProjectionSketch& sk, std::vector<int8_t>& 
     if (grams) {
       add_gram(rows_t, d, nb, j0 == 0, threads, sk.gram);
       add_gram(errs_t, d, nb, j0 == 0, threads, sk.gram_err);
-      if (progress != nullptr && *progress) {
-        (*progress)(ExplainProgress{"sketch", j0 / kBlock + 1, (V + kBlock - 1) / kBlock});
-      }
+      report_progress(progress, "sketch", j0 / kBlock + 1, (V + kBlock - 1) / kBlock);
     }
   }
   double umax = 0, emax = 0;
@@ -247,9 +246,7 @@ void fill(const MatrixView& W_U, ProjectionSketch& sk, bool grams, int n_threads
   sk.V = W_U.rows;
   sk.scale.assign(static_cast<size_t>(sk.V), 0.0f);
   std::vector<int8_t> codes(static_cast<size_t>(sk.V * sk.d));
-  if (grams && progress != nullptr && *progress) {
-    (*progress)(ExplainProgress{"sketch", 0, (sk.V + kBlock - 1) / kBlock});
-  }
+  if (grams) report_progress(progress, "sketch", 0, (sk.V + kBlock - 1) / kBlock);
   build_rows(W_U, sk, codes, grams, n_threads, progress);
   sk.codes = ops::pack_int8_rows(codes.data(), sk.V, sk.d, sk.d);
   sk.scale.resize(static_cast<size_t>(sk.codes.n_pad), 0.0f);  // padded tiles weigh 0
