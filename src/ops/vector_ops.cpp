@@ -434,29 +434,6 @@ double lanes_sum(const D8& acc) {
 
 }  // namespace
 
-RESLENS_CLONES void axpy_many(const double* a, int64_t m, const double* x, double* y, int64_t n) {
-  int64_t i = 0;
-  // Four independent 8-lane accumulators hide the add latency of each element's chain over j.
-  for (; i + 32 <= n; i += 32) {
-    D8 x0, x1, x2, x3, y0, y1, y2, y3;
-    std::memcpy(&x0, x + i, sizeof x0), std::memcpy(&x1, x + i + 8, sizeof x1);
-    std::memcpy(&x2, x + i + 16, sizeof x2), std::memcpy(&x3, x + i + 24, sizeof x3);
-    std::memcpy(&y0, y + i, sizeof y0), std::memcpy(&y1, y + i + 8, sizeof y1);
-    std::memcpy(&y2, y + i + 16, sizeof y2), std::memcpy(&y3, y + i + 24, sizeof y3);
-    for (int64_t j = 0; j < m; ++j) {
-      const double aj = a[j];
-      y0 += aj * x0, y1 += aj * x1, y2 += aj * x2, y3 += aj * x3;
-    }
-    std::memcpy(y + i, &y0, sizeof y0), std::memcpy(y + i + 8, &y1, sizeof y1);
-    std::memcpy(y + i + 16, &y2, sizeof y2), std::memcpy(y + i + 24, &y3, sizeof y3);
-  }
-  for (; i < n; ++i) {
-    double yi = y[i];
-    for (int64_t j = 0; j < m; ++j) yi += a[j] * x[i];
-    y[i] = yi;
-  }
-}
-
 namespace {
 
 // Rows [m0, m0 + R) of C over columns [n0, n1) for W's rows [k0, k1) (one chunk): blocks of kV L

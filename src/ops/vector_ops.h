@@ -16,9 +16,6 @@ namespace reslens::ops {
 void axpy(double a, const double* x, double* y, int64_t n);
 /// y[i] += a * double(x[i]) for i < n.
 void axpy(double a, const float* x, double* y, int64_t n);
-/// y[i] += a[0] * x[i], then y[i] += a[1] * x[i], ... for every a[j], j < m: each element's update
-/// chain is exactly that of m axpy calls, but x and y are read once instead of m times.
-void axpy_many(const double* a, int64_t m, const double* x, double* y, int64_t n);
 
 /// out[c, j] = sum_k coef[c, k] * float(rows[k, j]) for c < nc, j < n, k < K ascending (separate
 /// multiply and add): combinations of int16 rows without widening them first. coef: [nc, K];

@@ -368,14 +368,6 @@ TEST(VectorOps, SmallProductsAndAxpyAreTheInOrderSums) {
   axpy(0.25, B.data(), y.data(), N);
   for (int64_t i = 0; i < N; ++i) yw[static_cast<size_t>(i)] += 0.25 * static_cast<double>(B[static_cast<size_t>(i)]);
   EXPECT_EQ(y, yw);
-
-  // axpy_many: the same bits as one axpy per coefficient.
-  const std::vector<double> coefs = {0.5, -1.25, 3.0, 1e-3, -7.5};
-  std::vector<double> x(77), y1(77, 2.0), y2(77, 2.0);
-  for (double& v : x) v = static_cast<double>(normal(rng));
-  ops::axpy_many(coefs.data(), static_cast<int64_t>(coefs.size()), x.data(), y1.data(), 77);
-  for (double a : coefs) axpy(a, x.data(), y2.data(), 77);
-  EXPECT_EQ(y1, y2);
 }
 
 // Long products (K past one chunk of packed B rows) over a column window of a wider matrix (ldb > N,
