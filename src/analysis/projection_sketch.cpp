@@ -121,10 +121,6 @@ double quad_upper(double computed, double norm2, double norm1, double trace, dou
   return std::max(0.0, (computed + cV * norm2 * trace + cd * norm1 * norm1 * max_abs) * (1 + 1e-9));
 }
 
-// A vector y0 rounded as the sketch rounds vectors, y0 = b y~ + f, z = b y~: its codes y~ + 128
-// into x (when given), f and z as float into F and Z (when given: what the forms read), and the
-// norms of those stored floats (the difference from the exact f and z is covered by a margin in
-// certify_job).
 // Vector y [d]'s codes at scale b, as W_U's rows get theirs (ops::int8_codes: y / b clamped to
 // [-127, 127], rounded half away from zero), in this thread's buffer: valid until its next call.
 const int8_t* vector_codes(const float* y, int64_t d, double b) {
@@ -134,14 +130,23 @@ const int8_t* vector_codes(const float* y, int64_t d, double b) {
   return codes.data();
 }
 
+// The scale b a vector y [d] is rounded at: its largest |y_i| over 127 (so its codes span [-127, 127]).
+double vector_scale(const float* y, int64_t d) {
+  float mx = 0;
+  for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
+  return static_cast<double>(mx) / 127.0;
+}
+
+// A vector y0 rounded as the sketch rounds vectors, y0 = b y~ + f, z = b y~: its codes y~ + 128
+// into x (when given), f and z as float into F and Z (when given: what the forms read), and the
+// norms of those stored floats (the difference from the exact f and z is covered by a margin in
+// certify_job).
 struct Rounded {
   double b = 0, f2 = 0, z2 = 0, f1 = 0, z1 = 0;
 };
 Rounded round_vector(const float* y, int64_t d, uint8_t* x, float* F, float* Z) {
-  float mx = 0;
-  for (int64_t i = 0; i < d; ++i) mx = std::max(mx, std::abs(y[i]));
   Rounded r;
-  r.b = static_cast<double>(mx) / 127.0;
+  r.b = vector_scale(y, d);
   const int8_t* codes = vector_codes(y, d, r.b);
   for (int64_t i = 0; i < d; ++i) {
     const int c = codes[i];
@@ -344,13 +349,13 @@ std::vector<double> sketched_quartic_norms(const ProjectionSketch& sk, const flo
   const double cV = sk.gram_chain * kUnit;
   for (int64_t r0 = 0; r0 < n; r0 += kChunk) {
     const int64_t m = std::min(kChunk, n - r0);
-    // Each row rounded as sketched_log_expectations rounds a vector: y0 = b y~ + f, z = b y~.
+    // Each row rounded as sketched_log_expectations rounds a vector (round_vector's scale and codes):
+    // y0 = b y~ + f, z = b y~, with f and z summed exactly in double here (round_vector sums them as
+    // the float rows the forms read).
     parallel_for(n_threads, m, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const float* y = y0 + (r0 + i) * d;
-        float mx = 0;
-        for (int64_t k = 0; k < d; ++k) mx = std::max(mx, std::abs(y[k]));
-        const double bv = static_cast<double>(mx) / 127.0;
+        const double bv = vector_scale(y, d);
         double sf2 = 0, sz2 = 0, sy2 = 0;
         uint8_t* x = xs.data() + i * kp;
         std::fill(x, x + kp, uint8_t{128});
