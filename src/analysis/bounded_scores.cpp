@@ -1022,13 +1022,7 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
         for (size_t h = 0; h < g.size(); ++h) dl[h] = it.coef * g[h];
         if (!extend) continue;
         // The job's tail terms at coefficient 1, at this item's coefficient.
-        const TailTerms& u = it.job->tail;
-        TailTerms tt;
-        tt.linear = it.coef * lin_of[it.y];
-        tt.quadratic = it.coef * it.coef * u.quadratic;
-        tt.quadratic_lo = it.coef * it.coef * u.quadratic_lo;
-        tt.range = std::abs(it.coef) * u.range;
-        tt.quartic = it.coef * it.coef * u.quartic;
+        const TailTerms tt = it.job->tail.scaled(it.coef, it.coef * lin_of[it.y]);
         lse[static_cast<size_t>(i)] = bounded_log_expectation(*split_of[it.y], dl.data(), tt, tol, &hw[static_cast<size_t>(i)]);
       }
     });

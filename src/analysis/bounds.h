@@ -26,6 +26,7 @@
 // vocabulary. Everything except mu_T and the head is a property of the weights.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -123,6 +124,18 @@ struct TailTerms {
   double quadratic_lo = 0;
   double range = std::numeric_limits<double>::infinity();    ///< >= |s| max_j |g_j|
   double quartic = std::numeric_limits<double>::infinity();  ///< >= s^2 |g|_4^2 = s^2 sqrt(sum_j g_j^4)
+
+  /// The terms of c times the vector these describe: the quadratic ones scale by c^2, the range by |c|
+  /// (each bound stays a bound); `linear` is c s m_T, given by the caller.
+  TailTerms scaled(double c, double linear_c) const {
+    TailTerms t;
+    t.linear = linear_c;
+    t.quadratic = c * c * quadratic;
+    t.quadratic_lo = c * c * quadratic_lo;
+    t.range = std::abs(c) * range;
+    t.quartic = c * c * quartic;
+    return t;
+  }
 };
 
 /// The certified value of f = log sum_j q_j exp(delta_j) for delta = s*g, given head_delta[h] =
