@@ -1,8 +1,8 @@
 // Progress of one explain on a terminal (ExplainRequest::on_progress): a single line on stderr,
 // redrawn in place, naming the phase, how far it is and the time so far, and erased when the
-// explain ends so the results follow on a clean screen. A 7B model's explain takes about a minute
-// and its first one also builds the model's bounds (a quarter of an hour on two cores), which
-// without it would pass in silence. Nothing is drawn for an explain shorter than `delay` (a small
+// explain ends so the results follow on a clean screen. A 7B model's explain takes 20-60 s on two
+// cores and its first one also builds the model's bounds (4 minutes with AVX-512 VNNI, 14 on an
+// AVX2 host; docs/benchmarks.md, "Stop 41"), which without it would pass in silence. Nothing is drawn for an explain shorter than `delay` (a small
 // model's), nor when stderr is not a terminal (logs and pipes get the results only).
 #pragma once
 
