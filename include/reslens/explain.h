@@ -167,8 +167,8 @@ struct Explanation {
   std::vector<std::pair<std::string, double>> phase_ms;
 };
 
-/// How far an explain is, for a progress display (a 7B model's explain takes about a minute, and
-/// its first one also builds the model's weight-only bounds, about fifteen minutes on two cores).
+/// How far an explain is, for a progress display (a 7B model's explain takes 20-60 s on two cores,
+/// and its first one also builds the model's weight-only bounds, 4-14 minutes more).
 /// Each phase reports done = 0 when it starts and done = 1..total as its units finish. The phases,
 /// in the order they run (those of the bounded method only when it is used; "bounds" and "sketch"
 /// only when the model's bounds or the sketch's Gram matrices are built, not read from the cache):

@@ -709,7 +709,7 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     nothing after that boundary is computed and no result is returned.
 
     ``progress``: True for a line on stderr naming the running phase and its layers (a 7B model's
-    explain takes about a minute, and its first also builds the model's bounds, once: docs/explain.md,
+    explain takes 20-60 s, and its first also builds the model's bounds, once: docs/explain.md,
     "Progress"), or a callable ``(phase, done, total)`` called as each phase starts (done 0) and as its
     units finish, on the calling thread ("forward", "points", "bounds", "tails", "attention", "ffn",
     "checks", "queries", ...; include/reslens/explain.h lists them); an exception it raises ends the

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "analysis/progress.h"
 #include "reslens/error.h"
 #include "reslens/explain_target.h"
 
@@ -48,9 +49,9 @@ ExplainedTarget explain_generated(const Model& model, const ExplainRequest& requ
   go.n_threads = request.options.n_threads;
   // A caller that cancels while the answer is generated stops it after the token being chosen.
   int64_t generated = 0;
-  if (request.on_progress) request.on_progress(ExplainProgress{"generate", 0, options.max_tokens});
+  analysis::report_progress(&request.on_progress, "generate", 0, options.max_tokens);
   const Generation answer = generate(model, prompt, go, [&request, &generated, &options](int32_t) {
-    if (request.on_progress) request.on_progress(ExplainProgress{"generate", ++generated, options.max_tokens});
+    analysis::report_progress(&request.on_progress, "generate", ++generated, options.max_tokens);
     if (request.should_stop && request.should_stop()) {
       throw Cancelled("stopped while generating the answer: the request was cancelled");
     }

@@ -131,9 +131,9 @@ ExplainedPrompt explain(const Model& model, const ExplainRequest& request) {
   // Logits at P only are needed; every other position costs a d_vocab-wide GEMM row.
   ro.all_logits = request.all_logits || P != static_cast<int>(out.tokens.size()) - 1;
   ro.n_threads = request.options.n_threads;
-  if (request.on_progress) request.on_progress(ExplainProgress{"forward", 0, 1});
+  analysis::report_progress(&request.on_progress, "forward", 0, 1);
   out.run = std::make_shared<const RunResult>(run(model, out.tokens, ro));
-  if (request.on_progress) request.on_progress(ExplainProgress{"forward", 1, 1});
+  analysis::report_progress(&request.on_progress, "forward", 1, 1);
   const std::span<const float> logits = logits_at(model, *out.run, P, out.tokens.size());
   out.options.target = target ? pick_token(model, *target, logits, "target", out.notes) : -1;
   out.options.foil = foil ? pick_token(model, *foil, logits, "foil", out.notes) : -1;

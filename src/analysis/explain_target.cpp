@@ -123,9 +123,9 @@ std::shared_ptr<const RunResult> run_pass(const Model& model, const std::vector<
   for (int64_t q = P; q < T; ++q) ro.pattern_rows.push_back(q);
   ro.all_logits = true;  // every step reads its own position's logits
   ro.n_threads = request.options.n_threads;
-  if (request.on_progress) request.on_progress(ExplainProgress{"forward", 0, 1});
+  analysis::report_progress(&request.on_progress, "forward", 0, 1);
   auto result = std::make_shared<const RunResult>(run(model, tokens, ro));
-  if (request.on_progress) request.on_progress(ExplainProgress{"forward", 1, 1});
+  analysis::report_progress(&request.on_progress, "forward", 1, 1);
   return result;
 }
 
@@ -265,10 +265,10 @@ ExplainedTarget explain_target(const Model& model, const ExplainRequest& request
     }
   }
   out.summed = analysis::sum_target_steps(out, request.options.set_size, foil_log_prob);
-  if (request.on_progress) request.on_progress(ExplainProgress{"tightening", 0, 1});
+  analysis::report_progress(&request.on_progress, "tightening", 0, 1);
   analysis::tighten_target_sums(model, out, target_widths, foil_widths, request.options.bound_tol,
                                 request.options.set_size, shared.get());
-  if (request.on_progress) request.on_progress(ExplainProgress{"tightening", 1, 1});
+  analysis::report_progress(&request.on_progress, "tightening", 1, 1);
   return out;
 }
 

@@ -3,15 +3,12 @@
 // components that moved most, and each top neuron's change split into weights and activation
 // (reslens/diff.h, docs/diff.md). --json prints one document, --out DIR writes the arrays as .npy,
 // --html FILE a side-by-side page.
-#include <unistd.h>
-
 #include <iostream>
 
 #include "commands.h"
 #include "common.h"
 #include "diff_batch.h"
 #include "explain_progress.h"
-#include "progress.h"
 #include "score_method_args.h"
 #include "reslens/diff.h"
 
@@ -95,8 +92,8 @@ void register_diff(CLI::App& app) {
     dopt.top = *top;
     dopt.split_top = *split_top;
     // On a terminal, the phases of both explains (two 7B models take two minutes or more).
-    cli::ExplainProgressLine line(std::cerr, ::isatty(2) == 1, cli::terminal_columns(2), 1.0, 0.5);
-    req.on_progress = [&line](const ExplainProgress& p) { line.update(p); };
+    cli::ExplainProgressLine line;
+    req.on_progress = line.callback();
     const ModelDiff d = diff(*a, *b, req, dopt);
     line.finish();
     print_notes(d.a.notes);

@@ -136,11 +136,11 @@ void register_explain(CLI::App& app) {
         std::cout << target_step_line(*model, pass, t, "target", static_cast<int>(t), rep) << std::flush;
       };
     }
-    // On a terminal: one line for the phases of an explain (a 7B model's take about a minute, and
+    // On a terminal: one line for the phases of an explain (a 7B model's take 20-60 s, and
     // its first also builds the model's bounds), and for an answer of several tokens, once its
     // first step is explained, a bar over the steps whose note names the running step's phase.
     const bool tty = ::isatty(2) == 1;
-    cli::ExplainProgressLine line(std::cerr, tty, cli::terminal_columns(2), 1.0, 0.5);
+    cli::ExplainProgressLine line;
     std::unique_ptr<cli::ProgressDisplay> bar;
     int steps_done = 0, steps_total = 0;
     req.on_step = [&](int done, int total) {

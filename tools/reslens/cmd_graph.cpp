@@ -2,14 +2,11 @@
 // that activate them, the input tokens, the target logit) as Neuronpedia's attribution-graph JSON
 // (reslens/graph.h, docs/graph.md), on stdout or into --out FILE; --html FILE a page with the
 // layered graph.
-#include <unistd.h>
-
 #include <iostream>
 
 #include "commands.h"
 #include "common.h"
 #include "explain_progress.h"
-#include "progress.h"
 #include "score_method_args.h"
 #include "reslens/graph.h"
 
@@ -57,9 +54,9 @@ void register_graph(CLI::App& app) {
     req.options.include_final_bias = *final_bias;
     req.options.n_threads = args->threads;
     score->apply(req.options);
-    // On a terminal, the explain's phases (a 7B model's take about a minute).
-    cli::ExplainProgressLine line(std::cerr, ::isatty(2) == 1, cli::terminal_columns(2), 1.0, 0.5);
-    req.on_progress = [&line](const ExplainProgress& p) { line.update(p); };
+    // On a terminal, the explain's phases (a 7B model's take 20-60 s).
+    cli::ExplainProgressLine line;
+    req.on_progress = line.callback();
     const CircuitGraph g = graph(*model, req, *opt);
     line.finish();
     print_notes(g.explained.notes);

@@ -1,7 +1,10 @@
 #include "explain_progress.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
 
 #include "progress.h"
 
@@ -71,6 +74,8 @@ ExplainProgressLine::ExplainProgressLine(std::ostream& out, bool tty, int column
     }
   });
 }
+
+ExplainProgressLine::ExplainProgressLine() : ExplainProgressLine(std::cerr, ::isatty(2) == 1, terminal_columns(2), 1.0, 0.5) {}
 
 void ExplainProgressLine::update(const ExplainProgress& p) {
   if (!tty_) return;

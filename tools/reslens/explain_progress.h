@@ -35,6 +35,12 @@ class ExplainProgressLine {
   /// report every `tick` seconds, so the time keeps moving through a long unit (a 7B model's layer
   /// of bounds takes half a minute, its forward pass seconds).
   ExplainProgressLine(std::ostream& out, bool tty, int columns, double delay = 1.0, double tick = 0.0);
+  /// The commands' line: on stderr when it is a terminal (of its width), after 1 s, redrawn every 0.5 s.
+  ExplainProgressLine();
+  /// ExplainRequest::on_progress for this line (which must outlive the request's run).
+  ExplainProgressFn callback() {
+    return [this](const ExplainProgress& p) { update(p); };
+  }
   /// The explain's latest report.
   void update(const ExplainProgress& p);
   /// Stops the redraws and erases the line if one was drawn (idempotent).
