@@ -381,9 +381,13 @@ TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution
       if (!in_head[static_cast<size_t>(j)]) order.push_back(static_cast<int32_t>(j));
     }
     const auto more = static_cast<std::ptrdiff_t>(k - static_cast<int64_t>(e.ids.size()));
-    std::partial_sort(order.begin(), order.begin() + more, order.end(), [&](int32_t a, int32_t b) {
+    const auto before = [&](int32_t a, int32_t b) {
       return dist.q[static_cast<size_t>(a)] > dist.q[static_cast<size_t>(b)] || (dist.q[static_cast<size_t>(a)] == dist.q[static_cast<size_t>(b)] && a < b);
-    });
+    };
+    // A strict total order, so selecting then sorting gives partial_sort's prefix; for ~2,000 of
+    // ~50,000 tokens it takes a third of partial_sort's heap passes.
+    std::nth_element(order.begin(), order.begin() + more, order.end(), before);
+    std::sort(order.begin(), order.begin() + more, before);
     for (std::ptrdiff_t i = 0; i < more; ++i) {
       const int32_t id = order[static_cast<size_t>(i)];
       e.ids.push_back(id);
@@ -404,12 +408,12 @@ TailSplit extend_tail(const Model& model, const TailSplit& t, const Distribution
       read_rows(model.weights().W_U, e.ids[static_cast<size_t>(h)], 1, e.head_rows.data() + h * d);
     }
   });
+  // mu[i] -= w row[i] for the added rows in head order, w the weight t.mu summed the row with, as
+  // the vector axpy with -w (y + (-w) x is y - w x, bit for bit).
   e.mu = t.mu;
-  for (size_t h = t.ids.size(); h < e.ids.size(); ++h) {
-    const auto id = static_cast<size_t>(e.ids[h]);
-    const float* row = e.head_rows.data() + h * static_cast<size_t>(d);
-    const double w = static_cast<double>(e.tail_q[id]);  // the weight t.mu summed this row with
-    for (int64_t i = 0; i < d; ++i) e.mu[static_cast<size_t>(i)] -= w * static_cast<double>(row[i]);
+  for (int64_t h = first; h < first + added; ++h) {
+    const auto id = static_cast<size_t>(e.ids[static_cast<size_t>(h)]);
+    ops::axpy(-static_cast<double>(e.tail_q[id]), e.head_rows.data() + h * d, e.mu.data(), d);
     e.tail_q[id] = 0.0f;
   }
   return e;

@@ -439,6 +439,8 @@ namespace {
 // Rows [m0, m0 + R) of C over columns [n0, n1) for W's rows [k0, k1) (one chunk): blocks of kV L
 // columns (L floats per V) with R x kV float accumulators in registers, the chunk's partial sums (its
 // terms in order, in float) then added to C in double; the last partial block one column at a time.
+inline constexpr int64_t kPrefetchRows = 32;  // rows of W ahead (~100 ns of the loop below)
+
 template <typename V, size_t R, size_t kV>
 __attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, int64_t k0, int64_t k1, int64_t n0,
                                                                   int64_t n1, const float* A, int64_t lda,
@@ -451,6 +453,13 @@ __attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, in
     for (size_t r = 0; r < R; ++r)
       for (size_t v = 0; v < kV; ++v) acc[r][v] = V{};
     for (int64_t k = k0; k < k1; ++k) {
+      // W's rows are ldw floats apart, so the hardware's prefetchers (which stay within a page) do
+      // not see the stream: each row's first touch waited on memory (18 GFLOP/s on W_U's shape).
+      if (k + kPrefetchRows < k1) {
+        const float* ahead = W + (k + kPrefetchRows) * ldw + n;  // the block's kCols floats there
+        for (int64_t b = 0; b < kCols; b += 16) __builtin_prefetch(ahead + b);
+        __builtin_prefetch(ahead + kCols - 1);  // the last line when the row is not line-aligned
+      }
       V w[kV];  // [kV][L]: W[k, n ..)
       for (size_t v = 0; v < kV; ++v) std::memcpy(&w[v], W + k * ldw + n + static_cast<int64_t>(v) * L, sizeof(V));
       for (size_t r = 0; r < R; ++r) {
@@ -474,40 +483,37 @@ __attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, in
   }
 }
 
-// Columns [n0, n1) of C. Rows of W are taken in chunks of 512 that stay in cache while every block
-// of R rows of A (then each leftover row alone) runs over them.
+// Columns [n0, n1) of C, rows [k0, k1) of W (one chunk, which stays in cache while every block of
+// R rows of A, then each leftover row alone, runs over it).
 template <typename V, size_t R, size_t kV>
-__attribute__((always_inline)) inline void weighted_row_sums_block(int64_t M, int64_t K, int64_t n0, int64_t n1,
-                                                                   const float* A, int64_t lda, const float* W,
-                                                                   int64_t ldw, double* C, int64_t ldc) {
-  constexpr int64_t kRowsPerChunk = kWeightedRowSumsChunk;
-  for (int64_t k0 = 0; k0 < K; k0 += kRowsPerChunk) {
-    const int64_t k1 = std::min(K, k0 + kRowsPerChunk);
-    int64_t m0 = 0;
-    for (; m0 + static_cast<int64_t>(R) <= M; m0 += static_cast<int64_t>(R))
-      weighted_row_sums_rows<V, R, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
-    for (; m0 < M; ++m0) weighted_row_sums_rows<V, 1, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
-  }
+__attribute__((always_inline)) inline void weighted_row_sums_block(int64_t M, int64_t k0, int64_t k1, int64_t n0,
+                                                                   int64_t n1, const float* A, int64_t lda,
+                                                                   const float* W, int64_t ldw, double* C, int64_t ldc) {
+  int64_t m0 = 0;
+  for (; m0 + static_cast<int64_t>(R) <= M; m0 += static_cast<int64_t>(R))
+    weighted_row_sums_rows<V, R, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
+  for (; m0 < M; ++m0) weighted_row_sums_rows<V, 1, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
 }
 
 // AVX-512: 8 rows x 32 columns (16 zmm accumulators); AVX2: 5 rows x 16 columns (10 ymm, with two
 // for W's piece, one for A's value and one for a product: 6 rows spilled one).
-RESLENS_ZMM void weighted_row_sums_zmm(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
-                                       const float* W, int64_t ldw, double* C, int64_t ldc) {
-  weighted_row_sums_block<F16, 8, 2>(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+RESLENS_ZMM void weighted_row_sums_zmm(int64_t M, int64_t k0, int64_t k1, int64_t n0, int64_t n1, const float* A,
+                                       int64_t lda, const float* W, int64_t ldw, double* C, int64_t ldc) {
+  weighted_row_sums_block<F16, 8, 2>(M, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
 }
-RESLENS_YMM void weighted_row_sums_ymm(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda,
-                                       const float* W, int64_t ldw, double* C, int64_t ldc) {
-  weighted_row_sums_block<F8, 5, 2>(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+RESLENS_YMM void weighted_row_sums_ymm(int64_t M, int64_t k0, int64_t k1, int64_t n0, int64_t n1, const float* A,
+                                       int64_t lda, const float* W, int64_t ldw, double* C, int64_t ldc) {
+  weighted_row_sums_block<F8, 5, 2>(M, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
 }
-void weighted_row_sums_base(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda, const float* W,
-                            int64_t ldw, double* C, int64_t ldc) {
-  weighted_row_sums_block<F16, 8, 2>(M, K, n0, n1, A, lda, W, ldw, C, ldc);
+void weighted_row_sums_base(int64_t M, int64_t k0, int64_t k1, int64_t n0, int64_t n1, const float* A, int64_t lda,
+                            const float* W, int64_t ldw, double* C, int64_t ldc) {
+  weighted_row_sums_block<F16, 8, 2>(M, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
 }
 
-void weighted_row_sums_slice(int64_t M, int64_t K, int64_t n0, int64_t n1, const float* A, int64_t lda, const float* W,
-                             int64_t ldw, double* C, int64_t ldc) {
-  return by_simd(&weighted_row_sums_zmm, &weighted_row_sums_ymm, &weighted_row_sums_base, M, K, n0, n1, A, lda, W, ldw, C, ldc);
+void weighted_row_sums_slice(int64_t M, int64_t k0, int64_t k1, int64_t n0, int64_t n1, const float* A, int64_t lda,
+                             const float* W, int64_t ldw, double* C, int64_t ldc) {
+  return by_simd(&weighted_row_sums_zmm, &weighted_row_sums_ymm, &weighted_row_sums_base, M, k0, k1, n0, n1, A, lda, W,
+                 ldw, C, ldc);
 }
 
 }  // namespace
@@ -521,11 +527,17 @@ void weighted_row_sums(int64_t M, int64_t K, int64_t N, const float* A, int64_t 
 void weighted_row_sums_add(int64_t M, int64_t K, int64_t N, const float* A, int64_t lda, const float* W, int64_t ldw,
                            double* C, int n_threads) {
   constexpr int64_t kCols = 64;  // two 32-column blocks per slice
-  parallel_for(n_threads, (N + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      weighted_row_sums_slice(M, K, b * kCols, std::min(N, (b + 1) * kCols), A, lda, W, ldw, C, N);
-    }
-  });
+  // One chunk of W's rows at a time, its column slices split between the threads: W is read in
+  // order, each row's slices from cache after the first (a slice's pass over all of W, rows ldw
+  // apart, waited on memory at every row). Each element's terms are the same, in the same order.
+  for (int64_t k0 = 0; k0 < K; k0 += kWeightedRowSumsChunk) {
+    const int64_t k1 = std::min(K, k0 + kWeightedRowSumsChunk);
+    parallel_for(n_threads, (N + kCols - 1) / kCols, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        weighted_row_sums_slice(M, k0, k1, b * kCols, std::min(N, (b + 1) * kCols), A, lda, W, ldw, C, N);
+      }
+    });
+  }
 }
 
 namespace {
@@ -756,10 +768,13 @@ RESLENS_CLONES void int8_codes(const float* u, int64_t n, double s, int8_t* code
   }
 }
 
-RESLENS_CLONES double max_scaled(const float* g, double s, int64_t n) {
-  double m = s * static_cast<double>(g[0]);
-  for (int64_t i = 1; i < n; ++i) m = std::max(m, s * static_cast<double>(g[i]));
-  return m;
+double max_scaled(const float* g, double s, int64_t n) {
+  // Rounding is monotone, so the largest s * double(g[i]) is s times g's largest (s >= 0) or
+  // smallest element: one vector pass instead of a chain of n dependent maxima (as long as the
+  // exponential sum it shifts, in the exact pass).
+  float lo = 0, hi = 0;
+  min_max(g, n, lo, hi);
+  return s * static_cast<double>(s >= 0 ? hi : lo);
 }
 
 namespace {

@@ -445,6 +445,24 @@ TEST(VectorOps, WeightedRowSumsMatchADoubleLoopAndIgnoreTheThreadCount) {
   weighted_row_sums(M, K, N, A.data(), K, W.data(), N, c1.data(), 1);
   weighted_row_sums(M, K, N, A.data(), K, W.data(), N, c3.data(), 3);
   EXPECT_EQ(c1, c3);
+  // The documented order, bit for bit: float sums of a * w (one multiply, one add) over each chunk
+  // of kWeightedRowSumsChunk rows in order, each added to the double total in order.
+  std::vector<double> chunked(static_cast<size_t>(M * N));
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double total = 0;
+      for (int64_t k0 = 0; k0 < K; k0 += kWeightedRowSumsChunk) {
+        float part = 0;
+        for (int64_t k = k0; k < std::min(K, k0 + kWeightedRowSumsChunk); ++k) {
+          const float prod = A[static_cast<size_t>(m * K + k)] * W[static_cast<size_t>(k * N + n)];
+          part = part + prod;
+        }
+        total += static_cast<double>(part);
+      }
+      chunked[static_cast<size_t>(m * N + n)] = total;
+    }
+  }
+  EXPECT_EQ(c1, chunked);
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t n = 0; n < N; ++n) {
       double want = 0, size = 0;
