@@ -67,6 +67,12 @@ struct ExplainOptions {
   /// kBounded without a projection cache: certify what the bounds leave from int8 sketches of the
   /// vectors' projections before projecting the rest exactly (docs/explain.md, "The sketched projection").
   bool projection_sketch = true;
+  /// kBounded: the head size of the extended split (a larger head of each context's most likely
+  /// tokens) that the vectors the first bound leaves are tried against before the sketch; 0 = none;
+  /// -1 = auto: none where the sketch's int8 products run on AVX-512 VNNI or AMX (there the sketch
+  /// is cheaper than the split's float products), else 2048 (docs/explain.md, "The bounded method").
+  /// Scores agree within bound_tol whatever it is; the same value gives the same bytes on every CPU.
+  int extended_head = -1;
   int n_threads = 0;
 };
 

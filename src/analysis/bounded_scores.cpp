@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "model/weight_rows.h"
 #include "ops/gemm.h"
+#include "ops/int8_dot.h"
 #include "ops/vector_ops.h"
 
 namespace reslens::analysis {
@@ -498,11 +499,22 @@ void queue_ffn_leftovers(const ExplainContext& ctx, int64_t l, const TailSplit& 
   });
 }
 
-// The head size of the extended split (extend_tail) that FFN neurons get when their first bound
-// fails. Their head deltas against it cost |H| d multiply-adds each, next to the sketch's V d; on
-// random weights it certifies 19-24% of them (GPT-2 124M, Llama 2 7B shapes), and the sketch's
-// error term, sqrt(q_T,max), shrinks for the others.
-constexpr int64_t kExtendedHead = 2048;
+// The head size of the extended split (extend_tail) that the vectors the first bound leaves get
+// (ExplainOptions::extended_head; 0: none). Their head deltas against it cost |H| d float
+// multiply-adds each, next to the sketch's V d int8 ones; at 2048 tokens it certifies 19-24% of them
+// on random weights (GPT-2 124M, Llama 2 7B shapes), and the sketch's error term, sqrt(q_T,max),
+// shrinks for the others. That pays where the int8 products are slow (AVX2: the GPT-2 explain's
+// attention and FFN phases ~10% faster with it), not where they are fast (AMX: ~20% slower with it,
+// AVX-512 VNNI ~12%; a 7B explain on AMX the same within the host's drift): docs/benchmarks.md, "Stop 42".
+constexpr int64_t kExtendedHeadAuto = 2048;
+
+int64_t extended_head(const ExplainContext& ctx) {
+  const int64_t asked = ctx.opts.extended_head;
+  int64_t n = asked >= 0 ? asked : kExtendedHeadAuto;
+  if (asked < 0 && ctx.sketch != nullptr && ops::detail::int8_dot_active_kernel() == ops::detail::Int8Kernel::amx) n = 0;
+  // Only a head well inside the vocabulary leaves a tail worth bounding apart.
+  return n > 0 && ctx.model.config().d_vocab >= 4 * n ? n : 0;
+}
 
 // Storage the extended splits' products reuse from layer to layer (it only grows): a 7B layer's
 // head rows are 32 MB, and its leftovers' vectors and products ~10-20 MB, which allocated afresh
@@ -629,7 +641,7 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
   // dropped once used: a 7B layer's 2048 rows are 32 MB).
   std::deque<TailSplit> extended;
   ExtendScratch scratch;
-  const bool extend = ctx.model.config().d_vocab >= 4 * kExtendedHead;
+  const int64_t extend = extended_head(ctx);  // 0: no extended split
   FloatWeights W_out;  // [d_model, d_mlp] layer l's, decoded into the same storage every layer
   // Progress: a unit per layer (with the sketch's batches as they fill), and one for the last batch.
   for (int64_t l = 0; l < L; ++l) {
@@ -643,8 +655,8 @@ void score_ffn_neurons_bounded(const ExplainContext& ctx, Explanation& ex) {
     todo = score_ffn_layer_from_cache(ctx, l, t, gh, mt, todo, ex, cached);
     const size_t first = items.size();
     queue_ffn_leftovers(ctx, l, t, W_out.view(), gh, mt, todo, items);
-    if (extend && items.size() > first) {
-      extended.push_back(extend_tail(ctx.model, t, ctx.before_ffn(l), kExtendedHead, ctx.threads, std::move(scratch.rows)));
+    if (extend > 0 && items.size() > first) {
+      extended.push_back(extend_tail(ctx.model, t, ctx.before_ffn(l), extend, ctx.threads, std::move(scratch.rows)));
       bounded += certify_ffn_items_extended(ctx, l, extended.back(), items, first, scratch, ex);
       extended.back().mu = {};
     }
@@ -974,13 +986,13 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
     }
   }
   std::deque<TailSplit> extended;  // kept while the sketch reads them
-  const bool extend = ctx.model.config().d_vocab >= 4 * kExtendedHead;
-  if (extend) {
+  const int64_t extend = extended_head(ctx);  // 0: no extended split
+  if (extend > 0) {
     ExtendScratch scratch;
     for (int64_t l = 0; l < L; ++l) {
       const std::vector<size_t>& ys = y0s_of_layer[static_cast<size_t>(l)];
       if (ys.empty()) continue;
-      extended.push_back(extend_tail(ctx.model, ctx.tails[static_cast<size_t>(2 * l)], ctx.before_attn(l), kExtendedHead,
+      extended.push_back(extend_tail(ctx.model, ctx.tails[static_cast<size_t>(2 * l)], ctx.before_attn(l), extend,
                                      ctx.threads, std::move(scratch.rows)));
       TailSplit& e = extended.back();
       const auto n = static_cast<int64_t>(ys.size()), nh = static_cast<int64_t>(e.ids.size());
@@ -1020,7 +1032,7 @@ void score_attention_leftovers(const ExplainContext& ctx, std::vector<std::vecto
         std::vector<double>& dl = delta[static_cast<size_t>(i)];
         dl.resize(g.size());
         for (size_t h = 0; h < g.size(); ++h) dl[h] = it.coef * g[h];
-        if (!extend) continue;
+        if (extend == 0) continue;
         // The job's tail terms at coefficient 1, at this item's coefficient.
         const TailTerms tt = it.job->tail.scaled(it.coef, it.coef * lin_of[it.y]);
         lse[static_cast<size_t>(i)] = bounded_log_expectation(*split_of[it.y], dl.data(), tt, tol, &hw[static_cast<size_t>(i)]);

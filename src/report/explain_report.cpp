@@ -82,7 +82,8 @@ json explain_document(const Model& model, const RunResult& run, std::span<const 
   j["options"] = {{"include_final_bias", eo.include_final_bias}, {"compat_notebook", eo.compat_notebook},
                   {"query_top_n", eo.query_top_n}, {"set_size", eo.set_size},
                   {"method", to_string(eo.method)}, {"bound_tol", eo.bound_tol},
-                  {"projection_cache", eo.projection_cache}, {"projection_sketch", eo.projection_sketch}};
+                  {"projection_cache", eo.projection_cache}, {"projection_sketch", eo.projection_sketch},
+                  {"extended_head", eo.extended_head}};
   j["frozen_norm"] = {{"kind", c.normalization_type == NormType::kLayerNorm ? "layernorm" : "rmsnorm"},
                       {"scale", ex.frozen_scale}};
 

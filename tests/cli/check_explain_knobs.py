@@ -5,9 +5,11 @@ On a GPT-2-vocabulary model (the bounded method by default):
   * --no-sketch: no sketched scores, while the default run (on a CPU with AVX2 at least) has some;
     the scores of both agree within 2 x bound_tol. Without a SIMD int8 kernel the sketch part is
     reported as skipped (exit code 77, CTest's SKIP_RETURN_CODE): it never passes silently.
-  * RESLENS_ISA=avx2 / avx-vnni (run as on a laptop without AVX-512): the same scores, byte for
-    byte, and the same counts as the default (kernels this CPU lacks stay unused, so on such a CPU
-    this compares a run with itself); RESLENS_ISA=scalar: no sketched scores, within 2 x bound_tol.
+  * RESLENS_ISA=avx2 / avx-vnni (run as on a laptop without AVX-512), with --extended-head 2048: the
+    same scores, byte for byte, and the same counts as this CPU's run (kernels this CPU lacks stay
+    unused, so on such a CPU this compares a run with itself); with the default extended head (none
+    with AMX, else 2048), within 2 x bound_tol; --extended-head 0 within 2 x bound_tol of 2048, and
+    -2 refused; RESLENS_ISA=scalar: no sketched scores, within 2 x bound_tol.
     (cli_test's Cli.IsaLimitCapsTheKernelsThatBenchReports checks which kernels each value runs.)
   * --method full: every score full, none bounded, cached or sketched.
   * --bound-tol 1e-3: fewer scores computed exactly ("*_full") than at the default 8e-6.
@@ -86,12 +88,24 @@ def main():
     print(f"--no-sketch vs default: max |score difference| {worst:.3g}")
     check(worst <= 2 * 8e-6, "--no-sketch scores within 2 x bound_tol of the default's")
 
-    # Another CPU's kernels (RESLENS_ISA): the sketch's integers are exact on each, so the same bytes.
+    # Another CPU's kernels (RESLENS_ISA): the sketch's integers are exact on each, so with the extended
+    # head fixed, the same bytes. (Its default depends on the int8 kernel: none with AMX, else 2048.)
     levels = ("ffn_neuron_scores", "attn_neuron_scores", "head_scores", "head_position_scores", "layer_scores")
+    pinned, p_arr = explain("extended-2048", "--extended-head", "2048")
     for isa in ("avx2", "avx-vnni"):
-        counts, arr = explain("isa-" + isa, isa=isa)
-        check(counts == default and all(arr[k].tobytes() == d_arr[k].tobytes() for k in levels),
-              f"RESLENS_ISA={isa}: the default's scores, byte for byte, and its counts ({counts})")
+        counts, arr = explain("isa-" + isa, "--extended-head", "2048", isa=isa)
+        check(counts == pinned and all(arr[k].tobytes() == p_arr[k].tobytes() for k in levels),
+              f"RESLENS_ISA={isa}, --extended-head 2048: the same scores, byte for byte, and counts ({counts})")
+        counts, arr = explain("isa-auto-" + isa, isa=isa)
+        worst = max(float(np.max(np.abs(d_arr[k] - arr[k]))) for k in levels)
+        check(worst <= 2 * 8e-6, f"RESLENS_ISA={isa}, extended head by default: within 2 x bound_tol ({worst:.3g})")
+    none, z_arr = explain("extended-0", "--extended-head", "0")
+    worst = max(float(np.max(np.abs(p_arr[k] - z_arr[k]))) for k in levels)
+    check(worst <= 2 * 8e-6 and none.get("ffn_bounded", 0) > 0,
+          f"--extended-head 0 against 2048: within 2 x bound_tol ({worst:.3g})")
+    bad = run(prompt, "--extended-head", "-2", expect=2)
+    check(len(bad.stderr.strip().splitlines()) == 1 and "--extended-head" in bad.stderr,
+          f"--extended-head -2: refused with one line ({bad.stderr.strip()})")
     counts, arr = explain("isa-scalar", isa="scalar")
     worst = max(float(np.max(np.abs(d_arr[k] - arr[k]))) for k in levels)
     check(sketched(counts) == 0 and worst <= 2 * 8e-6,

@@ -1,4 +1,4 @@
-// --method, --bound-tol, --no-projection-cache, --no-sketch (score_method_args.h).
+// --method, --bound-tol, --no-projection-cache, --no-sketch, --extended-head (score_method_args.h).
 #include "score_method_args.h"
 
 #include <cmath>
@@ -58,6 +58,11 @@ void ScoreMethodArgs::add(CLI::App& cmd) {
   cmd.add_flag("--no-sketch", no_sketch,
                "Bounded method: do not certify scores from int8 sketches (CPUs with AVX2 or better) before projecting "
                "exactly. No effect with --method full");
+  cmd.add_option("--extended-head", extended_head,
+                 "Bounded method: tokens of the larger head that what the first bound leaves is tried against before "
+                 "the sketch; 0 = none, -1 (default) = none where the int8 sketch runs on AVX-512 VNNI or AMX, else 2048. "
+                 "Any value gives scores within --bound-tol; a fixed one gives the same bytes on every CPU")
+      ->check(CLI::Range(-1, 1 << 20));
 }
 
 void ScoreMethodArgs::apply(ExplainOptions& o) const {
@@ -65,6 +70,7 @@ void ScoreMethodArgs::apply(ExplainOptions& o) const {
   o.bound_tol = bound_tol;
   o.projection_cache = !no_projection_cache;
   o.projection_sketch = !no_sketch;
+  o.extended_head = extended_head;
 }
 
 nlohmann::json ScoreMethodArgs::changed() const {
@@ -74,6 +80,7 @@ nlohmann::json ScoreMethodArgs::changed() const {
   if (bound_tol != defaults.bound_tol) j["bound_tol"] = bound_tol;
   if (no_projection_cache) j["projection_cache"] = false;
   if (no_sketch) j["projection_sketch"] = false;
+  if (extended_head != defaults.extended_head) j["extended_head"] = extended_head;
   return j;
 }
 

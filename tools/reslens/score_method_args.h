@@ -1,6 +1,6 @@
 // The precision and speed knobs of `reslens explain` (single, answers, --generate and --batch),
 // `reslens diff` (and its --batch) and `reslens graph`: --method, --bound-tol, --no-projection-cache
-// and --no-sketch, as ExplainOptions takes them, checked by the library's rule (parse_score_method,
+// --no-sketch and --extended-head, as ExplainOptions takes them, checked by the library's rule (parse_score_method,
 // check_bound_tol in reslens/explain.h) as the server and Python check them; docs/explain.md,
 // "Precision and speed knobs".
 #pragma once
@@ -18,9 +18,10 @@ struct ScoreMethodArgs {
   double bound_tol = ExplainOptions{}.bound_tol;  ///< --bound-tol: a positive finite number
   bool no_projection_cache = false;               ///< --no-projection-cache
   bool no_sketch = false;                         ///< --no-sketch
-  /// Adds the four options to `cmd`; CLI11 refuses a bad --method or --bound-tol (exit 2, one line).
+  int extended_head = ExplainOptions{}.extended_head;  ///< --extended-head: -1 (auto) or a head size
+  /// Adds the five options to `cmd`; CLI11 refuses a bad --method or --bound-tol (exit 2, one line).
   void add(CLI::App& cmd);
-  /// Sets method, bound_tol, projection_cache and projection_sketch of `o`.
+  /// Sets method, bound_tol, projection_cache, projection_sketch and extended_head of `o`.
   void apply(ExplainOptions& o) const;
   /// The knobs that differ from the defaults, for a batch's settings (a resume must use the same
   /// ones; a batch begun before these options existed, all defaults, still resumes).
