@@ -69,8 +69,9 @@ struct ExplainOptions {
   bool projection_sketch = true;
   /// kBounded: the head size of the extended split (a larger head of each context's most likely
   /// tokens) that the vectors the first bound leaves are tried against before the sketch; 0 = none;
-  /// -1 = auto: none where the sketch's int8 products run on AVX-512 VNNI or AMX (there the sketch
-  /// is cheaper than the split's float products), else 2048 (docs/explain.md, "The bounded method").
+  /// -1 = auto: none for a model narrower than 2048 (d_model) whose sketch runs on AMX (there the
+  /// sketch is cheaper than the split's float products), else 2048 (docs/explain.md, "The bounded
+  /// method").
   /// Scores agree within bound_tol whatever it is; the same value gives the same bytes on every CPU.
   int extended_head = -1;
   int n_threads = 0;

@@ -502,16 +502,22 @@ void queue_ffn_leftovers(const ExplainContext& ctx, int64_t l, const TailSplit& 
 // The head size of the extended split (extend_tail) that the vectors the first bound leaves get
 // (ExplainOptions::extended_head; 0: none). Their head deltas against it cost |H| d float
 // multiply-adds each, next to the sketch's V d int8 ones; at 2048 tokens it certifies 19-24% of them
-// on random weights (GPT-2 124M, Llama 2 7B shapes), and the sketch's error term, sqrt(q_T,max),
-// shrinks for the others. That pays where the int8 products are slow (AVX2: the GPT-2 explain's
-// attention and FFN phases ~10% faster with it), not where they are fast (AMX: ~20% slower with it,
-// AVX-512 VNNI ~12%; a 7B explain on AMX the same within the host's drift): docs/benchmarks.md, "Stop 42".
+// on random weights (GPT-2 124M, Llama 2 7B shapes), the sketch's error term, sqrt(q_T,max), shrinks
+// for the others, and fewer go on to the exact pass (V d float multiply-adds each). That pays where
+// the int8 products are slow (AVX2: the GPT-2 explain's attention and FFN phases ~10% faster with
+// it) and where the exact pass is dear (a 7B model: ~3,200 exact vectors without it, ~1,550 with
+// it), not on a small model whose sketch runs on AMX (GPT-2 124M: ~25% slower with it; the exact
+// vectors are whole heads either way). docs/benchmarks.md, "Stop 42".
 constexpr int64_t kExtendedHeadAuto = 2048;
+constexpr int64_t kExtendedHeadMinWidth = 2048;  // auto: d_model from which AMX keeps the split
 
 int64_t extended_head(const ExplainContext& ctx) {
   const int64_t asked = ctx.opts.extended_head;
   int64_t n = asked >= 0 ? asked : kExtendedHeadAuto;
-  if (asked < 0 && ctx.sketch != nullptr && ops::detail::int8_dot_active_kernel() == ops::detail::Int8Kernel::amx) n = 0;
+  if (asked < 0 && ctx.sketch != nullptr && ctx.model.config().d_model < kExtendedHeadMinWidth &&
+      ops::detail::int8_dot_active_kernel() == ops::detail::Int8Kernel::amx) {
+    n = 0;
+  }
   // Only a head well inside the vocabulary leaves a tail worth bounding apart.
   return n > 0 && ctx.model.config().d_vocab >= 4 * n ? n : 0;
 }

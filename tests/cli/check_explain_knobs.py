@@ -8,7 +8,7 @@ On a GPT-2-vocabulary model (the bounded method by default):
   * RESLENS_ISA=avx2 / avx-vnni (run as on a laptop without AVX-512), with --extended-head 2048: the
     same scores, byte for byte, and the same counts as this CPU's run (kernels this CPU lacks stay
     unused, so on such a CPU this compares a run with itself); with the default extended head (none
-    with AMX, else 2048), within 2 x bound_tol; --extended-head 0 within 2 x bound_tol of 2048, and
+    for this small model with AMX, else 2048), within 2 x bound_tol; --extended-head 0 within 2 x bound_tol of 2048, and
     -2 refused; RESLENS_ISA=scalar: no sketched scores, within 2 x bound_tol.
     (cli_test's Cli.IsaLimitCapsTheKernelsThatBenchReports checks which kernels each value runs.)
   * --method full: every score full, none bounded, cached or sketched.
@@ -89,7 +89,7 @@ def main():
     check(worst <= 2 * 8e-6, "--no-sketch scores within 2 x bound_tol of the default's")
 
     # Another CPU's kernels (RESLENS_ISA): the sketch's integers are exact on each, so with the extended
-    # head fixed, the same bytes. (Its default depends on the int8 kernel: none with AMX, else 2048.)
+    # head fixed, the same bytes. (Its default depends on the int8 kernel: none here with AMX, else 2048.)
     levels = ("ffn_neuron_scores", "attn_neuron_scores", "head_scores", "head_position_scores", "layer_scores")
     pinned, p_arr = explain("extended-2048", "--extended-head", "2048")
     for isa in ("avx2", "avx-vnni"):

@@ -60,7 +60,7 @@ void ScoreMethodArgs::add(CLI::App& cmd) {
                "exactly. No effect with --method full");
   cmd.add_option("--extended-head", extended_head,
                  "Bounded method: tokens of the larger head that what the first bound leaves is tried against before "
-                 "the sketch; 0 = none, -1 (default) = none where the int8 sketch runs on AVX-512 VNNI or AMX, else 2048. "
+                 "the sketch; 0 = none, -1 (default) = none for models under 2048 wide whose sketch runs on AMX, else 2048. "
                  "Any value gives scores within --bound-tol; a fixed one gives the same bytes on every CPU")
       ->check(CLI::Range(-1, 1 << 20));
 }
