@@ -77,7 +77,7 @@ struct ExplainOptions {
   int n_threads = 0;
 };
 
-/// The precision and speed knobs (method, bound_tol, projection_cache, projection_sketch) are set
+/// The precision and speed knobs (method, bound_tol, projection_cache, projection_sketch, extended_head) are set
 /// from the command line, the server's JSON and Python keywords; these are the one rule all three
 /// check them by (docs/explain.md, "Precision and speed knobs").
 /// "auto", "full" or "bounded": the name every front door spells `method` with.
@@ -87,6 +87,9 @@ ScoreMethod parse_score_method(std::string_view name);
 /// InvalidArgument "bound_tol must be a positive finite number, not nan" unless `bound_tol` is one
 /// (explain() takes any double, and nan, inf or <= 0 would make every bound fail or pass blindly).
 void check_bound_tol(double bound_tol);
+/// InvalidArgument "extended_head must be -1 (auto), 0 (none) or a number of tokens, not -2" unless
+/// `extended_head` is one of those (up to 2^20 tokens).
+void check_extended_head(int64_t extended_head);
 
 /// One point of the logit lens / distribution change (spec §2.3): the residual stream at the
 /// embedding ("emb"), after layer l's attention ("a{l}") and after its FFN ("f{l}").

@@ -617,12 +617,19 @@ def check_should_stop(should_stop: Any) -> None:
         raise TypeError(f"should_stop is a callable asked between steps (truthy: stop), or None, not {should_stop!r}")
 
 
+def _extended_head(v) -> int:
+    """extended_head as an int: -1 (auto), 0 (none) or a head size (the library refuses others)."""
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"extended_head is -1 (auto), 0 (none) or a number of tokens, not {v!r}")
+    return int(v)
+
+
 def _explain_target_core(model: "Model", text: "TokensLike", target, foil, position: int, prepend_bos, include_final_bias,
                          compat: str, baselines: bool, query_top: int, set_size: int, lens_top_k: int, method: str,
                          threads: Optional[int], top: int, continuation: Optional[str] = None,
                          generate: Optional[int] = None, temperature: float = 0.0,
                          seed: int = 0, bound_tol: float = 8e-6, projection_cache: bool = True,
-                         projection_sketch: bool = True,
+                         projection_sketch: bool = True, extended_head: int = -1,
                          should_stop: Optional[Callable[[], Any]] = None,
                          progress: Union[bool, ProgressPhaseFn, None] = None) -> "_core.ExplainedTarget":
     refuse_hooks(model, "reslens.explain")
@@ -661,8 +668,8 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
                                     int(position), include_final_bias, compat == "notebook", baselines, int(query_top),
                                     int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
                                     method, 0 if generate is None else int(generate), float(temperature), int(seed),
-                                    float(bound_tol), bool(projection_cache), bool(projection_sketch), should_stop,
-                                    progress_fn)
+                                    float(bound_tol), bool(projection_cache), bool(projection_sketch),
+                                    _extended_head(extended_head), should_stop, progress_fn)
     finally:
         if isinstance(progress_fn, _PhaseLine):
             progress_fn.finish()
@@ -675,7 +682,7 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
             threads: Optional[int] = None, continuation: Optional[str] = None,
             generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
             bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True,
-            should_stop: Optional[Callable[[], Any]] = None,
+            extended_head: int = -1, should_stop: Optional[Callable[[], Any]] = None,
             progress: Union[bool, ProgressPhaseFn, None] = None) -> Union[Explanation, "TargetExplanation"]:
     """Attributes the model's prediction at ``position`` of ``text`` to layers, heads, source
     positions and neurons: ``reslens explain MODEL TEXT`` as a Python object.
@@ -699,8 +706,10 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
     ``--no-projection-cache``, ``--no-sketch``; no effect with ``method="full"``): ``bound_tol``, the
     largest accepted error of a certified score (a positive finite number; larger is faster and less
     exact), ``projection_cache`` (use the model's projection cache when it exists) and
-    ``projection_sketch`` (certify from int8 sketches first, on CPUs with AVX2 or better). The GIL is
-    released during the computation.
+    ``projection_sketch`` (certify from int8 sketches first, on CPUs with AVX2 or better), and
+    ``extended_head`` (``--extended-head``: the larger head tried before the sketch; -1 = auto, 0 =
+    none, else its tokens; scores agree within ``bound_tol`` whatever it is). The GIL is released
+    during the computation.
 
     A long answer (``generate``, ``continuation``, a target of several tokens) can be stopped: between
     its steps (each generated token, each explained step) the call checks for Ctrl-C, and a pending
@@ -736,14 +745,14 @@ def explain(model: "Model", text: "TokensLike", target: TokenSpec = None, foil: 
                         compat=compat, baselines=baselines, query_top=query_top, set_size=set_size,
                         lens_top_k=lens_top_k, method=method, threads=threads, continuation=c, generate=generate,
                         temperature=temperature, seed=seed, bound_tol=bound_tol, projection_cache=projection_cache,
-                        projection_sketch=projection_sketch, should_stop=should_stop,
+                        projection_sketch=projection_sketch, extended_head=extended_head, should_stop=should_stop,
                         progress=progress)  # type: ignore[misc]
                 for t, tg, fl, c in zip(items, per_row(target, n, "target"), per_row(foil, n, "foil"),
                                         per_row(continuation, n, "continuation"))]
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop,
-                                progress)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch, extended_head,
+                                should_stop, progress)
     if core.single and generate is None:  # one token each: explain()'s own result, as before
         return Explanation(core.steps[0], model, top)
     from .target import TargetExplanation
@@ -757,12 +766,12 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
                    threads: Optional[int] = None, continuation: Optional[str] = None,
                    generate: Optional[int] = None, temperature: float = 0.0, seed: int = 0,
                    bound_tol: float = 8e-6, projection_cache: bool = True,
-                   projection_sketch: bool = True,
+                   projection_sketch: bool = True, extended_head: int = -1,
                    should_stop: Optional[Callable[[], Any]] = None,
                    progress: Union[bool, ProgressPhaseFn, None] = None) -> "TargetExplanation":
     """``explain`` for a target of any length, always as a ``reslens.TargetExplanation`` (a one-token
     target is one step, whose scores are ``explain``'s). Every option, ``method`` and the bounded
-    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``), ``should_stop``
+    method's knobs (``bound_tol``, ``projection_cache``, ``projection_sketch``, ``extended_head``), ``should_stop``
     (Ctrl-C and ``reslens.Cancelled`` between steps) and ``progress`` included, is ``explain``'s.
 
     >>> ex = reslens.explain_target(model, "Once upon a time", target=" there was a")
@@ -772,8 +781,8 @@ def explain_target(model: "Model", text: "TokensLike", target: TokenSpec = None,
     from .target import TargetExplanation
     core = _explain_target_core(model, text, target, foil, position, prepend_bos, include_final_bias, compat, baselines,
                                 query_top, set_size, lens_top_k, method, threads, top, continuation, generate,
-                                temperature, seed, bound_tol, projection_cache, projection_sketch, should_stop,
-                                progress)
+                                temperature, seed, bound_tol, projection_cache, projection_sketch, extended_head,
+                                should_stop, progress)
     return TargetExplanation(core, model, top)
 
 

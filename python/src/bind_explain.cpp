@@ -36,6 +36,7 @@ ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a
   if (tokens.empty()) throw InvalidArgument("the prompt has no tokens: nothing to explain");
   // The library's rule, as the CLI and the server check it (explain() itself takes any double).
   check_bound_tol(a.bound_tol);
+  check_extended_head(a.extended_head);
   ExplainRequest req;
   req.tokens = std::move(tokens);
   req.position = a.position;
@@ -53,6 +54,7 @@ ExplainRequest explain_request(std::vector<int32_t> tokens, const ExplainArgs& a
   req.options.bound_tol = a.bound_tol;
   req.options.projection_cache = a.projection_cache;
   req.options.projection_sketch = a.projection_sketch;
+  req.options.extended_head = a.extended_head;
   req.options.n_threads = threads_or_default(a.threads);
   req.all_logits = true;  // the Python result exposes every position's logits
   return req;
@@ -220,6 +222,7 @@ with the shapes of ``include/reslens/explain.h``; use ``reslens.explain`` for th
                                d["bound_tol"] = r->eo.bound_tol;
                                d["projection_cache"] = r->eo.projection_cache;
                                d["projection_sketch"] = r->eo.projection_sketch;
+                               d["extended_head"] = r->eo.extended_head;
                                return d;
                              })
       .def(

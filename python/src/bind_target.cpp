@@ -237,8 +237,8 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, const py::handle& foil,
          int position, bool include_final_bias, bool compat_notebook, bool baselines, int query_top_n, int set_size,
          int lens_top_k, int threads, const std::string& method, int64_t generate_n, double temperature,
-         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch, const py::object& should_stop,
-         const py::object& progress) {
+         uint64_t seed, double bound_tol, bool projection_cache, bool projection_sketch, int extended_head,
+         const py::object& should_stop, const py::object& progress) {
         if (!should_stop.is_none() && !PyCallable_Check(should_stop.ptr())) {
           throw py::type_error("should_stop is a callable asked between steps (truthy: stop), or None, not " +
                                py::str(should_stop.get_type().attr("__name__")).cast<std::string>());
@@ -262,6 +262,7 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
         a.bound_tol = bound_tol;
         a.projection_cache = projection_cache;
         a.projection_sketch = projection_sketch;
+        a.extended_head = extended_head;
         ExplainRequest req = explain_request(to_ids(tokens), a);
         req.should_stop = python_should_stop(should_stop);  // made while the GIL is held
         req.on_progress = python_progress(progress);
@@ -286,7 +287,8 @@ Use ``reslens.explain`` / ``reslens.explain_target`` for the Python wrapper.
       py::arg("baselines") = false, py::arg("query_top_n") = 30, py::arg("set_size") = 300, py::arg("lens_top_k") = 10,
       py::arg("threads") = 0, py::arg("method") = "auto", py::arg("generate") = 0, py::arg("temperature") = 0.0,
       py::arg("seed") = 0, py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
-      py::arg("projection_sketch") = true, py::arg("should_stop") = py::none(), py::arg("progress") = py::none(),
+      py::arg("projection_sketch") = true, py::arg("extended_head") = ExplainOptions{}.extended_head,
+      py::arg("should_stop") = py::none(), py::arg("progress") = py::none(),
       R"pbdoc(
 Runs ``tokens`` and the target by teacher forcing and explains every step (GIL released).
 ``target``/``foil``: a token id, a text (all its tokens), a sequence of ids, or None (the top
@@ -294,7 +296,7 @@ prediction / no contrast). A target and foil of one token each give ``explain``'
 single step (``single``). ``generate`` > 0: no target; the model's own answer of up to that many
 tokens (greedy, or sampled at ``temperature`` with ``seed``) is generated and explained
 (reslens::explain_generated; ``generated`` then says how it stopped).
-``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``: as ``explain``'s.
+``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``, ``extended_head``: as ``explain``'s.
 Between steps (each generated token, each explained step) a pending Ctrl-C stops the call with
 ``KeyboardInterrupt``, and ``should_stop()`` (a callable, or None) is asked: truthy stops it with
 ``reslens.Cancelled``. ``progress(phase, done, total)`` (a callable, or None) hears each phase of each

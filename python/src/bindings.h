@@ -50,6 +50,7 @@ struct ExplainArgs {
   // a positive finite number).
   double bound_tol = ExplainOptions{}.bound_tol;
   bool projection_cache = true, projection_sketch = true;
+  int extended_head = ExplainOptions{}.extended_head;  // -1: auto (check_extended_head refuses others)
 };
 
 /// The library's one request (reslens/explain_request.h) for `tokens` and `a`, every position's

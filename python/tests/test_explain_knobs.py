@@ -1,5 +1,5 @@
 """The bounded method's knobs of reslens.explain / explain_target (bound_tol, projection_cache,
-projection_sketch) reach the library, as `reslens explain --bound-tol/--no-projection-cache/--no-sketch`
+projection_sketch, extended_head) reach the library, as `reslens explain --bound-tol/--no-projection-cache/--no-sketch`
 do; bad values raise. On random-gpt2 (GPT-2's vocabulary, so the bounded method by default)."""
 import numpy as np
 import pytest
@@ -39,6 +39,28 @@ def test_projection_sketch_false_sketches_nothing(model):
     if sketched(default.method_counts) == 0:
         pytest.skip("the default explain sketched nothing (no AVX2 on this CPU): projection_sketch=False "
                     "is not shown to change anything here")
+
+
+def test_extended_head_reaches_the_library(model):
+    # 0 (no extended split) against 2048: the same scores within 2 x bound_tol, recorded as asked; on
+    # this GPT-2-vocabulary model the 2048-token split certifies some vectors the first bound leaves.
+    wide = reslens.explain(model, PROMPT, extended_head=2048)
+    none = reslens.explain(model, PROMPT, extended_head=0)
+    assert wide.options["extended_head"] == 2048 and none.options["extended_head"] == 0
+    assert reslens.explain(model, PROMPT).options["extended_head"] == -1
+    for name in ("ffn_neuron", "attn_neuron", "head", "head_position"):
+        np.testing.assert_allclose(getattr(none, name), getattr(wide, name), atol=2 * 8e-6, rtol=0)
+    if sketched(wide.method_counts) > 0:  # the split is tried before the sketch, so it certifies some
+        assert wide.method_counts["ffn_bounded"] + wide.method_counts["attention_bounded"] > \
+            none.method_counts["ffn_bounded"] + none.method_counts["attention_bounded"]
+    steps = reslens.explain_target(model, PROMPT, target=" New Delhi", extended_head=0).steps
+    assert all(s.options["extended_head"] == 0 for s in steps)
+    for bad in (-2, 1 << 21):
+        with pytest.raises(ValueError, match="extended_head must be -1"):
+            reslens.explain(model, PROMPT, extended_head=bad)
+    for bad in ("2048", True, 1.5):
+        with pytest.raises(TypeError, match="extended_head"):
+            reslens.explain(model, PROMPT, extended_head=bad)
 
 
 def test_bound_tol_reaches_the_library(model):

@@ -127,11 +127,13 @@ struct ScoreKnobs {
   ScoreMethod method = ScoreMethod::kAuto;
   double bound_tol = ExplainOptions{}.bound_tol;
   bool projection_cache = true, projection_sketch = true;
+  int extended_head = ExplainOptions{}.extended_head;
   void apply(ExplainOptions& o) const {
     o.method = method;
     o.bound_tol = bound_tol;
     o.projection_cache = projection_cache;
     o.projection_sketch = projection_sketch;
+    o.extended_head = extended_head;
   }
 };
 
@@ -147,7 +149,7 @@ struct Context {
 constexpr size_t kMaxPromptBytes = 16 * 1024;
 // The fields of Context, which every endpoint that explains accepts (the knobs: those whose answer
 // comes from an explanation; /api/ablate takes prompt, position and target only).
-#define RESLENS_KNOB_FIELDS "method", "bound_tol", "projection_cache", "projection_sketch"
+#define RESLENS_KNOB_FIELDS "method", "bound_tol", "projection_cache", "projection_sketch", "extended_head"
 #define RESLENS_CONTEXT_FIELDS "prompt", "position", "target", "foil", RESLENS_KNOB_FIELDS
 
 // The knobs checked by the library's rule (parse_score_method, check_bound_tol), as the CLI's
@@ -166,6 +168,13 @@ ScoreKnobs score_knobs(const Body& b) {
       if (!v.is_number()) bad("'bound_tol' must be a positive finite number, not " + v.dump());
       k.bound_tol = v.get<double>();
       check_bound_tol(k.bound_tol);  // 0 or negative (JSON has no nan or inf; 1e999 fails to parse)
+    }
+    if (b.has("extended_head")) {
+      const json& v = b.at("extended_head");
+      if (!v.is_number_integer()) bad("'extended_head' must be -1 (auto), 0 (none) or a number of tokens, not " + v.dump());
+      const auto n = v.get<int64_t>();
+      check_extended_head(n);
+      k.extended_head = static_cast<int>(n);
     }
   } catch (const InvalidArgument& e) {
     bad(e.what());
@@ -401,7 +410,7 @@ class Engine {
   };
   static bool same_knobs(const ExplainOptions& a, const ExplainOptions& b) {
     return a.method == b.method && a.bound_tol == b.bound_tol && a.projection_cache == b.projection_cache &&
-           a.projection_sketch == b.projection_sketch;
+           a.projection_sketch == b.projection_sketch && a.extended_head == b.extended_head;
   }
   static constexpr size_t kRuns = 2, kExplains = 4;
 

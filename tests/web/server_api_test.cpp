@@ -269,6 +269,15 @@ TEST_F(ServerApi, ExplainKnobsReachTheLibraryAndAreRecorded) {
   EXPECT_EQ(knobs["options"]["bound_tol"], 1e-3);
   EXPECT_EQ(knobs["options"]["projection_cache"], false);
   EXPECT_EQ(knobs["options"]["projection_sketch"], false);
+  // The extended head reaches the library and the document (-1, auto, by default).
+  EXPECT_EQ(bounded["options"]["extended_head"], -1);
+  const json split = post_ok("explain", {{"prompt", kPrompt}, {"method", "bounded"}, {"extended_head", 0}});
+  const Direct ds = direct_with([](ExplainOptions& o) {
+    o.method = ScoreMethod::kBounded;
+    o.extended_head = 0;
+  });
+  EXPECT_EQ(split, json::parse(explain_json(*model_, ds.run, ds.tokens, ds.ex, ds.eo)));
+  EXPECT_EQ(split["options"]["extended_head"], 0);
   EXPECT_EQ(knobs["method_counts"].value("ffn_sketched", 0) + knobs["method_counts"].value("attention_sketched", 0), 0);
   EXPECT_LT(exact(knobs["method_counts"]), exact(bounded["method_counts"])) << knobs["method_counts"] << " vs "
                                                                              << bounded["method_counts"];
@@ -347,6 +356,9 @@ TEST_F(ServerApi, ExplainKnobsReachTheLibraryAndAreRecorded) {
     expect_error(with("bound_tol", true), 400, "'bound_tol' must be a positive finite number");
     expect_error(with("projection_cache", "no"), 400, "'projection_cache' must be true or false");
     expect_error(with("projection_sketch", 0), 400, "'projection_sketch' must be true or false");
+    expect_error(with("extended_head", -2), 400, "extended_head must be -1 (auto), 0 (none) or a number of tokens");
+    expect_error(with("extended_head", 1.5), 400, "'extended_head' must be -1 (auto), 0 (none) or a number of tokens");
+    expect_error(with("extended_head", "2048"), 400, "'extended_head' must be");
   }
   // JSON has no nan or inf: the literals are malformed, and so is a number past double's range.
   expect_error(call("POST", "/api/explain", R"({"prompt": "x", "bound_tol": NaN})"), 400, "malformed JSON");

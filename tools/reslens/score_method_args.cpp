@@ -28,6 +28,22 @@ CLI::Validator positive_finite_tolerance() {
       "POSITIVE", "positive finite number");
 }
 
+CLI::Validator extended_head_size() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || end != s.c_str() + s.size()) return "must be -1, 0 or a number of tokens, not '" + s + "'";
+        try {
+          check_extended_head(v);
+        } catch (const InvalidArgument& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "N", "extended head size");
+}
+
 CLI::Validator score_method_name() {
   return CLI::Validator(
       [](std::string& s) -> std::string {
@@ -62,7 +78,7 @@ void ScoreMethodArgs::add(CLI::App& cmd) {
                  "Bounded method: tokens of the larger head that what the first bound leaves is tried against before "
                  "the sketch; 0 = none, -1 (default) = none for models under 2048 wide whose sketch runs on AMX, else 2048. "
                  "Any value gives scores within --bound-tol; a fixed one gives the same bytes on every CPU")
-      ->check(CLI::Range(-1, 1 << 20));
+      ->check(extended_head_size());
 }
 
 void ScoreMethodArgs::apply(ExplainOptions& o) const {
