@@ -10,48 +10,51 @@ namespace reslens::cli {
 
 namespace {
 
-// The library's rule (reslens/explain.h), which the server and Python check by too; CLI11's
-// PositiveNumber would let nan and inf through, and neither is a tolerance.
-CLI::Validator positive_finite_tolerance() {
+// A CLI11 validator running one of the library's rules (reslens/explain.h), which the server and
+// Python check by too: `rule` returns a message for text that is no value of its kind, else applies
+// the library's check, whose InvalidArgument message becomes CLI11's (exit 2, one line).
+template <class Rule>
+CLI::Validator library_rule(Rule rule, const char* name, const char* description) {
   return CLI::Validator(
-      [](std::string& s) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(s.c_str(), &end);
-        if (s.empty() || end != s.c_str() + s.size()) return "must be a positive finite number, not '" + s + "'";
+      [rule](std::string& s) -> std::string {
         try {
-          check_bound_tol(v);
+          return rule(s);
         } catch (const InvalidArgument& e) {
           return e.what();
         }
+      },
+      name, description);
+}
+
+// CLI11's PositiveNumber would let nan and inf through, and neither is a tolerance.
+CLI::Validator positive_finite_tolerance() {
+  return library_rule(
+      [](const std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size()) return "must be a positive finite number, not '" + s + "'";
+        check_bound_tol(v);
         return {};
       },
       "POSITIVE", "positive finite number");
 }
 
 CLI::Validator extended_head_size() {
-  return CLI::Validator(
-      [](std::string& s) -> std::string {
+  return library_rule(
+      [](const std::string& s) -> std::string {
         char* end = nullptr;
         const long long v = std::strtoll(s.c_str(), &end, 10);
         if (s.empty() || end != s.c_str() + s.size()) return "must be -1, 0 or a number of tokens, not '" + s + "'";
-        try {
-          check_extended_head(v);
-        } catch (const InvalidArgument& e) {
-          return e.what();
-        }
+        check_extended_head(v);
         return {};
       },
       "N", "extended head size");
 }
 
 CLI::Validator score_method_name() {
-  return CLI::Validator(
-      [](std::string& s) -> std::string {
-        try {
-          parse_score_method(s);
-        } catch (const InvalidArgument& e) {
-          return e.what();
-        }
+  return library_rule(
+      [](const std::string& s) -> std::string {
+        parse_score_method(s);
         return {};
       },
       "auto|full|bounded", "score method");
