@@ -444,7 +444,8 @@ inline constexpr int64_t kPrefetchRows = 32;  // rows of W ahead (~100 ns of the
 template <typename V, size_t R, size_t kV>
 __attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, int64_t k0, int64_t k1, int64_t n0,
                                                                   int64_t n1, const float* A, int64_t lda,
-                                                                  const float* W, int64_t ldw, double* C, int64_t ldc) {
+                                                                  const float* W, int64_t ldw, double* C, int64_t ldc,
+                                                                  bool prefetch) {
   constexpr auto L = static_cast<int64_t>(sizeof(V) / sizeof(float));
   constexpr auto kCols = static_cast<int64_t>(kV) * L;
   int64_t n = n0;
@@ -455,7 +456,7 @@ __attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, in
     for (int64_t k = k0; k < k1; ++k) {
       // W's rows are ldw floats apart, so the hardware's prefetchers (which stay within a page) do
       // not see the stream: each row's first touch waited on memory (18 GFLOP/s on W_U's shape).
-      if (k + kPrefetchRows < k1) {
+      if (prefetch && k + kPrefetchRows < k1) {
         const float* ahead = W + (k + kPrefetchRows) * ldw + n;  // the block's kCols floats there
         for (int64_t b = 0; b < kCols; b += 16) __builtin_prefetch(ahead + b);
         __builtin_prefetch(ahead + kCols - 1);  // the last line when the row is not line-aligned
@@ -484,15 +485,15 @@ __attribute__((always_inline)) inline void weighted_row_sums_rows(int64_t m0, in
 }
 
 // Columns [n0, n1) of C, rows [k0, k1) of W (one chunk, which stays in cache while every block of
-// R rows of A, then each leftover row alone, runs over it).
+// R rows of A, then each leftover row alone, runs over it; only the first pass prefetches it).
 template <typename V, size_t R, size_t kV>
 __attribute__((always_inline)) inline void weighted_row_sums_block(int64_t M, int64_t k0, int64_t k1, int64_t n0,
                                                                    int64_t n1, const float* A, int64_t lda,
                                                                    const float* W, int64_t ldw, double* C, int64_t ldc) {
   int64_t m0 = 0;
   for (; m0 + static_cast<int64_t>(R) <= M; m0 += static_cast<int64_t>(R))
-    weighted_row_sums_rows<V, R, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
-  for (; m0 < M; ++m0) weighted_row_sums_rows<V, 1, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc);
+    weighted_row_sums_rows<V, R, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc, m0 == 0);
+  for (; m0 < M; ++m0) weighted_row_sums_rows<V, 1, kV>(m0, k0, k1, n0, n1, A, lda, W, ldw, C, ldc, m0 == 0);
 }
 
 // AVX-512: 8 rows x 32 columns (16 zmm accumulators); AVX2: 5 rows x 16 columns (10 ymm, with two

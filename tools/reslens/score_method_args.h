@@ -19,7 +19,8 @@ struct ScoreMethodArgs {
   bool no_projection_cache = false;               ///< --no-projection-cache
   bool no_sketch = false;                         ///< --no-sketch
   int extended_head = ExplainOptions{}.extended_head;  ///< --extended-head: -1 (auto) or a head size
-  /// Adds the five options to `cmd`; CLI11 refuses a bad --method or --bound-tol (exit 2, one line).
+  /// Adds the five options to `cmd`; CLI11 refuses a bad --method, --bound-tol or --extended-head (exit 2,
+  /// one line).
   void add(CLI::App& cmd);
   /// Sets method, bound_tol, projection_cache, projection_sketch and extended_head of `o`.
   void apply(ExplainOptions& o) const;
