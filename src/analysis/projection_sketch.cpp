@@ -551,7 +551,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
         for (int64_t i = 0; i < m; ++i) {
           const int64_t u = to_multiply[c0 + static_cast<size_t>(i)];
           const int32_t* x = dots.data() + i * kTile;
-          if (VectorSketch* f = fresh[static_cast<size_t>(u)]; f != nullptr) std::copy(x, x + kTile, f->dots.get() + tile * kTile);
+          if (VectorSketch* f = fresh[static_cast<size_t>(u)]; f != nullptr) std::copy(x, x + kTile, f->dots + tile * kTile);
           evaluate(u, tile, x);
         }
       }
@@ -559,7 +559,7 @@ std::vector<double> sketched_log_expectations(const ProjectionSketch& sk, const 
   }
   parallel_for(n_threads, nt, [&](int64_t t0, int64_t t1) {
     for (const int64_t u : to_read) {
-      const int32_t* x = known[static_cast<size_t>(u)]->dots.get();
+      const int32_t* x = known[static_cast<size_t>(u)]->dots;
       for (int64_t tile = t0; tile < t1; ++tile) evaluate(u, tile, x + tile * kTile);
     }
   });
@@ -672,7 +672,7 @@ std::vector<double> sketched_log_expectations_shared(const ProjectionSketch& sk,
       const int64_t len = std::min(kTokens, n_pad - j0);
       const float* a = sk.scale.data() + j0;
       for (int64_t v = 0; v < m; ++v) {
-        const int32_t* x = vecs[static_cast<size_t>(v0 + v)]->dots.get() + j0;
+        const int32_t* x = vecs[static_cast<size_t>(v0 + v)]->dots + j0;
         // (len is a multiple of 64: n_pad is.)
         float& mx = peak[static_cast<size_t>(v0 + v)];
         mx = ops::squares_and_peak(x, a, len, X2.data() + v * len, mx);

@@ -44,7 +44,14 @@ VectorSketch* SharedProjections::reserve_ffn_sketch(int64_t l, int64_t k, int64_
     return nullptr;
   }
   auto entry = std::make_unique<VectorSketch>();
-  entry->dots.reset(new int32_t[static_cast<size_t>(n_pad)]);
+  if (arena_ != nullptr && arena_left_ >= n_pad) {
+    entry->dots = arena_;
+    arena_ += n_pad;
+    arena_left_ -= n_pad;
+  } else {
+    entry->owned.reset(new int32_t[static_cast<size_t>(n_pad)]);
+    entry->dots = entry->owned.get();
+  }
   sketches_[slot].entry = std::move(entry);
   bytes_ += entry_bytes;
   return sketches_[slot].entry.get();

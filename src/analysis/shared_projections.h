@@ -30,10 +30,12 @@ namespace reslens::analysis {
 /// integer products c_j . y~ with W_U's codes, and its error forms f^T Gamma f and z^T Gamma_E z
 /// (NaN where they were not computed).
 struct VectorSketch {
-  // [n_pad] (the codes' padded vocabulary). Left uninitialised at reservation: the sketch's threads
-  // write (and so fault in) their own tiles, where zeroing 200 KB per direction on one thread cost a
-  // serial pass over ~2 GB in a 32-token GPT-2 answer.
-  std::unique_ptr<int32_t[]> dots;
+  // [n_pad] (the codes' padded vocabulary): `owned`, or a slice of the store's arena. Left
+  // uninitialised at reservation: the sketch's threads write (and so fault in) their own tiles, where
+  // zeroing 200 KB per direction on one thread cost a serial pass over ~2 GB in a 32-token GPT-2
+  // answer.
+  int32_t* dots = nullptr;
+  std::unique_ptr<int32_t[]> owned;
   double qf = std::numeric_limits<double>::quiet_NaN(), qz = std::numeric_limits<double>::quiet_NaN();
 };
 
@@ -63,6 +65,11 @@ class SharedProjections {
   /// its own (read only; `other` must outlive this). A multi-token target's round 0 reads the
   /// steps' products this way instead of making them again (analysis/target_tightening.h).
   void read_sketches_from(const SharedProjections* other) { also_ = other; }
+  /// Sketches reserved from here on take their products from `arena` ([capacity] int32, owned by
+  /// the caller, who keeps it alive while this store is read) instead of an allocation each, while
+  /// it has room. A store made per chunk of vectors reuses the pages of the previous chunk's this
+  /// way, where 200 KB allocations were mapped and faulted in afresh every time.
+  void use_arena(int32_t* arena, int64_t capacity) { arena_ = arena, arena_left_ = capacity; }
 
   int64_t rows_kept() const;
   int64_t bytes_kept() const;
@@ -83,6 +90,8 @@ class SharedProjections {
   };
   std::vector<SketchSlot> sketches_;  // [n_layers * d_mlp]
   const SharedProjections* also_ = nullptr;
+  int32_t* arena_ = nullptr;
+  int64_t arena_left_ = 0;
 };
 
 }  // namespace reslens::analysis

@@ -483,28 +483,83 @@ class Tightening {
   // Round 0's certificates of layer l's FFN `jobs` from the int8 sketch; where one is narrower than
   // the step's width it replaces it (and joins `sketched`).
   void sketch_certify(int64_t l, const std::vector<Job>& jobs) {
-    const int64_t d = c_.d_model, N = c_.d_mlp;
-    const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(model_, threads());
+    const int64_t N = c_.d_mlp;
     const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
-    // Each step's FFN context at layer l split into head and tail (no tokens forced into the head:
-    // the target's projection is taken directly below).
-    std::vector<size_t> step_refs;
-    std::vector<int64_t> split_of(refs_.size(), -1);
-    for (const Job& j : jobs) {
-      if (split_of[j.ref] < 0) split_of[j.ref] = static_cast<int64_t>(step_refs.size()), step_refs.push_back(j.ref);
-    }
-    std::vector<const Distribution*> dists;
-    for (const size_t r : step_refs) dists.push_back(&ctx_.ffn(r));
-    const std::vector<TailSplit> tails = split_tails(model_, *mb, dists, 64, {}, threads());
     // The layer's prepared directions y0_k = gamma_f * c(fc2_k): [d_mlp, d].
     const std::vector<float> Y = prepared_columns(model_, model_.weights().layers[static_cast<size_t>(l)].W_out, 0, N);
-    // Per step: the target's unscaled projection u_w . y0 and the tail mean's term mu_T . y0 of every
-    // direction, in double (k ascending per element): [steps, d_mlp] each.
-    const auto n_steps = static_cast<int64_t>(step_refs.size());
-    std::vector<float> Yt(static_cast<size_t>(d * N));  // [d, d_mlp]
-    for (int64_t k = 0; k < N; ++k) {
-      for (int64_t r = 0; r < d; ++r) Yt[static_cast<size_t>(r * N + k)] = Y[static_cast<size_t>(k * d + r)];
+    std::vector<SketchTask> tasks(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Job& j = jobs[i];
+      const Explanation& ex = refs_[j.ref].step->explanation;
+      // As the steps' sketch scales: s = coefficient / sigma on the unscaled direction.
+      tasks[i] = {j.ref, direction(j.ref, kFfn, j.index), ex.ffn_coef.values[static_cast<size_t>(j.index)] * (1.0 / ex.frozen_scale)};
     }
+    // The steps' products of a direction are read, not made again: the same integers, and without
+    // the forms' screening (GPT-2 shapes) the same forms, so the same bits either way. (Where the
+    // forms are screened, a step's published forms could differ in kind from this call's, and the
+    // values would depend on which directions the steps' budget held: not read there.)
+    const SketchVectors vectors{Y.data(), [l](int64_t k) { return std::make_pair(l, k); },
+                                [&mb, l](int64_t k) { return mb->ffn_forms_of(l, k); }, true};
+    keep_sketched(jobs, tasks, sketch_values(vectors, true, tasks));
+  }
+
+  // A score for the sketch: step `ref`'s delta_j = s * (u_j . y0) for vector `vec` of the call.
+  struct SketchTask {
+    size_t ref = 0;
+    int64_t vec = 0;
+    double s = 0;
+  };
+  // The vectors of a sketch call: y0 [n, d] (unscaled, prepared: gamma_f * c(v)); the key under
+  // which each one's integer products are kept for the call's other tasks (SharedProjections' FFN
+  // slots, distinct per vector); its forms where the model's bounds hold them (or nullptr); and
+  // whether products the steps published under the same keys may be read instead of made.
+  struct SketchVectors {
+    const float* y0 = nullptr;
+    std::function<std::pair<int64_t, int64_t>(int64_t)> key;
+    std::function<const double*(int64_t)> forms;
+    bool steps_products = false;
+  };
+  // A task's certificate: f = log sum_j q_j exp(delta_j) and its half-width (NaN: none), and the
+  // target's unscaled projection u_w . y0 (its logit change is s times that).
+  struct SketchResult {
+    double f = std::numeric_limits<double>::quiet_NaN(), half_width = std::numeric_limits<double>::quiet_NaN(), at_target = 0;
+  };
+
+  // Each task certified by the int8 sketch in its step's FFN context (`ffn_context`) or attention
+  // context. A vector's integer products are made once, by its first task, and read by the rest.
+  std::vector<SketchResult> sketch_values(const SketchVectors& vs, bool ffn_context, const std::vector<SketchTask>& tasks) {
+    const int64_t d = c_.d_model;
+    std::vector<SketchResult> out(tasks.size());
+    if (tasks.empty()) return out;
+    const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(model_, threads());
+    const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
+    // Each step's context split into head and tail (no tokens forced into the head: the target's
+    // projection is taken directly below).
+    std::vector<size_t> step_refs;
+    std::vector<int64_t> split_of(refs_.size(), -1);
+    for (const SketchTask& t : tasks) {
+      if (split_of[t.ref] < 0) split_of[t.ref] = static_cast<int64_t>(step_refs.size()), step_refs.push_back(t.ref);
+    }
+    std::vector<const Distribution*> dists;
+    for (const size_t r : step_refs) dists.push_back(ffn_context ? &ctx_.ffn(r) : &ctx_.attn(r));
+    const std::vector<TailSplit> tails = split_tails(model_, *mb, dists, 64, {}, threads());
+    // The vectors the tasks read (ascending), gathered: [n_used, d] and transposed [d, n_used].
+    std::vector<int64_t> used;
+    for (const SketchTask& t : tasks) used.push_back(t.vec);
+    std::sort(used.begin(), used.end());
+    used.erase(std::unique(used.begin(), used.end()), used.end());
+    const auto nv = static_cast<int64_t>(used.size());
+    auto column_of = [&](int64_t vec) { return std::lower_bound(used.begin(), used.end(), vec) - used.begin(); };
+    std::vector<float> Yu(static_cast<size_t>(nv * d)), Yt(static_cast<size_t>(d * nv));
+    for (int64_t k = 0; k < nv; ++k) {
+      const float* y = vs.y0 + used[static_cast<size_t>(k)] * d;
+      std::copy(y, y + d, Yu.begin() + k * d);
+      for (int64_t r = 0; r < d; ++r) Yt[static_cast<size_t>(r * nv + k)] = y[r];
+    }
+    // Per step: the target's unscaled projection u_w . y0 and the tail mean's term mu_T . y0 of every
+    // vector, in double (k ascending per element, so an element's bits depend only on its row and
+    // column): [2 * steps, n_used].
+    const auto n_steps = static_cast<int64_t>(step_refs.size());
     std::vector<double> U(static_cast<size_t>(2 * n_steps * d));  // [2 * steps, d]: the targets' rows, then the tail means
     std::vector<float> urow;  // [d] a decoded row of an encoded W_U
     for (int64_t i = 0; i < n_steps; ++i) {
@@ -514,11 +569,11 @@ class Tightening {
         U[static_cast<size_t>((n_steps + i) * d + r)] = tails[static_cast<size_t>(i)].mu[static_cast<size_t>(r)];
       }
     }
-    std::vector<double> UY(static_cast<size_t>(2 * n_steps * N), 0.0);  // [2 * steps, d_mlp]
-    ops::matmul_nn_accumulate_small(2 * n_steps, N, d, U.data(), d, Yt.data(), N, UY.data(), N);
-    // Every direction's projections on each split's head tokens, a float GEMM (as the steps' own head
+    std::vector<double> UY(static_cast<size_t>(2 * n_steps * nv), 0.0);  // [2 * steps, n_used]
+    ops::matmul_nn_accumulate_small(2 * n_steps, nv, d, U.data(), d, Yt.data(), nv, UY.data(), nv);
+    // Every vector's projections on each split's head tokens, a float GEMM (as the steps' own head
     // projections are float sums). The steps' head tokens overlap (their contexts share the prompt),
-    // so it runs once over their union: [d_mlp, |union|], column col_of[i][h] for split i's head
+    // so it runs once over their union: [n_used, |union|], column col_of[i][h] for split i's head
     // token h (an element's value depends only on its two rows, ops/gemm.h: the same bits as one GEMM
     // per step).
     std::vector<int32_t> union_ids;
@@ -536,82 +591,79 @@ class Tightening {
                   tails[i].head_rows.begin() + static_cast<std::ptrdiff_t>(h + 1) * d, union_rows.begin() + c * d);
       }
     }
-    std::vector<float> heads(static_cast<size_t>(N * nu));  // [d_mlp, |union|]
-    if (nu > 0) ops::matmul_nt(N, nu, d, Y.data(), d, union_rows.data(), d, heads.data(), nu, threads());
-    // Each job's split, direction and coefficient (as the steps' sketch scales: s = coefficient /
-    // sigma on the unscaled direction).
-    struct Meta {
-      int64_t si = 0, k = 0;
-      double s = 0;
-    };
-    std::vector<Meta> meta(jobs.size());
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      const Job& j = jobs[i];
-      const Explanation& ex = refs_[j.ref].step->explanation;
-      meta[i] = {split_of[j.ref], direction(j.ref, kFfn, j.index),
-                 ex.ffn_coef.values[static_cast<size_t>(j.index)] * (1.0 / ex.frozen_scale)};
-    }
-    // By chunks of directions: the first job of each direction makes its integer products and
-    // forms (kept in a SharedProjections of the chunk's own), its other steps' jobs read them. A
-    // generous tol: every certifiable interval comes back with its width; only narrower ones are kept.
-    std::vector<size_t> order(jobs.size());
+    std::vector<float> heads(static_cast<size_t>(nv * nu));  // [n_used, |union|]
+    if (nu > 0) ops::matmul_nt(nv, nu, d, Yu.data(), d, union_rows.data(), d, heads.data(), nu, threads());
+    // By chunks of vectors: the first task of each vector makes its integer products and forms (kept
+    // in a SharedProjections of the chunk's own), its other tasks read them. A generous tol: every
+    // certifiable interval comes back with its width; the caller keeps the narrower ones.
+    std::vector<size_t> order(tasks.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return meta[a].k < meta[b].k; });
-    std::vector<double> f(jobs.size()), hw(jobs.size());
-    constexpr int64_t kChunkDirs = 384;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tasks[a].vec < tasks[b].vec; });
+    constexpr int64_t kChunkVectors = 384;
     const int64_t entry_bytes = sk->codes.n_pad * static_cast<int64_t>(sizeof(int32_t));
     size_t nh_max = 0;
     for (const TailSplit& t : tails) nh_max = std::max(nh_max, t.ids.size());
-    std::vector<double> hd;  // [chunk jobs, nh_max] the chunk's head deltas
+    std::vector<double> hd;  // [chunk tasks, nh_max] the chunk's head deltas
     for (size_t c0 = 0; c0 < order.size();) {
       std::vector<size_t> first, rest;
       size_t c1 = c0;
-      for (int64_t n_dirs = 0; c1 < order.size(); ++c1) {
-        const bool new_dir = c1 == c0 || meta[order[c1]].k != meta[order[c1 - 1]].k;
-        if (new_dir && n_dirs == kChunkDirs) break;
-        if (new_dir) ++n_dirs;
-        (new_dir ? first : rest).push_back(order[c1]);
+      for (int64_t n_vecs = 0; c1 < order.size(); ++c1) {
+        const bool new_vec = c1 == c0 || tasks[order[c1]].vec != tasks[order[c1 - 1]].vec;
+        if (new_vec && n_vecs == kChunkVectors) break;
+        if (new_vec) ++n_vecs;
+        (new_vec ? first : rest).push_back(order[c1]);
       }
       hd.assign((c1 - c0) * nh_max, 0.0);
-      // Each direction's first job (it makes the products), then the rest; x-th of the chunk in that order.
+      // Each vector's first task (it makes the products), then the rest; x-th of the chunk in that order.
       std::vector<SketchJob> head_jobs(first.size()), tail_jobs(rest.size());
       parallel_for(threads(), static_cast<int64_t>(c1 - c0), [&](int64_t a, int64_t b) {
         for (int64_t x = a; x < b; ++x) {
           const auto xi = static_cast<size_t>(x);
           const bool is_first = xi < first.size();
-          const Meta& m = meta[is_first ? first[xi] : rest[xi - first.size()]];
-          const TailSplit& t = tails[static_cast<size_t>(m.si)];
-          const size_t nh = t.ids.size();
+          const SketchTask& task = tasks[is_first ? first[xi] : rest[xi - first.size()]];
+          const auto si = static_cast<size_t>(split_of[task.ref]);
+          const TailSplit& t = tails[si];
+          const auto col = column_of(task.vec);
           double* delta = hd.data() + static_cast<size_t>(x) * nh_max;
-          const float* g = heads.data() + m.k * nu;
-          const std::vector<int64_t>& cols = col_of[static_cast<size_t>(m.si)];
-          for (size_t h = 0; h < nh; ++h) delta[h] = m.s * static_cast<double>(g[cols[h]]);
-          const double lin = UY[static_cast<size_t>((n_steps + m.si) * N + m.k)];
-          (is_first ? head_jobs[xi] : tail_jobs[xi - first.size()]) = SketchJob{&t, Y.data() + m.k * d, m.s, delta, m.s * lin, l, m.k, mb->ffn_forms_of(l, m.k)};
+          const float* g = heads.data() + col * nu;
+          for (size_t h = 0; h < t.ids.size(); ++h) delta[h] = task.s * static_cast<double>(g[col_of[si][h]]);
+          const double lin = UY[static_cast<size_t>((n_steps + static_cast<int64_t>(si)) * nv + col)];
+          const auto [key_l, key_k] = vs.key(task.vec);
+          (is_first ? head_jobs[xi] : tail_jobs[xi - first.size()]) =
+              SketchJob{&t, vs.y0 + task.vec * d, task.s, delta, task.s * lin, key_l, key_k, vs.forms(task.vec)};
         }
       });
       SharedProjections chunk(c_, static_cast<int64_t>(first.size()) * entry_bytes);
-      // The steps' products of a direction are read, not made again: the same integers, and without
-      // the forms' screening (GPT-2 shapes) the same forms, so the same bits either way. (Where the
-      // forms are screened, a step's published forms could differ in kind from this call's, and the
-      // values would depend on which directions the steps' budget held: not read there.)
-      if (shared_ != nullptr && !sk->screen_forms) chunk.read_sketches_from(shared_);
+      if (vs.steps_products && shared_ != nullptr && !sk->screen_forms) chunk.read_sketches_from(shared_);
+      // The products go to pages the previous chunks faulted in already (sketch_arena_).
+      const auto arena_size = static_cast<int64_t>(first.size()) * sk->codes.n_pad;
+      if (static_cast<int64_t>(sketch_arena_.size()) < arena_size) sketch_arena_.resize(static_cast<size_t>(arena_size));
+      chunk.use_arena(sketch_arena_.data(), arena_size);
       std::vector<double> w1, w2;
       // The rest read the first's products, their tail sums one float product per block of tokens.
       const std::vector<double> v1 = sketched_log_expectations(*sk, head_jobs, 1.0, threads(), &w1, &chunk, nullptr);
       const std::vector<double> v2 = sketched_log_expectations_shared(*sk, tail_jobs, 1.0, threads(), w2, chunk);
-      for (size_t b = 0; b < first.size(); ++b) f[first[b]] = v1[b], hw[first[b]] = w1[b];
-      for (size_t b = 0; b < rest.size(); ++b) f[rest[b]] = v2[b], hw[rest[b]] = w2[b];
+      for (size_t b = 0; b < first.size(); ++b) out[first[b]].f = v1[b], out[first[b]].half_width = w1[b];
+      for (size_t b = 0; b < rest.size(); ++b) out[rest[b]].f = v2[b], out[rest[b]].half_width = w2[b];
       c0 = c1;
     }
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      out[i].at_target = UY[static_cast<size_t>(split_of[tasks[i].ref] * nv + column_of(tasks[i].vec))];
+    }
+    return out;
+  }
+
+  // Where a job's sketched certificate is narrower than its step's width, it replaces it (and joins
+  // `sketched`).
+  void keep_sketched(const std::vector<Job>& jobs, const std::vector<SketchTask>& tasks, const std::vector<SketchResult>& res) {
     for (size_t i = 0; i < jobs.size(); ++i) {
-      if (std::isnan(f[i])) continue;
+      const SketchResult& r = res[i];
+      if (std::isnan(r.f)) continue;
       const Job& j = jobs[i];
-      double& width = (refs_[j.ref].widths->*kWidthOf[kFfn]).values[static_cast<size_t>(j.index)];
-      if (!(hw[i] < width)) continue;
-      width = hw[i];
-      const Meta& m = meta[i];
-      sketched.push_back({j.ref, kFfn, j.index, log_prob_increase_from(m.s * UY[static_cast<size_t>(m.si * N + m.k)], f[i]), hw[i]});
+      double& width = (refs_[j.ref].widths->*kWidthOf[j.level]).values[static_cast<size_t>(j.index)];
+      if (!(r.half_width < width)) continue;
+      width = r.half_width;
+      sketched.push_back({j.ref, j.level, j.index, log_prob_increase_from(tasks[i].s * r.at_target, r.f), r.half_width});
     }
   }
 
@@ -816,6 +868,17 @@ class Tightening {
   void heads(int64_t l, std::vector<Job>& jobs) {
     if (jobs.empty()) return;
     const int64_t d = c_.d_model, dh = c_.d_head;
+    // Each head's basis, found once (K = -1: its rows are its direction rows).
+    std::vector<HeadBasis> bases(static_cast<size_t>(c_.n_heads));
+    std::vector<char> found(static_cast<size_t>(c_.n_heads), 0);
+    const auto basis_of = [&](int64_t h) -> const HeadBasis& {
+      if (!found[static_cast<size_t>(h)]) {
+        bases[static_cast<size_t>(h)] = g_heads_by_direction.load() ? HeadBasis{} : head_basis(l, h);
+        found[static_cast<size_t>(h)] = 1;
+      }
+      return bases[static_cast<size_t>(h)];
+    };
+    jobs = sketch_heads(l, std::move(jobs), basis_of);
     std::stable_sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
       return head(a.ref, a.level, a.index) < head(b.ref, b.level, b.index);
     });
@@ -831,7 +894,7 @@ class Tightening {
       std::vector<Job> round1(jobs.begin() + static_cast<std::ptrdiff_t>(j0), jobs.begin() + static_cast<std::ptrdiff_t>(j1));
       std::iota(cols.begin(), cols.end(), h * dh);
       read_columns(W_O, cols, stage.data(), threads());  // an encoded W_O decodes only the head's blocks
-      const HeadBasis basis = g_heads_by_direction.load() ? HeadBasis{} : head_basis(l, h);
+      const HeadBasis& basis = basis_of(h);
       if (basis.K >= 0) {
         g_heads_by_position.fetch_add(1);
         heads_by_position(l, h, round1, basis, stage.data(), rows);
@@ -840,6 +903,129 @@ class Tightening {
       }
       j0 = j1;
     }
+  }
+
+  // Round 0 for layer l's head x position jobs of heads with a basis (head_basis). A job's row is
+  // alpha times its basis vector's row, so the sketch certifies it as it does an FFN neuron: the
+  // basis vector's direction y0 = gamma_f * c(u . W_O[h]) (the vector whose row round 1 would
+  // project) with s = alpha / sigma, its integer products made once for every step and position that
+  // reads it, at an eighth (AMX) to a quarter (AVX-512 VNNI) of a float row's cost. As for the FFN
+  // sums, every bounded step of each selected head x position sum is certified, and where that is
+  // narrower it replaces the step's width; those sums are then selected again, and only the jobs
+  // selected again go on to rounds 1 and 2 (with the layer's whole-head jobs, which combine all of a
+  // head's basis rows). Returns round 1's jobs.
+  std::vector<Job> sketch_heads(int64_t l, std::vector<Job> jobs, const std::function<const HeadBasis&(int64_t)>& basis_of) {
+    const ExplainOptions& o = refs_.front().step->options;
+    if (!o.projection_sketch || !projection_sketch_available() || c_.final_softcap > 0) return jobs;
+    const int64_t H = c_.n_heads, dh = c_.d_head, d = c_.d_model;
+    // The source positions of each head that round 1 selected: [h][p].
+    std::vector<std::vector<char>> chosen(static_cast<size_t>(H));
+    for (const Job& j : jobs) {
+      if (j.level != kHeadPosition || basis_of(head(j.ref, j.level, j.index)).K < 0) continue;
+      const int64_t n_t = scores(j.ref, kHeadPosition).shape.back();
+      std::vector<char>& c = chosen[static_cast<size_t>(head(j.ref, j.level, j.index))];
+      if (static_cast<int64_t>(c.size()) < n_t) c.resize(static_cast<size_t>(n_t), 0);
+      c[static_cast<size_t>(j.index % n_t)] = 1;
+    }
+    // Round 0's jobs: every bounded step of each of those sums that exceeds tol.
+    std::vector<std::vector<char>> take(refs_.size());  // [ref][entry of its head x position array]
+    for (const SumTerms& st : sums_) {
+      if (st.level != kHeadPosition || st.sum->values.empty()) continue;
+      const int64_t n_sum = st.sum->shape.back();
+      for (int64_t h = 0; h < H; ++h) {
+        const std::vector<char>& c = chosen[static_cast<size_t>(h)];
+        for (int64_t p = 0; p < static_cast<int64_t>(c.size()) && p < n_sum; ++p) {
+          if (!c[static_cast<size_t>(p)]) continue;
+          const int64_t i = (l * H + h) * n_sum + p;
+          double total = 0;
+          for (const auto& term : st.terms) {
+            const ScoreArray& w = refs_[term.first].widths->*kWidthOf[kHeadPosition];
+            if (w.values.empty()) continue;
+            const int64_t j = step_index(i, n_sum, w.shape.back());
+            if (j >= 0) total += w.values[static_cast<size_t>(j)];
+          }
+          if (!(total > tol_)) continue;
+          for (const auto& term : st.terms) {
+            const ScoreArray& w = refs_[term.first].widths->*kWidthOf[kHeadPosition];
+            if (w.values.empty()) continue;
+            const int64_t j = step_index(i, n_sum, w.shape.back());
+            if (j < 0 || !(w.values[static_cast<size_t>(j)] > 0)) continue;
+            std::vector<char>& t = take[term.first];
+            if (t.empty()) t.assign(w.values.size(), 0);
+            t[static_cast<size_t>(j)] = 1;
+          }
+        }
+      }
+    }
+    // The tasks, and the basis vectors they read: vec_of[h][k] their index among the call's vectors.
+    std::vector<Job> round0;
+    std::vector<SketchTask> tasks;
+    std::vector<std::vector<int64_t>> vec_of(static_cast<size_t>(H));
+    std::vector<std::pair<int64_t, int64_t>> vecs;  // (h, k) of each vector
+    for (size_t r = 0; r < refs_.size(); ++r) {
+      if (take[r].empty()) continue;
+      const int64_t n_t = scores(r, kHeadPosition).shape.back();
+      const double inv_sigma = 1.0 / refs_[r].step->explanation.frozen_scale;
+      for (int64_t j = 0; j < static_cast<int64_t>(take[r].size()); ++j) {
+        if (!take[r][static_cast<size_t>(j)]) continue;
+        const int64_t h = (j / n_t) % H, p = j % n_t;
+        const HeadBasis& b = basis_of(h);
+        const int32_t k = b.cluster[r][static_cast<size_t>(p)];
+        if (k < 0) continue;  // a zero column: its score is exact already
+        std::vector<int64_t>& v = vec_of[static_cast<size_t>(h)];
+        if (v.empty()) v.assign(static_cast<size_t>(b.K), -1);
+        if (v[static_cast<size_t>(k)] < 0) v[static_cast<size_t>(k)] = static_cast<int64_t>(vecs.size()), vecs.emplace_back(h, k);
+        tasks.push_back({r, v[static_cast<size_t>(k)], b.alpha[r][static_cast<size_t>(p)] * inv_sigma});
+        round0.push_back({r, kHeadPosition, j, 0.0, 0.0});
+      }
+    }
+    const auto nv = static_cast<int64_t>(vecs.size());
+    // The call's keys: vector i under FFN slot (i / d_mlp, i % d_mlp) of its own store.
+    if (tasks.empty() || nv > c_.n_layers * c_.d_mlp) return jobs;
+    // The vectors: per head, Y = U . W_O[h] ([m, d], as round 1 forms it), then gamma_f * c(Y).
+    std::vector<float> y0(static_cast<size_t>(nv * d));  // [vectors, d]
+    {
+      const MatrixView& W_O = model_.weights().layers[static_cast<size_t>(l)].W_O;
+      std::vector<float> stage(static_cast<size_t>(dh * d));  // [d_head, d]
+      std::vector<int64_t> cols(static_cast<size_t>(dh));
+      const VocabProjector& projector = ctx_.projector(0);
+      for (int64_t h = 0; h < H; ++h) {
+        const std::vector<int64_t>& v = vec_of[static_cast<size_t>(h)];
+        std::vector<float> U;       // [m, d_head] the head's basis vectors read
+        std::vector<int64_t> dest;  // [m] their vector indices
+        for (size_t k = 0; k < v.size(); ++k) {
+          if (v[k] < 0) continue;
+          const HeadBasis& b = basis_of(h);
+          U.insert(U.end(), b.u.begin() + static_cast<std::ptrdiff_t>(k) * dh, b.u.begin() + static_cast<std::ptrdiff_t>(k + 1) * dh);
+          dest.push_back(v[k]);
+        }
+        if (dest.empty()) continue;
+        std::iota(cols.begin(), cols.end(), h * dh);
+        read_columns(W_O, cols, stage.data(), threads());
+        const auto m = static_cast<int64_t>(dest.size());
+        std::vector<float> Y(static_cast<size_t>(m * d));  // [m, d_model]
+        ops::combine_rows_fma(m, d, dh, U.data(), dh, stage.data(), d, Y.data(), d);
+        for (int64_t i = 0; i < m; ++i) projector.prepare_unscaled(Y.data() + i * d, y0.data() + dest[static_cast<size_t>(i)] * d);
+      }
+    }
+    const int64_t N = c_.d_mlp;
+    const SketchVectors vectors{y0.data(), [N](int64_t i) { return std::make_pair(i / N, i % N); },
+                                [](int64_t) -> const double* { return nullptr; }, false};
+    keep_sketched(round0, tasks, sketch_values(vectors, false, tasks));
+    // The head x position sums of the heads read, selected again with the narrowed widths; the
+    // whole-head jobs stay.
+    std::vector<Job> round1;
+    for (const Job& j : jobs) {
+      if (j.level == kHead || chosen[static_cast<size_t>(head(j.ref, j.level, j.index))].empty()) round1.push_back(j);
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      if (chosen[static_cast<size_t>(h)].empty()) continue;
+      for (Job& j : select_again(l, {kHeadPosition}, h)) {
+        refs_[j.ref].marked[kHeadPosition][static_cast<size_t>(j.index)] = 0;  // round 2 marks its own
+        round1.push_back(j);
+      }
+    }
+    return round1;
   }
 
   // Head h's `round1` jobs and round 2's from the rows of its basis vectors (head_basis): only the
@@ -1239,6 +1425,9 @@ class Tightening {
   SharedProjections* shared_;
   LayerContexts ctx_;
   std::vector<std::vector<char>>* query_marks_ = nullptr;  // [kLevels][ref] entries
+  // [chunk vectors, n_pad] the integer products of a sketch chunk's vectors (sketch_values), kept
+  // for the next chunk; uninitialised (every entry is written before it is read).
+  std::vector<int32_t, DefaultInitAllocator<int32_t>> sketch_arena_;
 };
 
 // The summed query analyses take the steps' new neuron scores too: each target step whose top

@@ -19,7 +19,10 @@
 // position p are its attention weight times the value at p, shared by every step of a pass, so a
 // head x position row is a multiple of one row per position (one pass over it for its moments) and
 // a whole head's row the sum of those; where a head's columns are not such multiples, its rows are
-// its coefficients times its d_head direction rows, formed block by block in cache.
+// its coefficients times its d_head direction rows, formed block by block in cache. Where a head
+// has such a basis, its head x position steps are first certified by the int8 sketch as the FFN
+// neurons' are (the row is alpha times a basis vector's row: that vector's integer products serve
+// every step and position that reads it), and only the sums still above bound_tol go on to rows.
 // Both rounds of a component run while its rows are in memory. The steps' own arrays keep their
 // single-explain values, so a summed array may differ from the sum of its steps' arrays by up to
 // the widths of the steps tightened; both are certified: each step within bound_tol, each sum too.

@@ -309,6 +309,8 @@ TEST(ExplainTargetBudget, TightenedSumsAreWithinTheToleranceOfTheFullMethod) {
   if (analysis::projection_sketch_available()) {
     EXPECT_GT(counts.at("ffn_tightened_sketched"), 0);
     EXPECT_GT(counts.at("ffn_tightened"), counts.at("ffn_tightened_sketched"));
+    // And head x position scores, from their heads' basis vectors.
+    EXPECT_GT(counts.at("head_position_tightened_sketched"), 0);
   }
   req.options.method = ScoreMethod::kFull;
   const ExplainedTarget full = explain_target(*model, req);
@@ -350,7 +352,8 @@ TEST(ExplainTargetBudget, TightenedSumsAreWithinTheToleranceOfTheFullMethod) {
 // A head's combinations are rows of its source positions' coefficient vectors (a step's column p is
 // its attention weight times the value at p, the same value at every step of a pass): the same sums
 // as from the head's d_head direction rows, within the rows' float rounding, with the foil's own
-// columns past its parting.
+// columns past its parting. (Without the sketch: its round 0 certifies head x position scores only
+// where the head has such a basis, tested below.)
 TEST(ExplainTargetBudget, HeadsFromTheirPositionsAgreeWithTheirDirectionRows) {
   const auto model = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
   ExplainRequest req;
@@ -358,6 +361,7 @@ TEST(ExplainTargetBudget, HeadsFromTheirPositionsAgreeWithTheirDirectionRows) {
   req.target_tokens = {6342, 13, 632, 318, 262, 1748, 1110, 13};
   req.foil_tokens = {6342, 11, 262};
   req.options.n_threads = 2;
+  req.options.projection_sketch = false;
   const int64_t before = analysis::detail::heads_by_position();
   const ExplainedTarget by_position = explain_target(*model, req);
   const int64_t used = analysis::detail::heads_by_position() - before;
