@@ -320,6 +320,65 @@ int TailSplit::index_of(int32_t id) const {
   return it == ids.end() ? -1 : static_cast<int>(it - ids.begin());
 }
 
+namespace {
+
+// A split whose head t.ids is chosen: its head probabilities, its tail weights as float (tail_q, 0 on
+// the head: [V]), its tail numbers and its head rows; everything but mu.
+void fill_split(const Model& model, const Distribution& dist, TailSplit& t, float* tail_q) {
+  const auto V = static_cast<int64_t>(dist.q.size());
+  const int64_t d = model.config().d_model;
+  std::vector<char> in_head(static_cast<size_t>(V), 0);
+  for (int32_t id : t.ids) {
+    in_head[static_cast<size_t>(id)] = 1;
+    t.q.push_back(dist.q[static_cast<size_t>(id)]);
+  }
+  for (int64_t j = 0; j < V; ++j) {
+    if (!in_head[static_cast<size_t>(j)]) tail_q[j] = static_cast<float>(dist.q[static_cast<size_t>(j)]);
+  }
+  tail_stats(dist, in_head, t);
+  t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
+  for (size_t h = 0; h < t.ids.size(); ++h) read_rows(model.weights().W_U, t.ids[h], 1, t.head_rows.data() + h * static_cast<size_t>(d));
+}
+
+}  // namespace
+
+uint64_t distribution_hash(const Distribution& dist) {
+  // FNV-1a over the 64-bit patterns, each first mixed (splitmix64's finaliser) so that every bit
+  // reaches every other.
+  uint64_t h = 0xcbf29ce484222325ull ^ static_cast<uint64_t>(dist.q.size());
+  for (const double x : dist.q) {
+    uint64_t b = 0;
+    std::memcpy(&b, &x, sizeof b);
+    b ^= b >> 30;
+    b *= 0xbf58476d1ce4e5b9ull;
+    b ^= b >> 27;
+    b *= 0x94d049bb133111ebull;
+    b ^= b >> 31;
+    h = (h ^ b) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+KeptSplit keep_split(const TailSplit& t, const Distribution& dist) { return KeptSplit{t.ids, t.mu, distribution_hash(dist)}; }
+
+bool split_from_kept(const Model& model, const KeptSplit& kept, const Distribution& dist, TailSplit& out) {
+  const auto V = static_cast<int64_t>(dist.q.size());
+  if (static_cast<int64_t>(kept.mu.size()) != model.config().d_model || V != model.config().d_vocab ||
+      distribution_hash(dist) != kept.q_hash) {
+    return false;
+  }
+  for (const int32_t id : kept.ids) {
+    if (id < 0 || id >= V) return false;
+  }
+  TailSplit t;
+  t.ids = kept.ids;
+  t.tail_q.assign(static_cast<size_t>(V), 0.0f);
+  fill_split(model, dist, t, t.tail_q.data());
+  t.mu = kept.mu;
+  out = std::move(t);
+  return true;
+}
+
 std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, const std::vector<const Distribution*>& dists,
                                    int head_size, const std::vector<int32_t>& always, int n_threads) {
   const int64_t V = mb.V, d = mb.d;
@@ -340,17 +399,7 @@ std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, co
       for (int32_t id : always) {
         if (id >= 0 && t.index_of(id) < 0) t.ids.push_back(id);
       }
-      std::vector<char> in_head(static_cast<size_t>(V), 0);
-      for (int32_t id : t.ids) {
-        in_head[static_cast<size_t>(id)] = 1;
-        t.q.push_back(dist.q[static_cast<size_t>(id)]);
-      }
-      for (int64_t j = 0; j < V; ++j) {
-        if (!in_head[static_cast<size_t>(j)]) tail_q[static_cast<size_t>(i * V + j)] = static_cast<float>(dist.q[static_cast<size_t>(j)]);
-      }
-      tail_stats(dist, in_head, t);
-      t.head_rows.resize(t.ids.size() * static_cast<size_t>(d));
-      for (size_t h = 0; h < t.ids.size(); ++h) read_rows(model.weights().W_U, t.ids[h], 1, t.head_rows.data() + h * static_cast<size_t>(d));
+      fill_split(model, dist, t, tail_q.data() + i * V);
     }
   });
   // Every tail mean in one pass over W_U as stored: mu [n, d] = tail_q [n, V] x W_U, in double.

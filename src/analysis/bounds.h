@@ -104,6 +104,22 @@ struct TailSplit {
 std::vector<TailSplit> split_tails(const Model& model, const ModelBounds& mb, const std::vector<const Distribution*>& dists,
                                    int head_size, const std::vector<int32_t>& always, int n_threads);
 
+/// What a split holds beyond its distribution: its head and its tail mean (the costly part, a pass
+/// over W_U), with a hash of the bits of the distribution it was made from. A multi-token target's
+/// steps keep theirs (ScoreWidths::tails) and its tightening rebuilds them (split_from_kept) instead
+/// of splitting the same states again.
+struct KeptSplit {
+  std::vector<int32_t> ids;  ///< the head, as TailSplit::ids
+  std::vector<double> mu;    ///< [d] TailSplit::mu
+  uint64_t q_hash = 0;       ///< distribution_hash of the distribution split
+};
+KeptSplit keep_split(const TailSplit& t, const Distribution& dist);
+/// A hash of q's bits (and its length).
+uint64_t distribution_hash(const Distribution& dist);
+/// The split `kept` came from, the same bits as split_tails made it, when `dist` is the distribution
+/// it was made from (the same hash and size); false otherwise (`out` untouched).
+bool split_from_kept(const Model& model, const KeptSplit& kept, const Distribution& dist, TailSplit& out);
+
 /// The split `t` of `dist` with a larger head: t's tokens first (same order), then the next tokens
 /// by probability (ties by id) up to `head_size` in all (or V). Every tail number is recomputed over
 /// the smaller tail; mu = t.mu minus the added tokens' q_j W_U[j] (the same float weights t.tail_q

@@ -202,6 +202,10 @@ Explanation analysis::explain_sharing(const Model& model, const RunResult& run, 
     if (opts.projection_cache) ctx.projections = analysis::ProjectionCache::open(model);
     const int head_size = opts.head_size > 0 ? opts.head_size : ctx.projections != nullptr ? 16 : 64;
     ctx.tails = analysis::split_tails(model, *ctx.bounds, dists, head_size, {ex.target, ex.foil}, threads);
+    if (widths != nullptr) {
+      widths->tails.clear();
+      for (size_t i = 0; i < ctx.tails.size(); ++i) widths->tails.push_back(analysis::keep_split(ctx.tails[i], *dists[i]));
+    }
     // The sketch is for explains without a projection cache: what the cache's finer rows leave, the
     // int8 sketch almost never certifies (measured: 3 of ~135 vectors), so it would only add its cost.
     if (opts.projection_sketch && ctx.projections == nullptr && analysis::projection_sketch_available()) {

@@ -25,6 +25,9 @@ struct ScoreWidths {
   ScoreArray head_position;  ///< [L, H, P+1]
   ScoreArray ffn_neuron;     ///< [L, N]
   ScoreArray attn_neuron;    ///< [L, H, d_head, P+1]
+  /// [2L] the head/tail splits of points 0..2L-1 (ExplainContext::tails), kept for the tightening's
+  /// sketch: L2 doubles each (GPT-2 124M: 150 KB a step; Llama 7B: 2 MB).
+  std::vector<KeptSplit> tails;
 };
 
 /// Everything the scoring steps share: the model, the trace, the projector, the explained

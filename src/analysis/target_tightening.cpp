@@ -36,6 +36,7 @@ namespace budget {
 
 std::atomic<bool> g_heads_by_direction{false};
 std::atomic<int64_t> g_heads_by_position{0};
+std::atomic<int64_t> g_splits_rebuilt{0}, g_splits_made{0};
 
 // The four summed levels whose step scores are bounded.
 enum Level { kFfn = 0, kAttnNeuron = 1, kHead = 2, kHeadPosition = 3 };
@@ -500,7 +501,7 @@ class Tightening {
     // values would depend on which directions the steps' budget held: not read there.)
     const SketchVectors vectors{Y.data(), [l](int64_t k) { return std::make_pair(l, k); },
                                 [&mb, l](int64_t k) { return mb->ffn_forms_of(l, k); }, true};
-    keep_sketched(jobs, tasks, sketch_values(vectors, true, tasks));
+    keep_sketched(jobs, tasks, sketch_values(l, vectors, true, tasks));
   }
 
   // A score for the sketch: step `ref`'s delta_j = s * (u_j . y0) for vector `vec` of the call.
@@ -526,23 +527,46 @@ class Tightening {
   };
 
   // Each task certified by the int8 sketch in its step's FFN context (`ffn_context`) or attention
-  // context. A vector's integer products are made once, by its first task, and read by the rest.
-  std::vector<SketchResult> sketch_values(const SketchVectors& vs, bool ffn_context, const std::vector<SketchTask>& tasks) {
+  // context of layer l. A vector's integer products are made once, by its first task, and read by the rest.
+  std::vector<SketchResult> sketch_values(int64_t l, const SketchVectors& vs, bool ffn_context, const std::vector<SketchTask>& tasks) {
     const int64_t d = c_.d_model;
     std::vector<SketchResult> out(tasks.size());
     if (tasks.empty()) return out;
     const std::shared_ptr<const ProjectionSketch> sk = projection_sketch(model_, threads());
     const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
-    // Each step's context split into head and tail (no tokens forced into the head: the target's
-    // projection is taken directly below).
+    // Each step's context of layer l split into head and tail: the split the step's own explain made
+    // of it (ScoreWidths::tails, its target and foil in the head), rebuilt without another pass over
+    // W_U; where a step kept none of 64 tokens or more (or of another distribution: it never is),
+    // one made here (no tokens forced into the head: the target's projection is taken directly below).
     std::vector<size_t> step_refs;
     std::vector<int64_t> split_of(refs_.size(), -1);
     for (const SketchTask& t : tasks) {
       if (split_of[t.ref] < 0) split_of[t.ref] = static_cast<int64_t>(step_refs.size()), step_refs.push_back(t.ref);
     }
+    std::vector<TailSplit> tails(step_refs.size());
+    std::vector<char> rebuilt(step_refs.size(), 0);
+    const auto point = static_cast<size_t>(2 * l + (ffn_context ? 1 : 0));  // ExplainContext::points
+    parallel_for(threads(), static_cast<int64_t>(step_refs.size()), [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) {
+        const size_t r = step_refs[static_cast<size_t>(i)];
+        const std::vector<KeptSplit>& kept = refs_[r].widths->tails;
+        rebuilt[static_cast<size_t>(i)] = point < kept.size() && kept[point].ids.size() >= 64 &&
+                                          split_from_kept(model_, kept[point], ffn_context ? ctx_.ffn(r) : ctx_.attn(r),
+                                                          tails[static_cast<size_t>(i)]);
+      }
+    });
     std::vector<const Distribution*> dists;
-    for (const size_t r : step_refs) dists.push_back(ffn_context ? &ctx_.ffn(r) : &ctx_.attn(r));
-    const std::vector<TailSplit> tails = split_tails(model_, *mb, dists, 64, {}, threads());
+    for (size_t i = 0; i < step_refs.size(); ++i) {
+      if (!rebuilt[i]) dists.push_back(ffn_context ? &ctx_.ffn(step_refs[i]) : &ctx_.attn(step_refs[i]));
+    }
+    g_splits_rebuilt.fetch_add(static_cast<int64_t>(step_refs.size() - dists.size()));
+    g_splits_made.fetch_add(static_cast<int64_t>(dists.size()));
+    if (!dists.empty()) {
+      std::vector<TailSplit> made = split_tails(model_, *mb, dists, 64, {}, threads());
+      for (size_t i = 0, k = 0; i < step_refs.size(); ++i) {
+        if (!rebuilt[i]) tails[i] = std::move(made[k++]);
+      }
+    }
     // The vectors the tasks read (ascending), gathered: [n_used, d] and transposed [d, n_used].
     std::vector<int64_t> used;
     for (const SketchTask& t : tasks) used.push_back(t.vec);
@@ -1011,7 +1035,7 @@ class Tightening {
     const int64_t N = c_.d_mlp;
     const SketchVectors vectors{y0.data(), [N](int64_t i) { return std::make_pair(i / N, i % N); },
                                 [](int64_t) -> const double* { return nullptr; }, false};
-    keep_sketched(round0, tasks, sketch_values(vectors, false, tasks));
+    keep_sketched(round0, tasks, sketch_values(l, vectors, false, tasks));
     // The head x position sums of the heads read, selected again with the narrowed widths; the
     // whole-head jobs stay.
     std::vector<Job> round1;
@@ -1482,6 +1506,7 @@ void redo_query_sums(const Model& model, LayerContexts& ctx, std::vector<StepRef
 namespace detail {
 void set_heads_by_direction(bool on) { budget::g_heads_by_direction.store(on); }
 int64_t heads_by_position() { return budget::g_heads_by_position.load(); }
+std::pair<int64_t, int64_t> sketch_splits() { return {budget::g_splits_rebuilt.load(), budget::g_splits_made.load()}; }
 }  // namespace detail
 
 void tighten_target_sums(const Model& model, ExplainedTarget& done, std::vector<ScoreWidths>& target_widths,

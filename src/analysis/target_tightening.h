@@ -28,6 +28,7 @@
 // the widths of the steps tightened; both are certified: each step within bound_tol, each sum too.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "analysis/explain_internal.h"
@@ -55,6 +56,9 @@ namespace detail {
 void set_heads_by_direction(bool on);
 /// How many heads' combinations were formed from their source positions' rows so far (test hook).
 int64_t heads_by_position();
+/// How many of its steps' context splits the sketch rounds rebuilt from what the steps kept
+/// (ScoreWidths::tails), and how many they had to make again, so far (test hook).
+std::pair<int64_t, int64_t> sketch_splits();
 }  // namespace detail
 
 }  // namespace reslens::analysis

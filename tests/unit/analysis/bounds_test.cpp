@@ -421,5 +421,56 @@ TEST(Bounds, ExtendTailIsTheSplitWithTheLargerHead) {
   }
 }
 
+TEST(Bounds, AKeptSplitIsRebuiltOnlyForItsOwnDistribution) {
+  // What a step keeps of a split (its head and tail mean, KeptSplit) rebuilds the split split_tails
+  // made, bit for bit, from the same distribution; from a distribution one ulp away it is refused.
+  const std::shared_ptr<const Model> loaded = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
+  const Model& model = *loaded;
+  const int64_t V = model.config().d_vocab, d = model.config().d_model;
+  ModelBounds mb;
+  mb.V = V, mb.d = d;
+  std::mt19937 rng(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Distribution dist;
+  std::vector<double> x(static_cast<size_t>(V));
+  for (double& v : x) v = 2.0 * normal(rng);
+  const double mx = *std::max_element(x.begin(), x.end());
+  double z = 0;
+  for (double v : x) z += std::exp(v - mx);
+  for (double v : x) dist.q.push_back(std::exp(v - mx) / z);
+  const int32_t target = static_cast<int32_t>(std::min_element(dist.q.begin(), dist.q.end()) - dist.q.begin());
+  const TailSplit t = split_tails(model, mb, {&dist}, 64, {target, 3}, 2)[0];
+  const KeptSplit kept = keep_split(t, dist);
+  TailSplit r;
+  ASSERT_TRUE(split_from_kept(model, kept, dist, r));
+  EXPECT_EQ(r.ids, t.ids);
+  EXPECT_EQ(r.q, t.q);
+  EXPECT_EQ(r.head_rows, t.head_rows);
+  EXPECT_EQ(r.mass, t.mass);
+  EXPECT_EQ(r.q_max, t.q_max);
+  EXPECT_EQ(r.q_l2, t.q_l2);
+  EXPECT_EQ(r.q_mean, t.q_mean);
+  EXPECT_EQ(r.q_dev, t.q_dev);
+  EXPECT_EQ(r.mu, t.mu);
+  EXPECT_EQ(r.tail_q, t.tail_q);
+  // Any other distribution: refused, and `out` untouched.
+  for (const size_t j : {size_t{0}, static_cast<size_t>(V / 2), static_cast<size_t>(V - 1)}) {
+    Distribution other = dist;
+    other.q[j] = std::nextafter(other.q[j], 1.0);
+    TailSplit untouched;
+    EXPECT_FALSE(split_from_kept(model, kept, other, untouched)) << "token " << j;
+    EXPECT_TRUE(untouched.ids.empty());
+  }
+  Distribution shorter = dist;
+  shorter.q.pop_back();
+  EXPECT_FALSE(split_from_kept(model, kept, shorter, r));
+  KeptSplit wrong = kept;
+  wrong.mu.pop_back();
+  EXPECT_FALSE(split_from_kept(model, wrong, dist, r));
+  wrong = kept;
+  wrong.ids.push_back(static_cast<int32_t>(V));
+  EXPECT_FALSE(split_from_kept(model, wrong, dist, r));
+}
+
 }  // namespace
 }  // namespace reslens::analysis

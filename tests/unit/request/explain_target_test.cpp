@@ -299,7 +299,9 @@ TEST(ExplainTargetBudget, TightenedSumsAreWithinTheToleranceOfTheFullMethod) {
   req.target_tokens = {6342, 13, 632, 318, 262, 1748, 1110, 13};
   req.foil_tokens = {6342, 11, 262};  // parts at step 1; its step 2 is its own
   req.options.n_threads = 2;
+  const auto splits_before = analysis::detail::sketch_splits();
   const ExplainedTarget bounded = explain_target(*model, req);
+  const auto splits_after = analysis::detail::sketch_splits();
   const auto& counts = bounded.summed.method_counts;
   ASSERT_TRUE(counts.count("ffn_tightened") != 0 && counts.count("attention_tightened") != 0);
   EXPECT_GT(counts.at("ffn_tightened"), 0);
@@ -311,6 +313,9 @@ TEST(ExplainTargetBudget, TightenedSumsAreWithinTheToleranceOfTheFullMethod) {
     EXPECT_GT(counts.at("ffn_tightened"), counts.at("ffn_tightened_sketched"));
     // And head x position scores, from their heads' basis vectors.
     EXPECT_GT(counts.at("head_position_tightened_sketched"), 0);
+    // Every context split the sketch read was the step's own, rebuilt (its distribution the same bits).
+    EXPECT_GT(splits_after.first, splits_before.first);
+    EXPECT_EQ(splits_after.second, splits_before.second);
   }
   req.options.method = ScoreMethod::kFull;
   const ExplainedTarget full = explain_target(*model, req);
