@@ -270,22 +270,56 @@ double psi_pos_upper(double b) {
 
 // The sums that certify f = log sum_j q_j exp(s g_j) from a row's moments under q (Q = sum q,
 // m1 = sum q g, a2 = sum q g^2), m1 and a2 each within `rel` of their terms' absolute sum (beyond
-// the double rounding that moment_log_expectation always allows for).
+// the double rounding that moment_log_expectation always allows for); where known, the third
+// moment's two sides p3 = sum_{g>0} q g^3 and n3 = sum_{g<0} q |g|^3, each within `rel3` of itself.
 struct Moments {
   double Q = 0, m1 = 0, a2 = 0;
   double rel = 0;
+  double p3 = std::numeric_limits<double>::quiet_NaN(), n3 = std::numeric_limits<double>::quiet_NaN();
+  double rel3 = 0;
 };
+
+// chi(z) = (e^z - 1 - z - z^2/2) / z^3 = sum_k z^k / (k+3)! = int_0^1 (1-t)^2/2 e^{tz} dt, positive and
+// increasing, chi(0) = 1/6: an upper bound of chi(b) and a lower bound of chi(-b), b >= 0. Below 1
+// by the series (its terms after the 10th add less than 1e-9 of 1/6 at b = 1; the alternating one
+// stops after a negative term, a lower bound since its terms decrease), with a relative margin for
+// the double sums; above, the closed form, whose cancellation costs at most a few ulps of e^b there.
+double chi_pos_upper(double b) {
+  if (b < 1) {
+    double term = 1.0 / 6, sum = 0;
+    for (int k = 0; k <= 10; ++k) {
+      sum += term;
+      term *= b / (k + 4);
+    }
+    return (sum + 2 * term) * (1 + 1e-12);
+  }
+  return (std::expm1(b) - b - 0.5 * b * b) / (b * b * b) * (1 + 1e-9);
+}
+double chi_neg_lower(double b) {
+  if (b < 1) {
+    double term = 1.0 / 6, sum = 0;
+    for (int k = 0; k <= 9; ++k) {  // k = 9: the last term added is negative
+      sum += term;
+      term *= -b / (k + 4);
+    }
+    return sum * (1 - 1e-12);
+  }
+  return (1 - b + 0.5 * b * b - std::exp(-b)) / (b * b * b) * (1 - 1e-9);
+}
 
 // The float products that give a chunk's moments (Tightening::directions): per block of 256 tokens a
 // chain of 16 fused multiply-adds per lane and a 4-level tree, each term's weight and square rounded
-// to float once: 22 roundings of 2^-24 of the terms' sizes, and the blocks added in double.
+// to float once: 22 roundings of 2^-24 of the terms' sizes, and the blocks added in double. A cube
+// takes one rounding more.
 constexpr double kProductRel = 22.0 / 16777216.0;
+constexpr double kCubeRel = 23.0 / 16777216.0;
 
 
 // f certified from the moments, without exponentials:
 //   sum_j q_j e^{s g_j} = Q + s m1 + s^2 sum_j q_j g_j^2 psi(s g_j),  psi(s g_j) in [psi(-b), psi(b)],
 // b = |s| max_j |g_j| (gabs). The interval is third order in s (psi(b) - psi(-b) ~ b / 3) where the
-// step's bound was second order, so it is far narrower. Returns NaN when it cannot certify (the
+// step's bound was second order, so it is far narrower; with the third moment's sides, fourth order
+// (below). Returns NaN when it cannot certify (the
 // caller computes f exactly); `half_width` receives the interval's half-width in log units.
 double moment_log_expectation(const Moments& m, double s, double gabs, double& half_width) {
   const double b = std::abs(s) * gabs;
@@ -297,9 +331,25 @@ double moment_log_expectation(const Moments& m, double s, double gabs, double& h
   // sum_j q_j |g_j| <= sqrt(Q a2 (1 + rel)) (Cauchy-Schwarz), a2's are a2 itself.
   const double err = 1e-9 * (m.Q + std::abs(s) * std::sqrt(m.Q * m.a2) + hi_q) +
                      m.rel * (std::abs(s) * std::sqrt(m.Q * m.a2 * (1 + m.rel)) + hi_q) * (1 + 1e-9);
-  const double lower = base + s * s * m.a2 * psi_neg_lower(b) - err;
-  const double upper = base + hi_q + err;
-  if (!(lower > 0) || !std::isfinite(upper)) return std::numeric_limits<double>::quiet_NaN();
+  double lower = base + s * s * m.a2 * psi_neg_lower(b) - err;
+  double upper = base + hi_q + err;
+  if (std::isfinite(m.p3) && std::isfinite(m.n3)) {
+    // One order further: sum_j q_j e^{z_j} = Q + s m1 + s^2 a2 / 2 + sum_j q_j z_j^3 chi(z_j), z = s g.
+    // Where z > 0, chi(z) lies in [1/6, chi(b)]; where z < 0, in [chi(-b), 1/6] and z^3 < 0. With
+    // P = sum_{z>0} q z^3 and N = sum_{z<0} q |z|^3 the cubic part lies in [(P - N) / 6,
+    // P chi(b) - N chi(-b)]: an interval fourth order in s (~ (P + N) b / 24), which holds as the
+    // second-order one does, so the two are intersected.
+    const double s3 = std::abs(s) * s * s;
+    const double P = s3 * (s >= 0 ? m.p3 : m.n3), N = s3 * (s >= 0 ? m.n3 : m.p3);
+    const double chi_hi = chi_pos_upper(b), chi_lo = chi_neg_lower(b);
+    const double base3 = base + 0.5 * s * s * m.a2;
+    const double err3 = 1e-9 * (m.Q + std::abs(s) * std::sqrt(m.Q * m.a2) + s * s * m.a2 + P + N) +
+                        m.rel * (std::abs(s) * std::sqrt(m.Q * m.a2 * (1 + m.rel)) + 0.5 * s * s * m.a2) * (1 + 1e-9) +
+                        m.rel3 * (P + N) * chi_hi * (1 + 1e-9);
+    lower = std::max(lower, base3 + (P - N) / 6 - err3);
+    upper = std::min(upper, base3 + P * chi_hi - N * chi_lo + err3);
+  }
+  if (!(lower > 0) || !std::isfinite(upper) || !(upper >= lower)) return std::numeric_limits<double>::quiet_NaN();
   const double width = std::log1p((upper - lower) / lower);
   half_width = 0.5 * width;
   return std::log(lower) + half_width;
@@ -782,9 +832,10 @@ class Tightening {
         if (!projected[i]) rows[i] = whole[w++];
       }
       // Round 1's sums with the projection streamed: W_U's rows block by block, and each block of the
-      // chunk's rows (and their squares) multiplied by every step's weights while it is in cache (the
-      // whole rows stay for round 2). A product per (step, row) pair rather than per job: computing
-      // pairs no job needs costs less than a loop per job (float GEMMs against one double loop).
+      // chunk's rows (their squares, and their cubes' two sides) multiplied by every step's weights
+      // while it is in cache (the whole rows stay for round 2). A product per (step, row) pair rather
+      // than per job: computing pairs no job needs costs less than a loop per job (float GEMMs against
+      // one double loop).
       auto stream = [&](std::vector<MomentTask>& tasks) {
         constexpr int64_t kVBlock = 1024, kKBlock = 256;  // kKBlock: kProductRel's block
         const auto n_proj = static_cast<int64_t>(to_project.size()), N = static_cast<int64_t>(rows.size());
@@ -796,30 +847,37 @@ class Tightening {
         for (size_t t = 0; t < tasks.size(); ++t) {
           while (rows[row_in[t]].g != tasks[t].g) ++row_in[t];
         }
-        std::vector<double> sums(static_cast<size_t>(R * 2 * N), 0.0);  // [R, 2N] sum q g, then sum q g^2
+        // [R, 4N] sum q g, sum q g^2, sum_{g>0} q g^3, sum_{g<0} q |g|^3
+        std::vector<double> sums(static_cast<size_t>(R * 4 * N), 0.0);
         std::vector<float> lo(to_project.size(), std::numeric_limits<float>::infinity());
         std::vector<float> hi(to_project.size(), -std::numeric_limits<float>::infinity());
         for (int64_t v0 = 0; v0 < V; v0 += kVBlock) {
           const int64_t v1 = std::min(V, v0 + kVBlock), len = v1 - v0;
           if (n_proj > 0) projector.project_prepared_block(ys.data(), n_proj, v0, v1, G.data() + v0, V);
-          // Each thread takes rows [a, b): their block and squares [2m, len] against the weights
-          // [R, len], one product; a pair's value depends only on its two rows.
+          // Each thread takes rows [a, b): their block, squares and cubes' sides [4m, len] against the
+          // weights [R, len], one product; a pair's value depends only on its two rows.
           parallel_for(threads(), N, [&](int64_t a, int64_t b) {
             const int64_t m = b - a;
-            std::vector<float, DefaultInitAllocator<float>> B(static_cast<size_t>(2 * m * len));
-            std::vector<float> C(static_cast<size_t>(R * 2 * m));  // [R, 2m]
+            std::vector<float, DefaultInitAllocator<float>> B(static_cast<size_t>(4 * m * len));
+            std::vector<float> C(static_cast<size_t>(R * 4 * m));  // [R, 4m]
             for (int64_t i = 0; i < m; ++i) {
               const float* g = rows[static_cast<size_t>(a + i)].g + v0;
               float* b1 = B.data() + i * len;
               float* b2 = B.data() + (m + i) * len;
-              for (int64_t j = 0; j < len; ++j) b1[j] = g[j], b2[j] = g[j] * g[j];
+              float* b3 = B.data() + (2 * m + i) * len;
+              float* b4 = B.data() + (3 * m + i) * len;
+              for (int64_t j = 0; j < len; ++j) {
+                const float x = g[j], x2 = x * x, x3 = x2 * x;
+                b1[j] = x, b2[j] = x2, b3[j] = x > 0 ? x3 : 0.0f, b4[j] = x < 0 ? -x3 : 0.0f;
+              }
             }
             for (int64_t k0 = 0; k0 < len; k0 += kKBlock) {
-              ops::matmul_nt(R, 2 * m, std::min(kKBlock, len - k0), Q + v0 + k0, ldq, B.data() + k0, len, C.data(), 2 * m, 1);
+              ops::matmul_nt(R, 4 * m, std::min(kKBlock, len - k0), Q + v0 + k0, ldq, B.data() + k0, len, C.data(), 4 * m, 1);
               for (int64_t r = 0; r < R; ++r) {
-                for (int64_t i = 0; i < m; ++i) {
-                  sums[static_cast<size_t>(r * 2 * N + a + i)] += static_cast<double>(C[static_cast<size_t>(r * 2 * m + i)]);
-                  sums[static_cast<size_t>(r * 2 * N + N + a + i)] += static_cast<double>(C[static_cast<size_t>(r * 2 * m + m + i)]);
+                for (int64_t part = 0; part < 4; ++part) {
+                  for (int64_t i = 0; i < m; ++i) {
+                    sums[static_cast<size_t>(r * 4 * N + part * N + a + i)] += static_cast<double>(C[static_cast<size_t>(r * 4 * m + part * m + i)]);
+                  }
                 }
               }
             }
@@ -838,8 +896,9 @@ class Tightening {
           rows[to_project[k]].gmax = static_cast<double>(hi[k]);
         }
         for (size_t t = 0; t < tasks.size(); ++t) {
-          const size_t at = tasks[t].ref * static_cast<size_t>(2 * N) + row_in[t];
-          tasks[t].sums = Moments{tasks[t].Q, sums[at], sums[at + static_cast<size_t>(N)], kProductRel};
+          const size_t at = tasks[t].ref * static_cast<size_t>(4 * N) + row_in[t];
+          const auto n = static_cast<size_t>(N);
+          tasks[t].sums = Moments{tasks[t].Q, sums[at], sums[at + n], kProductRel, sums[at + 2 * n], sums[at + 3 * n], kCubeRel};
         }
       };
       auto row_of = [&](const Job& j) -> const Row& {
@@ -1506,6 +1565,18 @@ void redo_query_sums(const Model& model, LayerContexts& ctx, std::vector<StepRef
 namespace detail {
 void set_heads_by_direction(bool on) { budget::g_heads_by_direction.store(on); }
 int64_t heads_by_position() { return budget::g_heads_by_position.load(); }
+double moment_certificate(const std::vector<double>& q, const std::vector<float>& g, double s, bool cubic, double& half_width) {
+  budget::Moments m;
+  double gabs = 0;
+  m.p3 = m.n3 = cubic ? 0.0 : std::numeric_limits<double>::quiet_NaN();
+  for (size_t j = 0; j < q.size(); ++j) {
+    const double x = static_cast<double>(g[j]);
+    m.Q += q[j], m.m1 += q[j] * x, m.a2 += q[j] * x * x;
+    if (cubic) (x > 0 ? m.p3 : m.n3) += q[j] * std::abs(x * x * x);
+    gabs = std::max(gabs, std::abs(x));
+  }
+  return budget::moment_log_expectation(m, s, gabs, half_width);
+}
 std::pair<int64_t, int64_t> sketch_splits() { return {budget::g_splits_rebuilt.load(), budget::g_splits_made.load()}; }
 }  // namespace detail
 

@@ -12,8 +12,9 @@
 // narrower than the steps' cheap bound, and only the neurons whose sums still exceed bound_tol
 // go on to their exact rows. A neuron's recomputation reads the exact
 // projection of its weight direction and first certifies the score from the row's moments under
-// the step's distribution (no exponentials; an interval third order in the coefficient, where the
-// step's bound was second order); only where those narrower widths still add up to more than
+// the step's distribution (no exponentials; an interval fourth order in the coefficient for a
+// weight direction's row, whose third moment's two sides come with the others, else third order,
+// where the step's bound was second order); only where those narrower widths still add up to more than
 // bound_tol are the widest computed exactly (one exponential per token). A head or head x position
 // combination is certified the same way from its row (bs is linear): a step's coefficients at source
 // position p are its attention weight times the value at p, shared by every step of a pass, so a
@@ -56,6 +57,10 @@ namespace detail {
 void set_heads_by_direction(bool on);
 /// How many heads' combinations were formed from their source positions' rows so far (test hook).
 int64_t heads_by_position();
+/// Test hook: f = log sum_j q_j exp(s g_j) certified from the row's moments as round 1 certifies it
+/// (m1 and a2, and with `cubic` the third moment's two sides, here summed in double), with its
+/// half-width; NaN where it cannot certify.
+double moment_certificate(const std::vector<double>& q, const std::vector<float>& g, double s, bool cubic, double& half_width);
 /// How many of its steps' context splits the sketch rounds rebuilt from what the steps kept
 /// (ScoreWidths::tails), and how many they had to make again, so far (test hook).
 std::pair<int64_t, int64_t> sketch_splits();
