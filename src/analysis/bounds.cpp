@@ -241,42 +241,46 @@ std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_thread
   return mb;
 }
 
-std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count) {
+std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count, int n_threads) {
   const ModelConfig& c = model.config();
   const VectorView& gamma = model.weights().ln_final_w;
   const bool centered = c.normalization_type == NormType::kLayerNorm;
   const int64_t d = c.d_model;
   std::vector<float> out(static_cast<size_t>(count * d));
-  std::vector<double> mean(static_cast<size_t>(count), 0.0);
   // A transpose: 16 rows of m at a time, so each column's 16 outputs fill one cache line of `out`.
+  // Each thread takes a range of the columns (a column's values depend on that column only).
   constexpr int64_t kRows = 16;
-  std::vector<float> strip(static_cast<size_t>(kRows * count));  // [16, count] of m's columns
-  if (centered) {
+  parallel_for(n_threads, (count + 63) / 64, [&](int64_t b0, int64_t b1) {
+    const int64_t c0 = b0 * 64, n = std::min(count, b1 * 64) - c0;
+    std::vector<double> mean(static_cast<size_t>(n), 0.0);
+    std::vector<float> strip(static_cast<size_t>(kRows * n));  // [16, n] of m's columns
+    if (centered) {
+      for (int64_t i0 = 0; i0 < d; i0 += kRows) {
+        const int64_t ni = std::min(kRows, d - i0);
+        read_submatrix(m, i0, ni, first + c0, n, strip.data());
+        for (int64_t ii = 0; ii < ni; ++ii) {
+          const float* r = strip.data() + ii * n;
+          for (int64_t k = 0; k < n; ++k) mean[static_cast<size_t>(k)] += static_cast<double>(r[k]);
+        }
+      }
+      for (double& x : mean) x /= static_cast<double>(d);
+    }
     for (int64_t i0 = 0; i0 < d; i0 += kRows) {
       const int64_t ni = std::min(kRows, d - i0);
-      read_submatrix(m, i0, ni, first, count, strip.data());
+      const float* rows[kRows];
+      double g[kRows];
+      read_submatrix(m, i0, ni, first + c0, n, strip.data());
       for (int64_t ii = 0; ii < ni; ++ii) {
-        const float* r = strip.data() + ii * count;
-        for (int64_t k = 0; k < count; ++k) mean[static_cast<size_t>(k)] += static_cast<double>(r[k]);
+        rows[ii] = strip.data() + ii * n;
+        g[ii] = static_cast<double>(gamma[i0 + ii]);
+      }
+      for (int64_t k = 0; k < n; ++k) {
+        const double mk = mean[static_cast<size_t>(k)];
+        float* o = out.data() + (c0 + k) * d + i0;
+        for (int64_t ii = 0; ii < ni; ++ii) o[ii] = static_cast<float>((static_cast<double>(rows[ii][k]) - mk) * g[ii]);
       }
     }
-    for (double& x : mean) x /= static_cast<double>(d);
-  }
-  for (int64_t i0 = 0; i0 < d; i0 += kRows) {
-    const int64_t ni = std::min(kRows, d - i0);
-    const float* rows[kRows];
-    double g[kRows];
-    read_submatrix(m, i0, ni, first, count, strip.data());
-    for (int64_t ii = 0; ii < ni; ++ii) {
-      rows[ii] = strip.data() + ii * count;
-      g[ii] = static_cast<double>(gamma[i0 + ii]);
-    }
-    for (int64_t k = 0; k < count; ++k) {
-      const double mk = mean[static_cast<size_t>(k)];
-      float* o = out.data() + k * d + i0;
-      for (int64_t ii = 0; ii < ni; ++ii) o[ii] = static_cast<float>((static_cast<double>(rows[ii][k]) - mk) * g[ii]);
-    }
-  }
+  });
   return out;
 }
 

@@ -80,7 +80,9 @@ std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_thread
                                                 const ExplainProgressFn* progress = nullptr);
 
 /// The prepared value vector y0 = gamma_f * c(v) of each column of a [d_model, n] matrix: [n, d].
-std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count);
+/// The same bits for any thread count (a column's values depend on that column only).
+std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count,
+                                    int n_threads = 1);
 
 /// The head/tail split of one state's distribution.
 struct TailSplit {

@@ -20,6 +20,7 @@
 #include "ops/gemm.h"
 #include "ops/vector_ops.h"
 #include "ops/spectral_bound.h"
+#include "reslens/tensor.h"
 
 namespace reslens::analysis {
 
@@ -228,13 +229,18 @@ double certify_job(const ProjectionSketch& sk, const SketchJob& job, const Round
                                 half_width);
 }
 
-// The tail weights of the codes in state t, w_j = q_j a_j^2 (0 on the head and past V): [n_pad].
-std::vector<float> code_weights(const ProjectionSketch& sk, const TailSplit& t) {
-  std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad), 0.0f);
+// The tail weights of the codes in state t, w_j = q_j a_j^2 (0 on the head and past V), into wt
+// [n_pad].
+void code_weights_into(const ProjectionSketch& sk, const TailSplit& t, float* wt) {
   for (int64_t j = 0; j < sk.V; ++j) {
     const float a = sk.scale[static_cast<size_t>(j)];
-    wt[static_cast<size_t>(j)] = t.tail_q[static_cast<size_t>(j)] * (a * a);
+    wt[j] = t.tail_q[static_cast<size_t>(j)] * (a * a);
   }
+  std::fill(wt + sk.V, wt + sk.codes.n_pad, 0.0f);
+}
+std::vector<float> code_weights(const ProjectionSketch& sk, const TailSplit& t) {
+  std::vector<float> wt(static_cast<size_t>(sk.codes.n_pad));
+  code_weights_into(sk, t, wt.data());
   return wt;
 }
 
@@ -650,12 +656,9 @@ std::vector<double> sketched_log_expectations_shared(const ProjectionSketch& sk,
     for (int64_t v = v0; v < v1; ++v) rounded[static_cast<size_t>(v)] = round_vector(y0s[static_cast<size_t>(v)], d, nullptr, nullptr, nullptr);
   });
   // Per state: the codes' tail weights [ns, n_pad].
-  std::vector<float> W(static_cast<size_t>(ns * n_pad));
+  std::vector<float, DefaultInitAllocator<float>> W(static_cast<size_t>(ns * n_pad));  // every entry written
   parallel_for(n_threads, ns, [&](int64_t s0, int64_t s1) {
-    for (int64_t t = s0; t < s1; ++t) {
-      const std::vector<float> w = code_weights(sk, *states[static_cast<size_t>(t)]);
-      std::copy(w.begin(), w.end(), W.begin() + t * n_pad);
-    }
+    for (int64_t t = s0; t < s1; ++t) code_weights_into(sk, *states[static_cast<size_t>(t)], W.data() + t * n_pad);
   });
   // sum_T q_j a_j^2 x_j^2 of every (state, vector) pair: per block of 256 tokens one float product
   // [ns, 256] x [256, m] (a chain of 16 fused multiply-adds per lane and a 4-level tree: ~20

@@ -189,7 +189,7 @@ class LayerContexts {
       const float* v = is_ffn ? trace.resid_mid(l, P) : (l == 0 ? trace.embed(P) : trace.resid_post(l - 1, P));
       projector(r).prepare(v, ys.data() + i * static_cast<size_t>(d));
     }
-    std::vector<float> logits(rows.size() * static_cast<size_t>(V));
+    std::vector<float, DefaultInitAllocator<float>> logits(rows.size() * static_cast<size_t>(V));  // [rows, V], all written
     projector(rows.front().first).project_prepared(ys.data(), static_cast<int64_t>(rows.size()), logits.data());
     parallel_for(threads(), static_cast<int64_t>(rows.size()), [&](int64_t a, int64_t b) {
       for (int64_t i = a; i < b; ++i) {
@@ -537,7 +537,7 @@ class Tightening {
     const int64_t N = c_.d_mlp;
     const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
     // The layer's prepared directions y0_k = gamma_f * c(fc2_k): [d_mlp, d].
-    const std::vector<float> Y = prepared_columns(model_, model_.weights().layers[static_cast<size_t>(l)].W_out, 0, N);
+    const std::vector<float> Y = prepared_columns(model_, model_.weights().layers[static_cast<size_t>(l)].W_out, 0, N, threads());
     std::vector<SketchTask> tasks(jobs.size());
     for (size_t i = 0; i < jobs.size(); ++i) {
       const Job& j = jobs[i];
@@ -624,7 +624,7 @@ class Tightening {
     used.erase(std::unique(used.begin(), used.end()), used.end());
     const auto nv = static_cast<int64_t>(used.size());
     auto column_of = [&](int64_t vec) { return std::lower_bound(used.begin(), used.end(), vec) - used.begin(); };
-    std::vector<float> Yu(static_cast<size_t>(nv * d)), Yt(static_cast<size_t>(d * nv));
+    std::vector<float, DefaultInitAllocator<float>> Yu(static_cast<size_t>(nv * d)), Yt(static_cast<size_t>(d * nv));
     for (int64_t k = 0; k < nv; ++k) {
       const float* y = vs.y0 + used[static_cast<size_t>(k)] * d;
       std::copy(y, y + d, Yu.begin() + k * d);
@@ -644,7 +644,10 @@ class Tightening {
       }
     }
     std::vector<double> UY(static_cast<size_t>(2 * n_steps * nv), 0.0);  // [2 * steps, n_used]
-    ops::matmul_nn_accumulate_small(2 * n_steps, nv, d, U.data(), d, Yt.data(), nv, UY.data(), nv);
+    parallel_for(threads(), (nv + 63) / 64, [&](int64_t b0, int64_t b1) {
+      const int64_t c0 = b0 * 64, c1 = std::min(nv, b1 * 64);
+      ops::matmul_nn_accumulate_small(2 * n_steps, c1 - c0, d, U.data(), d, Yt.data() + c0, nv, UY.data() + c0, nv);
+    });
     // Every vector's projections on each split's head tokens, a float GEMM (as the steps' own head
     // projections are float sums). The steps' head tokens overlap (their contexts share the prompt),
     // so it runs once over their union: [n_used, |union|], column col_of[i][h] for split i's head
@@ -665,7 +668,7 @@ class Tightening {
                   tails[i].head_rows.begin() + static_cast<std::ptrdiff_t>(h + 1) * d, union_rows.begin() + c * d);
       }
     }
-    std::vector<float> heads(static_cast<size_t>(nv * nu));  // [n_used, |union|]
+    std::vector<float, DefaultInitAllocator<float>> heads(static_cast<size_t>(nv * nu));  // [n_used, |union|]
     if (nu > 0) ops::matmul_nt(nv, nu, d, Yu.data(), d, union_rows.data(), d, heads.data(), nu, threads());
     // By chunks of vectors: the first task of each vector makes its integer products and forms (kept
     // in a SharedProjections of the chunk's own), its other tasks read them. A generous tol: every
@@ -801,7 +804,10 @@ class Tightening {
     // read it need no aligned copy of their own (ops/gemm.cpp).
     std::vector<float> stage(kChunk * static_cast<size_t>(d));                          // [chunk, d] W's columns
     std::vector<float, DefaultInitAllocator<float>> ys(kChunk * static_cast<size_t>(d));  // [chunk, d]
-    std::vector<float> G(kChunk * static_cast<size_t>(V));                                     // [chunk, d_vocab]
+    // [chunk, d_vocab] the projected rows: kept between calls (rows_), whose pages are then faulted
+    // in once; every row is written before it is read.
+    rows_.resize(kChunk * static_cast<size_t>(V));
+    float* const G = rows_.data();
     size_t next_job = 0;
     for (size_t c0 = 0; c0 < dirs.size(); c0 += kChunk) {
       const size_t c1 = std::min(dirs.size(), c0 + kChunk);
@@ -819,7 +825,7 @@ class Tightening {
       read_columns(W, cols, stage.data(), threads());  // an encoded W decodes only their blocks
       for (size_t i = 0; i < to_project.size(); ++i) {
         projector.prepare_unscaled(stage.data() + i * static_cast<size_t>(d), ys.data() + i * static_cast<size_t>(d));
-        rows[to_project[i]].g = G.data() + i * static_cast<size_t>(V);
+        rows[to_project[i]].g = G + i * static_cast<size_t>(V);
         projected[to_project[i]] = 1;
       }
       // The shared rows are whole already: their extremes now (the projected ones' come per block).
@@ -853,7 +859,7 @@ class Tightening {
         std::vector<float> hi(to_project.size(), -std::numeric_limits<float>::infinity());
         for (int64_t v0 = 0; v0 < V; v0 += kVBlock) {
           const int64_t v1 = std::min(V, v0 + kVBlock), len = v1 - v0;
-          if (n_proj > 0) projector.project_prepared_block(ys.data(), n_proj, v0, v1, G.data() + v0, V);
+          if (n_proj > 0) projector.project_prepared_block(ys.data(), n_proj, v0, v1, G + v0, V);
           // Each thread takes rows [a, b): their block, squares and cubes' sides [4m, len] against the
           // weights [R, len], one product; a pair's value depends only on its two rows.
           parallel_for(threads(), N, [&](int64_t a, int64_t b) {
@@ -885,7 +891,7 @@ class Tightening {
           parallel_for(threads(), n_proj, [&](int64_t a, int64_t b) {
             for (int64_t k = a; k < b; ++k) {
               float mn = 0, mx = 0;
-              ops::min_max(G.data() + k * V + v0, len, mn, mx);
+              ops::min_max(G + k * V + v0, len, mn, mx);
               lo[static_cast<size_t>(k)] = std::min(lo[static_cast<size_t>(k)], mn);
               hi[static_cast<size_t>(k)] = std::max(hi[static_cast<size_t>(k)], mx);
             }
@@ -1511,6 +1517,7 @@ class Tightening {
   // [chunk vectors, n_pad] the integer products of a sketch chunk's vectors (sketch_values), kept
   // for the next chunk; uninitialised (every entry is written before it is read).
   std::vector<int32_t, DefaultInitAllocator<int32_t>> sketch_arena_;
+  std::vector<float, DefaultInitAllocator<float>> rows_;  // [128, d_vocab] directions()' projected rows
 };
 
 // The summed query analyses take the steps' new neuron scores too: each target step whose top
