@@ -241,12 +241,11 @@ std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_thread
   return mb;
 }
 
-std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count, int n_threads) {
+void prepared_columns_into(const Model& model, const MatrixView& m, int64_t first, int64_t count, float* out, int n_threads) {
   const ModelConfig& c = model.config();
   const VectorView& gamma = model.weights().ln_final_w;
   const bool centered = c.normalization_type == NormType::kLayerNorm;
   const int64_t d = c.d_model;
-  std::vector<float> out(static_cast<size_t>(count * d));
   // A transpose: 16 rows of m at a time, so each column's 16 outputs fill one cache line of `out`.
   // Each thread takes a range of the columns (a column's values depend on that column only).
   constexpr int64_t kRows = 16;
@@ -276,11 +275,16 @@ std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int
       }
       for (int64_t k = 0; k < n; ++k) {
         const double mk = mean[static_cast<size_t>(k)];
-        float* o = out.data() + (c0 + k) * d + i0;
+        float* o = out + (c0 + k) * d + i0;
         for (int64_t ii = 0; ii < ni; ++ii) o[ii] = static_cast<float>((static_cast<double>(rows[ii][k]) - mk) * g[ii]);
       }
     }
   });
+}
+
+std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count, int n_threads) {
+  std::vector<float> out(static_cast<size_t>(count * model.config().d_model));
+  prepared_columns_into(model, m, first, count, out.data(), n_threads);
   return out;
 }
 

@@ -83,6 +83,9 @@ std::shared_ptr<const ModelBounds> model_bounds(const Model& model, int n_thread
 /// The same bits for any thread count (a column's values depend on that column only).
 std::vector<float> prepared_columns(const Model& model, const MatrixView& m, int64_t first, int64_t count,
                                     int n_threads = 1);
+/// The same into out [count, d] (every value written).
+void prepared_columns_into(const Model& model, const MatrixView& m, int64_t first, int64_t count, float* out,
+                           int n_threads = 1);
 
 /// The head/tail split of one state's distribution.
 struct TailSplit {

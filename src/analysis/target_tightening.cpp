@@ -537,7 +537,9 @@ class Tightening {
     const int64_t N = c_.d_mlp;
     const std::shared_ptr<const ModelBounds> mb = model_bounds(model_, threads());
     // The layer's prepared directions y0_k = gamma_f * c(fc2_k): [d_mlp, d].
-    const std::vector<float> Y = prepared_columns(model_, model_.weights().layers[static_cast<size_t>(l)].W_out, 0, N, threads());
+    prepared_.resize(static_cast<size_t>(N * c_.d_model));  // (kept between layers: its pages faulted in once)
+    prepared_columns_into(model_, model_.weights().layers[static_cast<size_t>(l)].W_out, 0, N, prepared_.data(), threads());
+    const float* const Y = prepared_.data();
     std::vector<SketchTask> tasks(jobs.size());
     for (size_t i = 0; i < jobs.size(); ++i) {
       const Job& j = jobs[i];
@@ -549,7 +551,7 @@ class Tightening {
     // the forms' screening (GPT-2 shapes) the same forms, so the same bits either way. (Where the
     // forms are screened, a step's published forms could differ in kind from this call's, and the
     // values would depend on which directions the steps' budget held: not read there.)
-    const SketchVectors vectors{Y.data(), [l](int64_t k) { return std::make_pair(l, k); },
+    const SketchVectors vectors{Y, [l](int64_t k) { return std::make_pair(l, k); },
                                 [&mb, l](int64_t k) { return mb->ffn_forms_of(l, k); }, true};
     keep_sketched(jobs, tasks, sketch_values(l, vectors, true, tasks));
   }
@@ -625,11 +627,19 @@ class Tightening {
     const auto nv = static_cast<int64_t>(used.size());
     auto column_of = [&](int64_t vec) { return std::lower_bound(used.begin(), used.end(), vec) - used.begin(); };
     std::vector<float, DefaultInitAllocator<float>> Yu(static_cast<size_t>(nv * d)), Yt(static_cast<size_t>(d * nv));
-    for (int64_t k = 0; k < nv; ++k) {
-      const float* y = vs.y0 + used[static_cast<size_t>(k)] * d;
-      std::copy(y, y + d, Yu.begin() + k * d);
-      for (int64_t r = 0; r < d; ++r) Yt[static_cast<size_t>(r * nv + k)] = y[r];
-    }
+    // 16 vectors at a time, so that each of Yt's rows gets a cache line's 16 values in one go.
+    parallel_for(threads(), (nv + 15) / 16, [&](int64_t b0, int64_t b1) {
+      for (int64_t k0 = b0 * 16; k0 < std::min(nv, b1 * 16); k0 += 16) {
+        const int64_t k1 = std::min(nv, k0 + 16);
+        for (int64_t k = k0; k < k1; ++k) {
+          const float* y = vs.y0 + used[static_cast<size_t>(k)] * d;
+          std::copy(y, y + d, Yu.begin() + k * d);
+        }
+        for (int64_t r = 0; r < d; ++r) {
+          for (int64_t k = k0; k < k1; ++k) Yt[static_cast<size_t>(r * nv + k)] = Yu[static_cast<size_t>(k * d + r)];
+        }
+      }
+    });
     // Per step: the target's unscaled projection u_w . y0 and the tail mean's term mu_T . y0 of every
     // vector, in double (k ascending per element, so an element's bits depend only on its row and
     // column): [2 * steps, n_used].
@@ -658,7 +668,7 @@ class Tightening {
     std::sort(union_ids.begin(), union_ids.end());
     union_ids.erase(std::unique(union_ids.begin(), union_ids.end()), union_ids.end());
     const auto nu = static_cast<int64_t>(union_ids.size());
-    std::vector<float> union_rows(static_cast<size_t>(nu * d));  // [|union|, d] their W_U rows
+    std::vector<float, DefaultInitAllocator<float>> union_rows(static_cast<size_t>(nu * d));  // [|union|, d] their W_U rows (each written)
     std::vector<std::vector<int64_t>> col_of(tails.size());
     for (size_t i = 0; i < tails.size(); ++i) {
       for (size_t h = 0; h < tails[i].ids.size(); ++h) {
@@ -680,7 +690,7 @@ class Tightening {
     const int64_t entry_bytes = sk->codes.n_pad * static_cast<int64_t>(sizeof(int32_t));
     size_t nh_max = 0;
     for (const TailSplit& t : tails) nh_max = std::max(nh_max, t.ids.size());
-    std::vector<double> hd;  // [chunk tasks, nh_max] the chunk's head deltas
+    std::vector<double, DefaultInitAllocator<double>> hd;  // [chunk tasks, nh_max] the chunk's head deltas (a task's first |H| read)
     for (size_t c0 = 0; c0 < order.size();) {
       std::vector<size_t> first, rest;
       size_t c1 = c0;
@@ -690,7 +700,7 @@ class Tightening {
         if (new_vec) ++n_vecs;
         (new_vec ? first : rest).push_back(order[c1]);
       }
-      hd.assign((c1 - c0) * nh_max, 0.0);
+      hd.resize((c1 - c0) * nh_max);
       // Each vector's first task (it makes the products), then the rest; x-th of the chunk in that order.
       std::vector<SketchJob> head_jobs(first.size()), tail_jobs(rest.size());
       parallel_for(threads(), static_cast<int64_t>(c1 - c0), [&](int64_t a, int64_t b) {
@@ -1518,6 +1528,7 @@ class Tightening {
   // for the next chunk; uninitialised (every entry is written before it is read).
   std::vector<int32_t, DefaultInitAllocator<int32_t>> sketch_arena_;
   std::vector<float, DefaultInitAllocator<float>> rows_;  // [128, d_vocab] directions()' projected rows
+  std::vector<float, DefaultInitAllocator<float>> prepared_;  // [d_mlp, d] sketch_certify's layer directions
 };
 
 // The summed query analyses take the steps' new neuron scores too: each target step whose top
