@@ -352,26 +352,38 @@ TEST(Bounds, RefusesWhatItCannotCertify) {
   EXPECT_TRUE(std::isnan(bounded_log_expectation(c.t, a.head_delta.data(), a.tt, 1e3)));
 }
 
+// The random GPT-2 and the sizes split_tails reads of its bounds (the rest of them unused there).
+struct SplitFixture {
+  std::shared_ptr<const Model> model = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
+  ModelBounds mb;
+  SplitFixture() { mb.V = model->config().d_vocab, mb.d = model->config().d_model; }
+};
+
+// A distribution over V tokens: the softmax of logits drawn from normal(0, spread).
+Distribution softmax_of_normal(int64_t V, double spread, std::mt19937& rng) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> x(static_cast<size_t>(V));
+  for (double& v : x) v = spread * normal(rng);
+  const double mx = *std::max_element(x.begin(), x.end());
+  double z = 0;
+  for (double v : x) z += std::exp(v - mx);
+  Distribution dist;
+  for (double v : x) dist.q.push_back(std::exp(v - mx) / z);
+  return dist;
+}
+
 TEST(Bounds, ExtendTailIsTheSplitWithTheLargerHead) {
   // extend_tail(t, K) holds the split split_tails makes with head size K: the same tokens in the same
   // order, the same tail numbers to the bit, the same head rows; its tail mean (t's minus the added
   // rows) within rounding of the one summed over the smaller tail. With a target outside t's head
   // (kept where t has it), and a foil among the added tokens.
-  const std::shared_ptr<const Model> loaded = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
-  const Model& model = *loaded;
-  const int64_t V = model.config().d_vocab, d = model.config().d_model;
-  ModelBounds mb;
-  mb.V = V, mb.d = d;
+  const SplitFixture f;
+  const Model& model = *f.model;
+  const ModelBounds& mb = f.mb;
+  const int64_t V = mb.V, d = mb.d;
   std::mt19937 rng(7);
-  std::normal_distribution<double> normal(0.0, 1.0);
   for (const double spread : {0.3, 3.0}) {
-    Distribution dist;
-    std::vector<double> x(static_cast<size_t>(V));
-    for (double& v : x) v = spread * normal(rng);
-    const double mx = *std::max_element(x.begin(), x.end());
-    double z = 0;
-    for (double v : x) z += std::exp(v - mx);
-    for (double v : x) dist.q.push_back(std::exp(v - mx) / z);
+    const Distribution dist = softmax_of_normal(V, spread, rng);
     const int32_t target = static_cast<int32_t>(std::min_element(dist.q.begin(), dist.q.end()) - dist.q.begin());
     const std::vector<TailSplit> small = split_tails(model, mb, {&dist}, 64, {target}, 2);
     const int64_t K = 1024;
@@ -424,22 +436,14 @@ TEST(Bounds, ExtendTailIsTheSplitWithTheLargerHead) {
 TEST(Bounds, AKeptSplitIsRebuiltOnlyForItsOwnDistribution) {
   // What a step keeps of a split (its head and tail mean, KeptSplit) rebuilds the split split_tails
   // made, bit for bit, from the same distribution; from a distribution one ulp away it is refused.
-  const std::shared_ptr<const Model> loaded = Model::load(test::shared_path("models/random-gpt2/random-gpt2-test.gguf"));
-  const Model& model = *loaded;
-  const int64_t V = model.config().d_vocab, d = model.config().d_model;
-  ModelBounds mb;
-  mb.V = V, mb.d = d;
+  const SplitFixture f;
+  const Model& model = *f.model;
+  const int64_t V = f.mb.V;
   std::mt19937 rng(11);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  Distribution dist;
-  std::vector<double> x(static_cast<size_t>(V));
-  for (double& v : x) v = 2.0 * normal(rng);
-  const double mx = *std::max_element(x.begin(), x.end());
-  double z = 0;
-  for (double v : x) z += std::exp(v - mx);
-  for (double v : x) dist.q.push_back(std::exp(v - mx) / z);
-  const int32_t target = static_cast<int32_t>(std::min_element(dist.q.begin(), dist.q.end()) - dist.q.begin());
-  const TailSplit t = split_tails(model, mb, {&dist}, 64, {target, 3}, 2)[0];
+  const Distribution dist = softmax_of_normal(V, 2.0, rng);
+  // The head: the 64 most likely tokens, the least likely one and token 3 (as a step's target and foil).
+  const auto least = static_cast<int32_t>(std::min_element(dist.q.begin(), dist.q.end()) - dist.q.begin());
+  const TailSplit t = split_tails(model, f.mb, {&dist}, 64, {least, 3}, 2)[0];
   const KeptSplit kept = keep_split(t, dist);
   TailSplit r;
   ASSERT_TRUE(split_from_kept(model, kept, dist, r));
