@@ -502,30 +502,44 @@ class Tightening {
     const int64_t N = c_.d_mlp;
     std::vector<char> chosen(static_cast<size_t>(N), 0);
     for (const Job& j : selected) chosen[static_cast<size_t>(direction(j.ref, kFfn, j.index))] = 1;
-    std::vector<std::vector<char>> take(refs_.size());  // [ref][k]
+    return bounded_steps_of_wide_sums(kFfn, l, [&](int64_t i, int64_t) { return chosen[static_cast<size_t>(i % N)] != 0; });
+  }
+
+  // For every summed entry i of `level` in layer l that chosen(i, n_sum) names (n_sum: the summed
+  // array's last axis) and whose steps' widths add up to more than tol, every step with a bounded
+  // score there, as jobs in step order, then entry order (round 0 certifies them all).
+  template <class Chosen>
+  std::vector<Job> bounded_steps_of_wide_sums(int level, int64_t l, const Chosen& chosen) const {
+    std::vector<std::vector<char>> take(refs_.size());  // [ref][entry of its array]
     for (const SumTerms& st : sums_) {
-      if (st.level != kFfn) continue;
-      for (int64_t k = 0; k < N; ++k) {
-        if (!chosen[static_cast<size_t>(k)]) continue;
+      if (st.level != level || st.sum->values.empty()) continue;
+      const int64_t n_sum = st.sum->shape.back(), per_layer = st.sum->size() / c_.n_layers;
+      // A term's entry for summed entry i (-1: none) and its width there.
+      const auto entry = [&](size_t r, int64_t i) {
+        const ScoreArray& w = refs_[r].widths->*kWidthOf[level];
+        return w.values.empty() ? int64_t{-1} : step_index(i, n_sum, w.shape.back());
+      };
+      const auto width = [&](size_t r, int64_t j) { return (refs_[r].widths->*kWidthOf[level]).values[static_cast<size_t>(j)]; };
+      for (int64_t i = l * per_layer; i < (l + 1) * per_layer; ++i) {
+        if (!chosen(i, n_sum)) continue;
         double total = 0;
         for (const auto& term : st.terms) {
-          const std::vector<double>& w = (refs_[term.first].widths->*kWidthOf[kFfn]).values;
-          if (!w.empty()) total += w[static_cast<size_t>(l * N + k)];
+          if (const int64_t j = entry(term.first, i); j >= 0) total += width(term.first, j);
         }
         if (!(total > tol_)) continue;
         for (const auto& term : st.terms) {
+          const int64_t j = entry(term.first, i);
+          if (j < 0 || !(width(term.first, j) > 0)) continue;
           std::vector<char>& t = take[term.first];
-          if (t.empty()) t.assign(static_cast<size_t>(N), 0);
-          t[static_cast<size_t>(k)] = 1;
+          if (t.empty()) t.assign((refs_[term.first].widths->*kWidthOf[level]).values.size(), 0);
+          t[static_cast<size_t>(j)] = 1;
         }
       }
     }
     std::vector<Job> jobs;
     for (size_t r = 0; r < refs_.size(); ++r) {
-      const std::vector<double>& w = (refs_[r].widths->*kWidthOf[kFfn]).values;
-      if (w.empty() || take[r].empty()) continue;
-      for (int64_t k = 0; k < N; ++k) {
-        if (take[r][static_cast<size_t>(k)] && w[static_cast<size_t>(l * N + k)] > 0) jobs.push_back({r, kFfn, l * N + k, 0.0, 0.0});
+      for (size_t j = 0; j < take[r].size(); ++j) {
+        if (take[r][j]) jobs.push_back({r, level, static_cast<int64_t>(j), 0.0, 0.0});
       }
     }
     return jobs;
@@ -1026,57 +1040,27 @@ class Tightening {
       if (static_cast<int64_t>(c.size()) < n_t) c.resize(static_cast<size_t>(n_t), 0);
       c[static_cast<size_t>(j.index % n_t)] = 1;
     }
-    // Round 0's jobs: every bounded step of each of those sums that exceeds tol.
-    std::vector<std::vector<char>> take(refs_.size());  // [ref][entry of its head x position array]
-    for (const SumTerms& st : sums_) {
-      if (st.level != kHeadPosition || st.sum->values.empty()) continue;
-      const int64_t n_sum = st.sum->shape.back();
-      for (int64_t h = 0; h < H; ++h) {
-        const std::vector<char>& c = chosen[static_cast<size_t>(h)];
-        for (int64_t p = 0; p < static_cast<int64_t>(c.size()) && p < n_sum; ++p) {
-          if (!c[static_cast<size_t>(p)]) continue;
-          const int64_t i = (l * H + h) * n_sum + p;
-          double total = 0;
-          for (const auto& term : st.terms) {
-            const ScoreArray& w = refs_[term.first].widths->*kWidthOf[kHeadPosition];
-            if (w.values.empty()) continue;
-            const int64_t j = step_index(i, n_sum, w.shape.back());
-            if (j >= 0) total += w.values[static_cast<size_t>(j)];
-          }
-          if (!(total > tol_)) continue;
-          for (const auto& term : st.terms) {
-            const ScoreArray& w = refs_[term.first].widths->*kWidthOf[kHeadPosition];
-            if (w.values.empty()) continue;
-            const int64_t j = step_index(i, n_sum, w.shape.back());
-            if (j < 0 || !(w.values[static_cast<size_t>(j)] > 0)) continue;
-            std::vector<char>& t = take[term.first];
-            if (t.empty()) t.assign(w.values.size(), 0);
-            t[static_cast<size_t>(j)] = 1;
-          }
-        }
-      }
-    }
-    // The tasks, and the basis vectors they read: vec_of[h][k] their index among the call's vectors.
+    // Round 0's jobs: every bounded step of each of those sums that exceeds tol; the tasks, and the
+    // basis vectors they read: vec_of[h][k] their index among the call's vectors.
+    const std::vector<Job> candidates = bounded_steps_of_wide_sums(kHeadPosition, l, [&](int64_t i, int64_t n_sum) {
+      const std::vector<char>& c = chosen[static_cast<size_t>((i / n_sum) % H)];
+      return i % n_sum < static_cast<int64_t>(c.size()) && c[static_cast<size_t>(i % n_sum)] != 0;
+    });
     std::vector<Job> round0;
     std::vector<SketchTask> tasks;
     std::vector<std::vector<int64_t>> vec_of(static_cast<size_t>(H));
     std::vector<std::pair<int64_t, int64_t>> vecs;  // (h, k) of each vector
-    for (size_t r = 0; r < refs_.size(); ++r) {
-      if (take[r].empty()) continue;
-      const int64_t n_t = scores(r, kHeadPosition).shape.back();
-      const double inv_sigma = 1.0 / refs_[r].step->explanation.frozen_scale;
-      for (int64_t j = 0; j < static_cast<int64_t>(take[r].size()); ++j) {
-        if (!take[r][static_cast<size_t>(j)]) continue;
-        const int64_t h = (j / n_t) % H, p = j % n_t;
-        const HeadBasis& b = basis_of(h);
-        const int32_t k = b.cluster[r][static_cast<size_t>(p)];
-        if (k < 0) continue;  // a zero column: its score is exact already
-        std::vector<int64_t>& v = vec_of[static_cast<size_t>(h)];
-        if (v.empty()) v.assign(static_cast<size_t>(b.K), -1);
-        if (v[static_cast<size_t>(k)] < 0) v[static_cast<size_t>(k)] = static_cast<int64_t>(vecs.size()), vecs.emplace_back(h, k);
-        tasks.push_back({r, v[static_cast<size_t>(k)], b.alpha[r][static_cast<size_t>(p)] * inv_sigma});
-        round0.push_back({r, kHeadPosition, j, 0.0, 0.0});
-      }
+    for (const Job& job : candidates) {
+      const int64_t n_t = scores(job.ref, kHeadPosition).shape.back();
+      const int64_t h = (job.index / n_t) % H, p = job.index % n_t;
+      const HeadBasis& b = basis_of(h);
+      const int32_t k = b.cluster[job.ref][static_cast<size_t>(p)];
+      if (k < 0) continue;  // a zero column: its score is exact already
+      std::vector<int64_t>& v = vec_of[static_cast<size_t>(h)];
+      if (v.empty()) v.assign(static_cast<size_t>(b.K), -1);
+      if (v[static_cast<size_t>(k)] < 0) v[static_cast<size_t>(k)] = static_cast<int64_t>(vecs.size()), vecs.emplace_back(h, k);
+      tasks.push_back({job.ref, v[static_cast<size_t>(k)], b.alpha[job.ref][static_cast<size_t>(p)] * (1.0 / refs_[job.ref].step->explanation.frozen_scale)});
+      round0.push_back(job);
     }
     const auto nv = static_cast<int64_t>(vecs.size());
     // The call's keys: vector i under FFN slot (i / d_mlp, i % d_mlp) of its own store.
