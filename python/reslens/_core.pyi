@@ -231,7 +231,7 @@ class ModelDiff:
 def diff(model_a: Model, model_b: Model, tokens: Ids, target: Union[int, str, None] = None,
          foil: Union[int, str, None] = None, position: int = -1, top: int = 20, split_top: int = 20,
          include_final_bias: bool = False, threads: int = 0, method: str = "auto", bound_tol: float = 8e-6,
-         projection_cache: bool = True, projection_sketch: bool = True) -> ModelDiff: ...
+         projection_cache: bool = True, projection_sketch: bool = True, extended_head: int = -1) -> ModelDiff: ...
 
 class CircuitGraph:
     nodes_before: int
@@ -241,7 +241,7 @@ class CircuitGraph:
 def graph(model: Model, tokens: Ids, target: Union[int, str, None] = None, position: int = -1, top_values: int = 10,
           top_heads: int = 5, top_queries: int = 20, node_threshold: float = 0.8, edge_threshold: float = 0.98,
           include_final_bias: bool = False, threads: int = 0, method: str = "auto", bound_tol: float = 8e-6,
-          projection_cache: bool = True, projection_sketch: bool = True) -> CircuitGraph: ...
+          projection_cache: bool = True, projection_sketch: bool = True, extended_head: int = -1) -> CircuitGraph: ...
 
 # bind_hooks.cpp: forward hooks and generation
 def run_with_hooks(model: Model, tokens: Ids, patterns: Optional[Sequence[str]] = ...,

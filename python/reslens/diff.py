@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from . import _core
-from .explain import TokenSpec, check_score_knobs
+from .explain import TokenSpec, check_score_knobs, extended_head_int
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
@@ -100,14 +100,15 @@ class ModelDiff:
 def diff(model_a: "Model", model_b: "Model", text: "TokensLike", target: TokenSpec = None, foil: TokenSpec = None,
          position: int = -1, top: int = 20, split_top: int = 20, *, prepend_bos: Optional[bool] = None,
          include_final_bias: bool = False, threads: Optional[int] = None, method: str = "auto",
-         bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True) -> ModelDiff:
+         bound_tol: float = 8e-6, projection_cache: bool = True, projection_sketch: bool = True,
+         extended_head: int = -1) -> ModelDiff:
     """``reslens diff MODEL_A MODEL_B TEXT`` as a Python object. The text is tokenized by model A;
     the default target is A's top prediction, and B explains A's ids, position and target. Models of
     different shapes or vocabularies raise ``reslens.UnsupportedError`` naming both shapes.
-    ``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``: how both sides' scores
-    are computed, as ``reslens.explain``'s (``reslens diff --method --bound-tol --no-projection-cache
-    --no-sketch``; a bad value raises ``ValueError``, a wrong type ``TypeError``); the document
-    records them under ``options``.
+    ``method``, ``bound_tol``, ``projection_cache``, ``projection_sketch``, ``extended_head``: how both
+    sides' scores are computed, as ``reslens.explain``'s (``reslens diff --method --bound-tol
+    --no-projection-cache --no-sketch --extended-head``; a bad value raises ``ValueError``, a wrong type
+    ``TypeError``); the document records them under ``options``.
 
     >>> d = reslens.diff(model, model, "Once upon a time")
     >>> d.max_abs_delta
@@ -117,5 +118,5 @@ def diff(model_a: "Model", model_b: "Model", text: "TokensLike", target: TokenSp
     ids = model_a.tokens(text, prepend_bos)
     core = _core.diff(model_a.core, model_b.core, ids, target, foil, int(position), int(top), int(split_top),
                       bool(include_final_bias), int(threads or 0), method, float(bound_tol), bool(projection_cache),
-                      bool(projection_sketch))
+                      bool(projection_sketch), extended_head_int(extended_head))
     return ModelDiff(core, top)

@@ -617,7 +617,7 @@ def check_should_stop(should_stop: Any) -> None:
         raise TypeError(f"should_stop is a callable asked between steps (truthy: stop), or None, not {should_stop!r}")
 
 
-def _extended_head(v) -> int:
+def extended_head_int(v) -> int:
     """extended_head as an int: -1 (auto), 0 (none) or a head size (the library refuses others)."""
     if isinstance(v, bool) or not hasattr(v, "__index__"):
         raise TypeError(f"extended_head is -1 (auto), 0 (none) or a number of tokens, not {v!r}")
@@ -669,7 +669,7 @@ def _explain_target_core(model: "Model", text: "TokensLike", target, foil, posit
                                     int(set_size), int(lens_top_k), model.threads if threads is None else int(threads),
                                     method, 0 if generate is None else int(generate), float(temperature), int(seed),
                                     float(bound_tol), bool(projection_cache), bool(projection_sketch),
-                                    _extended_head(extended_head), should_stop, progress_fn)
+                                    extended_head_int(extended_head), should_stop, progress_fn)
     finally:
         if isinstance(progress_fn, _PhaseLine):
             progress_fn.finish()

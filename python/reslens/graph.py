@@ -9,7 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import _core
-from .explain import TokenSpec, check_score_knobs
+from .explain import TokenSpec, check_score_knobs, extended_head_int
 
 if TYPE_CHECKING:
     from .model import Model, TokensLike
@@ -77,12 +77,12 @@ def graph(model: "Model", text: "TokensLike", target: TokenSpec = None, position
           top_values: int = 10, top_heads: int = 5, top_queries: int = 20, node_threshold: float = 0.8,
           edge_threshold: float = 0.98, prepend_bos: Optional[bool] = None, include_final_bias: bool = False,
           threads: Optional[int] = None, method: str = "auto", bound_tol: float = 8e-6,
-          projection_cache: bool = True, projection_sketch: bool = True) -> Graph:
+          projection_cache: bool = True, projection_sketch: bool = True, extended_head: int = -1) -> Graph:
     """``reslens graph MODEL TEXT`` as a Python object. Thresholds outside [0, 1], or a pruning that
     leaves no edge, raise ``ValueError``. ``method``, ``bound_tol``, ``projection_cache``,
-    ``projection_sketch``: how the explanation's scores are computed, as ``reslens.explain``'s
-    (``reslens graph --method ...``; a bad value raises ``ValueError``, a wrong type ``TypeError``);
-    ``metadata["generation_settings"]`` records them.
+    ``projection_sketch``, ``extended_head``: how the explanation's scores are computed, as
+    ``reslens.explain``'s (``reslens graph --method ...``; a bad value raises ``ValueError``, a wrong
+    type ``TypeError``); ``metadata["generation_settings"]`` records them.
 
     >>> g = reslens.graph(model, "Once upon a time", node_threshold=1, edge_threshold=1)
     >>> len(g.links) > 0, g.nodes[0]["feature_type"]
@@ -93,4 +93,4 @@ def graph(model: "Model", text: "TokensLike", target: TokenSpec = None, position
     return Graph(_core.graph(model.core, ids, target, int(position), int(top_values), int(top_heads),
                              int(top_queries), float(node_threshold), float(edge_threshold),
                              bool(include_final_bias), int(threads or 0), method, float(bound_tol),
-                             bool(projection_cache), bool(projection_sketch)))
+                             bool(projection_cache), bool(projection_sketch), extended_head_int(extended_head)))

@@ -23,8 +23,9 @@ struct GraphHandle {
 // The precision knobs as explain's binding takes them (explain_request() checks bound_tol by the
 // library's rule; parse_method the method).
 void set_score_knobs(ExplainArgs& a, const std::string& method, double bound_tol, bool projection_cache,
-                     bool projection_sketch) {
+                     bool projection_sketch, int extended_head) {
   a.method = parse_method(method);
+  a.extended_head = extended_head;
   a.bound_tol = bound_tol;
   a.projection_cache = projection_cache;
   a.projection_sketch = projection_sketch;
@@ -57,14 +58,15 @@ void register_diff(py::module_& m) {
   m.def("diff",
         [](const ModelHandle& a, const ModelHandle& b, const py::handle& tokens, const py::handle& target,
            const py::handle& foil, int position, int top, int split_top, bool include_final_bias, int threads,
-           const std::string& method, double bound_tol, bool projection_cache, bool projection_sketch) {
+           const std::string& method, double bound_tol, bool projection_cache, bool projection_sketch,
+           int extended_head) {
           ExplainArgs args;
           args.target = token_name(target, "target");
           args.foil = token_name(foil, "foil");
           args.position = position;
           args.include_final_bias = include_final_bias;
           args.threads = threads;
-          set_score_knobs(args, method, bound_tol, projection_cache, projection_sketch);
+          set_score_knobs(args, method, bound_tol, projection_cache, projection_sketch, extended_head);
           ExplainRequest req = explain_request(to_ids(tokens), args);
           req.all_logits = false;
           DiffOptions o;
@@ -81,9 +83,9 @@ void register_diff(py::module_& m) {
         py::arg("foil") = py::none(), py::arg("position") = -1, py::arg("top") = 20, py::arg("split_top") = 20,
         py::arg("include_final_bias") = false, py::arg("threads") = 0, py::arg("method") = "auto",
         py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
-        py::arg("projection_sketch") = true,
-        "Two models' explanations of one prompt; method, bound_tol, projection_cache and projection_sketch "
-        "as explain's, for both sides.");
+        py::arg("projection_sketch") = true, py::arg("extended_head") = ExplainOptions{}.extended_head,
+        "Two models' explanations of one prompt; method, bound_tol, projection_cache, projection_sketch and "
+        "extended_head as explain's, for both sides.");
 
   py::class_<GraphHandle>(m, "CircuitGraph", "The prediction's circuit (reslens.graph)")
       .def("to_json", [](const GraphHandle& h) { return graph_json(*h.model, h.graph); })
@@ -92,13 +94,14 @@ void register_diff(py::module_& m) {
   m.def("graph",
         [](const ModelHandle& model, const py::handle& tokens, const py::handle& target, int position, int top_values,
            int top_heads, int top_queries, double node_threshold, double edge_threshold, bool include_final_bias,
-           int threads, const std::string& method, double bound_tol, bool projection_cache, bool projection_sketch) {
+           int threads, const std::string& method, double bound_tol, bool projection_cache, bool projection_sketch,
+           int extended_head) {
           ExplainArgs args;
           args.target = token_name(target, "target");
           args.position = position;
           args.include_final_bias = include_final_bias;
           args.threads = threads;
-          set_score_knobs(args, method, bound_tol, projection_cache, projection_sketch);
+          set_score_knobs(args, method, bound_tol, projection_cache, projection_sketch, extended_head);
           ExplainRequest req = explain_request(to_ids(tokens), args);
           req.all_logits = false;
           GraphOptions o;
@@ -118,8 +121,9 @@ void register_diff(py::module_& m) {
         py::arg("top_values") = 10, py::arg("top_heads") = 5, py::arg("top_queries") = 20, py::arg("node_threshold") = 0.8,
         py::arg("edge_threshold") = 0.98, py::arg("include_final_bias") = false, py::arg("threads") = 0,
         py::arg("method") = "auto", py::arg("bound_tol") = ExplainOptions{}.bound_tol, py::arg("projection_cache") = true,
-        py::arg("projection_sketch") = true,
-        "The prediction's circuit; method, bound_tol, projection_cache and projection_sketch as explain's.");
+        py::arg("projection_sketch") = true, py::arg("extended_head") = ExplainOptions{}.extended_head,
+        "The prediction's circuit; method, bound_tol, projection_cache, projection_sketch and extended_head as "
+        "explain's.");
 }
 
 }  // namespace reslens::python

@@ -139,14 +139,16 @@ def test_batch_helper_refuses_a_bad_bound_tol(model):
 # knobs (the same bits), and the documents record them.
 def test_diff_takes_the_knobs(model):
     default = reslens.explain(model, PROMPT)
-    for knobs in ({}, {"method": "full"}, {"projection_sketch": False}, {"bound_tol": 1e-3}):
+    for knobs in ({}, {"method": "full"}, {"projection_sketch": False}, {"bound_tol": 1e-3}, {"extended_head": 0},
+                  {"extended_head": 2048}):
         d = reslens.diff(model, model, PROMPT, **knobs)
         ex = reslens.explain(model, PROMPT, **knobs)
         a, b, delta = d.arrays()["ffn_neuron_scores"]
         assert np.array_equal(a, ex.ffn_neuron) and np.array_equal(b, ex.ffn_neuron), knobs
         assert d.max_abs_delta == 0.0
         assert d.json["options"] == {"method": knobs.get("method", "auto"), "bound_tol": knobs.get("bound_tol", 8e-6),
-                                     "projection_cache": True, "projection_sketch": knobs.get("projection_sketch", True)}
+                                     "projection_cache": True, "projection_sketch": knobs.get("projection_sketch", True),
+                                     "extended_head": knobs.get("extended_head", -1)}
         if knobs.get("method") == "full" or knobs.get("bound_tol"):  # these change the scores' bits here
             assert not np.array_equal(a, default.ffn_neuron), knobs
 
@@ -164,6 +166,12 @@ def test_graph_takes_the_knobs(model):
     loose = reslens.graph(model, PROMPT, node_threshold=1, edge_threshold=1, bound_tol=1e-3, projection_sketch=False)
     assert loose.metadata["generation_settings"]["bound_tol"] == 1e-3
     assert loose.metadata["generation_settings"]["projection_sketch"] is False
+    assert default.metadata["generation_settings"]["extended_head"] == -1
+    # extended_head reaches the graph's explanation: generation_settings reads it from the options the
+    # explanation was computed with
+    for extend in (0, 2048):
+        g = reslens.graph(model, PROMPT, node_threshold=1, edge_threshold=1, extended_head=extend)
+        assert g.metadata["generation_settings"]["extended_head"] == extend
 
 
 @pytest.mark.parametrize("call", ["diff", "graph"])
@@ -179,7 +187,11 @@ def test_diff_and_graph_refuse_bad_knobs(model, call):
                                 ({"bound_tol": float("nan")}, ValueError, "not nan"),
                                 ({"bound_tol": float("inf")}, ValueError, "not inf"),
                                 ({"bound_tol": "1e-5"}, TypeError, "bound_tol is a number"),
-                                ({"bound_tol": True}, TypeError, "bound_tol is a number")):
+                                ({"bound_tol": True}, TypeError, "bound_tol is a number"),
+                                ({"extended_head": -2}, ValueError, "extended_head must be -1"),
+                                ({"extended_head": 1 << 21}, ValueError, "extended_head must be -1"),
+                                ({"extended_head": "2048"}, TypeError, "extended_head"),
+                                ({"extended_head": 1.5}, TypeError, "extended_head")):
         with pytest.raises(error, match=match) as e:
             run(**knobs)
         assert "\n" not in str(e.value), knobs

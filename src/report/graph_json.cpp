@@ -54,7 +54,8 @@ std::string graph_json(const Model& model, const CircuitGraph& g) {
         {"nodes_before_pruning", g.nodes_before}, {"edges_before_pruning", g.edges_before},
         // how the explanation's scores were computed (docs/explain.md, "Precision and speed knobs")
         {"method", to_string(e.options.method)}, {"bound_tol", e.options.bound_tol},
-        {"projection_cache", e.options.projection_cache}, {"projection_sketch", e.options.projection_sketch}}}};
+        {"projection_cache", e.options.projection_cache}, {"projection_sketch", e.options.projection_sketch},
+        {"extended_head", e.options.extended_head}}}};
   j["qParams"] = {{"pinnedIds", json::array()}, {"supernodes", json::array()}, {"linkType", "both"}};
   j["nodes"] = json::array();
   for (size_t i = 0; i < g.nodes.size(); ++i) {

@@ -155,10 +155,12 @@ def main():
         out = os.path.join(a.work, name)
         doc = json.loads(command(["diff", a.model, a.model], prompt, "--json", "-t", "2", "-o", out, *args).stdout)
         return doc, np.load(os.path.join(out, "a", "ffn_neuron_scores.npy")), np.load(os.path.join(out, "b", "ffn_neuron_scores.npy"))
-    for args, arr in (([], d_arr), (["--method", "full"], f_arr), (["--no-sketch"], n_arr)):
+    for args, arr in (([], d_arr), (["--method", "full"], f_arr), (["--no-sketch"], n_arr),
+                      (["--extended-head", "0"], z_arr), (["--extended-head", "2048"], p_arr)):
         doc, da, db = diff("diff" + "".join(args), *args)
         want = {"method": "full" if "full" in args else "auto", "bound_tol": 8e-6, "projection_cache": True,
-                "projection_sketch": "--no-sketch" not in args}
+                "projection_sketch": "--no-sketch" not in args,
+                "extended_head": int(args[1]) if args[:1] == ["--extended-head"] else -1}
         check(doc["options"] == want and np.array_equal(da, arr["ffn_neuron_scores"]) and np.array_equal(db, da),
               f"diff {' '.join(args) or '(default)'}: both sides are explain's with the same knobs, recorded")
     out = os.path.join(a.work, "diff-batch")
@@ -181,6 +183,9 @@ def main():
     g_loose = graph("--bound-tol", "1e-3", "--no-sketch", "--no-projection-cache")["metadata"]["generation_settings"]
     check((g_loose["bound_tol"], g_loose["projection_sketch"], g_loose["projection_cache"]) == (1e-3, False, False),
           "graph --bound-tol --no-sketch --no-projection-cache: recorded")
+    check(g_default["metadata"]["generation_settings"]["extended_head"] == -1
+          and graph("--extended-head", "0")["metadata"]["generation_settings"]["extended_head"] == 0,
+          "graph --extended-head 0: recorded (-1, auto, by default)")
 
     # Bad values: exit 2, one line on stderr, from every command that takes them.
     for cmd in (["explain", a.model], ["diff", a.model, a.model], ["graph", a.model]):
