@@ -12,6 +12,12 @@
 // library's threads to go to sleep.
 //
 // Counters: GFLOP/s = 2 M N K per call; B_GB/s = bytes of B per call (the bound at small M).
+//
+// tile_kernel/...: the ceiling of the tile kernel itself, on one thread, against the float32 FMA peak
+// measured in the same process (peak_share): the main tile's K-block kernel (PartTileFn, as the
+// 7B panels run it, K = 1024 per call, lanes carried in memory) with its operands in L1 (l1), and with
+// A's rows streaming from L2 past one tile of B in L1, 128 rows of A per pass (a_from_l2, the panels'
+// data flow at 128 tokens). What issue 15's "85% of the FMA peak" at 128 tokens would need of it.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -25,7 +31,9 @@
 
 #include "core/parallel.h"
 #include "gemm_shapes.h"
+#include "ops/fma_peak.h"
 #include "ops/gemm.h"
+#include "ops/gemm_kernels.h"
 
 namespace {
 
@@ -168,7 +176,51 @@ void bm_memory_read(benchmark::State& state) {
       benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The tile kernel alone (see the top of the file). a_rows: rows of A one pass reads (the tile's own
+// rows for l1, 128 for a_from_l2), each K = 1024 floats at a stride padded by a line, as the panels'
+// scratch is.
+void bm_tile_kernel(benchmark::State& state, int64_t a_rows) {
+  namespace d = reslens::ops::detail;
+  const d::TileSet* ts = d::gemm_best_isa() == GemmIsa::avx512 ? d::avx512_tiles()
+                         : d::gemm_best_isa() == GemmIsa::avx2 ? d::avx2_tiles()
+                                                                 : nullptr;
+  if (ts == nullptr || ts->part[ts->rows][ts->cols[ts->rows]] == nullptr) {
+    state.SkipWithError("no SIMD K-block tile kernel on this CPU");
+    return;
+  }
+  const int64_t rm = ts->rows, rn = ts->cols[rm], K = 1024, ld = K + 16;
+  const d::PartTileFn fn = ts->part[rm][rn];
+  a_rows = std::max(a_rows / rm, int64_t{1}) * rm;
+  // On cache lines, as the GEMM's scratch and aligned copies are (a std::vector's floats start 16 bytes
+  // into a line, and loads that straddle lines cost two).
+  const int64_t tiles = a_rows / rm;
+  std::vector<float> a_mem(static_cast<size_t>(a_rows * ld + 16)), b_mem(static_cast<size_t>(rn * ld + 16));
+  std::vector<float> acc_mem(static_cast<size_t>(tiles * rm * rn * d::kGemmLanes + 16), 0.0f);
+  const auto on_line = [](std::vector<float>& v) {
+    const auto skip = (64 - reinterpret_cast<std::uintptr_t>(v.data()) % 64) % 64 / sizeof(float);
+    return v.data() + skip;
+  };
+  fill(a_mem, 1);
+  fill(b_mem, 2);
+  float* a = on_line(a_mem);      // [a_rows, ld]
+  float* b = on_line(b_mem);      // [rn, ld]
+  float* acc = on_line(acc_mem);  // [tiles][rm * rn][16]
+  static const double peak = reslens::ops::measure_fma_peak(1).gflops;  // one thread, once per process
+  for (auto _ : state) {
+    for (int64_t t = 0; t < tiles; ++t)
+      fn(K, a + t * rm * ld, ld, b, ld, acc + t * rm * rn * d::kGemmLanes, false, false, nullptr, 0, false);
+    benchmark::DoNotOptimize(acc);
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * static_cast<double>(a_rows * rn * K);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_GFLOP/s"] = peak;
+  state.SetLabel(std::to_string(rm) + " x " + std::to_string(rn) + " tile");
+}
+
 void register_all() {
+  benchmark::RegisterBenchmark("tile_kernel/l1", bm_tile_kernel, int64_t{1})->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("tile_kernel/a_from_l2", bm_tile_kernel, int64_t{128})->Unit(benchmark::kMicrosecond);
   const int threads = bench_threads();
   for (const int64_t t : {int64_t{1}, int64_t{threads}})
     for (const int64_t streams : {1, 4})
