@@ -14,7 +14,7 @@
 // Counters: GFLOP/s = 2 M N K per call; B_GB/s = bytes of B per call (the bound at small M).
 //
 // tile_kernel/...: the ceiling of the tile kernel itself, on one thread, against the float32 FMA peak
-// measured in the same process (peak_share): the main tile's K-block kernel (PartTileFn, as the
+// measured in the same process (peak_GFLOP/s): the main tile's K-block kernel (PartTileFn, as the
 // 7B panels run it, K = 1024 per call, lanes carried in memory) with its operands in L1 (l1), and with
 // A's rows streaming from L2 past one tile of B in L1, 128 rows of A per pass (a_from_l2, the panels'
 // data flow at 128 tokens). What issue 15's "85% of the FMA peak" at 128 tokens would need of it.

@@ -55,9 +55,7 @@ std::string diff_json(const Model& a, const Model& b, const ModelDiff& d, const 
   j["target"] = {{"id", eo.target}, {"text", report::tok(a, eo.target)}};
   if (eo.foil >= 0) j["foil"] = {{"id", eo.foil}, {"text", report::tok(a, eo.foil)}};
   // Both sides explained with these knobs (docs/explain.md, "Precision and speed knobs").
-  j["options"] = {{"method", to_string(eo.method)}, {"bound_tol", eo.bound_tol},
-                  {"projection_cache", eo.projection_cache}, {"projection_sketch", eo.projection_sketch},
-                  {"extended_head", eo.extended_head}};
+  j["options"] = report::score_knobs(eo);
   j["target_log_prob_delta"] = d.b.explanation.real_log_prob - d.a.explanation.real_log_prob;
   j["max_abs_delta"] = d.max_abs_delta;
   j["levels"] = json::array();

@@ -23,6 +23,9 @@ std::string clean(const std::string& s);
 /// A token's text, clean.
 std::string tok(const Model& m, int32_t id);
 nlohmann::json token_texts(const Model& m, const std::vector<int32_t>& ids);
+/// The knobs that decide how scores are computed (method as asked: "auto" stays "auto"), one object
+/// for every document that records them: explain's and diff's `options`, graph's `generation_settings`.
+nlohmann::json score_knobs(const ExplainOptions& eo);
 
 /// A flat index of an attention-neuron array [L, H, d_head, n] as its four indices.
 struct Unpacked {

@@ -42,6 +42,11 @@ json token_texts(const Model& m, const std::vector<int32_t>& ids) {
   return a;
 }
 
+json score_knobs(const ExplainOptions& eo) {
+  return {{"method", to_string(eo.method)}, {"bound_tol", eo.bound_tol}, {"projection_cache", eo.projection_cache},
+          {"projection_sketch", eo.projection_sketch}, {"extended_head", eo.extended_head}};
+}
+
 Unpacked unpack_attn(const std::vector<int64_t>& shape, int64_t idx) {
   const auto& s = shape;  // [L, H, dh, n]
   Unpacked u{};
@@ -80,10 +85,8 @@ json explain_document(const Model& model, const RunResult& run, std::span<const 
   // The precision knobs as asked (method "auto" stays "auto"; method_counts says what ran), so a
   // document says how its scores were computed wherever it was made (CLI, server, Python).
   j["options"] = {{"include_final_bias", eo.include_final_bias}, {"compat_notebook", eo.compat_notebook},
-                  {"query_top_n", eo.query_top_n}, {"set_size", eo.set_size},
-                  {"method", to_string(eo.method)}, {"bound_tol", eo.bound_tol},
-                  {"projection_cache", eo.projection_cache}, {"projection_sketch", eo.projection_sketch},
-                  {"extended_head", eo.extended_head}};
+                  {"query_top_n", eo.query_top_n}, {"set_size", eo.set_size}};
+  j["options"].update(score_knobs(eo));
   j["frozen_norm"] = {{"kind", c.normalization_type == NormType::kLayerNorm ? "layernorm" : "rmsnorm"},
                       {"scale", ex.frozen_scale}};
 

@@ -51,11 +51,9 @@ std::string graph_json(const Model& model, const CircuitGraph& g) {
       {"pruning_settings", {{"node_threshold", g.options.node_threshold}, {"edge_threshold", g.options.edge_threshold}}},
       {"generation_settings",
        {{"top_values", g.options.top_values}, {"top_heads", g.options.top_heads}, {"top_queries", g.options.top_queries},
-        {"nodes_before_pruning", g.nodes_before}, {"edges_before_pruning", g.edges_before},
-        // how the explanation's scores were computed (docs/explain.md, "Precision and speed knobs")
-        {"method", to_string(e.options.method)}, {"bound_tol", e.options.bound_tol},
-        {"projection_cache", e.options.projection_cache}, {"projection_sketch", e.options.projection_sketch},
-        {"extended_head", e.options.extended_head}}}};
+        {"nodes_before_pruning", g.nodes_before}, {"edges_before_pruning", g.edges_before}}}};
+  // how the explanation's scores were computed (docs/explain.md, "Precision and speed knobs")
+  j["metadata"]["generation_settings"].update(report::score_knobs(e.options));
   j["qParams"] = {{"pinnedIds", json::array()}, {"supernodes", json::array()}, {"linkType", "both"}};
   j["nodes"] = json::array();
   for (size_t i = 0; i < g.nodes.size(); ++i) {
